@@ -1,0 +1,43 @@
+# jitportal: `make run` starts the portal with its demo, `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORTAL_HOST ?= 127.0.0.1
+PORTAL_PORT ?= 8000
+export PATH := $(abspath $(BIN)):$(PATH)
+export DJANGO_SETTINGS_MODULE ?= jitportal.settings.local
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "  jitportal is starting on http://$(PORTAL_HOST):$(PORTAL_PORT)/"
+	@echo "  Sign in as 'admin' with password 'admin' (the demo's break-glass account)."
+	@echo "  Press Ctrl-C to stop web, worker and beat together."
+	@echo ""
+	PORTAL_HOST=$(PORTAL_HOST) PORTAL_PORT=$(PORTAL_PORT) $(BIN)/honcho start -f Procfile
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install
+	$(BIN)/ruff check .
+	DJANGO_SETTINGS_MODULE=jitportal.settings.test $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	DJANGO_SETTINGS_MODULE=jitportal.settings.test $(BIN)/python -m bench
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""Seed the demo: a break-glass administrator for the local demo (idempotent)."""
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Create the demo's data. Refuses to run outside DEBUG so it never seeds production."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--admin-password", default="admin", help="password of the local 'admin' user")
+
+    def handle(self, *args, admin_password: str, **options):
+        if not settings.DEBUG:
+            raise CommandError("seed_demo only runs with DEBUG on (the demo settings).")
+        user_model = get_user_model()
+        admin, created = user_model.objects.get_or_create(
+            username="admin",
+            defaults={"is_staff": True, "is_superuser": True, "display_name": "Break-glass admin"},
+        )
+        if created:
+            admin.set_password(admin_password)
+            admin.save(update_fields=["password"])
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))

@@ -1,0 +1,32 @@
+"""The dashboard in headless chromium: the Django admin look with the portal's navigation."""
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_dashboard_opens_with_the_admin_look(page, live_server, breakglass_admin):
+    page.goto(f"{live_server.url}/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/$"))
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "correct-horse-1")
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(f"{live_server.url}/")
+    expect(page.locator("#header #site-name")).to_have_text("JIT Portal")
+    nav = page.locator("#portal-nav")
+    for label in ("Dashboard", "Inventory", "Requests", "Audit", "Settings"):
+        expect(nav.get_by_role("link", name=label)).to_be_visible()
+    expect(nav.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
+    expect(page.locator("#my-open-access")).to_contain_text("no open access")
+    # The admin stylesheet is loaded and applied: the header takes the admin's colours.
+    assert page.evaluate("() => [...document.styleSheets].some(s => (s.href || '').endsWith('admin/css/base.css'))")
+    header_bg = page.locator("#header").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert header_bg not in ("rgba(0, 0, 0, 0)", "transparent")
+
+    nav.get_by_role("link", name="Inventory").click()
+    expect(page).to_have_url(f"{live_server.url}/inventory/")
+    expect(page.locator("#changelist")).to_be_visible()
+    expect(page.locator(".breadcrumbs")).to_contain_text("Inventory")

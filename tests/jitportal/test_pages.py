@@ -1,0 +1,33 @@
+"""Every portal page asks for sign-in and renders in the admin look once signed in."""
+import pytest
+from django.urls import reverse
+
+PAGES = ["dashboard", "settings", "policies:inventory", "policies:requests", "audit:search"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", PAGES)
+def test_anonymous_visitors_are_sent_to_sign_in(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", PAGES)
+def test_pages_extend_the_admin_base(client, breakglass_admin, name):
+    client.force_login(breakglass_admin)
+    response = client.get(reverse(name))
+    assert response.status_code == 200
+    templates = {t.name for t in response.templates}
+    assert {"admin/base.html", "admin/base_site.html", "generic/base.html"} <= templates
+    assert b'id="portal-nav"' in response.content
+
+
+@pytest.mark.django_db
+def test_sign_out_needs_a_post(client, breakglass_admin):
+    client.force_login(breakglass_admin)
+    assert client.get(reverse("logout")).status_code == 405
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert client.get(reverse("dashboard")).status_code == 302

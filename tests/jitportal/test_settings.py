@@ -1,0 +1,116 @@
+"""Settings switch by environment: each case loads settings in a fresh interpreter."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import json, django
+from django.conf import settings
+django.setup()
+from jitportal.celery import app
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "name": str(settings.DATABASES["default"]["NAME"]),
+    "broker": app.conf.broker_url,
+    "backend": str(app.conf.result_backend),
+    "transport_options": app.conf.broker_transport_options,
+    "debug": settings.DEBUG,
+    "always_eager": app.conf.task_always_eager,
+}))
+"""
+
+
+def load_settings(module: str, **env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_", "DJANGO_"))}
+    clean.update(env, DJANGO_SETTINGS_MODULE=module)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_defaults_need_no_server():
+    loaded = load_settings("jitportal.settings.local")
+    assert loaded["engine"] == "django.db.backends.sqlite3"
+    assert loaded["name"].endswith("db.sqlite3")
+    assert loaded["broker"].startswith("filesystem://")
+    assert loaded["transport_options"]["data_folder_in"] == loaded["transport_options"]["data_folder_out"]
+    assert loaded["backend"].startswith("file://")
+    assert loaded["always_eager"] is False
+
+
+def test_database_url_switches_to_postgresql():
+    loaded = load_settings(
+        "jitportal.settings.local", DATABASE_URL="postgres://jit:pw@db.example.invalid:5432/jitportal"
+    )
+    assert loaded["engine"] == "django.db.backends.postgresql"
+    assert loaded["name"] == "jitportal"
+
+
+def test_broker_url_switches_to_redis_with_results_in_redis():
+    loaded = load_settings("jitportal.settings.local", CELERY_BROKER_URL="redis://127.0.0.1:6379/5")
+    assert loaded["broker"] == "redis://127.0.0.1:6379/5"
+    assert loaded["backend"] == "redis://127.0.0.1:6379/5"
+    assert "data_folder_in" not in loaded["transport_options"]
+
+
+def test_broker_url_switches_to_rabbitmq():
+    loaded = load_settings("jitportal.settings.local", CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//")
+    assert loaded["broker"].startswith("amqp://")
+    assert loaded["backend"] == "rpc://"
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    clean.update(DJANGO_SETTINGS_MODULE="jitportal.settings.production", DJANGO_ALLOWED_HOSTS="jit.example.com")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert "DJANGO_SECRET_KEY" in out.stderr
+
+
+def test_production_reads_the_secret_from_a_mounted_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("x" * 64 + "\n")
+    loaded = load_settings(
+        "jitportal.settings.production", DJANGO_SECRET_KEY_FILE=str(secret), DJANGO_ALLOWED_HOSTS="jit.example.com"
+    )
+    assert loaded["debug"] is False
+
+
+@pytest.mark.parametrize("value", ["yes-please", "2"])
+def test_a_boolean_that_is_neither_true_nor_false_stops_start_up(value):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    clean.update(DJANGO_SETTINGS_MODULE="jitportal.settings.local", DJANGO_DEBUG=value)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert "DJANGO_DEBUG" in out.stderr and "is not a boolean" in out.stderr
+
+
+def test_production_check_deploy_reports_nothing(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="jitportal.settings.production",
+        DJANGO_SECRET_KEY="k" * 20 + "-production-secret-with-enough-entropy-0123456789",
+        DJANGO_ALLOWED_HOSTS="jit.example.com",
+    )
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "System check identified no issues (0 silenced)." in out.stdout
