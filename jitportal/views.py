@@ -24,11 +24,9 @@ def settings_index(request: HttpRequest) -> HttpResponse:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """Report database and broker reachability: 200 when both answer, 503 otherwise."""
-    from jitportal.celery import app
-
     checks = {
         "database": check_database(),
-        "broker": check_broker(app.conf.broker_url, app.conf.broker_transport_options or {}),
+        "broker": check_broker(settings.CELERY_BROKER_URL, settings.CELERY_BROKER_TRANSPORT_OPTIONS),
     }
     healthy = all(reason is None for reason in checks.values())
     body = {

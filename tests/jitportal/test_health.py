@@ -1,7 +1,6 @@
 """/healthz reports database and broker reachability."""
 import pytest
 
-from jitportal.celery import app
 from jitportal.lib.broker import broker_options
 
 
@@ -22,9 +21,9 @@ def test_it_needs_no_sign_in(client):
 
 
 @pytest.mark.django_db
-def test_it_goes_503_when_a_redis_broker_is_down(client, monkeypatch):
-    monkeypatch.setitem(app.conf, "broker_url", "redis://127.0.0.1:1/0")
-    monkeypatch.setitem(app.conf, "broker_transport_options", {})
+def test_it_goes_503_when_a_redis_broker_is_down(client, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
@@ -35,10 +34,10 @@ def test_it_goes_503_when_a_redis_broker_is_down(client, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_it_goes_503_when_the_embedded_broker_folder_is_gone(client, monkeypatch, tmp_path):
+def test_it_goes_503_when_the_embedded_broker_folder_is_gone(client, settings, tmp_path):
     options, _ = broker_options("filesystem://", tmp_path / "missing")
-    monkeypatch.setitem(app.conf, "broker_url", "filesystem://")
-    monkeypatch.setitem(app.conf, "broker_transport_options", options)
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     response = client.get("/healthz")
     assert response.status_code == 503
     assert "not writable" in response.json()["checks"]["broker"]["error"]

@@ -91,8 +91,11 @@ def start_worker(broker_url: str, folder: Path, *, queue: str | None = None, env
 
 
 @pytest.fixture
-def celery_worker_factory(tmp_path) -> Iterator:
+def celery_worker_factory(tmp_path, monkeypatch) -> Iterator:
     """Start real workers; each is stopped at the end of the test."""
+    # Celery lets these variables override any app's configuration: the producer must use its own.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.delenv("CELERY_RESULT_BACKEND", raising=False)
     started: list[WorkerProcess] = []
 
     def factory(broker_url: str, **kwargs) -> WorkerProcess:
