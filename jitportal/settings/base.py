@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_tables2",
     "django_htmx",
+    "jitportal",
     "accounts",
     "policies",
     "audit",
