@@ -1,0 +1,270 @@
+"""JIT semantics through the real SDK: NSG deny/allow rules, requests, expiry, replacement, firewalls, refusals."""
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.security.v2020_01_01.models import (
+    JitNetworkAccessPolicyInitiatePort,
+    JitNetworkAccessPolicyInitiateRequest,
+    JitNetworkAccessPolicyInitiateVirtualMachine,
+    JitNetworkAccessPolicyVirtualMachine,
+    JitNetworkAccessPortRule,
+)
+
+from emulator.scenarios.identities import DEV_SUBSCRIPTION, PORTAL_CLIENT_ID, PROD_SUBSCRIPTION
+from tests.emulator.conftest import in_hours, policy_path, vm_id
+
+WEB = ("rg-web-prod", "westeurope")
+DATA = ("rg-data-prod", "northeurope")
+
+
+def jit_rules(emu, vm: str, access: str) -> list[tuple[str, dict]]:
+    """(nsg level, rule properties) of the JIT rules with ``access`` on the NSGs guarding ``vm``."""
+    view = emu.nsg_rules(vm)
+    return [(nsg["level"], rule["properties"]) for nsg in view["nsgs"] for rule in nsg["securityRules"]
+            if rule["name"].startswith("SecurityCenter-JITRule") and rule["properties"]["access"] == access
+            and rule["properties"]["destinationAddressPrefix"] == view["privateIpAddress"]]
+
+
+def initiate(arm, group: str, location: str, vm: str, port: int, end: str, prefix: str | None = None,
+             justification: str | None = "alice: testing (portal request #9)"):
+    request = JitNetworkAccessPolicyInitiateRequest(
+        virtual_machines=[JitNetworkAccessPolicyInitiateVirtualMachine(
+            id=vm, ports=[JitNetworkAccessPolicyInitiatePort(number=port, end_time_utc=end,
+                                                               allowed_source_address_prefix=prefix)])],
+        justification=justification)
+    return arm.security().jit_network_access_policies.initiate(group, location, "default", body=request)
+
+
+def add_vm(arm, group: str, location: str, vm: str, port: int = 22) -> None:
+    client = arm.security().jit_network_access_policies
+    policy = client.get(group, location, "default")
+    policy.virtual_machines.append(JitNetworkAccessPolicyVirtualMachine(id=vm, ports=[JitNetworkAccessPortRule(
+        number=port, protocol="*", allowed_source_address_prefix="*", max_request_access_duration="PT3H")]))
+    client.create_or_update(group, location, "default", body=policy)
+
+
+def test_it_writes_deny_rules_into_the_nic_and_subnet_nsgs_of_a_vm_added_to_a_policy(arm, fresh_emulator):
+    vm = vm_id("rg-web-prod", "web-05")
+    assert jit_rules(fresh_emulator, vm, "Deny") == []
+    add_vm(arm, *WEB, vm, 22)
+    deny = jit_rules(fresh_emulator, vm, "Deny")
+    assert sorted(level for level, _ in deny) == ["nic", "subnet"]
+    for _level, rule in deny:
+        assert rule["destinationPortRange"] == "22"
+        assert rule["sourceAddressPrefix"] == "*"
+        assert rule["direction"] == "Inbound"
+
+
+def test_it_removes_the_rules_of_a_vm_dropped_from_the_policy(arm, fresh_emulator):
+    vm = vm_id("rg-web-prod", "web-04")
+    assert jit_rules(fresh_emulator, vm, "Deny")
+    client = arm.security().jit_network_access_policies
+    policy = client.get(*WEB, "default")
+    policy.virtual_machines = [v for v in policy.virtual_machines if not v.id.endswith("/web-04")]
+    client.create_or_update(*WEB, "default", body=policy)
+    assert jit_rules(fresh_emulator, vm, "Deny") == []
+
+
+def test_deleting_a_policy_removes_its_deny_rules(arm, fresh_emulator):
+    vm = vm_id("rg-ops-prod", "jump-02")
+    assert jit_rules(fresh_emulator, vm, "Deny")
+    arm.security().jit_network_access_policies.delete("rg-ops-prod", "westeurope", "default")
+    assert jit_rules(fresh_emulator, vm, "Deny") == []
+
+
+def test_initiate_opens_exactly_the_requested_prefix_above_the_deny_rule(arm, fresh_emulator):
+    vm = vm_id("rg-web-prod", "web-02")
+    result = initiate(arm, *WEB, vm, 22, in_hours(1), "198.51.100.9")
+    port = result.virtual_machines[0].ports[0]
+    assert (port.number, port.status, port.status_reason) == (22, "Initiated", "UserRequested")
+    assert result.requestor == PORTAL_CLIENT_ID
+    allow = jit_rules(fresh_emulator, vm, "Allow")
+    assert [rule["sourceAddressPrefix"] for _l, rule in allow] == ["198.51.100.9"]
+    deny = jit_rules(fresh_emulator, vm, "Deny")
+    assert allow[0][1]["priority"] < deny[0][1]["priority"]
+    stored = arm.security().jit_network_access_policies.get(*WEB, "default").requests[-1]
+    assert stored.justification == "alice: testing (portal request #9)"
+    assert stored.virtual_machines[0].ports[0].allowed_source_address_prefix == "198.51.100.9"
+
+
+def test_expiry_by_the_virtual_clock_revokes_the_request_and_removes_the_allow_rule(arm, fresh_emulator):
+    vm = vm_id("rg-web-prod", "web-02")
+    initiate(arm, *WEB, vm, 22, in_hours(0.5), "198.51.100.9")
+    assert jit_rules(fresh_emulator, vm, "Allow")
+    fresh_emulator.advance_clock(31 * 60)
+    port = arm.security().jit_network_access_policies.get(*WEB, "default").requests[-1].virtual_machines[0].ports[0]
+    assert (port.status, port.status_reason) == ("Revoked", "Expired")
+    assert jit_rules(fresh_emulator, vm, "Allow") == []
+    assert jit_rules(fresh_emulator, vm, "Deny")
+
+
+def test_a_newer_request_on_the_same_port_replaces_the_older_one(arm, fresh_emulator):
+    vm = vm_id("rg-web-prod", "web-02")
+    initiate(arm, *WEB, vm, 22, in_hours(1), "198.51.100.9")
+    initiate(arm, *WEB, vm, 22, in_hours(2), "198.51.100.10")
+    requests_ = arm.security().jit_network_access_policies.get(*WEB, "default").requests
+    older, newer = requests_[-2].virtual_machines[0].ports[0], requests_[-1].virtual_machines[0].ports[0]
+    assert (older.status, older.status_reason) == ("Revoked", "NewerRequestInitiated")
+    assert (newer.status, newer.status_reason) == ("Initiated", "UserRequested")
+    assert [rule["sourceAddressPrefix"] for _l, rule in jit_rules(fresh_emulator, vm, "Allow")] == ["198.51.100.10"]
+
+
+def test_a_firewall_protected_vm_gets_a_dnat_mapping_on_the_firewall_public_ip(arm, fresh_emulator):
+    vm = vm_id("rg-data-prod", "db-01")
+    policy = arm.security().jit_network_access_policies.get(*DATA, "default")
+    assert {v.public_ip_address for v in policy.virtual_machines} == {"20.50.10.4"}
+    result = initiate(arm, *DATA, vm, 22, in_hours(1), "198.51.100.9")
+    mapped = result.virtual_machines[0].ports[0].mapped_port
+    assert mapped and mapped != 22
+    view = fresh_emulator.nsg_rules(vm)
+    nat = [r for c in view["firewall"]["natRuleCollections"] for r in c["properties"]["rules"]]
+    assert [(r["destinationAddresses"], r["destinationPorts"], r["translatedAddress"], r["translatedPort"],
+             r["sourceAddresses"]) for r in nat] == [
+        (["20.50.10.4"], [str(mapped)], view["privateIpAddress"], "22", ["198.51.100.9"])]
+
+
+def test_initiate_defaults_the_source_to_the_callers_address(arm, fresh_emulator):
+    vm = vm_id("rg-web-prod", "web-02")
+    result = initiate(arm, *WEB, vm, 22, in_hours(1), None)
+    assert result.virtual_machines[0].ports[0].allowed_source_address_prefix == "127.0.0.1"
+
+
+GOOD_PORT = {"number": 22, "protocol": "TCP", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"}
+
+
+def body_with(port: dict | None = None, vm: str | None = None, **vm_extra) -> dict:
+    entry = {"id": vm or vm_id("rg-web-prod", "web-05"), "ports": [port or GOOD_PORT], **vm_extra}
+    return {"kind": "Basic", "properties": {"virtualMachines": [entry]}}
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"kind": "Basic"}, "MissingRequiredProperty"),
+    ({"properties": {"virtualMachines": [{"id": vm_id("rg-web-prod", "web-05")}]}}, "MissingRequiredProperty"),
+    (body_with({**GOOD_PORT, "number": 0}), "InvalidPortNumber"),
+    (body_with({**GOOD_PORT, "number": 65536}), "InvalidPortNumber"),
+    (body_with({**GOOD_PORT, "protocol": "ICMP"}), "InvalidProtocol"),
+    (body_with({**GOOD_PORT, "maxRequestAccessDuration": "PT4M"}), "InvalidMaxRequestAccessDuration"),
+    (body_with({**GOOD_PORT, "maxRequestAccessDuration": "PT25H"}), "InvalidMaxRequestAccessDuration"),
+    (body_with({**GOOD_PORT, "maxRequestAccessDuration": "3 hours"}), "InvalidMaxRequestAccessDuration"),
+    (body_with({**GOOD_PORT, "allowedSourceAddressPrefix": "300.1.1.1"}), "InvalidSourceAddressPrefix"),
+    (body_with({**GOOD_PORT, "allowedSourceAddressPrefixes": ["10.0.0.0/8"]}), "ConflictingSourceAddressPrefixes"),
+    (body_with(vm=vm_id("rg-web-prod", "no-such-vm")), "VirtualMachineNotFound"),
+    (body_with(vm=vm_id("rg-ops-prod", "jump-01")), "VirtualMachineNotInPolicyScope"),
+])
+def test_it_refuses_a_bad_policy_body_with_an_arm_error(arm, body, code):
+    response = arm.call("PUT", policy_path(*WEB), json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+
+
+def test_it_refuses_a_port_configured_twice_for_one_vm(arm):
+    vm = {"id": vm_id("rg-web-prod", "web-05"), "ports": [GOOD_PORT, GOOD_PORT]}
+    body = {"properties": {"virtualMachines": [vm]}}
+    response = arm.call("PUT", policy_path(*WEB), json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "DuplicatePort")
+
+
+def test_it_accepts_ipv6_and_cidr_prefix_lists(arm):
+    port = {**GOOD_PORT, "allowedSourceAddressPrefix": None, "allowedSourceAddressPrefixes": ["2001:db8::/32",
+                                                                                             "192.0.2.0/24"]}
+    del port["allowedSourceAddressPrefix"]
+    response = arm.call("PUT", policy_path(*WEB, name="ops"), json=body_with(port))
+    assert response.status_code in (200, 201), response.text
+
+
+def test_policy_name_and_vm_name_may_not_exceed_56_characters(arm, fresh_emulator):
+    fresh_emulator.load_scenario({"subscriptions": [{"id": PROD_SUBSCRIPTION, "resource_groups": [{
+        "name": "rg", "vms": [{"name": "v" * 49, "nsg": True}, {"name": "w" * 50, "nsg": True}]}]}]})
+    ok = arm.call("PUT", policy_path("rg", "westeurope"), json=body_with(vm=vm_id("rg", "v" * 49)))
+    assert ok.status_code == 200, ok.text
+    too_long = arm.call("PUT", policy_path("rg", "westeurope"), json=body_with(vm=vm_id("rg", "w" * 50)))
+    assert (too_long.status_code, too_long.json()["error"]["code"]) == (400, "PolicyAndVirtualMachineNameTooLong")
+
+
+@pytest.mark.parametrize(("group", "location", "vm", "code"), [
+    ("rg-legacy-prod", "westeurope", "legacy-01", "JitNetworkAccessDisabledBySecurityPolicy"),
+    ("rg-ops-prod", "westeurope", "build-01", "VirtualMachineNotProtected"),
+    ("rg-analytics-prod", "westeurope", "ana-01", "LocationMismatch"),
+])
+def test_it_refuses_vms_jit_cannot_protect(arm, group, location, vm, code):
+    response = arm.call("PUT", policy_path(group, location), json=body_with(vm=vm_id(group, vm)))
+    assert (response.status_code, response.json()["error"]["code"]) == (400, code)
+
+
+def test_it_refuses_a_classic_vm(arm):
+    classic = f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups/rg-legacy-prod/providers/Microsoft.ClassicCompute/" \
+              f"virtualMachines/classic-web-01"
+    response = arm.call("PUT", policy_path("rg-web-prod", "westeurope"), json=body_with(vm=classic))
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "ClassicVirtualMachineNotSupported")
+
+
+def test_it_refuses_jit_on_a_subscription_without_defender_for_servers_plan_2(arm):
+    vm = vm_id("rg-dev", "dev-01", DEV_SUBSCRIPTION)
+    response = arm.call("PUT", policy_path("rg-dev", "westeurope", subscription=DEV_SUBSCRIPTION),
+                        json=body_with(vm=vm))
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "DefenderForServersPlan2Required")
+
+
+@pytest.mark.parametrize(("port", "end_hours", "prefix", "code"), [
+    (3389, 1, "203.0.113.5", "PortNotInPolicy"),
+    (22, -1, "203.0.113.5", "InvalidEndTime"),
+    (22, 2, "203.0.113.5", "RequestDurationExceedsMaximum"),
+    (22, 0.5, "192.0.2.1", "SourceAddressPrefixNotAllowed"),
+    (22, 0.5, "*", "SourceAddressPrefixNotAllowed"),
+])
+def test_initiate_enforces_the_port_rules_of_the_policy(arm, port, end_hours, prefix, code):
+    body = {"virtualMachines": [{"id": vm_id("rg-web-prod", "web-03"), "ports": [
+        {"number": port, "endTimeUtc": in_hours(end_hours), "allowedSourceAddressPrefix": prefix}]}]}
+    response = arm.call("POST", policy_path(*WEB) + "/initiate", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, code)
+
+
+def test_initiate_accepts_a_prefix_inside_the_allowed_ranges(arm):
+    body = {"virtualMachines": [{"id": vm_id("rg-web-prod", "web-03"), "ports": [
+        {"number": 22, "endTimeUtc": in_hours(0.5), "allowedSourceAddressPrefix": "203.0.113.0/28"}]}]}
+    response = arm.call("POST", policy_path(*WEB) + "/initiate", json=body)
+    assert response.status_code == 202, response.text
+    assert response.json()["virtualMachines"][0]["ports"][0]["status"] == "Initiated"
+
+
+def test_initiate_refuses_a_vm_outside_the_policy_and_another_action(arm):
+    body = {"virtualMachines": [{"id": vm_id("rg-web-prod", "web-05"), "ports": [
+        {"number": 22, "endTimeUtc": in_hours(0.5)}]}]}
+    outside = arm.call("POST", policy_path(*WEB) + "/initiate", json=body)
+    assert (outside.status_code, outside.json()["error"]["code"]) == (400, "VirtualMachineNotInPolicy")
+    other = arm.call("POST", policy_path(*WEB) + "/revoke", json=body)
+    assert other.status_code == 400
+
+
+def test_get_of_a_missing_policy_is_a_404_for_the_sdk(arm):
+    with pytest.raises(HttpResponseError) as info:
+        arm.security().jit_network_access_policies.get("rg-analytics-prod", "northeurope", "default")
+    assert info.value.status_code == 404
+
+
+def test_the_four_list_scopes_return_the_demo_policies(arm):
+    client = arm.security().jit_network_access_policies
+    assert len(list(client.list())) == 3
+    assert {p.name for p in client.list_by_region("northeurope")} == {"default"}
+    assert [p.id.split("/")[4] for p in client.list_by_resource_group("rg-ops-prod")] == ["rg-ops-prod"]
+    assert len(list(client.list_by_resource_group_and_region("rg-web-prod", "westeurope"))) == 1
+    assert list(client.list_by_resource_group_and_region("rg-web-prod", "northeurope")) == []
+
+
+def test_policy_lists_page_with_next_link(arm, fresh_emulator):
+    fresh_emulator.set_page_size(1)
+    client = arm.security().jit_network_access_policies
+    assert len(list(client.list())) == 3
+    pages = arm.call("GET", f"/subscriptions/{PROD_SUBSCRIPTION}/providers/Microsoft.Security/"
+                            f"jitNetworkAccessPolicies").json()
+    assert len(pages["value"]) == 1 and pages["nextLink"].startswith(fresh_emulator.url)
+
+
+def test_the_demo_has_an_open_request_and_a_week_of_history(arm):
+    policy = arm.security().jit_network_access_policies.get(*WEB, "default")
+    statuses = [p.status for r in policy.requests for v in r.virtual_machines for p in v.ports]
+    assert statuses.count("Initiated") == 1
+    assert statuses.count("Revoked") >= 10
+    assert "alice@contoso.example" in {r.requestor for r in policy.requests}

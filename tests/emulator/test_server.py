@@ -1,0 +1,132 @@
+"""The server itself: TLS with its own CA, ARM authentication, the call log, restarts with a state file."""
+from __future__ import annotations
+
+import requests
+
+from emulator.scenarios.identities import FABRIKAM, PROD_SUBSCRIPTION
+from tests.emulator.conftest import in_hours, make_arm, policy_path, vm_id
+
+VMS = f"/subscriptions/{PROD_SUBSCRIPTION}/providers/Microsoft.Compute/virtualMachines"
+
+
+def test_it_serves_https_trusted_only_through_its_own_ca(emulator):
+    assert emulator.url.startswith("https://127.0.0.1:")
+    assert requests.get(emulator.url + "/_emulator/health", verify=emulator.ca_pem, timeout=10).status_code == 200
+    try:
+        requests.get(emulator.url + "/_emulator/health", verify=True, timeout=10)
+        raised = False
+    except requests.exceptions.SSLError:
+        raised = True
+    assert raised
+
+
+def test_arm_refuses_a_call_without_a_token(arm):
+    response = arm.call("GET", VMS, api_version="2026-04-01", token=None)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "AuthenticationFailed"
+
+
+def test_arm_refuses_a_forged_token(arm):
+    response = arm.call("GET", VMS, api_version="2026-04-01", token="eyJhbGciOiJub25lIn0.e30.")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
+
+
+def test_arm_refuses_a_token_from_another_tenant(fresh_emulator):
+    outsider = make_arm(fresh_emulator, tenant=FABRIKAM)
+    response = outsider.call("GET", VMS, api_version="2026-04-01")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "InvalidAuthenticationTokenTenant"
+
+
+def test_arm_requires_an_api_version(arm):
+    response = arm.call("GET", VMS, api_version="")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
+
+
+def test_the_call_log_records_arm_calls_with_their_status(arm, fresh_emulator):
+    arm.call("GET", VMS, api_version="2026-04-01")
+    arm.call("GET", VMS + "/../nothing", api_version="2026-04-01")
+    calls = fresh_emulator.calls()
+    assert [(c["method"], c["path"], c["status"]) for c in calls if c["path"] == VMS] == [("GET", VMS, 200)]
+    last = calls[-1]["seq"]
+    assert fresh_emulator.calls(since=last) == []
+    fresh_emulator.clear_calls()
+    assert fresh_emulator.calls() == []
+
+
+def test_state_survives_a_restart_with_a_state_file(emulator_factory, tmp_path):
+    emu = emulator_factory("demo", state_file=tmp_path / "state.json")
+    arm = make_arm(emu)
+    body = {"virtualMachines": [{"id": vm_id("rg-web-prod", "web-02"), "ports": [
+        {"number": 22, "endTimeUtc": in_hours(2), "allowedSourceAddressPrefix": "198.51.100.77"}]}]}
+    assert arm.call("POST", policy_path("rg-web-prod", "westeurope") + "/initiate", json=body).status_code == 202
+    emu.advance_clock(600)
+    emu.restart()
+    assert (tmp_path / "state.json").exists()
+    arm = make_arm(emu)
+    policy = arm.security().jit_network_access_policies.get("rg-web-prod", "westeurope", "default")
+    last = policy.requests[-1].virtual_machines[0].ports[0]
+    assert (last.allowed_source_address_prefix, last.status) == ("198.51.100.77", "Initiated")
+    assert emu.control("GET", "clock").json()["offset_seconds"] == 600
+    view = emu.nsg_rules(vm_id("rg-web-prod", "web-02"))
+    rules = [r["properties"]["sourceAddressPrefix"] for n in view["nsgs"] for r in n["securityRules"]
+             if r["properties"]["access"] == "Allow" and "JIT" in r["name"]
+             and r["properties"]["destinationAddressPrefix"] == view["privateIpAddress"]]
+    assert rules == ["198.51.100.77"]
+    emu.advance_clock(2 * 3600)
+    policy = arm.security().jit_network_access_policies.get("rg-web-prod", "westeurope", "default")
+    assert policy.requests[-1].virtual_machines[0].ports[0].status_reason == "Expired"
+
+
+def test_the_inventory_apis_describe_the_demo_topology(arm):
+    compute, network = arm.compute(), arm.network()
+    vms = {vm.name: vm for vm in compute.virtual_machines.list_all()}
+    assert len(vms) == 36
+    assert vms["web-win-01"].storage_profile.os_disk.os_type == "Windows"
+    assert vms["web-01"].os_profile.linux_configuration is not None
+    assert {vm.location for vm in vms.values()} == {"westeurope", "northeurope"}
+    assert len(list(compute.virtual_machines.list("rg-data-prod"))) == 7
+    nic = network.network_interfaces.get("rg-web-prod", "web-04-nic")
+    assert nic.network_security_group.id.endswith("/web-04-nsg")
+    assert nic.ip_configurations[0].subnet.id.endswith("/virtualNetworks/vnet-web/subnets/frontend")
+    subnet_nsg = network.network_security_groups.get("rg-web-prod", "nsg-web-frontend")
+    assert any(s.id.endswith("/subnets/frontend") for s in subnet_nsg.subnets)
+    firewalls = list(network.azure_firewalls.list_all())
+    assert [f.name for f in firewalls] == ["fw-data"]
+    pip = network.public_ip_addresses.get("rg-data-prod", "fw-data-pip")
+    assert pip.ip_address == "20.50.10.4"
+    classic = arm.call("GET", f"/subscriptions/{PROD_SUBSCRIPTION}/providers/Microsoft.ClassicCompute/"
+                              f"virtualMachines", api_version="2017-04-01").json()["value"]
+    assert len(classic) == 3
+
+
+def test_security_rules_can_be_tampered_with_out_of_band(arm, fresh_emulator):
+    rules = arm.network().security_rules
+    rules.begin_create_or_update("rg-web-prod", "web-04-nsg", "Allow-All-SSH", {"properties": {
+        "protocol": "Tcp", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*",
+        "sourcePortRange": "*", "destinationPortRange": "22", "access": "Allow", "priority": 150,
+        "direction": "Inbound"}}).result()
+    assert rules.get("rg-web-prod", "web-04-nsg", "Allow-All-SSH").priority == 150
+    jit_rule = next(r.name for r in rules.list("rg-web-prod", "web-04-nsg") if r.name.startswith("SecurityCenter"))
+    rules.begin_delete("rg-web-prod", "web-04-nsg", jit_rule).result()
+    assert jit_rule not in {r.name for r in rules.list("rg-web-prod", "web-04-nsg")}
+
+
+def test_the_security_policy_lists_jit_off_for_the_legacy_group(arm):
+    body = arm.call("GET", f"/subscriptions/{PROD_SUBSCRIPTION}/providers/Microsoft.Security/policies",
+                    api_version="2015-06-01-preview").json()
+    settings = {p["id"].split("/providers/")[0]: p["properties"]["recommendations"]["jitNetworkAccess"]
+                for p in body["value"]}
+    assert settings[f"/subscriptions/{PROD_SUBSCRIPTION}"] == "On"
+    assert settings[f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups/rg-legacy-prod"] == "Off"
+    assert settings[f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups/rg-web-prod"] == "On"
+
+
+def test_pricings_show_plan_2_on_production_only(arm):
+    from emulator.scenarios.identities import DEV_SUBSCRIPTION
+
+    prod = arm.security(PROD_SUBSCRIPTION).pricings.get(f"subscriptions/{PROD_SUBSCRIPTION}", "VirtualMachines")
+    dev = arm.security(DEV_SUBSCRIPTION).pricings.get(f"subscriptions/{DEV_SUBSCRIPTION}", "VirtualMachines")
+    assert (prod.pricing_tier, prod.sub_plan) == ("Standard", "P2")
+    assert dev.pricing_tier == "Free"

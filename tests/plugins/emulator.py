@@ -1,0 +1,42 @@
+"""Emulator fixtures: one demo emulator per session, a fresh-demo reset, and a factory for inline scenarios."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from emulator.state import DEFAULT_PAGE_SIZE
+from emulator.testing import RunningEmulator, run_emulator
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory) -> Iterator[RunningEmulator]:
+    """The demo emulator, shared by the session (tests that change it should use ``fresh_emulator``)."""
+    with run_emulator("demo", cert_dir=tmp_path_factory.mktemp("emulator-certs")) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_emulator(emulator: RunningEmulator) -> RunningEmulator:
+    """The session emulator reset to the demo scenario, with no faults, no call log and the default page size."""
+    emulator.load_scenario("demo")
+    emulator.clear_faults()
+    emulator.clear_calls()
+    emulator.set_page_size(DEFAULT_PAGE_SIZE)
+    return emulator
+
+
+@pytest.fixture
+def emulator_factory(tmp_path) -> Iterator[Callable[..., RunningEmulator]]:
+    """``emulator_factory(scenario, state_file=None, extra_args=())`` starts an emulator stopped after the test."""
+    started: list[RunningEmulator] = []
+
+    def start(scenario: str | dict = "demo", state_file=None, extra_args: tuple[str, ...] = ()) -> RunningEmulator:
+        running = RunningEmulator(scenario, state_file=state_file, cert_dir=tmp_path / f"certs-{len(started)}",
+                                  extra_args=extra_args)
+        started.append(running)
+        return running.start()
+
+    yield start
+    for running in started:
+        running.stop()
