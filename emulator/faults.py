@@ -41,7 +41,7 @@ class Fault:
             return False
         if self.count is not None and self.hits >= self.count:
             return False
-        return re.search(self.path, path) is not None
+        return re.search(self.path, path, re.IGNORECASE) is not None  # ARM paths ignore case
 
 
 def pick_fault(faults: dict[str, Fault], method: str, path: str, rng: random.Random) -> Fault | None:

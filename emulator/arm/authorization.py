@@ -90,7 +90,7 @@ def put_role(ctx: ArmContext, scope: str, name: str):
         },
     }
     ctx.state.role_definitions[rid.lower()] = role
-    return role, 200 if existing else 201
+    return role, 201  # the spec (and the SDK) know only 201 for create and update alike
 
 
 @router.route("DELETE", BASE + "/{name}")

@@ -1,0 +1,172 @@
+"""The portal's cloud errors, and the one function that turns azure-core/azure-identity errors into them.
+
+Every error says whether trying again later makes sense (``retryable``) and keeps what Azure said: its error
+``code`` and ``message``, the HTTP ``status`` and the request ids an Azure support case asks for.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    DecodeError,
+    DeserializationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    SerializationError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.policies._utils import parse_retry_after
+
+REQUEST_ID_HEADER = "x-ms-request-id"
+CORRELATION_ID_HEADER = "x-ms-correlation-request-id"
+
+
+class CloudError(Exception):
+    """A cloud call failed. ``retryable`` tells a task whether to try again later."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: str = "", status: int | None = None, request_id: str = "",
+                 correlation_id: str = "", retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.request_id = request_id
+        self.correlation_id = correlation_id
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.code else self.message
+
+
+class NotFound(CloudError):
+    """The resource (or its resource group or subscription) does not exist (404)."""
+
+
+class Forbidden(CloudError):
+    """The portal's identity could not sign in or may not do this (401/403, or no usable credential)."""
+
+
+class Invalid(CloudError):
+    """Azure refused the request as written (400/409/422); ``code`` and ``message`` say why."""
+
+
+class Throttled(CloudError):
+    """Azure asked us to slow down (429); try again after ``retry_after`` seconds when it said so."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class Transient(CloudError):
+    """A failure that may pass: 5xx answers, timeouts, connections refused or dropped."""
+
+    retryable = True
+
+
+def _headers(error: AzureError) -> dict[str, str]:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    return {str(k).lower(): str(v) for k, v in headers.items()}
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    with contextlib.suppress(ValueError, TypeError):
+        if headers.get("retry-after"):
+            return parse_retry_after(headers["retry-after"])
+        for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+            if headers.get(name):
+                return parse_retry_after(headers[name]) / 1000.0
+    return None
+
+
+def _code_and_message(error: HttpResponseError) -> tuple[str, str]:
+    """Azure's error code and message from ``{"error": {"code", "message"}}`` (or what azure-core kept)."""
+    odata = getattr(error, "error", None)
+    code = str(getattr(odata, "code", "") or "")
+    message = str(getattr(odata, "message", "") or "")
+    if not code or not message:
+        response = getattr(error, "response", None)
+        with contextlib.suppress(Exception):  # the body may be unreadable, empty or not JSON
+            body = json.loads(response.text())
+            detail = body.get("error", body) if isinstance(body, dict) else {}
+            if isinstance(detail, str):  # Entra's token errors: {"error": "invalid_client", "error_description"}
+                detail = {"code": detail, "message": body.get("error_description")}
+            code = code or str(detail.get("code") or "")
+            message = message or str(detail.get("message") or "")
+    if not message:
+        message = str(getattr(error, "reason", "") or error.message or type(error).__name__)
+    return code, message
+
+
+def _from_token_endpoint(error: HttpResponseError) -> bool:
+    request = getattr(getattr(error, "response", None), "request", None)
+    return "/oauth2/" in str(getattr(request, "url", "") or "")
+
+
+def _caused_by_connection(error: BaseException) -> bool:
+    """True when a credential's failure came from not reaching Entra (refused, dropped, timed out)."""
+    seen: set[int] = set()
+    current: BaseException | None = error.__cause__ or error.__context__
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ServiceRequestError | ServiceResponseError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def from_azure(error: Exception) -> CloudError:
+    """The portal error for an azure-core / azure-identity exception (already a ``CloudError`` stays as is)."""
+    if isinstance(error, CloudError):
+        return error
+    headers = _headers(error) if isinstance(error, AzureError) else {}
+    ids = {"request_id": headers.get(REQUEST_ID_HEADER, ""), "correlation_id": headers.get(CORRELATION_ID_HEADER, "")}
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        return Transient(f"Could not reach Azure: {error.message}", code=type(error).__name__, **ids)
+    if isinstance(error, HttpResponseError) and not isinstance(error, DecodeError):
+        status = error.status_code
+        code, message = _code_and_message(error)
+        if isinstance(error, ClientAuthenticationError) and (status is None or _from_token_endpoint(error)):
+            # raised by the credential, not by ARM: the portal's identity could not get a token
+            if status is None and _caused_by_connection(error):
+                return Transient(f"Could not reach the sign-in endpoint: {message}", code=type(error).__name__,
+                                 **ids)
+            return Forbidden(f"Could not sign in to Azure: {message}", code=code or type(error).__name__,
+                             status=status, **ids)
+        if status == 404 or isinstance(error, ResourceNotFoundError):
+            return NotFound(message, code=code or "NotFound", status=404, **ids)
+        if status in (401, 403):
+            return Forbidden(message, code=code, status=status, **ids)
+        if status == 429:
+            return Throttled(message, code=code or "TooManyRequests", status=status,
+                             retry_after=_retry_after(headers), **ids)
+        if status is not None and (status >= 500 or status == 408):
+            return Transient(message, code=code, status=status, **ids)
+        if status is not None and 400 <= status < 500:
+            return Invalid(message, code=code, status=status, **ids)
+        return CloudError(message, code=code, status=status, **ids)
+    if isinstance(error, AzureError):
+        return CloudError(error.message or type(error).__name__, code=type(error).__name__, **ids)
+    return CloudError(str(error) or type(error).__name__, code=type(error).__name__)
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Run a block of SDK calls; azure errors leave it as portal errors (the original is the ``__cause__``)."""
+    try:
+        yield
+    except CloudError:
+        raise
+    except (AzureError, SerializationError, DeserializationError) as error:
+        raise from_azure(error) from error
