@@ -1,0 +1,55 @@
+"""Test knobs under ``/_emulator/entra/``: spoil the next ID token, change a user's roles and groups."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, make_response, request
+
+from emulator.entra.issuance import SPOIL_MODES
+from emulator.entra.runtime import current_state, runtime
+
+
+def _strings(body: dict, name: str) -> list[str] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{name} must be a list of strings")
+    return list(value)
+
+
+def register_knob_routes(bp: Blueprint) -> None:
+    """Add the Entra test knobs to ``bp``."""
+
+    @bp.route("/_emulator/entra/next-id-token", methods=["GET", "POST", "DELETE"])
+    def next_id_token():
+        state = current_state()
+        with state.lock:
+            if request.method == "DELETE":
+                runtime().next_id_token = None
+            elif request.method == "POST":
+                mode = (request.get_json(silent=True) or {}).get("mode")
+                if mode not in SPOIL_MODES:
+                    return make_response(jsonify({"error": f"mode must be one of {list(SPOIL_MODES)}"}), 400)
+                runtime().next_id_token = mode
+            return jsonify({"mode": runtime().next_id_token})
+
+    @bp.route("/_emulator/entra/users/<oid>", methods=["GET", "PUT"])
+    def user_knob(oid: str):
+        body = request.get_json(silent=True) or {}
+        state = current_state()
+        try:
+            roles, groups = _strings(body, "app_roles"), _strings(body, "groups")
+        except ValueError as exc:
+            return make_response(jsonify({"error": str(exc)}), 400)
+        with state.lock:
+            for tenant in state.tenants.values():
+                user = tenant.user(oid)
+                if user is None:
+                    continue
+                if request.method == "PUT":
+                    if roles is not None:
+                        user.app_roles = roles
+                    if groups is not None:
+                        user.groups = groups
+                return jsonify({"oid": user.oid, "tenant_id": tenant.tenant_id, "username": user.username,
+                                "app_roles": user.app_roles, "groups": user.groups})
+        return make_response(jsonify({"error": f"no user {oid}"}), 404)

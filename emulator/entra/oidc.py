@@ -1,0 +1,275 @@
+"""The OpenID Connect / OAuth 2.0 endpoints: discovery, JWKS, authorize (code + PKCE), token, logout."""
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, Response, jsonify, make_response, redirect, request
+
+from emulator.entra import issuance, pages, tokens
+from emulator.entra.errors import EntraError
+from emulator.entra.models import EntraApp, EntraTenant
+from emulator.entra.runtime import (
+    CODE_LIFETIME,
+    MULTI_TENANT,
+    AuthCode,
+    base_url,
+    current_state,
+    one_tenant,
+    redirect_uri_allowed,
+    runtime,
+    tenants_of,
+    user_in,
+)
+
+RESPONSE_MODES = ("query", "form_post")
+
+
+def discovery_document(key: str, tenant: EntraTenant | None) -> dict:
+    """The v2.0 OpenID configuration of a tenant, or of ``organizations``/``common`` (issuer with ``{tenantid}``)."""
+    root = base_url()
+    base = f"{root}/{tenant.tenant_id if tenant else key}"
+    return {
+        "token_endpoint": f"{base}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "jwks_uri": f"{base}/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": tokens.v2_issuer(root, tenant.tenant_id if tenant else "{tenantid}"),
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": f"{root}/oidc/userinfo",
+        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "auth_time", "nonce", "name", "oid", "tid",
+                             "ver", "preferred_username", "email", "roles", "groups"],
+        "code_challenge_methods_supported": ["S256"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "tenant_region_scope": "EU" if tenant else None,
+        "cloud_instance_name": urlsplit(root).hostname,
+        "cloud_graph_host_name": urlsplit(root).netloc,
+        "msgraph_host": urlsplit(root).netloc,
+        "rbac_url": root,
+    }
+
+
+def _redirect_with(uri: str, params: dict, response_mode: str = "query") -> Response:
+    params = {k: v for k, v in params.items() if v is not None}
+    if response_mode == "form_post":
+        return make_response(pages.form_post_page(uri, params))
+    separator = "&" if "?" in uri else "?"
+    return redirect(f"{uri}{separator}{urlencode(params)}", code=302)
+
+
+def _client(tenant: EntraTenant) -> EntraApp:
+    """The calling app, authenticated by ``client_secret`` in the body or by HTTP Basic."""
+    form = request.form
+    client_id, secret = form.get("client_id", ""), form.get("client_secret")
+    auth = request.authorization
+    if auth is not None and auth.type == "basic":
+        if client_id and auth.username != client_id:
+            raise EntraError(401, "invalid_client", 7000218,
+                             "AADSTS7000218: The client_id in the request body does not match the one in the "
+                             "Authorization header.")
+        client_id, secret = auth.username or "", auth.password
+    if form.get("client_assertion"):
+        raise EntraError(401, "invalid_client", 700027,
+                         "AADSTS700027: Client assertion contains an invalid signature (the emulator supports "
+                         "client secrets only).")
+    app = tenant.app(client_id)
+    if app is None:
+        raise EntraError(400, "unauthorized_client", 700016,
+                         f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory "
+                         f"'{tenant.display_name}'. This can happen if the application has not been installed by the "
+                         "administrator of the tenant or consented to by any user in the tenant.")
+    if not secret:
+        raise EntraError(401, "invalid_client", 7000218,
+                         "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' "
+                         "or 'client_secret'.")
+    if not hmac.compare_digest(secret.encode(), app.client_secret.encode()):
+        raise EntraError(401, "invalid_client", 7000215,
+                         "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request "
+                         "is the client secret value, not the client secret ID, for a secret added to app "
+                         f"'{app.client_id}'.")
+    return app
+
+
+def _authorize(tenant_key: str) -> Response:
+    try:
+        tenants = tenants_of(tenant_key)
+    except EntraError as err:
+        return make_response(pages.error_page(f"AADSTS{err.code}", err.description), err.status)
+    params = request.values
+    client_id = params.get("client_id", "")
+    registered = [(t, t.app(client_id)) for t in tenants if t.app(client_id) is not None]
+    if not registered:
+        return make_response(pages.error_page(
+            "AADSTS700016", f"Application with identifier '{client_id}' was not found in the directory "
+            f"'{tenants[0].display_name if len(tenants) == 1 else tenant_key}'."), 400)
+    app = registered[0][1]
+    redirect_uri = params.get("redirect_uri", "")
+    if not all(redirect_uri_allowed(a, redirect_uri) for _t, a in registered):
+        return make_response(pages.error_page(
+            "AADSTS50011", f"The redirect URI '{redirect_uri}' specified in the request does not match the redirect "
+            f"URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request "
+            "matches one added to your application in the Azure portal."), 400)
+    response_mode = params.get("response_mode", "query")
+    if response_mode not in RESPONSE_MODES:
+        response_mode = "query"
+    state_param = params.get("state")
+
+    def fail(error: str, description: str) -> Response:
+        return _redirect_with(redirect_uri, {"error": error, "error_description": description,
+                                             "state": state_param}, response_mode)
+
+    if params.get("response_type") != "code":
+        return fail("unsupported_response_type",
+                    "AADSTS700054: response_type 'code' is the only one enabled for the application.")
+    if "openid" not in params.get("scope", "").split():
+        return fail("invalid_request", "AADSTS900144: The request body must contain the following parameter: "
+                                       "'openid' in scope.")
+    if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
+        return fail("invalid_request", "AADSTS9002325: Proof Key for Code Exchange is required: send code_challenge "
+                                       "with code_challenge_method=S256.")
+    if params.get("prompt") == "none":
+        return fail("login_required", "AADSTS50058: A silent sign-in request was sent but no user is signed in.")
+    if request.method == "GET":
+        groups = [(t, list(t.users)) for t, _a in registered]
+        hidden = [(k, v) for k, v in params.items(multi=True) if k not in ("user_oid", "cancel")]
+        return make_response(pages.sign_in_page(groups, app, hidden, params.get("login_hint", "")))
+    if request.form.get("cancel"):
+        return fail("access_denied", "AADSTS65004: User declined to consent to access the app.")
+    found = user_in([t for t, _a in registered], request.form.get("user_oid", ""))
+    if found is None:
+        return make_response(pages.error_page(
+            "AADSTS50034", "The user account does not exist in the directory. To sign into this application, the "
+            "account must be added to the directory."), 400)
+    tenant, user = found
+    state = current_state()
+    code = secrets.token_urlsafe(48)
+    with state.lock:
+        runtime().forget_expired(state.now())
+        runtime().codes[code] = AuthCode(
+            tenant_id=tenant.tenant_id, client_id=client_id, redirect_uri=redirect_uri, user_oid=user.oid,
+            scope=params.get("scope", ""), nonce=params.get("nonce") or None, code_challenge=params["code_challenge"],
+            expires=state.now() + CODE_LIFETIME)
+    return _redirect_with(redirect_uri, {"code": code, "state": state_param, "session_state": str(uuid.uuid4())},
+                          response_mode)
+
+
+def _redeem_code(tenants: list[EntraTenant]) -> dict:
+    form = request.form
+    state = current_state()
+    code = form.get("code", "")
+    grant = runtime().codes.get(code)
+    if grant is None or grant.tenant_id not in {t.tenant_id for t in tenants}:
+        raise EntraError(400, "invalid_grant", 54005,
+                         "AADSTS54005: OAuth2 Authorization code was already redeemed, please retry with a new valid "
+                         "code or use an existing refresh token.")
+    tenant = state.tenants[grant.tenant_id]
+    app = _client(tenant)
+    del runtime().codes[code]  # one use, whatever happens next
+    if grant.expires <= state.now():
+        raise EntraError(400, "invalid_grant", 70008,
+                         "AADSTS70008: The provided authorization code or refresh token has expired due to "
+                         "inactivity. Send a new interactive authorization request for this user and resource.")
+    if grant.client_id != app.client_id:
+        raise EntraError(400, "invalid_grant", 70002,
+                         "AADSTS70002: The authorization code was issued to another client.")
+    if grant.redirect_uri != form.get("redirect_uri"):
+        raise EntraError(400, "invalid_grant", 50148,
+                         "AADSTS50148: The redirect_uri does not match the one used in the authorization request.")
+    verifier = form.get("code_verifier", "")
+    if not verifier or not hmac.compare_digest(issuance.s256(verifier), grant.code_challenge):
+        raise EntraError(400, "invalid_grant", 501481,
+                         "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the "
+                         "authorization request.")
+    user = tenant.user(grant.user_oid)
+    if user is None:
+        raise EntraError(400, "invalid_grant", 50034, "AADSTS50034: The user account does not exist in the directory.")
+    spoil, runtime().next_id_token = runtime().next_id_token, None
+    return issuance.user_token_response(base_url(), tenant, app, user, grant.scope, grant.nonce, spoil)
+
+
+def _redeem_refresh_token(tenants: list[EntraTenant]) -> dict:
+    form = request.form
+    state = current_state()
+    grants = runtime().refresh_tokens
+    grant = grants.get(form.get("refresh_token", ""))
+    if grant is None or grant.tenant_id not in {t.tenant_id for t in tenants}:
+        raise EntraError(400, "invalid_grant", 9002313,
+                         "AADSTS9002313: Invalid request. Request is malformed or invalid (refresh token).")
+    tenant = state.tenants[grant.tenant_id]
+    app = _client(tenant)
+    if grant.client_id != app.client_id:
+        raise EntraError(400, "invalid_grant", 70000,
+                         "AADSTS70000: The refresh token was issued to a different client.")
+    del grants[form["refresh_token"]]
+    if grant.expires <= state.now():
+        raise EntraError(400, "invalid_grant", 700082,
+                         "AADSTS700082: The refresh token has expired due to inactivity.")
+    user = tenant.user(grant.user_oid)
+    if user is None:
+        raise EntraError(400, "invalid_grant", 50034, "AADSTS50034: The user account does not exist in the directory.")
+    asked = form.get("scope", "").split()
+    scope = grant.scope if not asked else " ".join(dict.fromkeys([*asked, "offline_access"]))
+    return issuance.user_token_response(base_url(), tenant, app, user, scope, None)
+
+
+def _token(tenant_key: str) -> Response:
+    tenants = tenants_of(tenant_key)
+    grant_type = request.form.get("grant_type", "")
+    state = current_state()
+    with state.lock:
+        if grant_type == "client_credentials":
+            tenant = one_tenant(tenant_key)
+            return jsonify(issuance.app_token_response(tenant, _client(tenant), request.form.get("scope", "")))
+        if grant_type == "authorization_code":
+            return jsonify(_redeem_code(tenants))
+        if grant_type == "refresh_token":
+            return jsonify(_redeem_refresh_token(tenants))
+    if not grant_type:
+        raise EntraError(400, "invalid_request", 900144,
+                         "AADSTS900144: The request body must contain the following parameter: 'grant_type'.")
+    raise EntraError(400, "unsupported_grant_type", 70003,
+                     f"AADSTS70003: The app requested an unsupported grant type '{grant_type}'.")
+
+
+def _logout(tenant_key: str) -> Response:
+    try:
+        tenants = tenants_of(tenant_key)
+    except EntraError as err:
+        return make_response(pages.error_page(f"AADSTS{err.code}", err.description), err.status)
+    target = request.args.get("post_logout_redirect_uri", "")
+    if target and any(redirect_uri_allowed(app, target) for tenant in tenants for app in tenant.apps):
+        return _redirect_with(target, {"state": request.args.get("state")})
+    return make_response(pages.signed_out_page())
+
+
+def register_oidc_routes(bp: Blueprint) -> None:
+    """Add the OpenID Connect endpoints to ``bp``."""
+
+    @bp.get("/<tenant_key>/v2.0/.well-known/openid-configuration")
+    def discovery(tenant_key: str):
+        if tenant_key.lower() in MULTI_TENANT:
+            return jsonify(discovery_document(tenant_key.lower(), None))
+        tenant = tenants_of(tenant_key, "invalid_tenant")[0]
+        return jsonify(discovery_document(tenant.tenant_id, tenant))
+
+    @bp.get("/<tenant_key>/discovery/v2.0/keys")
+    def jwks(tenant_key: str):
+        tenants = tenants_of(tenant_key, "invalid_tenant")
+        issuer_of = tenants[0].tenant_id if tenant_key.lower() not in MULTI_TENANT else "{tenantid}"
+        key = dict(tokens.signing_key(current_state()).jwk, issuer=tokens.v2_issuer(base_url(), issuer_of))
+        return jsonify({"keys": [key]})
+
+    bp.add_url_rule("/<tenant_key>/oauth2/v2.0/authorize", "authorize", _authorize, methods=["GET", "POST"])
+    bp.add_url_rule("/<tenant_key>/oauth2/v2.0/token", "token", _token, methods=["POST"])
+    bp.add_url_rule("/<tenant_key>/oauth2/v2.0/logout", "logout", _logout, methods=["GET", "POST"])
