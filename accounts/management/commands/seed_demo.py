@@ -1,7 +1,10 @@
-"""Seed the demo: a break-glass administrator for the local demo (idempotent)."""
+"""Seed the demo: a break-glass administrator, the demo tenant's role mappings and subscriptions (idempotent)."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+
+from accounts.demo import demo_role_mappings_ensure
+from policies.demo import seed as seed_inventory
 
 
 class Command(BaseCommand):
@@ -21,4 +24,8 @@ class Command(BaseCommand):
         if created:
             admin.set_password(admin_password)
             admin.save(update_fields=["password"])
+        mappings = demo_role_mappings_ensure()
+        self.stdout.write(f"Role mappings created: {mappings}.")
+        seed_inventory()
+        self.stdout.write("Demo subscriptions registered; their inventory syncs in the background.")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))

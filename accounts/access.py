@@ -1,0 +1,101 @@
+"""Every URL declares who may open it; the authorization matrix test reads these declarations.
+
+Decorate each view with exactly one of:
+
+- ``@public`` — anyone, signed in or not (sign-in pages, the health check);
+- ``@authenticated_only`` — any signed-in user (the dashboard, "My access", sign-out);
+- ``@requires(action)`` — a page for users who may perform ``action`` at some scope; others get 403;
+- ``@requires(action, object_model=Model)`` — one object's page: the view loads the object through
+  ``accounts.authz.get_for_user_or_404``; a user without the action anywhere gets 404 too. The
+  authorization matrix test makes an object of ``Model`` in and out of scope for each persona.
+
+URL namespaces whose views belong to a framework (the Django admin) have one rule in
+``NAMESPACE_RULES``. ``rule_for(callback, namespace)`` tells what applies to a resolved URL.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import wraps
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from accounts import authz
+
+RULE_ATTRIBUTE = "access_rule"
+
+
+class Audience(StrEnum):
+    PUBLIC = "public"
+    AUTHENTICATED = "authenticated"
+    ACTION = "action"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """Who may open a URL: an audience and, for ``ACTION``, the action and the model of an object page."""
+
+    audience: Audience
+    action: str | None = None
+    object_model: type | None = None
+
+    @property
+    def on_object(self) -> bool:
+        return self.object_model is not None
+
+    def __str__(self) -> str:
+        if self.audience is Audience.ACTION:
+            return f"requires {self.action}{' on the object' if self.on_object else ''}"
+        return str(self.audience)
+
+
+def _mark(view: Callable, rule: AccessRule) -> Callable:
+    setattr(view, RULE_ATTRIBUTE, rule)
+    return view
+
+
+def public(view: Callable) -> Callable:
+    """Anyone may open the view, signed in or not."""
+    return _mark(login_not_required(view), AccessRule(Audience.PUBLIC))
+
+
+def authenticated_only(view: Callable) -> Callable:
+    """Any signed-in user may open the view (``LoginRequiredMiddleware`` sends others to sign in)."""
+    return _mark(view, AccessRule(Audience.AUTHENTICATED))
+
+
+def requires(action: str, *, object_model: type | None = None) -> Callable[[Callable], Callable]:
+    """The user must hold ``action`` at some scope; object views then check the object's own scope."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not authz.holds_anywhere(request.user, action):
+                if object_model is not None:
+                    raise Http404("No such object.")
+                raise PermissionDenied(f"You need a role that allows {action}.")
+            return view(request, *args, **kwargs)
+
+        return _mark(wrapper, AccessRule(Audience.ACTION, action, object_model))
+
+    return decorator
+
+
+NAMESPACE_RULES: dict[str, AccessRule] = {
+    # The Django admin checks is_staff and model permissions itself; only break-glass staff use it.
+    "admin": AccessRule(Audience.STAFF),
+}
+
+
+def rule_for(callback: Callable, namespace: str | None = None) -> AccessRule | None:
+    """The rule that applies to a resolved view, or ``None`` when it declares none."""
+    rule = getattr(callback, RULE_ATTRIBUTE, None)
+    if rule is None and getattr(callback, "view_class", None) is not None:
+        rule = getattr(callback.view_class, RULE_ATTRIBUTE, None)
+    if rule is None and namespace:
+        rule = NAMESPACE_RULES.get(namespace.split(":")[0])
+    return rule

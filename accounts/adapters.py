@@ -1,0 +1,105 @@
+"""django-allauth adapters: no local sign-ups, Entra ID users found by tenant and object id, clear failures."""
+from __future__ import annotations
+
+import functools
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.providers.base.constants import AuthError
+from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
+from django.conf import settings
+from django.http import HttpRequest
+from requests import RequestException
+
+from accounts import services
+from accounts.backends import ENTRA_BACKEND
+from accounts.config import ENTRA_PROVIDER_ID
+from accounts.oidc import EntraProvider, SignInRefused, render_sign_in_cancelled, render_sign_in_failed
+
+STATE_LOST = (
+    "This sign-in response does not belong to a sign-in started in this browser, or it was already used, or "
+    "it is more than 10 minutes old."
+)
+
+
+class PortalAccountAdapter(DefaultAccountAdapter):
+    """Local accounts are never created through the site; the break-glass superuser is made by command."""
+
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        return False
+
+
+def describe_failure(request: HttpRequest, error: str, exception: BaseException | None, extra_context: dict) -> str:
+    """A plain-words reason for a failed sign-in."""
+    if isinstance(exception, SignInRefused):
+        return exception.reason
+    if isinstance(exception, RequestException):
+        return f"The portal could not reach Entra ID ({type(exception).__name__}). Try again in a moment."
+    if "state_id" in extra_context and extra_context.get("state") is None:
+        return STATE_LOST
+    if "error" in request.GET:
+        code = request.GET.get("error", "")[:100]
+        description = request.GET.get("error_description", "")[:500]
+        return f"Entra ID did not sign you in: {code}{f' — {description}' if description else ''}."
+    if exception is not None and "access token" in str(exception):
+        return ("Entra ID refused to complete the sign-in (the one-time sign-in code was rejected, for example "
+                "because it was already used).")
+    if error == AuthError.DENIED:
+        return "Entra ID denied the sign-in."
+    return "The sign-in did not complete."
+
+
+class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
+    """Ties Entra ID sign-ins to portal users and turns every failure into the sign-in-failed page."""
+
+    def get_requests_session(self):
+        """allauth's HTTP session, trusting ``ENTRA_CA_BUNDLE`` (a private authority) when it is set."""
+        session = super().get_requests_session()
+        if settings.ENTRA_CA_BUNDLE:
+            # Per request, so that REQUESTS_CA_BUNDLE in the environment cannot take precedence.
+            session.verify = str(settings.ENTRA_CA_BUNDLE)
+            session.request = functools.partial(session.request, verify=session.verify)
+        return session
+
+    def get_provider(self, request: HttpRequest, provider, client_id=None):
+        instance = super().get_provider(request, provider, client_id=client_id)
+        if type(instance) is OpenIDConnectProvider and instance.app.provider_id == ENTRA_PROVIDER_ID:
+            instance = EntraProvider(request, app=instance.app)
+        return instance
+
+    def is_open_for_signup(self, request: HttpRequest, sociallogin) -> bool:
+        return True
+
+    def is_auto_signup_allowed(self, request: HttpRequest, sociallogin) -> bool:
+        return True
+
+    def pre_social_login(self, request: HttpRequest, sociallogin) -> None:
+        """Record the sign-in on the user the token names (by tenant and object id) and link the account."""
+        claims = sociallogin.account.extra_data.get("id_token") or {}
+        try:
+            user = services.user_sign_in_record(claims=claims, client_ip=request.META.get("REMOTE_ADDR") or None)
+        except services.SignInClaimsError as exc:
+            raise ImmediateHttpResponse(render_sign_in_failed(request, str(exc))) from exc
+        if not user.is_active:
+            raise ImmediateHttpResponse(
+                render_sign_in_failed(request, "Your portal account is disabled. Ask the portal's administrators.",
+                                      status=403)
+            )
+        if sociallogin.is_existing:
+            if sociallogin.user.pk != user.pk:
+                raise ImmediateHttpResponse(
+                    render_sign_in_failed(request, "This Entra ID account is linked to another portal user.",
+                                          status=403)
+                )
+            sociallogin.user = user
+        else:
+            sociallogin.connect(request, user)
+        sociallogin.user.backend = ENTRA_BACKEND
+
+    def on_authentication_error(self, request: HttpRequest, provider, error=None, exception=None,
+                                extra_context=None) -> None:
+        if error == AuthError.CANCELLED:
+            raise ImmediateHttpResponse(render_sign_in_cancelled(request))
+        reason = describe_failure(request, error, exception, extra_context or {})
+        raise ImmediateHttpResponse(render_sign_in_failed(request, reason))

@@ -1,0 +1,164 @@
+"""The one authorization API: may this user perform action A on resource R?
+
+Every view, form, API endpoint, CSV export and task asks here. Grants are computed from the current
+role mappings and the claims of the user's latest sign-in, once per request (cached on the user object,
+which Django loads afresh for every request), so a mapping edit or a new sign-in takes effect at once.
+Break-glass superusers may do everything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Model, Q, QuerySet
+from django.http import Http404
+
+from accounts.roles import ROLES, Role
+from accounts.scopes import InvalidScope, minimal_scopes, parse_scope, scope_contains
+
+EVERYWHERE = "/"
+_CACHE_ATTRIBUTE = "_jitportal_grants"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A portal role at a scope, and the mapping and claim it came from."""
+
+    role: Role
+    scope: str
+    mapping_id: int | None
+    source_kind: str
+    source_value: str
+    tenant_id: str = ""
+
+    def allows(self, action: str, resource_id: str) -> bool:
+        return self.role.allows(action) and scope_contains(self.scope, resource_id)
+
+
+def _is_active_user(user) -> bool:
+    return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active)
+
+
+def compute_grants(user) -> list[Grant]:
+    """The user's grants from the mappings that match their stored claims (two queries, not cached)."""
+    from accounts.models import RoleMapping, SignInClaims
+
+    if not _is_active_user(user):
+        return []
+    claims = SignInClaims.objects.filter(user_id=user.pk).first()
+    if claims is None:
+        return []
+    app_roles = [str(v) for v in claims.app_roles if v]
+    groups = [str(v).lower() for v in claims.groups if v]
+    matching = Q(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value__in=app_roles) | Q(
+        source_kind=RoleMapping.SourceKind.GROUP, source_value__in=groups
+    )
+    tenant = Q(tenant_id="") | Q(tenant_id__iexact=claims.tenant_id)
+    grants = []
+    for mapping in RoleMapping.objects.filter(matching, tenant).order_by("pk"):
+        role = ROLES.get(mapping.role)
+        if role is None:
+            continue
+        grants.append(Grant(role, mapping.scope, mapping.pk, mapping.source_kind, mapping.source_value,
+                            mapping.tenant_id))
+    return grants
+
+
+def grants_for(user) -> list[Grant]:
+    """The user's grants, computed once per user object (that is, once per request)."""
+    if not _is_active_user(user):
+        return []
+    cached = getattr(user, _CACHE_ATTRIBUTE, None)
+    if cached is None:
+        cached = compute_grants(user)
+        setattr(user, _CACHE_ATTRIBUTE, cached)
+    return cached
+
+
+def forget_grants(user) -> None:
+    """Drop the per-request cache (after the user's claims or mappings changed within one request)."""
+    if user is not None and hasattr(user, _CACHE_ATTRIBUTE):
+        delattr(user, _CACHE_ATTRIBUTE)
+
+
+def is_superuser(user) -> bool:
+    return _is_active_user(user) and bool(user.is_superuser)
+
+
+def has_permission(user, action: str, resource_id: str) -> bool:
+    """Whether ``user`` may perform ``action`` on the resource (or scope) ``resource_id``."""
+    if not _is_active_user(user):
+        return False
+    if user.is_superuser:
+        return True
+    return any(grant.allows(action, resource_id) for grant in grants_for(user))
+
+
+def permitted_scopes(user, action: str) -> list[str]:
+    """The scopes at which ``user`` may perform ``action`` (``["/"]`` means everywhere), smallest list."""
+    if not _is_active_user(user):
+        return []
+    if user.is_superuser:
+        return [EVERYWHERE]
+    return minimal_scopes([g.scope for g in grants_for(user) if g.role.allows(action)])
+
+
+def holds_anywhere(user, action: str) -> bool:
+    """Whether ``user`` may perform ``action`` at some scope (list pages, navigation)."""
+    return bool(permitted_scopes(user, action))
+
+
+def _scope_q(scope: str, resource_id_field: str | None, subscription_field: str | None,
+             resource_group_field: str | None) -> Q:
+    parsed = parse_scope(scope)
+    if subscription_field and (resource_group_field or not parsed.resource_group) and not parsed.vm_name:
+        q = Q(**{f"{subscription_field}__iexact": parsed.subscription_id})
+        if parsed.resource_group:
+            q &= Q(**{f"{resource_group_field}__iexact": parsed.resource_group})
+        return q
+    if not resource_id_field:
+        raise ValueError(f"restrict() needs a resource_id_field to filter at {parsed.kind} scope")
+    return Q(**{f"{resource_id_field}__iexact": parsed.id}) | Q(
+        **{f"{resource_id_field}__istartswith": parsed.id + "/"}
+    )
+
+
+def restrict(queryset: QuerySet, user, action: str, *, resource_id_field: str | None = None,
+             subscription_field: str | None = None, resource_group_field: str | None = None) -> QuerySet:
+    """Only the rows of ``queryset`` on which ``user`` may perform ``action``, filtered in the database.
+
+    A row's place is read from ``subscription_field``/``resource_group_field`` (equality) when given, and
+    otherwise from its ARM id in ``resource_id_field`` (prefix). Without arguments the model's
+    ``AUTHZ_FIELDS`` dict names the fields.
+    """
+    if not any((resource_id_field, subscription_field, resource_group_field)):
+        fields = getattr(queryset.model, "AUTHZ_FIELDS", None)
+        if not fields:
+            raise ValueError(f"{queryset.model.__name__} declares no AUTHZ_FIELDS; name the fields")
+        resource_id_field = fields.get("resource_id_field")
+        subscription_field = fields.get("subscription_field")
+        resource_group_field = fields.get("resource_group_field")
+    scopes = permitted_scopes(user, action)
+    if EVERYWHERE in scopes:
+        return queryset.all()
+    condition = Q()
+    for scope in scopes:
+        try:
+            condition |= _scope_q(scope, resource_id_field, subscription_field, resource_group_field)
+        except InvalidScope:
+            continue  # a malformed mapping grants nothing
+    if not condition:
+        return queryset.none()
+    return queryset.filter(condition)
+
+
+def get_for_user_or_404(queryset: QuerySet, user, action: str, **lookup) -> Model:
+    """The one row matching ``lookup`` that ``user`` may perform ``action`` on, else ``Http404``.
+
+    Field names for ``restrict`` come from the model's ``AUTHZ_FIELDS``; an object out of scope looks
+    exactly like one that does not exist.
+    """
+    allowed = restrict(queryset, user, action)
+    try:
+        return allowed.get(**lookup)
+    except (queryset.model.DoesNotExist, queryset.model.MultipleObjectsReturned, ValueError, TypeError) as exc:
+        raise Http404("No such object.") from exc

@@ -1,0 +1,22 @@
+"""Authentication backends: Entra ID sessions, and passwords for break-glass superusers only."""
+from django.contrib.auth.backends import ModelBackend
+
+ENTRA_BACKEND = "accounts.backends.EntraBackend"
+
+
+class EntraBackend(ModelBackend):
+    """Keeps users signed in through Entra ID; never accepts a password."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        return None
+
+
+class BreakGlassPasswordBackend(ModelBackend):
+    """Local username and password, for active superusers only (the break-glass account).
+
+    Everyone else signs in with Entra ID: a password set on an ordinary account is never accepted, and a
+    password session ends at the next request once the account stops being a superuser.
+    """
+
+    def user_can_authenticate(self, user) -> bool:
+        return super().user_can_authenticate(user) and bool(getattr(user, "is_superuser", False))

@@ -1,0 +1,88 @@
+"""Forms of the accounts app: the break-glass password form and the role mapping form."""
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+
+from accounts import authz
+from accounts.models import RoleMapping
+from accounts.roles import SETTINGS_WRITE
+from accounts.scopes import InvalidScope, normalize_scope
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class BreakGlassAuthenticationForm(AuthenticationForm):
+    """Username and password, accepted only for superusers (the authentication backend enforces it)."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": (
+            "Please enter the correct username and password of the break-glass account. Everyone else signs "
+            "in with Entra ID."
+        ),
+    }
+
+
+class RoleMappingForm(forms.ModelForm):
+    """Map an Entra app role or group to a portal role at a scope the editing user administers."""
+
+    class Meta:
+        model = RoleMapping
+        fields = ["source_kind", "source_value", "tenant_id", "role", "scope", "description"]
+        widgets = {
+            "source_value": forms.TextInput(attrs={"size": 50}),
+            "scope": forms.TextInput(attrs={"size": 100}),
+            "description": forms.TextInput(attrs={"size": 80}),
+        }
+
+    def __init__(self, *args, actor, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+        self.fields["source_value"].help_text = (
+            f"An app role value of the portal's app registration ({', '.join(settings.ENTRA_APP_ROLES)}) or a "
+            "group's object id."
+        )
+
+    def clean_source_value(self) -> str:
+        value = self.cleaned_data["source_value"].strip()
+        if not value:
+            raise forms.ValidationError("Enter the app role value or the group's object id.")
+        return value
+
+    def clean_tenant_id(self) -> str:
+        tenant = self.cleaned_data.get("tenant_id", "").strip().lower()
+        if tenant and tenant not in {t.lower() for t in settings.ENTRA_ALLOWED_TENANTS}:
+            raise forms.ValidationError(
+                f"Tenant {tenant} is not one the portal accepts sign-ins from "
+                f"({', '.join(settings.ENTRA_ALLOWED_TENANTS) or 'none configured'})."
+            )
+        return tenant
+
+    def clean_scope(self) -> str:
+        try:
+            scope = normalize_scope(self.cleaned_data["scope"])
+        except InvalidScope as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if not authz.has_permission(self.actor, SETTINGS_WRITE, scope):
+            raise forms.ValidationError("You may only map roles at scopes you administer.")
+        return scope
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        kind, value = cleaned.get("source_kind"), cleaned.get("source_value")
+        if kind == RoleMapping.SourceKind.APP_ROLE and value and value not in settings.ENTRA_APP_ROLES:
+            self.add_error(
+                "source_value",
+                f"{value!r} is not an app role of the portal's app registration. Known app roles: "
+                f"{', '.join(settings.ENTRA_APP_ROLES)} (set ENTRA_APP_ROLES when the app defines more).",
+            )
+        if kind == RoleMapping.SourceKind.GROUP and value:
+            if not _GUID.match(value.lower()):
+                self.add_error("source_value", "A group is named by its object id (a GUID).")
+            else:
+                cleaned["source_value"] = value.lower()
+        return cleaned

@@ -1,0 +1,74 @@
+"""Write the Azure custom role definitions of the portal's Azure roles, and optionally apply them.
+
+The equivalent of the seed's ``Set-JitLeastPrivilegedRole``: one ARM role definition per portal role
+(reader, requester, policy admin) holding exactly the seed's actions, assignable at the given scopes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.role_definitions import DEFAULT_SUFFIX, build_role_definitions
+from accounts.roles import AZURE_ROLE_NAMES
+from accounts.scopes import InvalidScope, normalize_scope
+
+
+class Command(BaseCommand):
+    help = "Write (and with --apply, create or update through the gateway) the portal's Azure custom roles."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--scope", action="append", required=True, dest="scopes",
+                            help="an assignable scope (/subscriptions/{id}[/resourceGroups/{name}]); repeatable")
+        parser.add_argument("--role", action="append", dest="roles", choices=AZURE_ROLE_NAMES,
+                            help="only this portal role (repeatable; default: all)")
+        parser.add_argument("--suffix", default=DEFAULT_SUFFIX,
+                            help='appended to role names: "JIT Requester (SUFFIX)"')
+        parser.add_argument("--output", help="a directory to write one JSON file per role (default: stdout)")
+        parser.add_argument("--apply", action="store_true",
+                            help="create or update the definitions in Azure through the gateway")
+        parser.add_argument("--subscription", help="with --apply: the subscription the definitions are created in")
+
+    def handle(self, *args, scopes, roles, suffix, output, apply, subscription, **options):
+        try:
+            definitions = build_role_definitions([normalize_scope(s) for s in scopes], roles, suffix)
+        except (InvalidScope, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        if output:
+            directory = Path(output)
+            directory.mkdir(parents=True, exist_ok=True)
+            for name, definition in definitions.items():
+                path = directory / f"jit-{name.replace('_', '-')}.json"
+                path.write_text(json.dumps(definition, indent=2) + "\n")
+                self.stdout.write(f"Wrote {path}")
+        elif not apply:
+            self.stdout.write(json.dumps(list(definitions.values()), indent=2))
+        if apply:
+            self._apply(definitions, subscription)
+
+    def _apply(self, definitions: dict[str, dict], subscription_id: str | None) -> None:
+        """PUT each definition at the subscription through the gateway, with the portal's own credential."""
+        from cloud.errors import CloudError
+        from policies.gateway import gateway_for_subscription
+        from policies.models import Subscription
+
+        if not subscription_id:
+            raise CommandError("--apply needs --subscription (where the definitions are created).")
+        subscription = Subscription.objects.filter(subscription_id__iexact=subscription_id).first()
+        if subscription is None:
+            raise CommandError(f"Subscription {subscription_id} is not registered in the portal (Settings).")
+        scope = f"/subscriptions/{subscription.subscription_id}"
+        with gateway_for_subscription(subscription) as gateway:
+            for definition in definitions.values():
+                properties = definition["properties"]
+                permissions = properties["permissions"][0]
+                try:
+                    applied = gateway.put_role_definition(
+                        scope, definition["name"], role_name=properties["roleName"],
+                        description=properties["description"], actions=permissions["actions"],
+                        not_actions=permissions["notActions"], assignable_scopes=properties["assignableScopes"],
+                    )
+                except CloudError as exc:
+                    raise CommandError(f"Azure refused {properties['roleName']}: {exc}") from exc
+                self.stdout.write(f"Applied {applied.role_name} ({applied.name}) at {scope}")

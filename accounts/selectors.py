@@ -1,0 +1,60 @@
+"""Reads of the accounts app, already restricted to what the user may see."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from accounts import authz
+from accounts.models import RoleMapping, SignInClaims
+from accounts.roles import ROLES, SETTINGS_WRITE, Role
+
+
+def role_mapping_list(user) -> QuerySet[RoleMapping]:
+    """The role mappings ``user`` administers: those at or under the scopes where they manage settings."""
+    return authz.restrict(RoleMapping.objects.select_related("updated_by"), user, SETTINGS_WRITE)
+
+
+@dataclass(frozen=True)
+class AccessRow:
+    """One line of "My access": a role at a scope and where it came from."""
+
+    role: Role
+    scope: str
+    source: str
+    mapping_description: str
+    mapping_id: int | None
+
+
+@dataclass(frozen=True)
+class MyAccess:
+    """The user's roles, scopes and their origins, and the claims of the latest sign-in."""
+
+    rows: list[AccessRow]
+    claims: SignInClaims | None
+    is_superuser: bool
+
+
+def my_access(user) -> MyAccess:
+    """What ``user`` may do, and why."""
+    claims = SignInClaims.objects.filter(user_id=user.pk).first()
+    descriptions = dict(
+        RoleMapping.objects.filter(pk__in=[g.mapping_id for g in authz.grants_for(user)]).values_list(
+            "pk", "description"
+        )
+    )
+    rows = []
+    for grant in authz.grants_for(user):
+        kind = "app role" if grant.source_kind == RoleMapping.SourceKind.APP_ROLE else "group"
+        tenant = f" (tenant {grant.tenant_id})" if grant.tenant_id else ""
+        rows.append(
+            AccessRow(
+                role=grant.role,
+                scope=grant.scope,
+                source=f"Entra {kind} {grant.source_value}{tenant}",
+                mapping_description=descriptions.get(grant.mapping_id, ""),
+                mapping_id=grant.mapping_id,
+            )
+        )
+    rows.sort(key=lambda r: (list(ROLES).index(r.role.name), r.scope.lower()))
+    return MyAccess(rows=rows, claims=claims, is_superuser=authz.is_superuser(user))

@@ -1,0 +1,152 @@
+"""Writes of the accounts app: recording a sign-in, and managing role mappings."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import RoleMapping, SignInClaims, User
+from accounts.scopes import normalize_scope, parse_scope
+from audit.services import audit_record
+
+
+class SignInClaimsError(ValueError):
+    """The ID token lacks what the portal needs to know who signed in."""
+
+
+def _strings(values: Iterable | None) -> list[str]:
+    if not isinstance(values, list | tuple):
+        return []
+    return sorted({str(v) for v in values if isinstance(v, str) and v})
+
+
+def _free_username(preferred: str, *, tenant_id: str, object_id: str) -> str:
+    username = preferred[:150]
+    taken = get_user_model().objects.filter(username=username).exclude(
+        entra_tenant_id=tenant_id, entra_object_id=object_id
+    )
+    if taken.exists():
+        username = f"{preferred[:140]}#{object_id[:8]}"
+    return username
+
+
+@transaction.atomic
+def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: str | None = None) -> User:
+    """Create or update the user an Entra ID token names, and store the claims that grant access.
+
+    The user is found by (tenant, object id); name, e-mail and user name follow the token. App roles and
+    groups replace the previous sign-in's, so what Entra ID took away is gone from now on.
+    """
+    tenant_id = str(claims.get("tid") or "").lower()
+    object_id = str(claims.get("oid") or "").lower()
+    if not tenant_id or not object_id:
+        raise SignInClaimsError("The sign-in token does not say which tenant and user it is for (tid, oid).")
+    preferred = str(claims.get("preferred_username") or claims.get("upn") or claims.get("email") or object_id)
+    display_name = str(claims.get("name") or preferred)[:255]
+    email = str(claims.get("email") or (preferred if "@" in preferred else ""))[:254]
+
+    user_model = get_user_model()
+    user = (
+        user_model.objects.select_for_update()
+        .filter(entra_tenant_id=tenant_id, entra_object_id=object_id)
+        .first()
+    )
+    if user is None:
+        user = user_model(entra_tenant_id=tenant_id, entra_object_id=object_id)
+        user.set_unusable_password()
+    user.username = _free_username(preferred, tenant_id=tenant_id, object_id=object_id)
+    user.display_name = display_name
+    user.email = email
+    user.save()
+
+    stored = {
+        "tenant_id": tenant_id,
+        "app_roles": _strings(claims.get("roles")),
+        "groups": [g.lower() for g in _strings(claims.get("groups"))],
+        # Entra ID leaves the groups out when there are too many (> 200) and says so instead.
+        "groups_overage": bool(claims.get("hasgroups")) or "groups" in (claims.get("_claim_names") or {}),
+    }
+    SignInClaims.objects.update_or_create(user=user, defaults={**stored, "signed_in_at": at or timezone.now()})
+    audit_record(actor=user, action="user.sign_in", target_type="user", target_id=str(user.pk),
+                 target_label=user.username, after=stored, client_ip=client_ip)
+    return user
+
+
+def _mapping_state(mapping: RoleMapping) -> dict:
+    return {
+        "source_kind": mapping.source_kind,
+        "source_value": mapping.source_value,
+        "tenant_id": mapping.tenant_id,
+        "role": mapping.role,
+        "scope": mapping.scope,
+        "description": mapping.description,
+    }
+
+
+def _audit_mapping(actor: User, action: str, mapping: RoleMapping, *, pk: int, before: dict | None,
+                   after: dict | None, client_ip: str | None) -> None:
+    place = parse_scope(mapping.scope)
+    audit_record(
+        actor=actor, action=action, target_type="role_mapping", target_id=str(pk), target_label=str(mapping),
+        subscription_id=place.subscription_id, resource_group=(place.resource_group or "").lower(),
+        resource_id=place.id.lower() if place.vm_name else "", before=before, after=after, client_ip=client_ip,
+    )
+
+
+def _clean_mapping_fields(source_kind: str, source_value: str, tenant_id: str, scope: str) -> dict:
+    value = source_value.strip()
+    if source_kind == RoleMapping.SourceKind.GROUP:
+        value = value.lower()
+    return {
+        "source_kind": source_kind,
+        "source_value": value,
+        "tenant_id": tenant_id.strip().lower(),
+        "scope": normalize_scope(scope),
+    }
+
+
+@transaction.atomic
+def role_mapping_create(
+    *, actor: User, source_kind: str, source_value: str, role: str, scope: str, tenant_id: str = "",
+    description: str = "", client_ip: str | None = None,
+) -> RoleMapping:
+    """Create a mapping from an app role or group to a portal role at a scope."""
+    mapping = RoleMapping.objects.create(
+        **_clean_mapping_fields(source_kind, source_value, tenant_id, scope),
+        role=role,
+        description=description.strip(),
+        created_by=actor,
+        updated_by=actor,
+    )
+    _audit_mapping(actor, "role_mapping.create", mapping, pk=mapping.pk, before=None, after=_mapping_state(mapping),
+                   client_ip=client_ip)
+    return mapping
+
+
+@transaction.atomic
+def role_mapping_update(
+    *, actor: User, mapping: RoleMapping, source_kind: str, source_value: str, role: str, scope: str,
+    tenant_id: str = "", description: str = "", client_ip: str | None = None,
+) -> RoleMapping:
+    """Change a mapping; users it no longer matches lose its role at their next request."""
+    before = _mapping_state(RoleMapping.objects.select_for_update().get(pk=mapping.pk))
+    for field, value in _clean_mapping_fields(source_kind, source_value, tenant_id, scope).items():
+        setattr(mapping, field, value)
+    mapping.role = role
+    mapping.description = description.strip()
+    mapping.updated_by = actor
+    mapping.save()
+    _audit_mapping(actor, "role_mapping.update", mapping, pk=mapping.pk, before=before,
+                   after=_mapping_state(mapping), client_ip=client_ip)
+    return mapping
+
+
+@transaction.atomic
+def role_mapping_delete(*, actor: User, mapping: RoleMapping, client_ip: str | None = None) -> None:
+    """Delete a mapping; the users it granted lose the role at their next request."""
+    pk, before = mapping.pk, _mapping_state(mapping)
+    mapping.delete()
+    _audit_mapping(actor, "role_mapping.delete", mapping, pk=pk, before=before, after=None, client_ip=client_ip)

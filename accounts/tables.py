@@ -1,0 +1,17 @@
+"""Declarative tables of the accounts app."""
+import django_tables2 as tables
+
+from accounts.models import RoleMapping
+
+
+class RoleMappingTable(tables.Table):
+    source_value = tables.LinkColumn("accounts:rolemapping_edit", args=[tables.A("pk")], verbose_name="Claim value")
+    updated_by = tables.Column(verbose_name="Changed by", default="—")
+
+    class Meta:
+        model = RoleMapping
+        fields = ("source_kind", "source_value", "tenant_id", "role", "scope", "description", "updated_at",
+                  "updated_by")
+        attrs = {"id": "result_list"}
+        empty_text = "No role mappings match."
+        order_by = ("source_kind", "source_value")

@@ -1,0 +1,51 @@
+"""Local passwords work for break-glass superusers only; everyone else is sent to Entra ID."""
+import pytest
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+def sign_in(client, username, password):
+    return client.post(reverse("login"), {"username": username, "password": password})
+
+
+def test_the_superuser_signs_in_with_a_password(client, breakglass_admin):
+    response = sign_in(client, "admin", "correct-horse-1")
+    assert response.status_code == 302
+    assert client.get(reverse("dashboard")).status_code == 200
+
+
+@pytest.mark.parametrize("flags", [{}, {"is_staff": True}])
+def test_anyone_else_with_a_password_is_refused(client, django_user_model, flags):
+    django_user_model.objects.create_user("eve", password="correct-horse-2", **flags)
+    response = sign_in(client, "eve", "correct-horse-2")
+    assert response.status_code == 200
+    assert "break-glass account" in response.content.decode()
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_a_password_session_ends_when_the_account_stops_being_superuser(client, breakglass_admin):
+    sign_in(client, "admin", "correct-horse-1")
+    breakglass_admin.is_superuser = False
+    breakglass_admin.save()
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_the_admin_site_refuses_passwords_of_ordinary_staff(client, django_user_model):
+    django_user_model.objects.create_user("staffer", password="correct-horse-3", is_staff=True)
+    response = client.post(reverse("admin:login"), {"username": "staffer", "password": "correct-horse-3"})
+    assert response.status_code == 200
+    assert client.get(reverse("admin:index")).status_code == 302
+
+
+def test_the_sign_in_page_offers_entra_first(client):
+    body = client.get(reverse("login")).content.decode()
+    assert body.index('id="sign-in-with-entra"') < body.index('id="login-form"')
+    assert f'action="{reverse("openid_connect_login", kwargs={"provider_id": "entra"})}"' in body
+
+
+def test_no_one_can_sign_up_locally(client):
+    from accounts.adapters import PortalAccountAdapter
+
+    assert PortalAccountAdapter().is_open_for_signup(None) is False
+    assert client.get("/accounts/signup/").status_code in (302, 404)

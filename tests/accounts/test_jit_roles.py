@@ -1,0 +1,98 @@
+"""``jit_roles`` writes one Azure custom role per portal Azure role, with exactly the seed's actions."""
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.role_definitions import build_role_definitions
+from tests.accounts.test_roles import SEED_CONFIGURE, SEED_READ, SEED_REQUEST
+
+PROD = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000001"
+DEV = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000002"
+EXPECTED = {"reader": SEED_READ, "requester": SEED_REQUEST, "policy_admin": SEED_CONFIGURE | SEED_READ}
+
+
+def run(*args) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("jit_roles", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_generated_roles_hold_exactly_the_seeds_actions():
+    definitions = json.loads(run("--scope", PROD, "--scope", DEV.upper().replace("/SUBSCRIPTIONS/", "/subscriptions/")))
+    assert len(definitions) == 3
+    by_name = {d["properties"]["roleName"]: d for d in definitions}
+    assert set(by_name) == {"JIT Reader (jitportal)", "JIT Requester (jitportal)", "JIT Policy Admin (jitportal)"}
+    for role, actions in EXPECTED.items():
+        (definition,) = [d for d in definitions if d["properties"]["roleName"].lower().startswith(
+            "jit " + role.replace("_", " "))]
+        properties = definition["properties"]
+        assert set(properties["permissions"][0]["actions"]) == actions
+        assert len(properties["permissions"][0]["actions"]) == len(actions)
+        assert properties["permissions"][0]["notActions"] == []
+        assert properties["type"] == "CustomRole"
+        assert properties["assignableScopes"] == [PROD, DEV]
+        assert not any(a.startswith("JitPortal/") for a in properties["permissions"][0]["actions"])
+
+
+def test_names_are_stable_guids_of_the_role_name():
+    first = build_role_definitions([PROD])
+    again = build_role_definitions([PROD, DEV])
+    for role in first:
+        assert first[role]["name"] == again[role]["name"]
+        assert len(first[role]["name"]) == 36
+    assert len({d["name"] for d in first.values()}) == 3
+    assert build_role_definitions([PROD], suffix="other")["reader"]["name"] != first["reader"]["name"]
+
+
+def test_it_writes_one_file_per_role(tmp_path):
+    run("--scope", f"{PROD}/resourceGroups/rg-web-prod", "--role", "requester", "--output", str(tmp_path))
+    (path,) = tmp_path.iterdir()
+    assert path.name == "jit-requester.json"
+    definition = json.loads(path.read_text())
+    assert definition["properties"]["assignableScopes"] == [f"{PROD}/resourceGroups/rg-web-prod"]
+    assert set(definition["properties"]["permissions"][0]["actions"]) == SEED_REQUEST
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scope", "/subscriptions/nope"], "A scope is"),
+        (["--scope", PROD, "--apply"], "--subscription"),
+        (["--scope", PROD, "--apply", "--subscription", "c0a1b2c3-0000-4000-8000-00000000dead"], "not registered"),
+    ],
+)
+@pytest.mark.django_db
+def test_it_refuses_bad_arguments(args, message):
+    with pytest.raises(CommandError, match=message):
+        run(*args)
+
+
+def test_portal_only_roles_have_no_azure_definition():
+    with pytest.raises(ValueError, match="Not an Azure role"):
+        build_role_definitions([PROD], ["auditor"])
+
+
+@pytest.mark.django_db
+def test_apply_creates_then_updates_the_definitions_through_the_gateway(fresh_emulator):
+    from policies.gateway import gateway_for_subscription
+    from tests.policies.factories import register
+
+    subscription = register(fresh_emulator, PROD.rsplit("/", 1)[1])
+    out = run("--scope", PROD, "--apply", "--subscription", subscription.subscription_id)
+    assert out.count("Applied JIT ") == 3
+    out = run("--scope", PROD, "--scope", DEV, "--role", "requester", "--apply",
+              "--subscription", subscription.subscription_id)
+    assert "Applied JIT Requester (jitportal)" in out
+
+    expected = build_role_definitions([PROD, DEV])
+    with gateway_for_subscription(subscription) as gateway:
+        stored = gateway.get_role_definition(PROD, expected["requester"]["name"])
+        assert stored.role_name == "JIT Requester (jitportal)"
+        assert set(stored.actions) == SEED_REQUEST
+        assert [s.lower() for s in stored.assignable_scopes] == [PROD, DEV]
+        admin = gateway.get_role_definition(PROD, expected["policy_admin"]["name"])
+        assert set(admin.actions) == SEED_CONFIGURE | SEED_READ
+        assert stored.role_type == "CustomRole"

@@ -1,0 +1,179 @@
+"""Role mappings under Settings: admins list, add, change and delete mappings at scopes they administer."""
+import pytest
+from django.urls import reverse
+
+from accounts.models import RoleMapping
+from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
+
+pytestmark = pytest.mark.django_db
+
+RG = f"{IN_SCOPE}/resourceGroups/rg-web-prod"
+
+
+def form_data(**overrides):
+    data = {"source_kind": "app_role", "source_value": "JIT.Reader", "tenant_id": "", "role": "reader",
+            "scope": RG, "description": "web readers"}
+    return data | overrides
+
+
+def test_the_list_shows_only_mappings_in_the_admins_scope(client, policy_admin):
+    RoleMapping.objects.create(source_kind="app_role", source_value="JIT.Auditor", role="auditor",
+                               scope=OUT_OF_SCOPE, description="dev-test auditors")
+    client.force_login(policy_admin)
+    body = client.get(reverse("accounts:rolemapping_list")).content.decode()
+    assert "JIT.Requester in Production" in body
+    assert "dev-test auditors" not in body
+
+
+def test_the_list_searches_and_filters(client, breakglass_admin, persona_mappings):
+    client.force_login(breakglass_admin)
+    body = client.get(reverse("accounts:rolemapping_list"), {"q": "rg-web-prod"}).content.decode()
+    assert "JIT requesters - web" in body and "JIT.Auditor in Production" not in body
+    body = client.get(reverse("accounts:rolemapping_list"), {"role": "auditor"}).content.decode()
+    assert "JIT.Auditor in Production" in body and "JIT.Requester in Production" not in body
+
+
+def test_the_list_costs_the_same_queries_for_many_rows(client, breakglass_admin, django_assert_max_num_queries):
+    client.force_login(breakglass_admin)
+    for n in range(60):
+        RoleMapping.objects.create(source_kind="group", source_value=f"00000000-0000-4000-8000-{n:012d}",
+                                   role="reader", scope=IN_SCOPE)
+    with django_assert_max_num_queries(8):
+        assert client.get(reverse("accounts:rolemapping_list")).status_code == 200
+
+
+def test_an_admin_adds_a_mapping_and_it_records_who(client, policy_admin):
+    client.force_login(policy_admin)
+    response = client.post(reverse("accounts:rolemapping_add"), form_data(scope=RG.upper().replace(
+        "/SUBSCRIPTIONS/", "/subscriptions/").replace("/RESOURCEGROUPS/", "/resourceGroups/")))
+    assert response.status_code == 302
+    mapping = RoleMapping.objects.get(description="web readers")
+    assert mapping.scope == f"{IN_SCOPE}/resourceGroups/RG-WEB-PROD"
+    assert mapping.created_by == policy_admin and mapping.updated_by == policy_admin
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"scope": "/subscriptions/nope"}, "scope", "A scope is"),
+        ({"scope": OUT_OF_SCOPE}, "scope", "only map roles at scopes you administer"),
+        ({"source_value": "  "}, "source_value", "required"),
+        ({"source_value": "JIT.Typo"}, "source_value", "not an app role"),
+        ({"source_kind": "group", "source_value": "web people"}, "source_value", "object id"),
+        ({"role": "owner"}, "role", "not one of the available choices"),
+        ({"tenant_id": "11111111-2222-3333-4444-555555555555"}, "tenant_id", "not one the portal accepts"),
+    ],
+)
+def test_it_explains_what_is_wrong_with_a_mapping(client, policy_admin, overrides, field, message):
+    client.force_login(policy_admin)
+    response = client.post(reverse("accounts:rolemapping_add"), form_data(**overrides))
+    assert response.status_code == 200
+    errors = " ".join(response.context["form"].errors.get(field, []))
+    assert message in errors
+    assert not RoleMapping.objects.filter(description="web readers").exists()
+
+
+def test_a_duplicate_mapping_is_refused(client, policy_admin):
+    client.force_login(policy_admin)
+    client.post(reverse("accounts:rolemapping_add"), form_data())
+    response = client.post(reverse("accounts:rolemapping_add"), form_data())
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+
+
+def test_a_group_id_is_stored_in_lower_case(client, policy_admin):
+    client.force_login(policy_admin)
+    client.post(reverse("accounts:rolemapping_add"), form_data(
+        source_kind="group", source_value="9C1D2E3F-0000-4000-8000-0000000009AA"))
+    assert RoleMapping.objects.filter(source_value="9c1d2e3f-0000-4000-8000-0000000009aa").exists()
+
+
+def test_an_admin_changes_a_mapping(client, policy_admin, persona_mappings):
+    client.force_login(policy_admin)
+    mapping = persona_mappings[0]
+    response = client.post(reverse("accounts:rolemapping_edit", args=[mapping.pk]),
+                           form_data(source_value=mapping.source_value, role="reader", scope=RG,
+                                     description="narrowed"))
+    assert response.status_code == 302
+    mapping.refresh_from_db()
+    assert (mapping.role, mapping.scope, mapping.description) == ("reader", RG, "narrowed")
+
+
+def test_an_admin_cannot_move_a_mapping_out_of_their_scope(client, policy_admin, persona_mappings):
+    client.force_login(policy_admin)
+    mapping = persona_mappings[0]
+    response = client.post(reverse("accounts:rolemapping_edit", args=[mapping.pk]),
+                           form_data(source_value=mapping.source_value, scope=OUT_OF_SCOPE))
+    assert response.status_code == 200
+    mapping.refresh_from_db()
+    assert mapping.scope == IN_SCOPE
+
+
+def test_deleting_needs_a_post_and_removes_access_at_the_next_request(client, policy_admin, requester,
+                                                                      persona_mappings):
+    from accounts.authz import has_permission
+    from accounts.roles import JIT_INITIATE
+
+    mapping = RoleMapping.objects.get(source_value="JIT.Requester")
+    client.force_login(policy_admin)
+    url = reverse("accounts:rolemapping_delete", args=[mapping.pk])
+    assert "Yes, delete" in client.get(url).content.decode()
+    assert RoleMapping.objects.filter(pk=mapping.pk).exists()
+    assert client.post(url).status_code == 302
+    assert not RoleMapping.objects.filter(pk=mapping.pk).exists()
+    vm = f"{IN_SCOPE}/resourceGroups/rg-data-prod/providers/Microsoft.Compute/virtualMachines/db-01"
+    assert not has_permission(type(requester).objects.get(pk=requester.pk), JIT_INITIATE, vm)
+
+
+def test_mappings_out_of_scope_are_not_found(client, policy_admin):
+    other = RoleMapping.objects.create(source_kind="app_role", source_value="JIT.Auditor", role="auditor",
+                                       scope=OUT_OF_SCOPE)
+    client.force_login(policy_admin)
+    for name in ("accounts:rolemapping_edit", "accounts:rolemapping_delete"):
+        assert client.get(reverse(name, args=[other.pk])).status_code == 404
+        assert client.post(reverse(name, args=[other.pk])).status_code == 404
+    assert RoleMapping.objects.filter(pk=other.pk).exists()
+
+
+def test_the_django_admin_edits_mappings_through_the_same_rules(client, breakglass_admin):
+    client.force_login(breakglass_admin)
+    response = client.post(reverse("admin:accounts_rolemapping_add"), form_data(scope="/subscriptions/bad"))
+    assert response.status_code == 200
+    assert "A scope is" in response.content.decode()
+    response = client.post(reverse("admin:accounts_rolemapping_add"), form_data())
+    assert response.status_code == 302
+    assert RoleMapping.objects.get(description="web readers").created_by == breakglass_admin
+
+
+def test_my_access_says_where_each_role_comes_from(client, requester):
+    client.force_login(requester)
+    body = client.get(reverse("my_access")).content.decode()
+    assert "JIT requester" in body
+    assert "Entra app role JIT.Requester" in body
+    assert "Entra group 9c1d2e3f-0000-4000-8000-000000000901" in body
+    assert f"{IN_SCOPE}/resourceGroups/rg-web-prod" in body
+    assert "JIT.Requester in Production" in body
+
+
+def test_my_access_tells_an_outsider_they_have_no_roles(client, outsider):
+    client.force_login(outsider)
+    body = client.get(reverse("my_access")).content.decode()
+    assert 'id="no-access"' in body
+
+
+def test_mapping_changes_and_sign_ins_are_in_the_audit_trail(client, policy_admin):
+    from audit.models import AuditEvent
+
+    client.force_login(policy_admin)
+    client.post(reverse("accounts:rolemapping_add"), form_data())
+    mapping = RoleMapping.objects.get(description="web readers")
+    client.post(reverse("accounts:rolemapping_edit", args=[mapping.pk]), form_data(role="auditor",
+                                                                                   source_value="JIT.Auditor"))
+    client.post(reverse("accounts:rolemapping_delete", args=[mapping.pk]))
+    events = list(AuditEvent.objects.filter(target_type="role_mapping").order_by("id"))
+    assert [e.action for e in events] == ["role_mapping.create", "role_mapping.update", "role_mapping.delete"]
+    assert events[1].before["role"] == "reader" and events[1].after["role"] == "auditor"
+    assert events[2].after is None and events[2].before["source_value"] == "JIT.Auditor"
+    assert {e.actor_id for e in events} == {policy_admin.pk}
+    assert events[0].subscription_id == IN_SCOPE.rsplit("/", 1)[1] and events[0].resource_group == "rg-web-prod"
+    assert AuditEvent.objects.filter(action="user.sign_in", actor=policy_admin).exists()

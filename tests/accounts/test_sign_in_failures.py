@@ -1,0 +1,53 @@
+"""A sign-in response the portal cannot use lands on a clear page, never a 500."""
+import pytest
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+CALLBACK = reverse("openid_connect_callback", kwargs={"provider_id": "entra"})
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"state": "never-issued", "code": "abc"},
+        {"state": "never-issued", "error": "access_denied"},
+    ],
+)
+def test_a_response_without_a_sign_in_of_this_browser_is_refused(client, query):
+    response = client.get(CALLBACK, query)
+    assert response.status_code == 401
+    assert "Sign-in failed" in response.content.decode()
+    assert "does not belong to a sign-in started in this browser" in response.content.decode()
+    assert 'href="/accounts/login/"' in response.content.decode()
+
+
+def test_an_unknown_provider_is_not_found(client):
+    assert client.get(reverse("openid_connect_callback", kwargs={"provider_id": "github"})).status_code == 404
+    assert client.post(reverse("openid_connect_login", kwargs={"provider_id": "github"})).status_code == 404
+
+
+def test_an_unreachable_entra_id_is_explained(client, settings):
+    response = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}))
+    assert response.status_code == 502
+    assert "could not reach Entra ID" in response.content.decode()
+
+
+def test_sign_in_starts_only_from_a_post(client):
+    response = client.get(reverse("openid_connect_login", kwargs={"provider_id": "entra"}))
+    assert response.status_code == 200
+    assert "Continue" in response.content.decode()
+
+
+def test_without_entra_settings_the_page_says_so(client, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = {}
+    assert "not configured" in client.get(reverse("login")).content.decode()
+    assert client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"})).status_code == 404
+
+
+def test_a_missing_ca_bundle_is_explained(client, settings, tmp_path):
+    settings.ENTRA_CA_BUNDLE = str(tmp_path / "missing-ca.pem")
+    response = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}))
+    assert response.status_code == 502
+    assert "could not reach Entra ID" in response.content.decode()
