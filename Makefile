@@ -6,7 +6,7 @@ PORTAL_HOST ?= 127.0.0.1
 PORTAL_PORT ?= 8000
 export PATH := $(abspath $(BIN)):$(PATH)
 export DJANGO_SETTINGS_MODULE ?= jitportal.settings.local
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: install run test lint bench clean
 
@@ -23,9 +23,10 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo ""
-	@echo "  jitportal is starting on http://$(PORTAL_HOST):$(PORTAL_PORT)/"
-	@echo "  Sign in as 'admin' with password 'admin' (the demo's break-glass account)."
-	@echo "  Press Ctrl-C to stop web, worker and beat together."
+	@echo "  jitportal is starting on http://$(PORTAL_HOST):$(PORTAL_PORT)/ (the Azure emulator on https://127.0.0.1:8443)"
+	@echo "  Sign in with Entra ID and pick a demo user: alice (requester), bob (security admin),"
+	@echo "  carol (auditor), dave/erin (approvers), frank (reader), oscar (no access)."
+	@echo "  Break-glass: 'admin' / 'admin' in the password form. Ctrl-C stops web, worker, beat and emulator."
 	@echo ""
 	PORTAL_HOST=$(PORTAL_HOST) PORTAL_PORT=$(PORTAL_PORT) $(BIN)/honcho start -f Procfile
 

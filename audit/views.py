@@ -1,8 +1,131 @@
-"""Audit search pages."""
-from django.http import HttpRequest, HttpResponse
+"""Audit pages: search (Azure Activity Log and the portal's trail), event pages, CSV export, VM timeline,
+ingestion status. Views stay short: selectors restrict, filtersets filter, keyset pagination pages."""
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts import authz
+from accounts.access import requires
+from accounts.roles import AUDIT_EXPORT, AUDIT_READ
+
+from . import selectors
+from .csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
+from .filtersets import ActivityFilterSet, TrailFilterSet
+from .models import ActivityLogEvent, AuditEvent
+from .pagination import keyset_page
+from .services import audit_record
+from .tables import ActivityTable, TrailTable
+
+SOURCES = {"azure": "Azure Activity Log", "portal": "Portal audit trail"}
 
 
+def _source(request: HttpRequest) -> str:
+    source = request.GET.get("source", "azure")
+    return source if source in SOURCES else "azure"
+
+
+def _filtered(request: HttpRequest, source: str, action: str):
+    if source == "portal":
+        return TrailFilterSet(request.GET, queryset=selectors.trail_for_user(request.user, action))
+    return ActivityFilterSet(request.GET, queryset=selectors.activity_for_user(request.user, action))
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@require_GET
+@requires(AUDIT_READ)
 def search(request: HttpRequest) -> HttpResponse:
-    """Search JIT activity: the Azure Activity Log and the portal's own trail."""
-    return render(request, "audit/search.html", {"title": "Audit"})
+    """Search JIT activity: the Azure Activity Log and the portal's own trail, newest first."""
+    source = _source(request)
+    filterset = _filtered(request, source, AUDIT_READ)
+    page = keyset_page(filterset.qs, after=request.GET.get("after"), before=request.GET.get("before"),
+                       size=settings.AUDIT_PAGE_SIZE)
+    table = (TrailTable if source == "portal" else ActivityTable)(page.rows)
+    query = request.GET.copy()
+    for key in ("after", "before"):
+        query.pop(key, None)
+    return render(request, "audit/search.html", {
+        "title": "Audit", "subtitle": SOURCES[source], "source": source, "sources": SOURCES,
+        "filter": filterset, "table": table, "page": page, "query": query.urlencode(),
+        "can_export": authz.holds_anywhere(request.user, AUDIT_EXPORT),
+        "vm_filter": request.GET.get("vm", "").strip(),
+    })
+
+
+@require_GET
+@requires(AUDIT_EXPORT)
+def export_csv(request: HttpRequest) -> HttpResponse:
+    """Download the current search as CSV (only rows in the user's export scopes); the export is audited."""
+    source = _source(request)
+    filterset = _filtered(request, source, AUDIT_EXPORT)
+    if not filterset.is_valid():
+        return HttpResponse("The search filters are not valid.", status=400, content_type="text/plain")
+    audit_record(actor=request.user, action="audit.export", target_type="audit_search", target_label=SOURCES[source],
+                 after={"source": source, "filters": filterset.applied()}, client_ip=_client_ip(request))
+    columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
+    response = StreamingHttpResponse(encoded(csv_lines(filterset.qs, columns)),
+                                     content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="jit-{source}-activity-{stamp}.csv"'
+    return response
+
+
+@require_GET
+@requires(AUDIT_READ, object_model=ActivityLogEvent)
+def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
+    """One Activity Log entry with its raw properties."""
+    event = selectors.activity_for_user(request.user).filter(pk=pk).first()
+    if event is None:
+        raise Http404("No such event.")
+    return render(request, "audit/activity_event.html", {
+        "title": "Audit", "subtitle": "Activity Log event", "event": event,
+        "raw_json": json.dumps(event.raw or event.properties, indent=2, sort_keys=True, default=str),
+        "properties_json": json.dumps(event.properties, indent=2, sort_keys=True, default=str),
+    })
+
+
+@require_GET
+@requires(AUDIT_READ, object_model=AuditEvent)
+def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
+    """One event of the portal's own trail, with its state before and after."""
+    event = selectors.trail_for_user(request.user).filter(pk=pk).first()
+    if event is None:
+        raise Http404("No such event.")
+    return render(request, "audit/trail_event.html", {
+        "title": "Audit", "subtitle": "Portal audit event", "event": event,
+        "before_json": json.dumps(event.before, indent=2, sort_keys=True, default=str),
+        "after_json": json.dumps(event.after, indent=2, sort_keys=True, default=str),
+    })
+
+
+@require_GET
+@requires(AUDIT_READ)
+def vm_timeline(request: HttpRequest) -> HttpResponse:
+    """Who opened what on one VM, from where, why, and when it closed: portal events joined to Azure calls."""
+    vm_id = request.GET.get("vm", "").strip()
+    if not vm_id or not authz.has_permission(request.user, AUDIT_READ, vm_id):
+        raise Http404("No such virtual machine.")
+    entries = selectors.vm_timeline(request.user, vm_id)
+    return render(request, "audit/timeline.html", {
+        "title": "Audit", "subtitle": "VM timeline", "vm_id": vm_id,
+        "vm_name": vm_id.rstrip("/").rsplit("/", 1)[-1], "entries": entries,
+    })
+
+
+@require_GET
+@requires(AUDIT_READ)
+def ingestion_status(request: HttpRequest) -> HttpResponse:
+    """Activity Log ingestion per subscription: watermark, progress, last success, last error."""
+    return render(request, "audit/ingestion_status.html", {
+        "title": "Audit", "subtitle": "Ingestion status",
+        "states": selectors.ingestion_states_for_user(request.user),
+        "interval": settings.AUDIT_INGEST_INTERVAL_SECONDS,
+    })

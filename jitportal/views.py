@@ -1,25 +1,32 @@
 """Project-level pages: the dashboard, the settings index and the health check."""
 from django.conf import settings
-from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.access import authenticated_only, public, requires
+from accounts.roles import SETTINGS_WRITE
 from jitportal.lib.health import check_broker, check_database
 
 
+@authenticated_only
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The landing page: the user's open access, recent requests and, for admins, counts."""
-    return render(request, "jitportal/dashboard.html", {"title": "Dashboard"})
+    from policies.access import selectors as access
+
+    return render(request, "jitportal/dashboard.html", {
+        "title": "Dashboard", "open_ports": access.my_open_ports(request.user),
+        "recent": access.recent_requests(request.user), "state_counts": access.state_counts(request.user)})
 
 
+@requires(SETTINGS_WRITE)
 def settings_index(request: HttpRequest) -> HttpResponse:
     """Entry point to the portal's settings pages."""
     return render(request, "jitportal/settings_index.html", {"title": "Settings"})
 
 
-@login_not_required
+@public
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:

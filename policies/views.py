@@ -1,13 +1,254 @@
-"""Inventory and access request pages."""
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Inventory, VM, JIT policy and subscription pages. Views validate, call a service and redirect."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+from django_tables2.paginators import LazyPaginator
+
+from accounts import authz
+from accounts.access import requires
+from accounts.roles import JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
+
+from . import rules, selectors, services
+from .filtersets import VirtualMachineFilterSet, filter_controls
+from .forms import BulkEnableForm, SubscriptionForm, port_formset
+from .models import JitPolicy, PolicyChange, Subscription, VirtualMachine, VmState
+from .tables import VirtualMachineTable, render_rows
+
+PER_PAGE = 50
+TABS = [(VmState.CONFIGURED, "Configured"), (VmState.NOT_CONFIGURED, "Not configured"),
+        (VmState.UNSUPPORTED, "Unsupported")]
 
 
+def _messages_from(request: HttpRequest, exc: ValidationError) -> None:
+    for message in exc.messages:
+        messages.error(request, message)
+
+
+@requires(VM_READ)
 def inventory(request: HttpRequest) -> HttpResponse:
-    """VMs grouped Configured / Not configured / Unsupported."""
-    return render(request, "policies/inventory.html", {"title": "Inventory"})
+    """VMs grouped Configured / Not configured / Unsupported, with search, filters, sorting and pages."""
+    tab = request.GET.get("tab", VmState.CONFIGURED)
+    if tab not in VmState.values:
+        tab = VmState.CONFIGURED
+    subscriptions = selectors.visible_subscriptions(request.user)
+    groups, locations = selectors.filter_choices(request.user, subscriptions)
+    filterset = VirtualMachineFilterSet(request.GET or None, queryset=selectors.vm_list(request.user),
+                                        subscriptions=subscriptions, resource_groups=groups, locations=locations)
+    filtered = filterset.qs
+    counts = selectors.vm_counts_by_state(filtered)
+    may_write = authz.holds_anywhere(request.user, JIT_POLICY_WRITE)
+    table = VirtualMachineTable(filtered.filter(state=tab), tab=tab,
+                                selectable=tab == VmState.NOT_CONFIGURED and may_write)
+    RequestConfig(request, paginate={"per_page": PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
+    shown = [column.name for column in table.columns]
+    rows = render_rows([row.record for row in table.page.object_list], shown)
+    query = request.GET.copy()
+    query.pop("page", None)
+    tabs = []
+    for value, label in TABS:
+        query["tab"] = value
+        tabs.append({"value": value, "label": label, "count": counts[value], "query": query.urlencode(),
+                     "active": value == tab})
+    return render(request, "policies/inventory.html", {
+        "title": "Inventory", "table": table, "rows": rows,
+        "filter": filterset, "filter_controls": filter_controls(filterset), "tabs": tabs, "tab": tab,
+        "may_write": may_write, "defender_missing": [s for s in subscriptions if s.defender_missing],
+        "sync_runs": selectors.latest_sync_runs(subscriptions), "show_sync": may_write,
+        "has_subscriptions": bool(subscriptions),
+    })
 
 
-def request_list(request: HttpRequest) -> HttpResponse:
-    """Access requests the user may see."""
-    return render(request, "policies/request_list.html", {"title": "Requests"})
+@requires(JIT_POLICY_WRITE)
+@require_POST
+def bulk_enable(request: HttpRequest) -> HttpResponse:
+    """Enable JIT with the recommended ports (22, 3389, 5985, 5986) on the selected Not configured VMs."""
+    queryset = selectors.vm_list(request.user, JIT_POLICY_WRITE).filter(state=VmState.NOT_CONFIGURED)
+    form = BulkEnableForm(request.POST, queryset=queryset)
+    if not form.is_valid():
+        messages.error(request, "Select at least one Not configured VM you may configure.")
+    else:
+        try:
+            changes = services.policy_enable(actor=request.user, vms=list(form.cleaned_data["vm"]))
+        except ValidationError as exc:
+            _messages_from(request, exc)
+        except PermissionDenied as exc:
+            messages.error(request, str(exc))
+        else:
+            names = ", ".join(vm.name for vm in form.cleaned_data["vm"])
+            messages.success(request, f"Enabling JIT on {names} with ports "
+                                      f"{', '.join(str(p) for p in rules.RECOMMENDED_PORTS)} "
+                                      f"({len(changes)} policy change(s) pending).")
+    return redirect(reverse("policies:inventory") + "?tab=" + VmState.NOT_CONFIGURED)
+
+
+@requires(JIT_POLICY_WRITE)
+@require_POST
+def sync_now(request: HttpRequest) -> HttpResponse:
+    """Queue a sync of every subscription where the user configures JIT."""
+    runs = [services.sync_request(actor=request.user, subscription=s)
+            for s in selectors.syncable_subscriptions(request.user)]
+    if runs:
+        messages.success(request, f"Syncing {len(runs)} subscription(s) from Azure.")
+    else:
+        messages.error(request, "No registered subscription to sync.")
+    return redirect(request.POST.get("next") or reverse("policies:inventory"))
+
+
+@requires(VM_READ)
+def sync_status(request: HttpRequest) -> HttpResponse:
+    """The latest sync of each visible subscription (polled while one runs)."""
+    runs = selectors.latest_sync_runs(selectors.visible_subscriptions(request.user))
+    return render(request, "policies/_sync_status.html", {"sync_runs": runs})
+
+
+def _vm_requests(vm: VirtualMachine) -> list[dict]:
+    policy = JitPolicy.objects.filter(resource_id=vm.policy_id.lower()).first() if vm.policy_name else None
+    if policy is None:
+        return []
+    items = []
+    for request in policy.requests:
+        ports = [p for p in request.get("ports", []) if p.get("vm") == vm.resource_id]
+        if ports:
+            items.append({**request, "ports": ports})
+    items.sort(key=lambda r: r.get("startTimeUtc") or "", reverse=True)
+    return items[:10]
+
+
+@requires(VM_READ, object_model=VirtualMachine)
+def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One VM: its JIT ports, NSG/firewall, addresses, drift, recent requests and changes."""
+    vm = selectors.vm_get(request.user, pk)
+    return render(request, "policies/vm_detail.html", {
+        "title": vm.name, "vm": vm, "ports": [rules.PortRule.from_azure(p) for p in vm.ports],
+        "drift": list(selectors.vm_open_drift(vm)), "changes": selectors.vm_recent_changes(vm),
+        "requests": _vm_requests(vm), "may_edit": selectors.may_edit_policy(request.user, vm),
+        "may_connect": authz.has_permission(request.user, JIT_INITIATE, vm.resource_id),
+        "default_ports": rules.default_ports(vm.os_type), "activity_url": reverse("audit:search") + "?vm=" + vm.arm_id,
+    })
+
+
+@requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
+def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit a VM's JIT ports: protocol, allowed sources, maximum time; add or remove ports."""
+    vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
+    formset = port_formset(vm, request.POST if request.method == "POST" else None)
+    problems: list[str] = []
+    if request.method == "POST" and formset.is_valid():
+        try:
+            services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules())
+        except ValidationError as exc:
+            problems = exc.messages
+        except PermissionDenied as exc:
+            raise Http404("No such object.") from exc
+        else:
+            messages.success(request, f"Saving the JIT settings of {vm.name}.")
+            return redirect("policies:vm_detail", pk=vm.pk)
+    return render(request, "policies/policy_edit.html", {
+        "title": f"JIT settings of {vm.name}", "vm": vm, "formset": formset, "problems": problems,
+        "rules": rules}, status=400 if request.method == "POST" else 200)
+
+
+@requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
+@require_POST
+def vm_enable(request: HttpRequest, pk: int) -> HttpResponse:
+    """Enable JIT on one VM with its OS default (Windows RDP 3389, Linux SSH 22; 3 hours; source Any)."""
+    vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
+    try:
+        services.policy_enable(actor=request.user, vms=[vm], os_default=True)
+    except ValidationError as exc:
+        _messages_from(request, exc)
+    except PermissionDenied as exc:
+        raise Http404("No such object.") from exc
+    else:
+        messages.success(request, f"Enabling JIT on {vm.name}.")
+    return redirect("policies:vm_detail", pk=vm.pk)
+
+
+@requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
+@require_POST
+def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    """Remove JIT from one VM."""
+    vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
+    try:
+        services.policy_remove(actor=request.user, vm=vm)
+    except ValidationError as exc:
+        _messages_from(request, exc)
+    except PermissionDenied as exc:
+        raise Http404("No such object.") from exc
+    else:
+        messages.success(request, f"Removing JIT from {vm.name}.")
+    return redirect("policies:vm_detail", pk=vm.pk)
+
+
+@requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
+@require_POST
+def drift_accept(request: HttpRequest, pk: int) -> HttpResponse:
+    """Accept the policy Azure has for this VM as the portal's baseline."""
+    vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
+    try:
+        services.drift_accept(actor=request.user, vm=vm)
+    except PermissionDenied as exc:
+        raise Http404("No such object.") from exc
+    messages.success(request, f"Accepted Azure's JIT settings of {vm.name}.")
+    return redirect("policies:vm_detail", pk=vm.pk)
+
+
+@requires(JIT_POLICY_READ, object_model=PolicyChange)
+def change_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """One policy change's state (pending / applied / failed with Azure's message); polled while pending."""
+    change = selectors.change_get(request.user, pk)
+    return render(request, "policies/_change_status.html", {"change": change})
+
+
+# --- subscriptions (Settings) -----------------------------------------------------------------------------
+@requires(SETTINGS_WRITE)
+def subscription_list(request: HttpRequest) -> HttpResponse:
+    """Registered subscriptions with their Defender check and last sync."""
+    subscriptions = list(selectors.subscription_list(request.user))
+    return render(request, "policies/subscription_list.html", {
+        "title": "Subscriptions", "subscriptions": subscriptions,
+        "sync_runs": {r.subscription_id: r for r in selectors.latest_sync_runs(subscriptions)}})
+
+
+@requires(SETTINGS_WRITE)
+def subscription_add(request: HttpRequest) -> HttpResponse:
+    """Register a subscription (tenant, id, credential reference, ARM endpoint)."""
+    form = SubscriptionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscription = services.subscription_register(actor=request.user, **form.cleaned_data)
+        except PermissionDenied as exc:
+            form.add_error("subscription_id", str(exc))
+        else:
+            messages.success(request, f"Registered {subscription}; its inventory is syncing.")
+            return redirect("policies:subscriptions")
+    return render(request, "policies/subscription_form.html", {"title": "Register a subscription", "form": form})
+
+
+@requires(SETTINGS_WRITE, object_model=Subscription)
+def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    subscription = selectors.subscription_get(request.user, pk)
+    form = SubscriptionForm(request.POST or None, instance=subscription)
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k != "subscription_id"}
+        services.subscription_update(actor=request.user, subscription=subscription, **data)
+        messages.success(request, f"Saved {subscription}.")
+        return redirect("policies:subscriptions")
+    runs = selectors.latest_sync_runs([subscription])
+    return render(request, "policies/subscription_form.html", {
+        "title": str(subscription), "form": form, "subscription": subscription, "sync_runs": runs})
+
+
+@requires(SETTINGS_WRITE, object_model=Subscription)
+@require_POST
+def subscription_sync(request: HttpRequest, pk: int) -> HttpResponse:
+    subscription = selectors.subscription_get(request.user, pk)
+    services.sync_request(actor=request.user, subscription=subscription)
+    messages.success(request, f"Syncing {subscription} from Azure.")
+    return redirect("policies:subscription_edit", pk=subscription.pk)

@@ -4,6 +4,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from accounts.config import entra_socialaccount_providers
 from jitportal.lib.broker import broker_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -49,6 +50,10 @@ INSTALLED_APPS = [
     "django_filters",
     "django_tables2",
     "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "jitportal",
     "accounts",
     "policies",
@@ -63,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -94,7 +100,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
     # Web, worker and beat share the file: wait for locks instead of failing, and use WAL.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+         # BEGIN IMMEDIATE: a writer waits (timeout) instead of failing with "database is locked" when a read
+         # transaction would have to upgrade to a write while web, worker and beat share the file.
+         "transaction_mode": "IMMEDIATE"}
     )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
@@ -105,6 +114,31 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# Entra ID sessions, and local passwords for break-glass superusers only (accounts.backends).
+AUTHENTICATION_BACKENDS = ["accounts.backends.EntraBackend", "accounts.backends.BreakGlassPasswordBackend"]
+
+# Sign-in with Entra ID: django-allauth's OpenID Connect provider, app "entra" (callback
+# /accounts/oidc/entra/login/callback/), configured from these values, never from database rows.
+ENTRA_AUTHORITY = env.str("ENTRA_AUTHORITY", default="https://login.microsoftonline.com").rstrip("/")
+ENTRA_TENANT_ID = env.str("ENTRA_TENANT_ID", default="")
+ENTRA_CLIENT_ID = env.str("ENTRA_CLIENT_ID", default="")
+ENTRA_CLIENT_SECRET = env_secret("ENTRA_CLIENT_SECRET", default="")
+ENTRA_ALLOWED_TENANTS = env.list("ENTRA_ALLOWED_TENANTS", default=[]) or ([ENTRA_TENANT_ID] if ENTRA_TENANT_ID else [])
+ENTRA_CA_BUNDLE = env.str("ENTRA_CA_BUNDLE", default="")
+ENTRA_APP_ROLES = env.list(
+    "ENTRA_APP_ROLES", default=["JIT.Reader", "JIT.Requester", "JIT.PolicyAdmin", "JIT.Auditor", "JIT.Approver"]
+)
+SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
+    authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
+)
+ACCOUNT_ADAPTER = "accounts.adapters.PortalAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.EntraSocialAccountAdapter"
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+SOCIALACCOUNT_OPENID_CONNECT_URL_PREFIX = "oidc"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -168,3 +202,71 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"azure": {"level": "WARNING"}},
 }
+
+# --- Audit -------------------------------------------------------------------
+# Activity Log ingestion (per subscription, every AUDIT_INGEST_INTERVAL_SECONDS) and retention (daily).
+AUDIT_INGEST_INTERVAL_SECONDS = env.int("AUDIT_INGEST_INTERVAL_SECONDS", default=300)
+AUDIT_INGEST_OVERLAP_MINUTES = env.int("AUDIT_INGEST_OVERLAP_MINUTES", default=15)
+AUDIT_INGEST_STALE_SECONDS = env.int("AUDIT_INGEST_STALE_SECONDS", default=900)
+AUDIT_INGEST_TIME_BUDGET_SECONDS = env.int("AUDIT_INGEST_TIME_BUDGET_SECONDS", default=90)
+AUDIT_BACKFILL_DAYS = env.int("AUDIT_BACKFILL_DAYS", default=90)
+AUDIT_ACTIVITY_RETENTION_DAYS = env.int("AUDIT_ACTIVITY_RETENTION_DAYS", default=365)
+AUDIT_TRAIL_RETENTION_DAYS = env.int("AUDIT_TRAIL_RETENTION_DAYS", default=0)  # 0: keep the trail forever
+AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", default=50)
+CELERY_BEAT_SCHEDULE["audit-ingest-activity"] = {
+    "task": "audit.ingest_all",
+    "schedule": float(AUDIT_INGEST_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "audit.prune", "schedule": 24 * 3600.0}
+# --- end Audit ---------------------------------------------------------------
+
+# --- Inventory and policies ---------------------------------------------------
+# Credentials the portal calls Azure with, by reference: a subscription names one (credential_ref), the values
+# come from the environment. PORTAL_CREDENTIALS lists the references; for each REF, PORTAL_CREDENTIAL_<REF>_
+# KIND (client_secret, certificate, managed_identity, workload_identity, default), _TENANT_ID, _CLIENT_ID,
+# _CLIENT_SECRET (or _CLIENT_SECRET_FILE), _CERTIFICATE_PATH, _CERTIFICATE_PASSWORD. PORTAL_DEMO_CREDENTIAL
+# adds "demo", the demo tenant's portal app (for the local emulator).
+PORTAL_CREDENTIALS: dict[str, dict] = {}
+for _ref in env.list("PORTAL_CREDENTIALS", default=[]):
+    _prefix = f"PORTAL_CREDENTIAL_{_ref.upper().replace('-', '_')}"
+    PORTAL_CREDENTIALS[_ref] = {
+        "kind": env.str(f"{_prefix}_KIND", default="client_secret"),
+        "tenant_id": env.str(f"{_prefix}_TENANT_ID", default=""),
+        "client_id": env.str(f"{_prefix}_CLIENT_ID", default=""),
+        "client_secret": env_secret(f"{_prefix}_CLIENT_SECRET", default=""),
+        "certificate_path": env.str(f"{_prefix}_CERTIFICATE_PATH", default=""),
+        "certificate_password": env_secret(f"{_prefix}_CERTIFICATE_PASSWORD", default=""),
+    }
+if env_bool("PORTAL_DEMO_CREDENTIAL", default=True):
+    from accounts.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
+
+    PORTAL_CREDENTIALS.setdefault(
+        "demo", {"tenant_id": DEMO_TENANT_ID, "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
+    )
+INVENTORY_SYNC_INTERVAL_SECONDS = env.int("INVENTORY_SYNC_INTERVAL_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE["policies-sync-inventory"] = {
+    "task": "policies.sync_all",
+    "schedule": float(INVENTORY_SYNC_INTERVAL_SECONDS),
+}
+# --- end Inventory and policies -----------------------------------------------
+
+# --- Access requests -----------------------------------------------------------
+# "My IP": X-Forwarded-For is honoured only when the connecting peer is one of these proxies (CIDRs).
+ACCESS_TRUSTED_PROXIES = env.list("ACCESS_TRUSTED_PROXIES", default=[])
+# Known shared egress addresses (corporate proxies, NAT gateways): requesting "my IP" from one warns.
+ACCESS_SHARED_EGRESS_PREFIXES = env.list("ACCESS_SHARED_EGRESS_PREFIXES", default=[])
+# The widest source range a request may name (prefix length), IPv4 and IPv6.
+ACCESS_WIDEST_PREFIX_V4 = env.int("ACCESS_WIDEST_PREFIX_V4", default=8)
+ACCESS_WIDEST_PREFIX_V6 = env.int("ACCESS_WIDEST_PREFIX_V6", default=32)
+# A port queued or opening longer than this is re-sent by the reconciler; after ACCESS_MAX_ATTEMPTS it fails.
+ACCESS_STUCK_SECONDS = env.int("ACCESS_STUCK_SECONDS", default=120)
+ACCESS_MAX_ATTEMPTS = env.int("ACCESS_MAX_ATTEMPTS", default=8)
+ACCESS_RECONCILE_INTERVAL_SECONDS = env.int("ACCESS_RECONCILE_INTERVAL_SECONDS", default=60)
+# "Close now" behind an Azure Firewall: the unroutable source (RFC 5737) of the 5-minute replacement request.
+ACCESS_CLOSE_PLACEHOLDER_SOURCE = env.str("ACCESS_CLOSE_PLACEHOLDER_SOURCE", default="192.0.2.1/32")
+CELERY_IMPORTS = [*CELERY_IMPORTS, "policies.access.tasks"]
+CELERY_BEAT_SCHEDULE["access-reconcile"] = {
+    "task": "access.reconcile",
+    "schedule": float(ACCESS_RECONCILE_INTERVAL_SECONDS),
+}
+# --- end Access requests -------------------------------------------------------

@@ -1,6 +1,8 @@
 """Local development and the demo (`make run`): debug on, embedded defaults."""
+from accounts.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, entra_socialaccount_providers
+
 from .base import *  # noqa: F403
-from .base import env_bool
+from .base import VAR_DIR, env, env_bool, env_secret
 
 DEBUG = env_bool("DJANGO_DEBUG", default=True)
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
@@ -8,3 +10,15 @@ EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 # Serve static files from the apps directly (no collectstatic needed outside production).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Sign-in: the local emulator's Entra ID (started by `make run` on port 8443), its Contoso tenant and the
+# demo app registration, trusting the emulator's CA. Any ENTRA_* variable overrides.
+ENTRA_AUTHORITY = env.str("ENTRA_AUTHORITY", default="https://127.0.0.1:8443").rstrip("/")
+ENTRA_TENANT_ID = env.str("ENTRA_TENANT_ID", default=DEMO_TENANT_ID)
+ENTRA_CLIENT_ID = env.str("ENTRA_CLIENT_ID", default=DEMO_CLIENT_ID)
+ENTRA_CLIENT_SECRET = env_secret("ENTRA_CLIENT_SECRET", default=DEMO_CLIENT_SECRET)
+ENTRA_ALLOWED_TENANTS = env.list("ENTRA_ALLOWED_TENANTS", default=[ENTRA_TENANT_ID])
+ENTRA_CA_BUNDLE = env.str("ENTRA_CA_BUNDLE", default=str(VAR_DIR / "emulator" / "ca.pem"))
+SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
+    authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
+)

@@ -21,3 +21,7 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if env_bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Sign-in with Entra ID: once a client id is configured, its secret must be too (no default).
+if ENTRA_CLIENT_ID and not ENTRA_CLIENT_SECRET:  # noqa: F405
+    raise ImproperlyConfigured("ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_SECRET_FILE) must be set with ENTRA_CLIENT_ID.")

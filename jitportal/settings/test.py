@@ -1,6 +1,8 @@
 """The test suite: the same wiring as production-like runs, with fast password hashing."""
+import os
 from pathlib import Path
 
+from accounts.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, entra_socialaccount_providers
 from jitportal.lib.broker import broker_options
 
 from .base import *  # noqa: F403
@@ -26,3 +28,22 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jitpor
 # Serve static files from the apps directly (no collectstatic needed outside production).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Sign-in: the demo tenant and app registration; tests point ENTRA_AUTHORITY and ENTRA_CA_BUNDLE at the
+# emulator they start (tests/plugins/personas.py) and rebuild SOCIALACCOUNT_PROVIDERS.
+ENTRA_AUTHORITY = "https://127.0.0.1:9"
+ENTRA_TENANT_ID = DEMO_TENANT_ID
+ENTRA_CLIENT_ID = DEMO_CLIENT_ID
+ENTRA_CLIENT_SECRET = DEMO_CLIENT_SECRET
+ENTRA_ALLOWED_TENANTS = [DEMO_TENANT_ID]
+ENTRA_CA_BUNDLE = ""
+SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
+    authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
+)
+
+# SQLite's test database lives in a file (one per test process), not in memory, so the Celery worker
+# subprocesses of the integration tests open the same database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"].setdefault("TEST", {}).setdefault(  # noqa: F405
+        "NAME", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")
+    )

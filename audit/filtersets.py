@@ -1,0 +1,114 @@
+"""Search filters of the audit pages (also used, unchanged, by the CSV export)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .ingestion import KNOWN_OPERATIONS, vm_filter_q
+from .models import ActivityLogEvent, AuditEvent
+
+TIME_PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
+                "30d": timedelta(days=30)}
+RANGE_CHOICES = [("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"),
+                 ("custom", "Custom range")]
+STATUS_CHOICES = [(s, s) for s in ("Started", "Accepted", "Succeeded", "Failed")]
+OPERATION_CHOICES = [(op, op.split("/", 1)[0].split(".")[-1] + ": " + "/".join(op.split("/")[-2:]))
+                     for op in KNOWN_OPERATIONS]
+_DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class _TimeRangeFilterSet(django_filters.FilterSet):
+    """Time presets or a custom range; every search is sorted by time, newest first."""
+
+    range = django_filters.ChoiceFilter(label="Time", choices=RANGE_CHOICES, method="filter_range",
+                                        empty_label="Any time")
+    since = django_filters.DateTimeFilter(label="From (UTC)", method="filter_noop", widget=_DATETIME)
+    until = django_filters.DateTimeFilter(label="To (UTC)", method="filter_noop", widget=_DATETIME)
+
+    time_field = "occurred_at"
+
+    def filter_noop(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset  # applied together with ``range`` in filter_queryset
+
+    def filter_range(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        queryset = super().filter_queryset(queryset)
+        data = self.form.cleaned_data
+        preset = data.get("range")
+        if preset in TIME_PRESETS:
+            return queryset.filter(**{f"{self.time_field}__gte": timezone.now() - TIME_PRESETS[preset]})
+        if data.get("since"):
+            queryset = queryset.filter(**{f"{self.time_field}__gte": data["since"]})
+        if data.get("until"):
+            queryset = queryset.filter(**{f"{self.time_field}__lte": data["until"]})
+        return queryset
+
+    def applied(self) -> dict[str, str]:
+        """The filters in effect (for the export's audit record)."""
+        if not self.is_bound:
+            return {}
+        return {k: str(v) for k, v in self.form.cleaned_data.items() if v not in (None, "")}
+
+
+class ActivityFilterSet(_TimeRangeFilterSet):
+    """Azure Activity Log copies: by subscription, resource group, VM, caller, operation, status, free text."""
+
+    subscription = django_filters.CharFilter(label="Subscription id", method="filter_lower_exact",
+                                             field_name="subscription_id")
+    resource_group = django_filters.CharFilter(label="Resource group", method="filter_lower_exact",
+                                               field_name="resource_group")
+    vm = django_filters.CharFilter(label="VM resource id", method="filter_vm")
+    caller = django_filters.CharFilter(label="Caller", method="filter_lower_exact", field_name="caller")
+    operation = django_filters.ChoiceFilter(label="Operation", choices=OPERATION_CHOICES,
+                                            field_name="operation_name")
+    status = django_filters.ChoiceFilter(label="Status", choices=STATUS_CHOICES)
+    correlation = django_filters.CharFilter(label="Correlation id", method="filter_lower_exact",
+                                            field_name="correlation_id")
+    q = django_filters.CharFilter(label="Text", method="filter_text")
+
+    class Meta:
+        model = ActivityLogEvent
+        fields: list[str] = []
+
+    def filter_lower_exact(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(**{name: value.strip().lower()})
+
+    def filter_vm(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(vm_filter_q(value))
+
+    def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # search_text is stored lower-cased; PostgreSQL answers LIKE '%…%' from a trigram index.
+        return queryset.filter(search_text__contains=value.strip().lower())
+
+
+class TrailFilterSet(_TimeRangeFilterSet):
+    """The portal's own trail: by subscription, resource group, VM, user, action, free text."""
+
+    subscription = django_filters.CharFilter(label="Subscription id", field_name="subscription_id",
+                                             lookup_expr="iexact")
+    resource_group = django_filters.CharFilter(label="Resource group", field_name="resource_group",
+                                               lookup_expr="iexact")
+    vm = django_filters.CharFilter(label="VM resource id", method="filter_vm")
+    user = django_filters.CharFilter(label="User", field_name="actor_label", lookup_expr="iexact")
+    action = django_filters.CharFilter(label="Action", field_name="action", lookup_expr="iexact")
+    q = django_filters.CharFilter(label="Text", method="filter_text")
+
+    class Meta:
+        model = AuditEvent
+        fields: list[str] = []
+
+    def filter_vm(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        key = value.strip().rstrip("/")
+        return queryset.filter(Q(resource_id__iexact=key) | Q(target_id__iexact=key))
+
+    def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        text = value.strip()
+        return queryset.filter(Q(actor_label__icontains=text) | Q(action__icontains=text)
+                               | Q(target_label__icontains=text) | Q(target_id__icontains=text)
+                               | Q(correlation_id__iexact=text))

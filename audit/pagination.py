@@ -1,0 +1,69 @@
+"""Keyset ("seek") pagination by (time, id), newest first: no OFFSET and no COUNT(*), at any table size."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+
+@dataclass
+class KeysetPage:
+    """One page of rows, and the cursors of the pages before (newer) and after (older) it."""
+
+    rows: list
+    newer: str | None
+    older: str | None
+
+    @property
+    def has_other_pages(self) -> bool:
+        return bool(self.newer or self.older)
+
+
+def encode_cursor(moment: datetime, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{moment.isoformat()}|{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None) -> tuple[datetime, int] | None:
+    """The (time, id) a cursor names, or None when it is missing or not one of ours."""
+    if not token:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        moment, pk = text.rsplit("|", 1)
+        parsed = datetime.fromisoformat(moment)
+        return (parsed, int(pk)) if parsed.tzinfo else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def keyset_page(queryset: QuerySet, *, after: str | None = None, before: str | None = None, size: int = 50,
+                time_field: str = "occurred_at") -> KeysetPage:
+    """Rows older than ``after`` (or newer than ``before``), newest first, ``size`` at most."""
+    older_than = decode_cursor(after)
+    newer_than = None if older_than else decode_cursor(before)
+    if newer_than:
+        moment, pk = newer_than
+        qs = queryset.filter(Q(**{f"{time_field}__gt": moment}) | Q(**{time_field: moment, "pk__gt": pk}))
+        rows = list(qs.order_by(time_field, "pk")[: size + 1])
+        more_newer = len(rows) > size
+        rows = list(reversed(rows[:size]))
+        more_older = True
+    else:
+        qs = queryset
+        if older_than:
+            moment, pk = older_than
+            qs = qs.filter(Q(**{f"{time_field}__lt": moment}) | Q(**{time_field: moment, "pk__lt": pk}))
+        rows = list(qs.order_by(f"-{time_field}", "-pk")[: size + 1])
+        more_older = len(rows) > size
+        rows = rows[:size]
+        more_newer = older_than is not None
+    if not rows:
+        return KeysetPage([], None, None)
+    first, last = rows[0], rows[-1]
+    return KeysetPage(
+        rows,
+        newer=encode_cursor(getattr(first, time_field), first.pk) if more_newer else None,
+        older=encode_cursor(getattr(last, time_field), last.pk) if more_older else None,
+    )

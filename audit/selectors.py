@@ -1,0 +1,144 @@
+"""Reads for the audit pages: every queryset is already restricted to what the user may see."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from accounts import authz
+from accounts.roles import AUDIT_READ
+from accounts.scopes import InvalidScope, ScopeKind, parse_scope
+
+from .ingestion import NSG_RULE_OPERATIONS, vm_filter_q
+from .models import ActivityLogEvent, AuditEvent, IngestionState
+
+
+def _activity_scope_q(scope: str) -> Q:
+    parsed = parse_scope(scope)
+    if parsed.kind is ScopeKind.SUBSCRIPTION:
+        return Q(subscription_id=parsed.subscription_id)
+    if parsed.kind is ScopeKind.RESOURCE_GROUP:
+        return Q(subscription_id=parsed.subscription_id, resource_group=parsed.resource_group.lower())
+    return vm_filter_q(parsed.id)
+
+
+def activity_for_user(user, action: str = AUDIT_READ) -> QuerySet[ActivityLogEvent]:
+    """Activity Log copies in the user's scopes for ``action``.
+
+    A VM-scoped grant sees the events that concern that VM (including JIT policy events naming it), which
+    ``authz.restrict``'s resource-id prefix would miss; subscription and resource-group grants filter on the
+    lower-cased columns so the indexes apply.
+    """
+    scopes = authz.permitted_scopes(user, action)
+    queryset = ActivityLogEvent.objects.all()
+    if authz.EVERYWHERE in scopes:
+        return queryset
+    condition = Q()
+    for scope in scopes:
+        try:
+            condition |= _activity_scope_q(scope)
+        except InvalidScope:
+            continue
+    return queryset.filter(condition) if condition else queryset.none()
+
+
+def trail_for_user(user, action: str = AUDIT_READ) -> QuerySet[AuditEvent]:
+    """The portal's own trail in the user's scopes (events without a place are for global auditors only)."""
+    return authz.restrict(AuditEvent.objects.all(), user, action, subscription_field="subscription_id",
+                          resource_group_field="resource_group", resource_id_field="resource_id")
+
+
+def ingestion_states_for_user(user) -> list[IngestionState]:
+    """Ingestion states of the subscriptions the user may audit as a whole."""
+    return [state for state in IngestionState.objects.all()
+            if authz.has_permission(user, AUDIT_READ, f"/subscriptions/{state.subscription_id}")]
+
+
+@dataclass
+class TimelineEntry:
+    """One Azure call (or one portal action without one): who, what, from where, why, the rules it wrote."""
+
+    at: datetime
+    correlation_id: str
+    portal_events: list[AuditEvent] = field(default_factory=list)
+    azure_events: list[ActivityLogEvent] = field(default_factory=list)
+    rule_changes: list[ActivityLogEvent] = field(default_factory=list)
+
+    @property
+    def operation(self) -> str:
+        main = self._main()
+        if main is not None:
+            return main.operation_name
+        return self.portal_events[0].action if self.portal_events else ""
+
+    @property
+    def status(self) -> str:
+        return self.azure_events[0].status if self.azure_events else ""
+
+    @property
+    def caller(self) -> str:
+        main = self._main()
+        return main.caller if main is not None else ""
+
+    @property
+    def justification(self) -> str:
+        for event in self.azure_events:
+            text = (event.properties or {}).get("justification")
+            if text:
+                return str(text)
+        return ""
+
+    @property
+    def source_prefixes(self) -> str:
+        for event in self.azure_events:
+            text = (event.properties or {}).get("sourceAddressPrefixes")
+            if text:
+                return str(text)
+        return ", ".join(sorted({str((e.properties or {}).get("sourceAddressPrefix", ""))
+                                 for e in self.rule_changes if (e.properties or {}).get("access") == "Allow"} - {""}))
+
+    @property
+    def end_time(self) -> str:
+        for event in self.azure_events:
+            text = (event.properties or {}).get("endTimeUtc")
+            if text:
+                return str(text)
+        return ""
+
+    def _main(self) -> ActivityLogEvent | None:
+        return self.azure_events[0] if self.azure_events else (self.rule_changes[0] if self.rule_changes else None)
+
+
+def vm_timeline(user, vm_id: str, *, days: int = 30, limit: int = 2000) -> list[TimelineEntry]:
+    """The VM's story, newest first: portal events joined by correlation id with the Azure calls they caused.
+
+    Requests (issue 6) plug in by recording their correlation id on their audit events.
+    """
+    since = timezone.now() - timedelta(days=days)
+    key = vm_id.lower().rstrip("/")
+    azure = list(
+        activity_for_user(user).filter(vm_filter_q(key), occurred_at__gte=since)
+        .order_by("-occurred_at", "-id")[:limit]
+    )
+    portal = list(
+        trail_for_user(user).filter(Q(resource_id__iexact=key) | Q(target_id__iexact=key), occurred_at__gte=since)
+        .order_by("-occurred_at", "-id")[:limit]
+    )
+    entries: dict[str, TimelineEntry] = {}
+    loose: list[TimelineEntry] = []
+    for event in azure:
+        entry = entries.setdefault(event.correlation_id or f"event:{event.pk}",
+                                   TimelineEntry(event.occurred_at, event.correlation_id))
+        entry.at = max(entry.at, event.occurred_at)
+        if event.operation_name in NSG_RULE_OPERATIONS:
+            entry.rule_changes.append(event)
+        else:
+            entry.azure_events.append(event)
+    for event in portal:
+        if event.correlation_id and event.correlation_id.lower() in entries:
+            entries[event.correlation_id.lower()].portal_events.append(event)
+        else:
+            loose.append(TimelineEntry(event.occurred_at, event.correlation_id, portal_events=[event]))
+    return sorted([*entries.values(), *loose], key=lambda e: e.at, reverse=True)

@@ -1,0 +1,56 @@
+"""Result tables of the audit search (django-tables2; rendered by ``audit/_table.html``, never ordered by
+clicking: results are always newest first, paged by keyset)."""
+from __future__ import annotations
+
+from datetime import UTC
+
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html
+
+from .models import ActivityLogEvent, AuditEvent
+
+
+def _last_segment(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
+
+
+class ActivityTable(tables.Table):
+    occurred_at = tables.DateTimeColumn(verbose_name="Time (UTC)", format="Y-m-d H:i:s", orderable=False)
+    subscription_id = tables.Column(verbose_name="Subscription", orderable=False)
+    resource_group = tables.Column(verbose_name="Resource group", orderable=False)
+    resource_id = tables.Column(verbose_name="Resource", orderable=False)
+    operation_name = tables.Column(verbose_name="Operation", orderable=False)
+    status = tables.Column(orderable=False)
+    caller = tables.Column(orderable=False)
+
+    class Meta:
+        model = ActivityLogEvent
+        fields = ("occurred_at", "subscription_id", "resource_group", "resource_id", "operation_name", "status",
+                  "caller")
+        orderable = False
+
+    def render_occurred_at(self, record: ActivityLogEvent, value) -> str:
+        url = reverse("audit:activity_event", args=[record.pk])
+        return format_html('<a href="{}">{}</a>', url, value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+
+    def render_resource_id(self, value: str) -> str:
+        return format_html('<span title="{}">{}</span>', value, _last_segment(value))
+
+
+class TrailTable(tables.Table):
+    occurred_at = tables.DateTimeColumn(verbose_name="Time (UTC)", orderable=False)
+    actor_label = tables.Column(verbose_name="User", orderable=False)
+    action = tables.Column(orderable=False)
+    target_label = tables.Column(verbose_name="Target", orderable=False)
+    subscription_id = tables.Column(verbose_name="Subscription", orderable=False)
+    client_ip = tables.Column(verbose_name="Client IP", orderable=False)
+
+    class Meta:
+        model = AuditEvent
+        fields = ("occurred_at", "actor_label", "action", "target_label", "subscription_id", "client_ip")
+        orderable = False
+
+    def render_occurred_at(self, record: AuditEvent, value) -> str:
+        url = reverse("audit:trail_event", args=[record.pk])
+        return format_html('<a href="{}">{}</a>', url, value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))

@@ -1,0 +1,234 @@
+"""Access request benchmarks: form submit → "open" against the emulator, as a ratio to one direct SDK
+``initiate`` measured in the same run, and how many requests per second one worker sustains.
+
+Runs in a child process with a scratch SQLite database, the demo emulator, a private ``redis-server`` as the
+broker (the embedded filesystem broker when none is installed) and one real Celery worker; all are removed
+afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBSCRIPTION = "c0a1b2c3-0000-4000-8000-000000000001"
+TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
+SAMPLES = 25
+THROUGHPUT_REQUESTS = 60
+
+
+def run() -> list[tuple[str, float, str]]:
+    """Run the measurements in a child process and return the figures."""
+    with tempfile.TemporaryDirectory(prefix="bench-requests-") as scratch:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jitportal.settings.test",
+               "DATABASE_URL": f"sqlite:///{Path(scratch) / 'bench.sqlite3'}", "BENCH_SCRATCH": scratch}
+        result = subprocess.run([sys.executable, "-m", "bench.bench_requests"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, check=False, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"requests benchmark failed:\n{result.stdout}\n{result.stderr}")
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return [(label, float(value), goal) for label, value, goal in figures]
+
+
+# --- child process ----------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _schema() -> None:
+    """Migrate; create the access tables directly when their migration is not generated yet."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from policies.access.models import AccessRequest, AccessRequestPort, AccessRequestVm
+
+    call_command("migrate", verbosity=0)
+    existing = set(connection.introspection.table_names())
+    with connection.schema_editor() as editor:
+        for model in (AccessRequest, AccessRequestVm, AccessRequestPort):
+            if model._meta.db_table not in existing:
+                editor.create_model(model)
+
+
+def _requester():
+    from accounts import services as account_services
+    from accounts.models import RoleMapping
+
+    RoleMapping.objects.get_or_create(source_kind="app_role", source_value="JIT.Requester", tenant_id="",
+                                      role="requester", scope=f"/subscriptions/{SUBSCRIPTION}")
+    return account_services.user_sign_in_record(claims={
+        "tid": TENANT, "oid": "8a0e7c31-0000-4000-8000-000000000001", "preferred_username": "alice@contoso.example",
+        "name": "Alice Requester", "roles": ["JIT.Requester"], "groups": []})
+
+
+def _direct_sdk_initiate(emu) -> float:
+    """Median seconds of one ``initiate`` through the SDK with a warm credential (no portal)."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.security import SecurityCenter
+    from azure.mgmt.security.v2020_01_01 import models
+
+    credential = ClientSecretCredential(TENANT, "0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f", "demo-portal-secret",
+                                        authority=emu.url, disable_instance_discovery=True,
+                                        connection_verify=emu.ca_pem)
+    client = SecurityCenter(credential, SUBSCRIPTION, base_url=emu.url, connection_verify=emu.ca_pem,
+                            credential_scopes=["https://management.azure.com/.default"])
+    vm = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-web-prod/providers/Microsoft.Compute/virtualMachines/"
+          f"web-01")
+    times = []
+    for i in range(SAMPLES + 2):
+        body = models.JitNetworkAccessPolicyInitiateRequest(justification="bench", virtual_machines=[
+            models.JitNetworkAccessPolicyInitiateVirtualMachine(id=vm, ports=[models.JitNetworkAccessPolicyInitiatePort(
+                number=22, end_time_utc=datetime.now(UTC) + timedelta(hours=1),
+                allowed_source_address_prefix=f"198.51.100.{i % 250}/32")])])
+        started = time.perf_counter()
+        client.jit_network_access_policies.initiate("rg-web-prod", "westeurope", "default", body)
+        times.append(time.perf_counter() - started)
+    client.close()
+    return statistics.median(times[2:])  # the first calls warm the token and the connection
+
+
+def _wait_open(port_ids: list[int], timeout: float = 60.0) -> None:
+    from policies.access.models import AccessRequestPort
+
+    deadline = time.monotonic() + timeout
+    while AccessRequestPort.objects.filter(pk__in=port_ids).exclude(state="open").exists():
+        if time.monotonic() > deadline:
+            rows = AccessRequestPort.objects.filter(pk__in=port_ids).exclude(state="open")
+            raise RuntimeError(f"requests did not open in time: {list(rows.values_list('state', 'last_error'))[:5]}")
+        time.sleep(0.002)
+
+
+def _submit_to_open(client, vm_pk: int, posts: list[float]) -> list[float]:
+    import re
+
+    from policies.access.models import AccessRequestPort
+
+    times = []
+    for i in range(SAMPLES + 2):
+        page = client.get(f"/requests/new/?vm={vm_pk}", REMOTE_ADDR=f"203.0.113.{i + 1}")
+        token = re.search(r'name="token" value="([0-9a-f]+)"', page.content.decode()).group(1)
+        data = {"vm": [vm_pk], "ports": [f"{vm_pk}:22"], "source_kind": "my_ip", "duration": 3600,
+                "justification": "bench", "token": token}
+        started = time.perf_counter()
+        response = client.post("/requests/new/", data, REMOTE_ADDR=f"203.0.113.{i + 1}")
+        posts.append(time.perf_counter() - started)
+        assert response.status_code == 302, response.content[:500]
+        request_id = int(response["Location"].rstrip("/").split("/")[-1])
+        _wait_open(list(AccessRequestPort.objects.filter(request_id=request_id).values_list("pk", flat=True)))
+        times.append(time.perf_counter() - started)
+    return times[2:]  # the first ones warm the worker's gateway
+
+
+def _throughput(requester, vm_names: list[str]) -> float:
+    import uuid
+    from datetime import timedelta
+
+    from policies.access import services
+    from policies.access.models import AccessRequestPort
+    from policies.models import VirtualMachine
+
+    vms = list(VirtualMachine.objects.filter(name__in=vm_names))
+    started = time.perf_counter()
+    ids = []
+    for i in range(THROUGHPUT_REQUESTS):
+        vm = vms[i % len(vms)]
+        request, _ = services.request_create(
+            actor=requester, selections=[services.Selection(vm, (22,))], source_prefix=f"198.51.100.{i % 250}/32",
+            duration=timedelta(hours=1), justification="throughput", idempotency_key=uuid.uuid4().hex)
+        ids.append(request.pk)
+    _wait_open(list(AccessRequestPort.objects.filter(request_id__in=ids).values_list("pk", flat=True)), 300)
+    return THROUGHPUT_REQUESTS / (time.perf_counter() - started)
+
+
+def _start_broker(scratch: Path) -> tuple[str, subprocess.Popen | None]:
+    if not shutil.which("redis-server"):
+        return "filesystem://", None
+    port = _free_port()
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",  # noqa: S603,S607
+                                "--appendonly", "no", "--dir", str(scratch)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return f"redis://127.0.0.1:{port}/0", process
+
+
+def main() -> None:
+    import django
+
+    scratch = Path(os.environ["BENCH_SCRATCH"])
+    broker_url, broker = _start_broker(scratch)
+    os.environ["CELERY_BROKER_URL"] = broker_url
+    os.environ["CELERY_FILESYSTEM_FOLDER"] = str(scratch / "broker")
+    os.environ["CELERY_TASK_DEFAULT_QUEUE"] = "bench-requests"
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+
+    from emulator.testing import run_emulator
+    from jitportal.lib.health import ensure_broker_folders
+    from policies import services as policy_services
+    from policies.models import SyncRun, VirtualMachine
+
+    _schema()
+    from django.conf import settings
+
+    ensure_broker_folders(settings.CELERY_BROKER_TRANSPORT_OPTIONS, settings.CELERY_RESULT_BACKEND)
+    worker = None
+    try:
+        with run_emulator("demo", cert_dir=scratch / "certs") as emu:
+            subscription = policy_services.subscription_register(
+                actor=None, tenant_id=TENANT, subscription_id=SUBSCRIPTION, display_name="Contoso Production",
+                arm_endpoint=emu.url, authority=emu.url, ca_bundle=str(emu.ca_pem), credential_ref="demo", sync=False)
+            run = SyncRun.objects.create(subscription=subscription)
+            policy_services.sync_run(run_id=run.pk)
+            requester = _requester()
+            sdk = _direct_sdk_initiate(emu)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "jitportal", "worker", "--pool=solo", "--loglevel=INFO",
+                 "--without-mingle", "--without-gossip", "-Q", "bench-requests", "-n", "bench-requests@%h"],
+                cwd=ROOT, env={**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"},
+                stdout=subprocess.DEVNULL, stderr=(scratch / "worker.log").open("w"))
+            time.sleep(3)
+            client = Client(HTTP_HOST="127.0.0.1")
+            client.force_login(requester)
+            posts: list[float] = []
+            portal = _submit_to_open(client, VirtualMachine.objects.get(name="web-02").pk, posts)
+            rate = _throughput(requester, ["web-02", "web-04", "jump-02"])
+    except Exception:
+        print((scratch / "worker.log").read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        if broker is not None:
+            broker.kill()
+            broker.wait()
+    runs = [line for line in (scratch / "worker.log").read_text().splitlines(True) if "succeeded in" in line]
+    print("".join(runs[-10:]), file=sys.stderr)  # the worker's own task times, for a reader of stderr
+    median = statistics.median(portal)
+    p95 = statistics.quantiles(portal, n=20)[18]
+    print(json.dumps([
+        ["direct SDK initiate, median (ms)", sdk * 1000, "reference"],
+        ["form submit -> open, median (ms)", median * 1000, f"broker {broker_url.split(':')[0]}"],
+        ["form submit -> open, p95 (ms)", p95 * 1000, "-"],
+        ["form POST answered (request stored, task sent), median (ms)", statistics.median(posts[2:]) * 1000, "-"],
+        ["submit -> open median / direct SDK initiate", median / sdk, "<= 1.5"],
+        ["submit -> open p95 / direct SDK initiate", p95 / sdk, "-"],
+        ["requests opened per second by one worker", rate, "> 5"],
+    ]))
+
+
+if __name__ == "__main__":
+    main()

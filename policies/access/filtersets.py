@@ -1,0 +1,34 @@
+"""Filters of the Requests list (the same FilterSet would serve an API)."""
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+
+from .models import AccessRequest, PortState
+
+
+class AccessRequestFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="VM, user or reason")
+    state = django_filters.ChoiceFilter(choices=PortState.choices, label="State")
+    mine = django_filters.BooleanFilter(method="only_mine", label="Only mine",
+                                        widget=django_filters.widgets.BooleanWidget())
+    created_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="From")
+    created_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To")
+
+    class Meta:
+        model = AccessRequest
+        fields = ["state"]
+
+    def __init__(self, *args, user=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(vms__vm_name__icontains=value) | Q(requester_name__icontains=value)
+                               | Q(justification__icontains=value)).distinct()
+
+    def only_mine(self, queryset, name, value):
+        return queryset.filter(requester_id=self.user.pk) if value and self.user is not None else queryset

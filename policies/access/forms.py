@@ -1,0 +1,104 @@
+"""The request form: VMs and their ports, where the requester connects from, for how long, and why."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from policies.models import VirtualMachine
+from policies.rules import PORT_LABELS, PortRule, duration_label
+
+from . import validation
+from .client_ip import ClientAddress
+from .services import Selection
+
+SOURCE_CHOICES = [("my_ip", "My IP"), ("ip", "A specific IP"), ("range", "An IP range (e.g. a proxy's)"),
+                  ("any", "Any (*)")]
+
+
+def new_token() -> str:
+    """A one-time token for one rendering of the form (a second submit of it finds the first request)."""
+    return uuid.uuid4().hex
+
+
+def port_choices(vms: list[VirtualMachine]) -> list[tuple[str, str]]:
+    choices = []
+    for vm in vms:
+        for port in vm.ports or []:
+            rule = PortRule.from_azure(port)
+            label = PORT_LABELS.get(rule.number, "")
+            choices.append((f"{vm.pk}:{rule.number}",
+                            f"{vm.name} · {rule.number}{f' ({label})' if label else ''} · up to "
+                            f"{duration_label(rule.max_duration)} · from {', '.join(rule.sources)}"))
+    return choices
+
+
+class AccessRequestForm(forms.Form):
+    """One request over ``vms`` (already restricted to what the user may request)."""
+
+    ports = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, label="Ports")
+    source_kind = forms.ChoiceField(choices=SOURCE_CHOICES, initial="my_ip", widget=forms.RadioSelect,
+                                    label="Allowed source IP")
+    source_ip = forms.CharField(required=False, label="IP address", max_length=64)
+    source_range = forms.CharField(required=False, label="IP range", max_length=64,
+                                   help_text="A CIDR such as 203.0.113.0/24 (your proxy's range).")
+    duration = forms.TypedChoiceField(coerce=int, label="Time range")
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500,
+                                    label="Justification")
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, vms: list[VirtualMachine], my_ip: ClientAddress | None,
+                 duration_choices: list[tuple[int, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.vms = {vm.pk: vm for vm in vms}
+        self.my_ip = my_ip
+        self.fields["ports"].choices = port_choices(vms)
+        self.fields["duration"].choices = duration_choices
+        if not self.is_bound:
+            self.initial.setdefault("token", new_token())
+            self.initial.setdefault("ports", [value for value, _ in self.fields["ports"].choices])
+            self.initial.setdefault("duration", 3600 if any(v == 3600 for v, _ in duration_choices)
+                                    else duration_choices[0][0] if duration_choices else None)
+        if my_ip is not None:
+            self.fields["source_kind"].choices = [
+                ("my_ip", f"My IP ({my_ip.address})"), *SOURCE_CHOICES[1:]]
+
+    def clean_source_prefix(self) -> str:
+        kind = self.cleaned_data.get("source_kind")
+        if kind == "my_ip":
+            if self.my_ip is None:
+                raise ValidationError("Your IP address could not be detected; enter it.")
+            return self.my_ip.prefix
+        value = self.cleaned_data.get("source_ip") if kind == "ip" else self.cleaned_data.get("source_range")
+        return validation.parse_source(kind, value or "")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        try:
+            data["source_prefix"] = self.clean_source_prefix()
+        except ValidationError as exc:
+            self.add_error("source_kind", exc)
+        data["source_warning"] = self.my_ip.warning if (self.my_ip and data.get("source_kind") == "my_ip") else ""
+        if data.get("duration"):
+            data["window"] = timedelta(seconds=int(data["duration"]))
+        return data
+
+    def selections(self) -> list[Selection]:
+        chosen: dict[int, list[int]] = {}
+        for value in self.cleaned_data.get("ports", []):
+            vm_pk, number = value.split(":")
+            chosen.setdefault(int(vm_pk), []).append(int(number))
+        return [Selection(self.vms[pk], tuple(numbers)) for pk, numbers in chosen.items()]
+
+
+class ExtendForm(forms.Form):
+    duration = forms.TypedChoiceField(coerce=int, label="New time range (from now)")
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, duration_choices: list[tuple[int, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["duration"].choices = duration_choices
+        if not self.is_bound:
+            self.initial.setdefault("token", new_token())

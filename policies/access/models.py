@@ -1,0 +1,139 @@
+"""Access requests: a requester asks for ports on VMs for a time window; the portal opens them through Azure.
+
+``AccessRequest`` is what the user submitted (stored before any cloud call); ``AccessRequestVm`` one VM of it
+(and the JIT policy it belongs to: one ``initiate`` per policy); ``AccessRequestPort`` one port with its own
+state machine: queued → opening → open → expired | closed, or failed with Azure's reason.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class PortState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    OPENING = "opening", "Opening"
+    OPEN = "open", "Open"
+    EXPIRED = "expired", "Expired"
+    CLOSED = "closed", "Closed"
+    FAILED = "failed", "Failed"
+
+
+__all__ = ["AccessRequest", "AccessRequestPort", "AccessRequestVm", "PortState"]
+
+TRANSITIONAL = (PortState.QUEUED, PortState.OPENING)
+FINAL = (PortState.EXPIRED, PortState.CLOSED, PortState.FAILED)
+
+
+class AccessRequest(models.Model):
+    """What a requester asked for, with the aggregate state of its ports (for lists and filters)."""
+
+    class Kind(models.TextChoices):
+        NEW = "new", "Request"
+        EXTEND = "extend", "Extension"
+
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests")
+    requester_name = models.CharField(max_length=255, help_text="User name as sent to Azure in the justification.")
+    justification = models.TextField()
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.NEW)
+    extends = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="extensions")
+    state = models.CharField(max_length=16, choices=PortState.choices, default=PortState.QUEUED)
+    idempotency_key = models.CharField(max_length=64, unique=True,
+                                       help_text="The form's one-time token: a second submit finds this row.")
+    correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
+                                      help_text="Sent to Azure in the justification; finds the request there.")
+    source_prefix = models.CharField(max_length=64, help_text="The source every port of the request opens for.")
+    source_kind = models.CharField(max_length=16, blank=True, help_text="my_ip, ip or range.")
+    source_warning = models.CharField(max_length=255, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Where the form was submitted from.")
+    scheduled_start = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(help_text="The latest end time of its ports.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["requester", "-created_at"], name="acc_req_mine"),
+            models.Index(fields=["requester", "state", "-created_at"], name="acc_req_mine_state"),
+            models.Index(fields=["state", "-created_at"], name="acc_req_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Request #{self.pk} by {self.requester_name}"
+
+    @property
+    def azure_justification(self) -> str:
+        """What Azure records with the initiate: who, why, and the portal's request id."""
+        return f"{self.requester_name}: {self.justification} (portal request #{self.pk}, {self.correlation_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN)
+
+
+class AccessRequestVm(models.Model):
+    """One VM of a request, with the JIT policy (resource group, location, name) it was requested through."""
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="vms")
+    vm = models.ForeignKey("policies.VirtualMachine", on_delete=models.PROTECT, related_name="access_requests")
+    vm_arm_id = models.CharField(max_length=512, help_text="The VM's ARM id as Azure spells it.")
+    vm_name = models.CharField(max_length=128)
+    subscription_key = models.CharField(max_length=64)
+    resource_group = models.CharField(max_length=128, help_text="Lower case (for scoping).")
+    policy_key = models.CharField(max_length=512, help_text="ARM id of the JIT policy, lower case.")
+    policy_resource_group = models.CharField(max_length=128)
+    policy_location = models.CharField(max_length=64)
+    policy_name = models.CharField(max_length=128)
+    connection_type = models.CharField(max_length=16, blank=True)
+    address = models.CharField(max_length=64, blank=True, help_text="The IP to connect to (VM or firewall).")
+    address_kind = models.CharField(max_length=16, blank=True, help_text="public, private or firewall.")
+    os_type = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["vm_name", "id"]
+        constraints = [models.UniqueConstraint(fields=["request", "vm"], name="acc_vm_once_per_request")]
+
+    def __str__(self) -> str:
+        return self.vm_name
+
+
+class AccessRequestPort(models.Model):
+    """One port of one VM of a request: its own state, Azure's status, the mapped port and the last error."""
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="ports")
+    request_vm = models.ForeignKey(AccessRequestVm, on_delete=models.CASCADE, related_name="ports")
+    policy_key = models.CharField(max_length=512, help_text="Copied from the VM row: the claim's filter.")
+    number = models.PositiveIntegerField()
+    protocol = models.CharField(max_length=8, blank=True)
+    source_prefix = models.CharField(max_length=64)
+    duration_seconds = models.PositiveIntegerField()
+    end_at = models.DateTimeField(help_text="Planned end; fixed from the moment Azure opens the port.")
+    state = models.CharField(max_length=16, choices=PortState.choices, default=PortState.QUEUED)
+    azure_status = models.CharField(max_length=32, blank=True)
+    azure_status_reason = models.CharField(max_length=64, blank=True)
+    mapped_port = models.PositiveIntegerField(null=True, blank=True, help_text="Azure Firewall DNAT port.")
+    last_error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    azure_request_id = models.CharField(max_length=128, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["request_vm_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["request_vm", "number"], name="acc_port_once_per_vm")]
+        indexes = [
+            models.Index(fields=["state", "end_at"], name="acc_port_due"),
+            models.Index(fields=["state", "updated_at"], name="acc_port_stuck"),
+            models.Index(fields=["request", "policy_key", "state"], name="acc_port_claim"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.get_state_display()})"

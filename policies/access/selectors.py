@@ -1,0 +1,134 @@
+"""Reads of access requests, already restricted to what the user may see.
+
+A user sees their own requests; a policy admin also sees every request touching a VM in their scope.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts import authz
+from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE
+from policies.models import VirtualMachine, VmState
+from policies.selectors import vm_get, vm_list
+
+from . import validation
+from .connection import ConnectionDetails, details_for, login_name
+from .models import AccessRequest, AccessRequestPort, AccessRequestVm, PortState
+
+
+def _vm_rows_in_scope(user, action: str) -> QuerySet[AccessRequestVm] | None:
+    """VM rows in the scopes where ``user`` may perform ``action`` (``None``: nowhere)."""
+    if not authz.holds_anywhere(user, action):
+        return None
+    return authz.restrict(AccessRequestVm.objects.all(), user, action, subscription_field="subscription_key",
+                          resource_group_field="resource_group", resource_id_field="vm_arm_id")
+
+
+def _own_or_in_scope(user, action: str | None) -> QuerySet[AccessRequest]:
+    queryset = AccessRequest.objects.select_related("requester")
+    mine = Q(requester_id=user.pk)
+    rows = _vm_rows_in_scope(user, action) if action else None
+    if rows is None:
+        return queryset.filter(mine)
+    return queryset.filter(mine | Exists(rows.filter(request_id=OuterRef("pk"))))
+
+
+def request_list(user, *, everyone: bool = True) -> QuerySet[AccessRequest]:
+    """The "Requests" list: the user's own, and (``everyone``) all those in their policy-admin scope."""
+    return _own_or_in_scope(user, JIT_POLICY_WRITE if everyone else None)
+
+
+def request_visible(user) -> QuerySet[AccessRequest]:
+    """Requests whose page ``user`` may open: their own, and those on VMs where they may request access
+    themselves (Azure shows a policy's requests to whoever may read it) or administer JIT."""
+    if authz.holds_anywhere(user, JIT_POLICY_WRITE) and not authz.holds_anywhere(user, JIT_INITIATE):
+        return _own_or_in_scope(user, JIT_POLICY_WRITE)
+    return _own_or_in_scope(user, JIT_INITIATE)
+
+
+def is_admin(user) -> bool:
+    return authz.holds_anywhere(user, JIT_POLICY_WRITE)
+
+
+def request_get(user, pk: int) -> AccessRequest:
+    """One request ``user`` may see, with its VMs and ports, else ``Http404``."""
+    try:
+        return request_visible(user).prefetch_related(
+            Prefetch("vms", queryset=AccessRequestVm.objects.select_related("vm").prefetch_related("ports"))
+        ).get(pk=pk)
+    except (AccessRequest.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such object.") from exc
+
+
+def requestable_vms(user) -> QuerySet[VirtualMachine]:
+    """Configured VMs ``user`` may request access to."""
+    return vm_list(user, JIT_INITIATE).filter(state=VmState.CONFIGURED).exclude(policy_name="")
+
+
+def requestable_vm(user, pk: int) -> VirtualMachine:
+    return vm_get(user, pk, JIT_INITIATE)
+
+
+def my_open_ports(user, limit: int = 20) -> list[AccessRequestPort]:
+    """The user's ports open now (and those still opening), soonest end first, with time left."""
+    ports = list(AccessRequestPort.objects.filter(request__requester_id=user.pk,
+                                                  state__in=[PortState.OPEN, PortState.OPENING, PortState.QUEUED])
+                 .select_related("request", "request_vm").order_by("end_at")[:limit])
+    now = timezone.now()
+    for port in ports:
+        port.time_left = max(port.end_at - now, timedelta(0))
+    return ports
+
+
+def recent_requests(user, limit: int = 10) -> list[AccessRequest]:
+    return list(request_list(user, everyone=False).order_by("-created_at", "-id")[:limit])
+
+
+def state_counts(user) -> dict[str, int] | None:
+    """Requests per state in the admin's scope (``None`` for non-admins)."""
+    if not is_admin(user):
+        return None
+    counts = {state.value: 0 for state in PortState}
+    for state, n in request_list(user).order_by().values_list("state").annotate(n=Count("id")):
+        counts[state] = n
+    return counts
+
+
+def port_connection(port: AccessRequestPort) -> ConnectionDetails | None:
+    vm_row = port.request_vm
+    return details_for(address=vm_row.address, address_kind=vm_row.address_kind, number=port.number,
+                       mapped_port=port.mapped_port)
+
+
+def request_view(request: AccessRequest, user) -> dict:
+    """What the request page shows: per VM, per port, state, time left, connection lines; and what may be done."""
+    now = timezone.now()
+    vms = []
+    login = login_name(request.requester_name)
+    for vm_row in request.vms.all():
+        ports = []
+        for port in vm_row.ports.all():
+            details = port_connection(port) if port.state == PortState.OPEN else None
+            ports.append({"port": port, "details": details,
+                          "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
+                          "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None})
+        vms.append({"row": vm_row, "ports": ports})
+    from .services import may_manage
+
+    return {"vms": vms, "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
+            "may_extend": request.requester_id == user.pk and request.state == PortState.OPEN,
+            "polling": request.state in (PortState.QUEUED, PortState.OPENING) or (
+                request.closed_at is not None and request.state == PortState.OPEN)}
+
+
+def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:
+    """Duration steps up to the longest maximum among the VMs' ports (each port is checked on submit)."""
+    longest = timedelta(0)
+    for vm in vms:
+        for port in vm.ports or []:
+            longest = max(longest, validation.port_maximum(validation.policy_port(vm.ports, port["number"])))
+    return validation.duration_choices(longest or timedelta(hours=1))

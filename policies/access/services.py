@@ -1,0 +1,649 @@
+"""Writes of access requests: create, open (task), close, extend, expire and reconcile, each with its audit row.
+
+Views and tasks call these and nothing else. A request is stored first (state ``queued``); after commit one
+``open_ports`` task per JIT policy is enqueued (Azure keeps one policy per resource group and location, and a
+request spanning several is one ``initiate`` per policy). If the broker is down the rows stay ``queued`` and
+the beat reconciler sends them later, so nothing the user submitted is lost.
+
+"Close now": the 2020-01-01 JIT API has no revoke call. The portal closes a port by deleting the JIT *allow*
+rule Azure wrote for this request from the VM's NSG(s) (matched by Defender's ``SecurityCenter-JITRule`` name
+prefix, Inbound, Allow, the port and the request's source prefix), which really stops new connections; the
+deny rule stays. For VMs behind an Azure Firewall (whose DNAT rule the gateway cannot edit) it initiates a
+replacement request for the shortest window (5 minutes) from a non-routable documentation address
+(``ACCESS_CLOSE_PLACEHOLDER_SOURCE``), so Azure itself revokes the original (``NewerRequestInitiated``) and
+rewrites the DNAT rule to that unreachable source. Azure's own record of the original request stays
+``Initiated`` until its end time when only the NSG rule was removed; the page says so. Connections already
+established are not cut (neither by Azure's expiry nor by this).
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from accounts import authz
+from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE
+from audit.services import audit_record
+from policies.models import VirtualMachine, VmState
+
+from . import validation
+from .connection import address_for
+from .models import FINAL, TRANSITIONAL, AccessRequest, AccessRequestPort, AccessRequestVm, PortState
+
+log = logging.getLogger(__name__)
+MAX_JUSTIFICATION = 500
+JIT_RULE_PREFIX = "securitycenter-jitrule"
+BROKER_ERRORS = (OperationalError, OSError)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One VM and the port numbers asked for on it."""
+
+    vm: VirtualMachine
+    ports: tuple[int, ...]
+
+
+@dataclass
+class Outcome:
+    """What a task run did: ``state``, and ``retry_after`` seconds when it should run again."""
+
+    state: str
+    retry_after: float | None = None
+    message: str = ""
+
+
+def _username(user) -> str:
+    return user.get_username() if getattr(user, "pk", None) else "jitportal"
+
+
+def _place(vm_row: AccessRequestVm) -> dict:
+    return {"subscription_id": vm_row.subscription_key, "resource_group": vm_row.resource_group,
+            "resource_id": vm_row.vm_arm_id.lower()}
+
+
+def _policy_key(vm: VirtualMachine) -> str:
+    return vm.policy_id.lower()
+
+
+# --- authorization ---------------------------------------------------------------------------------------------
+def may_request(user, vm: VirtualMachine) -> bool:
+    return authz.has_permission(user, JIT_INITIATE, vm.resource_id)
+
+
+def may_manage(user, request: AccessRequest, vm_rows: list[AccessRequestVm] | None = None) -> bool:
+    """The requester themselves, or a policy admin at the scope of every VM of the request."""
+    if getattr(user, "pk", None) is not None and request.requester_id == user.pk:
+        return True
+    rows = vm_rows if vm_rows is not None else list(request.vms.all())
+    return bool(rows) and all(authz.has_permission(user, JIT_POLICY_WRITE, row.vm_arm_id) for row in rows)
+
+
+# --- create ------------------------------------------------------------------------------------------------------
+def _validate(actor, selections: list[Selection], source_prefix: str, duration: timedelta) -> list[str]:
+    problems: list[str] = []
+    if not selections:
+        problems.append("Select at least one VM and port.")
+    for selection in selections:
+        vm = selection.vm
+        if not may_request(actor, vm):
+            raise PermissionDenied(f"You may not request access to {vm.name}.")
+        if vm.state != VmState.CONFIGURED or not vm.policy_name:
+            problems.append(f"JIT is not enabled on {vm.name}.")
+            continue
+        if not selection.ports:
+            problems.append(f"Select at least one port of {vm.name}.")
+        for number in selection.ports:
+            try:
+                rule = validation.policy_port(vm.ports, number)
+                validation.validate_window(duration, rule, vm.name)
+                validation.validate_source(source_prefix, rule, vm.name)
+            except ValidationError as exc:
+                problems.extend(exc.messages)
+    return list(dict.fromkeys(problems))
+
+
+def request_create(*, actor, selections: list[Selection], source_prefix: str, duration: timedelta,
+                   justification: str, idempotency_key: str, source_kind: str = "", source_warning: str = "",
+                   client_ip: str | None = None, extends: AccessRequest | None = None
+                   ) -> tuple[AccessRequest, bool]:
+    """Store a request (every port ``queued``) and, after commit, ask Azure to open it: ``(request, created)``.
+
+    A second submit of the same form (same ``idempotency_key``) returns the first request, unchanged.
+    """
+    existing = AccessRequest.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if existing.requester_id != actor.pk:
+            raise PermissionDenied("This form was submitted by someone else.")
+        return existing, False
+    justification = (justification or "").strip()
+    problems = _validate(actor, selections, source_prefix, duration)
+    if not justification:
+        problems.append("Say why you need access.")
+    elif len(justification) > MAX_JUSTIFICATION:
+        problems.append(f"Keep the justification under {MAX_JUSTIFICATION} characters.")
+    if problems:
+        raise ValidationError(problems)
+    now = timezone.now()
+    end = now + duration
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                request = AccessRequest.objects.create(
+                    requester=actor, requester_name=_username(actor), justification=justification,
+                    kind=AccessRequest.Kind.EXTEND if extends else AccessRequest.Kind.NEW, extends=extends,
+                    idempotency_key=idempotency_key, source_prefix=source_prefix, source_kind=source_kind,
+                    source_warning=source_warning[:255], client_ip=client_ip or None, scheduled_start=now,
+                    end_at=end)
+        except IntegrityError:
+            return AccessRequest.objects.get(idempotency_key=idempotency_key), False
+        policies: set[str] = set()
+        for selection in selections:
+            vm = selection.vm
+            address, kind = address_for(connection_type=vm.connection_type, public_ip=vm.public_ip,
+                                        private_ip=vm.private_ip, firewall_public_ip=vm.firewall_public_ip)
+            vm_row = AccessRequestVm.objects.create(
+                request=request, vm=vm, vm_arm_id=vm.arm_id, vm_name=vm.name, subscription_key=vm.subscription_key,
+                resource_group=vm.resource_group, policy_key=_policy_key(vm),
+                policy_resource_group=vm.policy_resource_group or vm.resource_group_name,
+                policy_location=vm.policy_location, policy_name=vm.policy_name, connection_type=vm.connection_type,
+                address=address, address_kind=kind, os_type=vm.os_type)
+            AccessRequestPort.objects.bulk_create([
+                AccessRequestPort(request=request, request_vm=vm_row, policy_key=vm_row.policy_key, number=number,
+                                  protocol=validation.policy_port(vm.ports, number).protocol,
+                                  source_prefix=source_prefix, duration_seconds=int(duration.total_seconds()),
+                                  end_at=end)
+                for number in sorted(set(selection.ports))])
+            policies.add(vm_row.policy_key)
+            audit_record(actor=actor, action="access.extend_requested" if extends else "access.requested",
+                         target_type="vm", target_id=vm.pk, target_label=vm.name,
+                         after={"ports": sorted(set(selection.ports)), "source": source_prefix,
+                                "end": end.isoformat(), "justification": justification,
+                                **({"extends": extends.pk} if extends else {})},
+                         client_ip=client_ip, correlation_id=str(request.correlation_id), **_place(vm_row))
+        for policy_key in sorted(policies):
+            _after_commit(enqueue_open, request.pk, policy_key)
+    return request, True
+
+
+def _after_commit(func, *args) -> None:
+    """Run ``func(*args)`` after commit; a failure (the broker is down) is logged, the rows stay for the reconciler."""
+    def send() -> None:
+        func(*args)
+
+    send.__qualname__ = func.__qualname__
+    transaction.on_commit(send, robust=True)
+
+
+def enqueue_open(request_id: int, policy_key: str) -> None:
+    """Send one ``open_ports`` task (raises when the broker is unreachable; the reconciler sends it later)."""
+    from .tasks import open_ports
+
+    open_ports.delay(request_id, policy_key)
+
+
+def enqueue_close(request_id: int) -> None:
+    from .tasks import close_ports
+
+    close_ports.delay(request_id)
+
+
+def request_extend(*, actor, original: AccessRequest, duration: timedelta, idempotency_key: str,
+                   justification: str = "", client_ip: str | None = None) -> tuple[AccessRequest, bool]:
+    """Ask again for the same VMs, ports and source, ending ``duration`` from now (within each port's maximum)."""
+    vm_rows = list(original.vms.select_related("vm", "vm__subscription").prefetch_related("ports"))
+    if not may_manage(actor, original, vm_rows):
+        raise PermissionDenied("Only the requester or a policy admin may extend this request.")
+    if original.requester_id != actor.pk:
+        raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
+    selections = [Selection(row.vm, tuple(p.number for p in row.ports.all())) for row in vm_rows]
+    reason = justification.strip() or f"Extension of request #{original.pk}: {original.justification}"
+    request, created = request_create(
+        actor=actor, selections=selections, source_prefix=original.source_prefix, duration=duration,
+        justification=reason[:MAX_JUSTIFICATION], idempotency_key=idempotency_key, source_kind=original.source_kind,
+        source_warning=original.source_warning, client_ip=client_ip, extends=original)
+    return request, created
+
+
+# --- aggregate state -------------------------------------------------------------------------------------------
+def aggregate_state(states: list[str]) -> str:
+    """One state for a request from its ports' states (what is still moving wins, then what is open)."""
+    present = set(states)
+    for state in (PortState.OPENING, PortState.QUEUED, PortState.OPEN):
+        if state in present:
+            return state
+    if present and present <= {PortState.FAILED}:
+        return PortState.FAILED
+    for state in (PortState.CLOSED, PortState.EXPIRED, PortState.FAILED):
+        if state in present:
+            return state
+    return PortState.QUEUED
+
+
+def refresh_state(request_id: int) -> str:
+    states = list(AccessRequestPort.objects.filter(request_id=request_id).values_list("state", flat=True))
+    state = aggregate_state(states)
+    AccessRequest.objects.filter(pk=request_id).exclude(state=state).update(state=state, updated_at=timezone.now())
+    return state
+
+
+# --- open (task) -----------------------------------------------------------------------------------------------
+def _stale() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS)
+
+
+def claim_ports(request_id: int, policy_key: str) -> list[int]:
+    """Claim the group's ports (queued, or opening but stale) for this run; returns their ids (none: taken)."""
+    now = timezone.now()
+    candidates = AccessRequestPort.objects.filter(request_id=request_id, policy_key=policy_key).filter(
+        Q(state=PortState.QUEUED) | Q(state=PortState.OPENING, claimed_at__lt=_stale()))
+    ids = list(candidates.values_list("pk", flat=True))
+    if not ids:
+        return []
+    claimed = AccessRequestPort.objects.filter(pk__in=ids).filter(
+        Q(state=PortState.QUEUED) | Q(state=PortState.OPENING, claimed_at__lt=_stale())
+    ).update(state=PortState.OPENING, claimed_at=now, attempts=F("attempts") + 1)
+    if claimed != len(ids):  # someone else took part of it: release ours and let them finish
+        AccessRequestPort.objects.filter(pk__in=ids, claimed_at=now).update(state=PortState.QUEUED)
+        return []
+    refresh_state(request_id)
+    return ids
+
+
+def _find_in_azure(policy, correlation: str):
+    """Azure's record of this portal request in the policy's ``requests`` (by the id in the justification)."""
+    for record in getattr(policy, "requests", ()) or ():
+        if correlation in (record.justification or ""):
+            return record
+    return None
+
+
+def _initiate_body(ports: list[AccessRequestPort]) -> list[dict]:
+    by_vm: dict[str, dict] = {}
+    for port in ports:
+        vm_row = port.request_vm
+        entry = by_vm.setdefault(vm_row.vm_arm_id, {"id": vm_row.vm_arm_id, "ports": []})
+        entry["ports"].append({"number": port.number, "end_time_utc": port.end_at,
+                               "allowed_source_address_prefix": port.source_prefix})
+    return list(by_vm.values())
+
+
+def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
+    """Open the request's ports of one policy: claim them, call ``initiate`` once, record Azure's answer.
+
+    On a retry (a previous attempt may have reached Azure) the policy's requests are read first and the
+    portal's request id looked up in their justifications, so a 5xx after Azure acted never opens twice.
+    """
+    from cloud.errors import CloudError
+
+    ids = claim_ports(request_id, policy_key)
+    if not ids:
+        return Outcome("skipped")
+    ports = list(AccessRequestPort.objects.filter(pk__in=ids).select_related("request", "request_vm",
+                                                                             "request_vm__vm__subscription"))
+    request = ports[0].request
+    first = ports[0].request_vm
+    correlation = str(request.correlation_id)
+    try:
+        gateway = gateway or gateway_for(first.vm.subscription)
+        record = None
+        if max(p.attempts for p in ports) > 1:
+            policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
+            record = _find_in_azure(policy, correlation)
+        if record is None:
+            # Each port's end is "now + its duration" at the moment we ask (a queued request keeps its window).
+            now = timezone.now()
+            for port in ports:
+                port.end_at = now + timedelta(seconds=port.duration_seconds)
+            AccessRequestPort.objects.bulk_update(ports, ["end_at"])
+            record = gateway.initiate_jit(first.policy_resource_group, first.policy_location, first.policy_name,
+                                          _initiate_body(ports), justification=request.azure_justification)
+    except CloudError as exc:
+        message = str(exc) or type(exc).__name__
+        if getattr(exc, "retryable", False) and max(p.attempts for p in ports) < settings.ACCESS_MAX_ATTEMPTS:
+            AccessRequestPort.objects.filter(pk__in=ids, state=PortState.OPENING).update(
+                state=PortState.QUEUED, last_error=f"Retrying: {message}"[:4000], updated_at=timezone.now(),
+                azure_request_id=(getattr(exc, "request_id", "") or "")[:128])
+            refresh_state(request_id)
+            return Outcome(PortState.QUEUED, _retry_after(exc), message)
+        request_mark_failed(port_ids=ids, message=message, request_id=getattr(exc, "request_id", ""))
+        return Outcome(PortState.FAILED, None, message)
+    request_mark_open(port_ids=ids, record=record, request_id=getattr(gateway, "last_request_id", "") or "")
+    return Outcome(PortState.OPEN)
+
+
+def _retry_after(exc) -> float:
+    value = getattr(exc, "retry_after", None)
+    try:
+        return max(1.0, float(value)) if value is not None else 2.0
+    except (TypeError, ValueError):
+        return 2.0
+
+
+def request_mark_open(*, port_ids: list[int], record, request_id: str = "") -> None:
+    """Record Azure's answer: each port open with Azure's status (and mapped port behind a firewall)."""
+    answered = {(vm.id.lower(), p.number): p for vm in record.virtual_machines for p in vm.ports}
+    now = timezone.now()
+    with transaction.atomic():
+        ports = list(AccessRequestPort.objects.select_for_update().filter(pk__in=port_ids, state=PortState.OPENING)
+                     .select_related("request", "request_vm"))
+        for port in ports:
+            answer = answered.get((port.request_vm.vm_arm_id.lower(), port.number))
+            port.state = PortState.OPEN
+            port.opened_at = now
+            port.last_error = ""
+            port.azure_request_id = (request_id or port.azure_request_id)[:128]
+            if answer is not None:
+                port.azure_status = answer.status or "Initiated"
+                port.azure_status_reason = answer.status_reason or ""
+                port.mapped_port = answer.mapped_port
+                port.end_at = answer.end_time_utc or port.end_at
+        AccessRequestPort.objects.bulk_update(ports, ["state", "opened_at", "last_error", "azure_request_id",
+                                                      "azure_status", "azure_status_reason", "mapped_port", "end_at"])
+        if not ports:
+            return
+        request = ports[0].request
+        refresh_state(request.pk)
+        AccessRequest.objects.filter(pk=request.pk).update(
+            end_at=max(p.end_at for p in ports) if request.kind == AccessRequest.Kind.NEW
+            else max([request.end_at, *[p.end_at for p in ports]]))
+        for vm_row in {p.request_vm_id: p.request_vm for p in ports}.values():
+            numbers = sorted(p.number for p in ports if p.request_vm_id == vm_row.pk)
+            audit_record(actor=request.requester, action="access.opened", target_type="vm",
+                         target_id=vm_row.vm_id, target_label=vm_row.vm_name,
+                         after={"ports": numbers, "source": request.source_prefix, "azure_request_id": request_id},
+                         correlation_id=str(request.correlation_id), **_place(vm_row))
+            vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
+        if request.extends_id:
+            _supersede(request)
+        wants_close = AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports], request__closed_at__isnull=False)
+        if wants_close.exists():
+            _after_commit(enqueue_close, request.pk)
+
+
+def _supersede(extension: AccessRequest) -> None:
+    """An extension replaces the original's ports in Azure (``NewerRequestInitiated``): mirror that."""
+    keys = set(AccessRequestPort.objects.filter(request=extension, state=PortState.OPEN)
+               .values_list("request_vm__vm_id", "number"))
+    for port in AccessRequestPort.objects.filter(request_id=extension.extends_id, state=PortState.OPEN
+                                                 ).select_related("request_vm"):
+        if (port.request_vm.vm_id, port.number) in keys:
+            AccessRequestPort.objects.filter(pk=port.pk).update(
+                state=PortState.CLOSED, azure_status="Revoked", azure_status_reason="NewerRequestInitiated",
+                finished_at=timezone.now())
+    refresh_state(extension.extends_id)
+
+
+def vm_usage_record_open(*, vm_id: int, user: str, at) -> None:
+    """Keep the inventory's "approved requests in the last 7 days", "last access" and "last user" current."""
+    VirtualMachine.objects.filter(pk=vm_id).update(approved_requests_7d=F("approved_requests_7d") + 1,
+                                                   last_access_at=at, last_user=user[:255])
+
+
+def request_mark_failed(*, port_ids: list[int], message: str, request_id: str = "") -> None:
+    """Fail ports visibly with Azure's (or the portal's) reason."""
+    with transaction.atomic():
+        ports = list(AccessRequestPort.objects.filter(pk__in=port_ids, state__in=TRANSITIONAL)
+                     .select_related("request", "request_vm"))
+        AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports]).update(
+            state=PortState.FAILED, last_error=message[:4000], finished_at=timezone.now(),
+            azure_request_id=(request_id or "")[:128])
+        if not ports:
+            return
+        request = ports[0].request
+        refresh_state(request.pk)
+        for vm_row in {p.request_vm_id: p.request_vm for p in ports}.values():
+            audit_record(actor=request.requester, action="access.failed", target_type="vm", target_id=vm_row.vm_id,
+                         target_label=vm_row.vm_name, after={"error": message[:1000]},
+                         correlation_id=str(request.correlation_id), **_place(vm_row))
+
+
+# --- close ------------------------------------------------------------------------------------------------------
+def request_close(*, actor, request: AccessRequest) -> AccessRequest:
+    """Close the request early: queued ports are cancelled at once, open ones closed by a task (see module doc)."""
+    vm_rows = list(request.vms.all())
+    if not may_manage(actor, request, vm_rows):
+        raise PermissionDenied("Only the requester or a policy admin may close this request.")
+    if not request.is_active:
+        raise ValidationError("This request is no longer open.", code="not_open")
+    now = timezone.now()
+    with transaction.atomic():
+        AccessRequest.objects.filter(pk=request.pk).update(closed_at=now, closed_by=actor)
+        cancelled = AccessRequestPort.objects.filter(request=request, state=PortState.QUEUED).update(
+            state=PortState.CLOSED, finished_at=now, last_error="Cancelled before it opened.")
+        refresh_state(request.pk)
+        for vm_row in vm_rows:
+            audit_record(actor=actor, action="access.close_requested", target_type="vm", target_id=vm_row.vm_id,
+                         target_label=vm_row.vm_name, after={"request": request.pk, "cancelled": cancelled},
+                         correlation_id=str(request.correlation_id), **_place(vm_row))
+        _after_commit(enqueue_close, request.pk)
+    request.refresh_from_db()
+    return request
+
+
+def _nsg_place(nsg_id: str) -> tuple[str, str]:
+    parts = nsg_id.strip("/").split("/")
+    lower = [p.lower() for p in parts]
+    return parts[lower.index("resourcegroups") + 1], parts[lower.index("networksecuritygroups") + 1]
+
+
+def _same_prefix(a: str, b: str) -> bool:
+    if a.strip() == b.strip():
+        return True
+    try:
+        return ipaddress.ip_network(a.strip(), strict=False) == ipaddress.ip_network(b.strip(), strict=False)
+    except ValueError:
+        return False
+
+
+def _jit_allow_rules(nsg, number: int, source: str) -> list[str]:
+    """Names of the JIT allow rules in ``nsg`` that open ``number`` for ``source``."""
+    names = []
+    for rule in nsg.security_rules:
+        if not rule.name.lower().startswith(JIT_RULE_PREFIX) or rule.access.lower() != "allow":
+            continue
+        if rule.direction.lower() != "inbound" or str(number) not in rule.destination_port_ranges:
+            continue
+        if any(_same_prefix(prefix, source) for prefix in rule.source_address_prefixes):
+            names.append(rule.name)
+    return names
+
+
+def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
+    """The close task: for each open port, see Azure's status, then remove what still lets traffic in."""
+    from cloud.errors import CloudError
+
+    request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).first()
+    if request is None:
+        return Outcome("skipped")
+    ports = list(AccessRequestPort.objects.filter(request=request, state=PortState.OPEN)
+                 .select_related("request_vm", "request_vm__vm", "request_vm__vm__subscription"))
+    if not ports:
+        refresh_state(request_id)
+        return Outcome("nothing-open")
+    by_policy: dict[str, list[AccessRequestPort]] = defaultdict(list)
+    for port in ports:
+        by_policy[port.policy_key].append(port)
+    try:
+        for group in by_policy.values():
+            first = group[0].request_vm
+            gateway = gateway or gateway_for(first.vm.subscription)
+            policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
+            record = _find_in_azure(policy, str(request.correlation_id))
+            status = {(vm.id.lower(), p.number): p for vm in (record.virtual_machines if record else ())
+                      for p in vm.ports}
+            removed: list[str] = []
+            replaced: list[AccessRequestPort] = []
+            for port in group:
+                azure = status.get((port.request_vm.vm_arm_id.lower(), port.number))
+                if azure is not None and (azure.status or "").lower() == "revoked":
+                    continue  # Azure already closed it (expired or replaced): nothing to remove
+                for nsg_id in port.request_vm.vm.nsg_ids or []:
+                    group_name, nsg_name = _nsg_place(nsg_id)
+                    nsg = gateway.get_network_security_group(group_name, nsg_name)
+                    for rule_name in _jit_allow_rules(nsg, port.number, port.source_prefix):
+                        gateway.delete_security_rule(group_name, nsg_name, rule_name)
+                        removed.append(f"{nsg_name}/{rule_name}")
+                if port.request_vm.connection_type == "firewall":
+                    replaced.append(port)
+            if replaced:
+                _replace_with_placeholder(gateway, request, replaced)
+            request_mark_closed(port_ids=[p.pk for p in group], removed=removed, record=record,
+                                replaced=[p.pk for p in replaced])
+    except CloudError as exc:
+        message = str(exc) or type(exc).__name__
+        AccessRequestPort.objects.filter(request=request, state=PortState.OPEN).update(
+            last_error=f"Closing failed: {message}"[:4000])
+        if getattr(exc, "retryable", False):
+            return Outcome("open", _retry_after(exc), message)
+        return Outcome("open", None, message)
+    return Outcome(PortState.CLOSED)
+
+
+def _replace_with_placeholder(gateway, request: AccessRequest, ports: list[AccessRequestPort]) -> None:
+    """Behind a firewall: a 5-minute request from an unroutable source makes Azure revoke the original."""
+    first = ports[0].request_vm
+    end = timezone.now() + validation.MIN_WINDOW
+    body: dict[str, dict] = {}
+    for port in ports:
+        entry = body.setdefault(port.request_vm.vm_arm_id, {"id": port.request_vm.vm_arm_id, "ports": []})
+        entry["ports"].append({"number": port.number, "end_time_utc": end,
+                               "allowed_source_address_prefix": settings.ACCESS_CLOSE_PLACEHOLDER_SOURCE})
+    gateway.initiate_jit(first.policy_resource_group, first.policy_location, first.policy_name, list(body.values()),
+                         justification=f"{request.requester_name}: close portal request #{request.pk} early "
+                                       f"({request.correlation_id})")
+
+
+def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None, replaced: list[int] = ()) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        ports = list(AccessRequestPort.objects.filter(pk__in=port_ids, state=PortState.OPEN)
+                     .select_related("request", "request_vm", "request__closed_by"))
+        status = {(vm.id.lower(), p.number): p for vm in (record.virtual_machines if record else ()) for p in vm.ports}
+        for port in ports:
+            azure = status.get((port.request_vm.vm_arm_id.lower(), port.number))
+            port.state = PortState.CLOSED
+            port.finished_at = now
+            port.last_error = ""
+            if port.pk in replaced:
+                port.azure_status, port.azure_status_reason = "Revoked", "NewerRequestInitiated"
+            elif azure is not None:
+                port.azure_status, port.azure_status_reason = azure.status or "", azure.status_reason or ""
+        AccessRequestPort.objects.bulk_update(ports, ["state", "finished_at", "last_error", "azure_status",
+                                                      "azure_status_reason"])
+        if not ports:
+            return
+        request = ports[0].request
+        refresh_state(request.pk)
+        for vm_row in {p.request_vm_id: p.request_vm for p in ports}.values():
+            audit_record(actor=request.closed_by, action="access.closed", target_type="vm", target_id=vm_row.vm_id,
+                         target_label=vm_row.vm_name,
+                         after={"ports": sorted(p.number for p in ports if p.request_vm_id == vm_row.pk),
+                                "removed_rules": removed, "firewall_replaced": bool(replaced)},
+                         correlation_id=str(request.correlation_id), **_place(vm_row))
+
+
+# --- expiry and reconciliation (beat) --------------------------------------------------------------------------
+def request_mark_expired(*, port_ids: list[int], reasons: dict[int, tuple[str, str]]) -> int:
+    """Mark open ports whose end passed as expired, with Azure's status/reason when it gave one."""
+    now = timezone.now()
+    with transaction.atomic():
+        ports = list(AccessRequestPort.objects.filter(pk__in=port_ids, state=PortState.OPEN)
+                     .select_related("request", "request_vm"))
+        for port in ports:
+            port.state = PortState.EXPIRED
+            port.finished_at = now
+            port.azure_status, port.azure_status_reason = reasons.get(port.pk, ("Revoked", "Expired"))
+        AccessRequestPort.objects.bulk_update(ports, ["state", "finished_at", "azure_status", "azure_status_reason"])
+        for request_id in {p.request_id for p in ports}:
+            refresh_state(request_id)
+            request = next(p.request for p in ports if p.request_id == request_id)
+            vm_row = next(p.request_vm for p in ports if p.request_id == request_id)
+            audit_record(actor=None, action="access.expired", target_type="access_request", target_id=request_id,
+                         target_label=str(request), after={"ports": [p.number for p in ports
+                                                                      if p.request_id == request_id]},
+                         correlation_id=str(request.correlation_id), **_place(vm_row))
+    return len(ports)
+
+
+def expire_due(*, gateway_factory=None) -> int:
+    """Ports still ``open`` past their end: read Azure's status per policy, then mark them expired."""
+    from cloud.errors import CloudError
+
+    due = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__lte=timezone.now())
+               .select_related("request", "request_vm", "request_vm__vm__subscription")[:500])
+    by_policy: dict[str, list[AccessRequestPort]] = defaultdict(list)
+    for port in due:
+        by_policy[port.policy_key].append(port)
+    expired = 0
+    for group in by_policy.values():
+        first = group[0].request_vm
+        reasons: dict[int, tuple[str, str]] = {}
+        try:
+            gateway = (gateway_factory or gateway_for)(first.vm.subscription)
+            policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
+        except CloudError as exc:
+            log.warning("expiry: could not read %s: %s", first.policy_key, exc)
+            policy = None
+        for port in group:
+            record = _find_in_azure(policy, str(port.request.correlation_id)) if policy is not None else None
+            azure = next((p for vm in (record.virtual_machines if record else ()) if
+                          vm.id.lower() == port.request_vm.vm_arm_id.lower() for p in vm.ports
+                          if p.number == port.number), None)
+            if azure is not None and azure.status:
+                reasons[port.pk] = (azure.status, azure.status_reason or "")
+        expired += request_mark_expired(port_ids=[p.pk for p in group], reasons=reasons)
+    return expired
+
+
+def reconcile(*, enqueue=None) -> dict[str, int]:
+    """Beat: re-send stuck requests (queued or opening past ``ACCESS_STUCK_SECONDS``), fail those that used up
+    their attempts, and expire what passed its end. Returns counts."""
+    send = enqueue or enqueue_open
+    stale = _stale()
+    stuck = AccessRequestPort.objects.filter(state__in=TRANSITIONAL).filter(
+        Q(state=PortState.QUEUED, updated_at__lt=stale) | Q(state=PortState.OPENING, claimed_at__lt=stale))
+    exhausted = list(stuck.filter(attempts__gte=settings.ACCESS_MAX_ATTEMPTS).values_list("pk", flat=True))
+    if exhausted:
+        request_mark_failed(port_ids=exhausted, message=f"Gave up after {settings.ACCESS_MAX_ATTEMPTS} attempts.")
+    groups = set(stuck.filter(attempts__lt=settings.ACCESS_MAX_ATTEMPTS).values_list("request_id", "policy_key"))
+    resent = 0
+    for request_id, policy_key in sorted(groups):
+        try:
+            send(request_id, policy_key)
+        except BROKER_ERRORS as exc:  # the broker is down: try again at the next beat
+            log.warning("reconcile: could not enqueue request %s (%s): %s", request_id, policy_key, exc)
+            break
+        AccessRequestPort.objects.filter(request_id=request_id, policy_key=policy_key, state=PortState.QUEUED
+                                         ).update(updated_at=timezone.now())
+        resent += 1
+    closing = AccessRequestPort.objects.filter(state=PortState.OPEN, request__closed_at__lt=stale).values_list(
+        "request_id", flat=True).distinct()
+    for request_id in list(closing):
+        try:
+            enqueue_close(request_id)
+        except BROKER_ERRORS as exc:  # the broker is down: try again at the next beat
+            log.warning("reconcile: could not enqueue close of request %s: %s", request_id, exc)
+            break
+    return {"failed": len(exhausted), "resent": resent, "expired": expire_due()}
+
+
+# --- gateways ---------------------------------------------------------------------------------------------------
+def gateway_for(subscription):
+    """The gateway of ``subscription`` from this process's factory (credentials and token caches shared)."""
+    from .gateways import gateway_for_subscription
+
+    return gateway_for_subscription(subscription)
+
+
+__all__ = ["FINAL", "Outcome", "Selection", "aggregate_state", "reconcile", "request_close", "request_create",
+           "request_extend", "request_mark_expired", "request_mark_failed", "request_mark_open", "request_open"]

@@ -1,0 +1,31 @@
+"""The Requests list as a django-tables2 table."""
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.utils.html import format_html
+
+from .models import AccessRequest
+
+
+class AccessRequestTable(tables.Table):
+    id = tables.Column(linkify=("policies:request_detail", {"pk": tables.A("pk")}), verbose_name="#")
+    created_at = tables.DateTimeColumn(verbose_name="Requested", format="Y-m-d H:i")
+    requester_name = tables.Column(verbose_name="Requester")
+    vms = tables.Column(empty_values=(), orderable=False, verbose_name="VMs")
+    source_prefix = tables.Column(verbose_name="Source")
+    end_at = tables.DateTimeColumn(verbose_name="Ends", format="Y-m-d H:i")
+    state = tables.Column(verbose_name="State")
+    kind = tables.Column(verbose_name="Kind")
+
+    class Meta:
+        model = AccessRequest
+        fields = ("id", "created_at", "requester_name", "vms", "source_prefix", "end_at", "state", "kind")
+        order_by = ("-created_at",)
+        attrs = {"id": "request-table", "class": "requests"}
+        row_attrs = {"data-request": lambda record: record.pk}
+
+    def render_vms(self, record: AccessRequest) -> str:
+        return ", ".join(sorted({row.vm_name for row in record.vms.all()}))
+
+    def render_state(self, value, record: AccessRequest):
+        return format_html('<span class="access-state access-{}">{}</span>', record.state, value)

@@ -1,0 +1,115 @@
+"""What a request may ask for: ports in the VM's policy, a window within each port's maximum, an allowed source.
+
+Every function raises ``django.core.exceptions.ValidationError`` with a message the requester can act on.
+"""
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from policies.rules import PortRule, duration_label, parse_duration
+
+ANY = "*"
+ANY_WORDS = {"*", "any", "internet"}
+MIN_WINDOW = timedelta(minutes=5)
+DURATION_STEPS = (timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=1), timedelta(hours=2),
+                  timedelta(hours=3), timedelta(hours=4), timedelta(hours=6), timedelta(hours=8),
+                  timedelta(hours=12), timedelta(hours=24))
+
+
+def policy_port(vm_ports: list[dict], number: int) -> PortRule:
+    """The VM's policy rule for port ``number``, or a ``port_not_in_policy`` error."""
+    for port in vm_ports or []:
+        if int(port.get("number", 0)) == int(number):
+            return PortRule.from_azure(port)
+    raise ValidationError(f"Port {number} is not in the JIT policy of this VM.", code="port_not_in_policy")
+
+
+def port_maximum(rule: PortRule) -> timedelta:
+    return parse_duration(rule.max_duration)
+
+
+def validate_window(duration: timedelta, rule: PortRule, vm_name: str) -> timedelta:
+    """``duration`` if it lies between 5 minutes and the port's maximum request time."""
+    if duration < MIN_WINDOW:
+        raise ValidationError("Ask for at least 5 minutes.", code="window_too_short")
+    if duration > port_maximum(rule):
+        raise ValidationError(
+            f"Port {rule.number} of {vm_name} may be opened for at most {duration_label(rule.max_duration)}.",
+            code="window_too_long")
+    return duration
+
+
+def duration_choices(maximum: timedelta) -> list[tuple[int, str]]:
+    """Steps (seconds, label) up to ``maximum``, the maximum itself included."""
+    steps = [step for step in DURATION_STEPS if step <= maximum]
+    if maximum not in steps and maximum >= MIN_WINDOW:
+        steps.append(maximum)
+    return [(int(step.total_seconds()), _label(step)) for step in sorted(steps)]
+
+
+def _label(step: timedelta) -> str:
+    hours, rest = divmod(int(step.total_seconds()), 3600)
+    minutes = rest // 60
+    parts = [f"{hours} hour{'s' if hours != 1 else ''}" if hours else "",
+             f"{minutes} minutes" if minutes else ""]
+    return " ".join(p for p in parts if p)
+
+
+def parse_source(kind: str, value: str) -> str:
+    """The source prefix for ``kind`` ``ip`` (one address → /32 or /128), ``range`` (a CIDR) or ``any``."""
+    text = (value or "").strip()
+    if kind == "any":
+        return ANY
+    if kind == "ip":
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise ValidationError(f"'{text}' is not an IPv4 or IPv6 address.", code="malformed_source") from None
+        return f"{address}/{address.max_prefixlen}"
+    if kind == "range":
+        if text.lower() in ANY_WORDS:
+            return ANY
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValidationError(f"'{text}' is not an IP range such as 203.0.113.0/24.",
+                                  code="malformed_source") from None
+        return str(network)
+    raise ValidationError("Choose where you connect from.", code="malformed_source")
+
+
+def _allows(allowed: str, prefix: str) -> bool:
+    if allowed.strip().lower() in ANY_WORDS:
+        return True
+    if prefix == ANY:
+        return False
+    try:
+        outer = ipaddress.ip_network(allowed.strip(), strict=False)
+        inner = ipaddress.ip_network(prefix, strict=False)
+    except ValueError:
+        return False
+    return inner.version == outer.version and inner.subnet_of(outer)
+
+
+def validate_source(prefix: str, rule: PortRule, vm_name: str) -> str:
+    """``prefix`` if the port's allowed sources cover it and it is not wider than the portal accepts."""
+    if prefix == ANY:
+        if not any(s.strip().lower() in ANY_WORDS for s in rule.sources):
+            raise ValidationError(
+                f"Port {rule.number} of {vm_name} does not allow any source (*); allowed: "
+                f"{', '.join(rule.sources)}.", code="source_too_wide")
+        return prefix
+    network = ipaddress.ip_network(prefix, strict=False)
+    widest = settings.ACCESS_WIDEST_PREFIX_V4 if network.version == 4 else settings.ACCESS_WIDEST_PREFIX_V6
+    if network.prefixlen < widest:
+        raise ValidationError(f"{prefix} is too wide: ranges must be /{widest} or narrower.",
+                              code="source_too_wide")
+    if not any(_allows(allowed, prefix) for allowed in rule.sources):
+        raise ValidationError(
+            f"Source {prefix} is not allowed for port {rule.number} of {vm_name} (allowed: "
+            f"{', '.join(rule.sources)}).", code="source_not_allowed")
+    return prefix

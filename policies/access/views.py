@@ -1,0 +1,179 @@
+"""Access request pages: ask (form and Connect), watch (polled status), close, extend, and the Requests list."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+from django_tables2.paginators import LazyPaginator
+
+from accounts import authz
+from accounts.access import authenticated_only, requires
+from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE
+from policies.models import VirtualMachine, VmState
+
+from . import selectors, services, validation
+from .client_ip import client_address
+from .filtersets import AccessRequestFilterSet
+from .forms import AccessRequestForm, ExtendForm, new_token
+from .models import AccessRequest, AccessRequestVm
+from .tables import AccessRequestTable
+
+PER_PAGE = 50
+
+
+def _form(request: HttpRequest, vms: list[VirtualMachine]) -> AccessRequestForm:
+    return AccessRequestForm(request.POST if request.method == "POST" else None, vms=vms,
+                             my_ip=client_address(request.META), duration_choices=selectors.duration_choices_for(vms))
+
+
+def _submit(request: HttpRequest, form: AccessRequestForm) -> HttpResponse | None:
+    """Create the request from a valid form; a redirect to its page, or ``None`` with errors on the form."""
+    data = form.cleaned_data
+    try:
+        access, created = services.request_create(
+            actor=request.user, selections=form.selections(), source_prefix=data["source_prefix"],
+            duration=data["window"], justification=data["justification"], idempotency_key=data["token"],
+            source_kind=data["source_kind"], source_warning=data["source_warning"],
+            client_ip=str(form.my_ip.address) if form.my_ip else None)
+    except ValidationError as exc:
+        for message in exc.messages:
+            form.add_error(None, message)
+        return None
+    except PermissionDenied as exc:
+        raise Http404("No such object.") from exc
+    if created and data["source_warning"]:
+        messages.warning(request, data["source_warning"])
+    return redirect("policies:request_detail", pk=access.pk)
+
+
+@requires(JIT_INITIATE)
+def request_new(request: HttpRequest) -> HttpResponse:
+    """Request access to one or several VMs (``?vm=<id>&vm=<id>``): ports, source, time range, justification."""
+    ids = request.POST.getlist("vm") if request.method == "POST" else request.GET.getlist("vm")
+    try:
+        wanted = {int(pk) for pk in ids}
+    except ValueError as exc:
+        raise Http404("No such object.") from exc
+    available = selectors.requestable_vms(request.user)
+    vms = list(available.filter(pk__in=wanted)) if wanted else list(available.order_by("name")[:50])
+    if wanted and len(vms) != len(wanted):
+        raise Http404("No such object.")  # out of scope, not configured, or unknown: all look alike
+    form = _form(request, vms)
+    if request.method == "POST" and form.is_valid():
+        response = _submit(request, form)
+        if response is not None:
+            return response
+    return render(request, "policies/access/request_form.html", {
+        "title": "Request access", "form": form, "vms": vms, "my_ip": form.my_ip},
+        status=400 if request.method == "POST" else 200)
+
+
+@requires(JIT_INITIATE, object_model=VirtualMachine)
+def connect(request: HttpRequest, pk: int) -> HttpResponse:
+    """A VM's Connect page: one click requests its policy's ports for my IP for the ports' maximum time."""
+    vm = selectors.requestable_vm(request.user, pk)
+    enabled = vm.state == VmState.CONFIGURED and bool(vm.policy_name) and bool(vm.ports)
+    context = {"title": f"Connect to {vm.name}", "vm": vm, "enabled": enabled,
+               "may_configure": authz.has_permission(request.user, JIT_POLICY_WRITE, vm.resource_id)}
+    if enabled:
+        form = _form(request, [vm])
+        defaults = _connect_defaults(vm, form)
+        if request.method == "POST":
+            form = AccessRequestForm({**defaults, **request.POST.dict(), "ports": defaults["ports"]}, vms=[vm],
+                                     my_ip=form.my_ip, duration_choices=form.fields["duration"].choices)
+            if form.is_valid():
+                response = _submit(request, form)
+                if response is not None:
+                    return response
+        context.update(form=form, defaults=defaults, my_ip=form.my_ip)
+    return render(request, "policies/access/connect.html", context,
+                  status=400 if request.method == "POST" else 200)
+
+
+def _connect_defaults(vm: VirtualMachine, form: AccessRequestForm) -> dict:
+    """The policy's defaults: every port, my IP, the shortest of the ports' maximum times."""
+    shortest = min(validation.port_maximum(validation.policy_port(vm.ports, p["number"])) for p in vm.ports)
+    return {"ports": [value for value, _ in form.fields["ports"].choices], "source_kind": "my_ip",
+            "duration": int(shortest.total_seconds()), "token": form.initial.get("token") or new_token(),
+            "justification": f"Connect to {vm.name}"}
+
+
+def _request_for(request: HttpRequest, pk: int) -> AccessRequest:
+    return selectors.request_get(request.user, pk)
+
+
+@requires(JIT_INITIATE, object_model=AccessRequest)
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One request: per VM and port its state, time left, connection details; Close now and Extend."""
+    access = _request_for(request, pk)
+    view = selectors.request_view(access, request.user)
+    extend = ExtendForm(duration_choices=_extend_choices(access)) if view["may_extend"] else None
+    return render(request, "policies/access/request_detail.html", {
+        "title": f"Request #{access.pk}", "access": access, "extend_form": extend, **view})
+
+
+@requires(JIT_INITIATE, object_model=AccessRequest)
+def request_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The request's live part (polled by htmx every 2 s while something is moving)."""
+    access = _request_for(request, pk)
+    return render(request, "policies/access/_request_status.html", {
+        "access": access, **selectors.request_view(access, request.user)})
+
+
+@requires(JIT_INITIATE, object_model=AccessRequest)
+@require_POST
+def request_close(request: HttpRequest, pk: int) -> HttpResponse:
+    """Close now: ends access early (new connections refused; established ones are not cut)."""
+    access = _request_for(request, pk)
+    try:
+        services.request_close(actor=request.user, request=access)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, f"Closing request #{access.pk}.")
+    return redirect("policies:request_detail", pk=access.pk)
+
+
+def _extend_choices(access: AccessRequest) -> list[tuple[int, str]]:
+    rows = list(access.vms.select_related("vm"))
+    return selectors.duration_choices_for([row.vm for row in rows])
+
+
+@requires(JIT_INITIATE, object_model=AccessRequest)
+@require_POST
+def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
+    """Extend: ask again for the same ports, ending later (within each port's maximum from now)."""
+    access = _request_for(request, pk)
+    form = ExtendForm(request.POST, duration_choices=_extend_choices(access))
+    if not form.is_valid():
+        messages.error(request, "Choose a time range.")
+        return redirect("policies:request_detail", pk=access.pk)
+    try:
+        extension, _ = services.request_extend(
+            actor=request.user, original=access, duration=timedelta(seconds=form.cleaned_data["duration"]),
+            idempotency_key=form.cleaned_data["token"], client_ip=request.META.get("REMOTE_ADDR"))
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect("policies:request_detail", pk=access.pk)
+    messages.success(request, f"Extending request #{access.pk}.")
+    return redirect("policies:request_detail", pk=extension.pk)
+
+
+@authenticated_only
+def request_list(request: HttpRequest) -> HttpResponse:
+    """My requests (policy admins: every request in their scope), with filters and pages."""
+    queryset = selectors.request_list(request.user).prefetch_related(
+        Prefetch("vms", queryset=AccessRequestVm.objects.only("id", "request_id", "vm_name")))
+    filterset = AccessRequestFilterSet(request.GET or None, queryset=queryset, user=request.user)
+    table = AccessRequestTable(filterset.qs)
+    RequestConfig(request, paginate={"per_page": PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
+    return render(request, "policies/access/request_list.html", {
+        "title": "Requests", "table": table, "filter": filterset, "is_admin": selectors.is_admin(request.user),
+        "new_url": reverse("policies:request_new")})

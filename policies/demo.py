@@ -1,0 +1,37 @@
+"""The demo's subscriptions: Contoso Production (Defender for Servers Plan 2) and Dev/Test (Free tier),
+registered against the local emulator with the portal app's credentials (credential reference ``demo``)."""
+from __future__ import annotations
+
+from django.conf import settings
+
+from .models import Subscription
+
+CONTOSO = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
+DEMO_SUBSCRIPTIONS = [
+    ("c0a1b2c3-0000-4000-8000-000000000001", "Contoso Production"),
+    ("c0a1b2c3-0000-4000-8000-000000000002", "Contoso Dev/Test"),
+]
+EMULATOR_URL = "https://127.0.0.1:8443"
+
+
+def seed(*, endpoint: str = EMULATOR_URL, ca_bundle: str | None = None, sync: bool = True) -> list[Subscription]:
+    """Register (or update) the two demo subscriptions; queue a sync of each after commit when ``sync``."""
+    from . import services
+
+    ca = ca_bundle if ca_bundle is not None else str(settings.BASE_DIR / "var" / "emulator" / "ca.pem")
+    subscriptions = []
+    for subscription_id, name in DEMO_SUBSCRIPTIONS:
+        existing = Subscription.objects.filter(subscription_id=subscription_id).first()
+        values = {"tenant_id": CONTOSO, "display_name": name, "arm_endpoint": endpoint, "authority": endpoint,
+                  "ca_bundle": ca, "credential_ref": "demo", "enabled": True}
+        if existing is None:
+            subscriptions.append(services.subscription_register(actor=None, subscription_id=subscription_id,
+                                                                sync=sync, **values))
+        else:
+            for field, value in values.items():
+                setattr(existing, field, value)
+            existing.save()
+            if sync:
+                services.sync_request(actor=None, subscription=existing)
+            subscriptions.append(existing)
+    return subscriptions

@@ -1,0 +1,153 @@
+"""Drift and tampering: compare what Azure shows with what JIT and the portal expect.
+
+- a JIT deny rule removed or edited by hand in an NSG of a configured VM;
+- an allow rule open on a JIT port with no matching active request (a leftover JIT allow rule, or a hand-made
+  allow rule that takes precedence over the JIT deny rule);
+- a policy whose ports for a VM differ from what the portal last applied (changed outside the portal).
+
+JIT names its NSG rules ``SecurityCenter-JITRule_<policy hash>_<vm>_<port>`` (``_Allow`` for the rules a
+request opens); rules are matched by that name.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from django.db.models import Count, Q
+
+from . import rules, shapes
+from .models import DriftFinding, Subscription, VirtualMachine
+
+JIT_RULE = re.compile(r"^SecurityCenter-JITRule_[^_]+_(?P<vm>.+)_(?P<port>\d+)(?P<allow>_Allow)?$", re.IGNORECASE)
+
+
+def _covers(rule: shapes.RuleInfo, port: int) -> bool:
+    for text in rule.ports or ["*"]:
+        if text == "*":
+            return True
+        low, _, high = text.partition("-")
+        try:
+            if int(low) <= port <= int(high or low):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _active_ports(policy, now: datetime) -> set[tuple[str, int]]:
+    return {(p.vm_id, p.number) for r in policy.requests for p in r.ports
+            if p.status.lower() == "initiated" and (p.end is None or p.end > now)}
+
+
+def _rule_findings(vm: VirtualMachine, ports: list[int], nsg_rules: dict[str, list[shapes.RuleInfo]],
+                   active: set[tuple[str, int]]) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
+    for nsg_id in vm.nsg_ids:
+        nsg_rules_ = nsg_rules.get(nsg_id.lower())
+        if nsg_rules_ is None:
+            continue
+        nsg_name = shapes.last_segment(nsg_id)
+        mine = {}
+        for rule in nsg_rules_:
+            match = JIT_RULE.match(rule.name)
+            if match and match["vm"].lower() == vm.name.lower():
+                mine[(int(match["port"]), bool(match["allow"]))] = rule
+        for port in ports:
+            deny = mine.get((port, False))
+            key = f"{nsg_id.lower()}|{port}"
+            if deny is None:
+                found.append((DriftFinding.Kind.DENY_RULE_MISSING, key,
+                              f"The JIT deny rule for port {port} is missing from NSG {nsg_name}."))
+            elif deny.access.lower() != "deny" or not _covers(deny, port) or deny.sources not in ([], ["*"]) \
+                    or deny.direction.lower() != "inbound":
+                found.append((DriftFinding.Kind.DENY_RULE_EDITED, key,
+                              f"The JIT deny rule {deny.name} in NSG {nsg_name} was changed: access {deny.access}, "
+                              f"ports {','.join(deny.ports)}, sources {','.join(deny.sources) or '*'}."))
+            allow = mine.get((port, True))
+            if allow is not None and allow.access.lower() == "allow" and (vm.resource_id, port) not in active:
+                found.append((DriftFinding.Kind.ALLOW_WITHOUT_REQUEST, f"{nsg_id.lower()}|{allow.name}",
+                              f"Allow rule {allow.name} in NSG {nsg_name} opens port {port} with no active request."))
+            deny_priority = deny.priority if deny is not None else 4096
+            for rule in nsg_rules_:
+                if JIT_RULE.match(rule.name) or rule.access.lower() != "allow" or rule.direction.lower() != "inbound":
+                    continue
+                if _covers(rule, port) and (not rule.priority or rule.priority < deny_priority) and \
+                        (vm.private_ip in rule.destinations or not rule.destinations
+                         or any(d in ("*", "VirtualNetwork", "Any") for d in rule.destinations)):
+                    found.append((DriftFinding.Kind.ALLOW_WITHOUT_REQUEST, f"{nsg_id.lower()}|{rule.name}",
+                                  f"Allow rule {rule.name} in NSG {nsg_name} opens JIT port {port} "
+                                  f"(sources {','.join(rule.sources) or '*'}) with no request."))
+    return found
+
+
+def _policy_finding(vm: VirtualMachine) -> tuple[str, str, str] | None:
+    if vm.portal_ports is None:
+        return None
+    azure = rules.normalized(vm.ports)
+    portal = rules.normalized(vm.portal_ports)
+    if azure == portal:
+        return None
+
+    def describe(items: list[dict]) -> str:
+        return "; ".join(f"{p['number']}/{rules.PROTOCOL_LABELS.get(p['protocol'], p['protocol'])} from "
+                         f"{','.join(p['sources'])} max {p['max']}" for p in items) or "no JIT"
+
+    return (DriftFinding.Kind.POLICY_CHANGED, "policy",
+            f"Azure now has: {describe(azure)}. The portal last applied: {describe(portal)}.")
+
+
+def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list[shapes.RuleInfo]],
+           now: datetime) -> int:
+    """Open, refresh and resolve the subscription's findings; returns how many are open."""
+    active: set[tuple[str, int]] = set()
+    for policy in policies:
+        active |= _active_ports(policy, now)
+    current: dict[tuple[int, str, str], str] = {}
+    candidates = VirtualMachine.objects.filter(subscription=subscription, is_classic=False).filter(
+        Q(state="configured") | Q(portal_ports__isnull=False) & ~Q(portal_ports=[])).only(
+        "pk", "resource_id", "name", "nsg_ids", "private_ip", "ports", "portal_ports", "state")
+    adopt = []
+    for vm in candidates.iterator(chunk_size=1000):
+        if vm.portal_ports is None:  # first sight of this VM: Azure's state is the baseline
+            vm.portal_ports = vm.ports
+            adopt.append(vm)
+        ports = [int(p["number"]) for p in vm.ports]
+        items = _rule_findings(vm, ports, nsg_rules, active) if ports else []
+        finding = _policy_finding(vm)
+        if finding:
+            items.append(finding)
+        for kind, key, detail in items:
+            current[(vm.pk, kind, key)] = detail
+    if adopt:
+        VirtualMachine.objects.bulk_update(adopt, ["portal_ports"], batch_size=500)
+    return record(subscription, current, now)
+
+
+def record(subscription: Subscription, current: dict[tuple[int, str, str], str], now: datetime) -> int:
+    existing = {(f.vm_id, f.kind, f.key): f for f in DriftFinding.objects.filter(vm__subscription=subscription)}
+    create, update = [], []
+    for (vm_pk, kind, key), detail in current.items():
+        finding = existing.get((vm_pk, kind, key))
+        if finding is None:
+            create.append(DriftFinding(vm_id=vm_pk, kind=kind, key=key, detail=detail, first_seen=now, last_seen=now))
+        else:
+            if finding.resolved_at is not None:
+                finding.first_seen = now
+            finding.detail, finding.last_seen, finding.resolved_at = detail, now, None
+            update.append(finding)
+    DriftFinding.objects.bulk_create(create, batch_size=500)
+    DriftFinding.objects.bulk_update(update, ["detail", "last_seen", "resolved_at", "first_seen"], batch_size=500)
+    resolved = [f.pk for k, f in existing.items() if k not in current and f.resolved_at is None]
+    DriftFinding.objects.filter(pk__in=resolved).update(resolved_at=now)
+    refresh_counts(subscription)
+    return len(current)
+
+
+def refresh_counts(subscription: Subscription) -> None:
+    """Denormalize each VM's open finding count (the inventory flags VMs with drift)."""
+    counts = dict(DriftFinding.objects.filter(vm__subscription=subscription, resolved_at__isnull=True)
+                  .values_list("vm_id").annotate(n=Count("id")))
+    VirtualMachine.objects.filter(subscription=subscription).exclude(pk__in=counts).exclude(drift_count=0).update(
+        drift_count=0)
+    changed = [VirtualMachine(pk=pk, drift_count=n) for pk, n in counts.items()]
+    VirtualMachine.objects.bulk_update(changed, ["drift_count"], batch_size=500)

@@ -1,0 +1,135 @@
+"""Forms of the inventory, JIT policy and subscription pages. Validation rules live in ``policies.rules``."""
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from . import rules
+from .models import Subscription, VirtualMachine
+
+PROTOCOL_CHOICES = [("TCP", "TCP"), ("UDP", "UDP"), ("*", "Any")]
+DURATION_UNITS = [("hours", "hours"), ("minutes", "minutes")]
+
+
+class PortForm(forms.Form):
+    """One port of a VM's JIT configuration."""
+
+    number = forms.IntegerField(label="Port", min_value=1, max_value=65535,
+                                error_messages={"min_value": "Enter a port number between 1 and 65535.",
+                                                "max_value": "Enter a port number between 1 and 65535."})
+    protocol = forms.ChoiceField(choices=PROTOCOL_CHOICES, initial="*")
+    sources = forms.CharField(label="Allowed source IPs", initial="*", max_length=4000,
+                              help_text="* for Any, or IPv4/IPv6 addresses and CIDR ranges separated by commas.")
+    max_hours = forms.IntegerField(label="Max hours", min_value=0, max_value=24, initial=3)
+    max_minutes = forms.IntegerField(label="Max minutes", min_value=0, max_value=59, initial=0, required=False)
+
+    def clean_sources(self) -> tuple[str, ...]:
+        return rules.parse_sources(self.cleaned_data["sources"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "max_hours" in data:
+            minutes = data.get("max_hours", 0) * 60 + (data.get("max_minutes") or 0)
+            try:
+                data["max_duration"] = rules.validate_duration(f"PT{minutes}M")
+            except ValidationError as exc:
+                self.add_error("max_hours", exc)
+        return data
+
+    def port_rule(self) -> rules.PortRule:
+        data = self.cleaned_data
+        return rules.PortRule(data["number"], data["protocol"], tuple(data["sources"]), data["max_duration"])
+
+    @staticmethod
+    def initial_for(rule: rules.PortRule) -> dict:
+        delta = rules.parse_duration(rule.max_duration)
+        hours, rest = divmod(int(delta.total_seconds()), 3600)
+        return {"number": rule.number, "protocol": rule.protocol, "sources": ", ".join(rule.sources),
+                "max_hours": hours, "max_minutes": rest // 60}
+
+
+class BasePortFormSet(forms.BaseFormSet):
+    """A VM's ports: at least one, no port twice (removing every port is "Remove JIT", a separate action)."""
+
+    def clean(self) -> None:
+        if any(self.errors):
+            return
+        seen: dict[int, int] = {}
+        kept = 0
+        for index, form in enumerate(self.forms):
+            if not form.cleaned_data or self._should_delete_form(form):
+                continue
+            kept += 1
+            number = form.cleaned_data["number"]
+            if number in seen:
+                form.add_error("number", f"Port {number} is listed twice.")
+                raise ValidationError(f"Port {number} is listed twice.", code="duplicate_port")
+            seen[number] = index
+        if kept == 0:
+            raise ValidationError("Keep at least one port, or use Remove JIT.", code="no_ports")
+
+    def port_rules(self) -> list[rules.PortRule]:
+        return [form.port_rule() for form in self.forms
+                if form.cleaned_data and not self._should_delete_form(form)]
+
+
+PortFormSet = forms.formset_factory(PortForm, formset=BasePortFormSet, extra=1, can_delete=True, max_num=50,
+                                    validate_max=True)
+
+
+def port_formset(vm: VirtualMachine, data=None) -> BasePortFormSet:
+    """The edit formset of ``vm``: its current ports, or the OS default for a VM without JIT."""
+    current = [rules.PortRule.from_azure(p) for p in vm.ports] or rules.default_ports(vm.os_type)
+    return PortFormSet(data=data, initial=[PortForm.initial_for(rule) for rule in current], prefix="ports")
+
+
+class BulkEnableForm(forms.Form):
+    """Enable JIT with the recommended ports on the selected Not configured VMs."""
+
+    vm = forms.ModelMultipleChoiceField(queryset=VirtualMachine.objects.none(),
+                                        error_messages={"required": "Select at least one VM."})
+
+    def __init__(self, *args, queryset=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if queryset is not None:
+            self.fields["vm"].queryset = queryset
+
+
+class SubscriptionForm(forms.ModelForm):
+    """Register or edit a subscription; the credential is a reference to the environment, never a secret."""
+
+    credential_ref = forms.ChoiceField(label="Credential reference")
+    arm_endpoint = forms.URLField(label="ARM endpoint", assume_scheme="https", initial="https://management.azure.com")
+    authority = forms.URLField(assume_scheme="https", initial="https://login.microsoftonline.com")
+
+    class Meta:
+        model = Subscription
+        fields = ["display_name", "tenant_id", "subscription_id", "credential_ref", "arm_endpoint", "authority",
+                  "ca_bundle", "enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        refs = sorted(getattr(settings, "PORTAL_CREDENTIALS", {}))
+        self.fields["credential_ref"].choices = [(ref, ref) for ref in refs]
+        if self.instance.pk:
+            self.fields["subscription_id"].disabled = True
+
+    def _guid(self, field: str) -> str:
+        value = (self.cleaned_data.get(field) or "").strip().lower()
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValidationError("Enter a GUID such as 00000000-0000-0000-0000-000000000000.") from None
+
+    def clean_tenant_id(self) -> str:
+        return self._guid("tenant_id")
+
+    def clean_subscription_id(self) -> str:
+        value = self._guid("subscription_id")
+        clash = Subscription.objects.filter(subscription_id=value).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise ValidationError("This subscription is already registered.")
+        return value

@@ -1,0 +1,343 @@
+"""Sync one subscription's inventory from Azure: list calls (paged) once each, classify, upsert in bulk.
+
+The number of cloud calls grows with pages of results, never with VMs: VMs, classic VMs, NICs, NSGs (with
+their rules), public IPs, firewalls, JIT policies and security policies are each listed once.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import drift, rules, shapes
+from .models import ConnectionType, JitPolicy, PolicyPort, Subscription, UnsupportedReason, VirtualMachine, VmState
+
+log = logging.getLogger(__name__)
+BATCH = 500
+VM_FIELDS = ["arm_id", "name", "subscription", "subscription_key", "resource_group", "resource_group_name",
+             "location", "os_type", "is_classic", "state", "unsupported_reason", "connection_type", "nsg_ids",
+             "firewall_id", "firewall_public_ip", "public_ip", "private_ip", "policy_resource_group",
+             "policy_location", "policy_name", "ports", "approved_requests_7d", "last_access_at", "last_user",
+             "synced_at"]
+
+
+@dataclass
+class Snapshot:
+    """What the list calls returned for one subscription."""
+
+    vms: list = field(default_factory=list)
+    classic_vms: list = field(default_factory=list)
+    nics: list = field(default_factory=list)
+    nsgs: list = field(default_factory=list)
+    public_ips: list = field(default_factory=list)
+    firewalls: list = field(default_factory=list)
+    policies: list = field(default_factory=list)
+    jit_off_subscription: bool = False
+    jit_off_groups: set[str] = field(default_factory=set)
+    defender_p2: bool | None = None
+    defender_plan: str = ""
+
+
+Progress = Callable[[str, int], None]
+
+
+def _collect(phase: str, result: Iterable, progress: Progress) -> list:
+    items = []
+    for item in shapes.iterate(result):
+        items.append(item)
+        if len(items) % 200 == 0:
+            progress(phase, len(items))
+    progress(phase, len(items))
+    return items
+
+
+def read_pricing(gateway) -> tuple[bool | None, str]:
+    """(Defender for Servers Plan 2 on?, "tier/sub-plan") from the VirtualMachines pricing."""
+    pricing = gateway.get_pricing("VirtualMachines")
+    props = shapes.pick(pricing, "properties", default=None) if isinstance(pricing, dict) else None
+    source = props or pricing
+    tier = str(shapes.pick(source, "pricing_tier", "pricingTier", "tier", default="") or "")
+    sub_plan = str(shapes.pick(source, "sub_plan", "subPlan", default="") or "")
+    on = tier.lower() == "standard" and (sub_plan or "P2").upper() == "P2"
+    return on, "/".join(p for p in (tier, sub_plan) if p)
+
+
+def read_security_policies(gateway) -> tuple[bool, set[str]]:
+    """(JIT Off for the whole subscription?, resource groups with JIT Off)."""
+    off_subscription = False
+    off_groups: set[str] = set()
+    for policy in shapes.iterate(gateway.list_security_policies()):
+        props = shapes.pick(policy, "properties", default=None) if isinstance(policy, dict) else None
+        source = props or policy
+        value = shapes.pick(source, "jit_network_access", "jitNetworkAccess", default=None)
+        if value is None:
+            recs = shapes.pick(source, "recommendations", default={}) or {}
+            value = shapes.pick(recs, "jit_network_access", "jitNetworkAccess", default="On")
+        enabled = value if isinstance(value, bool) else str(value).lower() == "on"
+        if enabled:
+            continue
+        group = str(shapes.pick(source, "resource_group", default="") or "") or shapes.resource_group_of(
+            shapes.ref_id(policy))
+        level = str(shapes.pick(source, "policy_level", "policyLevel", default="") or "")
+        if group and level.lower() != "subscription":
+            off_groups.add(group.lower())
+        else:
+            off_subscription = True
+    return off_subscription, off_groups
+
+
+def read_snapshot(gateway, progress: Progress) -> Snapshot:
+    """Every list call of a sync, once each (the gateway follows ``nextLink`` pages)."""
+    snap = Snapshot()
+    progress("pricing", 0)
+    snap.defender_p2, snap.defender_plan = read_pricing(gateway)
+    progress("security policies", 0)
+    snap.jit_off_subscription, snap.jit_off_groups = read_security_policies(gateway)
+    snap.vms = _collect("virtual machines", gateway.list_virtual_machines(), progress)
+    snap.classic_vms = _collect("classic virtual machines", gateway.list_classic_virtual_machines(), progress)
+    snap.nics = _collect("network interfaces", gateway.list_network_interfaces(), progress)
+    snap.nsgs = _collect("network security groups", gateway.list_network_security_groups(), progress)
+    snap.public_ips = _collect("public IP addresses", gateway.list_public_ips(), progress)
+    snap.firewalls = _collect("firewalls", gateway.list_firewalls(), progress)
+    snap.policies = _collect("JIT policies", gateway.list_jit_policies(), progress)
+    return snap
+
+
+@dataclass
+class PolicyView:
+    """One JIT policy, digested: where it lives, its VMs' ports, its requests."""
+
+    arm_id: str
+    name: str
+    resource_group: str
+    location: str
+    provisioning_state: str
+    vm_ports: dict[str, list[dict]]
+    vm_firewall_ip: dict[str, str]
+    requests: list[shapes.RequestInfo]
+    requests_json: list[dict]
+
+
+def policy_view(policy) -> PolicyView:
+    arm_id = shapes.ref_id(policy)
+    props = shapes.pick(policy, "properties", default=None) if isinstance(policy, dict) else None
+    vm_ports: dict[str, list[dict]] = {}
+    firewall: dict[str, str] = {}
+    for entry in shapes.policy_vms(policy):
+        vm_id, ports, fw_ip = shapes.policy_vm_entry(entry)
+        vm_ports[vm_id.lower()] = ports
+        if fw_ip:
+            firewall[vm_id.lower()] = fw_ip
+    requests = shapes.policy_requests(policy)
+    location = str(shapes.pick(policy, "location", default="") or "")
+    if not location and "/locations/" in arm_id.lower():
+        location = arm_id.lower().split("/locations/")[1].split("/")[0]
+    return PolicyView(
+        arm_id=arm_id, name=str(shapes.pick(policy, "name", default="") or shapes.last_segment(arm_id)),
+        resource_group=shapes.pick(policy, "resource_group", default=None) or shapes.resource_group_of(arm_id),
+        location=location,
+        provisioning_state=str(shapes.pick(props or policy, "provisioning_state", "provisioningState", default="")),
+        vm_ports=vm_ports, vm_firewall_ip=firewall,
+        requests=[shapes.request_info(r) for r in requests], requests_json=[shapes.request_json(r) for r in requests],
+    )
+
+
+@dataclass
+class Network:
+    """Lookups from the network lists: NICs, NSGs by NIC and subnet, firewalls by VNet, public IPs."""
+
+    nics: dict[str, shapes.NicInfo]
+    nsgs: dict[str, shapes.NsgInfo]
+    nsg_by_subnet: dict[str, list[str]]
+    firewall_by_vnet: dict[str, tuple[str, str]]
+    public_ips: dict[str, str]
+
+    @classmethod
+    def build(cls, snap: Snapshot) -> Network:
+        public_ips = dict(shapes.public_ip_address(p) for p in snap.public_ips)
+        nsgs = {info.id: info for info in (shapes.nsg_info(n) for n in snap.nsgs)}
+        by_subnet: dict[str, list[str]] = {}
+        for info in nsgs.values():
+            for subnet in info.subnet_ids:
+                by_subnet.setdefault(subnet, []).append(info.id)
+        firewalls: dict[str, tuple[str, str]] = {}
+        for fw in snap.firewalls:
+            fw_id, vnets, address = shapes.firewall_info(fw, public_ips)
+            for vnet in vnets:
+                firewalls.setdefault(vnet, (fw_id, address))
+        nics = {info.id: info for info in (shapes.nic_info(n) for n in snap.nics)}
+        return cls(nics, nsgs, by_subnet, firewalls, public_ips)
+
+    def guards(self, nic_ids: list[str]) -> tuple[list[str], str, str, str, str]:
+        """(NSG ids, firewall id, firewall public IP, private IP, public IP) of a VM with these NICs."""
+        nsg_ids: list[str] = []
+        firewall_id = firewall_ip = private_ip = public_ip = ""
+        for nic_id in nic_ids:
+            nic = self.nics.get(nic_id)
+            if nic is None:
+                continue
+            if nic.nsg_id and nic.nsg_id not in nsg_ids:
+                nsg_ids.append(nic.nsg_id)
+            for subnet in nic.subnet_ids:
+                for nsg_id in self.nsg_by_subnet.get(subnet, []):
+                    if nsg_id not in nsg_ids:
+                        nsg_ids.append(nsg_id)
+                if not firewall_id and shapes.vnet_of(subnet) in self.firewall_by_vnet:
+                    firewall_id, firewall_ip = self.firewall_by_vnet[shapes.vnet_of(subnet)]
+            private_ip = private_ip or (nic.private_ips[0] if nic.private_ips else "")
+            for pip_id in nic.public_ip_ids:
+                public_ip = public_ip or self.public_ips.get(pip_id, "")
+        return nsg_ids, firewall_id, firewall_ip, private_ip, public_ip
+
+
+def classify(*, classic: bool, jit_off: bool, guarded: bool, in_policy: bool, defender_p2: bool | None
+             ) -> tuple[str, str]:
+    """(state, unsupported reason) of one VM."""
+    if classic:
+        return VmState.UNSUPPORTED, UnsupportedReason.CLASSIC_VM
+    if jit_off:
+        return VmState.UNSUPPORTED, UnsupportedReason.JIT_DISABLED
+    if not guarded:
+        return VmState.UNSUPPORTED, UnsupportedReason.NO_NSG_OR_FIREWALL
+    if in_policy:
+        return VmState.CONFIGURED, UnsupportedReason.NONE
+    if defender_p2 is False:
+        return VmState.UNSUPPORTED, UnsupportedReason.DEFENDER_MISSING
+    return VmState.NOT_CONFIGURED, UnsupportedReason.NONE
+
+
+def usage(requests: list[shapes.RequestInfo], vm_id: str, now: datetime) -> tuple[int, datetime | None, str]:
+    """(approved requests in the last 7 days, last access, last user) of one VM from its policy's requests."""
+    week_ago = now - timedelta(days=7)
+    count = 0
+    last_at: datetime | None = None
+    last_user = ""
+    for request in requests:
+        if not any(p.vm_id == vm_id for p in request.ports) or request.start is None:
+            continue
+        if request.start >= week_ago:
+            count += 1
+        if last_at is None or request.start > last_at:
+            last_at, last_user = request.start, request.requestor
+    return count, last_at, last_user
+
+
+def build_rows(subscription: Subscription, snap: Snapshot, policies: list[PolicyView], now: datetime
+               ) -> list[VirtualMachine]:
+    """Unsaved VM rows for everything the snapshot lists."""
+    network = Network.build(snap)
+    policy_of_vm: dict[str, PolicyView] = {}
+    for policy in policies:
+        for vm_id in policy.vm_ports:
+            policy_of_vm[vm_id] = policy
+    rows = []
+    for vm in snap.vms:
+        arm_id = shapes.ref_id(vm)
+        key = arm_id.lower()
+        group = shapes.pick(vm, "resource_group", default=None) or shapes.resource_group_of(arm_id)
+        nsg_ids, fw_id, fw_ip, private_ip, public_ip = network.guards(shapes.vm_nic_ids(vm))
+        policy = policy_of_vm.get(key)
+        jit_off = snap.jit_off_subscription or group.lower() in snap.jit_off_groups
+        state, reason = classify(classic=False, jit_off=jit_off, guarded=bool(nsg_ids or fw_id),
+                                 in_policy=policy is not None, defender_p2=snap.defender_p2)
+        count, last_at, last_user = usage(policy.requests, key, now) if policy else (0, None, "")
+        connection = ConnectionType.FIREWALL if fw_id else ConnectionType.NSG if nsg_ids else ConnectionType.NONE
+        rows.append(VirtualMachine(
+            resource_id=key, arm_id=arm_id, name=str(shapes.pick(vm, "name", default=shapes.last_segment(arm_id))),
+            subscription=subscription, subscription_key=subscription.subscription_id, resource_group=group.lower(),
+            resource_group_name=group, location=str(shapes.pick(vm, "location", default="")).lower(),
+            os_type=shapes.vm_os(vm), is_classic=False, state=state, unsupported_reason=reason,
+            connection_type=connection,
+            nsg_ids=nsg_ids, firewall_id=fw_id, firewall_public_ip=(policy.vm_firewall_ip.get(key) if policy else "")
+            or fw_ip, public_ip=public_ip, private_ip=private_ip,
+            policy_resource_group=policy.resource_group if policy else "",
+            policy_location=policy.location if policy else "", policy_name=policy.name if policy else "",
+            ports=policy.vm_ports[key] if policy else [], approved_requests_7d=count, last_access_at=last_at,
+            portal_ports=policy.vm_ports[key] if policy else [],  # kept on update: only new rows take it
+            last_user=last_user, synced_at=now,
+        ))
+    for vm in snap.classic_vms:
+        arm_id = shapes.ref_id(vm)
+        group = shapes.resource_group_of(arm_id)
+        rows.append(VirtualMachine(
+            resource_id=arm_id.lower(), arm_id=arm_id, name=str(shapes.pick(vm, "name") or shapes.last_segment(arm_id)),
+            subscription=subscription, subscription_key=subscription.subscription_id, resource_group=group.lower(),
+            resource_group_name=group, location=str(shapes.pick(vm, "location", default="")).lower(),
+            os_type=shapes.vm_os(vm), is_classic=True, state=VmState.UNSUPPORTED,
+            unsupported_reason=UnsupportedReason.CLASSIC_VM, connection_type=ConnectionType.NONE, synced_at=now,
+        ))
+    return rows
+
+
+@transaction.atomic
+def store(subscription: Subscription, snap: Snapshot, rows: list[VirtualMachine], policies: list[PolicyView],
+          network_rules: dict[str, list[shapes.RuleInfo]], now: datetime) -> int:
+    """Upsert VMs and policy mirrors in bulk, delete what Azure no longer lists, record drift. Returns findings."""
+    Subscription.objects.filter(pk=subscription.pk).update(
+        defender_p2=snap.defender_p2, defender_plan=snap.defender_plan, defender_checked_at=now,
+        jit_disabled_subscription=snap.jit_off_subscription, jit_disabled_groups=sorted(snap.jit_off_groups),
+        resource_groups=sorted({row.resource_group for row in rows}),
+        locations=sorted({row.location for row in rows if row.location}))
+    VirtualMachine.objects.bulk_create(rows, batch_size=BATCH, update_conflicts=True, unique_fields=["resource_id"],
+                                       update_fields=VM_FIELDS)
+    seen = {row.resource_id for row in rows}
+    gone = VirtualMachine.objects.filter(subscription=subscription).exclude(resource_id__in=seen) if len(seen) < 900 \
+        else None
+    if gone is not None:
+        gone.delete()
+    else:
+        stale = [pk for pk, rid in VirtualMachine.objects.filter(subscription=subscription).values_list(
+            "pk", "resource_id") if rid not in seen]
+        for start in range(0, len(stale), BATCH):
+            VirtualMachine.objects.filter(pk__in=stale[start:start + BATCH]).delete()
+    vm_pk = dict(VirtualMachine.objects.filter(subscription=subscription).values_list("resource_id", "pk"))
+    mirror_policies(subscription, policies, vm_pk, now)
+    return drift.detect(subscription, policies, network_rules, now)
+
+
+def mirror_policies(subscription: Subscription, policies: list[PolicyView], vm_pk: dict[str, int],
+                    now: datetime) -> None:
+    """Replace the subscription's policy mirrors and port rows with what Azure listed."""
+    keep = [mirror_policies_one(subscription, view, vm_pk, now) for view in policies]
+    JitPolicy.objects.filter(subscription=subscription).exclude(pk__in=keep).delete()
+
+
+def mirror_policies_one(subscription: Subscription, view: PolicyView, vm_pk: dict[str, int], now: datetime) -> int:
+    """Store one policy's mirror and its port rows; returns the mirror's pk."""
+    policy, _ = JitPolicy.objects.update_or_create(
+        resource_id=view.arm_id.lower(),
+        defaults={"subscription": subscription, "subscription_key": subscription.subscription_id,
+                  "resource_group": view.resource_group.lower(), "resource_group_name": view.resource_group,
+                  "location": view.location.lower(), "name": view.name,
+                  "provisioning_state": view.provisioning_state, "requests": view.requests_json,
+                  "synced_at": now})
+    PolicyPort.objects.filter(policy=policy).delete()
+    ports = []
+    for vm_id, items in view.vm_ports.items():
+        if vm_id not in vm_pk:
+            continue
+        for item in items:
+            rule = rules.PortRule.from_azure(item)
+            ports.append(PolicyPort(policy=policy, vm_id=vm_pk[vm_id], number=rule.number, protocol=rule.protocol,
+                                    allowed_source_prefixes=list(rule.sources),
+                                    max_request_duration=rule.max_duration))
+    PolicyPort.objects.filter(vm_id__in={p.vm_id for p in ports}).delete()
+    PolicyPort.objects.bulk_create(ports, batch_size=BATCH)
+    return policy.pk
+
+
+def sync_subscription(subscription: Subscription, gateway, progress: Progress, now: datetime | None = None
+                      ) -> tuple[int, int]:
+    """Read, classify and store one subscription. Returns (VMs seen, open drift findings)."""
+    now = now or timezone.now()
+    snap = read_snapshot(gateway, progress)
+    progress("storing", 0)
+    policies = [policy_view(p) for p in snap.policies]
+    rows = build_rows(subscription, snap, policies, now)
+    nsg_rules = {info.id: info.rules for info in (shapes.nsg_info(n) for n in snap.nsgs)}
+    findings = store(subscription, snap, rows, policies, nsg_rules, now)
+    return len(rows), findings

@@ -1,0 +1,167 @@
+"""JIT policy rules that forms and services share: ports, protocols, source prefixes, durations, names.
+
+Every function raises ``django.core.exceptions.ValidationError`` with a message a user can act on.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+
+RECOMMENDED_PORTS = (22, 3389, 5985, 5986)
+PORT_LABELS = {22: "SSH", 3389: "RDP", 5985: "WinRM", 5986: "WinRM"}
+PROTOCOLS = ("TCP", "UDP", "*")
+PROTOCOL_LABELS = {"TCP": "TCP", "UDP": "UDP", "*": "Any"}
+ANY_SOURCE = "*"
+DEFAULT_DURATION = "PT3H"
+MIN_DURATION = timedelta(minutes=5)
+MAX_DURATION = timedelta(hours=24)
+MAX_POLICY_AND_VM_NAME = 56
+DEFAULT_POLICY_NAME = "default"
+_DURATION_RE = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """One JIT port of one VM: what Azure stores as a policy port."""
+
+    number: int
+    protocol: str = "*"
+    sources: tuple[str, ...] = (ANY_SOURCE,)
+    max_duration: str = DEFAULT_DURATION
+
+    def to_azure(self) -> dict:
+        """The port in Azure's shape: one prefix as ``allowedSourceAddressPrefix``, several as ``…Prefixes``."""
+        body: dict = {"number": self.number, "protocol": self.protocol, "maxRequestAccessDuration": self.max_duration}
+        if len(self.sources) == 1:
+            body["allowedSourceAddressPrefix"] = self.sources[0]
+        else:
+            body["allowedSourceAddressPrefixes"] = list(self.sources)
+        return body
+
+    @classmethod
+    def from_azure(cls, port: dict) -> PortRule:
+        sources = port.get("allowedSourceAddressPrefixes") or []
+        if not sources and port.get("allowedSourceAddressPrefix"):
+            sources = [port["allowedSourceAddressPrefix"]]
+        return cls(int(port["number"]), str(port.get("protocol") or "*").upper(), tuple(sources or [ANY_SOURCE]),
+                   str(port.get("maxRequestAccessDuration") or DEFAULT_DURATION))
+
+
+def validate_port_number(value: object) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValidationError("Enter a port number between 1 and 65535.", code="port") from None
+    if not 1 <= number <= 65535:
+        raise ValidationError("Enter a port number between 1 and 65535.", code="port")
+    return number
+
+
+def validate_protocol(value: str) -> str:
+    text = (value or "").strip().upper()
+    text = "*" if text in ("ANY", "") else text
+    if text not in PROTOCOLS:
+        raise ValidationError("Choose TCP, UDP or Any.", code="protocol")
+    return text
+
+
+def parse_sources(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``*`` (Any), or IPv4/IPv6 addresses and CIDR prefixes, comma/space/newline separated."""
+    items = re.split(r"[\s,;]+", value.strip()) if isinstance(value, str) else [str(v).strip() for v in value]
+    items = [item for item in items if item]
+    if not items or items == [ANY_SOURCE] or all(item.lower() == "any" for item in items):
+        return (ANY_SOURCE,)
+    cleaned: list[str] = []
+    for item in items:
+        if item in (ANY_SOURCE,) or item.lower() == "any":
+            raise ValidationError("Any (*) cannot be combined with addresses.", code="sources")
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValidationError(f"'{item}' is not an IP address or CIDR prefix.", code="sources") from None
+        text = str(network) if "/" in item else str(network.network_address)
+        if text not in cleaned:
+            cleaned.append(text)
+    return tuple(cleaned)
+
+
+def parse_duration(value: str) -> timedelta:
+    """An ISO 8601 duration such as ``PT3H`` or ``PT90M``."""
+    match = _DURATION_RE.match((value or "").strip().upper())
+    if not match or not any(match.groupdict().values()):
+        raise ValidationError(f"'{value}' is not an ISO 8601 duration such as PT3H.", code="duration")
+    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest ISO 8601 form Azure accepts (``PT3H``, ``PT2H30M``, ``PT45M``)."""
+    total = int(delta.total_seconds())
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{seconds}S" if seconds
+                                                                                       else "")
+    return text if text != "PT" else "PT0S"
+
+
+def validate_duration(value: str | timedelta) -> str:
+    delta = value if isinstance(value, timedelta) else parse_duration(value)
+    if not MIN_DURATION <= delta <= MAX_DURATION:
+        raise ValidationError("The maximum request time must be between 5 minutes and 24 hours.", code="duration")
+    return format_duration(delta)
+
+
+def duration_label(value: str) -> str:
+    try:
+        delta = parse_duration(value)
+    except ValidationError:
+        return value
+    hours, rest = divmod(int(delta.total_seconds()), 3600)
+    minutes = rest // 60
+    return " ".join(p for p in (f"{hours} h" if hours else "", f"{minutes} min" if minutes else "") if p) or value
+
+
+def validate_name_length(policy_name: str, vm_name: str) -> None:
+    if len(policy_name) + len(vm_name) > MAX_POLICY_AND_VM_NAME:
+        raise ValidationError(
+            f"The policy name '{policy_name}' and the VM name '{vm_name}' together exceed "
+            f"{MAX_POLICY_AND_VM_NAME} characters.", code="name_length")
+
+
+def validate_ports(ports: list[PortRule]) -> list[PortRule]:
+    """A VM's whole port list: at least one port, each valid, no number twice."""
+    if not ports:
+        raise ValidationError("Add at least one port, or remove JIT from the VM.", code="no_ports")
+    seen: set[int] = set()
+    cleaned = []
+    for port in ports:
+        number = validate_port_number(port.number)
+        if number in seen:
+            raise ValidationError(f"Port {number} is listed twice.", code="duplicate_port")
+        seen.add(number)
+        cleaned.append(PortRule(number, validate_protocol(port.protocol), parse_sources(port.sources),
+                                validate_duration(port.max_duration)))
+    return cleaned
+
+
+def default_ports(os_type: str) -> list[PortRule]:
+    """Enabling from a VM's page: Windows RDP 3389, Linux SSH 22; 3 hours; source Any."""
+    number = 3389 if (os_type or "").lower() == "windows" else 22
+    return [PortRule(number, "*", (ANY_SOURCE,), DEFAULT_DURATION)]
+
+
+def recommended_ports() -> list[PortRule]:
+    """Enabling selected VMs: 22, 3389, 5985, 5986; 3 hours; source Any."""
+    return [PortRule(number, "*", (ANY_SOURCE,), DEFAULT_DURATION) for number in RECOMMENDED_PORTS]
+
+
+def normalized(ports: list[dict]) -> list[dict]:
+    """Ports in a canonical form, for comparing Azure's policy with the portal's last applied one."""
+    rules = sorted((PortRule.from_azure(p) for p in ports), key=lambda r: r.number)
+    return [{"number": r.number, "protocol": r.protocol, "sources": sorted(r.sources),
+             "max": format_duration(parse_duration(r.max_duration)) if _DURATION_RE.match(r.max_duration.upper())
+             else r.max_duration} for r in rules]

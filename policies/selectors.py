@@ -1,0 +1,149 @@
+"""Reads for the inventory and policy pages, already restricted to what the user may see."""
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from accounts import authz
+from accounts.roles import JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
+from accounts.scopes import InvalidScope, parse_scope
+
+from .models import DriftFinding, PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
+
+TAB_ORDER = (VmState.CONFIGURED, VmState.NOT_CONFIGURED, VmState.UNSUPPORTED)
+
+
+def _vm_scope_q(user, action: str) -> Q | None:
+    """The rows ``user`` may perform ``action`` on, as one condition (None: everywhere).
+
+    Same meaning as ``accounts.authz.restrict``, but exact matches on the lower-cased columns the inventory
+    stores (``subscription_key``, ``resource_group``, ``resource_id``), so the list queries use indexes.
+    """
+    scopes = authz.permitted_scopes(user, action)
+    if authz.EVERYWHERE in scopes:
+        return None
+    condition = Q(pk__in=[])
+    for scope in scopes:
+        try:
+            parsed = parse_scope(scope)
+        except InvalidScope:
+            continue  # a malformed mapping grants nothing
+        if parsed.vm_name:
+            condition |= Q(resource_id=parsed.id.lower())
+        elif parsed.resource_group:
+            condition |= Q(subscription_key=parsed.subscription_id, resource_group=parsed.resource_group.lower())
+        else:
+            condition |= Q(subscription_key=parsed.subscription_id)
+    return condition
+
+
+def vm_list(user, action: str = VM_READ) -> QuerySet[VirtualMachine]:
+    """The VMs ``user`` may read (one database-side condition), with their subscription."""
+    queryset = VirtualMachine.objects.select_related("subscription")
+    condition = _vm_scope_q(user, action)
+    return queryset if condition is None else queryset.filter(condition)
+
+
+def filter_choices(user, subscriptions: list[Subscription]) -> tuple[list[str], list[str]]:
+    """(resource groups, locations) for the inventory filters, from the subscriptions' last sync (no scan)."""
+    scopes = authz.permitted_scopes(user, VM_READ)
+    groups: set[str] = set()
+    locations: set[str] = set()
+    for subscription in subscriptions:
+        locations.update(subscription.locations)
+        whole = authz.EVERYWHERE in scopes or any(
+            s.rstrip("/").lower() == subscription.scope_id for s in scopes)
+        if whole:
+            groups.update(subscription.resource_groups)
+            continue
+        for scope in scopes:
+            try:
+                parsed = parse_scope(scope)
+            except InvalidScope:
+                continue
+            if parsed.subscription_id == subscription.subscription_id and parsed.resource_group:
+                groups.add(parsed.resource_group.lower())
+    return sorted(groups), sorted(locations)
+
+
+def vm_counts_by_state(queryset: QuerySet[VirtualMachine]) -> dict[str, int]:
+    """The three tab counts in one grouped query."""
+    counts = {state.value: 0 for state in TAB_ORDER}
+    rows = queryset.order_by().values_list("state").annotate(n=Count("id"))
+    for state, n in rows:
+        counts[state] = n
+    return counts
+
+
+def vm_get(user, pk: int, action: str = VM_READ) -> VirtualMachine:
+    """One VM ``user`` may perform ``action`` on, else ``Http404``."""
+    try:
+        return vm_list(user, action).get(pk=pk)
+    except (VirtualMachine.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such object.") from exc
+
+
+def vm_open_drift(vm: VirtualMachine) -> QuerySet[DriftFinding]:
+    return vm.drift.filter(resolved_at__isnull=True).order_by("kind", "key")
+
+
+def vm_recent_changes(vm: VirtualMachine, limit: int = 10) -> list[PolicyChange]:
+    return list(vm.changes.select_related("created_by").order_by("-created_at", "-id")[:limit])
+
+
+def change_get(user, pk: int) -> PolicyChange:
+    return authz.get_for_user_or_404(PolicyChange.objects.all(), user, JIT_POLICY_READ, pk=pk)
+
+
+def may_edit_policy(user, vm: VirtualMachine) -> bool:
+    """Policy admins at the VM's scope (JIT policy write and VM write) may change its JIT settings."""
+    return authz.has_permission(user, JIT_POLICY_WRITE, vm.resource_id) and authz.has_permission(
+        user, "Microsoft.Compute/virtualMachines/write", vm.resource_id)
+
+
+def subscription_list(user) -> QuerySet[Subscription]:
+    """Subscriptions ``user`` may manage (subscription-scope settings grants)."""
+    return authz.restrict(Subscription.objects.all(), user, SETTINGS_WRITE)
+
+
+def subscription_get(user, pk: int) -> Subscription:
+    return authz.get_for_user_or_404(Subscription.objects.all(), user, SETTINGS_WRITE, pk=pk)
+
+
+def syncable_subscriptions(user) -> list[Subscription]:
+    """Enabled subscriptions where ``user`` holds JIT policy write at some scope (they may ask for a sync)."""
+    scopes = authz.permitted_scopes(user, JIT_POLICY_WRITE)
+    subs = list(Subscription.objects.filter(enabled=True))
+    if authz.EVERYWHERE in scopes:
+        return subs
+    wanted = {s.lower().split("/")[2] for s in scopes if s.lower().startswith("/subscriptions/")}
+    return [s for s in subs if s.subscription_id in wanted]
+
+
+def visible_subscriptions(user) -> list[Subscription]:
+    """Subscriptions with at least one scope of ``user``'s VM read grants (banners, filters)."""
+    scopes = authz.permitted_scopes(user, VM_READ)
+    subs = list(Subscription.objects.all())
+    if authz.EVERYWHERE in scopes:
+        return subs
+    wanted = {s.lower().split("/")[2] for s in scopes if s.lower().startswith("/subscriptions/")}
+    return [s for s in subs if s.subscription_id in wanted]
+
+
+class SyncRuns(list):
+    """Sync runs, and whether any is still queued or running (the page then polls)."""
+
+    @property
+    def pending(self) -> bool:
+        return any(not run.done for run in self)
+
+
+def latest_sync_runs(subscriptions: list[Subscription]) -> SyncRuns:
+    """The newest sync run of each subscription (one query per subscription, a handful at most)."""
+    runs = SyncRuns()
+    for subscription in subscriptions:
+        run = SyncRun.objects.filter(subscription=subscription).order_by("-created_at", "-id").first()
+        if run is not None:
+            run.subscription = subscription
+            runs.append(run)
+    return runs

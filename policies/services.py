@@ -1,0 +1,450 @@
+"""Writes of the policies app: subscriptions, syncs and JIT policy changes, each with its audit row.
+
+Views, forms, admin actions and tasks call these and nothing else. Cloud work happens in tasks, enqueued
+with ``transaction.on_commit`` after the intent row is stored.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts import authz
+from accounts.roles import JIT_POLICY_WRITE, SETTINGS_WRITE, VM_WRITE
+from audit.services import audit_record
+
+from . import drift, inventory, rules
+from .models import (
+    DriftFinding,
+    JitPolicy,
+    PolicyChange,
+    PolicyLock,
+    Subscription,
+    SyncRun,
+    UnsupportedReason,
+    VirtualMachine,
+    VmState,
+)
+
+log = logging.getLogger(__name__)
+STALE_RUNNING = timedelta(minutes=10)
+
+
+def _place(vm: VirtualMachine) -> dict:
+    return {"subscription_id": vm.subscription_key, "resource_group": vm.resource_group, "resource_id": vm.resource_id}
+
+
+# --- subscriptions -------------------------------------------------------------------------------------------
+def _require_settings(actor, subscription_id: str) -> None:
+    if not authz.has_permission(actor, SETTINGS_WRITE, f"/subscriptions/{subscription_id.lower()}"):
+        raise PermissionDenied("Only admins at the subscription's scope may manage it.")
+
+
+def subscription_register(*, actor, tenant_id: str, subscription_id: str, credential_ref: str, display_name: str = "",
+                          arm_endpoint: str = "https://management.azure.com",
+                          authority: str = "https://login.microsoftonline.com", ca_bundle: str = "",
+                          enabled: bool = True, sync: bool = True) -> Subscription:
+    """Register a subscription and, after commit, sync its inventory."""
+    if actor is not None:
+        _require_settings(actor, subscription_id)
+    with transaction.atomic():
+        subscription = Subscription.objects.create(
+            tenant_id=tenant_id.lower(), subscription_id=subscription_id.lower(), display_name=display_name,
+            arm_endpoint=arm_endpoint, authority=authority, ca_bundle=ca_bundle, credential_ref=credential_ref,
+            enabled=enabled, created_by=actor if getattr(actor, "pk", None) else None)
+        audit_record(actor=actor, action="subscription.register", target_type="subscription",
+                     target_id=subscription.pk, target_label=str(subscription),
+                     subscription_id=subscription.subscription_id,
+                     after={"tenant_id": subscription.tenant_id, "arm_endpoint": arm_endpoint,
+                            "credential_ref": credential_ref, "enabled": enabled})
+        if sync and enabled:
+            sync_request(actor=actor, subscription=subscription)
+    return subscription
+
+
+SUBSCRIPTION_FIELDS = ("display_name", "tenant_id", "credential_ref", "arm_endpoint", "authority", "ca_bundle",
+                       "enabled")
+
+
+def subscription_update(*, actor, subscription: Subscription, **changes) -> Subscription:
+    _require_settings(actor, subscription.subscription_id)
+    before = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
+    with transaction.atomic():
+        for name, value in changes.items():
+            if name in SUBSCRIPTION_FIELDS:
+                setattr(subscription, name, value)
+        subscription.save()
+        after = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
+        audit_record(actor=actor, action="subscription.update", target_type="subscription",
+                     target_id=subscription.pk, target_label=str(subscription),
+                     subscription_id=subscription.subscription_id, before=before, after=after)
+    return subscription
+
+
+# --- sync -----------------------------------------------------------------------------------------------------
+def sync_request(*, actor, subscription: Subscription) -> SyncRun:
+    """Queue a sync of ``subscription`` unless one is already queued or running (that one is returned)."""
+    return _sync_request(actor=actor, subscription=subscription)[0]
+
+
+def _sync_request(*, actor, subscription: Subscription) -> tuple[SyncRun, bool]:
+    with transaction.atomic():
+        running = SyncRun.objects.filter(subscription=subscription, state__in=[SyncRun.State.QUEUED,
+                                                                               SyncRun.State.RUNNING],
+                                         created_at__gte=timezone.now() - STALE_RUNNING).first()
+        if running is not None:
+            return running, False
+        run = SyncRun.objects.create(subscription=subscription,
+                                     requested_by=actor if getattr(actor, "pk", None) else None)
+        if actor is not None:
+            audit_record(actor=actor, action="subscription.sync_requested", target_type="subscription",
+                         target_id=subscription.pk, target_label=str(subscription),
+                         subscription_id=subscription.subscription_id, correlation_id=str(run.pk))
+        transaction.on_commit(lambda: _enqueue_sync(run.pk))
+    return run, True
+
+
+def _enqueue_sync(run_id: int) -> None:
+    from .tasks import sync_subscription
+
+    sync_subscription.delay(run_id)
+
+
+@dataclass
+class Outcome:
+    """What a task run did: ``state`` of the row, and ``retry_after`` seconds when Azure asked to wait."""
+
+    state: str
+    retry_after: float | None = None
+    message: str = ""
+
+
+def _retry_after(exc) -> float:
+    value = getattr(exc, "retry_after", None)
+    try:
+        return max(1.0, float(value)) if value is not None else 5.0
+    except (TypeError, ValueError):
+        return 5.0
+
+
+def sync_run(*, run_id: int, gateway=None) -> Outcome:
+    """Do the sync ``run_id`` names (claimed first; a second runner finds it taken)."""
+    from cloud.errors import CloudError
+
+    from .gateway import gateway_for_subscription
+
+    now = timezone.now()
+    claimed = SyncRun.objects.filter(pk=run_id).filter(
+        Q(state=SyncRun.State.QUEUED) | Q(state=SyncRun.State.RUNNING, started_at__lt=now - STALE_RUNNING)
+    ).update(state=SyncRun.State.RUNNING, started_at=now, phase="starting", error="")
+    if not claimed:
+        return Outcome("skipped")
+    run = SyncRun.objects.select_related("subscription").get(pk=run_id)
+    subscription = run.subscription
+    Subscription.objects.filter(pk=subscription.pk).update(last_sync_status=Subscription.SyncStatus.RUNNING)
+    counters = {"items": 0}
+
+    def progress(phase: str, items: int) -> None:
+        counters["items"] = items
+        calls = getattr(gateway, "calls_made", None)
+        SyncRun.objects.filter(pk=run_id).update(
+            phase=phase, pages_read=F("pages_read") + (1 if items == 0 or items % 200 == 0 else 0),
+            vms_seen=items if phase == "virtual machines" else F("vms_seen"),
+            **({"calls_made": int(calls)} if isinstance(calls, int) else {}))
+
+    try:
+        gateway = gateway or gateway_for_subscription(subscription)
+        seen, findings = inventory.sync_subscription(subscription, gateway, progress, now=now)
+    except CloudError as exc:
+        retryable = bool(getattr(exc, "retryable", False))
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        SyncRun.objects.filter(pk=run_id).update(state=SyncRun.State.QUEUED if retryable else SyncRun.State.FAILED,
+                                                 error=message, finished_at=None if retryable else timezone.now())
+        Subscription.objects.filter(pk=subscription.pk).update(
+            last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=timezone.now())
+        if retryable:
+            return Outcome(SyncRun.State.QUEUED, _retry_after(exc), message)
+        return Outcome(SyncRun.State.FAILED, None, message)
+    calls = getattr(gateway, "calls_made", None)
+    SyncRun.objects.filter(pk=run_id).update(
+        state=SyncRun.State.SUCCEEDED, phase="done", vms_seen=seen, findings=findings, finished_at=timezone.now(),
+        **({"calls_made": int(calls)} if isinstance(calls, int) else {}))
+    Subscription.objects.filter(pk=subscription.pk).update(
+        last_sync_status=Subscription.SyncStatus.OK, last_sync_error="", last_sync_at=timezone.now())
+    return Outcome(SyncRun.State.SUCCEEDED)
+
+
+def sync_fail(*, run_id: int, message: str) -> None:
+    """Give up on a sync (retries exhausted)."""
+    run = SyncRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    SyncRun.objects.filter(pk=run_id).update(state=SyncRun.State.FAILED, error=message, finished_at=timezone.now())
+    Subscription.objects.filter(pk=run.subscription_id).update(
+        last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=timezone.now())
+
+
+def sync_all() -> int:
+    """Beat: queue a sync of every enabled subscription that has none queued or running."""
+    queued = 0
+    for subscription in Subscription.objects.filter(enabled=True):
+        queued += int(_sync_request(actor=None, subscription=subscription)[1])
+    return queued
+
+
+# --- JIT policy changes ---------------------------------------------------------------------------------------
+def _require_policy_admin(actor, vm: VirtualMachine) -> None:
+    if not (authz.has_permission(actor, JIT_POLICY_WRITE, vm.resource_id)
+            and authz.has_permission(actor, VM_WRITE, vm.resource_id)):
+        raise PermissionDenied(f"Only JIT policy admins at the scope of {vm.name} may change its JIT settings.")
+
+
+def _require_supported(vm: VirtualMachine) -> None:
+    if vm.subscription.defender_missing:
+        raise ValidationError(VirtualMachine(subscription=vm.subscription, subscription_key=vm.subscription_key,
+                                             unsupported_reason=UnsupportedReason.DEFENDER_MISSING
+                                             ).unsupported_message, code="defender")
+    if vm.state == VmState.UNSUPPORTED:
+        raise ValidationError(f"{vm.name} does not support JIT: {vm.unsupported_message}", code="unsupported")
+
+
+def _policy_for(vm: VirtualMachine) -> tuple[str, str, str]:
+    """(resource group as Azure spells it, location, policy name) of the policy ``vm`` belongs or will belong to."""
+    if vm.policy_name:
+        return vm.policy_resource_group or vm.resource_group_name, vm.policy_location, vm.policy_name
+    existing = JitPolicy.objects.filter(subscription_key=vm.subscription_key, resource_group=vm.resource_group,
+                                        location=vm.location).order_by("name").first()
+    if existing is not None:
+        return existing.resource_group_name, existing.location, existing.name
+    return vm.resource_group_name, vm.location, rules.DEFAULT_POLICY_NAME
+
+
+def _policy_arm_id(subscription_key: str, group: str, location: str, name: str) -> str:
+    return (f"/subscriptions/{subscription_key}/resourceGroups/{group}/providers/Microsoft.Security/locations/"
+            f"{location}/jitNetworkAccessPolicies/{name}").lower()
+
+
+def _create_change(*, actor, kind: str, vms: list[VirtualMachine], desired: dict, group: str, location: str,
+                   name: str) -> PolicyChange:
+    first = vms[0]
+    change = PolicyChange.objects.create(
+        kind=kind, subscription=first.subscription, subscription_key=first.subscription_key,
+        resource_group=group.lower(), resource_group_name=group, location=location, policy_name=name,
+        policy_id=_policy_arm_id(first.subscription_key, group, location, name), desired=desired,
+        created_by=actor if getattr(actor, "pk", None) else None)
+    change.vms.set(vms)
+    for vm in vms:
+        audit_record(actor=actor, action=f"policy.{kind}_requested", target_type="vm", target_id=vm.pk,
+                     target_label=vm.name, before={"ports": vm.ports}, after={"ports": desired[vm.arm_id]},
+                     correlation_id=str(change.pk), **_place(vm))
+    transaction.on_commit(lambda: _enqueue_change(change.pk))
+    return change
+
+
+def _enqueue_change(change_id: int) -> None:
+    from .tasks import apply_policy_change
+
+    apply_policy_change.delay(change_id)
+
+
+def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRule] | None = None,
+                  os_default: bool = False) -> list[PolicyChange]:
+    """Enable JIT on Not configured VMs: ``ports`` (default: the recommended ones, or the OS default).
+
+    One change per policy (resource group + location); refused whole when any VM may not be enabled.
+    """
+    if not vms:
+        raise ValidationError("Select at least one VM.", code="required")
+    groups: dict[tuple[str, str, str], list[VirtualMachine]] = {}
+    plans: dict[str, list[dict]] = {}
+    for vm in vms:
+        _require_policy_admin(actor, vm)
+        _require_supported(vm)
+        if vm.state == VmState.CONFIGURED:
+            raise ValidationError(f"{vm.name} already has JIT; edit it instead.", code="configured")
+        group, location, name = _policy_for(vm)
+        rules.validate_name_length(name, vm.name)
+        chosen = ports if ports is not None else (rules.default_ports(vm.os_type) if os_default
+                                                  else rules.recommended_ports())
+        plans[vm.arm_id] = [p.to_azure() for p in rules.validate_ports(list(chosen))]
+        groups.setdefault((group, location, name), []).append(vm)
+    with transaction.atomic():
+        return [_create_change(actor=actor, kind=PolicyChange.Kind.ENABLE, vms=members,
+                               desired={vm.arm_id: plans[vm.arm_id] for vm in members}, group=group,
+                               location=location, name=name)
+                for (group, location, name), members in groups.items()]
+
+
+def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule]) -> PolicyChange:
+    """Replace ``vm``'s JIT ports (protocol, allowed sources, maximum time per port)."""
+    _require_policy_admin(actor, vm)
+    _require_supported(vm)
+    group, location, name = _policy_for(vm)
+    rules.validate_name_length(name, vm.name)
+    cleaned = [p.to_azure() for p in rules.validate_ports(list(ports))]
+    kind = PolicyChange.Kind.SAVE if vm.state == VmState.CONFIGURED else PolicyChange.Kind.ENABLE
+    with transaction.atomic():
+        return _create_change(actor=actor, kind=kind, vms=[vm], desired={vm.arm_id: cleaned}, group=group,
+                              location=location, name=name)
+
+
+def policy_remove(*, actor, vm: VirtualMachine) -> PolicyChange:
+    """Remove JIT from ``vm`` (its entry leaves the policy; the policy goes when it has no VM left)."""
+    _require_policy_admin(actor, vm)
+    if not vm.policy_name:
+        raise ValidationError(f"{vm.name} has no JIT policy to remove.", code="not_configured")
+    group, location, name = _policy_for(vm)
+    with transaction.atomic():
+        return _create_change(actor=actor, kind=PolicyChange.Kind.REMOVE, vms=[vm], desired={vm.arm_id: None},
+                              group=group, location=location, name=name)
+
+
+def _claim_change(change_id: int) -> bool:
+    now = timezone.now()
+    return bool(PolicyChange.objects.filter(pk=change_id).filter(
+        Q(state=PolicyChange.State.QUEUED) | Q(state=PolicyChange.State.RUNNING, updated_at__lt=now - STALE_RUNNING)
+    ).update(state=PolicyChange.State.RUNNING, attempts=F("attempts") + 1, updated_at=now))
+
+
+def _lock_policy(key: str, holder: str) -> None:
+    """Take the policy's row lock for the rest of the transaction (a write, so SQLite serializes too)."""
+    try:
+        with transaction.atomic():
+            PolicyLock.objects.get_or_create(key=key)
+    except IntegrityError:
+        pass
+    list(PolicyLock.objects.select_for_update().filter(key=key))
+    PolicyLock.objects.filter(key=key).update(holder=holder, locked_at=timezone.now())
+
+
+def merge_policy(current_vms: list, desired: dict) -> list[dict]:
+    """The policy's VM list after applying ``desired`` (VM id → ports, or None to remove) to Azure's current one."""
+    from . import shapes
+
+    merged: dict[str, dict] = {}
+    for entry in current_vms:
+        vm_id, ports, _fw = shapes.policy_vm_entry(entry)
+        merged[vm_id.lower()] = {"id": vm_id, "ports": ports}
+    for vm_id, ports in desired.items():
+        if ports is None:
+            merged.pop(vm_id.lower(), None)
+        else:
+            merged[vm_id.lower()] = {"id": vm_id, "ports": ports}
+    return list(merged.values())
+
+
+def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
+    """Apply one change: lock the policy, re-read it from Azure, write the whole policy, mirror the result.
+
+    Throttling and transient errors put the row back in the queue (``Outcome.retry_after``); other errors
+    fail it with Azure's message. PUT is idempotent and the desired state is on the row, so a retry sends the
+    same body.
+    """
+    from cloud.errors import CloudError, NotFound
+
+    from . import cloudcalls, shapes
+    from .gateway import gateway_for_subscription
+
+    if not _claim_change(change_id):
+        return Outcome("skipped")
+    change = PolicyChange.objects.select_related("subscription", "created_by").get(pk=change_id)
+    try:
+        gateway = gateway or gateway_for_subscription(change.subscription)
+        with transaction.atomic():
+            _lock_policy(change.policy_id, holder=str(uuid.uuid4()))
+            try:
+                current = gateway.get_jit_policy(change.resource_group_name, change.location, change.policy_name)
+            except NotFound:
+                current = None
+            vms = merge_policy(shapes.policy_vms(current) if current is not None else [], change.desired)
+            if vms:
+                result = cloudcalls.put_policy(gateway, change, vms)
+            else:
+                cloudcalls.delete_policy(gateway, change)
+                result = None
+            _mirror_change(change, result)
+            PolicyChange.objects.filter(pk=change.pk).update(
+                state=PolicyChange.State.APPLIED, last_error="", finished_at=timezone.now(),
+                azure_request_id=cloudcalls.request_id(result, gateway)[:128])
+            for vm in change.vms.all():
+                audit_record(actor=change.created_by, action=f"policy.{change.kind}_applied", target_type="vm",
+                             target_id=vm.pk, target_label=vm.name, after={"ports": vm.ports},
+                             correlation_id=str(change.pk), **_place(vm))
+    except CloudError as exc:
+        message = str(exc) or type(exc).__name__
+        if getattr(exc, "retryable", False):
+            PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.QUEUED,
+                                                             last_error=f"Retrying: {message}"[:4000])
+            return Outcome(PolicyChange.State.QUEUED, _retry_after(exc), message)
+        policy_change_fail(change_id=change.pk, message=message)
+        return Outcome(PolicyChange.State.FAILED, None, message)
+    return Outcome(PolicyChange.State.APPLIED)
+
+
+def policy_change_fail(*, change_id: int, message: str) -> None:
+    """Record that a change failed, with Azure's message, on the row and in the audit trail."""
+    with transaction.atomic():
+        change = PolicyChange.objects.select_related("created_by").get(pk=change_id)
+        PolicyChange.objects.filter(pk=change_id).update(state=PolicyChange.State.FAILED, last_error=message[:4000],
+                                                         finished_at=timezone.now())
+        for vm in change.vms.all():
+            audit_record(actor=change.created_by, action=f"policy.{change.kind}_failed", target_type="vm",
+                         target_id=vm.pk, target_label=vm.name, after={"error": message[:1000]},
+                         correlation_id=str(change.pk), **_place(vm))
+
+
+def _mirror_change(change: PolicyChange, result) -> None:
+    """Update the mirror and the VMs of the policy from Azure's answer to the write."""
+    now = timezone.now()
+    view = inventory.policy_view(result) if result is not None else None
+    vms = list(VirtualMachine.objects.filter(subscription=change.subscription, resource_group=change.resource_group,
+                                             location=change.location.lower()))
+    by_id = {vm.resource_id: vm for vm in vms}
+    desired_ids = {vm_id.lower() for vm_id in change.desired}
+    changed = []
+    for vm in vms:
+        ports = view.vm_ports.get(vm.resource_id) if view else None
+        if ports is None and not ((vm.policy_name and vm.policy_name.lower() == change.policy_name.lower())
+                                  or vm.resource_id in desired_ids):
+            continue
+        vm.ports = ports or []
+        if ports:
+            vm.state, vm.unsupported_reason = VmState.CONFIGURED, UnsupportedReason.NONE
+            vm.policy_resource_group, vm.policy_location = change.resource_group_name, change.location.lower()
+            vm.policy_name = change.policy_name
+            vm.firewall_public_ip = view.vm_firewall_ip.get(vm.resource_id) or vm.firewall_public_ip
+        elif vm.state == VmState.CONFIGURED:
+            vm.state = VmState.NOT_CONFIGURED
+            vm.policy_resource_group = vm.policy_location = vm.policy_name = ""
+        if vm.resource_id in desired_ids:
+            vm.portal_ports = vm.ports
+        changed.append(vm)
+    VirtualMachine.objects.bulk_update(changed, ["ports", "state", "unsupported_reason", "policy_resource_group",
+                                                 "policy_location", "policy_name", "firewall_public_ip",
+                                                 "portal_ports"])
+    if view is not None:
+        inventory.mirror_policies_one(change.subscription, view, {k: v.pk for k, v in by_id.items()}, now)
+    else:
+        JitPolicy.objects.filter(resource_id=change.policy_id).delete()
+    DriftFinding.objects.filter(vm__resource_id__in=desired_ids, kind=DriftFinding.Kind.POLICY_CHANGED,
+                                resolved_at__isnull=True).update(resolved_at=now)
+    drift.refresh_counts(change.subscription)
+
+
+def drift_accept(*, actor, vm: VirtualMachine) -> None:
+    """Accept Azure's policy for ``vm`` as the portal's baseline (closes "changed outside the portal")."""
+    _require_policy_admin(actor, vm)
+    with transaction.atomic():
+        before = vm.portal_ports
+        VirtualMachine.objects.filter(pk=vm.pk).update(portal_ports=vm.ports)
+        DriftFinding.objects.filter(vm=vm, kind=DriftFinding.Kind.POLICY_CHANGED, resolved_at__isnull=True).update(
+            resolved_at=timezone.now())
+        drift.refresh_counts(vm.subscription)
+        audit_record(actor=actor, action="policy.drift_accepted", target_type="vm", target_id=vm.pk,
+                     target_label=vm.name, before={"ports": before}, after={"ports": vm.ports}, **_place(vm))

@@ -1,0 +1,47 @@
+"""Celery tasks of the policies app: thin wrappers that take ids, call one service and retry when told to."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+MAX_COUNTDOWN = 3000  # below the Redis visibility timeout (1 h): a longer wait would run the task twice
+MAX_RETRIES = 12
+
+
+def backoff(retries: int, retry_after: float | None) -> float:
+    """Azure's Retry-After when given, else exponential; bounded below an hour either way."""
+    wait = max(float(retry_after or 0), float(2 ** min(retries, 11)))
+    return min(MAX_COUNTDOWN, wait)
+
+
+@shared_task(name="policies.sync_all", acks_late=True)
+def sync_all() -> int:
+    """Beat: queue one inventory sync per enabled subscription (skipping those already syncing)."""
+    return services.sync_all()
+
+
+@shared_task(name="policies.sync_subscription", bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def sync_subscription(self, run_id: int) -> str:
+    """Sync one subscription's inventory (``SyncRun`` ``run_id``)."""
+    outcome = services.sync_run(run_id=run_id)
+    if outcome.retry_after is not None:
+        if self.request.retries >= self.max_retries:
+            services.sync_fail(run_id=run_id, message=f"Gave up after {self.request.retries} retries: "
+                                                      f"{outcome.message}")
+            return "failed"
+        raise self.retry(countdown=backoff(self.request.retries, outcome.retry_after))
+    return outcome.state
+
+
+@shared_task(name="policies.apply_policy_change", bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def apply_policy_change(self, change_id: int) -> str:
+    """Apply one ``PolicyChange`` to Azure; throttling and transient errors retry with bounded backoff."""
+    outcome = services.policy_change_apply(change_id=change_id)
+    if outcome.retry_after is not None:
+        if self.request.retries >= self.max_retries:
+            services.policy_change_fail(change_id=change_id, message=f"Gave up after {self.request.retries} "
+                                                                     f"retries: {outcome.message}")
+            return "failed"
+        raise self.retry(countdown=backoff(self.request.retries, outcome.retry_after))
+    return outcome.state

@@ -1,0 +1,42 @@
+"""The Celery tasks, run in this process: beat's fan-out over registered subscriptions, and retention."""
+import pytest
+
+from audit.models import ActivityLogEvent, IngestionState
+from audit.tasks import ingest_all, ingest_subscription, prune
+from jitportal.celery import app as celery_app
+from tests.policies.factories import DEV, PROD, register
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+@pytest.fixture
+def eager_tasks():
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def test_beat_ingests_every_registered_subscription_through_its_gateway(fresh_emulator, eager_tasks):
+    register(fresh_emulator, PROD, "Contoso Production")
+    register(fresh_emulator, DEV, "Contoso Dev/Test")
+    assert ingest_all() == 2
+    states = {s.subscription_id: s for s in IngestionState.objects.all()}
+    assert set(states) == {PROD, DEV}
+    assert all(s.last_success_at and not s.last_error for s in states.values())
+    assert ActivityLogEvent.objects.filter(subscription_id=PROD).exists()
+
+
+def test_the_task_reports_what_it_read_and_a_second_run_adds_nothing(fresh_emulator, eager_tasks):
+    register(fresh_emulator, PROD, "Contoso Production")
+    first = ingest_subscription.apply(args=(PROD,)).get()
+    assert first["complete"] and first["added"] == ActivityLogEvent.objects.count() > 0
+    second = ingest_subscription.apply(args=(PROD,)).get()
+    assert second["added"] == 0 and second["pages"] >= 1
+
+
+def test_the_prune_task_keeps_the_trail_by_default(settings):
+    from audit.services import audit_record
+
+    audit_record(actor=None, action="policy.save")
+    assert prune() == {"activity": 0, "trail": 0}

@@ -1,0 +1,186 @@
+"""Audit search pages: who may open them, what they show, and that Azure-named text stays text."""
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.ingestion import store_events
+from audit.models import ActivityLogEvent
+from tests.audit.factories import DEV, PROD, RULE_WRITE, event, policy_id, vm_id
+
+pytestmark = pytest.mark.django_db
+SEARCH = reverse("audit:search")
+EXPORT = reverse("audit:export")
+
+
+def test_a_requester_can_reach_neither_search_nor_export(client, requester):
+    store_events([event()])
+    client.force_login(requester)
+    assert client.get(SEARCH).status_code == 403
+    assert client.get(EXPORT).status_code == 403
+    assert client.get(reverse("audit:ingestion_status")).status_code == 403
+    assert client.get(reverse("audit:activity_event", args=[ActivityLogEvent.objects.get().pk])).status_code == 404
+
+
+def test_an_anonymous_visitor_is_sent_to_sign_in(client):
+    response = client.get(SEARCH)
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+def test_a_policy_admin_may_search_but_not_export(client, policy_admin):
+    client.force_login(policy_admin)
+    assert client.get(SEARCH).status_code == 200
+    assert client.get(EXPORT).status_code == 403
+
+
+def test_the_search_refuses_a_post(client, auditor):
+    client.force_login(auditor)
+    assert client.post(SEARCH).status_code == 405
+
+
+def test_an_auditor_sees_only_events_in_their_scope(client, auditor):
+    store_events([event(caller="in-scope@contoso.example"),
+                  event(sub=DEV, rg="rg-dev", caller="out-of-scope@contoso.example")])
+    client.force_login(auditor)
+    body = client.get(SEARCH).content.decode()
+    assert "in-scope@contoso.example" in body
+    assert "out-of-scope@contoso.example" not in body
+    foreign = ActivityLogEvent.objects.get(subscription_id=DEV)
+    assert client.get(reverse("audit:activity_event", args=[foreign.pk])).status_code == 404
+
+
+def test_a_script_caller_is_escaped_in_the_results_and_the_event_page(client, auditor):
+    store_events([event(caller="<script>alert(1)</script>@evil.example",
+                        properties={"virtualMachines": vm_id(), "note": "<img src=x onerror=alert(2)>"})])
+    client.force_login(auditor)
+    body = client.get(SEARCH).content.decode()
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    page = client.get(reverse("audit:activity_event", args=[ActivityLogEvent.objects.get().pk])).content.decode()
+    assert "<script>alert(1)" not in page and "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page
+
+
+def test_the_vm_filter_finds_initiates_on_the_policy_and_the_rules_they_wrote(client, auditor):
+    correlation = "11111111-2222-4333-8444-555555555555"
+    rule = (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
+            f"nsg-web/securityRules/SecurityCenter-JITRule_1_web-01_22_Allow")
+    store_events([
+        event(correlation_id=correlation, caller="alice@contoso.example"),
+        event(correlation_id=correlation, resource_id=rule, operation=RULE_WRITE, properties={"access": "Allow"},
+              caller="alice@contoso.example"),
+        event(properties={"virtualMachines": vm_id(name="web-02")}, caller="dave@contoso.example"),
+    ])
+    client.force_login(auditor)
+    body = client.get(SEARCH, {"vm": vm_id()}).content.decode()
+    assert body.count("alice@contoso.example") == 2
+    assert "dave@contoso.example" not in body
+    assert "SecurityCenter-JITRule_1_web-01_22_Allow".lower() in body
+
+
+def test_time_presets_caller_operation_status_and_text_filter_the_results(client, auditor):
+    now = timezone.now()
+    store_events([
+        event(when=now - timedelta(minutes=10), caller="recent@contoso.example"),
+        event(when=now - timedelta(days=3), caller="older@contoso.example", status="Failed"),
+        event(when=now - timedelta(days=20), caller="ancient@contoso.example",
+              properties={"virtualMachines": vm_id(), "justification": "rotate the HSM keys"}),
+    ])
+    client.force_login(auditor)
+
+    def callers(**params):
+        body = client.get(SEARCH, params).content.decode()
+        return {c for c in ("recent", "older", "ancient") if f"{c}@contoso.example" in body}
+
+    assert callers(range="1h") == {"recent"}
+    assert callers(range="7d") == {"recent", "older"}
+    assert callers(range="30d") == {"recent", "older", "ancient"}
+    custom_since = (now - timedelta(days=25)).strftime("%Y-%m-%dT%H:%M")
+    custom_until = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    assert callers(range="custom", since=custom_since, until=custom_until) == {"older", "ancient"}
+    assert callers(caller="OLDER@contoso.example") == {"older"}
+    assert callers(status="Failed") == {"older"}
+    assert callers(q="HSM keys") == {"ancient"}
+    assert callers(operation="Microsoft.Security/locations/jitNetworkAccessPolicies/write") == set()
+    assert callers(subscription=PROD, resource_group="RG-WEB-PROD") == {"recent", "older", "ancient"}
+
+
+def test_the_portal_trail_is_a_second_source_in_the_same_search(client, auditor):
+    from audit.services import audit_record
+
+    audit_record(actor=None, action="policy.save", target_label="web-01", subscription_id=PROD,
+                 resource_group="rg-web-prod", resource_id=vm_id(), client_ip="203.0.113.9")
+    audit_record(actor=None, action="policy.save", target_label="dev-vm", subscription_id=DEV)
+    client.force_login(auditor)
+    body = client.get(SEARCH, {"source": "portal"}).content.decode()
+    assert "203.0.113.9" in body and "web-01" in body
+    assert "dev-vm" not in body
+
+
+def test_the_results_page_runs_the_same_number_of_queries_for_ten_or_a_hundred_rows(
+        client, auditor, django_assert_max_num_queries):
+    store_events([event() for _ in range(10)])
+    client.force_login(auditor)
+    with django_assert_max_num_queries(8):
+        client.get(SEARCH)
+    store_events([event() for _ in range(90)])
+    with django_assert_max_num_queries(8):
+        response = client.get(SEARCH)
+    assert "Older" in response.content.decode()
+
+
+def test_the_ingestion_status_page_shows_progress_and_errors(client, auditor):
+    from audit.models import IngestionState
+
+    IngestionState.objects.create(subscription_id=PROD, watermark=timezone.now(), last_success_at=timezone.now(),
+                                  backfill_from=timezone.now() - timedelta(days=90),
+                                  last_error="Throttled by Azure; retrying in 30 s.")
+    IngestionState.objects.create(subscription_id=DEV)
+    client.force_login(auditor)
+    body = client.get(reverse("audit:ingestion_status")).content.decode()
+    assert PROD in body and DEV not in body
+    assert "Throttled by Azure" in body and "100 %" in body
+
+
+def test_the_vm_timeline_joins_the_portal_events_with_the_azure_calls_and_rules(client, auditor):
+    from audit.services import audit_record
+
+    correlation = "aaaaaaaa-2222-4333-8444-555555555555"
+    rule = (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
+            f"nsg-web/securityRules/jit-web-01-22")
+    store_events([
+        event(correlation_id=correlation, properties={
+            "virtualMachines": vm_id(), "justification": "alice: Patch the web tier (portal request #7)",
+            "sourceAddressPrefixes": "203.0.113.7", "endTimeUtc": "2030-01-01T10:00:00Z"}),
+        event(correlation_id=correlation, resource_id=rule, operation=RULE_WRITE, properties={"access": "Allow"}),
+    ])
+    audit_record(actor=None, action="request.initiate", target_id=vm_id(), target_label="web-01",
+                 subscription_id=PROD, resource_group="rg-web-prod", resource_id=vm_id(),
+                 client_ip="198.51.100.20", correlation_id=correlation)
+    client.force_login(auditor)
+    body = client.get(reverse("audit:vm_timeline"), {"vm": vm_id()}).content.decode()
+    assert "Patch the web tier (portal request #7)" in body
+    assert "203.0.113.7" in body and "198.51.100.20" in body
+    assert "jit-web-01-22" in body and "request.initiate" in body
+    assert client.get(reverse("audit:vm_timeline"), {"vm": vm_id(sub=DEV, rg="rg-dev")}).status_code == 404
+
+
+def test_policy_ids_are_matched_to_the_auditors_resource_group_scope(client):
+    from tests.audit.factories import user_with_role
+
+    auditor = user_with_role("rg@contoso.example", "auditor", f"/subscriptions/{PROD}/resourceGroups/RG-Web-Prod")
+    store_events([event(caller="web@contoso.example"),
+                  event(rg="rg-data-prod", resource_id=policy_id(rg="rg-data-prod"), caller="data@contoso.example")])
+    client.force_login(auditor)
+    body = client.get(SEARCH).content.decode()
+    assert "web@contoso.example" in body and "data@contoso.example" not in body
+
+
+def test_invalid_filters_and_a_forged_cursor_show_a_message_not_an_error(client, auditor):
+    client.force_login(auditor)
+    response = client.get(SEARCH, {"range": "bogus", "since": "not-a-date", "after": "garbage"})
+    assert response.status_code == 200
+    assert "Some filters are not valid" in response.content.decode()
+    assert client.get(EXPORT, {"range": "bogus"}).status_code == 400

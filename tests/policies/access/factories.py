@@ -1,0 +1,65 @@
+"""Helpers for access request tests: a request as a view would submit it, and running its task in-process."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.db import transaction
+
+from policies.access import services
+from policies.access.models import AccessRequest, AccessRequestPort, AccessRequestVm, PortState
+from policies.models import VirtualMachine
+from tests.policies import factories as policy_factories
+
+MY_IP = "203.0.113.50"
+
+
+def vm(name: str) -> VirtualMachine:
+    return VirtualMachine.objects.select_related("subscription").get(name=name)
+
+
+def ask(actor, vms: dict[str, list[int]], *, source: str = f"{MY_IP}/32", hours: float = 1.0,
+        justification: str = "Patch the kernel", key: str | None = None) -> AccessRequest:
+    """``request_create`` as the form would call it (commit included, so on_commit enqueues)."""
+    selections = [services.Selection(vm(name), tuple(ports)) for name, ports in vms.items()]
+    request, _ = services.request_create(
+        actor=actor, selections=selections, source_prefix=source, duration=timedelta(hours=hours),
+        justification=justification, idempotency_key=key or uuid.uuid4().hex, source_kind="ip")
+    return request
+
+
+def open_all(request: AccessRequest) -> list[str]:
+    """Run the open task's service for every policy of ``request`` in this process."""
+    keys = sorted(set(request.ports.values_list("policy_key", flat=True)))
+    return [services.request_open(request_id=request.pk, policy_key=key).state for key in keys]
+
+
+def states(request: AccessRequest) -> dict[tuple[str, int], str]:
+    return {(p.request_vm.vm_name, p.number): p.state
+            for p in AccessRequestPort.objects.filter(request=request).select_related("request_vm")}
+
+
+def make_access_request(scope: str) -> AccessRequest:
+    """For the authorization matrix: a request by someone else on a VM at ``scope``."""
+    from accounts.models import User
+
+    vm_row = policy_factories.make_vm(scope)
+    owner, _ = User.objects.get_or_create(username=f"owner-{uuid.uuid4().hex[:8]}")
+    with transaction.atomic():
+        from django.utils import timezone
+
+        request = AccessRequest.objects.create(
+            requester=owner, requester_name=owner.username, justification="matrix", idempotency_key=uuid.uuid4().hex,
+            source_prefix=f"{MY_IP}/32", end_at=timezone.now() + timedelta(hours=1), state=PortState.OPEN)
+        row = AccessRequestVm.objects.create(
+            request=request, vm=vm_row, vm_arm_id=vm_row.arm_id, vm_name=vm_row.name,
+            subscription_key=vm_row.subscription_key, resource_group=vm_row.resource_group,
+            policy_key=vm_row.policy_id.lower(), policy_resource_group=vm_row.resource_group_name,
+            policy_location="westeurope", policy_name="default")
+        AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=22,
+                                         source_prefix=f"{MY_IP}/32", duration_seconds=3600,
+                                         end_at=request.end_at, state=PortState.OPEN)
+    return request
+
+
+MATRIX_FACTORIES = {AccessRequest: make_access_request}

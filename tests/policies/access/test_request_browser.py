@@ -1,0 +1,71 @@
+"""A requester's daily path in headless chromium, signed in through the emulator's Entra ID pages.
+
+No worker runs here: where a worker would pick the task up, this test runs the task's service in its own
+process (``request_open``, ``request_close_apply``) while the page, untouched, polls and updates itself.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from policies.access import services
+from policies.access.models import AccessRequest
+from tests.plugins.personas import sign_in_with_entra
+from tests.policies.access.factories import vm
+from tests.policies.azure_side import Azure, vm_id
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def portal(live_server, entra_settings, prod, persona_mappings):
+    return live_server.url
+
+
+def test_a_requester_opens_ssh_for_their_ip_watches_it_open_copies_the_line_and_closes_it(
+        portal, entra_page, fresh_emulator):
+    page = entra_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=portal)
+    azure = Azure(fresh_emulator)
+    jump = vm("jump-02")
+    target = vm_id("rg-ops-prod", "jump-02")
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+
+    page.goto(f"{portal}/inventory/vm/{jump.pk}/")
+    page.click("#connect")
+    page.get_by_role("link", name=re.compile("Choose ports")).click()
+    expect(page.locator("#request-form")).to_be_visible()
+    my_ip = re.search(r"My IP \((.+)\)", page.locator("#row-source").inner_text()).group(1)
+    page.locator("input[name='ports']").first.check()
+    page.check("input[name='source_kind'][value='my_ip']")
+    page.select_option("#id_duration", "3600")
+    page.fill("#id_justification", "Rotate the host keys")
+    page.click("#submit-request")
+
+    expect(page.locator("#request-state")).to_have_text("Queued")
+    request = AccessRequest.objects.get()
+    page.evaluate("() => { window.__sameDocument = true; }")
+    # The worker's part, in this process: Azure opens the port; the page polls and turns "Open" by itself.
+    assert services.request_open(request_id=request.pk, policy_key=jump.policy_id.lower()).state == "open"
+    expect(page.locator("#request-state")).to_have_text("Open", timeout=10_000)
+    assert page.evaluate("() => window.__sameDocument === true")
+
+    rules = azure.jit_rules(target, "Allow")
+    assert [(r["sourceAddressPrefix"], r["destinationPortRange"]) for r in rules.values()] == [(f"{my_ip}/32", "22")]
+
+    row = page.locator("tr[data-port='22']")
+    expect(row.locator(".connect-line code")).to_have_text("ssh alice@51.105.20.2 -p 22")
+    row.get_by_role("button", name="Copy SSH").click()
+    assert page.evaluate("() => navigator.clipboard.readText()") == "ssh alice@51.105.20.2 -p 22"
+
+    expect(page.locator("#close-form")).to_contain_text("not cut")
+    page.click("#close-now")
+    expect(page.locator("#closing")).to_be_visible()
+    page.evaluate("() => { window.__sameDocument = true; }")
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    expect(page.locator("#request-state")).to_have_text("Closed", timeout=10_000)
+    assert page.evaluate("() => window.__sameDocument === true")
+    assert azure.jit_rules(target, "Allow") == {}
+    expect(page.locator("#closed-note")).to_be_visible()

@@ -1,0 +1,231 @@
+"""Access request services against the emulator through the real SDK; tasks' services run in this process."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from policies.access import services
+from policies.access.models import AccessRequest, AccessRequestPort, PortState
+from tests.plugins.personas import OUT_OF_SCOPE
+from tests.policies.access.factories import MY_IP, ask, open_all, states, vm
+from tests.policies.azure_side import Azure, vm_id
+from tests.policies.factories import make_vm
+
+pytestmark = pytest.mark.django_db(transaction=True)
+INITIATE = "/initiate"
+
+
+def initiates(emu) -> list[dict]:
+    return [c for c in emu.calls() if c["method"] == "POST" and c["path"].endswith(INITIATE)]
+
+
+def allow_rules(emu, group: str, name: str) -> list[dict]:
+    return list(Azure(emu).jit_rules(vm_id(group, name), "Allow").values())
+
+
+def test_it_opens_the_port_for_exactly_the_requested_source(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22]})
+    assert states(request) == {("web-02", 22): "queued"}
+    assert open_all(request) == ["open"]
+    port = AccessRequestPort.objects.get(request=request)
+    assert (port.state, port.azure_status, port.attempts) == ("open", "Initiated", 1)
+    rules = allow_rules(fresh_emulator, "rg-web-prod", "web-02")
+    assert [(r["sourceAddressPrefix"], r["destinationPortRange"]) for r in rules] == [(f"{MY_IP}/32", "22")]
+    policy = Azure(fresh_emulator).policy("rg-web-prod", "westeurope")
+    mine = [r for r in policy.requests if str(request.correlation_id) in (r.justification or "")]
+    assert len(mine) == 1 and "alice@contoso.example" in mine[0].justification
+    assert "Patch the kernel" in mine[0].justification and f"#{request.pk}" in mine[0].justification
+    assert AuditEvent.objects.filter(action="access.requested").count() == 1
+    assert AuditEvent.objects.filter(action="access.opened").count() == 1
+    assert vm("web-02").last_user == "alice@contoso.example"
+
+
+def test_it_refuses_a_window_longer_than_the_ports_maximum(prod, requester):
+    with pytest.raises(ValidationError, match="at most 3 h"):
+        ask(requester, {"web-02": [22]}, hours=4)
+    assert not AccessRequest.objects.exists()
+
+
+def test_it_refuses_a_port_not_in_the_policy(prod, requester):
+    with pytest.raises(ValidationError, match="Port 3389 is not in the JIT policy"):
+        ask(requester, {"web-02": [3389]})
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("*", "does not allow any source"),  # the policy of web-03 allows two proxy ranges only
+    ("10.1.2.3/32", "not allowed for port 22"),
+    ("203.0.0.0/16", "not allowed for port 22"),
+])
+def test_it_refuses_a_source_the_policy_does_not_allow(prod, requester, source, message):
+    with pytest.raises(ValidationError, match=message):
+        ask(requester, {"web-03": [22]}, source=source)
+    assert not AccessRequest.objects.exists()
+
+
+def test_it_refuses_a_range_wider_than_the_portal_accepts(prod, requester):
+    with pytest.raises(ValidationError, match="too wide"):
+        ask(requester, {"web-02": [22]}, source="0.0.0.0/1")
+
+
+def test_a_proxy_range_inside_the_policys_sources_opens(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-03": [22]}, source="203.0.113.0/24")
+    assert open_all(request) == ["open"]
+    assert [r["sourceAddressPrefix"] for r in allow_rules(fresh_emulator, "rg-web-prod", "web-03")] == [
+        "203.0.113.0/24"]
+
+
+def test_a_vm_out_of_the_users_scope_is_refused(prod, requester):
+    outside = make_vm(f"{OUT_OF_SCOPE}/resourceGroups/rg-dev")
+    with pytest.raises(PermissionDenied):
+        services.request_create(actor=requester, selections=[services.Selection(outside, (22,))],
+                                source_prefix=f"{MY_IP}/32", duration=timedelta(hours=1), justification="x",
+                                idempotency_key="k-out")
+    assert not AccessRequest.objects.exists()
+
+
+def test_a_second_submit_of_the_same_form_is_the_same_request(prod, requester, fresh_emulator):
+    first = ask(requester, {"web-02": [22]}, key="form-token-1")
+    second = ask(requester, {"web-02": [22]}, key="form-token-1")
+    assert first.pk == second.pk and AccessRequest.objects.count() == 1
+    assert open_all(first) == ["open"] and open_all(second) == ["skipped"]
+    assert len(initiates(fresh_emulator)) == 1
+
+
+def test_a_request_over_two_policies_initiates_once_per_policy(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22], "jump-02": [22], "web-04": [22]})
+    assert open_all(request) == ["open", "open"]
+    assert len(initiates(fresh_emulator)) == 2
+    assert set(states(request).values()) == {"open"}
+
+
+@pytest.mark.parametrize("fault", [{"kind": "429"}, {"kind": "429", "retry_after": 1}, {"kind": "500"},
+                                   {"kind": "503"}], ids=["429-no-retry-after", "429-retry-after", "500", "503"])
+def test_throttling_and_server_errors_end_open_with_one_initiate(prod, requester, fresh_emulator, fault):
+    fresh_emulator.add_fault(INITIATE, method="POST", count=2, **fault)
+    request = ask(requester, {"web-02": [22]})
+    outcome = services.request_open(request_id=request.pk, policy_key=vm("web-02").policy_id.lower())
+    assert outcome.state == "queued" and outcome.retry_after is not None and outcome.retry_after < 3600
+    port = AccessRequestPort.objects.get(request=request)
+    assert port.state == "queued" and port.last_error.startswith("Retrying")
+    for _ in range(3):  # what the task's retries do
+        outcome = services.request_open(request_id=request.pk, policy_key=port.policy_key)
+        if outcome.state == "open":
+            break
+    assert outcome.state == "open"
+    accepted = [c for c in initiates(fresh_emulator) if c["status"] == 202]
+    assert len(accepted) == 1
+    assert len(allow_rules(fresh_emulator, "rg-web-prod", "web-02")) == 1
+
+
+def test_a_retry_after_azure_acted_finds_the_request_and_does_not_initiate_again(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22]})
+    key = vm("web-02").policy_id.lower()
+    assert open_all(request) == ["open"]
+    # As if the answer had been lost: the row is back in "opening", stale, and a worker retries.
+    AccessRequestPort.objects.filter(request=request).update(state="opening",
+                                                             claimed_at=timezone.now() - timedelta(hours=1))
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "open"
+    assert len(initiates(fresh_emulator)) == 1
+
+
+def test_a_firewall_vm_gets_the_dnat_mapping_as_connection_details(prod, requester, fresh_emulator):
+    request = ask(requester, {"db-01": [22]})
+    assert open_all(request) == ["open"]
+    port = AccessRequestPort.objects.select_related("request_vm").get(request=request)
+    assert port.mapped_port and port.request_vm.address == "20.50.10.4"
+    from policies.access.selectors import port_connection
+
+    details = port_connection(port)
+    assert details.endpoint == f"20.50.10.4:{port.mapped_port}"
+    assert details.ssh_line("alice") == f"ssh alice@20.50.10.4 -p {port.mapped_port}"
+
+
+def test_close_now_removes_the_allow_rule_and_records_it(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    services.request_close(actor=requester, request=request)
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []
+    assert Azure(fresh_emulator).jit_ports(vm_id("rg-web-prod", "web-02")) == {22}  # the deny rule stays
+    request.refresh_from_db()
+    assert request.state == "closed" and request.closed_by == requester
+    assert AuditEvent.objects.filter(action__in=["access.close_requested", "access.closed"]).count() == 2
+
+
+def test_close_now_behind_a_firewall_makes_azure_revoke_the_original(prod, requester, fresh_emulator):
+    request = ask(requester, {"db-01": [22]})
+    open_all(request)
+    services.request_close(actor=requester, request=request)
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    policy = Azure(fresh_emulator).policy("rg-data-prod", "northeurope")
+    original = next(r for r in policy.requests if str(request.correlation_id) in (r.justification or "")
+                    and "close" not in r.justification)
+    assert original.virtual_machines[0].ports[0].status == "Revoked"
+    assert original.virtual_machines[0].ports[0].status_reason == "NewerRequestInitiated"
+    nat = fresh_emulator.nsg_rules(vm_id("rg-data-prod", "db-01"))["firewall"]["natRuleCollections"]
+    sources = {s for c in nat for rule in c["properties"]["rules"] for s in rule["sourceAddresses"]}
+    assert f"{MY_IP}/32" not in sources
+
+
+def test_someone_else_may_not_close_a_request_but_a_policy_admin_may(prod, requester, reader, policy_admin):
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    with pytest.raises(PermissionDenied):
+        services.request_close(actor=reader, request=request)
+    services.request_close(actor=policy_admin, request=request)
+    assert AccessRequest.objects.get(pk=request.pk).closed_by == policy_admin
+
+
+def test_extend_asks_again_within_the_maximum_and_links_to_the_original(prod, requester, fresh_emulator):
+    original = ask(requester, {"web-02": [22]})
+    open_all(original)
+    with pytest.raises(ValidationError, match="at most"):
+        services.request_extend(actor=requester, original=original, duration=timedelta(hours=5),
+                                idempotency_key="ext-1")
+    extension, created = services.request_extend(actor=requester, original=original, duration=timedelta(hours=3),
+                                                 idempotency_key="ext-2")
+    assert created and extension.extends == original and extension.kind == "extend"
+    assert open_all(extension) == ["open"]
+    assert states(original) == {("web-02", 22): "closed"}
+    port = AccessRequestPort.objects.get(request=extension)
+    assert port.end_at - timezone.now() > timedelta(hours=2, minutes=55)
+    assert AuditEvent.objects.filter(action="access.extend_requested").count() == 1
+
+
+def test_the_reconciler_marks_ports_past_their_end_expired_from_azures_state(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    fresh_emulator.advance_clock(2 * 3600)  # Azure's side: the window ends, the allow rule goes
+    AccessRequestPort.objects.filter(request=request).update(end_at=timezone.now() - timedelta(minutes=1))
+    assert services.reconcile(enqueue=lambda *a: None)["expired"] == 1
+    port = AccessRequestPort.objects.get(request=request)
+    assert (port.state, port.azure_status, port.azure_status_reason) == ("expired", "Revoked", "Expired")
+    assert AccessRequest.objects.get(pk=request.pk).state == "expired"
+
+
+def test_the_reconciler_resends_stuck_requests_and_fails_exhausted_ones(prod, requester, settings):
+    stuck = ask(requester, {"web-02": [22]})
+    exhausted = ask(requester, {"web-04": [22]})
+    old = timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS + 5)
+    AccessRequestPort.objects.filter(request=stuck).update(updated_at=old)
+    AccessRequestPort.objects.filter(request=exhausted).update(state="opening", claimed_at=old,
+                                                               attempts=settings.ACCESS_MAX_ATTEMPTS)
+    sent = []
+    counts = services.reconcile(enqueue=lambda *args: sent.append(args))
+    assert counts["resent"] == 1 and sent == [(stuck.pk, vm("web-02").policy_id.lower())]
+    port = AccessRequestPort.objects.get(request=exhausted)
+    assert port.state == PortState.FAILED and "Gave up" in port.last_error
+    assert AccessRequest.objects.get(pk=exhausted.pk).state == "failed"
+
+
+def test_azures_refusal_fails_the_port_visibly_with_its_reason(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22]})
+    Azure(fresh_emulator).set_jit_security_policy("rg-web-prod", "Off")
+    assert open_all(request) == ["failed"]
+    port = AccessRequestPort.objects.get(request=request)
+    assert "JitNetworkAccessDisabledBySecurityPolicy" in port.last_error
+    assert AccessRequest.objects.get(pk=request.pk).state == "failed"

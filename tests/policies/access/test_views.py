@@ -1,0 +1,146 @@
+"""The request pages through Django's test client (tasks' services run in this process)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from policies.access.models import AccessRequest
+from tests.plugins.personas import OUT_OF_SCOPE
+from tests.policies.access.factories import ask, open_all, vm
+from tests.policies.factories import make_vm
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MY_IP = "203.0.113.77"
+
+
+@pytest.fixture
+def alice(client, requester):
+    client.force_login(requester)
+    return client
+
+
+def form_page(client, *vms):
+    return client.get(reverse("policies:request_new"), {"vm": [v.pk for v in vms]}, REMOTE_ADDR=MY_IP)
+
+
+def token_of(response) -> str:
+    return re.search(r'name="token" value="([0-9a-f]+)"', response.content.decode()).group(1)
+
+
+def post_form(client, vm_row, token, **fields):
+    data = {"vm": [vm_row.pk], "ports": [f"{vm_row.pk}:22"], "source_kind": "my_ip", "duration": 3600,
+            "justification": "Deploy", "token": token, **fields}
+    return client.post(reverse("policies:request_new"), data, REMOTE_ADDR=MY_IP)
+
+
+def test_the_form_offers_the_policys_ports_my_ip_and_steps_up_to_the_maximum(prod, alice):
+    page = form_page(alice, vm("web-02"))
+    text = page.content.decode()
+    assert page.status_code == 200 and f"My IP ({MY_IP})" in text
+    assert "web-02 · 22 (SSH)" in text
+    assert 'value="10800"' in text and 'value="14400"' not in text  # PT3H maximum
+
+
+def test_submitting_stores_the_request_and_shows_it_queued(prod, alice):
+    web02 = vm("web-02")
+    response = post_form(alice, web02, token_of(form_page(alice, web02)))
+    request = AccessRequest.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("policies:request_detail",
+                                                                           args=[request.pk])
+    assert request.source_prefix == f"{MY_IP}/32" and request.state == "queued"
+    page = alice.get(response["Location"])
+    assert b"hx-trigger=\"every 2s\"" in page.content and b"Queued" in page.content
+
+
+def test_a_double_submit_makes_one_request(prod, alice):
+    web02 = vm("web-02")
+    token = token_of(form_page(alice, web02))
+    first, second = post_form(alice, web02, token), post_form(alice, web02, token)
+    assert first["Location"] == second["Location"] and AccessRequest.objects.count() == 1
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"duration": 14400}, "Select a valid choice"),
+    ({"ports": ["{pk}:3389"]}, "Select a valid choice"),
+    ({"source_kind": "ip", "source_ip": "300.1.1.1"}, "is not an IPv4 or IPv6 address"),
+    ({"source_kind": "any"}, "does not allow any source"),
+    ({"source_kind": "range", "source_range": "10.0.0.0/8"}, "not allowed for port 22"),
+])
+def test_it_refuses_what_the_policy_does_not_allow(prod, alice, fields, message):
+    web03 = vm("web-03")  # SSH from two proxy ranges only, for at most an hour
+    fields = {k: [v.format(pk=web03.pk) for v in val] if isinstance(val, list) else val for k, val in fields.items()}
+    response = post_form(alice, web03, token_of(form_page(alice, web03)), **fields)
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not AccessRequest.objects.exists()
+
+
+def test_a_vm_out_of_scope_is_not_found(prod, alice):
+    outside = make_vm(f"{OUT_OF_SCOPE}/resourceGroups/rg-dev")
+    assert form_page(alice, outside).status_code == 404
+    assert post_form(alice, outside, "t" * 32).status_code == 404
+    assert alice.get(reverse("policies:connect", args=[outside.pk])).status_code == 404
+    assert not AccessRequest.objects.exists()
+
+
+def test_the_connect_page_requests_the_policys_defaults_in_one_click(prod, alice, fresh_emulator):
+    jump = vm("jump-02")
+    page = alice.get(reverse("policies:connect", args=[jump.pk]), REMOTE_ADDR=MY_IP)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page.content.decode()).group(1)
+    response = alice.post(reverse("policies:connect", args=[jump.pk]),
+                          {"token": token, "justification": "Connect to jump-02"}, REMOTE_ADDR=MY_IP)
+    request = AccessRequest.objects.get()
+    assert response.status_code == 302
+    port = request.ports.get()
+    assert (port.number, port.source_prefix, port.duration_seconds) == (22, f"{MY_IP}/32", 3 * 3600)
+    open_all(request)
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert "ssh alice@51.105.20.2 -p 22" in page and "Close now" in page
+
+
+def test_the_connect_page_says_when_jit_is_not_enabled(prod, alice, client, policy_admin):
+    page = alice.get(reverse("policies:connect", args=[vm("web-05").pk])).content.decode()
+    assert "not enabled" in page and "configure-jit" not in page
+    client.force_login(policy_admin)
+    assert "configure-jit" in client.get(reverse("policies:connect", args=[vm("web-05").pk])).content.decode()
+
+
+def test_my_requests_lists_mine_and_admins_see_everyone_in_scope(prod, requester, reader, policy_admin, client):
+    ask(requester, {"web-02": [22]}, justification="alice's")
+    ask(reader, {"web-04": [22]}, justification="frank's")
+    client.force_login(requester)
+    mine = client.get(reverse("policies:requests")).content.decode()
+    assert "alice&#x27;s" not in mine and "web-02" in mine and "web-04" not in mine
+    client.force_login(policy_admin)
+    both = client.get(reverse("policies:requests")).content.decode()
+    assert "web-02" in both and "web-04" in both
+    filtered = client.get(reverse("policies:requests"), {"q": "web-04"}).content.decode()
+    assert "web-02" not in filtered
+
+
+def test_the_list_page_runs_a_fixed_number_of_queries(prod, requester, client, django_assert_max_num_queries):
+    for _ in range(15):
+        ask(requester, {"web-02": [22]})
+    client.force_login(requester)
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("policies:requests")).status_code == 200
+
+
+def test_someone_else_cannot_close_a_request(prod, requester, reader, client):
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    client.force_login(reader)
+    response = client.post(reverse("policies:request_close", args=[request.pk]))
+    assert response.status_code == 302 and AccessRequest.objects.get(pk=request.pk).closed_at is None
+
+
+def test_the_dashboard_shows_my_open_access_and_admin_counts(prod, requester, policy_admin, client):
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    client.force_login(requester)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert 'data-port="web-02:22"' in page and "request-counts" not in page
+    client.force_login(policy_admin)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert re.search(r'data-state="open"><th>Open</th><td>1</td>', page)

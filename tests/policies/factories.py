@@ -1,0 +1,109 @@
+"""Factories for the policies tests and the authorization matrix: subscriptions, VMs and changes at a scope."""
+from __future__ import annotations
+
+from django.db import transaction
+
+from accounts.scopes import parse_scope
+from policies import services
+from policies.models import PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
+
+TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
+PROD = "c0a1b2c3-0000-4000-8000-000000000001"
+DEV = "c0a1b2c3-0000-4000-8000-000000000002"
+
+
+def register(running_emulator, subscription_id: str, name: str = "") -> Subscription:
+    """A subscription registered against ``running_emulator`` with the demo credential (no sync queued)."""
+    return services.subscription_register(
+        actor=None, tenant_id=TENANT, subscription_id=subscription_id, display_name=name or subscription_id,
+        arm_endpoint=running_emulator.url, authority=running_emulator.url, ca_bundle=str(running_emulator.ca_pem),
+        credential_ref="demo", sync=False)
+
+
+def sync(subscription: Subscription) -> SyncRun:
+    """Run one inventory sync in the test process (the task's service, synchronously)."""
+    run = SyncRun.objects.create(subscription=subscription)
+    outcome = services.sync_run(run_id=run.pk)
+    run.refresh_from_db()
+    assert outcome.state == SyncRun.State.SUCCEEDED, run.error
+    return run
+
+
+def apply_all() -> list[str]:
+    """Apply every queued policy change in the test process (the task's service, synchronously)."""
+    states = []
+    for pk in PolicyChange.objects.filter(state=PolicyChange.State.QUEUED).order_by("pk").values_list("pk", flat=True):
+        states.append(services.policy_change_apply(change_id=pk).state)
+    return states
+
+
+def vm(name: str) -> VirtualMachine:
+    return VirtualMachine.objects.select_related("subscription").get(name=name)
+
+
+# --- objects at a scope, for the authorization matrix (``OBJECT_FACTORIES``) ---------------------------------
+def make_subscription(scope: str) -> Subscription:
+    parsed = parse_scope(scope)
+    subscription, _ = Subscription.objects.get_or_create(
+        subscription_id=parsed.subscription_id,
+        defaults={"tenant_id": TENANT, "display_name": "matrix", "credential_ref": "demo"})
+    return subscription
+
+
+def make_vm(scope: str) -> VirtualMachine:
+    parsed = parse_scope(scope)
+    subscription = make_subscription(scope)
+    group = parsed.resource_group or "rg-matrix"
+    arm_id = (f"/subscriptions/{parsed.subscription_id}/resourceGroups/{group}/providers/Microsoft.Compute/"
+              f"virtualMachines/vm-matrix")
+    vm_row, _ = VirtualMachine.objects.get_or_create(
+        resource_id=arm_id.lower(),
+        defaults={"arm_id": arm_id, "name": "vm-matrix", "subscription": subscription,
+                  "subscription_key": parsed.subscription_id, "resource_group": group.lower(),
+                  "resource_group_name": group, "location": "westeurope", "os_type": "Linux",
+                  "state": VmState.CONFIGURED, "connection_type": "nsg", "policy_name": "default",
+                  "policy_resource_group": group, "policy_location": "westeurope",
+                  "ports": [{"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*",
+                             "maxRequestAccessDuration": "PT3H"}]})
+    return vm_row
+
+
+def make_policy_change(scope: str) -> PolicyChange:
+    vm_row = make_vm(scope)
+    with transaction.atomic():
+        change = PolicyChange.objects.create(
+            kind=PolicyChange.Kind.SAVE, subscription=vm_row.subscription, subscription_key=vm_row.subscription_key,
+            resource_group=vm_row.resource_group, resource_group_name=vm_row.resource_group_name,
+            location="westeurope", policy_id=vm_row.policy_id.lower(), desired={vm_row.arm_id: []},
+            state=PolicyChange.State.APPLIED)
+        change.vms.set([vm_row])
+    return change
+
+
+def make_many_vms(count: int, subscription_id: str = PROD, group: str = "rg-bulk") -> list[VirtualMachine]:
+    """``count`` VMs spread over the three tabs (no emulator needed), created in bulk."""
+    subscription = make_subscription(f"/subscriptions/{subscription_id}")
+    states = [VmState.CONFIGURED, VmState.NOT_CONFIGURED, VmState.UNSUPPORTED]
+    rows = []
+    for i in range(count):
+        arm_id = (f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.Compute/"
+                  f"virtualMachines/vm-{i:05d}")
+        state = states[i % 3]
+        rows.append(VirtualMachine(
+            resource_id=arm_id.lower(), arm_id=arm_id, name=f"vm-{i:05d}", subscription=subscription,
+            subscription_key=subscription_id, resource_group=group, resource_group_name=group,
+            location=("westeurope", "northeurope")[i % 2], os_type=("Linux", "Windows")[i % 2], state=state,
+            unsupported_reason="no_nsg_or_firewall" if state == VmState.UNSUPPORTED else "",
+            connection_type="none" if state == VmState.UNSUPPORTED else ("nsg", "firewall")[i % 2],
+            nsg_ids=[f"/subscriptions/{subscription_id}/resourcegroups/{group}/providers/microsoft.network/"
+                     f"networksecuritygroups/nsg-{i}"], private_ip=f"10.0.{i // 250}.{i % 250}",
+            policy_name="default" if state == VmState.CONFIGURED else "", policy_resource_group=group,
+            policy_location="westeurope",
+            ports=[{"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*",
+                    "maxRequestAccessDuration": "PT3H"}] if state == VmState.CONFIGURED else [],
+            approved_requests_7d=i % 5, last_user="alice@contoso.example" if i % 2 else ""))
+    return VirtualMachine.objects.bulk_create(rows, batch_size=1000)
+
+
+# Access requests join the authorization matrix through this module (tests/<app>/factories.py).
+from tests.policies.access.factories import MATRIX_FACTORIES  # noqa: E402, F401

@@ -1,0 +1,111 @@
+"""The JIT admin flow in headless chromium, signed in through the emulator's Entra ID pages.
+
+Celery runs eagerly in this test (``task_always_eager``): the tasks a page enqueues run in the live server's
+thread, against the emulator, before the page answers.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from jitportal.celery import app as celery_app
+from policies.models import PolicyChange
+from tests.plugins.personas import sign_in_with_entra
+from tests.policies.azure_side import Azure, vm_id
+from tests.policies.factories import PROD, register, sync
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+WEB = ("rg-web-prod", "westeurope")
+
+
+@pytest.fixture
+def eager_tasks():
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def portal(live_server, entra_settings, fresh_emulator, persona_mappings, eager_tasks):
+    subscription = register(fresh_emulator, PROD, "Contoso Production")
+    sync(subscription)
+    return live_server.url
+
+
+@pytest.fixture
+def second_page(browser):
+    context = browser.new_context(ignore_https_errors=True)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def port_row(page, number: int) -> int:
+    """Index of the edit form's row for ``number``."""
+    values = page.locator("input[name$='-number']").evaluate_all("els => els.map(e => e.value)")
+    return values.index(str(number))
+
+
+def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, entra_page, second_page,
+                                                                   fresh_emulator):
+    azure = Azure(fresh_emulator)
+    page = entra_page
+    web05, web06 = vm_id("rg-web-prod", "web-05"), vm_id("rg-web-prod", "web-06")
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+
+    # 1. Enable JIT on two Not configured VMs with the recommended ports.
+    page.goto(f"{portal}/inventory/?tab=not_configured")
+    expect(page.locator("#tab-not_configured")).to_have_attribute("aria-current", "page")
+    page.locator('tr[data-vm="web-05"] input[name="vm"]').check()
+    page.locator('tr[data-vm="web-06"] input[name="vm"]').check()
+    page.click("#enable-selected")
+    expect(page.locator(".messagelist")).to_contain_text("Enabling JIT on web-05, web-06")
+    for vm in (web05, web06):
+        assert sorted(azure.policy_ports(*WEB, vm)) == [22, 3389, 5985, 5986]
+        assert azure.jit_ports(vm) == {22, 3389, 5985, 5986}
+    assert set(PolicyChange.objects.values_list("state", flat=True)) == {"applied"}
+    expect(page.locator("#tab-configured")).to_contain_text("(12)")  # 10 in the demo + the two just enabled
+
+    # 2. Edit one port: allowed source a CIDR, maximum time 2 hours.
+    page.goto(f"{portal}/inventory/?tab=configured&q=web-05")
+    page.get_by_role("link", name="web-05", exact=True).click()
+    expect(page.locator("#vm-state")).to_have_text("Configured")
+    page.click("#edit-jit")
+    row = port_row(page, 22)
+    page.fill(f"#id_ports-{row}-sources", "203.0.113.0/24")
+    page.fill(f"#id_ports-{row}-max_hours", "2")
+    page.click("#save-jit")
+    expect(page.locator("#changes")).to_contain_text("Applied")
+    port22 = azure.policy_ports(*WEB, web05)[22]
+    assert port22["allowed_source_address_prefix"] == "203.0.113.0/24"
+    assert port22["max_request_access_duration"] == "PT2H"
+    expect(page.locator('#vm-ports tr[data-port="22"]')).to_contain_text("203.0.113.0/24")
+
+    # 3. Remove a port.
+    page.click("#edit-jit")
+    page.check(f"#id_ports-{port_row(page, 5986)}-DELETE")
+    page.click("#save-jit")
+    expect(page.locator("#vm-ports")).not_to_contain_text("5986")
+    assert sorted(azure.policy_ports(*WEB, web05)) == [22, 3389, 5985]
+    assert azure.jit_ports(web05) == {22, 3389, 5985}
+    assert sorted(azure.policy_ports(*WEB, web06)) == [22, 3389, 5985, 5986]  # the other VM is untouched
+
+    # A requester sees no edit controls and is refused on a direct POST.
+    sign_in_with_entra(second_page, portal, "alice@contoso.example")
+    second_page.goto(page.url)
+    expect(second_page.locator("#vm-state")).to_have_text("Configured")
+    expect(second_page.locator("#edit-jit")).to_have_count(0)
+    expect(second_page.locator("#remove-jit")).to_have_count(0)
+    expect(second_page.locator("#connect")).to_be_visible()
+    csrf = next(c["value"] for c in second_page.context.cookies() if c["name"] == "csrftoken")
+    edit_url = re.sub(r"/$", "/jit/", page.url.split("?")[0])
+    refused = second_page.request.post(edit_url, headers={"X-CSRFToken": csrf, "Referer": portal + "/"}, form={
+        "ports-TOTAL_FORMS": "1", "ports-INITIAL_FORMS": "0", "ports-MIN_NUM_FORMS": "0",
+        "ports-MAX_NUM_FORMS": "50", "ports-0-number": "22", "ports-0-protocol": "*", "ports-0-sources": "*",
+        "ports-0-max_hours": "24"})
+    assert refused.status == 404
+    assert sorted(azure.policy_ports(*WEB, web05)) == [22, 3389, 5985]
+    assert PolicyChange.objects.count() == 3

@@ -1,0 +1,88 @@
+"""Subscription pages under Settings: register, see the Defender check, sync now with progress."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from policies.models import Subscription, SyncRun
+from tests.policies.factories import DEV, PROD, TENANT, register, sync
+
+
+@pytest.mark.django_db
+def test_an_admin_registers_a_subscription_and_a_sync_is_queued(client, policy_admin,
+                                                                  django_capture_on_commit_callbacks):
+    client.force_login(policy_admin)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post(reverse("policies:subscription_add"), {
+            "display_name": "Contoso Production", "tenant_id": TENANT, "subscription_id": PROD.upper(),
+            "credential_ref": "demo", "arm_endpoint": "https://127.0.0.1:8443",
+            "authority": "https://127.0.0.1:8443", "ca_bundle": "", "enabled": "on"})
+    assert response.status_code == 302
+    subscription = Subscription.objects.get()
+    assert subscription.subscription_id == PROD and subscription.credential_ref == "demo"
+    assert SyncRun.objects.filter(subscription=subscription, state="queued").count() == 1 and len(queued) == 1
+
+
+@pytest.mark.django_db
+def test_registration_refuses_a_subscription_outside_the_admins_scope(client, policy_admin):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:subscription_add"), {
+        "display_name": "Dev", "tenant_id": TENANT, "subscription_id": DEV, "credential_ref": "demo",
+        "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on"})
+    assert response.status_code == 200
+    assert "Only admins at the subscription" in response.content.decode()
+    assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_registration_refuses_an_unknown_credential_reference_and_a_bad_guid(client, policy_admin):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:subscription_add"), {
+        "tenant_id": "not-a-guid", "subscription_id": PROD, "credential_ref": "nope",
+        "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443"})
+    page = response.content.decode()
+    assert "Enter a GUID" in page and "Select a valid choice" in page
+    assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_pages_show_the_defender_check_and_the_sync_progress(client, breakglass_admin, fresh_emulator):
+    dev = register(fresh_emulator, DEV, "Contoso Dev/Test")
+    sync(dev)
+    client.force_login(breakglass_admin)
+    listing = client.get(reverse("policies:subscriptions")).content.decode()
+    assert "Missing: enable Defender for Servers Plan 2" in listing
+    inventory = client.get(reverse("policies:inventory"), {"tab": "unsupported"}).content.decode()
+    assert "JIT unavailable on Contoso Dev/Test" in inventory
+    assert "enable Microsoft Defender for Servers Plan 2 on subscription Contoso Dev/Test" in inventory
+    SyncRun.objects.create(subscription=dev, state=SyncRun.State.RUNNING, phase="network interfaces", vms_seen=8)
+    status = client.get(reverse("policies:sync_status")).content.decode()
+    assert 'hx-trigger="every 2s"' in status and "network interfaces" in status and "8 VMs" in status
+
+
+@pytest.mark.django_db
+def test_sync_now_queues_a_sync_of_the_admins_subscriptions(client, policy_admin, fresh_emulator,
+                                                           django_capture_on_commit_callbacks):
+    register(fresh_emulator, PROD, "Production")
+    register(fresh_emulator, DEV, "Dev/Test")
+    client.force_login(policy_admin)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        client.post(reverse("policies:sync_now"))
+    assert list(SyncRun.objects.values_list("subscription__subscription_id", flat=True)) == [PROD]
+    assert len(queued) == 1
+
+
+@pytest.mark.django_db
+def test_the_demo_seed_registers_both_demo_subscriptions_against_the_local_emulator(
+        django_capture_on_commit_callbacks):
+    from policies import demo
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        demo.seed()
+        demo.seed()  # idempotent
+    subscriptions = {s.subscription_id: s for s in Subscription.objects.all()}
+    assert set(subscriptions) == {PROD, DEV}
+    assert {s.arm_endpoint for s in subscriptions.values()} == {"https://127.0.0.1:8443"}
+    assert {s.credential_ref for s in subscriptions.values()} == {"demo"}
+    assert all(s.ca_bundle.endswith("var/emulator/ca.pem") for s in subscriptions.values())
+    assert SyncRun.objects.count() == 2 and len(queued) == 2

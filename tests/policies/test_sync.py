@@ -1,0 +1,195 @@
+"""Inventory sync against the emulator: grouping, unsupported reasons, Defender, paging, out-of-band changes.
+
+Syncs run in the test process: ``sync`` calls the service the sync task wraps, synchronously.
+"""
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from policies import services
+from policies.models import DriftFinding, JitPolicy, SyncRun, UnsupportedReason, VirtualMachine, VmState
+from tests.policies.azure_side import Azure, vm_id
+from tests.policies.factories import DEV, PROD, register, sync, vm
+
+
+@pytest.fixture
+def azure(fresh_emulator):
+    return Azure(fresh_emulator)
+
+
+def open_findings(name: str) -> set[str]:
+    return set(DriftFinding.objects.filter(vm__name=name, resolved_at__isnull=True).values_list("kind", flat=True))
+
+
+@pytest.mark.django_db
+def test_it_groups_the_demo_vms_and_shows_what_configured_vms_need(prod):
+    states = dict(VirtualMachine.objects.values_list("name", "state"))
+    assert states["web-01"] == states["app-01"] == states["jump-02"] == VmState.CONFIGURED
+    assert states["web-05"] == states["ana-01"] == states["db-03"] == VmState.NOT_CONFIGURED
+    web01 = vm("web-01")
+    assert web01.approved_requests_7d > 0 and web01.last_user.endswith("@contoso.example")
+    assert web01.last_access_at is not None
+    assert web01.ports == [{"number": 22, "protocol": "*", "maxRequestAccessDuration": "PT3H",
+                            "allowedSourceAddressPrefix": "*"}]
+    assert vm("web-03").ports[0]["allowedSourceAddressPrefixes"] == ["203.0.113.0/24", "198.51.100.0/24"]
+    assert JitPolicy.objects.filter(subscription=prod).count() == 3
+    assert not DriftFinding.objects.exists()  # the demo's NSGs match its policies
+
+
+@pytest.mark.django_db
+def test_connection_details_show_the_firewall_when_a_vm_has_both(prod):
+    both = vm("app-01")  # subnet NSG and a firewall in its VNet
+    assert both.nsg_ids and both.firewall_id
+    assert both.connection_type == "firewall" and both.firewall_public_ip == "20.50.10.4"
+    assert vm("db-01").connection_type == "firewall" and not vm("db-01").nsg_ids
+    assert vm("jump-01").connection_type == "nsg" and vm("jump-01").public_ip == "51.105.20.1"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "reason"), [
+    ("build-01", UnsupportedReason.NO_NSG_OR_FIREWALL),
+    ("classic-web-01", UnsupportedReason.CLASSIC_VM),
+    ("legacy-01", UnsupportedReason.JIT_DISABLED),
+])
+def test_each_unsupported_reason_is_shown_and_enabling_is_refused(prod, policy_admin, name, reason):
+    target = vm(name)
+    assert target.state == VmState.UNSUPPORTED
+    assert target.unsupported_reason == reason
+    assert target.unsupported_message == reason.label
+    with pytest.raises(ValidationError, match="does not support JIT"):
+        services.policy_enable(actor=policy_admin, vms=[target])
+
+
+@pytest.mark.django_db
+def test_a_subscription_without_defender_plan_2_says_what_to_enable(fresh_emulator, breakglass_admin):
+    dev = register(fresh_emulator, DEV, "Contoso Dev/Test")
+    sync(dev)
+    dev.refresh_from_db()
+    assert dev.defender_p2 is False and dev.defender_missing
+    target = vm("dev-01")
+    assert target.state == VmState.UNSUPPORTED and target.unsupported_reason == UnsupportedReason.DEFENDER_MISSING
+    assert "enable Microsoft Defender for Servers Plan 2 on subscription Contoso Dev/Test" in target.unsupported_message
+    with pytest.raises(ValidationError, match="Plan 2"):
+        services.policy_enable(actor=breakglass_admin, vms=[target])
+
+
+@pytest.mark.django_db
+def test_sync_calls_grow_with_pages_not_with_vms(db, fresh_emulator):
+    fresh_emulator.set_page_size(10)
+    counts = {}
+    for size in (60, 120):
+        fresh_emulator.load_scenario("large", large_vms=size, large_events=0)
+        VirtualMachine.objects.all().delete()
+        subscription = register(fresh_emulator, PROD, "Contoso Production") if size == 60 else prod_subscription()
+        fresh_emulator.clear_calls()
+        run = sync(subscription)
+        arm_calls = [c for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions/")]
+        counts[size] = len(arm_calls)
+        assert run.calls_made == len(arm_calls)
+        assert VirtualMachine.objects.filter(name__startswith="vm-").count() == size
+    extra = counts[120] - counts[60]
+    # 60 more VMs are 6 more pages of VMs and 6 of NICs (page size 10), plus a page or two of NSGs/policies.
+    assert 12 <= extra <= 16, counts
+    assert counts[120] < 120
+
+
+def prod_subscription():
+    from policies.models import Subscription
+
+    return Subscription.objects.get(subscription_id=PROD)
+
+
+@pytest.mark.django_db
+def test_a_policy_changed_outside_the_portal_is_picked_up_and_flagged(prod, azure, policy_admin):
+    policies = azure.security.jit_network_access_policies
+    policy = policies.get("rg-web-prod", "westeurope", "default")
+    for entry in policy.virtual_machines:
+        if entry.id.lower().endswith("/web-02"):
+            entry.ports[0].max_request_access_duration = "PT1H"
+    policies.create_or_update("rg-web-prod", "westeurope", "default", body=policy)
+    sync(prod)
+    assert vm("web-02").ports[0]["maxRequestAccessDuration"] == "PT1H"  # Azure is the source of truth
+    assert open_findings("web-02") == {DriftFinding.Kind.POLICY_CHANGED}
+    assert vm("web-02").drift_count == 1
+    services.drift_accept(actor=policy_admin, vm=vm("web-02"))
+    assert open_findings("web-02") == set()
+    sync(prod)
+    assert open_findings("web-02") == set()
+
+
+@pytest.mark.django_db
+def test_jit_enabled_outside_the_portal_is_picked_up(prod, azure):
+    from azure.mgmt.security.v2020_01_01.models import JitNetworkAccessPolicyVirtualMachine, JitNetworkAccessPortRule
+
+    policies = azure.security.jit_network_access_policies
+    policies.create_or_update("rg-analytics-prod", "northeurope", "default", body={
+        "kind": "Basic", "virtual_machines": [JitNetworkAccessPolicyVirtualMachine(
+            id=vm_id("rg-analytics-prod", "ana-01"), ports=[JitNetworkAccessPortRule(
+                number=22, protocol="TCP", allowed_source_address_prefix="*", max_request_access_duration="PT2H")])]})
+    sync(prod)
+    assert vm("ana-01").state == VmState.CONFIGURED
+    assert vm("ana-01").ports[0]["maxRequestAccessDuration"] == "PT2H"
+
+
+@pytest.mark.django_db
+def test_a_jit_deny_rule_removed_by_hand_is_flagged(prod, azure, fresh_emulator):
+    target = vm_id("rg-web-prod", "web-04")
+    rule = next(name.split("|")[1] for name in azure.jit_rules(target, "Deny") if "web-04-nsg" in name)
+    azure.network.security_rules.begin_delete("rg-web-prod", "web-04-nsg", rule).result()
+    sync(prod)
+    assert open_findings("web-04") == {DriftFinding.Kind.DENY_RULE_MISSING}
+    assert "web-04-nsg" in DriftFinding.objects.get(vm__name="web-04").detail
+
+
+@pytest.mark.django_db
+def test_a_jit_deny_rule_edited_by_hand_is_flagged(prod, azure):
+    target = vm_id("rg-web-prod", "web-02")
+    key, props = next((k, p) for k, p in azure.jit_rules(target, "Deny").items())
+    azure.network.security_rules.begin_create_or_update("rg-web-prod", "nsg-web-frontend", key.split("|")[1], {
+        "properties": {**{k: v for k, v in props.items() if k in (
+            "protocol", "sourcePortRange", "destinationPortRange", "destinationAddressPrefix", "priority",
+            "direction")}, "access": "Allow", "sourceAddressPrefix": "*"}}).result()
+    sync(prod)
+    assert DriftFinding.Kind.DENY_RULE_EDITED in open_findings("web-02")
+
+
+@pytest.mark.django_db
+def test_an_allow_rule_open_with_no_request_is_flagged_and_resolved_when_removed(prod, azure):
+    rules = azure.network.security_rules
+    rules.begin_create_or_update("rg-ops-prod", "jump-02-nsg", "Allow-SSH-Anywhere", {"properties": {
+        "protocol": "Tcp", "sourceAddressPrefix": "*", "sourcePortRange": "*", "destinationAddressPrefix": "*",
+        "destinationPortRange": "22", "access": "Allow", "priority": 150, "direction": "Inbound"}}).result()
+    sync(prod)
+    assert open_findings("jump-02") == {DriftFinding.Kind.ALLOW_WITHOUT_REQUEST}
+    assert "Allow-SSH-Anywhere" in DriftFinding.objects.get(vm__name="jump-02").detail
+    assert open_findings("web-01") == set()  # its allow rule belongs to an open request
+    rules.begin_delete("rg-ops-prod", "jump-02-nsg", "Allow-SSH-Anywhere").result()
+    sync(prod)
+    assert open_findings("jump-02") == set()
+    assert DriftFinding.objects.get(vm__name="jump-02").resolved_at is not None
+
+
+@pytest.mark.django_db
+def test_a_sync_that_azure_refuses_records_the_error(db, fresh_emulator):
+    subscription = register(fresh_emulator, "c0a1b2c3-0000-4000-8000-0000000000ff", "Unknown")
+    run = SyncRun.objects.create(subscription=subscription)
+    outcome = services.sync_run(run_id=run.pk)
+    run.refresh_from_db()
+    subscription.refresh_from_db()
+    assert outcome.state == run.state == SyncRun.State.FAILED
+    assert "could not be found" in run.error
+    assert subscription.last_sync_status == "failed" and subscription.last_sync_error
+
+
+@pytest.mark.django_db
+def test_beat_queues_one_sync_per_enabled_subscription_and_skips_running_ones(
+        fresh_emulator, django_capture_on_commit_callbacks):
+    prod_ = register(fresh_emulator, PROD, "Production")
+    register(fresh_emulator, DEV, "Dev/Test")
+    with django_capture_on_commit_callbacks(execute=False) as first:
+        assert services.sync_all() == 2
+    with django_capture_on_commit_callbacks(execute=False) as second:
+        assert services.sync_all() == 0  # both still queued: nothing new is enqueued
+    assert len(first) == 2 and len(second) == 0
+    assert SyncRun.objects.filter(subscription=prod_).count() == 1

@@ -1,0 +1,166 @@
+"""Inventory, VM and JIT edit pages: what each persona sees and may post, validation errors, query counts.
+
+No cloud call happens here: changes are only queued (tasks are captured, not run).
+"""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from policies.models import PolicyChange, VirtualMachine, VmState
+from tests.policies.factories import make_many_vms, make_vm
+
+IN_RG = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000001/resourceGroups/rg-web-prod"
+OUT_RG = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000002/resourceGroups/rg-dev"
+
+
+def not_configured(vm: VirtualMachine) -> VirtualMachine:
+    VirtualMachine.objects.filter(pk=vm.pk).update(state=VmState.NOT_CONFIGURED, ports=[], policy_name="")
+    vm.refresh_from_db()
+    return vm
+
+
+def edit_post(vm: VirtualMachine, rows: list[dict]) -> dict:
+    data = {"ports-TOTAL_FORMS": str(len(rows)), "ports-INITIAL_FORMS": str(len(vm.ports)),
+            "ports-MIN_NUM_FORMS": "0", "ports-MAX_NUM_FORMS": "50"}
+    for i, row in enumerate(rows):
+        for key, value in {"protocol": "*", "sources": "*", "max_hours": "3", "max_minutes": "0", **row}.items():
+            data[f"ports-{i}-{key}"] = value
+    return data
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("rows", [10, 200])
+def test_the_inventory_page_runs_a_fixed_number_of_queries(client, policy_admin, django_assert_max_num_queries,
+                                                           rows):
+    make_many_vms(rows)
+    client.force_login(policy_admin)
+    for tab in ("configured", "not_configured", "unsupported"):
+        with django_assert_max_num_queries(14):
+            response = client.get(reverse("policies:inventory"), {"tab": tab, "sort": "-last_access_at"})
+        assert response.status_code == 200
+    assert f"({(rows + 2) // 3})" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_inventory_shows_three_tabs_with_counts_and_filters(client, policy_admin):
+    make_many_vms(30)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:inventory"), {"tab": "not_configured", "os": "Windows"}).content.decode()
+    assert 'id="tab-configured"' in page and "Configured <span class=\"count\">(5)</span>" in page
+    assert "Not configured <span class=\"count\">(5)</span>" in page
+    assert 'id="enable-selected"' in page
+    page = client.get(reverse("policies:inventory"), {"q": "vm-00003"}).content.decode()
+    assert "vm-00003" in page and "vm-00006" not in page
+
+
+@pytest.mark.django_db
+def test_a_requester_sees_no_edit_controls_and_is_refused_on_a_direct_post(client, requester):
+    vm = make_vm(IN_RG)
+    client.force_login(requester)
+    detail = client.get(reverse("policies:vm_detail", kwargs={"pk": vm.pk})).content.decode()
+    assert 'id="edit-jit"' not in detail and 'id="remove-jit"' not in detail and 'id="connect"' in detail
+    inventory = client.get(reverse("policies:inventory"), {"tab": "not_configured"}).content.decode()
+    assert 'id="enable-selected"' not in inventory and "Sync now" not in inventory
+    edit = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), edit_post(vm, [{"number": "22"}]))
+    assert edit.status_code == 404
+    assert client.post(reverse("policies:vm_remove", kwargs={"pk": vm.pk})).status_code == 404
+    assert client.post(reverse("policies:bulk_enable"), {"vm": [vm.pk]}).status_code == 403
+    assert not PolicyChange.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_policy_admin_outside_the_vms_scope_gets_404(client, policy_admin):
+    vm = make_vm(OUT_RG)
+    client.force_login(policy_admin)
+    assert client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk})).status_code == 404
+    assert client.get(reverse("policies:vm_detail", kwargs={"pk": vm.pk})).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_policy_admin_bulk_enables_selected_vms(client, policy_admin, django_capture_on_commit_callbacks):
+    made = make_many_vms(6)
+    vms = [not_configured(made[0]), not_configured(made[2])]  # one resource group and location: one policy
+    client.force_login(policy_admin)
+    with django_capture_on_commit_callbacks(execute=False) as tasks:
+        response = client.post(reverse("policies:bulk_enable"), {"vm": [v.pk for v in vms]})
+    assert response.status_code == 302
+    change = PolicyChange.objects.get()
+    assert len(tasks) == 1 and change.state == PolicyChange.State.QUEUED
+    assert sorted(p["number"] for p in change.desired[vms[0].arm_id]) == [22, 3389, 5985, 5986]
+
+
+def _edit(client, vm, rows):
+    return client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), edit_post(vm, rows))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("rows", "message"), [
+    ([{"number": "0"}], "Enter a port number between 1 and 65535."),
+    ([{"number": "65536"}], "Enter a port number between 1 and 65535."),
+    ([{"number": "22"}, {"number": "22"}], "Port 22 is listed twice."),
+    ([{"number": "22", "sources": "10.0.0.300"}], "&#x27;10.0.0.300&#x27; is not an IP address or CIDR prefix."),
+    ([{"number": "22", "sources": "2001:db8::/129"}], "is not an IP address or CIDR prefix."),
+    ([{"number": "22", "sources": "*, 10.0.0.1"}], "Any (*) cannot be combined with addresses."),
+    ([{"number": "22", "max_hours": "0", "max_minutes": "4"}], "between 5 minutes and 24 hours"),
+    ([{"number": "22", "max_hours": "24", "max_minutes": "1"}], "between 5 minutes and 24 hours"),
+    ([{"number": "22", "protocol": "ICMP"}], "Select a valid choice."),
+    ([{"number": "22", "DELETE": "on"}], "Keep at least one port, or use Remove JIT."),
+])
+def test_the_edit_form_shows_a_clear_error_for_each_rule(client, policy_admin, rows, message):
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    response = _edit(client, vm, rows)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not PolicyChange.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_edit_form_refuses_a_policy_and_vm_name_over_56_characters(client, policy_admin):
+    vm = make_vm(IN_RG)
+    VirtualMachine.objects.filter(pk=vm.pk).update(name="v" * 50)
+    client.force_login(policy_admin)
+    response = _edit(client, vm, [{"number": "22"}])
+    assert response.status_code == 400
+    assert "together exceed 56 characters" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_edit_form_refuses_an_unsupported_vm(client, policy_admin):
+    vm = make_vm(IN_RG)
+    VirtualMachine.objects.filter(pk=vm.pk).update(state=VmState.UNSUPPORTED, unsupported_reason="classic_vm")
+    client.force_login(policy_admin)
+    response = _edit(client, vm, [{"number": "22"}])
+    assert response.status_code == 400 and "does not support JIT" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_valid_edit_stores_iso_durations_and_both_ip_families(client, policy_admin,
+                                                                 django_capture_on_commit_callbacks):
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = _edit(client, vm, [
+            {"number": "22", "protocol": "TCP", "sources": "203.0.113.0/24, 2001:db8::1", "max_hours": "2"},
+            {"number": "8443", "protocol": "UDP", "sources": "10.1.2.3", "max_hours": "0", "max_minutes": "45"}])
+    assert response.status_code == 302
+    ports = PolicyChange.objects.get().desired[vm.arm_id]
+    assert ports == [
+        {"number": 22, "protocol": "TCP", "maxRequestAccessDuration": "PT2H",
+         "allowedSourceAddressPrefixes": ["203.0.113.0/24", "2001:db8::1"]},
+        {"number": 8443, "protocol": "UDP", "maxRequestAccessDuration": "PT45M",
+         "allowedSourceAddressPrefix": "10.1.2.3"},
+    ]
+
+
+@pytest.mark.django_db
+def test_the_change_status_shows_azures_message_when_it_failed(client, policy_admin):
+    from tests.policies.factories import make_policy_change
+
+    change = make_policy_change(IN_RG)
+    PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.FAILED,
+                                                     last_error="LocationMismatch: the VM is elsewhere")
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:change_status", kwargs={"pk": change.pk})).content.decode()
+    assert "Failed" in page and "LocationMismatch: the VM is elsewhere" in page
