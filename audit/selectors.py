@@ -126,6 +126,23 @@ def vm_timeline(user, vm_id: str, *, days: int = 30, limit: int = 2000) -> list[
         trail_for_user(user).filter(Q(resource_id__iexact=key) | Q(target_id__iexact=key), occurred_at__gte=since)
         .order_by("-occurred_at", "-id")[:limit]
     )
+    return _joined(azure, portal)
+
+
+def request_timeline(user, correlation: str, *, limit: int = 2000) -> list[TimelineEntry]:
+    """One access request's story: its portal events (by the request's correlation id), the Azure calls whose
+    justification names that id, and the rule changes those calls caused (by Azure's correlation id)."""
+    portal = list(trail_for_user(user).filter(correlation_id=correlation).order_by("-occurred_at", "-id")[:limit])
+    activity = activity_for_user(user)
+    azure_ids = set(
+        activity.filter(properties__justification__icontains=correlation).values_list("correlation_id", flat=True)
+    ) - {""}
+    azure = list(activity.filter(correlation_id__in=azure_ids).order_by("-occurred_at", "-id")[:limit])
+    return _joined(azure, portal)
+
+
+def _joined(azure: list[ActivityLogEvent], portal: list[AuditEvent]) -> list[TimelineEntry]:
+    """Azure events grouped by correlation id, portal events attached to their Azure call or standing alone."""
     entries: dict[str, TimelineEntry] = {}
     loose: list[TimelineEntry] = []
     for event in azure:

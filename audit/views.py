@@ -109,7 +109,17 @@ def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @requires(AUDIT_READ)
 def vm_timeline(request: HttpRequest) -> HttpResponse:
-    """Who opened what on one VM, from where, why, and when it closed: portal events joined to Azure calls."""
+    """Who opened what, from where, why, and when it closed, for one VM (``?vm=``) or one access request
+    (``?request=<correlation id>``): portal events joined to the Azure calls they caused and the rules written."""
+    correlation = request.GET.get("request", "").strip()
+    if correlation:
+        entries = selectors.request_timeline(request.user, correlation)
+        if not entries:
+            raise Http404("No such request.")
+        return render(request, "audit/timeline.html", {
+            "title": "Audit", "subtitle": "Request timeline", "request_correlation": correlation,
+            "vm_name": f"request {correlation}", "entries": entries,
+        })
     vm_id = request.GET.get("vm", "").strip()
     if not vm_id or not authz.has_permission(request.user, AUDIT_READ, vm_id):
         raise Http404("No such virtual machine.")

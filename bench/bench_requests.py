@@ -46,18 +46,10 @@ def _free_port() -> int:
 
 
 def _schema() -> None:
-    """Migrate; create the access tables directly when their migration is not generated yet."""
+    """Create the scratch database's tables."""
     from django.core.management import call_command
-    from django.db import connection
-
-    from policies.access.models import AccessRequest, AccessRequestPort, AccessRequestVm
 
     call_command("migrate", verbosity=0)
-    existing = set(connection.introspection.table_names())
-    with connection.schema_editor() as editor:
-        for model in (AccessRequest, AccessRequestVm, AccessRequestPort):
-            if model._meta.db_table not in existing:
-                editor.create_model(model)
 
 
 def _requester():

@@ -15,7 +15,7 @@ from django_tables2.paginators import LazyPaginator
 
 from accounts import authz
 from accounts.access import authenticated_only, requires
-from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE
+from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE
 from policies.models import VirtualMachine, VmState
 
 from . import selectors, services, validation
@@ -115,8 +115,10 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     access = _request_for(request, pk)
     view = selectors.request_view(access, request.user)
     extend = ExtendForm(duration_choices=_extend_choices(access)) if view["may_extend"] else None
+    timeline = any(authz.has_permission(request.user, AUDIT_READ, row.vm.arm_id) for row in access.vms.all())
     return render(request, "policies/access/request_detail.html", {
-        "title": f"Request #{access.pk}", "access": access, "extend_form": extend, **view})
+        "title": f"Request #{access.pk}", "access": access, "extend_form": extend, "may_see_timeline": timeline,
+        **view})
 
 
 @requires(JIT_INITIATE, object_model=AccessRequest)

@@ -184,3 +184,30 @@ def test_invalid_filters_and_a_forged_cursor_show_a_message_not_an_error(client,
     assert response.status_code == 200
     assert "Some filters are not valid" in response.content.decode()
     assert client.get(EXPORT, {"range": "bogus"}).status_code == 400
+
+
+def test_the_request_timeline_answers_who_opened_what_from_where_why_and_when_it_closed(client, auditor):
+    from audit.services import audit_record
+
+    portal_request = "bbbbbbbb-3333-4444-8555-666666666666"
+    azure_call = "cccccccc-4444-4555-8666-777777777777"
+    rule = (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
+            f"nsg-web/securityRules/jit-web-01-22-allow")
+    store_events([
+        event(correlation_id=azure_call, properties={
+            "virtualMachines": vm_id(), "justification": f"alice: Fix TLS (portal request #9, {portal_request})",
+            "sourceAddressPrefixes": "203.0.113.9", "endTimeUtc": "2030-01-01T11:00:00Z"}),
+        event(correlation_id=azure_call, resource_id=rule, operation=RULE_WRITE, properties={"access": "Allow"}),
+        event(correlation_id="dddddddd-5555-4666-8777-888888888888", properties={
+            "virtualMachines": vm_id(), "justification": "bob: another request"}),
+    ])
+    for action in ("access.create", "access.close_requested"):
+        audit_record(actor=None, action=action, target_id=vm_id(), target_label="web-01", subscription_id=PROD,
+                     resource_group="rg-web-prod", resource_id=vm_id(), client_ip="198.51.100.9",
+                     correlation_id=portal_request)
+    client.force_login(auditor)
+    body = client.get(reverse("audit:vm_timeline"), {"request": portal_request}).content.decode()
+    assert "Fix TLS" in body and "203.0.113.9" in body and "jit-web-01-22-allow" in body
+    assert "access.create" in body and "access.close_requested" in body and "198.51.100.9" in body
+    assert "another request" not in body
+    assert client.get(reverse("audit:vm_timeline"), {"request": "no-such-request"}).status_code == 404

@@ -144,3 +144,20 @@ def test_the_dashboard_shows_my_open_access_and_admin_counts(prod, requester, po
     client.force_login(policy_admin)
     page = client.get(reverse("dashboard")).content.decode()
     assert re.search(r'data-state="open"><th>Open</th><td>1</td>', page)
+
+
+@pytest.mark.django_db
+def test_the_request_page_links_its_timeline_for_those_who_may_read_the_audit(client, policy_admin, requester):
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import make_access_request
+
+    access = make_access_request(IN_SCOPE)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:request_detail", args=[access.pk])).content.decode()
+    assert f'?request={access.correlation_id}' in page
+    access.requester = requester
+    access.save(update_fields=["requester"])
+    client.force_login(requester)
+    page = client.get(reverse("policies:request_detail", args=[access.pk]))
+    assert page.status_code == 200
+    assert 'id="request-timeline"' not in page.content.decode()
