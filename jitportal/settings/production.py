@@ -25,3 +25,7 @@ if env_bool("DJANGO_BEHIND_TLS_PROXY", default=False):
 # Sign-in with Entra ID: once a client id is configured, its secret must be too (no default).
 if ENTRA_CLIENT_ID and not ENTRA_CLIENT_SECRET:  # noqa: F405
     raise ImproperlyConfigured("ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_SECRET_FILE) must be set with ENTRA_CLIENT_ID.")
+
+# The demo credential (the local emulator's portal app) exists in production only when asked for explicitly.
+if not env_bool("PORTAL_DEMO_CREDENTIAL", default=False):
+    PORTAL_CREDENTIALS.pop("demo", None)  # noqa: F405
