@@ -1,5 +1,4 @@
-"""``cloud`` is the only package of the portal that imports the Azure SDKs (``emulator``, tests and the benchmarks,
-which time a bare SDK call as their baseline, aside)."""
+"""``cloud`` is the only package of the portal that imports the Azure SDKs (``emulator`` and tests aside)."""
 from __future__ import annotations
 
 import ast
@@ -7,7 +6,7 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED = {"cloud", "emulator", "tests", "bench"}
+ALLOWED = {"cloud", "emulator", "tests"}
 SKIPPED = {".venv", "venv", "node_modules", "var", ".git", "__pycache__"}
 
 
