@@ -243,20 +243,24 @@ def _stale() -> datetime:
 
 def claim_ports(request_id: int, policy_key: str) -> list[int]:
     """Claim the group's ports (queued, or opening but stale) for this run; returns their ids (none: taken)."""
+    return [port.pk for port in _claim(request_id, policy_key)]
+
+
+def _claim(request_id: int, policy_key: str) -> list[AccessRequestPort]:
+    """One conditional UPDATE claims whatever of the group is claimable right now (so two runs never share a
+    port), then the claimed rows are read back by their claim time, with what ``initiate`` needs."""
     now = timezone.now()
-    candidates = AccessRequestPort.objects.filter(request_id=request_id, policy_key=policy_key).filter(
-        Q(state=PortState.QUEUED) | Q(state=PortState.OPENING, claimed_at__lt=_stale()))
-    ids = list(candidates.values_list("pk", flat=True))
-    if not ids:
+    group = AccessRequestPort.objects.filter(request_id=request_id, policy_key=policy_key)
+    claimed = group.filter(Q(state=PortState.QUEUED) | Q(state=PortState.OPENING, claimed_at__lt=_stale())).update(
+        state=PortState.OPENING, claimed_at=now, attempts=F("attempts") + 1)
+    if not claimed:
         return []
-    claimed = AccessRequestPort.objects.filter(pk__in=ids).filter(
-        Q(state=PortState.QUEUED) | Q(state=PortState.OPENING, claimed_at__lt=_stale())
-    ).update(state=PortState.OPENING, claimed_at=now, attempts=F("attempts") + 1)
-    if claimed != len(ids):  # someone else took part of it: release ours and let them finish
-        AccessRequestPort.objects.filter(pk__in=ids, claimed_at=now).update(state=PortState.QUEUED)
-        return []
-    refresh_state(request_id)
-    return ids
+    ports = list(group.filter(state=PortState.OPENING, claimed_at=now).select_related(
+        "request", "request_vm", "request_vm__vm__subscription"))
+    # A port of the request is now opening, and opening wins the aggregate (``aggregate_state``).
+    AccessRequest.objects.filter(pk=request_id).exclude(state=PortState.OPENING).update(
+        state=PortState.OPENING, updated_at=now)
+    return ports
 
 
 def _find_in_azure(policy, correlation: str):
@@ -285,26 +289,26 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     """
     from cloud.errors import CloudError
 
-    ids = claim_ports(request_id, policy_key)
-    if not ids:
+    ports = _claim(request_id, policy_key)
+    if not ports:
         return Outcome("skipped")
-    ports = list(AccessRequestPort.objects.filter(pk__in=ids).select_related("request", "request_vm",
-                                                                             "request_vm__vm__subscription"))
+    ids = [port.pk for port in ports]
     request = ports[0].request
     first = ports[0].request_vm
     correlation = str(request.correlation_id)
     try:
         gateway = gateway or gateway_for(first.vm.subscription)
         record = None
+        ends: dict[int, datetime] = {}
         if max(p.attempts for p in ports) > 1:
             policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
             record = _find_in_azure(policy, correlation)
         if record is None:
-            # Each port's end is "now + its duration" at the moment we ask (a queued request keeps its window).
+            # Each port's end is "now + its duration" at the moment we ask (a queued request keeps its window);
+            # it is stored with the open state, from Azure's answer when it has one.
             now = timezone.now()
             for port in ports:
-                port.end_at = now + timedelta(seconds=port.duration_seconds)
-            AccessRequestPort.objects.bulk_update(ports, ["end_at"])
+                port.end_at = ends[port.pk] = now + timedelta(seconds=port.duration_seconds)
             record = gateway.initiate_jit(first.policy_resource_group, first.policy_location, first.policy_name,
                                           _initiate_body(ports), justification=request.azure_justification)
     except CloudError as exc:
@@ -317,7 +321,8 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
             return Outcome(PortState.QUEUED, _retry_after(exc), message)
         request_mark_failed(port_ids=ids, message=message, request_id=getattr(exc, "request_id", ""))
         return Outcome(PortState.FAILED, None, message)
-    request_mark_open(port_ids=ids, record=record, request_id=getattr(gateway, "last_request_id", "") or "")
+    request_mark_open(port_ids=ids, record=record, request_id=getattr(gateway, "last_request_id", "") or "",
+                      ends=ends)
     return Outcome(PortState.OPEN)
 
 
@@ -329,19 +334,29 @@ def _retry_after(exc) -> float:
         return 2.0
 
 
-def request_mark_open(*, port_ids: list[int], record, request_id: str = "") -> None:
-    """Record Azure's answer: each port open with Azure's status (and mapped port behind a firewall)."""
+def request_mark_open(*, port_ids: list[int], record, request_id: str = "",
+                      ends: dict[int, datetime] | None = None) -> None:
+    """Record Azure's answer: each port open with Azure's status (and mapped port behind a firewall).
+
+    A port's end is Azure's ``endTimeUtc`` when the answer has it, else ``ends[port id]`` (what was asked for),
+    else the stored one.
+    """
     answered = {(vm.id.lower(), p.number): p for vm in record.virtual_machines for p in vm.ports}
+    ends = ends or {}
     now = timezone.now()
     with transaction.atomic():
-        ports = list(AccessRequestPort.objects.select_for_update().filter(pk__in=port_ids, state=PortState.OPENING)
-                     .select_related("request", "request_vm"))
+        ports = list(AccessRequestPort.objects.select_for_update(of=("self", "request", "request_vm"))
+                     .filter(pk__in=port_ids, state=PortState.OPENING)
+                     .select_related("request", "request__requester", "request_vm"))
+        if not ports:
+            return
         for port in ports:
             answer = answered.get((port.request_vm.vm_arm_id.lower(), port.number))
             port.state = PortState.OPEN
             port.opened_at = now
             port.last_error = ""
             port.azure_request_id = (request_id or port.azure_request_id)[:128]
+            port.end_at = ends.get(port.pk, port.end_at)
             if answer is not None:
                 port.azure_status = answer.status or "Initiated"
                 port.azure_status_reason = answer.status_reason or ""
@@ -349,13 +364,15 @@ def request_mark_open(*, port_ids: list[int], record, request_id: str = "") -> N
                 port.end_at = answer.end_time_utc or port.end_at
         AccessRequestPort.objects.bulk_update(ports, ["state", "opened_at", "last_error", "azure_request_id",
                                                       "azure_status", "azure_status_reason", "mapped_port", "end_at"])
-        if not ports:
-            return
         request = ports[0].request
-        refresh_state(request.pk)
+        # The request's state and end in one UPDATE (what ``refresh_state`` would give, without reading back
+        # the ports just written).
+        others = AccessRequestPort.objects.filter(request_id=request.pk).exclude(pk__in=[p.pk for p in ports])
+        state = aggregate_state([*others.values_list("state", flat=True), *(p.state for p in ports)])
+        end = max(p.end_at for p in ports)
         AccessRequest.objects.filter(pk=request.pk).update(
-            end_at=max(p.end_at for p in ports) if request.kind == AccessRequest.Kind.NEW
-            else max([request.end_at, *[p.end_at for p in ports]]))
+            state=state, updated_at=now,
+            end_at=end if request.kind == AccessRequest.Kind.NEW else max(request.end_at, end))
         for vm_row in {p.request_vm_id: p.request_vm for p in ports}.values():
             numbers = sorted(p.number for p in ports if p.request_vm_id == vm_row.pk)
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
@@ -365,8 +382,7 @@ def request_mark_open(*, port_ids: list[int], record, request_id: str = "") -> N
             vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
         if request.extends_id:
             _supersede(request)
-        wants_close = AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports], request__closed_at__isnull=False)
-        if wants_close.exists():
+        if request.closed_at is not None:  # closed while opening (read under this transaction's row lock)
             _after_commit(enqueue_close, request.pk)
 
 

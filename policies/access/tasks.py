@@ -3,7 +3,7 @@
 ``open_ports`` and ``close_ports`` are idempotent (they claim rows by a conditional update and look the
 request up in Azure before initiating again), so ``acks_late`` redelivery and the reconciler's re-sends are safe.
 Every countdown stays below an hour (Redis' visibility timeout); expiry is the reconciler's job, never a
-long countdown.
+long countdown. Their return values are only logged (the rows are the record), so no result is stored.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def backoff(retries: int, retry_after: float | None) -> float:
     return min(MAX_COUNTDOWN, wait)
 
 
-@shared_task(name="access.open_ports", bind=True, acks_late=True, max_retries=None)
+@shared_task(name="access.open_ports", bind=True, acks_late=True, max_retries=None, ignore_result=True)
 def open_ports(self, request_id: int, policy_key: str) -> str:
     """Open the ports of request ``request_id`` that belong to the JIT policy ``policy_key`` (one initiate)."""
     outcome = services.request_open(request_id=request_id, policy_key=policy_key)
@@ -29,7 +29,7 @@ def open_ports(self, request_id: int, policy_key: str) -> str:
     return outcome.state
 
 
-@shared_task(name="access.close_ports", bind=True, acks_late=True, max_retries=8)
+@shared_task(name="access.close_ports", bind=True, acks_late=True, max_retries=8, ignore_result=True)
 def close_ports(self, request_id: int) -> str:
     """Close the open ports of request ``request_id`` early (see ``services`` for the mechanism)."""
     outcome = services.request_close_apply(request_id=request_id)
