@@ -255,8 +255,7 @@ def _claim(request_id: int, policy_key: str) -> list[AccessRequestPort]:
         state=PortState.OPENING, claimed_at=now, attempts=F("attempts") + 1)
     if not claimed:
         return []
-    ports = list(group.filter(state=PortState.OPENING, claimed_at=now).select_related(
-        "request", "request_vm", "request_vm__vm__subscription"))
+    ports = list(group.filter(state=PortState.OPENING, claimed_at=now).select_related("request", "request_vm"))
     # A port of the request is now opening, and opening wins the aggregate (``aggregate_state``).
     AccessRequest.objects.filter(pk=request_id).exclude(state=PortState.OPENING).update(
         state=PortState.OPENING, updated_at=now)
@@ -288,6 +287,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     portal's request id looked up in their justifications, so a 5xx after Azure acted never opens twice.
     """
     from cloud.errors import CloudError
+    from policies.models import Subscription
 
     ports = _claim(request_id, policy_key)
     if not ports:
@@ -297,7 +297,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     first = ports[0].request_vm
     correlation = str(request.correlation_id)
     try:
-        gateway = gateway or gateway_for(first.vm.subscription)
+        gateway = gateway or gateway_for(Subscription.objects.get(vms=first.vm_id))
         record = None
         ends: dict[int, datetime] = {}
         if max(p.attempts for p in ports) > 1:
@@ -362,8 +362,8 @@ def request_mark_open(*, port_ids: list[int], record, request_id: str = "",
                 port.azure_status_reason = answer.status_reason or ""
                 port.mapped_port = answer.mapped_port
                 port.end_at = answer.end_time_utc or port.end_at
-        AccessRequestPort.objects.bulk_update(ports, ["state", "opened_at", "last_error", "azure_request_id",
-                                                      "azure_status", "azure_status_reason", "mapped_port", "end_at"])
+        _update_alike(ports, ["state", "opened_at", "last_error", "azure_request_id", "azure_status",
+                              "azure_status_reason", "mapped_port", "end_at"])
         request = ports[0].request
         # The request's state and end in one UPDATE (what ``refresh_state`` would give, without reading back
         # the ports just written).
@@ -384,6 +384,16 @@ def request_mark_open(*, port_ids: list[int], record, request_id: str = "",
             _supersede(request)
         if request.closed_at is not None:  # closed while opening (read under this transaction's row lock)
             _after_commit(enqueue_close, request.pk)
+
+
+def _update_alike(ports: list[AccessRequestPort], fields: list[str]) -> None:
+    """Write ``fields`` of ``ports``: one plain UPDATE per set of equal values (usually one for the whole group),
+    much cheaper to build than ``bulk_update``'s CASE per field and row."""
+    alike: dict[tuple, list[int]] = defaultdict(list)
+    for port in ports:
+        alike[tuple(getattr(port, name) for name in fields)].append(port.pk)
+    for values, ids in alike.items():
+        AccessRequestPort.objects.filter(pk__in=ids).update(**dict(zip(fields, values, strict=True)))
 
 
 def _supersede(extension: AccessRequest) -> None:
