@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("policies.urls")),
     path("audit/", include("audit.urls")),
+    path("", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]

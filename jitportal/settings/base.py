@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "accounts",
     "policies",
     "audit",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -270,3 +271,36 @@ CELERY_BEAT_SCHEDULE["access-reconcile"] = {
     "schedule": float(ACCESS_RECONCILE_INTERVAL_SECONDS),
 }
 # --- end Access requests -------------------------------------------------------
+
+# --- Notifications ---------------------------------------------------------------
+# E-mail and webhooks on access events. The receiver only writes outbox rows; tasks send them, the beat retries
+# what is due (exponential backoff from NOTIFY_RETRY_BASE_SECONDS, a receiver's Retry-After honoured) and gives
+# up after NOTIFY_MAX_ATTEMPTS, the reason kept on the row.
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="jitportal@localhost")
+NOTIFY_EXPIRY_WARNING_MINUTES = env.int("NOTIFY_EXPIRY_WARNING_MINUTES", default=10)
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
+NOTIFY_RETRY_BASE_SECONDS = env.int("NOTIFY_RETRY_BASE_SECONDS", default=30)
+NOTIFY_RETRY_MAX_SECONDS = env.int("NOTIFY_RETRY_MAX_SECONDS", default=3600)
+NOTIFY_STUCK_SECONDS = env.int("NOTIFY_STUCK_SECONDS", default=300)
+NOTIFY_BATCH_SIZE = env.int("NOTIFY_BATCH_SIZE", default=100)
+NOTIFY_TIME_BUDGET_SECONDS = env.int("NOTIFY_TIME_BUDGET_SECONDS", default=60)
+NOTIFY_INTERVAL_SECONDS = env.int("NOTIFY_INTERVAL_SECONDS", default=30)
+NOTIFY_WEBHOOK_TIMEOUT_SECONDS = env.int("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", default=10)
+# Webhook URLs must be https and reach a public address unless these allow otherwise (local and tests do).
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+CELERY_IMPORTS = [*CELERY_IMPORTS, "notifications.tasks"]
+CELERY_BEAT_SCHEDULE["notifications-deliver-due"] = {
+    "task": "notifications.deliver_due",
+    "schedule": float(NOTIFY_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["notifications-warn-expiring"] = {"task": "notifications.warn_expiring", "schedule": 60.0}
+# --- end Notifications -------------------------------------------------------------
