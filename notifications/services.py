@@ -234,11 +234,14 @@ def webhook_deliver(*, delivery_id: int, now: datetime | None = None) -> str | N
 
 def deliver_due(*, now: datetime | None = None) -> dict[str, int]:
     """Beat: send every e-mail and delivery that is due (new ones the broker never carried, retries, rows of a
-    worker that died mid-send), within ``NOTIFY_TIME_BUDGET_SECONDS``. Returns counts by outcome."""
+    worker that died mid-send), within ``NOTIFY_TIME_BUDGET_SECONDS``.
+
+    Returns counts such as ``{"email_sent": 2, "webhook_pending": 1}``.
+    """
     started = time.monotonic()
     counts: dict[str, int] = {}
-    for model, send, key in ((Notification, email_send, "notification_id"),
-                             (WebhookDelivery, webhook_deliver, "delivery_id")):
+    for model, send, key, kind in ((Notification, email_send, "notification_id", "email"),
+                                   (WebhookDelivery, webhook_deliver, "delivery_id", "webhook")):
         current = now or timezone.now()
         stale = current - timedelta(seconds=settings.NOTIFY_STUCK_SECONDS)
         due = model.objects.filter(
@@ -250,7 +253,7 @@ def deliver_due(*, now: datetime | None = None) -> dict[str, int]:
                 return counts
             state = send(**{key: pk}, now=now)
             if state:
-                counts[state] = counts.get(state, 0) + 1
+                counts[f"{kind}_{state}"] = counts.get(f"{kind}_{state}", 0) + 1
     return counts
 
 
