@@ -69,9 +69,16 @@ def event_payload(*, event: str, delivery_id: str, occurred_at: datetime, reques
             "actor": actor, "detail": detail}
 
 
+def title_of(event: str, request_id, detail: dict | None) -> str:
+    """The one-line summary of an event (an approval that is not the last one says so)."""
+    if event == "approved" and (detail or {}).get("complete") is False:
+        return f"Access request #{request_id}: an approval is in, more are needed"
+    return HEADLINES.get(event, event).format(id=request_id)
+
+
 def headline(payload: dict) -> str:
     request = payload.get("request") or {}
-    return HEADLINES.get(payload["event"], payload["event"]).format(id=request.get("id", "?"))
+    return title_of(payload["event"], request.get("id", "?"), payload.get("detail"))
 
 
 def _lines(payload: dict) -> list[tuple[str, str]]:
@@ -140,9 +147,10 @@ def body_for(format_: str, payload: dict) -> dict:
 def email_text(*, event: str, request, actor, detail: dict) -> tuple[str, str]:
     """Subject and plain-text body of the e-mail about ``event`` on ``request``."""
     summary = request_summary(request)
-    subject = f"[{settings.PORTAL_NAME}] " + HEADLINES.get(event, event).format(id=request.pk)
+    title = title_of(event, request.pk, detail)
+    subject = f"[{settings.PORTAL_NAME}] {title}"
     body = render_to_string("notifications/email/event.txt", {
-        "event": event, "headline": HEADLINES.get(event, event).format(id=request.pk), "request": summary,
+        "event": event, "headline": title, "request": summary,
         "actor": str(actor) if actor is not None else "the portal", "detail": detail,
         "portal_name": settings.PORTAL_NAME})
     return subject, body

@@ -7,6 +7,7 @@ commit. ``email_send`` and ``webhook_deliver`` claim a row (conditional update),
 """
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import smtplib
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -124,7 +126,7 @@ def event_record(*, request: AccessRequest, event: str, actor=None, detail: dict
     """
     if event not in EVENTS:
         raise ValueError(f"unknown access event {event!r}")
-    detail = dict(detail or {})
+    detail = json.loads(json.dumps(detail or {}, cls=DjangoJSONEncoder))  # times and ids as JSON text
     now = now or timezone.now()
     request = AccessRequest.objects.select_related("requester").get(pk=request.pk)
     with transaction.atomic():

@@ -38,12 +38,14 @@ def broker_down(monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    conf = celery_app.conf
     with celery_broker(f"redis://127.0.0.1:{port}/0", {"max_retries": 0}):
-        celery_app.conf.broker_connection_retry = False
-        celery_app.conf.broker_connection_max_retries = 0
-        yield
-    celery_app.conf.broker_connection_retry = True
-    celery_app.conf.broker_connection_max_retries = 100
+        saved = (conf.broker_connection_retry, conf.broker_connection_max_retries, conf.task_publish_retry)
+        conf.broker_connection_retry, conf.broker_connection_max_retries, conf.task_publish_retry = False, 0, False
+        try:
+            yield
+        finally:
+            conf.broker_connection_retry, conf.broker_connection_max_retries, conf.task_publish_retry = saved
 
 
 @pytest.fixture
