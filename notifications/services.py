@@ -330,6 +330,16 @@ def webhook_update(*, actor, webhook: Webhook, client_ip: str | None = None, **f
     return webhook
 
 
+def webhook_rotate_secret(*, actor, webhook: Webhook, client_ip: str | None = None) -> str:
+    """Give ``webhook`` a new secret (returned, to be shown once); the old one stops verifying at once."""
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        Webhook.objects.filter(pk=webhook.pk).update(secret=secret, updated_by=actor, updated_at=timezone.now())
+        _audit_webhook(actor, "webhook.secret_rotated", webhook, None, None, client_ip)
+    webhook.secret = secret
+    return secret
+
+
 def webhook_delete(*, actor, webhook: Webhook, client_ip: str | None = None) -> None:
     """Delete a webhook and its delivery history."""
     with transaction.atomic():

@@ -11,6 +11,7 @@ urlpatterns = [
     path("settings/webhooks/<int:pk>/", views.webhook_detail, name="webhook_detail"),
     path("settings/webhooks/<int:pk>/edit/", views.webhook_edit, name="webhook_edit"),
     path("settings/webhooks/<int:pk>/toggle/", views.webhook_toggle, name="webhook_toggle"),
+    path("settings/webhooks/<int:pk>/rotate-secret/", views.webhook_rotate, name="webhook_rotate"),
     path("settings/webhooks/<int:pk>/test/", views.webhook_test, name="webhook_test"),
     path("settings/webhooks/<int:pk>/delete/", views.webhook_delete, name="webhook_delete"),
 ]

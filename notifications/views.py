@@ -95,6 +95,17 @@ def webhook_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 
 @requires(SETTINGS_WRITE, object_model=Webhook)
 @require_POST
+def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Replace the webhook's secret; the new one is shown once."""
+    webhook = selectors.webhook_get(request.user, pk)
+    secret = services.webhook_rotate_secret(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
+    request.session[SECRET_SESSION_KEY] = {"pk": webhook.pk, "secret": secret}
+    messages.success(request, "New secret made. Copy it now: it is not shown again; the old one no longer verifies.")
+    return redirect("notifications:webhook_detail", pk=webhook.pk)
+
+
+@requires(SETTINGS_WRITE, object_model=Webhook)
+@require_POST
 def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a signed ``test`` delivery; its outcome appears under recent deliveries."""
     webhook = selectors.webhook_get(request.user, pk)

@@ -137,3 +137,28 @@ def test_people_without_settings_write_get_403(client, persona_mappings):
     client.force_login(make_persona("approver"))
     assert client.get(reverse("notifications:webhook_list")).status_code == 403
     assert client.get(reverse("notifications:webhook_add")).status_code == 403
+
+
+def test_a_new_secret_is_shown_once_and_the_old_one_stops_verifying(admin_client):
+    webhook = make_webhook(REQUEST_SCOPE)
+    old = webhook.secret
+    response = admin_client.post(reverse("notifications:webhook_rotate", args=[webhook.pk]))
+    webhook.refresh_from_db()
+    assert webhook.secret != old
+    assert webhook.secret in admin_client.get(response["Location"]).content.decode()
+    assert webhook.secret not in admin_client.get(response["Location"]).content.decode()
+    assert AuditEvent.objects.filter(action="webhook.secret_rotated", target_id=str(webhook.pk)).exists()
+
+
+def test_the_webhook_page_costs_the_same_with_many_deliveries(admin_client, django_assert_max_num_queries):
+    webhook = make_webhook(REQUEST_SCOPE)
+    url = reverse("notifications:webhook_detail", args=[webhook.pk])
+    for _ in range(3):
+        services.webhook_test(actor=None, webhook=webhook)
+    with django_assert_max_num_queries(12) as few:
+        admin_client.get(url)
+    for _ in range(40):
+        services.webhook_test(actor=None, webhook=webhook)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = admin_client.get(url).content.decode()
+    assert page.count('class="delivery-pending"') == 43
