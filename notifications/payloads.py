@@ -105,8 +105,8 @@ def slack_body(payload: dict) -> dict:
     """A Slack incoming-webhook message: ``text`` (notifications, fallbacks) and Block Kit ``blocks``."""
     title = headline(payload)
     url = (payload.get("request") or {}).get("url")
-    fields = [{"type": "mrkdwn", "text": f"*{_slack_escape(label)}*\n{_slack_escape(value) or '—'}"}
-              for label, value in _lines(payload)][:10]
+    fields = [{"type": "mrkdwn", "text": f"*{_slack_escape(label)}*\n{_slack_escape(value)[:1900] or '—'}"}
+              for label, value in _lines(payload)][:10]  # Slack: at most 10 fields of 2000 characters
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(title)}*"
                                            + (f" <{url}|Open in the portal>" if url else "")}},
               {"type": "section", "fields": fields},

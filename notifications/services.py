@@ -182,7 +182,8 @@ def _claim(model, pk: int, now: datetime):
     """The row, claimed for one attempt (attempts + 1), or ``None`` when it is not due or someone else has it."""
     stale = now - timedelta(seconds=settings.NOTIFY_STUCK_SECONDS)
     claimed = model.objects.filter(pk=pk).filter(
-        Q(state=OutboxState.PENDING, next_attempt_at__lte=now) | Q(state=OutboxState.SENDING, claimed_at__lt=stale)
+        Q(state=OutboxState.PENDING, next_attempt_at__lte=now)
+        | Q(state=OutboxState.SENDING, claimed_at__lt=stale, attempts__lt=settings.NOTIFY_MAX_ATTEMPTS)
     ).update(state=OutboxState.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     return model.objects.get(pk=pk) if claimed else None
 
@@ -242,6 +243,17 @@ def deliver_due(*, now: datetime | None = None) -> dict[str, int]:
     """
     started = time.monotonic()
     counts: dict[str, int] = {}
+    current = now or timezone.now()
+    stale = current - timedelta(seconds=settings.NOTIFY_STUCK_SECONDS)
+    for model, kind in ((Notification, "email"), (WebhookDelivery, "webhook")):
+        # A sender that kept dying on the last attempt: give up rather than claim the row forever.
+        lost = model.objects.filter(state=OutboxState.SENDING, claimed_at__lt=stale,
+                                    attempts__gte=settings.NOTIFY_MAX_ATTEMPTS).update(
+            state=OutboxState.FAILED, claimed_at=None,
+            last_error=f"Gave up after {settings.NOTIFY_MAX_ATTEMPTS} attempts: the sender stopped without an "
+                       "outcome (worker lost).")
+        if lost:
+            counts[f"{kind}_failed"] = lost
     for model, send, key, kind in ((Notification, email_send, "notification_id", "email"),
                                    (WebhookDelivery, webhook_deliver, "delivery_id", "webhook")):
         current = now or timezone.now()

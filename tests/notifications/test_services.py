@@ -273,3 +273,14 @@ def test_a_worker_that_died_mid_send_is_replaced_by_the_beat(alice, webhook_rece
     assert services.deliver_due(now=now + timedelta(seconds=61)) == {"webhook_sent": 1}
     delivery.refresh_from_db()
     assert delivery.attempts == 2 and len(webhook_receiver.wait_for(1)) == 1
+
+
+def test_a_sender_that_keeps_dying_is_given_up_on(alice, settings):
+    settings.NOTIFY_MAX_ATTEMPTS, settings.NOTIFY_STUCK_SECONDS = 2, 60
+    services.event_record(request=make_request(alice), event="opened")
+    now = timezone.now()
+    Notification.objects.update(state="sending", claimed_at=now, attempts=2)
+    assert services.deliver_due(now=now + timedelta(seconds=61)) == {"email_failed": 1}
+    note = Notification.objects.get()
+    assert note.state == "failed" and "the sender stopped without an outcome" in note.last_error
+    assert mail.outbox == []
