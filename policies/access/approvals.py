@@ -152,7 +152,7 @@ def evaluate(selections: list, *, source: str, duration: timedelta, start: datet
             verdicts.append(Verdict(AccessRule.Effect.MANUAL, strict, max(1, strict.approvals_required),
                                     strict.second_level_approvals, strict.pending_minutes,
                                     [f"{selection.vm.name}: rule “{strict.name}”"]))
-        elif rules:
+        elif any(r.effect != AccessRule.Effect.DENY for r in rules):
             verdicts.append(Verdict(AccessRule.Effect.MANUAL, None, 1, 0, None,
                                     [f"{selection.vm.name}: no rule auto-approves this request"]))
         else:

@@ -182,8 +182,8 @@ class AccessRule(models.Model):
 
     Evaluated for each VM of a request over the enabled rules whose scope contains the VM: a matching deny
     rule refuses; else a matching auto rule opens at once; else a matching manual rule asks for approvals (the
-    strictest wins). A VM under no rule at all behaves as Azure does (auto); one under rules of which none
-    matches needs one approval. Justification patterns of every rule at the scope apply.
+    strictest wins). A VM under no auto or manual rule behaves as Azure does (auto); one under auto or manual
+    rules of which none matches needs one approval. Justification patterns of every rule at the scope apply.
     """
 
     class Effect(models.TextChoices):
