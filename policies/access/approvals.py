@@ -69,13 +69,14 @@ def _source_inside(source: str, allowed: list[str]) -> bool:
 
 
 def _source_overlaps(source: str, listed: list[str]) -> bool:
-    """``source`` overlaps one of ``listed`` (empty: every source); ``*`` overlaps everything."""
+    """``source`` overlaps one of ``listed`` (empty: every source). A request for ``*`` overlaps every range;
+    a listed ``*`` stands for requests for ``*`` only."""
     if not listed or source == "*":
         return True
     inner = _network(source)
     for text in listed:
         if text.strip().lower() in ANY_WORDS:
-            return True
+            continue
         outer = _network(text)
         if inner is not None and outer is not None and outer.version == inner.version and outer.overlaps(inner):
             return True

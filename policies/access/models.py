@@ -197,8 +197,8 @@ class AccessRule(models.Model):
     ports = models.JSONField(default=list, blank=True, help_text="Port numbers it applies to; empty: any port.")
     source_prefixes = models.JSONField(
         default=list, blank=True,
-        help_text="Sources it applies to (CIDR or *); empty: any. Deny: a request overlapping one is refused. "
-                  "Auto and manual: the request's source must lie inside one.")
+        help_text="Sources it applies to (CIDR or *); empty: any. Deny: a request overlapping one is refused "
+                  "(* here: requests for any source). Auto and manual: the request's source must lie inside one.")
     max_duration_minutes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Auto and manual: applies only to windows up to this long.")
     hours_start = models.TimeField(null=True, blank=True, help_text="Auto: only windows starting from (UTC).")

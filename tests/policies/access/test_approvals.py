@@ -281,3 +281,19 @@ def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin
         assert message in text
     page = client.get(reverse("policies:rules")).content.decode()
     assert "tickets" in page
+
+
+def test_a_deny_rule_for_any_source_refuses_only_requests_for_any_source(prod, requester):
+    rule(IN_SCOPE, "deny", source_prefixes=["*"], message="Never from anywhere.")
+    with pytest.raises(ValidationError, match="Never from anywhere"):
+        ask(requester, {"web-01": [22]}, source="*")
+    assert ask(requester, {"web-02": [22]}).state == PortState.QUEUED
+
+
+def test_the_demo_rules_load_and_apply(prod, requester):
+    from policies.demo import seed_access_rules
+
+    assert seed_access_rules() == 2 and seed_access_rules() == 0
+    with pytest.raises(ValidationError, match="RDP is never opened"):
+        ask(requester, {"web-win-01": [3389]}, source="*")
+    assert ask(requester, {"web-win-01": [3389]}).state == PortState.QUEUED
