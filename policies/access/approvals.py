@@ -69,13 +69,14 @@ def _source_inside(source: str, allowed: list[str]) -> bool:
 
 
 def _source_overlaps(source: str, listed: list[str]) -> bool:
-    """``source`` overlaps one of ``listed`` (empty: every source); ``*`` overlaps everything."""
+    """``source`` overlaps one of ``listed`` (empty: every source). A request for ``*`` overlaps every range;
+    a listed ``*`` stands for requests for ``*`` only."""
     if not listed or source == "*":
         return True
     inner = _network(source)
     for text in listed:
         if text.strip().lower() in ANY_WORDS:
-            return True
+            continue
         outer = _network(text)
         if inner is not None and outer is not None and outer.version == inner.version and outer.overlaps(inner):
             return True
@@ -152,7 +153,7 @@ def evaluate(selections: list, *, source: str, duration: timedelta, start: datet
             verdicts.append(Verdict(AccessRule.Effect.MANUAL, strict, max(1, strict.approvals_required),
                                     strict.second_level_approvals, strict.pending_minutes,
                                     [f"{selection.vm.name}: rule “{strict.name}”"]))
-        elif rules:
+        elif any(r.effect != AccessRule.Effect.DENY for r in rules):
             verdicts.append(Verdict(AccessRule.Effect.MANUAL, None, 1, 0, None,
                                     [f"{selection.vm.name}: no rule auto-approves this request"]))
         else:

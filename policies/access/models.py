@@ -182,8 +182,8 @@ class AccessRule(models.Model):
 
     Evaluated for each VM of a request over the enabled rules whose scope contains the VM: a matching deny
     rule refuses; else a matching auto rule opens at once; else a matching manual rule asks for approvals (the
-    strictest wins). A VM under no rule at all behaves as Azure does (auto); one under rules of which none
-    matches needs one approval. Justification patterns of every rule at the scope apply.
+    strictest wins). A VM under no auto or manual rule behaves as Azure does (auto); one under auto or manual
+    rules of which none matches needs one approval. Justification patterns of every rule at the scope apply.
     """
 
     class Effect(models.TextChoices):
@@ -197,8 +197,8 @@ class AccessRule(models.Model):
     ports = models.JSONField(default=list, blank=True, help_text="Port numbers it applies to; empty: any port.")
     source_prefixes = models.JSONField(
         default=list, blank=True,
-        help_text="Sources it applies to (CIDR or *); empty: any. Deny: a request overlapping one is refused. "
-                  "Auto and manual: the request's source must lie inside one.")
+        help_text="Sources it applies to (CIDR or *); empty: any. Deny: a request overlapping one is refused "
+                  "(* here: requests for any source). Auto and manual: the request's source must lie inside one.")
     max_duration_minutes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Auto and manual: applies only to windows up to this long.")
     hours_start = models.TimeField(null=True, blank=True, help_text="Auto: only windows starting from (UTC).")

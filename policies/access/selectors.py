@@ -146,7 +146,8 @@ def requestable_vm(user, pk: int) -> VirtualMachine:
 def my_open_ports(user, limit: int = 20) -> list[AccessRequestPort]:
     """The user's ports open now (and those still opening), soonest end first, with time left."""
     ports = list(AccessRequestPort.objects.filter(request__requester_id=user.pk,
-                                                  state__in=[PortState.OPEN, PortState.OPENING, PortState.QUEUED])
+                                                  state__in=[PortState.OPEN, PortState.OPENING, PortState.QUEUED,
+                                                             PortState.PENDING, PortState.SCHEDULED])
                  .select_related("request", "request_vm").order_by("end_at")[:limit])
     now = timezone.now()
     for port in ports:
