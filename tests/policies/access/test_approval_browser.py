@@ -9,8 +9,11 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import RoleMapping
+from notifications import services as notifications
+from notifications.services import webhook_create
 from policies.access import services
 from policies.access.models import AccessRequest
+from policies.access.signals import EVENTS
 from tests.plugins.personas import IN_SCOPE, sign_in_with_entra
 from tests.policies.access.factories import rule, vm
 from tests.policies.azure_side import Azure, vm_id
@@ -20,7 +23,14 @@ WEB_RG = f"{IN_SCOPE}/resourceGroups/rg-web-prod"
 
 
 @pytest.fixture
-def portal(live_server, entra_settings, prod, persona_mappings):
+def hook(db, webhook_receiver):
+    """A JSON webhook for every access event, pointing at the test's receiver."""
+    return webhook_create(actor=None, name="chat-ops", url=webhook_receiver.url, format="json", scope=IN_SCOPE,
+                          events=list(EVENTS))[0]
+
+
+@pytest.fixture
+def portal(live_server, entra_settings, prod, persona_mappings, hook):
     # Requesters are approvers too here, so it is the no-self-approval rule that stops Alice.
     RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value="JIT.Requester",
                                role="approver", scope=IN_SCOPE, description="requesters approve too")
@@ -48,7 +58,8 @@ def _approve(browser, portal: str, username: str, request_id: int, comment: str)
     page.context.close()
 
 
-def test_two_approvers_open_a_request_its_requester_cannot_approve(portal, browser, entra_page, fresh_emulator):
+def test_two_approvers_open_a_request_its_requester_cannot_approve(portal, browser, entra_page, fresh_emulator,
+                                                                    hook, webhook_receiver):
     page = entra_page
     web = vm("web-02")
     sign_in_with_entra(page, portal, "alice@contoso.example")
@@ -89,3 +100,11 @@ def test_two_approvers_open_a_request_its_requester_cannot_approve(portal, brows
     rules = Azure(fresh_emulator).jit_rules(vm_id("rg-web-prod", "web-02"), "Allow")
     assert [(r["sourceAddressPrefix"], r["destinationPortRange"]) for r in rules.values()] == [
         ("198.51.100.23/32", "22")]
+
+    # The webhook receiver got one signed payload per event, in order (the beat's sender, run here).
+    notifications.deliver_due()
+    received = webhook_receiver.wait_for(5)
+    assert [r.json()["event"] for r in received] == ["submitted", "needs_approval", "approved", "approved", "opened"]
+    assert all(webhook_receiver.verify(r, hook.secret) for r in received)
+    assert [r.json()["request"]["id"] for r in received] == [request.pk] * 5
+    assert [r.json()["actor"]["username"] for r in received[2:4]] == ["dave@contoso.example", "erin@contoso.example"]
