@@ -1,0 +1,287 @@
+"""HTTP shapes of the API (Azure JIT resource names: ``ports``, ``number``, ``protocol``,
+``allowedSourceAddressPrefix(es)``, ``maxRequestAccessDuration``, ``endTimeUtc``, ``virtualMachines``).
+
+Serializers check the shape (types, required keys, ranges); the domain rules (which ports a VM's policy has,
+allowed sources, maximum times) stay in the services, whose ``ValidationError`` becomes a 400 too.
+"""
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from policies import rules
+
+MAX_LIST = 100
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 64},
+                                {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": MAX_LIST}]})
+class StringOrListField(serializers.Field):
+    """A prefix as Azure writes it: one string, or a list of strings (``["*"]``, ``["1.2.3.4"]``)."""
+
+    default_error_messages = {"invalid": "Give a string or a list of strings."}
+
+    def to_internal_value(self, data) -> list[str]:
+        if isinstance(data, str):
+            return [data]
+        if isinstance(data, list) and len(data) <= MAX_LIST and all(isinstance(v, str) for v in data):
+            return list(data)
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+# --- errors ----------------------------------------------------------------------------------------------------
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, in words.")
+    errors = serializers.ListField(child=serializers.CharField(), help_text="Each problem on its own.")
+
+
+# --- policy ports ----------------------------------------------------------------------------------------------
+class PolicyPortInSerializer(serializers.Serializer):
+    """One JIT port as ``Set-AzJitNetworkAccessPolicy`` writes it."""
+
+    number = serializers.IntegerField(min_value=1, max_value=65535)
+    protocol = serializers.ChoiceField(choices=["TCP", "UDP", "*", "tcp", "udp", "Any", "any"], default="*")
+    allowedSourceAddressPrefix = StringOrListField(required=False)
+    allowedSourceAddressPrefixes = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
+    maxRequestAccessDuration = serializers.CharField(default=rules.DEFAULT_DURATION, max_length=32)
+
+    def to_rule(self, data: dict) -> rules.PortRule:
+        sources = list(data.get("allowedSourceAddressPrefixes") or []) + list(data.get("allowedSourceAddressPrefix")
+                                                                             or [])
+        return rules.PortRule(number=data["number"], protocol=rules.validate_protocol(data["protocol"]),
+                              sources=rules.parse_sources(sources or ["*"]),
+                              max_duration=rules.validate_duration(data["maxRequestAccessDuration"]))
+
+
+class PolicyPortSerializer(serializers.Serializer):
+    """One JIT port as Azure lists it (one source as ``allowedSourceAddressPrefix``, several as ``…es``)."""
+
+    number = serializers.IntegerField()
+    protocol = serializers.CharField()
+    allowedSourceAddressPrefix = serializers.CharField(required=False)
+    allowedSourceAddressPrefixes = serializers.ListField(child=serializers.CharField(), required=False)
+    maxRequestAccessDuration = serializers.CharField()
+
+
+class PolicyPutSerializer(serializers.Serializer):
+    ports = PolicyPortInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
+
+
+class VmJitSerializer(serializers.Serializer):
+    """A VM's JIT entry, as in a policy's ``virtualMachines``: its ARM id and ports."""
+
+    id = serializers.CharField(help_text="The VM's ARM id.")
+    ports = PolicyPortSerializer(many=True)
+    state = serializers.CharField(help_text="configured, not_configured or unsupported.")
+    policyId = serializers.CharField(allow_blank=True, help_text="The JIT policy's ARM id, empty if none.")
+    pendingChanges = serializers.ListField(child=serializers.IntegerField(),
+                                           help_text="Ids of policy changes not applied yet.")
+
+
+class PolicyChangeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    state = serializers.CharField(help_text="queued, running, applied or failed.")
+    policyId = serializers.CharField()
+    virtualMachines = serializers.ListField(child=serializers.CharField())
+    desired = serializers.DictField(help_text="VM ARM id → its ports (Azure's shape), or null to remove JIT.")
+    lastError = serializers.CharField(allow_blank=True)
+    createdAt = serializers.DateTimeField()
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    url = serializers.CharField()
+
+
+class PolicyChangeAcceptedSerializer(serializers.Serializer):
+    changes = PolicyChangeSerializer(many=True)
+    statusUrl = serializers.CharField(help_text="Poll this URL until the change is applied or failed.")
+
+
+def change_json(change, request=None) -> dict:
+    url = reverse("api:policy_change", kwargs={"pk": change.pk})
+    return {"id": change.pk, "kind": change.kind, "state": change.state, "policyId": change.policy_id,
+            "virtualMachines": sorted(change.desired), "desired": change.desired, "lastError": change.last_error,
+            "createdAt": change.created_at, "finishedAt": change.finished_at,
+            "url": request.build_absolute_uri(url) if request else url}
+
+
+# --- VMs -------------------------------------------------------------------------------------------------------
+class VmSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The portal's id (use it in URLs).")
+    armId = serializers.CharField(help_text="The VM's ARM id as Azure spells it.")
+    name = serializers.CharField()
+    subscriptionId = serializers.CharField()
+    resourceGroup = serializers.CharField()
+    location = serializers.CharField()
+    osType = serializers.CharField(allow_blank=True)
+    state = serializers.CharField(help_text="configured, not_configured or unsupported.")
+    unsupportedReason = serializers.CharField(allow_blank=True)
+    connectionType = serializers.CharField(allow_blank=True)
+    publicIp = serializers.CharField(allow_blank=True)
+    privateIp = serializers.CharField(allow_blank=True)
+    policyId = serializers.CharField(allow_blank=True)
+    ports = PolicyPortSerializer(many=True)
+    lastAccessAt = serializers.DateTimeField(allow_null=True)
+    lastUser = serializers.CharField(allow_blank=True)
+    url = serializers.CharField()
+
+
+def vm_json(vm, request=None) -> dict:
+    url = reverse("api:vm", kwargs={"pk": vm.pk})
+    return {"id": vm.pk, "armId": vm.arm_id, "name": vm.name, "subscriptionId": vm.subscription_key,
+            "resourceGroup": vm.resource_group_name, "location": vm.location, "osType": vm.os_type,
+            "state": vm.state, "unsupportedReason": vm.unsupported_reason, "connectionType": vm.connection_type,
+            "publicIp": vm.public_ip, "privateIp": vm.private_ip, "policyId": vm.policy_id,
+            "ports": [rules.PortRule.from_azure(p).to_azure() for p in vm.ports or []],
+            "lastAccessAt": vm.last_access_at, "lastUser": vm.last_user,
+            "url": request.build_absolute_uri(url) if request else url}
+
+
+# --- requests --------------------------------------------------------------------------------------------------
+class RequestPortInSerializer(serializers.Serializer):
+    """One port of a ``Start-AzJitNetworkAccessPolicy`` body."""
+
+    number = serializers.IntegerField(min_value=1, max_value=65535)
+    endTimeUtc = serializers.DateTimeField(required=False, help_text="When access ends (ISO 8601, UTC).")
+    duration = serializers.CharField(required=False, max_length=32,
+                                     help_text="Instead of endTimeUtc: how long, ISO 8601 (PT1H).")
+    allowedSourceAddressPrefix = StringOrListField(required=False)
+    allowedSourceAddressPrefixes = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
+
+
+class RequestVmInSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=512, help_text="The VM's ARM id.")
+    ports = RequestPortInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
+
+
+class RequestCreateSerializer(serializers.Serializer):
+    """A ``Start-AzJitNetworkAccessPolicy`` body: VMs with their ports, and why."""
+
+    virtualMachines = RequestVmInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
+    justification = serializers.CharField(max_length=500)
+    startTimeUtc = serializers.DateTimeField(required=False, allow_null=True,
+                                             help_text="A scheduled window's start (omit: now).")
+
+
+class ExtendSerializer(serializers.Serializer):
+    duration = serializers.CharField(required=False, max_length=32, help_text="ISO 8601, e.g. PT1H.")
+    endTimeUtc = serializers.DateTimeField(required=False)
+    justification = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class DecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+
+class RequestPortSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    protocol = serializers.CharField(allow_blank=True)
+    allowedSourceAddressPrefix = serializers.CharField()
+    endTimeUtc = serializers.DateTimeField()
+    status = serializers.CharField(help_text="The portal's state of this port (queued, open, expired…).")
+    azureStatus = serializers.CharField(allow_blank=True, help_text="Initiated or Revoked, as Azure says.")
+    statusReason = serializers.CharField(allow_blank=True)
+    mappedPort = serializers.IntegerField(allow_null=True, help_text="Azure Firewall DNAT port.")
+    lastError = serializers.CharField(allow_blank=True)
+
+
+class RequestVmSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The VM's ARM id.")
+    name = serializers.CharField()
+    address = serializers.CharField(allow_blank=True)
+    ports = RequestPortSerializer(many=True)
+
+
+class RequestSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    requestor = serializers.CharField()
+    justification = serializers.CharField()
+    kind = serializers.CharField()
+    extends = serializers.IntegerField(allow_null=True)
+    startTimeUtc = serializers.DateTimeField(allow_null=True)
+    endTimeUtc = serializers.DateTimeField()
+    createdAt = serializers.DateTimeField()
+    closedAt = serializers.DateTimeField(allow_null=True)
+    correlationId = serializers.CharField()
+    virtualMachines = RequestVmSerializer(many=True)
+    url = serializers.CharField()
+
+
+def request_json(access, request=None) -> dict:
+    url = reverse("api:request", kwargs={"pk": access.pk})
+    return {
+        "id": access.pk, "state": access.state, "requestor": access.requester_name,
+        "justification": access.justification, "kind": access.kind, "extends": access.extends_id,
+        "startTimeUtc": access.scheduled_start, "endTimeUtc": access.end_at, "createdAt": access.created_at,
+        "closedAt": access.closed_at, "correlationId": str(access.correlation_id),
+        "virtualMachines": [
+            {"id": row.vm_arm_id, "name": row.vm_name, "address": row.address,
+             "ports": [{"number": p.number, "protocol": p.protocol, "allowedSourceAddressPrefix": p.source_prefix,
+                        "endTimeUtc": p.end_at, "status": p.state, "azureStatus": p.azure_status,
+                        "statusReason": p.azure_status_reason, "mappedPort": p.mapped_port,
+                        "lastError": p.last_error} for p in row.ports.all()]}
+            for row in access.vms.all()],
+        "url": request.build_absolute_uri(url) if request else url,
+    }
+
+
+# --- audit -----------------------------------------------------------------------------------------------------
+class AuditEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField(help_text="azure (Activity Log) or portal (the portal's own trail).")
+    occurredAt = serializers.DateTimeField()
+    operation = serializers.CharField()
+    status = serializers.CharField(allow_blank=True)
+    caller = serializers.CharField(allow_blank=True)
+    subscriptionId = serializers.CharField(allow_blank=True)
+    resourceGroup = serializers.CharField(allow_blank=True)
+    resourceId = serializers.CharField(allow_blank=True)
+    target = serializers.CharField(allow_blank=True)
+    correlationId = serializers.CharField(allow_blank=True)
+    details = serializers.JSONField(help_text="Azure's properties, or the portal event's before/after.")
+
+
+class AuditPageSerializer(serializers.Serializer):
+    next = serializers.CharField(allow_null=True, help_text="URL of the next (older) page.")
+    previous = serializers.CharField(allow_null=True, help_text="URL of the previous (newer) page.")
+    results = AuditEventSerializer(many=True)
+
+
+# --- tokens ----------------------------------------------------------------------------------------------------
+class TokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    status = serializers.CharField()
+    createdAt = serializers.DateTimeField()
+    lastUsedAt = serializers.DateTimeField(allow_null=True)
+    expiresAt = serializers.DateTimeField(allow_null=True)
+
+
+class MeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    displayName = serializers.CharField(allow_blank=True)
+    authentication = serializers.CharField(help_text="api_token, entra or session.")
+    roles = serializers.ListField(child=serializers.DictField(), help_text="Portal roles and their scopes.")
+
+
+
+
+class VmPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = VmSerializer(many=True)
+
+
+class RequestPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = RequestSerializer(many=True)
