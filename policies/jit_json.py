@@ -9,6 +9,7 @@ initiate body's ports carry ``endTimeUtc`` and the source instead. Readers raise
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,9 @@ from .models import VirtualMachine
 POLICY_PORT_FIELDS = {"number", "protocol", "allowedSourceAddressPrefix", "allowedSourceAddressPrefixes",
                       "maxRequestAccessDuration"}
 REQUEST_PORT_FIELDS = {"number", "endTimeUtc", "allowedSourceAddressPrefix", "allowedSourceAddressPrefixes"}
+_POLICY_ID_RE = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Security/locations/"
+    r"(?P<location>[^/]+)/jitNetworkAccessPolicies/(?P<name>[^/]+)/?$", re.IGNORECASE)
 APPROVAL_FIELDS = (("approval_state", "approvalState"), ("approvals_required", "approvalsRequired"),
                    ("second_level_approvals", "secondLevelApprovals"), ("approval_expires_at", "approvalExpiresAt"),
                    ("approved_at", "approvedAt"), ("rule_name", "ruleName"))
@@ -182,6 +186,35 @@ def vms_by_arm_id(user, vm_ids: Iterable[str], action: str, *, verb: str = "mana
         raise ValidationError([f"No VM {given} that you may {verb} (check the id, or sync the subscription)."
                                for given in missing], code="unknown_vm")
     return found
+
+
+@dataclass(frozen=True)
+class PolicyPlace:
+    """Where a JIT policy lives: subscription (lower case), resource group, location (lower case), name."""
+
+    subscription_id: str
+    resource_group: str
+    location: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.Security/locations/{self.location}/jitNetworkAccessPolicies/{self.name}")
+
+    def holds(self, vm: VirtualMachine) -> bool:
+        """Whether ``vm`` is in this policy (as the inventory last saw it)."""
+        return bool(vm.policy_name) and vm.policy_id.lower() == self.id.lower()
+
+
+def parse_policy_id(text: str) -> PolicyPlace:
+    """A JIT policy's ARM id (``…/providers/Microsoft.Security/locations/{l}/jitNetworkAccessPolicies/{n}``)."""
+    match = _POLICY_ID_RE.match((text or "").strip())
+    if not match:
+        raise ValidationError(
+            f"'{text}' is not a JIT policy id such as /subscriptions/{{id}}/resourceGroups/{{group}}/providers/"
+            f"Microsoft.Security/locations/{{location}}/jitNetworkAccessPolicies/default.", code="policy_id")
+    return PolicyPlace(match["sub"].lower(), match["rg"], match["location"].lower(), match["name"])
 
 
 def policy_to_azure(*, subscription_id: str, resource_group: str, location: str, name: str,
