@@ -44,18 +44,12 @@ class PolicyPortInSerializer(serializers.Serializer):
     """One JIT port as ``Set-AzJitNetworkAccessPolicy`` writes it."""
 
     number = serializers.IntegerField(min_value=1, max_value=65535)
-    protocol = serializers.ChoiceField(choices=["TCP", "UDP", "*", "tcp", "udp", "Any", "any"], default="*")
+    protocol = serializers.CharField(required=False, max_length=8, help_text="TCP, UDP or * (any); default *.")
     allowedSourceAddressPrefix = StringOrListField(required=False)
     allowedSourceAddressPrefixes = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
-    maxRequestAccessDuration = serializers.CharField(default=rules.DEFAULT_DURATION, max_length=32)
-
-    def to_rule(self, data: dict) -> rules.PortRule:
-        sources = list(data.get("allowedSourceAddressPrefixes") or []) + list(data.get("allowedSourceAddressPrefix")
-                                                                             or [])
-        return rules.PortRule(number=data["number"], protocol=rules.validate_protocol(data["protocol"]),
-                              sources=rules.parse_sources(sources or ["*"]),
-                              max_duration=rules.validate_duration(data["maxRequestAccessDuration"]))
+    maxRequestAccessDuration = serializers.CharField(
+        required=False, max_length=32, help_text="ISO 8601, PT5M to PT24H; default PT3H.")
 
 
 class PolicyPortSerializer(serializers.Serializer):
@@ -147,8 +141,6 @@ class RequestPortInSerializer(serializers.Serializer):
 
     number = serializers.IntegerField(min_value=1, max_value=65535)
     endTimeUtc = serializers.DateTimeField(required=False, help_text="When access ends (ISO 8601, UTC).")
-    duration = serializers.CharField(required=False, max_length=32,
-                                     help_text="Instead of endTimeUtc: how long, ISO 8601 (PT1H).")
     allowedSourceAddressPrefix = StringOrListField(required=False)
     allowedSourceAddressPrefixes = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
@@ -178,57 +170,57 @@ class DecisionSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
 
 
+class ConnectionSerializer(serializers.Serializer):
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+    via = serializers.CharField(allow_blank=True, allow_null=True, required=False)
+    endpoint = serializers.CharField()
+
+
 class RequestPortSerializer(serializers.Serializer):
     number = serializers.IntegerField()
-    protocol = serializers.CharField(allow_blank=True)
+    protocol = serializers.CharField()
     allowedSourceAddressPrefix = serializers.CharField()
-    endTimeUtc = serializers.DateTimeField()
+    endTimeUtc = serializers.DateTimeField(allow_null=True)
     status = serializers.CharField(help_text="The portal's state of this port (queued, open, expired…).")
-    azureStatus = serializers.CharField(allow_blank=True, help_text="Initiated or Revoked, as Azure says.")
-    statusReason = serializers.CharField(allow_blank=True)
+    azureStatus = serializers.CharField(allow_null=True, help_text="Initiated or Revoked, as Azure says.")
+    statusReason = serializers.CharField(allow_null=True)
     mappedPort = serializers.IntegerField(allow_null=True, help_text="Azure Firewall DNAT port.")
-    lastError = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_null=True)
+    connection = ConnectionSerializer(required=False, help_text="How to connect, while the port is open.")
 
 
 class RequestVmSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The VM's ARM id.")
     name = serializers.CharField()
-    address = serializers.CharField(allow_blank=True)
     ports = RequestPortSerializer(many=True)
+    address = serializers.CharField(required=False)
+    addressKind = serializers.CharField(required=False)
 
 
 class RequestSerializer(serializers.Serializer):
+    """An access request with its VMs and ports (``policies.jit_json.request_to_json``) and its URL."""
+
     id = serializers.IntegerField()
-    state = serializers.CharField()
-    requestor = serializers.CharField()
-    justification = serializers.CharField()
     kind = serializers.CharField()
-    extends = serializers.IntegerField(allow_null=True)
-    startTimeUtc = serializers.DateTimeField(allow_null=True)
-    endTimeUtc = serializers.DateTimeField()
-    createdAt = serializers.DateTimeField()
-    closedAt = serializers.DateTimeField(allow_null=True)
+    state = serializers.CharField()
+    requester = serializers.CharField()
+    justification = serializers.CharField(allow_blank=True)
     correlationId = serializers.CharField()
+    allowedSourceAddressPrefix = serializers.CharField()
+    createdAt = serializers.DateTimeField(allow_null=True)
+    startTimeUtc = serializers.DateTimeField(allow_null=True)
+    endTimeUtc = serializers.DateTimeField(allow_null=True)
+    closedAt = serializers.DateTimeField(allow_null=True)
+    extends = serializers.IntegerField(required=False)
+    approvalState = serializers.CharField(required=False)
+    approvalsRequired = serializers.IntegerField(required=False)
+    secondLevelApprovals = serializers.IntegerField(required=False)
+    approvalExpiresAt = serializers.DateTimeField(required=False, allow_null=True)
+    approvedAt = serializers.DateTimeField(required=False, allow_null=True)
+    ruleName = serializers.CharField(required=False, allow_blank=True)
     virtualMachines = RequestVmSerializer(many=True)
     url = serializers.CharField()
-
-
-def request_json(access, request=None) -> dict:
-    url = reverse("api:request", kwargs={"pk": access.pk})
-    return {
-        "id": access.pk, "state": access.state, "requestor": access.requester_name,
-        "justification": access.justification, "kind": access.kind, "extends": access.extends_id,
-        "startTimeUtc": access.scheduled_start, "endTimeUtc": access.end_at, "createdAt": access.created_at,
-        "closedAt": access.closed_at, "correlationId": str(access.correlation_id),
-        "virtualMachines": [
-            {"id": row.vm_arm_id, "name": row.vm_name, "address": row.address,
-             "ports": [{"number": p.number, "protocol": p.protocol, "allowedSourceAddressPrefix": p.source_prefix,
-                        "endTimeUtc": p.end_at, "status": p.state, "azureStatus": p.azure_status,
-                        "statusReason": p.azure_status_reason, "mappedPort": p.mapped_port,
-                        "lastError": p.last_error} for p in row.ports.all()]}
-            for row in access.vms.all()],
-        "url": request.build_absolute_uri(url) if request else url,
-    }
 
 
 # --- audit -----------------------------------------------------------------------------------------------------

@@ -12,14 +12,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,13 +31,12 @@ from audit.csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
 from audit.filtersets import ActivityFilterSet, TrailFilterSet
 from audit.pagination import keyset_page
 from audit.services import audit_record
-from policies import rules
+from policies import jit_json, rules
 from policies import selectors as policy_selectors
 from policies import services as policy_services
 from policies.access import selectors as access_selectors
 from policies.access import services as access_services
-from policies.access import validation
-from policies.access.models import AccessRequest, AccessRequestVm, PortState
+from policies.access.models import AccessRequest, PortState
 from policies.models import PolicyChange, VirtualMachine, VmState
 
 from . import serializers as s
@@ -127,8 +125,7 @@ class VmDetailView(APIView):
 def _vm_jit(vm: VirtualMachine) -> dict:
     pending = list(vm.changes.filter(state__in=[PolicyChange.State.QUEUED, PolicyChange.State.RUNNING])
                    .order_by("pk").values_list("pk", flat=True))
-    return {"id": vm.arm_id, "ports": [rules.PortRule.from_azure(p).to_azure() for p in vm.ports or []],
-            "state": vm.state, "policyId": vm.policy_id, "pendingChanges": pending}
+    return {**jit_json.vm_jit_to_azure(vm), "state": vm.state, "policyId": vm.policy_id, "pendingChanges": pending}
 
 
 def _accepted(request: Request, changes: list[PolicyChange]) -> Response:
@@ -156,8 +153,7 @@ class VmJitView(APIView):
         vm = policy_selectors.vm_get(request.user, pk, JIT_POLICY_READ)
         body = s.PolicyPutSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        port_shape = s.PolicyPortInSerializer()
-        ports = [port_shape.to_rule(port) for port in body.validated_data["ports"]]
+        ports = jit_json.policy_ports_from_azure(request.data["ports"], vm_label=vm.name)
         if vm.state == VmState.NOT_CONFIGURED:
             changes = policy_services.policy_enable(actor=request.user, vms=[vm], ports=ports)
         else:
@@ -192,65 +188,19 @@ def _idempotency_key(request: Request) -> str:
     return f"api:{request.user.pk}:" + hashlib.sha256(given.encode()).hexdigest()[:48]
 
 
-def _source(values: list[str]) -> str:
-    """One source prefix from ``allowedSourceAddressPrefix(es)``: ``*``, an address (→ /32, /128) or a range."""
-    values = [v.strip() for v in values if v and v.strip()]
-    if not values:
-        raise ValidationError("Give allowedSourceAddressPrefix: the address or range you connect from.")
-    if len(values) > 1:
-        raise ValidationError("Give one source address or range per request (allowedSourceAddressPrefix).")
-    value = values[0]
-    if value.lower() in validation.ANY_WORDS:
-        return validation.ANY
-    return validation.parse_source("range" if "/" in value else "ip", value)
-
-
-def _request_input(request: Request, data: dict) -> tuple[list[access_services.Selection], str, timedelta]:
-    """(selections, source prefix, duration) of a ``Start-AzJitNetworkAccessPolicy`` body."""
-    now = timezone.now()
-    selections, sources, ends = [], set(), []
-    allowed = access_selectors.requestable_vms(request.user)
-    for entry in data["virtualMachines"]:
-        vm = allowed.filter(resource_id=entry["id"].strip().lower()).first()
-        if vm is None:
-            vm = policy_selectors.vm_list(request.user, JIT_INITIATE).filter(
-                resource_id=entry["id"].strip().lower()).first()
-            if vm is None:
-                raise NotFound(f"No virtual machine {entry['id']} that you may request access to.")
-        numbers = []
-        for port in entry["ports"]:
-            numbers.append(port["number"])
-            sources.add(_source(list(port.get("allowedSourceAddressPrefixes") or [])
-                                + list(port.get("allowedSourceAddressPrefix") or [])))
-            if port.get("endTimeUtc"):
-                ends.append(port["endTimeUtc"] - now)
-            elif port.get("duration"):
-                ends.append(rules.parse_duration(port["duration"]))
-            else:
-                raise ValidationError(f"Port {port['number']}: give endTimeUtc (or a duration such as PT1H).")
-        if len(set(numbers)) != len(numbers):
-            raise ValidationError(f"A port is listed twice for {vm.name}.")
-        selections.append(access_services.Selection(vm, tuple(numbers)))
-    if len({sel.vm.pk for sel in selections}) != len(selections):
-        raise ValidationError("A virtual machine is listed twice.")
-    if len(sources) > 1:
-        raise ValidationError("Every port of one request opens for the same source; send one request per source.")
-    duration = max(ends)
-    if max(ends) - min(ends) > timedelta(minutes=1):
-        raise ValidationError("Every port of one request ends at the same time; send one request per end time.")
-    # endTimeUtc is an instant: round the window to whole minutes (Azure's granularity), at least 5 minutes.
-    duration = timedelta(minutes=max(round(duration.total_seconds() / 60), 0))
-    return selections, sources.pop(), duration
-
-
 REQUEST_FILTERS = [
     OpenApiParameter("state", str, enum=[v.value for v in PortState]),
     OpenApiParameter("all", bool, description="Policy admins: every request in your scope, not only yours."),
 ]
 
 
+def _request_json(access: AccessRequest, request: Request) -> dict:
+    url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
+    return {**jit_json.request_to_json(access), "url": url}
+
+
 def _with_ports(queryset):
-    return queryset.prefetch_related(Prefetch("vms", queryset=AccessRequestVm.objects.prefetch_related("ports")))
+    return queryset.prefetch_related("vms", "ports")
 
 
 @api_authenticated
@@ -269,7 +219,7 @@ class RequestListView(APIView):
                 raise ValidationError(f"state must be one of {', '.join(PortState.values)}.")
             queryset = queryset.filter(state=state)
         return _paginate(self, request, _with_ports(queryset).order_by("-created_at", "-pk"),
-                         lambda r: s.request_json(r, request))
+                         lambda r: _request_json(r, request))
 
     @extend_schema(operation_id="requests_create", request=s.RequestCreateSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
@@ -281,18 +231,16 @@ class RequestListView(APIView):
         body.is_valid(raise_exception=True)
         if not authz.holds_anywhere(request.user, JIT_INITIATE):
             raise ApiPermissionDenied(f"You need a role that allows {JIT_INITIATE}.")
-        data = body.validated_data
-        selections, source, duration = _request_input(request, data)
-        extra = {}
-        if data.get("startTimeUtc"):
-            extra["start_at"] = data["startTimeUtc"]
+        wanted = jit_json.request_from_azure(request.data, user=request.user)
+        extra = {"start_at": wanted.start_at} if wanted.start_at else {}
+        source = wanted.source_prefix
         access, created = access_services.request_create(
-            actor=request.user, selections=selections, source_prefix=source, duration=duration,
-            justification=data["justification"], idempotency_key=_idempotency_key(request),
+            actor=request.user, selections=wanted.selections, source_prefix=source, duration=wanted.duration,
+            justification=wanted.justification, idempotency_key=_idempotency_key(request),
             source_kind="range" if "/" in source and not source.endswith(("/32", "/128")) else "ip",
             client_ip=_client_ip(request), **extra)
         access = access_selectors.request_get(request.user, access.pk)
-        return Response(s.request_json(access, request), status=status.HTTP_201_CREATED if created else 200,
+        return Response(_request_json(access, request), status=status.HTTP_201_CREATED if created else 200,
                         headers={"Location": request.build_absolute_uri(reverse("api:request",
                                                                                   kwargs={"pk": access.pk}))})
 
@@ -304,7 +252,7 @@ class RequestDetailView(APIView):
     @extend_schema(operation_id="requests_retrieve", responses={200: s.RequestSerializer, **READ_ERRORS,
                                                                  **NOT_FOUND}, tags=["requests"])
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.request_json(access_selectors.request_get(request.user, pk), request))
+        return Response(_request_json(access_selectors.request_get(request.user, pk), request))
 
 
 @api_requires(JIT_INITIATE, object_model=AccessRequest)
@@ -316,7 +264,7 @@ class RequestCloseView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         access = access_selectors.request_get(request.user, pk)
         access_services.request_close(actor=request.user, request=access)
-        return Response(s.request_json(access_selectors.request_get(request.user, pk), request))
+        return Response(_request_json(access_selectors.request_get(request.user, pk), request))
 
 
 @api_requires(JIT_INITIATE, object_model=AccessRequest)
@@ -342,7 +290,7 @@ class RequestExtendView(APIView):
             actor=request.user, original=access, duration=duration, idempotency_key=_idempotency_key(request),
             justification=data.get("justification", ""), client_ip=_client_ip(request))
         extension = access_selectors.request_get(request.user, extension.pk)
-        return Response(s.request_json(extension, request), status=201 if created else 200)
+        return Response(_request_json(extension, request), status=201 if created else 200)
 
 
 # --- audit -----------------------------------------------------------------------------------------------------
