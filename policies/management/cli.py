@@ -13,11 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.core.management.base import CommandError
+from django.db import transaction
+from kombu.exceptions import OperationalError
 
 BAD_INPUT = 2
 REFUSED = 1
+BROKER_ERRORS = (OperationalError, OSError)
 
 
 def bad_input(message: str) -> CommandError:
@@ -74,6 +77,23 @@ def refusals() -> Iterator[None]:
         raise bad_input("\n".join(exc.messages)) from None
     except PermissionDenied as exc:
         raise refused(str(exc) or "You may not do this.") from None
+    except ImproperlyConfigured as exc:
+        raise refused(f"The portal is not configured for this: {exc}") from None
+
+
+@contextmanager
+def stored(stderr) -> Iterator[None]:
+    """A transaction whose rows stay stored when telling the worker fails after commit (broker down): the
+    command says so and carries on (``--wait`` does the work here; otherwise the beat's reconciler sends it)."""
+    done = False
+    try:
+        with transaction.atomic():
+            yield
+            done = True
+    except BROKER_ERRORS as exc:
+        if not done:
+            raise
+        stderr.write(f"Stored, but the task broker is unreachable ({exc}); the work waits for it or --wait.")
 
 
 def write_json(stream, value: object) -> None:

@@ -307,3 +307,26 @@ def test_an_actor_without_the_requester_role_is_refused(prod, outsider):
     assert str(error) == f"No VM {vm('web-02').arm_id} that you may request access to (check the id, or sync the " \
                          f"subscription)."
     assert error.returncode == 2 and not AccessRequest.objects.exists()
+
+
+# --- when the broker is down ----------------------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_rows_stay_stored_when_telling_the_worker_fails_after_commit():
+    from django.db import transaction
+
+    from accounts.models import User
+    from policies.management.cli import stored
+
+    def broker_down() -> None:
+        raise OSError("Connection refused")
+
+    err = io.StringIO()
+    with stored(err):
+        User.objects.create(username="kept@contoso.example")
+        transaction.on_commit(broker_down)
+    assert User.objects.filter(username="kept@contoso.example").exists()
+    assert "the task broker is unreachable (Connection refused)" in err.getvalue()
+    with pytest.raises(OSError), stored(err):  # the same error before commit is a real failure: rolled back
+        User.objects.create(username="gone@contoso.example")
+        broker_down()
+    assert not User.objects.filter(username="gone@contoso.example").exists()

@@ -9,8 +9,6 @@ the portal's worker; ``--wait`` applies them in this process and prints the poli
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
-from django.db import transaction
-from kombu.exceptions import OperationalError
 
 from accounts import authz
 from accounts.roles import JIT_POLICY_READ, VM_READ
@@ -22,6 +20,7 @@ from policies.management.cli import (
     refused,
     resolve_actor,
     run_until_done,
+    stored,
     write_json,
 )
 from policies.models import JitPolicy, PolicyChange, VirtualMachine, VmState
@@ -149,8 +148,8 @@ class Command(BaseCommand):
         for vm in vms:
             self._check_place(vm, place)
         plans = {vm.pk: entry.ports for vm, entry in zip(vms, entries, strict=True)}
-        with refusals(), transaction.atomic():
-            changes: list[PolicyChange] = []
+        changes: list[PolicyChange] = []
+        with refusals(), stored(self.stderr):
             new: dict[tuple, list[VirtualMachine]] = {}
             for vm in vms:
                 if vm.state == VmState.CONFIGURED:
@@ -180,8 +179,11 @@ class Command(BaseCommand):
                             f"{vm.policy_name}.")
 
     def _finish(self, actor, change_ids: list[int], options, *, show_policy: jit_json.PolicyPlace | None) -> None:
-        changes = (apply_and_wait(change_ids, options["timeout"]) if options["wait"]
-                   else list(PolicyChange.objects.filter(pk__in=change_ids).order_by("pk")))
+        if options["wait"]:
+            with refusals():
+                changes = apply_and_wait(change_ids, options["timeout"])
+        else:
+            changes = list(PolicyChange.objects.filter(pk__in=change_ids).order_by("pk"))
         failed = [c for c in changes if c.state == PolicyChange.State.FAILED]
         if options["wait"] and not failed and show_policy is not None:
             write_json(self.stdout, policy_json(actor, show_policy) or {"id": show_policy.id, "properties": {
@@ -220,17 +222,17 @@ class Command(BaseCommand):
         if subscription is None:
             raise refused(f"Only JIT policy admins in subscription {subscription_id} may sync it (or it is not "
                           f"registered, or disabled).")
-        try:
-            run = services.sync_request(actor=actor, subscription=subscription)
-        except (OperationalError, OSError):
-            # The run is stored; only telling the worker failed. It runs here anyway.
-            run = subscription.sync_runs.order_by("-created_at", "-id").first()
+        runs = []
+        with stored(self.stderr):
+            runs.append(services.sync_request(actor=actor, subscription=subscription))
+        run = runs[0]
         def step() -> float | None:
             outcome = services.sync_run(run_id=run.pk)
             run.refresh_from_db()
             return None if run.done else (outcome.retry_after or 1.0)
 
-        run_until_done(step, timeout=options["timeout"], what=f"The sync of {subscription}")
+        with refusals():
+            run_until_done(step, timeout=options["timeout"], what=f"The sync of {subscription}")
         if run.state == run.State.FAILED:
             raise refused(f"The sync of {subscription} failed: {run.error}")
         self.stderr.write(f"Synced {subscription}: {run.vms_seen} VMs.")
@@ -255,6 +257,7 @@ class Command(BaseCommand):
             if place is not None and not place.holds(vm):
                 raise bad_input(f"VM {vm.name} is not in JIT policy {place.id}"
                                 f"{f' (it is in {vm.policy_id})' if vm.policy_name else ''}.")
-        with refusals(), transaction.atomic():
-            changes = [services.policy_remove(actor=actor, vm=vm) for vm in vms]
+        changes: list[PolicyChange] = []
+        with refusals(), stored(self.stderr):
+            changes.extend(services.policy_remove(actor=actor, vm=vm) for vm in vms)
         self._finish(actor, [c.pk for c in changes], options, show_policy=None)

@@ -91,7 +91,8 @@ class Command(BaseCommand):
         if not created:
             self.stderr.write(f"Request #{request.pk} was made earlier with this idempotency key.")
         if options["wait"]:
-            open_and_wait(request, options["timeout"])
+            with refusals():
+                open_and_wait(request, options["timeout"])
         request.refresh_from_db()
         write_json(self.stdout, jit_json.request_to_json(request))
         if request.state == PortState.FAILED:
