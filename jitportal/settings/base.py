@@ -268,6 +268,10 @@ ACCESS_MAX_ATTEMPTS = env.int("ACCESS_MAX_ATTEMPTS", default=8)
 ACCESS_RECONCILE_INTERVAL_SECONDS = env.int("ACCESS_RECONCILE_INTERVAL_SECONDS", default=60)
 # "Close now" behind an Azure Firewall: the unroutable source (RFC 5737) of the 5-minute replacement request.
 ACCESS_CLOSE_PLACEHOLDER_SOURCE = env.str("ACCESS_CLOSE_PLACEHOLDER_SOURCE", default="192.0.2.1/32")
+# A request waiting for approval expires after this (an access rule may set its own time).
+ACCESS_APPROVAL_PENDING_MINUTES = env.int("ACCESS_APPROVAL_PENDING_MINUTES", default=240)
+# How far ahead a window may be scheduled.
+ACCESS_SCHEDULE_MAX_DAYS = env.int("ACCESS_SCHEDULE_MAX_DAYS", default=30)
 CELERY_IMPORTS = [*CELERY_IMPORTS, "policies.access.tasks"]
 CELERY_BEAT_SCHEDULE["access-reconcile"] = {
     "task": "access.reconcile",
