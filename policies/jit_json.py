@@ -368,12 +368,18 @@ def request_from_azure(body: object, *, user, now: datetime | None = None,
 
 
 def request_to_json(request) -> dict:
-    """An access request with its VMs and ports, in Azure's words where Azure has them (``request`` is an
-    ``AccessRequest``; its VMs and ports are read in two queries)."""
+    """An access request with its VMs, ports and approvals, in Azure's words where Azure has them.
+
+    ``startTimeUtc`` is the scheduled start, or when the first port opened (None before that); ``status`` is
+    the portal's port state, ``azureStatus``/``statusReason`` Azure's.
+    """
     vm_rows = list(request.vms.all())
     ports_by_vm: dict[int, list] = {}
+    opened: list[datetime] = []
     for port in request.ports.all():
         ports_by_vm.setdefault(port.request_vm_id, []).append(port)
+        if port.opened_at is not None:
+            opened.append(port.opened_at)
     body: dict = {
         "id": request.pk,
         "kind": request.kind,
@@ -383,7 +389,7 @@ def request_to_json(request) -> dict:
         "correlationId": str(request.correlation_id),
         "allowedSourceAddressPrefix": request.source_prefix,
         "createdAt": iso(request.created_at),
-        "startTimeUtc": iso(request.scheduled_start),
+        "startTimeUtc": iso(request.scheduled_start or (min(opened) if opened else None)),
         "endTimeUtc": iso(request.end_at),
         "closedAt": iso(request.closed_at),
     }
@@ -393,6 +399,9 @@ def request_to_json(request) -> dict:
         if hasattr(request, attribute):
             value = getattr(request, attribute)
             body[key] = iso(value) if isinstance(value, datetime) else value
+    if hasattr(request, "approvals"):
+        body["approvals"] = [{"approver": a.approver_name, "level": a.level, "decision": a.decision,
+                              "comment": a.comment, "at": iso(a.created_at)} for a in request.approvals.all()]
     body["virtualMachines"] = []
     for row in vm_rows:
         ports = sorted(ports_by_vm.get(row.pk, []), key=lambda p: p.number)

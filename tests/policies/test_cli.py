@@ -15,9 +15,12 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from policies.access import gateways
+from policies import jit_json
+from policies.access import approvals, gateways
 from policies.access.models import AccessRequest
 from policies.models import PolicyChange, SyncRun, VmState
+from tests.plugins.personas import approver  # noqa: F401 - fixture, used by name
+from tests.policies.access.factories import open_all, rule
 from tests.policies.azure_side import Azure, vm_id
 from tests.policies.factories import PROD, apply_all, vm
 
@@ -330,3 +333,44 @@ def test_rows_stay_stored_when_telling_the_worker_fails_after_commit():
         User.objects.create(username="gone@contoso.example")
         broker_down()
     assert not User.objects.filter(username="gone@contoso.example").exists()
+
+
+# --- with access rules (approvals) ----------------------------------------------------------------------------------
+def request_web_02(requester, *extra: str) -> tuple[object, str]:
+    body = json.dumps([{"id": vm("web-02").arm_id, "ports": [{"number": 22, "allowedSourceAddressPrefix": MY_IP}]}])
+    return run("jit_request", "--resource-id", WEB_POLICY, "--virtual-machine", body, "--duration", "PT1H",
+               "--justification", "Deploy CHG-7", "--actor", requester.username, *extra)
+
+
+def test_a_request_that_needs_approval_waits_for_it_and_opens_once_approved(
+        prod, requester, approver, fresh_emulator):  # noqa: F811 - the fixture imported above
+    rule(f"/subscriptions/{PROD}/resourceGroups/rg-web-prod", "manual", approvals_required=1)
+    fresh_emulator.clear_calls()
+    out, err = request_web_02(requester, "--wait")
+    assert (out["state"], out["approvalState"], out["approvalsRequired"]) == ("pending", "pending", 1)
+    assert out["virtualMachines"][0]["ports"][0]["status"] == "pending" and out["startTimeUtc"] is None
+    assert "awaits approval (1 needed)" in err
+    assert not [c for c in fresh_emulator.calls() if c["path"].endswith("/initiate")]
+    request = AccessRequest.objects.get()
+    approvals.request_decide(actor=approver, request=request, approve=True, comment="ok")
+    assert open_all(request) == ["open"]
+    approved = jit_json.request_to_json(AccessRequest.objects.get())
+    assert approved["approvalState"] == "approved" and approved["state"] == "open"
+    assert [(a["approver"], a["decision"], a["comment"]) for a in approved["approvals"]] == [
+        ("dave@contoso.example", "approve", "ok")]
+    assert approved["startTimeUtc"] is not None
+
+
+def test_a_future_start_time_schedules_the_window(prod, requester):
+    start = (timezone.now() + timedelta(minutes=30)).replace(microsecond=0)
+    out, err = request_web_02(requester, "--start-time", start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--wait")
+    assert out["state"] == "scheduled" and out["startTimeUtc"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert out["endTimeUtc"] == (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "scheduled: the portal opens it at" in err
+
+
+def test_a_deny_rule_refuses_with_its_reason(prod, requester):
+    rule(vm("web-02").arm_id, "deny", message="No SSH to web-02 during the freeze.")
+    with pytest.raises(CommandError, match="No SSH to web-02 during the freeze"):
+        request_web_02(requester)
+    assert not AccessRequest.objects.exists()

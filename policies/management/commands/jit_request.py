@@ -7,7 +7,6 @@ trail as the request page; the portal's worker opens it, or ``--wait`` opens it 
 """
 from __future__ import annotations
 
-import inspect
 import uuid
 
 from django.core.management.base import BaseCommand
@@ -77,17 +76,12 @@ class Command(BaseCommand):
             if not place.holds(vm):
                 held = f"it is in {vm.policy_id}" if vm.policy_name else "JIT is not enabled on it"
                 raise bad_input(f"VM {vm.name} is not in JIT policy {place.id} ({held}).")
-        extra = {}
-        if parsed.start_at is not None:
-            if "start_at" not in inspect.signature(services.request_create).parameters:
-                raise bad_input("This portal opens requests at once: leave out startTimeUtc (--start-time).")
-            extra["start_at"] = parsed.start_at
         with refusals():
             request, created = services.request_create(
                 actor=actor, selections=parsed.selections, source_prefix=parsed.source_prefix,
                 duration=parsed.duration, justification=parsed.justification,
                 idempotency_key=options["idempotency_key"] or f"cli-{uuid.uuid4().hex}",
-                source_kind=source_kind(parsed.source_prefix), **extra)
+                source_kind=source_kind(parsed.source_prefix), start_at=parsed.start_at)
         if not created:
             self.stderr.write(f"Request #{request.pk} was made earlier with this idempotency key.")
         if options["wait"]:
@@ -98,6 +92,13 @@ class Command(BaseCommand):
         if request.state == PortState.FAILED:
             errors = sorted(set(request.ports.exclude(last_error="").values_list("last_error", flat=True)))
             raise refused(f"Request #{request.pk} failed: {'; '.join(errors) or 'see the request page'}")
-        if not options["wait"]:
+        if request.state == PortState.PENDING:
+            second = request.second_level_approvals
+            self.stderr.write(f"Request #{request.pk} awaits approval ({request.approvals_required} needed"
+                              f"{f', then {second} more' if second else ''}); the portal opens it once approved.")
+        elif request.state == PortState.SCHEDULED:
+            self.stderr.write(f"Request #{request.pk} is scheduled: the portal opens it at "
+                              f"{jit_json.iso(request.scheduled_start)}.")
+        elif not options["wait"]:
             self.stderr.write(f"Request #{request.pk} is {request.get_state_display().lower()}; the portal's worker "
                               f"opens it (--wait to open it here).")
