@@ -277,3 +277,21 @@ class RequestPageSerializer(serializers.Serializer):
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)
     results = RequestSerializer(many=True)
+
+
+class ProgressSerializer(serializers.Serializer):
+    first = serializers.IntegerField(help_text="Approvals given at the first level.")
+    first_needed = serializers.IntegerField()
+    second = serializers.IntegerField(help_text="Approvals given at the second level.")
+    second_needed = serializers.IntegerField(help_text="0: no second level.")
+
+
+class ApprovalSerializer(RequestSerializer):
+    progress = ProgressSerializer()
+
+
+class ApprovalPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = ApprovalSerializer(many=True)

@@ -32,6 +32,9 @@ urlpatterns = [
     path("v1/requests/<int:pk>/", views.RequestDetailView.as_view(), name="request"),
     path("v1/requests/<int:pk>/close/", views.RequestCloseView.as_view(), name="request_close"),
     path("v1/requests/<int:pk>/extend/", views.RequestExtendView.as_view(), name="request_extend"),
+    path("v1/requests/<int:pk>/approve/", views.RequestApproveView.as_view(), name="request_approve"),
+    path("v1/requests/<int:pk>/deny/", views.RequestDenyView.as_view(), name="request_deny"),
+    path("v1/approvals/", views.ApprovalQueueView.as_view(), name="approvals"),
     path("v1/audit/events/", views.AuditEventListView.as_view(), name="audit_events"),
     path("v1/audit/events.csv", views.AuditExportView.as_view(), name="audit_export"),
 ]

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import authz
-from accounts.roles import AUDIT_EXPORT, AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, VM_READ
+from accounts.roles import AUDIT_EXPORT, AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, REQUEST_APPROVE, VM_READ
 from audit import selectors as audit_selectors
 from audit.csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
 from audit.filtersets import ActivityFilterSet, TrailFilterSet
@@ -34,6 +34,7 @@ from audit.services import audit_record
 from policies import jit_json, rules
 from policies import selectors as policy_selectors
 from policies import services as policy_services
+from policies.access import approvals
 from policies.access import selectors as access_selectors
 from policies.access import services as access_services
 from policies.access.models import AccessRequest, PortState
@@ -291,6 +292,52 @@ class RequestExtendView(APIView):
             justification=data.get("justification", ""), client_ip=_client_ip(request))
         extension = access_selectors.request_get(request.user, extension.pk)
         return Response(_request_json(extension, request), status=201 if created else 200)
+
+
+# --- approvals -------------------------------------------------------------------------------------------------
+def _decide(request: Request, pk: int, *, approve: bool) -> Response:
+    access = access_selectors.review_get(request.user, pk)
+    body = s.DecisionSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    approvals.request_decide(actor=request.user, request=access, approve=approve,
+                             comment=body.validated_data.get("comment", ""), client_ip=_client_ip(request))
+    return Response(_approval_json(access_selectors.review_get(request.user, pk), request))
+
+
+def _approval_json(access: AccessRequest, request: Request) -> dict:
+    return {**_request_json(access, request), "progress": approvals.progress(access)}
+
+
+@api_requires(REQUEST_APPROVE, object_model=AccessRequest)
+class RequestApproveView(APIView):
+    """Approve a pending request (approvers at every VM of it; never the requester). The last approval needed
+    releases the request to open, or to wait for its scheduled start."""
+
+    @extend_schema(operation_id="requests_approve", request=s.DecisionSerializer,
+                   responses={200: s.ApprovalSerializer, **ERRORS, **NOT_FOUND}, tags=["approvals"])
+    def post(self, request: Request, pk: int) -> Response:
+        return _decide(request, pk, approve=True)
+
+
+@api_requires(REQUEST_APPROVE, object_model=AccessRequest)
+class RequestDenyView(APIView):
+    """Deny a pending request, saying why (``comment`` is required)."""
+
+    @extend_schema(operation_id="requests_deny", request=s.DecisionSerializer,
+                   responses={200: s.ApprovalSerializer, **ERRORS, **NOT_FOUND}, tags=["approvals"])
+    def post(self, request: Request, pk: int) -> Response:
+        return _decide(request, pk, approve=False)
+
+
+@api_requires(REQUEST_APPROVE)
+class ApprovalQueueView(APIView):
+    """Requests waiting for your decision, the first to expire first (``limit``/``offset`` pages)."""
+
+    @extend_schema(operation_id="approvals_list", responses={200: s.ApprovalPageSerializer, **READ_ERRORS},
+                   tags=["approvals"])
+    def get(self, request: Request) -> Response:
+        queryset = access_selectors.approval_queue(request.user).prefetch_related("vms", "ports", "approvals")
+        return _paginate(self, request, queryset, lambda r: _approval_json(r, request))
 
 
 # --- audit -----------------------------------------------------------------------------------------------------
