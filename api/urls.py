@@ -1,11 +1,27 @@
 """URLs of the REST API (``/api/``): the schema, its docs page, and version 1 of the API."""
-from django.urls import path
+from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
 from .access import api_public
 
 app_name = "api"
+
+
+class ObjectIdConverter:
+    """Any integer (negative or huge too): an id that names nothing gets the API's JSON 404, not an HTML page."""
+
+    regex = "-?[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        return number if 0 < number < 2**63 else 0  # 0 names nothing; the database never sees an overflow
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(ObjectIdConverter, "object_id")
 
 
 @api_public
@@ -25,15 +41,15 @@ urlpatterns = [
     path("docs/", DocsView.as_view(), name="docs"),
     path("v1/me/", views.MeView.as_view(), name="me"),
     path("v1/vms/", views.VmListView.as_view(), name="vms"),
-    path("v1/vms/<int:pk>/", views.VmDetailView.as_view(), name="vm"),
-    path("v1/vms/<int:pk>/jit/", views.VmJitView.as_view(), name="vm_jit"),
-    path("v1/policy-changes/<int:pk>/", views.PolicyChangeView.as_view(), name="policy_change"),
+    path("v1/vms/<object_id:pk>/", views.VmDetailView.as_view(), name="vm"),
+    path("v1/vms/<object_id:pk>/jit/", views.VmJitView.as_view(), name="vm_jit"),
+    path("v1/policy-changes/<object_id:pk>/", views.PolicyChangeView.as_view(), name="policy_change"),
     path("v1/requests/", views.RequestListView.as_view(), name="requests"),
-    path("v1/requests/<int:pk>/", views.RequestDetailView.as_view(), name="request"),
-    path("v1/requests/<int:pk>/close/", views.RequestCloseView.as_view(), name="request_close"),
-    path("v1/requests/<int:pk>/extend/", views.RequestExtendView.as_view(), name="request_extend"),
-    path("v1/requests/<int:pk>/approve/", views.RequestApproveView.as_view(), name="request_approve"),
-    path("v1/requests/<int:pk>/deny/", views.RequestDenyView.as_view(), name="request_deny"),
+    path("v1/requests/<object_id:pk>/", views.RequestDetailView.as_view(), name="request"),
+    path("v1/requests/<object_id:pk>/close/", views.RequestCloseView.as_view(), name="request_close"),
+    path("v1/requests/<object_id:pk>/extend/", views.RequestExtendView.as_view(), name="request_extend"),
+    path("v1/requests/<object_id:pk>/approve/", views.RequestApproveView.as_view(), name="request_approve"),
+    path("v1/requests/<object_id:pk>/deny/", views.RequestDenyView.as_view(), name="request_deny"),
     path("v1/approvals/", views.ApprovalQueueView.as_view(), name="approvals"),
     path("v1/audit/events/", views.AuditEventListView.as_view(), name="audit_events"),
     path("v1/audit/events.csv", views.AuditExportView.as_view(), name="audit_export"),

@@ -49,6 +49,8 @@ ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `e
           403: OpenApiResponse(s.ErrorSerializer, description="Your roles do not allow this.")}
 NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="No such object, or not in your scope.")}
 READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403]}
+PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
+                   OpenApiParameter("offset", int, description="Rows to skip.")]
 
 
 def _client_ip(request: Request) -> str | None:
@@ -93,8 +95,8 @@ VM_FILTERS = [
 class VmListView(APIView):
     """The VMs you may read, with their JIT state and ports (``limit``/``offset`` pages)."""
 
-    @extend_schema(operation_id="vms_list", parameters=VM_FILTERS, responses={200: s.VmPageSerializer,
-                                                                               **READ_ERRORS}, tags=["vms"])
+    @extend_schema(operation_id="vms_list", parameters=[*VM_FILTERS, *PAGE_PARAMETERS],
+                   responses={200: s.VmPageSerializer, **ERRORS}, tags=["vms"])
     def get(self, request: Request) -> Response:
         queryset = policy_selectors.vm_list(request.user)
         params = request.query_params
@@ -209,8 +211,8 @@ class RequestListView(APIView):
     """Your access requests (``GET``; ``?all=1``: every request in your policy-admin scope) and new ones
     (``POST``, a ``Start-AzJitNetworkAccessPolicy`` body; send an ``Idempotency-Key`` header to retry safely)."""
 
-    @extend_schema(operation_id="requests_list", parameters=REQUEST_FILTERS,
-                   responses={200: s.RequestPageSerializer, **READ_ERRORS}, tags=["requests"])
+    @extend_schema(operation_id="requests_list", parameters=[*REQUEST_FILTERS, *PAGE_PARAMETERS],
+                   responses={200: s.RequestPageSerializer, **ERRORS}, tags=["requests"])
     def get(self, request: Request) -> Response:
         everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
         queryset = access_selectors.request_list(request.user, everyone=everyone)
@@ -333,7 +335,8 @@ class RequestDenyView(APIView):
 class ApprovalQueueView(APIView):
     """Requests waiting for your decision, the first to expire first (``limit``/``offset`` pages)."""
 
-    @extend_schema(operation_id="approvals_list", responses={200: s.ApprovalPageSerializer, **READ_ERRORS},
+    @extend_schema(operation_id="approvals_list", parameters=PAGE_PARAMETERS,
+                   responses={200: s.ApprovalPageSerializer, **READ_ERRORS},
                    tags=["approvals"])
     def get(self, request: Request) -> Response:
         queryset = access_selectors.approval_queue(request.user).prefetch_related("vms", "ports", "approvals")

@@ -327,5 +327,6 @@ SPECTACULAR_SETTINGS = {
     }},
     "SECURITY": [{"apiToken": []}, {"entra": []}],
     "AUTHENTICATION_WHITELIST": [],
+    "PATH_CONVERTER_OVERRIDES": {"object_id": int},
 }
 # --- end REST API ----------------------------------------------------------------
