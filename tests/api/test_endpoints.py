@@ -217,3 +217,12 @@ def test_the_schema_and_docs_are_served_without_a_cdn(client):
     assert docs.status_code == 200
     page = docs.content.decode()
     assert "swagger-ui" in page and "cdn" not in page.lower() and "//unpkg" not in page
+
+
+@pytest.mark.parametrize("moment", ["1252-03-28T17:28:48+22:42", "0001-01-01T00:00:00+23:00",
+                                    "9999-12-31T23:59:00-23:00"])
+def test_audit_times_with_any_offset_are_searched_not_a_500(persona_mappings, auditor, api_as, moment):
+    make_audit_event(IN)
+    for key in ("since", "until"):
+        response = api_as(auditor).get("/api/v1/audit/events/", {"source": "portal", key: moment})
+        assert response.status_code == 200, response.content
