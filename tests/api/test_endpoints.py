@@ -90,6 +90,8 @@ def test_only_policy_admins_in_scope_change_jit_ports(vms, reader, policy_admin,
     ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}, {"number": 22, "allowedSourceAddressPrefix": "*"}]},
      "listed twice"),
     ({"ports": "22"}, "ports"),
+    ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "P9999999999D"}]},
+     "far longer"),
 ])
 def test_invalid_ports_are_a_400_with_the_reason(vms, policy_admin, api_as, body, message):
     response = api_as(policy_admin).put(f"/api/v1/vms/{vms[0].pk}/jit/", body)
@@ -141,6 +143,8 @@ def test_only_the_requester_extends(persona_mappings, policy_admin, api_as):
     response = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "PT1H"})
     assert response.status_code == 403 and "Only the requester" in response.json()["detail"]
     assert api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {}).status_code == 400
+    huge = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "P9999999999D"})
+    assert huge.status_code == 400 and "far longer" in huge.json()["detail"]
 
 
 @pytest.mark.parametrize(("body", "message"), [
