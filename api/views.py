@@ -53,6 +53,26 @@ PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (de
                    OpenApiParameter("offset", int, description="Rows to skip.")]
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class ApiView(APIView):
+    """The API's base view: text with NUL characters is refused up front (PostgreSQL cannot store or compare
+    it, and no name, address or reason contains one)."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if any(_has_nul(v) for v in request.query_params.lists()) or _has_nul(request.data):
+            raise ValidationError("Text must not contain NUL (0x00) characters.")
+
+
 def _client_ip(request: Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
@@ -65,7 +85,7 @@ def _paginate(view: APIView, request: Request, queryset, render) -> Response:
 
 # --- who am I --------------------------------------------------------------------------------------------------
 @api_authenticated
-class MeView(APIView):
+class MeView(ApiView):
     """The caller: who the token or session acts as, and the portal roles it carries."""
 
     @extend_schema(operation_id="me", responses={200: s.MeSerializer, **READ_ERRORS}, tags=["me"])
@@ -92,7 +112,7 @@ VM_FILTERS = [
 
 
 @api_requires(VM_READ)
-class VmListView(APIView):
+class VmListView(ApiView):
     """The VMs you may read, with their JIT state and ports (``limit``/``offset`` pages)."""
 
     @extend_schema(operation_id="vms_list", parameters=[*VM_FILTERS, *PAGE_PARAMETERS],
@@ -116,7 +136,7 @@ class VmListView(APIView):
 
 
 @api_requires(VM_READ, object_model=VirtualMachine)
-class VmDetailView(APIView):
+class VmDetailView(ApiView):
     """One VM with its JIT state and ports."""
 
     @extend_schema(operation_id="vms_retrieve", responses={200: s.VmSerializer, **READ_ERRORS, **NOT_FOUND},
@@ -138,7 +158,7 @@ def _accepted(request: Request, changes: list[PolicyChange]) -> Response:
 
 
 @api_requires(JIT_POLICY_READ, object_model=VirtualMachine)
-class VmJitView(APIView):
+class VmJitView(ApiView):
     """A VM's JIT ports: read (``GET``), set (``PUT``, as ``Set-AzJitNetworkAccessPolicy``), remove (``DELETE``).
 
     Writes are queued as a policy change and applied to Azure by a worker: the answer is 202 with the change
@@ -171,7 +191,7 @@ class VmJitView(APIView):
 
 
 @api_requires(JIT_POLICY_READ, object_model=PolicyChange)
-class PolicyChangeView(APIView):
+class PolicyChangeView(ApiView):
     """One queued JIT policy change: ``queued`` → ``running`` → ``applied`` or ``failed`` (with Azure's message)."""
 
     @extend_schema(operation_id="policy_changes_retrieve",
@@ -207,7 +227,7 @@ def _with_ports(queryset):
 
 
 @api_authenticated
-class RequestListView(APIView):
+class RequestListView(ApiView):
     """Your access requests (``GET``; ``?all=1``: every request in your policy-admin scope) and new ones
     (``POST``, a ``Start-AzJitNetworkAccessPolicy`` body; send an ``Idempotency-Key`` header to retry safely)."""
 
@@ -249,7 +269,7 @@ class RequestListView(APIView):
 
 
 @api_requires(JIT_INITIATE, object_model=AccessRequest)
-class RequestDetailView(APIView):
+class RequestDetailView(ApiView):
     """One access request: per VM and port, its state, end time and Azure's status."""
 
     @extend_schema(operation_id="requests_retrieve", responses={200: s.RequestSerializer, **READ_ERRORS,
@@ -259,7 +279,7 @@ class RequestDetailView(APIView):
 
 
 @api_requires(JIT_INITIATE, object_model=AccessRequest)
-class RequestCloseView(APIView):
+class RequestCloseView(ApiView):
     """Close a request now (new connections are refused; established ones are not cut)."""
 
     @extend_schema(operation_id="requests_close", request=None,
@@ -271,7 +291,7 @@ class RequestCloseView(APIView):
 
 
 @api_requires(JIT_INITIATE, object_model=AccessRequest)
-class RequestExtendView(APIView):
+class RequestExtendView(ApiView):
     """Extend: ask again for the same VMs, ports and source, ending ``duration`` from now (or at ``endTimeUtc``)."""
 
     @extend_schema(operation_id="requests_extend", request=s.ExtendSerializer,
@@ -311,7 +331,7 @@ def _approval_json(access: AccessRequest, request: Request) -> dict:
 
 
 @api_requires(REQUEST_APPROVE, object_model=AccessRequest)
-class RequestApproveView(APIView):
+class RequestApproveView(ApiView):
     """Approve a pending request (approvers at every VM of it; never the requester). The last approval needed
     releases the request to open, or to wait for its scheduled start."""
 
@@ -322,7 +342,7 @@ class RequestApproveView(APIView):
 
 
 @api_requires(REQUEST_APPROVE, object_model=AccessRequest)
-class RequestDenyView(APIView):
+class RequestDenyView(ApiView):
     """Deny a pending request, saying why (``comment`` is required)."""
 
     @extend_schema(operation_id="requests_deny", request=s.DecisionSerializer,
@@ -332,7 +352,7 @@ class RequestDenyView(APIView):
 
 
 @api_requires(REQUEST_APPROVE)
-class ApprovalQueueView(APIView):
+class ApprovalQueueView(ApiView):
     """Requests waiting for your decision, the first to expire first (``limit``/``offset`` pages)."""
 
     @extend_schema(operation_id="approvals_list", parameters=PAGE_PARAMETERS,
@@ -390,7 +410,7 @@ def _event_json(event, source: str) -> dict:
 
 
 @api_requires(AUDIT_READ)
-class AuditEventListView(APIView):
+class AuditEventListView(ApiView):
     """Search JIT activity, newest first: the Azure Activity Log copies or the portal's own trail, with the
     audit page's filters and scope. Pages by cursor (``next``/``previous``); no counts."""
 
@@ -416,7 +436,7 @@ class AuditEventListView(APIView):
 
 
 @api_requires(AUDIT_EXPORT)
-class AuditExportView(APIView):
+class AuditExportView(ApiView):
     """The current search as CSV (streamed; only rows in your export scopes). The export itself is audited."""
 
     @extend_schema(operation_id="audit_events_csv", parameters=AUDIT_FILTERS,

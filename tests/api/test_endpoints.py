@@ -230,3 +230,13 @@ def test_audit_times_with_any_offset_are_searched_not_a_500(persona_mappings, au
     for key in ("since", "until"):
         response = api_as(auditor).get("/api/v1/audit/events/", {"source": "portal", key: moment})
         assert response.status_code == 200, response.content
+
+
+def test_text_with_nul_characters_is_a_400_on_every_database(vms, reader, requester, api_as):
+    for params in ({"search": "a\x00b"}, {"subscription": "\x00"}, {"resourceGroup": "\x00"}):
+        response = api_as(reader).get("/api/v1/vms/", params)
+        assert response.status_code == 400 and "NUL" in response.json()["detail"]
+    body = {"virtualMachines": [{"id": vms[0].arm_id, "ports": [{"number": 22, "endTimeUtc": "2099-01-01T00:00:00Z",
+                                                                "allowedSourceAddressPrefix": "1.2.3.4"}]}],
+            "justification": "why\x00"}
+    assert api_as(requester).post("/api/v1/requests/", body).status_code == 400
