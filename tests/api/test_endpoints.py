@@ -221,6 +221,9 @@ def test_the_schema_and_docs_are_served_without_a_cdn(client):
     assert docs.status_code == 200
     page = docs.content.decode()
     assert "swagger-ui" in page and "cdn" not in page.lower() and "//unpkg" not in page
+    bundle = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    assert bundle in page
+    assert client.get(bundle).status_code == 200  # served by the portal itself
 
 
 @pytest.mark.parametrize("moment", ["1252-03-28T17:28:48+22:42", "0001-01-01T00:00:00+23:00",
