@@ -53,6 +53,9 @@ PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (de
                    OpenApiParameter("offset", int, description="Rows to skip.")]
 
 
+NUL_MESSAGE = "Text must not contain NUL (0x00) characters."
+
+
 def _has_nul(value) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -64,13 +67,21 @@ def _has_nul(value) -> bool:
 
 
 class ApiView(APIView):
-    """The API's base view: text with NUL characters is refused up front (PostgreSQL cannot store or compare
-    it, and no name, address or reason contains one)."""
+    """The API's base view: query text with NUL characters is refused up front (PostgreSQL cannot store or
+    compare it, and no name, address or reason contains one); bodies are checked by ``_body``."""
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
-        if any(_has_nul(v) for v in request.query_params.lists()) or _has_nul(request.data):
-            raise ValidationError("Text must not contain NUL (0x00) characters.")
+        if any(_has_nul(v) for v in request.query_params.lists()):
+            raise ValidationError(NUL_MESSAGE)
+
+
+def _body(request: Request):
+    """The parsed JSON body, refused when any text in it holds a NUL character. Views read it only after
+    loading their object, so a caller out of scope learns nothing from a malformed body."""
+    if _has_nul(request.data):
+        raise ValidationError(NUL_MESSAGE)
+    return request.data
 
 
 def _client_ip(request: Request) -> str | None:
@@ -174,7 +185,7 @@ class VmJitView(ApiView):
                    responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
     def put(self, request: Request, pk: int) -> Response:
         vm = policy_selectors.vm_get(request.user, pk, JIT_POLICY_READ)
-        body = s.PolicyPutSerializer(data=request.data)
+        body = s.PolicyPutSerializer(data=_body(request))
         body.is_valid(raise_exception=True)
         ports = jit_json.policy_ports_from_azure(request.data["ports"], vm_label=vm.name)
         if vm.state == VmState.NOT_CONFIGURED:
@@ -250,7 +261,7 @@ class RequestListView(ApiView):
                    responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND},
                    tags=["requests"])
     def post(self, request: Request) -> Response:
-        body = s.RequestCreateSerializer(data=request.data)
+        body = s.RequestCreateSerializer(data=_body(request))
         body.is_valid(raise_exception=True)
         if not authz.holds_anywhere(request.user, JIT_INITIATE):
             raise ApiPermissionDenied(f"You need a role that allows {JIT_INITIATE}.")
@@ -300,7 +311,7 @@ class RequestExtendView(ApiView):
                    tags=["requests"])
     def post(self, request: Request, pk: int) -> Response:
         access = access_selectors.request_get(request.user, pk)
-        body = s.ExtendSerializer(data=request.data)
+        body = s.ExtendSerializer(data=_body(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data
         if data.get("endTimeUtc"):
@@ -319,7 +330,7 @@ class RequestExtendView(ApiView):
 # --- approvals -------------------------------------------------------------------------------------------------
 def _decide(request: Request, pk: int, *, approve: bool) -> Response:
     access = access_selectors.review_get(request.user, pk)
-    body = s.DecisionSerializer(data=request.data)
+    body = s.DecisionSerializer(data=_body(request))
     body.is_valid(raise_exception=True)
     approvals.request_decide(actor=request.user, request=access, approve=approve,
                              comment=body.validated_data.get("comment", ""), client_ip=_client_ip(request))
