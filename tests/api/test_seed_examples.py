@@ -75,3 +75,9 @@ def test_the_seeds_request_json_opens_port_22_for_exactly_that_ip(prod, requeste
     assert [(r["sourceAddressPrefix"], r["destinationPortRange"]) for r in rules] == [(f"{MY_IP}/32", "22")]
     detail = client.get(created["url"]).json()
     assert detail["state"] == "open" and detail["virtualMachines"][0]["ports"][0]["azureStatus"] == "Initiated"
+
+    extended = client.post(f"/api/v1/requests/{created['id']}/extend/", {"duration": "PT2H"})
+    assert extended.status_code == 201, extended.content
+    assert (extended.json()["kind"], extended.json()["extends"]) == ("extend", created["id"])
+    closed = client.post(f"/api/v1/requests/{extended.json()['id']}/close/")
+    assert closed.status_code == 200 and closed.json()["closedAt"]
