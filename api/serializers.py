@@ -198,6 +198,14 @@ class RequestVmSerializer(serializers.Serializer):
     addressKind = serializers.CharField(required=False)
 
 
+class DecisionRecordSerializer(serializers.Serializer):
+    approver = serializers.CharField()
+    level = serializers.IntegerField()
+    decision = serializers.CharField(help_text="approve or deny.")
+    comment = serializers.CharField(allow_blank=True)
+    at = serializers.DateTimeField()
+
+
 class RequestSerializer(serializers.Serializer):
     """An access request with its VMs and ports (``policies.jit_json.request_to_json``) and its URL."""
 

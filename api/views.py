@@ -234,7 +234,7 @@ def _request_json(access: AccessRequest, request: Request) -> dict:
 
 
 def _with_ports(queryset):
-    return queryset.prefetch_related("vms", "ports")
+    return queryset.prefetch_related("vms", "ports", "approvals")
 
 
 @api_authenticated

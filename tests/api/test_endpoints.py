@@ -243,3 +243,26 @@ def test_text_with_nul_characters_is_a_400_on_every_database(vms, reader, reques
                                                                 "allowedSourceAddressPrefix": "1.2.3.4"}]}],
             "justification": "why\x00"}
     assert api_as(requester).post("/api/v1/requests/", body).status_code == 400
+
+
+@pytest.mark.parametrize("rows", [5, 60])
+def test_the_vm_list_runs_a_fixed_number_of_queries(persona_mappings, reader, api_as, rows,
+                                                    django_assert_max_num_queries):
+    from tests.policies.factories import make_many_vms
+
+    make_many_vms(rows)
+    client = api_as(reader)
+    with django_assert_max_num_queries(8):
+        response = client.get("/api/v1/vms/", {"limit": 100})
+    assert response.status_code == 200 and response.json()["count"] == rows
+
+
+@pytest.mark.parametrize("count", [1, 6])
+def test_the_request_list_runs_a_fixed_number_of_queries(persona_mappings, policy_admin, api_as, count,
+                                                         django_assert_max_num_queries):
+    for _ in range(count):
+        make_access_request(IN)
+    client = api_as(policy_admin)
+    with django_assert_max_num_queries(10):
+        response = client.get("/api/v1/requests/", {"all": "1"})
+    assert response.status_code == 200 and response.json()["count"] == count
