@@ -59,6 +59,10 @@ INSTALLED_APPS = [
     "policies",
     "audit",
     "notifications",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -308,3 +312,55 @@ CELERY_BEAT_SCHEDULE["notifications-deliver-due"] = {
 }
 CELERY_BEAT_SCHEDULE["notifications-warn-expiring"] = {"task": "notifications.warn_expiring", "schedule": 60.0}
 # --- end Notifications -------------------------------------------------------------
+
+# --- REST API ------------------------------------------------------------------
+# /api/v1/: personal API tokens (Authorization: Bearer jit_...) and Entra ID access tokens for this app
+# (audience ENTRA_CLIENT_ID or api://ENTRA_CLIENT_ID), then the browser session. JSON only unless
+# API_BROWSABLE (local development). Rates per user (token or session) and per anonymous address.
+API_BROWSABLE = env_bool("API_BROWSABLE", default=False)
+API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/min")
+API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="60/min")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiTokenAuthentication",
+        "api.authentication.EntraBearerAuthentication",
+        "api.authentication.PortalSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 *(["rest_framework.renderers.BrowsableAPIRenderer"] if API_BROWSABLE else [])],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle",
+                                 "rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": API_THROTTLE_USER, "anon": API_THROTTLE_ANON},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "jitportal API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Just-in-time network access to Azure VMs. Shapes follow the Azure JIT resource "
+        "(ports, number, protocol, allowedSourceAddressPrefix(es), maxRequestAccessDuration, endTimeUtc). "
+        "Authenticate with a personal API token (Authorization: Bearer jit_...) or an Entra ID access token "
+        "for this portal; every call is checked against your portal roles at the object's scope."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "APPEND_COMPONENTS": {"securitySchemes": {
+        "apiToken": {"type": "http", "scheme": "bearer", "description": "A personal API token: jit_..."},
+        "entra": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                  "description": "An Entra ID access token for api://<portal client id>."},
+    }},
+    "SECURITY": [{"apiToken": []}, {"entra": []}],
+    "AUTHENTICATION_WHITELIST": [],
+    "PATH_CONVERTER_OVERRIDES": {"object_id": int},
+}
+# --- end REST API ----------------------------------------------------------------

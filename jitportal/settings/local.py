@@ -25,3 +25,8 @@ ENTRA_CA_BUNDLE = env.str("ENTRA_CA_BUNDLE", default=str(VAR_DIR / "emulator" / 
 SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
     authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
 )
+
+# The REST API also renders as HTML pages in the browser (signed-in session) unless API_BROWSABLE=false.
+if env_bool("API_BROWSABLE", default=True):
+    REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": [  # noqa: F405
+        "rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]}

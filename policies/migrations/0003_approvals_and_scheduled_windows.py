@@ -80,7 +80,7 @@ class Migration(migrations.Migration):
                 ('scope', models.CharField(help_text='A subscription, resource group or VM id.', max_length=512)),
                 ('effect', models.CharField(choices=[('deny', 'Deny'), ('auto', 'Auto-approve'), ('manual', 'Require approval')], max_length=8)),
                 ('ports', models.JSONField(blank=True, default=list, help_text='Port numbers it applies to; empty: any port.')),
-                ('source_prefixes', models.JSONField(blank=True, default=list, help_text="Sources it applies to (CIDR or *); empty: any. Deny: a request overlapping one is refused. Auto and manual: the request's source must lie inside one.")),
+                ('source_prefixes', models.JSONField(blank=True, default=list, help_text="Sources it applies to (CIDR or *); empty: any. Deny: a request overlapping one is refused (* here: requests for any source). Auto and manual: the request's source must lie inside one.")),
                 ('max_duration_minutes', models.PositiveIntegerField(blank=True, help_text='Auto and manual: applies only to windows up to this long.', null=True)),
                 ('hours_start', models.TimeField(blank=True, help_text='Auto: only windows starting from (UTC).', null=True)),
                 ('hours_end', models.TimeField(blank=True, help_text='Auto: ... until (UTC).', null=True)),
