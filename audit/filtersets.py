@@ -1,7 +1,7 @@
 """Search filters of the audit pages (also used, unchanged, by the CSV export)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import django_filters
 from django import forms
@@ -19,6 +19,15 @@ STATUS_CHOICES = [(s, s) for s in ("Started", "Accepted", "Succeeded", "Failed")
 OPERATION_CHOICES = [(op, op.split("/", 1)[0].split(".")[-1] + ": " + "/".join(op.split("/")[-2:]))
                      for op in KNOWN_OPERATIONS]
 _DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (PostgreSQL refuses offsets beyond ±15:59, which Python accepts up to ±23:59); a time
+    whose UTC form falls outside the calendar is clamped to its first or last instant."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if moment.year < 2 else datetime.max.replace(tzinfo=UTC)
 
 
 class _TimeRangeFilterSet(django_filters.FilterSet):
@@ -44,9 +53,9 @@ class _TimeRangeFilterSet(django_filters.FilterSet):
         if preset in TIME_PRESETS:
             return queryset.filter(**{f"{self.time_field}__gte": timezone.now() - TIME_PRESETS[preset]})
         if data.get("since"):
-            queryset = queryset.filter(**{f"{self.time_field}__gte": data["since"]})
+            queryset = queryset.filter(**{f"{self.time_field}__gte": _utc(data["since"])})
         if data.get("until"):
-            queryset = queryset.filter(**{f"{self.time_field}__lte": data["until"]})
+            queryset = queryset.filter(**{f"{self.time_field}__lte": _utc(data["until"])})
         return queryset
 
     def applied(self) -> dict[str, str]:

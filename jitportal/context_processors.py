@@ -2,6 +2,9 @@
 from django.conf import settings
 from django.http import HttpRequest
 
+from accounts import authz
+from accounts.roles import REQUEST_APPROVE
+
 
 def portal(request: HttpRequest) -> dict:
     """Branding and the global navigation."""
@@ -13,6 +16,7 @@ def portal(request: HttpRequest) -> dict:
             ("dashboard", "Dashboard"),
             ("policies:inventory", "Inventory"),
             ("policies:requests", "Requests"),
+            *([("policies:approvals", "Approvals")] if authz.holds_anywhere(request.user, REQUEST_APPROVE) else []),
             ("audit:search", "Audit"),
             ("settings", "Settings"),
         ],

@@ -2,6 +2,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from api.pages import api_tokens
 from jitportal import views
 
 urlpatterns = [
@@ -9,8 +10,13 @@ urlpatterns = [
     path("settings/", views.settings_index, name="settings"),
     path("settings/role-mappings/", include("accounts.settings_urls")),
     path("healthz", views.healthz, name="healthz"),
+    path("accounts/me/tokens/", api_tokens, name="api_tokens"),
     path("accounts/", include("accounts.urls")),
     path("", include("policies.urls")),
     path("audit/", include("audit.urls")),
+    path("", include("notifications.urls")),
+    path("api/", include("api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "api.errors.not_found"

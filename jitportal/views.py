@@ -12,12 +12,13 @@ from jitportal.lib.health import check_broker, check_database
 
 @authenticated_only
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The landing page: the user's open access, recent requests and, for admins, counts."""
+    """The landing page: the user's open access, recent requests, what waits for their approval, admin counts."""
     from policies.access import selectors as access
 
     return render(request, "jitportal/dashboard.html", {
         "title": "Dashboard", "open_ports": access.my_open_ports(request.user),
-        "recent": access.recent_requests(request.user), "state_counts": access.state_counts(request.user)})
+        "recent": access.recent_requests(request.user), "state_counts": access.state_counts(request.user),
+        "to_approve": access.approval_queue(request.user).count()})
 
 
 @requires(SETTINGS_WRITE)

@@ -35,3 +35,25 @@ def seed(*, endpoint: str = EMULATOR_URL, ca_bundle: str | None = None, sync: bo
                 services.sync_request(actor=None, subscription=existing)
             subscriptions.append(existing)
     return subscriptions
+
+
+DEMO_ACCESS_RULES = [
+    # (name, scope, effect, fields)
+    ("Databases need two approvers", f"/subscriptions/{DEMO_SUBSCRIPTIONS[0][0]}/resourceGroups/rg-data-prod",
+     "manual", {"approvals_required": 2, "justification_pattern": r"[A-Z]+-[0-9]+",
+                "justification_hint": "Name the change or incident ticket (e.g. CHG-1234)."}),
+    ("Never open RDP to the internet", f"/subscriptions/{DEMO_SUBSCRIPTIONS[0][0]}", "deny",
+     {"ports": [3389], "source_prefixes": ["*"], "message": "RDP is never opened to any source (*); ask for your IP."}),
+]
+
+
+def seed_access_rules() -> int:
+    """The demo's access rules (created once, by name): two approvers on the data tier, no RDP from anywhere."""
+    from .access.models import AccessRule
+
+    created = 0
+    for name, scope, effect, fields in DEMO_ACCESS_RULES:
+        _, was_created = AccessRule.objects.get_or_create(name=name, defaults={"scope": scope, "effect": effect,
+                                                                               **fields})
+        created += was_created
+    return created

@@ -95,7 +95,10 @@ def parse_duration(value: str) -> timedelta:
     if not match or not any(match.groupdict().values()):
         raise ValidationError(f"'{value}' is not an ISO 8601 duration such as PT3H.", code="duration")
     parts = {k: int(v or 0) for k, v in match.groupdict().items()}
-    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    try:
+        return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    except OverflowError:
+        raise ValidationError(f"'{value}' is far longer than any time the portal accepts.", code="duration") from None
 
 
 def format_duration(delta: timedelta) -> str:

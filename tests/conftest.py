@@ -6,7 +6,8 @@ import pytest
 # Playwright's sync API runs an event loop in the test thread; the ORM must still be usable there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytest_plugins = ["tests.plugins.browser", "tests.plugins.workers", "tests.plugins.emulator", "tests.plugins.personas"]
+pytest_plugins = ["tests.plugins.browser", "tests.plugins.workers", "tests.plugins.emulator", "tests.plugins.personas",
+                  "tests.plugins.webhooks"]
 
 
 @pytest.fixture

@@ -58,6 +58,11 @@ INSTALLED_APPS = [
     "accounts",
     "policies",
     "audit",
+    "notifications",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -266,9 +271,98 @@ ACCESS_MAX_ATTEMPTS = env.int("ACCESS_MAX_ATTEMPTS", default=8)
 ACCESS_RECONCILE_INTERVAL_SECONDS = env.int("ACCESS_RECONCILE_INTERVAL_SECONDS", default=60)
 # "Close now" behind an Azure Firewall: the unroutable source (RFC 5737) of the 5-minute replacement request.
 ACCESS_CLOSE_PLACEHOLDER_SOURCE = env.str("ACCESS_CLOSE_PLACEHOLDER_SOURCE", default="192.0.2.1/32")
+# A request waiting for approval expires after this (an access rule may set its own time).
+ACCESS_APPROVAL_PENDING_MINUTES = env.int("ACCESS_APPROVAL_PENDING_MINUTES", default=240)
+# How far ahead a window may be scheduled.
+ACCESS_SCHEDULE_MAX_DAYS = env.int("ACCESS_SCHEDULE_MAX_DAYS", default=30)
 CELERY_IMPORTS = [*CELERY_IMPORTS, "policies.access.tasks"]
 CELERY_BEAT_SCHEDULE["access-reconcile"] = {
     "task": "access.reconcile",
     "schedule": float(ACCESS_RECONCILE_INTERVAL_SECONDS),
 }
 # --- end Access requests -------------------------------------------------------
+
+# --- Notifications ---------------------------------------------------------------
+# E-mail and webhooks on access events. The receiver only writes outbox rows; tasks send them, the beat retries
+# what is due (exponential backoff from NOTIFY_RETRY_BASE_SECONDS, a receiver's Retry-After honoured) and gives
+# up after NOTIFY_MAX_ATTEMPTS, the reason kept on the row.
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="jitportal@localhost")
+NOTIFY_EXPIRY_WARNING_MINUTES = env.int("NOTIFY_EXPIRY_WARNING_MINUTES", default=10)
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
+NOTIFY_RETRY_BASE_SECONDS = env.int("NOTIFY_RETRY_BASE_SECONDS", default=30)
+NOTIFY_RETRY_MAX_SECONDS = env.int("NOTIFY_RETRY_MAX_SECONDS", default=3600)
+NOTIFY_STUCK_SECONDS = env.int("NOTIFY_STUCK_SECONDS", default=300)
+NOTIFY_BATCH_SIZE = env.int("NOTIFY_BATCH_SIZE", default=100)
+NOTIFY_TIME_BUDGET_SECONDS = env.int("NOTIFY_TIME_BUDGET_SECONDS", default=60)
+NOTIFY_INTERVAL_SECONDS = env.int("NOTIFY_INTERVAL_SECONDS", default=30)
+NOTIFY_WEBHOOK_TIMEOUT_SECONDS = env.int("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", default=10)
+# Webhook URLs must be https and reach a public address unless these allow otherwise (local and tests do).
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+CELERY_IMPORTS = [*CELERY_IMPORTS, "notifications.tasks"]
+CELERY_BEAT_SCHEDULE["notifications-deliver-due"] = {
+    "task": "notifications.deliver_due",
+    "schedule": float(NOTIFY_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["notifications-warn-expiring"] = {"task": "notifications.warn_expiring", "schedule": 60.0}
+# --- end Notifications -------------------------------------------------------------
+
+# --- REST API ------------------------------------------------------------------
+# /api/v1/: personal API tokens (Authorization: Bearer jit_...) and Entra ID access tokens for this app
+# (audience ENTRA_CLIENT_ID or api://ENTRA_CLIENT_ID), then the browser session. JSON only unless
+# API_BROWSABLE (local development). Rates per user (token or session) and per anonymous address.
+API_BROWSABLE = env_bool("API_BROWSABLE", default=False)
+API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/min")
+API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="60/min")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiTokenAuthentication",
+        "api.authentication.EntraBearerAuthentication",
+        "api.authentication.PortalSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 *(["rest_framework.renderers.BrowsableAPIRenderer"] if API_BROWSABLE else [])],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle",
+                                 "rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": API_THROTTLE_USER, "anon": API_THROTTLE_ANON},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "jitportal API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Just-in-time network access to Azure VMs. Shapes follow the Azure JIT resource "
+        "(ports, number, protocol, allowedSourceAddressPrefix(es), maxRequestAccessDuration, endTimeUtc). "
+        "Authenticate with a personal API token (Authorization: Bearer jit_...) or an Entra ID access token "
+        "for this portal; every call is checked against your portal roles at the object's scope."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "APPEND_COMPONENTS": {"securitySchemes": {
+        "apiToken": {"type": "http", "scheme": "bearer", "description": "A personal API token: jit_..."},
+        "entra": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                  "description": "An Entra ID access token for api://<portal client id>."},
+    }},
+    "SECURITY": [{"apiToken": []}, {"entra": []}],
+    "AUTHENTICATION_WHITELIST": [],
+    "PATH_CONVERTER_OVERRIDES": {"object_id": int},
+}
+# --- end REST API ----------------------------------------------------------------

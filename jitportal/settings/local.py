@@ -5,7 +5,10 @@ from .base import *  # noqa: F403
 from .base import VAR_DIR, env, env_bool, env_secret
 
 DEBUG = env_bool("DJANGO_DEBUG", default=True)
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Webhooks to a receiver on this machine over plain http are fine in the demo.
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", default=True)
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=True)
 
 # Serve static files from the apps directly (no collectstatic needed outside production).
 WHITENOISE_USE_FINDERS = True
@@ -22,3 +25,8 @@ ENTRA_CA_BUNDLE = env.str("ENTRA_CA_BUNDLE", default=str(VAR_DIR / "emulator" / 
 SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
     authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
 )
+
+# The REST API also renders as HTML pages in the browser (signed-in session) unless API_BROWSABLE=false.
+if env_bool("API_BROWSABLE", default=True):
+    REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": [  # noqa: F405
+        "rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]}

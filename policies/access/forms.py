@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from policies.models import VirtualMachine
@@ -47,6 +48,11 @@ class AccessRequestForm(forms.Form):
     duration = forms.TypedChoiceField(coerce=int, label="Time range")
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500,
                                     label="Justification")
+    start_at = forms.DateTimeField(required=False, label=f"Start later ({settings.TIME_ZONE})",
+                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                   input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+                                   help_text="Leave empty to start now (or as soon as it is approved). A scheduled "
+                                             "window opens at its start, not before.")
     token = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args, vms: list[VirtualMachine], my_ip: ClientAddress | None,

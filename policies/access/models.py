@@ -2,7 +2,9 @@
 
 ``AccessRequest`` is what the user submitted (stored before any cloud call); ``AccessRequestVm`` one VM of it
 (and the JIT policy it belongs to: one ``initiate`` per policy); ``AccessRequestPort`` one port with its own
-state machine: queued → opening → open → expired | closed, or failed with Azure's reason.
+state machine: [pending → (denied)] → [scheduled →] queued → opening → open → expired | closed, or failed with
+Azure's reason. ``AccessRule`` says per scope what needs approval (deny → auto-approve → manual) and
+``Approval`` is one approver's decision.
 """
 from __future__ import annotations
 
@@ -13,18 +15,33 @@ from django.db import models
 
 
 class PortState(models.TextChoices):
+    PENDING = "pending", "Awaiting approval"
+    SCHEDULED = "scheduled", "Scheduled"
     QUEUED = "queued", "Queued"
     OPENING = "opening", "Opening"
     OPEN = "open", "Open"
     EXPIRED = "expired", "Expired"
     CLOSED = "closed", "Closed"
     FAILED = "failed", "Failed"
+    DENIED = "denied", "Denied"
 
 
-__all__ = ["AccessRequest", "AccessRequestPort", "AccessRequestVm", "PortState"]
+class ApprovalState(models.TextChoices):
+    NOT_REQUIRED = "not_required", "Auto-approved"
+    PENDING = "pending", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    DENIED = "denied", "Denied"
+    EXPIRED = "expired", "Not approved in time"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+__all__ = ["AccessRequest", "AccessRequestPort", "AccessRequestVm", "AccessRule", "Approval", "ApprovalState",
+           "PortState"]
 
 TRANSITIONAL = (PortState.QUEUED, PortState.OPENING)
-FINAL = (PortState.EXPIRED, PortState.CLOSED, PortState.FAILED)
+WAITING = (PortState.PENDING, PortState.SCHEDULED)
+ACTIVE = (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED, PortState.OPENING, PortState.OPEN)
+FINAL = (PortState.EXPIRED, PortState.CLOSED, PortState.FAILED, PortState.DENIED)
 
 
 class AccessRequest(models.Model):
@@ -48,7 +65,16 @@ class AccessRequest(models.Model):
     source_kind = models.CharField(max_length=16, blank=True, help_text="my_ip, ip or range.")
     source_warning = models.CharField(max_length=255, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Where the form was submitted from.")
-    scheduled_start = models.DateTimeField(null=True, blank=True)
+    scheduled_start = models.DateTimeField(null=True, blank=True,
+                                           help_text="A scheduled window's start; empty: as soon as approved.")
+    approval_state = models.CharField(max_length=16, choices=ApprovalState.choices,
+                                      default=ApprovalState.NOT_REQUIRED)
+    approvals_required = models.PositiveSmallIntegerField(default=0)
+    second_level_approvals = models.PositiveSmallIntegerField(default=0, help_text="0: no second level.")
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    rule = models.ForeignKey("AccessRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    rule_name = models.CharField(max_length=128, blank=True, help_text="The rule that decided, as it was named.")
     end_at = models.DateTimeField(help_text="The latest end time of its ports.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -62,6 +88,7 @@ class AccessRequest(models.Model):
             models.Index(fields=["requester", "-created_at"], name="acc_req_mine"),
             models.Index(fields=["requester", "state", "-created_at"], name="acc_req_mine_state"),
             models.Index(fields=["state", "-created_at"], name="acc_req_state"),
+            models.Index(fields=["approval_state", "approval_expires_at"], name="acc_req_pending"),
         ]
 
     def __str__(self) -> str:
@@ -74,7 +101,18 @@ class AccessRequest(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN)
+        return self.state in ACTIVE
+
+    @property
+    def is_pending(self) -> bool:
+        return self.approval_state == ApprovalState.PENDING and self.closed_at is None
+
+    @property
+    def duration(self):
+        """The window asked for (the longest of its ports)."""
+        from datetime import timedelta
+
+        return timedelta(seconds=max((p.duration_seconds for p in self.ports.all()), default=0))
 
 
 class AccessRequestVm(models.Model):
@@ -137,3 +175,82 @@ class AccessRequestPort(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} ({self.get_state_display()})"
+
+
+class AccessRule(models.Model):
+    """What a request at a scope needs: refused (deny), opened at once (auto) or N approvals (manual).
+
+    Evaluated for each VM of a request over the enabled rules whose scope contains the VM: a matching deny
+    rule refuses; else a matching auto rule opens at once; else a matching manual rule asks for approvals (the
+    strictest wins). A VM under no auto or manual rule behaves as Azure does (auto); one under auto or manual
+    rules of which none matches needs one approval. Justification patterns of every rule at the scope apply.
+    """
+
+    class Effect(models.TextChoices):
+        DENY = "deny", "Deny"
+        AUTO = "auto", "Auto-approve"
+        MANUAL = "manual", "Require approval"
+
+    name = models.CharField(max_length=128)
+    scope = models.CharField(max_length=512, help_text="A subscription, resource group or VM id.")
+    effect = models.CharField(max_length=8, choices=Effect.choices)
+    ports = models.JSONField(default=list, blank=True, help_text="Port numbers it applies to; empty: any port.")
+    source_prefixes = models.JSONField(
+        default=list, blank=True,
+        help_text="Sources it applies to (CIDR or *); empty: any. Deny: a request overlapping one is refused "
+                  "(* here: requests for any source). Auto and manual: the request's source must lie inside one.")
+    max_duration_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Auto and manual: applies only to windows up to this long.")
+    hours_start = models.TimeField(null=True, blank=True, help_text="Auto: only windows starting from (UTC).")
+    hours_end = models.TimeField(null=True, blank=True, help_text="Auto: ... until (UTC).")
+    weekdays_only = models.BooleanField(default=False, help_text="Auto: only Monday to Friday (UTC).")
+    approvals_required = models.PositiveSmallIntegerField(default=1, help_text="Manual: approvals needed.")
+    second_level_approvals = models.PositiveSmallIntegerField(
+        default=0, help_text="Manual: further approvals, by other approvers, after the first level (0: none).")
+    pending_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Manual: a request not decided within this expires (default setting).")
+    justification_pattern = models.CharField(
+        max_length=256, blank=True, help_text="A regular expression the justification must contain (e.g. a "
+                                              "ticket id: [A-Z]+-[0-9]+).")
+    justification_hint = models.CharField(max_length=200, blank=True,
+                                          help_text="Shown when the justification does not match.")
+    message = models.CharField(max_length=300, blank=True, help_text="Deny: the reason shown to the requester.")
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "effect", "name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_effect_display()})"
+
+    @property
+    def resource_id(self) -> str:
+        """The scope, for the authorization API (a rule is managed where its scope is administered)."""
+        return self.scope
+
+
+class Approval(models.Model):
+    """One approver's decision on a request, at its level, with a comment."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approved"
+        DENY = "deny", "Denied"
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approver_name = models.CharField(max_length=255)
+    level = models.PositiveSmallIntegerField(default=1)
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["request", "approver"], name="acc_one_decision_each")]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} by {self.approver_name}"

@@ -11,13 +11,22 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts import authz
-from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE
+from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
 from policies.models import VirtualMachine, VmState
 from policies.selectors import vm_get, vm_list
 
 from . import validation
 from .connection import ConnectionDetails, details_for, login_name
-from .models import AccessRequest, AccessRequestPort, AccessRequestVm, PortState
+from .models import (
+    WAITING,
+    AccessRequest,
+    AccessRequestPort,
+    AccessRequestVm,
+    AccessRule,
+    Approval,
+    ApprovalState,
+    PortState,
+)
 
 
 def _vm_rows_in_scope(user, action: str) -> QuerySet[AccessRequestVm] | None:
@@ -50,6 +59,69 @@ def request_visible(user) -> QuerySet[AccessRequest]:
     return _own_or_in_scope(user, JIT_INITIATE)
 
 
+def _request_detail_queryset(queryset: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
+    return queryset.prefetch_related(
+        Prefetch("vms", queryset=AccessRequestVm.objects.select_related("vm").prefetch_related("ports")),
+        Prefetch("approvals", queryset=Approval.objects.order_by("created_at", "id")))
+
+
+def approval_queue(user) -> QuerySet[AccessRequest]:
+    """Requests waiting for ``user``'s decision: pending, not their own, every VM in their approver scope, not yet
+    decided by them; oldest first (the first to expire)."""
+    rows = _vm_rows_in_scope(user, REQUEST_APPROVE)
+    if rows is None:
+        return AccessRequest.objects.none()
+    outside = AccessRequestVm.objects.filter(request_id=OuterRef("pk")).exclude(pk__in=rows.values("pk"))
+    decided = Approval.objects.filter(request_id=OuterRef("pk"), approver_id=user.pk)
+    return (AccessRequest.objects.select_related("requester")
+            .filter(approval_state=ApprovalState.PENDING, closed_at__isnull=True)
+            .exclude(requester_id=user.pk)
+            .filter(Exists(rows.filter(request_id=OuterRef("pk"))))
+            .exclude(Exists(outside)).exclude(Exists(decided))
+            .order_by("approval_expires_at", "id"))
+
+
+def requester_history(requester_ids: list[int], days: int = 30) -> dict[int, dict[str, int]]:
+    """Per requester: their requests in the last ``days`` by outcome (for the approvers' queue)."""
+    since = timezone.now() - timedelta(days=days)
+    history: dict[int, dict[str, int]] = {pk: {"total": 0, "denied": 0, "opened": 0} for pk in requester_ids}
+    rows = (AccessRequest.objects.filter(requester_id__in=requester_ids, created_at__gte=since).order_by()
+            .values_list("requester_id", "state").annotate(n=Count("id")))
+    for requester_id, state, n in rows:
+        entry = history[requester_id]
+        entry["total"] += n
+        if state == PortState.DENIED:
+            entry["denied"] += n
+        if state in (PortState.OPEN, PortState.EXPIRED, PortState.CLOSED):
+            entry["opened"] += n
+    return history
+
+
+def review_get(user, pk: int) -> AccessRequest:
+    """A request an approver may review: one with a VM in their approver scope (deciding needs every VM)."""
+    rows = _vm_rows_in_scope(user, REQUEST_APPROVE)
+    if rows is None:
+        raise Http404("No such object.")
+    try:
+        return _request_detail_queryset(AccessRequest.objects.select_related("requester").filter(
+            Exists(rows.filter(request_id=OuterRef("pk"))))).get(pk=pk)
+    except (AccessRequest.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such object.") from exc
+
+
+def rule_list(user) -> list[AccessRule]:
+    """Access rules at scopes where ``user`` administers JIT."""
+    return [rule for rule in AccessRule.objects.select_related("created_by")
+            if authz.has_permission(user, JIT_POLICY_WRITE, rule.scope)]
+
+
+def rule_get(user, pk: int) -> AccessRule:
+    rule = AccessRule.objects.filter(pk=pk).first() if str(pk).isdigit() else None
+    if rule is None or not authz.has_permission(user, JIT_POLICY_WRITE, rule.scope):
+        raise Http404("No such object.")
+    return rule
+
+
 def is_admin(user) -> bool:
     return authz.holds_anywhere(user, JIT_POLICY_WRITE)
 
@@ -57,9 +129,7 @@ def is_admin(user) -> bool:
 def request_get(user, pk: int) -> AccessRequest:
     """One request ``user`` may see, with its VMs and ports, else ``Http404``."""
     try:
-        return request_visible(user).prefetch_related(
-            Prefetch("vms", queryset=AccessRequestVm.objects.select_related("vm").prefetch_related("ports"))
-        ).get(pk=pk)
+        return _request_detail_queryset(request_visible(user)).get(pk=pk)
     except (AccessRequest.DoesNotExist, ValueError, TypeError) as exc:
         raise Http404("No such object.") from exc
 
@@ -76,7 +146,8 @@ def requestable_vm(user, pk: int) -> VirtualMachine:
 def my_open_ports(user, limit: int = 20) -> list[AccessRequestPort]:
     """The user's ports open now (and those still opening), soonest end first, with time left."""
     ports = list(AccessRequestPort.objects.filter(request__requester_id=user.pk,
-                                                  state__in=[PortState.OPEN, PortState.OPENING, PortState.QUEUED])
+                                                  state__in=[PortState.OPEN, PortState.OPENING, PortState.QUEUED,
+                                                             PortState.PENDING, PortState.SCHEDULED])
                  .select_related("request", "request_vm").order_by("end_at")[:limit])
     now = timezone.now()
     for port in ports:
@@ -117,12 +188,17 @@ def request_view(request: AccessRequest, user) -> dict:
                           "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
                           "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None})
         vms.append({"row": vm_row, "ports": ports})
+    from .approvals import may_decide, progress
     from .services import may_manage
 
+    decisions = list(request.approvals.all())
     return {"vms": vms, "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
             "may_extend": request.requester_id == user.pk and request.state == PortState.OPEN,
+            "may_decide": may_decide(user, request), "decisions": decisions,
+            "progress": progress(request) if request.approval_state != ApprovalState.NOT_REQUIRED else None,
             "polling": request.state in (PortState.QUEUED, PortState.OPENING) or (
-                request.closed_at is not None and request.state == PortState.OPEN)}
+                request.closed_at is not None and request.state == PortState.OPEN),
+            "waiting": request.state in WAITING}
 
 
 def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:

@@ -35,9 +35,18 @@ from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE
 from audit.services import audit_record
 from policies.models import VirtualMachine, VmState
 
-from . import validation
+from . import signals, validation
 from .connection import address_for
-from .models import FINAL, TRANSITIONAL, AccessRequest, AccessRequestPort, AccessRequestVm, PortState
+from .models import (
+    FINAL,
+    TRANSITIONAL,
+    WAITING,
+    AccessRequest,
+    AccessRequestPort,
+    AccessRequestVm,
+    ApprovalState,
+    PortState,
+)
 
 log = logging.getLogger(__name__)
 MAX_JUSTIFICATION = 500
@@ -112,14 +121,29 @@ def _validate(actor, selections: list[Selection], source_prefix: str, duration: 
     return list(dict.fromkeys(problems))
 
 
+def _validate_start(start_at: datetime | None, now: datetime) -> list[str]:
+    if start_at is None:
+        return []
+    if start_at <= now + timedelta(minutes=1):
+        return ["A scheduled start must lie in the future (leave it empty to start now)."]
+    if start_at > now + timedelta(days=settings.ACCESS_SCHEDULE_MAX_DAYS):
+        return [f"Schedule at most {settings.ACCESS_SCHEDULE_MAX_DAYS} days ahead."]
+    return []
+
+
 def request_create(*, actor, selections: list[Selection], source_prefix: str, duration: timedelta,
                    justification: str, idempotency_key: str, source_kind: str = "", source_warning: str = "",
-                   client_ip: str | None = None, extends: AccessRequest | None = None
-                   ) -> tuple[AccessRequest, bool]:
-    """Store a request (every port ``queued``) and, after commit, ask Azure to open it: ``(request, created)``.
+                   client_ip: str | None = None, extends: AccessRequest | None = None,
+                   start_at: datetime | None = None) -> tuple[AccessRequest, bool]:
+    """Store a request and, after commit, ask Azure to open it: ``(request, created)``.
 
-    A second submit of the same form (same ``idempotency_key``) returns the first request, unchanged.
+    The access rules decide first (``approvals.evaluate``): a deny raises ``ValidationError``; a request that
+    needs approval waits ``pending``; one with a future ``start_at`` waits ``scheduled``; the rest are
+    ``queued`` and sent to the open task at once. A second submit of the same form (same
+    ``idempotency_key``) returns the first request, unchanged.
     """
+    from . import approvals
+
     existing = AccessRequest.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         if existing.requester_id != actor.pk:
@@ -131,10 +155,18 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
         problems.append("Say why you need access.")
     elif len(justification) > MAX_JUSTIFICATION:
         problems.append(f"Keep the justification under {MAX_JUSTIFICATION} characters.")
+    now = timezone.now()
+    problems.extend(_validate_start(start_at, now))
     if problems:
         raise ValidationError(problems)
-    now = timezone.now()
-    end = now + duration
+    verdict = approvals.evaluate(selections, source=source_prefix, duration=duration, start=start_at or now,
+                                 justification=justification)
+    end = (start_at or now) + duration
+    if verdict.needs_approval:
+        port_state, approval_state = PortState.PENDING, ApprovalState.PENDING
+    else:
+        port_state = PortState.SCHEDULED if start_at else PortState.QUEUED
+        approval_state = ApprovalState.NOT_REQUIRED
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -142,8 +174,12 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
                     requester=actor, requester_name=_username(actor), justification=justification,
                     kind=AccessRequest.Kind.EXTEND if extends else AccessRequest.Kind.NEW, extends=extends,
                     idempotency_key=idempotency_key, source_prefix=source_prefix, source_kind=source_kind,
-                    source_warning=source_warning[:255], client_ip=client_ip or None, scheduled_start=now,
-                    end_at=end)
+                    source_warning=source_warning[:255], client_ip=client_ip or None, scheduled_start=start_at,
+                    end_at=end, state=port_state, approval_state=approval_state,
+                    approvals_required=verdict.approvals, second_level_approvals=verdict.second_level,
+                    approval_expires_at=(approvals.pending_until(verdict, now=now, start=start_at)
+                                         if verdict.needs_approval else None),
+                    rule=verdict.rule, rule_name=verdict.rule.name if verdict.rule else "")
         except IntegrityError:
             return AccessRequest.objects.get(idempotency_key=idempotency_key), False
         policies: set[str] = set()
@@ -161,17 +197,23 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
                 AccessRequestPort(request=request, request_vm=vm_row, policy_key=vm_row.policy_key, number=number,
                                   protocol=validation.policy_port(vm.ports, number).protocol,
                                   source_prefix=source_prefix, duration_seconds=int(duration.total_seconds()),
-                                  end_at=end)
+                                  end_at=end, state=port_state)
                 for number in sorted(set(selection.ports))])
             policies.add(vm_row.policy_key)
             audit_record(actor=actor, action="access.extend_requested" if extends else "access.requested",
                          target_type="vm", target_id=vm.pk, target_label=vm.name,
                          after={"ports": sorted(set(selection.ports)), "source": source_prefix,
                                 "end": end.isoformat(), "justification": justification,
+                                "approval": approval_state, **({"rule": verdict.rule.name} if verdict.rule else {}),
+                                **({"start": start_at.isoformat()} if start_at else {}),
                                 **({"extends": extends.pk} if extends else {})},
                          client_ip=client_ip, correlation_id=str(request.correlation_id), **_place(vm_row))
-        for policy_key in sorted(policies):
-            _after_commit(enqueue_open, request.pk, policy_key)
+        if port_state == PortState.QUEUED:
+            for policy_key in sorted(policies):
+                enqueue_after_commit(request.pk, policy_key)
+        signals.emit("submitted", request, actor=actor)
+        if verdict.needs_approval:
+            signals.emit("needs_approval", request, actor=actor, reasons=verdict.reasons)
     return request, True
 
 
@@ -182,6 +224,11 @@ def _after_commit(func, *args) -> None:
 
     send.__qualname__ = func.__qualname__
     transaction.on_commit(send, robust=True)
+
+
+def enqueue_after_commit(request_id: int, policy_key: str) -> None:
+    """Send the open task of one policy's ports once the current transaction commits."""
+    _after_commit(enqueue_open, request_id, policy_key)
 
 
 def enqueue_open(request_id: int, policy_key: str) -> None:
@@ -218,12 +265,12 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
 def aggregate_state(states: list[str]) -> str:
     """One state for a request from its ports' states (what is still moving wins, then what is open)."""
     present = set(states)
-    for state in (PortState.OPENING, PortState.QUEUED, PortState.OPEN):
+    for state in (PortState.OPENING, PortState.QUEUED, PortState.OPEN, PortState.PENDING, PortState.SCHEDULED):
         if state in present:
             return state
     if present and present <= {PortState.FAILED}:
         return PortState.FAILED
-    for state in (PortState.CLOSED, PortState.EXPIRED, PortState.FAILED):
+    for state in (PortState.DENIED, PortState.CLOSED, PortState.EXPIRED, PortState.FAILED):
         if state in present:
             return state
     return PortState.QUEUED
@@ -380,6 +427,7 @@ def request_mark_open(*, port_ids: list[int], record, request_id: str = "",
                          after={"ports": numbers, "source": request.source_prefix, "azure_request_id": request_id},
                          correlation_id=str(request.correlation_id), **_place(vm_row))
             vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
+        signals.emit("opened", request, ports=sorted({p.number for p in ports}))
         if request.extends_id:
             _supersede(request)
         if request.closed_at is not None:  # closed while opening (read under this transaction's row lock)
@@ -431,6 +479,7 @@ def request_mark_failed(*, port_ids: list[int], message: str, request_id: str = 
             audit_record(actor=request.requester, action="access.failed", target_type="vm", target_id=vm_row.vm_id,
                          target_label=vm_row.vm_name, after={"error": message[:1000]},
                          correlation_id=str(request.correlation_id), **_place(vm_row))
+        signals.emit("failed", request, error=message[:1000])
 
 
 # --- close ------------------------------------------------------------------------------------------------------
@@ -444,9 +493,13 @@ def request_close(*, actor, request: AccessRequest) -> AccessRequest:
     now = timezone.now()
     with transaction.atomic():
         AccessRequest.objects.filter(pk=request.pk).update(closed_at=now, closed_by=actor)
-        cancelled = AccessRequestPort.objects.filter(request=request, state=PortState.QUEUED).update(
+        AccessRequest.objects.filter(pk=request.pk, approval_state=ApprovalState.PENDING).update(
+            approval_state=ApprovalState.CANCELLED)
+        cancelled = AccessRequestPort.objects.filter(request=request, state__in=(PortState.QUEUED, *WAITING)).update(
             state=PortState.CLOSED, finished_at=now, last_error="Cancelled before it opened.")
-        refresh_state(request.pk)
+        state = refresh_state(request.pk)
+        if state in FINAL:
+            signals.emit("closed", request, actor=actor, reason="cancelled")
         for vm_row in vm_rows:
             audit_record(actor=actor, action="access.close_requested", target_type="vm", target_id=vm_row.vm_id,
                          target_label=vm_row.vm_name, after={"request": request.pk, "cancelled": cancelled},
@@ -576,6 +629,7 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
                          after={"ports": sorted(p.number for p in ports if p.request_vm_id == vm_row.pk),
                                 "removed_rules": removed, "firewall_replaced": bool(replaced)},
                          correlation_id=str(request.correlation_id), **_place(vm_row))
+        signals.emit("closed", request, actor=request.closed_by, reason="closed")
 
 
 # --- expiry and reconciliation (beat) --------------------------------------------------------------------------
@@ -598,6 +652,7 @@ def request_mark_expired(*, port_ids: list[int], reasons: dict[int, tuple[str, s
                          target_label=str(request), after={"ports": [p.number for p in ports
                                                                       if p.request_id == request_id]},
                          correlation_id=str(request.correlation_id), **_place(vm_row))
+            signals.emit("closed", request, reason="expired")
     return len(ports)
 
 
@@ -633,7 +688,8 @@ def expire_due(*, gateway_factory=None) -> int:
 
 def reconcile(*, enqueue=None) -> dict[str, int]:
     """Beat: re-send stuck requests (queued or opening past ``ACCESS_STUCK_SECONDS``), fail those that used up
-    their attempts, and expire what passed its end. Returns counts."""
+    their attempts, expire what passed its end, expire undecided approvals and release scheduled windows whose
+    start came. Returns counts."""
     send = enqueue or enqueue_open
     stale = _stale()
     stuck = AccessRequestPort.objects.filter(state__in=TRANSITIONAL).filter(
@@ -660,7 +716,10 @@ def reconcile(*, enqueue=None) -> dict[str, int]:
         except BROKER_ERRORS as exc:  # the broker is down: try again at the next beat
             log.warning("reconcile: could not enqueue close of request %s: %s", request_id, exc)
             break
-    return {"failed": len(exhausted), "resent": resent, "expired": expire_due()}
+    from . import approvals
+
+    return {"failed": len(exhausted), "resent": resent, "expired": expire_due(),
+            "approval_expired": approvals.expire_pending(), "released": approvals.release_scheduled()}
 
 
 # --- gateways ---------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def _submit(request: HttpRequest, form: AccessRequestForm) -> HttpResponse | Non
             actor=request.user, selections=form.selections(), source_prefix=data["source_prefix"],
             duration=data["window"], justification=data["justification"], idempotency_key=data["token"],
             source_kind=data["source_kind"], source_warning=data["source_warning"],
-            client_ip=str(form.my_ip.address) if form.my_ip else None)
+            client_ip=str(form.my_ip.address) if form.my_ip else None, start_at=data.get("start_at"))
     except ValidationError as exc:
         for message in exc.messages:
             form.add_error(None, message)

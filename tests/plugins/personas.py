@@ -54,6 +54,8 @@ PERSONAS: dict[str, Persona] = {
     "reader": Persona("frank@contoso.example", _oid(6), "Frank Reader", ["JIT.Reader"], role="reader"),
     "outsider": Persona("oscar@contoso.example", _oid(7), "Oscar Outsider"),
 }
+# A second approver (Erin), for rules that need two approvals; not part of the authorization matrix.
+SECOND_APPROVER = Persona("erin@contoso.example", _oid(5), "Erin Approver", ["JIT.Approver"], role="approver")
 APP_ROLE_OF = {"requester": "JIT.Requester", "policy_admin": "JIT.PolicyAdmin", "auditor": "JIT.Auditor",
                "approver": "JIT.Approver", "reader": "JIT.Reader"}
 
@@ -97,6 +99,11 @@ def auditor(persona_mappings):
 @pytest.fixture
 def approver(persona_mappings):
     return make_persona("approver")
+
+
+@pytest.fixture
+def second_approver(persona_mappings):
+    return services.user_sign_in_record(claims=SECOND_APPROVER.claims())
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.demo import demo_role_mappings_ensure
 from policies.demo import seed as seed_inventory
+from policies.demo import seed_access_rules
 
 
 class Command(BaseCommand):
@@ -28,4 +29,5 @@ class Command(BaseCommand):
         self.stdout.write(f"Role mappings created: {mappings}.")
         seed_inventory()
         self.stdout.write("Demo subscriptions registered; their inventory syncs in the background.")
+        self.stdout.write(f"Access rules created: {seed_access_rules()}.")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 
 from policies.access import services
-from policies.access.models import AccessRequest, AccessRequestPort, AccessRequestVm, PortState
+from policies.access.models import AccessRequest, AccessRequestPort, AccessRequestVm, AccessRule, PortState
 from policies.models import VirtualMachine
 from tests.policies import factories as policy_factories
 
@@ -62,4 +62,18 @@ def make_access_request(scope: str) -> AccessRequest:
     return request
 
 
-MATRIX_FACTORIES = {AccessRequest: make_access_request}
+def make_access_rule(scope: str) -> AccessRule:
+    """For the authorization matrix: an access rule at ``scope`` (a VM's or a resource group's)."""
+    from accounts.scopes import parse_scope
+
+    return AccessRule.objects.create(name=f"rule-{uuid.uuid4().hex[:6]}", scope=parse_scope(scope).id,
+                                     effect=AccessRule.Effect.MANUAL, approvals_required=1)
+
+
+def rule(scope: str, effect: str = "manual", **fields) -> AccessRule:
+    """An enabled access rule at ``scope`` (``fields`` as on the model)."""
+    return AccessRule.objects.create(name=fields.pop("name", f"{effect} at {scope[-20:]}"), scope=scope,
+                                     effect=effect, **fields)
+
+
+MATRIX_FACTORIES = {AccessRequest: make_access_request, AccessRule: make_access_rule}

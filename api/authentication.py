@@ -1,0 +1,180 @@
+"""How API callers prove who they are: a personal API token, or an Entra ID access token for the portal's API.
+
+Both resolve to a portal user, whose current roles (``accounts.authz``) then decide every call, exactly as
+for that user's browser session: a token never does more than its user.
+
+- ``Authorization: Bearer jit_…`` (or ``Token jit_…``): a personal API token, compared by SHA-256 hash.
+  Unknown, revoked or expired tokens, and tokens of deactivated users, are refused with 401.
+- ``Authorization: Bearer <JWT>``: an Entra ID access token for the portal's app registration (audience the
+  client id or ``api://<client id>``), signed with a key of the tenant's JWKS, issued by an allowed tenant
+  (v1 ``https://sts.windows.net/<tid>/`` or v2 ``<authority>/<tid>/v2.0``), not expired, and delegated (a user's,
+  not an application's). It maps to the portal user by (tenant id, object id) as the sign-in does. A user who
+  never signed in to the portal is refused with 401 and told to sign in once: the roles applied are those of
+  the user's last portal sign-in (its app roles and groups), so the API and the pages always agree.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import jwt
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+
+from accounts.oidc import CLOCK_SKEW, SIGNING_ALGORITHMS
+
+from . import selectors, services
+
+log = logging.getLogger(__name__)
+SCHEMES = ("bearer", "token")
+JWKS_CACHE_SECONDS = 600
+HTTP_TIMEOUT = 10
+
+
+def _credentials(request) -> tuple[str, str] | None:
+    """(scheme, value) of the ``Authorization`` header, lower-case scheme, or ``None``."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header:
+        return None
+    parts = header.split()
+    if not parts or parts[0].lower() not in SCHEMES:
+        return None
+    if len(parts) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
+    return parts[0].lower(), parts[1]
+
+
+class ApiTokenAuthentication(BaseAuthentication):
+    """Personal API tokens: ``Authorization: Bearer jit_…`` or ``Token jit_…``."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        found = _credentials(request)
+        if found is None:
+            return None
+        scheme, value = found
+        if not value.startswith(services.TOKEN_PREFIX):
+            if scheme == "token":
+                raise exceptions.AuthenticationFailed("Not a personal API token (they start with 'jit_').")
+            return None  # a JWT: the Entra authenticator's
+        token = selectors.token_for_secret(value)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Unknown API token.")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This API token was revoked.")
+        if not token.is_active:
+            raise exceptions.AuthenticationFailed("This API token has expired.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("The token's user is deactivated.")
+        services.token_touch(token)
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+def _get_json(url: str) -> dict:
+    verify = settings.ENTRA_CA_BUNDLE or True
+    try:
+        response = requests.get(url, timeout=HTTP_TIMEOUT, verify=verify)
+        response.raise_for_status()
+        return response.json()
+    except (requests.RequestException, ValueError) as exc:
+        log.warning("Entra ID metadata at %s unavailable: %s", url, exc)
+        raise exceptions.AuthenticationFailed(
+            "The portal cannot reach Entra ID to check this token right now; try again.") from exc
+
+
+def _metadata(refresh: bool = False) -> tuple[dict, str]:
+    """(JWKS, v2 issuer template) of the configured tenant, cached for ``JWKS_CACHE_SECONDS``."""
+    tenant = settings.ENTRA_TENANT_ID or "organizations"
+    key = f"api:entra-metadata:{settings.ENTRA_AUTHORITY}:{tenant}"
+    cached = None if refresh else cache.get(key)
+    if cached is None:
+        discovery = _get_json(f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration")
+        jwks = _get_json(discovery["jwks_uri"])
+        cached = {"jwks": jwks, "issuer": str(discovery.get("issuer", ""))}
+        cache.set(key, cached, JWKS_CACHE_SECONDS)
+    return cached["jwks"], cached["issuer"]
+
+
+def _signing_key(kid: str | None, alg: str):
+    for refresh in (False, True):  # a key not in the cached set: Entra may have rolled its keys
+        jwks, _issuer = _metadata(refresh)
+        for jwk in jwks.get("keys", []):
+            if jwk.get("kid") == kid:
+                return jwt.PyJWK.from_json(json.dumps(jwk), algorithm=alg)
+    raise exceptions.AuthenticationFailed("The token is signed with a key your Entra ID tenant does not publish.")
+
+
+def verify_access_token(token: str) -> dict:
+    """The claims of an Entra ID access token for the portal's API, or ``AuthenticationFailed`` with the reason."""
+    client_id = settings.ENTRA_CLIENT_ID
+    if not client_id:
+        raise exceptions.AuthenticationFailed("Entra ID bearer tokens are not configured on this portal.")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise exceptions.AuthenticationFailed("The bearer token is neither an API token nor a JWT.") from exc
+    if header.get("alg") not in SIGNING_ALGORITHMS:
+        raise exceptions.AuthenticationFailed(f"Tokens signed with {header.get('alg')!r} are refused.")
+    key = _signing_key(header.get("kid"), header["alg"])
+    try:
+        claims = jwt.decode(token, key=key, algorithms=list(SIGNING_ALGORITHMS),
+                            audience=[client_id, f"api://{client_id}"], leeway=CLOCK_SKEW,
+                            options={"require": ["exp", "iat", "iss", "aud", "tid", "oid"], "verify_iss": False})
+    except jwt.ExpiredSignatureError as exc:
+        raise exceptions.AuthenticationFailed("The Entra ID token has expired.") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise exceptions.AuthenticationFailed(
+            f"The Entra ID token is for another application; ask for a token for api://{client_id}.") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise exceptions.AuthenticationFailed("The Entra ID token's signature does not verify.") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise exceptions.AuthenticationFailed(f"The Entra ID token lacks the '{exc.claim}' claim.") from exc
+    except jwt.PyJWTError as exc:
+        raise exceptions.AuthenticationFailed("The Entra ID token is not valid.") from exc
+    tenant = str(claims["tid"]).lower()
+    if tenant not in {t.lower() for t in settings.ENTRA_ALLOWED_TENANTS}:
+        raise exceptions.AuthenticationFailed(f"Tenant {claims['tid']} may not use this portal.")
+    _jwks, issuer = _metadata()
+    allowed_issuers = {f"https://sts.windows.net/{tenant}/", f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0",
+                       issuer.replace("{tenantid}", tenant).lower()}
+    if str(claims["iss"]).lower() not in allowed_issuers:
+        raise exceptions.AuthenticationFailed(f"The Entra ID token was issued by {claims['iss']!r}, not by your "
+                                              "tenant's Entra ID.")
+    if claims.get("idtyp") == "app" or not (claims.get("scp") or claims.get("upn") or
+                                            claims.get("preferred_username")):
+        raise exceptions.AuthenticationFailed(
+            "Application tokens are not accepted: use a user's delegated token or a personal API token.")
+    return claims
+
+
+class EntraBearerAuthentication(BaseAuthentication):
+    """Entra ID access tokens (JWT) for the portal's API: ``Authorization: Bearer eyJ…``."""
+
+    def authenticate(self, request):
+        found = _credentials(request)
+        if found is None or found[0] != "bearer" or found[1].startswith(services.TOKEN_PREFIX):
+            return None
+        claims = verify_access_token(found[1])
+        user = get_user_model().objects.filter(entra_tenant_id=str(claims["tid"]).lower(),
+                                               entra_object_id=str(claims["oid"]).lower()).first()
+        if user is None:
+            raise exceptions.AuthenticationFailed(
+                "You have not signed in to the portal yet: sign in once in the browser, then use the API.")
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("Your portal account is deactivated.")
+        return user, claims
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class PortalSessionAuthentication(SessionAuthentication):
+    """The browser session (the docs page and the browsable API), CSRF-checked on writes as DRF does."""

@@ -1,0 +1,52 @@
+"""The user's "API tokens" page: list own tokens, create one (its secret shown once), revoke one."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from accounts.access import authenticated_only
+
+from . import selectors, services
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Name", help_text="What the token is for, e.g. 'deploy script'.")
+    expires_at = forms.DateTimeField(required=False, label="Expires (UTC, optional)",
+                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+
+@authenticated_only
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """List the user's tokens; POST ``create`` makes one and shows its secret once, POST ``revoke`` ends one."""
+    form = TokenForm()
+    secret = None
+    status = 200
+    client_ip = request.META.get("REMOTE_ADDR") or None
+    if request.method == "POST" and request.POST.get("revoke"):
+        token = selectors.token_get(request.user, request.POST["revoke"])
+        services.token_revoke(actor=request.user, token=token, client_ip=client_ip)
+        messages.success(request, f"Token '{token.name}' revoked: it no longer works.")
+        return redirect("api_tokens")
+    if request.method == "POST":
+        form = TokenForm(request.POST)
+        if form.is_valid():
+            try:
+                issued = services.token_create(actor=request.user, name=form.cleaned_data["name"],
+                                               expires_at=form.cleaned_data["expires_at"], client_ip=client_ip)
+            except (ValidationError, PermissionDenied) as exc:
+                form.add_error(None, getattr(exc, "messages", [str(exc)]))
+            else:
+                secret = issued.secret
+                form = TokenForm()
+        if secret is None:
+            status = 400
+    return render(request, "api/tokens.html", {
+        "title": "API tokens", "tokens": selectors.tokens_for_user(request.user), "form": form, "secret": secret,
+        "docs_url": reverse("api:docs"), "api_url": request.build_absolute_uri(reverse("api:vms")),
+    }, status=status)

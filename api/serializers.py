@@ -1,0 +1,305 @@
+"""HTTP shapes of the API (Azure JIT resource names: ``ports``, ``number``, ``protocol``,
+``allowedSourceAddressPrefix(es)``, ``maxRequestAccessDuration``, ``endTimeUtc``, ``virtualMachines``).
+
+Serializers check the shape (types, required keys, ranges); the domain rules (which ports a VM's policy has,
+allowed sources, maximum times) stay in the services, whose ``ValidationError`` becomes a 400 too.
+"""
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from policies import rules
+
+MAX_LIST = 100
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 64},
+                                {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": MAX_LIST}]})
+class StringOrListField(serializers.Field):
+    """A prefix as Azure writes it: one string, or a list of strings (``["*"]``, ``["1.2.3.4"]``)."""
+
+    default_error_messages = {"invalid": "Give a string or a list of strings."}
+
+    def to_internal_value(self, data) -> list[str]:
+        if isinstance(data, str):
+            return [data]
+        if isinstance(data, list) and len(data) <= MAX_LIST and all(isinstance(v, str) for v in data):
+            return list(data)
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+# --- errors ----------------------------------------------------------------------------------------------------
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, in words.")
+    errors = serializers.ListField(child=serializers.CharField(), help_text="Each problem on its own.")
+
+
+# --- policy ports ----------------------------------------------------------------------------------------------
+class PolicyPortInSerializer(serializers.Serializer):
+    """One JIT port as ``Set-AzJitNetworkAccessPolicy`` writes it."""
+
+    number = serializers.IntegerField(min_value=1, max_value=65535)
+    protocol = serializers.CharField(required=False, max_length=8, help_text="TCP, UDP or * (any); default *.")
+    allowedSourceAddressPrefix = StringOrListField(required=False)
+    allowedSourceAddressPrefixes = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
+    maxRequestAccessDuration = serializers.CharField(
+        required=False, max_length=32, help_text="ISO 8601, PT5M to PT24H; default PT3H.")
+
+
+class PolicyPortSerializer(serializers.Serializer):
+    """One JIT port as Azure lists it (one source as ``allowedSourceAddressPrefix``, several as ``…es``)."""
+
+    number = serializers.IntegerField()
+    protocol = serializers.CharField()
+    allowedSourceAddressPrefix = serializers.CharField(required=False)
+    allowedSourceAddressPrefixes = serializers.ListField(child=serializers.CharField(), required=False)
+    maxRequestAccessDuration = serializers.CharField()
+
+
+class PolicyPutSerializer(serializers.Serializer):
+    ports = PolicyPortInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
+
+
+class VmJitSerializer(serializers.Serializer):
+    """A VM's JIT entry, as in a policy's ``virtualMachines``: its ARM id and ports."""
+
+    id = serializers.CharField(help_text="The VM's ARM id.")
+    ports = PolicyPortSerializer(many=True)
+    state = serializers.CharField(help_text="configured, not_configured or unsupported.")
+    policyId = serializers.CharField(allow_blank=True, help_text="The JIT policy's ARM id, empty if none.")
+    pendingChanges = serializers.ListField(child=serializers.IntegerField(),
+                                           help_text="Ids of policy changes not applied yet.")
+
+
+class PolicyChangeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    state = serializers.CharField(help_text="queued, running, applied or failed.")
+    policyId = serializers.CharField()
+    virtualMachines = serializers.ListField(child=serializers.CharField())
+    desired = serializers.DictField(help_text="VM ARM id → its ports (Azure's shape), or null to remove JIT.")
+    lastError = serializers.CharField(allow_blank=True)
+    createdAt = serializers.DateTimeField()
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    url = serializers.CharField()
+
+
+class PolicyChangeAcceptedSerializer(serializers.Serializer):
+    changes = PolicyChangeSerializer(many=True)
+    statusUrl = serializers.CharField(help_text="Poll this URL until the change is applied or failed.")
+
+
+def change_json(change, request=None) -> dict:
+    url = reverse("api:policy_change", kwargs={"pk": change.pk})
+    return {"id": change.pk, "kind": change.kind, "state": change.state, "policyId": change.policy_id,
+            "virtualMachines": sorted(change.desired), "desired": change.desired, "lastError": change.last_error,
+            "createdAt": change.created_at, "finishedAt": change.finished_at,
+            "url": request.build_absolute_uri(url) if request else url}
+
+
+# --- VMs -------------------------------------------------------------------------------------------------------
+class VmSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The portal's id (use it in URLs).")
+    armId = serializers.CharField(help_text="The VM's ARM id as Azure spells it.")
+    name = serializers.CharField()
+    subscriptionId = serializers.CharField()
+    resourceGroup = serializers.CharField()
+    location = serializers.CharField()
+    osType = serializers.CharField(allow_blank=True)
+    state = serializers.CharField(help_text="configured, not_configured or unsupported.")
+    unsupportedReason = serializers.CharField(allow_blank=True)
+    connectionType = serializers.CharField(allow_blank=True)
+    publicIp = serializers.CharField(allow_blank=True)
+    privateIp = serializers.CharField(allow_blank=True)
+    policyId = serializers.CharField(allow_blank=True)
+    ports = PolicyPortSerializer(many=True)
+    lastAccessAt = serializers.DateTimeField(allow_null=True)
+    lastUser = serializers.CharField(allow_blank=True)
+    url = serializers.CharField()
+
+
+def vm_json(vm, request=None) -> dict:
+    url = reverse("api:vm", kwargs={"pk": vm.pk})
+    return {"id": vm.pk, "armId": vm.arm_id, "name": vm.name, "subscriptionId": vm.subscription_key,
+            "resourceGroup": vm.resource_group_name, "location": vm.location, "osType": vm.os_type,
+            "state": vm.state, "unsupportedReason": vm.unsupported_reason, "connectionType": vm.connection_type,
+            "publicIp": vm.public_ip, "privateIp": vm.private_ip, "policyId": vm.policy_id,
+            "ports": [rules.PortRule.from_azure(p).to_azure() for p in vm.ports or []],
+            "lastAccessAt": vm.last_access_at, "lastUser": vm.last_user,
+            "url": request.build_absolute_uri(url) if request else url}
+
+
+# --- requests --------------------------------------------------------------------------------------------------
+class RequestPortInSerializer(serializers.Serializer):
+    """One port of a ``Start-AzJitNetworkAccessPolicy`` body."""
+
+    number = serializers.IntegerField(min_value=1, max_value=65535)
+    endTimeUtc = serializers.DateTimeField(required=False, help_text="When access ends (ISO 8601, UTC).")
+    allowedSourceAddressPrefix = StringOrListField(required=False)
+    allowedSourceAddressPrefixes = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
+
+
+class RequestVmInSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=512, help_text="The VM's ARM id.")
+    ports = RequestPortInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
+
+
+class RequestCreateSerializer(serializers.Serializer):
+    """A ``Start-AzJitNetworkAccessPolicy`` body: VMs with their ports, and why."""
+
+    virtualMachines = RequestVmInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
+    justification = serializers.CharField(max_length=500)
+    startTimeUtc = serializers.DateTimeField(required=False, allow_null=True,
+                                             help_text="A scheduled window's start (omit: now).")
+
+
+class ExtendSerializer(serializers.Serializer):
+    duration = serializers.CharField(required=False, max_length=32, help_text="ISO 8601, e.g. PT1H.")
+    endTimeUtc = serializers.DateTimeField(required=False)
+    justification = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class DecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+
+class ConnectionSerializer(serializers.Serializer):
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+    via = serializers.CharField(allow_blank=True, allow_null=True, required=False)
+    endpoint = serializers.CharField()
+
+
+class RequestPortSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    protocol = serializers.CharField()
+    allowedSourceAddressPrefix = serializers.CharField()
+    endTimeUtc = serializers.DateTimeField(allow_null=True)
+    status = serializers.CharField(help_text="The portal's state of this port (queued, open, expired…).")
+    azureStatus = serializers.CharField(allow_null=True, help_text="Initiated or Revoked, as Azure says.")
+    statusReason = serializers.CharField(allow_null=True)
+    mappedPort = serializers.IntegerField(allow_null=True, help_text="Azure Firewall DNAT port.")
+    error = serializers.CharField(allow_null=True)
+    connection = ConnectionSerializer(required=False, help_text="How to connect, while the port is open.")
+
+
+class RequestVmSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The VM's ARM id.")
+    name = serializers.CharField()
+    ports = RequestPortSerializer(many=True)
+    address = serializers.CharField(required=False)
+    addressKind = serializers.CharField(required=False)
+
+
+class DecisionRecordSerializer(serializers.Serializer):
+    approver = serializers.CharField()
+    level = serializers.IntegerField()
+    decision = serializers.CharField(help_text="approve or deny.")
+    comment = serializers.CharField(allow_blank=True)
+    at = serializers.DateTimeField()
+
+
+class RequestSerializer(serializers.Serializer):
+    """An access request with its VMs and ports (``policies.jit_json.request_to_json``) and its URL."""
+
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    state = serializers.CharField()
+    requester = serializers.CharField()
+    justification = serializers.CharField(allow_blank=True)
+    correlationId = serializers.CharField()
+    allowedSourceAddressPrefix = serializers.CharField()
+    createdAt = serializers.DateTimeField(allow_null=True)
+    startTimeUtc = serializers.DateTimeField(allow_null=True)
+    endTimeUtc = serializers.DateTimeField(allow_null=True)
+    closedAt = serializers.DateTimeField(allow_null=True)
+    extends = serializers.IntegerField(required=False)
+    approvalState = serializers.CharField(required=False)
+    approvalsRequired = serializers.IntegerField(required=False)
+    secondLevelApprovals = serializers.IntegerField(required=False)
+    approvalExpiresAt = serializers.DateTimeField(required=False, allow_null=True)
+    approvedAt = serializers.DateTimeField(required=False, allow_null=True)
+    ruleName = serializers.CharField(required=False, allow_blank=True)
+    virtualMachines = RequestVmSerializer(many=True)
+    url = serializers.CharField()
+
+
+# --- audit -----------------------------------------------------------------------------------------------------
+class AuditEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField(help_text="azure (Activity Log) or portal (the portal's own trail).")
+    occurredAt = serializers.DateTimeField()
+    operation = serializers.CharField()
+    status = serializers.CharField(allow_blank=True)
+    caller = serializers.CharField(allow_blank=True)
+    subscriptionId = serializers.CharField(allow_blank=True)
+    resourceGroup = serializers.CharField(allow_blank=True)
+    resourceId = serializers.CharField(allow_blank=True)
+    target = serializers.CharField(allow_blank=True)
+    correlationId = serializers.CharField(allow_blank=True)
+    details = serializers.JSONField(help_text="Azure's properties, or the portal event's before/after.")
+
+
+class AuditPageSerializer(serializers.Serializer):
+    next = serializers.CharField(allow_null=True, help_text="URL of the next (older) page.")
+    previous = serializers.CharField(allow_null=True, help_text="URL of the previous (newer) page.")
+    results = AuditEventSerializer(many=True)
+
+
+# --- tokens ----------------------------------------------------------------------------------------------------
+class TokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    status = serializers.CharField()
+    createdAt = serializers.DateTimeField()
+    lastUsedAt = serializers.DateTimeField(allow_null=True)
+    expiresAt = serializers.DateTimeField(allow_null=True)
+
+
+class MeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    displayName = serializers.CharField(allow_blank=True)
+    authentication = serializers.CharField(help_text="api_token, entra or session.")
+    roles = serializers.ListField(child=serializers.DictField(), help_text="Portal roles and their scopes.")
+
+
+
+
+class VmPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = VmSerializer(many=True)
+
+
+class RequestPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = RequestSerializer(many=True)
+
+
+class ProgressSerializer(serializers.Serializer):
+    first = serializers.IntegerField(help_text="Approvals given at the first level.")
+    first_needed = serializers.IntegerField()
+    second = serializers.IntegerField(help_text="Approvals given at the second level.")
+    second_needed = serializers.IntegerField(help_text="0: no second level.")
+
+
+class ApprovalSerializer(RequestSerializer):
+    progress = ProgressSerializer()
+
+
+class ApprovalPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = ApprovalSerializer(many=True)

@@ -1,0 +1,56 @@
+"""URLs of the REST API (``/api/``): the schema, its docs page, and version 1 of the API."""
+from django.urls import path, register_converter
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+from .access import api_public
+
+app_name = "api"
+
+
+class ObjectIdConverter:
+    """Any integer (negative or huge too): an id that names nothing gets the API's JSON 404, not an HTML page."""
+
+    regex = "-?[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        return number if 0 < number < 2**63 else 0  # 0 names nothing; the database never sees an overflow
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(ObjectIdConverter, "object_id")
+
+
+@api_public
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI 3 schema (public: it describes the API and holds no data)."""
+
+
+@api_public
+class DocsView(SpectacularSwaggerView):
+    """Swagger UI for the schema, served from the portal's own static files (no CDN)."""
+
+    url_name = "api:schema"
+
+
+urlpatterns = [
+    path("schema/", SchemaView.as_view(), name="schema"),
+    path("docs/", DocsView.as_view(), name="docs"),
+    path("v1/me/", views.MeView.as_view(), name="me"),
+    path("v1/vms/", views.VmListView.as_view(), name="vms"),
+    path("v1/vms/<object_id:pk>/", views.VmDetailView.as_view(), name="vm"),
+    path("v1/vms/<object_id:pk>/jit/", views.VmJitView.as_view(), name="vm_jit"),
+    path("v1/policy-changes/<object_id:pk>/", views.PolicyChangeView.as_view(), name="policy_change"),
+    path("v1/requests/", views.RequestListView.as_view(), name="requests"),
+    path("v1/requests/<object_id:pk>/", views.RequestDetailView.as_view(), name="request"),
+    path("v1/requests/<object_id:pk>/close/", views.RequestCloseView.as_view(), name="request_close"),
+    path("v1/requests/<object_id:pk>/extend/", views.RequestExtendView.as_view(), name="request_extend"),
+    path("v1/requests/<object_id:pk>/approve/", views.RequestApproveView.as_view(), name="request_approve"),
+    path("v1/requests/<object_id:pk>/deny/", views.RequestDenyView.as_view(), name="request_deny"),
+    path("v1/approvals/", views.ApprovalQueueView.as_view(), name="approvals"),
+    path("v1/audit/events/", views.AuditEventListView.as_view(), name="audit_events"),
+    path("v1/audit/events.csv", views.AuditExportView.as_view(), name="audit_export"),
+]

@@ -1,0 +1,467 @@
+"""The REST API views (``/api/v1/``). Each view: check the HTTP shape, call a selector or a service, answer JSON.
+
+Authorization is the pages': every class declares its rule (``api.access``), objects load through the same
+selectors (``vm_get``, ``change_get``, ``request_get``), writes go through the same services, which check the
+caller's roles at the object's scope again. Objects out of scope answer 404, exactly like missing ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import authz
+from accounts.roles import AUDIT_EXPORT, AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, REQUEST_APPROVE, VM_READ
+from audit import selectors as audit_selectors
+from audit.csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
+from audit.filtersets import ActivityFilterSet, TrailFilterSet
+from audit.pagination import keyset_page
+from audit.services import audit_record
+from policies import jit_json, rules
+from policies import selectors as policy_selectors
+from policies import services as policy_services
+from policies.access import approvals
+from policies.access import selectors as access_selectors
+from policies.access import services as access_services
+from policies.access.models import AccessRequest, PortState
+from policies.models import PolicyChange, VirtualMachine, VmState
+
+from . import serializers as s
+from .access import api_authenticated, api_requires
+from .pagination import Pagination
+
+ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `errors` lists each problem."),
+          401: OpenApiResponse(s.ErrorSerializer, description="No, an unknown, revoked or expired token."),
+          403: OpenApiResponse(s.ErrorSerializer, description="Your roles do not allow this.")}
+NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="No such object, or not in your scope.")}
+READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403]}
+PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
+                   OpenApiParameter("offset", int, description="Rows to skip.")]
+
+
+NUL_MESSAGE = "Text must not contain NUL (0x00) characters."
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class ApiView(APIView):
+    """The API's base view: query text with NUL characters is refused up front (PostgreSQL cannot store or
+    compare it, and no name, address or reason contains one); bodies are checked by ``_body``."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if any(_has_nul(v) for v in request.query_params.lists()):
+            raise ValidationError(NUL_MESSAGE)
+
+
+def _body(request: Request):
+    """The parsed JSON body, refused when any text in it holds a NUL character. Views read it only after
+    loading their object, so a caller out of scope learns nothing from a malformed body."""
+    if _has_nul(request.data):
+        raise ValidationError(NUL_MESSAGE)
+    return request.data
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _paginate(view: APIView, request: Request, queryset, render) -> Response:
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response([render(item) for item in page])
+
+
+# --- who am I --------------------------------------------------------------------------------------------------
+@api_authenticated
+class MeView(ApiView):
+    """The caller: who the token or session acts as, and the portal roles it carries."""
+
+    @extend_schema(operation_id="me", responses={200: s.MeSerializer, **READ_ERRORS}, tags=["me"])
+    def get(self, request: Request) -> Response:
+        auth = request.auth
+        kind = "session" if auth is None else ("entra" if isinstance(auth, dict) else "api_token")
+        grants = authz.grants_for(request.user)
+        roles = [{"role": g.role.name, "scope": g.scope} for g in grants]
+        if authz.is_superuser(request.user):
+            roles.insert(0, {"role": "superuser", "scope": authz.EVERYWHERE})
+        return Response({"username": request.user.get_username(),
+                         "displayName": getattr(request.user, "display_name", "") or "",
+                         "authentication": kind, "roles": roles})
+
+
+# --- VMs -------------------------------------------------------------------------------------------------------
+VM_FILTERS = [
+    OpenApiParameter("state", str, enum=[v.value for v in VmState], description="configured, not_configured, "
+                                                                                  "unsupported"),
+    OpenApiParameter("subscription", str, description="Subscription id."),
+    OpenApiParameter("resourceGroup", str, description="Resource group name."),
+    OpenApiParameter("search", str, description="Part of the name or resource group, or an IP address."),
+]
+
+
+@api_requires(VM_READ)
+class VmListView(ApiView):
+    """The VMs you may read, with their JIT state and ports (``limit``/``offset`` pages)."""
+
+    @extend_schema(operation_id="vms_list", parameters=[*VM_FILTERS, *PAGE_PARAMETERS],
+                   responses={200: s.VmPageSerializer, **ERRORS}, tags=["vms"])
+    def get(self, request: Request) -> Response:
+        queryset = policy_selectors.vm_list(request.user)
+        params = request.query_params
+        if params.get("state"):
+            if params["state"] not in VmState.values:
+                raise ValidationError(f"state must be one of {', '.join(VmState.values)}.")
+            queryset = queryset.filter(state=params["state"])
+        if params.get("subscription"):
+            queryset = queryset.filter(subscription_key=params["subscription"].strip().lower())
+        if params.get("resourceGroup"):
+            queryset = queryset.filter(resource_group=params["resourceGroup"].strip().lower())
+        text = params.get("search", "").strip()
+        if text:
+            queryset = queryset.filter(Q(name__icontains=text) | Q(resource_group__icontains=text.lower())
+                                       | Q(private_ip=text) | Q(public_ip=text))
+        return _paginate(self, request, queryset.order_by("name", "pk"), lambda vm: s.vm_json(vm, request))
+
+
+@api_requires(VM_READ, object_model=VirtualMachine)
+class VmDetailView(ApiView):
+    """One VM with its JIT state and ports."""
+
+    @extend_schema(operation_id="vms_retrieve", responses={200: s.VmSerializer, **READ_ERRORS, **NOT_FOUND},
+                   tags=["vms"])
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.vm_json(policy_selectors.vm_get(request.user, pk), request))
+
+
+def _vm_jit(vm: VirtualMachine) -> dict:
+    pending = list(vm.changes.filter(state__in=[PolicyChange.State.QUEUED, PolicyChange.State.RUNNING])
+                   .order_by("pk").values_list("pk", flat=True))
+    return {**jit_json.vm_jit_to_azure(vm), "state": vm.state, "policyId": vm.policy_id, "pendingChanges": pending}
+
+
+def _accepted(request: Request, changes: list[PolicyChange]) -> Response:
+    body = {"changes": [s.change_json(c, request) for c in changes],
+            "statusUrl": request.build_absolute_uri(reverse("api:policy_change", kwargs={"pk": changes[0].pk}))}
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["statusUrl"]})
+
+
+@api_requires(JIT_POLICY_READ, object_model=VirtualMachine)
+class VmJitView(ApiView):
+    """A VM's JIT ports: read (``GET``), set (``PUT``, as ``Set-AzJitNetworkAccessPolicy``), remove (``DELETE``).
+
+    Writes are queued as a policy change and applied to Azure by a worker: the answer is 202 with the change
+    and a URL to poll.
+    """
+
+    @extend_schema(operation_id="vms_jit_retrieve", responses={200: s.VmJitSerializer, **READ_ERRORS, **NOT_FOUND},
+                   tags=["jit"])
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(_vm_jit(policy_selectors.vm_get(request.user, pk, JIT_POLICY_READ)))
+
+    @extend_schema(operation_id="vms_jit_update", request=s.PolicyPutSerializer,
+                   responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
+    def put(self, request: Request, pk: int) -> Response:
+        vm = policy_selectors.vm_get(request.user, pk, JIT_POLICY_READ)
+        body = s.PolicyPutSerializer(data=_body(request))
+        body.is_valid(raise_exception=True)
+        ports = jit_json.policy_ports_from_azure(request.data["ports"], vm_label=vm.name)
+        if vm.state == VmState.NOT_CONFIGURED:
+            changes = policy_services.policy_enable(actor=request.user, vms=[vm], ports=ports)
+        else:
+            changes = [policy_services.policy_save(actor=request.user, vm=vm, ports=ports)]
+        return _accepted(request, changes)
+
+    @extend_schema(operation_id="vms_jit_destroy", request=None,
+                   responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
+    def delete(self, request: Request, pk: int) -> Response:
+        vm = policy_selectors.vm_get(request.user, pk, JIT_POLICY_READ)
+        return _accepted(request, [policy_services.policy_remove(actor=request.user, vm=vm)])
+
+
+@api_requires(JIT_POLICY_READ, object_model=PolicyChange)
+class PolicyChangeView(ApiView):
+    """One queued JIT policy change: ``queued`` → ``running`` → ``applied`` or ``failed`` (with Azure's message)."""
+
+    @extend_schema(operation_id="policy_changes_retrieve",
+                   responses={200: s.PolicyChangeSerializer, **READ_ERRORS, **NOT_FOUND}, tags=["jit"])
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.change_json(policy_selectors.change_get(request.user, pk), request))
+
+
+# --- requests --------------------------------------------------------------------------------------------------
+def _idempotency_key(request: Request) -> str:
+    """The ``Idempotency-Key`` header, scoped to the caller (fits the 64-character column), else a fresh key."""
+    given = request.headers.get("Idempotency-Key", "").strip()
+    if not given:
+        return f"api:{uuid.uuid4().hex}"
+    if len(given) > 200:
+        raise ValidationError("Idempotency-Key must be at most 200 characters.")
+    return f"api:{request.user.pk}:" + hashlib.sha256(given.encode()).hexdigest()[:48]
+
+
+REQUEST_FILTERS = [
+    OpenApiParameter("state", str, enum=[v.value for v in PortState]),
+    OpenApiParameter("all", bool, description="Policy admins: every request in your scope, not only yours."),
+]
+
+
+def _request_json(access: AccessRequest, request: Request) -> dict:
+    url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
+    return {**jit_json.request_to_json(access), "url": url}
+
+
+def _with_ports(queryset):
+    return queryset.prefetch_related("vms", "ports", "approvals")
+
+
+@api_authenticated
+class RequestListView(ApiView):
+    """Your access requests (``GET``; ``?all=1``: every request in your policy-admin scope) and new ones
+    (``POST``, a ``Start-AzJitNetworkAccessPolicy`` body; send an ``Idempotency-Key`` header to retry safely)."""
+
+    @extend_schema(operation_id="requests_list", parameters=[*REQUEST_FILTERS, *PAGE_PARAMETERS],
+                   responses={200: s.RequestPageSerializer, **ERRORS}, tags=["requests"])
+    def get(self, request: Request) -> Response:
+        everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
+        queryset = access_selectors.request_list(request.user, everyone=everyone)
+        state = request.query_params.get("state")
+        if state:
+            if state not in PortState.values:
+                raise ValidationError(f"state must be one of {', '.join(PortState.values)}.")
+            queryset = queryset.filter(state=state)
+        return _paginate(self, request, _with_ports(queryset).order_by("-created_at", "-pk"),
+                         lambda r: _request_json(r, request))
+
+    @extend_schema(operation_id="requests_create", request=s.RequestCreateSerializer,
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                                description="Same key, same request: a retry returns the first.")],
+                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND},
+                   tags=["requests"])
+    def post(self, request: Request) -> Response:
+        body = s.RequestCreateSerializer(data=_body(request))
+        body.is_valid(raise_exception=True)
+        if not authz.holds_anywhere(request.user, JIT_INITIATE):
+            raise ApiPermissionDenied(f"You need a role that allows {JIT_INITIATE}.")
+        wanted = jit_json.request_from_azure(request.data, user=request.user)
+        extra = {"start_at": wanted.start_at} if wanted.start_at else {}
+        source = wanted.source_prefix
+        access, created = access_services.request_create(
+            actor=request.user, selections=wanted.selections, source_prefix=source, duration=wanted.duration,
+            justification=wanted.justification, idempotency_key=_idempotency_key(request),
+            source_kind="range" if "/" in source and not source.endswith(("/32", "/128")) else "ip",
+            client_ip=_client_ip(request), **extra)
+        access = access_selectors.request_get(request.user, access.pk)
+        return Response(_request_json(access, request), status=status.HTTP_201_CREATED if created else 200,
+                        headers={"Location": request.build_absolute_uri(reverse("api:request",
+                                                                                  kwargs={"pk": access.pk}))})
+
+
+@api_requires(JIT_INITIATE, object_model=AccessRequest)
+class RequestDetailView(ApiView):
+    """One access request: per VM and port, its state, end time and Azure's status."""
+
+    @extend_schema(operation_id="requests_retrieve", responses={200: s.RequestSerializer, **READ_ERRORS,
+                                                                 **NOT_FOUND}, tags=["requests"])
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(_request_json(access_selectors.request_get(request.user, pk), request))
+
+
+@api_requires(JIT_INITIATE, object_model=AccessRequest)
+class RequestCloseView(ApiView):
+    """Close a request now (new connections are refused; established ones are not cut)."""
+
+    @extend_schema(operation_id="requests_close", request=None,
+                   responses={200: s.RequestSerializer, **ERRORS, **NOT_FOUND}, tags=["requests"])
+    def post(self, request: Request, pk: int) -> Response:
+        access = access_selectors.request_get(request.user, pk)
+        access_services.request_close(actor=request.user, request=access)
+        return Response(_request_json(access_selectors.request_get(request.user, pk), request))
+
+
+@api_requires(JIT_INITIATE, object_model=AccessRequest)
+class RequestExtendView(ApiView):
+    """Extend: ask again for the same VMs, ports and source, ending ``duration`` from now (or at ``endTimeUtc``)."""
+
+    @extend_schema(operation_id="requests_extend", request=s.ExtendSerializer,
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND},
+                   tags=["requests"])
+    def post(self, request: Request, pk: int) -> Response:
+        access = access_selectors.request_get(request.user, pk)
+        body = s.ExtendSerializer(data=_body(request))
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("endTimeUtc"):
+            duration = timedelta(minutes=round((data["endTimeUtc"] - timezone.now()).total_seconds() / 60))
+        elif data.get("duration"):
+            duration = rules.parse_duration(data["duration"])
+        else:
+            raise ValidationError("Give duration (such as PT1H) or endTimeUtc.")
+        extension, created = access_services.request_extend(
+            actor=request.user, original=access, duration=duration, idempotency_key=_idempotency_key(request),
+            justification=data.get("justification", ""), client_ip=_client_ip(request))
+        extension = access_selectors.request_get(request.user, extension.pk)
+        return Response(_request_json(extension, request), status=201 if created else 200)
+
+
+# --- approvals -------------------------------------------------------------------------------------------------
+def _decide(request: Request, pk: int, *, approve: bool) -> Response:
+    access = access_selectors.review_get(request.user, pk)
+    body = s.DecisionSerializer(data=_body(request))
+    body.is_valid(raise_exception=True)
+    approvals.request_decide(actor=request.user, request=access, approve=approve,
+                             comment=body.validated_data.get("comment", ""), client_ip=_client_ip(request))
+    return Response(_approval_json(access_selectors.review_get(request.user, pk), request))
+
+
+def _approval_json(access: AccessRequest, request: Request) -> dict:
+    return {**_request_json(access, request), "progress": approvals.progress(access)}
+
+
+@api_requires(REQUEST_APPROVE, object_model=AccessRequest)
+class RequestApproveView(ApiView):
+    """Approve a pending request (approvers at every VM of it; never the requester). The last approval needed
+    releases the request to open, or to wait for its scheduled start."""
+
+    @extend_schema(operation_id="requests_approve", request=s.DecisionSerializer,
+                   responses={200: s.ApprovalSerializer, **ERRORS, **NOT_FOUND}, tags=["approvals"])
+    def post(self, request: Request, pk: int) -> Response:
+        return _decide(request, pk, approve=True)
+
+
+@api_requires(REQUEST_APPROVE, object_model=AccessRequest)
+class RequestDenyView(ApiView):
+    """Deny a pending request, saying why (``comment`` is required)."""
+
+    @extend_schema(operation_id="requests_deny", request=s.DecisionSerializer,
+                   responses={200: s.ApprovalSerializer, **ERRORS, **NOT_FOUND}, tags=["approvals"])
+    def post(self, request: Request, pk: int) -> Response:
+        return _decide(request, pk, approve=False)
+
+
+@api_requires(REQUEST_APPROVE)
+class ApprovalQueueView(ApiView):
+    """Requests waiting for your decision, the first to expire first (``limit``/``offset`` pages)."""
+
+    @extend_schema(operation_id="approvals_list", parameters=PAGE_PARAMETERS,
+                   responses={200: s.ApprovalPageSerializer, **READ_ERRORS},
+                   tags=["approvals"])
+    def get(self, request: Request) -> Response:
+        queryset = access_selectors.approval_queue(request.user).prefetch_related("vms", "ports", "approvals")
+        return _paginate(self, request, queryset, lambda r: _approval_json(r, request))
+
+
+# --- audit -----------------------------------------------------------------------------------------------------
+AUDIT_FILTERS = [
+    OpenApiParameter("source", str, enum=["azure", "portal"], description="azure: the Activity Log copies "
+                                                                          "(default); portal: the portal's trail."),
+    OpenApiParameter("range", str, enum=["1h", "24h", "7d", "30d", "custom"]),
+    OpenApiParameter("since", OpenApiTypes.DATETIME), OpenApiParameter("until", OpenApiTypes.DATETIME),
+    OpenApiParameter("subscription", str), OpenApiParameter("resource_group", str),
+    OpenApiParameter("vm", str, description="A VM's ARM id."),
+    OpenApiParameter("caller", str, description="azure: the caller."),
+    OpenApiParameter("operation", str, description="azure: the operation name."),
+    OpenApiParameter("status", str, description="azure: Started, Accepted, Succeeded, Failed."),
+    OpenApiParameter("correlation", str, description="azure: the correlation id."),
+    OpenApiParameter("user", str, description="portal: the actor."),
+    OpenApiParameter("action", str, description="portal: the action (e.g. access.requested)."),
+    OpenApiParameter("q", str, description="Free text."),
+]
+
+
+def _audit_filterset(request: Request, action: str):
+    source = request.query_params.get("source", "azure")
+    if source not in ("azure", "portal"):
+        raise ValidationError("source must be azure or portal.")
+    if source == "portal":
+        filterset = TrailFilterSet(request.query_params, queryset=audit_selectors.trail_for_user(request.user, action))
+    else:
+        filterset = ActivityFilterSet(request.query_params,
+                                      queryset=audit_selectors.activity_for_user(request.user, action))
+    if not filterset.is_valid():
+        errors = [f"{field}: {message}" for field, messages in filterset.errors.items() for message in messages]
+        raise ValidationError(errors)
+    return source, filterset
+
+
+def _event_json(event, source: str) -> dict:
+    if source == "portal":
+        return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.action,
+                "status": "", "caller": event.actor_label, "subscriptionId": event.subscription_id,
+                "resourceGroup": event.resource_group, "resourceId": event.resource_id,
+                "target": event.target_label or event.target_id, "correlationId": event.correlation_id,
+                "details": {"before": event.before, "after": event.after}}
+    return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.operation_name,
+            "status": event.status, "caller": event.caller, "subscriptionId": event.subscription_id,
+            "resourceGroup": event.resource_group, "resourceId": event.resource_id, "target": event.resource_id,
+            "correlationId": event.correlation_id, "details": event.properties}
+
+
+@api_requires(AUDIT_READ)
+class AuditEventListView(ApiView):
+    """Search JIT activity, newest first: the Azure Activity Log copies or the portal's own trail, with the
+    audit page's filters and scope. Pages by cursor (``next``/``previous``); no counts."""
+
+    @extend_schema(operation_id="audit_events_list",
+                   parameters=[*AUDIT_FILTERS, OpenApiParameter("after", str), OpenApiParameter("before", str)],
+                   responses={200: s.AuditPageSerializer, **ERRORS}, tags=["audit"])
+    def get(self, request: Request) -> Response:
+        source, filterset = _audit_filterset(request, AUDIT_READ)
+        page = keyset_page(filterset.qs, after=request.query_params.get("after"),
+                           before=request.query_params.get("before"), size=settings.AUDIT_PAGE_SIZE)
+
+        def link(key: str, cursor: str | None) -> str | None:
+            if not cursor:
+                return None
+            query = request.query_params.copy()
+            query.pop("after", None)
+            query.pop("before", None)
+            query[key] = cursor
+            return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+        return Response({"next": link("after", page.older), "previous": link("before", page.newer),
+                         "results": [_event_json(e, source) for e in page.rows]})
+
+
+@api_requires(AUDIT_EXPORT)
+class AuditExportView(ApiView):
+    """The current search as CSV (streamed; only rows in your export scopes). The export itself is audited."""
+
+    @extend_schema(operation_id="audit_events_csv", parameters=AUDIT_FILTERS,
+                   responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV rows."),
+                              **ERRORS}, tags=["audit"])
+    def get(self, request: Request) -> StreamingHttpResponse:
+        source, filterset = _audit_filterset(request, AUDIT_EXPORT)
+        audit_record(actor=request.user, action="audit.export", target_type="audit_search",
+                     target_label="API export", after={"source": source, "filters": filterset.applied(), "api": True},
+                     client_ip=_client_ip(request))
+        columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
+        response = StreamingHttpResponse(encoded(csv_lines(filterset.qs, columns)),
+                                         content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = f'attachment; filename="jit-{source}-activity-{stamp}.csv"'
+        return response
+

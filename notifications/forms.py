@@ -1,0 +1,81 @@
+"""Forms of notifications: a user's e-mail preferences and a webhook."""
+from __future__ import annotations
+
+from django import forms
+
+from accounts import authz
+from accounts.roles import SETTINGS_WRITE
+from accounts.scopes import InvalidScope, normalize_scope
+from policies.access.signals import EVENTS
+
+from . import transport
+from .models import APPROVER_EVENTS, EVENT_CHOICES, Webhook
+
+EVENT_HELP = {
+    "submitted": "a request was stored",
+    "needs_approval": "a request waits for approval",
+    "approved": "a request was approved",
+    "denied": "a request was denied",
+    "approval_expired": "nobody decided in time",
+    "opened": "Azure opened the ports",
+    "expiring": "the window ends soon",
+    "closed": "the ports were closed or the window ended",
+    "failed": "Azure refused or the portal gave up",
+}
+
+
+def _choices(events) -> list[tuple[str, str]]:
+    return [(e, f"{e.replace('_', ' ').capitalize()} — {EVENT_HELP[e]}") for e in events]
+
+
+class PreferenceForm(forms.Form):
+    """Which e-mails the user gets: about their own requests, and about requests they may approve."""
+
+    requester_events = forms.MultipleChoiceField(
+        label="About my own requests", choices=_choices(EVENTS), required=False,
+        widget=forms.CheckboxSelectMultiple)
+    approver_events = forms.MultipleChoiceField(
+        label="About requests I may approve", choices=_choices(APPROVER_EVENTS), required=False,
+        widget=forms.CheckboxSelectMultiple)
+
+
+class WebhookForm(forms.ModelForm):
+    """A webhook the editing user may manage: its scope must be one they administer (empty: everywhere)."""
+
+    url = forms.URLField(label="URL", max_length=1000, assume_scheme="https",
+                         widget=forms.URLInput(attrs={"size": 80}),
+                         help_text="Where the portal POSTs (https; Slack or Teams incoming webhook URLs work too).")
+    events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple,
+                                       help_text="The events this webhook is sent.")
+
+    class Meta:
+        model = Webhook
+        fields = ["name", "url", "format", "events", "scope", "active"]
+        widgets = {"scope": forms.TextInput(attrs={"size": 100})}
+
+    def __init__(self, *args, actor, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"].strip()
+        try:
+            transport.check_url(url)
+        except transport.BlockedAddress as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return url
+
+    def clean_scope(self) -> str:
+        text = self.cleaned_data.get("scope", "").strip()
+        if not text:
+            if not authz.has_permission(self.actor, SETTINGS_WRITE, authz.EVERYWHERE):
+                raise forms.ValidationError("Name a scope you administer: only administrators of every scope may "
+                                            "add a webhook for every request.")
+            return ""
+        try:
+            scope = normalize_scope(text)
+        except InvalidScope as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if not authz.has_permission(self.actor, SETTINGS_WRITE, scope):
+            raise forms.ValidationError("You may only add webhooks at scopes you administer.")
+        return scope

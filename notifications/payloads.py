@@ -1,0 +1,156 @@
+"""What a notification says: the JSON payload of an event, its Slack and Teams shapes, and the e-mail text."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+HEADLINES = {
+    "submitted": "Access request #{id} submitted",
+    "needs_approval": "Access request #{id} needs approval",
+    "approved": "Access request #{id} approved",
+    "denied": "Access request #{id} denied",
+    "approval_expired": "Access request #{id}: approval time ran out",
+    "opened": "Access request #{id} is open",
+    "expiring": "Access request #{id} ends soon",
+    "closed": "Access request #{id} closed",
+    "failed": "Access request #{id} failed",
+    "test": "Test delivery from the JIT portal",
+}
+COLOURS = {"approved": "Good", "opened": "Good", "denied": "Attention", "failed": "Attention",
+           "approval_expired": "Warning", "expiring": "Warning"}
+
+
+def _utc(value: datetime | None) -> str | None:
+    """Azure's spelling of a time: ISO 8601 in UTC with a Z."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def request_url(request_id: int) -> str:
+    """The absolute URL of a request's page (``PORTAL_BASE_URL`` + its path)."""
+    return settings.PORTAL_BASE_URL + reverse("policies:request_detail", kwargs={"pk": request_id})
+
+
+def person(user) -> dict | None:
+    if user is None:
+        return None
+    return {"username": user.get_username(), "name": str(user)}
+
+
+def request_summary(request) -> dict:
+    """The request as webhooks see it (Azure's names for ports: ``number``, ``endTimeUtc``)."""
+    vms = []
+    for vm_row in request.vms.all().prefetch_related("ports"):
+        vms.append({"name": vm_row.vm_name, "id": vm_row.vm_arm_id,
+                    "ports": [{"number": p.number, "state": p.state, "endTimeUtc": _utc(p.end_at)}
+                              for p in vm_row.ports.all()]})
+    return {
+        "id": request.pk,
+        "url": request_url(request.pk),
+        "requester": person(request.requester),
+        "state": request.state,
+        "approval_state": getattr(request, "approval_state", "not_required"),
+        "justification": request.justification,
+        "source": request.source_prefix,
+        "start": _utc(request.scheduled_start or request.created_at),
+        "end": _utc(request.end_at),
+        "vms": vms,
+    }
+
+
+def event_payload(*, event: str, delivery_id: str, occurred_at: datetime, request: dict | None, actor,
+                  detail: dict) -> dict:
+    """The JSON body of a delivery (format ``json``)."""
+    return {"event": event, "delivery": delivery_id, "occurred_at": _utc(occurred_at), "request": request,
+            "actor": actor, "detail": detail}
+
+
+def title_of(event: str, request_id, detail: dict | None) -> str:
+    """The one-line summary of an event (an approval that is not the last one says so)."""
+    if event == "approved" and (detail or {}).get("complete") is False:
+        return f"Access request #{request_id}: an approval is in, more are needed"
+    return HEADLINES.get(event, event).format(id=request_id)
+
+
+def headline(payload: dict) -> str:
+    request = payload.get("request") or {}
+    return title_of(payload["event"], request.get("id", "?"), payload.get("detail"))
+
+
+def _lines(payload: dict) -> list[tuple[str, str]]:
+    """(label, value) facts of a payload, for chat cards."""
+    request = payload.get("request")
+    if not request:
+        return [("Detail", str(payload.get("detail") or ""))]
+    actor = payload.get("actor") or {}
+    ports = ", ".join(f"{vm['name']}: {', '.join(str(p['number']) for p in vm['ports'])}" for vm in request["vms"])
+    facts = [("Requester", (request.get("requester") or {}).get("name", "")), ("VMs and ports", ports),
+             ("Window", f"{request.get('start')} to {request.get('end')}"),
+             ("Justification", request.get("justification", "")), ("By", actor.get("name", "the portal"))]
+    for key in ("comment", "reason", "error"):
+        if (payload.get("detail") or {}).get(key):
+            facts.append((key.capitalize(), str(payload["detail"][key])))
+    return facts
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_body(payload: dict) -> dict:
+    """A Slack incoming-webhook message: ``text`` (notifications, fallbacks) and Block Kit ``blocks``."""
+    title = headline(payload)
+    url = (payload.get("request") or {}).get("url")
+    fields = [{"type": "mrkdwn", "text": f"*{_slack_escape(label)}*\n{_slack_escape(value)[:1900] or '—'}"}
+              for label, value in _lines(payload)][:10]  # Slack: at most 10 fields of 2000 characters
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(title)}*"
+                                           + (f" <{url}|Open in the portal>" if url else "")}},
+              {"type": "section", "fields": fields},
+              {"type": "context", "elements": [{"type": "mrkdwn", "text": f"event `{payload['event']}` · delivery "
+                                                                        f"{payload['delivery']}"}]}]
+    return {"text": title, "blocks": blocks}
+
+
+def teams_body(payload: dict) -> dict:
+    """A Teams incoming-webhook (Workflows) message: an Adaptive Card in a ``message`` wrapper."""
+    title = headline(payload)
+    url = (payload.get("request") or {}).get("url")
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True,
+             "color": COLOURS.get(payload["event"], "Default")},
+            {"type": "FactSet", "facts": [{"title": label, "value": value or "—"} for label, value in _lines(payload)]},
+        ],
+        "actions": [{"type": "Action.OpenUrl", "title": "Open in the portal", "url": url}] if url else [],
+    }
+    return {"type": "message", "summary": title,
+            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
+                             "content": card}]}
+
+
+def body_for(format_: str, payload: dict) -> dict:
+    """The body sent to a webhook of ``format_``."""
+    if format_ == "slack":
+        return slack_body(payload)
+    if format_ == "teams":
+        return teams_body(payload)
+    return payload
+
+
+def email_text(*, event: str, request, actor, detail: dict) -> tuple[str, str]:
+    """Subject and plain-text body of the e-mail about ``event`` on ``request``."""
+    summary = request_summary(request)
+    title = title_of(event, request.pk, detail)
+    subject = f"[{settings.PORTAL_NAME}] {title}"
+    body = render_to_string("notifications/email/event.txt", {
+        "event": event, "headline": title, "request": summary,
+        "actor": str(actor) if actor is not None else "the portal", "detail": detail,
+        "portal_name": settings.PORTAL_NAME})
+    return subject, body

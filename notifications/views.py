@@ -1,0 +1,128 @@
+"""Pages of notifications: the user's e-mail preferences, and webhooks under Settings."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.access import authenticated_only, requires
+from accounts.roles import SETTINGS_WRITE
+
+from . import selectors, services
+from .forms import PreferenceForm, WebhookForm
+from .models import Webhook
+
+SECRET_SESSION_KEY = "notifications_webhook_secret"
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@authenticated_only
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    """The user's own choice of e-mails."""
+    requester_events, approver_events = services.preferences_of(request.user)
+    form = PreferenceForm(request.POST or None,
+                          initial={"requester_events": requester_events, "approver_events": approver_events})
+    if request.method == "POST" and form.is_valid():
+        services.preference_save(actor=request.user, client_ip=_client_ip(request), **form.cleaned_data)
+        messages.success(request, "Your notification preferences are saved.")
+        return redirect("notifications:preferences")
+    return render(request, "notifications/preferences.html",
+                  {"title": "Notifications", "form": form, "email": request.user.email})
+
+
+@requires(SETTINGS_WRITE)
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    """Webhooks at the scopes the user administers."""
+    return render(request, "notifications/webhook_list.html",
+                  {"title": "Webhooks", "webhooks": selectors.webhook_list(request.user)})
+
+
+@requires(SETTINGS_WRITE)
+@require_http_methods(["GET", "POST"])
+def webhook_create(request: HttpRequest) -> HttpResponse:
+    """Add a webhook; its secret is shown once, on the next page."""
+    form = WebhookForm(request.POST or None, actor=request.user, initial={"events": ["needs_approval", "opened"]})
+    if request.method == "POST" and form.is_valid():
+        webhook, secret = services.webhook_create(actor=request.user, client_ip=_client_ip(request),
+                                                  **form.cleaned_data)
+        request.session[SECRET_SESSION_KEY] = {"pk": webhook.pk, "secret": secret}
+        messages.success(request, f"Added webhook {webhook.name}. Copy its secret now: it is not shown again.")
+        return redirect("notifications:webhook_detail", pk=webhook.pk)
+    return render(request, "notifications/webhook_form.html", {"title": "Add webhook", "form": form})
+
+
+@requires(SETTINGS_WRITE, object_model=Webhook)
+def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A webhook's settings and its recent deliveries (state, attempts, last answer and error)."""
+    webhook = selectors.webhook_get(request.user, pk)
+    once = request.session.pop(SECRET_SESSION_KEY, None)
+    secret = once["secret"] if once and once.get("pk") == webhook.pk else None
+    return render(request, "notifications/webhook_detail.html",
+                  {"title": webhook.name, "webhook": webhook, "secret": secret,
+                   "deliveries": selectors.recent_deliveries(webhook)})
+
+
+@requires(SETTINGS_WRITE, object_model=Webhook)
+@require_http_methods(["GET", "POST"])
+def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a webhook (its secret stays)."""
+    webhook = selectors.webhook_get(request.user, pk)
+    form = WebhookForm(request.POST or None, instance=webhook, actor=request.user)
+    if request.method == "POST" and form.is_valid():
+        services.webhook_update(actor=request.user, webhook=webhook, client_ip=_client_ip(request),
+                                **form.cleaned_data)
+        messages.success(request, f"Saved webhook {form.cleaned_data['name']}.")
+        return redirect("notifications:webhook_detail", pk=webhook.pk)
+    return render(request, "notifications/webhook_form.html",
+                  {"title": f"Change webhook {webhook.name}", "form": form, "webhook": webhook})
+
+
+@requires(SETTINGS_WRITE, object_model=Webhook)
+@require_POST
+def webhook_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    """Disable an active webhook, or enable a disabled one."""
+    webhook = selectors.webhook_get(request.user, pk)
+    services.webhook_update(actor=request.user, webhook=webhook, active=not webhook.active,
+                            client_ip=_client_ip(request))
+    messages.success(request, f"Webhook {webhook.name} {'disabled' if webhook.active else 'enabled'}.")
+    return redirect("notifications:webhook_detail", pk=webhook.pk)
+
+
+@requires(SETTINGS_WRITE, object_model=Webhook)
+@require_POST
+def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Replace the webhook's secret; the new one is shown once."""
+    webhook = selectors.webhook_get(request.user, pk)
+    secret = services.webhook_rotate_secret(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
+    request.session[SECRET_SESSION_KEY] = {"pk": webhook.pk, "secret": secret}
+    messages.success(request, "New secret made. Copy it now: it is not shown again; the old one no longer verifies.")
+    return redirect("notifications:webhook_detail", pk=webhook.pk)
+
+
+@requires(SETTINGS_WRITE, object_model=Webhook)
+@require_POST
+def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue a signed ``test`` delivery; its outcome appears under recent deliveries."""
+    webhook = selectors.webhook_get(request.user, pk)
+    delivery = services.webhook_test(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
+    messages.success(request, f"Test delivery {delivery.delivery_id} queued; reload to see its outcome.")
+    return redirect("notifications:webhook_detail", pk=webhook.pk)
+
+
+@requires(SETTINGS_WRITE, object_model=Webhook)
+@require_http_methods(["GET", "POST"])
+def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Confirm (GET) and delete (POST) a webhook and its delivery history."""
+    webhook = selectors.webhook_get(request.user, pk)
+    if request.method == "POST":
+        name = webhook.name
+        services.webhook_delete(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
+        messages.success(request, f"Deleted webhook {name}.")
+        return redirect("notifications:webhook_list")
+    return render(request, "notifications/webhook_delete.html",
+                  {"title": f"Delete webhook {webhook.name}", "webhook": webhook})

@@ -1,0 +1,100 @@
+"""Forms of approvals: an approver's decision, and an access rule."""
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from accounts.scopes import InvalidScope, parse_scope
+
+from . import validation
+from .approvals import MAX_COMMENT
+from .models import AccessRule
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=MAX_COMMENT,
+                              label="Comment", help_text="Required to deny; shown to the requester.")
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("deny", "Deny")], widget=forms.HiddenInput,
+                                 required=False)
+
+
+def _numbers(text: str) -> list[int]:
+    numbers = []
+    for part in re.split(r"[\s,]+", (text or "").strip()):
+        if not part:
+            continue
+        if not part.isdigit() or not 0 < int(part) < 65536:
+            raise ValidationError(f"'{part}' is not a port number (1 to 65535).")
+        numbers.append(int(part))
+    return sorted(set(numbers))
+
+
+def _prefixes(text: str) -> list[str]:
+    prefixes = []
+    for part in re.split(r"[\s,]+", (text or "").strip()):
+        if not part:
+            continue
+        prefixes.append("*" if part.lower() in validation.ANY_WORDS else validation.parse_source("range", part))
+    return list(dict.fromkeys(prefixes))
+
+
+class AccessRuleForm(forms.ModelForm):
+    """An access rule; ports and sources as comma-separated text."""
+
+    ports_text = forms.CharField(required=False, label="Ports", help_text="Comma-separated; empty: any port.")
+    sources_text = forms.CharField(required=False, label="Sources",
+                                   help_text="CIDR ranges or *, comma-separated; empty: any source.")
+
+    class Meta:
+        model = AccessRule
+        fields = ("name", "scope", "effect", "max_duration_minutes", "hours_start", "hours_end", "weekdays_only",
+                  "approvals_required", "second_level_approvals", "pending_minutes", "justification_pattern",
+                  "justification_hint", "message", "enabled")
+        widgets = {"hours_start": forms.TimeInput(attrs={"type": "time"}),
+                   "hours_end": forms.TimeInput(attrs={"type": "time"})}
+
+    def __init__(self, *args, may_manage_scope, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.may_manage_scope = may_manage_scope
+        if self.instance.pk:
+            self.initial.setdefault("ports_text", ", ".join(str(p) for p in self.instance.ports))
+            self.initial.setdefault("sources_text", ", ".join(self.instance.source_prefixes))
+        self.fields["scope"].widget.attrs["placeholder"] = "/subscriptions/…/resourceGroups/…"
+
+    def clean_scope(self) -> str:
+        try:
+            scope = parse_scope(self.cleaned_data["scope"]).id
+        except InvalidScope as exc:
+            raise ValidationError(str(exc)) from None
+        if not self.may_manage_scope(scope):
+            raise ValidationError("You do not administer JIT at this scope.")
+        return scope
+
+    def clean_ports_text(self) -> list[int]:
+        return _numbers(self.cleaned_data.get("ports_text", ""))
+
+    def clean_sources_text(self) -> list[str]:
+        return _prefixes(self.cleaned_data.get("sources_text", ""))
+
+    def clean_justification_pattern(self) -> str:
+        pattern = self.cleaned_data.get("justification_pattern", "")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValidationError(f"Not a valid regular expression: {exc}.") from None
+        return pattern
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("effect") == AccessRule.Effect.MANUAL and not data.get("approvals_required"):
+            self.add_error("approvals_required", "A manual rule needs at least one approval.")
+        if bool(data.get("hours_start")) != bool(data.get("hours_end")):
+            self.add_error("hours_end", "Give both ends of the hours, or neither.")
+        return data
+
+    def save(self, commit: bool = True) -> AccessRule:
+        self.instance.ports = self.cleaned_data["ports_text"]
+        self.instance.source_prefixes = self.cleaned_data["sources_text"]
+        return super().save(commit)

@@ -1,0 +1,103 @@
+"""Approval pages: the approvers' queue, a request's review page with Approve / Deny, and the access rules."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import authz
+from accounts.access import requires
+from accounts.roles import JIT_POLICY_WRITE, REQUEST_APPROVE
+
+from . import approvals, selectors
+from .approval_forms import AccessRuleForm, DecisionForm
+from .models import AccessRequest, AccessRule
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+@requires(REQUEST_APPROVE)
+def approval_queue(request: HttpRequest) -> HttpResponse:
+    """Requests waiting for my decision: who, why, which VMs and ports, the requester's history, time left."""
+    pending = list(selectors.approval_queue(request.user).prefetch_related("vms__ports", "approvals")[:200])
+    history = selectors.requester_history(sorted({r.requester_id for r in pending}))
+    rows = [{"access": r, "history": history.get(r.requester_id, {}), "progress": approvals.progress(r)}
+            for r in pending]
+    return render(request, "policies/access/approval_queue.html", {"title": "Approvals", "rows": rows})
+
+
+@requires(REQUEST_APPROVE, object_model=AccessRequest)
+def request_review(request: HttpRequest, pk: int) -> HttpResponse:
+    """A request as its approvers see it, with Approve / Deny when the user may decide."""
+    access = selectors.review_get(request.user, pk)
+    view = selectors.request_view(access, request.user)
+    return render(request, "policies/access/request_detail.html", {
+        "title": f"Request #{access.pk}", "access": access, "review": True,
+        "decision_form": DecisionForm() if view["may_decide"] else None, **view})
+
+
+@requires(REQUEST_APPROVE, object_model=AccessRequest)
+@require_POST
+def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Approve or deny (``decision``), with a comment. Self-approval is refused with 403."""
+    access = selectors.review_get(request.user, pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid() or form.cleaned_data["decision"] not in ("approve", "deny"):
+        messages.error(request, "Choose Approve or Deny.")
+        return redirect("policies:request_review", pk=access.pk)
+    approve = form.cleaned_data["decision"] == "approve"
+    try:
+        approvals.request_decide(actor=request.user, request=access, approve=approve,
+                                 comment=form.cleaned_data["comment"], client_ip=_client_ip(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("policies:request_review", pk=access.pk)
+    messages.success(request, f"{'Approved' if approve else 'Denied'} request #{access.pk}.")
+    return redirect("policies:approvals")
+
+
+@requires(JIT_POLICY_WRITE)
+def rule_list(request: HttpRequest) -> HttpResponse:
+    """Access rules at the scopes the user administers."""
+    return render(request, "policies/access/rule_list.html", {
+        "title": "Access rules", "rules": selectors.rule_list(request.user)})
+
+
+def _rule_form(request: HttpRequest, rule: AccessRule | None) -> AccessRuleForm:
+    return AccessRuleForm(request.POST or None, instance=rule,
+                          may_manage_scope=lambda scope: authz.has_permission(request.user, JIT_POLICY_WRITE, scope))
+
+
+def _rule_edit(request: HttpRequest, rule: AccessRule | None) -> HttpResponse:
+    form = _rule_form(request, rule)
+    if request.method == "POST" and form.is_valid():
+        saved = approvals.access_rule_save(actor=request.user, rule=form.save(commit=False),
+                                           client_ip=_client_ip(request))
+        messages.success(request, f"Saved access rule “{saved.name}”.")
+        return redirect("policies:rules")
+    return render(request, "policies/access/rule_form.html", {
+        "title": f"Edit {rule.name}" if rule else "New access rule", "form": form, "rule": rule},
+        status=400 if request.method == "POST" else 200)
+
+
+@requires(JIT_POLICY_WRITE)
+def rule_new(request: HttpRequest) -> HttpResponse:
+    return _rule_edit(request, None)
+
+
+@requires(JIT_POLICY_WRITE, object_model=AccessRule)
+def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _rule_edit(request, selectors.rule_get(request.user, pk))
+
+
+@requires(JIT_POLICY_WRITE, object_model=AccessRule)
+@require_POST
+def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = selectors.rule_get(request.user, pk)
+    approvals.access_rule_delete(actor=request.user, rule=rule, client_ip=_client_ip(request))
+    messages.success(request, f"Deleted access rule “{rule.name}”.")
+    return redirect("policies:rules")

@@ -1,0 +1,401 @@
+"""Approvals: which requests need them (access rules), who may give them, and recording each decision.
+
+Rules are evaluated per VM in the order mature access tools use: deny, then auto-approve, then manual (see
+``AccessRule``). A request spanning VMs takes the strictest outcome. Approvers hold the portal's approve
+action at the scope of every VM of the request and are never the requester. The window of an approved
+request starts when the last approval lands (or at its scheduled start, whichever is later): the open task
+computes each port's end from the moment it asks Azure.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import authz
+from accounts.roles import REQUEST_APPROVE
+from accounts.scopes import scope_contains
+from audit.services import audit_record
+
+from . import signals
+from .models import AccessRequest, AccessRequestPort, AccessRequestVm, AccessRule, Approval, ApprovalState, PortState
+
+ANY_WORDS = {"*", "any", "internet"}
+MAX_COMMENT = 1000
+
+
+# --- evaluation ---------------------------------------------------------------------------------------------------
+@dataclass
+class Verdict:
+    """The outcome of the rules for a whole request."""
+
+    effect: str  # AccessRule.Effect value
+    rule: AccessRule | None = None
+    approvals: int = 0
+    second_level: int = 0
+    pending_minutes: int | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.effect == AccessRule.Effect.MANUAL
+
+
+def _network(text: str):
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def _source_inside(source: str, allowed: list[str]) -> bool:
+    """``source`` lies inside one of ``allowed`` (empty: anywhere)."""
+    if not allowed:
+        return True
+    if any(a.strip().lower() in ANY_WORDS for a in allowed):
+        return True
+    inner = _network(source) if source != "*" else None
+    if inner is None:
+        return False
+    return any((outer := _network(a)) is not None and outer.version == inner.version and inner.subnet_of(outer)
+               for a in allowed)
+
+
+def _source_overlaps(source: str, listed: list[str]) -> bool:
+    """``source`` overlaps one of ``listed`` (empty: every source). A request for ``*`` overlaps every range;
+    a listed ``*`` stands for requests for ``*`` only."""
+    if not listed or source == "*":
+        return True
+    inner = _network(source)
+    for text in listed:
+        if text.strip().lower() in ANY_WORDS:
+            continue
+        outer = _network(text)
+        if inner is not None and outer is not None and outer.version == inner.version and outer.overlaps(inner):
+            return True
+    return False
+
+
+def _ports_match(rule: AccessRule, ports: tuple[int, ...], *, all_of: bool) -> bool:
+    wanted = {int(p) for p in rule.ports or []}
+    if not wanted:
+        return True
+    return set(ports) <= wanted if all_of else bool(set(ports) & wanted)
+
+
+def _in_hours(rule: AccessRule, start: datetime) -> bool:
+    moment = start.astimezone(UTC)
+    if rule.weekdays_only and moment.weekday() >= 5:
+        return False
+    if rule.hours_start is None or rule.hours_end is None:
+        return True
+    now = moment.time().replace(tzinfo=None)
+    if rule.hours_start <= rule.hours_end:
+        return rule.hours_start <= now < rule.hours_end
+    return now >= rule.hours_start or now < rule.hours_end  # a range across midnight
+
+
+def _applies(rule: AccessRule, ports: tuple[int, ...], source: str, duration: timedelta, start: datetime) -> bool:
+    if rule.effect == AccessRule.Effect.DENY:
+        return _ports_match(rule, ports, all_of=False) and _source_overlaps(source, rule.source_prefixes)
+    if not _ports_match(rule, ports, all_of=True) or not _source_inside(source, rule.source_prefixes):
+        return False
+    if rule.max_duration_minutes and duration > timedelta(minutes=rule.max_duration_minutes):
+        return False
+    return rule.effect != AccessRule.Effect.AUTO or _in_hours(rule, start)
+
+
+def rules_for(resource_id: str, rules: list[AccessRule] | None = None) -> list[AccessRule]:
+    """The enabled rules whose scope contains ``resource_id``."""
+    candidates = rules if rules is not None else list(AccessRule.objects.filter(enabled=True))
+    return [rule for rule in candidates if rule.enabled and scope_contains(rule.scope, resource_id)]
+
+
+def check_justification(text: str, rules: list[AccessRule]) -> list[str]:
+    """Messages for each rule whose justification pattern ``text`` does not contain."""
+    problems = []
+    for rule in rules:
+        if rule.justification_pattern and not re.search(rule.justification_pattern, text or ""):
+            problems.append(rule.justification_hint or
+                            f"The justification must contain a match of {rule.justification_pattern} "
+                            f"(rule “{rule.name}”).")
+    return problems
+
+
+def evaluate(selections: list, *, source: str, duration: timedelta, start: datetime, justification: str
+             ) -> Verdict:
+    """The verdict of the rules for ``selections`` (``Selection`` rows); raises ``ValidationError`` for a deny
+    or a justification that does not match a rule's pattern."""
+    everything = list(AccessRule.objects.filter(enabled=True))
+    problems: list[str] = []
+    verdicts: list[Verdict] = []
+    for selection in selections:
+        rules = rules_for(selection.vm.resource_id, everything)
+        problems.extend(check_justification(justification, rules))
+        matching = [r for r in rules if _applies(r, tuple(selection.ports), source, duration, start)]
+        denied = [r for r in matching if r.effect == AccessRule.Effect.DENY]
+        if denied:
+            problems.extend(r.message or f"Refused by rule “{r.name}” on {selection.vm.name}." for r in denied)
+            continue
+        auto = [r for r in matching if r.effect == AccessRule.Effect.AUTO]
+        manual = [r for r in matching if r.effect == AccessRule.Effect.MANUAL]
+        if auto:
+            verdicts.append(Verdict(AccessRule.Effect.AUTO, auto[0]))
+        elif manual:
+            strict = max(manual, key=lambda r: (r.approvals_required + r.second_level_approvals, -r.pk))
+            verdicts.append(Verdict(AccessRule.Effect.MANUAL, strict, max(1, strict.approvals_required),
+                                    strict.second_level_approvals, strict.pending_minutes,
+                                    [f"{selection.vm.name}: rule “{strict.name}”"]))
+        elif any(r.effect != AccessRule.Effect.DENY for r in rules):
+            verdicts.append(Verdict(AccessRule.Effect.MANUAL, None, 1, 0, None,
+                                    [f"{selection.vm.name}: no rule auto-approves this request"]))
+        else:
+            verdicts.append(Verdict(AccessRule.Effect.AUTO))
+    if problems:
+        raise ValidationError(list(dict.fromkeys(problems)), code="refused_by_rule")
+    manual = [v for v in verdicts if v.needs_approval]
+    if not manual:
+        return next((v for v in verdicts if v.rule is not None), Verdict(AccessRule.Effect.AUTO))
+    strictest = max(manual, key=lambda v: (v.approvals + v.second_level))
+    minutes = [v.pending_minutes for v in manual if v.pending_minutes]
+    return Verdict(AccessRule.Effect.MANUAL, strictest.rule, max(v.approvals for v in manual),
+                   max(v.second_level for v in manual), min(minutes) if minutes else None,
+                   [r for v in manual for r in v.reasons])
+
+
+def pending_until(verdict: Verdict, *, now: datetime, start: datetime | None) -> datetime:
+    """When a pending request expires: its scheduled start, else after the rule's (or the default) time."""
+    minutes = verdict.pending_minutes or settings.ACCESS_APPROVAL_PENDING_MINUTES
+    until = now + timedelta(minutes=minutes)
+    return start if start is not None and start > now else until
+
+
+# --- who decides ----------------------------------------------------------------------------------------------------
+def _vm_rows(request: AccessRequest) -> list[AccessRequestVm]:
+    return list(request.vms.all())
+
+
+def may_approve_vms(user, rows: list[AccessRequestVm]) -> bool:
+    return bool(rows) and all(authz.has_permission(user, REQUEST_APPROVE, row.vm_arm_id) for row in rows)
+
+
+def may_decide(user, request: AccessRequest) -> bool:
+    """``user`` may approve or deny ``request`` now: pending, not theirs, approver at every VM, not yet decided."""
+    if not request.is_pending or getattr(user, "pk", None) in (None, request.requester_id):
+        return False
+    if request.approvals.filter(approver_id=user.pk).exists():
+        return False
+    return may_approve_vms(user, _vm_rows(request))
+
+
+def approvers_for(request: AccessRequest) -> list:
+    """Active users, other than the requester, holding the approve action at every VM of ``request``."""
+    from accounts.models import SignInClaims
+
+    rows = _vm_rows(request)
+    users = get_user_model().objects.filter(is_active=True).exclude(pk=request.requester_id).filter(
+        pk__in=SignInClaims.objects.values("user_id")).order_by("username")
+    return [user for user in users if may_approve_vms(user, rows)]
+
+
+def current_level(request: AccessRequest) -> int:
+    """1 until the first level has its approvals, then 2 (when the rule asks for a second level)."""
+    first = request.approvals.filter(level=1, decision=Approval.Decision.APPROVE).count()
+    return 2 if first >= request.approvals_required and request.second_level_approvals else 1
+
+
+def progress(request: AccessRequest) -> dict:
+    """Approvals given and needed per level, for the pages and the API."""
+    given = {1: 0, 2: 0}
+    for decision in request.approvals.all():
+        if decision.decision == Approval.Decision.APPROVE:
+            given[decision.level] = given.get(decision.level, 0) + 1
+    return {"first": given[1], "first_needed": request.approvals_required,
+            "second": given[2], "second_needed": request.second_level_approvals}
+
+
+def _place(row: AccessRequestVm) -> dict:
+    return {"subscription_id": row.subscription_key, "resource_group": row.resource_group,
+            "resource_id": row.vm_arm_id.lower()}
+
+
+def _audit(actor, action: str, request: AccessRequest, rows: list[AccessRequestVm], after: dict,
+           client_ip: str | None = None) -> None:
+    for row in rows:
+        audit_record(actor=actor, action=action, target_type="vm", target_id=row.vm_id, target_label=row.vm_name,
+                     after={"request": request.pk, **after}, client_ip=client_ip,
+                     correlation_id=str(request.correlation_id), **_place(row))
+
+
+def request_decide(*, actor, request: AccessRequest, approve: bool, comment: str = "",
+                   client_ip: str | None = None) -> AccessRequest:
+    """Record ``actor``'s approval or denial; the last approval releases the request to open (or to wait for
+    its scheduled start). Raises ``PermissionDenied`` (own request, not an approver here) or
+    ``ValidationError`` (not pending, expired, already decided, a denial without a comment)."""
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT:
+        raise ValidationError(f"Keep the comment under {MAX_COMMENT} characters.")
+    now = timezone.now()
+    with transaction.atomic():
+        request = AccessRequest.objects.select_for_update().get(pk=request.pk)
+        rows = _vm_rows(request)
+        if getattr(actor, "pk", None) == request.requester_id:
+            raise PermissionDenied("You cannot approve or deny your own request.")
+        if not may_approve_vms(actor, rows):
+            raise PermissionDenied("You are not an approver for every VM of this request.")
+        if not request.is_pending:
+            raise ValidationError("This request is not waiting for approval.", code="not_pending")
+        if request.approval_expires_at and request.approval_expires_at <= now:
+            raise ValidationError("This request was not approved in time and has expired.", code="expired")
+        if request.approvals.filter(approver_id=actor.pk).exists():
+            raise ValidationError("You have already decided on this request.", code="already_decided")
+        if not approve and not comment:
+            raise ValidationError("Say why you deny the request.", code="comment_required")
+        level = current_level(request)
+        Approval.objects.create(request=request, approver=actor, approver_name=actor.get_username(), level=level,
+                                decision=Approval.Decision.APPROVE if approve else Approval.Decision.DENY,
+                                comment=comment)
+        if not approve:
+            _finish_pending(request, ApprovalState.DENIED, PortState.DENIED, f"Denied by {actor.get_username()}: "
+                            f"{comment}", now)
+            _audit(actor, "access.denied", request, rows, {"comment": comment, "level": level}, client_ip)
+            signals.emit("denied", request, actor=actor, comment=comment, level=level)
+            return request
+        _audit(actor, "access.approved", request, rows, {"comment": comment, "level": level}, client_ip)
+        counts = progress(request)
+        done_first = counts["first"] >= request.approvals_required
+        done = done_first and counts["second"] >= request.second_level_approvals
+        if not done:
+            signals.emit("approved", request, actor=actor, comment=comment, level=level, complete=False)
+            return request
+        AccessRequest.objects.filter(pk=request.pk).update(approval_state=ApprovalState.APPROVED, approved_at=now)
+        request.approval_state, request.approved_at = ApprovalState.APPROVED, now
+        release(request, now=now)
+        signals.emit("approved", request, actor=actor, comment=comment, level=level, complete=True)
+    return request
+
+
+def _finish_pending(request: AccessRequest, approval_state: str, port_state: str, message: str, now) -> None:
+    from .services import refresh_state
+
+    AccessRequest.objects.filter(pk=request.pk).update(approval_state=approval_state)
+    request.approval_state = approval_state
+    AccessRequestPort.objects.filter(request=request, state=PortState.PENDING).update(
+        state=port_state, finished_at=now, last_error=message[:4000])
+    request.state = refresh_state(request.pk)
+
+
+def release(request: AccessRequest, *, now: datetime) -> None:
+    """An approved (or auto-approved) request: wait for its scheduled start, or queue it to open now."""
+    from .services import enqueue_after_commit, refresh_state
+
+    waiting = AccessRequestPort.objects.filter(request=request, state__in=(PortState.PENDING, PortState.SCHEDULED))
+    if request.scheduled_start and request.scheduled_start > now:
+        waiting.update(state=PortState.SCHEDULED)
+        refresh_state(request.pk)
+        return
+    keys = sorted(set(waiting.values_list("policy_key", flat=True)))
+    waiting.update(state=PortState.QUEUED, updated_at=now)
+    refresh_state(request.pk)
+    for key in keys:
+        enqueue_after_commit(request.pk, key)
+
+
+# --- beat -----------------------------------------------------------------------------------------------------------
+def expire_pending(*, now: datetime | None = None) -> int:
+    """Pending requests nobody decided in time: ports end ``expired`` with the reason; requester told."""
+    now = now or timezone.now()
+    expired = 0
+    for request in AccessRequest.objects.filter(approval_state=ApprovalState.PENDING,
+                                                approval_expires_at__lte=now)[:500]:
+        with transaction.atomic():
+            locked = AccessRequest.objects.select_for_update().filter(
+                pk=request.pk, approval_state=ApprovalState.PENDING).first()
+            if locked is None:
+                continue
+            _finish_pending(locked, ApprovalState.EXPIRED, PortState.EXPIRED,
+                            "Not approved before the approval time ran out.", now)
+            _audit(None, "access.approval_expired", locked, _vm_rows(locked),
+                   {"expired_at": (locked.approval_expires_at or now).isoformat()})
+            signals.emit("approval_expired", locked)
+            expired += 1
+    return expired
+
+
+def release_scheduled(*, now: datetime | None = None) -> int:
+    """Scheduled windows whose start came: queue them to open (the beat runs this every minute)."""
+    now = now or timezone.now()
+    due = AccessRequest.objects.filter(ports__state=PortState.SCHEDULED, scheduled_start__lte=now,
+                                       closed_at__isnull=True).distinct()
+    released = 0
+    for request in due[:500]:
+        with transaction.atomic():
+            locked = AccessRequest.objects.select_for_update().get(pk=request.pk)
+            release(locked, now=now)
+            released += 1
+    return released
+
+
+
+
+# --- rules (settings pages) -----------------------------------------------------------------------------------------
+def _rule_state(rule: AccessRule) -> dict:
+    return {"name": rule.name, "scope": rule.scope, "effect": rule.effect, "ports": rule.ports,
+            "sources": rule.source_prefixes, "max_duration_minutes": rule.max_duration_minutes,
+            "hours": [str(rule.hours_start or ""), str(rule.hours_end or "")], "weekdays_only": rule.weekdays_only,
+            "approvals": rule.approvals_required, "second_level": rule.second_level_approvals,
+            "pending_minutes": rule.pending_minutes, "justification_pattern": rule.justification_pattern,
+            "enabled": rule.enabled}
+
+
+def _rule_place(scope: str) -> dict:
+    from accounts.scopes import parse_scope
+
+    parsed = parse_scope(scope)
+    return {"subscription_id": parsed.subscription_id, "resource_group": (parsed.resource_group or "").lower(),
+            "resource_id": scope.lower() if parsed.vm_name else ""}
+
+
+def _require_rule_admin(actor, scope: str) -> None:
+    from accounts.roles import JIT_POLICY_WRITE
+
+    if not authz.has_permission(actor, JIT_POLICY_WRITE, scope):
+        raise PermissionDenied("You do not administer JIT at this scope.")
+
+
+def access_rule_save(*, actor, rule: AccessRule, client_ip: str | None = None) -> AccessRule:
+    """Create or update ``rule`` (validated by its form) with its audit row."""
+    _require_rule_admin(actor, rule.scope)
+    before = None
+    if rule.pk:
+        stored = AccessRule.objects.get(pk=rule.pk)
+        _require_rule_admin(actor, stored.scope)
+        before = _rule_state(stored)
+    else:
+        rule.created_by = actor
+    with transaction.atomic():
+        rule.save()
+        audit_record(actor=actor, action="access_rule.updated" if before else "access_rule.created",
+                     target_type="access_rule", target_id=rule.pk, target_label=rule.name, before=before,
+                     after=_rule_state(rule), client_ip=client_ip, **_rule_place(rule.scope))
+    return rule
+
+
+def access_rule_delete(*, actor, rule: AccessRule, client_ip: str | None = None) -> None:
+    _require_rule_admin(actor, rule.scope)
+    with transaction.atomic():
+        audit_record(actor=actor, action="access_rule.deleted", target_type="access_rule", target_id=rule.pk,
+                     target_label=rule.name, before=_rule_state(rule), client_ip=client_ip,
+                     **_rule_place(rule.scope))
+        rule.delete()
+
+
+__all__ = ["Verdict", "access_rule_delete", "access_rule_save", "approvers_for", "current_level", "evaluate",
+           "expire_pending", "may_decide", "progress", "release", "release_scheduled", "request_decide"]

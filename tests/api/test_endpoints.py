@@ -1,0 +1,268 @@
+"""Each endpoint's authorization (in scope, out of scope, no role) and its validation errors (400 with words).
+
+Objects are made at a scope without the emulator (``tests.policies.factories``); nothing here calls Azure.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from audit.models import AuditEvent
+from policies.models import PolicyChange
+from tests.accounts.test_authorization_matrix import make_activity_event, make_audit_event
+from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
+from tests.policies.access.factories import make_access_request
+from tests.policies.factories import make_policy_change, make_vm
+
+pytestmark = pytest.mark.django_db
+IN = f"{IN_SCOPE}/resourceGroups/rg-api"
+OUT = f"{OUT_OF_SCOPE}/resourceGroups/rg-api"
+
+
+@pytest.fixture
+def vms(persona_mappings):
+    return make_vm(IN), make_vm(OUT)
+
+
+# --- VMs -------------------------------------------------------------------------------------------------------
+def test_the_vm_list_holds_only_vms_in_scope(vms, reader, api_as):
+    inside, _outside = vms
+    response = api_as(reader).get("/api/v1/vms/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 1 and [v["armId"] for v in body["results"]] == [inside.arm_id]
+    vm = body["results"][0]
+    assert vm["state"] == "configured" and vm["ports"][0] == {
+        "number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"}
+
+
+@pytest.mark.parametrize(("params", "count"), [
+    ({"state": "configured"}, 1), ({"state": "unsupported"}, 0), ({"search": "matrix"}, 1), ({"search": "nope"}, 0),
+    ({"resourceGroup": "RG-API"}, 1), ({"subscription": IN_SCOPE.rsplit("/", 1)[1]}, 1),
+    ({"subscription": OUT_OF_SCOPE.rsplit("/", 1)[1]}, 0)])
+def test_the_vm_list_filters(vms, reader, api_as, params, count):
+    assert api_as(reader).get("/api/v1/vms/", params).json()["count"] == count
+
+
+def test_a_bad_filter_is_a_400_with_the_reason(vms, reader, api_as):
+    response = api_as(reader).get("/api/v1/vms/", {"state": "sideways"})
+    assert response.status_code == 400 and "state must be one of" in response.json()["detail"]
+
+
+def test_a_vm_out_of_scope_is_404_and_without_the_role_403(vms, reader, outsider, api_as):
+    inside, outside = vms
+    client = api_as(reader)
+    assert client.get(f"/api/v1/vms/{inside.pk}/").status_code == 200
+    assert client.get(f"/api/v1/vms/{outside.pk}/").status_code == 404
+    assert client.get(f"/api/v1/vms/{outside.pk}/jit/").status_code == 404
+    assert api_as(outsider).get("/api/v1/vms/").status_code == 403
+    assert api_as(outsider).get(f"/api/v1/vms/{inside.pk}/").status_code == 404
+
+
+# --- JIT ports -------------------------------------------------------------------------------------------------
+def test_only_policy_admins_in_scope_change_jit_ports(vms, reader, policy_admin, api_as):
+    inside, outside = vms
+    body = {"ports": [{"number": 3389, "allowedSourceAddressPrefix": "10.0.0.0/24"}]}
+    refused = api_as(reader).put(f"/api/v1/vms/{inside.pk}/jit/", body)
+    assert refused.status_code == 403 and "policy admins" in refused.json()["detail"]
+    assert api_as(policy_admin).put(f"/api/v1/vms/{outside.pk}/jit/", body).status_code == 404
+    accepted = api_as(policy_admin).put(f"/api/v1/vms/{inside.pk}/jit/", body)
+    assert accepted.status_code == 202, accepted.content
+    change = PolicyChange.objects.get(pk=accepted.json()["changes"][0]["id"])
+    assert change.desired == {inside.arm_id: [{"number": 3389, "protocol": "*", "maxRequestAccessDuration": "PT3H",
+                                               "allowedSourceAddressPrefix": "10.0.0.0/24"}]}
+    assert accepted["Location"].endswith(f"/api/v1/policy-changes/{change.pk}/")
+    assert api_as(reader).get(f"/api/v1/vms/{inside.pk}/jit/").json()["pendingChanges"] == [change.pk]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({}, "ports"),
+    ({"ports": []}, "ports"),
+    ({"ports": [{"number": 0, "allowedSourceAddressPrefix": "*"}]}, "number"),
+    ({"ports": [{"number": 22}]}, "allowedSourceAddressPrefix"),
+    ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT25H"}]},
+     "between 5 minutes and 24 hours"),
+    ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "not-an-ip"}]}, "not an IP address"),
+    ({"ports": [{"number": 22, "protocol": "ICMP", "allowedSourceAddressPrefix": "*"}]}, "TCP, UDP or Any"),
+    ({"ports": [{"number": 22, "allowedSourceAddressPrefix": 5}]}, "string or a list"),
+    ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}, {"number": 22, "allowedSourceAddressPrefix": "*"}]},
+     "listed twice"),
+    ({"ports": "22"}, "ports"),
+    ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "P9999999999D"}]},
+     "far longer"),
+])
+def test_invalid_ports_are_a_400_with_the_reason(vms, policy_admin, api_as, body, message):
+    response = api_as(policy_admin).put(f"/api/v1/vms/{vms[0].pk}/jit/", body)
+    assert response.status_code == 400, response.content
+    assert message in response.json()["detail"] and response.json()["errors"]
+    assert not PolicyChange.objects.exists()
+
+
+def test_malformed_json_is_a_400(vms, policy_admin, api_as):
+    client = api_as(policy_admin)
+    response = client.client.put(f"/api/v1/vms/{vms[0].pk}/jit/", data="{nope", content_type="application/json",
+                                 **client.headers)
+    assert response.status_code == 400 and "JSON" in response.json()["detail"]
+
+
+def test_removing_jit_is_queued(vms, policy_admin, reader, api_as):
+    inside, outside = vms
+    assert api_as(reader).delete(f"/api/v1/vms/{inside.pk}/jit/").status_code == 403
+    assert api_as(policy_admin).delete(f"/api/v1/vms/{outside.pk}/jit/").status_code == 404
+    response = api_as(policy_admin).delete(f"/api/v1/vms/{inside.pk}/jit/")
+    assert response.status_code == 202 and response.json()["changes"][0]["desired"] == {inside.arm_id: None}
+
+
+def test_policy_changes_are_read_in_scope(persona_mappings, reader, outsider, api_as):
+    inside, outside = make_policy_change(IN), make_policy_change(OUT)
+    assert api_as(reader).get(f"/api/v1/policy-changes/{inside.pk}/").json()["state"] == "applied"
+    assert api_as(reader).get(f"/api/v1/policy-changes/{outside.pk}/").status_code == 404
+    assert api_as(outsider).get(f"/api/v1/policy-changes/{inside.pk}/").status_code == 404
+
+
+# --- requests --------------------------------------------------------------------------------------------------
+def test_requests_of_others_are_seen_in_scope_and_closed_only_by_who_may(persona_mappings, requester, policy_admin,
+                                                                         outsider, api_as):
+    inside, outside = make_access_request(IN), make_access_request(OUT)
+    assert api_as(requester).get(f"/api/v1/requests/{inside.pk}/").status_code == 200
+    assert api_as(requester).get(f"/api/v1/requests/{outside.pk}/").status_code == 404
+    assert api_as(outsider).get(f"/api/v1/requests/{inside.pk}/").status_code == 404
+    assert api_as(requester).get("/api/v1/requests/").json()["count"] == 0  # mine only
+    assert api_as(policy_admin).get("/api/v1/requests/", {"all": "1"}).json()["count"] == 1
+    refused = api_as(requester).post(f"/api/v1/requests/{inside.pk}/close/")
+    assert refused.status_code == 403 and "requester or a policy admin" in refused.json()["detail"]
+    closed = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/close/")
+    assert closed.status_code == 200 and closed.json()["closedAt"]
+    assert AuditEvent.objects.filter(action="access.close_requested", actor=policy_admin).count() == 1
+
+
+def test_only_the_requester_extends(persona_mappings, policy_admin, api_as):
+    inside = make_access_request(IN)
+    response = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "PT1H"})
+    assert response.status_code == 403 and "Only the requester" in response.json()["detail"]
+    assert api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {}).status_code == 400
+    huge = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "P9999999999D"})
+    assert huge.status_code == 400 and "far longer" in huge.json()["detail"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({}, "virtualMachines"),
+    ({"virtualMachines": [], "justification": "x"}, "virtualMachines"),
+    ({"virtualMachines": [{"id": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/z",
+                           "ports": [{"number": 22, "endTimeUtc": "2099-01-01T00:00:00Z",
+                                      "allowedSourceAddressPrefix": "1.2.3.4"}]}], "justification": "x"},
+     "that you may request access to"),
+    ({"virtualMachines": [{"id": "a", "ports": [{"number": 22, "allowedSourceAddressPrefix": "1.2.3.4"}]}],
+      "justification": "x"}, "endTimeUtc"),
+    ({"virtualMachines": [{"id": "a", "ports": [{"number": 22, "endTimeUtc": "soon",
+                                                 "allowedSourceAddressPrefix": "1.2.3.4"}]}], "justification": "x"},
+     "endTimeUtc"),
+])
+def test_invalid_requests_are_a_400_with_the_reason(persona_mappings, requester, api_as, body, message):
+    response = api_as(requester).post("/api/v1/requests/", body)
+    assert response.status_code == 400, response.content
+    assert message in response.json()["detail"]
+
+
+def test_a_user_without_the_request_role_gets_403(persona_mappings, outsider, api_as):
+    body = {"virtualMachines": [{"id": "a", "ports": [{"number": 22, "endTimeUtc": "2099-01-01T00:00:00Z",
+                                                      "allowedSourceAddressPrefix": "1.2.3.4"}]}],
+            "justification": "x"}
+    assert api_as(outsider).post("/api/v1/requests/", body).status_code == 403
+
+
+def test_a_bad_state_filter_is_a_400(persona_mappings, requester, api_as):
+    assert api_as(requester).get("/api/v1/requests/", {"state": "bogus"}).status_code == 400
+
+
+# --- audit -----------------------------------------------------------------------------------------------------
+def test_audit_search_is_restricted_to_the_auditors_scope(persona_mappings, auditor, requester, api_as):
+    make_activity_event(IN), make_activity_event(OUT)
+    azure = api_as(auditor).get("/api/v1/audit/events/").json()
+    assert [e["subscriptionId"] for e in azure["results"]] == [IN_SCOPE.rsplit("/", 1)[1]]
+    make_audit_event(IN), make_audit_event(OUT)
+    portal = api_as(auditor).get("/api/v1/audit/events/", {"source": "portal", "action": "matrix.probe"}).json()
+    assert [e["subscriptionId"] for e in portal["results"]] == [IN_SCOPE.rsplit("/", 1)[1]]
+    assert api_as(requester).get("/api/v1/audit/events/").status_code == 403
+    assert api_as(auditor).get("/api/v1/audit/events/", {"source": "elsewhere"}).status_code == 400
+    assert api_as(auditor).get("/api/v1/audit/events/", {"since": "yesterday"}).status_code == 400
+
+
+def test_audit_search_pages_by_cursor(persona_mappings, auditor, api_as, settings):
+    settings.AUDIT_PAGE_SIZE = 2
+    for _ in range(3):
+        make_audit_event(IN)
+    client = api_as(auditor)
+    first = client.get("/api/v1/audit/events/", {"source": "portal", "action": "matrix.probe"}).json()
+    assert len(first["results"]) == 2 and first["next"] and first["previous"] is None
+    second = client.get(first["next"]).json()
+    assert len(second["results"]) == 1 and second["next"] is None
+    assert {e["id"] for e in first["results"]}.isdisjoint({e["id"] for e in second["results"]})
+
+
+def test_the_csv_export_is_scoped_and_audited(persona_mappings, auditor, reader, api_as):
+    make_activity_event(IN), make_activity_event(OUT)
+    response = api_as(auditor).get("/api/v1/audit/events.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert len(rows) == 2  # the header and the one event in scope
+    assert AuditEvent.objects.filter(action="audit.export", actor=auditor).count() == 1
+    assert api_as(reader).get("/api/v1/audit/events.csv").status_code == 403
+
+
+# --- schema and docs -------------------------------------------------------------------------------------------
+def test_the_schema_and_docs_are_served_without_a_cdn(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/v1/vms/{id}/jit/" in schema.json()["paths"]
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    page = docs.content.decode()
+    assert "swagger-ui" in page and "cdn" not in page.lower() and "//unpkg" not in page
+    bundle = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    assert bundle in page
+    assert client.get(bundle).status_code == 200  # served by the portal itself
+
+
+@pytest.mark.parametrize("moment", ["1252-03-28T17:28:48+22:42", "0001-01-01T00:00:00+23:00",
+                                    "9999-12-31T23:59:00-23:00"])
+def test_audit_times_with_any_offset_are_searched_not_a_500(persona_mappings, auditor, api_as, moment):
+    make_audit_event(IN)
+    for key in ("since", "until"):
+        response = api_as(auditor).get("/api/v1/audit/events/", {"source": "portal", key: moment})
+        assert response.status_code == 200, response.content
+
+
+def test_text_with_nul_characters_is_a_400_on_every_database(vms, reader, requester, api_as):
+    for params in ({"search": "a\x00b"}, {"subscription": "\x00"}, {"resourceGroup": "\x00"}):
+        response = api_as(reader).get("/api/v1/vms/", params)
+        assert response.status_code == 400 and "NUL" in response.json()["detail"]
+    body = {"virtualMachines": [{"id": vms[0].arm_id, "ports": [{"number": 22, "endTimeUtc": "2099-01-01T00:00:00Z",
+                                                                "allowedSourceAddressPrefix": "1.2.3.4"}]}],
+            "justification": "why\x00"}
+    assert api_as(requester).post("/api/v1/requests/", body).status_code == 400
+
+
+@pytest.mark.parametrize("rows", [5, 60])
+def test_the_vm_list_runs_a_fixed_number_of_queries(persona_mappings, reader, api_as, rows,
+                                                    django_assert_max_num_queries):
+    from tests.policies.factories import make_many_vms
+
+    make_many_vms(rows)
+    client = api_as(reader)
+    with django_assert_max_num_queries(8):
+        response = client.get("/api/v1/vms/", {"limit": 100})
+    assert response.status_code == 200 and response.json()["count"] == rows
+
+
+@pytest.mark.parametrize("count", [1, 6])
+def test_the_request_list_runs_a_fixed_number_of_queries(persona_mappings, policy_admin, api_as, count,
+                                                         django_assert_max_num_queries):
+    for _ in range(count):
+        make_access_request(IN)
+    client = api_as(policy_admin)
+    with django_assert_max_num_queries(10):
+        response = client.get("/api/v1/requests/", {"all": "1"})
+    assert response.status_code == 200 and response.json()["count"] == count

@@ -1,0 +1,106 @@
+"""Entra ID bearer tokens: a real access token from the emulator's code flow works; others get 401."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+import requests
+
+from accounts.config import DEMO_CLIENT_ID, DEMO_TENANT_ID
+from emulator.entra.keys import load_or_create
+from emulator.scenarios.identities import PORTAL_REDIRECT, PORTAL_SECRET
+from tests.api.conftest import ApiClient
+from tests.plugins.personas import PERSONAS
+
+pytestmark = pytest.mark.django_db
+ME = "/api/v1/me/"
+API_SCOPE = f"api://{DEMO_CLIENT_ID}/access_as_user"
+
+
+def user_access_token(emu, oid: str, scope: str = API_SCOPE) -> str:
+    """A delegated access token for ``oid`` through the emulator's real authorization code flow (PKCE)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {"client_id": DEMO_CLIENT_ID, "redirect_uri": PORTAL_REDIRECT, "response_type": "code",
+              "scope": f"openid {scope}", "state": "s", "nonce": "n", "code_challenge": challenge,
+              "code_challenge_method": "S256"}
+    answer = requests.post(f"{emu.url}/{DEMO_TENANT_ID}/oauth2/v2.0/authorize", data={**params, "user_oid": oid},
+                           allow_redirects=False, verify=emu.ca_pem, timeout=10)
+    assert answer.status_code == 302, answer.text
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    token = requests.post(f"{emu.url}/{DEMO_TENANT_ID}/oauth2/v2.0/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": PORTAL_REDIRECT,
+        "code_verifier": verifier, "client_id": DEMO_CLIENT_ID, "client_secret": PORTAL_SECRET},
+        verify=emu.ca_pem, timeout=10)
+    assert token.status_code == 200, token.text
+    return token.json()["access_token"]
+
+
+def forged(emu, **changes) -> str:
+    """A token signed with the emulator's own key but with ``changes`` to a valid token's claims."""
+    now = int(time.time())
+    claims = {"aud": f"api://{DEMO_CLIENT_ID}", "iss": f"https://sts.windows.net/{DEMO_TENANT_ID}/",
+              "tid": DEMO_TENANT_ID, "oid": PERSONAS["requester"].oid, "scp": "access_as_user", "idtyp": "user",
+              "upn": "alice@contoso.example", "iat": now, "nbf": now, "exp": now + 3600, "uti": uuid.uuid4().hex}
+    claims.update(changes)
+    key = load_or_create(emu.cert_dir)
+    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+
+
+def test_a_real_entra_token_acts_as_the_signed_in_user(entra_settings, emulator, requester):
+    token = user_access_token(emulator, PERSONAS["requester"].oid)
+    response = ApiClient(token).get(ME)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["username"], body["authentication"]) == ("alice@contoso.example", "entra")
+    assert {r["role"] for r in body["roles"]} == {"requester"}
+    assert ApiClient(token).get("/api/v1/audit/events/").status_code == 403  # only the user's roles
+
+
+def test_a_user_who_never_signed_in_to_the_portal_is_told_to(entra_settings, emulator, persona_mappings):
+    token = user_access_token(emulator, PERSONAS["auditor"].oid)
+    response = ApiClient(token).get(ME)
+    assert response.status_code == 401
+    assert "sign in once" in response.json()["detail"]
+
+
+def test_a_token_for_another_audience_gets_401(entra_settings, emulator, requester):
+    token = user_access_token(emulator, PERSONAS["requester"].oid, "https://management.azure.com/user_impersonation")
+    response = ApiClient(token).get(ME)
+    assert response.status_code == 401 and "another application" in response.json()["detail"]
+
+
+def test_an_application_token_gets_401(entra_settings, emulator, requester):
+    answer = requests.post(f"{emulator.url}/{DEMO_TENANT_ID}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": DEMO_CLIENT_ID, "client_secret": PORTAL_SECRET,
+        "scope": f"api://{DEMO_CLIENT_ID}/.default"}, verify=emulator.ca_pem, timeout=10)
+    assert answer.status_code == 200, answer.text
+    response = ApiClient(answer.json()["access_token"]).get(ME)
+    assert response.status_code == 401 and "Application tokens" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200, "nbf": int(time.time()) - 7200}, "expired"),
+    ({"iss": f"https://login.attacker.example/{DEMO_TENANT_ID}/v2.0"}, "issued by"),
+    ({"aud": "https://management.azure.com"}, "another application"),
+    ({"tid": "00000000-dead-4bad-8bad-000000000bad",
+      "iss": "https://sts.windows.net/00000000-dead-4bad-8bad-000000000bad/"}, "may not use this portal"),
+])
+def test_expired_wrong_issuer_audience_or_tenant_get_401(entra_settings, emulator, requester, changes, reason):
+    assert ApiClient(forged(emulator)).get(ME).status_code == 200  # the forgery itself is sound
+    response = ApiClient(forged(emulator, **changes)).get(ME)
+    assert response.status_code == 401 and reason in response.json()["detail"]
+
+
+def test_a_token_signed_by_another_key_gets_401(entra_settings, emulator, requester, tmp_path):
+    other = load_or_create(tmp_path)
+    token = jwt.encode(jwt.decode(forged(emulator), options={"verify_signature": False}), other.private_key,
+                       algorithm="RS256", headers={"kid": load_or_create(emulator.cert_dir).kid})
+    response = ApiClient(token).get(ME)
+    assert response.status_code == 401 and "signature" in response.json()["detail"]

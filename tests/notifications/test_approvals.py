@@ -1,0 +1,76 @@
+"""Approvals notify the approvers (needs approval) and the requester (approved); webhooks get each step in order."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from accounts.services import user_sign_in_record
+from notifications import services
+from notifications.models import Notification
+from policies.access import approvals
+from policies.access import services as access_services
+from policies.access.models import AccessRule
+from tests.notifications.factories import REQUEST_SCOPE, make_webhook
+from tests.plugins.personas import PERSONAS, make_persona
+from tests.policies import factories as policy_factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def second_approver():
+    claims = {**PERSONAS["approver"].claims(), "oid": "8a0e7c31-0000-4000-8000-000000000099",
+              "preferred_username": "erin@contoso.example", "name": "Erin Approver"}
+    return user_sign_in_record(claims=claims)
+
+
+def test_two_approvals_notify_approvers_then_the_requester_and_reach_the_webhook_in_order(
+        persona_mappings, broker_down, webhook_receiver, mailoutbox):
+    alice, dave, erin = make_persona("requester"), make_persona("approver"), second_approver()
+    services.preference_save(actor=erin, requester_events=[], approver_events=["needs_approval", "approved"])
+    vm = policy_factories.make_vm(REQUEST_SCOPE)
+    AccessRule.objects.create(name="two approvers", scope=REQUEST_SCOPE, effect=AccessRule.Effect.MANUAL,
+                              approvals_required=2)
+    webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url,
+                           events=["submitted", "needs_approval", "approved", "denied"])
+    request, _ = access_services.request_create(
+        actor=alice, selections=[access_services.Selection(vm, (22,))], source_prefix="203.0.113.50/32",
+        duration=timedelta(hours=1), justification="Patch the kernel", idempotency_key=uuid.uuid4().hex)
+    assert {u.username for u in services.approvers_of(request)} == {dave.username, erin.username}
+
+    approvals.request_decide(actor=dave, request=request, approve=True, comment="ok")
+    approvals.request_decide(actor=erin, request=request, approve=True, comment="fine")
+    services.deliver_due()  # the broker is down: the beat sends everything
+
+    posts = webhook_receiver.wait_for(4)
+    assert [(p.json()["event"], p.json()["detail"].get("complete")) for p in posts] == [
+        ("submitted", None), ("needs_approval", None), ("approved", False), ("approved", True)]
+    assert all(webhook_receiver.verify(p, webhook.secret) for p in posts)
+    assert [p.json()["actor"]["username"] for p in posts[2:]] == [dave.username, erin.username]
+    assert posts[3].json()["request"]["approval_state"] == "approved"
+
+    sent = sorted((m.to[0], m.subject.split("] ", 1)[1]) for m in mailoutbox)
+    assert sent == sorted([
+        (dave.email, f"Access request #{request.pk} needs approval"),
+        (erin.email, f"Access request #{request.pk} needs approval"),
+        (erin.email, f"Access request #{request.pk}: an approval is in, more are needed"),  # dave's, for erin
+        (alice.email, f"Access request #{request.pk}: an approval is in, more are needed"),
+        (alice.email, f"Access request #{request.pk} approved"),
+    ])
+    assert not Notification.objects.exclude(state="sent").exists()
+
+
+def test_a_denial_tells_the_requester_why(persona_mappings, broker_down, mailoutbox):
+    alice, dave = make_persona("requester"), make_persona("approver")
+    vm = policy_factories.make_vm(REQUEST_SCOPE)
+    AccessRule.objects.create(name="one approver", scope=REQUEST_SCOPE, effect=AccessRule.Effect.MANUAL)
+    request, _ = access_services.request_create(
+        actor=alice, selections=[access_services.Selection(vm, (22,))], source_prefix="203.0.113.50/32",
+        duration=timedelta(hours=1), justification="Patch the kernel", idempotency_key=uuid.uuid4().hex)
+    approvals.request_decide(actor=dave, request=request, approve=False, comment="Not during the freeze")
+    services.deliver_due()
+    [denial] = [m for m in mailoutbox if m.to == [alice.email]]
+    assert denial.subject.endswith(f"Access request #{request.pk} denied")
+    assert "Comment:       Not during the freeze" in denial.body
+    assert f"By:            {dave}" in denial.body

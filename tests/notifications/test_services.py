@@ -1,0 +1,286 @@
+"""The receiver's outbox rows, signed deliveries to a real local HTTP server, retries, giving up, e-mail."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import transaction
+from django.utils import timezone
+
+from notifications import services
+from notifications.models import EventMarker, Notification, OutboxState, WebhookDelivery
+from policies.access.signals import emit
+from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook
+from tests.plugins.personas import OUT_OF_SCOPE, make_persona
+from tests.plugins.webhooks import Answer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice(persona_mappings):
+    return make_persona("requester")
+
+
+def deliver_all(**kwargs) -> list[str | None]:
+    return [services.webhook_deliver(delivery_id=pk, **kwargs)
+            for pk in WebhookDelivery.objects.order_by("pk").values_list("pk", flat=True)]
+
+
+def test_the_receiver_writes_rows_only_after_the_change_commits(alice, django_capture_on_commit_callbacks,
+                                                                 eager_celery, webhook_receiver):
+    request = make_request(alice)
+    webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, events=["opened"])
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            emit("opened", request, actor=None)
+            assert not Notification.objects.exists()
+        assert not Notification.objects.exists()  # the signal waits for the commit
+    assert len(callbacks) == 2  # the signal, then the rows' enqueue after their own commit
+    note = Notification.objects.get()
+    assert (note.event, note.recipient, note.address, note.state) == ("opened", alice, alice.email, "sent")
+    assert mail.outbox[0].to == [alice.email]
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.state == "sent"
+    assert delivery.payload["event"] == "opened"
+    assert delivery.payload["request"]["id"] == request.pk
+    assert delivery.payload["delivery"] == str(delivery.delivery_id)
+    [received] = webhook_receiver.wait_for(1)
+    assert webhook_receiver.verify(received, webhook.secret)
+
+
+def test_a_rolled_back_change_notifies_nobody(alice, django_capture_on_commit_callbacks):
+    request = make_request(alice)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+        emit("opened", request)
+        raise RuntimeError("the change failed")
+    assert not Notification.objects.exists()
+
+
+def test_a_delivery_is_signed_so_that_the_receiver_can_verify_it(alice, webhook_receiver):
+    request = make_request(alice)
+    webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, events=["opened", "closed"])
+    services.event_record(request=request, event="opened", actor=alice, detail={})
+    assert deliver_all() == ["sent"]
+    [received] = webhook_receiver.wait_for(1)
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_receiver.verify(received, webhook.secret)
+    assert not webhook_receiver.verify(received, "not-the-secret")
+    assert received.header("X-Jitportal-Event") == "opened"
+    assert received.header("X-Jitportal-Delivery") == str(delivery.delivery_id)
+    body = received.json()
+    assert body["event"] == "opened" and body["delivery"] == str(delivery.delivery_id)
+    assert body["actor"]["username"] == alice.username
+    assert body["request"]["url"] == f"http://testserver/requests/{request.pk}/"
+    assert body["request"]["justification"] == "Patch the kernel (CHG-1234)"
+    [vm] = body["request"]["vms"]
+    assert vm["name"] == "vm-matrix" and vm["ports"][0]["number"] == 22
+    assert vm["ports"][0]["endTimeUtc"].endswith("Z")
+    assert delivery.state == "sent" and delivery.last_status == 200 and delivery.attempts == 1
+
+
+def test_a_tampered_body_fails_verification(alice, webhook_receiver):
+    webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    services.event_record(request=make_request(alice), event="opened")
+    deliver_all()
+    [received] = webhook_receiver.wait_for(1)
+    forged = type(received)(received.path, received.headers, received.body.replace(b"opened", b"closed"))
+    assert not webhook_receiver.verify(forged, webhook.secret)
+
+
+def test_it_retries_with_backoff_after_500_and_waits_for_retry_after_on_429(alice, webhook_receiver, settings):
+    services.preference_save(actor=alice, requester_events=[], approver_events=[])  # webhooks only
+    settings.NOTIFY_RETRY_BASE_SECONDS = 10
+    webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    webhook_receiver.respond_with(500, Answer(429, {"Retry-After": "120"}, b"slow down"))
+    services.event_record(request=make_request(alice), event="opened")
+    delivery = WebhookDelivery.objects.get()
+    t0 = timezone.now()
+    assert services.webhook_deliver(delivery_id=delivery.pk, now=t0) == "pending"
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.last_status, delivery.last_error) == (1, 500, "HTTP 500")
+    assert delivery.next_attempt_at == t0 + timedelta(seconds=10)
+    assert services.deliver_due(now=t0 + timedelta(seconds=9)) == {}  # not due yet
+
+    t1 = t0 + timedelta(seconds=10)
+    assert services.deliver_due(now=t1) == {"webhook_pending": 1}
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.last_status) == (2, 429)
+    assert delivery.next_attempt_at == t1 + timedelta(seconds=120)  # Retry-After beats the 20 s backoff
+    assert services.deliver_due(now=t1 + timedelta(seconds=60)) == {}
+
+    assert services.deliver_due(now=t1 + timedelta(seconds=120)) == {"webhook_sent": 1}
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.last_status, delivery.last_error) == ("sent", 3, 200, "")
+    posts = webhook_receiver.wait_for(3)
+    assert {p.header("X-Jitportal-Delivery") for p in posts} == {str(delivery.delivery_id)}
+    assert all(webhook_receiver.verify(p, webhook.secret) for p in posts)
+
+
+def test_it_gives_up_after_the_last_attempt_and_keeps_the_reason(alice, webhook_receiver, settings):
+    services.preference_save(actor=alice, requester_events=[], approver_events=[])  # webhooks only
+    settings.NOTIFY_MAX_ATTEMPTS = 3
+    settings.NOTIFY_RETRY_BASE_SECONDS = 1
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    webhook_receiver.respond_with(Answer(503, body=b"down for maintenance"), 502, 500)
+    services.event_record(request=make_request(alice), event="opened")
+    later = timezone.now()
+    states = []
+    for _ in range(3):
+        later += timedelta(minutes=5)
+        states.append(services.deliver_due(now=later))
+    assert states == [{"webhook_pending": 1}, {"webhook_pending": 1}, {"webhook_failed": 1}]
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.state == OutboxState.FAILED and delivery.attempts == 3
+    assert delivery.last_error == "Gave up after 3 attempts. Last error: HTTP 500"
+    assert services.deliver_due(now=later + timedelta(days=1)) == {}
+    assert len(webhook_receiver.received) == 3
+
+
+def test_a_refusal_that_a_retry_cannot_fix_is_not_retried(alice, webhook_receiver):
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    webhook_receiver.respond_with(Answer(404, body=b"no such hook"))
+    services.event_record(request=make_request(alice), event="opened")
+    assert deliver_all() == ["failed"]
+    assert WebhookDelivery.objects.get().last_error == "Not retried: HTTP 404: no such hook"
+
+
+def test_redirects_are_not_followed(alice, webhook_receiver):
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    webhook_receiver.respond_with(Answer(302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""))
+    services.event_record(request=make_request(alice), event="opened")
+    assert deliver_all() == ["failed"]
+    assert "redirect to http://169.254.169.254/latest/meta-data/ not followed" in WebhookDelivery.objects.get(
+        ).last_error
+    assert len(webhook_receiver.received) == 1
+
+
+def test_an_unreachable_receiver_is_retried(alice, settings):
+    make_webhook(REQUEST_SCOPE, url="http://127.0.0.1:9/hook")  # discard port: connection refused
+    services.event_record(request=make_request(alice), event="opened")
+    assert deliver_all() == ["pending"]
+    assert "ConnectionError" in WebhookDelivery.objects.get().last_error
+
+
+def test_slack_and_teams_webhooks_get_their_shapes(alice, webhook_receiver):
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url + "/slack", format="slack", name="slack")
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url + "/teams", format="teams", name="teams")
+    request = make_request(alice, justification="<b>urgent</b> & now")
+    services.event_record(request=request, event="opened", actor=alice)
+    deliver_all()
+    posts = {p.path.rsplit("/", 1)[-1]: p.json() for p in webhook_receiver.wait_for(2)}
+
+    slack = posts["slack"]
+    assert slack["text"] == f"Access request #{request.pk} is open"
+    assert [b["type"] for b in slack["blocks"]] == ["section", "section", "context"]
+    assert f"<http://testserver/requests/{request.pk}/|Open in the portal>" in slack["blocks"][0]["text"]["text"]
+    fields = " ".join(f["text"] for f in slack["blocks"][1]["fields"])
+    assert "&lt;b&gt;urgent&lt;/b&gt; &amp; now" in fields and "<b>" not in fields
+    assert "vm-matrix: 22" in fields
+
+    teams = posts["teams"]
+    assert teams["type"] == "message"
+    [attachment] = teams["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"]
+    assert card["body"][0]["text"] == f"Access request #{request.pk} is open"
+    assert {"title": "Justification", "value": "<b>urgent</b> & now"} in card["body"][1]["facts"]
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open in the portal",
+                                "url": f"http://testserver/requests/{request.pk}/"}]
+
+
+def test_webhooks_get_only_their_events_and_scope(alice):
+    make_webhook(REQUEST_SCOPE, events=["opened"], name="in scope")
+    make_webhook(OUT_OF_SCOPE, events=["opened"], name="other subscription")
+    make_webhook(REQUEST_SCOPE, events=["closed"], name="other event")
+    disabled = make_webhook(REQUEST_SCOPE, events=["opened"], name="disabled")
+    services.webhook_update(actor=None, webhook=disabled, active=False)
+    services.event_record(request=make_request(alice), event="opened")
+    assert list(WebhookDelivery.objects.values_list("webhook__name", flat=True)) == ["in scope"]
+
+
+def test_the_email_names_the_request_and_links_to_it(alice):
+    request = make_request(alice)
+    services.event_record(request=request, event="failed", actor=None, detail={"error": "Azure said no"})
+    note = Notification.objects.get()
+    assert services.email_send(notification_id=note.pk) == "sent"
+    [message] = mail.outbox
+    assert message.to == [alice.email]
+    assert message.subject == f"[JIT Portal] Access request #{request.pk} failed"
+    for text in (f"#{request.pk}", "vm-matrix: 22 (open)", "Patch the kernel (CHG-1234)", "Azure said no",
+                 "By:            the portal", f"http://testserver/requests/{request.pk}/", "203.0.113.50/32"):
+        assert text in message.body, text
+    assert services.email_send(notification_id=note.pk) is None  # sent once
+
+
+def test_preferences_decide_who_gets_email(alice):
+    request = make_request(alice)
+    services.event_record(request=request, event="submitted")  # not in the defaults
+    assert not Notification.objects.exists()
+    services.event_record(request=request, event="opened")  # in the defaults
+    assert Notification.objects.count() == 1
+    services.preference_save(actor=alice, requester_events=["submitted", "closed"], approver_events=[])
+    services.event_record(request=request, event="opened")
+    services.event_record(request=request, event="submitted")
+    assert list(Notification.objects.order_by("pk").values_list("event", flat=True)) == ["opened", "submitted"]
+
+
+def test_a_user_without_an_address_gets_no_email(alice):
+    alice.email = ""
+    alice.save()
+    services.event_record(request=make_request(alice), event="opened")
+    assert not Notification.objects.exists()
+
+
+def test_a_failing_mail_server_is_retried(alice, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    services.event_record(request=make_request(alice), event="opened")
+    note = Notification.objects.get()
+    assert services.email_send(notification_id=note.pk) == "pending"
+    note.refresh_from_db()
+    assert note.attempts == 1 and "ConnectionRefusedError" in note.last_error
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert services.deliver_due(now=note.next_attempt_at) == {"email_sent": 1}
+    assert len(mail.outbox) == 1
+
+
+def test_expiring_is_sent_once_per_request(alice, django_capture_on_commit_callbacks, settings, eager_celery):
+    settings.NOTIFY_EXPIRY_WARNING_MINUTES = 10
+    soon = make_request(alice, ends_in=timedelta(minutes=5))
+    make_request(alice, ends_in=timedelta(minutes=30))  # not yet
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.warn_expiring() == 1
+        assert services.warn_expiring() == 0
+    assert list(EventMarker.objects.values_list("request_id", "event")) == [(soon.pk, "expiring")]
+    note = Notification.objects.get()
+    assert (note.event, note.request_id, note.recipient) == ("expiring", soon.pk, alice)
+    assert "ends soon" in note.subject
+    assert note.state == "sent" and [m.subject for m in mail.outbox] == [note.subject]
+
+
+def test_a_worker_that_died_mid_send_is_replaced_by_the_beat(alice, webhook_receiver, settings):
+    services.preference_save(actor=alice, requester_events=[], approver_events=[])  # webhooks only
+    settings.NOTIFY_STUCK_SECONDS = 60
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    services.event_record(request=make_request(alice), event="opened")
+    delivery = WebhookDelivery.objects.get()
+    now = timezone.now()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(state="sending", claimed_at=now, attempts=1)
+    assert services.deliver_due(now=now + timedelta(seconds=30)) == {}  # the worker may still be at it
+    assert services.deliver_due(now=now + timedelta(seconds=61)) == {"webhook_sent": 1}
+    delivery.refresh_from_db()
+    assert delivery.attempts == 2 and len(webhook_receiver.wait_for(1)) == 1
+
+
+def test_a_sender_that_keeps_dying_is_given_up_on(alice, settings):
+    settings.NOTIFY_MAX_ATTEMPTS, settings.NOTIFY_STUCK_SECONDS = 2, 60
+    services.event_record(request=make_request(alice), event="opened")
+    now = timezone.now()
+    Notification.objects.update(state="sending", claimed_at=now, attempts=2)
+    assert services.deliver_due(now=now + timedelta(seconds=61)) == {"email_failed": 1}
+    note = Notification.objects.get()
+    assert note.state == "failed" and "the sender stopped without an outcome" in note.last_error
+    assert mail.outbox == []

@@ -1,0 +1,164 @@
+"""Pages: e-mail preferences, and webhooks under Settings (secret shown once, test, disable, delete, deliveries)."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from notifications import services
+from notifications.models import NotificationPreference, Webhook, WebhookDelivery
+from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook
+from tests.plugins.personas import OUT_OF_SCOPE, make_persona
+from tests.plugins.webhooks import Answer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, persona_mappings):
+    client.force_login(make_persona("policy_admin"))
+    return client
+
+
+def test_preferences_page_shows_the_defaults_and_saves_choices(client, persona_mappings):
+    alice = make_persona("requester")
+    client.force_login(alice)
+    url = reverse("notifications:preferences")
+    page = client.get(url).content.decode()
+    assert alice.email in page
+    assert 'name="requester_events" value="opened" id="id_requester_events_5" checked' in page
+    assert 'name="requester_events" value="submitted" id="id_requester_events_0" checked' not in page
+    response = client.post(url, {"requester_events": ["opened", "closed"], "approver_events": ["needs_approval"]})
+    assert response.status_code == 302
+    row = NotificationPreference.objects.get(user=alice)
+    assert (row.requester_events, row.approver_events) == (["opened", "closed"], ["needs_approval"])
+    event = AuditEvent.objects.filter(action="notifications.preferences_updated").get()
+    assert event.after["requester_events"] == ["opened", "closed"]
+
+
+def test_preferences_refuse_unknown_events(client, persona_mappings):
+    client.force_login(make_persona("requester"))
+    response = client.post(reverse("notifications:preferences"), {"requester_events": ["exploded"]})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not NotificationPreference.objects.exists()
+
+
+def test_the_preferences_page_is_linked_from_my_access(client, persona_mappings):
+    client.force_login(make_persona("reader"))
+    assert reverse("notifications:preferences") in client.get(reverse("my_access")).content.decode()
+
+
+def test_a_new_webhooks_secret_is_shown_once(admin_client):
+    response = admin_client.post(reverse("notifications:webhook_add"), {
+        "name": "Ops channel", "url": "https://hooks.example.com/ops", "format": "slack",
+        "events": ["needs_approval", "opened"], "scope": REQUEST_SCOPE, "active": "on"})
+    webhook = Webhook.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("notifications:webhook_detail",
+                                                                             args=[webhook.pk])
+    assert (webhook.format, webhook.events, webhook.scope) == ("slack", ["needs_approval", "opened"], REQUEST_SCOPE)
+    first = admin_client.get(response["Location"]).content.decode()
+    assert webhook.secret in first and len(webhook.secret) >= 40
+    assert webhook.secret not in admin_client.get(response["Location"]).content.decode()
+    audit = AuditEvent.objects.get(action="webhook.created")
+    assert audit.after["url"] == "https://hooks.example.com/ops" and "secret" not in audit.after
+    assert audit.subscription_id == "c0a1b2c3-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize(("scope", "message"), [
+    ("", "only administrators of every scope"),
+    (OUT_OF_SCOPE, "scopes you administer"),
+    ("/subscriptions/nope", "A scope is"),
+])
+def test_a_webhook_needs_a_scope_the_user_administers(admin_client, scope, message):
+    response = admin_client.post(reverse("notifications:webhook_add"), {
+        "name": "x", "url": "https://hooks.example.com/x", "format": "json", "events": ["opened"], "scope": scope})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Webhook.objects.exists()
+
+
+def test_a_bad_url_is_a_clear_error(admin_client):
+    response = admin_client.post(reverse("notifications:webhook_add"), {
+        "name": "x", "url": "not a url", "format": "json", "events": ["opened"], "scope": REQUEST_SCOPE})
+    assert response.status_code == 200 and "Enter a valid URL" in response.content.decode()
+
+
+def test_edit_disable_test_and_delete_are_audited(admin_client, django_capture_on_commit_callbacks, eager_celery,
+                                                  webhook_receiver):
+    webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    edit = reverse("notifications:webhook_edit", args=[webhook.pk])
+    assert admin_client.post(edit, {"name": "Renamed", "url": webhook_receiver.url, "format": "teams",
+                                    "events": ["failed"], "scope": REQUEST_SCOPE, "active": "on"}).status_code == 302
+    webhook.refresh_from_db()
+    assert (webhook.name, webhook.format, webhook.events) == ("Renamed", "teams", ["failed"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(reverse("notifications:webhook_test", args=[webhook.pk])).status_code == 302
+    [received] = webhook_receiver.wait_for(1)
+    assert received.header("X-Jitportal-Event") == "test" and webhook_receiver.verify(received, webhook.secret)
+    assert received.json()["type"] == "message"
+    assert WebhookDelivery.objects.get().state == "sent"
+
+    assert admin_client.post(reverse("notifications:webhook_toggle", args=[webhook.pk])).status_code == 302
+    webhook.refresh_from_db()
+    assert not webhook.active
+    assert admin_client.post(reverse("notifications:webhook_delete", args=[webhook.pk])).status_code == 302
+    assert not Webhook.objects.exists()
+    assert list(AuditEvent.objects.filter(target_type="webhook").order_by("pk").values_list("action", flat=True)) == [
+        "webhook.created", "webhook.updated", "webhook.tested", "webhook.updated", "webhook.deleted"]
+
+
+def test_the_deliveries_page_shows_why_it_gave_up(admin_client, webhook_receiver, settings):
+    settings.NOTIFY_MAX_ATTEMPTS = 1
+    webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    webhook_receiver.respond_with(Answer(500, body=b"<script>boom</script>"))
+    services.event_record(request=make_request(), event="opened")
+    assert services.deliver_due() == {"webhook_failed": 1}
+    page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
+    assert "Gave up after 1 attempts. Last error: HTTP 500: &lt;script&gt;boom&lt;/script&gt;" in page
+    assert "<script>boom" not in page
+    assert 'class="delivery-failed"' in page
+
+
+def test_webhooks_out_of_scope_are_neither_listed_nor_reachable(admin_client):
+    mine = make_webhook(REQUEST_SCOPE, name="mine")
+    theirs = make_webhook(OUT_OF_SCOPE, name="theirs")
+    everywhere = make_webhook("", name="everywhere")
+    page = admin_client.get(reverse("notifications:webhook_list")).content.decode()
+    assert "mine" in page and "theirs" not in page and "everywhere" not in page
+    for webhook in (theirs, everywhere):
+        assert admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).status_code == 404
+        assert admin_client.post(reverse("notifications:webhook_delete", args=[webhook.pk])).status_code == 404
+    assert Webhook.objects.count() == 3 and mine.pk
+
+
+def test_people_without_settings_write_get_403(client, persona_mappings):
+    client.force_login(make_persona("approver"))
+    assert client.get(reverse("notifications:webhook_list")).status_code == 403
+    assert client.get(reverse("notifications:webhook_add")).status_code == 403
+
+
+def test_a_new_secret_is_shown_once_and_the_old_one_stops_verifying(admin_client):
+    webhook = make_webhook(REQUEST_SCOPE)
+    old = webhook.secret
+    response = admin_client.post(reverse("notifications:webhook_rotate", args=[webhook.pk]))
+    webhook.refresh_from_db()
+    assert webhook.secret != old
+    assert webhook.secret in admin_client.get(response["Location"]).content.decode()
+    assert webhook.secret not in admin_client.get(response["Location"]).content.decode()
+    assert AuditEvent.objects.filter(action="webhook.secret_rotated", target_id=str(webhook.pk)).exists()
+
+
+def test_the_webhook_page_costs_the_same_with_many_deliveries(admin_client, django_assert_max_num_queries):
+    webhook = make_webhook(REQUEST_SCOPE)
+    url = reverse("notifications:webhook_detail", args=[webhook.pk])
+    for _ in range(3):
+        services.webhook_test(actor=None, webhook=webhook)
+    with django_assert_max_num_queries(12) as few:
+        admin_client.get(url)
+    for _ in range(40):
+        services.webhook_test(actor=None, webhook=webhook)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = admin_client.get(url).content.decode()
+    assert page.count('class="delivery-pending"') == 43

@@ -1,0 +1,299 @@
+"""Approvals and scheduled windows: rules decide (deny → auto → manual), approvers decide, the beat releases."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import authz
+from accounts.models import RoleMapping
+from audit.models import AuditEvent
+from policies.access import approvals, selectors, services, signals
+from policies.access.models import AccessRequest, AccessRequestPort, ApprovalState, PortState
+from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE, second_approver  # noqa: F401 - fixture
+from tests.policies.access.factories import ask, open_all, rule, states
+from tests.policies.access.test_services import allow_rules, initiates
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WEB_RG = f"{IN_SCOPE}/resourceGroups/rg-web-prod"
+
+
+@pytest.fixture
+def events():
+    """The access events sent (after commit), in order, as (event, request id, detail)."""
+    seen: list[tuple[str, int, dict]] = []
+
+    def receiver(sender, request, event, actor, detail, **kwargs):
+        seen.append((event, request.pk, detail))
+
+    signals.access_event.connect(receiver, weak=False)
+    yield seen
+    signals.access_event.disconnect(receiver)
+
+
+@pytest.fixture
+def also_approver(persona_mappings):
+    """Requesters also hold the approver role in Production (so self-approval is what refuses them)."""
+    return RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value="JIT.Requester",
+                                      role="approver", scope=IN_SCOPE, description="requesters approve too")
+
+
+def fresh(user):
+    authz.forget_grants(user)
+    return user
+
+
+def test_without_rules_a_request_opens_at_once_as_in_azure(prod, requester, events):
+    request = ask(requester, {"web-02": [22]})
+    assert (request.approval_state, states(request)) == (ApprovalState.NOT_REQUIRED, {("web-02", 22): "queued"})
+    assert [e[0] for e in events] == ["submitted"]
+
+
+def test_a_deny_rule_refuses_with_its_reason_and_stores_nothing(prod, requester):
+    rule(WEB_RG, "deny", ports=[22], message="SSH is never opened on web servers; use Bastion.")
+    with pytest.raises(ValidationError, match="use Bastion"):
+        ask(requester, {"web-02": [22]})
+    assert not AccessRequest.objects.exists()
+
+
+def test_a_deny_rule_on_a_source_range_refuses_only_overlapping_sources(prod, requester):
+    rule(WEB_RG, "deny", source_prefixes=["203.0.113.0/24"], name="no office NAT")
+    with pytest.raises(ValidationError, match="no office NAT"):
+        ask(requester, {"web-02": [22]}, source="203.0.113.50/32")
+    assert ask(requester, {"web-02": [22]}, source="198.51.100.7/32").state == PortState.QUEUED
+
+
+def test_deny_wins_over_auto_and_auto_over_manual(prod, requester):
+    rule(WEB_RG, "manual", approvals_required=2)
+    rule(IN_SCOPE, "auto", ports=[22])
+    assert ask(requester, {"web-02": [22]}).approval_state == ApprovalState.NOT_REQUIRED
+    rule(WEB_RG, "deny", ports=[22])
+    with pytest.raises(ValidationError):
+        ask(requester, {"web-02": [22]})
+
+
+def test_an_auto_rule_outside_its_hours_falls_back_to_one_approval(prod, requester):
+    now = timezone.now().astimezone(UTC)
+    later = (now + timedelta(hours=3)).time().replace(second=0, microsecond=0)
+    end = (now + timedelta(hours=4)).time().replace(second=0, microsecond=0)
+    rule(WEB_RG, "auto", hours_start=later, hours_end=end)
+    request = ask(requester, {"web-02": [22]})
+    assert (request.approval_state, request.approvals_required) == (ApprovalState.PENDING, 1)
+    rule(WEB_RG, "auto", hours_start=time(0, 0), hours_end=time(23, 59, 59), name="all day")
+    assert ask(requester, {"web-02": [22]}).approval_state == ApprovalState.NOT_REQUIRED
+
+
+def test_an_auto_rule_with_a_shorter_maximum_only_approves_short_windows(prod, requester):
+    rule(WEB_RG, "auto", max_duration_minutes=30)
+    assert ask(requester, {"web-02": [22]}, hours=0.5).approval_state == ApprovalState.NOT_REQUIRED
+    assert ask(requester, {"web-02": [22]}, hours=2).approval_state == ApprovalState.PENDING
+
+
+def test_two_approvals_open_the_request_and_the_window_starts_at_the_last_one(
+        prod, requester, approver, second_approver, also_approver, fresh_emulator, events):  # noqa: F811
+    rule(WEB_RG, "manual", approvals_required=2, name="two eyes")
+    request = ask(requester, {"web-02": [22]}, hours=1)
+    assert (request.approval_state, request.rule_name) == (ApprovalState.PENDING, "two eyes")
+    assert states(request) == {("web-02", 22): "pending"}
+    assert open_all(request) == ["skipped"] and not initiates(fresh_emulator)
+
+    with pytest.raises(PermissionDenied, match="your own request"):
+        approvals.request_decide(actor=fresh(requester), request=request, approve=True)
+    approvals.request_decide(actor=approver, request=request, approve=True, comment="ok")
+    with pytest.raises(ValidationError, match="already decided"):
+        approvals.request_decide(actor=approver, request=request, approve=True)
+    request.refresh_from_db()
+    assert request.approval_state == ApprovalState.PENDING and states(request) == {("web-02", 22): "pending"}
+
+    approvals.request_decide(actor=second_approver, request=request, approve=True)
+    approved_at = timezone.now()
+    request.refresh_from_db()
+    assert request.approval_state == ApprovalState.APPROVED
+    assert states(request) == {("web-02", 22): "queued"}
+    assert open_all(request) == ["open"]
+    port = AccessRequestPort.objects.get(request=request)
+    assert abs((port.end_at - (approved_at + timedelta(hours=1))).total_seconds()) < 60
+    assert len(allow_rules(fresh_emulator, "rg-web-prod", "web-02")) == 1
+    assert [e[0] for e in events] == ["submitted", "needs_approval", "approved", "approved", "opened"]
+    assert [e[2].get("complete") for e in events if e[0] == "approved"] == [False, True]
+    approved = AuditEvent.objects.filter(action="access.approved").order_by("id")
+    assert list(approved.values_list("actor_label", flat=True)) == ["dave@contoso.example", "erin@contoso.example"]
+
+
+def test_a_denial_needs_a_comment_and_ends_the_request(prod, requester, approver, events):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]})
+    with pytest.raises(ValidationError, match="Say why"):
+        approvals.request_decide(actor=approver, request=request, approve=False)
+    approvals.request_decide(actor=approver, request=request, approve=False, comment="Not during the freeze")
+    request.refresh_from_db()
+    assert (request.state, request.approval_state) == (PortState.DENIED, ApprovalState.DENIED)
+    assert "Not during the freeze" in AccessRequestPort.objects.get(request=request).last_error
+    assert events[-1][0] == "denied" and events[-1][2]["comment"] == "Not during the freeze"
+    with pytest.raises(ValidationError, match="not waiting"):
+        approvals.request_decide(actor=approver, request=request, approve=True)
+
+
+def test_a_second_level_needs_another_approver(prod, requester, approver, second_approver):  # noqa: F811
+    rule(WEB_RG, "manual", approvals_required=1, second_level_approvals=1)
+    request = ask(requester, {"web-02": [22]})
+    approvals.request_decide(actor=approver, request=request, approve=True)
+    request.refresh_from_db()
+    assert approvals.current_level(request) == 2 and request.approval_state == ApprovalState.PENDING
+    approvals.request_decide(actor=second_approver, request=request, approve=True)
+    request.refresh_from_db()
+    assert request.approval_state == ApprovalState.APPROVED
+    assert list(request.approvals.values_list("level", flat=True)) == [1, 2]
+
+
+def test_an_approver_must_hold_the_role_at_every_vm(prod, requester, approver, policy_admin):
+    rule(IN_SCOPE, "manual")
+    request = ask(requester, {"web-02": [22]})
+    with pytest.raises(PermissionDenied, match="not an approver"):
+        approvals.request_decide(actor=policy_admin, request=request, approve=True)
+    RoleMapping.objects.filter(role="approver").update(scope=OUT_OF_SCOPE)
+    with pytest.raises(PermissionDenied):
+        approvals.request_decide(actor=fresh(approver), request=request, approve=True)
+
+
+def test_the_justification_must_match_the_rules_pattern(prod, requester):
+    rule(WEB_RG, "auto", justification_pattern=r"[A-Z]+-[0-9]+", justification_hint="Give the change ticket (CHG-123).")
+    with pytest.raises(ValidationError, match="change ticket"):
+        ask(requester, {"web-02": [22]}, justification="Patch the kernel")
+    assert ask(requester, {"web-02": [22]}, justification="CHG-42 patch the kernel").state == PortState.QUEUED
+
+
+def test_a_pending_request_expires_visibly(prod, requester, approver, events):
+    rule(WEB_RG, "manual", pending_minutes=30)
+    request = ask(requester, {"web-02": [22]})
+    assert abs((request.approval_expires_at - timezone.now() - timedelta(minutes=30)).total_seconds()) < 60
+    assert approvals.expire_pending() == 0
+    assert approvals.expire_pending(now=timezone.now() + timedelta(minutes=31)) == 1
+    request.refresh_from_db()
+    assert (request.state, request.approval_state) == (PortState.EXPIRED, ApprovalState.EXPIRED)
+    assert "approval time ran out" in AccessRequestPort.objects.get(request=request).last_error
+    assert events[-1][0] == "approval_expired"
+    with pytest.raises(ValidationError):
+        approvals.request_decide(actor=approver, request=request, approve=True)
+
+
+def _at(request: AccessRequest, start: datetime) -> None:
+    AccessRequest.objects.filter(pk=request.pk).update(scheduled_start=start)
+
+
+def test_a_scheduled_window_opens_at_its_start_and_not_before(prod, requester, fresh_emulator):
+    start = timezone.now() + timedelta(hours=2)
+    request = services.request_create(
+        actor=requester, selections=[services.Selection(prod.vms.get(name="web-02"), (22,))],
+        source_prefix="203.0.113.50/32", duration=timedelta(hours=1), justification="Maintenance window",
+        idempotency_key="scheduled-1", start_at=start)[0]
+    assert (request.state, request.end_at) == (PortState.SCHEDULED, start + timedelta(hours=1))
+    assert services.reconcile()["released"] == 0
+    assert open_all(request) == ["skipped"] and not initiates(fresh_emulator)
+    assert approvals.release_scheduled(now=start + timedelta(seconds=1)) == 1
+    assert states(request) == {("web-02", 22): "queued"}
+    assert open_all(request) == ["open"]
+    assert len(initiates(fresh_emulator)) == 1
+
+
+def test_a_scheduled_start_must_lie_ahead(prod, requester):
+    with pytest.raises(ValidationError, match="in the future"):
+        services.request_create(
+            actor=requester, selections=[services.Selection(prod.vms.get(name="web-02"), (22,))],
+            source_prefix="203.0.113.50/32", duration=timedelta(hours=1), justification="x",
+            idempotency_key="past", start_at=timezone.now() - timedelta(minutes=5))
+
+
+def test_an_approved_scheduled_request_waits_for_its_start(prod, requester, approver):
+    rule(WEB_RG, "manual")
+    start = timezone.now() + timedelta(hours=5)
+    request = services.request_create(
+        actor=requester, selections=[services.Selection(prod.vms.get(name="web-02"), (22,))],
+        source_prefix="203.0.113.50/32", duration=timedelta(hours=1), justification="Maintenance",
+        idempotency_key="scheduled-2", start_at=start)[0]
+    assert request.approval_expires_at == start  # approvers must decide before the window starts
+    approvals.request_decide(actor=approver, request=request, approve=True)
+    assert states(request) == {("web-02", 22): "scheduled"}
+
+
+def test_the_queue_shows_what_waits_for_me_and_never_my_own(prod, requester, approver, also_approver):
+    rule(IN_SCOPE, "manual")
+    mine = ask(requester, {"web-02": [22]})
+    assert list(selectors.approval_queue(approver)) == [mine]
+    assert list(selectors.approval_queue(fresh(requester))) == []
+    approvals.request_decide(actor=approver, request=mine, approve=True)
+    assert list(selectors.approval_queue(approver)) == []
+    assert [u.username for u in approvals.approvers_for(mine)] == ["dave@contoso.example"]
+
+
+def test_closing_a_pending_request_cancels_it(prod, requester, events):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]})
+    services.request_close(actor=requester, request=request)
+    request.refresh_from_db()
+    assert (request.state, request.approval_state) == (PortState.CLOSED, ApprovalState.CANCELLED)
+    assert events[-1][0] == "closed"
+
+
+def test_pages_offer_the_decision_only_to_other_approvers(client, prod, requester, approver, also_approver):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]}, justification="Look at <b>logs</b>")
+    client.force_login(requester)
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert 'id="approval-state"' in page and 'id="approve"' not in page
+    assert "&lt;b&gt;logs&lt;/b&gt;" in page
+    review = client.get(reverse("policies:request_review", args=[request.pk])).content.decode()
+    assert 'id="approve"' not in review
+    response = client.post(reverse("policies:request_decide", args=[request.pk]), {"decision": "approve"})
+    assert response.status_code == 403
+    assert not request.approvals.exists()
+
+    client.force_login(approver)
+    queue = client.get(reverse("policies:approvals")).content.decode()
+    assert f'data-request="{request.pk}"' in queue and "&lt;b&gt;logs&lt;/b&gt;" in queue
+    assert 'id="approve"' in client.get(reverse("policies:request_review", args=[request.pk])).content.decode()
+    response = client.post(reverse("policies:request_decide", args=[request.pk]),
+                           {"decision": "approve", "comment": "fine"})
+    assert response.status_code == 302
+    request.refresh_from_db()
+    assert request.approval_state == ApprovalState.APPROVED
+
+
+def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "tickets", "scope": WEB_RG, "effect": "manual", "approvals_required": 2,
+        "second_level_approvals": 0, "ports_text": "22, 3389", "sources_text": "10.0.0.0/8",
+        "justification_pattern": "[A-Z]+-[0-9]+", "enabled": "on"})
+    assert response.status_code == 302
+    saved = AccessRequest.rule.field.related_model.objects.get(name="tickets")
+    assert (saved.ports, saved.source_prefixes, saved.scope) == ([22, 3389], ["10.0.0.0/8"], WEB_RG)
+    assert AuditEvent.objects.filter(action="access_rule.created", target_label="tickets").exists()
+    bad = client.post(reverse("policies:rule_new"), {
+        "name": "x", "scope": OUT_OF_SCOPE, "effect": "manual", "approvals_required": 1,
+        "second_level_approvals": 0, "ports_text": "ssh", "justification_pattern": "(["})
+    assert bad.status_code == 400
+    text = bad.content.decode()
+    for message in ("do not administer JIT at this scope", "not a port number", "Not a valid regular expression"):
+        assert message in text
+    page = client.get(reverse("policies:rules")).content.decode()
+    assert "tickets" in page
+
+
+def test_a_deny_rule_for_any_source_refuses_only_requests_for_any_source(prod, requester):
+    rule(IN_SCOPE, "deny", source_prefixes=["*"], message="Never from anywhere.")
+    with pytest.raises(ValidationError, match="Never from anywhere"):
+        ask(requester, {"web-01": [22]}, source="*")
+    assert ask(requester, {"web-02": [22]}).state == PortState.QUEUED
+
+
+def test_the_demo_rules_load_and_apply(prod, requester):
+    from policies.demo import seed_access_rules
+
+    assert seed_access_rules() == 2 and seed_access_rules() == 0
+    with pytest.raises(ValidationError, match="RDP is never opened"):
+        ask(requester, {"web-win-01": [3389]}, source="*")
+    assert ask(requester, {"web-win-01": [3389]}).state == PortState.QUEUED
