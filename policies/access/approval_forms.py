@@ -12,6 +12,10 @@ from . import validation
 from .approvals import MAX_COMMENT
 from .models import AccessRule
 
+MAX_PATTERN = 100
+# A quantified group containing a quantifier: the shape of catastrophic backtracking ((a+)+, (a*b?)*, ...).
+NESTED_QUANTIFIER = re.compile(r"\([^()]*[+*}?][^()]*\)\s*[+*{]")
+
 
 class DecisionForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=MAX_COMMENT,
@@ -84,6 +88,9 @@ class AccessRuleForm(forms.ModelForm):
             re.compile(pattern)
         except re.error as exc:
             raise ValidationError(f"Not a valid regular expression: {exc}.") from None
+        if len(pattern) > MAX_PATTERN or NESTED_QUANTIFIER.search(pattern):
+            raise ValidationError(f"Keep the pattern simple: at most {MAX_PATTERN} characters and no repeated group "
+                                  "that itself repeats (such as (a+)+), which could take very long to match.")
         return pattern
 
     def clean(self) -> dict:

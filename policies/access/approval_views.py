@@ -15,6 +15,8 @@ from . import approvals, selectors
 from .approval_forms import AccessRuleForm, DecisionForm
 from .models import AccessRequest, AccessRule
 
+QUEUE_LIMIT = 200
+
 
 def _client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR")
@@ -23,18 +25,20 @@ def _client_ip(request: HttpRequest) -> str | None:
 @requires(REQUEST_APPROVE)
 def approval_queue(request: HttpRequest) -> HttpResponse:
     """Requests waiting for my decision: who, why, which VMs and ports, the requester's history, time left."""
-    pending = list(selectors.approval_queue(request.user).prefetch_related("vms__ports", "approvals")[:200])
+    pending = list(selectors.approval_queue(request.user).prefetch_related("vms__ports", "ports", "approvals")
+                   [:QUEUE_LIMIT + 1])
     history = selectors.requester_history(sorted({r.requester_id for r in pending}))
     rows = [{"access": r, "history": history.get(r.requester_id, {}), "progress": approvals.progress(r)}
             for r in pending]
-    return render(request, "policies/access/approval_queue.html", {"title": "Approvals", "rows": rows})
+    return render(request, "policies/access/approval_queue.html", {
+        "title": "Approvals", "rows": rows[:QUEUE_LIMIT], "more": len(rows) > QUEUE_LIMIT, "limit": QUEUE_LIMIT})
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)
 def request_review(request: HttpRequest, pk: int) -> HttpResponse:
     """A request as its approvers see it, with Approve / Deny when the user may decide."""
     access = selectors.review_get(request.user, pk)
-    view = selectors.request_view(access, request.user)
+    view = selectors.request_view(access, request.user, review=True)
     return render(request, "policies/access/request_detail.html", {
         "title": f"Request #{access.pk}", "access": access, "review": True,
         "decision_form": DecisionForm() if view["may_decide"] else None, **view})
@@ -47,7 +51,8 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     access = selectors.review_get(request.user, pk)
     form = DecisionForm(request.POST)
     if not form.is_valid() or form.cleaned_data["decision"] not in ("approve", "deny"):
-        messages.error(request, "Choose Approve or Deny.")
+        problems = [m for errors in form.errors.values() for m in errors] or ["Choose Approve or Deny."]
+        messages.error(request, " ".join(problems))
         return redirect("policies:request_review", pk=access.pk)
     approve = form.cleaned_data["decision"] == "approve"
     try:

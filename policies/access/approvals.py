@@ -11,12 +11,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import authz
@@ -26,8 +27,9 @@ from audit.services import audit_record
 
 from . import signals
 from .models import AccessRequest, AccessRequestPort, AccessRequestVm, AccessRule, Approval, ApprovalState, PortState
+from .services import audit_place
+from .validation import ANY_WORDS
 
-ANY_WORDS = {"*", "any", "internet"}
 MAX_COMMENT = 1000
 
 
@@ -90,26 +92,37 @@ def _ports_match(rule: AccessRule, ports: tuple[int, ...], *, all_of: bool) -> b
     return set(ports) <= wanted if all_of else bool(set(ports) & wanted)
 
 
-def _in_hours(rule: AccessRule, start: datetime) -> bool:
-    moment = start.astimezone(UTC)
-    if rule.weekdays_only and moment.weekday() >= 5:
+def _in_hours(rule: AccessRule, start: datetime, duration: timedelta) -> bool:
+    """The whole window lies within the rule's days and hours (in the portal's time zone)."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    first, last = start.astimezone(zone), (start + duration - timedelta(seconds=1)).astimezone(zone)
+    if rule.weekdays_only and (first.weekday() >= 5 or last.weekday() >= 5):
         return False
     if rule.hours_start is None or rule.hours_end is None:
         return True
-    now = moment.time().replace(tzinfo=None)
-    if rule.hours_start <= rule.hours_end:
-        return rule.hours_start <= now < rule.hours_end
-    return now >= rule.hours_start or now < rule.hours_end  # a range across midnight
+    if duration >= timedelta(days=1):
+        return False
+
+    def inside(moment: datetime) -> bool:
+        clock = moment.time().replace(tzinfo=None)
+        if rule.hours_start <= rule.hours_end:
+            return rule.hours_start <= clock < rule.hours_end
+        return clock >= rule.hours_start or clock < rule.hours_end  # a range across midnight
+
+    same_stretch = first.date() == last.date() or rule.hours_start > rule.hours_end
+    return inside(first) and inside(last) and same_stretch
 
 
 def _applies(rule: AccessRule, ports: tuple[int, ...], source: str, duration: timedelta, start: datetime) -> bool:
-    if rule.effect == AccessRule.Effect.DENY:
+    """Deny and manual rules apply to any request they overlap (a port or a source in common), so asking for
+    more never needs fewer approvals; auto-approve rules only to requests that fit them entirely."""
+    if rule.effect != AccessRule.Effect.AUTO:
         return _ports_match(rule, ports, all_of=False) and _source_overlaps(source, rule.source_prefixes)
     if not _ports_match(rule, ports, all_of=True) or not _source_inside(source, rule.source_prefixes):
         return False
     if rule.max_duration_minutes and duration > timedelta(minutes=rule.max_duration_minutes):
         return False
-    return rule.effect != AccessRule.Effect.AUTO or _in_hours(rule, start)
+    return _in_hours(rule, start, duration)
 
 
 def rules_for(resource_id: str, rules: list[AccessRule] | None = None) -> list[AccessRule]:
@@ -145,8 +158,11 @@ def evaluate(selections: list, *, source: str, duration: timedelta, start: datet
             problems.extend(r.message or f"Refused by rule “{r.name}” on {selection.vm.name}." for r in denied)
             continue
         auto = [r for r in matching if r.effect == AccessRule.Effect.AUTO]
-        manual = [r for r in matching if r.effect == AccessRule.Effect.MANUAL]
-        if auto:
+        # An auto rule relaxes manual rules at its own scope or below, never a broader one (an admin of one
+        # resource group cannot lift the approvals a subscription's admin requires).
+        manual = [r for r in matching if r.effect == AccessRule.Effect.MANUAL
+                  and not any(scope_contains(a.scope, r.scope) for a in auto)]
+        if auto and not manual:
             verdicts.append(Verdict(AccessRule.Effect.AUTO, auto[0]))
         elif manual:
             strict = max(manual, key=lambda r: (r.approvals_required + r.second_level_approvals, -r.pk))
@@ -171,10 +187,11 @@ def evaluate(selections: list, *, source: str, duration: timedelta, start: datet
 
 
 def pending_until(verdict: Verdict, *, now: datetime, start: datetime | None) -> datetime:
-    """When a pending request expires: its scheduled start, else after the rule's (or the default) time."""
-    minutes = verdict.pending_minutes or settings.ACCESS_APPROVAL_PENDING_MINUTES
-    until = now + timedelta(minutes=minutes)
-    return start if start is not None and start > now else until
+    """When a pending request expires: after the rule's time (else the default), or at a scheduled start
+    (whichever comes first when the rule sets a time)."""
+    if start is not None and start > now:
+        return min(start, now + timedelta(minutes=verdict.pending_minutes)) if verdict.pending_minutes else start
+    return now + timedelta(minutes=verdict.pending_minutes or settings.ACCESS_APPROVAL_PENDING_MINUTES)
 
 
 # --- who decides ----------------------------------------------------------------------------------------------------
@@ -196,12 +213,24 @@ def may_decide(user, request: AccessRequest) -> bool:
 
 
 def approvers_for(request: AccessRequest) -> list:
-    """Active users, other than the requester, holding the approve action at every VM of ``request``."""
-    from accounts.models import SignInClaims
+    """Active users, other than the requester, holding the approve action at every VM of ``request``.
+
+    Only users whose last sign-in carries a claim that some approving mapping names are checked in full."""
+    from accounts.models import RoleMapping, SignInClaims
+    from accounts.roles import ROLES
 
     rows = _vm_rows(request)
-    users = get_user_model().objects.filter(is_active=True).exclude(pk=request.requester_id).filter(
-        pk__in=SignInClaims.objects.values("user_id")).order_by("username")
+    approving = [m for m in RoleMapping.objects.all() if (role := ROLES.get(m.role)) and role.allows(REQUEST_APPROVE)
+                 and any(scope_contains(m.scope, row.vm_arm_id) for row in rows)]
+    if not approving:
+        return []
+    app_roles = {m.source_value for m in approving if m.source_kind == RoleMapping.SourceKind.APP_ROLE}
+    groups = {m.source_value.lower() for m in approving if m.source_kind == RoleMapping.SourceKind.GROUP}
+    candidates = [claims.user_id for claims in SignInClaims.objects.only("user_id", "app_roles", "groups")
+                  if app_roles & {str(v) for v in claims.app_roles or []}
+                  or groups & {str(v).lower() for v in claims.groups or []}]
+    users = get_user_model().objects.filter(is_active=True, pk__in=candidates).exclude(
+        pk=request.requester_id).order_by("username")
     return [user for user in users if may_approve_vms(user, rows)]
 
 
@@ -221,17 +250,12 @@ def progress(request: AccessRequest) -> dict:
             "second": given[2], "second_needed": request.second_level_approvals}
 
 
-def _place(row: AccessRequestVm) -> dict:
-    return {"subscription_id": row.subscription_key, "resource_group": row.resource_group,
-            "resource_id": row.vm_arm_id.lower()}
-
-
 def _audit(actor, action: str, request: AccessRequest, rows: list[AccessRequestVm], after: dict,
            client_ip: str | None = None) -> None:
     for row in rows:
         audit_record(actor=actor, action=action, target_type="vm", target_id=row.vm_id, target_label=row.vm_name,
                      after={"request": request.pk, **after}, client_ip=client_ip,
-                     correlation_id=str(request.correlation_id), **_place(row))
+                     correlation_id=str(request.correlation_id), **audit_place(row))
 
 
 def request_decide(*, actor, request: AccessRequest, approve: bool, comment: str = "",
@@ -259,19 +283,24 @@ def request_decide(*, actor, request: AccessRequest, approve: bool, comment: str
         if not approve and not comment:
             raise ValidationError("Say why you deny the request.", code="comment_required")
         level = current_level(request)
-        Approval.objects.create(request=request, approver=actor, approver_name=actor.get_username(), level=level,
-                                decision=Approval.Decision.APPROVE if approve else Approval.Decision.DENY,
-                                comment=comment)
+        try:
+            with transaction.atomic():
+                Approval.objects.create(request=request, approver=actor, approver_name=actor.get_username(),
+                                        level=level, comment=comment,
+                                        decision=Approval.Decision.APPROVE if approve else Approval.Decision.DENY)
+        except IntegrityError:  # a second submit racing the first (no row locks on SQLite)
+            raise ValidationError("You have already decided on this request.", code="already_decided") from None
         if not approve:
             _finish_pending(request, ApprovalState.DENIED, PortState.DENIED, f"Denied by {actor.get_username()}: "
                             f"{comment}", now)
             _audit(actor, "access.denied", request, rows, {"comment": comment, "level": level}, client_ip)
             signals.emit("denied", request, actor=actor, comment=comment, level=level)
             return request
-        _audit(actor, "access.approved", request, rows, {"comment": comment, "level": level}, client_ip)
         counts = progress(request)
         done_first = counts["first"] >= request.approvals_required
         done = done_first and counts["second"] >= request.second_level_approvals
+        _audit(actor, "access.approved", request, rows, {"comment": comment, "level": level, "complete": done},
+               client_ip)
         if not done:
             signals.emit("approved", request, actor=actor, comment=comment, level=level, complete=False)
             return request
@@ -292,14 +321,42 @@ def _finish_pending(request: AccessRequest, approval_state: str, port_state: str
     request.state = refresh_state(request.pk)
 
 
+def _still_allowed(request: AccessRequest, rows: list[AccessRequestVm]) -> str:
+    """Why ``request`` may no longer open (the requester left or lost the role, a deny rule came), or ``""``."""
+    from .services import may_request
+
+    requester = request.requester
+    if not requester.is_active:
+        return "The requester's account is disabled."
+    authz.forget_grants(requester)
+    for row in rows:
+        if not may_request(requester, row.vm):
+            return f"The requester may no longer request access to {row.vm_name}."
+        ports = tuple(p.number for p in row.ports.all())
+        for rule in rules_for(row.vm.resource_id):
+            if rule.effect == AccessRule.Effect.DENY and _applies(rule, ports, request.source_prefix,
+                                                                   timedelta(0), request.created_at):
+                return rule.message or f"Refused by rule “{rule.name}” on {row.vm_name}."
+    return ""
+
+
 def release(request: AccessRequest, *, now: datetime) -> None:
-    """An approved (or auto-approved) request: wait for its scheduled start, or queue it to open now."""
+    """An approved (or auto-approved) request: wait for its scheduled start, or queue it to open now. At its
+    start the requester's role and the deny rules are checked again; a request no longer allowed fails visibly."""
     from .services import enqueue_after_commit, refresh_state
 
     waiting = AccessRequestPort.objects.filter(request=request, state__in=(PortState.PENDING, PortState.SCHEDULED))
     if request.scheduled_start and request.scheduled_start > now:
         waiting.update(state=PortState.SCHEDULED)
         refresh_state(request.pk)
+        return
+    rows = list(request.vms.select_related("vm").prefetch_related("ports"))
+    reason = _still_allowed(request, rows)
+    if reason:
+        waiting.update(state=PortState.FAILED, finished_at=now, last_error=f"Not opened: {reason}"[:4000])
+        refresh_state(request.pk)
+        _audit(None, "access.failed", request, rows, {"error": reason})
+        signals.emit("failed", request, error=reason)
         return
     keys = sorted(set(waiting.values_list("policy_key", flat=True)))
     waiting.update(state=PortState.QUEUED, updated_at=now)

@@ -200,10 +200,11 @@ class AccessRule(models.Model):
         help_text="Sources it applies to (CIDR or *); empty: any. Deny: a request overlapping one is refused "
                   "(* here: requests for any source). Auto and manual: the request's source must lie inside one.")
     max_duration_minutes = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Auto and manual: applies only to windows up to this long.")
-    hours_start = models.TimeField(null=True, blank=True, help_text="Auto: only windows starting from (UTC).")
-    hours_end = models.TimeField(null=True, blank=True, help_text="Auto: ... until (UTC).")
-    weekdays_only = models.BooleanField(default=False, help_text="Auto: only Monday to Friday (UTC).")
+        null=True, blank=True, help_text="Auto: applies only to windows up to this long.")
+    hours_start = models.TimeField(
+        null=True, blank=True, help_text="Auto: only windows lying within these hours, from (portal time zone).")
+    hours_end = models.TimeField(null=True, blank=True, help_text="Auto: ... until (portal time zone).")
+    weekdays_only = models.BooleanField(default=False, help_text="Auto: only windows on Monday to Friday.")
     approvals_required = models.PositiveSmallIntegerField(default=1, help_text="Manual: approvals needed.")
     second_level_approvals = models.PositiveSmallIntegerField(
         default=0, help_text="Manual: further approvals, by other approvers, after the first level (0: none).")

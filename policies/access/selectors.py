@@ -85,15 +85,15 @@ def requester_history(requester_ids: list[int], days: int = 30) -> dict[int, dic
     """Per requester: their requests in the last ``days`` by outcome (for the approvers' queue)."""
     since = timezone.now() - timedelta(days=days)
     history: dict[int, dict[str, int]] = {pk: {"total": 0, "denied": 0, "opened": 0} for pk in requester_ids}
+    opened = AccessRequestPort.objects.filter(request_id=OuterRef("pk"), opened_at__isnull=False)
     rows = (AccessRequest.objects.filter(requester_id__in=requester_ids, created_at__gte=since).order_by()
-            .values_list("requester_id", "state").annotate(n=Count("id")))
-    for requester_id, state, n in rows:
+            .annotate(was_opened=Exists(opened)).values_list("requester_id", "approval_state", "was_opened")
+            .annotate(n=Count("id")))
+    for requester_id, approval_state, was_opened, n in rows:
         entry = history[requester_id]
         entry["total"] += n
-        if state == PortState.DENIED:
-            entry["denied"] += n
-        if state in (PortState.OPEN, PortState.EXPIRED, PortState.CLOSED):
-            entry["opened"] += n
+        entry["denied"] += n if approval_state == ApprovalState.DENIED else 0
+        entry["opened"] += n if was_opened else 0
     return history
 
 
@@ -175,30 +175,40 @@ def port_connection(port: AccessRequestPort) -> ConnectionDetails | None:
                        mapped_port=port.mapped_port)
 
 
-def request_view(request: AccessRequest, user) -> dict:
-    """What the request page shows: per VM, per port, state, time left, connection lines; and what may be done."""
+def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
+    """What the request page shows: per VM, per port, state, time left, connection lines; and what may be done.
+    On an approver's ``review`` the connection details stay hidden (they are the requester's)."""
     now = timezone.now()
     vms = []
     login = login_name(request.requester_name)
     for vm_row in request.vms.all():
         ports = []
         for port in vm_row.ports.all():
-            details = port_connection(port) if port.state == PortState.OPEN else None
+            details = port_connection(port) if port.state == PortState.OPEN and not review else None
             ports.append({"port": port, "details": details,
                           "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
                           "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None})
         vms.append({"row": vm_row, "ports": ports})
-    from .approvals import may_decide, progress
+    from .approvals import approvers_for, may_decide, progress
     from .services import may_manage
 
     decisions = list(request.approvals.all())
+    counts = progress(request) if request.approval_state != ApprovalState.NOT_REQUIRED else None
+    eligible, short = None, False
+    if request.is_pending:
+        decided = {d.approver_id for d in decisions}
+        eligible = [u for u in approvers_for(request) if u.pk not in decided]
+        missing = counts["first_needed"] - counts["first"] + counts["second_needed"] - counts["second"]
+        short = len(eligible) < missing
     return {"vms": vms, "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
             "may_extend": request.requester_id == user.pk and request.state == PortState.OPEN,
-            "may_decide": may_decide(user, request), "decisions": decisions,
-            "progress": progress(request) if request.approval_state != ApprovalState.NOT_REQUIRED else None,
+            "may_decide": may_decide(user, request), "decisions": decisions, "eligible_approvers": eligible,
+            "progress": counts, "approvers_short": short,
             "polling": request.state in (PortState.QUEUED, PortState.OPENING) or (
                 request.closed_at is not None and request.state == PortState.OPEN),
-            "waiting": request.state in WAITING}
+            "waiting": request.state in WAITING,
+            "poll_every": "2s" if request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN)
+            else "5s" if request.state == PortState.PENDING else "30s"}
 
 
 def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:

@@ -75,7 +75,8 @@ def _username(user) -> str:
     return user.get_username() if getattr(user, "pk", None) else "jitportal"
 
 
-def _place(vm_row: AccessRequestVm) -> dict:
+def audit_place(vm_row: AccessRequestVm) -> dict:
+    """Where an audit row of ``vm_row`` belongs (subscription, resource group, VM)."""
     return {"subscription_id": vm_row.subscription_key, "resource_group": vm_row.resource_group,
             "resource_id": vm_row.vm_arm_id.lower()}
 
@@ -207,7 +208,7 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
                                 "approval": approval_state, **({"rule": verdict.rule.name} if verdict.rule else {}),
                                 **({"start": start_at.isoformat()} if start_at else {}),
                                 **({"extends": extends.pk} if extends else {})},
-                         client_ip=client_ip, correlation_id=str(request.correlation_id), **_place(vm_row))
+                         client_ip=client_ip, correlation_id=str(request.correlation_id), **audit_place(vm_row))
         if port_state == PortState.QUEUED:
             for policy_key in sorted(policies):
                 enqueue_after_commit(request.pk, policy_key)
@@ -252,6 +253,8 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
         raise PermissionDenied("Only the requester or a policy admin may extend this request.")
     if original.requester_id != actor.pk:
         raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
+    if original.state != PortState.OPEN or original.closed_at is not None:
+        raise ValidationError("Only an open request can be extended.", code="not_open")
     selections = [Selection(row.vm, tuple(p.number for p in row.ports.all())) for row in vm_rows]
     reason = justification.strip() or f"Extension of request #{original.pk}: {original.justification}"
     request, created = request_create(
@@ -425,7 +428,7 @@ def request_mark_open(*, port_ids: list[int], record, request_id: str = "",
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
                          target_id=vm_row.vm_id, target_label=vm_row.vm_name,
                          after={"ports": numbers, "source": request.source_prefix, "azure_request_id": request_id},
-                         correlation_id=str(request.correlation_id), **_place(vm_row))
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
             vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
         signals.emit("opened", request, ports=sorted({p.number for p in ports}))
         if request.extends_id:
@@ -478,7 +481,7 @@ def request_mark_failed(*, port_ids: list[int], message: str, request_id: str = 
         for vm_row in {p.request_vm_id: p.request_vm for p in ports}.values():
             audit_record(actor=request.requester, action="access.failed", target_type="vm", target_id=vm_row.vm_id,
                          target_label=vm_row.vm_name, after={"error": message[:1000]},
-                         correlation_id=str(request.correlation_id), **_place(vm_row))
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
         signals.emit("failed", request, error=message[:1000])
 
 
@@ -503,7 +506,7 @@ def request_close(*, actor, request: AccessRequest) -> AccessRequest:
         for vm_row in vm_rows:
             audit_record(actor=actor, action="access.close_requested", target_type="vm", target_id=vm_row.vm_id,
                          target_label=vm_row.vm_name, after={"request": request.pk, "cancelled": cancelled},
-                         correlation_id=str(request.correlation_id), **_place(vm_row))
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
         _after_commit(enqueue_close, request.pk)
     request.refresh_from_db()
     return request
@@ -628,7 +631,7 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
                          target_label=vm_row.vm_name,
                          after={"ports": sorted(p.number for p in ports if p.request_vm_id == vm_row.pk),
                                 "removed_rules": removed, "firewall_replaced": bool(replaced)},
-                         correlation_id=str(request.correlation_id), **_place(vm_row))
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
         signals.emit("closed", request, actor=request.closed_by, reason="closed")
 
 
@@ -651,7 +654,7 @@ def request_mark_expired(*, port_ids: list[int], reasons: dict[int, tuple[str, s
             audit_record(actor=None, action="access.expired", target_type="access_request", target_id=request_id,
                          target_label=str(request), after={"ports": [p.number for p in ports
                                                                       if p.request_id == request_id]},
-                         correlation_id=str(request.correlation_id), **_place(vm_row))
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
             signals.emit("closed", request, reason="expired")
     return len(ports)
 

@@ -297,3 +297,79 @@ def test_the_demo_rules_load_and_apply(prod, requester):
     with pytest.raises(ValidationError, match="RDP is never opened"):
         ask(requester, {"web-win-01": [3389]}, source="*")
     assert ask(requester, {"web-win-01": [3389]}).state == PortState.QUEUED
+
+
+def test_asking_for_more_never_needs_fewer_approvals(prod, requester):
+    rule(WEB_RG, "manual", approvals_required=2, ports=[22, 3389], max_duration_minutes=60)
+    assert ask(requester, {"web-02": [22]}, hours=0.5).approvals_required == 2
+    assert ask(requester, {"web-02": [22]}, hours=2).approvals_required == 2  # longer than its maximum: still 2
+    assert ask(requester, {"web-02": [22]}, source="*").approvals_required == 2  # wider source: still 2
+
+
+def test_an_auto_rule_cannot_lift_a_broader_scopes_approvals(prod, requester):
+    rule(IN_SCOPE, "manual", approvals_required=2, name="subscription says two")
+    rule(WEB_RG, "auto", name="group admin says none")
+    request = ask(requester, {"web-02": [22]})
+    assert (request.approval_state, request.approvals_required, request.rule_name) == (
+        ApprovalState.PENDING, 2, "subscription says two")
+
+
+def test_an_auto_rules_hours_must_hold_the_whole_window(prod, requester):
+    now = timezone.now().astimezone(UTC)
+    start = (now - timedelta(minutes=30)).time().replace(second=0, microsecond=0)
+    end = (now + timedelta(minutes=90)).time().replace(second=0, microsecond=0)
+    rule(WEB_RG, "auto", hours_start=start, hours_end=end)
+    if start < end:  # the hours do not straddle midnight UTC in this run
+        assert ask(requester, {"web-02": [22]}, hours=1).approval_state == ApprovalState.NOT_REQUIRED
+    assert ask(requester, {"web-02": [22]}, hours=3).approval_state == ApprovalState.PENDING
+
+
+def test_a_scheduled_window_whose_requester_lost_the_role_fails_at_its_start(prod, requester, events):
+    start = timezone.now() + timedelta(hours=2)
+    request = services.request_create(
+        actor=requester, selections=[services.Selection(prod.vms.get(name="web-02"), (22,))],
+        source_prefix="203.0.113.50/32", duration=timedelta(hours=1), justification="Maintenance window",
+        idempotency_key="scheduled-lost", start_at=start)[0]
+    RoleMapping.objects.filter(role="requester").delete()
+    assert approvals.release_scheduled(now=start + timedelta(seconds=1)) == 1
+    port = AccessRequestPort.objects.get(request=request)
+    assert port.state == PortState.FAILED and "may no longer request access to web-02" in port.last_error
+    assert events[-1][0] == "failed"
+
+
+def test_a_deny_rule_added_before_a_scheduled_start_stops_it(prod, requester):
+    start = timezone.now() + timedelta(hours=2)
+    request = services.request_create(
+        actor=requester, selections=[services.Selection(prod.vms.get(name="web-02"), (22,))],
+        source_prefix="203.0.113.50/32", duration=timedelta(hours=1), justification="Maintenance window",
+        idempotency_key="scheduled-denied", start_at=start)[0]
+    rule(WEB_RG, "deny", ports=[22], message="Change freeze.")
+    approvals.release_scheduled(now=start + timedelta(seconds=1))
+    assert "Change freeze." in AccessRequestPort.objects.get(request=request).last_error
+
+
+def test_only_an_open_request_can_be_extended(prod, requester):
+    rule(WEB_RG, "manual")
+    pending = ask(requester, {"web-02": [22]})
+    with pytest.raises(ValidationError, match="Only an open request"):
+        services.request_extend(actor=requester, original=pending, duration=timedelta(hours=1), idempotency_key="x")
+
+
+def test_the_queue_history_counts_what_opened_and_what_was_denied(prod, requester, approver):
+    rule(WEB_RG, "manual")
+    denied = ask(requester, {"web-02": [22]})
+    approvals.request_decide(actor=approver, request=denied, approve=False, comment="no")
+    expired = ask(requester, {"web-02": [22]})
+    approvals.expire_pending(now=expired.approval_expires_at + timedelta(seconds=1))
+    opened = ask(requester, {"web-02": [22]})
+    approvals.request_decide(actor=approver, request=opened, approve=True)
+    open_all(opened)
+    assert selectors.requester_history([requester.pk])[requester.pk] == {"total": 3, "denied": 1, "opened": 1}
+
+
+def test_a_pattern_that_could_backtrack_forever_is_refused(client, prod, policy_admin):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "slow", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
+        "justification_pattern": "(a+)+$"})
+    assert response.status_code == 400 and "Keep the pattern simple" in response.content.decode()
