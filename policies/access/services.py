@@ -253,6 +253,7 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
         raise PermissionDenied("Only the requester or a policy admin may extend this request.")
     if original.requester_id != actor.pk:
         raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
+    original.refresh_from_db(fields=["state", "closed_at"])
     if original.state != PortState.OPEN or original.closed_at is not None:
         raise ValidationError("Only an open request can be extended.", code="not_open")
     selections = [Selection(row.vm, tuple(p.number for p in row.ports.all())) for row in vm_rows]
