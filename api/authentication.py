@@ -6,7 +6,8 @@ for that user's browser session: a token never does more than its user.
 - ``Authorization: Bearer jit_…`` (or ``Token jit_…``): a personal API token, compared by SHA-256 hash.
   Unknown, revoked or expired tokens, and tokens of deactivated users, are refused with 401.
 - ``Authorization: Bearer <JWT>``: an Entra ID access token for the portal's app registration (audience the
-  client id or ``api://<client id>``), signed with a key of the tenant's JWKS, issued by an allowed tenant
+  client id or ``api://<client id>``, delegated scope ``API_ENTRA_SCOPE``; ID tokens are refused), signed with a
+  key of the tenant's JWKS, issued by an allowed tenant
   (v1 ``https://sts.windows.net/<tid>/`` or v2 ``<authority>/<tid>/v2.0``), not expired, and delegated (a user's,
   not an application's). It maps to the portal user by (tenant id, object id) as the sign-in does. A user who
   never signed in to the portal is refused with 401 and told to sign in once: the roles applied are those of
@@ -32,6 +33,7 @@ from . import selectors, services
 log = logging.getLogger(__name__)
 SCHEMES = ("bearer", "token")
 JWKS_CACHE_SECONDS = 600
+JWKS_REFRESH_SECONDS = 300
 HTTP_TIMEOUT = 10
 
 
@@ -103,8 +105,16 @@ def _metadata(refresh: bool = False) -> tuple[dict, str]:
     return cached["jwks"], cached["issuer"]
 
 
+def _may_refresh_keys() -> bool:
+    """At most one forced refetch of the tenant's keys per ``JWKS_REFRESH_SECONDS`` (an unknown key id in a
+    stranger's token must not make every request fetch Entra's metadata)."""
+    return cache.add(f"api:entra-metadata-refreshed:{settings.ENTRA_AUTHORITY}", True, JWKS_REFRESH_SECONDS)
+
+
 def _signing_key(kid: str | None, alg: str):
     for refresh in (False, True):  # a key not in the cached set: Entra may have rolled its keys
+        if refresh and not _may_refresh_keys():
+            break
         jwks, _issuer = _metadata(refresh)
         for jwk in jwks.get("keys", []):
             if jwk.get("kid") == kid:
@@ -152,6 +162,10 @@ def verify_access_token(token: str) -> dict:
                                             claims.get("preferred_username")):
         raise exceptions.AuthenticationFailed(
             "Application tokens are not accepted: use a user's delegated token or a personal API token.")
+    if settings.API_ENTRA_SCOPE not in str(claims.get("scp", "")).split() or "nonce" in claims:
+        raise exceptions.AuthenticationFailed(
+            f"Only access tokens for the portal's API are accepted (scope api://{client_id}/"
+            f"{settings.API_ENTRA_SCOPE}); a sign-in ID token is not one.")
     return claims
 
 

@@ -1,12 +1,15 @@
 """The user's "API tokens" page: list own tokens, create one (its secret shown once), revoke one."""
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.access import authenticated_only
@@ -18,6 +21,14 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, label="Name", help_text="What the token is for, e.g. 'deploy script'.")
     expires_at = forms.DateTimeField(required=False, label="Expires (UTC, optional)",
                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def clean_expires_at(self):
+        """The field says UTC: read the browser's naive value as UTC, whatever the portal's time zone."""
+        value = self.cleaned_data.get("expires_at")
+        if value is None:
+            return None
+        return timezone.make_naive(value).replace(tzinfo=UTC) if timezone.is_aware(value) else value.replace(
+            tzinfo=UTC)
 
 
 @authenticated_only

@@ -19,6 +19,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Throttled
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,6 +44,7 @@ from policies.models import PolicyChange, VirtualMachine, VmState
 from . import serializers as s
 from .access import api_authenticated, api_requires
 from .pagination import Pagination
+from .throttling import FailedAuthThrottle
 
 ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `errors` lists each problem."),
           401: OpenApiResponse(s.ErrorSerializer, description="No, an unknown, revoked or expired token."),
@@ -71,7 +73,14 @@ class ApiView(APIView):
     compare it, and no name, address or reason contains one); bodies are checked by ``_body``."""
 
     def initial(self, request: Request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
+        guard = FailedAuthThrottle()
+        if guard.exceeded(request):
+            raise Throttled(wait=guard.wait())
+        try:
+            super().initial(request, *args, **kwargs)
+        except (NotAuthenticated, AuthenticationFailed):
+            guard.record(request)
+            raise
         if any(_has_nul(v) for v in request.query_params.lists()):
             raise ValidationError(NUL_MESSAGE)
 

@@ -7,6 +7,7 @@ commit. ``email_send`` and ``webhook_deliver`` claim a row (conditional update),
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -14,6 +15,7 @@ import smtplib
 import time
 import uuid
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -292,9 +294,17 @@ def warn_expiring(*, now: datetime | None = None) -> int:
 
 
 # --- webhooks -----------------------------------------------------------------------------------------------------
+def redacted_url(url: str) -> str:
+    """The URL as the audit trail keeps it: scheme and host, plus a fingerprint of the whole (Slack and Teams
+    incoming-webhook URLs carry their credential in the path or query)."""
+    parts = urlsplit(url)
+    fingerprint = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/… (sha256:{fingerprint})"
+
+
 def _webhook_state(webhook: Webhook) -> dict:
-    return {"name": webhook.name, "url": webhook.url, "format": webhook.format, "events": list(webhook.events),
-            "scope": webhook.scope, "active": webhook.active}
+    return {"name": webhook.name, "url": redacted_url(webhook.url), "format": webhook.format,
+            "events": list(webhook.events), "scope": webhook.scope, "active": webhook.active}
 
 
 def _place(scope: str) -> dict:

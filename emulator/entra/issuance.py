@@ -120,8 +120,9 @@ def user_token_response(base_url: str, tenant: EntraTenant, app: EntraApp, user:
     body = {
         "token_type": "Bearer", "scope": " ".join(granted + (["offline_access"] if "offline_access" in scopes else [])),
         "expires_in": lifetime, "ext_expires_in": lifetime,
+        # As Entra ID does, ``scp`` names the scopes without their resource (api://x/access_as_user → access_as_user).
         "access_token": tokens.user_token(state, tenant, app, user, audience,
-                                          " ".join(s for s in granted if s not in OIDC_SCOPES)),
+                                          " ".join(s.rsplit("/", 1)[-1] for s in granted if s not in OIDC_SCOPES)),
     }
     if "openid" in scopes:
         body["id_token"] = id_token(base_url, tenant, app, user, scope, nonce, spoil)

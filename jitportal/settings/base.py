@@ -322,6 +322,10 @@ CELERY_BEAT_SCHEDULE["notifications-warn-expiring"] = {"task": "notifications.wa
 API_BROWSABLE = env_bool("API_BROWSABLE", default=False)
 API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/min")
 API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="60/min")
+# Failed authentications per client address before 429 (counted before any token is checked).
+API_THROTTLE_FAILED_AUTH = env.str("API_THROTTLE_FAILED_AUTH", default="30/min")
+# The delegated scope an Entra access token must carry (api://<client id>/<scope>).
+API_ENTRA_SCOPE = env.str("API_ENTRA_SCOPE", default="access_as_user")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiTokenAuthentication",

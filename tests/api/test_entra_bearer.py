@@ -25,6 +25,11 @@ API_SCOPE = f"api://{DEMO_CLIENT_ID}/access_as_user"
 
 def user_access_token(emu, oid: str, scope: str = API_SCOPE) -> str:
     """A delegated access token for ``oid`` through the emulator's real authorization code flow (PKCE)."""
+    return user_tokens(emu, oid, scope)["access_token"]
+
+
+def user_tokens(emu, oid: str, scope: str = API_SCOPE) -> dict:
+    """The token endpoint's answer (access and ID token) of the emulator's real authorization code flow."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     params = {"client_id": DEMO_CLIENT_ID, "redirect_uri": PORTAL_REDIRECT, "response_type": "code",
@@ -39,7 +44,7 @@ def user_access_token(emu, oid: str, scope: str = API_SCOPE) -> str:
         "code_verifier": verifier, "client_id": DEMO_CLIENT_ID, "client_secret": PORTAL_SECRET},
         verify=emu.ca_pem, timeout=10)
     assert token.status_code == 200, token.text
-    return token.json()["access_token"]
+    return token.json()
 
 
 def forged(emu, **changes) -> str:
@@ -104,3 +109,32 @@ def test_a_token_signed_by_another_key_gets_401(entra_settings, emulator, reques
                        algorithm="RS256", headers={"kid": load_or_create(emulator.cert_dir).kid})
     response = ApiClient(token).get(ME)
     assert response.status_code == 401 and "signature" in response.json()["detail"]
+
+
+def test_a_sign_in_id_token_is_not_an_api_token(entra_settings, emulator, requester):
+    tokens = user_tokens(emulator, PERSONAS["requester"].oid, "profile email")
+    response = ApiClient(tokens["id_token"]).get(ME)
+    assert response.status_code == 401 and "ID token is not one" in response.json()["detail"]
+
+
+def test_a_token_for_another_scope_of_the_portal_is_refused(entra_settings, emulator, requester):
+    response = ApiClient(forged(emulator, scp="Files.Read")).get(ME)
+    assert response.status_code == 401 and "access_as_user" in response.json()["detail"]
+
+
+def test_unknown_signing_keys_refetch_the_tenants_keys_at_most_once(entra_settings, emulator, requester):
+    key = load_or_create(emulator.cert_dir)
+    before = len([c for c in emulator.calls() if "keys" in c["path"]])
+    for n in range(5):
+        stranger = jwt.encode({"sub": str(n)}, key.private_key, algorithm="RS256", headers={"kid": f"unknown-{n}"})
+        assert ApiClient(stranger).get(ME).status_code == 401
+    fetched = len([c for c in emulator.calls() if "keys" in c["path"]]) - before
+    assert 1 <= fetched <= 2  # the cached set, then one forced refresh, never one per request
+
+
+def test_failed_authentications_are_throttled_per_address(settings, db):
+    settings.API_THROTTLE_FAILED_AUTH = "3/min"
+    for _ in range(3):
+        assert ApiClient("jit_not-a-real-token").get(ME).status_code == 401
+    answer = ApiClient("jit_not-a-real-token").get(ME)
+    assert answer.status_code == 429 and answer.has_header("Retry-After")

@@ -284,3 +284,15 @@ def test_a_sender_that_keeps_dying_is_given_up_on(alice, settings):
     note = Notification.objects.get()
     assert note.state == "failed" and "the sender stopped without an outcome" in note.last_error
     assert mail.outbox == []
+
+
+@pytest.mark.django_db
+def test_the_audit_trail_keeps_no_webhook_credential():
+    from audit.models import AuditEvent
+
+    url = "https://hooks.slack.com/services/T000/B000/SECRETSECRET"
+    webhook, _ = services.webhook_create(actor=None, name="slack", url=url, format="slack", events=["opened"],
+                                         scope=REQUEST_SCOPE)
+    services.webhook_update(actor=None, webhook=webhook, url=url + "2")
+    trail = " ".join(str(e.after) + str(e.before) for e in AuditEvent.objects.filter(target_type="webhook"))
+    assert "SECRETSECRET" not in trail and "hooks.slack.com/…" in trail
