@@ -3,6 +3,10 @@
 Every webhook request goes through ``post_signed``: an explicit timeout, no redirects followed, and an answer
 classified as delivered, worth retrying (network errors, 408, 429, 5xx; with the receiver's Retry-After) or
 refused for good (other 3xx/4xx, a blocked address).
+
+The host name is resolved once; every address it resolves to is checked, and the connection goes to a checked
+address (never to a second answer of the resolver, so DNS rebinding cannot reach inside), while the Host header,
+TLS SNI and the certificate check keep the URL's host name.
 """
 from __future__ import annotations
 
@@ -14,17 +18,33 @@ import socket
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 USER_AGENT = "jitportal-webhooks/1"
+DEFAULT_PORTS = {"https": 443, "http": 80}
+MAX_ADDRESSES_TRIED = 4  # of one host name's checked addresses, in the resolver's order, until one connects
+
+# IPv6 ranges that carry an IPv4 address in their last 32 bits (NAT64 well-known prefix, RFC 6052; the
+# deprecated IPv4-compatible form) and the local-use NAT64 prefix (RFC 8215), never a public receiver.
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
 class BlockedAddress(ValueError):
     """The URL is not allowed: plain http, or a host that resolves to a private address (SSRF guard)."""
+
+
+class Unresolvable(BlockedAddress):
+    """The host name does not resolve (now): refused by ``check_url``, worth a retry when delivering."""
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -38,31 +58,151 @@ def verify_signature(secret: str, timestamp: str, body: bytes, header: str) -> b
     return hmac.compare_digest(signature(secret, timestamp, body), header or "")
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for (mapped, 6to4, both Teredo ends, NAT64, IPv4-compatible)."""
+    inner = [address for address in (ip.ipv4_mapped, ip.sixtofour) if address is not None]
+    if ip.teredo is not None:
+        inner.extend(ip.teredo)  # (server, client)
+    if ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE:
+        inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return inner
+
+
 def _is_private(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL_USE:
+            return True
+        candidates.extend(_embedded_ipv4(ip))
+    return any(not candidate.is_global or candidate.is_multicast for candidate in candidates)
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, in the resolver's order, once each (the only lookup of a POST)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a checked URL goes: its scheme, host name and port, and the checked addresses of that host."""
+
+    scheme: str
+    host: str
+    port: int
+    addresses: tuple[str, ...]
+
+
+def _parse(url: str) -> tuple[str, str, int]:
+    """Scheme, host name and port of an allowed URL, or ``BlockedAddress`` with the reason."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # a malformed [IPv6] host
+        raise BlockedAddress(f"The URL is not valid ({exc}).") from exc
+    try:
+        port = parts.port
+    except ValueError as exc:  # above 65535, or not a number
+        raise BlockedAddress(f"The URL's port is not valid ({exc}); a port must be a number from 1 to 65535.") from exc
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise BlockedAddress("The URL must be an absolute https:// URL.")
+    if parts.scheme == "http" and not settings.WEBHOOK_ALLOW_HTTP:
+        raise BlockedAddress("Webhook URLs must use https.")
+    if port == 0:
+        raise BlockedAddress("The URL's port is not valid (0); a port must be a number from 1 to 65535.")
+    return parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme]
+
+
+def _checked_addresses(host: str, port: int) -> tuple[str, ...]:
+    """Resolve ``host`` once; refuse it when any address is private (unless the settings allow private ones)."""
+    try:
+        addresses = _resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise Unresolvable(f"The host {host} cannot be resolved ({exc}).") from exc
+    if not addresses:
+        raise Unresolvable(f"The host {host} cannot be resolved (no address).")
+    if not settings.WEBHOOK_ALLOW_PRIVATE:
+        private = sorted({address for address in addresses if _is_private(address)})
+        if private:
+            raise BlockedAddress(f"The host {host} resolves to a private or local address "
+                                 f"({', '.join(private)}); only public receivers are allowed.")
+    return tuple(addresses)
 
 
 def check_url(url: str, *, resolve: bool = True) -> None:
     """Raise ``BlockedAddress`` unless ``url`` may be called under the current settings."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise BlockedAddress("The URL must be an absolute https:// URL.")
-    if parts.scheme == "http" and not settings.WEBHOOK_ALLOW_HTTP:
-        raise BlockedAddress("Webhook URLs must use https.")
+    _scheme, host, port = _parse(url)
     if settings.WEBHOOK_ALLOW_PRIVATE or not resolve:
         return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise BlockedAddress(f"The host {parts.hostname} cannot be resolved ({exc}).") from exc
-    private = sorted({info[4][0] for info in infos if _is_private(info[4][0])})
-    if private:
-        raise BlockedAddress(f"The host {parts.hostname} resolves to a private or local address "
-                             f"({', '.join(private)}); only public receivers are allowed.")
+    _checked_addresses(host, port)
+
+
+def resolve_target(url: str) -> Target:
+    """Check ``url`` and resolve its host once: the addresses a POST may connect to (``BlockedAddress`` if none)."""
+    scheme, host, port = _parse(url)
+    return Target(scheme, host, port, _checked_addresses(host, port))
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Sends to one checked address; the URL's host name stays in the Host header, SNI and certificate check.
+
+    No proxy is used (a proxy would resolve the name again); like any adapter, nothing is retried.
+    """
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def build_connection_pool_key_attributes(self, request: PreparedRequest, verify: bool | str,
+                                             cert: str | tuple[str, str] | None = None,
+                                             ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The pool goes to the pinned address; for https, SNI and the certificate check use the URL's host."""
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        host = host_params["host"]
+        host_params["host"] = self.address
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = host
+            pool_kwargs["assert_hostname"] = host.rstrip(".")
+        return host_params, pool_kwargs
+
+    def add_headers(self, request: PreparedRequest, **kwargs: Any) -> None:
+        """``Host`` as the URL says (urllib3 would otherwise send the pinned address)."""
+        parts = urlsplit(request.url)
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        if parts.port and parts.port != DEFAULT_PORTS.get(parts.scheme):
+            host = f"{host}:{parts.port}"
+        request.headers["Host"] = host
+
+    def send(self, request: PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float, float] | None = None, verify: bool | str = True,
+             cert: str | tuple[str, str] | None = None, proxies: dict[str, str] | None = None) -> Response:
+        """Send straight to the pinned address, whatever proxies the environment names."""
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=None)
+
+
+def _not_connected(exc: requests.RequestException) -> bool:
+    """Whether the connection itself failed (nothing was sent), so another address of the host may be tried."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
+
+
+def _send_pinned(prepared: requests.PreparedRequest, addresses: tuple[str, ...]) -> requests.Response:
+    """Send ``prepared`` to the first of ``addresses`` that accepts a connection."""
+    tried = addresses[:MAX_ADDRESSES_TRIED]
+    for index, address in enumerate(tried):
+        with requests.Session() as session:
+            session.mount("https://", PinnedAdapter(address))
+            session.mount("http://", PinnedAdapter(address))
+            options = session.merge_environment_settings(prepared.url, {}, None, None, None)  # CA bundle from env
+            try:
+                return session.send(prepared, **options, allow_redirects=False,
+                                    timeout=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
+            except requests.RequestException as exc:
+                if index == len(tried) - 1 or not _not_connected(exc):
+                    raise
+    raise requests.ConnectionError("no address to connect to")  # not reached: addresses is never empty
 
 
 @dataclass(frozen=True)
@@ -95,10 +235,6 @@ def encode(body: dict) -> bytes:
 
 def post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: dict) -> Answer:
     """POST ``body`` as signed JSON to ``url``; never raises for what the network or the receiver did."""
-    try:
-        check_url(url)
-    except BlockedAddress as exc:
-        return Answer(False, error=f"Blocked: {exc}")
     raw = encode(body)
     timestamp = str(int(time.time()))
     headers = {
@@ -110,8 +246,17 @@ def post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: di
         "X-Jitportal-Signature": signature(secret, timestamp, raw),
     }
     try:
-        response = requests.post(url, data=raw, headers=headers, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS,
-                                 allow_redirects=False)
+        _parse(url)  # the clear reasons first (scheme, port), before the URL is normalised for sending
+        prepared = requests.Request("POST", url, data=raw, headers=headers).prepare()
+        target = resolve_target(prepared.url)  # the host name as sent (IDNA), resolved once
+    except Unresolvable as exc:
+        return Answer(False, error=str(exc), retryable=True)
+    except BlockedAddress as exc:
+        return Answer(False, error=f"Blocked: {exc}")
+    except (requests.RequestException, ValueError) as exc:
+        return Answer(False, error=f"Blocked: The URL is not valid ({exc})."[:1000])
+    try:
+        response = _send_pinned(prepared, target.addresses)
     except requests.RequestException as exc:
         return Answer(False, error=f"{type(exc).__name__}: {exc}"[:1000], retryable=True)
     status = response.status_code
