@@ -57,7 +57,15 @@ class AccessRuleForm(forms.ModelForm):
                   "approvals_required", "second_level_approvals", "pending_minutes", "justification_pattern",
                   "justification_hint", "message", "enabled")
         widgets = {"hours_start": forms.TimeInput(attrs={"type": "time"}),
-                   "hours_end": forms.TimeInput(attrs={"type": "time"})}
+                   "hours_end": forms.TimeInput(attrs={"type": "time"}),
+                   "scope": forms.TextInput(attrs={"size": 90}),
+                   "justification_pattern": forms.TextInput(attrs={"size": 40}),
+                   "justification_hint": forms.TextInput(attrs={"size": 60}),
+                   "message": forms.TextInput(attrs={"size": 60})}
+
+    field_order = ("name", "scope", "effect", "ports_text", "sources_text", "approvals_required",
+                   "second_level_approvals", "pending_minutes", "max_duration_minutes", "hours_start", "hours_end",
+                   "weekdays_only", "justification_pattern", "justification_hint", "message", "enabled")
 
     def __init__(self, *args, may_manage_scope, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -108,11 +108,13 @@ class AccessRequest(models.Model):
         return self.approval_state == ApprovalState.PENDING and self.closed_at is None
 
     @property
-    def duration(self):
-        """The window asked for (the longest of its ports)."""
+    def window(self) -> str:
+        """The window asked for (the longest of its ports), as words: "1 hour 30 minutes"."""
         from datetime import timedelta
 
-        return timedelta(seconds=max((p.duration_seconds for p in self.ports.all()), default=0))
+        from .validation import window_label
+
+        return window_label(timedelta(seconds=max((p.duration_seconds for p in self.ports.all()), default=0)))
 
 
 class AccessRequestVm(models.Model):

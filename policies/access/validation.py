@@ -48,10 +48,11 @@ def duration_choices(maximum: timedelta) -> list[tuple[int, str]]:
     steps = [step for step in DURATION_STEPS if step <= maximum]
     if maximum not in steps and maximum >= MIN_WINDOW:
         steps.append(maximum)
-    return [(int(step.total_seconds()), _label(step)) for step in sorted(steps)]
+    return [(int(step.total_seconds()), window_label(step)) for step in sorted(steps)]
 
 
-def _label(step: timedelta) -> str:
+def window_label(step: timedelta) -> str:
+    """A window in words: 2 hours, 1 hour 30 minutes, 15 minutes."""
     hours, rest = divmod(int(step.total_seconds()), 3600)
     minutes = rest // 60
     parts = [f"{hours} hour{'s' if hours != 1 else ''}" if hours else "",
