@@ -28,7 +28,7 @@ from audit.services import audit_record
 from . import signals
 from .models import AccessRequest, AccessRequestPort, AccessRequestVm, AccessRule, Approval, ApprovalState, PortState
 from .services import audit_place
-from .validation import ANY_WORDS
+from .validation import ANY_WORDS, source_allowed
 
 MAX_COMMENT = 1000
 
@@ -59,15 +59,7 @@ def _network(text: str):
 
 def _source_inside(source: str, allowed: list[str]) -> bool:
     """``source`` lies inside one of ``allowed`` (empty: anywhere)."""
-    if not allowed:
-        return True
-    if any(a.strip().lower() in ANY_WORDS for a in allowed):
-        return True
-    inner = _network(source) if source != "*" else None
-    if inner is None:
-        return False
-    return any((outer := _network(a)) is not None and outer.version == inner.version and inner.subnet_of(outer)
-               for a in allowed)
+    return not allowed or any(source_allowed(a, source) for a in allowed)
 
 
 def _source_overlaps(source: str, listed: list[str]) -> bool:

@@ -83,7 +83,8 @@ def parse_source(kind: str, value: str) -> str:
     raise ValidationError("Choose where you connect from.", code="malformed_source")
 
 
-def _allows(allowed: str, prefix: str) -> bool:
+def source_allowed(allowed: str, prefix: str) -> bool:
+    """Whether the allowed source ``allowed`` (a CIDR or *) covers ``prefix``."""
     if allowed.strip().lower() in ANY_WORDS:
         return True
     if prefix == ANY:
@@ -109,7 +110,7 @@ def validate_source(prefix: str, rule: PortRule, vm_name: str) -> str:
     if network.prefixlen < widest:
         raise ValidationError(f"{prefix} is too wide: ranges must be /{widest} or narrower.",
                               code="source_too_wide")
-    if not any(_allows(allowed, prefix) for allowed in rule.sources):
+    if not any(source_allowed(allowed, prefix) for allowed in rule.sources):
         raise ValidationError(
             f"Source {prefix} is not allowed for port {rule.number} of {vm_name} (allowed: "
             f"{', '.join(rule.sources)}).", code="source_not_allowed")
