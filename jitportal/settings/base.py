@@ -112,8 +112,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Keep connections between requests and tasks (Celery's Django fixup closes a worker's connection before every
-# task otherwise; for SQLite that re-runs the PRAGMAs and re-registers Django's functions each time).
+# Keep connections between requests and between tasks (``CELERY_DB_REUSE_MAX`` below): for SQLite a new one
+# re-runs the PRAGMAs and re-registers Django's functions, for PostgreSQL it is a new session.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -194,7 +194,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery closes the database connection around every task unless told to reuse it; ``jitportal.celery`` then
+# applies CONN_MAX_AGE and health checks per task, as Django does per request (a reconnect per task costs
+# milliseconds on every open).
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jitportal")
+# E-mail and webhooks have their own queue and worker (Procfile ``notifier``): an open never waits behind them.
+CELERY_NOTIFICATIONS_QUEUE = env.str("CELERY_NOTIFICATIONS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-notifications")
+CELERY_TASK_ROUTES = {"notifications.*": {"queue": CELERY_NOTIFICATIONS_QUEUE}}
 CELERY_IMPORTS = ["jitportal.tasks"]
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
