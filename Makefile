@@ -26,7 +26,7 @@ run: install
 	@echo "  jitportal is starting on http://$(PORTAL_HOST):$(PORTAL_PORT)/ (the Azure emulator on https://127.0.0.1:8443)"
 	@echo "  Sign in with Entra ID and pick a demo user: alice (requester), bob (security admin),"
 	@echo "  carol (auditor), dave/erin (approvers), frank (reader), oscar (no access)."
-	@echo "  Break-glass: 'admin' / 'admin' in the password form. Ctrl-C stops web, worker, beat and emulator."
+	@echo "  Break-glass: 'admin' / 'admin' in the password form. Ctrl-C stops web, workers, beat and emulator."
 	@echo ""
 	PORTAL_HOST=$(PORTAL_HOST) PORTAL_PORT=$(PORTAL_PORT) $(BIN)/honcho start -f Procfile
 

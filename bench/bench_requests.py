@@ -2,8 +2,8 @@
 ``initiate`` measured in the same run, and how many requests per second one worker sustains.
 
 Runs in a child process with a scratch SQLite database, the demo emulator, a private ``redis-server`` as the
-broker (the embedded filesystem broker when none is installed) and one real Celery worker; all are removed
-afterwards.
+broker (the embedded filesystem broker when none is installed), one real Celery worker and the notifications
+worker at ``nice 10`` (as the Procfile runs it); all are removed afterwards.
 """
 from __future__ import annotations
 
@@ -166,6 +166,16 @@ def _start_broker(scratch: Path) -> tuple[str, subprocess.Popen | None]:
     return f"redis://127.0.0.1:{port}/0", process
 
 
+def _worker(queue: str, env: dict, log: Path, nice: int = 0) -> subprocess.Popen:
+    """One Celery worker (solo pool) consuming ``queue``, at ``nice`` priority."""
+    command = [sys.executable, "-m", "celery", "-A", "jitportal", "worker", "--pool=solo", "--loglevel=INFO",
+               "--without-mingle", "--without-gossip", "-Q", queue, "-n", f"{queue}@%h"]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
+    return subprocess.Popen(command, cwd=ROOT, env=env,  # noqa: S603 - our own interpreter and arguments
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+
+
 def main() -> None:
     import django
 
@@ -187,7 +197,7 @@ def main() -> None:
     from django.conf import settings
 
     ensure_broker_folders(settings.CELERY_BROKER_TRANSPORT_OPTIONS, settings.CELERY_RESULT_BACKEND)
-    worker = None
+    worker = notifier = None
     try:
         with run_emulator("demo", cert_dir=scratch / "certs") as emu:
             subscription = policy_services.subscription_register(
@@ -197,11 +207,10 @@ def main() -> None:
             policy_services.sync_run(run_id=run.pk)
             requester = _requester()
             sdk = _direct_sdk_initiate(emu)
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "jitportal", "worker", "--pool=solo", "--loglevel=INFO",
-                 "--without-mingle", "--without-gossip", "-Q", "bench-requests", "-n", "bench-requests@%h"],
-                cwd=ROOT, env={**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"},
-                stdout=subprocess.DEVNULL, stderr=(scratch / "worker.log").open("w"))
+            worker_env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+            worker = _worker("bench-requests", worker_env, scratch / "worker.log")
+            # As deployed (Procfile): e-mail and webhooks on their own worker, sharing the machine.
+            notifier = _worker(settings.CELERY_NOTIFICATIONS_QUEUE, worker_env, scratch / "notifier.log", nice=10)
             time.sleep(3)
             client = Client(HTTP_HOST="127.0.0.1")
             client.force_login(requester)
@@ -212,9 +221,10 @@ def main() -> None:
         print((scratch / "worker.log").read_text()[-3000:], file=sys.stderr)
         raise
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
+        for process in (worker, notifier):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
         if broker is not None:
             broker.kill()
             broker.wait()

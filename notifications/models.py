@@ -139,6 +139,27 @@ class WebhookDelivery(models.Model):
         return f"{self.event} → {self.webhook_id} ({self.state})"
 
 
+class PendingEvent(models.Model):
+    """An access event not yet turned into e-mails and webhook deliveries.
+
+    The ``access_event`` receiver stores one (a single INSERT) so that the request's own path never renders a
+    message; a task on the notifications queue expands it, or the beat does when the broker could not carry it.
+    """
+
+    event = models.CharField(max_length=32, choices=EVENT_CHOICES)
+    request = models.ForeignKey("policies.AccessRequest", on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+")
+    detail = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} of request {self.request_id} (not expanded yet)"
+
+
 class EventMarker(models.Model):
     """An event already emitted for a request (``expiring`` is sent once per request)."""
 

@@ -1,9 +1,9 @@
-"""The ``access_event`` receiver: cheap, no network; it stores outbox rows through ``services.event_record``."""
+"""The ``access_event`` receiver: one INSERT (``services.event_queue``); rendering and sending happen elsewhere."""
 from __future__ import annotations
 
 from . import services
 
 
 def on_access_event(sender, *, request, event: str, actor=None, detail: dict | None = None, **kwargs) -> None:
-    """Store the e-mails and webhook deliveries of ``event`` (sent by tasks after commit)."""
-    services.event_record(request=request, event=event, actor=actor, detail=detail)
+    """Queue ``event`` for expansion into e-mails and webhook deliveries (by a task, or the beat)."""
+    services.event_queue(request=request, event=event, actor=actor, detail=detail)

@@ -1,9 +1,10 @@
 """Writes of notifications: outbox rows for an event, sending them, retries, ``expiring``, webhooks, preferences.
 
-``event_record`` is what the ``access_event`` receiver calls: it never touches the network, it stores one
-``Notification`` per recipient and one ``WebhookDelivery`` per matching webhook and enqueues their sending after
-commit. ``email_send`` and ``webhook_deliver`` claim a row (conditional update), send once and record the outcome;
-``deliver_due`` (beat) sends what is due again, so a down broker or receiver delays a notification, never loses it.
+``event_queue`` is what the ``access_event`` receiver calls: one ``PendingEvent`` row, expanded off the request's
+path (``event_expand``, a task on the notifications queue) into one ``Notification`` per recipient and one
+``WebhookDelivery`` per matching webhook, whose sending is enqueued after commit. ``email_send`` and
+``webhook_deliver`` claim a row (conditional update), send once and record the outcome; ``deliver_due`` (beat)
+expands and sends what is due again, so a down broker or receiver delays a notification, never loses it.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from .models import (
     Notification,
     NotificationPreference,
     OutboxState,
+    PendingEvent,
     Webhook,
     WebhookDelivery,
 )
@@ -120,40 +122,89 @@ def webhooks_for(request: AccessRequest | None, event: str) -> list[Webhook]:
 
 
 # --- recording an event -----------------------------------------------------------------------------------------
+def event_queue(*, request: AccessRequest, event: str, actor=None, detail: dict | None = None) -> int:
+    """What the ``access_event`` receiver does: store a ``PendingEvent`` (one INSERT) and, after commit, send its
+    expansion to the notifications queue. Nothing is rendered on the request's own path; when the broker is down
+    the beat (``deliver_due``) expands it."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown access event {event!r}")
+    row = PendingEvent.objects.create(event=event, request_id=request.pk, actor_id=getattr(actor, "pk", None),
+                                      detail=_jsonable(detail), occurred_at=timezone.now())
+    transaction.on_commit(lambda: _enqueue_expand(row.pk), robust=True)
+    return row.pk
+
+
+def _enqueue_expand(event_id: int) -> None:
+    from .tasks import expand_event
+
+    try:
+        expand_event.delay(event_id)
+    except BROKER_ERRORS as exc:
+        log.warning("notifications: could not enqueue event %s (%s); the beat expands it later", event_id, exc)
+
+
+def event_expand(*, event_id: int) -> tuple[list[int], list[int]] | None:
+    """Turn one ``PendingEvent`` into its e-mails and deliveries, once: the rows are stored in the transaction
+    that deletes it (composed before it, so no write lock is held while rendering). ``None``: already done."""
+    row = PendingEvent.objects.select_related("actor").filter(pk=event_id).first()
+    if row is None:
+        return None
+    notes, deliveries = _compose(request_id=row.request_id, event=row.event, actor=row.actor, detail=row.detail,
+                                 occurred_at=row.occurred_at)
+    with transaction.atomic():
+        if not PendingEvent.objects.filter(pk=event_id).delete()[0]:
+            return None  # another run expanded it meanwhile
+        return _store(notes, deliveries)
+
+
 def event_record(*, request: AccessRequest, event: str, actor=None, detail: dict | None = None,
                  now: datetime | None = None) -> tuple[list[int], list[int]]:
-    """Store the e-mails and webhook deliveries of one event; enqueue their sending after commit.
+    """Store the e-mails and webhook deliveries of one event now; enqueue their sending after commit.
 
     Returns (notification ids, delivery ids). No network call happens here.
     """
     if event not in EVENTS:
         raise ValueError(f"unknown access event {event!r}")
-    detail = json.loads(json.dumps(detail or {}, cls=DjangoJSONEncoder))  # times and ids as JSON text
-    now = now or timezone.now()
-    request = AccessRequest.objects.select_related("requester").get(pk=request.pk)
+    notes, deliveries = _compose(request_id=request.pk, event=event, actor=actor, detail=_jsonable(detail),
+                                 occurred_at=now or timezone.now())
     with transaction.atomic():
-        notes = []
-        recipients = _recipients(request, event, actor)
-        if recipients:
-            subject, body = payloads.email_text(event=event, request=request, actor=actor, detail=detail)
-            notes = Notification.objects.bulk_create([
-                Notification(event=event, request=request, recipient=user, address=address, subject=subject,
-                             body=body, next_attempt_at=now) for user, address in recipients])
-        deliveries = []
-        hooks = webhooks_for(request, event)
-        if hooks:
-            summary = payloads.request_summary(request)
-            for webhook in hooks:
-                delivery_id = uuid.uuid4()
-                payload = payloads.event_payload(event=event, delivery_id=str(delivery_id), occurred_at=now,
-                                                 request=summary, actor=payloads.person(actor), detail=detail)
-                deliveries.append(WebhookDelivery(webhook=webhook, delivery_id=delivery_id, event=event,
-                                                  request=request, payload=payload, next_attempt_at=now))
-            deliveries = WebhookDelivery.objects.bulk_create(deliveries)
-        note_ids = [n.pk for n in notes]
-        delivery_ids = [d.pk for d in deliveries]
-        if note_ids or delivery_ids:
-            transaction.on_commit(lambda: enqueue_sending(note_ids, delivery_ids), robust=True)
+        return _store(notes, deliveries)
+
+
+def _jsonable(detail: dict | None) -> dict:
+    return json.loads(json.dumps(detail or {}, cls=DjangoJSONEncoder))  # times and ids as JSON text
+
+
+def _compose(*, request_id: int, event: str, actor, detail: dict,
+             occurred_at: datetime) -> tuple[list[Notification], list[WebhookDelivery]]:
+    """The unsaved e-mails (rendered) and webhook deliveries of one event on the request as it is now."""
+    request = AccessRequest.objects.select_related("requester").get(pk=request_id)
+    now = timezone.now()
+    notes = []
+    recipients = _recipients(request, event, actor)
+    if recipients:
+        subject, body = payloads.email_text(event=event, request=request, actor=actor, detail=detail)
+        notes = [Notification(event=event, request=request, recipient=user, address=address, subject=subject,
+                              body=body, next_attempt_at=now) for user, address in recipients]
+    deliveries = []
+    hooks = webhooks_for(request, event)
+    if hooks:
+        summary = payloads.request_summary(request)
+        for webhook in hooks:
+            delivery_id = uuid.uuid4()
+            payload = payloads.event_payload(event=event, delivery_id=str(delivery_id), occurred_at=occurred_at,
+                                             request=summary, actor=payloads.person(actor), detail=detail)
+            deliveries.append(WebhookDelivery(webhook=webhook, delivery_id=delivery_id, event=event,
+                                              request=request, payload=payload, next_attempt_at=now))
+    return notes, deliveries
+
+
+def _store(notes: list[Notification], deliveries: list[WebhookDelivery]) -> tuple[list[int], list[int]]:
+    """Insert the composed rows (inside the caller's transaction) and enqueue their sending after commit."""
+    note_ids = [n.pk for n in Notification.objects.bulk_create(notes)] if notes else []
+    delivery_ids = [d.pk for d in WebhookDelivery.objects.bulk_create(deliveries)] if deliveries else []
+    if note_ids or delivery_ids:
+        transaction.on_commit(lambda: enqueue_sending(note_ids, delivery_ids), robust=True)
     return note_ids, delivery_ids
 
 
@@ -238,13 +289,19 @@ def webhook_deliver(*, delivery_id: int, now: datetime | None = None) -> str | N
 
 
 def deliver_due(*, now: datetime | None = None) -> dict[str, int]:
-    """Beat: send every e-mail and delivery that is due (new ones the broker never carried, retries, rows of a
-    worker that died mid-send), within ``NOTIFY_TIME_BUDGET_SECONDS``.
+    """Beat: expand the events the broker never carried, then send every e-mail and delivery that is due (new
+    ones the broker never carried, retries, rows of a worker that died mid-send), within
+    ``NOTIFY_TIME_BUDGET_SECONDS``.
 
     Returns counts such as ``{"email_sent": 2, "webhook_pending": 1}``.
     """
     started = time.monotonic()
     counts: dict[str, int] = {}
+    for event_id in list(PendingEvent.objects.values_list("pk", flat=True)[: settings.NOTIFY_BATCH_SIZE]):
+        if time.monotonic() - started > settings.NOTIFY_TIME_BUDGET_SECONDS:
+            return counts
+        if event_expand(event_id=event_id) is not None:
+            counts["events_expanded"] = counts.get("events_expanded", 0) + 1
     current = now or timezone.now()
     stale = current - timedelta(seconds=settings.NOTIFY_STUCK_SECONDS)
     for model, kind in ((Notification, "email"), (WebhookDelivery, "webhook")):

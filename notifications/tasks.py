@@ -10,6 +10,12 @@ from celery import shared_task
 from . import services
 
 
+@shared_task(name="notifications.expand_event", acks_late=True, ignore_result=True)
+def expand_event(event_id: int) -> None:
+    """Turn one access event into its e-mails and webhook deliveries (once) and enqueue their sending."""
+    services.event_expand(event_id=event_id)
+
+
 @shared_task(name="notifications.send_email", acks_late=True)
 def send_email(notification_id: int) -> str | None:
     """Send one e-mail (if it is still due)."""

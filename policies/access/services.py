@@ -306,11 +306,17 @@ def _claim(request_id: int, policy_key: str) -> list[AccessRequestPort]:
         state=PortState.OPENING, claimed_at=now, attempts=F("attempts") + 1)
     if not claimed:
         return []
-    ports = list(group.filter(state=PortState.OPENING, claimed_at=now).select_related("request", "request_vm"))
+    ports = _in_order(group.filter(state=PortState.OPENING, claimed_at=now).select_related("request", "request_vm"))
     # A port of the request is now opening, and opening wins the aggregate (``aggregate_state``).
     AccessRequest.objects.filter(pk=request_id).exclude(state=PortState.OPENING).update(
         state=PortState.OPENING, updated_at=now)
     return ports
+
+
+def _in_order(ports) -> list[AccessRequestPort]:
+    """The rows in their model order (VM, port), sorted here: Django spends longer compiling an ORDER BY across
+    ``select_related`` joins than SQLite spends on the whole query."""
+    return sorted(ports.order_by(), key=lambda port: (port.request_vm_id, port.number))
 
 
 def _find_in_azure(policy, correlation: str):
@@ -396,9 +402,9 @@ def request_mark_open(*, port_ids: list[int], record, request_id: str = "",
     ends = ends or {}
     now = timezone.now()
     with transaction.atomic():
-        ports = list(AccessRequestPort.objects.select_for_update(of=("self", "request", "request_vm"))
-                     .filter(pk__in=port_ids, state=PortState.OPENING)
-                     .select_related("request", "request__requester", "request_vm"))
+        ports = _in_order(AccessRequestPort.objects.select_for_update(of=("self", "request", "request_vm"))
+                          .filter(pk__in=port_ids, state=PortState.OPENING)
+                          .select_related("request", "request__requester", "request_vm"))
         if not ports:
             return
         for port in ports:

@@ -5,7 +5,7 @@ import pytest
 
 from notifications import services, transport
 from notifications.forms import WebhookForm
-from notifications.models import Notification, WebhookDelivery
+from notifications.models import Notification, PendingEvent, WebhookDelivery
 from policies.access.signals import emit
 from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook
 from tests.plugins.personas import make_persona
@@ -60,15 +60,16 @@ def test_events_while_the_broker_is_down_are_delivered_by_the_beat(persona_mappi
     alice = make_persona("requester")
     webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, events=["opened", "closed"])
     request = make_request(alice)
-    emit("opened", request)  # outside a transaction: at once; the enqueue fails, the rows stay
+    emit("opened", request)  # outside a transaction: at once; the enqueue fails, the event stays
     emit("closed", request, reason="closed")
-    assert Notification.objects.get().state == "pending"
-    assert list(WebhookDelivery.objects.order_by("pk").values_list("event", "state")) == [
-        ("opened", "pending"), ("closed", "pending")]
+    assert list(PendingEvent.objects.values_list("event", flat=True)) == ["opened", "closed"]
+    assert not Notification.objects.exists() and not WebhookDelivery.objects.exists()
     assert webhook_receiver.received == []
     assert "could not enqueue" in caplog.text
 
-    assert services.deliver_due() == {"email_sent": 1, "webhook_sent": 2}  # what the beat runs
+    # What the beat runs: it expands both events (their sending cannot be enqueued either) and sends the rows.
+    assert services.deliver_due() == {"events_expanded": 2, "email_sent": 1, "webhook_sent": 2}
+    assert not PendingEvent.objects.exists()
     posts = webhook_receiver.wait_for(2)
     assert [p.json()["event"] for p in posts] == ["opened", "closed"]
     assert posts[1].json()["detail"] == {"reason": "closed"}

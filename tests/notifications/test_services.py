@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications import services
-from notifications.models import EventMarker, Notification, OutboxState, WebhookDelivery
+from notifications.models import EventMarker, Notification, OutboxState, PendingEvent, WebhookDelivery
 from policies.access.signals import emit
 from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook
 from tests.plugins.personas import OUT_OF_SCOPE, make_persona
@@ -37,7 +37,9 @@ def test_the_receiver_writes_rows_only_after_the_change_commits(alice, django_ca
             emit("opened", request, actor=None)
             assert not Notification.objects.exists()
         assert not Notification.objects.exists()  # the signal waits for the commit
-    assert len(callbacks) == 2  # the signal, then the rows' enqueue after their own commit
+    # The signal (it stores the event), the event's expansion (a task, eager here), then the rows' sending.
+    assert len(callbacks) == 3
+    assert not PendingEvent.objects.exists()  # expanded once, then gone
     note = Notification.objects.get()
     assert (note.event, note.recipient, note.address, note.state) == ("opened", alice, alice.email, "sent")
     assert mail.outbox[0].to == [alice.email]
@@ -50,12 +52,28 @@ def test_the_receiver_writes_rows_only_after_the_change_commits(alice, django_ca
     assert webhook_receiver.verify(received, webhook.secret)
 
 
+def test_an_event_is_expanded_once_and_renders_nothing_on_the_requests_path(alice, django_capture_on_commit_callbacks):
+    request = make_request(alice)
+    make_webhook(REQUEST_SCOPE, events=["opened"])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        emit("opened", request, actor=None)
+    callbacks[0]()  # the signal: one row, nothing rendered
+    event = PendingEvent.objects.get()
+    assert (event.event, event.request_id, event.actor_id) == ("opened", request.pk, None)
+    assert not Notification.objects.exists() and not WebhookDelivery.objects.exists()
+    notes, deliveries = services.event_expand(event_id=event.pk)
+    assert len(notes) == 1 and len(deliveries) == 1
+    assert services.event_expand(event_id=event.pk) is None  # a second run (redelivery, the beat) adds nothing
+    assert (Notification.objects.count(), WebhookDelivery.objects.count()) == (1, 1)
+    assert WebhookDelivery.objects.get().payload["occurred_at"].startswith(str(event.occurred_at.year))
+
+
 def test_a_rolled_back_change_notifies_nobody(alice, django_capture_on_commit_callbacks):
     request = make_request(alice)
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
         emit("opened", request)
         raise RuntimeError("the change failed")
-    assert not Notification.objects.exists()
+    assert not Notification.objects.exists() and not PendingEvent.objects.exists()
 
 
 def test_a_delivery_is_signed_so_that_the_receiver_can_verify_it(alice, webhook_receiver):

@@ -7,8 +7,8 @@ import pytest
 from django.conf import settings
 
 from jitportal.celery import app as celery_app
-from notifications import tasks
-from notifications.models import WebhookDelivery
+from notifications import services, tasks
+from notifications.models import PendingEvent, WebhookDelivery
 from policies.access.signals import emit
 from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook
 
@@ -40,4 +40,17 @@ def test_a_detail_with_times_is_stored_as_json(django_capture_on_commit_callback
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         emit("closed", request, reason="expired", at=request.end_at)
     callbacks[0]()  # the signal, without the enqueue that follows
+    event = PendingEvent.objects.get()
+    assert event.detail["at"].startswith(str(request.end_at.year))
+    services.event_expand(event_id=event.pk)
     assert WebhookDelivery.objects.get().payload["detail"]["at"].startswith(str(request.end_at.year))
+
+
+def test_notification_tasks_have_their_own_queue_so_that_opens_never_wait_behind_them():
+    router = celery_app.amqp.router
+    for name in ("notifications.expand_event", "notifications.send_email", "notifications.deliver_webhook",
+                 "notifications.deliver_due"):
+        assert router.route({}, name)["queue"].name == settings.CELERY_NOTIFICATIONS_QUEUE
+    for name in ("access.open_ports", "access.close_ports"):
+        assert router.route({}, name)["queue"].name == settings.CELERY_TASK_DEFAULT_QUEUE
+    assert settings.CELERY_NOTIFICATIONS_QUEUE != settings.CELERY_TASK_DEFAULT_QUEUE
