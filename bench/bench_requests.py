@@ -237,6 +237,7 @@ def main() -> None:
         ["form submit -> open, median (ms)", median * 1000, f"broker {broker_url.split(':')[0]}"],
         ["form submit -> open, p95 (ms)", p95 * 1000, "-"],
         ["form POST answered (request stored, task sent), median (ms)", statistics.median(posts[2:]) * 1000, "-"],
+        ["portal's own time (submit -> open minus the initiate), median (ms)", (median - sdk) * 1000, "-"],
         ["submit -> open median / direct SDK initiate", median / sdk, "<= 1.5"],
         ["submit -> open p95 / direct SDK initiate", p95 / sdk, "-"],
         ["requests opened per second by one worker", rate, "> 5"],

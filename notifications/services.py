@@ -300,7 +300,13 @@ def deliver_due(*, now: datetime | None = None) -> dict[str, int]:
     for event_id in list(PendingEvent.objects.values_list("pk", flat=True)[: settings.NOTIFY_BATCH_SIZE]):
         if time.monotonic() - started > settings.NOTIFY_TIME_BUDGET_SECONDS:
             return counts
-        if event_expand(event_id=event_id) is not None:
+        try:
+            expanded = event_expand(event_id=event_id)
+        except Exception:  # one event that cannot be expanded must not hold up every other notification
+            log.exception("notifications: event %s could not be expanded; it is tried again next time", event_id)
+            counts["events_failed"] = counts.get("events_failed", 0) + 1
+            continue
+        if expanded is not None:
             counts["events_expanded"] = counts.get("events_expanded", 0) + 1
     current = now or timezone.now()
     stale = current - timedelta(seconds=settings.NOTIFY_STUCK_SECONDS)

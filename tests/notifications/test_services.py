@@ -68,6 +68,23 @@ def test_an_event_is_expanded_once_and_renders_nothing_on_the_requests_path(alic
     assert WebhookDelivery.objects.get().payload["occurred_at"].startswith(str(event.occurred_at.year))
 
 
+def test_an_event_that_cannot_be_expanded_does_not_hold_up_the_others(alice, monkeypatch, caplog):
+    broken, fine = make_request(alice), make_request(alice)
+    services.event_queue(request=broken, event="opened")
+    services.event_queue(request=fine, event="opened")
+    real = services.payloads.email_text
+
+    def email_text(*, request, **kwargs):
+        if request.pk == broken.pk:
+            raise RuntimeError("template broke")
+        return real(request=request, **kwargs)
+
+    monkeypatch.setattr(services.payloads, "email_text", email_text)
+    assert services.deliver_due() == {"events_failed": 1, "events_expanded": 1, "email_sent": 1}
+    assert list(PendingEvent.objects.values_list("request_id", flat=True)) == [broken.pk]  # kept for next time
+    assert "could not be expanded" in caplog.text
+
+
 def test_a_rolled_back_change_notifies_nobody(alice, django_capture_on_commit_callbacks):
     request = make_request(alice)
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
