@@ -224,7 +224,12 @@ def main() -> None:
         for process in (worker, notifier):
             if process is not None:
                 process.terminate()
-                process.wait(timeout=30)
+        for process in (worker, notifier):
+            if process is not None:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         if broker is not None:
             broker.kill()
             broker.wait()
@@ -237,7 +242,7 @@ def main() -> None:
         ["form submit -> open, median (ms)", median * 1000, f"broker {broker_url.split(':')[0]}"],
         ["form submit -> open, p95 (ms)", p95 * 1000, "-"],
         ["form POST answered (request stored, task sent), median (ms)", statistics.median(posts[2:]) * 1000, "-"],
-        ["portal's own time (submit -> open minus the initiate), median (ms)", (median - sdk) * 1000, "-"],
+        ["portal's own time: median submit -> open minus median initiate (ms)", (median - sdk) * 1000, "-"],
         ["submit -> open median / direct SDK initiate", median / sdk, "<= 1.5"],
         ["submit -> open p95 / direct SDK initiate", p95 / sdk, "-"],
         ["requests opened per second by one worker", rate, "> 5"],

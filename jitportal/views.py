@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 from accounts.access import authenticated_only, public, requires
 from accounts.roles import SETTINGS_WRITE
 from jitportal.lib.health import check_broker, check_database
+from notifications.selectors import events_waiting
 
 
 @authenticated_only
@@ -31,7 +32,8 @@ def settings_index(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Report database and broker reachability: 200 when both answer, 503 otherwise."""
+    """Report database and broker reachability (200 when both answer, 503 otherwise) and, for information, access
+    events the notifications worker has not taken."""
     checks = {
         "database": check_database(),
         "broker": check_broker(settings.CELERY_BROKER_URL, settings.CELERY_BROKER_TRANSPORT_OPTIONS),
@@ -44,6 +46,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
             for name, reason in checks.items()
         },
     }
+    # Notifications only inform: a stopped notifications worker delays e-mail, it does not take the portal down.
+    waiting, given_up = events_waiting() if checks["database"] is None else (0, 0)
+    body["checks"]["notifications"] = {"ok": not (waiting or given_up), "waiting": waiting, "given_up": given_up}
+    if waiting:
+        body["checks"]["notifications"]["error"] = (
+            f"{waiting} access event(s) not yet turned into e-mail and webhooks: is the notifications worker "
+            f"consuming {settings.CELERY_NOTIFICATIONS_QUEUE}?")
     if settings.DEBUG:
         body["version"] = "dev"
     return JsonResponse(body, status=200 if healthy else 503)

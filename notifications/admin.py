@@ -1,7 +1,7 @@
 """Read-mostly admin pages of notifications (for break-glass staff)."""
 from django.contrib import admin
 
-from .models import EventMarker, Notification, NotificationPreference, Webhook, WebhookDelivery
+from .models import EventMarker, Notification, NotificationPreference, PendingEvent, Webhook, WebhookDelivery
 
 
 @admin.register(Webhook)
@@ -25,6 +25,13 @@ class NotificationAdmin(admin.ModelAdmin):
     list_display = ("event", "address", "request", "state", "attempts", "created_at")
     list_filter = ("state", "event")
     readonly_fields = [f.name for f in Notification._meta.fields]
+
+
+@admin.register(PendingEvent)
+class PendingEventAdmin(admin.ModelAdmin):
+    list_display = ("event", "request", "occurred_at", "attempts", "last_error")
+    list_filter = ("event",)
+    readonly_fields = [f.name for f in PendingEvent._meta.fields]
 
 
 admin.site.register(NotificationPreference)

@@ -152,6 +152,9 @@ class PendingEvent(models.Model):
                               related_name="+")
     detail = models.JSONField(default=dict, blank=True)
     occurred_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0, help_text="Expansions that failed (the beat gives up at "
+                                                                "NOTIFY_MAX_ATTEMPTS).")
+    last_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["id"]

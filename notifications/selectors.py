@@ -1,12 +1,16 @@
 """Reads of notifications, restricted to what the user may see."""
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts import authz
 from accounts.roles import SETTINGS_WRITE
 
-from .models import Webhook, WebhookDelivery
+from .models import PendingEvent, Webhook, WebhookDelivery
 
 RECENT_DELIVERIES = 50
 
@@ -24,3 +28,12 @@ def webhook_get(user, pk: int) -> Webhook:
 def recent_deliveries(webhook: Webhook, limit: int = RECENT_DELIVERIES) -> list[WebhookDelivery]:
     """The webhook's latest deliveries, newest first (bounded, no count)."""
     return list(WebhookDelivery.objects.filter(webhook=webhook).order_by("-created_at", "-id")[:limit])
+
+
+def events_waiting() -> tuple[int, int]:
+    """(events still waiting to be expanded after three beat intervals, events given up on): a nonzero first
+    number means no notifications worker is taking them (``/healthz`` says so)."""
+    late = timezone.now() - timedelta(seconds=3 * settings.NOTIFY_INTERVAL_SECONDS)
+    waiting = PendingEvent.objects.filter(attempts__lt=settings.NOTIFY_MAX_ATTEMPTS, occurred_at__lt=late).count()
+    given_up = PendingEvent.objects.filter(attempts__gte=settings.NOTIFY_MAX_ATTEMPTS).count()
+    return waiting, given_up

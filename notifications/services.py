@@ -157,18 +157,15 @@ def event_expand(*, event_id: int) -> tuple[list[int], list[int]] | None:
         return _store(notes, deliveries)
 
 
-def event_record(*, request: AccessRequest, event: str, actor=None, detail: dict | None = None,
-                 now: datetime | None = None) -> tuple[list[int], list[int]]:
-    """Store the e-mails and webhook deliveries of one event now; enqueue their sending after commit.
-
-    Returns (notification ids, delivery ids). No network call happens here.
-    """
-    if event not in EVENTS:
-        raise ValueError(f"unknown access event {event!r}")
-    notes, deliveries = _compose(request_id=request.pk, event=event, actor=actor, detail=_jsonable(detail),
-                                 occurred_at=now or timezone.now())
-    with transaction.atomic():
-        return _store(notes, deliveries)
+def _expansion_failed(event_id: int, exc: Exception) -> None:
+    """Count a failed expansion; after ``NOTIFY_MAX_ATTEMPTS`` the beat stops trying (the row keeps the reason)."""
+    PendingEvent.objects.filter(pk=event_id).update(attempts=F("attempts") + 1,
+                                                    last_error=f"{type(exc).__name__}: {exc}"[:4000])
+    attempts = PendingEvent.objects.filter(pk=event_id).values_list("attempts", flat=True).first() or 0
+    if attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+        log.error("notifications: gave up expanding event %s after %s attempts: %s", event_id, attempts, exc)
+    else:
+        log.warning("notifications: event %s could not be expanded (%s); the beat tries again", event_id, exc)
 
 
 def _jsonable(detail: dict | None) -> dict:
@@ -297,13 +294,14 @@ def deliver_due(*, now: datetime | None = None) -> dict[str, int]:
     """
     started = time.monotonic()
     counts: dict[str, int] = {}
-    for event_id in list(PendingEvent.objects.values_list("pk", flat=True)[: settings.NOTIFY_BATCH_SIZE]):
+    retryable = PendingEvent.objects.filter(attempts__lt=settings.NOTIFY_MAX_ATTEMPTS)
+    for event_id in list(retryable.values_list("pk", flat=True)[: settings.NOTIFY_BATCH_SIZE]):
         if time.monotonic() - started > settings.NOTIFY_TIME_BUDGET_SECONDS:
             return counts
         try:
             expanded = event_expand(event_id=event_id)
-        except Exception:  # one event that cannot be expanded must not hold up every other notification
-            log.exception("notifications: event %s could not be expanded; it is tried again next time", event_id)
+        except Exception as exc:  # noqa: BLE001 - one broken event must not hold up every other notification
+            _expansion_failed(event_id, exc)
             counts["events_failed"] = counts.get("events_failed", 0) + 1
             continue
         if expanded is not None:

@@ -1,4 +1,5 @@
-"""Celery tasks of notifications: one send per row, and the beat's retries and ``expiring`` warnings.
+"""Celery tasks of notifications (all on their own queue): expanding an access event into rows, one send per row,
+and the beat's retries and ``expiring`` warnings.
 
 Tasks take ids, claim their row by a conditional update and never retry themselves: a failed attempt sets the
 row's next attempt time and ``deliver_due`` (beat) picks it up, so every countdown lives in the database.

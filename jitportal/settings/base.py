@@ -200,7 +200,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jitportal")
 # E-mail and webhooks have their own queue and worker (Procfile ``notifier``): an open never waits behind them.
-CELERY_NOTIFICATIONS_QUEUE = env.str("CELERY_NOTIFICATIONS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-notifications")
+CELERY_NOTIFICATIONS_QUEUE = (env.str("CELERY_NOTIFICATIONS_QUEUE", default="")
+                              or f"{CELERY_TASK_DEFAULT_QUEUE}-notifications")
 CELERY_TASK_ROUTES = {"notifications.*": {"queue": CELERY_NOTIFICATIONS_QUEUE}}
 CELERY_IMPORTS = ["jitportal.tasks"]
 CELERY_BEAT_SCHEDULE: dict = {}
@@ -290,9 +291,10 @@ CELERY_BEAT_SCHEDULE["access-reconcile"] = {
 # --- end Access requests -------------------------------------------------------
 
 # --- Notifications ---------------------------------------------------------------
-# E-mail and webhooks on access events. The receiver only writes outbox rows; tasks send them, the beat retries
-# what is due (exponential backoff from NOTIFY_RETRY_BASE_SECONDS, a receiver's Retry-After honoured) and gives
-# up after NOTIFY_MAX_ATTEMPTS, the reason kept on the row.
+# E-mail and webhooks on access events. The receiver stores the event; a task on the notifications queue turns it
+# into outbox rows and sends them; the beat expands what the broker never carried and retries what is due
+# (exponential backoff from NOTIFY_RETRY_BASE_SECONDS, a receiver's Retry-After honoured) and gives up after
+# NOTIFY_MAX_ATTEMPTS, the reason kept on the row.
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")

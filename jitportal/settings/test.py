@@ -30,7 +30,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS, _default_result_backend = broker_options(
 )
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=_default_result_backend)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jitportal-test")
-CELERY_NOTIFICATIONS_QUEUE = env.str("CELERY_NOTIFICATIONS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-notifications")
+CELERY_NOTIFICATIONS_QUEUE = (env.str("CELERY_NOTIFICATIONS_QUEUE", default="")
+                              or f"{CELERY_TASK_DEFAULT_QUEUE}-notifications")
 CELERY_TASK_ROUTES = {"notifications.*": {"queue": CELERY_NOTIFICATIONS_QUEUE}}
 
 # Serve static files from the apps directly (no collectstatic needed outside production).

@@ -45,3 +45,26 @@ def test_it_goes_503_when_the_embedded_broker_folder_is_gone(client, settings, t
 
 def test_it_refuses_other_methods(client):
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_it_tells_of_access_events_no_notifications_worker_took_without_going_503(client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.models import PendingEvent
+    from tests.notifications.factories import make_request
+
+    request = make_request()
+    assert client.get("/healthz").json()["checks"]["notifications"] == {"ok": True, "waiting": 0, "given_up": 0}
+    late = timezone.now() - timedelta(seconds=3 * settings.NOTIFY_INTERVAL_SECONDS + 1)
+    PendingEvent.objects.create(event="opened", request=request, detail={}, occurred_at=late)
+    PendingEvent.objects.create(event="closed", request=request, detail={}, occurred_at=timezone.now())  # just now
+    PendingEvent.objects.create(event="failed", request=request, detail={}, occurred_at=timezone.now(),
+                                attempts=settings.NOTIFY_MAX_ATTEMPTS, last_error="template broke")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    notifications = response.json()["checks"]["notifications"]
+    assert (notifications["ok"], notifications["waiting"], notifications["given_up"]) == (False, 1, 1)
+    assert settings.CELERY_NOTIFICATIONS_QUEUE in notifications["error"]

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from notifications.models import Webhook
-from notifications.services import webhook_create
+from notifications.services import event_expand, event_queue, webhook_create
 from policies.access.models import AccessRequest
 from tests.plugins.personas import IN_SCOPE
 from tests.policies import factories as _policy_factories  # noqa: F401 (imports the access factories)
@@ -34,6 +34,15 @@ def make_request(requester=None, *, scope: str = REQUEST_SCOPE, ends_in: timedel
     request.save()
     request.ports.update(end_at=request.end_at)
     return request
+
+
+def record_event(*, request: AccessRequest, event: str, actor=None,
+                 detail: dict | None = None) -> tuple[list[int], list[int]]:
+    """What the receiver and then its task do, in this process: queue the event and expand it at once.
+
+    Returns (notification ids, delivery ids).
+    """
+    return event_expand(event_id=event_queue(request=request, event=event, actor=actor, detail=detail))
 
 
 MATRIX_FACTORIES = {Webhook: make_webhook}

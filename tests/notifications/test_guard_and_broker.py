@@ -7,7 +7,7 @@ from notifications import services, transport
 from notifications.forms import WebhookForm
 from notifications.models import Notification, PendingEvent, WebhookDelivery
 from policies.access.signals import emit
-from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook
+from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook, record_event
 from tests.plugins.personas import make_persona
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,7 @@ def test_the_form_refuses_a_private_receiver(production_guard, persona_mappings)
 
 def test_a_stored_webhook_that_now_points_inside_is_not_called(persona_mappings, webhook_receiver, settings):
     make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)  # stored while allowed
-    services.event_record(request=make_request(), event="opened")
+    record_event(request=make_request(), event="opened")
     settings.WEBHOOK_ALLOW_PRIVATE = False
     [pk] = WebhookDelivery.objects.values_list("pk", flat=True)
     assert services.webhook_deliver(delivery_id=pk) == "failed"

@@ -11,7 +11,7 @@ from django.utils import timezone
 from notifications import services
 from notifications.models import EventMarker, Notification, OutboxState, PendingEvent, WebhookDelivery
 from policies.access.signals import emit
-from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook
+from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook, record_event
 from tests.plugins.personas import OUT_OF_SCOPE, make_persona
 from tests.plugins.webhooks import Answer
 
@@ -68,7 +68,8 @@ def test_an_event_is_expanded_once_and_renders_nothing_on_the_requests_path(alic
     assert WebhookDelivery.objects.get().payload["occurred_at"].startswith(str(event.occurred_at.year))
 
 
-def test_an_event_that_cannot_be_expanded_does_not_hold_up_the_others(alice, monkeypatch, caplog):
+def test_an_event_that_cannot_be_expanded_does_not_hold_up_the_others(alice, monkeypatch, caplog, settings):
+    settings.NOTIFY_MAX_ATTEMPTS = 2
     broken, fine = make_request(alice), make_request(alice)
     services.event_queue(request=broken, event="opened")
     services.event_queue(request=fine, event="opened")
@@ -81,8 +82,28 @@ def test_an_event_that_cannot_be_expanded_does_not_hold_up_the_others(alice, mon
 
     monkeypatch.setattr(services.payloads, "email_text", email_text)
     assert services.deliver_due() == {"events_failed": 1, "events_expanded": 1, "email_sent": 1}
-    assert list(PendingEvent.objects.values_list("request_id", flat=True)) == [broken.pk]  # kept for next time
+    kept = PendingEvent.objects.get()
+    assert (kept.request_id, kept.attempts, kept.last_error) == (broken.pk, 1, "RuntimeError: template broke")
     assert "could not be expanded" in caplog.text
+    assert services.deliver_due() == {"events_failed": 1}
+    assert "gave up expanding event" in caplog.text
+    assert services.deliver_due() == {}  # given up: no longer tried, the row keeps the reason
+    assert PendingEvent.objects.get().attempts == 2
+
+
+def test_an_event_expanded_meanwhile_by_another_run_adds_nothing(alice, monkeypatch):
+    request = make_request(alice)
+    event_id = services.event_queue(request=request, event="opened")
+    real = services._compose
+
+    def compose_while_another_run_finishes(**kwargs):
+        composed = real(**kwargs)
+        PendingEvent.objects.filter(pk=event_id).delete()  # the other run's transaction committed first
+        return composed
+
+    monkeypatch.setattr(services, "_compose", compose_while_another_run_finishes)
+    assert services.event_expand(event_id=event_id) is None
+    assert not Notification.objects.exists()
 
 
 def test_a_rolled_back_change_notifies_nobody(alice, django_capture_on_commit_callbacks):
@@ -96,7 +117,7 @@ def test_a_rolled_back_change_notifies_nobody(alice, django_capture_on_commit_ca
 def test_a_delivery_is_signed_so_that_the_receiver_can_verify_it(alice, webhook_receiver):
     request = make_request(alice)
     webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, events=["opened", "closed"])
-    services.event_record(request=request, event="opened", actor=alice, detail={})
+    record_event(request=request, event="opened", actor=alice, detail={})
     assert deliver_all() == ["sent"]
     [received] = webhook_receiver.wait_for(1)
     delivery = WebhookDelivery.objects.get()
@@ -117,7 +138,7 @@ def test_a_delivery_is_signed_so_that_the_receiver_can_verify_it(alice, webhook_
 
 def test_a_tampered_body_fails_verification(alice, webhook_receiver):
     webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     deliver_all()
     [received] = webhook_receiver.wait_for(1)
     forged = type(received)(received.path, received.headers, received.body.replace(b"opened", b"closed"))
@@ -129,7 +150,7 @@ def test_it_retries_with_backoff_after_500_and_waits_for_retry_after_on_429(alic
     settings.NOTIFY_RETRY_BASE_SECONDS = 10
     webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
     webhook_receiver.respond_with(500, Answer(429, {"Retry-After": "120"}, b"slow down"))
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     delivery = WebhookDelivery.objects.get()
     t0 = timezone.now()
     assert services.webhook_deliver(delivery_id=delivery.pk, now=t0) == "pending"
@@ -159,7 +180,7 @@ def test_it_gives_up_after_the_last_attempt_and_keeps_the_reason(alice, webhook_
     settings.NOTIFY_RETRY_BASE_SECONDS = 1
     make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
     webhook_receiver.respond_with(Answer(503, body=b"down for maintenance"), 502, 500)
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     later = timezone.now()
     states = []
     for _ in range(3):
@@ -176,7 +197,7 @@ def test_it_gives_up_after_the_last_attempt_and_keeps_the_reason(alice, webhook_
 def test_a_refusal_that_a_retry_cannot_fix_is_not_retried(alice, webhook_receiver):
     make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
     webhook_receiver.respond_with(Answer(404, body=b"no such hook"))
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     assert deliver_all() == ["failed"]
     assert WebhookDelivery.objects.get().last_error == "Not retried: HTTP 404: no such hook"
 
@@ -184,7 +205,7 @@ def test_a_refusal_that_a_retry_cannot_fix_is_not_retried(alice, webhook_receive
 def test_redirects_are_not_followed(alice, webhook_receiver):
     make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
     webhook_receiver.respond_with(Answer(302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""))
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     assert deliver_all() == ["failed"]
     assert "redirect to http://169.254.169.254/latest/meta-data/ not followed" in WebhookDelivery.objects.get(
         ).last_error
@@ -193,7 +214,7 @@ def test_redirects_are_not_followed(alice, webhook_receiver):
 
 def test_an_unreachable_receiver_is_retried(alice, settings):
     make_webhook(REQUEST_SCOPE, url="http://127.0.0.1:9/hook")  # discard port: connection refused
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     assert deliver_all() == ["pending"]
     assert "ConnectionError" in WebhookDelivery.objects.get().last_error
 
@@ -202,7 +223,7 @@ def test_slack_and_teams_webhooks_get_their_shapes(alice, webhook_receiver):
     make_webhook(REQUEST_SCOPE, url=webhook_receiver.url + "/slack", format="slack", name="slack")
     make_webhook(REQUEST_SCOPE, url=webhook_receiver.url + "/teams", format="teams", name="teams")
     request = make_request(alice, justification="<b>urgent</b> & now")
-    services.event_record(request=request, event="opened", actor=alice)
+    record_event(request=request, event="opened", actor=alice)
     deliver_all()
     posts = {p.path.rsplit("/", 1)[-1]: p.json() for p in webhook_receiver.wait_for(2)}
 
@@ -232,13 +253,13 @@ def test_webhooks_get_only_their_events_and_scope(alice):
     make_webhook(REQUEST_SCOPE, events=["closed"], name="other event")
     disabled = make_webhook(REQUEST_SCOPE, events=["opened"], name="disabled")
     services.webhook_update(actor=None, webhook=disabled, active=False)
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     assert list(WebhookDelivery.objects.values_list("webhook__name", flat=True)) == ["in scope"]
 
 
 def test_the_email_names_the_request_and_links_to_it(alice):
     request = make_request(alice)
-    services.event_record(request=request, event="failed", actor=None, detail={"error": "Azure said no"})
+    record_event(request=request, event="failed", actor=None, detail={"error": "Azure said no"})
     note = Notification.objects.get()
     assert services.email_send(notification_id=note.pk) == "sent"
     [message] = mail.outbox
@@ -252,27 +273,27 @@ def test_the_email_names_the_request_and_links_to_it(alice):
 
 def test_preferences_decide_who_gets_email(alice):
     request = make_request(alice)
-    services.event_record(request=request, event="submitted")  # not in the defaults
+    record_event(request=request, event="submitted")  # not in the defaults
     assert not Notification.objects.exists()
-    services.event_record(request=request, event="opened")  # in the defaults
+    record_event(request=request, event="opened")  # in the defaults
     assert Notification.objects.count() == 1
     services.preference_save(actor=alice, requester_events=["submitted", "closed"], approver_events=[])
-    services.event_record(request=request, event="opened")
-    services.event_record(request=request, event="submitted")
+    record_event(request=request, event="opened")
+    record_event(request=request, event="submitted")
     assert list(Notification.objects.order_by("pk").values_list("event", flat=True)) == ["opened", "submitted"]
 
 
 def test_a_user_without_an_address_gets_no_email(alice):
     alice.email = ""
     alice.save()
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     assert not Notification.objects.exists()
 
 
 def test_a_failing_mail_server_is_retried(alice, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     note = Notification.objects.get()
     assert services.email_send(notification_id=note.pk) == "pending"
     note.refresh_from_db()
@@ -300,7 +321,7 @@ def test_a_worker_that_died_mid_send_is_replaced_by_the_beat(alice, webhook_rece
     services.preference_save(actor=alice, requester_events=[], approver_events=[])  # webhooks only
     settings.NOTIFY_STUCK_SECONDS = 60
     make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     delivery = WebhookDelivery.objects.get()
     now = timezone.now()
     WebhookDelivery.objects.filter(pk=delivery.pk).update(state="sending", claimed_at=now, attempts=1)
@@ -312,7 +333,7 @@ def test_a_worker_that_died_mid_send_is_replaced_by_the_beat(alice, webhook_rece
 
 def test_a_sender_that_keeps_dying_is_given_up_on(alice, settings):
     settings.NOTIFY_MAX_ATTEMPTS, settings.NOTIFY_STUCK_SECONDS = 2, 60
-    services.event_record(request=make_request(alice), event="opened")
+    record_event(request=make_request(alice), event="opened")
     now = timezone.now()
     Notification.objects.update(state="sending", claimed_at=now, attempts=2)
     assert services.deliver_due(now=now + timedelta(seconds=61)) == {"email_failed": 1}

@@ -7,7 +7,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from notifications import services
 from notifications.models import NotificationPreference, Webhook, WebhookDelivery
-from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook
+from tests.notifications.factories import REQUEST_SCOPE, make_request, make_webhook, record_event
 from tests.plugins.personas import OUT_OF_SCOPE, make_persona
 from tests.plugins.webhooks import Answer
 
@@ -113,7 +113,7 @@ def test_the_deliveries_page_shows_why_it_gave_up(admin_client, webhook_receiver
     settings.NOTIFY_MAX_ATTEMPTS = 1
     webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
     webhook_receiver.respond_with(Answer(500, body=b"<script>boom</script>"))
-    services.event_record(request=make_request(), event="opened")
+    record_event(request=make_request(), event="opened")
     assert services.deliver_due() == {"webhook_failed": 1}
     page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
     assert "Gave up after 1 attempts. Last error: HTTP 500: &lt;script&gt;boom&lt;/script&gt;" in page

@@ -49,7 +49,8 @@ def producer_for(broker_url: str, folder: Path, queue: str) -> Celery:
     """A Celery app that sends to ``queue`` on the given broker, configured as the portal is."""
     options, backend = broker_options(broker_url, folder)
     ensure_broker_folders(options, backend)
-    producer = Celery("producer", broker=broker_url, backend=backend)
+    # Not the current app: the portal's shared tasks (``open_ports.delay``) must keep sending with the portal's.
+    producer = Celery("producer", broker=broker_url, backend=backend, set_as_current=False)
     producer.conf.update(
         broker_transport_options=options,
         result_backend_transport_options=options,

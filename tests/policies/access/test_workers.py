@@ -20,6 +20,8 @@ from django.db import connection
 from kombu import pools as kombu_pools
 
 from jitportal.celery import app as celery_app
+from notifications.models import PendingEvent
+from notifications.services import webhook_create
 from policies.access import services
 from policies.access.models import AccessRequestPort
 from tests.plugins.workers import start_worker
@@ -182,3 +184,28 @@ def test_a_request_made_while_the_broker_is_down_is_kept_and_sent_when_it_is_bac
         finally:
             worker.stop()
     assert accepted_initiates(fresh_emulator) == 1
+
+
+def test_notifications_run_on_their_own_worker_beside_the_open_worker(
+        prod, requester, fresh_emulator, redis_server, worker_env, tmp_path, webhook_receiver, settings):
+    _, secret = webhook_create(actor=None, name="everything", url=webhook_receiver.url, format="json",
+                               events=["submitted", "opened"])
+    queue, notify_queue = "access-notify", settings.CELERY_NOTIFICATIONS_QUEUE  # what this process routes to
+    env = {**worker_env, "CELERY_NOTIFICATIONS_QUEUE": notify_queue}
+    worker = start_worker(redis_server.url, tmp_path / "broker", queue=queue, env=env)
+    notifier = start_worker(redis_server.url, tmp_path / "broker", queue=notify_queue, env=env)
+    try:
+        with portal_sends_to(redis_server.url, queue):
+            request = ask(requester, {"web-02": [22]})
+            assert wait_for(lambda: port_state(request) == "open"), worker.log()
+            posts = webhook_receiver.wait_for(2, timeout=60)
+    finally:
+        worker.stop()
+        notifier.stop()
+    assert sorted(post.json()["event"] for post in posts) == ["opened", "submitted"]
+    assert all(webhook_receiver.verify(post, secret) for post in posts)
+    opens, notifies = worker.log(), notifier.log()  # with "Task <name>[<id>] received" lines
+    assert "Task access.open_ports[" in opens and "Task access.open_ports[" not in notifies
+    for task in ("notifications.expand_event", "notifications.deliver_webhook"):
+        assert f"Task {task}[" in notifies and f"Task {task}[" not in opens
+    assert not PendingEvent.objects.exists()
