@@ -207,8 +207,22 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "polling": request.state in (PortState.QUEUED, PortState.OPENING) or (
                 request.closed_at is not None and request.state == PortState.OPEN),
             "waiting": request.state in WAITING,
-            "poll_every": "2s" if request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN)
-            else "5s" if request.state == PortState.PENDING else "30s"}
+            "poll_every": poll_interval(request, now)}
+
+
+FAST_POLL_SECONDS = 5
+SOON_POLL_SECONDS = 30
+
+
+def poll_interval(request: AccessRequest, now) -> str:
+    """How soon the request page asks again (htmx ``every``). Azure usually answers within a second, so right
+    after a change (submitted, claimed, close asked) the page asks every 250 ms, then every second, then every
+    2 s; waiting for approvers every 5 s, for a scheduled start every 30 s."""
+    if request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN):
+        changed = max(filter(None, (request.created_at, request.updated_at, request.closed_at)), default=now)
+        age = (now - changed).total_seconds()
+        return "250ms" if age < FAST_POLL_SECONDS else "1s" if age < SOON_POLL_SECONDS else "2s"
+    return "5s" if request.state == PortState.PENDING else "30s"
 
 
 def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:

@@ -51,7 +51,8 @@ def test_submitting_stores_the_request_and_shows_it_queued(prod, alice):
                                                                            args=[request.pk])
     assert request.source_prefix == f"{MY_IP}/32" and request.state == "queued"
     page = alice.get(response["Location"])
-    assert b"hx-trigger=\"every 2s\"" in page.content and b"Queued" in page.content
+    # Just submitted: the page asks again quickly (Azure usually answers within a second).
+    assert b"hx-trigger=\"every 250ms\"" in page.content and b"Queued" in page.content
 
 
 def test_a_double_submit_makes_one_request(prod, alice):
@@ -161,3 +162,26 @@ def test_the_request_page_links_its_timeline_for_those_who_may_read_the_audit(cl
     page = client.get(reverse("policies:request_detail", args=[access.pk]))
     assert page.status_code == 200
     assert 'id="request-timeline"' not in page.content.decode()
+
+
+@pytest.mark.parametrize(("state", "seconds_ago", "closing", "expected"), [
+    ("queued", 1, False, "250ms"),
+    ("opening", 12, False, "1s"),
+    ("opening", 120, False, "2s"),
+    ("open", 600, True, "250ms"),  # "Close now" was just asked: watch it close
+    ("pending", 1, False, "5s"),
+    ("scheduled", 1, False, "30s"),
+])
+def test_the_page_polls_quickly_right_after_a_change_then_backs_off(state, seconds_ago, closing, expected):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from django.utils import timezone
+
+    from policies.access.selectors import poll_interval
+
+    now = timezone.now()
+    changed = now - timedelta(seconds=seconds_ago)
+    request = SimpleNamespace(state=state, created_at=now - timedelta(hours=1), updated_at=changed,
+                              closed_at=now - timedelta(seconds=1) if closing else None)
+    assert poll_interval(request, now) == expected
