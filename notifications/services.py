@@ -157,15 +157,21 @@ def event_expand(*, event_id: int) -> tuple[list[int], list[int]] | None:
         return _store(notes, deliveries)
 
 
-def _expansion_failed(event_id: int, exc: Exception) -> None:
-    """Count a failed expansion; after ``NOTIFY_MAX_ATTEMPTS`` the beat stops trying (the row keeps the reason)."""
-    PendingEvent.objects.filter(pk=event_id).update(attempts=F("attempts") + 1,
-                                                    last_error=f"{type(exc).__name__}: {exc}"[:4000])
-    attempts = PendingEvent.objects.filter(pk=event_id).values_list("attempts", flat=True).first() or 0
-    if attempts >= settings.NOTIFY_MAX_ATTEMPTS:
-        log.error("notifications: gave up expanding event %s after %s attempts: %s", event_id, attempts, exc)
-    else:
-        log.warning("notifications: event %s could not be expanded (%s); the beat tries again", event_id, exc)
+def event_try_expand(*, event_id: int) -> str:
+    """``event_expand`` for the task and the beat: ``"expanded"``, ``"done"`` (nothing left to do) or
+    ``"failed"``; a failure is counted on the row, and after ``NOTIFY_MAX_ATTEMPTS`` the beat stops trying (the
+    row keeps the reason)."""
+    try:
+        return "done" if event_expand(event_id=event_id) is None else "expanded"
+    except Exception as exc:  # noqa: BLE001 - one broken event must not hold up every other notification
+        PendingEvent.objects.filter(pk=event_id).update(attempts=F("attempts") + 1,
+                                                        last_error=f"{type(exc).__name__}: {exc}"[:4000])
+        attempts = PendingEvent.objects.filter(pk=event_id).values_list("attempts", flat=True).first() or 0
+        if attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+            log.error("notifications: gave up expanding event %s after %s attempts: %s", event_id, attempts, exc)
+        else:
+            log.warning("notifications: event %s could not be expanded (%s); the beat tries again", event_id, exc)
+        return "failed"
 
 
 def _jsonable(detail: dict | None) -> dict:
@@ -298,14 +304,9 @@ def deliver_due(*, now: datetime | None = None) -> dict[str, int]:
     for event_id in list(retryable.values_list("pk", flat=True)[: settings.NOTIFY_BATCH_SIZE]):
         if time.monotonic() - started > settings.NOTIFY_TIME_BUDGET_SECONDS:
             return counts
-        try:
-            expanded = event_expand(event_id=event_id)
-        except Exception as exc:  # noqa: BLE001 - one broken event must not hold up every other notification
-            _expansion_failed(event_id, exc)
-            counts["events_failed"] = counts.get("events_failed", 0) + 1
-            continue
-        if expanded is not None:
-            counts["events_expanded"] = counts.get("events_expanded", 0) + 1
+        outcome = event_try_expand(event_id=event_id)
+        if outcome != "done":
+            counts[f"events_{outcome}"] = counts.get(f"events_{outcome}", 0) + 1
     current = now or timezone.now()
     stale = current - timedelta(seconds=settings.NOTIFY_STUCK_SECONDS)
     for model, kind in ((Notification, "email"), (WebhookDelivery, "webhook")):

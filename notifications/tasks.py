@@ -12,9 +12,9 @@ from . import services
 
 
 @shared_task(name="notifications.expand_event", acks_late=True, ignore_result=True)
-def expand_event(event_id: int) -> None:
+def expand_event(event_id: int) -> str:
     """Turn one access event into its e-mails and webhook deliveries (once) and enqueue their sending."""
-    services.event_expand(event_id=event_id)
+    return services.event_try_expand(event_id=event_id)
 
 
 @shared_task(name="notifications.send_email", acks_late=True)
