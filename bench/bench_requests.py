@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -111,17 +112,20 @@ def _wait_open(port_ids: list[int], timeout: float = 60.0) -> None:
             time.sleep(0.0005)
 
 
-def _submit_to_open(client, vm_pk: int, posts: list[float]) -> list[float]:
-    import re
+def _form_data(client, vm_pk: int, address: str) -> dict:
+    """The request form's fields for SSH from "my IP" for an hour, with the token of a fresh form page."""
+    page = client.get(f"/requests/new/?vm={vm_pk}", REMOTE_ADDR=address)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page.content.decode()).group(1)
+    return {"vm": [vm_pk], "ports": [f"{vm_pk}:22"], "source_kind": "my_ip", "duration": 3600,
+            "justification": "bench", "token": token}
 
+
+def _submit_to_open(client, vm_pk: int, posts: list[float]) -> list[float]:
     from policies.access.models import AccessRequestPort
 
     times = []
     for i in range(SAMPLES + 2):
-        page = client.get(f"/requests/new/?vm={vm_pk}", REMOTE_ADDR=f"203.0.113.{i + 1}")
-        token = re.search(r'name="token" value="([0-9a-f]+)"', page.content.decode()).group(1)
-        data = {"vm": [vm_pk], "ports": [f"{vm_pk}:22"], "source_kind": "my_ip", "duration": 3600,
-                "justification": "bench", "token": token}
+        data = _form_data(client, vm_pk, f"203.0.113.{i + 1}")
         started = time.perf_counter()
         response = client.post("/requests/new/", data, REMOTE_ADDR=f"203.0.113.{i + 1}")
         posts.append(time.perf_counter() - started)
@@ -135,16 +139,11 @@ def _submit_to_open(client, vm_pk: int, posts: list[float]) -> list[float]:
 def _submit_to_page_open(client, vm_pk: int, samples: int = 10) -> list[float]:
     """Seconds from the POST until the request page, polling as a browser would (the redirect, then the status
     fragment at the interval it asks for), shows the request open."""
-    import re
-
     trigger = re.compile(r'hx-get="([^"]+)" hx-trigger="every (\d+)(ms|s)"')
     times = []
     for i in range(samples):
         address = f"203.0.113.{100 + i}"
-        page = client.get(f"/requests/new/?vm={vm_pk}", REMOTE_ADDR=address)
-        token = re.search(r'name="token" value="([0-9a-f]+)"', page.content.decode()).group(1)
-        data = {"vm": [vm_pk], "ports": [f"{vm_pk}:22"], "source_kind": "my_ip", "duration": 3600,
-                "justification": "bench", "token": token}
+        data = _form_data(client, vm_pk, address)
         started = time.perf_counter()
         response = client.post("/requests/new/", data, REMOTE_ADDR=address, follow=True)
         text = response.content.decode()

@@ -25,3 +25,10 @@ def broker_options(url: str, folder: Path) -> tuple[dict, str]:
         return options, f"file://{folder / 'results'}"
     backend = url if url.startswith("redis") else "rpc://"
     return {"visibility_timeout": 3600}, backend
+
+
+def notification_routes(default_queue: str, notifications_queue: str = "") -> tuple[str, dict]:
+    """``(notifications queue, task routes)``: every ``notifications.*`` task goes to its own queue (by default
+    ``<default_queue>-notifications``), so an open never waits behind e-mail or webhooks."""
+    queue = notifications_queue or f"{default_queue}-notifications"
+    return queue, {"notifications.*": {"queue": queue}}

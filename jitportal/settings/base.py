@@ -5,7 +5,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from accounts.config import entra_socialaccount_providers
-from jitportal.lib.broker import broker_options
+from jitportal.lib.broker import broker_options, notification_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -200,9 +200,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jitportal")
 # E-mail and webhooks have their own queue and worker (Procfile ``notifier``): an open never waits behind them.
-CELERY_NOTIFICATIONS_QUEUE = (env.str("CELERY_NOTIFICATIONS_QUEUE", default="")
-                              or f"{CELERY_TASK_DEFAULT_QUEUE}-notifications")
-CELERY_TASK_ROUTES = {"notifications.*": {"queue": CELERY_NOTIFICATIONS_QUEUE}}
+CELERY_NOTIFICATIONS_QUEUE, CELERY_TASK_ROUTES = notification_routes(
+    CELERY_TASK_DEFAULT_QUEUE, env.str("CELERY_NOTIFICATIONS_QUEUE", default=""))
 CELERY_IMPORTS = ["jitportal.tasks"]
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 
 from accounts.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, entra_socialaccount_providers
-from jitportal.lib.broker import broker_options
+from jitportal.lib.broker import broker_options, notification_routes
 
 from .base import *  # noqa: F403
 from .base import VAR_DIR, env
@@ -30,9 +30,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS, _default_result_backend = broker_options(
 )
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=_default_result_backend)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jitportal-test")
-CELERY_NOTIFICATIONS_QUEUE = (env.str("CELERY_NOTIFICATIONS_QUEUE", default="")
-                              or f"{CELERY_TASK_DEFAULT_QUEUE}-notifications")
-CELERY_TASK_ROUTES = {"notifications.*": {"queue": CELERY_NOTIFICATIONS_QUEUE}}
+CELERY_NOTIFICATIONS_QUEUE, CELERY_TASK_ROUTES = notification_routes(
+    CELERY_TASK_DEFAULT_QUEUE, env.str("CELERY_NOTIFICATIONS_QUEUE", default=""))
 
 # Serve static files from the apps directly (no collectstatic needed outside production).
 WHITENOISE_USE_FINDERS = True
