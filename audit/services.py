@@ -23,8 +23,10 @@ def audit_record(
     client_ip: str | None = None,
     correlation_id: str = "",
 ) -> AuditEvent:
-    """Append one event to the chain. ``actor`` is a user, or ``None`` for the portal itself."""
-    with transaction.atomic():
+    """Append one event to the chain. ``actor`` is a user, or ``None`` for the portal itself.
+
+    Inside a caller's transaction it joins it (no savepoint: a failure here fails the caller's change too)."""
+    with transaction.atomic(savepoint=False):
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(
             id=1, defaults={"last_hash": GENESIS, "count": 0}
         )

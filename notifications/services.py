@@ -1,6 +1,7 @@
 """Writes of notifications: outbox rows for an event, sending them, retries, ``expiring``, webhooks, preferences.
 
-``event_queue`` is what the ``access_event`` receiver calls: one ``PendingEvent`` row, expanded off the request's
+``event_queue`` is what the ``access_event`` receiver calls: one ``PendingEvent`` row, stored in the transaction of
+the change it tells of (so it is never lost nor sent for a change that rolled back), expanded off the request's
 path (``event_expand``, a task on the notifications queue) into one ``Notification`` per recipient and one
 ``WebhookDelivery`` per matching webhook, whose sending is enqueued after commit. ``email_send`` and
 ``webhook_deliver`` claim a row (conditional update), send once and record the outcome; ``deliver_due`` (beat)
@@ -123,9 +124,9 @@ def webhooks_for(request: AccessRequest | None, event: str) -> list[Webhook]:
 
 # --- recording an event -----------------------------------------------------------------------------------------
 def event_queue(*, request: AccessRequest, event: str, actor=None, detail: dict | None = None) -> int:
-    """What the ``access_event`` receiver does: store a ``PendingEvent`` (one INSERT) and, after commit, send its
-    expansion to the notifications queue. Nothing is rendered on the request's own path; when the broker is down
-    the beat (``deliver_due``) expands it."""
+    """What the ``access_event`` receiver does: store a ``PendingEvent`` (one INSERT, in the caller's transaction)
+    and, after commit, send its expansion to the notifications queue. Nothing is rendered on the request's own
+    path; when the broker is down the beat (``deliver_due``) expands it."""
     if event not in EVENTS:
         raise ValueError(f"unknown access event {event!r}")
     row = PendingEvent.objects.create(event=event, request_id=request.pk, actor_id=getattr(actor, "pk", None),

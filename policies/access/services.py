@@ -292,32 +292,35 @@ def _stale() -> datetime:
     return timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS)
 
 
-def claim_ports(request_id: int, policy_key: str) -> list[int]:
-    """Claim the group's ports (queued, or opening but stale) for this run; returns their ids (none: taken)."""
-    return [port.pk for port in _claim(request_id, policy_key)]
+@dataclass
+class Claim:
+    """The ports one run of the open task claimed (model order), and whether the request also has ports of other
+    JIT policies (whose states then count for the request's state)."""
+
+    ports: list[AccessRequestPort]
+    shared: bool = False
 
 
-def _claim(request_id: int, policy_key: str) -> list[AccessRequestPort]:
+def _claim(request_id: int, policy_key: str) -> Claim:
     """One conditional UPDATE claims whatever of the group is claimable right now (so two runs never share a
-    port), then the claimed rows are read back by their claim time, with what ``initiate`` needs."""
+    port); one read then gives the claimed rows (by their claim time) with what ``initiate`` and recording the
+    answer need, and tells whether the request spans other policies."""
     now = timezone.now()
-    group = AccessRequestPort.objects.filter(request_id=request_id, policy_key=policy_key)
-    claimed = group.filter(Q(state=PortState.QUEUED) | Q(state=PortState.OPENING, claimed_at__lt=_stale())).update(
+    claimed = AccessRequestPort.objects.filter(request_id=request_id, policy_key=policy_key).filter(
+        Q(state=PortState.QUEUED) | Q(state=PortState.OPENING, claimed_at__lt=_stale())).update(
         state=PortState.OPENING, claimed_at=now, attempts=F("attempts") + 1)
     if not claimed:
-        return []
-    ports = _in_order(group.filter(state=PortState.OPENING, claimed_at=now).select_related("request", "request_vm"))
+        return Claim([])
     # A port of the request is now opening, and opening wins the aggregate (``aggregate_state``).
     AccessRequest.objects.filter(pk=request_id).exclude(state=PortState.OPENING).update(
         state=PortState.OPENING, updated_at=now)
-    return ports
-
-
-def _in_order(ports) -> list[AccessRequestPort]:
-    """The rows in their model order (VM, port), sorted here rather than in SQL: compiling that ORDER BY across the
-    ``select_related`` joins was a visible share of the open task's own time (measured with py-spy). Row locks of
-    ``select_for_update`` follow the plan's order; concurrent runs lock disjoint ports, so this cannot deadlock."""
-    return sorted(ports.order_by(), key=lambda port: (port.request_vm_id, port.number))
+    rows = AccessRequestPort.objects.filter(request_id=request_id).select_related(
+        "request", "request__requester", "request_vm")
+    # Sorted here rather than in SQL: compiling that ORDER BY across the joins was a visible share of the task's
+    # own time (py-spy).
+    mine = sorted((port for port in rows if port.policy_key == policy_key and port.state == PortState.OPENING
+                   and port.claimed_at == now), key=lambda port: (port.request_vm_id, port.number))
+    return Claim(mine, shared=any(port.policy_key != policy_key for port in rows))
 
 
 def _find_in_azure(policy, correlation: str):
@@ -347,7 +350,8 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     from cloud.errors import CloudError
     from policies.models import Subscription
 
-    ports = _claim(request_id, policy_key)
+    claim = _claim(request_id, policy_key)
+    ports = claim.ports
     if not ports:
         return Outcome("skipped")
     ids = [port.pk for port in ports]
@@ -357,7 +361,6 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     try:
         gateway = gateway or gateway_for(Subscription.objects.get(vms=first.vm_id))
         record = None
-        ends: dict[int, datetime] = {}
         if max(p.attempts for p in ports) > 1:
             policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
             record = _find_in_azure(policy, correlation)
@@ -366,7 +369,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
             # it is stored with the open state, from Azure's answer when it has one.
             now = timezone.now()
             for port in ports:
-                port.end_at = ends[port.pk] = now + timedelta(seconds=port.duration_seconds)
+                port.end_at = now + timedelta(seconds=port.duration_seconds)
             record = gateway.initiate_jit(first.policy_resource_group, first.policy_location, first.policy_name,
                                           _initiate_body(ports), justification=request.azure_justification)
     except CloudError as exc:
@@ -379,8 +382,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
             return Outcome(PortState.QUEUED, _retry_after(exc), message)
         request_mark_failed(port_ids=ids, message=message, request_id=getattr(exc, "request_id", ""))
         return Outcome(PortState.FAILED, None, message)
-    request_mark_open(port_ids=ids, record=record, request_id=getattr(gateway, "last_request_id", "") or "",
-                      ends=ends)
+    request_mark_open(claim, record=record, request_id=getattr(gateway, "last_request_id", "") or "")
     return Outcome(PortState.OPEN)
 
 
@@ -392,67 +394,71 @@ def _retry_after(exc) -> float:
         return 2.0
 
 
-def request_mark_open(*, port_ids: list[int], record, request_id: str = "",
-                      ends: dict[int, datetime] | None = None) -> None:
-    """Record Azure's answer: each port open with Azure's status (and mapped port behind a firewall).
+def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
+    """Record Azure's answer for the claimed ports: each open with Azure's status (and mapped port behind a
+    firewall) and end (Azure's ``endTimeUtc`` when the answer has it, else the one asked for).
 
-    A port's end is Azure's ``endTimeUtc`` when the answer has it, else ``ends[port id]`` (what was asked for),
-    else the stored one.
+    Written from the rows the claim read, without reading them again: the UPDATEs are conditional (a port opens
+    only while still ``opening``; a request closed meanwhile is sent to the close task at once).
     """
     answered = {(vm.id.lower(), p.number): p for vm in record.virtual_machines for p in vm.ports}
-    ends = ends or {}
     now = timezone.now()
+    ports = claim.ports
+    for port in ports:
+        answer = answered.get((port.request_vm.vm_arm_id.lower(), port.number))
+        port.state = PortState.OPEN
+        port.opened_at = now
+        port.last_error = ""
+        port.azure_request_id = (request_id or port.azure_request_id)[:128]
+        if answer is not None:
+            port.azure_status = answer.status or "Initiated"
+            port.azure_status_reason = answer.status_reason or ""
+            port.mapped_port = answer.mapped_port
+            port.end_at = answer.end_time_utc or port.end_at
+    request = ports[0].request
     with transaction.atomic():
-        ports = _in_order(AccessRequestPort.objects.select_for_update(of=("self", "request", "request_vm"))
-                          .filter(pk__in=port_ids, state=PortState.OPENING)
-                          .select_related("request", "request__requester", "request_vm"))
-        if not ports:
-            return
-        for port in ports:
-            answer = answered.get((port.request_vm.vm_arm_id.lower(), port.number))
-            port.state = PortState.OPEN
-            port.opened_at = now
-            port.last_error = ""
-            port.azure_request_id = (request_id or port.azure_request_id)[:128]
-            port.end_at = ends.get(port.pk, port.end_at)
-            if answer is not None:
-                port.azure_status = answer.status or "Initiated"
-                port.azure_status_reason = answer.status_reason or ""
-                port.mapped_port = answer.mapped_port
-                port.end_at = answer.end_time_utc or port.end_at
-        _update_alike(ports, ["state", "opened_at", "last_error", "azure_request_id", "azure_status",
-                              "azure_status_reason", "mapped_port", "end_at"])
-        request = ports[0].request
-        # The request's state and end in one UPDATE (what ``refresh_state`` would give, without reading back
-        # the ports just written).
-        others = AccessRequestPort.objects.filter(request_id=request.pk).exclude(pk__in=[p.pk for p in ports])
-        state = aggregate_state([*others.values_list("state", flat=True), *(p.state for p in ports)])
-        end = max(p.end_at for p in ports)
-        AccessRequest.objects.filter(pk=request.pk).update(
-            state=state, updated_at=now,
-            end_at=end if request.kind == AccessRequest.Kind.NEW else max(request.end_at, end))
-        for vm_row in {p.request_vm_id: p.request_vm for p in ports}.values():
-            numbers = sorted(p.number for p in ports if p.request_vm_id == vm_row.pk)
+        opened = _update_alike(ports, ["state", "opened_at", "last_error", "azure_request_id", "azure_status",
+                                       "azure_status_reason", "mapped_port", "end_at"], state=PortState.OPENING)
+        if opened < len(ports):  # some were failed meanwhile (the reconciler): record only those this run opened
+            ours = set(AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports], state=PortState.OPEN,
+                                                        opened_at=now).values_list("pk", flat=True))
+            ports = [port for port in ports if port.pk in ours]
+            if not ports:
+                return
+        # The request's state and end in one UPDATE (what ``refresh_state`` would give, without reading back the
+        # ports just written); its condition waits for, then sees, a close that raced this run.
+        states = [port.state for port in ports]
+        if claim.shared or len(ports) < len(claim.ports):
+            states += AccessRequestPort.objects.filter(request_id=request.pk).exclude(
+                pk__in=[p.pk for p in ports]).values_list("state", flat=True)
+        end = max(port.end_at for port in ports)
+        fields = {"state": aggregate_state(states), "updated_at": now,
+                  "end_at": end if request.kind == AccessRequest.Kind.NEW else max(request.end_at, end)}
+        if not AccessRequest.objects.filter(pk=request.pk, closed_at__isnull=True).update(**fields):
+            AccessRequest.objects.filter(pk=request.pk).update(**fields)  # closed while opening: close it now
+            _after_commit(enqueue_close, request.pk)
+        for vm_row in {port.request_vm_id: port.request_vm for port in ports}.values():
+            numbers = sorted(port.number for port in ports if port.request_vm_id == vm_row.pk)
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
                          target_id=vm_row.vm_id, target_label=vm_row.vm_name,
                          after={"ports": numbers, "source": request.source_prefix, "azure_request_id": request_id},
                          correlation_id=str(request.correlation_id), **audit_place(vm_row))
             vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
-        signals.emit("opened", request, ports=sorted({p.number for p in ports}))
+        signals.emit("opened", request, ports=sorted({port.number for port in ports}))
         if request.extends_id:
             _supersede(request)
-        if request.closed_at is not None:  # closed while opening (read under this transaction's row lock)
-            _after_commit(enqueue_close, request.pk)
 
 
-def _update_alike(ports: list[AccessRequestPort], fields: list[str]) -> None:
-    """Write ``fields`` of ``ports``: one plain UPDATE per set of equal values (usually one for the whole group),
-    much cheaper to build than ``bulk_update``'s CASE per field and row."""
+def _update_alike(ports: list[AccessRequestPort], fields: list[str], *, state: str) -> int:
+    """Write ``fields`` of those ``ports`` still in ``state``: one plain UPDATE per set of equal values (usually
+    one for the whole group), much cheaper to build than ``bulk_update``'s CASE per field and row. Returns how
+    many rows it wrote."""
     alike: dict[tuple, list[int]] = defaultdict(list)
     for port in ports:
         alike[tuple(getattr(port, name) for name in fields)].append(port.pk)
-    for values, ids in alike.items():
-        AccessRequestPort.objects.filter(pk__in=ids).update(**dict(zip(fields, values, strict=True)))
+    return sum(AccessRequestPort.objects.filter(pk__in=ids, state=state).update(**dict(zip(fields, values,
+                                                                                          strict=True)))
+               for values, ids in alike.items())
 
 
 def _supersede(extension: AccessRequest) -> None:

@@ -1,8 +1,11 @@
-"""``access_event``: what happened to an access request, sent after the change commits.
+"""``access_event``: what happened to an access request, sent inside the transaction that makes the change.
 
-Receivers (notifications, for one) get ``request`` (the ``AccessRequest``), ``event`` (one of ``EVENTS``),
+Receivers run in that transaction (an outbox: what they store commits or rolls back with the change), so they
+must be quick (one INSERT) and leave anything slow or outside the database to ``transaction.on_commit``.
+They get ``request`` (the ``AccessRequest``), ``event`` (one of ``EVENTS``),
 ``actor`` (the user who caused it, or ``None`` for the portal itself) and ``detail`` (a JSON-able dict: the
-comment of a decision, Azure's reason of a failure, ...). A receiver that raises is logged, never undoes the change.
+comment of a decision, Azure's reason of a failure, ...). A receiver that raises is logged and the receivers' writes
+for that event are undone (one savepoint); it never undoes the change.
 """
 from __future__ import annotations
 
@@ -29,14 +32,12 @@ access_event = Signal()
 
 
 def emit(event: str, request, *, actor=None, **detail) -> None:
-    """Send ``access_event`` once the current transaction commits (at once outside one)."""
+    """Send ``access_event`` now, inside the current transaction (in one of its own outside a transaction)."""
     if event not in EVENTS:
         raise ValueError(f"unknown access event {event!r}")
-
-    def send() -> None:
-        for receiver, result in access_event.send_robust(sender=type(request), request=request, event=event,
-                                                         actor=actor, detail=detail):
-            if isinstance(result, Exception):
-                log.error("access_event receiver %r failed on %s: %s", receiver, event, result, exc_info=result)
-
-    transaction.on_commit(send, robust=True)
+    with transaction.atomic():  # a savepoint: a receiver's failure rolls back the event, not the change
+        results = access_event.send_robust(sender=type(request), request=request, event=event, actor=actor,
+                                           detail=detail)
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            log.error("access_event receiver %r failed on %s: %s", receiver, event, result, exc_info=result)

@@ -28,17 +28,18 @@ def deliver_all(**kwargs) -> list[str | None]:
             for pk in WebhookDelivery.objects.order_by("pk").values_list("pk", flat=True)]
 
 
-def test_the_receiver_writes_rows_only_after_the_change_commits(alice, django_capture_on_commit_callbacks,
-                                                                 eager_celery, webhook_receiver):
+def test_the_event_is_stored_with_the_change_and_expanded_only_after_it_commits(
+        alice, django_capture_on_commit_callbacks, eager_celery, webhook_receiver):
     request = make_request(alice)
     webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, events=["opened"])
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with transaction.atomic():
             emit("opened", request, actor=None)
+            assert PendingEvent.objects.get().event == "opened"  # in the change's own transaction (an outbox)
             assert not Notification.objects.exists()
-        assert not Notification.objects.exists()  # the signal waits for the commit
-    # The signal (it stores the event), the event's expansion (a task, eager here), then the rows' sending.
-    assert len(callbacks) == 3
+        assert not Notification.objects.exists()  # expanded only once the change commits
+    # The event's expansion (a task, eager here), then the rows' sending.
+    assert len(callbacks) == 2
     assert not PendingEvent.objects.exists()  # expanded once, then gone
     note = Notification.objects.get()
     assert (note.event, note.recipient, note.address, note.state) == ("opened", alice, alice.email, "sent")
@@ -55,9 +56,8 @@ def test_the_receiver_writes_rows_only_after_the_change_commits(alice, django_ca
 def test_an_event_is_expanded_once_and_renders_nothing_on_the_requests_path(alice, django_capture_on_commit_callbacks):
     request = make_request(alice)
     make_webhook(REQUEST_SCOPE, events=["opened"])
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        emit("opened", request, actor=None)
-    callbacks[0]()  # the signal: one row, nothing rendered
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        emit("opened", request, actor=None)  # one row, nothing rendered; its expansion is not run here
     event = PendingEvent.objects.get()
     assert (event.event, event.request_id, event.actor_id) == ("opened", request.pk, None)
     assert not Notification.objects.exists() and not WebhookDelivery.objects.exists()
@@ -112,6 +112,28 @@ def test_a_rolled_back_change_notifies_nobody(alice, django_capture_on_commit_ca
         emit("opened", request)
         raise RuntimeError("the change failed")
     assert not Notification.objects.exists() and not PendingEvent.objects.exists()
+
+
+def test_a_failing_receiver_loses_only_its_own_writes_never_the_change(alice, caplog):
+    from policies.access import signals
+    from policies.access.models import AccessRequest
+
+    request = make_request(alice)
+
+    def broken(sender, **kwargs):
+        AccessRequest.objects.create(requester=alice, justification="a duplicate key",
+                                     idempotency_key=request.idempotency_key)
+
+    signals.access_event.connect(broken, weak=False)
+    try:
+        with transaction.atomic():
+            AccessRequest.objects.filter(pk=request.pk).update(justification="changed")
+            emit("opened", request)
+    finally:
+        signals.access_event.disconnect(broken)
+    assert AccessRequest.objects.get(pk=request.pk).justification == "changed"
+    assert "receiver" in caplog.text and "failed on opened" in caplog.text
+    assert AccessRequest.objects.count() == 1
 
 
 def test_a_delivery_is_signed_so_that_the_receiver_can_verify_it(alice, webhook_receiver):

@@ -102,6 +102,49 @@ def test_a_request_over_two_policies_initiates_once_per_policy(prod, requester, 
     assert set(states(request).values()) == {"open"}
 
 
+class Meanwhile:
+    """The request's gateway, doing ``meanwhile`` to the request while Azure answers its ``initiate``."""
+
+    def __init__(self, vm_name: str, meanwhile) -> None:
+        self.gateway = services.gateway_for(vm(vm_name).subscription)
+        self.meanwhile = meanwhile
+
+    def __getattr__(self, name: str):
+        return getattr(self.gateway, name)
+
+    def initiate_jit(self, *args, **kwargs):
+        answer = self.gateway.initiate_jit(*args, **kwargs)
+        self.meanwhile()
+        return answer
+
+
+def test_a_request_closed_while_azure_opens_it_goes_to_the_close_task_once_open(prod, requester, fresh_emulator,
+                                                                                monkeypatch):
+    request = ask(requester, {"web-02": [22]})
+    sent = []
+    monkeypatch.setattr(services, "enqueue_close", sent.append)
+    gateway = Meanwhile("web-02", lambda: services.request_close(actor=requester, request=request))
+    outcome = services.request_open(request_id=request.pk, policy_key=vm("web-02").policy_id.lower(), gateway=gateway)
+    assert outcome.state == "open"
+    assert sent == [request.pk, request.pk]  # by "Close now" (nothing was open yet), then once the port opened
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []
+    request.refresh_from_db()
+    assert request.state == "closed"
+
+
+def test_a_port_failed_while_azure_answered_stays_failed_and_the_others_open(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22], "web-04": [22]})
+    failed = AccessRequestPort.objects.get(request=request, request_vm__vm_name="web-04")
+    gateway = Meanwhile("web-02", lambda: services.request_mark_failed(port_ids=[failed.pk], message="Given up"))
+    assert services.request_open(request_id=request.pk, policy_key=failed.policy_key, gateway=gateway).state == "open"
+    assert states(request) == {("web-02", 22): "open", ("web-04", 22): "failed"}
+    request.refresh_from_db()
+    assert request.state == "open"
+    [opened] = AuditEvent.objects.filter(action="access.opened")
+    assert opened.target_label == "web-02"
+
+
 @pytest.mark.parametrize("fault", [{"kind": "429"}, {"kind": "429", "retry_after": 1}, {"kind": "500"},
                                    {"kind": "503"}], ids=["429-no-retry-after", "429-retry-after", "500", "503"])
 def test_throttling_and_server_errors_end_open_with_one_initiate(prod, requester, fresh_emulator, fault):

@@ -1,0 +1,32 @@
+"""Sliding sign-in sessions without a database write on every request.
+
+Django's ``SESSION_SAVE_EVERY_REQUEST`` slides the session's expiry by saving it on every response: one write per
+page, per API call and per htmx poll (the request page polls several times a second after a change). This
+middleware saves the session only when it was last refreshed ``SESSION_REFRESH_SECONDS`` ago or more, so an idle
+session still ends ``SESSION_COOKIE_AGE`` after its last use (give or take that interval).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+REFRESHED_KEY = "_refreshed_at"
+
+
+class SessionRefreshMiddleware:
+    """Mark a non-empty session modified (so ``SessionMiddleware`` saves it with a new expiry) when due."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and not session.is_empty():
+            now = int(time.time())
+            if now - int(session.get(REFRESHED_KEY, 0)) >= settings.SESSION_REFRESH_SECONDS:
+                session[REFRESHED_KEY] = now
+        return response
