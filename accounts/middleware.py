@@ -25,8 +25,10 @@ class SessionRefreshMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         session = getattr(request, "session", None)
-        if session is not None and not session.is_empty():
-            now = int(time.time())
-            if now - int(session.get(REFRESHED_KEY, 0)) >= settings.SESSION_REFRESH_SECONDS:
-                session[REFRESHED_KEY] = now
+        if session is None:
+            return response
+        refreshed = int(session.get(REFRESHED_KEY, 0))  # loads it: an expired or unknown cookie reads as empty
+        now = int(time.time())
+        if not session.is_empty() and now - refreshed >= settings.SESSION_REFRESH_SECONDS:
+            session[REFRESHED_KEY] = now
         return response

@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -281,10 +282,20 @@ def aggregate_state(states: list[str]) -> str:
 
 
 def refresh_state(request_id: int) -> str:
-    states = list(AccessRequestPort.objects.filter(request_id=request_id).values_list("state", flat=True))
-    state = aggregate_state(states)
-    AccessRequest.objects.filter(pk=request_id).exclude(state=state).update(state=state, updated_at=timezone.now())
+    """Recompute the request's state from its ports. The request's row is locked first, so two recomputations
+    (two policies' tasks, the reconciler) run one after the other, the second reading what the first wrote."""
+    with transaction.atomic():
+        _lock_request(request_id)
+        states = list(AccessRequestPort.objects.filter(request_id=request_id).values_list("state", flat=True))
+        state = aggregate_state(states)
+        AccessRequest.objects.filter(pk=request_id).exclude(state=state).update(state=state,
+                                                                                updated_at=timezone.now())
     return state
+
+
+def _lock_request(request_id: int) -> None:
+    """Hold the request's row until the transaction ends (a no-op on SQLite, whose writers run one at a time)."""
+    list(AccessRequest.objects.select_for_update().filter(pk=request_id).values_list("pk", flat=True))
 
 
 # --- open (task) -----------------------------------------------------------------------------------------------
@@ -298,6 +309,7 @@ class Claim:
     JIT policies (whose states then count for the request's state)."""
 
     ports: list[AccessRequestPort]
+    at: datetime | None = None
     shared: bool = False
 
 
@@ -320,7 +332,7 @@ def _claim(request_id: int, policy_key: str) -> Claim:
     # own time (py-spy).
     mine = sorted((port for port in rows if port.policy_key == policy_key and port.state == PortState.OPENING
                    and port.claimed_at == now), key=lambda port: (port.request_vm_id, port.number))
-    return Claim(mine, shared=any(port.policy_key != policy_key for port in rows))
+    return Claim(mine, at=now, shared=any(port.policy_key != policy_key for port in rows))
 
 
 def _find_in_azure(policy, correlation: str):
@@ -375,7 +387,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     except CloudError as exc:
         message = str(exc) or type(exc).__name__
         if getattr(exc, "retryable", False) and max(p.attempts for p in ports) < settings.ACCESS_MAX_ATTEMPTS:
-            AccessRequestPort.objects.filter(pk__in=ids, state=PortState.OPENING).update(
+            AccessRequestPort.objects.filter(pk__in=ids, state=PortState.OPENING, claimed_at=claim.at).update(
                 state=PortState.QUEUED, last_error=f"Retrying: {message}"[:4000], updated_at=timezone.now(),
                 azure_request_id=(getattr(exc, "request_id", "") or "")[:128])
             refresh_state(request_id)
@@ -399,7 +411,8 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
     firewall) and end (Azure's ``endTimeUtc`` when the answer has it, else the one asked for).
 
     Written from the rows the claim read, without reading them again: the UPDATEs are conditional (a port opens
-    only while still ``opening``; a request closed meanwhile is sent to the close task at once).
+    only while still ``opening`` under this run's claim, not after the reconciler failed it or a later run took
+    it over; a request closed meanwhile is sent to the close task at once).
     """
     answered = {(vm.id.lower(), p.number): p for vm in record.virtual_machines for p in vm.ports}
     now = timezone.now()
@@ -418,25 +431,31 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
     request = ports[0].request
     with transaction.atomic():
         opened = _update_alike(ports, ["state", "opened_at", "last_error", "azure_request_id", "azure_status",
-                                       "azure_status_reason", "mapped_port", "end_at"], state=PortState.OPENING)
-        if opened < len(ports):  # some were failed meanwhile (the reconciler): record only those this run opened
+                                       "azure_status_reason", "mapped_port", "end_at"],
+                               state=PortState.OPENING, claimed_at=claim.at)
+        if opened < len(ports):  # some were failed or taken over meanwhile: record only those this run opened
             ours = set(AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports], state=PortState.OPEN,
                                                         opened_at=now).values_list("pk", flat=True))
             ports = [port for port in ports if port.pk in ours]
             if not ports:
                 return
         # The request's state and end in one UPDATE (what ``refresh_state`` would give, without reading back the
-        # ports just written); its condition waits for, then sees, a close that raced this run.
+        # ports just written); its condition waits for, then sees, a close that raced this run. Where other ports
+        # count (other policies, or ports another run changed), the request's row is locked before reading them,
+        # so the last of two concurrent writers reads what the first wrote.
         states = [port.state for port in ports]
         if claim.shared or len(ports) < len(claim.ports):
+            _lock_request(request.pk)
             states += AccessRequestPort.objects.filter(request_id=request.pk).exclude(
                 pk__in=[p.pk for p in ports]).values_list("state", flat=True)
         end = max(port.end_at for port in ports)
         fields = {"state": aggregate_state(states), "updated_at": now,
-                  "end_at": end if request.kind == AccessRequest.Kind.NEW else max(request.end_at, end)}
+                  "end_at": end if request.kind == AccessRequest.Kind.NEW else Greatest(F("end_at"), Value(end))}
         if not AccessRequest.objects.filter(pk=request.pk, closed_at__isnull=True).update(**fields):
             AccessRequest.objects.filter(pk=request.pk).update(**fields)  # closed while opening: close it now
             _after_commit(enqueue_close, request.pk)
+        if request.extends_id:  # before the audit rows: the chain's lock is the last one a transaction takes
+            _supersede(request)
         for vm_row in {port.request_vm_id: port.request_vm for port in ports}.values():
             numbers = sorted(port.number for port in ports if port.request_vm_id == vm_row.pk)
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
@@ -445,18 +464,16 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
                          correlation_id=str(request.correlation_id), **audit_place(vm_row))
             vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
         signals.emit("opened", request, ports=sorted({port.number for port in ports}))
-        if request.extends_id:
-            _supersede(request)
 
 
-def _update_alike(ports: list[AccessRequestPort], fields: list[str], *, state: str) -> int:
-    """Write ``fields`` of those ``ports`` still in ``state``: one plain UPDATE per set of equal values (usually
-    one for the whole group), much cheaper to build than ``bulk_update``'s CASE per field and row. Returns how
-    many rows it wrote."""
+def _update_alike(ports: list[AccessRequestPort], fields: list[str], **still) -> int:
+    """Write ``fields`` of those ``ports`` whose row still matches ``still``: one plain UPDATE per set of equal
+    values (usually one for the whole group), much cheaper to build than ``bulk_update``'s CASE per field and
+    row. Returns how many rows it wrote."""
     alike: dict[tuple, list[int]] = defaultdict(list)
     for port in ports:
         alike[tuple(getattr(port, name) for name in fields)].append(port.pk)
-    return sum(AccessRequestPort.objects.filter(pk__in=ids, state=state).update(**dict(zip(fields, values,
+    return sum(AccessRequestPort.objects.filter(pk__in=ids, **still).update(**dict(zip(fields, values,
                                                                                           strict=True)))
                for values, ids in alike.items())
 
@@ -468,7 +485,7 @@ def _supersede(extension: AccessRequest) -> None:
     for port in AccessRequestPort.objects.filter(request_id=extension.extends_id, state=PortState.OPEN
                                                  ).select_related("request_vm"):
         if (port.request_vm.vm_id, port.number) in keys:
-            AccessRequestPort.objects.filter(pk=port.pk).update(
+            AccessRequestPort.objects.filter(pk=port.pk, state=PortState.OPEN).update(
                 state=PortState.CLOSED, azure_status="Revoked", azure_status_reason="NewerRequestInitiated",
                 finished_at=timezone.now())
     refresh_state(extension.extends_id)
@@ -485,7 +502,7 @@ def request_mark_failed(*, port_ids: list[int], message: str, request_id: str = 
     with transaction.atomic():
         ports = list(AccessRequestPort.objects.filter(pk__in=port_ids, state__in=TRANSITIONAL)
                      .select_related("request", "request_vm"))
-        AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports]).update(
+        AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports], state__in=TRANSITIONAL).update(
             state=PortState.FAILED, last_error=message[:4000], finished_at=timezone.now(),
             azure_request_id=(request_id or "")[:128])
         if not ports:

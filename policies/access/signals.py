@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.dispatch import Signal
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,13 @@ def emit(event: str, request, *, actor=None, **detail) -> None:
     """Send ``access_event`` now, inside the current transaction (in one of its own outside a transaction)."""
     if event not in EVENTS:
         raise ValueError(f"unknown access event {event!r}")
-    with transaction.atomic():  # a savepoint: a receiver's failure rolls back the event, not the change
-        results = access_event.send_robust(sender=type(request), request=request, event=event, actor=actor,
-                                           detail=detail)
+    try:
+        with transaction.atomic():  # a savepoint: a receiver's failure rolls back the event, not the change
+            results = access_event.send_robust(sender=type(request), request=request, event=event, actor=actor,
+                                               detail=detail)
+    except DatabaseError:  # a failed statement that send_robust swallowed broke the savepoint; it is rolled back
+        log.exception("access_event receivers failed on %s; the event was dropped, the change stands", event)
+        return
     for receiver, result in results:
         if isinstance(result, Exception):
             log.error("access_event receiver %r failed on %s: %s", receiver, event, result, exc_info=result)

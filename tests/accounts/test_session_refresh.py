@@ -35,3 +35,9 @@ def test_a_session_is_saved_again_only_when_its_refresh_is_due(client, django_us
 def test_an_anonymous_visit_stores_no_session(client):
     client.get("/healthz")
     assert not Session.objects.exists()
+
+
+def test_an_unknown_session_cookie_is_not_turned_into_a_new_session(client, settings):
+    client.cookies[settings.SESSION_COOKIE_NAME] = "nosuchsession0123456789abcdefghij"
+    client.get("/healthz")
+    assert not Session.objects.exists()

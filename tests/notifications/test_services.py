@@ -136,6 +136,31 @@ def test_a_failing_receiver_loses_only_its_own_writes_never_the_change(alice, ca
     assert AccessRequest.objects.count() == 1
 
 
+def test_a_receivers_failed_statement_never_undoes_the_change(alice, caplog):
+    from django.db import connection
+
+    from policies.access import signals
+    from policies.access.models import AccessRequest
+
+    request = make_request(alice)
+
+    def broken(sender, **kwargs):
+        with connection.cursor() as cursor:  # not a save(): Django does not mark the block for rollback
+            cursor.execute("SELECT * FROM no_such_table")
+
+    signals.access_event.connect(broken, weak=False)
+    try:
+        with transaction.atomic():
+            AccessRequest.objects.filter(pk=request.pk).update(justification="changed")
+            emit("opened", request)
+            AccessRequest.objects.filter(pk=request.pk).update(rule_name="after the event")
+    finally:
+        signals.access_event.disconnect(broken)
+    request.refresh_from_db()
+    assert (request.justification, request.rule_name) == ("changed", "after the event")
+    assert "failed on opened" in caplog.text
+
+
 def test_a_delivery_is_signed_so_that_the_receiver_can_verify_it(alice, webhook_receiver):
     request = make_request(alice)
     webhook = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, events=["opened", "closed"])
