@@ -38,13 +38,24 @@ def _is_active_user(user) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active)
 
 
+def _claims(user):
+    """The user's stored sign-in claims (``None``: never signed in with Entra ID): loaded with the user where the
+    backend did so (``EntraBackend.get_user``), else one query."""
+    from accounts.models import SignInClaims
+
+    descriptor = user.__class__.sign_in_claims  # not type(): request.user is a lazy proxy
+    if descriptor.is_cached(user):
+        return getattr(user, "sign_in_claims", None)
+    return SignInClaims.objects.filter(user_id=user.pk).first()
+
+
 def compute_grants(user) -> list[Grant]:
-    """The user's grants from the mappings that match their stored claims (two queries, not cached)."""
-    from accounts.models import RoleMapping, SignInClaims
+    """The user's grants from the mappings that match their stored claims (one or two queries, not cached)."""
+    from accounts.models import RoleMapping
 
     if not _is_active_user(user):
         return []
-    claims = SignInClaims.objects.filter(user_id=user.pk).first()
+    claims = _claims(user)
     if claims is None:
         return []
     app_roles = [str(v) for v in claims.app_roles if v]
@@ -75,9 +86,15 @@ def grants_for(user) -> list[Grant]:
 
 
 def forget_grants(user) -> None:
-    """Drop the per-request cache (after the user's claims or mappings changed within one request)."""
-    if user is not None and hasattr(user, _CACHE_ATTRIBUTE):
+    """Drop the per-request cache, claims included (after the user's claims or mappings changed within one
+    request)."""
+    if user is None:
+        return
+    if hasattr(user, _CACHE_ATTRIBUTE):
         delattr(user, _CACHE_ATTRIBUTE)
+    relation = getattr(user.__class__, "sign_in_claims", None)
+    if relation is not None and relation.is_cached(user):
+        relation.related.delete_cached_value(user)
 
 
 def is_superuser(user) -> bool:

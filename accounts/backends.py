@@ -1,4 +1,5 @@
 """Authentication backends: Entra ID sessions, and passwords for break-glass superusers only."""
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
 ENTRA_BACKEND = "accounts.backends.EntraBackend"
@@ -9,6 +10,12 @@ class EntraBackend(ModelBackend):
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         return None
+
+    def get_user(self, user_id):
+        """The session's user, with the claims of their latest sign-in in the same query: authorization reads
+        them on every request (``accounts.authz``)."""
+        user = get_user_model()._default_manager.select_related("sign_in_claims").filter(pk=user_id).first()
+        return user if user is not None and self.user_can_authenticate(user) else None
 
 
 class BreakGlassPasswordBackend(ModelBackend):

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import authz
 from accounts.models import RoleMapping, SignInClaims, User
 from accounts.scopes import normalize_scope, parse_scope
 from audit.services import audit_record
@@ -70,6 +71,7 @@ def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: 
         "groups_overage": bool(claims.get("hasgroups")) or "groups" in (claims.get("_claim_names") or {}),
     }
     SignInClaims.objects.update_or_create(user=user, defaults={**stored, "signed_in_at": at or timezone.now()})
+    authz.forget_grants(user)  # the grants and claims this user object may hold are the previous sign-in's
     audit_record(actor=user, action="user.sign_in", target_type="user", target_id=str(user.pk),
                  target_label=user.username, after=stored, client_ip=client_ip)
     return user

@@ -164,3 +164,23 @@ def test_a_token_with_too_many_groups_is_recorded_as_such(client, outsider):
     services.user_sign_in_record(claims=claims)
     client.force_login(outsider)
     assert 'id="groups-overage"' in client.get(reverse("my_access")).content.decode()
+
+
+
+def test_the_session_user_comes_with_the_claims_authorization_reads(client, django_assert_num_queries):
+    """``EntraBackend.get_user`` loads the latest sign-in's claims with the user; a new sign-in is seen at once."""
+    from django.contrib.auth import get_user
+
+    from accounts.backends import ENTRA_BACKEND
+
+    RoleMapping.objects.create(source_kind="app_role", source_value="JIT.Reader", role="reader", scope=IN_SCOPE)
+    claims = {"tid": "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e", "oid": "8a0e7c31-0000-4000-8000-0000000000aa",
+              "preferred_username": "rita@contoso.example", "roles": ["JIT.Reader"], "groups": []}
+    client.force_login(services.user_sign_in_record(claims=claims), backend=ENTRA_BACKEND)
+    request = client.get("/healthz").wsgi_request
+    with django_assert_num_queries(1):  # the user with their claims (the session is loaded already)
+        user = get_user(request)
+    with django_assert_num_queries(1):  # the mappings only
+        assert authz.has_permission(user, VM_READ, IN_SCOPE)
+    services.user_sign_in_record(claims={**claims, "roles": []})  # Entra ID took the role away
+    assert not authz.has_permission(get_user(request), VM_READ, IN_SCOPE)
