@@ -305,8 +305,9 @@ def _stale() -> datetime:
 
 @dataclass
 class Claim:
-    """The ports one run of the open task claimed (model order), and whether the request also has ports of other
-    JIT policies (whose states then count for the request's state)."""
+    """The ports one run of the open task claimed (model order), when it claimed them (``at``: the run's writes
+    apply only while the claim is still its own), and whether the request also has ports of other JIT policies
+    (whose states then count for the request's state)."""
 
     ports: list[AccessRequestPort]
     at: datetime | None = None
