@@ -283,8 +283,9 @@ def aggregate_state(states: list[str]) -> str:
 
 def refresh_state(request_id: int) -> str:
     """Recompute the request's state from its ports. The request's row is locked first, so two recomputations
-    (two policies' tasks, the reconciler) run one after the other, the second reading what the first wrote."""
-    with transaction.atomic():
+    (two policies' tasks, the reconciler) run one after the other, the second reading what the first wrote.
+    Inside a caller's transaction it joins it (no savepoint)."""
+    with transaction.atomic(savepoint=False):
         _lock_request(request_id)
         states = list(AccessRequestPort.objects.filter(request_id=request_id).values_list("state", flat=True))
         state = aggregate_state(states)
