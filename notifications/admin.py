@@ -10,7 +10,7 @@ class WebhookAdmin(admin.ModelAdmin):
     list_filter = ("format", "active")
     search_fields = ("name", "url", "scope")
     readonly_fields = ("created_at", "created_by", "updated_at", "updated_by")
-    exclude = ("secret",)
+    exclude = ("secret_sealed",)
 
 
 @admin.register(WebhookDelivery)

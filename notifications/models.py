@@ -12,6 +12,8 @@ from django.db import models
 
 from policies.access.signals import EVENTS
 
+from . import sealing
+
 EVENT_CHOICES = [(event, event.replace("_", " ")) for event in EVENTS]
 # Events an approver hears about (the request is someone else's).
 APPROVER_EVENTS = ("needs_approval", "approved", "denied")
@@ -53,7 +55,8 @@ class Webhook(models.Model):
 
     name = models.CharField(max_length=100)
     url = models.URLField("URL", max_length=1000)
-    secret = models.CharField(max_length=128, editable=False, help_text="HMAC key of X-Jitportal-Signature.")
+    # The HMAC key of X-Jitportal-Signature, sealed (``notifications.sealing``); read and set it as ``secret``.
+    secret_sealed = models.TextField(editable=False)
     format = models.CharField(max_length=8, choices=Format.choices, default=Format.JSON)
     events = models.JSONField(default=list, help_text="The events it is sent (a subset of the access events).")
     scope = models.CharField(
@@ -72,6 +75,15 @@ class Webhook(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def secret(self) -> str:
+        """The HMAC key (``sealing.SecretUnreadable`` when ``SECRET_KEY`` no longer opens it)."""
+        return sealing.unseal(self.secret_sealed)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_sealed = sealing.seal(value)
 
 
 class OutboxState(models.TextChoices):

@@ -32,7 +32,7 @@ from audit.services import audit_record
 from policies.access.models import AccessRequest, PortState
 from policies.access.signals import EVENTS, emit
 
-from . import payloads, transport
+from . import payloads, sealing, transport
 from .models import (
     APPROVER_EVENTS,
     DEFAULT_APPROVER_EVENTS,
@@ -285,7 +285,11 @@ def webhook_deliver(*, delivery_id: int, now: datetime | None = None) -> str | N
     webhook = delivery.webhook
     if not webhook.active:
         return _finish(delivery, now=now, delivered=False, error="the webhook was disabled")
-    answer = transport.post_signed(url=webhook.url, secret=webhook.secret, event=delivery.event,
+    try:
+        secret = webhook.secret
+    except sealing.SecretUnreadable as exc:
+        return _finish(delivery, now=now, delivered=False, error=str(exc))
+    answer = transport.post_signed(url=webhook.url, secret=secret, event=delivery.event,
                                    delivery_id=str(delivery.delivery_id),
                                    body=payloads.body_for(webhook.format, delivery.payload))
     return _finish(delivery, now=now, delivered=answer.delivered, error=answer.error, retryable=answer.retryable,
@@ -419,7 +423,8 @@ def webhook_rotate_secret(*, actor, webhook: Webhook, client_ip: str | None = No
     """Give ``webhook`` a new secret (returned, to be shown once); the old one stops verifying at once."""
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
-        Webhook.objects.filter(pk=webhook.pk).update(secret=secret, updated_by=actor, updated_at=timezone.now())
+        Webhook.objects.filter(pk=webhook.pk).update(secret_sealed=sealing.seal(secret), updated_by=actor,
+                                                     updated_at=timezone.now())
         _audit_webhook(actor, "webhook.secret_rotated", webhook, None, None, client_ip)
     webhook.secret = secret
     return secret

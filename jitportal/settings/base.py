@@ -37,6 +37,10 @@ def env_bool(name: str, default: bool) -> bool:
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY", default="insecure-local-development-key-do-not-use")
+# Previous keys, still accepted while rotating: signed sessions and links, and sealed webhook secrets
+# (``manage.py reseal_webhook_secrets`` moves those to the new key).
+SECRET_KEY_FALLBACKS = [key.strip() for key in (env_secret("DJANGO_SECRET_KEY_FALLBACKS") or "").split(",")
+                        if key.strip()]
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
