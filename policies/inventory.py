@@ -6,6 +6,7 @@ their rules), public IPs, firewalls, JIT policies and security policies are each
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -210,8 +211,38 @@ def classify(*, classic: bool, jit_off: bool, guarded: bool, in_policy: bool, de
     return VmState.NOT_CONFIGURED, UnsupportedReason.NONE
 
 
-def usage(requests: list[shapes.RequestInfo], vm_id: str, now: datetime) -> tuple[int, datetime | None, str]:
-    """(approved requests in the last 7 days, last access, last user) of one VM from its policy's requests."""
+# The tail of ``AccessRequest.azure_justification``: the portal's request behind an ``initiate``.
+_PORTAL_REQUEST = re.compile(r"\(portal request #\d+, ([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\)\s*$")
+
+
+def portal_correlation(justification: str) -> str | None:
+    """The portal request's correlation id named at the end of an Azure request's justification, if any."""
+    found = _PORTAL_REQUEST.search(justification or "")
+    return found.group(1) if found else None
+
+
+def portal_requesters(policies: list[PolicyView]) -> dict[tuple[str, str], str]:
+    """``{(correlation id, VM id): requester}`` of the portal's requests among the policies' Azure requests.
+
+    Azure records the portal's own identity as the ``requestor`` of everything the portal opens; the person is the
+    portal request's requester (matched by correlation id and VM, so a justification copied elsewhere names nobody).
+    """
+    from .access.models import AccessRequestVm
+
+    wanted = sorted({c for view in policies for r in view.requests if (c := portal_correlation(r.justification))})
+    found: dict[tuple[str, str], str] = {}
+    for start in range(0, len(wanted), BATCH):
+        rows = AccessRequestVm.objects.filter(request__correlation_id__in=wanted[start:start + BATCH]).values_list(
+            "request__correlation_id", "vm_arm_id", "request__requester_name")
+        for correlation, vm_arm_id, requester in rows:
+            found[(str(correlation), vm_arm_id.lower())] = requester
+    return found
+
+
+def usage(requests: list[shapes.RequestInfo], vm_id: str, now: datetime,
+          requesters: dict[tuple[str, str], str] | None = None) -> tuple[int, datetime | None, str]:
+    """(approved requests in the last 7 days, last access, last user) of one VM from its policy's requests; the
+    last user is the portal's requester where ``requesters`` (``portal_requesters``) knows the request."""
     week_ago = now - timedelta(days=7)
     count = 0
     last_at: datetime | None = None
@@ -222,13 +253,14 @@ def usage(requests: list[shapes.RequestInfo], vm_id: str, now: datetime) -> tupl
         if request.start >= week_ago:
             count += 1
         if last_at is None or request.start > last_at:
-            last_at, last_user = request.start, request.requestor
+            portal_user = (requesters or {}).get((portal_correlation(request.justification) or "", vm_id))
+            last_at, last_user = request.start, portal_user or request.requestor
     return count, last_at, last_user
 
 
-def build_rows(subscription: Subscription, snap: Snapshot, policies: list[PolicyView], now: datetime
-               ) -> list[VirtualMachine]:
-    """Unsaved VM rows for everything the snapshot lists."""
+def build_rows(subscription: Subscription, snap: Snapshot, policies: list[PolicyView], now: datetime,
+               requesters: dict[tuple[str, str], str] | None = None) -> list[VirtualMachine]:
+    """Unsaved VM rows for everything the snapshot lists (``requesters``: see ``usage``)."""
     network = Network.build(snap)
     policy_of_vm: dict[str, PolicyView] = {}
     for policy in policies:
@@ -244,7 +276,7 @@ def build_rows(subscription: Subscription, snap: Snapshot, policies: list[Policy
         jit_off = snap.jit_off_subscription or group.lower() in snap.jit_off_groups
         state, reason = classify(classic=False, jit_off=jit_off, guarded=bool(nsg_ids or fw_id),
                                  in_policy=policy is not None, defender_p2=snap.defender_p2)
-        count, last_at, last_user = usage(policy.requests, key, now) if policy else (0, None, "")
+        count, last_at, last_user = usage(policy.requests, key, now, requesters) if policy else (0, None, "")
         connection = ConnectionType.FIREWALL if fw_id else ConnectionType.NSG if nsg_ids else ConnectionType.NONE
         rows.append(VirtualMachine(
             resource_id=key, arm_id=arm_id, name=str(shapes.pick(vm, "name", default=shapes.last_segment(arm_id))),
@@ -337,7 +369,7 @@ def sync_subscription(subscription: Subscription, gateway, progress: Progress, n
     snap = read_snapshot(gateway, progress)
     progress("storing", 0)
     policies = [policy_view(p) for p in snap.policies]
-    rows = build_rows(subscription, snap, policies, now)
+    rows = build_rows(subscription, snap, policies, now, portal_requesters(policies))
     nsg_rules = {info.id: info.rules for info in (shapes.nsg_info(n) for n in snap.nsgs)}
     findings = store(subscription, snap, rows, policies, nsg_rules, now)
     return len(rows), findings

@@ -248,6 +248,7 @@ class RequestInfo:
     start: datetime | None
     requestor: str
     ports: list[RequestPort]
+    justification: str = ""
 
 
 def request_info(request) -> RequestInfo:
@@ -262,14 +263,15 @@ def request_info(request) -> RequestInfo:
                                      parse_time(pick(port, "end_time_utc", "endTimeUtc")),
                                      source or ",".join(prefixes)))
     return RequestInfo(parse_time(pick(request, "start_time_utc", "startTimeUtc")),
-                       str(pick(request, "requestor", default="") or ""), ports)
+                       str(pick(request, "requestor", default="") or ""), ports,
+                       str(pick(request, "justification", default="") or ""))
 
 
 def request_json(request) -> dict:
     """A policy request in a JSON-safe shape for storing on the mirror."""
     info = request_info(request)
     return {"startTimeUtc": info.start.isoformat() if info.start else None, "requestor": info.requestor,
-            "justification": str(pick(request, "justification", default="") or ""),
+            "justification": info.justification,
             "ports": [{"vm": p.vm_id, "number": p.number, "status": p.status,
                        "endTimeUtc": p.end.isoformat() if p.end else None, "source": p.source} for p in info.ports]}
 

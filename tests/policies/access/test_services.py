@@ -13,7 +13,7 @@ from policies.access.models import AccessRequest, AccessRequestPort, PortState
 from tests.plugins.personas import OUT_OF_SCOPE
 from tests.policies.access.factories import MY_IP, ask, open_all, states, vm
 from tests.policies.azure_side import Azure, vm_id
-from tests.policies.factories import make_vm
+from tests.policies.factories import make_vm, sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 INITIATE = "/initiate"
@@ -42,6 +42,30 @@ def test_it_opens_the_port_for_exactly_the_requested_source(prod, requester, fre
     assert AuditEvent.objects.filter(action="access.requested").count() == 1
     assert AuditEvent.objects.filter(action="access.opened").count() == 1
     assert vm("web-02").last_user == "alice@contoso.example"
+
+
+def test_the_next_sync_keeps_the_person_as_last_user_not_the_portals_identity(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22]})
+    assert open_all(request) == ["open"]
+    policy = Azure(fresh_emulator).policy("rg-web-prod", "westeurope")
+    [mine] = [r for r in policy.requests if str(request.correlation_id) in (r.justification or "")]
+    assert mine.requestor != "alice@contoso.example"  # Azure names whoever called initiate: the portal
+    sync(prod)
+    assert vm("web-02").last_user == "alice@contoso.example"
+    assert vm("web-02").approved_requests_7d >= 1
+
+
+def test_a_justification_naming_a_portal_request_of_another_vm_names_nobody(prod, requester, fresh_emulator):
+    request = ask(requester, {"web-02": [22]})
+    assert open_all(request) == ["open"]
+    other = vm("web-01")
+    gateway = services.gateway_for(prod)
+    gateway.initiate_jit(other.policy_resource_group, other.policy_location, other.policy_name, [
+        {"id": other.arm_id, "ports": [{"number": 22, "end_time_utc": timezone.now() + timedelta(hours=1),
+                                         "allowed_source_address_prefix": "198.51.100.7/32"}]}],
+        justification=request.azure_justification)
+    sync(prod)
+    assert vm("web-01").last_user not in ("", "alice@contoso.example")
 
 
 def test_it_refuses_a_window_longer_than_the_ports_maximum(prod, requester):
