@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils.html import escape, format_html
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from .models import ConnectionType, VirtualMachine, VmState
@@ -20,10 +20,9 @@ COLUMNS_BY_TAB = {
 
 
 class VirtualMachineTable(tables.Table):
-    """VMs of one tab; ``select`` boxes feed the bulk "Enable JIT" form."""
+    """VMs of one tab; ``select`` boxes feed the bulk "Enable JIT" or "Request access" form (``render_rows``)."""
 
-    select = tables.CheckBoxColumn(accessor="pk", attrs={"input": {"name": "vm", "form": "bulk-enable"},
-                                                         "th__input": {"class": "select-all"}})
+    select = tables.CheckBoxColumn(accessor="pk", attrs={"input": {"name": "vm"}, "th__input": {"class": "select-all"}})
     name = tables.Column(linkify=("policies:vm_detail", {"pk": tables.A("pk")}), verbose_name="Name")
     subscription = tables.Column(accessor="subscription__display_name", order_by=("subscription_key",),
                                  verbose_name="Subscription")
@@ -56,36 +55,6 @@ class VirtualMachineTable(tables.Table):
         exclude = [name for name in self.Meta.sequence if name not in shown]
         super().__init__(*args, exclude=exclude, **kwargs)
 
-    def render_connection(self, record: VirtualMachine) -> str:
-        if record.connection_type == ConnectionType.FIREWALL:
-            detail = record.firewall_public_ip or "Azure Firewall"
-            return format_html('<span class="conn conn-firewall" title="Azure Firewall">&#x1F525; Firewall</span> '
-                               '<small>{}</small>', detail)
-        if record.connection_type == ConnectionType.NSG:
-            return format_html('<span class="conn conn-nsg" title="Network security group">&#x1F6E1; NSG</span> '
-                               '<small>{}</small>', record.public_ip or record.private_ip)
-        return "—"
-
-    def render_name(self, record: VirtualMachine, value: str) -> str:
-        if record.drift_count:
-            return format_html('{} <span class="drift-flag" title="Drift or tampering found">&#x26A0; drift</span>',
-                               value)
-        return value
-
-    def render_unsupported_reason(self, record: VirtualMachine) -> str:
-        return record.unsupported_message
-
-    def render_actions(self, record: VirtualMachine) -> str:
-        detail = reverse("policies:vm_detail", kwargs={"pk": record.pk})
-        edit = reverse("policies:policy_edit", kwargs={"pk": record.pk})
-        connect = reverse("policies:connect", kwargs={"pk": record.pk})
-        activity = reverse("audit:search") + "?vm=" + record.arm_id
-        return format_html(
-            '<details class="row-menu"><summary aria-label="Actions for {}">&hellip;</summary><ul>'
-            '<li><a href="{}">Details</a></li><li><a href="{}">Edit</a></li>'
-            '<li><a href="{}">Activity log</a></li><li><a href="{}">Connect</a></li></ul></details>',
-            record.name, detail, edit, activity, connect)
-
 
 def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "—"
@@ -101,8 +70,9 @@ def _connection(vm: VirtualMachine) -> str:
     return "—"
 
 
-def render_rows(vms: list[VirtualMachine], shown: list[str]) -> SafeString:
-    """The ``<tr>`` of each VM for the columns ``shown`` (rendered in Python: 50 rows cost ~1 ms, not ~50)."""
+def render_rows(vms: list[VirtualMachine], shown: list[str], select_form: str = "") -> SafeString:
+    """The ``<tr>`` of each VM for the columns ``shown`` (rendered in Python: 50 rows cost ~1 ms, not ~50); the
+    ``select`` boxes belong to the form with id ``select_form``."""
     urls = {name: reverse(f"policies:{view}", kwargs={"pk": 999999999}) for name, view in (
         ("detail", "vm_detail"), ("edit", "policy_edit"), ("connect", "connect"))}
     activity = reverse("audit:search") + "?vm="
@@ -113,7 +83,7 @@ def render_rows(vms: list[VirtualMachine], shown: list[str]) -> SafeString:
         name = escape(vm.name)
         cells = []
         if "select" in shown:
-            cells.append(f'<td><input type="checkbox" name="vm" value="{pk}" form="bulk-enable" '
+            cells.append(f'<td><input type="checkbox" name="vm" value="{pk}" form="{escape(select_form)}" '
                          f'aria-label="Select {name}"></td>')
         flag = ' <span class="drift-flag" title="Drift or tampering found">&#x26A0; drift</span>' \
             if vm.drift_count else ""
@@ -131,11 +101,15 @@ def render_rows(vms: list[VirtualMachine], shown: list[str]) -> SafeString:
             cells.append(f"<td>{escape(vm.last_user or '—')}</td>")
         if "unsupported_reason" in shown:
             cells.append(f'<td class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
+        # JIT can be neither configured nor requested on an unsupported VM: no Edit, no Connect.
+        supported = vm.state != VmState.UNSUPPORTED
+        edit_item = f'<li><a href="{edit}">Edit</a></li>' if supported else ""
+        connect_item = f'<li><a href="{connect}">Connect</a></li>' if supported else ""
         cells.append(
             f'<td><details class="row-menu"><summary aria-label="Actions for {name}">&hellip;</summary><ul>'
-            f'<li><a href="{detail}">Details</a></li><li><a href="{edit}">Edit</a></li>'
+            f'<li><a href="{detail}">Details</a></li>{edit_item}'
             f'<li><a href="{escape(activity + quote(vm.arm_id, safe="/"))}">Activity log</a></li>'
-            f'<li><a href="{connect}">Connect</a></li></ul></details></td>')
+            f'{connect_item}</ul></details></td>')
         drift = ' class="drift"' if vm.drift_count else ""
         out.append(f'<tr data-vm="{name}"{drift}>{"".join(cells)}</tr>')
     return mark_safe("".join(out))  # noqa: S308 - every value above is escaped

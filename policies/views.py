@@ -43,11 +43,14 @@ def inventory(request: HttpRequest) -> HttpResponse:
     filtered = filterset.qs
     counts = selectors.vm_counts_by_state(filtered)
     may_write = authz.holds_anywhere(request.user, JIT_POLICY_WRITE)
-    table = VirtualMachineTable(filtered.filter(state=tab), tab=tab,
-                                selectable=tab == VmState.NOT_CONFIGURED and may_write)
+    may_request = authz.holds_anywhere(request.user, JIT_INITIATE)
+    # Selected rows feed "Enable JIT" (Not configured) or "Request access" (Configured).
+    select_form = ("bulk-enable" if tab == VmState.NOT_CONFIGURED and may_write
+                   else "bulk-request" if tab == VmState.CONFIGURED and may_request else None)
+    table = VirtualMachineTable(filtered.filter(state=tab), tab=tab, selectable=select_form is not None)
     RequestConfig(request, paginate={"per_page": PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
     shown = [column.name for column in table.columns]
-    rows = render_rows([row.record for row in table.page.object_list], shown)
+    rows = render_rows([row.record for row in table.page.object_list], shown, select_form=select_form or "")
     query = request.GET.copy()
     query.pop("page", None)
     tabs = []
@@ -58,7 +61,8 @@ def inventory(request: HttpRequest) -> HttpResponse:
     return render(request, "policies/inventory.html", {
         "title": "Inventory", "table": table, "rows": rows,
         "filter": filterset, "filter_controls": filter_controls(filterset), "tabs": tabs, "tab": tab,
-        "may_write": may_write, "defender_missing": [s for s in subscriptions if s.defender_missing],
+        "may_write": may_write, "may_request": may_request,
+        "defender_missing": [s for s in subscriptions if s.defender_missing],
         "sync_runs": selectors.latest_sync_runs(subscriptions), "show_sync": may_write,
         "has_subscriptions": bool(subscriptions),
     })

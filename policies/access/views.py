@@ -55,15 +55,18 @@ def _submit(request: HttpRequest, form: AccessRequestForm) -> HttpResponse | Non
 
 @requires(JIT_INITIATE)
 def request_new(request: HttpRequest) -> HttpResponse:
-    """Request access to one or several VMs (``?vm=<id>&vm=<id>``): ports, source, time range, justification."""
+    """Request access to one or several VMs (``?vm=<id>&vm=<id>``): ports, source, time range, justification.
+    Without VMs it sends the user to the inventory's Configured tab to select them."""
     ids = request.POST.getlist("vm") if request.method == "POST" else request.GET.getlist("vm")
     try:
         wanted = {int(pk) for pk in ids}
     except ValueError as exc:
         raise Http404("No such object.") from exc
-    available = selectors.requestable_vms(request.user)
-    vms = list(available.filter(pk__in=wanted)) if wanted else list(available.order_by("name")[:50])
-    if wanted and len(vms) != len(wanted):
+    if not wanted:  # the VMs are chosen where they are listed (the seed: Configured tab, select, Request access)
+        messages.info(request, "Select the VMs you want to access, then choose Request access.")
+        return redirect(reverse("policies:inventory") + "?tab=configured")
+    vms = list(selectors.requestable_vms(request.user).filter(pk__in=wanted))
+    if len(vms) != len(wanted):
         raise Http404("No such object.")  # out of scope, not configured, or unknown: all look alike
     form = _form(request, vms)
     if request.method == "POST" and form.is_valid():

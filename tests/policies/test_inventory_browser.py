@@ -109,3 +109,16 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     assert refused.status == 404
     assert sorted(azure.policy_ports(*WEB, web05)) == [22, 3389, 5985]
     assert PolicyChange.objects.count() == 3
+
+    # The requester selects two Configured VMs and asks for access to both (the seed's Configured tab flow).
+    second_page.goto(f"{portal}/inventory/?tab=configured&q=web-0")
+    expect(second_page.locator("#enable-selected")).to_have_count(0)
+    second_page.locator('tr[data-vm="web-02"] input[name="vm"]').check()
+    second_page.locator('tr[data-vm="web-05"] input[name="vm"]').check()
+    second_page.click("#request-selected")
+    expect(second_page.locator("#content-main h1")).to_have_text("Request access")
+    ports = second_page.locator('input[name="ports"]')
+    expect(ports.first).to_be_visible()
+    values = ports.evaluate_all("els => els.map(e => e.value)")
+    vms = {value.split(":")[0] for value in values}
+    assert len(vms) == 2 and len(values) == 1 + 3  # web-02: 22; web-05: 22, 3389, 5985

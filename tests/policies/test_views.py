@@ -70,6 +70,39 @@ def test_a_requester_sees_no_edit_controls_and_is_refused_on_a_direct_post(clien
 
 
 @pytest.mark.django_db
+def test_a_requester_selects_configured_vms_to_request_access_and_an_auditor_cannot(client, requester, auditor):
+    vm = make_vm(IN_RG)
+    client.force_login(requester)
+    page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert 'id="bulk-request"' in page and 'id="request-selected"' in page
+    assert f'name="vm" value="{vm.pk}" form="bulk-request"' in page
+    assert 'id="enable-selected"' not in page
+    client.force_login(auditor)  # reads VMs, may not initiate
+    page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert vm.name in page and 'id="bulk-request"' not in page and 'name="vm"' not in page
+
+
+@pytest.mark.django_db
+def test_the_request_form_without_vms_sends_the_requester_to_select_them(client, requester):
+    client.force_login(requester)
+    response = client.get(reverse("policies:request_new"), follow=True)
+    assert response.redirect_chain == [(reverse("policies:inventory") + "?tab=configured", 302)]
+    assert "Select the VMs you want to access" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_unsupported_vms_offer_no_edit_or_connect(client, policy_admin):
+    [configured, _, unsupported] = make_many_vms(3)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:inventory"), {"tab": "unsupported"}).content.decode()
+    assert unsupported.name in page
+    assert reverse("policies:policy_edit", args=[unsupported.pk]) not in page
+    assert reverse("policies:connect", args=[unsupported.pk]) not in page
+    page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert reverse("policies:connect", args=[configured.pk]) in page
+
+
+@pytest.mark.django_db
 def test_a_policy_admin_outside_the_vms_scope_gets_404(client, policy_admin):
     vm = make_vm(OUT_RG)
     client.force_login(policy_admin)
