@@ -15,6 +15,7 @@ from accounts.access import requires
 from accounts.roles import JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 
 from . import rules, selectors, services
+from .access.selectors import open_access_by_vm
 from .filtersets import VirtualMachineFilterSet, filter_controls
 from .forms import BulkEnableForm, SubscriptionForm, port_formset
 from .models import JitPolicy, PolicyChange, Subscription, VirtualMachine, VmState
@@ -50,7 +51,9 @@ def inventory(request: HttpRequest) -> HttpResponse:
     table = VirtualMachineTable(filtered.filter(state=tab), tab=tab, selectable=select_form is not None)
     RequestConfig(request, paginate={"per_page": PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
     shown = [column.name for column in table.columns]
-    rows = render_rows([row.record for row in table.page.object_list], shown, select_form=select_form or "")
+    records = [row.record for row in table.page.object_list]
+    open_now = open_access_by_vm([vm.pk for vm in records]) if tab == VmState.CONFIGURED and records else None
+    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now)
     query = request.GET.copy()
     query.pop("page", None)
     tabs = []

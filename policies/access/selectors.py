@@ -232,3 +232,14 @@ def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:
         for port in vm.ports or []:
             longest = max(longest, validation.port_maximum(validation.policy_port(vm.ports, port["number"])))
     return validation.duration_choices(longest or timedelta(hours=1))
+
+
+def open_access_by_vm(vm_ids: list[int]) -> dict[int, list[tuple[str, list[int]]]]:
+    """Who can reach each VM right now through the portal: ``{vm id: [(requester, [port numbers])]}`` (one query)."""
+    found: dict[int, dict[str, set[int]]] = {}
+    rows = AccessRequestPort.objects.filter(request_vm__vm_id__in=vm_ids, state=PortState.OPEN).values_list(
+        "request_vm__vm_id", "request__requester_name", "number")
+    for vm_id, requester, number in rows:
+        found.setdefault(vm_id, {}).setdefault(requester, set()).add(number)
+    return {vm_id: sorted((name, sorted(numbers)) for name, numbers in people.items())
+            for vm_id, people in found.items()}

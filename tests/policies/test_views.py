@@ -83,6 +83,26 @@ def test_a_requester_selects_configured_vms_to_request_access_and_an_auditor_can
 
 
 @pytest.mark.django_db
+def test_the_connection_details_show_the_ports_and_who_has_access_now(client, requester):
+    from tests.policies.access.factories import make_access_request
+
+    request = make_access_request(IN_RG)
+    request.ports.update(state="open")
+    vm = request.vms.get().vm
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=[
+        {"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"},
+        {"number": 3389, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"}])
+    client.force_login(requester)
+    page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert '<small class="conn-ports">Ports 22, 3389</small>' in page
+    numbers = ", ".join(str(n) for n in sorted(request.ports.values_list("number", flat=True)))
+    assert f'<small class="conn-open">Open now: {request.requester_name} ({numbers})</small>' in page
+    request.ports.update(state="closed")
+    page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert "Open now" not in page
+
+
+@pytest.mark.django_db
 def test_the_request_form_without_vms_sends_the_requester_to_select_them(client, requester):
     client.force_login(requester)
     response = client.get(reverse("policies:request_new"), follow=True)
