@@ -80,14 +80,18 @@ PortFormSet = forms.formset_factory(PortForm, formset=BasePortFormSet, extra=1, 
                                     validate_max=True)
 
 
-def port_formset(vm: VirtualMachine, data=None) -> BasePortFormSet:
-    """The edit formset of ``vm``: its current ports, or the OS default for a VM without JIT."""
-    current = [rules.PortRule.from_azure(p) for p in vm.ports] or rules.default_ports(vm.os_type)
+def port_formset(vm: VirtualMachine | None, data=None) -> BasePortFormSet:
+    """The ports formset of ``vm``: its current ports, or the OS default for a VM without JIT; without a VM (several
+    VMs enabled at once) the recommended ports."""
+    if vm is None:
+        current = rules.recommended_ports()
+    else:
+        current = [rules.PortRule.from_azure(p) for p in vm.ports] or rules.default_ports(vm.os_type)
     return PortFormSet(data=data, initial=[PortForm.initial_for(rule) for rule in current], prefix="ports")
 
 
 class BulkEnableForm(forms.Form):
-    """Enable JIT with the recommended ports on the selected Not configured VMs."""
+    """The selected Not configured VMs to enable JIT on (with the ports of the formset beside it)."""
 
     vm = forms.ModelMultipleChoiceField(queryset=VirtualMachine.objects.none(),
                                         error_messages={"required": "Select at least one VM."})

@@ -72,26 +72,34 @@ def inventory(request: HttpRequest) -> HttpResponse:
 
 
 @requires(JIT_POLICY_WRITE)
-@require_POST
 def bulk_enable(request: HttpRequest) -> HttpResponse:
-    """Enable JIT with the recommended ports (22, 3389, 5985, 5986) on the selected Not configured VMs."""
+    """Enable JIT on the selected Not configured VMs (``?vm=<id>&vm=<id>``): the page lists the recommended ports
+    (22, 3389, 5985, 5986; 3 hours; source Any) to edit, remove or add to, and Save applies them to every VM."""
+    back = reverse("policies:inventory") + "?tab=" + VmState.NOT_CONFIGURED
     queryset = selectors.vm_list(request.user, JIT_POLICY_WRITE).filter(state=VmState.NOT_CONFIGURED)
-    form = BulkEnableForm(request.POST, queryset=queryset)
-    if not form.is_valid():
+    chosen = BulkEnableForm(request.POST if request.method == "POST" else request.GET, queryset=queryset)
+    if not chosen.is_valid():
         messages.error(request, "Select at least one Not configured VM you may configure.")
-    else:
+        return redirect(back)
+    vms = list(chosen.cleaned_data["vm"])
+    formset = port_formset(None, request.POST if request.method == "POST" else None)
+    problems: list[str] = []
+    if request.method == "POST" and formset.is_valid():
+        ports = formset.port_rules()
         try:
-            changes = services.policy_enable(actor=request.user, vms=list(form.cleaned_data["vm"]))
+            changes = services.policy_enable(actor=request.user, vms=vms, ports=ports)
         except ValidationError as exc:
-            _messages_from(request, exc)
+            problems = exc.messages
         except PermissionDenied as exc:
-            messages.error(request, str(exc))
+            problems = [str(exc)]
         else:
-            names = ", ".join(vm.name for vm in form.cleaned_data["vm"])
-            messages.success(request, f"Enabling JIT on {names} with ports "
-                                      f"{', '.join(str(p) for p in rules.RECOMMENDED_PORTS)} "
+            messages.success(request, f"Enabling JIT on {', '.join(vm.name for vm in vms)} with ports "
+                                      f"{', '.join(str(p.number) for p in ports)} "
                                       f"({len(changes)} policy change(s) pending).")
-    return redirect(reverse("policies:inventory") + "?tab=" + VmState.NOT_CONFIGURED)
+            return redirect(back)
+    return render(request, "policies/bulk_enable.html", {
+        "title": "Enable JIT on VMs", "vms": vms, "formset": formset, "problems": problems, "back": back},
+        status=400 if request.method == "POST" else 200)
 
 
 @requires(JIT_POLICY_WRITE)

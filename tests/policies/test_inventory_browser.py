@@ -62,6 +62,9 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     page.locator('tr[data-vm="web-05"] input[name="vm"]').check()
     page.locator('tr[data-vm="web-06"] input[name="vm"]').check()
     page.click("#enable-selected")
+    expect(page.locator("#enable-vms")).to_have_text("web-05, web-06")
+    expect(page.locator("input[name$='-number']")).to_have_count(5)  # the four recommended and an empty row
+    page.click("#save-jit")
     expect(page.locator(".messagelist")).to_contain_text("Enabling JIT on web-05, web-06")
     for vm in (web05, web06):
         assert sorted(azure.policy_ports(*WEB, vm)) == [22, 3389, 5985, 5986]
@@ -77,20 +80,24 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     row = port_row(page, 22)
     page.fill(f"#id_ports-{row}-sources", "203.0.113.0/24")
     page.fill(f"#id_ports-{row}-max_hours", "2")
+    page.click("#add-port")  # a second new row besides the empty one
+    expect(page.locator("#id_ports-5-number")).to_be_focused()
+    page.keyboard.type("2222")
     page.click("#save-jit")
     expect(page.locator("#changes")).to_contain_text("Applied")
     port22 = azure.policy_ports(*WEB, web05)[22]
     assert port22["allowed_source_address_prefix"] == "203.0.113.0/24"
     assert port22["max_request_access_duration"] == "PT2H"
     expect(page.locator('#vm-ports tr[data-port="22"]')).to_contain_text("203.0.113.0/24")
+    assert sorted(azure.policy_ports(*WEB, web05)) == [22, 2222, 3389, 5985, 5986]
 
     # 3. Remove a port.
     page.click("#edit-jit")
     page.check(f"#id_ports-{port_row(page, 5986)}-DELETE")
     page.click("#save-jit")
     expect(page.locator("#vm-ports")).not_to_contain_text("5986")
-    assert sorted(azure.policy_ports(*WEB, web05)) == [22, 3389, 5985]
-    assert azure.jit_ports(web05) == {22, 3389, 5985}
+    assert sorted(azure.policy_ports(*WEB, web05)) == [22, 2222, 3389, 5985]
+    assert azure.jit_ports(web05) == {22, 2222, 3389, 5985}
     assert sorted(azure.policy_ports(*WEB, web06)) == [22, 3389, 5985, 5986]  # the other VM is untouched
 
     # A requester sees no edit controls and is refused on a direct POST.
@@ -107,7 +114,7 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
         "ports-MAX_NUM_FORMS": "50", "ports-0-number": "22", "ports-0-protocol": "*", "ports-0-sources": "*",
         "ports-0-max_hours": "24"})
     assert refused.status == 404
-    assert sorted(azure.policy_ports(*WEB, web05)) == [22, 3389, 5985]
+    assert sorted(azure.policy_ports(*WEB, web05)) == [22, 2222, 3389, 5985]
     assert PolicyChange.objects.count() == 3
 
     # The requester selects two Configured VMs and asks for access to both (the seed's Configured tab flow).
@@ -121,4 +128,4 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     expect(ports.first).to_be_visible()
     values = ports.evaluate_all("els => els.map(e => e.value)")
     vms = {value.split(":")[0] for value in values}
-    assert len(vms) == 2 and len(values) == 1 + 3  # web-02: 22; web-05: 22, 3389, 5985
+    assert len(vms) == 2 and len(values) == 1 + 4  # web-02: 22; web-05: 22, 2222, 3389, 5985

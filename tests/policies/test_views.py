@@ -135,12 +135,40 @@ def test_a_policy_admin_bulk_enables_selected_vms(client, policy_admin, django_c
     made = make_many_vms(6)
     vms = [not_configured(made[0]), not_configured(made[2])]  # one resource group and location: one policy
     client.force_login(policy_admin)
+    page = client.get(reverse("policies:bulk_enable"), {"vm": [v.pk for v in vms]})
+    assert page.status_code == 200 and not PolicyChange.objects.exists()
+    formset = page.context["formset"]
+    assert [form.initial["number"] for form in formset.initial_forms] == [22, 3389, 5985, 5986]
+    text = page.content.decode()
+    assert f"{vms[0].name}, {vms[1].name}" in text and 'id="add-port"' in text
+    # Edit the recommendation: drop WinRM over HTTP, narrow SSH to a range, add a custom port.
+    rows = [{"number": "22", "sources": "203.0.113.0/24"}, {"number": "3389"}, {"number": "5985", "DELETE": "on"},
+            {"number": "5986"}, {"number": "8443", "protocol": "TCP", "max_hours": "1"}]
+    data = {**edit_post(vms[0], rows), "ports-INITIAL_FORMS": "4", "vm": [v.pk for v in vms]}
     with django_capture_on_commit_callbacks(execute=False) as tasks:
-        response = client.post(reverse("policies:bulk_enable"), {"vm": [v.pk for v in vms]})
+        response = client.post(reverse("policies:bulk_enable"), data)
     assert response.status_code == 302
     change = PolicyChange.objects.get()
     assert len(tasks) == 1 and change.state == PolicyChange.State.QUEUED
-    assert sorted(p["number"] for p in change.desired[vms[0].arm_id]) == [22, 3389, 5985, 5986]
+    for vm in vms:
+        desired = {p["number"]: p for p in change.desired[vm.arm_id]}
+        assert sorted(desired) == [22, 3389, 5986, 8443]
+        assert desired[22]["allowedSourceAddressPrefix"] == "203.0.113.0/24"
+        assert (desired[8443]["protocol"], desired[8443]["maxRequestAccessDuration"]) == ("TCP", "PT1H")
+
+
+@pytest.mark.django_db
+def test_bulk_enable_shows_errors_and_keeps_the_selection(client, policy_admin):
+    vm = not_configured(make_many_vms(3)[0])
+    client.force_login(policy_admin)
+    rows = [{"number": "22"}, {"number": "22"}, {"number": "5985"}, {"number": "5986"}]  # 3389 edited into 22
+    data = {**edit_post(vm, rows), "ports-INITIAL_FORMS": "4", "vm": [vm.pk]}
+    response = client.post(reverse("policies:bulk_enable"), data)
+    assert response.status_code == 400 and "Port 22 is listed twice." in response.content.decode()
+    assert f'<input type="hidden" name="vm" value="{vm.pk}">' in response.content.decode()
+    assert not PolicyChange.objects.exists()
+    response = client.get(reverse("policies:bulk_enable"), follow=True)
+    assert "Select at least one Not configured VM" in response.content.decode()
 
 
 def _edit(client, vm, rows):
