@@ -128,6 +128,18 @@ def duration_label(value: str) -> str:
     return " ".join(p for p in (f"{hours} h" if hours else "", f"{minutes} min" if minutes else "") if p) or value
 
 
+_POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+
+
+def validate_policy_name(name: str) -> str:
+    """A JIT policy name as a path segment of its ARM id: letters, digits, ``_ . -``, starting alphanumeric."""
+    name = (name or "").strip()
+    if not _POLICY_NAME.match(name):
+        raise ValidationError(f"'{name}' is not a valid JIT policy name: use letters, digits, '_', '.' and '-', "
+                              "starting with a letter or digit.", code="policy_name")
+    return name
+
+
 def validate_name_length(policy_name: str, vm_name: str) -> None:
     if len(policy_name) + len(vm_name) > MAX_POLICY_AND_VM_NAME:
         raise ValidationError(

@@ -214,12 +214,19 @@ def _require_supported(vm: VirtualMachine) -> None:
         raise ValidationError(f"{vm.name} does not support JIT: {vm.unsupported_message}", code="unsupported")
 
 
-def _policy_for(vm: VirtualMachine) -> tuple[str, str, str]:
-    """(resource group as Azure spells it, location, policy name) of the policy ``vm`` belongs or will belong to."""
+def _policy_for(vm: VirtualMachine, name: str | None = None) -> tuple[str, str, str]:
+    """(resource group as Azure spells it, location, policy name) of the policy ``vm`` belongs or will belong to:
+    its own; else the one named ``name`` (the seed's ``Set-AzJitNetworkAccessPolicy -Name VM1``), existing or new;
+    else the first of its resource group and location, or a new ``default``."""
     if vm.policy_name:
         return vm.policy_resource_group or vm.resource_group_name, vm.policy_location, vm.policy_name
     existing = JitPolicy.objects.filter(subscription_key=vm.subscription_key, resource_group=vm.resource_group,
-                                        location=vm.location).order_by("name").first()
+                                        location=vm.location)
+    if name:
+        named = existing.filter(name__iexact=name).first()
+        return (named.resource_group_name, named.location, named.name) if named else (
+            vm.resource_group_name, vm.location, name)
+    existing = existing.order_by("name").first()
     if existing is not None:
         return existing.resource_group_name, existing.location, existing.name
     return vm.resource_group_name, vm.location, rules.DEFAULT_POLICY_NAME
@@ -254,13 +261,16 @@ def _enqueue_change(change_id: int) -> None:
 
 
 def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRule] | None = None,
-                  os_default: bool = False) -> list[PolicyChange]:
-    """Enable JIT on Not configured VMs: ``ports`` (default: the recommended ones, or the OS default).
+                  os_default: bool = False, policy_name: str | None = None) -> list[PolicyChange]:
+    """Enable JIT on Not configured VMs: ``ports`` (default: the recommended ones, or the OS default), in the
+    policy ``policy_name`` of their resource group and location (default: the one there, or ``default``).
 
-    One change per policy (resource group + location); refused whole when any VM may not be enabled.
+    One change per policy; refused whole when any VM may not be enabled.
     """
     if not vms:
         raise ValidationError("Select at least one VM.", code="required")
+    if policy_name is not None:
+        policy_name = rules.validate_policy_name(policy_name)
     groups: dict[tuple[str, str, str], list[VirtualMachine]] = {}
     plans: dict[str, list[dict]] = {}
     for vm in vms:
@@ -268,7 +278,7 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
         _require_supported(vm)
         if vm.state == VmState.CONFIGURED:
             raise ValidationError(f"{vm.name} already has JIT; edit it instead.", code="configured")
-        group, location, name = _policy_for(vm)
+        group, location, name = _policy_for(vm, policy_name)
         rules.validate_name_length(name, vm.name)
         chosen = ports if ports is not None else (rules.default_ports(vm.os_type) if os_default
                                                   else rules.recommended_ports())

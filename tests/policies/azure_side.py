@@ -34,9 +34,9 @@ class Azure:
     def policy(self, group: str, location: str, name: str = "default"):
         return self.security.jit_network_access_policies.get(group, location, name)
 
-    def policy_ports(self, group: str, location: str, vm: str) -> dict[int, dict]:
-        """Port number → the port rule (as a dict) of ``vm`` in the policy of its group and location."""
-        policy = self.policy(group, location)
+    def policy_ports(self, group: str, location: str, vm: str, name: str = "default") -> dict[int, dict]:
+        """Port number → the port rule (as a dict) of ``vm`` in the policy ``name`` of its group and location."""
+        policy = self.policy(group, location, name)
         for entry in policy.virtual_machines:
             if entry.id.lower() == vm.lower():
                 return {p.number: p.as_dict() for p in entry.ports}

@@ -188,17 +188,26 @@ def test_missing_or_unknown_options_are_explained(prod, policy_admin):
         assert message in str(error), (message, str(error))
 
 
-def test_the_portal_keeps_one_policy_per_group_and_location(prod, policy_admin):
+def test_name_puts_a_new_vm_in_its_own_policy_as_the_seed_shows(prod, policy_admin, azure):
+    """The seed: "Use the -Name parameter to specify a VM ... Set-AzJitNetworkAccessPolicy -Name VM1"."""
+    policy, _ = run("jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope", "--name",
+                    "web-05", "--virtual-machine", fill(SEED_POLICY, "web-05"), "--actor", policy_admin.username,
+                    "--wait")
+    assert policy["name"] == "web-05" and policy["id"].endswith("/jitNetworkAccessPolicies/web-05")
+    target = vm_id("rg-web-prod", "web-05")
+    assert sorted(azure.policy_ports("rg-web-prod", "westeurope", target, name="web-05")) == [22, 3389]
+    assert not azure.policy_ports("rg-web-prod", "westeurope", target)  # not in "default"
+    assert (vm("web-05").state, vm("web-05").policy_name) == (VmState.CONFIGURED, "web-05")
+    # A VM already in a policy stays there; a name Azure would not take is refused before anything is stored.
     error = fails("jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope", "--name",
                   "other", "--virtual-machine", fill(SEED_POLICY, "web-02"), "--actor", policy_admin.username)
     assert "VM web-02 is in JIT policy 'default', not 'other'" in str(error)
     error = fails("jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope", "--name",
-                  "other", "--virtual-machine", fill(SEED_POLICY, "web-05"), "--actor", policy_admin.username)
-    assert "these VMs go into policy 'default' of rg-web-prod/westeurope. Pass --name default." in str(error)
-    assert not PolicyChange.objects.exists() and not AuditEvent.objects.filter(action__startswith="policy.").exists()
+                  "bad/name", "--virtual-machine", fill(SEED_POLICY, "web-06"), "--actor", policy_admin.username)
+    assert "'bad/name' is not a valid JIT policy name" in str(error)
+    assert PolicyChange.objects.count() == 1
 
 
-# --- jit_policy show / remove ---------------------------------------------------------------------------------------
 def test_show_prints_the_stored_policy_to_whoever_may_read_it(prod, reader, outsider):
     policy, _ = run("jit_policy", "show", "--resource-group", "RG-WEB-PROD", "--location", "WestEurope",
                     "--actor", reader.username)

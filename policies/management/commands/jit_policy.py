@@ -157,14 +157,8 @@ class Command(BaseCommand):
                 else:
                     new.setdefault(tuple(plans[vm.pk]), []).append(vm)
             for ports, members in new.items():
-                changes.extend(services.policy_enable(actor=actor, vms=members, ports=list(ports)))
-            for change in changes:
-                if (change.policy_name.lower(), change.resource_group, change.location.lower()) != (
-                        place.name.lower(), place.resource_group.lower(), place.location):
-                    raise bad_input(
-                        f"The portal keeps one JIT policy per resource group and location: these VMs go into "
-                        f"policy '{change.policy_name}' of {change.resource_group_name}/{change.location}. Pass "
-                        f"--name {change.policy_name}.")
+                changes.extend(services.policy_enable(actor=actor, vms=members, ports=list(ports),
+                                                      policy_name=place.name))
         self._finish(actor, [c.pk for c in changes], options, show_policy=place)
 
     def _check_place(self, vm: VirtualMachine, place: jit_json.PolicyPlace) -> None:
