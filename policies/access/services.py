@@ -1,8 +1,8 @@
 """Writes of access requests: create, open (task), close, extend, expire and reconcile, each with its audit row.
 
 Views and tasks call these and nothing else. A request is stored first (state ``queued``); after commit one
-``open_ports`` task per JIT policy is enqueued (Azure keeps one policy per resource group and location, and a
-request spanning several is one ``initiate`` per policy). If the broker is down the rows stay ``queued`` and
+``open_ports`` task per JIT policy is enqueued (an ``initiate`` names one policy, so a request spanning several
+is one ``initiate`` per policy). If the broker is down the rows stay ``queued`` and
 the beat reconciler sends them later, so nothing the user submitted is lost.
 
 "Close now": the 2020-01-01 JIT API has no revoke call. The portal closes a port by deleting the JIT *allow*
