@@ -114,11 +114,14 @@ class VmSerializer(serializers.Serializer):
     osType = serializers.CharField(allow_blank=True)
     state = serializers.CharField(help_text="configured, not_configured or unsupported.")
     unsupportedReason = serializers.CharField(allow_blank=True)
-    connectionType = serializers.CharField(allow_blank=True)
+    connectionType = serializers.CharField(allow_blank=True, help_text="firewall, nsg or none (JIT acts there).")
     publicIp = serializers.CharField(allow_blank=True)
     privateIp = serializers.CharField(allow_blank=True)
+    firewallId = serializers.CharField(allow_blank=True, help_text="The Azure Firewall guarding the VM, if any.")
+    firewallPublicIp = serializers.CharField(allow_blank=True, help_text="Connect here (DNAT) behind a firewall.")
     policyId = serializers.CharField(allow_blank=True)
     ports = PolicyPortSerializer(many=True)
+    approvedRequests7d = serializers.IntegerField(help_text="Approved JIT requests in the last seven days.")
     lastAccessAt = serializers.DateTimeField(allow_null=True)
     lastUser = serializers.CharField(allow_blank=True)
     url = serializers.CharField()
@@ -129,9 +132,11 @@ def vm_json(vm, request=None) -> dict:
     return {"id": vm.pk, "armId": vm.arm_id, "name": vm.name, "subscriptionId": vm.subscription_key,
             "resourceGroup": vm.resource_group_name, "location": vm.location, "osType": vm.os_type,
             "state": vm.state, "unsupportedReason": vm.unsupported_reason, "connectionType": vm.connection_type,
-            "publicIp": vm.public_ip, "privateIp": vm.private_ip, "policyId": vm.policy_id,
+            "publicIp": vm.public_ip, "privateIp": vm.private_ip, "firewallId": vm.firewall_id,
+            "firewallPublicIp": vm.firewall_public_ip, "policyId": vm.policy_id,
             "ports": [rules.PortRule.from_azure(p).to_azure() for p in vm.ports or []],
-            "lastAccessAt": vm.last_access_at, "lastUser": vm.last_user,
+            "approvedRequests7d": vm.approved_requests_7d, "lastAccessAt": vm.last_access_at,
+            "lastUser": vm.last_user,
             "url": request.build_absolute_uri(url) if request else url}
 
 

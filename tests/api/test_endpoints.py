@@ -36,6 +36,8 @@ def test_the_vm_list_holds_only_vms_in_scope(vms, reader, api_as):
     vm = body["results"][0]
     assert vm["state"] == "configured" and vm["ports"][0] == {
         "number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"}
+    assert (vm["approvedRequests7d"], vm["firewallId"], vm["firewallPublicIp"]) == (
+        inside.approved_requests_7d, inside.firewall_id, inside.firewall_public_ip)
 
 
 @pytest.mark.parametrize(("params", "count"), [
