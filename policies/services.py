@@ -334,18 +334,20 @@ def _lock_policy(key: str, holder: str) -> None:
 
 
 def merge_policy(current_vms: list, desired: dict) -> list[dict]:
-    """The policy's VM list after applying ``desired`` (VM id → ports, or None to remove) to Azure's current one."""
+    """The policy's VM list after applying ``desired`` (VM id → ports, or None to remove) to Azure's current one.
+    A VM keeps what Azure set beside its ports (``publicIpAddress``: the firewall's, for DNAT)."""
     from . import shapes
 
     merged: dict[str, dict] = {}
     for entry in current_vms:
-        vm_id, ports, _fw = shapes.policy_vm_entry(entry)
-        merged[vm_id.lower()] = {"id": vm_id, "ports": ports}
+        vm_id, ports, firewall_ip = shapes.policy_vm_entry(entry)
+        merged[vm_id.lower()] = {"id": vm_id, "ports": ports, **({"publicIpAddress": firewall_ip} if firewall_ip
+                                                                 else {})}
     for vm_id, ports in desired.items():
         if ports is None:
             merged.pop(vm_id.lower(), None)
         else:
-            merged[vm_id.lower()] = {"id": vm_id, "ports": ports}
+            merged[vm_id.lower()] = {**merged.get(vm_id.lower(), {}), "id": vm_id, "ports": ports}
     return list(merged.values())
 
 

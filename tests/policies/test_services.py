@@ -180,3 +180,15 @@ def prod_emulator_of(subscription):
         ca_pem = subscription.ca_bundle
 
     return _Emu()
+
+
+def test_merging_a_policy_keeps_the_firewall_ip_azure_set_beside_each_vms_ports():
+    from policies.services import merge_policy
+
+    port = {"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"}
+    current = [{"id": "/vms/a", "ports": [port], "publicIpAddress": "20.1.2.3"},
+               {"id": "/vms/b", "ports": [port]}, {"id": "/vms/c", "ports": [port], "publicIpAddress": "20.9.9.9"}]
+    rdp = {**port, "number": 3389}
+    merged = merge_policy(current, {"/VMS/A": [rdp], "/vms/c": None, "/vms/d": [port]})
+    assert merged == [{"id": "/VMS/A", "ports": [rdp], "publicIpAddress": "20.1.2.3"},
+                      {"id": "/vms/b", "ports": [port]}, {"id": "/vms/d", "ports": [port]}]
