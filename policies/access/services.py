@@ -100,7 +100,18 @@ def may_manage(user, request: AccessRequest, vm_rows: list[AccessRequestVm] | No
 
 
 # --- create ------------------------------------------------------------------------------------------------------
-def _validate(actor, selections: list[Selection], source_prefix: str, duration: timedelta) -> list[str]:
+def _window(vm: VirtualMachine, number: int, duration: timedelta, each_port_maximum: bool) -> timedelta:
+    """The window of one port: ``duration``, or with ``each_port_maximum`` at most the port's own maximum."""
+    if not each_port_maximum:
+        return duration
+    try:
+        return min(duration, validation.port_maximum(validation.policy_port(vm.ports, number)))
+    except ValidationError:
+        return duration  # not in the policy: ``_validate`` says so
+
+
+def _validate(actor, selections: list[Selection], source_prefix: str, duration: timedelta,
+              each_port_maximum: bool = False) -> list[str]:
     problems: list[str] = []
     if not selections:
         problems.append("Select at least one VM and port.")
@@ -116,7 +127,7 @@ def _validate(actor, selections: list[Selection], source_prefix: str, duration: 
         for number in selection.ports:
             try:
                 rule = validation.policy_port(vm.ports, number)
-                validation.validate_window(duration, rule, vm.name)
+                validation.validate_window(_window(vm, number, duration, each_port_maximum), rule, vm.name)
                 validation.validate_source(source_prefix, rule, vm.name)
             except ValidationError as exc:
                 problems.extend(exc.messages)
@@ -136,8 +147,12 @@ def _validate_start(start_at: datetime | None, now: datetime) -> list[str]:
 def request_create(*, actor, selections: list[Selection], source_prefix: str, duration: timedelta,
                    justification: str, idempotency_key: str, source_kind: str = "", source_warning: str = "",
                    client_ip: str | None = None, extends: AccessRequest | None = None,
-                   start_at: datetime | None = None) -> tuple[AccessRequest, bool]:
+                   start_at: datetime | None = None, each_port_maximum: bool = False
+                   ) -> tuple[AccessRequest, bool]:
     """Store a request and, after commit, ask Azure to open it: ``(request, created)``.
+
+    Every port is asked for ``duration``; with ``each_port_maximum`` (the Connect page: "the time range
+    configured for that VM") a port whose maximum is shorter gets its maximum instead.
 
     The access rules decide first (``approvals.evaluate``): a deny raises ``ValidationError``; a request that
     needs approval waits ``pending``; one with a future ``start_at`` waits ``scheduled``; the rest are
@@ -152,7 +167,7 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
             raise PermissionDenied("This form was submitted by someone else.")
         return existing, False
     justification = (justification or "").strip()
-    problems = _validate(actor, selections, source_prefix, duration)
+    problems = _validate(actor, selections, source_prefix, duration, each_port_maximum)
     if not justification:
         problems.append("Say why you need access.")
     elif len(justification) > MAX_JUSTIFICATION:
@@ -161,9 +176,12 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
     problems.extend(_validate_start(start_at, now))
     if problems:
         raise ValidationError(problems)
-    verdict = approvals.evaluate(selections, source=source_prefix, duration=duration, start=start_at or now,
+    windows = {(selection.vm.pk, number): _window(selection.vm, number, duration, each_port_maximum)
+               for selection in selections for number in set(selection.ports)}
+    longest = max(windows.values())
+    verdict = approvals.evaluate(selections, source=source_prefix, duration=longest, start=start_at or now,
                                  justification=justification)
-    end = (start_at or now) + duration
+    end = (start_at or now) + longest
     if verdict.needs_approval:
         port_state, approval_state = PortState.PENDING, ApprovalState.PENDING
     else:
@@ -198,8 +216,9 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
             AccessRequestPort.objects.bulk_create([
                 AccessRequestPort(request=request, request_vm=vm_row, policy_key=vm_row.policy_key, number=number,
                                   protocol=validation.policy_port(vm.ports, number).protocol,
-                                  source_prefix=source_prefix, duration_seconds=int(duration.total_seconds()),
-                                  end_at=end, state=port_state)
+                                  source_prefix=source_prefix,
+                                  duration_seconds=int(windows[vm.pk, number].total_seconds()),
+                                  end_at=(start_at or now) + windows[vm.pk, number], state=port_state)
                 for number in sorted(set(selection.ports))])
             policies.add(vm_row.policy_key)
             audit_record(actor=actor, action="access.extend_requested" if extends else "access.requested",

@@ -33,7 +33,8 @@ def _form(request: HttpRequest, vms: list[VirtualMachine]) -> AccessRequestForm:
                              my_ip=client_address(request.META), duration_choices=selectors.duration_choices_for(vms))
 
 
-def _submit(request: HttpRequest, form: AccessRequestForm) -> HttpResponse | None:
+def _submit(request: HttpRequest, form: AccessRequestForm, *, each_port_maximum: bool = False
+            ) -> HttpResponse | None:
     """Create the request from a valid form; a redirect to its page, or ``None`` with errors on the form."""
     data = form.cleaned_data
     try:
@@ -41,7 +42,8 @@ def _submit(request: HttpRequest, form: AccessRequestForm) -> HttpResponse | Non
             actor=request.user, selections=form.selections(), source_prefix=data["source_prefix"],
             duration=data["window"], justification=data["justification"], idempotency_key=data["token"],
             source_kind=data["source_kind"], source_warning=data["source_warning"],
-            client_ip=str(form.my_ip.address) if form.my_ip else None, start_at=data.get("start_at"))
+            client_ip=str(form.my_ip.address) if form.my_ip else None, start_at=data.get("start_at"),
+            each_port_maximum=each_port_maximum)
     except ValidationError as exc:
         for message in exc.messages:
             form.add_error(None, message)
@@ -92,19 +94,27 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
             form = AccessRequestForm({**defaults, **request.POST.dict(), "ports": defaults["ports"]}, vms=[vm],
                                      my_ip=form.my_ip, duration_choices=form.fields["duration"].choices)
             if form.is_valid():
-                response = _submit(request, form)
+                response = _submit(request, form, each_port_maximum=True)
                 if response is not None:
                     return response
-        context.update(form=form, defaults=defaults, my_ip=form.my_ip)
+        context.update(form=form, defaults=defaults, my_ip=form.my_ip, windows=_connect_windows(vm))
     return render(request, "policies/access/connect.html", context,
                   status=400 if request.method == "POST" else 200)
 
 
+def _connect_windows(vm: VirtualMachine) -> list[tuple[int, str]]:
+    """(port, its maximum request time in words): what the Connect page asks for each port."""
+    return [(p["number"], validation.window_label(validation.port_maximum(validation.policy_port(vm.ports,
+                                                                                                p["number"]))))
+            for p in vm.ports]
+
+
 def _connect_defaults(vm: VirtualMachine, form: AccessRequestForm) -> dict:
-    """The policy's defaults: every port, my IP, the shortest of the ports' maximum times."""
-    shortest = min(validation.port_maximum(validation.policy_port(vm.ports, p["number"])) for p in vm.ports)
+    """The policy's defaults: every port, my IP, each port for its own maximum time (the longest is asked for,
+    and ``each_port_maximum`` trims the others)."""
+    longest = max(validation.port_maximum(validation.policy_port(vm.ports, p["number"])) for p in vm.ports)
     return {"ports": [value for value, _ in form.fields["ports"].choices], "source_kind": "my_ip",
-            "duration": int(shortest.total_seconds()), "token": form.initial.get("token") or new_token(),
+            "duration": int(longest.total_seconds()), "token": form.initial.get("token") or new_token(),
             "justification": f"Connect to {vm.name}"}
 
 

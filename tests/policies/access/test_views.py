@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from policies.access.models import AccessRequest
+from policies.models import VirtualMachine
 from tests.plugins.personas import OUT_OF_SCOPE
 from tests.policies.access.factories import ask, open_all, vm
 from tests.policies.factories import make_vm
@@ -98,6 +101,24 @@ def test_the_connect_page_requests_the_policys_defaults_in_one_click(prod, alice
     open_all(request)
     page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     assert "ssh alice@51.105.20.2 -p 22" in page and "Close now" in page
+
+
+def test_the_connect_page_asks_each_port_for_its_own_maximum_time(prod, alice):
+    jump = vm("jump-02")
+    VirtualMachine.objects.filter(pk=jump.pk).update(ports=[
+        {"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"},
+        {"number": 3389, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H"}])
+    page = alice.get(reverse("policies:connect", args=[jump.pk]), REMOTE_ADDR=MY_IP).content.decode()
+    assert "port 22 for 3 hours, port 3389 for 1 hour" in page
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)
+    before = timezone.now()
+    alice.post(reverse("policies:connect", args=[jump.pk]), {"token": token, "justification": "Connect"},
+               REMOTE_ADDR=MY_IP)
+    request = AccessRequest.objects.get()
+    assert dict(request.ports.values_list("number", "duration_seconds")) == {22: 3 * 3600, 3389: 3600}
+    assert timedelta(hours=3) <= request.end_at - before < timedelta(hours=3, minutes=1)
+    port = request.ports.get(number=3389)
+    assert timedelta(hours=1) <= port.end_at - before < timedelta(hours=1, minutes=1)
 
 
 def test_the_connect_page_says_when_jit_is_not_enabled(prod, alice, client, policy_admin):
