@@ -9,8 +9,9 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from accounts import authz
 from accounts.models import RoleMapping
-from accounts.roles import SETTINGS_WRITE
-from accounts.scopes import InvalidScope, normalize_scope
+from accounts.role_definitions import DEFAULT_SUFFIX
+from accounts.roles import AZURE_ROLE_NAMES, ROLES, SETTINGS_WRITE
+from accounts.scopes import InvalidScope, ScopeKind, normalize_scope, parse_scope
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -86,3 +87,41 @@ class RoleMappingForm(forms.ModelForm):
             else:
                 cleaned["source_value"] = value.lower()
         return cleaned
+
+
+class RoleDefinitionForm(forms.Form):
+    """What to generate least-privilege Azure custom roles for: scopes the user administers, roles, a suffix."""
+
+    scopes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 100}), label="Assignable scopes",
+        help_text="One per line: /subscriptions/{id} or /subscriptions/{id}/resourceGroups/{name}.")
+    roles = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple, label="Roles",
+        choices=[(name, ROLES[name].label) for name in AZURE_ROLE_NAMES], initial=list(AZURE_ROLE_NAMES))
+    suffix = forms.RegexField(
+        regex=r"^[A-Za-z0-9 ._-]{0,40}$", required=False, initial=DEFAULT_SUFFIX, label="Name suffix",
+        help_text='Appended to each role name: "JIT Requester (suffix)". Letters, digits, spaces, . _ -.',
+        error_messages={"invalid": "Use at most 40 letters, digits, spaces, dots, dashes or underscores."})
+
+    def __init__(self, *args, actor, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+
+    def clean_scopes(self) -> list[str]:
+        scopes = []
+        for line in self.cleaned_data["scopes"].replace(",", "\n").splitlines():
+            if not line.strip():
+                continue
+            try:
+                scope = normalize_scope(line.strip())
+            except InvalidScope as exc:
+                raise forms.ValidationError(str(exc)) from exc
+            if parse_scope(scope).kind == ScopeKind.VIRTUAL_MACHINE:
+                raise forms.ValidationError(f"{scope}: Azure assigns custom roles at a subscription or a resource "
+                                            "group, not at a VM.")
+            if not authz.has_permission(self.actor, SETTINGS_WRITE, scope):
+                raise forms.ValidationError(f"{scope}: you may only generate roles for scopes you administer.")
+            scopes.append(scope)
+        if not scopes:
+            raise forms.ValidationError("Give at least one scope.")
+        return list(dict.fromkeys(scopes))

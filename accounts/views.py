@@ -1,6 +1,8 @@
 """Pages of the accounts app: sign-in and sign-out, "My access", and the role mappings under Settings."""
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -11,13 +13,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
-from accounts import selectors, services
+from accounts import authz, selectors, services
 from accounts.access import authenticated_only, public, requires
 from accounts.authz import get_for_user_or_404
 from accounts.config import ENTRA_PROVIDER_ID
 from accounts.filtersets import RoleMappingFilterSet
-from accounts.forms import BreakGlassAuthenticationForm, RoleMappingForm
+from accounts.forms import BreakGlassAuthenticationForm, RoleDefinitionForm, RoleMappingForm
 from accounts.models import RoleMapping
+from accounts.role_definitions import build_role_definitions
 from accounts.roles import SETTINGS_WRITE
 from accounts.tables import RoleMappingTable
 
@@ -110,3 +113,32 @@ def role_mapping_delete(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Deleted: {label}.")
         return redirect("accounts:rolemapping_list")
     return render(request, "accounts/rolemapping_delete.html", {"title": "Delete role mapping", "mapping": mapping})
+
+
+@requires(SETTINGS_WRITE)
+def role_definitions(request: HttpRequest) -> HttpResponse:
+    """Least-privilege Azure custom roles of the portal's Azure roles (the seed's ``Set-JitLeastPrivilegedRole``)
+    for scopes the user administers: shown, and downloadable as JSON (``?download=<role>``) to create in Azure."""
+    scopes = [s for s in authz.permitted_scopes(request.user, SETTINGS_WRITE) if s != authz.EVERYWHERE]
+    form = RoleDefinitionForm(request.GET if "scopes" in request.GET else None, actor=request.user,
+                              initial={"scopes": "\n".join(scopes)})
+    definitions: dict[str, dict] = {}
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        definitions = build_role_definitions(data["scopes"], data["roles"], data["suffix"].strip())
+        wanted = request.GET.get("download")
+        if wanted in definitions:
+            response = HttpResponse(json.dumps(definitions[wanted], indent=2) + "\n",
+                                    content_type="application/json")
+            response["Content-Disposition"] = f'attachment; filename="jit-{wanted.replace("_", "-")}.json"'
+            return response
+    query = request.GET.copy()
+    files = []
+    for name, definition in definitions.items():
+        query["download"] = name
+        files.append({"role": name, "name": definition["properties"]["roleName"], "query": query.urlencode(),
+                      "file": f"jit-{name.replace('_', '-')}.json", "json": json.dumps(definition, indent=2)})
+    return render(request, "accounts/role_definitions.html", {
+        "title": "Azure custom roles", "form": form, "files": files,
+        "scope_args": " ".join(f"--scope {s}" for s in (form.cleaned_data["scopes"] if definitions else []))},
+        status=400 if form.is_bound and not form.is_valid() else 200)
