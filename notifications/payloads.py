@@ -144,13 +144,16 @@ def body_for(format_: str, payload: dict) -> dict:
     return payload
 
 
-def email_text(*, event: str, request, actor, detail: dict) -> tuple[str, str]:
-    """Subject and plain-text body of the e-mail about ``event`` on ``request``."""
+def email_text(*, event: str, request, actor, detail: dict, approver: bool = False) -> tuple[str, str]:
+    """Subject and plain-text body of the e-mail about ``event`` on ``request``; an ``approver``'s links to the
+    review page (where they decide), a requester's to the request's page."""
     summary = request_summary(request)
     title = title_of(event, request.pk, detail)
     subject = f"[{settings.PORTAL_NAME}] {title}"
+    link = (settings.PORTAL_BASE_URL + reverse("policies:request_review", kwargs={"pk": request.pk})
+            if approver else summary["url"])
     body = render_to_string("notifications/email/event.txt", {
-        "event": event, "headline": title, "request": summary,
+        "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
         "actor": str(actor) if actor is not None else "the portal", "detail": detail,
         "portal_name": settings.PORTAL_NAME})
     return subject, body

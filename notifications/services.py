@@ -85,8 +85,9 @@ def preference_save(*, actor, requester_events: list[str], approver_events: list
     return row
 
 
-def _recipients(request: AccessRequest, event: str, actor) -> list[tuple[object, str]]:
-    """(user, address) of everyone who gets e-mail about ``event`` on ``request``, by their preferences."""
+def _recipients(request: AccessRequest, event: str, actor) -> list[tuple[object, str, str]]:
+    """(user, address, "requester" or "approver") of everyone who gets e-mail about ``event`` on ``request``, by
+    their preferences."""
     candidates: dict[int, tuple[object, str]] = {}
     requester = request.requester
     candidates[requester.pk] = (requester, "requester")
@@ -105,7 +106,7 @@ def _recipients(request: AccessRequest, event: str, actor) -> list[tuple[object,
         else:
             wanted = row.approver_events if row else DEFAULT_APPROVER_EVENTS
         if event in wanted:
-            chosen.append((user, user.email))
+            chosen.append((user, user.email, role))
     return chosen
 
 
@@ -184,12 +185,12 @@ def _compose(*, request_id: int, event: str, actor, detail: dict,
     """The unsaved e-mails (rendered) and webhook deliveries of one event on the request as it is now."""
     request = AccessRequest.objects.select_related("requester").get(pk=request_id)
     now = timezone.now()
-    notes = []
     recipients = _recipients(request, event, actor)
-    if recipients:
-        subject, body = payloads.email_text(event=event, request=request, actor=actor, detail=detail)
-        notes = [Notification(event=event, request=request, recipient=user, address=address, subject=subject,
-                              body=body, next_attempt_at=now) for user, address in recipients]
+    texts = {role: payloads.email_text(event=event, request=request, actor=actor, detail=detail,
+                                       approver=role == "approver")
+             for role in sorted({role for _user, _address, role in recipients})}
+    notes = [Notification(event=event, request=request, recipient=user, address=address, subject=texts[role][0],
+                          body=texts[role][1], next_attempt_at=now) for user, address, role in recipients]
     deliveries = []
     hooks = webhooks_for(request, event)
     if hooks:

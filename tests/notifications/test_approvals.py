@@ -5,6 +5,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.urls import reverse
 
 from accounts.services import user_sign_in_record
 from notifications import services
@@ -59,6 +61,12 @@ def test_two_approvals_notify_approvers_then_the_requester_and_reach_the_webhook
         (alice.email, f"Access request #{request.pk} approved"),
     ])
     assert not Notification.objects.exclude(state="sent").exists()
+    review = reverse("policies:request_review", args=[request.pk])
+    page = reverse("policies:request_detail", args=[request.pk])
+    for message in mailoutbox:  # approvers get the page where they decide; the requester their request's page
+        assert (f"Review it: {settings.PORTAL_BASE_URL}{review}\n" in message.body) == (message.to[0] != alice.email)
+        assert (f"Open the request: {settings.PORTAL_BASE_URL}{page}\n" in message.body) == (
+            message.to[0] == alice.email)
 
 
 def test_a_denial_tells_the_requester_why(persona_mappings, broker_down, mailoutbox):
