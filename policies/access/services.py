@@ -475,8 +475,7 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
         if not AccessRequest.objects.filter(pk=request.pk, closed_at__isnull=True).update(**fields):
             AccessRequest.objects.filter(pk=request.pk).update(**fields)  # closed while opening: close it now
             _after_commit(enqueue_close, request.pk)
-        if request.extends_id:  # before the audit rows: the chain's lock is the last one a transaction takes
-            _supersede(request)
+        _supersede(request, ports)  # before the audit rows: the chain's lock is the last one a transaction takes
         for vm_row in {port.request_vm_id: port.request_vm for port in ports}.values():
             numbers = sorted(port.number for port in ports if port.request_vm_id == vm_row.pk)
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
@@ -499,17 +498,35 @@ def _update_alike(ports: list[AccessRequestPort], fields: list[str], **still) ->
                for values, ids in alike.items())
 
 
-def _supersede(extension: AccessRequest) -> None:
-    """An extension replaces the original's ports in Azure (``NewerRequestInitiated``): mirror that."""
-    keys = set(AccessRequestPort.objects.filter(request=extension, state=PortState.OPEN)
-               .values_list("request_vm__vm_id", "number"))
-    for port in AccessRequestPort.objects.filter(request_id=extension.extends_id, state=PortState.OPEN
-                                                 ).select_related("request_vm"):
-        if (port.request_vm.vm_id, port.number) in keys:
-            AccessRequestPort.objects.filter(pk=port.pk, state=PortState.OPEN).update(
-                state=PortState.CLOSED, azure_status="Revoked", azure_status_reason="NewerRequestInitiated",
-                finished_at=timezone.now())
-    refresh_state(extension.extends_id)
+def _supersede(request: AccessRequest, ports: list[AccessRequestPort]) -> None:
+    """Azure keeps one JIT request per VM port: opening ``ports`` revoked (``NewerRequestInitiated``) the access
+    any other request held on them, an extension's original included. Mirror that; the others' requesters are
+    told (``closed``, reason ``replaced``) and the audit trail says which request replaced theirs."""
+    held = Q()
+    for port in ports:
+        held |= Q(request_vm__vm_id=port.request_vm.vm_id, number=port.number)
+    replaced = list(AccessRequestPort.objects.filter(held, state=PortState.OPEN).exclude(request_id=request.pk)
+                    .select_related("request", "request_vm").order_by("request_id", "pk"))
+    if not replaced:
+        return
+    AccessRequestPort.objects.filter(pk__in=[p.pk for p in replaced], state=PortState.OPEN).update(
+        state=PortState.CLOSED, azure_status="Revoked", azure_status_reason="NewerRequestInitiated",
+        finished_at=timezone.now())
+    others = sorted({p.request_id for p in replaced})
+    for other_id in others:  # every request row lock before the first audit row (the chain's lock comes last)
+        refresh_state(other_id)
+    for other_id in others:
+        if other_id == request.extends_id:
+            continue  # the requester's own extension: nothing to tell
+        theirs = [p for p in replaced if p.request_id == other_id]
+        other = theirs[0].request
+        for vm_row in {p.request_vm_id: p.request_vm for p in theirs}.values():
+            audit_record(actor=request.requester, action="access.replaced", target_type="vm",
+                         target_id=vm_row.vm_id, target_label=vm_row.vm_name,
+                         after={"ports": sorted(p.number for p in theirs if p.request_vm_id == vm_row.pk),
+                                "request": other.pk, "replaced_by": request.pk, "by": request.requester_name},
+                         correlation_id=str(other.correlation_id), **audit_place(vm_row))
+        signals.emit("closed", other, actor=request.requester, reason="replaced", replaced_by=request.pk)
 
 
 def vm_usage_record_open(*, vm_id: int, user: str, at) -> None:

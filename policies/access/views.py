@@ -76,8 +76,14 @@ def request_new(request: HttpRequest) -> HttpResponse:
         if response is not None:
             return response
     return render(request, "policies/access/request_form.html", {
-        "title": "Request access", "form": form, "vms": vms, "my_ip": form.my_ip},
-        status=400 if request.method == "POST" else 200)
+        "title": "Request access", "form": form, "vms": vms, "my_ip": form.my_ip,
+        "open_now": _open_now(vms)}, status=400 if request.method == "POST" else 200)
+
+
+def _open_now(vms: list[VirtualMachine]) -> list[tuple[str, str, list[int]]]:
+    """(VM, person, ports) open now on these VMs: a new request on one of those ports replaces that access."""
+    found = selectors.open_access_by_vm([vm.pk for vm in vms])
+    return [(vm.name, name, ports) for vm in vms for name, ports in found.get(vm.pk, [])]
 
 
 @requires(JIT_INITIATE, object_model=VirtualMachine)

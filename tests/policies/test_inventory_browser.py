@@ -123,7 +123,7 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     second_page.locator('tr[data-vm="web-02"] input[name="vm"]').check()
     second_page.locator('tr[data-vm="web-05"] input[name="vm"]').check()
     second_page.click("#request-selected")
-    expect(second_page.locator("#content-main h1")).to_have_text("Request access")
+    expect(second_page.get_by_role("heading", level=1)).to_have_text("Request access")
     ports = second_page.locator('input[name="ports"]')
     expect(ports.first).to_be_visible()
     values = ports.evaluate_all("els => els.map(e => e.value)")

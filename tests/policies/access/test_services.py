@@ -68,6 +68,29 @@ def test_a_justification_naming_a_portal_request_of_another_vm_names_nobody(prod
     assert vm("web-01").last_user not in ("", "alice@contoso.example")
 
 
+def test_a_newer_request_on_the_same_port_replaces_the_older_ones_access(prod, requester, reader, fresh_emulator):
+    from notifications.models import PendingEvent
+
+    alices = ask(requester, {"web-02": [22]})
+    assert open_all(alices) == ["open"]
+    franks = ask(reader, {"web-02": [22]}, source="198.51.100.60/32")
+    assert open_all(franks) == ["open"]
+    # Azure keeps one allow rule per VM port: frank's source replaced alice's.
+    rules = allow_rules(fresh_emulator, "rg-web-prod", "web-02")
+    assert [r["sourceAddressPrefix"] for r in rules] == ["198.51.100.60/32"]
+    alices.refresh_from_db()
+    port = alices.ports.get()
+    assert (alices.state, port.state, port.azure_status, port.azure_status_reason) == (
+        "closed", "closed", "Revoked", "NewerRequestInitiated")
+    event = AuditEvent.objects.get(action="access.replaced")
+    assert (event.actor_label, event.after["request"], event.after["replaced_by"]) == (
+        reader.username, alices.pk, franks.pk)
+    told = PendingEvent.objects.get(event="closed")
+    assert (told.request_id, told.detail) == (alices.pk, {"reason": "replaced", "replaced_by": franks.pk})
+    franks.refresh_from_db()
+    assert franks.state == "open"
+
+
 def test_it_refuses_a_window_longer_than_the_ports_maximum(prod, requester):
     with pytest.raises(ValidationError, match="at most 3 h"):
         ask(requester, {"web-02": [22]}, hours=4)

@@ -103,6 +103,15 @@ def test_the_connect_page_requests_the_policys_defaults_in_one_click(prod, alice
     assert "ssh alice@51.105.20.2 -p 22" in page and "Close now" in page
 
 
+def test_the_form_warns_when_someone_has_a_port_of_the_vm_open(prod, alice, reader):
+    web = vm("web-02")
+    assert 'id="open-now"' not in form_page(alice, web).content.decode()
+    franks = ask(reader, {"web-02": [22]}, source="198.51.100.60/32")
+    franks.ports.update(state="open")
+    page = form_page(alice, web).content.decode()
+    assert 'id="open-now"' in page and f"web-02: {reader.username} (port 22)" in page
+
+
 def test_the_connect_page_asks_each_port_for_its_own_maximum_time(prod, alice):
     jump = vm("jump-02")
     VirtualMachine.objects.filter(pk=jump.pk).update(ports=[
