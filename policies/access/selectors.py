@@ -200,14 +200,28 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         eligible = [u for u in approvers_for(request) if u.pk not in decided]
         missing = counts["first_needed"] - counts["first"] + counts["second_needed"] - counts["second"]
         short = len(eligible) < missing
+    every = [item["port"] for vm in vms for item in vm["ports"]]
     return {"vms": vms, "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
+            "cancellable": request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED),
+            "ended_note": _ended_note(request, every),
             "may_extend": request.requester_id == user.pk and request.state == PortState.OPEN,
             "may_decide": may_decide(user, request), "decisions": decisions, "eligible_approvers": eligible,
             "progress": counts, "approvers_short": short,
-            "polling": request.state in (PortState.QUEUED, PortState.OPENING) or (
-                request.closed_at is not None and request.state == PortState.OPEN),
+            "polling": request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN),
             "waiting": request.state in WAITING,
             "poll_every": poll_interval(request, now)}
+
+
+def _ended_note(request: AccessRequest, ports: list[AccessRequestPort]) -> str:
+    """Why a request that is over ended early: ``replaced`` (a newer request on a port), ``closed`` (closed after
+    it opened), ``cancelled`` (closed before anything opened), or ``""``."""
+    if request.state not in (PortState.CLOSED, PortState.EXPIRED):
+        return ""
+    if any(p.azure_status_reason == "NewerRequestInitiated" for p in ports) and request.closed_at is None:
+        return "replaced"
+    if request.closed_at is None:
+        return ""
+    return "closed" if any(p.opened_at for p in ports) else "cancelled"
 
 
 FAST_POLL_SECONDS = 5
@@ -217,8 +231,11 @@ SOON_POLL_SECONDS = 30
 def poll_interval(request: AccessRequest, now) -> str:
     """How soon the request page asks again (htmx ``every``). Azure usually answers within a second, so right
     after a change (submitted, claimed, close asked) the page asks every 250 ms, then every second, then every
-    2 s; waiting for approvers every 5 s, for a scheduled start every 30 s."""
-    if request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN):
+    2 s; an open request every 30 s (time left, and an end or a replacement shows without reloading); waiting
+    for approvers every 5 s, for a scheduled start every 30 s."""
+    moving = request.state in (PortState.QUEUED, PortState.OPENING) or (
+        request.state == PortState.OPEN and request.closed_at is not None)
+    if moving:
         changed = max(filter(None, (request.created_at, request.updated_at, request.closed_at)), default=now)
         age = (now - changed).total_seconds()
         return "250ms" if age < FAST_POLL_SECONDS else "1s" if age < SOON_POLL_SECONDS else "2s"

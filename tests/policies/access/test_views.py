@@ -101,6 +101,7 @@ def test_the_connect_page_requests_the_policys_defaults_in_one_click(prod, alice
     open_all(request)
     page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     assert "ssh alice@51.105.20.2 -p 22" in page and "Close now" in page
+    assert 'hx-trigger="every 30s"' in page  # an open request keeps its time left current
 
 
 def test_the_form_warns_when_someone_has_a_port_of_the_vm_open(prod, alice, reader):
@@ -110,6 +111,26 @@ def test_the_form_warns_when_someone_has_a_port_of_the_vm_open(prod, alice, read
     franks.ports.update(state="open")
     page = form_page(alice, web).content.decode()
     assert 'id="open-now"' in page and f"web-02: {reader.username} (port 22)" in page
+
+
+def test_a_request_that_is_not_open_yet_is_cancelled_not_closed(prod, alice, requester):
+    request = ask(requester, {"web-02": [22]})
+    request.ports.update(state="scheduled")
+    AccessRequest.objects.filter(pk=request.pk).update(state="scheduled")
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert "Cancel request" in page and "Removes the JIT allow rule" not in page
+    assert alice.post(reverse("policies:request_close", args=[request.pk])).status_code == 302
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert "Cancelled before anything opened." in page and "the portal removed the JIT allow rule" not in page
+
+
+def test_a_replaced_request_says_so(prod, alice, requester, reader):
+    mine = ask(requester, {"web-02": [22]})
+    open_all(mine)
+    open_all(ask(reader, {"web-02": [22]}, source="198.51.100.60/32"))
+    page = alice.get(reverse("policies:request_detail", args=[mine.pk])).content.decode()
+    assert "Replaced: a newer request on the same VM port took over" in page
+    assert "NewerRequestInitiated" in page and "Close now" not in page
 
 
 def test_the_connect_page_asks_each_port_for_its_own_maximum_time(prod, alice):
@@ -199,6 +220,7 @@ def test_the_request_page_links_its_timeline_for_those_who_may_read_the_audit(cl
     ("opening", 12, False, "1s"),
     ("opening", 120, False, "2s"),
     ("open", 600, True, "250ms"),  # "Close now" was just asked: watch it close
+    ("open", 1, False, "30s"),  # open: time left, and an end or a replacement, show without reloading
     ("pending", 1, False, "5s"),
     ("scheduled", 1, False, "30s"),
 ])
