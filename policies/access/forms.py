@@ -82,6 +82,13 @@ class AccessRequestForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        kind = data.get("source_kind")
+        typed = [name for name in ("source_ip", "source_range") if (data.get(name) or "").strip()]
+        if kind in ("my_ip", "any") and typed:
+            chosen = dict(SOURCE_CHOICES)[kind]
+            self.add_error("source_kind", f"You typed an address but chose “{chosen}”: choose “A specific IP” or "
+                                          "“An IP range” to use it, or clear the box.")
+            return data
         try:
             data["source_prefix"] = self.clean_source_prefix()
         except ValidationError as exc:

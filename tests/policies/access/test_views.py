@@ -133,6 +133,21 @@ def test_a_replaced_request_says_so(prod, alice, requester, reader):
     assert "NewerRequestInitiated" in page and "Close now" not in page
 
 
+@pytest.mark.parametrize("kind", ["my_ip", "any"])
+def test_an_address_typed_beside_my_ip_or_any_is_not_silently_ignored(prod, alice, kind):
+    web = vm("web-02")
+    response = post_form(alice, web, token_of(form_page(alice, web)), source_kind=kind, source_ip="198.51.100.7")
+    assert response.status_code == 400
+    assert "You typed an address but chose" in response.content.decode()
+    assert not AccessRequest.objects.exists()
+
+
+def test_every_help_text_the_fields_point_to_exists(prod, alice):
+    page = form_page(alice, vm("web-02")).content.decode()
+    for target in re.findall(r'aria-describedby="([^"]+)"', page):
+        assert f'id="{target}"' in page, target
+
+
 def test_the_connect_page_asks_each_port_for_its_own_maximum_time(prod, alice):
     jump = vm("jump-02")
     VirtualMachine.objects.filter(pk=jump.pk).update(ports=[
