@@ -5,6 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts import authz
 from accounts.access import authenticated_only, public, requires
 from accounts.roles import SETTINGS_WRITE
 from jitportal.lib.health import check_broker, check_database
@@ -19,7 +20,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "jitportal/dashboard.html", {
         "title": "Dashboard", "open_ports": access.my_open_ports(request.user),
         "recent": access.recent_requests(request.user), "state_counts": access.state_counts(request.user),
-        "to_approve": access.approval_queue(request.user).count()})
+        "to_approve": access.approval_queue(request.user).count(),
+        "no_role": not request.user.is_superuser and not authz.grants_for(request.user)})
 
 
 @requires(SETTINGS_WRITE)

@@ -1,6 +1,7 @@
 """The inventory table (django-tables2): the columns of each tab and the row menu."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 import django_tables2 as tables
@@ -80,10 +81,12 @@ def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None
 
 
 def render_rows(vms: list[VirtualMachine], shown: list[str], select_form: str = "",
-                open_now: dict[int, list[tuple[str, list[int]]]] | None = None) -> SafeString:
+                open_now: dict[int, list[tuple[str, list[int]]]] | None = None,
+                menu: Callable[[VirtualMachine], set[str]] | None = None) -> SafeString:
     """The ``<tr>`` of each VM for the columns ``shown`` (rendered in Python: 50 rows cost ~1 ms, not ~50); the
     ``select`` boxes belong to the form with id ``select_form``; ``open_now`` is who has access to which VM
-    (``access.selectors.open_access_by_vm``)."""
+    (``access.selectors.open_access_by_vm``); ``menu`` names the row-menu items the user may use on a VM
+    (``edit``, ``connect``, ``activity``; default all)."""
     urls = {name: reverse(f"policies:{view}", kwargs={"pk": 999999999}) for name, view in (
         ("detail", "vm_detail"), ("edit", "policy_edit"), ("connect", "connect"))}
     activity = reverse("audit:search") + "?vm="
@@ -113,14 +116,16 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], select_form: str = 
         if "unsupported_reason" in shown:
             cells.append(f'<td class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
         # JIT can be neither configured nor requested on an unsupported VM: no Edit, no Connect.
-        supported = vm.state != VmState.UNSUPPORTED
-        edit_item = f'<li><a href="{edit}">Edit</a></li>' if supported else ""
-        connect_item = f'<li><a href="{connect}">Connect</a></li>' if supported else ""
+        items = menu(vm) if menu is not None else {"edit", "connect", "activity"}
+        if vm.state == VmState.UNSUPPORTED:
+            items = items - {"edit", "connect"}
+        edit_item = f'<li><a href="{edit}">Edit</a></li>' if "edit" in items else ""
+        activity_item = (f'<li><a href="{escape(activity + quote(vm.arm_id, safe="/"))}">Activity log</a></li>'
+                         if "activity" in items else "")
+        connect_item = f'<li><a href="{connect}">Connect</a></li>' if "connect" in items else ""
         cells.append(
             f'<td><details class="row-menu"><summary aria-label="Actions for {name}">&hellip;</summary><ul>'
-            f'<li><a href="{detail}">Details</a></li>{edit_item}'
-            f'<li><a href="{escape(activity + quote(vm.arm_id, safe="/"))}">Activity log</a></li>'
-            f'{connect_item}</ul></details></td>')
+            f'<li><a href="{detail}">Details</a></li>{edit_item}{activity_item}{connect_item}</ul></details></td>')
         drift = ' class="drift"' if vm.drift_count else ""
         out.append(f'<tr data-vm="{name}"{drift}>{"".join(cells)}</tr>')
     return mark_safe("".join(out))  # noqa: S308 - every value above is escaped

@@ -12,7 +12,7 @@ from django_tables2.paginators import LazyPaginator
 
 from accounts import authz
 from accounts.access import requires
-from accounts.roles import JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
+from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 
 from . import rules, selectors, services
 from .access.selectors import open_access_by_vm
@@ -53,7 +53,8 @@ def inventory(request: HttpRequest) -> HttpResponse:
     shown = [column.name for column in table.columns]
     records = [row.record for row in table.page.object_list]
     open_now = open_access_by_vm([vm.pk for vm in records]) if tab == VmState.CONFIGURED and records else None
-    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now)
+    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now,
+                       menu=lambda vm: _row_menu(request.user, vm))
     query = request.GET.copy()
     query.pop("page", None)
     tabs = []
@@ -69,6 +70,12 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "sync_runs": selectors.latest_sync_runs(subscriptions), "show_sync": may_write,
         "has_subscriptions": bool(subscriptions),
     })
+
+
+def _row_menu(user, vm: VirtualMachine) -> set[str]:
+    """The row-menu items ``user`` may use on ``vm`` (the pages check again)."""
+    allowed = {"edit": JIT_POLICY_WRITE, "connect": JIT_INITIATE, "activity": AUDIT_READ}
+    return {item for item, action in allowed.items() if authz.has_permission(user, action, vm.resource_id)}
 
 
 @requires(JIT_POLICY_WRITE)

@@ -23,6 +23,7 @@ class AccessRequestTable(tables.Table):
         order_by = ("-created_at",)
         attrs = {"id": "request-table", "class": "requests"}
         row_attrs = {"data-request": lambda record: record.pk}
+        empty_text = "No requests match."
 
     def render_vms(self, record: AccessRequest) -> str:
         return ", ".join(sorted({row.vm_name for row in record.vms.all()}))

@@ -197,4 +197,4 @@ def request_list(request: HttpRequest) -> HttpResponse:
     RequestConfig(request, paginate={"per_page": PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
     return render(request, "policies/access/request_list.html", {
         "title": "Requests", "table": table, "filter": filterset, "is_admin": selectors.is_admin(request.user),
-        "new_url": reverse("policies:request_new")})
+        "new_url": reverse("policies:request_new") if authz.holds_anywhere(request.user, JIT_INITIATE) else None})
