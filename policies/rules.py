@@ -33,6 +33,11 @@ class PortRule:
     sources: tuple[str, ...] = (ANY_SOURCE,)
     max_duration: str = DEFAULT_DURATION
 
+    @property
+    def max_duration_label(self) -> str:
+        """The maximum request time in words ("3 h", "1 h 30 min")."""
+        return duration_label(self.max_duration)
+
     def to_azure(self) -> dict:
         """The port in Azure's shape: one prefix as ``allowedSourceAddressPrefix``, several as ``…Prefixes``."""
         body: dict = {"number": self.number, "protocol": self.protocol, "maxRequestAccessDuration": self.max_duration}

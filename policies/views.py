@@ -193,10 +193,15 @@ def vm_enable(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
-@require_POST
 def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    """Remove JIT from one VM."""
+    """Confirm (GET) and remove (POST) JIT from one VM."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
+    if request.method != "POST":
+        return render(request, "generic/confirm.html", {
+            "title": f"Remove JIT from {vm.name}", "question": f"Remove just-in-time access from {vm.name}?",
+            "consequence": "Its ports leave the JIT policy: Azure deletes their deny rules, so they are no longer "
+                           "closed by JIT and nobody needs to request them.",
+            "confirm_label": "Yes, remove JIT", "cancel_url": reverse("policies:vm_detail", args=[vm.pk])})
     try:
         services.policy_remove(actor=request.user, vm=vm)
     except ValidationError as exc:

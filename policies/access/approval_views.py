@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts import authz
@@ -100,9 +101,15 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_WRITE, object_model=AccessRule)
-@require_POST
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Confirm (GET) and delete (POST) an access rule."""
     rule = selectors.rule_get(request.user, pk)
+    if request.method != "POST":
+        return render(request, "generic/confirm.html", {
+            "title": f"Delete access rule {rule.name}", "question": f"Delete the access rule “{rule.name}”?",
+            "consequence": "New requests are no longer checked against it; pending requests keep the approvals "
+                           "it asked for.", "confirm_label": "Yes, delete",
+            "cancel_url": reverse("policies:rule_edit", args=[rule.pk])})
     approvals.access_rule_delete(actor=request.user, rule=rule, client_ip=_client_ip(request))
     messages.success(request, f"Deleted access rule “{rule.name}”.")
     return redirect("policies:rules")

@@ -65,6 +65,9 @@ def parse_source(kind: str, value: str) -> str:
     text = (value or "").strip()
     if kind == "any":
         return ANY
+    if kind in ("ip", "range") and not text:
+        raise ValidationError("Enter the IP address you connect from." if kind == "ip" else
+                              "Enter an IP range such as 203.0.113.0/24.", code="missing_source")
     if kind == "ip":
         try:
             address = ipaddress.ip_address(text)

@@ -99,23 +99,39 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     assert sorted(azure.policy_ports(*WEB, web05)) == [22, 2222, 3389, 5985]
     assert azure.jit_ports(web05) == {22, 2222, 3389, 5985}
     assert sorted(azure.policy_ports(*WEB, web06)) == [22, 3389, 5985, 5986]  # the other VM is untouched
+    expect(page.locator('#vm-ports tr[data-port="22"]')).to_contain_text("2 h")  # not "PT2H"
+
+    web05_page = page.url
+
+    # 4. Remove JIT from web-06: asked to confirm first; "No, keep it" leaves it alone.
+    page.goto(f"{portal}/inventory/?tab=configured&q=web-06")
+    page.get_by_role("link", name="web-06", exact=True).click()
+    page.click("#remove-jit")
+    expect(page.locator("#confirm-question")).to_have_text("Remove just-in-time access from web-06?")
+    page.click("#cancel")
+    expect(page.locator("#vm-state")).to_have_text("Configured")
+    assert PolicyChange.objects.count() == 3
+    page.click("#remove-jit")
+    page.click("#confirm")
+    expect(page.locator(".messagelist")).to_contain_text("Removing JIT from web-06")
+    assert not azure.policy_ports(*WEB, web06)
 
     # A requester sees no edit controls and is refused on a direct POST.
     sign_in_with_entra(second_page, portal, "alice@contoso.example")
-    second_page.goto(page.url)
+    second_page.goto(web05_page)
     expect(second_page.locator("#vm-state")).to_have_text("Configured")
     expect(second_page.locator("#edit-jit")).to_have_count(0)
     expect(second_page.locator("#remove-jit")).to_have_count(0)
     expect(second_page.locator("#connect")).to_be_visible()
     csrf = next(c["value"] for c in second_page.context.cookies() if c["name"] == "csrftoken")
-    edit_url = re.sub(r"/$", "/jit/", page.url.split("?")[0])
+    edit_url = re.sub(r"/$", "/jit/", web05_page.split("?")[0])
     refused = second_page.request.post(edit_url, headers={"X-CSRFToken": csrf, "Referer": portal + "/"}, form={
         "ports-TOTAL_FORMS": "1", "ports-INITIAL_FORMS": "0", "ports-MIN_NUM_FORMS": "0",
         "ports-MAX_NUM_FORMS": "50", "ports-0-number": "22", "ports-0-protocol": "*", "ports-0-sources": "*",
         "ports-0-max_hours": "24"})
     assert refused.status == 404
     assert sorted(azure.policy_ports(*WEB, web05)) == [22, 2222, 3389, 5985]
-    assert PolicyChange.objects.count() == 3
+    assert PolicyChange.objects.count() == 4
 
     # The requester selects two Configured VMs and asks for access to both (the seed's Configured tab flow).
     second_page.goto(f"{portal}/inventory/?tab=configured&q=web-0")

@@ -281,6 +281,12 @@ def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin
         assert message in text
     page = client.get(reverse("policies:rules")).content.decode()
     assert "tickets" in page
+    # Deleting asks first (GET), and only the POST deletes.
+    confirm = client.get(reverse("policies:rule_delete", args=[saved.pk]))
+    assert confirm.status_code == 200 and "Delete the access rule “tickets”?" in confirm.content.decode()
+    assert AccessRequest.rule.field.related_model.objects.filter(pk=saved.pk).exists()
+    assert client.post(reverse("policies:rule_delete", args=[saved.pk])).status_code == 302
+    assert not AccessRequest.rule.field.related_model.objects.filter(pk=saved.pk).exists()
 
 
 def test_a_deny_rule_for_any_source_refuses_only_requests_for_any_source(prod, requester):

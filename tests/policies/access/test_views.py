@@ -69,6 +69,8 @@ def test_a_double_submit_makes_one_request(prod, alice):
     ({"duration": 14400}, "Select a valid choice"),
     ({"ports": ["{pk}:3389"]}, "Select a valid choice"),
     ({"source_kind": "ip", "source_ip": "300.1.1.1"}, "is not an IPv4 or IPv6 address"),
+    ({"source_kind": "ip", "source_ip": ""}, "Enter the IP address you connect from."),
+    ({"source_kind": "range", "source_range": " "}, "Enter an IP range such as 203.0.113.0/24."),
     ({"source_kind": "any"}, "does not allow any source"),
     ({"source_kind": "range", "source_range": "10.0.0.0/8"}, "not allowed for port 22"),
 ])
