@@ -171,6 +171,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
 LANGUAGE_CODE = "en-us"
+FORMAT_MODULE_PATH = ["jitportal.formats"]  # dates as 2026-11-26 09:32 on every page
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

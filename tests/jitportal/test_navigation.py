@@ -55,3 +55,13 @@ def test_someone_without_a_role_is_told_why_the_portal_is_empty(client, outsider
     assert 'id="no-role"' in client.get(reverse("dashboard")).content.decode()
     client.force_login(requester)
     assert 'id="no-role"' not in client.get(reverse("dashboard")).content.decode()
+
+
+def test_dates_read_the_same_on_every_page(client, requester):
+    from api import services as api_services
+
+    api_services.token_create(actor=requester, name="cli")
+    client.force_login(requester)
+    page = client.get(reverse("api_tokens")).content.decode()
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", page)
+    assert "a.m." not in page and "p.m." not in page

@@ -1,0 +1,6 @@
+"""One way to write dates and times on every page (ISO-like, 24-hour), whatever Django's English locale prefers."""
+DATE_FORMAT = "Y-m-d"
+DATETIME_FORMAT = "Y-m-d H:i"
+SHORT_DATE_FORMAT = "Y-m-d"
+SHORT_DATETIME_FORMAT = "Y-m-d H:i"
+TIME_FORMAT = "H:i"
