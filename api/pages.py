@@ -16,6 +16,8 @@ from accounts.access import authenticated_only
 
 from . import selectors, services
 
+SECRET_SESSION_KEY = "api_token_secret"
+
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, label="Name", help_text="What the token is for, e.g. 'deploy script'.")
@@ -34,10 +36,8 @@ class TokenForm(forms.Form):
 @authenticated_only
 @require_http_methods(["GET", "POST"])
 def api_tokens(request: HttpRequest) -> HttpResponse:
-    """List the user's tokens; POST ``create`` makes one and shows its secret once, POST ``revoke`` ends one."""
+    """List the user's tokens; POST ``create`` makes one (secret shown once, after a redirect), ``revoke`` ends one."""
     form = TokenForm()
-    secret = None
-    status = 200
     client_ip = request.META.get("REMOTE_ADDR") or None
     if request.method == "POST" and request.POST.get("revoke"):
         token = selectors.token_get(request.user, request.POST["revoke"])
@@ -53,11 +53,11 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             except (ValidationError, PermissionDenied) as exc:
                 form.add_error(None, getattr(exc, "messages", [str(exc)]))
             else:
-                secret = issued.secret
-                form = TokenForm()
-        if secret is None:
-            status = 400
+                # POST-redirect-GET: a reload shows the list, it does not mint a second token.
+                request.session[SECRET_SESSION_KEY] = issued.secret
+                return redirect("api_tokens")
     return render(request, "api/tokens.html", {
-        "title": "API tokens", "tokens": selectors.tokens_for_user(request.user), "form": form, "secret": secret,
+        "title": "API tokens", "tokens": selectors.tokens_for_user(request.user), "form": form,
+        "secret": request.session.pop(SECRET_SESSION_KEY, None) if request.method == "GET" else None,
         "docs_url": reverse("api:docs"), "api_url": request.build_absolute_uri(reverse("api:vms")),
-    }, status=status)
+    }, status=400 if request.method == "POST" else 200)

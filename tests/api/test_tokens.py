@@ -100,7 +100,8 @@ def test_the_page_shows_a_new_secret_once_and_revokes(client, requester):
     client.force_login(requester)
     url = reverse("api_tokens")
     response = client.post(url, {"name": "laptop"})
-    assert response.status_code == 200
+    assert response.status_code == 302 and response["Location"] == url
+    response = client.get(url)
     secret = response.context["secret"]
     assert secret.startswith("jit_") and secret in response.content.decode()
     listing = client.get(url).content.decode()
@@ -110,6 +111,16 @@ def test_the_page_shows_a_new_secret_once_and_revokes(client, requester):
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert ApiClient(secret).get(ME).status_code == 401
+
+
+def test_reloading_after_creating_a_token_does_not_mint_another(client, requester):
+    client.force_login(requester)
+    url = reverse("api_tokens")
+    response = client.post(url, {"name": "laptop"}, follow=True)
+    assert response.redirect_chain == [(url, 302)] and response.context["secret"]
+    reloaded = client.get(url)  # the browser's reload repeats the GET, not the POST
+    assert reloaded.context["secret"] is None and "new-token" not in reloaded.content.decode()
+    assert ApiToken.objects.filter(user=requester).count() == 1
 
 
 def test_the_page_lists_only_my_tokens_and_refuses_to_revoke_others(client, requester, reader):
