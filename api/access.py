@@ -55,6 +55,6 @@ class RuleAccess(BasePermission):
         rule: AccessRule = getattr(view, RULE_ATTRIBUTE)
         if rule.audience is Audience.ACTION and not authz.holds_anywhere(user, rule.action):
             if rule.on_object:
-                raise exceptions.NotFound("No such object.")
+                raise exceptions.NotFound()  # DRF's "Not found.", as every API 404 says
             raise exceptions.PermissionDenied(f"You need a role that allows {rule.action}.")
         return True

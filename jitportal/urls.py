@@ -18,5 +18,3 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("admin/", admin.site.urls),
 ]
-
-handler404 = "api.errors.not_found"

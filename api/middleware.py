@@ -1,0 +1,32 @@
+"""Unknown URLs under ``/api/`` answer the API's JSON 404, whatever ``DEBUG`` says; the site keeps its HTML 404."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework.response import Response
+
+API_PREFIX = "/api/"
+NOT_FOUND = "Not found."
+
+
+def is_html_not_found(request: HttpRequest, response: HttpResponse) -> bool:
+    """A 404 under ``/api/`` that no API view answered: Django's page (its debug page when ``DEBUG``)."""
+    return (response.status_code == 404 and request.path.startswith(API_PREFIX)
+            and not isinstance(response, Response | JsonResponse))
+
+
+class ApiNotFoundMiddleware:
+    """Turns the HTML 404 of an unmatched ``/api/`` URL into ``{"detail", "errors"}`` like every API error.
+
+    Listed above ``CommonMiddleware``, so ``APPEND_SLASH`` still redirects ``/api/v1/vms`` first.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if is_html_not_found(request, response):
+            return JsonResponse({"detail": NOT_FOUND, "errors": [NOT_FOUND]}, status=404)
+        return response
