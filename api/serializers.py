@@ -33,6 +33,17 @@ class StringOrListField(serializers.Field):
         return value
 
 
+class StrictCharField(serializers.CharField):
+    """Text that must arrive as a JSON string: DRF's ``CharField`` would store ``5`` as ``"5"``."""
+
+    default_error_messages = {"invalid": "Give text (a JSON string), not a number, list or object."}
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 # --- errors ----------------------------------------------------------------------------------------------------
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, in words.")
@@ -172,7 +183,7 @@ class ExtendSerializer(serializers.Serializer):
 
 
 class DecisionSerializer(serializers.Serializer):
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    comment = StrictCharField(required=False, allow_blank=True, max_length=1000, default="")
 
 
 class ConnectionSerializer(serializers.Serializer):

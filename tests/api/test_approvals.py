@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import RoleMapping
-from policies.access.models import AccessRequest
+from policies.access.models import AccessRequest, Approval
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE, WEB_GROUP
 from tests.policies.access.factories import rule
 from tests.policies.factories import make_vm
@@ -51,6 +51,17 @@ def test_a_denial_needs_a_comment(manual, requester, approver, api_as):
     assert refused.status_code == 400 and "Say why" in refused.json()["detail"]
     denied = api_as(approver).post(url, {"comment": "not in a change window"})
     assert denied.status_code == 200 and denied.json()["state"] == "denied"
+
+
+@pytest.mark.parametrize("comment", [5, 1.5, True, ["ok"], {"text": "ok"}, None])
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+def test_a_comment_that_is_not_text_is_a_400(manual, requester, approver, api_as, comment, decision):
+    created = ask(api_as(requester), make_vm(IN))
+    response = api_as(approver).post(f"/api/v1/requests/{created['id']}/{decision}/", {"comment": comment})
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith("Invalid input: comment: ")
+    assert AccessRequest.objects.get(pk=created["id"]).approval_state == "pending"
+    assert not Approval.objects.exists()
 
 
 def test_nobody_approves_their_own_request(manual, requester, api_as):
