@@ -37,19 +37,26 @@ class Audience(StrEnum):
 
 @dataclass(frozen=True)
 class AccessRule:
-    """Who may open a URL: an audience and, for ``ACTION``, the action and the model of an object page."""
+    """Who may open a URL: an audience and, for ``ACTION``, the action (or ``also`` one of other actions) and the
+    model of an object page."""
 
     audience: Audience
     action: str | None = None
     object_model: type | None = None
+    also: tuple[str, ...] = ()
 
     @property
     def on_object(self) -> bool:
         return self.object_model is not None
 
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The actions of which the user must hold one (at some scope) to get through."""
+        return (self.action, *self.also) if self.action else ()
+
     def __str__(self) -> str:
         if self.audience is Audience.ACTION:
-            return f"requires {self.action}{' on the object' if self.on_object else ''}"
+            return f"requires {' or '.join(self.actions)}{' on the object' if self.on_object else ''}"
         return str(self.audience)
 
 

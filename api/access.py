@@ -37,10 +37,11 @@ def api_authenticated(cls: type) -> type:
     return _mark(cls, AccessRule(Audience.AUTHENTICATED))
 
 
-def api_requires(action: str, *, object_model: type | None = None) -> Callable[[type], type]:
-    """Callers holding ``action`` at some scope; object views then check the object's own scope."""
+def api_requires(action: str, *also: str, object_model: type | None = None) -> Callable[[type], type]:
+    """Callers holding ``action`` (or one of ``also``) at some scope; object views then check the object's own
+    scope."""
     def decorator(cls: type) -> type:
-        return _mark(cls, AccessRule(Audience.ACTION, action, object_model))
+        return _mark(cls, AccessRule(Audience.ACTION, action, object_model, also))
 
     return decorator
 
@@ -53,8 +54,8 @@ class RuleAccess(BasePermission):
         if not (user and user.is_authenticated):
             raise exceptions.NotAuthenticated("Authenticate with 'Authorization: Bearer <token>'.")
         rule: AccessRule = getattr(view, RULE_ATTRIBUTE)
-        if rule.audience is Audience.ACTION and not authz.holds_anywhere(user, rule.action):
+        if rule.audience is Audience.ACTION and not any(authz.holds_anywhere(user, a) for a in rule.actions):
             if rule.on_object:
                 raise exceptions.NotFound()  # DRF's "Not found.", as every API 404 says
-            raise exceptions.PermissionDenied(f"You need a role that allows {rule.action}.")
+            raise exceptions.PermissionDenied(f"You need a role that allows {' or '.join(rule.actions)}.")
         return True

@@ -288,14 +288,15 @@ class RequestListView(ApiView):
                                                                                   kwargs={"pk": access.pk}))})
 
 
-@api_requires(JIT_INITIATE, object_model=AccessRequest)
+@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest)
 class RequestDetailView(ApiView):
-    """One access request: per VM and port, its state, end time and Azure's status."""
+    """One access request: per VM and port, its state, end time and Azure's status. Approvers read the requests
+    they may review (as the approve and deny answers show them); nobody else sees other people's requests."""
 
     @extend_schema(operation_id="requests_retrieve", responses={200: s.RequestSerializer, **READ_ERRORS,
                                                                  **NOT_FOUND}, tags=["requests"])
     def get(self, request: Request, pk: int) -> Response:
-        return Response(_request_json(access_selectors.request_get(request.user, pk), request))
+        return Response(_request_json(access_selectors.request_or_review_get(request.user, pk), request))
 
 
 @api_requires(JIT_INITIATE, object_model=AccessRequest)

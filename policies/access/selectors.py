@@ -109,6 +109,14 @@ def review_get(user, pk: int) -> AccessRequest:
         raise Http404("No such object.") from exc
 
 
+def request_or_review_get(user, pk: int) -> AccessRequest:
+    """A request ``user`` may read: one they may see (``request_get``) or review as an approver (``review_get``)."""
+    try:
+        return request_get(user, pk)
+    except Http404:
+        return review_get(user, pk)
+
+
 def rule_list(user) -> list[AccessRule]:
     """Access rules at scopes where ``user`` administers JIT."""
     return [rule for rule in AccessRule.objects.select_related("created_by")

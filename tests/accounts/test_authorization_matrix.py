@@ -158,7 +158,7 @@ def expected_outcome(rule: AccessRule, persona: str, scope: str | None) -> str:
         return "login"
     if rule.audience is Audience.AUTHENTICATED:
         return "allowed"
-    allowed = persona_may(persona, rule.action)
+    allowed = any(persona_may(persona, action) for action in rule.actions)
     if rule.on_object:
         return "allowed" if allowed and (scope == "in" or persona == "superuser") else "404"
     return "allowed" if allowed else "403"

@@ -64,6 +64,23 @@ def test_a_comment_that_is_not_text_is_a_400(manual, requester, approver, api_as
     assert not Approval.objects.exists()
 
 
+def test_an_approver_reads_the_requests_they_may_review(manual, requester, approver, auditor, outsider, api_as):
+    created = ask(api_as(requester), make_vm(IN))
+    url = f"/api/v1/requests/{created['id']}/"
+    before = api_as(approver).get(url)
+    assert before.status_code == 200, before.content
+    assert before.json()["id"] == created["id"] and before.json()["approvalState"] == "pending"
+    approved = api_as(approver).post(f"{url}approve/", {"comment": "ok"}).json()
+    after = api_as(approver).get(approved["url"])
+    assert after.status_code == 200 and after.json()["approvalState"] == "approved"
+    assert api_as(approver).post(url, {}).status_code == 405  # read-only
+    assert api_as(auditor).get(url).status_code == 404 and api_as(outsider).get(url).status_code == 404
+    for mapping in RoleMapping.objects.filter(source_value="JIT.Approver"):
+        mapping.scope = OUT_OF_SCOPE
+        mapping.save()
+    assert api_as(approver).get(url).status_code == 404
+
+
 def test_nobody_approves_their_own_request(manual, requester, api_as):
     RoleMapping.objects.create(source_kind="group", source_value=WEB_GROUP, role="approver", scope=IN_SCOPE)
     created = ask(api_as(requester), make_vm(IN))
