@@ -177,8 +177,9 @@ class RequestCreateSerializer(serializers.Serializer):
 
 
 class ExtendSerializer(serializers.Serializer):
-    duration = serializers.CharField(required=False, max_length=32, help_text="ISO 8601, e.g. PT1H.")
-    endTimeUtc = serializers.DateTimeField(required=False)
+    duration = serializers.CharField(required=False, max_length=32,
+                                     help_text="ISO 8601, e.g. PT1H (give this or endTimeUtc, not both).")
+    endTimeUtc = serializers.DateTimeField(required=False, help_text="When access ends (give this or duration).")
     justification = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 

@@ -311,9 +311,21 @@ class RequestCloseView(ApiView):
         return Response(_request_json(access_selectors.request_get(request.user, pk), request))
 
 
+def _extend_duration(data: dict) -> timedelta:
+    """How long an extension lasts: ``duration`` from now, or until ``endTimeUtc``; exactly one of them."""
+    if "duration" in data and "endTimeUtc" in data:
+        raise ValidationError("Give duration or endTimeUtc, not both.")
+    if "endTimeUtc" in data:
+        return timedelta(minutes=round((data["endTimeUtc"] - timezone.now()).total_seconds() / 60))
+    if "duration" in data:
+        return rules.parse_duration(data["duration"])
+    raise ValidationError("Give duration (such as PT1H) or endTimeUtc.")
+
+
 @api_requires(JIT_INITIATE, object_model=AccessRequest)
 class RequestExtendView(ApiView):
-    """Extend: ask again for the same VMs, ports and source, ending ``duration`` from now (or at ``endTimeUtc``)."""
+    """Extend: ask again for the same VMs, ports and source, ending ``duration`` from now or at ``endTimeUtc``
+    (give one of them, not both)."""
 
     @extend_schema(operation_id="requests_extend", request=s.ExtendSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
@@ -324,14 +336,9 @@ class RequestExtendView(ApiView):
         body = s.ExtendSerializer(data=_body(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        if data.get("endTimeUtc"):
-            duration = timedelta(minutes=round((data["endTimeUtc"] - timezone.now()).total_seconds() / 60))
-        elif data.get("duration"):
-            duration = rules.parse_duration(data["duration"])
-        else:
-            raise ValidationError("Give duration (such as PT1H) or endTimeUtc.")
         extension, created = access_services.request_extend(
-            actor=request.user, original=access, duration=duration, idempotency_key=_idempotency_key(request),
+            actor=request.user, original=access, duration=_extend_duration(data),
+            idempotency_key=_idempotency_key(request),
             justification=data.get("justification", ""), client_ip=_client_ip(request))
         extension = access_selectors.request_get(request.user, extension.pk)
         return Response(_request_json(extension, request), status=201 if created else 200)

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from audit.models import AuditEvent
+from policies.access.models import AccessRequest
 from policies.models import PolicyChange
 from tests.accounts.test_authorization_matrix import make_activity_event, make_audit_event
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
@@ -147,6 +150,15 @@ def test_only_the_requester_extends(persona_mappings, policy_admin, api_as):
     assert api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {}).status_code == 400
     huge = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "P9999999999D"})
     assert huge.status_code == 400 and "far longer" in huge.json()["detail"]
+
+
+def test_an_extension_with_both_duration_and_end_time_is_a_400(persona_mappings, requester, api_as):
+    mine = make_access_request(IN)
+    AccessRequest.objects.filter(pk=mine.pk).update(requester=requester)
+    end = (timezone.now() + timedelta(hours=2)).isoformat()
+    response = api_as(requester).post(f"/api/v1/requests/{mine.pk}/extend/", {"duration": "PT1H", "endTimeUtc": end})
+    assert response.status_code == 400 and response.json()["detail"] == "Give duration or endTimeUtc, not both."
+    assert AccessRequest.objects.count() == 1  # no extension made
 
 
 @pytest.mark.parametrize(("body", "message"), [
