@@ -1,6 +1,8 @@
 """Reads for the audit pages: every queryset is already restricted to what the user may see."""
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -129,14 +131,41 @@ def vm_timeline(user, vm_id: str, *, days: int = 30, limit: int = 2000) -> list[
     return _joined(azure, portal)
 
 
+# The portal's own tail of an Azure justification: "(portal request #42, <id>)" on the initiate that opens a
+# request, "close portal request #42 early (<id>)" on the one that closes it behind a firewall.
+_PORTAL_REQUEST_TAIL = re.compile(r"(?:\(portal request #\d+, |close portal request #\d+ early \()"
+                                  r"(?P<correlation>[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\)\s*$", re.IGNORECASE)
+
+
+def request_correlation(value: str) -> str | None:
+    """The correlation id of the access request ``value`` names: its number (``42``) or the id itself.
+
+    ``ValueError`` when ``value`` is neither; ``None`` when no request has that number."""
+    from policies.access.models import AccessRequest
+
+    value = value.strip()
+    if value.isascii() and value.isdigit() and len(value) < 19:  # below 2**63: no overflow in the database
+        correlation = AccessRequest.objects.filter(pk=int(value)).values_list("correlation_id", flat=True).first()
+        return str(correlation) if correlation else None
+    return str(uuid.UUID(value))  # ValueError for anything that is not a request id
+
+
+def names_request(justification: object, correlation: str) -> bool:
+    """Whether an Azure justification ends with the portal's tail for exactly the request ``correlation``."""
+    found = _PORTAL_REQUEST_TAIL.search(justification) if isinstance(justification, str) else None
+    return bool(found) and found["correlation"].lower() == correlation.lower()
+
+
 def request_timeline(user, correlation: str, *, limit: int = 2000) -> list[TimelineEntry]:
     """One access request's story: its portal events (by the request's correlation id), the Azure calls whose
-    justification names that id, and the rule changes those calls caused (by Azure's correlation id)."""
+    justification ends with the portal's tail naming exactly that id, and the rule changes those calls caused
+    (by Azure's correlation id)."""
     portal = list(trail_for_user(user).filter(correlation_id=correlation).order_by("-occurred_at", "-id")[:limit])
     activity = activity_for_user(user)
-    azure_ids = set(
-        activity.filter(properties__justification__icontains=correlation).values_list("correlation_id", flat=True)
-    ) - {""}
+    candidates = activity.filter(properties__justification__icontains=correlation).values_list(
+        "correlation_id", "properties__justification")  # narrowed in the database, matched exactly below
+    azure_ids = {azure_id for azure_id, justification in candidates
+                 if azure_id and names_request(justification, correlation)}
     azure = list(activity.filter(correlation_id__in=azure_ids).order_by("-occurred_at", "-id")[:limit])
     return _joined(azure, portal)
 

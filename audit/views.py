@@ -22,6 +22,7 @@ from .pagination import keyset_page
 from .services import audit_record
 from .tables import ActivityTable, TrailTable
 
+REQUEST_PARAMETER_ERROR = "Give a request's number (such as 42) or its correlation id: nothing else names a request."
 SOURCES = {"azure": "Azure Activity Log", "portal": "Portal audit trail"}
 
 
@@ -110,16 +111,11 @@ def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(AUDIT_READ)
 def vm_timeline(request: HttpRequest) -> HttpResponse:
     """Who opened what, from where, why, and when it closed, for one VM (``?vm=``) or one access request
-    (``?request=<correlation id>``): portal events joined to the Azure calls they caused and the rules written."""
-    correlation = request.GET.get("request", "").strip()
-    if correlation:
-        entries = selectors.request_timeline(request.user, correlation)
-        if not entries:
-            raise Http404("No such request.")
-        return render(request, "audit/timeline.html", {
-            "title": "Audit", "subtitle": "Request timeline", "request_correlation": correlation,
-            "vm_name": f"request {correlation}", "entries": entries,
-        })
+    (``?request=<number or correlation id>``): portal events joined to the Azure calls they caused and the rules
+    written."""
+    named = request.GET.get("request", "").strip()
+    if named:
+        return _request_timeline(request, named)
     vm_id = request.GET.get("vm", "").strip()
     if not vm_id or not authz.has_permission(request.user, AUDIT_READ, vm_id):
         raise Http404("No such virtual machine.")
@@ -128,6 +124,20 @@ def vm_timeline(request: HttpRequest) -> HttpResponse:
         "title": "Audit", "subtitle": "VM timeline", "vm_id": vm_id,
         "vm_name": vm_id.rstrip("/").rsplit("/", 1)[-1], "entries": entries,
     })
+
+
+def _request_timeline(request: HttpRequest, value: str) -> HttpResponse:
+    """The timeline of exactly the request ``value`` names; a value that names no request at all is a 400."""
+    context = {"title": "Audit", "subtitle": "Request timeline", "vm_name": "a request", "entries": []}
+    try:
+        correlation = selectors.request_correlation(value)
+    except ValueError:
+        return render(request, "audit/timeline.html", {**context, "error": REQUEST_PARAMETER_ERROR}, status=400)
+    entries = selectors.request_timeline(request.user, correlation) if correlation else []
+    if not entries:
+        raise Http404("No such request.")
+    return render(request, "audit/timeline.html", {
+        **context, "request_correlation": correlation, "vm_name": f"request {value}", "entries": entries})
 
 
 @require_GET

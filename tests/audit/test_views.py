@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from audit.ingestion import store_events
 from audit.models import ActivityLogEvent
+from policies.access.models import AccessRequest
 from tests.audit.factories import DEV, PROD, RULE_WRITE, event, policy_id, vm_id
 
 pytestmark = pytest.mark.django_db
@@ -210,4 +211,41 @@ def test_the_request_timeline_answers_who_opened_what_from_where_why_and_when_it
     assert "Fix TLS" in body and "203.0.113.9" in body and "jit-web-01-22-allow" in body
     assert "access.create" in body and "access.close_requested" in body and "198.51.100.9" in body
     assert "another request" not in body
-    assert client.get(reverse("audit:vm_timeline"), {"request": "no-such-request"}).status_code == 404
+    assert client.get(reverse("audit:vm_timeline"), {"request": "no-such-request"}).status_code == 400
+    assert client.get(reverse("audit:vm_timeline"), {"request": "eeeeeeee-0000-4000-8000-000000000000"}
+                      ).status_code == 404
+
+
+@pytest.mark.parametrize("named", ["x", "9 OR 1=1", "-1", "1.5", "bbbbbbbb-3333", "#9", "\uff19"])
+def test_a_request_timeline_needs_a_request_number_or_id_not_a_fragment(client, auditor, named):
+    store_events([event(properties={"virtualMachines": vm_id(), "justification": (
+        "alice: Fix TLS (portal request #9, bbbbbbbb-3333-4444-8555-666666666666)")})])
+    client.force_login(auditor)
+    response = client.get(reverse("audit:vm_timeline"), {"request": named})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Give a request&#x27;s number (such as 42) or its correlation id" in body and "Fix TLS" not in body
+
+
+def access_request(requester, justification: str) -> AccessRequest:
+    return AccessRequest.objects.create(requester=requester, requester_name="owner", justification=justification,
+                                        idempotency_key=justification, source_prefix="203.0.113.9/32",
+                                        end_at=timezone.now() + timedelta(hours=1))
+
+
+def test_a_request_timeline_by_number_shows_exactly_that_request(client, auditor):
+    mine, other = access_request(auditor, "mine"), access_request(auditor, "other")
+    store_events([
+        event(properties={"virtualMachines": vm_id(), "justification": f"owner: mine {mine.azure_justification}"}),
+        event(properties={"virtualMachines": vm_id(), "justification": other.azure_justification}),
+        # another request whose text names mine: the portal's tail (at the end) is what counts
+        event(properties={"virtualMachines": vm_id(), "justification": (
+            f"mallory: like {mine.azure_justification[7:]} (portal request #{other.pk}, {other.correlation_id})")}),
+    ])
+    client.force_login(auditor)
+    body = client.get(reverse("audit:vm_timeline"), {"request": str(mine.pk)}).content.decode()
+    assert "owner: mine" in body and "mallory" not in body and f"#{other.pk}, {other.correlation_id}" not in body
+    by_id = client.get(reverse("audit:vm_timeline"), {"request": str(mine.correlation_id).upper()})
+    assert by_id.status_code == 200 and "owner: mine" in by_id.content.decode()
+    assert client.get(reverse("audit:vm_timeline"), {"request": str(other.pk + 1000)}).status_code == 404
+    assert client.get(reverse("audit:vm_timeline"), {"request": "9" * 30}).status_code == 400
