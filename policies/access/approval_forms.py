@@ -10,7 +10,7 @@ from accounts.scopes import InvalidScope, parse_scope
 
 from . import validation
 from .approvals import MAX_COMMENT
-from .models import AccessRule
+from .models import MAX_APPROVALS, AccessRule
 
 MAX_PATTERN = 100
 # A quantified group containing a quantifier: the shape of catastrophic backtracking ((a+)+, (a*b?)*, ...).
@@ -44,9 +44,20 @@ def _prefixes(text: str) -> list[str]:
     return list(dict.fromkeys(prefixes))
 
 
+def _approvals_field(minimum: int, label: str, help_text: str) -> forms.IntegerField:
+    """A number of approvals from ``minimum`` to ``MAX_APPROVALS`` (the number input carries both bounds)."""
+    message = f"Give a number of approvals from {minimum} to {MAX_APPROVALS}."
+    return forms.IntegerField(min_value=minimum, max_value=MAX_APPROVALS, label=label, help_text=help_text,
+                              error_messages={"min_value": message, "max_value": message})
+
+
 class AccessRuleForm(forms.ModelForm):
     """An access rule; ports and sources as comma-separated text."""
 
+    approvals_required = _approvals_field(1, "Approvals required", f"Manual: approvals needed (1 to {MAX_APPROVALS}).")
+    second_level_approvals = _approvals_field(
+        0, "Second level approvals",
+        f"Manual: further approvals, by other approvers, after the first level (0: none; at most {MAX_APPROVALS}).")
     ports_text = forms.CharField(required=False, label="Ports", help_text="Comma-separated; empty: any port.")
     sources_text = forms.CharField(required=False, label="Sources",
                                    help_text="CIDR ranges or *, comma-separated; empty: any source.")
@@ -103,8 +114,6 @@ class AccessRuleForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("effect") == AccessRule.Effect.MANUAL and not data.get("approvals_required"):
-            self.add_error("approvals_required", "A manual rule needs at least one approval.")
         if bool(data.get("hours_start")) != bool(data.get("hours_end")):
             self.add_error("hours_end", "Give both ends of the hours, or neither.")
         return data

@@ -11,7 +11,10 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
+
+MAX_APPROVALS = 10  # per level of an access rule: more approvers than any team has, far below the column's limit
 
 
 class PortState(models.TextChoices):
@@ -207,9 +210,11 @@ class AccessRule(models.Model):
         null=True, blank=True, help_text="Auto: only windows lying within these hours, from (portal time zone).")
     hours_end = models.TimeField(null=True, blank=True, help_text="Auto: ... until (portal time zone).")
     weekdays_only = models.BooleanField(default=False, help_text="Auto: only windows on Monday to Friday.")
-    approvals_required = models.PositiveSmallIntegerField(default=1, help_text="Manual: approvals needed.")
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1, validators=[MaxValueValidator(MAX_APPROVALS)], help_text="Manual: approvals needed.")
     second_level_approvals = models.PositiveSmallIntegerField(
-        default=0, help_text="Manual: further approvals, by other approvers, after the first level (0: none).")
+        default=0, validators=[MaxValueValidator(MAX_APPROVALS)],
+        help_text="Manual: further approvals, by other approvers, after the first level (0: none).")
     pending_minutes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Manual: a request not decided within this expires (default setting).")
     justification_pattern = models.CharField(

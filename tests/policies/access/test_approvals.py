@@ -12,7 +12,7 @@ from accounts import authz
 from accounts.models import RoleMapping
 from audit.models import AuditEvent
 from policies.access import approvals, selectors, services, signals
-from policies.access.models import AccessRequest, AccessRequestPort, ApprovalState, PortState
+from policies.access.models import AccessRequest, AccessRequestPort, AccessRule, ApprovalState, PortState
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE, second_approver  # noqa: F401 - fixture
 from tests.policies.access.factories import ask, open_all, rule, states
 from tests.policies.access.test_services import allow_rules, initiates
@@ -287,6 +287,30 @@ def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin
     assert AccessRequest.rule.field.related_model.objects.filter(pk=saved.pk).exists()
     assert client.post(reverse("policies:rule_delete", args=[saved.pk])).status_code == 302
     assert not AccessRequest.rule.field.related_model.objects.filter(pk=saved.pk).exists()
+
+
+@pytest.mark.parametrize(("approvals", "second_level"), [(999999999999, 0), (11, 0), (0, 0), (1, 11), (1, -1),
+                                                         (2, 999999999999)])
+def test_a_rule_asks_for_a_bounded_number_of_approvals(client, prod, policy_admin, approvals, second_level):
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:rule_new")).content.decode()
+    assert 'name="approvals_required" min="1" max="10"' in page
+    assert 'name="second_level_approvals" min="0" max="10"' in page
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "many", "scope": WEB_RG, "effect": "manual", "approvals_required": approvals,
+        "second_level_approvals": second_level})
+    assert response.status_code == 400
+    assert "Give a number of approvals from" in response.content.decode()
+    assert not AccessRule.objects.filter(name="many").exists()
+
+
+def test_the_model_refuses_more_than_ten_approvals_too(db):
+    with pytest.raises(ValidationError, match="less than or equal to 10"):
+        AccessRule(name="many", scope=IN_SCOPE, effect="manual", approvals_required=11).full_clean()
+    with pytest.raises(ValidationError, match="less than or equal to 10"):
+        AccessRule(name="many", scope=IN_SCOPE, effect="manual", second_level_approvals=11).full_clean()
+    AccessRule(name="ten", scope=IN_SCOPE, effect="manual", approvals_required=10,
+               second_level_approvals=10).full_clean()
 
 
 def test_a_deny_rule_for_any_source_refuses_only_requests_for_any_source(prod, requester):
