@@ -52,6 +52,8 @@ class WebhookForm(forms.ModelForm):
         model = Webhook
         fields = ["name", "url", "format", "events", "scope", "active"]
         widgets = {"scope": forms.TextInput(attrs={"size": 100})}
+        help_texts = {"scope": "Only requests touching a VM at or under this ARM scope. Leave it empty for every "
+                               "request: only administrators of every scope (superusers) may."}
 
     def __init__(self, *args, actor, **kwargs) -> None:
         super().__init__(*args, **kwargs)

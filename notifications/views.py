@@ -20,6 +20,11 @@ def _client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _form_status(request: HttpRequest) -> int:
+    """The status of a form page: a POST that comes back to it was invalid (400), like the other settings forms."""
+    return 400 if request.method == "POST" else 200
+
+
 @authenticated_only
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
@@ -53,7 +58,8 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
         request.session[SECRET_SESSION_KEY] = {"pk": webhook.pk, "secret": secret}
         messages.success(request, f"Added webhook {webhook.name}. Copy its secret now: it is not shown again.")
         return redirect("notifications:webhook_detail", pk=webhook.pk)
-    return render(request, "notifications/webhook_form.html", {"title": "Add webhook", "form": form})
+    return render(request, "notifications/webhook_form.html", {"title": "Add webhook", "form": form},
+                  status=_form_status(request))
 
 
 @requires(SETTINGS_WRITE, object_model=Webhook)
@@ -79,7 +85,8 @@ def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Saved webhook {form.cleaned_data['name']}.")
         return redirect("notifications:webhook_detail", pk=webhook.pk)
     return render(request, "notifications/webhook_form.html",
-                  {"title": f"Change webhook {webhook.name}", "form": form, "webhook": webhook})
+                  {"title": f"Change webhook {webhook.name}", "form": form, "webhook": webhook},
+                  status=_form_status(request))
 
 
 @requires(SETTINGS_WRITE, object_model=Webhook)

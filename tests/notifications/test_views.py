@@ -73,7 +73,7 @@ def test_a_new_webhooks_secret_is_shown_once(admin_client):
 def test_a_webhook_needs_a_scope_the_user_administers(admin_client, scope, message):
     response = admin_client.post(reverse("notifications:webhook_add"), {
         "name": "x", "url": "https://hooks.example.com/x", "format": "json", "events": ["opened"], "scope": scope})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in response.content.decode()
     assert not Webhook.objects.exists()
 
@@ -81,7 +81,22 @@ def test_a_webhook_needs_a_scope_the_user_administers(admin_client, scope, messa
 def test_a_bad_url_is_a_clear_error(admin_client):
     response = admin_client.post(reverse("notifications:webhook_add"), {
         "name": "x", "url": "not a url", "format": "json", "events": ["opened"], "scope": REQUEST_SCOPE})
-    assert response.status_code == 200 and "Enter a valid URL" in response.content.decode()
+    assert response.status_code == 400 and "Enter a valid URL" in response.content.decode()
+
+
+def test_an_invalid_edit_is_a_400_and_changes_nothing(admin_client):
+    webhook = make_webhook(REQUEST_SCOPE, name="kept")
+    response = admin_client.post(reverse("notifications:webhook_edit", args=[webhook.pk]), {
+        "name": "changed", "url": "https://hooks.example.com/x", "format": "json", "events": [], "scope": ""})
+    assert response.status_code == 400
+    webhook.refresh_from_db()
+    assert webhook.name == "kept"
+
+
+def test_the_scope_help_says_who_may_leave_it_empty(admin_client):
+    page = admin_client.get(reverse("notifications:webhook_add")).content.decode()
+    assert "Leave it empty for every request: only administrators of every scope (superusers) may." in page
+    assert "(empty: every request)" not in page
 
 
 def test_edit_disable_test_and_delete_are_audited(admin_client, django_capture_on_commit_callbacks, eager_celery,
