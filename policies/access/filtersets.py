@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from .models import AccessRequest, PortState
@@ -12,8 +13,10 @@ class AccessRequestFilterSet(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=PortState.choices, label="State")
     mine = django_filters.BooleanFilter(method="only_mine", label="Only mine",
                                         widget=django_filters.widgets.BooleanWidget())
-    created_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="From")
-    created_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To")
+    created_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="Requested from",
+                                              widget=forms.DateInput(attrs={"type": "date"}))
+    created_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="Requested to",
+                                               widget=forms.DateInput(attrs={"type": "date"}))
 
     class Meta:
         model = AccessRequest

@@ -186,6 +186,16 @@ def test_my_requests_lists_mine_and_admins_see_everyone_in_scope(prod, requester
     assert "web-02" in both and "web-04" in both
     filtered = client.get(reverse("policies:requests"), {"q": "web-04"}).content.decode()
     assert "web-02" not in filtered
+    today = timezone.now().date()
+    dated = client.get(reverse("policies:requests"), {"created_after": str(today)}).content.decode()
+    assert "web-02" in dated and "web-04" in dated
+    future = client.get(reverse("policies:requests"),
+                        {"created_after": str(today + timedelta(days=1))}).content.decode()
+    assert "web-02" not in future and "No requests match." in future
+    bad = client.get(reverse("policies:requests"), {"created_after": "garbage"}).content.decode()
+    assert 'id="filter-errors"' in bad and "Requested from: Enter a valid date." in bad
+    for target in re.findall(r'aria-describedby="([^"]+)"', bad):
+        assert f'id="{target}"' in bad, target
 
 
 def test_the_list_page_runs_a_fixed_number_of_queries(prod, requester, client, django_assert_max_num_queries):
