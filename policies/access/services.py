@@ -748,14 +748,64 @@ def expire_due(*, gateway_factory=None) -> int:
             log.warning("expiry: could not read %s: %s", first.policy_key, exc)
             policy = None
         for port in group:
-            record = _find_in_azure(policy, str(port.request.correlation_id)) if policy is not None else None
-            azure = next((p for vm in (record.virtual_machines if record else ()) if
-                          vm.id.lower() == port.request_vm.vm_arm_id.lower() for p in vm.ports
-                          if p.number == port.number), None)
+            azure = _azure_port(policy, port)
             if azure is not None and azure.status:
                 reasons[port.pk] = (azure.status, azure.status_reason or "")
         expired += request_mark_expired(port_ids=[p.pk for p in group], reasons=reasons)
     return expired
+
+
+def _azure_port(policy, port: AccessRequestPort):
+    """Azure's record of ``port`` in ``policy``'s requests (found by the portal request's id), or ``None``."""
+    record = _find_in_azure(policy, str(port.request.correlation_id)) if policy is not None else None
+    return next((p for vm in (record.virtual_machines if record else ())
+                 if vm.id.lower() == port.request_vm.vm_arm_id.lower() for p in vm.ports if p.number == port.number),
+                None)
+
+
+def revoked_in_azure(*, gateway_factory=None) -> int:
+    """Open ports Azure revoked meanwhile (a newer request on the port made outside the portal, which replaced the
+    allow rule): closed with Azure's reason, audited, and their requesters told. One policy read per policy with
+    open access."""
+    from cloud.errors import CloudError
+
+    ports = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__gt=timezone.now(),
+                                                  request__closed_at__isnull=True)
+                 .select_related("request", "request__requester", "request_vm", "request_vm__vm__subscription")
+                 .order_by("policy_key", "pk")[:500])
+    by_policy: dict[str, list[AccessRequestPort]] = defaultdict(list)
+    for port in ports:
+        by_policy[port.policy_key].append(port)
+    closed = 0
+    for group in by_policy.values():
+        first = group[0].request_vm
+        try:
+            gateway = (gateway_factory or gateway_for)(first.vm.subscription)
+            policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
+        except CloudError as exc:
+            log.warning("revocations: could not read %s: %s", first.policy_key, exc)
+            continue
+        revoked = [(port, azure) for port in group if (azure := _azure_port(policy, port)) is not None
+                   and (azure.status or "").lower() == "revoked"]
+        for port, azure in revoked:
+            closed += _mark_revoked(port, azure.status, azure.status_reason or "")
+    return closed
+
+
+def _mark_revoked(port: AccessRequestPort, status: str, reason: str) -> int:
+    """Close one port Azure revoked; 0 when it changed meanwhile."""
+    with transaction.atomic():
+        if not AccessRequestPort.objects.filter(pk=port.pk, state=PortState.OPEN).update(
+                state=PortState.CLOSED, azure_status=status, azure_status_reason=reason[:64],
+                finished_at=timezone.now()):
+            return 0
+        request, vm_row = port.request, port.request_vm
+        refresh_state(request.pk)
+        audit_record(actor=None, action="access.revoked_in_azure", target_type="vm", target_id=vm_row.vm_id,
+                     target_label=vm_row.vm_name, after={"ports": [port.number], "status": status, "reason": reason},
+                     correlation_id=str(request.correlation_id), **audit_place(vm_row))
+        signals.emit("closed", request, actor=None, reason="revoked", azure_reason=reason)
+    return 1
 
 
 def reconcile(*, enqueue=None) -> dict[str, int]:
@@ -790,7 +840,7 @@ def reconcile(*, enqueue=None) -> dict[str, int]:
             break
     from . import approvals
 
-    return {"failed": len(exhausted), "resent": resent, "expired": expire_due(),
+    return {"failed": len(exhausted), "resent": resent, "expired": expire_due(), "revoked": revoked_in_azure(),
             "approval_expired": approvals.expire_pending(), "released": approvals.release_scheduled()}
 
 

@@ -24,8 +24,8 @@ EVENTS = (
     "approval_expired", # nobody decided before the pending time ran out
     "opened",           # Azure opened its ports
     "expiring",         # its window ends soon (sent once, by the notifications beat)
-    "closed",           # closed early, its window ended, or a newer request on a port replaced it
-                        # (detail["reason"]: "closed" | "expired" | "replaced", with detail["replaced_by"])
+    "closed",           # closed early, its window ended, a newer request on a port replaced it, or Azure revoked it
+                        # (detail["reason"]: "closed" | "expired" | "replaced" (detail["replaced_by"]) | "revoked")
     "failed",           # Azure refused or the portal gave up (detail["error"])
 )
 

@@ -91,6 +91,29 @@ def test_a_newer_request_on_the_same_port_replaces_the_older_ones_access(prod, r
     assert franks.state == "open"
 
 
+def test_the_reconciler_closes_access_azure_revoked_outside_the_portal(prod, requester, fresh_emulator):
+    from notifications.models import PendingEvent
+
+    mine = ask(requester, {"web-02": [22], "web-04": [22]})
+    assert open_all(mine) == ["open"]
+    assert services.revoked_in_azure() == 0  # nothing revoked: nothing changes, and asking again is harmless
+    web02 = vm("web-02")
+    services.gateway_for(prod).initiate_jit(  # someone opens web-02:22 in Azure directly
+        web02.policy_resource_group, web02.policy_location, web02.policy_name, [
+            {"id": web02.arm_id, "ports": [{"number": 22, "end_time_utc": timezone.now() + timedelta(hours=1),
+                                             "allowed_source_address_prefix": "198.51.100.9/32"}]}],
+        justification="from the Azure portal")
+    assert services.reconcile()["revoked"] == 1
+    assert states(mine) == {("web-02", 22): "closed", ("web-04", 22): "open"}
+    port = AccessRequestPort.objects.get(request=mine, request_vm__vm_name="web-02")
+    assert (port.azure_status, port.azure_status_reason) == ("Revoked", "NewerRequestInitiated")
+    assert AuditEvent.objects.filter(action="access.revoked_in_azure", target_label="web-02").count() == 1
+    assert PendingEvent.objects.filter(event="closed", request=mine, detail__reason="revoked").count() == 1
+    assert services.revoked_in_azure() == 0
+    mine.refresh_from_db()
+    assert mine.state == "open"  # web-04 is still open
+
+
 def test_it_refuses_a_window_longer_than_the_ports_maximum(prod, requester):
     with pytest.raises(ValidationError, match="at most 3 h"):
         ask(requester, {"web-02": [22]}, hours=4)
