@@ -65,3 +65,12 @@ def test_dates_read_the_same_on_every_page(client, requester):
     page = client.get(reverse("api_tokens")).content.decode()
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", page)
     assert "a.m." not in page and "p.m." not in page
+
+
+def test_pages_name_the_portals_icon(client, requester):
+    from django.contrib.staticfiles import finders
+
+    client.force_login(requester)
+    page = client.get(reverse("dashboard")).content.decode()
+    href = re.search(r'<link rel="icon" href="([^"]+)"', page).group(1)
+    assert href.endswith("jitportal/favicon.svg") and finders.find("jitportal/favicon.svg")

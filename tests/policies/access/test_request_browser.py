@@ -39,6 +39,7 @@ def test_a_requester_opens_ssh_for_their_ip_watches_it_open_copies_the_line_and_
     expect(page.locator("#request-form")).to_be_visible()
     my_ip = re.search(r"My IP \((.+)\)", page.locator("#row-source").inner_text()).group(1)
     page.locator("input[name='ports']").first.check()
+    page.wait_for_load_state()  # the form's script has run
     page.fill("#id_source_ip", "198.51.100.7")  # typing an address picks "A specific IP"...
     expect(page.locator("input[name='source_kind'][value='ip']")).to_be_checked()
     page.fill("#id_source_ip", "")  # ...but this requester connects from here
