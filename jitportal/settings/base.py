@@ -221,9 +221,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"client_errors": {"()": "jitportal.lib.logfilters.ClientErrorsWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"azure": {"level": "WARNING"}},
+    "loggers": {
+        "azure": {"level": "WARNING"},
+        # Through the root handler only (Django's own console handler printed each line a second time).
+        "django": {"handlers": [], "propagate": True},
+        "django.request": {"filters": ["client_errors"]},
+    },
 }
 
 # --- Audit -------------------------------------------------------------------
