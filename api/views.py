@@ -177,7 +177,7 @@ def _accepted(request: Request, changes: list[PolicyChange]) -> Response:
     return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["statusUrl"]})
 
 
-@api_requires(JIT_POLICY_READ, object_model=VirtualMachine)
+@api_requires(VM_READ, object_model=VirtualMachine)  # the ports show on the VM too; writes need a policy admin
 class VmJitView(ApiView):
     """A VM's JIT ports: read (``GET``), set (``PUT``, as ``Set-AzJitNetworkAccessPolicy``), remove (``DELETE``).
 
@@ -188,12 +188,12 @@ class VmJitView(ApiView):
     @extend_schema(operation_id="vms_jit_retrieve", responses={200: s.VmJitSerializer, **READ_ERRORS, **NOT_FOUND},
                    tags=["jit"])
     def get(self, request: Request, pk: int) -> Response:
-        return Response(_vm_jit(policy_selectors.vm_get(request.user, pk, JIT_POLICY_READ)))
+        return Response(_vm_jit(policy_selectors.vm_get(request.user, pk, VM_READ)))
 
     @extend_schema(operation_id="vms_jit_update", request=s.PolicyPutSerializer,
                    responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
     def put(self, request: Request, pk: int) -> Response:
-        vm = policy_selectors.vm_get(request.user, pk, JIT_POLICY_READ)
+        vm = policy_selectors.vm_get(request.user, pk, VM_READ)
         body = s.PolicyPutSerializer(data=_body(request))
         body.is_valid(raise_exception=True)
         ports = jit_json.policy_ports_from_azure(request.data["ports"], vm_label=vm.name)
@@ -206,7 +206,7 @@ class VmJitView(ApiView):
     @extend_schema(operation_id="vms_jit_destroy", request=None,
                    responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
     def delete(self, request: Request, pk: int) -> Response:
-        vm = policy_selectors.vm_get(request.user, pk, JIT_POLICY_READ)
+        vm = policy_selectors.vm_get(request.user, pk, VM_READ)
         return _accepted(request, [policy_services.policy_remove(actor=request.user, vm=vm)])
 
 

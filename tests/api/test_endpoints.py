@@ -82,6 +82,16 @@ def test_only_policy_admins_in_scope_change_jit_ports(vms, reader, policy_admin,
     assert api_as(reader).get(f"/api/v1/vms/{inside.pk}/jit/").json()["pendingChanges"] == [change.pk]
 
 
+def test_whoever_sees_a_vm_reads_its_jit_ports_as_on_its_page(vms, requester, auditor, api_as):
+    inside, outside = vms
+    for user in (requester, auditor):
+        answer = api_as(user).get(f"/api/v1/vms/{inside.pk}/jit/")
+        assert answer.status_code == 200 and [p["number"] for p in answer.json()["ports"]] == [22]
+        assert api_as(user).get(f"/api/v1/vms/{outside.pk}/jit/").status_code == 404
+    body = {"ports": [{"number": 3389, "allowedSourceAddressPrefix": "*"}]}
+    assert api_as(requester).put(f"/api/v1/vms/{inside.pk}/jit/", body).status_code == 403
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ({}, "ports"),
     ({"ports": []}, "ports"),
