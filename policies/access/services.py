@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -728,31 +729,24 @@ def request_mark_expired(*, port_ids: list[int], reasons: dict[int, tuple[str, s
     return len(ports)
 
 
-def expire_due(*, gateway_factory=None) -> int:
-    """Ports still ``open`` past their end: read Azure's status per policy, then mark them expired."""
+def _by_policy(ports: list[AccessRequestPort], gateway_factory, purpose: str
+               ) -> Iterator[tuple[list[AccessRequestPort], object | None]]:
+    """``ports`` grouped by JIT policy, each group with its policy as Azure has it now (one read per policy;
+    ``None``, logged, when it could not be read)."""
     from cloud.errors import CloudError
 
-    due = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__lte=timezone.now())
-               .select_related("request", "request_vm", "request_vm__vm__subscription")[:500])
-    by_policy: dict[str, list[AccessRequestPort]] = defaultdict(list)
-    for port in due:
-        by_policy[port.policy_key].append(port)
-    expired = 0
-    for group in by_policy.values():
+    groups: dict[str, list[AccessRequestPort]] = defaultdict(list)
+    for port in ports:
+        groups[port.policy_key].append(port)
+    for group in groups.values():
         first = group[0].request_vm
-        reasons: dict[int, tuple[str, str]] = {}
         try:
             gateway = (gateway_factory or gateway_for)(first.vm.subscription)
             policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
         except CloudError as exc:
-            log.warning("expiry: could not read %s: %s", first.policy_key, exc)
+            log.warning("%s: could not read %s: %s", purpose, first.policy_key, exc)
             policy = None
-        for port in group:
-            azure = _azure_port(policy, port)
-            if azure is not None and azure.status:
-                reasons[port.pk] = (azure.status, azure.status_reason or "")
-        expired += request_mark_expired(port_ids=[p.pk for p in group], reasons=reasons)
-    return expired
+        yield group, policy
 
 
 def _azure_port(policy, port: AccessRequestPort):
@@ -763,32 +757,35 @@ def _azure_port(policy, port: AccessRequestPort):
                 None)
 
 
+def expire_due(*, gateway_factory=None) -> int:
+    """Ports still ``open`` past their end: read Azure's status per policy, then mark them expired."""
+    due = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__lte=timezone.now())
+               .select_related("request", "request_vm", "request_vm__vm__subscription")[:500])
+    expired = 0
+    for group, policy in _by_policy(due, gateway_factory, "expiry"):
+        reasons: dict[int, tuple[str, str]] = {}
+        for port in group:
+            azure = _azure_port(policy, port)
+            if azure is not None and azure.status:
+                reasons[port.pk] = (azure.status, azure.status_reason or "")
+        expired += request_mark_expired(port_ids=[p.pk for p in group], reasons=reasons)
+    return expired
+
+
 def revoked_in_azure(*, gateway_factory=None) -> int:
     """Open ports Azure revoked meanwhile (a newer request on the port made outside the portal, which replaced the
     allow rule): closed with Azure's reason, audited, and their requesters told. One policy read per policy with
     open access."""
-    from cloud.errors import CloudError
-
     ports = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__gt=timezone.now(),
                                                   request__closed_at__isnull=True)
                  .select_related("request", "request__requester", "request_vm", "request_vm__vm__subscription")
                  .order_by("policy_key", "pk")[:500])
-    by_policy: dict[str, list[AccessRequestPort]] = defaultdict(list)
-    for port in ports:
-        by_policy[port.policy_key].append(port)
     closed = 0
-    for group in by_policy.values():
-        first = group[0].request_vm
-        try:
-            gateway = (gateway_factory or gateway_for)(first.vm.subscription)
-            policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
-        except CloudError as exc:
-            log.warning("revocations: could not read %s: %s", first.policy_key, exc)
-            continue
-        revoked = [(port, azure) for port in group if (azure := _azure_port(policy, port)) is not None
-                   and (azure.status or "").lower() == "revoked"]
-        for port, azure in revoked:
-            closed += _mark_revoked(port, azure.status, azure.status_reason or "")
+    for group, policy in _by_policy(ports, gateway_factory, "revocations"):
+        for port in group:
+            azure = _azure_port(policy, port)
+            if azure is not None and (azure.status or "").lower() == "revoked":
+                closed += _mark_revoked(port, azure.status, azure.status_reason or "")
     return closed
 
 
