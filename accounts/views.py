@@ -10,7 +10,7 @@ from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
 from accounts import authz, selectors, services
@@ -116,6 +116,7 @@ def role_mapping_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
+@require_GET  # it only shows and downloads: nothing to post
 def role_definitions(request: HttpRequest) -> HttpResponse:
     """Least-privilege Azure custom roles of the portal's Azure roles (the seed's ``Set-JitLeastPrivilegedRole``)
     for scopes the user administers: shown, and downloadable as JSON (``?download=<role>``) to create in Azure."""

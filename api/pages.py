@@ -10,9 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from accounts.access import authenticated_only
+from jitportal.lib import sealing
 
 from . import selectors, services
 
@@ -34,6 +36,7 @@ class TokenForm(forms.Form):
 
 
 @authenticated_only
+@never_cache  # it may show a new secret
 @require_http_methods(["GET", "POST"])
 def api_tokens(request: HttpRequest) -> HttpResponse:
     """List the user's tokens; POST ``create`` makes one (secret shown once, after a redirect), ``revoke`` ends one."""
@@ -54,10 +57,11 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, getattr(exc, "messages", [str(exc)]))
             else:
                 # POST-redirect-GET: a reload shows the list, it does not mint a second token.
-                request.session[SECRET_SESSION_KEY] = issued.secret
+                sealing.keep_once(request.session, SECRET_SESSION_KEY, issued.secret)
                 return redirect("api_tokens")
     return render(request, "api/tokens.html", {
         "title": "API tokens", "tokens": selectors.tokens_for_user(request.user), "form": form,
-        "secret": request.session.pop(SECRET_SESSION_KEY, None) if request.method == "GET" else None,
+        "secret": (sealing.take_once(request.session, SECRET_SESSION_KEY) or {}).get("secret")
+        if request.method == "GET" else None,
         "docs_url": reverse("api:docs"), "api_url": request.build_absolute_uri(reverse("api:vms")),
     }, status=400 if request.method == "POST" else 200)

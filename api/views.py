@@ -237,9 +237,9 @@ REQUEST_FILTERS = [
 ]
 
 
-def _request_json(access: AccessRequest, request: Request) -> dict:
+def _request_json(access: AccessRequest, request: Request, *, review: bool = False) -> dict:
     url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
-    return {**jit_json.request_to_json(access), "url": url}
+    return {**jit_json.request_to_json(access, review=review), "url": url}
 
 
 def _with_ports(queryset):
@@ -296,7 +296,8 @@ class RequestDetailView(ApiView):
     @extend_schema(operation_id="requests_retrieve", responses={200: s.RequestSerializer, **READ_ERRORS,
                                                                  **NOT_FOUND}, tags=["requests"])
     def get(self, request: Request, pk: int) -> Response:
-        return Response(_request_json(access_selectors.request_or_review_get(request.user, pk), request))
+        access, review = access_selectors.request_or_review_get(request.user, pk)
+        return Response(_request_json(access, request, review=review))
 
 
 @api_requires(JIT_INITIATE, object_model=AccessRequest)
@@ -355,7 +356,7 @@ def _decide(request: Request, pk: int, *, approve: bool) -> Response:
 
 
 def _approval_json(access: AccessRequest, request: Request) -> dict:
-    return {**_request_json(access, request), "progress": approvals.progress(access)}
+    return {**_request_json(access, request, review=True), "progress": approvals.progress(access)}
 
 
 @api_requires(REQUEST_APPROVE, object_model=AccessRequest)

@@ -1,7 +1,6 @@
 """Reads for the audit pages: every queryset is already restricted to what the user may see."""
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -131,12 +130,6 @@ def vm_timeline(user, vm_id: str, *, days: int = 30, limit: int = 2000) -> list[
     return _joined(azure, portal)
 
 
-# The portal's own tail of an Azure justification: "(portal request #42, <id>)" on the initiate that opens a
-# request, "close portal request #42 early (<id>)" on the one that closes it behind a firewall.
-_PORTAL_REQUEST_TAIL = re.compile(r"(?:\(portal request #\d+, |close portal request #\d+ early \()"
-                                  r"(?P<correlation>[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\)\s*$", re.IGNORECASE)
-
-
 def request_correlation(value: str) -> str | None:
     """The correlation id of the access request ``value`` names: its number (``42``) or the id itself.
 
@@ -152,8 +145,10 @@ def request_correlation(value: str) -> str | None:
 
 def names_request(justification: object, correlation: str) -> bool:
     """Whether an Azure justification ends with the portal's tail for exactly the request ``correlation``."""
-    found = _PORTAL_REQUEST_TAIL.search(justification) if isinstance(justification, str) else None
-    return bool(found) and found["correlation"].lower() == correlation.lower()
+    from policies.access.models import portal_request_in
+
+    named = portal_request_in(justification)
+    return named is not None and named[1] == correlation.lower()
 
 
 def request_timeline(user, correlation: str, *, limit: int = 2000) -> list[TimelineEntry]:

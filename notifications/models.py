@@ -10,9 +10,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from jitportal.lib import sealing
 from policies.access.signals import EVENTS
-
-from . import sealing
 
 EVENT_CHOICES = [(event, event.replace("_", " ")) for event in EVENTS]
 # Events an approver hears about (the request is someone else's).
@@ -55,7 +54,7 @@ class Webhook(models.Model):
 
     name = models.CharField(max_length=100)
     url = models.URLField("URL", max_length=1000)
-    # The HMAC key of X-Jitportal-Signature, sealed (``notifications.sealing``); read and set it as ``secret``.
+    # The HMAC key of X-Jitportal-Signature, sealed (``jitportal.lib.sealing``); read and set it as ``secret``.
     secret_sealed = models.TextField(editable=False)
     format = models.CharField(max_length=8, choices=Format.choices, default=Format.JSON)
     events = models.JSONField(default=list, help_text="The events it is sent (a subset of the access events).")

@@ -29,10 +29,11 @@ from kombu.exceptions import OperationalError
 
 from accounts.scopes import InvalidScope, parse_scope, scope_contains
 from audit.services import audit_record
+from jitportal.lib import sealing
 from policies.access.models import AccessRequest, PortState
 from policies.access.signals import EVENTS, emit
 
-from . import payloads, sealing, transport
+from . import payloads, transport
 from .models import (
     APPROVER_EVENTS,
     DEFAULT_APPROVER_EVENTS,

@@ -4,10 +4,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import authenticated_only, requires
 from accounts.roles import SETTINGS_WRITE
+from jitportal.lib import sealing
 
 from . import selectors, services
 from .forms import PreferenceForm, WebhookForm
@@ -55,7 +57,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         webhook, secret = services.webhook_create(actor=request.user, client_ip=_client_ip(request),
                                                   **form.cleaned_data)
-        request.session[SECRET_SESSION_KEY] = {"pk": webhook.pk, "secret": secret}
+        sealing.keep_once(request.session, SECRET_SESSION_KEY, secret, pk=webhook.pk)
         messages.success(request, f"Added webhook {webhook.name}. Copy its secret now: it is not shown again.")
         return redirect("notifications:webhook_detail", pk=webhook.pk)
     return render(request, "notifications/webhook_form.html", {"title": "Add webhook", "form": form},
@@ -63,10 +65,11 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE, object_model=Webhook)
+@never_cache  # it may show a new secret
 def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A webhook's settings and its recent deliveries (state, attempts, last answer and error)."""
     webhook = selectors.webhook_get(request.user, pk)
-    once = request.session.pop(SECRET_SESSION_KEY, None)
+    once = sealing.take_once(request.session, SECRET_SESSION_KEY)
     secret = once["secret"] if once and once.get("pk") == webhook.pk else None
     return render(request, "notifications/webhook_detail.html",
                   {"title": webhook.name, "webhook": webhook, "secret": secret,
@@ -106,7 +109,7 @@ def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     """Replace the webhook's secret; the new one is shown once."""
     webhook = selectors.webhook_get(request.user, pk)
     secret = services.webhook_rotate_secret(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
-    request.session[SECRET_SESSION_KEY] = {"pk": webhook.pk, "secret": secret}
+    sealing.keep_once(request.session, SECRET_SESSION_KEY, secret, pk=webhook.pk)
     messages.success(request, "New secret made. Copy it now: it is not shown again; the old one no longer verifies.")
     return redirect("notifications:webhook_detail", pk=webhook.pk)
 

@@ -6,7 +6,6 @@ their rules), public IPs, firewalls, JIT policies and security policies are each
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -211,36 +210,38 @@ def classify(*, classic: bool, jit_off: bool, guarded: bool, in_policy: bool, de
     return VmState.NOT_CONFIGURED, UnsupportedReason.NONE
 
 
-# The tail of ``AccessRequest.azure_justification``: the portal's request behind an ``initiate``.
-_PORTAL_REQUEST = re.compile(r"\(portal request #\d+, ([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\)\s*$")
+def _opened_by_portal(justification: str) -> tuple[int, str] | None:
+    """(request number, correlation id) when an Azure request is one the portal opened (its justification's tail)."""
+    from .access.models import portal_request_in
+
+    named = portal_request_in(justification)
+    return (named[0], named[1]) if named is not None and not named[2] else None
 
 
-def portal_correlation(justification: str) -> str | None:
-    """The portal request's correlation id named at the end of an Azure request's justification, if any."""
-    found = _PORTAL_REQUEST.search(justification or "")
-    return found.group(1) if found else None
-
-
-def portal_requesters(policies: list[PolicyView]) -> dict[tuple[str, str], str]:
-    """``{(correlation id, VM id): requester}`` of the portal's requests among the policies' Azure requests.
+def portal_requesters(policies: list[PolicyView]) -> dict[tuple[int, str, str], str]:
+    """``{(request number, correlation id, VM id): requester}`` of the portal's requests among the policies' Azure
+    requests.
 
     Azure records the portal's own identity as the ``requestor`` of everything the portal opens; the person is the
-    portal request's requester (matched by correlation id and VM, so a justification copied elsewhere names nobody).
+    portal request's requester. The tail must name the request's own number and id, and the request that VM, so a
+    justification copied elsewhere names nobody.
     """
     from .access.models import AccessRequestVm
 
-    wanted = sorted({c for view in policies for r in view.requests if (c := portal_correlation(r.justification))})
-    found: dict[tuple[str, str], str] = {}
+    named = {found for view in policies for r in view.requests if (found := _opened_by_portal(r.justification))}
+    wanted = sorted({correlation for _number, correlation in named})
+    found: dict[tuple[int, str, str], str] = {}
     for start in range(0, len(wanted), BATCH):
         rows = AccessRequestVm.objects.filter(request__correlation_id__in=wanted[start:start + BATCH]).values_list(
-            "request__correlation_id", "vm_arm_id", "request__requester_name")
-        for correlation, vm_arm_id, requester in rows:
-            found[(str(correlation), vm_arm_id.lower())] = requester
+            "request_id", "request__correlation_id", "vm_arm_id", "request__requester_name")
+        for number, correlation, vm_arm_id, requester in rows:
+            if (number, str(correlation)) in named:
+                found[(number, str(correlation), vm_arm_id.lower())] = requester
     return found
 
 
 def usage(requests: list[shapes.RequestInfo], vm_id: str, now: datetime,
-          requesters: dict[tuple[str, str], str] | None = None) -> tuple[int, datetime | None, str]:
+          requesters: dict[tuple[int, str, str], str] | None = None) -> tuple[int, datetime | None, str]:
     """(approved requests in the last 7 days, last access, last user) of one VM from its policy's requests; the
     last user is the portal's requester where ``requesters`` (``portal_requesters``) knows the request."""
     week_ago = now - timedelta(days=7)
@@ -253,13 +254,14 @@ def usage(requests: list[shapes.RequestInfo], vm_id: str, now: datetime,
         if request.start >= week_ago:
             count += 1
         if last_at is None or request.start > last_at:
-            portal_user = (requesters or {}).get((portal_correlation(request.justification) or "", vm_id))
+            opened = _opened_by_portal(request.justification)
+            portal_user = (requesters or {}).get((*opened, vm_id)) if opened else None
             last_at, last_user = request.start, portal_user or request.requestor
     return count, last_at, last_user
 
 
 def build_rows(subscription: Subscription, snap: Snapshot, policies: list[PolicyView], now: datetime,
-               requesters: dict[tuple[str, str], str] | None = None) -> list[VirtualMachine]:
+               requesters: dict[tuple[int, str, str], str] | None = None) -> list[VirtualMachine]:
     """Unsaved VM rows for everything the snapshot lists (``requesters``: see ``usage``)."""
     network = Network.build(snap)
     policy_of_vm: dict[str, PolicyView] = {}

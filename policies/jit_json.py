@@ -367,11 +367,12 @@ def request_from_azure(body: object, *, user, now: datetime | None = None,
                         justification=justification.strip(), start_at=scheduled)
 
 
-def request_to_json(request) -> dict:
+def request_to_json(request, *, review: bool = False) -> dict:
     """An access request with its VMs, ports and approvals, in Azure's words where Azure has them.
 
     ``startTimeUtc`` is the scheduled start, or when the first port opened (None before that); ``status`` is
-    the portal's port state, ``azureStatus``/``statusReason`` Azure's.
+    the portal's port state, ``azureStatus``/``statusReason`` Azure's. For an approver's ``review`` the
+    connection details (address, endpoint) are left out: they are the requester's.
     """
     vm_rows = list(request.vms.all())
     ports_by_vm: dict[int, list] = {}
@@ -412,14 +413,14 @@ def request_to_json(request) -> dict:
                     "status": port.state, "azureStatus": port.azure_status or None,
                     "statusReason": port.azure_status_reason or None, "mappedPort": port.mapped_port,
                     "error": port.last_error or None}
-            if port.state == "open":
+            if port.state == "open" and not review:
                 details = details_for(address=row.address, address_kind=row.address_kind, number=port.number,
                                       mapped_port=port.mapped_port)
                 if details is not None:
                     item["connection"] = {"host": details.host, "port": details.port, "via": details.via,
                                           "endpoint": details.endpoint}
             entry["ports"].append(item)
-        if any(p.state == "open" for p in ports) and row.address:
+        if any(p.state == "open" for p in ports) and row.address and not review:
             entry["address"] = row.address
             entry["addressKind"] = row.address_kind
         body["virtualMachines"].append(entry)

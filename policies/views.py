@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
@@ -79,6 +79,7 @@ def _row_menu(user, vm: VirtualMachine) -> set[str]:
 
 
 @requires(JIT_POLICY_WRITE)
+@require_http_methods(["GET", "POST"])
 def bulk_enable(request: HttpRequest) -> HttpResponse:
     """Enable JIT on the selected Not configured VMs (``?vm=<id>&vm=<id>``): the page lists the recommended ports
     (22, 3389, 5985, 5986; 3 hours; source Any) to edit, remove or add to, and Save applies them to every VM."""
@@ -193,6 +194,7 @@ def vm_enable(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
+@require_http_methods(["GET", "POST"])
 def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm (GET) and remove (POST) JIT from one VM."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)

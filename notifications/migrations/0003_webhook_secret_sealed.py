@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 def seal_secrets(apps, schema_editor):
-    from notifications.sealing import seal
+    from jitportal.lib.sealing import seal
 
     Webhook = apps.get_model("notifications", "Webhook")
     for webhook in Webhook.objects.only("pk", "secret"):
@@ -12,7 +12,7 @@ def seal_secrets(apps, schema_editor):
 
 
 def unseal_secrets(apps, schema_editor):
-    from notifications.sealing import unseal
+    from jitportal.lib.sealing import unseal
 
     Webhook = apps.get_model("notifications", "Webhook")
     for webhook in Webhook.objects.only("pk", "secret_sealed"):

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import authz
 from accounts.access import requires
@@ -101,6 +101,7 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_WRITE, object_model=AccessRule)
+@require_http_methods(["GET", "POST"])
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm (GET) and delete (POST) an access rule."""
     rule = selectors.rule_get(request.user, pk)

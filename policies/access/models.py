@@ -8,6 +8,7 @@ Azure's reason. ``AccessRule`` says per scope what needs approval (deny → auto
 """
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
@@ -15,6 +16,24 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 
 MAX_APPROVALS = 10  # per level of an access rule: more approvers than any team has, far below the column's limit
+
+
+
+# The tails the portal ends its Azure justifications with: "(portal request #42, <id>)" on the initiate that opens
+# a request (``AccessRequest.azure_justification``), "close portal request #42 early (<id>)" on the one that closes
+# it behind a firewall.
+_PORTAL_TAIL = re.compile(r"(?:\(portal request #(?P<opened>\d+), |close portal request #(?P<closed>\d+) early \()"
+                          r"(?P<correlation>[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\)\s*$", re.IGNORECASE)
+
+
+def portal_request_in(justification: object) -> tuple[int, str, bool] | None:
+    """(request number, correlation id, whether it is the early close) of the portal request an Azure
+    justification ends by naming, or ``None``."""
+    found = _PORTAL_TAIL.search(justification) if isinstance(justification, str) else None
+    if found is None:
+        return None
+    number = found["opened"] or found["closed"]
+    return int(number), found["correlation"].lower(), found["closed"] is not None
 
 
 class PortState(models.TextChoices):

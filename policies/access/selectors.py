@@ -109,12 +109,13 @@ def review_get(user, pk: int) -> AccessRequest:
         raise Http404("No such object.") from exc
 
 
-def request_or_review_get(user, pk: int) -> AccessRequest:
-    """A request ``user`` may read: one they may see (``request_get``) or review as an approver (``review_get``)."""
+def request_or_review_get(user, pk: int) -> tuple[AccessRequest, bool]:
+    """A request ``user`` may read, and whether only as its reviewer: one they may see (``request_get``), else one
+    they may review as an approver (``review_get``; its connection details are the requester's)."""
     try:
-        return request_get(user, pk)
+        return request_get(user, pk), False
     except Http404:
-        return review_get(user, pk)
+        return review_get(user, pk), True
 
 
 def rule_list(user) -> list[AccessRule]:
@@ -210,7 +211,8 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         short = len(eligible) < missing
     every = [item["port"] for vm in vms for item in vm["ports"]]
     return {"vms": vms, "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
-            "cancellable": request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED),
+            "cancellable": request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
+            and not any(port.opened_at for port in every),  # one policy open, another retrying: "Close now"
             "ended_note": _ended_note(request, every),
             "may_extend": request.requester_id == user.pk and request.state == PortState.OPEN,
             "may_decide": may_decide(user, request), "decisions": decisions, "eligible_approvers": eligible,

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -116,6 +116,9 @@ def _validate(actor, selections: list[Selection], source_prefix: str, duration: 
     problems: list[str] = []
     if not selections:
         problems.append("Select at least one VM and port.")
+    if each_port_maximum and duration > max((_window(s.vm, n, timedelta.max, True) for s in selections
+                                             for n in s.ports), default=duration):
+        each_port_maximum = False  # longer than every port allows: each port says so, nothing is trimmed
     for selection in selections:
         vm = selection.vm
         if not may_request(actor, vm):
@@ -282,7 +285,8 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
     request, created = request_create(
         actor=actor, selections=selections, source_prefix=original.source_prefix, duration=duration,
         justification=reason[:MAX_JUSTIFICATION], idempotency_key=idempotency_key, source_kind=original.source_kind,
-        source_warning=original.source_warning, client_ip=client_ip, extends=original)
+        source_warning=original.source_warning, client_ip=client_ip, extends=original,
+        each_port_maximum=True)  # "ending later, within each port's maximum from now"
     return request, created
 
 
@@ -476,7 +480,8 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
         if not AccessRequest.objects.filter(pk=request.pk, closed_at__isnull=True).update(**fields):
             AccessRequest.objects.filter(pk=request.pk).update(**fields)  # closed while opening: close it now
             _after_commit(enqueue_close, request.pk)
-        _supersede(request, ports)  # before the audit rows: the chain's lock is the last one a transaction takes
+        if request.extends_id:  # before the audit rows: the chain's lock is the last one a transaction takes
+            _supersede(request, ports)
         for vm_row in {port.request_vm_id: port.request_vm for port in ports}.values():
             numbers = sorted(port.number for port in ports if port.request_vm_id == vm_row.pk)
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
@@ -499,35 +504,19 @@ def _update_alike(ports: list[AccessRequestPort], fields: list[str], **still) ->
                for values, ids in alike.items())
 
 
-def _supersede(request: AccessRequest, ports: list[AccessRequestPort]) -> None:
-    """Azure keeps one JIT request per VM port: opening ``ports`` revoked (``NewerRequestInitiated``) the access
-    any other request held on them, an extension's original included. Mirror that; the others' requesters are
-    told (``closed``, reason ``replaced``) and the audit trail says which request replaced theirs."""
-    held = Q()
-    for port in ports:
-        held |= Q(request_vm__vm_id=port.request_vm.vm_id, number=port.number)
-    replaced = list(AccessRequestPort.objects.filter(held, state=PortState.OPEN).exclude(request_id=request.pk)
-                    .select_related("request", "request_vm").order_by("request_id", "pk"))
-    if not replaced:
-        return
-    AccessRequestPort.objects.filter(pk__in=[p.pk for p in replaced], state=PortState.OPEN).update(
-        state=PortState.CLOSED, azure_status="Revoked", azure_status_reason="NewerRequestInitiated",
-        finished_at=timezone.now())
-    others = sorted({p.request_id for p in replaced})
-    for other_id in others:  # every request row lock before the first audit row (the chain's lock comes last)
-        refresh_state(other_id)
-    for other_id in others:
-        if other_id == request.extends_id:
-            continue  # the requester's own extension: nothing to tell
-        theirs = [p for p in replaced if p.request_id == other_id]
-        other = theirs[0].request
-        for vm_row in {p.request_vm_id: p.request_vm for p in theirs}.values():
-            audit_record(actor=request.requester, action="access.replaced", target_type="vm",
-                         target_id=vm_row.vm_id, target_label=vm_row.vm_name,
-                         after={"ports": sorted(p.number for p in theirs if p.request_vm_id == vm_row.pk),
-                                "request": other.pk, "replaced_by": request.pk, "by": request.requester_name},
-                         correlation_id=str(other.correlation_id), **audit_place(vm_row))
-        signals.emit("closed", other, actor=request.requester, reason="replaced", replaced_by=request.pk)
+def _supersede(extension: AccessRequest, ports: list[AccessRequestPort]) -> None:
+    """An extension replaces its original's access on the ports it just opened (Azure: ``NewerRequestInitiated``):
+    mirror that at once (the original was open before the extension was asked for, so the order is certain).
+    Other requests Azure revoked are found by the reconciler from Azure's own statuses (``revoked_in_azure``)."""
+    keys = {(port.request_vm.vm_id, port.number) for port in ports}
+    replaced = [port.pk for port in AccessRequestPort.objects.filter(
+        request_id=extension.extends_id, state=PortState.OPEN).select_related("request_vm")
+        if (port.request_vm.vm_id, port.number) in keys]
+    if replaced:
+        AccessRequestPort.objects.filter(pk__in=replaced, state=PortState.OPEN).update(
+            state=PortState.CLOSED, azure_status="Revoked", azure_status_reason="NewerRequestInitiated",
+            finished_at=timezone.now())
+        refresh_state(extension.extends_id)
 
 
 def vm_usage_record_open(*, vm_id: int, user: str, at) -> None:
@@ -773,42 +762,52 @@ def expire_due(*, gateway_factory=None) -> int:
 
 
 def revoked_in_azure(*, gateway_factory=None) -> int:
-    """Open ports Azure revoked meanwhile (a newer request on the port made outside the portal, which replaced the
-    allow rule): closed with Azure's reason, audited, and their requesters told. One policy read per policy with
-    open access."""
+    """Open ports Azure revoked meanwhile (Azure keeps one request per VM port: a newer one, made in the portal
+    or in Azure, replaced the allow rule): closed with Azure's reason, audited, and their requesters told once
+    the request is over. One policy read per policy with open access, every policy each time. Skipped: ports
+    whose end passed (``expire_due``) and requests whose own extension is being opened."""
+    extending = AccessRequest.objects.filter(extends_id=OuterRef("request_id"),
+                                             state__in=(PortState.QUEUED, PortState.OPENING))
     ports = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__gt=timezone.now(),
                                                   request__closed_at__isnull=True)
+                 .exclude(Exists(extending))
                  .select_related("request", "request__requester", "request_vm", "request_vm__vm__subscription")
-                 .order_by("policy_key", "pk")[:500])
-    closed = 0
+                 .order_by("policy_key", "pk"))
+    revoked: dict[int, list[tuple[AccessRequestPort, str, str]]] = defaultdict(list)
     for group, policy in _by_policy(ports, gateway_factory, "revocations"):
         for port in group:
             azure = _azure_port(policy, port)
-            if azure is not None and (azure.status or "").lower() == "revoked":
-                closed += _mark_revoked(port, azure.status, azure.status_reason or "")
-    return closed
+            if azure is not None and (azure.status or "").lower() == "revoked" and azure.status_reason != "Expired":
+                revoked[port.request_id].append((port, azure.status, azure.status_reason or ""))
+    return sum(_mark_revoked(found) for _request_id, found in sorted(revoked.items()))
 
 
-def _mark_revoked(port: AccessRequestPort, status: str, reason: str) -> int:
-    """Close one port Azure revoked; 0 when it changed meanwhile."""
+def _mark_revoked(found: list[tuple[AccessRequestPort, str, str]]) -> int:
+    """Close one request's ports Azure revoked (each with Azure's status and reason); how many were still open."""
+    request = found[0][0].request
     with transaction.atomic():
-        if not AccessRequestPort.objects.filter(pk=port.pk, state=PortState.OPEN).update(
-                state=PortState.CLOSED, azure_status=status, azure_status_reason=reason[:64],
-                finished_at=timezone.now()):
+        closed = [(port, status, reason) for port, status, reason in found
+                  if AccessRequestPort.objects.filter(pk=port.pk, state=PortState.OPEN).update(
+                      state=PortState.CLOSED, azure_status=status, azure_status_reason=reason[:64],
+                      finished_at=timezone.now())]
+        if not closed:
             return 0
-        request, vm_row = port.request, port.request_vm
-        refresh_state(request.pk)
-        audit_record(actor=None, action="access.revoked_in_azure", target_type="vm", target_id=vm_row.vm_id,
-                     target_label=vm_row.vm_name, after={"ports": [port.number], "status": status, "reason": reason},
-                     correlation_id=str(request.correlation_id), **audit_place(vm_row))
-        signals.emit("closed", request, actor=None, reason="revoked", azure_reason=reason)
-    return 1
+        state = refresh_state(request.pk)
+        for vm_row in {port.request_vm_id: port.request_vm for port, _s, _r in closed}.values():
+            audit_record(actor=None, action="access.revoked_in_azure", target_type="vm", target_id=vm_row.vm_id,
+                         target_label=vm_row.vm_name,
+                         after={"ports": sorted(p.number for p, _s, _r in closed if p.request_vm_id == vm_row.pk),
+                                "status": closed[0][1], "reason": closed[0][2]},
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
+        if state == PortState.CLOSED:  # told once the request is over, as for a close or an expiry
+            signals.emit("closed", request, actor=None, reason="revoked", azure_reason=closed[0][2])
+    return len(closed)
 
 
 def reconcile(*, enqueue=None) -> dict[str, int]:
     """Beat: re-send stuck requests (queued or opening past ``ACCESS_STUCK_SECONDS``), fail those that used up
-    their attempts, expire what passed its end, expire undecided approvals and release scheduled windows whose
-    start came. Returns counts."""
+    their attempts, expire what passed its end, close what Azure revoked, expire undecided approvals and release
+    scheduled windows whose start came. Returns counts."""
     send = enqueue or enqueue_open
     stale = _stale()
     stuck = AccessRequestPort.objects.filter(state__in=TRANSITIONAL).filter(

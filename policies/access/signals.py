@@ -24,8 +24,8 @@ EVENTS = (
     "approval_expired", # nobody decided before the pending time ran out
     "opened",           # Azure opened its ports
     "expiring",         # its window ends soon (sent once, by the notifications beat)
-    "closed",           # closed early, its window ended, a newer request on a port replaced it, or Azure revoked it
-                        # (detail["reason"]: "closed" | "expired" | "replaced" (detail["replaced_by"]) | "revoked")
+    "closed",           # closed early, its window ended, or Azure revoked it (a newer request on its port)
+                        # (detail["reason"]: "closed" | "expired" | "revoked", with detail["azure_reason"])
     "failed",           # Azure refused or the portal gave up (detail["error"])
 )
 

@@ -81,6 +81,21 @@ def test_an_approver_reads_the_requests_they_may_review(manual, requester, appro
     assert api_as(approver).get(url).status_code == 404
 
 
+def test_an_approver_never_reads_the_requesters_connection_details(manual, requester, approver, api_as):
+    from policies.access.models import AccessRequestPort, AccessRequestVm
+
+    created = ask(api_as(requester), make_vm(IN))
+    api_as(approver).post(f"/api/v1/requests/{created['id']}/approve/", {"comment": "ok"})
+    AccessRequestVm.objects.filter(request_id=created["id"]).update(address="51.105.20.9", address_kind="public")
+    AccessRequestPort.objects.filter(request_id=created["id"]).update(state="open")
+    url = f"/api/v1/requests/{created['id']}/"
+    mine = api_as(requester).get(url).json()["virtualMachines"][0]
+    assert mine["address"] == "51.105.20.9" and "connection" in mine["ports"][0]
+    theirs = api_as(approver).get(url).json()["virtualMachines"][0]
+    assert "address" not in theirs and "connection" not in theirs["ports"][0]
+    assert "51.105.20.9" not in api_as(approver).get(url).content.decode()
+
+
 def test_nobody_approves_their_own_request(manual, requester, api_as):
     RoleMapping.objects.create(source_kind="group", source_value=WEB_GROUP, role="approver", scope=IN_SCOPE)
     created = ask(api_as(requester), make_vm(IN))

@@ -10,9 +10,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 from django.urls import reverse
 
+from jitportal.lib.sealing import SecretUnreadable
 from notifications import services
 from notifications.models import OutboxState, Webhook, WebhookDelivery
-from notifications.sealing import SecretUnreadable
 from tests.notifications.factories import REQUEST_SCOPE, make_request, record_event
 from tests.plugins.personas import make_persona
 
@@ -92,3 +92,19 @@ def test_the_migration_seals_secrets_stored_in_clear():
     assert webhook.secret == "clear-text-secret" and "clear-text-secret" not in webhook.secret_sealed
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db
+def test_a_new_secret_waits_in_the_session_sealed_and_is_shown_once(client, persona_mappings):
+    from django.contrib.sessions.models import Session
+
+    client.force_login(make_persona("policy_admin"))
+    response = client.post(reverse("notifications:webhook_add"), {
+        "name": "Ops", "url": "https://hooks.example.com/ops", "format": "json", "events": ["opened"],
+        "scope": REQUEST_SCOPE, "active": "on"})
+    secret = Webhook.objects.get().secret
+    stored = "".join(Session.objects.values_list("session_data", flat=True))
+    assert secret not in stored and secret not in str([s.get_decoded() for s in Session.objects.all()])
+    page = client.get(response["Location"])
+    assert secret in page.content.decode() and "no-cache" in page["Cache-Control"]
+    assert secret not in client.get(response["Location"]).content.decode()

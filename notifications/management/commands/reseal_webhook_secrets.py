@@ -2,8 +2,8 @@
 old key from ``DJANGO_SECRET_KEY_FALLBACKS``); exits non-zero when some secret no configured key opens."""
 from django.core.management.base import BaseCommand, CommandError
 
+from jitportal.lib.sealing import SecretUnreadable, reseal
 from notifications.models import Webhook
-from notifications.sealing import SecretUnreadable, reseal
 
 
 class Command(BaseCommand):

@@ -130,6 +130,9 @@ def test_a_replaced_request_says_so(prod, alice, requester, reader):
     mine = ask(requester, {"web-02": [22]})
     open_all(mine)
     open_all(ask(reader, {"web-02": [22]}, source="198.51.100.60/32"))
+    from policies.access import services
+
+    assert services.revoked_in_azure() == 1
     page = alice.get(reverse("policies:request_detail", args=[mine.pk])).content.decode()
     assert "Replaced: a newer request on the same VM port took over" in page
     assert "NewerRequestInitiated" in page and "Close now" not in page

@@ -1,8 +1,10 @@
-"""Webhook secrets sealed at rest, so a copy of the database alone cannot forge ``X-Jitportal-Signature``.
+"""Secrets the portal must read back, sealed wherever they are stored, so a copy of the database alone reveals
+none: webhook secrets (it signs ``X-Jitportal-Signature`` with them, so they cannot be hashed like API tokens)
+and a new secret held in the session until the next page shows it once.
 
-Fernet (AES-128-CBC with HMAC-SHA256) under a key derived (HKDF-SHA256) from ``SECRET_KEY``: the portal
-needs the secret itself to sign, so it cannot be hashed like an API token. Rotating ``SECRET_KEY``: keep the old
-key in ``DJANGO_SECRET_KEY_FALLBACKS``, run ``manage.py reseal_webhook_secrets``, then drop the old key.
+Fernet (AES-128-CBC with HMAC-SHA256) under a key derived (HKDF-SHA256) from ``SECRET_KEY``. Rotating
+``SECRET_KEY``: keep the old key in ``DJANGO_SECRET_KEY_FALLBACKS``, run ``manage.py reseal_webhook_secrets``,
+then drop the old key.
 """
 from __future__ import annotations
 
@@ -57,3 +59,19 @@ def reseal(sealed: str) -> str:
         return _keys().rotate(sealed.encode()).decode()
     except InvalidToken as exc:
         raise SecretUnreadable("no configured key opens this secret") from exc
+
+
+def keep_once(session, key: str, secret: str, **context) -> None:
+    """Keep ``secret`` (sealed) in the session for the next page to show once, with ``context`` beside it."""
+    session[key] = {**context, "sealed": seal(secret)}
+
+
+def take_once(session, key: str) -> dict | None:
+    """What ``keep_once`` kept, with ``secret`` opened, now gone from the session; ``None`` when nothing is."""
+    kept = session.pop(key, None)
+    if not isinstance(kept, dict) or "sealed" not in kept:
+        return None
+    try:
+        return {**kept, "secret": unseal(kept["sealed"])}
+    except SecretUnreadable:
+        return None
