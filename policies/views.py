@@ -1,6 +1,8 @@
 """Inventory, VM, JIT policy and subscription pages. Views validate, call a service and redirect."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -13,6 +15,7 @@ from django_tables2.paginators import LazyPaginator
 from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
+from accounts.scopes import scope_contains
 
 from . import rules, selectors, services
 from .access.selectors import open_access_by_vm
@@ -54,7 +57,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
     records = [row.record for row in table.page.object_list]
     open_now = open_access_by_vm([vm.pk for vm in records]) if tab == VmState.CONFIGURED and records else None
     rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now,
-                       menu=lambda vm: _row_menu(request.user, vm))
+                       menu=_row_menu(request.user))
     query = request.GET.copy()
     query.pop("page", None)
     tabs = []
@@ -72,10 +75,13 @@ def inventory(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _row_menu(user, vm: VirtualMachine) -> set[str]:
-    """The row-menu items ``user`` may use on ``vm`` (the pages check again)."""
-    allowed = {"edit": JIT_POLICY_WRITE, "connect": JIT_INITIATE, "activity": AUDIT_READ}
-    return {item for item, action in allowed.items() if authz.has_permission(user, action, vm.resource_id)}
+def _row_menu(user) -> Callable[[VirtualMachine], set[str]]:
+    """The row-menu items ``user`` may use on a VM (the pages check again), from the scopes of each action worked
+    out once per page: a page of 50 rows costs 50 prefix checks, not 150 grant evaluations."""
+    scopes = {item: authz.permitted_scopes(user, action) for item, action in
+              {"edit": JIT_POLICY_WRITE, "connect": JIT_INITIATE, "activity": AUDIT_READ}.items()}
+    return lambda vm: {item for item, found in scopes.items()
+                       if any(scope_contains(scope, vm.resource_id) for scope in found)}
 
 
 @requires(JIT_POLICY_WRITE)
