@@ -57,3 +57,14 @@ def build_role_definitions(assignable_scopes: list[str], role_names: list[str] |
         raise ValueError(f"Not an Azure role of the portal: {', '.join(unknown)} (choose from "
                          f"{', '.join(AZURE_ROLE_NAMES)}).")
     return {n: build_role_definition(ROLES[n], assignable_scopes, suffix) for n in names}
+
+
+def az_cli_definition(definition: dict) -> dict:
+    """``definition`` in the shape ``az role definition create --role-definition @file.json`` reads (the REST
+    shape nests the same fields under ``properties``)."""
+    props = definition["properties"]
+    permissions = props["permissions"][0]
+    return {"Name": props["roleName"], "IsCustom": True,
+            "Description": props["description"], "Actions": permissions["actions"],
+            "NotActions": permissions["notActions"], "DataActions": permissions["dataActions"],
+            "NotDataActions": permissions["notDataActions"], "AssignableScopes": props["assignableScopes"]}

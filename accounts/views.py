@@ -20,8 +20,9 @@ from accounts.config import ENTRA_PROVIDER_ID
 from accounts.filtersets import RoleMappingFilterSet
 from accounts.forms import BreakGlassAuthenticationForm, RoleDefinitionForm, RoleMappingForm
 from accounts.models import RoleMapping
-from accounts.role_definitions import build_role_definitions
+from accounts.role_definitions import az_cli_definition, build_role_definitions
 from accounts.roles import SETTINGS_WRITE
+from accounts.scopes import parse_scope
 from accounts.tables import RoleMappingTable
 
 
@@ -126,7 +127,8 @@ def role_definitions(request: HttpRequest) -> HttpResponse:
     definitions: dict[str, dict] = {}
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
-        definitions = build_role_definitions(data["scopes"], data["roles"], data["suffix"].strip())
+        definitions = {name: az_cli_definition(definition) for name, definition in
+                       build_role_definitions(data["scopes"], data["roles"], data["suffix"].strip()).items()}
         wanted = request.GET.get("download")
         if wanted in definitions:
             response = HttpResponse(json.dumps(definitions[wanted], indent=2) + "\n",
@@ -137,9 +139,11 @@ def role_definitions(request: HttpRequest) -> HttpResponse:
     files = []
     for name, definition in definitions.items():
         query["download"] = name
-        files.append({"role": name, "name": definition["properties"]["roleName"], "query": query.urlencode(),
+        files.append({"role": name, "name": definition["Name"], "query": query.urlencode(),
                       "file": f"jit-{name.replace('_', '-')}.json", "json": json.dumps(definition, indent=2)})
+    chosen = form.cleaned_data["scopes"] if definitions else []
     return render(request, "accounts/role_definitions.html", {
         "title": "Azure custom roles", "form": form, "files": files,
-        "scope_args": " ".join(f"--scope {s}" for s in (form.cleaned_data["scopes"] if definitions else []))},
+        "scope_args": " ".join(f"--scope {scope}" for scope in chosen),
+        "subscription": parse_scope(chosen[0]).subscription_id if chosen else ""},
         status=400 if form.is_bound and not form.is_valid() else 200)

@@ -69,7 +69,7 @@ class BasePortFormSet(forms.BaseFormSet):
                 raise ValidationError(f"Port {number} is listed twice.", code="duplicate_port")
             seen[number] = index
         if kept == 0:
-            raise ValidationError("Keep at least one port, or use Remove JIT.", code="no_ports")
+            raise ValidationError("Keep at least one port (to take JIT off a VM, use Remove JIT).", code="no_ports")
 
     def port_rules(self) -> list[rules.PortRule]:
         return [form.port_rule() for form in self.forms

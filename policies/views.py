@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -158,7 +159,9 @@ def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "drift": list(selectors.vm_open_drift(vm)), "changes": selectors.vm_recent_changes(vm),
         "requests": _vm_requests(vm), "may_edit": selectors.may_edit_policy(request.user, vm),
         "may_connect": authz.has_permission(request.user, JIT_INITIATE, vm.resource_id),
-        "default_ports": rules.default_ports(vm.os_type), "activity_url": reverse("audit:search") + "?vm=" + vm.arm_id,
+        "default_ports": rules.default_ports(vm.os_type),
+        "activity_url": (reverse("audit:search") + "?" + urlencode({"vm": vm.arm_id})
+                         if authz.has_permission(request.user, AUDIT_READ, vm.resource_id) else ""),
     })
 
 
@@ -205,10 +208,17 @@ def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm (GET) and remove (POST) JIT from one VM."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
     if request.method != "POST":
+        if not vm.policy_name:
+            messages.info(request, f"{vm.name} has no JIT policy to remove.")
+            return redirect("policies:vm_detail", pk=vm.pk)
+        open_now = open_access_by_vm([vm.pk]).get(vm.pk, [])
+        people = "; ".join(f"{name} (port{'s' if len(ports) > 1 else ''} {', '.join(map(str, ports))})"
+                           for name, ports in open_now)
         return render(request, "generic/confirm.html", {
             "title": f"Remove JIT from {vm.name}", "question": f"Remove just-in-time access from {vm.name}?",
             "consequence": "Its ports leave the JIT policy: Azure deletes their deny rules, so they are no longer "
-                           "closed by JIT and nobody needs to request them.",
+                           "closed by JIT and nobody needs to request them."
+                           + (f" Open now, and ended by this: {people}." if people else ""),
             "confirm_label": "Yes, remove JIT", "cancel_url": reverse("policies:vm_detail", args=[vm.pk])})
     try:
         services.policy_remove(actor=request.user, vm=vm)

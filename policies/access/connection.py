@@ -1,4 +1,5 @@
-"""Connection details of an open port: where to connect, and ready-to-paste ``ssh`` / ``mstsc`` lines.
+"""Connection details of an open port: where to connect, and ready-to-paste ``ssh`` / ``mstsc`` / PowerShell
+remoting (WinRM) lines.
 
 Behind an Azure Firewall the requester connects to the firewall's public IP on the DNAT port Azure mapped
 (``mappedPort``); otherwise to the VM's public IP, or its private IP (over VPN/peering) when it has none.
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 SSH_PORTS = {22}
 RDP_PORTS = {3389}
+WINRM_PORTS = {5985: False, 5986: True}  # port: over HTTPS
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,16 @@ class ConnectionDetails:
     def mstsc_line(self) -> str:
         return f"mstsc /v:{self.endpoint}"
 
+    def winrm_line(self, user: str = "") -> str:
+        credential = f" -Credential {user}" if user else ""
+        ssl = " -UseSSL" if WINRM_PORTS[self.target_port] else ""
+        return f"Enter-PSSession -ComputerName {self.host} -Port {self.port}{ssl}{credential}"
+
     def lines(self, *, os_type: str = "", user: str = "") -> list[tuple[str, str]]:
-        """(label, command) pairs that fit the port and the VM's OS: SSH for 22/Linux, RDP for 3389/Windows."""
+        """(label, command) pairs that fit the port and the VM's OS: SSH for 22/Linux, RDP for 3389/Windows,
+        PowerShell remoting for WinRM (5985, 5986 over HTTPS)."""
+        if self.target_port in WINRM_PORTS:
+            return [("PowerShell", self.winrm_line(user))]
         windows = os_type.lower() == "windows"
         if self.target_port in RDP_PORTS or (windows and self.target_port not in SSH_PORTS):
             return [("RDP", self.mstsc_line())]

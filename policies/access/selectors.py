@@ -223,15 +223,17 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
 
 
 def _ended_note(request: AccessRequest, ports: list[AccessRequestPort]) -> str:
-    """Why a request that is over ended early: ``replaced`` (a newer request on a port), ``closed`` (closed after
-    it opened), ``cancelled`` (closed before anything opened), or ``""``."""
+    """Why a request that is over ended early: ``closed`` (closed after it opened), ``cancelled`` (closed before
+    anything opened), ``replaced`` (Azure revoked every port for a newer request on it), ``revoked`` (Azure
+    revoked it otherwise, e.g. JIT was removed from the VM), or ``""``."""
     if request.state not in (PortState.CLOSED, PortState.EXPIRED):
         return ""
-    if any(p.azure_status_reason == "NewerRequestInitiated" for p in ports) and request.closed_at is None:
-        return "replaced"
-    if request.closed_at is None:
+    if request.closed_at is not None:
+        return "closed" if any(p.opened_at for p in ports) else "cancelled"
+    if request.state != PortState.CLOSED:
         return ""
-    return "closed" if any(p.opened_at for p in ports) else "cancelled"
+    reasons = {p.azure_status_reason for p in ports if p.state == PortState.CLOSED}
+    return "replaced" if reasons == {"NewerRequestInitiated"} else "revoked"
 
 
 FAST_POLL_SECONDS = 5

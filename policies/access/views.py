@@ -103,7 +103,8 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
                 response = _submit(request, form, each_port_maximum=True)
                 if response is not None:
                     return response
-        context.update(form=form, defaults=defaults, my_ip=form.my_ip, windows=_connect_windows(vm))
+        context.update(form=form, defaults=defaults, my_ip=form.my_ip, windows=_connect_windows(vm),
+                       open_now=_open_now([vm]))
     return render(request, "policies/access/connect.html", context,
                   status=400 if request.method == "POST" else 200)
 
@@ -153,12 +154,13 @@ def request_status(request: HttpRequest, pk: int) -> HttpResponse:
 def request_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close now: ends access early (new connections refused; established ones are not cut)."""
     access = _request_for(request, pk)
+    opened = access.ports.filter(opened_at__isnull=False).exists()
     try:
         services.request_close(actor=request.user, request=access)
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
-        messages.success(request, f"Closing request #{access.pk}.")
+        messages.success(request, f"Closing request #{access.pk}." if opened else f"Request #{access.pk} cancelled.")
     return redirect("policies:request_detail", pk=access.pk)
 
 

@@ -30,14 +30,15 @@ def test_it_shows_each_roles_definition_and_downloads_it(client, policy_admin):
     assert page.status_code == 200
     assert "JIT Requester (contoso)" in text and "JIT Policy Admin (contoso)" in text and "JIT Reader" not in text
     assert "az role definition create --role-definition @jit-requester.json" in text
-    assert f"python manage.py jit_roles --scope {group} --apply" in text
+    subscription = IN_SCOPE.rsplit("/", 1)[1]
+    assert f"python manage.py jit_roles --scope {group} --apply --subscription {subscription}" in text
     download = client.get(URL, {"scopes": group, "roles": ["requester", "policy_admin"], "suffix": "contoso",
                                 "download": "requester"})
     assert download["Content-Disposition"] == 'attachment; filename="jit-requester.json"'
-    definition = json.loads(download.content)
-    assert definition["properties"]["roleName"] == "JIT Requester (contoso)"
-    assert definition["properties"]["assignableScopes"] == [group]
-    assert definition["properties"]["permissions"][0]["actions"] == list(ROLES["requester"].azure_actions)
+    definition = json.loads(download.content)  # the shape `az role definition create` reads
+    assert (definition["Name"], definition["IsCustom"]) == ("JIT Requester (contoso)", True)
+    assert definition["AssignableScopes"] == [group]
+    assert definition["Actions"] == list(ROLES["requester"].azure_actions) and definition["NotActions"] == []
 
 
 @pytest.mark.parametrize(("scopes", "suffix", "message"), [

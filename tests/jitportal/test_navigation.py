@@ -46,6 +46,11 @@ def test_the_row_menu_offers_only_what_the_user_may_do(client, requester, audito
     client.force_login(auditor)
     page = client.get(reverse("policies:inventory")).content.decode()
     assert "Activity log" in page and connect not in page and edit not in page
+    detail = client.get(reverse("policies:vm_detail", args=[vm.pk])).content.decode()
+    assert "Activity log of this VM" in detail
+    client.force_login(requester)
+    assert "Activity log" not in client.get(reverse("policies:vm_detail", args=[vm.pk])).content.decode()
+    client.force_login(auditor)
     requests = client.get(reverse("policies:requests")).content.decode()
     assert 'id="new-request"' not in requests and "No requests match." in requests
 

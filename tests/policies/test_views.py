@@ -186,7 +186,7 @@ def _edit(client, vm, rows):
     ([{"number": "22", "max_hours": "0", "max_minutes": "4"}], "between 5 minutes and 24 hours"),
     ([{"number": "22", "max_hours": "24", "max_minutes": "1"}], "between 5 minutes and 24 hours"),
     ([{"number": "22", "protocol": "ICMP"}], "Select a valid choice."),
-    ([{"number": "22", "DELETE": "on"}], "Keep at least one port, or use Remove JIT."),
+    ([{"number": "22", "DELETE": "on"}], "Keep at least one port (to take JIT off a VM, use Remove JIT)."),
 ])
 def test_the_edit_form_shows_a_clear_error_for_each_rule(client, policy_admin, rows, message):
     vm = make_vm(IN_RG)
@@ -245,3 +245,20 @@ def test_the_change_status_shows_azures_message_when_it_failed(client, policy_ad
     client.force_login(policy_admin)
     page = client.get(reverse("policies:change_status", kwargs={"pk": change.pk})).content.decode()
     assert "Failed" in page and "LocationMismatch: the VM is elsewhere" in page
+
+
+@pytest.mark.django_db
+def test_remove_jit_asks_first_naming_open_access_and_a_vm_without_jit_has_nothing_to_remove(client, policy_admin):
+    from tests.policies.access.factories import make_access_request
+
+    request = make_access_request(IN_RG)
+    vm = request.vms.get().vm
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:vm_remove", args=[vm.pk])).content.decode()
+    assert f"Remove just-in-time access from {vm.name}?" in page
+    assert f"Open now, and ended by this: {request.requester_name} (port 22)." in page
+    bare = not_configured(make_vm(IN_RG))
+    response = client.get(reverse("policies:vm_remove", args=[bare.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("policies:vm_detail", args=[bare.pk])
+    assert f"{bare.name} has no JIT policy to remove." in response.content.decode()
+    assert not PolicyChange.objects.exists()

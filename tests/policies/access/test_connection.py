@@ -25,3 +25,12 @@ def test_a_private_only_vm_uses_its_private_ip_and_ipv6_is_bracketed():
 
 def test_without_a_mapped_port_a_firewall_vm_has_no_details_yet():
     assert details_for(address="20.50.10.4", address_kind="firewall", number=22, mapped_port=None) is None
+
+
+def test_winrm_ports_get_a_powershell_remoting_line_not_rdp():
+    plain = details_for(address="10.10.2.4", address_kind="private", number=5985, mapped_port=None)
+    assert plain.lines(os_type="Windows", user="alice") == [
+        ("PowerShell", "Enter-PSSession -ComputerName 10.10.2.4 -Port 5985 -Credential alice")]
+    behind = details_for(address="20.50.10.4", address_kind="firewall", number=5986, mapped_port=50002)
+    assert behind.lines(os_type="Windows") == [
+        ("PowerShell", "Enter-PSSession -ComputerName 20.50.10.4 -Port 50002 -UseSSL")]

@@ -113,6 +113,8 @@ def test_the_form_warns_when_someone_has_a_port_of_the_vm_open(prod, alice, read
     franks.ports.update(state="open")
     page = form_page(alice, web).content.decode()
     assert 'id="open-now"' in page and f"web-02: {reader.username} (port 22)" in page
+    connect = alice.get(reverse("policies:connect", args=[web.pk]), REMOTE_ADDR=MY_IP).content.decode()
+    assert 'id="open-now"' in connect and f"web-02: {reader.username} (port 22)" in connect
 
 
 def test_a_request_that_is_not_open_yet_is_cancelled_not_closed(prod, alice, requester):
@@ -121,7 +123,8 @@ def test_a_request_that_is_not_open_yet_is_cancelled_not_closed(prod, alice, req
     AccessRequest.objects.filter(pk=request.pk).update(state="scheduled")
     page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     assert "Cancel request" in page and "Removes the JIT allow rule" not in page
-    assert alice.post(reverse("policies:request_close", args=[request.pk])).status_code == 302
+    response = alice.post(reverse("policies:request_close", args=[request.pk]), follow=True)
+    assert f"Request #{request.pk} cancelled." in response.content.decode()
     page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     assert "Cancelled before anything opened." in page and "the portal removed the JIT allow rule" not in page
 
@@ -136,6 +139,9 @@ def test_a_replaced_request_says_so(prod, alice, requester, reader):
     page = alice.get(reverse("policies:request_detail", args=[mine.pk])).content.decode()
     assert "Replaced: a newer request on the same VM port took over" in page
     assert "NewerRequestInitiated" in page and "Close now" not in page
+    mine.ports.update(azure_status_reason="UserRequested")  # e.g. JIT was removed from the VM
+    page = alice.get(reverse("policies:request_detail", args=[mine.pk])).content.decode()
+    assert "Azure revoked it before its end" in page and "Replaced:" not in page
 
 
 @pytest.mark.parametrize("kind", ["my_ip", "any"])
