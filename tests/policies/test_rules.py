@@ -88,4 +88,3 @@ def test_a_port_round_trips_azures_two_source_forms():
             "maxRequestAccessDuration": "PT1H"}
     assert rules.PortRule.from_azure(single).to_azure() == single
     assert rules.PortRule.from_azure(many).to_azure() == many
-
