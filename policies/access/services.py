@@ -101,14 +101,18 @@ def may_manage(user, request: AccessRequest, vm_rows: list[AccessRequestVm] | No
 
 
 # --- create ------------------------------------------------------------------------------------------------------
+def _port_maximum(vm: VirtualMachine, number: int) -> timedelta | None:
+    """The port's maximum request time, or ``None`` when it is not in the policy (``_validate`` says so)."""
+    try:
+        return validation.port_maximum(validation.policy_port(vm.ports, number))
+    except ValidationError:
+        return None
+
+
 def _window(vm: VirtualMachine, number: int, duration: timedelta, each_port_maximum: bool) -> timedelta:
     """The window of one port: ``duration``, or with ``each_port_maximum`` at most the port's own maximum."""
-    if not each_port_maximum:
-        return duration
-    try:
-        return min(duration, validation.port_maximum(validation.policy_port(vm.ports, number)))
-    except ValidationError:
-        return duration  # not in the policy: ``_validate`` says so
+    maximum = _port_maximum(vm, number) if each_port_maximum else None
+    return min(duration, maximum) if maximum is not None else duration
 
 
 def _validate(actor, selections: list[Selection], source_prefix: str, duration: timedelta,
@@ -116,9 +120,10 @@ def _validate(actor, selections: list[Selection], source_prefix: str, duration: 
     problems: list[str] = []
     if not selections:
         problems.append("Select at least one VM and port.")
-    if each_port_maximum and duration > max((_window(s.vm, n, timedelta.max, True) for s in selections
-                                             for n in s.ports), default=duration):
-        each_port_maximum = False  # longer than every port allows: each port says so, nothing is trimmed
+    if each_port_maximum:
+        maxima = [m for s in selections for n in s.ports if (m := _port_maximum(s.vm, n)) is not None]
+        if maxima and duration > max(maxima):
+            each_port_maximum = False  # longer than every port allows: each port says so, nothing is trimmed
     for selection in selections:
         vm = selection.vm
         if not may_request(actor, vm):

@@ -154,7 +154,7 @@ def request_status(request: HttpRequest, pk: int) -> HttpResponse:
 def request_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close now: ends access early (new connections refused; established ones are not cut)."""
     access = _request_for(request, pk)
-    opened = access.ports.filter(opened_at__isnull=False).exists()
+    opened = any(port.opened_at for row in access.vms.all() for port in row.ports.all())  # prefetched
     try:
         services.request_close(actor=request.user, request=access)
     except (ValidationError, PermissionDenied) as exc:
