@@ -8,6 +8,8 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
 
+from jitportal.lib.tables import NOWRAP
+
 from .models import ActivityLogEvent, AuditEvent
 
 
@@ -16,7 +18,8 @@ def _last_segment(resource_id: str) -> str:
 
 
 class ActivityTable(tables.Table):
-    occurred_at = tables.DateTimeColumn(verbose_name="Time (UTC)", format="Y-m-d H:i:s", orderable=False)
+    occurred_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Time (UTC)", format="Y-m-d H:i:s",
+                                         orderable=False)
     subscription_id = tables.Column(verbose_name="Subscription", orderable=False)
     resource_group = tables.Column(verbose_name="Resource group", orderable=False)
     resource_id = tables.Column(verbose_name="Resource", orderable=False)
@@ -39,7 +42,7 @@ class ActivityTable(tables.Table):
 
 
 class TrailTable(tables.Table):
-    occurred_at = tables.DateTimeColumn(verbose_name="Time (UTC)", orderable=False)
+    occurred_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Time (UTC)", orderable=False)
     actor_label = tables.Column(verbose_name="User", orderable=False)
     action = tables.Column(orderable=False)
     target_label = tables.Column(verbose_name="Target", orderable=False)

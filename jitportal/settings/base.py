@@ -232,6 +232,9 @@ LOGGING = {
     },
 }
 
+# List filters: an unset choice reads "All" (django-filter's default is a row of dashes).
+FILTERS_EMPTY_CHOICE_LABEL = "All"
+
 # --- Audit -------------------------------------------------------------------
 # Activity Log ingestion (per subscription, every AUDIT_INGEST_INTERVAL_SECONDS) and retention (daily).
 AUDIT_INGEST_INTERVAL_SECONDS = env.int("AUDIT_INGEST_INTERVAL_SECONDS", default=300)

@@ -11,8 +11,7 @@ from .models import AccessRequest, PortState
 class AccessRequestFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="VM, user or reason")
     state = django_filters.ChoiceFilter(choices=PortState.choices, label="State")
-    mine = django_filters.BooleanFilter(method="only_mine", label="Only mine",
-                                        widget=django_filters.widgets.BooleanWidget())
+    mine = django_filters.BooleanFilter(method="only_mine", label="Only mine", widget=forms.CheckboxInput())
     created_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="Requested from",
                                               widget=forms.DateInput(attrs={"type": "date"}))
     created_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="Requested to",

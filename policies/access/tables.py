@@ -4,16 +4,18 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.utils.html import format_html
 
+from jitportal.lib.tables import NOWRAP
+
 from .models import AccessRequest
 
 
 class AccessRequestTable(tables.Table):
     id = tables.Column(linkify=("policies:request_detail", {"pk": tables.A("pk")}), verbose_name="#")
-    created_at = tables.DateTimeColumn(verbose_name="Requested", format="Y-m-d H:i")
+    created_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Requested", format="Y-m-d H:i")
     requester_name = tables.Column(verbose_name="Requester")
     vms = tables.Column(empty_values=(), orderable=False, verbose_name="VMs")
     source_prefix = tables.Column(verbose_name="Source")
-    end_at = tables.DateTimeColumn(verbose_name="Ends", format="Y-m-d H:i")
+    end_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Ends", format="Y-m-d H:i")
     state = tables.Column(verbose_name="State")
     kind = tables.Column(verbose_name="Kind")
 
