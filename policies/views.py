@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods, require_POST
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
@@ -145,7 +146,7 @@ def _vm_requests(vm: VirtualMachine) -> list[dict]:
     for request in policy.requests:
         ports = [p for p in request.get("ports", []) if p.get("vm") == vm.resource_id]
         if ports:
-            items.append({**request, "ports": ports})
+            items.append({**request, "ports": ports, "started": parse_datetime(request.get("startTimeUtc") or "")})
     items.sort(key=lambda r: r.get("startTimeUtc") or "", reverse=True)
     return items[:10]
 

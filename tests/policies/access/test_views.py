@@ -195,6 +195,10 @@ def test_my_requests_lists_mine_and_admins_see_everyone_in_scope(prod, requester
     assert "web-02" in both and "web-04" in both
     filtered = client.get(reverse("policies:requests"), {"q": "web-04"}).content.decode()
     assert "web-02" not in filtered
+    ask(policy_admin, {"web-03": [22]})
+    only_mine = client.get(reverse("policies:requests"), {"mine": "on"}).content.decode()  # the checkbox
+    assert "web-03" in only_mine and "web-02" not in only_mine and 'name="mine" id="id_mine" checked' in only_mine
+    assert "web-02" in client.get(reverse("policies:requests"), {"mine": ""}).content.decode()
     today = timezone.now().date()
     dated = client.get(reverse("policies:requests"), {"created_after": str(today)}).content.decode()
     assert "web-02" in dated and "web-04" in dated
@@ -273,3 +277,11 @@ def test_the_page_polls_quickly_right_after_a_change_then_backs_off(state, secon
     request = SimpleNamespace(state=state, created_at=now - timedelta(hours=1), updated_at=changed,
                               closed_at=now - timedelta(seconds=1) if closing else None)
     assert poll_interval(request, now) == expected
+
+
+def test_the_vm_page_has_one_heading_and_azures_recent_requests_with_portal_dates(prod, alice):
+    page = alice.get(reverse("policies:vm_detail", args=[vm("web-01").pk])).content.decode()
+    assert page.count("<h1") == 1 and re.search(r"<h1[^>]*>web-01</h1>", page)
+    recent = page[page.index('id="recent-requests"'):]
+    started = re.findall(r'<td class="nowrap">([^<]+)</td>', recent)
+    assert started and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", value) for value in started), started
