@@ -134,19 +134,24 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One request: per VM and port its state, time left, connection details; Close now and Extend."""
     access = _request_for(request, pk)
     view = selectors.request_view(access, request.user)
-    extend = ExtendForm(duration_choices=_extend_choices(access)) if view["may_extend"] else None
     timeline = any(authz.has_permission(request.user, AUDIT_READ, row.vm.arm_id) for row in access.vms.all())
     return render(request, "policies/access/request_detail.html", {
-        "title": f"Request #{access.pk}", "access": access, "extend_form": extend, "may_see_timeline": timeline,
-        **view})
+        "title": f"Request #{access.pk}", "access": access, "extend_form": _extend_form(access, view),
+        "may_see_timeline": timeline, **view})
 
 
 @requires(JIT_INITIATE, object_model=AccessRequest)
 def request_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """The request's live part (polled by htmx every 2 s while something is moving)."""
+    """The request's live part, polled by htmx while something is moving (``selectors.poll_interval``). When
+    Extend comes or goes (the page says what it shows in ``?extendable=``), the form is swapped in or out beside
+    it (out of band), so the page never reloads and a poll never resets a choice being made in the form."""
     access = _request_for(request, pk)
+    view = selectors.request_view(access, request.user)
+    shown = request.GET.get("extendable")
+    extend_changed = shown in ("0", "1") and (shown == "1") != view["may_extend"]
     return render(request, "policies/access/_request_status.html", {
-        "access": access, **selectors.request_view(access, request.user)})
+        "access": access, "extend_changed": extend_changed,
+        "extend_form": _extend_form(access, view) if extend_changed else None, **view})
 
 
 @requires(JIT_INITIATE, object_model=AccessRequest)
@@ -162,6 +167,10 @@ def request_close(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"Closing request #{access.pk}." if opened else f"Request #{access.pk} cancelled.")
     return redirect("policies:request_detail", pk=access.pk)
+
+
+def _extend_form(access: AccessRequest, view: dict) -> ExtendForm | None:
+    return ExtendForm(duration_choices=_extend_choices(access)) if view["may_extend"] else None
 
 
 def _extend_choices(access: AccessRequest) -> list[tuple[int, str]]:

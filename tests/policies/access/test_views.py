@@ -285,3 +285,18 @@ def test_the_vm_page_has_one_heading_and_azures_recent_requests_with_portal_date
     recent = page[page.index('id="recent-requests"'):]
     started = re.findall(r'<td class="nowrap">([^<]+)</td>', recent)
     assert started and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", value) for value in started), started
+
+
+def test_the_status_poll_swaps_extend_in_when_the_request_opens_and_out_when_it_ends(prod, requester, alice):
+    request = ask(requester, {"web-02": [22]})
+    status = reverse("policies:request_status", args=[request.pk])
+    queued = alice.get(status, {"extendable": "0"}).content.decode()
+    assert "extend-slot" not in queued and "?extendable=0" in queued
+    open_all(request)
+    opened = alice.get(status, {"extendable": "0"}).content.decode()
+    assert '<div id="extend-slot" hx-swap-oob="true">' in opened and 'id="extend-form"' in opened
+    assert "?extendable=1" in opened
+    assert "extend-slot" not in alice.get(status, {"extendable": "1"}).content.decode()  # already shown
+    AccessRequest.objects.filter(pk=request.pk).update(state="closed")
+    ended = alice.get(status, {"extendable": "1"}).content.decode()
+    assert '<div id="extend-slot" hx-swap-oob="true">' in ended and 'id="extend-form"' not in ended
