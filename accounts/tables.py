@@ -2,10 +2,12 @@
 import django_tables2 as tables
 
 from accounts.models import RoleMapping
+from jitportal.lib.tables import NOWRAP
 
 
 class RoleMappingTable(tables.Table):
     source_value = tables.LinkColumn("accounts:rolemapping_edit", args=[tables.A("pk")], verbose_name="Claim value")
+    updated_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Updated", format="Y-m-d H:i")
     updated_by = tables.Column(verbose_name="Changed by", default="—")
 
     class Meta:
