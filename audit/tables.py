@@ -10,7 +10,10 @@ from django.utils.html import format_html
 
 from jitportal.lib.tables import NOWRAP
 
+from .filtersets import OPERATION_CHOICES
 from .models import ActivityLogEvent, AuditEvent
+
+OPERATION_LABELS = dict(OPERATION_CHOICES)  # "Security: initiate/action" for the long ARM operation name
 
 
 def _last_segment(resource_id: str) -> str:
@@ -37,8 +40,14 @@ class ActivityTable(tables.Table):
         url = reverse("audit:activity_event", args=[record.pk])
         return format_html('<a href="{}">{}</a>', url, value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
 
+    def render_subscription_id(self, value: str) -> str:
+        return format_html('<span title="{}">{}…</span>', value, value[:8])
+
     def render_resource_id(self, value: str) -> str:
         return format_html('<span title="{}">{}</span>', value, _last_segment(value))
+
+    def render_operation_name(self, value: str) -> str:
+        return format_html('<span title="{}">{}</span>', value, OPERATION_LABELS.get(value, value))
 
 
 class TrailTable(tables.Table):

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from audit.ingestion import ingest_subscription
+from audit.tables import OPERATION_LABELS
 from policies.gateway import gateway_for_subscription
 from tests.audit.factories import PROD, vm_id
 from tests.plugins.personas import sign_in_with_entra
@@ -39,7 +40,8 @@ def test_an_auditor_filters_to_one_vm_and_seven_days_and_downloads_the_csv(porta
     page.click("#audit-filter input[type=submit]")
     expect(page).to_have_url(re.compile(r"range=7d"))
     results = page.locator("#result_list tbody tr")
-    alice_initiate = results.filter(has_text="alice@contoso.example").filter(has_text=INITIATE)
+    # The page names the operation briefly ("Security: initiate/action"), the full ARM name in its title.
+    alice_initiate = results.filter(has_text="alice@contoso.example").filter(has_text=OPERATION_LABELS[INITIATE])
     expect(alice_initiate.first).to_be_visible()
     expect(results.filter(has_text="web-02")).to_have_count(0)
 
