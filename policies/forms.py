@@ -90,11 +90,26 @@ def port_formset(vm: VirtualMachine | None, data=None) -> BasePortFormSet:
     return PortFormSet(data=data, initial=[PortForm.initial_for(rule) for rule in current], prefix="ports")
 
 
+class RowIdsField(forms.ModelMultipleChoiceField):
+    """Row ids; one beyond a 64-bit integer is an invalid choice (the database cannot even compare it)."""
+
+    def _check_values(self, value):
+        for pk in value:
+            try:
+                out_of_range = abs(int(str(pk))) >= 2**63
+            except ValueError:
+                continue  # not a number: the parent reports it
+            if out_of_range:
+                raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                      params={"value": pk})
+        return super()._check_values(value)
+
+
 class BulkEnableForm(forms.Form):
     """The selected Not configured VMs to enable JIT on (with the ports of the formset beside it)."""
 
-    vm = forms.ModelMultipleChoiceField(queryset=VirtualMachine.objects.none(),
-                                        error_messages={"required": "Select at least one VM."})
+    vm = RowIdsField(queryset=VirtualMachine.objects.none(),
+                     error_messages={"required": "Select at least one VM."})
 
     def __init__(self, *args, queryset=None, **kwargs):
         super().__init__(*args, **kwargs)

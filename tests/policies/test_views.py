@@ -262,3 +262,14 @@ def test_remove_jit_asks_first_naming_open_access_and_a_vm_without_jit_has_nothi
     assert response.redirect_chain[-1][0] == reverse("policies:vm_detail", args=[bare.pk])
     assert f"{bare.name} has no JIT policy to remove." in response.content.decode()
     assert not PolicyChange.objects.exists()
+
+
+@pytest.mark.django_db
+def test_bulk_enable_with_an_id_beyond_any_row_is_a_clear_error_not_a_crash(client, policy_admin):
+    vm = not_configured(make_many_vms(3)[1])
+    client.force_login(policy_admin)
+    for method in (client.get, client.post):
+        response = method(reverse("policies:bulk_enable"), {"vm": [vm.pk, "99999999999999999999999"]}, follow=True)
+        assert response.status_code == 200
+        assert "Select at least one Not configured VM you may configure." in response.content.decode()
+    assert not PolicyChange.objects.exists()
