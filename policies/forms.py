@@ -146,6 +146,18 @@ class SubscriptionForm(forms.ModelForm):
     def clean_tenant_id(self) -> str:
         return self._guid("tenant_id")
 
+    def _https(self, field: str) -> str:
+        value = self.cleaned_data.get(field) or ""
+        if not value.lower().startswith("https://"):
+            raise ValidationError("Enter an https:// URL: Azure SDKs send tokens over TLS only.")
+        return value
+
+    def clean_arm_endpoint(self) -> str:
+        return self._https("arm_endpoint")
+
+    def clean_authority(self) -> str:
+        return self._https("authority")
+
     def clean_subscription_id(self) -> str:
         value = self._guid("subscription_id")
         clash = Subscription.objects.filter(subscription_id=value).exclude(pk=self.instance.pk)

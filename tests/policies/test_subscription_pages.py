@@ -86,3 +86,15 @@ def test_the_demo_seed_registers_both_demo_subscriptions_against_the_local_emula
     assert {s.credential_ref for s in subscriptions.values()} == {"demo"}
     assert all(s.ca_bundle.endswith("var/emulator/ca.pem") for s in subscriptions.values())
     assert SyncRun.objects.count() == 2 and len(queued) == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["arm_endpoint", "authority"])
+def test_registration_refuses_a_plain_http_endpoint_the_sdk_would_not_send_tokens_to(client, policy_admin, field):
+    client.force_login(policy_admin)
+    data = {"display_name": "Prod", "tenant_id": TENANT, "subscription_id": PROD, "credential_ref": "demo",
+            "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on",
+            field: "http://127.0.0.1:8443"}
+    response = client.post(reverse("policies:subscription_add"), data)
+    assert "Enter an https:// URL: Azure SDKs send tokens over TLS only." in response.content.decode()
+    assert not Subscription.objects.exists()
