@@ -8,7 +8,16 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from policies import services
-from policies.models import DriftFinding, JitPolicy, SyncRun, UnsupportedReason, VirtualMachine, VmState
+from policies.models import (
+    DriftFinding,
+    JitPolicy,
+    PolicyChange,
+    Subscription,
+    SyncRun,
+    UnsupportedReason,
+    VirtualMachine,
+    VmState,
+)
 from tests.policies.azure_side import Azure, vm_id
 from tests.policies.factories import DEV, PROD, register, sync, vm
 
@@ -193,3 +202,26 @@ def test_beat_queues_one_sync_per_enabled_subscription_and_skips_running_ones(
         assert services.sync_all() == 0  # both still queued: nothing new is enqueued
     assert len(first) == 2 and len(second) == 0
     assert SyncRun.objects.filter(subscription=prod_).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_sync_with_a_credential_reference_no_longer_configured_fails_with_the_reason(db, fresh_emulator):
+    subscription = register(fresh_emulator, PROD, "Production")
+    Subscription.objects.filter(pk=subscription.pk).update(credential_ref="retired")
+    run = SyncRun.objects.create(subscription=subscription)
+    outcome = services.sync_run(run_id=run.pk)
+    run.refresh_from_db()
+    subscription.refresh_from_db()
+    assert outcome.state == run.state == SyncRun.State.FAILED
+    assert "No credential 'retired' is configured" in run.error
+    assert subscription.last_sync_status == "failed" and "retired" in subscription.last_sync_error
+
+
+@pytest.mark.django_db
+def test_a_policy_change_with_a_credential_reference_no_longer_configured_fails_with_the_reason(prod, policy_admin):
+    target = vm("web-05")
+    change = services.policy_enable(actor=policy_admin, vms=[target], os_default=True)[0]
+    Subscription.objects.filter(pk=prod.pk).update(credential_ref="retired")
+    assert services.policy_change_apply(change_id=change.pk).state == PolicyChange.State.FAILED
+    change.refresh_from_db()
+    assert change.state == PolicyChange.State.FAILED and "No credential 'retired' is configured" in change.last_error
