@@ -273,3 +273,17 @@ def test_bulk_enable_with_an_id_beyond_any_row_is_a_clear_error_not_a_crash(clie
         assert response.status_code == 200
         assert "Select at least one Not configured VM you may configure." in response.content.decode()
     assert not PolicyChange.objects.exists()
+
+
+@pytest.mark.django_db
+def test_every_field_of_the_port_rows_has_a_label(client, policy_admin):
+    import re
+
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk})).content.decode()
+    fields = [f for tag, f in re.findall(r'(<(?:input|select)[^>]*\bid="(id_ports-[^"]+)")', page)
+              if 'type="hidden"' not in tag]
+    assert "id_ports-0-number" in fields and "id_ports-0-DELETE" in fields and "id_ports-__prefix__-sources" in fields
+    unlabelled = [f for f in fields if f'<label for="{f}"' not in page]
+    assert not unlabelled
