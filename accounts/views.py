@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,8 +21,8 @@ from accounts.config import ENTRA_PROVIDER_ID
 from accounts.filtersets import RoleMappingFilterSet
 from accounts.forms import BreakGlassAuthenticationForm, RoleDefinitionForm, RoleMappingForm
 from accounts.models import RoleMapping
-from accounts.role_definitions import az_cli_definition, build_role_definitions
-from accounts.roles import SETTINGS_WRITE
+from accounts.role_definitions import DEFAULT_SUFFIX, az_cli_definition, build_role_definitions
+from accounts.roles import AZURE_ROLE_NAMES, SETTINGS_WRITE
 from accounts.scopes import parse_scope
 from accounts.tables import RoleMappingTable
 
@@ -116,6 +117,16 @@ def role_mapping_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "accounts/rolemapping_delete.html", {"title": "Delete role mapping", "mapping": mapping})
 
 
+def _jit_roles_args(data: dict) -> str:
+    """The ``jit_roles`` arguments that create the same definitions as the form: its scopes, roles and suffix."""
+    args = [arg for scope in data["scopes"] for arg in ("--scope", scope)]
+    if set(data["roles"]) != set(AZURE_ROLE_NAMES):
+        args += [arg for role in data["roles"] for arg in ("--role", role)]
+    if data["suffix"].strip() != DEFAULT_SUFFIX:
+        args += ["--suffix", data["suffix"].strip()]
+    return shlex.join(args)
+
+
 @requires(SETTINGS_WRITE)
 @require_GET  # it only shows and downloads: nothing to post
 def role_definitions(request: HttpRequest) -> HttpResponse:
@@ -144,6 +155,6 @@ def role_definitions(request: HttpRequest) -> HttpResponse:
     chosen = form.cleaned_data["scopes"] if definitions else []
     return render(request, "accounts/role_definitions.html", {
         "title": "Azure custom roles", "form": form, "files": files,
-        "scope_args": " ".join(f"--scope {scope}" for scope in chosen),
+        "command_args": _jit_roles_args(form.cleaned_data) if definitions else "",
         "subscription": parse_scope(chosen[0]).subscription_id if chosen else ""},
         status=400 if form.is_bound and not form.is_valid() else 200)

@@ -31,7 +31,9 @@ def test_it_shows_each_roles_definition_and_downloads_it(client, policy_admin):
     assert "JIT Requester (contoso)" in text and "JIT Policy Admin (contoso)" in text and "JIT Reader" not in text
     assert "az role definition create --role-definition @jit-requester.json" in text
     subscription = IN_SCOPE.rsplit("/", 1)[1]
-    assert f"python manage.py jit_roles --scope {group} --apply --subscription {subscription}" in text
+    # The portal's command creates the same roles with the same names as the files shown.
+    assert (f"python manage.py jit_roles --scope {group} --role requester --role policy_admin --suffix contoso "
+            f"--apply --subscription {subscription}") in text
     download = client.get(URL, {"scopes": group, "roles": ["requester", "policy_admin"], "suffix": "contoso",
                                 "download": "requester"})
     assert download["Content-Disposition"] == 'attachment; filename="jit-requester.json"'
@@ -39,6 +41,16 @@ def test_it_shows_each_roles_definition_and_downloads_it(client, policy_admin):
     assert (definition["Name"], definition["IsCustom"]) == ("JIT Requester (contoso)", True)
     assert definition["AssignableScopes"] == [group]
     assert definition["Actions"] == list(ROLES["requester"].azure_actions) and definition["NotActions"] == []
+
+
+def test_the_portal_command_quotes_a_suffix_with_spaces_and_keeps_an_empty_one(client, policy_admin):
+    client.force_login(policy_admin)
+    text = client.get(URL, {"scopes": IN_SCOPE, "roles": ["reader", "requester", "policy_admin"],
+                            "suffix": "Contoso Ops"}).content.decode()
+    assert f"jit_roles --scope {IN_SCOPE} --suffix &#x27;Contoso Ops&#x27; --apply" in text
+    text = client.get(URL, {"scopes": IN_SCOPE, "roles": ["reader"], "suffix": ""}).content.decode()
+    assert "<h3>JIT Reader <a" in text
+    assert f"jit_roles --scope {IN_SCOPE} --role reader --suffix &#x27;&#x27; --apply" in text
 
 
 @pytest.mark.parametrize(("scopes", "suffix", "message"), [
