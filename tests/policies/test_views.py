@@ -287,3 +287,12 @@ def test_every_field_of_the_port_rows_has_a_label(client, policy_admin):
     assert "id_ports-0-number" in fields and "id_ports-0-DELETE" in fields and "id_ports-__prefix__-sources" in fields
     unlabelled = [f for f in fields if f'<label for="{f}"' not in page]
     assert not unlabelled
+
+
+@pytest.mark.django_db
+def test_a_filter_value_that_is_not_a_choice_says_it_was_left_out(client, policy_admin):
+    make_many_vms(6)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:inventory"), {"resource_group": "rg-<gone>"}).content.decode()
+    assert ('Resource group: Select a valid choice. rg-&lt;gone&gt; is not one of the available choices. '
+            'The filter was left out.') in page
