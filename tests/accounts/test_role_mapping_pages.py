@@ -33,6 +33,13 @@ def test_the_list_searches_and_filters(client, breakglass_admin, persona_mapping
     assert "JIT.Auditor in Production" in body and "JIT.Requester in Production" not in body
 
 
+def test_the_list_filters_are_labelled(client, breakglass_admin):
+    client.force_login(breakglass_admin)
+    body = client.get(reverse("accounts:rolemapping_list")).content.decode()
+    for name in ("source_kind", "role"):
+        assert f'id="id_{name}"' in body and f'<label for="id_{name}"' in body
+
+
 def test_the_list_costs_the_same_queries_for_many_rows(client, breakglass_admin, django_assert_max_num_queries):
     client.force_login(breakglass_admin)
     for n in range(60):
