@@ -29,7 +29,7 @@ def _numbers(text: str) -> list[int]:
     for part in re.split(r"[\s,]+", (text or "").strip()):
         if not part:
             continue
-        if not part.isdigit() or not 0 < int(part) < 65536:
+        if not (part.isascii() and part.isdigit()) or not 0 < int(part) < 65536:
             raise ValidationError(f"'{part}' is not a port number (1 to 65535).")
         numbers.append(int(part))
     return sorted(set(numbers))

@@ -403,3 +403,14 @@ def test_a_pattern_that_could_backtrack_forever_is_refused(client, prod, policy_
         "name": "slow", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
         "justification_pattern": "(a+)+$"})
     assert response.status_code == 400 and "Keep the pattern simple" in response.content.decode()
+
+
+@pytest.mark.parametrize("ports", ["²", "22, ³"])
+def test_a_rule_port_written_with_a_non_ascii_digit_is_refused_not_a_crash(client, prod, policy_admin, ports):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "odd", "scope": WEB_RG, "effect": "manual", "approvals_required": 1,
+        "second_level_approvals": 0, "ports_text": ports})
+    assert response.status_code == 400
+    assert "is not a port number (1 to 65535)." in response.content.decode()
+    assert not AccessRule.objects.filter(name="odd").exists()
