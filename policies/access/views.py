@@ -64,6 +64,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
         wanted = {int(pk) for pk in ids}
     except ValueError as exc:
         raise Http404("No such object.") from exc
+    if any(not 0 < pk < 2**63 for pk in wanted):  # names nothing; the database never sees an overflow
+        raise Http404("No such object.")
     if not wanted:  # the VMs are chosen where they are listed (the seed: Configured tab, select, Request access)
         messages.info(request, "Select the VMs you want to access, then choose Request access.")
         return redirect(reverse("policies:inventory") + "?tab=configured")

@@ -300,3 +300,10 @@ def test_the_status_poll_swaps_extend_in_when_the_request_opens_and_out_when_it_
     AccessRequest.objects.filter(pk=request.pk).update(state="closed")
     ended = alice.get(status, {"extendable": "1"}).content.decode()
     assert '<div id="extend-slot" hx-swap-oob="true">' in ended and 'id="extend-form"' not in ended
+
+
+@pytest.mark.parametrize("ids", [["99999999999999999999"], ["-3"], ["0"]])
+def test_a_vm_id_the_database_cannot_hold_is_not_found(prod, alice, ids):
+    alice.raise_request_exception = False
+    assert alice.get(reverse("policies:request_new"), {"vm": ids}).status_code == 404
+    assert alice.post(reverse("policies:request_new"), {"vm": ids, "token": "t" * 32}).status_code == 404
