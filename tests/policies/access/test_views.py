@@ -307,3 +307,13 @@ def test_a_vm_id_the_database_cannot_hold_is_not_found(prod, alice, ids):
     alice.raise_request_exception = False
     assert alice.get(reverse("policies:request_new"), {"vm": ids}).status_code == 404
     assert alice.post(reverse("policies:request_new"), {"vm": ids, "token": "t" * 32}).status_code == 404
+
+
+def test_the_request_page_names_the_time_zone_its_times_are_shown_in(prod, alice, requester, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30 all year
+    request = ask(requester, {"web-02": [22]})
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    local = timezone.localtime(request.created_at).strftime("%Y-%m-%d %H:%M")
+    ends = timezone.localtime(request.ports.get().end_at).strftime("%Y-%m-%d %H:%M")
+    assert f"{local} IST" in page and f"{ends} IST" in page
+    assert " UTC" not in page  # the local times were labelled UTC
