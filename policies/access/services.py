@@ -282,6 +282,10 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
         raise PermissionDenied("Only the requester or a policy admin may extend this request.")
     if original.requester_id != actor.pk:
         raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
+    earlier = AccessRequest.objects.filter(idempotency_key=idempotency_key, extends=original,
+                                           requester_id=actor.pk).first()
+    if earlier is not None:  # the same form again: its extension, even once it replaced the original
+        return earlier, False
     original.refresh_from_db(fields=["state", "closed_at"])
     if original.state != PortState.OPEN or original.closed_at is not None:
         raise ValidationError("Only an open request can be extended.", code="not_open")

@@ -317,3 +317,19 @@ def test_the_request_page_names_the_time_zone_its_times_are_shown_in(prod, alice
     ends = timezone.localtime(request.ports.get().end_at).strftime("%Y-%m-%d %H:%M")
     assert f"{local} IST" in page and f"{ends} IST" in page
     assert " UTC" not in page  # the local times were labelled UTC
+
+
+def test_extend_submitted_twice_finds_the_extension_even_after_it_opened(prod, alice, requester):
+    original = ask(requester, {"web-02": [22]})
+    open_all(original)
+    page = alice.get(reverse("policies:request_detail", args=[original.pk])).content.decode()
+    token = re.search(r'id="extend-form".*?name="token" value="([0-9a-f]+)"', page, re.S).group(1)
+    url = reverse("policies:request_extend", args=[original.pk])
+    first = alice.post(url, {"duration": 3600, "token": token})
+    extension = AccessRequest.objects.get(extends=original)
+    assert first["Location"] == reverse("policies:request_detail", args=[extension.pk])
+    open_all(extension)  # the original is now replaced by its extension
+    again = alice.post(url, {"duration": 3600, "token": token}, follow=True)  # back, and submit once more
+    assert again.redirect_chain[0][0] == first["Location"]
+    assert "Only an open request can be extended." not in again.content.decode()
+    assert AccessRequest.objects.filter(extends=original).count() == 1
