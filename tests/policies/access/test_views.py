@@ -333,3 +333,18 @@ def test_extend_submitted_twice_finds_the_extension_even_after_it_opened(prod, a
     assert again.redirect_chain[0][0] == first["Location"]
     assert "Only an open request can be extended." not in again.content.decode()
     assert AccessRequest.objects.filter(extends=original).count() == 1
+
+
+def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod, alice):
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import rule
+
+    rule(IN_SCOPE, "manual", justification_pattern=r"[A-Z]+-[0-9]+", justification_hint="Name the ticket.")
+    jump = vm("jump-02")
+    url = reverse("policies:connect", args=[jump.pk])
+    token = token_of(alice.get(url, REMOTE_ADDR=MY_IP))
+    response = alice.post(url, {"token": token, "justification": "Reboot after the kernel patch"},
+                          REMOTE_ADDR=MY_IP)
+    page = response.content.decode()
+    assert response.status_code == 400 and "Name the ticket." in page
+    assert 'value="Reboot after the kernel patch"' in page and not AccessRequest.objects.exists()
