@@ -555,15 +555,21 @@ def request_mark_failed(*, port_ids: list[int], message: str, request_id: str = 
 
 # --- close ------------------------------------------------------------------------------------------------------
 def request_close(*, actor, request: AccessRequest) -> AccessRequest:
-    """Close the request early: queued ports are cancelled at once, open ones closed by a task (see module doc)."""
+    """Close the request early: queued ports are cancelled at once, open ones closed by a task (see module doc).
+    Closing again (a double submit) records nothing more; it only sends the close task again."""
     vm_rows = list(request.vms.all())
     if not may_manage(actor, request, vm_rows):
         raise PermissionDenied("Only the requester or a policy admin may close this request.")
-    if not request.is_active:
+    if not request.is_active and request.closed_at is None:
         raise ValidationError("This request is no longer open.", code="not_open")
     now = timezone.now()
     with transaction.atomic():
-        AccessRequest.objects.filter(pk=request.pk).update(closed_at=now, closed_by=actor)
+        if not AccessRequest.objects.filter(pk=request.pk, closed_at__isnull=True).update(closed_at=now,
+                                                                                           closed_by=actor):
+            request.refresh_from_db()  # closing already (a second submit): no second audit row, the task again
+            if request.state == PortState.OPEN:
+                _after_commit(enqueue_close, request.pk)
+            return request
         AccessRequest.objects.filter(pk=request.pk, approval_state=ApprovalState.PENDING).update(
             approval_state=ApprovalState.CANCELLED)
         cancelled = AccessRequestPort.objects.filter(request=request, state__in=(PortState.QUEUED, *WAITING)).update(

@@ -348,3 +348,19 @@ def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod,
     page = response.content.decode()
     assert response.status_code == 400 and "Name the ticket." in page
     assert 'value="Reboot after the kernel patch"' in page and not AccessRequest.objects.exists()
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_close_now_submitted_twice_closes_once_without_an_error(prod, alice, requester, opened):
+    from audit.models import AuditEvent
+
+    request = ask(requester, {"web-02": [22]})
+    if opened:
+        open_all(request)
+    url = reverse("policies:request_close", args=[request.pk])
+    alice.post(url)
+    closed_at = AccessRequest.objects.get(pk=request.pk).closed_at
+    page = alice.post(url, follow=True).content.decode()  # a double click
+    assert "This request is no longer open." not in page
+    assert AccessRequest.objects.get(pk=request.pk).closed_at == closed_at
+    assert AuditEvent.objects.filter(action="access.close_requested").count() == 1
