@@ -276,7 +276,8 @@ def enqueue_close(request_id: int) -> None:
 
 def request_extend(*, actor, original: AccessRequest, duration: timedelta, idempotency_key: str,
                    justification: str = "", client_ip: str | None = None) -> tuple[AccessRequest, bool]:
-    """Ask again for the same VMs, ports and source, ending ``duration`` from now (within each port's maximum)."""
+    """Ask again for the same VMs, ports (those still open) and source, ending ``duration`` from now (within each
+    port's maximum)."""
     vm_rows = list(original.vms.select_related("vm", "vm__subscription").prefetch_related("ports"))
     if not may_manage(actor, original, vm_rows):
         raise PermissionDenied("Only the requester or a policy admin may extend this request.")
@@ -289,7 +290,9 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
     original.refresh_from_db(fields=["state", "closed_at"])
     if original.state != PortState.OPEN or original.closed_at is not None:
         raise ValidationError("Only an open request can be extended.", code="not_open")
-    selections = [Selection(row.vm, tuple(p.number for p in row.ports.all())) for row in vm_rows]
+    # Only what is still open: a port Azure revoked meanwhile (a newer request took it) stays with its new holder.
+    selections = [Selection(row.vm, numbers) for row in vm_rows
+                  if (numbers := tuple(p.number for p in row.ports.all() if p.state == PortState.OPEN))]
     reason = justification.strip() or f"Extension of request #{original.pk}: {original.justification}"
     request, created = request_create(
         actor=actor, selections=selections, source_prefix=original.source_prefix, duration=duration,

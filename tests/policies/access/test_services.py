@@ -351,3 +351,14 @@ def test_azures_refusal_fails_the_port_visibly_with_its_reason(prod, requester, 
     port = AccessRequestPort.objects.get(request=request)
     assert "JitNetworkAccessDisabledBySecurityPolicy" in port.last_error
     assert AccessRequest.objects.get(pk=request.pk).state == "failed"
+
+
+def test_extend_asks_again_only_for_the_ports_still_open(prod, requester, reader):
+    original = ask(requester, {"web-02": [22], "web-04": [22]})
+    open_all(original)
+    open_all(ask(reader, {"web-04": [22]}, source="198.51.100.60/32"))  # Frank takes web-04's port over
+    assert services.revoked_in_azure() == 1
+    assert states(original) == {("web-02", 22): "open", ("web-04", 22): "closed"}
+    extension, _ = services.request_extend(actor=requester, original=original, duration=timedelta(hours=1),
+                                           idempotency_key="ext-open-only")
+    assert states(extension) == {("web-02", 22): "queued"}  # Frank keeps web-04
