@@ -52,6 +52,9 @@ def _submit(request: HttpRequest, form: AccessRequestForm, *, each_port_maximum:
         raise Http404("No such object.") from exc
     if created and data["source_warning"]:
         messages.warning(request, data["source_warning"])
+    if not created:  # a double submit, or the form sent again from the browser's history with other choices
+        messages.info(request, f"This form was already sent as request #{access.pk}; nothing new was asked for. "
+                               "To ask for something else, open the form again.")
     return redirect("policies:request_detail", pk=access.pk)
 
 

@@ -364,3 +364,15 @@ def test_close_now_submitted_twice_closes_once_without_an_error(prod, alice, req
     assert "This request is no longer open." not in page
     assert AccessRequest.objects.get(pk=request.pk).closed_at == closed_at
     assert AuditEvent.objects.filter(action="access.close_requested").count() == 1
+
+
+def test_a_form_sent_again_with_other_choices_says_it_was_already_sent(prod, alice):
+    web02 = vm("web-02")
+    token = token_of(form_page(alice, web02))
+    post_form(alice, web02, token)
+    # Back in the browser, the same form (same token) with another reason and time range: not a new request.
+    again = post_form(alice, web02, token, justification="Another job", duration=1800)
+    request = AccessRequest.objects.get()
+    page = alice.get(again["Location"]).content.decode()
+    assert again["Location"] == reverse("policies:request_detail", args=[request.pk])
+    assert f"This form was already sent as request #{request.pk}" in page
