@@ -17,6 +17,7 @@ from accounts import authz
 from accounts.access import authenticated_only, requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE
 from policies.models import VirtualMachine, VmState
+from policies.selectors import vm_list
 
 from . import selectors, services, validation
 from .client_ip import client_address
@@ -74,7 +75,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
         return redirect(reverse("policies:inventory") + "?tab=configured")
     vms = list(selectors.requestable_vms(request.user).filter(pk__in=wanted))
     if len(vms) != len(wanted):
-        raise Http404("No such object.")  # out of scope, not configured, or unknown: all look alike
+        return _not_requestable(request, wanted - {vm.pk for vm in vms})
     form = _form(request, vms)
     if request.method == "POST" and form.is_valid():
         response = _submit(request, form)
@@ -83,6 +84,17 @@ def request_new(request: HttpRequest) -> HttpResponse:
     return render(request, "policies/access/request_form.html", {
         "title": "Request access", "form": form, "vms": vms, "my_ip": form.my_ip,
         "open_now": _open_now(vms)}, status=400 if request.method == "POST" else 200)
+
+
+def _not_requestable(request: HttpRequest, missing: set[int]) -> HttpResponse:
+    """Back to the Configured tab naming the VMs the user sees but may not request (JIT removed since the list was
+    shown, or no requester role there); any VM they cannot see makes it a 404."""
+    names = sorted(vm_list(request.user).filter(pk__in=missing).values_list("name", flat=True))
+    if len(names) != len(missing):
+        raise Http404("No such object.")  # out of scope or unknown: all look alike
+    messages.error(request, f"You cannot request access to {', '.join(names)}: JIT is not enabled there (any "
+                            "more), or your role does not allow requests there.")
+    return redirect(reverse("policies:inventory") + "?tab=configured")
 
 
 def _open_now(vms: list[VirtualMachine]) -> list[tuple[str, str, list[int]]]:

@@ -376,3 +376,12 @@ def test_a_form_sent_again_with_other_choices_says_it_was_already_sent(prod, ali
     page = alice.get(again["Location"]).content.decode()
     assert again["Location"] == reverse("policies:request_detail", args=[request.pk])
     assert f"This form was already sent as request #{request.pk}" in page
+
+
+def test_a_selected_vm_whose_jit_was_removed_meanwhile_is_named_not_a_404(prod, alice):
+    web02, web04 = vm("web-02"), vm("web-04")
+    VirtualMachine.objects.filter(pk=web02.pk).update(state="not_configured")  # removed since the list was shown
+    response = alice.get(reverse("policies:request_new"), {"vm": [web02.pk, web04.pk]}, follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("policies:inventory") + "?tab=configured"
+    assert "You cannot request access to web-02" in page and "web-04" not in page.split("messagelist")[1][:300]
