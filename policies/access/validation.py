@@ -68,6 +68,9 @@ def parse_source(kind: str, value: str) -> str:
     if kind in ("ip", "range") and not text:
         raise ValidationError("Enter the IP address you connect from." if kind == "ip" else
                               "Enter an IP range such as 203.0.113.0/24.", code="missing_source")
+    if kind in ("ip", "range") and "%" in text:  # an IPv6 zone names one of the requester's own interfaces
+        raise ValidationError(f"'{text}' names a network interface: give the address without the interface "
+                              "(the part from %).", code="malformed_source")
     if kind == "ip":
         try:
             address = ipaddress.ip_address(text)

@@ -385,3 +385,12 @@ def test_a_selected_vm_whose_jit_was_removed_meanwhile_is_named_not_a_404(prod, 
     page = response.content.decode()
     assert response.redirect_chain[-1][0] == reverse("policies:inventory") + "?tab=configured"
     assert "You cannot request access to web-02" in page and "web-04" not in page.split("messagelist")[1][:300]
+
+
+@pytest.mark.parametrize(("kind", "value"), [("ip", "fe80::1%eth0"), ("range", "fe80::%eth0/64")])
+def test_an_ipv6_address_with_an_interface_zone_is_refused(prod, alice, kind, value):
+    web = vm("web-02")  # any source allowed
+    response = post_form(alice, web, token_of(form_page(alice, web)), source_kind=kind,
+                         **{f"source_{kind}": value})
+    assert response.status_code == 400 and "without the interface" in response.content.decode()
+    assert not AccessRequest.objects.exists()
