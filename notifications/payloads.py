@@ -35,6 +35,11 @@ def request_url(request_id: int) -> str:
     return settings.PORTAL_BASE_URL + reverse("policies:request_detail", kwargs={"pk": request_id})
 
 
+def review_url(request_id: int) -> str:
+    """The absolute URL of a request's review page (where approvers decide; the request page is the requester's)."""
+    return settings.PORTAL_BASE_URL + reverse("policies:request_review", kwargs={"pk": request_id})
+
+
 def person(user) -> dict | None:
     if user is None:
         return None
@@ -51,6 +56,7 @@ def request_summary(request) -> dict:
     return {
         "id": request.pk,
         "url": request_url(request.pk),
+        "review_url": review_url(request.pk),
         "requester": person(request.requester),
         "state": request.state,
         "approval_state": getattr(request, "approval_state", "not_required"),
@@ -97,6 +103,16 @@ def _lines(payload: dict) -> list[tuple[str, str]]:
     return facts
 
 
+def _card_link(payload: dict) -> tuple[str | None, str]:
+    """(URL, label) of a chat card's button: the review page while approvers are asked, else the request page."""
+    request = payload.get("request") or {}
+    asks_approvers = payload["event"] == "needs_approval" or (
+        payload["event"] == "approved" and (payload.get("detail") or {}).get("complete") is False)
+    if asks_approvers and request.get("review_url"):
+        return request["review_url"], "Review in the portal"
+    return request.get("url"), "Open in the portal"
+
+
 def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -104,11 +120,11 @@ def _slack_escape(text: str) -> str:
 def slack_body(payload: dict) -> dict:
     """A Slack incoming-webhook message: ``text`` (notifications, fallbacks) and Block Kit ``blocks``."""
     title = headline(payload)
-    url = (payload.get("request") or {}).get("url")
+    url, label = _card_link(payload)
     fields = [{"type": "mrkdwn", "text": f"*{_slack_escape(label)}*\n{_slack_escape(value)[:1900] or '—'}"}
               for label, value in _lines(payload)][:10]  # Slack: at most 10 fields of 2000 characters
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(title)}*"
-                                           + (f" <{url}|Open in the portal>" if url else "")}},
+                                           + (f" <{url}|{label}>" if url else "")}},
               {"type": "section", "fields": fields},
               {"type": "context", "elements": [{"type": "mrkdwn", "text": f"event `{payload['event']}` · delivery "
                                                                         f"{payload['delivery']}"}]}]
@@ -118,7 +134,7 @@ def slack_body(payload: dict) -> dict:
 def teams_body(payload: dict) -> dict:
     """A Teams incoming-webhook (Workflows) message: an Adaptive Card in a ``message`` wrapper."""
     title = headline(payload)
-    url = (payload.get("request") or {}).get("url")
+    url, label = _card_link(payload)
     card = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -128,7 +144,7 @@ def teams_body(payload: dict) -> dict:
              "color": COLOURS.get(payload["event"], "Default")},
             {"type": "FactSet", "facts": [{"title": label, "value": value or "—"} for label, value in _lines(payload)]},
         ],
-        "actions": [{"type": "Action.OpenUrl", "title": "Open in the portal", "url": url}] if url else [],
+        "actions": [{"type": "Action.OpenUrl", "title": label, "url": url}] if url else [],
     }
     return {"type": "message", "summary": title,
             "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
@@ -150,8 +166,7 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
     summary = request_summary(request)
     title = title_of(event, request.pk, detail)
     subject = f"[{settings.PORTAL_NAME}] {title}"
-    link = (settings.PORTAL_BASE_URL + reverse("policies:request_review", kwargs={"pk": request.pk})
-            if approver else summary["url"])
+    link = summary["review_url"] if approver else summary["url"]
     body = render_to_string("notifications/email/event.txt", {
         "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
         "actor": str(actor) if actor is not None else "the portal", "detail": detail,

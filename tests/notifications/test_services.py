@@ -294,6 +294,21 @@ def test_slack_and_teams_webhooks_get_their_shapes(alice, webhook_receiver):
                                 "url": f"http://testserver/requests/{request.pk}/"}]
 
 
+def test_chat_cards_asking_approvers_lead_to_the_review_page(alice, webhook_receiver):
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url + "/slack", format="slack", name="slack",
+                 events=["needs_approval"])
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url + "/teams", format="teams", name="teams",
+                 events=["needs_approval"])
+    request = make_request(alice)
+    record_event(request=request, event="needs_approval", actor=alice)
+    deliver_all()
+    posts = {p.path.rsplit("/", 1)[-1]: p.json() for p in webhook_receiver.wait_for(2)}
+    review = f"http://testserver/requests/{request.pk}/review/"  # an approver may not open the request page
+    assert f"<{review}|Review in the portal>" in posts["slack"]["blocks"][0]["text"]["text"]
+    card = posts["teams"]["attachments"][0]["content"]
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Review in the portal", "url": review}]
+
+
 def test_webhooks_get_only_their_events_and_scope(alice):
     make_webhook(REQUEST_SCOPE, events=["opened"], name="in scope")
     make_webhook(OUT_OF_SCOPE, events=["opened"], name="other subscription")
