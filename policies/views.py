@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
@@ -128,7 +129,16 @@ def sync_now(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Syncing {len(runs)} subscription(s) from Azure.")
     else:
         messages.error(request, "No registered subscription to sync.")
-    return redirect(request.POST.get("next") or reverse("policies:inventory"))
+    return redirect(_local_next(request, reverse("policies:inventory")))
+
+
+def _local_next(request: HttpRequest, default: str) -> str:
+    """The posted ``next`` when it is a page of this portal, else ``default`` (no redirect off the site)."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return default
 
 
 @requires(VM_READ)

@@ -98,3 +98,18 @@ def test_registration_refuses_a_plain_http_endpoint_the_sdk_would_not_send_token
     response = client.post(reverse("policies:subscription_add"), data)
     assert "Enter an https:// URL: Azure SDKs send tokens over TLS only." in response.content.decode()
     assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", ["https://evil.example/phish", "//evil.example/", "/\\evil.example"])
+def test_sync_now_never_redirects_off_the_portal(client, policy_admin, target):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:sync_now"), {"next": target})
+    assert response.status_code == 302 and response["Location"] == reverse("policies:inventory")
+
+
+@pytest.mark.django_db
+def test_sync_now_returns_to_the_inventory_page_it_came_from(client, policy_admin):
+    client.force_login(policy_admin)
+    back = reverse("policies:inventory") + "?tab=not_configured"
+    assert client.post(reverse("policies:sync_now"), {"next": back})["Location"] == back
