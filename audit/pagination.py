@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q, QuerySet
 
@@ -26,15 +26,16 @@ def encode_cursor(moment: datetime, pk: int) -> str:
 
 
 def decode_cursor(token: str | None) -> tuple[datetime, int] | None:
-    """The (time, id) a cursor names, or None when it is missing or not one of ours."""
+    """The (time, id) a cursor names, in UTC, or None when it is missing or not one of ours (ours name a stored
+    time: a forged one outside the calendar in UTC, or with an offset PostgreSQL refuses, names nothing)."""
     if not token:
         return None
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         moment, pk = text.rsplit("|", 1)
         parsed = datetime.fromisoformat(moment)
-        return (parsed, int(pk)) if parsed.tzinfo else None
-    except (ValueError, UnicodeDecodeError):
+        return (parsed.astimezone(UTC), int(pk)) if parsed.tzinfo else None
+    except (ValueError, UnicodeDecodeError, OverflowError):
         return None
 
 

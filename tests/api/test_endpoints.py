@@ -290,3 +290,15 @@ def test_the_request_list_runs_a_fixed_number_of_queries(persona_mappings, polic
     with django_assert_max_num_queries(10):
         response = client.get("/api/v1/requests/", {"all": "1"})
     assert response.status_code == 200 and response.json()["count"] == count
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+23:00", "9999-12-31T23:59:00-23:00",
+                                    "2030-01-01T00:00:00+23:59"])
+@pytest.mark.parametrize("key", ["after", "before"])
+def test_a_forged_audit_cursor_with_any_offset_is_not_a_500(persona_mappings, auditor, api_as, moment, key):
+    import base64
+
+    make_audit_event(IN)
+    cursor = base64.urlsafe_b64encode(f"{moment}|1".encode()).decode().rstrip("=")
+    response = api_as(auditor).get("/api/v1/audit/events/", {"source": "portal", key: cursor})
+    assert response.status_code == 200, response.content

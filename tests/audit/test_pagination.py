@@ -38,3 +38,16 @@ def test_pages_walk_every_row_once_newest_first_and_back_again(django_assert_num
 def test_a_forged_cursor_is_ignored():
     assert decode_cursor("not-a-cursor") is None
     assert decode_cursor("") is None
+
+
+def test_a_forged_cursor_outside_the_calendar_in_utc_is_ignored_and_others_are_read_in_utc():
+    import base64
+    from datetime import UTC
+
+    def forged(moment: str) -> str:
+        return base64.urlsafe_b64encode(f"{moment}|7".encode()).decode()
+
+    assert decode_cursor(forged("0001-01-01T00:00:00+23:00")) is None
+    assert decode_cursor(forged("9999-12-31T23:59:00-23:00")) is None
+    moment, pk = decode_cursor(forged("2030-01-01T23:59:00+23:59"))  # PostgreSQL refuses offsets past 15:59
+    assert (moment.utcoffset(), moment.hour, pk) == (timedelta(0), 0, 7) and moment.tzinfo is UTC
