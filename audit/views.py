@@ -117,7 +117,7 @@ def vm_timeline(request: HttpRequest) -> HttpResponse:
     if named:
         return _request_timeline(request, named)
     vm_id = request.GET.get("vm", "").strip()
-    if not vm_id or not authz.has_permission(request.user, AUDIT_READ, vm_id):
+    if not vm_id or "\x00" in vm_id or not authz.has_permission(request.user, AUDIT_READ, vm_id):  # PostgreSQL: no NUL
         raise Http404("No such virtual machine.")
     entries = selectors.vm_timeline(request.user, vm_id)
     return render(request, "audit/timeline.html", {

@@ -249,3 +249,10 @@ def test_a_request_timeline_by_number_shows_exactly_that_request(client, auditor
     assert by_id.status_code == 200 and "owner: mine" in by_id.content.decode()
     assert client.get(reverse("audit:vm_timeline"), {"request": str(other.pk + 1000)}).status_code == 404
     assert client.get(reverse("audit:vm_timeline"), {"request": "9" * 30}).status_code == 400
+
+
+@pytest.mark.parametrize("params", [{"vm": vm_id() + "\x00"}, {"request": "\x00"}])
+def test_a_timeline_named_with_a_nul_character_is_refused_on_every_database(client, auditor, params):
+    client.force_login(auditor)
+    response = client.get(reverse("audit:vm_timeline"), params)
+    assert response.status_code in (400, 404)
