@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from policies.access.client_ip import client_address
+
 
 class FailedAuthThrottle(SimpleRateThrottle):
     """Counts 401s per address (``API_THROTTLE_FAILED_AUTH``); past the rate every call gets 429."""
@@ -13,6 +15,12 @@ class FailedAuthThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str:
         return settings.API_THROTTLE_FAILED_AUTH
+
+    def get_ident(self, request) -> str:
+        """The client's address: ``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES`` (DRF's own reading
+        believes any caller's header, so a new forged address per call would never meet the limit)."""
+        found = client_address(request.META)
+        return str(found.address) if found else request.META.get("REMOTE_ADDR", "")
 
     def get_cache_key(self, request, view=None) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

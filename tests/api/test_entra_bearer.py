@@ -138,3 +138,21 @@ def test_failed_authentications_are_throttled_per_address(settings, db):
         assert ApiClient("jit_not-a-real-token").get(ME).status_code == 401
     answer = ApiClient("jit_not-a-real-token").get(ME)
     assert answer.status_code == 429 and answer.has_header("Retry-After")
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_failed_authentication_throttle(settings, db):
+    settings.API_THROTTLE_FAILED_AUTH = "3/min"
+    for n in range(3):
+        forged = {"HTTP_X_FORWARDED_FOR": f"198.51.100.{n}"}
+        assert ApiClient("jit_not-a-real-token").get(ME, **forged).status_code == 401
+    answer = ApiClient("jit_not-a-real-token").get(ME, HTTP_X_FORWARDED_FOR="198.51.100.99")
+    assert answer.status_code == 429
+
+
+def test_behind_a_trusted_proxy_failed_authentications_count_per_client(settings, db):
+    settings.API_THROTTLE_FAILED_AUTH = "3/min"
+    settings.ACCESS_TRUSTED_PROXIES = ["127.0.0.1/32"]
+    for _ in range(3):
+        assert ApiClient("jit_not-a-real-token").get(ME, HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 401
+    assert ApiClient("jit_not-a-real-token").get(ME, HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 429
+    assert ApiClient("jit_not-a-real-token").get(ME, HTTP_X_FORWARDED_FOR="198.51.100.2").status_code == 401
