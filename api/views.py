@@ -468,6 +468,11 @@ class AuditEventListView(ApiView):
 class AuditExportView(ApiView):
     """The current search as CSV (streamed; only rows in your export scopes). The export itself is audited."""
 
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        """``Accept: text/csv`` is what this view answers (DRF knows only JSON renderers and would say 406);
+        errors still come as JSON."""
+        return super().perform_content_negotiation(request, force=True)
+
     @extend_schema(operation_id="audit_events_csv", parameters=AUDIT_FILTERS,
                    responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV rows."),
                               **ERRORS}, tags=["audit"])

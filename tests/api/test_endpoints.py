@@ -236,6 +236,15 @@ def test_the_csv_export_is_scoped_and_audited(persona_mappings, auditor, reader,
     assert api_as(reader).get("/api/v1/audit/events.csv").status_code == 403
 
 
+def test_the_csv_export_answers_a_client_that_accepts_only_csv(persona_mappings, auditor, api_as):
+    make_activity_event(IN)
+    client = api_as(auditor)
+    response = client.get("/api/v1/audit/events.csv", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    refused = client.get("/api/v1/audit/events.csv", {"since": "yesterday"}, HTTP_ACCEPT="text/csv")
+    assert refused.status_code == 400 and "since" in refused.json()["detail"]
+
+
 # --- schema and docs -------------------------------------------------------------------------------------------
 def test_the_schema_and_docs_are_served_without_a_cdn(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
