@@ -92,7 +92,13 @@ def vm_recent_changes(vm: VirtualMachine, limit: int = 10) -> list[PolicyChange]
 
 
 def change_get(user, pk: int) -> PolicyChange:
-    return authz.get_for_user_or_404(PolicyChange.objects.all(), user, JIT_POLICY_READ, pk=pk)
+    """One policy change ``user`` may read: JIT policy read at its policy's scope, or (a VM-scoped grant) at every
+    VM it changes, else ``Http404``."""
+    change = PolicyChange.objects.filter(pk=pk).first() if isinstance(pk, int) or str(pk).isdigit() else None
+    if change is None or not (authz.has_permission(user, JIT_POLICY_READ, change.policy_id) or (
+            change.desired and all(authz.has_permission(user, JIT_POLICY_READ, vm_id) for vm_id in change.desired))):
+        raise Http404("No such object.")
+    return change
 
 
 def may_edit_policy(user, vm: VirtualMachine) -> bool:

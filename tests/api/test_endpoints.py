@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from policies.access.models import AccessRequest
-from policies.models import PolicyChange
+from policies.models import PolicyChange, VirtualMachine
 from tests.accounts.test_authorization_matrix import make_activity_event, make_audit_event
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
 from tests.policies.access.factories import make_access_request
@@ -311,3 +311,33 @@ def test_a_forged_audit_cursor_with_any_offset_is_not_a_500(persona_mappings, au
     cursor = base64.urlsafe_b64encode(f"{moment}|1".encode()).decode().rstrip("=")
     response = api_as(auditor).get("/api/v1/audit/events/", {"source": "portal", key: cursor})
     assert response.status_code == 200, response.content
+
+
+def test_a_vm_scoped_policy_admin_follows_the_change_they_queued_and_no_other(persona_mappings, api_as):
+    from accounts import services as account_services
+    from accounts.models import RoleMapping
+    from tests.plugins.personas import Persona
+
+    inside = make_vm(IN)
+    RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value="JIT.VmAdmin",
+                               role="policy_admin", scope=inside.arm_id)
+    vm_admin = account_services.user_sign_in_record(claims=Persona(
+        "vic@contoso.example", "8a0e7c31-0000-4000-8000-000000000077", "Vic VM Admin", ["JIT.VmAdmin"]).claims())
+    client = api_as(vm_admin)
+    body = {"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}]}
+    accepted = client.put(f"/api/v1/vms/{inside.pk}/jit/", body)
+    assert accepted.status_code == 202, accepted.content
+    status = client.get(accepted.json()["statusUrl"])
+    assert status.status_code == 200 and status.json()["virtualMachines"] == [inside.arm_id]
+    assert client.get(f"/api/v1/policy-changes/{make_policy_change(IN).pk}/").status_code == 200  # its VM only
+    neighbour = VirtualMachine.objects.get(pk=inside.pk)
+    neighbour.pk, neighbour.name = None, "vm-next-door"  # same policy, another VM
+    neighbour.arm_id = inside.arm_id.replace("vm-matrix", "vm-next-door")
+    neighbour.resource_id = neighbour.arm_id.lower()
+    neighbour.save()
+    other = PolicyChange.objects.create(
+        kind=PolicyChange.Kind.SAVE, subscription=neighbour.subscription, subscription_key=neighbour.subscription_key,
+        resource_group=neighbour.resource_group, resource_group_name=neighbour.resource_group_name,
+        location="westeurope", policy_id=neighbour.policy_id.lower(), desired={neighbour.arm_id: []})
+    other.vms.set([neighbour])
+    assert client.get(f"/api/v1/policy-changes/{other.pk}/").status_code == 404
