@@ -44,7 +44,8 @@ def audit_record(
             "resource_id": resource_id,
             "before": before,
             "after": after,
-            "client_ip": client_ip,
+            # As the column stores it (IPv6 compressed, lower case; "" as NULL): the hash must match what is read back.
+            "client_ip": AuditEvent._meta.get_field("client_ip").get_prep_value(client_ip) or None,
             "correlation_id": correlation_id,
         }
         digest = event_hash(head.last_hash, fields)

@@ -80,3 +80,11 @@ def test_the_portal_itself_can_be_the_actor():
     event = audit_record(actor=None, action="sync.run", target_label="Contoso Production")
     assert event.actor_label == "jitportal"
     call_command("audit_verify")
+
+
+def test_an_address_the_database_stores_in_another_spelling_still_verifies(breakglass_admin, capsys):
+    audit_record(actor=breakglass_admin, action="audit.export", client_ip="2001:DB8:0:0::7")
+    audit_record(actor=breakglass_admin, action="audit.export", client_ip="")  # REMOTE_ADDR of a unix socket
+    call_command("audit_verify")
+    assert "audit trail OK: 2 events verified" in capsys.readouterr().out
+    assert list(AuditEvent.objects.order_by("id").values_list("client_ip", flat=True)) == ["2001:db8::7", None]
