@@ -494,6 +494,7 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
             _after_commit(enqueue_close, request.pk)
         if request.extends_id:  # before the audit rows: the chain's lock is the last one a transaction takes
             _supersede(request, ports)
+        _replace_older(request, ports, before=claim.at)
         for vm_row in {port.request_vm_id: port.request_vm for port in ports}.values():
             numbers = sorted(port.number for port in ports if port.request_vm_id == vm_row.pk)
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
@@ -529,6 +530,23 @@ def _supersede(extension: AccessRequest, ports: list[AccessRequestPort]) -> None
             state=PortState.CLOSED, azure_status="Revoked", azure_status_reason="NewerRequestInitiated",
             finished_at=timezone.now())
         refresh_state(extension.extends_id)
+
+
+def _replace_older(opened: AccessRequest, ports: list[AccessRequestPort], *, before) -> None:
+    """Azure keeps one request per VM port: the ports just opened replaced other portal requests' access on them
+    (Azure: ``Revoked``, ``NewerRequestInitiated``). Mirrored at once for ports that were open before this run
+    claimed its own (so certainly older in Azure); any later one is left to ``revoked_in_azure``, which reads
+    Azure's own statuses."""
+    keys = {(port.request_vm.vm_id, port.number) for port in ports}
+    older = [port for port in AccessRequestPort.objects.filter(
+        state=PortState.OPEN, opened_at__lt=before, number__in={number for _vm, number in keys},
+        request_vm__vm_id__in={vm for vm, _number in keys}).exclude(request_id=opened.pk).select_related(
+        "request", "request__requester", "request_vm") if (port.request_vm.vm_id, port.number) in keys]
+    by_request: dict[int, list[tuple[AccessRequestPort, str, str]]] = defaultdict(list)
+    for port in older:
+        by_request[port.request_id].append((port, "Revoked", "NewerRequestInitiated"))
+    for _request_id, found in sorted(by_request.items()):
+        _mark_revoked(found)
 
 
 def vm_usage_record_open(*, vm_id: int, user: str, at) -> None:
