@@ -86,7 +86,8 @@ def role_mapping_create(request: HttpRequest) -> HttpResponse:
                                                **form.cleaned_data)
         messages.success(request, f"Added: {mapping}.")
         return redirect("accounts:rolemapping_list")
-    return render(request, "accounts/rolemapping_form.html", {"title": "Add role mapping", "form": form})
+    return render(request, "accounts/rolemapping_form.html", {"title": "Add role mapping", "form": form},
+                  status=400 if request.method == "POST" else 200)
 
 
 @requires(SETTINGS_WRITE, object_model=RoleMapping)
@@ -101,7 +102,8 @@ def role_mapping_edit(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Saved: {mapping}.")
         return redirect("accounts:rolemapping_list")
     return render(request, "accounts/rolemapping_form.html",
-                  {"title": "Change role mapping", "form": form, "mapping": mapping})
+                  {"title": "Change role mapping", "form": form, "mapping": mapping},
+                  status=400 if request.method == "POST" else 200)
 
 
 @requires(SETTINGS_WRITE, object_model=RoleMapping)

@@ -284,7 +284,8 @@ def subscription_add(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Registered {subscription}; its inventory is syncing.")
             return redirect("policies:subscriptions")
-    return render(request, "policies/subscription_form.html", {"title": "Register a subscription", "form": form})
+    return render(request, "policies/subscription_form.html", {"title": "Register a subscription", "form": form},
+                  status=400 if request.method == "POST" else 200)
 
 
 @requires(SETTINGS_WRITE, object_model=Subscription)
@@ -298,7 +299,8 @@ def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("policies:subscriptions")
     runs = selectors.latest_sync_runs([subscription])
     return render(request, "policies/subscription_form.html", {
-        "title": str(subscription), "form": form, "subscription": subscription, "sync_runs": runs})
+        "title": str(subscription), "form": form, "subscription": subscription, "sync_runs": runs},
+        status=400 if request.method == "POST" else 200)
 
 
 @requires(SETTINGS_WRITE, object_model=Subscription)

@@ -74,7 +74,7 @@ def test_an_admin_adds_a_mapping_and_it_records_who(client, policy_admin):
 def test_it_explains_what_is_wrong_with_a_mapping(client, policy_admin, overrides, field, message):
     client.force_login(policy_admin)
     response = client.post(reverse("accounts:rolemapping_add"), form_data(**overrides))
-    assert response.status_code == 200
+    assert response.status_code == 400
     errors = " ".join(response.context["form"].errors.get(field, []))
     assert message in errors
     assert not RoleMapping.objects.filter(description="web readers").exists()
@@ -84,7 +84,7 @@ def test_a_duplicate_mapping_is_refused(client, policy_admin):
     client.force_login(policy_admin)
     client.post(reverse("accounts:rolemapping_add"), form_data())
     response = client.post(reverse("accounts:rolemapping_add"), form_data())
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "already exists" in response.content.decode()
 
 
@@ -111,7 +111,7 @@ def test_an_admin_cannot_move_a_mapping_out_of_their_scope(client, policy_admin,
     mapping = persona_mappings[0]
     response = client.post(reverse("accounts:rolemapping_edit", args=[mapping.pk]),
                            form_data(source_value=mapping.source_value, scope=OUT_OF_SCOPE))
-    assert response.status_code == 200
+    assert response.status_code == 400
     mapping.refresh_from_db()
     assert mapping.scope == IN_SCOPE
 

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from policies.models import Subscription, SyncRun
-from tests.policies.factories import DEV, PROD, TENANT, register, sync
+from tests.policies.factories import DEV, PROD, TENANT, make_subscription, register, sync
 
 
 @pytest.mark.django_db
@@ -29,9 +29,26 @@ def test_registration_refuses_a_subscription_outside_the_admins_scope(client, po
     response = client.post(reverse("policies:subscription_add"), {
         "display_name": "Dev", "tenant_id": TENANT, "subscription_id": DEV, "credential_ref": "demo",
         "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Only admins at the subscription" in response.content.decode()
     assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_invalid_registration_or_edit_answers_400_and_stores_nothing(client, policy_admin):
+    client.force_login(policy_admin)
+    data = {"display_name": "Prod", "tenant_id": "not-a-guid", "subscription_id": PROD, "credential_ref": "demo",
+            "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on"}
+    response = client.post(reverse("policies:subscription_add"), data)
+    assert response.status_code == 400 and "Enter a GUID" in response.content.decode()
+    assert not Subscription.objects.exists()
+    subscription = make_subscription(f"/subscriptions/{PROD}")
+    response = client.post(reverse("policies:subscription_edit", args=[subscription.pk]),
+                           {**data, "tenant_id": TENANT, "display_name": "Renamed", "arm_endpoint": "http://127.0.0.1:8443"})
+    assert response.status_code == 400 and "Enter an https:// URL" in response.content.decode()
+    subscription.refresh_from_db()
+    assert subscription.display_name == "matrix"
+    assert client.get(reverse("policies:subscription_edit", args=[subscription.pk])).status_code == 200
 
 
 @pytest.mark.django_db
