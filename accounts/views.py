@@ -12,7 +12,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_tables2 import RequestConfig
 
 from accounts import authz, selectors, services
 from accounts.access import authenticated_only, public, requires
@@ -25,6 +24,7 @@ from accounts.role_definitions import DEFAULT_SUFFIX, az_cli_definition, build_r
 from accounts.roles import AZURE_ROLE_NAMES, SETTINGS_WRITE
 from accounts.scopes import parse_scope
 from accounts.tables import RoleMappingTable
+from jitportal.lib.tables import paginate
 
 
 def _client_ip(request: HttpRequest) -> str | None:
@@ -71,7 +71,7 @@ def role_mapping_list(request: HttpRequest) -> HttpResponse:
     """Role mappings at the scopes the user administers, searchable and paginated."""
     filterset = RoleMappingFilterSet(request.GET, queryset=selectors.role_mapping_list(request.user))
     table = RoleMappingTable(filterset.qs)
-    RequestConfig(request, paginate={"per_page": 50}).configure(table)
+    paginate(request, table, per_page=50)
     return render(request, "accounts/rolemapping_list.html",
                   {"title": "Role mappings", "table": table, "filter": filterset})
 

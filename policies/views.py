@@ -12,13 +12,13 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
-from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
 from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 from accounts.scopes import scope_contains
+from jitportal.lib.tables import paginate
 
 from . import rules, selectors, services
 from .access.selectors import open_access_by_vm
@@ -55,7 +55,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
     select_form = ("bulk-enable" if tab == VmState.NOT_CONFIGURED and may_write
                    else "bulk-request" if tab == VmState.CONFIGURED and may_request else None)
     table = VirtualMachineTable(filtered.filter(state=tab), tab=tab, selectable=select_form is not None)
-    RequestConfig(request, paginate={"per_page": PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
+    paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator)
     shown = [column.name for column in table.columns]
     records = [row.record for row in table.page.object_list]
     open_now = open_access_by_vm([vm.pk for vm in records]) if tab == VmState.CONFIGURED and records else None

@@ -1,4 +1,37 @@
-"""Shared django-tables2 column settings."""
+"""Shared django-tables2 column settings, and the paging of every list page."""
+from __future__ import annotations
+
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.http import HttpRequest
+from django_tables2 import RequestConfig, Table
 
 # Cells that must not wrap (dates break at their hyphens otherwise): the admin's own ``nowrap`` class.
 NOWRAP = {"td": {"class": "nowrap"}}
+
+# The most rows a ``?per_page=`` may ask for: one page stays cheap to fetch and render at any table size.
+MAX_PER_PAGE = 100
+
+
+def rows_per_page(value: str | None, default: int) -> int:
+    """``?per_page=`` cut to ``MAX_PER_PAGE``; ``default`` when missing or not a positive whole number."""
+    try:
+        wanted = int(value or "")
+    except ValueError:
+        return default
+    return min(wanted, MAX_PER_PAGE) if wanted > 0 else default
+
+
+def paginate(request: HttpRequest, table: Table, *, per_page: int,
+             paginator_class: type[Paginator] = Paginator) -> Table:
+    """Sort and page ``table`` from the request, as django-tables2's ``RequestConfig`` does (a page that is not a
+    number is the first, one past the end the last the paginator knows), with at most ``MAX_PER_PAGE`` rows."""
+    RequestConfig(request, paginate=False).configure(table)  # the sort
+    size = rows_per_page(request.GET.get(table.prefixed_per_page_field), per_page)
+    try:
+        table.paginate(paginator_class=paginator_class, per_page=size,
+                       page=request.GET.get(table.prefixed_page_field) or 1)
+    except PageNotAnInteger:
+        table.page = table.paginator.page(1)
+    except EmptyPage:
+        table.page = table.paginator.page(table.paginator.num_pages)
+    return table

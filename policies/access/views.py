@@ -10,12 +10,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
 from accounts import authz
 from accounts.access import authenticated_only, requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE
+from jitportal.lib.tables import paginate
 from policies.models import VirtualMachine, VmState
 from policies.selectors import vm_list
 
@@ -222,7 +222,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
         Prefetch("vms", queryset=AccessRequestVm.objects.only("id", "request_id", "vm_name")))
     filterset = AccessRequestFilterSet(request.GET or None, queryset=queryset, user=request.user)
     table = AccessRequestTable(filterset.qs)
-    RequestConfig(request, paginate={"per_page": PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
+    paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator)
     return render(request, "policies/access/request_list.html", {
         "title": "Requests", "table": table, "filter": filterset, "is_admin": selectors.is_admin(request.user),
         "new_url": reverse("policies:request_new") if authz.holds_anywhere(request.user, JIT_INITIATE) else None})
