@@ -55,7 +55,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
     select_form = ("bulk-enable" if tab == VmState.NOT_CONFIGURED and may_write
                    else "bulk-request" if tab == VmState.CONFIGURED and may_request else None)
     table = VirtualMachineTable(filtered.filter(state=tab), tab=tab, selectable=select_form is not None)
-    paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator)
+    paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator, count=counts[tab])
     shown = [column.name for column in table.columns]
     records = [row.record for row in table.page.object_list]
     open_now = open_access_by_vm([vm.pk for vm in records]) if tab == VmState.CONFIGURED and records else None

@@ -21,15 +21,26 @@ def rows_per_page(value: str | None, default: int) -> int:
     return min(wanted, MAX_PER_PAGE) if wanted > 0 else default
 
 
+def _within(page: str, last: int | None) -> str:
+    """``page``, or ``last`` when it is a number past it (other values are the paginator's to refuse)."""
+    try:
+        return str(last) if last is not None and int(page) > last else page
+    except ValueError:
+        return page
+
+
 def paginate(request: HttpRequest, table: Table, *, per_page: int,
-             paginator_class: type[Paginator] = Paginator) -> Table:
+             paginator_class: type[Paginator] = Paginator, count: int | None = None) -> Table:
     """Sort and page ``table`` from the request, as django-tables2's ``RequestConfig`` does (a page that is not a
-    number is the first, one past the end the last the paginator knows), with at most ``MAX_PER_PAGE`` rows."""
+    number is the first, one past the end the last the paginator knows), with at most ``MAX_PER_PAGE`` rows.
+    ``count``, the rows when the caller already has it, brings a page past the end to the last one even for a
+    ``LazyPaginator`` (which knows no last page and would show the first) without counting again."""
     RequestConfig(request, paginate=False).configure(table)  # the sort
     size = rows_per_page(request.GET.get(table.prefixed_per_page_field), per_page)
+    last = max(1, -(-count // size)) if count is not None else None
     try:
         table.paginate(paginator_class=paginator_class, per_page=size,
-                       page=request.GET.get(table.prefixed_page_field) or 1)
+                       page=_within(request.GET.get(table.prefixed_page_field) or "1", last))
     except PageNotAnInteger:
         table.page = table.paginator.page(1)
     except EmptyPage:

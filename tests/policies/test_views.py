@@ -43,6 +43,20 @@ def test_the_inventory_page_runs_a_fixed_number_of_queries(client, policy_admin,
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("query", "last", "rows"), [({}, 2, 10), ({"per_page": "25"}, 3, 10),
+                                                     ({"q": "vm-0000"}, 1, 4)])
+def test_a_page_past_the_end_of_the_inventory_shows_the_last_page(client, policy_admin,
+                                                                   django_assert_max_num_queries, query, last, rows):
+    make_many_vms(3 * 60)  # 60 in each tab
+    client.force_login(policy_admin)
+    with django_assert_max_num_queries(14):
+        response = client.get(reverse("policies:inventory"), {"tab": "configured", "page": "9999", **query})
+    page = response.context["table"].page
+    assert (page.number, len(page.object_list), page.has_next()) == (last, rows, False)
+    assert f"Page {last}" in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_the_inventory_shows_three_tabs_with_counts_and_filters(client, policy_admin):
     make_many_vms(30)
     client.force_login(policy_admin)
