@@ -57,6 +57,24 @@ def test_a_page_past_the_end_of_the_inventory_shows_the_last_page(client, policy
 
 
 @pytest.mark.django_db
+def test_the_filter_keeps_the_sort_order_and_a_new_sort_starts_at_page_one(client, policy_admin):
+    import re
+
+    make_many_vms(3 * 60)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:inventory"),
+                      {"tab": "configured", "sort": "-last_access_at", "page": "2"}).content.decode()
+    filter_form = page[page.index('id="inventory-filter"'):]
+    filter_form = filter_form[:filter_form.index("</form>")]
+    assert '<input type="hidden" name="sort" value="-last_access_at">' in filter_form
+    headers = re.findall(r'<th class="col-[^"]+"><a href="([^"]+)"', page)
+    assert headers and all("sort=" in href and "page=" not in href for href in headers)
+    assert 'id="page-previous" href="?tab=configured&amp;sort=-last_access_at&amp;page=1"' in page
+    unsorted = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert 'name="sort"' not in unsorted
+
+
+@pytest.mark.django_db
 def test_the_inventory_shows_three_tabs_with_counts_and_filters(client, policy_admin):
     make_many_vms(30)
     client.force_login(policy_admin)
