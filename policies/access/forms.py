@@ -1,6 +1,7 @@
 """The request form: VMs and their ports, where the requester connects from, for how long, and why."""
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -17,11 +18,30 @@ from .services import Selection
 
 SOURCE_CHOICES = [("my_ip", "My IP"), ("ip", "A specific IP"), ("range", "An IP range (e.g. a proxy's)"),
                   ("any", "Any (*)")]
+TOKEN_ALTERED = "This form expired or was altered; check your choices and send it again."
+TOKEN_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
 def new_token() -> str:
     """A one-time token for one rendering of the form (a second submit of it finds the first request)."""
     return uuid.uuid4().hex
+
+
+class OneTimeForm(forms.Form):
+    """A form sent once, by its hidden ``token`` (``new_token``). A missing or altered token is an error on the
+    whole form, shown at its top (a hidden field's errors are never displayed), and the form shown again carries a
+    fresh token so that sending it again works."""
+
+    token = forms.CharField(widget=forms.HiddenInput, required=False, strip=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not TOKEN_PATTERN.fullmatch(data.get("token") or ""):
+            data.pop("token", None)
+            self.data = self.data.copy()
+            self.data["token"] = new_token()
+            self.add_error(None, TOKEN_ALTERED)
+        return data
 
 
 def port_choices(vms: list[VirtualMachine]) -> list[tuple[str, str]]:
@@ -36,7 +56,7 @@ def port_choices(vms: list[VirtualMachine]) -> list[tuple[str, str]]:
     return choices
 
 
-class AccessRequestForm(forms.Form):
+class AccessRequestForm(OneTimeForm):
     """One request over ``vms`` (already restricted to what the user may request)."""
 
     ports = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, label="Ports")
@@ -53,7 +73,6 @@ class AccessRequestForm(forms.Form):
                                    input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
                                    help_text="Leave empty to start now (or as soon as it is approved). A scheduled "
                                              "window opens at its start, not before.")
-    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args, vms: list[VirtualMachine], my_ip: ClientAddress | None,
                  duration_choices: list[tuple[int, str]], **kwargs) -> None:
@@ -106,9 +125,8 @@ class AccessRequestForm(forms.Form):
         return [Selection(self.vms[pk], tuple(numbers)) for pk, numbers in chosen.items()]
 
 
-class ExtendForm(forms.Form):
+class ExtendForm(OneTimeForm):
     duration = forms.TypedChoiceField(coerce=int, label="New time range (from now)")
-    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args, duration_choices: list[tuple[int, str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -114,8 +114,9 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
         form = _form(request, [vm])
         defaults = _connect_defaults(vm, form)
         if request.method == "POST":
-            form = AccessRequestForm({**defaults, **request.POST.dict(), "ports": defaults["ports"]}, vms=[vm],
-                                     my_ip=form.my_ip, duration_choices=form.fields["duration"].choices)
+            sent = {**defaults, "token": "", **request.POST.dict(), "ports": defaults["ports"]}  # token: as sent
+            form = AccessRequestForm(sent, vms=[vm], my_ip=form.my_ip,
+                                     duration_choices=form.fields["duration"].choices)
             if form.is_valid():
                 response = _submit(request, form, each_port_maximum=True)
                 if response is not None:
@@ -202,7 +203,7 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
     access = _request_for(request, pk)
     form = ExtendForm(request.POST, duration_choices=_extend_choices(access))
     if not form.is_valid():
-        messages.error(request, "Choose a time range.")
+        messages.error(request, " ".join(form.non_field_errors()) or "Choose a time range.")
         return redirect("policies:request_detail", pk=access.pk)
     try:
         extension, _ = services.request_extend(

@@ -394,3 +394,34 @@ def test_an_ipv6_address_with_an_interface_zone_is_refused(prod, alice, kind, va
                          **{f"source_{kind}": value})
     assert response.status_code == 400 and "without the interface" in response.content.decode()
     assert not AccessRequest.objects.exists()
+
+
+ALTERED = "This form expired or was altered; check your choices and send it again."
+
+
+@pytest.mark.parametrize("token", ["", "not-a-hex-token", "api:1:" + "0" * 48])
+def test_a_missing_or_altered_token_is_named_at_the_top_of_the_form(prod, alice, token):
+    web02 = vm("web-02")
+    response = post_form(alice, web02, token)
+    assert response.status_code == 400
+    assert f'id="form-errors"><li>{ALTERED}</li>' in response.content.decode()
+    assert not AccessRequest.objects.exists()
+    assert post_form(alice, web02, token_of(response)).status_code == 302  # the form shown again can be sent
+
+
+@pytest.mark.parametrize("data", [{"token": ""}, {"token": "zz"}, {}])
+def test_the_connect_page_names_a_missing_or_altered_token(prod, alice, data):
+    url = reverse("policies:connect", args=[vm("jump-02").pk])
+    response = alice.post(url, {**data, "justification": "Connect"}, REMOTE_ADDR=MY_IP)
+    page = response.content.decode()
+    assert response.status_code == 400 and f'id="form-errors"><li>{ALTERED}</li>' in page
+    assert "Token:" not in page and not AccessRequest.objects.exists()
+
+
+def test_extend_with_an_altered_token_says_so(prod, alice, requester):
+    original = ask(requester, {"web-02": [22]})
+    open_all(original)
+    url = reverse("policies:request_extend", args=[original.pk])
+    page = alice.post(url, {"duration": 3600, "token": "zz"}, follow=True).content.decode()
+    assert ALTERED in page and "Choose a time range." not in page
+    assert not AccessRequest.objects.filter(extends=original).exists()
