@@ -89,6 +89,8 @@ class AccessRequestForm(OneTimeForm):
         if my_ip is not None:
             self.fields["source_kind"].choices = [
                 ("my_ip", f"My IP ({my_ip.address})"), *SOURCE_CHOICES[1:]]
+        else:  # not detected: the requester types it
+            self.fields["source_kind"].initial = "ip"
 
     def clean_source_prefix(self) -> str:
         kind = self.cleaned_data.get("source_kind")

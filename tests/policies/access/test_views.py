@@ -425,3 +425,19 @@ def test_extend_with_an_altered_token_says_so(prod, alice, requester):
     page = alice.post(url, {"duration": 3600, "token": "zz"}, follow=True).content.decode()
     assert ALTERED in page and "Choose a time range." not in page
     assert not AccessRequest.objects.filter(extends=original).exists()
+
+
+@pytest.mark.parametrize("remote_addr", ["", "unknown"])
+def test_the_connect_page_sends_to_the_full_form_when_my_ip_cannot_be_read(prod, alice, remote_addr):
+    jump = vm("jump-02")
+    url = reverse("policies:connect", args=[jump.pk])
+    page = alice.get(url, REMOTE_ADDR=remote_addr).content.decode()
+    full_form = f"{reverse('policies:request_new')}?vm={jump.pk}"
+    assert 'id="connect-request"' not in page  # no one-click request for an address nobody knows
+    assert re.search(rf'id="connect-no-ip">Your IP address could not be detected.*?href="{re.escape(full_form)}"',
+                     page, re.S)
+    refused = alice.post(url, {"token": "0" * 32, "justification": "Connect"}, REMOTE_ADDR=remote_addr)
+    assert refused.status_code == 400 and 'id="connect-no-ip"' in refused.content.decode()
+    form = alice.get(full_form, REMOTE_ADDR=remote_addr).content.decode()
+    assert re.search(r'name="source_kind" value="ip"[^>]*checked', form)  # the full form asks for the address
+    assert not AccessRequest.objects.exists()
