@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -65,9 +65,15 @@ def _request_detail_queryset(queryset: QuerySet[AccessRequest]) -> QuerySet[Acce
         Prefetch("approvals", queryset=Approval.objects.order_by("created_at", "id")))
 
 
+def _approval_overdue(now) -> Q:
+    """Pending past the approval deadline: no longer decidable, though ``approvals.expire_pending`` (the beat's
+    reconcile) has not marked it expired yet."""
+    return Q(approval_state=ApprovalState.PENDING, approval_expires_at__lte=now)
+
+
 def approval_queue(user) -> QuerySet[AccessRequest]:
-    """Requests waiting for ``user``'s decision: pending, not their own, every VM in their approver scope, not yet
-    decided by them; oldest first (the first to expire)."""
+    """Requests waiting for ``user``'s decision: pending and still within their approval deadline, not their own,
+    every VM in their approver scope, not yet decided by them; oldest first (the first to expire)."""
     rows = _vm_rows_in_scope(user, REQUEST_APPROVE)
     if rows is None:
         return AccessRequest.objects.none()
@@ -75,7 +81,7 @@ def approval_queue(user) -> QuerySet[AccessRequest]:
     decided = Approval.objects.filter(request_id=OuterRef("pk"), approver_id=user.pk)
     return (AccessRequest.objects.select_related("requester")
             .filter(approval_state=ApprovalState.PENDING, closed_at__isnull=True)
-            .exclude(requester_id=user.pk)
+            .exclude(_approval_overdue(timezone.now())).exclude(requester_id=user.pk)
             .filter(Exists(rows.filter(request_id=OuterRef("pk"))))
             .exclude(Exists(outside)).exclude(Exists(decided))
             .order_by("approval_expires_at", "id"))
@@ -169,11 +175,14 @@ def recent_requests(user, limit: int = 10) -> list[AccessRequest]:
 
 
 def state_counts(user) -> dict[str, int] | None:
-    """Requests per state in the admin's scope (``None`` for non-admins)."""
+    """Requests per state in the admin's scope (``None`` for non-admins); one past its approval deadline counts as
+    expired, as the next reconcile marks it."""
     if not is_admin(user):
         return None
     counts = {state.value: 0 for state in PortState}
-    for state, n in request_list(user).order_by().values_list("state").annotate(n=Count("id")):
+    shown = Case(When(_approval_overdue(timezone.now()), then=Value(PortState.EXPIRED.value)), default=F("state"))
+    for state, n in (request_list(user).order_by().annotate(shown=shown).values_list("shown")
+                     .annotate(n=Count("id"))):
         counts[state] = n
     return counts
 

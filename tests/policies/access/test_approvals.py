@@ -229,6 +229,21 @@ def test_the_queue_shows_what_waits_for_me_and_never_my_own(prod, requester, app
     assert [u.username for u in approvals.approvers_for(mine)] == ["dave@contoso.example"]
 
 
+def test_a_request_past_its_approval_deadline_leaves_the_queue_and_the_pending_count(
+        client, prod, requester, approver, policy_admin):
+    rule(WEB_RG, "manual")
+    waiting, overdue = ask(requester, {"web-02": [22]}), ask(requester, {"web-02": [22]})
+    AccessRequest.objects.filter(pk=overdue.pk).update(approval_expires_at=timezone.now() - timedelta(seconds=1))
+    # The reconciler has not expired it yet: nobody can approve it any more, so nobody is asked to.
+    assert list(selectors.approval_queue(approver)) == [waiting]
+    counts = selectors.state_counts(policy_admin)
+    assert (counts["pending"], counts["expired"]) == (1, 1)
+    client.force_login(approver)
+    queue = client.get(reverse("policies:approvals")).content.decode()
+    assert f'data-request="{waiting.pk}"' in queue and f'data-request="{overdue.pk}"' not in queue
+    assert "<strong>1</strong> request waits for your approval" in client.get(reverse("dashboard")).content.decode()
+
+
 def test_closing_a_pending_request_cancels_it(prod, requester, events):
     rule(WEB_RG, "manual")
     request = ask(requester, {"web-02": [22]})
