@@ -1,26 +1,53 @@
-"""Failed authentications per client address: DRF's throttles run after authentication, so a caller with a
-bad or missing token would never meet them. This one is checked before any token is looked at."""
+"""The API's rate limits, all counting per client address read one way (``client_ident``).
+
+DRF's own ``get_ident`` believes any caller's ``X-Forwarded-For``, so a new forged address per call would never
+meet a limit. ``AnonThrottle`` and ``UserThrottle`` are DRF's, identifying anonymous callers by ``client_ident``;
+``FailedAuthThrottle`` counts failed authentications, checked before any token is looked at (DRF's throttles run
+after authentication, so a caller with a bad or missing token would never meet them).
+"""
 from __future__ import annotations
 
 from django.conf import settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 from policies.access.client_ip import client_address
 
 
-class FailedAuthThrottle(SimpleRateThrottle):
+def client_ident(request) -> str:
+    """The client's address: ``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES``, else ``REMOTE_ADDR``."""
+    found = client_address(request.META)
+    return str(found.address) if found else request.META.get("REMOTE_ADDR", "")
+
+
+class ClientIdentMixin:
+    """A throttle identifying callers by ``client_ident``, its rate read from the setting ``rate_setting``."""
+
+    rate_setting: str
+
+    def get_rate(self) -> str:
+        return getattr(settings, self.rate_setting)
+
+    def get_ident(self, request) -> str:
+        return client_ident(request)
+
+
+class AnonThrottle(ClientIdentMixin, AnonRateThrottle):
+    """Anonymous calls per client address (``API_THROTTLE_ANON``)."""
+
+    rate_setting = "API_THROTTLE_ANON"
+
+
+class UserThrottle(ClientIdentMixin, UserRateThrottle):
+    """Calls per user, or per client address when anonymous (``API_THROTTLE_USER``)."""
+
+    rate_setting = "API_THROTTLE_USER"
+
+
+class FailedAuthThrottle(ClientIdentMixin, SimpleRateThrottle):
     """Counts 401s per address (``API_THROTTLE_FAILED_AUTH``); past the rate every call gets 429."""
 
     scope = "failed_auth"
-
-    def get_rate(self) -> str:
-        return settings.API_THROTTLE_FAILED_AUTH
-
-    def get_ident(self, request) -> str:
-        """The client's address: ``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES`` (DRF's own reading
-        believes any caller's header, so a new forged address per call would never meet the limit)."""
-        found = client_address(request.META)
-        return str(found.address) if found else request.META.get("REMOTE_ADDR", "")
+    rate_setting = "API_THROTTLE_FAILED_AUTH"
 
     def get_cache_key(self, request, view=None) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
