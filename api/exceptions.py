@@ -1,4 +1,4 @@
-"""One JSON error shape for the API: ``{"detail": "...", "errors": [...]}``; domain errors become 400/403/404.
+"""One JSON error shape for the API: ``{"detail": "...", "errors": [...]}``; domain errors become 400/403/404/422.
 
 Services raise Django's ``ValidationError`` and ``PermissionDenied``; DRF knows neither. Without this handler
 they would surface as 500s.
@@ -10,6 +10,8 @@ from django.http import Http404
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from policies.access.services import IdempotencyConflict
 
 
 def _messages(error: ValidationError) -> list[str]:
@@ -37,7 +39,11 @@ def _flatten(data, path: str = "") -> list[str]:
 
 
 def api_exception_handler(exc, context):
-    """DRF's handler, plus Django's ``ValidationError`` → 400 and ``PermissionDenied`` → 403, one shape."""
+    """DRF's handler, plus Django's ``ValidationError`` → 400 (an idempotency key reused for another operation:
+    422) and ``PermissionDenied`` → 403, one shape."""
+    if isinstance(exc, IdempotencyConflict):
+        detail = " ".join(exc.messages)
+        return Response({"detail": detail, "errors": [detail]}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
     if isinstance(exc, ValidationError):
         messages = _messages(exc)
         return Response({"detail": " ".join(messages) or "Invalid input.", "errors": messages},

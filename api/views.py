@@ -50,6 +50,8 @@ ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `e
           401: OpenApiResponse(s.ErrorSerializer, description="No, an unknown, revoked or expired token."),
           403: OpenApiResponse(s.ErrorSerializer, description="Your roles do not allow this.")}
 NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="No such object, or not in your scope.")}
+KEY_REUSED = {422: OpenApiResponse(s.ErrorSerializer, description="This Idempotency-Key was already used for "
+                                                                  "another operation.")}
 READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403]}
 PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
                    OpenApiParameter("offset", int, description="Rows to skip.")]
@@ -266,8 +268,10 @@ class RequestListView(ApiView):
 
     @extend_schema(operation_id="requests_create", request=s.RequestCreateSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                                description="Same key, same request: a retry returns the first.")],
-                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND},
+                                                description="Same key, same request: a retry returns the first "
+                                                            "(200); a key used for another operation is a 422.")],
+                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND,
+                              **KEY_REUSED},
                    tags=["requests"])
     def post(self, request: Request) -> Response:
         body = s.RequestCreateSerializer(data=_body(request))
@@ -329,8 +333,11 @@ class RequestExtendView(ApiView):
     (give one of them, not both)."""
 
     @extend_schema(operation_id="requests_extend", request=s.ExtendSerializer,
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
-                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                                description="Same key, same extension: a retry returns the first "
+                                                            "(200); a key used for another operation is a 422.")],
+                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND,
+                              **KEY_REUSED},
                    tags=["requests"])
     def post(self, request: Request, pk: int) -> Response:
         access = access_selectors.request_get(request.user, pk)

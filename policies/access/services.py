@@ -56,6 +56,31 @@ JIT_RULE_PREFIX = "securitycenter-jitrule"
 BROKER_ERRORS = (OperationalError, OSError)
 
 
+class IdempotencyConflict(ValidationError):
+    """An idempotency key already used for another operation (another request, or extending another one)."""
+
+
+def _operation(kind: str, extends_id: int | None) -> str:
+    return f"extending request #{extends_id}" if kind == AccessRequest.Kind.EXTEND else "a new request"
+
+
+def _replayed(idempotency_key: str, *, actor, extends: AccessRequest | None) -> AccessRequest | None:
+    """The request made earlier with ``idempotency_key`` for this same operation (a new request, or extending
+    ``extends``); ``None`` when the key is new. Someone else's key, or one used for another operation, is refused."""
+    existing = AccessRequest.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is None:
+        return None
+    if existing.requester_id != actor.pk:
+        raise PermissionDenied("This form was submitted by someone else.")
+    wanted = AccessRequest.Kind.EXTEND if extends else AccessRequest.Kind.NEW
+    if (existing.kind, existing.extends_id) != (wanted, extends.pk if extends else None):
+        raise IdempotencyConflict(
+            f"This idempotency key was already used for {_operation(existing.kind, existing.extends_id)} "
+            f"(request #{existing.pk}), not for {_operation(wanted, extends.pk if extends else None)}; "
+            f"use a new key.", code="idempotency_conflict")
+    return existing
+
+
 @dataclass(frozen=True)
 class Selection:
     """One VM and the port numbers asked for on it."""
@@ -166,14 +191,13 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
     The access rules decide first (``approvals.evaluate``): a deny raises ``ValidationError``; a request that
     needs approval waits ``pending``; one with a future ``start_at`` waits ``scheduled``; the rest are
     ``queued`` and sent to the open task at once. A second submit of the same form (same
-    ``idempotency_key``) returns the first request, unchanged.
+    ``idempotency_key``) returns the first request, unchanged; the key of another operation raises
+    ``IdempotencyConflict``.
     """
     from . import approvals
 
-    existing = AccessRequest.objects.filter(idempotency_key=idempotency_key).first()
+    existing = _replayed(idempotency_key, actor=actor, extends=extends)
     if existing is not None:
-        if existing.requester_id != actor.pk:
-            raise PermissionDenied("This form was submitted by someone else.")
         return existing, False
     justification = (justification or "").strip()
     problems = _validate(actor, selections, source_prefix, duration, each_port_maximum)
@@ -210,7 +234,7 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
                                          if verdict.needs_approval else None),
                     rule=verdict.rule, rule_name=verdict.rule.name if verdict.rule else "")
         except IntegrityError:
-            return AccessRequest.objects.get(idempotency_key=idempotency_key), False
+            return _replayed(idempotency_key, actor=actor, extends=extends), False
         policies: set[str] = set()
         for selection in selections:
             vm = selection.vm
@@ -283,8 +307,7 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
         raise PermissionDenied("Only the requester or a policy admin may extend this request.")
     if original.requester_id != actor.pk:
         raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
-    earlier = AccessRequest.objects.filter(idempotency_key=idempotency_key, extends=original,
-                                           requester_id=actor.pk).first()
+    earlier = _replayed(idempotency_key, actor=actor, extends=original)
     if earlier is not None:  # the same form again: its extension, even once it replaced the original
         return earlier, False
     original.refresh_from_db(fields=["state", "closed_at"])

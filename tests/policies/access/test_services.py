@@ -332,6 +332,22 @@ def test_extend_asks_again_within_the_maximum_and_links_to_the_original(prod, re
     assert AuditEvent.objects.filter(action="access.extend_requested").count() == 1
 
 
+def test_a_key_used_for_one_operation_is_refused_for_another(prod, requester):
+    original = ask(requester, {"web-02": [22]}, key="once")
+    open_all(original)
+    with pytest.raises(services.IdempotencyConflict, match=f"a new request \\(request #{original.pk}\\)"):
+        services.request_extend(actor=requester, original=original, duration=timedelta(hours=1),
+                                idempotency_key="once")
+    extension, _ = services.request_extend(actor=requester, original=original, duration=timedelta(hours=1),
+                                           idempotency_key="ext-once")
+    with pytest.raises(ValidationError, match=f"extending request #{original.pk}"):  # the pages show it
+        ask(requester, {"web-02": [22]}, key="ext-once")
+    again, created = services.request_extend(actor=requester, original=original, duration=timedelta(hours=1),
+                                             idempotency_key="ext-once")
+    assert (again, created) == (extension, False)
+    assert AccessRequest.objects.count() == 2
+
+
 def test_the_reconciler_marks_ports_past_their_end_expired_from_azures_state(prod, requester, fresh_emulator):
     request = ask(requester, {"web-02": [22]})
     open_all(request)

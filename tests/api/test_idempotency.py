@@ -1,0 +1,55 @@
+"""``Idempotency-Key`` on ``POST /requests/`` and ``…/extend/``: the same key for the same operation returns the
+first result; the same key for another operation (a new request, or extending another request) is a 422."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from policies.access.models import AccessRequest
+from tests.policies.access.factories import open_all
+from tests.policies.factories import vm
+
+pytestmark = pytest.mark.django_db
+REQUESTS = "/api/v1/requests/"
+
+
+def body(name: str) -> dict:
+    return {"virtualMachines": [{"id": vm(name).arm_id, "ports": [
+        {"number": 22, "endTimeUtc": (timezone.now() + timedelta(hours=1)).isoformat(),
+         "allowedSourceAddressPrefix": ["198.51.100.23"]}]}], "justification": "Patch the kernel"}
+
+
+def opened(client, name: str, key: str) -> int:
+    """A new request for ``name`` made with ``key``, opened in Azure; its id."""
+    response = client.post(REQUESTS, body(name), HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 201, response.content
+    open_all(AccessRequest.objects.get(pk=response.json()["id"]))
+    return response.json()["id"]
+
+
+def test_a_key_of_a_new_request_is_refused_for_extending_it(prod, requester, api_as):
+    client = api_as(requester)
+    first = opened(client, "web-02", "k")
+    reused = client.post(f"{REQUESTS}{first}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="k")
+    assert reused.status_code == 422, reused.content
+    detail = reused.json()["detail"]
+    assert f"key was already used for a new request (request #{first})" in detail
+    assert reused.json()["errors"] == [detail]
+    assert AccessRequest.objects.count() == 1  # no extension made
+    replayed = client.post(REQUESTS, body("web-02"), HTTP_IDEMPOTENCY_KEY="k")
+    assert (replayed.status_code, replayed.json()["id"]) == (200, first)
+
+
+def test_a_key_of_an_extension_is_refused_for_a_new_request_or_another_extension(prod, requester, api_as):
+    client = api_as(requester)
+    first, second = opened(client, "web-02", "a"), opened(client, "web-04", "b")
+    extended = client.post(f"{REQUESTS}{first}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="ext")
+    assert extended.status_code == 201, extended.content
+    again = client.post(f"{REQUESTS}{first}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="ext")
+    assert (again.status_code, again.json()["id"]) == (200, extended.json()["id"])
+    assert client.post(REQUESTS, body("web-02"), HTTP_IDEMPOTENCY_KEY="ext").status_code == 422
+    other = client.post(f"{REQUESTS}{second}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="ext")
+    assert other.status_code == 422, other.content
+    assert AccessRequest.objects.count() == 3
