@@ -1,6 +1,7 @@
 """What a notification says: the JSON payload of an event, its Slack and Teams shapes, and the e-mail text."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -117,11 +118,33 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Slack's mrkdwn has no escape character (a backslash shows as typed): its formatting marks become look-alikes.
+SLACK_MARKS = str.maketrans({"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"})
+LINE_QUOTE = re.compile(r"^(\s*)>", re.MULTILINE)
+
+
+def _slack_plain(text: str) -> str:
+    """Someone's text for a Slack mrkdwn field, shown as typed: no bold, italics, strike, code, quote or link."""
+    return _slack_escape(LINE_QUOTE.sub("\\1\uff1e", text.translate(SLACK_MARKS)))
+
+
+# The Markdown subset of Adaptive Cards (emphasis, links, lists) and CommonMark's other marks, backslash-escaped.
+TEAMS_INLINE = re.compile(r"([\\`*_~\[\]()<>])")
+TEAMS_LINE_START = re.compile(r"^(\s*)([#+-]|\d+\.)", re.MULTILINE)
+
+
+def _teams_plain(text: str) -> str:
+    """Someone's text for an Adaptive Card's Markdown (``TextBlock``, ``Fact.value``), shown as typed: no link,
+    emphasis, list, heading or quote."""
+    text = TEAMS_INLINE.sub(r"\\\1", text)
+    return TEAMS_LINE_START.sub(lambda m: f"{m[1]}{m[2][:-1]}\\{m[2][-1]}", text)
+
+
 def slack_body(payload: dict) -> dict:
     """A Slack incoming-webhook message: ``text`` (notifications, fallbacks) and Block Kit ``blocks``."""
     title = headline(payload)
     url, label = _card_link(payload)
-    fields = [{"type": "mrkdwn", "text": f"*{_slack_escape(label)}*\n{_slack_escape(value)[:1900] or '—'}"}
+    fields = [{"type": "mrkdwn", "text": f"*{_slack_escape(label)}*\n{_slack_plain(value)[:1900] or '—'}"}
               for label, value in _lines(payload)][:10]  # Slack: at most 10 fields of 2000 characters
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(title)}*"
                                            + (f" <{url}|{label}>" if url else "")}},
@@ -142,7 +165,8 @@ def teams_body(payload: dict) -> dict:
         "body": [
             {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True,
              "color": COLOURS.get(payload["event"], "Default")},
-            {"type": "FactSet", "facts": [{"title": label, "value": value or "—"} for label, value in _lines(payload)]},
+            {"type": "FactSet", "facts": [{"title": label, "value": _teams_plain(value) or "—"}
+                                          for label, value in _lines(payload)]},
         ],
         "actions": [{"type": "Action.OpenUrl", "title": label, "url": url}] if url else [],
     }

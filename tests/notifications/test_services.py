@@ -289,9 +289,26 @@ def test_slack_and_teams_webhooks_get_their_shapes(alice, webhook_receiver):
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard" and card["version"]
     assert card["body"][0]["text"] == f"Access request #{request.pk} is open"
-    assert {"title": "Justification", "value": "<b>urgent</b> & now"} in card["body"][1]["facts"]
+    assert {"title": "Justification", "value": "\\<b\\>urgent\\</b\\> & now"} in card["body"][1]["facts"]
     assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open in the portal",
                                 "url": f"http://testserver/requests/{request.pk}/"}]
+
+
+MARKDOWN = "[click](https://evil.example) **x** _y_ ~z~ `c` <https://evil.example|here>\n- item\n> quote\n1. one"
+
+
+def test_chat_cards_show_the_requesters_text_as_typed_not_as_markdown(alice, webhook_receiver):
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url + "/slack", format="slack", name="slack")
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url + "/teams", format="teams", name="teams")
+    record_event(request=make_request(alice, justification=MARKDOWN), event="opened", actor=alice)
+    deliver_all()
+    posts = {p.path.rsplit("/", 1)[-1]: p.json() for p in webhook_receiver.wait_for(2)}
+    facts = {f["title"]: f["value"] for f in posts["teams"]["attachments"][0]["content"]["body"][1]["facts"]}
+    assert facts["Justification"] == ("\\[click\\]\\(https://evil.example\\) \\*\\*x\\*\\* \\_y\\_ \\~z\\~ \\`c\\` "
+                                      "\\<https://evil.example|here\\>\n\\- item\n\\> quote\n1\\. one")
+    fields = [f["text"] for f in posts["slack"]["blocks"][1]["fields"]]
+    assert ("*Justification*\n[click](https://evil.example) \u2217\u2217x\u2217\u2217 \u02cdy\u02cd \u223cz\u223c "
+            "\u02cbc\u02cb &lt;https://evil.example|here&gt;\n- item\n\uff1e quote\n1. one") in fields
 
 
 def test_chat_cards_asking_approvers_lead_to_the_review_page(alice, webhook_receiver):
