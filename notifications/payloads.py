@@ -118,16 +118,6 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-# Slack's mrkdwn has no escape character (a backslash shows as typed): its formatting marks become look-alikes.
-SLACK_MARKS = str.maketrans({"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"})
-LINE_QUOTE = re.compile(r"^(\s*)>", re.MULTILINE)
-
-
-def _slack_plain(text: str) -> str:
-    """Someone's text for a Slack mrkdwn field, shown as typed: no bold, italics, strike, code, quote or link."""
-    return _slack_escape(LINE_QUOTE.sub("\\1\uff1e", text.translate(SLACK_MARKS)))
-
-
 # The Markdown subset of Adaptive Cards (emphasis, links, lists) and CommonMark's other marks, backslash-escaped.
 TEAMS_INLINE = re.compile(r"([\\`*_~\[\]()<>])")
 TEAMS_LINE_START = re.compile(r"^(\s*)([#+-]|\d+\.)", re.MULTILINE)
@@ -144,7 +134,8 @@ def slack_body(payload: dict) -> dict:
     """A Slack incoming-webhook message: ``text`` (notifications, fallbacks) and Block Kit ``blocks``."""
     title = headline(payload)
     url, label = _card_link(payload)
-    fields = [{"type": "mrkdwn", "text": f"*{_slack_escape(label)}*\n{_slack_plain(value)[:1900] or '—'}"}
+    # Someone's text goes in plain_text fields, which Slack never formats (mrkdwn has no escape character).
+    fields = [{"type": "plain_text", "text": f"{label}:\n{value[:1900] or '—'}", "emoji": False}
               for label, value in _lines(payload)][:10]  # Slack: at most 10 fields of 2000 characters
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(title)}*"
                                            + (f" <{url}|{label}>" if url else "")}},
