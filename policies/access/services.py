@@ -473,7 +473,8 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
 
     Written from the rows the claim read, without reading them again: the UPDATEs are conditional (a port opens
     only while still ``opening`` under this run's claim, not after the reconciler failed it or a later run took
-    it over; a request closed meanwhile is sent to the close task at once).
+    it over; a request closed meanwhile is sent to the close task at once). Then, in transactions of their own,
+    other portal requests' older access to these ports is closed (``_replace_older``).
     """
     answered = {(vm.id.lower(), p.number): p for vm in record.virtual_machines for p in vm.ports}
     now = timezone.now()
@@ -517,7 +518,6 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
             _after_commit(enqueue_close, request.pk)
         if request.extends_id:  # before the audit rows: the chain's lock is the last one a transaction takes
             _supersede(request, ports)
-        _replace_older(request, ports, before=claim.at)
         for vm_row in {port.request_vm_id: port.request_vm for port in ports}.values():
             numbers = sorted(port.number for port in ports if port.request_vm_id == vm_row.pk)
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
@@ -526,6 +526,9 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
                          correlation_id=str(request.correlation_id), **audit_place(vm_row))
             vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
         signals.emit("opened", request, ports=sorted({port.number for port in ports}))
+    # After the open is committed (the requester sees it without waiting for this): if the worker stops here, the
+    # reconciler's ``revoked_in_azure`` closes the older access from Azure's statuses instead.
+    _replace_older(request, ports, before=claim.at)
 
 
 def _update_alike(ports: list[AccessRequestPort], fields: list[str], **still) -> int:
