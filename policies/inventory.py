@@ -318,19 +318,30 @@ def store(subscription: Subscription, snap: Snapshot, rows: list[VirtualMachine]
         locations=sorted({row.location for row in rows if row.location}))
     VirtualMachine.objects.bulk_create(rows, batch_size=BATCH, update_conflicts=True, unique_fields=["resource_id"],
                                        update_fields=VM_FIELDS)
-    seen = {row.resource_id for row in rows}
-    gone = VirtualMachine.objects.filter(subscription=subscription).exclude(resource_id__in=seen) if len(seen) < 900 \
-        else None
-    if gone is not None:
-        gone.delete()
-    else:
-        stale = [pk for pk, rid in VirtualMachine.objects.filter(subscription=subscription).values_list(
-            "pk", "resource_id") if rid not in seen]
-        for start in range(0, len(stale), BATCH):
-            VirtualMachine.objects.filter(pk__in=stale[start:start + BATCH]).delete()
-    vm_pk = dict(VirtualMachine.objects.filter(subscription=subscription).values_list("resource_id", "pk"))
+    remove_gone(subscription, {row.resource_id for row in rows})
+    vm_pk = dict(VirtualMachine.objects.filter(subscription=subscription).exclude(
+        unsupported_reason=UnsupportedReason.NOT_IN_AZURE).values_list("resource_id", "pk"))
     mirror_policies(subscription, policies, vm_pk, now)
     return drift.detect(subscription, policies, network_rules, now)
+
+
+def remove_gone(subscription: Subscription, seen: set[str]) -> None:
+    """Delete the VMs Azure no longer lists. One an access request names stays for that history (the request
+    protects it), as Unsupported, no longer in Azure, without JIT or network details."""
+    from .access.models import AccessRequestVm
+
+    stale = [pk for pk, rid in VirtualMachine.objects.filter(subscription=subscription).values_list(
+        "pk", "resource_id") if rid not in seen]
+    for start in range(0, len(stale), BATCH):
+        chunk = stale[start:start + BATCH]
+        kept = set(AccessRequestVm.objects.filter(vm_id__in=chunk).values_list("vm_id", flat=True))
+        VirtualMachine.objects.filter(pk__in=[pk for pk in chunk if pk not in kept]).delete()
+        VirtualMachine.objects.filter(pk__in=kept).update(
+            state=VmState.UNSUPPORTED, unsupported_reason=UnsupportedReason.NOT_IN_AZURE,
+            connection_type=ConnectionType.NONE, nsg_ids=[], firewall_id="", firewall_public_ip="", public_ip="",
+            private_ip="", policy_resource_group="", policy_location="", policy_name="", ports=[],
+            portal_ports=None)
+        PolicyPort.objects.filter(vm_id__in=kept).delete()
 
 
 def mirror_policies(subscription: Subscription, policies: list[PolicyView], vm_pk: dict[str, int],

@@ -81,6 +81,7 @@ class UnsupportedReason(models.TextChoices):
     CLASSIC_VM = "classic_vm", "Classic VM: JIT supports VMs deployed through Azure Resource Manager"
     JIT_DISABLED = "jit_disabled", "JIT is disabled in the security policy of the subscription or resource group"
     DEFENDER_MISSING = "defender_missing", "JIT unavailable: Defender for Servers Plan 2 is not enabled"
+    NOT_IN_AZURE = "not_in_azure", "No longer in Azure: deleted, or moved to another resource group or subscription"
 
 
 class ConnectionType(models.TextChoices):

@@ -217,3 +217,46 @@ def test_a_policy_change_with_a_credential_reference_no_longer_configured_fails_
     assert services.policy_change_apply(change_id=change.pk).state == PolicyChange.State.FAILED
     change.refresh_from_db()
     assert change.state == PolicyChange.State.FAILED and "No credential 'retired' is configured" in change.last_error
+
+
+def _request_for(target: VirtualMachine):
+    """A closed access request on ``target`` (history the portal keeps)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import User
+    from policies.access.models import AccessRequest, AccessRequestVm
+
+    owner = User.objects.create(username="alice@contoso.example")
+    request = AccessRequest.objects.create(
+        requester=owner, requester_name=owner.username, justification="Patch", idempotency_key="k-gone",
+        source_prefix="203.0.113.50/32", end_at=timezone.now() - timedelta(hours=1), state="closed",
+        closed_at=timezone.now() - timedelta(hours=1))
+    AccessRequestVm.objects.create(
+        request=request, vm=target, vm_arm_id=target.arm_id, vm_name=target.name,
+        subscription_key=target.subscription_key, resource_group=target.resource_group,
+        policy_key=target.policy_id.lower(), policy_resource_group=target.resource_group_name,
+        policy_location=target.location, policy_name="default")
+    return request
+
+
+def _demo_without(name: str) -> dict:
+    from emulator.scenarios.demo import demo_scenario
+
+    scenario = demo_scenario()
+    for subscription in scenario["subscriptions"]:
+        for group in subscription["resource_groups"]:
+            group["vms"] = [v for v in group.get("vms", []) if v["name"] != name]
+    return scenario
+
+
+@pytest.mark.django_db
+def test_a_vm_deleted_in_azure_leaves_the_inventory_even_with_access_requests(prod, fresh_emulator):
+    request = _request_for(vm("web-05"))
+    fresh_emulator.load_scenario(_demo_without("web-05"))
+    sync(prod)
+    gone = VirtualMachine.objects.get(name="web-05")  # kept: the request's history names it
+    assert gone.state == VmState.UNSUPPORTED and gone.unsupported_reason == UnsupportedReason.NOT_IN_AZURE
+    assert request.vms.get().vm_id == gone.pk
+    assert VirtualMachine.objects.filter(name="web-04").exists()
