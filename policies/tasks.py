@@ -23,8 +23,13 @@ def sync_all() -> int:
 
 @shared_task(name="policies.sync_subscription", bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def sync_subscription(self, run_id: int) -> str:
-    """Sync one subscription's inventory (``SyncRun`` ``run_id``)."""
-    outcome = services.sync_run(run_id=run_id)
+    """Sync one subscription's inventory (``SyncRun`` ``run_id``). Whatever else stops it (the soft time limit,
+    a database error) fails the run with the reason, then propagates: a run never stays "running"."""
+    try:
+        outcome = services.sync_run(run_id=run_id)
+    except Exception as exc:
+        services.sync_fail(run_id=run_id, message=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
     if outcome.retry_after is not None:
         if self.request.retries >= self.max_retries:
             services.sync_fail(run_id=run_id, message=f"Gave up after {self.request.retries} retries: "

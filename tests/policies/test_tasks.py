@@ -54,3 +54,23 @@ def test_the_sync_task_syncs_one_subscription(prod, fresh_emulator):
     run.refresh_from_db()
     assert run.state == SyncRun.State.SUCCEEDED and run.calls_made > 0
     assert run.vms_seen == VirtualMachine.objects.filter(subscription=prod).count() == 39  # incl. 3 classic VMs
+
+
+@pytest.mark.django_db
+def test_a_sync_cut_short_by_the_worker_fails_with_the_reason_instead_of_staying_running(
+        prod, fresh_emulator, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from policies import inventory
+
+    def past_the_time_limit(*args, **kwargs):
+        raise SoftTimeLimitExceeded("SoftTimeLimitExceeded(120,)")
+
+    monkeypatch.setattr(inventory, "store", past_the_time_limit)  # the worker's soft limit fires while storing
+    run = SyncRun.objects.create(subscription=prod)
+    assert tasks.sync_subscription.apply(args=[run.pk]).failed()
+    run.refresh_from_db()
+    prod.refresh_from_db()
+    assert run.state == SyncRun.State.FAILED and run.finished_at is not None
+    assert "SoftTimeLimitExceeded" in run.error
+    assert prod.last_sync_status == "failed" and "SoftTimeLimitExceeded" in prod.last_sync_error
