@@ -190,8 +190,25 @@ def sync_fail(*, run_id: int, message: str) -> None:
         last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=timezone.now())
 
 
+def sync_fail_abandoned() -> int:
+    """Fail the runs still "running" past ``STALE_RUNNING``: their worker was lost (killed at the hard time
+    limit, crashed), as no task runs that long. Returns how many."""
+    now = timezone.now()
+    message = "The worker running this sync stopped before it finished (crash or time limit)."
+    stale = SyncRun.objects.filter(state=SyncRun.State.RUNNING, started_at__lt=now - STALE_RUNNING)
+    failed = 0
+    for pk, subscription_id in list(stale.values_list("pk", "subscription_id")):
+        if stale.filter(pk=pk).update(state=SyncRun.State.FAILED, error=message, finished_at=now):
+            failed += 1
+            Subscription.objects.filter(pk=subscription_id, last_sync_status=Subscription.SyncStatus.RUNNING).update(
+                last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=now)
+    return failed
+
+
 def sync_all() -> int:
-    """Beat: queue a sync of every enabled subscription that has none queued or running."""
+    """Beat: fail abandoned runs, then queue a sync of every enabled subscription that has none queued or
+    running."""
+    sync_fail_abandoned()
     queued = 0
     for subscription in Subscription.objects.filter(enabled=True):
         queued += int(_sync_request(actor=None, subscription=subscription)[1])

@@ -260,3 +260,23 @@ def test_a_vm_deleted_in_azure_leaves_the_inventory_even_with_access_requests(pr
     assert gone.state == VmState.UNSUPPORTED and gone.unsupported_reason == UnsupportedReason.NOT_IN_AZURE
     assert request.vms.get().vm_id == gone.pk
     assert VirtualMachine.objects.filter(name="web-04").exists()
+
+
+@pytest.mark.django_db
+def test_beat_fails_a_run_whose_worker_was_lost_and_queues_a_new_one(
+        fresh_emulator, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    subscription = register(fresh_emulator, PROD, "Production")
+    lost = SyncRun.objects.create(subscription=subscription)
+    long_ago = timezone.now() - services.STALE_RUNNING - timedelta(minutes=1)  # its worker died mid-run
+    SyncRun.objects.filter(pk=lost.pk).update(state=SyncRun.State.RUNNING, created_at=long_ago, started_at=long_ago)
+    Subscription.objects.filter(pk=subscription.pk).update(last_sync_status=Subscription.SyncStatus.RUNNING)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.sync_all() == 1
+    lost.refresh_from_db()
+    subscription.refresh_from_db()
+    assert lost.state == SyncRun.State.FAILED and "stopped before it finished" in lost.error
+    assert subscription.last_sync_status == "failed" and "stopped before it finished" in subscription.last_sync_error
