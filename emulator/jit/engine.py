@@ -92,7 +92,7 @@ def _guards_or_refuse(state, vm: dict) -> VmGuards:
 
 
 def _summary(vms: list[dict]) -> dict:
-    ids = [vm.get("id", "") for vm in vms if isinstance(vm, dict)]
+    ids = [vm["id"] for vm in vms if isinstance(vm, dict) and isinstance(vm.get("id"), str)]
     ports = sorted({p.get("number") for vm in vms if isinstance(vm, dict) for p in vm.get("ports", []) or []
                     if isinstance(p, dict) and isinstance(p.get("number"), int)})
     return {"virtualMachines": ",".join(ids), "ports": ",".join(str(p) for p in ports)}
@@ -182,7 +182,8 @@ def put_policy(state, op: Operation, subscription: str, resource_group: str, loc
                body: object) -> tuple[dict, bool]:
     """Create or replace a policy; NSG deny rules follow the ports it lists. Returns (policy, created)."""
     pid = policy_id(subscription, resource_group, location, name)
-    raw_vms = (body or {}).get("properties", {}).get("virtualMachines") if isinstance(body, dict) else None
+    props = body.get("properties") if isinstance(body, dict) else None
+    raw_vms = props.get("virtualMachines") if isinstance(props, dict) else None
     summary = _summary(raw_vms if isinstance(raw_vms, list) else [])
     with operation_events(state, op, resource_id=pid, operation_name=OP_WRITE, http_method="PUT",
                           properties=summary):

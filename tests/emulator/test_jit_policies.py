@@ -140,6 +140,8 @@ def body_with(port: dict | None = None, vm: str | None = None, **vm_extra) -> di
 
 @pytest.mark.parametrize(("body", "code"), [
     ({"kind": "Basic"}, "MissingRequiredProperty"),
+    ({"properties": "virtualMachines"}, "MissingRequiredProperty"),
+    ({"properties": {"virtualMachines": [{"id": 5, "ports": [GOOD_PORT]}]}}, "MissingRequiredProperty"),
     ({"properties": {"virtualMachines": [{"id": vm_id("rg-web-prod", "web-05")}]}}, "MissingRequiredProperty"),
     (body_with({**GOOD_PORT, "number": 0}), "InvalidPortNumber"),
     (body_with({**GOOD_PORT, "number": 65536}), "InvalidPortNumber"),
@@ -236,6 +238,12 @@ def test_initiate_refuses_a_vm_outside_the_policy_and_another_action(arm):
     assert (outside.status_code, outside.json()["error"]["code"]) == (400, "VirtualMachineNotInPolicy")
     other = arm.call("POST", policy_path(*WEB) + "/revoke", json=body)
     assert other.status_code == 400
+
+
+def test_initiate_refuses_a_vm_id_that_is_not_a_string_with_an_arm_error(arm):
+    body = {"virtualMachines": [{"id": 5, "ports": [{"number": 22, "endTimeUtc": in_hours(0.5)}]}]}
+    response = arm.call("POST", policy_path(*WEB) + "/initiate", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "MissingRequiredProperty")
 
 
 def test_get_of_a_missing_policy_is_a_404_for_the_sdk(arm):
