@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
@@ -34,6 +35,11 @@ class Grant:
         return self.role.allows(action) and scope_contains(self.scope, resource_id)
 
 
+def tenant_allowed(tenant_id: str) -> bool:
+    """Whether the portal accepts sign-ins from ``tenant_id`` now (``ENTRA_ALLOWED_TENANTS``)."""
+    return tenant_id.lower() in {t.lower() for t in settings.ENTRA_ALLOWED_TENANTS}
+
+
 def _is_active_user(user) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active)
 
@@ -56,8 +62,8 @@ def compute_grants(user) -> list[Grant]:
     if not _is_active_user(user):
         return []
     claims = _claims(user)
-    if claims is None:
-        return []
+    if claims is None or not tenant_allowed(claims.tenant_id):
+        return []  # never signed in with Entra ID, or their tenant was taken off the allowed list since
     app_roles = [str(v) for v in claims.app_roles if v]
     groups = [str(v).lower() for v in claims.groups if v]
     matching = Q(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value__in=app_roles) | Q(

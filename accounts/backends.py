@@ -2,11 +2,13 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
+from accounts.authz import tenant_allowed
+
 ENTRA_BACKEND = "accounts.backends.EntraBackend"
 
 
 class EntraBackend(ModelBackend):
-    """Keeps users signed in through Entra ID; never accepts a password."""
+    """Keeps users signed in through Entra ID while their tenant is allowed; never accepts a password."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         return None
@@ -15,7 +17,9 @@ class EntraBackend(ModelBackend):
         """The session's user, with the claims of their latest sign-in in the same query: authorization reads
         them on every request (``accounts.authz``)."""
         user = get_user_model()._default_manager.select_related("sign_in_claims").filter(pk=user_id).first()
-        return user if user is not None and self.user_can_authenticate(user) else None
+        if user is None or not self.user_can_authenticate(user):
+            return None
+        return user if not user.entra_tenant_id or tenant_allowed(user.entra_tenant_id) else None
 
 
 class BreakGlassPasswordBackend(ModelBackend):

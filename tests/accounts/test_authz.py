@@ -85,6 +85,12 @@ def test_a_mapping_for_another_tenant_grants_nothing(outsider):
     assert authz.has_permission(fresh(outsider), VM_READ, VM_IN)
 
 
+def test_a_tenant_taken_off_the_allowed_list_grants_nothing(requester, settings):
+    assert authz.has_permission(fresh(requester), JIT_INITIATE, VM_IN)
+    settings.ENTRA_ALLOWED_TENANTS = ["5b1f2d3c-7e8a-4b9c-8d0e-1f2a3b4c5d6e"]
+    assert not authz.has_permission(fresh(requester), JIT_INITIATE, VM_IN)  # an API token, the CLI, a task
+
+
 def test_grants_are_computed_once_per_request(requester, django_assert_num_queries):
     user = fresh(requester)
     with django_assert_num_queries(2):

@@ -51,3 +51,20 @@ def test_a_missing_ca_bundle_is_explained(client, settings, tmp_path):
     response = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}))
     assert response.status_code == 502
     assert "could not reach Entra ID" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tenant_taken_off_the_allowed_list_ends_its_users_sessions(entra_settings, fresh_emulator):
+    from django.test import Client
+
+    from accounts.demo import demo_role_mappings_ensure
+    from tests.plugins.personas import PERSONAS, sign_in_with_client
+
+    demo_role_mappings_ensure()
+    client = Client(SERVER_NAME="127.0.0.1")
+    assert sign_in_with_client(client, fresh_emulator, PERSONAS["requester"].oid).status_code == 302
+    assert client.get(reverse("my_access")).status_code == 200
+    entra_settings.ENTRA_ALLOWED_TENANTS = ["5b1f2d3c-7e8a-4b9c-8d0e-1f2a3b4c5d6e"]
+    response = client.get(reverse("my_access"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))

@@ -2,14 +2,18 @@
 
 ``requester``, ``policy_admin``, ``auditor``, ``approver`` hold their role at the Production subscription
 (``IN_SCOPE``); nothing of theirs reaches Dev/Test (``OUT_OF_SCOPE``). ``outsider`` is in the same tenant
-with no role. ``sign_in_with_entra`` signs a persona in through the emulator's real sign-in page.
+with no role. ``sign_in_with_entra`` signs a persona in through the emulator's real sign-in page;
+``sign_in_with_client`` does the same with Django's test client, without a browser.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
+from django.urls import reverse
 
 from accounts import services
 from accounts.config import DEMO_TENANT_ID, entra_socialaccount_providers
@@ -155,3 +159,18 @@ def sign_in_with_entra(page, base_url: str, username: str) -> None:
     start_entra_sign_in(page, base_url)
     pick_entra_user(page, username)
     page.wait_for_url(lambda url: url.startswith(base_url))
+
+
+def sign_in_with_client(client, emulator, oid: str):
+    """Sign the user ``oid`` in through the real flow with the test client (which must be served as a loopback
+    host the emulator accepts as redirect URI, e.g. ``Client(SERVER_NAME="127.0.0.1")``): the portal's
+    redirect, the emulator's account picker, then the callback. Returns the callback's response."""
+    start = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}))
+    assert start.status_code == 302, start.content[:300]
+    authorize = urlsplit(start["Location"])
+    picked = requests.post(f"{authorize.scheme}://{authorize.netloc}{authorize.path}",
+                           data=dict(parse_qsl(authorize.query)) | {"user_oid": oid},
+                           verify=str(emulator.ca_pem), allow_redirects=False, timeout=10)
+    assert picked.status_code == 302, picked.text[:300]
+    callback = urlsplit(picked.headers["Location"])
+    return client.get(f"{callback.path}?{callback.query}")
