@@ -1,5 +1,6 @@
 """``jit_roles`` writes one Azure custom role per portal Azure role, with exactly the seed's actions."""
 import json
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -54,6 +55,15 @@ def test_it_writes_one_file_per_role(tmp_path):
     definition = json.loads(path.read_text())
     assert definition["properties"]["assignableScopes"] == [f"{PROD}/resourceGroups/rg-web-prod"]
     assert set(definition["properties"]["permissions"][0]["actions"]) == SEED_REQUEST
+
+
+def test_an_output_it_cannot_write_to_is_explained(tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    with pytest.raises(CommandError, match=f"--output: cannot write to {re.escape(str(taken))}: File exists"):
+        run("--scope", PROD, "--output", str(taken))
+    with pytest.raises(CommandError, match=r"--output: cannot write to .*: Not a directory"):
+        run("--scope", PROD, "--output", str(taken / "roles"))
 
 
 @pytest.mark.parametrize(

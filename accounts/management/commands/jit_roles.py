@@ -36,16 +36,23 @@ class Command(BaseCommand):
         except (InvalidScope, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         if output:
-            directory = Path(output)
+            self._write(definitions, Path(output))
+        elif not apply:
+            self.stdout.write(json.dumps(list(definitions.values()), indent=2))
+        if apply:
+            self._apply(definitions, subscription)
+
+    def _write(self, definitions: dict[str, dict], directory: Path) -> None:
+        """One JSON file per definition in ``directory`` (made when missing)."""
+        try:
             directory.mkdir(parents=True, exist_ok=True)
             for name, definition in definitions.items():
                 path = directory / f"jit-{name.replace('_', '-')}.json"
                 path.write_text(json.dumps(definition, indent=2) + "\n")
                 self.stdout.write(f"Wrote {path}")
-        elif not apply:
-            self.stdout.write(json.dumps(list(definitions.values()), indent=2))
-        if apply:
-            self._apply(definitions, subscription)
+        except OSError as exc:
+            raise CommandError(f"--output: cannot write to {exc.filename or directory}: "
+                               f"{exc.strerror or exc}.") from exc
 
     def _apply(self, definitions: dict[str, dict], subscription_id: str | None) -> None:
         """PUT each definition at the subscription through the gateway, with the portal's own credential."""
