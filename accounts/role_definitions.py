@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 from accounts.roles import AZURE_ROLE_NAMES, ROLES, Role
-from accounts.scopes import normalize_scope
+from accounts.scopes import ScopeKind, normalize_scope, parse_scope
 
 ROLE_NAMESPACE = uuid.UUID("3f6c1f0e-5b1a-5d2e-9c7b-6a0e4c2d1b90")
 DEFAULT_SUFFIX = "jitportal"
@@ -33,6 +33,9 @@ def build_role_definition(role: Role, assignable_scopes: list[str], suffix: str 
     if not assignable_scopes:
         raise ValueError("At least one assignable scope is needed.")
     scopes = list(dict.fromkeys(normalize_scope(s) for s in assignable_scopes))
+    for scope in scopes:
+        if parse_scope(scope).kind == ScopeKind.VIRTUAL_MACHINE:
+            raise ValueError(f"{scope}: Azure assigns custom roles at a subscription or a resource group, not at a VM.")
     name = role_display_name(role, suffix)
     return {
         "name": role_definition_id(name),
