@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from accounts import services
-from accounts.forms import RoleMappingForm
+from accounts.forms import BreakGlassAdminAuthenticationForm, RoleMappingForm
 
 from .models import RoleMapping, SignInClaims, User
+
+admin.site.login_form = BreakGlassAdminAuthenticationForm
 
 
 class SignInClaimsInline(admin.StackedInline):

@@ -1,22 +1,56 @@
 """Forms of the accounts app: the break-glass password form and the role mapping form."""
 from __future__ import annotations
 
+import math
 import re
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import cache
 
 from accounts import authz
 from accounts.models import RoleMapping
 from accounts.role_definitions import DEFAULT_SUFFIX
 from accounts.roles import AZURE_ROLE_NAMES, ROLES, SETTINGS_WRITE
 from accounts.scopes import InvalidScope, ScopeKind, normalize_scope, parse_scope
+from policies.access.client_ip import client_address
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-class BreakGlassAuthenticationForm(AuthenticationForm):
+def _failures_key(request) -> str:
+    found = client_address(request.META) if request is not None else None
+    return f"break-glass-failures:{found.address if found else ''}"
+
+
+class PasswordAttemptsLimit:
+    """For password forms: an address with ``BREAK_GLASS_MAX_FAILURES`` failed sign-ins is refused, without a
+    password check, until ``BREAK_GLASS_LOCKOUT_SECONDS`` after its first failure (no online guessing)."""
+
+    def clean(self) -> dict:
+        key = _failures_key(self.request)
+        if cache.get(key, 0) >= settings.BREAK_GLASS_MAX_FAILURES:
+            minutes = math.ceil(settings.BREAK_GLASS_LOCKOUT_SECONDS / 60)
+            raise forms.ValidationError(f"Too many failed sign-ins from your address. Try again in {minutes} "
+                                        "minutes.", code="throttled")
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            cache.add(key, 0, settings.BREAK_GLASS_LOCKOUT_SECONDS)
+            try:
+                cache.incr(key)
+            except ValueError:  # expired in between
+                cache.set(key, 1, settings.BREAK_GLASS_LOCKOUT_SECONDS)
+            raise
+
+
+class BreakGlassAdminAuthenticationForm(PasswordAttemptsLimit, AdminAuthenticationForm):
+    """The Django admin's sign-in, with the same limit on failed passwords."""
+
+
+class BreakGlassAuthenticationForm(PasswordAttemptsLimit, AuthenticationForm):
     """Username and password, accepted only for superusers (the authentication backend enforces it)."""
 
     error_messages = {

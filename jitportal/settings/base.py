@@ -159,6 +159,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Failed break-glass passwords per client address before its password sign-ins are refused for a while.
+BREAK_GLASS_MAX_FAILURES = env.int("BREAK_GLASS_MAX_FAILURES", default=10)
+BREAK_GLASS_LOCKOUT_SECONDS = env.int("BREAK_GLASS_LOCKOUT_SECONDS", default=15 * 60)
+
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # Sliding expiry: a session is saved again (new expiry) at most once a minute, not on every request

@@ -17,6 +17,7 @@ WEBHOOK_ALLOW_PRIVATE = True
 PORTAL_BASE_URL = "http://testserver"
 # The authorization matrix calls every API URL anonymously from one address; the throttle's own test lowers it.
 API_THROTTLE_FAILED_AUTH = "100000/min"
+BREAK_GLASS_MAX_FAILURES = 100000  # likewise; tests/accounts/test_break_glass.py lowers it
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

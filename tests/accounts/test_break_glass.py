@@ -1,5 +1,6 @@
 """Local passwords work for break-glass superusers only; everyone else is sent to Entra ID."""
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
@@ -49,3 +50,34 @@ def test_no_one_can_sign_up_locally(client):
 
     assert PortalAccountAdapter().is_open_for_signup(None) is False
     assert client.get("/accounts/signup/").status_code in (302, 404)
+
+
+@pytest.fixture
+def empty_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_failed_passwords_lock_the_address_out_for_a_while(client, breakglass_admin, settings, empty_cache):
+    settings.BREAK_GLASS_MAX_FAILURES = 3
+    for _ in range(3):
+        assert "break-glass account" in sign_in(client, "admin", "wrong-guess").content.decode()
+    response = sign_in(client, "admin", "correct-horse-1")  # even the right password, from this address
+    assert response.status_code == 200
+    assert "Too many failed sign-ins from your address" in response.content.decode()
+    assert client.get(reverse("dashboard")).status_code == 302
+    admin_site = client.post(reverse("admin:login"), {"username": "admin", "password": "correct-horse-1"})
+    assert "Too many failed sign-ins from your address" in admin_site.content.decode()
+
+    elsewhere = Client(REMOTE_ADDR="192.0.2.10")
+    assert sign_in(elsewhere, "admin", "correct-horse-1").status_code == 302
+
+
+def test_the_admin_site_counts_failures_too(client, breakglass_admin, settings, empty_cache):
+    settings.BREAK_GLASS_MAX_FAILURES = 2
+    for _ in range(2):
+        client.post(reverse("admin:login"), {"username": "admin", "password": "wrong-guess"})
+    assert "Too many failed sign-ins" in sign_in(client, "admin", "correct-horse-1").content.decode()
