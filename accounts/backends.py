@@ -1,6 +1,10 @@
 """Authentication backends: Entra ID sessions, and passwords for break-glass superusers only."""
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.utils import timezone
 
 from accounts.authz import tenant_allowed
 
@@ -8,7 +12,9 @@ ENTRA_BACKEND = "accounts.backends.EntraBackend"
 
 
 class EntraBackend(ModelBackend):
-    """Keeps users signed in through Entra ID while their tenant is allowed; never accepts a password."""
+    """Keeps users signed in through Entra ID while their tenant is allowed and their latest sign-in is at most
+    ``ENTRA_SIGN_IN_MAX_AGE`` seconds old (roles come from its claims: a role removed in Entra ID lasts no longer
+    than that, however busy the session); never accepts a password."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         return None
@@ -19,7 +25,16 @@ class EntraBackend(ModelBackend):
         user = get_user_model()._default_manager.select_related("sign_in_claims").filter(pk=user_id).first()
         if user is None or not self.user_can_authenticate(user):
             return None
-        return user if not user.entra_tenant_id or tenant_allowed(user.entra_tenant_id) else None
+        if not user.entra_tenant_id:
+            return user
+        return user if tenant_allowed(user.entra_tenant_id) and _claims_fresh(user) else None
+
+
+def _claims_fresh(user) -> bool:
+    """Whether the user's latest Entra sign-in is recent enough to act on its claims."""
+    claims = getattr(user, "sign_in_claims", None)
+    oldest = timezone.now() - timedelta(seconds=settings.ENTRA_SIGN_IN_MAX_AGE)
+    return claims is not None and claims.signed_in_at >= oldest
 
 
 class BreakGlassPasswordBackend(ModelBackend):

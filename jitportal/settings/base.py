@@ -164,6 +164,8 @@ BREAK_GLASS_MAX_FAILURES = env.int("BREAK_GLASS_MAX_FAILURES", default=10)
 BREAK_GLASS_LOCKOUT_SECONDS = env.int("BREAK_GLASS_LOCKOUT_SECONDS", default=15 * 60)
 
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# An Entra session ends this long after its sign-in, however busy (roles come from that sign-in's claims).
+ENTRA_SIGN_IN_MAX_AGE = env.int("ENTRA_SIGN_IN_MAX_AGE", default=SESSION_COOKIE_AGE)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # Sliding expiry: a session is saved again (new expiry) at most once a minute, not on every request
 # (accounts.middleware.SessionRefreshMiddleware).

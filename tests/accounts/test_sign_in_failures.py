@@ -68,3 +68,26 @@ def test_a_tenant_taken_off_the_allowed_list_ends_its_users_sessions(entra_setti
     response = client.get(reverse("my_access"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entra_session_ends_at_its_sign_ins_maximum_age_however_busy(entra_settings, fresh_emulator):
+    from datetime import timedelta
+
+    from django.test import Client
+    from django.utils import timezone
+
+    from accounts.demo import demo_role_mappings_ensure
+    from accounts.models import SignInClaims
+    from tests.plugins.personas import PERSONAS, sign_in_with_client
+
+    demo_role_mappings_ensure()
+    client = Client(SERVER_NAME="127.0.0.1")
+    assert sign_in_with_client(client, fresh_emulator, PERSONAS["requester"].oid).status_code == 302
+    claims = SignInClaims.objects.get()
+    almost = timezone.now() - timedelta(seconds=entra_settings.ENTRA_SIGN_IN_MAX_AGE - 60)
+    SignInClaims.objects.filter(pk=claims.pk).update(signed_in_at=almost)
+    assert client.get(reverse("my_access")).status_code == 200  # still within the age
+    SignInClaims.objects.filter(pk=claims.pk).update(signed_in_at=almost - timedelta(minutes=2))
+    response = client.get(reverse("my_access"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
