@@ -6,6 +6,7 @@ portal or Azure refused or failed (no role at the scope, Azure's error, still pe
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +30,13 @@ def bad_input(message: str) -> CommandError:
 
 def refused(message: str) -> CommandError:
     return CommandError(message, returncode=REFUSED)
+
+
+def wait_seconds(value: float) -> float:
+    """``--timeout``: a positive, finite number of seconds (``nan`` or ``inf`` would never end a wait)."""
+    if not math.isfinite(value) or value <= 0:
+        raise bad_input("--timeout must be a positive number of seconds.")
+    return value
 
 
 def read_json(value: str, *, option: str, stdin=None) -> object:

@@ -165,6 +165,16 @@ def test_bad_input_is_a_clear_message_with_exit_code_2(prod, policy_admin):
     assert not PolicyChange.objects.exists()
 
 
+@pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-5"])
+def test_a_timeout_that_would_never_end_or_is_not_positive_is_refused(prod, policy_admin, timeout):
+    policy = ["jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope",
+              "--virtual-machine", fill(SEED_POLICY, "web-05")]
+    for command in (policy, ["jit_request", "--resource-id", WEB_POLICY, "--virtual-machine", "[]"]):
+        error = fails(*command, "--actor", policy_admin.username, "--wait", "--timeout", timeout)
+        assert (error.returncode, str(error)) == (2, "--timeout must be a positive number of seconds.")
+    assert not PolicyChange.objects.exists()
+
+
 def test_an_actor_without_the_policy_admin_role_is_refused(prod, requester, outsider):
     body = fill(SEED_POLICY, "web-05")
     error = fails("jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope",

@@ -21,6 +21,7 @@ from policies.management.cli import (
     resolve_actor,
     run_until_done,
     stored,
+    wait_seconds,
     write_json,
 )
 from policies.models import JitPolicy, PolicyChange, VirtualMachine, VmState
@@ -94,8 +95,7 @@ class Command(BaseCommand):
     def handle(self, *args, action: str, **options):
         if (options["kind"] or "").lower() != "basic":
             raise bad_input(f"--kind '{options['kind']}' is not supported: JIT policies are of kind Basic.")
-        if options["timeout"] <= 0:
-            raise bad_input("--timeout must be a positive number of seconds.")
+        wait_seconds(options["timeout"])
         actor = resolve_actor(options["actor"])
         getattr(self, f"_{action}")(actor, options)
 

@@ -14,7 +14,16 @@ from django.core.management.base import BaseCommand
 from policies import jit_json, rules
 from policies.access import services
 from policies.access.models import TRANSITIONAL, AccessRequest, AccessRequestPort, PortState
-from policies.management.cli import bad_input, read_json, refusals, refused, resolve_actor, run_until_done, write_json
+from policies.management.cli import (
+    bad_input,
+    read_json,
+    refusals,
+    refused,
+    resolve_actor,
+    run_until_done,
+    wait_seconds,
+    write_json,
+)
 
 
 def source_kind(prefix: str) -> str:
@@ -57,8 +66,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not options["resource_id"]:
             raise bad_input("--resource-id is required: the JIT policy's ARM id.")
-        if options["timeout"] <= 0:
-            raise bad_input("--timeout must be a positive number of seconds.")
+        wait_seconds(options["timeout"])
         actor = resolve_actor(options["actor"])
         with refusals():
             place = jit_json.parse_policy_id(options["resource_id"])
