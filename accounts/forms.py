@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from accounts import authz
 from accounts.models import RoleMapping
-from accounts.role_definitions import DEFAULT_SUFFIX
+from accounts.role_definitions import DEFAULT_SUFFIX, SUFFIX_PATTERN, SUFFIX_RULE
 from accounts.roles import AZURE_ROLE_NAMES, ROLES, SETTINGS_WRITE
 from accounts.scopes import InvalidScope, ScopeKind, normalize_scope, parse_scope
 from policies.access.client_ip import client_address
@@ -133,9 +133,9 @@ class RoleDefinitionForm(forms.Form):
         widget=forms.CheckboxSelectMultiple, label="Roles",
         choices=[(name, ROLES[name].label) for name in AZURE_ROLE_NAMES], initial=list(AZURE_ROLE_NAMES))
     suffix = forms.RegexField(
-        regex=r"^[A-Za-z0-9 ._-]{0,40}$", required=False, initial=DEFAULT_SUFFIX, label="Name suffix",
+        regex=rf"^{SUFFIX_PATTERN.pattern}$", required=False, initial=DEFAULT_SUFFIX, label="Name suffix",
         help_text='Appended to each role name: "JIT Requester (suffix)". Letters, digits, spaces, . _ -.',
-        error_messages={"invalid": "Use at most 40 letters, digits, spaces, dots, dashes or underscores."})
+        error_messages={"invalid": SUFFIX_RULE.capitalize()})
 
     def __init__(self, *args, actor, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -6,6 +6,7 @@ always lands on the same definition and re-applying with other assignable scopes
 """
 from __future__ import annotations
 
+import re
 import uuid
 
 from accounts.roles import AZURE_ROLE_NAMES, ROLES, Role
@@ -13,6 +14,11 @@ from accounts.scopes import ScopeKind, normalize_scope, parse_scope
 
 ROLE_NAMESPACE = uuid.UUID("3f6c1f0e-5b1a-5d2e-9c7b-6a0e4c2d1b90")
 DEFAULT_SUFFIX = "jitportal"
+
+
+# A role name's suffix: what the Azure custom roles page and ``jit_roles`` accept.
+SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9 ._-]{0,40}")
+SUFFIX_RULE = "use at most 40 letters, digits, spaces, dots, dashes or underscores."
 
 
 def role_display_name(role: Role, suffix: str = DEFAULT_SUFFIX) -> str:
@@ -28,6 +34,8 @@ def role_definition_id(role_name: str) -> str:
 
 def build_role_definition(role: Role, assignable_scopes: list[str], suffix: str = DEFAULT_SUFFIX) -> dict:
     """The ARM role definition of ``role``: its Azure actions only, assignable at the given scopes."""
+    if not SUFFIX_PATTERN.fullmatch(suffix):
+        raise ValueError(f"Suffix {suffix!r}: {SUFFIX_RULE}")
     if not role.is_azure_role:
         raise ValueError(f"{role.name} is a portal-only role; it has no Azure role definition.")
     if not assignable_scopes:

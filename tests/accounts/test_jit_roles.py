@@ -72,6 +72,8 @@ def test_an_output_it_cannot_write_to_is_explained(tmp_path):
         (["--scope", "/subscriptions/nope"], "A scope is"),
         (["--scope", f"{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01"],
          "not at a VM"),
+        (["--scope", PROD, "--suffix", "x" * 41], "at most 40 letters"),
+        (["--scope", PROD, "--suffix", "team<script>"], "at most 40 letters"),
         (["--scope", PROD, "--apply"], "--subscription"),
         (["--scope", PROD, "--apply", "--subscription", "c0a1b2c3-0000-4000-8000-00000000dead"], "not registered"),
     ],
