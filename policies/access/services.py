@@ -433,7 +433,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     correlation = str(request.correlation_id)
     try:
         gateway = gateway or gateway_for(Subscription.objects.get(vms=first.vm_id))
-        record = None
+        record, initiated = None, False
         if max(p.attempts for p in ports) > 1:
             policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
             record = _find_in_azure(policy, correlation)
@@ -445,6 +445,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
                 port.end_at = now + timedelta(seconds=port.duration_seconds)
             record = gateway.initiate_jit(first.policy_resource_group, first.policy_location, first.policy_name,
                                           _initiate_body(ports), justification=request.azure_justification)
+            initiated = True
     except CloudError as exc:
         message = str(exc) or type(exc).__name__
         if getattr(exc, "retryable", False) and max(p.attempts for p in ports) < settings.ACCESS_MAX_ATTEMPTS:
@@ -455,7 +456,8 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
             return Outcome(PortState.QUEUED, _retry_after(exc), message)
         request_mark_failed(port_ids=ids, message=message, request_id=getattr(exc, "request_id", ""))
         return Outcome(PortState.FAILED, None, message)
-    request_mark_open(claim, record=record, request_id=getattr(gateway, "last_request_id", "") or "")
+    request_mark_open(claim, record=record, request_id=getattr(gateway, "last_request_id", "") or "",
+                      initiated=initiated)
     return Outcome(PortState.OPEN)
 
 
@@ -467,14 +469,15 @@ def _retry_after(exc) -> float:
         return 2.0
 
 
-def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
+def request_mark_open(claim: Claim, *, record, request_id: str = "", initiated: bool = False) -> None:
     """Record Azure's answer for the claimed ports: each open with Azure's status (and mapped port behind a
     firewall) and end (Azure's ``endTimeUtc`` when the answer has it, else the one asked for).
 
     Written from the rows the claim read, without reading them again: the UPDATEs are conditional (a port opens
     only while still ``opening`` under this run's claim, not after the reconciler failed it or a later run took
-    it over; a request closed meanwhile is sent to the close task at once). Then, in transactions of their own,
-    other portal requests' older access to these ports is closed (``_replace_older``).
+    it over; a request closed meanwhile is sent to the close task at once). When this run ``initiated`` (rather
+    than found an earlier attempt's record in Azure, which a newer request may have replaced since), other portal
+    requests' older access to these ports is then closed, in transactions of their own (``_replace_older``).
     """
     answered = {(vm.id.lower(), p.number): p for vm in record.virtual_machines for p in vm.ports}
     now = timezone.now()
@@ -528,7 +531,8 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "") -> None:
         signals.emit("opened", request, ports=sorted({port.number for port in ports}))
     # After the open is committed (the requester sees it without waiting for this): if the worker stops here, the
     # reconciler's ``revoked_in_azure`` closes the older access from Azure's statuses instead.
-    _replace_older(request, ports, before=claim.at)
+    if initiated:
+        _replace_older(request, ports, before=claim.at - REPLACE_MARGIN)
 
 
 def _update_alike(ports: list[AccessRequestPort], fields: list[str], **still) -> int:
@@ -558,11 +562,16 @@ def _supersede(extension: AccessRequest, ports: list[AccessRequestPort]) -> None
         refresh_state(extension.extends_id)
 
 
+# How much earlier than a run's claim another port must have opened for that run to close it as certainly older:
+# workers on several hosts read their own clocks.
+REPLACE_MARGIN = timedelta(seconds=5)
+
+
 def _replace_older(opened: AccessRequest, ports: list[AccessRequestPort], *, before) -> None:
-    """Azure keeps one request per VM port: the ports just opened replaced other portal requests' access on them
-    (Azure: ``Revoked``, ``NewerRequestInitiated``). Mirrored at once for ports that were open before this run
-    claimed its own (so certainly older in Azure); any later one is left to ``revoked_in_azure``, which reads
-    Azure's own statuses."""
+    """Azure keeps one request per VM port: the ports this run just initiated replaced other portal requests'
+    access on them (Azure: ``Revoked``, ``NewerRequestInitiated``). Mirrored at once for ports that opened before
+    ``before`` (so certainly older in Azure); any later one is left to ``revoked_in_azure``, which reads Azure's
+    own statuses."""
     keys = {(port.request_vm.vm_id, port.number) for port in ports}
     older = [port for port in AccessRequestPort.objects.filter(
         state=PortState.OPEN, opened_at__lt=before, number__in={number for _vm, number in keys},

@@ -81,6 +81,7 @@ def test_a_newer_request_on_the_same_port_replaces_the_older_ones_access(prod, r
 
     alices = ask(requester, {"web-02": [22]})
     assert open_all(alices) == ["open"]
+    alices.ports.update(opened_at=timezone.now() - timedelta(minutes=1))  # opened a while before frank asks
     franks = ask(reader, {"web-02": [22]}, source="198.51.100.60/32")
     assert open_all(franks) == ["open"]
     # Azure keeps one allow rule per VM port: frank's source replaced alice's, and Azure says so.
@@ -268,6 +269,24 @@ def test_a_retry_after_azure_acted_finds_the_request_and_does_not_initiate_again
     assert len(initiates(fresh_emulator)) == 1
 
 
+def test_a_retry_that_finds_its_earlier_initiate_never_closes_a_newer_request(prod, requester, reader,
+                                                                              fresh_emulator):
+    alices = ask(requester, {"web-02": [22]})
+    key = vm("web-02").policy_id.lower()
+    assert open_all(alices) == ["open"]
+    # Alice's answer was lost (her rows went back to "opening"); meanwhile frank's request took the port in Azure.
+    AccessRequestPort.objects.filter(request=alices).update(state="opening",
+                                                            claimed_at=timezone.now() - timedelta(hours=1))
+    franks = ask(reader, {"web-02": [22]}, source="198.51.100.62/32")
+    assert open_all(franks) == ["open"]
+    AccessRequestPort.objects.filter(request=franks).update(opened_at=timezone.now() - timedelta(minutes=1))
+    # Alice's retry finds her own earlier initiate in Azure: it did not initiate, so it is not the newer one.
+    assert services.request_open(request_id=alices.pk, policy_key=key).state == "open"
+    assert franks.ports.get().state == "open"
+    assert services.reconcile()["revoked"] == 1  # Azure says whose access stands: frank's
+    assert (alices.ports.get().state, franks.ports.get().state) == ("closed", "open")
+
+
 def test_a_firewall_vm_gets_the_dnat_mapping_as_connection_details(prod, requester, fresh_emulator):
     request = ask(requester, {"db-01": [22]})
     assert open_all(request) == ["open"]
@@ -386,6 +405,7 @@ def test_azures_refusal_fails_the_port_visibly_with_its_reason(prod, requester, 
 def test_extend_asks_again_only_for_the_ports_still_open(prod, requester, reader):
     original = ask(requester, {"web-02": [22], "web-04": [22]})
     open_all(original)
+    original.ports.update(opened_at=timezone.now() - timedelta(minutes=1))
     open_all(ask(reader, {"web-04": [22]}, source="198.51.100.60/32"))  # Frank takes web-04's port over
     assert services.revoked_in_azure() == 0  # already closed when Frank's opened
     assert states(original) == {("web-02", 22): "open", ("web-04", 22): "closed"}

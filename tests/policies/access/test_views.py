@@ -132,6 +132,7 @@ def test_a_request_that_is_not_open_yet_is_cancelled_not_closed(prod, alice, req
 def test_a_replaced_request_says_so(prod, alice, requester, reader):
     mine = ask(requester, {"web-02": [22]})
     open_all(mine)
+    mine.ports.update(opened_at=timezone.now() - timedelta(minutes=1))  # opened a while before frank asks
     open_all(ask(reader, {"web-02": [22]}, source="198.51.100.60/32"))
     from policies.access import services
 
