@@ -223,7 +223,8 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "cancellable": request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
             and not any(port.opened_at for port in every),  # one policy open, another retrying: "Close now"
             "ended_note": _ended_note(request, every),
-            "may_extend": request.requester_id == user.pk and request.state == PortState.OPEN,
+            "may_extend": (request.requester_id == user.pk and request.state == PortState.OPEN
+                           and request.closed_at is None),  # not while closing: extending would be refused
             "may_decide": may_decide(user, request), "decisions": decisions, "eligible_approvers": eligible,
             "progress": counts, "approvers_short": short,
             "polling": request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN),

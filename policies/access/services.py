@@ -233,8 +233,11 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
                     approval_expires_at=(approvals.pending_until(verdict, now=now, start=start_at)
                                          if verdict.needs_approval else None),
                     rule=verdict.rule, rule_name=verdict.rule.name if verdict.rule else "")
-        except IntegrityError:
-            return _replayed(idempotency_key, actor=actor, extends=extends), False
+        except IntegrityError:  # the same key sent twice at once: the other submit stored first
+            existing = _replayed(idempotency_key, actor=actor, extends=extends)
+            if existing is None:
+                raise
+            return existing, False
         policies: set[str] = set()
         for selection in selections:
             vm = selection.vm

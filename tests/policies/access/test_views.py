@@ -298,6 +298,9 @@ def test_the_status_poll_swaps_extend_in_when_the_request_opens_and_out_when_it_
     assert '<div id="extend-slot" hx-swap-oob="true">' in opened and 'id="extend-form"' in opened
     assert "?extendable=1" in opened
     assert "extend-slot" not in alice.get(status, {"extendable": "1"}).content.decode()  # already shown
+    AccessRequest.objects.filter(pk=request.pk).update(closed_at=timezone.now())  # Close now: closing…
+    closing = alice.get(status, {"extendable": "1"}).content.decode()
+    assert '<div id="extend-slot" hx-swap-oob="true">' in closing and 'id="extend-form"' not in closing
     AccessRequest.objects.filter(pk=request.pk).update(state="closed")
     ended = alice.get(status, {"extendable": "1"}).content.decode()
     assert '<div id="extend-slot" hx-swap-oob="true">' in ended and 'id="extend-form"' not in ended
