@@ -27,11 +27,12 @@ class EntraBackend(ModelBackend):
             return None
         if not user.entra_tenant_id:
             return user
-        return user if tenant_allowed(user.entra_tenant_id) and _claims_fresh(user) else None
+        return user if tenant_allowed(user.entra_tenant_id) and claims_fresh(user) else None
 
 
-def _claims_fresh(user) -> bool:
-    """Whether the user's latest Entra sign-in is recent enough to act on its claims."""
+def claims_fresh(user) -> bool:
+    """Whether the user's latest Entra sign-in is recent enough (``ENTRA_SIGN_IN_MAX_AGE``) to act on its claims:
+    browser sessions and Entra bearer tokens both act with them."""
     claims = getattr(user, "sign_in_claims", None)
     oldest = timezone.now() - timedelta(seconds=settings.ENTRA_SIGN_IN_MAX_AGE)
     return claims is not None and claims.signed_in_at >= oldest

@@ -26,6 +26,7 @@ from django.core.cache import cache
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
+from accounts.backends import claims_fresh
 from accounts.oidc import CLOCK_SKEW, SIGNING_ALGORITHMS
 
 from . import selectors, services
@@ -177,13 +178,17 @@ class EntraBearerAuthentication(BaseAuthentication):
         if found is None or found[0] != "bearer" or found[1].startswith(services.TOKEN_PREFIX):
             return None
         claims = verify_access_token(found[1])
-        user = get_user_model().objects.filter(entra_tenant_id=str(claims["tid"]).lower(),
-                                               entra_object_id=str(claims["oid"]).lower()).first()
+        user = get_user_model().objects.select_related("sign_in_claims").filter(
+            entra_tenant_id=str(claims["tid"]).lower(), entra_object_id=str(claims["oid"]).lower()).first()
         if user is None:
             raise exceptions.AuthenticationFailed(
                 "You have not signed in to the portal yet: sign in once in the browser, then use the API.")
         if not user.is_active:
             raise exceptions.AuthenticationFailed("Your portal account is deactivated.")
+        if not claims_fresh(user):  # roles come from that sign-in, as for a browser session
+            raise exceptions.AuthenticationFailed(
+                "Your latest sign-in to the portal is too old for its roles to stand: sign in again in the browser, "
+                "then use the API.")
         return user, claims
 
     def authenticate_header(self, request) -> str:

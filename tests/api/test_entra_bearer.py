@@ -75,6 +75,21 @@ def test_a_user_who_never_signed_in_to_the_portal_is_told_to(entra_settings, emu
     assert "sign in once" in response.json()["detail"]
 
 
+def test_a_token_of_someone_whose_portal_sign_in_is_too_old_gets_401(entra_settings, emulator, requester):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import SignInClaims
+
+    token = user_access_token(emulator, PERSONAS["requester"].oid)
+    assert ApiClient(token).get(ME).status_code == 200
+    too_old = timezone.now() - timedelta(seconds=entra_settings.ENTRA_SIGN_IN_MAX_AGE + 60)
+    SignInClaims.objects.filter(user=requester).update(signed_in_at=too_old)  # roles may have changed since
+    response = ApiClient(token).get(ME)
+    assert response.status_code == 401 and "sign in again in the browser" in response.json()["detail"]
+
+
 def test_a_token_for_another_audience_gets_401(entra_settings, emulator, requester):
     token = user_access_token(emulator, PERSONAS["requester"].oid, "https://management.azure.com/user_impersonation")
     response = ApiClient(token).get(ME)
