@@ -159,6 +159,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Counters of the API's rate limits and the break-glass lockout. The default keeps them per process; with several
+# web processes or hosts set CACHE_URL=redis://host:6379/1 (or dbcache://table after createcachetable) so they
+# count every request.
+CACHES = {"default": environ.Env.cache_url_config(env.str("CACHE_URL", default="") or "locmemcache://")}
+
 # Failed break-glass passwords per client address before its password sign-ins are refused for a while.
 BREAK_GLASS_MAX_FAILURES = env.int("BREAK_GLASS_MAX_FAILURES", default=10)
 BREAK_GLASS_LOCKOUT_SECONDS = env.int("BREAK_GLASS_LOCKOUT_SECONDS", default=15 * 60)
