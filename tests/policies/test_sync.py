@@ -12,6 +12,7 @@ from policies.models import (
     DriftFinding,
     JitPolicy,
     PolicyChange,
+    PolicyPort,
     Subscription,
     SyncRun,
     UnsupportedReason,
@@ -241,24 +242,31 @@ def _request_for(target: VirtualMachine):
     return request
 
 
-def _demo_without(name: str) -> dict:
+def _demo_without(*names: str) -> dict:
     from emulator.scenarios.demo import demo_scenario
 
     scenario = demo_scenario()
     for subscription in scenario["subscriptions"]:
         for group in subscription["resource_groups"]:
-            group["vms"] = [v for v in group.get("vms", []) if v["name"] != name]
+            group["vms"] = [v for v in group.get("vms", []) if v["name"] not in names]
+            for policy in group.get("jit_policies", []):  # Azure drops a deleted VM from its JIT policy
+                policy["virtual_machines"] = [v for v in policy["virtual_machines"] if v["vm"] not in names]
+                for key in ("history", "open_requests"):
+                    policy[key] = [r for r in policy.get(key, []) if r["vm"] not in names]
     return scenario
 
 
 @pytest.mark.django_db
 def test_a_vm_deleted_in_azure_leaves_the_inventory_even_with_access_requests(prod, fresh_emulator):
-    request = _request_for(vm("web-05"))
-    fresh_emulator.load_scenario(_demo_without("web-05"))
+    request = _request_for(vm("web-02"))  # a configured VM: it has JIT ports in the portal's mirror
+    assert PolicyPort.objects.filter(vm__name="web-02").exists()
+    fresh_emulator.load_scenario(_demo_without("web-02", "web-03"))
     sync(prod)
-    gone = VirtualMachine.objects.get(name="web-05")  # kept: the request's history names it
+    gone = VirtualMachine.objects.get(name="web-02")  # kept: the request's history names it
     assert gone.state == VmState.UNSUPPORTED and gone.unsupported_reason == UnsupportedReason.NOT_IN_AZURE
+    assert not gone.ports and not PolicyPort.objects.filter(vm=gone).exists()  # no JIT left to show or use
     assert request.vms.get().vm_id == gone.pk
+    assert not VirtualMachine.objects.filter(name="web-03").exists()  # gone, and nothing names it: deleted
     assert VirtualMachine.objects.filter(name="web-04").exists()
 
 
