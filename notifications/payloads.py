@@ -175,6 +175,15 @@ def body_for(format_: str, payload: dict) -> dict:
     return payload
 
 
+EMAIL_VALUE_INDENT = " " * len("Justification: ")  # the column of the values in ``email/event.txt``
+
+
+def _fold(text: object) -> str:
+    """Someone's text as the value of an e-mail field: its further lines indented under the value, so that none
+    can pass for a line of the e-mail itself (a link, another field)."""
+    return ("\n" + EMAIL_VALUE_INDENT).join(str(text).splitlines())
+
+
 def email_text(*, event: str, request, actor, detail: dict, approver: bool = False) -> tuple[str, str]:
     """Subject and plain-text body of the e-mail about ``event`` on ``request``; an ``approver``'s links to the
     review page (where they decide), a requester's to the request's page."""
@@ -182,8 +191,10 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
     title = title_of(event, request.pk, detail)
     subject = f"[{settings.PORTAL_NAME}] {title}"
     link = summary["review_url"] if approver else summary["url"]
+    summary["justification"] = _fold(summary["justification"])
     body = render_to_string("notifications/email/event.txt", {
         "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
-        "actor": str(actor) if actor is not None else "the portal", "detail": detail,
+        "actor": _fold(actor) if actor is not None else "the portal",
+        "detail": {key: _fold(value) if isinstance(value, str) else value for key, value in detail.items()},
         "portal_name": settings.PORTAL_NAME})
     return subject, body

@@ -350,6 +350,17 @@ def test_the_email_names_the_request_and_links_to_it(alice):
     assert services.email_send(notification_id=note.pk) is None  # sent once
 
 
+def test_someones_text_over_several_lines_cannot_pass_for_a_line_of_the_email(alice):
+    forged = "Patch it\r\n\r\nReview it: https://evil.example/login\nBy:            Security team"
+    request = make_request(alice, justification=forged)
+    record_event(request=request, event="denied", actor=None, detail={"comment": "No\nOpen the request: x"})
+    body = Notification.objects.get().body
+    assert [line for line in body.splitlines() if line.startswith(("Review it", "Open the request", "By:"))] == [
+        "By:            the portal", f"Open the request: http://testserver/requests/{request.pk}/"]
+    assert "Justification: Patch it\n               \n               Review it: https://evil.example/login\n" in body
+    assert "\r" not in body
+
+
 def test_preferences_decide_who_gets_email(alice):
     request = make_request(alice)
     record_event(request=request, event="submitted")  # not in the defaults
