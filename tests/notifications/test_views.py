@@ -1,8 +1,11 @@
 """Pages: e-mail preferences, and webhooks under Settings (secret shown once, test, disable, delete, deliveries)."""
 from __future__ import annotations
 
+import zoneinfo
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from notifications import services
@@ -177,3 +180,13 @@ def test_the_webhook_page_costs_the_same_with_many_deliveries(admin_client, djan
     with django_assert_max_num_queries(len(few.captured_queries)):
         page = admin_client.get(url).content.decode()
     assert page.count('class="delivery-pending"') == 43
+
+
+def test_delivery_times_name_their_time_zone(admin_client, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    webhook = make_webhook(REQUEST_SCOPE)
+    delivery = services.webhook_test(actor=None, webhook=webhook)
+    page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
+    local = timezone.localtime(delivery.created_at, zoneinfo.ZoneInfo("Europe/Berlin"))
+    assert local.strftime("%Y-%m-%d %H:%M:%S %Z") in page  # when it was made, and its next attempt
+    assert page.count(local.strftime(" %Z</td>")) == 2
