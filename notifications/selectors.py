@@ -13,6 +13,7 @@ from accounts.roles import SETTINGS_WRITE
 from .models import PendingEvent, Webhook, WebhookDelivery
 
 RECENT_DELIVERIES = 50
+MAX_DELIVERY_PAGE = 10_000  # keeps ``?page=`` an offset the database takes
 
 
 def webhook_list(user) -> QuerySet[Webhook]:
@@ -25,9 +26,13 @@ def webhook_get(user, pk: int) -> Webhook:
     return authz.get_for_user_or_404(Webhook.objects.all(), user, SETTINGS_WRITE, pk=pk)
 
 
-def recent_deliveries(webhook: Webhook, limit: int = RECENT_DELIVERIES) -> list[WebhookDelivery]:
-    """The webhook's latest deliveries, newest first (bounded, no count)."""
-    return list(WebhookDelivery.objects.filter(webhook=webhook).order_by("-created_at", "-id")[:limit])
+def delivery_page(webhook: Webhook, page: int = 1,
+                  per_page: int = RECENT_DELIVERIES) -> tuple[list[WebhookDelivery], bool]:
+    """Page ``page`` of the webhook's deliveries, newest first, and whether older ones follow (no count)."""
+    start = (max(page, 1) - 1) * per_page
+    rows = list(WebhookDelivery.objects.filter(webhook=webhook).order_by("-created_at", "-id")[
+        start:start + per_page + 1])
+    return rows[:per_page], len(rows) > per_page
 
 
 def events_waiting() -> tuple[int, int]:

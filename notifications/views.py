@@ -22,6 +22,14 @@ def _client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _page_number(value: str | None) -> int:
+    """``?page=`` as a page number, 1 when missing or not a whole number."""
+    try:
+        return max(int(value or "1"), 1)
+    except ValueError:
+        return 1
+
+
 def _form_status(request: HttpRequest) -> int:
     """The status of a form page: a POST that comes back to it was invalid (400), like the other settings forms."""
     return 400 if request.method == "POST" else 200
@@ -67,13 +75,15 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
 @requires(SETTINGS_WRITE, object_model=Webhook)
 @never_cache  # it may show a new secret
 def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A webhook's settings and its recent deliveries (state, attempts, last answer and error)."""
+    """A webhook's settings and its deliveries, a page at a time (state, attempts, last answer and error)."""
     webhook = selectors.webhook_get(request.user, pk)
     once = sealing.take_once(request.session, SECRET_SESSION_KEY)
     secret = once["secret"] if once and once.get("pk") == webhook.pk else None
+    page = min(_page_number(request.GET.get("page")), selectors.MAX_DELIVERY_PAGE)
+    deliveries, older = selectors.delivery_page(webhook, page)
     return render(request, "notifications/webhook_detail.html",
-                  {"title": webhook.name, "webhook": webhook, "secret": secret,
-                   "deliveries": selectors.recent_deliveries(webhook)})
+                  {"title": webhook.name, "webhook": webhook, "secret": secret, "deliveries": deliveries,
+                   "page": page, "older": older})
 
 
 @requires(SETTINGS_WRITE, object_model=Webhook)

@@ -190,3 +190,19 @@ def test_delivery_times_name_their_time_zone(admin_client, settings):
     local = timezone.localtime(delivery.created_at, zoneinfo.ZoneInfo("Europe/Berlin"))
     assert local.strftime("%Y-%m-%d %H:%M:%S %Z") in page  # when it was made, and its next attempt
     assert page.count(local.strftime(" %Z</td>")) == 2
+
+
+def test_older_deliveries_are_a_page_away(admin_client):
+    webhook = make_webhook(REQUEST_SCOPE)
+    for _ in range(52):
+        services.webhook_test(actor=None, webhook=webhook)
+    oldest, newest = WebhookDelivery.objects.order_by("pk").first(), WebhookDelivery.objects.order_by("pk").last()
+    url = reverse("notifications:webhook_detail", args=[webhook.pk])
+    first = admin_client.get(url).content.decode()
+    assert first.count('class="delivery-pending"') == 50 and str(newest.delivery_id) in first
+    assert str(oldest.delivery_id) not in first and 'href="?page=2"' in first and "Newer deliveries" not in first
+    second = admin_client.get(url, {"page": "2"}).content.decode()
+    assert second.count('class="delivery-pending"') == 2 and str(oldest.delivery_id) in second
+    assert 'href="?page=1"' in second and "Older deliveries" not in second
+    for page in ("x", "0", "-3", "99999999999999999999999"):
+        assert admin_client.get(url, {"page": page}).status_code == 200
