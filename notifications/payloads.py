@@ -184,6 +184,11 @@ def _fold(text: object) -> str:
     return ("\n" + EMAIL_VALUE_INDENT).join(str(text).splitlines())
 
 
+def _minute(value: datetime | None) -> str:
+    """A time for a reader: UTC to the minute (``2026-11-26 13:37``), or a dash when there is none yet."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
+
+
 def email_text(*, event: str, request, actor, detail: dict, approver: bool = False) -> tuple[str, str]:
     """Subject and plain-text body of the e-mail about ``event`` on ``request``; an ``approver``'s links to the
     review page (where they decide), a requester's to the request's page."""
@@ -194,7 +199,9 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
     summary["justification"] = _fold(summary["justification"])
     body = render_to_string("notifications/email/event.txt", {
         "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
+        "window": f"{_minute(request.scheduled_start or request.created_at)} to {_minute(request.end_at)} UTC",
         "actor": _fold(actor) if actor is not None else "the portal",
         "detail": {key: _fold(value) if isinstance(value, str) else value for key, value in detail.items()},
+        "preferences": settings.PORTAL_BASE_URL + reverse("notifications:preferences"),
         "portal_name": settings.PORTAL_NAME})
     return subject, body

@@ -1,6 +1,7 @@
 """The receiver's outbox rows, signed deliveries to a real local HTTP server, retries, giving up, e-mail."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -345,8 +346,11 @@ def test_the_email_names_the_request_and_links_to_it(alice):
     assert message.to == [alice.email]
     assert message.subject == f"[JIT Portal] Access request #{request.pk} failed"
     for text in (f"#{request.pk}", "vm-matrix: 22 (open)", "Patch the kernel (CHG-1234)", "Azure said no",
-                 "By:            the portal", f"http://testserver/requests/{request.pk}/", "203.0.113.50/32"):
+                 "By:            the portal", f"http://testserver/requests/{request.pk}/", "203.0.113.50/32",
+                 "http://testserver/notifications/preferences/"):
         assert text in message.body, text
+    window = re.search(r"^Window: +(.+)$", message.body, re.MULTILINE).group(1)  # to the minute, in UTC
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d to \d{4}-\d\d-\d\d \d\d:\d\d UTC", window), window
     assert services.email_send(notification_id=note.pk) is None  # sent once
 
 
