@@ -47,7 +47,8 @@ def preferences(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Your notification preferences are saved.")
         return redirect("notifications:preferences")
     return render(request, "notifications/preferences.html",
-                  {"title": "Notifications", "form": form, "email": request.user.email})
+                  {"title": "Notifications", "form": form, "email": request.user.email},
+                  status=400 if request.method == "POST" else 200)
 
 
 @requires(SETTINGS_WRITE)

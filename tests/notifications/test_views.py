@@ -42,7 +42,7 @@ def test_preferences_page_shows_the_defaults_and_saves_choices(client, persona_m
 def test_preferences_refuse_unknown_events(client, persona_mappings):
     client.force_login(make_persona("requester"))
     response = client.post(reverse("notifications:preferences"), {"requester_events": ["exploded"]})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
     assert not NotificationPreference.objects.exists()
 
