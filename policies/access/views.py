@@ -162,13 +162,17 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def request_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The request's live part, polled by htmx while something is moving (``selectors.poll_interval``). When
     Extend comes or goes (the page says what it shows in ``?extendable=``), the form is swapped in or out beside
-    it (out of band), so the page never reloads and a poll never resets a choice being made in the form."""
+    it (out of band), so the page never reloads and a poll never resets a choice being made in the form. When
+    the state differs from the one the page shows (``?state=``), the new state is written into the page's
+    polite live region, so screen readers announce it once (the swapped status itself is not a live region)."""
     access = _request_for(request, pk)
     view = selectors.request_view(access, request.user)
     shown = request.GET.get("extendable")
     extend_changed = shown in ("0", "1") and (shown == "1") != view["may_extend"]
+    shown_state = request.GET.get("state")
     return render(request, "policies/access/_request_status.html", {
         "access": access, "extend_changed": extend_changed,
+        "state_changed": bool(shown_state) and shown_state != access.state,
         "extend_form": _extend_form(access, view) if extend_changed else None, **view})
 
 

@@ -54,6 +54,8 @@ def test_a_requester_opens_ssh_for_their_ip_watches_it_open_copies_the_line_and_
     # The worker's part, in this process: Azure opens the port; the page polls and turns "Open" by itself.
     assert services.request_open(request_id=request.pk, policy_key=jump.policy_id.lower()).state == "open"
     expect(page.locator("#request-state")).to_have_text("Open", timeout=10_000)
+    expect(page.locator("#request-announcement")).to_have_text("State: Open")  # the live region, for screen readers
+    expect(page.locator("#request-announcement")).to_have_attribute("aria-live", "polite")  # kept, not replaced
     expect(page.locator("#extend-form")).to_be_visible()  # swapped in beside the status, no reload
     assert page.evaluate("() => window.__sameDocument === true")
 
@@ -71,6 +73,7 @@ def test_a_requester_opens_ssh_for_their_ip_watches_it_open_copies_the_line_and_
     page.evaluate("() => { window.__sameDocument = true; }")
     assert services.request_close_apply(request_id=request.pk).state == "closed"
     expect(page.locator("#request-state")).to_have_text("Closed", timeout=10_000)
+    expect(page.locator("#request-announcement")).to_have_text("State: Closed")
     expect(page.locator("#extend-form")).to_have_count(0)
     assert page.evaluate("() => window.__sameDocument === true")
     assert azure.jit_rules(target, "Allow") == {}

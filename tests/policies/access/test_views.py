@@ -306,6 +306,22 @@ def test_the_status_poll_swaps_extend_in_when_the_request_opens_and_out_when_it_
     assert '<div id="extend-slot" hx-swap-oob="true">' in ended and 'id="extend-form"' not in ended
 
 
+def test_a_state_change_seen_by_the_poll_is_written_into_the_pages_live_region_once(prod, requester, alice):
+    request = ask(requester, {"web-02": [22]})
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    live = re.search(r'<p id="request-announcement"[^>]*>', page).group(0)
+    assert 'aria-live="polite"' in live and 'role="status"' in live
+    assert page.index('id="request-announcement"') > page.index('id="request-status"')  # outside the swapped part
+    status = reverse("policies:request_status", args=[request.pk])
+    queued = alice.get(status, {"extendable": "0", "state": "queued"}).content.decode()
+    assert "request-announcement" not in queued and "state=queued" in queued
+    open_all(request)
+    opened = alice.get(status, {"extendable": "0", "state": "queued"}).content.decode()
+    assert '<p id="request-announcement" hx-swap-oob="innerHTML">State: Open</p>' in opened
+    assert "state=open" in opened
+    assert "request-announcement" not in alice.get(status, {"extendable": "1", "state": "open"}).content.decode()
+
+
 @pytest.mark.parametrize("ids", [["99999999999999999999"], ["-3"], ["0"]])
 def test_a_vm_id_the_database_cannot_hold_is_not_found(prod, alice, ids):
     alice.raise_request_exception = False
