@@ -7,6 +7,7 @@ worker at ``nice 10`` (as the Procfile runs it); all are removed afterwards.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -166,7 +167,7 @@ def _submit_to_page_open(client, vm_pk: int, samples: int = 10) -> list[float]:
             if found is None or time.perf_counter() - started > 60:
                 raise RuntimeError(f"the request page stopped polling before it showed open: {text[:500]}")
             time.sleep(int(found.group(2)) / (1000 if found.group(3) == "ms" else 1))
-            text = client.get(found.group(1), HTTP_HX_REQUEST="true").content.decode()
+            text = client.get(html.unescape(found.group(1)), HTTP_HX_REQUEST="true").content.decode()
         times.append(time.perf_counter() - started)
     return times
 
