@@ -1,6 +1,8 @@
 """Subscription pages under Settings: register, see the Defender check, sync now with progress."""
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.urls import reverse
 
@@ -87,6 +89,17 @@ def test_sync_now_queues_a_sync_of_the_admins_subscriptions(client, policy_admin
         client.post(reverse("policies:sync_now"))
     assert list(SyncRun.objects.values_list("subscription__subscription_id", flat=True)) == [PROD]
     assert len(queued) == 1
+
+
+@pytest.mark.django_db
+def test_seed_demo_queues_the_inventory_syncs_and_the_activity_log_copy(settings, django_capture_on_commit_callbacks):
+    from django.core.management import call_command
+
+    settings.DEBUG = True
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        call_command("seed_demo", stdout=io.StringIO())
+    names = {getattr(callback, "__qualname__", "") for callback in queued}
+    assert "_copy_activity_log" in names and Subscription.objects.count() == 2
 
 
 @pytest.mark.django_db

@@ -2,6 +2,7 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from accounts.demo import demo_role_mappings_ensure
 from policies.demo import seed as seed_inventory
@@ -28,6 +29,14 @@ class Command(BaseCommand):
         mappings = demo_role_mappings_ensure()
         self.stdout.write(f"Role mappings created: {mappings}.")
         seed_inventory()
-        self.stdout.write("Demo subscriptions registered; their inventory syncs in the background.")
+        transaction.on_commit(_copy_activity_log, robust=True)  # not only at the beat's first ingestion
+        self.stdout.write("Demo subscriptions registered; their inventory and Activity Log copy in the background.")
         self.stdout.write(f"Access rules created: {seed_access_rules()}.")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
+
+
+def _copy_activity_log() -> None:
+    """Queue the Activity Log ingestion of every registered subscription (the audit search has a week at once)."""
+    from audit.tasks import ingest_all
+
+    ingest_all.delay()
