@@ -76,10 +76,25 @@ def event_payload(*, event: str, delivery_id: str, occurred_at: datetime, reques
             "actor": actor, "detail": detail}
 
 
+# A closed request's summary by how it ended (``detail["reason"]``).
+CLOSED_HEADLINES = {
+    "cancelled": "Access request #{id} cancelled",
+    "expired": "Access request #{id} ended: its time is up",
+    "revoked": "Access request #{id} ended early: Azure revoked it",
+}
+REPLACED_HEADLINE = "Access request #{id} ended early: a newer request took its port"
+
+
 def title_of(event: str, request_id, detail: dict | None) -> str:
-    """The one-line summary of an event (an approval that is not the last one says so)."""
-    if event == "approved" and (detail or {}).get("complete") is False:
+    """The one-line summary of an event (an approval that is not the last one says so; a closed request says
+    how it ended)."""
+    detail = detail or {}
+    if event == "approved" and detail.get("complete") is False:
         return f"Access request #{request_id}: an approval is in, more are needed"
+    if event == "closed" and detail.get("azure_reason") == "NewerRequestInitiated":
+        return REPLACED_HEADLINE.format(id=request_id)
+    if event == "closed" and detail.get("reason") in CLOSED_HEADLINES:
+        return CLOSED_HEADLINES[detail["reason"]].format(id=request_id)
     return HEADLINES.get(event, event).format(id=request_id)
 
 

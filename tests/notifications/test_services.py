@@ -446,3 +446,17 @@ def test_the_audit_trail_keeps_no_webhook_credential():
     services.webhook_update(actor=None, webhook=webhook, url=url + "2")
     trail = " ".join(str(e.after) + str(e.before) for e in AuditEvent.objects.filter(target_type="webhook"))
     assert "SECRETSECRET" not in trail and "hooks.slack.com/…" in trail
+
+
+@pytest.mark.parametrize(("detail", "headline"), [
+    ({"reason": "closed"}, "Access request #7 closed"),
+    ({"reason": "cancelled"}, "Access request #7 cancelled"),
+    ({"reason": "expired"}, "Access request #7 ended: its time is up"),
+    ({"reason": "revoked", "azure_reason": "UserRequested"}, "Access request #7 ended early: Azure revoked it"),
+    ({"reason": "revoked", "azure_reason": "NewerRequestInitiated"},
+     "Access request #7 ended early: a newer request took its port"),
+])
+def test_a_closed_requests_subject_says_how_it_ended(detail, headline):
+    from notifications.payloads import title_of
+
+    assert title_of("closed", 7, detail) == headline
