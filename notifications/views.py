@@ -130,6 +130,9 @@ def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
 def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a signed ``test`` delivery; its outcome appears under recent deliveries."""
     webhook = selectors.webhook_get(request.user, pk)
+    if not webhook.active:  # it would be refused at once ("the webhook was disabled"): say so instead
+        messages.error(request, f"Webhook {webhook.name} is disabled: enable it to send a test.")
+        return redirect("notifications:webhook_detail", pk=webhook.pk)
     delivery = services.webhook_test(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
     messages.success(request, f"Test delivery {delivery.delivery_id} queued; reload to see its outcome.")
     return redirect("notifications:webhook_detail", pk=webhook.pk)

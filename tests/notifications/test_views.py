@@ -121,6 +121,9 @@ def test_edit_disable_test_and_delete_are_audited(admin_client, django_capture_o
     assert admin_client.post(reverse("notifications:webhook_toggle", args=[webhook.pk])).status_code == 302
     webhook.refresh_from_db()
     assert not webhook.active
+    refused = admin_client.post(reverse("notifications:webhook_test", args=[webhook.pk]), follow=True)
+    assert "is disabled: enable it to send a test." in refused.content.decode()
+    assert WebhookDelivery.objects.count() == 1  # no test queued to a disabled webhook
     assert admin_client.post(reverse("notifications:webhook_delete", args=[webhook.pk])).status_code == 302
     assert not Webhook.objects.exists()
     assert list(AuditEvent.objects.filter(target_type="webhook").order_by("pk").values_list("action", flat=True)) == [
