@@ -330,3 +330,17 @@ def test_a_filter_value_that_is_not_a_choice_says_it_was_left_out(client, policy
     page = client.get(reverse("policies:inventory"), {"resource_group": "rg-<gone>"}).content.decode()
     assert ('Resource group: Select a valid choice. rg-&lt;gone&gt; is not one of the available choices. '
             'The filter was left out.') in page
+
+
+@pytest.mark.django_db
+def test_the_inventory_rows_escape_what_azure_or_a_user_named(client, policy_admin):
+    vm = make_vm(IN_RG)
+    hostile = '<img src=x onerror="alert(1)">'
+    VirtualMachine.objects.filter(pk=vm.pk).update(name=f"vm{hostile}", location=hostile, os_type=hostile,
+                                                   private_ip=hostile, last_user=hostile)
+    vm.subscription.display_name = hostile
+    vm.subscription.save(update_fields=["display_name"])
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert hostile not in page  # the rows are rendered in Python and marked safe: every value must be escaped
+    assert page.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") >= 6
