@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import authenticated_only, requires
 from accounts.roles import SETTINGS_WRITE
 from jitportal.lib import sealing
+from jitportal.lib.tables import positive_int
 
 from . import selectors, services
 from .forms import PreferenceForm, WebhookForm
@@ -20,14 +21,6 @@ SECRET_SESSION_KEY = "notifications_webhook_secret"
 
 def _client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
-
-
-def _page_number(value: str | None) -> int:
-    """``?page=`` as a page number, 1 when missing or not a whole number."""
-    try:
-        return max(int(value or "1"), 1)
-    except ValueError:
-        return 1
 
 
 def _form_status(request: HttpRequest) -> int:
@@ -48,7 +41,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
         return redirect("notifications:preferences")
     return render(request, "notifications/preferences.html",
                   {"title": "Notifications", "form": form, "email": request.user.email},
-                  status=400 if request.method == "POST" else 200)
+                  status=_form_status(request))
 
 
 @requires(SETTINGS_WRITE)
@@ -80,7 +73,7 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     webhook = selectors.webhook_get(request.user, pk)
     once = sealing.take_once(request.session, SECRET_SESSION_KEY)
     secret = once["secret"] if once and once.get("pk") == webhook.pk else None
-    page = min(_page_number(request.GET.get("page")), selectors.MAX_DELIVERY_PAGE)
+    page = min(positive_int(request.GET.get("page"), 1), selectors.MAX_DELIVERY_PAGE)
     deliveries, older = selectors.delivery_page(webhook, page)
     return render(request, "notifications/webhook_detail.html",
                   {"title": webhook.name, "webhook": webhook, "secret": secret, "deliveries": deliveries,

@@ -12,13 +12,18 @@ NOWRAP = {"td": {"class": "nowrap"}}
 MAX_PER_PAGE = 100
 
 
-def rows_per_page(value: str | None, default: int) -> int:
-    """``?per_page=`` cut to ``MAX_PER_PAGE``; ``default`` when missing or not a positive whole number."""
+def positive_int(value: str | None, default: int) -> int:
+    """A query parameter as a positive whole number; ``default`` when missing or anything else."""
     try:
-        wanted = int(value or "")
+        number = int(value or "")
     except ValueError:
         return default
-    return min(wanted, MAX_PER_PAGE) if wanted > 0 else default
+    return number if number > 0 else default
+
+
+def rows_per_page(value: str | None, default: int) -> int:
+    """``?per_page=`` cut to ``MAX_PER_PAGE``; ``default`` when missing or not a positive whole number."""
+    return min(positive_int(value, default), MAX_PER_PAGE)
 
 
 def _within(page: str, last: int | None) -> str:
