@@ -7,6 +7,7 @@ caller's roles at the object's scope again. Objects out of scope answer 404, exa
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import timedelta
 
@@ -51,7 +52,7 @@ ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `e
           403: OpenApiResponse(s.ErrorSerializer, description="Your roles do not allow this.")}
 NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="No such object, or not in your scope.")}
 KEY_REUSED = {422: OpenApiResponse(s.ErrorSerializer, description="This Idempotency-Key was already used for "
-                                                                  "another operation.")}
+                                                                  "another operation or with another body.")}
 READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403]}
 PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
                    OpenApiParameter("offset", int, description="Rows to skip.")]
@@ -233,6 +234,12 @@ def _idempotency_key(request: Request) -> str:
     return f"api:{request.user.pk}:" + hashlib.sha256(given.encode()).hexdigest()[:48]
 
 
+def _fingerprint(request: Request) -> str:
+    """SHA-256 of the JSON body (keys sorted): a retry with an ``Idempotency-Key`` must send the same body."""
+    return hashlib.sha256(json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str
+                                     ).encode()).hexdigest()
+
+
 REQUEST_FILTERS = [
     OpenApiParameter("state", str, enum=[v.value for v in PortState]),
     OpenApiParameter("all", bool, description="Policy admins: every request in your scope, not only yours."),
@@ -268,8 +275,9 @@ class RequestListView(ApiView):
 
     @extend_schema(operation_id="requests_create", request=s.RequestCreateSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                                description="Same key, same request: a retry returns the first "
-                                                            "(200); a key used for another operation is a 422.")],
+                                                description="Same key, same body: a retry returns the first "
+                                                            "request (200); the key sent with another body or for "
+                                                            "another operation is a 422.")],
                    responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND,
                               **KEY_REUSED},
                    tags=["requests"])
@@ -284,6 +292,7 @@ class RequestListView(ApiView):
         access, created = access_services.request_create(
             actor=request.user, selections=wanted.selections, source_prefix=source, duration=wanted.duration,
             justification=wanted.justification, idempotency_key=_idempotency_key(request),
+            idempotency_fingerprint=_fingerprint(request),
             source_kind="range" if "/" in source and not source.endswith(("/32", "/128")) else "ip",
             client_ip=_client_ip(request), **extra)
         access = access_selectors.request_get(request.user, access.pk)
@@ -334,8 +343,9 @@ class RequestExtendView(ApiView):
 
     @extend_schema(operation_id="requests_extend", request=s.ExtendSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                                description="Same key, same extension: a retry returns the first "
-                                                            "(200); a key used for another operation is a 422.")],
+                                                description="Same key, same body: a retry returns the first "
+                                                            "extension (200); the key sent with another body or "
+                                                            "for another operation is a 422.")],
                    responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND,
                               **KEY_REUSED},
                    tags=["requests"])
@@ -346,7 +356,7 @@ class RequestExtendView(ApiView):
         data = body.validated_data
         extension, created = access_services.request_extend(
             actor=request.user, original=access, duration=_extend_duration(data),
-            idempotency_key=_idempotency_key(request),
+            idempotency_key=_idempotency_key(request), idempotency_fingerprint=_fingerprint(request),
             justification=data.get("justification", ""), client_ip=_client_ip(request))
         extension = access_selectors.request_get(request.user, extension.pk)
         return Response(_request_json(extension, request), status=201 if created else 200)

@@ -81,6 +81,8 @@ class AccessRequest(models.Model):
     state = models.CharField(max_length=16, choices=PortState.choices, default=PortState.QUEUED)
     idempotency_key = models.CharField(max_length=64, unique=True,
                                        help_text="The form's one-time token: a second submit finds this row.")
+    idempotency_fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="The API body's SHA-256: the key replayed with another body is refused.")
     correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
                                       help_text="Sent to Azure in the justification; finds the request there.")
     source_prefix = models.CharField(max_length=64, help_text="The source every port of the request opens for.")

@@ -64,9 +64,11 @@ def _operation(kind: str, extends_id: int | None) -> str:
     return f"extending request #{extends_id}" if kind == AccessRequest.Kind.EXTEND else "a new request"
 
 
-def _replayed(idempotency_key: str, *, actor, extends: AccessRequest | None) -> AccessRequest | None:
+def _replayed(idempotency_key: str, *, actor, extends: AccessRequest | None, fingerprint: str = ""
+              ) -> AccessRequest | None:
     """The request made earlier with ``idempotency_key`` for this same operation (a new request, or extending
-    ``extends``); ``None`` when the key is new. Someone else's key, or one used for another operation, is refused."""
+    ``extends``); ``None`` when the key is new. Someone else's key, one used for another operation, or (when both
+    carry a ``fingerprint`` of what was sent) one sent before with another body is refused."""
     existing = AccessRequest.objects.filter(idempotency_key=idempotency_key).first()
     if existing is None:
         return None
@@ -78,6 +80,10 @@ def _replayed(idempotency_key: str, *, actor, extends: AccessRequest | None) -> 
             f"This idempotency key was already used for {_operation(existing.kind, existing.extends_id)} "
             f"(request #{existing.pk}), not for {_operation(wanted, extends.pk if extends else None)}; "
             f"use a new key.", code="idempotency_conflict")
+    if fingerprint and existing.idempotency_fingerprint and fingerprint != existing.idempotency_fingerprint:
+        raise IdempotencyConflict(
+            f"This idempotency key was already used with another body (request #{existing.pk}); a retry must send "
+            f"the same body. To ask for something else, use a new key.", code="idempotency_conflict")
     return existing
 
 
@@ -181,8 +187,8 @@ def _validate_start(start_at: datetime | None, now: datetime) -> list[str]:
 def request_create(*, actor, selections: list[Selection], source_prefix: str, duration: timedelta,
                    justification: str, idempotency_key: str, source_kind: str = "", source_warning: str = "",
                    client_ip: str | None = None, extends: AccessRequest | None = None,
-                   start_at: datetime | None = None, each_port_maximum: bool = False
-                   ) -> tuple[AccessRequest, bool]:
+                   start_at: datetime | None = None, each_port_maximum: bool = False,
+                   idempotency_fingerprint: str = "") -> tuple[AccessRequest, bool]:
     """Store a request and, after commit, ask Azure to open it: ``(request, created)``.
 
     Every port is asked for ``duration``; with ``each_port_maximum`` (the Connect page: "the time range
@@ -191,12 +197,12 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
     The access rules decide first (``approvals.evaluate``): a deny raises ``ValidationError``; a request that
     needs approval waits ``pending``; one with a future ``start_at`` waits ``scheduled``; the rest are
     ``queued`` and sent to the open task at once. A second submit of the same form (same
-    ``idempotency_key``) returns the first request, unchanged; the key of another operation raises
-    ``IdempotencyConflict``.
+    ``idempotency_key``) returns the first request, unchanged; the key of another operation, or (API) the key
+    replayed with a body of another ``idempotency_fingerprint``, raises ``IdempotencyConflict``.
     """
     from . import approvals
 
-    existing = _replayed(idempotency_key, actor=actor, extends=extends)
+    existing = _replayed(idempotency_key, actor=actor, extends=extends, fingerprint=idempotency_fingerprint)
     if existing is not None:
         return existing, False
     justification = (justification or "").strip()
@@ -226,7 +232,8 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
                 request = AccessRequest.objects.create(
                     requester=actor, requester_name=_username(actor), justification=justification,
                     kind=AccessRequest.Kind.EXTEND if extends else AccessRequest.Kind.NEW, extends=extends,
-                    idempotency_key=idempotency_key, source_prefix=source_prefix, source_kind=source_kind,
+                    idempotency_key=idempotency_key, idempotency_fingerprint=idempotency_fingerprint,
+                    source_prefix=source_prefix, source_kind=source_kind,
                     source_warning=source_warning[:255], client_ip=client_ip or None, scheduled_start=start_at,
                     end_at=end, state=port_state, approval_state=approval_state,
                     approvals_required=verdict.approvals, second_level_approvals=verdict.second_level,
@@ -234,7 +241,7 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
                                          if verdict.needs_approval else None),
                     rule=verdict.rule, rule_name=verdict.rule.name if verdict.rule else "")
         except IntegrityError:  # the same key sent twice at once: the other submit stored first
-            existing = _replayed(idempotency_key, actor=actor, extends=extends)
+            existing = _replayed(idempotency_key, actor=actor, extends=extends, fingerprint=idempotency_fingerprint)
             if existing is None:
                 raise
             return existing, False
@@ -302,7 +309,8 @@ def enqueue_close(request_id: int) -> None:
 
 
 def request_extend(*, actor, original: AccessRequest, duration: timedelta, idempotency_key: str,
-                   justification: str = "", client_ip: str | None = None) -> tuple[AccessRequest, bool]:
+                   justification: str = "", client_ip: str | None = None, idempotency_fingerprint: str = ""
+                   ) -> tuple[AccessRequest, bool]:
     """Ask again for the same VMs, ports (those still open) and source, ending ``duration`` from now (within each
     port's maximum)."""
     vm_rows = list(original.vms.select_related("vm", "vm__subscription").prefetch_related("ports"))
@@ -310,7 +318,7 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
         raise PermissionDenied("Only the requester or a policy admin may extend this request.")
     if original.requester_id != actor.pk:
         raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
-    earlier = _replayed(idempotency_key, actor=actor, extends=original)
+    earlier = _replayed(idempotency_key, actor=actor, extends=original, fingerprint=idempotency_fingerprint)
     if earlier is not None:  # the same form again: its extension, even once it replaced the original
         return earlier, False
     original.refresh_from_db(fields=["state", "closed_at"])
@@ -324,6 +332,7 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
         actor=actor, selections=selections, source_prefix=original.source_prefix, duration=duration,
         justification=reason[:MAX_JUSTIFICATION], idempotency_key=idempotency_key, source_kind=original.source_kind,
         source_warning=original.source_warning, client_ip=client_ip, extends=original,
+        idempotency_fingerprint=idempotency_fingerprint,
         each_port_maximum=True)  # "ending later, within each port's maximum from now"
     return request, created
 

@@ -1,5 +1,6 @@
-"""``Idempotency-Key`` on ``POST /requests/`` and ``…/extend/``: the same key for the same operation returns the
-first result; the same key for another operation (a new request, or extending another request) is a 422."""
+"""``Idempotency-Key`` on ``POST /requests/`` and ``…/extend/``: the same key with the same body for the same
+operation returns the first result; the same key for another operation (a new request, or extending another
+request) or with another body is a 422."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -21,9 +22,9 @@ def body(name: str) -> dict:
          "allowedSourceAddressPrefix": ["198.51.100.23"]}]}], "justification": "Patch the kernel"}
 
 
-def opened(client, name: str, key: str) -> int:
-    """A new request for ``name`` made with ``key``, opened in Azure; its id."""
-    response = client.post(REQUESTS, body(name), HTTP_IDEMPOTENCY_KEY=key)
+def opened(client, name: str, key: str, sent: dict | None = None) -> int:
+    """A new request for ``name`` (the body ``sent``, else a fresh one) made with ``key``, opened in Azure; its id."""
+    response = client.post(REQUESTS, sent or body(name), HTTP_IDEMPOTENCY_KEY=key)
     assert response.status_code == 201, response.content
     open_all(AccessRequest.objects.get(pk=response.json()["id"]))
     return response.json()["id"]
@@ -31,14 +32,15 @@ def opened(client, name: str, key: str) -> int:
 
 def test_a_key_of_a_new_request_is_refused_for_extending_it(prod, requester, api_as):
     client = api_as(requester)
-    first = opened(client, "web-02", "k")
+    sent = body("web-02")
+    first = opened(client, "web-02", "k", sent)
     reused = client.post(f"{REQUESTS}{first}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="k")
     assert reused.status_code == 422, reused.content
     detail = reused.json()["detail"]
     assert f"key was already used for a new request (request #{first})" in detail
     assert reused.json()["errors"] == [detail]
     assert AccessRequest.objects.count() == 1  # no extension made
-    replayed = client.post(REQUESTS, body("web-02"), HTTP_IDEMPOTENCY_KEY="k")
+    replayed = client.post(REQUESTS, sent, HTTP_IDEMPOTENCY_KEY="k")
     assert (replayed.status_code, replayed.json()["id"]) == (200, first)
 
 
@@ -53,3 +55,32 @@ def test_a_key_of_an_extension_is_refused_for_a_new_request_or_another_extension
     other = client.post(f"{REQUESTS}{second}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="ext")
     assert other.status_code == 422, other.content
     assert AccessRequest.objects.count() == 3
+
+
+def test_a_key_replayed_with_another_body_is_refused_and_asks_for_nothing(prod, requester, api_as):
+    client = api_as(requester)
+    sent = body("web-02")
+    first = client.post(REQUESTS, sent, HTTP_IDEMPOTENCY_KEY="same")
+    assert first.status_code == 201, first.content
+    other = {**sent, "justification": "Something else entirely"}
+    refused = client.post(REQUESTS, other, HTTP_IDEMPOTENCY_KEY="same")
+    assert refused.status_code == 422, refused.content
+    assert f"already used with another body (request #{first.json()['id']})" in refused.json()["detail"]
+    elsewhere = client.post(REQUESTS, body("web-04"), HTTP_IDEMPOTENCY_KEY="same")
+    assert elsewhere.status_code == 422
+    # The same body again, keys in another order, is the retry it claims to be.
+    again = client.post(REQUESTS, dict(reversed(list(sent.items()))), HTTP_IDEMPOTENCY_KEY="same")
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    assert AccessRequest.objects.count() == 1
+    assert AccessRequest.objects.get().justification == "Patch the kernel"
+
+
+def test_an_extension_replayed_with_another_duration_is_refused(prod, requester, api_as):
+    client = api_as(requester)
+    first = opened(client, "web-02", "a")
+    extended = client.post(f"{REQUESTS}{first}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="ext")
+    assert extended.status_code == 201, extended.content
+    longer = client.post(f"{REQUESTS}{first}/extend/", {"duration": "PT3H"}, HTTP_IDEMPOTENCY_KEY="ext")
+    assert longer.status_code == 422, longer.content
+    assert "another body" in longer.json()["detail"]
+    assert AccessRequest.objects.count() == 2
