@@ -38,16 +38,23 @@ def paginate(request: HttpRequest, table: Table, *, per_page: int,
              paginator_class: type[Paginator] = Paginator, count: int | None = None) -> Table:
     """Sort and page ``table`` from the request, as django-tables2's ``RequestConfig`` does (a page that is not a
     number is the first, one past the end the last the paginator knows), with at most ``MAX_PER_PAGE`` rows.
-    ``count``, the rows when the caller already has it, brings a page past the end to the last one even for a
-    ``LazyPaginator`` (which knows no last page and would show the first) without counting again."""
+    ``count``, the rows when the caller already has it, brings a page past the end to the last one without counting
+    again; a ``LazyPaginator`` (which knows no last page) counts them only when asked for a page past the end."""
     RequestConfig(request, paginate=False).configure(table)  # the sort
     size = rows_per_page(request.GET.get(table.prefixed_per_page_field), per_page)
-    last = max(1, -(-count // size)) if count is not None else None
+    last = _last_page(count, size) if count is not None else None
     try:
         table.paginate(paginator_class=paginator_class, per_page=size,
                        page=_within(request.GET.get(table.prefixed_page_field) or "1", last))
     except PageNotAnInteger:
         table.page = table.paginator.page(1)
     except EmptyPage:
-        table.page = table.paginator.page(table.paginator.num_pages)
+        if table.paginator.num_pages is None:  # a LazyPaginator past the end: one COUNT places the last page
+            table.paginate(paginator_class=paginator_class, per_page=size, page=_last_page(len(table.data), size))
+        else:
+            table.page = table.paginator.page(table.paginator.num_pages)
     return table
+
+
+def _last_page(count: int, size: int) -> int:
+    return max(1, -(-count // size))

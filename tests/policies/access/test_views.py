@@ -220,6 +220,16 @@ def test_the_list_page_runs_a_fixed_number_of_queries(prod, requester, client, d
         assert client.get(reverse("policies:requests")).status_code == 200
 
 
+def test_a_page_past_the_end_of_my_requests_shows_the_last_page(prod, requester, client):
+    oldest = min(ask(requester, {"web-02": [22]}).pk for _ in range(7))
+    client.force_login(requester)
+    response = client.get(reverse("policies:requests"), {"per_page": "3", "page": "99"})
+    page = response.context["table"].page
+    assert (page.number, len(page.object_list), page.has_next()) == (3, 1, False)
+    assert [row.record.pk for row in page.object_list] == [oldest]  # alone on the last page
+    assert client.get(reverse("policies:requests"), {"per_page": "3", "page": "2"}).context["table"].page.number == 2
+
+
 def test_someone_else_cannot_close_a_request(prod, requester, reader, client):
     request = ask(requester, {"web-02": [22]})
     open_all(request)
