@@ -46,12 +46,16 @@ Progress = Callable[[str, int], None]
 
 
 def _collect(phase: str, result: Iterable, progress: Progress) -> list:
+    """Every item of a paged list, with progress every 200; the phase is named before the first page is asked
+    for (the pages are fetched as they are iterated), so a list that fails is the one the run names."""
+    progress(phase, 0)
     items = []
     for item in shapes.iterate(result):
         items.append(item)
         if len(items) % 200 == 0:
             progress(phase, len(items))
-    progress(phase, len(items))
+    if len(items) % 200:
+        progress(phase, len(items))
     return items
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -34,6 +34,9 @@ from .models import (
 
 log = logging.getLogger(__name__)
 STALE_RUNNING = timedelta(minutes=10)
+# A queued sync no worker has taken for this long is lost: longer than the longest retry countdown
+# (``tasks.MAX_COUNTDOWN``) plus a busy queue's wait.
+LOST_QUEUED = timedelta(hours=1)
 
 
 def _place(vm: VirtualMachine) -> dict:
@@ -93,11 +96,17 @@ def sync_request(*, actor, subscription: Subscription) -> SyncRun:
     return _sync_request(actor=actor, subscription=subscription)[0]
 
 
+def _pending(subscription: Subscription, now: datetime) -> SyncRun | None:
+    """The subscription's sync that is queued (however long it has waited for a worker, up to ``LOST_QUEUED``) or
+    running (started within ``STALE_RUNNING``): while there is one, another would only overlap it."""
+    return SyncRun.objects.filter(subscription=subscription).filter(
+        Q(state=SyncRun.State.QUEUED) & (Q(created_at__gte=now - LOST_QUEUED) | Q(started_at__gte=now - LOST_QUEUED))
+        | Q(state=SyncRun.State.RUNNING, started_at__gte=now - STALE_RUNNING)).first()
+
+
 def _sync_request(*, actor, subscription: Subscription) -> tuple[SyncRun, bool]:
     with transaction.atomic():
-        running = SyncRun.objects.filter(subscription=subscription, state__in=[SyncRun.State.QUEUED,
-                                                                               SyncRun.State.RUNNING],
-                                         created_at__gte=timezone.now() - STALE_RUNNING).first()
+        running = _pending(subscription, timezone.now())
         if running is not None:
             return running, False
         run = SyncRun.objects.create(subscription=subscription,
@@ -191,17 +200,23 @@ def sync_fail(*, run_id: int, message: str) -> None:
 
 
 def sync_fail_abandoned() -> int:
-    """Fail the runs still "running" past ``STALE_RUNNING``: their worker was lost (killed at the hard time
-    limit, crashed), as no task runs that long. Returns how many."""
+    """Fail the runs still "running" past ``STALE_RUNNING`` (their worker was lost: killed at the hard time limit,
+    crashed, as no task runs that long) and those queued past ``LOST_QUEUED`` (no worker took their message, nor
+    a retry's, in that time: the broker lost it). Returns how many."""
     now = timezone.now()
-    message = "The worker running this sync stopped before it finished (crash or time limit)."
-    stale = SyncRun.objects.filter(state=SyncRun.State.RUNNING, started_at__lt=now - STALE_RUNNING)
     failed = 0
-    for pk, subscription_id in list(stale.values_list("pk", "subscription_id")):
-        if stale.filter(pk=pk).update(state=SyncRun.State.FAILED, error=message, finished_at=now):
-            failed += 1
-            Subscription.objects.filter(pk=subscription_id, last_sync_status=Subscription.SyncStatus.RUNNING).update(
-                last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=now)
+    for stale, message in (
+            (SyncRun.objects.filter(state=SyncRun.State.RUNNING, started_at__lt=now - STALE_RUNNING),
+             "The worker running this sync stopped before it finished (crash or time limit)."),
+            (SyncRun.objects.filter(Q(started_at__isnull=True) | Q(started_at__lt=now - LOST_QUEUED),
+                                    state=SyncRun.State.QUEUED, created_at__lt=now - LOST_QUEUED),
+             "No worker took this sync up within an hour (its queued message was lost); a new one is queued.")):
+        for pk, subscription_id in list(stale.values_list("pk", "subscription_id")):
+            if stale.filter(pk=pk).update(state=SyncRun.State.FAILED, error=message, finished_at=now):
+                failed += 1
+                Subscription.objects.filter(pk=subscription_id, last_sync_status__in=[
+                    Subscription.SyncStatus.RUNNING, Subscription.SyncStatus.NEVER]).update(
+                    last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=now)
     return failed
 
 

@@ -288,3 +288,50 @@ def test_beat_fails_a_run_whose_worker_was_lost_and_queues_a_new_one(
     subscription.refresh_from_db()
     assert lost.state == SyncRun.State.FAILED and "stopped before it finished" in lost.error
     assert subscription.last_sync_status == "failed" and "stopped before it finished" in subscription.last_sync_error
+
+
+@pytest.mark.django_db
+def test_a_run_that_waited_long_for_a_worker_is_not_overlapped_by_the_next_beat(
+        fresh_emulator, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    subscription = register(fresh_emulator, PROD, "Production")
+    waited = SyncRun.objects.create(subscription=subscription)
+    long_ago = timezone.now() - services.STALE_RUNNING - timedelta(minutes=5)  # queued behind a busy worker
+    SyncRun.objects.filter(pk=waited.pk).update(created_at=long_ago)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.sync_all() == 0  # still queued: no second run
+    SyncRun.objects.filter(pk=waited.pk).update(state=SyncRun.State.RUNNING, started_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.sync_all() == 0  # now running (started just now): still no second run
+    assert SyncRun.objects.filter(subscription=subscription).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_queued_run_no_worker_took_for_an_hour_fails_visibly_and_a_new_one_is_queued(
+        fresh_emulator, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    subscription = register(fresh_emulator, PROD, "Production")
+    lost = SyncRun.objects.create(subscription=subscription)
+    SyncRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - services.LOST_QUEUED - timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert services.sync_all() == 1
+    lost.refresh_from_db()
+    assert lost.state == SyncRun.State.FAILED and "No worker took this sync up" in lost.error
+    assert len(sent) == 1 and SyncRun.objects.filter(subscription=subscription, state="queued").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_list_that_fails_is_the_phase_the_run_names(fresh_emulator):
+    subscription = register(fresh_emulator, PROD, "Production")
+    fresh_emulator.add_fault(path="/networkSecurityGroups$", kind="429", method="GET", retry_after=0)
+    run = SyncRun.objects.create(subscription=subscription)
+    outcome = services.sync_run(run_id=run.pk)
+    run.refresh_from_db()
+    assert outcome.state == run.state == SyncRun.State.QUEUED  # throttled: the task retries
+    assert run.phase == "network security groups", run.phase
