@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from accounts import authz
 from accounts.roles import JIT_POLICY_WRITE, SETTINGS_WRITE, VM_WRITE
@@ -34,9 +35,15 @@ from .models import (
 
 log = logging.getLogger(__name__)
 STALE_RUNNING = timedelta(minutes=10)
+BROKER_ERRORS = (OperationalError, OSError)
+# A change no worker has claimed this long after it was stored or sent (its task never reached the broker) is sent
+# again; one waiting for a retry, after longer than any retry countdown.
+CHANGE_UNSENT = timedelta(minutes=2)
+CHANGE_RETRY_LOST = timedelta(hours=1)
+CHANGE_MAX_ATTEMPTS = 13  # the task's first try and its retries
 # A queued sync no worker has taken for this long is lost: longer than the longest retry countdown
-# (``tasks.MAX_COUNTDOWN``) plus a busy queue's wait.
-LOST_QUEUED = timedelta(hours=1)
+# (``tasks.MAX_COUNTDOWN``) plus a busy queue's wait. One never started is sent again after ``CHANGE_UNSENT``.
+LOST_QUEUED = CHANGE_RETRY_LOST
 
 
 def _place(vm: VirtualMachine) -> dict:
@@ -106,8 +113,12 @@ def _pending(subscription: Subscription, now: datetime) -> SyncRun | None:
 
 def _sync_request(*, actor, subscription: Subscription) -> tuple[SyncRun, bool]:
     with transaction.atomic():
-        running = _pending(subscription, timezone.now())
+        now = timezone.now()
+        running = _pending(subscription, now)
         if running is not None:
+            if running.state == SyncRun.State.QUEUED and running.started_at is None \
+                    and running.created_at < now - CHANGE_UNSENT:  # its task may never have reached the broker
+                transaction.on_commit(lambda: _enqueue_sync(running.pk))  # a duplicate finds it claimed: harmless
             return running, False
         run = SyncRun.objects.create(subscription=subscription,
                                      requested_by=actor if getattr(actor, "pk", None) else None)
@@ -122,7 +133,10 @@ def _sync_request(*, actor, subscription: Subscription) -> tuple[SyncRun, bool]:
 def _enqueue_sync(run_id: int) -> None:
     from .tasks import sync_subscription
 
-    sync_subscription.delay(run_id)
+    try:
+        sync_subscription.delay(run_id)
+    except BROKER_ERRORS as exc:  # the row is stored; the beat's next sync_all takes over
+        log.warning("policies: could not enqueue sync run %s (%s)", run_id, exc)
 
 
 @dataclass
@@ -286,10 +300,47 @@ def _create_change(*, actor, kind: str, vms: list[VirtualMachine], desired: dict
     return change
 
 
-def _enqueue_change(change_id: int) -> None:
+def _send_change(change_id: int) -> None:
     from .tasks import apply_policy_change
 
     apply_policy_change.delay(change_id)
+
+
+def _enqueue_change(change_id: int) -> None:
+    """Send the change's task; when the broker is unreachable the row stays queued for ``policy_changes_resend``."""
+    try:
+        _send_change(change_id)
+    except BROKER_ERRORS as exc:
+        log.warning("policies: could not enqueue policy change %s (%s); the beat sends it later", change_id, exc)
+
+
+def policy_changes_resend(*, enqueue=None) -> dict[str, int]:
+    """Beat: send again the changes no worker has: queued ones never claimed ``CHANGE_UNSENT`` after they were
+    stored or last sent (the broker was down) or waiting on a retry past ``CHANGE_RETRY_LOST``, and running ones
+    whose worker was lost (past ``STALE_RUNNING``, queued again); fail with the reason those that used up
+    ``CHANGE_MAX_ATTEMPTS``. Returns counts."""
+    send = enqueue or _send_change
+    now = timezone.now()
+    stuck = PolicyChange.objects.filter(
+        Q(state=PolicyChange.State.QUEUED, attempts=0, updated_at__lt=now - CHANGE_UNSENT)
+        | Q(state=PolicyChange.State.QUEUED, updated_at__lt=now - CHANGE_RETRY_LOST)
+        | Q(state=PolicyChange.State.RUNNING, updated_at__lt=now - STALE_RUNNING))
+    exhausted = list(stuck.filter(attempts__gte=CHANGE_MAX_ATTEMPTS).values_list("pk", flat=True))
+    for pk in exhausted:
+        policy_change_fail(change_id=pk, message=f"Gave up after {CHANGE_MAX_ATTEMPTS} attempts: the worker "
+                                                 "applying it stopped each time.")
+    resent = 0
+    for pk in list(stuck.filter(attempts__lt=CHANGE_MAX_ATTEMPTS).order_by("pk").values_list("pk", flat=True)):
+        try:
+            send(pk)
+        except BROKER_ERRORS as exc:  # still down: the next beat tries again
+            log.warning("policies: could not enqueue policy change %s (%s)", pk, exc)
+            break
+        PolicyChange.objects.filter(pk=pk, state__in=[PolicyChange.State.QUEUED, PolicyChange.State.RUNNING],
+                                    updated_at__lt=now - CHANGE_UNSENT).update(state=PolicyChange.State.QUEUED,
+                                                                               updated_at=timezone.now())
+        resent += 1
+    return {"failed": len(exhausted), "resent": resent}
 
 
 def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRule] | None = None,

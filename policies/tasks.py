@@ -21,6 +21,12 @@ def sync_all() -> int:
     return services.sync_all()
 
 
+@shared_task(name="policies.resend_changes", acks_late=True)
+def resend_changes() -> dict:
+    """Beat: send again the policy changes no worker has (stored while the broker was down, or a lost worker's)."""
+    return services.policy_changes_resend()
+
+
 @shared_task(name="policies.sync_subscription", bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def sync_subscription(self, run_id: int) -> str:
     """Sync one subscription's inventory (``SyncRun`` ``run_id``). Whatever else stops it (the soft time limit,

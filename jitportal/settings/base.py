@@ -291,6 +291,8 @@ CELERY_BEAT_SCHEDULE["policies-sync-inventory"] = {
     "task": "policies.sync_all",
     "schedule": float(INVENTORY_SYNC_INTERVAL_SECONDS),
 }
+# Policy changes stored while the broker was down (or held by a lost worker) are sent again by this beat.
+CELERY_BEAT_SCHEDULE["policies-resend-changes"] = {"task": "policies.resend_changes", "schedule": 60.0}
 # --- end Inventory and policies -----------------------------------------------
 
 # --- Access requests -----------------------------------------------------------

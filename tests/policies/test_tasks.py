@@ -8,6 +8,7 @@ import pytest
 
 from policies import services, tasks
 from policies.models import PolicyChange, SyncRun, VirtualMachine
+from tests.notifications.conftest import broker_down  # noqa: F401 - a fixture, used by name
 from tests.policies.factories import vm
 
 POLICY_PATH = r"/resourceGroups/rg-web-prod/providers/Microsoft\.Security/locations/westeurope/jitNetwork"
@@ -74,3 +75,71 @@ def test_a_sync_cut_short_by_the_worker_fails_with_the_reason_instead_of_staying
     assert run.state == SyncRun.State.FAILED and run.finished_at is not None
     assert "SoftTimeLimitExceeded" in run.error
     assert prod.last_sync_status == "failed" and "SoftTimeLimitExceeded" in prod.last_sync_error
+
+
+@pytest.mark.django_db
+def test_a_change_saved_while_the_broker_is_down_is_kept_and_the_beat_sends_it_later(
+        client, prod, policy_admin, broker_down, django_capture_on_commit_callbacks):  # noqa: F811
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    client.force_login(policy_admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("policies:vm_enable", args=[vm("web-05").pk]))
+    assert response.status_code == 302  # not a 500: the change is stored and waits for the broker
+    change = PolicyChange.objects.get()
+    assert change.state == PolicyChange.State.QUEUED
+    assert services.policy_changes_resend() == {"failed": 0, "resent": 0}  # just stored: not stuck yet
+    PolicyChange.objects.filter(pk=change.pk).update(updated_at=timezone.now() - timedelta(minutes=3))
+    assert services.policy_changes_resend() == {"failed": 0, "resent": 0}  # the broker is still down
+    sent: list[int] = []
+    assert services.policy_changes_resend(enqueue=sent.append) == {"failed": 0, "resent": 1}
+    assert services.policy_changes_resend(enqueue=sent.append)["resent"] == 0  # not again at the next beat
+    assert sent == [change.pk]
+    assert tasks.apply_policy_change.apply(args=[change.pk]).get() == PolicyChange.State.APPLIED
+
+
+@pytest.mark.django_db
+def test_a_change_whose_worker_was_lost_is_sent_again_and_failed_once_it_used_its_attempts(prod, policy_admin):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    lost, exhausted = (services.policy_enable(actor=policy_admin, vms=[vm(name)])[0] for name in ("web-05", "web-06"))
+    long_ago = timezone.now() - timedelta(minutes=11)
+    PolicyChange.objects.filter(pk=lost.pk).update(state=PolicyChange.State.RUNNING, attempts=1, updated_at=long_ago)
+    PolicyChange.objects.filter(pk=exhausted.pk).update(state=PolicyChange.State.RUNNING, updated_at=long_ago,
+                                                        attempts=services.CHANGE_MAX_ATTEMPTS)
+    sent: list[int] = []
+    assert services.policy_changes_resend(enqueue=sent.append) == {"failed": 1, "resent": 1}
+    assert sent == [lost.pk]
+    exhausted.refresh_from_db()
+    assert exhausted.state == PolicyChange.State.FAILED and "Gave up after" in exhausted.last_error
+    assert services.policy_change_apply(change_id=lost.pk).state == PolicyChange.State.APPLIED
+
+
+@pytest.mark.django_db
+def test_sync_now_while_the_broker_is_down_keeps_the_run_and_the_beat_sends_it_again(
+        client, prod, policy_admin, broker_down, django_capture_on_commit_callbacks):  # noqa: F811
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    client.force_login(policy_admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(reverse("policies:sync_now")).status_code == 302  # not a 500
+    run = SyncRun.objects.get(state=SyncRun.State.QUEUED)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert services.sync_all() == 0
+    assert sent == []  # just queued: not sent again yet
+    SyncRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - services.CHANGE_UNSENT - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert services.sync_all() == 0  # the same run, sent again: no second one
+    assert len(sent) == 1 and SyncRun.objects.filter(state=SyncRun.State.QUEUED).count() == 1
+    SyncRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - services.LOST_QUEUED - timedelta(minutes=1))
+    assert services.sync_fail_abandoned() == 1  # an hour on, nobody took it: failed with the reason
+    run.refresh_from_db()
+    assert run.state == SyncRun.State.FAILED and "No worker took this sync up" in run.error
