@@ -453,21 +453,26 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
         gateway = gateway or gateway_for_subscription(change.subscription)
         with transaction.atomic():
             _lock_policy(change.policy_id, holder=str(uuid.uuid4()))
+            desired, kept = _not_superseded(change)
+            if not desired:  # newer changes already set every VM of this one: writing would undo them
+                PolicyChange.objects.filter(pk=change.pk).update(
+                    state=PolicyChange.State.APPLIED, last_error=kept, finished_at=timezone.now())
+                return Outcome(PolicyChange.State.APPLIED)
             try:
                 current = gateway.get_jit_policy(change.resource_group_name, change.location, change.policy_name)
             except NotFound:
                 current = None
-            vms = merge_policy(shapes.policy_vms(current) if current is not None else [], change.desired)
+            vms = merge_policy(shapes.policy_vms(current) if current is not None else [], desired)
             if vms:
                 result = cloudcalls.put_policy(gateway, change, vms)
             else:
                 cloudcalls.delete_policy(gateway, change)
                 result = None
-            _mirror_change(change, result)
+            _mirror_change(change, result, desired)
             PolicyChange.objects.filter(pk=change.pk).update(
-                state=PolicyChange.State.APPLIED, last_error="", finished_at=timezone.now(),
+                state=PolicyChange.State.APPLIED, last_error=kept, finished_at=timezone.now(),
                 azure_request_id=cloudcalls.request_id(result, gateway)[:128])
-            for vm in change.vms.all():
+            for vm in change.vms.filter(resource_id__in=[vm_id.lower() for vm_id in desired]):
                 audit_record(actor=change.created_by, action=f"policy.{change.kind}_applied", target_type="vm",
                              target_id=vm.pk, target_label=vm.name, after={"ports": vm.ports},
                              correlation_id=str(change.pk), **_place(vm))
@@ -482,6 +487,23 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
     return Outcome(PolicyChange.State.APPLIED)
 
 
+def _not_superseded(change: PolicyChange) -> tuple[dict, str]:
+    """(the part of ``change.desired`` still to write, a note naming what was left out): a VM that a newer change
+    has already been applied to keeps that newer change's ports. An older change applied last (its task retried
+    after throttling, or was sent again) must not undo a later edit or removal."""
+    newer: dict[str, tuple[int, str]] = {}
+    rows = PolicyChange.vms.through.objects.filter(
+        virtualmachine__changes=change, policychange_id__gt=change.pk,
+        policychange__state=PolicyChange.State.APPLIED).values_list(
+        "virtualmachine__resource_id", "policychange_id", "virtualmachine__name")
+    for vm_id, pk, name in rows:
+        if pk > newer.get(vm_id, (0, ""))[0]:
+            newer[vm_id] = (pk, name)
+    desired = {vm_id: ports for vm_id, ports in change.desired.items() if vm_id.lower() not in newer}
+    note = "; ".join(f"{name} kept the newer change #{pk}, applied first" for pk, name in sorted(newer.values()))
+    return desired, note
+
+
 def policy_change_fail(*, change_id: int, message: str) -> None:
     """Record that a change failed, with Azure's message, on the row and in the audit trail."""
     with transaction.atomic():
@@ -494,14 +516,14 @@ def policy_change_fail(*, change_id: int, message: str) -> None:
                          correlation_id=str(change.pk), **_place(vm))
 
 
-def _mirror_change(change: PolicyChange, result) -> None:
-    """Update the mirror and the VMs of the policy from Azure's answer to the write."""
+def _mirror_change(change: PolicyChange, result, desired: dict) -> None:
+    """Update the mirror and the VMs of the policy from Azure's answer to the write of ``desired``."""
     now = timezone.now()
     view = inventory.policy_view(result) if result is not None else None
     vms = list(VirtualMachine.objects.filter(subscription=change.subscription, resource_group=change.resource_group,
                                              location=change.location.lower()))
     by_id = {vm.resource_id: vm for vm in vms}
-    desired_ids = {vm_id.lower() for vm_id in change.desired}
+    desired_ids = {vm_id.lower() for vm_id in desired}
     changed = []
     for vm in vms:
         ports = view.vm_ports.get(vm.resource_id) if view else None

@@ -148,6 +148,25 @@ def test_two_edits_queued_together_on_two_vms_of_one_policy_keep_both(prod, poli
 
 
 @pytest.mark.django_db
+def test_an_older_edit_retried_after_a_newer_change_was_applied_does_not_undo_it(prod, policy_admin, azure,
+                                                                                 fresh_emulator):
+    target = vm("web-02")
+    edit = services.policy_save(actor=policy_admin, vm=target, ports=[rules.PortRule(2222, "*", ("*",), "PT1H")])
+    fresh_emulator.add_fault(path=POLICY_PATH, kind="429", count=4, retry_after=0)  # more than the SDK retries
+    assert services.policy_change_apply(change_id=edit.pk).state == "queued"  # throttled: its task retries later
+    removal = services.policy_remove(actor=policy_admin, vm=vm("web-02"))  # meanwhile the admin removes JIT
+    assert services.policy_change_apply(change_id=removal.pk).state == "applied"
+    fresh_emulator.clear_calls()
+    assert services.policy_change_apply(change_id=edit.pk).state == "applied"  # the retry comes last
+    assert azure.policy_ports(*WEB, target.arm_id) == {}  # JIT stays removed: the newer change wins
+    assert vm("web-02").state == VmState.NOT_CONFIGURED
+    assert not put_calls(fresh_emulator)  # nothing left to write
+    edit.refresh_from_db()
+    assert f"newer change #{removal.pk}" in edit.last_error
+    assert 22 in azure.policy_ports(*WEB, vm_id("rg-web-prod", "web-01"))
+
+
+@pytest.mark.django_db
 def test_a_change_is_applied_once_even_when_its_task_runs_twice(prod, policy_admin, fresh_emulator):
     change = services.policy_enable(actor=policy_admin, vms=[vm("web-05")])[0]
     fresh_emulator.clear_calls()
