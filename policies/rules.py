@@ -84,6 +84,9 @@ def parse_sources(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for item in items:
         if item in (ANY_SOURCE,) or item.lower() == "any":
             raise ValidationError("Any (*) cannot be combined with addresses.", code="sources")
+        if "%" in item:  # an IPv6 zone names an interface of one host, not a source Azure can match
+            raise ValidationError(f"'{item}' names a network interface: give the address without the interface "
+                                  "(the part from %).", code="sources")
         try:
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:

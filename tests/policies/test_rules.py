@@ -41,7 +41,8 @@ def test_it_parses_any_and_ip_addresses_and_cidrs_of_both_families(text, expecte
     assert rules.parse_sources(text) == expected
 
 
-@pytest.mark.parametrize("text", ["10.0.0.256", "10.0.0.0/33", "2001:db8::/129", "example.com", "*, 10.0.0.1"])
+@pytest.mark.parametrize("text", ["10.0.0.256", "10.0.0.0/33", "2001:db8::/129", "example.com", "*, 10.0.0.1",
+                                  "fe80::1%eth0", "10.0.0.1, fe80::1%12/128"])
 def test_it_refuses_sources_that_do_not_parse(text):
     with pytest.raises(ValidationError):
         rules.parse_sources(text)
