@@ -354,7 +354,7 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
         raise ValidationError("Select at least one VM.", code="required")
     if policy_name is not None:
         policy_name = rules.validate_policy_name(policy_name)
-    groups: dict[tuple[str, str, str], list[VirtualMachine]] = {}
+    groups: dict[tuple[str, str, str, str], list[VirtualMachine]] = {}  # one per policy: subscription too
     plans: dict[str, list[dict]] = {}
     for vm in vms:
         _require_policy_admin(actor, vm)
@@ -366,12 +366,12 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
         chosen = ports if ports is not None else (rules.default_ports(vm.os_type) if os_default
                                                   else rules.recommended_ports())
         plans[vm.arm_id] = [p.to_azure() for p in rules.validate_ports(list(chosen))]
-        groups.setdefault((group, location, name), []).append(vm)
+        groups.setdefault((vm.subscription_key, group, location, name), []).append(vm)
     with transaction.atomic():
         return [_create_change(actor=actor, kind=PolicyChange.Kind.ENABLE, vms=members,
                                desired={vm.arm_id: plans[vm.arm_id] for vm in members}, group=group,
                                location=location, name=name)
-                for (group, location, name), members in groups.items()]
+                for (_subscription, group, location, name), members in groups.items()]
 
 
 def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule]) -> PolicyChange:

@@ -192,6 +192,25 @@ def test_a_policy_admin_bulk_enables_selected_vms(client, policy_admin, django_c
 
 
 @pytest.mark.django_db
+def test_bulk_enabling_vms_of_two_subscriptions_writes_each_into_its_own_subscriptions_policy(client,
+                                                                                             breakglass_admin):
+    from tests.policies.factories import DEV, PROD
+
+    # The same resource group name and location in both subscriptions: still two policies, one in each.
+    vms = [not_configured(make_many_vms(1, subscription_id=sub)[0]) for sub in (PROD, DEV)]
+    client.force_login(breakglass_admin)
+    data = {**edit_post(vms[0], [{"number": "22"}]), "ports-INITIAL_FORMS": "1", "vm": [v.pk for v in vms]}
+    assert client.post(reverse("policies:bulk_enable"), data).status_code == 302
+    changes = {c.subscription_key: c for c in PolicyChange.objects.all()}
+    assert sorted(changes) == sorted([PROD, DEV])
+    for vm in vms:
+        change = changes[vm.subscription_key]
+        assert list(change.desired) == [vm.arm_id] and list(change.vms.all()) == [vm]
+        assert change.subscription_id == vm.subscription_id
+        assert change.policy_id.startswith(f"/subscriptions/{vm.subscription_key}/")
+
+
+@pytest.mark.django_db
 def test_bulk_enable_shows_errors_and_keeps_the_selection(client, policy_admin):
     vm = not_configured(make_many_vms(3)[0])
     client.force_login(policy_admin)
