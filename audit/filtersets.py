@@ -30,13 +30,26 @@ def _utc(moment: datetime) -> datetime:
         return datetime.min.replace(tzinfo=UTC) if moment.year < 2 else datetime.max.replace(tzinfo=UTC)
 
 
+class _UtcDateTimeField(forms.DateTimeField):
+    """A date and time the form labels UTC: read in UTC whatever the portal's ``TIME_ZONE`` (an offset typed
+    with it still counts)."""
+
+    def to_python(self, value):
+        with timezone.override(UTC):
+            return super().to_python(value)
+
+
+class _UtcDateTimeFilter(django_filters.DateTimeFilter):
+    field_class = _UtcDateTimeField
+
+
 class _TimeRangeFilterSet(django_filters.FilterSet):
     """Time presets or a custom range; every search is sorted by time, newest first."""
 
     range = django_filters.ChoiceFilter(label="Time", choices=RANGE_CHOICES, method="filter_range",
                                         empty_label="Any time")
-    since = django_filters.DateTimeFilter(label="From (UTC)", method="filter_noop", widget=_DATETIME)
-    until = django_filters.DateTimeFilter(label="To (UTC)", method="filter_noop", widget=_DATETIME)
+    since = _UtcDateTimeFilter(label="From (UTC)", method="filter_noop", widget=_DATETIME)
+    until = _UtcDateTimeFilter(label="To (UTC)", method="filter_noop", widget=_DATETIME)
 
     time_field = "occurred_at"
 
