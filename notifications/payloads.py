@@ -8,6 +8,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from accounts.scopes import scope_contains
+
 HEADLINES = {
     "submitted": "Access request #{id} submitted",
     "needs_approval": "Access request #{id} needs approval",
@@ -47,10 +49,13 @@ def person(user) -> dict | None:
     return {"username": user.get_username(), "name": str(user)}
 
 
-def request_summary(request) -> dict:
-    """The request as webhooks see it (Azure's names for ports: ``number``, ``endTimeUtc``)."""
+def request_summary(request, *, scope: str = "") -> dict:
+    """The request as webhooks see it (Azure's names for ports: ``number``, ``endTimeUtc``); with ``scope``, only
+    its VMs at or under it (a webhook's administrator sees nothing of another scope)."""
     vms = []
     for vm_row in request.vms.all().prefetch_related("ports"):
+        if scope and not scope_contains(scope, vm_row.vm_arm_id):
+            continue
         vms.append({"name": vm_row.vm_name, "id": vm_row.vm_arm_id,
                     "ports": [{"number": p.number, "state": p.state, "endTimeUtc": _utc(p.end_at)}
                               for p in vm_row.ports.all()]})

@@ -194,14 +194,15 @@ def _compose(*, request_id: int, event: str, actor, detail: dict,
                           body=texts[role][1], next_attempt_at=now) for user, address, role in recipients]
     deliveries = []
     hooks = webhooks_for(request, event)
-    if hooks:
-        summary = payloads.request_summary(request)
-        for webhook in hooks:
-            delivery_id = uuid.uuid4()
-            payload = payloads.event_payload(event=event, delivery_id=str(delivery_id), occurred_at=occurred_at,
-                                             request=summary, actor=payloads.person(actor), detail=detail)
-            deliveries.append(WebhookDelivery(webhook=webhook, delivery_id=delivery_id, event=event,
-                                              request=request, payload=payload, next_attempt_at=now))
+    summaries: dict[str, dict] = {}  # per webhook scope: only the request's VMs there
+    for webhook in hooks:
+        if webhook.scope not in summaries:
+            summaries[webhook.scope] = payloads.request_summary(request, scope=webhook.scope)
+        delivery_id = uuid.uuid4()
+        payload = payloads.event_payload(event=event, delivery_id=str(delivery_id), occurred_at=occurred_at,
+                                         request=summaries[webhook.scope], actor=payloads.person(actor), detail=detail)
+        deliveries.append(WebhookDelivery(webhook=webhook, delivery_id=delivery_id, event=event,
+                                          request=request, payload=payload, next_attempt_at=now))
     return notes, deliveries
 
 

@@ -337,6 +337,29 @@ def test_webhooks_get_only_their_events_and_scope(alice):
     assert list(WebhookDelivery.objects.values_list("webhook__name", flat=True)) == ["in scope"]
 
 
+def test_a_webhook_of_one_scope_is_told_nothing_of_the_requests_vms_in_another(alice):
+    from policies.access.models import AccessRequestPort, AccessRequestVm
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.factories import make_vm
+
+    request = make_request(alice)  # port 22 on a VM in REQUEST_SCOPE, and port 3389 on one in another group:
+    other = make_vm(f"{IN_SCOPE}/resourceGroups/rg-elsewhere")
+    row = AccessRequestVm.objects.create(
+        request=request, vm=other, vm_arm_id=other.arm_id, vm_name=other.name, subscription_key=other.subscription_key,
+        resource_group=other.resource_group, policy_key=other.policy_id.lower(),
+        policy_resource_group=other.resource_group_name, policy_location="westeurope", policy_name="default")
+    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=3389,
+                                     source_prefix=request.source_prefix, duration_seconds=3600,
+                                     end_at=request.end_at, state="open")
+    make_webhook(REQUEST_SCOPE, events=["opened"], name="group")
+    make_webhook(IN_SCOPE, events=["opened"], name="subscription")
+    record_event(request=request, event="opened")
+    seen = {d.webhook.name: [(vm["id"], [p["number"] for p in vm["ports"]]) for vm in d.payload["request"]["vms"]]
+            for d in WebhookDelivery.objects.select_related("webhook")}
+    assert seen["group"] == [(request.vms.get(resource_group="rg-notify").vm_arm_id, [22])]
+    assert sorted(ports for _vm, ports in seen["subscription"]) == [[22], [3389]]
+
+
 def test_the_email_names_the_request_and_links_to_it(alice):
     request = make_request(alice)
     record_event(request=request, event="failed", actor=None, detail={"error": "Azure said no"})
