@@ -791,12 +791,14 @@ def request_mark_expired(*, port_ids: list[int], reasons: dict[int, tuple[str, s
         AccessRequestPort.objects.bulk_update(ports, ["state", "finished_at", "azure_status", "azure_status_reason"])
         for request_id in {p.request_id for p in ports}:
             refresh_state(request_id)
-            request = next(p.request for p in ports if p.request_id == request_id)
-            vm_row = next(p.request_vm for p in ports if p.request_id == request_id)
-            audit_record(actor=None, action="access.expired", target_type="access_request", target_id=request_id,
-                         target_label=str(request), after={"ports": [p.number for p in ports
-                                                                      if p.request_id == request_id]},
-                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
+            mine = [p for p in ports if p.request_id == request_id]
+            request = mine[0].request
+            for vm_row in {p.request_vm_id: p.request_vm for p in mine}.values():  # each VM's row at its own place
+                audit_record(actor=None, action="access.expired", target_type="vm", target_id=vm_row.vm_id,
+                             target_label=vm_row.vm_name,
+                             after={"request": request_id,
+                                    "ports": sorted(p.number for p in mine if p.request_vm_id == vm_row.pk)},
+                             correlation_id=str(request.correlation_id), **audit_place(vm_row))
             signals.emit("closed", request, reason="expired")
     return len(ports)
 

@@ -88,3 +88,28 @@ def test_an_address_the_database_stores_in_another_spelling_still_verifies(break
     call_command("audit_verify")
     assert "audit trail OK: 2 events verified" in capsys.readouterr().out
     assert list(AuditEvent.objects.order_by("id").values_list("client_ip", flat=True)) == ["2001:db8::7", None]
+
+
+def test_an_expiry_is_recorded_for_each_vm_where_its_auditors_see_it():
+    from audit.selectors import trail_for_user
+    from policies.access.models import AccessRequestPort, AccessRequestVm
+    from policies.access.services import request_mark_expired
+    from tests.audit.factories import PROD, user_with_role
+    from tests.policies import factories as policy_factories  # before the access factories, which it imports
+    from tests.policies.access.factories import make_access_request
+
+    request = make_access_request(f"/subscriptions/{PROD}/resourceGroups/rg-one")  # port 22, and 3389 in rg-two:
+    other = policy_factories.make_vm(f"/subscriptions/{PROD}/resourceGroups/rg-two")
+    row = AccessRequestVm.objects.create(
+        request=request, vm=other, vm_arm_id=other.arm_id, vm_name=other.name, subscription_key=other.subscription_key,
+        resource_group=other.resource_group, policy_key=other.policy_id.lower(),
+        policy_resource_group=other.resource_group_name, policy_location="westeurope", policy_name="default")
+    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=3389,
+                                     source_prefix=request.source_prefix, duration_seconds=3600,
+                                     end_at=request.end_at, state="open")
+    assert request_mark_expired(port_ids=list(request.ports.values_list("pk", flat=True)), reasons={}) == 2
+    for group, port in (("rg-one", 22), ("rg-two", 3389)):
+        auditor = user_with_role(f"auditor-{group}", "auditor", f"/subscriptions/{PROD}/resourceGroups/{group}")
+        [expired] = trail_for_user(auditor).filter(action="access.expired")
+        assert expired.after == {"request": request.pk, "ports": [port]}
+        assert expired.resource_id == request.vms.get(resource_group=group).vm_arm_id.lower()
