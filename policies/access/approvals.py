@@ -101,8 +101,13 @@ def _in_hours(rule: AccessRule, start: datetime, duration: timedelta) -> bool:
             return rule.hours_start <= clock < rule.hours_end
         return clock >= rule.hours_start or clock < rule.hours_end  # a range across midnight
 
-    same_stretch = first.date() == last.date() or rule.hours_start > rule.hours_end
-    return inside(first) and inside(last) and same_stretch
+    def stretch(moment: datetime):
+        """The day the stretch of hours holding ``moment`` began (the evening before, for the early hours of a
+        range across midnight)."""
+        early = rule.hours_start > rule.hours_end and moment.time().replace(tzinfo=None) < rule.hours_end
+        return moment.date() - timedelta(days=1) if early else moment.date()
+
+    return inside(first) and inside(last) and stretch(first) == stretch(last)
 
 
 def _applies(rule: AccessRule, ports: tuple[int, ...], source: str, duration: timedelta, start: datetime) -> bool:

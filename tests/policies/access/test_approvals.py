@@ -369,6 +369,18 @@ def test_an_auto_rules_hours_must_hold_the_whole_window(prod, requester):
     assert ask(requester, {"web-02": [22]}, hours=3).approval_state == ApprovalState.PENDING
 
 
+@pytest.mark.parametrize(("start", "hours", "inside"), [
+    ((22, 30), 1, True), ((23, 0), 6, True), ((1, 0), 2, True),  # within one night
+    ((5, 0), 18, False),  # from one night's end to the next evening: the whole day between
+    ((21, 0), 2, False), ((5, 0), 2, False),  # begins or ends outside the hours
+])
+def test_night_hours_across_midnight_hold_only_windows_within_one_night(settings, start, hours, inside):
+    settings.TIME_ZONE = "UTC"
+    night = AccessRule(effect=AccessRule.Effect.AUTO, hours_start=time(22, 0), hours_end=time(6, 0))
+    moment = datetime(2026, 11, 24, *start, tzinfo=UTC)  # a Tuesday
+    assert approvals._in_hours(night, moment, timedelta(hours=hours)) is inside
+
+
 def test_a_scheduled_window_whose_requester_lost_the_role_fails_at_its_start(prod, requester, events):
     start = timezone.now() + timedelta(hours=2)
     request = services.request_create(
