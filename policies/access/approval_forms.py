@@ -13,6 +13,8 @@ from .approvals import MAX_COMMENT
 from .models import MAX_APPROVALS, AccessRule
 
 MAX_PATTERN = 100
+MAX_WINDOW_MINUTES = 24 * 60  # Azure's longest window (PT24H)
+MAX_PENDING_MINUTES = 366 * 24 * 60  # a year: any longer wait is beyond what a date can hold or anyone means
 # A quantified group containing a quantifier: the shape of catastrophic backtracking ((a+)+, (a*b?)*, ...).
 NESTED_QUANTIFIER = re.compile(r"\([^()]*[+*}?][^()]*\)\s*[+*{]")
 
@@ -51,6 +53,13 @@ def _approvals_field(minimum: int, label: str, help_text: str) -> forms.IntegerF
                               error_messages={"min_value": message, "max_value": message})
 
 
+def _minutes_field(minimum: int, maximum: int, label: str, help_text: str) -> forms.IntegerField:
+    """An optional number of minutes from ``minimum`` to ``maximum`` (0 would read as "no limit")."""
+    message = f"Give a number of minutes from {minimum} to {maximum}, or leave it empty."
+    return forms.IntegerField(required=False, min_value=minimum, max_value=maximum, label=label, help_text=help_text,
+                              error_messages={"min_value": message, "max_value": message})
+
+
 class AccessRuleForm(forms.ModelForm):
     """An access rule; ports and sources as comma-separated text."""
 
@@ -58,6 +67,12 @@ class AccessRuleForm(forms.ModelForm):
     second_level_approvals = _approvals_field(
         0, "Second level approvals",
         f"Manual: further approvals, by other approvers, after the first level (0: none; at most {MAX_APPROVALS}).")
+    max_duration_minutes = _minutes_field(
+        5, MAX_WINDOW_MINUTES, "Max duration minutes",
+        f"Auto: applies only to windows up to this long (5 to {MAX_WINDOW_MINUTES}; empty: any length).")
+    pending_minutes = _minutes_field(
+        1, MAX_PENDING_MINUTES, "Pending minutes",
+        "Manual: a request not decided within this expires (empty: the portal's default).")
     ports_text = forms.CharField(required=False, label="Ports", help_text="Comma-separated; empty: any port.")
     sources_text = forms.CharField(required=False, label="Sources",
                                    help_text="CIDR ranges or *, comma-separated; empty: any source.")

@@ -319,6 +319,20 @@ def test_a_rule_asks_for_a_bounded_number_of_approvals(client, prod, policy_admi
     assert not AccessRule.objects.filter(name="many").exists()
 
 
+@pytest.mark.parametrize(("field", "value"), [("pending_minutes", 10 ** 13), ("pending_minutes", 0),
+                                              ("max_duration_minutes", 10 ** 13), ("max_duration_minutes", 0),
+                                              ("max_duration_minutes", 1441)])
+def test_a_rules_minutes_are_bounded_so_requests_under_it_can_be_evaluated(client, prod, policy_admin, field, value):
+    # 10**13 minutes is past the calendar (every request under the rule failed with a 500); 0 read as "no limit".
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "minutes", "scope": WEB_RG, "effect": "manual", "approvals_required": 1,
+        "second_level_approvals": 0, field: value})
+    assert response.status_code == 400
+    assert "Give a number of minutes from" in response.content.decode()
+    assert not AccessRule.objects.filter(name="minutes").exists()
+
+
 def test_the_model_refuses_more_than_ten_approvals_too(db):
     with pytest.raises(ValidationError, match="less than or equal to 10"):
         AccessRule(name="many", scope=IN_SCOPE, effect="manual", approvals_required=11).full_clean()
