@@ -131,6 +131,9 @@ class AccessRuleForm(forms.ModelForm):
         data = super().clean()
         if bool(data.get("hours_start")) != bool(data.get("hours_end")):
             self.add_error("hours_end", "Give both ends of the hours, or neither.")
+        elif data.get("hours_start") is not None and data.get("hours_start") == data.get("hours_end"):
+            self.add_error("hours_end", "The hours end when they start, which holds no window: give another end, "
+                                        "or leave both empty for any time of day.")
         return data
 
     def save(self, commit: bool = True) -> AccessRule:

@@ -333,6 +333,15 @@ def test_a_rules_minutes_are_bounded_so_requests_under_it_can_be_evaluated(clien
     assert not AccessRule.objects.filter(name="minutes").exists()
 
 
+def test_hours_that_end_when_they_start_are_refused(client, prod, policy_admin):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "never", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
+        "hours_start": "09:00", "hours_end": "09:00"})
+    assert response.status_code == 400 and "The hours end when they start" in response.content.decode()
+    assert not AccessRule.objects.filter(name="never").exists()
+
+
 def test_the_model_refuses_more_than_ten_approvals_too(db):
     with pytest.raises(ValidationError, match="less than or equal to 10"):
         AccessRule(name="many", scope=IN_SCOPE, effect="manual", approvals_required=11).full_clean()
