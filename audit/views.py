@@ -68,7 +68,10 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     source = _source(request)
     filterset = _filtered(request, source, AUDIT_EXPORT)
     if not filterset.is_valid():
-        return HttpResponse("The search filters are not valid.", status=400, content_type="text/plain")
+        problems = "; ".join(f"{filterset.form[name].label}: {message}" if name in filterset.form.fields else message
+                             for name, messages in filterset.errors.items() for message in messages)
+        return HttpResponse(f"The search filters are not valid: {problems}", status=400,
+                            content_type="text/plain; charset=utf-8")
     audit_record(actor=request.user, action="audit.export", target_type="audit_search", target_label=SOURCES[source],
                  after={"source": source, "filters": filterset.applied()}, client_ip=_client_ip(request))
     columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS

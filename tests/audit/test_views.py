@@ -199,7 +199,10 @@ def test_invalid_filters_and_a_forged_cursor_show_a_message_not_an_error(client,
     response = client.get(SEARCH, {"range": "bogus", "since": "not-a-date", "after": "garbage"})
     assert response.status_code == 200
     assert "Some filters are not valid" in response.content.decode()
-    assert client.get(EXPORT, {"range": "bogus"}).status_code == 400
+    refused = client.get(EXPORT, {"range": "bogus", "since": "not-a-date"})
+    assert refused.status_code == 400
+    assert "Time: Select a valid choice." in refused.content.decode()
+    assert "From (UTC): Enter a valid date/time." in refused.content.decode()
 
 
 def test_the_request_timeline_answers_who_opened_what_from_where_why_and_when_it_closed(client, auditor):
