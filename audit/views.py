@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_EXPORT, AUDIT_READ
+from policies.access.client_ip import client_address
 
 from . import selectors
 from .csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
@@ -38,7 +39,9 @@ def _filtered(request: HttpRequest, source: str, action: str):
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address for the audit trail (``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES``)."""
+    found = client_address(request.META)
+    return str(found.address) if found else None
 
 
 @require_GET

@@ -11,6 +11,7 @@ from accounts.access import authenticated_only, requires
 from accounts.roles import SETTINGS_WRITE
 from jitportal.lib import sealing
 from jitportal.lib.tables import positive_int
+from policies.access.client_ip import client_address
 
 from . import selectors, services
 from .forms import PreferenceForm, WebhookForm
@@ -20,7 +21,9 @@ SECRET_SESSION_KEY = "notifications_webhook_secret"
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address for the audit trail (``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES``)."""
+    found = client_address(request.META)
+    return str(found.address) if found else None
 
 
 def _form_status(request: HttpRequest) -> int:

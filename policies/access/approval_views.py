@@ -14,13 +14,16 @@ from accounts.roles import JIT_POLICY_WRITE, REQUEST_APPROVE
 
 from . import approvals, selectors
 from .approval_forms import AccessRuleForm, DecisionForm
+from .client_ip import client_address
 from .models import AccessRequest, AccessRule
 
 QUEUE_LIMIT = 200
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+    """The client's address for the audit trail (``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES``)."""
+    found = client_address(request.META)
+    return str(found.address) if found else None
 
 
 @requires(REQUEST_APPROVE)

@@ -109,3 +109,13 @@ def test_the_export_streams_many_rows_in_order(client, auditor):
     assert len(rows) == 4500
     times = [r["Time (UTC)"] for r in rows]
     assert times == sorted(times, reverse=True)
+
+
+def test_the_export_records_the_client_behind_a_trusted_proxy_not_the_proxy(client, auditor, settings):
+    settings.ACCESS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    client.force_login(auditor)
+    response = client.get(EXPORT, REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.9")
+    b"".join(response.streaming_content)
+    assert AuditEvent.objects.get(action="audit.export").client_ip == "203.0.113.9"
+    client.get(EXPORT, REMOTE_ADDR="192.0.2.7", HTTP_X_FORWARDED_FOR="203.0.113.9")  # not a proxy: its own address
+    assert AuditEvent.objects.filter(action="audit.export").latest("id").client_ip == "192.0.2.7"

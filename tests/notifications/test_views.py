@@ -39,6 +39,14 @@ def test_preferences_page_shows_the_defaults_and_saves_choices(client, persona_m
     assert event.after["requester_events"] == ["opened", "closed"]
 
 
+def test_the_trail_names_the_client_behind_a_trusted_proxy(client, persona_mappings, settings):
+    settings.ACCESS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    client.force_login(make_persona("requester"))
+    client.post(reverse("notifications:preferences"), {"requester_events": ["opened"]},
+                REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert AuditEvent.objects.get(action="notifications.preferences_updated").client_ip == "203.0.113.9"
+
+
 def test_preferences_refuse_unknown_events(client, persona_mappings):
     client.force_login(make_persona("requester"))
     response = client.post(reverse("notifications:preferences"), {"requester_events": ["exploded"]})

@@ -253,7 +253,8 @@ def test_closing_a_pending_request_cancels_it(prod, requester, events):
     assert events[-1][0] == "closed"
 
 
-def test_pages_offer_the_decision_only_to_other_approvers(client, prod, requester, approver, also_approver):
+def test_pages_offer_the_decision_only_to_other_approvers(client, prod, requester, approver, also_approver,
+                                                          settings):
     rule(WEB_RG, "manual")
     request = ask(requester, {"web-02": [22]}, justification="Look at <b>logs</b>")
     client.force_login(requester)
@@ -270,11 +271,14 @@ def test_pages_offer_the_decision_only_to_other_approvers(client, prod, requeste
     queue = client.get(reverse("policies:approvals")).content.decode()
     assert f'data-request="{request.pk}"' in queue and "&lt;b&gt;logs&lt;/b&gt;" in queue
     assert 'id="approve"' in client.get(reverse("policies:request_review", args=[request.pk])).content.decode()
+    settings.ACCESS_TRUSTED_PROXIES = ["10.0.0.0/8"]  # the portal behind a reverse proxy
     response = client.post(reverse("policies:request_decide", args=[request.pk]),
-                           {"decision": "approve", "comment": "fine"})
+                           {"decision": "approve", "comment": "fine"}, REMOTE_ADDR="10.0.0.5",
+                           HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert response.status_code == 302
     request.refresh_from_db()
     assert request.approval_state == ApprovalState.APPROVED
+    assert AuditEvent.objects.get(action="access.approved").client_ip == "203.0.113.9"  # not the proxy's
 
 
 def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin):
