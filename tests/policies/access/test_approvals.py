@@ -281,6 +281,20 @@ def test_pages_offer_the_decision_only_to_other_approvers(client, prod, requeste
     assert AuditEvent.objects.get(action="access.approved").client_ip == "203.0.113.9"  # not the proxy's
 
 
+def test_approval_times_name_their_time_zone(client, prod, requester, approver, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30 all year
+    rule(WEB_RG, "manual", approvals_required=2)
+    request = ask(requester, {"web-02": [22]})
+    expires = timezone.localtime(request.approval_expires_at).strftime("%Y-%m-%d %H:%M")
+    client.force_login(approver)
+    assert f"{expires} IST" in client.get(reverse("policies:approvals")).content.decode()
+    approvals.request_decide(actor=approver, request=request, approve=True)
+    decided = timezone.localtime(request.approvals.get().created_at).strftime("%Y-%m-%d %H:%M")
+    client.force_login(requester)
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert f"{expires} IST" in page and f"{decided} IST" in page
+
+
 def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin):
     client.force_login(policy_admin)
     response = client.post(reverse("policies:rule_new"), {
