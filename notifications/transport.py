@@ -25,11 +25,12 @@ import requests
 from django.conf import settings
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import HTTPError, NewConnectionError
 
 RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 USER_AGENT = "jitportal-webhooks/1"
 DEFAULT_PORTS = {"https": 443, "http": 80}
+MAX_EXCERPT_BYTES = 1024  # of an error answer's body, kept for the deliveries page; the rest is never read
 MAX_ADDRESSES_TRIED = 4  # of one host name's checked addresses, in the resolver's order, until one connects
 
 # IPv6 ranges that carry an IPv4 address in their last 32 bits (NAT64 well-known prefix, RFC 6052; the
@@ -188,7 +189,29 @@ def _not_connected(exc: requests.RequestException) -> bool:
     return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
-def _send_pinned(prepared: requests.PreparedRequest, addresses: tuple[str, ...]) -> requests.Response:
+@dataclass(frozen=True)
+class Reply:
+    """A receiver's answer: its status, headers and the start of its body (for an answer that is not a 2xx)."""
+
+    status: int
+    headers: Any
+    excerpt: str
+
+
+def _reply(response: Response) -> Reply:
+    """Read at most ``MAX_EXCERPT_BYTES`` of the body: a receiver streaming without end cannot hold the worker
+    (the timeout bounds each read, not the whole body)."""
+    excerpt = ""
+    if not 200 <= response.status_code < 300:
+        try:
+            head = response.raw.read(MAX_EXCERPT_BYTES, decode_content=True) or b""
+        except (requests.RequestException, HTTPError, OSError):
+            head = b""
+        excerpt = head.decode(response.encoding or "utf-8", errors="replace")
+    return Reply(response.status_code, response.headers, excerpt)
+
+
+def _send_pinned(prepared: requests.PreparedRequest, addresses: tuple[str, ...]) -> Reply:
     """Send ``prepared`` to the first of ``addresses`` that accepts a connection."""
     tried = addresses[:MAX_ADDRESSES_TRIED]
     for index, address in enumerate(tried):
@@ -196,12 +219,16 @@ def _send_pinned(prepared: requests.PreparedRequest, addresses: tuple[str, ...])
             session.mount("https://", PinnedAdapter(address))
             session.mount("http://", PinnedAdapter(address))
             options = session.merge_environment_settings(prepared.url, {}, None, None, None)  # CA bundle from env
+            options["stream"] = True  # the body is read by ``_reply``, a bounded part of it
             try:
-                return session.send(prepared, **options, allow_redirects=False,
-                                    timeout=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
+                response = session.send(prepared, **options, allow_redirects=False,
+                                        timeout=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
             except requests.RequestException as exc:
                 if index == len(tried) - 1 or not _not_connected(exc):
                     raise
+                continue
+            with response:  # closing drops the connection with the unread rest of the body
+                return _reply(response)
     raise requests.ConnectionError("no address to connect to")  # not reached: addresses is never empty
 
 
@@ -256,16 +283,16 @@ def post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: di
     except (requests.RequestException, ValueError) as exc:
         return Answer(False, error=f"Blocked: The URL is not valid ({exc})."[:1000])
     try:
-        response = _send_pinned(prepared, target.addresses)
+        reply = _send_pinned(prepared, target.addresses)
     except requests.RequestException as exc:
         return Answer(False, error=f"{type(exc).__name__}: {exc}"[:1000], retryable=True)
-    status = response.status_code
+    status = reply.status
     if 200 <= status < 300:
         return Answer(True, status=status)
-    excerpt = response.text[:300].strip()
+    excerpt = reply.excerpt[:300].strip()
     if 300 <= status < 400:
-        error = f"HTTP {status}: redirect to {response.headers.get('Location', '?')} not followed"
+        error = f"HTTP {status}: redirect to {reply.headers.get('Location', '?')} not followed"
     else:
         error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
     return Answer(False, status=status, error=error, retryable=status in RETRYABLE_STATUSES,
-                  retry_after=_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None)
+                  retry_after=_retry_after(reply.headers.get("Retry-After")) if status in (429, 503) else None)

@@ -8,7 +8,10 @@ would say. The POSTs themselves are real, to real local receivers.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -227,3 +230,47 @@ def test_the_local_use_nat64_prefix_is_private():
 def test_the_guard_refuses_wrapped_inside_addresses(production_guard, url):
     with pytest.raises(transport.BlockedAddress, match="private or local address"):
         transport.check_url(url)
+
+
+@pytest.fixture
+def endless_receiver() -> Iterator[Callable[[int], str]]:
+    """A receiver that answers with a status and then streams a body without end (until the test is over)."""
+    stop = threading.Event()
+    servers: list[socket.socket] = []
+
+    def serve(server: socket.socket, status: int) -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(f"HTTP/1.1 {status} Busy\r\nContent-Type: text/plain\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n".encode())
+            try:
+                while not stop.wait(0.01):
+                    connection.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
+            except OSError:
+                pass  # the portal hung up: what it should do
+
+    def start(status: int) -> str:
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+        threading.Thread(target=serve, args=(server, status), daemon=True).start()
+        return f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+    deadline = threading.Timer(20, stop.set)  # without a bound, a POST would last as long as this
+    deadline.start()
+    yield start
+    deadline.cancel()
+    stop.set()
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_receiver_streaming_an_endless_answer_does_not_hold_the_sender(endless_receiver, settings, status):
+    settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS = 2  # bounds each read; the body as a whole is not read
+    started = time.monotonic()
+    answer = post(endless_receiver(status))
+    assert time.monotonic() - started < 5
+    assert answer.delivered is (status == 200)
+    if status == 500:
+        assert answer.retryable and answer.error.startswith("HTTP 500: xxx") and len(answer.error) < 320
