@@ -158,6 +158,11 @@ def test_the_ingestion_status_page_shows_progress_and_errors(client, auditor):
     body = client.get(reverse("audit:ingestion_status")).content.decode()
     assert PROD in body and DEV not in body
     assert "Throttled by Azure" in body and "100 %" in body
+    from tests.audit.factories import user_with_role
+
+    client.force_login(user_with_role("rg@contoso.example", "auditor", f"/subscriptions/{PROD}/resourceGroups/rg-a"))
+    body = client.get(reverse("audit:ingestion_status")).content.decode()  # PROD was read: not "nothing yet"
+    assert PROD not in body and "No subscription you audit as a whole has been read yet" in body
 
 
 def test_the_vm_timeline_joins_the_portal_events_with_the_azure_calls_and_rules(client, auditor):
