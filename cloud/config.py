@@ -4,6 +4,7 @@ The portal fills these from its settings; nothing in ``cloud`` reads the environ
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
@@ -19,6 +20,26 @@ KNOWN_AUTHORITY_HOSTS = frozenset({
     "login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.microsoftonline.de",
     "login.windows.net", "login.microsoft.com", "sts.windows.net",
 })
+# Every host of Azure's own clouds a subscription's endpoints may name: their Entra authorities and Resource
+# Managers (public, US Government, China, Germany).
+AZURE_CLOUD_HOSTS = KNOWN_AUTHORITY_HOSTS | {
+    "management.azure.com", "management.usgovcloudapi.net", "management.chinacloudapi.cn",
+    "management.microsoftazure.de",
+}
+
+
+def host_allowed(url: str, extra_hosts: Iterable[str] = ()) -> bool:
+    """Whether ``url`` names one of Azure's cloud hosts or one of ``extra_hosts`` (``host`` or ``host:port``):
+    the portal sends its credential's secret to the authority and its tokens to Resource Manager, so only to hosts
+    the operator allowed."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    allowed = {entry.strip().lower() for entry in extra_hosts if entry.strip()}
+    return host in AZURE_CLOUD_HOSTS or host in allowed or (port is not None and f"{host}:{port}" in allowed)
 
 
 @dataclass(frozen=True)

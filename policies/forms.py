@@ -147,9 +147,13 @@ class SubscriptionForm(forms.ModelForm):
         return self._guid("tenant_id")
 
     def _https(self, field: str) -> str:
+        from .gateway import endpoint_problem
+
         value = self.cleaned_data.get(field) or ""
         if not value.lower().startswith("https://"):
             raise ValidationError("Enter an https:// URL: Azure SDKs send tokens over TLS only.")
+        if (problem := endpoint_problem(value)) is not None:
+            raise ValidationError(problem)
         return value
 
     def clean_arm_endpoint(self) -> str:

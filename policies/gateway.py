@@ -43,10 +43,25 @@ def credential_spec(subscription: Subscription):
         raise _unusable(f"The credential '{subscription.credential_ref}' cannot be used: {exc}") from exc
 
 
+def endpoint_problem(url: str) -> str | None:
+    """Why the portal will not send its credential or tokens to ``url`` (a host outside Azure's clouds and
+    ``CLOUD_ENDPOINT_HOSTS``), or ``None``."""
+    from cloud.config import host_allowed
+
+    if host_allowed(url, settings.CLOUD_ENDPOINT_HOSTS):
+        return None
+    return (f"{url} is not an Azure cloud endpoint: the portal sends its credential only to Azure's hosts and to "
+            f"those its operator lists in CLOUD_ENDPOINT_HOSTS.")
+
+
 def endpoint_for(subscription: Subscription):
-    """The ``cloud.config.CloudEndpoint`` of the subscription (ARM URL, authority, CA bundle)."""
+    """The ``cloud.config.CloudEndpoint`` of the subscription (ARM URL, authority, CA bundle), refused when a host
+    is not allowed (``endpoint_problem``)."""
     from cloud.config import CloudEndpoint
 
+    for url in (subscription.arm_endpoint, subscription.authority):
+        if (problem := endpoint_problem(url)) is not None:
+            raise _unusable(f"The endpoint of {subscription} cannot be used: {problem}")
     try:
         return CloudEndpoint(arm_endpoint=subscription.arm_endpoint, authority=subscription.authority,
                              ca_bundle=subscription.ca_bundle or None)

@@ -286,6 +286,10 @@ if env_bool("PORTAL_DEMO_CREDENTIAL", default=True):
     PORTAL_CREDENTIALS.setdefault(
         "demo", {"tenant_id": DEMO_TENANT_ID, "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
     )
+# Hosts besides Azure's own clouds (``host`` or ``host:port``) that a subscription's ARM endpoint and authority may
+# name, e.g. Azure Stack Hub's: the portal sends its credential and tokens there, so an admin who may edit a
+# subscription cannot point them elsewhere.
+CLOUD_ENDPOINT_HOSTS = env.list("CLOUD_ENDPOINT_HOSTS", default=[])
 INVENTORY_SYNC_INTERVAL_SECONDS = env.int("INVENTORY_SYNC_INTERVAL_SECONDS", default=900)
 CELERY_BEAT_SCHEDULE["policies-sync-inventory"] = {
     "task": "policies.sync_all",

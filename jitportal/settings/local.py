@@ -9,6 +9,8 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 # Webhooks to a receiver on this machine over plain http are fine in the demo.
 WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", default=True)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=True)
+# The local emulator serves Resource Manager and Entra ID on this machine.
+CLOUD_ENDPOINT_HOSTS = env.list("CLOUD_ENDPOINT_HOSTS", default=["127.0.0.1", "localhost"])
 
 # Serve static files from the apps directly (no collectstatic needed outside production).
 WHITENOISE_USE_FINDERS = True

@@ -14,6 +14,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests run webhook receivers on 127.0.0.1 over http; the SSRF guard tests switch these off.
 WEBHOOK_ALLOW_HTTP = True
 WEBHOOK_ALLOW_PRIVATE = True
+# The local emulator serves Resource Manager and Entra ID on this machine.
+CLOUD_ENDPOINT_HOSTS = env.list("CLOUD_ENDPOINT_HOSTS", default=["127.0.0.1", "localhost"])
 PORTAL_BASE_URL = "http://testserver"
 # The authorization matrix calls every API URL anonymously from one address; the throttle's own test lowers it.
 API_THROTTLE_FAILED_AUTH = "100000/min"

@@ -143,3 +143,44 @@ def test_sync_now_returns_to_the_inventory_page_it_came_from(client, policy_admi
     client.force_login(policy_admin)
     back = reverse("policies:inventory") + "?tab=not_configured"
     assert client.post(reverse("policies:sync_now"), {"next": back})["Location"] == back
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["arm_endpoint", "authority"])
+@pytest.mark.parametrize("url", ["https://collector.example/", "https://management.azure.com@collector.example/",
+                                 "https://127.0.0.1.collector.example/"])
+def test_an_admin_cannot_point_a_subscription_at_a_host_outside_azure_and_the_allowed_ones(
+        client, policy_admin, field, url):
+    """The portal's credential secret goes to the authority and its tokens to ARM: an admin who may edit a
+    subscription must not be able to send them to a host of their choosing."""
+    client.force_login(policy_admin)
+    subscription = make_subscription(f"/subscriptions/{PROD}")
+    data = {"display_name": "Prod", "tenant_id": TENANT, "subscription_id": PROD, "credential_ref": "demo",
+            "arm_endpoint": "https://management.azure.com", "authority": "https://login.microsoftonline.com",
+            "enabled": "on", field: url}
+    response = client.post(reverse("policies:subscription_edit", args=[subscription.pk]), data)
+    assert response.status_code == 400
+    assert "is not an Azure cloud endpoint" in response.content.decode()
+    subscription.refresh_from_db()
+    assert "collector" not in subscription.arm_endpoint + subscription.authority
+    sovereign = {**data, field: "https://management.usgovcloudapi.net" if field == "arm_endpoint"
+                 else "https://login.microsoftonline.us"}
+    assert client.post(reverse("policies:subscription_edit", args=[subscription.pk]), sovereign).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_subscription_whose_endpoint_is_no_longer_allowed_fails_its_sync_without_calling_it(
+        fresh_emulator, settings):
+    from policies import services
+
+    subscription = register(fresh_emulator, PROD, "Production")
+    settings.CLOUD_ENDPOINT_HOSTS = ["localhost", "127.0.0.1:1"]  # not the emulator's host and port
+    before = fresh_emulator.control("GET", "calls").json()["last"]
+    run = SyncRun.objects.create(subscription=subscription)
+    assert services.sync_run(run_id=run.pk).state == SyncRun.State.FAILED
+    run.refresh_from_db()
+    assert "is not an Azure cloud endpoint" in run.error and "CLOUD_ENDPOINT_HOSTS" in run.error
+    assert fresh_emulator.control("GET", "calls").json()["last"] == before  # nothing was sent to it
+    settings.CLOUD_ENDPOINT_HOSTS = [f"127.0.0.1:{fresh_emulator.url.rsplit(':', 1)[1]}"]
+    run = SyncRun.objects.create(subscription=subscription)
+    assert services.sync_run(run_id=run.pk).state == SyncRun.State.SUCCEEDED  # host:port entries count
