@@ -122,6 +122,17 @@ def test_malformed_json_is_a_400(vms, policy_admin, api_as):
     assert response.status_code == 400 and "JSON" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("depth", [25, 600, 100_000])
+def test_a_deeply_nested_body_is_a_400_not_a_500(vms, policy_admin, api_as, depth):
+    client = api_as(policy_admin)
+    for method, url in (("put", f"/api/v1/vms/{vms[0].pk}/jit/"), ("post", "/api/v1/requests/")):
+        body = '{"ports": ' + "[" * depth + "]" * depth + "}"
+        response = getattr(client.client, method)(url, data=body, content_type="application/json", **client.headers)
+        assert response.status_code == 400, response.content
+        assert "nested more than 20 levels" in response.json()["detail"]
+    assert not PolicyChange.objects.exists()
+
+
 def test_removing_jit_is_queued(vms, policy_admin, reader, api_as):
     inside, outside = vms
     assert api_as(reader).delete(f"/api/v1/vms/{inside.pk}/jit/").status_code == 403
