@@ -5,6 +5,7 @@ portal or Azure refused or failed (no role at the scope, Azure's error, still pe
 """
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import sys
@@ -39,27 +40,41 @@ def wait_seconds(value: float) -> float:
     return value
 
 
+def _decode(data: bytes, source: str) -> str:
+    """File or piped bytes as text: UTF-16 with its BOM (Windows PowerShell's ``Out-File`` writes that by default),
+    else UTF-8 with or without a BOM (PowerShell 7, ``-Encoding utf8``)."""
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise bad_input(f"{source} is not UTF-8 or UTF-16 text (save it with Out-File -Encoding utf8).") from None
+
+
 def read_json(value: str, *, option: str, stdin=None) -> object:
     """``value`` as JSON: inline text, ``@path`` for a file, or ``-`` for standard input."""
     if value is None:
         raise bad_input(f"{option} is required: JSON inline, @file, or - for standard input.")
     source = option
     if value == "-":
-        text = (stdin or sys.stdin).read()
+        stream = stdin or sys.stdin
         source = f"{option} (standard input)"
+        text = _decode(stream.buffer.read(), source) if hasattr(stream, "buffer") else stream.read()
     elif value.startswith("@"):
         path = Path(value[1:])
+        source = f"{option} ({path})"
         try:
-            text = path.read_text(encoding="utf-8-sig")  # PowerShell's Out-File writes a BOM
+            text = _decode(path.read_bytes(), source)
         except OSError as exc:
             raise bad_input(f"{option}: cannot read {path}: {exc.strerror or exc}.") from None
-        source = f"{option} ({path})"
     else:
         text = value
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise bad_input(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    except RecursionError:
+        raise bad_input(f"{source} is not valid JSON: it is nested too deeply.") from None
 
 
 def resolve_actor(username: str | None):

@@ -165,6 +165,30 @@ def test_bad_input_is_a_clear_message_with_exit_code_2(prod, policy_admin):
     assert not PolicyChange.objects.exists()
 
 
+def test_a_file_windows_powershell_wrote_is_read_whatever_its_encoding(prod, policy_admin, tmp_path):
+    body = fill(SEED_POLICY, "web-05")
+    path = tmp_path / "JitPolicyArr.json"
+    path.write_text(body, encoding="utf-16")  # Windows PowerShell's Out-File: UTF-16 with a BOM
+    set_policy(policy_admin, f"@{path}")
+    piped = io.TextIOWrapper(io.BytesIO(body.encode("utf-16")))  # ... | python manage.py jit_policy ... -
+    call_command("jit_policy", "set", "--location", "westeurope", "--resource-group", "rg-web-prod",
+                 "--virtual-machine", "-", "--actor", policy_admin.username, stdin=piped, stdout=io.StringIO(),
+                 stderr=io.StringIO())
+    assert PolicyChange.objects.count() == 2
+    path.write_bytes(body.replace("*", "\xa7").encode("latin-1"))
+    error = fails("jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope",
+                  "--virtual-machine", f"@{path}", "--actor", policy_admin.username)
+    assert error.returncode == 2 and "is not UTF-8 or UTF-16 text" in str(error)
+
+
+def test_json_nested_too_deeply_is_bad_input_not_a_traceback(prod, policy_admin):
+    for action in ("set", "remove"):
+        error = fails("jit_policy", action, "--resource-group", "rg-web-prod", "--location", "westeurope",
+                      "--virtual-machine", "[" * 100_000, "--actor", policy_admin.username)
+        assert (error.returncode, str(error)) == (2, "--virtual-machine is not valid JSON: it is nested too deeply.")
+    assert not PolicyChange.objects.exists()
+
+
 @pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-5"])
 def test_a_timeout_that_would_never_end_or_is_not_positive_is_refused(prod, policy_admin, timeout):
     policy = ["jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope",
