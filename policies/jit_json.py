@@ -254,7 +254,12 @@ def normalize_source(value: str) -> str:
 
 
 def _time(value: object, field: str) -> datetime:
+    """``value`` as a UTC time; one whose offset puts it outside the calendar in UTC is refused like bad text."""
     moment = shapes.parse_time(value) if isinstance(value, str | datetime) else None
+    try:
+        moment = moment.astimezone(UTC) if moment is not None else None
+    except OverflowError:
+        moment = None
     if moment is None:
         raise ValidationError(f"'{field}' must be a UTC time such as 2020-07-15T17:00:00Z.", code="invalid_time")
     return moment

@@ -314,6 +314,20 @@ def test_the_seeds_exact_end_time_has_passed_and_says_so(prod, requester):
     assert "'endTimeUtc' 2020-07-15T17:00:00.365879Z is not after now" in str(error)
 
 
+@pytest.mark.parametrize(("field", "moment"), [("--start-time", "9999-12-31T23:59:59-23:00"),
+                                               ("endTimeUtc", "0001-01-01T00:00:00+23:00")])
+def test_a_time_outside_the_calendar_in_utc_is_bad_input_not_a_traceback(prod, requester, field, moment):
+    port = {"number": 22, "allowedSourceAddressPrefix": MY_IP}
+    extra = ("--start-time", moment) if field == "--start-time" else ()
+    if field == "endTimeUtc":
+        port["endTimeUtc"] = moment
+    error = fails("jit_request", "--resource-id", WEB_POLICY, "--duration", "PT1H", "--justification", "x",
+                  "--virtual-machine", json.dumps([{"id": vm("web-02").arm_id, "ports": [port]}]), *extra,
+                  "--actor", requester.username)
+    assert error.returncode == 2 and "must be a UTC time such as 2020-07-15T17:00:00Z" in str(error)
+    assert not AccessRequest.objects.exists()
+
+
 def test_a_request_without_wait_is_queued_and_a_retry_with_its_key_is_the_same_request(prod, requester):
     body = json.dumps([{"id": vm("web-02").arm_id, "ports": [{"number": 22, "allowedSourceAddressPrefix": MY_IP}]}])
     args = ("jit_request", "--resource-id", WEB_POLICY, "--virtual-machine", body, "--duration", "PT30M",
