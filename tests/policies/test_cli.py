@@ -340,6 +340,20 @@ def test_a_request_without_wait_is_queued_and_a_retry_with_its_key_is_the_same_r
     assert AccessRequest.objects.count() == 1
 
 
+def test_an_idempotency_key_is_the_actors_own_and_may_be_long(prod, requester, policy_admin):
+    body = json.dumps([{"id": vm("web-02").arm_id, "ports": [{"number": 22, "allowedSourceAddressPrefix": MY_IP}]}])
+    key = "release-2026-11-26/" + "x" * 100
+    args = ("jit_request", "--resource-id", WEB_POLICY, "--virtual-machine", body, "--duration", "PT30M",
+            "--justification", "Deploy", "--idempotency-key", key)
+    alices, _ = run(*args, "--actor", requester.username)
+    bobs, _ = run(*args, "--actor", policy_admin.username)  # the same words from someone else: their own request
+    again, err = run(*args, "--actor", requester.username)
+    assert again["id"] == alices["id"] != bobs["id"] and "made earlier with this idempotency key" in err
+    assert sorted(AccessRequest.objects.values_list("requester_name", flat=True)) == [
+        "alice@contoso.example", "bob@contoso.example"]
+    assert max(len(k) for k in AccessRequest.objects.values_list("idempotency_key", flat=True)) <= 64
+
+
 def test_requests_the_policy_does_not_allow_are_refused(prod, requester):
     for vm_name, port, extra, message in [
         ("web-05", {}, (), "VM web-05 is not in JIT policy"),  # JIT not enabled on it

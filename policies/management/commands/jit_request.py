@@ -7,6 +7,7 @@ trail as the request page; the portal's worker opens it, or ``--wait`` opens it 
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from django.core.management.base import BaseCommand
@@ -31,6 +32,14 @@ def source_kind(prefix: str) -> str:
     if prefix == "*":
         return "any"
     return "ip" if prefix.endswith(("/32", "/128")) else "range"
+
+
+def idempotency_key(actor, given: str | None) -> str:
+    """The stored key: ``--idempotency-key`` scoped to the actor and hashed to fit its 64-character column (as the
+    API does), so any length works and one user's key never meets another's; without one, a fresh key."""
+    if not (given or "").strip():
+        return f"cli-{uuid.uuid4().hex}"
+    return f"cli:{actor.pk}:" + hashlib.sha256(given.strip().encode()).hexdigest()[:48]
 
 
 def open_and_wait(request: AccessRequest, timeout: float) -> None:
@@ -88,7 +97,7 @@ class Command(BaseCommand):
             request, created = services.request_create(
                 actor=actor, selections=parsed.selections, source_prefix=parsed.source_prefix,
                 duration=parsed.duration, justification=parsed.justification,
-                idempotency_key=options["idempotency_key"] or f"cli-{uuid.uuid4().hex}",
+                idempotency_key=idempotency_key(actor, options["idempotency_key"]),
                 source_kind=source_kind(parsed.source_prefix), start_at=parsed.start_at)
         if not created:
             self.stderr.write(f"Request #{request.pk} was made earlier with this idempotency key.")
