@@ -70,11 +70,30 @@ def read_json(value: str, *, option: str, stdin=None) -> object:
     else:
         text = value
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise bad_input(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
     except RecursionError:
         raise bad_input(f"{source} is not valid JSON: it is nested too deeply.") from None
+    if _has_nul(value):
+        raise bad_input(f"{source}: text must not contain NUL (\\u0000) characters.")
+    return value
+
+
+def _has_nul(value: object) -> bool:
+    """Whether any text (key or value) in parsed JSON holds a NUL, which PostgreSQL can neither store nor compare
+    (no id, address or reason contains one)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def resolve_actor(username: str | None):

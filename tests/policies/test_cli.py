@@ -189,6 +189,23 @@ def test_json_nested_too_deeply_is_bad_input_not_a_traceback(prod, policy_admin)
     assert not PolicyChange.objects.exists()
 
 
+def test_json_text_with_a_nul_character_is_bad_input_on_every_database(prod, policy_admin, requester):
+    web_02 = vm("web-02").arm_id
+    port = {"number": 22, "allowedSourceAddressPrefix": MY_IP}
+    for command in (
+            ("jit_policy", "remove", "--actor", policy_admin.username, "--virtual-machine",
+             json.dumps([web_02 + "\0"])),
+            ("jit_policy", "set", "--actor", policy_admin.username, "--location", "westeurope", "--resource-group",
+             "rg-web-prod", "--virtual-machine", json.dumps([{"id": web_02 + "\0", "ports": [port]}])),
+            ("jit_request", "--resource-id", WEB_POLICY, "--actor", requester.username, "--duration", "PT1H",
+             "--virtual-machine", json.dumps({"virtualMachines": [{"id": web_02, "ports": [port]}],
+                                              "justification": "Patch\0"}))):
+        error = fails(*command)
+        assert (error.returncode, str(error)) == (2, "--virtual-machine: text must not contain NUL (\\u0000) "
+                                                     "characters."), command
+    assert not PolicyChange.objects.exists() and not AccessRequest.objects.exists()
+
+
 @pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-5"])
 def test_a_timeout_that_would_never_end_or_is_not_positive_is_refused(prod, policy_admin, timeout):
     policy = ["jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope",
