@@ -244,6 +244,7 @@ class RequestSerializer(serializers.Serializer):
     approvalExpiresAt = serializers.DateTimeField(required=False, allow_null=True)
     approvedAt = serializers.DateTimeField(required=False, allow_null=True)
     ruleName = serializers.CharField(required=False, allow_blank=True)
+    approvals = DecisionRecordSerializer(many=True, help_text="Each approver's decision, oldest first.")
     virtualMachines = RequestVmSerializer(many=True)
     url = serializers.CharField()
 

@@ -124,3 +124,14 @@ def test_a_scheduled_window_waits_for_its_start(persona_mappings, requester, api
     response = api_as(requester).post("/api/v1/requests/", body)
     assert response.status_code == 201, response.content
     assert response.json()["state"] == "scheduled"
+
+
+def test_every_field_of_a_decided_request_is_in_the_schema(manual, requester, approver, api_as, client):
+    created = ask(api_as(requester), make_vm(IN))
+    approved = api_as(approver).post(f"/api/v1/requests/{created['id']}/approve/", {"comment": "ok"}).json()
+    mine = api_as(requester).get(f"/api/v1/requests/{created['id']}/").json()
+    schemas = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]["schemas"]
+    documented = {name: set(schemas[name]["properties"]) for name in ("Request", "Approval", "DecisionRecord")}
+    assert set(mine) <= documented["Request"] and set(approved) <= documented["Approval"]
+    assert mine["approvals"] and set(mine["approvals"][0]) == documented["DecisionRecord"]
+    assert "approvals" in schemas["Request"]["required"]
