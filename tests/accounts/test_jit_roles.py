@@ -110,3 +110,14 @@ def test_apply_creates_then_updates_the_definitions_through_the_gateway(fresh_em
         admin = gateway.get_role_definition(PROD, expected["policy_admin"]["name"])
         assert set(admin.actions) == SEED_CONFIGURE | SEED_READ
         assert stored.role_type == "CustomRole"
+
+
+@pytest.mark.django_db
+def test_apply_with_a_credential_the_portal_lacks_is_explained(fresh_emulator):
+    from policies.models import Subscription
+    from tests.policies.factories import register
+
+    subscription = register(fresh_emulator, PROD.rsplit("/", 1)[1])
+    Subscription.objects.filter(pk=subscription.pk).update(credential_ref="retired")
+    with pytest.raises(CommandError, match=r"Cannot apply the roles in .*No credential 'retired' is configured"):
+        run("--scope", PROD, "--apply", "--subscription", subscription.subscription_id)

@@ -66,7 +66,11 @@ class Command(BaseCommand):
         if subscription is None:
             raise CommandError(f"Subscription {subscription_id} is not registered in the portal (Settings).")
         scope = f"/subscriptions/{subscription.subscription_id}"
-        with gateway_for_subscription(subscription) as gateway:
+        try:
+            gateway = gateway_for_subscription(subscription)
+        except CloudError as exc:  # its credential reference or endpoint is not usable
+            raise CommandError(f"Cannot apply the roles in {subscription}: {exc}") from exc
+        with gateway:
             for definition in definitions.values():
                 properties = definition["properties"]
                 permissions = properties["permissions"][0]
