@@ -412,7 +412,8 @@ class ApprovalQueueView(ApiView):
 # --- audit -----------------------------------------------------------------------------------------------------
 AUDIT_FILTERS = [
     OpenApiParameter("source", str, enum=["azure", "portal"], description="azure: the Activity Log copies "
-                                                                          "(default); portal: the portal's trail."),
+                                                                          "(default); portal: the portal's trail. "
+                                                                          "A filter of the other source is a 400."),
     OpenApiParameter("range", str, enum=["1h", "24h", "7d", "30d", "custom"]),
     OpenApiParameter("since", OpenApiTypes.DATETIME), OpenApiParameter("until", OpenApiTypes.DATETIME),
     OpenApiParameter("subscription", str), OpenApiParameter("resource_group", str),
@@ -431,6 +432,13 @@ def _audit_filterset(request: Request, action: str):
     source = request.query_params.get("source", "azure")
     if source not in ("azure", "portal"):
         raise ValidationError("source must be azure or portal.")
+    own, other = ((TrailFilterSet, ActivityFilterSet) if source == "portal" else (ActivityFilterSet, TrailFilterSet))
+    foreign = [name for name in other.base_filters
+               if name not in own.base_filters and request.query_params.get(name, "").strip()]
+    if foreign:  # ignoring it would answer the whole, unfiltered search
+        other_source = "azure" if source == "portal" else "portal"
+        raise ValidationError(f"{', '.join(foreign)} appl{'y' if len(foreign) > 1 else 'ies'} only to "
+                              f"source={other_source}; source={source} filters by {', '.join(own.base_filters)}.")
     if source == "portal":
         filterset = TrailFilterSet(request.query_params, queryset=audit_selectors.trail_for_user(request.user, action))
     else:

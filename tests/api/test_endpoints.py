@@ -225,6 +225,20 @@ def test_audit_search_is_restricted_to_the_auditors_scope(persona_mappings, audi
     assert api_as(auditor).get("/api/v1/audit/events/", {"since": "yesterday"}).status_code == 400
 
 
+@pytest.mark.parametrize(("source", "params", "named"), [
+    ("portal", {"caller": "alice@contoso.example"}, "caller applies only to source=azure"),
+    ("portal", {"status": "Failed", "operation": "x"}, "operation, status apply only to source=azure"),
+    ("azure", {"user": "alice@contoso.example"}, "user applies only to source=portal"),
+    ("azure", {"action": "access.requested"}, "action applies only to source=portal")])
+def test_a_filter_of_the_other_source_is_a_400_not_ignored(persona_mappings, auditor, api_as, source, params, named):
+    make_activity_event(IN), make_audit_event(IN)
+    for url in ("/api/v1/audit/events/", "/api/v1/audit/events.csv"):
+        response = api_as(auditor).get(url, {"source": source, **params})
+        assert response.status_code == 400, response
+        assert named in response.json()["detail"]
+    assert not AuditEvent.objects.filter(action="audit.export").exists()
+
+
 def test_audit_search_pages_by_cursor(persona_mappings, auditor, api_as, settings):
     settings.AUDIT_PAGE_SIZE = 2
     for _ in range(3):
