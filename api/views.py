@@ -247,8 +247,15 @@ REQUEST_FILTERS = [
 
 
 def _request_json(access: AccessRequest, request: Request, *, review: bool = False) -> dict:
+    """The request as ``request_to_json`` shapes it. Someone else's request lists only the VMs the caller may read:
+    one spanning several scopes is seen through the VM in the caller's, never with the names and addresses of the
+    others (Azure too shows each policy's part of a request only to who may read that policy)."""
     url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
-    return {**jit_json.request_to_json(access, review=review), "url": url}
+    body = jit_json.request_to_json(access, review=review)
+    if access.requester_id != request.user.pk:
+        body["virtualMachines"] = [vm for vm in body["virtualMachines"]
+                                   if authz.has_permission(request.user, VM_READ, vm["id"])]
+    return {**body, "url": url}
 
 
 def _with_ports(queryset):
