@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -42,7 +43,9 @@ def token_create(*, actor, name: str, expires_at: datetime | None = None, client
         raise ValidationError("Keep the name under 100 characters.", code="max_length")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError("The expiry date must be in the future.", code="expired")
-    active = ApiToken.objects.filter(user=actor, revoked_at__isnull=True).count()
+    # Expired tokens no longer count (the page offers no Revoke for them: they would block new tokens for good).
+    active = ApiToken.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), user=actor,
+                                     revoked_at__isnull=True).count()
     if active >= MAX_ACTIVE_TOKENS:
         raise ValidationError(f"You have {active} active tokens; revoke one first.", code="too_many")
     for _attempt in range(5):

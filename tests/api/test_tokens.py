@@ -5,6 +5,7 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -136,3 +137,17 @@ def test_the_page_refuses_a_nameless_token(client, requester):
     client.force_login(requester)
     response = client.post(reverse("api_tokens"), {"name": ""})
     assert response.status_code == 400 and not ApiToken.objects.exists()
+
+
+def test_expired_tokens_do_not_count_against_the_limit(client, requester):
+    for n in range(services.MAX_ACTIVE_TOKENS):
+        services.token_create(actor=requester, name=f"ci-{n}")
+    with pytest.raises(ValidationError, match="revoke one first"):
+        services.token_create(actor=requester, name="one too many")
+    ApiToken.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    client.force_login(requester)
+    page = client.get(reverse("api_tokens")).content.decode()
+    assert 'name="revoke"' not in page  # nothing left to revoke on the page ...
+    response = client.post(reverse("api_tokens"), {"name": "deploy"})
+    assert response.status_code == 302  # ... and a new token is made
+    assert ApiToken.objects.filter(name="deploy").exists()
