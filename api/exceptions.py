@@ -5,7 +5,8 @@ they would surface as 500s.
 """
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404
 from rest_framework import status
 from rest_framework.response import Response
@@ -40,7 +41,11 @@ def _flatten(data, path: str = "") -> list[str]:
 
 def api_exception_handler(exc, context):
     """DRF's handler, plus Django's ``ValidationError`` → 400 (an idempotency key reused for another operation:
-    422) and ``PermissionDenied`` → 403, one shape."""
+    422), a body past ``DATA_UPLOAD_MAX_MEMORY_SIZE`` → 400 and ``PermissionDenied`` → 403, one shape."""
+    if isinstance(exc, RequestDataTooBig):
+        detail = (f"The request body is larger than the portal accepts "
+                  f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024} KiB).")
+        return Response({"detail": detail, "errors": [detail]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IdempotencyConflict):
         detail = " ".join(exc.messages)
         return Response({"detail": detail, "errors": [detail]}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)

@@ -133,6 +133,16 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(vms, policy_admin, api_as, dept
     assert not PolicyChange.objects.exists()
 
 
+def test_a_body_too_large_is_a_json_400_saying_so(vms, policy_admin, api_as, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    client = api_as(policy_admin)
+    body = {"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}], "note": "x" * (2 * 1024 * 1024)}
+    response = client.put(f"/api/v1/vms/{vms[0].pk}/jit/", body)
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == "The request body is larger than the portal accepts (1024 KiB)."
+    assert not PolicyChange.objects.exists()
+
+
 def test_removing_jit_is_queued(vms, policy_admin, reader, api_as):
     inside, outside = vms
     assert api_as(reader).delete(f"/api/v1/vms/{inside.pk}/jit/").status_code == 403
