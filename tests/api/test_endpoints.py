@@ -100,6 +100,8 @@ def test_whoever_sees_a_vm_reads_its_jit_ports_as_on_its_page(vms, requester, au
     ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT25H"}]},
      "between 5 minutes and 24 hours"),
     ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "not-an-ip"}]}, "not an IP address"),
+    ({"ports": [{"number": 22, "allowedSourceAddressPrefix": ["10.0.0.0/8", "fe80::1%eth0"]}]},
+     "'fe80::1%eth0' names a network interface"),
     ({"ports": [{"number": 22, "protocol": "ICMP", "allowedSourceAddressPrefix": "*"}]}, "TCP, UDP or Any"),
     ({"ports": [{"number": 22, "allowedSourceAddressPrefix": 5}]}, "string or a list"),
     ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}, {"number": 22, "allowedSourceAddressPrefix": "*"}]},
