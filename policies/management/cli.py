@@ -70,14 +70,14 @@ def read_json(value: str, *, option: str, stdin=None) -> object:
     else:
         text = value
     try:
-        value = json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise bad_input(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
     except RecursionError:
         raise bad_input(f"{source} is not valid JSON: it is nested too deeply.") from None
-    if _has_nul(value):
+    if _has_nul(parsed):
         raise bad_input(f"{source}: text must not contain NUL (\\u0000) characters.")
-    return value
+    return parsed
 
 
 def _has_nul(value: object) -> bool:
