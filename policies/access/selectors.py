@@ -11,7 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts import authz
-from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
+from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE, VM_READ
 from policies.models import VirtualMachine, VmState
 from policies.selectors import vm_get, vm_list
 
@@ -193,13 +193,26 @@ def port_connection(port: AccessRequestPort) -> ConnectionDetails | None:
                        mapped_port=port.mapped_port)
 
 
+def vm_rows_shown(request: AccessRequest, user) -> tuple[list[AccessRequestVm], int]:
+    """The request's VMs ``user`` may see, and how many others it has: its requester sees all; anyone else (an
+    approver, a policy admin, another requester on one of its VMs) only those they may read, so a request spanning
+    scopes never shows the names and addresses of VMs outside theirs (as the API answers)."""
+    rows = list(request.vms.all())
+    if request.requester_id == user.pk:
+        return rows, 0
+    shown = [row for row in rows if authz.has_permission(user, VM_READ, row.vm_arm_id)]
+    return shown, len(rows) - len(shown)
+
+
 def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
-    """What the request page shows: per VM, per port, state, time left, connection lines; and what may be done.
-    On an approver's ``review`` the connection details stay hidden (they are the requester's)."""
+    """What the request page shows: per VM (those ``vm_rows_shown``), per port, state, time left, connection
+    lines; and what may be done. On an approver's ``review`` the connection details stay hidden (they are the
+    requester's)."""
     now = timezone.now()
     vms = []
     login = login_name(request.requester_name)
-    for vm_row in request.vms.all():
+    shown, hidden = vm_rows_shown(request, user)
+    for vm_row in shown:
         ports = []
         for port in vm_row.ports.all():
             details = port_connection(port) if port.state == PortState.OPEN and not review else None
@@ -218,8 +231,9 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         eligible = [u for u in approvers_for(request) if u.pk not in decided]
         missing = counts["first_needed"] - counts["first"] + counts["second_needed"] - counts["second"]
         short = len(eligible) < missing
-    every = [item["port"] for vm in vms for item in vm["ports"]]
-    return {"vms": vms, "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
+    every = [port for vm_row in request.vms.all() for port in vm_row.ports.all()]
+    return {"vms": vms, "vms_hidden": hidden,
+            "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
             "cancellable": request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
             and not any(port.opened_at for port in every),  # one policy open, another retrying: "Close now"
             "ended_note": _ended_note(request, every),

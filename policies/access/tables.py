@@ -28,7 +28,12 @@ class AccessRequestTable(tables.Table):
         empty_text = "No requests match."
 
     def render_vms(self, record: AccessRequest) -> str:
-        return ", ".join(sorted({row.vm_name for row in record.vms.all()}))
+        """The VMs the viewer may see (``selectors.vm_rows_shown``), and how many others the request has."""
+        from .selectors import vm_rows_shown
+
+        shown, hidden = vm_rows_shown(record, self.request.user)
+        names = ", ".join(sorted({row.vm_name for row in shown}))
+        return f"{names} (+{hidden} outside your scope)" if hidden else names
 
     def render_state(self, value, record: AccessRequest):
         return format_html('<span class="access-state access-{}">{}</span>', record.state, value)

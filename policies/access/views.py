@@ -224,7 +224,7 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
 def request_list(request: HttpRequest) -> HttpResponse:
     """My requests (policy admins: every request in their scope), with filters and pages."""
     queryset = selectors.request_list(request.user).prefetch_related(
-        Prefetch("vms", queryset=AccessRequestVm.objects.only("id", "request_id", "vm_name")))
+        Prefetch("vms", queryset=AccessRequestVm.objects.only("id", "request_id", "vm_name", "vm_arm_id")))
     filterset = AccessRequestFilterSet(request.GET or None, queryset=queryset, user=request.user)
     table = AccessRequestTable(filterset.qs)
     paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator)

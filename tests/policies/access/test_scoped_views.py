@@ -1,0 +1,55 @@
+"""A request spanning scopes, seen by someone other than its requester: its page, status fragment, review page and
+the Requests list name only the VMs in the viewer's scope (as the API answers), and say that others exist."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from policies.access import selectors
+from policies.access.models import AccessRequestPort, AccessRequestVm
+from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
+from tests.policies.access.factories import make_access_request
+from tests.policies.factories import make_vm
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def spanning(persona_mappings):
+    """Someone else's open request on a VM in the personas' scope and on one in a subscription none may read."""
+    request = make_access_request(f"{IN_SCOPE}/resourceGroups/rg-pages")
+    outside = make_vm(f"{OUT_OF_SCOPE}/resourceGroups/rg-pages")
+    row = AccessRequestVm.objects.create(
+        request=request, vm=outside, vm_arm_id=outside.arm_id, vm_name="vm-elsewhere",
+        subscription_key=outside.subscription_key, resource_group=outside.resource_group,
+        policy_key=outside.policy_id.lower(), policy_resource_group=outside.resource_group_name,
+        policy_location="westeurope", policy_name="default", address="51.105.20.9", address_kind="public")
+    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=1433,
+                                     source_prefix="203.0.113.50/32", duration_seconds=3600, end_at=request.end_at,
+                                     state="open")
+    return request
+
+
+@pytest.mark.parametrize(("persona", "page"), [("requester", "policies:request_detail"),
+                                               ("requester", "policies:request_status"),
+                                               ("policy_admin", "policies:request_detail"),
+                                               ("approver", "policies:request_review")])
+def test_someone_elses_request_page_shows_only_the_vms_in_the_viewers_scope(client, spanning, request, persona,
+                                                                            page):
+    client.force_login(request.getfixturevalue(persona))
+    response = client.get(reverse(page, args=[spanning.pk]))
+    assert response.status_code == 200
+    text = response.content.decode()
+    inside = spanning.vms.exclude(vm_name="vm-elsewhere").get().vm_name
+    assert f'data-vm="{inside}"' in text
+    assert "vm-elsewhere" not in text and "51.105.20.9" not in text and "1433" not in text
+    assert "also asks for 1 VM outside your scope" in text
+
+
+def test_the_requests_list_names_only_the_vms_in_the_viewers_scope(client, spanning, policy_admin, requester):
+    client.force_login(policy_admin)
+    text = client.get(reverse("policies:requests")).content.decode()
+    assert f"data-request=\"{spanning.pk}\"" in text
+    assert "vm-elsewhere" not in text and "(+1 outside your scope)" in text
+    shown, hidden = selectors.vm_rows_shown(spanning, spanning.requester)  # its requester sees every VM
+    assert ({row.vm_name for row in shown} >= {"vm-elsewhere"}, len(shown), hidden) == (True, 2, 0)
