@@ -16,6 +16,7 @@ from accounts import services
 from accounts.backends import ENTRA_BACKEND
 from accounts.config import ENTRA_PROVIDER_ID
 from accounts.oidc import EntraProvider, SignInRefused, render_sign_in_cancelled, render_sign_in_failed
+from policies.access.client_ip import client_ip
 
 STATE_LOST = (
     "This sign-in response does not belong to a sign-in started in this browser, or it was already used, or "
@@ -78,7 +79,7 @@ class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
         """Record the sign-in on the user the token names (by tenant and object id) and link the account."""
         claims = sociallogin.account.extra_data.get("id_token") or {}
         try:
-            user = services.user_sign_in_record(claims=claims, client_ip=request.META.get("REMOTE_ADDR") or None)
+            user = services.user_sign_in_record(claims=claims, client_ip=client_ip(request.META))
         except services.SignInClaimsError as exc:
             raise ImmediateHttpResponse(render_sign_in_failed(request, str(exc))) from exc
         if not user.is_active:

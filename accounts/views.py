@@ -25,10 +25,7 @@ from accounts.roles import AZURE_ROLE_NAMES, SETTINGS_WRITE
 from accounts.scopes import parse_scope
 from accounts.tables import RoleMappingTable
 from jitportal.lib.tables import paginate
-
-
-def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+from policies.access.client_ip import client_ip
 
 
 class SignInView(LoginView):
@@ -82,7 +79,7 @@ def role_mapping_create(request: HttpRequest) -> HttpResponse:
     """Add a mapping from an Entra app role or group to a portal role at a scope."""
     form = RoleMappingForm(request.POST or None, actor=request.user)
     if request.method == "POST" and form.is_valid():
-        mapping = services.role_mapping_create(actor=request.user, client_ip=_client_ip(request),
+        mapping = services.role_mapping_create(actor=request.user, client_ip=client_ip(request.META),
                                                **form.cleaned_data)
         messages.success(request, f"Added: {mapping}.")
         return redirect("accounts:rolemapping_list")
@@ -97,7 +94,7 @@ def role_mapping_edit(request: HttpRequest, pk: int) -> HttpResponse:
     mapping = get_for_user_or_404(RoleMapping.objects.all(), request.user, SETTINGS_WRITE, pk=pk)
     form = RoleMappingForm(request.POST or None, instance=mapping, actor=request.user)
     if request.method == "POST" and form.is_valid():
-        services.role_mapping_update(actor=request.user, mapping=mapping, client_ip=_client_ip(request),
+        services.role_mapping_update(actor=request.user, mapping=mapping, client_ip=client_ip(request.META),
                                      **form.cleaned_data)
         messages.success(request, f"Saved: {mapping}.")
         return redirect("accounts:rolemapping_list")
@@ -113,7 +110,7 @@ def role_mapping_delete(request: HttpRequest, pk: int) -> HttpResponse:
     mapping = get_for_user_or_404(RoleMapping.objects.all(), request.user, SETTINGS_WRITE, pk=pk)
     if request.method == "POST":
         label = str(mapping)
-        services.role_mapping_delete(actor=request.user, mapping=mapping, client_ip=_client_ip(request))
+        services.role_mapping_delete(actor=request.user, mapping=mapping, client_ip=client_ip(request.META))
         messages.success(request, f"Deleted: {label}.")
         return redirect("accounts:rolemapping_list")
     return render(request, "accounts/rolemapping_delete.html", {"title": "Delete role mapping", "mapping": mapping})

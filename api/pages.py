@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.access import authenticated_only
 from jitportal.lib import sealing
+from policies.access.client_ip import client_ip
 
 from . import selectors, services
 
@@ -41,10 +42,10 @@ class TokenForm(forms.Form):
 def api_tokens(request: HttpRequest) -> HttpResponse:
     """List the user's tokens; POST ``create`` makes one (secret shown once, after a redirect), ``revoke`` ends one."""
     form = TokenForm()
-    client_ip = request.META.get("REMOTE_ADDR") or None
+    address = client_ip(request.META)
     if request.method == "POST" and request.POST.get("revoke"):
         token = selectors.token_get(request.user, request.POST["revoke"])
-        services.token_revoke(actor=request.user, token=token, client_ip=client_ip)
+        services.token_revoke(actor=request.user, token=token, client_ip=address)
         messages.success(request, f"Token '{token.name}' revoked: it no longer works.")
         return redirect("api_tokens")
     if request.method == "POST":
@@ -52,7 +53,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 issued = services.token_create(actor=request.user, name=form.cleaned_data["name"],
-                                               expires_at=form.cleaned_data["expires_at"], client_ip=client_ip)
+                                               expires_at=form.cleaned_data["expires_at"], client_ip=address)
             except (ValidationError, PermissionDenied) as exc:
                 form.add_error(None, getattr(exc, "messages", [str(exc)]))
             else:

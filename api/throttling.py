@@ -10,13 +10,12 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
-from policies.access.client_ip import client_address
+from policies.access.client_ip import client_ip
 
 
 def client_ident(request) -> str:
     """The client's address: ``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES``, else ``REMOTE_ADDR``."""
-    found = client_address(request.META)
-    return str(found.address) if found else request.META.get("REMOTE_ADDR", "")
+    return client_ip(request.META) or request.META.get("REMOTE_ADDR", "")
 
 
 class ClientIdentMixin:

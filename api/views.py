@@ -39,6 +39,7 @@ from policies import services as policy_services
 from policies.access import approvals
 from policies.access import selectors as access_selectors
 from policies.access import services as access_services
+from policies.access.client_ip import client_ip
 from policies.access.models import AccessRequest, PortState
 from policies.models import PolicyChange, VirtualMachine, VmState
 
@@ -94,10 +95,6 @@ def _body(request: Request):
     if _has_nul(request.data):
         raise ValidationError(NUL_MESSAGE)
     return request.data
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _paginate(view: APIView, request: Request, queryset, render) -> Response:
@@ -301,7 +298,7 @@ class RequestListView(ApiView):
             justification=wanted.justification, idempotency_key=_idempotency_key(request),
             idempotency_fingerprint=_fingerprint(request),
             source_kind="range" if "/" in source and not source.endswith(("/32", "/128")) else "ip",
-            client_ip=_client_ip(request), **extra)
+            client_ip=client_ip(request.META), **extra)
         access = access_selectors.request_get(request.user, access.pk)
         return Response(_request_json(access, request), status=status.HTTP_201_CREATED if created else 200,
                         headers={"Location": request.build_absolute_uri(reverse("api:request",
@@ -364,7 +361,7 @@ class RequestExtendView(ApiView):
         extension, created = access_services.request_extend(
             actor=request.user, original=access, duration=_extend_duration(data),
             idempotency_key=_idempotency_key(request), idempotency_fingerprint=_fingerprint(request),
-            justification=data.get("justification", ""), client_ip=_client_ip(request))
+            justification=data.get("justification", ""), client_ip=client_ip(request.META))
         extension = access_selectors.request_get(request.user, extension.pk)
         return Response(_request_json(extension, request), status=201 if created else 200)
 
@@ -375,7 +372,7 @@ def _decide(request: Request, pk: int, *, approve: bool) -> Response:
     body = s.DecisionSerializer(data=_body(request))
     body.is_valid(raise_exception=True)
     approvals.request_decide(actor=request.user, request=access, approve=approve,
-                             comment=body.validated_data.get("comment", ""), client_ip=_client_ip(request))
+                             comment=body.validated_data.get("comment", ""), client_ip=client_ip(request.META))
     return Response(_approval_json(access_selectors.review_get(request.user, pk), request))
 
 
@@ -512,7 +509,7 @@ class AuditExportView(ApiView):
         source, filterset = _audit_filterset(request, AUDIT_EXPORT)
         audit_record(actor=request.user, action="audit.export", target_type="audit_search",
                      target_label="API export", after={"source": source, "filters": filterset.applied(), "api": True},
-                     client_ip=_client_ip(request))
+                     client_ip=client_ip(request.META))
         columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
         response = StreamingHttpResponse(encoded(csv_lines(filterset.qs, columns)),
                                          content_type="text/csv; charset=utf-8")

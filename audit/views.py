@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_EXPORT, AUDIT_READ
-from policies.access.client_ip import client_address
+from policies.access.client_ip import client_ip
 
 from . import selectors
 from .csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
@@ -36,12 +36,6 @@ def _filtered(request: HttpRequest, source: str, action: str):
     if source == "portal":
         return TrailFilterSet(request.GET, queryset=selectors.trail_for_user(request.user, action))
     return ActivityFilterSet(request.GET, queryset=selectors.activity_for_user(request.user, action))
-
-
-def _client_ip(request: HttpRequest) -> str | None:
-    """The client's address for the audit trail (``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES``)."""
-    found = client_address(request.META)
-    return str(found.address) if found else None
 
 
 @require_GET
@@ -76,7 +70,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
         return HttpResponse(f"The search filters are not valid: {problems}", status=400,
                             content_type="text/plain; charset=utf-8")
     audit_record(actor=request.user, action="audit.export", target_type="audit_search", target_label=SOURCES[source],
-                 after={"source": source, "filters": filterset.applied()}, client_ip=_client_ip(request))
+                 after={"source": source, "filters": filterset.applied()}, client_ip=client_ip(request.META))
     columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
     response = StreamingHttpResponse(encoded(csv_lines(filterset.qs, columns)),
                                      content_type="text/csv; charset=utf-8")

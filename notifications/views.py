@@ -11,19 +11,13 @@ from accounts.access import authenticated_only, requires
 from accounts.roles import SETTINGS_WRITE
 from jitportal.lib import sealing
 from jitportal.lib.tables import positive_int
-from policies.access.client_ip import client_address
+from policies.access.client_ip import client_ip
 
 from . import selectors, services
 from .forms import PreferenceForm, WebhookForm
 from .models import Webhook
 
 SECRET_SESSION_KEY = "notifications_webhook_secret"
-
-
-def _client_ip(request: HttpRequest) -> str | None:
-    """The client's address for the audit trail (``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES``)."""
-    found = client_address(request.META)
-    return str(found.address) if found else None
 
 
 def _form_status(request: HttpRequest) -> int:
@@ -39,7 +33,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
     form = PreferenceForm(request.POST or None,
                           initial={"requester_events": requester_events, "approver_events": approver_events})
     if request.method == "POST" and form.is_valid():
-        services.preference_save(actor=request.user, client_ip=_client_ip(request), **form.cleaned_data)
+        services.preference_save(actor=request.user, client_ip=client_ip(request.META), **form.cleaned_data)
         messages.success(request, "Your notification preferences are saved.")
         return redirect("notifications:preferences")
     return render(request, "notifications/preferences.html",
@@ -60,7 +54,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     """Add a webhook; its secret is shown once, on the next page."""
     form = WebhookForm(request.POST or None, actor=request.user, initial={"events": ["needs_approval", "opened"]})
     if request.method == "POST" and form.is_valid():
-        webhook, secret = services.webhook_create(actor=request.user, client_ip=_client_ip(request),
+        webhook, secret = services.webhook_create(actor=request.user, client_ip=client_ip(request.META),
                                                   **form.cleaned_data)
         sealing.keep_once(request.session, SECRET_SESSION_KEY, secret, pk=webhook.pk)
         messages.success(request, f"Added webhook {webhook.name}. Copy its secret now: it is not shown again.")
@@ -90,7 +84,7 @@ def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
     webhook = selectors.webhook_get(request.user, pk)
     form = WebhookForm(request.POST or None, instance=webhook, actor=request.user)
     if request.method == "POST" and form.is_valid():
-        services.webhook_update(actor=request.user, webhook=webhook, client_ip=_client_ip(request),
+        services.webhook_update(actor=request.user, webhook=webhook, client_ip=client_ip(request.META),
                                 **form.cleaned_data)
         messages.success(request, f"Saved webhook {form.cleaned_data['name']}.")
         return redirect("notifications:webhook_detail", pk=webhook.pk)
@@ -105,7 +99,7 @@ def webhook_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     """Disable an active webhook, or enable a disabled one."""
     webhook = selectors.webhook_get(request.user, pk)
     services.webhook_update(actor=request.user, webhook=webhook, active=not webhook.active,
-                            client_ip=_client_ip(request))
+                            client_ip=client_ip(request.META))
     messages.success(request, f"Webhook {webhook.name} {'disabled' if webhook.active else 'enabled'}.")
     return redirect("notifications:webhook_detail", pk=webhook.pk)
 
@@ -115,7 +109,7 @@ def webhook_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     """Replace the webhook's secret; the new one is shown once."""
     webhook = selectors.webhook_get(request.user, pk)
-    secret = services.webhook_rotate_secret(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
+    secret = services.webhook_rotate_secret(actor=request.user, webhook=webhook, client_ip=client_ip(request.META))
     sealing.keep_once(request.session, SECRET_SESSION_KEY, secret, pk=webhook.pk)
     messages.success(request, "New secret made. Copy it now: it is not shown again; the old one no longer verifies.")
     return redirect("notifications:webhook_detail", pk=webhook.pk)
@@ -129,7 +123,7 @@ def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
     if not webhook.active:  # it would be refused at once ("the webhook was disabled"): say so instead
         messages.error(request, f"Webhook {webhook.name} is disabled: enable it to send a test.")
         return redirect("notifications:webhook_detail", pk=webhook.pk)
-    delivery = services.webhook_test(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
+    delivery = services.webhook_test(actor=request.user, webhook=webhook, client_ip=client_ip(request.META))
     messages.success(request, f"Test delivery {delivery.delivery_id} queued; reload to see its outcome.")
     return redirect("notifications:webhook_detail", pk=webhook.pk)
 
@@ -141,7 +135,7 @@ def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
     webhook = selectors.webhook_get(request.user, pk)
     if request.method == "POST":
         name = webhook.name
-        services.webhook_delete(actor=request.user, webhook=webhook, client_ip=_client_ip(request))
+        services.webhook_delete(actor=request.user, webhook=webhook, client_ip=client_ip(request.META))
         messages.success(request, f"Deleted webhook {name}.")
         return redirect("notifications:webhook_list")
     return render(request, "notifications/webhook_delete.html",

@@ -14,16 +14,10 @@ from accounts.roles import JIT_POLICY_WRITE, REQUEST_APPROVE
 
 from . import approvals, selectors
 from .approval_forms import AccessRuleForm, DecisionForm
-from .client_ip import client_address
+from .client_ip import client_ip
 from .models import AccessRequest, AccessRule
 
 QUEUE_LIMIT = 200
-
-
-def _client_ip(request: HttpRequest) -> str | None:
-    """The client's address for the audit trail (``X-Forwarded-For`` only from ``ACCESS_TRUSTED_PROXIES``)."""
-    found = client_address(request.META)
-    return str(found.address) if found else None
 
 
 @requires(REQUEST_APPROVE)
@@ -61,7 +55,7 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     approve = form.cleaned_data["decision"] == "approve"
     try:
         approvals.request_decide(actor=request.user, request=access, approve=approve,
-                                 comment=form.cleaned_data["comment"], client_ip=_client_ip(request))
+                                 comment=form.cleaned_data["comment"], client_ip=client_ip(request.META))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("policies:request_review", pk=access.pk)
@@ -85,7 +79,7 @@ def _rule_edit(request: HttpRequest, rule: AccessRule | None) -> HttpResponse:
     form = _rule_form(request, rule)
     if request.method == "POST" and form.is_valid():
         saved = approvals.access_rule_save(actor=request.user, rule=form.save(commit=False),
-                                           client_ip=_client_ip(request))
+                                           client_ip=client_ip(request.META))
         messages.success(request, f"Saved access rule “{saved.name}”.")
         return redirect("policies:rules")
     return render(request, "policies/access/rule_form.html", {
@@ -114,6 +108,6 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
             "consequence": "New requests are no longer checked against it; pending requests keep the approvals "
                            "it asked for.", "confirm_label": "Yes, delete",
             "cancel_url": reverse("policies:rule_edit", args=[rule.pk])})
-    approvals.access_rule_delete(actor=request.user, rule=rule, client_ip=_client_ip(request))
+    approvals.access_rule_delete(actor=request.user, rule=rule, client_ip=client_ip(request.META))
     messages.success(request, f"Deleted access rule “{rule.name}”.")
     return redirect("policies:rules")

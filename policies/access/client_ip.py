@@ -72,6 +72,13 @@ def client_address(meta: dict, trusted_proxies=None) -> ClientAddress | None:
     return ClientAddress(peer)
 
 
+def client_ip(meta: dict) -> str | None:
+    """The client's address as text (``client_address``), for the audit trail and rate limits; ``None`` when it
+    cannot be read."""
+    found = client_address(meta)
+    return str(found.address) if found else None
+
+
 def shared_address_warning(address: IPAddress) -> str:
     """Why opening a port for ``address`` may not do what the requester expects (empty when it looks fine)."""
     shared = _networks(getattr(settings, "ACCESS_SHARED_EGRESS_PREFIXES", []))

@@ -20,7 +20,7 @@ from policies.models import VirtualMachine, VmState
 from policies.selectors import vm_list
 
 from . import selectors, services, validation
-from .client_ip import client_address
+from .client_ip import client_address, client_ip
 from .filtersets import AccessRequestFilterSet
 from .forms import AccessRequestForm, ExtendForm, new_token
 from .models import AccessRequest, AccessRequestVm
@@ -212,7 +212,7 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         extension, _ = services.request_extend(
             actor=request.user, original=access, duration=timedelta(seconds=form.cleaned_data["duration"]),
-            idempotency_key=form.cleaned_data["token"], client_ip=request.META.get("REMOTE_ADDR"))
+            idempotency_key=form.cleaned_data["token"], client_ip=client_ip(request.META))
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         return redirect("policies:request_detail", pk=access.pk)

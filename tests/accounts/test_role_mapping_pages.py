@@ -184,3 +184,14 @@ def test_mapping_changes_and_sign_ins_are_in_the_audit_trail(client, policy_admi
     assert {e.actor_id for e in events} == {policy_admin.pk}
     assert events[0].subscription_id == IN_SCOPE.rsplit("/", 1)[1] and events[0].resource_group == "rg-web-prod"
     assert AuditEvent.objects.filter(action="user.sign_in", actor=policy_admin).exists()
+
+
+def test_the_trail_names_the_client_behind_a_trusted_proxy_not_the_proxy(client, policy_admin, settings):
+    from audit.models import AuditEvent
+
+    settings.ACCESS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    client.force_login(policy_admin)
+    response = client.post(reverse("accounts:rolemapping_add"), form_data(), REMOTE_ADDR="10.0.0.5",
+                           HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.9")
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(action__startswith="role_mapping").latest("id").client_ip == "203.0.113.9"

@@ -84,3 +84,11 @@ def test_an_extension_replayed_with_another_duration_is_refused(prod, requester,
     assert longer.status_code == 422, longer.content
     assert "another body" in longer.json()["detail"]
     assert AccessRequest.objects.count() == 2
+
+
+def test_a_request_made_through_a_trusted_proxy_records_the_client_not_the_proxy(prod, requester, api_as, settings):
+    settings.ACCESS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    response = api_as(requester).post(REQUESTS, body("web-02"), REMOTE_ADDR="10.0.0.5",
+                                      HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.9")
+    assert response.status_code == 201, response.content
+    assert AccessRequest.objects.get().client_ip == "203.0.113.9"
