@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from . import rules
-from .models import Subscription, VirtualMachine
+from .models import Subscription, VirtualMachine, VmState
 
 PROTOCOL_CHOICES = [("TCP", "TCP"), ("UDP", "UDP"), ("*", "Any")]
 DURATION_UNITS = [("hours", "hours"), ("minutes", "minutes")]
@@ -106,15 +106,30 @@ class RowIdsField(forms.ModelMultipleChoiceField):
 
 
 class BulkEnableForm(forms.Form):
-    """The selected Not configured VMs to enable JIT on (with the ports of the formset beside it)."""
+    """The selected VMs to enable JIT on (with the ports of the formset beside it), from ``queryset`` (the VMs the
+    user may configure). ``cleaned_data["vm"]`` holds those still Not configured; ``left_out`` the others (configured
+    or found unsupported since they were selected), so the page can name them and keep the admin's edits."""
 
     vm = RowIdsField(queryset=VirtualMachine.objects.none(),
                      error_messages={"required": "Select at least one VM."})
 
     def __init__(self, *args, queryset=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.left_out: list[VirtualMachine] = []
         if queryset is not None:
             self.fields["vm"].queryset = queryset
+
+    def clean_vm(self) -> list[VirtualMachine]:
+        chosen = list(self.cleaned_data["vm"])
+        self.left_out = [vm for vm in chosen if vm.state != VmState.NOT_CONFIGURED]
+        return [vm for vm in chosen if vm.state == VmState.NOT_CONFIGURED]
+
+    def left_out_messages(self) -> list[str]:
+        """Why each VM of ``left_out`` was taken out of the selection."""
+        return [f"{vm.name} was taken out of the selection: "
+                + ("it has JIT now (configured since you selected it); edit it from its page."
+                   if vm.state == VmState.CONFIGURED else f"it does not support JIT: {vm.unsupported_message}")
+                for vm in self.left_out]
 
 
 class SubscriptionForm(forms.ModelForm):

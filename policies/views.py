@@ -93,15 +93,21 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
     """Enable JIT on the selected Not configured VMs (``?vm=<id>&vm=<id>``): the page lists the recommended ports
     (22, 3389, 5985, 5986; 3 hours; source Any) to edit, remove or add to, and Save applies them to every VM."""
     back = reverse("policies:inventory") + "?tab=" + VmState.NOT_CONFIGURED
-    queryset = selectors.vm_list(request.user, JIT_POLICY_WRITE).filter(state=VmState.NOT_CONFIGURED)
-    chosen = BulkEnableForm(request.POST if request.method == "POST" else request.GET, queryset=queryset)
-    if not chosen.is_valid():
+    posted = request.method == "POST"
+    chosen = BulkEnableForm(request.POST if posted else request.GET,
+                            queryset=selectors.vm_list(request.user, JIT_POLICY_WRITE))
+    # A VM configured by someone else since the selection is named and left out; the edited ports stay.
+    if not chosen.is_valid() or not (chosen.cleaned_data["vm"] or (posted and chosen.left_out)):
         messages.error(request, "Select at least one Not configured VM you may configure.")
         return redirect(back)
-    vms = list(chosen.cleaned_data["vm"])
-    formset = port_formset(None, request.POST if request.method == "POST" else None)
-    problems: list[str] = []
-    if request.method == "POST" and formset.is_valid():
+    vms = chosen.cleaned_data["vm"]
+    formset = port_formset(None, request.POST if posted else None)
+    problems = chosen.left_out_messages()
+    if not vms:
+        problems.append("No selected VM is left to enable JIT on.")
+    elif posted and chosen.left_out:
+        problems.append(f"Save to enable JIT with these ports on {', '.join(vm.name for vm in vms)}.")
+    if posted and not chosen.left_out and formset.is_valid():
         ports = formset.port_rules()
         try:
             changes = services.policy_enable(actor=request.user, vms=vms, ports=ports)
@@ -116,7 +122,7 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
             return redirect(back)
     return render(request, "policies/bulk_enable.html", {
         "title": "Enable JIT on VMs", "vms": vms, "formset": formset, "problems": problems, "back": back},
-        status=400 if request.method == "POST" else 200)
+        status=400 if posted else 200)
 
 
 @requires(JIT_POLICY_WRITE)

@@ -224,6 +224,37 @@ def test_bulk_enable_shows_errors_and_keeps_the_selection(client, policy_admin):
     assert "Select at least one Not configured VM" in response.content.decode()
 
 
+@pytest.mark.django_db
+def test_bulk_enable_names_a_vm_configured_meanwhile_keeps_the_edits_and_saves_the_others(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    made = make_many_vms(6)
+    vms = [not_configured(made[0]), not_configured(made[2])]
+    client.force_login(policy_admin)
+    rows = [{"number": "22", "sources": "203.0.113.0/24"}, {"number": "3389", "DELETE": "on"},
+            {"number": "5985", "DELETE": "on"}, {"number": "5986", "DELETE": "on"}, {"number": "8443"}]
+    data = {**edit_post(vms[0], rows), "ports-INITIAL_FORMS": "4", "vm": [v.pk for v in vms]}
+    VirtualMachine.objects.filter(pk=vms[1].pk).update(state=VmState.CONFIGURED, policy_name="default")  # someone else
+    response = client.post(reverse("policies:bulk_enable"), data)
+    page = response.content.decode()
+    assert response.status_code == 400 and not PolicyChange.objects.exists()
+    assert f"{vms[1].name} was taken out of the selection: it has JIT now" in page
+    assert f'<input type="hidden" name="vm" value="{vms[0].pk}">' in page
+    assert f'name="vm" value="{vms[1].pk}"' not in page
+    assert 'value="203.0.113.0/24"' in page and 'value="8443"' in page  # the edits are still there
+    data["vm"] = [vms[0].pk]
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:bulk_enable"), data).status_code == 302
+    desired = PolicyChange.objects.get().desired
+    assert list(desired) == [vms[0].arm_id] and [p["number"] for p in desired[vms[0].arm_id]] == [22, 8443]
+    # The only selected VM configured meanwhile: named, nothing to save, the edits still shown.
+    VirtualMachine.objects.filter(pk=vms[0].pk).update(state=VmState.CONFIGURED, policy_name="default")
+    response = client.post(reverse("policies:bulk_enable"), data)
+    page = response.content.decode()
+    assert response.status_code == 400 and "No selected VM is left to enable JIT on." in page
+    assert f"{vms[0].name} was taken out of the selection" in page and 'id="save-jit"' not in page
+    assert 'value="203.0.113.0/24"' in page and PolicyChange.objects.count() == 1
+
+
 def _edit(client, vm, rows):
     return client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), edit_post(vm, rows))
 
