@@ -32,6 +32,13 @@ class PortForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         if "max_hours" in data:
+            exact = self.initial.get("max_duration")
+            if exact and not {"max_hours", "max_minutes"} & set(self.changed_data):
+                try:  # left alone: Azure's duration as it is, seconds included
+                    data["max_duration"] = rules.validate_duration(exact)
+                    return data
+                except ValidationError:
+                    pass  # out of range: the hours and minutes shown say why
             minutes = data.get("max_hours", 0) * 60 + (data.get("max_minutes") or 0)
             try:
                 data["max_duration"] = rules.validate_duration(f"PT{minutes}M")
@@ -45,10 +52,24 @@ class PortForm(forms.Form):
 
     @staticmethod
     def initial_for(rule: rules.PortRule) -> dict:
-        delta = rules.parse_duration(rule.max_duration)
+        """The row of ``rule``. Azure's exact duration rides along as ``max_duration`` and is kept when the admin
+        leaves the hours and minutes alone; ``duration_note`` says what Azure holds when the fields cannot show it
+        (seconds, or a duration the portal cannot read, which leaves the fields empty)."""
+        initial = {"number": rule.number, "protocol": rule.protocol, "sources": ", ".join(rule.sources),
+                   "max_duration": rule.max_duration}
+        try:
+            delta = rules.parse_duration(rule.max_duration)
+        except ValidationError:
+            return initial | {"max_hours": None, "max_minutes": None, "duration_note": (
+                f"Azure holds the maximum request time '{rule.max_duration}', which the portal cannot read: "
+                "enter the time this port should allow.")}
         hours, rest = divmod(int(delta.total_seconds()), 3600)
-        return {"number": rule.number, "protocol": rule.protocol, "sources": ", ".join(rule.sources),
-                "max_hours": hours, "max_minutes": rest // 60}
+        minutes, seconds = divmod(rest, 60)
+        initial |= {"max_hours": hours, "max_minutes": minutes}
+        if seconds:
+            initial["duration_note"] = (f"Azure holds {rule.max_duration}: it stays so unless you change the hours "
+                                        "or minutes (whole minutes).")
+        return initial
 
 
 class BasePortFormSet(forms.BaseFormSet):

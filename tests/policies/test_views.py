@@ -320,6 +320,47 @@ def test_a_valid_edit_stores_iso_durations_and_both_ip_families(client, policy_a
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("held", ["PT1.5H", "soon", "P99999999999D", "PT"])
+def test_a_duration_azure_holds_that_the_form_cannot_read_is_named_not_a_500(client, policy_admin,
+                                                                            django_capture_on_commit_callbacks, held):
+    vm = make_vm(IN_RG)
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=[
+        {"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": held}])
+    client.force_login(policy_admin)
+    response = client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk}))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert f"Azure holds the maximum request time &#x27;{held}&#x27;, which the portal cannot read" in page
+    assert 'name="ports-0-max_hours" min="0" max="24" id="id_ports-0-max_hours">' in page  # empty
+    vm.refresh_from_db()
+    response = _edit(client, vm, [{"number": "22", "max_hours": "", "max_minutes": ""}])
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _edit(client, vm, [{"number": "22", "max_hours": "2", "max_minutes": ""}]).status_code == 302
+    assert PolicyChange.objects.get().desired[vm.arm_id][0]["maxRequestAccessDuration"] == "PT2H"
+
+
+@pytest.mark.django_db
+def test_a_duration_with_seconds_is_kept_unless_the_admin_changes_it(client, policy_admin,
+                                                                     django_capture_on_commit_callbacks):
+    vm = make_vm(IN_RG)
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=[
+        {"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT5M30S"},
+        {"number": 3389, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H0M45S"}])
+    vm.refresh_from_db()
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk})).content.decode()
+    assert "Azure holds PT5M30S: it stays so unless you change the hours or minutes" in page
+    with django_capture_on_commit_callbacks(execute=False):
+        response = _edit(client, vm, [{"number": "22", "sources": "10.0.0.1", "max_hours": "0", "max_minutes": "5"},
+                                      {"number": "3389", "max_hours": "2", "max_minutes": "0"}])
+    assert response.status_code == 302
+    ports = {p["number"]: p for p in PolicyChange.objects.get().desired[vm.arm_id]}
+    assert ports[22]["maxRequestAccessDuration"] == "PT5M30S" and ports[22]["allowedSourceAddressPrefix"] == "10.0.0.1"
+    assert ports[3389]["maxRequestAccessDuration"] == "PT2H"
+
+
+@pytest.mark.django_db
 def test_the_change_status_shows_azures_message_when_it_failed(client, policy_admin):
     from tests.policies.factories import make_policy_change
 
