@@ -45,17 +45,20 @@ def vm_list(user, action: str = VM_READ) -> QuerySet[VirtualMachine]:
 
 
 def filter_choices(user, subscriptions: list[Subscription]) -> tuple[list[str], list[str]]:
-    """(resource groups, locations) for the inventory filters, from the subscriptions' last sync (no scan)."""
+    """(resource groups, locations) for the inventory filters: from the last sync of the subscriptions ``user`` reads
+    whole (no scan), else the resource groups of their grants and the locations of the VMs they may read."""
     scopes = authz.permitted_scopes(user, VM_READ)
     groups: set[str] = set()
     locations: set[str] = set()
+    partial: list[str] = []
     for subscription in subscriptions:
-        locations.update(subscription.locations)
         whole = authz.EVERYWHERE in scopes or any(
             s.rstrip("/").lower() == subscription.scope_id for s in scopes)
         if whole:
             groups.update(subscription.resource_groups)
+            locations.update(subscription.locations)
             continue
+        partial.append(subscription.subscription_id)
         for scope in scopes:
             try:
                 parsed = parse_scope(scope)
@@ -63,6 +66,9 @@ def filter_choices(user, subscriptions: list[Subscription]) -> tuple[list[str], 
                 continue
             if parsed.subscription_id == subscription.subscription_id and parsed.resource_group:
                 groups.add(parsed.resource_group.lower())
+    if partial:
+        locations.update(vm_list(user).filter(subscription_key__in=partial).exclude(location="").order_by()
+                         .values_list("location", flat=True).distinct())
     return sorted(groups), sorted(locations)
 
 
@@ -144,10 +150,13 @@ class SyncRuns(list):
         return any(not run.done for run in self)
 
 
-def latest_sync_runs(subscriptions: list[Subscription]) -> SyncRuns:
-    """The newest sync run of each subscription (one query per subscription, a handful at most)."""
+def latest_sync_runs(user, subscriptions: list[Subscription], action: str = VM_READ) -> SyncRuns:
+    """The newest sync run of each subscription where ``user`` holds ``action`` on the whole subscription (a run
+    counts and reports on all of it), one query per subscription, a handful at most."""
     runs = SyncRuns()
     for subscription in subscriptions:
+        if not authz.has_permission(user, action, subscription.scope_id):
+            continue
         run = SyncRun.objects.filter(subscription=subscription).order_by("-created_at", "-id").first()
         if run is not None:
             run.subscription = subscription

@@ -73,7 +73,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "filter": filterset, "filter_controls": filter_controls(filterset), "tabs": tabs, "tab": tab,
         "may_write": may_write, "may_request": may_request,
         "defender_missing": [s for s in subscriptions if s.defender_missing],
-        "sync_runs": selectors.latest_sync_runs(subscriptions), "show_sync": may_write,
+        "sync_runs": selectors.latest_sync_runs(request.user, subscriptions), "show_sync": may_write,
         "has_subscriptions": bool(subscriptions),
     })
 
@@ -149,8 +149,8 @@ def _local_next(request: HttpRequest, default: str) -> str:
 
 @requires(VM_READ)
 def sync_status(request: HttpRequest) -> HttpResponse:
-    """The latest sync of each visible subscription (polled while one runs)."""
-    runs = selectors.latest_sync_runs(selectors.visible_subscriptions(request.user))
+    """The latest sync of each subscription the user reads whole (polled while one runs)."""
+    runs = selectors.latest_sync_runs(request.user, selectors.visible_subscriptions(request.user))
     return render(request, "policies/_sync_status.html", {"sync_runs": runs})
 
 
@@ -273,9 +273,9 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 def subscription_list(request: HttpRequest) -> HttpResponse:
     """Registered subscriptions with their Defender check and last sync."""
     subscriptions = list(selectors.subscription_list(request.user))
+    runs = selectors.latest_sync_runs(request.user, subscriptions, SETTINGS_WRITE)
     return render(request, "policies/subscription_list.html", {
-        "title": "Subscriptions", "subscriptions": subscriptions,
-        "sync_runs": {r.subscription_id: r for r in selectors.latest_sync_runs(subscriptions)}})
+        "title": "Subscriptions", "subscriptions": subscriptions, "sync_runs": {r.subscription_id: r for r in runs}})
 
 
 @requires(SETTINGS_WRITE)
@@ -303,7 +303,7 @@ def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
         services.subscription_update(actor=request.user, subscription=subscription, **data)
         messages.success(request, f"Saved {subscription}.")
         return redirect("policies:subscriptions")
-    runs = selectors.latest_sync_runs([subscription])
+    runs = selectors.latest_sync_runs(request.user, [subscription], SETTINGS_WRITE)
     return render(request, "policies/subscription_form.html", {
         "title": str(subscription), "form": form, "subscription": subscription, "sync_runs": runs},
         status=400 if request.method == "POST" else 200)

@@ -89,6 +89,31 @@ def test_the_inventory_shows_three_tabs_with_counts_and_filters(client, policy_a
 
 
 @pytest.mark.django_db
+def test_a_resource_group_admin_sees_no_subscription_wide_sync_runs_or_locations(client, policy_admin):
+    from django.utils import timezone
+
+    from policies.models import SyncRun
+    from tests.audit.factories import user_with_role
+
+    make_many_vms(4, group="rg-web-prod")  # westeurope and northeurope
+    subscription = VirtualMachine.objects.first().subscription
+    subscription.locations = ["japaneast", "northeurope", "westeurope"]
+    subscription.resource_groups = ["rg-secret", "rg-web-prod"]
+    subscription.save()
+    SyncRun.objects.create(subscription=subscription, state=SyncRun.State.FAILED, vms_seen=1234,
+                           error="AuthorizationFailed on rg-secret", finished_at=timezone.now())
+    group_admin = user_with_role("gina@contoso.example", "policy_admin", IN_RG)
+    for user, whole in ((group_admin, False), (policy_admin, True)):
+        client.force_login(user)
+        inventory = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+        status = client.get(reverse("policies:sync_status")).content.decode()
+        assert "vm-00000" in inventory and 'value="westeurope"' in inventory and 'value="northeurope"' in inventory
+        for page in (inventory, status):
+            assert ("AuthorizationFailed on rg-secret" in page) is whole
+        assert ('value="japaneast"' in inventory) is whole and ('value="rg-secret"' in inventory) is whole
+
+
+@pytest.mark.django_db
 def test_a_requester_sees_no_edit_controls_and_is_refused_on_a_direct_post(client, requester):
     vm = make_vm(IN_RG)
     client.force_login(requester)
