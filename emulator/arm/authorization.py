@@ -69,6 +69,9 @@ def put_role(ctx: ArmContext, scope: str, name: str):
     if not isinstance(permissions, list) or not all(isinstance(p, dict) for p in permissions):
         raise bad_request("InvalidPermissions", "properties.permissions must be a list of objects.")
     rid = _role_id(scope, name)
+    # A custom role's GUID is unique in the tenant: put at another scope, it is the same definition.
+    same = next((r for r in ctx.state.role_definitions.values() if r["name"].lower() == name.lower()), None)
+    rid = same["id"] if same is not None else rid
     for other in ctx.state.role_definitions.values():
         if other["id"].lower() != rid.lower() and other["properties"]["roleName"].lower() == \
                 props["roleName"].lower():

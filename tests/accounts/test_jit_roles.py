@@ -38,14 +38,16 @@ def test_the_generated_roles_hold_exactly_the_seeds_actions():
         assert not any(a.startswith("JitPortal/") for a in properties["permissions"][0]["actions"])
 
 
-def test_names_are_stable_guids_of_the_role_name():
-    first = build_role_definitions([PROD])
-    again = build_role_definitions([PROD, DEV])
+def test_names_are_stable_guids_of_the_role_name_and_its_assignable_scopes():
+    first = build_role_definitions([PROD, DEV])
+    again = build_role_definitions([DEV.upper().replace("/SUBSCRIPTIONS/", "/subscriptions/"), PROD])
+    other_subscription = build_role_definitions([DEV])
     for role in first:
-        assert first[role]["name"] == again[role]["name"]
+        assert first[role]["name"] == again[role]["name"]  # re-applying lands on the same definition
         assert len(first[role]["name"]) == 36
+        assert other_subscription[role]["name"] != first[role]["name"]
     assert len({d["name"] for d in first.values()}) == 3
-    assert build_role_definitions([PROD], suffix="other")["reader"]["name"] != first["reader"]["name"]
+    assert build_role_definitions([PROD, DEV], suffix="other")["reader"]["name"] != first["reader"]["name"]
 
 
 def test_it_writes_one_file_per_role(tmp_path):
@@ -95,9 +97,9 @@ def test_apply_creates_then_updates_the_definitions_through_the_gateway(fresh_em
     from tests.policies.factories import register
 
     subscription = register(fresh_emulator, PROD.rsplit("/", 1)[1])
-    out = run("--scope", PROD, "--apply", "--subscription", subscription.subscription_id)
+    out = run("--scope", PROD, "--scope", DEV, "--apply", "--subscription", subscription.subscription_id)
     assert out.count("Applied JIT ") == 3
-    out = run("--scope", PROD, "--scope", DEV, "--role", "requester", "--apply",
+    out = run("--scope", DEV, "--scope", PROD, "--role", "requester", "--apply",
               "--subscription", subscription.subscription_id)
     assert "Applied JIT Requester (jitportal)" in out
 
@@ -106,10 +108,28 @@ def test_apply_creates_then_updates_the_definitions_through_the_gateway(fresh_em
         stored = gateway.get_role_definition(PROD, expected["requester"]["name"])
         assert stored.role_name == "JIT Requester (jitportal)"
         assert set(stored.actions) == SEED_REQUEST
-        assert [s.lower() for s in stored.assignable_scopes] == [PROD, DEV]
+        assert sorted(s.lower() for s in stored.assignable_scopes) == [PROD, DEV]  # listed in the second run's order
         admin = gateway.get_role_definition(PROD, expected["policy_admin"]["name"])
         assert set(admin.actions) == SEED_CONFIGURE | SEED_READ
         assert stored.role_type == "CustomRole"
+
+
+@pytest.mark.django_db
+def test_an_admin_of_another_subscription_cannot_take_the_roles_scopes_away(fresh_emulator):
+    from policies.gateway import gateway_for_subscription
+    from tests.policies.factories import register
+
+    prod, dev = (register(fresh_emulator, scope.rsplit("/", 1)[1]) for scope in (PROD, DEV))
+    run("--scope", PROD, "--role", "requester", "--apply", "--subscription", prod.subscription_id)
+    with pytest.raises(CommandError, match=r"Azure refused JIT Requester \(jitportal\): RoleDefinitionWithSameName"
+                                           r".*choose another --suffix"):
+        run("--scope", DEV, "--role", "requester", "--apply", "--subscription", dev.subscription_id)
+    with gateway_for_subscription(prod) as gateway:
+        stored = gateway.get_role_definition(PROD, build_role_definitions([PROD])["requester"]["name"])
+    assert [s.lower() for s in stored.assignable_scopes] == [PROD]
+    out = run("--scope", DEV, "--role", "requester", "--suffix", "dev", "--apply", "--subscription",
+              dev.subscription_id)
+    assert "Applied JIT Requester (dev)" in out
 
 
 @pytest.mark.django_db

@@ -81,5 +81,8 @@ class Command(BaseCommand):
                         not_actions=permissions["notActions"], assignable_scopes=properties["assignableScopes"],
                     )
                 except CloudError as exc:
-                    raise CommandError(f"Azure refused {properties['roleName']}: {exc}") from exc
+                    hint = (" A role of this name exists for other assignable scopes (another subscription's, or "
+                            "an earlier --scope list): choose another --suffix, or delete that role in Azure first."
+                            if exc.code == "RoleDefinitionWithSameNameExists" else "")
+                    raise CommandError(f"Azure refused {properties['roleName']}: {exc}{hint}") from exc
                 self.stdout.write(f"Applied {applied.role_name} ({applied.name}) at {scope}")
