@@ -1,18 +1,9 @@
 """Read-mostly admin of the inventory (break-glass staff only); changes go through the portal's services."""
 from django.contrib import admin
 
+from jitportal.lib.admin import ReadOnlyAdmin
+
 from .models import DriftFinding, JitPolicy, PolicyChange, Subscription, SyncRun, VirtualMachine
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Subscription)

@@ -217,3 +217,21 @@ def test_older_deliveries_are_a_page_away(admin_client):
     assert 'href="?page=1"' in second and "Older deliveries" not in second
     for page in ("x", "0", "-3", "99999999999999999999999"):
         assert admin_client.get(url, {"page": page}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_django_admin_shows_webhooks_and_preferences_but_changes_them_only_through_the_portal(
+        client, breakglass_admin):
+    """A webhook added in the admin would have no sealed secret and no audit row: the admin only shows them."""
+    from notifications.models import Webhook
+
+    hook = Webhook.objects.create(name="ops", url="https://hooks.example/ops", format="generic")
+    client.force_login(breakglass_admin)
+    assert client.get(f"/admin/notifications/webhook/{hook.pk}/change/").status_code == 200  # view only
+    assert client.get("/admin/notifications/webhook/add/").status_code == 403
+    response = client.post(f"/admin/notifications/webhook/{hook.pk}/change/",
+                           {"name": "ops", "url": "https://collector.example/", "format": "generic", "active": "on"})
+    assert response.status_code == 403
+    assert Webhook.objects.get(pk=hook.pk).url == "https://hooks.example/ops"
+    assert client.get("/admin/notifications/notificationpreference/add/").status_code == 403
+    assert client.post(f"/admin/notifications/webhook/{hook.pk}/delete/", {"post": "yes"}).status_code == 403
