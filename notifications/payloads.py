@@ -51,14 +51,17 @@ def person(user) -> dict | None:
 
 def request_summary(request, *, scope: str = "") -> dict:
     """The request as webhooks see it (Azure's names for ports: ``number``, ``endTimeUtc``); with ``scope``, only
-    its VMs at or under it (a webhook's administrator sees nothing of another scope)."""
-    vms = []
+    its VMs at or under it, their latest end as ``end``, and how many VMs it has elsewhere as ``vms_elsewhere`` (a
+    webhook's administrator sees nothing of another scope)."""
+    vms, ends, elsewhere = [], [], 0
     for vm_row in request.vms.all().prefetch_related("ports"):
         if scope and not scope_contains(scope, vm_row.vm_arm_id):
+            elsewhere += 1
             continue
+        ports = list(vm_row.ports.all())
+        ends += [p.end_at for p in ports]
         vms.append({"name": vm_row.vm_name, "id": vm_row.vm_arm_id,
-                    "ports": [{"number": p.number, "state": p.state, "endTimeUtc": _utc(p.end_at)}
-                              for p in vm_row.ports.all()]})
+                    "ports": [{"number": p.number, "state": p.state, "endTimeUtc": _utc(p.end_at)} for p in ports]})
     return {
         "id": request.pk,
         "url": request_url(request.pk),
@@ -69,9 +72,22 @@ def request_summary(request, *, scope: str = "") -> dict:
         "justification": request.justification,
         "source": request.source_prefix,
         "start": _utc(request.scheduled_start or request.created_at),
-        "end": _utc(request.end_at),
+        "end": _utc(max(ends) if elsewhere and ends else request.end_at),
         "vms": vms,
+        **({"vms_elsewhere": elsewhere} if elsewhere else {}),
     }
+
+
+# Event details that may name VMs of any scope: Azure's error of a failed ``initiate``, the access rules' reasons.
+DETAIL_NAMING_VMS = ("error", "reasons")
+WITHHELD = "Withheld: the request also covers VMs outside this webhook's scope; its page in the portal has the detail."
+
+
+def scoped_detail(detail: dict, summary: dict) -> dict:
+    """``detail`` for a webhook whose ``summary`` leaves VMs out: what may name those VMs is withheld."""
+    if not summary.get("vms_elsewhere"):
+        return detail
+    return {key: WITHHELD if key in DETAIL_NAMING_VMS else value for key, value in detail.items()}
 
 
 def event_payload(*, event: str, delivery_id: str, occurred_at: datetime, request: dict | None, actor,

@@ -200,7 +200,8 @@ def _compose(*, request_id: int, event: str, actor, detail: dict,
             summaries[webhook.scope] = payloads.request_summary(request, scope=webhook.scope)
         delivery_id = uuid.uuid4()
         payload = payloads.event_payload(event=event, delivery_id=str(delivery_id), occurred_at=occurred_at,
-                                         request=summaries[webhook.scope], actor=payloads.person(actor), detail=detail)
+                                         request=summaries[webhook.scope], actor=payloads.person(actor),
+                                         detail=payloads.scoped_detail(detail, summaries[webhook.scope]))
         deliveries.append(WebhookDelivery(webhook=webhook, delivery_id=delivery_id, event=event,
                                           request=request, payload=payload, next_attempt_at=now))
     return notes, deliveries

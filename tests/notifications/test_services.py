@@ -360,6 +360,37 @@ def test_a_webhook_of_one_scope_is_told_nothing_of_the_requests_vms_in_another(a
     assert sorted(ports for _vm, ports in seen["subscription"]) == [[22], [3389]]
 
 
+def test_a_webhook_of_one_scope_gets_no_detail_that_may_name_vms_of_another(alice):
+    from datetime import timedelta
+
+    from policies.access.models import AccessRequestPort, AccessRequestVm
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.factories import make_vm
+
+    request = make_request(alice)
+    other = make_vm(f"{IN_SCOPE}/resourceGroups/rg-elsewhere")
+    row = AccessRequestVm.objects.create(
+        request=request, vm=other, vm_arm_id=other.arm_id, vm_name="vm-elsewhere",
+        subscription_key=other.subscription_key, resource_group=other.resource_group,
+        policy_key=other.policy_id.lower(), policy_resource_group=other.resource_group_name,
+        policy_location="westeurope", policy_name="default")
+    later = request.end_at + timedelta(hours=2)  # the VM elsewhere ends later: the group must not learn when
+    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=3389,
+                                     source_prefix=request.source_prefix, duration_seconds=3600, end_at=later,
+                                     state="failed")
+    type(request).objects.filter(pk=request.pk).update(end_at=later)
+    make_webhook(REQUEST_SCOPE, events=["failed"], name="group")
+    make_webhook(IN_SCOPE, events=["failed"], name="subscription")
+    record_event(request=request, event="failed", actor=None,
+                 detail={"error": "vm-elsewhere: The VM has no network security group"})
+    sent = {d.webhook.name: d.payload for d in WebhookDelivery.objects.select_related("webhook")}
+    assert "vm-elsewhere" not in str(sent["group"]) and sent["group"]["request"]["vms_elsewhere"] == 1
+    assert sent["group"]["detail"]["error"].startswith("Withheld")
+    assert sent["group"]["request"]["end"] != sent["subscription"]["request"]["end"]
+    assert sent["subscription"]["detail"]["error"] == "vm-elsewhere: The VM has no network security group"
+    assert "vms_elsewhere" not in sent["subscription"]["request"]
+
+
 def test_the_email_names_the_request_and_links_to_it(alice):
     request = make_request(alice)
     record_event(request=request, event="failed", actor=None, detail={"error": "Azure said no"})
