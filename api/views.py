@@ -39,6 +39,7 @@ from policies import services as policy_services
 from policies.access import approvals
 from policies.access import selectors as access_selectors
 from policies.access import services as access_services
+from policies.access import validation as access_validation
 from policies.access.client_ip import client_ip
 from policies.access.models import AccessRequest, PortState
 from policies.models import PolicyChange, VirtualMachine, VmState
@@ -297,7 +298,7 @@ class RequestListView(ApiView):
             actor=request.user, selections=wanted.selections, source_prefix=source, duration=wanted.duration,
             justification=wanted.justification, idempotency_key=_idempotency_key(request),
             idempotency_fingerprint=_fingerprint(request),
-            source_kind="range" if "/" in source and not source.endswith(("/32", "/128")) else "ip",
+            source_kind=access_validation.source_kind(source),
             client_ip=client_ip(request.META), **extra)
         access = access_selectors.request_get(request.user, access.pk)
         return Response(_request_json(access, request), status=status.HTTP_201_CREATED if created else 200,

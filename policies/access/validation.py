@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from policies.rules import PortRule, duration_label, parse_duration
+from policies.rules import ANY_SOURCE, PortRule, duration_label, parse_duration
 
 ANY = "*"
 ANY_WORDS = {"*", "any", "internet"}
@@ -87,6 +87,14 @@ def parse_source(kind: str, value: str) -> str:
                                   code="malformed_source") from None
         return str(network)
     raise ValidationError("Choose where you connect from.", code="malformed_source")
+
+
+def source_kind(prefix: str) -> str:
+    """How the request form would have named a source given as a prefix (API, CLI): ``any``, ``ip`` (one
+    address) or ``range``."""
+    if prefix == ANY_SOURCE:
+        return "any"
+    return "range" if "/" in prefix and not prefix.endswith(("/32", "/128")) else "ip"
 
 
 def source_allowed(allowed: str, prefix: str) -> bool:

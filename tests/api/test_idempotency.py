@@ -92,3 +92,13 @@ def test_a_request_made_through_a_trusted_proxy_records_the_client_not_the_proxy
                                       HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.9")
     assert response.status_code == 201, response.content
     assert AccessRequest.objects.get().client_ip == "203.0.113.9"
+
+
+@pytest.mark.parametrize(("source", "kind"), [("*", "any"), ("198.51.100.23", "ip"), ("198.51.100.0/24", "range"),
+                                              ("2001:db8::1/128", "ip")])
+def test_a_request_through_the_api_names_its_source_as_the_form_would(prod, requester, api_as, source, kind):
+    sent = body("web-02")
+    sent["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"] = source
+    response = api_as(requester).post(REQUESTS, sent)
+    assert response.status_code == 201, response.content
+    assert AccessRequest.objects.get().source_kind == kind

@@ -13,7 +13,7 @@ import uuid
 from django.core.management.base import BaseCommand
 
 from policies import jit_json, rules
-from policies.access import services
+from policies.access import services, validation
 from policies.access.models import TRANSITIONAL, AccessRequest, AccessRequestPort, PortState
 from policies.management.cli import (
     bad_input,
@@ -25,13 +25,6 @@ from policies.management.cli import (
     wait_seconds,
     write_json,
 )
-
-
-def source_kind(prefix: str) -> str:
-    """How the request form would have named the source: ``any``, ``ip`` (one address) or ``range``."""
-    if prefix == "*":
-        return "any"
-    return "ip" if prefix.endswith(("/32", "/128")) else "range"
 
 
 def idempotency_key(actor, given: str | None) -> str:
@@ -98,7 +91,7 @@ class Command(BaseCommand):
                 actor=actor, selections=parsed.selections, source_prefix=parsed.source_prefix,
                 duration=parsed.duration, justification=parsed.justification,
                 idempotency_key=idempotency_key(actor, options["idempotency_key"]),
-                source_kind=source_kind(parsed.source_prefix), start_at=parsed.start_at)
+                source_kind=validation.source_kind(parsed.source_prefix), start_at=parsed.start_at)
         if not created:
             self.stderr.write(f"Request #{request.pk} was made earlier with this idempotency key.")
         if options["wait"]:
