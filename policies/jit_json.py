@@ -22,7 +22,7 @@ from accounts.roles import JIT_INITIATE
 from . import rules, selectors, shapes
 from .access.connection import details_for
 from .access.services import Selection
-from .access.validation import ANY_WORDS, parse_source
+from .access.validation import ANY_WORDS, SCHEDULE_MIN_LEAD, parse_source
 from .models import VirtualMachine
 
 POLICY_PORT_FIELDS = {"number", "protocol", "allowedSourceAddressPrefix", "allowedSourceAddressPrefixes",
@@ -353,7 +353,8 @@ def request_from_azure(body: object, *, user, now: datetime | None = None,
         found = [iso(e) or "" for e in sorted(ends)] + (["none"] if no_end else [])
         problems.append("A request opens for one time window: give every port the same 'endTimeUtc' (found "
                         + ", ".join(found) + ").")
-    scheduled = start if start is not None and start > now else None
+    # A start already past, or too close to schedule, is "now" (a record read back from Azure carries its start).
+    scheduled = start if start is not None and start > now + SCHEDULE_MIN_LEAD else None
     begin = scheduled or now
     end = next(iter(ends)) if ends else (begin + default_duration if default_duration is not None else None)
     if end is not None and end <= begin:

@@ -177,8 +177,8 @@ def _validate(actor, selections: list[Selection], source_prefix: str, duration: 
 def _validate_start(start_at: datetime | None, now: datetime) -> list[str]:
     if start_at is None:
         return []
-    if start_at <= now + timedelta(minutes=1):
-        return ["A scheduled start must lie in the future (leave it empty to start now)."]
+    if start_at <= now + validation.SCHEDULE_MIN_LEAD:
+        return ["A scheduled start must be more than a minute ahead (leave it empty to start now)."]
     if start_at > now + timedelta(days=settings.ACCESS_SCHEDULE_MAX_DAYS):
         return [f"Schedule at most {settings.ACCESS_SCHEDULE_MAX_DAYS} days ahead."]
     return []

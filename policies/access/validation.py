@@ -20,6 +20,10 @@ DURATION_STEPS = (timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=
                   timedelta(hours=12), timedelta(hours=24))
 
 
+# A scheduled start must lie at least this far ahead; the API and the CLI read an earlier one as "now".
+SCHEDULE_MIN_LEAD = timedelta(minutes=1)
+
+
 def policy_port(vm_ports: list[dict], number: int) -> PortRule:
     """The VM's policy rule for port ``number``, or a ``port_not_in_policy`` error."""
     for port in vm_ports or []:

@@ -178,6 +178,14 @@ def test_a_future_start_schedules_the_window_from_then(web_vm, requester):
     assert parsed.duration == timedelta(hours=1, microseconds=365879)
 
 
+@pytest.mark.parametrize("seconds_ahead", [-3600, 0, 30])
+def test_a_start_past_or_under_a_minute_ahead_is_now_not_a_refusal(web_vm, requester, seconds_ahead):
+    start = (NOW + timedelta(seconds=seconds_ahead)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    parsed = jit_json.request_from_azure({**seed_request(web_vm.arm_id), "startTimeUtc": start}, user=requester,
+                                         now=NOW)
+    assert parsed.start_at is None  # the service would refuse one this close (not a minute ahead)
+
+
 def test_a_default_duration_stands_in_for_a_missing_end(web_vm, requester):
     body = seed_request(web_vm.arm_id, endTimeUtc=None)
     parsed = jit_json.request_from_azure(body, user=requester, now=NOW, default_duration=timedelta(hours=1))
