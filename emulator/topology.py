@@ -1,4 +1,5 @@
-"""What guards a VM: the NSGs on its NICs and subnets, and an Azure Firewall in its virtual network."""
+"""What guards a VM: the NSGs on its NICs and subnets, and an Azure Firewall in its virtual network or in the
+secured virtual hub (Azure Firewall Manager) its virtual network is connected to."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ NSG = "microsoft.network/networksecuritygroups"
 VNET = "microsoft.network/virtualnetworks"
 FIREWALL = "microsoft.network/azurefirewalls"
 PUBLIC_IP = "microsoft.network/publicipaddresses"
+VIRTUAL_HUB = "microsoft.network/virtualhubs"
+HUB_CONNECTION = "microsoft.network/virtualhubs/hubvirtualnetworkconnections"
 
 
 @dataclass
@@ -42,7 +45,28 @@ def find_subnet(state, subnet_id: str) -> dict | None:
     return None
 
 
+def hub_of_vnet(state, vnet_id: str) -> str | None:
+    """The id of the virtual hub a hub virtual network connection links ``vnet_id`` to, if any."""
+    for connection in state.resources.all_of_type(HUB_CONNECTION):
+        remote = connection.get("properties", {}).get("remoteVirtualNetwork", {}).get("id", "")
+        if remote.lower() == vnet_id.lower():
+            return connection["id"].split("/hubVirtualNetworkConnections/")[0]
+    return None
+
+
+def firewall_in_hub(state, hub_id: str) -> dict | None:
+    """The Azure Firewall deployed in a secured virtual hub (``properties.virtualHub.id``)."""
+    rid = ResourceId.parse(hub_id)
+    if rid is None:
+        return None
+    for firewall in state.resources.list(FIREWALL, rid.subscription):
+        if firewall.get("properties", {}).get("virtualHub", {}).get("id", "").lower() == hub_id.lower():
+            return firewall
+    return None
+
+
 def firewall_in_vnet(state, vnet_id: str) -> dict | None:
+    """The firewall in the VNet itself, else the one of the secured hub the VNet is connected to."""
     rid = ResourceId.parse(vnet_id)
     if rid is None:
         return None
@@ -51,10 +75,15 @@ def firewall_in_vnet(state, vnet_id: str) -> dict | None:
             subnet = config.get("properties", {}).get("subnet", {}).get("id", "")
             if vnet_of_subnet(subnet).lower() == vnet_id.lower():
                 return firewall
-    return None
+    hub_id = hub_of_vnet(state, vnet_id)
+    return firewall_in_hub(state, hub_id) if hub_id else None
 
 
 def firewall_public_ip(state, firewall: dict) -> str | None:
+    hub_ips = firewall.get("properties", {}).get("hubIPAddresses", {}).get("publicIPs", {}).get("addresses", [])
+    for address in hub_ips:
+        if address.get("address"):
+            return address["address"]
     for config in firewall.get("properties", {}).get("ipConfigurations", []):
         ref = config.get("properties", {}).get("publicIPAddress", {}).get("id")
         pip = state.resources.get(ref) if ref else None

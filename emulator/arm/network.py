@@ -1,5 +1,5 @@
 """Microsoft.Network (2026-03-01, other versions accepted): NICs, NSGs and their rules, public IPs, Azure
-Firewalls and virtual networks."""
+Firewalls, virtual networks, and virtual hubs with their hub virtual network connections."""
 from __future__ import annotations
 
 import uuid
@@ -18,7 +18,9 @@ KINDS = {
     "publicIPAddresses": "microsoft.network/publicipaddresses",
     "azureFirewalls": "microsoft.network/azurefirewalls",
     "virtualNetworks": "microsoft.network/virtualnetworks",
+    "virtualHubs": "microsoft.network/virtualhubs",
 }
+HUB_CONNECTION = "microsoft.network/virtualhubs/hubvirtualnetworkconnections"
 
 
 def _get(ctx: ArmContext, sub: str, rg: str, kind: str, name: str) -> dict:
@@ -58,6 +60,26 @@ def get_subnet(ctx: ArmContext, sub: str, rg: str, vnet: str, name: str):
         if subnet["name"].lower() == name.lower():
             return subnet
     raise ArmError(404, "NotFound", f"Subnet '{name}' was not found in virtual network '{vnet}'.")
+
+
+def _hub_connections(ctx: ArmContext, sub: str, rg: str, hub: str) -> list[dict]:
+    prefix = _get(ctx, sub, rg, "virtualHubs", hub)["id"].lower() + "/hubvirtualnetworkconnections/"
+    return [c for c in ctx.state.resources.list(HUB_CONNECTION, sub, rg) if c["id"].lower().startswith(prefix)]
+
+
+@router.route("GET", RG + "virtualHubs/{hub}/hubVirtualNetworkConnections")
+def list_hub_connections(ctx: ArmContext, sub: str, rg: str, hub: str):
+    return paged(_hub_connections(ctx, sub, rg, hub), ctx.state.page_size)
+
+
+@router.route("GET", RG + "virtualHubs/{hub}/hubVirtualNetworkConnections/{name}")
+def get_hub_connection(ctx: ArmContext, sub: str, rg: str, hub: str, name: str):
+    for connection in _hub_connections(ctx, sub, rg, hub):
+        if connection["name"].lower() == name.lower():
+            return connection
+    raise ArmError(404, "ResourceNotFound",
+                   f"The Resource 'Microsoft.Network/virtualHubs/{hub}/hubVirtualNetworkConnections/{name}' under "
+                   f"resource group '{rg}' was not found.")
 
 
 @router.route("GET", RG + "networkSecurityGroups/{nsg}/securityRules")

@@ -20,6 +20,10 @@ A scenario is a dict; every key is optional unless marked *required*::
           "vnets": [{"name": "vnet-web", "address_space": "10.1.0.0/16",
                      "subnets": [{"name": "default", "prefix": "10.1.0.0/24", "nsg": "nsg-subnet"}],
                      "firewall": {"name": "fw-web", "public_ip": "20.1.2.3"}}],   # firewall: optional
+          "virtual_hubs": [{"name": "hub-weu", "address_prefix": "10.100.0.0/23",   # Virtual WAN hubs
+                            "firewall": {"name": "fw-hub", "public_ip": "20.1.2.4"},   # secured hub: optional
+                            "connections": [{"name": "to-vnet-web", "vnet": "vnet-web",
+                                             "vnet_group": "rg-other"}]}],   # vnet_group: default this group
           "vms": [{"name": "vm1", "os": "Linux" | "Windows",
                    "vnet": "vnet-web", "subnet": "default",   # default: the group's first vnet / "default"
                    "nsg": true | "nsg-name" | null,           # NIC-level NSG (true = "<vm>-nsg")
@@ -43,7 +47,8 @@ A scenario is a dict; every key is optional unless marked *required*::
     }
 
 Without ``vnets`` a group gets ``<group>-vnet`` with one subnet ``default`` (no NSG). A VM with neither a NIC
-NSG, a subnet NSG nor a firewall in its VNet is "not protected" (JIT refuses it).
+NSG, a subnet NSG nor a firewall (in its VNet, or in a secured hub its VNet is connected to) is "not protected"
+(JIT refuses it).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ARM resource documents (VMs, NICs, NSGs, VNets, firewalls, public IPs, pricings) as the APIs return them."""
+"""ARM resource documents (VMs, NICs, NSGs, VNets, firewalls, virtual hubs, public IPs, pricings) as the APIs
+return them."""
 from __future__ import annotations
 
 import hashlib
@@ -174,6 +175,42 @@ def firewall_resource(sub: str, rg: str, name: str, location: str, *, subnet_id:
                                       "properties": {"provisioningState": "Succeeded", "privateIPAddress": private_ip,
                                                      "subnet": {"id": subnet_id},
                                                      "publicIPAddress": {"id": public_ip_id}}}],
+                "natRuleCollections": [], "networkRuleCollections": [], "applicationRuleCollections": []}}
+
+
+def virtual_hub_resource(sub: str, rg: str, name: str, location: str, *, address_prefix: str,
+                         firewall_id: str | None = None) -> dict:
+    """A Virtual WAN hub; with ``firewall_id`` it is a secured virtual hub (Azure Firewall Manager)."""
+    hub_id = f"{group_id(sub, rg)}{NET}/virtualHubs/{name}"
+    props = {"provisioningState": "Succeeded", "addressPrefix": address_prefix, "sku": "Standard",
+             "virtualWan": {"id": f"{group_id(sub, rg)}{NET}/virtualWans/{name}-wan"},
+             "virtualHubRouteTableV2s": [], "routingState": "Provisioned", "hubRoutingPreference": "ExpressRoute",
+             "virtualRouterAsn": 65515, "virtualRouterIps": [], "allowBranchToBranchTraffic": False}
+    if firewall_id:
+        props["azureFirewall"] = {"id": firewall_id}
+    return {"name": name, "id": hub_id, "etag": etag(), "type": "Microsoft.Network/virtualHubs", "kind": "",
+            "location": location, "tags": {}, "properties": props}
+
+
+def hub_connection_resource(hub_id: str, name: str, vnet_id: str) -> dict:
+    """A hub virtual network connection: the spoke ``vnet_id`` connected to the hub."""
+    return {"name": name, "id": f"{hub_id}/hubVirtualNetworkConnections/{name}", "etag": etag(),
+            "properties": {"provisioningState": "Succeeded", "remoteVirtualNetwork": {"id": vnet_id},
+                           "allowHubToRemoteVnetTransit": True, "allowRemoteVnetToUseHubVnetGateways": True,
+                           "enableInternetSecurity": True}}
+
+
+def hub_firewall_resource(sub: str, rg: str, name: str, location: str, *, hub_id: str, public_ip: str,
+                          private_ip: str) -> dict:
+    """An Azure Firewall in a secured virtual hub: no ``ipConfigurations``; its addresses are the hub's."""
+    fw_id = f"{group_id(sub, rg)}{NET}/azureFirewalls/{name}"
+    return {"name": name, "id": fw_id, "etag": etag(), "type": "Microsoft.Network/azureFirewalls",
+            "location": location, "properties": {
+                "provisioningState": "Succeeded", "threatIntelMode": "Alert",
+                "sku": {"name": "AZFW_Hub", "tier": "Standard"},
+                "virtualHub": {"id": hub_id},
+                "hubIPAddresses": {"privateIPAddress": private_ip,
+                                   "publicIPs": {"addresses": [{"address": public_ip}], "count": 1}},
                 "natRuleCollections": [], "networkRuleCollections": [], "applicationRuleCollections": []}}
 
 

@@ -105,6 +105,16 @@ def demo_scenario() -> dict:
             "history": _history([("jump-01", 3389), ("jump-02", 22)], 6, 12),
         }],
     }
+    hub = {  # Azure Firewall Manager: a secured virtual hub whose firewall guards a connected spoke VNet
+        "name": "rg-hub-prod", "location": "westeurope",
+        "vnets": [{"name": "vnet-spoke", "address_space": "10.40.0.0/16",
+                   "subnets": [{"name": "workload", "prefix": "10.40.1.0/24"}]}],
+        "virtual_hubs": [{"name": "hub-weu", "address_prefix": "10.100.0.0/23",
+                          "firewall": {"name": "fw-hub-weu", "public_ip": "20.61.30.4"},
+                          "connections": [{"name": "vnet-spoke-connection", "vnet": "vnet-spoke"}]}],
+        "vms": [{"name": "spoke-01", "os": "Linux", "subnet": "workload"},
+                {"name": "spoke-win-01", "os": "Windows", "subnet": "workload", "nsg": True}],
+    }
     legacy = {
         "name": "rg-legacy-prod", "location": "westeurope", "jit_security_policy": "Off",
         "vms": [*_windows(["legacy-01", "legacy-02"], nsg=True), *_linux(["legacy-03", "legacy-04"], nsg=True)],
@@ -123,7 +133,7 @@ def demo_scenario() -> dict:
         "identities": "demo",
         "subscriptions": [
             {"id": PROD_SUBSCRIPTION, "name": "Contoso Production", "tenant_id": CONTOSO, "plan": "P2",
-             "resource_groups": [web, data, ops, legacy, analytics]},
+             "resource_groups": [web, data, ops, legacy, analytics, hub]},
             {"id": DEV_SUBSCRIPTION, "name": "Contoso Dev/Test", "tenant_id": CONTOSO, "plan": "Free",
              "resource_groups": [dev, test]},
         ],

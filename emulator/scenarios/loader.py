@@ -155,12 +155,34 @@ class ScenarioBuilder:
                                          public_ip_id=pip["id"], private_ip=self.ips.take(fw_subnet_id, fw_prefix))
                 pip["properties"]["ipConfiguration"] = {"id": fw["properties"]["ipConfigurations"][0]["id"]}
                 state.resources.put(fw)
+        for hub in group.get("virtual_hubs", []):
+            self._virtual_hub(sub, rg, hub.get("location", location), hub)
         default_vnet = vnets[0]["name"] if vnets else None
         for vm in group.get("vms", []):
             self._vm(sub, rg, location, vm, subnets, default_vnet)
         for classic in group.get("classic_vms", []):
             classic = {"name": classic} if isinstance(classic, str) else classic
             state.resources.put(b.classic_vm_resource(sub, rg, classic["name"], classic.get("location", location)))
+
+    def _virtual_hub(self, sub: str, rg: str, location: str, hub: dict) -> None:
+        """A virtual hub, its spoke connections and (secured hub) its Azure Firewall."""
+        state = self.state
+        prefix = hub.get("address_prefix") or "10.200.0.0/23"
+        hub_id = f"{b.group_id(sub, rg)}/providers/Microsoft.Network/virtualHubs/{hub['name']}"
+        firewall = hub.get("firewall")
+        fw = None
+        if firewall:
+            fw = b.hub_firewall_resource(sub, rg, firewall["name"], location, hub_id=hub_id,
+                                         public_ip=firewall.get("public_ip", "20.0.0.5"),
+                                         private_ip=self.ips.take(hub_id, prefix))
+            state.resources.put(fw)
+        state.resources.put(b.virtual_hub_resource(sub, rg, hub["name"], location, address_prefix=prefix,
+                                                   firewall_id=fw["id"] if fw else None))
+        for connection in hub.get("connections", []):
+            vnet_id = (f"{b.group_id(sub, connection.get('vnet_group', rg))}/providers/Microsoft.Network/"
+                       f"virtualNetworks/{connection['vnet']}")
+            state.resources.put(b.hub_connection_resource(hub_id, connection.get("name", connection["vnet"]),
+                                                          vnet_id))
 
     def _vm(self, sub: str, rg: str, group_location: str, vm: dict, subnets: dict, default_vnet: str | None) -> None:
         state = self.state

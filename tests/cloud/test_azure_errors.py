@@ -88,7 +88,7 @@ def test_a_429_with_retry_after_is_retried_by_the_sdk_and_then_succeeds(gateway,
 
     vms = list(gateway.list_virtual_machines())
 
-    assert len(vms) == 36
+    assert len(vms) == 38
     assert [c["status"] for c in vm_calls(fresh_emulator)] == [429, 429, 200]
     assert time.monotonic() - started >= 0.4  # Retry-After was honoured
 
@@ -131,7 +131,7 @@ def test_server_errors_that_persist_are_transient(gateway, fresh_emulator, kind)
 def test_a_server_error_that_passes_is_retried_to_success(gateway, fresh_emulator):
     fresh_emulator.add_fault(VMS_PATH, "503", count=1)
 
-    assert len(list(gateway.list_virtual_machines())) == 36
+    assert len(list(gateway.list_virtual_machines())) == 38
     assert [c["status"] for c in vm_calls(fresh_emulator)] == [503, 200]
 
 

@@ -14,7 +14,7 @@ def by_name(items) -> dict:
 def test_it_lists_every_vm_of_the_subscription_with_os_nics_and_place(gateway):
     vms = by_name(gateway.list_virtual_machines())
 
-    assert len(vms) == 36
+    assert len(vms) == 38
     assert all(isinstance(vm, types.VirtualMachine) for vm in vms.values())
     web = vms["web-01"]
     assert web.id == vm_id("web-01")
@@ -76,7 +76,7 @@ def test_it_lists_firewalls_with_their_vnet_and_public_ip(gateway):
     firewalls = list(gateway.list_firewalls())
     public_ips = {pip.id.lower(): pip.address for pip in gateway.list_public_ips()}
 
-    assert [fw.name for fw in firewalls] == ["fw-data"]
+    assert [fw.name for fw in firewalls] == ["fw-data", "fw-hub-weu"]
     firewall = firewalls[0]
     assert firewall.virtual_network_ids == (
         f"/subscriptions/{PROD}/resourceGroups/rg-data-prod/providers/Microsoft.Network/virtualNetworks/vnet-data",)

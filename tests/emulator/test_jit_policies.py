@@ -124,6 +124,48 @@ def test_a_firewall_protected_vm_gets_a_dnat_mapping_on_the_firewall_public_ip(a
         (["20.50.10.4"], [str(mapped)], view["privateIpAddress"], "22", ["198.51.100.9"])]
 
 
+HUB = ("rg-hub-prod", "westeurope")
+
+
+def enable_in_hub(arm, vm: str, port: int) -> None:
+    arm.security().jit_network_access_policies.create_or_update(*HUB, "default", body={
+        "kind": "Basic", "virtual_machines": [JitNetworkAccessPolicyVirtualMachine(id=vm, ports=[
+            JitNetworkAccessPortRule(number=port, protocol="*", allowed_source_address_prefix="*",
+                                     max_request_access_duration="PT3H")])]})
+
+
+def hub_nat_rules(emu, vm: str) -> list[dict]:
+    view = emu.nsg_rules(vm)
+    assert view["firewall"]["id"].endswith("/azureFirewalls/fw-hub-weu")
+    return [r for c in view["firewall"]["natRuleCollections"] for r in c["properties"]["rules"]]
+
+
+def test_a_vm_in_a_spoke_of_a_secured_hub_gets_a_dnat_mapping_on_the_hub_firewall(arm, fresh_emulator):
+    vm = vm_id("rg-hub-prod", "spoke-01")  # no NSG: only the hub's firewall guards it
+    enable_in_hub(arm, vm, 22)
+    policy = arm.security().jit_network_access_policies.get(*HUB, "default")
+    assert [v.public_ip_address for v in policy.virtual_machines] == ["20.61.30.4"]
+    result = initiate(arm, *HUB, vm, 22, in_hours(1), "198.51.100.9")
+    mapped = result.virtual_machines[0].ports[0].mapped_port
+    assert mapped and mapped != 22
+    private_ip = fresh_emulator.nsg_rules(vm)["privateIpAddress"]
+    assert [(r["destinationAddresses"], r["destinationPorts"], r["translatedAddress"], r["translatedPort"],
+             r["sourceAddresses"]) for r in hub_nat_rules(fresh_emulator, vm)] == [
+        (["20.61.30.4"], [str(mapped)], private_ip, "22", ["198.51.100.9"])]
+    fresh_emulator.advance_clock(61 * 60)
+    assert hub_nat_rules(fresh_emulator, vm) == []
+    port = arm.security().jit_network_access_policies.get(*HUB, "default").requests[-1].virtual_machines[0].ports[0]
+    assert (port.status, port.status_reason) == ("Revoked", "Expired")
+
+
+def test_the_hub_firewall_wins_over_the_nsg_of_a_spoke_vm_that_has_both(arm, fresh_emulator):
+    vm = vm_id("rg-hub-prod", "spoke-win-01")
+    enable_in_hub(arm, vm, 3389)
+    initiate(arm, *HUB, vm, 3389, in_hours(1), "198.51.100.9")
+    assert [r["sourceAddresses"] for r in hub_nat_rules(fresh_emulator, vm)] == [["198.51.100.9"]]
+    assert [rule["sourceAddressPrefix"] for _l, rule in jit_rules(fresh_emulator, vm, "Allow")] == ["198.51.100.9"]
+
+
 def test_initiate_defaults_the_source_to_the_callers_address(arm, fresh_emulator):
     vm = vm_id("rg-web-prod", "web-02")
     result = initiate(arm, *WEB, vm, 22, in_hours(1), None)

@@ -1,7 +1,9 @@
 """The server itself: TLS with its own CA, ARM authentication, the call log, restarts with a state file."""
 from __future__ import annotations
 
+import pytest
 import requests
+from azure.core.exceptions import ResourceNotFoundError
 
 from emulator.scenarios.identities import FABRIKAM, PROD_SUBSCRIPTION
 from tests.emulator.conftest import in_hours, make_arm, policy_path, vm_id
@@ -82,7 +84,7 @@ def test_state_survives_a_restart_with_a_state_file(emulator_factory, tmp_path):
 def test_the_inventory_apis_describe_the_demo_topology(arm):
     compute, network = arm.compute(), arm.network()
     vms = {vm.name: vm for vm in compute.virtual_machines.list_all()}
-    assert len(vms) == 36
+    assert len(vms) == 38
     assert vms["web-win-01"].storage_profile.os_disk.os_type == "Windows"
     assert vms["web-01"].os_profile.linux_configuration is not None
     assert {vm.location for vm in vms.values()} == {"westeurope", "northeurope"}
@@ -93,12 +95,33 @@ def test_the_inventory_apis_describe_the_demo_topology(arm):
     subnet_nsg = network.network_security_groups.get("rg-web-prod", "nsg-web-frontend")
     assert any(s.id.endswith("/subnets/frontend") for s in subnet_nsg.subnets)
     firewalls = list(network.azure_firewalls.list_all())
-    assert [f.name for f in firewalls] == ["fw-data"]
+    assert [f.name for f in firewalls] == ["fw-data", "fw-hub-weu"]
     pip = network.public_ip_addresses.get("rg-data-prod", "fw-data-pip")
     assert pip.ip_address == "20.50.10.4"
     classic = arm.call("GET", f"/subscriptions/{PROD_SUBSCRIPTION}/providers/Microsoft.ClassicCompute/"
                               f"virtualMachines", api_version="2017-04-01").json()["value"]
     assert len(classic) == 3
+
+
+def test_a_secured_virtual_hub_and_its_spoke_connection_read_as_azure_returns_them(arm):
+    network = arm.network()
+    hubs = list(network.virtual_hubs.list())
+    assert [h.name for h in hubs] == ["hub-weu"]
+    hub = network.virtual_hubs.get("rg-hub-prod", "hub-weu")
+    assert hub.azure_firewall.id.endswith("/azureFirewalls/fw-hub-weu") and hub.address_prefix == "10.100.0.0/23"
+    connections = list(network.hub_virtual_network_connections.list("rg-hub-prod", "hub-weu"))
+    assert [c.name for c in connections] == ["vnet-spoke-connection"]
+    assert connections[0].remote_virtual_network.id.endswith("/rg-hub-prod/providers/Microsoft.Network/"
+                                                               "virtualNetworks/vnet-spoke")
+    one = network.hub_virtual_network_connections.get("rg-hub-prod", "hub-weu", "vnet-spoke-connection")
+    assert one.id == connections[0].id
+    firewall = network.azure_firewalls.get("rg-hub-prod", "fw-hub-weu")
+    assert firewall.virtual_hub.id == hub.id and firewall.sku.name == "AZFW_Hub"
+    assert [a.address for a in firewall.hub_ip_addresses.public_i_ps.addresses] == ["20.61.30.4"]
+    assert firewall.hub_ip_addresses.private_ip_address.startswith("10.100.")
+    assert not firewall.ip_configurations
+    with pytest.raises(ResourceNotFoundError):
+        list(network.hub_virtual_network_connections.list("rg-hub-prod", "hub-nowhere"))
 
 
 def test_security_rules_can_be_tampered_with_out_of_band(arm, fresh_emulator):

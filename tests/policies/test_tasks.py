@@ -54,7 +54,7 @@ def test_the_sync_task_syncs_one_subscription(prod, fresh_emulator):
     assert tasks.sync_subscription.apply(args=[run.pk]).get() == SyncRun.State.SUCCEEDED
     run.refresh_from_db()
     assert run.state == SyncRun.State.SUCCEEDED and run.calls_made > 0
-    assert run.vms_seen == VirtualMachine.objects.filter(subscription=prod).count() == 39  # incl. 3 classic VMs
+    assert run.vms_seen == VirtualMachine.objects.filter(subscription=prod).count() == 41  # incl. 3 classic VMs
 
 
 @pytest.mark.django_db
