@@ -159,6 +159,16 @@ class AzureGateway:
     def list_virtual_networks(self) -> Iterator[types.VirtualNetwork]:
         return self._each(self._client("network").virtual_networks.list_all, convert.virtual_network_from_sdk)
 
+    def list_virtual_hubs(self) -> Iterator[types.VirtualHub]:
+        """The subscription's Virtual WAN hubs (a secured hub names its Azure Firewall)."""
+        return self._each(self._client("network").virtual_hubs.list, convert.virtual_hub_from_sdk)
+
+    def list_hub_virtual_network_connections(self, resource_group: str, hub_name: str
+                                             ) -> Iterator[types.HubVirtualNetworkConnection]:
+        """The spoke virtual networks connected to one virtual hub (one call per page, per hub)."""
+        connections = self._client("network").hub_virtual_network_connections
+        return self._each(lambda: connections.list(resource_group, hub_name), convert.hub_connection_from_sdk)
+
     def get_network_security_group(self, resource_group: str, name: str) -> types.NetworkSecurityGroup:
         with translated():
             nsg = self._client("network").network_security_groups.get(resource_group, name)

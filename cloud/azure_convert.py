@@ -191,8 +191,27 @@ def firewall_from_sdk(firewall: Any) -> types.Firewall:
         for collection in props.nat_rule_collections or ()
         for rule in _props(collection).rules or ()
     )
+    hub_ips = props.hub_ip_addresses
+    hub_public = getattr(getattr(hub_ips, "public_i_ps", None), "addresses", None) or ()
     return types.Firewall(id=firewall.id, name=firewall.name, resource_group=resource_group_of(firewall.id),
-                          location=firewall.location or "", ip_configurations=configs, nat_rules=rules)
+                          location=firewall.location or "", ip_configurations=configs, nat_rules=rules,
+                          virtual_hub_id=ref(props.virtual_hub),
+                          hub_public_ip_addresses=strings([a.address for a in hub_public]),
+                          hub_private_ip_address=getattr(hub_ips, "private_ip_address", None))
+
+
+def virtual_hub_from_sdk(hub: Any) -> types.VirtualHub:
+    props = _props(hub)
+    return types.VirtualHub(id=hub.id, name=hub.name, resource_group=resource_group_of(hub.id),
+                            location=hub.location or "", address_prefix=props.address_prefix,
+                            firewall_id=ref(props.azure_firewall))
+
+
+def hub_connection_from_sdk(connection: Any) -> types.HubVirtualNetworkConnection:
+    hub_id = (connection.id or "").split("/hubVirtualNetworkConnections/")[0]
+    return types.HubVirtualNetworkConnection(
+        id=connection.id or "", name=connection.name or "", virtual_hub_id=hub_id,
+        remote_virtual_network_id=ref(_props(connection).remote_virtual_network))
 
 
 def virtual_network_from_sdk(vnet: Any) -> types.VirtualNetwork:

@@ -136,6 +136,9 @@ class Firewall:
     location: str
     ip_configurations: tuple[FirewallIpConfiguration, ...] = ()
     nat_rules: tuple[FirewallNatRule, ...] = ()
+    virtual_hub_id: str | None = None  # set for a firewall in a secured virtual hub (Azure Firewall Manager)
+    hub_public_ip_addresses: tuple[str, ...] = ()  # a hub firewall's public addresses (no IP configurations)
+    hub_private_ip_address: str | None = None
 
     @property
     def subnet_ids(self) -> tuple[str, ...]:
@@ -153,6 +156,28 @@ class Firewall:
     @property
     def private_ip_addresses(self) -> tuple[str, ...]:
         return tuple(c.private_ip_address for c in self.ip_configurations if c.private_ip_address)
+
+
+@dataclass(frozen=True)
+class VirtualHub:
+    """A Virtual WAN hub; ``firewall_id`` names its Azure Firewall when it is a secured virtual hub."""
+
+    id: str
+    name: str
+    resource_group: str
+    location: str
+    address_prefix: str | None = None
+    firewall_id: str | None = None
+
+
+@dataclass(frozen=True)
+class HubVirtualNetworkConnection:
+    """A spoke virtual network connected to a virtual hub."""
+
+    id: str
+    name: str
+    virtual_hub_id: str
+    remote_virtual_network_id: str | None = None
 
 
 @dataclass(frozen=True)

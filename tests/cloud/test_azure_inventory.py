@@ -6,6 +6,8 @@ from datetime import datetime
 from cloud import types
 from tests.cloud.conftest import PROD, arm_calls, vm_id
 
+HUB_ID = f"/subscriptions/{PROD}/resourceGroups/rg-hub-prod/providers/Microsoft.Network/virtualHubs/hub-weu"
+
 
 def by_name(items) -> dict:
     return {item.name: item for item in items}
@@ -81,7 +83,30 @@ def test_it_lists_firewalls_with_their_vnet_and_public_ip(gateway):
     assert firewall.virtual_network_ids == (
         f"/subscriptions/{PROD}/resourceGroups/rg-data-prod/providers/Microsoft.Network/virtualNetworks/vnet-data",)
     assert [public_ips[p.lower()] for p in firewall.public_ip_address_ids] == ["20.50.10.4"]
-    assert firewall.private_ip_addresses
+    assert firewall.private_ip_addresses and firewall.virtual_hub_id is None
+
+
+def test_it_lists_a_hub_firewall_with_its_hub_and_the_hubs_addresses(gateway):
+    hub_firewall = by_name(gateway.list_firewalls())["fw-hub-weu"]
+
+    assert hub_firewall.virtual_hub_id == HUB_ID
+    assert hub_firewall.hub_public_ip_addresses == ("20.61.30.4",)
+    assert hub_firewall.hub_private_ip_address and hub_firewall.hub_private_ip_address.startswith("10.100.")
+    assert hub_firewall.ip_configurations == () and hub_firewall.virtual_network_ids == ()
+
+
+def test_it_lists_virtual_hubs_and_each_hubs_spoke_connections(gateway, fresh_emulator):
+    hubs = list(gateway.list_virtual_hubs())
+
+    assert [(h.id, h.resource_group, h.location, h.address_prefix) for h in hubs] == [
+        (HUB_ID, "rg-hub-prod", "westeurope", "10.100.0.0/23")]
+    assert isinstance(hubs[0], types.VirtualHub) and hubs[0].firewall_id.endswith("/azureFirewalls/fw-hub-weu")
+    fresh_emulator.clear_calls()
+    connections = list(gateway.list_hub_virtual_network_connections("rg-hub-prod", "hub-weu"))
+    assert [(c.name, c.virtual_hub_id, c.remote_virtual_network_id) for c in connections] == [
+        ("vnet-spoke-connection", HUB_ID,
+         f"/subscriptions/{PROD}/resourceGroups/rg-hub-prod/providers/Microsoft.Network/virtualNetworks/vnet-spoke")]
+    assert [c["path"] for c in arm_calls(fresh_emulator)] == [f"{HUB_ID}/hubVirtualNetworkConnections"]
 
 
 def test_it_lists_virtual_networks_with_subnets_and_their_nsgs(gateway):
