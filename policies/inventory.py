@@ -1,7 +1,9 @@
 """Sync one subscription's inventory from Azure: list calls (paged) once each, classify, upsert in bulk.
 
 The number of cloud calls grows with pages of results, never with VMs: VMs, classic VMs, NICs, NSGs (with
-their rules), public IPs, firewalls, JIT policies and security policies are each listed once.
+their rules), public IPs, firewalls, virtual hubs, JIT policies and security policies are each listed once, and
+the spoke connections of each secured virtual hub (one whose Azure Firewall Azure Firewall Manager deployed in
+it) once per such hub.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ class Snapshot:
     nsgs: list = field(default_factory=list)
     public_ips: list = field(default_factory=list)
     firewalls: list = field(default_factory=list)
+    hubs: list = field(default_factory=list)
+    hub_connections: list = field(default_factory=list)
     policies: list = field(default_factory=list)
     jit_off_subscription: bool = False
     jit_off_groups: set[str] = field(default_factory=set)
@@ -107,8 +111,22 @@ def read_snapshot(gateway, progress: Progress) -> Snapshot:
     snap.nsgs = _collect("network security groups", gateway.list_network_security_groups(), progress)
     snap.public_ips = _collect("public IP addresses", gateway.list_public_ips(), progress)
     snap.firewalls = _collect("firewalls", gateway.list_firewalls(), progress)
+    snap.hubs = _collect("virtual hubs", gateway.list_virtual_hubs(), progress)
+    snap.hub_connections = read_hub_connections(gateway, snap, progress)
     snap.policies = _collect("JIT policies", gateway.list_jit_policies(), progress)
     return snap
+
+
+def read_hub_connections(gateway, snap: Snapshot, progress: Progress) -> list:
+    """The spoke connections of every secured virtual hub (one list per such hub; other hubs guard nothing)."""
+    hubs_with_firewall = {hub for hub in map(shapes.firewall_hub_id, snap.firewalls) if hub}
+    connections: list = []
+    for hub in snap.hubs:
+        hub_id, group, name, firewall_id = shapes.hub_info(hub)
+        if firewall_id or hub_id in hubs_with_firewall:
+            connections += _collect("virtual hub connections",
+                                    gateway.list_hub_virtual_network_connections(group, name), progress)
+    return connections
 
 
 @dataclass
@@ -152,7 +170,8 @@ def policy_view(policy) -> PolicyView:
 
 @dataclass
 class Network:
-    """Lookups from the network lists: NICs, NSGs by NIC and subnet, firewalls by VNet, public IPs."""
+    """Lookups from the network lists: NICs, NSGs by NIC and subnet, firewalls by VNet (the VNet's own, else the
+    one of the secured virtual hub it is connected to), public IPs."""
 
     nics: dict[str, shapes.NicInfo]
     nsgs: dict[str, shapes.NsgInfo]
@@ -169,10 +188,17 @@ class Network:
             for subnet in info.subnet_ids:
                 by_subnet.setdefault(subnet, []).append(info.id)
         firewalls: dict[str, tuple[str, str]] = {}
+        by_hub: dict[str, tuple[str, str]] = {}
         for fw in snap.firewalls:
             fw_id, vnets, address = shapes.firewall_info(fw, public_ips)
             for vnet in vnets:
                 firewalls.setdefault(vnet, (fw_id, address))
+            if shapes.firewall_hub_id(fw):
+                by_hub.setdefault(shapes.firewall_hub_id(fw), (fw_id, address))
+        for connection in snap.hub_connections:
+            hub_id, vnet = shapes.hub_connection_info(connection)
+            if vnet and hub_id in by_hub:
+                firewalls.setdefault(vnet, by_hub[hub_id])
         nics = {info.id: info for info in (shapes.nic_info(n) for n in snap.nics)}
         return cls(nics, nsgs, by_subnet, firewalls, public_ips)
 

@@ -182,7 +182,45 @@ def firewall_info(firewall, public_ips: dict[str, str]) -> tuple[str, list[str],
     address = address or str(pick(source, "public_ip_address", "public_ip", default="") or "")
     for pip in as_list(pick(source, "public_ip_addresses", "public_ips")):
         address = address or (pip if (isinstance(pip, str) and "." in pip) or ":" in str(pip) else "")
+    address = address or next(iter(hub_public_addresses(source)), "")
     return ref_id(firewall).lower(), vnets, address
+
+
+def hub_public_addresses(firewall) -> list[str]:
+    """The public addresses of a firewall in a secured virtual hub (``hubIPAddresses.publicIPs.addresses``)."""
+    found = _list_of_text(pick(firewall, "hub_public_ip_addresses"))
+    hub_ips = pick(firewall, "hubIPAddresses", "hub_ip_addresses")
+    public = pick(hub_ips, "publicIPs", "public_i_ps", "public_ips")
+    for item in as_list(pick(public, "addresses")):
+        address = item if isinstance(item, str) else pick(item, "address")
+        if address:
+            found.append(str(address))
+    return found
+
+
+def firewall_hub_id(firewall) -> str:
+    """(lower) The virtual hub a firewall is deployed in (Azure Firewall Manager's secured hub), or ""."""
+    props = pick(firewall, "properties", default=None) if isinstance(firewall, dict) else None
+    return ref_id(pick(props or firewall, "virtual_hub_id", "virtual_hub", "virtualHub")).lower()
+
+
+def hub_info(hub) -> tuple[str, str, str, str]:
+    """(hub id lower, resource group, name, its firewall's id lower or "")."""
+    props = pick(hub, "properties", default=None) if isinstance(hub, dict) else None
+    hub_id = ref_id(hub)
+    firewall = ref_id(pick(props or hub, "firewall_id", "azure_firewall", "azureFirewall")).lower()
+    return (hub_id.lower(), str(pick(hub, "resource_group", default="") or resource_group_of(hub_id)),
+            str(pick(hub, "name", default="") or last_segment(hub_id)), firewall)
+
+
+def hub_connection_info(connection) -> tuple[str, str]:
+    """(hub id lower, connected virtual network id lower) of a hub virtual network connection."""
+    props = pick(connection, "properties", default=None) if isinstance(connection, dict) else None
+    hub = str(pick(connection, "virtual_hub_id", default="") or re.split(
+        "/hubVirtualNetworkConnections/", ref_id(connection), flags=re.IGNORECASE)[0])
+    vnet = ref_id(pick(props or connection, "remote_virtual_network_id", "remote_virtual_network",
+                       "remoteVirtualNetwork"))
+    return hub.lower(), vnet.lower()
 
 
 def vm_os(vm) -> str:

@@ -57,6 +57,17 @@ def test_connection_details_show_the_firewall_when_a_vm_has_both(prod):
 
 
 @pytest.mark.django_db
+def test_a_vm_in_a_spoke_of_a_secured_virtual_hub_is_guarded_by_the_hub_firewall(prod):
+    spoke = vm("spoke-01")  # no NSG; its VNet is connected to a hub whose Azure Firewall Firewall Manager deployed
+    assert (spoke.state, spoke.unsupported_reason) == (VmState.NOT_CONFIGURED, UnsupportedReason.NONE)
+    assert spoke.connection_type == "firewall" and not spoke.nsg_ids
+    assert spoke.firewall_id.endswith("/rg-hub-prod/providers/microsoft.network/azurefirewalls/fw-hub-weu")
+    assert spoke.firewall_public_ip == "20.61.30.4"
+    both = vm("spoke-win-01")  # a NIC NSG as well: the firewall wins
+    assert both.nsg_ids and both.connection_type == "firewall" and both.firewall_public_ip == "20.61.30.4"
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(("name", "reason"), [
     ("build-01", UnsupportedReason.NO_NSG_OR_FIREWALL),
     ("classic-web-01", UnsupportedReason.CLASSIC_VM),
@@ -102,6 +113,46 @@ def test_sync_calls_grow_with_pages_not_with_vms(db, fresh_emulator):
     # 60 more VMs are 6 more pages of VMs and 6 of NICs (page size 10), plus a page or two of NSGs/policies.
     assert 12 <= extra <= 16, counts
     assert counts[120] < 120
+
+
+def hubs_scenario(hubs: int, vms_per_spoke: int) -> dict:
+    """``hubs`` secured virtual hubs, each with one spoke VNet of ``vms_per_spoke`` VMs, and a hub without a
+    firewall (which guards nothing) with its own spoke."""
+    spokes = [{"name": f"vnet-spoke-{h}", "address_space": f"10.{50 + h}.0.0/16"} for h in range(hubs + 1)]
+    virtual_hubs = [{"name": f"hub-{h}", "address_prefix": f"10.{150 + h}.0.0/23",
+                     "firewall": {"name": f"fw-hub-{h}", "public_ip": f"20.70.{h}.4"},
+                     "connections": [{"name": f"spoke-{h}", "vnet": f"vnet-spoke-{h}"}]} for h in range(hubs)]
+    virtual_hubs.append({"name": "hub-plain", "connections": [{"name": "spoke-plain", "vnet": f"vnet-spoke-{hubs}"}]})
+    vms = [{"name": f"vm-{h}-{i}", "os": "Linux", "vnet": f"vnet-spoke-{h}"}
+           for h in range(hubs + 1) for i in range(vms_per_spoke)]
+    return {"name": "hubs", "subscriptions": [{"id": PROD, "name": "Contoso Production", "plan": "P2",
+                                               "resource_groups": [{"name": "rg-hubs", "vnets": spokes,
+                                                                    "virtual_hubs": virtual_hubs, "vms": vms}]}]}
+
+
+@pytest.mark.django_db
+def test_sync_calls_grow_with_secured_hubs_not_with_their_spoke_vms(db, fresh_emulator):
+    fresh_emulator.set_page_size(100)
+    counts = {}
+    subscription = None
+    for hubs, per_spoke in ((1, 2), (3, 2), (3, 20)):
+        fresh_emulator.load_scenario(hubs_scenario(hubs, per_spoke))
+        VirtualMachine.objects.all().delete()
+        subscription = subscription or register(fresh_emulator, PROD, "Contoso Production")
+        fresh_emulator.clear_calls()
+        run = sync(subscription)
+        paths = [c["path"] for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions/")]
+        counts[(hubs, per_spoke)] = len(paths)
+        assert run.calls_made == len(paths)
+        assert not any("/virtualHubs/hub-plain/" in p for p in paths)  # a hub without a firewall guards nothing
+        for h in range(hubs):
+            guarded = VirtualMachine.objects.filter(name__startswith=f"vm-{h}-")
+            assert {(v.connection_type, v.firewall_public_ip, v.state) for v in guarded} == {
+                ("firewall", f"20.70.{h}.4", VmState.NOT_CONFIGURED)}
+        assert set(VirtualMachine.objects.filter(name__startswith=f"vm-{hubs}-").values_list(
+            "unsupported_reason", flat=True)) == {UnsupportedReason.NO_NSG_OR_FIREWALL}
+    assert counts[(3, 2)] - counts[(1, 2)] == 2, counts  # one list of connections per more secured hub
+    assert counts[(3, 20)] == counts[(3, 2)], counts  # 18 more VMs per spoke (72 in all): the same pages
 
 
 def prod_subscription():

@@ -326,6 +326,57 @@ def test_close_now_behind_a_firewall_makes_azure_revoke_the_original(prod, reque
     assert f"{MY_IP}/32" not in sources
 
 
+def hub_nat_rules(emu, name: str) -> list[dict]:
+    """The DNAT rules of the firewall guarding ``name`` (a spoke VM of the demo's secured virtual hub)."""
+    firewall = emu.nsg_rules(vm_id("rg-hub-prod", name))["firewall"]
+    assert firewall["id"].endswith("/azureFirewalls/fw-hub-weu")
+    return [rule for c in firewall["natRuleCollections"] for rule in c["properties"]["rules"]]
+
+
+def enable_spoke_vm(policy_admin, name: str) -> None:
+    from policies import services as policy_services
+    from tests.policies.factories import apply_all
+
+    policy_services.policy_enable(actor=policy_admin, vms=[vm(name)])
+    assert apply_all() == ["applied"]
+    assert vm(name).state == "configured" and vm(name).connection_type == "firewall"
+
+
+def test_a_spoke_vm_of_a_secured_hub_opens_a_dnat_rule_on_the_hub_firewall_for_the_requester_only(
+        prod, requester, policy_admin, fresh_emulator):
+    enable_spoke_vm(policy_admin, "spoke-01")
+    request = ask(requester, {"spoke-01": [22]})
+    assert open_all(request) == ["open"]
+    port = AccessRequestPort.objects.select_related("request_vm").get(request=request)
+    assert port.mapped_port and port.mapped_port != 22 and port.request_vm.address == "20.61.30.4"
+    private_ip = vm("spoke-01").private_ip
+    assert [(r["sourceAddresses"], r["destinationAddresses"], r["destinationPorts"], r["translatedAddress"],
+             r["translatedPort"]) for r in hub_nat_rules(fresh_emulator, "spoke-01")] == [
+        ([f"{MY_IP}/32"], ["20.61.30.4"], [str(port.mapped_port)], private_ip, "22")]
+    from policies.access.selectors import port_connection
+
+    details = port_connection(port)
+    assert details.endpoint == f"20.61.30.4:{port.mapped_port}"
+    assert details.ssh_line("alice") == f"ssh alice@20.61.30.4 -p {port.mapped_port}"
+    fresh_emulator.advance_clock(2 * 3600)  # Azure's side: the window ends, the DNAT rule goes
+    assert hub_nat_rules(fresh_emulator, "spoke-01") == []
+    AccessRequestPort.objects.filter(request=request).update(end_at=timezone.now() - timedelta(minutes=1))
+    assert services.reconcile(enqueue=lambda *a: None)["expired"] == 1
+    assert AccessRequestPort.objects.get(request=request).state == "expired"
+
+
+def test_close_now_on_a_spoke_vm_of_a_secured_hub_takes_the_requesters_ip_off_the_hub_firewall(
+        prod, requester, policy_admin, fresh_emulator):
+    enable_spoke_vm(policy_admin, "spoke-win-01")  # NIC NSG too: the firewall wins
+    request = ask(requester, {"spoke-win-01": [3389]})
+    assert open_all(request) == ["open"]
+    assert [r["sourceAddresses"] for r in hub_nat_rules(fresh_emulator, "spoke-win-01")] == [[f"{MY_IP}/32"]]
+    services.request_close(actor=requester, request=request)
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    sources = {s for rule in hub_nat_rules(fresh_emulator, "spoke-win-01") for s in rule["sourceAddresses"]}
+    assert f"{MY_IP}/32" not in sources
+
+
 def test_someone_else_may_not_close_a_request_but_a_policy_admin_may(prod, requester, reader, policy_admin):
     request = ask(requester, {"web-02": [22]})
     open_all(request)
