@@ -178,18 +178,11 @@ def test_requests_of_others_are_seen_in_scope_and_closed_only_by_who_may(persona
 
 def test_someone_elses_request_shows_only_the_vms_in_the_callers_scope(persona_mappings, requester, policy_admin,
                                                                        approver, api_as):
-    from policies.access.models import AccessRequestPort, AccessRequestVm
+    from tests.policies.access.factories import add_vm_at
 
     spanning = make_access_request(IN)  # someone else's, on a VM in the personas' scope ...
-    outside = make_vm(OUT)  # ... and on one in a subscription none of them may read
-    row = AccessRequestVm.objects.create(
-        request=spanning, vm=outside, vm_arm_id=outside.arm_id, vm_name="vm-elsewhere",
-        subscription_key=outside.subscription_key, resource_group=outside.resource_group,
-        policy_key=outside.policy_id.lower(), policy_resource_group=outside.resource_group_name,
-        policy_location="westeurope", policy_name="default", address="51.105.20.9", address_kind="public")
-    AccessRequestPort.objects.create(request=spanning, request_vm=row, policy_key=row.policy_key, number=1433,
-                                     source_prefix="203.0.113.50/32", duration_seconds=3600,
-                                     end_at=spanning.end_at, state="open")
+    # ... and on one in a subscription none of them may read
+    add_vm_at(spanning, OUT, name="vm-elsewhere", number=1433, address="51.105.20.9")
     answers = [api_as(requester).get(f"/api/v1/requests/{spanning.pk}/"),
                api_as(approver).get(f"/api/v1/requests/{spanning.pk}/"),
                api_as(policy_admin).get("/api/v1/requests/", {"all": "1"})]

@@ -92,21 +92,13 @@ def test_an_address_the_database_stores_in_another_spelling_still_verifies(break
 
 def test_an_expiry_is_recorded_for_each_vm_where_its_auditors_see_it():
     from audit.selectors import trail_for_user
-    from policies.access.models import AccessRequestPort, AccessRequestVm
     from policies.access.services import request_mark_expired
     from tests.audit.factories import PROD, user_with_role
-    from tests.policies import factories as policy_factories  # before the access factories, which it imports
-    from tests.policies.access.factories import make_access_request
+    from tests.policies import factories as _  # noqa: F401 - imported before the access factories, which import it
+    from tests.policies.access.factories import add_vm_at, make_access_request
 
     request = make_access_request(f"/subscriptions/{PROD}/resourceGroups/rg-one")  # port 22, and 3389 in rg-two:
-    other = policy_factories.make_vm(f"/subscriptions/{PROD}/resourceGroups/rg-two")
-    row = AccessRequestVm.objects.create(
-        request=request, vm=other, vm_arm_id=other.arm_id, vm_name=other.name, subscription_key=other.subscription_key,
-        resource_group=other.resource_group, policy_key=other.policy_id.lower(),
-        policy_resource_group=other.resource_group_name, policy_location="westeurope", policy_name="default")
-    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=3389,
-                                     source_prefix=request.source_prefix, duration_seconds=3600,
-                                     end_at=request.end_at, state="open")
+    add_vm_at(request, f"/subscriptions/{PROD}/resourceGroups/rg-two")
     assert request_mark_expired(port_ids=list(request.ports.values_list("pk", flat=True)), reasons={}) == 2
     for group, port in (("rg-one", 22), ("rg-two", 3389)):
         auditor = user_with_role(f"auditor-{group}", "auditor", f"/subscriptions/{PROD}/resourceGroups/{group}")

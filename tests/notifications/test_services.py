@@ -338,19 +338,11 @@ def test_webhooks_get_only_their_events_and_scope(alice):
 
 
 def test_a_webhook_of_one_scope_is_told_nothing_of_the_requests_vms_in_another(alice):
-    from policies.access.models import AccessRequestPort, AccessRequestVm
     from tests.plugins.personas import IN_SCOPE
-    from tests.policies.factories import make_vm
+    from tests.policies.access.factories import add_vm_at
 
     request = make_request(alice)  # port 22 on a VM in REQUEST_SCOPE, and port 3389 on one in another group:
-    other = make_vm(f"{IN_SCOPE}/resourceGroups/rg-elsewhere")
-    row = AccessRequestVm.objects.create(
-        request=request, vm=other, vm_arm_id=other.arm_id, vm_name=other.name, subscription_key=other.subscription_key,
-        resource_group=other.resource_group, policy_key=other.policy_id.lower(),
-        policy_resource_group=other.resource_group_name, policy_location="westeurope", policy_name="default")
-    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=3389,
-                                     source_prefix=request.source_prefix, duration_seconds=3600,
-                                     end_at=request.end_at, state="open")
+    add_vm_at(request, f"{IN_SCOPE}/resourceGroups/rg-elsewhere")
     make_webhook(REQUEST_SCOPE, events=["opened"], name="group")
     make_webhook(IN_SCOPE, events=["opened"], name="subscription")
     record_event(request=request, event="opened")
@@ -363,21 +355,12 @@ def test_a_webhook_of_one_scope_is_told_nothing_of_the_requests_vms_in_another(a
 def test_a_webhook_of_one_scope_gets_no_detail_that_may_name_vms_of_another(alice):
     from datetime import timedelta
 
-    from policies.access.models import AccessRequestPort, AccessRequestVm
     from tests.plugins.personas import IN_SCOPE
-    from tests.policies.factories import make_vm
+    from tests.policies.access.factories import add_vm_at
 
     request = make_request(alice)
-    other = make_vm(f"{IN_SCOPE}/resourceGroups/rg-elsewhere")
-    row = AccessRequestVm.objects.create(
-        request=request, vm=other, vm_arm_id=other.arm_id, vm_name="vm-elsewhere",
-        subscription_key=other.subscription_key, resource_group=other.resource_group,
-        policy_key=other.policy_id.lower(), policy_resource_group=other.resource_group_name,
-        policy_location="westeurope", policy_name="default")
     later = request.end_at + timedelta(hours=2)  # the VM elsewhere ends later: the group must not learn when
-    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=3389,
-                                     source_prefix=request.source_prefix, duration_seconds=3600, end_at=later,
-                                     state="failed")
+    add_vm_at(request, f"{IN_SCOPE}/resourceGroups/rg-elsewhere", name="vm-elsewhere", state="failed", end_at=later)
     type(request).objects.filter(pk=request.pk).update(end_at=later)
     make_webhook(REQUEST_SCOPE, events=["failed"], name="group")
     make_webhook(IN_SCOPE, events=["failed"], name="subscription")

@@ -77,3 +77,19 @@ def rule(scope: str, effect: str = "manual", **fields) -> AccessRule:
 
 
 MATRIX_FACTORIES = {AccessRequest: make_access_request, AccessRule: make_access_rule}
+
+
+def add_vm_at(request: AccessRequest, scope: str, *, name: str = "", number: int = 3389, state: str = "open",
+              end_at=None, address: str = "") -> AccessRequestVm:
+    """Add to ``request`` a new VM at ``scope`` (named ``name``, else the factory's name) with one port."""
+    other = policy_factories.make_vm(scope)
+    row = AccessRequestVm.objects.create(
+        request=request, vm=other, vm_arm_id=other.arm_id, vm_name=name or other.name,
+        subscription_key=other.subscription_key, resource_group=other.resource_group,
+        policy_key=other.policy_id.lower(), policy_resource_group=other.resource_group_name,
+        policy_location="westeurope", policy_name="default", address=address,
+        address_kind="public" if address else "")
+    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=number,
+                                     source_prefix=request.source_prefix, duration_seconds=3600,
+                                     end_at=end_at or request.end_at, state=state)
+    return row

@@ -6,10 +6,8 @@ import pytest
 from django.urls import reverse
 
 from policies.access import selectors
-from policies.access.models import AccessRequestPort, AccessRequestVm
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
-from tests.policies.access.factories import make_access_request
-from tests.policies.factories import make_vm
+from tests.policies.access.factories import add_vm_at, make_access_request
 
 pytestmark = pytest.mark.django_db
 
@@ -18,15 +16,8 @@ pytestmark = pytest.mark.django_db
 def spanning(persona_mappings):
     """Someone else's open request on a VM in the personas' scope and on one in a subscription none may read."""
     request = make_access_request(f"{IN_SCOPE}/resourceGroups/rg-pages")
-    outside = make_vm(f"{OUT_OF_SCOPE}/resourceGroups/rg-pages")
-    row = AccessRequestVm.objects.create(
-        request=request, vm=outside, vm_arm_id=outside.arm_id, vm_name="vm-elsewhere",
-        subscription_key=outside.subscription_key, resource_group=outside.resource_group,
-        policy_key=outside.policy_id.lower(), policy_resource_group=outside.resource_group_name,
-        policy_location="westeurope", policy_name="default", address="51.105.20.9", address_kind="public")
-    AccessRequestPort.objects.create(request=request, request_vm=row, policy_key=row.policy_key, number=1433,
-                                     source_prefix="203.0.113.50/32", duration_seconds=3600, end_at=request.end_at,
-                                     state="open")
+    add_vm_at(request, f"{OUT_OF_SCOPE}/resourceGroups/rg-pages", name="vm-elsewhere", number=1433,
+              address="51.105.20.9")
     return request
 
 
