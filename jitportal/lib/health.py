@@ -1,10 +1,23 @@
-"""Reachability checks for the database and the Celery broker, used by ``/healthz``."""
+"""Reachability checks for the database and the Celery broker, used by ``/healthz``.
+
+``/healthz`` answers anyone, so a reason names the kind of failure only; the error's own text (host names,
+addresses, database user names) goes to the log.
+"""
+import logging
 import os
 from pathlib import Path
 
 from django.db import connections
 from django.db.utils import DatabaseError
 from kombu import Connection
+
+logger = logging.getLogger(__name__)
+
+
+def _reason(what: str, exc: BaseException) -> str:
+    """Log why ``what`` failed; return a reason that reveals nothing of the infrastructure."""
+    logger.warning("Health check: %s unreachable: %s: %s", what, type(exc).__name__, exc)
+    return f"{type(exc).__name__} (details in the server log)"
 
 
 def check_database(alias: str = "default") -> str | None:
@@ -14,7 +27,7 @@ def check_database(alias: str = "default") -> str | None:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return _reason("database", exc)
     return None
 
 
@@ -34,7 +47,7 @@ def check_broker(url: str, transport_options: dict, timeout: float = 2.0) -> str
         conn.ensure_connection(max_retries=1, timeout=timeout)
         conn.default_channel  # noqa: B018 - opening the channel proves the broker answers
     except Exception as exc:  # noqa: BLE001 - any failure to reach the broker is "down"
-        return f"{type(exc).__name__}: {exc}"
+        return _reason("broker", exc)
     finally:
         conn.release()
     return None

@@ -34,6 +34,18 @@ def test_it_goes_503_when_a_redis_broker_is_down(client, settings):
 
 
 @pytest.mark.django_db
+def test_it_tells_anonymous_callers_no_host_or_credential_of_a_failing_server(client, settings, caplog):
+    settings.CELERY_BROKER_URL = "redis://:hunter2-secret@127.0.0.1:1/0"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    error = response.json()["checks"]["broker"]["error"]
+    assert "127.0.0.1" not in error and ":1" not in error and "hunter2" not in response.content.decode()
+    assert "server log" in error
+    assert "127.0.0.1:1" in caplog.text  # the operator still learns why
+
+
+@pytest.mark.django_db
 def test_it_goes_503_when_the_embedded_broker_folder_is_gone(client, settings, tmp_path):
     options, _ = broker_options("filesystem://", tmp_path / "missing")
     settings.CELERY_BROKER_URL = "filesystem://"
