@@ -82,11 +82,8 @@ class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
             user = services.user_sign_in_record(claims=claims, client_ip=client_ip(request.META))
         except services.SignInClaimsError as exc:
             raise ImmediateHttpResponse(render_sign_in_failed(request, str(exc))) from exc
-        if not user.is_active:
-            raise ImmediateHttpResponse(
-                render_sign_in_failed(request, "Your portal account is disabled. Ask the portal's administrators.",
-                                      status=403)
-            )
+        except services.SignInAccountDisabled as exc:
+            raise ImmediateHttpResponse(render_sign_in_failed(request, str(exc), status=403)) from exc
         if sociallogin.is_existing:
             if sociallogin.user.pk != user.pk:
                 raise ImmediateHttpResponse(

@@ -18,6 +18,10 @@ class SignInClaimsError(ValueError):
     """The ID token lacks what the portal needs to know who signed in."""
 
 
+class SignInAccountDisabled(Exception):
+    """The ID token names a portal user an administrator deactivated: nothing of the sign-in is recorded."""
+
+
 def _strings(values: Iterable | None) -> list[str]:
     if not isinstance(values, list | tuple):
         return []
@@ -39,7 +43,8 @@ def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: 
     """Create or update the user an Entra ID token names, and store the claims that grant access.
 
     The user is found by (tenant, object id); name, e-mail and user name follow the token. App roles and
-    groups replace the previous sign-in's, so what Entra ID took away is gone from now on.
+    groups replace the previous sign-in's, so what Entra ID took away is gone from now on. A deactivated user
+    raises ``SignInAccountDisabled`` before anything is written (no fresh claims, no "signed in" audit row).
     """
     tenant_id = str(claims.get("tid") or "").lower()
     object_id = str(claims.get("oid") or "").lower()
@@ -58,6 +63,8 @@ def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: 
     if user is None:
         user = user_model(entra_tenant_id=tenant_id, entra_object_id=object_id)
         user.set_unusable_password()
+    elif not user.is_active:
+        raise SignInAccountDisabled("Your portal account is disabled. Ask the portal's administrators.")
     user.username = _free_username(preferred, tenant_id=tenant_id, object_id=object_id)
     user.display_name = display_name
     user.email = email

@@ -91,3 +91,23 @@ def test_an_entra_session_ends_at_its_sign_ins_maximum_age_however_busy(entra_se
     SignInClaims.objects.filter(pk=claims.pk).update(signed_in_at=almost - timedelta(minutes=2))
     response = client.get(reverse("my_access"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_disabled_user_is_refused_and_nothing_of_the_refused_sign_in_is_recorded(entra_settings, fresh_emulator):
+    from django.test import Client
+
+    from accounts.models import SignInClaims, User
+    from audit.models import AuditEvent
+    from tests.plugins.personas import PERSONAS, sign_in_with_client
+
+    oid = PERSONAS["requester"].oid
+    assert sign_in_with_client(Client(SERVER_NAME="127.0.0.1"), fresh_emulator, oid).status_code == 302
+    User.objects.filter(entra_object_id=oid).update(is_active=False)
+    signed_in_at = SignInClaims.objects.get().signed_in_at
+
+    response = sign_in_with_client(Client(SERVER_NAME="127.0.0.1"), fresh_emulator, oid)
+    assert response.status_code == 403
+    assert "Your portal account is disabled" in response.content.decode()
+    assert SignInClaims.objects.get().signed_in_at == signed_in_at  # the refused sign-in freshened nothing
+    assert AuditEvent.objects.filter(action="user.sign_in").count() == 1  # only the sign-in that happened
