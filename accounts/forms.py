@@ -27,7 +27,7 @@ def _failures_key(request) -> str:
 
 class PasswordAttemptsLimit:
     """For password forms: an address with ``BREAK_GLASS_MAX_FAILURES`` failed sign-ins is refused, without a
-    password check, until ``BREAK_GLASS_LOCKOUT_SECONDS`` after its first failure (no online guessing)."""
+    password check, until ``BREAK_GLASS_LOCKOUT_SECONDS`` after its latest failure (no online guessing)."""
 
     def clean(self) -> dict:
         key = _failures_key(self.request)
@@ -43,6 +43,8 @@ class PasswordAttemptsLimit:
                 cache.incr(key)
             except ValueError:  # expired in between
                 cache.set(key, 1, settings.BREAK_GLASS_LOCKOUT_SECONDS)
+            # Database and file caches store an incremented value with their default timeout: set ours again.
+            cache.touch(key, settings.BREAK_GLASS_LOCKOUT_SECONDS)
             raise
 
 

@@ -81,3 +81,20 @@ def test_the_admin_site_counts_failures_too(client, breakglass_admin, settings, 
     for _ in range(2):
         client.post(reverse("admin:login"), {"username": "admin", "password": "wrong-guess"})
     assert "Too many failed sign-ins" in sign_in(client, "admin", "correct-horse-1").content.decode()
+
+
+def test_the_lockout_lasts_its_time_whatever_the_caches_default_timeout(client, breakglass_admin, settings, tmp_path):
+    """Database and file caches store an incremented counter with the cache's default timeout (300 s unless set),
+    which must not cut the lockout short."""
+    import time
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                                   "LOCATION": str(tmp_path), "TIMEOUT": 1}}
+    settings.BREAK_GLASS_MAX_FAILURES = 2
+    settings.BREAK_GLASS_LOCKOUT_SECONDS = 900
+    for _ in range(2):
+        sign_in(client, "admin", "wrong-guess")
+    time.sleep(1.2)  # past the cache's default timeout, far within the lockout
+    response = sign_in(client, "admin", "correct-horse-1")
+    assert "Too many failed sign-ins from your address" in response.content.decode()
+    assert client.get(reverse("dashboard")).status_code == 302
