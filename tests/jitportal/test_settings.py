@@ -117,6 +117,29 @@ def test_production_check_deploy_reports_nothing(tmp_path):
     assert "System check identified no issues (0 silenced)." in out.stdout
 
 
+REDIRECT_PROBE = """
+import json, django
+django.setup()
+from django.http import HttpResponse
+from django.middleware.security import SecurityMiddleware
+from django.test import RequestFactory
+middleware = SecurityMiddleware(lambda request: HttpResponse())
+print(json.dumps({path: middleware(RequestFactory().get(path, HTTP_HOST="jit.example.com")).status_code
+                  for path in ("/healthz", "/", "/accounts/login/")}))
+"""
+
+
+def test_production_redirects_plain_http_except_the_health_check(tmp_path):
+    """A load balancer probes /healthz over plain http: a redirect would hide a 503 (probes count 3xx as up)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_", "DJANGO_"))}
+    clean.update(DJANGO_SETTINGS_MODULE="jitportal.settings.production", DJANGO_SECRET_KEY="k" * 50,
+                 DJANGO_ALLOWED_HOSTS="jit.example.com", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    out = subprocess.run([sys.executable, "-c", REDIRECT_PROBE], cwd=ROOT, env=clean, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"/healthz": 200, "/": 301, "/accounts/login/": 301}
+
+
 def test_env_example_documents_every_variable_the_settings_read_and_nothing_else():
     read = set()
     for module in (ROOT / "jitportal" / "settings").glob("*.py"):
