@@ -111,3 +111,27 @@ def test_a_disabled_user_is_refused_and_nothing_of_the_refused_sign_in_is_record
     assert "Your portal account is disabled" in response.content.decode()
     assert SignInClaims.objects.get().signed_in_at == signed_in_at  # the refused sign-in freshened nothing
     assert AuditEvent.objects.filter(action="user.sign_in").count() == 1  # only the sign-in that happened
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_a_second_sign_in_says_the_first_still_stands(entra_settings, fresh_emulator):
+    from urllib.parse import parse_qsl, urlsplit
+
+    import requests
+    from django.test import Client
+
+    from tests.plugins.personas import PERSONAS, sign_in_with_client
+
+    client = Client(SERVER_NAME="127.0.0.1")
+    assert sign_in_with_client(client, fresh_emulator, PERSONAS["requester"].oid).status_code == 302
+    start = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}))
+    authorize = urlsplit(start["Location"])
+    cancelled = requests.post(f"{authorize.scheme}://{authorize.netloc}{authorize.path}",
+                              data=dict(parse_qsl(authorize.query)) | {"cancel": "1"},
+                              verify=str(fresh_emulator.ca_pem), allow_redirects=False, timeout=10)
+    callback = urlsplit(cancelled.headers["Location"])
+    body = client.get(f"{callback.path}?{callback.query}").content.decode()
+    assert 'id="sign-in-cancelled"' in body
+    assert "you are not signed in" not in body
+    assert "you are still signed in as Alice Requester" in body
+    assert client.get(reverse("my_access")).status_code == 200
