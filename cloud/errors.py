@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 
 from azure.core.exceptions import (
@@ -24,6 +25,7 @@ from azure.core.pipeline.policies._utils import parse_retry_after
 
 REQUEST_ID_HEADER = "x-ms-request-id"
 CORRELATION_ID_HEADER = "x-ms-correlation-request-id"
+_MSAL_HTTP_ERROR = re.compile(r"\bHTTP Error: (\d{3})\b")
 
 
 class CloudError(Exception):
@@ -126,6 +128,23 @@ def _caused_by_connection(error: BaseException) -> bool:
     return False
 
 
+def _token_endpoint_status(error: BaseException) -> int | None:
+    """The HTTP status the sign-in endpoint answered, when a credential's failure kept it: on the error's
+    response, or in the "HTTP Error: 503" that MSAL raises for a 5xx and azure-identity wraps."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        status = getattr(getattr(current, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status
+        match = _MSAL_HTTP_ERROR.search(str(current))
+        if match:
+            return int(match.group(1))
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def from_azure(error: Exception) -> CloudError:
     """The portal error for an azure-core / azure-identity exception (already a ``CloudError`` stays as is)."""
     if isinstance(error, CloudError):
@@ -142,6 +161,13 @@ def from_azure(error: Exception) -> CloudError:
             if status is None and _caused_by_connection(error):
                 return Transient(f"Could not reach the sign-in endpoint: {message}", code=type(error).__name__,
                                  **ids)
+            token_status = _token_endpoint_status(error)
+            if token_status is not None and (token_status >= 500 or token_status == 408):
+                return Transient(f"The sign-in endpoint failed: {message}", code=code or type(error).__name__,
+                                 status=token_status, **ids)
+            if token_status == 429:
+                return Throttled(f"The sign-in endpoint is throttling the portal: {message}",
+                                 code=code or "TooManyRequests", status=429, retry_after=_retry_after(headers), **ids)
             return Forbidden(f"Could not sign in to Azure: {message}", code=code or type(error).__name__,
                              status=status, **ids)
         if status == 404 or isinstance(error, ResourceNotFoundError):

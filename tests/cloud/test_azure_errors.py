@@ -166,6 +166,18 @@ def test_an_unreachable_sign_in_endpoint_is_transient():
     assert "Connection refused" in caught.value.message
 
 
+@pytest.mark.parametrize("kind", ["500", "503"])
+def test_a_sign_in_endpoint_failing_with_a_server_error_is_transient(fresh_emulator, kind):
+    fresh_emulator.add_fault(r"/oauth2/v2\.0/token$", kind)
+    gateway = AzureGateway(PROD, portal_spec(), fast_endpoint(fresh_emulator, retry_total=0))
+
+    with pytest.raises(Transient) as caught:
+        gateway.get_pricing()
+
+    assert (caught.value.status, caught.value.retryable) == (int(kind), True)
+    assert arm_calls(fresh_emulator) == []  # ARM was never called
+
+
 def _initiate(gateway, running):
     end = emulator_now(running) + timedelta(hours=1)
     return gateway.initiate_jit("rg-web-prod", "westeurope", "default", [
