@@ -16,6 +16,7 @@ from azure.core.exceptions import (
     DecodeError,
     DeserializationError,
     HttpResponseError,
+    IncompleteReadError,
     ResourceNotFoundError,
     SerializationError,
     ServiceRequestError,
@@ -153,6 +154,9 @@ def from_azure(error: Exception) -> CloudError:
     ids = {"request_id": headers.get(REQUEST_ID_HEADER, ""), "correlation_id": headers.get(CORRELATION_ID_HEADER, "")}
     if isinstance(error, ServiceRequestError | ServiceResponseError):
         return Transient(f"Could not reach Azure: {error.message}", code=type(error).__name__, **ids)
+    if isinstance(error, IncompleteReadError):  # the connection closed in the middle of Azure's answer
+        return Transient(f"Azure's answer was cut off: {error.message}", code=type(error).__name__,
+                         status=error.status_code, **ids)
     if isinstance(error, HttpResponseError) and not isinstance(error, DecodeError):
         status = error.status_code
         code, message = _code_and_message(error)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import AzureError, IncompleteReadError, ServiceRequestError, ServiceResponseError
 from azure.identity import CredentialUnavailableError
 
 from cloud.errors import CloudError, Forbidden, Throttled, Transient, from_azure, translated
@@ -20,6 +20,13 @@ def test_connection_failures_are_transient(azure_error):
     error = from_azure(azure_error)
 
     assert isinstance(error, Transient) and error.retryable and error.status is None
+
+
+def test_an_answer_cut_off_mid_body_is_transient():
+    error = from_azure(IncompleteReadError("Connection broken: IncompleteRead(120 bytes read, 380 more expected)"))
+
+    assert isinstance(error, Transient) and error.retryable
+    assert "IncompleteRead" in error.message
 
 
 def test_any_other_azure_error_is_a_plain_cloud_error():
