@@ -196,7 +196,9 @@ def put_security_policy(ctx: ArmContext, sub: str, name: str, rg: str | None = N
     else:
         ctx.require_subscription(sub)
     body = ctx.json_body()
-    value = (((body or {}).get("properties") or {}).get("recommendations") or {}).get("jitNetworkAccess")
+    props = body.get("properties") if isinstance(body, dict) else None
+    recommendations = props.get("recommendations") if isinstance(props, dict) else None
+    value = recommendations.get("jitNetworkAccess") if isinstance(recommendations, dict) else None
     if value not in ("On", "Off"):
         raise bad_request("InvalidSecurityPolicy", "properties.recommendations.jitNetworkAccess must be On or Off.")
     policy = ctx.state.security_policies.setdefault(sub.lower(), {"jit": "On", "resourceGroups": {}})

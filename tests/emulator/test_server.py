@@ -146,6 +146,14 @@ def test_the_security_policy_lists_jit_off_for_the_legacy_group(arm):
     assert settings[f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups/rg-web-prod"] == "On"
 
 
+@pytest.mark.parametrize("body", [[{"properties": {}}], {"properties": ["recommendations"]},
+                                  {"properties": {"recommendations": "Off"}}])
+def test_a_security_policy_body_of_the_wrong_shape_is_an_arm_400(arm, body):
+    response = arm.call("PUT", f"/subscriptions/{PROD_SUBSCRIPTION}/providers/Microsoft.Security/policies/default",
+                        api_version="2015-06-01-preview", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "InvalidSecurityPolicy")
+
+
 def test_pricings_show_plan_2_on_production_only(arm):
     from emulator.scenarios.identities import DEV_SUBSCRIPTION
 
