@@ -14,6 +14,7 @@ from emulator.jit.validation import (
     prefix_within,
     validate_initiate_body,
     validate_policy_body,
+    validate_policy_request,
 )
 from emulator.store import ResourceId
 from emulator.timeutil import iso, parse_iso
@@ -113,11 +114,8 @@ def _merge_requests(existing: list[dict], submitted: object) -> list[dict]:
         raise bad_request("InvalidRequestBody", "'properties.requests' must be a list.")
     known = {_request_key(r) for r in existing}
     merged = list(existing)
-    for request in submitted:
-        if not isinstance(request, dict) or not all(k in request for k in ("virtualMachines", "startTimeUtc",
-                                                                             "requestor")):
-            raise bad_request("MissingRequiredProperty",
-                              "Each request needs virtualMachines, startTimeUtc and requestor.")
+    for i, request in enumerate(submitted):
+        validate_policy_request(request, f"properties.requests[{i}]")
         if _request_key(request) not in known:
             merged.append(copy.deepcopy(request))
             known.add(_request_key(request))

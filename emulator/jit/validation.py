@@ -116,6 +116,43 @@ def validate_policy_body(body: object) -> list[dict]:
     return vms
 
 
+def _date_time(value: object, where: str, field: str) -> None:
+    try:
+        parse_iso(value)
+    except (ValueError, TypeError) as exc:
+        raise bad_request("InvalidRequestBody", f"{where}: '{field}' must be a UTC date-time, got {value!r}.") from exc
+
+
+def validate_policy_request(request: object, where: str) -> dict:
+    """One entry of a policy's ``properties.requests`` (a JitNetworkAccessRequest), checked for shape."""
+    if not isinstance(request, dict) or not all(k in request for k in ("virtualMachines", "startTimeUtc",
+                                                                         "requestor")):
+        raise bad_request("MissingRequiredProperty", f"{where}: each request needs virtualMachines, startTimeUtc "
+                                                     f"and requestor.")
+    _date_time(request["startTimeUtc"], where, "startTimeUtc")
+    if not isinstance(request["requestor"], str):
+        raise bad_request("InvalidRequestBody", f"{where}: 'requestor' must be a string.")
+    if request.get("justification") is not None and not isinstance(request["justification"], str):
+        raise bad_request("InvalidRequestBody", f"{where}: 'justification' must be a string.")
+    if not isinstance(request["virtualMachines"], list):
+        raise bad_request("InvalidRequestBody", f"{where}: 'virtualMachines' must be a list.")
+    for i, vm in enumerate(request["virtualMachines"]):
+        vwhere = f"{where}.virtualMachines[{i}]"
+        if not isinstance(vm, dict) or not isinstance(vm.get("id"), str) or not isinstance(vm.get("ports"), list):
+            raise bad_request("MissingRequiredProperty", f"{vwhere}: 'id' and 'ports' are required.")
+        for j, port in enumerate(vm["ports"]):
+            pwhere = f"{vwhere}.ports[{j}]"
+            if not isinstance(port, dict) or not all(k in port for k in ("number", "endTimeUtc", "status",
+                                                                          "statusReason")):
+                raise bad_request("MissingRequiredProperty",
+                                  f"{pwhere}: number, endTimeUtc, status and statusReason are required.")
+            _port_number(port["number"], pwhere)
+            _date_time(port["endTimeUtc"], pwhere, "endTimeUtc")
+            if not isinstance(port["status"], str) or not isinstance(port["statusReason"], str):
+                raise bad_request("InvalidRequestBody", f"{pwhere}: status and statusReason must be strings.")
+    return request
+
+
 def validate_initiate_body(body: object) -> list[dict]:
     """The initiate request's virtualMachines, checked for shape."""
     if not isinstance(body, dict):

@@ -203,6 +203,35 @@ def test_it_refuses_a_bad_policy_body_with_an_arm_error(arm, body, code):
     assert response.json()["error"]["message"]
 
 
+REQUEST = {"virtualMachines": [{"id": vm_id("rg-web-prod", "web-05"), "ports": [
+    {"number": 22, "endTimeUtc": "2026-01-01T10:00:00Z", "status": "Revoked", "statusReason": "Expired"}]}],
+    "startTimeUtc": "2026-01-01T09:00:00Z", "requestor": "barbara@contoso.com"}
+
+
+@pytest.mark.parametrize("request_", [
+    {**REQUEST, "virtualMachines": 5},
+    {**REQUEST, "startTimeUtc": 3},
+    {**REQUEST, "requestor": None},
+    {**REQUEST, "virtualMachines": [{"id": vm_id("rg-web-prod", "web-05"), "ports": [{"number": 22}]}]},
+    {**REQUEST, "virtualMachines": [{"id": vm_id("rg-web-prod", "web-05"), "ports": [
+        {**REQUEST["virtualMachines"][0]["ports"][0], "endTimeUtc": "tomorrow"}]}]},
+])
+def test_it_refuses_a_policy_whose_requests_do_not_follow_the_spec(arm, request_):
+    body = body_with()
+    body["properties"]["requests"] = [request_]
+    response = arm.call("PUT", policy_path(*WEB, name="ops"), json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] in ("MissingRequiredProperty", "InvalidRequestBody")
+
+
+def test_it_keeps_a_policy_request_that_follows_the_spec(arm):
+    body = body_with()
+    body["properties"]["requests"] = [REQUEST]
+    response = arm.call("PUT", policy_path(*WEB, name="ops"), json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["properties"]["requests"] == [REQUEST]
+
+
 def test_it_refuses_a_port_configured_twice_for_one_vm(arm):
     vm = {"id": vm_id("rg-web-prod", "web-05"), "ports": [GOOD_PORT, GOOD_PORT]}
     body = {"properties": {"virtualMachines": [vm]}}
