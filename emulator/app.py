@@ -87,7 +87,7 @@ def create_app(state: EmulatorState) -> Flask:
             return Response(status=500)
         status, code, message = FAULT_ERRORS[fault.kind]
         err = ArmError(status, code, message)
-        if fault.kind == "429" and fault.retry_after is not None:
+        if fault.kind in ("429", "503") and fault.retry_after is not None:  # ARM sends Retry-After on both
             err.headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer()
                                              else fault.retry_after)
         return _arm_error(err)

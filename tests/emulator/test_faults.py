@@ -30,6 +30,13 @@ def test_a_429_without_retry_after_omits_the_header(arm, fresh_emulator):
     assert "Retry-After" not in response.headers
 
 
+def test_a_503_fault_may_carry_retry_after(arm, fresh_emulator):
+    fresh_emulator.add_fault("/Microsoft.Compute/virtualMachines$", "503", retry_after=30, count=1)
+    response = arm.call("GET", VMS, api_version=COMPUTE_API)
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "30")
+    assert response.json()["error"]["code"] == "ServiceUnavailable"
+
+
 def test_the_sdk_retries_through_a_single_500(arm, fresh_emulator):
     fresh_emulator.add_fault("/Microsoft.Compute/virtualMachines$", "500", count=1)
     since = fresh_emulator.calls()[-1]["seq"] if fresh_emulator.calls() else 0
