@@ -72,9 +72,14 @@ class Throttled(CloudError):
 
 
 class Transient(CloudError):
-    """A failure that may pass: 5xx answers, timeouts, connections refused or dropped."""
+    """A failure that may pass: 5xx answers, timeouts, connections refused or dropped; ``retry_after`` is
+    the wait in seconds Azure asked for (a 503's ``Retry-After``), when it did."""
 
     retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 def _headers(error: AzureError) -> dict[str, str]:
@@ -182,7 +187,7 @@ def from_azure(error: Exception) -> CloudError:
             return Throttled(message, code=code or "TooManyRequests", status=status,
                              retry_after=_retry_after(headers), **ids)
         if status is not None and (status >= 500 or status == 408):
-            return Transient(message, code=code, status=status, **ids)
+            return Transient(message, code=code, status=status, retry_after=_retry_after(headers), **ids)
         if status is not None and 400 <= status < 500:
             return Invalid(message, code=code, status=status, **ids)
         return CloudError(message, code=code, status=status, **ids)

@@ -128,6 +128,17 @@ def test_server_errors_that_persist_are_transient(gateway, fresh_emulator, kind)
     assert len(vm_calls(fresh_emulator)) == 4
 
 
+def test_a_503_whose_retry_after_is_past_the_cap_hands_the_wait_to_the_caller(fresh_emulator):
+    fresh_emulator.add_fault(VMS_PATH, "503", retry_after=120)
+    gateway = AzureGateway(PROD, portal_spec(), fast_endpoint(fresh_emulator, retry_after_max=5))
+
+    with pytest.raises(Transient) as caught:
+        list(gateway.list_virtual_machines())
+
+    assert (caught.value.status, caught.value.retry_after, caught.value.retryable) == (503, 120, True)
+    assert len(vm_calls(fresh_emulator)) == 1
+
+
 def test_a_server_error_that_passes_is_retried_to_success(gateway, fresh_emulator):
     fresh_emulator.add_fault(VMS_PATH, "503", count=1)
 
