@@ -160,10 +160,14 @@ def validate_initiate_body(body: object) -> list[dict]:
     vms = body.get("virtualMachines")
     if not isinstance(vms, list) or not vms:
         raise bad_request("MissingRequiredProperty", "'virtualMachines' is required and must not be empty.")
+    seen_vms: set[str] = set()
     for i, vm in enumerate(vms):
         where = f"virtualMachines[{i}]"
         if not isinstance(vm, dict) or not isinstance(vm.get("id"), str) or not vm["id"]:
             raise bad_request("MissingRequiredProperty", f"{where}: 'id' is required.")
+        if vm["id"].lower() in seen_vms:
+            raise bad_request("DuplicateVirtualMachine", f"{where}: virtual machine {vm['id']} is listed twice.")
+        seen_vms.add(vm["id"].lower())
         ports = vm.get("ports")
         if not isinstance(ports, list) or not ports:
             raise bad_request("MissingRequiredProperty", f"{where}: 'ports' is required and must not be empty.")

@@ -311,6 +311,16 @@ def test_initiate_refuses_a_vm_outside_the_policy_and_another_action(arm):
     assert other.status_code == 400
 
 
+def test_initiate_refuses_a_vm_listed_twice(arm, fresh_emulator):
+    vm = vm_id("rg-web-prod", "web-02")
+    body = {"virtualMachines": [
+        {"id": vm, "ports": [{"number": 22, "endTimeUtc": in_hours(0.5), "allowedSourceAddressPrefix": prefix}]}
+        for prefix in ("198.51.100.9", "198.51.100.10")]}
+    response = arm.call("POST", policy_path(*WEB) + "/initiate", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "DuplicateVirtualMachine")
+    assert jit_rules(fresh_emulator, vm, "Allow") == []
+
+
 def test_initiate_refuses_a_vm_id_that_is_not_a_string_with_an_arm_error(arm):
     body = {"virtualMachines": [{"id": 5, "ports": [{"number": 22, "endTimeUtc": in_hours(0.5)}]}]}
     response = arm.call("POST", policy_path(*WEB) + "/initiate", json=body)
