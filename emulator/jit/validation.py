@@ -17,7 +17,7 @@ def parse_prefix(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network
     """``*`` or an IPv4/IPv6 address or CIDR; 400 otherwise."""
     if value == "*":
         return "*"
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or "%" in value:  # no IPv6 zone (fe80::1%eth0) in an NSG
         raise bad_request("InvalidSourceAddressPrefix", f"'{value}' is not an IP address, CIDR or '*'.")
     try:
         return ipaddress.ip_network(value.strip(), strict=False)

@@ -192,6 +192,7 @@ def body_with(port: dict | None = None, vm: str | None = None, **vm_extra) -> di
     (body_with({**GOOD_PORT, "maxRequestAccessDuration": "PT25H"}), "InvalidMaxRequestAccessDuration"),
     (body_with({**GOOD_PORT, "maxRequestAccessDuration": "3 hours"}), "InvalidMaxRequestAccessDuration"),
     (body_with({**GOOD_PORT, "allowedSourceAddressPrefix": "300.1.1.1"}), "InvalidSourceAddressPrefix"),
+    (body_with({**GOOD_PORT, "allowedSourceAddressPrefix": "fe80::1%eth0"}), "InvalidSourceAddressPrefix"),
     (body_with({**GOOD_PORT, "allowedSourceAddressPrefixes": ["10.0.0.0/8"]}), "ConflictingSourceAddressPrefixes"),
     (body_with(vm=vm_id("rg-web-prod", "no-such-vm")), "VirtualMachineNotFound"),
     (body_with(vm=vm_id("rg-ops-prod", "jump-01")), "VirtualMachineNotInPolicyScope"),
@@ -309,6 +310,15 @@ def test_initiate_refuses_a_vm_outside_the_policy_and_another_action(arm):
     assert (outside.status_code, outside.json()["error"]["code"]) == (400, "VirtualMachineNotInPolicy")
     other = arm.call("POST", policy_path(*WEB) + "/revoke", json=body)
     assert other.status_code == 400
+
+
+def test_initiate_refuses_a_source_with_an_ipv6_zone(arm, fresh_emulator):
+    vm = vm_id("rg-web-prod", "web-02")
+    body = {"virtualMachines": [{"id": vm, "ports": [
+        {"number": 22, "endTimeUtc": in_hours(0.5), "allowedSourceAddressPrefix": "fe80::1%eth0"}]}]}
+    response = arm.call("POST", policy_path(*WEB) + "/initiate", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "InvalidSourceAddressPrefix")
+    assert jit_rules(fresh_emulator, vm, "Allow") == []
 
 
 def test_initiate_refuses_a_vm_listed_twice(arm, fresh_emulator):
