@@ -733,15 +733,38 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
     return Outcome(PortState.CLOSED)
 
 
+def _placeholder_source(port: AccessRequestPort) -> str:
+    """A source for the replacement request that the port's policy allows and no host uses: the configured
+    placeholder when allowed, else the network address of an allowed range (never a host's, so closing opens the
+    port for nobody). Raises ``CloudError`` (not retryable) when the policy allows single addresses only."""
+    from cloud.errors import CloudError
+
+    rule = validation.policy_port(port.request_vm.vm.ports or [], port.number)
+    placeholder = settings.ACCESS_CLOSE_PLACEHOLDER_SOURCE
+    if any(validation.source_allowed(allowed, placeholder) for allowed in rule.sources):
+        return placeholder
+    for allowed in rule.sources:
+        try:
+            network = ipaddress.ip_network(allowed.strip(), strict=False)
+        except ValueError:
+            continue
+        if network.num_addresses > 2:  # not a /31 or /32 (or /127, /128), whose every address is a host's
+            return f"{network.network_address}/{network.max_prefixlen}"
+    raise CloudError(f"Port {port.number} of {port.request_vm.vm_name} allows single addresses only "
+                     f"({', '.join(rule.sources)}): behind its Azure Firewall the portal cannot end this access "
+                     f"early without opening the port for one of them; it ends at {port.end_at:%Y-%m-%d %H:%M} UTC.")
+
+
 def _replace_with_placeholder(gateway, request: AccessRequest, ports: list[AccessRequestPort]) -> None:
-    """Behind a firewall: a 5-minute request from an unroutable source makes Azure revoke the original."""
+    """Behind a firewall: a 5-minute request from a source nobody uses (``_placeholder_source``) makes Azure
+    revoke the original."""
     first = ports[0].request_vm
     end = timezone.now() + validation.MIN_WINDOW
     body: dict[str, dict] = {}
     for port in ports:
         entry = body.setdefault(port.request_vm.vm_arm_id, {"id": port.request_vm.vm_arm_id, "ports": []})
         entry["ports"].append({"number": port.number, "end_time_utc": end,
-                               "allowed_source_address_prefix": settings.ACCESS_CLOSE_PLACEHOLDER_SOURCE})
+                               "allowed_source_address_prefix": _placeholder_source(port)})
     gateway.initiate_jit(first.policy_resource_group, first.policy_location, first.policy_name, list(body.values()),
                          justification=f"{request.requester_name}: close portal request #{request.pk} early "
                                        f"({request.correlation_id})")

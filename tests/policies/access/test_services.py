@@ -326,6 +326,41 @@ def test_close_now_behind_a_firewall_makes_azure_revoke_the_original(prod, reque
     assert f"{MY_IP}/32" not in sources
 
 
+@pytest.mark.parametrize(("sources", "placeholder"), [(["203.0.113.0/24", "198.51.100.0/24"], "203.0.113.0/32"),
+                                                     (["2001:db8:7::/48", "203.0.113.50"], "2001:db8:7::/128")])
+def test_close_now_behind_a_firewall_whose_port_allows_only_some_ranges_stays_within_them(
+        prod, requester, policy_admin, fresh_emulator, sources, placeholder):
+    from policies import rules
+    from policies import services as policy_services
+
+    change = policy_services.policy_save(actor=policy_admin, vm=vm("db-01"), ports=[
+        rules.PortRule(22, "TCP", tuple(sources), "PT1H")])
+    assert policy_services.policy_change_apply(change_id=change.pk).state == "applied"
+    request = ask(requester, {"db-01": [22]}, source=f"{MY_IP}/32")
+    assert open_all(request) == ["open"]
+    services.request_close(actor=requester, request=request)
+    assert services.request_close_apply(request_id=request.pk).state == "closed"  # not SourceAddressPrefixNotAllowed
+    nat = fresh_emulator.nsg_rules(vm_id("rg-data-prod", "db-01"))["firewall"]["natRuleCollections"]
+    found = {s for c in nat for rule in c["properties"]["rules"] for s in rule["sourceAddresses"]}
+    assert f"{MY_IP}/32" not in found and placeholder in found
+
+
+def test_close_now_behind_a_firewall_whose_port_allows_single_addresses_only_says_why_it_stays_open(
+        prod, requester, policy_admin, fresh_emulator):
+    from policies import rules
+    from policies import services as policy_services
+
+    change = policy_services.policy_save(actor=policy_admin, vm=vm("db-01"), ports=[
+        rules.PortRule(22, "TCP", (MY_IP, "198.51.100.7"), "PT1H")])
+    assert policy_services.policy_change_apply(change_id=change.pk).state == "applied"
+    request = ask(requester, {"db-01": [22]}, source=f"{MY_IP}/32")
+    assert open_all(request) == ["open"]
+    services.request_close(actor=requester, request=request)
+    assert services.request_close_apply(request_id=request.pk).state == "open"  # not the other proxy's port
+    port = request.ports.get()
+    assert port.state == "open" and "allows single addresses only" in port.last_error
+
+
 def hub_nat_rules(emu, name: str) -> list[dict]:
     """The DNAT rules of the firewall guarding ``name`` (a spoke VM of the demo's secured virtual hub)."""
     firewall = emu.nsg_rules(vm_id("rg-hub-prod", name))["firewall"]
