@@ -1,4 +1,4 @@
-"""Sliding sign-in sessions without a database write on every request.
+"""Sliding sign-in sessions without a database write on every request, and sign-in redirects htmx can follow.
 
 Django's ``SESSION_SAVE_EVERY_REQUEST`` slides the session's expiry by saving it on every response: one write per
 page, per API call and per htmx poll (the request page polls several times a second after a change). This
@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import middleware as auth_middleware
 from django.http import HttpRequest, HttpResponse
+from django_htmx.http import HttpResponseClientRefresh
 
 REFRESHED_KEY = "_refreshed_at"
 
@@ -32,3 +34,14 @@ class SessionRefreshMiddleware:
         if not session.is_empty() and now - refreshed >= settings.SESSION_REFRESH_SECONDS:
             session[REFRESHED_KEY] = now
         return response
+
+
+class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
+    """Django's, except for htmx requests (a page's poll once its session ended): these are told to reload the page,
+    which then goes to sign in and back to it. A redirect would be followed by the browser and the sign-in page
+    swapped into the polled fragment, inside the page."""
+
+    def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponse:
+        if request.headers.get("HX-Request") == "true":
+            return HttpResponseClientRefresh()
+        return super().handle_no_permission(request, view_func)

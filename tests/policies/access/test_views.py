@@ -332,6 +332,18 @@ def test_a_state_change_seen_by_the_poll_is_written_into_the_pages_live_region_o
     assert "request-announcement" not in alice.get(status, {"extendable": "1", "state": "open"}).content.decode()
 
 
+def test_a_poll_after_the_session_ended_reloads_the_page_instead_of_swapping_in_the_sign_in_page(
+        prod, requester, alice):
+    request = ask(requester, {"web-02": [22]})
+    status = reverse("policies:request_status", args=[request.pk])
+    alice.logout()  # the session ended (idle, or the Entra sign-in's maximum age) while the page polls
+    poll = alice.get(status, {"extendable": "0", "state": "queued"}, HTTP_HX_REQUEST="true")
+    assert poll.status_code == 200 and poll["HX-Refresh"] == "true" and b"Sign in" not in poll.content
+    page = alice.get(reverse("policies:request_detail", args=[request.pk]))  # the reload: to sign in, and back
+    assert page.status_code == 302 and page["Location"].startswith(reverse("login"))
+    assert f"next=/requests/{request.pk}/" in page["Location"]
+
+
 @pytest.mark.parametrize("ids", [["99999999999999999999"], ["-3"], ["0"]])
 def test_a_vm_id_the_database_cannot_hold_is_not_found(prod, alice, ids):
     alice.raise_request_exception = False
