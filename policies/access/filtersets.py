@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
-from .models import AccessRequest, PortState
+from . import selectors
+from .models import AccessRequest, AccessRequestVm, PortState
 
 
 class AccessRequestFilterSet(django_filters.FilterSet):
@@ -26,11 +27,15 @@ class AccessRequestFilterSet(django_filters.FilterSet):
         self.user = user
 
     def search(self, queryset, name, value):
+        """VM names match only among the VMs the user may see (``selectors.vm_rows_shown``): a request spanning
+        scopes is not found by the name of a VM outside theirs, which its row does not show either."""
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(Q(vms__vm_name__icontains=value) | Q(requester_name__icontains=value)
-                               | Q(justification__icontains=value)).distinct()
+        named = AccessRequestVm.objects.filter(request_id=OuterRef("pk"), vm_name__icontains=value)
+        seen = selectors.vm_rows_readable(self.user).filter(request_id=OuterRef("pk"), vm_name__icontains=value)
+        return queryset.filter((Q(requester_id=getattr(self.user, "pk", None)) & Exists(named)) | Exists(seen)
+                               | Q(requester_name__icontains=value) | Q(justification__icontains=value))
 
     def only_mine(self, queryset, name, value):
         return queryset.filter(requester_id=self.user.pk) if value and self.user is not None else queryset

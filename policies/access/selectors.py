@@ -193,6 +193,12 @@ def port_connection(port: AccessRequestPort) -> ConnectionDetails | None:
                        mapped_port=port.mapped_port)
 
 
+def vm_rows_readable(user) -> QuerySet[AccessRequestVm]:
+    """Request VM rows on VMs ``user`` may read (whoever asked for them): those ``vm_rows_shown`` names."""
+    rows = _vm_rows_in_scope(user, VM_READ)
+    return AccessRequestVm.objects.none() if rows is None else rows
+
+
 def vm_rows_shown(request: AccessRequest, user) -> tuple[list[AccessRequestVm], int]:
     """The request's VMs ``user`` may see, and how many others it has: its requester sees all; anyone else (an
     approver, a policy admin, another requester on one of its VMs) only those they may read, so a request spanning

@@ -44,3 +44,14 @@ def test_the_requests_list_names_only_the_vms_in_the_viewers_scope(client, spann
     assert "vm-elsewhere" not in text and "(+1 outside your scope)" in text
     shown, hidden = selectors.vm_rows_shown(spanning, spanning.requester)  # its requester sees every VM
     assert ({row.vm_name for row in shown} >= {"vm-elsewhere"}, len(shown), hidden) == (True, 2, 0)
+
+
+def test_the_requests_list_search_finds_no_request_by_the_name_of_a_vm_outside_the_viewers_scope(
+        client, spanning, policy_admin, django_user_model):
+    client.force_login(policy_admin)
+    inside = spanning.vms.exclude(vm_name="vm-elsewhere").get().vm_name
+    row = f'data-request="{spanning.pk}"'
+    assert row in client.get(reverse("policies:requests"), {"q": inside}).content.decode()
+    assert row not in client.get(reverse("policies:requests"), {"q": "elsewhere"}).content.decode()
+    client.force_login(django_user_model.objects.get(pk=spanning.requester_id))  # its requester sees every VM
+    assert row in client.get(reverse("policies:requests"), {"q": "elsewhere"}).content.decode()
