@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from policies.access import services
 from policies.access.models import AccessRequest
 from tests.plugins.personas import sign_in_with_entra
-from tests.policies.access.factories import vm
+from tests.policies.access.factories import ask, open_all, vm
 from tests.policies.azure_side import Azure, vm_id
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -78,3 +79,20 @@ def test_a_requester_opens_ssh_for_their_ip_watches_it_open_copies_the_line_and_
     assert page.evaluate("() => window.__sameDocument === true")
     assert azure.jit_rules(target, "Allow") == {}
     expect(page.locator("#closed-note")).to_be_visible()
+
+
+def test_keyboard_focus_on_a_copy_button_survives_the_pages_poll(portal, entra_page, requester):
+    page = entra_page
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    request = AccessRequest.objects.get(pk=ask(requester, {"jump-02": [22], "web-02": [22]}).pk)
+    open_all(request)
+    AccessRequest.objects.filter(pk=request.pk).update(closed_at=timezone.now())  # closing: it polls every 250 ms
+    page.goto(f"{portal}/requests/{request.pk}/")
+    copy = page.locator("tr[data-port='22'] button.copy").last
+    copy.focus()
+    before = page.evaluate("() => document.activeElement.id")
+    with page.expect_response(lambda response: "/status/" in response.url):
+        pass  # a poll swapped the status, and its buttons, in anew
+    page.wait_for_timeout(300)
+    assert before and page.evaluate("() => document.activeElement.id") == before
+    expect(page.locator(f"#{before}")).to_have_text("Copy SSH")
