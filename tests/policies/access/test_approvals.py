@@ -1,6 +1,7 @@
 """Approvals and scheduled windows: rules decide (deny → auto → manual), approvers decide, the beat releases."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -482,3 +483,24 @@ def test_a_rule_port_written_with_a_non_ascii_digit_is_refused_not_a_crash(clien
     assert response.status_code == 400
     assert "is not a port number (1 to 65535)." in response.content.decode()
     assert not AccessRule.objects.filter(name="odd").exists()
+
+
+def described_by_targets_missing(page: str) -> list[str]:
+    """The ids an ``aria-describedby`` of the page names that no element of it carries."""
+    return [target for targets in re.findall(r'aria-describedby="([^"]+)"', page) for target in targets.split()
+            if f'id="{target}"' not in page]
+
+
+def test_the_help_and_errors_the_decision_and_rule_fields_point_to_exist(client, prod, requester, approver,
+                                                                         policy_admin):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]})
+    client.force_login(approver)
+    review = client.get(reverse("policies:request_review", args=[request.pk])).content.decode()
+    assert 'aria-describedby="id_comment_helptext"' in review and not described_by_targets_missing(review)
+    client.force_login(policy_admin)
+    new = client.get(reverse("policies:rule_new")).content.decode()
+    assert "aria-describedby" in new and not described_by_targets_missing(new)
+    refused = client.post(reverse("policies:rule_new"), {"name": "x", "scope": WEB_RG, "effect": "manual",
+                                                        "approvals_required": 99, "second_level_approvals": 0})
+    assert refused.status_code == 400 and not described_by_targets_missing(refused.content.decode())
