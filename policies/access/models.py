@@ -202,6 +202,15 @@ class AccessRequestPort(models.Model):
     def __str__(self) -> str:
         return f"{self.number} ({self.get_state_display()})"
 
+    @property
+    def window(self) -> str:
+        """The window asked for this port, as words: "1 hour"."""
+        from datetime import timedelta
+
+        from .validation import window_label
+
+        return window_label(timedelta(seconds=self.duration_seconds))
+
 
 class AccessRule(models.Model):
     """What a request at a scope needs: refused (deny), opened at once (auto) or N approvals (manual).

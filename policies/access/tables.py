@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import django_tables2 as tables
+from django.template.defaultfilters import date as date_filter
 from django.utils.html import format_html
 
 from jitportal.lib.tables import NOWRAP
 
-from .models import AccessRequest
+from .models import AccessRequest, PortState
 
 
 class AccessRequestTable(tables.Table):
@@ -34,6 +35,13 @@ class AccessRequestTable(tables.Table):
         shown, hidden = vm_rows_shown(record, self.request.user)
         names = ", ".join(sorted({row.vm_name for row in shown}))
         return f"{names} (+{hidden} outside your scope)" if hidden else names
+
+    def render_end_at(self, value, record: AccessRequest) -> str:
+        """The planned end; awaiting approval (and not scheduled) it is not known yet: the window starts at the last
+        approval."""
+        if record.state == PortState.PENDING and not record.scheduled_start:
+            return "after approval"
+        return date_filter(value, "Y-m-d H:i")
 
     def render_state(self, value, record: AccessRequest):
         return format_html('<span class="access-state access-{}">{}</span>', record.state, value)

@@ -504,3 +504,20 @@ def test_the_help_and_errors_the_decision_and_rule_fields_point_to_exist(client,
     refused = client.post(reverse("policies:rule_new"), {"name": "x", "scope": WEB_RG, "effect": "manual",
                                                         "approvals_required": 99, "second_level_approvals": 0})
     assert refused.status_code == 400 and not described_by_targets_missing(refused.content.decode())
+
+
+def test_a_request_awaiting_approval_shows_no_end_before_its_window_starts(client, prod, requester, approver):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]}, hours=2)
+    planned = timezone.localtime(request.end_at).strftime("%Y-%m-%d %H:%M")  # as if it had opened when asked
+    client.force_login(requester)
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert "2 hours after the last approval" in page and planned not in page
+    listed = client.get(reverse("policies:requests")).content.decode()
+    assert "after approval" in listed and planned not in listed
+    approvals.request_decide(actor=approver, request=request, approve=True)
+    open_all(request)
+    request.refresh_from_db()
+    opened = timezone.localtime(request.end_at).strftime("%Y-%m-%d %H:%M")
+    assert opened in client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert opened in client.get(reverse("policies:requests")).content.decode()
