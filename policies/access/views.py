@@ -51,8 +51,6 @@ def _submit(request: HttpRequest, form: AccessRequestForm, *, each_port_maximum:
         return None
     except PermissionDenied as exc:
         raise Http404("No such object.") from exc
-    if created and data["source_warning"]:
-        messages.warning(request, data["source_warning"])
     if not created:  # a double submit, or the form sent again from the browser's history with other choices
         messages.info(request, f"This form was already sent as request #{access.pk}; nothing new was asked for. "
                                "To ask for something else, open the form again.")

@@ -483,3 +483,12 @@ def test_the_connect_page_sends_to_the_full_form_when_my_ip_cannot_be_read(prod,
     form = alice.get(full_form, REMOTE_ADDR=remote_addr).content.decode()
     assert re.search(r'name="source_kind" value="ip"[^>]*checked', form)  # the full form asks for the address
     assert not AccessRequest.objects.exists()
+
+
+def test_a_warning_about_my_ip_is_shown_once_on_the_request_page(prod, alice):
+    web = vm("web-02")
+    token = token_of(alice.get(reverse("policies:request_new"), {"vm": [web.pk]}, REMOTE_ADDR="10.1.2.3"))
+    response = alice.post(reverse("policies:request_new"), {
+        "vm": [web.pk], "ports": [f"{web.pk}:22"], "source_kind": "my_ip", "duration": 3600, "justification": "Deploy",
+        "token": token}, REMOTE_ADDR="10.1.2.3", follow=True)
+    assert response.content.decode().count("10.1.2.3 is a private or carrier-grade NAT address") == 1
