@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
 from django_tables2.paginators import LazyPaginator
 
 from accounts import authz
@@ -156,6 +158,25 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "may_see_timeline": timeline, **view})
 
 
+GONE = ('<div id="request-status" class="request-status"><p class="errornote">You can no longer see this request '
+        '(your role or scope changed, or you signed in as someone else). Reload the page.</p></div>')
+
+
+def _stop_polling_when_gone(view):
+    """A poll of a request the user may no longer see answers htmx's "stop polling" (286) with a note, instead of
+    a 404 that the page would ask for again and again."""
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            if getattr(request, "htmx", False):
+                return HttpResponseStopPolling(GONE)
+            raise
+    return wrapper
+
+
+@_stop_polling_when_gone
 @requires(JIT_INITIATE, object_model=AccessRequest)
 def request_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The request's live part, polled by htmx while something is moving (``selectors.poll_interval``). When

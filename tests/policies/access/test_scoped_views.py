@@ -55,3 +55,12 @@ def test_the_requests_list_search_finds_no_request_by_the_name_of_a_vm_outside_t
     assert row not in client.get(reverse("policies:requests"), {"q": "elsewhere"}).content.decode()
     client.force_login(django_user_model.objects.get(pk=spanning.requester_id))  # its requester sees every VM
     assert row in client.get(reverse("policies:requests"), {"q": "elsewhere"}).content.decode()
+
+
+def test_the_review_page_is_under_approvals_in_the_navigation(client, spanning, approver):
+    client.force_login(approver)
+    text = client.get(reverse("policies:request_review", args=[spanning.pk])).content.decode()
+    assert f'<a href="{reverse("policies:approvals")}" aria-current="page">' in text
+    assert f'<a href="{reverse("policies:requests")}" aria-current="page">' not in text
+    listing = client.get(reverse("policies:requests")).content.decode()
+    assert f'<a href="{reverse("policies:requests")}" aria-current="page">' in listing

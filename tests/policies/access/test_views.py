@@ -244,6 +244,7 @@ def test_the_dashboard_shows_my_open_access_and_admin_counts(prod, requester, po
     client.force_login(requester)
     page = client.get(reverse("dashboard")).content.decode()
     assert 'data-port="web-02:22"' in page and "request-counts" not in page
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC — Open", page)  # recent requests name their zone
     client.force_login(policy_admin)
     page = client.get(reverse("dashboard")).content.decode()
     assert re.search(r'data-state="open"><th>Open</th><td>1</td>', page)
@@ -492,3 +493,11 @@ def test_a_warning_about_my_ip_is_shown_once_on_the_request_page(prod, alice):
         "vm": [web.pk], "ports": [f"{web.pk}:22"], "source_kind": "my_ip", "duration": 3600, "justification": "Deploy",
         "token": token}, REMOTE_ADDR="10.1.2.3", follow=True)
     assert response.content.decode().count("10.1.2.3 is a private or carrier-grade NAT address") == 1
+
+
+def test_a_poll_of_a_request_no_longer_visible_stops_polling_with_a_note(prod, requester, outsider, client):
+    request = ask(requester, {"web-02": [22]})
+    client.force_login(outsider)  # e.g. the viewer's role was removed while the page polled
+    polled = client.get(reverse("policies:request_status", args=[request.pk]), HTTP_HX_REQUEST="true")
+    assert polled.status_code == 286 and "You can no longer see this request" in polled.content.decode()
+    assert client.get(reverse("policies:request_status", args=[request.pk])).status_code == 404  # not htmx
