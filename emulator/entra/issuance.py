@@ -94,8 +94,7 @@ def id_token(base_url: str, tenant: EntraTenant, app: EntraApp, user: EntraUser,
     roles = tokens.granted_roles(user, app)
     if roles:
         claims["roles"] = roles
-    if user.groups:
-        claims["groups"] = list(user.groups)
+    claims.update(tokens.group_claims(tenant, user))
     if nonce:
         claims["nonce"] = nonce
     _spoil(state, claims, spoil, tenant)

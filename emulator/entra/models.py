@@ -29,6 +29,8 @@ class EntraApp:
     # also accepted, as Entra does for loopback.
     redirect_uris: list[str] = field(default_factory=list)
     app_roles: list[str] = field(default_factory=list)  # app role values the app defines
+    # Microsoft Graph application permissions granted with admin consent (the ``roles`` of its Graph app tokens).
+    graph_permissions: list[str] = field(default_factory=list)
 
 
 @dataclass

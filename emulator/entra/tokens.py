@@ -18,6 +18,7 @@ from emulator.entra.models import EntraApp, EntraTenant, EntraUser
 ARM_AUDIENCE = "https://management.azure.com"
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 LIFETIME = timedelta(hours=1)
+GROUPS_CLAIM_LIMIT = 200  # Entra ID lists at most this many groups in a JWT; beyond it, the overage indicator
 LEEWAY = timedelta(minutes=1)
 _V2_ISSUER = re.compile(r"^https://[^/]+/(?P<tid>[0-9a-fA-F-]{36})/v2\.0$")
 _V1_ISSUER = re.compile(r"^https://sts\.windows\.net/(?P<tid>[0-9a-fA-F-]{36})/$")
@@ -64,12 +65,24 @@ def granted_roles(user: EntraUser, app: EntraApp) -> list[str]:
     return [role for role in user.app_roles if role in app.app_roles]
 
 
+def group_claims(tenant: EntraTenant, user: EntraUser) -> dict:
+    """The ``groups`` claim, or, for a user in more than ``GROUPS_CLAIM_LIMIT`` groups, Entra ID's overage
+    indicator in its place: ``_claim_names`` pointing at a ``_claim_sources`` entry (the endpoint to ask)."""
+    if not user.groups:
+        return {}
+    if len(user.groups) <= GROUPS_CLAIM_LIMIT:
+        return {"groups": list(user.groups)}
+    endpoint = f"https://graph.windows.net/{tenant.tenant_id}/users/{user.oid}/getMemberObjects"
+    return {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": endpoint}}}
+
+
 def app_token(state, tenant: EntraTenant, app: EntraApp, audience: str) -> str:
     """An application (client credentials) access token for ``audience``."""
     claims = {
         "aud": audience, "iss": v1_issuer(tenant.tenant_id), "tid": tenant.tenant_id,
         "oid": app.service_principal_oid, "sub": app.service_principal_oid, "appid": app.client_id,
-        "azp": app.client_id, "app_displayname": app.display_name, "idtyp": "app", "roles": [], "ver": "1.0",
+        "azp": app.client_id, "app_displayname": app.display_name, "idtyp": "app",
+        "roles": list(app.graph_permissions) if audience == GRAPH_AUDIENCE else [], "ver": "1.0",
         "uti": uuid.uuid4().hex, **timing(wall_clock()),
     }
     return sign(state, claims)
@@ -87,8 +100,7 @@ def user_token(state, tenant: EntraTenant, app: EntraApp, user: EntraUser, audie
     roles = granted_roles(user, app)
     if roles:
         claims["roles"] = roles
-    if user.groups:
-        claims["groups"] = list(user.groups)
+    claims.update(group_claims(tenant, user))
     return sign(state, claims)
 
 

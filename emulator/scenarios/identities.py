@@ -11,6 +11,9 @@ PORTAL_SP_OID = "0d3b6a9e-0000-4000-8000-00000000a001"
 PORTAL_REDIRECT = "http://127.0.0.1:8000/accounts/oidc/entra/login/callback/"
 APP_ROLES = ["JIT.Reader", "JIT.Requester", "JIT.PolicyAdmin", "JIT.Auditor", "JIT.Approver"]
 WEB_REQUESTERS_GROUP = "9c1d2e3f-0000-4000-8000-000000000901"
+# Grace is in more groups than an Entra ID token lists (200): her tokens carry the overage indicator instead,
+# and the portal reads her groups (the web requesters' last) from Microsoft Graph.
+PROJECT_GROUPS = [f"9c1d2e3f-0001-4000-8000-{n:012d}" for n in range(1, 251)]
 USERS = [  # (number, user name, display name, app roles, groups)
     (1, "alice", "Alice Requester", ["JIT.Requester"], [WEB_REQUESTERS_GROUP]),
     (2, "bob", "Bob Security Admin", ["JIT.PolicyAdmin"], []),
@@ -19,6 +22,7 @@ USERS = [  # (number, user name, display name, app roles, groups)
     (5, "erin", "Erin Approver", ["JIT.Approver"], []),
     (6, "frank", "Frank Reader", ["JIT.Reader"], []),
     (7, "oscar", "Oscar Outsider", [], []),
+    (8, "grace", "Grace Many-Groups", [], [*PROJECT_GROUPS, WEB_REQUESTERS_GROUP]),
 ]
 
 
@@ -30,12 +34,13 @@ def demo_identities() -> list[dict]:
     """Tenants as plain dicts in the shape of ``emulator.entra.models.EntraTenant``."""
     portal_app = {"client_id": PORTAL_CLIENT_ID, "client_secret": PORTAL_SECRET, "display_name": "JIT Portal",
                   "service_principal_oid": PORTAL_SP_OID, "redirect_uris": [PORTAL_REDIRECT],
-                  "app_roles": list(APP_ROLES)}
+                  "app_roles": list(APP_ROLES), "graph_permissions": ["GroupMember.Read.All"]}
     contoso = {
         "tenant_id": CONTOSO, "display_name": "Contoso", "domain": "contoso.example",
         "users": [{"oid": user_oid(n), "username": f"{name}@contoso.example", "display_name": display,
                    "app_roles": list(roles), "groups": list(groups)} for n, name, display, roles, groups in USERS],
-        "groups": [{"oid": WEB_REQUESTERS_GROUP, "display_name": "JIT requesters - web"}],
+        "groups": [{"oid": WEB_REQUESTERS_GROUP, "display_name": "JIT requesters - web"},
+                   *({"oid": oid, "display_name": f"Project team {n:03d}"} for n, oid in enumerate(PROJECT_GROUPS, 1))],
         "apps": [portal_app],
     }
     fabrikam = {

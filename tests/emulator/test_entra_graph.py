@@ -1,10 +1,11 @@
 """The Microsoft Graph calls of the emulator: ``/v1.0/me``, memberships with paging, OIDC userinfo."""
 from __future__ import annotations
 
+import jwt
 import pytest
 
 from emulator.entra.models import EntraGroup
-from emulator.scenarios.identities import CONTOSO, WEB_REQUESTERS_GROUP
+from emulator.scenarios.identities import CONTOSO, PORTAL_CLIENT_ID, PROJECT_GROUPS, WEB_REQUESTERS_GROUP, user_oid
 from tests.emulator.entra_helpers import ALICE, BASE, OSCAR, InProcessIdp, demo_tenants
 
 
@@ -89,3 +90,51 @@ def test_a_user_removed_from_the_directory_is_not_found(idp):
     tenant = idp.state.tenants[CONTOSO]
     tenant.users = [u for u in tenant.users if u.oid != ALICE]
     assert idp.get("/v1.0/me", headers=bearer(token)).status_code == 404
+
+
+GRACE = user_oid(8)
+GROUPS_PATH = f"/v1.0/users/{GRACE}/transitiveMemberOf/microsoft.graph.group"
+
+
+def app_graph_token(idp) -> str:
+    return idp.token(grant_type="client_credentials", scope="https://graph.microsoft.com/.default").json["access_token"]
+
+
+def test_a_user_in_more_groups_than_a_token_lists_gets_the_overage_indicator(idp):
+    tokens = idp.sign_in(GRACE)
+    for token in (tokens["id_token"], tokens["access_token"]):
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert "groups" not in claims
+        assert claims["_claim_names"] == {"groups": "src1"}
+        assert claims["_claim_sources"]["src1"]["endpoint"].endswith(f"/users/{GRACE}/getMemberObjects")
+    alice = jwt.decode(idp.sign_in(ALICE)["id_token"], options={"verify_signature": False})
+    assert alice["groups"] == [WEB_REQUESTERS_GROUP] and "_claim_names" not in alice
+
+
+def test_the_app_lists_a_users_transitive_groups_page_by_page(idp):
+    token, seen, url, pages = app_graph_token(idp), [], f"{GROUPS_PATH}?$select=id&$top=100", 0
+    while url:
+        response = idp.get(url.removeprefix(BASE), headers=bearer(token))
+        assert response.status_code == 200, response.text
+        body = response.json
+        assert all(set(row) == {"id"} for row in body["value"])
+        seen += [row["id"] for row in body["value"]]
+        url, pages = body.get("@odata.nextLink"), pages + 1
+        assert url is None or ("$select=id" in url and "$top=100" in url)
+    assert pages == 3
+    assert seen == [*PROJECT_GROUPS, WEB_REQUESTERS_GROUP]
+
+
+def test_listing_a_users_groups_needs_an_app_token_with_a_membership_permission(idp):
+    assert idp.get(GROUPS_PATH).status_code == 401
+    delegated = idp.get(GROUPS_PATH, headers=bearer(idp.sign_in(ALICE)["access_token"]))
+    assert (delegated.status_code, delegated.json["error"]["code"]) == (403, "Authorization_RequestDenied")
+    idp.state.tenants[CONTOSO].app(PORTAL_CLIENT_ID).graph_permissions = []
+    unconsented = idp.get(GROUPS_PATH, headers=bearer(app_graph_token(idp)))
+    assert (unconsented.status_code, unconsented.json["error"]["code"]) == (403, "Authorization_RequestDenied")
+
+
+def test_listing_an_unknown_users_groups_is_not_found(idp):
+    response = idp.get("/v1.0/users/00000000-0000-4000-8000-000000000000/transitiveMemberOf/microsoft.graph.group",
+                       headers=bearer(app_graph_token(idp)))
+    assert (response.status_code, response.json["error"]["code"]) == (404, "Request_ResourceNotFound")
