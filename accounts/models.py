@@ -42,7 +42,12 @@ class SignInClaims(models.Model):
     app_roles = models.JSONField(default=list, blank=True, help_text="Values of the 'roles' claim.")
     groups = models.JSONField(default=list, blank=True, help_text="Group object ids of the 'groups' claim.")
     groups_overage = models.BooleanField(
-        default=False, help_text="The token said the user is in too many groups to list (group mappings not applied).",
+        default=False, help_text="The token said the user is in too many groups to list; the groups were read from "
+                                 "Microsoft Graph instead, unless groups_error says why not.",
+    )
+    groups_error = models.TextField(
+        blank=True, help_text="Why the groups of an overage sign-in could not be read from Microsoft Graph (group "
+                              "mappings not applied).",
     )
     signed_in_at = models.DateTimeField()
 

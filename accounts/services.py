@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import authz
+from accounts import authz, graph
 from accounts.models import RoleMapping, SignInClaims, User
 from accounts.scopes import normalize_scope, parse_scope
 from audit.services import audit_record
@@ -38,18 +38,43 @@ def _free_username(preferred: str, *, tenant_id: str, object_id: str) -> str:
     return username
 
 
-@transaction.atomic
+def _groups_overage(claims: dict) -> bool:
+    """Whether the token says its user is in too many groups to list (Entra ID then leaves ``groups`` out)."""
+    names = claims.get("_claim_names")
+    return bool(claims.get("hasgroups")) or (isinstance(names, dict) and "groups" in names)
+
+
 def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: str | None = None) -> User:
     """Create or update the user an Entra ID token names, and store the claims that grant access.
 
     The user is found by (tenant, object id); name, e-mail and user name follow the token. App roles and
     groups replace the previous sign-in's, so what Entra ID took away is gone from now on. A deactivated user
     raises ``SignInAccountDisabled`` before anything is written (no fresh claims, no "signed in" audit row).
+
+    When the token says the user is in too many groups to list (group overage), the groups are read from
+    Microsoft Graph (``accounts.graph``) first, outside any transaction. If Graph cannot be reached or refuses,
+    the sign-in still counts, with no groups (app-role mappings only) and the reason kept for My access.
     """
     tenant_id = str(claims.get("tid") or "").lower()
     object_id = str(claims.get("oid") or "").lower()
     if not tenant_id or not object_id:
         raise SignInClaimsError("The sign-in token does not say which tenant and user it is for (tid, oid).")
+    groups, groups_error = [g.lower() for g in _strings(claims.get("groups"))], ""
+    overage = _groups_overage(claims)
+    deactivated = get_user_model().objects.filter(entra_tenant_id=tenant_id, entra_object_id=object_id,
+                                                  is_active=False)
+    if overage and not deactivated.exists():
+        try:
+            groups = graph.user_group_ids(tenant_id=tenant_id, object_id=object_id)
+        except graph.GraphUnavailable as exc:
+            groups, groups_error = [], exc.reason
+    return _user_sign_in_save(claims=claims, tenant_id=tenant_id, object_id=object_id, groups=groups,
+                              overage=overage, groups_error=groups_error, at=at, client_ip=client_ip)
+
+
+@transaction.atomic
+def _user_sign_in_save(*, claims: dict, tenant_id: str, object_id: str, groups: list[str], overage: bool,
+                       groups_error: str, at: datetime | None, client_ip: str | None) -> User:
     preferred = str(claims.get("preferred_username") or claims.get("upn") or claims.get("email") or object_id)
     display_name = str(claims.get("name") or preferred)[:255]
     email = str(claims.get("email") or (preferred if "@" in preferred else ""))[:254]
@@ -73,14 +98,20 @@ def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: 
     stored = {
         "tenant_id": tenant_id,
         "app_roles": _strings(claims.get("roles")),
-        "groups": [g.lower() for g in _strings(claims.get("groups"))],
+        "groups": groups,
         # Entra ID leaves the groups out when there are too many (> 200) and says so instead.
-        "groups_overage": bool(claims.get("hasgroups")) or "groups" in (claims.get("_claim_names") or {}),
+        "groups_overage": overage,
+        "groups_error": groups_error,
     }
     SignInClaims.objects.update_or_create(user=user, defaults={**stored, "signed_in_at": at or timezone.now()})
     authz.forget_grants(user)  # the grants and claims this user object may hold are the previous sign-in's
+    audited = stored
+    if overage:  # possibly thousands of groups: the audit row names those a group mapping names, and counts all
+        mapped = set(RoleMapping.objects.filter(source_kind=RoleMapping.SourceKind.GROUP)
+                     .values_list("source_value", flat=True))
+        audited = {**stored, "groups": [g for g in groups if g in mapped], "groups_from_graph": len(groups)}
     audit_record(actor=user, action="user.sign_in", target_type="user", target_id=str(user.pk),
-                 target_label=user.username, after=stored, client_ip=client_ip)
+                 target_label=user.username, after=audited, client_ip=client_ip)
     return user
 
 

@@ -138,6 +138,8 @@ ENTRA_CLIENT_ID = env.str("ENTRA_CLIENT_ID", default="")
 ENTRA_CLIENT_SECRET = env_secret("ENTRA_CLIENT_SECRET", default="")
 ENTRA_ALLOWED_TENANTS = env.list("ENTRA_ALLOWED_TENANTS", default=[]) or ([ENTRA_TENANT_ID] if ENTRA_TENANT_ID else [])
 ENTRA_CA_BUNDLE = env.str("ENTRA_CA_BUNDLE", default="")
+# Microsoft Graph, read with the app's own credential when a token says its user is in too many groups to list.
+ENTRA_GRAPH_URL = env.str("ENTRA_GRAPH_URL", default="https://graph.microsoft.com").rstrip("/")
 ENTRA_APP_ROLES = env.list(
     "ENTRA_APP_ROLES", default=["JIT.Reader", "JIT.Requester", "JIT.PolicyAdmin", "JIT.Auditor", "JIT.Approver"]
 )

@@ -24,6 +24,7 @@ ENTRA_CLIENT_ID = env.str("ENTRA_CLIENT_ID", default=DEMO_CLIENT_ID)
 ENTRA_CLIENT_SECRET = env_secret("ENTRA_CLIENT_SECRET", default=DEMO_CLIENT_SECRET)
 ENTRA_ALLOWED_TENANTS = env.list("ENTRA_ALLOWED_TENANTS", default=[ENTRA_TENANT_ID])
 ENTRA_CA_BUNDLE = env.str("ENTRA_CA_BUNDLE", default=str(VAR_DIR / "emulator" / "ca.pem"))
+ENTRA_GRAPH_URL = env.str("ENTRA_GRAPH_URL", default=ENTRA_AUTHORITY).rstrip("/")  # the emulator serves Graph too
 SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
     authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
 )

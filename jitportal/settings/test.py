@@ -40,7 +40,7 @@ CELERY_NOTIFICATIONS_QUEUE, CELERY_TASK_ROUTES = notification_routes(
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
-# Sign-in: the demo tenant and app registration; tests point ENTRA_AUTHORITY and ENTRA_CA_BUNDLE at the
+# Sign-in: the demo tenant and app registration; tests point ENTRA_AUTHORITY, ENTRA_GRAPH_URL and ENTRA_CA_BUNDLE at the
 # emulator they start (tests/plugins/personas.py) and rebuild SOCIALACCOUNT_PROVIDERS.
 ENTRA_AUTHORITY = "https://127.0.0.1:9"
 ENTRA_TENANT_ID = DEMO_TENANT_ID
@@ -48,6 +48,7 @@ ENTRA_CLIENT_ID = DEMO_CLIENT_ID
 ENTRA_CLIENT_SECRET = DEMO_CLIENT_SECRET
 ENTRA_ALLOWED_TENANTS = [DEMO_TENANT_ID]
 ENTRA_CA_BUNDLE = ""
+ENTRA_GRAPH_URL = "https://127.0.0.1:9"
 SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
     authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
 )

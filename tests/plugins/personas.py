@@ -122,9 +122,10 @@ def outsider(persona_mappings):
 
 @pytest.fixture
 def entra_settings(settings, emulator):
-    """Point the portal's Entra ID sign-in at the test emulator (its URL and CA)."""
+    """Point the portal's Entra ID sign-in (and its Microsoft Graph) at the test emulator (its URL and CA)."""
     settings.ENTRA_AUTHORITY = emulator.url
     settings.ENTRA_CA_BUNDLE = str(emulator.ca_pem)
+    settings.ENTRA_GRAPH_URL = emulator.url
     settings.SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
         authority=emulator.url, tenant_id=settings.ENTRA_TENANT_ID, client_id=settings.ENTRA_CLIENT_ID,
         secret=settings.ENTRA_CLIENT_SECRET,
