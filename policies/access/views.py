@@ -31,8 +31,8 @@ from .tables import AccessRequestTable
 PER_PAGE = 50
 
 
-def _form(request: HttpRequest, vms: list[VirtualMachine]) -> AccessRequestForm:
-    return AccessRequestForm(request.POST if request.method == "POST" else None, vms=vms,
+def _form(request: HttpRequest, vms: list[VirtualMachine], data=None) -> AccessRequestForm:
+    return AccessRequestForm(data or (request.POST if request.method == "POST" else None), vms=vms,
                              my_ip=client_address(request.META), duration_choices=selectors.duration_choices_for(vms))
 
 
@@ -75,26 +75,54 @@ def request_new(request: HttpRequest) -> HttpResponse:
         return redirect(reverse("policies:inventory") + "?tab=configured")
     vms = list(selectors.requestable_vms(request.user).filter(pk__in=wanted))
     if len(vms) != len(wanted):
+        if request.method == "POST" and vms:
+            return _without_gone(request, vms, wanted - {vm.pk for vm in vms})
         return _not_requestable(request, wanted - {vm.pk for vm in vms})
     form = _form(request, vms)
     if request.method == "POST" and form.is_valid():
         response = _submit(request, form)
         if response is not None:
             return response
+    return _form_page(request, form, vms)
+
+
+def _form_page(request: HttpRequest, form: AccessRequestForm, vms: list[VirtualMachine]) -> HttpResponse:
     return render(request, "policies/access/request_form.html", {
         "title": "Request access", "form": form, "vms": vms, "my_ip": form.my_ip,
         "open_now": _open_now(vms)}, status=400 if request.method == "POST" else 200)
 
 
+def _without_gone(request: HttpRequest, vms: list[VirtualMachine], missing: set[int]) -> HttpResponse:
+    """A form sent for VMs some of which may no longer be requested (JIT removed meanwhile): the form again for
+    the others, with what was typed and a message naming those left out; nothing is asked for yet."""
+    names = _names_or_404(request, missing)
+    data = request.POST.copy()
+    kept = {str(vm.pk) for vm in vms}
+    data.setlist("vm", [pk for pk in data.getlist("vm") if pk in kept])
+    data.setlist("ports", [p for p in data.getlist("ports") if p.split(":", 1)[0] in kept])
+    form = _form(request, vms, data)
+    form.is_valid()
+    form.add_error(None, f"You can no longer request access to {', '.join(names)}: JIT is not enabled there any "
+                         "more, or your role no longer allows requests there. Check the form and send it again for "
+                         "the other VMs.")
+    return _form_page(request, form, vms)
+
+
 def _not_requestable(request: HttpRequest, missing: set[int]) -> HttpResponse:
     """Back to the Configured tab naming the VMs the user sees but may not request (JIT removed since the list was
     shown, or no requester role there); any VM they cannot see makes it a 404."""
-    names = sorted(vm_list(request.user).filter(pk__in=missing).values_list("name", flat=True))
-    if len(names) != len(missing):
-        raise Http404("No such object.")  # out of scope or unknown: all look alike
+    names = _names_or_404(request, missing)
     messages.error(request, f"You cannot request access to {', '.join(names)}: JIT is not enabled there (any "
                             "more), or your role does not allow requests there.")
     return redirect(reverse("policies:inventory") + "?tab=configured")
+
+
+def _names_or_404(request: HttpRequest, missing: set[int]) -> list[str]:
+    """The names of VMs the user sees but may not request; a 404 when any is one they cannot see."""
+    names = sorted(vm_list(request.user).filter(pk__in=missing).values_list("name", flat=True))
+    if len(names) != len(missing):
+        raise Http404("No such object.")  # out of scope or unknown: all look alike
+    return names
 
 
 def _open_now(vms: list[VirtualMachine]) -> list[tuple[str, str, list[int]]]:

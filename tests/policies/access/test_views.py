@@ -430,6 +430,24 @@ def test_a_selected_vm_whose_jit_was_removed_meanwhile_is_named_not_a_404(prod, 
     assert "You cannot request access to web-02" in page and "web-04" not in page.split("messagelist")[1][:300]
 
 
+def test_a_form_sent_after_jit_left_one_of_its_vms_comes_back_for_the_others_with_what_was_typed(prod, alice):
+    web02, web04 = vm("web-02"), vm("web-04")
+    token = token_of(form_page(alice, web02, web04))
+    VirtualMachine.objects.filter(pk=web02.pk).update(state="not_configured")  # JIT removed while the form was open
+    data = {"vm": [web02.pk, web04.pk], "ports": [f"{web02.pk}:22", f"{web04.pk}:22"], "source_kind": "range",
+            "source_range": "203.0.113.0/28", "duration": 3600, "justification": "Patch <both> hosts",
+            "token": token}
+    response = alice.post(reverse("policies:request_new"), data, REMOTE_ADDR=MY_IP)
+    page = response.content.decode()
+    assert response.status_code == 400 and not AccessRequest.objects.exists()
+    assert "You can no longer request access to web-02" in page
+    assert "Patch &lt;both&gt; hosts" in page and 'value="203.0.113.0/28"' in page  # nothing typed is lost
+    assert f'name="vm" value="{web04.pk}"' in page and f'name="vm" value="{web02.pk}"' not in page
+    sent = alice.post(reverse("policies:request_new"), {**data, "vm": [web04.pk], "ports": [f"{web04.pk}:22"]},
+                      REMOTE_ADDR=MY_IP)
+    assert sent.status_code == 302 and AccessRequest.objects.get().vms.get().vm_name == "web-04"
+
+
 @pytest.mark.parametrize(("kind", "value"), [("ip", "fe80::1%eth0"), ("range", "fe80::%eth0/64")])
 def test_an_ipv6_address_with_an_interface_zone_is_refused(prod, alice, kind, value):
     web = vm("web-02")  # any source allowed
