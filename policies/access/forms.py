@@ -112,8 +112,8 @@ class AccessRequestForm(OneTimeForm):
             return data
         try:
             data["source_prefix"] = self.clean_source_prefix()
-        except ValidationError as exc:
-            self.add_error("source_kind", exc)
+        except ValidationError as exc:  # on the box the address was typed in, so that box is marked invalid
+            self.add_error({"ip": "source_ip", "range": "source_range"}.get(kind, "source_kind"), exc)
         data["source_warning"] = self.my_ip.warning if (self.my_ip and data.get("source_kind") == "my_ip") else ""
         if data.get("duration"):
             data["window"] = timedelta(seconds=int(data["duration"]))

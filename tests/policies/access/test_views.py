@@ -519,3 +519,16 @@ def test_a_poll_of_a_request_no_longer_visible_stops_polling_with_a_note(prod, r
     polled = client.get(reverse("policies:request_status", args=[request.pk]), HTTP_HX_REQUEST="true")
     assert polled.status_code == 286 and "You can no longer see this request" in polled.content.decode()
     assert client.get(reverse("policies:request_status", args=[request.pk])).status_code == 404  # not htmx
+
+
+def test_a_bad_typed_address_marks_its_own_box_invalid_and_the_groups_are_named(prod, alice):
+    web = vm("web-02")
+    response = post_form(alice, web, token_of(form_page(alice, web)), source_kind="ip", source_ip="10.0.0.300")
+    page = response.content.decode()
+    assert response.status_code == 400 and not AccessRequest.objects.exists()
+    box = re.search(r'<input[^>]*name="source_ip"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in box
+    radios = re.findall(r'<input[^>]*name="source_kind"[^>]*>', page)
+    assert radios and not any("aria-invalid" in radio for radio in radios)
+    assert 'role="group" aria-labelledby="label-ports"' in page and 'id="label-ports"' in page
+    assert 'role="group" aria-labelledby="label-source"' in page and 'id="label-source"' in page
