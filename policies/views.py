@@ -58,7 +58,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
     paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator, count=counts[tab])
     shown = [column.name for column in table.columns]
     records = [row.record for row in table.page.object_list]
-    open_now = open_access_by_vm([vm.pk for vm in records]) if tab == VmState.CONFIGURED and records else None
+    open_now = open_access_by_vm(records) if tab == VmState.CONFIGURED and records else None
     rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now,
                        menu=_row_menu(request.user))
     query = request.GET.copy()
@@ -228,7 +228,7 @@ def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
         if not vm.policy_name:
             messages.info(request, f"{vm.name} has no JIT policy to remove.")
             return redirect("policies:vm_detail", pk=vm.pk)
-        open_now = open_access_by_vm([vm.pk]).get(vm.pk, [])
+        open_now = open_access_by_vm([vm]).get(vm.pk, [])
         people = "; ".join(f"{name} (port{'s' if len(ports) > 1 else ''} {', '.join(map(str, ports))})"
                            for name, ports in open_now)
         return render(request, "generic/confirm.html", {

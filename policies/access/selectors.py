@@ -9,10 +9,11 @@ from datetime import timedelta
 from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts import authz
 from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE, VM_READ
-from policies.models import VirtualMachine, VmState
+from policies.models import JitPolicy, VirtualMachine, VmState
 from policies.selectors import vm_get, vm_list
 
 from . import validation
@@ -26,6 +27,7 @@ from .models import (
     Approval,
     ApprovalState,
     PortState,
+    portal_request_in,
 )
 
 
@@ -293,12 +295,32 @@ def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:
     return validation.duration_choices(longest or timedelta(hours=1))
 
 
-def open_access_by_vm(vm_ids: list[int]) -> dict[int, list[tuple[str, list[int]]]]:
-    """Who can reach each VM right now through the portal: ``{vm id: [(requester, [port numbers])]}`` (one query)."""
+def open_access_by_vm(vms: list[VirtualMachine]) -> dict[int, list[tuple[str, list[int]]]]:
+    """Who can reach each VM right now: ``{vm id: [(requester, [port numbers])]}``, from the portal's open requests
+    and from the requests Azure listed as ``Initiated`` in the VMs' JIT policies at the last sync (access opened
+    outside the portal: the Azure portal, PowerShell, the REST API) that have not ended (two queries)."""
     found: dict[int, dict[str, set[int]]] = {}
-    rows = AccessRequestPort.objects.filter(request_vm__vm_id__in=vm_ids, state=PortState.OPEN).values_list(
+    rows = AccessRequestPort.objects.filter(request_vm__vm_id__in=[vm.pk for vm in vms],
+                                            state=PortState.OPEN).values_list(
         "request_vm__vm_id", "request__requester_name", "number")
     for vm_id, requester, number in rows:
         found.setdefault(vm_id, {}).setdefault(requester, set()).add(number)
+    by_policy: dict[str, dict[str, int]] = {}
+    for vm in vms:
+        if vm.policy_name:
+            by_policy.setdefault(vm.policy_id.lower(), {})[vm.resource_id] = vm.pk
+    now = timezone.now()
+    for policy_id, requests in JitPolicy.objects.filter(resource_id__in=by_policy).values_list("resource_id",
+                                                                                                 "requests"):
+        members = by_policy[policy_id]
+        for request in requests or []:
+            if portal_request_in(request.get("justification")) is not None:
+                continue  # the portal's own: counted above from its request, with the person who asked
+            for port in request.get("ports") or []:
+                vm_pk = members.get(str(port.get("vm") or "").lower())
+                end = parse_datetime(str(port.get("endTimeUtc") or ""))
+                if vm_pk is not None and port.get("status") == "Initiated" and end is not None and end > now:
+                    name = str(request.get("requestor") or "") or "someone outside the portal"
+                    found.setdefault(vm_pk, {}).setdefault(name, set()).add(int(port.get("number") or 0))
     return {vm_id: sorted((name, sorted(numbers)) for name, numbers in people.items())
             for vm_id, people in found.items()}

@@ -127,7 +127,7 @@ def _names_or_404(request: HttpRequest, missing: set[int]) -> list[str]:
 
 def _open_now(vms: list[VirtualMachine]) -> list[tuple[str, str, list[int]]]:
     """(VM, person, ports) open now on these VMs: a new request on one of those ports replaces that access."""
-    found = selectors.open_access_by_vm([vm.pk for vm in vms])
+    found = selectors.open_access_by_vm(vms)
     return [(vm.name, name, ports) for vm in vms for name, ports in found.get(vm.pk, [])]
 
 

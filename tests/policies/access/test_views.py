@@ -532,3 +532,18 @@ def test_a_bad_typed_address_marks_its_own_box_invalid_and_the_groups_are_named(
     assert radios and not any("aria-invalid" in radio for radio in radios)
     assert 'role="group" aria-labelledby="label-ports"' in page and 'id="label-ports"' in page
     assert 'role="group" aria-labelledby="label-source"' in page and 'id="label-source"' in page
+
+
+def test_connection_details_name_access_opened_outside_the_portal_and_the_portals_own_once(prod, alice, requester):
+    from tests.policies.factories import sync
+
+    opened = ask(requester, {"web-02": [22]})
+    assert open_all(opened) == ["open"]
+    sync(prod)  # Azure's records of web-02 now hold the portal's initiate, under the portal's own identity
+    page = alice.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    rows = dict(re.findall(r'<tr data-vm="([^"]+)"[^>]*>(.*?)</tr>', page))
+    # web-01: the demo's request made in Azure itself (90 minutes left), which the portal did not open.
+    assert "Open now: alice@contoso.example (22)" in rows["web-01"]
+    assert re.findall(r'class="conn-open">([^<]*)<', rows["web-02"]) == [
+        f"Open now: {opened.requester_name} (22)"]
+    assert "Open now" not in rows["web-04"]  # its Azure requests have all ended
