@@ -270,16 +270,27 @@ def portal_requesters(policies: list[PolicyView]) -> dict[tuple[int, str, str], 
     return found
 
 
+def _closes_early(justification: str) -> bool:
+    """Whether an Azure request is the portal's early close of one of its requests (behind a firewall): a
+    replacement from an unroutable address, which gives nobody access."""
+    from .access.models import portal_request_in
+
+    named = portal_request_in(justification)
+    return named is not None and named[2]
+
+
 def usage(requests: list[shapes.RequestInfo], vm_id: str, now: datetime,
           requesters: dict[tuple[int, str, str], str] | None = None) -> tuple[int, datetime | None, str]:
     """(approved requests in the last 7 days, last access, last user) of one VM from its policy's requests; the
-    last user is the portal's requester where ``requesters`` (``portal_requesters``) knows the request."""
+    last user is the portal's requester where ``requesters`` (``portal_requesters``) knows the request. The
+    portal's early closes are no access and count for neither."""
     week_ago = now - timedelta(days=7)
     count = 0
     last_at: datetime | None = None
     last_user = ""
     for request in requests:
-        if not any(p.vm_id == vm_id for p in request.ports) or request.start is None:
+        if not any(p.vm_id == vm_id for p in request.ports) or request.start is None \
+                or _closes_early(request.justification):
             continue
         if request.start >= week_ago:
             count += 1

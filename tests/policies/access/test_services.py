@@ -326,6 +326,20 @@ def test_close_now_behind_a_firewall_makes_azure_revoke_the_original(prod, reque
     assert f"{MY_IP}/32" not in sources
 
 
+def test_closing_early_behind_a_firewall_is_no_access_in_the_configured_tabs_columns(prod, requester):
+    request = ask(requester, {"db-01": [22]})
+    open_all(request)
+    sync(prod)
+    opened = vm("db-01")
+    assert opened.last_user == requester.username
+    services.request_close(actor=requester, request=request)
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    sync(prod)  # Azure now lists the portal's replacement request from the unroutable address too
+    closed = vm("db-01")
+    assert (closed.approved_requests_7d, closed.last_access_at, closed.last_user) == (
+        opened.approved_requests_7d, opened.last_access_at, requester.username)
+
+
 @pytest.mark.parametrize(("sources", "placeholder"), [(["203.0.113.0/24", "198.51.100.0/24"], "203.0.113.0/32"),
                                                      (["2001:db8:7::/48", "203.0.113.50"], "2001:db8:7::/128")])
 def test_close_now_behind_a_firewall_whose_port_allows_only_some_ranges_stays_within_them(
