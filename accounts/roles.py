@@ -78,20 +78,20 @@ def _unique(*groups: tuple[str, ...]) -> tuple[str, ...]:
 READER = Role(
     "reader",
     "JIT reader",
-    "Reads JIT policies and their status (the seed's 'Read JIT policies').",
+    "Reads JIT policies and their status (Defender for Cloud's 'Read JIT policies' permissions).",
     SEED_READ_JIT_POLICIES,
 )
 REQUESTER = Role(
     "requester",
     "JIT requester",
-    "Requests JIT access to VMs (the seed's 'Request JIT access to a VM').",
+    "Requests JIT access to VMs (Defender for Cloud's 'Request JIT access to a VM' permissions).",
     SEED_REQUEST_JIT_ACCESS,
 )
 POLICY_ADMIN = Role(
     "policy_admin",
     "JIT policy admin",
-    "Configures and edits JIT policies (the seed's 'Configure or edit a JIT policy', plus read), and manages "
-    "the portal's role mappings within its scope.",
+    "Configures and edits JIT policies (Defender for Cloud's 'Configure or edit a JIT policy' permissions, plus "
+    "read), and manages the portal's role mappings within its scope.",
     _unique(SEED_CONFIGURE_JIT_POLICY, SEED_READ_JIT_POLICIES, (AUDIT_READ, SETTINGS_WRITE)),
 )
 AUDITOR = Role(
