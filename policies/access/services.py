@@ -603,11 +603,12 @@ def vm_usage_record_open(*, vm_id: int, user: str, at) -> None:
 
 
 def request_mark_failed(*, port_ids: list[int], message: str, request_id: str = "") -> None:
-    """Fail ports visibly with Azure's (or the portal's) reason."""
+    """Fail ports visibly with Azure's (or the portal's) reason. The ports are locked first: one another run opened or
+    finished meanwhile is left as it is, without a failure's audit row or notification."""
     with transaction.atomic():
-        ports = list(AccessRequestPort.objects.filter(pk__in=port_ids, state__in=TRANSITIONAL)
-                     .select_related("request", "request_vm"))
-        AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports], state__in=TRANSITIONAL).update(
+        ports = list(AccessRequestPort.objects.select_for_update(of=("self",))
+                     .filter(pk__in=port_ids, state__in=TRANSITIONAL).select_related("request", "request_vm"))
+        AccessRequestPort.objects.filter(pk__in=[p.pk for p in ports]).update(
             state=PortState.FAILED, last_error=message[:4000], finished_at=timezone.now(),
             azure_request_id=(request_id or "")[:128])
         if not ports:
@@ -771,9 +772,12 @@ def _replace_with_placeholder(gateway, request: AccessRequest, ports: list[Acces
 
 
 def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None, replaced: list[int] = ()) -> None:
+    """Record the close of the ports still open (locked first: one the expiry finished meanwhile is not closed
+    again, audited or notified twice)."""
     now = timezone.now()
     with transaction.atomic():
-        ports = list(AccessRequestPort.objects.filter(pk__in=port_ids, state=PortState.OPEN)
+        ports = list(AccessRequestPort.objects.select_for_update(of=("self",))
+                     .filter(pk__in=port_ids, state=PortState.OPEN)
                      .select_related("request", "request_vm", "request__closed_by"))
         status = {(vm.id.lower(), p.number): p for vm in (record.virtual_machines if record else ()) for p in vm.ports}
         for port in ports:
@@ -802,11 +806,12 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
 
 # --- expiry and reconciliation (beat) --------------------------------------------------------------------------
 def request_mark_expired(*, port_ids: list[int], reasons: dict[int, tuple[str, str]]) -> int:
-    """Mark open ports whose end passed as expired, with Azure's status/reason when it gave one."""
+    """Mark open ports whose end passed as expired, with Azure's status/reason when it gave one (locked first: one a
+    close finished meanwhile stays closed)."""
     now = timezone.now()
     with transaction.atomic():
-        ports = list(AccessRequestPort.objects.filter(pk__in=port_ids, state=PortState.OPEN)
-                     .select_related("request", "request_vm"))
+        ports = list(AccessRequestPort.objects.select_for_update(of=("self",))
+                     .filter(pk__in=port_ids, state=PortState.OPEN).select_related("request", "request_vm"))
         for port in ports:
             port.state = PortState.EXPIRED
             port.finished_at = now

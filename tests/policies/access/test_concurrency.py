@@ -1,0 +1,103 @@
+"""Access request writes racing each other on PostgreSQL (row locks are no-ops on SQLite, whose writers run one at
+a time): a second thread runs a service while this one holds a transaction at the point where the race bites."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from notifications.models import PendingEvent
+from policies.access import services
+from policies.access.models import AccessRequestPort, PortState
+from tests.policies.access.factories import make_access_request
+
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.skipif("connection.vendor != 'postgresql'", reason="row locks need PostgreSQL")]
+SCOPE = "/subscriptions/00000000-0000-0000-0000-0000000000c1/resourceGroups/rg-race"
+
+
+class Other(threading.Thread):
+    """Run ``func`` on a connection of its own; ``result`` or ``error`` after ``join``."""
+
+    def __init__(self, func, *args, **kwargs) -> None:
+        super().__init__(daemon=True)
+        self.func, self.args, self.kwargs = func, args, kwargs
+        self.result = self.error = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.func(*self.args, **self.kwargs)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            self.error = exc
+        finally:
+            connections.close_all()
+
+
+def wait_until_blocked(other: Other, seconds: float = 10) -> None:
+    """Return once ``other`` waits for a lock this test's connection holds (or has finished)."""
+    deadline = time.monotonic() + seconds
+    while other.is_alive() and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+
+
+def open_past_end():
+    request = make_access_request(SCOPE)
+    request.ports.update(end_at=timezone.now() - timedelta(seconds=1), opened_at=timezone.now() - timedelta(hours=1))
+    return request, request.ports.get()
+
+
+def test_a_port_closed_while_the_expiry_runs_is_finished_once(db):
+    request, port = open_past_end()
+    with transaction.atomic():  # the close task records its close; the beat's expiry reads the port meanwhile
+        services.request_mark_closed(port_ids=[port.pk], removed=["nsg/rule"])
+        expiry = Other(services.request_mark_expired, port_ids=[port.pk], reasons={})
+        expiry.start()
+        wait_until_blocked(expiry)
+    expiry.join(20)
+    assert expiry.error is None and expiry.result == 0
+    port.refresh_from_db()
+    assert port.state == PortState.CLOSED
+    assert list(AuditEvent.objects.filter(action__in=["access.closed", "access.expired"]).values_list(
+        "action", flat=True)) == ["access.closed"]
+    assert PendingEvent.objects.filter(request_id=request.pk, event="closed").count() == 1
+
+
+def test_a_port_expired_while_the_close_task_runs_is_finished_once(db):
+    request, port = open_past_end()
+    with transaction.atomic():
+        services.request_mark_expired(port_ids=[port.pk], reasons={})
+        close = Other(services.request_mark_closed, port_ids=[port.pk], removed=["nsg/rule"])
+        close.start()
+        wait_until_blocked(close)
+    close.join(20)
+    assert close.error is None
+    port.refresh_from_db()
+    assert port.state == PortState.EXPIRED
+    assert list(AuditEvent.objects.filter(action__in=["access.closed", "access.expired"]).values_list(
+        "action", flat=True)) == ["access.expired"]
+    assert PendingEvent.objects.filter(request_id=request.pk, event="closed").count() == 1
+
+
+def test_the_reconciler_failing_a_port_as_it_opens_records_no_failure(db):
+    request = make_access_request(SCOPE)
+    request.ports.update(state=PortState.OPENING)
+    port = request.ports.get()
+    with transaction.atomic():  # the open task records Azure's answer; the reconciler gives up on the port meanwhile
+        AccessRequestPort.objects.filter(pk=port.pk).update(state=PortState.OPEN)
+        reconciler = Other(services.request_mark_failed, port_ids=[port.pk], message="Gave up after 8 attempts.")
+        reconciler.start()
+        wait_until_blocked(reconciler)
+    reconciler.join(20)
+    assert reconciler.error is None
+    assert request.ports.get().state == PortState.OPEN
+    assert not AuditEvent.objects.filter(action="access.failed").exists()
+    assert not PendingEvent.objects.filter(request_id=request.pk, event="failed").exists()
