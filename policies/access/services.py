@@ -807,27 +807,36 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
 # --- expiry and reconciliation (beat) --------------------------------------------------------------------------
 def request_mark_expired(*, port_ids: list[int], reasons: dict[int, tuple[str, str]]) -> int:
     """Mark open ports whose end passed as expired, with Azure's status/reason when it gave one (locked first: one a
-    close finished meanwhile stays closed)."""
+    close finished meanwhile stays closed). One transaction per request, as every other write of a request: holding
+    the audit chain of one request while waiting for the next one's row would deadlock with a close of that one."""
+    by_request: dict[int, list[int]] = defaultdict(list)
+    for request_id, pk in AccessRequestPort.objects.filter(pk__in=port_ids).values_list("request_id", "pk"):
+        by_request[request_id].append(pk)
+    return sum(_expire_ports(ids, reasons) for _request_id, ids in sorted(by_request.items()))
+
+
+def _expire_ports(port_ids: list[int], reasons: dict[int, tuple[str, str]]) -> int:
+    """``request_mark_expired`` for the ports of one request."""
     now = timezone.now()
     with transaction.atomic():
         ports = list(AccessRequestPort.objects.select_for_update(of=("self",))
                      .filter(pk__in=port_ids, state=PortState.OPEN).select_related("request", "request_vm"))
+        if not ports:
+            return 0
         for port in ports:
             port.state = PortState.EXPIRED
             port.finished_at = now
             port.azure_status, port.azure_status_reason = reasons.get(port.pk, ("Revoked", "Expired"))
         AccessRequestPort.objects.bulk_update(ports, ["state", "finished_at", "azure_status", "azure_status_reason"])
-        for request_id in {p.request_id for p in ports}:
-            refresh_state(request_id)
-            mine = [p for p in ports if p.request_id == request_id]
-            request = mine[0].request
-            for vm_row in {p.request_vm_id: p.request_vm for p in mine}.values():  # each VM's row at its own place
-                audit_record(actor=None, action="access.expired", target_type="vm", target_id=vm_row.vm_id,
-                             target_label=vm_row.vm_name,
-                             after={"request": request_id,
-                                    "ports": sorted(p.number for p in mine if p.request_vm_id == vm_row.pk)},
-                             correlation_id=str(request.correlation_id), **audit_place(vm_row))
-            signals.emit("closed", request, reason="expired")
+        request = ports[0].request
+        refresh_state(request.pk)
+        for vm_row in {p.request_vm_id: p.request_vm for p in ports}.values():  # each VM's row at its own place
+            audit_record(actor=None, action="access.expired", target_type="vm", target_id=vm_row.vm_id,
+                         target_label=vm_row.vm_name,
+                         after={"request": request.pk,
+                                "ports": sorted(p.number for p in ports if p.request_vm_id == vm_row.pk)},
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
+        signals.emit("closed", request, reason="expired")
     return len(ports)
 
 

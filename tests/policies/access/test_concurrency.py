@@ -101,3 +101,20 @@ def test_the_reconciler_failing_a_port_as_it_opens_records_no_failure(db):
     assert request.ports.get().state == PortState.OPEN
     assert not AuditEvent.objects.filter(action="access.failed").exists()
     assert not PendingEvent.objects.filter(request_id=request.pk, event="failed").exists()
+
+
+def test_the_expiry_of_several_requests_does_not_deadlock_with_a_close(db, django_user_model):
+    from audit.services import audit_record
+
+    _first, first_port = open_past_end()
+    second, second_port = open_past_end()
+    user = django_user_model.objects.create(username="closer")
+    with transaction.atomic():  # request_close of the second: its row first, then its audit row
+        second.__class__.objects.filter(pk=second.pk).update(closed_at=timezone.now(), closed_by=user)
+        expiry = Other(services.request_mark_expired, port_ids=[first_port.pk, second_port.pk], reasons={})
+        expiry.start()
+        wait_until_blocked(expiry)
+        audit_record(actor=user, action="access.close_requested", target_type="vm", target_id=second_port.pk)
+    expiry.join(20)
+    assert expiry.error is None and expiry.result == 2
+    assert set(AccessRequestPort.objects.values_list("state", flat=True)) == {PortState.EXPIRED}
