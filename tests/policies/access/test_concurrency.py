@@ -2,12 +2,10 @@
 a time): a second thread runs a service while this one holds a transaction at the point where the race bites."""
 from __future__ import annotations
 
-import threading
-import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -15,38 +13,10 @@ from notifications.models import PendingEvent
 from policies.access import services
 from policies.access.models import AccessRequestPort, PortState
 from tests.policies.access.factories import make_access_request
+from tests.policies.races import POSTGRESQL_ONLY, Other, wait_until_blocked
 
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif("connection.vendor != 'postgresql'", reason="row locks need PostgreSQL")]
+pytestmark = [pytest.mark.django_db(transaction=True), POSTGRESQL_ONLY]
 SCOPE = "/subscriptions/00000000-0000-0000-0000-0000000000c1/resourceGroups/rg-race"
-
-
-class Other(threading.Thread):
-    """Run ``func`` on a connection of its own; ``result`` or ``error`` after ``join``."""
-
-    def __init__(self, func, *args, **kwargs) -> None:
-        super().__init__(daemon=True)
-        self.func, self.args, self.kwargs = func, args, kwargs
-        self.result = self.error = None
-
-    def run(self) -> None:
-        try:
-            self.result = self.func(*self.args, **self.kwargs)
-        except Exception as exc:  # noqa: BLE001 - handed to the test
-            self.error = exc
-        finally:
-            connections.close_all()
-
-
-def wait_until_blocked(other: Other, seconds: float = 10) -> None:
-    """Return once ``other`` waits for a lock this test's connection holds (or has finished)."""
-    deadline = time.monotonic() + seconds
-    while other.is_alive() and time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            if cursor.fetchone()[0]:
-                return
-        time.sleep(0.02)
 
 
 def open_past_end():
