@@ -97,8 +97,9 @@ def _policy_finding(vm: VirtualMachine) -> tuple[str, str, str] | None:
 
 
 def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list[shapes.RuleInfo]],
-           now: datetime) -> int:
-    """Open, refresh and resolve the subscription's findings; returns how many are open."""
+           now: datetime, skip: set[int] = frozenset()) -> int:
+    """Open, refresh and resolve the subscription's findings (those of the VMs ``skip`` names stay as they are);
+    returns how many are open."""
     active: set[tuple[str, int]] = set()
     for policy in policies:
         active |= _active_ports(policy, now)
@@ -108,6 +109,8 @@ def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list
         "pk", "resource_id", "name", "nsg_ids", "private_ip", "ports", "portal_ports", "state")
     adopt = []
     for vm in candidates.iterator(chunk_size=1000):
+        if vm.pk in skip:
+            continue
         if vm.portal_ports is None:  # first sight of this VM: Azure's state is the baseline
             vm.portal_ports = vm.ports
             adopt.append(vm)
@@ -120,11 +123,13 @@ def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list
             current[(vm.pk, kind, key)] = detail
     if adopt:
         VirtualMachine.objects.bulk_update(adopt, ["portal_ports"], batch_size=500)
-    return record(subscription, current, now)
+    return record(subscription, current, now, skip)
 
 
-def record(subscription: Subscription, current: dict[tuple[int, str, str], str], now: datetime) -> int:
-    existing = {(f.vm_id, f.kind, f.key): f for f in DriftFinding.objects.filter(vm__subscription=subscription)}
+def record(subscription: Subscription, current: dict[tuple[int, str, str], str], now: datetime,
+           skip: set[int] = frozenset()) -> int:
+    existing = {(f.vm_id, f.kind, f.key): f for f in DriftFinding.objects.filter(vm__subscription=subscription)
+                if f.vm_id not in skip}
     create, update = [], []
     for (vm_pk, kind, key), detail in current.items():
         finding = existing.get((vm_pk, kind, key))

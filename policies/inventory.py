@@ -16,7 +16,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import drift, rules, shapes
-from .models import ConnectionType, JitPolicy, PolicyPort, Subscription, UnsupportedReason, VirtualMachine, VmState
+from .models import (
+    ConnectionType,
+    JitPolicy,
+    PolicyChange,
+    PolicyPort,
+    Subscription,
+    UnsupportedReason,
+    VirtualMachine,
+    VmState,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -348,22 +357,64 @@ def build_rows(subscription: Subscription, snap: Snapshot, policies: list[Policy
     return rows
 
 
+# The policy fields of a VM a portal change wrote while the sync read Azure: kept as the change left them.
+POLICY_FIELDS = ["state", "unsupported_reason", "policy_resource_group", "policy_location", "policy_name", "ports",
+                 "firewall_public_ip"]
+# How long before the sync's start a change counts as possibly missed by its snapshot (workers' clocks differ).
+CHANGE_MARGIN = timedelta(seconds=30)
+
+
+def changed_meanwhile(subscription: Subscription, since: datetime) -> tuple[set[str], dict[str, VirtualMachine]]:
+    """(policy ids, VMs by id) that portal policy changes applied since ``since`` wrote, from Azure's answer to
+    their write: newer than a snapshot read from ``since`` on. A change writes the VMs of its resource group and
+    location (``services._mirror_change``)."""
+    changes = PolicyChange.objects.filter(subscription=subscription, state=PolicyChange.State.APPLIED,
+                                          finished_at__gte=since - CHANGE_MARGIN)
+    places = set(changes.values_list("resource_group", "location"))
+    if not places:
+        return set(), {}
+    vms = {vm.resource_id: vm for vm in VirtualMachine.objects.filter(subscription=subscription)
+           if (vm.resource_group, vm.location) in {(group, location.lower()) for group, location in places}}
+    return {policy.lower() for policy in changes.values_list("policy_id", flat=True)}, vms
+
+
+def keep_changed(rows: list[VirtualMachine], current: dict[str, VirtualMachine]) -> None:
+    """Give the rows of VMs a change wrote meanwhile their stored JIT state (what that change made of them), unless
+    the snapshot finds them unsupported for a reason of their own (classic, no NSG or firewall, JIT off)."""
+    for row in rows:
+        stored = current.get(row.resource_id)
+        if stored is None or (row.state == VmState.UNSUPPORTED
+                              and row.unsupported_reason != UnsupportedReason.DEFENDER_MISSING):
+            continue
+        for name in POLICY_FIELDS:
+            setattr(row, name, getattr(stored, name))
+
+
 @transaction.atomic
 def store(subscription: Subscription, snap: Snapshot, rows: list[VirtualMachine], policies: list[PolicyView],
           network_rules: dict[str, list[shapes.RuleInfo]], now: datetime) -> int:
-    """Upsert VMs and policy mirrors in bulk, delete what Azure no longer lists, record drift. Returns findings."""
+    """Upsert VMs and policy mirrors in bulk, delete what Azure no longer lists, record drift. Returns findings.
+
+    ``now`` is when the snapshot's reading began. A portal policy change applied since then is newer than the
+    snapshot: the policies it wrote keep their mirrors, and their VMs their JIT state and findings, until the next
+    sync. The subscription's row, updated first, is locked until commit; a change takes it before writing its VMs,
+    so one applied later waits and writes after this."""
     Subscription.objects.filter(pk=subscription.pk).update(
         defender_p2=snap.defender_p2, defender_plan=snap.defender_plan, defender_checked_at=now,
         jit_disabled_subscription=snap.jit_off_subscription, jit_disabled_groups=sorted(snap.jit_off_groups),
         resource_groups=sorted({row.resource_group for row in rows}),
         locations=sorted({row.location for row in rows if row.location}))
+    changed_policies, changed_vms = changed_meanwhile(subscription, now)
+    keep_changed(rows, changed_vms)
     VirtualMachine.objects.bulk_create(rows, batch_size=BATCH, update_conflicts=True, unique_fields=["resource_id"],
                                        update_fields=VM_FIELDS)
     remove_gone(subscription, {row.resource_id for row in rows})
     vm_pk = dict(VirtualMachine.objects.filter(subscription=subscription).exclude(
         unsupported_reason=UnsupportedReason.NOT_IN_AZURE).values_list("resource_id", "pk"))
-    mirror_policies(subscription, policies, vm_pk, now)
-    return drift.detect(subscription, policies, network_rules, now)
+    mirror_policies(subscription, [view for view in policies if view.arm_id.lower() not in changed_policies],
+                    vm_pk, now, keep=changed_policies)
+    return drift.detect(subscription, policies, network_rules, now,
+                        skip={vm.pk for vm in changed_vms.values()})
 
 
 def remove_gone(subscription: Subscription, seen: set[str]) -> None:
@@ -386,10 +437,11 @@ def remove_gone(subscription: Subscription, seen: set[str]) -> None:
 
 
 def mirror_policies(subscription: Subscription, policies: list[PolicyView], vm_pk: dict[str, int],
-                    now: datetime) -> None:
-    """Replace the subscription's policy mirrors and port rows with what Azure listed."""
-    keep = [mirror_policies_one(subscription, view, vm_pk, now) for view in policies]
-    JitPolicy.objects.filter(subscription=subscription).exclude(pk__in=keep).delete()
+                    now: datetime, keep: set[str] = frozenset()) -> None:
+    """Replace the subscription's policy mirrors and port rows with what Azure listed (those of the policy ids
+    ``keep`` stay as they are)."""
+    mirrored = [mirror_policies_one(subscription, view, vm_pk, now) for view in policies]
+    JitPolicy.objects.filter(subscription=subscription).exclude(pk__in=mirrored).exclude(resource_id__in=keep).delete()
 
 
 def mirror_policies_one(subscription: Subscription, view: PolicyView, vm_pk: dict[str, int], now: datetime) -> int:

@@ -386,3 +386,30 @@ def test_a_list_that_fails_is_the_phase_the_run_names(fresh_emulator):
     run.refresh_from_db()
     assert outcome.state == run.state == SyncRun.State.QUEUED  # throttled: the task retries
     assert run.phase == "network security groups", run.phase
+
+
+def test_a_change_applied_while_a_sync_reads_azure_is_not_undone_nor_taken_for_drift(prod, policy_admin, monkeypatch):
+    from policies import inventory, rules
+    from tests.policies.factories import apply_all
+
+    ports = [rules.PortRule(22), rules.PortRule(2222, max_duration="PT1H")]
+    read = inventory.read_snapshot
+
+    def read_then_change(gateway, progress):  # the admin's edit is applied after the sync read the policies
+        snapshot = read(gateway, progress)
+        services.policy_save(actor=policy_admin, vm=vm("web-01"), ports=ports)
+        services.policy_enable(actor=policy_admin, vms=[vm("web-05")])
+        assert apply_all() == ["applied", "applied"]
+        return snapshot
+
+    monkeypatch.setattr(inventory, "read_snapshot", read_then_change)
+    sync(prod)
+    edited, enabled = vm("web-01"), vm("web-05")
+    assert [p["number"] for p in edited.ports] == [22, 2222]
+    assert (enabled.state, enabled.policy_name) == (VmState.CONFIGURED, "default")
+    assert PolicyPort.objects.filter(vm=edited, number=2222).exists()
+    assert not DriftFinding.objects.filter(vm__in=[edited, enabled], resolved_at__isnull=True).exists()
+    monkeypatch.setattr(inventory, "read_snapshot", read)
+    sync(prod)  # the next sync reads what the changes wrote
+    assert [p["number"] for p in vm("web-01").ports] == [22, 2222]
+    assert not DriftFinding.objects.filter(vm__in=[edited, enabled], resolved_at__isnull=True).exists()
