@@ -926,6 +926,39 @@ def _mark_revoked(found: list[tuple[AccessRequestPort, str, str]]) -> int:
     return len(closed)
 
 
+def _give_up(port_ids: list[int]) -> None:
+    """Fail ports that used up their attempts, except those whose last run's ``initiate`` reached Azure (a slow
+    answer the run could not record once its claim went stale): Azure's record of the portal request, found in
+    the policy by its id as a retry looks for it, opens them instead, so the portal never says "failed" about a
+    port Azure opened."""
+    from cloud.errors import CloudError
+
+    message = f"Gave up after {settings.ACCESS_MAX_ATTEMPTS} attempts."
+    opening = list(AccessRequestPort.objects.filter(pk__in=port_ids, state=PortState.OPENING).select_related(
+        "request", "request__requester", "request_vm", "request_vm__vm__subscription"))
+    found: set[int] = set()
+    groups: dict[tuple[int, str, object], list[AccessRequestPort]] = defaultdict(list)
+    for port in opening:
+        groups[port.request_id, port.policy_key, port.claimed_at].append(port)
+    for (_request_id, _policy_key, claimed_at), ports in groups.items():
+        first = ports[0].request_vm
+        try:
+            gateway = gateway_for(first.vm.subscription)
+            policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
+        except CloudError as exc:  # Azure cannot say: the failure says so
+            log.warning("reconcile: could not read %s to check request %s: %s", first.policy_name,
+                        ports[0].request_id, exc)
+            continue
+        record = _find_in_azure(policy, str(ports[0].request.correlation_id))
+        if record is not None:
+            request_mark_open(Claim(sorted(ports, key=lambda p: (p.request_vm_id, p.number)), at=claimed_at,
+                                    shared=True), record=record)
+            found.update(port.pk for port in ports)
+    rest = [pk for pk in port_ids if pk not in found]
+    if rest:
+        request_mark_failed(port_ids=rest, message=message)
+
+
 def reconcile(*, enqueue=None) -> dict[str, int]:
     """Beat: re-send stuck requests (queued or opening past ``ACCESS_STUCK_SECONDS``), fail those that used up
     their attempts, expire what passed its end, close what Azure revoked, expire undecided approvals and release
@@ -936,7 +969,7 @@ def reconcile(*, enqueue=None) -> dict[str, int]:
         Q(state=PortState.QUEUED, updated_at__lt=stale) | Q(state=PortState.OPENING, claimed_at__lt=stale))
     exhausted = list(stuck.filter(attempts__gte=settings.ACCESS_MAX_ATTEMPTS).values_list("pk", flat=True))
     if exhausted:
-        request_mark_failed(port_ids=exhausted, message=f"Gave up after {settings.ACCESS_MAX_ATTEMPTS} attempts.")
+        _give_up(exhausted)
     groups = set(stuck.filter(attempts__lt=settings.ACCESS_MAX_ATTEMPTS).values_list("request_id", "policy_key"))
     resent = 0
     for request_id, policy_key in sorted(groups):

@@ -493,6 +493,26 @@ def test_the_reconciler_resends_stuck_requests_and_fails_exhausted_ones(prod, re
     assert AccessRequest.objects.get(pk=exhausted.pk).state == "failed"
 
 
+def test_a_port_whose_last_attempt_reached_azure_opens_instead_of_failing(prod, requester, settings):
+    """The last run's initiate reached Azure but its answer came after its claim went stale, so it could not
+    record it: the reconciler finds the request in Azure and opens the port rather than saying it failed."""
+    request = ask(requester, {"web-02": [22]})
+    ports = list(AccessRequestPort.objects.filter(request=request).select_related("request_vm"))
+    first = ports[0].request_vm
+    services.gateway_for(vm("web-02").subscription).initiate_jit(
+        first.policy_resource_group, first.policy_location, first.policy_name, services._initiate_body(ports),
+        justification=request.azure_justification)
+    old = timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS + 5)
+    AccessRequestPort.objects.filter(request=request).update(state="opening", claimed_at=old,
+                                                             attempts=settings.ACCESS_MAX_ATTEMPTS)
+    services.reconcile(enqueue=lambda *args: None)
+    port = AccessRequestPort.objects.get(request=request)
+    assert port.state == PortState.OPEN and port.azure_status == "Initiated" and port.last_error == ""
+    assert AccessRequest.objects.get(pk=request.pk).state == "open"
+    assert not AuditEvent.objects.filter(action="access.failed").exists()
+    assert AuditEvent.objects.filter(action="access.opened").count() == 1
+
+
 def test_azures_refusal_fails_the_port_visibly_with_its_reason(prod, requester, fresh_emulator):
     request = ask(requester, {"web-02": [22]})
     Azure(fresh_emulator).set_jit_security_policy("rg-web-prod", "Off")
