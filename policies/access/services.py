@@ -945,7 +945,7 @@ def _give_up(port_ids: list[int]) -> None:
         try:
             gateway = gateway_for(first.vm.subscription)
             policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
-        except CloudError as exc:  # Azure cannot say: the failure says so
+        except CloudError as exc:  # Azure cannot say whether it opened them: they fail, as before
             log.warning("reconcile: could not read %s to check request %s: %s", first.policy_name,
                         ports[0].request_id, exc)
             continue
