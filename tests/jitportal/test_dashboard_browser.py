@@ -30,3 +30,24 @@ def test_the_dashboard_opens_with_the_admin_look(page, live_server, breakglass_a
     expect(page).to_have_url(f"{live_server.url}/inventory/")
     expect(page.locator("#changelist")).to_be_visible()
     expect(page.locator(".breadcrumbs")).to_contain_text("Inventory")
+
+
+def sign_in_as_breakglass(page, base_url: str) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "correct-horse-1")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base_url}/")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_on_a_phone_the_navigation_is_on_the_screen_and_the_page_does_not_scroll_sideways(page, live_server,
+                                                                                         breakglass_admin):
+    page.set_viewport_size({"width": 400, "height": 800})
+    sign_in_as_breakglass(page, live_server.url)
+    for label in ("Dashboard", "Inventory", "Requests", "Audit", "Settings"):
+        box = page.locator("#portal-nav").get_by_role("link", name=label).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400, (label, box)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 400
+
