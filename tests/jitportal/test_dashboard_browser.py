@@ -51,3 +51,13 @@ def test_on_a_phone_the_navigation_is_on_the_screen_and_the_page_does_not_scroll
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400, (label, box)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 400
 
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/inventory/", "/audit/"])
+def test_on_a_phone_the_search_box_of_a_list_can_be_typed_in(page, live_server, breakglass_admin, path):
+    page.set_viewport_size({"width": 400, "height": 800})
+    sign_in_as_breakglass(page, live_server.url)
+    page.goto(f"{live_server.url}{path}")
+    box = page.locator("#searchbar").bounding_box()
+    assert box is not None and box["width"] >= 150, box
