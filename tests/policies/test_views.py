@@ -461,3 +461,22 @@ def test_the_inventory_rows_escape_what_azure_or_a_user_named(client, policy_adm
     page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
     assert hostile not in page and short not in page  # rows rendered in Python and marked safe: all escaped
     assert page.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") >= 5 and "&lt;b&gt;os&lt;/b&gt;" in page
+
+
+@pytest.mark.django_db
+def test_the_help_and_errors_the_port_fields_point_to_exist(client, policy_admin):
+    import re
+
+    def missing(page: str) -> list[str]:
+        return [target for targets in re.findall(r'aria-describedby="([^"]+)"', page) for target in targets.split()
+                if f'id="{target}"' not in page]
+
+    vm = make_vm(IN_RG)
+    bare = not_configured(make_vm(IN_RG))
+    client.force_login(policy_admin)
+    edit = client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk})).content.decode()
+    assert 'aria-describedby="id_ports-0-sources_helptext"' in edit and not missing(edit)
+    refused = _edit(client, vm, [{"number": "22", "sources": "10.0.0.300"}]).content.decode()
+    assert 'id_ports-0-sources_error' in refused and not missing(refused)
+    bulk = client.get(reverse("policies:bulk_enable"), {"vm": [bare.pk]}).content.decode()
+    assert "aria-describedby" in bulk and not missing(bulk)
