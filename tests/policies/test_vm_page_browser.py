@@ -1,0 +1,37 @@
+"""The VM page in headless chromium: its buttons read as buttons."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.policies.factories import make_vm
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PROD_RG = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000001/resourceGroups/rg-web-prod"
+
+
+def test_remove_jit_is_white_on_the_delete_buttons_red(page, live_server, breakglass_admin):
+    vm = make_vm(PROD_RG)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "correct-horse-1")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{live_server.url}/")
+
+    page.goto(f"{live_server.url}/inventory/vm/{vm.pk}/")
+    remove = page.locator("#remove-jit")
+    expect(remove).to_have_text("Remove JIT…")
+    colours = remove.evaluate("""el => {
+        const probe = document.createElement("button");
+        probe.className = "button deletelink";
+        document.body.append(probe);
+        const wanted = getComputedStyle(probe);
+        const got = getComputedStyle(el);
+        const out = {text: got.color, background: got.backgroundColor, image: got.backgroundImage,
+                     wantedText: wanted.color, wantedBackground: wanted.backgroundColor};
+        probe.remove();
+        return out;
+    }""")
+    assert colours["text"] == colours["wantedText"], colours
+    assert colours["background"] == colours["wantedBackground"], colours
+    assert colours["image"] == "none", colours
