@@ -10,6 +10,9 @@ NOWRAP = {"td": {"class": "nowrap"}}
 
 # The most rows a ``?per_page=`` may ask for: one page stays cheap to fetch and render at any table size.
 MAX_PER_PAGE = 100
+# The highest page number handed to a paginator: its offset stays within the databases' 64-bit integers (a larger
+# one failed the query), and is still past the end of any table, which then shows its last page.
+MAX_PAGE = 10**15
 
 
 def positive_int(value: str | None, default: int) -> int:
@@ -27,11 +30,14 @@ def rows_per_page(value: str | None, default: int) -> int:
 
 
 def _within(page: str, last: int | None) -> str:
-    """``page``, or ``last`` when it is a number past it (other values are the paginator's to refuse)."""
+    """``page``, or ``last`` (else ``MAX_PAGE``) when it is a number past it (other values are the paginator's to
+    refuse)."""
     try:
-        return str(last) if last is not None and int(page) > last else page
+        number = int(page)
     except ValueError:
         return page
+    highest = MAX_PAGE if last is None else min(last, MAX_PAGE)
+    return str(highest) if number > highest else page
 
 
 def paginate(request: HttpRequest, table: Table, *, per_page: int,

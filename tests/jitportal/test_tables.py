@@ -40,3 +40,15 @@ def test_a_list_page_shows_at_most_the_maximum_rows(client, breakglass_admin, na
     response = client.get(reverse(name), {"per_page": asked})
     assert response.status_code == 200
     assert len(response.context["table"].page.object_list) == shown
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", LISTS)
+@pytest.mark.parametrize("asked", ["99999999999999999999999", str(2**63), str(2**63 // 100 + 2)])
+def test_a_page_number_beyond_any_database_offset_shows_the_last_page(client, breakglass_admin, name, asked):
+    LISTS[name]()
+    client.force_login(breakglass_admin)
+    response = client.get(reverse(name), {"page": asked, "per_page": "100"})
+    assert response.status_code == 200
+    page = response.context["table"].page
+    assert (page.number, len(page.object_list), page.has_next()) == (2, 10, False)
