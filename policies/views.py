@@ -18,7 +18,7 @@ from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 from accounts.scopes import scope_contains
-from jitportal.lib.tables import paginate
+from jitportal.lib.tables import paginate, positive_int
 
 from . import rules, selectors, services
 from .access.selectors import open_access_by_vm
@@ -149,9 +149,14 @@ def _local_next(request: HttpRequest, default: str) -> str:
 
 @requires(VM_READ)
 def sync_status(request: HttpRequest) -> HttpResponse:
-    """The latest sync of each subscription the user reads whole (polled while one runs)."""
-    runs = selectors.latest_sync_runs(request.user, selectors.visible_subscriptions(request.user))
-    return render(request, "policies/_sync_status.html", {"sync_runs": runs})
+    """The latest sync of each subscription the user reads whole (polled while one runs); with ``?subscription=<pk>``
+    (a subscription's own page), of that one only."""
+    subscriptions = selectors.visible_subscriptions(request.user)
+    only = positive_int(request.GET.get("subscription"), 0)
+    if only:
+        subscriptions = [s for s in subscriptions if s.pk == only]
+    runs = selectors.latest_sync_runs(request.user, subscriptions)
+    return render(request, "policies/_sync_status.html", {"sync_runs": runs, "only": only or None})
 
 
 def _vm_requests(vm: VirtualMachine) -> list[dict]:
@@ -305,7 +310,8 @@ def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("policies:subscriptions")
     runs = selectors.latest_sync_runs(request.user, [subscription], SETTINGS_WRITE)
     return render(request, "policies/subscription_form.html", {
-        "title": str(subscription), "form": form, "subscription": subscription, "sync_runs": runs},
+        "title": str(subscription), "form": form, "subscription": subscription, "sync_runs": runs,
+        "only": subscription.pk},
         status=400 if request.method == "POST" else 200)
 
 

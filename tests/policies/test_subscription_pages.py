@@ -184,3 +184,20 @@ def test_a_subscription_whose_endpoint_is_no_longer_allowed_fails_its_sync_witho
     settings.CLOUD_ENDPOINT_HOSTS = [f"127.0.0.1:{fresh_emulator.url.rsplit(':', 1)[1]}"]
     run = SyncRun.objects.create(subscription=subscription)
     assert services.sync_run(run_id=run.pk).state == SyncRun.State.SUCCEEDED  # host:port entries count
+
+
+@pytest.mark.django_db
+def test_a_subscriptions_page_polls_the_sync_of_that_subscription_only(client, breakglass_admin, fresh_emulator):
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    dev = register(fresh_emulator, DEV, "Contoso Dev/Test")
+    for subscription in (prod, dev):
+        SyncRun.objects.create(subscription=subscription, state=SyncRun.State.RUNNING, phase="virtual machines")
+    client.force_login(breakglass_admin)
+    page = client.get(reverse("policies:subscription_edit", args=[prod.pk])).content.decode()
+    poll = f'{reverse("policies:sync_status")}?subscription={prod.pk}'
+    assert f'hx-get="{poll}"' in page and "Contoso Dev/Test" not in page
+    status = client.get(poll).content.decode()
+    assert "Contoso Production: Running" in status and "Contoso Dev/Test" not in status
+    assert f'hx-get="{poll}"' in status  # the next poll asks for the same one
+    everything = client.get(reverse("policies:sync_status"), {"subscription": "x"}).content.decode()
+    assert "Contoso Production" in everything and "Contoso Dev/Test" in everything
