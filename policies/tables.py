@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 import django_tables2 as tables
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -58,7 +59,8 @@ class VirtualMachineTable(tables.Table):
 
 
 def _when(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+    """A time as the portal's pages show one (``Y-m-d H:i`` in the portal's time zone)."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
 def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None = None) -> str:

@@ -480,3 +480,17 @@ def test_the_help_and_errors_the_port_fields_point_to_exist(client, policy_admin
     assert 'id_ports-0-sources_error' in refused and not missing(refused)
     bulk = client.get(reverse("policies:bulk_enable"), {"vm": [bare.pk]}).content.decode()
     assert "aria-describedby" in bulk and not missing(bulk)
+
+
+@pytest.mark.django_db
+def test_the_inventory_and_the_vm_page_show_the_last_access_in_the_portals_time_zone(client, policy_admin, settings):
+    from datetime import UTC, datetime
+
+    settings.TIME_ZONE = "Europe/Amsterdam"  # UTC+1 in November
+    vm = make_vm(IN_RG)
+    VirtualMachine.objects.filter(pk=vm.pk).update(last_access_at=datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
+    client.force_login(policy_admin)
+    listing = client.get(reverse("policies:inventory")).content.decode()
+    detail = client.get(reverse("policies:vm_detail", args=[vm.pk])).content.decode()
+    assert "2026-11-20 10:30" in listing and "2026-11-20 10:30" in detail
+    assert "2026-11-20 09:30" not in listing
