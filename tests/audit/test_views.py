@@ -203,7 +203,10 @@ def test_invalid_filters_and_a_forged_cursor_show_a_message_not_an_error(client,
     client.force_login(auditor)
     response = client.get(SEARCH, {"range": "bogus", "since": "not-a-date", "after": "garbage"})
     assert response.status_code == 200
-    assert "Some filters are not valid" in response.content.decode()
+    page = response.content.decode()
+    assert "Time: Select a valid choice. bogus is not one of the available choices. The filter was left out." in page
+    assert "From (UTC): Enter a valid date/time. The filter was left out." in page
+    assert '<li id="id_range_error">' in page and 'aria-describedby="id_range_error"' in page
     refused = client.get(EXPORT, {"range": "bogus", "since": "not-a-date"})
     assert refused.status_code == 400
     assert "Time: Select a valid choice." in refused.content.decode()
