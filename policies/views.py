@@ -241,7 +241,9 @@ def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
             "consequence": "Its ports leave the JIT policy: Azure deletes their deny rules, so they are no longer "
                            "closed by JIT and nobody needs to request them."
                            + (f" Open now, and ended by this: {people}." if people else ""),
-            "confirm_label": "Yes, remove JIT", "cancel_url": reverse("policies:vm_detail", args=[vm.pk])})
+            "confirm_label": "Yes, remove JIT", "cancel_url": reverse("policies:vm_detail", args=[vm.pk]),
+            "crumbs": [(reverse("policies:inventory"), "Inventory"),
+                       (reverse("policies:vm_detail", args=[vm.pk]), vm.name)]})
     try:
         services.policy_remove(actor=request.user, vm=vm)
     except ValidationError as exc:

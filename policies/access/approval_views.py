@@ -107,7 +107,9 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
             "title": f"Delete access rule {rule.name}", "question": f"Delete the access rule “{rule.name}”?",
             "consequence": "New requests are no longer checked against it; pending requests keep the approvals "
                            "it asked for.", "confirm_label": "Yes, delete",
-            "cancel_url": reverse("policies:rule_edit", args=[rule.pk])})
+            "cancel_url": reverse("policies:rule_edit", args=[rule.pk]),
+            "crumbs": [(reverse("settings"), "Settings"), (reverse("policies:rules"), "Access rules"),
+                       (reverse("policies:rule_edit", args=[rule.pk]), rule.name)]})
     approvals.access_rule_delete(actor=request.user, rule=rule, client_ip=client_ip(request.META))
     messages.success(request, f"Deleted access rule “{rule.name}”.")
     return redirect("policies:rules")

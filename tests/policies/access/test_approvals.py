@@ -14,6 +14,7 @@ from accounts.models import RoleMapping
 from audit.models import AuditEvent
 from policies.access import approvals, selectors, services, signals
 from policies.access.models import AccessRequest, AccessRequestPort, AccessRule, ApprovalState, PortState
+from policies.models import VirtualMachine
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE, second_approver  # noqa: F401 - fixture
 from tests.policies.access.factories import ask, open_all, rule, states
 from tests.policies.access.test_services import allow_rules, initiates
@@ -521,3 +522,19 @@ def test_a_request_awaiting_approval_shows_no_end_before_its_window_starts(clien
     opened = timezone.localtime(request.end_at).strftime("%Y-%m-%d %H:%M")
     assert opened in client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     assert opened in client.get(reverse("policies:requests")).content.decode()
+
+
+def test_the_rule_pages_and_the_remove_jit_page_lead_back_through_their_breadcrumbs(client, prod, policy_admin):
+    saved = rule(WEB_RG, "manual")
+    web02 = VirtualMachine.objects.get(name="web-02")
+    client.force_login(policy_admin)
+    settings_crumbs = f'<a href="{reverse("settings")}">Settings</a> &rsaquo; <a href="{reverse("policies:rules")}">'
+    for url in (reverse("policies:rule_new"), reverse("policies:rule_edit", args=[saved.pk]),
+                reverse("policies:rule_delete", args=[saved.pk])):
+        assert settings_crumbs in client.get(url).content.decode(), url
+    assert f'<a href="{reverse("settings")}">Settings</a> &rsaquo; Access rules' in client.get(
+        reverse("policies:rules")).content.decode()
+    remove = client.get(reverse("policies:vm_remove", args=[web02.pk])).content.decode()
+    assert (f'<a href="{reverse("policies:inventory")}">Inventory</a> &rsaquo; '
+            f'<a href="{reverse("policies:vm_detail", args=[web02.pk])}">web-02</a> &rsaquo; Remove JIT from web-02'
+            in remove)
