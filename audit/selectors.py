@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts import authz
 from accounts.roles import AUDIT_READ
@@ -101,11 +102,17 @@ class TimelineEntry:
                                  for e in self.rule_changes if (e.properties or {}).get("access") == "Allow"} - {""}))
 
     @property
-    def end_time(self) -> str:
+    def end_time(self) -> datetime | str:
+        """The window's end Azure recorded: a time when it reads as one (the page shows it as the Time column),
+        else its text."""
         for event in self.azure_events:
             text = (event.properties or {}).get("endTimeUtc")
             if text:
-                return str(text)
+                try:
+                    moment = parse_datetime(str(text))
+                except ValueError:
+                    moment = None
+                return moment if moment is not None and moment.tzinfo is not None else str(text)
         return ""
 
     def _main(self) -> ActivityLogEvent | None:
