@@ -1,0 +1,39 @@
+"""The VM timeline in headless chromium: a wide story scrolls inside its table, not the whole page."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from audit.ingestion import store_events
+from tests.audit.factories import PROD, event, vm_id
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+RULE_WRITE = "Microsoft.Network/networkSecurityGroups/securityRules/write"
+
+
+def test_a_wide_timeline_scrolls_within_its_table_and_its_times_stay_on_one_line(page, live_server,
+                                                                                breakglass_admin):
+    correlation = "aaaaaaaa-2222-4333-8444-555555555555"
+    rule = (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
+            f"nsg-web-frontend/securityRules/securitycenter-jitrule_d066f386_web-01_22_allow")
+    store_events([
+        event(correlation_id=correlation, properties={
+            "virtualMachines": vm_id(), "justification": "alice: Patch the web tier (portal request #7)",
+            "sourceAddressPrefixes": "203.0.113.7", "endTimeUtc": "2030-01-01T10:00:00Z"}),
+        event(correlation_id=correlation, resource_id=rule, operation=RULE_WRITE, properties={"access": "Allow"}),
+    ])
+    page.set_viewport_size({"width": 1024, "height": 800})
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "correct-horse-1")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{live_server.url}/")
+
+    page.goto(f"{live_server.url}{reverse('audit:vm_timeline')}?vm={vm_id()}")
+    expect(page.locator("#timeline")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1024
+    time_cell = page.locator("#timeline tbody tr").first.locator("td").first
+    lines = time_cell.evaluate("""el => { const range = document.createRange(); range.selectNodeContents(el);
+                                          return new Set([...range.getClientRects()].map(r => r.top)).size; }""")
+    assert lines == 1
