@@ -66,10 +66,12 @@ def _when(value) -> str:
 def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None = None) -> str:
     """Where JIT acts (the firewall wins when both guard the VM), the policy's ports, and who has access now."""
     if vm.connection_type == ConnectionType.FIREWALL:
-        cell = ('<span class="conn conn-firewall" title="Azure Firewall">&#x1F525; Firewall</span> '
+        cell = ('<span class="conn conn-firewall" title="Azure Firewall">'
+                '<span aria-hidden="true">&#x1F525;</span> Firewall</span> '
                 f"<small>{escape(vm.firewall_public_ip)}</small>")
     elif vm.connection_type == ConnectionType.NSG:
-        cell = ('<span class="conn conn-nsg" title="Network security group">&#x1F6E1; NSG</span> '
+        cell = ('<span class="conn conn-nsg" title="Network security group">'
+                '<span aria-hidden="true">&#x1F6E1;</span> NSG</span> '
                 f"<small>{escape(vm.public_ip or vm.private_ip)}</small>")
     else:
         return "—"

@@ -494,3 +494,15 @@ def test_the_inventory_and_the_vm_page_show_the_last_access_in_the_portals_time_
     detail = client.get(reverse("policies:vm_detail", args=[vm.pk])).content.decode()
     assert "2026-11-20 10:30" in listing and "2026-11-20 10:30" in detail
     assert "2026-11-20 09:30" not in listing
+
+
+@pytest.mark.django_db
+def test_the_connection_icons_are_hidden_from_screen_readers_and_search_icons_use_static(
+        client, prod, policy_admin, auditor, settings):
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert '<span aria-hidden="true">&#x1F525;</span> Firewall' in page  # read as "Firewall", not "fire Firewall"
+    client.force_login(auditor)
+    settings.STATIC_URL = "/assets/"  # served under another prefix: the search icon follows it
+    assert '<img src="/assets/admin/img/search.svg" alt="Search">' in client.get(
+        reverse("audit:search")).content.decode()
