@@ -1,4 +1,5 @@
 """Settings shared by every mode. Every value comes from the environment (see ``.env.example``)."""
+import os
 from pathlib import Path
 
 import environ
@@ -11,6 +12,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+# A variable set to nothing (``DATABASE_URL=`` in an env file, as ``.env.example`` lists them) has no value: its
+# default applies, as if it were unset.
+env.ENVIRON = {name: value for name, value in os.environ.items() if value.strip()}
 
 
 def env_secret(name: str, default: str | None = None) -> str | None:

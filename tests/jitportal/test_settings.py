@@ -150,3 +150,32 @@ def test_env_example_documents_every_variable_the_settings_read_and_nothing_else
     # PORTAL_CREDENTIAL_<REF>_* is read per reference; manage.py and the WSGI/Celery entry points read the module.
     assert {name for name in documented - read
             if not name.startswith("PORTAL_CREDENTIAL_") and name != "DJANGO_SETTINGS_MODULE"} == set()
+
+
+DUMP = """
+import json
+from django.conf import settings
+print(json.dumps({name: repr(getattr(settings, name)) for name in dir(settings) if name.isupper()}))
+"""
+
+
+def dump_settings(module: str, env: dict[str, str]) -> dict:
+    """Every setting of ``module`` (as repr) loaded with ``env`` on top of an environment without portal variables."""
+    names = re.findall(r"^(?:# )?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    clean = {k: v for k, v in os.environ.items() if k not in names and not k.startswith(("DATABASE_", "CELERY_"))}
+    clean.update(env, DJANGO_SETTINGS_MODULE=module)
+    out = subprocess.run([sys.executable, "-c", DUMP], cwd=ROOT, env=clean, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_an_empty_variable_takes_the_default():
+    """An env file (docker --env-file, compose, systemd) with `DATABASE_URL=` sets it to "": that is no value, so
+    the default applies, as `.env.example` says beside each empty line; it stopped start-up with KeyError
+    'ENGINE', sent Celery to amqp://localhost and turned DEBUG and the demo credential off in the local settings."""
+    example = (ROOT / ".env.example").read_text()
+    empty = dict.fromkeys(re.findall(r"^([A-Z][A-Z0-9_]+)=$", example, re.MULTILINE), "")
+    assert {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG", "PORTAL_DEMO_CREDENTIAL"} <= set(empty)
+    assert dump_settings("jitportal.settings.local", empty) == dump_settings("jitportal.settings.local", {})
+
