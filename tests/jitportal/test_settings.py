@@ -179,3 +179,11 @@ def test_an_empty_variable_takes_the_default():
     assert {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG", "PORTAL_DEMO_CREDENTIAL"} <= set(empty)
     assert dump_settings("jitportal.settings.local", empty) == dump_settings("jitportal.settings.local", {})
 
+
+def test_env_example_as_the_demo_env_file_keeps_the_demo_settings():
+    """`make run` starts its processes with honcho, which loads a `.env` beside the Procfile: a copy of
+    `.env.example` must leave the demo as it is (its emulator sign-in, console e-mail, local webhooks)."""
+    from honcho.environ import parse
+
+    loaded = parse((ROOT / ".env.example").read_text())
+    assert dump_settings("jitportal.settings.local", loaded) == dump_settings("jitportal.settings.local", {})
