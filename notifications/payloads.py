@@ -104,6 +104,24 @@ CLOSED_HEADLINES = {
     "revoked": "Access request #{id} ended early: Azure revoked it",
 }
 REPLACED_HEADLINE = "Access request #{id} ended early: a newer request took its port"
+# Why a closed request ended (``detail["reason"]``), in words: the raw value is for webhooks' programs.
+CLOSED_REASONS = {
+    "cancelled": "cancelled before any port opened",
+    "closed": "closed before its end time (connections already established are not cut)",
+    "expired": "its window ended",
+    "revoked": "Azure revoked it before its end",
+}
+REPLACED_REASON = "a newer request on the same VM port replaced it (Azure keeps one JIT request per port)"
+
+
+def reason_text(detail: dict | None) -> str:
+    """``detail["reason"]`` as a reader's sentence (Azure's own reason added to a revocation), or ``""``."""
+    detail = detail or {}
+    reason, azure_reason = str(detail.get("reason") or ""), str(detail.get("azure_reason") or "")
+    if azure_reason == "NewerRequestInitiated":
+        return REPLACED_REASON
+    text = CLOSED_REASONS.get(reason, reason)
+    return f"{text} (Azure's reason: {azure_reason})" if reason == "revoked" and azure_reason else text
 
 
 def title_of(event: str, request_id, detail: dict | None) -> str:
@@ -134,9 +152,10 @@ def _lines(payload: dict) -> list[tuple[str, str]]:
     facts = [("Requester", (request.get("requester") or {}).get("name", "")), ("VMs and ports", ports),
              ("Window", f"{request.get('start')} to {request.get('end')}"),
              ("Justification", request.get("justification", "")), ("By", actor.get("name", "the portal"))]
+    detail = payload.get("detail") or {}
     for key in ("comment", "reason", "error"):
-        if (payload.get("detail") or {}).get(key):
-            facts.append((key.capitalize(), str(payload["detail"][key])))
+        if detail.get(key) or (key == "reason" and detail.get("azure_reason")):
+            facts.append((key.capitalize(), reason_text(detail) if key == "reason" else str(detail[key])))
     return facts
 
 
@@ -236,7 +255,7 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
     body = render_to_string("notifications/email/event.txt", {
         "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
         "window": f"{_minute(request.scheduled_start or request.created_at)} to {_minute(request.end_at)} UTC",
-        "actor": _fold(actor) if actor is not None else "the portal",
+        "actor": _fold(actor) if actor is not None else "the portal", "reason": _fold(reason_text(detail)),
         "detail": {key: _fold(value) if isinstance(value, str) else value for key, value in detail.items()},
         "preferences": settings.PORTAL_BASE_URL + reverse("notifications:preferences"),
         "portal_name": settings.PORTAL_NAME})

@@ -497,3 +497,27 @@ def test_a_closed_requests_subject_says_how_it_ended(detail, headline):
     from notifications.payloads import title_of
 
     assert title_of("closed", 7, detail) == headline
+
+
+@pytest.mark.parametrize(("detail", "reason"), [
+    ({"reason": "closed"}, "closed before its end time (connections already established are not cut)"),
+    ({"reason": "cancelled"}, "cancelled before any port opened"),
+    ({"reason": "expired"}, "its window ended"),
+    ({"reason": "revoked", "azure_reason": "UserRequested"},
+     "Azure revoked it before its end (Azure's reason: UserRequested)"),
+    ({"reason": "revoked", "azure_reason": "NewerRequestInitiated"},
+     "a newer request on the same VM port replaced it (Azure keeps one JIT request per port)"),
+])
+def test_a_closed_requests_email_and_chat_cards_say_why_in_words(alice, detail, reason):
+    from notifications.payloads import slack_body, teams_body
+
+    services.preference_save(actor=alice, requester_events=["closed"], approver_events=[])
+    make_webhook(REQUEST_SCOPE, format="slack", events=["closed"])
+    record_event(request=make_request(alice), event="closed", detail=detail)
+    assert f"\nReason:        {reason}\n" in Notification.objects.get().body
+    payload = WebhookDelivery.objects.get().payload
+    assert payload["detail"] == detail  # programs keep the raw values
+    fields = [f["text"] for f in slack_body(payload)["blocks"][1]["fields"]]
+    assert f"Reason:\n{reason}" in fields
+    facts = teams_body(payload)["attachments"][0]["content"]["body"][1]["facts"]
+    assert {"title": "Reason", "value": reason.replace("(", "\\(").replace(")", "\\)")} in facts
