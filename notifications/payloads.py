@@ -150,13 +150,19 @@ def _lines(payload: dict) -> list[tuple[str, str]]:
     actor = payload.get("actor") or {}
     ports = ", ".join(f"{vm['name']}: {', '.join(str(p['number']) for p in vm['ports'])}" for vm in request["vms"])
     facts = [("Requester", (request.get("requester") or {}).get("name", "")), ("VMs and ports", ports),
-             ("Window", f"{request.get('start')} to {request.get('end')}"),
-             ("Justification", request.get("justification", "")), ("By", actor.get("name", "the portal"))]
+             ("Window", f"{_card_minute(request.get('start'))} to {_card_minute(request.get('end'))} UTC"),
+             ("Source", request.get("source") or ""), ("Justification", request.get("justification", "")),
+             ("By", actor.get("name", "the portal"))]
     detail = payload.get("detail") or {}
     for key in ("comment", "reason", "error"):
         if detail.get(key) or (key == "reason" and detail.get("azure_reason")):
             facts.append((key.capitalize(), reason_text(detail) if key == "reason" else str(detail[key])))
     return facts
+
+
+def _card_minute(value: str | None) -> str:
+    """A payload's time (``_utc``) as the e-mails show it: UTC to the minute, or a dash."""
+    return _minute(datetime.fromisoformat(value)) if value else "—"
 
 
 def _card_link(payload: dict) -> tuple[str | None, str]:

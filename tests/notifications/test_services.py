@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.core import mail
@@ -521,3 +521,19 @@ def test_a_closed_requests_email_and_chat_cards_say_why_in_words(alice, detail, 
     assert f"Reason:\n{reason}" in fields
     facts = teams_body(payload)["attachments"][0]["content"]["body"][1]["facts"]
     assert {"title": "Reason", "value": reason.replace("(", "\\(").replace(")", "\\)")} in facts
+
+
+def test_chat_cards_give_the_window_as_the_emails_do_and_the_source(alice):
+    from notifications.payloads import slack_body, teams_body
+
+    request = make_request(alice)
+    make_webhook(REQUEST_SCOPE, events=["opened"])
+    record_event(request=request, event="opened")
+    payload = WebhookDelivery.objects.get().payload
+    window = (f"{request.created_at.astimezone(UTC):%Y-%m-%d %H:%M} to "
+              f"{request.end_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+    fields = [f["text"] for f in slack_body(payload)["blocks"][1]["fields"]]
+    assert f"Window:\n{window}" in fields
+    assert "Source:\n203.0.113.50/32" in fields
+    facts = {f["title"]: f["value"] for f in teams_body(payload)["attachments"][0]["content"]["body"][1]["facts"]}
+    assert (facts["Window"], facts["Source"]) == (window, "203\\.0.113.50/32")  # not an ordered list
