@@ -165,12 +165,16 @@ def _card_minute(value: str | None) -> str:
     return _minute(datetime.fromisoformat(value)) if value else "—"
 
 
+def asks_approvers(event: str, detail: dict | None) -> bool:
+    """The event asks approvers for a decision: a request needs approval, or an approval is in and more are
+    needed."""
+    return event == "needs_approval" or (event == "approved" and (detail or {}).get("complete") is False)
+
+
 def _card_link(payload: dict) -> tuple[str | None, str]:
     """(URL, label) of a chat card's button: the review page while approvers are asked, else the request page."""
     request = payload.get("request") or {}
-    asks_approvers = payload["event"] == "needs_approval" or (
-        payload["event"] == "approved" and (payload.get("detail") or {}).get("complete") is False)
-    if asks_approvers and request.get("review_url"):
+    if asks_approvers(payload["event"], payload.get("detail")) and request.get("review_url"):
         return request["review_url"], "Review in the portal"
     return request.get("url"), "Open in the portal"
 

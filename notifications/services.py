@@ -86,15 +86,19 @@ def preference_save(*, actor, requester_events: list[str], approver_events: list
     return row
 
 
-def _recipients(request: AccessRequest, event: str, actor) -> list[tuple[object, str, str]]:
+def _recipients(request: AccessRequest, event: str, actor, detail: dict | None = None,
+                occurred_at: datetime | None = None) -> list[tuple[object, str, str]]:
     """(user, address, "requester" or "approver") of everyone who gets e-mail about ``event`` on ``request``, by
-    their preferences."""
+    their preferences. An e-mail asking approvers to review (``payloads.asks_approvers``) does not go to those who
+    had decided before the event: they can no longer act on it."""
     candidates: dict[int, tuple[object, str]] = {}
     requester = request.requester
     candidates[requester.pk] = (requester, "requester")
     if event in APPROVER_EVENTS:
+        decided = set(request.approvals.filter(created_at__lte=occurred_at or timezone.now()).values_list(
+            "approver_id", flat=True)) if payloads.asks_approvers(event, detail) else set()
         for user in approvers_of(request):
-            if user.pk != requester.pk and (actor is None or user.pk != actor.pk):
+            if user.pk != requester.pk and (actor is None or user.pk != actor.pk) and user.pk not in decided:
                 candidates.setdefault(user.pk, (user, "approver"))
     users = [user for user, _ in candidates.values() if user.is_active and user.email]
     stored = {row.user_id: row for row in NotificationPreference.objects.filter(user__in=users)}
@@ -186,7 +190,7 @@ def _compose(*, request_id: int, event: str, actor, detail: dict,
     """The unsaved e-mails (rendered) and webhook deliveries of one event on the request as it is now."""
     request = AccessRequest.objects.select_related("requester").get(pk=request_id)
     now = timezone.now()
-    recipients = _recipients(request, event, actor)
+    recipients = _recipients(request, event, actor, detail, occurred_at)
     texts = {role: payloads.email_text(event=event, request=request, actor=actor, detail=detail,
                                        approver=role == "approver")
              for role in sorted({role for _user, _address, role in recipients})}

@@ -82,3 +82,27 @@ def test_a_denial_tells_the_requester_why(persona_mappings, broker_down, mailout
     assert denial.subject.endswith(f"Access request #{request.pk} denied")
     assert "Comment:       Not during the freeze" in denial.body
     assert f"By:            {dave}" in denial.body
+
+
+def test_an_approver_who_has_decided_is_not_asked_again(persona_mappings, broker_down, mailoutbox):
+    alice, dave, erin = make_persona("requester"), make_persona("approver"), second_approver()
+    frank = user_sign_in_record(claims={**PERSONAS["approver"].claims(), "oid": "8a0e7c31-0000-4000-8000-000000000098",
+                                        "preferred_username": "frank@contoso.example", "name": "Frank Approver"})
+    for approver in (dave, erin, frank):
+        services.preference_save(actor=approver, requester_events=[], approver_events=["approved"])
+    vm = policy_factories.make_vm(REQUEST_SCOPE)
+    AccessRule.objects.create(name="two levels", scope=REQUEST_SCOPE, effect=AccessRule.Effect.MANUAL,
+                              approvals_required=1, second_level_approvals=2)
+    request, _ = access_services.request_create(
+        actor=alice, selections=[access_services.Selection(vm, (22,))], source_prefix="203.0.113.50/32",
+        duration=timedelta(hours=1), justification="Patch the kernel", idempotency_key=uuid.uuid4().hex)
+    approvals.request_decide(actor=dave, request=request, approve=True, comment="level 1")
+    services.deliver_due()
+    asked = sorted(m.to[0] for m in mailoutbox if m.to != [alice.email])
+    assert asked == sorted([erin.email, frank.email])
+    mailoutbox.clear()
+    approvals.request_decide(actor=erin, request=request, approve=True, comment="level 2, first")
+    services.deliver_due()
+    # Only frank may still decide: dave (level 1) cannot, and is not asked to review again.
+    [asked] = [m for m in mailoutbox if m.to != [alice.email]]
+    assert asked.to == [frank.email] and "Review it: " in asked.body
