@@ -254,6 +254,19 @@ def _minute(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
 
 
+def window_text(request) -> str:
+    """The request's window for a reader: its times in UTC, or, while an approval-gated request (not scheduled)
+    has not opened, its length and when it starts (its end is fixed only when Azure opens it)."""
+    if (request.approval_state != "not_required" and not request.scheduled_start
+            and not request.ports.filter(opened_at__isnull=False).exists()):
+        if request.is_pending:
+            return f"{request.window}, starting when the last approval lands"
+        if request.state in ("queued", "opening"):
+            return f"{request.window}, starting when it opens"
+        return f"{request.window} (it never opened)"
+    return f"{_minute(request.scheduled_start or request.created_at)} to {_minute(request.end_at)} UTC"
+
+
 def email_text(*, event: str, request, actor, detail: dict, approver: bool = False) -> tuple[str, str]:
     """Subject and plain-text body of the e-mail about ``event`` on ``request``; an ``approver``'s links to the
     review page (where they decide), a requester's to the request's page."""
@@ -264,7 +277,7 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
     summary["justification"] = _fold(summary["justification"])
     body = render_to_string("notifications/email/event.txt", {
         "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
-        "window": f"{_minute(request.scheduled_start or request.created_at)} to {_minute(request.end_at)} UTC",
+        "window": window_text(request),
         "actor": _fold(actor) if actor is not None else "the portal", "reason": _fold(reason_text(detail)),
         "detail": {key: _fold(value) if isinstance(value, str) else value for key, value in detail.items()},
         "preferences": settings.PORTAL_BASE_URL + reverse("notifications:preferences"),

@@ -106,3 +106,23 @@ def test_an_approver_who_has_decided_is_not_asked_again(persona_mappings, broker
     # Only frank may still decide: dave (level 1) cannot, and is not asked to review again.
     [asked] = [m for m in mailoutbox if m.to != [alice.email]]
     assert asked.to == [frank.email] and "Review it: " in asked.body
+
+
+def test_an_email_about_a_request_waiting_for_approval_gives_no_end_time_it_cannot_know(
+        persona_mappings, broker_down, mailoutbox):
+    alice, dave, erin = make_persona("requester"), make_persona("approver"), second_approver()
+    vm = policy_factories.make_vm(REQUEST_SCOPE)
+    AccessRule.objects.create(name="two approvers", scope=REQUEST_SCOPE, effect=AccessRule.Effect.MANUAL,
+                              approvals_required=2)
+    request, _ = access_services.request_create(
+        actor=alice, selections=[access_services.Selection(vm, (22,))], source_prefix="203.0.113.50/32",
+        duration=timedelta(hours=1), justification="Patch the kernel", idempotency_key=uuid.uuid4().hex)
+    services.deliver_due()
+    [asked] = [m for m in mailoutbox if m.to == [dave.email]]
+    assert "\nWindow:        1 hour, starting when the last approval lands\n" in asked.body
+    mailoutbox.clear()
+    approvals.request_decide(actor=dave, request=request, approve=True)
+    approvals.request_decide(actor=erin, request=request, approve=True)
+    services.deliver_due()
+    [approved] = [m for m in mailoutbox if m.subject.endswith(f"#{request.pk} approved")]
+    assert "\nWindow:        1 hour, starting when it opens\n" in approved.body
