@@ -277,7 +277,8 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
     summary["justification"] = _fold(summary["justification"])
     body = render_to_string("notifications/email/event.txt", {
         "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
-        "window": window_text(request),
+        "window": window_text(request), "state": request.get_state_display(),
+        "approval": request.get_approval_state_display() if request.approval_state != "not_required" else "",
         "actor": _fold(actor) if actor is not None else "the portal", "reason": _fold(reason_text(detail)),
         "detail": {key: _fold(value) if isinstance(value, str) else value for key, value in detail.items()},
         "preferences": settings.PORTAL_BASE_URL + reverse("notifications:preferences"),

@@ -35,11 +35,16 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 @requires(REQUEST_APPROVE, object_model=AccessRequest)
 def request_review(request: HttpRequest, pk: int) -> HttpResponse:
     """A request as its approvers see it, with Approve / Deny when the user may decide."""
-    access = selectors.review_get(request.user, pk)
+    return _review_page(request, selectors.review_get(request.user, pk))
+
+
+def _review_page(request: HttpRequest, access: AccessRequest, form: DecisionForm | None = None) -> HttpResponse:
+    """The review page; with the ``form`` a refused decision came in (400), so the typed comment stays."""
     view = selectors.request_view(access, request.user, review=True)
     return render(request, "policies/access/request_detail.html", {
         "title": f"Request #{access.pk}", "access": access, "review": True,
-        "decision_form": DecisionForm() if view["may_decide"] else None, **view})
+        "decision_form": (form or DecisionForm()) if view["may_decide"] else None, **view},
+        status=400 if form is not None else 200)
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)
@@ -49,16 +54,17 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     access = selectors.review_get(request.user, pk)
     form = DecisionForm(request.POST)
     if not form.is_valid() or form.cleaned_data["decision"] not in ("approve", "deny"):
-        problems = [m for errors in form.errors.values() for m in errors] or ["Choose Approve or Deny."]
-        messages.error(request, " ".join(problems))
-        return redirect("policies:request_review", pk=access.pk)
+        if not form.errors:
+            form.add_error(None, "Choose Approve or Deny.")
+        return _review_page(request, access, form)
     approve = form.cleaned_data["decision"] == "approve"
     try:
         approvals.request_decide(actor=request.user, request=access, approve=approve,
                                  comment=form.cleaned_data["comment"], client_ip=client_ip(request.META))
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return redirect("policies:request_review", pk=access.pk)
+        for message in exc.messages:
+            form.add_error(None, message)
+        return _review_page(request, access, form)
     messages.success(request, f"{'Approved' if approve else 'Denied'} request #{access.pk}.")
     return redirect("policies:approvals")
 

@@ -537,3 +537,16 @@ def test_chat_cards_give_the_window_as_the_emails_do_and_the_source(alice):
     assert "Source:\n203.0.113.50/32" in fields
     facts = {f["title"]: f["value"] for f in teams_body(payload)["attachments"][0]["content"]["body"][1]["facts"]}
     assert (facts["Window"], facts["Source"]) == (window, "203\\.0.113.50/32")  # not an ordered list
+
+
+def test_the_email_names_states_in_words(alice):
+    from notifications import payloads
+    from policies.access.models import ApprovalState, PortState
+
+    request = make_request(alice)
+    type(request).objects.filter(pk=request.pk).update(state=PortState.PENDING, approval_state=ApprovalState.PENDING)
+    request.refresh_from_db()
+    _subject, body = payloads.email_text(event="needs_approval", request=request, actor=None, detail={})
+    state_line = next(line for line in body.splitlines() if line.startswith("State:"))
+    assert state_line == f"State:         {PortState.PENDING.label} (approval: awaiting approval)"
+    assert PortState.PENDING.label != "pending"  # words, not the stored code

@@ -538,3 +538,17 @@ def test_the_rule_pages_and_the_remove_jit_page_lead_back_through_their_breadcru
     assert (f'<a href="{reverse("policies:inventory")}">Inventory</a> &rsaquo; '
             f'<a href="{reverse("policies:vm_detail", args=[web02.pk])}">web-02</a> &rsaquo; Remove JIT from web-02'
             in remove)
+
+
+def test_a_refused_decision_comes_back_with_its_reason_and_the_typed_comment(client, prod, requester, approver):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]})
+    client.force_login(approver)
+    denied = client.post(reverse("policies:request_decide", args=[request.pk]), {"decision": "deny", "comment": " "})
+    assert denied.status_code == 400 and "Say why you deny the request." in denied.content.decode()
+    long = "x" * 1001
+    too_long = client.post(reverse("policies:request_decide", args=[request.pk]),
+                           {"decision": "approve", "comment": long})
+    page = too_long.content.decode()
+    assert too_long.status_code == 400 and long in page and "at most 1000 characters" in page
+    assert not request.approvals.exists()
