@@ -18,15 +18,20 @@ MEMBERSHIP_READ = {"GroupMember.Read.All", "Group.Read.All", "Directory.Read.All
 GROUP_FIELDS = ("id", "displayName", "securityEnabled", "mailEnabled")
 
 
-def signed_in_user() -> tuple[EntraTenant, EntraUser]:
-    """The user behind the request's Graph bearer token (Graph-style 401/400 otherwise)."""
+def _graph_claims() -> dict:
+    """The claims of the request's Graph bearer token (Graph-style 401 when missing or invalid)."""
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
     try:
-        claims = tokens.verify_access_token(current_state(), raw.strip(), audience=tokens.GRAPH_AUDIENCE)
+        return tokens.verify_access_token(current_state(), raw.strip(), audience=tokens.GRAPH_AUDIENCE)
     except tokens.InvalidToken as exc:
         raise GraphError(401, "InvalidAuthenticationToken", f"Access token validation failure: {exc}.") from exc
+
+
+def signed_in_user() -> tuple[EntraTenant, EntraUser]:
+    """The user behind the request's Graph bearer token (Graph-style 401/400 otherwise)."""
+    claims = _graph_claims()
     tenant = find_tenant(str(claims["tid"]))
     if claims.get("idtyp") == "app":
         raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
@@ -40,13 +45,7 @@ def signed_in_user() -> tuple[EntraTenant, EntraUser]:
 
 def calling_app() -> EntraTenant:
     """The tenant of the request's Graph application token (client credentials); Graph-style 401/403 otherwise."""
-    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
-        raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
-    try:
-        claims = tokens.verify_access_token(current_state(), raw.strip(), audience=tokens.GRAPH_AUDIENCE)
-    except tokens.InvalidToken as exc:
-        raise GraphError(401, "InvalidAuthenticationToken", f"Access token validation failure: {exc}.") from exc
+    claims = _graph_claims()
     tenant = find_tenant(str(claims["tid"]))
     if tenant is None or claims.get("idtyp") != "app" or not MEMBERSHIP_READ & set(claims.get("roles") or []):
         raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
