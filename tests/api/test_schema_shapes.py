@@ -1,0 +1,82 @@
+"""Real answers of the main endpoints, walked against the components of the API's own OpenAPI schema.
+
+Objects are closed here (``additionalProperties: false`` wherever the schema lists properties), so a key the
+endpoint returns but the schema does not document fails as surely as a documented key that is missing or has
+another type.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from tests.plugins.personas import IN_SCOPE
+from tests.policies.access.factories import ask, rule
+
+pytestmark = pytest.mark.django_db
+
+
+def closed(node):
+    """OpenAPI 3.0 as JSON Schema: ``nullable`` becomes a null type, listed properties close the object."""
+    if isinstance(node, list):
+        return [closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: closed(value) for key, value in node.items()}
+    if node.pop("nullable", False):
+        node = {"anyOf": [node, {"type": "null"}]}
+    elif "properties" in node and "additionalProperties" not in node:
+        node["additionalProperties"] = False
+    return node
+
+
+@pytest.fixture
+def shape_of(client):
+    document = closed(copy.deepcopy(client.get("/api/schema/", HTTP_ACCEPT="application/json").json()))
+    registry = Registry().with_resource("urn:api", Resource.opaque(document))
+
+    def check(body, component: str) -> list[str]:
+        validator = Draft202012Validator({"$ref": f"urn:api#/components/schemas/{component}"}, registry=registry)
+        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
+
+    return check
+
+
+def test_the_main_endpoints_answer_the_shapes_their_schema_documents(prod, requester, approver, policy_admin,
+                                                                      auditor, api_as, shape_of):
+    mine = ask(requester, {"web-02": [22]})
+    rule(IN_SCOPE, "manual", approvals_required=1)
+    waiting = ask(requester, {"web-01": [22]})
+    admin, person = api_as(policy_admin), api_as(requester)
+    vm_id = admin.get("/api/v1/vms/", {"search": "web-02"}).json()["results"][0]["id"]
+    accepted = admin.put(f"/api/v1/vms/{vm_id}/jit/", {"ports": [
+        {"number": 22, "protocol": "*", "allowedSourceAddressPrefix": ["*"], "maxRequestAccessDuration": "PT3H"},
+        {"number": 3389, "protocol": "TCP", "allowedSourceAddressPrefixes": ["10.0.0.0/8", "192.0.2.1"],
+         "maxRequestAccessDuration": "PT1H"}]})
+    answers = [
+        (person.get("/api/v1/me/"), 200, "Me"),
+        (admin.get("/api/v1/vms/"), 200, "VmPage"),
+        (admin.get(f"/api/v1/vms/{vm_id}/"), 200, "Vm"),
+        (admin.get(f"/api/v1/vms/{vm_id}/jit/"), 200, "VmJit"),
+        (accepted, 202, "PolicyChangeAccepted"),
+        (admin.get(accepted.json()["statusUrl"]), 200, "PolicyChange"),
+        (person.get("/api/v1/requests/"), 200, "RequestPage"),
+        (admin.get("/api/v1/requests/", {"all": "1"}), 200, "RequestPage"),
+        (person.get(f"/api/v1/requests/{mine.pk}/"), 200, "Request"),
+        (api_as(approver).get(f"/api/v1/requests/{waiting.pk}/"), 200, "Request"),
+        (api_as(approver).get("/api/v1/approvals/"), 200, "ApprovalPage"),
+        (api_as(auditor).get("/api/v1/audit/events/", {"source": "portal"}), 200, "AuditPage"),
+        (api_as(auditor).get("/api/v1/audit/events/"), 200, "AuditPage"),
+        (person.post(f"/api/v1/requests/{mine.pk}/close/"), 200, "Request"),
+        (api_as(approver).post(f"/api/v1/requests/{waiting.pk}/approve/", {"comment": "ok"}), 200, "Approval"),
+        (person.get("/api/v1/vms/", {"state": "sideways"}), 400, "Error"),
+        (person.get("/api/v1/vms/0/"), 404, "Error"),
+        (api_as(requester).get("/api/v1/audit/events/"), 403, "Error"),
+    ]
+    for response, status, component in answers:
+        assert response.status_code == status, (component, response.content[:500])
+        body = response.json()
+        assert shape_of(body, component) == [], (component, body)
+    assert shape_of({"username": "x", "displayName": "", "authentication": "a", "roles": [], "extra": 1}, "Me")
