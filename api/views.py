@@ -42,7 +42,8 @@ from policies.access import services as access_services
 from policies.access import validation as access_validation
 from policies.access.client_ip import client_ip
 from policies.access.models import AccessRequest, PortState
-from policies.models import PolicyChange, VirtualMachine, VmState
+from policies.filtersets import OS_CHOICES
+from policies.models import ConnectionType, PolicyChange, VirtualMachine, VmState
 
 from . import serializers as s
 from .access import api_authenticated, api_requires
@@ -127,9 +128,24 @@ VM_FILTERS = [
     OpenApiParameter("state", str, enum=[v.value for v in VmState], description="configured, not_configured, "
                                                                                   "unsupported"),
     OpenApiParameter("subscription", str, description="Subscription id."),
-    OpenApiParameter("resourceGroup", str, description="Resource group name."),
-    OpenApiParameter("search", str, description="Part of the name or resource group, or an IP address."),
+    OpenApiParameter("resourceGroup", str, description="Resource group name (the inventory's resource_group)."),
+    OpenApiParameter("resource_group", str, description="The inventory's name for resourceGroup."),
+    OpenApiParameter("search", str, description="Part of the name or resource group, or an IP address (the "
+                                                "inventory's q)."),
+    OpenApiParameter("q", str, description="The inventory's name for search."),
+    OpenApiParameter("os", str, enum=[value for value, _label in OS_CHOICES]),
+    OpenApiParameter("location", str, description="Azure region, e.g. westeurope."),
+    OpenApiParameter("connection", str, enum=ConnectionType.values, description="Where JIT acts."),
 ]
+
+
+def _vm_filter(params, name: str, page_name: str = "") -> str:
+    """A filter's value, given by its API name or by the inventory page's (``q``, ``resource_group``): a link
+    copied from the page filters the same rows, not the whole list."""
+    values = {params.get(n, "").strip() for n in (name, page_name) if n} - {""}
+    if len(values) > 1:
+        raise ValidationError(f"{name} and {page_name} are the same filter; give one value.")
+    return values.pop() if values else ""
 
 
 @api_requires(VM_READ)
@@ -147,9 +163,19 @@ class VmListView(ApiView):
             queryset = queryset.filter(state=params["state"])
         if params.get("subscription"):
             queryset = queryset.filter(subscription_key=params["subscription"].strip().lower())
-        if params.get("resourceGroup"):
-            queryset = queryset.filter(resource_group=params["resourceGroup"].strip().lower())
-        text = params.get("search", "").strip()
+        if group := _vm_filter(params, "resourceGroup", "resource_group"):
+            queryset = queryset.filter(resource_group=group.lower())
+        if os_type := _vm_filter(params, "os"):
+            if os_type not in dict(OS_CHOICES):
+                raise ValidationError(f"os must be one of {', '.join(dict(OS_CHOICES))}.")
+            queryset = queryset.filter(os_type=os_type)
+        if location := _vm_filter(params, "location"):
+            queryset = queryset.filter(location__iexact=location)
+        if connection := _vm_filter(params, "connection"):
+            if connection not in ConnectionType.values:
+                raise ValidationError(f"connection must be one of {', '.join(ConnectionType.values)}.")
+            queryset = queryset.filter(connection_type=connection)
+        text = _vm_filter(params, "search", "q")
         if text:
             queryset = queryset.filter(Q(name__icontains=text) | Q(resource_group__icontains=text.lower())
                                        | Q(private_ip=text) | Q(public_ip=text))

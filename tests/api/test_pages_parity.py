@@ -1,0 +1,87 @@
+"""The API answers as the pages do: the same rows for the same user, and the inventory's filters by its names.
+
+Production and Dev/Test come from the emulator's demo inventory; the personas hold their roles in Production
+only (the requester also through the web group in ``rg-web-prod``).
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from policies.models import VmState
+from tests.plugins.personas import make_persona
+from tests.policies.access.factories import ask
+from tests.policies.factories import DEV, register, sync
+
+pytestmark = pytest.mark.django_db
+PERSONAS = ["requester", "policy_admin", "auditor", "approver", "reader", "outsider"]
+
+
+def page_ids(client: Client, url: str, pattern: str, params: dict | None = None) -> set[int] | int:
+    """The object ids a page links to (by ``pattern``, a detail URL with ``0`` for the id), or its status."""
+    response = client.get(url, params or {})
+    if response.status_code != 200:
+        return response.status_code
+    return {int(pk) for pk in re.findall(re.escape(pattern).replace("0", "([0-9]+)", 1), response.content.decode())}
+
+
+def inventory_ids(client: Client, params: dict | None = None) -> set[int] | int:
+    found: set[int] = set()
+    for tab in VmState.values:
+        ids = page_ids(client, reverse("policies:inventory"), reverse("policies:vm_detail", kwargs={"pk": 0}),
+                       {**(params or {}), "tab": tab})
+        if isinstance(ids, int):
+            return ids
+        found |= ids
+    return found
+
+
+def api_ids(api, url: str, params: dict | None = None) -> set[int] | int:
+    response = api.get(url, {"limit": 500, **(params or {})})
+    if response.status_code != 200:
+        return response.status_code
+    return {row["id"] for row in response.json()["results"]}
+
+
+@pytest.fixture
+def both(prod, fresh_emulator):
+    sync(register(fresh_emulator, DEV, "Contoso Dev/Test"))
+
+
+def test_each_persona_lists_the_same_vms_and_requests_in_the_api_as_on_the_pages(both, persona_mappings, api_as):
+    users = {name: make_persona(name) for name in PERSONAS}
+    ask(users["requester"], {"web-02": [22]})
+    ask(users["policy_admin"], {"db-01": [22]})
+    for name, user in users.items():
+        client = Client()
+        client.force_login(user)
+        api = api_as(user)
+        assert api_ids(api, "/api/v1/vms/") == inventory_ids(client), name
+        requests_page = page_ids(client, reverse("policies:requests"),
+                                 reverse("policies:request_detail", kwargs={"pk": 0}))
+        assert api_ids(api, "/api/v1/requests/", {"all": "1"}) == requests_page, name
+    assert api_ids(api_as(users["outsider"]), "/api/v1/vms/") == 403
+    assert len(api_ids(api_as(users["policy_admin"]), "/api/v1/requests/", {"all": "1"})) == 2
+
+
+@pytest.mark.parametrize("params", [
+    {"q": "web"}, {"resource_group": "rg-web-prod"}, {"os": "Windows"}, {"location": "northeurope"},
+    {"connection": "firewall"}, {"q": "prod", "os": "Linux"}])
+def test_the_vm_list_takes_the_inventorys_filters_with_their_meaning(both, policy_admin, api_as, params):
+    client = Client()
+    client.force_login(policy_admin)
+    shown = inventory_ids(client, params)
+    assert shown and api_ids(api_as(policy_admin), "/api/v1/vms/", params) == shown
+    assert api_ids(api_as(policy_admin), "/api/v1/vms/") > shown
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"os": "BeOS"}, "os must be one of Linux, Windows."),
+    ({"connection": "vpn"}, "connection must be one of nsg, firewall, none."),
+    ({"q": "web", "search": "db"}, "search and q are the same filter; give one value.")])
+def test_a_bad_inventory_filter_is_a_400(both, policy_admin, api_as, params, message):
+    response = api_as(policy_admin).get("/api/v1/vms/", params)
+    assert response.status_code == 400 and response.json()["errors"] == [message]
