@@ -41,6 +41,7 @@ from policies.access import selectors as access_selectors
 from policies.access import services as access_services
 from policies.access import validation as access_validation
 from policies.access.client_ip import client_ip
+from policies.access.filtersets import AccessRequestFilterSet
 from policies.access.models import AccessRequest, PortState
 from policies.filtersets import OS_CHOICES
 from policies.models import ConnectionType, PolicyChange, VirtualMachine, VmState
@@ -267,6 +268,10 @@ def _fingerprint(request: Request) -> str:
 REQUEST_FILTERS = [
     OpenApiParameter("state", str, enum=[v.value for v in PortState]),
     OpenApiParameter("all", bool, description="Policy admins: every request in your scope, not only yours."),
+    OpenApiParameter("q", str, description="Part of a VM's name, the requester or the reason (as on the Requests "
+                                           "page)."),
+    OpenApiParameter("created_after", OpenApiTypes.DATE, description="Requested on or after this day (UTC)."),
+    OpenApiParameter("created_before", OpenApiTypes.DATE, description="Requested on or before this day (UTC)."),
 ]
 
 
@@ -301,7 +306,11 @@ class RequestListView(ApiView):
             if state not in PortState.values:
                 raise ValidationError(f"state must be one of {', '.join(PortState.values)}.")
             queryset = queryset.filter(state=state)
-        return _paginate(self, request, _with_ports(queryset).order_by("-created_at", "-pk"),
+        filterset = AccessRequestFilterSet(request.query_params, queryset=queryset, user=request.user)
+        if not filterset.is_valid():  # ignoring it would answer every request
+            raise ValidationError([f"{field}: {message}" for field, messages in filterset.errors.items()
+                                   for message in messages])
+        return _paginate(self, request, _with_ports(filterset.qs).order_by("-created_at", "-pk"),
                          lambda r: _request_json(r, request))
 
     @extend_schema(operation_id="requests_create", request=s.RequestCreateSerializer,

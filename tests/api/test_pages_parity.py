@@ -85,3 +85,23 @@ def test_the_vm_list_takes_the_inventorys_filters_with_their_meaning(both, polic
 def test_a_bad_inventory_filter_is_a_400(both, policy_admin, api_as, params, message):
     response = api_as(policy_admin).get("/api/v1/vms/", params)
     assert response.status_code == 400 and response.json()["errors"] == [message]
+
+
+@pytest.mark.parametrize(("params", "count"), [
+    ({"q": "web-02"}, 1), ({"q": "alice"}, 1), ({"q": "rotate"}, 1), ({"created_after": "2000-01-01"}, 2),
+    ({"created_before": "2000-01-01"}, 0), ({"q": "db-01", "state": "queued"}, 1)])
+def test_the_request_list_takes_the_request_pages_filters_with_their_meaning(both, requester, policy_admin, api_as,
+                                                                            params, count):
+    ask(requester, {"web-02": [22]}, justification="Patch the kernel")
+    ask(policy_admin, {"db-01": [22]}, justification="Rotate the keys")
+    client = Client()
+    client.force_login(policy_admin)
+    shown = page_ids(client, reverse("policies:requests"), reverse("policies:request_detail", kwargs={"pk": 0}),
+                     params)
+    assert api_ids(api_as(policy_admin), "/api/v1/requests/", {"all": "1", **params}) == shown
+    assert len(shown) == count
+
+
+def test_a_bad_request_list_filter_is_a_400(both, requester, api_as):
+    response = api_as(requester).get("/api/v1/requests/", {"created_after": "last tuesday"})
+    assert response.status_code == 400 and response.json()["errors"] == ["created_after: Enter a valid date."]
