@@ -6,7 +6,7 @@ they would surface as 500s.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, ValidationError
 from django.http import Http404
 from rest_framework import status
 from rest_framework.response import Response
@@ -41,10 +41,14 @@ def _flatten(data, path: str = "") -> list[str]:
 
 def api_exception_handler(exc, context):
     """DRF's handler, plus Django's ``ValidationError`` → 400 (an idempotency key reused for another operation:
-    422), a body past ``DATA_UPLOAD_MAX_MEMORY_SIZE`` → 400 and ``PermissionDenied`` → 403, one shape."""
+    422), a body past ``DATA_UPLOAD_MAX_MEMORY_SIZE`` or a query past ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` → 400 and
+    ``PermissionDenied`` → 403, one shape (Django alone would answer its HTML 400 page to both 400s)."""
     if isinstance(exc, RequestDataTooBig):
         detail = (f"The request body is larger than the portal accepts "
                   f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024} KiB).")
+        return Response({"detail": detail, "errors": [detail]}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, TooManyFieldsSent):
+        detail = f"The query has more parameters than the portal accepts ({settings.DATA_UPLOAD_MAX_NUMBER_FIELDS})."
         return Response({"detail": detail, "errors": [detail]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IdempotencyConflict):
         detail = " ".join(exc.messages)

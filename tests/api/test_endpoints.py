@@ -145,6 +145,16 @@ def test_a_body_too_large_is_a_json_400_saying_so(vms, policy_admin, api_as, set
     assert not PolicyChange.objects.exists()
 
 
+
+@pytest.mark.parametrize("url", ["/api/v1/vms/", "/api/v1/me/", "/api/v1/requests/"])
+def test_a_query_with_too_many_parameters_is_a_json_400_saying_so(vms, reader, api_as, settings, url):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
+    client = api_as(reader)
+    response = client.client.get(f"{url}?" + "&".join(f"p{i}=1" for i in range(101)), **client.headers)
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "The query has more parameters than the portal accepts (100).",
+                               "errors": ["The query has more parameters than the portal accepts (100)."]}
+
 def test_removing_jit_is_queued(vms, policy_admin, reader, api_as):
     inside, outside = vms
     assert api_as(reader).delete(f"/api/v1/vms/{inside.pk}/jit/").status_code == 403
