@@ -30,7 +30,7 @@ from accounts import authz
 from accounts.roles import AUDIT_EXPORT, AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, REQUEST_APPROVE, VM_READ
 from audit import selectors as audit_selectors
 from audit.csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
-from audit.filtersets import ActivityFilterSet, TrailFilterSet
+from audit.filtersets import OPERATION_CHOICES, STATUS_CHOICES, ActivityFilterSet, TrailFilterSet
 from audit.pagination import keyset_page
 from audit.services import audit_record
 from policies import jit_json, rules
@@ -57,7 +57,10 @@ ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `e
 NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="No such object, or not in your scope.")}
 KEY_REUSED = {422: OpenApiResponse(s.ErrorSerializer, description="This Idempotency-Key was already used for "
                                                                   "another operation or with another body.")}
-READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403]}
+THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many calls; try again after Retry-After "
+                                                                  "seconds.")}
+ERRORS |= THROTTLED
+READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403], **THROTTLED}
 PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
                    OpenApiParameter("offset", int, description="Rows to skip.")]
 
@@ -459,8 +462,9 @@ AUDIT_FILTERS = [
     OpenApiParameter("subscription", str), OpenApiParameter("resource_group", str),
     OpenApiParameter("vm", str, description="A VM's ARM id."),
     OpenApiParameter("caller", str, description="azure: the caller."),
-    OpenApiParameter("operation", str, description="azure: the operation name."),
-    OpenApiParameter("status", str, description="azure: Started, Accepted, Succeeded, Failed."),
+    OpenApiParameter("operation", str, enum=[value for value, _label in OPERATION_CHOICES],
+                     description="azure: the operation name."),
+    OpenApiParameter("status", str, enum=[value for value, _label in STATUS_CHOICES], description="azure."),
     OpenApiParameter("correlation", str, description="azure: the correlation id."),
     OpenApiParameter("user", str, description="portal: the actor."),
     OpenApiParameter("action", str, description="portal: the action (e.g. access.requested)."),

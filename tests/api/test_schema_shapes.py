@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from audit.filtersets import OPERATION_CHOICES
 from tests.plugins.personas import IN_SCOPE
 from tests.policies.access.factories import ask, rule
 
@@ -80,3 +81,25 @@ def test_the_main_endpoints_answer_the_shapes_their_schema_documents(prod, reque
         body = response.json()
         assert shape_of(body, component) == [], (component, body)
     assert shape_of({"username": "x", "displayName": "", "authentication": "a", "roles": [], "extra": 1}, "Me")
+
+
+def test_every_operation_documents_the_429_its_throttles_answer(client, requester, api_as, settings, shape_of):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operations = [(path, method, op) for path, item in schema["paths"].items() for method, op in item.items()]
+    assert len(operations) >= 15
+    for path, method, operation in operations:
+        documented = operation["responses"].get("429", {}).get("content", {}).get("application/json", {})
+        assert documented.get("schema") == {"$ref": "#/components/schemas/Error"}, (method, path)
+    settings.API_THROTTLE_USER = "1/min"
+    alice = api_as(requester)
+    alice.get("/api/v1/me/")
+    throttled = alice.get("/api/v1/me/")
+    assert throttled.status_code == 429 and shape_of(throttled.json(), "Error") == []
+
+
+def test_the_audit_searchs_choice_filters_list_their_choices(client):
+    parameters = {p["name"]: p["schema"] for p in
+                  client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]["/api/v1/audit/events/"][
+                      "get"]["parameters"]}
+    assert sorted(parameters["status"]["enum"]) == ["Accepted", "Failed", "Started", "Succeeded"]
+    assert sorted(parameters["operation"]["enum"]) == sorted(value for value, _label in OPERATION_CHOICES) != []
