@@ -14,7 +14,7 @@ from django.urls import reverse
 from policies.models import VmState
 from tests.plugins.personas import make_persona
 from tests.policies.access.factories import ask
-from tests.policies.factories import DEV, register, sync
+from tests.policies.factories import DEV, PROD, register, sync
 
 pytestmark = pytest.mark.django_db
 PERSONAS = ["requester", "policy_admin", "auditor", "approver", "reader", "outsider"]
@@ -105,3 +105,36 @@ def test_the_request_list_takes_the_request_pages_filters_with_their_meaning(bot
 def test_a_bad_request_list_filter_is_a_400(both, requester, api_as):
     response = api_as(requester).get("/api/v1/requests/", {"created_after": "last tuesday"})
     assert response.status_code == 400 and response.json()["errors"] == ["created_after: Enter a valid date."]
+
+
+def test_each_persona_opens_the_same_vms_requests_and_changes_in_the_api_as_on_the_pages(both, persona_mappings,
+                                                                                           api_as):
+    from policies.access.models import AccessRequest
+    from policies.models import PolicyChange, VirtualMachine
+    from tests.policies.factories import make_policy_change
+
+    users = {name: make_persona(name) for name in PERSONAS}
+    ask(users["requester"], {"web-02": [22]})
+    ask(users["policy_admin"], {"db-01": [22]})
+    make_policy_change(f"/subscriptions/{DEV}/resourceGroups/rg-api")
+    make_policy_change(f"/subscriptions/{PROD}/resourceGroups/rg-api")
+    vms = list(VirtualMachine.objects.order_by("pk").values_list("pk", flat=True))
+    requests = list(AccessRequest.objects.values_list("pk", flat=True))
+    changes = list(PolicyChange.objects.values_list("pk", flat=True))
+    for name, user in users.items():
+        client = Client()
+        client.force_login(user)
+        api = api_as(user)
+
+        def page_opens(view: str, pk: int, client: Client = client) -> bool:
+            return client.get(reverse(view, kwargs={"pk": pk})).status_code == 200
+
+        for pk in vms:
+            assert (api.get(f"/api/v1/vms/{pk}/").status_code == 200) == page_opens("policies:vm_detail", pk), \
+                (name, pk)
+        for pk in requests:
+            assert (api.get(f"/api/v1/requests/{pk}/").status_code == 200) == (
+                page_opens("policies:request_detail", pk) or page_opens("policies:request_review", pk)), (name, pk)
+        for pk in changes:
+            assert (api.get(f"/api/v1/policy-changes/{pk}/").status_code == 200) == page_opens(
+                "policies:change_status", pk), (name, pk)
