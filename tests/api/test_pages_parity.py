@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 
 from policies.models import VmState
-from tests.plugins.personas import make_persona
-from tests.policies.access.factories import ask
+from tests.plugins.personas import IN_SCOPE, make_persona
+from tests.policies.access.factories import ask, rule
 from tests.policies.factories import DEV, PROD, register, sync
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +55,8 @@ def test_each_persona_lists_the_same_vms_and_requests_in_the_api_as_on_the_pages
     users = {name: make_persona(name) for name in PERSONAS}
     ask(users["requester"], {"web-02": [22]})
     ask(users["policy_admin"], {"db-01": [22]})
+    rule(IN_SCOPE, "manual", approvals_required=1)
+    ask(users["requester"], {"web-01": [22]})
     for name, user in users.items():
         client = Client()
         client.force_login(user)
@@ -63,8 +65,12 @@ def test_each_persona_lists_the_same_vms_and_requests_in_the_api_as_on_the_pages
         requests_page = page_ids(client, reverse("policies:requests"),
                                  reverse("policies:request_detail", kwargs={"pk": 0}))
         assert api_ids(api, "/api/v1/requests/", {"all": "1"}) == requests_page, name
+        approvals_page = page_ids(client, reverse("policies:approvals"),
+                                  reverse("policies:request_review", kwargs={"pk": 0}))
+        assert api_ids(api, "/api/v1/approvals/") == approvals_page, name
+    assert len(api_ids(api_as(users["approver"]), "/api/v1/approvals/")) == 1
     assert api_ids(api_as(users["outsider"]), "/api/v1/vms/") == 403
-    assert len(api_ids(api_as(users["policy_admin"]), "/api/v1/requests/", {"all": "1"})) == 2
+    assert len(api_ids(api_as(users["policy_admin"]), "/api/v1/requests/", {"all": "1"})) == 3
 
 
 @pytest.mark.parametrize("params", [
