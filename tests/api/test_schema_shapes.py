@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from django.test import Client
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -103,3 +104,23 @@ def test_the_audit_searchs_choice_filters_list_their_choices(client):
                       "get"]["parameters"]}
     assert sorted(parameters["status"]["enum"]) == ["Accepted", "Failed", "Started", "Succeeded"]
     assert sorted(parameters["operation"]["enum"]) == sorted(value for value, _label in OPERATION_CHOICES) != []
+
+
+def test_every_error_status_answers_the_one_error_shape(persona_mappings, requester, reader, api_as, settings,
+                                                        shape_of):
+    alice, frank = api_as(requester), api_as(reader)
+    answers = {
+        400: frank.get("/api/v1/vms/", {"os": "BeOS"}),
+        401: Client().get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer jit_nope"),
+        403: frank.get("/api/v1/audit/events/"),
+        404: frank.get("/api/v1/vms/0/"),
+        405: frank.client.patch("/api/v1/vms/", **frank.headers),
+        415: alice.client.post("/api/v1/requests/", data="x", content_type="text/plain", **alice.headers),
+    }
+    settings.API_THROTTLE_USER = "1/min"
+    alice.get("/api/v1/me/")
+    answers[429] = alice.get("/api/v1/me/")
+    for status, response in answers.items():
+        assert response.status_code == status and response["Content-Type"] == "application/json", status
+        body = response.json()
+        assert shape_of(body, "Error") == [] and body["errors"] and body["detail"], (status, body)
