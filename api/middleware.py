@@ -4,10 +4,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import is_valid_path
 from rest_framework.response import Response
 
 API_PREFIX = "/api/"
 NOT_FOUND = "Not found."
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def is_html_not_found(request: HttpRequest, response: HttpResponse) -> bool:
@@ -19,13 +21,20 @@ def is_html_not_found(request: HttpRequest, response: HttpResponse) -> bool:
 class ApiNotFoundMiddleware:
     """Turns the HTML 404 of an unmatched ``/api/`` URL into ``{"detail", "errors"}`` like every API error.
 
-    Listed above ``CommonMiddleware``, so ``APPEND_SLASH`` still redirects ``/api/v1/vms`` first.
+    Listed above ``CommonMiddleware``, so ``APPEND_SLASH`` still redirects ``GET /api/v1/vms`` first. A write to
+    an API URL without its trailing slash is refused here instead: the redirect would make clients send it again
+    as a GET (and with ``DEBUG`` Django raises), so a caller could take a listing for the write it meant.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if (path.startswith(API_PREFIX) and not path.endswith("/") and request.method not in SAFE_METHODS
+                and is_valid_path(f"{path}/", getattr(request, "urlconf", None))):
+            detail = f"API URLs end with a slash: send this {request.method} to {request.path}/."
+            return JsonResponse({"detail": detail, "errors": [detail]}, status=404)
         response = self.get_response(request)
         if is_html_not_found(request, response):
             return JsonResponse({"detail": NOT_FOUND, "errors": [NOT_FOUND]}, status=404)

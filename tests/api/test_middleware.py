@@ -36,3 +36,16 @@ def test_an_object_hidden_by_the_role_says_not_found_like_every_api_404(persona_
     vm = make_vm(f"{IN_SCOPE}/resourceGroups/rg-api")
     response = api_as(outsider).get(f"/api/v1/vms/{vm.pk}/")
     assert response.status_code == 404 and response.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_write_to_an_api_url_missing_its_slash_is_refused_not_redirected_into_a_get(
+        persona_mappings, requester, api_as, debug):
+    from policies.access.models import AccessRequest
+
+    with override_settings(DEBUG=debug):
+        response = api_as(requester).post("/api/v1/requests", {"virtualMachines": []})
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == "API URLs end with a slash: send this POST to /api/v1/requests/."
+    assert not AccessRequest.objects.exists()
+    assert api_as(requester).post("/api/v1/nothing-here", {}).json() == NOT_FOUND  # no such URL with a slash either
