@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from audit.ingestion import store_events
 from tests.audit.factories import PROD, event, vm_id
+from tests.plugins.personas import sign_in_as_breakglass
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 RULE_WRITE = "Microsoft.Network/networkSecurityGroups/securityRules/write"
@@ -24,11 +25,7 @@ def test_a_wide_timeline_scrolls_within_its_table_and_its_times_stay_on_one_line
         event(correlation_id=correlation, resource_id=rule, operation=RULE_WRITE, properties={"access": "Allow"}),
     ])
     page.set_viewport_size({"width": 1024, "height": 800})
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "correct-horse-1")
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(f"{live_server.url}/")
+    sign_in_as_breakglass(page, live_server.url)
 
     page.goto(f"{live_server.url}{reverse('audit:vm_timeline')}?vm={vm_id()}")
     expect(page.locator("#timeline")).to_be_visible()

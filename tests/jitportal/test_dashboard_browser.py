@@ -4,6 +4,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.plugins.personas import sign_in_as_breakglass
+
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
@@ -30,14 +32,6 @@ def test_the_dashboard_opens_with_the_admin_look(page, live_server, breakglass_a
     expect(page).to_have_url(f"{live_server.url}/inventory/")
     expect(page.locator("#changelist")).to_be_visible()
     expect(page.locator(".breadcrumbs")).to_contain_text("Inventory")
-
-
-def sign_in_as_breakglass(page, base_url: str) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "correct-horse-1")
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(f"{base_url}/")
 
 
 @pytest.mark.browser

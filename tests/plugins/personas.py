@@ -162,6 +162,15 @@ def sign_in_with_entra(page, base_url: str, username: str) -> None:
     page.wait_for_url(lambda url: url.startswith(base_url))
 
 
+def sign_in_as_breakglass(page, base_url: str) -> None:
+    """Sign the local superuser (``breakglass_admin``) in with the password form."""
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "correct-horse-1")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base_url}/")
+
+
 def sign_in_with_client(client, emulator, oid: str):
     """Sign the user ``oid`` in through the real flow with the test client (which must be served as a loopback
     host the emulator accepts as redirect URI, e.g. ``Client(SERVER_NAME="127.0.0.1")``): the portal's

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.plugins.personas import sign_in_as_breakglass
 from tests.policies.factories import make_vm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -12,11 +13,7 @@ PROD_RG = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000001/resourceGroups/rg
 
 def test_remove_jit_is_white_on_the_delete_buttons_red(page, live_server, breakglass_admin):
     vm = make_vm(PROD_RG)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "correct-horse-1")
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(f"{live_server.url}/")
+    sign_in_as_breakglass(page, live_server.url)
 
     page.goto(f"{live_server.url}/inventory/vm/{vm.pk}/")
     remove = page.locator("#remove-jit")
