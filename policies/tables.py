@@ -19,6 +19,12 @@ COLUMNS_BY_TAB = {
     VmState.NOT_CONFIGURED: ("select", *COMMON, "connection", "actions"),
     VmState.UNSUPPORTED: (*COMMON, "unsupported_reason", "actions"),
 }
+# What ``render_rows`` and ``open_access_by_vm`` read of a VM (and its subscription's name): the page query loads
+# only these, not the subscription's resource group and location lists once per row.
+ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "subscription__display_name", "resource_group_name",
+              "location", "os_type", "state", "unsupported_reason", "connection_type", "firewall_public_ip",
+              "public_ip", "private_ip", "ports", "policy_resource_group", "policy_location", "policy_name",
+              "approved_requests_7d", "last_access_at", "last_user", "drift_count")
 
 
 class VirtualMachineTable(tables.Table):
