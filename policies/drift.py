@@ -151,7 +151,7 @@ def record(subscription: Subscription, current: dict[tuple[int, str, str], str],
 def refresh_counts(subscription: Subscription) -> None:
     """Denormalize each VM's open finding count (the inventory flags VMs with drift)."""
     counts = dict(DriftFinding.objects.filter(vm__subscription=subscription, resolved_at__isnull=True)
-                  .values_list("vm_id").annotate(n=Count("id")))
+                  .values_list("vm_id").annotate(n=Count("*")))
     VirtualMachine.objects.filter(subscription=subscription).exclude(pk__in=counts).exclude(drift_count=0).update(
         drift_count=0)
     changed = [VirtualMachine(pk=pk, drift_count=n) for pk, n in counts.items()]

@@ -73,9 +73,9 @@ def filter_choices(user, subscriptions: list[Subscription]) -> tuple[list[str], 
 
 
 def vm_counts_by_state(queryset: QuerySet[VirtualMachine]) -> dict[str, int]:
-    """The three tab counts in one grouped query."""
+    """The three tab counts in one grouped query (``COUNT(*)``: PostgreSQL answers it from the index alone)."""
     counts = {state.value: 0 for state in TAB_ORDER}
-    rows = queryset.order_by().values_list("state").annotate(n=Count("id"))
+    rows = queryset.order_by().values_list("state").annotate(n=Count("*"))
     for state, n in rows:
         counts[state] = n
     return counts

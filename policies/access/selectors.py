@@ -96,7 +96,7 @@ def requester_history(requester_ids: list[int], days: int = 30) -> dict[int, dic
     opened = AccessRequestPort.objects.filter(request_id=OuterRef("pk"), opened_at__isnull=False)
     rows = (AccessRequest.objects.filter(requester_id__in=requester_ids, created_at__gte=since).order_by()
             .annotate(was_opened=Exists(opened)).values_list("requester_id", "approval_state", "was_opened")
-            .annotate(n=Count("id")))
+            .annotate(n=Count("*")))
     for requester_id, approval_state, was_opened, n in rows:
         entry = history[requester_id]
         entry["total"] += n
@@ -184,7 +184,7 @@ def state_counts(user) -> dict[str, int] | None:
     counts = {state.value: 0 for state in PortState}
     shown = Case(When(_approval_overdue(timezone.now()), then=Value(PortState.EXPIRED.value)), default=F("state"))
     for state, n in (request_list(user).order_by().annotate(shown=shown).values_list("shown")
-                     .annotate(n=Count("id"))):
+                     .annotate(n=Count("*"))):
         counts[state] = n
     return counts
 
