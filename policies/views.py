@@ -54,7 +54,8 @@ def inventory(request: HttpRequest) -> HttpResponse:
     # Selected rows feed "Enable JIT" (Not configured) or "Request access" (Configured).
     select_form = ("bulk-enable" if tab == VmState.NOT_CONFIGURED and may_write
                    else "bulk-request" if tab == VmState.CONFIGURED and may_request else None)
-    table = VirtualMachineTable(filtered.filter(state=tab).only(*ROW_FIELDS), tab=tab, selectable=select_form is not None)
+    table = VirtualMachineTable(filtered.filter(state=tab).only(*ROW_FIELDS), tab=tab,
+                                selectable=select_form is not None)
     paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator, count=counts[tab])
     shown = [column.name for column in table.columns]
     records = [row.record for row in table.page.object_list]
