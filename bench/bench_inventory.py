@@ -157,7 +157,7 @@ def _sync(subscription, emulator) -> tuple[int, int]:
     run.refresh_from_db()
     if outcome.state != SyncRun.State.SUCCEEDED:
         raise RuntimeError(run.error)
-    calls = [c for c in emulator.calls() if c["path"].startswith("/subscriptions/")]
+    calls = [c for c in emulator.calls() if c["path"].startswith("/subscriptions")]
     if connection.vendor == "postgresql":
         # What autovacuum does within a minute of a large write: fresh planner statistics, and a visibility map
         # that lets the tab counts read the index alone.

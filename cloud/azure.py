@@ -28,11 +28,11 @@ from .activity_filter import activity_filter
 from .azure_pipeline import CallRecorder, client_options
 from .config import CloudEndpoint, CredentialSpec
 from .credentials import CredentialCache
-from .errors import Forbidden, Invalid, NotFound, translated
+from .errors import PROVIDER_NOT_REGISTERED, Forbidden, Invalid, NotFound, translated
 
 CLASSIC_COMPUTE_API_VERSION = "2017-04-01"
 SECURITY_POLICIES_API_VERSION = "2015-06-01-preview"
-_PROVIDER_NOT_REGISTERED = {"MissingSubscriptionRegistration", "SubscriptionNotRegistered"}
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 _API_NOT_SERVED = {"NoRegisteredProviderFound", "InvalidApiVersionParameter", "InvalidResourceType"}
 _CLIENTS = {"security": SecurityCenter, "compute": ComputeManagementClient, "network": NetworkManagementClient,
             "monitor": MonitorManagementClient, "authorization": AuthorizationManagementClient}
@@ -43,20 +43,21 @@ class AzureGateway:
 
     SDK clients are built on first use and kept; build gateways through ``cloud.GatewayFactory`` to share
     credentials (and their token caches) between gateways. ``calls_made`` counts HTTP attempts and
-    ``last_request_id`` is Azure's ``x-ms-request-id`` of the latest answer.
+    ``last_request_id`` is Azure's ``x-ms-request-id`` of the latest answer (``recorder``: shared with the gateway
+    a ``for_subscription`` came from).
     """
 
     provider = "azure"
 
     def __init__(self, subscription_id: str, credential_spec: CredentialSpec, endpoint: CloudEndpoint, *,
-                 credentials: CredentialCache | None = None) -> None:
+                 credentials: CredentialCache | None = None, recorder: CallRecorder | None = None) -> None:
         if not isinstance(credential_spec, CredentialSpec) or not isinstance(endpoint, CloudEndpoint):
             raise TypeError("AzureGateway takes a cloud.config.CredentialSpec and a cloud.config.CloudEndpoint.")
         self.subscription_id = subscription_id
         self.credential_spec = credential_spec
         self.endpoint = endpoint
         self._credentials = credentials if credentials is not None else CredentialCache()
-        self._recorder = CallRecorder()
+        self._recorder = recorder if recorder is not None else CallRecorder()
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -93,6 +94,12 @@ class AzureGateway:
         for client in clients:
             client.close()
 
+    def for_subscription(self, subscription_id: str) -> AzureGateway:
+        """A gateway on another subscription with this one's credential (and its tokens) and endpoint, whose calls
+        count in this one's ``calls_made``; close it when done."""
+        return AzureGateway(subscription_id, self.credential_spec, self.endpoint, credentials=self._credentials,
+                            recorder=self._recorder)
+
     def __enter__(self) -> AzureGateway:
         return self
 
@@ -123,6 +130,13 @@ class AzureGateway:
             yield from body.get("value") or []
             url = body.get("nextLink") or None
 
+    # --- subscriptions ----------------------------------------------------------------------------------------
+    def list_subscriptions(self) -> Iterator[types.Subscription]:
+        """Every subscription the portal's identity can read in its tenant (not only this gateway's)."""
+        pages = self._raw_pages(self._client("network").send_request, "/subscriptions", SUBSCRIPTIONS_API_VERSION)
+        for body in pages:
+            yield convert.subscription_from_json(body)
+
     # --- compute --------------------------------------------------------------------------------------------
     def list_virtual_machines(self) -> Iterator[types.VirtualMachine]:
         """Every VM of the subscription (Resource Manager ones)."""
@@ -139,7 +153,7 @@ class AzureGateway:
         except NotFound:
             return
         except Invalid as error:
-            if error.code not in _PROVIDER_NOT_REGISTERED:
+            if error.code not in PROVIDER_NOT_REGISTERED:
                 raise
 
     # --- network --------------------------------------------------------------------------------------------

@@ -79,6 +79,14 @@ class _Empty:
         return None
 
 
+# --- subscriptions ---------------------------------------------------------------------------------------------
+def subscription_from_json(body: Mapping[str, Any]) -> types.Subscription:
+    """A Microsoft.Resources subscription (the gateway has no SDK client for that provider)."""
+    return types.Subscription(subscription_id=body.get("subscriptionId") or str(body.get("id", "")).split("/")[-1],
+                              display_name=body.get("displayName") or "", state=body.get("state") or "",
+                              tenant_id=body.get("tenantId") or "")
+
+
 # --- compute ---------------------------------------------------------------------------------------------------
 def _power_state(statuses: Iterable[Any] | None) -> str | None:
     for status in statuses or ():

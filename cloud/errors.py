@@ -61,6 +61,9 @@ class Invalid(CloudError):
     """Azure refused the request as written (400/409/422); ``code`` and ``message`` say why."""
 
 
+PROVIDER_NOT_REGISTERED = frozenset({"MissingSubscriptionRegistration", "SubscriptionNotRegistered"})  # Invalid codes
+
+
 class Throttled(CloudError):
     """Azure asked us to slow down (429); try again after ``retry_after`` seconds when it said so."""
 

@@ -12,6 +12,16 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Subscription:
+    """A subscription the portal's identity can read (``GET /subscriptions``)."""
+
+    subscription_id: str
+    display_name: str = ""
+    state: str = ""  # "Enabled", "Warned", "PastDue", "Disabled", "Deleted"
+    tenant_id: str = ""
+
+
+@dataclass(frozen=True)
 class VirtualMachine:
     id: str
     name: str

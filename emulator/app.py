@@ -16,7 +16,9 @@ from emulator.faults import pick_fault
 from emulator.state import EmulatorState
 
 CONTROL_PREFIX = "/_emulator"
-FAULT_ERRORS = {"429": (429, "TooManyRequests", "The request was throttled (injected fault)."),
+FAULT_ERRORS = {"403": (403, "AuthorizationFailed", "The client does not have authorization to perform this action "
+                                                    "over this scope (injected fault)."),
+                "429": (429, "TooManyRequests", "The request was throttled (injected fault)."),
                 "500": (500, "InternalServerError", "An internal error occurred (injected fault)."),
                 "503": (503, "ServiceUnavailable", "The service is unavailable (injected fault).")}
 

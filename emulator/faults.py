@@ -1,4 +1,4 @@
-"""Faults injected at run time: 429/5xx answers, slow answers and dropped connections."""
+"""Faults injected at run time: 403/429/5xx answers, slow answers and dropped connections."""
 from __future__ import annotations
 
 import random
@@ -6,7 +6,7 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("429", "500", "503", "slow", "drop")
+KINDS = ("403", "429", "500", "503", "slow", "drop")
 
 
 @dataclass

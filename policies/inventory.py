@@ -3,7 +3,9 @@
 The number of cloud calls grows with pages of results, never with VMs: VMs, classic VMs, NICs, NSGs (with
 their rules), public IPs, firewalls, virtual hubs, JIT policies and security policies are each listed once, and
 the spoke connections of each secured virtual hub (one whose Azure Firewall Azure Firewall Manager deployed in
-it) once per such hub.
+it) once per such hub. A spoke may be connected to a hub in another subscription: the subscriptions the portal's
+identity can read are listed once, and each other one's virtual hubs once (its firewalls and hub connections
+only when it has hubs).
 """
 from __future__ import annotations
 
@@ -121,21 +123,72 @@ def read_snapshot(gateway, progress: Progress) -> Snapshot:
     snap.public_ips = _collect("public IP addresses", gateway.list_public_ips(), progress)
     snap.firewalls = _collect("firewalls", gateway.list_firewalls(), progress)
     snap.hubs = _collect("virtual hubs", gateway.list_virtual_hubs(), progress)
-    snap.hub_connections = read_hub_connections(gateway, snap, progress)
+    snap.hub_connections = read_hub_connections(gateway, snap.hubs, snap.firewalls, progress)
+    remote_firewalls, remote_connections = read_remote_hubs(gateway, progress)
+    snap.firewalls += remote_firewalls
+    snap.hub_connections += remote_connections
     snap.policies = _collect("JIT policies", gateway.list_jit_policies(), progress)
     return snap
 
 
-def read_hub_connections(gateway, snap: Snapshot, progress: Progress) -> list:
-    """The spoke connections of every secured virtual hub (one list per such hub; other hubs guard nothing)."""
-    hubs_with_firewall = {hub for hub in map(shapes.firewall_hub_id, snap.firewalls) if hub}
+def read_hub_connections(gateway, hubs: list, firewalls: list, progress: Progress) -> list:
+    """The spoke connections of every secured virtual hub among ``hubs`` of the gateway's subscription (one list
+    per such hub; other hubs guard nothing)."""
+    hubs_with_firewall = {hub for hub in map(shapes.firewall_hub_id, firewalls) if hub}
     connections: list = []
-    for hub in snap.hubs:
+    for hub in hubs:
         hub_id, group, name, firewall_id = shapes.hub_info(hub)
         if firewall_id or hub_id in hubs_with_firewall:
             connections += _collect("virtual hub connections",
                                     gateway.list_hub_virtual_network_connections(group, name), progress)
     return connections
+
+
+def _unreadable(error) -> bool:
+    """Whether another subscription's hubs cannot be read for a reason of that subscription (no access, gone,
+    Microsoft.Network never registered there): then it has no hub the portal could know guards anything."""
+    from cloud.errors import PROVIDER_NOT_REGISTERED, Forbidden, Invalid, NotFound
+
+    return isinstance(error, Forbidden | NotFound) or (isinstance(error, Invalid)
+                                                        and error.code in PROVIDER_NOT_REGISTERED)
+
+
+def read_remote_hubs(gateway, progress: Progress) -> tuple[list, list]:
+    """(hub firewalls, hub connections) of the secured virtual hubs in other subscriptions that connect virtual
+    networks of the gateway's subscription.
+
+    The other subscriptions are those the portal's identity can read (a hub often sits in a connectivity
+    subscription no one registers here); one it may not read is skipped. Throttling and transient errors end the
+    sync, which is retried."""
+    from cloud.errors import CloudError
+
+    own = str(gateway.subscription_id).lower()
+    firewalls: list = []
+    connections: list = []
+    for subscription in _collect("other subscriptions", gateway.list_subscriptions(), progress):
+        other = str(shapes.pick(subscription, "subscription_id", "subscriptionId", default="")).lower()
+        if not other or other == own:
+            continue
+        remote = gateway.for_subscription(other)
+        try:
+            hubs = _collect("virtual hubs (other subscriptions)", remote.list_virtual_hubs(), progress)
+            if not hubs:
+                continue
+            hub_firewalls = [fw for fw in _collect("firewalls (other subscriptions)", remote.list_firewalls(),
+                                                   progress) if shapes.firewall_hub_id(fw)]
+            spokes = [c for c in read_hub_connections(remote, hubs, hub_firewalls, progress)
+                      if shapes.hub_connection_info(c)[1].startswith(f"/subscriptions/{own}/")]
+        except CloudError as error:
+            if not _unreadable(error):
+                raise
+            log.info("policies: the virtual hubs of subscription %s cannot be read (%s)", other, error)
+            continue
+        finally:
+            remote.close()
+        if spokes:
+            firewalls += hub_firewalls
+            connections += spokes
+    return firewalls, connections
 
 
 @dataclass

@@ -23,7 +23,8 @@ A scenario is a dict; every key is optional unless marked *required*::
           "virtual_hubs": [{"name": "hub-weu", "address_prefix": "10.100.0.0/23",   # Virtual WAN hubs
                             "firewall": {"name": "fw-hub", "public_ip": "20.1.2.4"},   # secured hub: optional
                             "connections": [{"name": "to-vnet-web", "vnet": "vnet-web",
-                                             "vnet_group": "rg-other"}]}],   # vnet_group: default this group
+                                             "vnet_group": "rg-other",       # default: this group
+                                             "vnet_subscription": "<guid>"}]}],   # default: this subscription
           "vms": [{"name": "vm1", "os": "Linux" | "Windows",
                    "vnet": "vnet-web", "subnet": "default",   # default: the group's first vnet / "default"
                    "nsg": true | "nsg-name" | null,           # NIC-level NSG (true = "<vm>-nsg")

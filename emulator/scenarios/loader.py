@@ -179,8 +179,8 @@ class ScenarioBuilder:
         state.resources.put(b.virtual_hub_resource(sub, rg, hub["name"], location, address_prefix=prefix,
                                                    firewall_id=fw["id"] if fw else None))
         for connection in hub.get("connections", []):
-            vnet_id = (f"{b.group_id(sub, connection.get('vnet_group', rg))}/providers/Microsoft.Network/"
-                       f"virtualNetworks/{connection['vnet']}")
+            spoke_group = b.group_id(connection.get("vnet_subscription", sub), connection.get("vnet_group", rg))
+            vnet_id = f"{spoke_group}/providers/Microsoft.Network/virtualNetworks/{connection['vnet']}"
             state.resources.put(b.hub_connection_resource(hub_id, connection.get("name", connection["vnet"]),
                                                           vnet_id))
 

@@ -4,13 +4,32 @@ from __future__ import annotations
 from datetime import datetime
 
 from cloud import types
-from tests.cloud.conftest import PROD, arm_calls, vm_id
+from tests.cloud.conftest import DEV, PROD, arm_calls, vm_id
 
 HUB_ID = f"/subscriptions/{PROD}/resourceGroups/rg-hub-prod/providers/Microsoft.Network/virtualHubs/hub-weu"
 
 
 def by_name(items) -> dict:
     return {item.name: item for item in items}
+
+
+def test_it_lists_the_subscriptions_its_identity_can_read_in_its_tenant(gateway, fresh_emulator):
+    subscriptions = list(gateway.list_subscriptions())
+
+    assert [(s.subscription_id, s.display_name, s.state) for s in subscriptions] == [
+        (PROD, "Contoso Production", "Enabled"), (DEV, "Contoso Dev/Test", "Enabled")]
+    assert {s.tenant_id for s in subscriptions} == {"8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"}
+    assert [c["path"] for c in arm_calls(fresh_emulator)] == ["/subscriptions"]
+
+
+def test_a_gateway_for_another_subscription_shares_the_credential_and_the_call_count(gateway, fresh_emulator):
+    list(gateway.list_virtual_hubs())
+    with gateway.for_subscription(DEV) as dev:
+        assert dev.subscription_id == DEV and list(dev.list_virtual_hubs()) == []
+
+    assert gateway.calls_made == dev.calls_made == 2
+    assert [c["path"].split("/")[2] for c in arm_calls(fresh_emulator)] == [PROD, DEV]
+    assert len([c for c in fresh_emulator.calls() if c["path"].endswith("/oauth2/v2.0/token")]) == 1
 
 
 def test_it_lists_every_vm_of_the_subscription_with_os_nics_and_place(gateway):

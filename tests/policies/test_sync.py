@@ -105,7 +105,7 @@ def test_sync_calls_grow_with_pages_not_with_vms(db, fresh_emulator):
         subscription = register(fresh_emulator, PROD, "Contoso Production") if size == 60 else prod_subscription()
         fresh_emulator.clear_calls()
         run = sync(subscription)
-        arm_calls = [c for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions/")]
+        arm_calls = [c for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions")]
         counts[size] = len(arm_calls)
         assert run.calls_made == len(arm_calls)
         assert VirtualMachine.objects.filter(name__startswith="vm-").count() == size
@@ -141,7 +141,7 @@ def test_sync_calls_grow_with_secured_hubs_not_with_their_spoke_vms(db, fresh_em
         subscription = subscription or register(fresh_emulator, PROD, "Contoso Production")
         fresh_emulator.clear_calls()
         run = sync(subscription)
-        paths = [c["path"] for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions/")]
+        paths = [c["path"] for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions")]
         counts[(hubs, per_spoke)] = len(paths)
         assert run.calls_made == len(paths)
         assert not any("/virtualHubs/hub-plain/" in p for p in paths)  # a hub without a firewall guards nothing
@@ -153,6 +153,88 @@ def test_sync_calls_grow_with_secured_hubs_not_with_their_spoke_vms(db, fresh_em
             "unsupported_reason", flat=True)) == {UnsupportedReason.NO_NSG_OR_FIREWALL}
     assert counts[(3, 2)] - counts[(1, 2)] == 2, counts  # one list of connections per more secured hub
     assert counts[(3, 20)] == counts[(3, 2)], counts  # 18 more VMs per spoke (72 in all): the same pages
+
+
+CONNECTIVITY = "c0a1b2c3-0000-4000-8000-000000000003"  # a landing zone's hub subscription, registered nowhere
+SPOKES = f"/subscriptions/{PROD}/resourceGroups/rg-spokes"
+
+
+def remote_hubs_scenario(vms_per_spoke: int = 2) -> dict:
+    """Production's spoke VNets connected to secured hubs of other subscriptions: the connectivity subscription's
+    (which also has a hub without a firewall) and Dev/Test's."""
+    def connection(vnet: str) -> dict:
+        return {"name": f"{vnet}-connection", "vnet": vnet, "vnet_group": "rg-spokes", "vnet_subscription": PROD}
+
+    spokes = {"name": "rg-spokes", "vnets": [{"name": f"vnet-{s}", "address_space": f"10.{60 + i}.0.0/16"}
+                                             for i, s in enumerate(("neu", "dev", "plain"))],
+              "vms": [{"name": f"{s}-{i}", "os": "Linux", "vnet": f"vnet-{s}"}
+                      for s in ("neu", "dev", "plain") for i in range(vms_per_spoke)]}
+    hubs = {"name": "rg-connectivity", "location": "northeurope", "virtual_hubs": [
+        {"name": "hub-neu", "address_prefix": "10.110.0.0/23", "firewall": {"name": "fw-hub-neu", "public_ip":
+                                                                            "20.80.0.4"},
+         "connections": [connection("vnet-neu")]},
+        {"name": "hub-plain", "address_prefix": "10.112.0.0/23", "connections": [connection("vnet-plain")]}]}
+    dev_hub = {"name": "rg-dev-hub", "virtual_hubs": [
+        {"name": "hub-dev", "address_prefix": "10.111.0.0/23", "firewall": {"name": "fw-hub-dev", "public_ip":
+                                                                            "20.81.0.4"},
+         "connections": [connection("vnet-dev")]}]}
+    return {"name": "remote-hubs", "subscriptions": [
+        {"id": PROD, "name": "Contoso Production", "plan": "P2", "resource_groups": [spokes]},
+        {"id": CONNECTIVITY, "name": "Contoso Connectivity", "plan": "Free", "resource_groups": [hubs]},
+        {"id": DEV, "name": "Contoso Dev/Test", "plan": "Free", "resource_groups": [dev_hub]}]}
+
+
+def guarded_by(prefix: str) -> set[tuple[str, str, str]]:
+    return {(v.connection_type, v.firewall_id, v.firewall_public_ip)
+            for v in VirtualMachine.objects.filter(name__startswith=prefix)}
+
+
+@pytest.mark.django_db
+def test_a_spoke_vm_of_a_secured_hub_in_another_subscription_is_guarded_by_that_hubs_firewall(fresh_emulator):
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    register(fresh_emulator, DEV, "Contoso Dev/Test")  # registered too; the connectivity subscription is not
+    sync(register(fresh_emulator, PROD, "Contoso Production"))
+    hub_firewall = f"/subscriptions/{CONNECTIVITY}/resourcegroups/rg-connectivity/providers/microsoft.network/" \
+                   f"azurefirewalls/fw-hub-neu"
+    assert guarded_by("neu-") == {("firewall", hub_firewall, "20.80.0.4")}
+    assert guarded_by("dev-") == {("firewall", f"/subscriptions/{DEV}/resourcegroups/rg-dev-hub/providers/"
+                                               f"microsoft.network/azurefirewalls/fw-hub-dev", "20.81.0.4")}
+    assert set(VirtualMachine.objects.filter(name__startswith="neu-").values_list("state", flat=True)) == {
+        VmState.NOT_CONFIGURED}
+    assert set(VirtualMachine.objects.filter(name__startswith="plain-").values_list(  # its hub has no firewall
+        "unsupported_reason", flat=True)) == {UnsupportedReason.NO_NSG_OR_FIREWALL}
+
+
+@pytest.mark.django_db
+def test_sync_calls_for_hubs_of_other_subscriptions_grow_with_subscriptions_and_hubs_not_with_vms(fresh_emulator):
+    fresh_emulator.set_page_size(100)
+    subscription = None
+    counts = {}
+    for per_spoke in (2, 20):
+        fresh_emulator.load_scenario(remote_hubs_scenario(per_spoke))
+        subscription = subscription or register(fresh_emulator, PROD, "Contoso Production")
+        fresh_emulator.clear_calls()
+        run = sync(subscription)
+        paths = [c["path"] for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions")]
+        assert run.calls_made == len(paths)  # the other subscriptions' calls count in the run
+        counts[per_spoke] = len(paths)
+        assert paths.count("/subscriptions") == 1
+        remote = [p for p in paths if p.startswith((f"/subscriptions/{CONNECTIVITY}/", f"/subscriptions/{DEV}/"))]
+        assert sorted(p.split("/providers/Microsoft.Network/")[1] for p in remote) == [
+            "azureFirewalls", "azureFirewalls", "virtualHubs", "virtualHubs", "virtualHubs/hub-dev/"
+            "hubVirtualNetworkConnections", "virtualHubs/hub-neu/hubVirtualNetworkConnections"]
+        assert {v[2] for v in guarded_by("neu-")} == {"20.80.0.4"}
+    assert counts[20] == counts[2], counts  # 54 more VMs in the spokes: the same pages
+
+
+@pytest.mark.django_db
+def test_a_subscription_whose_hubs_the_portal_may_not_read_is_skipped(fresh_emulator):
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    fresh_emulator.add_fault(f"/subscriptions/{CONNECTIVITY}/providers/Microsoft.Network/virtualHubs$", "403")
+    sync(register(fresh_emulator, PROD, "Contoso Production"))
+    assert set(VirtualMachine.objects.filter(name__startswith="neu-").values_list(
+        "unsupported_reason", flat=True)) == {UnsupportedReason.NO_NSG_OR_FIREWALL}
+    assert {v[2] for v in guarded_by("dev-")} == {"20.81.0.4"}  # the subscriptions after it are still read
 
 
 def prod_subscription():
