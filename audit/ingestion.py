@@ -34,9 +34,10 @@ KNOWN_OPERATIONS = (
     "Microsoft.Network/networkSecurityGroups/securityRules/write",
     "Microsoft.Network/networkSecurityGroups/securityRules/delete",
     "Microsoft.Network/azureFirewalls/write",
+    "Microsoft.Network/firewallPolicies/ruleCollectionGroups/write",  # DNAT behind an Azure Firewall Manager firewall
 )
 _CANONICAL_OPERATION = {name.lower(): name for name in KNOWN_OPERATIONS}
-NSG_RULE_OPERATIONS = tuple(name for name in KNOWN_OPERATIONS if "securityRules" in name or "azureFirewalls" in name)
+NSG_RULE_OPERATIONS = tuple(name for name in KNOWN_OPERATIONS if name.startswith("Microsoft.Network/"))
 
 
 class ActivityGateway(Protocol):

@@ -180,6 +180,24 @@ def public_ip_from_sdk(pip: Any) -> types.PublicIp:
                           ip_configuration_id=ref(props.ip_configuration))
 
 
+def _nat_rule(collection: str | None, rule: Any, protocols: Any) -> types.FirewallNatRule:
+    """A classic NAT rule or a Firewall Policy's ``NatRule`` (same fields; the protocols are named apart)."""
+    return types.FirewallNatRule(
+        collection=collection or "", name=rule.name or "", protocols=strings(protocols or []),
+        source_addresses=strings(rule.source_addresses or []),
+        destination_addresses=strings(rule.destination_addresses or []),
+        destination_ports=strings(rule.destination_ports or []), translated_address=rule.translated_address,
+        translated_port=rule.translated_port, description=rule.description or "")
+
+
+def firewall_policy_nat_rules_from_sdk(group: Any) -> tuple[types.FirewallNatRule, ...]:
+    """The DNAT rules of a Firewall Policy rule collection group (its NAT rule collections' ``NatRule``s)."""
+    return tuple(_nat_rule(collection.name, rule, rule.ip_protocols)
+                 for collection in _props(group).rule_collections or ()
+                 if text(collection.rule_collection_type) == "FirewallPolicyNatRuleCollection"
+                 for rule in collection.rules or () if text(rule.rule_type) == "NatRule")
+
+
 def firewall_from_sdk(firewall: Any) -> types.Firewall:
     props = _props(firewall)
     configs = tuple(
@@ -188,22 +206,13 @@ def firewall_from_sdk(firewall: Any) -> types.Firewall:
                                       public_ip_address_id=ref(_props(c).public_ip_address))
         for c in props.ip_configurations or ()
     )
-    rules = tuple(
-        types.FirewallNatRule(
-            collection=collection.name or "", name=rule.name or "", protocols=strings(rule.protocols or []),
-            source_addresses=strings(rule.source_addresses or []),
-            destination_addresses=strings(rule.destination_addresses or []),
-            destination_ports=strings(rule.destination_ports or []), translated_address=rule.translated_address,
-            translated_port=rule.translated_port, description=rule.description or "",
-        )
-        for collection in props.nat_rule_collections or ()
-        for rule in _props(collection).rules or ()
-    )
+    rules = tuple(_nat_rule(collection.name, rule, rule.protocols) for collection in props.nat_rule_collections or ()
+                  for rule in _props(collection).rules or ())
     hub_ips = props.hub_ip_addresses
     hub_public = getattr(getattr(hub_ips, "public_i_ps", None), "addresses", None) or ()
     return types.Firewall(id=firewall.id, name=firewall.name, resource_group=resource_group_of(firewall.id),
                           location=firewall.location or "", ip_configurations=configs, nat_rules=rules,
-                          virtual_hub_id=ref(props.virtual_hub),
+                          virtual_hub_id=ref(props.virtual_hub), firewall_policy_id=ref(props.firewall_policy),
                           hub_public_ip_addresses=strings([a.address for a in hub_public]),
                           hub_private_ip_address=getattr(hub_ips, "private_ip_address", None))
 

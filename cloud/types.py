@@ -127,7 +127,7 @@ class FirewallNatRule:
     """A DNAT rule: traffic to ``destination_addresses:destination_ports`` goes to
     ``translated_address:translated_port``."""
 
-    collection: str
+    collection: str  # the rule collection's name (in a Firewall Policy, within its rule collection group)
     name: str
     protocols: tuple[str, ...] = ()
     source_addresses: tuple[str, ...] = ()
@@ -145,8 +145,9 @@ class Firewall:
     resource_group: str
     location: str
     ip_configurations: tuple[FirewallIpConfiguration, ...] = ()
-    nat_rules: tuple[FirewallNatRule, ...] = ()
+    nat_rules: tuple[FirewallNatRule, ...] = ()  # a classic firewall's; see firewall_policy_id
     virtual_hub_id: str | None = None  # set for a firewall in a secured virtual hub (Azure Firewall Manager)
+    firewall_policy_id: str | None = None  # Azure Firewall Manager: the policy that holds its rules (DNAT included)
     hub_public_ip_addresses: tuple[str, ...] = ()  # a hub firewall's public addresses (no IP configurations)
     hub_private_ip_address: str | None = None
 

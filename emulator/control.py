@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from emulator.faults import Fault
 from emulator.jit.engine import expire_due
+from emulator.jit.rules import nat_rules
 from emulator.scenarios import add_event, apply_scenario
 from emulator.store import ResourceId
 from emulator.timeutil import iso
@@ -137,7 +138,9 @@ def create_control_blueprint() -> Blueprint:
             if guards.firewall_id:
                 fw = state.resources.get(guards.firewall_id)
                 firewall = {"id": fw["id"], "publicIpAddress": guards.firewall_public_ip,
-                            "natRuleCollections": fw["properties"].get("natRuleCollections", [])}
+                            "natRuleCollections": fw["properties"].get("natRuleCollections", []),
+                            "firewallPolicy": fw["properties"].get("firewallPolicy", {}).get("id"),
+                            "natRules": nat_rules(state, fw)}
             return {"vm": vm["id"], "privateIpAddress": guards.private_ip, "nsgs": nsgs, "firewall": firewall}
 
     @bp.post("/activity")

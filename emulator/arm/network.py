@@ -1,5 +1,6 @@
 """Microsoft.Network (2026-03-01, other versions accepted): NICs, NSGs and their rules, public IPs, Azure
-Firewalls, virtual networks, and virtual hubs with their hub virtual network connections."""
+Firewalls, Firewall Policies with their rule collection groups, virtual networks, and virtual hubs with their hub
+virtual network connections."""
 from __future__ import annotations
 
 import uuid
@@ -19,8 +20,8 @@ KINDS = {
     "azureFirewalls": "microsoft.network/azurefirewalls",
     "virtualNetworks": "microsoft.network/virtualnetworks",
     "virtualHubs": "microsoft.network/virtualhubs",
+    "firewallPolicies": "microsoft.network/firewallpolicies",
 }
-HUB_CONNECTION = "microsoft.network/virtualhubs/hubvirtualnetworkconnections"
 
 
 def _get(ctx: ArmContext, sub: str, rg: str, kind: str, name: str) -> dict:
@@ -62,24 +63,40 @@ def get_subnet(ctx: ArmContext, sub: str, rg: str, vnet: str, name: str):
     raise ArmError(404, "NotFound", f"Subnet '{name}' was not found in virtual network '{vnet}'.")
 
 
-def _hub_connections(ctx: ArmContext, sub: str, rg: str, hub: str) -> list[dict]:
-    prefix = _get(ctx, sub, rg, "virtualHubs", hub)["id"].lower() + "/hubvirtualnetworkconnections/"
-    return [c for c in ctx.state.resources.list(HUB_CONNECTION, sub, rg) if c["id"].lower().startswith(prefix)]
+def _children(ctx: ArmContext, sub: str, rg: str, kind: str, name: str, segment: str) -> list[dict]:
+    """The child resources ``kind/name/segment/*`` (404 when the parent does not exist)."""
+    prefix = _get(ctx, sub, rg, kind, name)["id"].lower() + "/"
+    rtype = f"microsoft.network/{kind}/{segment}".lower()
+    return [c for c in ctx.state.resources.list(rtype, sub, rg) if c["id"].lower().startswith(prefix)]
+
+
+def _child(ctx: ArmContext, sub: str, rg: str, kind: str, name: str, segment: str, child: str) -> dict:
+    for resource in _children(ctx, sub, rg, kind, name, segment):
+        if resource["name"].lower() == child.lower():
+            return resource
+    raise ArmError(404, "ResourceNotFound",
+                   f"The Resource 'Microsoft.Network/{kind}/{name}/{segment}/{child}' under resource group '{rg}' "
+                   f"was not found.")
 
 
 @router.route("GET", RG + "virtualHubs/{hub}/hubVirtualNetworkConnections")
 def list_hub_connections(ctx: ArmContext, sub: str, rg: str, hub: str):
-    return paged(_hub_connections(ctx, sub, rg, hub), ctx.state.page_size)
+    return paged(_children(ctx, sub, rg, "virtualHubs", hub, "hubVirtualNetworkConnections"), ctx.state.page_size)
 
 
 @router.route("GET", RG + "virtualHubs/{hub}/hubVirtualNetworkConnections/{name}")
 def get_hub_connection(ctx: ArmContext, sub: str, rg: str, hub: str, name: str):
-    for connection in _hub_connections(ctx, sub, rg, hub):
-        if connection["name"].lower() == name.lower():
-            return connection
-    raise ArmError(404, "ResourceNotFound",
-                   f"The Resource 'Microsoft.Network/virtualHubs/{hub}/hubVirtualNetworkConnections/{name}' under "
-                   f"resource group '{rg}' was not found.")
+    return _child(ctx, sub, rg, "virtualHubs", hub, "hubVirtualNetworkConnections", name)
+
+
+@router.route("GET", RG + "firewallPolicies/{policy}/ruleCollectionGroups")
+def list_rule_collection_groups(ctx: ArmContext, sub: str, rg: str, policy: str):
+    return paged(_children(ctx, sub, rg, "firewallPolicies", policy, "ruleCollectionGroups"), ctx.state.page_size)
+
+
+@router.route("GET", RG + "firewallPolicies/{policy}/ruleCollectionGroups/{name}")
+def get_rule_collection_group(ctx: ArmContext, sub: str, rg: str, policy: str, name: str):
+    return _child(ctx, sub, rg, "firewallPolicies", policy, "ruleCollectionGroups", name)
 
 
 @router.route("GET", RG + "networkSecurityGroups/{nsg}/securityRules")

@@ -19,9 +19,11 @@ A scenario is a dict; every key is optional unless marked *required*::
           "nsgs": [{"name": "nsg-x", "rules": [{"name": "r1", "properties": {...}}]}],
           "vnets": [{"name": "vnet-web", "address_space": "10.1.0.0/16",
                      "subnets": [{"name": "default", "prefix": "10.1.0.0/24", "nsg": "nsg-subnet"}],
-                     "firewall": {"name": "fw-web", "public_ip": "20.1.2.3"}}],   # firewall: optional
+                     "firewall": {"name": "fw-web", "public_ip": "20.1.2.3",   # firewall: optional
+                                  "policy": "fwpol-web"}}],   # Firewall Manager: its Firewall Policy, optional
           "virtual_hubs": [{"name": "hub-weu", "address_prefix": "10.100.0.0/23",   # Virtual WAN hubs
-                            "firewall": {"name": "fw-hub", "public_ip": "20.1.2.4"},   # secured hub: optional
+                            "firewall": {"name": "fw-hub", "public_ip": "20.1.2.4",   # secured hub: optional
+                                         "policy": "fwpol-hub"},   # default: "<firewall>-policy" (always one)
                             "connections": [{"name": "to-vnet-web", "vnet": "vnet-web",
                                              "vnet_group": "rg-other",       # default: this group
                                              "vnet_subscription": "<guid>"}]}],   # default: this subscription

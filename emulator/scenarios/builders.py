@@ -164,10 +164,12 @@ def classic_vm_resource(sub: str, rg: str, name: str, location: str) -> dict:
 
 
 def firewall_resource(sub: str, rg: str, name: str, location: str, *, subnet_id: str, public_ip_id: str,
-                      private_ip: str) -> dict:
+                      private_ip: str, firewall_policy_id: str | None = None) -> dict:
+    """An Azure Firewall in a VNet; with ``firewall_policy_id`` its Firewall Policy configures it."""
     fw_id = f"{group_id(sub, rg)}{NET}/azureFirewalls/{name}"
     return {"name": name, "id": fw_id, "etag": etag(), "type": "Microsoft.Network/azureFirewalls",
             "location": location, "properties": {
+                **({"firewallPolicy": {"id": firewall_policy_id}} if firewall_policy_id else {}),
                 "provisioningState": "Succeeded", "threatIntelMode": "Alert",
                 "sku": {"name": "AZFW_VNet", "tier": "Standard"},
                 "ipConfigurations": [{"name": "azureFirewallIpConfiguration", "etag": etag(),
@@ -201,17 +203,39 @@ def hub_connection_resource(hub_id: str, name: str, vnet_id: str) -> dict:
 
 
 def hub_firewall_resource(sub: str, rg: str, name: str, location: str, *, hub_id: str, public_ip: str,
-                          private_ip: str) -> dict:
-    """An Azure Firewall in a secured virtual hub: no ``ipConfigurations``; its addresses are the hub's."""
+                          private_ip: str, firewall_policy_id: str) -> dict:
+    """An Azure Firewall in a secured virtual hub: no ``ipConfigurations``; its addresses are the hub's, and its
+    Firewall Policy configures it (Azure Firewall Manager)."""
     fw_id = f"{group_id(sub, rg)}{NET}/azureFirewalls/{name}"
     return {"name": name, "id": fw_id, "etag": etag(), "type": "Microsoft.Network/azureFirewalls",
             "location": location, "properties": {
                 "provisioningState": "Succeeded", "threatIntelMode": "Alert",
                 "sku": {"name": "AZFW_Hub", "tier": "Standard"},
-                "virtualHub": {"id": hub_id},
+                "virtualHub": {"id": hub_id}, "firewallPolicy": {"id": firewall_policy_id},
                 "hubIPAddresses": {"privateIPAddress": private_ip,
                                    "publicIPs": {"addresses": [{"address": public_ip}], "count": 1}},
                 "natRuleCollections": [], "networkRuleCollections": [], "applicationRuleCollections": []}}
+
+
+def firewall_policy_resources(sub: str, rg: str, name: str, location: str, *, firewall_id: str) -> list[dict]:
+    """A Firewall Policy (Azure Firewall Manager) configuring ``firewall_id`` and its one rule collection group so
+    far, of network rules (spokes may resolve DNS)."""
+    policy_id = f"{group_id(sub, rg)}{NET}/firewallPolicies/{name}"
+    group = {"name": "DefaultNetworkRuleCollectionGroup", "id": f"{policy_id}/ruleCollectionGroups/"
+                                                                "DefaultNetworkRuleCollectionGroup",
+             "etag": etag(), "type": "Microsoft.Network/FirewallPolicies/RuleCollectionGroups",
+             "properties": {"provisioningState": "Succeeded", "priority": 200, "ruleCollections": [{
+                 "ruleCollectionType": "FirewallPolicyFilterRuleCollection", "name": "spokes-out", "priority": 200,
+                 "action": {"type": "Allow"}, "rules": [{
+                     "ruleType": "NetworkRule", "name": "dns", "ipProtocols": ["UDP", "TCP"],
+                     "sourceAddresses": ["10.0.0.0/8"], "destinationAddresses": ["*"], "destinationPorts": ["53"],
+                     "sourceIpGroups": [], "destinationIpGroups": [], "destinationFqdns": []}]}]}}
+    policy = {"name": name, "id": policy_id, "etag": etag(), "type": "Microsoft.Network/firewallPolicies",
+              "location": location, "properties": {
+                  "provisioningState": "Succeeded", "threatIntelMode": "Alert", "sku": {"tier": "Standard"},
+                  "ruleCollectionGroups": [{"id": group["id"]}], "firewalls": [{"id": firewall_id}],
+                  "childPolicies": []}}
+    return [policy, group]
 
 
 def pricing_resource(sub: str, name: str, tier: str, sub_plan: str | None = None,

@@ -151,8 +151,10 @@ class ScenarioBuilder:
                 pip_name = f"{firewall['name']}-pip"
                 pip = b.public_ip_resource(sub, rg, pip_name, vnet_location, firewall.get("public_ip", "20.0.0.4"))
                 state.resources.put(pip)
+                policy_id = self._firewall_policy(sub, rg, vnet_location, firewall) if firewall.get("policy") else None
                 fw = b.firewall_resource(sub, rg, firewall["name"], vnet_location, subnet_id=fw_subnet_id,
-                                         public_ip_id=pip["id"], private_ip=self.ips.take(fw_subnet_id, fw_prefix))
+                                         public_ip_id=pip["id"], private_ip=self.ips.take(fw_subnet_id, fw_prefix),
+                                         firewall_policy_id=policy_id)
                 pip["properties"]["ipConfiguration"] = {"id": fw["properties"]["ipConfigurations"][0]["id"]}
                 state.resources.put(fw)
         for hub in group.get("virtual_hubs", []):
@@ -174,7 +176,8 @@ class ScenarioBuilder:
         if firewall:
             fw = b.hub_firewall_resource(sub, rg, firewall["name"], location, hub_id=hub_id,
                                          public_ip=firewall.get("public_ip", "20.0.0.5"),
-                                         private_ip=self.ips.take(hub_id, prefix))
+                                         private_ip=self.ips.take(hub_id, prefix),
+                                         firewall_policy_id=self._firewall_policy(sub, rg, location, firewall))
             state.resources.put(fw)
         state.resources.put(b.virtual_hub_resource(sub, rg, hub["name"], location, address_prefix=prefix,
                                                    firewall_id=fw["id"] if fw else None))
@@ -183,6 +186,15 @@ class ScenarioBuilder:
             vnet_id = f"{spoke_group}/providers/Microsoft.Network/virtualNetworks/{connection['vnet']}"
             state.resources.put(b.hub_connection_resource(hub_id, connection.get("name", connection["vnet"]),
                                                           vnet_id))
+
+    def _firewall_policy(self, sub: str, rg: str, location: str, firewall: dict) -> str:
+        """The Firewall Policy (and its rule collection group) configuring ``firewall``; returns the policy's id."""
+        name = firewall.get("policy") or f"{firewall['name']}-policy"
+        firewall_id = f"{b.group_id(sub, rg)}/providers/Microsoft.Network/azureFirewalls/{firewall['name']}"
+        policy, group = b.firewall_policy_resources(sub, rg, name, location, firewall_id=firewall_id)
+        self.state.resources.put(policy)
+        self.state.resources.put(group)
+        return policy["id"]
 
     def _vm(self, sub: str, rg: str, group_location: str, vm: dict, subnets: dict, default_vnet: str | None) -> None:
         state = self.state

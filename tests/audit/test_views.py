@@ -189,6 +189,20 @@ def test_the_vm_timeline_joins_the_portal_events_with_the_azure_calls_and_rules(
     assert client.get(reverse("audit:vm_timeline"), {"vm": vm_id(sub=DEV, rg="rg-dev")}).status_code == 404
 
 
+def test_the_vm_timeline_shows_a_dnat_rule_written_in_a_firewall_policy_as_a_rule_change(client, auditor):
+    correlation = "aaaaaaaa-3333-4333-8444-555555555555"
+    group = (f"/subscriptions/{PROD}/resourceGroups/rg-hub-prod/providers/Microsoft.Network/firewallPolicies/"
+             f"fw-hub-weu-policy/ruleCollectionGroups/SecurityCenter-JIT")
+    store_events([event(correlation_id=correlation),
+                  event(correlation_id=correlation, resource_id=group, properties={"natRule": "jit-web-01-22"},
+                        operation="Microsoft.Network/firewallPolicies/ruleCollectionGroups/write")])
+    client.force_login(auditor)
+    body = client.get(reverse("audit:vm_timeline"), {"vm": vm_id()}).content.decode()
+    assert f"written: {group.lower()}" in body  # beside the NSG rules and classic firewalls' writes
+    found = client.get(SEARCH, {"operation": "Microsoft.Network/firewallPolicies/ruleCollectionGroups/write"})
+    assert group.lower() in found.content.decode()
+
+
 def test_policy_ids_are_matched_to_the_auditors_resource_group_scope(client):
     from tests.audit.factories import user_with_role
 

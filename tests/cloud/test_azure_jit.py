@@ -88,8 +88,30 @@ def test_initiate_behind_a_firewall_returns_the_dnat_mapped_port(gateway, fresh_
     mapped = request.vms[0].ports[0].mapped_port
     assert isinstance(mapped, int) and mapped != 22
     firewall = next(iter(gateway.list_firewalls()))
+    assert firewall.firewall_policy_id is None  # a classic firewall: its own NAT rule collections
     rule = next(r for r in firewall.nat_rules if r.destination_ports == (str(mapped),))
     assert (rule.translated_port, rule.source_addresses) == ("22", ("203.0.113.9",))
+
+
+def test_behind_a_firewall_manager_firewall_the_dnat_mapping_is_read_from_its_firewall_policy(gateway, fresh_emulator):
+    spoke = vm_id("spoke-01", "rg-hub-prod")  # in a spoke VNet of the demo's secured virtual hub
+    gateway.put_jit_policy("rg-hub-prod", "westeurope", "default", [types.JitPolicyVm(id=spoke, ports=(ssh(),))])
+    end = emulator_now(fresh_emulator) + timedelta(minutes=30)
+
+    request = gateway.initiate_jit("rg-hub-prod", "westeurope", "default", [
+        types.JitInitiateVm(id=spoke, ports=(types.JitInitiatePort(22, end, "203.0.113.9"),))])
+
+    mapped = request.vms[0].ports[0].mapped_port
+    assert isinstance(mapped, int) and mapped != 22
+    firewall = next(f for f in gateway.list_firewalls() if f.name == "fw-hub-weu")
+    assert firewall.nat_rules == ()
+    assert firewall.firewall_policy_id.endswith("/resourceGroups/rg-hub-prod/providers/Microsoft.Network/"
+                                                "firewallPolicies/fw-hub-weu-policy")
+    rules = list(gateway.list_firewall_policy_nat_rules("rg-hub-prod", "fw-hub-weu-policy"))
+    assert [(r.collection, r.protocols, r.source_addresses, r.destination_addresses, r.destination_ports,
+             r.translated_port) for r in rules] == [
+        ("SecurityCenter-JIT", ("TCP",), ("203.0.113.9",), ("20.61.30.4",), (str(mapped),), "22")]
+    assert rules[0].translated_address == fresh_emulator.nsg_rules(spoke)["privateIpAddress"]
 
 
 def test_initiate_beyond_the_ports_maximum_is_invalid_with_azures_reason(gateway, fresh_emulator):

@@ -122,6 +122,7 @@ def test_a_firewall_protected_vm_gets_a_dnat_mapping_on_the_firewall_public_ip(a
     assert [(r["destinationAddresses"], r["destinationPorts"], r["translatedAddress"], r["translatedPort"],
              r["sourceAddresses"]) for r in nat] == [
         (["20.50.10.4"], [str(mapped)], view["privateIpAddress"], "22", ["198.51.100.9"])]
+    assert view["firewall"]["firewallPolicy"] is None and view["firewall"]["natRules"] == nat  # a classic firewall
 
 
 HUB = ("rg-hub-prod", "westeurope")
@@ -135,12 +136,22 @@ def enable_in_hub(arm, vm: str, port: int) -> None:
 
 
 def hub_nat_rules(emu, vm: str) -> list[dict]:
+    """The DNAT rules of the hub firewall guarding ``vm``: in its Firewall Policy, none classic."""
     view = emu.nsg_rules(vm)
     assert view["firewall"]["id"].endswith("/azureFirewalls/fw-hub-weu")
-    return [r for c in view["firewall"]["natRuleCollections"] for r in c["properties"]["rules"]]
+    assert view["firewall"]["firewallPolicy"].endswith("/firewallPolicies/fw-hub-weu-policy")
+    assert view["firewall"]["natRuleCollections"] == []
+    return view["firewall"]["natRules"]
 
 
-def test_a_vm_in_a_spoke_of_a_secured_hub_gets_a_dnat_mapping_on_the_hub_firewall(arm, fresh_emulator):
+def hub_policy_nat_rules(arm) -> list:
+    """The NAT rules of the hub firewall's policy as the SDK reads Azure's rule collection groups."""
+    groups = arm.network().firewall_policy_rule_collection_groups.list(HUB[0], "fw-hub-weu-policy")
+    return [rule for group in groups for collection in group.properties.rule_collections
+            if collection.rule_collection_type == "FirewallPolicyNatRuleCollection" for rule in collection.rules]
+
+
+def test_a_vm_in_a_spoke_of_a_secured_hub_gets_a_dnat_mapping_in_the_hub_firewalls_policy(arm, fresh_emulator):
     vm = vm_id("rg-hub-prod", "spoke-01")  # no NSG: only the hub's firewall guards it
     enable_in_hub(arm, vm, 22)
     policy = arm.security().jit_network_access_policies.get(*HUB, "default")
@@ -152,8 +163,16 @@ def test_a_vm_in_a_spoke_of_a_secured_hub_gets_a_dnat_mapping_on_the_hub_firewal
     assert [(r["destinationAddresses"], r["destinationPorts"], r["translatedAddress"], r["translatedPort"],
              r["sourceAddresses"]) for r in hub_nat_rules(fresh_emulator, vm)] == [
         (["20.61.30.4"], [str(mapped)], private_ip, "22", ["198.51.100.9"])]
+    groups = {g.name: g for g in arm.network().firewall_policy_rule_collection_groups.list(
+        HUB[0], "fw-hub-weu-policy")}
+    assert sorted(groups) == ["DefaultNetworkRuleCollectionGroup", "SecurityCenter-JIT"]  # JIT's group of its own
+    [collection] = groups["SecurityCenter-JIT"].properties.rule_collections
+    assert (collection.rule_collection_type, collection.action.type) == ("FirewallPolicyNatRuleCollection", "DNAT")
+    assert [(r.rule_type, r.ip_protocols, r.source_addresses, r.destination_addresses, r.destination_ports,
+             r.translated_address, r.translated_port) for r in hub_policy_nat_rules(arm)] == [
+        ("NatRule", ["TCP", "UDP"], ["198.51.100.9"], ["20.61.30.4"], [str(mapped)], private_ip, "22")]
     fresh_emulator.advance_clock(61 * 60)
-    assert hub_nat_rules(fresh_emulator, vm) == []
+    assert hub_nat_rules(fresh_emulator, vm) == [] and hub_policy_nat_rules(arm) == []
     port = arm.security().jit_network_access_policies.get(*HUB, "default").requests[-1].virtual_machines[0].ports[0]
     assert (port.status, port.status_reason) == ("Revoked", "Expired")
 
@@ -164,6 +183,41 @@ def test_the_hub_firewall_wins_over_the_nsg_of_a_spoke_vm_that_has_both(arm, fre
     initiate(arm, *HUB, vm, 3389, in_hours(1), "198.51.100.9")
     assert [r["sourceAddresses"] for r in hub_nat_rules(fresh_emulator, vm)] == [["198.51.100.9"]]
     assert [rule["sourceAddressPrefix"] for _l, rule in jit_rules(fresh_emulator, vm, "Allow")] == ["198.51.100.9"]
+
+
+def test_a_dnat_rule_in_a_firewall_policy_goes_when_the_port_leaves_the_jit_policy(arm, fresh_emulator):
+    vm = vm_id("rg-hub-prod", "spoke-01")
+    enable_in_hub(arm, vm, 22)
+    initiate(arm, *HUB, vm, 22, in_hours(1), "198.51.100.9")
+    assert len(hub_policy_nat_rules(arm)) == 1
+    arm.security().jit_network_access_policies.delete(*HUB, "default")
+    assert hub_nat_rules(fresh_emulator, vm) == [] and hub_policy_nat_rules(arm) == []
+
+
+def test_a_vnet_firewall_configured_by_a_firewall_policy_gets_the_dnat_rule_in_that_policy(arm, fresh_emulator):
+    fresh_emulator.load_scenario({"name": "managed-firewall", "subscriptions": [{
+        "id": PROD_SUBSCRIPTION, "plan": "P2", "resource_groups": [{
+            "name": "rg-managed", "vnets": [{"name": "vnet-managed", "address_space": "10.90.0.0/16",
+                                            "subnets": [{"name": "workload"}],
+                                            "firewall": {"name": "fw-managed", "public_ip": "20.90.0.4",
+                                                         "policy": "fwpol-managed"}}],
+            "vms": [{"name": "managed-01", "os": "Linux"}]}]}]})
+    vm = vm_id("rg-managed", "managed-01")
+    add_policy = arm.security().jit_network_access_policies.create_or_update
+    add_policy("rg-managed", "westeurope", "default", body={"kind": "Basic", "virtual_machines": [
+        JitNetworkAccessPolicyVirtualMachine(id=vm, ports=[JitNetworkAccessPortRule(
+            number=22, protocol="TCP", allowed_source_address_prefix="*", max_request_access_duration="PT3H")])]})
+    mapped = initiate(arm, "rg-managed", "westeurope", vm, 22, in_hours(1), "198.51.100.9").virtual_machines[0] \
+        .ports[0].mapped_port
+    firewall = fresh_emulator.nsg_rules(vm)["firewall"]
+    assert firewall["natRuleCollections"] == [] and firewall["firewallPolicy"].endswith("/fwpol-managed")
+    group = arm.network().firewall_policy_rule_collection_groups.get("rg-managed", "fwpol-managed",
+                                                                     "SecurityCenter-JIT")
+    [rule] = group.properties.rule_collections[0].rules
+    assert (rule.ip_protocols, rule.destination_addresses, rule.destination_ports, rule.translated_port) == (
+        ["TCP"], ["20.90.0.4"], [str(mapped)], "22")
+    fresh_emulator.advance_clock(61 * 60)
+    assert fresh_emulator.nsg_rules(vm)["firewall"]["natRules"] == []
 
 
 def test_initiate_defaults_the_source_to_the_callers_address(arm, fresh_emulator):

@@ -124,6 +124,25 @@ def test_a_secured_virtual_hub_and_its_spoke_connection_read_as_azure_returns_th
         list(network.hub_virtual_network_connections.list("rg-hub-prod", "hub-nowhere"))
 
 
+def test_a_hub_firewalls_firewall_policy_and_its_rule_collection_groups_read_as_azure_returns_them(arm):
+    network = arm.network()
+    firewall = network.azure_firewalls.get("rg-hub-prod", "fw-hub-weu")
+    assert firewall.firewall_policy.id.endswith("/rg-hub-prod/providers/Microsoft.Network/firewallPolicies/"
+                                                "fw-hub-weu-policy")
+    assert not firewall.nat_rule_collections  # Azure Firewall Manager: the policy holds the rules
+    policy = network.firewall_policies.get("rg-hub-prod", "fw-hub-weu-policy")
+    assert [f.id for f in policy.properties.firewalls] == [firewall.id]
+    assert [p.name for p in network.firewall_policies.list_all()] == ["fw-hub-weu-policy"]
+    [group] = network.firewall_policy_rule_collection_groups.list("rg-hub-prod", "fw-hub-weu-policy")
+    assert [g.id for g in policy.properties.rule_collection_groups] == [group.id]
+    assert group.name == "DefaultNetworkRuleCollectionGroup" and group.properties.priority == 200
+    [collection] = group.properties.rule_collections
+    assert collection.rule_collection_type == "FirewallPolicyFilterRuleCollection"
+    assert [(r.rule_type, r.destination_ports) for r in collection.rules] == [("NetworkRule", ["53"])]
+    with pytest.raises(ResourceNotFoundError):
+        network.firewall_policy_rule_collection_groups.get("rg-hub-prod", "fw-hub-weu-policy", "nowhere")
+
+
 def test_security_rules_can_be_tampered_with_out_of_band(arm, fresh_emulator):
     rules = arm.network().security_rules
     rules.begin_create_or_update("rg-web-prod", "web-04-nsg", "Allow-All-SSH", {"properties": {

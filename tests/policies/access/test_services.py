@@ -376,10 +376,12 @@ def test_close_now_behind_a_firewall_whose_port_allows_single_addresses_only_say
 
 
 def hub_nat_rules(emu, name: str) -> list[dict]:
-    """The DNAT rules of the firewall guarding ``name`` (a spoke VM of the demo's secured virtual hub)."""
+    """The DNAT rules of the firewall guarding ``name`` (a spoke VM of the demo's secured virtual hub): in the
+    hub firewall's Firewall Policy, as Azure Firewall Manager configures it, none in classic collections."""
     firewall = emu.nsg_rules(vm_id("rg-hub-prod", name))["firewall"]
-    assert firewall["id"].endswith("/azureFirewalls/fw-hub-weu")
-    return [rule for c in firewall["natRuleCollections"] for rule in c["properties"]["rules"]]
+    assert firewall["id"].endswith("/azureFirewalls/fw-hub-weu") and firewall["firewallPolicy"]
+    assert firewall["natRuleCollections"] == []
+    return firewall["natRules"]
 
 
 def enable_spoke_vm(policy_admin, name: str) -> None:
