@@ -10,6 +10,32 @@ from policies.models import PolicyChange, Subscription, SyncRun, VirtualMachine,
 TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
 PROD = "c0a1b2c3-0000-4000-8000-000000000001"
 DEV = "c0a1b2c3-0000-4000-8000-000000000002"
+CONNECTIVITY = "c0a1b2c3-0000-4000-8000-000000000003"  # a landing zone's hub subscription, registered nowhere
+
+
+def remote_hubs_scenario(vms_per_spoke: int = 2) -> dict:
+    """Production's spoke VNets connected to secured hubs of other subscriptions: the connectivity subscription's
+    (which also has a hub without a firewall) and Dev/Test's."""
+    def connection(vnet: str) -> dict:
+        return {"name": f"{vnet}-connection", "vnet": vnet, "vnet_group": "rg-spokes", "vnet_subscription": PROD}
+
+    spokes = {"name": "rg-spokes", "vnets": [{"name": f"vnet-{s}", "address_space": f"10.{60 + i}.0.0/16"}
+                                             for i, s in enumerate(("neu", "dev", "plain"))],
+              "vms": [{"name": f"{s}-{i}", "os": "Linux", "vnet": f"vnet-{s}"}
+                      for s in ("neu", "dev", "plain") for i in range(vms_per_spoke)]}
+    hubs = {"name": "rg-connectivity", "location": "northeurope", "virtual_hubs": [
+        {"name": "hub-neu", "address_prefix": "10.110.0.0/23", "firewall": {"name": "fw-hub-neu", "public_ip":
+                                                                            "20.80.0.4"},
+         "connections": [connection("vnet-neu")]},
+        {"name": "hub-plain", "address_prefix": "10.112.0.0/23", "connections": [connection("vnet-plain")]}]}
+    dev_hub = {"name": "rg-dev-hub", "virtual_hubs": [
+        {"name": "hub-dev", "address_prefix": "10.111.0.0/23", "firewall": {"name": "fw-hub-dev", "public_ip":
+                                                                            "20.81.0.4"},
+         "connections": [connection("vnet-dev")]}]}
+    return {"name": "remote-hubs", "subscriptions": [
+        {"id": PROD, "name": "Contoso Production", "plan": "P2", "resource_groups": [spokes]},
+        {"id": CONNECTIVITY, "name": "Contoso Connectivity", "plan": "Free", "resource_groups": [hubs]},
+        {"id": DEV, "name": "Contoso Dev/Test", "plan": "Free", "resource_groups": [dev_hub]}]}
 
 
 def register(running_emulator, subscription_id: str, name: str = "") -> Subscription:

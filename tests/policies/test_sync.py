@@ -20,7 +20,7 @@ from policies.models import (
     VmState,
 )
 from tests.policies.azure_side import Azure, vm_id
-from tests.policies.factories import DEV, PROD, register, sync, vm
+from tests.policies.factories import CONNECTIVITY, DEV, PROD, register, remote_hubs_scenario, sync, vm
 
 
 @pytest.fixture
@@ -153,35 +153,6 @@ def test_sync_calls_grow_with_secured_hubs_not_with_their_spoke_vms(db, fresh_em
             "unsupported_reason", flat=True)) == {UnsupportedReason.NO_NSG_OR_FIREWALL}
     assert counts[(3, 2)] - counts[(1, 2)] == 2, counts  # one list of connections per more secured hub
     assert counts[(3, 20)] == counts[(3, 2)], counts  # 18 more VMs per spoke (72 in all): the same pages
-
-
-CONNECTIVITY = "c0a1b2c3-0000-4000-8000-000000000003"  # a landing zone's hub subscription, registered nowhere
-SPOKES = f"/subscriptions/{PROD}/resourceGroups/rg-spokes"
-
-
-def remote_hubs_scenario(vms_per_spoke: int = 2) -> dict:
-    """Production's spoke VNets connected to secured hubs of other subscriptions: the connectivity subscription's
-    (which also has a hub without a firewall) and Dev/Test's."""
-    def connection(vnet: str) -> dict:
-        return {"name": f"{vnet}-connection", "vnet": vnet, "vnet_group": "rg-spokes", "vnet_subscription": PROD}
-
-    spokes = {"name": "rg-spokes", "vnets": [{"name": f"vnet-{s}", "address_space": f"10.{60 + i}.0.0/16"}
-                                             for i, s in enumerate(("neu", "dev", "plain"))],
-              "vms": [{"name": f"{s}-{i}", "os": "Linux", "vnet": f"vnet-{s}"}
-                      for s in ("neu", "dev", "plain") for i in range(vms_per_spoke)]}
-    hubs = {"name": "rg-connectivity", "location": "northeurope", "virtual_hubs": [
-        {"name": "hub-neu", "address_prefix": "10.110.0.0/23", "firewall": {"name": "fw-hub-neu", "public_ip":
-                                                                            "20.80.0.4"},
-         "connections": [connection("vnet-neu")]},
-        {"name": "hub-plain", "address_prefix": "10.112.0.0/23", "connections": [connection("vnet-plain")]}]}
-    dev_hub = {"name": "rg-dev-hub", "virtual_hubs": [
-        {"name": "hub-dev", "address_prefix": "10.111.0.0/23", "firewall": {"name": "fw-hub-dev", "public_ip":
-                                                                            "20.81.0.4"},
-         "connections": [connection("vnet-dev")]}]}
-    return {"name": "remote-hubs", "subscriptions": [
-        {"id": PROD, "name": "Contoso Production", "plan": "P2", "resource_groups": [spokes]},
-        {"id": CONNECTIVITY, "name": "Contoso Connectivity", "plan": "Free", "resource_groups": [hubs]},
-        {"id": DEV, "name": "Contoso Dev/Test", "plan": "Free", "resource_groups": [dev_hub]}]}
 
 
 def guarded_by(prefix: str) -> set[tuple[str, str, str]]:

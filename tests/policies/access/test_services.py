@@ -428,6 +428,25 @@ def test_close_now_on_a_spoke_vm_of_a_secured_hub_takes_the_requesters_ip_off_th
     assert f"{MY_IP}/32" not in sources
 
 
+def test_a_spoke_vm_of_a_secured_hub_in_another_subscription_opens_like_one_of_a_hub_in_its_own(
+        requester, policy_admin, fresh_emulator):
+    from policies.access.selectors import port_connection
+    from tests.policies.factories import CONNECTIVITY, PROD, register, remote_hubs_scenario
+
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    sync(register(fresh_emulator, PROD, "Contoso Production"))
+    enable_spoke_vm(policy_admin, "neu-0")
+    request = ask(requester, {"neu-0": [22]})
+    assert open_all(request) == ["open"]
+    port = AccessRequestPort.objects.select_related("request_vm").get(request=request)
+    assert port.mapped_port and port.request_vm.address == "20.80.0.4"
+    assert port_connection(port).endpoint == f"20.80.0.4:{port.mapped_port}"
+    firewall = fresh_emulator.nsg_rules(vm("neu-0").arm_id)["firewall"]
+    assert firewall["id"].startswith(f"/subscriptions/{CONNECTIVITY}/") and firewall["firewallPolicy"]
+    assert [(r["sourceAddresses"], r["destinationPorts"], r["translatedAddress"]) for r in firewall["natRules"]] == [
+        ([f"{MY_IP}/32"], [str(port.mapped_port)], vm("neu-0").private_ip)]
+
+
 def test_someone_else_may_not_close_a_request_but_a_policy_admin_may(prod, requester, reader, policy_admin):
     request = ask(requester, {"web-02": [22]})
     open_all(request)
