@@ -170,15 +170,6 @@ class AzureGateway:
     def list_firewalls(self) -> Iterator[types.Firewall]:
         return self._each(self._client("network").azure_firewalls.list_all, convert.firewall_from_sdk)
 
-    def list_firewall_policy_nat_rules(self, resource_group: str, policy_name: str
-                                       ) -> Iterator[types.FirewallNatRule]:
-        """The DNAT rules of a Firewall Policy (where a Firewall Manager firewall, ``firewall_policy_id``, has them),
-        from all its rule collection groups (one call per page of groups)."""
-        groups = self._client("network").firewall_policy_rule_collection_groups
-        with translated():
-            for group in groups.list(resource_group, policy_name):
-                yield from convert.firewall_policy_nat_rules_from_sdk(group)
-
     def list_virtual_networks(self) -> Iterator[types.VirtualNetwork]:
         return self._each(self._client("network").virtual_networks.list_all, convert.virtual_network_from_sdk)
 

@@ -180,22 +180,14 @@ def public_ip_from_sdk(pip: Any) -> types.PublicIp:
                           ip_configuration_id=ref(props.ip_configuration))
 
 
-def _nat_rule(collection: str | None, rule: Any, protocols: Any) -> types.FirewallNatRule:
-    """A classic NAT rule or a Firewall Policy's ``NatRule`` (same fields; the protocols are named apart)."""
+def _nat_rule(collection: str | None, rule: Any) -> types.FirewallNatRule:
+    """A classic firewall's NAT rule."""
     return types.FirewallNatRule(
-        collection=collection or "", name=rule.name or "", protocols=strings(protocols or []),
+        collection=collection or "", name=rule.name or "", protocols=strings(rule.protocols or []),
         source_addresses=strings(rule.source_addresses or []),
         destination_addresses=strings(rule.destination_addresses or []),
         destination_ports=strings(rule.destination_ports or []), translated_address=rule.translated_address,
         translated_port=rule.translated_port, description=rule.description or "")
-
-
-def firewall_policy_nat_rules_from_sdk(group: Any) -> tuple[types.FirewallNatRule, ...]:
-    """The DNAT rules of a Firewall Policy rule collection group (its NAT rule collections' ``NatRule``s)."""
-    return tuple(_nat_rule(collection.name, rule, rule.ip_protocols)
-                 for collection in _props(group).rule_collections or ()
-                 if text(collection.rule_collection_type) == "FirewallPolicyNatRuleCollection"
-                 for rule in collection.rules or () if text(rule.rule_type) == "NatRule")
 
 
 def firewall_from_sdk(firewall: Any) -> types.Firewall:
@@ -206,7 +198,7 @@ def firewall_from_sdk(firewall: Any) -> types.Firewall:
                                       public_ip_address_id=ref(_props(c).public_ip_address))
         for c in props.ip_configurations or ()
     )
-    rules = tuple(_nat_rule(collection.name, rule, rule.protocols) for collection in props.nat_rule_collections or ()
+    rules = tuple(_nat_rule(collection.name, rule) for collection in props.nat_rule_collections or ()
                   for rule in _props(collection).rules or ())
     hub_ips = props.hub_ip_addresses
     hub_public = getattr(getattr(hub_ips, "public_i_ps", None), "addresses", None) or ()
