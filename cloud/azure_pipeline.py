@@ -1,9 +1,11 @@
-"""azure-core pipeline pieces the gateway adds to every SDK client: a bounded retry and a call recorder."""
+"""azure-core pipeline pieces the gateway adds to every SDK client and credential: bounded retries and a call
+recorder."""
 from __future__ import annotations
 
 import threading
 from typing import Any
 
+from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 
@@ -23,6 +25,18 @@ class BoundedRetryPolicy(RetryPolicy):
         if retry_after is not None and retry_after > self.retry_after_max:
             return False
         return super().is_retry(settings, response)
+
+
+class SignInRetryPolicy(BoundedRetryPolicy):
+    """The retry of a credential's calls to Entra: bounded as above, and a 429 still there after it is raised
+    with its response. MSAL would read the 429's body as a token error and drop the status and ``Retry-After``,
+    and a throttled sign-in would look like a bad credential to ``cloud.errors``."""
+
+    def send(self, request: PipelineRequest) -> PipelineResponse:
+        response = super().send(request)
+        if response.http_response.status_code == 429:
+            raise ClientAuthenticationError(response=response.http_response)
+        return response
 
 
 class CallRecorder(SansIOHTTPPolicy):

@@ -13,6 +13,7 @@ from azure.identity import (
     WorkloadIdentityCredential,
 )
 
+from .azure_pipeline import SignInRetryPolicy
 from .config import CloudEndpoint, CredentialSpec
 
 
@@ -36,14 +37,17 @@ def credential_options(endpoint: CloudEndpoint) -> dict[str, Any]:
 def build_credential(spec: CredentialSpec, endpoint: CloudEndpoint) -> TokenCredential:
     """A new azure-identity credential for ``spec`` that signs in at ``endpoint.authority``."""
     options = credential_options(endpoint)
+    # the credentials that call Entra's token endpoint themselves get the sign-in retry (a 429 stays a throttle);
+    # managed identity and the default chain keep azure-identity's own
+    entra = {**options, "retry_policy_class": SignInRetryPolicy, "retry_after_max": endpoint.retry_after_max}
     if spec.kind == "client_secret":
-        return ClientSecretCredential(spec.tenant_id, spec.client_id, spec.client_secret or "", **options)
+        return ClientSecretCredential(spec.tenant_id, spec.client_id, spec.client_secret or "", **entra)
     if spec.kind == "certificate":
         return CertificateCredential(spec.tenant_id, spec.client_id, spec.certificate_path,
-                                     password=spec.certificate_password, **options)
+                                     password=spec.certificate_password, **entra)
     if spec.kind == "workload_identity":
         return WorkloadIdentityCredential(tenant_id=spec.tenant_id, client_id=spec.client_id,
-                                          token_file_path=spec.federated_token_file, **options)
+                                          token_file_path=spec.federated_token_file, **entra)
     if spec.kind == "managed_identity":
         options.pop("authority")  # the managed identity endpoint is local to the host, not Entra
         options.pop("disable_instance_discovery", None)

@@ -189,6 +189,56 @@ def test_a_sign_in_endpoint_failing_with_a_server_error_is_transient(fresh_emula
     assert arm_calls(fresh_emulator) == []  # ARM was never called
 
 
+def token_calls(running) -> list[dict]:
+    return [c for c in running.calls() if c["path"].endswith("/oauth2/v2.0/token")]
+
+
+@pytest.mark.parametrize("retry_after", [None, 7])
+def test_a_sign_in_endpoint_throttling_the_portal_is_throttled_with_its_retry_after(fresh_emulator, retry_after):
+    fresh_emulator.add_fault(r"/oauth2/v2\.0/token$", "429", retry_after=retry_after)
+    gateway = AzureGateway(PROD, portal_spec(), fast_endpoint(fresh_emulator, retry_total=0))
+
+    with pytest.raises(Throttled) as caught:
+        gateway.get_pricing()
+
+    error = caught.value
+    assert (error.status, error.retry_after, error.retryable) == (429, retry_after, True)
+    assert "throttling" in str(error)
+    assert arm_calls(fresh_emulator) == []  # ARM was never called
+
+
+def test_a_sign_in_endpoint_retry_after_longer_than_the_cap_is_left_to_the_task(fresh_emulator):
+    fresh_emulator.add_fault(r"/oauth2/v2\.0/token$", "429", retry_after=3)
+    gateway = AzureGateway(PROD, portal_spec(), fast_endpoint(fresh_emulator, retry_after_max=0.5))
+
+    started = time.monotonic()
+    with pytest.raises(Throttled) as caught:
+        gateway.get_pricing()
+
+    assert time.monotonic() - started < 2  # not waited out in the worker
+    assert caught.value.retry_after == 3
+    assert [c["status"] for c in token_calls(fresh_emulator)] == [429]
+
+
+def test_a_short_throttle_of_the_sign_in_endpoint_is_waited_out_and_the_call_succeeds(fresh_emulator):
+    fresh_emulator.add_fault(r"/oauth2/v2\.0/token$", "429", count=1, retry_after=0.2)
+    gateway = AzureGateway(PROD, portal_spec(), fast_endpoint(fresh_emulator))
+
+    assert gateway.get_pricing() is not None
+    assert [c["status"] for c in token_calls(fresh_emulator)] == [429, 200]
+
+
+def test_the_sign_in_endpoint_is_asked_again_once_its_throttle_is_over(fresh_emulator):
+    fresh_emulator.add_fault(r"/oauth2/v2\.0/token$", "429", count=1, retry_after=0.2)
+    gateway = AzureGateway(PROD, portal_spec(), fast_endpoint(fresh_emulator, retry_total=0))
+    with pytest.raises(Throttled):
+        gateway.get_pricing()
+
+    time.sleep(0.2)
+    assert gateway.get_pricing() is not None  # the caller's retry reaches Entra, not a remembered 429
+    assert [c["status"] for c in token_calls(fresh_emulator)] == [429, 200]
+
+
 def _initiate(gateway, running):
     end = emulator_now(running) + timedelta(hours=1)
     return gateway.initiate_jit("rg-web-prod", "westeurope", "default", [

@@ -441,6 +441,20 @@ def test_a_list_that_fails_is_the_phase_the_run_names(fresh_emulator):
     assert run.phase == "network security groups", run.phase
 
 
+@pytest.mark.django_db
+def test_a_sync_the_sign_in_endpoint_throttles_is_retried_and_says_throttled(fresh_emulator):
+    subscription = register(fresh_emulator, PROD, "Production")
+    fresh_emulator.add_fault(path=r"/oauth2/v2\.0/token$", kind="429", retry_after=30)
+    run = SyncRun.objects.create(subscription=subscription)
+    outcome = services.sync_run(run_id=run.pk)
+    run.refresh_from_db()
+    subscription.refresh_from_db()
+    assert outcome.state == run.state == SyncRun.State.QUEUED  # the task retries, after Entra's Retry-After
+    assert outcome.retry_after == 30
+    assert run.error.startswith("Throttled: ") and "throttling the portal" in subscription.last_sync_error
+    assert "Could not sign in" not in run.error
+
+
 def test_a_change_applied_while_a_sync_reads_azure_is_not_undone_nor_taken_for_drift(prod, policy_admin, monkeypatch):
     from policies import inventory, rules
     from tests.policies.factories import apply_all
