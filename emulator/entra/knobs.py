@@ -1,9 +1,11 @@
-"""Test knobs under ``/_emulator/entra/``: spoil the next ID token, change a user's roles and groups."""
+"""Test knobs under ``/_emulator/entra/``: spoil the next ID token or the discovery documents, change a user's
+roles and groups."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, make_response, request
 
 from emulator.entra.issuance import SPOIL_MODES
+from emulator.entra.oidc import DISCOVERY_SPOIL_MODES
 from emulator.entra.runtime import current_state, runtime
 
 
@@ -31,6 +33,20 @@ def register_knob_routes(bp: Blueprint) -> None:
                     return make_response(jsonify({"error": f"mode must be one of {list(SPOIL_MODES)}"}), 400)
                 runtime().next_id_token = mode
             return jsonify({"mode": runtime().next_id_token})
+
+    @bp.route("/_emulator/entra/discovery", methods=["GET", "POST", "DELETE"])
+    def discovery_knob():
+        state = current_state()
+        with state.lock:
+            if request.method == "DELETE":
+                runtime().discovery = None
+            elif request.method == "POST":
+                mode = (request.get_json(silent=True) or {}).get("mode")
+                if mode not in DISCOVERY_SPOIL_MODES:
+                    return make_response(jsonify({"error": f"mode must be one of {list(DISCOVERY_SPOIL_MODES)}"}),
+                                         400)
+                runtime().discovery = mode
+            return jsonify({"mode": runtime().discovery})
 
     @bp.route("/_emulator/entra/users/<oid>", methods=["GET", "PUT"])
     def user_knob(oid: str):

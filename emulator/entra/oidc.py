@@ -25,6 +25,8 @@ from emulator.entra.runtime import (
 )
 
 RESPONSE_MODES = ("query", "form_post")
+DISCOVERY_SPOIL_MODES = ("no_jwks_uri", "jwks_uri_not_a_string", "jwks_uri_over_http", "not_an_object",
+                         "not_json")
 
 
 def discovery_document(key: str, tenant: EntraTenant | None) -> dict:
@@ -58,6 +60,22 @@ def discovery_document(key: str, tenant: EntraTenant | None) -> dict:
         "msgraph_host": urlsplit(root).netloc,
         "rbac_url": root,
     }
+
+
+def spoiled_discovery(document: dict, mode: str) -> Response:
+    """The discovery answer as the ``discovery`` knob spoils it: a relying party must refuse it, not trust it."""
+    if mode == "not_json":  # e.g. a proxy's sign-in page in front of Entra
+        return Response("<html><body>Sign in to continue</body></html>", mimetype="text/html")
+    if mode == "not_an_object":
+        return jsonify([document])
+    document = dict(document)
+    if mode == "no_jwks_uri":
+        del document["jwks_uri"]
+    elif mode == "jwks_uri_not_a_string":
+        document["jwks_uri"] = {"href": document["jwks_uri"]}
+    elif mode == "jwks_uri_over_http":
+        document["jwks_uri"] = "http://" + document["jwks_uri"].removeprefix("https://")
+    return jsonify(document)
 
 
 def _redirect_with(uri: str, params: dict, response_mode: str = "query") -> Response:
@@ -259,9 +277,12 @@ def register_oidc_routes(bp: Blueprint) -> None:
     @bp.get("/<tenant_key>/v2.0/.well-known/openid-configuration")
     def discovery(tenant_key: str):
         if tenant_key.lower() in MULTI_TENANT:
-            return jsonify(discovery_document(tenant_key.lower(), None))
-        tenant = tenants_of(tenant_key, "invalid_tenant")[0]
-        return jsonify(discovery_document(tenant.tenant_id, tenant))
+            document = discovery_document(tenant_key.lower(), None)
+        else:
+            tenant = tenants_of(tenant_key, "invalid_tenant")[0]
+            document = discovery_document(tenant.tenant_id, tenant)
+        mode = runtime().discovery
+        return jsonify(document) if mode is None else spoiled_discovery(document, mode)
 
     @bp.get("/<tenant_key>/discovery/v2.0/keys")
     def jwks(tenant_key: str):

@@ -47,11 +47,12 @@ class RefreshGrant:
 
 @dataclass
 class EntraRuntime:
-    """Outstanding codes and refresh tokens, and the spoil knob; one per Flask app, changed under ``state.lock``."""
+    """Outstanding codes and refresh tokens, and the spoil knobs; one per Flask app, changed under ``state.lock``."""
 
     codes: dict[str, AuthCode] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
     next_id_token: str | None = None  # how to spoil the next ID token of a code exchange (a test knob)
+    discovery: str | None = None  # how to spoil every OpenID discovery document until cleared (a test knob)
 
     def forget_expired(self, now: datetime) -> None:
         self.codes = {k: v for k, v in self.codes.items() if v.expires > now}

@@ -73,6 +73,25 @@ def test_an_unknown_tenant_gets_aadsts90002(idp):
     assert_entra_error(response, 400, "invalid_tenant", 90002)
 
 
+def test_the_discovery_knob_spoils_every_discovery_document_until_cleared(idp):
+    url = f"/{CONTOSO}/v2.0/.well-known/openid-configuration"
+    assert idp.post("/_emulator/entra/discovery", json={"mode": "sloppy"}).status_code == 400
+    spoiled = {}
+    for mode in ("no_jwks_uri", "jwks_uri_not_a_string", "jwks_uri_over_http", "not_an_object", "not_json"):
+        assert idp.post("/_emulator/entra/discovery", json={"mode": mode}).json == {"mode": mode}
+        idp.get(url)
+        spoiled[mode] = idp.get(url)  # not only the next one
+    assert {mode: answer.status_code for mode, answer in spoiled.items()} == dict.fromkeys(spoiled, 200)
+    assert "jwks_uri" not in spoiled["no_jwks_uri"].json
+    assert not isinstance(spoiled["jwks_uri_not_a_string"].json["jwks_uri"], str)
+    host = BASE.removeprefix("https://")
+    assert spoiled["jwks_uri_over_http"].json["jwks_uri"] == f"http://{host}/{CONTOSO}/discovery/v2.0/keys"
+    assert isinstance(spoiled["not_an_object"].json, list)
+    assert spoiled["not_json"].mimetype == "text/html"
+    assert idp.client.delete("/_emulator/entra/discovery").json == {"mode": None}
+    assert idp.get(url).json["jwks_uri"] == f"{BASE}/{CONTOSO}/discovery/v2.0/keys"
+
+
 def test_the_signing_key_is_made_once_and_reused_after_a_restart(tmp_path):
     first = InProcessIdp(tmp_path / "certs").jwks()["keys"]
     assert (tmp_path / "certs" / KEY_FILE).exists()
