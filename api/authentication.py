@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -81,26 +82,55 @@ class ApiTokenAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+def _unusable(url: str, reason: str) -> exceptions.AuthenticationFailed:
+    log.warning("Entra ID metadata at %s is unusable: %s", url, reason)
+    return exceptions.AuthenticationFailed(
+        "The portal cannot check Entra ID tokens: its Entra ID metadata is unusable; tell the portal's operator.")
+
+
 def _get_json(url: str) -> dict:
+    """The JSON object at ``url`` (Entra ID's metadata), or ``AuthenticationFailed`` with the reason logged."""
     verify = settings.ENTRA_CA_BUNDLE or True
     try:
         response = requests.get(url, timeout=HTTP_TIMEOUT, verify=verify)
         response.raise_for_status()
-        return response.json()
-    except (requests.RequestException, ValueError) as exc:
+    except requests.RequestException as exc:
         log.warning("Entra ID metadata at %s unavailable: %s", url, exc)
         raise exceptions.AuthenticationFailed(
             "The portal cannot reach Entra ID to check this token right now; try again.") from exc
+    try:
+        body = response.json()
+    except ValueError:
+        raise _unusable(url, f"not JSON ({response.headers.get('Content-Type') or 'no content type'})") from None
+    if not isinstance(body, dict):
+        raise _unusable(url, f"a JSON {type(body).__name__}, not an object")
+    return body
+
+
+def _https_url(value: object) -> bool:
+    """Whether ``value`` is an ``https://host/…`` URL (keys fetched over plain http could be anyone's)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 def _metadata(refresh: bool = False) -> tuple[dict, str]:
-    """(JWKS, v2 issuer template) of the configured tenant, cached for ``JWKS_CACHE_SECONDS``."""
+    """(JWKS, v2 issuer template) of the configured tenant, cached for ``JWKS_CACHE_SECONDS`` once both are
+    usable; a discovery document without an https ``jwks_uri`` is ``AuthenticationFailed`` (and not kept)."""
     tenant = settings.ENTRA_TENANT_ID or "organizations"
     key = f"api:entra-metadata:{settings.ENTRA_AUTHORITY}:{tenant}"
     cached = None if refresh else cache.get(key)
     if cached is None:
-        discovery = _get_json(f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration")
-        jwks = _get_json(discovery["jwks_uri"])
+        url = f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration"
+        discovery = _get_json(url)
+        jwks_uri = discovery.get("jwks_uri")
+        if not _https_url(jwks_uri):
+            raise _unusable(url, f"its jwks_uri {jwks_uri!r} is not an https URL")
+        jwks = _get_json(jwks_uri)
         cached = {"jwks": jwks, "issuer": str(discovery.get("issuer", ""))}
         cache.set(key, cached, JWKS_CACHE_SECONDS)
     return cached["jwks"], cached["issuer"]

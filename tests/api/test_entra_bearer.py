@@ -147,6 +147,48 @@ def test_unknown_signing_keys_refetch_the_tenants_keys_at_most_once(entra_settin
     assert 1 <= fetched <= 2  # the cached set, then one forced refresh, never one per request
 
 
+@pytest.fixture
+def spoil_discovery(emulator):
+    """``spoil_discovery(mode)``: the emulator's OpenID discovery documents are broken that way until the test
+    ends (or ``spoil_discovery(None)``)."""
+    def spoil(mode: str | None) -> None:
+        if mode is None:
+            emulator.control("DELETE", "entra/discovery")
+        else:
+            emulator.control("POST", "entra/discovery", json={"mode": mode})
+
+    yield spoil
+    spoil(None)
+
+
+@pytest.mark.parametrize(("mode", "reason"), [
+    ("no_jwks_uri", "jwks_uri None is not an https URL"),
+    ("jwks_uri_not_a_string", "is not an https URL"),
+    ("jwks_uri_over_http", "jwks_uri 'http://"),
+    ("not_an_object", "a JSON list, not an object"),
+    ("not_json", "not JSON (text/html"),
+])
+def test_a_discovery_document_without_a_usable_jwks_uri_is_a_401_and_is_not_kept(
+        entra_settings, emulator, requester, spoil_discovery, caplog, mode, reason):
+    token = user_access_token(emulator, PERSONAS["requester"].oid)
+    spoil_discovery(mode)
+
+    def discoveries() -> int:
+        return sum(c["path"].endswith("/openid-configuration") for c in emulator.calls())
+
+    before = discoveries()
+    for _ in range(2):
+        response = ApiClient(token).get(ME)
+        assert response.status_code == 401 and response["Content-Type"] == "application/json"
+        body = response.json()
+        assert set(body) == {"detail", "errors"} and "metadata is unusable" in body["detail"], body
+    assert discoveries() - before == 2  # fetched again each time: nothing broken was kept
+    assert reason in caplog.text and "openid-configuration" in caplog.text
+
+    spoil_discovery(None)
+    assert ApiClient(token).get(ME).status_code == 200
+
+
 def test_failed_authentications_are_throttled_per_address(settings, db):
     settings.API_THROTTLE_FAILED_AUTH = "3/min"
     for _ in range(3):
