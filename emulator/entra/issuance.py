@@ -11,7 +11,7 @@ from datetime import timedelta
 from emulator.entra import tokens
 from emulator.entra.errors import EntraError
 from emulator.entra.models import EntraApp, EntraTenant, EntraUser
-from emulator.entra.runtime import REFRESH_LIFETIME, RefreshGrant, current_state, runtime
+from emulator.entra.runtime import REFRESH_LIFETIME, RefreshGrant, base_url, current_state, runtime
 
 SPOIL_MODES = ("tampered", "expired", "wrong_tenant", "wrong_audience", "wrong_issuer", "no_nonce", "bad_nonce")
 OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
@@ -35,7 +35,10 @@ def pairwise_sub(user: EntraUser, app: EntraApp) -> str:
 
 
 def resource_of(scope: str, tenant: EntraTenant, app: EntraApp) -> str:
-    """The audience a scope list asks for: ARM, Graph (also for bare OIDC scopes) or the app's own API."""
+    """The audience a scope list asks for: ARM, Graph (also for bare OIDC scopes) or the app's own API.
+
+    The emulator's own origin is a Graph resource too: it serves Graph there, as a national cloud's Graph host
+    (``https://graph.microsoft.us``) is that cloud's Graph resource."""
     resources = set()
     for item in scope.split():
         if item in OIDC_SCOPES or "/" not in item:
@@ -43,7 +46,7 @@ def resource_of(scope: str, tenant: EntraTenant, app: EntraApp) -> str:
         resource = item.rsplit("/", 1)[0].rstrip("/")
         if resource in ARM_RESOURCES:
             resources.add(tokens.ARM_AUDIENCE)
-        elif resource in GRAPH_RESOURCES:
+        elif resource in GRAPH_RESOURCES or resource.lower() == base_url().lower():
             resources.add(tokens.GRAPH_AUDIENCE)
         elif resource in (f"api://{app.client_id}", app.client_id):
             resources.add(f"api://{app.client_id}")

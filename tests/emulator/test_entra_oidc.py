@@ -382,6 +382,7 @@ def test_the_user_knob_validates_and_reports_unknown_users(idp):
     ("https://management.azure.com/.default", "https://management.azure.com"),
     ("https://management.azure.com//.default", "https://management.azure.com"),
     ("https://graph.microsoft.com/.default", "https://graph.microsoft.com"),
+    (f"{BASE}/.default", "https://graph.microsoft.com"),  # the Graph the emulator serves at its own origin
     (f"api://{PORTAL_CLIENT_ID}/.default", f"api://{PORTAL_CLIENT_ID}"),
 ])
 def test_client_credentials_give_an_app_token_for_the_resource(idp, scope, audience):
