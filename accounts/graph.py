@@ -3,7 +3,8 @@
 Entra ID lists at most 200 groups in a token; past that it leaves ``groups`` out and says so (``_claim_names``
 pointing at ``_claim_sources``, or ``hasgroups`` in v2 implicit flows). The endpoint in ``_claim_sources`` names the
 retired Azure AD Graph, and a URL taken from a token is never one to send the portal's credential to: the portal
-asks Microsoft Graph at ``ENTRA_GRAPH_URL``, with a client-credentials token for ``https://graph.microsoft.com/.default``
+asks Microsoft Graph at ``ENTRA_GRAPH_URL``, with a client-credentials token for that Graph (``graph_scope``:
+``https://graph.microsoft.com/.default``, or a national cloud's, e.g. ``https://graph.microsoft.us/.default``)
 from the sign-in's authority (``ENTRA_AUTHORITY``, the user's tenant, ``ENTRA_CLIENT_ID``/``ENTRA_CLIENT_SECRET``),
 trusting ``ENTRA_CA_BUNDLE`` as sign-in does. One token call and one call per page, once per sign-in; nothing is
 cached.
@@ -31,7 +32,6 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 HTTP_TIMEOUT = (5, 10)  # connect, read (seconds): the person waits on the sign-in
 PAGE_SIZE = 999  # Graph's largest page for directory object lists
 MAX_PAGES = 50  # about 50,000 groups; past that the lookup gives up rather than hold up the sign-in
@@ -66,11 +66,22 @@ def _error_text(response: requests.Response) -> str:
     return f"{text}: {message}"[:300] if message else text
 
 
+def graph_scope(graph_url: str) -> str:
+    """The client-credentials scope of the Microsoft Graph at ``graph_url``: its scheme and host + ``/.default``.
+
+    Each cloud's Graph is its own resource (``https://graph.microsoft.us``, ``https://dod-graph.microsoft.us``,
+    ``https://microsoftgraph.chinacloudapi.cn``); a token for the public cloud's is refused there.
+    """
+    parts = urlsplit(graph_url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}/.default"
+
+
 def _app_token(session: requests.Session, tenant_id: str) -> str:
     response = session.post(
         f"{settings.ENTRA_AUTHORITY}/{quote(tenant_id, safe='')}/oauth2/v2.0/token",
         data={"grant_type": "client_credentials", "client_id": settings.ENTRA_CLIENT_ID,
-              "client_secret": settings.ENTRA_CLIENT_SECRET, "scope": GRAPH_SCOPE},
+              "client_secret": settings.ENTRA_CLIENT_SECRET, "scope": graph_scope(settings.ENTRA_GRAPH_URL)},
         timeout=HTTP_TIMEOUT, verify=_verify(),
     )
     body = response.json() if response.status_code == 200 else {}
