@@ -9,6 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django_tables2.columns import BoundColumn
+
+from jitportal.lib.tables import SortableTable
 
 from .models import ConnectionType, VirtualMachine, VmState
 
@@ -27,7 +30,7 @@ ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "subscription
               "approved_requests_7d", "last_access_at", "last_user", "drift_count")
 
 
-class VirtualMachineTable(tables.Table):
+class VirtualMachineTable(SortableTable):
     """VMs of one tab; ``select`` boxes feed the bulk "Enable JIT" or "Request access" form (``render_rows``)."""
 
     select = tables.CheckBoxColumn(accessor="pk", attrs={"input": {"name": "vm"}, "th__input": {"class": "select-all"}})
@@ -62,6 +65,10 @@ class VirtualMachineTable(tables.Table):
             shown.discard("select")
         exclude = [name for name in self.Meta.sequence if name not in shown]
         super().__init__(*args, exclude=exclude, **kwargs)
+
+    def get_column_class_names(self, classes_set: set[str], bound_column: BoundColumn) -> set[str]:
+        """Each header cell is also ``col-<column>`` (the page's styles and tests find them by it)."""
+        return {*super().get_column_class_names(classes_set, bound_column), f"col-{bound_column.name}"}
 
 
 def _when(value) -> str:

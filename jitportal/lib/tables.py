@@ -1,9 +1,11 @@
-"""Shared django-tables2 column settings, and the paging of every list page."""
+"""Shared django-tables2 column settings, the base of the sortable lists, and the paging of every list page."""
 from __future__ import annotations
 
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest
 from django_tables2 import RequestConfig, Table
+from django_tables2.columns import BoundColumn
+from django_tables2.utils import AttributeDict
 
 # Cells that must not wrap (dates break at their hyphens otherwise): the admin's own ``nowrap`` class.
 NOWRAP = {"td": {"class": "nowrap"}}
@@ -13,6 +15,24 @@ MAX_PER_PAGE = 100
 # The highest page number handed to a paginator: its offset stays within the databases' 64-bit integers (a larger
 # one failed the query), and is still past the end of any table, which then shows its last page.
 MAX_PAGE = 10**15
+
+
+def aria_sort(table: Table, bound_column: BoundColumn) -> str | None:
+    """A header's ``aria-sort``: ``ascending`` or ``descending`` on the column the rows are sorted by (the first sort
+    key; the ties it leaves are not announced), none on the others."""
+    first = table.order_by[0] if table.order_by else None
+    if first is None or first.bare != bound_column.name or not bound_column.orderable:
+        return None
+    return "descending" if first.is_descending else "ascending"
+
+
+class SortableTable(Table):
+    """The base of every sortable list: each header cell (``column.attrs.th``, which django-tables2's template and
+    the inventory's render) says how the rows are sorted, for screen readers (``aria-sort``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.attrs["th"] = AttributeDict({**self.attrs.get("th", {}), "aria-sort": aria_sort})
 
 
 def positive_int(value: str | None, default: int) -> int:

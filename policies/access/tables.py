@@ -5,12 +5,12 @@ import django_tables2 as tables
 from django.template.defaultfilters import date as date_filter
 from django.utils.html import format_html
 
-from jitportal.lib.tables import NOWRAP
+from jitportal.lib.tables import NOWRAP, SortableTable
 
 from .models import AccessRequest, PortState
 
 
-class AccessRequestTable(tables.Table):
+class AccessRequestTable(SortableTable):
     id = tables.Column(linkify=("policies:request_detail", {"pk": tables.A("pk")}), verbose_name="#")
     created_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Requested", format="Y-m-d H:i")
     requester_name = tables.Column(verbose_name="Requester")

@@ -1,9 +1,18 @@
-"""The django-tables2 list pages: ``?per_page=`` may shrink a page but never grow it past the shared maximum."""
+"""The django-tables2 list pages: ``?per_page=`` may shrink a page but never grow it past the shared maximum, and
+the sorted column's header says so to screen readers."""
+import importlib
+import re
+import sys
+from pathlib import Path
+
 import pytest
+from django.apps import apps
+from django.conf import settings
 from django.urls import reverse
+from django_tables2 import Table
 
 from accounts.models import RoleMapping
-from jitportal.lib.tables import MAX_PER_PAGE
+from jitportal.lib.tables import MAX_PER_PAGE, SortableTable
 from tests.plugins.personas import IN_SCOPE
 from tests.policies.factories import make_many_vms
 
@@ -52,3 +61,62 @@ def test_a_page_number_beyond_any_database_offset_shows_the_last_page(client, br
     assert response.status_code == 200
     page = response.context["table"].page
     assert (page.number, len(page.object_list), page.has_next()) == (2, 10, False)
+
+
+def headers(page: str) -> dict[str, tuple[str | None, str | None]]:
+    """Each header cell of the page's table: its text → (its ``aria-sort``, its sort link)."""
+    thead = re.search(r"<thead.*?</thead>", page, re.S).group(0)
+    cells = {}
+    for attrs, content in re.findall(r"<th\b([^>]*)>(.*?)</th>", thead, re.S):
+        sort = re.search(r'aria-sort="([^"]*)"', attrs)
+        link = re.search(r'<a href="([^"]*)">', content)
+        text = re.sub(r"<[^>]+>", "", content).strip()
+        cells[text] = (sort and sort.group(1), link and link.group(1))
+    return cells
+
+
+# Each list: a sortable column (by its alias and header), and the column its rows are sorted by by default.
+SORTS = {"policies:inventory": ("location", "Location", ("Name", "ascending")),
+         "policies:requests": ("requester_name", "Requester", ("Requested", "descending")),
+         "accounts:rolemapping_list": ("role", "Role", ("Source", "ascending"))}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", LISTS)
+@pytest.mark.parametrize(("sort", "expected"), [(None, None), ("", "ascending"), ("-", "descending")])
+def test_only_the_sorted_column_header_says_how_the_rows_are_sorted(client, breakglass_admin, name, sort, expected):
+    LISTS[name]()
+    client.force_login(breakglass_admin)
+    alias, header, default = SORTS[name]
+    query = {} if sort is None else {"sort": f"{sort}{alias}"}
+    cells = headers(client.get(reverse(name), query).content.decode())
+    sorted_header, direction = (header, expected) if sort is not None else default
+    assert {text: aria for text, (aria, _) in cells.items() if aria} == {sorted_header: direction}
+    # The sort stays a link in the header (reachable with the keyboard), the next click turning the order around.
+    opposite = "-" if direction == "ascending" else ""
+    assert f"sort={opposite}" in cells[sorted_header][1]
+    assert all(link for text, (_, link) in cells.items() if text in {header, default[0]})
+
+
+def test_every_table_with_a_sortable_column_says_how_it_is_sorted():
+    """A portal table with a column a click sorts is a ``SortableTable`` (its headers carry ``aria-sort``)."""
+    for app in apps.get_app_configs():
+        if _ours(app.path):
+            for path in Path(app.path).rglob("tables.py"):
+                importlib.import_module(".".join(path.relative_to(settings.BASE_DIR).with_suffix("").parts))
+    tables = [table for table in _subclasses(Table) if _ours(sys.modules[table.__module__].__file__)]
+    assert {table.__name__ for table in tables} >= {"VirtualMachineTable", "AccessRequestTable", "RoleMappingTable"}
+    for table in tables:
+        sortable = table._meta.orderable and any(column.orderable is not False
+                                                 for column in table.base_columns.values())
+        assert not sortable or issubclass(table, SortableTable), table
+
+
+def _ours(path: str) -> bool:
+    """Whether ``path`` is the portal's code (not an installed package)."""
+    path = Path(path)
+    return path.is_relative_to(settings.BASE_DIR) and ".venv" not in path.relative_to(settings.BASE_DIR).parts
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
