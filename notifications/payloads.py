@@ -50,9 +50,10 @@ def person(user) -> dict | None:
 
 
 def request_summary(request, *, scope: str = "") -> dict:
-    """The request as webhooks see it (Azure's names for ports: ``number``, ``endTimeUtc``); with ``scope``, only
-    its VMs at or under it, their latest end as ``end``, and how many VMs it has elsewhere as ``vms_elsewhere`` (a
-    webhook's administrator sees nothing of another scope)."""
+    """The request as webhooks see it (Azure's names for ports: ``number``, ``endTimeUtc``; ``window`` in words, as
+    the e-mails and chat cards give it); with ``scope``, only its VMs at or under it, their latest end as ``end``,
+    and how many VMs it has elsewhere as ``vms_elsewhere`` (a webhook's administrator sees nothing of another
+    scope)."""
     vms, ends, elsewhere = [], [], 0
     for vm_row in request.vms.all().prefetch_related("ports"):
         if scope and not scope_contains(scope, vm_row.vm_arm_id):
@@ -62,6 +63,7 @@ def request_summary(request, *, scope: str = "") -> dict:
         ends += [p.end_at for p in ports]
         vms.append({"name": vm_row.vm_name, "id": vm_row.vm_arm_id,
                     "ports": [{"number": p.number, "state": p.state, "endTimeUtc": _utc(p.end_at)} for p in ports]})
+    end = max(ends) if elsewhere and ends else request.end_at
     return {
         "id": request.pk,
         "url": request_url(request.pk),
@@ -72,7 +74,8 @@ def request_summary(request, *, scope: str = "") -> dict:
         "justification": request.justification,
         "source": request.source_prefix,
         "start": _utc(request.scheduled_start or request.created_at),
-        "end": _utc(max(ends) if elsewhere and ends else request.end_at),
+        "end": _utc(end),
+        "window": window_text(request, end=end),
         "vms": vms,
         **({"vms_elsewhere": elsewhere} if elsewhere else {}),
     }
@@ -150,7 +153,9 @@ def _lines(payload: dict) -> list[tuple[str, str]]:
     actor = payload.get("actor") or {}
     ports = ", ".join(f"{vm['name']}: {', '.join(str(p['number']) for p in vm['ports'])}" for vm in request["vms"])
     facts = [("Requester", (request.get("requester") or {}).get("name", "")), ("VMs and ports", ports),
-             ("Window", f"{_card_minute(request.get('start'))} to {_card_minute(request.get('end'))} UTC"),
+             # A payload stored before it carried ``window`` gives its start and end.
+             ("Window", request.get("window")
+              or f"{_card_minute(request.get('start'))} to {_card_minute(request.get('end'))} UTC"),
              ("Source", request.get("source") or ""), ("Justification", request.get("justification", "")),
              ("By", actor.get("name", "the portal"))]
     detail = payload.get("detail") or {}
@@ -254,9 +259,10 @@ def _minute(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
 
 
-def window_text(request) -> str:
-    """The request's window for a reader: its times in UTC, or, while an approval-gated request (not scheduled)
-    has not opened, its length and when it starts (its end is fixed only when Azure opens it)."""
+def window_text(request, *, end: datetime | None) -> str:
+    """The request's window for a reader: its times in UTC (to ``end``, the request's end or, for a scoped
+    webhook, the latest of its VMs'), or, while an approval-gated request (not scheduled) has not opened, its
+    length and when it starts (its end is fixed only when Azure opens it)."""
     if (request.approval_state != "not_required" and not request.scheduled_start
             and not request.ports.filter(opened_at__isnull=False).exists()):
         if request.is_pending:
@@ -264,7 +270,7 @@ def window_text(request) -> str:
         if request.state in ("queued", "opening"):
             return f"{request.window}, starting when it opens"
         return f"{request.window} (it never opened)"
-    return f"{_minute(request.scheduled_start or request.created_at)} to {_minute(request.end_at)} UTC"
+    return f"{_minute(request.scheduled_start or request.created_at)} to {_minute(end)} UTC"
 
 
 def email_text(*, event: str, request, actor, detail: dict, approver: bool = False) -> tuple[str, str]:
@@ -277,7 +283,7 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
     summary["justification"] = _fold(summary["justification"])
     body = render_to_string("notifications/email/event.txt", {
         "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
-        "window": window_text(request), "state": request.get_state_display(),
+        "window": summary["window"], "state": request.get_state_display(),
         "approval": request.get_approval_state_display() if request.approval_state != "not_required" else "",
         "actor": _fold(actor) if actor is not None else "the portal", "reason": _fold(reason_text(detail)),
         "detail": {key: _fold(value) if isinstance(value, str) else value for key, value in detail.items()},

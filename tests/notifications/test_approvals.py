@@ -126,3 +126,42 @@ def test_an_email_about_a_request_waiting_for_approval_gives_no_end_time_it_cann
     services.deliver_due()
     [approved] = [m for m in mailoutbox if m.subject.endswith(f"#{request.pk} approved")]
     assert "\nWindow:        1 hour, starting when it opens\n" in approved.body
+
+
+def test_chat_cards_about_a_request_waiting_for_approval_give_its_window_as_the_emails_do(
+        persona_mappings, broker_down, webhook_receiver, mailoutbox):
+    alice, dave, erin = make_persona("requester"), make_persona("approver"), second_approver()
+    vm = policy_factories.make_vm(REQUEST_SCOPE)
+    AccessRule.objects.create(name="two approvers", scope=REQUEST_SCOPE, effect=AccessRule.Effect.MANUAL,
+                              approvals_required=2)
+    for format_ in ("slack", "teams"):
+        make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, format=format_, name=format_,
+                     events=["needs_approval", "approved"])
+    request, _ = access_services.request_create(
+        actor=alice, selections=[access_services.Selection(vm, (22,))], source_prefix="203.0.113.50/32",
+        duration=timedelta(hours=1), justification="Patch the kernel", idempotency_key=uuid.uuid4().hex)
+    services.deliver_due()  # each message describes the request as it is when its event is expanded
+    approvals.request_decide(actor=dave, request=request, approve=True)
+    services.deliver_due()
+    approvals.request_decide(actor=erin, request=request, approve=True)
+    services.deliver_due()
+
+    windows = {}  # (format, title) → the card's window
+    for post in webhook_receiver.wait_for(6):
+        body = post.json()
+        if "blocks" in body:
+            fields = [field["text"] for field in body["blocks"][1]["fields"]]
+            windows["slack", body["text"]] = next(f.split("\n", 1)[1] for f in fields if f.startswith("Window:"))
+        else:
+            card = body["attachments"][0]["content"]
+            facts = {fact["title"]: fact["value"] for fact in card["body"][1]["facts"]}
+            windows["teams", card["body"][0]["text"]] = facts["Window"]
+    expected = {f"Access request #{request.pk} needs approval": "1 hour, starting when the last approval lands",
+                f"Access request #{request.pk}: an approval is in, more are needed":
+                    "1 hour, starting when the last approval lands",
+                f"Access request #{request.pk} approved": "1 hour, starting when it opens"}
+    assert windows == {(format_, title): window for format_ in ("slack", "teams")
+                       for title, window in expected.items()}
+    for message in mailoutbox:  # the same words as the e-mail about the same event
+        title = message.subject.split("] ", 1)[1]
+        assert f"\nWindow:        {expected[title]}\n" in message.body

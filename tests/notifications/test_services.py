@@ -537,6 +537,8 @@ def test_chat_cards_give_the_window_as_the_emails_do_and_the_source(alice):
     assert "Source:\n203.0.113.50/32" in fields
     facts = {f["title"]: f["value"] for f in teams_body(payload)["attachments"][0]["content"]["body"][1]["facts"]}
     assert (facts["Window"], facts["Source"]) == (window, "203\\.0.113.50/32")  # not an ordered list
+    del payload["request"]["window"]  # a payload stored before it carried its window in words
+    assert f"Window:\n{window}" in [f["text"] for f in slack_body(payload)["blocks"][1]["fields"]]
 
 
 def test_the_email_names_states_in_words(alice):
