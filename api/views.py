@@ -197,7 +197,7 @@ class VmDetailView(ApiView):
 
 
 def _vm_jit(vm: VirtualMachine) -> dict:
-    pending = list(vm.changes.filter(state__in=[PolicyChange.State.QUEUED, PolicyChange.State.RUNNING])
+    pending = list(vm.changes.filter(state__in=policy_services.PENDING_CHANGE)
                    .order_by("pk").values_list("pk", flat=True))
     return {**jit_json.vm_jit_to_azure(vm), "state": vm.state, "policyId": vm.policy_id, "pendingChanges": pending}
 
@@ -213,7 +213,7 @@ class VmJitView(ApiView):
     """A VM's JIT ports: read (``GET``), set (``PUT``, as ``Set-AzJitNetworkAccessPolicy``), remove (``DELETE``).
 
     Writes are queued as a policy change and applied to Azure by a worker: the answer is 202 with the change
-    and a URL to poll.
+    and a URL to poll. The same write sent again while its change is pending answers that change, queueing nothing.
     """
 
     @extend_schema(operation_id="vms_jit_retrieve", responses={200: s.VmJitSerializer, **READ_ERRORS, **NOT_FOUND},

@@ -41,6 +41,7 @@ BROKER_ERRORS = (OperationalError, OSError)
 CHANGE_UNSENT = timedelta(minutes=2)
 CHANGE_RETRY_LOST = timedelta(hours=1)
 CHANGE_MAX_ATTEMPTS = 13  # the task's first try and its retries
+PENDING_CHANGE = (PolicyChange.State.QUEUED, PolicyChange.State.RUNNING)  # not applied yet
 # A queued sync no worker has taken for this long is lost: longer than the longest retry countdown
 # (``tasks.MAX_COUNTDOWN``) plus a busy queue's wait. One never started is sent again after ``CHANGE_UNSENT``.
 LOST_QUEUED = CHANGE_RETRY_LOST
@@ -286,14 +287,25 @@ def _policy_arm_id(subscription_key: str, group: str, location: str, name: str) 
             f"{location}/jitNetworkAccessPolicies/{name}").lower()
 
 
+def _lock_vms(vms: list[VirtualMachine]) -> None:
+    """Lock the VMs' rows (in one order) for the rest of the transaction: their changes are queued one at a time."""
+    list(VirtualMachine.objects.select_for_update().filter(pk__in=[vm.pk for vm in vms]).order_by("pk")
+         .values_list("pk", flat=True))
+
+
 def _create_change(*, actor, kind: str, vms: list[VirtualMachine], desired: dict, group: str, location: str,
                    name: str) -> PolicyChange:
+    """Queue the change, or return the same one still pending (the same form or API call sent again queues
+    nothing more; the caller holds the VMs' rows, ``_lock_vms``, so two sent at once queue one)."""
     first = vms[0]
+    policy_id = _policy_arm_id(first.subscription_key, group, location, name)
+    pending = _pending_same(kind=kind, vms=vms, desired=desired, policy_id=policy_id)
+    if pending is not None:
+        return pending
     change = PolicyChange.objects.create(
         kind=kind, subscription=first.subscription, subscription_key=first.subscription_key,
         resource_group=group.lower(), resource_group_name=group, location=location, policy_name=name,
-        policy_id=_policy_arm_id(first.subscription_key, group, location, name), desired=desired,
-        created_by=actor if getattr(actor, "pk", None) else None)
+        policy_id=policy_id, desired=desired, created_by=actor if getattr(actor, "pk", None) else None)
     change.vms.set(vms)
     for vm in vms:
         audit_record(actor=actor, action=f"policy.{kind}_requested", target_type="vm", target_id=vm.pk,
@@ -301,6 +313,18 @@ def _create_change(*, actor, kind: str, vms: list[VirtualMachine], desired: dict
                      correlation_id=str(change.pk), **_place(vm))
     transaction.on_commit(lambda: _enqueue_change(change.pk))
     return change
+
+
+def _pending_same(*, kind: str, vms: list[VirtualMachine], desired: dict, policy_id: str) -> PolicyChange | None:
+    """The newest change of ``vms``, when it is still pending and asks for exactly ``desired`` in that policy (ports
+    compared in any order). After a newer change of one of them the same ask is queued again: it must be applied
+    last, and a change applied after a newer one leaves that VM alone (``_not_superseded``)."""
+    latest = PolicyChange.objects.filter(vms__in=vms).order_by("-pk").first()
+    if latest is None or latest.state not in PENDING_CHANGE or (latest.kind, latest.policy_id) != (kind, policy_id):
+        return None
+    canonical = [{vm_id: None if ports is None else rules.normalized(ports) for vm_id, ports in asked.items()}
+                 for asked in (latest.desired, desired)]
+    return latest if canonical[0] == canonical[1] else None
 
 
 def _send_change(change_id: int) -> None:
@@ -339,7 +363,7 @@ def policy_changes_resend(*, enqueue=None) -> dict[str, int]:
         except BROKER_ERRORS as exc:  # still down: the next beat tries again
             log.warning("policies: could not enqueue policy change %s (%s)", pk, exc)
             break
-        PolicyChange.objects.filter(pk=pk, state__in=[PolicyChange.State.QUEUED, PolicyChange.State.RUNNING],
+        PolicyChange.objects.filter(pk=pk, state__in=PENDING_CHANGE,
                                     updated_at__lt=now - CHANGE_UNSENT).update(state=PolicyChange.State.QUEUED,
                                                                                updated_at=timezone.now())
         resent += 1
@@ -371,6 +395,7 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
         plans[vm.arm_id] = [p.to_azure() for p in rules.validate_ports(list(chosen))]
         groups.setdefault((vm.subscription_key, group, location, name), []).append(vm)
     with transaction.atomic():
+        _lock_vms(vms)
         return [_create_change(actor=actor, kind=PolicyChange.Kind.ENABLE, vms=members,
                                desired={vm.arm_id: plans[vm.arm_id] for vm in members}, group=group,
                                location=location, name=name)
@@ -386,6 +411,7 @@ def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule]) -> Po
     cleaned = [p.to_azure() for p in rules.validate_ports(list(ports))]
     kind = PolicyChange.Kind.SAVE if vm.state == VmState.CONFIGURED else PolicyChange.Kind.ENABLE
     with transaction.atomic():
+        _lock_vms([vm])
         return _create_change(actor=actor, kind=kind, vms=[vm], desired={vm.arm_id: cleaned}, group=group,
                               location=location, name=name)
 
@@ -397,6 +423,7 @@ def policy_remove(*, actor, vm: VirtualMachine) -> PolicyChange:
         raise ValidationError(f"{vm.name} has no JIT policy to remove.", code="not_configured")
     group, location, name = _policy_for(vm)
     with transaction.atomic():
+        _lock_vms([vm])
         return _create_change(actor=actor, kind=PolicyChange.Kind.REMOVE, vms=[vm], desired={vm.arm_id: None},
                               group=group, location=location, name=name)
 

@@ -163,6 +163,49 @@ def test_removing_jit_is_queued(vms, policy_admin, reader, api_as):
     assert response.status_code == 202 and response.json()["changes"][0]["desired"] == {inside.arm_id: None}
 
 
+def test_the_same_jit_change_sent_again_while_it_is_pending_answers_that_change(vms, policy_admin, api_as):
+    inside, _outside = vms
+    client = api_as(policy_admin)
+    url = f"/api/v1/vms/{inside.pk}/jit/"
+    ssh = {"number": 22, "allowedSourceAddressPrefix": "10.0.0.0/24"}
+    rdp = {"number": 3389, "protocol": "TCP", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H"}
+    first = client.put(url, {"ports": [ssh, rdp]})
+    assert first.status_code == 202, first.content
+    again = client.put(url, {"ports": [rdp, {**ssh, "protocol": "*"}]})  # the same ports, in another order
+    assert (again.status_code, again.json(), again["Location"]) == (202, first.json(), first["Location"])
+    assert PolicyChange.objects.count() == 1
+    assert AuditEvent.objects.filter(action="policy.save_requested").count() == 1
+
+    other = client.put(url, {"ports": [ssh]})  # another configuration: a change of its own
+    assert other.status_code == 202 and other.json()["changes"][0]["id"] != first.json()["changes"][0]["id"]
+    # The first configuration again, now after another change: queued anew, to be applied last as asked.
+    last = client.put(url, {"ports": [ssh, rdp]}).json()["changes"][0]["id"]
+    assert last not in {first.json()["changes"][0]["id"], other.json()["changes"][0]["id"]}
+    assert client.put(url, {"ports": [ssh, rdp]}).json()["changes"][0]["id"] == last
+
+    removal = client.delete(url)
+    assert removal.status_code == 202
+    assert (client.delete(url).status_code, client.delete(url).json()) == (202, removal.json())
+    assert PolicyChange.objects.filter(kind=PolicyChange.Kind.REMOVE).count() == 1
+    # Once applied (or failed), the same ask is a new change.
+    PolicyChange.objects.update(state=PolicyChange.State.APPLIED)
+    assert client.delete(url).json()["changes"][0]["id"] != removal.json()["changes"][0]["id"]
+
+
+def test_enabling_jit_sent_again_while_it_is_pending_answers_that_change(vms, policy_admin, api_as):
+    inside, _outside = vms
+    VirtualMachine.objects.filter(pk=inside.pk).update(state="not_configured", ports=[], policy_name="")
+    client = api_as(policy_admin)
+    body = {"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}]}
+    first = client.put(f"/api/v1/vms/{inside.pk}/jit/", body)
+    assert first.status_code == 202 and first.json()["changes"][0]["kind"] == "enable"
+    assert client.put(f"/api/v1/vms/{inside.pk}/jit/", body).json() == first.json()
+    PolicyChange.objects.update(state=PolicyChange.State.RUNNING)  # a worker applies it: still pending
+    assert client.put(f"/api/v1/vms/{inside.pk}/jit/", body).json()["changes"][0]["id"] == first.json()[
+        "changes"][0]["id"]
+    assert PolicyChange.objects.count() == 1
+
+
 def test_policy_changes_are_read_in_scope(persona_mappings, reader, outsider, api_as):
     inside, outside = make_policy_change(IN), make_policy_change(OUT)
     assert api_as(reader).get(f"/api/v1/policy-changes/{inside.pk}/").json()["state"] == "applied"

@@ -285,6 +285,19 @@ def _edit(client, vm, rows):
 
 
 @pytest.mark.django_db
+def test_the_edit_and_remove_forms_sent_again_while_pending_queue_nothing_more(client, policy_admin):
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    for _ in range(2):
+        assert _edit(client, vm, [{"number": "22", "sources": "10.0.0.0/24"}]).status_code == 302
+    assert PolicyChange.objects.count() == 1
+    assert _edit(client, vm, [{"number": "3389"}]).status_code == 302  # other ports: a change of their own
+    for _ in range(2):
+        assert client.post(reverse("policies:vm_remove", kwargs={"pk": vm.pk})).status_code == 302
+    assert list(PolicyChange.objects.order_by("pk").values_list("kind", flat=True)) == ["save", "save", "remove"]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(("rows", "message"), [
     ([{"number": "0"}], "Enter a port number between 1 and 65535."),
     ([{"number": "65536"}], "Enter a port number between 1 and 65535."),
