@@ -28,9 +28,11 @@ def aria_sort(table: Table, bound_column: BoundColumn) -> str | None:
 
 class SortableTable(Table):
     """The base of every sortable list: each header cell (``column.attrs.th``, which django-tables2's template and
-    the inventory's render) says how the rows are sorted, for screen readers (``aria-sort``)."""
+    the inventory's render) says how the rows are sorted, for screen readers (``aria-sort``), and its sort links
+    start again at page 1."""
 
     def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("template_name", "jitportal/sortable_table.html")
         super().__init__(*args, **kwargs)
         self.attrs["th"] = AttributeDict({**self.attrs.get("th", {}), "aria-sort": aria_sort})
 

@@ -98,6 +98,19 @@ def test_only_the_sorted_column_header_says_how_the_rows_are_sorted(client, brea
     assert all(link for text, (_, link) in cells.items() if text in {header, default[0]})
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", LISTS)
+def test_a_new_sort_starts_again_at_page_one(client, breakglass_admin, name):
+    LISTS[name]()
+    client.force_login(breakglass_admin)
+    alias, header, _ = SORTS[name]
+    cells = headers(client.get(reverse(name), {"page": "2", "per_page": "100", "q": ""}).content.decode())
+    links = [link for _, link in cells.values() if link]
+    assert links and not any(re.search(r"(^|[?&;])page=", link) for link in links), links
+    assert all("per_page=100" in link for link in links)  # the rest of the query stays
+    assert f"sort={alias}" in cells[header][1]
+
+
 def test_every_table_with_a_sortable_column_says_how_it_is_sorted():
     """A portal table with a column a click sorts is a ``SortableTable`` (its headers carry ``aria-sort``)."""
     for app in apps.get_app_configs():
