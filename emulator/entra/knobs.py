@@ -1,11 +1,11 @@
-"""Test knobs under ``/_emulator/entra/``: spoil the next ID token or the discovery documents, change a user's
-roles and groups."""
+"""Test knobs under ``/_emulator/entra/``: spoil the next ID token, the discovery documents or the JWKS, change a
+user's roles and groups."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, make_response, request
 
 from emulator.entra.issuance import SPOIL_MODES
-from emulator.entra.oidc import DISCOVERY_SPOIL_MODES
+from emulator.entra.oidc import METADATA_SPOIL_MODES
 from emulator.entra.runtime import current_state, runtime
 
 
@@ -34,19 +34,19 @@ def register_knob_routes(bp: Blueprint) -> None:
                 runtime().next_id_token = mode
             return jsonify({"mode": runtime().next_id_token})
 
-    @bp.route("/_emulator/entra/discovery", methods=["GET", "POST", "DELETE"])
-    def discovery_knob():
-        state = current_state()
-        with state.lock:
+    @bp.route("/_emulator/entra/<any(discovery, jwks):document>", methods=["GET", "POST", "DELETE"])
+    def metadata_knob(document: str):
+        """Spoil every discovery document (``discovery``) or JWKS (``jwks``) until cleared."""
+        modes, spoiled = METADATA_SPOIL_MODES[document], runtime().spoiled
+        with current_state().lock:
             if request.method == "DELETE":
-                runtime().discovery = None
+                spoiled.pop(document, None)
             elif request.method == "POST":
                 mode = (request.get_json(silent=True) or {}).get("mode")
-                if mode not in DISCOVERY_SPOIL_MODES:
-                    return make_response(jsonify({"error": f"mode must be one of {list(DISCOVERY_SPOIL_MODES)}"}),
-                                         400)
-                runtime().discovery = mode
-            return jsonify({"mode": runtime().discovery})
+                if mode not in modes:
+                    return make_response(jsonify({"error": f"mode must be one of {list(modes)}"}), 400)
+                spoiled[document] = mode
+            return jsonify({"mode": spoiled.get(document)})
 
     @bp.route("/_emulator/entra/users/<oid>", methods=["GET", "PUT"])
     def user_knob(oid: str):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 import uuid
 from urllib.parse import urlencode, urlsplit
@@ -27,6 +28,8 @@ from emulator.entra.runtime import (
 RESPONSE_MODES = ("query", "form_post")
 DISCOVERY_SPOIL_MODES = ("no_jwks_uri", "jwks_uri_not_a_string", "jwks_uri_over_http", "not_an_object",
                          "not_json")
+JWKS_SPOIL_MODES = ("keys_not_a_list", "key_not_an_object", "wrong_kty", "no_modulus", "modulus_not_base64url")
+METADATA_SPOIL_MODES = {"discovery": DISCOVERY_SPOIL_MODES, "jwks": JWKS_SPOIL_MODES}  # the knobs' documents
 
 
 def discovery_document(key: str, tenant: EntraTenant | None) -> dict:
@@ -76,6 +79,23 @@ def spoiled_discovery(document: dict, mode: str) -> Response:
     elif mode == "jwks_uri_over_http":
         document["jwks_uri"] = "http://" + document["jwks_uri"].removeprefix("https://")
     return jsonify(document)
+
+
+def spoiled_jwks(keys: list[dict], mode: str) -> Response:
+    """The JWKS answer as the ``jwks`` knob spoils it: a relying party must refuse it, not trust it."""
+    if mode == "keys_not_a_list":
+        return jsonify({"keys": {key["kid"]: key for key in keys}})
+    if mode == "key_not_an_object":
+        return jsonify({"keys": [json.dumps(key) for key in keys]})
+    keys = [dict(key) for key in keys]
+    for key in keys:
+        if mode == "wrong_kty":
+            key["kty"] = "EC"
+        elif mode == "no_modulus":
+            del key["n"]
+        elif mode == "modulus_not_base64url":
+            key["n"] = "A"  # one character is no base64url of anything
+    return jsonify({"keys": keys})
 
 
 def _redirect_with(uri: str, params: dict, response_mode: str = "query") -> Response:
@@ -281,7 +301,7 @@ def register_oidc_routes(bp: Blueprint) -> None:
         else:
             tenant = tenants_of(tenant_key, "invalid_tenant")[0]
             document = discovery_document(tenant.tenant_id, tenant)
-        mode = runtime().discovery
+        mode = runtime().spoiled.get("discovery")
         return jsonify(document) if mode is None else spoiled_discovery(document, mode)
 
     @bp.get("/<tenant_key>/discovery/v2.0/keys")
@@ -289,7 +309,8 @@ def register_oidc_routes(bp: Blueprint) -> None:
         tenants = tenants_of(tenant_key, "invalid_tenant")
         issuer_of = tenants[0].tenant_id if tenant_key.lower() not in MULTI_TENANT else "{tenantid}"
         key = dict(tokens.signing_key(current_state()).jwk, issuer=tokens.v2_issuer(base_url(), issuer_of))
-        return jsonify({"keys": [key]})
+        mode = runtime().spoiled.get("jwks")
+        return jsonify({"keys": [key]}) if mode is None else spoiled_jwks([key], mode)
 
     bp.add_url_rule("/<tenant_key>/oauth2/v2.0/authorize", "authorize", _authorize, methods=["GET", "POST"])
     bp.add_url_rule("/<tenant_key>/oauth2/v2.0/token", "token", _token, methods=["POST"])

@@ -52,7 +52,7 @@ class EntraRuntime:
     codes: dict[str, AuthCode] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
     next_id_token: str | None = None  # how to spoil the next ID token of a code exchange (a test knob)
-    discovery: str | None = None  # how to spoil every OpenID discovery document until cleared (a test knob)
+    spoiled: dict[str, str] = field(default_factory=dict)  # "discovery"/"jwks": how to spoil it until cleared (knobs)
 
     def forget_expired(self, now: datetime) -> None:
         self.codes = {k: v for k, v in self.codes.items() if v.expires > now}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import jwt
@@ -90,6 +91,25 @@ def test_the_discovery_knob_spoils_every_discovery_document_until_cleared(idp):
     assert spoiled["not_json"].mimetype == "text/html"
     assert idp.client.delete("/_emulator/entra/discovery").json == {"mode": None}
     assert idp.get(url).json["jwks_uri"] == f"{BASE}/{CONTOSO}/discovery/v2.0/keys"
+
+
+def test_the_jwks_knob_spoils_every_key_set_until_cleared_and_leaves_discovery_alone(idp):
+    good = idp.jwks()["keys"][0]
+    assert idp.post("/_emulator/entra/jwks", json={"mode": "no_jwks_uri"}).status_code == 400
+    spoiled = {}
+    for mode in ("keys_not_a_list", "key_not_an_object", "wrong_kty", "no_modulus", "modulus_not_base64url"):
+        assert idp.post("/_emulator/entra/jwks", json={"mode": mode}).json == {"mode": mode}
+        idp.jwks()
+        spoiled[mode] = idp.jwks()["keys"]  # not only the next one
+    assert spoiled["keys_not_a_list"] == {good["kid"]: good}
+    assert spoiled["key_not_an_object"] == [json.dumps(good)]
+    assert spoiled["wrong_kty"] == [dict(good, kty="EC")]
+    assert "n" not in spoiled["no_modulus"][0] and spoiled["no_modulus"][0]["kid"] == good["kid"]
+    assert spoiled["modulus_not_base64url"] == [dict(good, n="A")]
+    assert idp.get("/_emulator/entra/discovery").json == {"mode": None}
+    assert idp.get(f"/{CONTOSO}/v2.0/.well-known/openid-configuration").json["jwks_uri"]
+    assert idp.client.delete("/_emulator/entra/jwks").json == {"mode": None}
+    assert idp.jwks()["keys"] == [good]
 
 
 def test_the_signing_key_is_made_once_and_reused_after_a_restart(tmp_path):
