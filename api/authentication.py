@@ -15,7 +15,6 @@ for that user's browser session: a token never does more than its user.
 """
 from __future__ import annotations
 
-import json
 import logging
 from urllib.parse import urlsplit
 
@@ -118,19 +117,38 @@ def _https_url(value: object) -> bool:
     return parts.scheme == "https" and bool(parts.hostname)
 
 
+def _discovery() -> tuple[str, str]:
+    """(cache key, URL) of the configured tenant's OpenID discovery document and the metadata read from it."""
+    tenant = settings.ENTRA_TENANT_ID or "organizations"
+    return (f"api:entra-metadata:{settings.ENTRA_AUTHORITY}:{tenant}",
+            f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration")
+
+
+def _key_set_problem(jwks: dict) -> str | None:
+    """Why ``jwks`` is no JWK Set (``keys`` a list of objects), or ``None``."""
+    keys = jwks.get("keys")
+    if not isinstance(keys, list):
+        return "it has no keys" if keys is None else f"its keys are a JSON {type(keys).__name__}, not a list"
+    for key in keys:
+        if not isinstance(key, dict):
+            return f"one of its keys is a JSON {type(key).__name__}, not an object"
+    return None
+
+
 def _metadata(refresh: bool = False) -> tuple[dict, str]:
     """(JWKS, v2 issuer template) of the configured tenant, cached for ``JWKS_CACHE_SECONDS`` once both are
-    usable; a discovery document without an https ``jwks_uri`` is ``AuthenticationFailed`` (and not kept)."""
-    tenant = settings.ENTRA_TENANT_ID or "organizations"
-    key = f"api:entra-metadata:{settings.ENTRA_AUTHORITY}:{tenant}"
+    usable; a discovery document without an https ``jwks_uri``, or a JWKS whose ``keys`` is not a list of
+    objects, is ``AuthenticationFailed`` (and not kept)."""
+    key, url = _discovery()
     cached = None if refresh else cache.get(key)
     if cached is None:
-        url = f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration"
         discovery = _get_json(url)
         jwks_uri = discovery.get("jwks_uri")
         if not _https_url(jwks_uri):
             raise _unusable(url, f"its jwks_uri {jwks_uri!r} is not an https URL")
         jwks = _get_json(jwks_uri)
+        if problem := _key_set_problem(jwks):
+            raise _unusable(jwks_uri, problem)
         cached = {"jwks": jwks, "issuer": str(discovery.get("issuer", ""))}
         cache.set(key, cached, JWKS_CACHE_SECONDS)
     return cached["jwks"], cached["issuer"]
@@ -142,14 +160,21 @@ def _may_refresh_keys() -> bool:
     return cache.add(f"api:entra-metadata-refreshed:{settings.ENTRA_AUTHORITY}", True, JWKS_REFRESH_SECONDS)
 
 
-def _signing_key(kid: str | None, alg: str):
+def _signing_key(kid: str | None, alg: str) -> jwt.PyJWK:
+    """The tenant's key ``kid`` for ``alg``; a published key the portal cannot read is ``AuthenticationFailed``,
+    and the cached metadata is dropped so the next token fetches it again."""
     for refresh in (False, True):  # a key not in the cached set: Entra may have rolled its keys
         if refresh and not _may_refresh_keys():
             break
         jwks, _issuer = _metadata(refresh)
-        for jwk in jwks.get("keys", []):
+        for jwk in jwks["keys"]:
             if jwk.get("kid") == kid:
-                return jwt.PyJWK.from_json(json.dumps(jwk), algorithm=alg)
+                try:
+                    return jwt.PyJWK(jwk, algorithm=alg)
+                except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
+                    cache_key, url = _discovery()
+                    cache.delete(cache_key)
+                    raise _unusable(url, f"its key {kid!r} cannot be read as {alg}: {exc}") from None
     raise exceptions.AuthenticationFailed("The token is signed with a key your Entra ID tenant does not publish.")
 
 

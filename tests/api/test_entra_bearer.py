@@ -148,17 +148,22 @@ def test_unknown_signing_keys_refetch_the_tenants_keys_at_most_once(entra_settin
 
 
 @pytest.fixture
-def spoil_discovery(emulator):
-    """``spoil_discovery(mode)``: the emulator's OpenID discovery documents are broken that way until the test
-    ends (or ``spoil_discovery(None)``)."""
-    def spoil(mode: str | None) -> None:
+def spoil(emulator):
+    """``spoil(document, mode)``: the emulator's OpenID discovery documents (``"discovery"``) or key sets
+    (``"jwks"``) are broken that way until the test ends (or ``spoil(document, None)``)."""
+    def spoil(document: str, mode: str | None) -> None:
         if mode is None:
-            emulator.control("DELETE", "entra/discovery")
+            emulator.control("DELETE", f"entra/{document}")
         else:
-            emulator.control("POST", "entra/discovery", json={"mode": mode})
+            emulator.control("POST", f"entra/{document}", json={"mode": mode})
 
     yield spoil
-    spoil(None)
+    spoil("discovery", None)
+    spoil("jwks", None)
+
+
+def fetches(emulator, suffix: str) -> int:
+    return sum(c["path"].endswith(suffix) for c in emulator.calls())
 
 
 @pytest.mark.parametrize(("mode", "reason"), [
@@ -169,23 +174,43 @@ def spoil_discovery(emulator):
     ("not_json", "not JSON (text/html"),
 ])
 def test_a_discovery_document_without_a_usable_jwks_uri_is_a_401_and_is_not_kept(
-        entra_settings, emulator, requester, spoil_discovery, caplog, mode, reason):
+        entra_settings, emulator, requester, spoil, caplog, mode, reason):
     token = user_access_token(emulator, PERSONAS["requester"].oid)
-    spoil_discovery(mode)
-
-    def discoveries() -> int:
-        return sum(c["path"].endswith("/openid-configuration") for c in emulator.calls())
-
-    before = discoveries()
+    spoil("discovery", mode)
+    before = fetches(emulator, "/openid-configuration")
     for _ in range(2):
         response = ApiClient(token).get(ME)
         assert response.status_code == 401 and response["Content-Type"] == "application/json"
         body = response.json()
         assert set(body) == {"detail", "errors"} and "metadata is unusable" in body["detail"], body
-    assert discoveries() - before == 2  # fetched again each time: nothing broken was kept
+    assert fetches(emulator, "/openid-configuration") - before == 2  # fetched again each time: nothing broken kept
     assert reason in caplog.text and "openid-configuration" in caplog.text
 
-    spoil_discovery(None)
+    spoil("discovery", None)
+    assert ApiClient(token).get(ME).status_code == 200
+
+
+@pytest.mark.parametrize(("mode", "reason"), [
+    ("keys_not_a_list", "/discovery/v2.0/keys is unusable: its keys are a JSON dict, not a list"),
+    ("key_not_an_object", "/discovery/v2.0/keys is unusable: one of its keys is a JSON str, not an object"),
+    ("wrong_kty", "cannot be read as RS256: Not an RSA key"),
+    ("no_modulus", "cannot be read as RS256: Not a public or private key"),
+    ("modulus_not_base64url", "cannot be read as RS256: Unable to construct key from JWK: Invalid base64"),
+])
+def test_a_key_set_the_portal_cannot_read_is_a_401_and_is_not_kept(
+        entra_settings, emulator, requester, spoil, caplog, mode, reason):
+    token = user_access_token(emulator, PERSONAS["requester"].oid)
+    spoil("jwks", mode)
+    before = fetches(emulator, "/discovery/v2.0/keys")
+    for _ in range(2):
+        response = ApiClient(token).get(ME)
+        assert response.status_code == 401 and response["Content-Type"] == "application/json"
+        body = response.json()
+        assert set(body) == {"detail", "errors"} and "metadata is unusable" in body["detail"], body
+    assert fetches(emulator, "/discovery/v2.0/keys") - before == 2  # fetched again each time: nothing broken kept
+    assert reason in caplog.text
+
+    spoil("jwks", None)
     assert ApiClient(token).get(ME).status_code == 200
 
 
