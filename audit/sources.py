@@ -12,7 +12,8 @@ def registered_subscription_ids() -> list[str]:
 
 
 def gateway_for(subscription_id: str) -> Any:
-    """The cloud gateway of a registered subscription (``policies.gateway``)."""
+    """The cloud gateway of a registered subscription (``policies.gateway``); use it in a ``with`` block, which
+    closes it."""
     from policies.gateway import gateway_for_subscription
     from policies.models import Subscription
 

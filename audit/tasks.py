@@ -27,8 +27,9 @@ def ingest_subscription(self, subscription_id: str) -> dict:
     from cloud.errors import Transient
 
     try:
-        outcome = ingestion.ingest_subscription(subscription_id, sources.gateway_for(subscription_id),
-                                                time_budget=settings.AUDIT_INGEST_TIME_BUDGET_SECONDS)
+        with sources.gateway_for(subscription_id) as gateway:
+            outcome = ingestion.ingest_subscription(subscription_id, gateway,
+                                                    time_budget=settings.AUDIT_INGEST_TIME_BUDGET_SECONDS)
     except Transient as exc:
         raise self.retry(exc=exc, countdown=min(MAX_COUNTDOWN, 30 * 2 ** self.request.retries)) from exc
     if outcome.retry_after is not None:

@@ -8,6 +8,8 @@ or change that needed it fails with the reason.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 from django.conf import settings
 
 from cloud.errors import Forbidden
@@ -74,3 +76,9 @@ def gateway_for_subscription(subscription: Subscription):
     from cloud.azure import AzureGateway
 
     return AzureGateway(subscription.subscription_id, credential_spec(subscription), endpoint_for(subscription))
+
+
+def gateway_in_use(subscription: Subscription, gateway=None) -> AbstractContextManager:
+    """For a ``with`` block: ``gateway`` as passed (its caller closes it), or a new gateway of ``subscription``,
+    closed when the block ends, however it ends."""
+    return nullcontext(gateway) if gateway is not None else gateway_for_subscription(subscription)

@@ -164,7 +164,7 @@ def sync_run(*, run_id: int, gateway=None) -> Outcome:
     """Do the sync ``run_id`` names (claimed first; a second runner finds it taken)."""
     from cloud.errors import CloudError
 
-    from .gateway import gateway_for_subscription
+    from .gateway import gateway_in_use
 
     now = timezone.now()
     claimed = SyncRun.objects.filter(pk=run_id).filter(
@@ -186,8 +186,8 @@ def sync_run(*, run_id: int, gateway=None) -> Outcome:
             **({"calls_made": int(calls)} if isinstance(calls, int) else {}))
 
     try:
-        gateway = gateway or gateway_for_subscription(subscription)
-        seen, findings = inventory.sync_subscription(subscription, gateway, progress, now=now)
+        with gateway_in_use(subscription, gateway) as gateway:
+            seen, findings = inventory.sync_subscription(subscription, gateway, progress, now=now)
     except CloudError as exc:
         retryable = bool(getattr(exc, "retryable", False))
         message = f"{type(exc).__name__}: {exc}"[:2000]
@@ -474,14 +474,13 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
     from cloud.errors import CloudError, NotFound
 
     from . import cloudcalls, shapes
-    from .gateway import gateway_for_subscription
+    from .gateway import gateway_in_use
 
     if not _claim_change(change_id):
         return Outcome("skipped")
     change = PolicyChange.objects.select_related("subscription", "created_by").get(pk=change_id)
     try:
-        gateway = gateway or gateway_for_subscription(change.subscription)
-        with transaction.atomic():
+        with gateway_in_use(change.subscription, gateway) as gateway, transaction.atomic():
             _lock_policy(change.policy_id, holder=str(uuid.uuid4()))
             desired, kept = _not_superseded(change)
             if not desired:  # newer changes already set every VM of this one: writing would undo them

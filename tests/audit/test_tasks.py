@@ -4,7 +4,7 @@ import pytest
 from audit.models import ActivityLogEvent, IngestionState
 from audit.tasks import ingest_all, ingest_subscription, prune
 from jitportal.celery import app as celery_app
-from tests.policies.factories import DEV, PROD, register
+from tests.policies.factories import DEV, PROD, closed_after_use, gateways_built, register
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -33,6 +33,13 @@ def test_the_task_reports_what_it_read_and_a_second_run_adds_nothing(fresh_emula
     assert first["complete"] and first["added"] == ActivityLogEvent.objects.count() > 0
     second = ingest_subscription.apply(args=(PROD,)).get()
     assert second["added"] == 0 and second["pages"] >= 1
+
+
+def test_an_ingestion_closes_the_gateway_it_built(fresh_emulator, eager_tasks, monkeypatch):
+    register(fresh_emulator, PROD, "Contoso Production")
+    built = gateways_built(monkeypatch)
+    assert ingest_subscription.apply(args=(PROD,)).get()["complete"]
+    assert len(built) == 1 and closed_after_use(built[0])
 
 
 def test_the_prune_task_keeps_the_trail_by_default(settings):

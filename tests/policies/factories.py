@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.scopes import parse_scope
-from policies import services
+from policies import gateway, services
 from policies.models import PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
 
 TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
@@ -36,6 +36,24 @@ def remote_hubs_scenario(vms_per_spoke: int = 2) -> dict:
         {"id": PROD, "name": "Contoso Production", "plan": "P2", "resource_groups": [spokes]},
         {"id": CONNECTIVITY, "name": "Contoso Connectivity", "plan": "Free", "resource_groups": [hubs]},
         {"id": DEV, "name": "Contoso Dev/Test", "plan": "Free", "resource_groups": [dev_hub]}]}
+
+
+def gateways_built(monkeypatch) -> list:
+    """The gateways the portal builds for registered subscriptions (``policies.gateway``) from now on."""
+    built = []
+    build = gateway.gateway_for_subscription
+
+    def recorded(subscription: Subscription):
+        built.append(build(subscription))
+        return built[-1]
+
+    monkeypatch.setattr(gateway, "gateway_for_subscription", recorded)
+    return built
+
+
+def closed_after_use(built) -> bool:
+    """Whether a gateway made its calls and then closed its SDK clients (and their HTTP sessions)."""
+    return built.calls_made > 0 and not built._clients
 
 
 def register(running_emulator, subscription_id: str, name: str = "") -> Subscription:

@@ -13,7 +13,7 @@ from audit.models import AuditEvent
 from policies import rules, services
 from policies.models import PolicyChange, VmState
 from tests.policies.azure_side import Azure, vm_id
-from tests.policies.factories import apply_all, vm
+from tests.policies.factories import apply_all, closed_after_use, gateways_built, vm
 
 WEB = ("rg-web-prod", "westeurope")
 POLICY_PATH = (r"/resourceGroups/rg-web-prod/providers/Microsoft\.Security/locations/westeurope/"
@@ -129,6 +129,18 @@ def test_a_refused_write_fails_with_azures_message(prod, policy_admin, azure):
     assert change.state == PolicyChange.State.FAILED
     assert "security policy" in change.last_error
     assert AuditEvent.objects.filter(action="policy.enable_failed", correlation_id=str(change.pk)).exists()
+
+
+@pytest.mark.django_db
+def test_applying_a_change_closes_the_gateway_it_built_whether_azure_takes_it_or_not(prod, policy_admin, azure,
+                                                                                   monkeypatch):
+    built = gateways_built(monkeypatch)
+    services.policy_enable(actor=policy_admin, vms=[vm("web-05")])
+    assert apply_all() == ["applied"]
+    services.policy_enable(actor=policy_admin, vms=[vm("web-06")])
+    azure.set_jit_security_policy("rg-web-prod", "Off")
+    assert apply_all() == ["failed"]
+    assert len(built) == 2 and all(closed_after_use(gateway) for gateway in built)
 
 
 @pytest.mark.django_db

@@ -20,7 +20,17 @@ from policies.models import (
     VmState,
 )
 from tests.policies.azure_side import Azure, vm_id
-from tests.policies.factories import CONNECTIVITY, DEV, PROD, register, remote_hubs_scenario, sync, vm
+from tests.policies.factories import (
+    CONNECTIVITY,
+    DEV,
+    PROD,
+    closed_after_use,
+    gateways_built,
+    register,
+    remote_hubs_scenario,
+    sync,
+    vm,
+)
 
 
 @pytest.fixture
@@ -299,6 +309,23 @@ def test_a_sync_that_cannot_run_records_the_reason(db, fresh_emulator, subscript
     assert outcome.state == run.state == SyncRun.State.FAILED
     assert reason in run.error
     assert subscription.last_sync_status == "failed" and reason in subscription.last_sync_error
+
+
+@pytest.mark.django_db
+def test_a_sync_closes_the_gateway_it_built_whether_it_succeeds_or_fails(fresh_emulator, monkeypatch):
+    from policies.gateway import gateway_for_subscription
+
+    built = gateways_built(monkeypatch)
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    sync(prod)
+    unknown = register(fresh_emulator, "c0a1b2c3-0000-4000-8000-0000000000ff", "Unknown to Azure")
+    assert services.sync_run(run_id=SyncRun.objects.create(subscription=unknown).pk).state == SyncRun.State.FAILED
+    assert len(built) == 2 and all(closed_after_use(gateway) for gateway in built)
+
+    with gateway_for_subscription(prod) as callers:  # a gateway passed in is the caller's to close
+        run = SyncRun.objects.create(subscription=prod)
+        assert services.sync_run(run_id=run.pk, gateway=callers).state == SyncRun.State.SUCCEEDED
+        assert not closed_after_use(callers)
 
 
 @pytest.mark.django_db
