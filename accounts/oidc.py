@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import jwt
 from allauth.socialaccount.adapter import get_adapter
@@ -48,6 +48,51 @@ class SignInRefused(OAuth2Error):
         self.reason = reason
 
 
+def https_url(value: object) -> bool:
+    """Whether ``value`` is an ``https://host/…`` URL (keys fetched over plain http could be anyone's)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)
+
+
+def key_set_problem(jwks: dict) -> str | None:
+    """Why ``jwks`` is no JWK Set (``keys`` a list of objects), or ``None``."""
+    keys = jwks.get("keys")
+    if not isinstance(keys, list):
+        return "it has no keys" if keys is None else f"its keys are a JSON {type(keys).__name__}, not a list"
+    for key in keys:
+        if not isinstance(key, dict):
+            return f"one of its keys is a JSON {type(key).__name__}, not an object"
+    return None
+
+
+def _unusable(document: str, problem: str) -> SignInRefused:
+    """The refusal of a sign-in whose Entra ID ``document`` (discovery document or key set) is unusable; the
+    ``problem`` goes to the log, for the operator, not to the page."""
+    logger.warning("Entra ID's %s is unusable: %s", document, problem)
+    return SignInRefused("Entra ID's sign-in metadata is unusable, so the portal cannot check this sign-in. "
+                         "Tell the portal's operator (its log says why), then try again.")
+
+
+def _json_object(url: str, document: str) -> dict:
+    """The JSON object Entra ID publishes at ``url``; anything else is ``SignInRefused`` with the reason logged."""
+    with get_adapter().get_requests_session() as session:
+        response = session.get(url)
+        response.raise_for_status()
+    try:
+        body = response.json()
+    except ValueError:
+        content_type = response.headers.get("Content-Type") or "no content type"
+        raise _unusable(f"{document} at {url}", f"not JSON ({content_type})") from None
+    if not isinstance(body, dict):
+        raise _unusable(f"{document} at {url}", f"a JSON {type(body).__name__}, not an object")
+    return body
+
+
 def _refuse_for(error: jwt.PyJWTError) -> SignInRefused:
     if isinstance(error, jwt.ExpiredSignatureError):
         return SignInRefused("The sign-in token from Entra ID has expired. Sign in again.")
@@ -74,7 +119,8 @@ def verify_id_token(
 ) -> dict:
     """Verify an Entra ID token completely and return its claims, or raise ``SignInRefused``.
 
-    ``issuer`` is the discovery document's issuer; a multi-tenant one contains ``{tenantid}``.
+    ``jwks`` is a JWK Set whose ``keys`` are a list of objects (see ``key_set_problem``); ``issuer`` is the
+    discovery document's issuer; a multi-tenant one contains ``{tenantid}``.
     """
     try:
         header = jwt.get_unverified_header(id_token)
@@ -83,9 +129,12 @@ def verify_id_token(
     if header.get("alg") not in SIGNING_ALGORITHMS:
         raise SignInRefused(f"The sign-in token is signed with {header.get('alg')!r}, which the portal refuses.")
     key = None
-    for jwk in jwks.get("keys", []):
+    for jwk in jwks["keys"]:
         if jwk.get("kid") == header.get("kid"):
-            key = jwt.PyJWK.from_json(json.dumps(jwk), algorithm=header["alg"])
+            try:
+                key = jwt.PyJWK(jwk, algorithm=header["alg"])
+            except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
+                raise _unusable("key set", f"its key {jwk['kid']!r} cannot be read as {header['alg']}: {exc}") from None
     if key is None:
         raise SignInRefused("The sign-in token is signed with a key your organization's Entra ID does not publish.")
     try:
@@ -142,6 +191,20 @@ class EntraOAuth2Adapter(OpenIDConnectOAuth2Adapter):
 
     state: dict | None = None
 
+    @property
+    def openid_config(self) -> dict:
+        """The discovery document with the app's overrides, as allauth reads it, refused (``SignInRefused``)
+        unless it is a JSON object with an https ``jwks_uri``; read once per request, never kept longer."""
+        if not hasattr(self, "_openid_config"):
+            provider = self.get_provider()
+            config = _json_object(provider.server_url, "discovery document")
+            config.update(provider.app.settings.get("openid_configuration_overrides", {}))
+            if not https_url(config.get("jwks_uri")):
+                raise _unusable(f"discovery document at {provider.server_url}",
+                                f"its jwks_uri {config.get('jwks_uri')!r} is not an https URL")
+            self._openid_config = config
+        return self._openid_config
+
     def complete_login(self, request: HttpRequest, app, token, **kwargs):
         if not kwargs["response"].get("id_token"):
             raise SignInRefused("Entra ID returned no ID token.")
@@ -149,10 +212,9 @@ class EntraOAuth2Adapter(OpenIDConnectOAuth2Adapter):
 
     def _decode_id_token(self, app: SocialApp, id_token: str) -> dict:
         config = self.openid_config
-        with get_adapter().get_requests_session() as session:
-            response = session.get(config["jwks_uri"])
-            response.raise_for_status()
-            jwks = response.json()
+        jwks = _json_object(config["jwks_uri"], "key set")
+        if problem := key_set_problem(jwks):
+            raise _unusable(f"key set at {config['jwks_uri']}", problem)
         claims = verify_id_token(
             id_token,
             jwks=jwks,
@@ -221,6 +283,8 @@ def _run(view_class, request: HttpRequest, provider_id: str) -> HttpResponse:
         return view_class.adapter_view(EntraOAuth2Adapter(request, provider_id))(request)
     except SocialApp.DoesNotExist as exc:
         raise Http404("Sign-in with Entra ID is not configured.") from exc
+    except SignInRefused as exc:  # an unusable discovery document, read before allauth's own handling
+        return render_sign_in_failed(request, exc.reason)
     except OSError as exc:  # requests' errors, and an unreadable ENTRA_CA_BUNDLE
         return render_sign_in_failed(request, f"The portal could not reach Entra ID ({type(exc).__name__}). "
                                               "Try again in a moment.", status=502)

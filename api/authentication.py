@@ -16,7 +16,6 @@ for that user's browser session: a token never does more than its user.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -27,7 +26,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
 from accounts.backends import claims_fresh
-from accounts.oidc import CLOCK_SKEW, SIGNING_ALGORITHMS
+from accounts.oidc import CLOCK_SKEW, SIGNING_ALGORITHMS, https_url, key_set_problem
 
 from . import selectors, services
 
@@ -106,33 +105,11 @@ def _get_json(url: str) -> dict:
     return body
 
 
-def _https_url(value: object) -> bool:
-    """Whether ``value`` is an ``https://host/…`` URL (keys fetched over plain http could be anyone's)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme == "https" and bool(parts.hostname)
-
-
 def _discovery() -> tuple[str, str]:
     """(cache key, URL) of the configured tenant's OpenID discovery document and the metadata read from it."""
     tenant = settings.ENTRA_TENANT_ID or "organizations"
     return (f"api:entra-metadata:{settings.ENTRA_AUTHORITY}:{tenant}",
             f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration")
-
-
-def _key_set_problem(jwks: dict) -> str | None:
-    """Why ``jwks`` is no JWK Set (``keys`` a list of objects), or ``None``."""
-    keys = jwks.get("keys")
-    if not isinstance(keys, list):
-        return "it has no keys" if keys is None else f"its keys are a JSON {type(keys).__name__}, not a list"
-    for key in keys:
-        if not isinstance(key, dict):
-            return f"one of its keys is a JSON {type(key).__name__}, not an object"
-    return None
 
 
 def _metadata(refresh: bool = False) -> tuple[dict, str]:
@@ -144,10 +121,10 @@ def _metadata(refresh: bool = False) -> tuple[dict, str]:
     if cached is None:
         discovery = _get_json(url)
         jwks_uri = discovery.get("jwks_uri")
-        if not _https_url(jwks_uri):
+        if not https_url(jwks_uri):
             raise _unusable(url, f"its jwks_uri {jwks_uri!r} is not an https URL")
         jwks = _get_json(jwks_uri)
-        if problem := _key_set_problem(jwks):
+        if problem := key_set_problem(jwks):
             raise _unusable(jwks_uri, problem)
         cached = {"jwks": jwks, "issuer": str(discovery.get("issuer", ""))}
         cache.set(key, cached, JWKS_CACHE_SECONDS)

@@ -135,3 +135,68 @@ def test_cancelling_a_second_sign_in_says_the_first_still_stands(entra_settings,
     assert "you are not signed in" not in body
     assert "you are still signed in as Alice Requester" in body
     assert client.get(reverse("my_access")).status_code == 200
+
+
+DISCOVERY_PROBLEMS = [
+    ("no_jwks_uri", "its jwks_uri None is not an https URL"),
+    ("jwks_uri_not_a_string", "is not an https URL"),
+    ("jwks_uri_over_http", "its jwks_uri 'http://"),
+    ("not_an_object", "/v2.0/.well-known/openid-configuration is unusable: a JSON list, not an object"),
+    ("not_json", "/v2.0/.well-known/openid-configuration is unusable: not JSON (text/html"),
+]
+KEY_SET_PROBLEMS = [
+    ("keys_not_a_list", "/discovery/v2.0/keys is unusable: its keys are a JSON dict, not a list"),
+    ("key_not_an_object", "/discovery/v2.0/keys is unusable: one of its keys is a JSON str, not an object"),
+    ("wrong_kty", "cannot be read as RS256: Not an RSA key"),
+    ("no_modulus", "cannot be read as RS256: Not a public or private key"),
+    ("modulus_not_base64url", "cannot be read as RS256: Unable to construct key from JWK: Invalid base64"),
+]
+
+
+def assert_refused_for_unusable_metadata(client, response, caplog, reason: str) -> None:
+    """The sign-in-failed page saying the metadata is unusable, the reason in the log, nobody signed in."""
+    from accounts.models import SignInClaims
+
+    body = response.content.decode()
+    assert response.status_code == 401, body[:500]
+    assert 'id="sign-in-failure-reason"' in body and "sign-in metadata is unusable" in body
+    assert "You are not signed in" in body and 'id="try-again"' in body
+    assert reason in caplog.text
+    assert "_auth_user_id" not in client.session and not SignInClaims.objects.exists()
+    assert client.get(reverse("my_access")).status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("document", "mode", "reason"),
+                         [("discovery", *p) for p in DISCOVERY_PROBLEMS] + [("jwks", *p) for p in KEY_SET_PROBLEMS])
+def test_unusable_entra_metadata_at_the_callback_ends_on_the_sign_in_failed_page(
+        entra_settings, fresh_emulator, spoil, caplog, document, mode, reason):
+    from django.test import Client
+
+    from tests.plugins.personas import PERSONAS, authorize_with_client, sign_in_with_client
+
+    client = Client(SERVER_NAME="127.0.0.1")
+    callback = authorize_with_client(client, fresh_emulator, PERSONAS["requester"].oid)
+    spoil(document, mode)
+    assert_refused_for_unusable_metadata(client, client.get(callback), caplog, reason)
+
+    spoil(document, None)  # nothing of the broken metadata was kept: the next sign-in works
+    assert sign_in_with_client(client, fresh_emulator, PERSONAS["requester"].oid).status_code == 302
+    assert client.get(reverse("my_access")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("mode", "reason"), DISCOVERY_PROBLEMS)
+def test_an_unusable_discovery_document_stops_the_sign_in_before_entra_id(
+        entra_settings, fresh_emulator, spoil, caplog, mode, reason):
+    from django.test import Client
+
+    from tests.plugins.personas import PERSONAS, sign_in_with_client
+
+    client = Client(SERVER_NAME="127.0.0.1")
+    spoil("discovery", mode)
+    start = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}))
+    assert_refused_for_unusable_metadata(client, start, caplog, reason)
+
+    spoil("discovery", None)
+    assert sign_in_with_client(client, fresh_emulator, PERSONAS["requester"].oid).status_code == 302

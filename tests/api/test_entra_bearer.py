@@ -147,21 +147,6 @@ def test_unknown_signing_keys_refetch_the_tenants_keys_at_most_once(entra_settin
     assert 1 <= fetched <= 2  # the cached set, then one forced refresh, never one per request
 
 
-@pytest.fixture
-def spoil(emulator):
-    """``spoil(document, mode)``: the emulator's OpenID discovery documents (``"discovery"``) or key sets
-    (``"jwks"``) are broken that way until the test ends (or ``spoil(document, None)``)."""
-    def spoil(document: str, mode: str | None) -> None:
-        if mode is None:
-            emulator.control("DELETE", f"entra/{document}")
-        else:
-            emulator.control("POST", f"entra/{document}", json={"mode": mode})
-
-    yield spoil
-    spoil("discovery", None)
-    spoil("jwks", None)
-
-
 def fetches(emulator, suffix: str) -> int:
     return sum(c["path"].endswith(suffix) for c in emulator.calls())
 

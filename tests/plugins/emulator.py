@@ -27,6 +27,21 @@ def fresh_emulator(emulator: RunningEmulator) -> RunningEmulator:
 
 
 @pytest.fixture
+def spoil(emulator: RunningEmulator) -> Iterator[Callable[[str, str | None], None]]:
+    """``spoil(document, mode)``: the emulator's OpenID discovery documents (``"discovery"``) or key sets
+    (``"jwks"``) are broken that way until the test ends (or ``spoil(document, None)``)."""
+    def spoil(document: str, mode: str | None) -> None:
+        if mode is None:
+            emulator.control("DELETE", f"entra/{document}")
+        else:
+            emulator.control("POST", f"entra/{document}", json={"mode": mode})
+
+    yield spoil
+    spoil("discovery", None)
+    spoil("jwks", None)
+
+
+@pytest.fixture
 def emulator_factory(tmp_path) -> Iterator[Callable[..., RunningEmulator]]:
     """``emulator_factory(scenario, state_file=None, extra_args=())`` starts an emulator stopped after the test."""
     started: list[RunningEmulator] = []

@@ -175,6 +175,12 @@ def sign_in_with_client(client, emulator, oid: str):
     """Sign the user ``oid`` in through the real flow with the test client (which must be served as a loopback
     host the emulator accepts as redirect URI, e.g. ``Client(SERVER_NAME="127.0.0.1")``): the portal's
     redirect, the emulator's account picker, then the callback. Returns the callback's response."""
+    return client.get(authorize_with_client(client, emulator, oid))
+
+
+def authorize_with_client(client, emulator, oid: str) -> str:
+    """The first two steps of ``sign_in_with_client``: the portal's redirect and the emulator's account picker
+    for ``oid``. Returns the callback URL (path and query) the emulator sends the browser back to."""
     start = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}))
     assert start.status_code == 302, start.content[:300]
     authorize = urlsplit(start["Location"])
@@ -183,4 +189,4 @@ def sign_in_with_client(client, emulator, oid: str):
                            verify=str(emulator.ca_pem), allow_redirects=False, timeout=10)
     assert picked.status_code == 302, picked.text[:300]
     callback = urlsplit(picked.headers["Location"])
-    return client.get(f"{callback.path}?{callback.query}")
+    return f"{callback.path}?{callback.query}"
