@@ -56,6 +56,7 @@ class AzureGateway:
         self.subscription_id = subscription_id
         self.credential_spec = credential_spec
         self.endpoint = endpoint
+        self._owns_credentials = credentials is None
         self._credentials = credentials if credentials is not None else CredentialCache()
         self._recorder = recorder if recorder is not None else CallRecorder()
         self._clients: dict[str, Any] = {}
@@ -88,15 +89,18 @@ class AzureGateway:
             return client
 
     def close(self) -> None:
-        """Close the SDK clients' HTTP sessions (credentials belong to the ``CredentialCache``)."""
+        """Close the SDK clients' HTTP sessions, and the credentials' if this gateway made its own
+        ``CredentialCache`` (one passed in is shared: whoever passed it closes it)."""
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
+        if self._owns_credentials:
+            self._credentials.close()
 
     def for_subscription(self, subscription_id: str) -> AzureGateway:
         """A gateway on another subscription with this one's credential (and its tokens) and endpoint, whose calls
-        count in this one's ``calls_made``; close it when done."""
+        count in this one's ``calls_made``; close it when done, before this one (which closes credentials it made)."""
         return AzureGateway(subscription_id, self.credential_spec, self.endpoint, credentials=self._credentials,
                             recorder=self._recorder)
 

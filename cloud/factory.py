@@ -11,7 +11,7 @@ PROVIDERS = ("azure",)
 
 
 def _new_gateway(provider: str, subscription_id: str, spec: CredentialSpec, endpoint: CloudEndpoint,
-                 credentials: CredentialCache) -> CloudGateway:
+                 credentials: CredentialCache | None) -> CloudGateway:
     if provider == "azure":
         from .azure import AzureGateway  # imported on use: the SDKs are heavy to import
 
@@ -50,7 +50,8 @@ class GatewayFactory:
 
 def gateway_for(subscription_id: str, credential_spec: CredentialSpec, endpoint: CloudEndpoint, *,
                 provider: str = "azure", factory: GatewayFactory | None = None) -> CloudGateway:
-    """A gateway for one subscription: from ``factory`` (cached) or a new one with its own credential."""
+    """A gateway for one subscription: from ``factory`` (cached) or a new one with its own credential, closed with
+    it."""
     if factory is not None:
         return factory.gateway(subscription_id, credential_spec, endpoint, provider)
-    return _new_gateway(provider, subscription_id, credential_spec, endpoint, CredentialCache())
+    return _new_gateway(provider, subscription_id, credential_spec, endpoint, None)  # closes its own on close()

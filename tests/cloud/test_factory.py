@@ -38,3 +38,23 @@ def test_an_unknown_provider_is_refused():
 def test_the_gateway_takes_only_the_config_dataclasses():
     with pytest.raises(TypeError, match="CredentialSpec"):
         AzureGateway(PROD, ("tenant", "client", "secret"), "https://127.0.0.1:8443")
+
+
+def test_closing_a_gateway_closes_the_credentials_it_made_but_never_shared_ones(fresh_emulator):
+    from cloud.credentials import CredentialCache
+
+    endpoint = fast_endpoint(fresh_emulator)
+    for gateway in (AzureGateway(PROD, portal_spec(), endpoint), gateway_for(PROD, portal_spec(), endpoint)):
+        assert gateway.get_pricing().jit_available
+        made = gateway._credentials
+        with gateway.for_subscription(DEV) as other:  # shares the store it was made with, so leaves it open
+            assert not other.get_pricing().jit_available
+        assert len(made) == 1
+        gateway.close()
+        assert len(made) == 0  # its credentials' HTTP sessions closed with it
+
+    shared = CredentialCache()
+    with AzureGateway(PROD, portal_spec(), endpoint, credentials=shared) as borrower:
+        borrower.get_pricing()
+    assert len(shared) == 1  # the caller's to close
+    shared.close()
