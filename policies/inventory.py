@@ -5,7 +5,8 @@ their rules), public IPs, firewalls, virtual hubs, JIT policies and security pol
 the spoke connections of each secured virtual hub (one whose Azure Firewall Azure Firewall Manager deployed in
 it) once per such hub. A spoke may be connected to a hub in another subscription: the subscriptions the portal's
 identity can read are listed once, and each other one's virtual hubs once (its firewalls and hub connections
-only when it has hubs).
+only when it has hubs), by the first sync of a period; the identity's other syncs within it share what it read
+(``policies.hub_topology``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import drift, rules, shapes
+from . import drift, hub_topology, rules, shapes
 from .models import (
     ConnectionType,
     JitPolicy,
@@ -109,8 +110,9 @@ def read_security_policies(gateway) -> tuple[bool, set[str]]:
     return off_subscription, off_groups
 
 
-def read_snapshot(gateway, progress: Progress) -> Snapshot:
-    """Every list call of a sync, once each (the gateway follows ``nextLink`` pages)."""
+def read_snapshot(gateway, progress: Progress, subscription: Subscription, now: datetime) -> Snapshot:
+    """Every list call of a sync, once each (the gateway follows ``nextLink`` pages); the hubs of other
+    subscriptions once a period (``read_remote_hubs``)."""
     snap = Snapshot()
     progress("pricing", 0)
     snap.defender_p2, snap.defender_plan = read_pricing(gateway)
@@ -124,7 +126,7 @@ def read_snapshot(gateway, progress: Progress) -> Snapshot:
     snap.firewalls = _collect("firewalls", gateway.list_firewalls(), progress)
     snap.hubs = _collect("virtual hubs", gateway.list_virtual_hubs(), progress)
     snap.hub_connections = read_hub_connections(gateway, snap.hubs, snap.firewalls, progress)
-    remote_firewalls, remote_connections = read_remote_hubs(gateway, progress)
+    remote_firewalls, remote_connections = read_remote_hubs(subscription, gateway, snap, progress, now)
     snap.firewalls += remote_firewalls
     snap.hub_connections += remote_connections
     snap.policies = _collect("JIT policies", gateway.list_jit_policies(), progress)
@@ -153,42 +155,48 @@ def _unreadable(error) -> bool:
                                                         and error.code in PROVIDER_NOT_REGISTERED)
 
 
-def read_remote_hubs(gateway, progress: Progress) -> tuple[list, list]:
+def read_remote_hubs(subscription: Subscription, gateway, snap: Snapshot, progress: Progress, now: datetime
+                     ) -> tuple[list, list]:
     """(hub firewalls, hub connections) of the secured virtual hubs in other subscriptions that connect virtual
-    networks of the gateway's subscription.
+    networks of the gateway's subscription: from the hubs the syncs of its identity share, read again (with its
+    own, just listed in ``snap``) when they are older than ``INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS``."""
+    hubs = hub_topology.recent(subscription)
+    if hubs is None:
+        own = hub_topology.secured_hubs(snap.firewalls, snap.hub_connections)
+        hubs = read_hub_topology(gateway, own, progress)
+        hub_topology.keep(subscription, hubs, now)
+    return hub_topology.spokes_of(hubs, str(gateway.subscription_id))
 
-    The other subscriptions are those the portal's identity can read (a hub often sits in a connectivity
-    subscription no one registers here); one it may not read is skipped. Throttling and transient errors end the
-    sync, which is retried."""
+
+def read_hub_topology(gateway, own: list[dict], progress: Progress) -> hub_topology.Hubs:
+    """The secured hubs (``hub_topology.secured_hubs``) of every subscription the portal's identity can read, the
+    gateway's own being ``own``.
+
+    A hub often sits in a connectivity subscription no one registers here; a subscription the identity may not
+    read has none. Throttling and transient errors end the sync, which is retried."""
     from cloud.errors import CloudError
 
-    own = str(gateway.subscription_id).lower()
-    firewalls: list = []
-    connections: list = []
+    own_id = str(gateway.subscription_id).lower()
+    hubs: hub_topology.Hubs = {own_id: own}
     for subscription in _collect("other subscriptions", gateway.list_subscriptions(), progress):
         other = str(shapes.pick(subscription, "subscription_id", "subscriptionId", default="")).lower()
-        if not other or other == own:
+        if not other or other == own_id:
             continue
         remote = gateway.for_subscription(other)
         try:
-            hubs = _collect("virtual hubs (other subscriptions)", remote.list_virtual_hubs(), progress)
-            if not hubs:
-                continue
-            hub_firewalls = [fw for fw in _collect("firewalls (other subscriptions)", remote.list_firewalls(),
-                                                   progress) if shapes.firewall_hub_id(fw)]
-            spokes = [c for c in read_hub_connections(remote, hubs, hub_firewalls, progress)
-                      if shapes.hub_connection_info(c)[1].startswith(f"/subscriptions/{own}/")]
+            found = _collect("virtual hubs (other subscriptions)", remote.list_virtual_hubs(), progress)
+            firewalls = [fw for fw in _collect("firewalls (other subscriptions)", remote.list_firewalls(), progress)
+                         if shapes.firewall_hub_id(fw)] if found else []
+            hubs[other] = hub_topology.secured_hubs(firewalls, read_hub_connections(remote, found, firewalls,
+                                                                                   progress))
         except CloudError as error:
             if not _unreadable(error):
                 raise
             log.info("policies: the virtual hubs of subscription %s cannot be read (%s)", other, error)
-            continue
+            hubs[other] = []
         finally:
             remote.close()
-        if spokes:
-            firewalls += hub_firewalls
-            connections += spokes
-    return firewalls, connections
+    return hubs
 
 
 @dataclass
@@ -525,7 +533,7 @@ def sync_subscription(subscription: Subscription, gateway, progress: Progress, n
                       ) -> tuple[int, int]:
     """Read, classify and store one subscription. Returns (VMs seen, open drift findings)."""
     now = now or timezone.now()
-    snap = read_snapshot(gateway, progress)
+    snap = read_snapshot(gateway, progress, subscription, now)
     progress("storing", 0)
     policies = [policy_view(p) for p in snap.policies]
     rows = build_rows(subscription, snap, policies, now, portal_requesters(policies))

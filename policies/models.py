@@ -200,6 +200,26 @@ class PolicyPort(models.Model):
         return f"{self.number}/{self.protocol}"
 
 
+class HubTopology(models.Model):
+    """The secured virtual hubs of every subscription one identity can read (tenant, credential reference, ARM
+    endpoint), as a sync last read them: the syncs of that identity's subscriptions share it for
+    ``INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS`` instead of each listing every other subscription's hubs."""
+
+    tenant_id = models.CharField(max_length=64, help_text="Lower case.")
+    credential_ref = models.CharField(max_length=64)
+    arm_endpoint = models.CharField(max_length=200, help_text="Lower case, without a trailing slash.")
+    hubs = models.JSONField(default=dict, help_text='Subscription id → its secured hubs, each {"hub", "firewall", '
+                                                   '"public_ip", "vnets"} (lower case ids); [] when none.')
+    read_at = models.DateTimeField(help_text="When the reading began.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "credential_ref", "arm_endpoint"],
+                                               name="pol_hub_topology_unique")]
+
+    def __str__(self) -> str:
+        return f"hubs seen by {self.credential_ref} in {self.tenant_id}"
+
+
 class PolicyLock(models.Model):
     """One row per policy (resource group + location + name): writes to the policy lock it first."""
 

@@ -297,6 +297,9 @@ if env_bool("PORTAL_DEMO_CREDENTIAL", default=True):
 # subscription cannot point them elsewhere.
 CLOUD_ENDPOINT_HOSTS = env.list("CLOUD_ENDPOINT_HOSTS", default=[])
 INVENTORY_SYNC_INTERVAL_SECONDS = env.int("INVENTORY_SYNC_INTERVAL_SECONDS", default=900)
+# The syncs of subscriptions sharing a credential (tenant, ARM endpoint) share what one read of the virtual hubs in
+# the other subscriptions it can read for this long (0: every sync reads them); it bounds how stale they may be.
+INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS = env.int("INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS", default=900)
 CELERY_BEAT_SCHEDULE["policies-sync-inventory"] = {
     "task": "policies.sync_all",
     "schedule": float(INVENTORY_SYNC_INTERVAL_SECONDS),

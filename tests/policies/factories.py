@@ -1,11 +1,15 @@
 """Factories for the policies tests and the authorization matrix: subscriptions, VMs and changes at a scope."""
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from accounts.scopes import parse_scope
 from policies import gateway, services
-from policies.models import PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
+from policies.models import HubTopology, PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
 
 TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
 PROD = "c0a1b2c3-0000-4000-8000-000000000001"
@@ -15,9 +19,10 @@ CONNECTIVITY = "c0a1b2c3-0000-4000-8000-000000000003"  # a landing zone's hub su
 
 def remote_hubs_scenario(vms_per_spoke: int = 2) -> dict:
     """Production's spoke VNets connected to secured hubs of other subscriptions: the connectivity subscription's
-    (which also has a hub without a firewall) and Dev/Test's."""
-    def connection(vnet: str) -> dict:
-        return {"name": f"{vnet}-connection", "vnet": vnet, "vnet_group": "rg-spokes", "vnet_subscription": PROD}
+    (which also has a hub without a firewall) and Dev/Test's; and a Dev/Test spoke (``app-`` VMs) connected to
+    the connectivity subscription's secured hub."""
+    def connection(vnet: str, subscription: str = PROD, group: str = "rg-spokes") -> dict:
+        return {"name": f"{vnet}-connection", "vnet": vnet, "vnet_group": group, "vnet_subscription": subscription}
 
     spokes = {"name": "rg-spokes", "vnets": [{"name": f"vnet-{s}", "address_space": f"10.{60 + i}.0.0/16"}
                                              for i, s in enumerate(("neu", "dev", "plain"))],
@@ -26,16 +31,25 @@ def remote_hubs_scenario(vms_per_spoke: int = 2) -> dict:
     hubs = {"name": "rg-connectivity", "location": "northeurope", "virtual_hubs": [
         {"name": "hub-neu", "address_prefix": "10.110.0.0/23", "firewall": {"name": "fw-hub-neu", "public_ip":
                                                                             "20.80.0.4"},
-         "connections": [connection("vnet-neu")]},
+         "connections": [connection("vnet-neu"), connection("vnet-app", DEV, "rg-dev-spokes")]},
         {"name": "hub-plain", "address_prefix": "10.112.0.0/23", "connections": [connection("vnet-plain")]}]}
     dev_hub = {"name": "rg-dev-hub", "virtual_hubs": [
         {"name": "hub-dev", "address_prefix": "10.111.0.0/23", "firewall": {"name": "fw-hub-dev", "public_ip":
                                                                             "20.81.0.4"},
          "connections": [connection("vnet-dev")]}]}
+    dev_spokes = {"name": "rg-dev-spokes", "vnets": [{"name": "vnet-app", "address_space": "10.70.0.0/16"}],
+                  "vms": [{"name": f"app-{i}", "os": "Linux", "vnet": "vnet-app"} for i in range(vms_per_spoke)]}
     return {"name": "remote-hubs", "subscriptions": [
         {"id": PROD, "name": "Contoso Production", "plan": "P2", "resource_groups": [spokes]},
         {"id": CONNECTIVITY, "name": "Contoso Connectivity", "plan": "Free", "resource_groups": [hubs]},
-        {"id": DEV, "name": "Contoso Dev/Test", "plan": "Free", "resource_groups": [dev_hub]}]}
+        {"id": DEV, "name": "Contoso Dev/Test", "plan": "Free", "resource_groups": [dev_hub, dev_spokes]}]}
+
+
+def period_passes() -> None:
+    """Age what the syncs share of the virtual hubs elsewhere (``policies.hub_topology``) by its period: the next
+    sync reads them again."""
+    HubTopology.objects.update(read_at=F("read_at") - timedelta(
+        seconds=settings.INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS))
 
 
 def gateways_built(monkeypatch) -> list:

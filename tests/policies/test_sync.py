@@ -26,6 +26,7 @@ from tests.policies.factories import (
     PROD,
     closed_after_use,
     gateways_built,
+    period_passes,
     register,
     remote_hubs_scenario,
     sync,
@@ -113,6 +114,7 @@ def test_sync_calls_grow_with_pages_not_with_vms(db, fresh_emulator):
         fresh_emulator.load_scenario("large", large_vms=size, large_events=0)
         VirtualMachine.objects.all().delete()
         subscription = register(fresh_emulator, PROD, "Contoso Production") if size == 60 else prod_subscription()
+        period_passes()  # each sync reads the hubs of the other subscriptions, as the first of a period does
         fresh_emulator.clear_calls()
         run = sync(subscription)
         arm_calls = [c for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions")]
@@ -149,6 +151,7 @@ def test_sync_calls_grow_with_secured_hubs_not_with_their_spoke_vms(db, fresh_em
         fresh_emulator.load_scenario(hubs_scenario(hubs, per_spoke))
         VirtualMachine.objects.all().delete()
         subscription = subscription or register(fresh_emulator, PROD, "Contoso Production")
+        period_passes()
         fresh_emulator.clear_calls()
         run = sync(subscription)
         paths = [c["path"] for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions")]
@@ -186,26 +189,103 @@ def test_a_spoke_vm_of_a_secured_hub_in_another_subscription_is_guarded_by_that_
         "unsupported_reason", flat=True)) == {UnsupportedReason.NO_NSG_OR_FIREWALL}
 
 
+def sync_paths(emulator, subscription: Subscription) -> list[str]:
+    """The ARM paths one sync of ``subscription`` called (all of them counted in its run)."""
+    emulator.clear_calls()
+    run = sync(subscription)
+    paths = [c["path"] for c in emulator.calls() if c["path"].startswith("/subscriptions")]
+    assert run.calls_made == len(paths)  # the other subscriptions' calls count in the run
+    return paths
+
+
+def elsewhere(paths: list[str], subscription_id: str) -> list[str]:
+    """The calls listing what the identity can read outside ``subscription_id``: the subscriptions, and theirs."""
+    return [p for p in paths if not p.startswith(f"/subscriptions/{subscription_id}/")]
+
+
+def hub_lists(subscription_id: str, group: str = "", hub: str = "") -> list[str]:
+    """The calls listing one subscription's virtual hubs and, with ``hub`` (a secured one), its firewalls and the
+    hub's connections."""
+    network = "providers/Microsoft.Network"
+    paths = [f"/subscriptions/{subscription_id}/{network}/virtualHubs"]
+    if hub:
+        paths += [f"/subscriptions/{subscription_id}/{network}/azureFirewalls",
+                  f"/subscriptions/{subscription_id}/resourceGroups/{group}/{network}/virtualHubs/{hub}/"
+                  f"hubVirtualNetworkConnections"]
+    return paths
+
+
+FW_HUB_NEU = ("firewall", f"/subscriptions/{CONNECTIVITY}/resourcegroups/rg-connectivity/providers/microsoft.network/"
+                          f"azurefirewalls/fw-hub-neu", "20.80.0.4")
+
+
 @pytest.mark.django_db
-def test_sync_calls_for_hubs_of_other_subscriptions_grow_with_subscriptions_and_hubs_not_with_vms(fresh_emulator):
+def test_syncs_of_subscriptions_sharing_a_credential_list_the_hubs_elsewhere_once_a_period(fresh_emulator):
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    prod, dev = register(fresh_emulator, PROD, "Contoso Production"), register(fresh_emulator, DEV, "Contoso Dev/Test")
+    connectivity = hub_lists(CONNECTIVITY, "rg-connectivity", "hub-neu")
+
+    prod_paths = sync_paths(fresh_emulator, prod)  # the first of the period reads every subscription's hubs
+    assert sorted(elsewhere(prod_paths, PROD)) == sorted(
+        ["/subscriptions", *connectivity, *hub_lists(DEV, "rg-dev-hub", "hub-dev")])
+    dev_paths = sync_paths(fresh_emulator, dev)  # the next one shares them
+    assert elsewhere(dev_paths, DEV) == []
+    assert set(hub_lists(DEV, "rg-dev-hub", "hub-dev")) <= set(dev_paths)  # its own hubs: read on its own sync
+    assert guarded_by("app-") == guarded_by("neu-") == {FW_HUB_NEU}
+
+    period_passes()
+    assert sorted(elsewhere(sync_paths(fresh_emulator, dev), DEV)) == sorted(
+        ["/subscriptions", *connectivity, *hub_lists(PROD)])
+    assert elsewhere(sync_paths(fresh_emulator, prod), PROD) == []
+    assert guarded_by("app-") == guarded_by("neu-") == {FW_HUB_NEU}
+
+
+@pytest.mark.django_db
+def test_a_hub_added_in_another_subscription_guards_its_spokes_once_the_period_has_passed(fresh_emulator):
+    scenario = remote_hubs_scenario()
+    fresh_emulator.load_scenario(scenario)
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    sync(prod)
+    assert guarded_by("plain-") == {("none", "", "")}
+    connectivity = scenario["subscriptions"][1]["resource_groups"][0]
+    connectivity["virtual_hubs"][1]["connections"] = []  # vnet-plain moves from hub-plain to a new secured hub
+    connectivity["virtual_hubs"].append({
+        "name": "hub-new", "address_prefix": "10.113.0.0/23",
+        "firewall": {"name": "fw-hub-new", "public_ip": "20.82.0.4"},
+        "connections": [{"name": "vnet-plain-connection", "vnet": "vnet-plain", "vnet_group": "rg-spokes",
+                         "vnet_subscription": PROD}]})
+    fresh_emulator.load_scenario(scenario)
+
+    assert elsewhere(sync_paths(fresh_emulator, prod), PROD) == []  # within the period: the hubs it read
+    assert guarded_by("plain-") == {("none", "", "")}
+    period_passes()
+    assert "/subscriptions" in sync_paths(fresh_emulator, prod)
+    assert guarded_by("plain-") == {("firewall", f"/subscriptions/{CONNECTIVITY}/resourcegroups/rg-connectivity/"
+                                                 f"providers/microsoft.network/azurefirewalls/fw-hub-new", "20.82.0.4")}
+    assert guarded_by("neu-") == {FW_HUB_NEU}
+
+
+@pytest.mark.django_db
+def test_a_round_of_syncs_lists_the_hubs_elsewhere_once_and_its_calls_do_not_grow_with_vms(fresh_emulator):
     fresh_emulator.set_page_size(100)
-    subscription = None
+    prod = dev = None
     counts = {}
     for per_spoke in (2, 20):
         fresh_emulator.load_scenario(remote_hubs_scenario(per_spoke))
-        subscription = subscription or register(fresh_emulator, PROD, "Contoso Production")
-        fresh_emulator.clear_calls()
-        run = sync(subscription)
-        paths = [c["path"] for c in fresh_emulator.calls() if c["path"].startswith("/subscriptions")]
-        assert run.calls_made == len(paths)  # the other subscriptions' calls count in the run
-        counts[per_spoke] = len(paths)
-        assert paths.count("/subscriptions") == 1
-        remote = [p for p in paths if p.startswith((f"/subscriptions/{CONNECTIVITY}/", f"/subscriptions/{DEV}/"))]
-        assert sorted(p.split("/providers/Microsoft.Network/")[1] for p in remote) == [
+        prod = prod or register(fresh_emulator, PROD, "Contoso Production")
+        dev = dev or register(fresh_emulator, DEV, "Contoso Dev/Test")
+        period_passes()  # a new round
+        prod_paths, dev_paths = sync_paths(fresh_emulator, prod), sync_paths(fresh_emulator, dev)
+        counts[per_spoke] = (len(prod_paths), len(dev_paths))
+        assert prod_paths.count("/subscriptions") == 1
+        assert sorted(p.split("/providers/Microsoft.Network/")[1] for p in elsewhere(prod_paths, PROD)
+                      if p != "/subscriptions") == [
             "azureFirewalls", "azureFirewalls", "virtualHubs", "virtualHubs", "virtualHubs/hub-dev/"
             "hubVirtualNetworkConnections", "virtualHubs/hub-neu/hubVirtualNetworkConnections"]
-        assert {v[2] for v in guarded_by("neu-")} == {"20.80.0.4"}
-    assert counts[20] == counts[2], counts  # 54 more VMs in the spokes: the same pages
+        assert elsewhere(dev_paths, DEV) == []  # the round's second sync lists nothing elsewhere
+        assert {v[2] for v in guarded_by("neu-")} == {v[2] for v in guarded_by("app-")} == {"20.80.0.4"}
+        assert VirtualMachine.objects.filter(name__startswith="app-").count() == per_spoke
+    assert counts[20] == counts[2], counts  # 18 more VMs in each of four spokes: the same pages
 
 
 @pytest.mark.django_db
@@ -489,8 +569,8 @@ def test_a_change_applied_while_a_sync_reads_azure_is_not_undone_nor_taken_for_d
     ports = [rules.PortRule(22), rules.PortRule(2222, max_duration="PT1H")]
     read = inventory.read_snapshot
 
-    def read_then_change(gateway, progress):  # the admin's edit is applied after the sync read the policies
-        snapshot = read(gateway, progress)
+    def read_then_change(*args):  # the admin's edit is applied after the sync read the policies
+        snapshot = read(*args)
         services.policy_save(actor=policy_admin, vm=vm("web-01"), ports=ports)
         services.policy_enable(actor=policy_admin, vms=[vm("web-05")])
         assert apply_all() == ["applied", "applied"]
