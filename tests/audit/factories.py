@@ -83,3 +83,14 @@ def _matrix_factories() -> dict:
 
 
 MATRIX_FACTORIES = _matrix_factories()
+
+
+def initiate_with_rule(correlation: str, rule_name: str) -> list:
+    """Azure's events of portal request #7's initiate on web-01 (port 22 from 203.0.113.7 until 2030) and of the
+    NSG allow rule ``rule_name`` it wrote, under one ``correlation`` id (for ``audit.ingestion.store_events``)."""
+    rule = (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
+            f"nsg-web/securityRules/{rule_name}")
+    return [event(correlation_id=correlation, properties={
+                "virtualMachines": vm_id(), "justification": "alice: Patch the web tier (portal request #7)",
+                "sourceAddressPrefixes": "203.0.113.7", "endTimeUtc": "2030-01-01T10:00:00Z"}),
+            event(correlation_id=correlation, resource_id=rule, operation=RULE_WRITE, properties={"access": "Allow"})]

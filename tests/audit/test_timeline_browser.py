@@ -6,7 +6,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from audit.ingestion import store_events
-from tests.audit.factories import PROD, event, vm_id
+from tests.audit.factories import initiate_with_rule, vm_id
 from tests.plugins.personas import sign_in_as_breakglass
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -16,14 +16,7 @@ RULE_WRITE = "Microsoft.Network/networkSecurityGroups/securityRules/write"
 def test_a_wide_timeline_scrolls_within_its_table_and_its_times_stay_on_one_line(page, live_server,
                                                                                 breakglass_admin):
     correlation = "aaaaaaaa-2222-4333-8444-555555555555"
-    rule = (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
-            f"nsg-web-frontend/securityRules/securitycenter-jitrule_d066f386_web-01_22_allow")
-    store_events([
-        event(correlation_id=correlation, properties={
-            "virtualMachines": vm_id(), "justification": "alice: Patch the web tier (portal request #7)",
-            "sourceAddressPrefixes": "203.0.113.7", "endTimeUtc": "2030-01-01T10:00:00Z"}),
-        event(correlation_id=correlation, resource_id=rule, operation=RULE_WRITE, properties={"access": "Allow"}),
-    ])
+    store_events(initiate_with_rule(correlation, "securitycenter-jitrule_d066f386_web-01_22_allow"))
     page.set_viewport_size({"width": 1024, "height": 800})
     sign_in_as_breakglass(page, live_server.url)
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from audit.ingestion import store_events
 from audit.models import ActivityLogEvent
 from policies.access.models import AccessRequest
-from tests.audit.factories import DEV, PROD, RULE_WRITE, event, policy_id, vm_id
+from tests.audit.factories import DEV, PROD, RULE_WRITE, event, initiate_with_rule, policy_id, vm_id
 
 pytestmark = pytest.mark.django_db
 SEARCH = reverse("audit:search")
@@ -169,14 +169,7 @@ def test_the_vm_timeline_joins_the_portal_events_with_the_azure_calls_and_rules(
     from audit.services import audit_record
 
     correlation = "aaaaaaaa-2222-4333-8444-555555555555"
-    rule = (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
-            f"nsg-web/securityRules/jit-web-01-22")
-    store_events([
-        event(correlation_id=correlation, properties={
-            "virtualMachines": vm_id(), "justification": "alice: Patch the web tier (portal request #7)",
-            "sourceAddressPrefixes": "203.0.113.7", "endTimeUtc": "2030-01-01T10:00:00Z"}),
-        event(correlation_id=correlation, resource_id=rule, operation=RULE_WRITE, properties={"access": "Allow"}),
-    ])
+    store_events(initiate_with_rule(correlation, "jit-web-01-22"))
     audit_record(actor=None, action="request.initiate", target_id=vm_id(), target_label="web-01",
                  subscription_id=PROD, resource_group="rg-web-prod", resource_id=vm_id(),
                  client_ip="198.51.100.20", correlation_id=correlation)
