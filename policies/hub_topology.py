@@ -6,7 +6,7 @@ subscriptions; instead a sync that finds no reading of its identity (tenant, cre
 younger than ``INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS`` reads them all and stores them here, in a table the workers
 of every host share, and the identity's other syncs within that period take them from it. The period bounds how
 stale a hub elsewhere can be. Syncs starting at the same moment may each read them: the work stays linear in the
-subscriptions, never S*S.
+subscriptions, never S*S. Each reading stored deletes the stale ones of other identities.
 """
 from __future__ import annotations
 
@@ -36,7 +36,12 @@ def recent(subscription: Subscription) -> Hubs | None:
 def keep(subscription: Subscription, hubs: Hubs, read_at: datetime) -> None:
     """Store ``hubs`` as what the identity of ``subscription`` saw; ``read_at``: when their reading began (its
     sync's start: the subscription's own hubs were listed first)."""
-    HubTopology.objects.update_or_create(**_identity(subscription), defaults={"hubs": hubs, "read_at": read_at})
+    identity = _identity(subscription)
+    HubTopology.objects.update_or_create(**identity, defaults={"hubs": hubs, "read_at": read_at})
+    # Other identities' readings past the period are never used again; one whose subscriptions all left (or moved
+    # to another credential) would otherwise stay for good.
+    max_age = timedelta(seconds=settings.INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS)
+    HubTopology.objects.filter(read_at__lt=timezone.now() - max_age).exclude(**identity).delete()
 
 
 def secured_hubs(firewalls: list, connections: list) -> list[dict]:

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from policies import services
 from policies.models import (
     DriftFinding,
+    HubTopology,
     JitPolicy,
     PolicyChange,
     PolicyPort,
@@ -262,6 +263,24 @@ def test_a_hub_added_in_another_subscription_guards_its_spokes_once_the_period_h
     assert "/subscriptions" in sync_paths(fresh_emulator, prod)
     assert guarded_by("plain-") == {("firewall", f"/subscriptions/{CONNECTIVITY}/resourcegroups/rg-connectivity/"
                                                  f"providers/microsoft.network/azurefirewalls/fw-hub-new", "20.82.0.4")}
+    assert guarded_by("neu-") == {FW_HUB_NEU}
+
+
+@pytest.mark.django_db
+def test_a_stored_reading_deletes_the_stale_readings_of_other_identities(fresh_emulator):
+    from django.utils import timezone
+
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    sync(prod)
+    retired = HubTopology.objects.create(tenant_id=prod.tenant_id, credential_ref="retired",
+                                         arm_endpoint="https://management.azure.com", hubs={}, read_at=timezone.now())
+    period_passes()  # prod's reading and the retired identity's are now past the period
+    current = HubTopology.objects.create(tenant_id=prod.tenant_id, credential_ref="current",
+                                         arm_endpoint="https://management.azure.com", hubs={}, read_at=timezone.now())
+    sync(prod)
+    assert set(HubTopology.objects.values_list("credential_ref", flat=True)) == {prod.credential_ref, "current"}
+    assert HubTopology.objects.filter(pk=current.pk).exists() and not HubTopology.objects.filter(pk=retired.pk).exists()
     assert guarded_by("neu-") == {FW_HUB_NEU}
 
 
