@@ -19,7 +19,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
     return render(request, "jitportal/dashboard.html", {
         "title": "Dashboard", "open_ports": access.my_open_ports(request.user),
-        "recent": access.recent_requests(request.user), "state_counts": access.state_counts(request.user),
+        "recent": access.recent_requests(request.user), "state_counts": access.state_count_rows(request.user),
+        "finished_counted_days": access.FINISHED_COUNTED_DAYS,
         "to_approve": access.approval_queue(request.user).count(),
         "no_role": not request.user.is_superuser and not authz.grants_for(request.user)})
 

@@ -1,9 +1,13 @@
 """Filters of the Requests list (the same FilterSet would serve an API)."""
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, Q
+
+from jitportal.lib.days import day_start
 
 from . import selectors
 from .models import AccessRequest, AccessRequestVm, PortState
@@ -13,9 +17,9 @@ class AccessRequestFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="VM, user or reason")
     state = django_filters.ChoiceFilter(choices=PortState.choices, label="State")
     mine = django_filters.BooleanFilter(method="only_mine", label="Only mine", widget=forms.CheckboxInput())
-    created_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="Requested from",
+    created_after = django_filters.DateFilter(method="requested_from", label="Requested from",
                                               widget=forms.DateInput(attrs={"type": "date"}))
-    created_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="Requested to",
+    created_before = django_filters.DateFilter(method="requested_to", label="Requested to",
                                                widget=forms.DateInput(attrs={"type": "date"}))
 
     class Meta:
@@ -37,5 +41,14 @@ class AccessRequestFilterSet(django_filters.FilterSet):
         return queryset.filter((Q(requester_id=getattr(self.user, "pk", None)) & Exists(named)) | Exists(seen)
                                | Q(requester_name__icontains=value) | Q(justification__icontains=value))
 
+    def requested_from(self, queryset, name, value: date):
+        start = day_start(value)
+        return queryset.filter(created_at__gte=start) if start is not None else queryset
+
+    def requested_to(self, queryset, name, value: date):
+        end = day_start(value + timedelta(days=1)) if value < date.max else None
+        return queryset.filter(created_at__lt=end) if end is not None else queryset
+
     def only_mine(self, queryset, name, value):
         return queryset.filter(requester_id=self.user.pk) if value and self.user is not None else queryset
+

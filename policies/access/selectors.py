@@ -4,21 +4,25 @@ A user sees their own requests; a policy admin also sees every request touching 
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts import authz
 from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE, VM_READ
+from jitportal.lib.days import day_start
 from policies.models import JitPolicy, VirtualMachine, VmState
 from policies.selectors import vm_get, vm_list
 
 from . import validation
 from .connection import ConnectionDetails, details_for, login_name
 from .models import (
+    ACTIVE,
     WAITING,
     AccessRequest,
     AccessRequestPort,
@@ -176,17 +180,39 @@ def recent_requests(user, limit: int = 10) -> list[AccessRequest]:
     return list(request_list(user, everyone=False).order_by("-created_at", "-id")[:limit])
 
 
+FINISHED_COUNTED_DAYS = 30
+
+
 def state_counts(user) -> dict[str, int] | None:
-    """Requests per state in the admin's scope (``None`` for non-admins); one past its approval deadline counts as
-    expired, as the next reconcile marks it."""
+    """Requests per state in the admin's scope (``None`` for non-admins): every one waiting or open, and the finished
+    ones asked for in the last ``FINISHED_COUNTED_DAYS`` days, so the figures stay current and cheap however long
+    the history. One past its approval deadline counts as expired, as the next reconcile marks it."""
     if not is_admin(user):
         return None
     counts = {state.value: 0 for state in PortState}
     shown = Case(When(_approval_overdue(timezone.now()), then=Value(PortState.EXPIRED.value)), default=F("state"))
-    for state, n in (request_list(user).order_by().annotate(shown=shown).values_list("shown")
+    counted = Q(state__in=ACTIVE) | Q(created_at__gte=day_start(finished_counted_from()))
+    for state, n in (request_list(user).filter(counted).order_by().annotate(shown=shown).values_list("shown")
                      .annotate(n=Count("*"))):
         counts[state] = n
     return counts
+
+
+def finished_counted_from() -> date:
+    """The first day whose finished requests ``state_counts`` counts (the Requests list's "Requested from")."""
+    return timezone.localdate() - timedelta(days=FINISHED_COUNTED_DAYS)
+
+
+def state_count_rows(user) -> list[dict] | None:
+    """``state_counts`` for the dashboard: each state's label, count and the Requests list showing those requests."""
+    counts = state_counts(user)
+    if counts is None:
+        return None
+    since = {"created_after": finished_counted_from().isoformat()}
+    return [{"state": state.value, "label": state.label, "n": counts[state.value],
+             "url": f"{reverse('policies:requests')}?"
+                    f"{urlencode({'state': state.value, **({} if state in ACTIVE else since)})}"}
+            for state in PortState]
 
 
 def port_connection(port: AccessRequestPort) -> ConnectionDetails | None:

@@ -12,7 +12,9 @@ from .models import AccessRequest, PortState
 
 class AccessRequestTable(SortableTable):
     id = tables.Column(linkify=("policies:request_detail", {"pk": tables.A("pk")}), verbose_name="#")
-    created_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Requested", format="Y-m-d H:i")
+    # The id breaks ties, so pages neither repeat nor skip requests stored in the same instant.
+    created_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Requested", format="Y-m-d H:i",
+                                       order_by=("created_at", "id"))
     requester_name = tables.Column(verbose_name="Requester")
     vms = tables.Column(empty_values=(), orderable=False, verbose_name="VMs")
     source_prefix = tables.Column(verbose_name="Source")

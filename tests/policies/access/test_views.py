@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -212,6 +214,31 @@ def test_my_requests_lists_mine_and_admins_see_everyone_in_scope(prod, requester
         assert f'id="{target}"' in bad, target
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Auckland", "America/Los_Angeles"])
+def test_the_requested_dates_are_whole_days_of_the_portals_time_zone(prod, requester, client, settings, zone):
+    from zoneinfo import ZoneInfo
+
+    settings.TIME_ZONE = zone
+    late = ask(requester, {"web-02": [22]})
+    day = (timezone.now() - timedelta(days=3)).astimezone(ZoneInfo(zone)).date()
+    AccessRequest.objects.filter(pk=late.pk).update(  # 23:59:59.5 on ``day``, where the portal is
+        created_at=datetime.combine(day, time(23, 59, 59, 500000), tzinfo=ZoneInfo(zone)))
+    client.force_login(requester)
+
+    def listed(**dates) -> bool:
+        response = client.get(reverse("policies:requests"), {k: str(v) for k, v in dates.items()})
+        assert response.status_code == 200
+        return late.pk in [row.record.pk for row in response.context["table"].page.object_list]
+
+    assert listed(created_after=day, created_before=day) and listed(created_before=day + timedelta(days=1))
+    assert not listed(created_after=day + timedelta(days=1)) and not listed(created_before=day - timedelta(days=1))
+    assert listed(created_after=date.min, created_before=date.max)  # the calendar's ends bound nothing
+    assert not listed(created_before=date.min)
+    with CaptureQueriesContext(connection) as queries:  # bounds on the column itself, which its index serves
+        listed(created_after=day, created_before=day)
+    assert any('"created_at" >= ' in q["sql"] and '"created_at" < ' in q["sql"] for q in queries.captured_queries)
+
+
 def test_the_list_page_runs_a_fixed_number_of_queries(prod, requester, client, django_assert_max_num_queries):
     for _ in range(15):
         ask(requester, {"web-02": [22]})
@@ -247,7 +274,25 @@ def test_the_dashboard_shows_my_open_access_and_admin_counts(prod, requester, po
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC — Open", page)  # recent requests name their zone
     client.force_login(policy_admin)
     page = client.get(reverse("dashboard")).content.decode()
-    assert re.search(r'data-state="open"><th>Open</th><td>1</td>', page)
+    assert re.search(r'data-state="open"><th scope="row">Open</th><td><a href="/requests/\?state=open">1</a></td>',
+                     page)
+
+
+def test_the_dashboard_counts_finished_requests_of_the_last_30_days_and_links_the_list_showing_them(
+        prod, requester, policy_admin, client):
+    old_open, old_closed, recent_closed = (ask(requester, {"web-02": [22]}) for _ in range(3))
+    open_all(old_open)
+    AccessRequest.objects.filter(pk__in=[old_closed.pk, recent_closed.pk]).update(state="closed")
+    AccessRequest.objects.filter(pk__in=[old_open.pk, old_closed.pk]).update(
+        created_at=timezone.now() - timedelta(days=40))
+    client.force_login(policy_admin)
+    page = client.get(reverse("dashboard")).content.decode()
+    counts = {state: (url.replace("&amp;", "&"), int(n)) for state, url, n in re.findall(
+        r'data-state="(\w+)"><th scope="row">[^<]+</th><td><a href="([^"]+)">(\d+)</a>', page)}
+    for state, shown in (("open", old_open), ("closed", recent_closed)):  # not the closed one of 40 days ago
+        url, n = counts[state]
+        listed = client.get(url).context["table"].page.object_list
+        assert n == 1 and [row.record.pk for row in listed] == [shown.pk]
 
 
 @pytest.mark.django_db
