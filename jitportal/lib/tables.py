@@ -4,8 +4,6 @@ from __future__ import annotations
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest
 from django_tables2 import RequestConfig, Table
-from django_tables2.columns import BoundColumn
-from django_tables2.utils import AttributeDict
 
 # Cells that must not wrap (dates break at their hyphens otherwise): the admin's own ``nowrap`` class.
 NOWRAP = {"td": {"class": "nowrap"}}
@@ -17,15 +15,6 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 10**15
 
 
-def aria_sort(table: Table, bound_column: BoundColumn) -> str | None:
-    """A header's ``aria-sort``: ``ascending`` or ``descending`` on the column the rows are sorted by (the first sort
-    key; the ties it leaves are not announced), none on the others."""
-    first = table.order_by[0] if table.order_by else None
-    if first is None or first.bare != bound_column.name or not bound_column.orderable:
-        return None
-    return "descending" if first.is_descending else "ascending"
-
-
 class SortableTable(Table):
     """The base of every sortable list: each header cell (``column.attrs.th``, which django-tables2's template and
     the inventory's render) says how the rows are sorted, for screen readers (``aria-sort``), and its sort links
@@ -34,7 +23,24 @@ class SortableTable(Table):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("template_name", "jitportal/sortable_table.html")
         super().__init__(*args, **kwargs)
-        self.attrs["th"] = AttributeDict({**self.attrs.get("th", {}), "aria-sort": aria_sort})
+
+    def _sort(self, value) -> None:
+        Table.order_by.fset(self, value)
+        self._announce_sort()
+
+    order_by = property(Table.order_by.fget, _sort)
+
+    def _announce_sort(self) -> None:
+        """``aria-sort`` (``ascending`` or ``descending``) on the header of the column the rows are sorted by (the
+        first sort key; the ties it leaves are not announced), none on the others. Written into the columns' own
+        attributes (copied for each table) once per sort: django-tables2 works a column's attributes out again for
+        every cell, so a callable here would run once per cell."""
+        first = self.order_by[0] if self.order_by else None
+        for bound in self.columns:
+            th = {name: value for name, value in bound.column.attrs.get("th", {}).items() if name != "aria-sort"}
+            if first is not None and first.bare == bound.name and bound.orderable:
+                th["aria-sort"] = "descending" if first.is_descending else "ascending"
+            bound.column.attrs = {**bound.column.attrs, "th": th}
 
 
 def positive_int(value: str | None, default: int) -> int:
