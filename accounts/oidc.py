@@ -59,6 +59,21 @@ def https_url(value: object) -> bool:
     return parts.scheme == "https" and bool(parts.hostname)
 
 
+# What a sign-in reads from the discovery document: where to send the browser, where to redeem the code (with the
+# client secret), where the keys are; each an https URL.
+SIGN_IN_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+
+
+def discovery_problem(config: dict) -> str | None:
+    """Why the discovery document ``config`` cannot carry a sign-in (an endpoint not https, no issuer), or ``None``."""
+    for name in SIGN_IN_ENDPOINTS:
+        if not https_url(config.get(name)):
+            return f"its {name} {config.get(name)!r} is not an https URL"
+    if not isinstance(config.get("issuer"), str):
+        return f"its issuer {config.get('issuer')!r} is not a string"
+    return None
+
+
 def key_set_problem(jwks: dict) -> str | None:
     """Why ``jwks`` is no JWK Set (``keys`` a list of objects), or ``None``."""
     keys = jwks.get("keys")
@@ -194,14 +209,14 @@ class EntraOAuth2Adapter(OpenIDConnectOAuth2Adapter):
     @property
     def openid_config(self) -> dict:
         """The discovery document with the app's overrides, as allauth reads it, refused (``SignInRefused``)
-        unless it is a JSON object with an https ``jwks_uri``; read once per request, never kept longer."""
+        unless it is a JSON object with https endpoints and an issuer (``discovery_problem``); read once per request,
+        never kept longer."""
         if not hasattr(self, "_openid_config"):
             provider = self.get_provider()
             config = _json_object(provider.server_url, "discovery document")
             config.update(provider.app.settings.get("openid_configuration_overrides", {}))
-            if not https_url(config.get("jwks_uri")):
-                raise _unusable(f"discovery document at {provider.server_url}",
-                                f"its jwks_uri {config.get('jwks_uri')!r} is not an https URL")
+            if problem := discovery_problem(config):
+                raise _unusable(f"discovery document at {provider.server_url}", problem)
             self._openid_config = config
         return self._openid_config
 

@@ -27,7 +27,8 @@ from emulator.entra.runtime import (
 
 RESPONSE_MODES = ("query", "form_post")
 DISCOVERY_SPOIL_MODES = ("no_jwks_uri", "jwks_uri_not_a_string", "jwks_uri_over_http", "not_an_object",
-                         "not_json")
+                         "not_json", "no_authorization_endpoint", "no_token_endpoint", "token_endpoint_over_http",
+                         "no_issuer")
 JWKS_SPOIL_MODES = ("keys_not_a_list", "key_not_an_object", "wrong_kty", "no_modulus", "modulus_not_base64url")
 METADATA_SPOIL_MODES = {"discovery": DISCOVERY_SPOIL_MODES, "jwks": JWKS_SPOIL_MODES}  # the knobs' documents
 
@@ -72,12 +73,14 @@ def spoiled_discovery(document: dict, mode: str) -> Response:
     if mode == "not_an_object":
         return jsonify([document])
     document = dict(document)
-    if mode == "no_jwks_uri":
-        del document["jwks_uri"]
+    if mode.startswith("no_"):  # no_jwks_uri, no_authorization_endpoint, no_token_endpoint, no_issuer
+        del document[mode.removeprefix("no_")]
     elif mode == "jwks_uri_not_a_string":
         document["jwks_uri"] = {"href": document["jwks_uri"]}
     elif mode == "jwks_uri_over_http":
         document["jwks_uri"] = "http://" + document["jwks_uri"].removeprefix("https://")
+    elif mode == "token_endpoint_over_http":
+        document["token_endpoint"] = "http://" + document["token_endpoint"].removeprefix("https://")
     return jsonify(document)
 
 

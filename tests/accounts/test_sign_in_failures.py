@@ -143,6 +143,10 @@ DISCOVERY_PROBLEMS = [
     ("jwks_uri_over_http", "its jwks_uri 'http://"),
     ("not_an_object", "/v2.0/.well-known/openid-configuration is unusable: a JSON list, not an object"),
     ("not_json", "/v2.0/.well-known/openid-configuration is unusable: not JSON (text/html"),
+    ("no_authorization_endpoint", "its authorization_endpoint None is not an https URL"),
+    ("no_token_endpoint", "its token_endpoint None is not an https URL"),
+    ("token_endpoint_over_http", "its token_endpoint 'http://"),
+    ("no_issuer", "its issuer None is not a string"),
 ]
 KEY_SET_PROBLEMS = [
     ("keys_not_a_list", "/discovery/v2.0/keys is unusable: its keys are a JSON dict, not a list"),

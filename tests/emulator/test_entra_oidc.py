@@ -78,7 +78,8 @@ def test_the_discovery_knob_spoils_every_discovery_document_until_cleared(idp):
     url = f"/{CONTOSO}/v2.0/.well-known/openid-configuration"
     assert idp.post("/_emulator/entra/discovery", json={"mode": "sloppy"}).status_code == 400
     spoiled = {}
-    for mode in ("no_jwks_uri", "jwks_uri_not_a_string", "jwks_uri_over_http", "not_an_object", "not_json"):
+    for mode in ("no_jwks_uri", "jwks_uri_not_a_string", "jwks_uri_over_http", "not_an_object", "not_json",
+                 "no_authorization_endpoint", "no_token_endpoint", "token_endpoint_over_http", "no_issuer"):
         assert idp.post("/_emulator/entra/discovery", json={"mode": mode}).json == {"mode": mode}
         idp.get(url)
         spoiled[mode] = idp.get(url)  # not only the next one
@@ -89,6 +90,10 @@ def test_the_discovery_knob_spoils_every_discovery_document_until_cleared(idp):
     assert spoiled["jwks_uri_over_http"].json["jwks_uri"] == f"http://{host}/{CONTOSO}/discovery/v2.0/keys"
     assert isinstance(spoiled["not_an_object"].json, list)
     assert spoiled["not_json"].mimetype == "text/html"
+    assert "authorization_endpoint" not in spoiled["no_authorization_endpoint"].json
+    assert "token_endpoint" not in spoiled["no_token_endpoint"].json
+    assert spoiled["token_endpoint_over_http"].json["token_endpoint"] == f"http://{host}/{CONTOSO}/oauth2/v2.0/token"
+    assert "issuer" not in spoiled["no_issuer"].json
     assert idp.client.delete("/_emulator/entra/discovery").json == {"mode": None}
     assert idp.get(url).json["jwks_uri"] == f"{BASE}/{CONTOSO}/discovery/v2.0/keys"
 
