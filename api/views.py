@@ -61,6 +61,10 @@ THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many calls
                                                                   "seconds.")}
 ERRORS |= THROTTLED
 READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403], **THROTTLED}
+MADE_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[200, 201],
+                          description="The URL of the request made (or found again for a retry).")
+QUEUED_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
+                             description="The URL of the queued change (statusUrl).")
 PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
                    OpenApiParameter("offset", int, description="Rows to skip.")]
 
@@ -221,7 +225,7 @@ class VmJitView(ApiView):
     def get(self, request: Request, pk: int) -> Response:
         return Response(_vm_jit(policy_selectors.vm_get(request.user, pk, VM_READ)))
 
-    @extend_schema(operation_id="vms_jit_update", request=s.PolicyPutSerializer,
+    @extend_schema(operation_id="vms_jit_update", request=s.PolicyPutSerializer, parameters=[QUEUED_AT],
                    responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
     def put(self, request: Request, pk: int) -> Response:
         vm = policy_selectors.vm_get(request.user, pk, VM_READ)
@@ -234,7 +238,7 @@ class VmJitView(ApiView):
             changes = [policy_services.policy_save(actor=request.user, vm=vm, ports=ports)]
         return _accepted(request, changes)
 
-    @extend_schema(operation_id="vms_jit_destroy", request=None,
+    @extend_schema(operation_id="vms_jit_destroy", request=None, parameters=[QUEUED_AT],
                    responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
     def delete(self, request: Request, pk: int) -> Response:
         vm = policy_selectors.vm_get(request.user, pk, VM_READ)
@@ -290,6 +294,14 @@ def _request_json(access: AccessRequest, request: Request, *, review: bool = Fal
     return {**body, "url": url}
 
 
+def _made(request: Request, access: AccessRequest, created: bool) -> Response:
+    """The answer to a new request or extension: 201 (200 for a retry with its ``Idempotency-Key``), its body, and
+    its URL in ``Location``."""
+    body = _request_json(access_selectors.request_get(request.user, access.pk), request)
+    return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                    headers={"Location": body["url"]})
+
+
 def _with_ports(queryset):
     return queryset.prefetch_related("vms", "ports", "approvals")
 
@@ -320,7 +332,7 @@ class RequestListView(ApiView):
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
                                                 description="Same key, same body: a retry returns the first "
                                                             "request (200); the key sent with another body or for "
-                                                            "another operation is a 422.")],
+                                                            "another operation is a 422."), MADE_AT],
                    responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND,
                               **KEY_REUSED},
                    tags=["requests"])
@@ -338,10 +350,7 @@ class RequestListView(ApiView):
             idempotency_fingerprint=_fingerprint(request),
             source_kind=access_validation.source_kind(source),
             client_ip=client_ip(request.META), **extra)
-        access = access_selectors.request_get(request.user, access.pk)
-        return Response(_request_json(access, request), status=status.HTTP_201_CREATED if created else 200,
-                        headers={"Location": request.build_absolute_uri(reverse("api:request",
-                                                                                  kwargs={"pk": access.pk}))})
+        return _made(request, access, created)
 
 
 @api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest)
@@ -388,7 +397,7 @@ class RequestExtendView(ApiView):
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
                                                 description="Same key, same body: a retry returns the first "
                                                             "extension (200); the key sent with another body or "
-                                                            "for another operation is a 422.")],
+                                                            "for another operation is a 422."), MADE_AT],
                    responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND,
                               **KEY_REUSED},
                    tags=["requests"])
@@ -401,8 +410,7 @@ class RequestExtendView(ApiView):
             actor=request.user, original=access, duration=_extend_duration(data),
             idempotency_key=_idempotency_key(request), idempotency_fingerprint=_fingerprint(request),
             justification=data.get("justification", ""), client_ip=client_ip(request.META))
-        extension = access_selectors.request_get(request.user, extension.pk)
-        return Response(_request_json(extension, request), status=201 if created else 200)
+        return _made(request, extension, created)
 
 
 # --- approvals -------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ def opened(client, name: str, key: str, sent: dict | None = None) -> int:
     """A new request for ``name`` (the body ``sent``, else a fresh one) made with ``key``, opened in Azure; its id."""
     response = client.post(REQUESTS, sent or body(name), HTTP_IDEMPOTENCY_KEY=key)
     assert response.status_code == 201, response.content
+    assert response["Location"] == response.json()["url"]
     open_all(AccessRequest.objects.get(pk=response.json()["id"]))
     return response.json()["id"]
 
@@ -49,8 +50,10 @@ def test_a_key_of_an_extension_is_refused_for_a_new_request_or_another_extension
     first, second = opened(client, "web-02", "a"), opened(client, "web-04", "b")
     extended = client.post(f"{REQUESTS}{first}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="ext")
     assert extended.status_code == 201, extended.content
+    assert extended["Location"] == extended.json()["url"]  # the new request the extension made
     again = client.post(f"{REQUESTS}{first}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="ext")
-    assert (again.status_code, again.json()["id"]) == (200, extended.json()["id"])
+    assert (again.status_code, again.json()["id"], again["Location"]) == (200, extended.json()["id"],
+                                                                          extended["Location"])
     assert client.post(REQUESTS, body("web-02"), HTTP_IDEMPOTENCY_KEY="ext").status_code == 422
     other = client.post(f"{REQUESTS}{second}/extend/", {"duration": "PT2H"}, HTTP_IDEMPOTENCY_KEY="ext")
     assert other.status_code == 422, other.content

@@ -124,3 +124,14 @@ def test_every_error_status_answers_the_one_error_shape(persona_mappings, reques
         assert response.status_code == status and response["Content-Type"] == "application/json", status
         body = response.json()
         assert shape_of(body, "Error") == [] and body["errors"] and body["detail"], (status, body)
+
+
+def test_the_answers_that_make_something_document_its_location(client):
+    """A new request or extension (201, or 200 for its retry) and a queued policy change (202) say where it is."""
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    made = {("/api/v1/requests/", "post"): ["200", "201"], ("/api/v1/requests/{id}/extend/", "post"): ["200", "201"],
+            ("/api/v1/vms/{id}/jit/", "put"): ["202"], ("/api/v1/vms/{id}/jit/", "delete"): ["202"]}
+    for (path, method), statuses in made.items():
+        for status in statuses:
+            headers = paths[path][method]["responses"][status].get("headers", {})
+            assert headers.get("Location", {}).get("schema") == {"type": "string", "format": "uri"}, (path, status)
