@@ -6,6 +6,8 @@ allowed sources, maximum times) stay in the services, whose ``ValidationError`` 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -42,6 +44,26 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class ClosedSerializer(serializers.Serializer):
+    """A body object whose fields are all known: a misspelt one (``startTimeUTC``) is a 400 naming it, not a field
+    silently ignored (DRF's way), which would do something other than the caller asked."""
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
+        if not unknown:
+            return super().to_internal_value(data)
+        errors = {}
+        try:
+            super().to_internal_value(data)
+        except serializers.ValidationError as exc:  # the known fields' problems too, in one answer
+            if not isinstance(exc.detail, dict):
+                raise
+            errors = dict(exc.detail)
+        expected = ", ".join(sorted(self.fields))
+        errors.update({str(name): [f"unknown field (expected {expected})."] for name in unknown})
+        raise serializers.ValidationError(errors)
 
 
 # --- errors ----------------------------------------------------------------------------------------------------
@@ -162,12 +184,12 @@ class RequestPortInSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
 
 
-class RequestVmInSerializer(serializers.Serializer):
+class RequestVmInSerializer(ClosedSerializer):
     id = serializers.CharField(max_length=512, help_text="The VM's ARM id.")
     ports = RequestPortInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
 
 
-class RequestCreateSerializer(serializers.Serializer):
+class RequestCreateSerializer(ClosedSerializer):
     """A ``Start-AzJitNetworkAccessPolicy`` body: VMs with their ports, and why."""
 
     virtualMachines = RequestVmInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
@@ -176,14 +198,14 @@ class RequestCreateSerializer(serializers.Serializer):
                                              help_text="A scheduled window's start (omit: now).")
 
 
-class ExtendSerializer(serializers.Serializer):
+class ExtendSerializer(ClosedSerializer):
     duration = serializers.CharField(required=False, max_length=32,
                                      help_text="ISO 8601, e.g. PT1H (give this or endTimeUtc, not both).")
     endTimeUtc = serializers.DateTimeField(required=False, help_text="When access ends (give this or duration).")
-    justification = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    justification = StrictCharField(required=False, allow_blank=True, max_length=500)
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(ClosedSerializer):
     comment = StrictCharField(required=False, allow_blank=True, max_length=1000, default="")
 
 

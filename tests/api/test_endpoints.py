@@ -277,11 +277,36 @@ def test_an_extension_with_both_duration_and_end_time_is_a_400(persona_mappings,
     ({"virtualMachines": [{"id": "a", "ports": [{"number": 22, "endTimeUtc": "soon",
                                                  "allowedSourceAddressPrefix": "1.2.3.4"}]}], "justification": "x"},
      "endTimeUtc"),
+    # A misspelt field is refused, not ignored: the request would open now instead of at its start.
+    ({"virtualMachines": [{"id": "a", "ports": [{"number": 22, "endTimeUtc": "2099-01-01T02:00:00Z",
+                                                 "allowedSourceAddressPrefix": "1.2.3.4"}]}], "justification": "x",
+      "startTimeUTC": "2099-01-01T01:00:00Z"},
+     "startTimeUTC: unknown field (expected justification, startTimeUtc, virtualMachines)."),
+    ({"virtualMachines": [{"id": "a", "endTimeUtc": "2099-01-01T02:00:00Z",
+                           "ports": [{"number": 22, "allowedSourceAddressPrefix": "1.2.3.4"}]}], "justification": "x"},
+     "virtualMachines.0.endTimeUtc: unknown field (expected id, ports)."),
 ])
 def test_invalid_requests_are_a_400_with_the_reason(persona_mappings, requester, api_as, body, message):
     response = api_as(requester).post("/api/v1/requests/", body)
     assert response.status_code == 400, response.content
     assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("action", "body", "message"), [
+    ("extend", {"duration": "PT1H", "reason": "more time"},
+     "reason: unknown field (expected duration, endTimeUtc, justification)."),
+    ("extend", {"duration": "PT1H", "justification": 5}, "justification: Give text (a JSON string)"),
+    ("deny", {"comment": "no", "coment": "no"}, "coment: unknown field (expected comment)."),
+])
+def test_unknown_or_mistyped_fields_of_an_extension_or_decision_are_a_400(persona_mappings, requester, approver,
+                                                                          api_as, action, body, message):
+    pending = make_access_request(IN)
+    AccessRequest.objects.filter(pk=pending.pk).update(requester=requester)
+    caller = api_as(requester if action == "extend" else approver)
+    response = caller.post(f"/api/v1/requests/{pending.pk}/{action}/", body)
+    assert response.status_code == 400, response.content
+    assert message in response.json()["detail"]
+    assert AccessRequest.objects.count() == 1 and not pending.approvals.exists()
 
 
 def test_a_user_without_the_request_role_gets_403(persona_mappings, outsider, api_as):
