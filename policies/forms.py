@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from django import forms
 from django.conf import settings
@@ -128,27 +129,34 @@ class RowIdsField(forms.ModelMultipleChoiceField):
 
 class BulkEnableForm(forms.Form):
     """The selected VMs to enable JIT on (with the ports of the formset beside it), from ``queryset`` (the VMs the
-    user may configure). ``cleaned_data["vm"]`` holds those still Not configured; ``left_out`` the others (configured
-    or found unsupported since they were selected), so the page can name them and keep the admin's edits."""
+    user may see). ``cleaned_data["vm"]`` holds those still Not configured that ``may_configure``; ``left_out`` the
+    others (configured or found unsupported since they were selected, or in a scope where the user only reads), so
+    the page can name them and keep the admin's edits."""
 
     vm = RowIdsField(queryset=VirtualMachine.objects.none(),
                      error_messages={"required": "Select at least one VM."})
 
-    def __init__(self, *args, queryset=None, **kwargs):
+    def __init__(self, *args, queryset=None, may_configure: Callable[[VirtualMachine], bool] = lambda vm: True,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.left_out: list[VirtualMachine] = []
+        self.may_configure = may_configure
         if queryset is not None:
             self.fields["vm"].queryset = queryset
 
+    def _kept(self, vm: VirtualMachine) -> bool:
+        return vm.state == VmState.NOT_CONFIGURED and self.may_configure(vm)
+
     def clean_vm(self) -> list[VirtualMachine]:
         chosen = list(self.cleaned_data["vm"])
-        self.left_out = [vm for vm in chosen if vm.state != VmState.NOT_CONFIGURED]
-        return [vm for vm in chosen if vm.state == VmState.NOT_CONFIGURED]
+        self.left_out = [vm for vm in chosen if not self._kept(vm)]
+        return [vm for vm in chosen if self._kept(vm)]
 
     def left_out_messages(self) -> list[str]:
         """Why each VM of ``left_out`` was taken out of the selection."""
         return [f"{vm.name} was taken out of the selection: "
-                + ("it has JIT now (configured since you selected it); edit it from its page."
+                + ("you may not configure JIT on it." if not self.may_configure(vm)
+                   else "it has JIT now (configured since you selected it); edit it from its page."
                    if vm.state == VmState.CONFIGURED else f"it does not support JIT: {vm.unsupported_message}")
                 for vm in self.left_out]
 

@@ -98,10 +98,11 @@ def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None
 
 
 def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[VirtualMachine], set[str]],
-                select_form: str = "", open_now: dict[int, list[tuple[str, list[int]]]] | None = None
-                ) -> SafeString:
+                select_form: str = "", select_needs: str = "",
+                open_now: dict[int, list[tuple[str, list[int]]]] | None = None) -> SafeString:
     """The ``<tr>`` of each VM for the columns ``shown`` (rendered in Python: 50 rows cost ~1 ms, not ~50); the
-    ``select`` boxes belong to the form with id ``select_form``; ``open_now`` is who has access to which VM
+    ``select`` boxes belong to the form with id ``select_form``, on the rows whose menu has ``select_needs`` (a VM
+    the user may not act on has none); ``open_now`` is who has access to which VM
     (``access.selectors.open_access_by_vm``); ``menu`` names the row-menu items the user may use on a VM
     (``edit``, ``connect``, ``activity``)."""
     urls = {name: reverse(f"policies:{view}", kwargs={"pk": 999999999}) for name, view in (
@@ -113,9 +114,14 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         detail, edit, connect = (urls[n].replace("999999999", pk) for n in ("detail", "edit", "connect"))
         name = escape(vm.name)
         cells = []
+        # JIT can be neither configured nor requested on an unsupported VM: no Edit, no Connect.
+        items = menu(vm)
+        if vm.state == VmState.UNSUPPORTED:
+            items = items - {"edit", "connect"}
         if "select" in shown:
             cells.append(f'<td><input type="checkbox" name="vm" value="{pk}" form="{escape(select_form)}" '
-                         f'aria-label="Select {name}"></td>')
+                         f'aria-label="Select {name}"></td>' if not select_needs or select_needs in items
+                         else "<td></td>")
         flag = ' <span class="drift-flag" title="Drift or tampering found">&#x26A0; drift</span>' \
             if vm.drift_count else ""
         cells.append(f'<td><a href="{detail}">{name}</a>{flag}</td>')
@@ -132,10 +138,6 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
             cells.append(f"<td>{escape(vm.last_user or '—')}</td>")
         if "unsupported_reason" in shown:
             cells.append(f'<td class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
-        # JIT can be neither configured nor requested on an unsupported VM: no Edit, no Connect.
-        items = menu(vm)
-        if vm.state == VmState.UNSUPPORTED:
-            items = items - {"edit", "connect"}
         edit_item = f'<li><a href="{edit}">Edit</a></li>' if "edit" in items else ""
         activity_item = (f'<li><a href="{escape(activity + quote(vm.arm_id, safe="/"))}">Activity log</a></li>'
                          if "activity" in items else "")

@@ -61,6 +61,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
     records = [row.record for row in table.page.object_list]
     open_now = open_access_by_vm(records) if tab == VmState.CONFIGURED and records else None
     rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now,
+                       select_needs={"bulk-enable": "edit", "bulk-request": "connect"}.get(select_form or "", ""),
                        menu=_row_menu(request.user))
     query = request.GET.copy()
     query.pop("page", None)
@@ -95,10 +96,13 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
     (22, 3389, 5985, 5986; 3 hours; source Any) to edit, remove or add to, and Save applies them to every VM."""
     back = reverse("policies:inventory") + "?tab=" + VmState.NOT_CONFIGURED
     posted = request.method == "POST"
-    chosen = BulkEnableForm(request.POST if posted else request.GET,
-                            queryset=selectors.vm_list(request.user, JIT_POLICY_WRITE))
-    # A VM configured by someone else since the selection is named and left out; the edited ports stay.
+    chosen = BulkEnableForm(request.POST if posted else request.GET, queryset=selectors.vm_list(request.user),
+                            may_configure=lambda vm: selectors.may_edit_policy(request.user, vm))
+    # A VM configured by someone else since the selection, or one the user only reads, is named and left out; the
+    # edited ports stay.
     if not chosen.is_valid() or not (chosen.cleaned_data["vm"] or (posted and chosen.left_out)):
+        for message in chosen.left_out_messages() if chosen.is_valid() else []:
+            messages.error(request, message)
         messages.error(request, "Select at least one Not configured VM you may configure.")
         return redirect(back)
     vms = chosen.cleaned_data["vm"]

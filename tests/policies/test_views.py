@@ -217,6 +217,35 @@ def test_a_policy_admin_bulk_enables_selected_vms(client, policy_admin, django_c
 
 
 @pytest.mark.django_db
+def test_an_admin_reading_another_scope_selects_only_vms_they_configure_and_a_forged_mix_names_the_others(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    from accounts.models import RoleMapping
+
+    RoleMapping.objects.create(source_kind="app_role", source_value="JIT.PolicyAdmin", role="reader",
+                               scope=OUT_RG.rsplit("/resourceGroups/", 1)[0])  # Dev/Test: read only
+    mine, theirs = not_configured(make_vm(IN_RG)), not_configured(make_vm(OUT_RG))
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:inventory"), {"tab": "not_configured"}).content.decode()
+    assert f'name="vm" value="{mine.pk}" form="bulk-enable"' in page
+    assert f'Actions for {theirs.name}' in page and f'name="vm" value="{theirs.pk}"' not in page
+    response = client.get(reverse("policies:bulk_enable"), {"vm": [mine.pk, theirs.pk]})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert f"{theirs.name} was taken out of the selection: you may not configure JIT on it." in page
+    assert f'<input type="hidden" name="vm" value="{mine.pk}">' in page and f'value="{theirs.pk}"' not in page
+    data = {**edit_post(mine, [{"number": "22"}]), "ports-INITIAL_FORMS": "1", "vm": [mine.pk, theirs.pk]}
+    response = client.post(reverse("policies:bulk_enable"), data)  # forged: the other scope's VM added back
+    assert response.status_code == 400 and not PolicyChange.objects.exists()
+    assert f"{theirs.name} was taken out of the selection: you may not configure" in response.content.decode()
+    data["vm"] = [mine.pk]
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:bulk_enable"), data).status_code == 302
+    assert list(PolicyChange.objects.get().desired) == [mine.arm_id]
+    response = client.get(reverse("policies:bulk_enable"), {"vm": [theirs.pk]}, follow=True)
+    assert "you may not configure JIT on it" in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_bulk_enabling_vms_of_two_subscriptions_writes_each_into_its_own_subscriptions_policy(client,
                                                                                              breakglass_admin):
     from tests.policies.factories import DEV, PROD
