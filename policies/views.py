@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -77,6 +77,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "defender_missing": [s for s in subscriptions if s.defender_missing],
         "sync_runs": selectors.latest_sync_runs(request.user, subscriptions), "show_sync": may_write,
         "has_subscriptions": bool(subscriptions),
+        "back": request.GET.urlencode(),  # the list as shown, for the bulk enable page to return to
     })
 
 
@@ -94,8 +95,8 @@ def _row_menu(user) -> Callable[[VirtualMachine], set[str]]:
 def bulk_enable(request: HttpRequest) -> HttpResponse:
     """Enable JIT on the selected Not configured VMs (``?vm=<id>&vm=<id>``): the page lists the recommended ports
     (22, 3389, 5985, 5986; 3 hours; source Any) to edit, remove or add to, and Save applies them to every VM."""
-    back = reverse("policies:inventory") + "?tab=" + VmState.NOT_CONFIGURED
     posted = request.method == "POST"
+    back = _inventory_back((request.POST if posted else request.GET).get("back", ""))
     chosen = BulkEnableForm(request.POST if posted else request.GET, queryset=selectors.vm_list(request.user),
                             may_configure=lambda vm: selectors.may_edit_policy(request.user, vm))
     # A VM configured by someone else since the selection, or one the user only reads, is named and left out; the
@@ -126,8 +127,21 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
                                       f"({len(changes)} policy change(s) pending).")
             return redirect(back)
     return render(request, "policies/bulk_enable.html", {
-        "title": "Enable JIT on VMs", "vms": vms, "formset": formset, "problems": problems, "back": back},
-        status=400 if posted else 200)
+        "title": "Enable JIT on VMs", "vms": vms, "formset": formset, "problems": problems, "back": back,
+        "back_query": urlsplit(back).query}, status=400 if posted else 200)
+
+
+# What of the inventory's query a page opened from it brings back: its filters, search, sort and page.
+LIST_STATE = (*VirtualMachineFilterSet.base_filters, "sort", "per_page", "page")
+
+
+def _inventory_back(query: str) -> str:
+    """The inventory's Not configured tab with the list state of ``query`` (the query string the inventory was shown
+    with), only the inventory's own parameters."""
+    given = QueryDict(query[:2000])
+    kept = [("tab", VmState.NOT_CONFIGURED)] + [(key, value) for key in LIST_STATE for value in given.getlist(key)
+                                                  if key != "tab" and value]
+    return reverse("policies:inventory") + "?" + urlencode(kept)
 
 
 @requires(JIT_POLICY_WRITE)

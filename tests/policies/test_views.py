@@ -4,6 +4,8 @@ No cloud call happens here: changes are only queued (tasks are captured, not run
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -276,6 +278,36 @@ def test_bulk_enable_shows_errors_and_keeps_the_selection(client, policy_admin):
     assert not PolicyChange.objects.exists()
     response = client.get(reverse("policies:bulk_enable"), follow=True)
     assert "Select at least one Not configured VM" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_bulk_enable_returns_to_the_inventory_as_it_was_filtered_sorted_and_paged(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    from urllib.parse import parse_qs, urlsplit
+
+    vm = not_configured(make_many_vms(3)[0])
+    client.force_login(policy_admin)
+    shown = {"tab": "not_configured", "os": "Linux", "q": "vm-0", "sort": "-name", "per_page": "20", "page": "2"}
+    page = client.get(reverse("policies:inventory"), shown).content.decode()
+    form = page[page.index('id="bulk-enable"'):]
+    back = re.search(r'<input type="hidden" name="back" value="([^"]+)">', form[:form.index("</form>")]).group(1)
+    enable = client.get(reverse("policies:bulk_enable"), {"vm": [vm.pk], "back": back.replace("&amp;", "&")})
+    text = enable.content.decode()
+    expected = {key: [value] for key, value in shown.items()}
+    kept = re.search(r'<input type="hidden" name="back" value="([^"]+)">', text).group(1).replace("&amp;", "&")
+    assert parse_qs(kept) == expected  # sent again with the form
+    cancel = re.search(r'<a href="([^"]+)">Cancel</a>', text).group(1).replace("&amp;", "&")
+    assert urlsplit(cancel).path == reverse("policies:inventory") and parse_qs(urlsplit(cancel).query) == expected
+    data = {**edit_post(vm, [{"number": "22"}]), "ports-INITIAL_FORMS": "1", "vm": [vm.pk], "back": kept}
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("policies:bulk_enable"), data)
+    assert response.status_code == 302 and parse_qs(urlsplit(response["Location"]).query) == expected
+    # Only the inventory's own parameters come back, on its own page: nothing else rides along.
+    data["back"] = "tab=configured&next=https://evil.example/&os=Linux"
+    PolicyChange.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("policies:bulk_enable"), data)
+    assert response["Location"] == reverse("policies:inventory") + "?tab=not_configured&os=Linux"
 
 
 @pytest.mark.django_db
