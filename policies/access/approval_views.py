@@ -71,9 +71,10 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
 
 @requires(JIT_POLICY_WRITE)
 def rule_list(request: HttpRequest) -> HttpResponse:
-    """Access rules at the scopes the user administers."""
+    """Access rules at the scopes the user administers, and those at broader scopes that apply there too."""
     return render(request, "policies/access/rule_list.html", {
-        "title": "Access rules", "rules": selectors.rule_list(request.user)})
+        "title": "Access rules", "rules": selectors.rule_list(request.user),
+        "rules_above": selectors.rules_above(request.user)})
 
 
 def _rule_form(request: HttpRequest, rule: AccessRule | None) -> AccessRuleForm:

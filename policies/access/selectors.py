@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts import authz
 from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE, VM_READ
+from accounts.scopes import scope_contains
 from jitportal.lib.days import day_start
 from policies.models import JitPolicy, VirtualMachine, VmState
 from policies.selectors import vm_get, vm_list
@@ -134,6 +135,17 @@ def rule_list(user) -> list[AccessRule]:
     """Access rules at scopes where ``user`` administers JIT."""
     return [rule for rule in AccessRule.objects.select_related("created_by")
             if authz.has_permission(user, JIT_POLICY_WRITE, rule.scope)]
+
+
+def rules_above(user) -> list[AccessRule]:
+    """Access rules at broader scopes than ``user`` administers JIT at, which apply to VMs of theirs: shown to them,
+    not theirs to change (a resource group's admin sees the subscription's rules)."""
+    scopes = authz.permitted_scopes(user, JIT_POLICY_WRITE)
+    if authz.EVERYWHERE in scopes:
+        return []
+    return [rule for rule in AccessRule.objects.select_related("created_by")
+            if any(scope_contains(rule.scope, scope) for scope in scopes)
+            and not authz.has_permission(user, JIT_POLICY_WRITE, rule.scope)]
 
 
 def rule_get(user, pk: int) -> AccessRule:

@@ -324,6 +324,24 @@ def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin
     assert not AccessRequest.rule.field.related_model.objects.filter(pk=saved.pk).exists()
 
 
+def test_a_resource_group_admin_sees_the_broader_rules_that_apply_to_their_vms_without_changing_them(client):
+    from tests.audit.factories import user_with_role
+
+    broader = rule(IN_SCOPE, "manual", name="Production needs two", approvals_required=2)
+    rule(OUT_OF_SCOPE, "deny", name="Dev/Test never")  # elsewhere: not theirs to know
+    group_admin = user_with_role("gina@contoso.example", "policy_admin", WEB_RG)
+    client.force_login(group_admin)
+    page = client.get(reverse("policies:rules")).content.decode()
+    assert "every request is approved at once" not in page  # it is not: Production's rule asks for two approvals
+    assert "Production needs two" in page and "Dev/Test never" not in page
+    assert reverse("policies:rule_edit", args=[broader.pk]) not in page  # shown, not theirs to change
+    assert client.get(reverse("policies:rule_edit", args=[broader.pk])).status_code == 404
+    mine = rule(WEB_RG, "auto", name="Web auto")
+    page = client.get(reverse("policies:rules")).content.decode()
+    assert reverse("policies:rule_edit", args=[mine.pk]) in page
+    assert page.index("Web auto") < page.index("Production needs two")
+
+
 @pytest.mark.parametrize(("approvals", "second_level"), [(999999999999, 0), (11, 0), (0, 0), (1, 11), (1, -1),
                                                          (2, 999999999999)])
 def test_a_rule_asks_for_a_bounded_number_of_approvals(client, prod, policy_admin, approvals, second_level):
