@@ -102,13 +102,14 @@ PortFormSet = forms.formset_factory(PortForm, formset=BasePortFormSet, extra=1, 
                                     validate_max=True)
 
 
-def port_formset(vm: VirtualMachine | None, data=None) -> BasePortFormSet:
-    """The ports formset of ``vm``: its current ports, or the OS default for a VM without JIT; without a VM (several
-    VMs enabled at once) the recommended ports."""
+def port_formset(vm: VirtualMachine | None, data=None, ports: list[dict] | None = None) -> BasePortFormSet:
+    """The ports formset of ``vm``: ``ports`` (Azure's shape; default: its current ones), or the OS default for a VM
+    without JIT; without a VM (several VMs enabled at once) the recommended ports."""
     if vm is None:
         current = rules.recommended_ports()
     else:
-        current = [rules.PortRule.from_azure(p) for p in vm.ports] or rules.default_ports(vm.os_type)
+        current = ([rules.PortRule.from_azure(p) for p in (vm.ports if ports is None else ports)]
+                   or rules.default_ports(vm.os_type))
     return PortFormSet(data=data, initial=[PortForm.initial_for(rule) for rule in current], prefix="ports")
 
 

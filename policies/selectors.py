@@ -107,6 +107,12 @@ def change_get(user, pk: int) -> PolicyChange:
     return change
 
 
+def vm_pending_change(vm: VirtualMachine) -> PolicyChange | None:
+    """The newest change of ``vm`` when it is still queued or running (not applied in Azure yet)."""
+    latest = vm.changes.select_related("created_by").order_by("-pk").first()
+    return latest if latest is not None and not latest.done else None
+
+
 def may_edit_policy(user, vm: VirtualMachine) -> bool:
     """Policy admins at the VM's scope (JIT policy write and VM write) may change its JIT settings."""
     return authz.has_permission(user, JIT_POLICY_WRITE, vm.resource_id) and authz.has_permission(

@@ -210,7 +210,10 @@ def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Edit a VM's JIT ports: protocol, allowed sources, maximum time; add or remove ports."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
-    formset = port_formset(vm, request.POST if request.method == "POST" else None)
+    # A change saved and not applied yet: the form starts from the ports it sets, so saving again keeps them.
+    pending = selectors.vm_pending_change(vm)
+    pending_ports = pending.desired.get(vm.arm_id) if pending is not None else None
+    formset = port_formset(vm, request.POST if request.method == "POST" else None, ports=pending_ports)
     problems: list[str] = []
     if request.method == "POST" and formset.is_valid():
         try:
@@ -224,7 +227,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("policies:vm_detail", pk=vm.pk)
     return render(request, "policies/policy_edit.html", {
         "title": f"JIT settings of {vm.name}", "vm": vm, "formset": formset, "problems": problems,
-        "rules": rules}, status=400 if request.method == "POST" else 200)
+        "rules": rules, "pending": pending}, status=400 if request.method == "POST" else 200)
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)

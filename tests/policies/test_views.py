@@ -381,6 +381,27 @@ def test_the_edit_form_shows_a_clear_error_for_each_rule(client, policy_admin, r
 
 
 @pytest.mark.django_db
+def test_editing_again_before_a_saved_change_is_applied_starts_from_that_change_not_azures_old_ports(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    vm = make_vm(IN_RG)  # port 22 in Azure
+    client.force_login(policy_admin)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _edit(client, vm, [{"number": "22"}, {"number": "8443", "protocol": "TCP"}]).status_code == 302
+    page = client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk})).content.decode()
+    assert 'name="ports-1-number" value="8443"' in page  # the saved port, though Azure does not have it yet
+    assert "not applied in Azure yet" in page
+    rows = [{"number": "22", "sources": "10.0.0.0/24"}, {"number": "8443", "protocol": "TCP"}]
+    data = {**edit_post(vm, rows), "ports-INITIAL_FORMS": "2"}
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), data).status_code == 302
+    latest = PolicyChange.objects.order_by("-pk").first()
+    assert [p["number"] for p in latest.desired[vm.arm_id]] == [22, 8443]  # 8443 is not dropped
+    PolicyChange.objects.update(state=PolicyChange.State.APPLIED)
+    page = client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk})).content.decode()
+    assert "not applied in Azure yet" not in page
+
+
+@pytest.mark.django_db
 def test_the_edit_form_refuses_a_policy_and_vm_name_over_56_characters(client, policy_admin):
     vm = make_vm(IN_RG)
     VirtualMachine.objects.filter(pk=vm.pk).update(name="v" * 50)
