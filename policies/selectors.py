@@ -6,7 +6,7 @@ from django.http import Http404
 
 from accounts import authz
 from accounts.roles import JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
-from accounts.scopes import InvalidScope, parse_scope
+from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
 from .models import DriftFinding, PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
 
@@ -122,6 +122,20 @@ def may_edit_policy(user, vm: VirtualMachine) -> bool:
 def subscription_list(user) -> QuerySet[Subscription]:
     """Subscriptions ``user`` may manage (subscription-scope settings grants)."""
     return authz.restrict(Subscription.objects.all(), user, SETTINGS_WRITE)
+
+
+def manages_whole_subscriptions(user) -> bool:
+    """Whether ``user`` may register and manage subscriptions: settings at a whole subscription (or everywhere), not
+    only at resource groups or VMs."""
+    for scope in authz.permitted_scopes(user, SETTINGS_WRITE):
+        if scope == authz.EVERYWHERE:
+            return True
+        try:
+            if parse_scope(scope).kind == ScopeKind.SUBSCRIPTION:
+                return True
+        except InvalidScope:
+            continue
+    return False
 
 
 def subscription_get(user, pk: int) -> Subscription:

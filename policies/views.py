@@ -304,7 +304,8 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
     subscriptions = list(selectors.subscription_list(request.user))
     runs = selectors.latest_sync_runs(request.user, subscriptions, SETTINGS_WRITE)
     return render(request, "policies/subscription_list.html", {
-        "title": "Subscriptions", "subscriptions": subscriptions, "sync_runs": {r.subscription_id: r for r in runs}})
+        "title": "Subscriptions", "subscriptions": subscriptions, "sync_runs": {r.subscription_id: r for r in runs},
+        "manages_subscriptions": selectors.manages_whole_subscriptions(request.user)})
 
 
 @requires(SETTINGS_WRITE)

@@ -201,3 +201,18 @@ def test_a_subscriptions_page_polls_the_sync_of_that_subscription_only(client, b
     assert f'hx-get="{poll}"' in status  # the next poll asks for the same one
     everything = client.get(reverse("policies:sync_status"), {"subscription": "x"}).content.decode()
     assert "Contoso Production" in everything and "Contoso Dev/Test" in everything
+
+
+@pytest.mark.django_db
+def test_a_resource_group_admin_is_not_told_that_no_subscription_is_registered(client, policy_admin):
+    from tests.audit.factories import user_with_role
+
+    make_subscription(f"/subscriptions/{PROD}")
+    client.force_login(user_with_role("gina@contoso.example", "policy_admin",
+                                      f"/subscriptions/{PROD}/resourceGroups/rg-web-prod"))
+    page = client.get(reverse("policies:subscriptions")).content.decode()
+    assert "No subscriptions registered yet." not in page  # Production is registered: it is not hers to manage
+    assert "No subscription you administer as a whole is registered." in page
+    Subscription.objects.all().delete()
+    client.force_login(policy_admin)  # at the whole of Production: a first subscription is theirs to register
+    assert "No subscriptions registered yet." in client.get(reverse("policies:subscriptions")).content.decode()
