@@ -13,19 +13,24 @@ from .models import Subscription, VirtualMachine, VmState
 
 PROTOCOL_CHOICES = [("TCP", "TCP"), ("UDP", "UDP"), ("*", "Any")]
 DURATION_UNITS = [("hours", "hours"), ("minutes", "minutes")]
+PORT_RANGE = "Enter a port number between 1 and 65535."
+DURATION_RANGE = "The maximum request time must be between 5 minutes and 24 hours."
+WHOLE_TIME = "Enter whole hours (0 to 24) and minutes (0 to 59)."
 
 
 class PortForm(forms.Form):
     """One port of a VM's JIT configuration."""
 
-    number = forms.IntegerField(label="Port", min_value=1, max_value=65535,
-                                error_messages={"min_value": "Enter a port number between 1 and 65535.",
-                                                "max_value": "Enter a port number between 1 and 65535."})
+    number = forms.IntegerField(label="Port", min_value=1, max_value=65535, error_messages={
+        "invalid": PORT_RANGE, "min_value": PORT_RANGE, "max_value": PORT_RANGE})
     protocol = forms.ChoiceField(choices=PROTOCOL_CHOICES, initial="*")
     sources = forms.CharField(label="Allowed source IPs", initial="*", max_length=4000,
                               help_text="* for Any, or IPv4/IPv6 addresses and CIDR ranges separated by commas.")
-    max_hours = forms.IntegerField(label="Max hours", min_value=0, max_value=24, initial=3)
-    max_minutes = forms.IntegerField(label="Max minutes", min_value=0, max_value=59, initial=0, required=False)
+    max_hours = forms.IntegerField(label="Max hours", min_value=0, max_value=24, initial=3, error_messages={
+        "invalid": WHOLE_TIME, "min_value": DURATION_RANGE, "max_value": DURATION_RANGE})
+    max_minutes = forms.IntegerField(label="Max minutes", min_value=0, max_value=59, initial=0, required=False,
+                                     error_messages={"invalid": WHOLE_TIME, "min_value": WHOLE_TIME,
+                                                     "max_value": WHOLE_TIME})
 
     def clean_sources(self) -> tuple[str, ...]:
         return rules.parse_sources(self.cleaned_data["sources"])

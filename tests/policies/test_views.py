@@ -402,6 +402,27 @@ def test_editing_again_before_a_saved_change_is_applied_starts_from_that_change_
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("row", "field", "message"), [
+    ({"number": "ssh"}, "number", "Enter a port number between 1 and 65535."),
+    ({"max_hours": "25"}, "max_hours", "The maximum request time must be between 5 minutes and 24 hours."),
+    ({"max_hours": "-1"}, "max_hours", "The maximum request time must be between 5 minutes and 24 hours."),
+    ({"max_hours": "1.5"}, "max_hours", "Enter whole hours (0 to 24) and minutes (0 to 59)."),
+    ({"max_minutes": "90"}, "max_minutes", "Enter whole hours (0 to 24) and minutes (0 to 59)."),
+])
+def test_a_refused_port_field_says_what_it_takes_and_only_it_is_marked(client, policy_admin, row, field, message):
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    response = _edit(client, vm, [{"number": "22", **row}, {"number": "3389"}])
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert f'<ul class="errorlist" id="id_ports-0-{field}_error"><li>{message}</li></ul>' in page
+    assert "Please correct the errors below." in page  # said at the top: a long port list hides a row's error
+    invalid = re.findall(r'<(?:input|select)[^>]*aria-invalid="true"[^>]*id="id_(ports-[^"]+)"', page)
+    assert invalid == [f"ports-0-{field}"]
+    assert 'class="port-row errors"' not in page  # the admin's CSS would outline every field of the row in red
+
+
+@pytest.mark.django_db
 def test_the_edit_form_refuses_a_policy_and_vm_name_over_56_characters(client, policy_admin):
     vm = make_vm(IN_RG)
     VirtualMachine.objects.filter(pk=vm.pk).update(name="v" * 50)
