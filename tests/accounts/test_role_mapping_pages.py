@@ -33,6 +33,22 @@ def test_the_list_searches_and_filters(client, breakglass_admin, persona_mapping
     assert "JIT.Auditor in Production" in body and "JIT.Requester in Production" not in body
 
 
+def test_searching_or_filtering_keeps_the_sort_and_a_bad_filter_value_is_named(client, breakglass_admin,
+                                                                              persona_mappings):
+    import re
+
+    client.force_login(breakglass_admin)
+    body = client.get(reverse("accounts:rolemapping_list"), {"sort": "-scope", "role": "reader", "q": "JIT"}
+                      ).content.decode()
+    forms = re.findall(r'<form[^>]* method="get"[^>]*>.*?</form>', body, re.S)
+    assert len(forms) == 2
+    for form in forms:
+        assert '<input type="hidden" name="sort" value="-scope">' in form
+    body = client.get(reverse("accounts:rolemapping_list"), {"role": "<root>"}).content.decode()
+    assert "Role: Select a valid choice. &lt;root&gt; is not one of the available choices. The filter was left out." \
+        in body
+
+
 def test_the_list_filters_are_labelled(client, breakglass_admin):
     client.force_login(breakglass_admin)
     body = client.get(reverse("accounts:rolemapping_list")).content.decode()
