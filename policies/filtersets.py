@@ -50,6 +50,8 @@ def filter_controls(filterset: VirtualMachineFilterSet) -> list[tuple[str, str, 
         current = str(data.get(name, "") or "")
         options = format_html_join("", '<option value="{}"{}>{}</option>', (
             (value, " selected" if str(value) == current else "", label) for value, label in field.choices))
-        controls.append((name, str(field.label), format_html('<select name="{}" id="id_{}">{}</select>', name, name,
-                                                             options)))
+        refused = format_html(' aria-invalid="true" aria-describedby="id_{}_error"', name) \
+            if filterset.is_bound and filterset.form.errors.get(name) else ""
+        controls.append((name, str(field.label), format_html('<select name="{}" id="id_{}"{}>{}</select>', name, name,
+                                                             refused, options)))
     return controls

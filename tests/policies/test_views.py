@@ -562,6 +562,10 @@ def test_a_filter_value_that_is_not_a_choice_says_it_was_left_out(client, policy
     page = client.get(reverse("policies:inventory"), {"resource_group": "rg-<gone>"}).content.decode()
     assert ('Resource group: Select a valid choice. rg-&lt;gone&gt; is not one of the available choices. '
             'The filter was left out.') in page
+    # The refused filter's control is marked and points to its message (screen readers announce it there).
+    assert '<select name="resource_group" id="id_resource_group" aria-invalid="true" ' \
+           'aria-describedby="id_resource_group_error">' in page
+    assert '<li id="id_resource_group_error">' in page and '<select name="os" id="id_os">' in page
 
 
 @pytest.mark.django_db
