@@ -134,9 +134,11 @@ def _scope_q(scope: str, resource_id_field: str | None, subscription_field: str 
              resource_group_field: str | None) -> Q:
     parsed = parse_scope(scope)
     if subscription_field and (resource_group_field or not parsed.resource_group) and not parsed.vm_name:
-        q = Q(**{f"{subscription_field}__iexact": parsed.subscription_id})
+        # Those fields hold lower case: plain equality, which their indexes serve (PostgreSQL's case-insensitive
+        # comparison, UPPER() on both sides, reads every row).
+        q = Q(**{subscription_field: parsed.subscription_id.lower()})
         if parsed.resource_group:
-            q &= Q(**{f"{resource_group_field}__iexact": parsed.resource_group})
+            q &= Q(**{resource_group_field: parsed.resource_group.lower()})
         return q
     if not resource_id_field:
         raise ValueError(f"restrict() needs a resource_id_field to filter at {parsed.kind} scope")
@@ -149,9 +151,9 @@ def restrict(queryset: QuerySet, user, action: str, *, resource_id_field: str | 
              subscription_field: str | None = None, resource_group_field: str | None = None) -> QuerySet:
     """Only the rows of ``queryset`` on which ``user`` may perform ``action``, filtered in the database.
 
-    A row's place is read from ``subscription_field``/``resource_group_field`` (equality) when given, and
-    otherwise from its ARM id in ``resource_id_field`` (prefix). Without arguments the model's
-    ``AUTHZ_FIELDS`` dict names the fields.
+    A row's place is read from ``subscription_field``/``resource_group_field`` (equality; both hold lower case, as
+    every model stores them) when given, and otherwise from its ARM id in ``resource_id_field`` (prefix, any case).
+    Without arguments the model's ``AUTHZ_FIELDS`` dict names the fields.
     """
     if not any((resource_id_field, subscription_field, resource_group_field)):
         fields = getattr(queryset.model, "AUTHZ_FIELDS", None)

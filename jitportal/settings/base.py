@@ -122,6 +122,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if "postgresql" in DATABASES["default"]["ENGINE"] and not env_bool("DATABASE_JIT", default=False):
+        # PostgreSQL's JIT compiles a query whose estimated cost is high (a count over a year of requests, a search
+        # of a million audit events) for longer than it then runs: off at connection, unless DATABASE_URL's
+        # ?options= says otherwise (or DATABASE_JIT keeps the server's setting and sends no options).
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 # Keep connections between requests and between tasks (``CELERY_DB_REUSE_MAX`` below): for SQLite a new one
 # re-runs the PRAGMAs and re-registers Django's functions, for PostgreSQL it is a new session.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)

@@ -18,6 +18,7 @@ from jitportal.celery import app
 print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"],
     "name": str(settings.DATABASES["default"]["NAME"]),
+    "db_options": settings.DATABASES["default"].get("OPTIONS", {}),
     "broker": app.conf.broker_url,
     "backend": str(app.conf.result_backend),
     "transport_options": app.conf.broker_transport_options,
@@ -53,6 +54,12 @@ def test_database_url_switches_to_postgresql():
     )
     assert loaded["engine"] == "django.db.backends.postgresql"
     assert loaded["name"] == "jitportal"
+    assert loaded["db_options"]["options"] == "-c jit=off"  # compiling costs more than the queries gain
+    assert load_settings("jitportal.settings.local", DATABASE_URL="postgres://jit:pw@db.example.invalid:5432/"
+                         "jitportal?options=-c%20jit%3Don")["db_options"]["options"] == "-c jit=on"
+    assert "options" not in load_settings("jitportal.settings.local", DATABASE_JIT="true",
+                                          DATABASE_URL="postgres://jit:pw@db.example.invalid:5432/jitportal"
+                                          )["db_options"]
 
 
 def test_broker_url_switches_to_redis_with_results_in_redis():
