@@ -6,12 +6,11 @@ from urllib.parse import quote
 
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django_tables2.columns import BoundColumn
 
-from jitportal.lib.tables import SortableTable
+from jitportal.lib.tables import SortableTable, local_minute
 
 from .models import ConnectionType, VirtualMachine, VmState
 
@@ -71,11 +70,6 @@ class VirtualMachineTable(SortableTable):
         return {*super().get_column_class_names(classes_set, bound_column), f"col-{bound_column.name}"}
 
 
-def _when(value) -> str:
-    """A time as the portal's pages show one (``Y-m-d H:i`` in the portal's time zone)."""
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
-
-
 def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None = None) -> str:
     """Where JIT acts (the firewall wins when both guard the VM), the policy's ports, and who has access now."""
     if vm.connection_type == ConnectionType.FIREWALL:
@@ -131,7 +125,7 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         if "approved_requests_7d" in shown:
             cells.append(f"<td>{vm.approved_requests_7d}</td>")
         if "last_access_at" in shown:
-            cells.append(f"<td>{_when(vm.last_access_at)}</td>")
+            cells.append(f"<td>{local_minute(vm.last_access_at)}</td>")
         if "connection" in shown:
             cells.append(f"<td>{_connection(vm, (open_now or {}).get(vm.pk))}</td>")
         if "last_user" in shown:

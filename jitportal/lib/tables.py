@@ -1,8 +1,11 @@
 """Shared django-tables2 column settings, the base of the sortable lists, and the paging of every list page."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest
+from django.utils import timezone
 from django_tables2 import RequestConfig, Table
 
 # Cells that must not wrap (dates break at their hyphens otherwise): the admin's own ``nowrap`` class.
@@ -13,6 +16,11 @@ MAX_PER_PAGE = 100
 # The highest page number handed to a paginator: its offset stays within the databases' 64-bit integers (a larger
 # one failed the query), and is still past the end of any table, which then shows its last page.
 MAX_PAGE = 10**15
+
+
+def local_minute(value: datetime | None) -> str:
+    """A time as the portal's pages show one (``Y-m-d H:i`` in the portal's time zone); "—" for none."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
 class SortableTable(Table):

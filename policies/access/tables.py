@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import django_tables2 as tables
-from django.template.defaultfilters import date as date_filter
 from django.utils.html import format_html
 
-from jitportal.lib.tables import NOWRAP, SortableTable
+from jitportal.lib.tables import NOWRAP, SortableTable, local_minute
 
 from .models import AccessRequest, PortState
 
@@ -13,12 +12,11 @@ from .models import AccessRequest, PortState
 class AccessRequestTable(SortableTable):
     id = tables.Column(linkify=("policies:request_detail", {"pk": tables.A("pk")}), verbose_name="#")
     # The id breaks ties, so pages neither repeat nor skip requests stored in the same instant.
-    created_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Requested", format="Y-m-d H:i",
-                                       order_by=("created_at", "id"))
+    created_at = tables.Column(attrs=NOWRAP, verbose_name="Requested", order_by=("created_at", "id"))
     requester_name = tables.Column(verbose_name="Requester")
     vms = tables.Column(empty_values=(), orderable=False, verbose_name="VMs")
     source_prefix = tables.Column(verbose_name="Source")
-    end_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Ends", format="Y-m-d H:i")
+    end_at = tables.Column(attrs=NOWRAP, verbose_name="Ends")
     state = tables.Column(verbose_name="State")
     kind = tables.Column(verbose_name="Kind")
 
@@ -43,7 +41,10 @@ class AccessRequestTable(SortableTable):
         approval."""
         if record.state == PortState.PENDING and not record.scheduled_start:
             return "after approval"
-        return date_filter(value, "Y-m-d H:i")
+        return local_minute(value)
+
+    def render_created_at(self, value) -> str:
+        return local_minute(value)
 
     def render_state(self, value, record: AccessRequest):
         return format_html('<span class="access-state access-{}">{}</span>', record.state, value)

@@ -239,6 +239,23 @@ def test_the_requested_dates_are_whole_days_of_the_portals_time_zone(prod, reque
     assert any('"created_at" >= ' in q["sql"] and '"created_at" < ' in q["sql"] for q in queries.captured_queries)
 
 
+def test_the_list_shows_when_a_request_was_made_and_ends_both_in_the_portals_time_zone(prod, requester, client,
+                                                                                        settings):
+    from zoneinfo import ZoneInfo
+
+    settings.TIME_ZONE = "Pacific/Auckland"
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    request.refresh_from_db()
+    client.force_login(requester)
+    page = client.get(reverse("policies:requests")).content.decode()
+    cells = re.findall(r'<td class="nowrap">([^<]+)</td>', re.search(
+        rf'<tr[^>]*data-request="{request.pk}".*?</tr>', page, re.S).group(0))
+    local = [moment.astimezone(ZoneInfo("Pacific/Auckland")).strftime("%Y-%m-%d %H:%M")
+             for moment in (request.created_at, request.end_at)]
+    assert cells == local  # the end was shown in UTC, before the start
+
+
 def test_the_list_page_runs_a_fixed_number_of_queries(prod, requester, client, django_assert_max_num_queries):
     for _ in range(15):
         ask(requester, {"web-02": [22]})
