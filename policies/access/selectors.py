@@ -333,6 +333,19 @@ def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:
     return validation.duration_choices(longest or timedelta(hours=1))
 
 
+def extend_choices(request: AccessRequest, now=None) -> list[tuple[int, str]]:
+    """Extend's time ranges: the steps up to the longest maximum of the request's VMs; with ``now``, only those
+    that end after the access open now (the form offers those; a step sent from a page shown earlier is refused
+    by ``request_extend``, saying why)."""
+    rows = list(request.vms.all())
+    steps = duration_choices_for([row.vm for row in rows])
+    if now is None:
+        return steps
+    until = validation.open_until(rows)
+    return [(seconds, label) for seconds, label in steps
+            if validation.ends_later(timedelta(seconds=seconds), open_until=until, now=now)]
+
+
 def open_access_by_vm(vms: list[VirtualMachine]) -> dict[int, list[tuple[str, list[int]]]]:
     """Who can reach each VM right now: ``{vm id: [(requester, [port numbers])]}``, from the portal's open requests
     and from the requests Azure listed as ``Initiated`` in the VMs' JIT policies at the last sync (access opened

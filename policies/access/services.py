@@ -327,6 +327,7 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
     # Only what is still open: a port Azure revoked meanwhile (a newer request took it) stays with its new holder.
     selections = [Selection(row.vm, numbers) for row in vm_rows
                   if (numbers := tuple(p.number for p in row.ports.all() if p.state == PortState.OPEN))]
+    validation.validate_extension(duration, open_until=validation.open_until(vm_rows), now=timezone.now())
     reason = justification.strip() or f"Extension of request #{original.pk}: {original.justification}"
     request, created = request_create(
         actor=actor, selections=selections, source_prefix=original.source_prefix, duration=duration,

@@ -5,12 +5,15 @@ Every function raises ``django.core.exceptions.ValidationError`` with a message 
 from __future__ import annotations
 
 import ipaddress
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from policies.rules import ANY_SOURCE, PortRule, duration_label, parse_duration
+
+from .models import PortState
 
 ANY = "*"
 ANY_WORDS = {"*", "any", "internet"}
@@ -53,6 +56,29 @@ def duration_choices(maximum: timedelta) -> list[tuple[int, str]]:
     if maximum not in steps and maximum >= MIN_WINDOW:
         steps.append(maximum)
     return [(int(step.total_seconds()), window_label(step)) for step in sorted(steps)]
+
+
+def open_until(vm_rows) -> datetime | None:
+    """When the last open port of a request's VM rows (``AccessRequestVm``, ports prefetched) ends; ``None`` when
+    none is open."""
+    return max((p.end_at for row in vm_rows for p in row.ports.all() if p.state == PortState.OPEN), default=None)
+
+
+def ends_later(duration: timedelta, *, open_until: datetime | None, now: datetime) -> bool:
+    """Whether an extension of ``duration`` from ``now`` ends after the access open until ``open_until`` (any
+    does when nothing is open)."""
+    return open_until is None or now + duration > open_until
+
+
+def validate_extension(duration: timedelta, *, open_until: datetime | None, now: datetime) -> timedelta:
+    """``duration`` if an extension of it ends after the access open now: a shorter one would replace that access
+    with one ending sooner."""
+    if not ends_later(duration, open_until=open_until, now=now):
+        until = timezone.localtime(open_until).strftime("%Y-%m-%d %H:%M %Z")
+        raise ValidationError(f"Your access is open until {until}; an extension of {window_label(duration)} would "
+                              "end sooner: choose a time range that ends later (or Close now to end it early).",
+                              code="extension_not_later")
+    return duration
 
 
 def window_label(step: timedelta) -> str:

@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_tables2.paginators import LazyPaginator
@@ -239,12 +240,9 @@ def request_close(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _extend_form(access: AccessRequest, view: dict) -> ExtendForm | None:
-    return ExtendForm(duration_choices=_extend_choices(access)) if view["may_extend"] else None
-
-
-def _extend_choices(access: AccessRequest) -> list[tuple[int, str]]:
-    rows = list(access.vms.select_related("vm"))
-    return selectors.duration_choices_for([row.vm for row in rows])
+    if not view["may_extend"]:
+        return None
+    return ExtendForm(duration_choices=selectors.extend_choices(access, now=timezone.now()))
 
 
 @requires(JIT_INITIATE, object_model=AccessRequest)
@@ -252,7 +250,7 @@ def _extend_choices(access: AccessRequest) -> list[tuple[int, str]]:
 def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
     """Extend: ask again for the same ports, ending later (within each port's maximum from now)."""
     access = _request_for(request, pk)
-    form = ExtendForm(request.POST, duration_choices=_extend_choices(access))
+    form = ExtendForm(request.POST, duration_choices=selectors.extend_choices(access))
     if not form.is_valid():
         messages.error(request, " ".join(form.non_field_errors()) or "Choose a time range.")
         return redirect("policies:request_detail", pk=access.pk)

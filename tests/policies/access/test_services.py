@@ -472,6 +472,16 @@ def test_extend_asks_again_within_the_maximum_and_links_to_the_original(prod, re
     assert AuditEvent.objects.filter(action="access.extend_requested").count() == 1
 
 
+def test_an_extension_that_would_end_before_the_open_access_is_refused(prod, requester):
+    original = ask(requester, {"web-02": [22]}, hours=2)
+    open_all(original)
+    with pytest.raises(ValidationError, match="choose a time range that ends later"):
+        services.request_extend(actor=requester, original=original, duration=timedelta(hours=1),
+                                idempotency_key="ext-shorter")
+    assert not AccessRequest.objects.filter(extends=original).exists()
+    assert states(original) == {("web-02", 22): "open"}  # nothing replaced it with a shorter window
+
+
 def test_a_key_used_for_one_operation_is_refused_for_another(prod, requester):
     original = ask(requester, {"web-02": [22]}, key="once")
     open_all(original)

@@ -440,6 +440,20 @@ def test_extend_submitted_twice_finds_the_extension_even_after_it_opened(prod, a
     assert AccessRequest.objects.filter(extends=original).count() == 1
 
 
+def test_extend_offers_only_time_ranges_that_end_after_the_open_access(prod, alice, requester):
+    original = ask(requester, {"web-02": [22]}, hours=2)  # web-02: up to 3 hours
+    open_all(original)
+    page = alice.get(reverse("policies:request_detail", args=[original.pk])).content.decode()
+    form = page[page.index('id="extend-form"'):]
+    offered = re.findall(r'<option value="(\d+)"', form[:form.index("</select>")])
+    assert offered == ["7200", "10800"]  # 15 minutes to 1 hour would end before the 2 hours open now
+    token = re.search(r'name="token" value="([0-9a-f]+)"', form).group(1)
+    sent = alice.post(reverse("policies:request_extend", args=[original.pk]), {"duration": 1800, "token": token},
+                      follow=True)
+    assert "choose a time range that ends later" in sent.content.decode()
+    assert not AccessRequest.objects.filter(extends=original).exists()
+
+
 def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod, alice):
     from tests.plugins.personas import IN_SCOPE
     from tests.policies.access.factories import rule
