@@ -610,6 +610,18 @@ def test_a_bad_typed_address_marks_its_own_box_invalid_and_the_groups_are_named(
     assert 'role="group" aria-labelledby="label-source"' in page and 'id="label-source"' in page
 
 
+def test_the_errors_of_the_ports_and_source_choices_describe_their_groups(prod, alice):
+    web = vm("web-02")
+    response = post_form(alice, web, token_of(form_page(alice, web)), ports=[], source_kind="elsewhere")
+    page = response.content.decode()
+    assert response.status_code == 400
+    for row, field in (("row-ports", "ports"), ("row-source", "source_kind")):
+        group = re.search(rf'<div class="form-row" id="{row}"[^>]*>', page).group(0)
+        described = re.search(r'aria-describedby="([^"]+)"', group)
+        assert described and f"id_{field}_error" in described.group(1).split(), group
+        assert f'id="id_{field}_error"' in page
+
+
 def test_connection_details_name_access_opened_outside_the_portal_and_the_portals_own_once(prod, alice, requester):
     from tests.policies.factories import sync
 
