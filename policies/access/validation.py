@@ -106,6 +106,7 @@ def parse_source(kind: str, value: str) -> str:
             address = ipaddress.ip_address(text)
         except ValueError:
             raise ValidationError(f"'{text}' is not an IPv4 or IPv6 address.", code="malformed_source") from None
+        address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:a.b.c.d is IPv4 traffic
         return f"{address}/{address.max_prefixlen}"
     if kind == "range":
         if text.lower() in ANY_WORDS:
@@ -115,8 +116,19 @@ def parse_source(kind: str, value: str) -> str:
         except ValueError:
             raise ValidationError(f"'{text}' is not an IP range such as 203.0.113.0/24.",
                                   code="malformed_source") from None
-        return str(network)
+        return str(_ipv4_of_mapped(network))
     raise ValidationError("Choose where you connect from.", code="malformed_source")
+
+
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+
+def _ipv4_of_mapped(network: ipaddress.IPv4Network | ipaddress.IPv6Network
+                    ) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An IPv4-mapped IPv6 range (``::ffff:203.0.113.0/120``) as the IPv4 range it stands for; others as they are."""
+    if network.version == 6 and network.prefixlen >= IPV4_MAPPED.prefixlen and network.subnet_of(IPV4_MAPPED):
+        return ipaddress.ip_network((network.network_address.ipv4_mapped, network.prefixlen - IPV4_MAPPED.prefixlen))
+    return network
 
 
 def source_kind(prefix: str) -> str:

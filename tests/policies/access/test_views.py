@@ -156,6 +156,17 @@ def test_an_address_typed_beside_my_ip_or_any_is_not_silently_ignored(prod, alic
     assert not AccessRequest.objects.exists()
 
 
+@pytest.mark.parametrize(("kind", "typed", "prefix"), [
+    ("ip", "::ffff:203.0.113.9", "203.0.113.9/32"),
+    ("range", "::ffff:203.0.113.0/120", "203.0.113.0/24"),
+])
+def test_an_ipv4_address_written_as_ipv6_opens_for_the_ipv4_address(prod, alice, kind, typed, prefix):
+    web = vm("web-03")  # SSH from 203.0.113.0/24 and 198.51.100.0/24 only
+    response = post_form(alice, web, token_of(form_page(alice, web)), source_kind=kind, **{f"source_{kind}": typed})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert AccessRequest.objects.get().source_prefix == prefix  # an IPv6 rule would never match IPv4 traffic
+
+
 def test_every_help_text_the_fields_point_to_exists(prod, alice):
     page = form_page(alice, vm("web-02")).content.decode()
     for target in re.findall(r'aria-describedby="([^"]+)"', page):
