@@ -110,10 +110,13 @@ class AccessRequestForm(OneTimeForm):
             self.add_error("source_kind", f"You typed an address but chose “{chosen}”: choose “A specific IP” or "
                                           "“An IP range” to use it, or clear the box.")
             return data
+        box = {"ip": "source_ip", "range": "source_range"}.get(kind, "source_kind")
+        if kind is None or box in self.errors:
+            return data  # the choice or the box already says what is wrong with it
         try:
             data["source_prefix"] = self.clean_source_prefix()
         except ValidationError as exc:  # on the box the address was typed in, so that box is marked invalid
-            self.add_error({"ip": "source_ip", "range": "source_range"}.get(kind, "source_kind"), exc)
+            self.add_error(box, exc)
         data["source_warning"] = self.my_ip.warning if (self.my_ip and data.get("source_kind") == "my_ip") else ""
         if data.get("duration"):
             data["window"] = timedelta(seconds=int(data["duration"]))

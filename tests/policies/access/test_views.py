@@ -167,6 +167,21 @@ def test_an_ipv4_address_written_as_ipv6_opens_for_the_ipv4_address(prod, alice,
     assert AccessRequest.objects.get().source_prefix == prefix  # an IPv6 rule would never match IPv4 traffic
 
 
+@pytest.mark.parametrize(("fields", "said", "not_said"), [
+    ({"source_kind": "ip", "source_ip": "2001:db8::" + "1:" * 30 + "1"}, "at most 64 characters",
+     "Enter the IP address you connect from."),
+    ({"source_kind": "range", "source_range": "203.0.113.0/24\x00"}, "Null characters are not allowed.",
+     "Enter an IP range such as"),
+    ({"source_kind": "elsewhere"}, "Select a valid choice.", "Choose where you connect from."),
+])
+def test_a_source_the_field_refuses_gets_that_one_message(prod, alice, fields, said, not_said):
+    web = vm("web-02")
+    response = post_form(alice, web, token_of(form_page(alice, web)), **fields)
+    page = response.content.decode()
+    assert response.status_code == 400 and said in page and not_said not in page
+    assert not AccessRequest.objects.exists()
+
+
 def test_every_help_text_the_fields_point_to_exists(prod, alice):
     page = form_page(alice, vm("web-02")).content.decode()
     for target in re.findall(r'aria-describedby="([^"]+)"', page):
