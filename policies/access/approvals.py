@@ -128,14 +128,14 @@ def rules_for(resource_id: str, rules: list[AccessRule] | None = None) -> list[A
     return [rule for rule in candidates if rule.enabled and scope_contains(rule.scope, resource_id)]
 
 
-def check_justification(text: str, rules: list[AccessRule]) -> list[str]:
-    """Messages for each rule whose justification pattern ``text`` does not contain."""
+def check_justification(text: str, rules: list[AccessRule]) -> list[ValidationError]:
+    """An error (code ``justification``) for each rule whose justification pattern ``text`` does not contain."""
     problems = []
     for rule in rules:
         if rule.justification_pattern and not re.search(rule.justification_pattern, text or ""):
-            problems.append(rule.justification_hint or
-                            f"The justification must contain a match of {rule.justification_pattern} "
-                            f"(rule “{rule.name}”).")
+            problems.append(ValidationError(rule.justification_hint or
+                                            f"The justification must contain a match of {rule.justification_pattern} "
+                                            f"(rule “{rule.name}”).", code="justification"))
     return problems
 
 
@@ -144,7 +144,7 @@ def evaluate(selections: list, *, source: str, duration: timedelta, start: datet
     """The verdict of the rules for ``selections`` (``Selection`` rows); raises ``ValidationError`` for a deny
     or a justification that does not match a rule's pattern."""
     everything = list(AccessRule.objects.filter(enabled=True))
-    problems: list[str] = []
+    problems: list[ValidationError] = []
     verdicts: list[Verdict] = []
     for selection in selections:
         rules = rules_for(selection.vm.resource_id, everything)
@@ -152,7 +152,8 @@ def evaluate(selections: list, *, source: str, duration: timedelta, start: datet
         matching = [r for r in rules if _applies(r, tuple(selection.ports), source, duration, start)]
         denied = [r for r in matching if r.effect == AccessRule.Effect.DENY]
         if denied:
-            problems.extend(r.message or f"Refused by rule “{r.name}” on {selection.vm.name}." for r in denied)
+            problems.extend(ValidationError(r.message or f"Refused by rule “{r.name}” on {selection.vm.name}.",
+                                            code="refused_by_rule") for r in denied)
             continue
         auto = [r for r in matching if r.effect == AccessRule.Effect.AUTO]
         # An auto rule relaxes manual rules at its own scope or below, never a broader one (an admin of one
@@ -172,7 +173,7 @@ def evaluate(selections: list, *, source: str, duration: timedelta, start: datet
         else:
             verdicts.append(Verdict(AccessRule.Effect.AUTO))
     if problems:
-        raise ValidationError(list(dict.fromkeys(problems)), code="refused_by_rule")
+        raise ValidationError(list(dict.fromkeys(problems)))
     manual = [v for v in verdicts if v.needs_approval]
     if not manual:
         return next((v for v in verdicts if v.rule is not None), Verdict(AccessRule.Effect.AUTO))

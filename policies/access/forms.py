@@ -122,6 +122,17 @@ class AccessRequestForm(OneTimeForm):
             data["window"] = timedelta(seconds=int(data["duration"]))
         return data
 
+    def add_refusal(self, exc: ValidationError) -> None:
+        """Show what ``request_create`` refused at the field it concerns (by the error's ``code``; the source at
+        the box or choice it came from), the rest at the top of the form."""
+        source = {"ip": "source_ip", "range": "source_range"}.get(self.cleaned_data.get("source_kind"), "source_kind")
+        fields = {"source_too_wide": source, "source_not_allowed": source, "window_too_short": "duration",
+                  "window_too_long": "duration", "start_too_soon": "start_at", "start_too_late": "start_at",
+                  "justification": "justification", "port_not_in_policy": "ports", "no_ports": "ports"}
+        for error in exc.error_list:
+            field = fields.get(error.code)
+            self.add_error(field if field in self.fields else None, error)
+
     def selections(self) -> list[Selection]:
         chosen: dict[int, list[int]] = {}
         for value in self.cleaned_data.get("ports", []):

@@ -147,10 +147,11 @@ def _window(vm: VirtualMachine, number: int, duration: timedelta, each_port_maxi
 
 
 def _validate(actor, selections: list[Selection], source_prefix: str, duration: timedelta,
-              each_port_maximum: bool = False) -> list[str]:
-    problems: list[str] = []
+              each_port_maximum: bool = False) -> list[ValidationError]:
+    """What the VMs' policies refuse of the request, each with its ``code`` (the form shows it at its field)."""
+    problems: list[ValidationError] = []
     if not selections:
-        problems.append("Select at least one VM and port.")
+        problems.append(ValidationError("Select at least one VM and port.", code="no_ports"))
     if each_port_maximum:
         maxima = [m for s in selections for n in s.ports if (m := _port_maximum(s.vm, n)) is not None]
         if maxima and duration > max(maxima):
@@ -160,27 +161,41 @@ def _validate(actor, selections: list[Selection], source_prefix: str, duration: 
         if not may_request(actor, vm):
             raise PermissionDenied(f"You may not request access to {vm.name}.")
         if vm.state != VmState.CONFIGURED or not vm.policy_name:
-            problems.append(f"JIT is not enabled on {vm.name}.")
+            problems.append(ValidationError(f"JIT is not enabled on {vm.name}.", code="not_enabled"))
             continue
         if not selection.ports:
-            problems.append(f"Select at least one port of {vm.name}.")
+            problems.append(ValidationError(f"Select at least one port of {vm.name}.", code="no_ports"))
         for number in selection.ports:
             try:
                 rule = validation.policy_port(vm.ports, number)
-                validation.validate_window(_window(vm, number, duration, each_port_maximum), rule, vm.name)
-                validation.validate_source(source_prefix, rule, vm.name)
             except ValidationError as exc:
-                problems.extend(exc.messages)
+                problems.extend(exc.error_list)
+                continue
+            window = _window(vm, number, duration, each_port_maximum)
+            problems.extend(_refusals(validation.validate_window, window, rule, vm.name))
+            problems.extend(_refusals(validation.validate_source, source_prefix, rule, vm.name))
     return list(dict.fromkeys(problems))
 
 
-def _validate_start(start_at: datetime | None, now: datetime) -> list[str]:
+def _refusals(check, *args) -> list[ValidationError]:
+    """What ``check(*args)`` refuses (nothing when it passes): a port's window and source are checked apart, so
+    the requester hears of both at once."""
+    try:
+        check(*args)
+    except ValidationError as exc:
+        return exc.error_list
+    return []
+
+
+def _validate_start(start_at: datetime | None, now: datetime) -> list[ValidationError]:
     if start_at is None:
         return []
     if start_at <= now + validation.SCHEDULE_MIN_LEAD:
-        return ["A scheduled start must be more than a minute ahead (leave it empty to start now)."]
+        return [ValidationError("A scheduled start must be more than a minute ahead (leave it empty to start now).",
+                                code="start_too_soon")]
     if start_at > now + timedelta(days=settings.ACCESS_SCHEDULE_MAX_DAYS):
-        return [f"Schedule at most {settings.ACCESS_SCHEDULE_MAX_DAYS} days ahead."]
+        return [ValidationError(f"Schedule at most {settings.ACCESS_SCHEDULE_MAX_DAYS} days ahead.",
+                                code="start_too_late")]
     return []
 
 
@@ -208,9 +223,10 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
     justification = (justification or "").strip()
     problems = _validate(actor, selections, source_prefix, duration, each_port_maximum)
     if not justification:
-        problems.append("Say why you need access.")
+        problems.append(ValidationError("Say why you need access.", code="justification"))
     elif len(justification) > MAX_JUSTIFICATION:
-        problems.append(f"Keep the justification under {MAX_JUSTIFICATION} characters.")
+        problems.append(ValidationError(f"Keep the justification under {MAX_JUSTIFICATION} characters.",
+                                        code="justification"))
     now = timezone.now()
     problems.extend(_validate_start(start_at, now))
     if problems:

@@ -49,8 +49,7 @@ def _submit(request: HttpRequest, form: AccessRequestForm, *, each_port_maximum:
             client_ip=str(form.my_ip.address) if form.my_ip else None, start_at=data.get("start_at"),
             each_port_maximum=each_port_maximum)
     except ValidationError as exc:
-        for message in exc.messages:
-            form.add_error(None, message)
+        form.add_refusal(exc)
         return None
     except PermissionDenied as exc:
         raise Http404("No such object.") from exc
