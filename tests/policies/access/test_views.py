@@ -526,6 +526,8 @@ def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod,
     page = response.content.decode()
     assert response.status_code == 400 and "Name the ticket." in page
     assert 'value="Reboot after the kernel patch"' in page and not AccessRequest.objects.exists()
+    box = re.search(r'<input[^>]*name="justification"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in box and re.search(r'aria-describedby="([^"]*)"', box).group(1) == "form-errors"
 
 
 @pytest.mark.parametrize("opened", [True, False])
