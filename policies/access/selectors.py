@@ -24,6 +24,7 @@ from . import validation
 from .connection import ConnectionDetails, details_for, login_name
 from .models import (
     ACTIVE,
+    FINAL,
     WAITING,
     AccessRequest,
     AccessRequestPort,
@@ -264,7 +265,8 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             details = port_connection(port) if port.state == PortState.OPEN and not review else None
             ports.append({"port": port, "details": details,
                           "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
-                          "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None})
+                          "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None,
+                          "never_opened": port.state in FINAL and port.opened_at is None})
         vms.append({"row": vm_row, "ports": ports})
     from .approvals import approvers_for, may_decide, progress
     from .services import may_manage

@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from jitportal.lib.tables import NOWRAP, SortableTable, local_minute
 
-from .models import AccessRequest, PortState
+from .models import AccessRequest, ApprovalState, PortState
 
 
 class AccessRequestTable(SortableTable):
@@ -38,9 +38,11 @@ class AccessRequestTable(SortableTable):
 
     def render_end_at(self, value, record: AccessRequest) -> str:
         """The planned end; awaiting approval (and not scheduled) it is not known yet: the window starts at the last
-        approval."""
+        approval; denied, failed or not approved in time, nothing opened, so nothing ends."""
         if record.state == PortState.PENDING and not record.scheduled_start:
             return "after approval"
+        if record.state in (PortState.DENIED, PortState.FAILED) or record.approval_state == ApprovalState.EXPIRED:
+            return "Did not open"
         return local_minute(value)
 
     def render_created_at(self, value) -> str:

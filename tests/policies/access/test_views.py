@@ -513,6 +513,29 @@ def test_extend_offers_only_time_ranges_that_end_after_the_open_access(prod, ali
     assert not AccessRequest.objects.filter(extends=original).exists()
 
 
+def test_a_port_that_never_opened_gives_no_end_time(prod, alice, requester, approver):
+    from policies.access import approvals
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import rule
+
+    rule(IN_SCOPE, "manual")
+    denied = ask(requester, {"web-02": [22]})
+    approvals.request_decide(actor=approver, request=denied, approve=False, comment="Not during the freeze")
+    failed = ask(requester, {"web-04": [22]})
+    AccessRequest.objects.filter(pk=failed.pk).update(state="failed", approval_state="not_required")
+    failed.ports.update(state="failed", last_error="Azure refused: the VM is deallocated.")
+    for request in (denied, failed):
+        page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+        row = re.search(r'<tr data-port="22".*?</tr>', page, re.S).group(0)
+        ends = re.findall(r"<td>(.*?)</td>", row, re.S)[2]  # port, source, ends (the state cell has a class)
+        assert "Did not open" in ends and not re.search(r"\d\d:\d\d", ends), ends
+    listed = alice.get(reverse("policies:requests")).content.decode()
+    for request in (denied, failed):
+        row = re.search(rf'<tr[^>]*data-request="{request.pk}".*?</tr>', listed, re.S).group(0)
+        assert "Did not open" in row and not re.search(r"\d\d:\d\d</td>\s*<td[^>]*><span class=\"access-state",
+                                                         row), row
+
+
 def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod, alice):
     from tests.plugins.personas import IN_SCOPE
     from tests.policies.access.factories import rule
