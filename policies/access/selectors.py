@@ -266,7 +266,9 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             ports.append({"port": port, "details": details,
                           "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
                           "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None,
-                          "never_opened": port.state in FINAL and port.opened_at is None})
+                          "never_opened": port.state in FINAL and port.opened_at is None,
+                          "closed_early": (port.state == PortState.CLOSED and port.opened_at is not None
+                                           and port.finished_at is not None and port.finished_at < port.end_at)})
         vms.append({"row": vm_row, "ports": ports})
     from .approvals import approvers_for, may_decide, progress
     from .services import may_manage

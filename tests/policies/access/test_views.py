@@ -536,6 +536,23 @@ def test_a_port_that_never_opened_gives_no_end_time(prod, alice, requester, appr
                                                          row), row
 
 
+def test_a_port_closed_early_says_when_it_closed_not_only_when_it_was_to_end(prod, alice, requester):
+    from policies.access import services
+
+    request = ask(requester, {"web-02": [22]}, hours=2)
+    open_all(request)
+    planned = request.ports.get().end_at
+    alice.post(reverse("policies:request_close", args=[request.pk]))
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    closed = request.ports.get().finished_at
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    row = re.search(r'<tr data-port="22".*?</tr>', page, re.S).group(0)
+    ends = re.findall(r"<td>(.*?)</td>", row, re.S)[2]  # port, source, ends (the state cell has a class)
+    stamp = "%Y-%m-%d %H:%M UTC"
+    assert f"Closed {timezone.localtime(closed).strftime(stamp)}" in ends, ends
+    assert f"was to end {timezone.localtime(planned).strftime(stamp)}" in ends, ends
+
+
 def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod, alice):
     from tests.plugins.personas import IN_SCOPE
     from tests.policies.access.factories import rule
