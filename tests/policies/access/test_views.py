@@ -315,6 +315,15 @@ def test_the_list_shows_when_a_request_was_made_and_ends_both_in_the_portals_tim
     assert cells == local  # the end was shown in UTC, before the start
 
 
+def test_my_requests_without_any_says_so_and_how_to_ask(prod, requester, client):
+    client.force_login(requester)
+    page = client.get(reverse("policies:requests")).content.decode()
+    assert "You have not requested access yet." in page and "No requests match." not in page
+    assert f'href="{reverse("policies:request_new")}"' in page
+    filtered = client.get(reverse("policies:requests"), {"state": "open"}).content.decode()
+    assert "No requests match." in filtered and "You have not requested access yet." not in filtered
+
+
 def test_the_list_page_runs_a_fixed_number_of_queries(prod, requester, client, django_assert_max_num_queries):
     for _ in range(15):
         ask(requester, {"web-02": [22]})
