@@ -270,11 +270,12 @@ def request_list(request: HttpRequest) -> HttpResponse:
     queryset = selectors.request_list(request.user).prefetch_related(
         Prefetch("vms", queryset=AccessRequestVm.objects.only("id", "request_id", "vm_name", "vm_arm_id")))
     filterset = AccessRequestFilterSet(request.GET or None, queryset=queryset, user=request.user)
-    is_admin = selectors.is_admin(request.user)
+    is_admin, may_ask = selectors.is_admin(request.user), authz.holds_anywhere(request.user, JIT_INITIATE)
     filtered = any(request.GET.get(name, "").strip() for name in filterset.filters)
-    table = AccessRequestTable(filterset.qs, empty_text="No requests match." if filtered else
-                               "No requests in your scope yet." if is_admin else "You have not requested access yet.")
+    table = AccessRequestTable(filterset.qs, empty_text=(
+        "No requests match." if filtered else "No requests in your scope yet." if is_admin
+        else "You have not requested access yet." if may_ask else "You have no requests."))
     paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator)
     return render(request, "policies/access/request_list.html", {
         "title": "Requests", "table": table, "filter": filterset, "is_admin": is_admin,
-        "new_url": reverse("policies:request_new") if authz.holds_anywhere(request.user, JIT_INITIATE) else None})
+        "new_url": reverse("policies:request_new") if may_ask else None})
