@@ -67,7 +67,8 @@ class AccessRequestForm(OneTimeForm):
                                    help_text="A CIDR such as 203.0.113.0/24 (your proxy's range).")
     duration = forms.TypedChoiceField(coerce=int, label="Time range")
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500,
-                                    label="Justification")
+                                    label="Justification",
+                                    help_text="Sent to Azure with your user name and the portal's request number.")
     start_at = forms.DateTimeField(required=False, label=f"Start later ({settings.TIME_ZONE})",
                                    widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                    input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],

@@ -219,6 +219,9 @@ def test_every_help_text_the_fields_point_to_exists(prod, alice):
     page = form_page(alice, vm("web-02")).content.decode()
     for target in re.findall(r'aria-describedby="([^"]+)"', page):
         assert f'id="{target}"' in page, target
+    box = re.search(r'<textarea[^>]*name="justification"[^>]*>', page).group(0)  # what it is used for is said
+    target = re.search(r'aria-describedby="([^"]+)"', box).group(1)
+    assert re.search(rf'id="{target}">Sent to Azure with your user name', page)
 
 
 def test_the_connect_page_asks_each_port_for_its_own_maximum_time(prod, alice):
