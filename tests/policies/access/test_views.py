@@ -702,6 +702,17 @@ def test_a_warning_about_my_ip_is_shown_once_on_the_request_page(prod, alice):
     assert response.content.decode().count("10.1.2.3 is a private or carrier-grade NAT address") == 1
 
 
+def test_a_warning_about_my_ip_describes_the_source_choice_not_the_range_box(prod, alice):
+    page = alice.get(reverse("policies:request_new"), {"vm": [vm("web-02").pk]},
+                     REMOTE_ADDR="10.1.2.3").content.decode()
+    group = re.search(r'<div class="form-row" id="row-source"[^>]*>', page).group(0)
+    described = re.search(r'aria-describedby="([^"]+)"', group).group(1).split()
+    assert "my-ip-warning" in described
+    assert re.search(r'id="my-ip-warning"[^>]*>10.1.2.3 is a private or carrier-grade NAT address', page)
+    range_help = re.search(r'id="id_source_range_helptext">(.*?)</div>', page, re.S).group(1)
+    assert "10.1.2.3" not in range_help  # the range box is about a proxy's range, not the detected address
+
+
 def test_a_poll_of_a_request_no_longer_visible_stops_polling_with_a_note(prod, requester, outsider, client):
     request = ask(requester, {"web-02": [22]})
     client.force_login(outsider)  # e.g. the viewer's role was removed while the page polled
