@@ -565,6 +565,17 @@ def test_a_port_closed_early_says_when_it_closed_not_only_when_it_was_to_end(pro
     assert f"was to end {timezone.localtime(planned).strftime(stamp)}" in ends, ends
 
 
+def test_a_firewall_port_without_a_mapped_port_says_so_rather_than_that_no_address_is_known(prod, alice, requester):
+    request = ask(requester, {"db-01": [22]})  # behind the Azure Firewall fw-data (20.50.10.4)
+    open_all(request)
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert re.search(r"ssh alice@20\.50\.10\.4 -p \d+", page)
+    request.ports.update(mapped_port=None)  # Azure's answer named no DNAT port
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert "No address known" not in page and "ssh " not in page
+    assert "Azure Firewall 20.50.10.4: Azure did not say which of its ports it mapped to port 22" in page
+
+
 def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod, alice):
     from tests.plugins.personas import IN_SCOPE
     from tests.policies.access.factories import rule
