@@ -383,6 +383,20 @@ def test_the_dashboard_counts_finished_requests_of_the_last_30_days_and_links_th
         assert n == 1 and [row.record.pk for row in listed] == [shown.pk]
 
 
+def test_the_dashboard_says_when_access_waiting_for_approval_or_opening_will_start(prod, requester, client):
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import rule
+
+    ask(requester, {"web-02": [22]})  # queued: the worker opens it in a moment
+    rule(IN_SCOPE, "manual")
+    ask(requester, {"web-04": [22]}, hours=2)
+    client.force_login(requester)
+    page = client.get(reverse("dashboard")).content.decode()
+    cells = dict(re.findall(r'<tr data-port="([^"]+)">.*?<td class="time-left">(.*?)</td>', page, re.S))
+    assert cells["web-04:22"].strip() == "2 hours after approval"
+    assert cells["web-02:22"].strip() == "Opening…"
+
+
 @pytest.mark.django_db
 def test_the_request_page_links_its_timeline_for_those_who_may_read_the_audit(client, policy_admin, requester):
     from tests.plugins.personas import IN_SCOPE
