@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -559,9 +560,18 @@ class AuditExportView(ApiView):
                      target_label="API export", after={"source": source, "filters": filterset.applied(), "api": True},
                      client_ip=client_ip(request.META))
         columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
-        response = StreamingHttpResponse(encoded(csv_lines(filterset.qs, columns)),
-                                         content_type="text/csv; charset=utf-8")
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        response["Content-Disposition"] = f'attachment; filename="jit-{source}-activity-{stamp}.csv"'
-        return response
+        return _csv_response(source, encoded(csv_lines(filterset.qs, columns)))
+
+    def head(self, request: Request) -> StreamingHttpResponse:
+        """The status and headers a ``GET`` would answer, without its rows: nothing is exported, nothing audited
+        (Django would otherwise run ``get`` for a ``HEAD``)."""
+        source, _filterset = _audit_filterset(request, AUDIT_EXPORT)
+        return _csv_response(source, iter(()))
+
+
+def _csv_response(source: str, content: Iterable[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="jit-{source}-activity-{stamp}.csv"'
+    return response
 

@@ -38,6 +38,9 @@ class ApiClient:
     def get(self, url: str, params: dict | None = None, **headers):
         return self.client.get(url, params or {}, **{**self.headers, **headers})
 
+    def head(self, url: str, params: dict | None = None, **headers):
+        return self.client.head(url, params or {}, **{**self.headers, **headers})
+
     def post(self, url: str, body=None, **headers):
         return self._send("post", url, body if body is not None else {}, **headers)
 

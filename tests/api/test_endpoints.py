@@ -369,6 +369,18 @@ def test_the_csv_export_is_scoped_and_audited(persona_mappings, auditor, reader,
     assert api_as(reader).get("/api/v1/audit/events.csv").status_code == 403
 
 
+def test_a_head_of_the_csv_export_answers_its_headers_and_records_no_export(persona_mappings, auditor, reader,
+                                                                            api_as):
+    make_activity_event(IN)
+    client = api_as(auditor)
+    response = client.head("/api/v1/audit/events.csv", {"source": "portal"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith('attachment; filename="jit-portal-activity-')
+    assert client.head("/api/v1/audit/events.csv", {"since": "yesterday"}).status_code == 400
+    assert api_as(reader).head("/api/v1/audit/events.csv").status_code == 403
+    assert not AuditEvent.objects.filter(action="audit.export").exists()  # nothing was exported
+
+
 def test_the_csv_export_answers_a_client_that_accepts_only_csv(persona_mappings, auditor, api_as):
     make_activity_event(IN)
     client = api_as(auditor)

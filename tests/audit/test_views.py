@@ -36,6 +36,15 @@ def test_a_policy_admin_may_search_but_not_export(client, policy_admin):
     assert client.get(EXPORT).status_code == 403
 
 
+def test_a_head_of_the_export_is_refused_and_records_no_export(client, auditor):
+    from audit.models import AuditEvent
+
+    store_events([event()])
+    client.force_login(auditor)
+    assert client.head(EXPORT).status_code == 405
+    assert not AuditEvent.objects.filter(action="audit.export").exists()
+
+
 def test_the_search_refuses_a_post(client, auditor):
     client.force_login(auditor)
     assert client.post(SEARCH).status_code == 405
