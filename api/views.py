@@ -481,6 +481,13 @@ AUDIT_FILTERS = [
 ]
 
 
+CURSOR_PARAMETERS = [
+    OpenApiParameter("after", str, description="The cursor of the next (older) page, as `next` gives it; any other "
+                                               "value, or both after and before, is a 400."),
+    OpenApiParameter("before", str, description="The cursor of the previous (newer) page, as `previous` gives it."),
+]
+
+
 def _audit_filterset(request: Request, action: str):
     source = request.query_params.get("source", "azure")
     if source not in ("azure", "portal"):
@@ -522,7 +529,7 @@ class AuditEventListView(ApiView):
     audit page's filters and scope. Pages by cursor (``next``/``previous``); no counts."""
 
     @extend_schema(operation_id="audit_events_list",
-                   parameters=[*AUDIT_FILTERS, OpenApiParameter("after", str), OpenApiParameter("before", str)],
+                   parameters=[*AUDIT_FILTERS, *CURSOR_PARAMETERS],
                    responses={200: s.AuditPageSerializer, **ERRORS}, tags=["audit"])
     def get(self, request: Request) -> Response:
         source, filterset = _audit_filterset(request, AUDIT_READ)

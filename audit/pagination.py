@@ -5,6 +5,7 @@ import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 
@@ -25,25 +26,33 @@ def encode_cursor(moment: datetime, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{moment.isoformat()}|{pk}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(token: str | None) -> tuple[datetime, int] | None:
-    """The (time, id) a cursor names, in UTC, or None when it is missing or not one of ours (ours name a stored
-    time: a forged one outside the calendar in UTC, or with an offset PostgreSQL refuses, names nothing)."""
+def decode_cursor(token: str | None, *, name: str = "after") -> tuple[datetime, int] | None:
+    """The (time, id) a cursor names, in UTC, or None when it is missing. A cursor this search did not give is a
+    ``ValidationError`` naming the ``name`` parameter: ours name a stored time and id, so one that cannot be read, or
+    whose time falls outside the calendar in UTC, or whose id no row can have, is refused, not read as the first
+    page (offsets PostgreSQL refuses are read in UTC)."""
     if not token:
         return None
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         moment, pk = text.rsplit("|", 1)
-        parsed = datetime.fromisoformat(moment)
-        return (parsed.astimezone(UTC), int(pk)) if parsed.tzinfo else None
+        parsed, number = datetime.fromisoformat(moment), int(pk)
+        if parsed.tzinfo and 0 < number < 2**63:
+            return parsed.astimezone(UTC), number
     except (ValueError, UnicodeDecodeError, OverflowError):
-        return None
+        pass
+    raise ValidationError(f"The {name} cursor is not one this search gave: follow a page's link to the next or "
+                          f"previous page, or leave {name} out for the newest events.", code="cursor")
 
 
 def keyset_page(queryset: QuerySet, *, after: str | None = None, before: str | None = None, size: int = 50,
                 time_field: str = "occurred_at") -> KeysetPage:
-    """Rows older than ``after`` (or newer than ``before``), newest first, ``size`` at most."""
-    older_than = decode_cursor(after)
-    newer_than = None if older_than else decode_cursor(before)
+    """Rows older than ``after`` (or newer than ``before``), newest first, ``size`` at most; a cursor this search
+    did not give, or both at once, is a ``ValidationError``."""
+    older_than = decode_cursor(after, name="after")
+    newer_than = decode_cursor(before, name="before")
+    if older_than and newer_than:
+        raise ValidationError("Give after or before, not both: a page follows one cursor.", code="cursor")
     if newer_than:
         moment, pk = newer_than
         qs = queryset.filter(Q(**{f"{time_field}__gt": moment}) | Q(**{time_field: moment, "pk__gt": pk}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -19,7 +20,7 @@ from . import selectors
 from .csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
 from .filtersets import ActivityFilterSet, TrailFilterSet
 from .models import ActivityLogEvent, AuditEvent
-from .pagination import keyset_page
+from .pagination import KeysetPage, keyset_page
 from .services import audit_record
 from .tables import ActivityTable, TrailTable
 
@@ -44,18 +45,22 @@ def search(request: HttpRequest) -> HttpResponse:
     """Search JIT activity: the Azure Activity Log and the portal's own trail, newest first."""
     source = _source(request)
     filterset = _filtered(request, source, AUDIT_READ)
-    page = keyset_page(filterset.qs, after=request.GET.get("after"), before=request.GET.get("before"),
-                       size=settings.AUDIT_PAGE_SIZE)
+    cursor_error = ""
+    try:
+        page = keyset_page(filterset.qs, after=request.GET.get("after"), before=request.GET.get("before"),
+                           size=settings.AUDIT_PAGE_SIZE)
+    except ValidationError as error:  # a page link edited or cut short: say so, not the first page as if asked
+        page, cursor_error = KeysetPage([], None, None), " ".join(error.messages)
     table = (TrailTable if source == "portal" else ActivityTable)(page.rows)
     query = request.GET.copy()
     for key in ("after", "before"):
         query.pop(key, None)
     return render(request, "audit/search.html", {
         "title": "Audit", "subtitle": SOURCES[source], "source": source, "sources": SOURCES,
-        "filter": filterset, "table": table, "page": page, "query": query.urlencode(),
+        "filter": filterset, "table": table, "page": page, "query": query.urlencode(), "cursor_error": cursor_error,
         "can_export": authz.holds_anywhere(request.user, AUDIT_EXPORT),
         "vm_filter": request.GET.get("vm", "").strip(),
-    })
+    }, status=400 if cursor_error else 200)
 
 
 @require_GET

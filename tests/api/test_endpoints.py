@@ -4,6 +4,7 @@ Objects are made at a scope without the emulator (``tests.policies.factories``);
 """
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from datetime import timedelta
@@ -446,16 +447,40 @@ def test_the_request_list_runs_a_fixed_number_of_queries(persona_mappings, polic
     assert response.status_code == 200 and response.json()["count"] == count
 
 
-@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+23:00", "9999-12-31T23:59:00-23:00",
-                                    "2030-01-01T00:00:00+23:59"])
-@pytest.mark.parametrize("key", ["after", "before"])
-def test_a_forged_audit_cursor_with_any_offset_is_not_a_500(persona_mappings, auditor, api_as, moment, key):
-    import base64
+def cursor_of(text: str) -> str:
+    """A cursor as the audit search writes one (``<ISO time>|<id>``, base64url), here with any text in it."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
+
+@pytest.mark.parametrize(("moment", "status"), [("0001-01-01T00:00:00+23:00", 400),
+                                                ("9999-12-31T23:59:00-23:00", 400),
+                                                ("2030-01-01T00:00:00+23:59", 200)])
+@pytest.mark.parametrize("key", ["after", "before"])
+def test_a_forged_audit_cursor_with_any_offset_is_not_a_500(persona_mappings, auditor, api_as, moment, status, key):
     make_audit_event(IN)
-    cursor = base64.urlsafe_b64encode(f"{moment}|1".encode()).decode().rstrip("=")
+    response = api_as(auditor).get("/api/v1/audit/events/", {"source": "portal", key: cursor_of(f"{moment}|1")})
+    assert response.status_code == status, response.content
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "!!", cursor_of("not a cursor"), cursor_of("2030-01-01T00:00:00|1"),
+                                    cursor_of("2030-01-01T00:00:00+00:00|x"),
+                                    cursor_of("2030-01-01T00:00:00+00:00|99999999999999999999")])
+@pytest.mark.parametrize("key", ["after", "before"])
+def test_an_audit_cursor_the_search_did_not_give_is_a_400_naming_it(persona_mappings, auditor, api_as, cursor, key):
+    make_audit_event(IN)
     response = api_as(auditor).get("/api/v1/audit/events/", {"source": "portal", key: cursor})
-    assert response.status_code == 200, response.content
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith(f"The {key} cursor is not one this search gave")
+
+
+def test_audit_cursors_after_and_before_together_are_a_400(persona_mappings, auditor, api_as, settings):
+    settings.AUDIT_PAGE_SIZE = 1
+    make_audit_event(IN), make_audit_event(IN)
+    client = api_as(auditor)
+    older = client.get("/api/v1/audit/events/", {"source": "portal"}).json()["next"]
+    after = older.rsplit("after=", 1)[1]
+    response = client.get("/api/v1/audit/events/", {"source": "portal", "after": after, "before": after})
+    assert response.status_code == 400 and "not both" in response.json()["detail"]
 
 
 def test_a_vm_scoped_policy_admin_follows_the_change_they_queued_and_no_other(persona_mappings, api_as):

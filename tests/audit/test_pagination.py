@@ -1,7 +1,9 @@
 """Keyset pagination: every row exactly once going older, the same pages coming back, no COUNT(*)."""
-from datetime import timedelta
+import base64
+from datetime import UTC, timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.ingestion import store_events
@@ -35,19 +37,34 @@ def test_pages_walk_every_row_once_newest_first_and_back_again(django_assert_num
     assert back.newer is None and back.older is not None
 
 
-def test_a_forged_cursor_is_ignored():
-    assert decode_cursor("not-a-cursor") is None
-    assert decode_cursor("") is None
+def forged(moment: str, pk: str = "7") -> str:
+    return base64.urlsafe_b64encode(f"{moment}|{pk}".encode()).decode()
 
 
-def test_a_forged_cursor_outside_the_calendar_in_utc_is_ignored_and_others_are_read_in_utc():
-    import base64
-    from datetime import UTC
+@pytest.mark.parametrize("token", ["not-a-cursor", "!!", forged("2030-01-01T00:00:00"),
+                                   forged("2030-01-01T00:00:00+00:00", "x"),
+                                   forged("2030-01-01T00:00:00+00:00", "0"),
+                                   forged("2030-01-01T00:00:00+00:00", str(2**63))])
+def test_a_forged_cursor_is_refused_naming_its_parameter(token):
+    with pytest.raises(ValidationError) as refused:
+        decode_cursor(token, name="before")
+    assert refused.value.messages[0].startswith("The before cursor is not one this search gave")
 
-    def forged(moment: str) -> str:
-        return base64.urlsafe_b64encode(f"{moment}|7".encode()).decode()
 
-    assert decode_cursor(forged("0001-01-01T00:00:00+23:00")) is None
-    assert decode_cursor(forged("9999-12-31T23:59:00-23:00")) is None
+def test_a_missing_cursor_names_nothing():
+    assert decode_cursor(None) is None and decode_cursor("") is None
+
+
+def test_a_forged_cursor_outside_the_calendar_in_utc_is_refused_and_others_are_read_in_utc():
+    for moment in ("0001-01-01T00:00:00+23:00", "9999-12-31T23:59:00-23:00"):
+        with pytest.raises(ValidationError):
+            decode_cursor(forged(moment))
     moment, pk = decode_cursor(forged("2030-01-01T23:59:00+23:59"))  # PostgreSQL refuses offsets past 15:59
     assert (moment.utcoffset(), moment.hour, pk) == (timedelta(0), 0, 7) and moment.tzinfo is UTC
+
+
+def test_a_page_asked_both_after_and_before_a_cursor_is_refused():
+    store_events([event() for _ in range(2)])
+    cursor = keyset_page(ActivityLogEvent.objects.all(), size=1).older
+    with pytest.raises(ValidationError, match="not both"):
+        keyset_page(ActivityLogEvent.objects.all(), after=cursor, before=cursor, size=1)

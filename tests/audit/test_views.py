@@ -216,9 +216,9 @@ def test_policy_ids_are_matched_to_the_auditors_resource_group_scope(client):
     assert "web@contoso.example" in body and "data@contoso.example" not in body
 
 
-def test_invalid_filters_and_a_forged_cursor_show_a_message_not_an_error(client, auditor):
+def test_invalid_filters_show_a_message_not_an_error(client, auditor):
     client.force_login(auditor)
-    response = client.get(SEARCH, {"range": "bogus", "since": "not-a-date", "after": "garbage"})
+    response = client.get(SEARCH, {"range": "bogus", "since": "not-a-date"})
     assert response.status_code == 200
     page = response.content.decode()
     assert "Time: Select a valid choice. bogus is not one of the available choices. The filter was left out." in page
@@ -228,6 +228,18 @@ def test_invalid_filters_and_a_forged_cursor_show_a_message_not_an_error(client,
     assert refused.status_code == 400
     assert "Time: Select a valid choice." in refused.content.decode()
     assert "From (UTC): Enter a valid date/time." in refused.content.decode()
+
+
+@pytest.mark.parametrize("key", ["after", "before"])
+def test_a_forged_page_cursor_is_a_400_saying_so_with_a_link_to_the_newest_events(client, auditor, key):
+    store_events([event(caller="someone@contoso.example")])
+    client.force_login(auditor)
+    response = client.get(SEARCH, {"source": "azure", "q": "someone", key: "garbage"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert f"The {key} cursor is not one this search gave" in page
+    assert 'id="cursor-error"' in page and 'href="?source=azure&amp;q=someone">Show the newest events</a>' in page
+    assert "someone@contoso.example" not in page.split('id="cursor-error"', 1)[1]  # no page of rows under it
 
 
 def test_the_request_timeline_answers_who_opened_what_from_where_why_and_when_it_closed(client, auditor):
