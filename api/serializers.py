@@ -95,8 +95,18 @@ class PolicyPortSerializer(serializers.Serializer):
     maxRequestAccessDuration = serializers.CharField()
 
 
-class PolicyPutSerializer(serializers.Serializer):
+ECHOED = "Read-only: the GET answer's, accepted so it may be sent back, and ignored."
+
+
+class PolicyPutSerializer(ClosedSerializer):
+    """A VM's JIT ports to set. The GET answer may be sent back as it is: its read-only fields are ignored; any
+    other field is a 400 naming it."""
+
     ports = PolicyPortInSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
+    id = serializers.CharField(required=False, help_text=ECHOED)
+    state = serializers.CharField(required=False, help_text=ECHOED)
+    policyId = serializers.CharField(required=False, allow_blank=True, help_text=ECHOED)
+    pendingChanges = serializers.ListField(child=serializers.IntegerField(), required=False, help_text=ECHOED)
 
 
 class VmJitSerializer(serializers.Serializer):

@@ -118,6 +118,25 @@ def test_invalid_ports_are_a_400_with_the_reason(vms, policy_admin, api_as, body
     assert not PolicyChange.objects.exists()
 
 
+def test_a_jit_put_takes_the_get_answer_back_and_refuses_any_other_unknown_field(vms, policy_admin, api_as):
+    inside, _outside = vms
+    client = api_as(policy_admin)
+    url = f"/api/v1/vms/{inside.pk}/jit/"
+    answer = client.get(url).json()
+    assert set(answer) == {"id", "ports", "state", "policyId", "pendingChanges"}  # every read-only field is sent back
+    answer["ports"].append({"number": 3389, "allowedSourceAddressPrefix": "10.0.0.0/24"})
+    accepted = client.put(url, answer)
+    assert accepted.status_code == 202, accepted.content
+    assert [p["number"] for p in accepted.json()["changes"][0]["desired"][inside.arm_id]] == [22, 3389]
+    ssh = {"number": 22, "allowedSourceAddressPrefix": "*"}
+    refused = client.put(url, {"ports": [ssh], "port": [ssh], "maxRequestAccessDuration": "PT1H"})
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["errors"] == [
+        f"{name}: unknown field (expected id, pendingChanges, policyId, ports, state)."
+        for name in ("maxRequestAccessDuration", "port")]
+    assert PolicyChange.objects.count() == 1
+
+
 def test_malformed_json_is_a_400(vms, policy_admin, api_as):
     client = api_as(policy_admin)
     response = client.client.put(f"/api/v1/vms/{vms[0].pk}/jit/", data="{nope", content_type="application/json",

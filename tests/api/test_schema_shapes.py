@@ -16,6 +16,7 @@ from referencing import Registry, Resource
 from audit.filtersets import OPERATION_CHOICES
 from tests.plugins.personas import IN_SCOPE
 from tests.policies.access.factories import ask, rule
+from tests.policies.factories import make_vm
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +33,22 @@ def closed(node):
     elif "properties" in node and "additionalProperties" not in node:
         node["additionalProperties"] = False
     return node
+
+
+def referenced(node, schemas: dict, found: set[str] | None = None) -> set[str]:
+    """The names of the components ``node`` refers to, and those they refer to in turn."""
+    found = set() if found is None else found
+    if isinstance(node, list):
+        for item in node:
+            referenced(item, schemas, found)
+    elif isinstance(node, dict):
+        name = node.get("$ref", "").rpartition("/")[2]
+        if name and name not in found:
+            found.add(name)
+            referenced(schemas[name], schemas, found)
+        for value in node.values():
+            referenced(value, schemas, found)
+    return found
 
 
 @pytest.fixture
@@ -135,3 +152,21 @@ def test_the_answers_that_make_something_document_its_location(client):
         for status in statuses:
             headers = paths[path][method]["responses"][status].get("headers", {})
             assert headers.get("Location", {}).get("schema") == {"type": "string", "format": "uri"}, (path, status)
+
+
+def test_a_jit_put_may_send_back_the_get_answer_and_every_request_body_documents_that_it_is_closed(
+        client, persona_mappings, policy_admin, api_as, shape_of):
+    """Request bodies refuse fields they do not have (a 400 naming them): the schema says so with
+    ``additionalProperties: false``, and lists the GET answer's read-only fields a ``PUT`` of JIT ports accepts."""
+    document = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    schemas = document["components"]["schemas"]
+    bodies = referenced([op["requestBody"] for item in document["paths"].values() for op in item.values()
+                         if "requestBody" in op], schemas)
+    assert bodies == {"PolicyPutRequest", "PolicyPortInRequest", "RequestCreateRequest", "RequestVmInRequest",
+                      "RequestPortInRequest", "ExtendRequest", "DecisionRequest"}
+    assert sorted(name for name in bodies if schemas[name].get("additionalProperties") is not False) == []
+    assert set(schemas["PolicyPutRequest"]["properties"]) == set(schemas["VmJit"]["properties"])
+    assert schemas["PolicyPutRequest"]["required"] == ["ports"]
+    vm = make_vm(f"{IN_SCOPE}/resourceGroups/rg-api")
+    answer = api_as(policy_admin).get(f"/api/v1/vms/{vm.pk}/jit/").json()
+    assert shape_of(answer, "PolicyPutRequest") == []
