@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
 from .access import api_public
+from .negotiation import JsonErrorsMixin
 
 app_name = "api"
 
@@ -25,13 +26,14 @@ register_converter(ObjectIdConverter, "object_id")
 
 
 @api_public
-class SchemaView(SpectacularAPIView):
-    """The OpenAPI 3 schema (public: it describes the API and holds no data)."""
+class SchemaView(JsonErrorsMixin, SpectacularAPIView):
+    """The OpenAPI 3 schema (public: it describes the API and holds no data), in YAML or JSON (``Accept`` or
+    ``?format=``); its errors in the API's JSON."""
 
 
 @api_public
-class DocsView(SpectacularSwaggerView):
-    """Swagger UI for the schema, served from the portal's own static files (no CDN)."""
+class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
+    """Swagger UI for the schema, served from the portal's own static files (no CDN); its errors in JSON."""
 
     url_name = "api:schema"
 

@@ -49,6 +49,7 @@ from policies.models import ConnectionType, PolicyChange, VirtualMachine, VmStat
 
 from . import serializers as s
 from .access import api_authenticated, api_requires
+from .negotiation import format_asked, format_refused
 from .pagination import Pagination
 from .throttling import FailedAuthThrottle
 
@@ -60,8 +61,10 @@ KEY_REUSED = {422: OpenApiResponse(s.ErrorSerializer, description="This Idempote
                                                                   "another operation or with another body.")}
 THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many calls; try again after Retry-After "
                                                                   "seconds.")}
-ERRORS |= THROTTLED
-READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403], **THROTTLED}
+NOT_ACCEPTABLE = {406: OpenApiResponse(s.ErrorSerializer, description="A `format` query parameter or an `Accept` "
+                                                                       "header this URL does not answer.")}
+ERRORS |= NOT_ACCEPTABLE | THROTTLED
+READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403], **NOT_ACCEPTABLE, **THROTTLED}
 MADE_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[200, 201],
                           description="The URL of the request made (or found again for a retry).")
 QUEUED_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
@@ -555,7 +558,9 @@ class AuditExportView(ApiView):
 
     def perform_content_negotiation(self, request: Request, force: bool = False):
         """``Accept: text/csv`` is what this view answers (DRF knows only JSON renderers and would say 406);
-        errors still come as JSON."""
+        errors still come as JSON. A ``format`` other than csv is refused (406), as on every API URL."""
+        if not force and format_asked(request) not in ("", "csv"):
+            raise format_refused(format_asked(request), ["csv"])
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(operation_id="audit_events_csv", parameters=AUDIT_FILTERS,

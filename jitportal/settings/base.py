@@ -395,6 +395,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
                                  *(["rest_framework.renderers.BrowsableAPIRenderer"] if API_BROWSABLE else [])],
     "DEFAULT_PARSER_CLASSES": ["api.parsers.JsonParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.ContentNegotiation",  # an unknown ?format= is a 406
     # DRF's user and anon throttles, reading X-Forwarded-For only from ACCESS_TRUSTED_PROXIES.
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.UserThrottle", "api.throttling.AnonThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": API_THROTTLE_USER, "anon": API_THROTTLE_ANON},

@@ -424,6 +424,34 @@ def test_the_schema_and_docs_are_served_without_a_cdn(client):
     assert client.get(bundle).status_code == 200  # served by the portal itself
 
 
+@pytest.mark.parametrize(("url", "wanted", "formats"), [
+    ("/api/v1/me/", "xml", "json"), ("/api/v1/vms/", "csv", "json"), ("/api/v1/audit/events.csv", "xml", "csv"),
+    ("/api/v1/audit/events.csv", "json", "csv"), ("/api/schema/", "xml", "yaml or json"),
+    ("/api/docs/", "json", "html")])
+def test_a_format_the_url_does_not_answer_is_a_json_406_naming_those_it_does(persona_mappings, auditor, api_as, url,
+                                                                             wanted, formats):
+    make_activity_event(IN)
+    response = api_as(auditor).get(url, {"format": wanted})
+    assert (response.status_code, response["Content-Type"]) == (406, "application/json"), response.content
+    detail = f"format={wanted} is not a format this URL answers: ask for {formats}, or leave format out."
+    assert response.json() == {"detail": detail, "errors": [detail]}
+    assert not AuditEvent.objects.filter(action="audit.export").exists()
+
+
+def test_the_formats_a_url_answers_still_work_and_other_accepts_are_json_406s(persona_mappings, auditor, api_as):
+    make_activity_event(IN)
+    client = api_as(auditor)
+    assert client.get("/api/v1/me/", {"format": "json"}).json()["username"] == auditor.username
+    assert client.get("/api/schema/", {"format": "json"}).json()["openapi"].startswith("3.")
+    assert client.get("/api/schema/", {"format": "yaml"}).content.startswith(b"openapi: ")
+    exported = client.get("/api/v1/audit/events.csv", {"format": "csv"})
+    assert exported.status_code == 200 and exported["Content-Type"].startswith("text/csv")
+    for url in ("/api/v1/me/", "/api/schema/"):
+        refused = client.get(url, HTTP_ACCEPT="text/x-nothing")
+        assert (refused.status_code, refused["Content-Type"]) == (406, "application/json"), url
+        assert refused.json()["errors"] == [refused.json()["detail"]]
+
+
 @pytest.mark.parametrize("moment", ["1252-03-28T17:28:48+22:42", "0001-01-01T00:00:00+23:00",
                                     "9999-12-31T23:59:00-23:00"])
 def test_audit_times_with_any_offset_are_searched_not_a_500(persona_mappings, auditor, api_as, moment):

@@ -115,6 +115,14 @@ def test_every_operation_documents_the_429_its_throttles_answer(client, requeste
     assert throttled.status_code == 429 and shape_of(throttled.json(), "Error") == []
 
 
+def test_every_operation_documents_the_406_of_a_format_or_accept_it_does_not_answer(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            documented = operation["responses"].get("406", {}).get("content", {}).get("application/json", {})
+            assert documented.get("schema") == {"$ref": "#/components/schemas/Error"}, (method, path)
+
+
 def test_the_audit_searchs_choice_filters_list_their_choices(client):
     parameters = {p["name"]: p["schema"] for p in
                   client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]["/api/v1/audit/events/"][
@@ -132,6 +140,7 @@ def test_every_error_status_answers_the_one_error_shape(persona_mappings, reques
         403: frank.get("/api/v1/audit/events/"),
         404: frank.get("/api/v1/vms/0/"),
         405: frank.client.patch("/api/v1/vms/", **frank.headers),
+        406: frank.get("/api/v1/vms/", {"format": "xml"}),
         415: alice.client.post("/api/v1/requests/", data="x", content_type="text/plain", **alice.headers),
     }
     settings.API_THROTTLE_USER = "1/min"
