@@ -298,8 +298,9 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
 
 def _ended_note(request: AccessRequest, ports: list[AccessRequestPort]) -> str:
     """Why a request that is over ended early: ``closed`` (closed after it opened), ``cancelled`` (closed before
-    anything opened), ``replaced`` (Azure revoked every port for a newer request on it), ``revoked`` (Azure
-    revoked it otherwise, e.g. JIT was removed from the VM), or ``""``."""
+    anything opened), ``extended`` (its own extension opened and took its ports), ``replaced`` (Azure revoked every
+    port for another newer request on it), ``revoked`` (Azure revoked it otherwise, e.g. JIT was removed from the
+    VM), or ``""``."""
     if request.state not in (PortState.CLOSED, PortState.EXPIRED):
         return ""
     if request.closed_at is not None:
@@ -307,7 +308,10 @@ def _ended_note(request: AccessRequest, ports: list[AccessRequestPort]) -> str:
     if request.state != PortState.CLOSED:
         return ""
     reasons = {p.azure_status_reason for p in ports if p.state == PortState.CLOSED}
-    return "replaced" if reasons == {"NewerRequestInitiated"} else "revoked"
+    if reasons != {"NewerRequestInitiated"}:
+        return "revoked"
+    opened = AccessRequestPort.objects.filter(request__extends=request, opened_at__isnull=False)
+    return "extended" if opened.exists() else "replaced"
 
 
 FAST_POLL_SECONDS = 5

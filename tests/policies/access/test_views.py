@@ -519,6 +519,8 @@ def test_extend_submitted_twice_finds_the_extension_even_after_it_opened(prod, a
     extension = AccessRequest.objects.get(extends=original)
     assert first["Location"] == reverse("policies:request_detail", args=[extension.pk])
     open_all(extension)  # the original is now replaced by its extension
+    page = alice.get(reverse("policies:request_detail", args=[original.pk])).content.decode()
+    assert "Extended: its extension took over its open ports" in page and "Replaced:" not in page
     again = alice.post(url, {"duration": 3600, "token": token}, follow=True)  # back, and submit once more
     assert again.redirect_chain[0][0] == first["Location"]
     assert "Only an open request can be extended." not in again.content.decode()
