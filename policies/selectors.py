@@ -1,7 +1,7 @@
 """Reads for the inventory and policy pages, already restricted to what the user may see."""
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from accounts import authz
@@ -111,6 +111,18 @@ def vm_pending_change(vm: VirtualMachine) -> PolicyChange | None:
     """The newest change of ``vm`` when it is still queued or running (not applied in Azure yet)."""
     latest = vm.changes.select_related("created_by").order_by("-pk").first()
     return latest if latest is not None and not latest.done else None
+
+
+def pending_changes_by_vm(vms: list[VirtualMachine]) -> dict[int, tuple[int, str]]:
+    """VM pk → (change pk, kind) of each VM whose newest change is still queued or running (``vm_pending_change``
+    for a page of VMs), in one query over the pending changes only."""
+    links = PolicyChange.vms.through.objects
+    newer = links.filter(virtualmachine_id=OuterRef("virtualmachine_id"),
+                         policychange_id__gt=OuterRef("policychange_id"))
+    rows = (links.filter(virtualmachine_id__in=[vm.pk for vm in vms],
+                         policychange__state__in=(PolicyChange.State.QUEUED, PolicyChange.State.RUNNING))
+            .exclude(Exists(newer)).values_list("virtualmachine_id", "policychange_id", "policychange__kind"))
+    return {vm_id: (change_id, kind) for vm_id, change_id, kind in rows}
 
 
 def may_edit_policy(user, vm: VirtualMachine) -> bool:

@@ -60,7 +60,9 @@ def inventory(request: HttpRequest) -> HttpResponse:
     shown = [column.name for column in table.columns]
     records = [row.record for row in table.page.object_list]
     open_now = open_access_by_vm(records) if tab == VmState.CONFIGURED and records else None
-    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now,
+    # Changes saved and not applied yet (one query): their rows say so and cannot be selected again.
+    pending = selectors.pending_changes_by_vm(records) if tab != VmState.UNSUPPORTED and records else None
+    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now, pending=pending,
                        select_needs={"bulk-enable": "edit", "bulk-request": "connect"}.get(select_form or "", ""),
                        menu=_row_menu(request.user))
     query = request.GET.copy()

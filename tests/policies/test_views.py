@@ -35,12 +35,18 @@ def edit_post(vm: VirtualMachine, rows: list[dict]) -> dict:
 @pytest.mark.parametrize("rows", [10, 200])
 def test_the_inventory_page_runs_a_fixed_number_of_queries(client, policy_admin, django_assert_max_num_queries,
                                                            rows):
-    make_many_vms(rows)
+    from tests.policies.factories import make_policy_change
+
+    vms = make_many_vms(rows)
+    change = make_policy_change(OUT_RG)  # every row with a change not applied yet: named without a query per row
+    PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.QUEUED)
+    change.vms.add(*vms)
     client.force_login(policy_admin)
     for tab in ("configured", "not_configured", "unsupported"):
         with django_assert_max_num_queries(14):
             response = client.get(reverse("policies:inventory"), {"tab": tab, "sort": "-last_access_at"})
         assert response.status_code == 200
+        assert ("pending-change" in response.content.decode()) == (tab != "unsupported")
     assert f"({(rows + 2) // 3})" in response.content.decode()
 
 
@@ -339,6 +345,38 @@ def test_bulk_enable_names_a_vm_configured_meanwhile_keeps_the_edits_and_saves_t
     assert response.status_code == 400 and "No selected VM is left to enable JIT on." in page
     assert f"{vms[0].name} was taken out of the selection" in page and 'id="save-jit"' not in page
     assert 'value="203.0.113.0/24"' in page and PolicyChange.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_vms_with_jit_being_enabled_or_removed_say_so_and_cannot_be_selected_again(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    made = make_many_vms(6)  # 0 and 3 Configured, 1 and 4 Not configured
+    client.force_login(policy_admin)
+    data = {**edit_post(made[1], [{"number": "22"}]), "ports-INITIAL_FORMS": "1", "vm": [made[1].pk]}
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:bulk_enable"), data).status_code == 302
+        assert client.post(reverse("policies:vm_remove", kwargs={"pk": made[0].pk})).status_code == 302
+    enable, remove = PolicyChange.objects.order_by("pk")
+
+    def row(tab: str, vm: VirtualMachine) -> str:
+        page = client.get(reverse("policies:inventory"), {"tab": tab}).content.decode()
+        return re.search(rf'<tr data-vm="{vm.name}".*?</tr>', page).group(0)
+
+    detail = reverse("policies:vm_detail", kwargs={"pk": made[1].pk})
+    assert f'<a class="pending-change" href="{detail}#change-{enable.pk}"' in row("not_configured", made[1])
+    assert "Enabling JIT…" in row("not_configured", made[1]) and 'name="vm"' not in row("not_configured", made[1])
+    assert "pending-change" not in row("not_configured", made[4])
+    assert f'name="vm" value="{made[4].pk}"' in row("not_configured", made[4])
+    detail = reverse("policies:vm_detail", kwargs={"pk": made[0].pk})
+    assert f'<a class="pending-change" href="{detail}#change-{remove.pk}"' in row("configured", made[0])
+    assert "Removing JIT…" in row("configured", made[0]) and 'name="vm"' not in row("configured", made[0])
+    assert f'name="vm" value="{made[3].pk}"' in row("configured", made[3])
+    assert f'id="change-{enable.pk}"' in client.get(reverse("policies:vm_detail", kwargs={"pk": made[1].pk})
+                                                     ).content.decode()  # where the link leads
+    # Applied (or failed): the row is as any other again.
+    PolicyChange.objects.update(state=PolicyChange.State.FAILED)
+    assert "pending-change" not in row("not_configured", made[1])
+    assert f'name="vm" value="{made[1].pk}"' in row("not_configured", made[1])
 
 
 def _edit(client, vm, rows):
