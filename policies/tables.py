@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import django_tables2 as tables
 from django.urls import reverse
@@ -98,16 +98,18 @@ def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None
 def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[VirtualMachine], set[str]],
                 select_form: str = "", select_needs: str = "",
                 open_now: dict[int, list[tuple[str, list[int]]]] | None = None,
-                pending: dict[int, tuple[int, str]] | None = None) -> SafeString:
+                pending: dict[int, tuple[int, str]] | None = None, back: str = "") -> SafeString:
     """The ``<tr>`` of each VM for the columns ``shown`` (rendered in Python: 50 rows cost ~1 ms, not ~50); the
     ``select`` boxes belong to the form with id ``select_form``, on the rows whose menu has ``select_needs`` (a VM
     the user may not act on has none) and no enable or removal pending; ``open_now`` is who has access to which VM
     (``access.selectors.open_access_by_vm``); ``pending`` the change still to apply to a VM
     (``selectors.pending_changes_by_vm``), named on its row with a link to its status on the VM's page; ``menu``
-    names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``)."""
+    names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``); ``back`` the list's
+    query string, which Edit carries so that it returns to the list as shown."""
     urls = {name: reverse(f"policies:{view}", kwargs={"pk": 999999999}) for name, view in (
         ("detail", "vm_detail"), ("edit", "policy_edit"), ("connect", "connect"))}
     activity = reverse("audit:search") + "?vm="
+    edit_back = escape("?" + urlencode({"back": back})) if back else ""
     out = []
     for vm in vms:
         pk = str(vm.pk)
@@ -143,7 +145,7 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
             cells.append(f"<td>{escape(vm.last_user or '—')}</td>")
         if "unsupported_reason" in shown:
             cells.append(f'<td class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
-        edit_item = f'<li><a href="{edit}">Edit</a></li>' if "edit" in items else ""
+        edit_item = f'<li><a href="{edit}{edit_back}">Edit</a></li>' if "edit" in items else ""
         activity_item = (f'<li><a href="{escape(activity + quote(vm.arm_id, safe="/"))}">Activity log</a></li>'
                          if "activity" in items else "")
         connect_item = f'<li><a href="{connect}">Connect</a></li>' if "connect" in items else ""

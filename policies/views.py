@@ -63,6 +63,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
     # Changes saved and not applied yet (one query): their rows say so and cannot be selected again.
     pending = selectors.pending_changes_by_vm(records) if tab != VmState.UNSUPPORTED and records else None
     rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now, pending=pending,
+                       back=_list_query(request, tab),
                        select_needs={"bulk-enable": "edit", "bulk-request": "connect"}.get(select_form or "", ""),
                        menu=_row_menu(request.user))
     query = request.GET.copy()
@@ -81,6 +82,13 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "has_subscriptions": bool(subscriptions),
         "back": request.GET.urlencode(),  # the list as shown, for the bulk enable page to return to
     })
+
+
+def _list_query(request: HttpRequest, tab: str) -> str:
+    """The inventory's query string as shown, its tab always named (Edit returns to it, ``_inventory_back``)."""
+    query = request.GET.copy()
+    query["tab"] = tab
+    return query.urlencode()
 
 
 def _row_menu(user) -> Callable[[VirtualMachine], set[str]]:
@@ -137,12 +145,14 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
 LIST_STATE = (*VirtualMachineFilterSet.base_filters, "sort", "per_page", "page")
 
 
-def _inventory_back(query: str) -> str:
-    """The inventory's Not configured tab with the list state of ``query`` (the query string the inventory was shown
-    with), only the inventory's own parameters."""
+def _inventory_back(query: str, tab: str | None = VmState.NOT_CONFIGURED) -> str:
+    """The inventory's ``tab`` (None: the tab of ``query``) with the list state of ``query`` (the query string the
+    inventory was shown with), only the inventory's own parameters."""
     given = QueryDict(query[:2000])
-    kept = [("tab", VmState.NOT_CONFIGURED)] + [(key, value) for key in LIST_STATE for value in given.getlist(key)
-                                                  if key != "tab" and value]
+    if tab is None:
+        tab = given.get("tab") if given.get("tab") in VmState.values else VmState.CONFIGURED
+    kept = [("tab", tab)] + [(key, value) for key in LIST_STATE for value in given.getlist(key)
+                             if key != "tab" and value]
     return reverse("policies:inventory") + "?" + urlencode(kept)
 
 
@@ -212,12 +222,16 @@ def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Edit a VM's JIT ports: protocol, allowed sources, maximum time; add or remove ports."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
+    posted = request.method == "POST"
+    # Opened from the inventory's row menu: Save, Cancel and the Inventory crumb return to the list as it was.
+    back_query = (request.POST if posted else request.GET).get("back", "")
+    back = _inventory_back(back_query, tab=None) if back_query else ""
     # A change saved and not applied yet: the form starts from the ports it sets, so saving again keeps them.
     pending = selectors.vm_pending_change(vm)
     pending_ports = pending.desired.get(vm.arm_id) if pending is not None else None
-    formset = port_formset(vm, request.POST if request.method == "POST" else None, ports=pending_ports)
+    formset = port_formset(vm, request.POST if posted else None, ports=pending_ports)
     problems: list[str] = []
-    if request.method == "POST" and formset.is_valid():
+    if posted and formset.is_valid():
         try:
             services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules())
         except ValidationError as exc:
@@ -226,10 +240,11 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
             raise Http404("No such object.") from exc
         else:
             messages.success(request, f"Saving the JIT settings of {vm.name}.")
-            return redirect("policies:vm_detail", pk=vm.pk)
+            return redirect(back or reverse("policies:vm_detail", args=[vm.pk]))
     return render(request, "policies/policy_edit.html", {
         "title": f"JIT settings of {vm.name}", "vm": vm, "formset": formset, "problems": problems,
-        "rules": rules, "pending": pending}, status=400 if request.method == "POST" else 200)
+        "rules": rules, "pending": pending, "back": back, "back_query": urlsplit(back).query},
+        status=400 if posted else 200)
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)

@@ -317,6 +317,40 @@ def test_bulk_enable_returns_to_the_inventory_as_it_was_filtered_sorted_and_page
 
 
 @pytest.mark.django_db
+def test_edit_from_the_inventorys_row_menu_returns_to_the_list_as_it_was(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    from urllib.parse import parse_qs, urlsplit
+
+    vm = make_many_vms(3)[0]  # Configured
+    client.force_login(policy_admin)
+    shown = {"tab": "configured", "os": "Linux", "q": "vm-0", "sort": "-name", "per_page": "20", "page": "1"}
+    page = client.get(reverse("policies:inventory"), shown).content.decode()
+    row = re.search(rf'<tr data-vm="{vm.name}".*?</tr>', page).group(0)
+    edit = re.search(r'<a href="([^"]+)">Edit</a>', row).group(1).replace("&amp;", "&")
+    assert urlsplit(edit).path == reverse("policies:policy_edit", kwargs={"pk": vm.pk})
+    text = client.get(edit).content.decode()
+    expected = {key: [value] for key, value in shown.items()}
+    crumb = re.search(r'<a href="([^"]+)">Inventory</a>', text).group(1).replace("&amp;", "&")
+    cancel = re.search(r'<a href="([^"]+)">Cancel</a>', text).group(1).replace("&amp;", "&")
+    for link in (crumb, cancel):
+        assert urlsplit(link).path == reverse("policies:inventory") and parse_qs(urlsplit(link).query) == expected
+    kept = re.search(r'<input type="hidden" name="back" value="([^"]+)">', text).group(1).replace("&amp;", "&")
+    data = {**edit_post(vm, [{"number": "22", "sources": "10.0.0.0/24"}]), "back": kept}
+    refused = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), {**data, "ports-0-number": "0"})
+    assert refused.status_code == 400  # refused: the form still returns to the list
+    assert re.search(r'<input type="hidden" name="back" value="([^"]+)">', refused.content.decode()
+                     ).group(1).replace("&amp;", "&") == kept
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), data)
+    assert response.status_code == 302 and urlsplit(response["Location"]).path == reverse("policies:inventory")
+    assert parse_qs(urlsplit(response["Location"]).query) == expected
+    # Opened from the VM's page (no list to return to): back to that page, as before.
+    with django_capture_on_commit_callbacks(execute=False):
+        response = _edit(client, vm, [{"number": "22", "sources": "10.0.0.1"}])
+    assert response["Location"] == reverse("policies:vm_detail", kwargs={"pk": vm.pk})
+
+
+@pytest.mark.django_db
 def test_bulk_enable_names_a_vm_configured_meanwhile_keeps_the_edits_and_saves_the_others(
         client, policy_admin, django_capture_on_commit_callbacks):
     made = make_many_vms(6)
