@@ -98,6 +98,24 @@ class BasePortFormSet(forms.BaseFormSet):
         if kept == 0:
             raise ValidationError("Keep at least one port (to take JIT off a VM, use Remove JIT).", code="no_ports")
 
+    def _construct_form(self, i: int, **kwargs) -> PortForm:
+        """A submitted row compares with the current port of its number (and protocol, when two share it), not with
+        the port at its position: a sync may have reordered the ports since the form was shown, and a row must not
+        take another port's exact duration. A row added to the ports shown compares with nothing."""
+        if self.is_bound and "initial" not in kwargs:
+            kwargs["initial"] = self._current_port(i)
+        return super()._construct_form(i, **kwargs)
+
+    def _current_port(self, i: int) -> dict:
+        if i >= self.initial_form_count():
+            return {}
+        prefix = self.add_prefix(i)
+        number = str(self.data.get(f"{prefix}-number", "")).strip()
+        number = int(number) if number.isdecimal() and len(number) <= 5 else None  # else the field says why
+        same = [row for row in self.initial or [] if number is not None and row["number"] == number]
+        protocol = self.data.get(f"{prefix}-protocol")
+        return next((row for row in same if row["protocol"] == protocol), same[0] if same else {})
+
     def port_rules(self) -> list[rules.PortRule]:
         return [form.port_rule() for form in self.forms
                 if form.cleaned_data and not self._should_delete_form(form)]

@@ -476,6 +476,8 @@ def test_editing_again_before_a_saved_change_is_applied_starts_from_that_change_
 @pytest.mark.django_db
 @pytest.mark.parametrize(("row", "field", "message"), [
     ({"number": "ssh"}, "number", "Enter a port number between 1 and 65535."),
+    ({"number": "\u00b2"}, "number", "Enter a port number between 1 and 65535."),  # a digit int() cannot read
+    ({"number": "9" * 5000}, "number", "Enter a port number between 1 and 65535."),
     ({"max_hours": "25"}, "max_hours", "The maximum request time must be between 5 minutes and 24 hours."),
     ({"max_hours": "-1"}, "max_hours", "The maximum request time must be between 5 minutes and 24 hours."),
     ({"max_hours": "1.5"}, "max_hours", "Enter whole hours (0 to 24) and minutes (0 to 59)."),
@@ -571,6 +573,38 @@ def test_a_duration_with_seconds_is_kept_unless_the_admin_changes_it(client, pol
     ports = {p["number"]: p for p in PolicyChange.objects.get().desired[vm.arm_id]}
     assert ports[22]["maxRequestAccessDuration"] == "PT5M30S" and ports[22]["allowedSourceAddressPrefix"] == "10.0.0.1"
     assert ports[3389]["maxRequestAccessDuration"] == "PT2H"
+
+
+@pytest.mark.django_db
+def test_the_edit_form_matches_rows_to_ports_by_number_when_a_sync_reordered_them(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    def port(number: int, duration: str) -> dict:
+        return {"number": number, "protocol": "*", "allowedSourceAddressPrefix": "*",
+                "maxRequestAccessDuration": duration}
+
+    vm = make_vm(IN_RG)
+    held = [port(22, "PT1H10S"), port(3389, "PT1H45S"), port(5985, "PT5M30S"), port(5986, "PT3H")]
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=held)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk})).content.decode()
+    assert 'name="ports-0-number" value="22"' in page and 'name="ports-2-number" value="5985"' in page
+    # A sync stores them in another order before the admin saves.
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=[held[1], held[0], held[3], held[2]])
+    vm.refresh_from_db()
+    rows = [{"number": "22", "max_hours": "1"}, {"number": "3389", "max_hours": "1"},  # as the form showed them
+            {"number": "5985", "max_hours": "0", "max_minutes": "5"}, {"number": "5986", "sources": "10.0.0.1"}]
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}),
+                               {**edit_post(vm, rows), "ports-INITIAL_FORMS": "4"})
+    assert response.status_code == 302
+    ports = {p["number"]: p["maxRequestAccessDuration"] for p in PolicyChange.objects.get().desired[vm.arm_id]}
+    assert ports == {22: "PT1H10S", 3389: "PT1H45S", 5985: "PT5M30S", 5986: "PT3H"}  # each its own, seconds kept
+    # Refused, the form shows each row as it was sent: a row whose number was changed can still be removed.
+    rows[0]["number"], rows[3]["sources"] = "2222", "10.0.0.300"
+    page = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}),
+                       {**edit_post(vm, rows), "ports-INITIAL_FORMS": "4"}).content.decode()
+    assert re.findall(r"Remove port (\d+)", page) == ["2222", "3389", "5985", "5986"]
+    assert 'id="id_ports-0-DELETE"' in page and page.count("<em>new port</em>") == 1  # the template's only
 
 
 @pytest.mark.django_db
