@@ -5,11 +5,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import authz, graph
 from accounts.models import RoleMapping, SignInClaims, User
+from accounts.roles import SETTINGS_WRITE
 from accounts.scopes import normalize_scope, parse_scope
 from audit.services import audit_record
 
@@ -136,6 +138,12 @@ def _audit_mapping(actor: User, action: str, mapping: RoleMapping, *, pk: int, b
     )
 
 
+def _require_mapping_admin(actor: User, scope: str) -> None:
+    """Only admins at a mapping's scope (settings write there) may create, change or delete it."""
+    if not authz.has_permission(actor, SETTINGS_WRITE, scope):
+        raise PermissionDenied("You may only map roles at scopes you administer.")
+
+
 def _clean_mapping_fields(source_kind: str, source_value: str, tenant_id: str, scope: str) -> dict:
     value = source_value.strip()
     if source_kind == RoleMapping.SourceKind.GROUP:
@@ -153,9 +161,11 @@ def role_mapping_create(
     *, actor: User, source_kind: str, source_value: str, role: str, scope: str, tenant_id: str = "",
     description: str = "", client_ip: str | None = None,
 ) -> RoleMapping:
-    """Create a mapping from an app role or group to a portal role at a scope."""
+    """Create a mapping from an app role or group to a portal role at a scope ``actor`` administers."""
+    fields = _clean_mapping_fields(source_kind, source_value, tenant_id, scope)
+    _require_mapping_admin(actor, fields["scope"])
     mapping = RoleMapping.objects.create(
-        **_clean_mapping_fields(source_kind, source_value, tenant_id, scope),
+        **fields,
         role=role,
         description=description.strip(),
         created_by=actor,
@@ -171,9 +181,14 @@ def role_mapping_update(
     *, actor: User, mapping: RoleMapping, source_kind: str, source_value: str, role: str, scope: str,
     tenant_id: str = "", description: str = "", client_ip: str | None = None,
 ) -> RoleMapping:
-    """Change a mapping; users it no longer matches lose its role at their next request."""
-    before = _mapping_state(RoleMapping.objects.select_for_update().get(pk=mapping.pk))
-    for field, value in _clean_mapping_fields(source_kind, source_value, tenant_id, scope).items():
+    """Change a mapping ``actor`` administers, at its stored scope and its new one; users it no longer matches lose
+    its role at their next request."""
+    stored = RoleMapping.objects.select_for_update().get(pk=mapping.pk)
+    fields = _clean_mapping_fields(source_kind, source_value, tenant_id, scope)
+    _require_mapping_admin(actor, stored.scope)
+    _require_mapping_admin(actor, fields["scope"])
+    before = _mapping_state(stored)
+    for field, value in fields.items():
         setattr(mapping, field, value)
     mapping.role = role
     mapping.description = description.strip()
@@ -186,7 +201,12 @@ def role_mapping_update(
 
 @transaction.atomic
 def role_mapping_delete(*, actor: User, mapping: RoleMapping, client_ip: str | None = None) -> None:
-    """Delete a mapping; the users it granted lose the role at their next request."""
-    pk, before = mapping.pk, _mapping_state(mapping)
+    """Delete a mapping ``actor`` administers (at its stored scope); the users it granted lose the role at their next
+    request."""
+    stored = RoleMapping.objects.select_for_update().filter(pk=mapping.pk).first()
+    if stored is None:
+        return  # deleted meanwhile
+    _require_mapping_admin(actor, stored.scope)
+    pk, before = stored.pk, _mapping_state(stored)
     mapping.delete()
-    _audit_mapping(actor, "role_mapping.delete", mapping, pk=pk, before=before, after=None, client_ip=client_ip)
+    _audit_mapping(actor, "role_mapping.delete", stored, pk=pk, before=before, after=None, client_ip=client_ip)

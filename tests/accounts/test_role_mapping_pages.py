@@ -148,6 +148,35 @@ def test_deleting_needs_a_post_and_removes_access_at_the_next_request(client, po
     assert not has_permission(type(requester).objects.get(pk=requester.pk), JIT_INITIATE, vm)
 
 
+def test_the_services_refuse_an_actor_who_does_not_administer_the_mappings_scope(policy_admin, requester):
+    from django.core.exceptions import PermissionDenied
+
+    from accounts import services
+    from accounts.scopes import normalize_scope
+
+    other = RoleMapping.objects.create(source_kind="app_role", source_value="JIT.Auditor", role="auditor",
+                                       scope=OUT_OF_SCOPE)
+    fields = {k: v for k, v in form_data().items() if k != "scope"}
+    with pytest.raises(PermissionDenied):
+        services.role_mapping_create(actor=policy_admin, scope=OUT_OF_SCOPE, **fields)
+    with pytest.raises(PermissionDenied):
+        services.role_mapping_create(actor=requester, scope=RG, **fields)  # in scope, but no settings role there
+    with pytest.raises(PermissionDenied):  # a mapping outside their scope, even moved into it
+        services.role_mapping_update(actor=policy_admin, mapping=other, scope=RG, **fields)
+    with pytest.raises(PermissionDenied):
+        services.role_mapping_delete(actor=policy_admin, mapping=other)
+    mine = services.role_mapping_create(actor=policy_admin, scope=RG, **fields)
+    other.scope = RG  # what a form validated on this instance leaves on it: the stored scope is what counts
+    with pytest.raises(PermissionDenied):
+        services.role_mapping_delete(actor=policy_admin, mapping=other)
+    with pytest.raises(PermissionDenied):  # moved out of their scope
+        services.role_mapping_update(actor=policy_admin, mapping=mine, scope=OUT_OF_SCOPE, **fields)
+    other.refresh_from_db()
+    mine.refresh_from_db()
+    assert (other.scope, mine.scope) == (OUT_OF_SCOPE, normalize_scope(RG))
+    assert RoleMapping.objects.filter(scope=OUT_OF_SCOPE).count() == 1
+
+
 def test_mappings_out_of_scope_are_not_found(client, policy_admin):
     other = RoleMapping.objects.create(source_kind="app_role", source_value="JIT.Auditor", role="auditor",
                                        scope=OUT_OF_SCOPE)
