@@ -1,6 +1,7 @@
 """Search filters of the audit pages (also used, unchanged, by the CSV export)."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import django_filters
@@ -19,6 +20,8 @@ STATUS_CHOICES = [(s, s) for s in ("Started", "Accepted", "Succeeded", "Failed")
 OPERATION_CHOICES = [(op, op.split("/", 1)[0].split(".")[-1] + ": " + "/".join(op.split("/")[-2:]))
                      for op in KNOWN_OPERATIONS]
 _DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+# The time of day in a typed date and time: hours, minutes, and maybe seconds with a fraction.
+_CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,](\d+))?)?")
 
 
 def _utc(moment: datetime) -> datetime:
@@ -28,6 +31,18 @@ def _utc(moment: datetime) -> datetime:
         return moment.astimezone(UTC)
     except OverflowError:
         return datetime.min.replace(tzinfo=UTC) if moment.year < 2 else datetime.max.replace(tzinfo=UTC)
+
+
+def _span(text: str) -> timedelta:
+    """How long the moment ``text`` names lasts: a date the whole day, a time without seconds its minute, one with
+    seconds its second (or the fraction typed)."""
+    clock = _CLOCK.search(text or "")
+    if clock is None:
+        return timedelta(days=1)
+    if clock.group(0).count(":") == 1:
+        return timedelta(minutes=1)
+    digits = len(clock.group(1) or "")
+    return timedelta(microseconds=10 ** max(6 - digits, 0))
 
 
 class _UtcDateTimeField(forms.DateTimeField):
@@ -67,8 +82,12 @@ class _TimeRangeFilterSet(django_filters.FilterSet):
             return queryset.filter(**{f"{self.time_field}__gte": timezone.now() - TIME_PRESETS[preset]})
         if data.get("since"):
             queryset = queryset.filter(**{f"{self.time_field}__gte": _utc(data["since"])})
-        if data.get("until"):
-            queryset = queryset.filter(**{f"{self.time_field}__lte": _utc(data["until"])})
+        if data.get("until"):  # "To" includes the whole day, minute or second it names
+            end = _utc(data["until"])
+            try:
+                queryset = queryset.filter(**{f"{self.time_field}__lt": end + _span(str(self.form["until"].data))})
+            except OverflowError:  # the calendar's last day: nothing stored is later
+                queryset = queryset.filter(**{f"{self.time_field}__lte": end})
         return queryset
 
     def applied(self) -> dict[str, str]:

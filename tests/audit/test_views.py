@@ -132,6 +132,27 @@ def test_times_labelled_utc_are_read_and_shown_in_utc_whatever_the_portals_time_
     assert "2026-11-20 12:00:00" in timeline and "17:30" not in timeline
 
 
+@pytest.mark.parametrize("until", ["2026-11-20", "2026-11-20T10:30", "2026-11-20 10:30:45", "2026-11-20T10:30:45Z"])
+def test_the_to_time_includes_the_whole_day_minute_or_second_it_names(client, auditor, until):
+    store_events([event(when=datetime(2026, 11, 20, 10, 30, 45, 500000, tzinfo=UTC), caller="late@contoso.example"),
+                  event(when=datetime(2026, 11, 21, 0, 0, tzinfo=UTC), caller="next-day@contoso.example")])
+    client.force_login(auditor)
+    params = {"range": "custom", "since": "2026-11-20T10:30", "until": until}
+    body = client.get(SEARCH, params).content.decode()
+    assert "late@contoso.example" in body and "next-day@contoso.example" not in body
+    exported = b"".join(client.get(EXPORT, params).streaming_content).decode()
+    assert "late@contoso.example" in exported and "next-day@contoso.example" not in exported
+
+
+@pytest.mark.parametrize("until", ["9999-12-31", "9999-12-31T23:59", "9999-12-31T23:59:59-23:59"])
+def test_a_to_time_on_the_calendars_last_day_finds_everything_before_it(client, auditor, until):
+    store_events([event(caller="now@contoso.example")])
+    client.force_login(auditor)
+    response = client.get(SEARCH, {"range": "custom", "until": until})
+    assert response.status_code == 200 and "now@contoso.example" in response.content.decode()
+    assert b"now@contoso.example" in b"".join(client.get(EXPORT, {"until": until}).streaming_content)
+
+
 def test_the_portal_trail_is_a_second_source_in_the_same_search(client, auditor):
     from audit.services import audit_record
 
