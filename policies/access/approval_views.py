@@ -39,11 +39,13 @@ def request_review(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _review_page(request: HttpRequest, access: AccessRequest, form: DecisionForm | None = None) -> HttpResponse:
-    """The review page; with the ``form`` a refused decision came in (400), so the typed comment stays."""
+    """The review page; with the ``form`` a refused decision came in (400), so the typed comment stays. Why it was
+    refused shows even when the request no longer takes a decision (decided meanwhile, or already by this user)."""
     view = selectors.request_view(access, request.user, review=True)
     return render(request, "policies/access/request_detail.html", {
         "title": f"Request #{access.pk}", "access": access, "review": True,
-        "decision_form": (form or DecisionForm()) if view["may_decide"] else None, **view},
+        "decision_form": (form or DecisionForm()) if view["may_decide"] else None,
+        "decision_errors": form.non_field_errors() if form is not None else [], **view},
         status=400 if form is not None else 200)
 
 

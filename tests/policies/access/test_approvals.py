@@ -570,3 +570,19 @@ def test_a_refused_decision_comes_back_with_its_reason_and_the_typed_comment(cli
     page = too_long.content.decode()
     assert too_long.status_code == 400 and long in page and "at most 1000 characters" in page
     assert not request.approvals.exists()
+
+
+def test_a_decision_on_a_request_decided_meanwhile_says_why_it_was_refused(client, prod, requester, approver,
+                                                                          second_approver):  # noqa: F811
+    rule(WEB_RG, "manual", approvals_required=2)
+    request = ask(requester, {"web-02": [22]})
+    client.force_login(approver)
+    decide = reverse("policies:request_decide", args=[request.pk])
+    assert client.post(decide, {"decision": "approve", "comment": "ok"}).status_code == 302
+    again = client.post(decide, {"decision": "approve", "comment": "ok"})  # a second click, or a stale tab
+    assert again.status_code == 400 and "You have already decided on this request." in again.content.decode()
+    other = ask(requester, {"web-02": [22]})
+    approvals.request_decide(actor=second_approver, request=other, approve=False, comment="Not today")
+    late = client.post(reverse("policies:request_decide", args=[other.pk]), {"decision": "approve"})
+    assert late.status_code == 400 and "This request is not waiting for approval." in late.content.decode()
+    assert list(other.approvals.values_list("approver_name", flat=True)) == [second_approver.username]
