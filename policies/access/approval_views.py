@@ -64,8 +64,9 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
         approvals.request_decide(actor=request.user, request=access, approve=approve,
                                  comment=form.cleaned_data["comment"], client_ip=client_ip(request.META))
     except ValidationError as exc:
+        field = "comment" if getattr(exc, "code", None) == "comment_required" else None  # marked on its field
         for message in exc.messages:
-            form.add_error(None, message)
+            form.add_error(field, message)
         return _review_page(request, access, form)
     messages.success(request, f"{'Approved' if approve else 'Denied'} request #{access.pk}.")
     return redirect("policies:approvals")

@@ -586,3 +586,15 @@ def test_a_decision_on_a_request_decided_meanwhile_says_why_it_was_refused(clien
     late = client.post(reverse("policies:request_decide", args=[other.pk]), {"decision": "approve"})
     assert late.status_code == 400 and "This request is not waiting for approval." in late.content.decode()
     assert list(other.approvals.values_list("approver_name", flat=True)) == [second_approver.username]
+
+
+def test_a_denial_without_a_comment_marks_the_comment_field_and_points_it_to_the_reason(client, prod, requester,
+                                                                                        approver):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]})
+    client.force_login(approver)
+    page = client.post(reverse("policies:request_decide", args=[request.pk]), {"decision": "deny"}).content.decode()
+    comment = re.search(r"<textarea[^>]*>", page).group(0)
+    assert 'aria-invalid="true"' in comment and "id_comment_error" in comment
+    assert re.search(r'id="id_comment_error"[^>]*>\s*<li>Say why you deny the request.</li>', page)
+    assert not described_by_targets_missing(page)
