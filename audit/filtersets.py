@@ -58,6 +58,28 @@ class _UtcDateTimeFilter(django_filters.DateTimeFilter):
     field_class = _UtcDateTimeField
 
 
+class _TimeRangeForm(forms.Form):
+    """The search form; "To" includes the whole day, minute or second it names, and may not end before "From"."""
+
+    def until_end(self) -> datetime | None:
+        """The first instant after what "To" names (``None``: no "To", or the calendar ends before)."""
+        until = self.cleaned_data.get("until")
+        if until is None:
+            return None
+        try:
+            return _utc(until) + _span(str(self["until"].data))
+        except OverflowError:
+            return None
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("range") not in TIME_PRESETS and data.get("since") and data.get("until"):
+            end = self.until_end()
+            if end is not None and end <= _utc(data["since"]):
+                self.add_error("until", "Give a time at or after From (UTC).")
+        return data
+
+
 class _TimeRangeFilterSet(django_filters.FilterSet):
     """Time presets or a custom range; every search is sorted by time, newest first."""
 
@@ -82,12 +104,10 @@ class _TimeRangeFilterSet(django_filters.FilterSet):
             return queryset.filter(**{f"{self.time_field}__gte": timezone.now() - TIME_PRESETS[preset]})
         if data.get("since"):
             queryset = queryset.filter(**{f"{self.time_field}__gte": _utc(data["since"])})
-        if data.get("until"):  # "To" includes the whole day, minute or second it names
-            end = _utc(data["until"])
-            try:
-                queryset = queryset.filter(**{f"{self.time_field}__lt": end + _span(str(self.form["until"].data))})
-            except OverflowError:  # the calendar's last day: nothing stored is later
-                queryset = queryset.filter(**{f"{self.time_field}__lte": end})
+        if data.get("until"):
+            end = self.form.until_end()
+            queryset = queryset.filter(**({f"{self.time_field}__lt": end} if end else
+                                          {f"{self.time_field}__lte": _utc(data["until"])}))  # the calendar's end
         return queryset
 
     def applied(self) -> dict[str, str]:
@@ -115,6 +135,7 @@ class ActivityFilterSet(_TimeRangeFilterSet):
 
     class Meta:
         model = ActivityLogEvent
+        form = _TimeRangeForm
         fields: list[str] = []
 
     def filter_lower_exact(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -142,6 +163,7 @@ class TrailFilterSet(_TimeRangeFilterSet):
 
     class Meta:
         model = AuditEvent
+        form = _TimeRangeForm
         fields: list[str] = []
 
     def filter_vm(self, queryset: QuerySet, name: str, value: str) -> QuerySet:

@@ -153,6 +153,19 @@ def test_a_to_time_on_the_calendars_last_day_finds_everything_before_it(client, 
     assert b"now@contoso.example" in b"".join(client.get(EXPORT, {"until": until}).streaming_content)
 
 
+def test_a_to_time_before_the_from_time_is_refused_with_a_message(client, auditor):
+    store_events([event(when=datetime(2026, 11, 20, 12, 0, tzinfo=UTC), caller="noon@contoso.example")])
+    client.force_login(auditor)
+    reversed_range = {"range": "custom", "since": "2026-11-21", "until": "2026-11-20"}
+    page = client.get(SEARCH, reversed_range).content.decode()
+    assert "To (UTC): Give a time at or after From (UTC). The filter was left out." in page
+    assert 'aria-describedby="id_until_error"' in page
+    refused = client.get(EXPORT, reversed_range)
+    assert refused.status_code == 400 and "To (UTC): Give a time at or after From (UTC)." in refused.content.decode()
+    same_day = {"range": "custom", "since": "2026-11-20", "until": "2026-11-20"}
+    assert "noon@contoso.example" in client.get(SEARCH, same_day).content.decode()
+
+
 def test_the_portal_trail_is_a_second_source_in_the_same_search(client, auditor):
     from audit.services import audit_record
 
