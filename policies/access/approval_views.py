@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -38,21 +38,23 @@ def request_review(request: HttpRequest, pk: int) -> HttpResponse:
     return _review_page(request, selectors.review_get(request.user, pk))
 
 
-def _review_page(request: HttpRequest, access: AccessRequest, form: DecisionForm | None = None) -> HttpResponse:
-    """The review page; with the ``form`` a refused decision came in (400), so the typed comment stays. Why it was
-    refused shows even when the request no longer takes a decision (decided meanwhile, or already by this user)."""
+def _review_page(request: HttpRequest, access: AccessRequest, form: DecisionForm | None = None, *,
+                 status: int = 400) -> HttpResponse:
+    """The review page; with the ``form`` a refused decision came in (``status``), so the typed comment stays. Why
+    it was refused shows even when the request takes no decision from this user (decided meanwhile, already by
+    them, their own)."""
     view = selectors.request_view(access, request.user, review=True)
     return render(request, "policies/access/request_detail.html", {
         "title": f"Request #{access.pk}", "access": access, "review": True,
         "decision_form": (form or DecisionForm()) if view["may_decide"] else None,
         "decision_errors": form.non_field_errors() if form is not None else [], **view},
-        status=400 if form is not None else 200)
+        status=status if form is not None else 200)
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)
 @require_POST
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    """Approve or deny (``decision``), with a comment. Self-approval is refused with 403."""
+    """Approve or deny (``decision``), with a comment. Self-approval is refused with 403, saying so."""
     access = selectors.review_get(request.user, pk)
     form = DecisionForm(request.POST)
     if not form.is_valid() or form.cleaned_data["decision"] not in ("approve", "deny"):
@@ -63,6 +65,9 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         approvals.request_decide(actor=request.user, request=access, approve=approve,
                                  comment=form.cleaned_data["comment"], client_ip=client_ip(request.META))
+    except PermissionDenied as exc:  # their own request, or a VM where they do not approve: the page says which
+        form.add_error(None, str(exc))
+        return _review_page(request, access, form, status=403)
     except ValidationError as exc:
         field = "comment" if getattr(exc, "code", None) == "comment_required" else None  # marked on its field
         for message in exc.messages:

@@ -267,6 +267,7 @@ def test_pages_offer_the_decision_only_to_other_approvers(client, prod, requeste
     assert 'id="approve"' not in review
     response = client.post(reverse("policies:request_decide", args=[request.pk]), {"decision": "approve"})
     assert response.status_code == 403
+    assert "You cannot approve or deny your own request." in response.content.decode()
     assert not request.approvals.exists()
 
     client.force_login(approver)
