@@ -31,6 +31,7 @@ from .services import audit_place
 from .validation import ANY_WORDS, source_allowed
 
 MAX_COMMENT = 1000
+TIMED_OUT = "Not approved before the approval time ran out."
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
@@ -201,9 +202,17 @@ def may_approve_vms(user, rows: list[AccessRequestVm]) -> bool:
     return bool(rows) and all(authz.has_permission(user, REQUEST_APPROVE, row.vm_arm_id) for row in rows)
 
 
+def overdue(request: AccessRequest, now: datetime) -> bool:
+    """Pending past its approval deadline: no longer decidable, though ``expire_pending`` has not marked it yet."""
+    return request.is_pending and request.approval_expires_at is not None and request.approval_expires_at <= now
+
+
 def may_decide(user, request: AccessRequest) -> bool:
-    """``user`` may approve or deny ``request`` now: pending, not theirs, approver at every VM, not yet decided."""
+    """``user`` may approve or deny ``request`` now: pending within its deadline, not theirs, approver at every VM,
+    not yet decided."""
     if not request.is_pending or getattr(user, "pk", None) in (None, request.requester_id):
+        return False
+    if overdue(request, timezone.now()):
         return False
     if request.approvals.filter(approver_id=user.pk).exists():
         return False
@@ -274,7 +283,7 @@ def request_decide(*, actor, request: AccessRequest, approve: bool, comment: str
             raise PermissionDenied("You are not an approver for every VM of this request.")
         if not request.is_pending:
             raise ValidationError("This request is not waiting for approval.", code="not_pending")
-        if request.approval_expires_at and request.approval_expires_at <= now:
+        if overdue(request, now):
             raise ValidationError("This request was not approved in time and has expired.", code="expired")
         if request.approvals.filter(approver_id=actor.pk).exists():
             raise ValidationError("You have already decided on this request.", code="already_decided")
@@ -375,8 +384,7 @@ def expire_pending(*, now: datetime | None = None) -> int:
                 pk=request.pk, approval_state=ApprovalState.PENDING).first()
             if locked is None:
                 continue
-            _finish_pending(locked, ApprovalState.EXPIRED, PortState.EXPIRED,
-                            "Not approved before the approval time ran out.", now)
+            _finish_pending(locked, ApprovalState.EXPIRED, PortState.EXPIRED, TIMED_OUT, now)
             _audit(None, "access.approval_expired", locked, _vm_rows(locked),
                    {"expired_at": (locked.approval_expires_at or now).isoformat()})
             signals.emit("approval_expired", locked)

@@ -254,8 +254,10 @@ def vm_rows_shown(request: AccessRequest, user) -> tuple[list[AccessRequestVm], 
 def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     """What the request page shows: per VM (those ``vm_rows_shown``), per port, state, time left, connection
     lines; and what may be done. On an approver's ``review`` the connection details stay hidden (they are the
-    requester's)."""
+    requester's). A request past its approval deadline shows as the next reconcile will mark it
+    (``show_as_timed_out``)."""
     now = timezone.now()
+    show_as_timed_out(request, now)
     vms = []
     login = login_name(request.requester_name)
     shown, hidden = vm_rows_shown(request, user)
@@ -294,6 +296,22 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "polling": request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN),
             "waiting": request.state in WAITING,
             "poll_every": poll_interval(request, now)}
+
+
+def show_as_timed_out(request: AccessRequest, now) -> bool:
+    """Whether ``request`` is pending past its approval deadline; if so, marks it in memory only (a GET writes
+    nothing) as ``approvals.expire_pending`` will: not approved in time, its waiting ports expired with the reason.
+    Its prefetched VMs and ports are changed, so the page shows neither a countdown nor a decision to make."""
+    from .approvals import TIMED_OUT, overdue
+
+    if not overdue(request, now):
+        return False
+    request.approval_state, request.state = ApprovalState.EXPIRED, PortState.EXPIRED
+    for vm_row in request.vms.all():
+        for port in vm_row.ports.all():
+            if port.state == PortState.PENDING:
+                port.state, port.last_error = PortState.EXPIRED, TIMED_OUT
+    return True
 
 
 def _ended_note(request: AccessRequest, ports: list[AccessRequestPort]) -> str:

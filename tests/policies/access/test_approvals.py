@@ -599,3 +599,28 @@ def test_a_denial_without_a_comment_marks_the_comment_field_and_points_it_to_the
     assert 'aria-invalid="true"' in comment and "id_comment_error" in comment
     assert re.search(r'id="id_comment_error"[^>]*>\s*<li>Say why you deny the request.</li>', page)
     assert not described_by_targets_missing(page)
+
+
+def test_a_request_past_its_approval_deadline_shows_as_not_approved_in_time_before_the_reconcile(
+        client, prod, requester, approver):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]})
+    AccessRequest.objects.filter(pk=request.pk).update(approval_expires_at=timezone.now() - timedelta(seconds=1))
+    client.force_login(requester)
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    status = client.get(reverse("policies:request_status", args=[request.pk]) + "?state=pending",
+                        HTTP_HX_REQUEST="true").content.decode()
+    for shown in (page, status):
+        assert 'id="approval-state">Not approved in time<' in shown and 'id="request-state">Expired<' in shown
+        assert "Awaiting approval" not in shown and 'id="approval-expiry"' not in shown
+        assert "Can decide" not in shown and "after the last approval" not in shown
+        assert "approval time ran out" in shown and 'id="close-now"' not in shown
+    assert 'id="request-announcement" hx-swap-oob="innerHTML">State: Expired<' in status
+    client.force_login(approver)
+    review = client.get(reverse("policies:request_review", args=[request.pk])).content.decode()
+    assert "Not approved in time" in review and 'id="approve"' not in review and 'id="deny"' not in review
+    refused = client.post(reverse("policies:request_decide", args=[request.pk]), {"decision": "approve"})
+    assert refused.status_code == 400 and "not approved in time" in refused.content.decode()
+    request.refresh_from_db()  # nothing written on the way: the reconcile marks it
+    assert (request.state, request.approval_state) == (PortState.PENDING, ApprovalState.PENDING)
+    assert not request.approvals.exists() and states(request) == {("web-02", 22): "pending"}
