@@ -15,7 +15,7 @@ from .models import AccessRequest, AccessRequestVm, PortState
 
 class AccessRequestFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="VM, user or reason")
-    state = django_filters.ChoiceFilter(choices=PortState.choices, label="State")
+    state = django_filters.ChoiceFilter(choices=PortState.choices, label="State", method="in_state")
     mine = django_filters.BooleanFilter(method="only_mine", label="Only mine", widget=forms.CheckboxInput())
     created_after = django_filters.DateFilter(method="requested_from", label="Requested from",
                                               widget=forms.DateInput(attrs={"type": "date"}))
@@ -40,6 +40,9 @@ class AccessRequestFilterSet(django_filters.FilterSet):
         seen = selectors.vm_rows_readable(self.user).filter(request_id=OuterRef("pk"), vm_name__icontains=value)
         return queryset.filter((Q(requester_id=getattr(self.user, "pk", None)) & Exists(named)) | Exists(seen)
                                | Q(requester_name__icontains=value) | Q(justification__icontains=value))
+
+    def in_state(self, queryset, name, value):
+        return selectors.in_shown_state(queryset, value)
 
     def requested_from(self, queryset, name, value: date):
         start = day_start(value)

@@ -79,6 +79,17 @@ def _approval_overdue(now) -> Q:
     return Q(approval_state=ApprovalState.PENDING, approval_expires_at__lte=now)
 
 
+def in_shown_state(queryset: QuerySet[AccessRequest], state: str) -> QuerySet[AccessRequest]:
+    """The requests of ``queryset`` in ``state`` as the pages show and count them (``state_counts``): one past its
+    approval deadline is expired, no longer pending, before the reconcile marks it."""
+    overdue = _approval_overdue(timezone.now())
+    if state == PortState.PENDING:
+        return queryset.filter(state=state).exclude(overdue)
+    if state == PortState.EXPIRED:
+        return queryset.filter(Q(state=state) | overdue)
+    return queryset.filter(state=state)
+
+
 def approval_queue(user) -> QuerySet[AccessRequest]:
     """Requests waiting for ``user``'s decision: pending and still within their approval deadline, not their own,
     every VM in their approver scope, not yet decided by them; oldest first (the first to expire)."""

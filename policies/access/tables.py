@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import django_tables2 as tables
+from django.utils import timezone
 from django.utils.html import format_html
 
 from jitportal.lib.tables import NOWRAP, SortableTable, local_minute
 
+from .approvals import overdue
 from .models import AccessRequest, ApprovalState, PortState
 
 
@@ -38,7 +40,10 @@ class AccessRequestTable(SortableTable):
 
     def render_end_at(self, value, record: AccessRequest) -> str:
         """The planned end; awaiting approval (and not scheduled) it is not known yet: the window starts at the last
-        approval; denied, failed or not approved in time, nothing opened, so nothing ends."""
+        approval; denied, failed or not approved in time (or past its approval deadline), nothing opened, so nothing
+        ends."""
+        if overdue(record, timezone.now()):
+            return "Did not open"
         if record.state == PortState.PENDING and not record.scheduled_start:
             return "after approval"
         if record.state in (PortState.DENIED, PortState.FAILED) or record.approval_state == ApprovalState.EXPIRED:
@@ -49,4 +54,8 @@ class AccessRequestTable(SortableTable):
         return local_minute(value)
 
     def render_state(self, value, record: AccessRequest):
+        """The state; one past its approval deadline as the reconcile will mark it (``selectors.in_shown_state``)."""
+        if overdue(record, timezone.now()):
+            return format_html('<span class="access-state access-{}">{}</span>', PortState.EXPIRED,
+                               PortState.EXPIRED.label)
         return format_html('<span class="access-state access-{}">{}</span>', record.state, value)

@@ -624,3 +624,24 @@ def test_a_request_past_its_approval_deadline_shows_as_not_approved_in_time_befo
     request.refresh_from_db()  # nothing written on the way: the reconcile marks it
     assert (request.state, request.approval_state) == (PortState.PENDING, ApprovalState.PENDING)
     assert not request.approvals.exists() and states(request) == {("web-02", 22): "pending"}
+
+
+def test_the_requests_list_shows_and_filters_a_request_past_its_approval_deadline_as_the_dashboard_counts_it(
+        client, prod, requester, policy_admin):
+    rule(WEB_RG, "manual")
+    waiting, overdue = ask(requester, {"web-02": [22]}), ask(requester, {"web-02": [22]})
+    AccessRequest.objects.filter(pk=overdue.pk).update(approval_expires_at=timezone.now() - timedelta(seconds=1))
+    client.force_login(policy_admin)
+    rows = {row["state"]: row["url"] for row in selectors.state_count_rows(policy_admin) if row["n"]}
+    assert set(rows) == {"pending", "expired"}
+
+    def listed(url: str) -> dict[int, str]:
+        page = client.get(url).content.decode()
+        return {int(pk): state for pk, state in re.findall(
+            r'data-request="(\d+)".*?<span class="access-state access-\w+">([^<]+)</span>', page, re.S)}
+
+    assert listed(rows["pending"]) == {waiting.pk: "Awaiting approval"}
+    assert listed(rows["expired"]) == {overdue.pk: "Expired"}
+    everything = client.get(reverse("policies:requests")).content.decode()
+    row = everything.split(f'data-request="{overdue.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert "Did not open" in row and "after approval" not in row and "access-expired" in row
