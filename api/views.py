@@ -291,6 +291,7 @@ def _request_json(access: AccessRequest, request: Request, *, review: bool = Fal
     one spanning several scopes is seen through the VM in the caller's, never with the names and addresses of the
     others (Azure too shows each policy's part of a request only to who may read that policy)."""
     url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
+    access_selectors.show_as_timed_out(access, timezone.now())  # as the pages show it, before the reconcile
     body = jit_json.request_to_json(access, review=review)
     if access.requester_id != request.user.pk:
         body["virtualMachines"] = [vm for vm in body["virtualMachines"]
@@ -321,10 +322,8 @@ class RequestListView(ApiView):
         everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
         queryset = access_selectors.request_list(request.user, everyone=everyone)
         state = request.query_params.get("state")
-        if state:
-            if state not in PortState.values:
-                raise ValidationError(f"state must be one of {', '.join(PortState.values)}.")
-            queryset = queryset.filter(state=state)
+        if state and state not in PortState.values:  # the filter set below selects it, as the Requests page does
+            raise ValidationError(f"state must be one of {', '.join(PortState.values)}.")
         filterset = AccessRequestFilterSet(request.query_params, queryset=queryset, user=request.user)
         if not filterset.is_valid():  # ignoring it would answer every request
             raise ValidationError([f"{field}: {message}" for field, messages in filterset.errors.items()

@@ -7,7 +7,19 @@ from __future__ import annotations
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+    prefetch_related_objects,
+)
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -312,16 +324,17 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
 def show_as_timed_out(request: AccessRequest, now) -> bool:
     """Whether ``request`` is pending past its approval deadline; if so, marks it in memory only (a GET writes
     nothing) as ``approvals.expire_pending`` will: not approved in time, its waiting ports expired with the reason.
-    Its prefetched VMs and ports are changed, so the page shows neither a countdown nor a decision to make."""
+    Its prefetched VMs and ports (through its VMs and directly) are changed, so the page and the API show neither a
+    countdown nor a decision to make."""
     from .approvals import TIMED_OUT, overdue
 
     if not overdue(request, now):
         return False
     request.approval_state, request.state = ApprovalState.EXPIRED, PortState.EXPIRED
-    for vm_row in request.vms.all():
-        for port in vm_row.ports.all():
-            if port.state == PortState.PENDING:
-                port.state, port.last_error = PortState.EXPIRED, TIMED_OUT
+    prefetch_related_objects([request], "vms__ports", "ports")  # what the page or the API reads, kept in memory
+    for port in [port for vm_row in request.vms.all() for port in vm_row.ports.all()] + list(request.ports.all()):
+        if port.state == PortState.PENDING:
+            port.state, port.last_error = PortState.EXPIRED, TIMED_OUT
     return True
 
 

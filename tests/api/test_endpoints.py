@@ -558,3 +558,21 @@ def test_a_vm_scoped_policy_admin_follows_the_change_they_queued_and_no_other(pe
         location="westeurope", policy_id=neighbour.policy_id.lower(), desired={neighbour.arm_id: []})
     other.vms.set([neighbour])
     assert client.get(f"/api/v1/policy-changes/{other.pk}/").status_code == 404
+
+
+def test_a_request_past_its_approval_deadline_reads_expired_as_on_the_pages_before_the_reconcile(
+        persona_mappings, requester, api_as):
+    overdue, waiting = make_access_request(IN), make_access_request(IN)
+    AccessRequest.objects.filter(pk__in=[overdue.pk, waiting.pk]).update(
+        requester=requester, state="pending", approval_state="pending", approvals_required=1,
+        approval_expires_at=timezone.now() + timedelta(hours=1))
+    AccessRequest.objects.filter(pk=overdue.pk).update(approval_expires_at=timezone.now() - timedelta(seconds=1))
+    overdue.ports.update(state="pending")
+    waiting.ports.update(state="pending")
+    caller = api_as(requester)
+    body = caller.get(f"/api/v1/requests/{overdue.pk}/").json()
+    assert body["state"] == "expired" and body["virtualMachines"][0]["ports"][0]["status"] == "expired"
+    listed = {state: [r["id"] for r in caller.get("/api/v1/requests/", {"state": state}).json()["results"]]
+              for state in ("pending", "expired")}
+    assert listed == {"pending": [waiting.pk], "expired": [overdue.pk]}
+    assert AccessRequest.objects.get(pk=overdue.pk).state == "pending"  # nothing written on the way
