@@ -62,8 +62,8 @@ def inventory(request: HttpRequest) -> HttpResponse:
     open_now = open_access_by_vm(records) if tab == VmState.CONFIGURED and records else None
     # Changes saved and not applied yet (one query): their rows say so and cannot be selected again.
     pending = selectors.pending_changes_by_vm(records) if tab != VmState.UNSUPPORTED and records else None
-    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now, pending=pending,
-                       back=_list_query(request, tab),
+    back = _list_query(request, tab)  # the list as shown, for Edit and Enable JIT to return to
+    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now, pending=pending, back=back,
                        select_needs={"bulk-enable": "edit", "bulk-request": "connect"}.get(select_form or "", ""),
                        menu=_row_menu(request.user))
     query = request.GET.copy()
@@ -80,7 +80,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "defender_missing": [s for s in subscriptions if s.defender_missing],
         "sync_runs": selectors.latest_sync_runs(request.user, subscriptions), "show_sync": may_write,
         "has_subscriptions": bool(subscriptions),
-        "back": request.GET.urlencode(),  # the list as shown, for the bulk enable page to return to
+        "back": back,
     })
 
 
