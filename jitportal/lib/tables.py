@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.db.models import OrderBy
 from django.http import HttpRequest
 from django.utils import timezone
 from django_tables2 import RequestConfig, Table
+from django_tables2.data import TableQuerysetData
 
 # Cells that must not wrap (dates break at their hyphens otherwise): the admin's own ``nowrap`` class.
 NOWRAP = {"td": {"class": "nowrap"}}
@@ -26,7 +28,7 @@ def local_minute(value: datetime | None) -> str:
 class SortableTable(Table):
     """The base of every sortable list: each header cell (``column.attrs.th``, which django-tables2's template and
     the inventory's render) says how the rows are sorted, for screen readers (``aria-sort``), and its sort links
-    start again at page 1."""
+    start again at page 1. Rows that tie on the sort keys are ordered by their id (``_break_ties``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("template_name", "jitportal/sortable_table.html")
@@ -34,7 +36,22 @@ class SortableTable(Table):
 
     def _sort(self, value) -> None:
         Table.order_by.fset(self, value)
+        self._break_ties()
         self._announce_sort()
+
+    def _break_ties(self) -> None:
+        """Order rows equal on every sort key by id, in the first key's direction: without it the database may
+        return ties in another order for each page's query, so pages would repeat some rows and skip others
+        (sorted by state, most rows tie). The lists' indexes end with the id for the same reason."""
+        if not isinstance(self.data, TableQuerysetData):
+            return
+        queryset = self.data.data
+        keys = list(queryset.query.order_by) or list(queryset.model._meta.ordering)
+        if not keys or _key_name(keys[-1]) in {"pk", "id", queryset.model._meta.pk.attname}:
+            return
+        first = keys[0]
+        descending = first.descending if isinstance(first, OrderBy) else str(first).startswith("-")
+        self.data.data = queryset.order_by(*keys, "-pk" if descending else "pk")
 
     order_by = property(Table.order_by.fget, _sort)
 
@@ -49,6 +66,11 @@ class SortableTable(Table):
             if first is not None and first.bare == bound.name and bound.orderable:
                 th["aria-sort"] = "descending" if first.is_descending else "ascending"
             bound.column.attrs = {**bound.column.attrs, "th": th}
+
+
+def _key_name(key) -> str:
+    """The field an ``order_by`` key names, without its direction (``""`` for an expression)."""
+    return key.lstrip("-") if isinstance(key, str) else ""
 
 
 def positive_int(value: str | None, default: int) -> int:

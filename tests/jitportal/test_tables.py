@@ -111,6 +111,29 @@ def test_a_new_sort_starts_again_at_page_one(client, breakglass_admin, name):
     assert f"sort={alias}" in cells[header][1]
 
 
+# Each list: a column many of its rows share a value of.
+TIES = {"policies:inventory": "location", "policies:requests": "state", "accounts:rolemapping_list": "role"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", LISTS)
+@pytest.mark.parametrize("direction", ["", "-"])
+def test_rows_that_tie_on_the_sort_are_in_id_order_so_pages_neither_repeat_nor_skip_them(
+        client, breakglass_admin, name, direction):
+    LISTS[name]()
+    client.force_login(breakglass_admin)
+    field = TIES[name]
+    shown = []
+    for page in ("1", "2"):
+        table = client.get(reverse(name), {"sort": f"{direction}{field}", "per_page": "60", "page": page}
+                           ).context["table"]
+        shown += [(getattr(row.record, field), row.record.pk) for row in table.page.object_list]
+        # Asked of the database, not left to the order it happens to return ties in.
+        assert table.data.data.query.order_by[-1] == f"{direction}pk"
+    assert len(shown) > 60 and len({pk for _, pk in shown}) == len(shown)
+    assert shown == sorted(shown, reverse=direction == "-")
+
+
 def test_every_table_with_a_sortable_column_says_how_it_is_sorted():
     """A portal table with a column a click sorts is a ``SortableTable`` (its headers carry ``aria-sort``)."""
     for app in apps.get_app_configs():
