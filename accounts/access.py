@@ -8,6 +8,8 @@ Decorate each view with exactly one of:
 - ``@requires(action, object_model=Model)`` — one object's page: the view loads the object through
   ``accounts.authz.get_for_user_or_404``; a user without the action anywhere gets 404 too. The
   authorization matrix test makes an object of ``Model`` in and out of scope for each persona.
+  ``owner_field="requester"`` also lets the object's owner through without the action (a requester whose role
+  was taken away may still read and close their own request); the view's selector still decides what they see.
 
 URL namespaces whose views belong to a framework (the Django admin) have one rule in
 ``NAMESPACE_RULES``. ``rule_for(callback, namespace)`` tells what applies to a resolved URL.
@@ -37,13 +39,15 @@ class Audience(StrEnum):
 
 @dataclass(frozen=True)
 class AccessRule:
-    """Who may open a URL: an audience and, for ``ACTION``, the action (or ``also`` one of other actions) and the
-    model of an object page."""
+    """Who may open a URL: an audience and, for ``ACTION``, the action (or ``also`` one of other actions), the
+    model of an object page and the field naming the user who owns such an object (``owner_field``: they pass
+    without the action)."""
 
     audience: Audience
     action: str | None = None
     object_model: type | None = None
     also: tuple[str, ...] = ()
+    owner_field: str | None = None
 
     @property
     def on_object(self) -> bool:
@@ -54,9 +58,18 @@ class AccessRule:
         """The actions of which the user must hold one (at some scope) to get through."""
         return (self.action, *self.also) if self.action else ()
 
+    def owned_by(self, user, pk) -> bool:
+        """Whether the object ``pk`` of ``object_model`` belongs to ``user`` (through ``owner_field``)."""
+        if not (self.on_object and self.owner_field and getattr(user, "pk", None) is not None):
+            return False
+        if not isinstance(pk, int) or not 0 < pk < 2**63:
+            return False
+        return self.object_model._default_manager.filter(pk=pk, **{f"{self.owner_field}_id": user.pk}).exists()
+
     def __str__(self) -> str:
         if self.audience is Audience.ACTION:
-            return f"requires {' or '.join(self.actions)}{' on the object' if self.on_object else ''}"
+            owner = " (or its owner)" if self.owner_field else ""
+            return f"requires {' or '.join(self.actions)}{' on the object' if self.on_object else ''}{owner}"
         return str(self.audience)
 
 
@@ -75,19 +88,24 @@ def authenticated_only(view: Callable) -> Callable:
     return _mark(view, AccessRule(Audience.AUTHENTICATED))
 
 
-def requires(action: str, *, object_model: type | None = None) -> Callable[[Callable], Callable]:
-    """The user must hold ``action`` at some scope; object views then check the object's own scope."""
+def requires(action: str, *, object_model: type | None = None, owner_field: str | None = None
+             ) -> Callable[[Callable], Callable]:
+    """The user must hold ``action`` at some scope, or own the object (``owner_field``); object views then check
+    the object's own scope."""
+    rule = AccessRule(Audience.ACTION, action, object_model, owner_field=owner_field)
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if not authz.holds_anywhere(request.user, action):
                 if object_model is not None:
+                    if rule.owned_by(request.user, kwargs.get("pk")):
+                        return view(request, *args, **kwargs)
                     raise Http404("No such object.")
                 raise PermissionDenied(f"You need a role that allows {action}.")
             return view(request, *args, **kwargs)
 
-        return _mark(wrapper, AccessRule(Audience.ACTION, action, object_model))
+        return _mark(wrapper, rule)
 
     return decorator
 

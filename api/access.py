@@ -37,11 +37,12 @@ def api_authenticated(cls: type) -> type:
     return _mark(cls, AccessRule(Audience.AUTHENTICATED))
 
 
-def api_requires(action: str, *also: str, object_model: type | None = None) -> Callable[[type], type]:
-    """Callers holding ``action`` (or one of ``also``) at some scope; object views then check the object's own
-    scope."""
+def api_requires(action: str, *also: str, object_model: type | None = None, owner_field: str | None = None
+                 ) -> Callable[[type], type]:
+    """Callers holding ``action`` (or one of ``also``) at some scope, or owning the object (``owner_field``, as
+    ``accounts.access.requires``); object views then check the object's own scope."""
     def decorator(cls: type) -> type:
-        return _mark(cls, AccessRule(Audience.ACTION, action, object_model, also))
+        return _mark(cls, AccessRule(Audience.ACTION, action, object_model, also, owner_field))
 
     return decorator
 
@@ -55,6 +56,8 @@ class RuleAccess(BasePermission):
             raise exceptions.NotAuthenticated("Authenticate with 'Authorization: Bearer <token>'.")
         rule: AccessRule = getattr(view, RULE_ATTRIBUTE)
         if rule.audience is Audience.ACTION and not any(authz.holds_anywhere(user, a) for a in rule.actions):
+            if rule.owned_by(user, view.kwargs.get("pk")):
+                return True
             if rule.on_object:
                 raise exceptions.NotFound()  # DRF's "Not found.", as every API 404 says
             raise exceptions.PermissionDenied(f"You need a role that allows {' or '.join(rule.actions)}.")

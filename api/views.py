@@ -356,10 +356,11 @@ class RequestListView(ApiView):
         return _made(request, access, created)
 
 
-@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest)
+@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
 class RequestDetailView(ApiView):
     """One access request: per VM and port, its state, end time and Azure's status. Approvers read the requests
-    they may review (as the approve and deny answers show them); nobody else sees other people's requests."""
+    they may review (as the approve and deny answers show them); nobody else sees other people's requests. The
+    requester always reads their own, even after their role was taken away."""
 
     @extend_schema(operation_id="requests_retrieve", responses={200: s.RequestSerializer, **READ_ERRORS,
                                                                  **NOT_FOUND}, tags=["requests"])
@@ -368,9 +369,10 @@ class RequestDetailView(ApiView):
         return Response(_request_json(access, request, review=review))
 
 
-@api_requires(JIT_INITIATE, object_model=AccessRequest)
+@api_requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
 class RequestCloseView(ApiView):
-    """Close a request now (new connections are refused; established ones are not cut)."""
+    """Close a request now (new connections are refused; established ones are not cut). The requester may always
+    close their own, even after their role was taken away (closing only reduces exposure)."""
 
     @extend_schema(operation_id="requests_close", request=None,
                    responses={200: s.RequestSerializer, **ERRORS, **NOT_FOUND}, tags=["requests"])

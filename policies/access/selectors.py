@@ -313,7 +313,9 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             and not any(port.opened_at for port in every),  # one policy open, another retrying: "Close now"
             "ended_note": _ended_note(request, every),
             "may_extend": (request.requester_id == user.pk and request.state == PortState.OPEN
-                           and request.closed_at is None),  # not while closing: extending would be refused
+                           and request.closed_at is None  # not while closing: extending would be refused
+                           and all(authz.has_permission(user, JIT_INITIATE, row.vm_arm_id)
+                                   for row in request.vms.all())),  # nor once their role there is gone
             "may_decide": may_decide(user, request), "decisions": decisions, "eligible_approvers": eligible,
             "progress": counts, "approvers_short": short,
             "polling": request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN),

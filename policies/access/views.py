@@ -175,7 +175,7 @@ def _request_for(request: HttpRequest, pk: int) -> AccessRequest:
     return selectors.request_get(request.user, pk)
 
 
-@requires(JIT_INITIATE, object_model=AccessRequest)
+@requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One request: per VM and port its state, time left, connection details; Close now and Extend."""
     access = _request_for(request, pk)
@@ -205,7 +205,7 @@ def _stop_polling_when_gone(view):
 
 
 @_stop_polling_when_gone
-@requires(JIT_INITIATE, object_model=AccessRequest)
+@requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
 def request_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The request's live part, polled by htmx while something is moving (``selectors.poll_interval``). When
     Extend comes or goes (the page says what it shows in ``?extendable=``), the form is swapped in or out beside
@@ -223,10 +223,11 @@ def request_status(request: HttpRequest, pk: int) -> HttpResponse:
         "extend_form": _extend_form(access, view) if extend_changed else None, **view})
 
 
-@requires(JIT_INITIATE, object_model=AccessRequest)
+@requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
 @require_POST
 def request_close(request: HttpRequest, pk: int) -> HttpResponse:
-    """Close now: ends access early (new connections refused; established ones are not cut)."""
+    """Close now: ends access early (new connections refused; established ones are not cut). The requester may
+    close their own whatever their role now (closing only reduces exposure); extending needs the role."""
     access = _request_for(request, pk)
     opened = any(port.opened_at for row in access.vms.all() for port in row.ports.all())  # prefetched
     try:

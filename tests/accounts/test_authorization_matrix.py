@@ -251,3 +251,25 @@ def test_the_django_admin_is_for_break_glass_staff_only(client, persona_mappings
         sign_in_pages = {reverse("admin:login"), reverse("login")} if persona == "anonymous" else {
             reverse("admin:login")}
         assert urlsplit(response["Location"]).path in sign_in_pages
+
+
+OWNED_ROUTES = [(r, p) for r, p in PORTAL_ROUTES if r.rule.owner_field]
+
+
+def test_some_object_pages_let_their_owner_through():
+    assert {r.view_name for r, _ in OWNED_ROUTES} >= {"policies:request_detail", "policies:request_close",
+                                                       "api:request", "api:request_close"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("route", "pattern"), [pytest.param(r, p, id=r.view_name) for r, p in OWNED_ROUTES])
+def test_an_owner_without_the_action_gets_through_to_their_own_object(client, persona_mappings, route, pattern):
+    """A user without any role (``outsider``) reaches an object page when the object is theirs (``owner_field``),
+    out of every scope too; the same object of someone else stays a 404 (``test_the_matrix``)."""
+    owner = make_persona("outsider")
+    obj = OBJECT_FACTORIES[route.rule.object_model](SCOPES["out"])
+    type(obj)._default_manager.filter(pk=obj.pk).update(**{f"{route.rule.owner_field}_id": owner.pk})
+    url = reverse(route.view_name, kwargs={"pk": obj.pk})
+    client.force_login(owner)
+    outcomes = {"GET": outcome_of(client.get(url)), "POST": outcome_of(client.post(url, {}))}
+    assert "allowed" in outcomes.values() and set(outcomes.values()) <= {"allowed", "405"}, f"{url}: {outcomes}"

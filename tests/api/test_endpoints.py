@@ -249,6 +249,29 @@ def test_requests_of_others_are_seen_in_scope_and_closed_only_by_who_may(persona
     assert AuditEvent.objects.filter(action="access.close_requested", actor=policy_admin).count() == 1
 
 
+def test_a_requester_whose_role_was_taken_away_still_reads_and_closes_only_their_own(persona_mappings, requester,
+                                                                                      outsider, api_as):
+    from accounts.models import RoleMapping
+
+    mine, theirs = make_access_request(IN), make_access_request(IN)
+    AccessRequest.objects.filter(pk=mine.pk).update(requester=requester, requester_name=requester.username)
+    RoleMapping.objects.filter(role="requester").delete()  # the requester's last requester mappings
+    api = api_as(requester)
+    assert [r["id"] for r in api.get("/api/v1/requests/").json()["results"]] == [mine.pk]
+    assert api.get(f"/api/v1/requests/{mine.pk}/").status_code == 200
+    assert api.get(f"/api/v1/requests/{theirs.pk}/").status_code == 404
+    assert api.post(f"/api/v1/requests/{theirs.pk}/close/").status_code == 404
+    assert api.post(f"/api/v1/requests/{mine.pk}/extend/", {"duration": "PT1H"}).status_code == 404
+    stranger = api_as(outsider)  # no role, not theirs
+    assert stranger.get(f"/api/v1/requests/{mine.pk}/").status_code == 404
+    assert stranger.post(f"/api/v1/requests/{mine.pk}/close/").status_code == 404
+    closed = api.post(f"/api/v1/requests/{mine.pk}/close/")
+    assert closed.status_code == 200 and closed.json()["closedAt"]
+    assert AccessRequest.objects.get(pk=theirs.pk).closed_at is None
+    assert AuditEvent.objects.filter(action="access.close_requested", actor=requester).count() == 1
+    assert AccessRequest.objects.count() == 2  # nothing new asked for
+
+
 def test_someone_elses_request_shows_only_the_vms_in_the_callers_scope(persona_mappings, requester, policy_admin,
                                                                        approver, api_as):
     from tests.policies.access.factories import add_vm_at

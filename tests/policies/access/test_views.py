@@ -808,3 +808,41 @@ def test_an_admins_requests_page_in_any_sort_walks_an_index_rather_than_sorting_
     else:
         plan = page.explain()
         assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def test_a_requester_whose_role_was_taken_away_still_sees_and_closes_their_open_request(prod, requester, alice,
+                                                                                        outsider, client):
+    from accounts.models import RoleMapping
+    from audit.models import AuditEvent
+    from policies.access import services
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import make_access_request
+
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    other = make_access_request(f"{IN_SCOPE}/resourceGroups/rg-web-prod")  # someone else's, open too
+    RoleMapping.objects.filter(role="requester").delete()  # alice's last requester mappings (app role and group)
+
+    detail = reverse("policies:request_detail", args=[request.pk])
+    page = alice.get(detail).content.decode()
+    assert 'id="close-form"' in page and 'name="duration"' not in page  # Close now, but no Extend
+    listed = alice.get(reverse("policies:requests")).content.decode()
+    assert f'data-request="{request.pk}"' in listed and f'data-request="{other.pk}"' not in listed
+    assert alice.get(reverse("policies:request_status", args=[request.pk])).status_code == 200
+    # Not someone else's request, and not a new or longer access of their own.
+    assert alice.get(reverse("policies:request_detail", args=[other.pk])).status_code == 404
+    assert alice.post(reverse("policies:request_close", args=[other.pk])).status_code == 404
+    assert alice.post(reverse("policies:request_extend", args=[request.pk]), {"duration": 3600}).status_code == 404
+    assert alice.get(reverse("policies:request_new"), {"vm": [vm("web-02").pk]}).status_code == 403
+
+    closed = alice.post(reverse("policies:request_close", args=[request.pk]), follow=True)
+    assert f"Closing request #{request.pk}." in closed.content.decode()
+    assert AccessRequest.objects.get(pk=request.pk).closed_by_id == requester.pk
+    assert AccessRequest.objects.get(pk=other.pk).closed_at is None
+    assert AuditEvent.objects.filter(action="access.close_requested", actor=requester).count() == 1
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+
+    client.force_login(outsider)  # no role, not theirs: nothing to see or close
+    assert client.get(detail).status_code == 404
+    assert client.get(reverse("policies:request_status", args=[request.pk])).status_code == 404
+    assert client.post(reverse("policies:request_close", args=[request.pk])).status_code == 404
