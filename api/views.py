@@ -236,8 +236,8 @@ class VmJitView(ApiView):
         body = s.PolicyPutSerializer(data=_body(request))
         body.is_valid(raise_exception=True)
         ports = jit_json.policy_ports_from_azure(request.data["ports"], vm_label=vm.name)
-        if vm.state == VmState.NOT_CONFIGURED:
-            changes = policy_services.policy_enable(actor=request.user, vms=[vm], ports=ports)
+        if vm.state == VmState.NOT_CONFIGURED:  # sets the ports, as the Edit page: a pending enable gets a newer one
+            changes = policy_services.policy_enable(actor=request.user, vms=[vm], ports=ports, replace_pending=True)
         else:
             changes = [policy_services.policy_save(actor=request.user, vm=vm, ports=ports)]
         return _accepted(request, changes)

@@ -153,36 +153,48 @@ class RowIdsField(forms.ModelMultipleChoiceField):
 
 class BulkEnableForm(forms.Form):
     """The selected VMs to enable JIT on (with the ports of the formset beside it), from ``queryset`` (the VMs the
-    user may see). ``cleaned_data["vm"]`` holds those still Not configured that ``may_configure``; ``left_out`` the
-    others (configured or found unsupported since they were selected, or in a scope where the user only reads), so
-    the page can name them and keep the admin's edits."""
+    user may see). ``cleaned_data["vm"]`` holds those still Not configured that ``may_configure`` and that no
+    pending enable or removal holds (``blocked``: VM pk → the kind of that change, for a list of VMs); ``left_out``
+    the others (configured or found unsupported since they were selected, in a scope where the user only reads, or
+    being enabled or having JIT removed, which the inventory does not let one select), so the page can name them and
+    keep the admin's edits."""
 
     vm = RowIdsField(queryset=VirtualMachine.objects.none(),
                      error_messages={"required": "Select at least one VM."})
 
     def __init__(self, *args, queryset=None, may_configure: Callable[[VirtualMachine], bool] = lambda vm: True,
-                 **kwargs):
+                 blocked: Callable[[list[VirtualMachine]], dict[int, str]] = lambda vms: {}, **kwargs):
         super().__init__(*args, **kwargs)
         self.left_out: list[VirtualMachine] = []
         self.may_configure = may_configure
+        self.blocked = blocked
+        self.pending: dict[int, str] = {}
         if queryset is not None:
             self.fields["vm"].queryset = queryset
 
     def _kept(self, vm: VirtualMachine) -> bool:
-        return vm.state == VmState.NOT_CONFIGURED and self.may_configure(vm)
+        return vm.state == VmState.NOT_CONFIGURED and self.may_configure(vm) and vm.pk not in self.pending
 
     def clean_vm(self) -> list[VirtualMachine]:
         chosen = list(self.cleaned_data["vm"])
+        self.pending = self.blocked(chosen) if chosen else {}
         self.left_out = [vm for vm in chosen if not self._kept(vm)]
         return [vm for vm in chosen if self._kept(vm)]
 
+    def _why(self, vm: VirtualMachine) -> str:
+        from .selectors import enable_blocked_message
+
+        if not self.may_configure(vm):
+            return "you may not configure JIT on it."
+        if vm.state == VmState.CONFIGURED:
+            return "it has JIT now (configured since you selected it); edit it from its page."
+        if vm.state == VmState.UNSUPPORTED:
+            return f"it does not support JIT: {vm.unsupported_message}"
+        return enable_blocked_message("it", self.pending[vm.pk])
+
     def left_out_messages(self) -> list[str]:
         """Why each VM of ``left_out`` was taken out of the selection."""
-        return [f"{vm.name} was taken out of the selection: "
-                + ("you may not configure JIT on it." if not self.may_configure(vm)
-                   else "it has JIT now (configured since you selected it); edit it from its page."
-                   if vm.state == VmState.CONFIGURED else f"it does not support JIT: {vm.unsupported_message}")
-                for vm in self.left_out]
+        return [f"{vm.name} was taken out of the selection: {self._why(vm)}" for vm in self.left_out]
 
 
 class SubscriptionForm(forms.ModelForm):

@@ -125,6 +125,24 @@ def pending_changes_by_vm(vms: list[VirtualMachine]) -> dict[int, tuple[int, str
     return {vm_id: (change_id, kind) for vm_id, change_id, kind in rows}
 
 
+# A pending change of these kinds leaves its VM out of Enable JIT (the inventory's row is not selectable): enabling it
+# again would queue a second change behind it. Edit (a change of its ports) still may, starting from the pending ports.
+BLOCKS_ENABLE = frozenset({PolicyChange.Kind.ENABLE, PolicyChange.Kind.REMOVE})
+
+
+def enable_blocked(vms: list[VirtualMachine]) -> dict[int, str]:
+    """VM pk → kind of the pending change (``BLOCKS_ENABLE``) that keeps each of ``vms`` out of Enable JIT."""
+    return {vm_id: kind for vm_id, (_change, kind) in pending_changes_by_vm(vms).items() if kind in BLOCKS_ENABLE}
+
+
+def enable_blocked_message(name: str, kind: str) -> str:
+    """Why the VM ``name`` (or "it") may not be enabled now, its change of ``kind`` still pending."""
+    if kind == PolicyChange.Kind.REMOVE:
+        return f"JIT is being removed from {name} (not applied in Azure yet); enable it again once that is done."
+    return (f"JIT is already being enabled on {name} (saved, not applied in Azure yet); to change the ports it "
+            "gets, edit its JIT settings (Configure JIT on its page).")
+
+
 def may_edit_policy(user, vm: VirtualMachine) -> bool:
     """Policy admins at the VM's scope (JIT policy write and VM write) may change its JIT settings."""
     return authz.has_permission(user, JIT_POLICY_WRITE, vm.resource_id) and authz.has_permission(

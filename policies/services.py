@@ -32,6 +32,7 @@ from .models import (
     VirtualMachine,
     VmState,
 )
+from .selectors import enable_blocked, enable_blocked_message
 
 log = logging.getLogger(__name__)
 STALE_RUNNING = timedelta(minutes=10)
@@ -371,11 +372,15 @@ def policy_changes_resend(*, enqueue=None) -> dict[str, int]:
 
 
 def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRule] | None = None,
-                  os_default: bool = False, policy_name: str | None = None) -> list[PolicyChange]:
+                  os_default: bool = False, policy_name: str | None = None,
+                  replace_pending: bool = False) -> list[PolicyChange]:
     """Enable JIT on Not configured VMs: ``ports`` (default: the recommended ones, or the OS default), in the
     policy ``policy_name`` of their resource group and location (default: the one there, or ``default``).
 
-    One change per policy; refused whole when any VM may not be enabled.
+    One change per policy; refused whole when any VM may not be enabled. A VM whose enable or removal is still
+    pending (``selectors.BLOCKS_ENABLE``) is refused (``code="pending"``, naming it), unless the very same ask is
+    sent again (its pending change answers it) or ``replace_pending`` (a set of the VM's ports, as the API's
+    ``PUT`` and ``jit_policy set``, which like the Edit page queue a newer change applied last).
     """
     if not vms:
         raise ValidationError("Select at least one VM.", code="required")
@@ -396,10 +401,28 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
         groups.setdefault((vm.subscription_key, group, location, name), []).append(vm)
     with transaction.atomic():
         _lock_vms(vms)
-        return [_create_change(actor=actor, kind=PolicyChange.Kind.ENABLE, vms=members,
-                               desired={vm.arm_id: plans[vm.arm_id] for vm in members}, group=group,
-                               location=location, name=name)
+        asks = [(members, {vm.arm_id: plans[vm.arm_id] for vm in members}, group, location, name)
                 for (_subscription, group, location, name), members in groups.items()]
+        if not replace_pending:
+            _refuse_pending_enable(asks)
+        return [_create_change(actor=actor, kind=PolicyChange.Kind.ENABLE, vms=members, desired=desired, group=group,
+                               location=location, name=name)
+                for members, desired, group, location, name in asks]
+
+
+def _refuse_pending_enable(asks: list[tuple[list[VirtualMachine], dict, str, str, str]]) -> None:
+    """Refuse the enable when a VM of it is still being enabled or having JIT removed (the caller holds the VMs'
+    rows), unless its group's ask is the very change pending (the form or API call sent again: that one answers)."""
+    refusals = []
+    for members, desired, group, location, name in asks:
+        policy_id = _policy_arm_id(members[0].subscription_key, group, location, name)
+        if _pending_same(kind=PolicyChange.Kind.ENABLE, vms=members, desired=desired, policy_id=policy_id):
+            continue
+        blocked = enable_blocked(members)
+        refusals += [ValidationError(enable_blocked_message(vm.name, blocked[vm.pk]), code="pending")
+                     for vm in members if vm.pk in blocked]
+    if refusals:
+        raise ValidationError(refusals)
 
 
 def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule]) -> PolicyChange:

@@ -13,6 +13,7 @@ from django_tables2.columns import BoundColumn
 from jitportal.lib.tables import SortableTable, local_minute
 
 from .models import ConnectionType, PolicyChange, VirtualMachine, VmState
+from .selectors import BLOCKS_ENABLE
 
 COMMON = ("name", "subscription", "resource_group_name", "location", "os_type")
 COLUMNS_BY_TAB = {
@@ -30,7 +31,7 @@ ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "subscription
 # A change queued and not applied yet, named on its VM's row; an enable or removal pending leaves the row unselectable.
 PENDING_LABELS = {PolicyChange.Kind.ENABLE: "Enabling JIT…", PolicyChange.Kind.SAVE: "Saving JIT settings…",
                   PolicyChange.Kind.REMOVE: "Removing JIT…"}
-PENDING_UNSELECTABLE = {PolicyChange.Kind.ENABLE, PolicyChange.Kind.REMOVE}
+PENDING_UNSELECTABLE = BLOCKS_ENABLE  # the bulk Enable JIT leaves such a VM out too (``BulkEnableForm``)
 
 
 class VirtualMachineTable(SortableTable):

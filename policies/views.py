@@ -108,9 +108,11 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
     posted = request.method == "POST"
     back = _inventory_back((request.POST if posted else request.GET).get("back", ""))
     chosen = BulkEnableForm(request.POST if posted else request.GET, queryset=selectors.vm_list(request.user),
-                            may_configure=lambda vm: selectors.may_edit_policy(request.user, vm))
-    # A VM configured by someone else since the selection, or one the user only reads, is named and left out; the
-    # edited ports stay.
+                            may_configure=lambda vm: selectors.may_edit_policy(request.user, vm),
+                            blocked=selectors.enable_blocked)
+    # A VM configured by someone else since the selection, one being enabled or having JIT removed (its row is not
+    # selectable: a forged or stale selection), or one the user only reads, is named and left out; the edited ports
+    # stay.
     if not chosen.is_valid() or not (chosen.cleaned_data["vm"] or (posted and chosen.left_out)):
         for message in chosen.left_out_messages() if chosen.is_valid() else []:
             messages.error(request, message)
@@ -207,8 +209,10 @@ def _vm_requests(vm: VirtualMachine) -> list[dict]:
 def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One VM: its JIT ports, NSG/firewall, addresses, drift, recent requests and changes."""
     vm = selectors.vm_get(request.user, pk)
+    blocked = selectors.enable_blocked([vm]).get(vm.pk) if vm.state == VmState.NOT_CONFIGURED else None
     return render(request, "policies/vm_detail.html", {
         "title": vm.name, "vm": vm, "ports": [rules.PortRule.from_azure(p) for p in vm.ports],
+        "enable_blocked": selectors.enable_blocked_message("this VM", blocked) if blocked else "",
         "drift": list(selectors.vm_open_drift(vm)), "changes": selectors.vm_recent_changes(vm),
         "requests": _vm_requests(vm), "may_edit": selectors.may_edit_policy(request.user, vm),
         "may_connect": authz.has_permission(request.user, JIT_INITIATE, vm.resource_id),

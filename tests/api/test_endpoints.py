@@ -226,6 +226,20 @@ def test_enabling_jit_sent_again_while_it_is_pending_answers_that_change(vms, po
     assert PolicyChange.objects.count() == 1
 
 
+def test_setting_other_ports_while_jit_is_being_enabled_queues_a_newer_change_as_the_edit_page_does(
+        vms, policy_admin, api_as):
+    inside, _outside = vms
+    VirtualMachine.objects.filter(pk=inside.pk).update(state="not_configured", ports=[], policy_name="")
+    client = api_as(policy_admin)
+    url = f"/api/v1/vms/{inside.pk}/jit/"
+    first = client.put(url, {"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}]})
+    other = client.put(url, {"ports": [{"number": 3389, "allowedSourceAddressPrefix": "*"}]})
+    assert (first.status_code, other.status_code) == (202, 202), other.content
+    assert other.json()["changes"][0]["id"] != first.json()["changes"][0]["id"]
+    assert client.get(url).json()["pendingChanges"] == [
+        first.json()["changes"][0]["id"], other.json()["changes"][0]["id"]]
+
+
 def test_policy_changes_are_read_in_scope(persona_mappings, reader, outsider, api_as):
     inside, outside = make_policy_change(IN), make_policy_change(OUT)
     assert api_as(reader).get(f"/api/v1/policy-changes/{inside.pk}/").json()["state"] == "applied"

@@ -58,6 +58,26 @@ def test_enabling_from_the_vm_page_uses_the_os_default(prod, policy_admin, azure
 
 
 @pytest.mark.django_db
+def test_enabling_a_vm_whose_enable_is_pending_is_refused_unless_sent_again_or_setting_its_ports(prod, policy_admin):
+    from django.core.exceptions import ValidationError
+
+    ssh, rdp = [rules.PortRule(22, "*", ("*",), "PT3H")], [rules.PortRule(3389, "*", ("*",), "PT3H")]
+    first = services.policy_enable(actor=policy_admin, vms=[vm("web-05")], ports=ssh)[0]
+    assert [c.pk for c in services.policy_enable(actor=policy_admin, vms=[vm("web-05")], ports=ssh)] == [first.pk]
+    for vms in ([vm("web-05")], [vm("web-05"), vm("web-06")]):
+        with pytest.raises(ValidationError) as refused:
+            services.policy_enable(actor=policy_admin, vms=vms, ports=rdp)
+        assert refused.value.messages == [
+            "JIT is already being enabled on web-05 (saved, not applied in Azure yet); to change the ports it gets, "
+            "edit its JIT settings (Configure JIT on its page)."]
+    assert PolicyChange.objects.count() == 1
+    # Setting the VM's ports (the API's PUT, jit_policy set), as the Edit page: a newer change, applied last.
+    newer = services.policy_enable(actor=policy_admin, vms=[vm("web-05")], ports=rdp, replace_pending=True)[0]
+    assert newer.pk != first.pk and PolicyChange.objects.count() == 2
+    assert apply_all() == ["applied", "applied"] and [p["number"] for p in vm("web-05").ports] == [3389]
+
+
+@pytest.mark.django_db
 def test_an_edit_changes_sources_and_time_and_a_removed_port_leaves_nsg_and_policy(prod, policy_admin, azure):
     services.policy_enable(actor=policy_admin, vms=[vm("web-05")])
     apply_all()

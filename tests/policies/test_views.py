@@ -413,6 +413,49 @@ def test_vms_with_jit_being_enabled_or_removed_say_so_and_cannot_be_selected_aga
     assert f'name="vm" value="{made[1].pk}"' in row("not_configured", made[1])
 
 
+@pytest.mark.django_db
+def test_a_forged_selection_of_a_vm_being_enabled_names_it_goes_on_with_the_others_and_queues_nothing_more(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    made = make_many_vms(6)  # 1 and 4 Not configured
+    enabling, free = made[1], made[4]
+    client.force_login(policy_admin)
+    first = {**edit_post(enabling, [{"number": "22"}]), "ports-INITIAL_FORMS": "1", "vm": [enabling.pk]}
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:bulk_enable"), first).status_code == 302
+    # Its row has no select box now; a POST naming it anyway (other ports) is refused for it, the other VM kept.
+    forged = {**edit_post(enabling, [{"number": "3389"}]), "ports-INITIAL_FORMS": "1", "vm": [enabling.pk, free.pk]}
+    response = client.post(reverse("policies:bulk_enable"), forged)
+    page = response.content.decode()
+    assert response.status_code == 400 and PolicyChange.objects.count() == 1
+    assert (f"{enabling.name} was taken out of the selection: JIT is already being enabled on it (saved, not "
+            "applied in Azure yet)") in page
+    assert f'<input type="hidden" name="vm" value="{free.pk}">' in page and f'value="{enabling.pk}"' not in page
+    assert f"Save to enable JIT with these ports on {free.name}." in page and 'value="3389"' in page
+    forged["vm"] = [enabling.pk]  # only that VM: nothing left, nothing queued
+    response = client.post(reverse("policies:bulk_enable"), forged)
+    assert response.status_code == 400 and "No selected VM is left to enable JIT on." in response.content.decode()
+    assert client.get(reverse("policies:bulk_enable"), {"vm": [enabling.pk]}, follow=True).content.decode().count(
+        f"{enabling.name} was taken out of the selection: JIT is already being enabled") == 1
+    forged["vm"] = [free.pk]  # the rest goes on
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:bulk_enable"), forged).status_code == 302
+    assert [list(c.desired) for c in PolicyChange.objects.order_by("pk")] == [[enabling.arm_id], [free.arm_id]]
+
+    # The VM's own page offers no second Enable, and a forged one is refused with the reason.
+    detail = reverse("policies:vm_detail", kwargs={"pk": enabling.pk})
+    page = client.get(detail).content.decode()
+    assert 'id="enable-jit"' not in page and "JIT is already being enabled on this VM" in page
+    response = client.post(reverse("policies:vm_enable", kwargs={"pk": enabling.pk}), follow=True)
+    assert response.redirect_chain[-1][0] == detail and PolicyChange.objects.count() == 2
+    assert f"JIT is already being enabled on {enabling.name}" in response.content.decode()
+    # Applied or failed: it may be enabled again.
+    PolicyChange.objects.update(state=PolicyChange.State.FAILED)
+    assert 'id="enable-jit"' in client.get(detail).content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("policies:vm_enable", kwargs={"pk": enabling.pk}))
+    assert PolicyChange.objects.count() == 3
+
+
 def _edit(client, vm, rows):
     return client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), edit_post(vm, rows))
 

@@ -158,7 +158,7 @@ class Command(BaseCommand):
                     new.setdefault(tuple(plans[vm.pk]), []).append(vm)
             for ports, members in new.items():
                 changes.extend(services.policy_enable(actor=actor, vms=members, ports=list(ports),
-                                                      policy_name=place.name))
+                                                      policy_name=place.name, replace_pending=True))  # a set
         self._finish(actor, [c.pk for c in changes], options, show_policy=place)
 
     def _check_place(self, vm: VirtualMachine, place: jit_json.PolicyPlace) -> None:
