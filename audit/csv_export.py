@@ -1,4 +1,5 @@
-"""CSV export: streamed row by row (flat memory at any size), UTF-8, ISO 8601 UTC, formula-safe cells."""
+"""CSV export: streamed row by row (flat memory at any size), UTF-8 with a byte-order mark, ISO 8601 UTC,
+formula-safe cells."""
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,9 @@ from django.db.models import QuerySet
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_SIZE = 2000
-
+# Excel reads a CSV file without a byte-order mark in the system's legacy code page, so "Zoë" would show as
+# "ZoÃ«"; with it, Excel (and Python's ``utf-8-sig``) reads UTF-8.
+BOM = "\ufeff"
 
 
 def resource_name(resource_id: str) -> str:
@@ -75,8 +78,9 @@ def csv_lines(queryset: QuerySet, columns: Sequence[tuple]) -> Iterator[str]:
 
 
 def encoded(lines: Iterable[str]) -> Iterator[bytes]:
-    """UTF-8 bytes, a few hundred lines per chunk (fewer, larger writes to the socket)."""
-    buffer: list[str] = []
+    """UTF-8 bytes starting with a byte-order mark (so spreadsheets read non-ASCII names right), a few hundred
+    lines per chunk (fewer, larger writes to the socket)."""
+    buffer: list[str] = [BOM]
     for line in lines:
         buffer.append(line)
         if len(buffer) >= 500:

@@ -5,6 +5,7 @@ Objects are made at a scope without the emulator (``tests.policies.factories``);
 from __future__ import annotations
 
 import base64
+import codecs
 import csv
 import io
 from datetime import timedelta
@@ -420,7 +421,10 @@ def test_the_csv_export_is_scoped_and_audited(persona_mappings, auditor, reader,
     make_activity_event(IN), make_activity_event(OUT)
     response = api_as(auditor).get("/api/v1/audit/events.csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    body = b"".join(response.streaming_content)
+    assert body.startswith(codecs.BOM_UTF8) and body.count(codecs.BOM_UTF8) == 1  # Excel reads it as UTF-8
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert rows[0][0] == "Time (UTC)"
     assert len(rows) == 2  # the header and the one event in scope
     assert AuditEvent.objects.filter(action="audit.export", actor=auditor).count() == 1
     assert api_as(reader).get("/api/v1/audit/events.csv").status_code == 403

@@ -1,4 +1,5 @@
-"""CSV export: streamed, UTF-8, header row, ISO 8601 UTC, formula-safe, scoped and itself audited."""
+"""CSV export: streamed, UTF-8 with a BOM, header row, ISO 8601 UTC, formula-safe, scoped and itself audited."""
+import codecs
 import csv
 import io
 from datetime import UTC, datetime
@@ -21,7 +22,9 @@ def download(client, **params) -> tuple[list[str], list[dict]]:
     assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith("attachment;")
-    text = b"".join(response.streaming_content).decode("utf-8")
+    body = b"".join(response.streaming_content)
+    assert body.startswith(codecs.BOM_UTF8)
+    text = body.decode("utf-8-sig")
     reader = csv.DictReader(io.StringIO(text))
     return reader.fieldnames, list(reader)
 
@@ -64,6 +67,23 @@ def test_a_formula_like_caller_and_vm_name_are_neutralized_in_the_csv(client, au
     assert "'=hyperlink(1)" in {r["Resource name"] for r in rows}
     assert "'-2+3" in {r["Resource id"] for r in rows}
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r.values())
+
+
+def test_the_export_starts_with_a_bom_and_non_ascii_names_round_trip(client, auditor):
+    """Excel reads a CSV without a byte-order mark in a legacy code page ("ZoÃ«"); the BOM comes once, first."""
+    from audit.services import audit_record
+
+    store_events([event(caller="zoë.łukasz@contoso.example", resource_id=vm_id(name="vm-ærø"))])
+    audit_record(actor=None, action="policy.save", target_label="Łukasz's VM for Zoë", subscription_id=PROD)
+    client.force_login(auditor)
+    body = b"".join(client.get(EXPORT).streaming_content)
+    assert body[:3] == codecs.BOM_UTF8 and body.count(codecs.BOM_UTF8) == 1
+    assert body[3:].startswith(b"Time (UTC),")
+    row = next(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    assert row["Caller"] == "zoë.łukasz@contoso.example"
+    assert row["Resource name"] == "vm-ærø"
+    _header, rows = download(client, source="portal")
+    assert "Łukasz's VM for Zoë" in {r["Target"] for r in rows}
 
 
 def test_the_export_contains_only_rows_in_the_auditors_scope(client, auditor):

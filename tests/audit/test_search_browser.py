@@ -49,7 +49,7 @@ def test_an_auditor_filters_to_one_vm_and_seven_days_and_downloads_the_csv(porta
         page.click("#download-csv")
     download = download_info.value
     assert download.suggested_filename.endswith(".csv")
-    text = Path(download.path()).read_text(encoding="utf-8")
+    text = Path(download.path()).read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows, text
     assert {"Time (UTC)", "Resource name", "Operation", "Caller", "Correlation id", "Event id"} <= set(rows[0])
