@@ -7,6 +7,10 @@ refused for good (other 3xx/4xx, a blocked address).
 The host name is resolved once; every address it resolves to is checked, and the connection goes to a checked
 address (never to a second answer of the resolver, so DNS rebinding cannot reach inside), while the Host header,
 TLS SNI and the certificate check keep the URL's host name.
+
+Webhook URLs often carry their credential (Slack's and Teams' incoming webhooks, in the path or the query), and
+``requests``' errors name the URL: every error ``post_signed`` answers names the receiver by its scheme, host and
+port only (``origin``), with the URL's path, query and user info taken out (``redact``).
 """
 from __future__ import annotations
 
@@ -14,17 +18,19 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from django.conf import settings
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
+from requests.utils import requote_uri
 from urllib3.exceptions import HTTPError, NewConnectionError
 
 RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
@@ -38,6 +44,61 @@ MAX_ADDRESSES_TRIED = 4  # of one host name's checked addresses, in the resolver
 NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+REDACTED = "…"
+# urllib3's "Max retries exceeded with url: /path?query (Caused by ...)": whatever URL a message names there.
+_URL_IN_MESSAGE = re.compile(r"(\burl: )\S+", re.IGNORECASE)
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: how errors name a webhook (no user info, path, query or fragment)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "the webhook's URL"
+    if not parts.scheme or not host:
+        return "the webhook's URL"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _token_like(piece: str) -> bool:
+    """A path segment or query value that looks like a credential (long, or digits among its characters), not
+    a word such as ``services`` or ``triggers`` that an error message may use too."""
+    return len(piece) >= 12 or (len(piece) >= 6 and any(char.isdigit() for char in piece))
+
+
+def _secret_parts(url: str) -> list[str]:
+    """The pieces of ``url`` that may hold a credential, as written, as sent (requoted) and unquoted; longest
+    first, so a whole path goes before the segments in it."""
+    pieces: set[str] = set()
+    for form in {url, requote_uri(url), unquote(url)}:
+        try:
+            parts = urlsplit(form)
+            password = parts.password or ""
+        except ValueError:
+            pieces.add(form)
+            continue
+        query = f"?{parts.query}" if parts.query else ""
+        pieces.update({parts.path + query, parts.path, parts.query, parts.fragment, parts.netloc.rpartition("@")[0]})
+        if len(password) >= 4:
+            pieces.add(password)
+        pieces.update(segment for segment in parts.path.split("/") if _token_like(segment))
+        pieces.update(value for pair in parts.query.split("&") for value in pair.split("=") if _token_like(value))
+    return sorted((piece for piece in pieces if len(piece) > 1), key=len, reverse=True)
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` with every URL urllib3 names and every secret-bearing part of ``url`` taken out; the URL itself
+    becomes its ``origin``."""
+    text = _URL_IN_MESSAGE.sub(lambda match: match.group(1) + REDACTED, text)
+    for form in {url, requote_uri(url), unquote(url)}:
+        text = text.replace(form, origin(url))
+    for piece in _secret_parts(url):
+        text = text.replace(piece, REDACTED)
+    return text
 
 
 class BlockedAddress(ValueError):
@@ -261,7 +322,15 @@ def encode(body: dict) -> bytes:
 
 
 def post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: dict) -> Answer:
-    """POST ``body`` as signed JSON to ``url``; never raises for what the network or the receiver did."""
+    """POST ``body`` as signed JSON to ``url``; never raises for what the network or the receiver did. Its error
+    names the receiver by ``origin`` only: no part of the URL that may carry a credential."""
+    answer = _post_signed(url=url, secret=secret, event=event, delivery_id=delivery_id, body=body)
+    if not answer.error:
+        return answer
+    return replace(answer, error=redact(answer.error, url))
+
+
+def _post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: dict) -> Answer:
     raw = encode(body)
     timestamp = str(int(time.time()))
     headers = {
@@ -285,13 +354,14 @@ def post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: di
     try:
         reply = _send_pinned(prepared, target.addresses)
     except requests.RequestException as exc:
-        return Answer(False, error=f"{type(exc).__name__}: {exc}"[:1000], retryable=True)
+        error = f"{type(exc).__name__}: POST to {origin(url)} failed: {redact(str(exc), url)}"
+        return Answer(False, error=error[:1000], retryable=True)
     status = reply.status
     if 200 <= status < 300:
         return Answer(True, status=status)
     excerpt = reply.excerpt[:300].strip()
     if 300 <= status < 400:
-        error = f"HTTP {status}: redirect to {reply.headers.get('Location', '?')} not followed"
+        error = f"HTTP {status}: redirect to {origin(reply.headers.get('Location', '?'))} not followed"
     else:
         error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
     return Answer(False, status=status, error=error, retryable=status in RETRYABLE_STATUSES,

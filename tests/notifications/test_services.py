@@ -1,7 +1,9 @@
 """The receiver's outbox rows, signed deliveries to a real local HTTP server, retries, giving up, e-mail."""
 from __future__ import annotations
 
+import logging
 import re
+import socket
 from datetime import UTC, timedelta
 
 import pytest
@@ -255,8 +257,7 @@ def test_redirects_are_not_followed(alice, webhook_receiver):
     webhook_receiver.respond_with(Answer(302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""))
     record_event(request=make_request(alice), event="opened")
     assert deliver_all() == ["failed"]
-    assert "redirect to http://169.254.169.254/latest/meta-data/ not followed" in WebhookDelivery.objects.get(
-        ).last_error
+    assert "redirect to http://169.254.169.254 not followed" in WebhookDelivery.objects.get().last_error
     assert len(webhook_receiver.received) == 1
 
 
@@ -265,6 +266,52 @@ def test_an_unreachable_receiver_is_retried(alice, settings):
     record_event(request=make_request(alice), event="opened")
     assert deliver_all() == ["pending"]
     assert "ConnectionError" in WebhookDelivery.objects.get().last_error
+
+
+SECRET_TAIL = "/services/T0SECRETTEAM/B0SECRETHOOK/SECRETPATHTOKEN?token=SECRETQUERYTOKEN"
+SECRETS = ("SECRETTEAM", "SECRETHOOK", "SECRETPATHTOKEN", "SECRETQUERYTOKEN")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again once the probe is: nothing listens there
+
+
+def test_a_failed_delivery_never_stores_or_logs_the_secret_part_of_the_url(alice, webhook_receiver, caplog,
+                                                                           settings):
+    """Slack/Teams-style URLs carry their credential in the path or query; requests' and urllib3's errors name
+    the URL ("Max retries exceeded with url: /services/...?token=..."), a redirect or an error body may too."""
+    settings.NOTIFY_MAX_ATTEMPTS = 1
+    caplog.set_level(logging.INFO)
+    receiver = webhook_receiver.url.removesuffix("/hook")
+    refused = f"http://127.0.0.1:{closed_port()}"
+    make_webhook(REQUEST_SCOPE, url=refused + SECRET_TAIL, name="refused")
+    make_webhook(REQUEST_SCOPE, url=receiver + SECRET_TAIL, name="echoes the URL")
+    make_webhook(REQUEST_SCOPE, url=receiver + SECRET_TAIL.replace("?", "/again?"), name="redirects")
+    make_webhook(REQUEST_SCOPE, url=f"http://hooks.invalid{SECRET_TAIL}", name="unresolvable")
+    make_webhook(REQUEST_SCOPE, url=f"http://user:SECRETQUERYTOKEN@{receiver.removeprefix('http://')}/x", name="creds")
+    answers = {
+        "echoes the URL": Answer(500, body=f"no hook at {SECRET_TAIL} ({receiver}{SECRET_TAIL})".encode()),
+        "redirects": Answer(301, {"Location": "https://127.0.0.1" + SECRET_TAIL.replace("?", "/again?")}, b""),
+        "creds": Answer(403, body=b"bad credentials SECRETQUERYTOKEN"),
+    }
+    record_event(request=make_request(alice), event="opened")
+    for delivery in WebhookDelivery.objects.select_related("webhook"):
+        if delivery.webhook.name in answers:
+            webhook_receiver.respond_with(answers[delivery.webhook.name])
+        assert services.webhook_deliver(delivery_id=delivery.pk) == "failed"
+    assert len(webhook_receiver.received) == 3
+    errors = {d.webhook.name: d.last_error for d in WebhookDelivery.objects.select_related("webhook")}
+    for secret in SECRETS:
+        assert not any(secret in error for error in errors.values()), (secret, errors)
+        assert secret not in caplog.text
+    assert f"ConnectionError: POST to {refused} failed" in errors["refused"]
+    assert "Connection refused" in errors["refused"]
+    assert errors["echoes the URL"].startswith("Gave up after 1 attempts. Last error: HTTP 500: no hook at ")
+    assert "redirect to https://127.0.0.1 not followed" in errors["redirects"]
+    assert "hooks.invalid cannot be resolved" in errors["unresolvable"]
+    assert errors["creds"].startswith("Not retried: HTTP 403: bad credentials ")
 
 
 def test_slack_and_teams_webhooks_get_their_shapes(alice, webhook_receiver):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import zoneinfo
 
 import pytest
@@ -149,6 +150,26 @@ def test_the_deliveries_page_shows_why_it_gave_up(admin_client, webhook_receiver
     assert "Gave up after 1 attempts. Last error: HTTP 500: &lt;script&gt;boom&lt;/script&gt;" in page
     assert "<script>boom" not in page
     assert 'class="delivery-failed"' in page
+
+
+def test_the_deliveries_page_names_a_failing_receiver_without_the_secret_in_its_url(admin_client, webhook_receiver,
+                                                                                     settings):
+    settings.NOTIFY_MAX_ATTEMPTS = 1
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens once the probe is closed
+    tail = "/services/T0SECRETTEAM/B0SECRETHOOK/SECRETPATHTOKEN?token=SECRETQUERYTOKEN"
+    closed = make_webhook(REQUEST_SCOPE, url=refused + tail, name="closed port")
+    failing = make_webhook(REQUEST_SCOPE, url=webhook_receiver.url.removesuffix("/hook") + tail, name="HTTP 500")
+    webhook_receiver.respond_with(Answer(500, body=f"unknown hook {tail}".encode()))
+    record_event(request=make_request(), event="opened")
+    assert services.deliver_due() == {"webhook_failed": 2}
+    shown_for = {closed: f"ConnectionError: POST to {refused} failed", failing: "HTTP 500: unknown hook …"}
+    for webhook, shown in shown_for.items():
+        page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
+        [cell] = re.findall(r'<td class="last-error">(.*?)</td>', page, re.S)
+        assert not any(secret in cell for secret in ("SECRETTEAM", "SECRETHOOK", "SECRETPATH", "SECRETQUERY"))
+        assert shown in cell
 
 
 def test_webhooks_out_of_scope_are_neither_listed_nor_reachable(admin_client):
