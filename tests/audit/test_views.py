@@ -1,7 +1,10 @@
 """Audit search pages: who may open them, what they show, and that Azure-named text stays text."""
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -206,6 +209,59 @@ def test_the_ingestion_status_page_shows_progress_and_errors(client, auditor):
     client.force_login(user_with_role("rg@contoso.example", "auditor", f"/subscriptions/{PROD}/resourceGroups/rg-a"))
     body = client.get(reverse("audit:ingestion_status")).content.decode()  # PROD was read: not "nothing yet"
     assert PROD not in body and "No subscription you audit as a whole has been read yet" in body
+
+
+class _Progress(HTMLParser):
+    """Every ``<progress>`` of a page: its attributes and the text inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bars: list[dict] = []
+        self._open: dict | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "progress" or dict(attrs).get("role") == "progressbar":
+            self._open = {**dict(attrs), "text": ""}
+            self.bars.append(self._open)
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._open["text"] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "progress":
+            self._open = None
+
+
+def test_the_backfill_progress_bars_have_a_name_and_a_value_in_words(client, auditor):
+    from audit.models import IngestionState
+
+    IngestionState.objects.create(subscription_id=PROD, watermark=timezone.now() - timedelta(days=60),
+                                  backfill_from=timezone.now() - timedelta(days=90))
+    client.force_login(auditor)
+    parser = _Progress()
+    parser.feed(client.get(reverse("audit:ingestion_status")).content.decode())
+    [bar] = parser.bars
+    assert bar["aria-label"] == f"Backfill of subscription {PROD}"
+    assert bar["aria-valuetext"] == "33 % of the 90-day backfill read"
+    assert bar["text"].strip() == "33 %"  # where <progress> is not drawn
+    assert (bar["max"], bar["value"]) == ("1", "0.333")
+
+
+def test_every_progress_bar_in_the_templates_is_named():
+    """A ``<progress>`` (or ``role="progressbar"``) added to any template needs a name a screen reader reads."""
+    templates = [path for root in (Path(settings.BASE_DIR) / "templates", *Path(settings.BASE_DIR).glob("*/templates"))
+                 for path in root.rglob("*.html")]
+    assert len(templates) > 20
+    named = 0
+    for template in templates:
+        parser = _Progress()
+        parser.feed(template.read_text())
+        for bar in parser.bars:
+            assert bar.get("aria-label") or bar.get("aria-labelledby"), template
+            assert bar.get("aria-valuetext") and bar["text"].strip(), template
+            named += 1
+    assert named >= 1
 
 
 def test_the_vm_timeline_joins_the_portal_events_with_the_azure_calls_and_rules(client, auditor):
