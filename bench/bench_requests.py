@@ -8,6 +8,7 @@ worker at ``nice 10`` (as the Procfile runs it); all are removed afterwards.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 import re
@@ -129,7 +130,25 @@ def _form_data(client, vm_pk: int, address: str) -> dict:
             "justification": "bench", "token": token}
 
 
-def _submit_to_open(client, vm_pk: int, direct: DirectInitiate, posts: list[float]
+# Where a sample's time goes, from the times the rows record (the portal's clock, as each process read it).
+STEPS = ("submit -> request row stored", "stored -> worker claims (ports, audit, commit, publish, broker)",
+         "claim -> initiate answered (claim's writes, gateway, initiate)",
+         "answered -> open seen (recorded, committed)")
+
+
+def _steps(request_id: int, submitted: float, seen: float) -> tuple[float, ...]:
+    """Seconds of each of ``STEPS`` for one request, from its rows' times: stored (``created_at``), claimed
+    (``claimed_at``), answered (``opened_at``, taken as Azure's answer is recorded)."""
+    from policies.access.models import AccessRequest, AccessRequestPort
+
+    stored = AccessRequest.objects.get(pk=request_id).created_at.timestamp()
+    claimed, answered = AccessRequestPort.objects.filter(request_id=request_id).values_list(
+        "claimed_at", "opened_at")[0]
+    marks = (submitted, stored, claimed.timestamp(), answered.timestamp(), seen)
+    return tuple(later - earlier for earlier, later in itertools.pairwise(marks))
+
+
+def _submit_to_open(client, vm_pk: int, direct: DirectInitiate, posts: list[float], steps: list[tuple]
                     ) -> tuple[list[float], list[float]]:
     """Seconds from form submit to open, each sample after one direct ``initiate``: the two alternate, so both
     meet the same emulator (idle, the same policy size) and the same moment of a machine whose speed drifts."""
@@ -141,13 +160,15 @@ def _submit_to_open(client, vm_pk: int, direct: DirectInitiate, posts: list[floa
         references.append(direct())
         data = _form_data(client, vm_pk, f"203.0.113.{i + 1}")
         time.sleep(0.02)
-        started = time.perf_counter()
+        submitted, started = time.time(), time.perf_counter()
         response = client.post("/requests/new/", data, REMOTE_ADDR=f"203.0.113.{i + 1}")
         posts.append(time.perf_counter() - started)
         assert response.status_code == 302, response.content[:500]
         request_id = int(response["Location"].rstrip("/").split("/")[-1])
         _wait_open(list(AccessRequestPort.objects.filter(request_id=request_id).values_list("pk", flat=True)))
         times.append(time.perf_counter() - started)
+        steps.append(_steps(request_id, submitted, submitted + times[-1]))
+    del steps[:2]
     return times[2:], references[2:]  # the first ones warm the worker's gateway and the direct client's token
 
 
@@ -255,7 +276,9 @@ def main() -> None:
             client = Client(HTTP_HOST="127.0.0.1")
             client.force_login(requester)
             posts: list[float] = []
-            portal, references = _submit_to_open(client, VirtualMachine.objects.get(name="web-02").pk, direct, posts)
+            steps: list[tuple] = []
+            portal, references = _submit_to_open(client, VirtualMachine.objects.get(name="web-02").pk, direct, posts,
+                                                 steps)
             direct.close()
             sdk = statistics.median(references)
             on_page = _submit_to_page_open(client, VirtualMachine.objects.get(name="web-02").pk)
@@ -286,6 +309,8 @@ def main() -> None:
         ["form submit -> open, p95 (ms)", p95 * 1000, "-"],
         ["form POST answered (request stored, task sent), median (ms)", statistics.median(posts[2:]) * 1000, "-"],
         ["portal's own time: median submit -> open minus median initiate (ms)", (median - sdk) * 1000, "-"],
+        *([f"  {step}, median (ms)", statistics.median(sample[n] for sample in steps) * 1000, "-"]
+          for n, step in enumerate(STEPS)),
         ["submit -> the request page shows open (polling as a browser), median (ms)",
          statistics.median(on_page) * 1000, "-"],
         ["submit -> open median / direct SDK initiate", median / sdk, "<= 1.5"],
