@@ -68,6 +68,12 @@ class Subscription(models.Model):
     def defender_missing(self) -> bool:
         return self.defender_p2 is False
 
+    @property
+    def defender_missing_message(self) -> str:
+        """What to enable, when the last sync read Defender for Servers Plan 2 as off (JIT's prerequisite)."""
+        return (f"JIT unavailable: enable Microsoft Defender for Servers Plan 2 on subscription "
+                f"{self.display_name or self.subscription_id} ({self.subscription_id}).")
+
 
 class VmState(models.TextChoices):
     CONFIGURED = "configured", "Configured"
@@ -151,8 +157,7 @@ class VirtualMachine(models.Model):
     @property
     def unsupported_message(self) -> str:
         if self.unsupported_reason == UnsupportedReason.DEFENDER_MISSING:
-            return (f"JIT unavailable: enable Microsoft Defender for Servers Plan 2 on subscription "
-                    f"{self.subscription.display_name or self.subscription_key} ({self.subscription_key}).")
+            return self.subscription.defender_missing_message
         return self.get_unsupported_reason_display()
 
 

@@ -258,9 +258,7 @@ def _require_policy_admin(actor, vm: VirtualMachine) -> None:
 
 def _require_supported(vm: VirtualMachine) -> None:
     if vm.subscription.defender_missing:
-        raise ValidationError(VirtualMachine(subscription=vm.subscription, subscription_key=vm.subscription_key,
-                                             unsupported_reason=UnsupportedReason.DEFENDER_MISSING
-                                             ).unsupported_message, code="defender")
+        raise ValidationError(vm.subscription.defender_missing_message, code="defender")
     if vm.state == VmState.UNSUPPORTED:
         raise ValidationError(f"{vm.name} does not support JIT: {vm.unsupported_message}", code="unsupported")
 

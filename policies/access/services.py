@@ -163,6 +163,10 @@ def _validate(actor, selections: list[Selection], source_prefix: str, duration: 
         if vm.state != VmState.CONFIGURED or not vm.policy_name:
             problems.append(ValidationError(f"JIT is not enabled on {vm.name}.", code="not_enabled"))
             continue
+        if vm.subscription.defender_missing:  # Azure refuses every initiate there: say so before anyone approves
+            problems.append(ValidationError(f"{vm.name}: {vm.subscription.defender_missing_message}",
+                                            code="defender"))
+            continue
         if not selection.ports:
             problems.append(ValidationError(f"Select at least one port of {vm.name}.", code="no_ports"))
         for number in selection.ports:

@@ -136,9 +136,11 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
     """A VM's Connect page: one click requests its policy's ports for my IP for the ports' maximum time."""
     vm = selectors.requestable_vm(request.user, pk)
     enabled = vm.state == VmState.CONFIGURED and bool(vm.policy_name) and bool(vm.ports)
-    context = {"title": f"Connect to {vm.name}", "vm": vm, "enabled": enabled,
+    # JIT configured on a subscription that has lost Defender for Servers Plan 2: Azure opens nothing there.
+    unavailable = vm.subscription.defender_missing_message if enabled and vm.subscription.defender_missing else ""
+    context = {"title": f"Connect to {vm.name}", "vm": vm, "enabled": enabled, "unavailable": unavailable,
                "may_configure": authz.has_permission(request.user, JIT_POLICY_WRITE, vm.resource_id)}
-    if enabled:
+    if enabled and not unavailable:
         form = _form(request, [vm])
         defaults = _connect_defaults(vm, form)
         if request.method == "POST":

@@ -15,7 +15,7 @@ from django.utils import timezone
 from policies.access.models import AccessRequest
 from tests.policies.access.factories import open_all, states
 from tests.policies.azure_side import Azure, vm_id
-from tests.policies.factories import apply_all, vm
+from tests.policies.factories import apply_all, sync, vm
 from tests.policies.test_views import edit_post
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +81,17 @@ def test_the_seeds_request_json_opens_port_22_for_exactly_that_ip(prod, requeste
     assert (extended.json()["kind"], extended.json()["extends"]) == ("extend", created["id"])
     closed = client.post(f"/api/v1/requests/{extended.json()['id']}/close/")
     assert closed.status_code == 200 and closed.json()["closedAt"]
+
+
+def test_the_seeds_request_json_is_refused_naming_the_prerequisite_when_defender_plan_2_is_off(
+        prod, requester, api_as, fresh_emulator):
+    Azure(fresh_emulator).set_servers_plan("Standard", "P1")  # Plan 1 has no JIT
+    sync(prod)
+    target = vm("web-02")
+    body = {"virtualMachines": [{"id": target.arm_id, "ports": [
+        {"number": 22, "endTimeUtc": (timezone.now() + timedelta(hours=1)).isoformat(),
+         "allowedSourceAddressPrefix": [MY_IP]}]}], "justification": "Patch the kernel"}
+    response = api_as(requester).post("/api/v1/requests/", body)
+    assert response.status_code == 400, response.content
+    assert "enable Microsoft Defender for Servers Plan 2 on subscription" in response.json()["detail"]
+    assert not AccessRequest.objects.exists()

@@ -63,3 +63,14 @@ class Azure:
             json={"properties": {"recommendations": {"jitNetworkAccess": value}}},
             headers={"Authorization": f"Bearer {token}"}, verify=self.emu.ca_pem, timeout=30)
         response.raise_for_status()
+
+    def set_servers_plan(self, tier: str, sub_plan: str = "") -> None:
+        """Set Defender for Servers (pricing ``VirtualMachines``) on the subscription, as an admin in Azure would:
+        ``Free``, or ``Standard`` with sub-plan ``P1``/``P2``."""
+        token = self.credential.get_token(SCOPE).token
+        properties = {"pricingTier": tier, **({"subPlan": sub_plan} if sub_plan else {})}
+        response = requests.put(
+            f"{self.emu.url}/subscriptions/{self.subscription}/providers/Microsoft.Security/pricings/VirtualMachines",
+            params={"api-version": "2024-01-01"}, json={"properties": properties},
+            headers={"Authorization": f"Bearer {token}"}, verify=self.emu.ca_pem, timeout=30)
+        response.raise_for_status()

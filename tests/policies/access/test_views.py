@@ -14,7 +14,8 @@ from policies.access.models import AccessRequest
 from policies.models import VirtualMachine
 from tests.plugins.personas import OUT_OF_SCOPE
 from tests.policies.access.factories import ask, open_all, vm
-from tests.policies.factories import make_vm
+from tests.policies.azure_side import Azure
+from tests.policies.factories import make_vm, sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MY_IP = "203.0.113.77"
@@ -247,6 +248,23 @@ def test_the_connect_page_says_when_jit_is_not_enabled(prod, alice, client, poli
     assert "not enabled" in page and "configure-jit" not in page
     client.force_login(policy_admin)
     assert "configure-jit" in client.get(reverse("policies:connect", args=[vm("web-05").pk])).content.decode()
+
+
+def test_a_configured_vm_whose_subscription_lost_defender_plan_2_is_refused_before_anyone_asks_azure(
+        prod, alice, fresh_emulator):
+    Azure(fresh_emulator).set_servers_plan("Free")  # JIT's prerequisite, turned off in Azure after JIT was set up
+    sync(prod)
+    web02 = vm("web-02")
+    assert web02.state == "configured" and web02.subscription.defender_missing
+    connect = alice.get(reverse("policies:connect", args=[web02.pk]), REMOTE_ADDR=MY_IP).content.decode()
+    assert "enable Microsoft Defender for Servers Plan 2 on subscription Contoso Production" in connect
+    assert 'id="connect-form"' not in connect
+    assert alice.post(reverse("policies:connect", args=[web02.pk]), {"justification": "Deploy"},
+                      REMOTE_ADDR=MY_IP).status_code == 400
+    refused = post_form(alice, web02, token_of(form_page(alice, web02)))
+    assert refused.status_code == 400
+    assert "web-02: JIT unavailable: enable Microsoft Defender for Servers Plan 2" in refused.content.decode()
+    assert not AccessRequest.objects.exists()  # nothing stored, no approver asked, nothing sent to Azure
 
 
 def test_my_requests_lists_mine_and_admins_see_everyone_in_scope(prod, requester, reader, policy_admin, client):
