@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from policies.models import VirtualMachine
-from policies.rules import PORT_LABELS, PortRule, duration_label
+from policies.rules import ANY_SOURCE, PORT_LABELS, PortRule, duration_label
 
 from . import validation
 from .client_ip import ClientAddress
@@ -52,7 +52,8 @@ def port_choices(vms: list[VirtualMachine]) -> list[tuple[str, str]]:
             label = PORT_LABELS.get(rule.number, "")
             choices.append((f"{vm.pk}:{rule.number}",
                             f"{vm.name} · {rule.number}{f' ({label})' if label else ''} · up to "
-                            f"{duration_label(rule.max_duration)} · from {', '.join(rule.sources)}"))
+                            f"{duration_label(rule.max_duration)} · from "
+                            f"{', '.join('Any' if s == ANY_SOURCE else s for s in rule.sources)}"))
     return choices
 
 

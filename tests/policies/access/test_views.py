@@ -45,7 +45,7 @@ def test_the_form_offers_the_policys_ports_my_ip_and_steps_up_to_the_maximum(pro
     page = form_page(alice, vm("web-02"))
     text = page.content.decode()
     assert page.status_code == 200 and f"My IP ({MY_IP})" in text
-    assert "web-02 · 22 (SSH)" in text
+    assert "web-02 · 22 (SSH) · up to 3 h · from Any" in text  # a policy's * reads as the seed's "Any"
     assert 'value="10800"' in text and 'value="14400"' not in text  # PT3H maximum
 
 
