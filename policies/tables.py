@@ -24,7 +24,8 @@ COLUMNS_BY_TAB = {
 }
 # What ``render_rows`` and ``open_access_by_vm`` read of a VM (and its subscription's name): the page query loads
 # only these, not the subscription's resource group and location lists once per row.
-ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "subscription__display_name", "resource_group_name",
+ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "subscription__display_name",
+              "subscription__subscription_id", "subscription__defender_p2", "resource_group_name",
               "location", "os_type", "state", "unsupported_reason", "connection_type", "firewall_public_ip",
               "public_ip", "private_ip", "ports", "policy_resource_group", "policy_location", "policy_name",
               "approved_requests_7d", "last_access_at", "last_user", "drift_count")
@@ -122,13 +123,18 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         if vm.state == VmState.UNSUPPORTED:
             items = items - {"edit", "connect"}
         change = (pending or {}).get(vm.pk)
+        # Configured on a subscription without Defender for Servers Plan 2: Azure opens nothing, so nothing to ask.
+        unavailable = vm.state == VmState.CONFIGURED and vm.subscription.defender_missing
         if "select" in shown:
             selectable = (not select_needs or select_needs in items) and not (
-                change and change[1] in PENDING_UNSELECTABLE)
+                change and change[1] in PENDING_UNSELECTABLE) and not (unavailable and select_needs == "connect")
             cells.append(f'<td><input type="checkbox" name="vm" value="{pk}" form="{escape(select_form)}" '
                          f'aria-label="Select {name}"></td>' if selectable else "<td></td>")
         flag = ' <span class="drift-flag" title="Drift or tampering found">&#x26A0; drift</span>' \
             if vm.drift_count else ""
+        if unavailable:
+            flag += (f' <span class="defender-flag" title="{escape(vm.subscription.defender_missing_message)}">'
+                     "JIT unavailable: Defender for Servers Plan 2 is off</span>")
         if change:
             flag += (f' <a class="pending-change" href="{detail}#change-{change[0]}" title="Not applied in Azure yet">'
                      f'{escape(PENDING_LABELS.get(change[1], "Change pending…"))}</a>')

@@ -150,6 +150,23 @@ def test_a_requester_selects_configured_vms_to_request_access_and_an_auditor_can
 
 
 @pytest.mark.django_db
+def test_a_configured_vm_on_a_subscription_without_defender_plan_2_says_so_and_cannot_be_selected(
+        client, requester, django_assert_max_num_queries):
+    vm = make_vm(IN_RG)
+    client.force_login(requester)
+    vm.subscription.defender_p2 = False
+    vm.subscription.save()
+    with django_assert_max_num_queries(14):  # the subscription's plan comes with the page's query
+        page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert "JIT unavailable: Defender for Servers Plan 2 is off" in page
+    assert f'name="vm" value="{vm.pk}"' not in page
+    vm.subscription.defender_p2 = True
+    vm.subscription.save()
+    page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert "Plan 2 is off" not in page and f'name="vm" value="{vm.pk}" form="bulk-request"' in page
+
+
+@pytest.mark.django_db
 def test_the_connection_details_show_the_ports_and_who_has_access_now(client, requester):
     from tests.policies.access.factories import make_access_request
 
