@@ -1,4 +1,5 @@
-"""The ARM blueprint: authenticate, check api-version, expire due JIT grants, dispatch to the router."""
+"""The ARM blueprint: authenticate, check api-version and the caller's access to the subscription, expire due JIT
+grants, dispatch to the router."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, make_response, request
@@ -47,6 +48,7 @@ def create_arm_blueprint() -> Blueprint:
                               "The api-version query parameter (?api-version=) is required for all requests.")
         handler, params = router.resolve(request.method, "/" + rest)
         with state.lock:
+            ctx.require_access(request.method, "/" + rest)
             expire_due(state)
             result = handler(ctx, **params)
             if isinstance(result, Response):

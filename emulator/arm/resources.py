@@ -1,4 +1,4 @@
-"""Microsoft.Resources: subscriptions visible to the token's tenant and resource groups."""
+"""Microsoft.Resources: the subscriptions of the token's tenant its caller holds a role on, and resource groups."""
 from __future__ import annotations
 
 from emulator.arm.context import ArmContext, paged
@@ -9,7 +9,8 @@ from emulator.errors import ArmError
 @router.route("GET", "/subscriptions")
 def list_subscriptions(ctx: ArmContext):
     tenant = (ctx.claims.get("tid") or "").lower()
-    subs = [s for s in ctx.state.subscriptions.values() if not tenant or s["tenantId"].lower() == tenant]
+    subs = [s for s in ctx.state.subscriptions.values()
+            if (not tenant or s["tenantId"].lower() == tenant) and ctx.may_access(s["subscriptionId"])]
     return paged([{**s, "id": f"/subscriptions/{s['subscriptionId']}"} for s in subs], ctx.state.page_size)
 
 

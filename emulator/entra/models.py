@@ -31,6 +31,9 @@ class EntraApp:
     app_roles: list[str] = field(default_factory=list)  # app role values the app defines
     # Microsoft Graph application permissions granted with admin consent (the ``roles`` of its Graph app tokens).
     graph_permissions: list[str] = field(default_factory=list)
+    # Subscriptions where the app's service principal holds an Azure role (None: every subscription of its
+    # tenant). Elsewhere Resource Manager refuses its app tokens (403 AuthorizationFailed) and does not list them.
+    subscriptions: list[str] | None = None
 
 
 @dataclass

@@ -4,7 +4,9 @@ A scenario is a dict; every key is optional unless marked *required*::
 
     {
       "name": "my-test",                         # shown by /_emulator/health
-      "identities": "demo",                      # or a list of EntraTenant dicts (emulator.entra.models shape)
+      "identities": "demo",                      # or a list of EntraTenant dicts (emulator.entra.models shape);
+                                                 # an app's "subscriptions" limits where its service principal
+                                                 # holds a role (403 AuthorizationFailed elsewhere)
       "subscriptions": [{
         "id": "<guid>",                          # required
         "name": "Contoso Production",

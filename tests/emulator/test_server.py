@@ -41,6 +41,25 @@ def test_arm_refuses_a_token_from_another_tenant(fresh_emulator):
     assert response.json()["error"]["code"] == "InvalidAuthenticationTokenTenant"
 
 
+def test_an_app_is_refused_on_a_subscription_where_it_holds_no_role_and_does_not_see_it_listed(fresh_emulator):
+    from emulator.scenarios.demo import demo_scenario
+    from emulator.scenarios.identities import DEV_SUBSCRIPTION, demo_identities
+
+    identities = demo_identities()
+    identities[0]["apps"][0]["subscriptions"] = [PROD_SUBSCRIPTION]  # the portal's app: a role on Production only
+    fresh_emulator.load_scenario({**demo_scenario(), "identities": identities})
+    arm = make_arm(fresh_emulator)
+    listed = arm.call("GET", "/subscriptions", api_version="2022-12-01").json()["value"]
+    assert [s["subscriptionId"] for s in listed] == [PROD_SUBSCRIPTION]
+    assert arm.call("GET", VMS, api_version="2026-04-01").status_code == 200
+    hubs = f"/subscriptions/{DEV_SUBSCRIPTION}/providers/Microsoft.Network/virtualHubs"
+    response = arm.call("GET", hubs, api_version="2026-03-01")
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "AuthorizationFailed"
+    assert f"'Microsoft.Network/virtualHubs/read' over scope '{hubs}'" in error["message"]
+
+
 def test_arm_requires_an_api_version(arm):
     response = arm.call("GET", VMS, api_version="")
     assert (response.status_code, response.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
