@@ -98,11 +98,13 @@ class AzureGateway:
         if self._owns_credentials:
             self._credentials.close()
 
-    def for_subscription(self, subscription_id: str) -> AzureGateway:
-        """A gateway on another subscription with this one's credential (and its tokens) and endpoint, whose calls
-        count in this one's ``calls_made``; close it when done, before this one (which closes credentials it made)."""
-        return AzureGateway(subscription_id, self.credential_spec, self.endpoint, credentials=self._credentials,
-                            recorder=self._recorder)
+    def for_subscription(self, subscription_id: str, credential_spec: CredentialSpec | None = None,
+                         endpoint: CloudEndpoint | None = None) -> AzureGateway:
+        """A gateway on another subscription with this one's credential (and its tokens) and endpoint, or those
+        given (another subscription's own, kept in this one's credential cache), whose calls count in this one's
+        ``calls_made``; close it when done, before this one (which closes credentials it made)."""
+        return AzureGateway(subscription_id, credential_spec or self.credential_spec, endpoint or self.endpoint,
+                            credentials=self._credentials, recorder=self._recorder)
 
     def __enter__(self) -> AzureGateway:
         return self

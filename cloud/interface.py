@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from . import types
+from .config import CloudEndpoint, CredentialSpec
 
 
 @runtime_checkable
@@ -24,7 +25,8 @@ class CloudGateway(Protocol):
     @property
     def last_request_id(self) -> str: ...
 
-    def for_subscription(self, subscription_id: str) -> CloudGateway: ...
+    def for_subscription(self, subscription_id: str, credential_spec: CredentialSpec | None = None,
+                         endpoint: CloudEndpoint | None = None) -> CloudGateway: ...
 
     def list_subscriptions(self) -> Iterator[types.Subscription]: ...
 

@@ -10,6 +10,7 @@ subscriptions, never S*S. Each reading stored deletes the stale ones of other id
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -18,12 +19,36 @@ from django.utils import timezone
 from . import shapes
 from .models import HubTopology, Subscription
 
+log = logging.getLogger(__name__)
 Hubs = dict[str, list[dict]]  # subscription id (lower case) → its secured hubs
 
 
 def _identity(subscription: Subscription) -> dict[str, str]:
     return {"tenant_id": subscription.tenant_id.lower(), "credential_ref": subscription.credential_ref,
             "arm_endpoint": subscription.arm_endpoint.rstrip("/").lower()}
+
+
+def registered_readers(subscription: Subscription) -> dict[str, tuple | None]:
+    """The other enabled subscriptions registered in the portal, each with the credential and endpoint its own
+    syncs use (``cloud.config`` ``CredentialSpec``, ``CloudEndpoint``), or ``None`` when that is the identity of
+    ``subscription``: a hub in a subscription the syncing identity may not read is read as that subscription's
+    syncs read it. One whose credential or endpoint the portal cannot use is left out."""
+    from cloud.errors import CloudError
+
+    from .gateway import credential_spec, endpoint_for
+
+    identity = _identity(subscription)
+    readers: dict[str, tuple | None] = {}
+    for other in Subscription.objects.filter(enabled=True).exclude(pk=subscription.pk).order_by("subscription_id"):
+        if _identity(other) == identity:
+            readers[other.subscription_id.lower()] = None
+            continue
+        try:
+            readers[other.subscription_id.lower()] = (credential_spec(other), endpoint_for(other))
+        except CloudError as error:
+            log.info("policies: the credential of subscription %s cannot be used to read its hubs (%s)", other,
+                     error)
+    return readers
 
 
 def recent(subscription: Subscription) -> Hubs | None:

@@ -163,40 +163,53 @@ def read_remote_hubs(subscription: Subscription, gateway, snap: Snapshot, progre
     hubs = hub_topology.recent(subscription)
     if hubs is None:
         own = hub_topology.secured_hubs(snap.firewalls, snap.hub_connections)
-        hubs = read_hub_topology(gateway, own, progress)
+        hubs = read_hub_topology(gateway, own, progress, hub_topology.registered_readers(subscription))
         hub_topology.keep(subscription, hubs, now)
     return hub_topology.spokes_of(hubs, str(gateway.subscription_id))
 
 
-def read_hub_topology(gateway, own: list[dict], progress: Progress) -> hub_topology.Hubs:
-    """The secured hubs (``hub_topology.secured_hubs``) of every subscription the portal's identity can read, the
+def read_hub_topology(gateway, own: list[dict], progress: Progress, registered: dict[str, tuple | None]
+                      ) -> hub_topology.Hubs:
+    """The secured hubs (``hub_topology.secured_hubs``) of every subscription the portal's identity can read and
+    of every other one registered in the portal (``registered``: ``hub_topology.registered_readers``), the
     gateway's own being ``own``.
 
     A hub often sits in a connectivity subscription no one registers here; a subscription the identity may not
-    read has none. Throttling and transient errors end the sync, which is retried."""
-    from cloud.errors import CloudError
-
+    read has none, unless it is registered with a credential of its own, which reads it. Throttling and transient
+    errors end the sync, which is retried."""
     own_id = str(gateway.subscription_id).lower()
     hubs: hub_topology.Hubs = {own_id: own}
+    listed: list[str] = []
     for subscription in _collect("other subscriptions", gateway.list_subscriptions(), progress):
         other = str(shapes.pick(subscription, "subscription_id", "subscriptionId", default="")).lower()
-        if not other or other == own_id:
-            continue
-        remote = gateway.for_subscription(other)
+        if other and other != own_id and other not in listed:
+            listed.append(other)
+    for other in [*listed, *(sub for sub in registered if sub not in listed and sub != own_id)]:
+        reader = registered.get(other)
+        readers = [reader, *([None] if other in listed else [])] if reader is not None else [None]
+        hubs[other] = read_other_hubs(gateway, other, readers, progress)
+    return hubs
+
+
+def read_other_hubs(gateway, other: str, readers: list[tuple | None], progress: Progress) -> list[dict]:
+    """The secured hubs of subscription ``other``, as the first of ``readers`` (a credential and endpoint, or
+    ``None`` for the gateway's own) that may read them reads them; none when none of them may."""
+    from cloud.errors import CloudError
+
+    for reader in readers:
+        remote = gateway.for_subscription(other, *(reader or ()))
         try:
             found = _collect("virtual hubs (other subscriptions)", remote.list_virtual_hubs(), progress)
             firewalls = [fw for fw in _collect("firewalls (other subscriptions)", remote.list_firewalls(), progress)
                          if shapes.firewall_hub_id(fw)] if found else []
-            hubs[other] = hub_topology.secured_hubs(firewalls, read_hub_connections(remote, found, firewalls,
-                                                                                   progress))
+            return hub_topology.secured_hubs(firewalls, read_hub_connections(remote, found, firewalls, progress))
         except CloudError as error:
             if not _unreadable(error):
                 raise
             log.info("policies: the virtual hubs of subscription %s cannot be read (%s)", other, error)
-            hubs[other] = []
         finally:
             remote.close()
-    return hubs
+    return []
 
 
 @dataclass

@@ -15,6 +15,31 @@ TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
 PROD = "c0a1b2c3-0000-4000-8000-000000000001"
 DEV = "c0a1b2c3-0000-4000-8000-000000000002"
 CONNECTIVITY = "c0a1b2c3-0000-4000-8000-000000000003"  # a landing zone's hub subscription, registered nowhere
+# A second app registration of the tenant, the credential reference "connectivity" (``connectivity_credential``).
+CONNECTIVITY_CLIENT_ID = "3c2b1a09-0000-4000-8000-00000000c001"
+CONNECTIVITY_SECRET = "connectivity-reader-secret"
+
+
+def scoped_identities(*, portal: list[str], connectivity: list[str]) -> list[dict]:
+    """The demo identities, the portal's app holding a role on the ``portal`` subscriptions only, and a second
+    app (``CONNECTIVITY_CLIENT_ID``) holding one on the ``connectivity`` subscriptions."""
+    from emulator.scenarios.identities import demo_identities
+
+    identities = demo_identities()
+    apps = identities[0]["apps"]
+    apps[0]["subscriptions"] = list(portal)
+    apps.append({"client_id": CONNECTIVITY_CLIENT_ID, "client_secret": CONNECTIVITY_SECRET,
+                 "display_name": "JIT Portal (connectivity)", "service_principal_oid": CONNECTIVITY_CLIENT_ID,
+                 "subscriptions": list(connectivity)})
+    return identities
+
+
+def connectivity_credential(settings) -> str:
+    """Configure the credential reference ``connectivity`` (the second app of ``scoped_identities``) in
+    pytest-django's ``settings``; returns it."""
+    settings.PORTAL_CREDENTIALS = {**settings.PORTAL_CREDENTIALS, "connectivity": {
+        "tenant_id": TENANT, "client_id": CONNECTIVITY_CLIENT_ID, "client_secret": CONNECTIVITY_SECRET}}
+    return "connectivity"
 
 
 def remote_hubs_scenario(vms_per_spoke: int = 2) -> dict:
@@ -70,12 +95,13 @@ def closed_after_use(built) -> bool:
     return built.calls_made > 0 and not built._clients
 
 
-def register(running_emulator, subscription_id: str, name: str = "") -> Subscription:
-    """A subscription registered against ``running_emulator`` with the demo credential (no sync queued)."""
+def register(running_emulator, subscription_id: str, name: str = "", credential_ref: str = "demo") -> Subscription:
+    """A subscription registered against ``running_emulator`` with the demo credential, or ``credential_ref`` (no
+    sync queued)."""
     return services.subscription_register(
         actor=None, tenant_id=TENANT, subscription_id=subscription_id, display_name=name or subscription_id,
         arm_endpoint=running_emulator.url, authority=running_emulator.url, ca_bundle=str(running_emulator.ca_pem),
-        credential_ref="demo", sync=False)
+        credential_ref=credential_ref, sync=False)
 
 
 def sync(subscription: Subscription) -> SyncRun:

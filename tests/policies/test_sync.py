@@ -23,13 +23,16 @@ from policies.models import (
 from tests.policies.azure_side import Azure, vm_id
 from tests.policies.factories import (
     CONNECTIVITY,
+    CONNECTIVITY_CLIENT_ID,
     DEV,
     PROD,
     closed_after_use,
+    connectivity_credential,
     gateways_built,
     period_passes,
     register,
     remote_hubs_scenario,
+    scoped_identities,
     sync,
     vm,
 )
@@ -305,6 +308,32 @@ def test_a_round_of_syncs_lists_the_hubs_elsewhere_once_and_its_calls_do_not_gro
         assert {v[2] for v in guarded_by("neu-")} == {v[2] for v in guarded_by("app-")} == {"20.80.0.4"}
         assert VirtualMachine.objects.filter(name__startswith="app-").count() == per_spoke
     assert counts[20] == counts[2], counts  # 18 more VMs in each of four spokes: the same pages
+
+
+@pytest.mark.django_db
+def test_a_hub_only_another_registered_credential_may_read_is_read_with_that_credential(fresh_emulator, settings):
+    fresh_emulator.load_scenario({**remote_hubs_scenario(), "identities": scoped_identities(
+        portal=[PROD, DEV], connectivity=[CONNECTIVITY])})  # "demo" is refused on the connectivity subscription
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    register(fresh_emulator, CONNECTIVITY, "Contoso Connectivity", credential_ref=connectivity_credential(settings))
+
+    paths = sync_paths(fresh_emulator, prod)
+    assert guarded_by("neu-") == {FW_HUB_NEU}  # its firewall and public IP, as connection details show them
+    assert {v[2] for v in guarded_by("dev-")} == {"20.81.0.4"}  # Dev/Test's hub, read with "demo" as before
+    callers = {(c["path"], c["caller"]) for c in fresh_emulator.calls()}
+    assert {(p, CONNECTIVITY_CLIENT_ID) for p in hub_lists(CONNECTIVITY, "rg-connectivity", "hub-neu")} <= callers
+    assert not [c for c in fresh_emulator.calls() if c["status"] == 403]  # "demo" never tried where it may not
+    assert paths.count(hub_lists(CONNECTIVITY)[0]) == 1
+
+
+@pytest.mark.django_db
+def test_a_hub_the_registered_credential_may_not_read_is_read_with_the_syncing_one(fresh_emulator, settings):
+    fresh_emulator.load_scenario({**remote_hubs_scenario(), "identities": scoped_identities(
+        portal=[PROD, DEV, CONNECTIVITY], connectivity=[])})  # the connectivity credential lost its role
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    register(fresh_emulator, CONNECTIVITY, "Contoso Connectivity", credential_ref=connectivity_credential(settings))
+    sync(prod)
+    assert guarded_by("neu-") == {FW_HUB_NEU}
 
 
 @pytest.mark.django_db
