@@ -159,12 +159,17 @@ def read_remote_hubs(subscription: Subscription, gateway, snap: Snapshot, progre
                      ) -> tuple[list, list]:
     """(hub firewalls, hub connections) of the secured virtual hubs in other subscriptions that connect virtual
     networks of the gateway's subscription: from the hubs the syncs of its identity share, read again (with its
-    own, just listed in ``snap``) when they are older than ``INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS``."""
-    hubs = hub_topology.recent(subscription)
-    if hubs is None:
+    own, just listed in ``snap``) when they are older than ``INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS``, by one sync
+    of the identity at a time (``hub_topology.shared``)."""
+    def read(beat: Callable[[], None]) -> hub_topology.Hubs:
+        def beating(phase: str, items: int) -> None:
+            beat()
+            progress(phase, items)
+
         own = hub_topology.secured_hubs(snap.firewalls, snap.hub_connections)
-        hubs = read_hub_topology(gateway, own, progress, hub_topology.registered_readers(subscription))
-        hub_topology.keep(subscription, hubs, now)
+        return read_hub_topology(gateway, own, beating, hub_topology.registered_readers(subscription))
+
+    hubs = hub_topology.shared(subscription, read, now)
     return hub_topology.spokes_of(hubs, str(gateway.subscription_id))
 
 

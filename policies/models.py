@@ -208,14 +208,19 @@ class PolicyPort(models.Model):
 class HubTopology(models.Model):
     """The secured virtual hubs of every subscription one identity can read (tenant, credential reference, ARM
     endpoint), as a sync last read them: the syncs of that identity's subscriptions share it for
-    ``INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS`` instead of each listing every other subscription's hubs."""
+    ``INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS`` instead of each listing every other subscription's hubs. One sync at
+    a time reads them again (``reader``); the others wait for its reading (``policies.hub_topology``)."""
 
     tenant_id = models.CharField(max_length=64, help_text="Lower case.")
     credential_ref = models.CharField(max_length=64)
     arm_endpoint = models.CharField(max_length=200, help_text="Lower case, without a trailing slash.")
     hubs = models.JSONField(default=dict, help_text='Subscription id → its secured hubs, each {"hub", "firewall", '
                                                    '"public_ip", "vnets"} (lower case ids); [] when none.')
-    read_at = models.DateTimeField(help_text="When the reading began.")
+    read_at = models.DateTimeField(null=True, help_text="When the reading began; empty before the first one.")
+    reader = models.CharField(max_length=64, blank=True,
+                              help_text="The sync reading them again now (a claim token), if any.")
+    reader_seen_at = models.DateTimeField(null=True, blank=True,
+                                          help_text="When that sync last showed it was still reading.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant_id", "credential_ref", "arm_endpoint"],

@@ -336,6 +336,88 @@ def test_a_hub_the_registered_credential_may_not_read_is_read_with_the_syncing_o
     assert guarded_by("neu-") == {FW_HUB_NEU}
 
 
+def subscriptions_listed(emulator) -> int:
+    """How many times the identity's subscriptions were listed: once per reading of the hubs elsewhere."""
+    return [c["path"] for c in emulator.calls()].count("/subscriptions")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_syncs_starting_together_read_the_hubs_elsewhere_once(fresh_emulator):
+    from tests.policies.races import Other
+
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    prod, dev = register(fresh_emulator, PROD, "Contoso Production"), register(fresh_emulator, DEV, "Contoso Dev/Test")
+    fresh_emulator.add_fault("^/subscriptions$", "slow", delay=3)  # the first reading is still under way ...
+    fresh_emulator.clear_calls()
+    syncs = [Other(sync, prod), Other(sync, dev)]
+    for other in syncs:
+        other.start()
+    for other in syncs:
+        other.join(60)
+    assert [other.error for other in syncs] == [None, None]
+    assert subscriptions_listed(fresh_emulator) == 1  # ... when the second sync needs it: it waits for it
+    assert [c["path"] for c in fresh_emulator.calls()].count(hub_lists(CONNECTIVITY)[0]) == 1
+    assert guarded_by("app-") == guarded_by("neu-") == {FW_HUB_NEU}
+    assert HubTopology.objects.get().reader == ""
+
+
+@pytest.mark.django_db
+def test_a_reader_that_fell_silent_is_taken_over_at_once(fresh_emulator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from policies import hub_topology
+
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    HubTopology.objects.create(  # a worker killed while it read them
+        tenant_id=prod.tenant_id, credential_ref=prod.credential_ref, arm_endpoint=prod.arm_endpoint.lower(),
+        hubs={}, read_at=None, reader="killed",
+        reader_seen_at=timezone.now() - timedelta(seconds=hub_topology.SILENT_SECONDS + 1))
+    fresh_emulator.clear_calls()
+    sync(prod)
+    assert subscriptions_listed(fresh_emulator) == 1
+    assert guarded_by("neu-") == {FW_HUB_NEU}
+    reading = HubTopology.objects.get()
+    assert reading.reader == "" and reading.read_at is not None
+
+
+@pytest.mark.django_db
+def test_a_sync_waits_for_a_live_reader_only_so_long_then_reads_for_itself(fresh_emulator, monkeypatch):
+    import time
+
+    from django.utils import timezone
+
+    from policies import hub_topology
+
+    monkeypatch.setattr(hub_topology, "WAIT_SECONDS", 0.5)
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    HubTopology.objects.create(tenant_id=prod.tenant_id, credential_ref=prod.credential_ref,
+                               arm_endpoint=prod.arm_endpoint.lower(), hubs={}, read_at=None, reader="slow",
+                               reader_seen_at=timezone.now())
+    fresh_emulator.clear_calls()
+    started = time.monotonic()
+    sync(prod)
+    assert time.monotonic() - started >= 0.5  # it waited
+    assert subscriptions_listed(fresh_emulator) == 1 and guarded_by("neu-") == {FW_HUB_NEU}
+    assert HubTopology.objects.get().reader == "slow"  # its claim stays its own
+
+
+@pytest.mark.django_db
+def test_a_reader_that_fails_gives_its_claim_back(fresh_emulator):
+    fresh_emulator.load_scenario(remote_hubs_scenario())
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    fresh_emulator.add_fault("^/subscriptions$", "403", count=1)
+    run = SyncRun.objects.create(subscription=prod)
+    assert services.sync_run(run_id=run.pk).state == SyncRun.State.FAILED
+    assert HubTopology.objects.get().reader == ""
+    fresh_emulator.clear_calls()
+    sync(prod)  # at once: nobody holds the reading
+    assert subscriptions_listed(fresh_emulator) == 1 and guarded_by("neu-") == {FW_HUB_NEU}
+
+
 @pytest.mark.django_db
 def test_a_subscription_whose_hubs_the_portal_may_not_read_is_skipped(fresh_emulator):
     fresh_emulator.load_scenario(remote_hubs_scenario())
