@@ -5,7 +5,8 @@ their rules), public IPs, firewalls, virtual hubs, JIT policies and security pol
 the spoke connections of each secured virtual hub (one whose Azure Firewall Azure Firewall Manager deployed in
 it) once per such hub. A spoke may be connected to a hub in another subscription: the subscriptions the portal's
 identity can read are listed once, and each other one's virtual hubs once (its firewalls and hub connections
-only when it has hubs), by the first sync of a period; the identity's other syncs within it share what it read
+only when it has hubs; a subscription registered in the portal with a credential of its own read with that one),
+by the first sync of a period; the identity's other syncs within it share what it read
 (``policies.hub_topology``).
 """
 from __future__ import annotations
