@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('policies', '0008_access_request_recent_index'),
+        ('policies', '0009_request_sort_indexes'),
     ]
 
     operations = [
