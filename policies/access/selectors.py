@@ -57,13 +57,21 @@ def _vm_rows_in_scope(user, action: str) -> QuerySet[AccessRequestVm] | None:
                           resource_group_field="resource_group", resource_id_field="vm_arm_id")
 
 
+class _EachRowExists(Exists):
+    """``EXISTS`` that PostgreSQL evaluates per row (an index lookup) rather than hashing every row of the subquery
+    first: ``OFFSET 0`` keeps it from turning the test into a hashed ``= ANY``, which reads all of a subscription's
+    request VM rows even for a page of 50 (40 ms at 100,000). SQLite ignores it."""
+
+    template = "EXISTS(%(subquery)s OFFSET 0)"
+
+
 def _own_or_in_scope(user, action: str | None) -> QuerySet[AccessRequest]:
     queryset = AccessRequest.objects.select_related("requester")
     mine = Q(requester_id=user.pk)
     rows = _vm_rows_in_scope(user, action) if action else None
     if rows is None:
         return queryset.filter(mine)
-    return queryset.filter(mine | Exists(rows.filter(request_id=OuterRef("pk"))))
+    return queryset.filter(mine | _EachRowExists(rows.filter(request_id=OuterRef("pk"))))
 
 
 def request_list(user, *, everyone: bool = True) -> QuerySet[AccessRequest]:

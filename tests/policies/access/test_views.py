@@ -864,3 +864,31 @@ def test_a_requester_whose_role_was_taken_away_still_sees_and_closes_their_open_
     assert client.get(detail).status_code == 404
     assert client.get(reverse("policies:request_status", args=[request.pk])).status_code == 404
     assert client.post(reverse("policies:request_close", args=[request.pk])).status_code == 404
+
+
+def test_an_admins_page_looks_up_the_scope_of_each_request_walked_not_of_every_request_first(
+        prod, requester, policy_admin, client):
+    """PostgreSQL would otherwise hash every request VM row of the admin's subscription before the first row of a
+    page (40 ms at 100,000 requests), however few rows the page needs."""
+    from policies.access.models import AccessRequestVm
+
+    ask(requester, {"web-02": [22]})
+    first = AccessRequest.objects.get()
+    row = first.vms.get()
+    copies = AccessRequest.objects.bulk_create(
+        AccessRequest(requester=requester, requester_name=first.requester_name, justification="bulk",
+                      idempotency_key=f"bulk-{n}", source_prefix=first.source_prefix, end_at=first.end_at,
+                      state=first.state) for n in range(3000))
+    AccessRequestVm.objects.bulk_create(
+        AccessRequestVm(request=copy, vm_id=row.vm_id, vm_arm_id=row.vm_arm_id, vm_name=row.vm_name,
+                        subscription_key=row.subscription_key, resource_group=row.resource_group,
+                        policy_key=row.policy_key) for copy in copies)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    client.force_login(policy_admin)
+    table = client.get(reverse("policies:requests"), {"sort": "-end_at"}).context["table"]
+    plan = table.data.data[:50].explain()
+    if connection.vendor == "postgresql":
+        assert "SubPlan" in plan and "hashed SubPlan" not in plan, plan
+    else:
+        assert "CORRELATED SCALAR SUBQUERY" in plan, plan  # SQLite always looks each row up
