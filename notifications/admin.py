@@ -9,10 +9,16 @@ from .models import EventMarker, Notification, NotificationPreference, PendingEv
 
 @admin.register(Webhook)
 class WebhookAdmin(ReadOnlyAdmin):
-    list_display = ("name", "url", "format", "scope", "active", "updated_at")
+    # The URL's path or query often holds the receiver's credential (Slack, Teams): shown masked, never searched.
+    list_display = ("name", "masked_url", "format", "scope", "active", "updated_at")
     list_filter = ("format", "active")
-    search_fields = ("name", "url", "scope")
-    exclude = ("secret_sealed",)
+    search_fields = ("name", "scope")
+    exclude = ("secret_sealed", "url")
+    readonly_fields = ("masked_url",)
+
+    @admin.display(description="URL")
+    def masked_url(self, webhook: Webhook) -> str:
+        return webhook.masked_url
 
 
 @admin.register(WebhookDelivery)

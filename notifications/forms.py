@@ -42,9 +42,13 @@ class PreferenceForm(forms.Form):
 class WebhookForm(forms.ModelForm):
     """A webhook the editing user may manage: its scope must be one they administer (empty: everywhere)."""
 
+    # Like a password: the path or query of a Slack or Teams incoming-webhook URL is its credential. What the user
+    # just typed comes back on an invalid form; the stored URL never does (``__init__``).
     url = forms.URLField(label="URL", max_length=1000, assume_scheme="https",
-                         widget=forms.URLInput(attrs={"size": 80}),
-                         help_text="Where the portal POSTs (https; Slack or Teams incoming webhook URLs work too).")
+                         widget=forms.PasswordInput(render_value=True, attrs={
+                             "size": 80, "autocomplete": "off", "spellcheck": "false"}),
+                         help_text="Where the portal POSTs (https; Slack or Teams incoming webhook URLs work too). "
+                                   "It is kept like a password: pages show only its scheme and host.")
     events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple,
                                        help_text="The events this webhook is sent.")
 
@@ -58,9 +62,17 @@ class WebhookForm(forms.ModelForm):
     def __init__(self, *args, actor, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.actor = actor
+        if self.instance.pk:  # editing: the stored URL is not sent to the browser; leaving the field empty keeps it
+            self.initial["url"] = ""
+            self.fields["url"].required = False
+            self.fields["url"].help_text = (
+                f"Now {self.instance.masked_url} (the rest is not shown). Leave it empty to keep it, or enter the "
+                "whole new URL to replace it.")
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"].strip()
+        if not url and self.instance.pk:
+            return self.instance.url
         try:
             transport.check_url(url)
         except transport.BlockedAddress as exc:

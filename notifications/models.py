@@ -13,6 +13,8 @@ from django.db import models
 from jitportal.lib import sealing
 from policies.access.signals import EVENTS
 
+from . import transport
+
 EVENT_CHOICES = [(event, event.replace("_", " ")) for event in EVENTS]
 # Events an approver hears about (the request is someone else's).
 APPROVER_EVENTS = ("needs_approval", "approved", "denied")
@@ -74,6 +76,11 @@ class Webhook(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def masked_url(self) -> str:
+        """The URL as pages show it: scheme, host and port, the rest (which may hold a credential) masked."""
+        return transport.masked(self.url)
 
     @property
     def secret(self) -> str:

@@ -64,6 +64,19 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
+def masked(url: str) -> str:
+    """``url`` as pages show a stored webhook: its ``origin``, and ``/…`` for whatever follows the host (Slack and
+    Teams incoming webhooks carry their credential in the path or query; user info is left out as well)."""
+    shown = origin(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return shown
+    if shown == "the webhook's URL":
+        return shown
+    return shown + (f"/{REDACTED}" if parts.path.strip("/") or parts.query or parts.fragment else "/")
+
+
 def _token_like(piece: str) -> bool:
     """A path segment or query value that looks like a credential (long, or digits among its characters), not
     a word such as ``services`` or ``triggers`` that an error message may use too."""

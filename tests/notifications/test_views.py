@@ -271,3 +271,67 @@ def test_the_webhook_forms_event_checkboxes_are_a_group_named_and_described_by_i
     described = re.search(r'aria-describedby="([^"]+)"', group).group(1).split()
     assert refused.status_code == 400 and set(described) == {"id_events_helptext", "id_events_error"}
     assert all(f'id="{target}"' in page for target in described)
+
+
+SLACK_URL = "https://hooks.slack.com/services/T0SECRETTEAM/B0SECRETHOOK/SECRETPATHTOKEN?token=SECRETQUERYTOKEN"
+SECRETS = ("T0SECRETTEAM", "B0SECRETHOOK", "SECRETPATHTOKEN", "SECRETQUERYTOKEN")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    (SLACK_URL, "https://hooks.slack.com/…"),
+    ("https://user:hunter2@hooks.example.com:8443/", "https://hooks.example.com:8443/"),
+    ("https://hooks.example.com", "https://hooks.example.com/"),
+    ("https://[2001:db8::1]/x#frag", "https://[2001:db8::1]/…"),
+    ("https://hooks.example.com/?t=x", "https://hooks.example.com/…"),
+])
+def test_a_webhook_url_is_shown_as_its_scheme_and_host_only(url, shown):
+    assert Webhook(url=url).masked_url == shown
+
+
+def test_the_webhook_list_and_page_show_the_url_without_its_secret_parts(admin_client):
+    webhook = make_webhook(REQUEST_SCOPE, url=SLACK_URL, name="Slack")
+    for page in (reverse("notifications:webhook_list"), reverse("notifications:webhook_detail", args=[webhook.pk])):
+        content = admin_client.get(page).content.decode()
+        assert "https://hooks.slack.com/…" in content
+        assert not any(secret in content for secret in SECRETS), page
+
+
+def test_the_edit_form_keeps_the_url_unless_a_new_one_is_entered_and_never_sends_it_back(admin_client):
+    webhook = make_webhook(REQUEST_SCOPE, url=SLACK_URL, name="Slack")
+    edit = reverse("notifications:webhook_edit", args=[webhook.pk])
+    form = admin_client.get(edit).content.decode()
+    [url_input] = re.findall(r'<input[^>]*name="url"[^>]*>', form)
+    assert 'type="password"' in url_input and 'value=' not in url_input
+    assert not any(secret in form for secret in SECRETS)
+    assert "Now https://hooks.slack.com/… (the rest is not shown). Leave it empty to keep it" in form
+
+    fields = {"name": "Renamed", "format": "slack", "events": ["opened"], "scope": REQUEST_SCOPE, "active": "on"}
+    assert admin_client.post(edit, {**fields, "url": ""}).status_code == 302
+    webhook.refresh_from_db()
+    assert (webhook.name, webhook.url) == ("Renamed", SLACK_URL)
+
+    refused = admin_client.post(edit, {**fields, "url": "", "scope": OUT_OF_SCOPE})  # invalid: still not sent back
+    assert refused.status_code == 400 and not any(secret in refused.content.decode() for secret in SECRETS)
+
+    new = "https://hooks.slack.com/services/T0NEW/B0NEW/NEWTOKEN"
+    assert admin_client.post(edit, {**fields, "url": new}).status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.url == new
+
+
+def test_a_new_webhook_still_needs_its_url(admin_client):
+    response = admin_client.post(reverse("notifications:webhook_add"), {
+        "name": "x", "url": "", "format": "json", "events": ["opened"], "scope": REQUEST_SCOPE})
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    assert not Webhook.objects.exists()
+
+
+def test_the_django_admin_shows_a_webhooks_url_masked_and_does_not_search_it(client, breakglass_admin):
+    webhook = make_webhook(REQUEST_SCOPE, url=SLACK_URL, name="Slack")
+    client.force_login(breakglass_admin)
+    for page in ("/admin/notifications/webhook/", f"/admin/notifications/webhook/{webhook.pk}/change/"):
+        content = client.get(page).content.decode()
+        assert "https://hooks.slack.com/…" in content
+        assert not any(secret in content for secret in SECRETS), page
+    found = client.get("/admin/notifications/webhook/", {"q": "SECRETPATHTOKEN"}).content.decode()
+    assert "0 webhooks" in found or "0 results" in found
