@@ -125,6 +125,18 @@ def pending_changes_by_vm(vms: list[VirtualMachine]) -> dict[int, tuple[int, str
     return {vm_id: (change_id, kind) for vm_id, change_id, kind in rows}
 
 
+def pending_changes_shown(vms: list[VirtualMachine],
+                          pending: dict[int, tuple[int, str]]) -> list[tuple[PolicyChange, list[str]]]:
+    """Each change ``pending`` names (``pending_changes_by_vm``) with the names of its VMs among ``vms``, oldest
+    first: the inventory lists them above its rows, each updating itself until Azure has applied it or refused."""
+    names: dict[int, list[str]] = {}
+    for vm in vms:
+        if vm.pk in pending:
+            names.setdefault(pending[vm.pk][0], []).append(vm.name)
+    changes = PolicyChange.objects.filter(pk__in=names).select_related("created_by").order_by("pk")
+    return [(change, names[change.pk]) for change in changes]
+
+
 # A pending change of these kinds leaves its VM out of Enable JIT (the inventory's row is not selectable): enabling it
 # again would queue a second change behind it. Edit (a change of its ports) still may, starting from the pending ports.
 BLOCKS_ENABLE = frozenset({PolicyChange.Kind.ENABLE, PolicyChange.Kind.REMOVE})

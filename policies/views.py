@@ -81,6 +81,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "sync_runs": selectors.latest_sync_runs(request.user, subscriptions), "show_sync": may_write,
         "has_subscriptions": bool(subscriptions),
         "back": back,
+        "pending_changes": selectors.pending_changes_shown(records, pending) if pending else [],
     })
 
 

@@ -792,3 +792,30 @@ def test_the_connection_icons_are_hidden_from_screen_readers_and_search_icons_us
     settings.STATIC_URL = "/assets/"  # served under another prefix: the search icon follows it
     assert '<img src="/assets/admin/img/search.svg" alt="Search">' in client.get(
         reverse("audit:search")).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_inventory_follows_the_changes_pending_on_its_page_until_azure_applies_or_refuses_them(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    made = make_many_vms(6)  # 1 and 4 Not configured (in two policies: one change each)
+    client.force_login(policy_admin)
+    data = {**edit_post(made[1], [{"number": "22"}]), "ports-INITIAL_FORMS": "1", "vm": [made[1].pk, made[4].pk]}
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:bulk_enable"), data).status_code == 302
+    changes = {vm.name: vm.changes.get() for vm in (made[1], made[4])}
+
+    page = client.get(reverse("policies:inventory"), {"tab": "not_configured"}).content.decode()
+    region = re.search(r'<div id="pending-changes" class="pending-changes" role="status">.*?</div>', page, re.S)
+    assert region, "the page names the changes it shows as pending"
+    for name, change in changes.items():
+        status = reverse("policies:change_status", kwargs={"pk": change.pk})
+        line = re.search(rf"<li><strong>{name}</strong>: .*?</li>", region.group(0), re.S)
+        assert line and f'hx-get="{status}" hx-trigger="every 2s"' in line.group(0)  # it follows the change itself
+
+    failed = changes[made[1].name]
+    PolicyChange.objects.filter(pk=failed.pk).update(state=PolicyChange.State.FAILED, last_error="Azure said <no>")
+    answer = client.get(reverse("policies:change_status", kwargs={"pk": failed.pk})).content.decode()
+    assert "Failed" in answer and "Azure said &lt;no&gt;" in answer and "hx-get" not in answer  # and stops there
+    PolicyChange.objects.update(state=PolicyChange.State.APPLIED)
+    assert 'id="pending-changes"' not in client.get(reverse("policies:inventory"),
+                                                     {"tab": "not_configured"}).content.decode()
