@@ -473,7 +473,7 @@ AUDIT_FILTERS = [
     OpenApiParameter("range", str, enum=["1h", "24h", "7d", "30d", "custom"]),
     OpenApiParameter("since", OpenApiTypes.DATETIME), OpenApiParameter("until", OpenApiTypes.DATETIME),
     OpenApiParameter("subscription", str), OpenApiParameter("resource_group", str),
-    OpenApiParameter("vm", str, description="A VM's ARM id."),
+    OpenApiParameter("vm", str, description="A VM's ARM id, or its name (every VM of that name)."),
     OpenApiParameter("caller", str, description="azure: the caller."),
     OpenApiParameter("operation", str, enum=[value for value, _label in OPERATION_CHOICES],
                      description="azure: the operation name."),

@@ -24,6 +24,20 @@ _DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-
 _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,](\d+))?)?")
 
 
+def vm_ids_named(value: str) -> list[str]:
+    """The VMs (lower-case ARM ids) a VM filter names: a resource id as typed (``/subscriptions/…``), else every VM of
+    the inventory with that name, whatever its case (the searches are restricted to the user's scopes anyway)."""
+    from policies.models import VirtualMachine
+
+    key = value.strip().rstrip("/")
+    if not key or "\x00" in key:
+        return []
+    if key.startswith("/"):
+        return [key.lower()]
+    return list(VirtualMachine.objects.filter(name__iexact=key).order_by("resource_id")
+                .values_list("resource_id", flat=True)[:50])
+
+
 def _utc(moment: datetime) -> datetime:
     """``moment`` in UTC (PostgreSQL refuses offsets beyond ±15:59, which Python accepts up to ±23:59); a time
     whose UTC form falls outside the calendar is clamped to its first or last instant."""
@@ -124,7 +138,7 @@ class ActivityFilterSet(_TimeRangeFilterSet):
                                              field_name="subscription_id")
     resource_group = django_filters.CharFilter(label="Resource group", method="filter_lower_exact",
                                                field_name="resource_group")
-    vm = django_filters.CharFilter(label="VM resource id", method="filter_vm")
+    vm = django_filters.CharFilter(label="VM (name or resource id)", method="filter_vm")
     caller = django_filters.CharFilter(label="Caller", method="filter_lower_exact", field_name="caller")
     operation = django_filters.ChoiceFilter(label="Operation", choices=OPERATION_CHOICES,
                                             field_name="operation_name")
@@ -142,7 +156,7 @@ class ActivityFilterSet(_TimeRangeFilterSet):
         return queryset.filter(**{name: value.strip().lower()})
 
     def filter_vm(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(vm_filter_q(value))
+        return queryset.filter(vm_filter_q(vm_ids_named(value)))
 
     def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # search_text is stored lower-cased; PostgreSQL answers LIKE '%…%' from a trigram index.
@@ -156,7 +170,7 @@ class TrailFilterSet(_TimeRangeFilterSet):
                                              lookup_expr="iexact")
     resource_group = django_filters.CharFilter(label="Resource group", field_name="resource_group",
                                                lookup_expr="iexact")
-    vm = django_filters.CharFilter(label="VM resource id", method="filter_vm")
+    vm = django_filters.CharFilter(label="VM (name or resource id)", method="filter_vm")
     user = django_filters.CharFilter(label="User", field_name="actor_label", lookup_expr="iexact")
     action = django_filters.CharFilter(label="Action", field_name="action", lookup_expr="iexact")
     q = django_filters.CharFilter(label="Text", method="filter_text")
@@ -167,8 +181,10 @@ class TrailFilterSet(_TimeRangeFilterSet):
         fields: list[str] = []
 
     def filter_vm(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        key = value.strip().rstrip("/")
-        return queryset.filter(Q(resource_id__iexact=key) | Q(target_id__iexact=key))
+        named = Q()
+        for key in vm_ids_named(value):
+            named |= Q(resource_id__iexact=key) | Q(target_id__iexact=key)
+        return queryset.filter(named) if named else queryset.none()
 
     def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         text = value.strip()

@@ -149,10 +149,11 @@ def store_events(events: Iterable[Any]) -> int:
     return len(new_rows)
 
 
-def vm_filter_q(vm_id: str) -> Q:
-    """Events that concern the VM ``vm_id`` (answered from the ``ActivityLogEventVm`` index)."""
-    key = vm_id.strip().lower().rstrip("/")
-    return Q(event_data_id__in=ActivityLogEventVm.objects.filter(vm_id=key).values("event_data_id"))
+def vm_filter_q(vm_id: str | list[str]) -> Q:
+    """Events that concern the VM ``vm_id``, or any of a list of VMs (answered from the ``ActivityLogEventVm``
+    index)."""
+    keys = [key.strip().lower().rstrip("/") for key in ([vm_id] if isinstance(vm_id, str) else vm_id)]
+    return Q(event_data_id__in=ActivityLogEventVm.objects.filter(vm_id__in=keys).values("event_data_id"))
 
 
 def _link_vms(rows: list[tuple[str, str, datetime]]) -> None:

@@ -18,7 +18,7 @@ from policies.access.client_ip import client_ip
 
 from . import selectors
 from .csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
-from .filtersets import ActivityFilterSet, TrailFilterSet
+from .filtersets import ActivityFilterSet, TrailFilterSet, vm_ids_named
 from .models import ActivityLogEvent, AuditEvent
 from .pagination import KeysetPage, keyset_page
 from .services import audit_record
@@ -59,8 +59,19 @@ def search(request: HttpRequest) -> HttpResponse:
         "title": "Audit", "subtitle": SOURCES[source], "source": source, "sources": SOURCES,
         "filter": filterset, "table": table, "page": page, "query": query.urlencode(), "cursor_error": cursor_error,
         "can_export": authz.holds_anywhere(request.user, AUDIT_EXPORT),
-        "vm_filter": request.GET.get("vm", "").strip(),
+        "vm_timeline_id": _timeline_vm(request.user, request.GET.get("vm", "")),
     }, status=400 if cursor_error else 200)
+
+
+def _timeline_vm(user, value: str) -> str:
+    """The resource id of the one VM the search's VM filter names and ``user`` may audit ("" when it names none, or
+    several: the VM timeline is one VM's)."""
+    from policies.models import VirtualMachine
+
+    found = [vm_id for vm_id in vm_ids_named(value) if authz.has_permission(user, AUDIT_READ, vm_id)]
+    if len(found) != 1:
+        return ""
+    return VirtualMachine.objects.filter(resource_id=found[0]).values_list("arm_id", flat=True).first() or found[0]
 
 
 @require_GET

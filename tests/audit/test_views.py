@@ -93,6 +93,36 @@ def test_the_vm_filter_finds_initiates_on_the_policy_and_the_rules_they_wrote(cl
     assert "SecurityCenter-JITRule_1_web-01_22_Allow".lower() in body
 
 
+def _inventory_vm(arm_id: str):
+    """``arm_id`` as a VM of the inventory (the audit's VM filter looks names up there)."""
+    from policies.models import VirtualMachine
+    from tests.policies.factories import make_vm
+
+    vm = make_vm(arm_id.split("/providers/")[0])
+    VirtualMachine.objects.filter(pk=vm.pk).update(arm_id=arm_id, resource_id=arm_id.lower(),
+                                                   name=arm_id.rsplit("/", 1)[1])
+    return vm
+
+
+def test_the_vm_filter_takes_a_vms_name_as_an_auditor_types_it_and_links_its_timeline(client, auditor):
+    store_events([event(properties={"virtualMachines": vm_id()}, caller="alice@contoso.example"),
+                  event(properties={"virtualMachines": vm_id(name="web-02")}, caller="dave@contoso.example")])
+    _inventory_vm(vm_id())
+    _inventory_vm(vm_id(name="web-02"))
+    client.force_login(auditor)
+    for typed in ("web-01", " WEB-01 ", vm_id()):
+        body = client.get(SEARCH, {"vm": typed}).content.decode()
+        assert "alice@contoso.example" in body and "dave@contoso.example" not in body, typed
+        timeline = f'href="{reverse("audit:vm_timeline")}?vm={vm_id()}"'
+        assert timeline in body, typed  # a timeline that exists
+    assert client.get(reverse("audit:vm_timeline"), {"vm": vm_id()}).status_code == 200
+    assert "VM (name or resource id)" in body
+    nowhere = client.get(SEARCH, {"vm": "no-such-vm"}).content.decode()
+    assert "No activity matches this search." in nowhere and 'id="vm-timeline"' not in nowhere
+    trail = client.get(SEARCH, {"source": "portal", "vm": "no-such-vm"})
+    assert trail.status_code == 200 and "No activity matches this search." in trail.content.decode()
+
+
 def test_time_presets_caller_operation_status_and_text_filter_the_results(client, auditor):
     now = timezone.now()
     store_events([
