@@ -37,8 +37,14 @@ class ContentNegotiation(DefaultContentNegotiation):
 
 
 class JsonErrorsMixin:
-    """For views whose first renderer is not JSON (the schema's YAML, the docs' HTML): when none of their
-    renderers fits the request, DRF renders the error with the first one; here it comes as the API's JSON."""
+    """For views whose first renderer is not JSON (the schema's YAML, the docs' HTML): every error comes as the
+    API's JSON. DRF renders an error with the renderer negotiated for the answer (a 405 of the schema in YAML, of
+    the docs page as an HTML line), or with the first one when none fits the request."""
+
+    def handle_exception(self, exc: Exception):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return response
 
     def perform_content_negotiation(self, request: Request, force: bool = False):
         try:

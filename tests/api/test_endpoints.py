@@ -493,6 +493,18 @@ def test_the_formats_a_url_answers_still_work_and_other_accepts_are_json_406s(pe
         assert refused.json()["errors"] == [refused.json()["detail"]]
 
 
+@pytest.mark.parametrize("url", ["/api/schema/", "/api/docs/"])
+def test_the_schema_and_docs_refuse_a_write_in_json_naming_their_methods(client, url):
+    """A client told the schema's errors are the API's JSON gets JSON for a wrong method too (DRF answered the
+    schema's 405 in YAML and the docs page's as an HTML line)."""
+    for method in ("post", "put", "delete"):
+        response = getattr(client, method)(url, "{}", content_type="application/json")
+        assert (response.status_code, response["Content-Type"]) == (405, "application/json"), (method, url)
+        detail = f'Method "{method.upper()}" not allowed.'
+        assert response.json() == {"detail": detail, "errors": [detail]}
+        assert response["Allow"] == "GET, HEAD, OPTIONS"
+
+
 @pytest.mark.parametrize("moment", ["1252-03-28T17:28:48+22:42", "0001-01-01T00:00:00+23:00",
                                     "9999-12-31T23:59:00-23:00"])
 def test_audit_times_with_any_offset_are_searched_not_a_500(persona_mappings, auditor, api_as, moment):
