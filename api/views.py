@@ -64,7 +64,11 @@ THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many calls
 NOT_ACCEPTABLE = {406: OpenApiResponse(s.ErrorSerializer, description="A `format` query parameter or an `Accept` "
                                                                        "header this URL does not answer.")}
 ERRORS |= NOT_ACCEPTABLE | THROTTLED
-READ_ERRORS = {401: ERRORS[401], 403: ERRORS[403], **NOT_ACCEPTABLE, **THROTTLED}
+BAD_QUERY = {400: OpenApiResponse(s.ErrorSerializer, description="A query parameter holds a NUL character, or the "
+                                                                 "query has more parameters than the portal accepts.")}
+READ_ERRORS = {**BAD_QUERY, 401: ERRORS[401], 403: ERRORS[403], **NOT_ACCEPTABLE, **THROTTLED}
+BODY_ERRORS = {**ERRORS, 415: OpenApiResponse(s.ErrorSerializer, description="A body that is not JSON: send "
+                                                                              "Content-Type: application/json.")}
 MADE_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[200, 201],
                           description="The URL of the request made (or found again for a retry).")
 QUEUED_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
@@ -230,7 +234,7 @@ class VmJitView(ApiView):
         return Response(_vm_jit(policy_selectors.vm_get(request.user, pk, VM_READ)))
 
     @extend_schema(operation_id="vms_jit_update", request=s.PolicyPutSerializer, parameters=[QUEUED_AT],
-                   responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
+                   responses={202: s.PolicyChangeAcceptedSerializer, **BODY_ERRORS, **NOT_FOUND}, tags=["jit"])
     def put(self, request: Request, pk: int) -> Response:
         vm = policy_selectors.vm_get(request.user, pk, VM_READ)
         body = s.PolicyPutSerializer(data=_body(request))
@@ -336,7 +340,7 @@ class RequestListView(ApiView):
                                                 description="Same key, same body: a retry returns the first "
                                                             "request (200); the key sent with another body or for "
                                                             "another operation is a 422."), MADE_AT],
-                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND,
+                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **BODY_ERRORS, **NOT_FOUND,
                               **KEY_REUSED},
                    tags=["requests"])
     def post(self, request: Request) -> Response:
@@ -403,7 +407,7 @@ class RequestExtendView(ApiView):
                                                 description="Same key, same body: a retry returns the first "
                                                             "extension (200); the key sent with another body or "
                                                             "for another operation is a 422."), MADE_AT],
-                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **ERRORS, **NOT_FOUND,
+                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **BODY_ERRORS, **NOT_FOUND,
                               **KEY_REUSED},
                    tags=["requests"])
     def post(self, request: Request, pk: int) -> Response:
@@ -438,7 +442,7 @@ class RequestApproveView(ApiView):
     releases the request to open, or to wait for its scheduled start."""
 
     @extend_schema(operation_id="requests_approve", request=s.DecisionSerializer,
-                   responses={200: s.ApprovalSerializer, **ERRORS, **NOT_FOUND}, tags=["approvals"])
+                   responses={200: s.ApprovalSerializer, **BODY_ERRORS, **NOT_FOUND}, tags=["approvals"])
     def post(self, request: Request, pk: int) -> Response:
         return _decide(request, pk, approve=True)
 
@@ -448,7 +452,7 @@ class RequestDenyView(ApiView):
     """Deny a pending request, saying why (``comment`` is required)."""
 
     @extend_schema(operation_id="requests_deny", request=s.DecisionSerializer,
-                   responses={200: s.ApprovalSerializer, **ERRORS, **NOT_FOUND}, tags=["approvals"])
+                   responses={200: s.ApprovalSerializer, **BODY_ERRORS, **NOT_FOUND}, tags=["approvals"])
     def post(self, request: Request, pk: int) -> Response:
         return _decide(request, pk, approve=False)
 

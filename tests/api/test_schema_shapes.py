@@ -14,9 +14,10 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from audit.filtersets import OPERATION_CHOICES
+from tests.api.test_schema_fuzz import everything_user
 from tests.plugins.personas import IN_SCOPE
-from tests.policies.access.factories import ask, rule
-from tests.policies.factories import make_vm
+from tests.policies.access.factories import ask, make_access_request, rule
+from tests.policies.factories import make_policy_change, make_vm
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +122,30 @@ def test_every_operation_documents_the_406_of_a_format_or_accept_it_does_not_ans
         for method, operation in item.items():
             documented = operation["responses"].get("406", {}).get("content", {}).get("application/json", {})
             assert documented.get("schema") == {"$ref": "#/components/schemas/Error"}, (method, path)
+
+
+def test_every_operation_documents_the_400_of_a_bad_query_and_each_body_the_415_of_another_type(
+        client, persona_mappings, api_as, shape_of):
+    """What the API answers a query with a NUL character (400, on every operation) and a body that is not JSON
+    (415, on every operation with a body) is in the schema: a client generated from it knows these answers."""
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    everything = api_as(everything_user())
+    scope = f"{IN_SCOPE}/resourceGroups/rg-api"
+    ids = {"/api/v1/vms/": make_vm(scope).pk, "/api/v1/requests/": make_access_request(scope).pk,
+           "/api/v1/policy-changes/": make_policy_change(scope).pk}
+    operations = [(path, method, op) for path, item in schema["paths"].items() for method, op in item.items()]
+    assert len(operations) >= 15
+    for path, method, operation in operations:
+        url = path.replace("{id}", str(next((pk for prefix, pk in ids.items() if path.startswith(prefix)), 0)))
+        answers = {"400": everything.client.generic(method.upper(), f"{url}?q=a%00b", **everything.headers)}
+        if "requestBody" in operation:
+            answers["415"] = everything.client.generic(method.upper(), url, "ports=22", content_type="text/plain",
+                                                       **everything.headers)
+        for status, response in answers.items():
+            documented = operation["responses"].get(status, {}).get("content", {}).get("application/json", {})
+            assert documented.get("schema") == {"$ref": "#/components/schemas/Error"}, (status, method, path)
+            assert response.status_code == int(status), (method, path, response.content)
+            assert shape_of(response.json(), "Error") == [], (method, path)
 
 
 def test_the_audit_searchs_choice_filters_list_their_choices(client):
