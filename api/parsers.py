@@ -1,10 +1,16 @@
-"""The API's JSON parser: DRF's, refusing bodies nested deeper than any API body is."""
+"""The API's JSON parser: DRF's, refusing what no API body holds and DRF would take silently or explain in
+Python's words: bodies nested deeper than any API body is, a key given twice in one object, a number longer
+than any the API reads."""
 from __future__ import annotations
 
+import codecs
+
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.utils import json
 
 MAX_DEPTH = 20  # the deepest body (a request's virtualMachines → ports → sources) has five levels
+MAX_DIGITS = 30  # the longest number any body holds is a port (5 digits)
 TOO_DEEP = f"JSON parse error - nested more than {MAX_DEPTH} levels deep."
 
 
@@ -20,14 +26,38 @@ def _too_deep(data: object) -> bool:
     return False
 
 
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """One JSON object, refused when a key comes twice: Python keeps the last value, another reader of the same
+    body (a proxy, an audit log) may take the first, so the body would not say one thing."""
+    data: dict = {}
+    for key, value in pairs:
+        if key in data:
+            shown = key if len(key) <= 40 else key[:40] + "…"
+            raise ValueError(f"the key {shown!r} appears twice in one object.")
+        data[key] = value
+    return data
+
+
+def _integer(text: str) -> int:
+    """A JSON integer; one longer than ``MAX_DIGITS`` digits is refused in words (Python's own limit, 4300
+    digits, answered with advice about ``sys.set_int_max_str_digits``)."""
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"a number of more than {MAX_DIGITS} digits.")
+    return int(text)
+
+
 class JsonParser(JSONParser):
-    """A deeply nested body is a 400, not a ``RecursionError`` (a 500) in the parser or in the checks after it."""
+    """A deeply nested body is a 400, not a ``RecursionError`` (a 500) in the parser or in the checks after it; a
+    duplicated key or an overlong number is a 400 saying so."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        encoding = get_encoding(parser_context or {})
         try:
-            data = super().parse(stream, media_type, parser_context)
+            data = json.load(codecs.getreader(encoding)(stream), object_pairs_hook=_object, parse_int=_integer)
         except RecursionError as exc:
             raise ParseError(TOO_DEEP) from exc
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
         if _too_deep(data):
             raise ParseError(TOO_DEEP)
         return data

@@ -156,6 +156,25 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(vms, policy_admin, api_as, dept
     assert not PolicyChange.objects.exists()
 
 
+@pytest.mark.parametrize(("body", "detail"), [
+    ('{"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}], "ports": []}',
+     "JSON parse error - the key 'ports' appears twice in one object."),
+    ('{"ports": [{"number": 22, "number": 3389, "allowedSourceAddressPrefix": "*"}]}',
+     "JSON parse error - the key 'number' appears twice in one object."),
+    ('{"ports": [{"number": 1' + "0" * 5000 + "}]}", "JSON parse error - a number of more than 30 digits."),
+])
+def test_a_body_with_a_key_twice_or_an_overlong_number_is_a_400_saying_so(vms, policy_admin, api_as, body, detail):
+    """Which of two values of one key counts is the reader's choice (Python takes the last, a proxy or a log may
+    take the first): such a body is refused, not read one way. A number of thousands of digits was refused in
+    Python's words, with advice about sys.set_int_max_str_digits."""
+    client = api_as(policy_admin)
+    response = client.client.put(f"/api/v1/vms/{vms[0].pk}/jit/", data=body, content_type="application/json",
+                                 **client.headers)
+    assert (response.status_code, response["Content-Type"]) == (400, "application/json"), response.content
+    assert response.json() == {"detail": detail, "errors": [detail]}
+    assert not PolicyChange.objects.exists()
+
+
 def test_a_body_too_large_is_a_json_400_saying_so(vms, policy_admin, api_as, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
     client = api_as(policy_admin)
