@@ -21,7 +21,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Throttled
+from rest_framework.exceptions import AuthenticationFailed, NotAcceptable, NotAuthenticated, Throttled
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -77,6 +77,7 @@ PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (de
                    OpenApiParameter("offset", int, description="Rows to skip.")]
 
 
+CSV_TYPE = "text/csv"
 NUL_MESSAGE = "Text must not contain NUL (0x00) characters."
 
 
@@ -563,9 +564,13 @@ class AuditExportView(ApiView):
 
     def perform_content_negotiation(self, request: Request, force: bool = False):
         """``Accept: text/csv`` is what this view answers (DRF knows only JSON renderers and would say 406);
-        errors still come as JSON. A ``format`` other than csv is refused (406), as on every API URL."""
+        errors still come as JSON. A ``format`` other than csv is refused (406), as on every API URL, and so is an
+        ``Accept`` that takes no CSV (``application/json``): the client would read CSV as something else."""
         if not force and format_asked(request) not in ("", "csv"):
             raise format_refused(format_asked(request), ["csv"])
+        if (not force and not format_asked(request) and request.headers.get("Accept", "").strip()
+                and not request.accepts(CSV_TYPE)):
+            raise NotAcceptable(f"This URL answers {CSV_TYPE}: accept it (or */*), or leave Accept out.")
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(operation_id="audit_events_csv", parameters=AUDIT_FILTERS,
@@ -587,7 +592,7 @@ class AuditExportView(ApiView):
 
 
 def _csv_response(source: str, content: Iterable[bytes]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(content, content_type=f"{CSV_TYPE}; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="jit-{source}-activity-{stamp}.csv"'
     return response

@@ -470,6 +470,21 @@ def test_the_csv_export_answers_a_client_that_accepts_only_csv(persona_mappings,
     assert refused.status_code == 400 and "since" in refused.json()["detail"]
 
 
+@pytest.mark.parametrize(("accept", "status"), [
+    ("application/json", 406), ("text/html", 406), ("text/csv;q=0, application/json", 406), ("text/*", 200),
+    ("*/*", 200), ("text/html,application/xhtml+xml,*/*;q=0.8", 200), ("application/json, text/csv;q=0.5", 200)])
+def test_the_csv_export_refuses_a_client_that_accepts_no_csv(persona_mappings, auditor, api_as, accept, status):
+    """A client that asks for JSON only was sent CSV (200): it would read the rows as JSON and fail, or worse."""
+    make_activity_event(IN)
+    response = api_as(auditor).get("/api/v1/audit/events.csv", HTTP_ACCEPT=accept)
+    assert response.status_code == status, accept
+    if status == 406:
+        assert response["Content-Type"] == "application/json"
+        detail = "This URL answers text/csv: accept it (or */*), or leave Accept out."
+        assert response.json() == {"detail": detail, "errors": [detail]}
+    assert AuditEvent.objects.filter(action="audit.export").count() == (status == 200)
+
+
 # --- schema and docs -------------------------------------------------------------------------------------------
 def test_the_schema_and_docs_are_served_without_a_cdn(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
