@@ -8,9 +8,12 @@ import base64
 import codecs
 import csv
 import io
+import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
+from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -194,6 +197,26 @@ def test_a_query_with_too_many_parameters_is_a_json_400_saying_so(vms, reader, a
     assert response.status_code == 400 and response["Content-Type"] == "application/json"
     assert response.json() == {"detail": "The query has more parameters than the portal accepts (100).",
                                "errors": ["The query has more parameters than the portal accepts (100)."]}
+
+def test_a_browser_sessions_write_without_its_csrf_token_is_refused(vms, policy_admin):
+    """The API takes the browser session too (the docs page): a write with it and no CSRF token, as another site
+    could make the browser send, changes nothing; with the token it is queued, and a bearer token needs none."""
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(policy_admin)
+    assert browser.get("/api/v1/me/").json()["authentication"] == "session"
+    url, body = f"/api/v1/vms/{vms[0].pk}/jit/", json.dumps(
+        {"ports": [{"number": 22, "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H"}]})
+    for write in (lambda: browser.put(url, body, content_type="application/json"), lambda: browser.delete(url),
+                  lambda: browser.put(url, body, content_type="application/json", HTTP_AUTHORIZATION="Basic x")):
+        refused = write()
+        assert (refused.status_code, refused["Content-Type"]) == (403, "application/json")
+        assert refused.json()["detail"].startswith("CSRF Failed")
+    assert not PolicyChange.objects.exists()
+    browser.get("/accounts/me/tokens/")  # any page with a form sets the CSRF cookie
+    token = browser.cookies[django_settings.CSRF_COOKIE_NAME].value
+    assert browser.put(url, body, content_type="application/json", HTTP_X_CSRFTOKEN=token).status_code == 202
+    assert PolicyChange.objects.count() == 1
+
 
 def test_removing_jit_is_queued(vms, policy_admin, reader, api_as):
     inside, outside = vms
