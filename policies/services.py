@@ -569,8 +569,11 @@ def policy_change_fail(*, change_id: int, message: str) -> None:
 def _mirror_change(change: PolicyChange, result, desired: dict) -> None:
     """Update the mirror and the VMs of the policy from Azure's answer to the write of ``desired``. The
     subscription's row is locked first: a sync storing a snapshot read before this write finishes first, and
-    ``inventory.store`` then keeps what this writes."""
-    list(Subscription.objects.select_for_update().filter(pk=change.subscription_id).values_list("pk", flat=True))
+    ``inventory.store`` then keeps what this writes. The lock is PostgreSQL's FOR NO KEY UPDATE (as the sync's
+    UPDATE of the row takes): FOR UPDATE would also stop the inserts that name the subscription (a policy change an
+    admin queues while holding its VMs' rows, which this then updates), and the two would deadlock."""
+    list(Subscription.objects.select_for_update(no_key=True).filter(pk=change.subscription_id).values_list(
+        "pk", flat=True))
     now = timezone.now()
     view = inventory.policy_view(result) if result is not None else None
     vms = list(VirtualMachine.objects.filter(subscription=change.subscription, resource_group=change.resource_group,

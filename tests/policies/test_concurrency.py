@@ -37,3 +37,23 @@ def test_the_same_policy_change_sent_twice_at_once_is_queued_once(persona_mappin
     retry.join(20)
     assert retry.error is None and retry.result.pk == mine.pk
     assert PolicyChange.objects.count() == 1
+
+
+def test_an_edit_of_a_vm_while_a_change_of_its_policy_is_mirrored_does_not_deadlock(prod, policy_admin):
+    from policies.models import VirtualMachine
+    from tests.policies.factories import vm
+
+    first = services.policy_save(actor=policy_admin, vm=vm("web-01"),
+                                 ports=[rules.PortRule(22, "TCP", ("10.0.0.0/8",), "PT1H")])
+    web_02 = vm("web-02")  # in the same policy: the worker mirrors Azure's answer onto it too
+    with transaction.atomic():  # an admin's edit of web-02 has locked its row as the worker applies the first edit
+        list(VirtualMachine.objects.select_for_update().filter(pk=web_02.pk).values_list("pk", flat=True))
+        worker = Other(services.policy_change_apply, change_id=first.pk)
+        worker.start()
+        wait_until_blocked(worker, seconds=30)
+        second = services.policy_save(actor=policy_admin, vm=web_02,
+                                      ports=[rules.PortRule(2222, "*", ("*",), "PT4H")])
+    worker.join(30)
+    assert worker.error is None and worker.result.state == PolicyChange.State.APPLIED
+    assert PolicyChange.objects.get(pk=second.pk).state == PolicyChange.State.QUEUED
+
