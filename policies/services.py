@@ -115,9 +115,12 @@ def _pending(subscription: Subscription, now: datetime) -> SyncRun | None:
 
 def _sync_request(*, actor, subscription: Subscription) -> tuple[SyncRun, bool]:
     """``sync_request``, and whether it queued a new run. The subscription's row is locked first, so two asking at
-    once (an admin's "Sync now" and the beat) queue one run, not two syncs of one subscription side by side."""
+    once (an admin's "Sync now" and the beat) queue one run, not two syncs of one subscription side by side. The lock
+    is FOR NO KEY UPDATE: it lets others store rows naming the subscription (a policy change) meanwhile, so one that
+    holds the audit trail's head as it does so does not deadlock with the audit of this request."""
     with transaction.atomic():
-        list(Subscription.objects.select_for_update().filter(pk=subscription.pk).values_list("pk", flat=True))
+        list(Subscription.objects.select_for_update(no_key=True).filter(pk=subscription.pk).values_list(
+            "pk", flat=True))
         now = timezone.now()
         running = _pending(subscription, now)
         if running is not None:

@@ -57,3 +57,16 @@ def test_an_edit_of_a_vm_while_a_change_of_its_policy_is_mirrored_does_not_deadl
     assert worker.error is None and worker.result.state == PolicyChange.State.APPLIED
     assert PolicyChange.objects.get(pk=second.pk).state == PolicyChange.State.QUEUED
 
+
+def test_an_enable_over_two_resource_groups_while_an_admin_asks_for_a_sync_does_not_deadlock(prod, policy_admin):
+    from tests.policies.factories import vm
+
+    with transaction.atomic():  # one enable, two policies: the first change is stored (and audited) ...
+        services.policy_enable(actor=policy_admin, vms=[vm("web-05")])
+        sync_now = Other(services.sync_request, actor=policy_admin, subscription=prod)  # ... as "Sync now" is sent
+        sync_now.start()
+        wait_until_blocked(sync_now)
+        services.policy_enable(actor=policy_admin, vms=[vm("ana-01")])  # ... then the second
+    sync_now.join(20)
+    assert sync_now.error is None and sync_now.result.state == SyncRun.State.QUEUED
+    assert PolicyChange.objects.count() == 2
