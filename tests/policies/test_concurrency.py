@@ -70,3 +70,22 @@ def test_an_enable_over_two_resource_groups_while_an_admin_asks_for_a_sync_does_
     sync_now.join(20)
     assert sync_now.error is None and sync_now.result.state == SyncRun.State.QUEUED
     assert PolicyChange.objects.count() == 2
+
+
+def test_two_admins_enabling_overlapping_vms_in_either_order_queue_the_shared_vm_once(prod, policy_admin):
+    from django.core.exceptions import ValidationError
+
+    from tests.policies.factories import vm
+
+    web_05, web_06, web_win_02 = vm("web-05"), vm("web-06"), vm("web-win-02")
+    with transaction.atomic():  # the first admin's enable, its VMs locked and its change not yet committed ...
+        mine = services.policy_enable(actor=policy_admin, vms=[web_06, web_05])
+        theirs = Other(services.policy_enable, actor=policy_admin, vms=[web_win_02, web_05],  # ... the other's
+                       ports=[rules.PortRule(22, "*", ("*",), "PT1H")])
+        theirs.start()
+        wait_until_blocked(theirs)
+    theirs.join(20)
+    assert isinstance(theirs.error, ValidationError) and theirs.error.messages == [
+        "JIT is already being enabled on web-05 (saved, not applied in Azure yet); to change the ports it gets, "
+        "edit its JIT settings (Configure JIT on its page)."]
+    assert list(PolicyChange.objects.values_list("pk", flat=True)) == [mine[0].pk]
