@@ -554,13 +554,15 @@ def request_mark_open(claim: Claim, *, record, request_id: str = "", initiated: 
             _after_commit(enqueue_close, request.pk)
         if request.extends_id:  # before the audit rows: the chain's lock is the last one a transaction takes
             _supersede(request, ports)
-        for vm_row in {port.request_vm_id: port.request_vm for port in ports}.values():
+        vm_rows = sorted({port.request_vm_id: port.request_vm for port in ports}.values(), key=lambda row: row.vm_id)
+        for vm_row in vm_rows:  # the VMs' rows too (in one order), as a policy change takes them before its audit
+            vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
+        for vm_row in vm_rows:
             numbers = sorted(port.number for port in ports if port.request_vm_id == vm_row.pk)
             audit_record(actor=request.requester, action="access.opened", target_type="vm",
                          target_id=vm_row.vm_id, target_label=vm_row.vm_name,
                          after={"ports": numbers, "source": request.source_prefix, "azure_request_id": request_id},
                          correlation_id=str(request.correlation_id), **audit_place(vm_row))
-            vm_usage_record_open(vm_id=vm_row.vm_id, user=request.requester_name, at=now)
         signals.emit("opened", request, ports=sorted({port.number for port in ports}))
     # After the open is committed (the requester sees it without waiting for this): if the worker stops here, the
     # reconciler's ``revoked_in_azure`` closes the older access from Azure's statuses instead.

@@ -88,3 +88,26 @@ def test_the_expiry_of_several_requests_does_not_deadlock_with_a_close(db, djang
     expiry.join(20)
     assert expiry.error is None and expiry.result == 2
     assert set(AccessRequestPort.objects.values_list("state", flat=True)) == {PortState.EXPIRED}
+
+
+def test_a_port_opening_while_an_admin_changes_its_vm_does_not_deadlock(db, django_user_model):
+    from types import SimpleNamespace
+
+    from audit.services import audit_record
+    from policies.models import VirtualMachine
+
+    request = make_access_request(SCOPE)
+    request.ports.update(state=PortState.OPENING, claimed_at=timezone.now())
+    port = AccessRequestPort.objects.select_related("request", "request__requester", "request_vm").get()
+    claim = services.Claim([port], at=port.claimed_at)
+    admin = django_user_model.objects.create(username="admin")
+    with transaction.atomic():  # an admin's policy change: the VM's row locked first, then its audit row
+        list(VirtualMachine.objects.select_for_update().filter(pk=port.request_vm.vm_id).values_list("pk", flat=True))
+        opener = Other(services.request_mark_open, claim, record=SimpleNamespace(virtual_machines=[]))
+        opener.start()  # the open task records Azure's answer, with the VM's "last access"
+        wait_until_blocked(opener)
+        audit_record(actor=admin, action="policy.save_requested", target_type="vm", target_id=port.request_vm.vm_id)
+    opener.join(20)
+    assert opener.error is None
+    assert request.ports.get().state == PortState.OPEN
+    assert VirtualMachine.objects.get(pk=port.request_vm.vm_id).last_user == request.requester_name
