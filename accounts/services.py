@@ -82,8 +82,10 @@ def _user_sign_in_save(*, claims: dict, tenant_id: str, object_id: str, groups: 
     email = str(claims.get("email") or (preferred if "@" in preferred else ""))[:254]
 
     user_model = get_user_model()
+    # FOR NO KEY UPDATE: rows naming the user (an access event's actor) may still be stored meanwhile; FOR UPDATE
+    # would stop them, and a transaction storing one after its audit row would deadlock with this sign-in's.
     user = (
-        user_model.objects.select_for_update()
+        user_model.objects.select_for_update(no_key=True)
         .filter(entra_tenant_id=tenant_id, entra_object_id=object_id)
         .first()
     )
