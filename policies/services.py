@@ -290,8 +290,10 @@ def _policy_arm_id(subscription_key: str, group: str, location: str, name: str) 
 
 
 def _lock_vms(vms: list[VirtualMachine]) -> None:
-    """Lock the VMs' rows (in one order) for the rest of the transaction: their changes are queued one at a time."""
-    list(VirtualMachine.objects.select_for_update().filter(pk__in=[vm.pk for vm in vms]).order_by("pk")
+    """Lock the VMs' rows (in one order) for the rest of the transaction: their changes are queued one at a time.
+    FOR NO KEY UPDATE, as an UPDATE of the rows takes: rows naming the VMs (an access request's) may be stored
+    meanwhile, which FOR UPDATE would stop (deadlocking with a request for several VMs, audited VM by VM)."""
+    list(VirtualMachine.objects.select_for_update(no_key=True).filter(pk__in=[vm.pk for vm in vms]).order_by("pk")
          .values_list("pk", flat=True))
 
 

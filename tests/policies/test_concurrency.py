@@ -47,7 +47,7 @@ def test_an_edit_of_a_vm_while_a_change_of_its_policy_is_mirrored_does_not_deadl
                                  ports=[rules.PortRule(22, "TCP", ("10.0.0.0/8",), "PT1H")])
     web_02 = vm("web-02")  # in the same policy: the worker mirrors Azure's answer onto it too
     with transaction.atomic():  # an admin's edit of web-02 has locked its row as the worker applies the first edit
-        list(VirtualMachine.objects.select_for_update().filter(pk=web_02.pk).values_list("pk", flat=True))
+        list(VirtualMachine.objects.select_for_update(no_key=True).filter(pk=web_02.pk).values_list("pk", flat=True))
         worker = Other(services.policy_change_apply, change_id=first.pk)
         worker.start()
         wait_until_blocked(worker, seconds=30)
@@ -89,3 +89,18 @@ def test_two_admins_enabling_overlapping_vms_in_either_order_queue_the_shared_vm
         "JIT is already being enabled on web-05 (saved, not applied in Azure yet); to change the ports it gets, "
         "edit its JIT settings (Configure JIT on its page)."]
     assert list(PolicyChange.objects.values_list("pk", flat=True)) == [mine[0].pk]
+
+
+def test_a_request_for_two_vms_while_an_admin_edits_the_second_does_not_deadlock(prod, policy_admin, requester):
+    from tests.policies.access.factories import ask
+    from tests.policies.factories import vm
+
+    with transaction.atomic():  # one request for web-01 and web-02: web-01's rows and audit row are stored ...
+        ask(requester, {"web-01": [22]})
+        edit = Other(services.policy_save, actor=policy_admin, vm=vm("web-02"),  # ... as an admin edits web-02 ...
+                     ports=[rules.PortRule(22, "*", ("*",), "PT4H")])
+        edit.start()
+        wait_until_blocked(edit)
+        ask(requester, {"web-02": [22]})  # ... then web-02's rows, naming its VM
+    edit.join(20)
+    assert edit.error is None and edit.result.state == PolicyChange.State.QUEUED

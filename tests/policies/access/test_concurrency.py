@@ -102,7 +102,8 @@ def test_a_port_opening_while_an_admin_changes_its_vm_does_not_deadlock(db, djan
     claim = services.Claim([port], at=port.claimed_at)
     admin = django_user_model.objects.create(username="admin")
     with transaction.atomic():  # an admin's policy change: the VM's row locked first, then its audit row
-        list(VirtualMachine.objects.select_for_update().filter(pk=port.request_vm.vm_id).values_list("pk", flat=True))
+        list(VirtualMachine.objects.select_for_update(no_key=True).filter(pk=port.request_vm.vm_id).values_list(
+            "pk", flat=True))
         opener = Other(services.request_mark_open, claim, record=SimpleNamespace(virtual_machines=[]))
         opener.start()  # the open task records Azure's answer, with the VM's "last access"
         wait_until_blocked(opener)
