@@ -336,6 +336,21 @@ def test_the_list_shows_when_a_request_was_made_and_ends_both_in_the_portals_tim
     assert cells == local  # the end was shown in UTC, before the start
 
 
+def test_the_list_escapes_the_names_a_requester_or_azure_gave(prod, requester, policy_admin, client):
+    """The rows are built in Python (``AccessRequestTable.body``): each name is text, never markup."""
+    request = ask(requester, {"web-02": [22]})
+    AccessRequest.objects.filter(pk=request.pk).update(requester_name='<script>alert("name")</script>&co')
+    request.vms.update(vm_name="<img src=x onerror=alert(1)>")
+    for viewer in (requester, policy_admin):  # its requester sees every VM; an admin those in their scope
+        client.force_login(viewer)
+        page = client.get(reverse("policies:requests")).content.decode()
+        row = re.search(rf'<tr[^>]*data-request="{request.pk}".*?</tr>', page, re.S).group(0)
+        assert "<script" not in row and "<img" not in row, row
+        assert "<td>&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;&amp;co</td>" in row
+        assert "<td>&lt;img src=x onerror=alert(1)&gt;</td>" in row
+        assert len(re.findall(r"<td\b", row)) == 8  # no cell broken open
+
+
 def test_my_requests_without_any_says_so_and_how_to_ask(prod, requester, client):
     client.force_login(requester)
     page = client.get(reverse("policies:requests")).content.decode()
