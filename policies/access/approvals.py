@@ -227,7 +227,8 @@ def approvers_for(request: AccessRequest) -> list:
     from accounts.roles import ROLES
 
     rows = _vm_rows(request)
-    approving = [m for m in RoleMapping.objects.all() if (role := ROLES.get(m.role)) and role.allows(REQUEST_APPROVE)
+    mappings = list(RoleMapping.objects.all())
+    approving = [m for m in mappings if (role := ROLES.get(m.role)) and role.allows(REQUEST_APPROVE)
                  and any(scope_contains(m.scope, row.vm_arm_id) for row in rows)]
     if not approving:
         return []
@@ -236,8 +237,9 @@ def approvers_for(request: AccessRequest) -> list:
     candidates = [claims.user_id for claims in SignInClaims.objects.only("user_id", "app_roles", "groups")
                   if app_roles & {str(v) for v in claims.app_roles or []}
                   or groups & {str(v).lower() for v in claims.groups or []}]
-    users = get_user_model().objects.filter(is_active=True, pk__in=candidates).exclude(
-        pk=request.requester_id).order_by("username")
+    users = list(get_user_model().objects.filter(is_active=True, pk__in=candidates).exclude(
+        pk=request.requester_id).order_by("username"))
+    authz.prime_grants(users, mappings=mappings)  # two queries, not two per approver
     return [user for user in users if may_approve_vms(user, rows)]
 
 

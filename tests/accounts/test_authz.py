@@ -190,3 +190,27 @@ def test_the_session_user_comes_with_the_claims_authorization_reads(client, djan
         assert authz.has_permission(user, VM_READ, IN_SCOPE)
     services.user_sign_in_record(claims={**claims, "roles": []})  # Entra ID took the role away
     assert not authz.has_permission(get_user(request), VM_READ, IN_SCOPE)
+
+
+def test_grants_worked_out_for_many_users_at_once_are_each_ones_own(persona_mappings, django_assert_num_queries):
+    """``prime_grants`` (the approvers of a request) gives every user the grants ``compute_grants`` gives them:
+    app roles and groups (as the token spells them), mappings for any tenant or theirs (in any case), none for
+    another tenant or an unknown role, none without a sign-in; two queries however many users."""
+    other_tenant = "5b1f2d3c-7e8a-4b9c-8d0e-1f2a3b4c5d6e"
+    tenant = PERSONAS["outsider"].claims()["tid"]
+    for value, role, tenant_id in (("JIT.Extra", "reader", other_tenant), ("JIT.Extra", "auditor", tenant.upper()),
+                                   ("JIT.Extra", "no-such-role", ""), ("JIT.Requester", "approver", tenant)):
+        RoleMapping.objects.create(source_kind="app_role", source_value=value, role=role, scope=IN_SCOPE,
+                                   tenant_id=tenant_id)
+    users = [services.user_sign_in_record(claims=PERSONAS[name].claims()) for name in PERSONAS]
+    users.append(services.user_sign_in_record(claims=PERSONAS["outsider"].claims() | {
+        "oid": "8a0e7c31-0000-4000-8000-000000000099", "preferred_username": "extra@contoso.example",
+        "roles": ["JIT.Extra"], "groups": [WEB_GROUP.upper()]}))
+    users.append(type(users[0]).objects.create(username="never-signed-in@contoso.example"))
+    expected = {user.pk: authz.compute_grants(fresh(user)) for user in users}
+    assert any(expected.values()) and not all(expected.values())
+    primed = [fresh(user) for user in users]
+    with django_assert_num_queries(2):
+        authz.prime_grants(primed)
+    with django_assert_num_queries(0):
+        assert {user.pk: authz.grants_for(user) for user in primed} == expected
