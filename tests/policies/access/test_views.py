@@ -843,6 +843,25 @@ def test_an_admins_requests_page_in_any_sort_walks_an_index_rather_than_sorting_
         assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
 
 
+def test_a_request_page_looks_its_extensions_up_rather_than_walking_every_request(prod, requester, alice):
+    """With ANALYZE's statistics (nearly every request extends none), SQLite read the extensions of the request
+    shown by walking every request newest first: 31 ms at 100,000 requests."""
+    ask(requester, {"web-02": [22]})
+    first = AccessRequest.objects.get()
+    AccessRequest.objects.bulk_create(
+        AccessRequest(requester=requester, requester_name=first.requester_name, justification="bulk",
+                      idempotency_key=f"bulk-{n}", source_prefix=first.source_prefix, end_at=first.end_at,
+                      state=first.state) for n in range(3000))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    assert alice.get(reverse("policies:request_detail", args=[first.pk])).status_code == 200
+    plan = first.extensions.all().explain()
+    if connection.vendor == "postgresql":
+        assert "Seq Scan" not in plan and "Sort" not in plan, plan
+    else:
+        assert not re.search(r"\bSCAN\b", plan) and "TEMP B-TREE" not in plan, plan
+
+
 def test_a_requester_whose_role_was_taken_away_still_sees_and_closes_their_open_request(prod, requester, alice,
                                                                                         outsider, client):
     from accounts.models import RoleMapping
