@@ -1,0 +1,67 @@
+"""The requester's pages laid out in headless chromium: the request form's fields in one column beside their
+labels, and, on a phone, pages that do not scroll sideways."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from policies.access.models import AccessRequest
+from tests.plugins.personas import sign_in_with_entra
+from tests.policies.access.factories import ask, open_all, vm
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+FIELDS = {"#label-ports": "#id_ports", "#label-source": "#id_source_kind", "label[for=id_duration]": "#id_duration",
+          "label[for=id_start_at]": "#id_start_at", "label[for=id_justification]": "#id_justification"}
+
+
+@pytest.fixture
+def portal(live_server, entra_settings, prod, persona_mappings):
+    return live_server.url
+
+
+def boxes(page, selectors) -> dict[str, dict]:
+    found = {selector: page.locator(selector).bounding_box() for selector in selectors}
+    assert all(found.values()), found
+    return found
+
+
+def test_the_request_forms_fields_start_in_one_column_beside_their_labels(portal, entra_page):
+    page = entra_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    page.goto(f"{portal}/requests/new/?vm={vm('jump-02').pk}")
+    labels, fields = boxes(page, FIELDS), boxes(page, FIELDS.values())
+    assert len({round(labels[label]["x"]) for label in FIELDS}) == 1, labels
+    assert len({round(fields[field]["x"]) for field in FIELDS.values()}) == 1, fields
+    for label, field in FIELDS.items():  # beside its label, on its line
+        assert fields[field]["x"] >= labels[label]["x"] + labels[label]["width"], (label, labels[label], fields[field])
+        assert abs(fields[field]["y"] - labels[label]["y"]) < 12, (label, labels[label], fields[field])
+
+
+def test_on_a_phone_the_request_form_stacks_each_label_above_its_field(portal, entra_page):
+    page = entra_page
+    page.set_viewport_size({"width": 400, "height": 800})
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    page.goto(f"{portal}/requests/new/?vm={vm('jump-02').pk}")
+    labels, fields = boxes(page, FIELDS), boxes(page, FIELDS.values())
+    for label, field in FIELDS.items():
+        assert fields[field]["y"] >= labels[label]["y"] + labels[label]["height"] - 1, (label, labels, fields)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 400
+
+
+def test_on_a_phone_the_requests_list_a_request_and_the_connect_page_do_not_scroll_sideways(
+        portal, entra_page, requester):
+    page = entra_page
+    page.set_viewport_size({"width": 400, "height": 800})
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    request = AccessRequest.objects.get(pk=ask(requester, {"jump-02": [22]}).pk)
+    open_all(request)
+    for path in ("/requests/", f"/requests/{request.pk}/", f"/inventory/vm/{vm('jump-02').pk}/connect/"):
+        page.goto(f"{portal}{path}")
+        expect(page.locator("#content")).to_be_visible()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 400, path
+    page.goto(f"{portal}/requests/{request.pk}/")
+    copy = page.locator("tr[data-port='22'] button.copy")
+    copy.scroll_into_view_if_needed()
+    expect(copy).to_be_in_viewport()  # the ports table scrolls within its box to the Copy button
