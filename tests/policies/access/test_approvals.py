@@ -706,3 +706,23 @@ def test_the_requests_list_shows_and_filters_a_request_past_its_approval_deadlin
     everything = client.get(reverse("policies:requests")).content.decode()
     row = everything.split(f'data-request="{overdue.pk}"', 1)[1].split("</tr>", 1)[0]
     assert "Did not open" in row and "after approval" not in row and "access-expired" in row
+
+
+def test_an_approvers_review_of_an_open_request_does_not_say_azure_left_out_its_connection_details(
+        client, prod, requester, approver):
+    """The review hides the requester's connection details; it no longer says, in their place, that Azure did not
+    say which firewall port it mapped (or that the VM's address is unknown), which read as a fault."""
+    rule(IN_SCOPE, "manual")
+    request = ask(requester, {"db-01": [22], "web-02": [22]})
+    approvals.request_decide(actor=fresh(approver), request=request, approve=True, comment="fine")
+    open_all(request)
+    assert set(states(request).values()) == {PortState.OPEN}
+    assert AccessRequestPort.objects.get(request=request, request_vm__vm_name="db-01").mapped_port
+
+    client.force_login(approver)
+    review = client.get(reverse("policies:request_review", args=[request.pk])).content.decode()
+    assert "did not say which of its ports" not in review and "No address known" not in review
+    assert review.count("Shown to the requester.") == 2 and "ssh " not in review
+    client.force_login(requester)
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert "Shown to the requester." not in page and page.count("Copy SSH") == 2
