@@ -91,3 +91,25 @@ def shared_address_warning(address: IPAddress) -> str:
         return (f"{address} is a private or carrier-grade NAT address: your traffic likely reaches Azure from a "
                 f"shared public address. Check it, or enter your proxy's range.")
     return ""
+
+
+def request_source_note(prefix: str) -> str:
+    """What a request's page says about its source, detected as the requester's IP with a warning
+    (``shared_address_warning``): the same facts about the request as made, for the requester and its approvers,
+    without the form's advice to type another address (there is no box to type it in)."""
+    try:
+        address = ipaddress.ip_network(prefix, strict=False).network_address
+    except ValueError:
+        return ""
+    shared = _networks(getattr(settings, "ACCESS_SHARED_EGRESS_PREFIXES", []))
+    if _trusted(address, shared):
+        return (f"{address} is a shared proxy or NAT address: everyone behind it can reach the port while it is "
+                f"open.")
+    if address.is_loopback or address.is_link_local:
+        return (f"{address} is a local address (the requester's IP as the portal saw it): Azure sees their public "
+                f"address instead, which this request does not let in.")
+    if _trusted(address, [*PRIVATE, CGNAT]):
+        return (f"{address} is a private or carrier-grade NAT address (the requester's IP as the portal saw it): "
+                f"their traffic likely reaches Azure from a shared public address, which this request would not let "
+                f"in.")
+    return ""

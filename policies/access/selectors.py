@@ -33,6 +33,7 @@ from policies.models import JitPolicy, VirtualMachine, VmState
 from policies.selectors import vm_get, vm_list
 
 from . import validation
+from .client_ip import request_source_note
 from .connection import ConnectionDetails, details_for, login_name
 from .models import (
     ACTIVE,
@@ -320,6 +321,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         short = len(eligible) < missing
     every = [port for vm_row in request.vms.all() for port in vm_row.ports.all()]
     return {"vms": vms, "vms_hidden": hidden,
+            "source_note": request_source_note(request.source_prefix) if request.source_warning else "",
             "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
             "cancellable": request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
             and not any(port.opened_at for port in every),  # one policy open, another retrying: "Close now"

@@ -926,3 +926,29 @@ def test_an_admins_page_looks_up_the_scope_of_each_request_walked_not_of_every_r
         assert "SubPlan" in plan and "hashed SubPlan" not in plan, plan
     else:
         assert "CORRELATED SCALAR SUBQUERY" in plan, plan  # SQLite always looks each row up
+
+
+@pytest.mark.parametrize("address, fact", [
+    ("127.0.0.1", "127.0.0.1 is a local address (the requester's IP as the portal saw it): Azure sees their public "
+                  "address instead"),
+    ("10.1.2.3", "10.1.2.3 is a private or carrier-grade NAT address (the requester's IP as the portal saw it)")])
+def test_the_request_and_review_pages_state_the_my_ip_warning_without_the_forms_advice(
+        prod, alice, client, approver, address, fact):
+    """The form's warning asks the requester to type another address; once the request is made there is no box to
+    type it in, and its approvers read the page too: both pages state the fact about the request instead."""
+    web = vm("web-02")
+    response = alice.get(reverse("policies:request_new"), {"vm": [web.pk]}, REMOTE_ADDR=address)
+    token, form = token_of(response), response.content.decode().replace("&#x27;", "'")
+    assert "Enter it yourself" in form or "enter your proxy's range" in form  # the form's advice stays on the form
+    page = alice.post(reverse("policies:request_new"), {
+        "vm": [web.pk], "ports": [f"{web.pk}:22"], "source_kind": "my_ip", "duration": 3600,
+        "justification": "Deploy", "token": token}, REMOTE_ADDR=address, follow=True).content.decode()
+    page = page.replace("&#x27;", "'")
+    request = AccessRequest.objects.get()
+    assert fact in page and page.count('id="source-note"') == 1
+    assert "Enter it yourself" not in page and "enter your proxy's range" not in page
+
+    client.force_login(approver)
+    review = client.get(reverse("policies:request_review", args=[request.pk])).content.decode().replace("&#x27;", "'")
+    assert fact in review and "Enter it yourself" not in review and "enter your proxy's range" not in review
+
