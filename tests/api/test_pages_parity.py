@@ -113,6 +113,13 @@ def test_a_bad_request_list_filter_is_a_400(both, requester, api_as):
     assert response.status_code == 400 and response.json()["errors"] == ["created_after: Enter a valid date."]
 
 
+def test_a_request_list_range_ending_before_it_starts_is_a_400(both, requester, api_as):
+    response = api_as(requester).get("/api/v1/requests/",
+                                     {"created_after": "2026-03-02", "created_before": "2026-03-01"})
+    assert response.status_code == 400
+    assert response.json()["errors"] == ["created_before: Give a day on or after “Requested from”."]
+
+
 def test_each_persona_opens_the_same_vms_requests_and_changes_in_the_api_as_on_the_pages(both, persona_mappings,
                                                                                            api_as):
     from policies.access.models import AccessRequest

@@ -294,6 +294,21 @@ def test_my_requests_lists_mine_and_admins_see_everyone_in_scope(prod, requester
         assert f'id="{target}"' in bad, target
 
 
+def test_a_requested_to_day_before_the_requested_from_day_is_refused_not_silently_empty(prod, requester, client):
+    ask(requester, {"web-02": [22]})
+    client.force_login(requester)
+    today = timezone.now().date()
+    page = client.get(reverse("policies:requests"), {"created_after": str(today),
+                                                      "created_before": str(today - timedelta(days=1))})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert re.search(r'id="id_created_before_error">Requested to: Give a day on or after .Requested from.\. '
+                     r'The filter was left out\.', html)
+    assert [row.record.pk for row in page.context["table"].page.object_list] == [AccessRequest.objects.get().pk]
+    same_day = client.get(reverse("policies:requests"), {"created_after": str(today), "created_before": str(today)})
+    assert 'id="filter-errors"' not in same_day.content.decode()
+
+
 @pytest.mark.parametrize("zone", ["UTC", "Pacific/Auckland", "America/Los_Angeles"])
 def test_the_requested_dates_are_whole_days_of_the_portals_time_zone(prod, requester, client, settings, zone):
     from zoneinfo import ZoneInfo
