@@ -95,16 +95,18 @@ def grants_from(claims, mappings) -> list[Grant]:
     return grants
 
 
-def prime_grants(users: list, *, mappings: list | None = None) -> None:
-    """Work out the grants of many ``users`` at once (two queries, or one given every role mapping as
-    ``mappings``), as ``grants_for`` would one by one (two queries each), into the same per-request cache."""
+def prime_grants(users: list, *, mappings: list | None = None, claims: dict | None = None) -> None:
+    """Work out the grants of many ``users`` at once, as ``grants_for`` would one by one (two queries each), into
+    the same per-request cache: one query for every role mapping unless given as ``mappings``, one for the users'
+    sign-in claims unless given as ``claims`` (user pk → claims, with their tenant, app roles and groups)."""
     from accounts.models import RoleMapping, SignInClaims
 
     users = [user for user in users if _is_active_user(user) and getattr(user, _CACHE_ATTRIBUTE, None) is None]
     if not users:
         return
-    claims = {c.user_id: c for c in SignInClaims.objects.filter(user_id__in=[user.pk for user in users])
-              .only("user_id", "tenant_id", "app_roles", "groups")}
+    if claims is None:
+        claims = {c.user_id: c for c in SignInClaims.objects.filter(user_id__in=[user.pk for user in users])
+                  .only("user_id", "tenant_id", "app_roles", "groups")}
     if mappings is None:
         mappings = list(RoleMapping.objects.all())
     for user in users:

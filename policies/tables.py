@@ -10,7 +10,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django_tables2.columns import BoundColumn
 
-from jitportal.lib.tables import SortableTable, local_minute
+from jitportal.lib.tables import SortableTable, local_minute, object_url
 
 from .models import ConnectionType, PolicyChange, VirtualMachine, VmState
 from .selectors import BLOCKS_ENABLE
@@ -108,14 +108,14 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
     (``selectors.pending_changes_by_vm``), named on its row with a link to its status on the VM's page; ``menu``
     names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``); ``back`` the list's
     query string, which Edit carries so that it returns to the list as shown."""
-    urls = {name: reverse(f"policies:{view}", kwargs={"pk": 999999999}) for name, view in (
+    urls = {name: object_url(f"policies:{view}") for name, view in (
         ("detail", "vm_detail"), ("edit", "policy_edit"), ("connect", "connect"))}
     activity = reverse("audit:search") + "?vm="
     edit_back = escape("?" + urlencode({"back": back})) if back else ""
     out = []
     for vm in vms:
         pk = str(vm.pk)
-        detail, edit, connect = (urls[n].replace("999999999", pk) for n in ("detail", "edit", "connect"))
+        detail, edit, connect = (urls[n](pk) for n in ("detail", "edit", "connect"))
         name = escape(vm.name)
         cells = []
         # JIT can be neither configured nor requested on an unsupported VM: no Edit, no Connect.

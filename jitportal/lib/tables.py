@@ -1,11 +1,13 @@
 """Shared django-tables2 column settings, the base of the sortable lists, and the paging of every list page."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import OrderBy
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django_tables2 import RequestConfig, Table
 from django_tables2.data import TableQuerysetData
@@ -18,6 +20,17 @@ MAX_PER_PAGE = 100
 # The highest page number handed to a paginator: its offset stays within the databases' 64-bit integers (a larger
 # one failed the query), and is still past the end of any table, which then shows its last page.
 MAX_PAGE = 10**15
+
+
+# A pk no row has, reversed in its place and replaced by each row's (``object_url``).
+_PK_MARK = 999999999
+
+
+def object_url(viewname: str) -> Callable[[int | str], str]:
+    """The URL of ``viewname`` for an object's pk, reversed once: rows rendered in Python link each of 50 rows
+    without 50 ``reverse`` calls."""
+    pattern = reverse(viewname, kwargs={"pk": _PK_MARK})
+    return lambda pk: pattern.replace(str(_PK_MARK), str(pk))
 
 
 def local_minute(value: datetime | None) -> str:

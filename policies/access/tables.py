@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import django_tables2 as tables
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from jitportal.lib.tables import NOWRAP, SortableTable, local_minute
+from jitportal.lib.tables import NOWRAP, SortableTable, local_minute, object_url
 
 from .approvals import overdue
 from .models import AccessRequest, ApprovalState, PortState
@@ -56,15 +55,15 @@ def render_rows(records: list[AccessRequest], shown: list[str], *, user, now: da
     (``selectors.vm_rows_shown``), and each request's state and end as of ``now``. Every value is escaped."""
     from .selectors import vm_rows_shown
 
-    link = reverse("policies:request_detail", kwargs={"pk": 999999999})
+    link = object_url("policies:request_detail")
     out = []
     for index, record in enumerate(records):
         pk = str(record.pk)
         cells = {
-            "id": f'<td><a href="{link.replace("999999999", pk)}">{pk}</a></td>',
+            "id": f'<td><a href="{link(pk)}">{pk}</a></td>',
             "created_at": f'<td class="nowrap">{local_minute(record.created_at)}</td>',
             "requester_name": f"<td>{escape(record.requester_name or EMPTY)}</td>",
-            "vms": f"<td>{escape(_vm_names(*vm_rows_shown(record, user)))}</td>" if "vms" in shown else "",
+            "vms": f"<td>{escape(_vm_names(*vm_rows_shown(record, user)))}</td>",
             "source_prefix": f"<td>{escape(record.source_prefix or EMPTY)}</td>",
             "end_at": f'<td class="nowrap">{escape(ends(record, now))}</td>',
             "state": f"<td>{state_label(record, now)}</td>",
