@@ -18,15 +18,15 @@ REASONS = ["Patch the web tier", "Investigate incident INC-4711", "Deploy hotfix
 
 
 def _history(vms: list[tuple[str, int]], count: int, offset: float) -> list[dict]:
-    """``count`` expired requests over the past week on the given (vm, port) pairs."""
+    """``count`` expired requests over the past week on the given (vm, port) pairs, asked for in Azure itself (before
+    the portal: their justifications name no portal request)."""
     items = []
     for k in range(count):
         vm, port = vms[k % len(vms)]
         requestor = REQUESTORS[(k + int(offset)) % len(REQUESTORS)]
         items.append({"vm": vm, "port": port, "requestor": requestor, "hours_ago": round(offset + k * 150 / count, 2),
                       "minutes": (60, 120, 180)[k % 3], "source": f"203.0.113.{10 + k % 40}",
-                      "justification": f"{requestor.split('@')[0]}: {REASONS[k % len(REASONS)]} (portal request "
-                                       f"#{100 + k})"})
+                      "justification": f"{requestor.split('@')[0]}: {REASONS[k % len(REASONS)]}"})
     return items
 
 
@@ -65,7 +65,7 @@ def demo_scenario() -> dict:
             "history": _history([("web-01", 22), ("web-02", 22), ("web-win-01", 3389), ("web-04", 22)], 16, 6),
             "open_requests": [{"vm": "web-01", "port": 22, "requestor": "alice@contoso.example", "minutes_left": 90,
                                "source": "203.0.113.7",
-                               "justification": "alice: Patch the web tier (portal request #1)"}],
+                               "justification": "alice: Patch the web tier"}],
         }],
     }
     data = {
