@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSCRIPTION = "c0a1b2c3-0000-4000-8000-000000000001"
@@ -122,12 +123,16 @@ def _wait_open(port_ids: list[int], timeout: float = 60.0) -> None:
             time.sleep(0.0005)
 
 
-def _form_data(client, vm_pk: int, address: str) -> dict:
-    """The request form's fields for SSH from "my IP" for an hour, with the token of a fresh form page."""
+def _form_data(client, vm_pk: int, address: str) -> str:
+    """The request form's fields for SSH from "my IP" for an hour, with the token of a fresh form page, encoded as
+    a browser sends the form (``application/x-www-form-urlencoded``; see ``FORM``)."""
     page = client.get(f"/requests/new/?vm={vm_pk}", REMOTE_ADDR=address)
     token = re.search(r'name="token" value="([0-9a-f]+)"', page.content.decode()).group(1)
-    return {"vm": [vm_pk], "ports": [f"{vm_pk}:22"], "source_kind": "my_ip", "duration": 3600,
-            "justification": "bench", "token": token}
+    return urlencode({"vm": vm_pk, "ports": f"{vm_pk}:22", "source_kind": "my_ip", "duration": 3600,
+                      "justification": "bench", "token": token})
+
+
+FORM = "application/x-www-form-urlencoded"  # the request form has no enctype
 
 
 # Where a sample's time goes, from the times the rows record (the portal's clock, as each process read it).
@@ -161,7 +166,7 @@ def _submit_to_open(client, vm_pk: int, direct: DirectInitiate, posts: list[floa
         data = _form_data(client, vm_pk, f"203.0.113.{i + 1}")
         time.sleep(0.02)
         submitted, started = time.time(), time.perf_counter()
-        response = client.post("/requests/new/", data, REMOTE_ADDR=f"203.0.113.{i + 1}")
+        response = client.post("/requests/new/", data, FORM, REMOTE_ADDR=f"203.0.113.{i + 1}")
         posts.append(time.perf_counter() - started)
         assert response.status_code == 302, response.content[:500]
         request_id = int(response["Location"].rstrip("/").split("/")[-1])
@@ -181,7 +186,7 @@ def _submit_to_page_open(client, vm_pk: int, samples: int = 10) -> list[float]:
         address = f"203.0.113.{100 + i}"
         data = _form_data(client, vm_pk, address)
         started = time.perf_counter()
-        response = client.post("/requests/new/", data, REMOTE_ADDR=address, follow=True)
+        response = client.post("/requests/new/", data, FORM, REMOTE_ADDR=address, follow=True)
         text = response.content.decode()
         while 'class="request-status access-open"' not in text:
             found = trigger.search(text)
