@@ -30,11 +30,12 @@ class EntraBackend(ModelBackend):
         return user if tenant_allowed(user.entra_tenant_id) and claims_fresh(user) else None
 
 
-def claims_fresh(user) -> bool:
-    """Whether the user's latest Entra sign-in is recent enough (``ENTRA_SIGN_IN_MAX_AGE``) to act on its claims:
-    browser sessions and Entra bearer tokens both act with them."""
+def claims_fresh(user, max_age: timedelta | None = None) -> bool:
+    """Whether the user's latest Entra sign-in is recent enough (``max_age``, default ``ENTRA_SIGN_IN_MAX_AGE``) to
+    act on its claims: browser sessions and Entra bearer tokens both act with them (personal API tokens too, for
+    ``API_TOKEN_SIGN_IN_MAX_DAYS``)."""
     claims = getattr(user, "sign_in_claims", None)
-    oldest = timezone.now() - timedelta(seconds=settings.ENTRA_SIGN_IN_MAX_AGE)
+    oldest = timezone.now() - (max_age if max_age is not None else timedelta(seconds=settings.ENTRA_SIGN_IN_MAX_AGE))
     return claims is not None and claims.signed_in_at >= oldest
 
 

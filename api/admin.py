@@ -7,9 +7,14 @@ from .models import ApiToken
 class ApiTokenAdmin(admin.ModelAdmin):
     """Read-only: tokens are created and revoked by their users (break-glass staff may look, not forge)."""
 
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "expires", "revoked_at")
     search_fields = ("name", "prefix", "user__username")
     readonly_fields = [f.name for f in ApiToken._meta.fields]
+
+    @admin.display(description="Expires")
+    def expires(self, obj: ApiToken):
+        """When it stops working (its expiry, capped at API_TOKEN_MAX_DAYS after it was made)."""
+        return obj.expires
 
     def has_add_permission(self, request) -> bool:
         return False

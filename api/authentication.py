@@ -4,7 +4,8 @@ Both resolve to a portal user, whose current roles (``accounts.authz``) then dec
 for that user's browser session: a token never does more than its user.
 
 - ``Authorization: Bearer jit_…`` (or ``Token jit_…``): a personal API token, compared by SHA-256 hash.
-  Unknown, revoked or expired tokens, and tokens of deactivated users, are refused with 401.
+  Unknown, revoked or expired tokens, tokens of deactivated users, and tokens whose user's latest Entra sign-in is
+  older than ``API_TOKEN_SIGN_IN_MAX_DAYS`` (its roles may have changed since) are refused with 401.
 - ``Authorization: Bearer <JWT>``: an Entra ID access token for the portal's app registration (audience the
   client id or ``api://<client id>``, delegated scope ``API_ENTRA_SCOPE``; ID tokens are refused), signed with a
   key of the tenant's JWKS, issued by an allowed tenant
@@ -16,6 +17,7 @@ for that user's browser session: a token never does more than its user.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, timedelta
 
 import jwt
 import requests
@@ -50,6 +52,15 @@ def _credentials(request) -> tuple[str, str] | None:
     return parts[0].lower(), parts[1]
 
 
+def _sign_in_recent_enough(user) -> bool:
+    """Whether a token may act with the roles of ``user``'s latest Entra sign-in: one at most
+    ``API_TOKEN_SIGN_IN_MAX_DAYS`` old (a role taken away in Entra ID is gone at the next sign-in only). A user who
+    never signed in with Entra ID (a break-glass account) holds no role from it to check."""
+    if getattr(user, "sign_in_claims", None) is None:
+        return True
+    return claims_fresh(user, max_age=timedelta(days=settings.API_TOKEN_SIGN_IN_MAX_DAYS))
+
+
 class ApiTokenAuthentication(BaseAuthentication):
     """Personal API tokens: ``Authorization: Bearer jit_…`` or ``Token jit_…``."""
 
@@ -70,9 +81,15 @@ class ApiTokenAuthentication(BaseAuthentication):
         if token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This API token was revoked.")
         if not token.is_active:
-            raise exceptions.AuthenticationFailed("This API token has expired.")
+            raise exceptions.AuthenticationFailed(
+                f"This API token expired on {token.expires.astimezone(UTC):%Y-%m-%d %H:%M} UTC: create a new one on "
+                "the portal's API tokens page.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("The token's user is deactivated.")
+        if not _sign_in_recent_enough(token.user):
+            raise exceptions.AuthenticationFailed(
+                f"Your latest sign-in to the portal is more than {settings.API_TOKEN_SIGN_IN_MAX_DAYS} days old, too "
+                "old for its roles to stand: sign in again in the browser, then this token works again.")
         services.token_touch(token)
         return token.user, token
 

@@ -1,9 +1,25 @@
 """Personal API tokens: a user's credential for the REST API, stored as a SHA-256 hash of its secret."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+
+def longest_lifetime() -> timedelta:
+    """How long any token may work after it was made (``API_TOKEN_MAX_DAYS``)."""
+    return timedelta(days=settings.API_TOKEN_MAX_DAYS)
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def unexpired(self, now: datetime | None = None) -> ApiTokenQuerySet:
+        """Tokens not revoked and not past their expiry (``ApiToken.expires``) at ``now``."""
+        now = now or timezone.now()
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True,
+                           created_at__gt=now - longest_lifetime())
 
 
 class ApiToken(models.Model):
@@ -21,6 +37,8 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ApiTokenQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
 
@@ -28,13 +46,20 @@ class ApiToken(models.Model):
         return f"{self.name} (jit_{self.prefix}…)"
 
     @property
+    def expires(self) -> datetime:
+        """When the token stops working: its expiry, but never later than ``API_TOKEN_MAX_DAYS`` after it was made
+        (a token made before that limit, or before it was lowered, may have a later expiry or none)."""
+        cap = (self.created_at or timezone.now()) + longest_lifetime()
+        return cap if self.expires_at is None else min(self.expires_at, cap)
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+        return self.revoked_at is None and self.expires > timezone.now()
 
     @property
     def status(self) -> str:
         if self.revoked_at is not None:
             return "revoked"
-        if self.expires_at is not None and self.expires_at <= timezone.now():
+        if self.expires <= timezone.now():
             return "expired"
         return "active"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -22,18 +23,35 @@ from . import selectors, services
 SECRET_SESSION_KEY = "api_token_secret"
 
 
+def _local_input(moment) -> str:
+    """``moment`` as a ``datetime-local`` input shows it, in UTC, to the minute."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, label="Name", help_text="What the token is for, e.g. 'deploy script'.")
-    expires_at = forms.DateTimeField(required=False, label="Expires (UTC, optional)",
-                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    expires_at = forms.DateTimeField(required=False, label="Expires (UTC)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        now = timezone.now()
+        field = self.fields["expires_at"]
+        field.initial = _local_input(services.default_expiry(now))
+        field.widget = forms.DateTimeInput(attrs={"type": "datetime-local", "min": _local_input(now),
+                                                  "max": _local_input(services.latest_expiry(now))})
+        field.help_text = (f"{settings.API_TOKEN_DEFAULT_DAYS} days from now unless you change it; at most "
+                           f"{settings.API_TOKEN_MAX_DAYS} days. Every token expires.")
 
     def clean_expires_at(self):
-        """The field says UTC: read the browser's naive value as UTC, whatever the portal's time zone."""
+        """The field says UTC: read the browser's naive value as UTC, whatever the portal's time zone. Left empty,
+        it asks for a token that never expires: refused, saying what is allowed."""
         value = self.cleaned_data.get("expires_at")
-        if value is None:
-            return None
-        return timezone.make_naive(value).replace(tzinfo=UTC) if timezone.is_aware(value) else value.replace(
-            tzinfo=UTC)
+        if value is not None:
+            value = timezone.make_naive(value).replace(tzinfo=UTC) if timezone.is_aware(value) else value.replace(
+                tzinfo=UTC)
+        if problem := services.expiry_problem(value):
+            raise ValidationError(problem)
+        return value
 
 
 @authenticated_only
@@ -64,5 +82,6 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         "title": "API tokens", "tokens": selectors.tokens_for_user(request.user), "form": form,
         "secret": (sealing.take_once(request.session, SECRET_SESSION_KEY) or {}).get("secret")
         if request.method == "GET" else None,
+        "max_days": settings.API_TOKEN_MAX_DAYS, "sign_in_max_days": settings.API_TOKEN_SIGN_IN_MAX_DAYS,
         "docs_url": reverse("api:docs"), "api_url": request.build_absolute_uri(reverse("api:vms")),
     }, status=400 if request.method == "POST" else 200)

@@ -21,7 +21,8 @@ def token_get(user, pk: int) -> ApiToken:
 
 
 def token_for_secret(secret: str) -> ApiToken | None:
-    """The token whose secret is ``secret`` (compared by hash), with its user, or ``None``."""
+    """The token whose secret is ``secret`` (compared by hash), with its user and their sign-in claims, or ``None``."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    return ApiToken.objects.select_related("user").filter(secret_hash=secret_hash(secret)).first()
+    return ApiToken.objects.select_related("user", "user__sign_in_claims").filter(
+        secret_hash=secret_hash(secret)).first()

@@ -54,7 +54,9 @@ from .pagination import Pagination
 from .throttling import FailedAuthThrottle
 
 ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `errors` lists each problem."),
-          401: OpenApiResponse(s.ErrorSerializer, description="No, an unknown, revoked or expired token."),
+          401: OpenApiResponse(s.ErrorSerializer, description=(
+              "No, an unknown, revoked or expired token, a deactivated user's, or one whose user's latest sign-in "
+              "is too old.")),
           403: OpenApiResponse(s.ErrorSerializer, description="Your roles do not allow this.")}
 NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="No such object, or not in your scope.")}
 KEY_REUSED = {422: OpenApiResponse(s.ErrorSerializer, description="This Idempotency-Key was already used for "

@@ -383,6 +383,16 @@ API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="60/min")
 API_THROTTLE_FAILED_AUTH = env.str("API_THROTTLE_FAILED_AUTH", default="30/min")
 # The delegated scope an Entra access token must carry (api://<client id>/<scope>).
 API_ENTRA_SCOPE = env.str("API_ENTRA_SCOPE", default="access_as_user")
+# Personal API tokens: a new one expires after API_TOKEN_DEFAULT_DAYS unless its owner picks another date, at most
+# API_TOKEN_MAX_DAYS away (none never expires, and none works longer than that after it was made). It acts with the
+# roles of its owner's latest Entra sign-in only while that sign-in is at most API_TOKEN_SIGN_IN_MAX_DAYS old.
+API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
+API_TOKEN_SIGN_IN_MAX_DAYS = env.int("API_TOKEN_SIGN_IN_MAX_DAYS", default=30)
+if not 1 <= API_TOKEN_DEFAULT_DAYS <= API_TOKEN_MAX_DAYS or API_TOKEN_SIGN_IN_MAX_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"API_TOKEN_DEFAULT_DAYS={API_TOKEN_DEFAULT_DAYS} must be at least 1 and at most API_TOKEN_MAX_DAYS="
+        f"{API_TOKEN_MAX_DAYS}, and API_TOKEN_SIGN_IN_MAX_DAYS={API_TOKEN_SIGN_IN_MAX_DAYS} at least 1.")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiTokenAuthentication",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -17,6 +17,12 @@ from tests.api.conftest import ApiClient
 
 pytestmark = pytest.mark.django_db
 ME = "/api/v1/me/"
+
+
+def page_form(name: str, expires: datetime | None = None) -> dict:
+    """The create form as a browser sends it: the name, and the expiry field (prefilled with the default)."""
+    expires = expires or services.default_expiry()
+    return {"name": name, "expires_at": expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")}
 
 
 def test_only_the_hash_of_the_secret_is_stored(requester):
@@ -71,11 +77,90 @@ def test_a_revoked_token_gets_401_at_once(requester):
     assert AuditEvent.objects.filter(action="api_token.revoked", actor=requester).count() == 1
 
 
-def test_an_expired_token_gets_401(requester):
+def test_an_expired_token_gets_401_saying_when_it_expired_and_what_to_do(requester):
     issued = services.token_create(actor=requester, name="cli", expires_at=timezone.now() + timedelta(hours=1))
-    ApiToken.objects.filter(pk=issued.token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    ended = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+    ApiToken.objects.filter(pk=issued.token.pk).update(created_at=ended - timedelta(days=1), expires_at=ended)
     response = ApiClient(issued.secret).get(ME)
-    assert response.status_code == 401 and "expired" in response.json()["detail"]
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["detail"] == ("This API token expired on 2026-03-04 05:06 UTC: create a new one on the "
+                                         "portal's API tokens page.")
+
+
+# --- lifetime: a default, a maximum, never "never" ---------------------------------------------------------------
+def test_a_new_token_expires_after_the_default_lifetime(requester, settings):
+    settings.API_TOKEN_DEFAULT_DAYS = 7
+    before = timezone.now()
+    issued = services.token_create(actor=requester, name="cli")
+    token = ApiToken.objects.get()
+    assert before + timedelta(days=7) <= token.expires_at <= timezone.now() + timedelta(days=7)
+    assert token.expires == token.expires_at and issued.token.status == "active"
+    event = AuditEvent.objects.get(action="api_token.created")
+    assert event.after["expires_at"] == token.expires_at.isoformat()
+
+
+def test_a_token_longer_than_the_maximum_or_in_the_past_is_refused(requester, settings):
+    settings.API_TOKEN_MAX_DAYS = 30
+    latest = timezone.now() + timedelta(days=30)
+    with pytest.raises(ValidationError, match=r"at most 30 days from now \(on or before \d{4}-\d\d-\d\d \d\d:\d\d UTC"):
+        services.token_create(actor=requester, name="cli", expires_at=latest + timedelta(minutes=5))
+    with pytest.raises(ValidationError, match="must be in the future"):
+        services.token_create(actor=requester, name="cli", expires_at=timezone.now() - timedelta(minutes=1))
+    assert not ApiToken.objects.exists() and not AuditEvent.objects.filter(action="api_token.created").exists()
+    services.token_create(actor=requester, name="cli", expires_at=latest - timedelta(minutes=1))
+    assert ApiToken.objects.count() == 1
+
+
+def test_the_page_offers_the_default_expiry_and_refuses_never_or_too_late(client, requester, settings):
+    settings.API_TOKEN_DEFAULT_DAYS, settings.API_TOKEN_MAX_DAYS = 30, 60
+    client.force_login(requester)
+    url = reverse("api_tokens")
+    field = client.get(url).context["form"]["expires_at"]
+    offered = datetime.strptime(field.value(), "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+    assert abs(offered - (timezone.now() + timedelta(days=30))) < timedelta(minutes=2)
+    assert 'type="datetime-local"' in str(field) and "at most 60 days" in field.help_text
+
+    never = client.post(url, {"name": "forever", "expires_at": ""})
+    assert never.status_code == 400
+    assert "A token must expire: give a date at most 60 days from now" in never.content.decode()
+    too_late = client.post(url, page_form("too long", timezone.now() + timedelta(days=61)))
+    assert too_late.status_code == 400
+    assert "A token may last at most 60 days from now" in too_late.content.decode()
+    assert not ApiToken.objects.exists()
+    assert client.post(url, page_form("a month", timezone.now() + timedelta(days=59))).status_code == 302
+
+
+def test_the_list_shows_when_each_token_stops_working(client, requester, settings):
+    settings.API_TOKEN_MAX_DAYS = 365
+    chosen = services.token_create(actor=requester, name="chosen", expires_at=timezone.now() + timedelta(days=10))
+    legacy = services.token_create(actor=requester, name="legacy").token  # as if made before expiry was required:
+    ApiToken.objects.filter(pk=legacy.pk).update(expires_at=None)  # no expiry, so the maximum applies
+    legacy.refresh_from_db()
+    client.force_login(requester)
+    page = client.get(reverse("api_tokens")).content.decode()
+    for token in (chosen.token, legacy):
+        row = page.split(f'data-prefix="{token.prefix}"', 1)[1].split("</tr>", 1)[0]
+        assert f'<td class="token-expires">{token.expires.astimezone(UTC):%Y-%m-%d %H:%M} UTC</td>' in row
+    assert legacy.expires == legacy.created_at + timedelta(days=365)
+
+
+def test_a_token_without_expiry_or_a_later_one_stops_at_the_maximum_after_it_was_made(requester, settings):
+    settings.API_TOKEN_MAX_DAYS = 365
+    issued = services.token_create(actor=requester, name="old")
+    client = ApiClient(issued.secret)
+    made = timezone.now() - timedelta(days=300)
+    ApiToken.objects.filter(pk=issued.token.pk).update(created_at=made, expires_at=None)
+    assert client.get(ME).status_code == 200  # 300 days old, within the year
+    settings.API_TOKEN_MAX_DAYS = 90  # an operator lowers the maximum: older tokens stop at once
+    response = client.get(ME)
+    assert response.status_code == 401
+    assert f"expired on {made + timedelta(days=90):%Y-%m-%d %H:%M} UTC" in response.json()["detail"]
+    settings.API_TOKEN_MAX_DAYS = 365
+    ApiToken.objects.filter(pk=issued.token.pk).update(expires_at=made + timedelta(days=3650))
+    ApiToken.objects.filter(pk=issued.token.pk).update(created_at=made - timedelta(days=100))
+    assert client.get(ME).status_code == 401  # a ten-year expiry still ends a year after the token was made
+    assert ApiToken.objects.unexpired().count() == 0
 
 
 def test_the_token_scheme_is_accepted_too(requester):
@@ -100,7 +185,7 @@ def test_nobody_revokes_someone_elses_token(requester, reader):
 def test_the_page_shows_a_new_secret_once_and_revokes(client, requester):
     client.force_login(requester)
     url = reverse("api_tokens")
-    response = client.post(url, {"name": "laptop"})
+    response = client.post(url, page_form("laptop"))
     assert response.status_code == 302 and response["Location"] == url
     response = client.get(url)
     secret = response.context["secret"]
@@ -117,7 +202,7 @@ def test_the_page_shows_a_new_secret_once_and_revokes(client, requester):
 def test_reloading_after_creating_a_token_does_not_mint_another(client, requester):
     client.force_login(requester)
     url = reverse("api_tokens")
-    response = client.post(url, {"name": "laptop"}, follow=True)
+    response = client.post(url, page_form("laptop"), follow=True)
     assert response.redirect_chain == [(url, 302)] and response.context["secret"]
     reloaded = client.get(url)  # the browser's reload repeats the GET, not the POST
     assert reloaded.context["secret"] is None and "new-token" not in reloaded.content.decode()
@@ -135,7 +220,7 @@ def test_the_page_lists_only_my_tokens_and_refuses_to_revoke_others(client, requ
 
 def test_the_page_refuses_a_nameless_token(client, requester):
     client.force_login(requester)
-    response = client.post(reverse("api_tokens"), {"name": ""})
+    response = client.post(reverse("api_tokens"), page_form(""))
     assert response.status_code == 400 and not ApiToken.objects.exists()
 
 
@@ -148,6 +233,6 @@ def test_expired_tokens_do_not_count_against_the_limit(client, requester):
     client.force_login(requester)
     page = client.get(reverse("api_tokens")).content.decode()
     assert 'name="revoke"' not in page  # nothing left to revoke on the page ...
-    response = client.post(reverse("api_tokens"), {"name": "deploy"})
+    response = client.post(reverse("api_tokens"), page_form("deploy"))
     assert response.status_code == 302  # ... and a new token is made
     assert ApiToken.objects.filter(name="deploy").exists()

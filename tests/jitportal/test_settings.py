@@ -105,6 +105,18 @@ def test_a_boolean_that_is_neither_true_nor_false_stops_start_up(value):
     assert "DJANGO_DEBUG" in out.stderr and "is not a boolean" in out.stderr
 
 
+@pytest.mark.parametrize("env", [{"API_TOKEN_DEFAULT_DAYS": "400"}, {"API_TOKEN_MAX_DAYS": "0"},
+                                 {"API_TOKEN_SIGN_IN_MAX_DAYS": "0"}])
+def test_api_token_lifetimes_that_contradict_each_other_stop_start_up(env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "API_TOKEN_"))}
+    clean.update(DJANGO_SETTINGS_MODULE="jitportal.settings.local", **env)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert "ImproperlyConfigured" in out.stderr and "API_TOKEN_DEFAULT_DAYS=" in out.stderr
+
+
 def test_production_check_deploy_reports_nothing(tmp_path):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     clean.update(
