@@ -30,7 +30,7 @@ from rest_framework.views import APIView
 from accounts import authz
 from accounts.roles import AUDIT_EXPORT, AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, REQUEST_APPROVE, VM_READ
 from audit import selectors as audit_selectors
-from audit.csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
+from audit.csv_export import csv_lines, encoded, export_columns
 from audit.filtersets import OPERATION_CHOICES, STATUS_CHOICES, ActivityFilterSet, TrailFilterSet
 from audit.pagination import keyset_page
 from audit.services import audit_record
@@ -583,7 +583,7 @@ class AuditExportView(ApiView):
         audit_record(actor=request.user, action="audit.export", target_type="audit_search",
                      target_label="API export", after={"source": source, "filters": filterset.applied(), "api": True},
                      client_ip=client_ip(request.META))
-        columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
+        columns = export_columns(source, audit_selectors.subscription_names())
         return _csv_response(source, encoded(csv_lines(filterset.qs, columns)))
 
     def head(self, request: Request) -> StreamingHttpResponse:

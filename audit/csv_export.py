@@ -3,7 +3,7 @@ formula-safe cells."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from django.db.models import QuerySet
@@ -21,7 +21,7 @@ def resource_name(resource_id: str) -> str:
 
 
 # (header, field[, how the shown value derives from it]) — the columns the search shows, then correlation and
-# event ids.
+# event ids (``export_columns`` adds the subscription's name after its id).
 ACTIVITY_COLUMNS: tuple[tuple, ...] = (
     ("Time (UTC)", "occurred_at"),
     ("Subscription", "subscription_id"),
@@ -45,6 +45,18 @@ TRAIL_COLUMNS: tuple[tuple, ...] = (
     ("Correlation id", "correlation_id"),
     ("Event id", "id"),
 )
+
+
+def export_columns(source: str, subscription_names: Mapping[str, str]) -> tuple[tuple, ...]:
+    """The columns of an export of ``source`` (``"portal"``: the trail, else the Activity Log): the subscription's id
+    as before, then its display name from ``subscription_names`` (lower-case id → name; "" when unknown), as the
+    search shows it."""
+    def name(subscription_id: str) -> str:
+        return subscription_names.get(subscription_id.lower(), "") if subscription_id else ""
+
+    columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
+    at = next(n for n, column in enumerate(columns) if column[1] == "subscription_id") + 1
+    return (*columns[:at], ("Subscription name", "subscription_id", name), *columns[at:])
 
 
 def neutralize(value: object) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -52,10 +53,30 @@ def trail_for_user(user, action: str = AUDIT_READ) -> QuerySet[AuditEvent]:
                           resource_group_field="resource_group", resource_id_field="resource_id")
 
 
+def subscription_names(ids: Iterable[str] | None = None) -> dict[str, str]:
+    """Display names of the registered subscriptions among ``ids`` (``None``: all), by lower-case id, in one query
+    (none when ``ids`` is empty). Audit rows keep the id only, so a subscription removed since, or without a name,
+    is left out and shown by its id."""
+    from policies.models import Subscription
+
+    queryset = Subscription.objects.exclude(display_name="")
+    if ids is not None:
+        keys = {key.lower() for key in ids if key}
+        if not keys:
+            return {}
+        queryset = queryset.filter(subscription_id__in=keys)
+    return {key.lower(): name for key, name in queryset.values_list("subscription_id", "display_name")}
+
+
 def ingestion_states_for_user(user) -> list[IngestionState]:
-    """Ingestion states of the subscriptions the user may audit as a whole."""
-    return [state for state in IngestionState.objects.all()
-            if authz.has_permission(user, AUDIT_READ, f"/subscriptions/{state.subscription_id}")]
+    """Ingestion states of the subscriptions the user may audit as a whole, each with its ``subscription_name``
+    ("" when unknown)."""
+    states = [state for state in IngestionState.objects.all()
+              if authz.has_permission(user, AUDIT_READ, f"/subscriptions/{state.subscription_id}")]
+    names = subscription_names(state.subscription_id for state in states)
+    for state in states:
+        state.subscription_name = names.get(state.subscription_id.lower(), "")
+    return states
 
 
 @dataclass

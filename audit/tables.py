@@ -2,6 +2,7 @@
 clicking: results are always newest first, paged by keyset)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC
 
 import django_tables2 as tables
@@ -20,7 +21,27 @@ def _last_segment(resource_id: str) -> str:
     return resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
 
 
-class ActivityTable(tables.Table):
+def subscription_cell(subscription_id: str, names: Mapping[str, str]) -> str:
+    """A subscription as the results show it: its display name, or the start of its id when the portal knows no
+    name; the whole id in the title."""
+    name = names.get(subscription_id.lower())
+    return format_html('<span class="subscription" title="{}">{}</span>', subscription_id,
+                       name or f"{subscription_id[:8]}…")
+
+
+class _SubscriptionNames:
+    """A results table whose ``subscription_id`` column shows names: ``subscription_names`` maps the page's lower-case
+    ids to them (``selectors.subscription_names``, one query per page)."""
+
+    def __init__(self, *args, subscription_names: Mapping[str, str] | None = None, **kwargs) -> None:
+        self.subscription_names = subscription_names or {}
+        super().__init__(*args, **kwargs)
+
+    def render_subscription_id(self, value: str) -> str:
+        return subscription_cell(value, self.subscription_names)
+
+
+class ActivityTable(_SubscriptionNames, tables.Table):
     occurred_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Time (UTC)", format="Y-m-d H:i:s",
                                          orderable=False)
     subscription_id = tables.Column(verbose_name="Subscription", orderable=False)
@@ -40,9 +61,6 @@ class ActivityTable(tables.Table):
         url = reverse("audit:activity_event", args=[record.pk])
         return format_html('<a href="{}">{}</a>', url, value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
 
-    def render_subscription_id(self, value: str) -> str:
-        return format_html('<span title="{}">{}…</span>', value, value[:8])
-
     def render_resource_id(self, value: str) -> str:
         return format_html('<span title="{}">{}</span>', value, _last_segment(value))
 
@@ -50,7 +68,7 @@ class ActivityTable(tables.Table):
         return format_html('<span title="{}">{}</span>', value, OPERATION_LABELS.get(value, value))
 
 
-class TrailTable(tables.Table):
+class TrailTable(_SubscriptionNames, tables.Table):
     occurred_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Time (UTC)", orderable=False)
     actor_label = tables.Column(verbose_name="User", orderable=False)
     action = tables.Column(orderable=False)

@@ -17,7 +17,7 @@ from accounts.roles import AUDIT_EXPORT, AUDIT_READ
 from policies.access.client_ip import client_ip
 
 from . import selectors
-from .csv_export import ACTIVITY_COLUMNS, TRAIL_COLUMNS, csv_lines, encoded
+from .csv_export import csv_lines, encoded, export_columns
 from .filtersets import ActivityFilterSet, TrailFilterSet, vm_ids_named
 from .models import ActivityLogEvent, AuditEvent
 from .pagination import KeysetPage, keyset_page
@@ -51,7 +51,8 @@ def search(request: HttpRequest) -> HttpResponse:
                            size=settings.AUDIT_PAGE_SIZE)
     except ValidationError as error:  # a page link edited or cut short: say so, not the first page as if asked
         page, cursor_error = KeysetPage([], None, None), " ".join(error.messages)
-    table = (TrailTable if source == "portal" else ActivityTable)(page.rows)
+    table = (TrailTable if source == "portal" else ActivityTable)(
+        page.rows, subscription_names=selectors.subscription_names(row.subscription_id for row in page.rows))
     query = request.GET.copy()
     for key in ("after", "before"):
         query.pop(key, None)
@@ -87,7 +88,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
                             content_type="text/plain; charset=utf-8")
     audit_record(actor=request.user, action="audit.export", target_type="audit_search", target_label=SOURCES[source],
                  after={"source": source, "filters": filterset.applied()}, client_ip=client_ip(request.META))
-    columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
+    columns = export_columns(source, selectors.subscription_names())
     response = StreamingHttpResponse(encoded(csv_lines(filterset.qs, columns)),
                                      content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
@@ -104,6 +105,7 @@ def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such event.")
     return render(request, "audit/activity_event.html", {
         "title": "Audit", "subtitle": "Activity Log event", "event": event,
+        "subscription_name": selectors.subscription_names([event.subscription_id]).get(event.subscription_id.lower()),
         "raw_json": json.dumps(event.raw or event.properties, indent=2, sort_keys=True, default=str),
         "properties_json": json.dumps(event.properties, indent=2, sort_keys=True, default=str),
     })
@@ -118,6 +120,7 @@ def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such event.")
     return render(request, "audit/trail_event.html", {
         "title": "Audit", "subtitle": "Portal audit event", "event": event,
+        "subscription_name": selectors.subscription_names([event.subscription_id]).get(event.subscription_id.lower()),
         "before_json": json.dumps(event.before, indent=2, sort_keys=True, default=str),
         "after_json": json.dumps(event.after, indent=2, sort_keys=True, default=str),
     })

@@ -38,6 +38,14 @@ def user_with_role(username: str, role: str | None, scope: str | None, app_role:
     return user
 
 
+def named_subscription(subscription_id: str, name: str):
+    """A registered subscription with a display name (nothing is synced: the audit pages only read its name)."""
+    from policies.models import Subscription
+
+    return Subscription.objects.create(tenant_id=TENANT, subscription_id=subscription_id, display_name=name,
+                                       credential_ref="demo")
+
+
 def event(*, when: datetime | None = None, sub: str = PROD, rg: str = "rg-web-prod", resource_id: str | None = None,
           operation: str = INITIATE, status: str = "Succeeded", caller: str = "alice@contoso.example",
           correlation_id: str | None = None, properties: dict | None = None, event_data_id: str | None = None):

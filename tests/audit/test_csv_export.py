@@ -10,7 +10,7 @@ from django.urls import reverse
 from audit.csv_export import neutralize
 from audit.ingestion import store_events
 from audit.models import AuditEvent
-from tests.audit.factories import DEV, PROD, event, vm_id
+from tests.audit.factories import DEV, PROD, event, named_subscription, vm_id
 
 pytestmark = pytest.mark.django_db
 EXPORT = reverse("audit:export")
@@ -45,8 +45,8 @@ def test_the_export_has_a_header_the_shown_columns_and_the_ids(client, auditor):
                         event_data_id="e0000000-0000-4000-8000-000000000001")])
     client.force_login(auditor)
     header, rows = download(client)
-    assert header == ["Time (UTC)", "Subscription", "Resource group", "Resource name", "Resource id", "Operation",
-                      "Status", "Caller", "Correlation id", "Event id"]
+    assert header == ["Time (UTC)", "Subscription", "Subscription name", "Resource group", "Resource name",
+                      "Resource id", "Operation", "Status", "Caller", "Correlation id", "Event id"]
     assert len(rows) == 1
     row = rows[0]
     assert row["Caller"] == "alice@contoso.example"
@@ -120,6 +120,24 @@ def test_the_portal_trail_exports_too(client, auditor):
     header, rows = download(client, source="portal")
     assert header[:3] == ["Time (UTC)", "User", "Action"]
     assert [r["Target"] for r in rows] == ["'+web-01"]
+
+
+def test_the_export_names_each_subscription_next_to_its_id(client, breakglass_admin):
+    from audit.services import audit_record
+
+    named_subscription(PROD, "=Contoso Production")  # a name is text too: formula-safe
+    store_events([event(caller="prod@contoso.example"), event(sub=DEV, rg="rg-dev", caller="dev@contoso.example")])
+    audit_record(actor=None, action="policy.save", target_label="web-01", subscription_id=PROD.upper())
+    audit_record(actor=None, action="settings.save", target_label="global")
+    client.force_login(breakglass_admin)
+    header, rows = download(client)
+    assert header[1:3] == ["Subscription", "Subscription name"]
+    assert {(r["Caller"], r["Subscription"], r["Subscription name"]) for r in rows} == {
+        ("prod@contoso.example", PROD, "'=Contoso Production"), ("dev@contoso.example", DEV, "")}  # DEV: unknown
+    header, rows = download(client, source="portal")
+    assert header[5:7] == ["Subscription", "Subscription name"]
+    assert {(r["Target"], r["Subscription"], r["Subscription name"]) for r in rows
+            if r["Action"] != "audit.export"} == {("web-01", PROD.upper(), "'=Contoso Production"), ("global", "", "")}
 
 
 def test_the_export_streams_many_rows_in_order(client, auditor):
