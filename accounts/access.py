@@ -4,7 +4,8 @@ Decorate each view with exactly one of:
 
 - ``@public`` — anyone, signed in or not (sign-in pages, the health check);
 - ``@authenticated_only`` — any signed-in user (the dashboard, "My access", sign-out);
-- ``@requires(action)`` — a page for users who may perform ``action`` at some scope; others get 403;
+- ``@requires(action, *also)`` — a page for users who may perform ``action`` (or one of ``also``) at some scope;
+  others get 403;
 - ``@requires(action, object_model=Model)`` — one object's page: the view loads the object through
   ``accounts.authz.get_for_user_or_404``; a user without the action anywhere gets 404 too. The
   authorization matrix test makes an object of ``Model`` in and out of scope for each persona.
@@ -88,21 +89,21 @@ def authenticated_only(view: Callable) -> Callable:
     return _mark(view, AccessRule(Audience.AUTHENTICATED))
 
 
-def requires(action: str, *, object_model: type | None = None, owner_field: str | None = None
+def requires(action: str, *also: str, object_model: type | None = None, owner_field: str | None = None
              ) -> Callable[[Callable], Callable]:
-    """The user must hold ``action`` at some scope, or own the object (``owner_field``); object views then check
-    the object's own scope."""
-    rule = AccessRule(Audience.ACTION, action, object_model, owner_field=owner_field)
+    """The user must hold ``action`` (or one of ``also``) at some scope, or own the object (``owner_field``); object
+    views then check the object's own scope."""
+    rule = AccessRule(Audience.ACTION, action, object_model, also, owner_field=owner_field)
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            if not authz.holds_anywhere(request.user, action):
+            if not any(authz.holds_anywhere(request.user, a) for a in rule.actions):
                 if object_model is not None:
                     if rule.owned_by(request.user, kwargs.get("pk")):
                         return view(request, *args, **kwargs)
                     raise Http404("No such object.")
-                raise PermissionDenied(f"You need a role that allows {action}.")
+                raise PermissionDenied(f"You need a role that allows {' or '.join(rule.actions)}.")
             return view(request, *args, **kwargs)
 
         return _mark(wrapper, rule)

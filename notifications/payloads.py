@@ -39,7 +39,8 @@ def request_url(request_id: int) -> str:
 
 
 def review_url(request_id: int) -> str:
-    """The absolute URL of a request's review page (where approvers decide; the request page is the requester's)."""
+    """The absolute URL of a request's review page (where approvers decide; its approvers read the request page
+    too, without the requester's connection details)."""
     return settings.PORTAL_BASE_URL + reverse("policies:request_review", kwargs={"pk": request_id})
 
 
@@ -274,15 +275,17 @@ def window_text(request, *, end: datetime | None) -> str:
 
 
 def email_text(*, event: str, request, actor, detail: dict, approver: bool = False) -> tuple[str, str]:
-    """Subject and plain-text body of the e-mail about ``event`` on ``request``; an ``approver``'s links to the
-    review page (where they decide), a requester's to the request's page."""
+    """Subject and plain-text body of the e-mail about ``event`` on ``request``. One asking an ``approver`` to decide
+    (``asks_approvers``) links to the review page, where they decide; any other to the request's page (as the chat
+    cards do), which its approvers read too."""
     summary = request_summary(request)
     title = title_of(event, request.pk, detail)
     subject = f"[{settings.PORTAL_NAME}] {title}"
-    link = summary["review_url"] if approver else summary["url"]
+    review = approver and asks_approvers(event, detail)
+    link = summary["review_url"] if review else summary["url"]
     summary["justification"] = _fold(summary["justification"])
     body = render_to_string("notifications/email/event.txt", {
-        "event": event, "headline": title, "request": summary, "link": link, "approver": approver,
+        "event": event, "headline": title, "request": summary, "link": link, "review": review,
         "window": summary["window"], "state": request.get_state_display(),
         "approval": request.get_approval_state_display() if request.approval_state != "not_required" else "",
         "actor": _fold(actor) if actor is not None else "the portal", "reason": _fold(reason_text(detail)),

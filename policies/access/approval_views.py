@@ -45,7 +45,7 @@ def _review_page(request: HttpRequest, access: AccessRequest, form: DecisionForm
     them, their own)."""
     view = selectors.request_view(access, request.user, review=True)
     return render(request, "policies/access/request_detail.html", {
-        "title": f"Request #{access.pk}", "access": access, "review": True,
+        "title": f"Request #{access.pk}", "access": access, "review": True, "review_page": True,
         "decision_form": (form or DecisionForm()) if view["may_decide"] else None,
         "decision_errors": form.non_field_errors() if form is not None else [], **view},
         status=status if form is not None else 200)

@@ -17,7 +17,7 @@ from django_tables2.paginators import LazyPaginator
 
 from accounts import authz
 from accounts.access import authenticated_only, requires
-from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE
+from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
 from jitportal.lib.tables import paginate
 from policies.models import VirtualMachine, VmState
 from policies.selectors import vm_list
@@ -177,15 +177,20 @@ def _request_for(request: HttpRequest, pk: int) -> AccessRequest:
     return selectors.request_get(request.user, pk)
 
 
-@requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
+# The request page and its status: the requester, whoever may see the request (``selectors.request_get``), and
+# its approvers (``selectors.review_get``: an approver at one of its VMs, who is sent its notifications' links),
+# who read it as on the review page: without the requester's connection details.
+@requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One request: per VM and port its state, time left, connection details; Close now and Extend."""
-    access = _request_for(request, pk)
-    view = selectors.request_view(access, request.user)
+    """One request: per VM and port its state, time left, connection details; Close now and Extend (as the user's
+    role allows). An approver who may only review it reads it without the connection details, with a link to
+    decide while they may."""
+    access, review = selectors.request_or_review_get(request.user, pk)
+    view = selectors.request_view(access, request.user, review=review)
     timeline = any(authz.has_permission(request.user, AUDIT_READ, row.vm.arm_id) for row in access.vms.all())
     return render(request, "policies/access/request_detail.html", {
         "title": f"Request #{access.pk}", "access": access, "extend_form": _extend_form(access, view),
-        "may_see_timeline": timeline, **view})
+        "may_see_timeline": timeline, "review": review, **view})
 
 
 GONE = ('<div id="request-status" class="request-status"><p class="errornote">You can no longer see this request '
@@ -207,20 +212,20 @@ def _stop_polling_when_gone(view):
 
 
 @_stop_polling_when_gone
-@requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
+@requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
 def request_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The request's live part, polled by htmx while something is moving (``selectors.poll_interval``). When
     Extend comes or goes (the page says what it shows in ``?extendable=``), the form is swapped in or out beside
     it (out of band), so the page never reloads and a poll never resets a choice being made in the form. When
     the state differs from the one the page shows (``?state=``), the new state is written into the page's
     polite live region, so screen readers announce it once (the swapped status itself is not a live region)."""
-    access = _request_for(request, pk)
-    view = selectors.request_view(access, request.user)
+    access, review = selectors.request_or_review_get(request.user, pk)
+    view = selectors.request_view(access, request.user, review=review)
     shown = request.GET.get("extendable")
     extend_changed = shown in ("0", "1") and (shown == "1") != view["may_extend"]
     shown_state = request.GET.get("state")
     return render(request, "policies/access/_request_status.html", {
-        "access": access, "extend_changed": extend_changed,
+        "access": access, "review": review, "extend_changed": extend_changed,
         "state_changed": bool(shown_state) and shown_state != access.state,
         "extend_form": _extend_form(access, view) if extend_changed else None, **view})
 

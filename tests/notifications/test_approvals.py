@@ -1,21 +1,24 @@
 """Approvals notify the approvers (needs approval) and the requester (approved); webhooks get each step in order."""
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from accounts.models import RoleMapping
 from accounts.services import user_sign_in_record
 from notifications import services
-from notifications.models import Notification
+from notifications.models import APPROVER_EVENTS, Notification
 from policies.access import approvals
 from policies.access import services as access_services
 from policies.access.models import AccessRule
 from tests.notifications.factories import REQUEST_SCOPE, make_webhook
-from tests.plugins.personas import PERSONAS, make_persona
+from tests.plugins.personas import OUT_OF_SCOPE, PERSONAS, make_persona
 from tests.policies import factories as policy_factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -165,3 +168,68 @@ def test_chat_cards_about_a_request_waiting_for_approval_give_its_window_as_the_
     for message in mailoutbox:  # the same words as the e-mail about the same event
         title = message.subject.split("] ", 1)[1]
         assert f"\nWindow:        {expected[title]}\n" in message.body
+
+
+def _user_at(n: int, role: str, scope: str):
+    """A user holding ``role`` only at ``scope`` (through an app role of their own)."""
+    app_role = f"JIT.{role}.{n}"
+    RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value=app_role, role=role,
+                               scope=scope, description=f"{role} elsewhere")
+    return user_sign_in_record(claims={**PERSONAS["outsider"].claims(), "oid": f"8a0e7c31-0000-4000-8000-0000000001{n}",
+                                       "preferred_username": f"{role}{n}@contoso.example", "roles": [app_role]})
+
+
+def _links(post) -> set[str]:
+    """The portal links of a webhook delivery: the JSON payload's, a Slack message's, a Teams card's."""
+    body = post.json()
+    if "blocks" in body:
+        return set(re.findall(r"<([^|>]+)\|", body["blocks"][0]["text"]["text"]))
+    if "attachments" in body:
+        return {action["url"] for action in body["attachments"][0]["content"]["actions"]}
+    return {body["request"]["url"], body["request"]["review_url"]}
+
+
+def test_an_approver_who_decided_follows_every_link_they_are_sent_and_others_of_other_scopes_do_not(
+        persona_mappings, broker_down, webhook_receiver, mailoutbox, client):
+    """The chat cards and e-mails about a decided request link to its page (only those asking for a decision to the
+    review page): its approvers may read it there, and poll its status; an approver or a requester of another scope
+    gets a 404 on each."""
+    alice, dave, erin = make_persona("requester"), make_persona("approver"), second_approver()
+    others = [_user_at(1, "approver", OUT_OF_SCOPE), _user_at(2, "requester", OUT_OF_SCOPE)]
+    for approver in (dave, erin):
+        services.preference_save(actor=approver, requester_events=[], approver_events=list(APPROVER_EVENTS))
+    vm = policy_factories.make_vm(REQUEST_SCOPE)
+    AccessRule.objects.create(name="two approvers", scope=REQUEST_SCOPE, effect=AccessRule.Effect.MANUAL,
+                              approvals_required=2)
+    for format_ in ("json", "slack", "teams"):
+        make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, format=format_, name=format_,
+                     events=["needs_approval", "approved", "denied"])
+
+    def ask():
+        return access_services.request_create(
+            actor=alice, selections=[access_services.Selection(vm, (22,))], source_prefix="203.0.113.50/32",
+            duration=timedelta(hours=1), justification="Patch the kernel", idempotency_key=uuid.uuid4().hex)[0]
+
+    approved, denied = ask(), ask()
+    approvals.request_decide(actor=dave, request=approved, approve=True, comment="ok")
+    approvals.request_decide(actor=erin, request=approved, approve=True, comment="fine")  # dave is told
+    approvals.request_decide(actor=erin, request=denied, approve=True, comment="ok")
+    approvals.request_decide(actor=dave, request=denied, approve=False, comment="not now")  # erin is told
+    services.deliver_due()
+
+    sent = {approver: {line.split(": ", 1)[1] for m in mailoutbox if m.to == [approver.email]
+                       for line in m.body.splitlines() if line.startswith(("Review it: ", "Open the request: "))}
+            for approver in (dave, erin)}
+    told = {m.subject.split("] ", 1)[1] for m in mailoutbox if m.to == [dave.email]}
+    assert f"Access request #{approved.pk} approved" in told
+    page = {settings.PORTAL_BASE_URL + reverse("policies:request_detail", args=[r.pk]) for r in (approved, denied)}
+    assert page <= sent[dave] | sent[erin]  # the e-mails about the outcome link to the request's page
+    # needs approval and one approval in (each request), approved, denied: three formats each
+    cards = set().union(*(_links(post) for post in webhook_receiver.wait_for(3 * 6)))
+    assert page <= cards
+    links = {urlsplit(url).path for url in cards | sent[dave] | sent[erin]}
+    links |= {reverse("policies:request_status", args=[r.pk]) for r in (approved, denied)}
+    for user, expected in ((dave, 200), (erin, 200), *((other, 404) for other in others)):
+        client.force_login(user)
+        assert {link: client.get(link).status_code for link in sorted(links)} == dict.fromkeys(sorted(links),
+                                                                                               expected), user

@@ -726,3 +726,31 @@ def test_an_approvers_review_of_an_open_request_does_not_say_azure_left_out_its_
     client.force_login(requester)
     page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     assert "Shown to the requester." not in page and page.count("Copy SSH") == 2
+
+
+def test_an_approver_reads_the_request_page_and_its_status_as_on_the_review_page(client, prod, requester, approver,
+                                                                               second_approver):  # noqa: F811
+    """Notifications link approvers to the request's page: they read it (and its polled status) without the
+    requester's connection details, Close or Extend, with a link to decide while they may; an approver of
+    another scope gets a 404."""
+    rule(IN_SCOPE, "manual", approvals_required=2)
+    request = ask(requester, {"db-01": [22], "web-02": [22]})
+    page_url = reverse("policies:request_detail", args=[request.pk])
+    status_url = reverse("policies:request_status", args=[request.pk])
+    client.force_login(approver)
+    page = client.get(page_url).content.decode()
+    assert f'<a href="{reverse("policies:request_review", args=[request.pk])}">' in page  # they may decide
+    assert f'hx-get="{status_url}' in page and 'id="decision-form"' not in page
+
+    approvals.request_decide(actor=fresh(approver), request=request, approve=True, comment="fine")
+    approvals.request_decide(actor=fresh(second_approver), request=request, approve=True, comment="ok")
+    open_all(request)
+    assert set(states(request).values()) == {PortState.OPEN}
+    for url in (page_url, status_url):
+        text = client.get(url).content.decode()
+        assert text.count("Shown to the requester.") == 2 and "ssh " not in text and "Copy SSH" not in text
+        assert 'id="close-form"' not in text and 'name="duration"' not in text and 'id="review-link"' not in text
+        assert 'id="decisions"' in text
+    RoleMapping.objects.filter(role="approver").update(scope=OUT_OF_SCOPE)  # now an approver of another scope
+    client.force_login(fresh(approver))
+    assert client.get(page_url).status_code == 404 and client.get(status_url).status_code == 404
