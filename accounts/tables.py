@@ -2,12 +2,12 @@
 import django_tables2 as tables
 
 from accounts.models import RoleMapping
-from jitportal.lib.tables import NOWRAP, SortableTable
+from jitportal.lib.tables import SortableTable, TimeColumn
 
 
 class RoleMappingTable(SortableTable):
     source_value = tables.LinkColumn("accounts:rolemapping_edit", args=[tables.A("pk")], verbose_name="Claim value")
-    updated_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Updated", format="Y-m-d H:i")
+    updated_at = TimeColumn(verbose_name="Updated")
     updated_by = tables.Column(verbose_name="Changed by", default="—")
 
     class Meta:

@@ -3,13 +3,13 @@ clicking: results are always newest first, paged by keyset)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC
 
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
 
-from jitportal.lib.tables import NOWRAP
+from jitportal.lib.tables import TimeColumn
+from jitportal.lib.times import zoned_time
 
 from .filtersets import OPERATION_CHOICES
 from .models import ActivityLogEvent, AuditEvent
@@ -42,8 +42,7 @@ class _SubscriptionNames:
 
 
 class ActivityTable(_SubscriptionNames, tables.Table):
-    occurred_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Time (UTC)", format="Y-m-d H:i:s",
-                                         orderable=False)
+    occurred_at = TimeColumn(verbose_name="Time (UTC)", utc=True, seconds=True, orderable=False)
     subscription_id = tables.Column(verbose_name="Subscription", orderable=False)
     resource_group = tables.Column(verbose_name="Resource group", orderable=False)
     resource_id = tables.Column(verbose_name="Resource", orderable=False)
@@ -59,7 +58,7 @@ class ActivityTable(_SubscriptionNames, tables.Table):
 
     def render_occurred_at(self, record: ActivityLogEvent, value) -> str:
         url = reverse("audit:activity_event", args=[record.pk])
-        return format_html('<a href="{}">{}</a>', url, value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+        return format_html('<a href="{}">{}</a>', url, zoned_time(value, utc=True, seconds=True))
 
     def render_resource_id(self, value: str) -> str:
         return format_html('<span title="{}">{}</span>', value, _last_segment(value))
@@ -69,7 +68,7 @@ class ActivityTable(_SubscriptionNames, tables.Table):
 
 
 class TrailTable(_SubscriptionNames, tables.Table):
-    occurred_at = tables.DateTimeColumn(attrs=NOWRAP, verbose_name="Time (UTC)", orderable=False)
+    occurred_at = TimeColumn(verbose_name="Time (UTC)", utc=True, seconds=True, orderable=False)
     actor_label = tables.Column(verbose_name="User", orderable=False)
     action = tables.Column(orderable=False)
     target_label = tables.Column(verbose_name="Target", orderable=False)
@@ -83,4 +82,4 @@ class TrailTable(_SubscriptionNames, tables.Table):
 
     def render_occurred_at(self, record: AuditEvent, value) -> str:
         url = reverse("audit:trail_event", args=[record.pk])
-        return format_html('<a href="{}">{}</a>', url, value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+        return format_html('<a href="{}">{}</a>', url, zoned_time(value, utc=True, seconds=True))

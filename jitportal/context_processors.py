@@ -42,4 +42,5 @@ def portal(request: HttpRequest) -> dict:
         "has_permission": request.user.is_authenticated,
         "portal_nav": shown,
         "portal_nav_current": _current(request, [name for name, _label in shown]) if shown else None,
+        "portal_time_zone": settings.TIME_ZONE,  # the zone of times of day without a date (an access rule's hours)
     }

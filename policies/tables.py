@@ -10,7 +10,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django_tables2.columns import BoundColumn
 
-from jitportal.lib.tables import SortableTable, local_minute, object_url
+from jitportal.lib.tables import SortableTable, TimeColumn, object_url
+from jitportal.lib.times import zoned_time
 
 from .models import ConnectionType, PolicyChange, VirtualMachine, VmState
 from .selectors import BLOCKS_ENABLE
@@ -46,7 +47,7 @@ class VirtualMachineTable(SortableTable):
     location = tables.Column()
     os_type = tables.Column(verbose_name="OS")
     approved_requests_7d = tables.Column(verbose_name="Approved requests (7 days)")
-    last_access_at = tables.DateTimeColumn(verbose_name="Last access", format="Y-m-d H:i")
+    last_access_at = TimeColumn(verbose_name="Last access")  # rendered by ``render_rows``
     connection = tables.Column(accessor="connection_type", verbose_name="Connection details",
                                order_by=("connection_type",))
     last_user = tables.Column(verbose_name="Last user")
@@ -145,7 +146,7 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         if "approved_requests_7d" in shown:
             cells.append(f"<td>{vm.approved_requests_7d}</td>")
         if "last_access_at" in shown:
-            cells.append(f"<td>{local_minute(vm.last_access_at)}</td>")
+            cells.append(f'<td class="nowrap">{zoned_time(vm.last_access_at)}</td>')
         if "connection" in shown:
             cells.append(f"<td>{_connection(vm, (open_now or {}).get(vm.pk))}</td>")
         if "last_user" in shown:

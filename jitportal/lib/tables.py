@@ -8,9 +8,11 @@ from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import OrderBy
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
-from django_tables2 import RequestConfig, Table
+from django.utils.safestring import SafeString
+from django_tables2 import Column, RequestConfig, Table
 from django_tables2.data import TableQuerysetData
+
+from jitportal.lib.times import zoned_time
 
 # Cells that must not wrap (dates break at their hyphens otherwise): the admin's own ``nowrap`` class.
 NOWRAP = {"td": {"class": "nowrap"}}
@@ -22,6 +24,19 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 10**15
 
 
+class TimeColumn(Column):
+    """A time as every page shows one (``jitportal.lib.times.zoned_time``: its zone named, in a ``<time>``), in the
+    portal's time zone or in ``utc``, to the minute or to the ``seconds``."""
+
+    def __init__(self, *args, utc: bool = False, seconds: bool = False, **kwargs) -> None:
+        kwargs.setdefault("attrs", NOWRAP)
+        super().__init__(*args, **kwargs)
+        self.utc, self.seconds = utc, seconds
+
+    def render(self, value: datetime | None) -> SafeString:
+        return zoned_time(value, utc=self.utc, seconds=self.seconds)
+
+
 # A pk no row has, reversed in its place and replaced by each row's (``object_url``).
 _PK_MARK = 999999999
 
@@ -31,11 +46,6 @@ def object_url(viewname: str) -> Callable[[int | str], str]:
     without 50 ``reverse`` calls."""
     pattern = reverse(viewname, kwargs={"pk": _PK_MARK})
     return lambda pk: pattern.replace(str(_PK_MARK), str(pk))
-
-
-def local_minute(value: datetime | None) -> str:
-    """A time as the portal's pages show one (``Y-m-d H:i`` in the portal's time zone); "—" for none."""
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
 class SortableTable(Table):

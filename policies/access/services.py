@@ -35,6 +35,7 @@ from kombu.exceptions import OperationalError
 from accounts import authz
 from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE
 from audit.services import audit_record
+from jitportal.lib.times import zoned_text
 from policies.models import VirtualMachine, VmState
 
 from . import signals, validation
@@ -776,7 +777,7 @@ def _placeholder_source(port: AccessRequestPort) -> str:
             return f"{network.network_address}/{network.max_prefixlen}"
     raise CloudError(f"Port {port.number} of {port.request_vm.vm_name} allows single addresses only "
                      f"({', '.join(rule.sources)}): behind its Azure Firewall the portal cannot end this access "
-                     f"early without opening the port for one of them; it ends at {port.end_at:%Y-%m-%d %H:%M} UTC.")
+                     f"early without opening the port for one of them; it ends at {zoned_text(port.end_at)}.")
 
 
 def _replace_with_placeholder(gateway, request: AccessRequest, ports: list[AccessRequestPort]) -> None:

@@ -9,7 +9,8 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from jitportal.lib.tables import NOWRAP, SortableTable, local_minute, object_url
+from jitportal.lib.tables import NOWRAP, SortableTable, object_url
+from jitportal.lib.times import zoned_time
 
 from .approvals import overdue
 from .models import AccessRequest, ApprovalState, PortState
@@ -61,11 +62,11 @@ def render_rows(records: list[AccessRequest], shown: list[str], *, user, now: da
         pk = str(record.pk)
         cells = {
             "id": f'<td><a href="{link(pk)}">{pk}</a></td>',
-            "created_at": f'<td class="nowrap">{local_minute(record.created_at)}</td>',
+            "created_at": f'<td class="nowrap">{zoned_time(record.created_at)}</td>',
             "requester_name": f"<td>{escape(record.requester_name or EMPTY)}</td>",
             "vms": f"<td>{escape(_vm_names(*vm_rows_shown(record, user)))}</td>",
             "source_prefix": f"<td>{escape(record.source_prefix or EMPTY)}</td>",
-            "end_at": f'<td class="nowrap">{escape(ends(record, now))}</td>',
+            "end_at": f'<td class="nowrap">{ends(record, now)}</td>',
             "state": f"<td>{state_label(record, now)}</td>",
             "kind": f"<td>{escape(record.get_kind_display() or EMPTY)}</td>",
         }
@@ -80,17 +81,17 @@ def _vm_names(shown: list, hidden: int) -> str:
     return f"{names} (+{hidden} outside your scope)" if hidden else names
 
 
-def ends(record: AccessRequest, now: datetime) -> str:
-    """The planned end; awaiting approval (and not scheduled) it is not known yet: the window starts at the last
-    approval; denied, failed or not approved in time (or past its approval deadline), nothing opened, so nothing
-    ends."""
+def ends(record: AccessRequest, now: datetime) -> SafeString:
+    """The planned end (HTML: a ``<time>``); awaiting approval (and not scheduled) it is not known yet: the window
+    starts at the last approval; denied, failed or not approved in time (or past its approval deadline), nothing
+    opened, so nothing ends."""
     if overdue(record, now):
-        return "Did not open"
+        return mark_safe("Did not open")
     if record.state == PortState.PENDING and not record.scheduled_start:
-        return "after approval"
+        return mark_safe("after approval")
     if record.state in (PortState.DENIED, PortState.FAILED) or record.approval_state == ApprovalState.EXPIRED:
-        return "Did not open"
-    return local_minute(record.end_at)
+        return mark_safe("Did not open")
+    return zoned_time(record.end_at)
 
 
 def state_label(record: AccessRequest, now: datetime) -> str:

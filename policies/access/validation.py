@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
+from jitportal.lib.times import zoned_text
 from policies.rules import ANY_SOURCE, PortRule, duration_label, parse_duration
 
 from .models import PortState
@@ -74,7 +74,7 @@ def validate_extension(duration: timedelta, *, open_until: datetime | None, now:
     """``duration`` if an extension of it ends after the access open now: a shorter one would replace that access
     with one ending sooner."""
     if not ends_later(duration, open_until=open_until, now=now):
-        until = timezone.localtime(open_until).strftime("%Y-%m-%d %H:%M %Z")
+        until = zoned_text(open_until)
         raise ValidationError(f"Your access is open until {until}; an extension of {window_label(duration)} would "
                               "end sooner: choose a time range that ends later (or Close now to end it early).",
                               code="extension_not_later")

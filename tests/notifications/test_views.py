@@ -222,7 +222,7 @@ def test_delivery_times_name_their_time_zone(admin_client, settings):
     page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
     local = timezone.localtime(delivery.created_at, zoneinfo.ZoneInfo("Europe/Berlin"))
     assert local.strftime("%Y-%m-%d %H:%M:%S %Z") in page  # when it was made, and its next attempt
-    assert page.count(local.strftime(" %Z</td>")) == 2
+    assert page.count(local.strftime(" %Z</time></td>")) == 2
 
 
 def test_older_deliveries_are_a_page_away(admin_client):

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import strip_tags
 
 from policies.access.models import AccessRequest
 from policies.models import VirtualMachine
@@ -334,8 +335,8 @@ def test_the_requested_dates_are_whole_days_of_the_portals_time_zone(prod, reque
     assert any('"created_at" >= ' in q["sql"] and '"created_at" < ' in q["sql"] for q in queries.captured_queries)
 
 
-def test_the_list_shows_when_a_request_was_made_and_ends_both_in_the_portals_time_zone(prod, requester, client,
-                                                                                        settings):
+def test_the_list_shows_when_a_request_was_made_and_ends_both_in_the_portals_time_zone_and_names_it(
+        prod, requester, client, settings):
     from zoneinfo import ZoneInfo
 
     settings.TIME_ZONE = "Pacific/Auckland"
@@ -344,11 +345,13 @@ def test_the_list_shows_when_a_request_was_made_and_ends_both_in_the_portals_tim
     request.refresh_from_db()
     client.force_login(requester)
     page = client.get(reverse("policies:requests")).content.decode()
-    cells = re.findall(r'<td class="nowrap">([^<]+)</td>', re.search(
+    cells = re.findall(r'<td class="nowrap">(.*?)</td>', re.search(
         rf'<tr[^>]*data-request="{request.pk}".*?</tr>', page, re.S).group(0))
-    local = [moment.astimezone(ZoneInfo("Pacific/Auckland")).strftime("%Y-%m-%d %H:%M")
-             for moment in (request.created_at, request.end_at)]
-    assert cells == local  # the end was shown in UTC, before the start
+    local = [moment.astimezone(ZoneInfo("Pacific/Auckland")) for moment in (request.created_at, request.end_at)]
+    # The end was shown in UTC, before the start; then both without their zone.
+    assert cells == [f'<time datetime="{moment.isoformat(timespec="seconds")}">'
+                     f'{moment.strftime("%Y-%m-%d %H:%M %Z")}</time>' for moment in local]
+    assert all(cell.endswith(("NZDT</time>", "NZST</time>")) for cell in cells)
 
 
 def test_the_list_escapes_the_names_a_requester_or_azure_gave(prod, requester, policy_admin, client):
@@ -407,7 +410,7 @@ def test_the_dashboard_shows_my_open_access_and_admin_counts(prod, requester, po
     client.force_login(requester)
     page = client.get(reverse("dashboard")).content.decode()
     assert 'data-port="web-02:22"' in page and "request-counts" not in page
-    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC — Open", page)  # recent requests name their zone
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC</time> — Open", page)  # recent requests name their zone
     client.force_login(policy_admin)
     page = client.get(reverse("dashboard")).content.decode()
     assert re.search(r'data-state="open"><th scope="row">Open</th><td><a href="/requests/\?state=open">1</a></td>',
@@ -490,8 +493,9 @@ def test_the_vm_page_has_one_heading_and_azures_recent_requests_with_portal_date
     page = alice.get(reverse("policies:vm_detail", args=[vm("web-01").pk])).content.decode()
     assert page.count("<h1") == 1 and re.search(r"<h1[^>]*>web-01</h1>", page)
     recent = page[page.index('id="recent-requests"'):]
-    started = re.findall(r'<td class="nowrap">([^<]+)</td>', recent)
-    assert started and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", value) for value in started), started
+    started = re.findall(r'<td class="nowrap">(.*?)</td>', recent)
+    assert started and all(re.fullmatch(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>', value)
+                           for value in started), started
 
 
 def test_the_status_poll_swaps_extend_in_when_the_request_opens_and_out_when_it_ends(prod, requester, alice):
@@ -623,7 +627,7 @@ def test_a_port_closed_early_says_when_it_closed_not_only_when_it_was_to_end(pro
     closed = request.ports.get().finished_at
     page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     row = re.search(r'<tr data-port="22".*?</tr>', page, re.S).group(0)
-    ends = re.findall(r"<td>(.*?)</td>", row, re.S)[2]  # port, source, ends (the state cell has a class)
+    ends = strip_tags(re.findall(r"<td>(.*?)</td>", row, re.S)[2])  # port, source, ends (state has a class)
     stamp = "%Y-%m-%d %H:%M UTC"
     assert f"Closed {timezone.localtime(closed).strftime(stamp)}" in ends, ends
     assert f"was to end {timezone.localtime(planned).strftime(stamp)}" in ends, ends

@@ -1,0 +1,47 @@
+"""How the portal's pages show a moment: every time states its zone.
+
+A time reads ``2026-11-26 14:37 CET`` in the portal's time zone (``TIME_ZONE``), or ``2026-11-26 13:37:05 UTC``
+on the audit pages, whose searches and CSV exports are in UTC as Azure's Activity Log is; in HTML it is a
+``<time>`` element whose ``datetime`` gives the moment in ISO 8601 with its offset.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+
+def _zone(utc: bool) -> tzinfo:
+    return UTC if utc else timezone.get_current_timezone()
+
+
+def _abbreviation(moment: datetime) -> str:
+    """The zone's abbreviation at ``moment`` (``CET``, ``IST``, ``UTC``); an offset where the zone has none
+    (``UTC-03`` rather than the time zone database's bare ``-03``)."""
+    name = moment.tzname() or ""
+    return f"UTC{name}" if name[:1] in "+-" else name
+
+
+def zoned_text(value: datetime | None, *, utc: bool = False, seconds: bool = False, empty: str = "—") -> str:
+    """``value`` as text with its zone's abbreviation (``2026-11-26 14:37 CET``); ``empty`` for none. A naive
+    value is taken to be in the portal's time zone."""
+    if value is None:
+        return empty
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    moment = value.astimezone(_zone(utc))
+    return f"{moment.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {_abbreviation(moment)}"
+
+
+def zoned_time(value: datetime | None, *, utc: bool = False, seconds: bool = False, empty: str = "—") -> SafeString:
+    """``value`` as a ``<time>`` element: ``zoned_text`` with the moment in ISO 8601 (its offset included) as its
+    ``datetime``; ``empty`` (escaped) for none."""
+    if value is None:
+        return format_html("{}", empty)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    moment = value.astimezone(_zone(utc))
+    return format_html('<time datetime="{}">{}</time>', moment.isoformat(timespec="seconds"),
+                       zoned_text(moment, utc=utc, seconds=seconds))
