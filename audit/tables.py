@@ -3,22 +3,57 @@ clicking: results are always newest first, paged by keyset)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from jitportal.lib.tables import TimeColumn
 from jitportal.lib.times import zoned_time
 
 from .filtersets import OPERATION_CHOICES
+from .jit_events import JitSummary, jit_summary
 from .models import ActivityLogEvent, AuditEvent
 
 OPERATION_LABELS = dict(OPERATION_CHOICES)  # "Security: initiate/action" for the long ARM operation name
+SHOWN_VMS, SHOWN_PORTS, SHOWN_SOURCES, SHOWN_CHARS = 3, 4, 2, 64  # the rest is counted ("+2 more")
 
 
 def _last_segment(resource_id: str) -> str:
     return resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS - 1]}…"
+
+
+def _listed(items: tuple[str, ...], shown: int, css: str) -> SafeString:
+    """The first ``shown`` items, each kept whole on a line (the list wraps between them), and how many more."""
+    head = format_html_join(", ", '<span class="{}">{}</span>', ((css, _short(item)) for item in items[:shown]))
+    more = len(items) - shown
+    return format_html("{} +{} more", head, more) if more > 0 else head
+
+
+def _until(summary: JitSummary, occurred_at: datetime) -> str:
+    if summary.end is None:
+        return f"until {_short(summary.end_text)}" if summary.end_text else ""
+    same_day = summary.end.date() == occurred_at.astimezone(UTC).date()
+    return f"until {summary.end:%H:%M} UTC" if same_day else f"until {summary.end:%Y-%m-%d %H:%M} UTC"
+
+
+def summary_cell(summary: JitSummary, occurred_at: datetime) -> SafeString:
+    """A JIT event in one short line: ``web-04 · 22 · from 203.0.113.25 · until 02:00 UTC`` (a rule's access
+    before its source: ``allow from …``); every part escaped. It wraps between VMs, ports, sources and parts."""
+    sources = tuple("any" if source == "*" else source for source in summary.sources)
+    access = f"{summary.access} " if summary.access else ""
+    parts = [("jit-vms", _listed(summary.vm_names, SHOWN_VMS, "jit-vm")),
+             ("jit-ports", _listed(summary.ports, SHOWN_PORTS, "jit-port")),
+             ("jit-from", format_html("{}from {}", access, _listed(sources, SHOWN_SOURCES, "jit-source"))
+              if sources else summary.access),
+             ("jit-until", _until(summary, occurred_at))]
+    return format_html_join(" · ", '<span class="{}">{}</span>', ((css, part) for css, part in parts if part))
 
 
 def subscription_cell(subscription_id: str, names: Mapping[str, str]) -> str:
@@ -60,8 +95,14 @@ class ActivityTable(_SubscriptionNames, tables.Table):
         url = reverse("audit:activity_event", args=[record.pk])
         return format_html('<a href="{}">{}</a>', url, zoned_time(value, utc=True, seconds=True))
 
-    def render_resource_id(self, value: str) -> str:
-        return format_html('<span title="{}">{}</span>', value, _last_segment(value))
+    def render_resource_id(self, record: ActivityLogEvent, value: str) -> str:
+        """A JIT event's VMs, ports, source and end (``summary_cell``); any other resource by its name. The whole
+        resource id is in the title."""
+        summary = jit_summary(record)
+        if summary is None:
+            return format_html('<span title="{}">{}</span>', value, _last_segment(value))
+        return format_html('<span class="jit-summary" title="{}">{}</span>', value,
+                           summary_cell(summary, record.occurred_at))
 
     def render_operation_name(self, value: str) -> str:
         return format_html('<span title="{}">{}</span>', value, OPERATION_LABELS.get(value, value))
