@@ -89,6 +89,11 @@ def vm_ids_in(resource_id: str, properties: Any) -> list[str]:
     return found
 
 
+def is_vm_id(text: str) -> bool:
+    """Whether ``text`` is a whole VM resource id (any case)."""
+    return _VM_ID.fullmatch(text.lower().rstrip("/")) is not None
+
+
 def row_from_event(event: Any) -> ActivityLogEvent:
     """An unsaved ``ActivityLogEvent`` from a ``cloud.types.ActivityEvent`` (plain attributes)."""
     resource_id = _text(getattr(event, "resource_id", "")).lower()

@@ -14,7 +14,8 @@ from accounts import authz
 from accounts.roles import AUDIT_READ
 from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
-from .ingestion import NSG_RULE_OPERATIONS, vm_filter_q
+from .ingestion import NSG_RULE_OPERATIONS, is_vm_id, vm_filter_q
+from .jit_events import JitSummary, jit_summary, vm_name
 from .models import ActivityLogEvent, AuditEvent, IngestionState
 
 
@@ -77,6 +78,52 @@ def ingestion_states_for_user(user) -> list[IngestionState]:
     for state in states:
         state.subscription_name = names.get(state.subscription_id.lower(), "")
     return states
+
+
+@dataclass(frozen=True)
+class JitVm:
+    """A VM a JIT event names: its name, what Azure wrote (its resource id), whether the viewer may open its
+    timeline."""
+
+    name: str
+    resource_id: str
+    timeline: bool
+
+
+@dataclass(frozen=True)
+class PortalRequestNamed:
+    """The portal request a justification's tail names; ``visible`` when the viewer may open its page."""
+
+    number: int
+    correlation_id: str
+    closes_early: bool
+    visible: bool
+
+
+@dataclass(frozen=True)
+class InitiateDetails:
+    summary: JitSummary
+    vms: list[JitVm]
+    portal_request: PortalRequestNamed | None
+
+
+def initiate_details(user, event: ActivityLogEvent) -> InitiateDetails | None:
+    """What a JIT initiate says, for its event page (``None`` for other events, or one that names no VM): each VM
+    with whether ``user`` may audit it, and the portal request its justification ends by naming (``_PORTAL_TAIL``)
+    with whether ``user`` may open that request's page (one query, only then)."""
+    from policies.access.models import portal_request_in
+    from policies.access.selectors import request_visible
+
+    summary = jit_summary(event)
+    if summary is None or summary.kind != "initiate":
+        return None
+    vms = [JitVm(vm_name(vm), vm, is_vm_id(vm) and authz.has_permission(user, AUDIT_READ, vm)) for vm in summary.vms]
+    named = portal_request_in(summary.justification)
+    if named is None:
+        return InitiateDetails(summary, vms, None)
+    number, correlation, closes = named
+    visible = number < 2**63 and request_visible(user).filter(pk=number, correlation_id=correlation).exists()
+    return InitiateDetails(summary, vms, PortalRequestNamed(number, correlation, closes, visible))
 
 
 @dataclass

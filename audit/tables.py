@@ -33,7 +33,7 @@ def _listed(items: tuple[str, ...], shown: int, css: str) -> SafeString:
     """The first ``shown`` items, each kept whole on a line (the list wraps between them), and how many more."""
     head = format_html_join(", ", '<span class="{}">{}</span>', ((css, _short(item)) for item in items[:shown]))
     more = len(items) - shown
-    return format_html("{} +{} more", head, more) if more > 0 else head
+    return format_html('{} <span class="jit-more">+{} more</span>', head, more) if more > 0 else head
 
 
 def _until(summary: JitSummary, occurred_at: datetime) -> str:

@@ -99,12 +99,16 @@ def export_csv(request: HttpRequest) -> HttpResponse:
 @require_GET
 @requires(AUDIT_READ, object_model=ActivityLogEvent)
 def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
-    """One Activity Log entry with its raw properties."""
+    """One Activity Log entry: what a JIT initiate says (VMs, ports, source, end, who and why), its fields, its raw
+    properties."""
     event = selectors.activity_for_user(request.user).filter(pk=pk).first()
     if event is None:
         raise Http404("No such event.")
     return render(request, "audit/activity_event.html", {
         "title": "Audit", "subtitle": "Activity Log event", "event": event,
+        "jit": selectors.initiate_details(request.user, event),
+        "timelines": [(vm, vm.rsplit("/", 1)[-1]) for vm in event.vm_id_list
+                      if authz.has_permission(request.user, AUDIT_READ, vm)],
         "subscription_name": selectors.subscription_names([event.subscription_id]).get(event.subscription_id.lower()),
         "raw_json": json.dumps(event.raw or event.properties, indent=2, sort_keys=True, default=str),
         "properties_json": json.dumps(event.properties, indent=2, sort_keys=True, default=str),

@@ -442,3 +442,92 @@ def test_the_vm_timeline_shows_the_windows_end_as_a_utc_time_or_as_azure_wrote_i
     client.force_login(auditor)
     body = client.get(reverse("audit:vm_timeline"), {"vm": vm_id()}).content.decode()
     assert f">{shown}</td>" in body
+
+
+def dd(body: str, dd_id: str) -> str:
+    """The text of the event page's value ``dd_id`` (tags removed, entities read)."""
+    import html
+    import re
+
+    found = re.search(rf'<dd id="{dd_id}">(.*?)</dd>', body, re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).split()) if found else ""
+
+
+def event_page(client, **kwargs) -> str:
+    store_events([event(**kwargs)])
+    page = client.get(reverse("audit:activity_event", args=[ActivityLogEvent.objects.latest("id").pk]))
+    assert page.status_code == 200
+    return page.content.decode()
+
+
+def test_an_initiates_page_says_which_ports_on_which_vms_from_where_until_when_who_and_why(client, auditor):
+    client.force_login(auditor)
+    dev_vm = vm_id(DEV, "rg-dev", "dev-01")  # outside the auditor's scope: named, not linked
+    body = event_page(client, properties={
+        "virtualMachines": f"{vm_id(name='web-04')},{dev_vm}", "ports": "22,3389",
+        "sourceAddressPrefixes": "2001:db8::25/128", "endTimeUtc": "2030-01-01T02:00:00.0000000Z",
+        "requestor": "jit-portal@contoso.example", "justification": "alice: patch the kernel"})
+    assert 'id="jit-summary"' in body and body.index('id="jit-summary"') < body.index('id="event-properties"')
+    assert dd(body, "jit-vms") == f"web-04 {vm_id(name='web-04')} dev-01 {dev_vm}"
+    assert f'<a href="{reverse("audit:vm_timeline")}?vm={vm_id(name="web-04")}"' in body
+    assert f"?vm={dev_vm}" not in body and f"?vm={dev_vm.lower()}" not in body
+    assert (dd(body, "jit-ports"), dd(body, "jit-sources"), dd(body, "jit-until")) == (
+        "22, 3389", "2001:db8::25/128", "2030-01-01 02:00:00")
+    assert (dd(body, "jit-requestor"), dd(body, "jit-justification")) == (
+        "jit-portal@contoso.example", "alice: patch the kernel")
+    assert 'id="jit-request"' not in body  # no portal tail: no request named
+
+
+def test_an_initiates_page_leaves_missing_parts_empty_and_other_events_have_no_summary(client, auditor):
+    client.force_login(auditor)
+    body = event_page(client, properties={"virtualMachines": [vm_id()], "endTimeUtc": "soon"})
+    assert dd(body, "jit-vms").startswith("web-01 ") and dd(body, "jit-ports") == "—"
+    assert (dd(body, "jit-sources"), dd(body, "jit-until"), dd(body, "jit-requestor")) == ("—", "soon", "—")
+    assert 'id="jit-summary"' not in event_page(client, properties={})
+    rule = event_page(client, operation=RULE_WRITE, properties={"access": "Allow"}, resource_id=(
+        f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
+        f"nsg-web/securityRules/SecurityCenter-JITRule_1_web-01_22_Allow"))
+    assert 'id="jit-summary"' not in rule and '<dl class="details">' in rule
+    dev_vm = vm_id(DEV, "rg-dev", "dev-01").lower()
+    policy = event_page(client, operation="Microsoft.Security/locations/jitNetworkAccessPolicies/write",
+                        properties={"virtualMachines": f"{vm_id()},{dev_vm}"})
+    assert 'id="jit-summary"' not in policy and f'?vm={vm_id().lower()}">Timeline of web-01</a>' in policy
+    assert f"?vm={dev_vm}" not in policy  # a VM the auditor may not audit: no timeline that would answer 404
+
+
+def test_an_initiates_page_links_the_portal_request_it_names_only_for_whom_may_open_it(client, auditor):
+    from accounts.models import User
+
+    client.force_login(auditor)
+    mine = access_request(auditor, "mine")
+    theirs = access_request(User.objects.create(username="someone"), "theirs")
+    timeline = f'href="{reverse("audit:vm_timeline")}?request='
+    body = event_page(client, properties={"virtualMachines": vm_id(), "justification": mine.azure_justification})
+    link = f'<a href="{reverse("policies:request_detail", args=[mine.pk])}">request #{mine.pk}</a>'
+    assert link in body and f"{timeline}{mine.correlation_id}" in body
+    assert dd(body, "jit-request") == f"request #{mine.pk} · its timeline"
+    body = event_page(client, properties={"virtualMachines": vm_id(), "justification": theirs.azure_justification})
+    assert dd(body, "jit-request") == f"request #{theirs.pk} · its timeline"
+    assert reverse("policies:request_detail", args=[theirs.pk]) not in body
+    forged = f"owner: mine (portal request #{mine.pk}, {theirs.correlation_id})"  # the number and id disagree
+    body = event_page(client, properties={"virtualMachines": vm_id(), "justification": forged})
+    assert reverse("policies:request_detail", args=[mine.pk]) not in body
+    closing = f"close portal request #{mine.pk} early ({mine.correlation_id})"
+    body = event_page(client, properties={"virtualMachines": vm_id(), "justification": closing})
+    assert dd(body, "jit-request") == f"Closes request #{mine.pk} early · its timeline" and link in body
+    huge = f"x (portal request #{'9' * 40}, {mine.correlation_id})"
+    assert dd(event_page(client, properties={"virtualMachines": vm_id(), "justification": huge}), "jit-request") == (
+        f"request #{'9' * 40} · its timeline")
+
+
+def test_hostile_text_on_an_initiates_page_stays_text(client, auditor):
+    client.force_login(auditor)
+    body = event_page(client, caller="<script>alert(0)</script>", properties={
+        "virtualMachines": f"{vm_id(name='web-01')},web<img src=x onerror=alert(1)>",
+        "ports": "22<svg onload=alert(2)>", "sourceAddressPrefixes": '"><script>alert(3)</script>',
+        "endTimeUtc": "<b>soon</b>", "requestor": "<i>mallory</i>",
+        "justification": "<script>alert(4)</script> (portal request #1, not-an-id)"})
+    for raw in ("<script>alert", "<img src=x", "<svg onload", "<b>soon", "<i>mallory"):
+        assert raw not in body
+    assert dd(body, "jit-vms").endswith("web<img src=x onerror=alert(1)>")  # a name, not a link: no VM id
+    assert dd(body, "jit-sources") == '"><script>alert(3)</script>' and dd(body, "jit-requestor") == "<i>mallory</i>"
