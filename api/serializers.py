@@ -290,6 +290,9 @@ class AuditEventSerializer(serializers.Serializer):
     status = serializers.CharField(allow_blank=True)
     caller = serializers.CharField(allow_blank=True)
     subscriptionId = serializers.CharField(allow_blank=True)
+    subscriptionName = serializers.CharField(
+        allow_null=True, help_text="The subscription's display name as registered in the portal; null when the portal "
+                                   "knows none (not registered, removed since, or registered without a name).")
     resourceGroup = serializers.CharField(allow_blank=True)
     resourceId = serializers.CharField(allow_blank=True)
     target = serializers.CharField(allow_blank=True)

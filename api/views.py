@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 from django.conf import settings
@@ -521,17 +521,20 @@ def _audit_filterset(request: Request, action: str):
     return source, filterset
 
 
-def _event_json(event, source: str) -> dict:
+def _event_json(event, source: str, names: Mapping[str, str]) -> dict:
+    """One audit event; ``names`` are the page's subscription display names by lower-case id
+    (``audit_selectors.subscription_names``: one query per page), ``subscriptionName`` null where it has none."""
+    name = names.get(event.subscription_id.lower())
     if source == "portal":
         return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.action,
                 "status": "", "caller": event.actor_label, "subscriptionId": event.subscription_id,
-                "resourceGroup": event.resource_group, "resourceId": event.resource_id,
+                "subscriptionName": name, "resourceGroup": event.resource_group, "resourceId": event.resource_id,
                 "target": event.target_label or event.target_id, "correlationId": event.correlation_id,
                 "details": {"before": event.before, "after": event.after}}
     return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.operation_name,
             "status": event.status, "caller": event.caller, "subscriptionId": event.subscription_id,
-            "resourceGroup": event.resource_group, "resourceId": event.resource_id, "target": event.resource_id,
-            "correlationId": event.correlation_id, "details": event.properties}
+            "subscriptionName": name, "resourceGroup": event.resource_group, "resourceId": event.resource_id,
+            "target": event.resource_id, "correlationId": event.correlation_id, "details": event.properties}
 
 
 @api_requires(AUDIT_READ)
@@ -546,6 +549,7 @@ class AuditEventListView(ApiView):
         source, filterset = _audit_filterset(request, AUDIT_READ)
         page = keyset_page(filterset.qs, after=request.query_params.get("after"),
                            before=request.query_params.get("before"), size=settings.AUDIT_PAGE_SIZE)
+        names = audit_selectors.subscription_names(e.subscription_id for e in page.rows)
 
         def link(key: str, cursor: str | None) -> str | None:
             if not cursor:
@@ -557,7 +561,7 @@ class AuditEventListView(ApiView):
             return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
         return Response({"next": link("after", page.older), "previous": link("before", page.newer),
-                         "results": [_event_json(e, source) for e in page.rows]})
+                         "results": [_event_json(e, source, names) for e in page.rows]})
 
 
 @api_requires(AUDIT_EXPORT)

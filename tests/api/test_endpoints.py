@@ -459,6 +459,65 @@ def test_audit_search_pages_by_cursor(persona_mappings, auditor, api_as, setting
     assert {e["id"] for e in first["results"]}.isdisjoint({e["id"] for e in second["results"]})
 
 
+def test_audit_events_name_their_subscription_or_say_null(persona_mappings, auditor, api_as):
+    from tests.audit.factories import named_subscription
+
+    make_activity_event(IN), make_audit_event(IN)
+    client = api_as(auditor)
+    for source in ("azure", "portal"):  # not registered in the portal: no name
+        results = client.get("/api/v1/audit/events/", {"source": source}).json()["results"]
+        assert [e["subscriptionName"] for e in results if e["source"] == source] == [None], source
+    subscription = named_subscription(IN_SCOPE.rsplit("/", 1)[1], "")  # registered without a name
+    assert client.get("/api/v1/audit/events/").json()["results"][0]["subscriptionName"] is None
+    subscription.display_name = "Contoso <b>Production</b>"  # JSON carries it as it is, for the client to escape
+    subscription.save(update_fields=["display_name"])
+    for source in ("azure", "portal"):
+        event = client.get("/api/v1/audit/events/", {"source": source, "action": "matrix.probe"} if source == "portal"
+                           else {"source": source}).json()["results"][0]
+        assert (event["subscriptionId"], event["subscriptionName"]) == (
+            IN_SCOPE.rsplit("/", 1)[1], "Contoso <b>Production</b>"), source
+
+
+@pytest.mark.parametrize("source", ["azure", "portal"])
+def test_naming_the_audit_events_subscriptions_costs_one_query_per_page(persona_mappings, auditor, api_as, source,
+                                                                         settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.ingestion import store_events
+    from audit.services import audit_record
+    from tests.audit.factories import event, named_subscription
+
+    settings.AUDIT_PAGE_SIZE = 200
+    sub = IN_SCOPE.rsplit("/", 1)[1]
+    named_subscription(sub, "Contoso Production")
+
+    def add(count: int) -> None:
+        if source == "azure":
+            store_events([event(sub=sub, rg="rg-api") for _ in range(count)])
+        for n in range(count if source == "portal" else 0):
+            audit_record(actor=None, action="policy.save", target_label=f"vm-{n}", subscription_id=sub)
+
+    client = api_as(auditor)
+    add(3)
+    client.get("/api/v1/audit/events/", {"source": source})  # the token's first use is stored: not measured
+    with CaptureQueriesContext(connection) as few:
+        client.get("/api/v1/audit/events/", {"source": source})
+    add(120)
+    with CaptureQueriesContext(connection) as many:
+        results = client.get("/api/v1/audit/events/", {"source": source}).json()["results"]
+    assert len(results) == 123 and {e["subscriptionName"] for e in results} == {"Contoso Production"}
+    assert len(many) == len(few), [q["sql"] for q in many]
+    assert sum("policies_subscription" in q["sql"] for q in many) == 1
+
+
+def test_the_schema_documents_the_audit_events_subscription_name(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["components"]["schemas"]["AuditEvent"]
+    field = schema["properties"]["subscriptionName"]
+    assert field["type"] == "string" and field["nullable"] is True and "null when" in field["description"]
+    assert "subscriptionName" in schema["required"]
+
+
 def test_the_csv_export_is_scoped_and_audited(persona_mappings, auditor, reader, api_as):
     make_activity_event(IN), make_activity_event(OUT)
     response = api_as(auditor).get("/api/v1/audit/events.csv")
