@@ -4,9 +4,13 @@ JIT, off the rule's name): the VMs, ports, sources, the window's end, who asked 
 Azure (and the emulator) writes these properties as text (``"id1,id2"``, ``"22,3389"``); lists of strings, numbers
 or the request body's objects (``{"id": …, "ports": [{"number": …}]}``) are read too. Anything else reads as
 missing, never as an error: the values come from Azure and may hold any text, so callers escape what they show.
+
+Where the properties carry the call's body only as JSON text (``requestbody``, as Azure logs some calls), its keys
+are read as if they were properties.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +29,7 @@ RULE_PREFIX = "securitycenter-jitrule"
 JIT_RULE = re.compile(r"^securitycenter-jitrule_[^_]+_(?P<vm>.+)_(?P<port>\d{1,5})(?P<allow>_allow)?$", re.I)
 MAX_ITEMS = 200  # of any one list read: a hostile event cannot make a page build a huge summary
 MAX_TEXT = 512
+MAX_BODY = 65536  # characters of a ``requestbody`` read
 
 
 @dataclass(frozen=True)
@@ -142,10 +147,24 @@ def _rule(resource_id: str, properties: dict, vm_ids: list[str]) -> JitSummary |
     return JitSummary("rule", vms=vms, ports=ports, sources=sources if access != "deny" else (), access=access)
 
 
+def _with_body(properties: dict) -> dict:
+    """``properties`` with the keys of a JSON ``requestbody`` among them added (those it has itself win)."""
+    text = next((v for k, v in properties.items() if str(k).lower() == "requestbody"), None)
+    if not isinstance(text, str) or len(text) > MAX_BODY:
+        return properties
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return properties
+    if isinstance(body, dict) and isinstance(body.get("properties"), dict):
+        body = {**body["properties"], **{k: v for k, v in body.items() if k != "properties"}}
+    return {**body, **properties} if isinstance(body, dict) else properties
+
+
 def jit_summary(event) -> JitSummary | None:
     """The summary of an ``ActivityLogEvent`` that is a JIT initiate, a JIT policy write or delete, or a write or
     delete of an NSG rule Defender named for JIT; ``None`` for other events, or when nothing names a VM or port."""
-    properties = event.properties if isinstance(event.properties, dict) else {}
+    properties = _with_body(event.properties) if isinstance(event.properties, dict) else {}
     vm_ids = event.vm_id_list
     if event.operation_name == INITIATE:
         return _initiate_or_policy("initiate", properties, vm_ids)

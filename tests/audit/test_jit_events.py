@@ -1,5 +1,6 @@
 """Reading a JIT event's VMs, ports, sources, end, requestor and justification off what Azure wrote, whatever
 shape it has: text or lists, missing parts, hostile text."""
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -107,3 +108,19 @@ def test_a_jit_rule_with_another_name_takes_its_port_from_the_properties():
 def test_other_nsg_rules_and_other_operations_have_no_summary():
     assert summary(RULE_WRITE, {"access": "Allow"}, f"{NSG}/securityRules/allow-ssh-from-office") is None
     assert summary("Microsoft.Network/azureFirewalls/write", {"virtualMachines": vm_id()}) is None
+
+
+def test_a_call_body_logged_as_json_text_is_read_too():
+    body = {"virtualMachines": [{"id": vm_id(name="web-07"), "ports": [
+        {"number": 22, "endTimeUtc": "2030-01-01T10:00:00Z", "allowedSourceAddressPrefix": "2001:db8::7"}]}],
+        "justification": "bob: deploy"}
+    found = summary(properties={"requestbody": json.dumps(body), "requestor": "bob@contoso.example"})
+    assert (found.vm_names, found.ports, found.sources, found.justification, found.requestor) == (
+        ("web-07",), ("22",), ("2001:db8::7",), "bob: deploy", "bob@contoso.example")
+    assert found.end == datetime(2030, 1, 1, 10, tzinfo=UTC)
+    policy = {"properties": {"virtualMachines": [{"id": vm_id(name="web-08"), "ports": [{"number": 3389}]}]}}
+    assert summary(POLICY_WRITE, {"requestbody": json.dumps(policy)}).vm_names == ("web-08",)
+    for broken in ("{not json", "[1, 2]"):
+        assert summary(properties={"requestbody": broken}) is None
+    too_long = summary(properties={"requestbody": json.dumps(body) + " " * 70000})  # not parsed: the VM ingestion
+    assert too_long.vm_names == ("web-07",) and too_long.ports == () and too_long.justification == ""  # found only
