@@ -472,7 +472,7 @@ def test_an_initiates_page_says_which_ports_on_which_vms_from_where_until_when_w
     assert f'<a href="{reverse("audit:vm_timeline")}?vm={vm_id(name="web-04")}"' in body
     assert f"?vm={dev_vm}" not in body and f"?vm={dev_vm.lower()}" not in body
     assert (dd(body, "jit-ports"), dd(body, "jit-sources"), dd(body, "jit-until")) == (
-        "22, 3389", "2001:db8::25/128", "2030-01-01 02:00:00")
+        "22, 3389", "2001:db8::25/128", "2030-01-01 02:00:00 UTC")
     assert (dd(body, "jit-requestor"), dd(body, "jit-justification")) == (
         "jit-portal@contoso.example", "alice: patch the kernel")
     assert 'id="jit-request"' not in body  # no portal tail: no request named
