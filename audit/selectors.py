@@ -8,14 +8,13 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts import authz
 from accounts.roles import AUDIT_READ
 from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
 from .ingestion import NSG_RULE_OPERATIONS, is_vm_id, vm_filter_q
-from .jit_events import JitSummary, jit_summary, vm_name
+from .jit_events import JitSummary, jit_summary, utc_moment, vm_name
 from .models import ActivityLogEvent, AuditEvent, IngestionState
 
 
@@ -176,11 +175,7 @@ class TimelineEntry:
         for event in self.azure_events:
             text = (event.properties or {}).get("endTimeUtc")
             if text:
-                try:
-                    moment = parse_datetime(str(text))
-                except ValueError:
-                    moment = None
-                return moment if moment is not None and moment.tzinfo is not None else str(text)
+                return utc_moment(str(text)) or str(text)
         return ""
 
     def _main(self) -> ActivityLogEvent | None:
