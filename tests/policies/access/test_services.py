@@ -216,7 +216,8 @@ def test_a_request_closed_while_azure_opens_it_goes_to_the_close_task_once_open(
                                                                                 monkeypatch):
     request = ask(requester, {"web-02": [22]})
     sent = []
-    monkeypatch.setattr(services, "enqueue_close", sent.append)
+    monkeypatch.setattr(services.closing, "enqueue_close", sent.append)  # where "Close now" sends it
+    monkeypatch.setattr(services.opening, "enqueue_close", sent.append)  # and where the open task does
     gateway = Meanwhile("web-02", lambda: services.request_close(actor=requester, request=request))
     outcome = services.request_open(request_id=request.pk, policy_key=vm("web-02").policy_id.lower(), gateway=gateway)
     assert outcome.state == "open"
@@ -531,7 +532,7 @@ def test_a_port_whose_last_attempt_reached_azure_opens_instead_of_failing(prod, 
     ports = list(AccessRequestPort.objects.filter(request=request).select_related("request_vm"))
     first = ports[0].request_vm
     services.gateway_for(vm("web-02").subscription).initiate_jit(
-        first.policy_resource_group, first.policy_location, first.policy_name, services._initiate_body(ports),
+        first.policy_resource_group, first.policy_location, first.policy_name, services.opening._initiate_body(ports),
         justification=request.azure_justification)
     old = timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS + 5)
     AccessRequestPort.objects.filter(request=request).update(state="opening", claimed_at=old,

@@ -1,0 +1,234 @@
+"""Close now (see the package's doc): the request first, then a task removes what still lets traffic in; and the
+close of ports Azure revoked."""
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from jitportal.lib.times import zoned_text
+
+from .. import signals, validation
+from ..models import FINAL, WAITING, AccessRequest, AccessRequestPort, ApprovalState, PortState
+from .common import (
+    Outcome,
+    _after_commit,
+    _find_in_azure,
+    _retry_after,
+    audit_place,
+    enqueue_close,
+    gateway_for,
+    may_manage,
+)
+from .state import refresh_state
+
+JIT_RULE_PREFIX = "securitycenter-jitrule"
+
+
+# --- close ------------------------------------------------------------------------------------------------------
+def request_close(*, actor, request: AccessRequest) -> AccessRequest:
+    """Close the request early: queued ports are cancelled at once, open ones closed by a task (see the package's doc).
+    Closing again (a double submit) records nothing more; it only sends the close task again."""
+    vm_rows = list(request.vms.all())
+    if not may_manage(actor, request, vm_rows):
+        raise PermissionDenied("Only the requester or a policy admin may close this request.")
+    if not request.is_active and request.closed_at is None:
+        raise ValidationError("This request is no longer open.", code="not_open")
+    now = timezone.now()
+    with transaction.atomic():
+        if not AccessRequest.objects.filter(pk=request.pk, closed_at__isnull=True).update(closed_at=now,
+                                                                                           closed_by=actor):
+            request.refresh_from_db()  # closing already (a second submit): no second audit row, the task again
+            if request.state == PortState.OPEN:
+                _after_commit(enqueue_close, request.pk)
+            return request
+        AccessRequest.objects.filter(pk=request.pk, approval_state=ApprovalState.PENDING).update(
+            approval_state=ApprovalState.CANCELLED)
+        cancelled = AccessRequestPort.objects.filter(request=request, state__in=(PortState.QUEUED, *WAITING)).update(
+            state=PortState.CLOSED, finished_at=now, last_error="Cancelled before it opened.")
+        state = refresh_state(request.pk)
+        if state in FINAL:
+            signals.emit("closed", request, actor=actor, reason="cancelled")
+        for vm_row in vm_rows:
+            audit_record(actor=actor, action="access.close_requested", target_type="vm", target_id=vm_row.vm_id,
+                         target_label=vm_row.vm_name, after={"request": request.pk, "cancelled": cancelled},
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
+        _after_commit(enqueue_close, request.pk)
+    request.refresh_from_db()
+    return request
+
+
+def _nsg_place(nsg_id: str) -> tuple[str, str]:
+    parts = nsg_id.strip("/").split("/")
+    lower = [p.lower() for p in parts]
+    return parts[lower.index("resourcegroups") + 1], parts[lower.index("networksecuritygroups") + 1]
+
+
+def _same_prefix(a: str, b: str) -> bool:
+    if a.strip() == b.strip():
+        return True
+    try:
+        return ipaddress.ip_network(a.strip(), strict=False) == ipaddress.ip_network(b.strip(), strict=False)
+    except ValueError:
+        return False
+
+
+def _jit_allow_rules(nsg, number: int, source: str) -> list[str]:
+    """Names of the JIT allow rules in ``nsg`` that open ``number`` for ``source``."""
+    names = []
+    for rule in nsg.security_rules:
+        if not rule.name.lower().startswith(JIT_RULE_PREFIX) or rule.access.lower() != "allow":
+            continue
+        if rule.direction.lower() != "inbound" or str(number) not in rule.destination_port_ranges:
+            continue
+        if any(_same_prefix(prefix, source) for prefix in rule.source_address_prefixes):
+            names.append(rule.name)
+    return names
+
+
+def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
+    """The close task: for each open port, see Azure's status, then remove what still lets traffic in."""
+    from cloud.errors import CloudError
+
+    request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).first()
+    if request is None:
+        return Outcome("skipped")
+    ports = list(AccessRequestPort.objects.filter(request=request, state=PortState.OPEN)
+                 .select_related("request_vm", "request_vm__vm", "request_vm__vm__subscription"))
+    if not ports:
+        refresh_state(request_id)
+        return Outcome("nothing-open")
+    by_policy: dict[str, list[AccessRequestPort]] = defaultdict(list)
+    for port in ports:
+        by_policy[port.policy_key].append(port)
+    try:
+        for group in by_policy.values():
+            first = group[0].request_vm
+            gateway = gateway or gateway_for(first.vm.subscription)
+            policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
+            record = _find_in_azure(policy, str(request.correlation_id))
+            status = {(vm.id.lower(), p.number): p for vm in (record.virtual_machines if record else ())
+                      for p in vm.ports}
+            removed: list[str] = []
+            replaced: list[AccessRequestPort] = []
+            for port in group:
+                azure = status.get((port.request_vm.vm_arm_id.lower(), port.number))
+                if azure is not None and (azure.status or "").lower() == "revoked":
+                    continue  # Azure already closed it (expired or replaced): nothing to remove
+                for nsg_id in port.request_vm.vm.nsg_ids or []:
+                    group_name, nsg_name = _nsg_place(nsg_id)
+                    nsg = gateway.get_network_security_group(group_name, nsg_name)
+                    for rule_name in _jit_allow_rules(nsg, port.number, port.source_prefix):
+                        gateway.delete_security_rule(group_name, nsg_name, rule_name)
+                        removed.append(f"{nsg_name}/{rule_name}")
+                if port.request_vm.connection_type == "firewall":
+                    replaced.append(port)
+            if replaced:
+                _replace_with_placeholder(gateway, request, replaced)
+            request_mark_closed(port_ids=[p.pk for p in group], removed=removed, record=record,
+                                replaced=[p.pk for p in replaced])
+    except CloudError as exc:
+        message = str(exc) or type(exc).__name__
+        AccessRequestPort.objects.filter(request=request, state=PortState.OPEN).update(
+            last_error=f"Closing failed: {message}"[:4000])
+        if getattr(exc, "retryable", False):
+            return Outcome("open", _retry_after(exc), message)
+        return Outcome("open", None, message)
+    return Outcome(PortState.CLOSED)
+
+
+def _placeholder_source(port: AccessRequestPort) -> str:
+    """A source for the replacement request that the port's policy allows and no host uses: the configured
+    placeholder when allowed, else the network address of an allowed range (never a host's, so closing opens the
+    port for nobody). Raises ``CloudError`` (not retryable) when the policy allows single addresses only."""
+    from cloud.errors import CloudError
+
+    rule = validation.policy_port(port.request_vm.vm.ports or [], port.number)
+    placeholder = settings.ACCESS_CLOSE_PLACEHOLDER_SOURCE
+    if any(validation.source_allowed(allowed, placeholder) for allowed in rule.sources):
+        return placeholder
+    for allowed in rule.sources:
+        try:
+            network = ipaddress.ip_network(allowed.strip(), strict=False)
+        except ValueError:
+            continue
+        if network.num_addresses > 2:  # not a /31 or /32 (or /127, /128), whose every address is a host's
+            return f"{network.network_address}/{network.max_prefixlen}"
+    raise CloudError(f"Port {port.number} of {port.request_vm.vm_name} allows single addresses only "
+                     f"({', '.join(rule.sources)}): behind its Azure Firewall the portal cannot end this access "
+                     f"early without opening the port for one of them; it ends at {zoned_text(port.end_at)}.")
+
+
+def _replace_with_placeholder(gateway, request: AccessRequest, ports: list[AccessRequestPort]) -> None:
+    """Behind a firewall: a 5-minute request from a source nobody uses (``_placeholder_source``) makes Azure
+    revoke the original."""
+    first = ports[0].request_vm
+    end = timezone.now() + validation.MIN_WINDOW
+    body: dict[str, dict] = {}
+    for port in ports:
+        entry = body.setdefault(port.request_vm.vm_arm_id, {"id": port.request_vm.vm_arm_id, "ports": []})
+        entry["ports"].append({"number": port.number, "end_time_utc": end,
+                               "allowed_source_address_prefix": _placeholder_source(port)})
+    gateway.initiate_jit(first.policy_resource_group, first.policy_location, first.policy_name, list(body.values()),
+                         justification=f"{request.requester_name}: close portal request #{request.pk} early "
+                                       f"({request.correlation_id})")
+
+
+def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None, replaced: list[int] = ()) -> None:
+    """Record the close of the ports still open (locked first: one the expiry finished meanwhile is not closed
+    again, audited or notified twice)."""
+    now = timezone.now()
+    with transaction.atomic():
+        ports = list(AccessRequestPort.objects.select_for_update(of=("self",))
+                     .filter(pk__in=port_ids, state=PortState.OPEN)
+                     .select_related("request", "request_vm", "request__closed_by"))
+        status = {(vm.id.lower(), p.number): p for vm in (record.virtual_machines if record else ()) for p in vm.ports}
+        for port in ports:
+            azure = status.get((port.request_vm.vm_arm_id.lower(), port.number))
+            port.state = PortState.CLOSED
+            port.finished_at = now
+            port.last_error = ""
+            if port.pk in replaced:
+                port.azure_status, port.azure_status_reason = "Revoked", "NewerRequestInitiated"
+            elif azure is not None:
+                port.azure_status, port.azure_status_reason = azure.status or "", azure.status_reason or ""
+        AccessRequestPort.objects.bulk_update(ports, ["state", "finished_at", "last_error", "azure_status",
+                                                      "azure_status_reason"])
+        if not ports:
+            return
+        request = ports[0].request
+        refresh_state(request.pk)
+        for vm_row in {p.request_vm_id: p.request_vm for p in ports}.values():
+            audit_record(actor=request.closed_by, action="access.closed", target_type="vm", target_id=vm_row.vm_id,
+                         target_label=vm_row.vm_name,
+                         after={"ports": sorted(p.number for p in ports if p.request_vm_id == vm_row.pk),
+                                "removed_rules": removed, "firewall_replaced": bool(replaced)},
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
+        signals.emit("closed", request, actor=request.closed_by, reason="closed")
+
+
+def _mark_revoked(found: list[tuple[AccessRequestPort, str, str]]) -> int:
+    """Close one request's ports Azure revoked (each with Azure's status and reason); how many were still open."""
+    request = found[0][0].request
+    with transaction.atomic():
+        closed = [(port, status, reason) for port, status, reason in found
+                  if AccessRequestPort.objects.filter(pk=port.pk, state=PortState.OPEN).update(
+                      state=PortState.CLOSED, azure_status=status, azure_status_reason=reason[:64],
+                      finished_at=timezone.now())]
+        if not closed:
+            return 0
+        state = refresh_state(request.pk)
+        for vm_row in {port.request_vm_id: port.request_vm for port, _s, _r in closed}.values():
+            audit_record(actor=None, action="access.revoked_in_azure", target_type="vm", target_id=vm_row.vm_id,
+                         target_label=vm_row.vm_name,
+                         after={"ports": sorted(p.number for p, _s, _r in closed if p.request_vm_id == vm_row.pk),
+                                "status": closed[0][1], "reason": closed[0][2]},
+                         correlation_id=str(request.correlation_id), **audit_place(vm_row))
+        if state == PortState.CLOSED:  # told once the request is over, as for a close or an expiry
+            signals.emit("closed", request, actor=None, reason="revoked", azure_reason=closed[0][2])
+    return len(closed)
