@@ -58,14 +58,15 @@ def vm_name(vm: str) -> str:
 
 
 def utc_moment(value: object) -> datetime | None:
-    """``value`` as an aware time in UTC when it is ISO 8601 text with an offset, else ``None``."""
+    """``value`` as an aware time in UTC when it is ISO 8601 text with an offset, else ``None`` (also when it is
+    one no UTC time can hold, such as ``9999-12-31T23:59:59-01:00``)."""
     if not isinstance(value, str):
         return None
     try:
         moment = parse_datetime(value.strip())
-    except ValueError:
+        return moment.astimezone(UTC) if moment is not None and moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return moment.astimezone(UTC) if moment is not None and moment.tzinfo is not None else None
 
 
 def _items(value: Any) -> list:

@@ -71,6 +71,12 @@ def test_missing_parts_are_left_empty_and_an_end_that_is_no_utc_time_is_kept_as_
     assert (wrong_types.requestor, wrong_types.justification, wrong_types.ports) == ("", "", ("22",))
 
 
+@pytest.mark.parametrize("written", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_an_end_that_leaves_the_calendar_in_utc_is_kept_as_written_not_an_error(written):
+    found = summary(properties={"virtualMachines": vm_id(), "endTimeUtc": written})
+    assert found.end is None and found.end_text == written
+
+
 def test_a_vm_named_by_name_only_stays_a_name():
     assert summary(properties={"virtualMachines": " web-09 ", "ports": "22"}).vm_names == ("web-09",)
 

@@ -99,3 +99,13 @@ def test_the_summaries_cost_no_query_however_many_rows(client, auditor, settings
         body = client.get(SEARCH).content.decode()
     assert body.count('class="jit-summary"') == 150
     assert len(many) == len(few), [q["sql"] for q in many]
+
+
+def test_an_end_at_the_calendars_edge_shows_as_azure_wrote_it_on_the_results_and_the_timeline(client, auditor):
+    written = "9999-12-31T23:59:59-01:00"  # a year past 9999 in UTC: no time the portal can hold
+    store_events([event(when=AT, properties={"virtualMachines": vm_id(name="web-04"), "ports": "22",
+                                             "endTimeUtc": written})])
+    client.force_login(auditor)
+    assert resource_cells(client.get(SEARCH).content.decode()) == [f"web-04 · 22 · until {written}"]
+    timeline = client.get(reverse("audit:vm_timeline"), {"vm": vm_id(name="web-04")})
+    assert timeline.status_code == 200 and f">{written}</td>" in timeline.content.decode()
