@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.access import authenticated_only
 from jitportal.lib import sealing
+from jitportal.lib.times import UtcDateTimeField
 from policies.access.client_ip import client_ip
 
 from . import selectors, services
@@ -30,7 +31,7 @@ def _local_input(moment) -> str:
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, label="Name", help_text="What the token is for, e.g. 'deploy script'.")
-    expires_at = forms.DateTimeField(required=False, label="Expires (UTC)")
+    expires_at = UtcDateTimeField(required=False, label="Expires (UTC)")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -43,12 +44,9 @@ class TokenForm(forms.Form):
                            f"{settings.API_TOKEN_MAX_DAYS} days. Every token expires.")
 
     def clean_expires_at(self):
-        """The field says UTC: read the browser's naive value as UTC, whatever the portal's time zone. Left empty,
-        it asks for a token that never expires: refused, saying what is allowed."""
+        """The field says UTC (``UtcDateTimeField`` reads it so, whatever the portal's time zone). Left empty, it
+        asks for a token that never expires: refused, saying what is allowed."""
         value = self.cleaned_data.get("expires_at")
-        if value is not None:
-            value = timezone.make_naive(value).replace(tzinfo=UTC) if timezone.is_aware(value) else value.replace(
-                tzinfo=UTC)
         if problem := services.expiry_problem(value):
             raise ValidationError(problem)
         return value

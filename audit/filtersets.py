@@ -9,6 +9,8 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from jitportal.lib.times import UtcDateTimeField
+
 from .ingestion import KNOWN_OPERATIONS, vm_filter_q
 from .models import ActivityLogEvent, AuditEvent
 
@@ -59,17 +61,8 @@ def _span(text: str) -> timedelta:
     return timedelta(microseconds=10 ** max(6 - digits, 0))
 
 
-class _UtcDateTimeField(forms.DateTimeField):
-    """A date and time the form labels UTC: read in UTC whatever the portal's ``TIME_ZONE`` (an offset typed
-    with it still counts)."""
-
-    def to_python(self, value):
-        with timezone.override(UTC):
-            return super().to_python(value)
-
-
 class _UtcDateTimeFilter(django_filters.DateTimeFilter):
-    field_class = _UtcDateTimeField
+    field_class = UtcDateTimeField
 
 
 class _TimeRangeForm(forms.Form):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
+from django import forms
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -45,3 +46,12 @@ def zoned_time(value: datetime | None, *, utc: bool = False, seconds: bool = Fal
     moment = value.astimezone(_zone(utc))
     return format_html('<time datetime="{}">{}</time>', moment.isoformat(timespec="seconds"),
                        zoned_text(moment, utc=utc, seconds=seconds))
+
+
+class UtcDateTimeField(forms.DateTimeField):
+    """A date and time the form labels UTC: read in UTC whatever the portal's ``TIME_ZONE`` (an offset typed with it
+    still counts), so a time that zone skips or repeats at a clock change is no error."""
+
+    def to_python(self, value):
+        with timezone.override(UTC):
+            return super().to_python(value)

@@ -132,6 +132,26 @@ def test_the_page_offers_the_default_expiry_and_refuses_never_or_too_late(client
     assert client.post(url, page_form("a month", timezone.now() + timedelta(days=59))).status_code == 302
 
 
+def _next_spring_forward() -> datetime:
+    """02:30 on the next last Sunday of March at least a day away: a time Paris skips (02:00 → 03:00), not UTC."""
+    now = timezone.now()
+    for year in (now.year, now.year + 1):
+        day = datetime(year, 3, 31, 2, 30, tzinfo=UTC)
+        day -= timedelta(days=(day.weekday() + 1) % 7)
+        if day > now + timedelta(days=1):
+            return day
+    raise AssertionError("unreachable")
+
+
+def test_an_expiry_the_portals_time_zone_skips_is_read_as_the_utc_time_the_field_names(client, requester, settings):
+    settings.TIME_ZONE, settings.API_TOKEN_MAX_DAYS = "Europe/Paris", 400
+    client.force_login(requester)
+    moment = _next_spring_forward()
+    response = client.post(reverse("api_tokens"), page_form("over the clock change", moment))
+    assert response.status_code == 302, response.content.decode()
+    assert ApiToken.objects.get().expires_at == moment
+
+
 def test_the_list_shows_when_each_token_stops_working(client, requester, settings):
     settings.API_TOKEN_MAX_DAYS = 365
     chosen = services.token_create(actor=requester, name="chosen", expires_at=timezone.now() + timedelta(days=10))
