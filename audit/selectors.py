@@ -109,9 +109,10 @@ class InitiateDetails:
 def initiate_details(user, event: ActivityLogEvent) -> InitiateDetails | None:
     """What a JIT initiate says, for its event page (``None`` for other events, or one that names no VM): each VM
     with whether ``user`` may audit it, and the portal request its justification ends by naming (``_PORTAL_TAIL``)
-    with whether ``user`` may open that request's page (one query, only then)."""
+    with whether ``user`` may open that request's page (as its requester, a viewer in scope or one of its approvers;
+    two queries at most, only then)."""
     from policies.access.models import portal_request_in
-    from policies.access.selectors import request_visible
+    from policies.access.selectors import request_readable
 
     summary = jit_summary(event)
     if summary is None or summary.kind != "initiate":
@@ -121,7 +122,7 @@ def initiate_details(user, event: ActivityLogEvent) -> InitiateDetails | None:
     if named is None:
         return InitiateDetails(summary, vms, None)
     number, correlation, closes = named
-    visible = number < 2**63 and request_visible(user).filter(pk=number, correlation_id=correlation).exists()
+    visible = number < 2**63 and request_readable(user, number, correlation_id=correlation)
     return InitiateDetails(summary, vms, PortalRequestNamed(number, correlation, closes, visible))
 
 

@@ -147,16 +147,26 @@ def requester_history(requester_ids: list[int], days: int = 30) -> dict[int, dic
     return history
 
 
-def review_get(user, pk: int) -> AccessRequest:
-    """A request an approver may review: one with a VM in their approver scope (deciding needs every VM)."""
+def reviewable(user) -> QuerySet[AccessRequest]:
+    """Requests an approver may review: those with a VM in their approver scope (deciding needs every VM)."""
     rows = _vm_rows_in_scope(user, REQUEST_APPROVE)
     if rows is None:
-        raise Http404("No such object.")
+        return AccessRequest.objects.none()
+    return AccessRequest.objects.select_related("requester").filter(Exists(rows.filter(request_id=OuterRef("pk"))))
+
+
+def review_get(user, pk: int) -> AccessRequest:
+    """A request an approver may review (``reviewable``)."""
     try:
-        return _request_detail_queryset(AccessRequest.objects.select_related("requester").filter(
-            Exists(rows.filter(request_id=OuterRef("pk"))))).get(pk=pk)
+        return _request_detail_queryset(reviewable(user)).get(pk=pk)
     except (AccessRequest.DoesNotExist, ValueError, TypeError) as exc:
         raise Http404("No such object.") from exc
+
+
+def request_readable(user, pk: int, **match) -> bool:
+    """Whether request ``pk`` (with the fields of ``match``) is one ``user`` may open the page of
+    (``request_or_review_get``: one they may see, or review as an approver); two queries at most."""
+    return any(queryset.filter(pk=pk, **match).exists() for queryset in (request_visible(user), reviewable(user)))
 
 
 def request_or_review_get(user, pk: int) -> tuple[AccessRequest, bool]:

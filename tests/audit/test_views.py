@@ -531,3 +531,26 @@ def test_hostile_text_on_an_initiates_page_stays_text(client, auditor):
         assert raw not in body
     assert dd(body, "jit-vms").endswith("web<img src=x onerror=alert(1)>")  # a name, not a link: no VM id
     assert dd(body, "jit-sources") == '"><script>alert(3)</script>' and dd(body, "jit-requestor") == "<i>mallory</i>"
+
+
+def test_an_initiates_page_links_the_portal_request_for_an_approver_who_may_read_it(client, approver):
+    """An auditor who is also an approver at the request's VM reads its page (as its approvers do): linked."""
+    from accounts.models import RoleMapping
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies import factories as _policies  # noqa: F401 (imports the access factories in order)
+    from tests.policies.access.factories import make_access_request
+
+    RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value="JIT.Approver",
+                               role="auditor", scope=IN_SCOPE)
+    theirs = make_access_request(IN_SCOPE)
+    page = reverse("policies:request_detail", args=[theirs.pk])
+    client.force_login(approver)
+    assert client.get(page).status_code == 200
+    body = event_page(client, properties={"virtualMachines": theirs.vms.get().vm_arm_id,
+                                          "justification": theirs.azure_justification})
+    assert f'<a href="{page}">request #{theirs.pk}</a>' in body
+    RoleMapping.objects.filter(source_value="JIT.Approver", role="approver").update(
+        scope="/subscriptions/c0a1b2c3-0000-4000-8000-000000000002")  # an approver of another scope: not linked
+    body = event_page(client, properties={"virtualMachines": theirs.vms.get().vm_arm_id,
+                                          "justification": theirs.azure_justification})
+    assert page not in body and client.get(page).status_code == 404
