@@ -13,16 +13,13 @@ from django.utils.safestring import SafeString
 from jitportal.lib.tables import TimeColumn
 from jitportal.lib.times import zoned_time
 
+from .csv_export import resource_name
 from .filtersets import OPERATION_CHOICES
 from .jit_events import JitSummary, jit_summary
 from .models import ActivityLogEvent, AuditEvent
 
 OPERATION_LABELS = dict(OPERATION_CHOICES)  # "Security: initiate/action" for the long ARM operation name
 SHOWN_VMS, SHOWN_PORTS, SHOWN_SOURCES, SHOWN_CHARS = 3, 4, 2, 64  # the rest is counted ("+2 more")
-
-
-def _last_segment(resource_id: str) -> str:
-    return resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
 
 
 def _short(text: str) -> str:
@@ -100,7 +97,7 @@ class ActivityTable(_SubscriptionNames, tables.Table):
         resource id is in the title."""
         summary = jit_summary(record)
         if summary is None:
-            return format_html('<span title="{}">{}</span>', value, _last_segment(value))
+            return format_html('<span title="{}">{}</span>', value, resource_name(value))
         return format_html('<span class="jit-summary" title="{}">{}</span>', value,
                            summary_cell(summary, record.occurred_at))
 

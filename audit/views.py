@@ -19,6 +19,7 @@ from policies.access.client_ip import client_ip
 from . import selectors
 from .csv_export import csv_lines, encoded, export_columns
 from .filtersets import ActivityFilterSet, TrailFilterSet, vm_ids_named
+from .jit_events import vm_name
 from .models import ActivityLogEvent, AuditEvent
 from .pagination import KeysetPage, keyset_page
 from .services import audit_record
@@ -107,7 +108,7 @@ def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "audit/activity_event.html", {
         "title": "Audit", "subtitle": "Activity Log event", "event": event,
         "jit": selectors.initiate_details(request.user, event),
-        "timelines": [(vm, vm.rsplit("/", 1)[-1]) for vm in event.vm_id_list
+        "timelines": [(vm, vm_name(vm)) for vm in event.vm_id_list
                       if authz.has_permission(request.user, AUDIT_READ, vm)],
         "subscription_name": selectors.subscription_names([event.subscription_id]).get(event.subscription_id.lower()),
         "raw_json": json.dumps(event.raw or event.properties, indent=2, sort_keys=True, default=str),
@@ -145,7 +146,7 @@ def vm_timeline(request: HttpRequest) -> HttpResponse:
     entries = selectors.vm_timeline(request.user, vm_id)
     return render(request, "audit/timeline.html", {
         "title": "Audit", "subtitle": "VM timeline", "vm_id": vm_id,
-        "vm_name": vm_id.rstrip("/").rsplit("/", 1)[-1], "entries": entries,
+        "vm_name": vm_name(vm_id), "entries": entries,
     })
 
 
