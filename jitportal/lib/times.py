@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+EMPTY = "—"  # what a page shows where there is no time
+
 
 def _zone(utc: bool) -> tzinfo:
     return UTC if utc else timezone.get_current_timezone()
@@ -22,25 +24,32 @@ def _abbreviation(moment: datetime) -> str:
     """The zone's abbreviation at ``moment`` (``CET``, ``IST``, ``UTC``); an offset where the zone has none
     (``UTC-03`` rather than the time zone database's bare ``-03``)."""
     name = moment.tzname() or ""
-    return f"UTC{name}" if name[:1] in "+-" else name
+    if name and name[0] not in "+-":
+        return name
+    offset = moment.utcoffset()
+    if not offset:
+        return "UTC"
+    minutes = round(offset.total_seconds() / 60)
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'-' if minutes < 0 else '+'}{hours:02d}" + (f":{rest:02d}" if rest else "")
 
 
-def zoned_text(value: datetime | None, *, utc: bool = False, seconds: bool = False, empty: str = "—") -> str:
-    """``value`` as text with its zone's abbreviation (``2026-11-26 14:37 CET``); ``empty`` for none. A naive
-    value is taken to be in the portal's time zone."""
+def zoned_text(value: datetime | None, *, utc: bool = False, seconds: bool = False) -> str:
+    """``value`` as text with its zone's abbreviation (``2026-11-26 14:37 CET``); ``—`` for none. A naive value is
+    taken to be in the portal's time zone."""
     if value is None:
-        return empty
+        return EMPTY
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
     moment = value.astimezone(_zone(utc))
     return f"{moment.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {_abbreviation(moment)}"
 
 
-def zoned_time(value: datetime | None, *, utc: bool = False, seconds: bool = False, empty: str = "—") -> SafeString:
+def zoned_time(value: datetime | None, *, utc: bool = False, seconds: bool = False) -> SafeString:
     """``value`` as a ``<time>`` element: ``zoned_text`` with the moment in ISO 8601 (its offset included) as its
-    ``datetime``; ``empty`` (escaped) for none."""
+    ``datetime``; ``—`` for none."""
     if value is None:
-        return format_html("{}", empty)
+        return format_html("{}", EMPTY)
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
     moment = value.astimezone(_zone(utc))

@@ -389,10 +389,13 @@ API_ENTRA_SCOPE = env.str("API_ENTRA_SCOPE", default="access_as_user")
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
 API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
 API_TOKEN_SIGN_IN_MAX_DAYS = env.int("API_TOKEN_SIGN_IN_MAX_DAYS", default=30)
-if not 1 <= API_TOKEN_DEFAULT_DAYS <= API_TOKEN_MAX_DAYS or API_TOKEN_SIGN_IN_MAX_DAYS < 1:
+API_TOKEN_LONGEST_DAYS = 3650  # what API_TOKEN_MAX_DAYS may be: ten years (and far from the calendar's end)
+if (not 1 <= API_TOKEN_DEFAULT_DAYS <= API_TOKEN_MAX_DAYS <= API_TOKEN_LONGEST_DAYS
+        or not 1 <= API_TOKEN_SIGN_IN_MAX_DAYS <= API_TOKEN_LONGEST_DAYS):
     raise ImproperlyConfigured(
         f"API_TOKEN_DEFAULT_DAYS={API_TOKEN_DEFAULT_DAYS} must be at least 1 and at most API_TOKEN_MAX_DAYS="
-        f"{API_TOKEN_MAX_DAYS}, and API_TOKEN_SIGN_IN_MAX_DAYS={API_TOKEN_SIGN_IN_MAX_DAYS} at least 1.")
+        f"{API_TOKEN_MAX_DAYS}, itself at most {API_TOKEN_LONGEST_DAYS}, and API_TOKEN_SIGN_IN_MAX_DAYS="
+        f"{API_TOKEN_SIGN_IN_MAX_DAYS} from 1 to {API_TOKEN_LONGEST_DAYS}.")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiTokenAuthentication",

@@ -106,7 +106,8 @@ def test_a_boolean_that_is_neither_true_nor_false_stops_start_up(value):
 
 
 @pytest.mark.parametrize("env", [{"API_TOKEN_DEFAULT_DAYS": "400"}, {"API_TOKEN_MAX_DAYS": "0"},
-                                 {"API_TOKEN_SIGN_IN_MAX_DAYS": "0"}])
+                                 {"API_TOKEN_SIGN_IN_MAX_DAYS": "0"}, {"API_TOKEN_MAX_DAYS": "3000000"},
+                                 {"API_TOKEN_SIGN_IN_MAX_DAYS": "3000000"}])
 def test_api_token_lifetimes_that_contradict_each_other_stop_start_up(env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "API_TOKEN_"))}
     clean.update(DJANGO_SETTINGS_MODULE="jitportal.settings.local", **env)

@@ -1,10 +1,11 @@
 """``jitportal.lib.times`` and its ``when`` filter: a time with its zone, as every page shows one."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
 from django.template import Context, Template, TemplateSyntaxError
+from django.utils import timezone
 
 from jitportal.lib.times import zoned_text, zoned_time
 
@@ -39,3 +40,28 @@ def test_the_when_filter_takes_utc_and_seconds_and_leaves_no_value_to_default(se
         '<time datetime="2026-11-20T09:30:15+00:00">2026-11-20 09:30:15 UTC</time>|never')
     with pytest.raises(TemplateSyntaxError, match="unknown option"):
         Template('{% load portal_time %}{{ t|when:"local" }}').render(Context({"t": MOMENT}))
+
+
+class _Unnamed(tzinfo):
+    """A zone that gives no name, only an offset (a custom tzinfo may)."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def utcoffset(self, dt):
+        return self.offset
+
+    def dst(self, dt):
+        return timedelta(0)
+
+    def tzname(self, dt):
+        return None
+
+
+@pytest.mark.parametrize(("offset", "shown"), [(timedelta(hours=2), "UTC+02"), (timedelta(hours=-9, minutes=-30),
+                                                                                   "UTC-09:30"),
+                                               (timedelta(0), "UTC")])
+def test_a_zone_without_a_name_is_shown_by_its_offset(settings, offset, shown):
+    moment = datetime(2026, 11, 20, 9, 30, tzinfo=_Unnamed(offset))
+    with timezone.override(_Unnamed(offset)):
+        assert zoned_text(moment) == f"2026-11-20 09:30 {shown}"
