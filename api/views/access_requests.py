@@ -1,0 +1,200 @@
+"""Access requests: list and create, read one, close it, extend it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import authz
+from accounts.roles import JIT_INITIATE, REQUEST_APPROVE, VM_READ
+from policies import jit_json, rules
+from policies.access import selectors as access_selectors
+from policies.access import services as access_services
+from policies.access import validation as access_validation
+from policies.access.client_ip import client_ip
+from policies.access.filtersets import AccessRequestFilterSet
+from policies.access.models import AccessRequest, PortState
+
+from .. import serializers as s
+from ..access import api_authenticated, api_requires
+from .base import (
+    BODY_ERRORS,
+    ERRORS,
+    KEY_REUSED,
+    MADE_AT,
+    NOT_FOUND,
+    PAGE_PARAMETERS,
+    READ_ERRORS,
+    ApiView,
+    _body,
+    _paginate,
+)
+
+
+def _idempotency_key(request: Request) -> str:
+    """The ``Idempotency-Key`` header, scoped to the caller (fits the 64-character column), else a fresh key."""
+    given = request.headers.get("Idempotency-Key", "").strip()
+    if not given:
+        return f"api:{uuid.uuid4().hex}"
+    if len(given) > 200:
+        raise ValidationError("Idempotency-Key must be at most 200 characters.")
+    return f"api:{request.user.pk}:" + hashlib.sha256(given.encode()).hexdigest()[:48]
+
+
+def _fingerprint(request: Request) -> str:
+    """SHA-256 of the JSON body (keys sorted): a retry with an ``Idempotency-Key`` must send the same body."""
+    return hashlib.sha256(json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str
+                                     ).encode()).hexdigest()
+
+
+REQUEST_FILTERS = [
+    OpenApiParameter("state", str, enum=[v.value for v in PortState]),
+    OpenApiParameter("all", bool, description="Policy admins: every request in your scope, not only yours."),
+    OpenApiParameter("q", str, description="Part of a VM's name, the requester or the reason (as on the Requests "
+                                           "page)."),
+    OpenApiParameter("created_after", OpenApiTypes.DATE, description="Requested on or after this day (UTC)."),
+    OpenApiParameter("created_before", OpenApiTypes.DATE, description="Requested on or before this day (UTC)."),
+]
+
+
+def _request_json(access: AccessRequest, request: Request, *, review: bool = False) -> dict:
+    """The request as ``request_to_json`` shapes it. Someone else's request lists only the VMs the caller may read:
+    one spanning several scopes is seen through the VM in the caller's, never with the names and addresses of the
+    others (Azure too shows each policy's part of a request only to who may read that policy)."""
+    url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
+    access_selectors.show_as_timed_out(access, timezone.now())  # as the pages show it, before the reconcile
+    body = jit_json.request_to_json(access, review=review)
+    if access.requester_id != request.user.pk:
+        body["virtualMachines"] = [vm for vm in body["virtualMachines"]
+                                   if authz.has_permission(request.user, VM_READ, vm["id"])]
+    return {**body, "url": url}
+
+
+def _made(request: Request, access: AccessRequest, created: bool) -> Response:
+    """The answer to a new request or extension: 201 (200 for a retry with its ``Idempotency-Key``), its body, and
+    its URL in ``Location``."""
+    body = _request_json(access_selectors.request_get(request.user, access.pk), request)
+    return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                    headers={"Location": body["url"]})
+
+
+def _with_ports(queryset):
+    return queryset.prefetch_related("vms", "ports", "approvals")
+
+
+@api_authenticated
+class RequestListView(ApiView):
+    """Your access requests (``GET``; ``?all=1``: every request in your policy-admin scope) and new ones
+    (``POST``, a ``Start-AzJitNetworkAccessPolicy`` body; send an ``Idempotency-Key`` header to retry safely)."""
+
+    @extend_schema(operation_id="requests_list", parameters=[*REQUEST_FILTERS, *PAGE_PARAMETERS],
+                   responses={200: s.RequestPageSerializer, **ERRORS}, tags=["requests"])
+    def get(self, request: Request) -> Response:
+        everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
+        queryset = access_selectors.request_list(request.user, everyone=everyone)
+        state = request.query_params.get("state")
+        if state and state not in PortState.values:  # the filter set below selects it, as the Requests page does
+            raise ValidationError(f"state must be one of {', '.join(PortState.values)}.")
+        filterset = AccessRequestFilterSet(request.query_params, queryset=queryset, user=request.user)
+        if not filterset.is_valid():  # ignoring it would answer every request
+            raise ValidationError([f"{field}: {message}" for field, messages in filterset.errors.items()
+                                   for message in messages])
+        return _paginate(self, request, _with_ports(filterset.qs).order_by("-created_at", "-pk"),
+                         lambda r: _request_json(r, request))
+
+    @extend_schema(operation_id="requests_create", request=s.RequestCreateSerializer,
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                                description="Same key, same body: a retry returns the first "
+                                                            "request (200); the key sent with another body or for "
+                                                            "another operation is a 422."), MADE_AT],
+                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **BODY_ERRORS, **NOT_FOUND,
+                              **KEY_REUSED},
+                   tags=["requests"])
+    def post(self, request: Request) -> Response:
+        body = s.RequestCreateSerializer(data=_body(request))
+        body.is_valid(raise_exception=True)
+        if not authz.holds_anywhere(request.user, JIT_INITIATE):
+            raise ApiPermissionDenied(f"You need a role that allows {JIT_INITIATE}.")
+        wanted = jit_json.request_from_azure(request.data, user=request.user)
+        extra = {"start_at": wanted.start_at} if wanted.start_at else {}
+        source = wanted.source_prefix
+        access, created = access_services.request_create(
+            actor=request.user, selections=wanted.selections, source_prefix=source, duration=wanted.duration,
+            justification=wanted.justification, idempotency_key=_idempotency_key(request),
+            idempotency_fingerprint=_fingerprint(request),
+            source_kind=access_validation.source_kind(source),
+            client_ip=client_ip(request.META), **extra)
+        return _made(request, access, created)
+
+
+@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
+class RequestDetailView(ApiView):
+    """One access request: per VM and port, its state, end time and Azure's status. Approvers read the requests
+    they may review (as the approve and deny answers show them); nobody else sees other people's requests. The
+    requester always reads their own, even after their role was taken away."""
+
+    @extend_schema(operation_id="requests_retrieve", responses={200: s.RequestSerializer, **READ_ERRORS,
+                                                                 **NOT_FOUND}, tags=["requests"])
+    def get(self, request: Request, pk: int) -> Response:
+        access, review = access_selectors.request_or_review_get(request.user, pk)
+        return Response(_request_json(access, request, review=review))
+
+
+@api_requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
+class RequestCloseView(ApiView):
+    """Close a request now (new connections are refused; established ones are not cut). The requester may always
+    close their own, even after their role was taken away (closing only reduces exposure)."""
+
+    @extend_schema(operation_id="requests_close", request=None,
+                   responses={200: s.RequestSerializer, **ERRORS, **NOT_FOUND}, tags=["requests"])
+    def post(self, request: Request, pk: int) -> Response:
+        access = access_selectors.request_get(request.user, pk)
+        access_services.request_close(actor=request.user, request=access)
+        return Response(_request_json(access_selectors.request_get(request.user, pk), request))
+
+
+def _extend_duration(data: dict) -> timedelta:
+    """How long an extension lasts: ``duration`` from now, or until ``endTimeUtc``; exactly one of them."""
+    if "duration" in data and "endTimeUtc" in data:
+        raise ValidationError("Give duration or endTimeUtc, not both.")
+    if "endTimeUtc" in data:
+        return timedelta(minutes=round((data["endTimeUtc"] - timezone.now()).total_seconds() / 60))
+    if "duration" in data:
+        return rules.parse_duration(data["duration"])
+    raise ValidationError("Give duration (such as PT1H) or endTimeUtc.")
+
+
+@api_requires(JIT_INITIATE, object_model=AccessRequest)
+class RequestExtendView(ApiView):
+    """Extend: ask again for the same VMs, ports and source, ending ``duration`` from now or at ``endTimeUtc``
+    (give one of them, not both)."""
+
+    @extend_schema(operation_id="requests_extend", request=s.ExtendSerializer,
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                                description="Same key, same body: a retry returns the first "
+                                                            "extension (200); the key sent with another body or "
+                                                            "for another operation is a 422."), MADE_AT],
+                   responses={201: s.RequestSerializer, 200: s.RequestSerializer, **BODY_ERRORS, **NOT_FOUND,
+                              **KEY_REUSED},
+                   tags=["requests"])
+    def post(self, request: Request, pk: int) -> Response:
+        access = access_selectors.request_get(request.user, pk)
+        body = s.ExtendSerializer(data=_body(request))
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        extension, created = access_services.request_extend(
+            actor=request.user, original=access, duration=_extend_duration(data),
+            idempotency_key=_idempotency_key(request), idempotency_fingerprint=_fingerprint(request),
+            justification=data.get("justification", ""), client_ip=client_ip(request.META))
+        return _made(request, extension, created)

@@ -1,0 +1,159 @@
+"""Audit: search JIT activity (the Activity Log copies or the portal's own trail) and export it as CSV."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.roles import AUDIT_EXPORT, AUDIT_READ
+from audit import selectors as audit_selectors
+from audit.csv_export import csv_lines, encoded, export_columns
+from audit.filtersets import OPERATION_CHOICES, STATUS_CHOICES, ActivityFilterSet, TrailFilterSet
+from audit.pagination import keyset_page
+from audit.services import audit_record
+from policies.access.client_ip import client_ip
+
+from .. import serializers as s
+from ..access import api_requires
+from ..negotiation import format_asked, format_refused
+from .base import ERRORS, ApiView
+
+CSV_TYPE = "text/csv"
+
+AUDIT_FILTERS = [
+    OpenApiParameter("source", str, enum=["azure", "portal"], description="azure: the Activity Log copies "
+                                                                          "(default); portal: the portal's trail. "
+                                                                          "A filter of the other source is a 400."),
+    OpenApiParameter("range", str, enum=["1h", "24h", "7d", "30d", "custom"]),
+    OpenApiParameter("since", OpenApiTypes.DATETIME), OpenApiParameter("until", OpenApiTypes.DATETIME),
+    OpenApiParameter("subscription", str), OpenApiParameter("resource_group", str),
+    OpenApiParameter("vm", str, description="A VM's ARM id, or its name (every VM of that name)."),
+    OpenApiParameter("caller", str, description="azure: the caller."),
+    OpenApiParameter("operation", str, enum=[value for value, _label in OPERATION_CHOICES],
+                     description="azure: the operation name."),
+    OpenApiParameter("status", str, enum=[value for value, _label in STATUS_CHOICES], description="azure."),
+    OpenApiParameter("correlation", str, description="azure: the correlation id."),
+    OpenApiParameter("user", str, description="portal: the actor."),
+    OpenApiParameter("action", str, description="portal: the action (e.g. access.requested)."),
+    OpenApiParameter("q", str, description="Free text."),
+]
+
+
+CURSOR_PARAMETERS = [
+    OpenApiParameter("after", str, description="The cursor of the next (older) page, as `next` gives it; any other "
+                                               "value, or both after and before, is a 400."),
+    OpenApiParameter("before", str, description="The cursor of the previous (newer) page, as `previous` gives it."),
+]
+
+
+def _audit_filterset(request: Request, action: str):
+    source = request.query_params.get("source", "azure")
+    if source not in ("azure", "portal"):
+        raise ValidationError("source must be azure or portal.")
+    own, other = ((TrailFilterSet, ActivityFilterSet) if source == "portal" else (ActivityFilterSet, TrailFilterSet))
+    foreign = [name for name in other.base_filters
+               if name not in own.base_filters and request.query_params.get(name, "").strip()]
+    if foreign:  # ignoring it would answer the whole, unfiltered search
+        other_source = "azure" if source == "portal" else "portal"
+        raise ValidationError(f"{', '.join(foreign)} appl{'y' if len(foreign) > 1 else 'ies'} only to "
+                              f"source={other_source}; source={source} filters by {', '.join(own.base_filters)}.")
+    if source == "portal":
+        filterset = TrailFilterSet(request.query_params, queryset=audit_selectors.trail_for_user(request.user, action))
+    else:
+        filterset = ActivityFilterSet(request.query_params,
+                                      queryset=audit_selectors.activity_for_user(request.user, action))
+    if not filterset.is_valid():
+        errors = [f"{field}: {message}" for field, messages in filterset.errors.items() for message in messages]
+        raise ValidationError(errors)
+    return source, filterset
+
+
+def _event_json(event, source: str, names: Mapping[str, str]) -> dict:
+    """One audit event; ``names`` are the page's subscription display names by lower-case id
+    (``audit_selectors.subscription_names``: one query per page), ``subscriptionName`` null where it has none."""
+    name = names.get(event.subscription_id.lower())
+    if source == "portal":
+        return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.action,
+                "status": "", "caller": event.actor_label, "subscriptionId": event.subscription_id,
+                "subscriptionName": name, "resourceGroup": event.resource_group, "resourceId": event.resource_id,
+                "target": event.target_label or event.target_id, "correlationId": event.correlation_id,
+                "details": {"before": event.before, "after": event.after}}
+    return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.operation_name,
+            "status": event.status, "caller": event.caller, "subscriptionId": event.subscription_id,
+            "subscriptionName": name, "resourceGroup": event.resource_group, "resourceId": event.resource_id,
+            "target": event.resource_id, "correlationId": event.correlation_id, "details": event.properties}
+
+
+@api_requires(AUDIT_READ)
+class AuditEventListView(ApiView):
+    """Search JIT activity, newest first: the Azure Activity Log copies or the portal's own trail, with the
+    audit page's filters and scope. Pages by cursor (``next``/``previous``); no counts."""
+
+    @extend_schema(operation_id="audit_events_list",
+                   parameters=[*AUDIT_FILTERS, *CURSOR_PARAMETERS],
+                   responses={200: s.AuditPageSerializer, **ERRORS}, tags=["audit"])
+    def get(self, request: Request) -> Response:
+        source, filterset = _audit_filterset(request, AUDIT_READ)
+        page = keyset_page(filterset.qs, after=request.query_params.get("after"),
+                           before=request.query_params.get("before"), size=settings.AUDIT_PAGE_SIZE)
+        names = audit_selectors.subscription_names(e.subscription_id for e in page.rows)
+
+        def link(key: str, cursor: str | None) -> str | None:
+            if not cursor:
+                return None
+            query = request.query_params.copy()
+            query.pop("after", None)
+            query.pop("before", None)
+            query[key] = cursor
+            return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+        return Response({"next": link("after", page.older), "previous": link("before", page.newer),
+                         "results": [_event_json(e, source, names) for e in page.rows]})
+
+
+@api_requires(AUDIT_EXPORT)
+class AuditExportView(ApiView):
+    """The current search as CSV (streamed; only rows in your export scopes). The export itself is audited."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        """``Accept: text/csv`` is what this view answers (DRF knows only JSON renderers and would say 406);
+        errors still come as JSON. A ``format`` other than csv is refused (406), as on every API URL, and so is an
+        ``Accept`` that takes no CSV (``application/json``): the client would read CSV as something else."""
+        if not force and format_asked(request) not in ("", "csv"):
+            raise format_refused(format_asked(request), ["csv"])
+        if (not force and not format_asked(request) and request.headers.get("Accept", "").strip()
+                and not request.accepts(CSV_TYPE)):
+            raise NotAcceptable(f"This URL answers {CSV_TYPE}: accept it (or */*), or leave Accept out.")
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(operation_id="audit_events_csv", parameters=AUDIT_FILTERS,
+                   responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV rows."),
+                              **ERRORS}, tags=["audit"])
+    def get(self, request: Request) -> StreamingHttpResponse:
+        source, filterset = _audit_filterset(request, AUDIT_EXPORT)
+        audit_record(actor=request.user, action="audit.export", target_type="audit_search",
+                     target_label="API export", after={"source": source, "filters": filterset.applied(), "api": True},
+                     client_ip=client_ip(request.META))
+        columns = export_columns(source, audit_selectors.subscription_names())
+        return _csv_response(source, encoded(csv_lines(filterset.qs, columns)))
+
+    def head(self, request: Request) -> StreamingHttpResponse:
+        """The status and headers a ``GET`` would answer, without its rows: nothing is exported, nothing audited
+        (Django would otherwise run ``get`` for a ``HEAD``)."""
+        source, _filterset = _audit_filterset(request, AUDIT_EXPORT)
+        return _csv_response(source, iter(()))
+
+
+def _csv_response(source: str, content: Iterable[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(content, content_type=f"{CSV_TYPE}; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="jit-{source}-activity-{stamp}.csv"'
+    return response

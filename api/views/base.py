@@ -1,0 +1,84 @@
+"""The API views' base class, their body and page helpers, and the error answers and parameters the schema
+documents for them."""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Throttled
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import serializers as s
+from ..pagination import Pagination
+from ..throttling import FailedAuthThrottle
+
+ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `errors` lists each problem."),
+          401: OpenApiResponse(s.ErrorSerializer, description=(
+              "No, an unknown, revoked or expired token, a deactivated user's, or one whose user's latest sign-in "
+              "is too old.")),
+          403: OpenApiResponse(s.ErrorSerializer, description="Your roles do not allow this.")}
+NOT_FOUND = {404: OpenApiResponse(s.ErrorSerializer, description="No such object, or not in your scope.")}
+KEY_REUSED = {422: OpenApiResponse(s.ErrorSerializer, description="This Idempotency-Key was already used for "
+                                                                  "another operation or with another body.")}
+THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many calls; try again after Retry-After "
+                                                                  "seconds.")}
+NOT_ACCEPTABLE = {406: OpenApiResponse(s.ErrorSerializer, description="A `format` query parameter or an `Accept` "
+                                                                       "header this URL does not answer.")}
+ERRORS |= NOT_ACCEPTABLE | THROTTLED
+BAD_QUERY = {400: OpenApiResponse(s.ErrorSerializer, description="A query parameter holds a NUL character, or the "
+                                                                 "query has more parameters than the portal accepts.")}
+READ_ERRORS = {**BAD_QUERY, 401: ERRORS[401], 403: ERRORS[403], **NOT_ACCEPTABLE, **THROTTLED}
+BODY_ERRORS = {**ERRORS, 415: OpenApiResponse(s.ErrorSerializer, description="A body that is not JSON: send "
+                                                                              "Content-Type: application/json.")}
+MADE_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[200, 201],
+                          description="The URL of the request made (or found again for a retry).")
+QUEUED_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
+                             description="The URL of the queued change (statusUrl).")
+PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
+                   OpenApiParameter("offset", int, description="Rows to skip.")]
+
+
+NUL_MESSAGE = "Text must not contain NUL (0x00) characters."
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class ApiView(APIView):
+    """The API's base view: query text with NUL characters is refused up front (PostgreSQL cannot store or
+    compare it, and no name, address or reason contains one); bodies are checked by ``_body``."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        guard = FailedAuthThrottle()
+        if guard.exceeded(request):
+            raise Throttled(wait=guard.wait())
+        try:
+            super().initial(request, *args, **kwargs)
+        except (NotAuthenticated, AuthenticationFailed):
+            guard.record(request)
+            raise
+        if any(_has_nul(v) for v in request.query_params.lists()):
+            raise ValidationError(NUL_MESSAGE)
+
+
+def _body(request: Request):
+    """The parsed JSON body, refused when any text in it holds a NUL character. Views read it only after
+    loading their object, so a caller out of scope learns nothing from a malformed body."""
+    if _has_nul(request.data):
+        raise ValidationError(NUL_MESSAGE)
+    return request.data
+
+
+def _paginate(view: APIView, request: Request, queryset, render) -> Response:
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response([render(item) for item in page])
