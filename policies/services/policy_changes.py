@@ -1,258 +1,43 @@
-"""Writes of the policies app: subscriptions, syncs and JIT policy changes, each with its audit row.
-
-Views, forms, admin actions and tasks call these and nothing else. Cloud work happens in tasks, enqueued
-with ``transaction.on_commit`` after the intent row is stored.
-"""
+"""JIT policy changes: enable, edit and remove JIT on VMs (queued as changes, one per policy), apply a change to
+Azure (a read-modify-write of the whole policy, under its lock), send again the changes no worker has, and accept
+Azure's policy as the baseline (drift)."""
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from accounts import authz
-from accounts.roles import JIT_POLICY_WRITE, SETTINGS_WRITE, VM_WRITE
+from accounts.roles import JIT_POLICY_WRITE, VM_WRITE
 from audit.services import audit_record
 
-from . import drift, inventory, rules
-from .models import (
+from .. import drift, inventory, rules
+from ..models import (
     DriftFinding,
     JitPolicy,
     PolicyChange,
     PolicyLock,
     Subscription,
-    SyncRun,
     UnsupportedReason,
     VirtualMachine,
     VmState,
 )
-from .selectors import enable_blocked, enable_blocked_message
+from ..selectors import enable_blocked, enable_blocked_message
+from .task_runs import BROKER_ERRORS, CHANGE_RETRY_LOST, CHANGE_UNSENT, STALE_RUNNING, Outcome, _retry_after
 
 log = logging.getLogger(__name__)
-STALE_RUNNING = timedelta(minutes=10)
-BROKER_ERRORS = (OperationalError, OSError)
-# A change no worker has claimed this long after it was stored or sent (its task never reached the broker) is sent
-# again; one waiting for a retry, after longer than any retry countdown.
-CHANGE_UNSENT = timedelta(minutes=2)
-CHANGE_RETRY_LOST = timedelta(hours=1)
 CHANGE_MAX_ATTEMPTS = 13  # the task's first try and its retries
 PENDING_CHANGE = (PolicyChange.State.QUEUED, PolicyChange.State.RUNNING)  # not applied yet
-# A queued sync no worker has taken for this long is lost: longer than the longest retry countdown
-# (``tasks.MAX_COUNTDOWN``) plus a busy queue's wait. One never started is sent again after ``CHANGE_UNSENT``.
-LOST_QUEUED = CHANGE_RETRY_LOST
 
 
 def _place(vm: VirtualMachine) -> dict:
     return {"subscription_id": vm.subscription_key, "resource_group": vm.resource_group, "resource_id": vm.resource_id}
 
 
-# --- subscriptions -------------------------------------------------------------------------------------------
-def _require_settings(actor, subscription_id: str) -> None:
-    if not authz.has_permission(actor, SETTINGS_WRITE, f"/subscriptions/{subscription_id.lower()}"):
-        raise PermissionDenied("Only admins at the subscription's scope may manage it.")
-
-
-def subscription_register(*, actor, tenant_id: str, subscription_id: str, credential_ref: str, display_name: str = "",
-                          arm_endpoint: str = "https://management.azure.com",
-                          authority: str = "https://login.microsoftonline.com", ca_bundle: str = "",
-                          enabled: bool = True, sync: bool = True) -> Subscription:
-    """Register a subscription and, after commit, sync its inventory."""
-    if actor is not None:
-        _require_settings(actor, subscription_id)
-    with transaction.atomic():
-        subscription = Subscription.objects.create(
-            tenant_id=tenant_id.lower(), subscription_id=subscription_id.lower(), display_name=display_name,
-            arm_endpoint=arm_endpoint, authority=authority, ca_bundle=ca_bundle, credential_ref=credential_ref,
-            enabled=enabled, created_by=actor if getattr(actor, "pk", None) else None)
-        audit_record(actor=actor, action="subscription.register", target_type="subscription",
-                     target_id=subscription.pk, target_label=str(subscription),
-                     subscription_id=subscription.subscription_id,
-                     after={"tenant_id": subscription.tenant_id, "arm_endpoint": arm_endpoint,
-                            "credential_ref": credential_ref, "enabled": enabled})
-        if sync and enabled:
-            sync_request(actor=actor, subscription=subscription)
-    return subscription
-
-
-SUBSCRIPTION_FIELDS = ("display_name", "tenant_id", "credential_ref", "arm_endpoint", "authority", "ca_bundle",
-                       "enabled")
-
-
-def subscription_update(*, actor, subscription: Subscription, **changes) -> Subscription:
-    _require_settings(actor, subscription.subscription_id)
-    before = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
-    with transaction.atomic():
-        for name, value in changes.items():
-            if name in SUBSCRIPTION_FIELDS:
-                setattr(subscription, name, value)
-        subscription.save()
-        after = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
-        audit_record(actor=actor, action="subscription.update", target_type="subscription",
-                     target_id=subscription.pk, target_label=str(subscription),
-                     subscription_id=subscription.subscription_id, before=before, after=after)
-    return subscription
-
-
-# --- sync -----------------------------------------------------------------------------------------------------
-def sync_request(*, actor, subscription: Subscription) -> SyncRun:
-    """Queue a sync of ``subscription`` unless one is already queued or running (that one is returned)."""
-    return _sync_request(actor=actor, subscription=subscription)[0]
-
-
-def _pending(subscription: Subscription, now: datetime) -> SyncRun | None:
-    """The subscription's sync that is queued (however long it has waited for a worker, up to ``LOST_QUEUED``) or
-    running (started within ``STALE_RUNNING``): while there is one, another would only overlap it."""
-    return SyncRun.objects.filter(subscription=subscription).filter(
-        Q(state=SyncRun.State.QUEUED) & (Q(created_at__gte=now - LOST_QUEUED) | Q(started_at__gte=now - LOST_QUEUED))
-        | Q(state=SyncRun.State.RUNNING, started_at__gte=now - STALE_RUNNING)).first()
-
-
-def _sync_request(*, actor, subscription: Subscription) -> tuple[SyncRun, bool]:
-    """``sync_request``, and whether it queued a new run. The subscription's row is locked first, so two asking at
-    once (an admin's "Sync now" and the beat) queue one run, not two syncs of one subscription side by side. The lock
-    is FOR NO KEY UPDATE: it lets others store rows naming the subscription (a policy change) meanwhile, so one that
-    holds the audit trail's head as it does so does not deadlock with the audit of this request."""
-    with transaction.atomic():
-        list(Subscription.objects.select_for_update(no_key=True).filter(pk=subscription.pk).values_list(
-            "pk", flat=True))
-        now = timezone.now()
-        running = _pending(subscription, now)
-        if running is not None:
-            if running.state == SyncRun.State.QUEUED and running.started_at is None \
-                    and running.created_at < now - CHANGE_UNSENT:  # its task may never have reached the broker
-                transaction.on_commit(lambda: _enqueue_sync(running.pk))  # a duplicate finds it claimed: harmless
-            return running, False
-        run = SyncRun.objects.create(subscription=subscription,
-                                     requested_by=actor if getattr(actor, "pk", None) else None)
-        if actor is not None:
-            audit_record(actor=actor, action="subscription.sync_requested", target_type="subscription",
-                         target_id=subscription.pk, target_label=str(subscription),
-                         subscription_id=subscription.subscription_id, correlation_id=str(run.pk))
-        transaction.on_commit(lambda: _enqueue_sync(run.pk))
-    return run, True
-
-
-def _enqueue_sync(run_id: int) -> None:
-    from .tasks import sync_subscription
-
-    try:
-        sync_subscription.delay(run_id)
-    except BROKER_ERRORS as exc:  # the row is stored; the beat's next sync_all takes over
-        log.warning("policies: could not enqueue sync run %s (%s)", run_id, exc)
-
-
-@dataclass
-class Outcome:
-    """What a task run did: ``state`` of the row, and ``retry_after`` seconds when Azure asked to wait."""
-
-    state: str
-    retry_after: float | None = None
-    message: str = ""
-
-
-def _retry_after(exc) -> float:
-    value = getattr(exc, "retry_after", None)
-    try:
-        return max(1.0, float(value)) if value is not None else 5.0
-    except (TypeError, ValueError):
-        return 5.0
-
-
-def sync_run(*, run_id: int, gateway=None) -> Outcome:
-    """Do the sync ``run_id`` names (claimed first; a second runner finds it taken)."""
-    from cloud.errors import CloudError
-
-    from .gateway import gateway_in_use
-
-    now = timezone.now()
-    claimed = SyncRun.objects.filter(pk=run_id).filter(
-        Q(state=SyncRun.State.QUEUED) | Q(state=SyncRun.State.RUNNING, started_at__lt=now - STALE_RUNNING)
-    ).update(state=SyncRun.State.RUNNING, started_at=now, phase="starting", error="")
-    if not claimed:
-        return Outcome("skipped")
-    run = SyncRun.objects.select_related("subscription").get(pk=run_id)
-    subscription = run.subscription
-    Subscription.objects.filter(pk=subscription.pk).update(last_sync_status=Subscription.SyncStatus.RUNNING)
-    counters = {"items": 0}
-
-    def progress(phase: str, items: int) -> None:
-        counters["items"] = items
-        calls = getattr(gateway, "calls_made", None)
-        SyncRun.objects.filter(pk=run_id).update(
-            phase=phase, pages_read=F("pages_read") + (1 if items == 0 or items % 200 == 0 else 0),
-            vms_seen=items if phase == "virtual machines" else F("vms_seen"),
-            **({"calls_made": int(calls)} if isinstance(calls, int) else {}))
-
-    try:
-        with gateway_in_use(subscription, gateway) as gateway:
-            seen, findings = inventory.sync_subscription(subscription, gateway, progress, now=now)
-    except CloudError as exc:
-        retryable = bool(getattr(exc, "retryable", False))
-        message = f"{type(exc).__name__}: {exc}"[:2000]
-        SyncRun.objects.filter(pk=run_id).update(state=SyncRun.State.QUEUED if retryable else SyncRun.State.FAILED,
-                                                 error=message, finished_at=None if retryable else timezone.now())
-        Subscription.objects.filter(pk=subscription.pk).update(
-            last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=timezone.now())
-        if retryable:
-            return Outcome(SyncRun.State.QUEUED, _retry_after(exc), message)
-        return Outcome(SyncRun.State.FAILED, None, message)
-    calls = getattr(gateway, "calls_made", None)
-    SyncRun.objects.filter(pk=run_id).update(
-        state=SyncRun.State.SUCCEEDED, phase="done", vms_seen=seen, findings=findings, finished_at=timezone.now(),
-        **({"calls_made": int(calls)} if isinstance(calls, int) else {}))
-    Subscription.objects.filter(pk=subscription.pk).update(
-        last_sync_status=Subscription.SyncStatus.OK, last_sync_error="", last_sync_at=timezone.now())
-    return Outcome(SyncRun.State.SUCCEEDED)
-
-
-def sync_fail(*, run_id: int, message: str) -> None:
-    """Give up on a sync (retries exhausted)."""
-    run = SyncRun.objects.filter(pk=run_id).first()
-    if run is None:
-        return
-    SyncRun.objects.filter(pk=run_id).update(state=SyncRun.State.FAILED, error=message, finished_at=timezone.now())
-    Subscription.objects.filter(pk=run.subscription_id).update(
-        last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=timezone.now())
-
-
-def sync_fail_abandoned() -> int:
-    """Fail the runs still "running" past ``STALE_RUNNING`` (their worker was lost: killed at the hard time limit,
-    crashed, as no task runs that long) and those queued past ``LOST_QUEUED`` (no worker took their message, nor
-    a retry's, in that time: the broker lost it). Returns how many."""
-    now = timezone.now()
-    failed = 0
-    for stale, message in (
-            (SyncRun.objects.filter(state=SyncRun.State.RUNNING, started_at__lt=now - STALE_RUNNING),
-             "The worker running this sync stopped before it finished (crash or time limit)."),
-            (SyncRun.objects.filter(Q(started_at__isnull=True) | Q(started_at__lt=now - LOST_QUEUED),
-                                    state=SyncRun.State.QUEUED, created_at__lt=now - LOST_QUEUED),
-             "No worker took this sync up within an hour (its queued message was lost); a new one is queued.")):
-        for pk, subscription_id in list(stale.values_list("pk", "subscription_id")):
-            if stale.filter(pk=pk).update(state=SyncRun.State.FAILED, error=message, finished_at=now):
-                failed += 1
-                Subscription.objects.filter(pk=subscription_id, last_sync_status__in=[
-                    Subscription.SyncStatus.RUNNING, Subscription.SyncStatus.NEVER]).update(
-                    last_sync_status=Subscription.SyncStatus.FAILED, last_sync_error=message, last_sync_at=now)
-    return failed
-
-
-def sync_all() -> int:
-    """Beat: fail abandoned runs, then queue a sync of every enabled subscription that has none queued or
-    running."""
-    sync_fail_abandoned()
-    queued = 0
-    for subscription in Subscription.objects.filter(enabled=True):
-        queued += int(_sync_request(actor=None, subscription=subscription)[1])
-    return queued
-
-
-# --- JIT policy changes ---------------------------------------------------------------------------------------
 def _require_policy_admin(actor, vm: VirtualMachine) -> None:
     if not (authz.has_permission(actor, JIT_POLICY_WRITE, vm.resource_id)
             and authz.has_permission(actor, VM_WRITE, vm.resource_id)):
@@ -332,7 +117,7 @@ def _pending_same(*, kind: str, vms: list[VirtualMachine], desired: dict, policy
 
 
 def _send_change(change_id: int) -> None:
-    from .tasks import apply_policy_change
+    from ..tasks import apply_policy_change
 
     apply_policy_change.delay(change_id)
 
@@ -475,7 +260,7 @@ def _lock_policy(key: str, holder: str) -> None:
 def merge_policy(current_vms: list, desired: dict) -> list[dict]:
     """The policy's VM list after applying ``desired`` (VM id → ports, or None to remove) to Azure's current one.
     A VM keeps what Azure set beside its ports (``publicIpAddress``: the firewall's, for DNAT)."""
-    from . import shapes
+    from .. import shapes
 
     merged: dict[str, dict] = {}
     for entry in current_vms:
@@ -499,8 +284,8 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
     """
     from cloud.errors import CloudError, NotFound
 
-    from . import cloudcalls, shapes
-    from .gateway import gateway_in_use
+    from .. import cloudcalls, shapes
+    from ..gateway import gateway_in_use
 
     if not _claim_change(change_id):
         return Outcome("skipped")

@@ -1,0 +1,58 @@
+"""Subscriptions: register one (and sync it), update its settings; each with its audit row."""
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from accounts import authz
+from accounts.roles import SETTINGS_WRITE
+from audit.services import audit_record
+
+from ..models import Subscription
+from .sync import sync_request
+
+
+def _require_settings(actor, subscription_id: str) -> None:
+    if not authz.has_permission(actor, SETTINGS_WRITE, f"/subscriptions/{subscription_id.lower()}"):
+        raise PermissionDenied("Only admins at the subscription's scope may manage it.")
+
+
+def subscription_register(*, actor, tenant_id: str, subscription_id: str, credential_ref: str, display_name: str = "",
+                          arm_endpoint: str = "https://management.azure.com",
+                          authority: str = "https://login.microsoftonline.com", ca_bundle: str = "",
+                          enabled: bool = True, sync: bool = True) -> Subscription:
+    """Register a subscription and, after commit, sync its inventory."""
+    if actor is not None:
+        _require_settings(actor, subscription_id)
+    with transaction.atomic():
+        subscription = Subscription.objects.create(
+            tenant_id=tenant_id.lower(), subscription_id=subscription_id.lower(), display_name=display_name,
+            arm_endpoint=arm_endpoint, authority=authority, ca_bundle=ca_bundle, credential_ref=credential_ref,
+            enabled=enabled, created_by=actor if getattr(actor, "pk", None) else None)
+        audit_record(actor=actor, action="subscription.register", target_type="subscription",
+                     target_id=subscription.pk, target_label=str(subscription),
+                     subscription_id=subscription.subscription_id,
+                     after={"tenant_id": subscription.tenant_id, "arm_endpoint": arm_endpoint,
+                            "credential_ref": credential_ref, "enabled": enabled})
+        if sync and enabled:
+            sync_request(actor=actor, subscription=subscription)
+    return subscription
+
+
+SUBSCRIPTION_FIELDS = ("display_name", "tenant_id", "credential_ref", "arm_endpoint", "authority", "ca_bundle",
+                       "enabled")
+
+
+def subscription_update(*, actor, subscription: Subscription, **changes) -> Subscription:
+    _require_settings(actor, subscription.subscription_id)
+    before = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
+    with transaction.atomic():
+        for name, value in changes.items():
+            if name in SUBSCRIPTION_FIELDS:
+                setattr(subscription, name, value)
+        subscription.save()
+        after = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
+        audit_record(actor=actor, action="subscription.update", target_type="subscription",
+                     target_id=subscription.pk, target_label=str(subscription),
+                     subscription_id=subscription.subscription_id, before=before, after=after)
+    return subscription
