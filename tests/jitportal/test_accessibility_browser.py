@@ -1,0 +1,167 @@
+"""Accessibility in headless chromium: axe-core's WCAG 2.1 A and AA rules on the portal's main pages, in the light
+and the dark theme, as each demo role signed in through the emulator's Entra ID pages (and signed out).
+
+A page passes with no violation of impact serious or critical; moderate and minor ones are printed (``-s``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from api.services import token_create
+from audit.ingestion import ingest_subscription
+from audit.models import ActivityLogEvent, AuditEvent
+from notifications.services import webhook_create
+from policies.access import gateways
+from policies.access.models import AccessRule
+from policies.access.signals import EVENTS
+from policies.gateway import gateway_for_subscription
+from tests.plugins.personas import IN_SCOPE, make_persona, sign_in_with_entra, start_entra_sign_in
+from tests.policies import factories as policies  # first: it imports the access factories in order
+from tests.policies.access.factories import ask, open_all, rule, vm
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+WCAG_21_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+              "resultTypes": ["violations"]}
+BLOCKING = {"serious", "critical"}
+INITIATE = "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action"
+AXE = Axe()
+# The admin's links and buttons ease their colours in: a theme is measured once its transitions have ended.
+SETTLED = "() => Promise.all(document.getAnimations().map(animation => animation.finished))"
+
+
+@dataclass(frozen=True)
+class Demo:
+    """What the pages show: Production synced, a pending and an open request of Alice's, the audit's events."""
+
+    url: str
+    pending: int
+    opened: int
+    web02: int
+    jump02: int
+    web05: int
+    jump02_arm_id: str
+    rule: int
+    webhook: int
+    activity: int
+    trail: int
+
+
+def findings(page: Page) -> list[tuple[str, str, str, list[str]]]:
+    """axe's violations on ``page`` in both themes (the admin's "auto" theme follows the browser's colour scheme):
+    (theme, impact, rule id, the first targets)."""
+    found = []
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.evaluate(SETTLED)
+        for violation in AXE.run(page, options=WCAG_21_AA).response["violations"]:
+            targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]]
+            found.append((scheme, violation["impact"], violation["id"], targets[:5]))
+    page.emulate_media(color_scheme="light")
+    return found
+
+
+class Audit:
+    """axe's findings over several pages: ``check`` the page shown, then ``assert_passed``."""
+
+    def __init__(self, page: Page) -> None:
+        self.page, self.blocking, self.other = page, [], []
+
+    def check(self, label: str) -> None:
+        for finding in findings(self.page):
+            (self.blocking if finding[1] in BLOCKING else self.other).append((label, *finding))
+
+    def visit(self, base: str, paths: list[str]) -> None:
+        """Open each path (it must answer 200) and check it."""
+        for path in paths:
+            response = self.page.goto(f"{base}{path}")
+            assert response is not None and response.status == 200, (path, response and response.status)
+            self.check(path)
+
+    def assert_passed(self) -> None:
+        """No serious or critical violation; the others are printed."""
+        for finding in self.other:
+            print("axe (moderate or minor):", *finding)
+        assert not self.blocking, "\n".join(" ".join(map(str, f)) for f in self.blocking)
+
+
+@pytest.fixture
+def demo(live_server, entra_settings, fresh_emulator, persona_mappings) -> Demo:
+    gateways.reset()
+    subscription = policies.register(fresh_emulator, policies.PROD, "Contoso Production")
+    policies.sync(subscription)
+    assert ingest_subscription(policies.PROD, gateway_for_subscription(subscription)).complete
+    alice = make_persona("requester")
+    manual = rule(f"{IN_SCOPE}/resourceGroups/rg-web-prod", AccessRule.Effect.MANUAL, approvals_required=1,
+                  name="Approval for web")
+    pending = ask(alice, {"web-02": [22]}, justification="Patch the web tier")
+    opened = ask(alice, {"jump-02": [22]}, justification="Rotate the host keys")
+    assert open_all(opened) == ["open"]
+    token_create(actor=alice, name="deploy")
+    hook, _secret = webhook_create(actor=None, name="chat-ops", url="https://hooks.example.invalid/jit",
+                                   format="json", scope=IN_SCOPE, events=list(EVENTS))
+    yield Demo(url=live_server.url, pending=pending.pk, opened=opened.pk, web02=vm("web-02").pk,
+               jump02=vm("jump-02").pk, web05=vm("web-05").pk, jump02_arm_id=vm("jump-02").arm_id, rule=manual.pk,
+               webhook=hook.pk, activity=ActivityLogEvent.objects.filter(operation_name=INITIATE).first().pk,
+               trail=AuditEvent.objects.filter(action="access.requested").first().pk)
+    gateways.reset()
+
+
+def role_pages(d: Demo) -> dict[str, tuple[str, list[str]]]:
+    """Each demo role's user and the pages it works with."""
+    inventory = "/inventory/?os=Linux&tab="
+    roles = f"/settings/role-mappings/azure-roles/?scopes={IN_SCOPE}&roles=requester&roles=policy_admin"
+    return {
+        "requester": ("alice@contoso.example", [
+            "/", f"{inventory}configured", f"{inventory}not_configured", f"{inventory}unsupported",
+            f"/inventory/vm/{d.jump02}/", f"/inventory/vm/{d.jump02}/connect/", f"/requests/new/?vm={d.web02}",
+            f"/requests/{d.pending}/", f"/requests/{d.opened}/", "/requests/?state=open", "/accounts/me/",
+            "/accounts/me/tokens/", "/notifications/preferences/"]),
+        "policy_admin": ("bob@contoso.example", [
+            "/", f"{inventory}configured", f"{inventory}not_configured&q=web", f"{inventory}unsupported",
+            f"/inventory/enable/?vm={d.web05}", f"/inventory/vm/{d.web02}/", f"/inventory/vm/{d.web05}/",
+            f"/inventory/vm/{d.web02}/jit/", "/settings/", "/settings/subscriptions/", "/settings/subscriptions/add/",
+            "/settings/role-mappings/", "/settings/role-mappings/add/", roles, "/settings/access-rules/",
+            "/settings/access-rules/new/", f"/settings/access-rules/{d.rule}/", "/settings/webhooks/",
+            "/settings/webhooks/add/", f"/settings/webhooks/{d.webhook}/", "/accounts/me/tokens/"]),
+        "auditor": ("carol@contoso.example", [
+            "/", "/audit/?source=azure&range=7d&vm=web-01", "/audit/?source=portal&range=7d&vm=jump-02",
+            f"/audit/activity/{d.activity}/", f"/audit/trail/{d.trail}/", f"/audit/timeline/?vm={d.jump02_arm_id}",
+            "/audit/ingestion/", "/accounts/me/"]),
+        "approver": ("dave@contoso.example", [
+            "/", "/approvals/", f"/requests/{d.pending}/review/", f"/requests/{d.pending}/", "/accounts/me/"]),
+    }
+
+
+@pytest.mark.parametrize("role", ["requester", "policy_admin", "auditor", "approver"])
+def test_each_roles_pages_have_no_serious_accessibility_violations(demo, entra_page, role):
+    username, paths = role_pages(demo)[role]
+    sign_in_with_entra(entra_page, demo.url, username)
+    audit = Audit(entra_page)
+    audit.visit(demo.url, paths)
+    if role == "requester":  # a new token's secret, shown once
+        entra_page.goto(f"{demo.url}/accounts/me/tokens/")
+        entra_page.fill("#id_name", "laptop")
+        entra_page.click("#token-create input[type=submit]")
+        expect(entra_page.locator("#token-secret")).to_contain_text("jit_")
+        audit.check("/accounts/me/tokens/ (a new token)")
+    audit.assert_passed()
+
+
+def test_the_sign_in_pages_have_no_serious_accessibility_violations(live_server, entra_settings, fresh_emulator,
+                                                                    entra_page):
+    page, audit = entra_page, Audit(entra_page)
+    audit.visit(live_server.url, ["/accounts/login/"])
+    fresh_emulator.control("POST", "entra/next-id-token", json={"mode": "expired"})
+    sign_in_with_entra(page, live_server.url, "alice@contoso.example")
+    expect(page.locator("#sign-in-failure-reason")).to_be_visible()
+    audit.check("sign-in failed")
+    start_entra_sign_in(page, live_server.url)
+    page.get_by_role("button", name=re.compile("cancel", re.IGNORECASE)).click()
+    expect(page.locator("#sign-in-cancelled")).to_be_visible()
+    audit.check("sign-in cancelled")
+    audit.assert_passed()
