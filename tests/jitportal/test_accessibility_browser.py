@@ -6,6 +6,7 @@ A page passes with no violation of impact serious or critical; moderate and mino
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -31,7 +32,8 @@ BLOCKING = {"serious", "critical"}
 INITIATE = "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action"
 AXE = Axe()
 # The admin's links and buttons ease their colours in: a theme is measured once its transitions have ended.
-SETTLED = "() => Promise.all(document.getAnimations().map(animation => animation.finished))"
+SETTLED = """() => Promise.all(document.getAnimations().filter(animation => animation instanceof CSSTransition)
+                                                  .map(transition => transition.finished))"""
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ class Demo:
 
 
 def findings(page: Page) -> list[tuple[str, str, str, list[str]]]:
-    """axe's violations on ``page`` in both themes (the admin's "auto" theme follows the browser's colour scheme):
-    (theme, impact, rule id, the first targets)."""
+    """axe's violations on ``page`` in both themes (the theme toggle's default, "auto", follows the browser's colour
+    scheme; its "dark" sets the same colours): (theme, impact, rule id, the first targets)."""
     found = []
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
@@ -90,8 +92,8 @@ class Audit:
 
 
 @pytest.fixture
-def demo(live_server, entra_settings, fresh_emulator, persona_mappings) -> Demo:
-    gateways.reset()
+def demo(live_server, entra_settings, fresh_emulator, persona_mappings) -> Iterator[Demo]:
+    gateways.reset()  # request_open builds the gateways for this test's emulator
     subscription = policies.register(fresh_emulator, policies.PROD, "Contoso Production")
     policies.sync(subscription)
     assert ingest_subscription(policies.PROD, gateway_for_subscription(subscription)).complete
