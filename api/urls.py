@@ -1,6 +1,6 @@
 """URLs of the REST API (``/api/``): the schema, its docs page, and version 1 of the API."""
 from django.urls import path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
 from .access import api_public
@@ -32,10 +32,13 @@ class SchemaView(JsonErrorsMixin, SpectacularAPIView):
 
 
 @api_public
-class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
-    """Swagger UI for the schema, served from the portal's own static files (no CDN); its errors in JSON."""
+class DocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
+    """Swagger UI for the schema, served from the portal's own static files (no CDN); its errors in JSON. Its
+    start-up script is fetched from this view (``?script``) and its styles from a static file, so the page runs under
+    the portal's Content-Security-Policy, which refuses inline scripts and styles."""
 
     url_name = "api:schema"
+    template_name = "api/swagger_ui.html"
 
 
 urlpatterns = [
