@@ -9,6 +9,7 @@ class JitportalConfig(AppConfig):
     verbose_name = "JIT Portal"
 
     def ready(self) -> None:
+        from jitportal import checks  # noqa: F401 - registers the deploy checks
         from jitportal.lib.health import ensure_broker_folders
 
         if settings.CELERY_BROKER_URL.startswith("filesystem://"):

@@ -160,6 +160,38 @@ def test_production_redirects_plain_http_except_the_health_check(tmp_path):
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"/healthz": 200, "/": 301, "/accounts/login/": 301}
 
 
+HEADERS_PROBE = """
+import json, django
+django.setup()
+from django.test import Client
+response = Client().get("/accounts/login/", secure=True, HTTP_HOST="jit.example.com")
+print(json.dumps({"status": response.status_code, "headers": dict(response.headers)}))
+"""
+
+
+def test_production_sends_a_strict_content_security_policy_and_the_other_security_headers(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_", "DJANGO_", "ENTRA_",
+                                                                       "CSP_"))}
+    clean.update(DJANGO_SETTINGS_MODULE="jitportal.settings.production", DJANGO_SECRET_KEY="k" * 50,
+                 DJANGO_ALLOWED_HOSTS="jit.example.com", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                 ENTRA_AUTHORITY="https://login.microsoftonline.us/")
+    out = subprocess.run([sys.executable, "-c", HEADERS_PROBE], cwd=ROOT, env=clean, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 200
+    headers = answer["headers"]
+    policy = dict(directive.strip().split(" ", 1) for directive in headers["Content-Security-Policy"].split(";"))
+    assert policy == {"default-src": "'self'", "script-src": "'self'", "style-src": "'self'",
+                      "img-src": "'self' data:", "object-src": "'none'", "base-uri": "'none'",
+                      "frame-ancestors": "'none'", "form-action": "'self' https://login.microsoftonline.us"}
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    assert (headers["X-Frame-Options"], headers["X-Content-Type-Options"]) == ("DENY", "nosniff")
+    assert headers["Referrer-Policy"] == "same-origin"
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert "Reporting-Endpoints" not in headers
+
+
 def test_env_example_documents_every_variable_the_settings_read_and_nothing_else():
     read = set()
     for module in (ROOT / "jitportal" / "settings").glob("*.py"):
