@@ -1,7 +1,8 @@
 """Project-level pages: the dashboard, the settings index and the health check."""
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
+from django.template import loader
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -59,3 +60,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     if settings.DEBUG:
         body["version"] = "dev"
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 page (``handler500``): the portal's look from a template that needs only the portal's name (no user,
+    no database: what failed may be either)."""
+    return HttpResponseServerError(loader.render_to_string("500.html", {"portal_name": settings.PORTAL_NAME}))

@@ -1,0 +1,62 @@
+"""The error pages (400s, CSRF failure, 500) in the portal's look, with no inline style or script (which the
+Content-Security-Policy refuses), and saying nothing about what was asked for."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client, RequestFactory
+from django.urls import get_resolver
+
+from jitportal import views
+
+pytestmark = pytest.mark.django_db
+
+INLINE = re.compile(r"<style|style=|<script(?![^>]*\bsrc=)|\bon[a-z]+=", re.IGNORECASE)
+
+
+def _portal_page(body: str) -> None:
+    assert 'href="/static/jitportal/portal.css"' in body
+    assert not INLINE.search(body), INLINE.search(body)
+
+
+def test_a_missing_page_says_so_in_the_portals_look_without_naming_what_was_asked_for(client, django_user_model):
+    user = django_user_model.objects.create_user("nobody", password="x")
+    client.force_login(user)
+    response = client.get("/nothing-here/<script>x</script>/")
+    body = response.content.decode()
+    assert response.status_code == 404
+    assert "<h1>Not found</h1>" in body and "your role does not let you see it" in body
+    assert "nothing-here" not in body and "<script>x" not in body
+    _portal_page(body)
+
+
+def test_a_refused_page_says_why_in_the_portals_look(client, django_user_model):
+    user = django_user_model.objects.create_user("nobody", password="x")
+    client.force_login(user)
+    response = client.get("/settings/")
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert "<h1>Not allowed</h1>" in body and "You need a role that allows" in body
+    _portal_page(body)
+
+
+def test_a_form_sent_without_its_csrf_token_gets_a_page_that_says_what_to_do(django_user_model):
+    user = django_user_model.objects.create_user("nobody", password="x")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = client.post("/accounts/me/tokens/", {"name": "x"})
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert "This form could not be sent" in body and "reload the" in body
+    _portal_page(body)
+
+
+def test_a_server_error_gets_the_portals_page_with_its_name_and_nothing_else(settings):
+    settings.PORTAL_NAME = "Contoso <JIT>"
+    assert get_resolver().resolve_error_handler(500) is views.server_error
+    response = views.server_error(RequestFactory().get("/"))
+    body = response.content.decode()
+    assert response.status_code == 500
+    assert "Something went wrong" in body and "Contoso &lt;JIT&gt;" in body and "<JIT>" not in body
+    _portal_page(body)
