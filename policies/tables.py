@@ -33,6 +33,7 @@ ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "subscription
 # A change queued and not applied yet, named on its VM's row; an enable or removal pending leaves the row unselectable.
 PENDING_LABELS = {PolicyChange.Kind.ENABLE: "Enabling JIT…", PolicyChange.Kind.SAVE: "Saving JIT settings…",
                   PolicyChange.Kind.REMOVE: "Removing JIT…"}
+ACTIONS_HEADER = mark_safe('<span class="visually-hidden">Actions</span>')  # a named column, shown empty
 PENDING_UNSELECTABLE = BLOCKS_ENABLE  # the bulk Enable JIT leaves such a VM out too (``BulkEnableForm``)
 
 
@@ -52,7 +53,7 @@ class VirtualMachineTable(SortableTable):
                                order_by=("connection_type",))
     last_user = tables.Column(verbose_name="Last user")
     unsupported_reason = tables.Column(verbose_name="Reason", orderable=False, empty_values=())
-    actions = tables.Column(empty_values=(), orderable=False, verbose_name="")
+    actions = tables.Column(empty_values=(), orderable=False, verbose_name=ACTIONS_HEADER)
 
     class Meta:
         model = VirtualMachine
