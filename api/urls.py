@@ -1,6 +1,10 @@
 """URLs of the REST API (``/api/``): the schema, its docs page, and version 1 of the API."""
 from django.urls import path, register_converter
+from django.utils.cache import patch_cache_control
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from . import views
 from .access import api_public
@@ -39,6 +43,16 @@ class DocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
 
     url_name = "api:schema"
     template_name = "api/swagger_ui.html"
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        """The page, or (``?script``) its start-up script, which holds the caller's CSRF token: only a page of the
+        portal itself may load that script (``Cross-Origin-Resource-Policy``), and no cache keeps it."""
+        response = super().get(request, *args, **kwargs)
+        if request.GET.get("script") is not None:
+            response["Cross-Origin-Resource-Policy"] = "same-origin"
+            patch_cache_control(response, private=True, no_store=True)
+        return response
 
 
 urlpatterns = [

@@ -745,3 +745,15 @@ def test_a_request_past_its_approval_deadline_reads_expired_as_on_the_pages_befo
               for state in ("pending", "expired")}
     assert listed == {"pending": [waiting.pk], "expired": [overdue.pk]}
     assert AccessRequest.objects.get(pk=overdue.pk).state == "pending"  # nothing written on the way
+
+
+def test_the_docs_start_up_script_holding_a_csrf_token_is_for_the_portals_own_page_only(client):
+    """``/api/docs/?script`` carries the caller's CSRF token: another site's page may not load it as a script
+    (``Cross-Origin-Resource-Policy``), a browser never takes it for another type, and no cache keeps it."""
+    script = client.get("/api/docs/?script")
+    assert script.status_code == 200 and script["Content-Type"] == "application/javascript"
+    assert "X-CSRFTOKEN" in script.content.decode()
+    assert script["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert script["X-Content-Type-Options"] == "nosniff"
+    assert {"private", "no-store"} <= {part.strip() for part in script["Cache-Control"].split(",")}
+    assert "/api/docs/" not in client.get("/api/schema/", {"format": "json"}).json()["paths"]
