@@ -115,6 +115,25 @@ def test_the_deploy_check_warns_of_a_loosened_or_partial_policy(settings):
         ("jitportal.W003", "The Content-Security-Policy allows script-src 'unsafe-inline', style-src *.")]
 
 
+@pytest.mark.parametrize(("directive", "value"), [
+    ("script-src", "data:"), ("default-src", "blob:"), ("object-src", "data:"), ("frame-ancestors", "*"),
+    ("form-action", "https:"), ("base-uri", "*")])
+def test_the_deploy_check_warns_of_scripts_from_data_urls_and_of_any_host_framing_or_receiving_forms(
+        settings, directive, value):
+    """``script-src data:`` runs what an injection writes as surely as ``'unsafe-inline'``; a ``frame-ancestors``,
+    ``form-action`` or ``base-uri`` open to any host undoes the clickjacking, form and base-URL protection."""
+    directives = dict(content_security_policy()["DIRECTIVES"])
+    directives[directive] = [*directives[directive], value]
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": directives}
+    assert [(w.id, w.msg) for w in content_security_policy_check()] == [
+        ("jitportal.W003", f"The Content-Security-Policy allows {directive} {value}.")]
+
+
+def test_the_deploy_check_lets_images_come_from_data_urls(settings):
+    assert "data:" in settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"]
+    assert content_security_policy_check() == []
+
+
 @pytest.mark.django_db
 def test_the_browsable_api_holds_no_inline_style_or_script(requester):
     """API_BROWSABLE (the demo's default) draws DRF's pages: without Pygments' inline <style> (templates/rest_framework/
