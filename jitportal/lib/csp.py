@@ -12,9 +12,11 @@ from django.core.exceptions import ImproperlyConfigured
 # The name ``report-to`` gives the report endpoint, which the ``Reporting-Endpoints`` header maps to its URL.
 REPORT_GROUP = "csp-endpoint"
 # An origin, or a report URL, as a source list may hold it: no space, quote, comma or semicolon (which would end the
-# value or the directive).
+# value or the directive). A report URL is also a string of the Reporting-Endpoints header: printable ASCII, no
+# backslash (each would need escaping there, or a browser drops the header).
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
-_REPORT_URL = re.compile(r"https?://[^\s;,\"'<>]+")
+_REPORT_URL = re.compile(r"https?://[!-~]+")
+_REPORT_URL_REFUSES = set(";,\"'<>\\")
 
 
 def content_security_policy(*, report_uri: str = "") -> dict:
@@ -31,11 +33,20 @@ def content_security_policy(*, report_uri: str = "") -> dict:
         "form-action": [SELF],
     }
     if report_uri:
-        if not _REPORT_URL.fullmatch(report_uri):
+        if not _is_report_url(report_uri):
             raise ImproperlyConfigured(f"CSP_REPORT_URI={report_uri!r} is not an absolute http(s) URL.")
         directives["report-uri"] = [report_uri]
         directives["report-to"] = [REPORT_GROUP]
     return {"DIRECTIVES": directives}
+
+
+def _is_report_url(url: str) -> bool:
+    if not _REPORT_URL.fullmatch(url) or _REPORT_URL_REFUSES & set(url):
+        return False
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:  # an unclosed [IPv6 literal
+        return False
 
 
 def origin_of(url: str) -> str:

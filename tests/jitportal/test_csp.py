@@ -79,7 +79,9 @@ def test_a_report_uri_is_named_for_report_uri_and_report_to(client, settings):
 
 
 @pytest.mark.parametrize("value", ["/csp-report", "javascript:alert(1)", "https://csp.example.com/r; script-src *",
-                                   'https://csp.example.com/"', "https://csp.example.com/a,b"])
+                                   'https://csp.example.com/"', "https://csp.example.com/a,b",
+                                   "https:///csp-report", "https://csp.example.com/r\\x", "https://csp.example.com/é",
+                                   "https://csp.example.com/\x01", "https://[::1/r"])
 def test_a_report_uri_that_is_not_an_absolute_url_is_refused(value):
     with pytest.raises(ImproperlyConfigured, match="CSP_REPORT_URI"):
         content_security_policy(report_uri=value)
