@@ -64,5 +64,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """The 500 page (``handler500``): the portal's look from a template that needs only the portal's name (no user,
-    no database: what failed may be either)."""
+    no database: what failed may be either); under the API, its JSON error shape."""
+    if request.path_info.startswith("/api/"):
+        detail = "The portal could not answer this request; the error is in its log."
+        return JsonResponse({"detail": detail, "errors": [detail]}, status=500)
     return HttpResponseServerError(loader.render_to_string("500.html", {"portal_name": settings.PORTAL_NAME}))

@@ -2,6 +2,7 @@
 Content-Security-Policy refuses), and saying nothing about what was asked for."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -60,3 +61,10 @@ def test_a_server_error_gets_the_portals_page_with_its_name_and_nothing_else(set
     assert response.status_code == 500
     assert "Something went wrong" in body and "Contoso &lt;JIT&gt;" in body and "<JIT>" not in body
     _portal_page(body)
+
+
+def test_a_server_error_under_the_api_answers_in_the_apis_json_shape():
+    response = views.server_error(RequestFactory().get("/api/v1/requests/"))
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    body = json.loads(response.content)
+    assert body["detail"].startswith("The portal could not answer") and body["errors"] == [body["detail"]]
