@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -29,7 +30,10 @@ class SessionRefreshMiddleware:
         session = getattr(request, "session", None)
         if session is None:
             return response
-        refreshed = int(session.get(REFRESHED_KEY, 0))  # loads it: an expired or unknown cookie reads as empty
+        try:
+            refreshed = int(session.get(REFRESHED_KEY, 0))  # loads it: an expired or unknown cookie reads as empty
+        except DatabaseError:  # the database is down: the page says so (``/healthz`` answers 503), unrefreshed
+            return response
         now = int(time.time())
         if not session.is_empty() and now - refreshed >= settings.SESSION_REFRESH_SECONDS:
             session[REFRESHED_KEY] = now
@@ -40,6 +44,13 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
     """Django's, except for htmx requests (a page's poll once its session ended): these are told to reload the page,
     which then goes to sign in and back to it. A redirect would be followed by the browser and the sign-in page
     swapped into the polled fragment, inside the page."""
+
+    def process_view(self, request: HttpRequest, view_func: Callable, view_args, view_kwargs) -> HttpResponse | None:
+        """A public view (``/healthz``) is let through before the user is read, so it answers without loading a
+        session: while the database is down it still says so."""
+        if not getattr(view_func, "login_required", True):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
 
     def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponse:
         if request.headers.get("HX-Request") == "true":

@@ -1,5 +1,6 @@
 """/healthz reports database and broker reachability."""
 import pytest
+from django.db import OperationalError, connection
 
 from jitportal.lib.broker import broker_options
 
@@ -80,3 +81,16 @@ def test_it_tells_of_access_events_no_notifications_worker_took_without_going_50
     notifications = response.json()["checks"]["notifications"]
     assert (notifications["ok"], notifications["waiting"], notifications["given_up"]) == (False, 1, 1)
     assert settings.CELERY_NOTIFICATIONS_QUEUE in notifications["error"]
+
+
+@pytest.mark.django_db
+def test_it_goes_503_when_the_database_is_down_even_for_a_caller_with_a_session(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("probe"))  # a browser's cookie: its session is stored
+
+    def refuse(execute, sql, params, many, context):
+        raise OperationalError("connection refused")
+
+    with connection.execute_wrapper(refuse):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["ok"] is False
