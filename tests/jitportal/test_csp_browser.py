@@ -165,6 +165,18 @@ def test_the_django_admin_runs_under_the_content_security_policy(page, live_serv
         visit(page, f"{live_server.url}{path}", found)
 
 
+def test_the_browsable_api_runs_under_the_content_security_policy(page, live_server, breakglass_admin, settings):
+    """``API_BROWSABLE`` (on in the demo): DRF's HTML pages, their scripts and forms."""
+    renderers = settings.REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"]
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": [
+        *renderers, "rest_framework.renderers.BrowsableAPIRenderer"]}
+    found = watch(page.context)
+    sign_in_as_breakglass(page, live_server.url)
+    for path in ("/api/v1/me/", "/api/v1/requests/", "/api/v1/vms/"):
+        visit(page, f"{live_server.url}{path}", found)
+        expect(page.locator(".response-info")).to_be_visible()  # DRF's page, not JSON
+
+
 def test_a_page_with_an_inline_style_or_script_is_caught(page, live_server, breakglass_admin):
     """The collector itself: the dashboard served with an inline ``<style>``, ``style`` attribute and ``<script>``
     (the portal's own header kept) fails the check, naming each."""
