@@ -1,9 +1,7 @@
-"""Cloud gateway tests: the real Azure SDK over HTTPS against the emulator (fixtures from tests.plugins.emulator,
-on an emulator of their own)."""
+"""Cloud gateway tests: the real Azure SDK over HTTPS against the emulator (fixtures from tests.plugins.emulator)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -11,7 +9,6 @@ import pytest
 
 from cloud.azure import AzureGateway
 from cloud.config import CloudEndpoint, CredentialSpec
-from emulator.testing import RunningEmulator, run_emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
@@ -19,14 +16,6 @@ PROD = "c0a1b2c3-0000-4000-8000-000000000001"
 DEV = "c0a1b2c3-0000-4000-8000-000000000002"
 PORTAL_CLIENT_ID = "0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f"
 PORTAL_SECRET = "demo-portal-secret"
-
-
-@pytest.fixture(scope="package")
-def emulator(tmp_path_factory) -> Iterator[RunningEmulator]:
-    """A demo emulator of the cloud tests' own (``fresh_emulator`` resets it): they read its log call by call, which
-    work another test left running against the session's emulator must not reach."""
-    with run_emulator("demo", cert_dir=tmp_path_factory.mktemp("cloud-emulator-certs")) as running:
-        yield running
 
 
 def vm_id(name: str, rg: str = "rg-web-prod", sub: str = PROD) -> str:
