@@ -73,6 +73,7 @@ def create_app(state: EmulatorState) -> Flask:
     @app.before_request
     def inject_faults():
         g.started = time.monotonic()
+        g.calls_epoch = state.calls_epoch  # a call that arrived before the log was cleared is left out of it
         if request.path.startswith(CONTROL_PREFIX):
             return None
         with state.lock:
@@ -84,7 +85,8 @@ def create_app(state: EmulatorState) -> Flask:
             time.sleep(float(fault.delay or 0))
             return None
         if fault.kind == "drop":
-            state.log_call(request.method, request.path, request.query_string.decode(), 0, None)
+            state.log_call(request.method, request.path, request.query_string.decode(), 0, None,
+                           epoch=g.get("calls_epoch"))
             _drop_connection()
             return Response(status=500)
         status, code, message = FAULT_ERRORS[fault.kind]
@@ -102,7 +104,7 @@ def create_app(state: EmulatorState) -> Flask:
         response.headers.setdefault("x-ms-correlation-request-id",
                                     request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4()))
         state.log_call(request.method, request.path, request.query_string.decode(), response.status_code,
-                       g.get("caller"))
+                       g.get("caller"), epoch=g.get("calls_epoch"))
         return response
 
     app.register_blueprint(create_control_blueprint())

@@ -69,8 +69,7 @@ def create_control_blueprint() -> Blueprint:
 
     @bp.delete("/calls")
     def clear_calls():
-        with _state().lock:
-            _state().calls.clear()
+        _state().clear_calls()
         return "", 204
 
     @bp.get("/clock")

@@ -39,6 +39,7 @@ class EmulatorState:
         self.rng = random.Random(7)
         self.calls: list[dict] = []
         self.call_seq = 0
+        self.calls_epoch = 0  # bumped when the log is cleared (``clear_calls``)
         self.faults: dict[str, Fault] = {}
         self.page_size = DEFAULT_PAGE_SIZE
         self.reset()
@@ -91,13 +92,23 @@ class EmulatorState:
         return props.get("pricingTier") == "Standard" and props.get("subPlan", "P2") == "P2"
 
     # --- calls log ----------------------------------------------------------------------------------------
-    def log_call(self, method: str, path: str, query: str, status: int, caller: str | None) -> None:
+    def log_call(self, method: str, path: str, query: str, status: int, caller: str | None,
+                 epoch: int | None = None) -> None:
+        """Log one answered call, unless it arrived before the log was last cleared (``epoch``): a slow answer to
+        an earlier caller (a timed-out test's) does not land in a log cleared since."""
         with self.lock:
+            if epoch is not None and epoch != self.calls_epoch:
+                return
             self.call_seq += 1
             self.calls.append({"seq": self.call_seq, "method": method, "path": path, "query": query,
                                "status": status, "caller": caller, "time": datetime.now(UTC).isoformat()})
             if len(self.calls) > MAX_CALLS:
                 del self.calls[: len(self.calls) - MAX_CALLS]
+
+    def clear_calls(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.calls_epoch += 1
 
     # --- persistence ----------------------------------------------------------------------------------------
     def to_json(self) -> dict:

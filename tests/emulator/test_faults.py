@@ -77,3 +77,18 @@ def test_faults_never_touch_the_control_api_and_can_be_listed_and_cleared(fresh_
 def test_a_rate_of_zero_never_fires(arm, fresh_emulator):
     fresh_emulator.add_fault("/Microsoft.Compute/virtualMachines$", "500", rate=0)
     assert all(arm.call("GET", VMS, api_version=COMPUTE_API).status_code == 200 for _ in range(5))
+
+
+def test_a_slow_answer_to_a_call_made_before_the_log_was_cleared_stays_out_of_it(arm, fresh_emulator):
+    """A test that timed out on a slow call leaves it running; the next test clears the log and must not find it."""
+    import threading
+
+    fresh_emulator.add_fault("/Microsoft.Compute/virtualMachines$", "slow", delay=1.0, count=1)
+    earlier = threading.Thread(target=arm.call, args=("GET", VMS), kwargs={"api_version": COMPUTE_API})
+    earlier.start()
+    time.sleep(0.4)  # the slow call has arrived and sleeps in the emulator
+    fresh_emulator.clear_calls()
+    assert arm.call("GET", f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups",
+                    api_version="2022-09-01").status_code == 200
+    earlier.join()
+    assert [call["path"] for call in fresh_emulator.calls()] == [f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups"]
