@@ -64,7 +64,8 @@ def neutralize(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        # Always to the microsecond: a time on the second keeps its ".000000", so the column sorts as text.
+        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 

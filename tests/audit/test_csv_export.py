@@ -37,7 +37,14 @@ def test_each_dangerous_first_character_is_neutralized(first):
 def test_harmless_cells_and_times_are_written_as_they_are():
     assert neutralize("alice@contoso.example") == "alice@contoso.example"
     assert neutralize(None) == ""
-    assert neutralize(datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2030-01-02T03:04:05Z"
+    assert neutralize(datetime(2030, 1, 2, 3, 4, 5, 7, tzinfo=UTC)) == "2030-01-02T03:04:05.000007Z"
+
+
+def test_a_time_on_the_second_keeps_its_fraction_so_the_column_sorts_as_text():
+    on_the_second = neutralize(datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
+    just_after = neutralize(datetime(2030, 1, 2, 3, 4, 5, 1, tzinfo=UTC))
+    assert on_the_second == "2030-01-02T03:04:05.000000Z"
+    assert sorted([just_after, on_the_second]) == [on_the_second, just_after]
 
 
 def test_the_export_has_a_header_the_shown_columns_and_the_ids(client, auditor):
@@ -145,7 +152,7 @@ def test_the_export_streams_many_rows_in_order(client, auditor):
     client.force_login(auditor)
     _header, rows = download(client)
     assert len(rows) == 4500
-    times = [r["Time (UTC)"] for r in rows]
+    times = [datetime.fromisoformat(r["Time (UTC)"]) for r in rows]
     assert times == sorted(times, reverse=True)
 
 
