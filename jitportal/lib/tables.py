@@ -4,13 +4,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
-from django.db.models import OrderBy
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db.models import OrderBy, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.safestring import SafeString
 from django_tables2 import Column, RequestConfig, Table
 from django_tables2.data import TableQuerysetData
+from django_tables2.paginators import LazyPaginator
 
 from jitportal.lib.times import zoned_time
 
@@ -141,6 +142,22 @@ def paginate(request: HttpRequest, table: Table, *, per_page: int,
         else:
             table.page = table.paginator.page(table.paginator.num_pages)
     return table
+
+
+def lazy_page(request: HttpRequest, object_list: QuerySet, *, per_page: int, field: str = "page") -> Page:
+    """The page ``?page=`` names of ``object_list`` without counting it (``LazyPaginator``: the page's rows and one
+    more say whether another follows). A page that is not a number, or below 1, is the first; one past the end is
+    the last, placed with one count."""
+    paginator = LazyPaginator(object_list, per_page)
+    number = _within(request.GET.get(field) or "1", None)
+    try:
+        return paginator.page(number)
+    except PageNotAnInteger:
+        return paginator.page(1)
+    except EmptyPage:
+        if int(number) < 1:
+            return paginator.page(1)
+        return paginator.page(_last_page(object_list.count(), per_page))
 
 
 def _last_page(count: int, size: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -250,12 +251,15 @@ def current_level(request: AccessRequest) -> int:
     return 2 if first >= request.approvals_required and request.second_level_approvals else 1
 
 
-def progress(request: AccessRequest) -> dict:
-    """Approvals given and needed per level, for the pages and the API."""
+def progress(request: AccessRequest, decisions: Iterable[tuple[int, str]] | None = None) -> dict:
+    """Approvals given and needed per level, for the pages and the API; from ``decisions`` (level, decision) when
+    the caller read them already, else from the request's."""
     given = {1: 0, 2: 0}
-    for decision in request.approvals.all():
-        if decision.decision == Approval.Decision.APPROVE:
-            given[decision.level] = given.get(decision.level, 0) + 1
+    if decisions is None:
+        decisions = ((d.level, d.decision) for d in request.approvals.all())
+    for level, decision in decisions:
+        if decision == Approval.Decision.APPROVE:
+            given[level] = given.get(level, 0) + 1
     return {"first": given[1], "first_needed": request.approvals_required,
             "second": given[2], "second_needed": request.second_level_approvals}
 

@@ -1,0 +1,143 @@
+"""The approvers' queue (``/approvals/``): exactly the requests this approver may decide, the first to expire first,
+a page at a time, in the same few queries however long the queue."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import services as account_services
+from accounts.config import DEMO_TENANT_ID
+from accounts.models import RoleMapping
+from policies.access import approval_views, approvals
+from policies.access.models import AccessRequest
+from tests.plugins.personas import IN_SCOPE
+from tests.policies.access.factories import ask, rule
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WEB_RG = f"{IN_SCOPE}/resourceGroups/rg-web-prod"
+WEB_APPROVERS = "9c1d2e3f-0000-4000-8000-000000000902"
+
+
+@pytest.fixture
+def web_approver(persona_mappings):
+    """Gina approves in ``rg-web-prod`` alone (through a group), where she may request access too."""
+    for role in ("approver", "requester"):
+        RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.GROUP, source_value=WEB_APPROVERS, role=role,
+                                   scope=WEB_RG, description=f"web {role}s")
+    return account_services.user_sign_in_record(claims={
+        "tid": DEMO_TENANT_ID, "oid": "8a0e7c31-0000-4000-8000-000000000090", "preferred_username":
+        "gina@contoso.example", "name": "Gina Web Approver", "roles": [], "groups": [WEB_APPROVERS]})
+
+
+def shown(client, **params) -> tuple[list[int], str]:
+    """The request ids of one page of the queue, in order, and the page."""
+    response = client.get(reverse("policies:approvals"), params)
+    assert response.status_code == 200
+    page = response.content.decode()
+    return [int(pk) for pk in re.findall(r'<tr data-request="(\d+)"', page)], page
+
+
+def walk(client) -> list[list[int]]:
+    """Every page of the queue from the first, following its Next links."""
+    pages, url = [], reverse("policies:approvals")
+    while url:
+        page = client.get(url).content.decode()
+        pages.append([int(pk) for pk in re.findall(r'<tr data-request="(\d+)"', page)])
+        following = re.search(r'id="page-next" href="([^"]+)"', page)
+        url = reverse("policies:approvals") + following.group(1).replace("&amp;", "&") if following else None
+        assert len(pages) < 20
+    return pages
+
+
+def waiting_in_order(pks: list[int]) -> list[int]:
+    """``pks`` the first to expire first (ties: the first asked)."""
+    return list(AccessRequest.objects.filter(pk__in=pks).order_by("approval_expires_at", "id")
+                .values_list("pk", flat=True))
+
+
+def test_the_queue_shows_exactly_what_this_approver_may_decide_the_first_to_expire_first_across_pages(
+        client, prod, requester, approver, web_approver, monkeypatch):
+    monkeypatch.setattr(approval_views, "PER_PAGE", 3)
+    rule(IN_SCOPE, "manual", approvals_required=2)
+    decidable = [ask(requester, {vm: [22]}).pk for vm in ("web-02", "web-04", "web-01", "web-02", "web-04",
+                                                           "web-01", "web-02")]
+    decidable.append(ask(requester, {"web-02": [22], "web-04": [22]}).pk)  # two VMs, both in her scope
+    elsewhere = ask(requester, {"db-01": [22]}).pk  # another resource group's
+    spanning = ask(requester, {"web-02": [22], "db-01": [22]}).pk  # one VM outside her scope
+    own = ask(web_approver, {"web-02": [22]}).pk  # hers: the product refuses self-approval
+    decided = ask(requester, {"web-04": [22]})
+    approvals.request_decide(actor=web_approver, request=decided, approve=True)  # 1 of 2: still waiting, not on her
+    # The order is the expiry's, not the asking's; two that expire together keep the order they were asked in.
+    soon = timezone.now() + timedelta(minutes=5)
+    AccessRequest.objects.filter(pk__in=decidable[4:6]).update(approval_expires_at=soon)
+    AccessRequest.objects.filter(pk=decidable[7]).update(approval_expires_at=soon - timedelta(minutes=1))
+
+    client.force_login(web_approver)
+    pages = walk(client)
+    assert [pk for page in pages for pk in page] == waiting_in_order(decidable)
+    assert [len(page) for page in pages] == [3, 3, 2]
+    assert pages[0][:3] == [decidable[7], decidable[4], decidable[5]]
+    _, second = shown(client, page=2)
+    assert 'id="page-previous"' in second and 'id="page-next"' in second and "Page 2" in second
+
+    client.force_login(approver)  # the whole subscription's approver: every one of them waits for him
+    everyone = [pk for page in walk(client) for pk in page]
+    assert everyone == waiting_in_order([*decidable, elsewhere, spanning, own, decided.pk])
+
+
+def test_a_page_number_that_is_no_page_shows_the_first_or_the_last(client, prod, requester, approver,
+                                                                    monkeypatch):
+    monkeypatch.setattr(approval_views, "PER_PAGE", 2)
+    rule(IN_SCOPE, "manual")
+    waiting = waiting_in_order([ask(requester, {"web-02": [22]}).pk for _ in range(5)])
+    client.force_login(approver)
+    for page in ("abc", "0", "-3", "1.5", ""):
+        assert shown(client, page=page)[0] == waiting[:2], page
+    for page in ("3", "4", "99", "9" * 30):
+        ids, text = shown(client, page=page)
+        assert ids == waiting[4:] and "Page 3" in text and 'id="page-next"' not in text, page
+    assert shown(client, page=2)[0] == waiting[2:4]
+
+
+def test_a_short_queue_shows_no_page_links_and_an_empty_one_says_so(client, prod, requester, approver):
+    rule(IN_SCOPE, "manual")
+    client.force_login(approver)
+    assert 'id="queue-empty"' in shown(client)[1] and 'id="queue-empty"' in shown(client, page=4)[1]
+    ask(requester, {"web-02": [22]})
+    ids, page = shown(client)
+    assert len(ids) == 1 and 'class="paginator"' not in page
+
+
+def test_a_page_of_the_queue_reads_the_same_queries_however_long_the_queue(client, prod, requester, approver,
+                                                                           web_approver):
+    """A full page of ``PER_PAGE`` with more to come, requests of several requesters on one and two VMs with
+    decisions given, reads what a page of two does."""
+    rule(IN_SCOPE, "manual", approvals_required=2)
+    client.force_login(approver)
+
+    def page_queries() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            ids, _ = shown(client)
+        return len(queries), len(ids)
+
+    def add(n: int) -> None:
+        for i in range(n):
+            asker = web_approver if i % 3 == 0 else requester
+            request = ask(asker, {"web-02": [22], "web-win-01": [3389, 5985]} if i % 2 else {"web-01": [22]})
+            if i % 4 == 0 and asker != web_approver:
+                approvals.request_decide(actor=web_approver, request=request, approve=True)
+
+    add(2)
+    page_queries()  # the first saves the session
+    few, rows = page_queries()
+    assert rows == 2
+    add(approval_views.PER_PAGE + 3)
+    many, rows = page_queries()
+    assert rows == approval_views.PER_PAGE
+    assert many == few, (few, many)
