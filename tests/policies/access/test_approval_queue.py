@@ -141,3 +141,21 @@ def test_a_page_of_the_queue_reads_the_same_queries_however_long_the_queue(clien
     many, rows = page_queries()
     assert rows == approval_views.PER_PAGE
     assert many == few, (few, many)
+
+
+def test_the_queue_history_asks_once_per_request_whether_it_opened_in_the_index_of_opened_ports(requester):
+    """Counting each requester's last 30 days grew with their requests: whether each opened was asked twice per
+    request (grouped by it too) and read each of its ports; now once, in an index of the ports that opened."""
+    from policies.access import selectors
+
+    with CaptureQueriesContext(connection) as queries:
+        selectors.requester_history([requester.pk])
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {queries.captured_queries[-1]['sql']}")
+            plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
+            assert plan.count("CORRELATED SCALAR SUBQUERY") == 1 and "acc_port_opened" in plan, plan
+        else:
+            cursor.execute(f"EXPLAIN {queries.captured_queries[-1]['sql']}")
+            plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+            assert plan.count("SubPlan") == 1, plan
