@@ -7,11 +7,12 @@ on the audit pages, whose searches and CSV exports are in UTC as Azure's Activit
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from html import escape
 
 from django import forms
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 EMPTY = "—"  # what a page shows where there is no time
 
@@ -34,27 +35,31 @@ def _abbreviation(moment: datetime) -> str:
     return f"UTC{'-' if minutes < 0 else '+'}{hours:02d}" + (f":{rest:02d}" if rest else "")
 
 
+def _in_zone(value: datetime, utc: bool) -> datetime:
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value.astimezone(_zone(utc))
+
+
+def _text(moment: datetime, seconds: bool) -> str:
+    return f"{moment.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {_abbreviation(moment)}"
+
+
 def zoned_text(value: datetime | None, *, utc: bool = False, seconds: bool = False) -> str:
     """``value`` as text with its zone's abbreviation (``2026-11-26 14:37 CET``); ``—`` for none. A naive value is
     taken to be in the portal's time zone."""
-    if value is None:
-        return EMPTY
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
-    moment = value.astimezone(_zone(utc))
-    return f"{moment.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {_abbreviation(moment)}"
+    return EMPTY if value is None else _text(_in_zone(value, utc), seconds)
 
 
 def zoned_time(value: datetime | None, *, utc: bool = False, seconds: bool = False) -> SafeString:
     """``value`` as a ``<time>`` element: ``zoned_text`` with the moment in ISO 8601 (its offset included) as its
-    ``datetime``; ``—`` for none."""
+    ``datetime``; ``—`` for none. Lists call it for each row: the zone is looked up once and the two parts, made
+    of digits and the zone's name, are escaped directly (``format_html`` took half of the time)."""
     if value is None:
         return format_html("{}", EMPTY)
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
-    moment = value.astimezone(_zone(utc))
-    return format_html('<time datetime="{}">{}</time>', moment.isoformat(timespec="seconds"),
-                       zoned_text(moment, utc=utc, seconds=seconds))
+    moment = _in_zone(value, utc)
+    return mark_safe(f'<time datetime="{moment.isoformat(timespec="seconds")}">'  # noqa: S308 - escaped
+                     f"{escape(_text(moment, seconds))}</time>")
 
 
 class UtcDateTimeField(forms.DateTimeField):
