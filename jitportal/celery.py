@@ -4,6 +4,9 @@ import os
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 
+from jitportal.lib import filesystem_broker
+
+filesystem_broker.install()  # the embedded broker writes each message whole before a worker can take it
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings.local")
 
 app = Celery("jitportal")
