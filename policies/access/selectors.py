@@ -310,12 +310,16 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         ports = []
         for port in vm_row.ports.all():
             details = port_connection(port) if port.state == PortState.OPEN and not review else None
+            closed_early = (port.state == PortState.CLOSED and port.opened_at is not None
+                            and port.finished_at is not None and port.finished_at < port.end_at)
             ports.append({"port": port, "details": details,
                           "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
                           "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None,
                           "never_opened": port.state in FINAL and port.opened_at is None,
-                          "closed_early": (port.state == PortState.CLOSED and port.opened_at is not None
-                                           and port.finished_at is not None and port.finished_at < port.end_at)})
+                          "closed_early": closed_early,
+                          # behind a firewall, Close now is the portal's own newer request (closing.py)
+                          "closed_by_replacement": closed_early and request.closed_at is not None
+                          and vm_row.connection_type == "firewall"})
         vms.append({"row": vm_row, "ports": ports})
     from .approvals import approvers_for, may_decide, progress
     from .services import may_manage
@@ -335,6 +339,9 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "cancellable": request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
             and not any(port.opened_at for port in every),  # one policy open, another retrying: "Close now"
             "ended_note": _ended_note(request, every),
+            "closed_by_replacement": any(item["closed_by_replacement"] for vm in vms for item in vm["ports"]),
+            "closed_by_rule_removal": any(item["closed_early"] and not item["closed_by_replacement"]
+                                          for vm in vms for item in vm["ports"]),
             "may_extend": (request.requester_id == user.pk and request.state == PortState.OPEN
                            and request.closed_at is None  # not while closing: extending would be refused
                            and all(authz.has_permission(user, JIT_INITIATE, row.vm_arm_id)

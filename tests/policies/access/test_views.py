@@ -971,3 +971,29 @@ def test_the_request_and_review_pages_state_the_my_ip_warning_without_the_forms_
     review = client.get(reverse("policies:request_review", args=[request.pk])).content.decode().replace("&#x27;", "'")
     assert fact in review and "Enter it yourself" not in review and "enter your proxy's range" not in review
 
+
+
+def test_closing_early_behind_a_firewall_says_the_portal_replaced_the_request(prod, alice, requester, fresh_emulator):
+    """Close now behind an Azure Firewall is the portal's own newer request: the page says so, not that someone's
+    newer request took the port, nor that an allow rule was removed."""
+    from policies.access import services
+
+    def closed_page(vms: dict) -> str:
+        request = ask(requester, vms)
+        open_all(request)
+        services.request_close(actor=requester, request=request)
+        assert services.request_close_apply(request_id=request.pk).state == "closed"
+        return alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+
+    page = closed_page({"db-01": [22]})
+    firewall_vm = page.split('data-vm="db-01"')[1]
+    assert "Closed by the portal: Azure revoked it for the portal's 5-minute request" in firewall_vm
+    assert "A newer request on this port replaced it" not in page
+    note = strip_tags(page.split('id="closed-note">')[1].split("</p>")[0])
+    assert "address no host uses" in note and "removed the JIT allow rule" not in note
+
+    page = closed_page({"db-02": [22], "web-02": [22]})
+    assert "Closed by the portal" not in page.split('data-vm="web-02"')[1]
+    note = strip_tags(page.split('id="closed-note">')[1].split("</p>")[0])
+    assert "removed the JIT allow rule from the network security groups" in note
+    assert "Behind the Azure Firewall, the portal asked Azure" in note
