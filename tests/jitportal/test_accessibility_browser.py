@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from django.test import RequestFactory
+from playwright.sync_api import Page, Route, expect
 
 from api.services import token_create
 from audit.ingestion import ingest_subscription
 from audit.models import ActivityLogEvent, AuditEvent
+from jitportal.views import server_error
 from notifications.services import webhook_create
 from policies.access import gateways
 from policies.access.models import AccessRule
@@ -173,4 +175,28 @@ def test_the_sign_in_pages_have_no_serious_accessibility_violations(live_server,
     page.get_by_role("button", name=re.compile("cancel", re.IGNORECASE)).click()
     expect(page.locator("#sign-in-cancelled")).to_be_visible()
     audit.check("sign-in cancelled")
+    audit.assert_passed()
+
+
+def test_the_500_page_follows_the_dark_theme_with_no_serious_accessibility_violations(live_server, page):
+    """The 500 page as the portal answers it (its body, the headers of the portal's 404 at the same URL, so its
+    Content-Security-Policy), in the light and the dark theme."""
+    body = server_error(RequestFactory().get("/broken/")).content
+
+    def answer_500(route: Route) -> None:
+        route.fulfill(response=route.fetch(), status=500, body=body)
+
+    page.route(f"{live_server.url}/broken/", answer_500)
+    response = page.goto(f"{live_server.url}/broken/")
+    assert response is not None and response.status == 500
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator("h1")).to_have_text("Something went wrong")
+    backgrounds = {}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.evaluate(SETTLED)
+        backgrounds[scheme] = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert backgrounds == {"light": "rgb(255, 255, 255)", "dark": "rgb(18, 18, 18)"}
+    audit = Audit(page)
+    audit.check("/broken/ (500)")
     audit.assert_passed()

@@ -6,8 +6,11 @@ import json
 import re
 
 import pytest
+from django.core.handlers.wsgi import get_script_name
+from django.db import OperationalError, connection
 from django.test import Client, RequestFactory
-from django.urls import get_resolver
+from django.test.client import ClientHandler
+from django.urls import get_resolver, get_script_prefix, set_script_prefix
 
 from jitportal import views
 
@@ -61,6 +64,41 @@ def test_a_server_error_gets_the_portals_page_with_its_name_and_nothing_else(set
     assert response.status_code == 500
     assert "Something went wrong" in body and "Contoso &lt;JIT&gt;" in body and "<JIT>" not in body
     _portal_page(body)
+    # the dark theme as the admin's base gives every other page: its stylesheet, and its script for a chosen theme
+    assert 'href="/static/admin/css/dark_mode.css"' in body and '<script src="/static/admin/js/theme.js">' in body
+
+
+class ScriptPrefixHandler(ClientHandler):
+    """The test client's handler, setting the script prefix from the request as Django's WSGIHandler does (so
+    FORCE_SCRIPT_NAME reaches ``reverse``)."""
+
+    def __call__(self, environ: dict):
+        set_script_prefix(get_script_name(environ))
+        return super().__call__(environ)
+
+
+def test_a_server_error_with_the_database_down_still_renders_its_links_under_the_script_prefix(
+        settings, django_user_model):
+    settings.FORCE_SCRIPT_NAME = "/jit"
+    client = Client(raise_request_exception=False)
+    client.handler = ScriptPrefixHandler()
+    client.force_login(django_user_model.objects.create_user("nobody", password="x"))  # its session is stored
+    refused = []  # reading the session fails the request; a query of the 500 page would fail it again
+
+    def refuse(execute, sql, params, many, context):
+        refused.append(sql)
+        raise OperationalError("connection refused")
+
+    prefix = get_script_prefix()
+    try:
+        with connection.execute_wrapper(refuse):
+            response = client.get("/")
+    finally:
+        set_script_prefix(prefix)
+    body = response.content.decode()
+    assert response.status_code == 500 and "Something went wrong" in body and refused
+    assert re.findall(r'<a href="([^"]*)"', body) == ["/jit/", "/jit/"]
+    assert not INLINE.search(body), INLINE.search(body)
 
 
 def test_a_server_error_under_the_api_answers_in_the_apis_json_shape():
