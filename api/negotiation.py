@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
+
+from .renderers import ApiJsonRenderer
 
 SHOWN = 40  # characters of the asked format repeated in the message
 
@@ -43,7 +44,7 @@ class JsonErrorsMixin:
 
     def handle_exception(self, exc: Exception):
         response = super().handle_exception(exc)
-        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        self.request.accepted_renderer, self.request.accepted_media_type = ApiJsonRenderer(), ApiJsonRenderer.media_type
         return response
 
     def perform_content_negotiation(self, request: Request, force: bool = False):
@@ -52,4 +53,4 @@ class JsonErrorsMixin:
         except NotAcceptable:
             if not force:
                 raise
-            return JSONRenderer(), JSONRenderer.media_type
+            return ApiJsonRenderer(), ApiJsonRenderer.media_type

@@ -2,7 +2,8 @@
 
 A time reads ``2026-11-26 14:37 CET`` in the portal's time zone (``TIME_ZONE``), or ``2026-11-26 13:37:05 UTC``
 on the audit pages, whose searches and CSV exports are in UTC as Azure's Activity Log is; in HTML it is a
-``<time>`` element whose ``datetime`` gives the moment in ISO 8601 with its offset.
+``<time>`` element whose ``datetime`` gives the moment in ISO 8601 with its offset. What a program reads (the API,
+the command line's JSON) has ``utc_iso``'s one shape.
 """
 from __future__ import annotations
 
@@ -60,6 +61,17 @@ def zoned_time(value: datetime | None, *, utc: bool = False, seconds: bool = Fal
     moment = _in_zone(value, utc)
     return mark_safe(f'<time datetime="{moment.isoformat(timespec="seconds")}">'  # noqa: S308 - escaped
                      f"{escape(_text(moment, seconds))}</time>")
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    """``value`` as the API and the exports write a time: ISO 8601 in UTC to the microsecond at a fixed width
+    (``2026-11-26T13:37:05.000000Z``; one on the second keeps its fraction, so every value has one shape and sorts as
+    text); None for none. A naive value is taken to be in the portal's time zone."""
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class UtcDateTimeField(forms.DateTimeField):

@@ -32,4 +32,4 @@ SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
 # The REST API also renders as HTML pages in the browser (signed-in session) unless API_BROWSABLE=false.
 if env_bool("API_BROWSABLE", default=True):
     REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": [  # noqa: F405
-        "rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]}
+        "api.renderers.ApiJsonRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]}

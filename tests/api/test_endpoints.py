@@ -9,14 +9,14 @@ import codecs
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.models import ActivityLogEvent, AuditEvent
 from policies.access.models import AccessRequest
 from policies.models import PolicyChange, VirtualMachine
 from tests.accounts.test_authorization_matrix import make_activity_event, make_audit_event
@@ -431,6 +431,21 @@ def test_audit_search_is_restricted_to_the_auditors_scope(persona_mappings, audi
     assert api_as(requester).get("/api/v1/audit/events/").status_code == 403
     assert api_as(auditor).get("/api/v1/audit/events/", {"source": "elsewhere"}).status_code == 400
     assert api_as(auditor).get("/api/v1/audit/events/", {"since": "yesterday"}).status_code == 400
+
+
+def test_the_api_writes_every_time_in_utc_to_the_microsecond_at_one_width(persona_mappings, auditor, api_as,
+                                                                          settings):
+    settings.TIME_ZONE = "Europe/Paris"  # the pages' zone, not the API's
+    place = make_activity_event(IN)
+    on_the_second = (timezone.now() - timedelta(hours=1)).replace(microsecond=0)
+    for name, moment in (("on", on_the_second), ("after", on_the_second + timedelta(microseconds=7))):
+        ActivityLogEvent.objects.create(event_data_id=f"time-{name}", occurred_at=moment, vm_ids=place.vm_ids,
+                                        operation_name=place.operation_name, subscription_id=place.subscription_id,
+                                        resource_group=place.resource_group, resource_id=place.resource_id)
+    results = api_as(auditor).get("/api/v1/audit/events/").json()["results"]
+    second = on_the_second.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert [e["occurredAt"] for e in results if e["occurredAt"].startswith(second)] == [
+        f"{second}.000007Z", f"{second}.000000Z"]
 
 
 @pytest.mark.parametrize(("source", "params", "named"), [
