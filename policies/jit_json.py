@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.roles import JIT_INITIATE
+from jitportal.lib.times import utc_iso
 
 from . import rules, selectors, shapes
 from .access.connection import details_for
@@ -38,9 +39,13 @@ APPROVAL_FIELDS = (("approval_state", "approvalState"), ("approvals_required", "
 
 # --- small helpers -----------------------------------------------------------------------------------------------
 def iso(moment: datetime | None) -> str | None:
-    """A UTC time as Azure writes it (``2020-07-15T17:00:00.365879Z``), or None."""
-    if moment is None:
-        return None
+    """A time in the JSON this module writes: UTC to the microsecond at a fixed width (``utc_iso``, as the API
+    writes it: ``2020-07-15T17:00:00.000000Z``), or None."""
+    return utc_iso(moment)
+
+
+def said(moment: datetime) -> str:
+    """A time in a message: UTC with a Z, its fraction only where it has one (``2020-07-15T17:00:00Z``)."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -350,7 +355,7 @@ def request_from_azure(body: object, *, user, now: datetime | None = None,
         problems.append("A request opens for one source: give every port the same 'allowedSourceAddressPrefix' "
                         "(found " + "; ".join(f"{s} for {', '.join(where)}" for s, where in sources.items()) + ").")
     if len(ends) > 1 or (ends and no_end):
-        found = [iso(e) or "" for e in sorted(ends)] + (["none"] if no_end else [])
+        found = [said(e) for e in sorted(ends)] + (["none"] if no_end else [])
         problems.append("A request opens for one time window: give every port the same 'endTimeUtc' (found "
                         + ", ".join(found) + ").")
     # A start already past, or too close to schedule, is "now" (a record read back from Azure carries its start).
@@ -358,7 +363,7 @@ def request_from_azure(body: object, *, user, now: datetime | None = None,
     begin = scheduled or now
     end = next(iter(ends)) if ends else (begin + default_duration if default_duration is not None else None)
     if end is not None and end <= begin:
-        problems.append(f"'endTimeUtc' {iso(end)} is not after {'the start ' + iso(begin) if scheduled else 'now'}"
+        problems.append(f"'endTimeUtc' {said(end)} is not after {'the start ' + said(begin) if scheduled else 'now'}"
                         f": ask for a window that has not ended.")
     vms: dict[str, VirtualMachine] = {}
     if wanted:

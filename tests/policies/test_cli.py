@@ -454,8 +454,8 @@ def test_a_request_that_needs_approval_waits_for_it_and_opens_once_approved(
 def test_a_future_start_time_schedules_the_window(prod, requester):
     start = (timezone.now() + timedelta(minutes=30)).replace(microsecond=0)
     out, err = request_web_02(requester, "--start-time", start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--wait")
-    assert out["state"] == "scheduled" and out["startTimeUtc"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert out["endTimeUtc"] == (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert out["state"] == "scheduled" and out["startTimeUtc"] == start.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    assert out["endTimeUtc"] == (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
     assert "scheduled: the portal opens it at" in err
 
 

@@ -252,6 +252,18 @@ def test_a_user_without_a_role_may_not_request(web_vm, outsider):
         jit_json.request_from_azure(seed_request(web_vm.arm_id), user=outsider, now=NOW)
 
 
+def test_a_requests_times_in_json_are_utc_to_the_microsecond_even_on_the_second(web_vm, requester):
+    request, _ = services.request_create(
+        actor=requester, selections=[services.Selection(web_vm, (22,))], source_prefix="203.0.113.9/32",
+        duration=timedelta(hours=1), justification="Patch", idempotency_key="json-times")
+    on_the_second, just_after = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2030, 1, 2, 3, 4, 5, 7, tzinfo=UTC)
+    type(request).objects.filter(pk=request.pk).update(end_at=on_the_second, created_at=just_after)
+    AccessRequestPort.objects.filter(request=request).update(end_at=on_the_second)
+    body = jit_json.request_to_json(type(request).objects.get(pk=request.pk))
+    assert (body["endTimeUtc"], body["createdAt"]) == ("2030-01-02T03:04:05.000000Z", "2030-01-02T03:04:05.000007Z")
+    assert body["virtualMachines"][0]["ports"][0]["endTimeUtc"] == "2030-01-02T03:04:05.000000Z"
+
+
 def test_a_request_as_json_names_its_ports_states_and_where_to_connect(web_vm, requester):
     request, _ = services.request_create(
         actor=requester, selections=[services.Selection(web_vm, (22, 3389))], source_prefix="203.0.113.9/32",

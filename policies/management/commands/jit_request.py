@@ -108,7 +108,7 @@ class Command(BaseCommand):
                               f"{f', then {second} more' if second else ''}); the portal opens it once approved.")
         elif request.state == PortState.SCHEDULED:
             self.stderr.write(f"Request #{request.pk} is scheduled: the portal opens it at "
-                              f"{jit_json.iso(request.scheduled_start)}.")
+                              f"{jit_json.said(request.scheduled_start)}.")
         elif not options["wait"]:
             self.stderr.write(f"Request #{request.pk} is {request.get_state_display().lower()}; the portal's worker "
                               f"opens it (--wait to open it here).")
