@@ -334,9 +334,8 @@ class VmPageSerializer(serializers.Serializer):
 
 
 class RequestPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
+    next = serializers.CharField(allow_null=True, help_text="URL of the next (older) page.")
+    previous = serializers.CharField(allow_null=True, help_text="URL of the previous (newer) page.")
     results = RequestSerializer(many=True)
 
 

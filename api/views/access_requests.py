@@ -34,11 +34,11 @@ from .base import (
     KEY_REUSED,
     MADE_AT,
     NOT_FOUND,
-    PAGE_PARAMETERS,
     READ_ERRORS,
+    SEEK_PARAMETERS,
     ApiView,
     _body,
-    _paginate,
+    _seek,
 )
 
 
@@ -96,9 +96,11 @@ def _with_ports(queryset):
 @api_authenticated
 class RequestListView(ApiView):
     """Your access requests (``GET``; ``?all=1``: every request in your policy-admin scope) and new ones
-    (``POST``, a ``Start-AzJitNetworkAccessPolicy`` body; send an ``Idempotency-Key`` header to retry safely)."""
+    (``POST``, a ``Start-AzJitNetworkAccessPolicy`` body; send an ``Idempotency-Key`` header to retry safely).
+    The list is newest first, paged by cursor (``next``/``previous``), with no count: a page costs the same however
+    deep and however many requests match."""
 
-    @extend_schema(operation_id="requests_list", parameters=[*REQUEST_FILTERS, *PAGE_PARAMETERS],
+    @extend_schema(operation_id="requests_list", parameters=[*REQUEST_FILTERS, *SEEK_PARAMETERS],
                    responses={200: s.RequestPageSerializer, **ERRORS}, tags=["requests"])
     def get(self, request: Request) -> Response:
         everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
@@ -110,8 +112,7 @@ class RequestListView(ApiView):
         if not filterset.is_valid():  # ignoring it would answer every request
             raise ValidationError([f"{field}: {message}" for field, messages in filterset.errors.items()
                                    for message in messages])
-        return _paginate(self, request, _with_ports(filterset.qs).order_by("-created_at", "-pk"),
-                         lambda r: _request_json(r, request))
+        return _seek(request, _with_ports(filterset.qs), lambda r: _request_json(r, request), key="created_at")
 
     @extend_schema(operation_id="requests_create", request=s.RequestCreateSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,

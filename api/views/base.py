@@ -10,6 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jitportal.lib.keyset import seek_page
+
 from .. import serializers as s
 from ..pagination import Pagination
 from ..throttling import FailedAuthThrottle
@@ -38,6 +40,15 @@ QUEUED_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEAD
                              description="The URL of the queued change (statusUrl).")
 PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
                    OpenApiParameter("offset", int, description="Rows to skip.")]
+# Lists paged by cursor (``jitportal.lib.keyset``): no offset and no count, so a page costs the same at any depth.
+SEEK_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
+    OpenApiParameter("after", str, description="The cursor of the next (older) page, as `next` gives it; any other "
+                                               "value, or both after and before, is a 400."),
+    OpenApiParameter("before", str, description="The cursor of the previous (newer) page, as `previous` gives it."),
+    OpenApiParameter("offset", int, description="Not used any more: only 0 (or none) is taken; follow `next` "
+                                                "instead. Any other value is a 400."),
+]
 
 
 NUL_MESSAGE = "Text must not contain NUL (0x00) characters."
@@ -82,3 +93,27 @@ def _paginate(view: APIView, request: Request, queryset, render) -> Response:
     paginator = Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response([render(item) for item in page])
+
+
+def _seek(request: Request, queryset, render, *, key: str, descending: bool = True) -> Response:
+    """A page of ``queryset`` sorted by ``key`` then id, after or before the cursor the query names
+    (``jitportal.lib.keyset``): ``next`` and ``previous`` are URLs, as with ``limit``/``offset``; no ``count``."""
+    offset = request.query_params.get("offset", "").strip()
+    if offset not in ("", "0"):  # ignoring it would give the first page again and again to a client that counts
+        raise ValidationError("offset is no longer taken by this list: follow the `next` URL of each page (its "
+                              "`after` cursor) instead.")
+    size = Pagination().get_limit(request)
+    page = seek_page(queryset, key=key, descending=descending, after=request.query_params.get("after"),
+                     before=request.query_params.get("before"), size=size)
+
+    def link(name: str, cursor: str | None) -> str | None:
+        if not cursor:
+            return None
+        query = request.query_params.copy()
+        for other in ("after", "before", "offset"):
+            query.pop(other, None)
+        query[name] = cursor
+        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+    return Response({"next": link("after", page.next), "previous": link("before", page.previous),
+                     "results": [render(item) for item in page.rows]})
