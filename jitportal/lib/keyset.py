@@ -46,7 +46,8 @@ def _value(field: models.Field, value):
     """``value`` read from a cursor as ``field`` stores it, else ``ValueError``."""
     if isinstance(field, models.DateTimeField):
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-        if moment is None or moment.tzinfo is None:
+        # Ours are written in UTC (``_encode``): any other spelling is not one of them.
+        if moment is None or moment.tzinfo is None or moment.astimezone(UTC).isoformat() != value:
             raise ValueError(value)
         return moment.astimezone(UTC)
     if isinstance(field, models.CharField | models.TextField):

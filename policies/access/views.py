@@ -13,12 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
-from django_tables2.paginators import LazyPaginator
+from django_tables2 import RequestConfig
 
 from accounts import authz
 from accounts.access import authenticated_only, requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
-from jitportal.lib.tables import paginate
+from jitportal.lib.keyset import seek_page
+from jitportal.lib.tables import rows_per_page
 from policies.models import VirtualMachine, VmState
 from policies.selectors import vm_list
 
@@ -30,6 +31,8 @@ from .models import AccessRequest, AccessRequestVm
 from .tables import AccessRequestTable
 
 PER_PAGE = 50
+CURSOR_REFUSED = ("That page link is not one this list gave (it was cut short or edited, or given for another sort): "
+                  "here is the first page.")
 
 
 def _form(request: HttpRequest, vms: list[VirtualMachine], data=None) -> AccessRequestForm:
@@ -274,7 +277,9 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
 
 @authenticated_only
 def request_list(request: HttpRequest) -> HttpResponse:
-    """My requests (policy admins: every request in their scope), with filters and pages."""
+    """My requests (policy admins: every request in their scope), with filters, sorts and keyset pages (``after`` /
+    ``before`` cursors: a page costs the same at any depth; nothing counts the matches). A cursor the list did not
+    give shows the first page, saying so."""
     # The rows show the requester's stored name: no join to the users, which would give the planner a plan that
     # walks every user's requests and sorts them, rather than a sort index.
     queryset = selectors.request_list(request.user).select_related(None).prefetch_related(
@@ -285,7 +290,20 @@ def request_list(request: HttpRequest) -> HttpResponse:
     table = AccessRequestTable(filterset.qs, empty_text=(
         "No requests match." if filtered else "No requests in your scope yet." if is_admin
         else "You have not requested access yet." if may_ask else "You have no requests."))
-    paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator)
+    RequestConfig(request, paginate=False).configure(table)  # the sort
+    key, descending = table.seek_key()
+    size, cursor_error = rows_per_page(request.GET.get("per_page"), PER_PAGE), ""
+    try:
+        page = seek_page(table.data.data, key=key, descending=descending, after=request.GET.get("after"),
+                         before=request.GET.get("before"), size=size)
+    except ValidationError:  # a page link edited or cut short: the first page, saying why
+        cursor_error = CURSOR_REFUSED
+        page = seek_page(table.data.data, key=key, descending=descending, size=size)
+    table.seek = page
+    query = request.GET.copy()
+    for name in ("after", "before", "page"):
+        query.pop(name, None)
     return render(request, "policies/access/request_list.html", {
-        "title": "Requests", "table": table, "filter": filterset, "is_admin": is_admin,
+        "title": "Requests", "table": table, "filter": filterset, "is_admin": is_admin, "page": page,
+        "query": query.urlencode(), "cursor_error": cursor_error, "by_time": key == "created_at" and descending,
         "new_url": reverse("policies:request_new") if may_ask else None})

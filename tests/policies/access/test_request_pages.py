@@ -1,0 +1,139 @@
+"""The Requests page pages by cursor: every request once, in order, with its filters and sort, within the user's
+scope; a page link it did not give shows the first page, saying so."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from policies.access.models import AccessRequest
+from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
+from tests.policies.access.factories import make_access_request
+
+IN = f"{IN_SCOPE}/resourceGroups/rg-pages"
+OUT = f"{OUT_OF_SCOPE}/resourceGroups/rg-pages"
+
+
+def requests_in_groups(scope: str, groups: list[int], *, state: str = "open") -> list[AccessRequest]:
+    """Requests at ``scope``, each group of ``groups`` sharing one creation time (ties the id must break)."""
+    made = []
+    moment = timezone.now() - timedelta(days=1)
+    for index, size in enumerate(groups):
+        batch = [make_access_request(scope) for _ in range(size)]
+        AccessRequest.objects.filter(pk__in=[r.pk for r in batch]).update(
+            created_at=moment + timedelta(minutes=index), state=state)
+        made += batch
+    return made
+
+
+def newest_first(requests) -> list[int]:
+    rows = AccessRequest.objects.filter(pk__in=[r.pk for r in requests]).values_list("created_at", "pk")
+    return [pk for _, pk in sorted(rows, reverse=True)]
+
+
+def link(page: str, name: str) -> str | None:
+    found = re.search(rf'id="page-{name}"[^>]* href="([^"]+)"', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def shown(page: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<tr data-request="(\d+)"', page)]
+
+
+def walk(client, params: dict) -> tuple[list[int], list[str]]:
+    """Every page from the first, following Older: the ids in order, and each page's HTML."""
+    url, pages, ids = reverse("policies:requests"), [], []
+    response = client.get(url, params)
+    while True:
+        assert response.status_code == 200
+        text = response.content.decode()
+        pages.append(text)
+        ids += shown(text)
+        following = link(text, "next")
+        if following is None:
+            return ids, pages
+        response = client.get(url + following)
+
+
+@pytest.fixture
+def admin(client, policy_admin):
+    client.force_login(policy_admin)
+    return client
+
+
+def test_the_pages_show_every_request_once_newest_first_ties_by_id_and_lead_back(admin):
+    made = requests_in_groups(IN, [4, 1, 5, 3])
+    ids, pages = walk(admin, {"per_page": "3"})
+    assert ids == newest_first(made) and len(pages) == 5
+    assert link(pages[0], "previous") is None and link(pages[0], "first") is None
+    assert all(link(page, "first") == "?per_page=3" for page in pages[1:])
+    assert all("Newer" in page and "newest first" in page for page in pages[1:])
+    # Newer, from the last page back: the same rows, page by page.
+    back, text = [], pages[-1]
+    while link(text, "previous"):
+        text = admin.get(reverse("policies:requests") + link(text, "previous")).content.decode()
+        back = shown(text) + back
+    assert back == ids[: -len(shown(pages[-1]))]
+
+
+@pytest.mark.parametrize("sort", ["state", "-requester_name", "id", "-end_at"])
+def test_every_sort_pages_through_every_request_once_in_its_order(admin, sort):
+    made = requests_in_groups(IN, [3, 4], state="open") + requests_in_groups(IN, [3], state="closed")
+    ids, pages = walk(admin, {"per_page": "2", "sort": sort})
+    field = sort.lstrip("-")
+    rows = AccessRequest.objects.filter(pk__in=[r.pk for r in made]).values_list(field, "pk")
+    assert ids == [pk for _, pk in sorted(rows, reverse=sort.startswith("-"))]
+    assert all(f"sort={sort}" in link(page, "next") for page in pages[:-1])
+    assert "Next" in pages[1] and "newest first" not in pages[1]
+
+
+def test_filters_and_the_scope_hold_on_every_page(admin, client, requester):
+    inside = requests_in_groups(IN, [3, 3])
+    requests_in_groups(IN, [2, 2], state="closed")
+    outside = requests_in_groups(OUT, [3, 3])  # another subscription's: never on the admin's pages
+    ids, pages = walk(admin, {"per_page": "2", "state": "open"})
+    assert ids == newest_first(inside)
+    assert all("state=open" in link(page, "next") for page in pages[:-1])
+    assert not set(ids) & {r.pk for r in outside}
+    client.force_login(requester)
+    assert walk(client, {"per_page": "2"})[0] == []  # none of them theirs
+
+
+def cursor_of(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "%%", cursor_of("not json"), cursor_of(["created_at", "x", 1]),
+                                    cursor_of(["state", "open", 1]), cursor_of(["created_at", "2030-01-01", 2**64]),
+                                    cursor_of(["created_at", "2030-01-01T00:00:00+00:00\u0000", 1])])
+@pytest.mark.parametrize("key", ["after", "before"])
+def test_a_page_link_it_did_not_give_shows_the_first_page_saying_so(admin, cursor, key):
+    made = requests_in_groups(IN, [3])
+    response = admin.get(reverse("policies:requests"), {key: cursor, "per_page": "2", "state": "open"})
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert 'id="cursor-error"' in text and "here is the first page" in text
+    assert shown(text) == newest_first(made)[:2] and 'state=open' in link(text, "next")
+
+
+def test_a_forged_but_well_formed_cursor_only_moves_within_the_scope(admin):
+    inside, outside = make_access_request(IN), make_access_request(OUT)
+    later = (timezone.now() + timedelta(days=1)).isoformat()
+    text = admin.get(reverse("policies:requests"), {"after": cursor_of(["created_at", later, outside.pk + 1])}
+                     ).content.decode()
+    assert shown(text) == [inside.pk] and 'id="cursor-error"' not in text
+
+
+def test_the_sort_links_start_again_at_the_first_page(admin):
+    requests_in_groups(IN, [3])
+    first = admin.get(reverse("policies:requests"), {"per_page": "1"}).content.decode()
+    text = admin.get(reverse("policies:requests") + link(first, "next")).content.decode()
+    headers = re.findall(r'<th[^>]*><a href="([^"]+)"', text)
+    assert headers and not any("after=" in h or "before=" in h for h in headers), headers
