@@ -35,7 +35,8 @@ def _field(model: type[models.Model], key: str) -> models.Field:
     return model._meta.pk if key in ("pk", "id") else model._meta.get_field(key)
 
 
-def _encode(key: str, value, pk: int) -> str:
+def encode_cursor(key: str, value, pk: int) -> str:
+    """The cursor of the row (``value`` of ``key``, ``pk``): the rows after it follow it."""
     if isinstance(value, datetime):
         value = value.astimezone(UTC).isoformat()
     text = json.dumps([key, value, pk], separators=(",", ":"))
@@ -118,7 +119,7 @@ def seek_page(queryset: QuerySet, *, key: str, descending: bool, after: str | No
         return SeekPage([], None, None, first=not (following or preceding))
 
     def cursor(row) -> str:
-        return _encode(key, getattr(row, key) if key not in ("pk", "id") else row.pk, row.pk)
+        return encode_cursor(key, getattr(row, key) if key not in ("pk", "id") else row.pk, row.pk)
 
     return SeekPage(rows, previous=cursor(rows[0]) if more_before else None,
                     next=cursor(rows[-1]) if more_after else None, first=not (following or preceding))
