@@ -2,6 +2,7 @@
 import os
 
 import pytest
+from django.db import connection
 
 # Playwright's sync API runs an event loop in the test thread; the ORM must still be usable there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -14,3 +15,21 @@ pytest_plugins = ["tests.plugins.browser", "tests.plugins.workers", "tests.plugi
 def breakglass_admin(django_user_model):
     """The local superuser: the only account that signs in with a password."""
     return django_user_model.objects.create_superuser("admin", "admin@example.invalid", "correct-horse-1")
+
+
+@pytest.fixture
+def analyze(db):
+    """Gather the planner's statistics (``analyze()``), as a long-running database has them. On SQLite they are
+    removed again afterwards: the connection keeps them past the test's rollback, and a later test's plans would
+    follow statistics of rows it never made."""
+    def run() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+    yield run
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            if cursor.fetchone():
+                cursor.execute("DELETE FROM sqlite_stat1")
+            cursor.execute("ANALYZE sqlite_master")  # reloads the (now empty) statistics

@@ -265,7 +265,7 @@ def test_a_pending_requests_page_names_its_approvers_in_queries_that_do_not_grow
 
 
 def test_the_queue_looks_up_the_vms_of_each_pending_request_not_every_request_vm_in_the_approvers_scope(
-        prod, requester, approver):
+        prod, requester, approver, analyze):
     """The queue (and the dashboard's count of it) read the VM rows of the pending requests only: listing (SQLite)
     or hashing (PostgreSQL) every request VM row of the approver's scope took 60 ms at 100,000 requests."""
     from policies.access.models import AccessRequestVm
@@ -281,8 +281,7 @@ def test_the_queue_looks_up_the_vms_of_each_pending_request_not_every_request_vm
         AccessRequestVm(request=copy, vm_id=row.vm_id, vm_arm_id=row.vm_arm_id, vm_name=row.vm_name,
                         subscription_key=row.subscription_key, resource_group=row.resource_group,
                         policy_key=row.policy_key) for copy in finished)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    analyze()
     queue = selectors.approval_queue(approver)
     assert list(queue) == [pending] and queue.count() == 1
     plan = selectors.approval_queue(approver)[:201].explain()

@@ -894,7 +894,7 @@ def _a_deep_page_seeks_the_index(table, sort: str) -> None:
         assert not any("TEMP B-TREE" in plan for plan in plans), plans
 
 
-def test_a_request_page_looks_its_extensions_up_rather_than_walking_every_request(prod, requester, alice):
+def test_a_request_page_looks_its_extensions_up_rather_than_walking_every_request(prod, requester, alice, analyze):
     """With ANALYZE's statistics (nearly every request extends none), SQLite read the extensions of the request
     shown by walking every request newest first: 31 ms at 100,000 requests."""
     ask(requester, {"web-02": [22]})
@@ -903,8 +903,7 @@ def test_a_request_page_looks_its_extensions_up_rather_than_walking_every_reques
         AccessRequest(requester=requester, requester_name=first.requester_name, justification="bulk",
                       idempotency_key=f"bulk-{n}", source_prefix=first.source_prefix, end_at=first.end_at,
                       state=first.state) for n in range(3000))
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    analyze()
     assert alice.get(reverse("policies:request_detail", args=[first.pk])).status_code == 200
     plan = first.extensions.all().explain()
     if connection.vendor == "postgresql":
@@ -952,7 +951,7 @@ def test_a_requester_whose_role_was_taken_away_still_sees_and_closes_their_open_
 
 
 def test_an_admins_page_looks_up_the_scope_of_each_request_walked_not_of_every_request_first(
-        prod, requester, policy_admin, client):
+        prod, requester, policy_admin, client, analyze):
     """PostgreSQL would otherwise hash every request VM row of the admin's subscription before the first row of a
     page (40 ms at 100,000 requests), however few rows the page needs."""
     from policies.access.models import AccessRequestVm
@@ -968,8 +967,7 @@ def test_an_admins_page_looks_up_the_scope_of_each_request_walked_not_of_every_r
         AccessRequestVm(request=copy, vm_id=row.vm_id, vm_arm_id=row.vm_arm_id, vm_name=row.vm_name,
                         subscription_key=row.subscription_key, resource_group=row.resource_group,
                         policy_key=row.policy_key) for copy in copies)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    analyze()
     client.force_login(policy_admin)
     table = client.get(reverse("policies:requests"), {"sort": "-end_at"}).context["table"]
     plan = table.data.data[:50].explain()
