@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db.models import QuerySet
+
+from jitportal.lib.times import utc_iso
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_SIZE = 2000
@@ -64,8 +66,7 @@ def neutralize(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        # Always to the microsecond: a time on the second keeps its ".000000", so the column sorts as text.
-        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return utc_iso(value)  # one shape for every time: the column sorts as text
     text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 

@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from accounts.scopes import scope_contains
+from jitportal.lib.times import utc_iso
 
 HEADLINES = {
     "submitted": "Access request #{id} submitted",
@@ -24,13 +25,6 @@ HEADLINES = {
 }
 COLOURS = {"approved": "Good", "opened": "Good", "denied": "Attention", "failed": "Attention",
            "approval_expired": "Warning", "expiring": "Warning"}
-
-
-def _utc(value: datetime | None) -> str | None:
-    """Azure's spelling of a time: ISO 8601 in UTC with a Z."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def request_url(request_id: int) -> str:
@@ -63,7 +57,7 @@ def request_summary(request, *, scope: str = "") -> dict:
         ports = list(vm_row.ports.all())
         ends += [p.end_at for p in ports]
         vms.append({"name": vm_row.vm_name, "id": vm_row.vm_arm_id,
-                    "ports": [{"number": p.number, "state": p.state, "endTimeUtc": _utc(p.end_at)} for p in ports]})
+                    "ports": [{"number": p.number, "state": p.state, "endTimeUtc": utc_iso(p.end_at)} for p in ports]})
     end = max(ends) if elsewhere and ends else request.end_at
     return {
         "id": request.pk,
@@ -74,8 +68,8 @@ def request_summary(request, *, scope: str = "") -> dict:
         "approval_state": getattr(request, "approval_state", "not_required"),
         "justification": request.justification,
         "source": request.source_prefix,
-        "start": _utc(request.scheduled_start or request.created_at),
-        "end": _utc(end),
+        "start": utc_iso(request.scheduled_start or request.created_at),
+        "end": utc_iso(end),
         "window": window_text(request, end=end),
         "vms": vms,
         **({"vms_elsewhere": elsewhere} if elsewhere else {}),
@@ -97,7 +91,7 @@ def scoped_detail(detail: dict, summary: dict) -> dict:
 def event_payload(*, event: str, delivery_id: str, occurred_at: datetime, request: dict | None, actor,
                   detail: dict) -> dict:
     """The JSON body of a delivery (format ``json``)."""
-    return {"event": event, "delivery": delivery_id, "occurred_at": _utc(occurred_at), "request": request,
+    return {"event": event, "delivery": delivery_id, "occurred_at": utc_iso(occurred_at), "request": request,
             "actor": actor, "detail": detail}
 
 
@@ -167,7 +161,7 @@ def _lines(payload: dict) -> list[tuple[str, str]]:
 
 
 def _card_minute(value: str | None) -> str:
-    """A payload's time (``_utc``) as the e-mails show it: UTC to the minute, or a dash."""
+    """A payload's time (``utc_iso``) as the e-mails show it: UTC to the minute, or a dash."""
     return _minute(datetime.fromisoformat(value)) if value else "—"
 
 

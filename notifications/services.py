@@ -30,6 +30,7 @@ from kombu.exceptions import OperationalError
 from accounts.scopes import InvalidScope, parse_scope, scope_contains
 from audit.services import audit_record
 from jitportal.lib import sealing
+from jitportal.lib.times import utc_iso
 from policies.access.models import AccessRequest, PortState
 from policies.access.signals import EVENTS, emit
 
@@ -361,7 +362,7 @@ def warn_expiring(*, now: datetime | None = None) -> int:
         try:
             with transaction.atomic():
                 EventMarker.objects.create(request=request, event="expiring")
-                emit("expiring", request, end=payloads._utc(request.end_at))
+                emit("expiring", request, end=utc_iso(request.end_at))
         except IntegrityError:
             continue  # another beat run marked it first
         sent += 1
