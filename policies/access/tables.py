@@ -14,7 +14,7 @@ from jitportal.lib.tables import NOWRAP, SortableTable, object_url
 from jitportal.lib.times import zoned_time
 
 from .approvals import overdue
-from .models import AccessRequest, ApprovalState, PortState
+from .models import FINAL, AccessRequest, ApprovalState, PortState
 
 EMPTY = "—"  # a cell with no value, as django-tables2 shows one
 # The sortable columns, each a field with a (field, id) index that keyset pages walk.
@@ -95,16 +95,40 @@ def _vm_names(shown: list, hidden: int) -> str:
 
 
 def ends(record: AccessRequest, now: datetime) -> SafeString:
-    """The planned end (HTML: a ``<time>``); awaiting approval (and not scheduled) it is not known yet: the window
-    starts at the last approval; denied, failed or not approved in time (or past its approval deadline), nothing
-    opened, so nothing ends."""
+    """The Ends cell (HTML): the planned end while the request waits or is open; awaiting approval (and not
+    scheduled) it is not known yet: the window starts at the last approval; once it is over, when its access ended
+    (``ended``); denied, failed or not approved in time (or past its approval deadline), nothing opened, so nothing
+    ends."""
     if overdue(record, now):
         return mark_safe("Did not open")
     if record.state == PortState.PENDING and not record.scheduled_start:
         return mark_safe("after approval")
     if record.state in (PortState.DENIED, PortState.FAILED) or record.approval_state == ApprovalState.EXPIRED:
         return mark_safe("Did not open")
+    if record.state in FINAL:
+        return ended(record)
+    if record.state == PortState.OPEN and record.closed_at is not None:
+        return mark_safe(f"Closing <small>(was to end {zoned_time(record.end_at)})</small>")  # noqa: S308
     return zoned_time(record.end_at)
+
+
+def ended(record: AccessRequest) -> SafeString:
+    """When a finished request's access ended, from its ports (prefetched by the list): the latest end of those that
+    opened, each port's own planned end unless it was closed before it ("Closed …", with the planned end), else
+    "Expired …"; "Did not open" when none opened (cancelled, failed or not approved)."""
+    opened = [port for port in record.ports.all() if port.opened_at is not None]
+    if not opened:
+        cancelled = record.closed_at is not None and record.state == PortState.CLOSED
+        return mark_safe("Did not open" + (f" <small>(cancelled {zoned_time(record.closed_at)})</small>"  # noqa: S308
+                                           if cancelled else ""))
+    last, early = max((port.finished_at, True) if _closed_early(port) else (port.end_at, False) for port in opened)
+    planned = f" <small>(was to end {zoned_time(record.end_at)})</small>" if last < record.end_at else ""
+    return mark_safe(f"{'Closed' if early else 'Expired'} {zoned_time(last)}{planned}")  # noqa: S308 - times only
+
+
+def _closed_early(port) -> bool:
+    """Whether ``port`` was closed before its planned end (as the request page says, ``selectors.request_view``)."""
+    return port.state == PortState.CLOSED and port.finished_at is not None and port.finished_at < port.end_at
 
 
 def state_label(record: AccessRequest, now: datetime) -> str:

@@ -27,7 +27,7 @@ from . import selectors, services, validation
 from .client_ip import client_address, client_ip
 from .filtersets import AccessRequestFilterSet
 from .forms import AccessRequestForm, ExtendForm, new_token
-from .models import AccessRequest, AccessRequestVm
+from .models import AccessRequest, AccessRequestPort, AccessRequestVm
 from .tables import AccessRequestTable
 
 PER_PAGE = 50
@@ -283,7 +283,9 @@ def request_list(request: HttpRequest) -> HttpResponse:
     # The rows show the requester's stored name: no join to the users, which would give the planner a plan that
     # walks every user's requests and sorts them, rather than a sort index.
     queryset = selectors.request_list(request.user).select_related(None).prefetch_related(
-        Prefetch("vms", queryset=AccessRequestVm.objects.only("id", "request_id", "vm_name", "vm_arm_id")))
+        Prefetch("vms", queryset=AccessRequestVm.objects.only("id", "request_id", "vm_name", "vm_arm_id")),
+        Prefetch("ports", queryset=AccessRequestPort.objects.only(  # when a finished request's access ended
+            "id", "request_id", "state", "end_at", "opened_at", "finished_at")))
     filterset = AccessRequestFilterSet(request.GET or None, queryset=queryset, user=request.user)
     is_admin, may_ask = selectors.is_admin(request.user), authz.holds_anywhere(request.user, JIT_INITIATE)
     filtered = any(request.GET.get(name, "").strip() for name in filterset.filters)

@@ -634,6 +634,46 @@ def test_a_port_closed_early_says_when_it_closed_not_only_when_it_was_to_end(pro
     assert f"was to end {timezone.localtime(planned).strftime(stamp)}" in ends, ends
 
 
+def test_the_list_says_when_a_finished_request_ended_not_when_it_was_planned_to(prod, alice, requester):
+    """The Ends column: the planned end while open; once over, when access ended (closed early, expired) or that
+    nothing opened (cancelled); sorting by it still sorts by the planned end."""
+    from policies.access import services
+
+    stamp = "%Y-%m-%d %H:%M UTC"
+
+    def when(moment) -> str:
+        return timezone.localtime(moment).strftime(stamp)
+
+    def ends_cell(request) -> str:
+        page = alice.get(reverse("policies:requests"), {"sort": "end_at"}).content.decode()
+        row = re.search(rf'<tr[^>]*data-request="{request.pk}".*?</tr>', page, re.S).group(0)
+        return strip_tags(re.findall(r'<td class="nowrap">(.*?)</td>', row, re.S)[1])
+
+    closed = ask(requester, {"web-02": [22]}, hours=2)
+    open_all(closed)
+    closed.refresh_from_db()
+    assert ends_cell(closed) == when(closed.end_at)  # open: the planned end
+    alice.post(reverse("policies:request_close", args=[closed.pk]))
+    assert ends_cell(closed) == f"Closing (was to end {when(closed.end_at)})"
+    services.request_close_apply(request_id=closed.pk)
+    finished = closed.ports.get().finished_at
+    assert ends_cell(closed) == f"Closed {when(finished)} (was to end {when(closed.end_at)})"
+
+    expired = ask(requester, {"web-04": [22]})
+    open_all(expired)
+    expired.refresh_from_db()
+    services.request_mark_expired(port_ids=list(expired.ports.values_list("pk", flat=True)), reasons={})
+    assert ends_cell(expired) == f"Expired {when(expired.end_at)}"
+
+    cancelled = ask(requester, {"web-03": [22]})
+    alice.post(reverse("policies:request_close", args=[cancelled.pk]))
+    cancelled.refresh_from_db()
+    assert ends_cell(cancelled) == f"Did not open (cancelled {when(cancelled.closed_at)})"
+
+    table = alice.get(reverse("policies:requests"), {"sort": "end_at"}).context["table"]
+    assert [row.pk for row in table.seek.rows] == [r.pk for r in AccessRequest.objects.order_by("end_at", "id")]
+
+
 def test_a_firewall_port_without_a_mapped_port_says_so_rather_than_that_no_address_is_known(prod, alice, requester):
     request = ask(requester, {"db-01": [22]})  # behind the Azure Firewall fw-data (20.50.10.4)
     open_all(request)
