@@ -333,11 +333,14 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         missing = counts["first_needed"] - counts["first"] + counts["second_needed"] - counts["second"]
         short = len(eligible) < missing
     every = [port for vm_row in request.vms.all() for port in vm_row.ports.all()]
+    cancellable = (request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
+                   and not any(port.opened_at for port in every))  # one policy open, another retrying: "Close now"
     return {"vms": vms, "vms_hidden": hidden,
             "source_note": request_source_note(request.source_prefix) if request.source_warning else "",
             "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
-            "cancellable": request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
-            and not any(port.opened_at for port in every),  # one policy open, another retrying: "Close now"
+            "cancellable": cancellable,
+            # an extension not open yet: cancelling it leaves the access it was to extend open until its own end
+            "original_open": original_open(request) if cancellable else None,
             "ended_note": _ended_note(request, every),
             "closed_by_replacement": any(item["closed_by_replacement"] for vm in vms for item in vm["ports"]),
             "closed_by_rule_removal": any(item["closed_early"] and not item["closed_by_replacement"]
@@ -351,6 +354,15 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "polling": request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN),
             "waiting": request.state in WAITING,
             "poll_every": poll_interval(request, now)}
+
+
+def original_open(request: AccessRequest) -> AccessRequest | None:
+    """The request ``request`` extends while that one is open and not closing (its access lasts until its own end,
+    whatever becomes of the extension), or ``None``."""
+    if request.extends_id is None:
+        return None
+    return (AccessRequest.objects.filter(pk=request.extends_id, state=PortState.OPEN, closed_at__isnull=True)
+            .only("id", "end_at").first())
 
 
 def show_as_timed_out(request: AccessRequest, now) -> bool:

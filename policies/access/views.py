@@ -20,6 +20,7 @@ from accounts.access import authenticated_only, requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
 from jitportal.lib.keyset import seek_page
 from jitportal.lib.tables import rows_per_page
+from jitportal.lib.times import zoned_text
 from policies.models import VirtualMachine, VmState
 from policies.selectors import vm_list
 
@@ -245,8 +246,17 @@ def request_close(request: HttpRequest, pk: int) -> HttpResponse:
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
-        messages.success(request, f"Closing request #{access.pk}." if opened else f"Request #{access.pk} cancelled.")
+        messages.success(request, f"Closing request #{access.pk}." if opened else _cancelled(access))
     return redirect("policies:request_detail", pk=access.pk)
+
+
+def _cancelled(access: AccessRequest) -> str:
+    """What cancelling says: an extension's original, still open, stays open until its own end."""
+    original = selectors.original_open(access)
+    if original is None:
+        return f"Request #{access.pk} cancelled."
+    return (f"Extension #{access.pk} cancelled; request #{original.pk} stays open until its own end, "
+            f"{zoned_text(original.end_at)}.")
 
 
 def _extend_form(access: AccessRequest, view: dict) -> ExtendForm | None:

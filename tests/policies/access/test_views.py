@@ -133,6 +133,32 @@ def test_a_request_that_is_not_open_yet_is_cancelled_not_closed(prod, alice, req
     assert "Cancelled before anything opened." in page and "the portal removed the JIT allow rule" not in page
 
 
+def test_cancelling_a_pending_extension_says_the_original_stays_open_until_its_own_end(prod, alice, requester):
+    from policies.access import services
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import rule
+
+    original = ask(requester, {"web-02": [22]}, hours=2)
+    open_all(original)
+    original.refresh_from_db()
+    rule(IN_SCOPE, "manual")  # the extension waits for an approver
+    extension, _ = services.request_extend(actor=requester, original=original, duration=timedelta(hours=3),
+                                           idempotency_key="extend-then-cancel")
+    assert extension.state == "pending"
+    end = timezone.localtime(original.end_at).strftime("%Y-%m-%d %H:%M UTC")
+    page = alice.get(reverse("policies:request_detail", args=[extension.pk])).content.decode()
+    cancel = re.search(r'Cancel request</button>\s*<span[^>]*>(.*?)</span>\s*</form>', page, re.S)
+    help_text = strip_tags(cancel.group(1))
+    assert "Nothing is open" not in help_text
+    assert f"request #{original.pk} stays open until its own end, {end}." in help_text, help_text
+    response = alice.post(reverse("policies:request_close", args=[extension.pk]), follow=True)
+    text = strip_tags(response.content.decode())
+    assert f"Extension #{extension.pk} cancelled; request #{original.pk} stays open until its own end, {end}." in text
+    assert "Cancelled before anything opened." not in text
+    assert f"the access of request #{original.pk}, which it was to extend, was left as it was." in text
+    assert AccessRequest.objects.get(pk=original.pk).state == "open"
+
+
 def test_a_replaced_request_says_so(prod, alice, requester, reader):
     mine = ask(requester, {"web-02": [22]})
     open_all(mine)
