@@ -184,14 +184,20 @@ def vm_json(vm, request=None) -> dict:
 
 
 # --- requests --------------------------------------------------------------------------------------------------
+SOURCE_IN = ("Where access is allowed from (every port of a request gives the same one): * (any), an IP address "
+             "(stored as /32 or /128) or a CIDR range. A range with host bits set is stored as its network "
+             "(203.0.113.7/24 opens 203.0.113.0/24); the answer's allowedSourceAddressPrefix gives what was stored.")
+SOURCE_OUT = "The source every port opens for, as stored: *, an address as /32 or /128, or a range as its network."
+
+
 class RequestPortInSerializer(serializers.Serializer):
     """One port of a ``Start-AzJitNetworkAccessPolicy`` body."""
 
     number = serializers.IntegerField(min_value=1, max_value=65535)
     endTimeUtc = serializers.DateTimeField(required=False, help_text="When access ends (ISO 8601, UTC).")
-    allowedSourceAddressPrefix = StringOrListField(required=False)
+    allowedSourceAddressPrefix = StringOrListField(required=False, help_text=SOURCE_IN)
     allowedSourceAddressPrefixes = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
+        child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST, help_text=SOURCE_IN)
 
 
 class RequestVmInSerializer(ClosedSerializer):
@@ -264,7 +270,7 @@ class RequestSerializer(serializers.Serializer):
     requester = serializers.CharField()
     justification = serializers.CharField(allow_blank=True)
     correlationId = serializers.CharField()
-    allowedSourceAddressPrefix = serializers.CharField()
+    allowedSourceAddressPrefix = serializers.CharField(help_text=SOURCE_OUT)
     createdAt = serializers.DateTimeField(allow_null=True)
     startTimeUtc = serializers.DateTimeField(allow_null=True)
     endTimeUtc = serializers.DateTimeField(allow_null=True)

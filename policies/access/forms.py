@@ -119,6 +119,9 @@ class AccessRequestForm(OneTimeForm):
             data["source_prefix"] = self.clean_source_prefix()
         except ValidationError as exc:  # on the box the address was typed in, so that box is marked invalid
             self.add_error(box, exc)
+        else:  # a range typed with host bits is stored as its network: the request page says so
+            data["source_note"] = validation.host_bits_note(data.get("source_range") or "", data["source_prefix"]
+                                                            ) if kind == "range" else ""
         data["source_warning"] = self.my_ip.warning if (self.my_ip and data.get("source_kind") == "my_ip") else ""
         if data.get("duration"):
             data["window"] = timedelta(seconds=int(data["duration"]))

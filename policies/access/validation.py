@@ -120,6 +120,23 @@ def parse_source(kind: str, value: str) -> str:
     raise ValidationError("Choose where you connect from.", code="malformed_source")
 
 
+def host_bits_note(typed: str, prefix: str) -> str:
+    """What to tell the requester when the range they ``typed`` had host bits set (``203.0.113.7/24``), which
+    ``parse_source`` stores as its network ``prefix`` (``203.0.113.0/24``): that the whole range opens, and how to
+    ask for one address instead; ``""`` otherwise."""
+    text = (typed or "").strip()
+    if "/" not in text or prefix == ANY:
+        return ""
+    try:
+        ipaddress.ip_network(text)
+    except ValueError:
+        network = ipaddress.ip_network(prefix)
+        return (f"{text} names an address inside the range {prefix}: the request is for that whole range "
+                f"({network.num_addresses:,} addresses, {network[0]} to {network[-1]}). For one address only, "
+                "ask again with “A specific IP”.")
+    return ""
+
+
 IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 
 

@@ -60,6 +60,8 @@ def _submit(request: HttpRequest, form: AccessRequestForm, *, each_port_maximum:
     if not created:  # a double submit, or the form sent again from the browser's history with other choices
         messages.info(request, f"This form was already sent as request #{access.pk}; nothing new was asked for. "
                                "To ask for something else, open the form again.")
+    elif data.get("source_note"):
+        messages.warning(request, data["source_note"])
     return redirect("policies:request_detail", pk=access.pk)
 
 

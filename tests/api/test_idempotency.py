@@ -105,3 +105,18 @@ def test_a_request_through_the_api_names_its_source_as_the_form_would(prod, requ
     response = api_as(requester).post(REQUESTS, sent)
     assert response.status_code == 201, response.content
     assert AccessRequest.objects.get().source_kind == kind
+
+
+def test_a_range_with_host_bits_opens_its_network_as_on_the_form_and_the_answer_and_schema_say_so(
+        prod, requester, api_as, client):
+    sent = body("web-02")
+    sent["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"] = "203.0.113.7/24"
+    response = api_as(requester).post(REQUESTS, sent)
+    assert response.status_code == 201, response.content
+    answer = response.json()
+    assert answer["allowedSourceAddressPrefix"] == "203.0.113.0/24"
+    assert answer["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"] == "203.0.113.0/24"
+    schemas = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]["schemas"]
+    said = schemas["RequestPortInRequest"]["properties"]["allowedSourceAddressPrefix"]["description"]
+    assert "host bits set is stored as its network (203.0.113.7/24 opens 203.0.113.0/24)" in said
+    assert "as its network" in schemas["Request"]["properties"]["allowedSourceAddressPrefix"]["description"]

@@ -195,6 +195,22 @@ def test_an_ipv4_address_written_as_ipv6_opens_for_the_ipv4_address(prod, alice,
     assert AccessRequest.objects.get().source_prefix == prefix  # an IPv6 rule would never match IPv4 traffic
 
 
+@pytest.mark.parametrize(("typed", "told"), [
+    ("203.0.113.7/24", True),
+    (" 203.0.113.0/24 ", False),  # a range as it is stored: nothing to say
+])
+def test_a_range_typed_with_host_bits_opens_its_network_and_the_request_page_says_which(prod, alice, typed, told):
+    web = vm("web-03")  # SSH from 203.0.113.0/24 and 198.51.100.0/24 only
+    response = post_form(alice, web, token_of(form_page(alice, web)), source_kind="range", source_range=typed)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert AccessRequest.objects.get().source_prefix == "203.0.113.0/24"
+    page = alice.get(response["Location"]).content.decode()
+    note = ("203.0.113.7/24 names an address inside the range 203.0.113.0/24: the request is for that whole range "
+            "(256 addresses, 203.0.113.0 to 203.0.113.255). For one address only, ask again with “A specific IP”.")
+    assert (note in page) is told
+    assert ("names an address inside the range" in page) is told
+
+
 @pytest.mark.parametrize(("fields", "said", "not_said"), [
     ({"source_kind": "ip", "source_ip": "2001:db8::" + "1:" * 30 + "1"}, "at most 64 characters",
      "Enter the IP address you connect from."),
