@@ -108,7 +108,7 @@ def ends(record: AccessRequest, now: datetime) -> SafeString:
     if record.state in FINAL:
         return ended(record)
     if record.state == PortState.OPEN and record.closed_at is not None:
-        return mark_safe(f"Closing <small>(was to end {zoned_time(record.end_at)})</small>")  # noqa: S308
+        return mark_safe(f"Closing<br><small>(was to end {zoned_time(record.end_at)})</small>")  # noqa: S308
     return zoned_time(record.end_at)
 
 
@@ -119,10 +119,10 @@ def ended(record: AccessRequest) -> SafeString:
     opened = [port for port in record.ports.all() if port.opened_at is not None]
     if not opened:
         cancelled = record.closed_at is not None and record.state == PortState.CLOSED
-        return mark_safe("Did not open" + (f" <small>(cancelled {zoned_time(record.closed_at)})</small>"  # noqa: S308
+        return mark_safe("Did not open" + (f"<br><small>(cancelled {zoned_time(record.closed_at)})</small>"  # noqa: S308
                                            if cancelled else ""))
     last, early = max((port.finished_at, True) if _closed_early(port) else (port.end_at, False) for port in opened)
-    planned = f" <small>(was to end {zoned_time(record.end_at)})</small>" if last < record.end_at else ""
+    planned = f"<br><small>(was to end {zoned_time(record.end_at)})</small>" if last < record.end_at else ""
     return mark_safe(f"{'Closed' if early else 'Expired'} {zoned_time(last)}{planned}")  # noqa: S308 - times only
 
 
