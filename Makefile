@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORTAL_HOST ?= 127.0.0.1
 PORTAL_PORT ?= 8000
+EMULATOR_PORT ?= 8443
 export PATH := $(abspath $(BIN)):$(PATH)
 export DJANGO_SETTINGS_MODULE ?= jitportal.settings.local
 PYTEST_ARGS ?= -n 2
@@ -21,14 +22,14 @@ install: $(BIN)/.installed
 run: install
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
+	EMULATOR_PORT=$(EMULATOR_PORT) $(BIN)/python manage.py seed_demo
 	@echo ""
-	@echo "  jitportal is starting on http://$(PORTAL_HOST):$(PORTAL_PORT)/ (the Azure emulator on https://127.0.0.1:8443)"
+	@echo "  jitportal is starting on http://$(PORTAL_HOST):$(PORTAL_PORT)/ (the Azure emulator on https://127.0.0.1:$(EMULATOR_PORT))"
 	@echo "  Sign in with Entra ID and pick a demo user: alice (requester), bob (security admin),"
 	@echo "  carol (auditor), dave/erin (approvers), frank (reader), oscar (no access)."
 	@echo "  Break-glass: 'admin' / 'admin' in the password form. Ctrl-C stops web, workers, beat and emulator."
 	@echo ""
-	PORTAL_HOST=$(PORTAL_HOST) PORTAL_PORT=$(PORTAL_PORT) $(BIN)/honcho start -f Procfile
+	PORTAL_HOST=$(PORTAL_HOST) PORTAL_PORT=$(PORTAL_PORT) EMULATOR_PORT=$(EMULATOR_PORT) $(BIN)/honcho start -f Procfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -11,13 +11,14 @@ DEMO_SUBSCRIPTIONS = [
     ("c0a1b2c3-0000-4000-8000-000000000001", "Contoso Production"),
     ("c0a1b2c3-0000-4000-8000-000000000002", "Contoso Dev/Test"),
 ]
-EMULATOR_URL = "https://127.0.0.1:8443"
 
 
-def seed(*, endpoint: str = EMULATOR_URL, ca_bundle: str | None = None, sync: bool = True) -> list[Subscription]:
-    """Register (or update) the two demo subscriptions; queue a sync of each after commit when ``sync``."""
+def seed(*, endpoint: str | None = None, ca_bundle: str | None = None, sync: bool = True) -> list[Subscription]:
+    """Register (or update) the two demo subscriptions at ``endpoint`` (default: the demo emulator's
+    ``DEMO_EMULATOR_URL``); queue a sync of each after commit when ``sync``."""
     from . import services
 
+    endpoint = endpoint or settings.DEMO_EMULATOR_URL
     ca = ca_bundle if ca_bundle is not None else str(settings.BASE_DIR / "var" / "emulator" / "ca.pem")
     subscriptions = []
     for subscription_id, name in DEMO_SUBSCRIPTIONS:

@@ -40,6 +40,14 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no, on/off).")
 
 
+def env_port(name: str, default: int) -> int:
+    """Read a TCP port (1-65535) strictly: anything else stops start-up."""
+    raw = env.str(name, default=str(default)).strip()
+    if raw.isdigit() and 1 <= int(raw) <= 65535:
+        return int(raw)
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a TCP port (1-65535).")
+
+
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY", default="insecure-local-development-key-do-not-use")
 # Previous keys, still accepted while rotating: signed sessions and links, and sealed webhook secrets
@@ -158,6 +166,8 @@ ENTRA_APP_ROLES = env.list(
 SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
     authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
 )
+# The demo's Azure emulator: `make run` (Procfile) starts it on EMULATOR_PORT and seed_demo registers the demo there.
+DEMO_EMULATOR_URL = f"https://127.0.0.1:{env_port('EMULATOR_PORT', default=8443)}"
 ACCOUNT_ADAPTER = "accounts.adapters.PortalAccountAdapter"
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.EntraSocialAccountAdapter"
 ACCOUNT_EMAIL_VERIFICATION = "none"

@@ -239,3 +239,52 @@ def test_env_example_as_the_demo_env_file_keeps_the_demo_settings():
 
     loaded = parse((ROOT / ".env.example").read_text())
     assert dump_settings("jitportal.settings.local", loaded) == dump_settings("jitportal.settings.local", {})
+
+
+DEMO_PORTS_PROBE = """
+import json, django
+from django.conf import settings
+django.setup()
+print(json.dumps({"emulator": settings.DEMO_EMULATOR_URL, "authority": settings.ENTRA_AUTHORITY,
+                  "base_url": settings.PORTAL_BASE_URL, "session_cookie": settings.SESSION_COOKIE_NAME,
+                  "csrf_cookie": settings.CSRF_COOKIE_NAME}))
+"""
+
+
+def _demo_ports(**env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("DJANGO_", "ENTRA_", "PORTAL_", "EMULATOR_", "SESSION_", "CSRF_"))}
+    clean.update(env, DJANGO_SETTINGS_MODULE="jitportal.settings.local")
+    return subprocess.run([sys.executable, "-c", DEMO_PORTS_PROBE], cwd=ROOT, env=clean, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_the_demo_ports_default_to_8000_and_8443():
+    out = _demo_ports()
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "emulator": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443",
+        "base_url": "http://127.0.0.1:8000", "session_cookie": "sessionid", "csrf_cookie": "csrftoken"}
+
+
+def test_the_demo_follows_portal_port_and_emulator_port():
+    out = _demo_ports(PORTAL_PORT="8001", EMULATOR_PORT="9443")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "emulator": "https://127.0.0.1:9443", "authority": "https://127.0.0.1:9443",
+        "base_url": "http://127.0.0.1:8001", "session_cookie": "sessionid-8001", "csrf_cookie": "csrftoken-8001"}
+
+
+@pytest.mark.parametrize("value", ["http", "0", "70000", "-1"])
+def test_a_port_that_is_not_a_tcp_port_stops_start_up(value):
+    out = _demo_ports(EMULATOR_PORT=value)
+    assert out.returncode != 0
+    assert f"EMULATOR_PORT={value!r} is not a TCP port (1-65535)." in out.stderr
+
+
+def test_the_procfile_starts_the_emulator_where_the_settings_point_the_demo():
+    emulator = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("emulator:"))
+    assert "--port ${EMULATOR_PORT:-8443} " in emulator
+    makefile = (ROOT / "Makefile").read_text()
+    assert "EMULATOR_PORT ?= 8443" in makefile
+    assert "EMULATOR_PORT=$(EMULATOR_PORT) $(BIN)/python manage.py seed_demo" in makefile

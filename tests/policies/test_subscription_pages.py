@@ -103,6 +103,19 @@ def test_seed_demo_queues_the_inventory_syncs_and_the_activity_log_copy(settings
 
 
 @pytest.mark.django_db
+def test_seed_demo_registers_the_subscriptions_at_the_configured_emulator(settings,
+                                                                          django_capture_on_commit_callbacks):
+    from django.core.management import call_command
+
+    settings.DEBUG = True
+    settings.DEMO_EMULATOR_URL = "https://127.0.0.1:9443"  # EMULATOR_PORT=9443, as the Procfile starts it
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("seed_demo", stdout=io.StringIO())
+    assert {(s.arm_endpoint, s.authority) for s in Subscription.objects.all()} == {
+        ("https://127.0.0.1:9443", "https://127.0.0.1:9443")}
+
+
+@pytest.mark.django_db
 def test_the_demo_seed_registers_both_demo_subscriptions_against_the_local_emulator(
         django_capture_on_commit_callbacks):
     from policies import demo
