@@ -94,7 +94,9 @@ def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None
     if numbers:
         cell += f'<br><small class="conn-ports">Ports {", ".join(map(str, numbers))}</small>'
     if open_now:
-        people = "; ".join(f"{escape(name)} ({', '.join(map(str, ports))})" for name, ports in open_now)
+        # A user name may break before its "@" (the column need not be as wide as the longest one).
+        people = "; ".join(f"{escape(name).replace('@', '<wbr>@')} ({', '.join(map(str, ports))})"
+                           for name, ports in open_now)
         cell += f'<br><small class="conn-open">Open now: {people}</small>'
     return cell
 
@@ -151,7 +153,8 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         if "connection" in shown:
             cells.append(f"<td>{_connection(vm, (open_now or {}).get(vm.pk))}</td>")
         if "last_user" in shown:
-            cells.append(f"<td>{escape(vm.last_user or '—')}</td>")
+            user = escape(vm.last_user)  # a long name is cut short on the page: the whole of it is its title
+            cells.append(f'<td><span class="last-user" title="{user}">{user}</span></td>' if user else "<td>—</td>")
         if "unsupported_reason" in shown:
             cells.append(f'<td class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
         edit_item = f'<li><a href="{edit}{edit_back}">Edit</a></li>' if "edit" in items else ""

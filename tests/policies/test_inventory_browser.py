@@ -145,3 +145,57 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     values = ports.evaluate_all("els => els.map(e => e.value)")
     vms = {value.split(":")[0] for value in values}
     assert len(vms) == 2 and len(values) == 1 + 4  # web-02: 22; web-05: 22, 2222, 3389, 5985
+
+
+def _fits(page) -> dict:
+    """Where the table's region ends, how wide its content is, and the right edge of each row's Actions menu."""
+    return page.evaluate("""() => {
+        const region = document.querySelector('#vm-table-region');
+        const menus = [...region.querySelectorAll('tbody .row-menu summary')];
+        return {right: region.getBoundingClientRect().right, client: region.clientWidth, scroll: region.scrollWidth,
+                page: document.documentElement.scrollWidth, actions: menus.map(s => s.getBoundingClientRect().right)};
+    }""")
+
+
+def test_the_configured_tab_fits_a_1280px_window_with_every_column(portal, entra_page):
+    from policies.models import VirtualMachine
+
+    page = entra_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    long_user = "firstname.middlename.lastname@subsidiary.contoso.example"
+    VirtualMachine.objects.filter(name="web-01").update(last_user=long_user)
+    page.goto(f"{portal}/inventory/?tab=configured")
+    headers = page.locator("#result_list thead th")
+    expect(headers).to_have_count(11)
+    for name in ("Last user", "Connection details", "Last access"):
+        expect(headers.filter(has_text=name)).to_be_visible()
+    fits = _fits(page)
+    assert fits["page"] <= 1280 and fits["scroll"] <= fits["client"], fits  # nothing cut off, nothing to scroll
+    assert len(fits["actions"]) == 10 and max(fits["actions"]) <= fits["right"], fits
+    cell = page.locator('tr[data-vm="web-01"] .last-user')
+    expect(cell).to_have_attribute("title", long_user)  # cut short on the page, whole in its title
+    assert cell.evaluate("e => e.scrollWidth > e.clientWidth")
+
+
+def test_a_table_wider_than_the_window_scrolls_in_a_focusable_labelled_region(portal, entra_page):
+    from policies.models import VirtualMachine
+
+    page = entra_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    VirtualMachine.objects.filter(name="web-01").update(name="web-01-" + "x" * 57)  # Azure allows 64 characters
+    page.goto(f"{portal}/inventory/?tab=configured&q=web-01")
+    region = page.get_by_role("region", name="Virtual machines")
+    fits = _fits(page)
+    assert fits["page"] <= 1280 and fits["scroll"] > fits["client"], fits  # the region scrolls, not the page
+    assert region.get_attribute("tabindex") == "0"
+    region.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    assert region.evaluate("e => e.scrollLeft") > 0
+    summary = page.locator('tr[data-vm^="web-01-"] .row-menu summary')
+    summary.scroll_into_view_if_needed()
+    assert summary.bounding_box()["x"] + summary.bounding_box()["width"] <= _fits(page)["right"]
+    summary.click()
+    expect(page.locator('tr[data-vm^="web-01-"] .row-menu').get_by_role("link", name="Details")).to_be_visible()
