@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.child import run_child
+
 SMALL, LARGE = 20, 2_000
 REPEATS = 30
 ROUNDS = 5  # REPEATS is split into rounds that alternate between the two sizes
@@ -31,16 +27,7 @@ VMS_PER_GROUP = 4
 
 def run() -> list[tuple[str, float, str]]:
     """Run the measurements in a child process and return the figures."""
-    with tempfile.TemporaryDirectory(prefix="bench-approvals-") as scratch:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jitportal.settings.test"}
-        if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-            env["DATABASE_URL"] = f"sqlite:///{Path(scratch) / 'bench.sqlite3'}"
-        result = subprocess.run([sys.executable, "-m", "bench.bench_approvals"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, check=False, timeout=1800)
-    if result.returncode != 0:
-        raise RuntimeError(f"approvals benchmark failed:\n{result.stdout}\n{result.stderr}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    return [(label, float(value), goal) for label, value, goal in figures]
+    return run_child("bench.bench_approvals", "approvals")
 
 
 # --- the data (also the profile's) --------------------------------------------------------------------------------

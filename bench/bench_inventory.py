@@ -12,13 +12,12 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.child import policy_admin, run_child
+
 LARGE_EXTRA = 10_000  # VMs added to the demo's 40 by the emulator's large scenario
 SMALL_EXTRA = 60  # 40 + 60 = 100 VMs
 REPEATS = 15
@@ -29,32 +28,13 @@ TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
 
 def run() -> list[tuple[str, float, str]]:
     """Run the measurements in a child process and return the figures."""
-    with tempfile.TemporaryDirectory(prefix="bench-inventory-") as scratch:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jitportal.settings.test"}
-        if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-            env["DATABASE_URL"] = f"sqlite:///{Path(scratch) / 'bench.sqlite3'}"
-        env["CELERY_TASK_ALWAYS_EAGER"] = "false"
-        env["INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS"] = "0"  # both syncs read the hubs elsewhere: calls compare alike
-        result = subprocess.run([sys.executable, "-m", "bench.bench_inventory"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, check=False, timeout=1800)
-    if result.returncode != 0:
-        raise RuntimeError(f"inventory benchmark failed:\n{result.stdout}\n{result.stderr}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    return [(label, float(value), goal) for label, value, goal in figures]
+    return run_child("bench.bench_inventory", "inventory", {"CELERY_TASK_ALWAYS_EAGER": "false",
+                      # both syncs read the hubs elsewhere: calls compare alike
+                      "INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS": "0"})
 
 
 # --- child process ----------------------------------------------------------------------------------------------
 
-def _admin():
-    """A policy admin of the Production subscription, signed in as the portal records Entra sign-ins."""
-    from accounts import services as account_services
-    from accounts.models import RoleMapping
-
-    RoleMapping.objects.get_or_create(source_kind="app_role", source_value="JIT.PolicyAdmin", tenant_id="",
-                                      role="policy_admin", scope=f"/subscriptions/{SUBSCRIPTION}")
-    return account_services.user_sign_in_record(claims={
-        "tid": TENANT, "oid": "8a0e7c31-0000-4000-8000-000000000002", "preferred_username": "bob@contoso.example",
-        "name": "Bob Security Admin", "roles": ["JIT.PolicyAdmin"], "groups": []})
 
 
 def _page(client, params: dict) -> tuple[float, int]:
@@ -187,7 +167,7 @@ def _child() -> list[tuple[str, float, str]]:
             actor=None, tenant_id=TENANT, subscription_id=SUBSCRIPTION, display_name="Contoso Production",
             arm_endpoint=emu.url, authority=emu.url, ca_bundle=str(emu.ca_pem), credential_ref="demo", sync=False)
         client = Client()
-        client.force_login(_admin())
+        client.force_login(policy_admin(SUBSCRIPTION, TENANT))
         # 100 VMs first, kept as a copy; the large tenant then adds VMs to the same ones (its first 60 are the
         # same names), and the pages are measured in both databases in turn.
         small_calls, small_vms = _sync(subscription, emu)

@@ -12,16 +12,14 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from bench.bench_inventory import _drop, _snapshot, _use_database
+from bench.child import policy_admin, run_child
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL, LARGE = 1_000, 100_000
 REPEATS = 15
 ROUNDS = 5  # REPEATS split into rounds alternating between the two sizes
@@ -31,29 +29,10 @@ TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
 
 def run() -> list[tuple[str, float, str]]:
     """Run the measurements in a child process and return the figures."""
-    with tempfile.TemporaryDirectory(prefix="bench-request-list-") as scratch:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jitportal.settings.test"}
-        if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-            env["DATABASE_URL"] = f"sqlite:///{Path(scratch) / 'bench.sqlite3'}"
-        result = subprocess.run([sys.executable, "-m", "bench.bench_request_list"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, check=False, timeout=1800)
-    if result.returncode != 0:
-        raise RuntimeError(f"request list benchmark failed:\n{result.stdout}\n{result.stderr}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    return [(label, float(value), goal) for label, value, goal in figures]
+    return run_child("bench.bench_request_list", "request list")
 
 
 # --- child process ----------------------------------------------------------------------------------------------
-def _admin():
-    """A policy admin of the subscription, signed in as the portal records Entra sign-ins."""
-    from accounts import services as account_services
-    from accounts.models import RoleMapping
-
-    RoleMapping.objects.get_or_create(source_kind="app_role", source_value="JIT.PolicyAdmin", tenant_id="",
-                                      role="policy_admin", scope=f"/subscriptions/{SUBSCRIPTION}")
-    return account_services.user_sign_in_record(claims={
-        "tid": TENANT, "oid": "8a0e7c31-0000-4000-8000-000000000002", "preferred_username": "bob@contoso.example",
-        "name": "Bob Security Admin", "roles": ["JIT.PolicyAdmin"], "groups": []})
 
 
 def _vm():
@@ -204,7 +183,7 @@ def _child() -> list[tuple[str, float, str]]:
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     settings.API_THROTTLE_USER = "1000000/min"
     call_command("migrate", verbosity=0)
-    admin, vm = _admin(), _vm()
+    admin, vm = policy_admin(SUBSCRIPTION, TENANT), _vm()
     token = api_services.token_create(actor=admin, name="bench").secret
     client = Client()
     client.force_login(admin)  # its session is in both databases
