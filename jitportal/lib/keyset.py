@@ -55,6 +55,7 @@ def _value(field: models.Field, value):
         # PostgreSQL cannot compare text holding NUL: refused here, not a 500 there.
         if not isinstance(value, str) or "\x00" in value or len(value) > (field.max_length or 10**6):
             raise ValueError(value)
+        value.encode()  # a lone surrogate (JSON's \ud800) is no text a database takes: UnicodeEncodeError
         return value
     if isinstance(field, models.IntegerField | models.AutoField) and type(value) is int and 0 < value < MAX_ID:
         return value

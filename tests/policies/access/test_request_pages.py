@@ -123,6 +123,17 @@ def test_a_page_link_it_did_not_give_shows_the_first_page_saying_so(admin, curso
     assert shown(text) == newest_first(made)[:2] and 'state=open' in link(text, "next")
 
 
+@pytest.mark.parametrize("sort", ["requester_name", "-source_prefix", "state", "-kind"])
+def test_a_text_cursor_the_database_cannot_take_shows_the_first_page_saying_so(admin, sort):
+    """A lone surrogate (``\\ud800`` in the cursor's JSON) is no UTF-8 text: refused as a cursor, not a 500."""
+    made = requests_in_groups(IN, [3])
+    cursor = cursor_of([sort.lstrip("-"), "\ud800", made[0].pk])  # JSON writes it as the escape \\ud800
+    response = admin.get(reverse("policies:requests"), {"sort": sort, "after": cursor, "per_page": "2"})
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert 'id="cursor-error"' in text and len(shown(text)) == 2
+
+
 def test_a_forged_but_well_formed_cursor_only_moves_within_the_scope(admin):
     inside, outside = make_access_request(IN), make_access_request(OUT)
     later = (timezone.now() + timedelta(days=1)).isoformat()
