@@ -166,8 +166,8 @@ ENTRA_APP_ROLES = env.list(
 SOCIALACCOUNT_PROVIDERS = entra_socialaccount_providers(
     authority=ENTRA_AUTHORITY, tenant_id=ENTRA_TENANT_ID, client_id=ENTRA_CLIENT_ID, secret=ENTRA_CLIENT_SECRET
 )
-# The demo's Azure emulator: `make run` (Procfile) starts it on EMULATOR_PORT and seed_demo registers the demo there.
-DEMO_EMULATOR_URL = f"https://127.0.0.1:{env_port('EMULATOR_PORT', default=8443)}"
+# The demo's Azure emulator, where seed_demo registers the demo; the demo's settings (local) read EMULATOR_PORT.
+DEMO_EMULATOR_URL = "https://127.0.0.1:8443"
 ACCOUNT_ADAPTER = "accounts.adapters.PortalAccountAdapter"
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.EntraSocialAccountAdapter"
 ACCOUNT_EMAIL_VERIFICATION = "none"

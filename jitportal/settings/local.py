@@ -2,7 +2,7 @@
 from accounts.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, entra_socialaccount_providers
 
 from .base import *  # noqa: F403
-from .base import DEMO_EMULATOR_URL, VAR_DIR, env, env_bool, env_port, env_secret
+from .base import VAR_DIR, env, env_bool, env_port, env_secret
 
 DEBUG = env_bool("DJANGO_DEBUG", default=True)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -11,6 +11,8 @@ WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", default=True)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=True)
 # The local emulator serves Resource Manager and Entra ID on this machine.
 CLOUD_ENDPOINT_HOSTS = env.list("CLOUD_ENDPOINT_HOSTS", default=["127.0.0.1", "localhost"])
+# The demo's Azure emulator: `make run` (Procfile) starts it on EMULATOR_PORT and seed_demo registers the demo there.
+DEMO_EMULATOR_URL = f"https://127.0.0.1:{env_port('EMULATOR_PORT', default=8443)}"
 # Links in e-mails and webhooks point at the port `make run` serves the portal on (PORTAL_PORT).
 _portal_port = env_port("PORTAL_PORT", default=8000)
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default=f"http://127.0.0.1:{_portal_port}").rstrip("/")

@@ -137,6 +137,20 @@ def test_production_check_deploy_reports_nothing(tmp_path):
     assert "System check identified no issues (0 silenced)." in out.stdout
 
 
+def test_production_ignores_the_demo_ports():
+    """EMULATOR_PORT and PORTAL_PORT are the demo's (``make run``): production starts whatever they hold, e.g. the
+    ``tcp://10.0.0.7:8443`` Kubernetes sets for a service named emulator in the same namespace."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="jitportal.settings.production",
+        DJANGO_SECRET_KEY="k" * 20 + "-production-secret-with-enough-entropy-0123456789",
+        DJANGO_ALLOWED_HOSTS="jit.example.com", EMULATOR_PORT="tcp://10.0.0.7:8443", PORTAL_PORT="tcp://10.0.0.8:80",
+    )
+    out = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
+                         env=clean, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 REDIRECT_PROBE = """
 import json, django
 django.setup()
