@@ -13,22 +13,10 @@ from django.utils import timezone
 
 from policies.access.models import AccessRequest
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
-from tests.policies.access.factories import make_access_request
+from tests.policies.access.factories import make_access_request, requests_in_groups
 
 IN = f"{IN_SCOPE}/resourceGroups/rg-api"
 OUT = f"{OUT_OF_SCOPE}/resourceGroups/rg-api"
-
-
-def requests_in_groups(scope: str, groups: list[int], *, state: str = "open") -> list[AccessRequest]:
-    """Requests at ``scope``, each group of ``groups`` sharing one creation time (ties the id must break)."""
-    made = []
-    moment = timezone.now() - timedelta(days=1)
-    for index, size in enumerate(groups):
-        batch = [make_access_request(scope) for _ in range(size)]
-        AccessRequest.objects.filter(pk__in=[r.pk for r in batch]).update(
-            created_at=moment + timedelta(minutes=index), state=state)
-        made += batch
-    return made
 
 
 def walk(client, params: dict) -> tuple[list[int], list[dict]]:

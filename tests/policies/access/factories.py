@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from policies.access import services
 from policies.access.models import AccessRequest, AccessRequestPort, AccessRequestVm, AccessRule, PortState
@@ -60,6 +61,18 @@ def make_access_request(scope: str) -> AccessRequest:
                                          source_prefix=f"{MY_IP}/32", duration_seconds=3600,
                                          end_at=request.end_at, state=PortState.OPEN)
     return request
+
+
+def requests_in_groups(scope: str, groups: list[int], *, state: str = "open") -> list[AccessRequest]:
+    """Requests at ``scope``, each group of ``groups`` sharing one creation time (ties the id must break)."""
+    made = []
+    moment = timezone.now() - timedelta(days=1)
+    for index, size in enumerate(groups):
+        batch = [make_access_request(scope) for _ in range(size)]
+        AccessRequest.objects.filter(pk__in=[r.pk for r in batch]).update(
+            created_at=moment + timedelta(minutes=index), state=state)
+        made += batch
+    return made
 
 
 def make_access_rule(scope: str) -> AccessRule:
