@@ -219,6 +219,12 @@ class AccessRequestPort(models.Model):
         return f"{self.number} ({self.get_state_display()})"
 
     @property
+    def closed_early(self) -> bool:
+        """Whether the port opened and was closed before its planned end (not expired at it)."""
+        return (self.state == PortState.CLOSED and self.opened_at is not None and self.finished_at is not None
+                and self.finished_at < self.end_at)
+
+    @property
     def window(self) -> str:
         """The window asked for this port, as words: "1 hour"."""
         from datetime import timedelta

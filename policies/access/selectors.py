@@ -310,8 +310,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         ports = []
         for port in vm_row.ports.all():
             details = port_connection(port) if port.state == PortState.OPEN and not review else None
-            closed_early = (port.state == PortState.CLOSED and port.opened_at is not None
-                            and port.finished_at is not None and port.finished_at < port.end_at)
+            closed_early = port.closed_early
             ports.append({"port": port, "details": details,
                           "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
                           "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None,

@@ -121,14 +121,10 @@ def ended(record: AccessRequest) -> SafeString:
         cancelled = record.closed_at is not None and record.state == PortState.CLOSED
         return mark_safe("Did not open" + (f"<br><small>(cancelled {zoned_time(record.closed_at)})</small>"  # noqa: S308
                                            if cancelled else ""))
-    last, early = max((port.finished_at, True) if _closed_early(port) else (port.end_at, False) for port in opened)
+    last, early = max((port.finished_at, True) if port.closed_early else (port.end_at, False) for port in opened)
     planned = f"<br><small>(was to end {zoned_time(record.end_at)})</small>" if last < record.end_at else ""
     return mark_safe(f"{'Closed' if early else 'Expired'} {zoned_time(last)}{planned}")  # noqa: S308 - times only
 
-
-def _closed_early(port) -> bool:
-    """Whether ``port`` was closed before its planned end (as the request page says, ``selectors.request_view``)."""
-    return port.state == PortState.CLOSED and port.finished_at is not None and port.finished_at < port.end_at
 
 
 def state_label(record: AccessRequest, now: datetime) -> str:
