@@ -51,17 +51,22 @@ def test_a_user_token_carries_the_user_name_roles_and_groups(state, contoso):
     assert claims["scp"] == "User.Read"
 
 
-@pytest.mark.parametrize(("claims", "reason"), [
-    (arm_claims(aud="https://graph.microsoft.com"), "audience"),
-    (arm_claims(exp=int(time.time()) - 300), "expired"),
-    (arm_claims(exp=None), "expired"),
-    (arm_claims(nbf=int(time.time()) + 600), "not yet valid"),
-    (arm_claims(tid="11111111-2222-3333-4444-555555555555",
-                iss=tokens.v1_issuer("11111111-2222-3333-4444-555555555555")), "tenant"),
-    (arm_claims(iss=tokens.v1_issuer("5b1f2d3c-7e8a-4b9c-8d0e-1f2a3b4c5d6e")), "issuer"),
-    (arm_claims(iss="https://login.attacker.example/"), "issuer"),
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"aud": "https://graph.microsoft.com"}, "audience"),
+    ({"exp": -300}, "expired"),
+    ({"exp": None}, "expired"),
+    ({"nbf": 600}, "not yet valid"),
+    ({"tid": "11111111-2222-3333-4444-555555555555",
+      "iss": tokens.v1_issuer("11111111-2222-3333-4444-555555555555")}, "tenant"),
+    ({"iss": tokens.v1_issuer("5b1f2d3c-7e8a-4b9c-8d0e-1f2a3b4c5d6e")}, "issuer"),
+    ({"iss": "https://login.attacker.example/"}, "issuer"),
 ])
-def test_a_token_with_a_wrong_claim_is_refused_with_the_reason(state, claims, reason):
+def test_a_token_with_a_wrong_claim_is_refused_with_the_reason(state, changes, reason):
+    """A time in ``changes`` is seconds from when the test runs, not from collection: a test run late in a long
+    suite would otherwise sign a token whose ``nbf`` has already passed."""
+    now = int(time.time())
+    claims = arm_claims(**{name: now + value if name in ("exp", "nbf") and value is not None else value
+                           for name, value in changes.items()})
     with pytest.raises(tokens.InvalidToken, match=reason):
         tokens.verify_access_token(state, tokens.sign(state, claims), audience=tokens.ARM_AUDIENCE)
 

@@ -19,10 +19,11 @@ def test_a_worker_polling_while_messages_are_written_gets_each_one_whole(tmp_pat
 
     def poll() -> None:
         while True:
+            finished = done.is_set()  # read before the get: a message written after an empty get is still taken
             try:
                 received.append(consumer._get("q")["body"])
             except Empty:
-                if done.is_set():
+                if finished:
                     return
             except ValueError as exc:  # the JSON error that stopped the worker
                 errors.append(exc)
