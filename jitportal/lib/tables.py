@@ -4,15 +4,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.core.exceptions import ValidationError
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import OrderBy, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.safestring import SafeString
 from django_tables2 import Column, RequestConfig, Table
 from django_tables2.data import TableQuerysetData
-from django_tables2.paginators import LazyPaginator
 
+from jitportal.lib.keyset import SeekPage, seek_page
 from jitportal.lib.times import zoned_time
 
 # Cells that must not wrap (dates break at their hyphens otherwise): the admin's own ``nowrap`` class.
@@ -20,6 +21,9 @@ NOWRAP = {"td": {"class": "nowrap"}}
 
 # The most rows a ``?per_page=`` may ask for: one page stays cheap to fetch and render at any table size.
 MAX_PER_PAGE = 100
+# What a list paged by cursor says over its first page when a page link was not one it gave.
+CURSOR_REFUSED = ("That page link is not one this list gave (it was cut short or edited, or given for another sort): "
+                  "here is the first page.")
 # The highest page number handed to a paginator: its offset stays within the databases' 64-bit integers (a larger
 # one failed the query), and is still past the end of any table, which then shows its last page.
 MAX_PAGE = 10**15
@@ -144,20 +148,24 @@ def paginate(request: HttpRequest, table: Table, *, per_page: int,
     return table
 
 
-def lazy_page(request: HttpRequest, object_list: QuerySet, *, per_page: int, field: str = "page") -> Page:
-    """The page ``?page=`` names of ``object_list`` without counting it (``LazyPaginator``: the page's rows and one
-    more say whether another follows). A page that is not a number, or below 1, is the first; one past the end is
-    the last, placed with one count."""
-    paginator = LazyPaginator(object_list, per_page)
-    number = _within(request.GET.get(field) or "1", None)
+def seek_list_page(request: HttpRequest, queryset: QuerySet, *, key: str, descending: bool,
+                   per_page: int) -> tuple[SeekPage, str, str]:
+    """The page of ``queryset`` sorted by ``key`` then id (``jitportal.lib.keyset``) that ``?after=`` or
+    ``?before=`` names, ``?per_page=`` rows (``rows_per_page``): nothing counts the rows and a deep page costs what
+    the first does. A cursor the list did not give shows the first page, saying so. Returns the page, that note
+    (``""`` when none) and the query the page links add their cursor to: the request's without its cursors or a
+    page number (a link kept from numbered pages)."""
+    size, note = rows_per_page(request.GET.get("per_page"), per_page), ""
     try:
-        return paginator.page(number)
-    except PageNotAnInteger:
-        return paginator.page(1)
-    except EmptyPage:
-        if int(number) < 1:
-            return paginator.page(1)
-        return paginator.page(_last_page(object_list.count(), per_page))
+        page = seek_page(queryset, key=key, descending=descending, after=request.GET.get("after"),
+                         before=request.GET.get("before"), size=size)
+    except ValidationError:  # a page link edited or cut short: the first page, saying why
+        note = CURSOR_REFUSED
+        page = seek_page(queryset, key=key, descending=descending, size=size)
+    query = request.GET.copy()
+    for name in ("after", "before", "page"):
+        query.pop(name, None)
+    return page, note, query.urlencode()
 
 
 def _last_page(count: int, size: int) -> int:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import authz
 from accounts.access import requires
 from accounts.roles import JIT_POLICY_WRITE, REQUEST_APPROVE
-from jitportal.lib.tables import lazy_page
+from jitportal.lib.tables import seek_list_page
 
 from . import approvals, selectors
 from .approval_forms import AccessRuleForm, DecisionForm
@@ -26,12 +26,17 @@ PER_PAGE = 50
 
 @requires(REQUEST_APPROVE)
 def approval_queue(request: HttpRequest) -> HttpResponse:
-    """Requests waiting for my decision, a page at a time, the first to expire first: who, why, which VMs and
-    ports, the requester's history, time left. A page reads the same few queries however long the queue."""
+    """Requests waiting for my decision, the first to expire first (those expiring together by id): who, why, which
+    VMs and ports, the requester's history, time left. Paged by cursor (``after``/``before``, as the Requests list):
+    a request decided meanwhile shifts no other onto a page already seen or past the one asked for, and nothing
+    counts the queue; a page link the list did not give shows the first page, saying so. A page reads the same few
+    queries however long the queue."""
     queue = selectors.approval_queue(request.user).select_related(None).only(*queue_fields)
-    page = lazy_page(request, queue, per_page=PER_PAGE)
+    page, cursor_error, query = seek_list_page(request, queue, key="approval_expires_at", descending=False,
+                                               per_page=PER_PAGE)
     return render(request, "policies/access/approval_queue.html", {
-        "title": "Approvals", "page": page, "rows": queue_rows(list(page.object_list), now=timezone.now())})
+        "title": "Approvals", "page": page, "query": query, "cursor_error": cursor_error,
+        "rows": queue_rows(page.rows, now=timezone.now())})
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)

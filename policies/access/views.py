@@ -18,8 +18,7 @@ from django_tables2 import RequestConfig
 from accounts import authz
 from accounts.access import authenticated_only, requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
-from jitportal.lib.keyset import seek_page
-from jitportal.lib.tables import rows_per_page
+from jitportal.lib.tables import seek_list_page
 from jitportal.lib.times import zoned_text
 from policies.models import VirtualMachine, VmState
 from policies.selectors import vm_list
@@ -32,8 +31,6 @@ from .models import AccessRequest, AccessRequestPort, AccessRequestVm
 from .tables import AccessRequestTable
 
 PER_PAGE = 50
-CURSOR_REFUSED = ("That page link is not one this list gave (it was cut short or edited, or given for another sort): "
-                  "here is the first page.")
 
 
 def _form(request: HttpRequest, vms: list[VirtualMachine], data=None) -> AccessRequestForm:
@@ -306,18 +303,10 @@ def request_list(request: HttpRequest) -> HttpResponse:
         else "You have not requested access yet." if may_ask else "You have no requests."))
     RequestConfig(request, paginate=False).configure(table)  # the sort
     key, descending = table.seek_key()
-    size, cursor_error = rows_per_page(request.GET.get("per_page"), PER_PAGE), ""
-    try:
-        page = seek_page(table.data.data, key=key, descending=descending, after=request.GET.get("after"),
-                         before=request.GET.get("before"), size=size)
-    except ValidationError:  # a page link edited or cut short: the first page, saying why
-        cursor_error = CURSOR_REFUSED
-        page = seek_page(table.data.data, key=key, descending=descending, size=size)
+    page, cursor_error, query = seek_list_page(request, table.data.data, key=key, descending=descending,
+                                               per_page=PER_PAGE)
     table.seek = page
-    query = request.GET.copy()
-    for name in ("after", "before", "page"):
-        query.pop(name, None)
     return render(request, "policies/access/request_list.html", {
         "title": "Requests", "table": table, "filter": filterset, "is_admin": is_admin, "page": page,
-        "query": query.urlencode(), "cursor_error": cursor_error, "by_time": key == "created_at" and descending,
+        "query": query, "cursor_error": cursor_error, "by_time": key == "created_at" and descending,
         "new_url": reverse("policies:request_new") if may_ask else None})

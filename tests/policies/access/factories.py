@@ -8,7 +8,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from policies.access import services
-from policies.access.models import AccessRequest, AccessRequestPort, AccessRequestVm, AccessRule, PortState
+from policies.access.models import (
+    AccessRequest,
+    AccessRequestPort,
+    AccessRequestVm,
+    AccessRule,
+    ApprovalState,
+    PortState,
+)
 from policies.models import VirtualMachine
 from tests.policies import factories as policy_factories
 
@@ -71,6 +78,20 @@ def requests_in_groups(scope: str, groups: list[int], *, state: str = "open") ->
         batch = [make_access_request(scope) for _ in range(size)]
         AccessRequest.objects.filter(pk__in=[r.pk for r in batch]).update(
             created_at=moment + timedelta(minutes=index), state=state)
+        made += batch
+    return made
+
+
+def pending_in_groups(scope: str, groups: list[int]) -> list[AccessRequest]:
+    """Requests waiting for two approvals at ``scope`` (each by someone else), each group of ``groups`` expiring at
+    one moment (ties the id must break), the groups a minute apart, the first an hour from now."""
+    made = []
+    moment = timezone.now() + timedelta(hours=1)
+    for index, size in enumerate(groups):
+        batch = [make_access_request(scope) for _ in range(size)]
+        AccessRequest.objects.filter(pk__in=[r.pk for r in batch]).update(
+            state=PortState.PENDING, approval_state=ApprovalState.PENDING, approvals_required=2,
+            approval_expires_at=moment + timedelta(minutes=index))
         made += batch
     return made
 

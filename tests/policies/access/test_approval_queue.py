@@ -1,7 +1,11 @@
 """The approvers' queue (``/approvals/``): exactly the requests this approver may decide, the first to expire first,
-a page at a time, in the same few queries however long the queue."""
+a page at a time by cursor (a decision taken meanwhile moves no row across pages), in the same few queries however
+long the queue; a page link it did not give shows the first page, saying so."""
 from __future__ import annotations
 
+import base64
+import html
+import json
 import re
 from datetime import timedelta
 
@@ -16,8 +20,8 @@ from accounts.config import DEMO_TENANT_ID
 from accounts.models import RoleMapping
 from policies.access import approval_views, approvals
 from policies.access.models import AccessRequest
-from tests.plugins.personas import IN_SCOPE
-from tests.policies.access.factories import ask, rule
+from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
+from tests.policies.access.factories import ask, pending_in_groups, rule
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WEB_RG = f"{IN_SCOPE}/resourceGroups/rg-web-prod"
@@ -43,16 +47,23 @@ def shown(client, **params) -> tuple[list[int], str]:
     return [int(pk) for pk in re.findall(r'<tr data-request="(\d+)"', page)], page
 
 
-def walk(client) -> list[list[int]]:
+def link(page: str, name: str) -> str | None:
+    """The URL of the page's ``name`` link (first, previous, next), or None."""
+    found = re.search(rf'id="page-{name}"[^>]* href="([^"]+)"', page)
+    return reverse("policies:approvals") + html.unescape(found.group(1)) if found else None
+
+
+def walk(client, **params) -> list[list[int]]:
     """Every page of the queue from the first, following its Next links."""
-    pages, url = [], reverse("policies:approvals")
-    while url:
-        page = client.get(url).content.decode()
+    pages, response = [], client.get(reverse("policies:approvals"), params)
+    while True:
+        assert response.status_code == 200
+        page = response.content.decode()
         pages.append([int(pk) for pk in re.findall(r'<tr data-request="(\d+)"', page)])
-        following = re.search(r'id="page-next" href="([^"]+)"', page)
-        url = reverse("policies:approvals") + following.group(1).replace("&amp;", "&") if following else None
+        if not link(page, "next"):
+            return pages
+        response = client.get(link(page, "next"))
         assert len(pages) < 20
-    return pages
 
 
 def waiting_in_order(pks: list[int]) -> list[int]:
@@ -83,26 +94,74 @@ def test_the_queue_shows_exactly_what_this_approver_may_decide_the_first_to_expi
     assert [pk for page in pages for pk in page] == waiting_in_order(decidable)
     assert [len(page) for page in pages] == [3, 3, 2]
     assert pages[0][:3] == [decidable[7], decidable[4], decidable[5]]
-    _, second = shown(client, page=2)
-    assert 'id="page-previous"' in second and 'id="page-next"' in second and "Page 2" in second
+    first = client.get(reverse("policies:approvals")).content.decode()
+    assert link(first, "previous") is None and link(first, "first") is None
+    second = client.get(link(first, "next")).content.decode()
+    assert link(second, "previous") and link(second, "next") and link(second, "first")
+    assert shown(client)[0] == [int(pk) for pk in re.findall(r'<tr data-request="(\d+)"', client.get(
+        link(second, "previous")).content.decode())]  # Previous leads back to the first page
 
     client.force_login(approver)  # the whole subscription's approver: every one of them waits for him
     everyone = [pk for page in walk(client) for pk in page]
     assert everyone == waiting_in_order([*decidable, elsewhere, spanning, own, decided.pk])
 
 
-def test_a_page_number_that_is_no_page_shows_the_first_or_the_last(client, prod, requester, approver,
-                                                                    monkeypatch):
+def test_a_page_number_of_an_old_link_shows_the_first_page(client, prod, requester, approver, monkeypatch):
+    """The queue pages by cursor; a ``page`` number, from a link kept from before, is read as nothing."""
     monkeypatch.setattr(approval_views, "PER_PAGE", 2)
     rule(IN_SCOPE, "manual")
     waiting = waiting_in_order([ask(requester, {"web-02": [22]}).pk for _ in range(5)])
     client.force_login(approver)
-    for page in ("abc", "0", "-3", "1.5", ""):
-        assert shown(client, page=page)[0] == waiting[:2], page
-    for page in ("3", "4", "99", "9" * 30):
+    for page in ("abc", "0", "-3", "1.5", "", "3", "99", "9" * 30):
         ids, text = shown(client, page=page)
-        assert ids == waiting[4:] and "Page 3" in text and 'id="page-next"' not in text, page
-    assert shown(client, page=2)[0] == waiting[2:4]
+        assert ids == waiting[:2] and 'id="cursor-error"' not in text, page
+        assert "page=" not in link(text, "next"), page
+
+
+def ids_of(page: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<tr data-request="(\d+)"', page)]
+
+
+def cursor_of(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def test_a_decision_taken_meanwhile_moves_no_request_across_pages(client, persona_mappings, approver):
+    """With numbered pages, a request of page 1 decided while the approver read it shifted the first of page 2 onto
+    page 1, unseen; the next page now starts after the last request shown, ties on the expiry broken by id."""
+    waiting = pending_in_groups(f"{IN_SCOPE}/resourceGroups/rg-queue", [3, 2, 3])
+    outside = pending_in_groups(f"{OUT_OF_SCOPE}/resourceGroups/rg-queue", [2, 2])  # never on his pages
+    client.force_login(approver)
+    before = walk(client, per_page="3")
+    assert [pk for page in before for pk in page] == waiting_in_order([r.pk for r in waiting])
+    assert not {pk for page in before for pk in page} & {r.pk for r in outside}
+    first = client.get(reverse("policies:approvals"), {"per_page": "3"}).content.decode()
+    AccessRequest.objects.filter(pk=ids_of(first)[0]).update(approval_state="approved")  # decided by another
+    second = client.get(link(first, "next")).content.decode()
+    assert ids_of(second) == before[1]
+    third = client.get(link(second, "next")).content.decode()
+    assert ids_of(third) == before[2] and link(third, "next") is None
+    # Every request of the last page decided meanwhile: that page says so and leads to the first.
+    AccessRequest.objects.filter(pk__in=before[2]).update(approval_state="approved")
+    gone = client.get(link(second, "next")).content.decode()
+    assert ids_of(gone) == [] and "decided or expired meanwhile" in gone and link(gone, "first")
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "%%", cursor_of("not json"), cursor_of(["approval_expires_at", "x", 1]),
+                                    cursor_of(["approval_expires_at", "2030-01-01T00:00:00", 1]),
+                                    cursor_of(["created_at", "2030-01-01T00:00:00+00:00", 1]),
+                                    cursor_of(["approval_expires_at", "2030-01-01T00:00:00+00:00", 2**64])])
+@pytest.mark.parametrize("key", ["after", "before"])
+def test_a_page_link_it_did_not_give_shows_the_first_page_saying_so(client, persona_mappings, approver, cursor, key):
+    waiting = pending_in_groups(f"{IN_SCOPE}/resourceGroups/rg-queue", [3])
+    client.force_login(approver)
+    response = client.get(reverse("policies:approvals"), {key: cursor, "per_page": "2"})
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert 'id="cursor-error"' in text and "here is the first page" in text
+    assert ids_of(text) == waiting_in_order([r.pk for r in waiting])[:2] and "per_page=2" in link(text, "next")
+    assert link(text, "previous") is None and cursor not in text
 
 
 def test_a_short_queue_shows_no_page_links_and_an_empty_one_says_so(client, prod, requester, approver):
