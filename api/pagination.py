@@ -1,4 +1,6 @@
-"""Pages of API lists: ``limit``/``offset`` (VMs, requests); audit events page by cursor (``audit.pagination``)."""
+"""The rows per page of API lists (``limit``: default 50, at most 500). Every list pages by cursor
+(``api.views.base._seek``, ``jitportal.lib.keyset``; audit events through ``audit.pagination``): no ``offset`` and
+no ``count``."""
 from rest_framework.pagination import LimitOffsetPagination
 
 

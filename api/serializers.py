@@ -333,9 +333,8 @@ class MeSerializer(serializers.Serializer):
 
 
 class VmPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
+    next = serializers.CharField(allow_null=True, help_text="URL of the next page (names later in the order).")
+    previous = serializers.CharField(allow_null=True, help_text="URL of the previous page (names earlier).")
     results = VmSerializer(many=True)
 
 
@@ -357,7 +356,6 @@ class ApprovalSerializer(RequestSerializer):
 
 
 class ApprovalPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
+    next = serializers.CharField(allow_null=True, help_text="URL of the next page (expiring later).")
+    previous = serializers.CharField(allow_null=True, help_text="URL of the previous page (expiring sooner).")
     results = ApprovalSerializer(many=True)

@@ -142,6 +142,8 @@ class VirtualMachine(models.Model):
             models.Index(fields=["state", "location"], name="pol_vm_state_location"),
             models.Index(fields=["state", "connection_type"], name="pol_vm_state_conn"),
             models.Index(fields=["subscription_key", "state", "last_access_at"], name="pol_vm_sub_state_access"),
+            # The API's VM list pages by cursor in this order (``jitportal.lib.keyset``): each page seeks the index.
+            models.Index(fields=["name", "id"], name="pol_vm_name_id"),
         ]
 
     def __str__(self) -> str:

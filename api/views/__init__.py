@@ -19,9 +19,10 @@ from .base import (
     NOT_ACCEPTABLE,
     NOT_FOUND,
     NUL_MESSAGE,
-    PAGE_PARAMETERS,
     QUEUED_AT,
     READ_ERRORS,
+    SEEK_ERRORS,
+    SEEK_PARAMETERS,
     THROTTLED,
     ApiView,
 )
@@ -29,8 +30,8 @@ from .me import MeView
 from .vms import VM_FILTERS, PolicyChangeView, VmDetailView, VmJitView, VmListView
 
 __all__ = ["AUDIT_FILTERS", "BAD_QUERY", "BODY_ERRORS", "CSV_TYPE", "CURSOR_PARAMETERS", "ERRORS", "KEY_REUSED",
-           "MADE_AT", "NOT_ACCEPTABLE", "NOT_FOUND", "NUL_MESSAGE", "PAGE_PARAMETERS", "QUEUED_AT", "READ_ERRORS",
-           "REQUEST_FILTERS", "THROTTLED", "VM_FILTERS", "ApiView", "ApprovalQueueView", "AuditEventListView",
-           "AuditExportView", "MeView", "PolicyChangeView", "RequestApproveView", "RequestCloseView",
-           "RequestDenyView", "RequestDetailView", "RequestExtendView", "RequestListView", "VmDetailView",
-           "VmJitView", "VmListView"]
+           "MADE_AT", "NOT_ACCEPTABLE", "NOT_FOUND", "NUL_MESSAGE", "QUEUED_AT", "READ_ERRORS", "REQUEST_FILTERS",
+           "SEEK_ERRORS", "SEEK_PARAMETERS", "THROTTLED", "VM_FILTERS", "ApiView", "ApprovalQueueView",
+           "AuditEventListView", "AuditExportView", "MeView", "PolicyChangeView", "RequestApproveView",
+           "RequestCloseView", "RequestDenyView", "RequestDetailView", "RequestExtendView", "RequestListView",
+           "VmDetailView", "VmJitView", "VmListView"]

@@ -14,7 +14,7 @@ from policies.access.models import AccessRequest
 from .. import serializers as s
 from ..access import api_requires
 from .access_requests import _request_json
-from .base import BODY_ERRORS, NOT_FOUND, PAGE_PARAMETERS, READ_ERRORS, ApiView, _body, _paginate
+from .base import BODY_ERRORS, NOT_FOUND, SEEK_ERRORS, ApiView, _body, _seek, seek_parameters
 
 
 def _decide(request: Request, pk: int, *, approve: bool) -> Response:
@@ -53,11 +53,14 @@ class RequestDenyView(ApiView):
 
 @api_requires(REQUEST_APPROVE)
 class ApprovalQueueView(ApiView):
-    """Requests waiting for your decision, the first to expire first (``limit``/``offset`` pages)."""
+    """Requests waiting for your decision, the first to expire first (requests expiring together by id), paged by
+    cursor (``next``/``previous``), with no count: a page costs the same however long the queue."""
 
-    @extend_schema(operation_id="approvals_list", parameters=PAGE_PARAMETERS,
-                   responses={200: s.ApprovalPageSerializer, **READ_ERRORS},
+    @extend_schema(operation_id="approvals_list", parameters=seek_parameters("next (later to expire)",
+                                                                             "previous (sooner to expire)"),
+                   responses={200: s.ApprovalPageSerializer, **SEEK_ERRORS},
                    tags=["approvals"])
     def get(self, request: Request) -> Response:
         queryset = access_selectors.approval_queue(request.user).prefetch_related("vms", "ports", "approvals")
-        return _paginate(self, request, queryset, lambda r: _approval_json(r, request))
+        return _seek(request, queryset, lambda r: _approval_json(r, request), key="approval_expires_at",
+                     descending=False)

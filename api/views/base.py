@@ -38,17 +38,27 @@ MADE_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER
                           description="The URL of the request made (or found again for a retry).")
 QUEUED_AT = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
                              description="The URL of the queued change (statusUrl).")
-PAGE_PARAMETERS = [OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
-                   OpenApiParameter("offset", int, description="Rows to skip.")]
+
+
 # Lists paged by cursor (``jitportal.lib.keyset``): no offset and no count, so a page costs the same at any depth.
-SEEK_PARAMETERS = [
-    OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
-    OpenApiParameter("after", str, description="The cursor of the next (older) page, as `next` gives it; any other "
-                                               "value, or both after and before, is a 400."),
-    OpenApiParameter("before", str, description="The cursor of the previous (newer) page, as `previous` gives it."),
-    OpenApiParameter("offset", int, description="Not used any more: only 0 (or none) is taken; follow `next` "
-                                                "instead. Any other value is a 400."),
-]
+def seek_parameters(following: str = "next", preceding: str = "previous") -> list[OpenApiParameter]:
+    """``limit``, the ``after``/``before`` cursors and the refused ``offset`` of a list paged by cursor;
+    ``following`` and ``preceding`` name its next and previous pages in the list's order (``older``/``newer``)."""
+    return [
+        OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
+        OpenApiParameter("after", str, description=f"The cursor of the {following} page, as `next` gives it; any "
+                                                   "other value, or both after and before, is a 400."),
+        OpenApiParameter("before", str, description=f"The cursor of the {preceding} page, as `previous` gives it."),
+        OpenApiParameter("offset", int, description="Not used any more: only 0 (or none) is taken; follow `next` "
+                                                    "instead. Any other value is a 400."),
+    ]
+
+
+SEEK_PARAMETERS = seek_parameters("next (older)", "previous (newer)")  # newest first
+# The 400 a list paged by cursor answers besides a bad query: a cursor it did not give, both, or an offset.
+SEEK_ERRORS = {**READ_ERRORS, 400: OpenApiResponse(s.ErrorSerializer, description=(
+    "An `after` or `before` cursor this list did not give, both at once, or a non-zero `offset`; a query parameter "
+    "holding a NUL character, or more parameters than the portal accepts."))}
 
 
 NUL_MESSAGE = "Text must not contain NUL (0x00) characters."
@@ -89,15 +99,11 @@ def _body(request: Request):
     return request.data
 
 
-def _paginate(view: APIView, request: Request, queryset, render) -> Response:
-    paginator = Pagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response([render(item) for item in page])
-
-
 def _seek(request: Request, queryset, render, *, key: str, descending: bool = True) -> Response:
     """A page of ``queryset`` sorted by ``key`` then id, after or before the cursor the query names
-    (``jitportal.lib.keyset``): ``next`` and ``previous`` are URLs, as with ``limit``/``offset``; no ``count``."""
+    (``jitportal.lib.keyset``): ``next`` and ``previous`` are URLs (the query with the other cursor, or ``offset``,
+    left out); no ``count``. A non-zero ``offset``, or a cursor this list did not give, is a ``ValidationError``
+    (400)."""
     offset = request.query_params.get("offset", "").strip()
     if offset not in ("", "0"):  # ignoring it would give the first page again and again to a client that counts
         raise ValidationError("offset is no longer taken by this list: follow the `next` URL of each page (its "

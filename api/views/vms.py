@@ -18,7 +18,7 @@ from policies.models import ConnectionType, PolicyChange, VirtualMachine, VmStat
 
 from .. import serializers as s
 from ..access import api_requires
-from .base import BODY_ERRORS, ERRORS, NOT_FOUND, PAGE_PARAMETERS, QUEUED_AT, READ_ERRORS, ApiView, _body, _paginate
+from .base import BODY_ERRORS, ERRORS, NOT_FOUND, QUEUED_AT, READ_ERRORS, ApiView, _body, _seek, seek_parameters
 
 VM_FILTERS = [
     OpenApiParameter("state", str, enum=[v.value for v in VmState], description="configured, not_configured, "
@@ -46,9 +46,10 @@ def _vm_filter(params, name: str, page_name: str = "") -> str:
 
 @api_requires(VM_READ)
 class VmListView(ApiView):
-    """The VMs you may read, with their JIT state and ports (``limit``/``offset`` pages)."""
+    """The VMs you may read, with their JIT state and ports, by name (VMs of the same name by id), paged by cursor
+    (``next``/``previous``), with no count: a page costs the same however deep and however many VMs match."""
 
-    @extend_schema(operation_id="vms_list", parameters=[*VM_FILTERS, *PAGE_PARAMETERS],
+    @extend_schema(operation_id="vms_list", parameters=[*VM_FILTERS, *seek_parameters()],
                    responses={200: s.VmPageSerializer, **ERRORS}, tags=["vms"])
     def get(self, request: Request) -> Response:
         queryset = policy_selectors.vm_list(request.user)
@@ -75,7 +76,7 @@ class VmListView(ApiView):
         if text:
             queryset = queryset.filter(Q(name__icontains=text) | Q(resource_group__icontains=text.lower())
                                        | Q(private_ip=text) | Q(public_ip=text))
-        return _paginate(self, request, queryset.order_by("name", "pk"), lambda vm: s.vm_json(vm, request))
+        return _seek(request, queryset, lambda vm: s.vm_json(vm, request), key="name", descending=False)
 
 
 @api_requires(VM_READ, object_model=VirtualMachine)

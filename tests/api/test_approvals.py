@@ -41,7 +41,7 @@ def test_an_approver_sees_the_queue_and_approves(manual, requester, approver, ap
     assert approved.json()["approvalState"] == "approved" and approved.json()["state"] == "queued"
     again = api_as(approver).post(f"/api/v1/requests/{created['id']}/approve/", {})
     assert again.status_code == 400 and "not waiting for approval" in again.json()["detail"]
-    assert api_as(approver).get("/api/v1/approvals/").json()["count"] == 0
+    assert api_as(approver).get("/api/v1/approvals/").json()["results"] == []
 
 
 def test_a_denial_needs_a_comment(manual, requester, approver, api_as):
@@ -110,7 +110,7 @@ def test_approvers_out_of_scope_or_without_the_role_get_404(manual, requester, a
         mapping.scope = OUT_OF_SCOPE
         mapping.save()
     assert api_as(approver).post(f"/api/v1/requests/{created['id']}/approve/", {}).status_code == 404
-    assert api_as(approver).get("/api/v1/approvals/").json()["count"] == 0
+    assert api_as(approver).get("/api/v1/approvals/").json()["results"] == []
     assert api_as(reader).post(f"/api/v1/requests/{created['id']}/approve/", {}).status_code == 404
     assert api_as(reader).get("/api/v1/approvals/").status_code == 403
 

@@ -40,7 +40,7 @@ def test_the_vm_list_holds_only_vms_in_scope(vms, reader, api_as):
     response = api_as(reader).get("/api/v1/vms/")
     assert response.status_code == 200
     body = response.json()
-    assert body["count"] == 1 and [v["armId"] for v in body["results"]] == [inside.arm_id]
+    assert "count" not in body and [v["armId"] for v in body["results"]] == [inside.arm_id]
     vm = body["results"][0]
     assert vm["state"] == "configured" and vm["ports"][0] == {
         "number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"}
@@ -53,7 +53,7 @@ def test_the_vm_list_holds_only_vms_in_scope(vms, reader, api_as):
     ({"resourceGroup": "RG-API"}, 1), ({"subscription": IN_SCOPE.rsplit("/", 1)[1]}, 1),
     ({"subscription": OUT_OF_SCOPE.rsplit("/", 1)[1]}, 0)])
 def test_the_vm_list_filters(vms, reader, api_as, params, count):
-    assert api_as(reader).get("/api/v1/vms/", params).json()["count"] == count
+    assert len(api_as(reader).get("/api/v1/vms/", params).json()["results"]) == count
 
 
 def test_a_bad_filter_is_a_400_with_the_reason(vms, reader, api_as):
@@ -665,7 +665,7 @@ def test_the_vm_list_runs_a_fixed_number_of_queries(persona_mappings, reader, ap
     client = api_as(reader)
     with django_assert_max_num_queries(8):
         response = client.get("/api/v1/vms/", {"limit": 100})
-    assert response.status_code == 200 and response.json()["count"] == rows
+    assert response.status_code == 200 and len(response.json()["results"]) == rows
 
 
 @pytest.mark.parametrize("count", [1, 6])

@@ -134,15 +134,17 @@ def make_subscription(scope: str) -> Subscription:
     return subscription
 
 
-def make_vm(scope: str) -> VirtualMachine:
+def make_vm(scope: str, name: str = "vm-matrix") -> VirtualMachine:
+    """A configured VM ``name`` in the resource group of ``scope`` (``rg-matrix`` for a subscription's): the same row
+    again for the same scope and name."""
     parsed = parse_scope(scope)
     subscription = make_subscription(scope)
     group = parsed.resource_group or "rg-matrix"
     arm_id = (f"/subscriptions/{parsed.subscription_id}/resourceGroups/{group}/providers/Microsoft.Compute/"
-              f"virtualMachines/vm-matrix")
+              f"virtualMachines/{name}")
     vm_row, _ = VirtualMachine.objects.get_or_create(
         resource_id=arm_id.lower(),
-        defaults={"arm_id": arm_id, "name": "vm-matrix", "subscription": subscription,
+        defaults={"arm_id": arm_id, "name": name, "subscription": subscription,
                   "subscription_key": parsed.subscription_id, "resource_group": group.lower(),
                   "resource_group_name": group, "location": "westeurope", "os_type": "Linux",
                   "state": VmState.CONFIGURED, "connection_type": "nsg", "policy_name": "default",
