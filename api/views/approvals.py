@@ -54,7 +54,8 @@ class RequestDenyView(ApiView):
 @api_requires(REQUEST_APPROVE)
 class ApprovalQueueView(ApiView):
     """Requests waiting for your decision, the first to expire first (requests expiring together by id), paged by
-    cursor (``next``/``previous``), with no count: a page costs the same however long the queue."""
+    cursor (``next``/``previous``), with no count and no offset: a deep page costs what the first does, and a request
+    decided meanwhile moves no other past the page you read."""
 
     @extend_schema(operation_id="approvals_list", parameters=seek_parameters("next (later to expire)",
                                                                              "previous (sooner to expire)"),

@@ -47,7 +47,7 @@ def _vm_filter(params, name: str, page_name: str = "") -> str:
 @api_requires(VM_READ)
 class VmListView(ApiView):
     """The VMs you may read, with their JIT state and ports, by name (VMs of the same name by id), paged by cursor
-    (``next``/``previous``), with no count: a page costs the same however deep and however many VMs match."""
+    (``next``/``previous``), with no count and no offset: a deep page costs what the first does."""
 
     @extend_schema(operation_id="vms_list", parameters=[*VM_FILTERS, *seek_parameters()],
                    responses={200: s.VmPageSerializer, **ERRORS}, tags=["vms"])
