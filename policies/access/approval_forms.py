@@ -11,12 +11,10 @@ from accounts.scopes import InvalidScope, parse_scope
 from . import validation
 from .approvals import MAX_COMMENT
 from .models import MAX_APPROVALS, AccessRule
+from .patterns import pattern_problem
 
-MAX_PATTERN = 100
 MAX_WINDOW_MINUTES = 24 * 60  # Azure's longest window (PT24H)
 MAX_PENDING_MINUTES = 366 * 24 * 60  # a year: any longer wait is beyond what a date can hold or anyone means
-# A quantified group containing a quantifier: the shape of catastrophic backtracking ((a+)+, (a*b?)*, ...).
-NESTED_QUANTIFIER = re.compile(r"\([^()]*[+*}?][^()]*\)\s*[+*{]")
 
 
 class DecisionForm(forms.Form):
@@ -118,13 +116,8 @@ class AccessRuleForm(forms.ModelForm):
 
     def clean_justification_pattern(self) -> str:
         pattern = self.cleaned_data.get("justification_pattern", "")
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValidationError(f"Not a valid regular expression: {exc}.") from None
-        if len(pattern) > MAX_PATTERN or NESTED_QUANTIFIER.search(pattern):
-            raise ValidationError(f"Keep the pattern simple: at most {MAX_PATTERN} characters and no repeated group "
-                                  "that itself repeats (such as (a+)+), which could take very long to match.")
+        if pattern and (problem := pattern_problem(pattern)) is not None:
+            raise ValidationError(problem)
         return pattern
 
     def clean(self) -> dict:

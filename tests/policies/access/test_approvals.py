@@ -554,6 +554,29 @@ def test_a_pattern_that_could_backtrack_forever_is_refused(client, prod, policy_
     assert response.status_code == 400 and "Keep the pattern simple" in response.content.decode()
 
 
+@pytest.mark.parametrize("pattern", [r"(a|aa)*$", r"(x|y?)+Z", r"(?:a?){20}b", r"\w+\w+\w+X", r"a*a*a*a*$"])
+def test_a_pattern_whose_search_grows_exponentially_or_steeply_with_the_text_is_refused(client, prod, policy_admin,
+                                                                                          pattern):
+    # Each passed the old check; with a 500-character justification each searches for seconds to years.
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "slow", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
+        "justification_pattern": pattern})
+    assert response.status_code == 400 and "Keep the pattern simple" in response.content.decode()
+    assert not AccessRule.objects.filter(name="slow").exists()
+
+
+@pytest.mark.parametrize("pattern", [r"[A-Z]+-[0-9]+", r"(CHG|INC)-\d+", r"\b[A-Z]{2,10}-\d{1,6}\b", r"(ab){3}",
+                                     r"(?:CHG|INC)?\d+"])
+def test_a_ticket_id_pattern_is_accepted(client, prod, policy_admin, pattern):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "ticket", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
+        "justification_pattern": pattern})
+    assert response.status_code == 302
+    assert AccessRule.objects.get(name="ticket").justification_pattern == pattern
+
+
 @pytest.mark.parametrize("ports", ["²", "22, ³"])
 def test_a_rule_port_written_with_a_non_ascii_digit_is_refused_not_a_crash(client, prod, policy_admin, ports):
     client.force_login(policy_admin)
