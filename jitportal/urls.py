@@ -7,6 +7,7 @@ from jitportal import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("dashboard/open-access/", views.dashboard_open_access, name="dashboard_open_access"),
     path("settings/", views.settings_index, name="settings"),
     path("settings/role-mappings/", include("accounts.settings_urls")),
     path("healthz", views.healthz, name="healthz"),

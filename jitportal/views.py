@@ -18,12 +18,25 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """The landing page: the user's open access, recent requests, what waits for their approval, admin counts."""
     from policies.access import selectors as access
 
+    open_ports = access.my_open_ports(request.user)
     return render(request, "jitportal/dashboard.html", {
-        "title": "Dashboard", "open_ports": access.my_open_ports(request.user),
+        "title": "Dashboard", "open_ports": open_ports, "open_poll_every": access.open_access_poll(open_ports),
         "recent": access.recent_requests(request.user), "state_counts": access.state_count_rows(request.user),
         "finished_counted_days": access.FINISHED_COUNTED_DAYS,
         "to_approve": access.approval_queue(request.user).count(),
         "no_role": not request.user.is_superuser and not authz.grants_for(request.user)})
+
+
+@authenticated_only
+@require_GET
+def dashboard_open_access(request: HttpRequest) -> HttpResponse:
+    """The dashboard's "My open access" alone, which the dashboard polls (htmx) so that its time left counts down and
+    ports that open or end show without a reload."""
+    from policies.access import selectors as access
+
+    open_ports = access.my_open_ports(request.user)
+    return render(request, "jitportal/_open_access.html", {
+        "open_ports": open_ports, "open_poll_every": access.open_access_poll(open_ports)})
 
 
 @requires(SETTINGS_WRITE)

@@ -234,6 +234,18 @@ def my_open_ports(user, limit: int = 20) -> list[AccessRequestPort]:
     return ports
 
 
+DASHBOARD_MOVING_POLL = "2s"
+DASHBOARD_POLL = "30s"
+
+
+def open_access_poll(ports: list[AccessRequestPort]) -> str:
+    """How soon the dashboard's "My open access" (``my_open_ports``) asks again (htmx ``every``): every 2 s while a
+    port is queued or opening (it opens within seconds), else every 30 s, so time left counts down (it is shown to
+    the minute) and access that ended leaves the list, as the request page does."""
+    moving = any(port.state in (PortState.QUEUED, PortState.OPENING) for port in ports)
+    return DASHBOARD_MOVING_POLL if moving else DASHBOARD_POLL
+
+
 def recent_requests(user, limit: int = 10) -> list[AccessRequest]:
     return list(request_list(user, everyone=False).order_by("-created_at", "-id")[:limit])
 

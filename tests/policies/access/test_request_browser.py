@@ -6,6 +6,7 @@ process (``request_open``, ``request_close_apply``) while the page, untouched, p
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -101,3 +102,24 @@ def test_keyboard_focus_on_a_copy_button_survives_the_pages_poll(portal, entra_p
     page.wait_for_timeout(300)
     assert before and page.evaluate("() => document.activeElement.id") == before
     expect(page.locator(f"#{before}")).to_have_text("Copy SSH")
+
+
+def test_the_dashboard_shows_access_opening_and_its_time_left_counting_down_without_a_reload(
+        portal, entra_page, requester, monkeypatch):
+    from policies.access import selectors
+
+    page = entra_page
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    request = ask(requester, {"jump-02": [22]}, hours=2)  # queued: the worker opens it in a moment
+    page.goto(f"{portal}/")
+    row = page.locator("#my-open-access tr[data-port='jump-02:22']")
+    expect(row.locator(".time-left")).to_have_text("Opening…")
+    page.evaluate("() => { window.__sameDocument = true; }")
+    monkeypatch.setattr(selectors, "DASHBOARD_POLL", "250ms")  # once open, every 30 s: sooner for the test
+    open_all(request)  # the worker's part, in this process: the dashboard polls and shows it open
+    expect(row.locator(".time-left")).to_have_text(re.compile(r"^1\xa0hour, 59\xa0minutes$"), timeout=10_000)
+    request.ports.update(end_at=timezone.now() + timedelta(minutes=20, seconds=30))  # time passes
+    expect(row.locator(".time-left")).to_have_text(re.compile(r"^20\xa0minutes$"), timeout=10_000)
+    request.ports.update(state="expired")  # the reconciler marks it over: it leaves the list
+    expect(page.locator("#my-open-access")).to_contain_text("no open access", timeout=10_000)
+    assert page.evaluate("() => window.__sameDocument === true")

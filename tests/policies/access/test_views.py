@@ -1111,3 +1111,14 @@ def test_closing_early_behind_a_firewall_says_the_portal_replaced_the_request(pr
     note = strip_tags(page.split('id="closed-note">')[1].split("</p>")[0])
     assert "removed the JIT allow rule from the network security groups" in note
     assert "Behind the Azure Firewall, the portal asked Azure" in note
+
+
+def test_the_dashboards_open_access_asks_for_itself_again_sooner_while_a_port_opens(prod, requester, client):
+    request = ask(requester, {"web-02": [22]})  # queued: the worker opens it in a moment
+    client.force_login(requester)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert re.search(r'id="my-open-access" hx-get="/dashboard/open-access/" hx-trigger="every 2s"', page)
+    open_all(request)
+    part = client.get(reverse("dashboard_open_access"), HTTP_HX_REQUEST="true")
+    assert part.status_code == 200 and part.content.decode().lstrip().startswith('<div class="module" id="my-open')
+    assert 'hx-trigger="every 30s"' in part.content.decode() and 'data-port="web-02:22"' in part.content.decode()
