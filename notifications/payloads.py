@@ -5,6 +5,7 @@ import re
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db.models import Min
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -59,6 +60,7 @@ def request_summary(request, *, scope: str = "") -> dict:
         vms.append({"name": vm_row.vm_name, "id": vm_row.vm_arm_id,
                     "ports": [{"number": p.number, "state": p.state, "endTimeUtc": utc_iso(p.end_at)} for p in ports]})
     end = max(ends) if elsewhere and ends else request.end_at
+    first_opened = request.ports.aggregate(first=Min("opened_at"))["first"]
     return {
         "id": request.pk,
         "url": request_url(request.pk),
@@ -68,9 +70,9 @@ def request_summary(request, *, scope: str = "") -> dict:
         "approval_state": getattr(request, "approval_state", "not_required"),
         "justification": request.justification,
         "source": request.source_prefix,
-        "start": utc_iso(request.scheduled_start or request.created_at),
+        "start": utc_iso(request.scheduled_start or first_opened or request.created_at),
         "end": utc_iso(end),
-        "window": window_text(request, end=end),
+        "window": window_text(request, end=end, first_opened=first_opened),
         "vms": vms,
         **({"vms_elsewhere": elsewhere} if elsewhere else {}),
     }
@@ -254,18 +256,19 @@ def _minute(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
 
 
-def window_text(request, *, end: datetime | None) -> str:
-    """The request's window for a reader: its times in UTC (to ``end``, the request's end or, for a scoped
-    webhook, the latest of its VMs'), or, while an approval-gated request (not scheduled) has not opened, its
-    length and when it starts (its end is fixed only when Azure opens it)."""
-    if (request.approval_state != "not_required" and not request.scheduled_start
-            and not request.ports.filter(opened_at__isnull=False).exists()):
+def window_text(request, *, end: datetime | None, first_opened: datetime | None) -> str:
+    """The request's window for a reader: its times in UTC, from its scheduled start or, once a port opened, the first
+    opening (``first_opened``; an approved request's window starts when the last approval lands, not when it was
+    asked for) to ``end`` (the request's end or, for a scoped webhook, the latest of its VMs'); or, while an
+    approval-gated request (not scheduled) has not opened, its length and when it starts (its end is fixed only when
+    Azure opens it)."""
+    if request.approval_state != "not_required" and not request.scheduled_start and first_opened is None:
         if request.is_pending:
             return f"{request.window}, starting when the last approval lands"
         if request.state in ("queued", "opening"):
             return f"{request.window}, starting when it opens"
         return f"{request.window} (it never opened)"
-    return f"{_minute(request.scheduled_start or request.created_at)} to {_minute(end)} UTC"
+    return f"{_minute(request.scheduled_start or first_opened or request.created_at)} to {_minute(end)} UTC"
 
 
 def email_text(*, event: str, request, actor, detail: dict, approver: bool = False) -> tuple[str, str]:

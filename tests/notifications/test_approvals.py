@@ -131,6 +131,39 @@ def test_an_email_about_a_request_waiting_for_approval_gives_no_end_time_it_cann
     assert "\nWindow:        1 hour, starting when it opens\n" in approved.body
 
 
+def test_once_an_approved_request_opens_its_window_starts_when_it_opened_not_when_it_was_asked_for(
+        persona_mappings, broker_down, webhook_receiver, mailoutbox):
+    from django.utils import timezone
+
+    from policies.access.models import AccessRequest
+    from tests.notifications.factories import record_event
+
+    alice, dave = make_persona("requester"), make_persona("approver")
+    vm = policy_factories.make_vm(REQUEST_SCOPE)
+    AccessRule.objects.create(name="one approver", scope=REQUEST_SCOPE, effect=AccessRule.Effect.MANUAL,
+                              approvals_required=1)
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, events=["opened"])
+    request, _ = access_services.request_create(
+        actor=alice, selections=[access_services.Selection(vm, (22,))], source_prefix="203.0.113.50/32",
+        duration=timedelta(hours=1), justification="Patch the kernel", idempotency_key=uuid.uuid4().hex)
+    asked_at = timezone.now() - timedelta(hours=2)  # the approver took two hours
+    AccessRequest.objects.filter(pk=request.pk).update(created_at=asked_at)
+    approvals.request_decide(actor=dave, request=request, approve=True)
+    opened = timezone.now()  # the worker's part: Azure opens the port for the hour asked, from now
+    request.ports.update(state="open", opened_at=opened, end_at=opened + timedelta(hours=1))
+    AccessRequest.objects.filter(pk=request.pk).update(state="open", end_at=opened + timedelta(hours=1))
+    mailoutbox.clear()
+    record_event(request=AccessRequest.objects.get(pk=request.pk), event="opened")
+    services.deliver_due()
+
+    window = f"{opened:%Y-%m-%d %H:%M} to {opened + timedelta(hours=1):%Y-%m-%d %H:%M} UTC"  # one hour, as asked
+    [message] = [m for m in mailoutbox if m.subject.endswith(f"#{request.pk} is open")]
+    assert f"\nWindow:        {window}\n" in message.body, message.body
+    [post] = webhook_receiver.wait_for(1)
+    assert post.json()["request"]["window"] == window
+    assert post.json()["request"]["start"].startswith(f"{opened:%Y-%m-%dT%H:%M}")
+
+
 def test_chat_cards_about_a_request_waiting_for_approval_give_its_window_as_the_emails_do(
         persona_mappings, broker_down, webhook_receiver, mailoutbox):
     alice, dave, erin = make_persona("requester"), make_persona("approver"), second_approver()
