@@ -8,7 +8,7 @@ from django.db import connection
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytest_plugins = ["tests.plugins.browser", "tests.plugins.workers", "tests.plugins.emulator", "tests.plugins.personas",
-                  "tests.plugins.webhooks"]
+                  "tests.plugins.webhooks", "tests.plugins.script_prefix"]
 
 
 @pytest.fixture

@@ -216,13 +216,19 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Relative: static files sit under the script prefix of each request (a reverse proxy's /jit/, see the README). The
+# storages give their URLs under the prefix of the request being answered (jitportal.lib.staticfiles): Django itself
+# would add the prefix of the first read of STATIC_URL and keep it for the life of the process.
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "jitportal.lib.staticfiles.ScriptPrefixedCompressedStaticFilesStorage",
+                    "OPTIONS": {"base_url": STATIC_URL}},
 }
+# whitenoise matches the path after the script prefix (the request's path_info), whatever prefix it came under.
+WHITENOISE_STATIC_PREFIX = f"/{STATIC_URL}"
 
 # Celery: an embedded broker (kombu's filesystem transport, shared by processes on one host) by default;
 # CELERY_BROKER_URL=redis://… or amqp://… switches to a real server.

@@ -6,13 +6,12 @@ import json
 import re
 
 import pytest
-from django.core.handlers.wsgi import get_script_name
 from django.db import OperationalError, connection
 from django.test import Client, RequestFactory
-from django.test.client import ClientHandler
 from django.urls import get_resolver, get_script_prefix, set_script_prefix
 
 from jitportal import views
+from tests.plugins.script_prefix import prefixed
 
 pytestmark = pytest.mark.django_db
 
@@ -68,20 +67,11 @@ def test_a_server_error_gets_the_portals_page_with_its_name_and_nothing_else(set
     assert 'href="/static/admin/css/dark_mode.css"' in body and '<script src="/static/admin/js/theme.js">' in body
 
 
-class ScriptPrefixHandler(ClientHandler):
-    """The test client's handler, setting the script prefix from the request as Django's WSGIHandler does (so
-    FORCE_SCRIPT_NAME reaches ``reverse``)."""
-
-    def __call__(self, environ: dict):
-        set_script_prefix(get_script_name(environ))
-        return super().__call__(environ)
-
-
 def test_a_server_error_with_the_database_down_still_renders_its_links_under_the_script_prefix(
-        settings, django_user_model):
-    settings.FORCE_SCRIPT_NAME = "/jit"
-    client = Client(raise_request_exception=False)
-    client.handler = ScriptPrefixHandler()
+        fresh_settings, django_user_model):
+    fresh_settings.FORCE_SCRIPT_NAME = "/jit"
+    client = prefixed(Client(raise_request_exception=False))
+    client.handler.load_middleware()  # at start-up, as a WSGI server does
     client.force_login(django_user_model.objects.create_user("nobody", password="x"))  # its session is stored
     refused = []  # reading the session fails the request; a query of the 500 page would fail it again
 
@@ -98,6 +88,7 @@ def test_a_server_error_with_the_database_down_still_renders_its_links_under_the
     body = response.content.decode()
     assert response.status_code == 500 and "Something went wrong" in body and refused
     assert re.findall(r'<a href="([^"]*)"', body) == ["/jit/", "/jit/"]
+    assert 'href="/jit/static/jitportal/portal.css"' in body and 'src="/jit/static/admin/js/theme.js"' in body
     assert not INLINE.search(body), INLINE.search(body)
 
 
