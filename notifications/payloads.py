@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db.models import Min
 from django.template.loader import render_to_string
-from django.urls import reverse
 
 from accounts.scopes import scope_contains
+from jitportal.lib.links import portal_url
 from jitportal.lib.times import utc_iso
 
 HEADLINES = {
@@ -30,13 +30,13 @@ COLOURS = {"approved": "Good", "opened": "Good", "denied": "Attention", "failed"
 
 def request_url(request_id: int) -> str:
     """The absolute URL of a request's page (``PORTAL_BASE_URL`` + its path)."""
-    return settings.PORTAL_BASE_URL + reverse("policies:request_detail", kwargs={"pk": request_id})
+    return portal_url("policies:request_detail", pk=request_id)
 
 
 def review_url(request_id: int) -> str:
     """The absolute URL of a request's review page (where approvers decide; its approvers read the request page
     too, without the requester's connection details)."""
-    return settings.PORTAL_BASE_URL + reverse("policies:request_review", kwargs={"pk": request_id})
+    return portal_url("policies:request_review", pk=request_id)
 
 
 def person(user) -> dict | None:
@@ -287,6 +287,6 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
         "approval": request.get_approval_state_display() if request.approval_state != "not_required" else "",
         "actor": _fold(actor) if actor is not None else "the portal", "reason": _fold(reason_text(detail)),
         "detail": {key: _fold(value) if isinstance(value, str) else value for key, value in detail.items()},
-        "preferences": settings.PORTAL_BASE_URL + reverse("notifications:preferences"),
+        "preferences": portal_url("notifications:preferences"),
         "portal_name": settings.PORTAL_NAME})
     return subject, body
