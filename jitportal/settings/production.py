@@ -15,8 +15,9 @@ CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_NAME = "__Host-sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-# Load balancers probe the health check over plain http and count a redirect as "up", hiding a 503.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers probe the health check over plain http and count a redirect as "up", hiding a 503. Matched against
+# the request's path, which holds the script prefix behind a proxy at /jit/ (jit/healthz).
+SECURE_REDIRECT_EXEMPT = [r"(?:^|/)healthz$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)

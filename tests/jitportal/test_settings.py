@@ -158,8 +158,9 @@ from django.http import HttpResponse
 from django.middleware.security import SecurityMiddleware
 from django.test import RequestFactory
 middleware = SecurityMiddleware(lambda request: HttpResponse())
-print(json.dumps({path: middleware(RequestFactory().get(path, HTTP_HOST="jit.example.com")).status_code
-                  for path in ("/healthz", "/", "/accounts/login/")}))
+print(json.dumps({script_name + path: middleware(RequestFactory().get(
+    path, HTTP_HOST="jit.example.com", SCRIPT_NAME=script_name)).status_code
+    for script_name in ("", "/jit") for path in ("/healthz", "/", "/accounts/login/")}))
 """
 
 
@@ -171,7 +172,10 @@ def test_production_redirects_plain_http_except_the_health_check(tmp_path):
     out = subprocess.run([sys.executable, "-c", REDIRECT_PROBE], cwd=ROOT, env=clean, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"/healthz": 200, "/": 301, "/accounts/login/": 301}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "/healthz": 200, "/": 301, "/accounts/login/": 301,
+        # behind a proxy at /jit/ (request.path, which the exemptions are matched against, holds the prefix)
+        "/jit/healthz": 200, "/jit/": 301, "/jit/accounts/login/": 301}
 
 
 HEADERS_PROBE = """
