@@ -13,8 +13,9 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def is_html_not_found(request: HttpRequest, response: HttpResponse) -> bool:
-    """A 404 under ``/api/`` that no API view answered: Django's page (its debug page when ``DEBUG``)."""
-    return (response.status_code == 404 and request.path.startswith(API_PREFIX)
+    """A 404 under ``/api/`` (after any script prefix) that no API view answered: Django's page (its debug page
+    when ``DEBUG``)."""
+    return (response.status_code == 404 and request.path_info.startswith(API_PREFIX)
             and not isinstance(response, Response | JsonResponse))
 
 

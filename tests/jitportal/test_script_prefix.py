@@ -79,3 +79,10 @@ def test_the_entra_sign_in_sends_the_prefixed_callback_url(entra_settings):
     assert response.status_code == 302, response.content[:300]
     redirect_uri = parse_qs(urlsplit(response["Location"]).query)["redirect_uri"]
     assert redirect_uri == ["http://127.0.0.1/jit/accounts/oidc/entra/login/callback/"]
+
+
+def test_an_unknown_api_url_under_the_prefix_answers_the_apis_json_404(prefixed_client, django_user_model):
+    prefixed_client.force_login(django_user_model.objects.create_user("nobody", password="x"))
+    response = prefixed_client.get("/api/v1/nothing-here/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == "Not found."
