@@ -224,8 +224,7 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "jitportal.lib.staticfiles.ScriptPrefixedCompressedStaticFilesStorage",
-                    "OPTIONS": {"base_url": STATIC_URL}},
+    "staticfiles": {"BACKEND": "jitportal.lib.staticfiles.ScriptPrefixedCompressedStaticFilesStorage"},
 }
 # whitenoise matches the path after the script prefix (the request's path_info), whatever prefix it came under.
 WHITENOISE_STATIC_PREFIX = f"/{STATIC_URL}"

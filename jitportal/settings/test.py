@@ -22,8 +22,7 @@ API_THROTTLE_FAILED_AUTH = "100000/min"
 BREAK_GLASS_MAX_FAILURES = 100000  # likewise; tests/accounts/test_break_glass.py lowers it
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "jitportal.lib.staticfiles.ScriptPrefixedStaticFilesStorage",
-                    "OPTIONS": {"base_url": STATIC_URL}},  # noqa: F405
+    "staticfiles": {"BACKEND": "jitportal.lib.staticfiles.ScriptPrefixedStaticFilesStorage"},
 }
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="test-only-secret-key-not-for-production-0123456789abcdef")
 
