@@ -144,6 +144,10 @@ class VirtualMachine(models.Model):
             models.Index(fields=["subscription_key", "state", "last_access_at"], name="pol_vm_sub_state_access"),
             # The API's VM list pages by cursor in this order (``jitportal.lib.keyset``): each page seeks the index.
             models.Index(fields=["name", "id"], name="pol_vm_name_id"),
+            # ... and for a reader scoped to one subscription or one resource group (``selectors._vm_scope_q``):
+            # without these SQLite seeks the subscription's rows and sorts all those past the cursor on each page.
+            models.Index(fields=["subscription_key", "name", "id"], name="pol_vm_sub_name_id"),
+            models.Index(fields=["subscription_key", "resource_group", "name", "id"], name="pol_vm_sub_rg_name_id"),
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,8 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.config import DEMO_TENANT_ID
 from accounts.models import RoleMapping
-from jitportal.lib.keyset import seek_page
+from jitportal.lib.keyset import encode_cursor, seek_page
+from policies import selectors as policy_selectors
 from policies.access.models import AccessRequest, Approval
 from policies.models import VirtualMachine, VmState
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
@@ -114,10 +115,12 @@ def test_a_forged_vm_cursor_only_moves_within_the_callers_scope(persona_mappings
     assert [row["id"] for row in body["results"]] == [inside.pk]
 
 
-def test_a_deep_vm_page_seeks_the_name_index_and_sorts_nothing(persona_mappings, reader, api_as):
-    from tests.policies.factories import make_many_vms
+def test_a_deep_vm_page_seeks_the_name_index_and_sorts_nothing(persona_mappings, reader, api_as, analyze):
+    from tests.policies.factories import DEV, make_many_vms
 
     make_many_vms(12)
+    make_many_vms(1500, DEV)  # out of the reader's scope; a table of a dozen rows PostgreSQL reads whole and sorts
+    analyze()
     VirtualMachine.objects.filter(name__in=["vm-00004", "vm-00005", "vm-00006"]).update(name="vm-tie")
     deep = walk(api_as(reader), "/api/v1/vms/", {"limit": "2"})[1][2]["next"]
     cursor = deep.split("after=")[1]
@@ -132,6 +135,38 @@ def test_a_deep_vm_page_seeks_the_name_index_and_sorts_nothing(persona_mappings,
         assert "pol_vm_name_id (name=? AND id>?)" in plans[0] and "pol_vm_name_id (name>?)" in plans[1], plans
         assert not any("TEMP B-TREE" in plan for plan in plans), plans
     else:
+        assert not any("Sort" in plan for plan in plans), plans
+
+
+@pytest.mark.parametrize("scope", ["subscription", "resource group"])
+def test_a_one_scope_readers_deep_vm_page_seeks_an_index_of_that_scope_and_sorts_nothing(
+        persona_mappings, reader, group_member, analyze, scope):
+    from tests.policies.factories import DEV, PROD, make_many_vms
+
+    # The reader's subscription is a small part of the table and its names tie with the other subscription's.
+    make_many_vms(150, PROD, "rg-bulk"), make_many_vms(150, PROD, "rg-a"), make_many_vms(1500, DEV)
+    analyze()
+    user = reader if scope == "subscription" else group_member("reader")
+    tie = VirtualMachine.objects.get(subscription_key=PROD, resource_group="rg-a", name="vm-00100")
+    visible = policy_selectors.vm_list(user)
+    with CaptureQueriesContext(connection) as queries:
+        page = seek_page(visible, key="name", descending=False, after=encode_cursor("name", tie.name, tie.pk - 1),
+                         size=2)
+    past = sorted((vm.name, vm.pk) for vm in visible if (vm.name, vm.pk) > (tie.name, tie.pk - 1))
+    assert [vm.pk for vm in page.rows] == [pk for _, pk in past[:2]] and page.rows[0].pk == tie.pk
+    plans = []
+    with connection.cursor() as db:
+        for query in queries.captured_queries:
+            db.execute(f"EXPLAIN {'QUERY PLAN ' if connection.vendor == 'sqlite' else ''}{query['sql']}")
+            plans.append("\n".join(str(row) for row in db.fetchall()))
+    if connection.vendor == "sqlite":  # the ties with the cursor, then the names past it: two seeks of one index
+        seek = ("pol_vm_sub_name_id (subscription_key=? AND" if scope == "subscription"
+                else "pol_vm_sub_rg_name_id (subscription_key=? AND resource_group=? AND")
+        assert f"{seek} name=? AND id>?)" in plans[0] and f"{seek} name>?)" in plans[1], plans
+        assert not any("TEMP B-TREE" in plan for plan in plans), plans
+    else:
+        index = "pol_vm_sub_name_id" if scope == "subscription" else "pol_vm_sub_rg_name_id"
+        assert all(f"Index Scan using {index}" in plan for plan in plans), plans
         assert not any("Sort" in plan for plan in plans), plans
 
 
