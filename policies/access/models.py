@@ -127,6 +127,11 @@ class AccessRequest(models.Model):
             # request extends none, SQLite walked every request in the list's order rather than look them up.
             models.Index(fields=["extends", "-created_at", "-id"], name="acc_req_extensions"),
         ]
+        constraints = [
+            # The approvals list pages by the deadline and the reconcile expires by it: a pending request has one.
+            models.CheckConstraint(condition=~models.Q(approval_state="pending") | models.Q(
+                approval_expires_at__isnull=False), name="acc_req_pending_has_deadline"),
+        ]
 
     def __str__(self) -> str:
         return f"Request #{self.pk} by {self.requester_name}"

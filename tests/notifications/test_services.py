@@ -593,7 +593,8 @@ def test_the_email_names_states_in_words(alice):
     from policies.access.models import ApprovalState, PortState
 
     request = make_request(alice)
-    type(request).objects.filter(pk=request.pk).update(state=PortState.PENDING, approval_state=ApprovalState.PENDING)
+    type(request).objects.filter(pk=request.pk).update(state=PortState.PENDING, approval_state=ApprovalState.PENDING,
+                                                     approval_expires_at=request.end_at)
     request.refresh_from_db()
     _subject, body = payloads.email_text(event="needs_approval", request=request, actor=None, detail={})
     state_line = next(line for line in body.splitlines() if line.startswith("State:"))
