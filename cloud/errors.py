@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import ssl
 from collections.abc import Iterator
 
 from azure.core.exceptions import (
@@ -30,9 +31,11 @@ _MSAL_HTTP_ERROR = re.compile(r"\bHTTP Error: (\d{3})\b")
 
 
 class CloudError(Exception):
-    """A cloud call failed. ``retryable`` tells a task whether to try again later."""
+    """A cloud call failed. ``retryable`` tells a task whether to try again later; ``label`` names the kind of
+    failure to a reader (``summary``)."""
 
     retryable: bool = False
+    label: str = ""
 
     def __init__(self, message: str, *, code: str = "", status: int | None = None, request_id: str = "",
                  correlation_id: str = "", retryable: bool | None = None) -> None:
@@ -55,6 +58,13 @@ class NotFound(CloudError):
 
 class Forbidden(CloudError):
     """The portal's identity could not sign in or may not do this (401/403, or no usable credential)."""
+
+
+class TlsConfiguration(CloudError):
+    """The portal cannot connect as configured: the CA bundle to trust is missing, unreadable or holds no PEM
+    certificate, or the endpoint's certificate does not verify against it. A setting must change: not retryable."""
+
+    label = "Cannot connect (TLS configuration)"
 
 
 class Invalid(CloudError):
@@ -120,6 +130,44 @@ def _code_and_message(error: HttpResponseError) -> tuple[str, str]:
     return code, message
 
 
+def summary(error: BaseException) -> str:
+    """How a failure reads on a page: the kind of failure (a ``CloudError``'s ``label``, else its class), then
+    what was said, e.g. ``Cannot connect (TLS configuration): …``."""
+    return f"{getattr(error, 'label', '') or type(error).__name__}: {error}"
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and what it wraps: its cause and context, azure-core's ``inner_exception``, urllib3's ``reason``
+    and exceptions passed as arguments (requests wraps urllib3's error so), each once."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or len(seen) > 50:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [current.__cause__, current.__context__, getattr(current, "inner_exception", None),
+                   getattr(current, "reason", None), *getattr(current, "args", ())]
+        pending += [item for item in wrapped if isinstance(item, BaseException)]
+
+
+def _tls_problem(error: BaseException) -> str | None:
+    """Why no verified TLS connection could be made as configured (the CA bundle, or a certificate that does not
+    verify against it), when that is what ``error`` came from; ``None`` for anything else (a connection refused
+    or dropped, a handshake cut short: those may pass)."""
+    for cause in _causes(error):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (f"the endpoint's certificate does not verify against the CA bundle in use "
+                    f"({cause.verify_message or cause.reason}): check the subscription's CA bundle")
+        if isinstance(cause, ssl.SSLError) and cause.library in ("X509", "PEM"):
+            return f"the CA bundle holds no certificate the portal can read ({cause.reason})"
+        if isinstance(cause, FileNotFoundError | IsADirectoryError | PermissionError) or (
+                type(cause) is OSError and "CA certificate bundle" in str(cause)):
+            return f"the CA bundle file cannot be read ({cause})"
+    return None
+
+
 def _from_token_endpoint(error: HttpResponseError) -> bool:
     request = getattr(getattr(error, "response", None), "request", None)
     return "/oauth2/" in str(getattr(request, "url", "") or "")
@@ -160,6 +208,9 @@ def from_azure(error: Exception) -> CloudError:
         return error
     headers = _headers(error) if isinstance(error, AzureError) else {}
     ids = {"request_id": headers.get(REQUEST_ID_HEADER, ""), "correlation_id": headers.get(CORRELATION_ID_HEADER, "")}
+    if isinstance(error, AzureError) and (problem := _tls_problem(error)) is not None:
+        where = "the sign-in endpoint" if isinstance(error, ClientAuthenticationError) else "Azure"
+        return TlsConfiguration(f"Cannot connect to {where}: {problem}.", code=type(error).__name__, **ids)
     if isinstance(error, ServiceRequestError | ServiceResponseError):
         return Transient(f"Could not reach Azure: {error.message}", code=type(error).__name__, **ids)
     if isinstance(error, IncompleteReadError):  # the connection closed in the middle of Azure's answer

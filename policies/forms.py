@@ -236,6 +236,14 @@ class SubscriptionForm(forms.ModelForm):
             raise ValidationError(problem)
         return value
 
+    def clean_ca_bundle(self) -> str:
+        from .gateway import ca_bundle_problem
+
+        value = (self.cleaned_data.get("ca_bundle") or "").strip()
+        if value and (problem := ca_bundle_problem(value)) is not None:
+            raise ValidationError(problem)
+        return value
+
     def clean_arm_endpoint(self) -> str:
         return self._https("arm_endpoint")
 

@@ -8,6 +8,8 @@ or change that needed it fails with the reason.
 """
 from __future__ import annotations
 
+import os
+import ssl
 from contextlib import AbstractContextManager, nullcontext
 
 from django.conf import settings
@@ -54,6 +56,34 @@ def endpoint_problem(url: str) -> str | None:
         return None
     return (f"{url} is not an Azure cloud endpoint: the portal sends its credential only to Azure's hosts and to "
             f"those its operator lists in CLOUD_ENDPOINT_HOSTS.")
+
+
+CA_BUNDLE_MAX_BYTES = 10 * 1024 * 1024
+
+
+def ca_bundle_problem(path: str) -> str | None:
+    """Why ``path`` cannot be the CA bundle a subscription's endpoints are verified with (not an absolute path, no
+    such file, unreadable, or no PEM certificate in it), or ``None``. Read as the TLS library reads it."""
+    if not os.path.isabs(path):
+        return "Enter the absolute path of a PEM file (it is read on the portal's servers)."
+    if not os.path.exists(path):
+        return "No file is at this path on the portal's server."
+    if not os.path.isfile(path):
+        return "This path is not a regular file: enter the path of a PEM file of CA certificates."
+    if os.path.getsize(path) > CA_BUNDLE_MAX_BYTES:
+        return "This file is larger than a CA bundle (10 MB): enter the path of a PEM file of CA certificates."
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        with open(path, "rb"):
+            pass
+        context.load_verify_locations(cafile=path)
+    except PermissionError:
+        return "The portal may not read this file: let the portal's user read it."
+    except (OSError, ssl.SSLError, ValueError):
+        return "This file holds no PEM certificate (-----BEGIN CERTIFICATE-----) the portal can read."
+    if not context.cert_store_stats().get("x509_ca", 0) and not context.cert_store_stats().get("x509", 0):
+        return "This file holds no PEM certificate (-----BEGIN CERTIFICATE-----) the portal can read."
+    return None
 
 
 def endpoint_for(subscription: Subscription):

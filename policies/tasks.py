@@ -31,10 +31,12 @@ def resend_changes() -> dict:
 def sync_subscription(self, run_id: int) -> str:
     """Sync one subscription's inventory (``SyncRun`` ``run_id``). Whatever else stops it (the soft time limit,
     a database error) fails the run with the reason, then propagates: a run never stays "running"."""
+    from cloud.errors import summary
+
     try:
         outcome = services.sync_run(run_id=run_id)
     except Exception as exc:
-        services.sync_fail(run_id=run_id, message=f"{type(exc).__name__}: {exc}"[:2000])
+        services.sync_fail(run_id=run_id, message=summary(exc)[:2000])
         raise
     if outcome.retry_after is not None:
         if self.request.retries >= self.max_retries:

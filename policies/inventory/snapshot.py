@@ -124,9 +124,10 @@ def read_hub_connections(gateway, hubs: list, firewalls: list, progress: Progres
 def _unreadable(error) -> bool:
     """Whether another subscription's hubs cannot be read for a reason of that subscription (no access, gone,
     Microsoft.Network never registered there): then it has no hub the portal could know guards anything."""
-    from cloud.errors import PROVIDER_NOT_REGISTERED, Forbidden, Invalid, NotFound
+    from cloud.errors import PROVIDER_NOT_REGISTERED, Forbidden, Invalid, NotFound, TlsConfiguration
 
-    return isinstance(error, Forbidden | NotFound) or (isinstance(error, Invalid)
+    # TlsConfiguration: that subscription's CA bundle is unusable (until it was told apart, a Forbidden sign-in).
+    return isinstance(error, Forbidden | NotFound | TlsConfiguration) or (isinstance(error, Invalid)
                                                         and error.code in PROVIDER_NOT_REGISTERED)
 
 

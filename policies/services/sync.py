@@ -67,7 +67,7 @@ def _enqueue_sync(run_id: int) -> None:
 
 def sync_run(*, run_id: int, gateway=None) -> Outcome:
     """Do the sync ``run_id`` names (claimed first; a second runner finds it taken)."""
-    from cloud.errors import CloudError
+    from cloud.errors import CloudError, summary
 
     from ..gateway import gateway_in_use
 
@@ -95,7 +95,7 @@ def sync_run(*, run_id: int, gateway=None) -> Outcome:
             seen, findings = inventory.sync_subscription(subscription, gateway, progress, now=now)
     except CloudError as exc:
         retryable = bool(getattr(exc, "retryable", False))
-        message = f"{type(exc).__name__}: {exc}"[:2000]
+        message = summary(exc)[:2000]
         SyncRun.objects.filter(pk=run_id).update(state=SyncRun.State.QUEUED if retryable else SyncRun.State.FAILED,
                                                  error=message, finished_at=None if retryable else timezone.now())
         Subscription.objects.filter(pk=subscription.pk).update(

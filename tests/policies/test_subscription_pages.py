@@ -229,3 +229,42 @@ def test_a_resource_group_admin_is_not_told_that_no_subscription_is_registered(c
     Subscription.objects.all().delete()
     client.force_login(policy_admin)  # at the whole of Production: a first subscription is theirs to register
     assert "No subscriptions registered yet." in client.get(reverse("policies:subscriptions")).content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("ca_bundle", "message"), [
+    ("missing.pem", "No file is at this path on the portal&#x27;s server."),
+    ("relative/ca.pem", "Enter the absolute path of a PEM file"),
+    ("", "This path is not a regular file"),  # the folder itself
+    ("not-pem.pem", "This file holds no PEM certificate"),
+    ("bad-certificate.pem", "This file holds no PEM certificate"),
+])
+def test_registration_refuses_a_ca_bundle_that_is_no_readable_pem_file_of_certificates(
+        client, policy_admin, tmp_path, ca_bundle, message):
+    (tmp_path / "not-pem.pem").write_text("not a certificate\n")
+    (tmp_path / "bad-certificate.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    client.force_login(policy_admin)
+    data = {"display_name": "Prod", "tenant_id": TENANT, "subscription_id": PROD, "credential_ref": "demo",
+            "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on",
+            "ca_bundle": ca_bundle if ca_bundle.startswith("relative") else str(tmp_path / ca_bundle)}
+    response = client.post(reverse("policies:subscription_add"), data)
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_ca_bundle_of_pem_certificates_is_saved_without_the_spaces_around_it(client, policy_admin, tmp_path):
+    import trustme
+
+    path = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    subscription = make_subscription(f"/subscriptions/{PROD}")
+    client.force_login(policy_admin)
+    data = {"display_name": "Prod", "tenant_id": TENANT, "subscription_id": PROD, "credential_ref": "demo",
+            "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on",
+            "ca_bundle": f"  {path}  "}
+    response = client.post(reverse("policies:subscription_edit", args=[subscription.pk]), data)
+    assert response.status_code == 302, response.content.decode()
+    subscription.refresh_from_db()
+    assert subscription.ca_bundle == str(path)

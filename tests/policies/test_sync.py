@@ -521,6 +521,44 @@ def test_a_sync_that_cannot_run_records_the_reason(db, fresh_emulator, subscript
     assert subscription.last_sync_status == "failed" and reason in subscription.last_sync_error
 
 
+def missing_ca(tmp_path) -> str:
+    return str(tmp_path / "missing.pem")
+
+
+def not_pem_ca(tmp_path) -> str:
+    path = tmp_path / "not-pem.pem"
+    path.write_text("no certificate here\n")
+    return str(path)
+
+
+def other_ca(tmp_path) -> str:
+    """A CA that did not sign the emulator's certificate."""
+    import trustme
+
+    path = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("ca_bundle", "reason"), [
+    (missing_ca, "the CA bundle file cannot be read"),
+    (not_pem_ca, "the CA bundle holds no certificate the portal can read"),
+    (other_ca, "the endpoint's certificate does not verify against the CA bundle in use"),
+])
+def test_a_sync_with_an_unusable_ca_bundle_fails_as_a_tls_configuration_problem_not_forbidden(
+        db, fresh_emulator, tmp_path, ca_bundle, reason):
+    subscription = register(fresh_emulator, PROD, "Subscription")
+    Subscription.objects.filter(pk=subscription.pk).update(ca_bundle=ca_bundle(tmp_path))
+    run = SyncRun.objects.create(subscription=subscription)
+    outcome = services.sync_run(run_id=run.pk)  # not retried: a setting must change
+    run.refresh_from_db()
+    subscription.refresh_from_db()
+    assert outcome.state == run.state == SyncRun.State.FAILED
+    assert run.error.startswith("Cannot connect (TLS configuration): ") and reason in run.error, run.error
+    assert "Forbidden" not in run.error and subscription.last_sync_error == run.error
+
+
 @pytest.mark.django_db
 def test_a_sync_closes_the_gateway_it_built_whether_it_succeeds_or_fails(fresh_emulator, monkeypatch):
     from policies.gateway import gateway_for_subscription
