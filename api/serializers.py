@@ -12,6 +12,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jitportal.lib.numbers import AsciiIntegerSerializerField
 from policies import rules
 
 MAX_LIST = 100
@@ -76,7 +77,7 @@ class ErrorSerializer(serializers.Serializer):
 class PolicyPortInSerializer(serializers.Serializer):
     """One JIT port as ``Set-AzJitNetworkAccessPolicy`` writes it."""
 
-    number = serializers.IntegerField(min_value=1, max_value=65535)
+    number = AsciiIntegerSerializerField(min_value=1, max_value=65535)
     protocol = serializers.CharField(required=False, max_length=8, help_text="TCP, UDP or * (any); default *.")
     allowedSourceAddressPrefix = StringOrListField(required=False)
     allowedSourceAddressPrefixes = serializers.ListField(
@@ -193,7 +194,7 @@ SOURCE_OUT = "The source every port opens for, as stored: *, an address as /32 o
 class RequestPortInSerializer(serializers.Serializer):
     """One port of a ``Start-AzJitNetworkAccessPolicy`` body."""
 
-    number = serializers.IntegerField(min_value=1, max_value=65535)
+    number = AsciiIntegerSerializerField(min_value=1, max_value=65535)
     endTimeUtc = serializers.DateTimeField(required=False, help_text="When access ends (ISO 8601, UTC).")
     allowedSourceAddressPrefix = StringOrListField(required=False, help_text=SOURCE_IN)
     allowedSourceAddressPrefixes = serializers.ListField(

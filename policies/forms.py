@@ -8,12 +8,15 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from jitportal.lib.numbers import AsciiIntegerField
+
 from . import rules
 from .models import Subscription, VirtualMachine, VmState
 
 PROTOCOL_CHOICES = [("TCP", "TCP"), ("UDP", "UDP"), ("*", "Any")]
 DURATION_UNITS = [("hours", "hours"), ("minutes", "minutes")]
 PORT_RANGE = "Enter a port number between 1 and 65535."
+PORT_DIGITS = "Type the port number with the digits 0 to 9."
 DURATION_RANGE = "The maximum request time must be between 5 minutes and 24 hours."
 WHOLE_TIME = "Enter whole hours (0 to 24) and minutes (0 to 59)."
 
@@ -21,14 +24,14 @@ WHOLE_TIME = "Enter whole hours (0 to 24) and minutes (0 to 59)."
 class PortForm(forms.Form):
     """One port of a VM's JIT configuration."""
 
-    number = forms.IntegerField(label="Port", min_value=1, max_value=65535, error_messages={
-        "invalid": PORT_RANGE, "min_value": PORT_RANGE, "max_value": PORT_RANGE})
+    number = AsciiIntegerField(label="Port", min_value=1, max_value=65535, error_messages={
+        "invalid": PORT_RANGE, "min_value": PORT_RANGE, "max_value": PORT_RANGE, "not_ascii": PORT_DIGITS})
     protocol = forms.ChoiceField(choices=PROTOCOL_CHOICES, initial="*")
     sources = forms.CharField(label="Allowed source IPs", initial="*", max_length=4000,
                               help_text="* for Any, or IPv4/IPv6 addresses and CIDR ranges separated by commas.")
-    max_hours = forms.IntegerField(label="Max hours", min_value=0, max_value=24, initial=3, error_messages={
+    max_hours = AsciiIntegerField(label="Max hours", min_value=0, max_value=24, initial=3, error_messages={
         "invalid": WHOLE_TIME, "min_value": DURATION_RANGE, "max_value": DURATION_RANGE})
-    max_minutes = forms.IntegerField(label="Max minutes", min_value=0, max_value=59, initial=0, required=False,
+    max_minutes = AsciiIntegerField(label="Max minutes", min_value=0, max_value=59, initial=0, required=False,
                                      error_messages={"invalid": WHOLE_TIME, "min_value": WHOLE_TIME,
                                                      "max_value": WHOLE_TIME})
 
@@ -111,7 +114,8 @@ class BasePortFormSet(forms.BaseFormSet):
             return {}
         prefix = self.add_prefix(i)
         number = str(self.data.get(f"{prefix}-number", "")).strip()
-        number = int(number) if number.isdecimal() and len(number) <= 5 else None  # else the field says why
+        number = int(number) if number.isascii() and number.isdigit() and len(number) <= 5 else None  # else the field
+        # says why
         same = [row for row in self.initial or [] if number is not None and row["number"] == number]
         protocol = self.data.get(f"{prefix}-protocol")
         return next((row for row in same if row["protocol"] == protocol), same[0] if same else {})

@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from accounts.scopes import InvalidScope, parse_scope
+from jitportal.lib.numbers import AsciiIntegerField
 
 from . import validation
 from .approvals import MAX_COMMENT
@@ -29,7 +30,9 @@ def _numbers(text: str) -> list[int]:
     for part in re.split(r"[\s,]+", (text or "").strip()):
         if not part:
             continue
-        if not (part.isascii() and part.isdigit()) or not 0 < int(part) < 65536:
+        if not part.isascii():
+            raise ValidationError(f"'{part}' is not a port number: type ports with the digits 0 to 9.")
+        if not part.isdigit() or not 0 < int(part) < 65536:
             raise ValidationError(f"'{part}' is not a port number (1 to 65535).")
         numbers.append(int(part))
     return sorted(set(numbers))
@@ -44,17 +47,17 @@ def _prefixes(text: str) -> list[str]:
     return list(dict.fromkeys(prefixes))
 
 
-def _approvals_field(minimum: int, label: str, help_text: str) -> forms.IntegerField:
+def _approvals_field(minimum: int, label: str, help_text: str) -> AsciiIntegerField:
     """A number of approvals from ``minimum`` to ``MAX_APPROVALS`` (the number input carries both bounds)."""
     message = f"Give a number of approvals from {minimum} to {MAX_APPROVALS}."
-    return forms.IntegerField(min_value=minimum, max_value=MAX_APPROVALS, label=label, help_text=help_text,
+    return AsciiIntegerField(min_value=minimum, max_value=MAX_APPROVALS, label=label, help_text=help_text,
                               error_messages={"min_value": message, "max_value": message})
 
 
-def _minutes_field(minimum: int, maximum: int, label: str, help_text: str) -> forms.IntegerField:
+def _minutes_field(minimum: int, maximum: int, label: str, help_text: str) -> AsciiIntegerField:
     """An optional number of minutes from ``minimum`` to ``maximum`` (0 would read as "no limit")."""
     message = f"Give a number of minutes from {minimum} to {maximum}, or leave it empty."
-    return forms.IntegerField(required=False, min_value=minimum, max_value=maximum, label=label, help_text=help_text,
+    return AsciiIntegerField(required=False, min_value=minimum, max_value=maximum, label=label, help_text=help_text,
                               error_messages={"min_value": message, "max_value": message})
 
 

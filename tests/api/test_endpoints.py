@@ -101,6 +101,7 @@ def test_whoever_sees_a_vm_reads_its_jit_ports_as_on_its_page(vms, requester, au
     ({}, "ports"),
     ({"ports": []}, "ports"),
     ({"ports": [{"number": 0, "allowedSourceAddressPrefix": "*"}]}, "number"),
+    ({"ports": [{"number": "\u0662\u0662", "allowedSourceAddressPrefix": "*"}]}, "digits 0 to 9"),  # int() reads 22
     ({"ports": [{"number": 22}]}, "allowedSourceAddressPrefix"),
     ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT25H"}]},
      "between 5 minutes and 24 hours"),

@@ -304,6 +304,19 @@ def test_bulk_enable_shows_errors_and_keeps_the_selection(client, policy_admin):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("number", ["\u0663\u0663", "\u06f2\u06f2", "\uff12\uff12"])  # Arabic-Indic, Persian, wide
+def test_bulk_enable_refuses_a_port_typed_with_digits_other_than_0_to_9(client, policy_admin, number):
+    vm = not_configured(make_many_vms(3)[0])
+    client.force_login(policy_admin)
+    data = {**edit_post(vm, [{"number": number}, {"number": "3389"}]), "ports-INITIAL_FORMS": "2", "vm": [vm.pk]}
+    response = client.post(reverse("policies:bulk_enable"), data)
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert '<ul class="errorlist" id="id_ports-0-number_error"><li>Type the port number with the digits 0 to 9.' in page
+    assert not PolicyChange.objects.exists()
+
+
+@pytest.mark.django_db
 def test_bulk_enable_returns_to_the_inventory_as_it_was_filtered_sorted_and_paged(
         client, policy_admin, django_capture_on_commit_callbacks):
     from urllib.parse import parse_qs, urlsplit
@@ -536,7 +549,12 @@ def test_editing_again_before_a_saved_change_is_applied_starts_from_that_change_
 @pytest.mark.django_db
 @pytest.mark.parametrize(("row", "field", "message"), [
     ({"number": "ssh"}, "number", "Enter a port number between 1 and 65535."),
-    ({"number": "\u00b2"}, "number", "Enter a port number between 1 and 65535."),  # a digit int() cannot read
+    ({"number": "\u00b2"}, "number", "Type the port number with the digits 0 to 9."),  # a digit int() cannot read
+    ({"number": "\u0663\u0663"}, "number", "Type the port number with the digits 0 to 9."),  # int() reads 33
+    ({"number": "\uff13\uff13"}, "number", "Type the port number with the digits 0 to 9."),  # full-width 33
+    ({"number": "2\u0662"}, "number", "Type the port number with the digits 0 to 9."),
+    ({"max_hours": "\u0663"}, "max_hours", "Type the number with the digits 0 to 9."),
+    ({"max_minutes": "\u0663\u0660"}, "max_minutes", "Type the number with the digits 0 to 9."),
     ({"number": "9" * 5000}, "number", "Enter a port number between 1 and 65535."),
     ({"max_hours": "25"}, "max_hours", "The maximum request time must be between 5 minutes and 24 hours."),
     ({"max_hours": "-1"}, "max_hours", "The maximum request time must be between 5 minutes and 24 hours."),

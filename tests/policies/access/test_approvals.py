@@ -577,14 +577,26 @@ def test_a_ticket_id_pattern_is_accepted(client, prod, policy_admin, pattern):
     assert AccessRule.objects.get(name="ticket").justification_pattern == pattern
 
 
-@pytest.mark.parametrize("ports", ["²", "22, ³"])
+@pytest.mark.parametrize("ports", ["²", "22, ³", "\u0663\u0663", "22, \uff13\uff13"])
 def test_a_rule_port_written_with_a_non_ascii_digit_is_refused_not_a_crash(client, prod, policy_admin, ports):
     client.force_login(policy_admin)
     response = client.post(reverse("policies:rule_new"), {
         "name": "odd", "scope": WEB_RG, "effect": "manual", "approvals_required": 1,
         "second_level_approvals": 0, "ports_text": ports})
     assert response.status_code == 400
-    assert "is not a port number (1 to 65535)." in response.content.decode()
+    assert "is not a port number: type ports with the digits 0 to 9." in response.content.decode()
+    assert not AccessRule.objects.filter(name="odd").exists()
+
+
+@pytest.mark.parametrize("field", ["approvals_required", "second_level_approvals", "pending_minutes",
+                                   "max_duration_minutes"])
+def test_a_rule_number_written_with_a_non_ascii_digit_is_refused_in_words(client, prod, policy_admin, field):
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:rule_new"), {
+        "name": "odd", "scope": WEB_RG, "effect": "manual", "approvals_required": 1, "second_level_approvals": 0,
+        field: "\u0661\u0660"})  # Arabic-Indic 10, which int() reads as 10
+    assert response.status_code == 400
+    assert f'id="id_{field}_error"><li>Type the number with the digits 0 to 9.</li>' in response.content.decode()
     assert not AccessRule.objects.filter(name="odd").exists()
 
 
