@@ -130,10 +130,19 @@ def rules_for(resource_id: str, rules: list[AccessRule] | None = None) -> list[A
     return [rule for rule in candidates if rule.enabled and scope_contains(rule.scope, resource_id)]
 
 
+def unchecked_patterns(rules: list[AccessRule]) -> list[AccessRule]:
+    """The rules whose stored justification pattern is never run (``AccessRule.pattern_problem``): saved before the
+    form refused such patterns, it could hold a web worker for seconds or years on a requester's text."""
+    return [rule for rule in rules if rule.pattern_problem]
+
+
 def check_justification(text: str, rules: list[AccessRule]) -> list[ValidationError]:
-    """An error (code ``justification``) for each rule whose justification pattern ``text`` does not contain."""
+    """An error (code ``justification``) for each rule whose justification pattern ``text`` does not contain; a
+    pattern ``unchecked_patterns`` names is not run (``evaluate`` asks for an approval instead)."""
     problems = []
     for rule in rules:
+        if rule.pattern_problem:
+            continue
         if rule.justification_pattern and not re.search(rule.justification_pattern, text or ""):
             problems.append(ValidationError(rule.justification_hint or
                                             f"The justification must contain a match of {rule.justification_pattern} "
@@ -162,13 +171,20 @@ def evaluate(selections: list, *, source: str, duration: timedelta, start: datet
         # resource group cannot lift the approvals a subscription's admin requires).
         manual = [r for r in matching if r.effect == AccessRule.Effect.MANUAL
                   and not any(scope_contains(a.scope, r.scope) for a in auto)]
-        if auto and not manual:
+        unchecked = unchecked_patterns(rules)
+        unread = [f"{selection.vm.name}: the justification pattern of rule “{r.name}” cannot be checked safely; an "
+                  f"approver reads the justification" for r in unchecked]
+        if unchecked and not manual:
+            # Fail closed: a justification the rule's pattern could not check is read by an approver instead.
+            verdicts.append(Verdict(AccessRule.Effect.MANUAL, unchecked[0], 1, 0, unchecked[0].pending_minutes,
+                                    unread))
+        elif auto and not manual:
             verdicts.append(Verdict(AccessRule.Effect.AUTO, auto[0]))
         elif manual:
             strict = max(manual, key=lambda r: (r.approvals_required + r.second_level_approvals, -r.pk))
             verdicts.append(Verdict(AccessRule.Effect.MANUAL, strict, max(1, strict.approvals_required),
                                     strict.second_level_approvals, strict.pending_minutes,
-                                    [f"{selection.vm.name}: rule “{strict.name}”"]))
+                                    [f"{selection.vm.name}: rule “{strict.name}”", *unread]))
         elif any(r.effect != AccessRule.Effect.DENY for r in rules):
             verdicts.append(Verdict(AccessRule.Effect.MANUAL, None, 1, 0, None,
                                     [f"{selection.vm.name}: no rule auto-approves this request"]))

@@ -297,6 +297,14 @@ class AccessRule(models.Model):
         """The scope, for the authorization API (a rule is managed where its scope is administered)."""
         return self.scope
 
+    @property
+    def pattern_problem(self) -> str | None:
+        """Why the stored justification pattern is not run on justifications (saved before the form refused such
+        patterns: invalid, or one that could search for a very long time), or ``None``."""
+        from .patterns import pattern_problem
+
+        return pattern_problem(self.justification_pattern) if self.justification_pattern else None
+
 
 class Approval(models.Model):
     """One approver's decision on a request, at its level, with a comment."""

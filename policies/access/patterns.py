@@ -8,6 +8,7 @@ own parser, so escapes, character classes and ``(?…)`` groups are understood a
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from re import _parser  # the parser ``re.compile`` itself uses
 
 MAX_PATTERN = 100
@@ -51,6 +52,7 @@ class _Nested(Exception):
     """A repeat around a variable repeat or an alternative."""
 
 
+@lru_cache(maxsize=512)
 def pattern_problem(pattern: str) -> str | None:
     """Why ``pattern`` cannot be a justification pattern (not a regular expression, or one that could take very
     long to search a justification), or ``None`` when it can."""

@@ -172,6 +172,30 @@ def test_the_justification_must_match_the_rules_pattern(prod, requester):
     assert ask(requester, {"web-02": [22]}, justification="CHG-42 patch the kernel").state == PortState.QUEUED
 
 
+@pytest.mark.parametrize("effect", ["auto", "manual"])
+def test_a_stored_pattern_the_form_would_refuse_is_never_run_and_the_request_needs_an_approval(
+        client, prod, requester, policy_admin, effect):
+    # Saved before the form refused it: run on a requester's text it could search for years.
+    stored = rule(WEB_RG, effect, justification_pattern=r"(a|aa)*X", approvals_required=2)
+    assert stored.pattern_problem and "Keep the pattern simple" in stored.pattern_problem
+    request = ask(requester, {"web-02": [22]}, justification="Patch the kernel")  # no X: refused if it were run
+    assert (request.approval_state, request.rule_name) == (ApprovalState.PENDING, stored.name)
+    assert request.approvals_required == (1 if effect == "auto" else 2)  # a manual rule keeps its approvals
+    assert request.state == PortState.PENDING
+
+    client.force_login(policy_admin)
+    listed = client.get(reverse("policies:rules")).content.decode()
+    row = listed[listed.index(f'data-rule="{stored.pk}"'):]
+    assert '<p class="errornote unchecked-pattern">Not checked' in row[:row.index("</tr>")]
+    edit = client.get(reverse("policies:rule_edit", args=[stored.pk])).content.decode()
+    assert 'id="unchecked-pattern"' in edit and "is not run on requests" in edit
+    # Fixed, it is run again: the warning goes, and a justification without its match is refused.
+    AccessRule.objects.filter(pk=stored.pk).update(justification_pattern=r"CHG-[0-9]+")
+    assert "unchecked-pattern" not in client.get(reverse("policies:rules")).content.decode()
+    with pytest.raises(ValidationError, match="must contain a match of CHG"):
+        ask(requester, {"web-02": [22]}, justification="Patch the kernel")
+
+
 def test_a_pending_request_expires_visibly(prod, requester, approver, events):
     rule(WEB_RG, "manual", pending_minutes=30)
     request = ask(requester, {"web-02": [22]})
