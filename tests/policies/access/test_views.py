@@ -460,6 +460,21 @@ def test_the_dashboard_shows_my_open_access_and_admin_counts(prod, requester, po
                      page)
 
 
+def test_the_dashboard_counts_portal_requests_only_and_says_access_opened_in_azure_is_not_among_them(
+        prod, policy_admin, client):
+    # The demo's web-01 has port 22 open for alice, opened in Azure itself (no portal request id in its
+    # justification): the inventory shows it, the portal has no request of it to count.
+    client.force_login(policy_admin)
+    inventory = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert re.search(r'<small class="conn-open">Open now: alice<wbr>@contoso\.example \(22\)</small>', inventory)
+    assert not AccessRequest.objects.exists()
+    page = client.get(reverse("dashboard")).content.decode()
+    counts = dict(re.findall(r'data-state="(\w+)"><th scope="row">[^<]+</th><td><a href="[^"]+">(\d+)</a>', page))
+    assert counts and set(counts.values()) == {"0"}
+    assert "<h2>Portal requests in your scope</h2>" in page
+    assert "Access opened in Azure itself (the Azure portal, PowerShell, the REST API) is not counted here" in page
+
+
 def test_the_dashboard_counts_finished_requests_of_the_last_30_days_and_links_the_list_showing_them(
         prod, requester, policy_admin, client):
     old_open, old_closed, recent_closed = (ask(requester, {"web-02": [22]}) for _ in range(3))
