@@ -62,8 +62,9 @@ class ClosedSerializer(serializers.Serializer):
             if not isinstance(exc.detail, dict):
                 raise
             errors = dict(exc.detail)
-        expected = ", ".join(sorted(self.fields))
-        errors.update({str(name): [f"unknown field (expected {expected})."] for name in unknown})
+        expected = (f"expected {', '.join(sorted(self.fields))}" if self.fields
+                    else "this body has no fields: send {} or no body")
+        errors.update({str(name): [f"unknown field ({expected})."] for name in unknown})
         raise serializers.ValidationError(errors)
 
 
@@ -220,6 +221,15 @@ class ExtendSerializer(ClosedSerializer):
                                      help_text="ISO 8601, e.g. PT1H (give this or endTimeUtc, not both).")
     endTimeUtc = serializers.DateTimeField(required=False, help_text="When access ends (give this or duration).")
     justification = StrictCharField(required=False, allow_blank=True, max_length=500)
+
+
+class EmptyBodySerializer(ClosedSerializer):
+    """The body of a write that takes no fields (close a request, remove a VM's JIT): none, or ``{}``. Anything else
+    is refused (a field: 400, not JSON: 415) rather than ignored, as every other write body is."""
+
+
+EMPTY_BODY = {"type": "object", "additionalProperties": False, "maxProperties": 0,
+              "description": "No fields: send no body, or {}. A field is a 400; a body that is not JSON, a 415."}
 
 
 class DecisionSerializer(ClosedSerializer):

@@ -128,9 +128,12 @@ class VmJitView(ApiView):
         return _accepted(request, changes)
 
     @extend_schema(operation_id="vms_jit_destroy", request=None, parameters=[QUEUED_AT],
-                   responses={202: s.PolicyChangeAcceptedSerializer, **ERRORS, **NOT_FOUND}, tags=["jit"])
+                   description="Remove JIT from the VM. Send no body (or `{}`): a field is a 400, a body that is not "
+                               "JSON a 415.",
+                   responses={202: s.PolicyChangeAcceptedSerializer, **BODY_ERRORS, **NOT_FOUND}, tags=["jit"])
     def delete(self, request: Request, pk: int) -> Response:
         vm = policy_selectors.vm_get(request.user, pk, VM_READ)
+        s.EmptyBodySerializer(data=_body(request)).is_valid(raise_exception=True)
         return _accepted(request, [policy_services.policy_remove(actor=request.user, vm=vm)])
 
 
