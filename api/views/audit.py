@@ -24,6 +24,7 @@ from policies.access.client_ip import client_ip
 from .. import serializers as s
 from ..access import api_requires
 from ..negotiation import format_asked, format_refused
+from ..pagination import MAX_LIMIT, page_size
 from .base import ERRORS, ApiView
 
 CSV_TYPE = "text/csv"
@@ -48,6 +49,9 @@ AUDIT_FILTERS = [
 
 
 CURSOR_PARAMETERS = [
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description=(
+        "Events per page: a whole number from 1 (default: the audit page's, AUDIT_PAGE_SIZE, 50 unless set); a larger "
+        f"one than {MAX_LIMIT} gives {MAX_LIMIT}. Anything else (not a whole number, 0 or less) is a 400.")),
     OpenApiParameter("after", str, description="The cursor of the next (older) page, as `next` gives it; any other "
                                                "value, or both after and before, is a 400."),
     OpenApiParameter("before", str, description="The cursor of the previous (newer) page, as `previous` gives it."),
@@ -95,7 +99,7 @@ def _event_json(event, source: str, names: Mapping[str, str]) -> dict:
 @api_requires(AUDIT_READ)
 class AuditEventListView(ApiView):
     """Search JIT activity, newest first: the Azure Activity Log copies or the portal's own trail, with the
-    audit page's filters and scope. Pages by cursor (``next``/``previous``); no counts."""
+    audit page's filters and scope. Pages by cursor (``next``/``previous``), ``limit`` events a page; no counts."""
 
     @extend_schema(operation_id="audit_events_list",
                    parameters=[*AUDIT_FILTERS, *CURSOR_PARAMETERS],
@@ -103,7 +107,8 @@ class AuditEventListView(ApiView):
     def get(self, request: Request) -> Response:
         source, filterset = _audit_filterset(request, AUDIT_READ)
         page = keyset_page(filterset.qs, after=request.query_params.get("after"),
-                           before=request.query_params.get("before"), size=settings.AUDIT_PAGE_SIZE)
+                           before=request.query_params.get("before"),
+                           size=page_size(request, default=settings.AUDIT_PAGE_SIZE))
         names = audit_selectors.subscription_names(e.subscription_id for e in page.rows)
 
         def link(key: str, cursor: str | None) -> str | None:

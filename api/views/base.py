@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from jitportal.lib.keyset import seek_page
 
 from .. import serializers as s
-from ..pagination import Pagination
+from ..pagination import LIMIT_HELP, page_size
 from ..throttling import FailedAuthThrottle
 
 ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input; `errors` lists each problem."),
@@ -45,7 +45,7 @@ def seek_parameters(following: str = "next", preceding: str = "previous") -> lis
     """``limit``, the ``after``/``before`` cursors and the refused ``offset`` of a list paged by cursor;
     ``following`` and ``preceding`` name its next and previous pages in the list's order (``older``/``newer``)."""
     return [
-        OpenApiParameter("limit", int, description="Rows per page (default 50, at most 500)."),
+        OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description=LIMIT_HELP),
         OpenApiParameter("after", str, description=f"The cursor of the {following} page, as `next` gives it; any "
                                                    "other value, or both after and before, is a 400."),
         OpenApiParameter("before", str, description=f"The cursor of the {preceding} page, as `previous` gives it."),
@@ -57,8 +57,9 @@ def seek_parameters(following: str = "next", preceding: str = "previous") -> lis
 SEEK_PARAMETERS = seek_parameters("next (older)", "previous (newer)")  # newest first
 # The 400 a list paged by cursor answers besides a bad query: a cursor it did not give, both, or an offset.
 SEEK_ERRORS = {**READ_ERRORS, 400: OpenApiResponse(s.ErrorSerializer, description=(
-    "An `after` or `before` cursor this list did not give, both at once, or a non-zero `offset`; a query parameter "
-    "holding a NUL character, or more parameters than the portal accepts."))}
+    "An `after` or `before` cursor this list did not give, both at once, a non-zero `offset`, or a `limit` that is not "
+    "a whole number of at least 1; a query parameter holding a NUL character, or more parameters than the portal "
+    "accepts."))}
 
 
 NUL_MESSAGE = "Text must not contain NUL (0x00) characters."
@@ -101,14 +102,14 @@ def _body(request: Request):
 
 def _seek(request: Request, queryset, render, *, key: str, descending: bool = True) -> Response:
     """A page of ``queryset`` sorted by ``key`` then id, after or before the cursor the query names
-    (``jitportal.lib.keyset``): ``next`` and ``previous`` are URLs (the query with the other cursor, or ``offset``,
-    left out); no ``count``. A non-zero ``offset``, or a cursor this list did not give, is a ``ValidationError``
-    (400)."""
+    (``jitportal.lib.keyset``), ``limit`` rows (``api.pagination.page_size``): ``next`` and ``previous`` are URLs
+    (the query with the other cursor, or ``offset``, left out); no ``count``. A non-zero ``offset``, a ``limit`` that
+    is not a whole number of at least 1, or a cursor this list did not give, is a ``ValidationError`` (400)."""
     offset = request.query_params.get("offset", "").strip()
     if offset not in ("", "0"):  # ignoring it would give the first page again and again to a client that counts
         raise ValidationError("offset is no longer taken by this list: follow the `next` URL of each page (its "
                               "`after` cursor) instead.")
-    size = Pagination().get_limit(request)
+    size = page_size(request)
     page = seek_page(queryset, key=key, descending=descending, after=request.query_params.get("after"),
                      before=request.query_params.get("before"), size=size)
 
