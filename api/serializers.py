@@ -243,11 +243,23 @@ class ConnectionSerializer(serializers.Serializer):
     endpoint = serializers.CharField()
 
 
+PORT_END = ("When this port's access ends, once known: Azure's end once it opened; the planned end of a scheduled "
+            "window or of a request opening without approval. Null while the window waits for approvals (it starts "
+            "when the last approval lands and the port opens), once approved until the port opens, and for a port that "
+            "never opened (denied, failed, not approved in time, cancelled): its length is `duration`.")
+REQUEST_END = ("When the request's access ends (its latest port's), once known; null while no port's end is "
+               "(see the ports' endTimeUtc): the window's length is then `duration`.")
+PORT_DURATION = "The window asked for this port, ISO 8601 (PT1H30M): how long it stays open from when it opens."
+REQUEST_DURATION = ("The window asked for, ISO 8601 (its longest port's): how long access lasts from when it opens, "
+                    "which for a request awaiting approval is when the last approval lands.")
+
+
 class RequestPortSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     protocol = serializers.CharField()
     allowedSourceAddressPrefix = serializers.CharField()
-    endTimeUtc = serializers.DateTimeField(allow_null=True)
+    endTimeUtc = serializers.DateTimeField(allow_null=True, help_text=PORT_END)
+    duration = serializers.CharField(help_text=PORT_DURATION)
     status = serializers.CharField(help_text="The portal's state of this port (queued, open, expired…).")
     azureStatus = serializers.CharField(allow_null=True, help_text="Initiated or Revoked, as Azure says.")
     statusReason = serializers.CharField(allow_null=True)
@@ -283,8 +295,10 @@ class RequestSerializer(serializers.Serializer):
     correlationId = serializers.CharField()
     allowedSourceAddressPrefix = serializers.CharField(help_text=SOURCE_OUT)
     createdAt = serializers.DateTimeField(allow_null=True)
-    startTimeUtc = serializers.DateTimeField(allow_null=True)
-    endTimeUtc = serializers.DateTimeField(allow_null=True)
+    startTimeUtc = serializers.DateTimeField(allow_null=True, help_text=(
+        "A scheduled window's start, else when its first port opened; null before that."))
+    endTimeUtc = serializers.DateTimeField(allow_null=True, help_text=REQUEST_END)
+    duration = serializers.CharField(help_text=REQUEST_DURATION)
     closedAt = serializers.DateTimeField(allow_null=True)
     extends = serializers.IntegerField(required=False)
     approvalState = serializers.CharField(required=False)

@@ -439,6 +439,9 @@ def test_a_request_that_needs_approval_waits_for_it_and_opens_once_approved(
     out, err = request_web_02(requester, "--wait")
     assert (out["state"], out["approvalState"], out["approvalsRequired"]) == ("pending", "pending", 1)
     assert out["virtualMachines"][0]["ports"][0]["status"] == "pending" and out["startTimeUtc"] is None
+    # Its window starts when the last approval lands: no end yet, the window's length instead.
+    assert (out["endTimeUtc"], out["duration"]) == (None, "PT1H")
+    assert [(p["endTimeUtc"], p["duration"]) for p in out["virtualMachines"][0]["ports"]] == [(None, "PT1H")]
     assert "awaits approval (1 needed)" in err
     assert not [c for c in fresh_emulator.calls() if c["path"].endswith("/initiate")]
     request = AccessRequest.objects.get()
@@ -448,7 +451,8 @@ def test_a_request_that_needs_approval_waits_for_it_and_opens_once_approved(
     assert approved["approvalState"] == "approved" and approved["state"] == "open"
     assert [(a["approver"], a["decision"], a["comment"]) for a in approved["approvals"]] == [
         ("dave@contoso.example", "approve", "ok")]
-    assert approved["startTimeUtc"] is not None
+    assert approved["startTimeUtc"] is not None and approved["endTimeUtc"] is not None
+    assert approved["duration"] == approved["virtualMachines"][0]["ports"][0]["duration"] == "PT1H"
 
 
 def test_a_future_start_time_schedules_the_window(prod, requester):
