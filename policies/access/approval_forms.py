@@ -43,7 +43,8 @@ def _prefixes(text: str) -> list[str]:
     for part in re.split(r"[\s,]+", (text or "").strip()):
         if not part:
             continue
-        prefixes.append("*" if part.lower() in validation.ANY_WORDS else validation.parse_source("range", part))
+        prefixes.append("*" if part.lower() in validation.ANY_WORDS else validation.parse_source(
+            "range", part, check_width=False))  # a rule's range opens nothing: a deny rule may cover a wide one
     return list(dict.fromkeys(prefixes))
 
 

@@ -90,8 +90,10 @@ def window_label(step: timedelta) -> str:
     return " ".join(p for p in parts if p)
 
 
-def parse_source(kind: str, value: str) -> str:
-    """The source prefix for ``kind`` ``ip`` (one address → /32 or /128), ``range`` (a CIDR) or ``any``."""
+def parse_source(kind: str, value: str, *, check_width: bool = True) -> str:
+    """The source prefix for ``kind`` ``ip`` (one address → /32 or /128), ``range`` (a CIDR) or ``any``. A range
+    wider than ``ACCESS_WIDEST_PREFIX_V4``/``_V6`` is refused, named as typed, unless ``check_width`` is false (an
+    access rule's ranges, which open nothing)."""
     text = (value or "").strip()
     if kind == "any":
         return ANY
@@ -99,25 +101,35 @@ def parse_source(kind: str, value: str) -> str:
         raise ValidationError("Enter the IP address you connect from." if kind == "ip" else
                               "Enter an IP range such as 203.0.113.0/24.", code="missing_source")
     if kind in ("ip", "range") and "%" in text:  # an IPv6 zone names one of the requester's own interfaces
-        raise ValidationError(f"'{text}' names a network interface: give the address without the interface "
+        raise ValidationError(f"'{_shown(text)}' names a network interface: give the address without the interface "
                               "(the part from %).", code="malformed_source")
     if kind == "ip":
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
-            raise ValidationError(f"'{text}' is not an IPv4 or IPv6 address.", code="malformed_source") from None
+            raise ValidationError(f"'{_shown(text)}' is not a valid IP address (such as 203.0.113.7 or "
+                                  "2001:db8::7).", code="malformed_source") from None
         address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:a.b.c.d is IPv4 traffic
         return f"{address}/{address.max_prefixlen}"
-    if kind == "range":
+    if kind == "range":  # or one address (as /32 or /128): the API's and the CLI's sources are read as ranges
         if text.lower() in ANY_WORDS:
             return ANY
         try:
-            network = ipaddress.ip_network(text, strict=False)
+            network = _ipv4_of_mapped(ipaddress.ip_network(text, strict=False))
         except ValueError:
-            raise ValidationError(f"'{text}' is not an IP range such as 203.0.113.0/24.",
-                                  code="malformed_source") from None
-        return str(_ipv4_of_mapped(network))
+            raise ValidationError(f"'{_shown(text)}' is not a valid IP address or range (such as 203.0.113.7 or "
+                                  "203.0.113.0/24).", code="malformed_source") from None
+        widest = settings.ACCESS_WIDEST_PREFIX_V4 if network.version == 4 else settings.ACCESS_WIDEST_PREFIX_V6
+        if check_width and network.prefixlen < widest:  # named as typed, not as its network (2001::/16)
+            raise ValidationError(f"'{_shown(text)}' is too wide: ranges must be /{widest} or narrower.",
+                                  code="source_too_wide")
+        return str(network)
     raise ValidationError("Choose where you connect from.", code="malformed_source")
+
+
+def _shown(text: str) -> str:
+    """What was typed, cut to a length a message can carry (no address or range is longer)."""
+    return text if len(text) <= 64 else text[:64] + "…"
 
 
 def host_bits_note(typed: str, prefix: str) -> str:

@@ -387,6 +387,13 @@ def test_an_extension_with_both_duration_and_end_time_is_a_400(persona_mappings,
     ({"virtualMachines": [{"id": "a", "endTimeUtc": "2099-01-01T02:00:00Z",
                            "ports": [{"number": 22, "allowedSourceAddressPrefix": "1.2.3.4"}]}], "justification": "x"},
      "virtualMachines.0.endTimeUtc: unknown field (expected id, ports)."),
+    # A source is named as typed: not "an IP range" for an address, nor by its network (2001::/16).
+    ({"virtualMachines": [{"id": "a", "ports": [{"number": 22, "endTimeUtc": "2099-01-01T00:00:00Z",
+                                                 "allowedSourceAddressPrefix": "1.2.3.999"}]}], "justification": "x"},
+     "'1.2.3.999' is not a valid IP address or range (such as 203.0.113.7 or 203.0.113.0/24)."),
+    ({"virtualMachines": [{"id": "a", "ports": [{"number": 22, "endTimeUtc": "2099-01-01T00:00:00Z",
+                                                 "allowedSourceAddressPrefix": ["2001:db8::/16"]}]}],
+      "justification": "x"}, "'2001:db8::/16' is too wide: ranges must be /32 or narrower."),
 ])
 def test_invalid_requests_are_a_400_with_the_reason(persona_mappings, requester, api_as, body, message):
     response = api_as(requester).post("/api/v1/requests/", body)

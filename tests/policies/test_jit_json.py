@@ -213,7 +213,12 @@ def test_what_it_reads_is_what_request_create_accepts(web_vm, requester):
     (seed_request("VMID", endTimeUtc="2020-07-15T14:00:00Z"), "is not after now"),
     (seed_request("VMID", allowedSourceAddressPrefix=None), "give 'allowedSourceAddressPrefix'"),
     (seed_request("VMID", allowedSourceAddressPrefix=["1.2.3.4", "5.6.7.8"]), "give one source address"),
-    (seed_request("VMID", allowedSourceAddressPrefix="not-an-ip"), "'not-an-ip' is not an IP range"),
+    (seed_request("VMID", allowedSourceAddressPrefix="not-an-ip"), "'not-an-ip' is not a valid IP address or range"),
+    (seed_request("VMID", allowedSourceAddressPrefix="1.2.3.999"), "'1.2.3.999' is not a valid IP address or range"),
+    # named as typed, not as its network (2001::/16)
+    (seed_request("VMID", allowedSourceAddressPrefix="2001:db8::/16"),
+     "'2001:db8::/16' is too wide: ranges must be /32 or narrower."),
+    (seed_request("VMID", allowedSourceAddressPrefix="10.1.2.3/7"), "'10.1.2.3/7' is too wide: ranges must be /8"),
     (seed_request("VMID", maxRequestAccessDuration="PT3H"), "unknown field 'maxRequestAccessDuration'"),
     ({**seed_request("VMID"), "startTimeUtc": "soon"}, "'startTimeUtc' must be a UTC time"),
     ({**seed_request("VMID"), "startTimeUtc": "2020-07-15T18:00:00Z"}, "is not after the start 2020-07-15T18:00"),

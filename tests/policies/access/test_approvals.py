@@ -1,6 +1,7 @@
 """Approvals and scheduled windows: rules decide (deny → auto → manual), approvers decide, the beat releases."""
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, time, timedelta
 
@@ -380,6 +381,21 @@ def test_approval_times_name_their_time_zone(client, prod, requester, approver, 
     client.force_login(requester)
     page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     assert f"{expires} IST" in page and f"{decided} IST" in page
+
+
+def test_a_rules_source_ranges_may_be_wider_than_a_request_may_ask_for(client, prod, policy_admin):
+    """A rule's ranges open nothing: a deny rule may cover ranges no request may be for (wider than
+    ACCESS_WIDEST_PREFIX_V4/_V6); a bad one is named as the request form names it."""
+    client.force_login(policy_admin)
+    fields = {"name": "wide", "scope": WEB_RG, "effect": "deny", "approvals_required": 1, "second_level_approvals": 0,
+              "message": "Not from there.", "enabled": "on"}
+    response = client.post(reverse("policies:rule_new"), {**fields, "sources_text": "0.0.0.0/1, 2000::/3"})
+    assert response.status_code == 302, response.content
+    saved = AccessRequest.rule.field.related_model.objects.get(name="wide")
+    assert saved.source_prefixes == ["0.0.0.0/1", "2000::/3"]
+    bad = client.post(reverse("policies:rule_new"), {**fields, "name": "bad", "sources_text": "1.2.3.999"})
+    assert bad.status_code == 400
+    assert "'1.2.3.999' is not a valid IP address or range" in html.unescape(bad.content.decode())
 
 
 def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin):
