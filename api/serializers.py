@@ -16,21 +16,32 @@ from jitportal.lib.numbers import AsciiIntegerSerializerField
 from policies import rules
 
 MAX_LIST = 100
+MAX_PREFIX = 64  # a source prefix as stored (``AccessRequest.source_prefix``) and as the schema gives it
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 64},
-                                {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": MAX_LIST}]})
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": MAX_PREFIX},
+                                {"type": "array", "items": {"type": "string", "maxLength": MAX_PREFIX},
+                                 "maxItems": MAX_LIST}]})
 class StringOrListField(serializers.Field):
-    """A prefix as Azure writes it: one string, or a list of strings (``["*"]``, ``["1.2.3.4"]``)."""
+    """A prefix as Azure writes it: one string, or a list of strings (``["*"]``, ``["1.2.3.4"]``), each at most
+    ``MAX_PREFIX`` characters, as the schema says (a longer one is refused here, before any domain rule reads it)."""
 
-    default_error_messages = {"invalid": "Give a string or a list of strings."}
+    default_error_messages = {
+        "invalid": "Give a string or a list of strings.",
+        "max_length": "A prefix is at most {max_length} characters; this one has {length}.",
+    }
 
     def to_internal_value(self, data) -> list[str]:
         if isinstance(data, str):
-            return [data]
-        if isinstance(data, list) and len(data) <= MAX_LIST and all(isinstance(v, str) for v in data):
-            return list(data)
-        self.fail("invalid")
+            values = [data]
+        elif isinstance(data, list) and len(data) <= MAX_LIST and all(isinstance(v, str) for v in data):
+            values = list(data)
+        else:
+            self.fail("invalid")
+        for value in values:
+            if len(value) > MAX_PREFIX:
+                self.fail("max_length", max_length=MAX_PREFIX, length=len(value))
+        return values
 
     def to_representation(self, value):
         return value

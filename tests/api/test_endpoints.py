@@ -110,6 +110,9 @@ def test_whoever_sees_a_vm_reads_its_jit_ports_as_on_its_page(vms, requester, au
      "'fe80::1%eth0' names a network interface"),
     ({"ports": [{"number": 22, "protocol": "ICMP", "allowedSourceAddressPrefix": "*"}]}, "TCP, UDP or Any"),
     ({"ports": [{"number": 22, "allowedSourceAddressPrefix": 5}]}, "string or a list"),
+    # The schema's maxLength: 64, for each prefix of a list as for one string.
+    ({"ports": [{"number": 22, "allowedSourceAddressPrefix": ["10.0.0.0/8", "10.1.2.3" + " " * 60]}]},
+     "A prefix is at most 64 characters; this one has 68."),
     ({"ports": [{"number": 22, "allowedSourceAddressPrefix": "*"}, {"number": 22, "allowedSourceAddressPrefix": "*"}]},
      "listed twice"),
     ({"ports": "22"}, "ports"),
@@ -394,6 +397,10 @@ def test_an_extension_with_both_duration_and_end_time_is_a_400(persona_mappings,
     ({"virtualMachines": [{"id": "a", "ports": [{"number": 22, "endTimeUtc": "2099-01-01T00:00:00Z",
                                                  "allowedSourceAddressPrefix": ["2001:db8::/16"]}]}],
       "justification": "x"}, "'2001:db8::/16' is too wide: ranges must be /32 or narrower."),
+    # The schema's maxLength: 64 holds for one string too (stripped, this one would name an address).
+    ({"virtualMachines": [{"id": "a", "ports": [{"number": 22, "endTimeUtc": "2099-01-01T00:00:00Z",
+                                                 "allowedSourceAddressPrefix": "203.0.113.7" + " " * 54}]}],
+      "justification": "x"}, "allowedSourceAddressPrefix: A prefix is at most 64 characters; this one has 65."),
 ])
 def test_invalid_requests_are_a_400_with_the_reason(persona_mappings, requester, api_as, body, message):
     response = api_as(requester).post("/api/v1/requests/", body)
