@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Min
@@ -11,6 +11,9 @@ from django.template.loader import render_to_string
 from accounts.scopes import scope_contains
 from jitportal.lib.links import portal_url
 from jitportal.lib.times import utc_iso
+from policies.access.ends import port_end
+from policies.access.validation import window_label
+from policies.rules import format_duration
 
 HEADLINES = {
     "submitted": "Access request #{id} submitted",
@@ -49,17 +52,25 @@ def request_summary(request, *, scope: str = "") -> dict:
     """The request as webhooks see it (Azure's names for ports: ``number``, ``endTimeUtc``; ``window`` in words, as
     the e-mails and chat cards give it); with ``scope``, only its VMs at or under it, their latest end as ``end``,
     and how many VMs it has elsewhere as ``vms_elsewhere`` (a webhook's administrator sees nothing of another
-    scope)."""
-    vms, ends, elsewhere = [], [], 0
+    scope). As in the API, an end is given once it is known (``ends.port_end``) and is None before: while the request
+    waits for its approvals, or approved until its port opens, and for a port that never opened; ``duration`` (ISO
+    8601; the request's: its longest port's) always gives the window's length."""
+    vms, ends, longest, elsewhere = [], [], 0, 0
+    known = False  # some port of the request (of any scope) has a known end
     for vm_row in request.vms.all().prefetch_related("ports"):
+        ports = list(vm_row.ports.all())
+        port_ends = [port_end(request, p) for p in ports]
+        known = known or any(e is not None for e in port_ends)
         if scope and not scope_contains(scope, vm_row.vm_arm_id):
             elsewhere += 1
             continue
-        ports = list(vm_row.ports.all())
-        ends += [p.end_at for p in ports]
+        ends += [e for e in port_ends if e is not None]
+        longest = max([longest, *(p.duration_seconds for p in ports)])
         vms.append({"name": vm_row.vm_name, "id": vm_row.vm_arm_id,
-                    "ports": [{"number": p.number, "state": p.state, "endTimeUtc": utc_iso(p.end_at)} for p in ports]})
-    end = max(ends) if elsewhere and ends else request.end_at
+                    "ports": [{"number": p.number, "state": p.state, "endTimeUtc": utc_iso(e),
+                               "duration": _duration(p.duration_seconds)} for p, e in zip(ports, port_ends,
+                                                                                          strict=True)]})
+    end = max(ends, default=None) if elsewhere else (request.end_at if known else None)
     first_opened = request.ports.aggregate(first=Min("opened_at"))["first"]
     return {
         "id": request.pk,
@@ -72,10 +83,17 @@ def request_summary(request, *, scope: str = "") -> dict:
         "source": request.source_prefix,
         "start": utc_iso(request.scheduled_start or first_opened or request.created_at),
         "end": utc_iso(end),
-        "window": window_text(request, end=end, first_opened=first_opened),
+        "duration": _duration(longest),
+        "window": window_text(request, end=end, first_opened=first_opened,
+                              window=window_label(timedelta(seconds=longest))),
         "vms": vms,
         **({"vms_elsewhere": elsewhere} if elsewhere else {}),
     }
+
+
+def _duration(seconds: int) -> str:
+    """A window's length as the API writes it: ISO 8601 (``PT1H30M``)."""
+    return format_duration(timedelta(seconds=seconds))
 
 
 # Event details that may name VMs of any scope: Azure's error of a failed ``initiate``, the access rules' reasons.
@@ -256,18 +274,19 @@ def _minute(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
 
 
-def window_text(request, *, end: datetime | None, first_opened: datetime | None) -> str:
+def window_text(request, *, end: datetime | None, first_opened: datetime | None, window: str = "") -> str:
     """The request's window for a reader: its times in UTC, from its scheduled start or, once a port opened, the first
     opening (``first_opened``; an approved request's window starts when the last approval lands, not when it was
-    asked for) to ``end`` (the request's end or, for a scoped webhook, the latest of its VMs'); or, while an
-    approval-gated request (not scheduled) has not opened, its length and when it starts (its end is fixed only when
-    Azure opens it)."""
-    if request.approval_state != "not_required" and not request.scheduled_start and first_opened is None:
+    asked for) to ``end`` (the request's end or, for a scoped webhook, the latest of its VMs'); or, while no end is
+    known (``end`` None: an approval-gated request that has not opened, or one that never did), its length
+    (``window``, else the request's) and when it starts."""
+    if end is None:
+        window = window or request.window
         if request.is_pending:
-            return f"{request.window}, starting when the last approval lands"
+            return f"{window}, starting when the last approval lands"
         if request.state in ("queued", "opening"):
-            return f"{request.window}, starting when it opens"
-        return f"{request.window} (it never opened)"
+            return f"{window}, starting when it opens"
+        return f"{window} (it never opened)"
     return f"{_minute(request.scheduled_start or first_opened or request.created_at)} to {_minute(end)} UTC"
 
 

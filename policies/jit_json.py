@@ -22,7 +22,7 @@ from jitportal.lib.times import utc_iso
 
 from . import rules, selectors, shapes
 from .access.connection import details_for
-from .access.models import FINAL, ApprovalState, PortState
+from .access.ends import port_end
 from .access.services import Selection
 from .access.validation import ANY_WORDS, SCHEDULE_MIN_LEAD, parse_source
 from .models import VirtualMachine
@@ -379,25 +379,11 @@ def request_from_azure(body: object, *, user, now: datetime | None = None,
                         justification=justification.strip(), start_at=scheduled)
 
 
-def known_end(request, port) -> datetime | None:
-    """When ``port``'s access ends, or None while nobody knows: Azure's end once the port opened; the planned end of
-    a scheduled window, or of a request that opens without approval (it is being opened now); None while its window
-    waits for an approval or, approved, for its port to open (the end is set from the moment Azure opens it), and
-    for a port that never opened (denied, failed, not approved in time, cancelled)."""
-    if port.opened_at is not None or port.state == PortState.OPEN:
-        return port.end_at
-    if port.state in FINAL:
-        return None
-    if request.scheduled_start is not None or request.approval_state == ApprovalState.NOT_REQUIRED:
-        return port.end_at
-    return None
-
-
 def request_to_json(request, *, review: bool = False) -> dict:
     """An access request with its VMs, ports and approvals, in Azure's words where Azure has them.
 
     ``startTimeUtc`` is the scheduled start, or when the first port opened (None before that); ``endTimeUtc`` the
-    end once it is known (``known_end``; the request's: None until one of its ports' is), and ``duration`` the
+    end once it is known (``ends.port_end``; the request's: None until one of its ports' is), and ``duration`` the
     window's length asked for (ISO 8601; the request's: its longest port's), which holds from the start; ``status``
     is the portal's port state, ``azureStatus``/``statusReason`` Azure's. For an approver's ``review`` the
     connection details (address, endpoint) are left out: they are the requester's.
@@ -408,7 +394,7 @@ def request_to_json(request, *, review: bool = False) -> dict:
     ends: dict[int, datetime | None] = {}
     for port in request.ports.all():
         ports_by_vm.setdefault(port.request_vm_id, []).append(port)
-        ends[port.pk] = known_end(request, port)
+        ends[port.pk] = port_end(request, port)
         if port.opened_at is not None:
             opened.append(port.opened_at)
     longest = max((port.duration_seconds for ports in ports_by_vm.values() for port in ports), default=0)

@@ -266,3 +266,41 @@ def test_an_approver_who_decided_follows_every_link_they_are_sent_and_others_of_
         client.force_login(user)
         assert {link: client.get(link).status_code for link in sorted(links)} == dict.fromkeys(sorted(links),
                                                                                                expected), user
+
+
+def test_a_webhook_gives_no_end_for_a_request_until_it_opens_but_the_windows_length(
+        persona_mappings, broker_down, webhook_receiver):
+    from django.utils import timezone
+
+    from jitportal.lib.times import utc_iso
+    from policies.access.models import AccessRequest
+    from tests.notifications.factories import record_event
+
+    alice, dave = make_persona("requester"), make_persona("approver")
+    vm = policy_factories.make_vm(REQUEST_SCOPE)
+    AccessRule.objects.create(name="one approver", scope=REQUEST_SCOPE, effect=AccessRule.Effect.MANUAL,
+                              approvals_required=1)
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url, events=["needs_approval", "approved", "opened"])
+    request, _ = access_services.request_create(
+        actor=alice, selections=[access_services.Selection(vm, (22,))], source_prefix="203.0.113.50/32",
+        duration=timedelta(hours=1, minutes=30), justification="Patch the kernel", idempotency_key=uuid.uuid4().hex)
+    services.deliver_due()
+    approvals.request_decide(actor=dave, request=request, approve=True)  # queued: the worker opens it next
+    services.deliver_due()
+    opened = timezone.now()  # the worker's part: Azure opens the port for the window asked, from now
+    end = opened + timedelta(hours=1, minutes=30)
+    request.ports.update(state="open", opened_at=opened, end_at=end)
+    AccessRequest.objects.filter(pk=request.pk).update(state="open", end_at=end)
+    record_event(request=AccessRequest.objects.get(pk=request.pk), event="opened")
+    services.deliver_due()
+
+    sent = {post.json()["event"]: post.json()["request"] for post in webhook_receiver.wait_for(3)}
+    for event, starts in (("needs_approval", "when the last approval lands"), ("approved", "when it opens")):
+        summary = sent[event]  # the planned end (request time + window) is not when it ends: none is given
+        [port] = summary["vms"][0]["ports"]
+        assert (summary["end"], port["endTimeUtc"]) == (None, None), event
+        assert (summary["duration"], port["duration"]) == ("PT1H30M", "PT1H30M"), event
+        assert summary["window"] == f"1 hour 30 minutes, starting {starts}"
+    summary = sent["opened"]
+    assert summary["end"] == utc_iso(end) and summary["duration"] == "PT1H30M"
+    assert [port["endTimeUtc"] for port in summary["vms"][0]["ports"]] == [utc_iso(end)]
