@@ -35,6 +35,7 @@ from policies.selectors import vm_get, vm_list
 from . import validation
 from .client_ip import request_source_note
 from .connection import ConnectionDetails, details_for, login_name
+from .ends import port_end, unknown_end_text
 from .models import (
     ACTIVE,
     FINAL,
@@ -309,8 +310,9 @@ def vm_rows_shown(request: AccessRequest, user) -> tuple[list[AccessRequestVm], 
 
 
 def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
-    """What the request page shows: per VM (those ``vm_rows_shown``), per port, state, time left, connection
-    lines; and what may be done. On an approver's ``review`` the connection details stay hidden (they are the
+    """What the request page shows: per VM (those ``vm_rows_shown``), per port, state, its end once known
+    (``ends.port_end``, else the window's length and when it starts), time left, connection lines; and what may be
+    done. On an approver's ``review`` the connection details stay hidden (they are the
     requester's). A request past its approval deadline shows as the next reconcile will mark it
     (``show_as_timed_out``)."""
     now = timezone.now()
@@ -323,9 +325,13 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         for port in vm_row.ports.all():
             details = port_connection(port) if port.state == PortState.OPEN and not review else None
             closed_early = port.closed_early
+            end = port_end(request, port)
             ports.append({"port": port, "details": details,
                           "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
                           "time_left": max(port.end_at - now, timedelta(0)) if port.state == PortState.OPEN else None,
+                          # Until it is known (the stored planned end of a port awaiting approval or opening is
+                          # not), the window's length and when it starts.
+                          "end": end, "unknown_end": unknown_end_text(port.state, port.window) if end is None else "",
                           "never_opened": port.state in FINAL and port.opened_at is None,
                           "closed_early": closed_early,
                           # behind a firewall, Close now is the portal's own newer request (closing.py)

@@ -14,6 +14,7 @@ from jitportal.lib.tables import NOWRAP, SortableTable, object_url
 from jitportal.lib.times import zoned_time
 
 from .approvals import overdue
+from .ends import request_end, unknown_end_text
 from .models import FINAL, AccessRequest, ApprovalState, PortState
 
 EMPTY = "—"  # a cell with no value, as django-tables2 shows one
@@ -95,18 +96,20 @@ def _vm_names(shown: list, hidden: int) -> str:
 
 
 def ends(record: AccessRequest, now: datetime) -> SafeString:
-    """The Ends cell (HTML): the planned end while the request waits or is open; awaiting approval (and not
-    scheduled) it is not known yet: the window starts at the last approval; once it is over, when its access ended
-    (``ended``); denied, failed or not approved in time (or past its approval deadline), nothing opened, so nothing
-    ends."""
+    """The Ends cell (HTML): the end once it is known (``ends.request_end``: Azure's once a port opened, the planned
+    end of a scheduled window or of a request opening without approval); before that the window's length: "2 hours
+    after the last approval" while it waits for its approvals (its window starts when the last one lands), "2 hours
+    after it opens" once approved (the stored planned end, the request time plus the window, is not when it ends);
+    once it is over, when its access ended (``ended``); denied, failed or not approved in time (or past its approval
+    deadline), nothing opened, so nothing ends."""
     if overdue(record, now):
         return mark_safe("Did not open")
-    if record.state == PortState.PENDING and not record.scheduled_start:
-        return mark_safe("after approval")
     if record.state in (PortState.DENIED, PortState.FAILED) or record.approval_state == ApprovalState.EXPIRED:
         return mark_safe("Did not open")
     if record.state in FINAL:
         return ended(record)
+    if request_end(record, record.ports.all()) is None:
+        return escape(unknown_end_text(record.state, record.window))
     if record.state == PortState.OPEN and record.closed_at is not None:
         return mark_safe(f"Closing<br><small>(was to end {zoned_time(record.end_at)})</small>")  # noqa: S308
     return zoned_time(record.end_at)

@@ -293,8 +293,8 @@ def request_list(request: HttpRequest) -> HttpResponse:
     # walks every user's requests and sorts them, rather than a sort index.
     queryset = selectors.request_list(request.user).select_related(None).prefetch_related(
         Prefetch("vms", queryset=AccessRequestVm.objects.only("id", "request_id", "vm_name", "vm_arm_id")),
-        Prefetch("ports", queryset=AccessRequestPort.objects.only(  # when a finished request's access ended
-            "id", "request_id", "state", "end_at", "opened_at", "finished_at")))
+        Prefetch("ports", queryset=AccessRequestPort.objects.only(  # when its access ends or ended, its window
+            "id", "request_id", "state", "end_at", "opened_at", "finished_at", "duration_seconds")))
     filterset = AccessRequestFilterSet(request.GET or None, queryset=queryset, user=request.user)
     is_admin, may_ask = selectors.is_admin(request.user), authz.holds_anywhere(request.user, JIT_INITIATE)
     filtered = any(request.GET.get(name, "").strip() for name in filterset.filters)

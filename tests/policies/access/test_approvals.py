@@ -640,6 +640,39 @@ def test_a_rule_number_written_with_a_non_ascii_digit_is_refused_in_words(client
     assert not AccessRule.objects.filter(name="odd").exists()
 
 
+def asked_hours_ago(request: AccessRequest, hours: float, window: timedelta) -> datetime:
+    """Make ``request`` as if asked ``hours`` ago (its stored plan: then plus its ``window``); returns that plan."""
+    asked = timezone.now() - timedelta(hours=hours)
+    AccessRequest.objects.filter(pk=request.pk).update(created_at=asked, end_at=asked + window)
+    request.ports.update(end_at=asked + window)
+    return asked + window
+
+
+def test_an_approved_request_shows_its_windows_length_until_it_opens_not_a_planned_end(
+        client, prod, requester, approver):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]}, hours=2)
+    stale = asked_hours_ago(request, 3, timedelta(hours=2))  # the approvers took three hours
+    approvals.request_decide(actor=approver, request=request, approve=True)
+    request.refresh_from_db()
+    assert request.state == PortState.QUEUED  # the worker opens it in a moment
+    plans = {timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") for moment in (stale, request.end_at)}
+    client.force_login(requester)
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    ends = re.search(r'<tr data-port="22".*?<td>.*?</td>.*?<td.*?</td>.*?<td>.*?</td>\s*<td>(.*?)</td>', page, re.S)
+    assert ends[1].strip() == '<span class="end-unknown">2 hours after it opens</span>', ends[1]
+    listed = client.get(reverse("policies:requests")).content.decode()
+    row = listed.split(f'data-request="{request.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert "2 hours after it opens" in row
+    assert not [plan for plan in plans if plan in page or plan in row]
+    assert open_all(request) == ["open"]
+    request.refresh_from_db()
+    opened = timezone.localtime(request.end_at).strftime("%Y-%m-%d %H:%M")  # Azure's, two hours from opening
+    assert opened in client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    row = client.get(reverse("policies:requests")).content.decode().split(f'data-request="{request.pk}"', 1)[1]
+    assert opened in row.split("</tr>", 1)[0]
+
+
 def described_by_targets_missing(page: str) -> list[str]:
     """The ids an ``aria-describedby`` of the page names that no element of it carries."""
     return [target for targets in re.findall(r'aria-describedby="([^"]+)"', page) for target in targets.split()
@@ -669,7 +702,7 @@ def test_a_request_awaiting_approval_shows_no_end_before_its_window_starts(clien
     page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     assert "2 hours after the last approval" in page and planned not in page
     listed = client.get(reverse("policies:requests")).content.decode()
-    assert "after approval" in listed and planned not in listed
+    assert "2 hours after the last approval" in listed and planned not in listed
     approvals.request_decide(actor=approver, request=request, approve=True)
     open_all(request)
     request.refresh_from_db()
@@ -779,7 +812,7 @@ def test_the_requests_list_shows_and_filters_a_request_past_its_approval_deadlin
     assert listed(rows["expired"]) == {overdue.pk: "Expired"}
     everything = client.get(reverse("policies:requests")).content.decode()
     row = everything.split(f'data-request="{overdue.pk}"', 1)[1].split("</tr>", 1)[0]
-    assert "Did not open" in row and "after approval" not in row and "access-expired" in row
+    assert "Did not open" in row and "after the last approval" not in row and "access-expired" in row
 
 
 def test_an_approvers_review_of_an_open_request_does_not_say_azure_left_out_its_connection_details(

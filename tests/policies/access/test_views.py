@@ -507,7 +507,7 @@ def test_the_dashboard_says_when_access_waiting_for_approval_or_opening_will_sta
     client.force_login(requester)
     page = client.get(reverse("dashboard")).content.decode()
     cells = dict(re.findall(r'<tr data-port="([^"]+)">.*?<td class="time-left">(.*?)</td>', page, re.S))
-    assert cells["web-04:22"].strip() == "2 hours after approval"
+    assert cells["web-04:22"].strip() == "2 hours after the last approval"
     assert cells["web-02:22"].strip() == "Opening…"
 
 
