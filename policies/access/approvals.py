@@ -389,10 +389,26 @@ def release(request: AccessRequest, *, now: datetime) -> None:
         signals.emit("failed", request, error=reason)
         return
     keys = sorted(set(waiting.values_list("policy_key", flat=True)))
+    _plan_end(request, waiting, now=now)
     waiting.update(state=PortState.QUEUED, updated_at=now)
     refresh_state(request.pk)
     for key in keys:
         enqueue_after_commit(request.pk, key)
+
+
+def _plan_end(request: AccessRequest, waiting, *, now: datetime) -> None:
+    """Plan the released ports' ends (and the request's) again from ``now``: their window starts now (when the last
+    approval landed or the scheduled start came), not when it was asked for. Still a plan: the open task asks Azure
+    for "now + window" when it calls ``initiate`` (within each port's maximum) and stores Azure's end; until then no
+    page, payload or API answer gives it as the end (``ends.port_end``), and the beat expires open ports only. It
+    keeps the Requests list's sort by end and ``my_open_ports``' order true, and a port recorded open without Azure's
+    end (``request_mark_open`` falls back on it) from ending, by an old plan, before Azure ends it."""
+    seconds = sorted(set(waiting.values_list("duration_seconds", flat=True)))
+    for length in seconds:
+        waiting.filter(duration_seconds=length).update(end_at=now + timedelta(seconds=length))
+    if seconds:
+        AccessRequest.objects.filter(pk=request.pk).update(end_at=now + timedelta(seconds=seconds[-1]))
+        request.end_at = now + timedelta(seconds=seconds[-1])
 
 
 # --- beat -----------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from policies.models import VirtualMachine
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE, second_approver  # noqa: F401 - fixture
 from tests.policies.access.factories import ask, open_all, rule, states
 from tests.policies.access.test_services import allow_rules, initiates
+from tests.policies.azure_side import Azure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WEB_RG = f"{IN_SCOPE}/resourceGroups/rg-web-prod"
@@ -671,6 +672,27 @@ def test_an_approved_request_shows_its_windows_length_until_it_opens_not_a_plann
     assert opened in client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     row = client.get(reverse("policies:requests")).content.decode().split(f'data-request="{request.pk}"', 1)[1]
     assert opened in row.split("</tr>", 1)[0]
+
+
+def test_the_last_approval_plans_the_window_from_then_and_the_open_task_asks_azure_for_it_from_the_opening(
+        prod, requester, approver, fresh_emulator):
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]}, hours=2)
+    asked_hours_ago(request, 3, timedelta(hours=2))  # planned when asked: it would have ended an hour ago
+    before = timezone.now()
+    approvals.request_decide(actor=approver, request=request, approve=True)
+    after = timezone.now()
+    request.refresh_from_db()
+    port = request.ports.get()
+    # The plan starts at the last approval: the Requests list sorts by it and the dashboard lists by it.
+    assert before + timedelta(hours=2) <= port.end_at == request.end_at <= after + timedelta(hours=2)
+    assert open_all(request) == ["open"]
+    policy = Azure(fresh_emulator).policy("rg-web-prod", "westeurope")  # what Azure was asked for and keeps
+    [record] = [r for r in policy.requests if str(request.correlation_id) in (r.justification or "")]
+    azure_end = record.virtual_machines[0].ports[0].end_time_utc
+    port.refresh_from_db()
+    assert after + timedelta(hours=2) <= azure_end == port.end_at  # from the opening, within the 3-hour maximum
+    assert services.expire_due() == 0 and states(request) == {("web-02", 22): "open"}
 
 
 def described_by_targets_missing(page: str) -> list[str]:
