@@ -82,11 +82,11 @@ def validate_extension(duration: timedelta, *, open_until: datetime | None, now:
 
 
 def window_label(step: timedelta) -> str:
-    """A window in words: 2 hours, 1 hour 30 minutes, 15 minutes."""
+    """A window in words: 2 hours, 1 hour 1 minute, 15 minutes (under a minute: 0 minutes)."""
     hours, rest = divmod(int(step.total_seconds()), 3600)
     minutes = rest // 60
     parts = [f"{hours} hour{'s' if hours != 1 else ''}" if hours else "",
-             f"{minutes} minutes" if minutes else ""]
+             f"{minutes} minute{'s' if minutes != 1 else ''}" if minutes or not hours else ""]
     return " ".join(p for p in parts if p)
 
 
