@@ -78,13 +78,35 @@ def _same_prefix(a: str, b: str) -> bool:
         return False
 
 
-def _jit_allow_rules(nsg, number: int, source: str) -> list[str]:
-    """Names of the JIT allow rules in ``nsg`` that open ``number`` for ``source``."""
+def _reaches(destinations: tuple[str, ...], address: str) -> bool:
+    """Whether a rule with these destination prefixes lets traffic reach ``address`` (any destination does; an
+    unknown address counts as reached, as the rule may be its VM's)."""
+    if not address or not destinations or any(d.strip() in ("*", "Any", "") for d in destinations):
+        return True
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return True
+    for prefix in destinations:
+        try:
+            if ip in ipaddress.ip_network(prefix.strip(), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _jit_allow_rules(nsg, number: int, source: str, destination: str = "") -> list[str]:
+    """Names of the JIT allow rules in ``nsg`` that open ``number`` for ``source`` to the VM at ``destination``
+    (its private address). One NSG often guards several VMs (a subnet's): JIT writes each VM's rules with that VM's
+    address as destination, so another VM's rule for the same port and source is left alone."""
     names = []
     for rule in nsg.security_rules:
         if not rule.name.lower().startswith(JIT_RULE_PREFIX) or rule.access.lower() != "allow":
             continue
         if rule.direction.lower() != "inbound" or str(number) not in rule.destination_port_ranges:
+            continue
+        if not _reaches(rule.destination_address_prefixes, destination):
             continue
         if any(_same_prefix(prefix, source) for prefix in rule.source_address_prefixes):
             names.append(rule.name)
@@ -123,7 +145,8 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
                 for nsg_id in port.request_vm.vm.nsg_ids or []:
                     group_name, nsg_name = _nsg_place(nsg_id)
                     nsg = gateway.get_network_security_group(group_name, nsg_name)
-                    for rule_name in _jit_allow_rules(nsg, port.number, port.source_prefix):
+                    for rule_name in _jit_allow_rules(nsg, port.number, port.source_prefix,
+                                                      port.request_vm.vm.private_ip):
                         gateway.delete_security_rule(group_name, nsg_name, rule_name)
                         removed.append(f"{nsg_name}/{rule_name}")
                 if port.request_vm.connection_type == "firewall":

@@ -312,6 +312,21 @@ def test_close_now_removes_the_allow_rule_and_records_it(prod, requester, fresh_
     assert AuditEvent.objects.filter(action__in=["access.close_requested", "access.closed"]).count() == 2
 
 
+def test_close_now_leaves_another_vms_allow_rule_for_the_same_port_and_source_in_a_shared_nsg(
+        prod, requester, fresh_emulator):
+    """web-02 and web-03 sit behind one NSG: closing the web-02 request removes web-02's rule only, not the rule
+    of another request (or of access opened in Azure) for web-03 from the same address on the same port."""
+    other = ask(requester, {"web-03": [22]})
+    closing = ask(requester, {"web-02": [22]})
+    assert open_all(other) == ["open"] and open_all(closing) == ["open"]
+    services.request_close(actor=requester, request=closing)
+    assert services.request_close_apply(request_id=closing.pk).state == "closed"
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []
+    assert [r["sourceAddressPrefix"] for r in allow_rules(fresh_emulator, "rg-web-prod", "web-03")] == [f"{MY_IP}/32"]
+    closed = AuditEvent.objects.get(action="access.closed")
+    assert all("web-03" not in name for name in closed.after["removed_rules"])
+
+
 def test_close_now_behind_a_firewall_makes_azure_revoke_the_original(prod, requester, fresh_emulator):
     request = ask(requester, {"db-01": [22]})
     open_all(request)
