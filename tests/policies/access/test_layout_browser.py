@@ -65,3 +65,27 @@ def test_on_a_phone_the_requests_list_a_request_and_the_connect_page_do_not_scro
     copy = page.locator("tr[data-port='22'] button.copy")
     copy.scroll_into_view_if_needed()
     expect(copy).to_be_in_viewport()  # the ports table scrolls within its box to the Copy button
+
+
+LONG_JUSTIFICATION = "Incident INC-" + "X" * 300 + " <b>not bold</b>"
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_long_justification_and_a_vms_tables_do_not_widen_the_page(portal, entra_page, requester, prod, width):
+    """A justification without spaces wraps on the request's page and the VM's (Azure's record of it, after a sync);
+    the VM's tables and its JIT settings form fit a phone, scrolling within their boxes."""
+    from tests.policies.factories import sync
+
+    request = ask(requester, {"web-02": [22]}, justification=LONG_JUSTIFICATION)
+    open_all(request)
+    sync(prod)
+    page = entra_page
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    web_02 = vm("web-02").pk
+    for path in (f"/requests/{request.pk}/", f"/inventory/vm/{web_02}/", f"/inventory/vm/{web_02}/jit/"):
+        page.goto(f"{portal}{path}")
+        expect(page.locator("#content")).to_be_visible()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width, path
+    page.goto(f"{portal}/inventory/vm/{web_02}/")
+    expect(page.locator("#recent-requests td.free-text").first).to_contain_text("<b>not bold</b>")
