@@ -359,6 +359,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             # an extension not open yet: cancelling it leaves the access it was to extend open until its own end
             "original_open": original_open(request) if cancellable else None,
             "ended_note": _ended_note(request, every),
+            "closed_by_other": _closed_by_other(request),
             "closed_by_replacement": any(item["closed_by_replacement"] for vm in vms for item in vm["ports"]),
             "closed_by_rule_removal": any(item["closed_early"] and not item["closed_by_replacement"]
                                           for vm in vms for item in vm["ports"]),
@@ -397,6 +398,15 @@ def show_as_timed_out(request: AccessRequest, now) -> bool:
         if port.state == PortState.PENDING:
             port.state, port.last_error = PortState.EXPIRED, TIMED_OUT
     return True
+
+
+def _closed_by_other(request: AccessRequest) -> str:
+    """Who closed or cancelled ``request`` when it was not its requester (a policy admin): their name and user
+    name, so the requester can tell why their access ended early; ``""`` otherwise."""
+    if request.closed_at is None or request.closed_by_id in (None, request.requester_id):
+        return ""
+    closer = request.closed_by
+    return f"{closer.display_name} ({closer.username})" if closer.display_name else closer.username
 
 
 def _ended_note(request: AccessRequest, ports: list[AccessRequestPort]) -> str:

@@ -1133,6 +1133,31 @@ def test_closing_early_behind_a_firewall_says_the_portal_replaced_the_request(pr
     assert "Behind the Azure Firewall, the portal asked Azure" in note
 
 
+def test_access_a_policy_admin_closed_or_cancelled_says_who_to_its_requester(prod, alice, requester, policy_admin):
+    """Alice's request closed early by bob (a policy admin) says so on her page, by name; her own close does not."""
+    from policies.access import services
+
+    def closed_note(request) -> str:
+        page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+        return strip_tags(page.split('id="closed-note">')[1].split("</p>")[0])
+
+    opened = ask(requester, {"web-02": [22]})
+    open_all(opened)
+    services.request_close(actor=policy_admin, request=opened)
+    assert services.request_close_apply(request_id=opened.pk).state == "closed"
+    assert closed_note(opened).startswith(f"Closed early by {policy_admin.display_name} ({policy_admin.username}) on ")
+
+    queued = ask(requester, {"web-03": [22]})
+    services.request_close(actor=policy_admin, request=queued)
+    assert closed_note(queued).startswith(f"Cancelled by {policy_admin.display_name} ({policy_admin.username}) on ")
+
+    mine = ask(requester, {"web-04": [22]})
+    open_all(mine)
+    services.request_close(actor=requester, request=mine)
+    assert services.request_close_apply(request_id=mine.pk).state == "closed"
+    assert closed_note(mine).startswith("Closed early:")
+
+
 def test_the_dashboards_open_access_asks_for_itself_again_sooner_while_a_port_opens(prod, requester, client):
     request = ask(requester, {"web-02": [22]})  # queued: the worker opens it in a moment
     client.force_login(requester)
