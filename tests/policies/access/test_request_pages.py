@@ -136,3 +136,13 @@ def test_the_sort_links_start_again_at_the_first_page(admin):
     text = admin.get(reverse("policies:requests") + link(first, "next")).content.decode()
     headers = re.findall(r'<th[^>]*><a href="([^"]+)"', text)
     assert headers and not any("after=" in h or "before=" in h for h in headers), headers
+
+
+def test_filtering_keeps_the_lists_sort_and_rows_per_page(admin):
+    """The filter form carries the sort and rows per page the list shows (a search dropped both), escaped."""
+    page = admin.get(reverse("policies:requests"), {"sort": "-requester_name", "per_page": '5"><b>'}).content.decode()
+    form = page.split('id="request-filter"')[1].split("</form>")[0]
+    assert '<input type="hidden" name="sort" value="-requester_name">' in form
+    assert '<input type="hidden" name="per_page" value="5&quot;&gt;&lt;b&gt;">' in form
+    plain = admin.get(reverse("policies:requests")).content.decode().split('id="request-filter"')[1].split("</form>")[0]
+    assert 'name="sort"' not in plain and 'name="per_page"' not in plain
