@@ -89,3 +89,23 @@ def test_a_long_justification_and_a_vms_tables_do_not_widen_the_page(portal, ent
         assert page.evaluate("() => document.documentElement.scrollWidth") <= width, path
     page.goto(f"{portal}/inventory/vm/{web_02}/")
     expect(page.locator("#recent-requests td.free-text").first).to_contain_text("<b>not bold</b>")
+
+
+def test_on_a_phone_long_vm_and_user_names_do_not_widen_the_dashboard_a_request_or_my_access(
+        portal, entra_page, requester):
+    """A 48-character VM name in My open access, a long user principal name on the request's page, and My access's
+    roles table (scopes, mapping descriptions) stay within a phone's width, tables scrolling within their boxes."""
+    from policies.access.models import AccessRequestVm
+
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    AccessRequestVm.objects.filter(request=request).update(vm_name="vm-" + "averyveryverylongname" * 2 + "-x1")
+    AccessRequest.objects.filter(pk=request.pk).update(
+        requester_name="alice.with.an.extraordinarily.long.user.principal.name@contoso-subsidiary.example")
+    page = entra_page
+    page.set_viewport_size({"width": 390, "height": 800})
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    for path in ("/", f"/requests/{request.pk}/", "/accounts/me/"):
+        page.goto(f"{portal}{path}")
+        expect(page.locator("#content")).to_be_visible()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
