@@ -27,3 +27,16 @@ def test_a_wide_timeline_scrolls_within_its_table_and_its_times_stay_on_one_line
     lines = time_cell.evaluate("""el => { const range = document.createRange(); range.selectNodeContents(el);
                                           return new Set([...range.getClientRects()].map(r => r.top)).size; }""")
     assert lines == 1
+
+
+def test_at_1280px_every_column_of_the_timeline_shows_without_scrolling(page, live_server, breakglass_admin):
+    """Operation names and the network rules' resource ids (up to 200 characters without a space) wrap inside their
+    cells: at a desktop width the Portal column was off to the right of a table wider than its box."""
+    correlation = "aaaaaaaa-2222-4333-8444-555555555556"
+    store_events(initiate_with_rule(correlation, "securitycenter-jitrule_d066f386_web-01_22_allow"))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in_as_breakglass(page, live_server.url)
+    page.goto(f"{live_server.url}{reverse('audit:vm_timeline')}?vm={vm_id()}")
+    expect(page.locator("#timeline")).to_be_visible()
+    box = page.locator("#timeline").evaluate("el => [el.scrollWidth, el.parentElement.clientWidth]")
+    assert box[0] <= box[1], box
