@@ -90,8 +90,9 @@ def preference_save(*, actor, requester_events: list[str], approver_events: list
 def _recipients(request: AccessRequest, event: str, actor, detail: dict | None = None,
                 occurred_at: datetime | None = None) -> list[tuple[object, str, str]]:
     """(user, address, "requester" or "approver") of everyone who gets e-mail about ``event`` on ``request``, by
-    their preferences. An e-mail asking approvers to review (``payloads.asks_approvers``) does not go to those who
-    had decided before the event: they can no longer act on it."""
+    their preferences (and the requester whenever someone else ended their access). An e-mail asking approvers to
+    review (``payloads.asks_approvers``) does not go to those who had decided before the event: they can no longer
+    act on it."""
     candidates: dict[int, tuple[object, str]] = {}
     requester = request.requester
     candidates[requester.pk] = (requester, "requester")
@@ -111,9 +112,16 @@ def _recipients(request: AccessRequest, event: str, actor, detail: dict | None =
             wanted = row.requester_events if row else DEFAULT_REQUESTER_EVENTS
         else:
             wanted = row.approver_events if row else DEFAULT_APPROVER_EVENTS
-        if event in wanted:
+        if event in wanted or (role == "requester" and ended_by_someone_else(event, actor, requester, detail)):
             chosen.append((user, user.email, role))
     return chosen
+
+
+def ended_by_someone_else(event: str, actor, requester, detail: dict | None) -> bool:
+    """Whether ``event`` is someone other than the requester (a policy admin) closing or cancelling their request:
+    the requester is always told, whatever their preferences, as they did not end it themselves."""
+    return (event == "closed" and (detail or {}).get("reason") in ("closed", "cancelled")
+            and getattr(actor, "pk", None) is not None and actor.pk != requester.pk)
 
 
 def webhooks_for(request: AccessRequest | None, event: str) -> list[Webhook]:

@@ -461,6 +461,21 @@ def test_preferences_decide_who_gets_email(alice):
     assert list(Notification.objects.order_by("pk").values_list("event", flat=True)) == ["opened", "submitted"]
 
 
+@pytest.mark.parametrize("reason", ["closed", "cancelled"])
+def test_a_requester_is_always_told_when_someone_else_ends_their_access(alice, reason):
+    """"Closed" is not among the requester's default e-mails: their own close needs no e-mail, and an expiry is
+    announced beforehand; an admin's close or cancel is told even to someone who chose no e-mails at all."""
+    bob = make_persona("policy_admin")
+    request = make_request(alice)
+    record_event(request=request, event="closed", actor=alice, detail={"reason": reason})
+    record_event(request=request, event="closed", actor=None, detail={"reason": "expired"})
+    assert not Notification.objects.exists()
+    services.preference_save(actor=alice, requester_events=[], approver_events=[])
+    record_event(request=request, event="closed", actor=bob, detail={"reason": reason})
+    note = Notification.objects.get()
+    assert (note.recipient_id, note.event) == (alice.pk, "closed") and bob.get_full_name() in note.body
+
+
 def test_a_user_without_an_address_gets_no_email(alice):
     alice.email = ""
     alice.save()
