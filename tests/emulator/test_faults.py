@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from emulator.scenarios.identities import PROD_SUBSCRIPTION
+from emulator.testing import wait_until
 
 VMS = f"/subscriptions/{PROD_SUBSCRIPTION}/providers/Microsoft.Compute/virtualMachines"
 COMPUTE_API = "2026-04-01"
@@ -86,7 +87,8 @@ def test_a_slow_answer_to_a_call_made_before_the_log_was_cleared_stays_out_of_it
     fresh_emulator.add_fault("/Microsoft.Compute/virtualMachines$", "slow", delay=1.0, count=1)
     earlier = threading.Thread(target=arm.call, args=("GET", VMS), kwargs={"api_version": COMPUTE_API})
     earlier.start()
-    time.sleep(0.4)  # the slow call has arrived and sleeps in the emulator
+    assert wait_until(lambda: [f["hits"] for f in fresh_emulator.control("GET", "faults").json()["value"]] == [1])
+    # the slow call has arrived (its fault counted it) and sleeps in the emulator
     fresh_emulator.clear_calls()
     assert arm.call("GET", f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups",
                     api_version="2022-09-01").status_code == 200
