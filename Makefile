@@ -7,7 +7,9 @@ PORTAL_PORT ?= 8000
 EMULATOR_PORT ?= 8443
 export PATH := $(abspath $(BIN)):$(PATH)
 export DJANGO_SETTINGS_MODULE ?= jitportal.settings.local
-PYTEST_ARGS ?= -n 2
+# Four test processes: most tests wait on the emulator, Celery workers or the browser, so four keep two cores busy
+# (one suite in about 6 minutes instead of 10 on two).
+PYTEST_ARGS ?= -n 4
 
 .PHONY: install run test lint bench clean
 
