@@ -29,9 +29,15 @@ REQUEST_PARAMETER_ERROR = "Give a request's number (such as 42) or its correlati
 SOURCES = {"azure": "Azure Activity Log", "portal": "Portal audit trail"}
 
 
-def _source(request: HttpRequest) -> str:
+def _source(request: HttpRequest) -> tuple[str, str]:
+    """The source the search reads (``?source=``, the Azure Activity Log by default) and, for a source the portal
+    does not have, the message saying it was left out (as the other bad filters are)."""
     source = request.GET.get("source", "azure")
-    return source if source in SOURCES else "azure"
+    if source in SOURCES:
+        return source, ""
+    shown = source if len(source) <= 40 else f"{source[:40]}…"
+    choices = " or ".join(f"{key} ({label})" for key, label in SOURCES.items())
+    return "azure", f"Source: {shown!r} is not one of the sources; choose {choices}. The filter was left out."
 
 
 def _filtered(request: HttpRequest, source: str, action: str):
@@ -44,7 +50,7 @@ def _filtered(request: HttpRequest, source: str, action: str):
 @requires(AUDIT_READ)
 def search(request: HttpRequest) -> HttpResponse:
     """Search JIT activity: the Azure Activity Log and the portal's own trail, newest first."""
-    source = _source(request)
+    source, source_error = _source(request)
     filterset = _filtered(request, source, AUDIT_READ)
     cursor_error = ""
     try:
@@ -59,7 +65,8 @@ def search(request: HttpRequest) -> HttpResponse:
         query.pop(key, None)
     return render(request, "audit/search.html", {
         "title": "Audit", "subtitle": SOURCES[source], "source": source, "sources": SOURCES,
-        "filter": filterset, "table": table, "page": page, "query": query.urlencode(), "cursor_error": cursor_error,
+        "filter": filterset, "source_errors": [source_error] if source_error else [], "table": table, "page": page,
+        "query": query.urlencode(), "cursor_error": cursor_error,
         "can_export": authz.holds_anywhere(request.user, AUDIT_EXPORT),
         "vm_timeline_id": _timeline_vm(request.user, request.GET.get("vm", "")),
     }, status=400 if cursor_error else 200)
@@ -80,12 +87,13 @@ def _timeline_vm(user, value: str) -> str:
 @requires(AUDIT_EXPORT)
 def export_csv(request: HttpRequest) -> HttpResponse:
     """Download the current search as CSV (only rows in the user's export scopes); the export is audited."""
-    source = _source(request)
+    source, source_error = _source(request)
     filterset = _filtered(request, source, AUDIT_EXPORT)
-    if not filterset.is_valid():
-        problems = "; ".join(f"{filterset.form[name].label}: {message}" if name in filterset.form.fields else message
-                             for name, messages in filterset.errors.items() for message in messages)
-        return HttpResponse(f"The search filters are not valid: {problems}", status=400,
+    if source_error or not filterset.is_valid():
+        problems = [source_error.removesuffix(" The filter was left out.")] if source_error else []
+        problems += [f"{filterset.form[name].label}: {message}" if name in filterset.form.fields else message
+                     for name, messages in filterset.errors.items() for message in messages]
+        return HttpResponse(f"The search filters are not valid: {'; '.join(problems)}", status=400,
                             content_type="text/plain; charset=utf-8")
     audit_record(actor=request.user, action="audit.export", target_type="audit_search", target_label=SOURCES[source],
                  after={"source": source, "filters": filterset.applied()}, client_ip=client_ip(request.META))

@@ -554,3 +554,21 @@ def test_an_initiates_page_links_the_portal_request_for_an_approver_who_may_read
     body = event_page(client, properties={"virtualMachines": theirs.vms.get().vm_arm_id,
                                           "justification": theirs.azure_justification})
     assert page not in body and client.get(page).status_code == 404
+
+
+@pytest.mark.parametrize("source", ["trail", "AZURE", "<b>x</b>"])
+def test_an_unknown_source_says_so_and_is_left_out_as_other_bad_filters_are(client, auditor, source):
+    store_events([event(caller="someone@contoso.example")])
+    client.force_login(auditor)
+    response = client.get(SEARCH, {"source": source})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'id="filter-errors" role="alert"' in page
+    assert "is not one of the sources; choose azure (Azure Activity Log) or portal (Portal audit trail). " \
+           "The filter was left out." in page
+    assert "<b>x</b>" not in page  # the value typed is escaped
+    assert "someone@contoso.example" in page  # the Azure Activity Log, as the message says
+    refused = client.get(EXPORT, {"source": source})
+    assert refused.status_code == 400 and "is not one of the sources" in refused.content.decode()
+    for known in ("azure", "portal"):
+        assert 'id="filter-errors"' not in client.get(SEARCH, {"source": known}).content.decode()
