@@ -572,3 +572,23 @@ def test_an_unknown_source_says_so_and_is_left_out_as_other_bad_filters_are(clie
     assert refused.status_code == 400 and "is not one of the sources" in refused.content.decode()
     for known in ("azure", "portal"):
         assert 'id="filter-errors"' not in client.get(SEARCH, {"source": known}).content.decode()
+
+
+def test_the_page_links_build_clean_query_strings_with_and_without_filters(client, auditor, settings):
+    import re
+
+    settings.AUDIT_PAGE_SIZE = 2
+    now = timezone.now()
+    store_events([event(when=now - timedelta(minutes=m), caller=f"c{m}@contoso.example") for m in range(5)])
+    client.force_login(auditor)
+    page = client.get(SEARCH).content.decode()
+    older = re.search(r'id="page-older" href="([^"]+)"', page).group(1)
+    assert re.fullmatch(r"\?after=[A-Za-z0-9_-]+", older), older  # not ?&after=
+    page = client.get(SEARCH + older).content.decode()
+    newer = re.search(r'id="page-newer" href="([^"]+)"', page).group(1)
+    assert re.fullmatch(r"\?before=[A-Za-z0-9_-]+", newer), newer
+    filtered = client.get(SEARCH, {"source": "azure", "q": "contoso"}).content.decode()
+    older = re.search(r'id="page-older" href="([^"]+)"', filtered).group(1)
+    assert re.fullmatch(r"\?source=azure&amp;q=contoso&amp;after=[A-Za-z0-9_-]+", older), older
+    forged = client.get(SEARCH, {"after": "garbage"}).content.decode()
+    assert f'href="{SEARCH}">Show the newest events</a>' in forged  # the page itself, not a bare "?"
