@@ -75,6 +75,7 @@ def _add(vm, requester, start: int, stop: int) -> None:
     from django.utils import timezone
 
     from policies.access.models import AccessRequest, AccessRequestPort, AccessRequestVm, PortState
+    from policies.access.source_order import source_sort_key
 
     at = connection.ops.adapt_datetimefield_value
     uuid_field = AccessRequest._meta.get_field("correlation_id")
@@ -94,7 +95,8 @@ def _add(vm, requester, start: int, stop: int) -> None:
         source, state, end = f"198.51.{n % 250}.{n % 199}/32", states[n % len(states)], at(moment + timedelta(hours=1))
         requests.append({"id": pk, "requester_name": f"user{n % 97}@contoso.example", "justification": f"bench {n}",
                          "idempotency_key": f"bench-{n}", "correlation_id": uuid_field.get_db_prep_save(
-                             uuid.uuid4(), connection), "source_prefix": source, "state": state, "end_at": end,
+                             uuid.uuid4(), connection), "source_prefix": source,
+                         "source_sort": source_sort_key(source), "state": state, "end_at": end,
                          "created_at": at(moment), "updated_at": at(moment)})
         vms.append({"id": pk, "request_id": pk})
         ports.append({"id": pk, "request_id": pk, "request_vm_id": pk, "source_prefix": source, "state": state,

@@ -86,6 +86,8 @@ class AccessRequest(models.Model):
     correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
                                       help_text="Sent to Azure in the justification; finds the request there.")
     source_prefix = models.CharField(max_length=64, help_text="The source every port of the request opens for.")
+    source_sort = models.CharField(max_length=40, blank=True, default="", db_default="", editable=False,
+                                   help_text="source_prefix as text that sorts by its numbers (source_order.py).")
     source_kind = models.CharField(max_length=16, blank=True, help_text="my_ip, ip or range.")
     source_warning = models.CharField(max_length=255, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Where the form was submitted from.")
@@ -122,7 +124,7 @@ class AccessRequest(models.Model):
             models.Index(fields=["requester_name", "id"], name="acc_req_sort_requester"),
             models.Index(fields=["state", "id"], name="acc_req_sort_state"),
             models.Index(fields=["kind", "id"], name="acc_req_sort_kind"),
-            models.Index(fields=["source_prefix", "id"], name="acc_req_sort_source"),
+            models.Index(fields=["source_sort", "id"], name="acc_req_sort_source_num"),
             # A request's extensions, newest first (its page): with the statistics of ANALYZE, where nearly every
             # request extends none, SQLite walked every request in the list's order rather than look them up.
             models.Index(fields=["extends", "-created_at", "-id"], name="acc_req_extensions"),

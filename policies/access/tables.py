@@ -18,8 +18,10 @@ from .ends import request_end, unknown_end_text
 from .models import FINAL, AccessRequest, ApprovalState, PortState
 
 EMPTY = "—"  # a cell with no value, as django-tables2 shows one
-# The sortable columns, each a field with a (field, id) index that keyset pages walk.
+# The sortable columns, each a field with a (field, id) index that keyset pages walk: the column's own field, or the
+# one SEEK_KEYS names (Source sorts by its addresses' numbers, ``source_order.py``).
 SEEK_FIELDS = ("id", "created_at", "requester_name", "source_prefix", "end_at", "state", "kind")
+SEEK_KEYS = {"source_prefix": "source_sort"}
 
 
 class AccessRequestTable(SortableTable):
@@ -28,7 +30,7 @@ class AccessRequestTable(SortableTable):
     created_at = tables.Column(attrs=NOWRAP, verbose_name="Requested", order_by=("created_at", "id"))
     requester_name = tables.Column(verbose_name="Requester")
     vms = tables.Column(empty_values=(), orderable=False, verbose_name="VMs")
-    source_prefix = tables.Column(verbose_name="Source")
+    source_prefix = tables.Column(verbose_name="Source", order_by=("source_sort",))
     end_at = tables.Column(attrs=NOWRAP, verbose_name="Ends")
     state = tables.Column(verbose_name="State")
     kind = tables.Column(verbose_name="Kind")
@@ -52,7 +54,7 @@ class AccessRequestTable(SortableTable):
         first = self.order_by[0] if self.order_by else None
         if first is None or first.bare not in SEEK_FIELDS:
             return "created_at", True
-        return first.bare, first.is_descending
+        return SEEK_KEYS.get(first.bare, first.bare), first.is_descending
 
     def body(self) -> SafeString:
         """The ``<tr>`` of each request on the page, or the empty text (rendered in Python: django-tables2 works out

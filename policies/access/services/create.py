@@ -16,6 +16,7 @@ from policies.models import VirtualMachine, VmState
 from .. import signals, validation
 from ..connection import address_for
 from ..models import AccessRequest, AccessRequestPort, AccessRequestVm, ApprovalState, PortState
+from ..source_order import source_sort_key
 from .common import audit_place, enqueue_after_commit, may_manage, may_request
 
 MAX_JUSTIFICATION = 500
@@ -190,7 +191,7 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
                     requester=actor, requester_name=_username(actor), justification=justification,
                     kind=AccessRequest.Kind.EXTEND if extends else AccessRequest.Kind.NEW, extends=extends,
                     idempotency_key=idempotency_key, idempotency_fingerprint=idempotency_fingerprint,
-                    source_prefix=source_prefix, source_kind=source_kind,
+                    source_prefix=source_prefix, source_sort=source_sort_key(source_prefix), source_kind=source_kind,
                     source_warning=source_warning[:255], client_ip=client_ip or None, scheduled_start=start_at,
                     end_at=end, state=port_state, approval_state=approval_state,
                     approvals_required=verdict.approvals, second_level_approvals=verdict.second_level,

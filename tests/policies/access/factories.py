@@ -50,6 +50,7 @@ def states(request: AccessRequest) -> dict[tuple[str, int], str]:
 def make_access_request(scope: str) -> AccessRequest:
     """For the authorization matrix: a request by someone else on a VM at ``scope``."""
     from accounts.models import User
+    from policies.access.source_order import source_sort_key
 
     vm_row = policy_factories.make_vm(scope)
     owner, _ = User.objects.get_or_create(username=f"owner-{uuid.uuid4().hex[:8]}")
@@ -58,7 +59,8 @@ def make_access_request(scope: str) -> AccessRequest:
 
         request = AccessRequest.objects.create(
             requester=owner, requester_name=owner.username, justification="matrix", idempotency_key=uuid.uuid4().hex,
-            source_prefix=f"{MY_IP}/32", end_at=timezone.now() + timedelta(hours=1), state=PortState.OPEN)
+            source_prefix=f"{MY_IP}/32", source_sort=source_sort_key(f"{MY_IP}/32"),
+            end_at=timezone.now() + timedelta(hours=1), state=PortState.OPEN)
         row = AccessRequestVm.objects.create(
             request=request, vm=vm_row, vm_arm_id=vm_row.arm_id, vm_name=vm_row.name,
             subscription_key=vm_row.subscription_key, resource_group=vm_row.resource_group,

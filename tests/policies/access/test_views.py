@@ -976,6 +976,23 @@ def test_an_admins_requests_page_in_any_sort_walks_an_index_rather_than_sorting_
         assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
 
 
+@pytest.mark.parametrize("sort", ["source_prefix", "-source_prefix"])
+def test_the_requests_list_sorts_sources_by_their_numbers_page_after_page(prod, requester, policy_admin, client,
+                                                                          sort):
+    numeric = ["198.51.100.0/24", "203.0.113.0/28", "203.0.113.7/32", "203.0.113.69/32", "2001:db8::1/128"]
+    for source in ["203.0.113.69/32", "2001:db8::1/128", "203.0.113.7/32", "198.51.100.0/24", "203.0.113.0/28"]:
+        ask(requester, {"web-02": [22]}, source=source)
+    client.force_login(policy_admin)
+    shown, query = [], {"sort": sort, "per_page": "2"}
+    while True:  # the keyset pages, each after the last one's cursor
+        table = client.get(reverse("policies:requests"), query).context["table"]
+        shown += [row.source_prefix for row in table.seek.rows]
+        if not table.seek.next:
+            break
+        query = {**query, "after": table.seek.next}
+    assert shown == (numeric if sort == "source_prefix" else numeric[::-1])
+
+
 def _a_deep_page_seeks_the_index(table, sort: str) -> None:
     """The queries of the page after the first (``jitportal.lib.keyset``) seek the sort's index: nothing sorted, no
     walk of the rows before the cursor, however many tie with it."""
