@@ -19,6 +19,7 @@ from jitportal.lib.keyset import encode_cursor, seek_page
 from policies import selectors as policy_selectors
 from policies.access.models import AccessRequest, Approval
 from policies.models import VirtualMachine, VmState
+from tests.plans import plans_of
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
 from tests.policies.access.factories import add_vm_at, pending_in_groups
 from tests.policies.factories import make_vm
@@ -126,11 +127,7 @@ def test_a_deep_vm_page_seeks_the_name_index_and_sorts_nothing(persona_mappings,
     cursor = deep.split("after=")[1]
     with CaptureQueriesContext(connection) as queries:
         seek_page(VirtualMachine.objects.all(), key="name", descending=False, after=cursor, size=2)
-    plans = []
-    with connection.cursor() as db:
-        for query in queries.captured_queries:
-            db.execute(f"EXPLAIN {'QUERY PLAN ' if connection.vendor == 'sqlite' else ''}{query['sql']}")
-            plans.append("\n".join(str(row) for row in db.fetchall()))
+    plans = plans_of(queries)
     if connection.vendor == "sqlite":  # the rows tying with the cursor's, then those past it: two index seeks
         assert "pol_vm_name_id (name=? AND id>?)" in plans[0] and "pol_vm_name_id (name>?)" in plans[1], plans
         assert not any("TEMP B-TREE" in plan for plan in plans), plans
@@ -154,11 +151,7 @@ def test_a_one_scope_readers_deep_vm_page_seeks_an_index_of_that_scope_and_sorts
                          size=2)
     past = sorted((vm.name, vm.pk) for vm in visible if (vm.name, vm.pk) > (tie.name, tie.pk - 1))
     assert [vm.pk for vm in page.rows] == [pk for _, pk in past[:2]] and page.rows[0].pk == tie.pk
-    plans = []
-    with connection.cursor() as db:
-        for query in queries.captured_queries:
-            db.execute(f"EXPLAIN {'QUERY PLAN ' if connection.vendor == 'sqlite' else ''}{query['sql']}")
-            plans.append("\n".join(str(row) for row in db.fetchall()))
+    plans = plans_of(queries)
     if connection.vendor == "sqlite":  # the ties with the cursor, then the names past it: two seeks of one index
         seek = ("pol_vm_sub_name_id (subscription_key=? AND" if scope == "subscription"
                 else "pol_vm_sub_rg_name_id (subscription_key=? AND resource_group=? AND")

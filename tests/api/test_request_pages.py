@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from policies.access.models import AccessRequest
+from tests.plans import plans_of
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
 from tests.policies.access.factories import make_access_request, requests_in_groups
 
@@ -76,17 +77,7 @@ def test_a_deep_page_reads_an_index_range_and_sorts_nothing(persona_mappings, po
     assert [r.pk for r in page.rows] == newest_first(made)[6:8]
     with CaptureQueriesContext(connection) as queries:
         seek_page(AccessRequest.objects.all(), key="created_at", descending=True, after=cursor, size=2)
-    plans = []
-    with connection.cursor() as db:
-        if connection.vendor == "postgresql":  # whether an index can serve the order, whatever nine rows favour
-            db.execute("SET enable_seqscan = off; SET enable_sort = off")
-        try:
-            for query in queries.captured_queries:
-                db.execute(f"EXPLAIN {'QUERY PLAN ' if connection.vendor == 'sqlite' else ''}{query['sql']}")
-                plans.append("\n".join(str(row) for row in db.fetchall()))
-        finally:
-            if connection.vendor == "postgresql":
-                db.execute("RESET enable_seqscan; RESET enable_sort")
+    plans = plans_of(queries, index_if_possible=True)
     if connection.vendor == "sqlite":  # two seeks of the index, each walked in its order: nothing sorted or skipped
         assert "acc_req_recent (created_at=? AND id<?)" in plans[0] and "acc_req_recent (created_at<?)" in plans[1]
         assert not any("TEMP B-TREE" in plan or "MULTI-INDEX" in plan for plan in plans), plans

@@ -14,6 +14,7 @@ from django.utils.html import strip_tags
 
 from policies.access.models import AccessRequest
 from policies.models import VirtualMachine
+from tests.plans import plans_of
 from tests.plugins.personas import OUT_OF_SCOPE
 from tests.policies.access.factories import ask, open_all, vm
 from tests.policies.azure_side import Azure
@@ -1002,17 +1003,7 @@ def _a_deep_page_seeks_the_index(table, sort: str) -> None:
     with CaptureQueriesContext(connection) as queries:
         seek_page(table.data.data.prefetch_related(None), key=key, descending=descending, after=table.seek.next,
                   size=50)
-    plans = []
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET enable_seqscan = off; SET enable_sort = off")
-        try:
-            for query in queries.captured_queries:
-                cursor.execute(f"EXPLAIN {'QUERY PLAN ' if connection.vendor == 'sqlite' else ''}{query['sql']}")
-                plans.append("\n".join(str(row) for row in cursor.fetchall()))
-        finally:
-            if connection.vendor == "postgresql":
-                cursor.execute("RESET enable_seqscan; RESET enable_sort")
+    plans = plans_of(queries, index_if_possible=True)
     assert len(plans) == 2, plans  # the rows tying with the cursor's, then those past it
     if connection.vendor == "postgresql":
         assert not any("Sort" in plan for plan in plans), plans
