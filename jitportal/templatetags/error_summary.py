@@ -15,12 +15,11 @@ register = template.Library()
 
 
 @register.inclusion_tag("generic/_error_summary.html")
-def error_summary(form: Any = None, *, errors: Iterable[Any] = (), more: Iterable[Any] = (),
-                  summary_id: str = "form-errors", intro: str = "", fields: bool = False,
-                  filter_note: bool = False) -> dict[str, Any]:
+def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: str = "form-errors", intro: str = "",
+                  fields: bool = False, filter_note: bool = False) -> dict[str, Any]:
     """The summary of ``form``'s errors (a form or formset), if there are any.
 
-    Lists the form's non-field errors, then ``errors`` and ``more`` (plain messages); ``fields`` lists each field's
+    Lists the form's non-field errors, then ``errors`` (plain messages); ``fields`` lists each field's
     errors too, as "Label: error" (for forms whose fields show no error of their own), and ``filter_note`` marks a
     list's filter form (each item gets the field's ``…_error`` id and says the filter was left out). ``intro`` is a
     sentence above the list (shown whenever the summary is).
@@ -30,7 +29,6 @@ def error_summary(form: Any = None, *, errors: Iterable[Any] = (), more: Iterabl
         general = form.non_form_errors() if hasattr(form, "non_form_errors") else form.non_field_errors()
         items += [("", str(e)) for e in general]
     items += [("", str(e)) for e in errors]
-    items += [("", str(e)) for e in more]
     if form is not None and (fields or filter_note) and not hasattr(form, "non_form_errors"):
         for field in form:
             if field.errors:
