@@ -8,6 +8,8 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from accounts import authz
+from accounts.roles import SETTINGS_WRITE
 from jitportal.lib.numbers import AsciiIntegerField
 
 from . import rules
@@ -202,7 +204,8 @@ class BulkEnableForm(forms.Form):
 
 
 class SubscriptionForm(forms.ModelForm):
-    """Register or edit a subscription; the credential is a reference to the environment, never a secret."""
+    """Register or edit a subscription; the credential is a reference to the environment, never a secret. A new
+    subscription must be one ``actor`` administers before anything else is said of it (registered or not)."""
 
     credential_ref = forms.ChoiceField(label="Credential reference")
     arm_endpoint = forms.URLField(label="ARM endpoint", assume_scheme="https", initial="https://management.azure.com")
@@ -213,8 +216,9 @@ class SubscriptionForm(forms.ModelForm):
         fields = ["display_name", "tenant_id", "subscription_id", "credential_ref", "arm_endpoint", "authority",
                   "ca_bundle", "enabled"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, actor, **kwargs):
         super().__init__(*args, **kwargs)
+        self.actor = actor
         refs = sorted(getattr(settings, "PORTAL_CREDENTIALS", {}))
         self.fields["credential_ref"].choices = [(ref, ref) for ref in refs]
         if self.instance.pk:
@@ -256,6 +260,9 @@ class SubscriptionForm(forms.ModelForm):
 
     def clean_subscription_id(self) -> str:
         value = self._guid("subscription_id")
+        if not self.instance.pk and not authz.has_permission(self.actor, SETTINGS_WRITE, f"/subscriptions/{value}"):
+            # Before the clash check: "already registered" would tell whether another scope's subscription is here.
+            raise ValidationError("Only admins at the subscription's scope may register it.")
         clash = Subscription.objects.filter(subscription_id=value).exclude(pk=self.instance.pk)
         if clash.exists():
             raise ValidationError("This subscription is already registered.")

@@ -333,7 +333,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
 @requires(SETTINGS_WRITE)
 def subscription_add(request: HttpRequest) -> HttpResponse:
     """Register a subscription (tenant, id, credential reference, ARM endpoint)."""
-    form = SubscriptionForm(request.POST or None)
+    form = SubscriptionForm(request.POST or None, actor=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             subscription = services.subscription_register(actor=request.user, **form.cleaned_data)
@@ -349,7 +349,7 @@ def subscription_add(request: HttpRequest) -> HttpResponse:
 @requires(SETTINGS_WRITE, object_model=Subscription)
 def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = selectors.subscription_get(request.user, pk)
-    form = SubscriptionForm(request.POST or None, instance=subscription)
+    form = SubscriptionForm(request.POST or None, instance=subscription, actor=request.user)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "subscription_id"}
         services.subscription_update(actor=request.user, subscription=subscription, **data)

@@ -37,6 +37,25 @@ def test_registration_refuses_a_subscription_outside_the_admins_scope(client, po
 
 
 @pytest.mark.django_db
+def test_registration_does_not_tell_whether_another_scopes_subscription_is_registered(client, policy_admin,
+                                                                                      breakglass_admin):
+    """Registering a subscription outside the admin's scope is refused the same way whether or not it is registered
+    already: "already registered" would tell a Production admin that the Dev/Test subscription is in the portal."""
+    client.force_login(policy_admin)
+    data = {"display_name": "Dev", "tenant_id": TENANT, "subscription_id": DEV, "credential_ref": "demo",
+            "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on"}
+    unregistered = client.post(reverse("policies:subscription_add"), data).content.decode()
+    make_subscription(f"/subscriptions/{DEV}")
+    registered = client.post(reverse("policies:subscription_add"), data)
+    page = registered.content.decode()
+    assert registered.status_code == 400 and "Only admins at the subscription" in page
+    assert "already" not in page.lower() and "already" not in unregistered.lower()
+    client.force_login(breakglass_admin)
+    again = client.post(reverse("policies:subscription_add"), data)  # whoever may manage it is told
+    assert again.status_code == 400 and "already registered" in again.content.decode()
+
+
+@pytest.mark.django_db
 def test_an_invalid_registration_or_edit_answers_400_and_stores_nothing(client, policy_admin):
     client.force_login(policy_admin)
     data = {"display_name": "Prod", "tenant_id": "not-a-guid", "subscription_id": PROD, "credential_ref": "demo",
