@@ -3,6 +3,7 @@ formula-safe cells."""
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
@@ -11,6 +12,10 @@ from django.db.models import QuerySet
 from jitportal.lib.times import utc_iso
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Where a spreadsheet may start a cell inside one of ours: at its locale's list separator (";" in much of Europe), at a
+# tab (read as tab-separated) or at a line break (quotes not honoured). A formula character there (spaces between)
+# is neutralized as at a cell's start; commas are not, since the writer quotes a cell holding one.
+FORMULA_AFTER_SEPARATOR = re.compile(r"([;\t\r\n])(?=\s*[=+\-@])")
 CHUNK_SIZE = 2000
 # Excel reads a CSV file without a byte-order mark in the system's legacy code page, so "Zoë" would show as
 # "ZoÃ«"; with it, Excel (and Python's ``utf-8-sig``) reads UTF-8.
@@ -62,12 +67,13 @@ def export_columns(source: str, subscription_names: Mapping[str, str]) -> tuple[
 
 
 def neutralize(value: object) -> str:
-    """A cell's text; one a spreadsheet would read as a formula gets a leading apostrophe."""
+    """A cell's text; one a spreadsheet would read as a formula gets a leading apostrophe, as does a formula
+    character after a separator within it (``FORMULA_AFTER_SEPARATOR``)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return utc_iso(value)  # one shape for every time: the column sorts as text
-    text = str(value)
+    text = FORMULA_AFTER_SEPARATOR.sub(r"\1'", str(value))
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 

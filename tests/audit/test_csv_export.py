@@ -34,6 +34,12 @@ def test_each_dangerous_first_character_is_neutralized(first):
     assert neutralize(f"{first}cmd|' /C calc'!A0") == f"'{first}cmd|' /C calc'!A0"
 
 
+def test_a_formula_character_after_a_separator_in_a_cell_is_neutralized_too():
+    assert neutralize("web;=1+1") == "web;'=1+1"
+    assert neutralize("a\t@b\n+c\r -d") == "a\t'@b\n'+c\r' -d"
+    assert neutralize("a, -b; c") == "a, -b; c"  # commas are quoted by the writer; no formula follows the ";"
+
+
 def test_harmless_cells_and_times_are_written_as_they_are():
     assert neutralize("alice@contoso.example") == "alice@contoso.example"
     assert neutralize(None) == ""
@@ -74,6 +80,26 @@ def test_a_formula_like_caller_and_vm_name_are_neutralized_in_the_csv(client, au
     assert "'=hyperlink(1)" in {r["Resource name"] for r in rows}
     assert "'-2+3" in {r["Resource id"] for r in rows}
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r.values())
+
+
+def test_a_formula_after_a_separator_inside_a_cell_cannot_start_a_cell_of_its_own(client, auditor):
+    """A spreadsheet splits a line at its locale's list separator (";" in much of Europe), and one reading the file as
+    tab-separated, or not honouring the quotes around a cell, at tabs and line breaks too: a name such as "x;=1+1"
+    made a cell "=1+1" there, whatever its own first character. A formula character right after one of those (spaces
+    between) is neutralized as at the start of a cell."""
+    from audit.services import audit_record
+
+    audit_record(actor=None, action="access_rule.created", subscription_id=PROD,
+                 target_label="x;=cmd|' /C calc'!A0\t+1\n@SUM(1)\r -2;\t=3")
+    client.force_login(auditor)
+    response = client.get(EXPORT, {"source": "portal"})
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    for separator in (";", "\t", "\r", "\n"):
+        pieces = [piece.lstrip(' "') for piece in text.split(separator)]
+        assert not [piece for piece in pieces if piece.startswith(("=", "+", "-", "@"))], separator
+    _header, rows = download(client, source="portal")
+    assert [r["Target"] for r in rows if r["Action"] == "access_rule.created"] == [
+        "x;'=cmd|' /C calc'!A0\t'+1\n'@SUM(1)\r' -2;'\t'=3"]
 
 
 def test_the_export_starts_with_a_bom_and_non_ascii_names_round_trip(client, auditor):
