@@ -12,6 +12,7 @@ from accounts.scopes import scope_contains
 from jitportal.lib.links import portal_url
 from jitportal.lib.times import utc_iso
 from policies.access.ends import port_end
+from policies.access.removals import Removal
 from policies.access.validation import window_label
 from policies.rules import format_duration
 
@@ -97,7 +98,7 @@ def _duration(seconds: int) -> str:
 
 
 # Event details that may name VMs of any scope: Azure's error of a failed ``initiate``, the access rules' reasons.
-DETAIL_NAMING_VMS = ("error", "reasons")
+DETAIL_NAMING_VMS = ("error", "reasons", "removed")
 WITHHELD = "Withheld: the request also covers VMs outside this webhook's scope; its page in the portal has the detail."
 
 
@@ -133,11 +134,16 @@ REPLACED_REASON = "a newer request on the same VM port replaced it (Azure keeps 
 
 
 def reason_text(detail: dict | None) -> str:
-    """``detail["reason"]`` as a reader's sentence (Azure's own reason added to a revocation), or ``""``."""
+    """``detail["reason"]`` as a reader's sentence (Azure's own reason added to a revocation; one that JIT's or a
+    port's removal from the VM caused says who removed it and when, ``detail["removed"]``), or ``""``."""
     detail = detail or {}
     reason, azure_reason = str(detail.get("reason") or ""), str(detail.get("azure_reason") or "")
     if azure_reason == "NewerRequestInitiated":
         return REPLACED_REASON
+    removed = detail.get("removed")
+    if reason == "revoked" and isinstance(removed, list) and removed:
+        return "closed when " + ", and when ".join(Removal.from_detail(item).text() for item in removed
+                                                   if isinstance(item, dict))
     text = CLOSED_REASONS.get(reason, reason)
     return f"{text} (Azure's reason: {azure_reason})" if reason == "revoked" and azure_reason else text
 

@@ -49,6 +49,7 @@ from .models import (
     PortState,
     portal_request_in,
 )
+from .removals import person_label, removals_of, revoked_for_removal
 
 
 def _vm_rows_in_scope(user, action: str) -> QuerySet[AccessRequestVm] | None:
@@ -320,6 +321,8 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     vms = []
     login = login_name(request.requester_name)
     shown, hidden = vm_rows_shown(request, user)
+    removals = removals_of(port for vm_row in shown for port in vm_row.ports.all()
+                           if revoked_for_removal(request, port))
     for vm_row in shown:
         ports = []
         for port in vm_row.ports.all():
@@ -334,6 +337,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
                           "end": end, "unknown_end": unknown_end_text(port.state, port.window) if end is None else "",
                           "never_opened": port.state in FINAL and port.opened_at is None,
                           "closed_early": closed_early,
+                          "removal": removals.get(port.pk),  # JIT or the port removed from the VM while open
                           # behind a firewall, Close now is the portal's own newer request (closing.py)
                           "closed_by_replacement": closed_early and request.closed_at is not None
                           and vm_row.connection_type == "firewall"})
@@ -360,6 +364,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "original_open": original_open(request) if cancellable else None,
             "ended_note": _ended_note(request, every),
             "closed_by_other": _closed_by_other(request),
+            "removals": list(dict.fromkeys(removals.values())),
             "closed_by_replacement": any(item["closed_by_replacement"] for vm in vms for item in vm["ports"]),
             "closed_by_rule_removal": any(item["closed_early"] and not item["closed_by_replacement"]
                                           for vm in vms for item in vm["ports"]),
@@ -405,8 +410,7 @@ def _closed_by_other(request: AccessRequest) -> str:
     name, so the requester can tell why their access ended early; ``""`` otherwise."""
     if request.closed_at is None or request.closed_by_id in (None, request.requester_id):
         return ""
-    closer = request.closed_by
-    return f"{closer.display_name} ({closer.username})" if closer.display_name else closer.username
+    return person_label(request.closed_by)
 
 
 def _ended_note(request: AccessRequest, ports: list[AccessRequestPort]) -> str:

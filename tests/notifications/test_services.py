@@ -421,6 +421,23 @@ def test_a_webhook_of_one_scope_gets_no_detail_that_may_name_vms_of_another(alic
     assert "vms_elsewhere" not in sent["subscription"]["request"]
 
 
+def test_a_webhook_of_one_scope_is_not_told_who_removed_jit_from_a_vm_of_another(alice):
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import add_vm_at
+
+    request = make_request(alice)
+    add_vm_at(request, f"{IN_SCOPE}/resourceGroups/rg-elsewhere", name="vm-elsewhere", state="closed")
+    make_webhook(REQUEST_SCOPE, events=["closed"], name="group")
+    make_webhook(IN_SCOPE, events=["closed"], name="subscription")
+    removed = [{"vm": "vm-elsewhere", "ports": [22], "whole": True, "by": "Bob (bob@contoso.example)",
+                "at": "2026-11-27T14:02:31.000000Z"}]
+    record_event(request=request, event="closed", detail={"reason": "revoked", "azure_reason": "UserRequested",
+                                                          "removed": removed})
+    sent = {d.webhook.name: d.payload for d in WebhookDelivery.objects.select_related("webhook")}
+    assert "vm-elsewhere" not in str(sent["group"]) and sent["group"]["detail"]["removed"].startswith("Withheld")
+    assert sent["subscription"]["detail"]["removed"] == removed
+
+
 def test_the_email_names_the_request_and_links_to_it(alice):
     request = make_request(alice)
     record_event(request=request, event="failed", actor=None, detail={"error": "Azure said no"})
@@ -569,6 +586,12 @@ def test_a_closed_requests_subject_says_how_it_ended(detail, headline):
      "Azure revoked it before its end (Azure's reason: UserRequested)"),
     ({"reason": "revoked", "azure_reason": "NewerRequestInitiated"},
      "a newer request on the same VM port replaced it (Azure keeps one JIT request per port)"),
+    ({"reason": "revoked", "azure_reason": "UserRequested", "removed": [
+        {"vm": "web-01", "ports": [22], "whole": True, "by": "Bob (bob@contoso.example)",
+         "at": "2026-11-27T14:02:31.000000Z"},
+        {"vm": "web-02", "ports": [22, 3389], "whole": False, "by": "", "at": None}]},
+     "closed when Bob (bob@contoso.example) removed JIT from web-01 at 2026-11-27 14:02 UTC, and when ports 22 and "
+     "3389 were removed from the JIT policy of web-02 in Azure itself, outside the portal"),
 ])
 def test_a_closed_requests_email_and_chat_cards_say_why_in_words(alice, detail, reason):
     from notifications.payloads import slack_body, teams_body

@@ -15,6 +15,7 @@ from jitportal.lib.times import zoned_text
 
 from .. import signals, validation
 from ..models import FINAL, WAITING, AccessRequest, AccessRequestPort, ApprovalState, PortState
+from ..removals import removals_of, revoked_for_removal
 from .common import (
     Outcome,
     _after_commit,
@@ -238,13 +239,17 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
 def _mark_revoked(found: list[tuple[AccessRequestPort, str, str]]) -> int:
     """Close one request's ports Azure revoked (each with Azure's status and reason); how many were still open."""
     request = found[0][0].request
+    now = timezone.now()
     with transaction.atomic():
         closed = [(port, status, reason) for port, status, reason in found
                   if AccessRequestPort.objects.filter(pk=port.pk, state=PortState.OPEN).update(
                       state=PortState.CLOSED, azure_status=status, azure_status_reason=reason[:64],
-                      finished_at=timezone.now())]
+                      finished_at=now)]
         if not closed:
             return 0
+        for port, status, reason in closed:  # as stored, for ``removals_of``
+            port.state, port.azure_status, port.azure_status_reason, port.finished_at = (
+                PortState.CLOSED, status, reason[:64], now)
         state = refresh_state(request.pk)
         for vm_row in {port.request_vm_id: port.request_vm for port, _s, _r in closed}.values():
             audit_record(actor=None, action="access.revoked_in_azure", target_type="vm", target_id=vm_row.vm_id,
@@ -253,5 +258,9 @@ def _mark_revoked(found: list[tuple[AccessRequestPort, str, str]]) -> int:
                                 "status": closed[0][1], "reason": closed[0][2]},
                          correlation_id=str(request.correlation_id), **audit_place(vm_row))
         if state == PortState.CLOSED:  # told once the request is over, as for a close or an expiry
-            signals.emit("closed", request, actor=None, reason="revoked", azure_reason=closed[0][2])
+            # who removed JIT or the port from the VM, when the portal did (or the sync found it done in Azure)
+            removals = removals_of(port for port, _s, _r in closed if revoked_for_removal(request, port))
+            removed = [removal.as_detail() for removal in dict.fromkeys(removals.values())]
+            signals.emit("closed", request, actor=None, reason="revoked", azure_reason=closed[0][2],
+                         **({"removed": removed} if removed else {}))
     return len(closed)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from django.db import connection
@@ -12,11 +12,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
 
+from jitportal.lib.times import utc_iso, zoned_time
 from policies.access.models import AccessRequest
 from policies.models import VirtualMachine
 from tests.plans import plans_of
 from tests.plugins.personas import OUT_OF_SCOPE
-from tests.policies.access.factories import ask, open_all, vm
+from tests.policies.access.factories import ask, open_all, states, vm
 from tests.policies.azure_side import Azure
 from tests.policies.factories import make_vm, sync
 
@@ -1171,6 +1172,127 @@ def test_access_a_policy_admin_closed_or_cancelled_says_who_to_its_requester(pro
     services.request_close(actor=requester, request=mine)
     assert services.request_close_apply(request_id=mine.pk).state == "closed"
     assert closed_note(mine).startswith("Closed early:")
+
+
+def _removal_notes(client, request) -> tuple[str, dict[tuple[str, int], str]]:
+    """The request page's ended note (``""`` without one) and each port's removal help, as text."""
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    note = page.split('id="closed-note">')[1].split("</p>")[0] if 'id="closed-note">' in page else ""
+    helps = {}
+    for vm_block in page.split('data-vm="')[1:]:
+        name = vm_block.split('"')[0]
+        for row in vm_block.split('<tr data-port="')[1:]:
+            found = re.search(r'<div class="help port-removal">(.*?)</div>', row.split("</tr>")[0], re.S)
+            if found:
+                helps[(name, int(row.split('"')[0]))] = found.group(1)
+    return note, helps
+
+
+def _applied_at(action: str, vm_name: str):
+    from audit.models import AuditEvent
+
+    return AuditEvent.objects.filter(action=action, target_label=vm_name).latest("occurred_at").occurred_at
+
+
+def test_access_ended_by_a_policy_admin_removing_jit_says_who_removed_it_and_when(prod, alice, requester,
+                                                                                  policy_admin):
+    """Bob removes JIT from web-02 while alice's request is open on it: her page says he did, and when (his name
+    escaped), not only that Azure revoked it; so does the e-mail she gets."""
+    from notifications.models import PendingEvent
+    from notifications.payloads import reason_text
+    from policies import services as policy_services
+    from policies.access import services
+    from tests.policies.factories import apply_all
+
+    policy_admin.display_name = "Bob <Security> Admin"
+    policy_admin.save(update_fields=["display_name"])
+    mine = ask(requester, {"web-02": [22]})
+    assert open_all(mine) == ["open"]
+    policy_services.policy_remove(actor=policy_admin, vm=vm("web-02"))
+    assert apply_all() == ["applied"]
+    assert services.reconcile()["revoked"] == 1
+    at = _applied_at("policy.remove_applied", "web-02")
+    note, helps = _removal_notes(alice, mine)
+    who = "Bob &lt;Security&gt; Admin (bob@contoso.example)"
+    assert strip_tags(note) == (f"Closed when {who} removed JIT from web-02 at "
+                                f"{strip_tags(str(zoned_time(at)))}.")
+    assert "<Security>" not in note
+    assert strip_tags(helps[("web-02", 22)]) == strip_tags(note)
+    told = PendingEvent.objects.get(event="closed", request_id=mine.pk)
+    assert told.detail["removed"] == [{"vm": "web-02", "ports": [22], "whole": True,
+                                       "by": "Bob <Security> Admin (bob@contoso.example)", "at": utc_iso(at)}]
+    assert reason_text(told.detail) == (f"closed when Bob <Security> Admin (bob@contoso.example) removed JIT from "
+                                        f"web-02 at {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+def test_a_port_removed_from_the_policy_while_open_says_who_removed_it(prod, alice, requester, policy_admin):
+    """Bob drops port 3389 from web-02's JIT policy: that port of alice's open request says he did; 22 stays open."""
+    from policies import rules
+    from policies import services as policy_services
+    from policies.access import services
+    from tests.policies.factories import apply_all
+
+    both = [rules.PortRule(22, "*", ("*",), "PT3H"), rules.PortRule(3389, "*", ("*",), "PT3H")]
+    policy_services.policy_save(actor=policy_admin, vm=vm("web-02"), ports=both)
+    assert apply_all() == ["applied"]
+    mine = ask(requester, {"web-02": [22, 3389]})
+    assert open_all(mine) == ["open"]
+    policy_services.policy_save(actor=policy_admin, vm=vm("web-02"), ports=both[:1])
+    assert apply_all() == ["applied"]
+    assert services.reconcile()["revoked"] == 1
+    assert states(mine) == {("web-02", 22): "open", ("web-02", 3389): "closed"}
+    at = _applied_at("policy.save_applied", "web-02")
+    note, helps = _removal_notes(alice, mine)
+    assert note == "" and list(helps) == [("web-02", 3389)]
+    assert strip_tags(helps[("web-02", 3389)]) == (
+        f"Closed when {policy_admin.display_name} (bob@contoso.example) removed port 3389 from the JIT policy of "
+        f"web-02 at {strip_tags(str(zoned_time(at)))}.")
+
+
+def test_jit_removed_in_azure_itself_says_so_once_the_sync_has_seen_it(prod, alice, requester, fresh_emulator):
+    """JIT removed from web-02 in Azure (no one in the portal did): once the sync has seen it gone, alice's page says
+    it was removed in Azure itself; before, Azure's revocation is all that is known."""
+    from policies.access import services
+
+    mine = ask(requester, {"web-02": [22]})
+    assert open_all(mine) == ["open"]
+    policies = Azure(fresh_emulator).security.jit_network_access_policies
+    policy = policies.get("rg-web-prod", "westeurope", "default")
+    policy.virtual_machines = [e for e in policy.virtual_machines if not e.id.lower().endswith("/web-02")]
+    policies.create_or_update("rg-web-prod", "westeurope", "default", body=policy)
+    assert services.reconcile()["revoked"] == 1
+    note, helps = _removal_notes(alice, mine)
+    assert note.startswith("Azure revoked it before its end") and not helps
+    sync(prod)
+    note, helps = _removal_notes(alice, mine)
+    assert note == "Closed when JIT was removed from web-02 in Azure itself, outside the portal."
+    assert helps == {("web-02", 22): note}
+
+
+def test_the_request_page_finds_who_removed_jit_in_one_query_for_any_number_of_vms(
+        prod, alice, requester, policy_admin):
+    from policies import services as policy_services
+    from policies.access import services
+    from tests.policies.factories import apply_all
+
+    def page_queries(request) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert alice.get(reverse("policies:request_detail", args=[request.pk])).status_code == 200
+        return len(queries.captured_queries)
+
+    mine = ask(requester, {"web-02": [22], "web-03": [22], "web-04": [22]})
+    assert open_all(mine) == ["open"]
+    policy_services.policy_remove(actor=policy_admin, vm=vm("web-02"))
+    apply_all()
+    services.reconcile()
+    one = page_queries(mine)
+    for name in ("web-03", "web-04"):
+        policy_services.policy_remove(actor=policy_admin, vm=vm(name))
+    apply_all()
+    services.reconcile()
+    assert set(states(mine).values()) == {"closed"}
+    assert len(_removal_notes(alice, mine)[1]) == 3
+    assert page_queries(mine) <= one
 
 
 def test_the_dashboards_open_access_asks_for_itself_again_sooner_while_a_port_opens(prod, requester, client):
