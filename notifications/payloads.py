@@ -55,7 +55,9 @@ def request_summary(request, *, scope: str = "") -> dict:
     and how many VMs it has elsewhere as ``vms_elsewhere`` (a webhook's administrator sees nothing of another
     scope). As in the API, an end is given once it is known (``ends.port_end``) and is None before: while the request
     waits for its approvals, or approved until its port opens, and for a port that never opened; ``duration`` (ISO
-    8601; the request's: its longest port's) always gives the window's length."""
+    8601; the request's: its longest port's) always gives the window's length. ``start``, as the API's
+    ``startTimeUtc``, is the scheduled start, else when the first port opened, and None before (never the time it
+    was asked for: an approved request's window starts when it opens)."""
     vms, ends, longest, elsewhere = [], [], 0, 0
     known = False  # some port of the request (of any scope) has a known end
     for vm_row in request.vms.all().prefetch_related("ports"):
@@ -82,7 +84,7 @@ def request_summary(request, *, scope: str = "") -> dict:
         "approval_state": getattr(request, "approval_state", "not_required"),
         "justification": request.justification,
         "source": request.source_prefix,
-        "start": utc_iso(request.scheduled_start or first_opened or request.created_at),
+        "start": utc_iso(request.scheduled_start or first_opened),
         "end": utc_iso(end),
         "duration": _duration(longest),
         "window": window_text(request, end=end, first_opened=first_opened,

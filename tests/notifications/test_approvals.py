@@ -299,8 +299,10 @@ def test_a_webhook_gives_no_end_for_a_request_until_it_opens_but_the_windows_len
         summary = sent[event]  # the planned end (request time + window) is not when it ends: none is given
         [port] = summary["vms"][0]["ports"]
         assert (summary["end"], port["endTimeUtc"]) == (None, None), event
+        assert summary["start"] is None, event  # nor when it starts: not when it was asked for
         assert (summary["duration"], port["duration"]) == ("PT1H30M", "PT1H30M"), event
         assert summary["window"] == f"1 hour 30 minutes, starting {starts}"
     summary = sent["opened"]
     assert summary["end"] == utc_iso(end) and summary["duration"] == "PT1H30M"
+    assert summary["start"] == utc_iso(opened)
     assert [port["endTimeUtc"] for port in summary["vms"][0]["ports"]] == [utc_iso(end)]

@@ -608,10 +608,43 @@ def test_a_closed_requests_email_and_chat_cards_say_why_in_words(alice, detail, 
     assert {"title": "Reason", "value": reason.replace("(", "\\(").replace(")", "\\)")} in facts
 
 
+def test_a_payloads_start_is_the_apis_start_time_null_until_known(alice):
+    """``start`` is the API's ``startTimeUtc``: null while nothing opened and none is scheduled (not the time it was
+    asked for), then the scheduled start, else the first opening."""
+    from jitportal.lib.times import utc_iso
+    from notifications.payloads import request_summary, slack_body
+    from policies.access.models import AccessRequest
+    from policies.jit_json import request_to_json
+
+    request = make_request(alice)
+    AccessRequest.objects.filter(pk=request.pk).update(state="queued")
+    request.ports.update(state="queued", opened_at=None)
+
+    def starts() -> tuple[str | None, str | None]:
+        fresh = AccessRequest.objects.get(pk=request.pk)
+        return request_summary(fresh)["start"], request_to_json(fresh)["startTimeUtc"]
+
+    assert starts() == (None, None)
+    scheduled = timezone.now() + timedelta(hours=2)
+    AccessRequest.objects.filter(pk=request.pk).update(scheduled_start=scheduled, state="scheduled")
+    assert starts() == (utc_iso(scheduled), utc_iso(scheduled))
+    opened = timezone.now() - timedelta(minutes=3)
+    AccessRequest.objects.filter(pk=request.pk).update(scheduled_start=None, state="open")
+    request.ports.update(state="open", opened_at=opened)
+    assert starts() == (utc_iso(opened), utc_iso(opened))
+    # a payload stored without ``window`` and with no start yet: its card says so with a dash, not "None"
+    payload = {"event": "submitted", "delivery": "d1", "actor": None, "detail": {},
+               "request": {**request_summary(AccessRequest.objects.get(pk=request.pk)), "window": None,
+                           "start": None}}
+    fields = [f["text"] for f in slack_body(payload)["blocks"][1]["fields"]]
+    assert any(f.startswith("Window:\n— to ") for f in fields) and "None" not in str(fields)
+
+
 def test_chat_cards_give_the_window_as_the_emails_do_and_the_source(alice):
     from notifications.payloads import slack_body, teams_body
 
     request = make_request(alice)
+    request.ports.update(opened_at=request.created_at)  # open: Azure opened it (the raw start a card falls back on)
     make_webhook(REQUEST_SCOPE, events=["opened"])
     record_event(request=request, event="opened")
     payload = WebhookDelivery.objects.get().payload
