@@ -49,10 +49,11 @@ def _prefixes(text: str) -> list[str]:
 
 
 def _approvals_field(minimum: int, label: str, help_text: str) -> AsciiIntegerField:
-    """A number of approvals from ``minimum`` to ``MAX_APPROVALS`` (the number input carries both bounds)."""
+    """A number of approvals from ``minimum`` to ``MAX_APPROVALS`` (the number input carries both bounds), filled in
+    with ``minimum`` on a new rule: a deny or auto-approve rule, which asks for no approvals, is saved without them."""
     message = f"Give a number of approvals from {minimum} to {MAX_APPROVALS}."
     return AsciiIntegerField(min_value=minimum, max_value=MAX_APPROVALS, label=label, help_text=help_text,
-                              error_messages={"min_value": message, "max_value": message})
+                              initial=minimum, error_messages={"min_value": message, "max_value": message})
 
 
 def _minutes_field(minimum: int, maximum: int, label: str, help_text: str) -> AsciiIntegerField:

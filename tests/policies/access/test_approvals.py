@@ -449,14 +449,38 @@ def test_a_resource_group_admin_sees_the_broader_rules_that_apply_to_their_vms_w
 def test_a_rule_asks_for_a_bounded_number_of_approvals(client, prod, policy_admin, approvals, second_level):
     client.force_login(policy_admin)
     page = client.get(reverse("policies:rule_new")).content.decode()
-    assert 'name="approvals_required" min="1" max="10"' in page
-    assert 'name="second_level_approvals" min="0" max="10"' in page
+    assert 'name="approvals_required" value="1" min="1" max="10"' in page
+    assert 'name="second_level_approvals" value="0" min="0" max="10"' in page
     response = client.post(reverse("policies:rule_new"), {
         "name": "many", "scope": WEB_RG, "effect": "manual", "approvals_required": approvals,
         "second_level_approvals": second_level})
     assert response.status_code == 400
     assert "Give a number of approvals from" in response.content.decode()
     assert not AccessRule.objects.filter(name="many").exists()
+
+
+def form_values(page: str) -> dict[str, str]:
+    """What a browser sends of a page's text and number inputs as they are shown (the values they are filled with)."""
+    values = {}
+    for tag in re.findall(r"<input [^>]*>", page):
+        name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
+        if name and 'type="hidden"' not in tag and 'type="checkbox"' not in tag and 'type="submit"' not in tag:
+            values[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    return values
+
+
+@pytest.mark.parametrize("effect", ["deny", "auto"])
+def test_a_new_deny_or_auto_rule_saves_without_typing_a_number_of_approvals(client, prod, policy_admin, effect):
+    # The new rule form showed both numbers of approvals empty, and required them: a deny rule came back with
+    # "This field is required." under "Approvals required", which such a rule never asks for.
+    client.force_login(policy_admin)
+    shown = form_values(client.get(reverse("policies:rule_new")).content.decode())
+    assert (shown["approvals_required"], shown["second_level_approvals"]) == ("1", "0")
+    response = client.post(reverse("policies:rule_new"), {
+        **shown, "name": "no telnet", "scope": WEB_RG, "effect": effect, "ports_text": "23", "enabled": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    saved = AccessRule.objects.get(name="no telnet")
+    assert (saved.effect, saved.ports, saved.approvals_required, saved.second_level_approvals) == (effect, [23], 1, 0)
 
 
 @pytest.mark.parametrize(("field", "value"), [("pending_minutes", 10 ** 13), ("pending_minutes", 0),
