@@ -1,6 +1,8 @@
 """Pages of notifications: the user's e-mail preferences, and webhooks under Settings."""
 from __future__ import annotations
 
+import copy
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -82,7 +84,8 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change a webhook (its secret stays)."""
     webhook = selectors.webhook_get(request.user, pk)
-    form = WebhookForm(request.POST or None, instance=webhook, actor=request.user)
+    # The form validates a copy: a refused edit leaves the page titled as stored.
+    form = WebhookForm(request.POST or None, instance=copy.copy(webhook), actor=request.user)
     if request.method == "POST" and form.is_valid():
         services.webhook_update(actor=request.user, webhook=webhook, client_ip=client_ip(request.META),
                                 **form.cleaned_data)

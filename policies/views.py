@@ -1,6 +1,7 @@
 """Inventory, VM, JIT policy and subscription pages. Views validate, call a service and redirect."""
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
@@ -349,7 +350,8 @@ def subscription_add(request: HttpRequest) -> HttpResponse:
 @requires(SETTINGS_WRITE, object_model=Subscription)
 def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = selectors.subscription_get(request.user, pk)
-    form = SubscriptionForm(request.POST or None, instance=subscription, actor=request.user)
+    # The form validates a copy: a refused edit leaves the page's title, crumbs and sync status as stored.
+    form = SubscriptionForm(request.POST or None, instance=copy.copy(subscription), actor=request.user)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "subscription_id"}
         services.subscription_update(actor=request.user, subscription=subscription, **data)

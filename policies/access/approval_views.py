@@ -1,6 +1,8 @@
 """Approval pages: the approvers' queue, a request's review page with Approve / Deny, and the access rules."""
 from __future__ import annotations
 
+import copy
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -93,7 +95,8 @@ def rule_list(request: HttpRequest) -> HttpResponse:
 
 
 def _rule_form(request: HttpRequest, rule: AccessRule | None) -> AccessRuleForm:
-    return AccessRuleForm(request.POST or None, instance=rule,
+    """The form of ``rule`` (None: a new one), on a copy: a refused edit leaves the page titled as stored."""
+    return AccessRuleForm(request.POST or None, instance=copy.copy(rule),
                           may_manage_scope=lambda scope: authz.has_permission(request.user, JIT_POLICY_WRITE, scope))
 
 

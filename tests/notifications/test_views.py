@@ -104,6 +104,10 @@ def test_an_invalid_edit_is_a_400_and_changes_nothing(admin_client):
     assert response.status_code == 400
     webhook.refresh_from_db()
     assert webhook.name == "kept"
+    # The page is still titled with the stored name; the typed one is only in its box, to correct.
+    page = response.content.decode()
+    assert "<title>Change webhook kept |" in page and "&rsaquo; Change webhook kept" in page
+    assert "Change webhook changed" not in page and 'value="changed"' in page
 
 
 def test_the_scope_help_says_who_may_leave_it_empty(admin_client):

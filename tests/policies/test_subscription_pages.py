@@ -69,6 +69,10 @@ def test_an_invalid_registration_or_edit_answers_400_and_stores_nothing(client, 
     assert response.status_code == 400 and "Enter an https:// URL" in response.content.decode()
     subscription.refresh_from_db()
     assert subscription.display_name == "matrix"
+    # The refused name is only in its box: the page's title and crumbs still name the subscription as stored.
+    page = response.content.decode()
+    assert "<title>matrix |" in page and "&rsaquo; matrix" in page and 'value="Renamed"' in page
+    assert "Renamed |" not in page and "&rsaquo; Renamed" not in page
     assert client.get(reverse("policies:subscription_edit", args=[subscription.pk])).status_code == 200
 
 

@@ -469,6 +469,19 @@ def form_values(page: str) -> dict[str, str]:
     return values
 
 
+def test_a_refused_rule_edit_keeps_the_stored_name_in_the_title(client, prod, policy_admin):
+    saved = rule(WEB_RG, "manual", name="tickets")
+    client.force_login(policy_admin)
+    shown = form_values(client.get(reverse("policies:rule_edit", args=[saved.pk])).content.decode())
+    response = client.post(reverse("policies:rule_edit", args=[saved.pk]),
+                           {**shown, "effect": "manual", "name": "renamed", "ports_text": "0", "enabled": "on"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "<title>Edit tickets |" in page and "&rsaquo; Edit tickets" in page and 'value="renamed"' in page
+    assert "Edit renamed" not in page
+    assert AccessRule.objects.get(pk=saved.pk).name == "tickets"
+
+
 @pytest.mark.parametrize("effect", ["deny", "auto"])
 def test_a_new_deny_or_auto_rule_saves_without_typing_a_number_of_approvals(client, prod, policy_admin, effect):
     # The new rule form showed both numbers of approvals empty, and required them: a deny rule came back with
