@@ -155,6 +155,16 @@ def enable_blocked_message(name: str, kind: str) -> str:
             "gets, edit its JIT settings (Configure JIT on its page).")
 
 
+def jit_unavailable_reason(vm: VirtualMachine) -> str:
+    """Why JIT cannot be enabled on or edited for ``vm`` (Defender for Servers Plan 2 off on its subscription, or a VM
+    JIT does not support), or "" when it can."""
+    if vm.subscription.defender_missing:
+        return vm.subscription.defender_missing_message
+    if vm.state == VmState.UNSUPPORTED:
+        return f"{vm.name} does not support JIT: {vm.unsupported_message}"
+    return ""
+
+
 def may_edit_policy(user, vm: VirtualMachine) -> bool:
     """Policy admins at the VM's scope (JIT policy write and VM write) may change its JIT settings."""
     return authz.has_permission(user, JIT_POLICY_WRITE, vm.resource_id) and authz.has_permission(

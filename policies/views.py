@@ -229,6 +229,8 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Edit a VM's JIT ports: protocol, allowed sources, maximum time; add or remove ports."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
     posted = request.method == "POST"
+    # Unsupported, or Defender for Servers Plan 2 off: the page says why at once, with no ports to fill in for nothing.
+    unavailable = selectors.jit_unavailable_reason(vm)
     # Opened from the inventory's row menu: Save, Cancel and the Inventory crumb return to the list as it was.
     back_query = (request.POST if posted else request.GET).get("back", "")
     back = _inventory_back(back_query, tab=None) if back_query else ""
@@ -237,7 +239,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     pending_ports = pending.desired.get(vm.arm_id) if pending is not None else None
     formset = port_formset(vm, request.POST if posted else None, ports=pending_ports)
     problems: list[str] = []
-    if posted and formset.is_valid():
+    if posted and not unavailable and formset.is_valid():
         try:
             services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules())
         except ValidationError as exc:
@@ -249,8 +251,8 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect(back or reverse("policies:vm_detail", args=[vm.pk]))
     return render(request, "policies/policy_edit.html", {
         "title": f"JIT settings of {vm.name}", "vm": vm, "formset": formset, "problems": problems,
-        "rules": rules, "pending": pending, "back": back, "back_query": urlsplit(back).query},
-        status=400 if posted else 200)
+        "rules": rules, "pending": pending, "back": back, "back_query": urlsplit(back).query,
+        "unavailable": unavailable}, status=400 if posted else 200)
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)

@@ -26,7 +26,7 @@ from ..models import (
     VirtualMachine,
     VmState,
 )
-from ..selectors import enable_blocked, enable_blocked_message
+from ..selectors import enable_blocked, enable_blocked_message, jit_unavailable_reason
 from .task_runs import BROKER_ERRORS, CHANGE_RETRY_LOST, CHANGE_UNSENT, STALE_RUNNING, Outcome, _retry_after
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,8 @@ def _require_policy_admin(actor, vm: VirtualMachine) -> None:
 
 
 def _require_supported(vm: VirtualMachine) -> None:
-    if vm.subscription.defender_missing:
-        raise ValidationError(vm.subscription.defender_missing_message, code="defender")
-    if vm.state == VmState.UNSUPPORTED:
-        raise ValidationError(f"{vm.name} does not support JIT: {vm.unsupported_message}", code="unsupported")
+    if reason := jit_unavailable_reason(vm):
+        raise ValidationError(reason, code="defender" if vm.subscription.defender_missing else "unsupported")
 
 
 def _policy_for(vm: VirtualMachine, name: str | None = None) -> tuple[str, str, str]:

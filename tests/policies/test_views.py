@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from policies.models import PolicyChange, VirtualMachine, VmState
+from policies.models import PolicyChange, Subscription, VirtualMachine, VmState
 from tests.policies.factories import make_many_vms, make_vm
 
 IN_RG = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000001/resourceGroups/rg-web-prod"
@@ -591,6 +591,28 @@ def test_the_edit_form_refuses_an_unsupported_vm(client, policy_admin):
     client.force_login(policy_admin)
     response = _edit(client, vm, [{"number": "22"}])
     assert response.status_code == 400 and "does not support JIT" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cause", ["unsupported", "defender"])
+def test_the_edit_page_of_a_vm_jit_cannot_protect_says_why_before_any_port_is_typed(client, policy_admin, cause):
+    # It showed the port rows and a Save button, and said the VM could not have JIT only once they were saved.
+    vm = make_vm(IN_RG)
+    if cause == "unsupported":
+        VirtualMachine.objects.filter(pk=vm.pk).update(state=VmState.UNSUPPORTED, unsupported_reason="classic_vm")
+        reason = "vm-matrix does not support JIT: Classic VM"
+    else:
+        Subscription.objects.filter(pk=vm.subscription_id).update(defender_p2=False)
+        reason = "JIT unavailable: enable Microsoft Defender for Servers Plan 2"
+    client.force_login(policy_admin)
+    response = client.get(reverse("policies:policy_edit", args=[vm.pk]))
+    page = response.content.decode()
+    assert response.status_code == 200 and 'id="jit-unavailable"' in page and reason in page
+    assert 'id="policy-form"' not in page and 'id="save-jit"' not in page
+    assert f'href="{reverse("policies:vm_detail", args=[vm.pk])}">Back to vm-matrix</a>' in page
+    refused = client.post(reverse("policies:policy_edit", args=[vm.pk]), edit_post(vm, [{"number": "22"}]))
+    assert refused.status_code == 400 and reason in refused.content.decode()
+    assert not PolicyChange.objects.exists()
 
 
 @pytest.mark.django_db
