@@ -171,7 +171,11 @@ def _extend_duration(data: dict) -> timedelta:
     if "duration" in data and "endTimeUtc" in data:
         raise ValidationError("Give duration or endTimeUtc, not both.")
     if "endTimeUtc" in data:
-        return timedelta(minutes=round((data["endTimeUtc"] - timezone.now()).total_seconds() / 60))
+        end, now = data["endTimeUtc"], timezone.now()
+        if end <= now:  # refused as a new request's is (a negative window read "-2 hours 4 minutes")
+            raise ValidationError(f"'endTimeUtc' {jit_json.said(end)} is not after now: ask for a window that has "
+                                  "not ended.")
+        return timedelta(minutes=round((end - now).total_seconds() / 60))
     if "duration" in data:
         return rules.parse_duration(data["duration"])
     raise ValidationError("Give duration (such as PT1H) or endTimeUtc.")

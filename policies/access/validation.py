@@ -67,7 +67,7 @@ def open_until(vm_rows) -> datetime | None:
 def ends_later(duration: timedelta, *, open_until: datetime | None, now: datetime) -> bool:
     """Whether an extension of ``duration`` from ``now`` ends after the access open until ``open_until`` (any
     does when nothing is open)."""
-    return open_until is None or now + duration > open_until
+    return open_until is None or duration > open_until - now  # now + duration overflows for a huge duration
 
 
 def validate_extension(duration: timedelta, *, open_until: datetime | None, now: datetime) -> timedelta:

@@ -370,6 +370,22 @@ def test_an_extension_with_both_duration_and_end_time_is_a_400(persona_mappings,
     assert AccessRequest.objects.count() == 1  # no extension made
 
 
+@pytest.mark.parametrize(("body", "said"), [
+    ({"endTimeUtc": "2020-07-15T17:00:00Z"}, "'endTimeUtc' 2020-07-15T17:00:00Z is not after now"),
+    ({"endTimeUtc": "0001-01-01T00:00:00Z"}, "'endTimeUtc' 0001-01-01T00:00:00Z is not after now"),
+    ({"duration": "P3000000D"}, "may be opened for at most 3 h")])
+def test_an_extension_ending_in_the_past_or_ages_ahead_is_a_400_saying_why(persona_mappings, requester, api_as,
+                                                                          body, said):
+    """A past end read as a negative window ("an extension of -2 hours 4 minutes"), and one so far off that now plus
+    it passes the year 9999 (or so far back that it precedes year 1) was a 500."""
+    mine = make_access_request(IN)
+    AccessRequest.objects.filter(pk=mine.pk).update(requester=requester)
+    response = api_as(requester).post(f"/api/v1/requests/{mine.pk}/extend/", body)
+    assert response.status_code == 400, response.content[:300]
+    assert said in response.json()["detail"]
+    assert AccessRequest.objects.count() == 1  # no extension made
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ({}, "virtualMachines"),
     ({"virtualMachines": [], "justification": "x"}, "virtualMachines"),
