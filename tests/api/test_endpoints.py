@@ -361,6 +361,16 @@ def test_only_the_requester_extends(persona_mappings, policy_admin, api_as):
     assert huge.status_code == 400 and "far longer" in huge.json()["detail"]
 
 
+def test_another_requester_is_not_told_a_policy_admin_may_extend(persona_mappings, requester, api_as):
+    """Another requester at the VM (who may read the request) was told "Only the requester or a policy admin may
+    extend this request", though a policy admin may not."""
+    theirs = make_access_request(IN)
+    response = api_as(requester).post(f"/api/v1/requests/{theirs.pk}/extend/", {"duration": "PT1H"})
+    assert response.status_code == 403
+    assert response.json()["detail"] == "Only the requester may extend their own request (Azure records them)."
+    assert AccessRequest.objects.count() == 1
+
+
 def test_an_extension_with_both_duration_and_end_time_is_a_400(persona_mappings, requester, api_as):
     mine = make_access_request(IN)
     AccessRequest.objects.filter(pk=mine.pk).update(requester=requester)

@@ -17,7 +17,7 @@ from .. import signals, validation
 from ..connection import address_for
 from ..models import AccessRequest, AccessRequestPort, AccessRequestVm, ApprovalState, PortState
 from ..source_order import source_sort_key
-from .common import audit_place, enqueue_after_commit, may_manage, may_request
+from .common import audit_place, enqueue_after_commit, may_request
 
 MAX_JUSTIFICATION = 500
 
@@ -245,9 +245,7 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
     """Ask again for the same VMs, ports (those still open) and source, ending ``duration`` from now (within each
     port's maximum)."""
     vm_rows = list(original.vms.select_related("vm", "vm__subscription").prefetch_related("ports"))
-    if not may_manage(actor, original, vm_rows):
-        raise PermissionDenied("Only the requester or a policy admin may extend this request.")
-    if original.requester_id != actor.pk:
+    if original.requester_id != actor.pk:  # a policy admin may close it, but not extend it
         raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
     earlier = _replayed(idempotency_key, actor=actor, extends=original, fingerprint=idempotency_fingerprint)
     if earlier is not None:  # the same form again: its extension, even once it replaced the original
