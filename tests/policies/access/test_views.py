@@ -307,6 +307,21 @@ def test_the_connect_page_says_when_jit_is_not_enabled(prod, alice, client, poli
     assert "configure-jit" in client.get(reverse("policies:connect", args=[vm("web-05").pk])).content.decode()
 
 
+def test_the_connect_page_of_an_unsupported_vm_says_why_rather_than_to_ask_for_jit(prod, alice, client, policy_admin):
+    """A VM without NSG or firewall cannot have JIT: its Connect page told everyone, the policy admin too, to "Ask a
+    JIT policy admin to enable it"."""
+    build = vm("build-01")
+    assert build.state == "unsupported"
+    for who in (alice, client):
+        if who is client:
+            client.force_login(policy_admin)
+        page = who.get(reverse("policies:connect", args=[build.pk])).content.decode()
+        assert "Ask a JIT policy admin" not in page and "configure-jit" not in page
+        assert re.search(r'id="unsupported-reason">Missing network security group \(NSG\) or Azure Firewall<', page)
+        assert "Once that is fixed in Azure and the inventory synced, " in page
+    assert f'you can enable JIT on it from <a href="{reverse("policies:vm_detail", args=[build.pk])}">' in page
+
+
 def test_a_configured_vm_whose_subscription_lost_defender_plan_2_is_refused_before_anyone_asks_azure(
         prod, alice, fresh_emulator):
     Azure(fresh_emulator).set_servers_plan("Free")  # JIT's prerequisite, turned off in Azure after JIT was set up
