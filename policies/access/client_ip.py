@@ -31,6 +31,11 @@ class ClientAddress:
     def warning(self) -> str:
         return shared_address_warning(self.address)
 
+    @property
+    def connect_warning(self) -> str:
+        """The warning as the Connect page gives it: it has no box to type another address in, its link does."""
+        return shared_address_warning(self.address, elsewhere=CONNECT_FULL_FORM)
+
 
 def _networks(values) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(str(v).strip(), strict=False) for v in values if str(v).strip()]
@@ -79,17 +84,22 @@ def client_ip(meta: dict) -> str | None:
     return str(found.address) if found else None
 
 
-def shared_address_warning(address: IPAddress) -> str:
-    """Why opening a port for ``address`` may not do what the requester expects (empty when it looks fine)."""
+CONNECT_FULL_FORM = "under “Choose ports, source and time range…” below"  # the Connect page's link to the form
+
+
+def shared_address_warning(address: IPAddress, *, elsewhere: str = "") -> str:
+    """Why opening a port for ``address`` may not do what the requester expects (empty when it looks fine). Its
+    advice to type another address says where (``elsewhere``) when the page has no box for it."""
+    where = f" {elsewhere}" if elsewhere else ""
     shared = _networks(getattr(settings, "ACCESS_SHARED_EGRESS_PREFIXES", []))
     if _trusted(address, shared):
         return (f"{address} is a shared proxy or NAT address: everyone behind it can reach the port while it is "
                 f"open.")
     if address.is_loopback or address.is_link_local:
-        return f"{address} is a local address; Azure will see your public address instead. Enter it yourself."
+        return f"{address} is a local address; Azure will see your public address instead. Enter it yourself{where}."
     if _trusted(address, [*PRIVATE, CGNAT]):
         return (f"{address} is a private or carrier-grade NAT address: your traffic likely reaches Azure from a "
-                f"shared public address. Check it, or enter your proxy's range.")
+                f"shared public address. Check it, or enter your proxy's range{where}.")
     return ""
 
 

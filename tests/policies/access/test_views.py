@@ -300,6 +300,19 @@ def test_the_connect_page_asks_each_port_for_its_own_maximum_time(prod, alice):
     assert timedelta(hours=1) <= port.end_at - before < timedelta(hours=1, minutes=1)
 
 
+@pytest.mark.parametrize(("address", "advice"), [
+    ("127.0.0.1", "Enter it yourself under “Choose ports, source and time range…” below."),
+    ("10.1.2.3", "Check it, or enter your proxy's range under “Choose ports, source and time range…” below.")])
+def test_the_connect_page_says_where_to_enter_another_address(prod, alice, address, advice):
+    """The Connect page has no address box, yet its warning said "Enter it yourself." as the request form's does."""
+    page = alice.get(reverse("policies:connect", args=[vm("jump-02").pk]), REMOTE_ADDR=address).content.decode()
+    warning = re.search(r'<strong class="warning" id="connect-ip-warning">([^<]*)</strong>', page).group(1)
+    assert html.unescape(warning).endswith(advice), warning
+    assert "Choose ports, source and time range…</a>" in page
+    form = alice.get(reverse("policies:request_new"), {"vm": vm("jump-02").pk}, REMOTE_ADDR=address).content.decode()
+    assert "below." not in form  # the request form has the boxes: its advice stays as it was
+
+
 def test_the_connect_page_says_when_jit_is_not_enabled(prod, alice, client, policy_admin):
     page = alice.get(reverse("policies:connect", args=[vm("web-05").pk])).content.decode()
     assert "not enabled" in page and "configure-jit" not in page
