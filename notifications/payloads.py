@@ -12,7 +12,7 @@ from accounts.scopes import scope_contains
 from jitportal.lib.links import portal_url
 from jitportal.lib.times import utc_iso
 from policies.access.ends import port_end
-from policies.access.removals import Removal
+from policies.access.removals import POLICY_GONE, Removal
 from policies.access.validation import window_label
 from policies.rules import format_duration
 
@@ -133,6 +133,8 @@ CLOSED_REASONS = {
     "revoked": "Azure revoked it before its end",
 }
 REPLACED_REASON = "a newer request on the same VM port replaced it (Azure keeps one JIT request per port)"
+POLICY_GONE_REASON = ("its JIT policy was deleted (JIT was removed from every VM in it): Azure revoked the access and "
+                      "removed its rules with it")
 
 
 def reason_text(detail: dict | None) -> str:
@@ -146,6 +148,8 @@ def reason_text(detail: dict | None) -> str:
     if reason == "revoked" and isinstance(removed, list) and removed:
         return "closed when " + ", and when ".join(Removal.from_detail(item).text() for item in removed
                                                    if isinstance(item, dict))
+    if reason == "revoked" and azure_reason == POLICY_GONE:  # the portal's word: Azure had no record left to give
+        return POLICY_GONE_REASON
     text = CLOSED_REASONS.get(reason, reason)
     return f"{text} (Azure's reason: {azure_reason})" if reason == "revoked" and azure_reason else text
 

@@ -18,6 +18,10 @@ from jitportal.lib.times import utc_iso, zoned_time
 from .models import AccessRequest, AccessRequestPort, PortState
 
 APPLIED = ("policy.enable_applied", "policy.save_applied", "policy.remove_applied")
+# A port's ``azure_status_reason`` (with status ``Revoked``) once its JIT policy no longer exists in Azure (a read
+# answered NotFound): removing JIT from the policy's last VM deletes the policy, and Azure its rules and requests with
+# it, so Azure has no record left to give a reason. The portal's word, not one of Azure's reasons.
+POLICY_GONE = "PolicyDeleted"
 
 
 def person_label(user) -> str:
@@ -86,9 +90,16 @@ def revoked_for_removal(request: AccessRequest, port: AccessRequestPort) -> bool
             and (request.closed_at is None or port.finished_at < request.closed_at))
 
 
+def _until(port: AccessRequestPort) -> datetime:
+    """The end of the time in which ``port``'s removal is looked for: when it was found closed, else (still open)
+    its planned end."""
+    return port.finished_at or port.end_at
+
+
 def removals_of(ports: Iterable[AccessRequestPort]) -> dict[int, Removal]:
-    """Port id → what removed it, for ``ports`` (revoked ones: ``revoked_for_removal``; each with its ``request_vm``
-    and that row's ``vm`` loaded) whose removal is known: at most one query."""
+    """Port id → what removed it, for ``ports`` (revoked ones: ``revoked_for_removal``, or open ones whose policy is
+    gone, looked for up to their end; each with its ``request_vm`` and that row's ``vm`` loaded) whose removal is
+    known: at most one query."""
     ports = list(ports)
     if not ports:
         return {}
@@ -98,7 +109,7 @@ def removals_of(ports: Iterable[AccessRequestPort]) -> dict[int, Removal]:
     rows = (AuditEvent.objects.filter(
         action__in=APPLIED, target_type="vm",
         resource_id__in={p.request_vm.vm_arm_id.lower() for p in ports},
-        occurred_at__gte=min(p.opened_at for p in ports), occurred_at__lte=max(p.finished_at for p in ports))
+        occurred_at__gte=min(p.opened_at for p in ports), occurred_at__lte=max(_until(p) for p in ports))
         .select_related("actor").order_by("occurred_at", "id"))
     for event in rows:
         by_vm.setdefault(event.resource_id, []).append(event)
@@ -124,7 +135,7 @@ def _cause(port: AccessRequestPort, events: list) -> tuple | None:
     was open, else the sync's finding that Azure dropped it; ``None`` when neither is known."""
     for event in events:
         after = (event.after or {}).get("ports")
-        if port.opened_at <= event.occurred_at <= port.finished_at and port.number not in _numbers(after):
+        if port.opened_at <= event.occurred_at <= _until(port) and port.number not in _numbers(after):
             by = person_label(event.actor) if event.actor is not None else (
                 event.actor_label if event.actor_id is not None else "")
             return port.request_vm_id, not after, by, event.occurred_at

@@ -49,7 +49,7 @@ from .models import (
     PortState,
     portal_request_in,
 )
-from .removals import person_label, removals_of, revoked_for_removal
+from .removals import POLICY_GONE, person_label, removals_of, revoked_for_removal
 
 
 def _vm_rows_in_scope(user, action: str) -> QuerySet[AccessRequestVm] | None:
@@ -328,6 +328,8 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
         for port in vm_row.ports.all():
             details = port_connection(port) if port.state == PortState.OPEN and not review else None
             closed_early = port.closed_early
+            # its JIT policy is gone from Azure (JIT removed from its last VM): revoked with it
+            policy_gone = port.state == PortState.CLOSED and port.azure_status_reason == POLICY_GONE
             end = port_end(request, port)
             ports.append({"port": port, "details": details,
                           "lines": details.lines(os_type=vm_row.os_type, user=login) if details else [],
@@ -338,9 +340,10 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
                           "never_opened": port.state in FINAL and port.opened_at is None,
                           "closed_early": closed_early,
                           "removal": removals.get(port.pk),  # JIT or the port removed from the VM while open
+                          "policy_gone": policy_gone,
                           # behind a firewall, Close now is the portal's own newer request (closing.py)
                           "closed_by_replacement": closed_early and request.closed_at is not None
-                          and vm_row.connection_type == "firewall"})
+                          and vm_row.connection_type == "firewall" and not policy_gone})
         vms.append({"row": vm_row, "ports": ports})
     from .approvals import approvers_for, may_decide, progress
     from .services import may_manage
@@ -367,7 +370,9 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "removals": list(dict.fromkeys(removals.values())),
             "closed_by_replacement": any(item["closed_by_replacement"] for vm in vms for item in vm["ports"]),
             "closed_by_rule_removal": any(item["closed_early"] and not item["closed_by_replacement"]
-                                          for vm in vms for item in vm["ports"]),
+                                          and not item["policy_gone"] for vm in vms for item in vm["ports"]),
+            # the VMs whose JIT policy was gone from Azure when a port of theirs was closed
+            "policy_gone": [vm["row"].vm_name for vm in vms if any(item["policy_gone"] for item in vm["ports"])],
             "may_extend": (request.requester_id == user.pk and request.state == PortState.OPEN
                            and request.closed_at is None  # not while closing: extending would be refused
                            and all(authz.has_permission(user, JIT_INITIATE, row.vm_arm_id)

@@ -592,6 +592,9 @@ def test_a_closed_requests_subject_says_how_it_ended(detail, headline):
         {"vm": "web-02", "ports": [22, 3389], "whole": False, "by": "", "at": None}]},
      "closed when Bob (bob@contoso.example) removed JIT from web-01 at 2026-11-27 14:02 UTC, and when ports 22 and "
      "3389 were removed from the JIT policy of web-02 in Azure itself, outside the portal"),
+    ({"reason": "revoked", "azure_reason": "PolicyDeleted"},  # the portal's word: Azure had no record left
+     "its JIT policy was deleted (JIT was removed from every VM in it): Azure revoked the access and removed its "
+     "rules with it"),
 ])
 def test_a_closed_requests_email_and_chat_cards_say_why_in_words(alice, detail, reason):
     from notifications.payloads import slack_body, teams_body

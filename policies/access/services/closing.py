@@ -15,7 +15,7 @@ from jitportal.lib.times import zoned_text
 
 from .. import signals, validation
 from ..models import FINAL, WAITING, AccessRequest, AccessRequestPort, ApprovalState, PortState
-from ..removals import removals_of, revoked_for_removal
+from ..removals import POLICY_GONE, removals_of, revoked_for_removal
 from .common import (
     Outcome,
     _after_commit,
@@ -115,8 +115,9 @@ def _jit_allow_rules(nsg, number: int, source: str, destination: str = "") -> li
 
 
 def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
-    """The close task: for each open port, see Azure's status, then remove what still lets traffic in."""
-    from cloud.errors import CloudError
+    """The close task: for each open port, see Azure's status, then remove what still lets traffic in. A policy gone
+    from Azure (NotFound) took its rules with it: its ports are closed with nothing to remove."""
+    from cloud.errors import CloudError, NotFound
 
     request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).first()
     if request is None:
@@ -133,7 +134,12 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
         for group in by_policy.values():
             first = group[0].request_vm
             gateway = gateway or gateway_for(first.vm.subscription)
-            policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
+            try:
+                policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location,
+                                                first.policy_name)
+            except NotFound:
+                request_mark_closed(port_ids=[p.pk for p in group], removed=[], policy_gone=True)
+                continue
             record = _find_in_azure(policy, str(request.correlation_id))
             status = {(vm.id.lower(), p.number): p for vm in (record.virtual_machines if record else ())
                       for p in vm.ports}
@@ -203,9 +209,11 @@ def _replace_with_placeholder(gateway, request: AccessRequest, ports: list[Acces
                                        f"({request.correlation_id})")
 
 
-def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None, replaced: list[int] = ()) -> None:
+def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None, replaced: list[int] = (),
+                        policy_gone: bool = False) -> None:
     """Record the close of the ports still open (locked first: one the expiry finished meanwhile is not closed
-    again, audited or notified twice)."""
+    again, audited or notified twice); ``policy_gone``: their JIT policy no longer exists in Azure, so Azure had
+    already revoked them (``POLICY_GONE``) and nothing was removed."""
     now = timezone.now()
     with transaction.atomic():
         ports = list(AccessRequestPort.objects.select_for_update(of=("self",))
@@ -217,7 +225,9 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
             port.state = PortState.CLOSED
             port.finished_at = now
             port.last_error = ""
-            if port.pk in replaced:
+            if policy_gone:
+                port.azure_status, port.azure_status_reason = "Revoked", POLICY_GONE
+            elif port.pk in replaced:
                 port.azure_status, port.azure_status_reason = "Revoked", "NewerRequestInitiated"
             elif azure is not None:
                 port.azure_status, port.azure_status_reason = azure.status or "", azure.status_reason or ""
@@ -231,7 +241,8 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
             audit_record(actor=request.closed_by, action="access.closed", target_type="vm", target_id=vm_row.vm_id,
                          target_label=vm_row.vm_name,
                          after={"ports": sorted(p.number for p in ports if p.request_vm_id == vm_row.pk),
-                                "removed_rules": removed, "firewall_replaced": bool(replaced)},
+                                "removed_rules": removed, "firewall_replaced": bool(replaced),
+                                **({"policy_gone": True} if policy_gone else {})},
                          correlation_id=str(request.correlation_id), **audit_place(vm_row))
         signals.emit("closed", request, actor=request.closed_by, reason="closed")
 

@@ -16,6 +16,7 @@ from audit.services import audit_record
 
 from .. import signals
 from ..models import TRANSITIONAL, AccessRequest, AccessRequestPort, PortState
+from ..removals import POLICY_GONE, removals_of
 from .closing import _mark_revoked
 from .common import _find_in_azure, _stale, audit_place, enqueue_close, enqueue_open, gateway_for
 from .opening import Claim, request_mark_failed, request_mark_open
@@ -62,23 +63,28 @@ def _expire_ports(port_ids: list[int], reasons: dict[int, tuple[str, str]]) -> i
 
 
 def _by_policy(ports: list[AccessRequestPort], gateway_factory, purpose: str
-               ) -> Iterator[tuple[list[AccessRequestPort], object | None]]:
+               ) -> Iterator[tuple[list[AccessRequestPort], object | None, bool]]:
     """``ports`` grouped by JIT policy, each group with its policy as Azure has it now (one read per policy;
-    ``None``, logged, when it could not be read)."""
-    from cloud.errors import CloudError
+    ``None``, logged, when it could not be read) and whether the policy is gone: Azure answered NotFound, as after
+    JIT was removed from its last VM (only then: a transient error or a refusal says nothing about the access)."""
+    from cloud.errors import CloudError, NotFound
 
     groups: dict[str, list[AccessRequestPort]] = defaultdict(list)
     for port in ports:
         groups[port.policy_key].append(port)
     for group in groups.values():
         first = group[0].request_vm
+        gone = False
         try:
             gateway = (gateway_factory or gateway_for)(first.vm.subscription)
             policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
+        except NotFound as exc:
+            log.info("%s: %s is gone from Azure: %s", purpose, first.policy_key, exc)
+            policy, gone = None, True
         except CloudError as exc:
             log.warning("%s: could not read %s: %s", purpose, first.policy_key, exc)
             policy = None
-        yield group, policy
+        yield group, policy, gone
 
 
 def _azure_port(policy, port: AccessRequestPort):
@@ -90,11 +96,23 @@ def _azure_port(policy, port: AccessRequestPort):
 
 
 def expire_due(*, gateway_factory=None) -> int:
-    """Ports still ``open`` past their end: read Azure's status per policy, then mark them expired."""
+    """Ports still ``open`` past their end: read Azure's status per policy, then mark them expired. Those whose policy
+    is gone from Azure and which the portal's own removal of JIT (or of the port) ended before their end are closed
+    as revoked instead (``_mark_revoked``), as ``revoked_in_azure`` would have if it had run in between. Returns how
+    many ports it ended."""
     due = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__lte=timezone.now())
                .select_related("request", "request_vm", "request_vm__vm__subscription")[:500])
     expired = 0
-    for group, policy in _by_policy(due, gateway_factory, "expiry"):
+    for group, policy, gone in _by_policy(due, gateway_factory, "expiry"):
+        if gone:
+            removals = removals_of(group)
+            revoked: dict[int, list[tuple[AccessRequestPort, str, str]]] = defaultdict(list)
+            for port in group:
+                if port.pk in removals and removals[port.pk].at is not None:  # the portal's, before the end
+                    revoked[port.request_id].append((port, "Revoked", POLICY_GONE))
+            expired += sum(_mark_revoked(found) for _request_id, found in sorted(revoked.items()))
+            done = {port.pk for found in revoked.values() for port, _s, _r in found}
+            group = [port for port in group if port.pk not in done]
         reasons: dict[int, tuple[str, str]] = {}
         for port in group:
             azure = _azure_port(policy, port)
@@ -117,8 +135,11 @@ def revoked_in_azure(*, gateway_factory=None) -> int:
                  .select_related("request", "request__requester", "request_vm", "request_vm__vm__subscription")
                  .order_by("policy_key", "pk"))
     revoked: dict[int, list[tuple[AccessRequestPort, str, str]]] = defaultdict(list)
-    for group, policy in _by_policy(ports, gateway_factory, "revocations"):
+    for group, policy, gone in _by_policy(ports, gateway_factory, "revocations"):
         for port in group:
+            if gone:  # no policy, no JIT rule: every open port in it was revoked with it
+                revoked[port.request_id].append((port, "Revoked", POLICY_GONE))
+                continue
             azure = _azure_port(policy, port)
             if azure is not None and (azure.status or "").lower() == "revoked" and azure.status_reason != "Expired":
                 revoked[port.request_id].append((port, azure.status, azure.status_reason or ""))

@@ -579,3 +579,98 @@ def test_extend_asks_again_only_for_the_ports_still_open(prod, requester, reader
     extension, _ = services.request_extend(actor=requester, original=original, duration=timedelta(hours=1),
                                            idempotency_key="ext-open-only")
     assert states(extension) == {("web-02", 22): "queued"}  # Frank keeps web-04
+
+
+# --- a JIT policy gone from Azure ---------------------------------------------------------------------------------
+OPS_POLICY = r"/resourceGroups/rg-ops-prod/providers/Microsoft\.Security/locations/westeurope/jitNetworkAccessPolicies"
+
+
+def _remove_jit_from_the_ops_policy(policy_admin) -> None:
+    """Bob removes JIT from jump-01 and jump-02, the only VMs of rg-ops-prod's policy: the portal deletes it."""
+    from policies import services as policy_services
+    from tests.policies.factories import apply_all
+
+    for name in ("jump-01", "jump-02"):
+        policy_services.policy_remove(actor=policy_admin, vm=vm(name))
+    assert apply_all() == ["applied", "applied"]
+
+
+def test_removing_jit_from_every_vm_of_a_policy_closes_its_open_access_as_revoked(prod, requester, policy_admin,
+                                                                                  fresh_emulator):
+    """The policy is gone (Azure answers NotFound): every open port of it was revoked with it, and Azure removed its
+    rules. The reconciler closes them at once, as any revocation, instead of leaving them open until their end."""
+    from notifications.models import PendingEvent
+
+    mine = ask(requester, {"jump-01": [3389]})
+    assert open_all(mine) == ["open"]
+    assert len(allow_rules(fresh_emulator, "rg-ops-prod", "jump-01")) == 1
+    _remove_jit_from_the_ops_policy(policy_admin)
+    azure = Azure(fresh_emulator)
+    for name in ("jump-01", "jump-02"):  # Azure took JIT's rules with the policy: no allow, no deny rule left
+        assert azure.jit_rules(vm_id("rg-ops-prod", name), "Allow") == {}
+        assert azure.jit_ports(vm_id("rg-ops-prod", name)) == set()
+    assert services.reconcile()["revoked"] == 1
+    port = AccessRequestPort.objects.get(request=mine)
+    assert (port.state, port.azure_status, port.azure_status_reason) == ("closed", "Revoked", "PolicyDeleted")
+    mine.refresh_from_db()
+    assert mine.state == "closed" and mine.closed_at is None
+    assert AuditEvent.objects.filter(action="access.revoked_in_azure", target_label="jump-01").count() == 1
+    told = PendingEvent.objects.get(event="closed", request_id=mine.pk)
+    assert (told.detail["reason"], told.detail["azure_reason"]) == ("revoked", "PolicyDeleted")
+    assert [(r["vm"], r["whole"], r["by"]) for r in told.detail["removed"]] == [
+        ("jump-01", True, f"{policy_admin.display_name} (bob@contoso.example)")]
+    assert services.reconcile()["revoked"] == 0
+
+
+@pytest.mark.parametrize("kind", ["403", "503"])
+def test_a_policy_that_cannot_be_read_closes_nothing(prod, requester, policy_admin, fresh_emulator, kind):
+    """A refusal or a server error says nothing about the access: only Azure's NotFound closes it."""
+    mine = ask(requester, {"jump-01": [3389]})
+    assert open_all(mine) == ["open"]
+    _remove_jit_from_the_ops_policy(policy_admin)
+    fresh_emulator.add_fault(OPS_POLICY, kind, method="GET", retry_after=0)
+    assert services.reconcile()["revoked"] == 0
+    assert services.expire_due() == 0
+    assert states(mine) == {("jump-01", 3389): "open"}
+    fresh_emulator.clear_faults()
+    assert services.reconcile()["revoked"] == 1
+    assert states(mine) == {("jump-01", 3389): "closed"}
+
+
+def test_close_now_on_access_whose_policy_is_gone_closes_it_with_nothing_to_remove(prod, requester, policy_admin,
+                                                                                   fresh_emulator):
+    """Close now after the policy went: the access is already gone; the close ends "closed", not stuck in
+    closing with an error."""
+    mine = ask(requester, {"jump-01": [3389], "web-02": [22]})
+    assert open_all(mine) == ["open", "open"]
+    _remove_jit_from_the_ops_policy(policy_admin)
+    services.request_close(actor=requester, request=mine)
+    fresh_emulator.clear_calls()
+    assert services.request_close_apply(request_id=mine.pk).state == "closed"
+    assert states(mine) == {("jump-01", 3389): "closed", ("web-02", 22): "closed"}
+    gone = AccessRequestPort.objects.get(request=mine, number=3389)
+    assert (gone.azure_status_reason, gone.last_error) == ("PolicyDeleted", "")
+    assert AccessRequestPort.objects.get(request=mine, number=22).azure_status_reason != "PolicyDeleted"
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []  # the other policy's port: closed as ever
+    closed = AuditEvent.objects.get(action="access.closed", target_label="jump-01")
+    assert closed.after["policy_gone"] is True and closed.after["removed_rules"] == []
+    assert not any("jump-01-nsg" in c["path"] for c in fresh_emulator.calls())  # nothing left to look for
+    mine.refresh_from_db()
+    assert mine.state == "closed"
+
+
+@pytest.mark.parametrize(("removed_before_end", "state"), [(True, "closed"), (False, "expired")])
+def test_access_past_its_end_whose_policy_is_gone_ends_as_the_portals_record_says(
+        prod, requester, policy_admin, fresh_emulator, removed_before_end, state):
+    """The end passed before the reconciler saw the policy gone: a removal the portal made before the end closed it
+    (revoked, saying who); without one before the end, it expired."""
+    mine = ask(requester, {"jump-01": [3389]})
+    assert open_all(mine) == ["open"]
+    _remove_jit_from_the_ops_policy(policy_admin)
+    removed_at = AuditEvent.objects.filter(action="policy.remove_applied").earliest("occurred_at").occurred_at
+    end = timezone.now() if removed_before_end else removed_at - timedelta(seconds=1)
+    AccessRequestPort.objects.filter(request=mine).update(end_at=end)
+    assert services.expire_due() == 1
+    assert states(mine) == {("jump-01", 3389): state}
+    port = AccessRequestPort.objects.get(request=mine)
+    assert port.azure_status_reason == ("PolicyDeleted" if removed_before_end else "Expired")

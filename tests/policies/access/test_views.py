@@ -1323,6 +1323,72 @@ def test_the_request_page_finds_who_removed_jit_in_one_query_for_any_number_of_v
     assert page_queries(mine) <= one
 
 
+def _closed_page(client, request) -> tuple[str, str]:
+    """The request page's ended note and its VMs' part, as text."""
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    note = page.split('id="closed-note">')[1].split("</p>")[0] if 'id="closed-note">' in page else ""
+    return strip_tags(note), page.split('id="request-status"')[1].split('id="close-form"')[0]
+
+
+def test_access_ended_by_its_policys_deletion_says_who_removed_jit_and_shows_no_connection(
+        prod, alice, requester, policy_admin):
+    """Bob removes JIT from jump-01 and jump-02, the last VMs of their policy: the portal deletes the policy. Once
+    the reconciler has run, alice's page says Bob ended it, and no longer offers connection details."""
+    from policies import services as policy_services
+    from policies.access import services
+    from tests.policies.factories import apply_all
+
+    mine = ask(requester, {"jump-01": [3389]})
+    assert open_all(mine) == ["open"]
+    assert 'class="connection"' in _closed_page(alice, mine)[1]
+    for name in ("jump-01", "jump-02"):
+        policy_services.policy_remove(actor=policy_admin, vm=vm(name))
+    assert apply_all() == ["applied", "applied"]
+    services.reconcile()
+    at = _applied_at("policy.remove_applied", "jump-01")
+    note, vms = _closed_page(alice, mine)
+    assert note == (f"Closed when {policy_admin.display_name} (bob@contoso.example) removed JIT from jump-01 at "
+                    f"{strip_tags(str(zoned_time(at)))}.")
+    assert 'class="connection"' not in vms and "time-left" not in vms and "Closed</td>" in vms
+
+
+def test_close_now_after_the_policy_went_in_azure_says_nothing_was_left_to_remove(prod, alice, requester,
+                                                                                 fresh_emulator):
+    """The policy of db-01 (behind an Azure Firewall) is deleted in Azure itself; alice's Close now finds it gone: the
+    page says the access had already gone with the policy, not that the portal removed a rule or replaced the
+    request."""
+    from policies.access import services
+
+    mine = ask(requester, {"db-01": [22]})
+    assert open_all(mine) == ["open"]
+    Azure(fresh_emulator).security.jit_network_access_policies.delete("rg-data-prod", "northeurope", "default")
+    services.request_close(actor=requester, request=mine)
+    assert services.request_close_apply(request_id=mine.pk).state == "closed"
+    note, vms = _closed_page(alice, mine)
+    assert note == ("Closed early: the JIT policy of db-01 no longer existed in Azure (JIT was removed from every VM "
+                    "in it), so Azure had already revoked this access and removed its rules: there was nothing left "
+                    "to remove.")
+    assert "Its JIT policy no longer exists in Azure" in vms and "Closed by the portal" not in vms
+
+
+def test_a_policy_deleted_in_azure_itself_says_so_then_names_it_once_synced(prod, alice, requester, fresh_emulator):
+    """The policy of jump-01 deleted in Azure (no one in the portal did): the page says the policy was deleted at
+    once, and that JIT was removed in Azure itself once a sync has seen it."""
+    from policies.access import services
+
+    mine = ask(requester, {"jump-01": [3389]})
+    assert open_all(mine) == ["open"]
+    Azure(fresh_emulator).security.jit_network_access_policies.delete("rg-ops-prod", "westeurope", "default")
+    assert services.reconcile()["revoked"] == 1
+    note, vms = _closed_page(alice, mine)
+    assert note == ("Closed when the JIT policy of jump-01 was deleted (JIT was removed from every VM in it): Azure "
+                    "revoked this access and removed its rules with it.")
+    assert 'class="connection"' not in vms
+    sync(prod)
+    note, _vms = _closed_page(alice, mine)
+    assert note == "Closed when JIT was removed from jump-01 in Azure itself, outside the portal."
+
+
 def test_the_dashboards_open_access_asks_for_itself_again_sooner_while_a_port_opens(prod, requester, client):
     request = ask(requester, {"web-02": [22]})  # queued: the worker opens it in a moment
     client.force_login(requester)
