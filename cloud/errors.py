@@ -53,7 +53,17 @@ class CloudError(Exception):
 
 
 class NotFound(CloudError):
-    """The resource (or its resource group or subscription) does not exist (404)."""
+    """The resource (or its resource group or subscription) does not exist (404).
+
+    ``gone``: Azure itself said so, an ARM error naming its code (``ResourceNotFound``, ``ResourceGroupNotFound``,
+    …); a bare 404 (a reverse proxy's page, a wrong route) or one for an unknown resource type says nothing about
+    the resource."""
+
+    gone: bool = True
+
+    def __init__(self, message: str, *, gone: bool = True, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.gone = gone
 
 
 class Forbidden(CloudError):
@@ -71,6 +81,8 @@ class Invalid(CloudError):
     """Azure refused the request as written (400/409/422); ``code`` and ``message`` say why."""
 
 
+# ARM's codes of a 404 that is about the request's route, not about whether the resource exists.
+NOT_A_RESOURCE = frozenset({"InvalidResourceType", "NoRegisteredProviderFound"})
 PROVIDER_NOT_REGISTERED = frozenset({"MissingSubscriptionRegistration", "SubscriptionNotRegistered"})  # Invalid codes
 
 
@@ -234,7 +246,8 @@ def from_azure(error: Exception) -> CloudError:
             return Forbidden(f"Could not sign in to Azure: {message}", code=code or type(error).__name__,
                              status=status, **ids)
         if status == 404 or isinstance(error, ResourceNotFoundError):
-            return NotFound(message, code=code or "NotFound", status=404, **ids)
+            return NotFound(message, code=code or "NotFound", status=404,
+                            gone=bool(code) and code not in NOT_A_RESOURCE, **ids)
         if status in (401, 403):
             return Forbidden(message, code=code, status=status, **ids)
         if status == 429:

@@ -89,6 +89,8 @@ def create_app(state: EmulatorState) -> Flask:
                            epoch=g.get("calls_epoch"))
             _drop_connection()
             return Response(status=500)
+        if fault.kind == "404":  # as a reverse proxy or a wrong route answers: plain text, no ARM error code
+            return Response("Not Found", status=404, mimetype="text/plain")
         status, code, message = FAULT_ERRORS[fault.kind]
         err = ArmError(status, code, message)
         if fault.kind in ("429", "503") and fault.retry_after is not None:  # ARM sends Retry-After on both

@@ -1,4 +1,5 @@
-"""Faults injected at run time: 403/429/5xx answers, slow answers and dropped connections."""
+"""Faults injected at run time: 403/429/5xx answers, a bare 404 (a proxy's or a wrong route's, with no ARM error),
+slow answers and dropped connections."""
 from __future__ import annotations
 
 import random
@@ -6,7 +7,7 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("403", "429", "500", "503", "slow", "drop")
+KINDS = ("403", "404", "429", "500", "503", "slow", "drop")
 
 
 @dataclass

@@ -137,7 +137,9 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
             try:
                 policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location,
                                                 first.policy_name)
-            except NotFound:
+            except NotFound as exc:
+                if not exc.gone:
+                    raise
                 request_mark_closed(port_ids=[p.pk for p in group], removed=[], policy_gone=True)
                 continue
             record = _find_in_azure(policy, str(request.correlation_id))

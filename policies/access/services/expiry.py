@@ -66,7 +66,8 @@ def _by_policy(ports: list[AccessRequestPort], gateway_factory, purpose: str
                ) -> Iterator[tuple[list[AccessRequestPort], object | None, bool]]:
     """``ports`` grouped by JIT policy, each group with its policy as Azure has it now (one read per policy;
     ``None``, logged, when it could not be read) and whether the policy is gone: Azure answered NotFound, as after
-    JIT was removed from its last VM (only then: a transient error or a refusal says nothing about the access)."""
+    JIT was removed from its last VM (only then: a transient error, a refusal or a 404 without ARM's own code says
+    nothing about the access)."""
     from cloud.errors import CloudError, NotFound
 
     groups: dict[str, list[AccessRequestPort]] = defaultdict(list)
@@ -79,8 +80,11 @@ def _by_policy(ports: list[AccessRequestPort], gateway_factory, purpose: str
             gateway = (gateway_factory or gateway_for)(first.vm.subscription)
             policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
         except NotFound as exc:
-            log.info("%s: %s is gone from Azure: %s", purpose, first.policy_key, exc)
-            policy, gone = None, True
+            if exc.gone:
+                log.info("%s: %s is gone from Azure: %s", purpose, first.policy_key, exc)
+            else:
+                log.warning("%s: could not read %s: %s", purpose, first.policy_key, exc)
+            policy, gone = None, exc.gone
         except CloudError as exc:
             log.warning("%s: could not read %s: %s", purpose, first.policy_key, exc)
             policy = None

@@ -622,9 +622,10 @@ def test_removing_jit_from_every_vm_of_a_policy_closes_its_open_access_as_revoke
     assert services.reconcile()["revoked"] == 0
 
 
-@pytest.mark.parametrize("kind", ["403", "503"])
+@pytest.mark.parametrize("kind", ["403", "503", "404"])
 def test_a_policy_that_cannot_be_read_closes_nothing(prod, requester, policy_admin, fresh_emulator, kind):
-    """A refusal or a server error says nothing about the access: only Azure's NotFound closes it."""
+    """A refusal or a server error says nothing about the access, nor does a 404 without ARM's code (a proxy's page,
+    a wrong route): only Azure's own NotFound closes it."""
     mine = ask(requester, {"jump-01": [3389]})
     assert open_all(mine) == ["open"]
     _remove_jit_from_the_ops_policy(policy_admin)
@@ -632,8 +633,16 @@ def test_a_policy_that_cannot_be_read_closes_nothing(prod, requester, policy_adm
     assert services.reconcile()["revoked"] == 0
     assert services.expire_due() == 0
     assert states(mine) == {("jump-01", 3389): "open"}
+    if kind == "404":  # Close now keeps the port open too, and says why
+        services.request_close(actor=requester, request=mine)
+        services.request_close_apply(request_id=mine.pk)
+        assert states(mine) == {("jump-01", 3389): "open"}
+        assert AccessRequestPort.objects.get(request=mine).last_error == "Closing failed: NotFound: NOT FOUND"
     fresh_emulator.clear_faults()
-    assert services.reconcile()["revoked"] == 1
+    if kind == "404":  # the close, retried, finds the policy gone
+        assert services.request_close_apply(request_id=mine.pk).state == "closed"
+    else:
+        assert services.reconcile()["revoked"] == 1
     assert states(mine) == {("jump-01", 3389): "closed"}
 
 
