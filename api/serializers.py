@@ -141,6 +141,8 @@ class PolicyChangeSerializer(serializers.Serializer):
     virtualMachines = serializers.ListField(child=serializers.CharField())
     desired = serializers.DictField(help_text="VM ARM id → its ports (Azure's shape), or null to remove JIT.")
     lastError = serializers.CharField(allow_blank=True)
+    withheld = serializers.IntegerField(help_text="How many VMs of the change are outside your scope: left out of "
+                                                  "virtualMachines and desired, and of lastError.")
     createdAt = serializers.DateTimeField()
     finishedAt = serializers.DateTimeField(allow_null=True)
     url = serializers.CharField()
@@ -152,9 +154,11 @@ class PolicyChangeAcceptedSerializer(serializers.Serializer):
 
 
 def change_json(change, request=None) -> dict:
+    """A policy change as its viewer may see it (``policies.selectors.changes_as_seen``)."""
     url = reverse("api:policy_change", kwargs={"pk": change.pk})
     return {"id": change.pk, "kind": change.kind, "state": change.state, "policyId": change.policy_id,
-            "virtualMachines": sorted(change.desired), "desired": change.desired, "lastError": change.last_error,
+            "virtualMachines": sorted(change.shown_desired), "desired": change.shown_desired,
+            "lastError": change.shown_error, "withheld": change.withheld,
             "createdAt": change.created_at, "finishedAt": change.finished_at,
             "url": request.build_absolute_uri(url) if request else url}
 

@@ -8,6 +8,7 @@ from accounts import authz
 from accounts.roles import JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
+from . import change_notes
 from .models import DriftFinding, PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
 
 TAB_ORDER = (VmState.CONFIGURED, VmState.NOT_CONFIGURED, VmState.UNSUPPORTED)
@@ -93,16 +94,59 @@ def vm_open_drift(vm: VirtualMachine) -> QuerySet[DriftFinding]:
     return vm.drift.filter(resolved_at__isnull=True).order_by("kind", "key")
 
 
-def vm_recent_changes(vm: VirtualMachine, limit: int = 10) -> list[PolicyChange]:
-    return list(vm.changes.select_related("created_by").order_by("-created_at", "-id")[:limit])
+def vm_recent_changes(user, vm: VirtualMachine, limit: int = 10) -> list[PolicyChange]:
+    """The newest changes of ``vm``, each as ``user`` may see it (``changes_as_seen``)."""
+    return changes_as_seen(user, list(vm.changes.select_related("created_by").order_by("-created_at", "-id")[:limit]))
 
 
-def change_get(user, pk: int) -> PolicyChange:
-    """One policy change ``user`` may read: JIT policy read at its policy's scope, or (a VM-scoped grant) at every
-    VM it changes, else ``Http404``."""
-    change = PolicyChange.objects.filter(pk=pk).first() if isinstance(pk, int) or str(pk).isdigit() else None
-    if change is None or not (authz.has_permission(user, JIT_POLICY_READ, change.policy_id) or (
-            change.desired and all(authz.has_permission(user, JIT_POLICY_READ, vm_id) for vm_id in change.desired))):
+def _reads(user, resource_id: str) -> bool:
+    """Whether ``user`` may read ``resource_id`` on a page: its VM page (VM read) or its JIT policy."""
+    return authz.has_permission(user, VM_READ, resource_id) or authz.has_permission(user, JIT_POLICY_READ, resource_id)
+
+
+def changes_as_seen(user, changes: list[PolicyChange]) -> list[PolicyChange]:
+    """``changes``, each with what ``user`` may see of it: ``withheld``, how many of its VMs are outside their scope,
+    ``shown_error``, its ``last_error`` without what concerns those (``change_notes.error_seen``), ``shown_desired``,
+    its ``desired`` without those VMs, and ``seen_vms``, how many they may read (``None``: all). Who may read a
+    change's whole policy sees all of it, without a query; for the others, one query in all (how many VMs each change
+    has, and how many of them they may read), and one more when a note names VMs."""
+    partial = {}
+    for change in changes:
+        change.withheld, change.shown_error, change.seen_vms = 0, change.last_error, None
+        change.shown_desired = change.desired
+        if not _reads(user, change.policy_id):
+            partial[change.pk] = change
+    if not partial:
+        return changes
+    links = PolicyChange.vms.through.objects.filter(policychange_id__in=partial).order_by()
+    conditions = [_vm_scope_q(user, action) for action in (VM_READ, JIT_POLICY_READ)]
+    readable = (Q() if None in conditions
+                else Q(virtualmachine__in=VirtualMachine.objects.filter(conditions[0] | conditions[1])))
+    counts = {pk: (total, seen) for pk, total, seen in links.values_list("policychange_id").annotate(
+        total=Count("pk"), seen=Count("pk", filter=readable)).values_list("policychange_id", "total", "seen")}
+    kept = {pk: change_notes.kept_names(change.last_error) for pk, change in partial.items()}
+    names: set[tuple[int, str]] = set()
+    if any(kept.values()):  # a note about VMs a newer change kept: which of them they may read
+        asked = {name for listed in kept.values() for name in listed}
+        names = {(pk, name.lower()) for pk, name in links.filter(readable, virtualmachine__name__in=asked)
+                 .values_list("policychange_id", "virtualmachine__name")}
+    for pk, change in partial.items():
+        total, change.seen_vms = counts.get(pk, (0, 0))
+        change.withheld = total - change.seen_vms
+        change.shown_error = change_notes.error_seen(
+            change.last_error, readable_names={name for change_id, name in names if change_id == pk},
+            withheld=change.withheld)
+        if change.withheld:
+            change.shown_desired = {vm_id: ports for vm_id, ports in change.desired.items() if _reads(user, vm_id)}
+    return changes
+
+
+def change_seen_get(user, pk: int) -> PolicyChange:
+    """One policy change shown on a VM page ``user`` may read (one of its VMs is in their scope), as they may see it
+    (``changes_as_seen``), else ``Http404``: what its status line polls."""
+    change = (PolicyChange.objects.select_related("created_by").filter(pk=pk).first()
+              if isinstance(pk, int) or str(pk).isdigit() else None)
+    if change is None or changes_as_seen(user, [change])[0].seen_vms == 0:
         raise Http404("No such object.")
     return change
 
@@ -125,15 +169,17 @@ def pending_changes_by_vm(vms: list[VirtualMachine]) -> dict[int, tuple[int, str
     return {vm_id: (change_id, kind) for vm_id, change_id, kind in rows}
 
 
-def pending_changes_shown(vms: list[VirtualMachine],
+def pending_changes_shown(user, vms: list[VirtualMachine],
                           pending: dict[int, tuple[int, str]]) -> list[tuple[PolicyChange, list[str]]]:
     """Each change ``pending`` names (``pending_changes_by_vm``) with the names of its VMs among ``vms``, oldest
-    first: the inventory lists them above its rows, each updating itself until Azure has applied it or refused."""
+    first, as ``user`` may see it (``changes_as_seen``): the inventory lists them above its rows, each updating itself
+    until Azure has applied it or refused."""
     names: dict[int, list[str]] = {}
     for vm in vms:
         if vm.pk in pending:
             names.setdefault(pending[vm.pk][0], []).append(vm.name)
-    changes = PolicyChange.objects.filter(pk__in=names).select_related("created_by").order_by("pk")
+    changes = changes_as_seen(user, list(PolicyChange.objects.filter(pk__in=names).select_related("created_by")
+                                         .order_by("pk")))
     return [(change, names[change.pk]) for change in changes]
 
 

@@ -82,7 +82,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "sync_runs": selectors.latest_sync_runs(request.user, subscriptions), "show_sync": may_write,
         "has_subscriptions": bool(subscriptions),
         "back": back,
-        "pending_changes": selectors.pending_changes_shown(records, pending) if pending else [],
+        "pending_changes": selectors.pending_changes_shown(request.user, records, pending) if pending else [],
     })
 
 
@@ -215,7 +215,7 @@ def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "policies/vm_detail.html", {
         "title": vm.name, "vm": vm, "ports": [rules.PortRule.from_azure(p) for p in vm.ports],
         "enable_blocked": selectors.enable_blocked_message("this VM", blocked) if blocked else "",
-        "drift": list(selectors.vm_open_drift(vm)), "changes": selectors.vm_recent_changes(vm),
+        "drift": list(selectors.vm_open_drift(vm)), "changes": selectors.vm_recent_changes(request.user, vm),
         "requests": _vm_requests(vm), "may_edit": selectors.may_edit_policy(request.user, vm),
         "may_connect": authz.has_permission(request.user, JIT_INITIATE, vm.resource_id),
         "default_ports": rules.default_ports(vm.os_type),
@@ -315,10 +315,11 @@ def drift_accept(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("policies:vm_detail", pk=vm.pk)
 
 
-@requires(JIT_POLICY_READ, object_model=PolicyChange)
+@requires(JIT_POLICY_READ, VM_READ, object_model=PolicyChange)
 def change_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """One policy change's state (pending / applied / failed with Azure's message); polled while pending."""
-    change = selectors.change_get(request.user, pk)
+    """One policy change's state (pending / applied / failed with Azure's message), as on the VM pages that list it:
+    polled while pending, by anyone who may read one of its VMs."""
+    change = selectors.change_seen_get(request.user, pk)
     return render(request, "policies/_change_status.html", {"change": change})
 
 

@@ -1,7 +1,7 @@
 """The REST API views (``/api/v1/``). Each view: check the HTTP shape, call a selector or a service, answer JSON.
 
 Authorization is the pages': every class declares its rule (``api.access``), objects load through the same
-selectors (``vm_get``, ``change_get``, ``request_get``), writes go through the same services, which check the
+selectors (``vm_get``, ``change_seen_get``, ``request_get``), writes go through the same services, which check the
 caller's roles at the object's scope again. Objects out of scope answer 404, exactly like missing ones.
 
 The views live in one module per resource (``me``, ``vms``, ``access_requests``, ``approvals``, ``audit``);

@@ -96,7 +96,8 @@ def _vm_jit(vm: VirtualMachine) -> dict:
 
 
 def _accepted(request: Request, changes: list[PolicyChange]) -> Response:
-    body = {"changes": [s.change_json(c, request) for c in changes],
+    shown = policy_selectors.changes_as_seen(request.user, changes)
+    body = {"changes": [s.change_json(c, request) for c in shown],
             "statusUrl": request.build_absolute_uri(reverse("api:policy_change", kwargs={"pk": changes[0].pk}))}
     return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["statusUrl"]})
 
@@ -137,11 +138,12 @@ class VmJitView(ApiView):
         return _accepted(request, [policy_services.policy_remove(actor=request.user, vm=vm)])
 
 
-@api_requires(JIT_POLICY_READ, object_model=PolicyChange)
+@api_requires(JIT_POLICY_READ, VM_READ, object_model=PolicyChange)
 class PolicyChangeView(ApiView):
-    """One queued JIT policy change: ``queued`` → ``running`` → ``applied`` or ``failed`` (with Azure's message)."""
+    """One queued JIT policy change: ``queued`` → ``running`` → ``applied`` or ``failed`` (with Azure's message), for
+    whoever may read one of its VMs, showing only what concerns those (as the change's line on the VM page)."""
 
     @extend_schema(operation_id="policy_changes_retrieve",
                    responses={200: s.PolicyChangeSerializer, **READ_ERRORS, **NOT_FOUND}, tags=["jit"])
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.change_json(policy_selectors.change_get(request.user, pk), request))
+        return Response(s.change_json(policy_selectors.change_seen_get(request.user, pk), request))

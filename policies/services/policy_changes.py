@@ -16,6 +16,7 @@ from accounts.roles import JIT_POLICY_WRITE, VM_WRITE
 from audit.services import audit_record
 
 from .. import drift, inventory, rules
+from ..change_notes import RETRYING, kept_note
 from ..models import (
     DriftFinding,
     JitPolicy,
@@ -318,7 +319,7 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
         message = str(exc) or type(exc).__name__
         if getattr(exc, "retryable", False):
             PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.QUEUED,
-                                                             last_error=f"Retrying: {message}"[:4000])
+                                                             last_error=f"{RETRYING}{message}"[:4000])
             return Outcome(PolicyChange.State.QUEUED, _retry_after(exc), message)
         policy_change_fail(change_id=change.pk, message=message)
         return Outcome(PolicyChange.State.FAILED, None, message)
@@ -338,7 +339,7 @@ def _not_superseded(change: PolicyChange) -> tuple[dict, str]:
         if pk > newer.get(vm_id, (0, ""))[0]:
             newer[vm_id] = (pk, name)
     desired = {vm_id: ports for vm_id, ports in change.desired.items() if vm_id.lower() not in newer}
-    note = "; ".join(f"{name} kept the newer change #{pk}, applied first" for pk, name in sorted(newer.values()))
+    note = "; ".join(kept_note(name, pk) for pk, name in sorted(newer.values()))
     return desired, note
 
 

@@ -814,3 +814,25 @@ def test_the_docs_start_up_script_holding_a_csrf_token_is_for_the_portals_own_pa
     assert script["X-Content-Type-Options"] == "nosniff"
     assert {"private", "no-store"} <= {part.strip() for part in script["Cache-Control"].split(",")}
     assert "/api/docs/" not in client.get("/api/schema/", {"format": "json"}).json()["paths"]
+
+
+def test_a_reader_of_one_vm_follows_a_change_that_also_covered_another_without_seeing_it(persona_mappings, api_as):
+    from accounts.models import RoleMapping
+    from tests.audit.factories import user_with_role
+
+    web_01, web_02 = make_vm(IN, "web-01"), make_vm(IN, "web-02")
+    change = PolicyChange.objects.create(
+        kind=PolicyChange.Kind.SAVE, subscription=web_01.subscription, subscription_key=web_01.subscription_key,
+        resource_group=web_01.resource_group, resource_group_name=web_01.resource_group_name, location="westeurope",
+        policy_id=web_01.policy_id.lower(), desired={web_01.arm_id: [], web_02.arm_id: [{"number": 3389}]},
+        state=PolicyChange.State.FAILED, last_error=f"InvalidPortNumber: {web_02.arm_id} port 3389 is invalid.")
+    change.vms.set([web_01, web_02])
+    client = api_as(user_with_role("rita@contoso.example", "reader", web_01.arm_id))
+    assert RoleMapping.objects.filter(scope=web_01.arm_id).exists()
+    assert client.get(f"/api/v1/vms/{web_01.pk}/jit/").status_code == 200
+    answer = client.get(f"/api/v1/policy-changes/{change.pk}/")
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert body["virtualMachines"] == [web_01.arm_id] and body["withheld"] == 1 and body["state"] == "failed"
+    assert "web-02" not in answer.content.decode() and "3389" not in answer.content.decode()
+    assert body["lastError"].startswith("Azure's message (InvalidPortNumber) is withheld")

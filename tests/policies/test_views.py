@@ -43,7 +43,8 @@ def test_the_inventory_page_runs_a_fixed_number_of_queries(client, policy_admin,
     change.vms.add(*vms)
     client.force_login(policy_admin)
     for tab in ("configured", "not_configured", "unsupported"):
-        with django_assert_max_num_queries(14):
+        # ... and shown as someone who reads only some of its VMs sees it: one query for every change (15th)
+        with django_assert_max_num_queries(15):
             response = client.get(reverse("policies:inventory"), {"tab": tab, "sort": "-last_access_at"})
         assert response.status_code == 200
         assert ("pending-change" in response.content.decode()) == (tab != "unsupported")
@@ -859,3 +860,65 @@ def test_the_inventory_follows_the_changes_pending_on_its_page_until_azure_appli
     PolicyChange.objects.update(state=PolicyChange.State.APPLIED)
     assert 'id="pending-changes"' not in client.get(reverse("policies:inventory"),
                                                      {"tab": "not_configured"}).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_reader_of_one_vm_follows_a_change_that_also_covered_others_seeing_only_what_concerns_their_vm(
+        client, policy_admin, requester):
+    from accounts import services as account_services
+    from accounts.models import RoleMapping
+    from tests.plugins.personas import Persona
+
+    web_01, web_02 = make_vm(IN_RG, "web-01"), make_vm(IN_RG, "web-02")
+    RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value="JIT.Web01Reader",
+                               role="reader", scope=web_01.arm_id)
+    reader = account_services.user_sign_in_record(claims=Persona(
+        "rita@contoso.example", "8a0e7c31-0000-4000-8000-000000000078", "Rita Reader", ["JIT.Web01Reader"]).claims())
+    change = PolicyChange.objects.create(
+        kind=PolicyChange.Kind.SAVE, subscription=web_01.subscription, subscription_key=web_01.subscription_key,
+        resource_group=web_01.resource_group, resource_group_name=web_01.resource_group_name, location="westeurope",
+        policy_id=web_01.policy_id.lower(), desired={web_01.arm_id: [], web_02.arm_id: []})
+    change.vms.set([web_01, web_02])
+    status = reverse("policies:change_status", kwargs={"pk": change.pk})
+    client.force_login(reader)
+    detail = client.get(reverse("policies:vm_detail", kwargs={"pk": web_01.pk})).content.decode()
+    assert f'hx-get="{status}" hx-trigger="every 2s"' in detail  # its VM page polls the change ...
+    answer = client.get(status)
+    assert answer.status_code == 200 and "hx-get" in answer.content.decode()  # ... and is answered while pending
+    assert "also covers 1 VM outside your scope" in answer.content.decode()
+
+    PolicyChange.objects.filter(pk=change.pk).update(
+        state=PolicyChange.State.QUEUED, last_error=f"Retrying: ServerError: {web_02.arm_id} port 3389 timed out")
+    retrying = client.get(status).content.decode()
+    assert "Retrying: Azure&#x27;s message (ServerError) is withheld" in retrying
+    assert "web-02" not in retrying and "3389" not in retrying
+
+    error = f"InvalidPortNumber: virtual machine {web_02.arm_id}: port 3389 is configured twice."
+    PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.FAILED, last_error=error)
+    for page in (client.get(status).content.decode(),
+                 client.get(reverse("policies:vm_detail", kwargs={"pk": web_01.pk})).content.decode()):
+        assert "Failed" in page and "Azure&#x27;s message (InvalidPortNumber) is withheld" in page
+        assert "web-02" not in page and "3389" not in page
+    assert "hx-get" not in client.get(status).content.decode()  # final: the polling stops
+
+    PolicyChange.objects.filter(pk=change.pk).update(
+        state=PolicyChange.State.APPLIED,
+        last_error="web-01 kept the newer change #98, applied first; web-02 kept the newer change #99, applied first")
+    applied = client.get(status).content.decode()
+    assert "web-01 kept the newer change #98" in applied
+    assert "1 note(s) about VMs outside your scope withheld" in applied
+    assert "web-02" not in applied and "hx-get" not in applied
+
+    client.force_login(requester)  # VM read over the subscription, without JIT policy read: may follow it too
+    assert "web-02 kept the newer change #99" in client.get(status).content.decode()
+    client.force_login(policy_admin)
+    PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.FAILED, last_error=error)
+    assert web_02.arm_id in client.get(status).content.decode()  # a reader of the whole policy sees Azure's message
+    alone = make_vm(IN_RG, "web-03")
+    other = PolicyChange.objects.create(
+        kind=PolicyChange.Kind.SAVE, subscription=alone.subscription, subscription_key=alone.subscription_key,
+        resource_group=alone.resource_group, resource_group_name=alone.resource_group_name, location="westeurope",
+        policy_id=alone.policy_id.lower(), desired={alone.arm_id: []})
+    other.vms.set([alone])
+    client.force_login(reader)
+    assert client.get(reverse("policies:change_status", kwargs={"pk": other.pk})).status_code == 404  # none of theirs
