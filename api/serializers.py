@@ -344,6 +344,9 @@ class AuditEventSerializer(serializers.Serializer):
     target = serializers.CharField(allow_blank=True)
     correlationId = serializers.CharField(allow_blank=True)
     details = serializers.JSONField(help_text="Azure's properties, or the portal event's before/after.")
+    withheld = serializers.IntegerField(help_text="How many VMs outside your audit scope the event names: their "
+                                                  "entries are left out of its lists, and their ids and names in "
+                                                  "text read [withheld: outside your audit scope].")
 
 
 class AuditPageSerializer(serializers.Serializer):

@@ -11,6 +11,8 @@ from django.db.models import QuerySet
 
 from jitportal.lib.times import utc_iso
 
+from .redaction import AuditScope, resource_shown
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Where a spreadsheet may start a cell inside one of ours: at its locale's list separator (";" in much of Europe), at a
 # tab (read as tab-separated) or at a line break (quotes not honoured). A formula character there (spaces between)
@@ -84,17 +86,28 @@ class _Echo:
         return value
 
 
-def csv_lines(queryset: QuerySet, columns: Sequence[tuple]) -> Iterator[str]:
-    """The header and one line per row, fetched in chunks as plain tuples (no model instances)."""
+def csv_lines(queryset: QuerySet, columns: Sequence[tuple], *, scope: AuditScope | None = None) -> Iterator[str]:
+    """The header and one line per row, fetched in chunks as plain tuples (no model instances). With the viewer's
+    ``scope``, an Activity Log row's resource id names no VM outside it (``redaction.resource_shown``)."""
     writer = csv.writer(_Echo())
     yield writer.writerow([column[0] for column in columns])
     fields = list(dict.fromkeys(column[1] for column in columns))
+    redacted = scope is not None and "resource_id" in fields and "vm_ids" in _field_names(queryset)
+    if redacted:
+        fields.append("vm_ids")
     plan = [(fields.index(column[1]), column[2] if len(column) > 2 else None) for column in columns]
     rows: Iterable[tuple] = queryset.order_by("-occurred_at", "-id").values_list(*fields).iterator(
         chunk_size=CHUNK_SIZE
     )
+    at = fields.index("resource_id") if redacted else -1
     for row in rows:
+        if redacted:
+            row = (*row[:at], resource_shown(row[at], row[-1], scope), *row[at + 1:])
         yield writer.writerow([neutralize(derive(row[i]) if derive else row[i]) for i, derive in plan])
+
+
+def _field_names(queryset: QuerySet) -> set[str]:
+    return {field.name for field in queryset.model._meta.get_fields()}
 
 
 def encoded(lines: Iterable[str]) -> Iterator[bytes]:

@@ -16,6 +16,7 @@ from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 from .ingestion import NSG_RULE_OPERATIONS, is_vm_id, vm_filter_q
 from .jit_events import JitSummary, jit_summary, utc_moment, vm_name
 from .models import ActivityLogEvent, AuditEvent, IngestionState
+from .redaction import AuditScope, activity_shown, trail_shown
 
 
 def _activity_scope_q(scope: str) -> Q:
@@ -51,6 +52,19 @@ def trail_for_user(user, action: str = AUDIT_READ) -> QuerySet[AuditEvent]:
     """The portal's own trail in the user's scopes (events without a place are for global auditors only)."""
     return authz.restrict(AuditEvent.objects.all(), user, action, subscription_field="subscription_id",
                           resource_group_field="resource_group", resource_id_field="resource_id")
+
+
+def activity_as_seen(user, events: Iterable[ActivityLogEvent], action: str = AUDIT_READ) -> list[ActivityLogEvent]:
+    """``events`` as ``user`` may see them: the VMs outside their ``action`` scopes (worked out once) withheld from
+    each (``redaction.activity_shown``), no query."""
+    scope = AuditScope.of(user, action)
+    return [activity_shown(event, scope) for event in events]
+
+
+def trail_as_seen(user, events: Iterable[AuditEvent], action: str = AUDIT_READ) -> list[AuditEvent]:
+    """The portal trail's ``events`` as ``user`` may see them (``redaction.trail_shown``), no query."""
+    scope = AuditScope.of(user, action)
+    return [trail_shown(event, scope) for event in events]
 
 
 def subscription_names(ids: Iterable[str] | None = None) -> dict[str, str]:
@@ -190,14 +204,11 @@ def vm_timeline(user, vm_id: str, *, days: int = 30, limit: int = 2000) -> list[
     """
     since = timezone.now() - timedelta(days=days)
     key = vm_id.lower().rstrip("/")
-    azure = list(
-        activity_for_user(user).filter(vm_filter_q(key), occurred_at__gte=since)
-        .order_by("-occurred_at", "-id")[:limit]
-    )
-    portal = list(
-        trail_for_user(user).filter(Q(resource_id__iexact=key) | Q(target_id__iexact=key), occurred_at__gte=since)
-        .order_by("-occurred_at", "-id")[:limit]
-    )
+    azure = activity_as_seen(user, activity_for_user(user).filter(vm_filter_q(key), occurred_at__gte=since)
+                             .order_by("-occurred_at", "-id")[:limit])
+    portal = trail_as_seen(user, trail_for_user(user).filter(
+        Q(resource_id__iexact=key) | Q(target_id__iexact=key), occurred_at__gte=since).order_by("-occurred_at", "-id")
+        [:limit])
     return _joined(azure, portal)
 
 
@@ -226,13 +237,15 @@ def request_timeline(user, correlation: str, *, limit: int = 2000) -> list[Timel
     """One access request's story: its portal events (by the request's correlation id), the Azure calls whose
     justification ends with the portal's tail naming exactly that id, and the rule changes those calls caused
     (by Azure's correlation id)."""
-    portal = list(trail_for_user(user).filter(correlation_id=correlation).order_by("-occurred_at", "-id")[:limit])
+    portal = trail_as_seen(user, trail_for_user(user).filter(correlation_id=correlation)
+                           .order_by("-occurred_at", "-id")[:limit])
     activity = activity_for_user(user)
     candidates = activity.filter(properties__justification__icontains=correlation).values_list(
         "correlation_id", "properties__justification")  # narrowed in the database, matched exactly below
     azure_ids = {azure_id for azure_id, justification in candidates
                  if azure_id and names_request(justification, correlation)}
-    azure = list(activity.filter(correlation_id__in=azure_ids).order_by("-occurred_at", "-id")[:limit])
+    azure = activity_as_seen(user, activity.filter(correlation_id__in=azure_ids)
+                             .order_by("-occurred_at", "-id")[:limit])
     return _joined(azure, portal)
 
 

@@ -96,10 +96,13 @@ class ActivityTable(_SubscriptionNames, tables.Table):
         """A JIT event's VMs, ports, source and end (``summary_cell``); any other resource by its name. The whole
         resource id is in the title."""
         summary = jit_summary(record)
+        withheld = getattr(record, "withheld", 0)
+        note = format_html(' <span class="jit-withheld">({} outside your audit scope withheld)</span>',
+                           withheld) if withheld else ""
         if summary is None:
-            return format_html('<span title="{}">{}</span>', value, resource_name(value))
-        return format_html('<span class="jit-summary" title="{}">{}</span>', value,
-                           summary_cell(summary, record.occurred_at))
+            return format_html('<span title="{}">{}</span>{}', value, resource_name(value), note)
+        return format_html('<span class="jit-summary" title="{}">{}</span>{}', value,
+                           summary_cell(summary, record.occurred_at), note)
 
     def render_operation_name(self, value: str) -> str:
         return format_html('<span title="{}">{}</span>', value, OPERATION_LABELS.get(value, value))

@@ -22,6 +22,7 @@ from .filtersets import ActivityFilterSet, TrailFilterSet, vm_ids_named
 from .jit_events import vm_name
 from .models import ActivityLogEvent, AuditEvent
 from .pagination import KeysetPage, keyset_page
+from .redaction import AuditScope
 from .services import audit_record
 from .tables import ActivityTable, TrailTable
 
@@ -58,8 +59,9 @@ def search(request: HttpRequest) -> HttpResponse:
                            size=settings.AUDIT_PAGE_SIZE)
     except ValidationError as error:  # a page link edited or cut short: say so, not the first page as if asked
         page, cursor_error = KeysetPage([], None, None), " ".join(error.messages)
+    rows = (selectors.trail_as_seen if source == "portal" else selectors.activity_as_seen)(request.user, page.rows)
     table = (TrailTable if source == "portal" else ActivityTable)(
-        page.rows, subscription_names=selectors.subscription_names(row.subscription_id for row in page.rows))
+        rows, subscription_names=selectors.subscription_names(row.subscription_id for row in rows))
     query = request.GET.copy()
     for key in ("after", "before"):
         query.pop(key, None)
@@ -98,7 +100,8 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     audit_record(actor=request.user, action="audit.export", target_type="audit_search", target_label=SOURCES[source],
                  after={"source": source, "filters": filterset.applied()}, client_ip=client_ip(request.META))
     columns = export_columns(source, selectors.subscription_names())
-    response = StreamingHttpResponse(encoded(csv_lines(filterset.qs, columns)),
+    scope = AuditScope.of(request.user, AUDIT_EXPORT)
+    response = StreamingHttpResponse(encoded(csv_lines(filterset.qs, columns, scope=scope)),
                                      content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="jit-{source}-activity-{stamp}.csv"'
@@ -113,6 +116,7 @@ def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
     event = selectors.activity_for_user(request.user).filter(pk=pk).first()
     if event is None:
         raise Http404("No such event.")
+    event = selectors.activity_as_seen(request.user, [event])[0]
     return render(request, "audit/activity_event.html", {
         "title": "Audit", "subtitle": "Activity Log event", "event": event,
         "jit": selectors.initiate_details(request.user, event),
@@ -131,6 +135,7 @@ def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
     event = selectors.trail_for_user(request.user).filter(pk=pk).first()
     if event is None:
         raise Http404("No such event.")
+    event = selectors.trail_as_seen(request.user, [event])[0]
     return render(request, "audit/trail_event.html", {
         "title": "Audit", "subtitle": "Portal audit event", "event": event,
         "subscription_name": selectors.subscription_names([event.subscription_id]).get(event.subscription_id.lower()),

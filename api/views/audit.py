@@ -18,6 +18,7 @@ from audit import selectors as audit_selectors
 from audit.csv_export import csv_lines, encoded, export_columns
 from audit.filtersets import OPERATION_CHOICES, STATUS_CHOICES, ActivityFilterSet, TrailFilterSet
 from audit.pagination import keyset_page
+from audit.redaction import AuditScope
 from audit.services import audit_record
 from policies.access.client_ip import client_ip
 
@@ -81,7 +82,8 @@ def _audit_filterset(request: Request, action: str):
 
 
 def _event_json(event, source: str, names: Mapping[str, str]) -> dict:
-    """One audit event; ``names`` are the page's subscription display names by lower-case id
+    """One audit event as the viewer may see it (``audit_selectors.activity_as_seen``/``trail_as_seen``: ``withheld``
+    counts the VMs outside their scope left out); ``names`` are the page's subscription display names by lower-case id
     (``audit_selectors.subscription_names``: one query per page), ``subscriptionName`` null where it has none."""
     name = names.get(event.subscription_id.lower())
     if source == "portal":
@@ -89,11 +91,12 @@ def _event_json(event, source: str, names: Mapping[str, str]) -> dict:
                 "status": "", "caller": event.actor_label, "subscriptionId": event.subscription_id,
                 "subscriptionName": name, "resourceGroup": event.resource_group, "resourceId": event.resource_id,
                 "target": event.target_label or event.target_id, "correlationId": event.correlation_id,
-                "details": {"before": event.before, "after": event.after}}
+                "details": {"before": event.before, "after": event.after}, "withheld": event.withheld}
     return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.operation_name,
             "status": event.status, "caller": event.caller, "subscriptionId": event.subscription_id,
             "subscriptionName": name, "resourceGroup": event.resource_group, "resourceId": event.resource_id,
-            "target": event.resource_id, "correlationId": event.correlation_id, "details": event.properties}
+            "target": event.resource_id, "correlationId": event.correlation_id, "details": event.properties,
+            "withheld": event.withheld}
 
 
 @api_requires(AUDIT_READ)
@@ -109,7 +112,9 @@ class AuditEventListView(ApiView):
         page = keyset_page(filterset.qs, after=request.query_params.get("after"),
                            before=request.query_params.get("before"),
                            size=page_size(request, default=settings.AUDIT_PAGE_SIZE))
-        names = audit_selectors.subscription_names(e.subscription_id for e in page.rows)
+        shown = (audit_selectors.trail_as_seen if source == "portal" else audit_selectors.activity_as_seen)(
+            request.user, page.rows)
+        names = audit_selectors.subscription_names(e.subscription_id for e in shown)
 
         def link(key: str, cursor: str | None) -> str | None:
             if not cursor:
@@ -121,7 +126,7 @@ class AuditEventListView(ApiView):
             return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
         return Response({"next": link("after", page.older), "previous": link("before", page.newer),
-                         "results": [_event_json(e, source, names) for e in page.rows]})
+                         "results": [_event_json(e, source, names) for e in shown]})
 
 
 @api_requires(AUDIT_EXPORT)
@@ -148,7 +153,8 @@ class AuditExportView(ApiView):
                      target_label="API export", after={"source": source, "filters": filterset.applied(), "api": True},
                      client_ip=client_ip(request.META))
         columns = export_columns(source, audit_selectors.subscription_names())
-        return _csv_response(source, encoded(csv_lines(filterset.qs, columns)))
+        scope = AuditScope.of(request.user, AUDIT_EXPORT)
+        return _csv_response(source, encoded(csv_lines(filterset.qs, columns, scope=scope)))
 
     def head(self, request: Request) -> StreamingHttpResponse:
         """The status and headers a ``GET`` would answer, without its rows: nothing is exported, nothing audited

@@ -836,3 +836,23 @@ def test_a_reader_of_one_vm_follows_a_change_that_also_covered_another_without_s
     assert body["virtualMachines"] == [web_01.arm_id] and body["withheld"] == 1 and body["state"] == "failed"
     assert "web-02" not in answer.content.decode() and "3389" not in answer.content.decode()
     assert body["lastError"].startswith("Azure's message (InvalidPortNumber) is withheld")
+
+
+def test_an_auditor_of_one_vm_gets_an_event_without_the_other_vms_it_names(persona_mappings, api_as):
+    from audit.ingestion import store_events
+    from tests.audit.factories import event, user_with_role, vm_id
+
+    web_01, web_02 = vm_id(name="web-01"), vm_id(name="web-02")
+    body = {"properties": {"virtualMachines": [{"id": web_01, "ports": [{"number": 22}]},
+                                               {"id": web_02, "ports": [{"number": 3389}]}]}}
+    store_events([event(operation="Microsoft.Security/locations/jitNetworkAccessPolicies/write", properties={
+        "virtualMachines": f"{web_01},{web_02}", "ports": "22,3389", "requestbody": json.dumps(body)})])
+    client = api_as(user_with_role("vic@contoso.example", "auditor", web_01))
+    answer = client.get("/api/v1/audit/events/")
+    assert answer.status_code == 200, answer.content
+    [found] = answer.json()["results"]
+    assert found["withheld"] == 1 and "web-02" not in answer.content.decode() and "3389" not in answer.content.decode()
+    assert json.loads(found["details"]["requestbody"])["properties"]["virtualMachines"] == [
+        {"id": web_01, "ports": [{"number": 22}]}]
+    export = client.get("/api/v1/audit/events.csv")
+    assert export.status_code == 200 and "web-02" not in b"".join(export.streaming_content).decode("utf-8-sig")

@@ -1,0 +1,85 @@
+"""An auditor scoped below an event's scope sees only the entries of their VMs: pages, search, CSV and timeline."""
+import json
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from audit.ingestion import store_events
+from audit.models import ActivityLogEvent, AuditEvent
+from audit.services import audit_record
+from tests.audit.factories import PROD, RULE_WRITE, event, policy_id, user_with_role, vm_id
+
+pytestmark = pytest.mark.django_db
+POLICY_WRITE = "Microsoft.Security/locations/jitNetworkAccessPolicies/write"
+WEB_01, WEB_02 = vm_id(name="web-01"), vm_id(name="web-02")
+RULE_02 = (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
+           "nsg-web/securityRules/SecurityCenter-JITRule_1234_web-02_3389")
+
+
+def _policy_write(correlation: str = ""):
+    body = {"properties": {"virtualMachines": [
+        {"id": WEB_01, "ports": [{"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*",
+                                  "maxRequestAccessDuration": "PT3H"}]},
+        {"id": WEB_02, "ports": [{"number": 3389, "protocol": "*", "allowedSourceAddressPrefix": "10.9.9.9",
+                                  "maxRequestAccessDuration": "PT3H"}]}]}}
+    return event(operation=POLICY_WRITE, correlation_id=correlation or str(uuid.uuid4()), properties={
+        "virtualMachines": f"{WEB_01},{WEB_02}", "ports": "22,3389", "requestbody": json.dumps(body)})
+
+
+@pytest.fixture
+def web_01_auditor(persona_mappings):
+    return user_with_role("vic@contoso.example", "auditor", WEB_01)
+
+
+def test_an_auditor_of_one_vm_sees_neither_the_ports_nor_the_ids_of_the_other_vms_of_an_event(
+        client, web_01_auditor, auditor, django_assert_max_num_queries):
+    correlation = str(uuid.uuid4())
+    store_events([_policy_write(), event(correlation_id=correlation, properties={
+        "virtualMachines": f"{WEB_01},{WEB_02}", "ports": "22,3389", "justification": "patching"}),
+        event(correlation_id=correlation, resource_id=RULE_02, operation=RULE_WRITE, properties={"access": "Allow"})])
+    write = ActivityLogEvent.objects.get(operation_name=POLICY_WRITE)
+    client.force_login(web_01_auditor)
+    page = client.get(reverse("audit:activity_event", args=[write.pk])).content.decode()
+    assert "web-02" not in page and "3389" not in page and "10.9.9.9" not in page
+    assert "web-01" in page and "maxRequestAccessDuration" in page  # their VM's entry, with its port
+    assert "1 entry about VMs outside your audit scope was withheld" in page
+
+    with django_assert_max_num_queries(12):  # no query per row for the scope
+        found = client.get(reverse("audit:search"), {"q": "web"})
+    assert found.status_code == 200 and found.content.decode().count("jit-withheld") == 3
+    assert "web-02" not in found.content.decode() and "3389" not in found.content.decode()
+    export = b"".join(client.get(reverse("audit:export")).streaming_content).decode("utf-8-sig")
+    assert "web-02" not in export and "3389" not in export
+    assert len(export.strip().splitlines()) == 4  # the header and the three events
+    timeline = client.get(reverse("audit:vm_timeline"), {"vm": WEB_01}).content.decode()
+    assert "web-02" not in timeline and "3389" not in timeline
+    assert "securitycenter-jitrule_1234_[withheld: outside your audit scope]</div>" in timeline.lower()
+
+    client.force_login(auditor)  # audits the whole subscription: sees everything
+    page = client.get(reverse("audit:activity_event", args=[write.pk])).content.decode()
+    assert "web-02" in page and "10.9.9.9" in page and "event-withheld" not in page
+    assert "web-02" in b"".join(client.get(reverse("audit:export")).streaming_content).decode("utf-8-sig")
+
+
+def test_a_portal_trail_row_of_their_vm_shows_no_other_vm_azure_named_in_its_error(client, web_01_auditor, auditor):
+    audit_record(actor=None, action="access.failed", target_type="vm", target_id="1", target_label="web-01",
+                 after={"error": f"VirtualMachineNotFound: The virtual machine {WEB_02} (port 3389) does not exist."},
+                 subscription_id=PROD, resource_group="rg-web-prod", resource_id=WEB_01.lower())
+    row = AuditEvent.objects.get(action="access.failed")
+    client.force_login(web_01_auditor)
+    page = client.get(reverse("audit:trail_event", args=[row.pk])).content.decode()
+    assert "VirtualMachineNotFound: [withheld: outside your audit scope]" in page and "event-withheld" in page
+    assert "web-02" not in page and "3389" not in page  # Azure's message names the other VM: only its code shows
+    client.force_login(auditor)
+    assert "web-02" in client.get(reverse("audit:trail_event", args=[row.pk])).content.decode()
+
+
+def test_an_auditor_of_the_resource_group_sees_the_whole_policy_event(client, persona_mappings):
+    store_events([_policy_write()])
+    group_auditor = user_with_role("gus@contoso.example", "auditor",
+                                   f"/subscriptions/{PROD}/resourceGroups/rg-web-prod")
+    client.force_login(group_auditor)
+    write = ActivityLogEvent.objects.get(resource_id=policy_id().lower())
+    page = client.get(reverse("audit:activity_event", args=[write.pk])).content.decode()
+    assert "web-02" in page and "3389" in page and "event-withheld" not in page
