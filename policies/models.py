@@ -280,6 +280,8 @@ class PolicyChange(models.Model):
     azure_request_id = models.CharField(max_length=128, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+    client_ip = models.GenericIPAddressField(null=True, blank=True,
+                                             help_text="Address the change was asked from (its audit rows carry it).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -22,6 +22,7 @@ from accounts.scopes import scope_contains
 from jitportal.lib.tables import paginate, positive_int
 
 from . import rules, selectors, services
+from .access.client_ip import client_ip
 from .access.selectors import open_access_by_vm
 from .filtersets import VirtualMachineFilterSet, filter_controls
 from .forms import BulkEnableForm, SubscriptionForm, port_formset
@@ -130,7 +131,8 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
     if posted and not chosen.left_out and formset.is_valid():
         ports = formset.port_rules()
         try:
-            changes = services.policy_enable(actor=request.user, vms=vms, ports=ports)
+            changes = services.policy_enable(actor=request.user, vms=vms, ports=ports,
+                                             client_ip=client_ip(request.META))
         except ValidationError as exc:
             problems = exc.messages
         except PermissionDenied as exc:
@@ -164,7 +166,8 @@ def _inventory_back(query: str, tab: str | None = VmState.NOT_CONFIGURED) -> str
 @require_POST
 def sync_now(request: HttpRequest) -> HttpResponse:
     """Queue a sync of every subscription where the user configures JIT."""
-    runs = [services.sync_request(actor=request.user, subscription=s)
+    address = client_ip(request.META)
+    runs = [services.sync_request(actor=request.user, subscription=s, client_ip=address)
             for s in selectors.syncable_subscriptions(request.user)]
     if runs:
         messages.success(request, f"Syncing {len(runs)} subscription(s) from Azure.")
@@ -241,7 +244,8 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     problems: list[str] = []
     if posted and not unavailable and formset.is_valid():
         try:
-            services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules())
+            services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules(),
+                                 client_ip=client_ip(request.META))
         except ValidationError as exc:
             problems = exc.messages
         except PermissionDenied as exc:
@@ -261,7 +265,7 @@ def vm_enable(request: HttpRequest, pk: int) -> HttpResponse:
     """Enable JIT on one VM with its OS default (Windows RDP 3389, Linux SSH 22; 3 hours; source Any)."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
     try:
-        services.policy_enable(actor=request.user, vms=[vm], os_default=True)
+        services.policy_enable(actor=request.user, vms=[vm], os_default=True, client_ip=client_ip(request.META))
     except ValidationError as exc:
         _messages_from(request, exc)
     except PermissionDenied as exc:
@@ -292,7 +296,7 @@ def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
             "crumbs": [(reverse("policies:inventory"), "Inventory"),
                        (reverse("policies:vm_detail", args=[vm.pk]), vm.name)]})
     try:
-        services.policy_remove(actor=request.user, vm=vm)
+        services.policy_remove(actor=request.user, vm=vm, client_ip=client_ip(request.META))
     except ValidationError as exc:
         _messages_from(request, exc)
     except PermissionDenied as exc:
@@ -308,7 +312,7 @@ def drift_accept(request: HttpRequest, pk: int) -> HttpResponse:
     """Accept the policy Azure has for this VM as the portal's baseline."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
     try:
-        services.drift_accept(actor=request.user, vm=vm)
+        services.drift_accept(actor=request.user, vm=vm, client_ip=client_ip(request.META))
     except PermissionDenied as exc:
         raise Http404("No such object.") from exc
     messages.success(request, f"Accepted Azure's JIT settings of {vm.name}.")
@@ -340,7 +344,8 @@ def subscription_add(request: HttpRequest) -> HttpResponse:
     form = SubscriptionForm(request.POST or None, actor=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            subscription = services.subscription_register(actor=request.user, **form.cleaned_data)
+            subscription = services.subscription_register(actor=request.user, client_ip=client_ip(request.META),
+                                                          **form.cleaned_data)
         except PermissionDenied as exc:
             form.add_error("subscription_id", str(exc))
         else:
@@ -357,7 +362,8 @@ def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = SubscriptionForm(request.POST or None, instance=copy.copy(subscription), actor=request.user)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "subscription_id"}
-        services.subscription_update(actor=request.user, subscription=subscription, **data)
+        services.subscription_update(actor=request.user, subscription=subscription,
+                                     client_ip=client_ip(request.META), **data)
         messages.success(request, f"Saved {subscription}.")
         return redirect("policies:subscriptions")
     runs = selectors.latest_sync_runs(request.user, [subscription], SETTINGS_WRITE)
@@ -371,6 +377,6 @@ def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def subscription_sync(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = selectors.subscription_get(request.user, pk)
-    services.sync_request(actor=request.user, subscription=subscription)
+    services.sync_request(actor=request.user, subscription=subscription, client_ip=client_ip(request.META))
     messages.success(request, f"Syncing {subscription} from Azure.")
     return redirect("policies:subscription_edit", pk=subscription.pk)

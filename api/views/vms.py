@@ -13,6 +13,7 @@ from accounts.roles import JIT_POLICY_READ, VM_READ
 from policies import jit_json
 from policies import selectors as policy_selectors
 from policies import services as policy_services
+from policies.access.client_ip import client_ip
 from policies.filtersets import OS_CHOICES
 from policies.models import ConnectionType, PolicyChange, VirtualMachine, VmState
 
@@ -123,9 +124,11 @@ class VmJitView(ApiView):
         body.is_valid(raise_exception=True)
         ports = jit_json.policy_ports_from_azure(request.data["ports"], vm_label=vm.name)
         if vm.state == VmState.NOT_CONFIGURED:  # sets the ports, as the Edit page: a pending enable gets a newer one
-            changes = policy_services.policy_enable(actor=request.user, vms=[vm], ports=ports, replace_pending=True)
+            changes = policy_services.policy_enable(actor=request.user, vms=[vm], ports=ports, replace_pending=True,
+                                                    client_ip=client_ip(request.META))
         else:
-            changes = [policy_services.policy_save(actor=request.user, vm=vm, ports=ports)]
+            changes = [policy_services.policy_save(actor=request.user, vm=vm, ports=ports,
+                                                   client_ip=client_ip(request.META))]
         return _accepted(request, changes)
 
     @extend_schema(operation_id="vms_jit_destroy", request=None, parameters=[QUEUED_AT],
@@ -135,7 +138,8 @@ class VmJitView(ApiView):
     def delete(self, request: Request, pk: int) -> Response:
         vm = policy_selectors.vm_get(request.user, pk, VM_READ)
         s.EmptyBodySerializer(data=_body(request)).is_valid(raise_exception=True)
-        return _accepted(request, [policy_services.policy_remove(actor=request.user, vm=vm)])
+        return _accepted(request, [policy_services.policy_remove(actor=request.user, vm=vm,
+                                                                 client_ip=client_ip(request.META))])
 
 
 @api_requires(JIT_POLICY_READ, VM_READ, object_model=PolicyChange)

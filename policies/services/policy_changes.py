@@ -82,7 +82,7 @@ def _lock_vms(vms: list[VirtualMachine]) -> None:
 
 
 def _create_change(*, actor, kind: str, vms: list[VirtualMachine], desired: dict, group: str, location: str,
-                   name: str) -> PolicyChange:
+                   name: str, client_ip: str | None = None) -> PolicyChange:
     """Queue the change, or return the same one still pending (the same form or API call sent again queues
     nothing more; the caller holds the VMs' rows, ``_lock_vms``, so two sent at once queue one)."""
     first = vms[0]
@@ -93,12 +93,13 @@ def _create_change(*, actor, kind: str, vms: list[VirtualMachine], desired: dict
     change = PolicyChange.objects.create(
         kind=kind, subscription=first.subscription, subscription_key=first.subscription_key,
         resource_group=group.lower(), resource_group_name=group, location=location, policy_name=name,
-        policy_id=policy_id, desired=desired, created_by=actor if getattr(actor, "pk", None) else None)
+        policy_id=policy_id, desired=desired, created_by=actor if getattr(actor, "pk", None) else None,
+        client_ip=client_ip or None)
     change.vms.set(vms)
     for vm in vms:
         audit_record(actor=actor, action=f"policy.{kind}_requested", target_type="vm", target_id=vm.pk,
                      target_label=vm.name, before={"ports": vm.ports}, after={"ports": desired[vm.arm_id]},
-                     correlation_id=str(change.pk), **_place(vm))
+                     client_ip=client_ip, correlation_id=str(change.pk), **_place(vm))
     transaction.on_commit(lambda: _enqueue_change(change.pk))
     return change
 
@@ -160,14 +161,15 @@ def policy_changes_resend(*, enqueue=None) -> dict[str, int]:
 
 def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRule] | None = None,
                   os_default: bool = False, policy_name: str | None = None,
-                  replace_pending: bool = False) -> list[PolicyChange]:
+                  replace_pending: bool = False, client_ip: str | None = None) -> list[PolicyChange]:
     """Enable JIT on Not configured VMs: ``ports`` (default: the recommended ones, or the OS default), in the
     policy ``policy_name`` of their resource group and location (default: the one there, or ``default``).
 
     One change per policy; refused whole when any VM may not be enabled. A VM whose enable or removal is still
     pending (``selectors.BLOCKS_ENABLE``) is refused (``code="pending"``, naming it), unless the very same ask is
     sent again (its pending change answers it) or ``replace_pending`` (a set of the VM's ports, as the API's
-    ``PUT`` and ``jit_policy set``, which like the Edit page queue a newer change applied last).
+    ``PUT`` and ``jit_policy set``, which like the Edit page queue a newer change applied last). ``client_ip`` (the
+    caller's address) goes on the change and on its audit rows.
     """
     if not vms:
         raise ValidationError("Select at least one VM.", code="required")
@@ -193,7 +195,7 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
         if not replace_pending:
             _refuse_pending_enable(asks)
         return [_create_change(actor=actor, kind=PolicyChange.Kind.ENABLE, vms=members, desired=desired, group=group,
-                               location=location, name=name)
+                               location=location, name=name, client_ip=client_ip)
                 for members, desired, group, location, name in asks]
 
 
@@ -212,7 +214,8 @@ def _refuse_pending_enable(asks: list[tuple[list[VirtualMachine], dict, str, str
         raise ValidationError(refusals)
 
 
-def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule]) -> PolicyChange:
+def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule],
+                client_ip: str | None = None) -> PolicyChange:
     """Replace ``vm``'s JIT ports (protocol, allowed sources, maximum time per port)."""
     _require_policy_admin(actor, vm)
     _require_supported(vm)
@@ -223,10 +226,10 @@ def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule]) -> Po
     with transaction.atomic():
         _lock_vms([vm])
         return _create_change(actor=actor, kind=kind, vms=[vm], desired={vm.arm_id: cleaned}, group=group,
-                              location=location, name=name)
+                              location=location, name=name, client_ip=client_ip)
 
 
-def policy_remove(*, actor, vm: VirtualMachine) -> PolicyChange:
+def policy_remove(*, actor, vm: VirtualMachine, client_ip: str | None = None) -> PolicyChange:
     """Remove JIT from ``vm`` (its entry leaves the policy; the policy goes when it has no VM left)."""
     _require_policy_admin(actor, vm)
     if not vm.policy_name:
@@ -235,7 +238,7 @@ def policy_remove(*, actor, vm: VirtualMachine) -> PolicyChange:
     with transaction.atomic():
         _lock_vms([vm])
         return _create_change(actor=actor, kind=PolicyChange.Kind.REMOVE, vms=[vm], desired={vm.arm_id: None},
-                              group=group, location=location, name=name)
+                              group=group, location=location, name=name, client_ip=client_ip)
 
 
 def _claim_change(change_id: int) -> bool:
@@ -314,7 +317,7 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
             for vm in change.vms.filter(resource_id__in=[vm_id.lower() for vm_id in desired]):
                 audit_record(actor=change.created_by, action=f"policy.{change.kind}_applied", target_type="vm",
                              target_id=vm.pk, target_label=vm.name, after={"ports": vm.ports},
-                             correlation_id=str(change.pk), **_place(vm))
+                             client_ip=change.client_ip, correlation_id=str(change.pk), **_place(vm))
     except CloudError as exc:
         message = str(exc) or type(exc).__name__
         if getattr(exc, "retryable", False):
@@ -352,7 +355,7 @@ def policy_change_fail(*, change_id: int, message: str) -> None:
         for vm in change.vms.all():
             audit_record(actor=change.created_by, action=f"policy.{change.kind}_failed", target_type="vm",
                          target_id=vm.pk, target_label=vm.name, after={"error": message[:1000]},
-                         correlation_id=str(change.pk), **_place(vm))
+                         client_ip=change.client_ip, correlation_id=str(change.pk), **_place(vm))
 
 
 def _mirror_change(change: PolicyChange, result, desired: dict) -> None:
@@ -399,7 +402,7 @@ def _mirror_change(change: PolicyChange, result, desired: dict) -> None:
     drift.refresh_counts(change.subscription)
 
 
-def drift_accept(*, actor, vm: VirtualMachine) -> None:
+def drift_accept(*, actor, vm: VirtualMachine, client_ip: str | None = None) -> None:
     """Accept Azure's policy for ``vm`` as the portal's baseline (closes "changed outside the portal")."""
     _require_policy_admin(actor, vm)
     with transaction.atomic():
@@ -409,4 +412,5 @@ def drift_accept(*, actor, vm: VirtualMachine) -> None:
             resolved_at=timezone.now())
         drift.refresh_counts(vm.subscription)
         audit_record(actor=actor, action="policy.drift_accepted", target_type="vm", target_id=vm.pk,
-                     target_label=vm.name, before={"ports": before}, after={"ports": vm.ports}, **_place(vm))
+                     target_label=vm.name, before={"ports": before}, after={"ports": vm.ports}, client_ip=client_ip,
+                     **_place(vm))

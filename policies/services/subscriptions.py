@@ -20,8 +20,8 @@ def _require_settings(actor, subscription_id: str) -> None:
 def subscription_register(*, actor, tenant_id: str, subscription_id: str, credential_ref: str, display_name: str = "",
                           arm_endpoint: str = "https://management.azure.com",
                           authority: str = "https://login.microsoftonline.com", ca_bundle: str = "",
-                          enabled: bool = True, sync: bool = True) -> Subscription:
-    """Register a subscription and, after commit, sync its inventory."""
+                          enabled: bool = True, sync: bool = True, client_ip: str | None = None) -> Subscription:
+    """Register a subscription and, after commit, sync its inventory (``client_ip``: the caller's, for the trail)."""
     if actor is not None:
         _require_settings(actor, subscription_id)
     with transaction.atomic():
@@ -33,9 +33,9 @@ def subscription_register(*, actor, tenant_id: str, subscription_id: str, creden
                      target_id=subscription.pk, target_label=str(subscription),
                      subscription_id=subscription.subscription_id,
                      after={"tenant_id": subscription.tenant_id, "arm_endpoint": arm_endpoint,
-                            "credential_ref": credential_ref, "enabled": enabled})
+                            "credential_ref": credential_ref, "enabled": enabled}, client_ip=client_ip)
         if sync and enabled:
-            sync_request(actor=actor, subscription=subscription)
+            sync_request(actor=actor, subscription=subscription, client_ip=client_ip)
     return subscription
 
 
@@ -43,7 +43,8 @@ SUBSCRIPTION_FIELDS = ("display_name", "tenant_id", "credential_ref", "arm_endpo
                        "enabled")
 
 
-def subscription_update(*, actor, subscription: Subscription, **changes) -> Subscription:
+def subscription_update(*, actor, subscription: Subscription, client_ip: str | None = None,
+                        **changes) -> Subscription:
     _require_settings(actor, subscription.subscription_id)
     before = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
     with transaction.atomic():
@@ -54,5 +55,5 @@ def subscription_update(*, actor, subscription: Subscription, **changes) -> Subs
         after = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
         audit_record(actor=actor, action="subscription.update", target_type="subscription",
                      target_id=subscription.pk, target_label=str(subscription),
-                     subscription_id=subscription.subscription_id, before=before, after=after)
+                     subscription_id=subscription.subscription_id, before=before, after=after, client_ip=client_ip)
     return subscription

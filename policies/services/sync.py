@@ -18,9 +18,9 @@ from .task_runs import BROKER_ERRORS, CHANGE_UNSENT, LOST_QUEUED, STALE_RUNNING,
 log = logging.getLogger(__name__)
 
 
-def sync_request(*, actor, subscription: Subscription) -> SyncRun:
+def sync_request(*, actor, subscription: Subscription, client_ip: str | None = None) -> SyncRun:
     """Queue a sync of ``subscription`` unless one is already queued or running (that one is returned)."""
-    return _sync_request(actor=actor, subscription=subscription)[0]
+    return _sync_request(actor=actor, subscription=subscription, client_ip=client_ip)[0]
 
 
 def _pending(subscription: Subscription, now: datetime) -> SyncRun | None:
@@ -31,7 +31,7 @@ def _pending(subscription: Subscription, now: datetime) -> SyncRun | None:
         | Q(state=SyncRun.State.RUNNING, started_at__gte=now - STALE_RUNNING)).first()
 
 
-def _sync_request(*, actor, subscription: Subscription) -> tuple[SyncRun, bool]:
+def _sync_request(*, actor, subscription: Subscription, client_ip: str | None = None) -> tuple[SyncRun, bool]:
     """``sync_request``, and whether it queued a new run. The subscription's row is locked first, so two asking at
     once (an admin's "Sync now" and the beat) queue one run, not two syncs of one subscription side by side. The lock
     is FOR NO KEY UPDATE: it lets others store rows naming the subscription (a policy change) meanwhile, so one that
@@ -51,7 +51,8 @@ def _sync_request(*, actor, subscription: Subscription) -> tuple[SyncRun, bool]:
         if actor is not None:
             audit_record(actor=actor, action="subscription.sync_requested", target_type="subscription",
                          target_id=subscription.pk, target_label=str(subscription),
-                         subscription_id=subscription.subscription_id, correlation_id=str(run.pk))
+                         subscription_id=subscription.subscription_id, correlation_id=str(run.pk),
+                         client_ip=client_ip)
         transaction.on_commit(lambda: _enqueue_sync(run.pk))
     return run, True
 

@@ -87,6 +87,19 @@ def test_only_policy_admins_in_scope_change_jit_ports(vms, reader, policy_admin,
     assert api_as(reader).get(f"/api/v1/vms/{inside.pk}/jit/").json()["pendingChanges"] == [change.pk]
 
 
+def test_jit_writes_through_the_api_record_the_clients_address(vms, policy_admin, api_as, settings):
+    settings.ACCESS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    proxied = {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "203.0.113.9"}
+    inside, _outside = vms
+    client = api_as(policy_admin)
+    body = {"ports": [{"number": 3389, "allowedSourceAddressPrefix": "*"}]}
+    assert client.put(f"/api/v1/vms/{inside.pk}/jit/", body, **proxied).status_code == 202
+    assert client.delete(f"/api/v1/vms/{inside.pk}/jit/", **proxied).status_code == 202
+    rows = AuditEvent.objects.filter(action__startswith="policy.").order_by("id")
+    assert list(rows.values_list("action", "client_ip")) == [("policy.save_requested", "203.0.113.9"),
+                                                              ("policy.remove_requested", "203.0.113.9")]
+
+
 def test_whoever_sees_a_vm_reads_its_jit_ports_as_on_its_page(vms, requester, auditor, api_as):
     inside, outside = vms
     for user in (requester, auditor):

@@ -31,7 +31,7 @@ def azure(fresh_emulator):
 
 @pytest.mark.django_db
 def test_it_enables_two_vms_with_the_recommended_ports_in_one_policy_write(prod, policy_admin, azure):
-    changes = services.policy_enable(actor=policy_admin, vms=[vm("web-05"), vm("web-06")])
+    changes = services.policy_enable(actor=policy_admin, vms=[vm("web-05"), vm("web-06")], client_ip="203.0.113.9")
     assert len(changes) == 1 and changes[0].state == PolicyChange.State.QUEUED
     assert apply_all() == ["applied"]
     for name in ("web-05", "web-06"):
@@ -42,7 +42,10 @@ def test_it_enables_two_vms_with_the_recommended_ports_in_one_policy_write(prod,
         assert vm(name).state == VmState.CONFIGURED
     # The VMs already in the policy keep their ports (read-modify-write of the whole policy).
     assert sorted(azure.policy_ports(*WEB, vm_id("rg-web-prod", "web-win-01"))) == [3389, 5985, 5986]
-    assert AuditEvent.objects.filter(action="policy.enable_applied").count() == 2
+    applied = AuditEvent.objects.filter(action="policy.enable_applied")
+    assert applied.count() == 2
+    # The worker's rows carry the address the change was asked from, as the request's rows do.
+    assert set(applied.values_list("client_ip", flat=True)) == {"203.0.113.9"}
 
 
 @pytest.mark.django_db
@@ -141,14 +144,15 @@ def test_a_429_storm_during_save_ends_applied_with_exactly_one_successful_put(pr
 @pytest.mark.django_db
 def test_a_refused_write_fails_with_azures_message(prod, policy_admin, azure):
     target = vm("web-05")
-    change = services.policy_enable(actor=policy_admin, vms=[target])[0]
+    change = services.policy_enable(actor=policy_admin, vms=[target], client_ip="2001:db8::9")[0]
     # Someone turns JIT off in the resource group's security policy before the task runs.
     azure.set_jit_security_policy("rg-web-prod", "Off")
     assert apply_all() == ["failed"]
     change.refresh_from_db()
     assert change.state == PolicyChange.State.FAILED
     assert "security policy" in change.last_error
-    assert AuditEvent.objects.filter(action="policy.enable_failed", correlation_id=str(change.pk)).exists()
+    failed = AuditEvent.objects.get(action="policy.enable_failed", correlation_id=str(change.pk))
+    assert failed.client_ip == "2001:db8::9"
 
 
 @pytest.mark.django_db

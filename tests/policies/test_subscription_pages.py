@@ -291,3 +291,27 @@ def test_a_ca_bundle_of_pem_certificates_is_saved_without_the_spaces_around_it(c
     assert response.status_code == 302, response.content.decode()
     subscription.refresh_from_db()
     assert subscription.ca_bundle == str(path)
+
+
+@pytest.mark.django_db
+def test_registering_editing_and_syncing_a_subscription_record_the_clients_address(client, policy_admin, settings):
+    from audit.models import AuditEvent
+
+    settings.ACCESS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    proxied = {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "203.0.113.9"}
+    client.force_login(policy_admin)
+    data = {"display_name": "Prod", "tenant_id": TENANT, "subscription_id": PROD, "credential_ref": "demo",
+            "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on"}
+    assert client.post(reverse("policies:subscription_add"), data, **proxied).status_code == 302
+    subscription = Subscription.objects.get()
+    assert client.post(reverse("policies:subscription_edit", args=[subscription.pk]),
+                       {**data, "display_name": "Production"}, **proxied).status_code == 302
+    SyncRun.objects.update(state=SyncRun.State.SUCCEEDED)  # the registration's sync is done: "Sync now" asks again
+    assert client.post(reverse("policies:subscription_sync", args=[subscription.pk]), **proxied).status_code == 302
+    SyncRun.objects.update(state=SyncRun.State.SUCCEEDED)
+    assert client.post(reverse("policies:sync_now"), **proxied).status_code == 302
+    rows = AuditEvent.objects.filter(action__startswith="subscription.")
+    assert list(rows.order_by("id").values_list("action", "client_ip")) == [
+        ("subscription.register", "203.0.113.9"), ("subscription.sync_requested", "203.0.113.9"),
+        ("subscription.update", "203.0.113.9"), ("subscription.sync_requested", "203.0.113.9"),
+        ("subscription.sync_requested", "203.0.113.9")]

@@ -922,3 +922,31 @@ def test_a_reader_of_one_vm_follows_a_change_that_also_covered_others_seeing_onl
     other.vms.set([alone])
     client.force_login(reader)
     assert client.get(reverse("policies:change_status", kwargs={"pk": other.pk})).status_code == 404  # none of theirs
+
+
+@pytest.mark.django_db
+def test_enabling_editing_removing_jit_and_accepting_drift_record_the_clients_address(client, policy_admin, settings):
+    """The trail names where each JIT change was asked from, behind a trusted proxy the client's, as for the
+    other audit rows; the change keeps it for the rows its worker writes later."""
+    from audit.models import AuditEvent
+
+    settings.ACCESS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    proxied = {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "198.51.100.1, 203.0.113.9"}
+    client.force_login(policy_admin)
+    configured = make_vm(IN_RG)
+    assert client.post(reverse("policies:policy_edit", kwargs={"pk": configured.pk}),
+                       edit_post(configured, [{"number": "2222"}]), **proxied).status_code == 302
+    assert client.post(reverse("policies:drift_accept", args=[configured.pk]), **proxied).status_code == 302
+    bare = not_configured(make_vm(IN_RG, "vm-bare"))
+    assert client.post(reverse("policies:vm_enable", args=[bare.pk]), **proxied).status_code == 302
+    other = not_configured(make_vm(IN_RG, "vm-other"))
+    assert client.post(reverse("policies:bulk_enable"), {**edit_post(other, [{"number": "22"}]), "vm": [other.pk]},
+                       **proxied).status_code == 302
+    removed = make_vm(IN_RG, "vm-gone")
+    assert client.post(reverse("policies:vm_remove", args=[removed.pk]), **proxied).status_code == 302
+    rows = AuditEvent.objects.filter(action__startswith="policy.")
+    assert sorted(rows.values_list("action", flat=True)) == [
+        "policy.drift_accepted", "policy.enable_requested", "policy.enable_requested", "policy.remove_requested",
+        "policy.save_requested"]
+    assert set(rows.values_list("client_ip", flat=True)) == {"203.0.113.9"}
+    assert set(PolicyChange.objects.values_list("client_ip", flat=True)) == {"203.0.113.9"}
