@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .jit_events import RULE_OPERATIONS, vm_name
 from .models import ActivityLogEvent, ActivityLogEventVm, IngestionState
 
 _VM_ID = re.compile(
@@ -176,8 +177,21 @@ def _vm_keys(row: ActivityLogEvent) -> list[str]:
     return keys
 
 
+def rule_own_vms(operation: str, resource_id: str, vms: set[str]) -> set[str]:
+    """Of ``vms`` (those of the call an NSG rule's row shares), the one the rule is for: JIT names a rule
+    ``SecurityCenter-JITRule_<policy hash>_<vm>_<port>[_Allow]``, so a policy write for several VMs does not put each
+    VM's rules in the others' activity. All of ``vms`` when the name tells none of them (not a JIT rule)."""
+    if operation not in RULE_OPERATIONS or len(vms) < 2:
+        return vms
+    rule = vm_name(resource_id).lower()
+    own = {vm for vm in vms if re.fullmatch(
+        rf"securitycenter-jitrule_[^_]+_{re.escape(vm_name(vm).lower())}_\d{{1,5}}(?:_allow)?", rule)}
+    return own or vms
+
+
 def _share_vm_ids(rows: list[ActivityLogEvent]) -> None:
-    """Rows without VMs take the VMs of rows (in this batch or stored) of the same call or rule."""
+    """Rows without VMs take the VMs of rows (in this batch or stored) of the same call or rule; an NSG rule's row
+    only the VM its JIT rule's name names, when one does (``rule_own_vms``)."""
     known: dict[str, set[str]] = {}
     for row in rows:
         if row.vm_ids:
@@ -196,7 +210,8 @@ def _share_vm_ids(rows: list[ActivityLogEvent]) -> None:
             known.setdefault(f"r:{resource_id}", set()).update(vm_ids.split())
     for row in rows:
         if not row.vm_ids:
-            vms = set().union(*(known.get(key, set()) for key in _vm_keys(row)))
+            vms = rule_own_vms(row.operation_name, row.resource_id,
+                               set().union(*(known.get(key, set()) for key in _vm_keys(row))))
             if vms:
                 row.vm_ids = " " + " ".join(sorted(vms)) + " "
 
@@ -220,7 +235,7 @@ def _backfill_vm_ids(rows: list[ActivityLogEvent]) -> None:
             "pk", "event_data_id", "occurred_at", "correlation_id", "resource_id", "operation_name"):
         vms = known.get(f"c:{correlation_id}", set())
         if operation in NSG_RULE_OPERATIONS:
-            vms = vms | known.get(f"r:{resource_id}", set())
+            vms = rule_own_vms(operation, resource_id, vms | known.get(f"r:{resource_id}", set()))
         if vms:
             vm_ids = " " + " ".join(sorted(vms)) + " "
             ActivityLogEvent.objects.filter(pk=pk).update(vm_ids=vm_ids)

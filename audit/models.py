@@ -80,8 +80,9 @@ class ActivityLogEvent(models.Model):
     Identifiers used for filtering (subscription, resource group, resource id, caller, the VMs the event
     concerns) are stored lower-cased so that equality and ``LIKE`` use plain indexes. ``vm_ids`` lists the
     VMs an event concerns, space-separated with a space at both ends: the resource itself when it is a VM,
-    the VMs named in a JIT policy event's properties, and for the NSG rules a JIT call wrote, the VMs of
-    the call they share a correlation id with. ``search_text`` is what free-text search looks in.
+    the VMs named in a JIT policy event's properties, and for the NSG rules a JIT call wrote, the VM the JIT rule's
+    name names among the VMs of the call they share a correlation id with (all of them when it names none).
+    ``search_text`` is what free-text search looks in.
     """
 
     # ``accounts.authz.restrict`` reads an event's place from these fields (the search itself also lets a

@@ -93,6 +93,69 @@ def test_the_vm_filter_finds_initiates_on_the_policy_and_the_rules_they_wrote(cl
     assert "SecurityCenter-JITRule_1_web-01_22_Allow".lower() in body
 
 
+POLICY_WRITE = "Microsoft.Security/locations/jitNetworkAccessPolicies/write"
+RULE_DELETE = "Microsoft.Network/networkSecurityGroups/securityRules/delete"
+
+
+def _rule(name: str) -> str:
+    return (f"/subscriptions/{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Network/networkSecurityGroups/"
+            f"nsg-web/securityRules/{name}")
+
+
+@pytest.mark.parametrize("rules_first", [False, True])
+def test_a_policy_write_for_two_vms_puts_each_vms_nsg_rules_in_its_own_activity_only(client, auditor, rules_first):
+    """One write of a policy naming web-01 and web_win-01 writes both VMs' deny rules under its correlation id:
+    a rule's row goes to the VM its name names (read before the policy's row too), a rule the name tells nothing of
+    to both, and the rule's later removal (another correlation id) to its VM."""
+    correlation = "21111111-2222-4333-8444-555555555555"
+    both = f"{vm_id(name='web-01')},{vm_id(name='web_win-01')}"
+    rules = [event(correlation_id=correlation, resource_id=_rule(name), operation=RULE_WRITE,
+                   properties={"access": "Deny"}, caller="0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f")
+             for name in ("SecurityCenter-JITRule_a96ef733_web-01_22",
+                          "SecurityCenter-JITRule_a96ef733_web_win-01_9090", "custom-deny-all")]
+    write = event(correlation_id=correlation, operation=POLICY_WRITE, properties={"virtualMachines": both})
+    store_events(rules if rules_first else [write, *rules])
+    store_events([write] if rules_first else [])
+    store_events([event(resource_id=_rule("SecurityCenter-JITRule_a96ef733_web_win-01_9090"), operation=RULE_DELETE,
+                        properties={})])
+    client.force_login(auditor)
+    web = client.get(SEARCH, {"vm": vm_id(name="web-01")}).content.decode()
+    win = client.get(SEARCH, {"vm": vm_id(name="web_win-01")}).content.decode()
+    assert "web-01_22" in web and "web_win-01_9090" not in web and "custom-deny-all" in web
+    assert "web_win-01_9090" in win and "web-01_22" not in win and "custom-deny-all" in win
+    assert win.count("web_win-01_9090") > web.count("web_win-01_9090") and "securityRules/delete" in win
+    web01, win01 = vm_id(name="web-01").lower(), vm_id(name="web_win-01").lower()
+    assert ActivityLogEvent.objects.get(resource_id=_rule("SecurityCenter-JITRule_a96ef733_web-01_22").lower(),
+                                        ).vm_ids == f" {web01} "
+    assert set(ActivityLogEvent.objects.filter(resource_id__endswith="_9090").values_list("vm_ids", flat=True)) == {
+        f" {win01} "}
+
+
+def test_rule_rows_stored_with_every_vm_of_their_policy_write_keep_only_their_own_after_the_migration():
+    import importlib
+
+    from django.apps import apps
+
+    from audit.models import ActivityLogEventVm
+
+    migration = importlib.import_module("audit.migrations.0003_nsg_rule_rows_to_their_own_vm")
+    both = f"{vm_id(name='web-01')},{vm_id(name='web_win-01')}"
+    store_events([event(correlation_id="31111111-2222-4333-8444-555555555555", operation=POLICY_WRITE,
+                        properties={"virtualMachines": both}),
+                  *(event(correlation_id="31111111-2222-4333-8444-555555555555", resource_id=_rule(name),
+                          operation=RULE_WRITE, properties={}, event_data_id=name[-4:] + "-id")
+                    for name in ("SecurityCenter-JITRule_a96ef733_web_win-01_9090", "custom-deny-all"))])
+    shared = f" {vm_id(name='web-01').lower()} {vm_id(name='web_win-01').lower()} "
+    ActivityLogEvent.objects.filter(operation_name=RULE_WRITE).update(vm_ids=shared)  # as ingestion stored them
+    ActivityLogEventVm.objects.bulk_create([ActivityLogEventVm(event_data_id="9090-id", vm_id=vm_id().lower(),
+                                                               occurred_at=timezone.now())])
+    migration.narrow_rule_rows(apps, None)
+    rows = dict(ActivityLogEvent.objects.filter(operation_name=RULE_WRITE).values_list("event_data_id", "vm_ids"))
+    assert rows == {"9090-id": f" {vm_id(name='web_win-01').lower()} ", "-all-id": shared}
+    assert list(ActivityLogEventVm.objects.filter(event_data_id="9090-id").values_list("vm_id", flat=True)) == [
+        vm_id(name="web_win-01").lower()]
+
+
 def _inventory_vm(arm_id: str):
     """``arm_id`` as a VM of the inventory (the audit's VM filter looks names up there)."""
     from policies.models import VirtualMachine
