@@ -30,7 +30,7 @@ def resource_name(resource_id: str) -> str:
 
 
 # (header, field[, how the shown value derives from it]) — the columns the search shows, then correlation and
-# event ids (``export_columns`` adds the subscription's name after its id).
+# event ids (``export_columns`` adds the subscription's name after its id, and the caller's after the caller).
 ACTIVITY_COLUMNS: tuple[tuple, ...] = (
     ("Time (UTC)", "occurred_at"),
     ("Subscription", "subscription_id"),
@@ -59,13 +59,21 @@ TRAIL_COLUMNS: tuple[tuple, ...] = (
 def export_columns(source: str, subscription_names: Mapping[str, str]) -> tuple[tuple, ...]:
     """The columns of an export of ``source`` (``"portal"``: the trail, else the Activity Log): the subscription's id
     as before, then its display name from ``subscription_names`` (lower-case id → name; "" when unknown), as the
-    search shows it."""
+    search shows it; in the Activity Log's, the caller as logged, then as the search shows it (the portal's own
+    identity by name, ``audit.callers``)."""
+    from .callers import caller_label, portal_identities
+
     def name(subscription_id: str) -> str:
         return subscription_names.get(subscription_id.lower(), "") if subscription_id else ""
 
     columns = TRAIL_COLUMNS if source == "portal" else ACTIVITY_COLUMNS
     at = next(n for n, column in enumerate(columns) if column[1] == "subscription_id") + 1
-    return (*columns[:at], ("Subscription name", "subscription_id", name), *columns[at:])
+    columns = (*columns[:at], ("Subscription name", "subscription_id", name), *columns[at:])
+    if source == "portal":
+        return columns
+    identities = portal_identities()
+    at = next(n for n, column in enumerate(columns) if column[1] == "caller") + 1
+    return (*columns[:at], ("Caller name", "caller", lambda caller: caller_label(caller, identities)), *columns[at:])
 
 
 def neutralize(value: object) -> str:

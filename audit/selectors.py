@@ -13,6 +13,7 @@ from accounts import authz
 from accounts.roles import AUDIT_READ
 from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
+from .callers import caller_label
 from .ingestion import NSG_RULE_OPERATIONS, is_vm_id, vm_filter_q
 from .jit_events import JitSummary, jit_summary, utc_moment, vm_name
 from .models import ActivityLogEvent, AuditEvent, IngestionState
@@ -165,6 +166,11 @@ class TimelineEntry:
     def caller(self) -> str:
         main = self._main()
         return main.caller if main is not None else ""
+
+    @property
+    def caller_name(self) -> str:
+        """The caller as the search shows it (the portal's own identity by name)."""
+        return caller_label(self.caller)
 
     @property
     def justification(self) -> str:

@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 from jitportal.lib.tables import TimeColumn
 from jitportal.lib.times import zoned_time
 
+from .callers import caller_label, portal_identities
 from .csv_export import resource_name
 from .filtersets import OPERATION_CHOICES
 from .jit_events import JitSummary, jit_summary
@@ -88,6 +89,10 @@ class ActivityTable(_SubscriptionNames, tables.Table):
                   "caller")
         orderable = False
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.portal_callers = portal_identities()
+
     def render_occurred_at(self, record: ActivityLogEvent, value) -> str:
         url = reverse("audit:activity_event", args=[record.pk])
         return format_html('<a href="{}">{}</a>', url, zoned_time(value, utc=True, seconds=True))
@@ -106,6 +111,13 @@ class ActivityTable(_SubscriptionNames, tables.Table):
 
     def render_operation_name(self, value: str) -> str:
         return format_html('<span title="{}">{}</span>', value, OPERATION_LABELS.get(value, value))
+
+    def render_caller(self, value: str) -> str:
+        """The portal's own identity by name (``audit.callers``), its id in the title; anyone else as logged."""
+        label = caller_label(value, self.portal_callers)
+        if label == value:
+            return value
+        return format_html('<span class="caller" title="{}">{}</span>', value, label)
 
 
 class TrailTable(_SubscriptionNames, tables.Table):

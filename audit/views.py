@@ -17,6 +17,7 @@ from accounts.roles import AUDIT_EXPORT, AUDIT_READ
 from policies.access.client_ip import client_ip
 
 from . import selectors
+from .callers import caller_label
 from .csv_export import csv_lines, encoded, export_columns
 from .filtersets import ActivityFilterSet, TrailFilterSet, vm_ids_named
 from .jit_events import vm_name
@@ -118,7 +119,7 @@ def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such event.")
     event = selectors.activity_as_seen(request.user, [event])[0]
     return render(request, "audit/activity_event.html", {
-        "title": "Audit", "subtitle": "Activity Log event", "event": event,
+        "title": "Audit", "subtitle": "Activity Log event", "event": event, "caller": caller_label(event.caller),
         "jit": selectors.initiate_details(request.user, event),
         "timelines": [(vm, vm_name(vm)) for vm in event.vm_id_list
                       if authz.has_permission(request.user, AUDIT_READ, vm)],

@@ -59,10 +59,10 @@ def test_the_export_has_a_header_the_shown_columns_and_the_ids(client, auditor):
     client.force_login(auditor)
     header, rows = download(client)
     assert header == ["Time (UTC)", "Subscription", "Subscription name", "Resource group", "Resource name",
-                      "Resource id", "Operation", "Status", "Caller", "Correlation id", "Event id"]
+                      "Resource id", "Operation", "Status", "Caller", "Caller name", "Correlation id", "Event id"]
     assert len(rows) == 1
     row = rows[0]
-    assert row["Caller"] == "alice@contoso.example"
+    assert row["Caller"] == row["Caller name"] == "alice@contoso.example"
     assert row["Correlation id"] == "c0ffee00-0000-4000-8000-000000000001"
     assert row["Event id"] == "e0000000-0000-4000-8000-000000000001"
     assert row["Time (UTC)"].endswith("Z")
@@ -190,3 +190,18 @@ def test_the_export_records_the_client_behind_a_trusted_proxy_not_the_proxy(clie
     assert AuditEvent.objects.get(action="audit.export").client_ip == "203.0.113.9"
     client.get(EXPORT, REMOTE_ADDR="192.0.2.7", HTTP_X_FORWARDED_FOR="203.0.113.9")  # not a proxy: its own address
     assert AuditEvent.objects.filter(action="audit.export").latest("id").client_ip == "192.0.2.7"
+
+
+def test_the_export_names_the_portals_own_identity_beside_its_client_id(client, auditor, settings):
+    settings.PORTAL_CREDENTIALS = {
+        "prod": {"kind": "client_secret", "client_id": "0D3B6A9E-5C1F-4E2A-9B7D-1A2B3C4D5E6F"},
+        "hub": {"kind": "managed_identity", "client_id": "7e57ab1e-0000-4000-8000-000000000001"}}
+    store_events([event(caller="0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f"),
+                  event(caller="7e57ab1e-0000-4000-8000-000000000001"),
+                  event(caller="9999aaaa-0000-4000-8000-000000000001")])
+    client.force_login(auditor)
+    _header, rows = download(client)
+    assert {(r["Caller"], r["Caller name"]) for r in rows} == {
+        ("0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f", "jitportal (service principal 0d3b6a9e…)"),
+        ("7e57ab1e-0000-4000-8000-000000000001", "jitportal (managed identity 7e57ab1e…)"),
+        ("9999aaaa-0000-4000-8000-000000000001", "9999aaaa-0000-4000-8000-000000000001")}  # not the portal's

@@ -156,6 +156,25 @@ def test_rule_rows_stored_with_every_vm_of_their_policy_write_keep_only_their_ow
         vm_id(name="web_win-01").lower()]
 
 
+def test_the_portals_own_calls_name_it_as_caller_on_the_search_the_event_and_the_timeline(client, auditor, settings):
+    """Azure logs the portal's writes with its credential's client id as the caller: the pages name the portal,
+    the id stays in the title, on the event page, and searchable."""
+    portal = "0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f"
+    settings.PORTAL_CREDENTIALS = {"prod": {"kind": "client_secret", "client_id": portal}}
+    correlation = "41111111-2222-4333-8444-555555555555"
+    store_events([event(caller=portal, operation=POLICY_WRITE, correlation_id=correlation,
+                        properties={"virtualMachines": vm_id()})])
+    client.force_login(auditor)
+    label = "jitportal (service principal 0d3b6a9e…)"
+    for params in ({}, {"caller": portal}, {"q": "0d3b6a9e"}):
+        body = client.get(SEARCH, params).content.decode()
+        assert f'<span class="caller" title="{portal}">{label}</span>' in body, params
+    page = client.get(reverse("audit:activity_event", args=[ActivityLogEvent.objects.get().pk])).content.decode()
+    assert f"{label} · <code>{portal}</code>" in page
+    timeline = client.get(reverse("audit:vm_timeline"), {"vm": vm_id()}).content.decode()
+    assert f'title="{portal}">{label}</span>' in timeline
+
+
 def _inventory_vm(arm_id: str):
     """``arm_id`` as a VM of the inventory (the audit's VM filter looks names up there)."""
     from policies.models import VirtualMachine
