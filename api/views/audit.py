@@ -38,7 +38,8 @@ AUDIT_FILTERS = [
     OpenApiParameter("since", OpenApiTypes.DATETIME), OpenApiParameter("until", OpenApiTypes.DATETIME),
     OpenApiParameter("subscription", str), OpenApiParameter("resource_group", str),
     OpenApiParameter("vm", str, description="A VM's ARM id, or its name (every VM of that name)."),
-    OpenApiParameter("caller", str, description="azure: the caller."),
+    OpenApiParameter("caller", str, description="azure: callers starting with this, in any case (a user's name "
+                                                "before the @ finds them; jitportal the portal's own calls)."),
     OpenApiParameter("operation", str, enum=[value for value, _label in OPERATION_CHOICES],
                      description="azure: the operation name."),
     OpenApiParameter("status", str, enum=[value for value, _label in STATUS_CHOICES], description="azure."),

@@ -175,6 +175,40 @@ def test_the_portals_own_calls_name_it_as_caller_on_the_search_the_event_and_the
     assert f'title="{portal}">{label}</span>' in timeline
 
 
+@pytest.mark.parametrize(("typed", "found"), [
+    ("alice", {"alice@contoso.example"}), ("ALICE@contoso", {"alice@contoso.example"}),
+    ("alice@contoso.example", {"alice@contoso.example"}), ("a", {"alice@contoso.example", "alina@contoso.example"}),
+    ("lice", set()), ("contoso", set()), ("jitportal", {"0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f"}),
+    ("0D3B6A9E", {"0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f"}), ("%", set()), ("_lice", set())])
+def test_the_caller_filter_matches_the_start_of_a_caller_and_says_so(client, auditor, settings, typed, found):
+    settings.PORTAL_CREDENTIALS = {"prod": {"client_id": "0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f"}}
+    callers = ("alice@contoso.example", "alina@contoso.example", "bob@contoso.example",
+               "0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f")
+    store_events([event(caller=caller) for caller in callers])
+    client.force_login(auditor)
+    response = client.get(SEARCH, {"caller": typed})
+    shown = {caller for caller in callers if f"{caller}</td>" in response.content.decode()
+             or f'title="{caller}"' in response.content.decode()}
+    assert shown == found
+    page = response.content.decode()
+    assert 'aria-describedby="id_caller_helptext"' in page
+    assert "the part of a user name before the @ finds that user" in page
+
+
+def test_the_caller_filter_reads_the_callers_index():
+    from django.db import connection
+
+    from audit.filtersets import ActivityFilterSet
+
+    query = ActivityFilterSet({"caller": "alice"}, queryset=ActivityLogEvent.objects.all()).qs.order_by(
+        "-occurred_at", "-id")[:50]
+    with connection.cursor() as cursor:
+        sql, params = query.query.sql_with_params()
+        cursor.execute(("EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN ") + sql, params)
+        plan = " ".join(str(row) for row in cursor.fetchall())
+    assert "audit_activity_caller" in plan, plan
+
+
 def _inventory_vm(arm_id: str):
     """``arm_id`` as a VM of the inventory (the audit's VM filter looks names up there)."""
     from policies.models import VirtualMachine
