@@ -208,13 +208,23 @@ class SubscriptionForm(forms.ModelForm):
     subscription must be one ``actor`` administers before anything else is said of it (registered or not)."""
 
     credential_ref = forms.ChoiceField(label="Credential reference")
-    arm_endpoint = forms.URLField(label="ARM endpoint", assume_scheme="https", initial="https://management.azure.com")
-    authority = forms.URLField(assume_scheme="https", initial="https://login.microsoftonline.com")
+    arm_endpoint = forms.URLField(
+        label="ARM endpoint", assume_scheme="https", initial="https://management.azure.com",
+        help_text="The Azure Resource Manager URL the portal calls for this subscription: "
+                  "https://management.azure.com in Azure's global cloud (https://management.usgovcloudapi.net in "
+                  "Azure Government, https://management.chinacloudapi.cn in Azure operated by 21Vianet), or an Azure "
+                  "Stack Hub's, listed in CLOUD_ENDPOINT_HOSTS.")
+    authority = forms.URLField(
+        label="Authority", assume_scheme="https", initial="https://login.microsoftonline.com",
+        help_text="The Microsoft Entra ID URL the portal takes its tokens from with the credential: "
+                  "https://login.microsoftonline.com in Azure's global cloud (https://login.microsoftonline.us in "
+                  "Azure Government, https://login.chinacloudapi.cn in Azure operated by 21Vianet).")
 
     class Meta:
         model = Subscription
         fields = ["display_name", "tenant_id", "subscription_id", "credential_ref", "arm_endpoint", "authority",
                   "ca_bundle", "enabled"]
+        labels = {"ca_bundle": "CA bundle"}
 
     def __init__(self, *args, actor, **kwargs):
         super().__init__(*args, **kwargs)

@@ -68,13 +68,13 @@ class AccessRuleForm(forms.ModelForm):
 
     approvals_required = _approvals_field(1, "Approvals required", f"Manual: approvals needed (1 to {MAX_APPROVALS}).")
     second_level_approvals = _approvals_field(
-        0, "Second level approvals",
+        0, "Second-level approvals",
         f"Manual: further approvals, by other approvers, after the first level (0: none; at most {MAX_APPROVALS}).")
     max_duration_minutes = _minutes_field(
-        5, MAX_WINDOW_MINUTES, "Max duration minutes",
+        5, MAX_WINDOW_MINUTES, "Longest window (minutes)",
         f"Auto: applies only to windows up to this long (5 to {MAX_WINDOW_MINUTES}; empty: any length).")
     pending_minutes = _minutes_field(
-        1, MAX_PENDING_MINUTES, "Pending minutes",
+        1, MAX_PENDING_MINUTES, "Decision deadline (minutes)",
         "Manual: a request not decided within this expires (empty: the portal's default).")
     ports_text = forms.CharField(required=False, label="Ports", help_text="Comma-separated; empty: any port.")
     sources_text = forms.CharField(required=False, label="Sources",
@@ -91,6 +91,10 @@ class AccessRuleForm(forms.ModelForm):
                    "justification_pattern": forms.TextInput(attrs={"size": 40}),
                    "justification_hint": forms.TextInput(attrs={"size": 60}),
                    "message": forms.TextInput(attrs={"size": 60})}
+        labels = {"hours_start": "Hours from", "hours_end": "Hours until", "message": "Deny message"}
+        help_texts = {"hours_start": "Auto: only windows lying within these hours, in the portal's time zone (empty: "
+                                     "any time of day).",
+                      "hours_end": "Auto: where those hours end; before their start, they run across midnight."}
 
     field_order = ("name", "scope", "effect", "ports_text", "sources_text", "approvals_required",
                    "second_level_approvals", "pending_minutes", "max_duration_minutes", "hours_start", "hours_end",

@@ -31,3 +31,16 @@ def test_sign_out_needs_a_post(client, breakglass_admin):
     response = client.post(reverse("logout"))
     assert response.status_code == 302
     assert client.get(reverse("dashboard")).status_code == 302
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["policies:inventory", "policies:requests", "audit:search",
+                                  "accounts:rolemapping_list"])
+def test_every_lists_filter_button_says_filter(client, breakglass_admin, name):
+    """One word for the button that filters a list (its panel is headed Filter), on every list."""
+    import re
+
+    client.force_login(breakglass_admin)
+    page = client.get(reverse(name)).content.decode()
+    buttons = set(re.findall(r'<input type="submit" value="([^"]+)"', page))
+    assert "Filter" in buttons and not buttons - {"Filter", "Search"}, buttons

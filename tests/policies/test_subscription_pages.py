@@ -315,3 +315,16 @@ def test_registering_editing_and_syncing_a_subscription_record_the_clients_addre
         ("subscription.register", "203.0.113.9"), ("subscription.sync_requested", "203.0.113.9"),
         ("subscription.update", "203.0.113.9"), ("subscription.sync_requested", "203.0.113.9"),
         ("subscription.sync_requested", "203.0.113.9")]
+
+
+@pytest.mark.django_db
+def test_the_subscription_form_names_its_fields_in_words_and_says_what_the_endpoints_are(client, policy_admin):
+    client.force_login(policy_admin)
+    form = client.get(reverse("policies:subscription_add")).context["form"]
+    assert (form["ca_bundle"].label, form["arm_endpoint"].label, form["authority"].label) == (
+        "CA bundle", "ARM endpoint", "Authority")
+    assert "https://management.azure.com in Azure's global cloud" in form["arm_endpoint"].help_text
+    assert "https://login.microsoftonline.com in Azure's global cloud" in form["authority"].help_text
+    page = client.get(reverse("policies:subscription_add")).content.decode()
+    assert ">CA bundle:</label>" in page and "Ca bundle" not in page
+    assert "Microsoft Entra ID URL the portal takes its tokens from" in page

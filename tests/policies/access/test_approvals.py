@@ -399,6 +399,21 @@ def test_a_rules_source_ranges_may_be_wider_than_a_request_may_ask_for(client, p
     assert "'1.2.3.999' is not a valid IP address or range" in html.unescape(bad.content.decode())
 
 
+@pytest.mark.django_db
+def test_the_rule_forms_fields_are_named_in_words_not_as_stored(client, policy_admin):
+    client.force_login(policy_admin)
+    form = client.get(reverse("policies:rule_new")).context["form"]
+    labels = {name: field.label for name, field in form.fields.items()}
+    assert {name: labels[name] for name in ("max_duration_minutes", "pending_minutes", "hours_start", "hours_end",
+                                            "second_level_approvals", "message")} == {
+        "max_duration_minutes": "Longest window (minutes)", "pending_minutes": "Decision deadline (minutes)",
+        "hours_start": "Hours from", "hours_end": "Hours until", "second_level_approvals": "Second-level approvals",
+        "message": "Deny message"}
+    assert "..." not in form.fields["hours_end"].help_text
+    for label in labels.values():  # no label reads as a field's stored name
+        assert not re.search(r"(?i)\b(minutes|start|end)$", label) or "(" in label, label
+
+
 def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin):
     client.force_login(policy_admin)
     response = client.post(reverse("policies:rule_new"), {
