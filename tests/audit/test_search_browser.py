@@ -63,3 +63,29 @@ def test_an_auditor_filters_to_one_vm_and_seven_days_and_downloads_the_csv(porta
     assert len({r["Event id"] for r in rows}) == len(rows)
     shown = page.locator("#result_list tbody tr").count()
     assert len(rows) >= shown
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_results_fit_the_window_their_long_callers_wrapping(portal, entra_page, width):
+    """At a desktop's 1280 px the results need no sideways scroll beside the filters, the portal's named identity
+    and long user names wrapping inside the Caller column; on a phone the table scrolls within its box, never the
+    page."""
+    from audit.ingestion import store_events
+    from tests.audit.factories import event
+
+    long_name = "firstname.lastname-with-a-long-department@subsidiary.contoso.example"
+    store_events([event(caller="0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f"), event(caller=long_name)])
+    page = entra_page
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in_with_entra(page, portal, "carol@contoso.example")
+    page.goto(f"{portal}/audit/")
+    expect(page.locator("#result_list td.field-caller .caller").first).to_have_text(
+        "jitportal (service principal 0d3b6a9e…)")
+    expect(page.locator("#result_list td.field-caller", has_text=long_name)).to_be_visible()
+    sizes = page.evaluate("""() => {
+        const box = document.querySelector('#changelist .results');
+        return {page: document.documentElement.scrollWidth, scroll: box.scrollWidth, client: box.clientWidth};
+    }""")
+    assert sizes["page"] <= width, sizes
+    if width >= 1280:
+        assert sizes["scroll"] <= sizes["client"], sizes
