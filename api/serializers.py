@@ -278,16 +278,20 @@ class RequestPortSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="The portal's state of this port (queued, open, expired…).")
     azureStatus = serializers.CharField(allow_null=True, help_text="Initiated or Revoked, as Azure says.")
     statusReason = serializers.CharField(allow_null=True)
-    mappedPort = serializers.IntegerField(allow_null=True, help_text="Azure Firewall DNAT port.")
+    mappedPort = serializers.IntegerField(allow_null=True, help_text=(
+        "Azure Firewall DNAT port; shown to the requester only (null for anyone else reading the request)."))
     error = serializers.CharField(allow_null=True)
-    connection = ConnectionSerializer(required=False, help_text="How to connect, while the port is open.")
+    connection = ConnectionSerializer(required=False, allow_null=True, help_text=(
+        "How to connect, while the port is open (absent otherwise). Shown to the requester only: null on every "
+        "port for anyone else reading the request (an approver, a policy admin, another requester at its VMs)."))
 
 
 class RequestVmSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The VM's ARM id.")
     name = serializers.CharField()
     ports = RequestPortSerializer(many=True)
-    address = serializers.CharField(required=False)
+    address = serializers.CharField(required=False, help_text="Where to connect, while a port is open: to the "
+                                                              "requester only.")
     addressKind = serializers.CharField(required=False)
 
 

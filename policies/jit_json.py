@@ -379,14 +379,15 @@ def request_from_azure(body: object, *, user, now: datetime | None = None,
                         justification=justification.strip(), start_at=scheduled)
 
 
-def request_to_json(request, *, review: bool = False) -> dict:
+def request_to_json(request, *, connection: bool = True) -> dict:
     """An access request with its VMs, ports and approvals, in Azure's words where Azure has them.
 
     ``startTimeUtc`` is the scheduled start, or when the first port opened (None before that); ``endTimeUtc`` the
     end once it is known (``ends.port_end``; the request's: None until one of its ports' is), and ``duration`` the
     window's length asked for (ISO 8601; the request's: its longest port's), which holds from the start; ``status``
-    is the portal's port state, ``azureStatus``/``statusReason`` Azure's. For an approver's ``review`` the
-    connection details (address, endpoint) are left out: they are the requester's.
+    is the portal's port state, ``azureStatus``/``statusReason`` Azure's. The connection details are the
+    requester's: without ``connection`` (anyone else reading it) each port's ``connection`` and ``mappedPort`` are
+    null and the VMs' address is left out.
     """
     vm_rows = list(request.vms.all())
     ports_by_vm: dict[int, list] = {}
@@ -430,16 +431,19 @@ def request_to_json(request, *, review: bool = False) -> dict:
                     "allowedSourceAddressPrefix": port.source_prefix, "endTimeUtc": iso(ends[port.pk]),
                     "duration": rules.format_duration(timedelta(seconds=port.duration_seconds)),
                     "status": port.state, "azureStatus": port.azure_status or None,
-                    "statusReason": port.azure_status_reason or None, "mappedPort": port.mapped_port,
+                    "statusReason": port.azure_status_reason or None,
+                    "mappedPort": port.mapped_port if connection else None,
                     "error": port.last_error or None}
-            if port.state == "open" and not review:
+            if not connection:
+                item["connection"] = None
+            elif port.state == "open":
                 details = details_for(address=row.address, address_kind=row.address_kind, number=port.number,
                                       mapped_port=port.mapped_port)
                 if details is not None:
                     item["connection"] = {"host": details.host, "port": details.port, "via": details.via,
                                           "endpoint": details.endpoint}
             entry["ports"].append(item)
-        if any(p.state == "open" for p in ports) and row.address and not review:
+        if any(p.state == "open" for p in ports) and row.address and connection:
             entry["address"] = row.address
             entry["addressKind"] = row.address_kind
         body["virtualMachines"].append(entry)

@@ -71,10 +71,11 @@ REQUEST_FILTERS = [
 def _request_json(access: AccessRequest, request: Request, *, review: bool = False) -> dict:
     """The request as ``request_to_json`` shapes it. Someone else's request lists only the VMs the caller may read:
     one spanning several scopes is seen through the VM in the caller's, never with the names and addresses of the
-    others (Azure too shows each policy's part of a request only to who may read that policy)."""
+    others (Azure too shows each policy's part of a request only to who may read that policy); its connection
+    details are the requester's alone (``connection`` null), as on an approver's ``review``."""
     url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
     access_selectors.show_as_timed_out(access, timezone.now())  # as the pages show it, before the reconcile
-    body = jit_json.request_to_json(access, review=review)
+    body = jit_json.request_to_json(access, connection=not review and access.requester_id == request.user.pk)
     if access.requester_id != request.user.pk:
         body["virtualMachines"] = [vm for vm in body["virtualMachines"]
                                    if authz.has_permission(request.user, VM_READ, vm["id"])]

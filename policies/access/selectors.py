@@ -313,11 +313,12 @@ def vm_rows_shown(request: AccessRequest, user) -> tuple[list[AccessRequestVm], 
 def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     """What the request page shows: per VM (those ``vm_rows_shown``), per port, state, its end once known
     (``ends.port_end``, else the window's length and when it starts), time left, connection lines; and what may be
-    done. On an approver's ``review`` the connection details stay hidden (they are the
-    requester's). A request past its approval deadline shows as the next reconcile will mark it
-    (``show_as_timed_out``)."""
+    done. The connection details (the requester's login name, address and port, a firewall's DNAT port) are shown
+    to the requester only (``connection_hidden`` for anyone else, and on an approver's ``review``). A request past
+    its approval deadline shows as the next reconcile will mark it (``show_as_timed_out``)."""
     now = timezone.now()
     show_as_timed_out(request, now)
+    hidden_details = review or request.requester_id != user.pk
     vms = []
     login = login_name(request.requester_name)
     shown, hidden = vm_rows_shown(request, user)
@@ -326,7 +327,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     for vm_row in shown:
         ports = []
         for port in vm_row.ports.all():
-            details = port_connection(port) if port.state == PortState.OPEN and not review else None
+            details = port_connection(port) if port.state == PortState.OPEN and not hidden_details else None
             closed_early = port.closed_early
             # its JIT policy is gone from Azure (JIT removed from its last VM): revoked with it
             policy_gone = port.state == PortState.CLOSED and port.azure_status_reason == POLICY_GONE
@@ -359,7 +360,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     every = [port for vm_row in request.vms.all() for port in vm_row.ports.all()]
     cancellable = (request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
                    and not any(port.opened_at for port in every))  # one policy open, another retrying: "Close now"
-    return {"vms": vms, "vms_hidden": hidden,
+    return {"vms": vms, "vms_hidden": hidden, "connection_hidden": hidden_details,
             "source_note": request_source_note(request.source_prefix) if request.source_warning else "",
             "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
             "cancellable": cancellable,

@@ -365,6 +365,29 @@ def test_someone_elses_request_shows_only_the_vms_in_the_callers_scope(persona_m
         assert "vm-elsewhere" not in answer.content.decode() and "51.105.20.9" not in answer.content.decode()
 
 
+def test_only_the_requester_reads_the_connection_details_of_a_request(persona_mappings, requester, policy_admin,
+                                                                       approver, reader, api_as):
+    """Others who may read a request (another requester or a reader at its VM, a policy admin, an approver) see its
+    state, ports and times, but not how to connect: ``connection`` and ``mappedPort`` are null, no address."""
+    from policies.access.models import AccessRequestPort, AccessRequestVm
+
+    theirs = make_access_request(IN)  # open, by someone else
+    AccessRequestVm.objects.filter(request=theirs).update(address="20.50.10.4", address_kind="firewall")
+    AccessRequestPort.objects.filter(request=theirs).update(mapped_port=50022)
+    url = f"/api/v1/requests/{theirs.pk}/"
+    own = api_as(theirs.requester).get(url).json()["virtualMachines"][0]
+    assert own["address"] == "20.50.10.4" and own["ports"][0]["mappedPort"] == 50022
+    assert own["ports"][0]["connection"]["endpoint"] == "20.50.10.4:50022"
+    for user in (requester, reader, policy_admin, approver):
+        answer = api_as(user).get(url)
+        assert answer.status_code == 200, answer.content
+        [vm] = answer.json()["virtualMachines"]
+        assert [(p["status"], p["connection"], p["mappedPort"]) for p in vm["ports"]] == [("open", None, None)]
+        assert "address" not in vm and "20.50.10.4" not in answer.content.decode()
+    listed = api_as(policy_admin).get("/api/v1/requests/", {"all": "1"}).json()["results"][0]
+    assert listed["virtualMachines"][0]["ports"][0]["connection"] is None
+
+
 def test_only_the_requester_extends(persona_mappings, policy_admin, api_as):
     inside = make_access_request(IN)
     response = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "PT1H"})

@@ -903,10 +903,10 @@ def test_an_approvers_review_of_an_open_request_does_not_say_azure_left_out_its_
     client.force_login(approver)
     review = client.get(reverse("policies:request_review", args=[request.pk])).content.decode()
     assert "did not say which of its ports" not in review and "No address known" not in review
-    assert review.count("Shown to the requester.") == 2 and "ssh " not in review
+    assert review.count("Connection details are shown to the requester only.") == 2 and "ssh " not in review
     client.force_login(requester)
     page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
-    assert "Shown to the requester." not in page and page.count("Copy SSH") == 2
+    assert "Connection details are shown to the requester only." not in page and page.count("Copy SSH") == 2
 
 
 def test_an_approver_reads_the_request_page_and_its_status_as_on_the_review_page(client, prod, requester, approver,
@@ -929,7 +929,8 @@ def test_an_approver_reads_the_request_page_and_its_status_as_on_the_review_page
     assert set(states(request).values()) == {PortState.OPEN}
     for url in (page_url, status_url):
         text = client.get(url).content.decode()
-        assert text.count("Shown to the requester.") == 2 and "ssh " not in text and "Copy SSH" not in text
+        assert text.count("Connection details are shown to the requester only.") == 2
+        assert "ssh " not in text and "Copy SSH" not in text
         assert 'id="close-form"' not in text and 'name="duration"' not in text and 'id="review-link"' not in text
         assert 'id="decisions"' in text
     RoleMapping.objects.filter(role="approver").update(scope=OUT_OF_SCOPE)  # now an approver of another scope

@@ -785,6 +785,26 @@ def test_a_firewall_port_without_a_mapped_port_says_so_rather_than_that_no_addre
     assert "Azure Firewall 20.50.10.4: Azure did not say which of its ports it mapped to port 22" in page
 
 
+def test_only_the_requester_sees_how_to_connect(prod, requester, reader, policy_admin, client):
+    """Another requester or reader at the VM and a policy admin may read the request, not its connection block (the
+    requester's login name, the firewall's address and DNAT port): a line says it is the requester's."""
+    request = ask(requester, {"db-01": [22]})  # behind the Azure Firewall fw-data (20.50.10.4)
+    open_all(request)
+    urls = [reverse("policies:request_detail", args=[request.pk]), reverse("policies:request_status",
+                                                                           args=[request.pk])]
+    for user in (reader, policy_admin):
+        client.force_login(user)
+        assert "By <strong>alice@contoso.example</strong>" in client.get(urls[0]).content.decode()
+        for url in urls:
+            text = client.get(url).content.decode()
+            assert 'id="request-state">Open<' in text and "Connection details are shown to the requester only." in text
+            assert "ssh " not in text and "20.50.10.4" not in text and "Copy SSH" not in text
+    client.force_login(requester)
+    for url in urls:
+        text = client.get(url).content.decode()
+        assert re.search(r"ssh alice@20\.50\.10\.4 -p \d+", text) and "shown to the requester only" not in text
+
+
 def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod, alice):
     from tests.plugins.personas import IN_SCOPE
     from tests.policies.access.factories import rule
