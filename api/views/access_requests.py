@@ -74,7 +74,9 @@ def _request_json(access: AccessRequest, request: Request, *, review: bool = Fal
     others (Azure too shows each policy's part of a request only to who may read that policy); its connection
     details are the requester's alone (``connection`` null), as on an approver's ``review``."""
     url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
-    access_selectors.show_as_timed_out(access, timezone.now())  # as the pages show it, before the reconcile
+    now = timezone.now()  # as the pages show it, before the reconcile: past its approval deadline or its end
+    access_selectors.show_as_timed_out(access, now)
+    access_selectors.show_as_ended(access, now)
     body = jit_json.request_to_json(access, connection=not review and access.requester_id == request.user.pk)
     if access.requester_id != request.user.pk:
         body["virtualMachines"] = [vm for vm in body["virtualMachines"]

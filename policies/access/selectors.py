@@ -4,6 +4,7 @@ A user sees their own requests; a policy admin also sees every request touching 
 """
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
@@ -102,14 +103,31 @@ def _approval_overdue(now) -> Q:
     return Q(approval_state=ApprovalState.PENDING, approval_expires_at__lte=now)
 
 
+def _access_ended(now) -> tuple[Q, Q]:
+    """Open with no port open past ``now``: its access ended, though ``expire_due`` (the beat's reconcile) has not
+    marked it yet (``show_as_ended``); as (shown closed: one of its ports was closed, as by a newer request; shown
+    expired: the others)."""
+    still_open = AccessRequestPort.objects.filter(request_id=OuterRef("pk"), state=PortState.OPEN, end_at__gt=now)
+    closed = AccessRequestPort.objects.filter(request_id=OuterRef("pk"), state=PortState.CLOSED)
+    ended = Q(state=PortState.OPEN) & ~Q(Exists(still_open))
+    return ended & Q(Exists(closed)), ended & ~Q(Exists(closed))
+
+
 def in_shown_state(queryset: QuerySet[AccessRequest], state: str) -> QuerySet[AccessRequest]:
-    """The requests of ``queryset`` in ``state`` as the pages show and count them (``state_counts``): one past its
-    approval deadline is expired, no longer pending, before the reconcile marks it."""
-    overdue = _approval_overdue(timezone.now())
+    """The requests of ``queryset`` in ``state`` as the pages show and count them (``state_counts``), before the
+    reconcile marks them: one past its approval deadline is expired, no longer pending; one open past its end,
+    expired (closed when a port of it was), no longer open."""
+    now = timezone.now()
+    overdue = _approval_overdue(now)
+    ended_closed, ended_expired = _access_ended(now)
     if state == PortState.PENDING:
         return queryset.filter(state=state).exclude(overdue)
+    if state == PortState.OPEN:
+        return queryset.filter(state=state).exclude(ended_closed | ended_expired)
     if state == PortState.EXPIRED:
-        return queryset.filter(Q(state=state) | overdue)
+        return queryset.filter(Q(state=state) | overdue | ended_expired)
+    if state == PortState.CLOSED:
+        return queryset.filter(Q(state=state) | ended_closed)
     return queryset.filter(state=state)
 
 
@@ -225,12 +243,14 @@ def requestable_vm(user, pk: int) -> VirtualMachine:
 
 
 def my_open_ports(user, limit: int = 20) -> list[AccessRequestPort]:
-    """The user's ports open now (and those still opening), soonest end first, with time left."""
+    """The user's ports open now (and those still opening), soonest end first, with time left; a port whose end
+    passed is not, though the reconcile has not marked it expired yet (``show_as_ended``)."""
+    now = timezone.now()
     ports = list(AccessRequestPort.objects.filter(request__requester_id=user.pk,
                                                   state__in=[PortState.OPEN, PortState.OPENING, PortState.QUEUED,
                                                              PortState.PENDING, PortState.SCHEDULED])
+                 .exclude(state=PortState.OPEN, end_at__lte=now)
                  .select_related("request", "request_vm").order_by("end_at")[:limit])
-    now = timezone.now()
     for port in ports:
         port.time_left = max(port.end_at - now, timedelta(0))
     return ports
@@ -240,16 +260,35 @@ DASHBOARD_MOVING_POLL = "2s"
 DASHBOARD_POLL = "30s"
 
 
-def open_access_poll(ports: list[AccessRequestPort]) -> str:
+def open_access_poll(ports: list[AccessRequestPort], now=None) -> str:
     """How soon the dashboard's "My open access" (``my_open_ports``) asks again (htmx ``every``): every 2 s while a
     port is queued or opening (it opens within seconds), else every 30 s, so time left counts down (it is shown to
-    the minute) and access that ended leaves the list, as the request page does."""
+    the minute), and no later than the first open port's end, so access that ended leaves the list then, as the
+    request page does."""
     moving = any(port.state in (PortState.QUEUED, PortState.OPENING) for port in ports)
-    return DASHBOARD_MOVING_POLL if moving else DASHBOARD_POLL
+    if moving:
+        return DASHBOARD_MOVING_POLL
+    return until_next_end(DASHBOARD_POLL, [port.end_at for port in ports if port.state == PortState.OPEN],
+                          now or timezone.now())
+
+
+def until_next_end(every: str, ends: list, now) -> str:
+    """The htmx ``every`` given (``"30s"``, ``"250ms"``), or sooner so that it fires at the first of ``ends`` still
+    to come: a poll from then on shows the access ended (``show_as_ended``)."""
+    coming = [end for end in ends if end > now]
+    seconds = float(every[:-2]) / 1000 if every.endswith("ms") else float(every[:-1])
+    if coming and min(coming) - now < timedelta(seconds=seconds):
+        return f"{max(math.ceil((min(coming) - now).total_seconds() * 1000), 250)}ms"
+    return every
 
 
 def recent_requests(user, limit: int = 10) -> list[AccessRequest]:
-    return list(request_list(user, everyone=False).order_by("-created_at", "-id")[:limit])
+    """The user's latest requests, each one whose access ended shown so (``show_as_ended``)."""
+    recent = list(request_list(user, everyone=False).prefetch_related("ports").order_by("-created_at", "-id")[:limit])
+    now = timezone.now()
+    for request in recent:
+        show_as_ended(request, now)
+    return recent
 
 
 FINISHED_COUNTED_DAYS = 30
@@ -258,11 +297,16 @@ FINISHED_COUNTED_DAYS = 30
 def state_counts(user) -> dict[str, int] | None:
     """Requests per state in the admin's scope (``None`` for non-admins): every one waiting or open, and the finished
     ones asked for in the last ``FINISHED_COUNTED_DAYS`` days, so the figures stay current and cheap however long
-    the history. One past its approval deadline counts as expired, as the next reconcile marks it."""
+    the history. One past its approval deadline, or open past its end, counts as the next reconcile marks it
+    (``in_shown_state``)."""
     if not is_admin(user):
         return None
     counts = {state.value: 0 for state in PortState}
-    shown = Case(When(_approval_overdue(timezone.now()), then=Value(PortState.EXPIRED.value)), default=F("state"))
+    now = timezone.now()
+    ended_closed, ended_expired = _access_ended(now)
+    shown = Case(When(_approval_overdue(now), then=Value(PortState.EXPIRED.value)),
+                 When(ended_closed, then=Value(PortState.CLOSED.value)),
+                 When(ended_expired, then=Value(PortState.EXPIRED.value)), default=F("state"))
     counted = Q(state__in=ACTIVE) | Q(created_at__gte=day_start(finished_counted_from()))
     for state, n in (request_list(user).filter(counted).order_by().annotate(shown=shown).values_list("shown")
                      .annotate(n=Count("*"))):
@@ -315,9 +359,11 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     (``ends.port_end``, else the window's length and when it starts), time left, connection lines; and what may be
     done. The connection details (the requester's login name, address and port, a firewall's DNAT port) are shown
     to the requester only (``connection_hidden`` for anyone else, and on an approver's ``review``). A request past
-    its approval deadline shows as the next reconcile will mark it (``show_as_timed_out``)."""
+    its approval deadline, or open past its end, shows as the next reconcile will mark it (``show_as_timed_out``,
+    ``show_as_ended``)."""
     now = timezone.now()
     show_as_timed_out(request, now)
+    show_as_ended(request, now)
     hidden_details = review or request.requester_id != user.pk
     vms = []
     login = login_name(request.requester_name)
@@ -382,7 +428,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "progress": counts, "approvers_short": short,
             "polling": request.state in (PortState.QUEUED, PortState.OPENING, PortState.OPEN),
             "waiting": request.state in WAITING,
-            "poll_every": poll_interval(request, now)}
+            "poll_every": poll_interval(request, now, [port.end_at for port in every if port.state == PortState.OPEN])}
 
 
 def original_open(request: AccessRequest) -> AccessRequest | None:
@@ -392,6 +438,32 @@ def original_open(request: AccessRequest) -> AccessRequest | None:
         return None
     return (AccessRequest.objects.filter(pk=request.extends_id, state=PortState.OPEN, closed_at__isnull=True)
             .only("id", "end_at").first())
+
+
+def _past_end(port: AccessRequestPort, now) -> bool:
+    return port.state == PortState.OPEN and port.end_at <= now
+
+
+def show_as_ended(request: AccessRequest, now) -> bool:
+    """Whether a port of ``request`` is open past its end; if so, marks it in memory only (a GET writes nothing) as
+    ``expire_due`` (the beat's reconcile) will: expired at its end (Azure: Revoked, Expired), and the request's
+    state from its ports. Its prefetched VMs and ports (through its VMs and directly) are changed, so the pages and
+    the API show neither time left, connection details nor Close now for access that ended (as
+    ``show_as_timed_out`` does for a request past its approval deadline)."""
+    from .services.state import aggregate_state
+
+    if request.state not in ACTIVE:
+        return False
+    prefetch_related_objects([request], "ports")  # prefetched by the lists; one query on a request's page
+    if not any(_past_end(port, now) for port in request.ports.all()):
+        return False
+    prefetch_related_objects([request], "vms__ports")  # what the page reads, kept in memory
+    for port in [port for vm_row in request.vms.all() for port in vm_row.ports.all()] + list(request.ports.all()):
+        if _past_end(port, now):
+            port.state, port.finished_at = PortState.EXPIRED, port.end_at
+            port.azure_status, port.azure_status_reason = "Revoked", "Expired"
+    request.state = aggregate_state([port.state for port in request.ports.all()])
+    return True
 
 
 def show_as_timed_out(request: AccessRequest, now) -> bool:
@@ -441,17 +513,20 @@ FAST_POLL_SECONDS = 5
 SOON_POLL_SECONDS = 30
 
 
-def poll_interval(request: AccessRequest, now) -> str:
+def poll_interval(request: AccessRequest, now, ends: list | None = None) -> str:
     """How soon the request page asks again (htmx ``every``). Azure usually answers within a second, so right
     after a change (submitted, claimed, close asked) the page asks every 250 ms, then every second, then every
-    2 s; an open request every 30 s (time left, and an end or a replacement shows without reloading); waiting
-    for approvers every 5 s, for a scheduled start every 30 s."""
+    2 s; an open request every 30 s (time left, and an end or a replacement shows without reloading), and at the
+    first of its open ports' ``ends`` to come, so the page shows the access ended then; waiting for approvers
+    every 5 s, for a scheduled start every 30 s."""
     moving = request.state in (PortState.QUEUED, PortState.OPENING) or (
         request.state == PortState.OPEN and request.closed_at is not None)
     if moving:
         changed = max(filter(None, (request.created_at, request.updated_at, request.closed_at)), default=now)
         age = (now - changed).total_seconds()
         return "250ms" if age < FAST_POLL_SECONDS else "1s" if age < SOON_POLL_SECONDS else "2s"
+    if request.state == PortState.OPEN:
+        return until_next_end("30s", ends or [], now)
     return "5s" if request.state == PortState.PENDING else "30s"
 
 

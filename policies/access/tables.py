@@ -69,12 +69,14 @@ class AccessRequestTable(SortableTable):
 
 def render_rows(records: list[AccessRequest], shown: list[str], *, user, now: datetime) -> SafeString:
     """The ``<tr>`` of each request for the columns ``shown``: the VMs ``user`` may see of each
-    (``selectors.vm_rows_shown``), and each request's state and end as of ``now``. Every value is escaped."""
-    from .selectors import vm_rows_shown
+    (``selectors.vm_rows_shown``), and each request's state and end as of ``now`` (one whose access ended as the
+    reconcile will mark it: ``selectors.show_as_ended``). Every value is escaped."""
+    from .selectors import show_as_ended, vm_rows_shown
 
     link = object_url("policies:request_detail")
     out = []
     for index, record in enumerate(records):
+        show_as_ended(record, now)
         pk = str(record.pk)
         cells = {
             "id": f'<td><a href="{link(pk)}">{pk}</a></td>',

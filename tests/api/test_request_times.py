@@ -110,3 +110,27 @@ def test_the_schema_says_when_the_end_is_null_and_what_duration_is(client):
         assert end["nullable"] is True and "null while" in end["description"].lower()
         assert properties["duration"]["type"] == "string" and "ISO 8601" in properties["duration"]["description"]
         assert "duration" in schemas[name]["required"]
+
+
+def test_access_past_its_end_reads_expired_before_the_reconcile_marks_it(prod, requester, api_as):
+    """Until the next reconcile (up to a minute) a request whose end passed read ``"state": "open"`` with its
+    connection details; it reads as the reconcile will mark it, and nothing is written on the way."""
+    mine = api_as(requester)
+    created = ask(mine)
+    request = AccessRequest.objects.get(pk=created["id"])
+    assert open_all(request) == ["open"]
+    assert mine.get(created["url"]).json()["virtualMachines"][0]["ports"][0]["connection"]
+    ended = timezone.now() - timedelta(seconds=1)
+    AccessRequest.objects.filter(pk=request.pk).update(end_at=ended)
+    request.ports.update(end_at=ended)
+    body = mine.get(created["url"]).json()
+    [vm_entry] = body["virtualMachines"]
+    [port] = vm_entry["ports"]
+    assert (body["state"], port["status"], port["azureStatus"], port["statusReason"]) == (
+        "expired", "expired", "Revoked", "Expired")
+    assert "connection" not in port and "address" not in vm_entry
+    assert [r["id"] for r in mine.get("/api/v1/requests/", {"state": "expired"}).json()["results"]] == [request.pk]
+    assert mine.get("/api/v1/requests/", {"state": "open"}).json()["results"] == []
+    assert mine.get("/api/v1/requests/").json()["results"][0]["state"] == "expired"
+    request.refresh_from_db()
+    assert (request.state, request.ports.get().state) == ("open", "open")  # the reconcile marks it

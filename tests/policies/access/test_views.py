@@ -589,6 +589,55 @@ def test_the_page_polls_quickly_right_after_a_change_then_backs_off(state, secon
     assert poll_interval(request, now) == expected
 
 
+def test_access_past_its_end_shows_as_expired_before_the_reconcile_marks_it(prod, requester, policy_admin, alice,
+                                                                          client):
+    """Until the next reconcile (up to a minute) it showed Open with its ssh line, Close now and "0 minutes left",
+    on its page, in its polled status, on the dashboard and in the Requests list; nothing is written on the way."""
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    ended = timezone.now() - timedelta(seconds=1)
+    AccessRequest.objects.filter(pk=request.pk).update(end_at=ended)
+    request.ports.update(end_at=ended)
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    status = alice.get(reverse("policies:request_status", args=[request.pk]), {"state": "open"},
+                       HTTP_HX_REQUEST="true").content.decode()
+    for shown in (page, status):
+        assert 'id="request-state">Expired<' in shown and '<td class="port-state">Expired</td>' in shown
+        assert "ssh " not in shown and 'id="close-now"' not in shown and "left)" not in shown
+        assert 'hx-trigger="every' not in shown.split('id="request-status"', 1)[1].split(">", 1)[0]
+    assert 'id="request-announcement" hx-swap-oob="innerHTML">State: Expired<' in status
+    for url in (reverse("dashboard"), reverse("dashboard_open_access")):
+        shown = alice.get(url).content.decode()
+        assert 'data-port="web-02:22"' not in shown and "You have no open access right now." in shown
+    assert re.search(r"\d\d:\d\d UTC</time> — Expired", alice.get(reverse("dashboard")).content.decode())
+
+    def listed(user, **query) -> dict[int, str]:
+        client.force_login(user)
+        page = client.get(reverse("policies:requests"), query).content.decode()
+        return {int(pk): state for pk, state in re.findall(
+            r'data-request="(\d+)".*?<span class="access-state access-\w+">([^<]+)</span>', page, re.S)}
+
+    assert listed(requester) == listed(requester, state="expired") == {request.pk: "Expired"}
+    assert listed(requester, state="open") == {}
+    from policies.access import selectors
+
+    assert selectors.state_counts(policy_admin)["expired"] == 1 and selectors.state_counts(policy_admin)["open"] == 0
+    request.refresh_from_db()
+    assert (request.state, states(request)) == ("open", {("web-02", 22): "open"})  # the reconcile marks it
+
+
+def test_an_open_request_page_asks_again_when_its_access_ends(prod, requester, alice):
+    """It asked every 30 s, so it went on showing the access open for up to 30 s after its end."""
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    soon = timezone.now() + timedelta(seconds=10)
+    AccessRequest.objects.filter(pk=request.pk).update(end_at=soon)
+    request.ports.update(end_at=soon)
+    for url in (reverse("policies:request_detail", args=[request.pk]), reverse("dashboard")):
+        every = int(re.search(r'hx-trigger="every (\d+)ms"', alice.get(url).content.decode()).group(1))
+        assert 8000 < every <= 10000
+
+
 def test_the_vm_page_has_one_heading_and_azures_recent_requests_with_portal_dates(prod, alice):
     page = alice.get(reverse("policies:vm_detail", args=[vm("web-01").pk])).content.decode()
     assert page.count("<h1") == 1 and re.search(r"<h1[^>]*>web-01</h1>", page)
