@@ -155,15 +155,16 @@ class RequestDetailView(ApiView):
         return Response(_request_json(access, request, review=review))
 
 
-@api_requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
+@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
 class RequestCloseView(ApiView):
     """Close a request now (new connections are refused; established ones are not cut). The requester may always
-    close their own, even after their role was taken away (closing only reduces exposure)."""
+    close their own, even after their role was taken away (closing only reduces exposure); anyone else who may read
+    it (its approvers too) gets a 403 saying who may close it."""
 
     @extend_schema(operation_id="requests_close", request={"application/json": s.EMPTY_BODY},
                    responses={200: s.RequestSerializer, **BODY_ERRORS, **NOT_FOUND}, tags=["requests"])
     def post(self, request: Request, pk: int) -> Response:
-        access = access_selectors.request_get(request.user, pk)
+        access, _ = access_selectors.request_or_review_get(request.user, pk)
         s.EmptyBodySerializer(data=_body(request)).is_valid(raise_exception=True)
         access_services.request_close(actor=request.user, request=access)
         return Response(_request_json(access_selectors.request_get(request.user, pk), request))

@@ -233,12 +233,13 @@ def request_status(request: HttpRequest, pk: int) -> HttpResponse:
         "extend_form": _extend_form(access, view) if extend_changed else None, **view})
 
 
-@requires(JIT_INITIATE, object_model=AccessRequest, owner_field="requester")
+@requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
 @require_POST
 def request_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close now: ends access early (new connections refused; established ones are not cut). The requester may
-    close their own whatever their role now (closing only reduces exposure); extending needs the role."""
-    access = _request_for(request, pk)
+    close their own whatever their role now (closing only reduces exposure); extending needs the role. Anyone else
+    who may read the request (its approvers too) is told who may close it."""
+    access, _ = selectors.request_or_review_get(request.user, pk)
     opened = any(port.opened_at for row in access.vms.all() for port in row.ports.all())  # prefetched
     try:
         services.request_close(actor=request.user, request=access)

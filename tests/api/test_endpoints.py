@@ -388,6 +388,20 @@ def test_only_the_requester_reads_the_connection_details_of_a_request(persona_ma
     assert listed["virtualMachines"][0]["ports"][0]["connection"] is None
 
 
+def test_an_approver_who_may_read_a_request_is_told_who_may_close_it(persona_mappings, approver, reader, api_as):
+    """An approver at its VM reads the request; closing it was a 404 (as if it did not exist), not the 403 another
+    reader gets."""
+    theirs = make_access_request(IN)
+    for user in (reader, approver):
+        assert api_as(user).get(f"/api/v1/requests/{theirs.pk}/").status_code == 200
+        response = api_as(user).post(f"/api/v1/requests/{theirs.pk}/close/")
+        assert response.status_code == 403
+        assert response.json()["detail"] == "Only the requester or a policy admin may close this request."
+    assert AccessRequest.objects.get(pk=theirs.pk).closed_at is None
+    outside = make_access_request(OUT)
+    assert api_as(approver).post(f"/api/v1/requests/{outside.pk}/close/").status_code == 404
+
+
 def test_only_the_requester_extends(persona_mappings, policy_admin, api_as):
     inside = make_access_request(IN)
     response = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "PT1H"})

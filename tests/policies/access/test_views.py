@@ -481,12 +481,18 @@ def test_a_page_number_of_an_old_link_shows_the_first_page(prod, requester, clie
     assert (page.first, len(page.rows), page.rows[0].pk, page.previous) == (True, 3, newest, None) and page.next
 
 
-def test_someone_else_cannot_close_a_request(prod, requester, reader, client):
+def test_someone_else_cannot_close_a_request(prod, requester, reader, approver, client):
+    """A reader and an approver at its VM may read the request; closing it is refused with the same message (an
+    approver got a 404, as if it did not exist)."""
     request = ask(requester, {"web-02": [22]})
     open_all(request)
-    client.force_login(reader)
-    response = client.post(reverse("policies:request_close", args=[request.pk]))
-    assert response.status_code == 302 and AccessRequest.objects.get(pk=request.pk).closed_at is None
+    for user in (reader, approver):
+        client.force_login(user)
+        assert client.get(reverse("policies:request_detail", args=[request.pk])).status_code == 200
+        response = client.post(reverse("policies:request_close", args=[request.pk]), follow=True)
+        assert response.redirect_chain == [(reverse("policies:request_detail", args=[request.pk]), 302)]
+        assert "Only the requester or a policy admin may close this request." in response.content.decode()
+        assert AccessRequest.objects.get(pk=request.pk).closed_at is None
 
 
 def test_the_dashboard_shows_my_open_access_and_admin_counts(prod, requester, policy_admin, client):
