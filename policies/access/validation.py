@@ -27,12 +27,13 @@ DURATION_STEPS = (timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=
 SCHEDULE_MIN_LEAD = timedelta(minutes=1)
 
 
-def policy_port(vm_ports: list[dict], number: int) -> PortRule:
-    """The VM's policy rule for port ``number``, or a ``port_not_in_policy`` error."""
+def policy_port(vm_ports: list[dict], number: int, vm_name: str = "") -> PortRule:
+    """The VM's policy rule for port ``number``, or a ``port_not_in_policy`` error naming the VM (``vm_name``)."""
     for port in vm_ports or []:
         if int(port.get("number", 0)) == int(number):
             return PortRule.from_azure(port)
-    raise ValidationError(f"Port {number} is not in the JIT policy of this VM.", code="port_not_in_policy")
+    raise ValidationError(f"Port {number} is not in the JIT policy of {vm_name or 'this VM'}.",
+                          code="port_not_in_policy")
 
 
 def port_maximum(rule: PortRule) -> timedelta:

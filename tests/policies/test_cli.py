@@ -376,7 +376,7 @@ def test_requests_the_policy_does_not_allow_are_refused(prod, requester):
     for vm_name, port, extra, message in [
         ("web-05", {}, (), "VM web-05 is not in JIT policy"),  # JIT not enabled on it
         ("jump-02", {}, (), "VM jump-02 is not in JIT policy"),  # another policy
-        ("web-02", {"number": 3389}, (), "Port 3389 is not in the JIT policy of this VM"),
+        ("web-02", {"number": 3389}, (), "Port 3389 is not in the JIT policy of web-02."),
         ("web-02", {}, ("--duration", "PT4H"), "may be opened for at most 3 h"),
         ("web-02", {}, ("--resource-id", WEB_POLICY.replace("web", "w")), "VM web-02 is not in JIT policy"),
         ("web-03", {"allowedSourceAddressPrefix": "192.0.2.10"}, (),

@@ -109,7 +109,7 @@ def _validate(actor, selections: list[Selection], source_prefix: str, duration: 
             problems.append(ValidationError(f"Select at least one port of {vm.name}.", code="no_ports"))
         for number in selection.ports:
             try:
-                rule = validation.policy_port(vm.ports, number)
+                rule = validation.policy_port(vm.ports, number, vm.name)
             except ValidationError as exc:
                 problems.extend(exc.error_list)
                 continue

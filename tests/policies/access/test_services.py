@@ -145,7 +145,7 @@ def test_it_refuses_a_window_longer_than_the_ports_maximum(prod, requester):
 
 
 def test_it_refuses_a_port_not_in_the_policy(prod, requester):
-    with pytest.raises(ValidationError, match="Port 3389 is not in the JIT policy"):
+    with pytest.raises(ValidationError, match=r"^\['Port 3389 is not in the JIT policy of web-02\.'\]$"):
         ask(requester, {"web-02": [3389]})
 
 
