@@ -60,12 +60,26 @@ def _fingerprint(request: Request) -> str:
 
 REQUEST_FILTERS = [
     OpenApiParameter("state", str, enum=[v.value for v in PortState]),
-    OpenApiParameter("all", bool, description="Policy admins: every request in your scope, not only yours."),
+    OpenApiParameter("all", bool, description="Policy admins: every request in your scope, not only yours (true or "
+                                              "false, 1 or 0; anything else is a 400)."),
     OpenApiParameter("q", str, description="Part of a VM's name, the requester or the reason (as on the Requests "
                                            "page)."),
     OpenApiParameter("created_after", OpenApiTypes.DATE, description="Requested on or after this day (UTC)."),
     OpenApiParameter("created_before", OpenApiTypes.DATE, description="Requested on or before this day (UTC)."),
 ]
+
+
+FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A yes/no query parameter: true/false, 1/0 (or yes/no), in any case; absent or empty is false. Anything else
+    is a 400 naming it (read as false, ``all=on`` listed only the caller's own requests, without a word)."""
+    text = request.query_params.get(name, "").strip()
+    if text.lower() not in FLAGS:
+        shown = text if len(text) <= 20 else text[:20] + "…"
+        raise ValidationError(f"{name} must be true or false (or 1 or 0), not {shown!r}.", code=name)
+    return FLAGS[text.lower()]
 
 
 def _request_json(access: AccessRequest, request: Request, *, review: bool = False) -> dict:
@@ -106,7 +120,7 @@ class RequestListView(ApiView):
     @extend_schema(operation_id="requests_list", parameters=[*REQUEST_FILTERS, *SEEK_PARAMETERS],
                    responses={200: s.RequestPageSerializer, **ERRORS}, tags=["requests"])
     def get(self, request: Request) -> Response:
-        everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
+        everyone = _flag(request, "all")
         queryset = access_selectors.request_list(request.user, everyone=everyone)
         state = request.query_params.get("state")
         if state and state not in PortState.values:  # the filter set below selects it, as the Requests page does

@@ -402,6 +402,25 @@ def test_an_approver_who_may_read_a_request_is_told_who_may_close_it(persona_map
     assert api_as(approver).post(f"/api/v1/requests/{outside.pk}/close/").status_code == 404
 
 
+@pytest.mark.parametrize(("value", "everyone"), [("1", True), ("TRUE", True), ("true", True), ("0", False),
+                                                 ("False", False), ("", False)])
+def test_all_takes_the_usual_booleans(persona_mappings, policy_admin, value, everyone, api_as):
+    theirs = make_access_request(IN)
+    response = api_as(policy_admin).get("/api/v1/requests/", {"all": value})
+    assert response.status_code == 200, response.content
+    assert [r["id"] for r in response.json()["results"]] == ([theirs.pk] if everyone else [])
+
+
+@pytest.mark.parametrize("value", ["on", "2", "everyone", "x" * 40])
+def test_all_with_another_value_is_a_400_naming_it(persona_mappings, policy_admin, value, api_as):
+    """``all=on`` read as false: the list answered only the caller's own requests, without a word."""
+    make_access_request(IN)
+    response = api_as(policy_admin).get("/api/v1/requests/", {"all": value})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("all must be true or false (or 1 or 0), not ") and value[:20] in detail
+
+
 def test_only_the_requester_extends(persona_mappings, policy_admin, api_as):
     inside = make_access_request(IN)
     response = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "PT1H"})
