@@ -29,7 +29,8 @@ def _choices(events) -> list[tuple[str, str]]:
 
 
 class PreferenceForm(forms.Form):
-    """Which e-mails the user gets: about their own requests, and about requests they may approve."""
+    """Which e-mails the user gets: about their own requests, and (``approver``: to an approver anywhere) about
+    requests they may approve; without the role that part is left out, and what was stored for it is kept."""
 
     requester_events = forms.MultipleChoiceField(
         label="About my own requests", choices=_choices(EVENTS), required=False,
@@ -37,6 +38,11 @@ class PreferenceForm(forms.Form):
     approver_events = forms.MultipleChoiceField(
         label="About requests I may approve", choices=_choices(APPROVER_EVENTS), required=False,
         widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, approver: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not approver:
+            del self.fields["approver_events"]
 
 
 class WebhookForm(forms.ModelForm):

@@ -9,8 +9,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts import authz
 from accounts.access import authenticated_only, requires
-from accounts.roles import SETTINGS_WRITE
+from accounts.roles import REQUEST_APPROVE, SETTINGS_WRITE
 from jitportal.lib import sealing
 from jitportal.lib.tables import positive_int
 from policies.access.client_ip import client_ip
@@ -30,12 +31,14 @@ def _form_status(request: HttpRequest) -> int:
 @authenticated_only
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
-    """The user's own choice of e-mails."""
+    """The user's own choice of e-mails; those about requests to approve only for approvers (anywhere): anyone else's
+    stored choice of them is kept, for when they become one."""
     requester_events, approver_events = services.preferences_of(request.user)
-    form = PreferenceForm(request.POST or None,
+    form = PreferenceForm(request.POST or None, approver=authz.holds_anywhere(request.user, REQUEST_APPROVE),
                           initial={"requester_events": requester_events, "approver_events": approver_events})
     if request.method == "POST" and form.is_valid():
-        services.preference_save(actor=request.user, client_ip=client_ip(request.META), **form.cleaned_data)
+        services.preference_save(actor=request.user, client_ip=client_ip(request.META),
+                                 **{"approver_events": approver_events, **form.cleaned_data})
         messages.success(request, "Your notification preferences are saved.")
         return redirect("notifications:preferences")
     return render(request, "notifications/preferences.html",

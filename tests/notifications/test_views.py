@@ -26,7 +26,11 @@ def admin_client(client, persona_mappings):
 
 
 def test_preferences_page_shows_the_defaults_and_saves_choices(client, persona_mappings):
-    alice = make_persona("requester")
+    from accounts.models import RoleMapping
+    from tests.plugins.personas import WEB_GROUP
+
+    alice = make_persona("requester")  # who also approves, somewhere
+    RoleMapping.objects.create(source_kind="group", source_value=WEB_GROUP, role="approver", scope=REQUEST_SCOPE)
     client.force_login(alice)
     url = reverse("notifications:preferences")
     page = client.get(url).content.decode()
@@ -39,6 +43,27 @@ def test_preferences_page_shows_the_defaults_and_saves_choices(client, persona_m
     assert (row.requester_events, row.approver_events) == (["opened", "closed"], ["needs_approval"])
     event = AuditEvent.objects.filter(action="notifications.preferences_updated").get()
     assert event.after["requester_events"] == ["opened", "closed"]
+
+
+def test_only_approvers_are_asked_about_requests_they_may_approve(client, persona_mappings):
+    """A user who approves nowhere was offered "About requests I may approve"; what they stored there (when they
+    were an approver) is kept, and an approver still chooses it."""
+    url = reverse("notifications:preferences")
+    alice = make_persona("requester")
+    NotificationPreference.objects.create(user=alice, requester_events=["opened"], approver_events=["approved"])
+    client.force_login(alice)
+    page = client.get(url).content.decode()
+    assert "About my own requests" in page
+    assert "About requests I may approve" not in page and 'name="approver_events"' not in page
+    assert client.post(url, {"requester_events": ["closed"], "approver_events": ["denied"]}).status_code == 302
+    row = NotificationPreference.objects.get(user=alice)
+    assert (row.requester_events, row.approver_events) == (["closed"], ["approved"])
+
+    dave = make_persona("approver")
+    client.force_login(dave)
+    assert 'name="approver_events"' in client.get(url).content.decode()
+    assert client.post(url, {"approver_events": ["denied"]}).status_code == 302
+    assert NotificationPreference.objects.get(user=dave).approver_events == ["denied"]
 
 
 def test_the_trail_names_the_client_behind_a_trusted_proxy(client, persona_mappings, settings):
