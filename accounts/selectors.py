@@ -28,11 +28,17 @@ class AccessRow:
 
 @dataclass(frozen=True)
 class MyAccess:
-    """The user's roles, scopes and their origins, and the claims of the latest sign-in."""
+    """The user's roles, scopes and their origins, and the claims of the latest sign-in: its group ids as the first
+    few (``groups_shown``, those a role mapping gave roles for first) and the rest (``groups_more``)."""
 
     rows: list[AccessRow]
     claims: SignInClaims | None
     is_superuser: bool
+    groups_shown: tuple[str, ...] = ()
+    groups_more: tuple[str, ...] = ()
+
+
+GROUPS_SHOWN = 5  # "My access" lists this many group ids, and the rest (up to thousands) folded away
 
 
 def my_access(user) -> MyAccess:
@@ -57,4 +63,7 @@ def my_access(user) -> MyAccess:
             )
         )
     rows.sort(key=lambda r: (list(ROLES).index(r.role.name), r.scope.lower()))
-    return MyAccess(rows=rows, claims=claims, is_superuser=authz.is_superuser(user))
+    mapped = {g.source_value.lower() for g in authz.grants_for(user) if g.source_kind == RoleMapping.SourceKind.GROUP}
+    groups = sorted(claims.groups if claims else [], key=lambda group: str(group).lower() not in mapped)
+    return MyAccess(rows=rows, claims=claims, is_superuser=authz.is_superuser(user),
+                    groups_shown=tuple(groups[:GROUPS_SHOWN]), groups_more=tuple(groups[GROUPS_SHOWN:]))

@@ -207,6 +207,29 @@ def test_my_access_says_where_each_role_comes_from(client, requester):
     assert "JIT.Requester in Production" in body
 
 
+def test_my_access_shows_a_few_groups_and_folds_the_rest_away(client, requester):
+    """All of a user's groups (251 for the demo's grace) were listed in one paragraph; the first few are shown, the
+    group a role came from first, and the others behind a count."""
+    import re
+
+    from accounts.models import SignInClaims
+    from tests.plugins.personas import WEB_GROUP
+
+    others = [f"00000000-0000-4000-8000-{n:012d}" for n in range(250)]
+    SignInClaims.objects.filter(user=requester).update(groups=[*others, WEB_GROUP], groups_overage=True)
+    client.force_login(requester)
+    body = client.get(reverse("my_access")).content.decode()
+    shown = re.search(r'<span id="groups-shown">(.*?)</span>', body, re.S).group(1)
+    assert shown.split(", ") == [WEB_GROUP, *others[:4]]
+    more = re.search(r'<details id="groups-more"><summary>and 246 more</summary>(.*?)</details>', body, re.S)
+    assert more and more.group(1).split(", ") == others[4:]
+    assert "251 groups, read from Microsoft Graph at sign-in" in " ".join(body.split())
+
+    SignInClaims.objects.filter(user=requester).update(groups=[WEB_GROUP], groups_overage=False)
+    body = client.get(reverse("my_access")).content.decode()
+    assert f'<span id="groups-shown">{WEB_GROUP}</span>' in body and "groups-more" not in body
+
+
 def test_my_access_tells_an_outsider_they_have_no_roles(client, outsider):
     client.force_login(outsider)
     body = client.get(reverse("my_access")).content.decode()
