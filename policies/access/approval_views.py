@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts import authz
 from accounts.access import requires
@@ -61,10 +61,13 @@ def _review_page(request: HttpRequest, access: AccessRequest, form: DecisionForm
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    """Approve or deny (``decision``), with a comment. Self-approval is refused with 403, saying so."""
+    """Approve or deny (``decision``), with a comment. Self-approval is refused with 403, saying so. A refused
+    decision shows the review page at this URL, so a reload or Back comes here as a GET: sent to the review page."""
     access = selectors.review_get(request.user, pk)
+    if request.method == "GET":
+        return redirect("policies:request_review", pk=access.pk)
     form = DecisionForm(request.POST)
     if not form.is_valid() or form.cleaned_data["decision"] not in ("approve", "deny"):
         if not form.errors:

@@ -843,6 +843,22 @@ def test_a_denial_without_a_comment_marks_the_comment_field_and_points_it_to_the
     assert not described_by_targets_missing(page)
 
 
+def test_a_reload_or_back_at_the_decide_url_goes_to_the_review_page(client, prod, requester, approver):
+    """A refused decision leaves the browser at ``/decide/``: reloading it (a GET) was a 405."""
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22]})
+    client.force_login(approver)
+    decide = reverse("policies:request_decide", args=[request.pk])
+    assert client.post(decide, {"decision": "deny"}).status_code == 400  # a deny needs a comment
+    response = client.get(decide)
+    assert (response.status_code, response["Location"]) == (302, reverse("policies:request_review",
+                                                                           args=[request.pk]))
+    assert AccessRequest.objects.get(pk=request.pk).approval_state == ApprovalState.PENDING
+    RoleMapping.objects.filter(role="approver").update(scope=OUT_OF_SCOPE)  # now an approver of another scope
+    client.force_login(fresh(approver))
+    assert client.get(decide).status_code == 404
+
+
 def test_a_request_past_its_approval_deadline_shows_as_not_approved_in_time_before_the_reconcile(
         client, prod, requester, approver):
     rule(WEB_RG, "manual")
