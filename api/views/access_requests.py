@@ -199,10 +199,11 @@ def _extend_duration(data: dict) -> timedelta:
     raise ValidationError("Give duration (such as PT1H) or endTimeUtc.")
 
 
-@api_requires(JIT_INITIATE, object_model=AccessRequest)
+@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest)
 class RequestExtendView(ApiView):
     """Extend: ask again for the same VMs, ports and source, ending ``duration`` from now or at ``endTimeUtc``
-    (give one of them, not both)."""
+    (give one of them, not both). Anyone else who may read the request (its approvers too) gets a 403 saying only
+    the requester may extend it."""
 
     @extend_schema(operation_id="requests_extend", request=s.ExtendSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
@@ -213,7 +214,7 @@ class RequestExtendView(ApiView):
                               **KEY_REUSED},
                    tags=["requests"])
     def post(self, request: Request, pk: int) -> Response:
-        access = access_selectors.request_get(request.user, pk)
+        access, _ = access_selectors.request_or_review_get(request.user, pk)
         body = s.ExtendSerializer(data=_body(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data

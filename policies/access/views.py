@@ -176,10 +176,6 @@ def _connect_defaults(vm: VirtualMachine, form: AccessRequestForm) -> dict:
             "justification": f"Connect to {vm.name}"}
 
 
-def _request_for(request: HttpRequest, pk: int) -> AccessRequest:
-    return selectors.request_get(request.user, pk)
-
-
 # The request page and its status: the requester, whoever may see the request (``selectors.request_get``), and
 # its approvers (``selectors.review_get``: an approver at one of its VMs, who is sent its notifications' links),
 # who read it as on the review page: without the requester's connection details.
@@ -265,11 +261,12 @@ def _extend_form(access: AccessRequest, view: dict) -> ExtendForm | None:
     return ExtendForm(duration_choices=selectors.extend_choices(access, now=timezone.now()))
 
 
-@requires(JIT_INITIATE, object_model=AccessRequest)
+@requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest)
 @require_POST
 def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
-    """Extend: ask again for the same ports, ending later (within each port's maximum from now)."""
-    access = _request_for(request, pk)
+    """Extend: ask again for the same ports, ending later (within each port's maximum from now). Anyone else who
+    may read the request (its approvers too) is told only the requester may extend it."""
+    access, _ = selectors.request_or_review_get(request.user, pk)
     form = ExtendForm(request.POST, duration_choices=selectors.extend_choices(access))
     if not form.is_valid():
         messages.error(request, " ".join(form.non_field_errors()) or "Choose a time range.")

@@ -421,6 +421,21 @@ def test_all_with_another_value_is_a_400_naming_it(persona_mappings, policy_admi
     assert detail.startswith("all must be true or false (or 1 or 0), not ") and value[:20] in detail
 
 
+def test_an_approver_who_may_read_a_request_is_told_only_the_requester_may_extend_it(persona_mappings, approver,
+                                                                                    reader, api_as):
+    """An approver at its VM reads the request; extending it was a 404 (as if it did not exist), not the 403 another
+    reader gets."""
+    theirs = make_access_request(IN)
+    for user in (reader, approver):
+        assert api_as(user).get(f"/api/v1/requests/{theirs.pk}/").status_code == 200
+        response = api_as(user).post(f"/api/v1/requests/{theirs.pk}/extend/", {"duration": "PT1H"})
+        assert response.status_code == 403
+        assert response.json()["detail"] == "Only the requester may extend their own request (Azure records them)."
+    assert not AccessRequest.objects.filter(extends=theirs).exists()
+    outside = make_access_request(OUT)
+    assert api_as(approver).post(f"/api/v1/requests/{outside.pk}/extend/", {"duration": "PT1H"}).status_code == 404
+
+
 def test_only_the_requester_extends(persona_mappings, policy_admin, api_as):
     inside = make_access_request(IN)
     response = api_as(policy_admin).post(f"/api/v1/requests/{inside.pk}/extend/", {"duration": "PT1H"})

@@ -17,7 +17,7 @@ from policies.access.models import AccessRequest
 from policies.models import VirtualMachine
 from tests.plans import plans_of
 from tests.plugins.personas import OUT_OF_SCOPE
-from tests.policies.access.factories import ask, open_all, states, vm
+from tests.policies.access.factories import ask, make_access_request, open_all, states, vm
 from tests.policies.azure_side import Azure
 from tests.policies.factories import make_vm, sync
 
@@ -493,6 +493,25 @@ def test_someone_else_cannot_close_a_request(prod, requester, reader, approver, 
         assert response.redirect_chain == [(reverse("policies:request_detail", args=[request.pk]), 302)]
         assert "Only the requester or a policy admin may close this request." in response.content.decode()
         assert AccessRequest.objects.get(pk=request.pk).closed_at is None
+
+
+def test_someone_else_who_may_read_a_request_is_told_only_the_requester_may_extend_it(prod, requester, reader,
+                                                                                      approver, client):
+    """A reader and an approver at its VM may read the request; extending it is refused with the same message (an
+    approver got a 404, as if it did not exist). An approver of another scope still gets a 404."""
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    url = reverse("policies:request_extend", args=[request.pk])
+    for user in (reader, approver):
+        client.force_login(user)
+        assert client.get(reverse("policies:request_detail", args=[request.pk])).status_code == 200
+        response = client.post(url, {"duration": 3600, "token": "a" * 32}, follow=True)
+        assert response.redirect_chain == [(reverse("policies:request_detail", args=[request.pk]), 302)]
+        assert "Only the requester may extend their own request (Azure records them)." in response.content.decode()
+    assert not AccessRequest.objects.filter(extends=request).exists()
+    outside = make_access_request(f"{OUT_OF_SCOPE}/resourceGroups/rg-web-prod")
+    assert client.post(reverse("policies:request_extend", args=[outside.pk]),
+                       {"duration": 3600, "token": "a" * 32}).status_code == 404
 
 
 def test_the_dashboard_shows_my_open_access_and_admin_counts(prod, requester, policy_admin, client):
