@@ -40,5 +40,6 @@ def close_ports(self, request_id: int) -> str:
 
 @shared_task(name="access.reconcile", acks_late=True)
 def reconcile() -> dict:
-    """Beat (every minute): re-send stuck requests, fail exhausted ones, expire those past their end."""
+    """Beat (every minute): re-send stuck requests, fail exhausted ones, expire those past their end, close what
+    Azure revoked; returns (and so the worker logs) the counts of ``services.reconcile``."""
     return services.reconcile()

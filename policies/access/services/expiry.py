@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -99,14 +100,21 @@ def _azure_port(policy, port: AccessRequestPort):
                 None)
 
 
-def expire_due(*, gateway_factory=None) -> int:
+class Ended(NamedTuple):
+    """How many ports past their end ``expire_due`` ended, and how: expired, or closed as revoked."""
+
+    expired: int
+    revoked: int
+
+
+def expire_due(*, gateway_factory=None) -> Ended:
     """Ports still ``open`` past their end: read Azure's status per policy, then mark them expired. Those whose policy
     is gone from Azure and which the portal's own removal of JIT (or of the port) ended before their end are closed
     as revoked instead (``_mark_revoked``), as ``revoked_in_azure`` would have if it had run in between. Returns how
-    many ports it ended."""
+    many ports it ended each way."""
     due = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__lte=timezone.now())
                .select_related("request", "request_vm", "request_vm__vm__subscription")[:500])
-    expired = 0
+    expired = revoked_count = 0
     for group, policy, gone in _by_policy(due, gateway_factory, "expiry"):
         if gone:
             removals = removals_of(group)
@@ -114,7 +122,7 @@ def expire_due(*, gateway_factory=None) -> int:
             for port in group:
                 if port.pk in removals and removals[port.pk].at is not None:  # the portal's, before the end
                     revoked[port.request_id].append((port, "Revoked", POLICY_GONE))
-            expired += sum(_mark_revoked(found) for _request_id, found in sorted(revoked.items()))
+            revoked_count += sum(_mark_revoked(found) for _request_id, found in sorted(revoked.items()))
             done = {port.pk for found in revoked.values() for port, _s, _r in found}
             group = [port for port in group if port.pk not in done]
         reasons: dict[int, tuple[str, str]] = {}
@@ -123,7 +131,7 @@ def expire_due(*, gateway_factory=None) -> int:
             if azure is not None and azure.status:
                 reasons[port.pk] = (azure.status, azure.status_reason or "")
         expired += request_mark_expired(port_ids=[p.pk for p in group], reasons=reasons)
-    return expired
+    return Ended(expired, revoked_count)
 
 
 def revoked_in_azure(*, gateway_factory=None) -> int:
@@ -186,7 +194,8 @@ def _give_up(port_ids: list[int]) -> None:
 def reconcile(*, enqueue=None) -> dict[str, int]:
     """Beat: re-send stuck requests (queued or opening past ``ACCESS_STUCK_SECONDS``), fail those that used up
     their attempts, expire what passed its end, close what Azure revoked, expire undecided approvals and release
-    scheduled windows whose start came. Returns counts."""
+    scheduled windows whose start came. Returns counts: ``expired`` ports ended at their end, ``revoked`` ports
+    closed because Azure revoked them or their policy is gone (before or after their end)."""
     send = enqueue or enqueue_open
     stale = _stale()
     stuck = AccessRequestPort.objects.filter(state__in=TRANSITIONAL).filter(
@@ -215,5 +224,7 @@ def reconcile(*, enqueue=None) -> dict[str, int]:
             break
     from .. import approvals
 
-    return {"failed": len(exhausted), "resent": resent, "expired": expire_due(), "revoked": revoked_in_azure(),
-            "approval_expired": approvals.expire_pending(), "released": approvals.release_scheduled()}
+    ended = expire_due()
+    return {"failed": len(exhausted), "resent": resent, "expired": ended.expired,
+            "revoked": ended.revoked + revoked_in_azure(), "approval_expired": approvals.expire_pending(),
+            "released": approvals.release_scheduled()}

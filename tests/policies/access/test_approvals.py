@@ -744,7 +744,7 @@ def test_the_last_approval_plans_the_window_from_then_and_the_open_task_asks_azu
     azure_end = record.virtual_machines[0].ports[0].end_time_utc
     port.refresh_from_db()
     assert after + timedelta(hours=2) <= azure_end == port.end_at  # from the opening, within the 3-hour maximum
-    assert services.expire_due() == 0 and states(request) == {("web-02", 22): "open"}
+    assert services.expire_due() == (0, 0) and states(request) == {("web-02", 22): "open"}
 
 
 def described_by_targets_missing(page: str) -> list[str]:
