@@ -11,6 +11,7 @@ request opens); rules are matched by that name.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Q
@@ -39,19 +40,38 @@ def _active_ports(policy, now: datetime) -> set[tuple[str, int]]:
             if p.status.lower() == "initiated" and (p.end is None or p.end > now)}
 
 
-def _rule_findings(vm: VirtualMachine, ports: list[int], nsg_rules: dict[str, list[shapes.RuleInfo]],
+@dataclass
+class _NsgRules:
+    """One NSG's rules read once for every VM behind it: its JIT rules by VM (lower-case name) and (port, allow),
+    and its other inbound allow rules, in the NSG's order. Matching each VM against every rule name of a shared NSG
+    cost VMs x rules (quadratic in the VMs of one NSG, inside the sync's storing transaction)."""
+
+    name: str
+    jit: dict[str, dict[tuple[int, bool], shapes.RuleInfo]]
+    allows: list[shapes.RuleInfo]
+
+
+def _read_nsg(nsg_id: str, nsg_rules: list[shapes.RuleInfo]) -> _NsgRules:
+    jit: dict[str, dict[tuple[int, bool], shapes.RuleInfo]] = {}
+    allows = []
+    for rule in nsg_rules:
+        match = JIT_RULE.match(rule.name)
+        if match:
+            jit.setdefault(match["vm"].lower(), {})[(int(match["port"]), bool(match["allow"]))] = rule
+        elif rule.access.lower() == "allow" and rule.direction.lower() == "inbound":
+            allows.append(rule)
+    return _NsgRules(shapes.last_segment(nsg_id), jit, allows)
+
+
+def _rule_findings(vm: VirtualMachine, ports: list[int], nsgs: dict[str, _NsgRules],
                    active: set[tuple[str, int]]) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     for nsg_id in vm.nsg_ids:
-        nsg_rules_ = nsg_rules.get(nsg_id.lower())
-        if nsg_rules_ is None:
+        nsg = nsgs.get(nsg_id.lower())
+        if nsg is None:
             continue
-        nsg_name = shapes.last_segment(nsg_id)
-        mine = {}
-        for rule in nsg_rules_:
-            match = JIT_RULE.match(rule.name)
-            if match and match["vm"].lower() == vm.name.lower():
-                mine[(int(match["port"]), bool(match["allow"]))] = rule
+        nsg_name = nsg.name
+        mine = nsg.jit.get(vm.name.lower(), {})
         for port in ports:
             deny = mine.get((port, False))
             key = f"{nsg_id.lower()}|{port}"
@@ -68,9 +88,7 @@ def _rule_findings(vm: VirtualMachine, ports: list[int], nsg_rules: dict[str, li
                 found.append((DriftFinding.Kind.ALLOW_WITHOUT_REQUEST, f"{nsg_id.lower()}|{allow.name}",
                               f"Allow rule {allow.name} in NSG {nsg_name} opens port {port} with no active request."))
             deny_priority = deny.priority if deny is not None else 4096
-            for rule in nsg_rules_:
-                if JIT_RULE.match(rule.name) or rule.access.lower() != "allow" or rule.direction.lower() != "inbound":
-                    continue
+            for rule in nsg.allows:
                 if _covers(rule, port) and (not rule.priority or rule.priority < deny_priority) and \
                         (vm.private_ip in rule.destinations or not rule.destinations
                          or any(d in ("*", "VirtualNetwork", "Any") for d in rule.destinations)):
@@ -104,6 +122,7 @@ def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list
     for policy in policies:
         active |= _active_ports(policy, now)
     current: dict[tuple[int, str, str], str] = {}
+    nsgs = {nsg_id.lower(): _read_nsg(nsg_id, found) for nsg_id, found in nsg_rules.items()}
     candidates = VirtualMachine.objects.filter(subscription=subscription, is_classic=False).filter(
         Q(state="configured") | Q(portal_ports__isnull=False) & ~Q(portal_ports=[])).only(
         "pk", "resource_id", "name", "nsg_ids", "private_ip", "ports", "portal_ports", "state")
@@ -115,7 +134,7 @@ def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list
             vm.portal_ports = vm.ports
             adopt.append(vm)
         ports = [int(p["number"]) for p in vm.ports]
-        items = _rule_findings(vm, ports, nsg_rules, active) if ports else []
+        items = _rule_findings(vm, ports, nsgs, active) if ports else []
         finding = _policy_finding(vm)
         if finding:
             items.append(finding)
