@@ -183,6 +183,32 @@ def pending_changes_shown(user, vms: list[VirtualMachine],
     return [(change, names[change.pk]) for change in changes]
 
 
+# The most changes ``?saved=`` names (a bulk enable of one inventory page makes at most one per VM of it).
+SAVED_MAX = 100
+# The VM names a saved change's line gives before "and N more".
+SAVED_NAMES = 8
+
+
+def saved_changes_shown(user, saved: str) -> list[tuple[PolicyChange, list[str], int]]:
+    """The changes a save made (``saved``: their ids, comma-separated, as Enable JIT redirects with), oldest first, as
+    ``user`` may see them (``changes_as_seen``; none of whose VMs they read is left out), each with the first names of
+    its VMs they read and how many more: the inventory follows every change of the save, applied or failed with
+    Azure's reason, whichever page their VMs are on. Two queries."""
+    ids = sorted({int(part) for part in saved.split(",")[:SAVED_MAX] if part.isdigit() and len(part) < 19})
+    if not ids:
+        return []
+    changes = changes_as_seen(user, list(PolicyChange.objects.filter(pk__in=ids).select_related("created_by")
+                                         .order_by("pk")))
+    names: dict[int, list[str]] = {}
+    links = PolicyChange.vms.through.objects.filter(policychange_id__in=ids,
+                                                    virtualmachine__in=vm_list(user).order_by())
+    for change_id, name in links.order_by("virtualmachine__name").values_list("policychange_id",
+                                                                             "virtualmachine__name"):
+        names.setdefault(change_id, []).append(name)
+    return [(change, names[change.pk][:SAVED_NAMES], len(names[change.pk]) - SAVED_NAMES)
+            for change in changes if change.pk in names]
+
+
 # A pending change of these kinds leaves its VM out of Enable JIT (the inventory's row is not selectable): enabling it
 # again would queue a second change behind it. Edit (a change of its ports) still may, starting from the pending ports.
 BLOCKS_ENABLE = frozenset({PolicyChange.Kind.ENABLE, PolicyChange.Kind.REMOVE})

@@ -30,6 +30,8 @@ from .models import JitPolicy, PolicyChange, Subscription, VirtualMachine, VmSta
 from .tables import ROW_FIELDS, VirtualMachineTable, render_rows
 
 PER_PAGE = 50
+# Up to this many VMs, Enable JIT's message names them; past it, it counts them (the inventory lists each change).
+BULK_NAMED = 10
 TABS = [(VmState.CONFIGURED, "Configured"), (VmState.NOT_CONFIGURED, "Not configured"),
         (VmState.UNSUPPORTED, "Unsupported")]
 
@@ -64,6 +66,9 @@ def inventory(request: HttpRequest) -> HttpResponse:
     open_now = open_access_by_vm(records) if tab == VmState.CONFIGURED and records else None
     # Changes saved and not applied yet (one query): their rows say so and cannot be selected again.
     pending = selectors.pending_changes_by_vm(records) if tab != VmState.UNSUPPORTED and records else None
+    # The changes an Enable JIT just made (``?saved=``): each followed to its end, whichever page its VMs are on.
+    saved = selectors.saved_changes_shown(request.user, request.GET.get("saved", ""))
+    shown_saved = {change.pk for change, _names, _more in saved}
     back = _list_query(request, tab)  # the list as shown, for Edit and Enable JIT to return to
     rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now, pending=pending, back=back,
                        select_needs={"bulk-enable": "edit", "bulk-request": "connect"}.get(select_form or "", ""),
@@ -83,7 +88,10 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "sync_runs": selectors.latest_sync_runs(request.user, subscriptions), "show_sync": may_write,
         "has_subscriptions": bool(subscriptions),
         "back": back,
-        "pending_changes": selectors.pending_changes_shown(request.user, records, pending) if pending else [],
+        "pending_changes": [(change, names) for change, names in (
+            selectors.pending_changes_shown(request.user, records, pending) if pending else [])
+            if change.pk not in shown_saved],
+        "saved_changes": saved,
     })
 
 
@@ -138,10 +146,11 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
         except PermissionDenied as exc:
             problems = [str(exc)]
         else:
-            messages.success(request, f"Enabling JIT on {', '.join(vm.name for vm in vms)} with ports "
+            named = ", ".join(vm.name for vm in vms) if len(vms) <= BULK_NAMED else f"{len(vms)} VMs"
+            messages.success(request, f"Enabling JIT on {named} with ports "
                                       f"{', '.join(str(p.number) for p in ports)} "
                                       f"({len(changes)} policy change(s) pending).")
-            return redirect(back)
+            return redirect(f"{back}&saved={','.join(str(change.pk) for change in changes)}")
     return render(request, "policies/bulk_enable.html", {
         "title": "Enable JIT on VMs", "vms": vms, "formset": formset, "problems": problems, "back": back,
         "back_query": urlsplit(back).query}, status=400 if posted else 200)

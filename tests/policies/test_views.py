@@ -338,13 +338,15 @@ def test_bulk_enable_returns_to_the_inventory_as_it_was_filtered_sorted_and_page
     data = {**edit_post(vm, [{"number": "22"}]), "ports-INITIAL_FORMS": "1", "vm": [vm.pk], "back": kept}
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(reverse("policies:bulk_enable"), data)
-    assert response.status_code == 302 and parse_qs(urlsplit(response["Location"]).query) == expected
+    saved = {"saved": [str(PolicyChange.objects.get().pk)]}  # the change it made, followed on the inventory
+    assert response.status_code == 302 and parse_qs(urlsplit(response["Location"]).query) == {**expected, **saved}
     # Only the inventory's own parameters come back, on its own page: nothing else rides along.
     data["back"] = "tab=configured&next=https://evil.example/&os=Linux"
     PolicyChange.objects.all().delete()
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(reverse("policies:bulk_enable"), data)
-    assert response["Location"] == reverse("policies:inventory") + "?tab=not_configured&os=Linux"
+    assert response["Location"] == (reverse("policies:inventory") + "?tab=not_configured&os=Linux"
+                                    f"&saved={PolicyChange.objects.get().pk}")
 
 
 @pytest.mark.django_db
@@ -860,6 +862,38 @@ def test_the_inventory_follows_the_changes_pending_on_its_page_until_azure_appli
     PolicyChange.objects.update(state=PolicyChange.State.APPLIED)
     assert 'id="pending-changes"' not in client.get(reverse("policies:inventory"),
                                                      {"tab": "not_configured"}).content.decode()
+
+
+@pytest.mark.django_db
+def test_after_enable_jit_the_inventory_follows_every_change_of_the_save_to_its_end_whatever_page_its_vms_are_on(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    made = make_many_vms(6)  # 1 and 4 Not configured (in two policies: one change each)
+    client.force_login(policy_admin)
+    data = {**edit_post(made[1], [{"number": "22"}]), "ports-INITIAL_FORMS": "1", "vm": [made[1].pk, made[4].pk],
+            "back": "tab=not_configured&per_page=1"}  # the page shows one of the two VMs
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("policies:bulk_enable"), data)
+    changes = {vm.name: vm.changes.get() for vm in (made[1], made[4])}
+    PolicyChange.objects.filter(pk=changes[made[1].name].pk).update(state=PolicyChange.State.APPLIED)
+    PolicyChange.objects.filter(pk=changes[made[4].name].pk).update(state=PolicyChange.State.FAILED,
+                                                                    last_error="AuthorizationFailed: <no>")
+
+    page = client.get(response["Location"]).content.decode()
+    region = re.search(r'<div id="saved-changes" class="pending-changes" role="status">.*?</div>', page, re.S)
+    assert region, "the page lists the changes of the save, done or not"
+    assert "2 policy changes" in region.group(0)
+    applied = re.search(rf"<li><strong>{made[1].name}</strong>: .*?</li>", region.group(0), re.S).group(0)
+    failed = re.search(rf"<li><strong>{made[4].name}</strong>: .*?</li>", region.group(0), re.S).group(0)
+    assert "Applied" in applied and "Failed" in failed and "AuthorizationFailed: &lt;no&gt;" in failed
+    # Ids it did not make, or not ids, show nothing; many VMs are counted past the first names.
+    for saved in ("abc,-1,99999999999999999999999", "999999"):
+        assert 'id="saved-changes"' not in client.get(reverse("policies:inventory"),
+                                                      {"tab": "not_configured", "saved": saved}).content.decode()
+    many = make_many_vms(30, group="rg-many")
+    PolicyChange.objects.get(pk=changes[made[4].name].pk).vms.add(*many)
+    page = client.get(response["Location"]).content.decode()
+    assert "<li><strong>vm-00000, vm-00001, vm-00002, vm-00003, vm-00004, vm-00004, vm-00005, vm-00006 and 23 more" \
+           "</strong>" in page  # its 31 VMs, by name
 
 
 @pytest.mark.django_db
