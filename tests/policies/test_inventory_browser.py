@@ -147,6 +147,24 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     assert len(vms) == 2 and len(values) == 1 + 4  # web-02: 22; web-05: 22, 2222, 3389, 5985
 
 
+def test_the_inventory_says_how_many_vms_are_selected_and_that_a_selection_is_of_its_page(portal, entra_page):
+    page = entra_page
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    page.goto(f"{portal}/inventory/?tab=not_configured&per_page=3")
+    count, select_all = page.locator("#selected-count"), page.locator("#result_list .select-all")
+    rows = page.locator('#result_list input[name="vm"]')
+    expect(rows).to_have_count(3)
+    expect(count).to_have_text("No VM selected.")
+    expect(select_all).to_have_attribute("aria-label", "Select all VMs on this page")
+    select_all.check()
+    expect(count).to_have_text("3 VMs of 3 on this page selected (a selection is of this page only).")
+    rows.nth(1).uncheck()
+    expect(count).to_have_text("2 VMs of 3 on this page selected (a selection is of this page only).")
+    assert select_all.evaluate("box => box.indeterminate") and not select_all.is_checked()
+    rows.nth(1).check()
+    expect(select_all).to_be_checked()
+
+
 def _fits(page) -> dict:
     """Where the table's region ends, how wide its content is, and the right edge of each row's Actions menu."""
     return page.evaluate("""() => {
