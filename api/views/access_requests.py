@@ -129,7 +129,8 @@ class RequestListView(ApiView):
         if not filterset.is_valid():  # ignoring it would answer every request
             raise ValidationError([f"{field}: {message}" for field, messages in filterset.errors.items()
                                    for message in messages])
-        return _seek(request, _with_ports(filterset.qs), lambda r: _request_json(r, request), key="created_at")
+        return _seek(request, _with_ports(filterset.qs), lambda r: _request_json(r, request), key="created_at",
+                     prepare=lambda rows: access_selectors.show_list_as_reconciled(rows, timezone.now()))
 
     @extend_schema(operation_id="requests_create", request=s.RequestCreateSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,

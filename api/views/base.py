@@ -100,10 +100,11 @@ def _body(request: Request):
     return request.data
 
 
-def _seek(request: Request, queryset, render, *, key: str, descending: bool = True) -> Response:
+def _seek(request: Request, queryset, render, *, key: str, descending: bool = True, prepare=None) -> Response:
     """A page of ``queryset`` sorted by ``key`` then id, after or before the cursor the query names
     (``jitportal.lib.keyset``), ``limit`` rows (``api.pagination.page_size``): ``next`` and ``previous`` are URLs
-    (the query with the other cursor, or ``offset``, left out); no ``count``. A non-zero ``offset``, a ``limit`` that
+    (the query with the other cursor, or ``offset``, left out); no ``count``. ``prepare`` is given the page's rows
+    before each is rendered (to load what they need for all at once). A non-zero ``offset``, a ``limit`` that
     is not a whole number of at least 1, or a cursor this list did not give, is a ``ValidationError`` (400)."""
     offset = request.query_params.get("offset", "").strip()
     if offset not in ("", "0"):  # ignoring it would give the first page again and again to a client that counts
@@ -122,5 +123,7 @@ def _seek(request: Request, queryset, render, *, key: str, descending: bool = Tr
         query[name] = cursor
         return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
+    if prepare is not None:
+        prepare(page.rows)
     return Response({"next": link("after", page.next), "previous": link("before", page.previous),
                      "results": [render(item) for item in page.rows]})

@@ -283,12 +283,9 @@ def until_next_end(every: str, ends: list, now) -> str:
 
 
 def recent_requests(user, limit: int = 10) -> list[AccessRequest]:
-    """The user's latest requests, each one whose access ended shown so (``show_as_ended``)."""
+    """The user's latest requests, each shown as the next reconcile will mark it (``show_list_as_reconciled``)."""
     recent = list(request_list(user, everyone=False).prefetch_related("ports").order_by("-created_at", "-id")[:limit])
-    now = timezone.now()
-    for request in recent:
-        show_as_ended(request, now)
-    return recent
+    return show_list_as_reconciled(recent, timezone.now())
 
 
 FINISHED_COUNTED_DAYS = 30
@@ -464,6 +461,22 @@ def show_as_ended(request: AccessRequest, now) -> bool:
             port.azure_status, port.azure_status_reason = "Revoked", "Expired"
     request.state = aggregate_state([port.state for port in request.ports.all()])
     return True
+
+
+def show_list_as_reconciled(requests: list[AccessRequest], now) -> list[AccessRequest]:
+    """``requests`` (a page of a list) each shown as the next reconcile will mark it (``show_as_timed_out``,
+    ``show_as_ended``), the VMs' ports those change loaded for all of them at once: one query however many rows (none
+    when their ports are prefetched and none is past a deadline or an end)."""
+    from .approvals import overdue
+
+    prefetch_related_objects(requests, "ports")
+    changing = [request for request in requests if overdue(request, now) or (
+        request.state in ACTIVE and any(_past_end(port, now) for port in request.ports.all()))]
+    prefetch_related_objects(changing, "vms__ports")
+    for request in changing:
+        show_as_timed_out(request, now)
+        show_as_ended(request, now)
+    return requests
 
 
 def show_as_timed_out(request: AccessRequest, now) -> bool:

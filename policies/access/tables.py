@@ -70,13 +70,12 @@ class AccessRequestTable(SortableTable):
 def render_rows(records: list[AccessRequest], shown: list[str], *, user, now: datetime) -> SafeString:
     """The ``<tr>`` of each request for the columns ``shown``: the VMs ``user`` may see of each
     (``selectors.vm_rows_shown``), and each request's state and end as of ``now`` (one whose access ended as the
-    reconcile will mark it: ``selectors.show_as_ended``). Every value is escaped."""
-    from .selectors import show_as_ended, vm_rows_shown
+    reconcile will mark it: ``selectors.show_list_as_reconciled``). Every value is escaped."""
+    from .selectors import show_list_as_reconciled, vm_rows_shown
 
     link = object_url("policies:request_detail")
     out = []
-    for index, record in enumerate(records):
-        show_as_ended(record, now)
+    for index, record in enumerate(show_list_as_reconciled(records, now)):
         pk = str(record.pk)
         cells = {
             "id": f'<td><a href="{link(pk)}">{pk}</a></td>',

@@ -804,6 +804,23 @@ def test_the_request_list_runs_a_fixed_number_of_queries(persona_mappings, polic
     assert response.status_code == 200 and len(response.json()["results"]) == count
 
 
+@pytest.mark.parametrize("count", [1, 6])
+def test_the_request_list_of_access_past_its_end_runs_a_fixed_number_of_queries(
+        persona_mappings, policy_admin, api_as, count, django_assert_max_num_queries):
+    """Each request shown as ended (``show_as_ended``) loaded its VMs' ports on its own: a query per row until the
+    reconcile marked them."""
+    ended = timezone.now() - timedelta(seconds=1)
+    for _ in range(count):
+        request = make_access_request(IN)
+        AccessRequest.objects.filter(pk=request.pk).update(end_at=ended)
+        request.ports.update(end_at=ended, opened_at=ended - timedelta(hours=1))
+    client = api_as(policy_admin)
+    with django_assert_max_num_queries(10):
+        response = client.get("/api/v1/requests/", {"all": "1"})
+    assert response.status_code == 200
+    assert [r["state"] for r in response.json()["results"]] == ["expired"] * count
+
+
 def cursor_of(text: str) -> str:
     """A cursor as the audit search writes one (``<ISO time>|<id>``, base64url), here with any text in it."""
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")

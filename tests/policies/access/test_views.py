@@ -470,6 +470,25 @@ def test_the_list_page_runs_a_fixed_number_of_queries(prod, requester, client, d
         assert client.get(reverse("policies:requests")).status_code == 200
 
 
+@pytest.mark.parametrize("count", [1, 8])
+def test_the_list_page_of_access_past_its_end_runs_a_fixed_number_of_queries(
+        persona_mappings, policy_admin, client, count, django_assert_max_num_queries):
+    """Each request shown as ended (``show_as_ended``) loaded its VMs' ports on its own: a query per row until the
+    reconcile marked them."""
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import make_access_request
+
+    ended = timezone.now() - timedelta(seconds=1)
+    for _ in range(count):
+        request = make_access_request(f"{IN_SCOPE}/resourceGroups/rg-list")
+        AccessRequest.objects.filter(pk=request.pk).update(end_at=ended)
+        request.ports.update(end_at=ended, opened_at=ended - timedelta(hours=1))
+    client.force_login(policy_admin)
+    with django_assert_max_num_queries(12):
+        page = client.get(reverse("policies:requests")).content.decode()
+    assert page.count('<span class="access-state access-expired">Expired</span>') == count
+
+
 def test_a_page_number_of_an_old_link_shows_the_first_page(prod, requester, client):
     """The list pages by cursor (``after``/``before``); a ``page`` number, from a link kept from before, is read as
     nothing rather than refused."""
