@@ -1,10 +1,14 @@
 """Audit search pages: who may open them, what they show, and that Azure-named text stays text."""
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -12,6 +16,7 @@ from audit.ingestion import store_events
 from audit.models import ActivityLogEvent
 from policies.access.models import AccessRequest
 from tests.audit.factories import DEV, PROD, RULE_WRITE, event, initiate_with_rule, policy_id, vm_id
+from tests.plans import plans_of
 
 pytestmark = pytest.mark.django_db
 SEARCH = reverse("audit:search")
@@ -131,7 +136,7 @@ def test_a_policy_write_for_two_vms_puts_each_vms_nsg_rules_in_its_own_activity_
         f" {win01} "}
 
 
-def test_rule_rows_stored_with_every_vm_of_their_policy_write_keep_only_their_own_after_the_migration():
+def test_rule_rows_stored_with_every_vm_of_their_policy_write_keep_only_their_own_after_the_migration(monkeypatch):
     import importlib
 
     from django.apps import apps
@@ -149,7 +154,13 @@ def test_rule_rows_stored_with_every_vm_of_their_policy_write_keep_only_their_ow
     ActivityLogEvent.objects.filter(operation_name=RULE_WRITE).update(vm_ids=shared)  # as ingestion stored them
     ActivityLogEventVm.objects.bulk_create([ActivityLogEventVm(event_data_id="9090-id", vm_id=vm_id().lower(),
                                                                occurred_at=timezone.now())])
-    migration.narrow_rule_rows(apps, None)
+    monkeypatch.setattr(migration, "CHUNK", 1)  # each row in a chunk of its own
+    with CaptureQueriesContext(connection) as queries:
+        migration.narrow_rule_rows(apps, None)
+    deletes = [q for q in queries.captured_queries if q["sql"].startswith('DELETE FROM "audit_activitylogeventvm"')]
+    # each through the VM index's (VM, event) key: by the event id alone it read the whole index table per row
+    plans = plans_of(SimpleNamespace(captured_queries=deletes), index_if_possible=True)
+    assert plans and not any(re.search(r"\bSCAN\b|Seq Scan", plan) for plan in plans), plans
     rows = dict(ActivityLogEvent.objects.filter(operation_name=RULE_WRITE).values_list("event_data_id", "vm_ids"))
     assert rows == {"9090-id": f" {vm_id(name='web_win-01').lower()} ", "-all-id": shared}
     assert list(ActivityLogEventVm.objects.filter(event_data_id="9090-id").values_list("vm_id", flat=True)) == [
