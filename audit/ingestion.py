@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .jit_events import RULE_OPERATIONS, vm_name
+from .jit_events import JIT_RULE, RULE_OPERATIONS, vm_name
 from .models import ActivityLogEvent, ActivityLogEventVm, IngestionState
 
 _VM_ID = re.compile(
@@ -183,9 +183,8 @@ def rule_own_vms(operation: str, resource_id: str, vms: set[str]) -> set[str]:
     VM's rules in the others' activity. All of ``vms`` when the name tells none of them (not a JIT rule)."""
     if operation not in RULE_OPERATIONS or len(vms) < 2:
         return vms
-    rule = vm_name(resource_id).lower()
-    own = {vm for vm in vms if re.fullmatch(
-        rf"securitycenter-jitrule_[^_]+_{re.escape(vm_name(vm).lower())}_\d{{1,5}}(?:_allow)?", rule)}
+    rule = JIT_RULE.match(vm_name(resource_id))
+    own = {vm for vm in vms if rule and vm_name(vm).lower() == rule["vm"].lower()}
     return own or vms
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from accounts import authz
 from accounts.scopes import scope_contains
+from policies.change_notes import ERROR_CODE
 
 from .ingestion import is_vm_id, vm_ids_in
 from .jit_events import JIT_RULE, MAX_BODY, RULE_PREFIX, vm_name
@@ -27,7 +28,6 @@ WITHHELD = "[withheld: outside your audit scope]"
 _BEFORE = r"(?<![A-Za-z0-9.\-])"
 _AFTER = r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
 _PORT_KEYS = frozenset({"ports"})
-_CODE = re.compile(r"[A-Z][a-z]+(?:[A-Z][a-z]*)+: ")  # Azure's error codes: words run together
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class _Redactor:
         # NSG rule's, say) only the VM is.
         if not any(c.isspace() for c in value):
             return self.pattern.sub(WITHHELD, value), False
-        code = _CODE.match(value)  # "Code: message" (``cloud.errors.CloudError``): the code stays
+        code = ERROR_CODE.match(value)  # "Code: message" (``cloud.errors.CloudError``): the code stays
         return (code[0] if code else "") + WITHHELD, False
 
     def value(self, value: Any) -> tuple[Any, bool]:

@@ -7,7 +7,7 @@ import re
 RETRYING = "Retrying: "
 _KEPT = re.compile(r"(?P<name>.+) kept the newer change #(?P<pk>\d+), applied first")
 # ``CloudError``: "Code: message", Azure's codes being words run together (InvalidPortNumber, TooManyRequests)
-_CODE = re.compile(r"(?P<code>[A-Z][a-z]+(?:[A-Z][a-z]*)+): ")
+ERROR_CODE = re.compile(r"(?P<code>[A-Z][a-z]+(?:[A-Z][a-z]*)+): ")
 
 
 def kept_note(name: str, pk: int) -> str:
@@ -35,7 +35,7 @@ def error_seen(error: str, *, readable_names: set[str], withheld: int) -> str:
             shown.append(f"{len(kept) - len(shown)} note(s) about VMs outside your scope withheld")
         return "; ".join(shown)
     retrying = error.startswith(RETRYING)
-    code = _CODE.match(error.removeprefix(RETRYING))
+    code = ERROR_CODE.match(error.removeprefix(RETRYING))
     named = f" ({code['code']})" if code else ""
     reason = (f"Azure's message{named} is withheld: it is about the whole JIT policy, which has VMs outside your "
               "scope; a reader of the whole policy sees it.")
