@@ -174,7 +174,10 @@ def caller_prefix_q(text: str) -> Q:
     prefix is also the range of the index's byte order it spans."""
     prefix = Q(caller__startswith=text)
     if connection.vendor == "sqlite" and text and text[-1] != chr(0x10FFFF):
-        prefix &= Q(caller__gte=text, caller__lt=text[:-1] + chr(ord(text[-1]) + 1))
+        following = ord(text[-1]) + 1
+        if 0xD800 <= following <= 0xDFFF:  # a surrogate is no character: no text can hold it (nor be sent with it)
+            following = 0xE000
+        prefix &= Q(caller__gte=text, caller__lt=text[:-1] + chr(following))
     return prefix
 
 
