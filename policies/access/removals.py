@@ -99,8 +99,8 @@ def _until(port: AccessRequestPort) -> datetime:
 def removals_of(ports: Iterable[AccessRequestPort]) -> dict[int, Removal]:
     """Port id → what removed it, for ``ports`` (revoked ones: ``revoked_for_removal``, or open ones whose policy is
     gone, looked for up to their end; each with its ``request_vm`` and that row's ``vm`` loaded) whose removal is
-    known: at most one query."""
-    ports = list(ports)
+    known: at most one query. A port with no opening time (it never opened) has none."""
+    ports = [port for port in ports if port.opened_at is not None]
     if not ports:
         return {}
     from audit.models import AuditEvent
@@ -126,15 +126,22 @@ def removals_of(ports: Iterable[AccessRequestPort]) -> dict[int, Removal]:
     return removals
 
 
-def _numbers(ports: list | None) -> set[int]:
-    return {int(p["number"]) for p in ports or () if isinstance(p, dict) and "number" in p}
+def _numbers(ports: object) -> set[int]:
+    """The port numbers of a list of Azure's port dicts (as stored; anything else names none)."""
+    numbers: set[int] = set()
+    for port in ports if isinstance(ports, list) else ():
+        try:
+            numbers.add(int(port["number"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return numbers
 
 
 def _cause(port: AccessRequestPort, events: list) -> tuple | None:
     """(VM row, whole, by, at) of what removed ``port``: the first portal write of its VM that left it out while it
     was open, else the sync's finding that Azure dropped it; ``None`` when neither is known."""
     for event in events:
-        after = (event.after or {}).get("ports")
+        after = event.after.get("ports") if isinstance(event.after, dict) else None
         if port.opened_at <= event.occurred_at <= _until(port) and port.number not in _numbers(after):
             by = person_label(event.actor) if event.actor is not None else (
                 event.actor_label if event.actor_id is not None else "")
