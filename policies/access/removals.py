@@ -75,10 +75,17 @@ class Removal:
 
     @classmethod
     def from_detail(cls, value: dict) -> Removal:
-        at = value.get("at")
-        return cls(vm=str(value.get("vm") or ""), numbers=tuple(int(n) for n in value.get("ports") or ()),
-                   whole=bool(value.get("whole")), by=str(value.get("by") or ""),
-                   at=datetime.fromisoformat(at) if at else None)
+        """From ``as_detail``'s JSON; a port or a time not as it writes them is left out (the sentence then names
+        no time, as for a removal in Azure itself)."""
+        try:
+            at = datetime.fromisoformat(value.get("at") or "")
+        except (TypeError, ValueError):
+            at = None
+        numbers = value.get("ports")
+        return cls(vm=str(value.get("vm") or ""), whole=bool(value.get("whole")), by=str(value.get("by") or ""),
+                   numbers=tuple(sorted(_numbers([{"number": n} for n in numbers] if isinstance(numbers, list)
+                                                 else None))),
+                   at=at if at is None or at.tzinfo else at.replace(tzinfo=UTC))
 
 
 def revoked_for_removal(request: AccessRequest, port: AccessRequestPort) -> bool:

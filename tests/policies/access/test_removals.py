@@ -42,3 +42,16 @@ def test_an_audit_row_of_another_shape_is_read_as_naming_no_port(after):
                               occurred_at=opened + timedelta(minutes=5))
     [removal] = set(removals_of(ports_of(request)).values())
     assert removal.vm == row.vm_name and removal.numbers == (22,)
+
+
+@pytest.mark.parametrize("removed", [
+    {"vm": "web-01", "ports": ["x", 22], "whole": False, "at": "yesterday"},
+    {"vm": "web-01", "ports": 22, "at": 5},
+    {"vm": "web-01", "ports": [22], "at": "2026-11-27T10:00:00"}])
+def test_a_notifications_removal_not_as_the_portal_wrote_it_still_reads_as_a_sentence(removed):
+    """A notification's ``detail.removed`` is read back from JSON: a port or a time of another shape raised
+    (ValueError, TypeError) while its e-mail or card was written."""
+    from notifications.payloads import reason_text
+
+    text = reason_text({"reason": "revoked", "removed": [removed]})
+    assert text.startswith("closed when ") and "web-01" in text
