@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 
 from jitportal.lib.times import utc_iso
 
+from .callers import caller_label, portal_identities
 from .redaction import AuditScope, resource_shown
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -61,8 +62,6 @@ def export_columns(source: str, subscription_names: Mapping[str, str]) -> tuple[
     as before, then its display name from ``subscription_names`` (lower-case id → name; "" when unknown), as the
     search shows it; in the Activity Log's, the caller as logged, then as the search shows it (the portal's own
     identity by name, ``audit.callers``)."""
-    from .callers import caller_label, portal_identities
-
     def name(subscription_id: str) -> str:
         return subscription_names.get(subscription_id.lower(), "") if subscription_id else ""
 
