@@ -168,10 +168,14 @@ def record(subscription: Subscription, current: dict[tuple[int, str, str], str],
 
 
 def refresh_counts(subscription: Subscription) -> None:
-    """Denormalize each VM's open finding count (the inventory flags VMs with drift)."""
+    """Denormalize each VM's open finding count (the inventory flags VMs with drift), writing only the counts that
+    changed."""
     counts = dict(DriftFinding.objects.filter(vm__subscription=subscription, resolved_at__isnull=True)
                   .values_list("vm_id").annotate(n=Count("*")))
-    VirtualMachine.objects.filter(subscription=subscription).exclude(pk__in=counts).exclude(drift_count=0).update(
-        drift_count=0)
-    changed = [VirtualMachine(pk=pk, drift_count=n) for pk, n in counts.items()]
+    stored = dict(VirtualMachine.objects.filter(subscription=subscription).exclude(drift_count=0).values_list(
+        "pk", "drift_count"))
+    if any(pk not in counts for pk in stored):
+        VirtualMachine.objects.filter(subscription=subscription).exclude(pk__in=counts).exclude(drift_count=0).update(
+            drift_count=0)
+    changed = [VirtualMachine(pk=pk, drift_count=n) for pk, n in counts.items() if stored.get(pk) != n]
     VirtualMachine.objects.bulk_update(changed, ["drift_count"], batch_size=500)

@@ -130,7 +130,7 @@ class VirtualMachine(models.Model):
     last_access_at = models.DateTimeField(null=True, blank=True)
     last_user = models.CharField(max_length=255, blank=True)
     drift_count = models.PositiveIntegerField(default=0)
-    synced_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)  # when a sync last changed the row (``read_at``)
 
     class Meta:
         ordering = ["name", "id"]
@@ -159,6 +159,14 @@ class VirtualMachine(models.Model):
             return ""
         return (f"/subscriptions/{self.subscription_key}/resourceGroups/{self.policy_resource_group}/providers/"
                 f"Microsoft.Security/locations/{self.policy_location}/jitNetworkAccessPolicies/{self.policy_name}")
+
+    @property
+    def read_at(self):
+        """When a sync last read this VM from Azure: the subscription's last stored sync while Azure lists it (a
+        sync rewrites only the rows that changed, ``synced_at`` being when it last did), else ``synced_at``."""
+        if self.unsupported_reason == UnsupportedReason.NOT_IN_AZURE:
+            return self.synced_at
+        return self.subscription.defender_checked_at or self.synced_at
 
     @property
     def unsupported_message(self) -> str:

@@ -755,3 +755,77 @@ def test_a_change_applied_while_a_sync_reads_azure_is_not_undone_nor_taken_for_d
     sync(prod)  # the next sync reads what the changes wrote
     assert [p["number"] for p in vm("web-01").ports] == [22, 2222]
     assert not DriftFinding.objects.filter(vm__in=[edited, enabled], resolved_at__isnull=True).exists()
+
+
+def _writes(queries) -> list[str]:
+    """The statements among ``queries`` that write the inventory's VM rows or policy mirrors."""
+    return [q["sql"] for q in queries if q["sql"].split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")
+            and any(table in q["sql"] for table in ("policies_virtualmachine", "policies_jitpolicy",
+                                                    "policies_policyport"))]
+
+
+def _inventory_rows() -> tuple[list, list, list]:
+    vms = list(VirtualMachine.objects.order_by("pk").values())
+    for row in vms:
+        row.pop("synced_at")  # when a sync last changed the row
+    return (vms, list(JitPolicy.objects.order_by("pk").values("pk", "resource_id", "requests", "provisioning_state")),
+            list(PolicyPort.objects.order_by("vm_id", "number").values_list(
+                "policy_id", "vm_id", "number", "protocol", "allowed_source_prefixes", "max_request_duration")))
+
+
+@pytest.mark.django_db
+def test_a_sync_of_an_unchanged_subscription_writes_no_vm_row_nor_policy_mirror(prod):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    before = _inventory_rows()
+    with CaptureQueriesContext(connection) as queries:
+        run = sync(prod)
+    assert [sql[:120] for sql in _writes(queries)] == []  # the write transaction holds no lock for them
+    assert _inventory_rows() == before
+    assert run.vms_seen == VirtualMachine.objects.filter(subscription=prod).count()
+
+
+@pytest.mark.django_db
+def test_a_sync_writes_the_vm_and_policy_azure_changed_and_only_those(prod, azure):
+    policies = azure.security.jit_network_access_policies
+    policy = policies.get("rg-web-prod", "westeurope", "default")
+    for entry in policy.virtual_machines:
+        if entry.id.lower().endswith("/web-02"):
+            entry.ports[0].max_request_access_duration = "PT1H"
+    policies.create_or_update("rg-web-prod", "westeurope", "default", body=policy)
+    synced = dict(VirtualMachine.objects.values_list("name", "synced_at"))
+    mirrors = dict(JitPolicy.objects.values_list("resource_id", "synced_at"))
+    sync(prod)
+    assert {name for name, at in VirtualMachine.objects.values_list("name", "synced_at")
+            if at != synced[name]} == {"web-02"}
+    assert [rid for rid, at in JitPolicy.objects.values_list("resource_id", "synced_at")
+            if at != mirrors[rid]] == [policy.id.lower()]
+    assert PolicyPort.objects.get(vm__name="web-02").max_request_duration == "PT1H"
+    assert vm("web-02").ports[0]["maxRequestAccessDuration"] == "PT1H"
+    assert open_findings("web-02") == {DriftFinding.Kind.POLICY_CHANGED}
+
+
+@pytest.mark.django_db
+def test_a_change_applied_after_the_sync_read_its_stored_rows_is_not_undone(prod, policy_admin, monkeypatch):
+    from policies import rules
+    from policies.inventory import storing
+    from tests.policies.factories import apply_all
+
+    read = storing.Stored.read
+
+    def read_then_change(subscription):  # the admin's edit is applied between the read and the storing
+        stored = read(subscription)
+        services.policy_save(actor=policy_admin, vm=vm("web-01"), ports=[rules.PortRule(22), rules.PortRule(2222)])
+        services.policy_enable(actor=policy_admin, vms=[vm("web-05")])
+        assert apply_all() == ["applied", "applied"]
+        return stored
+
+    monkeypatch.setattr(storing.Stored, "read", read_then_change)
+    sync(prod)
+    edited, enabled = vm("web-01"), vm("web-05")
+    assert [p["number"] for p in edited.ports] == [22, 2222]
+    assert (enabled.state, enabled.policy_name) == (VmState.CONFIGURED, "default")
+    assert set(PolicyPort.objects.filter(vm=edited).values_list("number", flat=True)) == {22, 2222}
+    assert PolicyPort.objects.filter(vm=enabled).exists()
+    assert not DriftFinding.objects.filter(vm__in=[edited, enabled], resolved_at__isnull=True).exists()
