@@ -333,7 +333,10 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
     """One policy change's state (pending / applied / failed with Azure's message), as on the VM pages that list it:
     polled while pending, by anyone who may read one of its VMs."""
     change = selectors.change_seen_get(request.user, pk)
-    return render(request, "policies/_change_status.html", {"change": change})
+    response = render(request, "policies/_change_status.html", {"change": change})
+    if change.done:  # the inventory reloads its rows and tab counts (``inventory.html``'s #inventory-refresh)
+        response["HX-Trigger"] = "policyChangeDone"
+    return response
 
 
 # --- subscriptions (Settings) -----------------------------------------------------------------------------

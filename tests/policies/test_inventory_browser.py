@@ -217,3 +217,24 @@ def test_a_table_wider_than_the_window_scrolls_in_a_focusable_labelled_region(po
     assert summary.bounding_box()["x"] + summary.bounding_box()["width"] <= _fits(page)["right"]
     summary.click()
     expect(page.locator('tr[data-vm^="web-01-"] .row-menu').get_by_role("link", name="Details")).to_be_visible()
+
+
+def test_the_rows_and_tab_counts_follow_a_change_when_azure_applies_it(portal, entra_page):
+    from accounts.models import User
+    from policies import services
+    from policies.models import VirtualMachine
+    from tests.policies.factories import apply_all
+
+    page = entra_page
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    celery_app.conf.task_always_eager = False  # the change waits for ``apply_all`` below
+    services.policy_enable(actor=User.objects.get(email="bob@contoso.example"),
+                           vms=[VirtualMachine.objects.get(name="web-05")])
+    page.goto(f"{portal}/inventory/?tab=not_configured")
+    row = page.locator("#result_list tr", has_text="web-05")
+    expect(row).to_contain_text("Enabling JIT…")
+    configured = page.locator("#tab-configured .count").inner_text()
+    assert apply_all() == ["applied"]
+    expect(page.locator("#pending-changes")).to_contain_text("Applied")
+    expect(row).to_have_count(0)  # the row left for the Configured tab, whose count grew
+    expect(page.locator("#tab-configured .count")).to_have_text(f"({int(configured.strip('()')) + 1})")

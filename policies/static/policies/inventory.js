@@ -25,3 +25,4 @@ document.addEventListener("change", (event) => {
   showSelection();
 });
 document.addEventListener("DOMContentLoaded", showSelection);
+document.addEventListener("htmx:afterSettle", showSelection);  // rows reloaded when a policy change ended
