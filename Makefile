@@ -10,6 +10,8 @@ export DJANGO_SETTINGS_MODULE ?= jitportal.settings.local
 # Four test processes: most tests wait on the emulator, Celery workers or the browser, so four keep two cores busy
 # (one suite in about 6 minutes instead of 10 on two).
 PYTEST_ARGS ?= -n 4
+# More pytest options after those, e.g. PYTEST_EXTRA="-m 'not browser'" (CI's PostgreSQL run).
+PYTEST_EXTRA ?=
 
 .PHONY: install run test lint bench clean
 
@@ -38,7 +40,7 @@ lint: install
 
 test: install
 	$(BIN)/ruff check .
-	DJANGO_SETTINGS_MODULE=jitportal.settings.test $(BIN)/pytest $(PYTEST_ARGS)
+	DJANGO_SETTINGS_MODULE=jitportal.settings.test $(BIN)/pytest $(PYTEST_ARGS) $(PYTEST_EXTRA)
 
 bench: install
 	DJANGO_SETTINGS_MODULE=jitportal.settings.test $(BIN)/python -m bench
