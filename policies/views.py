@@ -41,6 +41,9 @@ def _messages_from(request: HttpRequest, exc: ValidationError) -> None:
         messages.error(request, message)
 
 
+FIRST_SYNC_EMPTY = "No virtual machines here yet: a subscription's first sync is still running."
+
+
 @requires(VM_READ)
 def inventory(request: HttpRequest) -> HttpResponse:
     """VMs grouped Configured / Not configured / Unsupported, with search, filters, sorting and pages."""
@@ -58,8 +61,11 @@ def inventory(request: HttpRequest) -> HttpResponse:
     # Selected rows feed "Enable JIT" (Not configured) or "Request access" (Configured).
     select_form = ("bulk-enable" if tab == VmState.NOT_CONFIGURED and may_write
                    else "bulk-request" if tab == VmState.CONFIGURED and may_request else None)
+    # Subscriptions whose first sync has not finished: their VMs are not listed yet (say so, not "none match").
+    first_syncs = [s for s in subscriptions if s.last_sync_at is None]
     table = VirtualMachineTable(filtered.filter(state=tab).only(*ROW_FIELDS), tab=tab,
-                                selectable=select_form is not None)
+                                selectable=select_form is not None,
+                                **({"empty_text": FIRST_SYNC_EMPTY} if first_syncs else {}))
     paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator, count=counts[tab])
     shown = [column.name for column in table.columns]
     records = [row.record for row in table.page.object_list]
@@ -86,7 +92,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "may_write": may_write, "may_request": may_request,
         "defender_missing": [s for s in subscriptions if s.defender_missing],
         "sync_runs": selectors.latest_sync_runs(request.user, subscriptions), "show_sync": may_write,
-        "has_subscriptions": bool(subscriptions),
+        "has_subscriptions": bool(subscriptions), "first_syncs": first_syncs,
         "back": back,
         "pending_changes": [(change, names) for change, names in (
             selectors.pending_changes_shown(request.user, records, pending) if pending else [])

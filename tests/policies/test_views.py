@@ -984,3 +984,22 @@ def test_enabling_editing_removing_jit_and_accepting_drift_record_the_clients_ad
         "policy.save_requested"]
     assert set(rows.values_list("client_ip", flat=True)) == {"203.0.113.9"}
     assert set(PolicyChange.objects.values_list("client_ip", flat=True)) == {"203.0.113.9"}
+
+
+@pytest.mark.django_db
+def test_the_inventory_says_a_first_sync_is_running_rather_than_that_no_vm_matches(client, policy_admin):
+    """Registered, its first sync not finished: the tabs are empty because nothing is stored yet, and the page says
+    so; once a sync has finished (even failed, which its status line explains), an empty tab means none matches."""
+    from django.utils import timezone
+
+    from tests.policies.factories import make_subscription
+
+    subscription = make_subscription(IN_RG)
+    Subscription.objects.filter(pk=subscription.pk).update(display_name="Contoso Production", last_sync_at=None)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:inventory")).content.decode()
+    assert "The first sync of Contoso Production has not finished: its VMs are listed once it has." in page
+    assert "a subscription&#x27;s first sync is still running" in page and "No virtual machines match." not in page
+    Subscription.objects.filter(pk=subscription.pk).update(last_sync_at=timezone.now())
+    page = client.get(reverse("policies:inventory")).content.decode()
+    assert "first sync" not in page and "No virtual machines match." in page
