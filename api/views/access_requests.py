@@ -216,6 +216,7 @@ class RequestExtendView(ApiView):
                    tags=["requests"])
     def post(self, request: Request, pk: int) -> Response:
         access, _ = access_selectors.request_or_review_get(request.user, pk)
+        access_services.ensure_may_extend(request.user, access)
         body = s.ExtendSerializer(data=_body(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data

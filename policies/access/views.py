@@ -267,6 +267,11 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
     """Extend: ask again for the same ports, ending later (within each port's maximum from now). Anyone else who
     may read the request (its approvers too) is told only the requester may extend it."""
     access, _ = selectors.request_or_review_get(request.user, pk)
+    try:
+        services.ensure_may_extend(request.user, access)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return redirect("policies:request_detail", pk=access.pk)
     form = ExtendForm(request.POST, duration_choices=selectors.extend_choices(access))
     if not form.is_valid():
         messages.error(request, " ".join(form.non_field_errors()) or "Choose a time range.")

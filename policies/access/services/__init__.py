@@ -32,14 +32,22 @@ from .common import (
     may_manage,
     may_request,
 )
-from .create import MAX_JUSTIFICATION, IdempotencyConflict, Selection, request_create, request_extend
+from .create import (
+    MAX_JUSTIFICATION,
+    IdempotencyConflict,
+    Selection,
+    ensure_may_extend,
+    request_create,
+    request_extend,
+)
 from .expiry import BROKER_ERRORS, expire_due, reconcile, request_mark_expired, revoked_in_azure
 from .opening import REPLACE_MARGIN, Claim, request_mark_failed, request_mark_open, request_open, vm_usage_record_open
 from .state import aggregate_state, refresh_state
 
 __all__ = ["BROKER_ERRORS", "FINAL", "JIT_RULE_PREFIX", "MAX_JUSTIFICATION", "REPLACE_MARGIN", "Claim",
            "IdempotencyConflict", "Outcome", "Selection", "aggregate_state", "audit_place", "enqueue_after_commit",
-           "enqueue_close", "enqueue_open", "expire_due", "gateway_for", "may_manage", "may_request", "reconcile",
+           "enqueue_close", "enqueue_open", "ensure_may_extend", "expire_due", "gateway_for", "may_manage",
+           "may_request", "reconcile",
            "refresh_state", "request_close", "request_close_apply", "request_create", "request_extend",
            "request_mark_closed", "request_mark_expired", "request_mark_failed", "request_mark_open", "request_open",
            "revoked_in_azure", "vm_usage_record_open"]

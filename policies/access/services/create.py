@@ -239,14 +239,20 @@ def request_create(*, actor, selections: list[Selection], source_prefix: str, du
     return request, True
 
 
+def ensure_may_extend(actor, original: AccessRequest) -> None:
+    """Refuse (``PermissionDenied``) anyone but the requester: checked before the form or body, so someone else who
+    may read the request is told why whatever they sent."""
+    if original.requester_id != actor.pk:  # a policy admin may close it, but not extend it
+        raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
+
+
 def request_extend(*, actor, original: AccessRequest, duration: timedelta, idempotency_key: str,
                    justification: str = "", client_ip: str | None = None, idempotency_fingerprint: str = ""
                    ) -> tuple[AccessRequest, bool]:
     """Ask again for the same VMs, ports (those still open) and source, ending ``duration`` from now (within each
     port's maximum)."""
     vm_rows = list(original.vms.select_related("vm", "vm__subscription").prefetch_related("ports"))
-    if original.requester_id != actor.pk:  # a policy admin may close it, but not extend it
-        raise PermissionDenied("Only the requester may extend their own request (Azure records them).")
+    ensure_may_extend(actor, original)
     earlier = _replayed(idempotency_key, actor=actor, extends=original, fingerprint=idempotency_fingerprint)
     if earlier is not None:  # the same form again: its extension, even once it replaced the original
         return earlier, False

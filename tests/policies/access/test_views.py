@@ -524,9 +524,12 @@ def test_someone_else_who_may_read_a_request_is_told_only_the_requester_may_exte
     for user in (reader, approver):
         client.force_login(user)
         assert client.get(reverse("policies:request_detail", args=[request.pk])).status_code == 200
-        response = client.post(url, {"duration": 3600, "token": "a" * 32}, follow=True)
-        assert response.redirect_chain == [(reverse("policies:request_detail", args=[request.pk]), 302)]
-        assert "Only the requester may extend their own request (Azure records them)." in response.content.decode()
+        for data in ({"duration": 3600, "token": "a" * 32}, {"duration": "forever"}):  # refused before the form
+            response = client.post(url, data, follow=True)
+            assert response.redirect_chain == [(reverse("policies:request_detail", args=[request.pk]), 302)]
+            text = response.content.decode()
+            assert "Only the requester may extend their own request (Azure records them)." in text
+            assert "Choose a time range." not in text
     assert not AccessRequest.objects.filter(extends=request).exists()
     outside = make_access_request(f"{OUT_OF_SCOPE}/resourceGroups/rg-web-prod")
     assert client.post(reverse("policies:request_extend", args=[outside.pk]),
