@@ -522,21 +522,24 @@ def _ended_note(request: AccessRequest, ports: list[AccessRequestPort]) -> str:
     return "extended" if opened.exists() else "replaced"
 
 
+FIRST_POLL_SECONDS = 1
 FAST_POLL_SECONDS = 5
 SOON_POLL_SECONDS = 30
 
 
 def poll_interval(request: AccessRequest, now, ends: list | None = None) -> str:
-    """How soon the request page asks again (htmx ``every``). Azure usually answers within a second, so right
-    after a change (submitted, claimed, close asked) the page asks every 250 ms, then every second, then every
-    2 s; an open request every 30 s (time left, and an end or a replacement shows without reloading), and at the
-    first of its open ports' ``ends`` to come, so the page shows the access ended then; waiting for approvers
-    every 5 s, for a scheduled start every 30 s."""
+    """How soon the request page asks again (htmx ``every``). Azure often answers within a second, so right
+    after a change (submitted, claimed, close asked) the page asks every 100 ms for that second, then every
+    250 ms, then every second, then every 2 s; an open request every 30 s (time left, and an end or a replacement
+    shows without reloading), and at the first of its open ports' ``ends`` to come, so the page shows the access
+    ended then; waiting for approvers every 5 s, for a scheduled start every 30 s."""
     moving = request.state in (PortState.QUEUED, PortState.OPENING) or (
         request.state == PortState.OPEN and request.closed_at is not None)
     if moving:
         changed = max(filter(None, (request.created_at, request.updated_at, request.closed_at)), default=now)
         age = (now - changed).total_seconds()
+        if age < FIRST_POLL_SECONDS:
+            return "100ms"
         return "250ms" if age < FAST_POLL_SECONDS else "1s" if age < SOON_POLL_SECONDS else "2s"
     if request.state == PortState.OPEN:
         return until_next_end("30s", ends or [], now)
