@@ -1,14 +1,18 @@
 """Reads for the inventory and policy pages, already restricted to what the user may see."""
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
+
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.http import Http404
+from django.http import Http404, QueryDict
 
 from accounts import authz
-from accounts.roles import JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
+from accounts.roles import JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ, VM_WRITE
 from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
 from . import change_notes
+from .filtersets import VirtualMachineFilterSet
 from .models import DriftFinding, PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
 
 TAB_ORDER = (VmState.CONFIGURED, VmState.NOT_CONFIGURED, VmState.UNSUPPORTED)
@@ -71,6 +75,123 @@ def filter_choices(user, subscriptions: list[Subscription]) -> tuple[list[str], 
         locations.update(vm_list(user).filter(subscription_key__in=partial).exclude(location="").order_by()
                          .values_list("location", flat=True).distinct())
     return sorted(groups), sorted(locations)
+
+
+def inventory_filterset(user, data, subscriptions: list[Subscription] | None = None) -> VirtualMachineFilterSet:
+    """The inventory's filters over the VMs ``user`` may read, with the choices of their scope (``data``: the query)."""
+    if subscriptions is None:
+        subscriptions = visible_subscriptions(user)
+    groups, locations = filter_choices(user, subscriptions)
+    return VirtualMachineFilterSet(data or None, queryset=vm_list(user), subscriptions=subscriptions,
+                                   resource_groups=groups, locations=locations)
+
+
+# --- "all VMs that match" (the inventory's select-across): the filter travels, never the ids ---------------------
+MATCH_PARAMS = tuple(VirtualMachineFilterSet.base_filters)  # q, subscription, resource_group, os, location, …
+# The names a message about VMs left out of "all that match" gives before "and N more".
+LEFT_OUT_NAMED = 3
+
+
+def match_query(data) -> list[tuple[str, str]]:
+    """The inventory filter of ``data`` (a query), only its own parameters with a value: what "all VMs that match"
+    carries to the page that acts on them, and back."""
+    return [(name, value) for name in MATCH_PARAMS for value in data.getlist(name)[:1] if value.strip()]
+
+
+@dataclass
+class Matching:
+    """The VMs of one tab the inventory's filter matches now, as one bulk action takes them: ``vms`` those the user
+    may act on, ``left_out`` why the others were taken out (a message each, naming a few of them), ``matched`` how
+    many the filter matches among those the user reads, ``summary`` the filter in words and ``query`` as
+    parameters. ``errors``: the filter's own (nothing is matched then)."""
+
+    vms: list[VirtualMachine] = field(default_factory=list)
+    matched: int = 0
+    left_out: list[str] = field(default_factory=list)
+    summary: list[tuple[str, str]] = field(default_factory=list)
+    query: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    allowed: QuerySet | None = None  # ``vms`` as a query (before the checks ``enable_matching`` adds)
+
+    @property
+    def digest(self) -> str:
+        """Names the set of ``vms``: the form carries it, so a save re-evaluating the filter acts only on the VMs
+        the page showed (or shows the page again when the filter now matches others)."""
+        return selection_digest(self.vms)
+
+
+def selection_digest(vms: list[VirtualMachine]) -> str:
+    return hashlib.sha256(",".join(str(pk) for pk in sorted(vm.pk for vm in vms)).encode()).hexdigest()[:20]
+
+
+def _names(vms: list[VirtualMachine]) -> str:
+    names = sorted(vm.name for vm in vms)
+    more = len(names) - LEFT_OUT_NAMED
+    return ", ".join(names[:LEFT_OUT_NAMED]) + (f" and {more:,} more" if more > 0 else "")
+
+
+def left_out_message(vms: list[VirtualMachine], why: str) -> list[str]:
+    if not vms:
+        return []
+    n = len(vms)
+    return [f"{n:,} matching VM{'s' if n != 1 else ''} ({_names(vms)}) {'were' if n != 1 else 'was'} left out: {why}"]
+
+
+def vms_matching(user, data, *, state: str, action: str, also: tuple[str, ...] = (),
+                 refused: str = "your role does not allow it there.") -> Matching:
+    """The VMs of tab ``state`` the inventory filter in ``data`` matches, evaluated now with the page's filterset
+    over the VMs ``user`` reads; of those, the ones where they hold ``action`` (and each of ``also``) at the VM's
+    scope. Those they only read are left out, counted and named (never acted on); a VM they do not read is never
+    matched at all."""
+    query = match_query(data)
+    filterset = inventory_filterset(user, _query_dict(query) if query else None)
+    found = Matching(query=query)
+    if filterset.is_bound and not filterset.is_valid():
+        found.errors = [f"{filterset.form.fields[name].label}: {' '.join(problems)}"
+                        for name, problems in filterset.form.errors.items()]
+        return found
+    matching = filterset.qs.filter(state=state)
+    matched = list(matching.order_by("name", "pk"))
+    found.matched = len(matched)
+    allowed = matching
+    for each in (action, *also):
+        condition = _vm_scope_q(user, each)
+        if condition is not None:
+            allowed = allowed.filter(condition)
+    found.allowed = allowed
+    allowed_pks = set(allowed.order_by().values_list("pk", flat=True))
+    found.vms = [vm for vm in matched if vm.pk in allowed_pks]
+    found.left_out = left_out_message([vm for vm in matched if vm.pk not in allowed_pks], refused)
+    choices = {name: dict(filterset.form.fields[name].choices) for name in ("subscription", "connection")}
+    for name, value in query:
+        label = str(filterset.form.fields[name].label)
+        found.summary.append((label, str(choices.get(name, {}).get(value, value))))
+    return found
+
+
+def _query_dict(query: list[tuple[str, str]]) -> QueryDict:
+    data = QueryDict(mutable=True)
+    for name, value in query:
+        data[name] = value
+    return data
+
+
+def enable_matching(user, data) -> Matching:
+    """All Not configured VMs the filter in ``data`` matches that ``user`` may enable JIT on now (as a page's
+    selection, ``forms.BulkEnableForm``): policy admin at the VM (JIT policy write and VM write), not being enabled
+    or having JIT removed, on a subscription with Defender for Servers Plan 2; the others are left out, said why."""
+    found = vms_matching(user, data, state=VmState.NOT_CONFIGURED, action=JIT_POLICY_WRITE, also=(VM_WRITE,),
+                         refused="you may not configure JIT there.")
+    if found.errors:
+        return found
+    blocked = enable_blocked(found.allowed) if found.vms else {}
+    defender = [vm for vm in found.vms if vm.subscription.defender_missing]
+    found.left_out += left_out_message([vm for vm in found.vms if vm.pk in blocked],
+                                "JIT is being enabled or removed there (saved, not applied in Azure yet).")
+    found.left_out += left_out_message(defender, "Defender for Servers Plan 2 is off on the subscription ("
+                                + ", ".join(sorted({str(vm.subscription) for vm in defender})) + ").")
+    found.vms = [vm for vm in found.vms if vm.pk not in blocked and not vm.subscription.defender_missing]
+    return found
 
 
 def vm_counts_by_state(queryset: QuerySet[VirtualMachine]) -> dict[str, int]:
@@ -157,13 +278,14 @@ def vm_pending_change(vm: VirtualMachine) -> PolicyChange | None:
     return latest if latest is not None and not latest.done else None
 
 
-def pending_changes_by_vm(vms: list[VirtualMachine]) -> dict[int, tuple[int, str]]:
+def pending_changes_by_vm(vms: list[VirtualMachine] | QuerySet[VirtualMachine]) -> dict[int, tuple[int, str]]:
     """VM pk → (change pk, kind) of each VM whose newest change is still queued or running (``vm_pending_change``
     for a page of VMs), in one query over the pending changes only."""
     links = PolicyChange.vms.through.objects
     newer = links.filter(virtualmachine_id=OuterRef("virtualmachine_id"),
                          policychange_id__gt=OuterRef("policychange_id"))
-    rows = (links.filter(virtualmachine_id__in=[vm.pk for vm in vms],
+    ids = vms.order_by().values("pk") if isinstance(vms, QuerySet) else [vm.pk for vm in vms]
+    rows = (links.filter(virtualmachine_id__in=ids,
                          policychange__state__in=(PolicyChange.State.QUEUED, PolicyChange.State.RUNNING))
             .exclude(Exists(newer)).values_list("virtualmachine_id", "policychange_id", "policychange__kind"))
     return {vm_id: (change_id, kind) for vm_id, change_id, kind in rows}
@@ -214,7 +336,7 @@ def saved_changes_shown(user, saved: str) -> list[tuple[PolicyChange, list[str],
 BLOCKS_ENABLE = frozenset({PolicyChange.Kind.ENABLE, PolicyChange.Kind.REMOVE})
 
 
-def enable_blocked(vms: list[VirtualMachine]) -> dict[int, str]:
+def enable_blocked(vms: list[VirtualMachine] | QuerySet[VirtualMachine]) -> dict[int, str]:
     """VM pk → kind of the pending change (``BLOCKS_ENABLE``) that keeps each of ``vms`` out of Enable JIT."""
     return {vm_id: kind for vm_id, (_change, kind) in pending_changes_by_vm(vms).items() if kind in BLOCKS_ENABLE}
 

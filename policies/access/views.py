@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,7 +22,7 @@ from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_A
 from jitportal.lib.tables import seek_list_page
 from jitportal.lib.times import zoned_text
 from policies.models import VirtualMachine, VmState
-from policies.selectors import vm_list
+from policies.selectors import Matching, vm_list
 
 from . import selectors, services, validation
 from .client_ip import client_address, client_ip
@@ -31,6 +32,9 @@ from .models import AccessRequest, AccessRequestPort, AccessRequestVm
 from .tables import AccessRequestTable
 
 PER_PAGE = 50
+# The most VMs one request names, as the API's (``virtualMachines``, ``api.serializers.MAX_LIST``) and as one inventory
+# page at most (``MAX_PER_PAGE``): the form lists each VM's ports to tick.
+REQUEST_MAX_VMS = 100
 
 
 def _form(request: HttpRequest, vms: list[VirtualMachine], data=None) -> AccessRequestForm:
@@ -65,7 +69,10 @@ def _submit(request: HttpRequest, form: AccessRequestForm, *, each_port_maximum:
 @requires(JIT_INITIATE)
 def request_new(request: HttpRequest) -> HttpResponse:
     """Request access to one or several VMs (``?vm=<id>&vm=<id>``): ports, source, time range, justification.
-    Without VMs it sends the user to the inventory's Configured tab to select them."""
+    Without VMs it sends the user to the inventory's Configured tab to select them; ``?all=1`` with the inventory's
+    filter takes every VM it matches (``_request_all``)."""
+    if request.method != "POST" and request.GET.get("all"):
+        return _request_all(request)
     ids = request.POST.getlist("vm") if request.method == "POST" else request.GET.getlist("vm")
     try:
         wanted = {int(pk) for pk in ids}
@@ -89,10 +96,37 @@ def request_new(request: HttpRequest) -> HttpResponse:
     return _form_page(request, form, vms)
 
 
-def _form_page(request: HttpRequest, form: AccessRequestForm, vms: list[VirtualMachine]) -> HttpResponse:
+def _form_page(request: HttpRequest, form: AccessRequestForm, vms: list[VirtualMachine],
+               matching: Matching | None = None) -> HttpResponse:
     return render(request, "policies/access/request_form.html", {
-        "title": "Request access", "form": form, "vms": vms, "my_ip": form.my_ip,
+        "title": "Request access", "form": form, "vms": vms, "my_ip": form.my_ip, "matching": matching,
         "open_now": _open_now(vms)}, status=400 if request.method == "POST" else 200)
+
+
+def _request_all(request: HttpRequest) -> HttpResponse:
+    """The form for every Configured VM the inventory's filter (``?all=1&q=…``, never the ids) matches now, with the
+    same filterset and scope; those the user may not request are left out and said so. A request names at most
+    ``REQUEST_MAX_VMS``: past that, back to the list to narrow the filter. The form names the VMs it shows, so
+    sending it asks for exactly those (checked again, as any request)."""
+    found = selectors.requestable_matching(request.user, request.GET)
+    back = reverse("policies:inventory") + "?" + urlencode([("tab", VmState.CONFIGURED), *found.query])
+    if found.errors:
+        messages.error(request, "Correct the inventory's filter before acting on every VM it matches: "
+                                + "; ".join(found.errors))
+        return redirect(back)
+    if not found.vms:
+        for message in found.left_out:
+            messages.error(request, message)
+        messages.error(request, "No VM matching the filter is left to request access to.")
+        return redirect(back)
+    if len(found.vms) > REQUEST_MAX_VMS:
+        messages.error(request, f"The filter matches {len(found.vms):,} VMs you may request access to: one request "
+                                f"names at most {REQUEST_MAX_VMS}. Narrow the filter (subscription, resource group, "
+                                "location, search) and select all again.")
+        return redirect(back)
+    for message in found.left_out:
+        messages.warning(request, message)
+    return _form_page(request, _form(request, found.vms), found.vms, found)
 
 
 def _without_gone(request: HttpRequest, vms: list[VirtualMachine], missing: set[int]) -> HttpResponse:

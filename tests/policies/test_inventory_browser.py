@@ -165,6 +165,36 @@ def test_the_inventory_says_how_many_vms_are_selected_and_that_a_selection_is_of
     expect(select_all).to_be_checked()
 
 
+def test_a_whole_ticked_page_offers_every_vm_that_matches_by_keyboard_and_sends_the_filter_not_the_ids(
+        portal, entra_page):
+    page = entra_page
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    page.goto(f"{portal}/inventory/?tab=not_configured&per_page=2&os=Linux")
+    matching = int(re.search(r"\((\d+)\)", page.locator("#tab-not_configured").inner_text()).group(1))
+    assert matching > 2  # more than the page shows
+    count, offer = page.locator("#selected-count"), page.locator("#select-across-all")
+    clear, rows = page.locator("#select-across-clear"), page.locator('#result_list input[name="vm"]')
+    expect(offer).to_be_hidden()
+    rows.nth(0).check()
+    expect(offer).to_be_hidden()  # only once the whole page is ticked
+    page.locator("#result_list .select-all").check()
+    expect(offer).to_be_visible()
+    expect(offer).to_have_text(f"Select all {matching} VMs that match")
+    offer.focus()
+    page.keyboard.press("Enter")
+    expect(count).to_have_text(f"All {matching} VMs that match the filter are selected, not only the 2 on this page.")
+    expect(clear).to_be_focused()
+    page.keyboard.press("Enter")  # Clear selection: nothing ticked, back to the page's selection
+    expect(count).to_have_text("No VM selected.")
+    expect(page.locator("#result_list .select-all")).to_be_focused()
+    page.locator("#result_list .select-all").check()
+    offer.click()
+    page.locator("#enable-selected").click()
+    page.wait_for_url(re.compile(r"/inventory/enable/"))
+    assert "all=1" in page.url and "os=Linux" in page.url and "vm=" not in page.url
+    expect(page.locator("#enable-count")).to_have_text(f"{matching} VMs")
+
+
 def _fits(page) -> dict:
     """Where the table's region ends, how wide its content is, and the right edge of each row's Actions menu."""
     return page.evaluate("""() => {
