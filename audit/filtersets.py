@@ -8,6 +8,7 @@ import django_filters
 from django import forms
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from jitportal.lib.times import UtcDateTimeField
@@ -170,14 +171,21 @@ class ActivityFilterSet(_TimeRangeFilterSet):
 
 def caller_prefix_q(text: str) -> Q:
     """Callers starting with ``text`` (lower case), answered from the caller's index: PostgreSQL's LIKE 'text%' from
-    its pattern index (migration ``0004``); SQLite's LIKE uses no index on a case-sensitive column, so there the
-    prefix is also the range of the index's byte order it spans."""
-    prefix = Q(caller__startswith=text)
+    its pattern index (migration ``0004``); on SQLite from its caller index (``prefix_q``)."""
+    return prefix_q("caller", text)
+
+
+def prefix_q(column: str, text: str) -> Q:
+    """``column`` (a field or alias holding lower case) starting with ``text`` (lower case), in a form an index of it
+    answers: PostgreSQL's LIKE 'text%' from a pattern index (``text_pattern_ops``: migrations ``0004`` and
+    ``0005``); SQLite's LIKE uses no index on a case-sensitive column, so there the prefix is also the range of the
+    index's byte order it spans."""
+    prefix = Q(**{f"{column}__startswith": text})
     if connection.vendor == "sqlite" and text and text[-1] != chr(0x10FFFF):
         following = ord(text[-1]) + 1
         if 0xD800 <= following <= 0xDFFF:  # a surrogate is no character: no text can hold it (nor be sent with it)
             following = 0xE000
-        prefix &= Q(caller__gte=text, caller__lt=text[:-1] + chr(following))
+        prefix &= Q(**{f"{column}__gte": text, f"{column}__lt": text[:-1] + chr(following)})
     return prefix
 
 
@@ -189,7 +197,10 @@ class TrailFilterSet(_TimeRangeFilterSet):
     resource_group = django_filters.CharFilter(label="Resource group", field_name="resource_group",
                                                lookup_expr="iexact")
     vm = django_filters.CharFilter(label="VM (name or resource id)", method="filter_vm")
-    user = django_filters.CharFilter(label="User", field_name="actor_label", lookup_expr="iexact")
+    user = django_filters.CharFilter(
+        label="User", method="filter_user",
+        help_text="Users starting with this, in any case: the part of a user name before the @ finds that user; "
+                  "jitportal finds the portal's own actions.")
     action = django_filters.CharFilter(label="Action", field_name="action", lookup_expr="iexact")
     q = django_filters.CharFilter(label="Text", method="filter_text")
 
@@ -203,6 +214,11 @@ class TrailFilterSet(_TimeRangeFilterSet):
         for key in vm_ids_named(value):
             named |= Q(resource_id__iexact=key) | Q(target_id__iexact=key)
         return queryset.filter(named) if named else queryset.none()
+
+    def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """Users whose name (as the trail records it: the user name, an e-mail address or UPN) starts with ``value``
+        in any case, answered from the index of its lower case (migration ``0005``)."""
+        return queryset.alias(user_key=Lower("actor_label")).filter(prefix_q("user_key", value.strip().lower()))
 
     def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         text = value.strip()

@@ -44,7 +44,8 @@ AUDIT_FILTERS = [
                      description="azure: the operation name."),
     OpenApiParameter("status", str, enum=[value for value, _label in STATUS_CHOICES], description="azure."),
     OpenApiParameter("correlation", str, description="azure: the correlation id."),
-    OpenApiParameter("user", str, description="portal: the actor."),
+    OpenApiParameter("user", str, description="portal: users starting with this, in any case (a user's name before "
+                                              "the @ finds them; jitportal the portal's own actions)."),
     OpenApiParameter("action", str, description="portal: the action (e.g. access.requested)."),
     OpenApiParameter("q", str, description="Free text."),
 ]

@@ -221,6 +221,49 @@ def test_the_caller_filter_reads_the_callers_index():
     assert "audit_activity_caller" in plan, plan
 
 
+@pytest.mark.parametrize(("typed", "found"), [
+    ("alice", {"Alice.Smith@Contoso.example"}), ("ALICE.smith@CONTOSO", {"Alice.Smith@Contoso.example"}),
+    ("alice.smith@contoso.example", {"Alice.Smith@Contoso.example"}),
+    ("al", {"Alice.Smith@Contoso.example", "alina@contoso.example"}), ("jitportal", {"jitportal"}),
+    ("smith", set()), ("contoso", set()), ("%", set()), ("_lice", set()), ("\ud7ff", set())])
+def test_the_user_filter_matches_the_start_of_a_user_name_in_any_case(client, auditor, typed, found):
+    from accounts.models import User
+    from audit.services import audit_record
+
+    names = ("Alice.Smith@Contoso.example", "alina@contoso.example", "bob@contoso.example")
+    for actor in [User.objects.create(username=name) for name in names] + [None]:
+        audit_record(actor=actor, action="policy.save", target_label="web-01", subscription_id=PROD)
+    client.force_login(auditor)
+    response = client.get(SEARCH, {"source": "portal", "user": typed})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert {name for name in (*names, "jitportal") if f"<td class=\"field-actor_label\">{name}</td>" in page} == found
+    assert 'aria-describedby="id_user_helptext"' in page
+    assert "the part of a user name before the @ finds that user" in page
+    api = client.get(reverse("api:audit_events"), {"source": "portal", "user": typed})
+    assert api.status_code == 200
+    assert {row["caller"] for row in api.json()["results"]} == found
+
+
+def test_the_user_filter_reads_the_index_of_the_user_names_lower_case():
+    from audit.filtersets import TrailFilterSet
+    from audit.models import AuditEvent
+
+    query = TrailFilterSet({"user": "Alice"}, queryset=AuditEvent.objects.all()).qs.order_by(
+        "-occurred_at", "-id")[:50]
+    with connection.cursor() as cursor:
+        sql, params = query.query.sql_with_params()
+        if connection.vendor == "postgresql":
+            cursor.execute("SET enable_seqscan = off")
+        try:
+            cursor.execute(("EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN ") + sql, params)
+            plan = " ".join(str(row) for row in cursor.fetchall())
+        finally:
+            if connection.vendor == "postgresql":
+                cursor.execute("RESET enable_seqscan")
+    assert "audit_trail_user_prefix" in plan, plan
+
+
 def _inventory_vm(arm_id: str):
     """``arm_id`` as a VM of the inventory (the audit's VM filter looks names up there)."""
     from policies.models import VirtualMachine
