@@ -338,7 +338,13 @@ class AuditEventSerializer(serializers.Serializer):
     occurredAt = serializers.DateTimeField()
     operation = serializers.CharField()
     status = serializers.CharField(allow_blank=True)
-    caller = serializers.CharField(allow_blank=True)
+    caller = serializers.CharField(allow_blank=True, help_text="azure: the caller as the Activity Log has it (lower "
+                                                                 "case); portal: the user name.")
+    callerName = serializers.CharField(
+        allow_blank=True, help_text="The caller as the audit page and the CSV's Caller name column show it: the "
+                                    "portal's own identity (the client id of a credential in PORTAL_CREDENTIALS) "
+                                    "reads 'jitportal (service principal 0d3b6a9e…)' or 'jitportal (managed identity "
+                                    "…)'; anyone else as in caller.")
     subscriptionId = serializers.CharField(allow_blank=True)
     subscriptionName = serializers.CharField(
         allow_null=True, help_text="The subscription's display name as registered in the portal; null when the portal "

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from accounts.roles import AUDIT_EXPORT, AUDIT_READ
 from audit import selectors as audit_selectors
+from audit.callers import caller_label, portal_identities
 from audit.csv_export import csv_lines, encoded, export_columns
 from audit.filtersets import OPERATION_CHOICES, STATUS_CHOICES, ActivityFilterSet, TrailFilterSet
 from audit.pagination import keyset_page
@@ -83,19 +84,23 @@ def _audit_filterset(request: Request, action: str):
     return source, filterset
 
 
-def _event_json(event, source: str, names: Mapping[str, str]) -> dict:
+def _event_json(event, source: str, names: Mapping[str, str], identities: Mapping[str, str]) -> dict:
     """One audit event as the viewer may see it (``audit_selectors.activity_as_seen``/``trail_as_seen``: ``withheld``
     counts the VMs outside their scope left out); ``names`` are the page's subscription display names by lower-case id
-    (``audit_selectors.subscription_names``: one query per page), ``subscriptionName`` null where it has none."""
+    (``audit_selectors.subscription_names``: one query per page), ``subscriptionName`` null where it has none.
+    ``callerName`` is the caller as the search page and the CSV's ``Caller name`` show it: the portal's own identity by
+    name (``identities``: ``audit.callers.portal_identities``), anyone else as logged; the trail's user as it is."""
     name = names.get(event.subscription_id.lower())
     if source == "portal":
         return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.action,
-                "status": "", "caller": event.actor_label, "subscriptionId": event.subscription_id,
+                "status": "", "caller": event.actor_label, "callerName": event.actor_label,
+                "subscriptionId": event.subscription_id,
                 "subscriptionName": name, "resourceGroup": event.resource_group, "resourceId": event.resource_id,
                 "target": event.target_label or event.target_id, "correlationId": event.correlation_id,
                 "details": {"before": event.before, "after": event.after}, "withheld": event.withheld}
     return {"id": event.pk, "source": source, "occurredAt": event.occurred_at, "operation": event.operation_name,
-            "status": event.status, "caller": event.caller, "subscriptionId": event.subscription_id,
+            "status": event.status, "caller": event.caller, "callerName": caller_label(event.caller, identities),
+            "subscriptionId": event.subscription_id,
             "subscriptionName": name, "resourceGroup": event.resource_group, "resourceId": event.resource_id,
             "target": event.resource_id, "correlationId": event.correlation_id, "details": event.properties,
             "withheld": event.withheld}
@@ -117,6 +122,7 @@ class AuditEventListView(ApiView):
         shown = (audit_selectors.trail_as_seen if source == "portal" else audit_selectors.activity_as_seen)(
             request.user, page.rows)
         names = audit_selectors.subscription_names(e.subscription_id for e in shown)
+        identities = portal_identities()
 
         def link(key: str, cursor: str | None) -> str | None:
             if not cursor:
@@ -128,7 +134,7 @@ class AuditEventListView(ApiView):
             return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
         return Response({"next": link("after", page.older), "previous": link("before", page.newer),
-                         "results": [_event_json(e, source, names) for e in shown]})
+                         "results": [_event_json(e, source, names, identities) for e in shown]})
 
 
 @api_requires(AUDIT_EXPORT)

@@ -664,6 +664,34 @@ def test_the_schema_documents_the_audit_events_subscription_name(client):
     assert "subscriptionName" in schema["required"]
 
 
+def test_audit_events_name_their_caller_as_the_page_and_the_csv_do(persona_mappings, auditor, api_as, settings):
+    from audit.ingestion import store_events
+    from audit.services import audit_record
+    from tests.audit.factories import event
+
+    portal = "0d3b6a9e-5c1f-4e2a-9b7d-1a2b3c4d5e6f"
+    identity = "7F00AA11-2222-4333-8444-555555555555"
+    settings.PORTAL_CREDENTIALS = {"prod": {"kind": "client_secret", "client_id": portal},
+                                   "mi": {"kind": "managed_identity", "client_id": identity}}
+    sub = IN_SCOPE.rsplit("/", 1)[1]
+    store_events([event(sub=sub, rg="rg-api", caller=caller) for caller in (
+        portal.upper(), "7f00aa11-2222-4333-8444-555555555555", "Alice@Contoso.example")])
+    audit_record(actor=None, action="policy.save", target_label="vm-1", subscription_id=sub)
+    client = api_as(auditor)
+    azure = client.get("/api/v1/audit/events/").json()["results"]
+    assert {(e["caller"], e["callerName"]) for e in azure} == {
+        (portal, "jitportal (service principal 0d3b6a9e…)"),
+        ("7f00aa11-2222-4333-8444-555555555555", "jitportal (managed identity 7f00aa11…)"),
+        ("alice@contoso.example", "alice@contoso.example")}
+    csv_rows = csv.DictReader(io.StringIO(b"".join(client.get("/api/v1/audit/events.csv").streaming_content)
+                                          .decode("utf-8-sig")))
+    assert {(row["Caller"], row["Caller name"]) for row in csv_rows} == {(e["caller"], e["callerName"]) for e in azure}
+    portal_rows = client.get("/api/v1/audit/events/", {"source": "portal", "action": "policy.save"}).json()["results"]
+    assert [(e["caller"], e["callerName"]) for e in portal_rows] == [("jitportal", "jitportal")]
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["components"]["schemas"]["AuditEvent"]
+    assert "callerName" in schema["required"] and "Caller name" in schema["properties"]["callerName"]["description"]
+
+
 def test_the_csv_export_is_scoped_and_audited(persona_mappings, auditor, reader, api_as):
     make_activity_event(IN), make_activity_event(OUT)
     response = api_as(auditor).get("/api/v1/audit/events.csv")
