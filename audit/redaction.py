@@ -27,6 +27,12 @@ WITHHELD = "[withheld: outside your audit scope]"
 # Around a VM's name, what would make it part of a longer name (a name does not end with a period: "web-02." is it)
 _BEFORE = r"(?<![A-Za-z0-9.\-])"
 _AFTER = r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
+# A name of letters alone ("web", "test") reads as a word in text: it is that VM only where text names a VM with it,
+# as a segment of a path (".../virtualMachines/web"), in quotes, after "VM" or "virtual machine", or as a whole item of
+# a comma-separated list; an underscore joins it to a longer name there ("unit_test").
+_WORD_NAME = re.compile(r"[A-Za-z]+")
+_WORD_AFTER = r"(?![A-Za-z0-9_\-]|\.[A-Za-z0-9])"
+_VM_NOUN = r"(?P<noun>\b(?:virtual[\s_-]*machines?|vms?)\s*[:=#]?\s*)"
 _PORT_KEYS = frozenset({"ports"})
 
 
@@ -59,8 +65,16 @@ class _Redactor:
         self.outside = set(outside)
         kept_names = {vm_name(vm).lower() for vm in inside}
         self.names = {vm_name(vm).lower() for vm in outside} - kept_names
-        words = sorted(self.outside | self.names, key=len, reverse=True)
-        self.pattern = re.compile(rf"{_BEFORE}(?:{'|'.join(map(re.escape, words))}){_AFTER}", re.I)
+        words = sorted(self.outside | {n for n in self.names if not _WORD_NAME.fullmatch(n)}, key=len, reverse=True)
+        plain = sorted(self.names - set(words), key=len, reverse=True)
+        contexts = [rf"{_BEFORE}(?:{'|'.join(map(re.escape, words))}){_AFTER}"] if words else []
+        if plain:
+            alternatives = "|".join(map(re.escape, plain))
+            contexts += [rf"(?<=/)(?:{alternatives}){_WORD_AFTER}",
+                         rf"(?<=['\"`\u2018\u201c])(?:{alternatives})(?=['\"`\u2019\u201d])",
+                         rf"(?:^|(?<=,))\s*(?:{alternatives})\s*(?=,|$)",
+                         rf"{_VM_NOUN}(?:{alternatives}){_WORD_AFTER}"]
+        self.pattern = re.compile("|".join(contexts) or r"(?!)", re.I)
         names = "|".join(map(re.escape, sorted(self.names, key=len, reverse=True)))
         # The NSG rule Defender wrote for JIT names its VM and port (``jit_events.JIT_RULE``): both are withheld.
         self.rules = re.compile(rf"({RULE_PREFIX}_[^_\s/\"',]+_)(?:{names})_\d{{1,5}}(?:_allow)?{_AFTER}",
@@ -99,7 +113,7 @@ class _Redactor:
         # A sentence (Azure's message) naming such a VM may give its ports too: all of it is withheld; in an id (an
         # NSG rule's, say) only the VM is.
         if not any(c.isspace() for c in value):
-            return self.pattern.sub(WITHHELD, value), False
+            return self.pattern.sub(lambda found: (found["noun"] or "") + WITHHELD, value), False
         code = ERROR_CODE.match(value)  # "Code: message" (``cloud.errors.CloudError``): the code stays
         return (code[0] if code else "") + WITHHELD, False
 

@@ -83,3 +83,30 @@ def test_an_auditor_of_the_resource_group_sees_the_whole_policy_event(client, pe
     write = ActivityLogEvent.objects.get(resource_id=policy_id().lower())
     page = client.get(reverse("audit:activity_event", args=[write.pk])).content.decode()
     assert "web-02" in page and "3389" in page and "event-withheld" not in page
+
+
+def test_a_vm_named_like_a_word_is_withheld_where_it_is_named_not_wherever_the_word_is(client, web_01_auditor):
+    """A VM outside the auditor's scope named "web" (or "test"): its id, its name as a path segment, in quotes, after
+    "virtual machine" or as a field's whole value are withheld; the words "web" and "test" in other text are not."""
+    web, test = vm_id(name="web"), vm_id(name="test")
+    correlation = str(uuid.uuid4())
+    store_events([event(correlation_id=correlation, properties={
+        "virtualMachines": f"{WEB_01},{web},{test}", "ports": "22",
+        "justification": "Patch the web tier, then test the web-01 health probe (unit_test, web.config)",
+        "target": "web", "names": "web-01,test",
+        "statusMessage": "The virtual machine web could not be reached on port 3389",
+        "details": f"Resource 'Microsoft.Compute/virtualMachines/test' in {web} is busy",
+        "hint": "Retry \u201ctest\u201d later"})])
+    shown = ActivityLogEvent.objects.get(correlation_id=correlation)
+    client.force_login(web_01_auditor)
+    page = client.get(reverse("audit:activity_event", args=[shown.pk])).content.decode()
+    # ordinary text naming no VM stays whole, in the summary and in the properties
+    assert "Patch the web tier, then test the web-01 health probe (unit_test, web.config)" in page
+    assert "3389" not in page and "could not be reached" not in page  # "the virtual machine web": a mention
+    assert "is busy" not in page and "Retry" not in page  # a path segment, quotes
+    details = client.get(reverse("api:audit_events")).json()["results"][0]["details"]
+    assert details["justification"] == "Patch the web tier, then test the web-01 health probe (unit_test, web.config)"
+    assert details["target"] == "[withheld: outside your audit scope]"
+    assert details["names"] == "web-01,[withheld: outside your audit scope]"
+    assert details["virtualMachines"].lower() == WEB_01.lower()
+    assert details["statusMessage"] == details["details"] == details["hint"] == "[withheld: outside your audit scope]"
