@@ -7,14 +7,17 @@ from datetime import UTC, datetime, timedelta
 import django_filters
 from django import forms
 from django.db import connection
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Lower
+from django.db.models import F, IntegerField, Q, QuerySet, Value
+from django.db.models.functions import Length, Lower, Replace
 from django.utils import timezone
 
+from accounts.authz import EVERYWHERE
+from accounts.scopes import InvalidScope, ScopeKind, parse_scope, scope_contains
 from jitportal.lib.times import UtcDateTimeField
 
 from .callers import portal_identities
 from .ingestion import KNOWN_OPERATIONS, vm_filter_q
+from .jit_events import vm_name
 from .models import ActivityLogEvent, AuditEvent
 
 TIME_PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
@@ -151,11 +154,21 @@ class ActivityFilterSet(_TimeRangeFilterSet):
         form = _TimeRangeForm
         fields: list[str] = []
 
+    def __init__(self, *args, scopes: tuple[str, ...] | list[str] = (EVERYWHERE,), **kwargs) -> None:
+        """``scopes``: where the viewer may audit (``authz.permitted_scopes``); the VM and text filters find an event
+        only through what of it they may see (``redaction``), as if the VMs outside were not named."""
+        super().__init__(*args, **kwargs)
+        self.scopes = tuple(scopes)
+
     def filter_lower_exact(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(**{name: value.strip().lower()})
 
     def filter_vm(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(vm_filter_q(vm_ids_named(value)))
+        """The events of the VMs ``value`` names that the viewer may audit: an event naming one outside their scope
+        among their own VMs' is not found by it (it would tell the VM exists and shares their event)."""
+        everywhere = EVERYWHERE in self.scopes
+        return queryset.filter(vm_filter_q([vm for vm in vm_ids_named(value)
+                                            if everywhere or any(scope_contains(s, vm) for s in self.scopes)]))
 
     def filter_caller(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         """Callers starting with ``value`` (stored lower-cased), and the portal's own identities when what the
@@ -166,7 +179,50 @@ class ActivityFilterSet(_TimeRangeFilterSet):
 
     def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # search_text is stored lower-cased; PostgreSQL answers LIKE '%…%' from a trigram index.
-        return queryset.filter(search_text__contains=value.strip().lower())
+        text = value.strip().lower()
+        if EVERYWHERE in self.scopes:
+            return queryset.filter(search_text__contains=text)
+        return seen_with_text(queryset, text, self.scopes)
+
+
+def _occurrences(column: str, token: str):
+    """How many times ``token`` occurs in ``column`` (in the database)."""
+    return (Length(column) - Length(Replace(column, Value(token), Value("")))) / Value(len(token),
+                                                                                     output_field=IntegerField())
+
+
+def seen_with_text(queryset: QuerySet, text: str, scopes: tuple[str, ...]) -> QuerySet:
+    """Of ``queryset``'s events whose ``search_text`` holds ``text`` (lower case), those where someone who may audit
+    ``scopes`` (not everywhere) sees it: the events naming no VM outside ``scopes`` (each of their ``vm_ids`` in them:
+    nothing of them is withheld), and the others where it is in what ``redaction`` never withholds (their caller,
+    operation and status) or in the name of one of their VMs inside ``scopes``. The rest of such an event's text
+    (Azure's properties, an NSG rule's name) may name the VMs outside or be withheld as naming them, so it is not
+    searched there: a name (or a port, or an address) of a VM outside finds nothing, as a name no VM has, instead of
+    rows with it withheld that tell it exists."""
+    inside = Value(0, output_field=IntegerField())
+    own_names: list[str] = []
+    own_vms = Q(pk__in=[])
+    for scope in scopes:
+        try:
+            parsed = parse_scope(scope)
+        except InvalidScope:
+            continue  # a malformed mapping grants nothing
+        key = parsed.id.lower()
+        if parsed.kind is ScopeKind.VIRTUAL_MACHINE:  # ``vm_ids`` has a space at both ends of each id
+            inside = inside + _occurrences("vm_ids", f" {key} ")
+            if text in vm_name(key):
+                own_vms |= Q(vm_ids__contains=f" {key} ")
+        else:
+            inside = inside + _occurrences("vm_ids", f" {key}/")
+            group = "resourcegroups/[^ /]+/" if parsed.kind is ScopeKind.SUBSCRIPTION else ""
+            own_names.append(f" {re.escape(key)}/{group}providers/microsoft\\.compute/virtualmachines/[^ /]*"
+                             f"{re.escape(text)}")
+    if own_names:  # the regular expression reads the same in Python (SQLite's REGEXP) and PostgreSQL
+        own_vms |= Q(vm_ids__regex="|".join(own_names))
+    return queryset.filter(search_text__contains=text).alias(
+        vms_named=_occurrences("vm_ids", " /subscriptions/"), vms_inside=inside,
+    ).filter(Q(vm_ids="") | Q(vms_named=F("vms_inside")) | Q(caller__contains=text)
+             | Q(operation_name__icontains=text) | Q(status__icontains=text) | Q(sub_status__icontains=text) | own_vms)
 
 
 def caller_prefix_q(text: str) -> Q:

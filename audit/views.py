@@ -45,7 +45,8 @@ def _source(request: HttpRequest) -> tuple[str, str]:
 def _filtered(request: HttpRequest, source: str, action: str):
     if source == "portal":
         return TrailFilterSet(request.GET, queryset=selectors.trail_for_user(request.user, action))
-    return ActivityFilterSet(request.GET, queryset=selectors.activity_for_user(request.user, action))
+    return ActivityFilterSet(request.GET, queryset=selectors.activity_for_user(request.user, action),
+                             scopes=authz.permitted_scopes(request.user, action))
 
 
 @require_GET

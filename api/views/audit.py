@@ -13,6 +13,7 @@ from rest_framework.exceptions import NotAcceptable
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts import authz
 from accounts.roles import AUDIT_EXPORT, AUDIT_READ
 from audit import selectors as audit_selectors
 from audit.callers import caller_label, portal_identities
@@ -77,7 +78,8 @@ def _audit_filterset(request: Request, action: str):
         filterset = TrailFilterSet(request.query_params, queryset=audit_selectors.trail_for_user(request.user, action))
     else:
         filterset = ActivityFilterSet(request.query_params,
-                                      queryset=audit_selectors.activity_for_user(request.user, action))
+                                      queryset=audit_selectors.activity_for_user(request.user, action),
+                                      scopes=authz.permitted_scopes(request.user, action))
     if not filterset.is_valid():
         errors = [f"{field}: {message}" for field, messages in filterset.errors.items() for message in messages]
         raise ValidationError(errors)

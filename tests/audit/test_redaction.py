@@ -110,3 +110,53 @@ def test_a_vm_named_like_a_word_is_withheld_where_it_is_named_not_wherever_the_w
     assert details["names"] == "web-01,[withheld: outside your audit scope]"
     assert details["virtualMachines"].lower() == WEB_01.lower()
     assert details["statusMessage"] == details["details"] == details["hint"] == "[withheld: outside your audit scope]"
+
+
+DB_07 = vm_id(rg="rg-data", name="db-07")
+NET_RULE = (f"/subscriptions/{PROD}/resourceGroups/rg-net/providers/Microsoft.Network/networkSecurityGroups/"
+            "nsg-shared/securityRules/SecurityCenter-JITRule_77_db-07_22")
+
+
+def _found(client, **params) -> tuple[str, list, list]:
+    """The search page's body, the API's results and the CSV's rows (header left out) for ``params``."""
+    page = client.get(reverse("audit:search"), params).content.decode()
+    api = client.get(reverse("api:audit_events"), params).json()
+    export = b"".join(client.get(reverse("audit:export"), params).streaming_content).decode("utf-8-sig")
+    assert api["next"] is None and api["previous"] is None
+    return page, api["results"], export.strip().splitlines()[1:]
+
+
+def test_free_text_and_the_vm_filter_find_nothing_through_a_vm_outside_the_auditors_scope(client, persona_mappings,
+                                                                                          auditor):
+    """A rule of a shared NSG in rg-net opened for db-07 of rg-data: an auditor of rg-net sees the rule's row, db-07
+    withheld from it; searching for db-07 (or what only its withheld parts hold) answers as for a name nobody has."""
+    correlation = str(uuid.uuid4())
+    store_events([event(rg="rg-data", correlation_id=correlation, caller="dave@contoso.example", properties={
+                      "virtualMachines": DB_07, "ports": "22", "justification": "quarterly db patching"}),
+                  event(rg="rg-net", correlation_id=correlation, resource_id=NET_RULE, operation=RULE_WRITE,
+                        caller="dave@contoso.example", properties={"access": "Allow"})])
+    net_auditor = user_with_role("nina@contoso.example", "auditor", f"/subscriptions/{PROD}/resourceGroups/rg-net")
+    client.force_login(net_auditor)
+    page, results, rows = _found(client)
+    assert len(results) == len(rows) == 1 and results[0]["withheld"] == 1 and "db-07" not in page
+    nobody = _found(client, q="no-such-vm")
+    assert "No activity matches this search." in nobody[0] and nobody[1:] == ([], [])
+    for params in ({"q": "db-07"}, {"q": "DB-0"}, {"q": "b-07"}, {"q": "jitrule_77_db"}, {"q": "07_22"},
+                   {"vm": DB_07}, {"vm": DB_07.upper()}):
+        page, results, rows = _found(client, **params)
+        assert "No activity matches this search." in page and (results, rows) == ([], []), params
+        assert "jit-withheld" not in page, params
+    for term in ("dave@contoso", "securityrules/write", "succeeded"):  # what the row shows still finds it
+        assert len(_found(client, q=term)[1]) == 1, term
+
+    client.force_login(auditor)  # audits the whole subscription: db-07 is theirs to find
+    assert len(_found(client, q="db-07")[1]) == 2 and len(_found(client, vm=DB_07)[1]) == 2
+
+
+def test_free_text_finds_an_auditors_own_vm_of_an_event_but_not_the_others(client, web_01_auditor):
+    store_events([_policy_write()])
+    client.force_login(web_01_auditor)
+    assert len(_found(client, q="web-01")[1]) == 1 and len(_found(client, q="WEB")[1]) == 1
+    for term in ("web-02", "b-02", "3389", "10.9.9.9"):  # web-02's name, its port and source
+        page, results, rows = _found(client, q=term)
+        assert "No activity matches this search." in page and (results, rows) == ([], []), term
