@@ -11,6 +11,7 @@ request opens); rules are matched by that name.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -114,15 +115,45 @@ def _policy_finding(vm: VirtualMachine) -> tuple[str, str, str] | None:
             f"Azure now has: {describe(azure)}. The portal last applied: {describe(portal)}.")
 
 
+@dataclass
+class Rules:
+    """What a VM's findings are worked out against: each NSG's rules (read once for every VM behind it) and the
+    ports an active request opens (from the policies' requests)."""
+
+    nsgs: dict[str, _NsgRules]
+    active: set[tuple[str, int]]
+
+    @classmethod
+    def read(cls, policies: list, nsg_rules: dict[str, list[shapes.RuleInfo]], now: datetime) -> Rules:
+        active: set[tuple[str, int]] = set()
+        for policy in policies:
+            active |= _active_ports(policy, now)
+        return cls({nsg_id.lower(): _read_nsg(nsg_id, found) for nsg_id, found in nsg_rules.items()}, active)
+
+
+def watched(is_classic: bool, state: str, portal_ports: list | None) -> bool:
+    """Whether drift is looked for on a VM: one with JIT, or one the portal set ports on (an ARM VM)."""
+    return not is_classic and (state == "configured" or bool(portal_ports))
+
+
+def vm_findings(vm, rules: Rules) -> list[tuple[str, str, str]]:
+    """(kind, key, detail) of one VM's findings. ``vm`` has a model row's ``resource_id``, ``name``, ``nsg_ids``,
+    ``private_ip``, ``ports`` and ``portal_ports`` (a stored row, or one a sync is about to store)."""
+    ports = [int(p["number"]) for p in vm.ports]
+    items = _rule_findings(vm, ports, rules.nsgs, rules.active) if ports else []
+    finding = _policy_finding(vm)
+    if finding:
+        items.append(finding)
+    return items
+
+
 def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list[shapes.RuleInfo]],
            now: datetime, skip: set[int] = frozenset()) -> int:
-    """Open, refresh and resolve the subscription's findings (those of the VMs ``skip`` names stay as they are);
-    returns how many are open."""
-    active: set[tuple[str, int]] = set()
-    for policy in policies:
-        active |= _active_ports(policy, now)
+    """Open, refresh and resolve the findings of the subscription's stored VMs (those of the VMs ``skip`` names stay
+    as they are); returns how many are open. (A sync works its findings out before it stores: ``inventory.store``.)
+    """
+    rules = Rules.read(policies, nsg_rules, now)
     current: dict[tuple[int, str, str], str] = {}
-    nsgs = {nsg_id.lower(): _read_nsg(nsg_id, found) for nsg_id, found in nsg_rules.items()}
     candidates = VirtualMachine.objects.filter(subscription=subscription, is_classic=False).filter(
         Q(state="configured") | Q(portal_ports__isnull=False) & ~Q(portal_ports=[])).only(
         "pk", "resource_id", "name", "nsg_ids", "private_ip", "ports", "portal_ports", "state")
@@ -133,12 +164,7 @@ def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list
         if vm.portal_ports is None:  # first sight of this VM: Azure's state is the baseline
             vm.portal_ports = vm.ports
             adopt.append(vm)
-        ports = [int(p["number"]) for p in vm.ports]
-        items = _rule_findings(vm, ports, nsgs, active) if ports else []
-        finding = _policy_finding(vm)
-        if finding:
-            items.append(finding)
-        for kind, key, detail in items:
+        for kind, key, detail in vm_findings(vm, rules):
             current[(vm.pk, kind, key)] = detail
     if adopt:
         VirtualMachine.objects.bulk_update(adopt, ["portal_ports"], batch_size=500)
@@ -146,14 +172,21 @@ def detect(subscription: Subscription, policies: list, nsg_rules: dict[str, list
 
 
 def record(subscription: Subscription, current: dict[tuple[int, str, str], str], now: datetime,
-           skip: set[int] = frozenset()) -> int:
-    existing = {(f.vm_id, f.kind, f.key): f for f in DriftFinding.objects.filter(vm__subscription=subscription)
-                if f.vm_id not in skip}
-    create, update = [], []
+           skip: set[int] = frozenset(), vms: Collection[int] | None = None) -> int:
+    """Store ``current`` as the open findings of the subscription's VMs (or of the VMs ``vms`` names), the VMs
+    ``skip`` names left as they are, and their counts; returns how many are open. A finding seen again has only its
+    ``last_seen`` written (one statement for many), unless its detail changed or it reopens."""
+    found = (DriftFinding.objects.filter(vm__subscription=subscription) if vms is None
+             else DriftFinding.objects.filter(vm_id__in=list(vms)))
+    existing = {(f.vm_id, f.kind, f.key): f for f in found.only(
+        "pk", "vm_id", "kind", "key", "detail", "resolved_at", "first_seen") if f.vm_id not in skip}
+    create, update, seen = [], [], []
     for (vm_pk, kind, key), detail in current.items():
         finding = existing.get((vm_pk, kind, key))
         if finding is None:
             create.append(DriftFinding(vm_id=vm_pk, kind=kind, key=key, detail=detail, first_seen=now, last_seen=now))
+        elif finding.resolved_at is None and finding.detail == detail:
+            seen.append(finding.pk)
         else:
             if finding.resolved_at is not None:
                 finding.first_seen = now
@@ -161,21 +194,35 @@ def record(subscription: Subscription, current: dict[tuple[int, str, str], str],
             update.append(finding)
     DriftFinding.objects.bulk_create(create, batch_size=500)
     DriftFinding.objects.bulk_update(update, ["detail", "last_seen", "resolved_at", "first_seen"], batch_size=500)
-    resolved = [f.pk for k, f in existing.items() if k not in current and f.resolved_at is None]
-    DriftFinding.objects.filter(pk__in=resolved).update(resolved_at=now)
-    refresh_counts(subscription)
+    _update_in_batches(DriftFinding, seen, last_seen=now)
+    _update_in_batches(DriftFinding, [f.pk for k, f in existing.items() if k not in current and f.resolved_at is None],
+                       resolved_at=now)
+    refresh_counts(subscription, vms)
     return len(current)
 
 
-def refresh_counts(subscription: Subscription) -> None:
-    """Denormalize each VM's open finding count (the inventory flags VMs with drift), writing only the counts that
-    changed."""
-    counts = dict(DriftFinding.objects.filter(vm__subscription=subscription, resolved_at__isnull=True)
-                  .values_list("vm_id").annotate(n=Count("*")))
-    stored = dict(VirtualMachine.objects.filter(subscription=subscription).exclude(drift_count=0).values_list(
-        "pk", "drift_count"))
-    if any(pk not in counts for pk in stored):
-        VirtualMachine.objects.filter(subscription=subscription).exclude(pk__in=counts).exclude(drift_count=0).update(
-            drift_count=0)
-    changed = [VirtualMachine(pk=pk, drift_count=n) for pk, n in counts.items() if stored.get(pk) != n]
-    VirtualMachine.objects.bulk_update(changed, ["drift_count"], batch_size=500)
+def refresh_counts(subscription: Subscription, vms: Collection[int] | None = None) -> None:
+    """Denormalize each VM's open finding count (the inventory flags VMs with drift): of the subscription's VMs, or
+    of the VMs ``vms`` names. Only the counts that changed are written, one statement per count."""
+    open_findings = DriftFinding.objects.filter(resolved_at__isnull=True)
+    stored_vms = VirtualMachine.objects.all()
+    if vms is None:
+        open_findings, stored_vms = open_findings.filter(vm__subscription=subscription), stored_vms.filter(
+            subscription=subscription)
+    else:
+        open_findings, stored_vms = open_findings.filter(vm_id__in=list(vms)), stored_vms.filter(pk__in=list(vms))
+    counts = dict(open_findings.values_list("vm_id").annotate(n=Count("*")))
+    stored = dict(stored_vms.exclude(drift_count=0).values_list("pk", "drift_count"))
+    by_count: dict[int, list[int]] = {}
+    for pk, n in [*counts.items(), *((pk, 0) for pk in stored if pk not in counts)]:
+        if stored.get(pk, 0) != n:
+            by_count.setdefault(n, []).append(pk)
+    for n, pks in by_count.items():
+        _update_in_batches(VirtualMachine, pks, drift_count=n)
+
+
+def _update_in_batches(model, pks: list[int], **values) -> None:
+    """``UPDATE … SET values WHERE pk IN (…)``, 500 pks at a time: much cheaper than ``bulk_update``'s CASE per row
+    when every row takes the same values."""
+    for start in range(0, len(pks), 500):
+        model.objects.filter(pk__in=pks[start:start + 500]).update(**values)
