@@ -38,18 +38,18 @@ from .snapshot import (
 from .storing import (
     BATCH,
     CHANGE_MARGIN,
+    CHUNK,
     POLICY_FIELDS,
     VM_FIELDS,
     changed_meanwhile,
     keep_changed,
-    mirror_policies,
     mirror_policies_one,
     remove_gone,
     store,
 )
 
-__all__ = ["BATCH", "CHANGE_MARGIN", "POLICY_FIELDS", "VM_FIELDS", "Network", "PolicyView", "Progress", "Snapshot",
-           "build_rows", "changed_meanwhile", "classify", "keep_changed", "mirror_policies", "mirror_policies_one",
+__all__ = ["BATCH", "CHANGE_MARGIN", "CHUNK", "POLICY_FIELDS", "VM_FIELDS", "Network", "PolicyView", "Progress",
+           "Snapshot", "build_rows", "changed_meanwhile", "classify", "keep_changed", "mirror_policies_one",
            "policy_view", "portal_requesters", "read_hub_connections", "read_hub_topology", "read_other_hubs",
            "read_pricing", "read_remote_hubs", "read_security_policies", "read_snapshot", "remove_gone", "store",
            "sync_subscription", "usage"]

@@ -829,3 +829,132 @@ def test_a_change_applied_after_the_sync_read_its_stored_rows_is_not_undone(prod
     assert set(PolicyPort.objects.filter(vm=edited).values_list("number", flat=True)) == {22, 2222}
     assert PolicyPort.objects.filter(vm=enabled).exists()
     assert not DriftFinding.objects.filter(vm__in=[edited, enabled], resolved_at__isnull=True).exists()
+
+
+def _drift_outside_the_portal(azure) -> None:
+    """An allow rule opened by hand, a JIT deny rule deleted by hand, a policy's ports edited outside the portal."""
+    azure.network.security_rules.begin_create_or_update("rg-ops-prod", "jump-02-nsg", "Allow-SSH-Anywhere", {
+        "properties": {"protocol": "Tcp", "sourceAddressPrefix": "*", "sourcePortRange": "*",
+                       "destinationAddressPrefix": "*", "destinationPortRange": "22", "access": "Allow",
+                       "priority": 150, "direction": "Inbound"}}).result()
+    key = next(iter(azure.jit_rules(vm_id("rg-web-prod", "web-04"), "Deny")))
+    nsg_id, rule = key.split("|")
+    azure.network.security_rules.begin_delete("rg-web-prod", nsg_id.rsplit("/", 1)[1], rule).result()
+    policies = azure.security.jit_network_access_policies
+    policy = policies.get("rg-web-prod", "westeurope", "default")
+    for entry in policy.virtual_machines:
+        if entry.id.lower().endswith("/web-02"):
+            entry.ports[0].max_request_access_duration = "PT1H"
+    policies.create_or_update("rg-web-prod", "westeurope", "default", body=policy)
+
+
+def _inventory_whole() -> int:
+    """From a connection of its own (a reader, as a page is): check that every VM stored is whole — its drift count
+    is its open findings, a configured VM's port rows are its ports, in the policy its row names — and write
+    something, as a request would, timing how long that waits. Returns how many VMs are stored."""
+    import time
+
+    from django.db.models import Count, Q
+
+    from policies.models import PolicyLock
+    from tests.policies.races import Other
+
+    def check() -> tuple[int, float]:
+        vms = list(VirtualMachine.objects.annotate(open=Count("drift", filter=Q(drift__resolved_at__isnull=True))))
+        for row in vms:
+            assert row.drift_count == row.open, row.name
+            ports = {(p.number, p.policy.resource_id) for p in PolicyPort.objects.filter(vm=row).select_related(
+                "policy")}
+            assert ports == {(int(p["number"]), row.policy_id.lower()) for p in row.ports}, row.name
+        started = time.monotonic()
+        PolicyLock.objects.create(key=f"a write between two chunks #{PolicyLock.objects.count()}")
+        return len(vms), time.monotonic() - started
+
+    reader = Other(check)
+    reader.start()
+    reader.join(30)
+    if reader.error is not None:
+        raise reader.error
+    stored, waited = reader.result
+    assert waited < 1  # the sync holds no lock between two chunks
+    return stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_stores_in_short_transactions_each_leaving_the_inventory_whole(fresh_emulator, azure, monkeypatch):
+    """A sync commits a chunk of VMs at a time (with their policies and findings), so a writer waits for one chunk,
+    not for the whole store; between two commits a reader finds every VM stored whole. Drift is worked out before
+    the transactions: what they store is what detection over the stored rows finds."""
+    from django.db import connections
+
+    from policies import drift, inventory
+    from policies.inventory import storing
+
+    monkeypatch.setattr(storing, "CHUNK", 8, raising=False)
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    connection = connections["default"]
+    store, commit = inventory.store, type(connection).commit
+    seen: list[int] = []  # VMs stored at each commit of the storing step
+    inputs: list[tuple] = []
+
+    def storing_step(*args):
+        inputs[:] = [args]
+        seen.clear()
+        monkeypatch.setattr(type(connection), "commit", committed)
+        try:
+            return store(*args)
+        finally:
+            monkeypatch.setattr(type(connection), "commit", commit)
+
+    def committed(self):
+        commit(self)
+        if self is connection:  # not the reader's
+            seen.append(_inventory_whole())
+
+    monkeypatch.setattr(inventory, "store", storing_step)
+    sync(prod)
+    total = VirtualMachine.objects.count()
+    assert total == 41 and seen[-1] == total
+    assert len(set(seen)) >= 5  # the VMs were stored over several commits (41 VMs, 8 at a time) ...
+    assert all(later - earlier <= 16 for earlier, later in zip([0, *seen], seen, strict=False))  # ... a few at a time
+
+    _drift_outside_the_portal(azure)
+    run = sync(prod)
+    assert len(seen) >= 3  # findings, counts, the changed VM and its policy: stored in chunks too
+    assert open_findings("jump-02") == {DriftFinding.Kind.ALLOW_WITHOUT_REQUEST}
+    assert DriftFinding.Kind.DENY_RULE_MISSING in open_findings("web-04")
+    assert open_findings("web-02") == {DriftFinding.Kind.POLICY_CHANGED}
+    stored = list(DriftFinding.objects.order_by("pk").values())
+    counts = dict(VirtualMachine.objects.values_list("pk", "drift_count"))
+    subscription, _snap, _rows, policies, nsg_rules, now = inputs[0]
+    assert drift.detect(subscription, policies, nsg_rules, now) == run.findings  # over the rows as stored
+    assert list(DriftFinding.objects.order_by("pk").values()) == stored  # found the same: nothing to write
+    assert dict(VirtualMachine.objects.values_list("pk", "drift_count")) == counts
+
+
+@pytest.mark.django_db
+def test_a_baseline_accepted_after_the_sync_read_its_stored_rows_is_not_flagged_again(prod, azure, policy_admin,
+                                                                                      monkeypatch):
+    """The sync works its findings out before it writes; a VM whose baseline the admin accepted meanwhile has its
+    findings worked out again as it is stored."""
+    from policies.inventory import storing
+
+    policies = azure.security.jit_network_access_policies
+    policy = policies.get("rg-web-prod", "westeurope", "default")
+    for entry in policy.virtual_machines:
+        if entry.id.lower().endswith("/web-02"):
+            entry.ports[0].max_request_access_duration = "PT1H"
+    policies.create_or_update("rg-web-prod", "westeurope", "default", body=policy)
+    sync(prod)
+    assert open_findings("web-02") == {DriftFinding.Kind.POLICY_CHANGED}
+    read = storing.Stored.read
+
+    def read_then_accept(subscription):
+        stored = read(subscription)
+        services.drift_accept(actor=policy_admin, vm=vm("web-02"))
+        return stored
+
+    monkeypatch.setattr(storing.Stored, "read", read_then_accept)
+    sync(prod)
+    assert open_findings("web-02") == set()
+    assert vm("web-02").drift_count == 0

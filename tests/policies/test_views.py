@@ -998,7 +998,8 @@ def test_the_inventory_says_a_first_sync_is_running_rather_than_that_no_vm_match
     Subscription.objects.filter(pk=subscription.pk).update(display_name="Contoso Production", last_sync_at=None)
     client.force_login(policy_admin)
     page = client.get(reverse("policies:inventory")).content.decode()
-    assert "The first sync of Contoso Production has not finished: its VMs are listed once it has." in page
+    assert ("The first sync of Contoso Production has not finished: its VMs are listed as they are stored, some at a "
+            "time.") in page
     assert "a subscription&#x27;s first sync is still running" in page and "No virtual machines match." not in page
     Subscription.objects.filter(pk=subscription.pk).update(last_sync_at=timezone.now())
     page = client.get(reverse("policies:inventory")).content.decode()
