@@ -149,13 +149,15 @@ def has_permission(user, action: str, resource_id: str) -> bool:
     return any(grant.allows(action, resource_id) for grant in grants_for(user))
 
 
-def permitted_scopes(user, action: str) -> list[str]:
-    """The scopes at which ``user`` may perform ``action`` (``["/"]`` means everywhere), smallest list."""
+def permitted_scopes(user, action: str, *also: str) -> list[str]:
+    """The scopes at which ``user`` may perform ``action`` (or one of ``also``; ``["/"]`` means everywhere),
+    smallest list."""
     if not _is_active_user(user):
         return []
     if user.is_superuser:
         return [EVERYWHERE]
-    return minimal_scopes([g.scope for g in grants_for(user) if g.role.allows(action)])
+    actions = (action, *also)
+    return minimal_scopes([g.scope for g in grants_for(user) if any(g.role.allows(a) for a in actions)])
 
 
 def holds_anywhere(user, action: str) -> bool:
@@ -180,9 +182,10 @@ def _scope_q(scope: str, resource_id_field: str | None, subscription_field: str 
     )
 
 
-def restrict(queryset: QuerySet, user, action: str, *, resource_id_field: str | None = None,
+def restrict(queryset: QuerySet, user, action: str, *also: str, resource_id_field: str | None = None,
              subscription_field: str | None = None, resource_group_field: str | None = None) -> QuerySet:
-    """Only the rows of ``queryset`` on which ``user`` may perform ``action``, filtered in the database.
+    """Only the rows of ``queryset`` on which ``user`` may perform ``action`` (or one of ``also``), filtered in the
+    database.
 
     A row's place is read from ``subscription_field``/``resource_group_field`` (equality; both hold lower case, as
     every model stores them) when given, and otherwise from its ARM id in ``resource_id_field`` (prefix, any case).
@@ -195,7 +198,7 @@ def restrict(queryset: QuerySet, user, action: str, *, resource_id_field: str | 
         resource_id_field = fields.get("resource_id_field")
         subscription_field = fields.get("subscription_field")
         resource_group_field = fields.get("resource_group_field")
-    scopes = permitted_scopes(user, action)
+    scopes = permitted_scopes(user, action, *also)
     if EVERYWHERE in scopes:
         return queryset.all()
     condition = Q()

@@ -327,7 +327,11 @@ class RequestSerializer(serializers.Serializer):
     approvedAt = serializers.DateTimeField(required=False, allow_null=True)
     ruleName = serializers.CharField(required=False, allow_blank=True)
     approvals = DecisionRecordSerializer(many=True, help_text="Each approver's decision, oldest first.")
-    virtualMachines = RequestVmSerializer(many=True)
+    virtualMachines = RequestVmSerializer(many=True, help_text=(
+        "Its VMs; someone else's request lists only those you may read (withheld counts the others)."))
+    withheld = serializers.IntegerField(help_text=(
+        "How many VMs of the request are outside your scope: left out of virtualMachines, and any mention of them in "
+        "the justification, an error or a comment reads [withheld: outside your scope]. 0 for your own requests."))
     url = serializers.CharField()
 
 

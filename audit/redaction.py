@@ -5,14 +5,15 @@ event may list other VMs too: a JIT policy write lists every VM of the policy wi
 the call, and NSG rule names and Azure's messages name VMs. Those entries are withheld from what is shown (pages,
 API, CSV): VM entries of lists, VM ids and names in text, and a port list that cannot be told apart by VM. The
 events keep a count of what was withheld (``withheld``). The viewer's scopes are worked out once (``AuditScope``);
-nothing here queries the database.
+nothing here queries the database. An access request's text (its justification, Azure's messages, its approvers'
+comments) is withheld the same way from whoever does not see all of its VMs (``text_redactor``).
 """
 from __future__ import annotations
 
 import copy
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +60,12 @@ class AuditScope:
 
 
 class _Redactor:
-    """Withholds the VMs ``outside`` from JSON values and text; the names of ``inside`` VMs stay."""
+    """Withholds the VMs ``outside`` from JSON values and text (each withheld part reads ``marker``); the names of
+    ``inside`` VMs stay."""
 
-    def __init__(self, inside: list[str], outside: list[str], resource_id: str = "") -> None:
+    def __init__(self, inside: list[str], outside: list[str], resource_id: str = "", *,
+                 marker: str = WITHHELD) -> None:
+        self.marker = marker
         self.outside = set(outside)
         kept_names = {vm_name(vm).lower() for vm in inside}
         self.names = {vm_name(vm).lower() for vm in outside} - kept_names
@@ -107,20 +111,20 @@ class _Redactor:
             kept = [part for part in parts if not self._is_out(part)]
             return ",".join(kept), len(kept) < len(parts)
         if self.rules is not None:
-            value = self.rules.sub(rf"\g<1>{WITHHELD}", value)
+            value = self.rules.sub(lambda m: m[1] + self.marker, value)
         if not self.pattern.search(value):
             return value, False
         # A sentence (Azure's message) naming such a VM may give its ports too: all of it is withheld; in an id (an
         # NSG rule's, say) only the VM is.
         if not any(c.isspace() for c in value):
-            return self.pattern.sub(lambda found: (found["noun"] or "") + WITHHELD, value), False
+            return self.pattern.sub(lambda found: (found["noun"] or "") + self.marker, value), False
         code = ERROR_CODE.match(value)  # "Code: message" (``cloud.errors.CloudError``): the code stays
-        return (code[0] if code else "") + WITHHELD, False
+        return (code[0] if code else "") + self.marker, False
 
     def value(self, value: Any) -> tuple[Any, bool]:
         if isinstance(value, str):
             if self._is_out(value):
-                return WITHHELD, True
+                return self.marker, True
             return self.text(value)
         if isinstance(value, list):
             kept = [item for item in value if not self._is_out(item)]
@@ -130,14 +134,14 @@ class _Redactor:
             redacted, cut = {}, False
             for key, item in value.items():
                 if self.rule_out and "port" in str(key).lower() and not isinstance(item, dict):
-                    redacted[key], lost = WITHHELD, False
+                    redacted[key], lost = self.marker, False
                 else:
                     redacted[key], lost = self.value(item)
                 cut = cut or lost
             if cut:  # a list of VMs lost entries: a port list beside it cannot be told apart by VM
                 for key in redacted:
                     if str(key).lower() in _PORT_KEYS and not isinstance(redacted[key], dict):
-                        redacted[key] = WITHHELD
+                        redacted[key] = self.marker
             return redacted, False
         return value, False
 
@@ -186,3 +190,17 @@ def resource_shown(resource_id: str, vm_ids: str, scope: AuditScope) -> str:
         return resource_id
     inside, outside = scope.split([*vm_ids.split(), *vm_ids_in(resource_id, {})])
     return _Redactor(inside, outside).text(resource_id)[0] if outside else resource_id
+
+
+def text_redactor(inside: Iterable[str], outside: Iterable[str], *, marker: str = WITHHELD) -> Callable[[str], str]:
+    """Free text about a set of VMs (an access request's justification, Azure's message on one of its ports, an
+    approver's comment) as someone who may see the VMs ``inside`` and not those ``outside`` (ARM ids) may read it,
+    as the audit pages show an event's text (``_Redactor.text``): a VM outside named in a sentence withholds all of it
+    (it may give that VM's ports) but an error code that opens it; in an id or a list of VM ids, only that VM. The
+    text is unchanged when no VM is outside."""
+    kept = {vm.lower().rstrip("/") for vm in inside if vm}
+    withheld = [vm for vm in dict.fromkeys(vm.lower().rstrip("/") for vm in outside if vm) if vm not in kept]
+    if not withheld:
+        return lambda value: value
+    redactor = _Redactor(sorted(kept), withheld, marker=marker)
+    return lambda value: redactor.text(value)[0] if value else value

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import authz
-from accounts.roles import JIT_INITIATE, REQUEST_APPROVE, VM_READ
+from accounts.roles import AUDIT_READ, JIT_INITIATE, REQUEST_APPROVE
 from policies import jit_json, rules
 from policies.access import selectors as access_selectors
 from policies.access import services as access_services
@@ -60,8 +60,8 @@ def _fingerprint(request: Request) -> str:
 
 REQUEST_FILTERS = [
     OpenApiParameter("state", str, enum=[v.value for v in PortState]),
-    OpenApiParameter("all", bool, description="Policy admins: every request in your scope, not only yours (true or "
-                                              "false, 1 or 0; anything else is a 400)."),
+    OpenApiParameter("all", bool, description="Policy admins and auditors: every request in your scope, not only "
+                                              "yours (true or false, 1 or 0; anything else is a 400)."),
     OpenApiParameter("q", str, description="Part of a VM's name, the requester or the reason (as on the Requests "
                                            "page)."),
     OpenApiParameter("created_after", OpenApiTypes.DATE, description="Requested on or after this day (UTC)."),
@@ -83,19 +83,27 @@ def _flag(request: Request, name: str) -> bool:
 
 
 def _request_json(access: AccessRequest, request: Request, *, review: bool = False) -> dict:
-    """The request as ``request_to_json`` shapes it. Someone else's request lists only the VMs the caller may read:
-    one spanning several scopes is seen through the VM in the caller's, never with the names and addresses of the
-    others (Azure too shows each policy's part of a request only to who may read that policy); its connection
-    details are the requester's alone (``connection`` null), as on an approver's ``review``."""
+    """The request as ``request_to_json`` shapes it. Someone else's request lists only the VMs the caller may read
+    (``vm_rows_shown``; ``withheld`` counts the others): one spanning several scopes is seen through the VM in the
+    caller's, never with the names and addresses of the others (Azure too shows each policy's part of a request only
+    to who may read that policy), nor their names in its justification, Azure's messages or the approvers' comments
+    (``request_redactor``, as on its page); its connection details are the requester's alone (``connection`` null),
+    as on an approver's ``review``."""
     url = request.build_absolute_uri(reverse("api:request", kwargs={"pk": access.pk}))
     now = timezone.now()  # as the pages show it, before the reconcile: past its approval deadline or its end
     access_selectors.show_as_timed_out(access, now)
     access_selectors.show_as_ended(access, now)
     body = jit_json.request_to_json(access, connection=not review and access.requester_id == request.user.pk)
-    if access.requester_id != request.user.pk:
-        body["virtualMachines"] = [vm for vm in body["virtualMachines"]
-                                   if authz.has_permission(request.user, VM_READ, vm["id"])]
-    return {**body, "url": url}
+    shown, withheld = access_selectors.vm_rows_shown(access, request.user)
+    if withheld:
+        redact = access_selectors.request_redactor(access, request.user, shown)
+        seen = {row.vm_arm_id for row in shown}
+        body["virtualMachines"] = [{**vm, "ports": [{**port, "error": redact(port["error"])} for port in vm["ports"]]}
+                                   for vm in body["virtualMachines"] if vm["id"] in seen]
+        body["justification"] = redact(body["justification"])
+        if "approvals" in body:
+            body["approvals"] = [{**item, "comment": redact(item["comment"])} for item in body["approvals"]]
+    return {**body, "withheld": withheld, "url": url}
 
 
 def _made(request: Request, access: AccessRequest, created: bool) -> Response:
@@ -112,7 +120,7 @@ def _with_ports(queryset):
 
 @api_authenticated
 class RequestListView(ApiView):
-    """Your access requests (``GET``; ``?all=1``: every request in your policy-admin scope) and new ones
+    """Your access requests (``GET``; ``?all=1``: every request in your policy-admin or audit scope) and new ones
     (``POST``, a ``Start-AzJitNetworkAccessPolicy`` body; send an ``Idempotency-Key`` header to retry safely).
     The list is newest first, paged by cursor (``next``/``previous``), with no count: a page costs the same however
     deep and however many requests match."""
@@ -157,11 +165,12 @@ class RequestListView(ApiView):
         return _made(request, access, created)
 
 
-@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
+@api_requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest, owner_field="requester")
 class RequestDetailView(ApiView):
-    """One access request: per VM and port, its state, end time and Azure's status. Approvers read the requests
-    they may review (as the approve and deny answers show them); nobody else sees other people's requests. The
-    requester always reads their own, even after their role was taken away."""
+    """One access request: per VM and port, its state, end time and Azure's status. Whoever may open its page reads
+    it: requesters and policy admins at one of its VMs, auditors at one of them (read only), and approvers the
+    requests they may review (as the approve and deny answers show them). The requester always reads their own, even
+    after their role was taken away."""
 
     @extend_schema(operation_id="requests_retrieve", responses={200: s.RequestSerializer, **READ_ERRORS,
                                                                  **NOT_FOUND}, tags=["requests"])
@@ -170,11 +179,11 @@ class RequestDetailView(ApiView):
         return Response(_request_json(access, request, review=review))
 
 
-@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
+@api_requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest, owner_field="requester")
 class RequestCloseView(ApiView):
     """Close a request now (new connections are refused; established ones are not cut). The requester may always
     close their own, even after their role was taken away (closing only reduces exposure); anyone else who may read
-    it (its approvers too) gets a 403 saying who may close it."""
+    it (its approvers and auditors too) gets a 403 saying who may close it."""
 
     @extend_schema(operation_id="requests_close", request={"application/json": s.EMPTY_BODY},
                    responses={200: s.RequestSerializer, **BODY_ERRORS, **NOT_FOUND}, tags=["requests"])
@@ -200,11 +209,11 @@ def _extend_duration(data: dict) -> timedelta:
     raise ValidationError("Give duration (such as PT1H) or endTimeUtc.")
 
 
-@api_requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest)
+@api_requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest)
 class RequestExtendView(ApiView):
     """Extend: ask again for the same VMs, ports and source, ending ``duration`` from now or at ``endTimeUtc``
-    (give one of them, not both). Anyone else who may read the request (its approvers too) gets a 403 saying only
-    the requester may extend it."""
+    (give one of them, not both). Anyone else who may read the request (its approvers and auditors too) gets a 403
+    saying only the requester may extend it."""
 
     @extend_schema(operation_id="requests_extend", request=s.ExtendSerializer,
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,

@@ -1,10 +1,12 @@
 """Reads of access requests, already restricted to what the user may see.
 
-A user sees their own requests; a policy admin also sees every request touching a VM in their scope.
+A user sees their own requests; a policy admin and an auditor also see every request touching a VM in their scope
+(an auditor reads them only: nothing they may do to them).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
@@ -27,8 +29,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts import authz
-from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE, VM_READ
+from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE, VM_READ
 from accounts.scopes import scope_contains
+from audit.redaction import text_redactor
 from jitportal.lib.days import day_start
 from policies.models import JitPolicy, VirtualMachine, VmState
 from policies.selectors import Matching, left_out_message, vm_get, vm_list, vms_matching
@@ -53,11 +56,11 @@ from .models import (
 from .removals import POLICY_GONE, person_label, removals_of, revoked_for_removal
 
 
-def _vm_rows_in_scope(user, action: str) -> QuerySet[AccessRequestVm] | None:
-    """VM rows in the scopes where ``user`` may perform ``action`` (``None``: nowhere)."""
-    if not authz.holds_anywhere(user, action):
+def _vm_rows_in_scope(user, action: str, *also: str) -> QuerySet[AccessRequestVm] | None:
+    """VM rows in the scopes where ``user`` may perform ``action`` or one of ``also`` (``None``: nowhere)."""
+    if not authz.permitted_scopes(user, action, *also):
         return None
-    return authz.restrict(AccessRequestVm.objects.all(), user, action, subscription_field="subscription_key",
+    return authz.restrict(AccessRequestVm.objects.all(), user, action, *also, subscription_field="subscription_key",
                           resource_group_field="resource_group", resource_id_field="vm_arm_id")
 
 
@@ -69,26 +72,34 @@ class _EachRowExists(Exists):
     template = "EXISTS(%(subquery)s OFFSET 0)"
 
 
-def _own_or_in_scope(user, action: str | None) -> QuerySet[AccessRequest]:
+def _own_or_in_scope(user, *actions: str) -> QuerySet[AccessRequest]:
+    """The user's own requests, and those with a VM where they may perform one of ``actions`` (none: only theirs)."""
     queryset = AccessRequest.objects.select_related("requester")
     mine = Q(requester_id=user.pk)
-    rows = _vm_rows_in_scope(user, action) if action else None
+    rows = _vm_rows_in_scope(user, *actions) if actions else None
     if rows is None:
         return queryset.filter(mine)
     return queryset.filter(mine | _EachRowExists(rows.filter(request_id=OuterRef("pk"))))
 
 
 def request_list(user, *, everyone: bool = True) -> QuerySet[AccessRequest]:
-    """The "Requests" list: the user's own, and (``everyone``) all those in their policy-admin scope."""
-    return _own_or_in_scope(user, JIT_POLICY_WRITE if everyone else None)
+    """The "Requests" list: the user's own, and (``everyone``) all those in their policy-admin or audit scope (an
+    auditor's job is to search every opening)."""
+    return _own_or_in_scope(user, JIT_POLICY_WRITE, AUDIT_READ) if everyone else _own_or_in_scope(user)
+
+
+def sees_everyones(user) -> bool:
+    """Whether the Requests list shows ``user`` other people's requests too (``request_list``): a policy admin or an
+    auditor somewhere; the list then offers "Only mine"."""
+    return bool(authz.permitted_scopes(user, JIT_POLICY_WRITE, AUDIT_READ))
 
 
 def request_visible(user) -> QuerySet[AccessRequest]:
     """Requests whose page ``user`` may open: their own, and those on VMs where they may request access
-    themselves (Azure shows a policy's requests to whoever may read it) or administer JIT."""
+    themselves (Azure shows a policy's requests to whoever may read it), administer JIT, or audit (read only)."""
     if authz.holds_anywhere(user, JIT_POLICY_WRITE) and not authz.holds_anywhere(user, JIT_INITIATE):
-        return _own_or_in_scope(user, JIT_POLICY_WRITE)
-    return _own_or_in_scope(user, JIT_INITIATE)
+        return _own_or_in_scope(user, JIT_POLICY_WRITE, AUDIT_READ)
+    return _own_or_in_scope(user, JIT_INITIATE, AUDIT_READ)
 
 
 def _request_detail_queryset(queryset: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
@@ -368,13 +379,31 @@ def vm_rows_shown(request: AccessRequest, user) -> tuple[list[AccessRequestVm], 
     return shown, len(rows) - len(shown)
 
 
+WITHHELD = "[withheld: outside your scope]"
+
+
+def request_redactor(request: AccessRequest, user, shown: list[AccessRequestVm] | None = None
+                     ) -> Callable[[str], str]:
+    """The request's free text (its justification, Azure's messages on its ports, its approvers' comments) as
+    ``user`` may read it: the VMs they do not see of it (``vm_rows_shown``, or the rows ``shown``) withheld as the
+    audit pages withhold the VMs outside an auditor's scope (``audit.redaction.text_redactor``), so a request spanning
+    scopes names none of them in words either. Unchanged for its requester, and for whoever sees all of its VMs."""
+    if shown is None:
+        shown, _ = vm_rows_shown(request, user)
+    seen = {row.pk for row in shown}
+    return text_redactor([row.vm_arm_id for row in shown],
+                         [row.vm_arm_id for row in request.vms.all() if row.pk not in seen], marker=WITHHELD)
+
+
 def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     """What the request page shows: per VM (those ``vm_rows_shown``), per port, state, its end once known
     (``ends.port_end``, else the window's length and when it starts), time left, connection lines; and what may be
     done. The connection details (the requester's login name, address and port, a firewall's DNAT port) are shown
     to the requester only (``connection_hidden`` for anyone else, and on an approver's ``review``). A request past
     its approval deadline, or open past its end, shows as the next reconcile will mark it (``show_as_timed_out``,
-    ``show_as_ended``)."""
+    ``show_as_ended``). Its justification, Azure's messages and the approvers' comments name no VM the viewer does
+    not see (``request_redactor``). What may be done is the requester's, a policy admin's at every VM or an
+    approver's: an auditor reads it only."""
     now = timezone.now()
     show_as_timed_out(request, now)
     show_as_ended(request, now)
@@ -382,6 +411,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     vms = []
     login = login_name(request.requester_name)
     shown, hidden = vm_rows_shown(request, user)
+    redact = request_redactor(request, user, shown)
     removals = removals_of(port for vm_row in shown for port in vm_row.ports.all()
                            if revoked_for_removal(request, port))
     for vm_row in shown:
@@ -399,6 +429,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
                           # not), the window's length and when it starts.
                           "end": end, "unknown_end": unknown_end_text(port.state, port.window) if end is None else "",
                           "never_opened": port.state in FINAL and port.opened_at is None,
+                          "error": redact(port.last_error),  # Azure's message may name the call's other VMs
                           "closed_early": closed_early,
                           "removal": removals.get(port.pk),  # JIT or the port removed from the VM while open
                           "policy_gone": policy_gone,
@@ -410,6 +441,8 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     from .services import may_manage
 
     decisions = list(request.approvals.all())
+    for decision in decisions:
+        decision.shown_comment = redact(decision.comment)
     counts = progress(request) if request.approval_state != ApprovalState.NOT_REQUIRED else None
     eligible, short = None, False
     if request.is_pending:
@@ -421,6 +454,7 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     cancellable = (request.state in (PortState.PENDING, PortState.SCHEDULED, PortState.QUEUED)
                    and not any(port.opened_at for port in every))  # one policy open, another retrying: "Close now"
     return {"vms": vms, "vms_hidden": hidden, "connection_hidden": hidden_details,
+            "justification": redact(request.justification),
             "source_note": request_source_note(request.source_prefix) if request.source_warning else "",
             "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
             "cancellable": cancellable,

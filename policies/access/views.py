@@ -210,10 +210,11 @@ def _connect_defaults(vm: VirtualMachine, form: AccessRequestForm) -> dict:
             "justification": f"Connect to {vm.name}"}
 
 
-# The request page and its status: the requester, whoever may see the request (``selectors.request_get``), and
-# its approvers (``selectors.review_get``: an approver at one of its VMs, who is sent its notifications' links),
-# who read it as on the review page: without the requester's connection details.
-@requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
+# The request page and its status: the requester, whoever may see the request (``selectors.request_get``: an
+# auditor too, at one of its VMs, read only), and its approvers (``selectors.review_get``: an approver at one of its
+# VMs, who is sent its notifications' links), who read it as on the review page: without the requester's connection
+# details.
+@requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest, owner_field="requester")
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One request: per VM and port its state, time left, connection details; Close now and Extend (as the user's
     role allows). An approver who may only review it reads it without the connection details, with a link to
@@ -245,7 +246,7 @@ def _stop_polling_when_gone(view):
 
 
 @_stop_polling_when_gone
-@requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
+@requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest, owner_field="requester")
 def request_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The request's live part, polled by htmx while something is moving (``selectors.poll_interval``). When
     Extend comes or goes (the page says what it shows in ``?extendable=``), the form is swapped in or out beside
@@ -263,12 +264,12 @@ def request_status(request: HttpRequest, pk: int) -> HttpResponse:
         "extend_form": _extend_form(access, view) if extend_changed else None, **view})
 
 
-@requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest, owner_field="requester")
+@requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest, owner_field="requester")
 @require_POST
 def request_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close now: ends access early (new connections refused; established ones are not cut). The requester may
     close their own whatever their role now (closing only reduces exposure); extending needs the role. Anyone else
-    who may read the request (its approvers too) is told who may close it."""
+    who may read the request (its approvers and auditors too) is told who may close it."""
     access, _ = selectors.request_or_review_get(request.user, pk)
     opened = any(port.opened_at for row in access.vms.all() for port in row.ports.all())  # prefetched
     try:
@@ -295,11 +296,11 @@ def _extend_form(access: AccessRequest, view: dict) -> ExtendForm | None:
     return ExtendForm(duration_choices=selectors.extend_choices(access, now=timezone.now()))
 
 
-@requires(JIT_INITIATE, REQUEST_APPROVE, object_model=AccessRequest)
+@requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest)
 @require_POST
 def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
     """Extend: ask again for the same ports, ending later (within each port's maximum from now). Anyone else who
-    may read the request (its approvers too) is told only the requester may extend it."""
+    may read the request (its approvers and auditors too) is told only the requester may extend it."""
     access, _ = selectors.request_or_review_get(request.user, pk)
     try:
         services.ensure_may_extend(request.user, access)
@@ -323,9 +324,9 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
 
 @authenticated_only
 def request_list(request: HttpRequest) -> HttpResponse:
-    """My requests (policy admins: every request in their scope), with filters, sorts and keyset pages (``after`` /
-    ``before`` cursors: a page costs the same at any depth; nothing counts the matches). A cursor the list did not
-    give shows the first page, saying so."""
+    """My requests (policy admins and auditors: every request in their scope), with filters, sorts and keyset pages
+    (``after`` / ``before`` cursors: a page costs the same at any depth; nothing counts the matches). A cursor the
+    list did not give shows the first page, saying so."""
     # The rows show the requester's stored name: no join to the users, which would give the planner a plan that
     # walks every user's requests and sorts them, rather than a sort index.
     queryset = selectors.request_list(request.user).select_related(None).prefetch_related(
@@ -333,10 +334,10 @@ def request_list(request: HttpRequest) -> HttpResponse:
         Prefetch("ports", queryset=AccessRequestPort.objects.only(  # when its access ends or ended, its window
             "id", "request_id", "state", "end_at", "opened_at", "finished_at", "duration_seconds")))
     filterset = AccessRequestFilterSet(request.GET or None, queryset=queryset, user=request.user)
-    is_admin, may_ask = selectors.is_admin(request.user), authz.holds_anywhere(request.user, JIT_INITIATE)
+    everyone, may_ask = selectors.sees_everyones(request.user), authz.holds_anywhere(request.user, JIT_INITIATE)
     filtered = any(request.GET.get(name, "").strip() for name in filterset.filters)
     table = AccessRequestTable(filterset.qs, empty_text=(
-        "No requests match." if filtered else "No requests in your scope yet." if is_admin
+        "No requests match." if filtered else "No requests in your scope yet." if everyone
         else "You have not requested access yet." if may_ask else "You have no requests."))
     RequestConfig(request, paginate=False).configure(table)  # the sort
     key, descending = table.seek_key()
@@ -344,6 +345,6 @@ def request_list(request: HttpRequest) -> HttpResponse:
                                                per_page=PER_PAGE)
     table.seek = page
     return render(request, "policies/access/request_list.html", {
-        "title": "Requests", "table": table, "filter": filterset, "is_admin": is_admin, "page": page,
+        "title": "Requests", "table": table, "filter": filterset, "everyone": everyone, "page": page,
         "query": query, "cursor_error": cursor_error, "by_time": key == "created_at" and descending,
         "new_url": reverse("policies:request_new") if may_ask else None})

@@ -707,7 +707,8 @@ def test_hostile_text_on_an_initiates_page_stays_text(client, auditor):
 
 
 def test_an_initiates_page_links_the_portal_request_for_an_approver_who_may_read_it(client, approver):
-    """An auditor who is also an approver at the request's VM reads its page (as its approvers do): linked."""
+    """An auditor who is also an approver at the request's VM reads its page (as its approvers do): linked; and
+    still as an auditor there once their approver role is elsewhere (auditors read the requests in their scope)."""
     from accounts.models import RoleMapping
     from tests.plugins.personas import IN_SCOPE
     from tests.policies import factories as _policies  # noqa: F401 (imports the access factories in order)
@@ -723,10 +724,13 @@ def test_an_initiates_page_links_the_portal_request_for_an_approver_who_may_read
                                           "justification": theirs.azure_justification})
     assert f'<a href="{page}">request #{theirs.pk}</a>' in body
     RoleMapping.objects.filter(source_value="JIT.Approver", role="approver").update(
-        scope="/subscriptions/c0a1b2c3-0000-4000-8000-000000000002")  # an approver of another scope: not linked
+        scope="/subscriptions/c0a1b2c3-0000-4000-8000-000000000002")  # an approver of another scope: as auditor
     body = event_page(client, properties={"virtualMachines": theirs.vms.get().vm_arm_id,
                                           "justification": theirs.azure_justification})
-    assert page not in body and client.get(page).status_code == 404
+    assert f'<a href="{page}">request #{theirs.pk}</a>' in body and client.get(page).status_code == 200
+    RoleMapping.objects.filter(source_value="JIT.Approver", role="auditor").update(
+        scope=f"{IN_SCOPE}/resourceGroups/rg-elsewhere")  # an auditor of another resource group: not linked
+    assert client.get(page).status_code == 404
 
 
 @pytest.mark.parametrize("source", ["trail", "AZURE", "<b>x</b>"])
@@ -765,3 +769,4 @@ def test_the_page_links_build_clean_query_strings_with_and_without_filters(clien
     assert re.fullmatch(r"\?source=azure&amp;q=contoso&amp;after=[A-Za-z0-9_-]+", older), older
     forged = client.get(SEARCH, {"after": "garbage"}).content.decode()
     assert f'href="{SEARCH}">Show the newest events</a>' in forged  # the page itself, not a bare "?"
+

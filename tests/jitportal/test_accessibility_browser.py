@@ -144,7 +144,7 @@ def role_pages(d: Demo) -> dict[str, tuple[str, list[str]]]:
         "auditor": ("carol@contoso.example", [
             "/", "/audit/?source=azure&range=7d&vm=web-01", "/audit/?source=portal&range=7d&vm=jump-02",
             f"/audit/activity/{d.activity}/", f"/audit/trail/{d.trail}/", f"/audit/timeline/?vm={d.jump02_arm_id}",
-            "/audit/ingestion/", "/accounts/me/"]),
+            "/audit/ingestion/", "/requests/", f"/requests/{d.pending}/", "/accounts/me/"]),
         "approver": ("dave@contoso.example", [
             "/", "/approvals/", f"/requests/{d.pending}/review/", f"/requests/{d.pending}/", "/accounts/me/"]),
     }
