@@ -68,6 +68,17 @@ def trail_as_seen(user, events: Iterable[AuditEvent], action: str = AUDIT_READ) 
     return [trail_shown(event, scope) for event in events]
 
 
+def with_request_links(user, events: list[AuditEvent]) -> list[AuditEvent]:
+    """The portal trail's ``events``, each with ``request_pk``: the number of the portal request it is about (by its
+    correlation id) when ``user`` may open that request's page, else ``None``; two queries at most for all."""
+    from policies.access.selectors import readable_by_correlation
+
+    found = readable_by_correlation(user, {event.correlation_id for event in events if event.correlation_id})
+    for event in events:
+        event.request_pk = found.get(event.correlation_id)
+    return events
+
+
 def subscription_names(ids: Iterable[str] | None = None) -> dict[str, str]:
     """Display names of the registered subscriptions among ``ids`` (``None``: all), by lower-case id, in one query
     (none when ``ids`` is empty). Audit rows keep the id only, so a subscription removed since, or without a name,
@@ -215,7 +226,7 @@ def vm_timeline(user, vm_id: str, *, days: int = 30, limit: int = 2000) -> list[
     portal = trail_as_seen(user, trail_for_user(user).filter(
         Q(resource_id__iexact=key) | Q(target_id__iexact=key), occurred_at__gte=since).order_by("-occurred_at", "-id")
         [:limit])
-    return _joined(azure, portal)
+    return _joined(azure, with_request_links(user, portal))
 
 
 def request_correlation(value: str) -> str | None:
@@ -243,8 +254,8 @@ def request_timeline(user, correlation: str, *, limit: int = 2000) -> list[Timel
     """One access request's story: its portal events (by the request's correlation id), the Azure calls whose
     justification ends with the portal's tail naming exactly that id, and the rule changes those calls caused
     (by Azure's correlation id)."""
-    portal = trail_as_seen(user, trail_for_user(user).filter(correlation_id=correlation)
-                           .order_by("-occurred_at", "-id")[:limit])
+    portal = with_request_links(user, trail_as_seen(user, trail_for_user(user).filter(correlation_id=correlation)
+                                                    .order_by("-occurred_at", "-id")[:limit]))
     activity = activity_for_user(user)
     candidates = activity.filter(properties__justification__icontains=correlation).values_list(
         "correlation_id", "properties__justification")  # narrowed in the database, matched exactly below

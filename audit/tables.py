@@ -136,3 +136,12 @@ class TrailTable(_SubscriptionNames, tables.Table):
     def render_occurred_at(self, record: AuditEvent, value) -> str:
         url = reverse("audit:trail_event", args=[record.pk])
         return format_html('<a href="{}">{}</a>', url, zoned_time(value, utc=True, seconds=True))
+
+    def render_target_label(self, record: AuditEvent, value: str) -> str:
+        """The target; a row about a portal request links to its page when the viewer may open it (``request_pk``,
+        ``selectors.with_request_links``)."""
+        number = getattr(record, "request_pk", None)
+        if number is None:
+            return value
+        return format_html('{} · <a class="portal-request" href="{}">request #{}</a>', value,
+                           reverse("policies:request_detail", args=[number]), number)

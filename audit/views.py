@@ -61,7 +61,10 @@ def search(request: HttpRequest) -> HttpResponse:
                            size=settings.AUDIT_PAGE_SIZE)
     except ValidationError as error:  # a page link edited or cut short: say so, not the first page as if asked
         page, cursor_error = KeysetPage([], None, None), " ".join(error.messages)
-    rows = (selectors.trail_as_seen if source == "portal" else selectors.activity_as_seen)(request.user, page.rows)
+    if source == "portal":  # a row about a portal request links to its page, for whoever may open it
+        rows = selectors.with_request_links(request.user, selectors.trail_as_seen(request.user, page.rows))
+    else:
+        rows = selectors.activity_as_seen(request.user, page.rows)
     table = (TrailTable if source == "portal" else ActivityTable)(
         rows, subscription_names=selectors.subscription_names(row.subscription_id for row in rows))
     query = request.GET.copy()
@@ -133,11 +136,12 @@ def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @requires(AUDIT_READ, object_model=AuditEvent)
 def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
-    """One event of the portal's own trail, with its state before and after."""
+    """One event of the portal's own trail, with its state before and after, and a link to the portal request it is
+    about when the user may open that request's page."""
     event = selectors.trail_for_user(request.user).filter(pk=pk).first()
     if event is None:
         raise Http404("No such event.")
-    event = selectors.trail_as_seen(request.user, [event])[0]
+    event = selectors.with_request_links(request.user, selectors.trail_as_seen(request.user, [event]))[0]
     return render(request, "audit/trail_event.html", {
         "title": "Audit", "subtitle": "Portal audit event", "event": event,
         "subscription_name": selectors.subscription_names([event.subscription_id]).get(event.subscription_id.lower()),
@@ -175,8 +179,10 @@ def _request_timeline(request: HttpRequest, value: str) -> HttpResponse:
     entries = selectors.request_timeline(request.user, correlation) if correlation else []
     if not entries:
         raise Http404("No such request.")
+    linked = next((event.request_pk for entry in entries for event in entry.portal_events if event.request_pk), None)
     return render(request, "audit/timeline.html", {
-        **context, "request_correlation": correlation, "vm_name": f"request {value}", "entries": entries})
+        **context, "request_correlation": correlation, "vm_name": f"request {value}", "entries": entries,
+        "request_pk": linked})
 
 
 @require_GET

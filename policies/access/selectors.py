@@ -6,7 +6,8 @@ A user sees their own requests; a policy admin and an auditor also see every req
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
@@ -197,6 +198,26 @@ def request_readable(user, pk: int, **match) -> bool:
     """Whether request ``pk`` (with the fields of ``match``) is one ``user`` may open the page of
     (``request_or_review_get``: one they may see, or review as an approver); two queries at most."""
     return any(queryset.filter(pk=pk, **match).exists() for queryset in (request_visible(user), reviewable(user)))
+
+
+def readable_by_correlation(user, correlations: Iterable[str]) -> dict[str, int]:
+    """The requests whose correlation ids ``correlations`` name (as the portal trail's rows about a request carry
+    them; text that is no request id names none) and whose page ``user`` may open (``request_readable``), as {that
+    text: request number}; two queries at most, none when no text is a request id."""
+    wanted: dict[uuid.UUID, str] = {}
+    for text in correlations:
+        try:
+            wanted.setdefault(uuid.UUID(str(text)), str(text))
+        except ValueError:
+            continue
+    found: dict[str, int] = {}
+    for queryset in (request_visible(user), reviewable(user)):
+        missing = [key for key, text in wanted.items() if text not in found]
+        if not missing:
+            break
+        found.update({wanted[correlation]: pk for pk, correlation in queryset.filter(
+            correlation_id__in=missing).values_list("pk", "correlation_id")})
+    return found
 
 
 def request_or_review_get(user, pk: int) -> tuple[AccessRequest, bool]:

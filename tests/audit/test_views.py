@@ -770,3 +770,36 @@ def test_the_page_links_build_clean_query_strings_with_and_without_filters(clien
     forged = client.get(SEARCH, {"after": "garbage"}).content.decode()
     assert f'href="{SEARCH}">Show the newest events</a>' in forged  # the page itself, not a bare "?"
 
+
+def test_the_portal_trails_rows_about_a_request_link_its_page_for_whom_may_open_it(client, auditor):
+    """The trail's event page, the portal search's rows and the timelines link a request's rows to its page: an auditor
+    reads every request in their scope. A row naming a request they may not open (no VM of it in their scope) has
+    no link."""
+    from audit.models import AuditEvent
+    from audit.services import audit_record
+    from tests.policies import factories as _policies  # noqa: F401 (imports the access factories in order)
+    from tests.policies.access.factories import make_access_request
+
+    theirs = make_access_request(f"/subscriptions/{PROD}/resourceGroups/rg-web-prod")
+    unseen = access_request(auditor.__class__.objects.create(username="someone"), "no VM of it in scope")
+    row = theirs.vms.get()
+    place = {"subscription_id": PROD, "resource_group": "rg-web-prod", "resource_id": row.vm_arm_id.lower()}
+    for request in (theirs, unseen):
+        audit_record(actor=None, action="access.expired", target_type="vm", target_id=row.vm_id,
+                     target_label=row.vm_name, after={"request": request.pk},
+                     correlation_id=str(request.correlation_id), **place)
+    audit_record(actor=None, action="policy.save", target_label=row.vm_name, correlation_id="not-a-request", **place)
+    page = reverse("policies:request_detail", args=[theirs.pk])
+    link = f'href="{page}">request #{theirs.pk}</a>'
+    client.force_login(auditor)
+    assert client.get(page).status_code == 200
+    linked, other, plain = (AuditEvent.objects.get(correlation_id=key) for key in (
+        str(theirs.correlation_id), str(unseen.correlation_id), "not-a-request"))
+    assert link in client.get(reverse("audit:trail_event", args=[linked.pk])).content.decode()
+    for shown in (other, plain):
+        assert 'id="event-request"' not in client.get(reverse("audit:trail_event", args=[shown.pk])).content.decode()
+    search = client.get(SEARCH, {"source": "portal"}).content.decode()
+    assert search.count('class="portal-request"') == 1 and link in search
+    by_request = client.get(reverse("audit:vm_timeline"), {"request": str(theirs.pk)}).content.decode()
+    assert f'id="timeline-request" href="{page}">Request #{theirs.pk}</a>' in by_request and link in by_request
+    assert link in client.get(reverse("audit:vm_timeline"), {"vm": row.vm_arm_id}).content.decode()
