@@ -117,7 +117,7 @@ class _Redactor:
         # A sentence (Azure's message) naming such a VM may give its ports too: all of it is withheld; in an id (an
         # NSG rule's, say) only the VM is.
         if not any(c.isspace() for c in value):
-            return self.pattern.sub(lambda found: (found["noun"] or "") + self.marker, value), False
+            return self.pattern.sub(lambda found: (found.groupdict().get("noun") or "") + self.marker, value), False
         code = ERROR_CODE.match(value)  # "Code: message" (``cloud.errors.CloudError``): the code stays
         return (code[0] if code else "") + self.marker, False
 

@@ -160,3 +160,16 @@ def test_free_text_finds_an_auditors_own_vm_of_an_event_but_not_the_others(clien
     for term in ("web-02", "b-02", "3389", "10.9.9.9"):  # web-02's name, its port and source
         page, results, rows = _found(client, q=term)
         assert "No activity matches this search." in page and (results, rows) == ([], []), term
+
+
+@pytest.mark.parametrize(("outside", "text", "expected"), [
+    # no VM outside is named like a word: the pattern has no "VM"-noun alternative (a text without spaces was an
+    # IndexError, a 500 on any page showing it)
+    ("db-07", "nic/db-07/ipconfig", "nic/[withheld: outside your audit scope]/ipconfig"),
+    ("web", "virtualMachines/web", "virtualMachines/[withheld: outside your audit scope]"),
+    ("web", "VM:web", "VM:[withheld: outside your audit scope]"),
+])
+def test_an_id_naming_a_vm_outside_is_withheld_whatever_the_vms_names(outside, text, expected):
+    from audit.redaction import _Redactor
+
+    assert _Redactor([vm_id()], [vm_id(name=outside)]).text(text) == (expected, False)
