@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts import authz
 from accounts.roles import JIT_POLICY_WRITE, VM_WRITE
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 
 from .. import drift, inventory, rules
 from ..change_notes import RETRYING, kept_note
@@ -54,18 +54,42 @@ def _policy_for(vm: VirtualMachine, name: str | None = None) -> tuple[str, str, 
     """(resource group as Azure spells it, location, policy name) of the policy ``vm`` belongs or will belong to:
     its own; else the one named ``name`` (the seed's ``Set-AzJitNetworkAccessPolicy -Name VM1``), existing or new;
     else the first of its resource group and location, or a new ``default``."""
-    if vm.policy_name:
-        return vm.policy_resource_group or vm.resource_group_name, vm.policy_location, vm.policy_name
-    existing = JitPolicy.objects.filter(subscription_key=vm.subscription_key, resource_group=vm.resource_group,
-                                        location=vm.location)
-    if name:
-        named = existing.filter(name__iexact=name).first()
-        return (named.resource_group_name, named.location, named.name) if named else (
-            vm.resource_group_name, vm.location, name)
-    existing = existing.order_by("name").first()
-    if existing is not None:
-        return existing.resource_group_name, existing.location, existing.name
-    return vm.resource_group_name, vm.location, rules.DEFAULT_POLICY_NAME
+    return _policies_for([vm], name)[vm.pk]
+
+
+# Resource groups per lookup of the policies there (the query's parameters stay under SQLite's 999).
+_GROUPS_PER_LOOKUP = 500
+
+
+def _policies_for(vms: list[VirtualMachine], name: str | None = None) -> dict[int, tuple[str, str, str]]:
+    """``_policy_for`` of each of ``vms`` (VM pk → its policy), the policies there read once for all of them (one
+    query per ``_GROUPS_PER_LOOKUP`` resource groups), not once per VM."""
+    places: dict[int, tuple[str, str, str]] = {}
+    wanted: dict[tuple[str, str, str], list[VirtualMachine]] = {}
+    for vm in vms:
+        if vm.policy_name:
+            places[vm.pk] = (vm.policy_resource_group or vm.resource_group_name, vm.policy_location, vm.policy_name)
+        else:
+            wanted.setdefault((vm.subscription_key, vm.resource_group, vm.location), []).append(vm)
+    found: dict[tuple[str, str, str], JitPolicy] = {}
+    groups = sorted({group for _subscription, group, _location in wanted})
+    for start in range(0, len(groups), _GROUPS_PER_LOOKUP):
+        policies = JitPolicy.objects.filter(
+            subscription_key__in={key[0] for key in wanted}, location__in={key[2] for key in wanted},
+            resource_group__in=groups[start:start + _GROUPS_PER_LOOKUP],
+        ).only("subscription_key", "resource_group", "location", "name", "resource_group_name")
+        # As ``.first()`` of one place: the named policy in the model's order, else the first by name.
+        policies = policies.filter(name__iexact=name) if name else policies.order_by("name", "pk")
+        for policy in policies:
+            found.setdefault((policy.subscription_key, policy.resource_group, policy.location), policy)
+    for key, members in wanted.items():
+        policy = found.get(key)
+        for vm in members:
+            if policy is not None:
+                places[vm.pk] = (policy.resource_group_name, policy.location, policy.name)
+            else:
+                places[vm.pk] = (vm.resource_group_name, vm.location, name or rules.DEFAULT_POLICY_NAME)
+    return places
 
 
 def _policy_arm_id(subscription_key: str, group: str, location: str, name: str) -> str:
@@ -85,23 +109,40 @@ def _create_change(*, actor, kind: str, vms: list[VirtualMachine], desired: dict
                    name: str, client_ip: str | None = None) -> PolicyChange:
     """Queue the change, or return the same one still pending (the same form or API call sent again queues
     nothing more; the caller holds the VMs' rows, ``_lock_vms``, so two sent at once queue one)."""
-    first = vms[0]
-    policy_id = _policy_arm_id(first.subscription_key, group, location, name)
+    policy_id = _policy_arm_id(vms[0].subscription_key, group, location, name)
     pending = _pending_same(kind=kind, vms=vms, desired=desired, policy_id=policy_id)
     if pending is not None:
         return pending
-    change = PolicyChange.objects.create(
-        kind=kind, subscription=first.subscription, subscription_key=first.subscription_key,
-        resource_group=group.lower(), resource_group_name=group, location=location, policy_name=name,
-        policy_id=policy_id, desired=desired, created_by=actor if getattr(actor, "pk", None) else None,
-        client_ip=client_ip or None)
-    change.vms.set(vms)
-    for vm in vms:
-        audit_record(actor=actor, action=f"policy.{kind}_requested", target_type="vm", target_id=vm.pk,
-                     target_label=vm.name, before={"ports": vm.ports}, after={"ports": desired[vm.arm_id]},
-                     client_ip=client_ip, correlation_id=str(change.pk), **_place(vm))
-    transaction.on_commit(lambda: _enqueue_change(change.pk))
-    return change
+    return _queue_changes(actor=actor, kind=kind, asks=[(vms, desired, group, location, name)],
+                          client_ip=client_ip)[0]
+
+
+def _queue_changes(*, actor, kind: str, asks: list[tuple[list[VirtualMachine], dict, str, str, str]],
+                   client_ip: str | None = None) -> list[PolicyChange]:
+    """Store one change per ask (its VMs, what it asks for them, the policy's group, location and name; none of
+    them already pending: ``_create_change``) and enqueue their tasks on commit. The changes' VM links and their
+    audit rows (one per VM, change after change) are inserted in bulk, the audit chain's head moved once: a
+    statement per change and per batch of rows, not per VM."""
+    changes = []
+    for vms, desired, group, location, name in asks:
+        first = vms[0]
+        changes.append(PolicyChange.objects.create(
+            kind=kind, subscription=first.subscription, subscription_key=first.subscription_key,
+            resource_group=group.lower(), resource_group_name=group, location=location, policy_name=name,
+            policy_id=_policy_arm_id(first.subscription_key, group, location, name), desired=desired,
+            created_by=actor if getattr(actor, "pk", None) else None, client_ip=client_ip or None))
+    link = PolicyChange.vms.through
+    link.objects.bulk_create([link(policychange_id=change.pk, virtualmachine_id=pk)
+                              for change, (vms, *_rest) in zip(changes, asks, strict=True)
+                              for pk in dict.fromkeys(vm.pk for vm in vms)])
+    audit_record_many([{"actor": actor, "action": f"policy.{kind}_requested", "target_type": "vm",
+                        "target_id": vm.pk, "target_label": vm.name, "before": {"ports": vm.ports},
+                        "after": {"ports": desired[vm.arm_id]}, "client_ip": client_ip,
+                        "correlation_id": str(change.pk), **_place(vm)}
+                       for change, (vms, desired, *_rest) in zip(changes, asks, strict=True) for vm in vms])
+    for change in changes:
+        transaction.on_commit(lambda pk=change.pk: _enqueue_change(pk))
+    return changes
 
 
 def _pending_same(*, kind: str, vms: list[VirtualMachine], desired: dict, policy_id: str) -> PolicyChange | None:
@@ -170,46 +211,67 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
     sent again (its pending change answers it) or ``replace_pending`` (a set of the VM's ports, as the API's
     ``PUT`` and ``jit_policy set``, which like the Edit page queue a newer change applied last). ``client_ip`` (the
     caller's address) goes on the change and on its audit rows.
+
+    Its cost grows with the policies, not the VMs (up to ``views.BULK_ENABLE_MAX`` in one transaction): the
+    policies are looked up once for all VMs, the ports validated once per port list, and in the transaction the
+    pending changes are read once per policy and the links and audit rows inserted in bulk.
     """
     if not vms:
         raise ValidationError("Select at least one VM.", code="required")
     if policy_name is not None:
         policy_name = rules.validate_policy_name(policy_name)
+    _load_subscriptions(vms)
+    places = _policies_for(vms, policy_name)
     groups: dict[tuple[str, str, str, str], list[VirtualMachine]] = {}  # one per policy: subscription too
     plans: dict[str, list[dict]] = {}
+    validated: dict[object, list[dict]] = {}  # the ports, validated once per port list (not per VM)
     for vm in vms:
         _require_policy_admin(actor, vm)
         _require_supported(vm)
         if vm.state == VmState.CONFIGURED:
             raise ValidationError(f"{vm.name} already has JIT; edit it instead.", code="configured")
-        group, location, name = _policy_for(vm, policy_name)
+        group, location, name = places[vm.pk]
         rules.validate_name_length(name, vm.name)
-        chosen = ports if ports is not None else (rules.default_ports(vm.os_type) if os_default
-                                                  else rules.recommended_ports())
-        plans[vm.arm_id] = [p.to_azure() for p in rules.validate_ports(list(chosen))]
+        which = "given" if ports is not None else ("os", (vm.os_type or "").lower()) if os_default else "recommended"
+        if which not in validated:
+            chosen = ports if ports is not None else (rules.default_ports(vm.os_type) if os_default
+                                                      else rules.recommended_ports())
+            validated[which] = [p.to_azure() for p in rules.validate_ports(list(chosen))]
+        plans[vm.arm_id] = validated[which]
         groups.setdefault((vm.subscription_key, group, location, name), []).append(vm)
     with transaction.atomic():
         _lock_vms(vms)
         asks = [(members, {vm.arm_id: plans[vm.arm_id] for vm in members}, group, location, name)
                 for (_subscription, group, location, name), members in groups.items()]
+        # The change already pending for each ask (the same form or API call sent again), read once per policy.
+        pending = [_pending_same(kind=PolicyChange.Kind.ENABLE, vms=members, desired=desired,
+                                 policy_id=_policy_arm_id(members[0].subscription_key, group, location, name))
+                   for members, desired, group, location, name in asks]
         if not replace_pending:
-            _refuse_pending_enable(asks)
-        return [_create_change(actor=actor, kind=PolicyChange.Kind.ENABLE, vms=members, desired=desired, group=group,
-                               location=location, name=name, client_ip=client_ip)
-                for members, desired, group, location, name in asks]
+            _refuse_pending_enable(asks, pending)
+        created = iter(_queue_changes(actor=actor, kind=PolicyChange.Kind.ENABLE, client_ip=client_ip,
+                                      asks=[ask for ask, same in zip(asks, pending, strict=True) if same is None]))
+        return [same if same is not None else next(created) for same in pending]
 
 
-def _refuse_pending_enable(asks: list[tuple[list[VirtualMachine], dict, str, str, str]]) -> None:
+def _load_subscriptions(vms: list[VirtualMachine]) -> None:
+    """Load the subscription of each VM that does not hold it yet, in one query (not one per VM)."""
+    missing = [vm for vm in vms if not VirtualMachine.subscription.is_cached(vm)]
+    if missing:
+        found = Subscription.objects.in_bulk({vm.subscription_id for vm in missing})
+        for vm in missing:
+            vm.subscription = found[vm.subscription_id]
+
+
+def _refuse_pending_enable(asks: list[tuple[list[VirtualMachine], dict, str, str, str]],
+                           pending: list[PolicyChange | None]) -> None:
     """Refuse the enable when a VM of it is still being enabled or having JIT removed (the caller holds the VMs'
-    rows), unless its group's ask is the very change pending (the form or API call sent again: that one answers)."""
-    refusals = []
-    for members, desired, group, location, name in asks:
-        policy_id = _policy_arm_id(members[0].subscription_key, group, location, name)
-        if _pending_same(kind=PolicyChange.Kind.ENABLE, vms=members, desired=desired, policy_id=policy_id):
-            continue
-        blocked = enable_blocked(members)
-        refusals += [ValidationError(enable_blocked_message(vm.name, blocked[vm.pk]), code="pending")
-                     for vm in members if vm.pk in blocked]
+    rows), unless its group's ask is the very change pending (``pending``, per ask: the form or API call sent
+    again, that one answers). The pending changes of all the VMs are read in one query."""
+    checked = [members for (members, *_rest), same in zip(asks, pending, strict=True) if same is None]
+    blocked = enable_blocked([vm for members in checked for vm in members]) if checked else {}
+    refusals = [ValidationError(enable_blocked_message(vm.name, blocked[vm.pk]), code="pending")
+                for members in checked for vm in members if vm.pk in blocked]
     if refusals:
         raise ValidationError(refusals)
 
