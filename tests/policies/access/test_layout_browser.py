@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from policies.access.models import AccessRequest
-from tests.plugins.personas import sign_in_with_entra
+from tests.plugins.personas import IN_SCOPE, sign_in_with_entra
 from tests.policies.access.factories import ask, open_all, vm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -108,4 +108,20 @@ def test_on_a_phone_long_vm_and_user_names_do_not_widen_the_dashboard_a_request_
     for path in ("/", f"/requests/{request.pk}/", "/accounts/me/"):
         page.goto(f"{portal}{path}")
         expect(page.locator("#content")).to_be_visible()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
+
+
+def test_on_a_phone_the_subscriptions_and_access_rules_settings_do_not_scroll_sideways(portal, entra_page, prod):
+    """The Settings lists of a security admin (subscriptions with their ids and sync, access rules with their scope
+    and nine columns) scroll within their boxes on a phone; the page itself stayed 600-900 px wide."""
+    from tests.policies.access.factories import rule
+
+    rule(IN_SCOPE, "deny", name="Never open RDP to the internet", ports=[3389], source_prefixes=["*"])
+    rule(f"{IN_SCOPE}/resourceGroups/rg-data-prod", approvals_required=2, justification_pattern=r"[A-Z]+-[0-9]+")
+    page = entra_page
+    page.set_viewport_size({"width": 390, "height": 800})
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    for path, table in (("/settings/subscriptions/", "#result_list"), ("/settings/access-rules/", "#rule-table")):
+        page.goto(f"{portal}{path}")
+        expect(page.locator(table)).to_be_visible()
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
