@@ -43,3 +43,6 @@ def test_the_event_pages_show_each_label_beside_its_value_and_stack_them_on_a_ph
     page.goto(f"{live_server.url}{pages[0]}")
     for _dt_top, _dt_right, dd_top, _dd_left in [*rows(page, "#jit-summary dl"), *rows(page, "#event-fields dl")]:
         assert dd_top > _dt_top
+    # The title, its operation's name (70 characters without a space), wraps rather than widening the page.
+    expect(page.locator("h1")).to_contain_text("jitNetworkAccessPolicies/initiate/action")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
