@@ -14,10 +14,13 @@ from accounts.roles import AUDIT_READ
 from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
 from .callers import caller_label
+from .filtersets import OPERATION_CHOICES
 from .ingestion import NSG_RULE_OPERATIONS, is_vm_id, vm_filter_q
 from .jit_events import JitSummary, jit_summary, utc_moment, vm_name
 from .models import ActivityLogEvent, AuditEvent, IngestionState
 from .redaction import AuditScope, activity_shown, trail_shown
+
+OPERATION_LABELS = dict(OPERATION_CHOICES)
 
 
 def _activity_scope_q(scope: str) -> Q:
@@ -168,6 +171,12 @@ class TimelineEntry:
         if main is not None:
             return main.operation_name
         return self.portal_events[0].action if self.portal_events else ""
+
+    @property
+    def operation_label(self) -> str:
+        """The operation as the search's Operation column shows it ("Security: initiate/action"; its full name in the
+        title): Azure's 70-character names left the timeline's other columns a few characters' width."""
+        return OPERATION_LABELS.get(self.operation, self.operation)
 
     @property
     def status(self) -> str:
