@@ -63,7 +63,8 @@ REQUEST_FILTERS = [
     OpenApiParameter("all", bool, description="Policy admins and auditors: every request in your scope, not only "
                                               "yours (true or false, 1 or 0; anything else is a 400)."),
     OpenApiParameter("q", str, description="Part of a VM's name, the requester or the reason (as on the Requests "
-                                           "page)."),
+                                           "page): only what you are shown of someone else's request, so neither "
+                                           "a VM outside your scope nor a reason naming one finds it."),
     OpenApiParameter("created_after", OpenApiTypes.DATE, description="Requested on or after this day (UTC)."),
     OpenApiParameter("created_before", OpenApiTypes.DATE, description="Requested on or before this day (UTC)."),
 ]

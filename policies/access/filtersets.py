@@ -44,15 +44,18 @@ class AccessRequestFilterSet(django_filters.FilterSet):
         self.user = user
 
     def search(self, queryset, name, value):
-        """VM names match only among the VMs the user may see (``selectors.vm_rows_shown``): a request spanning
-        scopes is not found by the name of a VM outside theirs, which its row does not show either."""
+        """Only what the user is shown matches: VM names among the VMs they may see (``selectors.vm_rows_shown``),
+        and the justification only where they read it whole (``selectors.text_shown_whole``). A request spanning
+        scopes is found neither by the name of a VM outside theirs, which its row does not show, nor by words of a
+        justification naming one, which its page withholds."""
         value = value.strip()
         if not value:
             return queryset
         named = AccessRequestVm.objects.filter(request_id=OuterRef("pk"), vm_name__icontains=value)
         seen = selectors.vm_rows_readable(self.user).filter(request_id=OuterRef("pk"), vm_name__icontains=value)
         return queryset.filter((Q(requester_id=getattr(self.user, "pk", None)) & Exists(named)) | Exists(seen)
-                               | Q(requester_name__icontains=value) | Q(justification__icontains=value))
+                               | Q(requester_name__icontains=value)
+                               | (Q(justification__icontains=value) & selectors.text_shown_whole(self.user)))
 
     def in_state(self, queryset, name, value):
         return selectors.in_shown_state(queryset, value)

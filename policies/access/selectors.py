@@ -24,6 +24,7 @@ from django.db.models import (
     When,
     prefetch_related_objects,
 )
+from django.db.models.lookups import IContains
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -387,6 +388,22 @@ def vm_rows_readable(user) -> QuerySet[AccessRequestVm]:
     """Request VM rows on VMs ``user`` may read (whoever asked for them): those ``vm_rows_shown`` names."""
     rows = _vm_rows_in_scope(user, VM_READ)
     return AccessRequestVm.objects.none() if rows is None else rows
+
+
+def text_shown_whole(user) -> Q:
+    """Requests whose justification ``user`` reads whole, as a filter: their own, and anyone else's that names no VM
+    of it they may not read (``vm_rows_shown``), which ``request_redactor`` leaves unchanged: it withholds only text
+    naming such a VM, by its name or its id (which ends with the name). A search matches the justification of these
+    only, so a request is never found by words its page withholds. Per request, its VM rows (by request) and of those
+    named in its text, whether each is in the user's scope (by primary key), as ``approval_queue``."""
+    if authz.EVERYWHERE in authz.permitted_scopes(user, VM_READ):
+        return Q()
+    hidden = AccessRequestVm.objects.filter(IContains(OuterRef("justification"), F("vm_name")),
+                                            request_id=OuterRef("pk"))
+    rows = _vm_rows_in_scope(user, VM_READ)
+    if rows is not None:
+        hidden = hidden.exclude(_EachRowExists(rows.filter(pk=OuterRef("pk"))))
+    return Q(requester_id=getattr(user, "pk", None)) | ~_EachRowExists(hidden)
 
 
 def vm_rows_shown(request: AccessRequest, user) -> tuple[list[AccessRequestVm], int]:

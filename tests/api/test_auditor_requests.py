@@ -70,3 +70,28 @@ def test_a_narrow_auditor_reads_a_mixed_request_without_the_vm_outside_their_sco
     own = api_as(django_user_model.objects.get(pk=mixed.requester_id)).get(f"/api/v1/requests/{mixed.pk}/").json()
     assert own["withheld"] == 0 and own["justification"] == "Patch sql-secret tonight"
     assert sorted(vm["name"] for vm in own["virtualMachines"]) == ["sql-secret", "vm-matrix"]
+
+
+def test_the_api_search_finds_no_request_by_words_its_justification_withholds(persona_mappings, auditor, api_as,
+                                                                                django_user_model):
+    """``q`` as the Requests page's search: a narrow auditor finds a request spanning scopes by what they are shown
+    of it (its VM in scope, its requester), not by the hidden VM's name or other words of a justification naming it,
+    which reads withheld; a justification naming no such VM is shown whole and found."""
+    RoleMapping.objects.filter(source_value="JIT.Auditor").update(scope=IN)
+    mixed = make_access_request(IN)
+    add_named_vm(mixed, f"{IN_SCOPE}/resourceGroups/rg-hidden", "sql-secret", number=1433)
+    AccessRequest.objects.filter(pk=mixed.pk).update(justification="Patch sql-secret tonight")
+    whole = make_access_request(IN)
+    add_named_vm(whole, f"{IN_SCOPE}/resourceGroups/rg-hidden", "sql-other", number=1433)
+    AccessRequest.objects.filter(pk=whole.pk).update(justification="Patch tonight, INC-4711")
+    api = api_as(auditor)
+
+    def found(text: str) -> list[int]:
+        answer = api.get("/api/v1/requests/", {"all": "1", "q": text})
+        assert answer.status_code == 200, answer.content
+        return sorted(r["id"] for r in answer.json()["results"])
+
+    assert found("tonight") == [whole.pk] and found("sql-secret") == [] and found("INC-4711") == [whole.pk]
+    assert found("vm-matrix") == sorted([mixed.pk, whole.pk]) and found(mixed.requester_name) == [mixed.pk]
+    own = api_as(django_user_model.objects.get(pk=mixed.requester_id)).get("/api/v1/requests/", {"q": "tonight"})
+    assert [r["id"] for r in own.json()["results"]] == [mixed.pk]

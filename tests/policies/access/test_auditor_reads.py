@@ -142,3 +142,30 @@ def test_who_sees_every_vm_of_the_mixed_request_reads_it_whole(client, auditor, 
     client.force_login(django_user_model.objects.get(pk=mixed.requester_id))  # its requester, without a role
     text = client.get(reverse("policies:request_detail", args=[mixed.pk])).content.decode()
     assert "Patch sql-secret tonight" in text and "ok for sql-secret only" in text and MARKER not in text
+
+
+def _found(client, text: str, request: AccessRequest) -> bool:
+    return f'data-request="{request.pk}"' in client.get(reverse("policies:requests"), {"q": text}).content.decode()
+
+
+def test_the_requests_search_finds_no_request_by_words_its_page_withholds(client, auditor, mixed, django_user_model):
+    """The justification 'Patch sql-secret tonight' reads withheld to an auditor of rg-audited alone: neither the hidden
+    VM's name nor another word of it finds the request; what the row shows does (its VM, its requester)."""
+    client.force_login(auditor)
+    assert not _found(client, "sql-secret", mixed) and not _found(client, "tonight", mixed)
+    assert _found(client, "vm-matrix", mixed) and _found(client, mixed.requester_name, mixed)
+    RoleMapping.objects.filter(source_value="JIT.Auditor").update(scope=IN_SCOPE)  # both groups: read whole
+    assert _found(client, "tonight", mixed) and _found(client, "sql-secret", mixed)
+    RoleMapping.objects.filter(source_value="JIT.Auditor").update(scope=f"{IN_SCOPE}/resourceGroups/rg-audited")
+    client.force_login(django_user_model.objects.get(pk=mixed.requester_id))  # its requester reads it whole
+    assert _found(client, "tonight", mixed) and _found(client, "sql-secret", mixed)
+
+
+def test_the_requests_search_finds_a_justification_shown_whole_though_a_vm_is_not(client, auditor, mixed):
+    """A justification naming no VM outside the viewer's scope reads whole on the page (``request_redactor`` leaves
+    it unchanged), so its words find the request, though the request has such a VM."""
+    AccessRequest.objects.filter(pk=mixed.pk).update(justification="INC-4711: kernel patch on vm-matrix")
+    client.force_login(auditor)
+    page = client.get(reverse("policies:request_detail", args=[mixed.pk])).content.decode()
+    assert "INC-4711: kernel patch on vm-matrix" in page and "(+1" not in page
+    assert _found(client, "inc-4711", mixed) and _found(client, "kernel patch", mixed)

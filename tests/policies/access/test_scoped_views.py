@@ -6,8 +6,9 @@ import pytest
 from django.urls import reverse
 
 from policies.access import selectors
+from policies.access.models import AccessRequest
 from tests.plugins.personas import IN_SCOPE, OUT_OF_SCOPE
-from tests.policies.access.factories import add_vm_at, make_access_request
+from tests.policies.access.factories import add_named_vm, add_vm_at, make_access_request
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,21 @@ def test_the_requests_list_search_finds_no_request_by_the_name_of_a_vm_outside_t
     assert row not in client.get(reverse("policies:requests"), {"q": "elsewhere"}).content.decode()
     client.force_login(django_user_model.objects.get(pk=spanning.requester_id))  # its requester sees every VM
     assert row in client.get(reverse("policies:requests"), {"q": "elsewhere"}).content.decode()
+
+
+def test_the_requests_list_search_finds_no_request_by_a_justification_naming_a_vm_outside_the_admins_scope(
+        client, spanning, policy_admin):
+    """Its page shows the justification withheld to a policy admin who does not see db-far (named as Azure names a VM,
+    in its id): its words find nothing either; a justification naming no such VM is shown, and found, whole."""
+    add_named_vm(spanning, f"{OUT_OF_SCOPE}/resourceGroups/rg-pages", "db-far", number=5432)
+    AccessRequest.objects.filter(pk=spanning.pk).update(justification="Migrate db-far data, ticket 8812")
+    client.force_login(policy_admin)
+    row = f'data-request="{spanning.pk}"'
+    page = client.get(reverse("policies:request_detail", args=[spanning.pk])).content.decode()
+    assert "ticket 8812" not in page
+    assert row not in client.get(reverse("policies:requests"), {"q": "ticket 8812"}).content.decode()
+    AccessRequest.objects.filter(pk=spanning.pk).update(justification="Migrate the data, ticket 8812")
+    assert row in client.get(reverse("policies:requests"), {"q": "ticket 8812"}).content.decode()
 
 
 def test_the_review_page_is_under_approvals_in_the_navigation(client, spanning, approver):
