@@ -15,7 +15,8 @@ from notifications.selectors import events_waiting
 
 @authenticated_only
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The landing page: the user's open access, recent requests, what waits for their approval, admin counts."""
+    """The landing page: the user's open access, recent requests, what waits for their approval, and for policy
+    admins and auditors the requests per state in their scope."""
     from policies.access import selectors as access
 
     open_ports = access.my_open_ports(request.user)

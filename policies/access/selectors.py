@@ -254,10 +254,6 @@ def rule_get(user, pk: int) -> AccessRule:
     return rule
 
 
-def is_admin(user) -> bool:
-    return authz.holds_anywhere(user, JIT_POLICY_WRITE)
-
-
 def request_get(user, pk: int) -> AccessRequest:
     """One request ``user`` may see, with its VMs and ports, else ``Http404``."""
     try:
@@ -342,11 +338,12 @@ FINISHED_COUNTED_DAYS = 30
 
 
 def state_counts(user) -> dict[str, int] | None:
-    """Requests per state in the admin's scope (``None`` for non-admins): every one waiting or open, and the finished
-    ones asked for in the last ``FINISHED_COUNTED_DAYS`` days, so the figures stay current and cheap however long
-    the history. One past its approval deadline, or open past its end, counts as the next reconcile marks it
+    """Requests per state in the user's policy-admin or audit scope, as the Requests list shows them
+    (``request_list``; ``None`` for whoever sees only their own): every one waiting or open, and the finished ones
+    asked for in the last ``FINISHED_COUNTED_DAYS`` days, so the figures stay current and cheap however long the
+    history. One past its approval deadline, or open past its end, counts as the next reconcile marks it
     (``in_shown_state``)."""
-    if not is_admin(user):
+    if not sees_everyones(user):
         return None
     counts = {state.value: 0 for state in PortState}
     now = timezone.now()

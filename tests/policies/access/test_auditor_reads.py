@@ -169,3 +169,16 @@ def test_the_requests_search_finds_a_justification_shown_whole_though_a_vm_is_no
     page = client.get(reverse("policies:request_detail", args=[mixed.pk])).content.decode()
     assert "INC-4711: kernel patch on vm-matrix" in page and "(+1" not in page
     assert _found(client, "inc-4711", mixed) and _found(client, "kernel patch", mixed)
+
+
+def test_the_dashboard_counts_an_auditors_requests_per_state_in_their_scope(client, auditor, theirs, elsewhere):
+    """As a policy admin's: the requests the Requests list shows them (not the one outside their scope), each count
+    linking to that list."""
+    pending = make_access_request(f"{IN_SCOPE}/resourceGroups/rg-audited")
+    AccessRequest.objects.filter(pk=pending.pk).update(state="pending")
+    client.force_login(auditor)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert 'id="request-counts"' in page
+    for state, label, n in (("open", "Open", 1), ("pending", "Awaiting approval", 1)):
+        assert (f'data-state="{state}"><th scope="row">{label}</th>'
+                f'<td><a href="/requests/?state={state}">{n}</a></td>') in page
