@@ -23,7 +23,7 @@ from jitportal.lib.tables import paginate, positive_int
 
 from . import rules, selectors, services
 from .access.client_ip import client_ip
-from .access.selectors import open_access_by_vm
+from .access.selectors import open_access_by_vm, policy_requests_shown
 from .filtersets import VirtualMachineFilterSet, filter_controls
 from .forms import BulkEnableForm, SubscriptionForm, port_formset
 from .models import JitPolicy, PolicyChange, Subscription, VirtualMachine, VmState
@@ -279,17 +279,18 @@ def sync_status(request: HttpRequest) -> HttpResponse:
     return render(request, "policies/_sync_status.html", {"sync_runs": runs, "only": only or None})
 
 
-def _vm_requests(vm: VirtualMachine) -> list[dict]:
+def _vm_requests(vm: VirtualMachine, user) -> list[dict]:
+    """Azure's latest records of requests on ``vm`` (its ports of each), their justification naming no VM ``user``
+    may not read (``policy_requests_shown``: a request on several VMs, or a portal request spanning scopes)."""
     policy = JitPolicy.objects.filter(resource_id=vm.policy_id.lower()).first() if vm.policy_name else None
     if policy is None:
         return []
-    items = []
-    for request in policy.requests:
-        ports = [p for p in request.get("ports", []) if p.get("vm") == vm.resource_id]
-        if ports:
-            items.append({**request, "ports": ports, "started": parse_datetime(request.get("startTimeUtc") or "")})
-    items.sort(key=lambda r: r.get("startTimeUtc") or "", reverse=True)
-    return items[:10]
+    mine = [request for request in policy.requests if any(p.get("vm") == vm.resource_id
+                                                           for p in request.get("ports", []))]
+    mine.sort(key=lambda r: r.get("startTimeUtc") or "", reverse=True)
+    return [{**request, "ports": [p for p in request.get("ports", []) if p.get("vm") == vm.resource_id],
+             "started": parse_datetime(request.get("startTimeUtc") or "")}
+            for request in policy_requests_shown(mine[:10], user)]
 
 
 @requires(VM_READ, object_model=VirtualMachine)
@@ -301,7 +302,7 @@ def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "title": vm.name, "vm": vm, "ports": [rules.PortRule.from_azure(p) for p in vm.ports],
         "enable_blocked": selectors.enable_blocked_message("this VM", blocked) if blocked else "",
         "drift": list(selectors.vm_open_drift(vm)), "changes": selectors.vm_recent_changes(request.user, vm),
-        "requests": _vm_requests(vm), "may_edit": selectors.may_edit_policy(request.user, vm),
+        "requests": _vm_requests(vm, request.user), "may_edit": selectors.may_edit_policy(request.user, vm),
         "may_connect": authz.has_permission(request.user, JIT_INITIATE, vm.resource_id),
         "default_ports": rules.default_ports(vm.os_type),
         "activity_url": (reverse("audit:search") + "?" + urlencode({"vm": vm.arm_id})

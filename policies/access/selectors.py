@@ -430,6 +430,36 @@ def request_redactor(request: AccessRequest, user, shown: list[AccessRequestVm] 
                          [row.vm_arm_id for row in request.vms.all() if row.pk not in seen], marker=WITHHELD)
 
 
+def policy_requests_shown(records: list[dict], user) -> list[dict]:
+    """Azure's records of requests (a JIT policy's ``requests``, as a VM's page lists them) with the justification as
+    ``user`` may read it: naming none of the VMs they may not read among the record's (its ports') and the portal
+    request's it ends by naming (``portal_request_in``; its requester reads it whole, as on its page:
+    ``request_redactor``). One query, for the portal requests named; none when no VM is left out."""
+    named = {found[:2] for record in records if (found := portal_request_in(record.get("justification")))}
+    portal: dict[tuple[int, str], AccessRequest] = {}
+    if named:
+        which = Q()
+        for pk, correlation in named:
+            which |= Q(pk=pk, correlation_id=correlation)
+        portal = {(access.pk, str(access.correlation_id)): access
+                  for access in AccessRequest.objects.filter(which).prefetch_related("vms").only(
+                      "id", "correlation_id", "requester_id")}
+    shown = []
+    for record in records:
+        found = portal_request_in(record.get("justification"))
+        access = portal.get(found[:2]) if found else None
+        if access is not None and access.requester_id == getattr(user, "pk", None):
+            shown.append(record)
+            continue
+        vms = [str(port.get("vm") or "") for port in record.get("ports") or []]
+        vms += [row.vm_arm_id for row in access.vms.all()] if access is not None else []
+        inside = [vm for vm in vms if vm and authz.has_permission(user, VM_READ, vm)]
+        redact = text_redactor(inside, [vm for vm in vms if vm and vm not in inside], marker=WITHHELD)
+        text = record.get("justification")
+        shown.append({**record, "justification": redact(text)} if isinstance(text, str) else record)
+    return shown
+
+
 def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
     """What the request page shows: per VM (those ``vm_rows_shown``), per port, state, its end once known
     (``ends.port_end``, else the window's length and when it starts), time left, connection lines; and what may be

@@ -182,3 +182,44 @@ def test_the_dashboard_counts_an_auditors_requests_per_state_in_their_scope(clie
     for state, label, n in (("open", "Open", 1), ("pending", "Awaiting approval", 1)):
         assert (f'data-state="{state}"><th scope="row">{label}</th>'
                 f'<td><a href="/requests/?state={state}">{n}</a></td>') in page
+
+
+def test_the_vm_page_withholds_what_azures_record_of_a_request_says_of_a_vm_outside_the_viewers_scope(
+        client, auditor, persona_mappings):
+    """The VM page lists Azure's record of each request on the VM, with its justification: a portal request's says
+    what the request's page withholds (here of sql-secret, which this auditor of vm-matrix alone may not read), and
+    another's may name the record's other VMs. Both read withheld (escaped, as any text); one naming only the VM
+    shown stays whole, and whoever reads every VM reads them all whole."""
+    from policies.models import JitPolicy
+    from tests.policies.factories import make_vm
+
+    group = f"{IN_SCOPE}/resourceGroups/rg-audited"
+    RoleMapping.objects.filter(source_value="JIT.Auditor").update(
+        scope=f"{group}/providers/Microsoft.Compute/virtualMachines/vm-matrix")
+    request = make_access_request(group)
+    hidden = add_named_vm(request, group, "sql-secret", number=1433)
+    AccessRequest.objects.filter(pk=request.pk).update(justification="Patch <b>sql-secret</b> tonight")
+    request.refresh_from_db()
+    matrix = make_vm(group)
+    ports = [{"vm": matrix.resource_id, "number": 22, "status": "Initiated"},
+             {"vm": hidden.vm_arm_id.lower(), "number": 1433, "status": "Initiated"}]
+    JitPolicy.objects.create(
+        subscription=matrix.subscription, subscription_key=matrix.subscription_key,
+        resource_id=matrix.policy_id.lower(), resource_group="rg-audited", resource_group_name="rg-audited",
+        location="westeurope", name="default", requests=[
+            {"requestor": request.requester_name, "justification": request.azure_justification,
+             "startTimeUtc": "2026-01-02T10:00:00Z", "ports": ports},
+            {"requestor": "ops@contoso.example", "justification": "Resize sql-secret disk <i>now</i>",
+             "startTimeUtc": "2026-01-02T09:00:00Z", "ports": ports},
+            {"requestor": "ops@contoso.example", "justification": "Reboot vm-matrix <i>now</i>",
+             "startTimeUtc": "2026-01-02T08:00:00Z", "ports": ports[:1]}])
+    client.force_login(auditor)
+    page = client.get(reverse("policies:vm_detail", args=[matrix.pk]))
+    assert page.status_code == 200
+    recent = page.content.decode().split('id="recent-requests"')[1]
+    assert "sql-secret" not in recent and "tonight" not in recent and "Resize" not in recent
+    assert recent.count(MARKER) == 2 and "Reboot vm-matrix &lt;i&gt;now&lt;/i&gt;" in recent
+    RoleMapping.objects.filter(source_value="JIT.Auditor").update(scope=group)  # both VMs: read whole
+    recent = client.get(reverse("policies:vm_detail", args=[matrix.pk])).content.decode()
+    assert "Patch &lt;b&gt;sql-secret&lt;/b&gt; tonight" in recent and "Resize sql-secret disk" in recent
+    assert MARKER not in recent
