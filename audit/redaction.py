@@ -33,7 +33,9 @@ _AFTER = r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
 # a comma-separated list; an underscore joins it to a longer name there ("unit_test").
 _WORD_NAME = re.compile(r"[A-Za-z]+")
 _WORD_AFTER = r"(?![A-Za-z0-9_\-]|\.[A-Za-z0-9])"
-_VM_NOUN = r"(?P<noun>\b(?:virtual[\s_-]*machines?|vms?)\s*[:=#]?\s*)"
+# (The separator's spaces: ``(?:\s*[:=#])?\s*``, not ``\s*[:=#]?\s*``, whose two runs split a long run of spaces in
+# every way before failing, quadratic in its length.)
+_VM_NOUN = r"(?P<noun>\b(?:virtual[\s_-]*machines?|vms?)(?:\s*[:=#])?\s*)"
 _PORT_KEYS = frozenset({"ports"})
 
 
