@@ -94,8 +94,9 @@ LEFT_OUT_NAMED = 3
 
 def match_query(data) -> list[tuple[str, str]]:
     """The inventory filter of ``data`` (a query), only its own parameters with a value: what "all VMs that match"
-    carries to the page that acts on them, and back."""
-    return [(name, value) for name in MATCH_PARAMS for value in data.getlist(name)[:1] if value.strip()]
+    carries to the page that acts on them, and back. A parameter given twice counts with its last value, as the
+    filterset's form reads it (``QueryDict.get``): the page acts on the VMs the inventory counted."""
+    return [(name, value) for name in MATCH_PARAMS for value in data.getlist(name)[-1:] if value.strip()]
 
 
 @dataclass

@@ -232,3 +232,21 @@ def test_requesting_access_to_more_vms_than_a_request_names_sends_back_to_narrow
         response.content.decode()
     response = client.get(reverse("policies:request_new"), {"all": "1", "q": "vm-000"})  # vm-00000 … vm-00099
     assert response.status_code == 200 and response.content.decode().count('type="hidden" name="vm"') == 34
+
+
+@pytest.mark.django_db
+def test_a_filter_given_twice_is_carried_as_the_page_applies_it(client, policy_admin):
+    """A query naming a filter twice (an edited link: ``?os=Linux&os=Windows``, ``?q=&q=vm-00``) is applied by the
+    page with its last value, as Django's forms read it: "all that match" carries that one, not the first (which
+    acted on other VMs than the page counted, or on every VM of the tab for an empty first search)."""
+    make_many_vms(3 * 60)
+    client.force_login(policy_admin)
+    for query, expected in ([("os", "Linux"), ("os", "Windows")], {"os": "Windows"}), (
+            [("q", ""), ("q", "vm-00")], {"q": "vm-00"}):
+        page = client.get(reverse("policies:inventory"), [("tab", "configured"), *query, ("per_page", "20")])
+        text = page.content.decode()
+        count = page.context["select_across"]["count"]
+        link = re.search(r'<a href="([^"]+)" id="select-across-link"', text).group(1).replace("&amp;", "&")
+        assert dict(parse_qsl(urlsplit(link).query)) == {"all": "1", **expected}, query
+        form = client.get(reverse("policies:request_new"), [("all", "1"), *query])
+        assert form.status_code == 200 and len(form.context["vms"]) == int(count), query
