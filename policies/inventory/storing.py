@@ -436,15 +436,8 @@ def _policy_defaults(subscription: Subscription, view: PolicyView, now: datetime
 
 
 def _port_specs(view: PolicyView, vm_pk: dict[str, int]) -> list[PortSpec]:
-    """The port rows of a policy's VMs the inventory has, sorted as ``Stored`` reads them."""
-    specs = []
-    for vm_id, items in view.vm_ports.items():
-        if vm_id not in vm_pk:
-            continue
-        for item in items:
-            rule = rules.PortRule.from_azure(item)
-            specs.append((vm_pk[vm_id], rule.number, rule.protocol, tuple(rule.sources), rule.max_duration))
-    return sorted(specs)
+    """The port rows of a policy's VMs the inventory has (``vm_pk``), by VM pk."""
+    return [(vm_pk[vm], *rest) for vm, *rest in _planned_ports(view, set(vm_pk))]
 
 
 def _mirror_one(view: PolicyView, defaults: dict, specs: list[PortSpec]) -> int:
