@@ -62,8 +62,12 @@ class WebhookForm(forms.ModelForm):
         model = Webhook
         fields = ["name", "url", "format", "events", "scope", "active"]
         widgets = {"scope": forms.TextInput(attrs={"size": 100})}
-        help_texts = {"scope": "Only requests touching a VM at or under this ARM scope. Leave it empty for every "
-                               "request: only administrators of every scope (superusers) may."}
+        help_texts = {"scope": "Only requests touching a VM at or under this ARM scope, and of those only what a "
+                               "reader of this scope sees on the request's page: its VMs here (how many it has "
+                               "elsewhere, never which), its justification and approvers' comments withheld where "
+                               "they name a VM elsewhere, and Azure's errors, the rules' reasons and JIT removals "
+                               "withheld while it has VMs elsewhere. Leave it empty for every request, all of it: "
+                               "only administrators of every scope (superusers) may."}
 
     def __init__(self, *args, actor, **kwargs) -> None:
         super().__init__(*args, **kwargs)

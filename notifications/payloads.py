@@ -9,6 +9,7 @@ from django.db.models import Min
 from django.template.loader import render_to_string
 
 from accounts.scopes import scope_contains
+from audit.redaction import text_redactor
 from jitportal.lib.links import portal_url
 from jitportal.lib.times import utc_iso
 from policies.access.ends import port_end
@@ -51,38 +52,51 @@ def person(user) -> dict | None:
 
 def request_summary(request, *, scope: str = "") -> dict:
     """The request as webhooks see it (Azure's names for ports: ``number``, ``endTimeUtc``; ``window`` in words, as
-    the e-mails and chat cards give it); with ``scope``, only its VMs at or under it, their latest end as ``end``,
-    and how many VMs it has elsewhere as ``vms_elsewhere`` (a webhook's administrator sees nothing of another
-    scope). As in the API, an end is given once it is known (``ends.port_end``) and is None before: while the request
-    waits for its approvals, or approved until its port opens, and for a port that never opened; ``duration`` (ISO
-    8601; the request's: its longest port's) always gives the window's length. ``start``, as the API's
-    ``startTimeUtc``, is the scheduled start, else when the first port opened, and None before (never the time it
-    was asked for: an approved request's window starts when it opens)."""
-    vms, ends, longest, elsewhere = [], [], 0, 0
+    the e-mails and chat cards give it); with ``scope``, as a webhook there may see it (``scoped``). As in the API, an
+    end is given once it is known (``ends.port_end``) and is None before: while the request waits for its approvals,
+    or approved until its port opens, and for a port that never opened; ``duration`` (ISO 8601; the request's: its
+    longest port's) always gives the window's length. ``start``, as the API's ``startTimeUtc``, is the scheduled
+    start, else when the first port opened, and None before (never the time it was asked for: an approved request's
+    window starts when it opens)."""
+    return scoped(request, {}, scope=scope)[0]
+
+
+def scoped(request, detail: dict, *, scope: str = "") -> tuple[dict, dict]:
+    """(``request_summary``, the event's ``detail``) as a webhook at ``scope`` is sent them, composed once per scope
+    when its deliveries are made. A webhook's scope is where the policy admin who set it up administers (only an
+    administrator of every scope may leave it empty), so it is sent what a reader of the VMs there sees on the request's
+    page: only the request's VMs at or under ``scope``, their latest end as ``end``, ``vms_elsewhere`` counting the
+    others, and the request's text (its justification, an approver's comment) with any naming a VM elsewhere
+    withheld as the page withholds it (``audit.redaction.text_redactor``: a sentence naming one is withheld whole);
+    what of the event may be about the VMs elsewhere is withheld (``scoped_detail``). A webhook whose scope holds
+    every VM of the request (or has none) gets all of it."""
+    vms, ends, longest, inside, outside = [], [], 0, [], []
     known = False  # some port of the request (of any scope) has a known end
     for vm_row in request.vms.all().prefetch_related("ports"):
         ports = list(vm_row.ports.all())
         port_ends = [port_end(request, p) for p in ports]
         known = known or any(e is not None for e in port_ends)
         if scope and not scope_contains(scope, vm_row.vm_arm_id):
-            elsewhere += 1
+            outside.append(vm_row.vm_arm_id)
             continue
+        inside.append(vm_row.vm_arm_id)
         ends += [e for e in port_ends if e is not None]
         longest = max([longest, *(p.duration_seconds for p in ports)])
         vms.append({"name": vm_row.vm_name, "id": vm_row.vm_arm_id,
                     "ports": [{"number": p.number, "state": p.state, "endTimeUtc": utc_iso(e),
                                "duration": _duration(p.duration_seconds)} for p, e in zip(ports, port_ends,
                                                                                           strict=True)]})
-    end = max(ends, default=None) if elsewhere else (request.end_at if known else None)
+    end = max(ends, default=None) if outside else (request.end_at if known else None)
     first_opened = request.ports.aggregate(first=Min("opened_at"))["first"]
-    return {
+    redact = text_redactor(inside, outside, marker=TEXT_WITHHELD)
+    summary = {
         "id": request.pk,
         "url": request_url(request.pk),
         "review_url": review_url(request.pk),
         "requester": person(request.requester),
         "state": request.state,
         "approval_state": getattr(request, "approval_state", "not_required"),
-        "justification": request.justification,
+        "justification": redact(request.justification),
         "source": request.source_prefix,
         "start": utc_iso(request.scheduled_start or first_opened),
         "end": utc_iso(end),
@@ -90,8 +104,9 @@ def request_summary(request, *, scope: str = "") -> dict:
         "window": window_text(request, end=end, first_opened=first_opened,
                               window=window_label(timedelta(seconds=longest))),
         "vms": vms,
-        **({"vms_elsewhere": elsewhere} if elsewhere else {}),
+        **({"vms_elsewhere": len(outside)} if outside else {}),
     }
+    return summary, scoped_detail(detail, summary, redact)
 
 
 def _duration(seconds: int) -> str:
@@ -99,16 +114,33 @@ def _duration(seconds: int) -> str:
     return format_duration(timedelta(seconds=seconds))
 
 
-# Event details that may name VMs of any scope: Azure's error of a failed ``initiate``, the access rules' reasons.
+# Event details that may be about VMs of any scope: Azure's error of a failed ``initiate``, the access rules' reasons,
+# who removed JIT from which VM.
 DETAIL_NAMING_VMS = ("error", "reasons", "removed")
 WITHHELD = "Withheld: the request also covers VMs outside this webhook's scope; its page in the portal has the detail."
+# A request's text naming a VM outside a webhook's scope (``text_redactor``), as the request's page writes it.
+TEXT_WITHHELD = "[withheld: outside this webhook's scope]"
 
 
-def scoped_detail(detail: dict, summary: dict) -> dict:
-    """``detail`` for a webhook whose ``summary`` leaves VMs out: what may name those VMs is withheld."""
+def scoped_detail(detail: dict, summary: dict, redact) -> dict:
+    """``detail`` for a webhook whose ``summary`` leaves VMs out: what may be about those VMs is withheld, an
+    approver's ``comment`` is ``redact``-ed as the request's page shows it, the ``ports`` opened are only those of its
+    VMs, and an ``end`` is its VMs' (``summary["end"]``)."""
     if not summary.get("vms_elsewhere"):
         return detail
-    return {key: WITHHELD if key in DETAIL_NAMING_VMS else value for key, value in detail.items()}
+    numbers = {port["number"] for vm in summary["vms"] for port in vm["ports"]}
+    shown = {}
+    for key, value in detail.items():
+        if key in DETAIL_NAMING_VMS:
+            value = WITHHELD
+        elif key == "comment" and isinstance(value, str):
+            value = redact(value)
+        elif key == "ports" and isinstance(value, list):
+            value = [number for number in value if number in numbers]
+        elif key == "end":
+            value = summary["end"]
+        shown[key] = value
+    return shown
 
 
 def event_payload(*, event: str, delivery_id: str, occurred_at: datetime, request: dict | None, actor,
@@ -179,6 +211,10 @@ def _lines(payload: dict) -> list[tuple[str, str]]:
         return [("Detail", str(payload.get("detail") or ""))]
     actor = payload.get("actor") or {}
     ports = ", ".join(f"{vm['name']}: {', '.join(str(p['number']) for p in vm['ports'])}" for vm in request["vms"])
+    elsewhere = request.get("vms_elsewhere") or 0
+    if elsewhere:  # a scoped webhook: the request's VMs outside its scope are counted, not named
+        ports = f"{ports} (and {vm_count(elsewhere)} outside this webhook's scope)" if ports else (
+            f"{vm_count(elsewhere)} outside this webhook's scope")
     facts = [("Requester", (request.get("requester") or {}).get("name", "")), ("VMs and ports", ports),
              # A payload stored before it carried ``window`` gives its start and end.
              ("Window", request.get("window")
@@ -190,6 +226,10 @@ def _lines(payload: dict) -> list[tuple[str, str]]:
         if detail.get(key) or (key == "reason" and detail.get("azure_reason")):
             facts.append((key.capitalize(), reason_text(detail) if key == "reason" else str(detail[key])))
     return facts
+
+
+def vm_count(n: int) -> str:
+    return f"{n} VM" if n == 1 else f"{n} VMs"
 
 
 def _card_minute(value: str | None) -> str:

@@ -207,14 +207,17 @@ def _compose(*, request_id: int, event: str, actor, detail: dict,
                           body=texts[role][1], next_attempt_at=now) for user, address, role in recipients]
     deliveries = []
     hooks = webhooks_for(request, event)
-    summaries: dict[str, dict] = {}  # per webhook scope: only the request's VMs there
+    # Per webhook scope, once: the request and the event as a webhook there is sent them (``payloads.scoped``: only
+    # the request's VMs there, its text naming none elsewhere). Deliveries store it; sending and retries only shape
+    # it for Slack or Teams.
+    views: dict[str, tuple[dict, dict]] = {}
     for webhook in hooks:
-        if webhook.scope not in summaries:
-            summaries[webhook.scope] = payloads.request_summary(request, scope=webhook.scope)
+        if webhook.scope not in views:
+            views[webhook.scope] = payloads.scoped(request, detail, scope=webhook.scope)
+        summary, shown = views[webhook.scope]
         delivery_id = uuid.uuid4()
         payload = payloads.event_payload(event=event, delivery_id=str(delivery_id), occurred_at=occurred_at,
-                                         request=summaries[webhook.scope], actor=payloads.person(actor),
-                                         detail=payloads.scoped_detail(detail, summaries[webhook.scope]))
+                                         request=summary, actor=payloads.person(actor), detail=shown)
         deliveries.append(WebhookDelivery(webhook=webhook, delivery_id=delivery_id, event=event,
                                           request=request, payload=payload, next_attempt_at=now))
     return notes, deliveries

@@ -438,6 +438,87 @@ def test_a_webhook_of_one_scope_is_not_told_who_removed_jit_from_a_vm_of_another
     assert sent["subscription"]["detail"]["removed"] == removed
 
 
+def _spanning_web_and_data(alice):
+    """A request on vm-matrix in rg-web-prod (port 22) and sql-07 in rg-data-prod (port 1433), whose justification
+    names sql-07; a JSON, a Slack and a Teams webhook at rg-web-prod, and a JSON one at the subscription."""
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import add_named_vm
+
+    request = make_request(alice, scope=f"{IN_SCOPE}/resourceGroups/rg-web-prod",
+                           justification="Restart vm-matrix after the sql-07 failover (CHG-1234)")
+    data = add_named_vm(request, f"{IN_SCOPE}/resourceGroups/rg-data-prod", "sql-07", number=1433,
+                        address="51.105.20.9")
+    events = ["approved", "opened", "expiring"]
+    for format_ in ("json", "slack", "teams"):
+        make_webhook(f"{IN_SCOPE}/resourceGroups/rg-web-prod", format=format_, name=format_, events=events)
+    make_webhook(IN_SCOPE, name="subscription", events=events)
+    return request, data
+
+
+def test_a_webhook_at_one_resource_group_is_sent_nothing_of_a_requests_vm_in_another_in_any_format(alice):
+    """As a reader of rg-web-prod sees the request's page: its VM there only (sql-07 counted, never named), and the
+    justification and an approver's comment naming sql-07 withheld; in the JSON payload and the Slack and Teams
+    cards made from it. The subscription's webhook, whose scope holds both VMs, gets all of it."""
+    import json
+
+    from jitportal.lib.times import utc_iso
+    from notifications.payloads import body_for
+
+    withheld = "[withheld: outside this webhook's scope]"
+    request, data = _spanning_web_and_data(alice)
+    later = request.end_at + timedelta(hours=2)
+    data.ports.update(end_at=later)
+    type(request).objects.filter(pk=request.pk).update(end_at=later)
+    record_event(request=request, event="approved", actor=None,
+                 detail={"comment": "ok, sql-07 too", "level": 1, "complete": True})
+    record_event(request=request, event="opened", detail={"ports": [22, 1433]})
+    record_event(request=request, event="expiring", detail={"end": utc_iso(later)})
+    deliveries = list(WebhookDelivery.objects.select_related("webhook").order_by("pk"))
+    assert len(deliveries) == 3 * 4
+    web = request.vms.get(vm_name="vm-matrix")
+    for delivery in deliveries:
+        payload = delivery.payload
+        summary, detail = payload["request"], payload["detail"]
+        if delivery.webhook.name == "subscription":
+            assert summary["justification"] == "Restart vm-matrix after the sql-07 failover (CHG-1234)"
+            assert sorted(vm["name"] for vm in summary["vms"]) == ["sql-07", "vm-matrix"]
+            assert "vms_elsewhere" not in summary
+            assert detail == {"approved": {"comment": "ok, sql-07 too", "level": 1, "complete": True},
+                              "opened": {"ports": [22, 1433]},
+                              "expiring": {"end": utc_iso(later)}}[delivery.event]
+            continue
+        assert [(vm["name"], vm["id"], [p["number"] for p in vm["ports"]]) for vm in summary["vms"]] == [
+            ("vm-matrix", web.vm_arm_id, [22])]
+        assert summary["vms_elsewhere"] == 1
+        assert summary["justification"] == withheld
+        assert detail == {"approved": {"comment": withheld, "level": 1, "complete": True},
+                          "opened": {"ports": [22]},
+                          "expiring": {"end": summary["end"]}}[delivery.event]
+        assert summary["end"] == utc_iso(request.end_at)  # vm-matrix's, not the later end of sql-07
+        body = json.dumps(body_for(delivery.webhook.format, payload))
+        for secret in ("sql-07", data.vm_arm_id.lower(), "rg-data-prod", "failover", "51.105.20.9",
+                       utc_iso(later)):
+            assert secret not in body.lower(), (delivery.webhook.name, delivery.event, secret)
+        if delivery.webhook.format != "json":  # the cards (Teams escapes Markdown marks with a backslash)
+            card = body.replace("\\\\", "")
+            assert "vm-matrix: 22 (and 1 VM outside this webhook's scope)" in card and withheld in card
+
+
+def test_a_webhook_whose_scope_holds_every_vm_of_a_request_gets_its_text_whole(alice):
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import add_named_vm
+
+    request = make_request(alice, justification="Restart vm-matrix after the sql-07 failover")
+    add_named_vm(request, REQUEST_SCOPE, "sql-07", number=1433)
+    make_webhook(REQUEST_SCOPE, name="group", events=["approved"])
+    make_webhook(f"{IN_SCOPE}/resourceGroups/rg-other", name="elsewhere", events=["approved"])
+    record_event(request=request, event="approved", actor=None, detail={"comment": "sql-07 is fine"})
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.payload["request"]["justification"] == "Restart vm-matrix after the sql-07 failover"
+    assert delivery.payload["detail"] == {"comment": "sql-07 is fine"}
+    assert len(delivery.payload["request"]["vms"]) == 2 and "vms_elsewhere" not in delivery.payload["request"]
+
+
 def test_the_email_names_the_request_and_links_to_it(alice):
     request = make_request(alice)
     record_event(request=request, event="failed", actor=None, detail={"error": "Azure said no"})

@@ -137,8 +137,12 @@ def test_an_invalid_edit_is_a_400_and_changes_nothing(admin_client):
 
 def test_the_scope_help_says_who_may_leave_it_empty(admin_client):
     page = admin_client.get(reverse("notifications:webhook_add")).content.decode()
-    assert "Leave it empty for every request: only administrators of every scope (superusers) may." in page
+    assert "Leave it empty for every request, all of it: only administrators of every scope (superusers) may." in page
     assert "(empty: every request)" not in page
+    # and what a scoped webhook is sent of a request spanning scopes
+    assert ("and of those only what a reader of this scope sees on the request&#x27;s page: its VMs here (how many it "
+            "has elsewhere, never which), its justification and approvers&#x27; comments withheld where they name a VM "
+            "elsewhere") in page
 
 
 def test_edit_disable_test_and_delete_are_audited(admin_client, django_capture_on_commit_callbacks, eager_celery,
