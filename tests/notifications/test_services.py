@@ -519,6 +519,50 @@ def test_a_webhook_whose_scope_holds_every_vm_of_a_request_gets_its_text_whole(a
     assert len(delivery.payload["request"]["vms"]) == 2 and "vms_elsewhere" not in delivery.payload["request"]
 
 
+def test_emails_about_a_request_spanning_scopes_go_to_its_requester_and_approvers_at_every_vm_only(alice):
+    """Whatever the event (submitted, asking for or giving a decision, opened, ending soon, closed however it ended,
+    failed), an e-mail goes to the requester (their own request: all of it, as their page shows it) and, for the
+    approvers' events, to approvers at every VM of the request, who read all of it too; never to an approver of one
+    of its VMs only, whose page withholds the other (nor to anyone of another role)."""
+    from accounts import authz
+    from accounts.models import RoleMapping
+    from accounts.roles import REQUEST_APPROVE
+    from accounts.services import user_sign_in_record
+    from notifications.models import APPROVER_EVENTS
+    from policies.access.signals import EVENTS
+    from tests.plugins.personas import IN_SCOPE, PERSONAS
+
+    request, _data = _spanning_web_and_data(alice)
+    wide = make_persona("approver")  # approver at the subscription: both VMs
+    RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value="JIT.Approver.web",
+                               role="approver", scope=f"{IN_SCOPE}/resourceGroups/rg-web-prod")
+    narrow = user_sign_in_record(claims={**PERSONAS["outsider"].claims(), "oid": "8a0e7c31-0000-4000-8000-000000000177",
+                                         "preferred_username": "web-approver@contoso.example",
+                                         "roles": ["JIT.Approver.web"]})
+    others = [make_persona(role) for role in ("policy_admin", "auditor", "reader")]
+    services.preference_save(actor=alice, requester_events=list(EVENTS), approver_events=[])
+    for approver in (wide, narrow):
+        services.preference_save(actor=approver, requester_events=[], approver_events=list(APPROVER_EVENTS))
+    assert authz.has_permission(narrow, REQUEST_APPROVE, request.vms.get(vm_name="vm-matrix").vm_arm_id)
+    assert services.approvers_of(request) == [wide]  # narrow approves vm-matrix only
+    removed = [{"vm": "sql-07", "ports": [1433], "whole": True, "by": "Bob (bob@contoso.example)",
+                "at": "2026-11-27T14:02:31.000000Z"}]
+    events = [("submitted", {}), ("needs_approval", {"reasons": ["sql-07: rule “data”"]}),
+              ("approved", {"comment": "ok, sql-07 too", "level": 1, "complete": False}),
+              ("approved", {"comment": "ok", "level": 2, "complete": True}), ("denied", {"comment": "not sql-07"}),
+              ("approval_expired", {}), ("opened", {"ports": [22, 1433]}), ("expiring", {"end": "soon"}),
+              ("closed", {"reason": "expired"}), ("closed", {"reason": "closed"}), ("closed", {"reason": "cancelled"}),
+              ("closed", {"reason": "revoked", "azure_reason": "UserRequested", "removed": removed}),
+              ("failed", {"error": "sql-07: The VM has no network security group"})]
+    for event, detail in events:
+        Notification.objects.all().delete()
+        record_event(request=request, event=event, actor=None, detail=detail)
+        told = {note.recipient: note for note in Notification.objects.select_related("recipient")}
+        assert set(told) == ({alice, wide} if event in APPROVER_EVENTS else {alice}), (event, detail)
+        assert not set(told) & {narrow, *others}
+        assert "sql-07" in told[alice].body  # their own request, whole
+
+
 def test_the_email_names_the_request_and_links_to_it(alice):
     request = make_request(alice)
     record_event(request=request, event="failed", actor=None, detail={"error": "Azure said no"})
