@@ -1,8 +1,11 @@
 """Project-level pages: the dashboard, the settings index and the health check."""
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 from django.template import loader
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -22,6 +25,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     open_ports = access.my_open_ports(request.user)
     return render(request, "jitportal/dashboard.html", {
         "title": "Dashboard", "open_ports": open_ports, "open_poll_every": access.open_access_poll(open_ports),
+        **_opened_in_azure(request.user),
         "recent": access.recent_requests(request.user), "state_counts": access.state_count_rows(request.user),
         "finished_counted_days": access.FINISHED_COUNTED_DAYS,
         "to_approve": access.approval_queue(request.user).count(),
@@ -37,7 +41,25 @@ def dashboard_open_access(request: HttpRequest) -> HttpResponse:
 
     open_ports = access.my_open_ports(request.user)
     return render(request, "jitportal/_open_access.html", {
-        "open_ports": open_ports, "open_poll_every": access.open_access_poll(open_ports)})
+        "open_ports": open_ports, "open_poll_every": access.open_access_poll(open_ports),
+        **_opened_in_azure(request.user)})
+
+
+AZURE_OPEN_NAMED = 3
+
+
+def _opened_in_azure(user) -> dict:
+    """What "My open access" says of access Azure listed as opened for the user outside the portal at the last
+    sync (``azure_open``: up to ``AZURE_OPEN_NAMED`` VM names, each with the inventory's row of it, and how many
+    more): the list above it holds the portal's requests only."""
+    from policies.access import selectors as access
+
+    names = access.my_access_opened_in_azure(user)
+    inventory = reverse("policies:inventory")
+    return {"azure_open_count": len(names), "azure_open": [
+        (name, f"{inventory}?{urlencode({'tab': 'configured', 'q': name})}") for name in names[:AZURE_OPEN_NAMED]],
+        "azure_open_more": max(len(names) - AZURE_OPEN_NAMED, 0),
+        "azure_open_all": f"{inventory}?tab=configured"}
 
 
 @requires(SETTINGS_WRITE)

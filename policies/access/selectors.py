@@ -5,6 +5,7 @@ A user sees their own requests; a policy admin and an auditor also see every req
 """
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Callable, Iterable
@@ -684,6 +685,20 @@ def extend_choices(request: AccessRequest, now=None) -> list[tuple[int, str]]:
             if validation.ends_later(timedelta(seconds=seconds), open_until=until, now=now)]
 
 
+def _opened_outside_portal(requests, now) -> Iterable[tuple[str, str, int]]:
+    """(VM id in lower case, requestor, port) of each port a JIT policy's ``requests`` (as Azure listed them at the
+    last sync) hold open now that the portal did not open: ``Initiated`` and not ended, without a portal request in
+    its justification (the Azure portal, PowerShell, the REST API)."""
+    for request in requests or []:
+        if portal_request_in(request.get("justification")) is not None:
+            continue  # the portal's own: its request names the person who asked
+        for port in request.get("ports") or []:
+            end = parse_datetime(str(port.get("endTimeUtc") or ""))
+            if port.get("status") == "Initiated" and end is not None and end > now:
+                yield (str(port.get("vm") or "").lower(), str(request.get("requestor") or ""),
+                       int(port.get("number") or 0))
+
+
 def open_access_by_vm(vms: list[VirtualMachine]) -> dict[int, list[tuple[str, list[int]]]]:
     """Who can reach each VM right now: ``{vm id: [(requester, [port numbers])]}``, from the portal's open requests
     and from the requests Azure listed as ``Initiated`` in the VMs' JIT policies at the last sync (access opened
@@ -702,14 +717,42 @@ def open_access_by_vm(vms: list[VirtualMachine]) -> dict[int, list[tuple[str, li
     for policy_id, requests in JitPolicy.objects.filter(resource_id__in=by_policy).values_list("resource_id",
                                                                                                  "requests"):
         members = by_policy[policy_id]
-        for request in requests or []:
-            if portal_request_in(request.get("justification")) is not None:
-                continue  # the portal's own: counted above from its request, with the person who asked
-            for port in request.get("ports") or []:
-                vm_pk = members.get(str(port.get("vm") or "").lower())
-                end = parse_datetime(str(port.get("endTimeUtc") or ""))
-                if vm_pk is not None and port.get("status") == "Initiated" and end is not None and end > now:
-                    name = str(request.get("requestor") or "") or "someone outside the portal"
-                    found.setdefault(vm_pk, {}).setdefault(name, set()).add(int(port.get("number") or 0))
+        for vm_id, requestor, number in _opened_outside_portal(requests, now):
+            vm_pk = members.get(vm_id)
+            if vm_pk is not None:
+                found.setdefault(vm_pk, {}).setdefault(requestor or "someone outside the portal", set()).add(number)
     return {vm_id: sorted((name, sorted(numbers)) for name, numbers in people.items())
             for vm_id, people in found.items()}
+
+
+def _azure_names(user) -> set[str]:
+    """The names Azure may record ``user`` under as a JIT request's ``requestor`` (their user principal name),
+    in lower case: their user name (without the ``#`` and object id the sign-in adds to one already taken) and
+    their e-mail address."""
+    username = user.username or ""
+    taken = f"#{(user.entra_object_id or '')[:8]}"
+    if user.entra_object_id and username.endswith(taken):
+        username = username[:-len(taken)]
+    return {name.lower() for name in (username, user.email or "") if "@" in name}
+
+
+def my_access_opened_in_azure(user) -> list[str]:
+    """The names of the VMs ``user`` may read on which, at the last sync, Azure listed access opened for them outside
+    the portal (the Azure portal, PowerShell, the REST API: a request under their user name, ``Initiated``, not
+    ended): what the inventory's Open now shows of them beside the portal's own requests. One query when Azure lists
+    none (the policies whose requests name the user, found in the database), two otherwise; none per VM."""
+    names = _azure_names(user)
+    if not names:
+        return []
+    named = Q()
+    for name in names:
+        # A JSON column holds the name as written or, where the database keeps JSON as text, \u-escaped.
+        named |= Q(requests__icontains=name) | Q(requests__icontains=json.dumps(name)[1:-1])
+    now = timezone.now()
+    vm_ids = {vm_id for requests in JitPolicy.objects.filter(named).values_list("requests", flat=True)
+              for vm_id, requestor, _number in _opened_outside_portal(requests, now)
+              if requestor.lower() in names}
+    if not vm_ids:
+        return []
+    return list(vm_list(user).filter(resource_id__in=vm_ids, state=VmState.CONFIGURED).order_by("name", "id")
+                .values_list("name", flat=True))

@@ -564,6 +564,34 @@ def test_the_dashboard_counts_portal_requests_only_and_says_access_opened_in_azu
     assert "Access opened in Azure itself (the Azure portal, PowerShell, the REST API) is not counted here" in page
 
 
+def test_my_open_access_is_the_portals_and_names_access_azure_listed_as_opened_for_me_outside_it(
+        prod, requester, policy_admin, client):
+    """The demo's web-01 has port 22 open for alice, opened in Azure itself and seen at the sync: her dashboard
+    said "You have no open access right now" while the inventory showed "Open now: alice (22)" on web-01."""
+    from policies.access.selectors import my_access_opened_in_azure
+
+    client.force_login(requester)
+    for url in (reverse("dashboard"), reverse("dashboard_open_access")):
+        shown = client.get(url).content.decode()
+        assert "You have no open access through the portal right now." in shown
+        note = re.search(r'<p class="help" id="opened-in-azure">(.*?)</p>', shown, re.S)
+        assert note, shown
+        assert " ".join(strip_tags(note.group(1)).split()) == (
+            "Azure also listed access opened for you outside the portal (in the Azure portal, PowerShell or its "
+            "REST API) on 1 VM at the last sync: web-01 (the inventory's Open now).")
+        assert '<a id="opened-in-azure-1" href="/inventory/?tab=configured&amp;q=web-01">web-01</a>' in note.group(1)
+    with CaptureQueriesContext(connection) as queries:
+        assert my_access_opened_in_azure(requester) == ["web-01"]
+    # The policies whose requests name her, the VMs she may read among theirs, and her grants (claims, mappings).
+    assert len(queries) <= 4
+    # Nobody opened anything in Azure for Bob: nothing said.
+    client.force_login(policy_admin)
+    assert 'id="opened-in-azure"' not in client.get(reverse("dashboard")).content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        assert my_access_opened_in_azure(policy_admin) == []
+    assert len(queries) == 1
+
+
 def test_the_dashboard_counts_finished_requests_of_the_last_30_days_and_links_the_list_showing_them(
         prod, requester, policy_admin, client):
     old_open, old_closed, recent_closed = (ask(requester, {"web-02": [22]}) for _ in range(3))
@@ -656,7 +684,7 @@ def test_access_past_its_end_shows_as_expired_before_the_reconcile_marks_it(prod
     assert 'id="request-announcement" hx-swap-oob="innerHTML">State: Expired<' in status
     for url in (reverse("dashboard"), reverse("dashboard_open_access")):
         shown = alice.get(url).content.decode()
-        assert 'data-port="web-02:22"' not in shown and "You have no open access right now." in shown
+        assert 'data-port="web-02:22"' not in shown and "no open access through the portal right now." in shown
     assert re.search(r"\d\d:\d\d UTC</time> — Expired", alice.get(reverse("dashboard")).content.decode())
 
     def listed(user, **query) -> dict[int, str]:
