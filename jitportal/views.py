@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from accounts import authz
 from accounts.access import authenticated_only, public, requires
-from accounts.roles import SETTINGS_WRITE
+from accounts.roles import JIT_INITIATE, SETTINGS_WRITE
 from jitportal.lib.health import check_broker, check_database
 from notifications.selectors import events_waiting
 
@@ -29,6 +29,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "recent": access.recent_requests(request.user), "state_counts": access.state_count_rows(request.user),
         "finished_counted_days": access.FINISHED_COUNTED_DAYS,
         "to_approve": access.approval_queue(request.user).count(),
+        "may_request": authz.holds_anywhere(request.user, JIT_INITIATE),
         "no_role": not request.user.is_superuser and not authz.grants_for(request.user)})
 
 
