@@ -524,6 +524,8 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "source_note": request_source_note(request.source_prefix) if request.source_warning else "",
             "may_manage": request.is_active and may_manage(user, request, list(request.vms.all())),
             "cancellable": cancellable,
+            # Close now pressed, the close task not done yet: "Closing…" in place of the button
+            "closing": request.state == PortState.OPEN and request.closed_at is not None,
             # an extension not open yet: cancelling it leaves the access it was to extend open until its own end
             "original_open": original_open(request) if cancellable else None,
             "ended_note": _ended_note(request, every),

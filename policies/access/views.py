@@ -28,7 +28,7 @@ from . import selectors, services, validation
 from .client_ip import client_address, client_ip
 from .filtersets import AccessRequestFilterSet
 from .forms import AccessRequestForm, ExtendForm, new_token
-from .models import AccessRequest, AccessRequestPort, AccessRequestVm
+from .models import AccessRequest, AccessRequestPort, AccessRequestVm, PortState
 from .tables import AccessRequestTable
 
 PER_PAGE = 50
@@ -272,12 +272,17 @@ def request_close(request: HttpRequest, pk: int) -> HttpResponse:
     who may read the request (its approvers and auditors too) is told who may close it."""
     access, _ = selectors.request_or_review_get(request.user, pk)
     opened = any(port.opened_at for row in access.vms.all() for port in row.ports.all())  # prefetched
+    closing = access.state == PortState.OPEN and access.closed_at is not None  # Close now pressed before
     try:
         services.request_close(actor=request.user, request=access)
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
-        messages.success(request, f"Closing request #{access.pk}." if opened else _cancelled(access))
+        if closing:
+            messages.info(request, f"Request #{access.pk} is already closing: this page shows it closed once the "
+                                   "portal has removed its access in Azure.")
+        else:
+            messages.success(request, f"Closing request #{access.pk}." if opened else _cancelled(access))
     return redirect("policies:request_detail", pk=access.pk)
 
 

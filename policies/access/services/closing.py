@@ -21,6 +21,7 @@ from .common import (
     _after_commit,
     _find_in_azure,
     _retry_after,
+    _stale,
     audit_place,
     enqueue_close,
     gateway_for,
@@ -34,7 +35,9 @@ JIT_RULE_PREFIX = "securitycenter-jitrule"
 # --- close ------------------------------------------------------------------------------------------------------
 def request_close(*, actor, request: AccessRequest) -> AccessRequest:
     """Close the request early: queued ports are cancelled at once, open ones closed by a task (see the package's doc).
-    Closing again (a double submit) records nothing more; it only sends the close task again."""
+    Closing again (a double submit, Close now pressed again) records nothing more and sends no second close task
+    while the first may still be on its way; one sent longer ago than ``ACCESS_STUCK_SECONDS`` is sent again, as the
+    reconcile would at its next beat."""
     vm_rows = list(request.vms.all())
     if not may_manage(actor, request, vm_rows):
         raise PermissionDenied("Only the requester or a policy admin may close this request.")
@@ -44,8 +47,8 @@ def request_close(*, actor, request: AccessRequest) -> AccessRequest:
     with transaction.atomic():
         if not AccessRequest.objects.filter(pk=request.pk, closed_at__isnull=True).update(closed_at=now,
                                                                                            closed_by=actor):
-            request.refresh_from_db()  # closing already (a second submit): no second audit row, the task again
-            if request.state == PortState.OPEN:
+            request.refresh_from_db()  # closing already (a second submit): no second audit row nor task
+            if request.state == PortState.OPEN and request.closed_at < _stale():
                 _after_commit(enqueue_close, request.pk)
             return request
         AccessRequest.objects.filter(pk=request.pk, approval_state=ApprovalState.PENDING).update(

@@ -975,6 +975,38 @@ def test_close_now_submitted_twice_closes_once_without_an_error(prod, alice, req
     assert AuditEvent.objects.filter(action="access.close_requested").count() == 1
 
 
+def test_while_a_close_is_under_way_the_page_says_closing_and_close_now_again_sends_no_second_task(
+        prod, alice, requester, monkeypatch, settings):
+    """Close now stayed on the page for the few seconds the close task takes; pressing it again said "Closing
+    request #N." again and sent a second close task."""
+    from policies.access import services
+
+    sent = []
+    monkeypatch.setattr(services.closing, "enqueue_close", sent.append)
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    url = reverse("policies:request_close", args=[request.pk])
+    detail = reverse("policies:request_detail", args=[request.pk])
+    first = alice.post(url, follow=True).content.decode()
+    assert f"Closing request #{request.pk}." in first
+    status = alice.get(reverse("policies:request_status", args=[request.pk])).content.decode()
+    for shown in (first, status):
+        assert 'id="close-now"' not in shown and 'id="close-form"' not in shown
+        assert '<p class="help" id="closing-now"><strong>Closing…</strong> The portal is removing' in shown
+    again = alice.post(url, follow=True).content.decode()  # a form shown before, or a second tab
+    assert f"Request #{request.pk} is already closing: this page shows it closed once" in again
+    assert f"Closing request #{request.pk}." not in again
+    assert sent == [request.pk]
+    # Sent longer ago than the reconcile waits before sending it again (the task lost): pressing again sends it.
+    AccessRequest.objects.filter(pk=request.pk).update(
+        closed_at=timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS + 1))
+    alice.post(url)
+    assert sent == [request.pk, request.pk]
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    page = alice.get(detail).content.decode()
+    assert 'id="closing-now"' not in page and 'id="close-now"' not in page
+
+
 def test_a_form_sent_again_with_other_choices_says_it_was_already_sent(prod, alice):
     web02 = vm("web-02")
     token = token_of(form_page(alice, web02))
