@@ -19,7 +19,7 @@ from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 from accounts.scopes import scope_contains
-from jitportal.lib.tables import paginate, positive_int
+from jitportal.lib.tables import page_size_choice, paginate, positive_int
 
 from . import rules, selectors, services
 from .access.client_ip import client_ip
@@ -103,7 +103,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
         "pending_changes": [(change, names) for change, names in (
             selectors.pending_changes_shown(request.user, records, pending) if pending else [])
             if change.pk not in shown_saved],
-        "saved_changes": saved,
+        "saved_changes": saved, "page_size": page_size_choice(request, table, counts[tab]),
     })
 
 

@@ -115,6 +115,25 @@ def rows_per_page(value: str | None, default: int) -> int:
     return min(positive_int(value, default), MAX_PER_PAGE)
 
 
+# What a list's "Rows per page" offers (``page_size_choice``), each one ``rows_per_page`` accepts.
+PAGE_SIZES = (25, 50, 100)
+
+
+def page_size_choice(request: HttpRequest, table: Table, rows: int) -> dict | None:
+    """The paging bar's "Rows per page" (``generic/_page_size.html``), a GET form: ``PAGE_SIZES`` and the size
+    shown if it is another (``?per_page=10``), the size shown selected, and the request's other parameters, which
+    it sends again (filters, search, tab, sort) but for the page number (page 1 of the new size). ``None`` when the
+    list's ``rows`` fit the smallest size and it shows them all."""
+    size = table.paginator.per_page
+    if rows <= min(PAGE_SIZES) and rows <= size:
+        return None
+    field = table.prefixed_per_page_field
+    keep = [(name, value) for name, values in request.GET.lists() if name not in (field, table.prefixed_page_field)
+            for value in values]
+    return {"field": field, "keep": keep,
+            "choices": [(n, n == size) for n in sorted({*PAGE_SIZES, size})]}
+
+
 def _within(page: str, last: int | None) -> str:
     """``page``, or ``last`` (else ``MAX_PAGE``) when it is a number past it (other values are the paginator's to
     refuse)."""

@@ -195,6 +195,28 @@ def test_a_whole_ticked_page_offers_every_vm_that_matches_by_keyboard_and_sends_
     expect(page.locator("#enable-count")).to_have_text(f"{matching} VMs")
 
 
+def test_rows_per_page_is_chosen_by_keyboard_and_keeps_the_tab_filter_and_sort(portal, entra_page):
+    page = entra_page
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    page.goto(f"{portal}/inventory/?tab=configured&os=Linux&sort=name&per_page=2&page=2")
+    size = page.locator("#page-size")
+    expect(size).to_have_value("2")
+    expect(page.get_by_label("Rows per page")).to_have_count(1)
+    size.focus()
+    page.keyboard.press("ArrowDown")  # 2 → 25
+    expect(size).to_have_value("25")
+    assert "per_page=2&" in page.url  # changing the choice sends nothing
+    page.keyboard.press("Tab")
+    expect(page.locator("#page-size-show")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"per_page=25"))
+    query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
+    assert query == {"tab": "configured", "os": "Linux", "sort": "name", "per_page": "25"}, query
+    matching = int(re.search(r"\((\d+)\)", page.locator("#tab-configured").inner_text()).group(1))
+    expect(page.locator("#result_list tbody tr")).to_have_count(min(matching, 25))
+    expect(page.locator("#page-size")).to_have_count(0 if matching <= 25 else 1)
+
+
 def _fits(page) -> dict:
     """Where the table's region ends, how wide its content is, and the right edge of each row's Actions menu."""
     return page.evaluate("""() => {

@@ -86,6 +86,30 @@ def test_the_filter_keeps_the_sort_order_and_a_new_sort_starts_at_page_one(clien
 
 
 @pytest.mark.django_db
+def test_the_paging_bar_offers_rows_per_page_keeping_the_filters_tab_and_sort_from_page_one(client, policy_admin):
+    """``?per_page=`` worked only typed into the address."""
+    make_many_vms(3 * 60)  # 60 in each tab
+    client.force_login(policy_admin)
+    shown = {"tab": "not_configured", "os": "Linux", "q": "vm-0", "sort": "-name", "per_page": "20", "page": "2"}
+    page = client.get(reverse("policies:inventory"), shown).content.decode()
+    bar = re.search(r'<div class="paginator">(.*?)</div>', page, re.S).group(1)
+    form = re.search(r'<form method="get" class="page-size" id="page-size-form">(.*?)</form>', bar, re.S).group(1)
+    kept = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    assert kept == {"tab": "not_configured", "os": "Linux", "q": "vm-0", "sort": "-name"}  # from page 1
+    assert '<label for="page-size">Rows per page</label>' in form
+    assert re.findall(r'<option value="(\d+)"( selected)?>', form) == [
+        ("20", " selected"), ("25", ""), ("50", ""), ("100", "")]  # the size shown is one of them
+    assert '<button type="submit" class="button" id="page-size-show">Show</button>' in form
+    chosen = client.get(reverse("policies:inventory"), {**kept, "per_page": "25"})
+    assert len(chosen.context["table"].page.object_list) == 25
+    assert re.findall(r'<option value="(\d+)"( selected)?>', chosen.content.decode()) == [
+        ("25", " selected"), ("50", ""), ("100", "")]
+    # A list the smallest size shows whole offers none.
+    few = client.get(reverse("policies:inventory"), {"tab": "configured", "q": "vm-0000"}).content.decode()
+    assert 'id="page-size"' not in few and "Page 1" in few
+
+
+@pytest.mark.django_db
 def test_the_inventory_shows_three_tabs_with_counts_and_filters(client, policy_admin):
     make_many_vms(30)
     client.force_login(policy_admin)
