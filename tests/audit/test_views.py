@@ -292,6 +292,9 @@ def test_the_vm_filter_takes_a_vms_name_as_an_auditor_types_it_and_links_its_tim
     assert "No activity matches this search." in nowhere and 'id="vm-timeline"' not in nowhere
     trail = client.get(SEARCH, {"source": "portal", "vm": "no-such-vm"})
     assert trail.status_code == 200 and "No activity matches this search." in trail.content.decode()
+    for empty in (nowhere, trail.content.decode()):  # nothing shown, nothing to page: no "0 shown, newest first"
+        assert "shown, newest first" not in empty and "audit-pager" not in empty
+    assert "1 shown, newest first" in client.get(SEARCH, {"vm": "web-01"}).content.decode()
 
 
 def test_time_presets_caller_operation_status_and_text_filter_the_results(client, auditor):
