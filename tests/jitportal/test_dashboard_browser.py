@@ -55,3 +55,26 @@ def test_on_a_phone_the_search_box_of_a_list_can_be_typed_in(page, live_server, 
     page.goto(f"{live_server.url}{path}")
     box = page.locator("#searchbar").bounding_box()
     assert box is not None and box["width"] >= 150, box
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/inventory/", "/audit/", "/settings/role-mappings/"])
+def test_a_filter_sidebars_controls_line_up_with_their_labels_in_either_theme(page, live_server, breakglass_admin,
+                                                                            path):
+    """The admin indents the labels (and the Filter heading's text) 15 px; the controls under them sat at the box's
+    left edge, the Filter button and Clear all filters at 10 px."""
+    sign_in_as_breakglass(page, live_server.url)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.goto(f"{live_server.url}{path}")
+        lefts = page.evaluate("""() => {
+            const box = document.querySelector('#changelist-filter').getBoundingClientRect().left;
+            const at = e => Math.round(e.getBoundingClientRect().left - box);
+            const shown = s => [...document.querySelector('#changelist-filter form').querySelectorAll(s)]
+                .filter(e => e.getClientRects().length && getComputedStyle(e).position !== 'absolute').map(at);
+            return {labels: shown('h3 label, summary'), controls: shown('select, input:not([type=hidden])'),
+                    links: shown('a')};
+        }""")
+        assert lefts["labels"] and lefts["controls"], lefts
+        assert set(lefts["labels"]) == set(lefts["controls"] + lefts["links"]) == {15}, (scheme, lefts)
