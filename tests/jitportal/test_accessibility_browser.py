@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.test import RequestFactory
+from django.utils import timezone
 from playwright.sync_api import Page, Route, expect
 
 from api.services import token_create
@@ -20,7 +21,7 @@ from audit.models import ActivityLogEvent, AuditEvent
 from jitportal.views import server_error
 from notifications.services import webhook_create
 from policies.access import gateways
-from policies.access.models import AccessRule
+from policies.access.models import AccessRequest, AccessRule
 from policies.access.signals import EVENTS
 from policies.gateway import gateway_for_subscription
 from tests.plugins.personas import IN_SCOPE, make_persona, sign_in_with_entra, start_entra_sign_in
@@ -130,10 +131,10 @@ def role_pages(d: Demo) -> dict[str, tuple[str, list[str]]]:
     roles = f"/settings/role-mappings/azure-roles/?scopes={IN_SCOPE}&roles=requester&roles=policy_admin"
     return {
         "requester": ("alice@contoso.example", [
-            "/", f"{inventory}configured", f"{inventory}not_configured", f"{inventory}unsupported",
-            f"/inventory/vm/{d.jump02}/", f"/inventory/vm/{d.jump02}/connect/", f"/requests/new/?vm={d.web02}",
-            f"/requests/{d.pending}/", f"/requests/{d.opened}/", "/requests/?state=open", "/accounts/me/",
-            "/accounts/me/tokens/", "/notifications/preferences/"]),
+            "/", f"{inventory}configured", f"{inventory}configured&per_page=3", f"{inventory}not_configured",
+            f"{inventory}unsupported", f"/inventory/vm/{d.jump02}/", f"/inventory/vm/{d.jump02}/connect/",
+            f"/requests/new/?vm={d.web02}", f"/requests/{d.pending}/", f"/requests/{d.opened}/",
+            "/requests/?state=open", "/accounts/me/", "/accounts/me/tokens/", "/notifications/preferences/"]),
         "policy_admin": ("bob@contoso.example", [
             "/", f"{inventory}configured", f"{inventory}not_configured&q=web", f"{inventory}unsupported",
             f"/inventory/enable/?vm={d.web05}", f"/inventory/vm/{d.web02}/", f"/inventory/vm/{d.web05}/",
@@ -162,6 +163,11 @@ def test_each_roles_pages_have_no_serious_accessibility_violations(demo, entra_p
         entra_page.click("#token-create input[type=submit]")
         expect(entra_page.locator("#token-secret")).to_contain_text("jit_")
         audit.check("/accounts/me/tokens/ (a new token)")
+        AccessRequest.objects.filter(pk=demo.opened).update(closed_at=timezone.now())  # Close now: closing…
+        audit.visit(demo.url, [f"/requests/{demo.opened}/"])
+        expect(entra_page.locator("#closing-now")).to_be_visible()
+        entra_page.goto(f"{demo.url}/inventory/?os=Linux&tab=configured&per_page=3")
+        expect(entra_page.locator("#page-size")).to_be_visible()  # the page checked above had it
     audit.assert_passed()
 
 
