@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
@@ -101,49 +102,78 @@ def match_query(data) -> list[tuple[str, str]]:
 
 @dataclass
 class Matching:
-    """The VMs of one tab the inventory's filter matches now, as one bulk action takes them: ``vms`` those the user
-    may act on, ``left_out`` why the others were taken out (a message each, naming a few of them), ``matched`` how
-    many the filter matches among those the user reads, ``summary`` the filter in words and ``query`` as
+    """The VMs of one tab the inventory's filter matches now, as one bulk action takes them: ``count`` how many the
+    user may act on (``over_cap``: more than the action takes, and nothing of them was read), ``vms`` those loaded
+    (all of them, or only the first few by name the page names), ``pks`` all of their ids, ``left_out`` why the
+    others were taken out (a message each, naming a few of them), ``summary`` the filter in words and ``query`` as
     parameters. ``errors``: the filter's own (nothing is matched then)."""
 
     vms: list[VirtualMachine] = field(default_factory=list)
-    matched: int = 0
+    count: int = 0
+    over_cap: bool = False
+    pks: list[int] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
     summary: list[tuple[str, str]] = field(default_factory=list)
     query: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    allowed: QuerySet | None = None  # ``vms`` as a query (before the checks ``enable_matching`` adds)
 
     @property
     def digest(self) -> str:
-        """Names the set of ``vms``: the form carries it, so a save re-evaluating the filter acts only on the VMs
-        the page showed (or shows the page again when the filter now matches others)."""
-        return selection_digest(self.vms)
+        """Names the set the action takes (all of ``pks``, not only the ``vms`` loaded): the form carries it, so a
+        save re-evaluating the filter acts only on the VMs the page showed (or shows the page again when the filter
+        now matches others)."""
+        return selection_digest(self.pks)
 
 
-def selection_digest(vms: list[VirtualMachine]) -> str:
-    return hashlib.sha256(",".join(str(pk) for pk in sorted(vm.pk for vm in vms)).encode()).hexdigest()[:20]
+def selection_digest(pks: list[int]) -> str:
+    return hashlib.sha256(",".join(str(pk) for pk in sorted(pks)).encode()).hexdigest()[:20]
 
 
-def _names(vms: list[VirtualMachine]) -> str:
-    names = sorted(vm.name for vm in vms)
-    more = len(names) - LEFT_OUT_NAMED
-    return ", ".join(names[:LEFT_OUT_NAMED]) + (f" and {more:,} more" if more > 0 else "")
-
-
-def left_out_message(vms: list[VirtualMachine], why: str) -> list[str]:
-    if not vms:
+def left_out_message(count: int, names: list[str], why: str) -> list[str]:
+    """The message saying ``count`` matching VMs were left out and ``why``, naming ``names`` (the first few by name)
+    and counting the rest."""
+    if not count:
         return []
-    n = len(vms)
-    return [f"{n:,} matching VM{'s' if n != 1 else ''} ({_names(vms)}) {'were' if n != 1 else 'was'} left out: {why}"]
+    more = count - len(names)
+    listed = ", ".join(names) + (f" and {more:,} more" if more > 0 else "")
+    return [f"{count:,} matching VM{'s' if count != 1 else ''} ({listed}) {'were' if count != 1 else 'was'} left "
+            f"out: {why}"]
+
+
+# Why a matching VM is left out: a sentence, or one made from the query of those left out for it.
+Why = str | Callable[[QuerySet[VirtualMachine]], str]
+
+
+def _left_out(queryset: QuerySet[VirtualMachine], why: Why) -> list[str]:
+    """``left_out_message`` for the VMs of ``queryset``: their first names (one query), and when there are more, how
+    many (a second, ``COUNT``); none of their rows is read."""
+    names = list(queryset.order_by("name", "pk").values_list("name", flat=True)[:LEFT_OUT_NAMED + 1])
+    if not names:
+        return []
+    count = len(names) if len(names) <= LEFT_OUT_NAMED else queryset.order_by().count()
+    return left_out_message(count, names[:LEFT_OUT_NAMED], why(queryset) if callable(why) else why)
+
+
+def defender_off(queryset: QuerySet[VirtualMachine]) -> str:
+    """Why VMs on subscriptions without Defender for Servers Plan 2 are left out, naming those subscriptions."""
+    names = sorted({str(s) for s in Subscription.objects.filter(pk__in=queryset.order_by().values("subscription_id"))})
+    return f"Defender for Servers Plan 2 is off on the subscription ({', '.join(names)})."
+
+
+DEFENDER_OFF = Q(subscription__defender_p2=False)
 
 
 def vms_matching(user, data, *, state: str, action: str, also: tuple[str, ...] = (),
-                 refused: str = "your role does not allow it there.") -> Matching:
+                 refused: str = "your role does not allow it there.",
+                 unusable: Sequence[tuple[Q | Exists, Why]] = (), cap: int, shown: int | None = None) -> Matching:
     """The VMs of tab ``state`` the inventory filter in ``data`` matches, evaluated now with the page's filterset
     over the VMs ``user`` reads; of those, the ones where they hold ``action`` (and each of ``also``) at the VM's
-    scope. Those they only read are left out, counted and named (never acted on); a VM they do not read is never
-    matched at all."""
+    scope and that meet none of the ``unusable`` conditions. Those left out are counted and named with the reason
+    (never acted on); a VM they do not read is never matched at all.
+
+    The set is counted first (one ``COUNT`` over the scoped, filtered query): past ``cap``, ``over_cap`` and nothing
+    else is read. Else its ids are read (at most ``cap`` + 1, should it have grown since), and its rows: all of
+    them, or with ``shown`` only the first that many by name (what a page names)."""
     query = match_query(data)
     filterset = inventory_filterset(user, _query_dict(query) if query else None)
     found = Matching(query=query)
@@ -151,22 +181,40 @@ def vms_matching(user, data, *, state: str, action: str, also: tuple[str, ...] =
         found.errors = [f"{filterset.form.fields[name].label}: {' '.join(problems)}"
                         for name, problems in filterset.form.errors.items()]
         return found
-    matching = filterset.qs.filter(state=state)
-    matched = list(matching.order_by("name", "pk"))
-    found.matched = len(matched)
-    allowed = matching
-    for each in (action, *also):
-        condition = _vm_scope_q(user, each)
-        if condition is not None:
-            allowed = allowed.filter(condition)
-    found.allowed = allowed
-    allowed_pks = set(allowed.order_by().values_list("pk", flat=True))
-    found.vms = [vm for vm in matched if vm.pk in allowed_pks]
-    found.left_out = left_out_message([vm for vm in matched if vm.pk not in allowed_pks], refused)
     choices = {name: dict(filterset.form.fields[name].choices) for name in ("subscription", "connection")}
     for name, value in query:
         label = str(filterset.form.fields[name].label)
         found.summary.append((label, str(choices.get(name, {}).get(value, value))))
+    matching = filterset.qs.filter(state=state)
+    conditions = [condition for condition in (_vm_scope_q(user, each) for each in (action, *also))
+                  if condition is not None]
+    allowed = matching.filter(*conditions)
+    taken = allowed
+    for condition, _why in unusable:
+        taken = taken.exclude(condition)
+    found.count = taken.order_by().count()
+    if found.count > cap:
+        found.over_cap = True
+        return found
+    ordered = taken.order_by("name", "pk")
+    if shown is None:
+        found.vms = list(ordered[:cap + 1])
+        found.pks = [vm.pk for vm in found.vms]
+    else:
+        found.pks = list(taken.order_by().values_list("pk", flat=True)[:cap + 1])
+        found.vms = list(ordered[:shown]) if found.pks else []
+    if len(found.pks) > cap:  # more than counted a moment ago (a sync meanwhile): still past the cap
+        found.count, found.over_cap, found.vms, found.pks = len(found.pks), True, [], []
+        return found
+    found.count = len(found.pks)
+    found.pks.sort()
+    if conditions:
+        combined = conditions[0]
+        for condition in conditions[1:]:
+            combined &= condition
+        found.left_out = _left_out(matching.exclude(combined), refused)
+    for condition, why in unusable:
+        found.left_out += _left_out(allowed.filter(condition), why)
     return found
 
 
@@ -177,22 +225,16 @@ def _query_dict(query: list[tuple[str, str]]) -> QueryDict:
     return data
 
 
-def enable_matching(user, data) -> Matching:
+def enable_matching(user, data, *, cap: int, shown: int | None = None) -> Matching:
     """All Not configured VMs the filter in ``data`` matches that ``user`` may enable JIT on now (as a page's
     selection, ``forms.BulkEnableForm``): policy admin at the VM (JIT policy write and VM write), not being enabled
-    or having JIT removed, on a subscription with Defender for Servers Plan 2; the others are left out, said why."""
-    found = vms_matching(user, data, state=VmState.NOT_CONFIGURED, action=JIT_POLICY_WRITE, also=(VM_WRITE,),
-                         refused="you may not configure JIT there.")
-    if found.errors:
-        return found
-    blocked = enable_blocked(found.allowed) if found.vms else {}
-    defender = [vm for vm in found.vms if vm.subscription.defender_missing]
-    found.left_out += left_out_message([vm for vm in found.vms if vm.pk in blocked],
-                                "JIT is being enabled or removed there (saved, not applied in Azure yet).")
-    found.left_out += left_out_message(defender, "Defender for Servers Plan 2 is off on the subscription ("
-                                + ", ".join(sorted({str(vm.subscription) for vm in defender})) + ").")
-    found.vms = [vm for vm in found.vms if vm.pk not in blocked and not vm.subscription.defender_missing]
-    return found
+    or having JIT removed, on a subscription with Defender for Servers Plan 2; the others are left out, said why.
+    ``cap`` and ``shown``: as ``vms_matching``."""
+    return vms_matching(user, data, state=VmState.NOT_CONFIGURED, action=JIT_POLICY_WRITE, also=(VM_WRITE,),
+                        refused="you may not configure JIT there.", cap=cap, shown=shown, unusable=[
+                            (enable_blocked_condition(),
+                             "JIT is being enabled or removed there (saved, not applied in Azure yet)."),
+                            (DEFENDER_OFF, defender_off)])
 
 
 def vm_counts_by_state(queryset: QuerySet[VirtualMachine]) -> dict[str, int]:
@@ -340,6 +382,17 @@ BLOCKS_ENABLE = frozenset({PolicyChange.Kind.ENABLE, PolicyChange.Kind.REMOVE})
 def enable_blocked(vms: list[VirtualMachine] | QuerySet[VirtualMachine]) -> dict[int, str]:
     """VM pk → kind of the pending change (``BLOCKS_ENABLE``) that keeps each of ``vms`` out of Enable JIT."""
     return {vm_id: kind for vm_id, (_change, kind) in pending_changes_by_vm(vms).items() if kind in BLOCKS_ENABLE}
+
+
+def enable_blocked_condition() -> Exists:
+    """``enable_blocked`` as a condition on VMs (for a query over many, never read row by row): the VM's newest change
+    is still queued or running and of a kind in ``BLOCKS_ENABLE``."""
+    links = PolicyChange.vms.through.objects
+    newer = links.filter(virtualmachine_id=OuterRef("virtualmachine_id"),
+                         policychange_id__gt=OuterRef("policychange_id"))
+    return Exists(links.filter(virtualmachine_id=OuterRef("pk"), policychange__kind__in=BLOCKS_ENABLE,
+                               policychange__state__in=(PolicyChange.State.QUEUED, PolicyChange.State.RUNNING))
+                  .exclude(Exists(newer)))
 
 
 def enable_blocked_message(name: str, kind: str) -> str:

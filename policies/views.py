@@ -174,35 +174,37 @@ def _enable_all(request: HttpRequest, data: QueryDict, back: str) -> HttpRespons
     user may not configure now are left out and said so. The form carries a digest of the VMs it showed: a Save
     acts only when the filter still matches exactly those, else the page shows the new set to save again."""
     posted = request.method == "POST"
-    found = selectors.enable_matching(request.user, data)
+    # Counted before any row is read; the page names ``ALL_NAMED`` of them, a save reads them all.
+    found = selectors.enable_matching(request.user, data, cap=BULK_ENABLE_MAX, shown=None if posted else ALL_NAMED)
     if found.errors:
         messages.error(request, "Correct the inventory's filter before acting on every VM it matches: "
                                 + "; ".join(found.errors))
         return redirect(back)
-    if not found.vms and not posted:
+    if found.over_cap:
+        messages.error(request, f"The filter matches {found.count:,} VMs you may enable JIT on: one save enables "
+                                f"at most {BULK_ENABLE_MAX:,}. Narrow the filter (subscription, resource group, "
+                                "location, search) and select all again.")
+        return redirect(back)
+    if not found.count and not posted:
         for message in found.left_out:
             messages.error(request, message)
         messages.error(request, "No VM matching the filter is left to enable JIT on.")
         return redirect(back)
     problems = list(found.left_out)
-    if len(found.vms) > BULK_ENABLE_MAX:
-        messages.error(request, f"The filter matches {len(found.vms):,} VMs you may enable JIT on: one save enables "
-                                f"at most {BULK_ENABLE_MAX:,}. Narrow the filter (subscription, resource group, "
-                                "location, search) and select all again.")
-        return redirect(back)
     changed = posted and data.get("selection") != found.digest
-    if not found.vms:
+    if not found.count:
         problems.append("No VM matching the filter is left to enable JIT on.")
     elif changed:
         problems.append(f"The VMs your filter matches changed since the page was shown: it now matches "
-                        f"{len(found.vms):,} you may enable JIT on. Check them, and Save to enable JIT on them.")
+                        f"{found.count:,} you may enable JIT on. Check them, and Save to enable JIT on them.")
     return _enable_page(request, found.vms, problems, back, save=posted and not changed, matching=found)
 
 
 def _enable_page(request: HttpRequest, vms: list[VirtualMachine], problems: list[str], back: str, *, save: bool,
                  matching: selectors.Matching | None = None) -> HttpResponse:
-    """The Enable JIT page for ``vms`` (``matching``: all that the filter matches), saved when ``save`` and its
-    ports are valid, then back to the inventory following the changes made."""
+    """The Enable JIT page for ``vms`` (``matching``: all that the filter matches, of which ``vms`` may be only the
+    first it names unless saving), saved when ``save`` and its ports are valid, then back to the inventory following
+    the changes made."""
     posted = request.method == "POST"
     formset = port_formset(None, request.POST if posted else None)
     if save and vms and formset.is_valid():
@@ -222,10 +224,11 @@ def _enable_page(request: HttpRequest, vms: list[VirtualMachine], problems: list
             # The inventory follows the first ``SAVED_MAX`` (a save over many policies: each VM's row says the rest).
             followed = ",".join(str(change.pk) for change in changes[:selectors.SAVED_MAX])
             return redirect(f"{back}&saved={followed}")
+    count = matching.count if matching else len(vms)
     return render(request, "policies/bulk_enable.html", {
         "title": "Enable JIT on VMs", "vms": vms, "named": vms[:ALL_NAMED] if matching else vms,
-        "more": f"{len(vms) - ALL_NAMED:,}" if matching and len(vms) > ALL_NAMED else "",
-        "count": f"{len(vms):,} VM{'s' if len(vms) != 1 else ''}", "matching": matching, "formset": formset,
+        "more": f"{count - ALL_NAMED:,}" if matching and count > ALL_NAMED else "",
+        "count": f"{count:,} VM{'s' if count != 1 else ''}", "matching": matching, "formset": formset,
         "problems": problems, "back": back, "back_query": urlsplit(back).query}, status=400 if posted else 200)
 
 

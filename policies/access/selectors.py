@@ -37,7 +37,7 @@ from accounts.scopes import scope_contains
 from audit.redaction import text_redactor
 from jitportal.lib.days import day_start
 from policies.models import JitPolicy, VirtualMachine, VmState
-from policies.selectors import Matching, left_out_message, vm_get, vm_list, vms_matching
+from policies.selectors import DEFENDER_OFF, Matching, defender_off, vm_get, vm_list, vms_matching
 
 from . import validation
 from .client_ip import request_source_note
@@ -268,21 +268,15 @@ def requestable_vms(user) -> QuerySet[VirtualMachine]:
     return vm_list(user, JIT_INITIATE).filter(state=VmState.CONFIGURED).exclude(policy_name="")
 
 
-def requestable_matching(user, data) -> Matching:
+def requestable_matching(user, data, *, cap: int) -> Matching:
     """All Configured VMs the inventory's filter in ``data`` matches that ``user`` may request access to now (as
     the rows the Configured tab lets one select): requester at the VM, JIT enabled, Defender for Servers Plan 2 on
-    its subscription; the others are left out, said why (``policies.selectors.vms_matching``)."""
-    found = vms_matching(user, data, state=VmState.CONFIGURED, action=JIT_INITIATE,
-                         refused="your role does not allow requests there.")
-    if found.errors:
-        return found
-    defender = [vm for vm in found.vms if vm.policy_name and vm.subscription.defender_missing]
-    found.left_out += left_out_message([vm for vm in found.vms if not vm.policy_name],
-                                       "JIT is not enabled there any more.")
-    found.left_out += left_out_message(defender, "Defender for Servers Plan 2 is off on the subscription ("
-                                       + ", ".join(sorted({str(vm.subscription) for vm in defender})) + ").")
-    found.vms = [vm for vm in found.vms if vm.policy_name and not vm.subscription.defender_missing]
-    return found
+    its subscription; the others are left out, said why (``policies.selectors.vms_matching``: past ``cap``, counted
+    and not read)."""
+    return vms_matching(user, data, state=VmState.CONFIGURED, action=JIT_INITIATE,
+                        refused="your role does not allow requests there.", cap=cap, unusable=[
+                            (Q(policy_name=""), "JIT is not enabled there any more."),
+                            (DEFENDER_OFF & ~Q(policy_name=""), defender_off)])
 
 
 def requestable_vm(user, pk: int) -> VirtualMachine:

@@ -108,21 +108,21 @@ def _request_all(request: HttpRequest) -> HttpResponse:
     same filterset and scope; those the user may not request are left out and said so. A request names at most
     ``REQUEST_MAX_VMS``: past that, back to the list to narrow the filter. The form names the VMs it shows, so
     sending it asks for exactly those (checked again, as any request)."""
-    found = selectors.requestable_matching(request.user, request.GET)
+    found = selectors.requestable_matching(request.user, request.GET, cap=REQUEST_MAX_VMS)
     back = reverse("policies:inventory") + "?" + urlencode([("tab", VmState.CONFIGURED), *found.query])
     if found.errors:
         messages.error(request, "Correct the inventory's filter before acting on every VM it matches: "
                                 + "; ".join(found.errors))
         return redirect(back)
+    if found.over_cap:
+        messages.error(request, f"The filter matches {found.count:,} VMs you may request access to: one request "
+                                f"names at most {REQUEST_MAX_VMS}. Narrow the filter (subscription, resource group, "
+                                "location, search) and select all again.")
+        return redirect(back)
     if not found.vms:
         for message in found.left_out:
             messages.error(request, message)
         messages.error(request, "No VM matching the filter is left to request access to.")
-        return redirect(back)
-    if len(found.vms) > REQUEST_MAX_VMS:
-        messages.error(request, f"The filter matches {len(found.vms):,} VMs you may request access to: one request "
-                                f"names at most {REQUEST_MAX_VMS}. Narrow the filter (subscription, resource group, "
-                                "location, search) and select all again.")
         return redirect(back)
     for message in found.left_out:
         messages.warning(request, message)

@@ -9,6 +9,8 @@ import re
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from policies.models import PolicyChange, Subscription, VirtualMachine, VmState
@@ -250,3 +252,82 @@ def test_a_filter_given_twice_is_carried_as_the_page_applies_it(client, policy_a
         assert dict(parse_qsl(urlsplit(link).query)) == {"all": "1", **expected}, query
         form = client.get(reverse("policies:request_new"), [("all", "1"), *query])
         assert form.status_code == 200 and len(form.context["vms"]) == int(count), query
+
+
+def vm_rows_read(queries) -> list[str]:
+    """The statements of ``queries`` that read VM rows (their columns, not only a count, their ids or names)."""
+    return [q["sql"] for q in queries.captured_queries if '"policies_virtualmachine"."arm_id"' in q["sql"]]
+
+
+def vm_statements(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if '"policies_virtualmachine"' in q["sql"]]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("page", "tab", "module", "cap", "said"), [
+    ("policies:bulk_enable", "not_configured", "policies.views", "BULK_ENABLE_MAX",
+     "The filter matches 60 VMs you may enable JIT on: one save enables at most 50."),
+    ("policies:request_new", "configured", "policies.access.views", "REQUEST_MAX_VMS",
+     "The filter matches 60 VMs you may request access to: one request names at most 50."),
+])
+def test_all_that_match_past_the_cap_is_refused_from_one_count_reading_no_vm(client, policy_admin, requester,
+                                                                            monkeypatch, page, tab, module, cap, said):
+    """A tenant's 10,000 VMs are not read to find that they are too many: the scoped, filtered set is counted (one
+    COUNT) and refused past the cap before any of its rows, ids or names is read."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(module), cap, 50)
+    make_many_vms(3 * 60)
+    client.force_login(policy_admin if tab == "not_configured" else requester)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse(page), {"all": "1"})
+    assert response.status_code == 302
+    statements = vm_statements(queries)
+    assert len(statements) == 1 and statements[0].startswith("SELECT COUNT(*)"), statements
+    assert said in client.get(response["Location"]).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_enable_page_over_all_that_match_reads_only_the_vms_it_names_and_a_save_all_of_them(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    """Under the cap, the page reads the set's ids (its digest) and the rows of the 20 VMs it names; the save reads
+    every row it enables, and its digest, from all the ids, still names exactly the set the page showed."""
+    make_many_vms(3 * 100)  # 100 Not configured
+    client.force_login(policy_admin)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("policies:bulk_enable"), {"all": "1"})
+    assert page.status_code == 200 and '<strong id="enable-count">100 VMs</strong>' in page.content.decode()
+    assert "and 80 more" in page.content.decode()
+    rows = vm_rows_read(queries)
+    assert len(rows) == 1 and rows[0].endswith("LIMIT 20"), rows
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:bulk_enable"), enable_post(page)).status_code == 302
+    assert enabled_vms() == set(VirtualMachine.objects.filter(state=VmState.NOT_CONFIGURED).values_list("pk",
+                                                                                                       flat=True))
+
+
+@pytest.mark.django_db
+def test_all_that_match_leaves_out_vms_without_defender_or_jit_naming_why(client, policy_admin, requester):
+    """The VMs of a subscription without Defender for Servers Plan 2, and (to request) a Configured VM whose JIT was
+    taken off, are left out, counted and named with the reason, from queries over them (no row read)."""
+    from accounts.models import RoleMapping
+    from tests.plugins.personas import APP_ROLE_OF
+
+    make_many_vms(3 * 10)
+    make_many_vms(3 * 5, subscription_id=DEV, group="rg-dev")
+    Subscription.objects.filter(subscription_id=DEV).update(defender_p2=False, display_name="Contoso Dev/Test")
+    VirtualMachine.objects.filter(name="vm-00000", subscription_key=PROD).update(policy_name="")
+    for persona in ("policy_admin", "requester"):
+        RoleMapping.objects.create(source_kind="app_role", source_value=APP_ROLE_OF[persona], role=persona,
+                                   scope=f"/subscriptions/{DEV}")
+    client.force_login(policy_admin)
+    text = client.get(reverse("policies:bulk_enable"), {"all": "1"}).content.decode()
+    assert '<strong id="enable-count">10 VMs</strong>' in text
+    assert ("5 matching VMs (vm-00001, vm-00004, vm-00007 and 2 more) were left out: Defender for Servers Plan 2 is "
+            "off on the subscription (Contoso Dev/Test).") in text
+    client.force_login(requester)
+    text = client.get(reverse("policies:request_new"), {"all": "1"}).content.decode()
+    assert '<strong id="request-count">9 VMs</strong>' in text
+    assert "1 matching VM (vm-00000) was left out: JIT is not enabled there any more." in text
+    assert ("5 matching VMs (vm-00000, vm-00003, vm-00006 and 2 more) were left out: Defender for Servers Plan 2 is "
+            "off on the subscription (Contoso Dev/Test).") in text
