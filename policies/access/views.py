@@ -74,6 +74,10 @@ def request_new(request: HttpRequest) -> HttpResponse:
     if request.method != "POST" and request.GET.get("all"):
         return _request_all(request)
     ids = request.POST.getlist("vm") if request.method == "POST" else request.GET.getlist("vm")
+    if len(ids) > REQUEST_MAX_VMS:  # only a crafted selection (a page has 100 rows at most): no VM is read
+        messages.error(request, f"{len(ids):,} VMs were selected: one request names at most {REQUEST_MAX_VMS}. "
+                                "Select fewer VMs.")
+        return redirect(reverse("policies:inventory") + "?tab=configured")
     try:
         wanted = {int(pk) for pk in ids}
     except ValueError as exc:
