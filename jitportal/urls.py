@@ -20,4 +20,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = views.bad_request
 handler500 = views.server_error

@@ -2,10 +2,12 @@
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 from django.template import loader
 from django.urls import reverse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -106,3 +108,20 @@ def server_error(request: HttpRequest) -> HttpResponse:
         detail = "The portal could not answer this request; the error is in its log."
         return JsonResponse({"detail": detail, "errors": [detail]}, status=500)
     return HttpResponseServerError(loader.render_to_string("500.html", {"portal_name": settings.PORTAL_NAME}))
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The 400 page (``handler400``) for a form Django refused before any view read it, one with more fields than
+    ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` or larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE``: what to do, in the portal's look
+    (under the API, its JSON error shape); nothing was done. Any other bad request gets Django's page."""
+    if isinstance(exception, TooManyFieldsSent):
+        detail = (f"The form sent more fields than the portal accepts ({settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,}), "
+                  "so nothing was done. Go back and select fewer VMs or ports, then send it again.")
+    elif isinstance(exception, RequestDataTooBig):
+        detail = (f"The form sent is larger than the portal accepts ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024:,} "
+                  "KiB), so nothing was done. Go back and send less at once.")
+    else:
+        return defaults.bad_request(request, exception)
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": detail, "errors": [detail]}, status=400)
+    return render(request, "400.html", {"detail": detail}, status=400)

@@ -205,6 +205,12 @@ CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# The most fields a form or query may send (Django's 1,000 by default): the largest form the portal shows must fit.
+# That is a request over 100 VMs (policies.access.views.REQUEST_MAX_VMS), each sending its id and a box per port
+# ticked, up to 100 ports (the most the portal writes to a policy: the API's MAX_LIST; the editor's 50), and the 8
+# other fields of the form: 100 x (1 + 100) + 8 = 10,108. Django's default refused a 100-VM request of 10 ports a
+# VM. Past it (a policy made in Azure with more ports), the 400 page says to select fewer (jitportal.views).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_200
 # Content-Security-Policy on every response, in every mode (django-csp; jitportal.lib.csp has the directives): the
 # portal's own scripts, styles and images only, no inline script or style, no plugins, no framing, forms posted to
 # the portal (and the Entra sign-in redirected to ENTRA_AUTHORITY). CSP_REPORT_URI: where browsers report violations.
