@@ -3,10 +3,11 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 from django.template import loader
 from django.urls import reverse
+from django.utils.html import escape
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -113,7 +114,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """The 400 page (``handler400``) for a form Django refused before any view read it, one with more fields than
     ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` or larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE``: what to do, in the portal's look
-    (under the API, its JSON error shape); nothing was done. Any other bad request gets Django's page."""
+    (under the API, its JSON error shape); nothing was done. Any other bad request (a Host not allowed, a malformed
+    form), or one refused before the sign-in middleware ran (no ``request.user`` for the portal's look), gets
+    Django's plain page, as ``400.html`` is the refused form's only."""
     if isinstance(exception, TooManyFieldsSent):
         detail = (f"The form sent more fields than the portal accepts ({settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,}), "
                   "so nothing was done. Go back and select fewer VMs or ports, then send it again.")
@@ -121,7 +124,10 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
         detail = (f"The form sent is larger than the portal accepts ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024:,} "
                   "KiB), so nothing was done. Go back and send less at once.")
     else:
-        return defaults.bad_request(request, exception)
+        return HttpResponseBadRequest(defaults.ERROR_PAGE_TEMPLATE % {"title": "Bad Request (400)", "details": ""})
     if request.path_info.startswith("/api/"):
         return JsonResponse({"detail": detail, "errors": [detail]}, status=400)
+    if not hasattr(request, "user"):
+        return HttpResponseBadRequest(defaults.ERROR_PAGE_TEMPLATE % {"title": "Bad Request (400)",
+                                                                      "details": escape(detail)})
     return render(request, "400.html", {"detail": detail}, status=400)

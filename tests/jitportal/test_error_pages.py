@@ -97,3 +97,26 @@ def test_a_server_error_under_the_api_answers_in_the_apis_json_shape():
     assert response.status_code == 500 and response["Content-Type"] == "application/json"
     body = json.loads(response.content)
     assert body["detail"].startswith("The portal could not answer") and body["errors"] == [body["detail"]]
+
+
+def test_any_other_bad_request_gets_a_plain_400_not_the_forms_page_nor_a_500(django_user_model):
+    """Django answers a request it refuses before any view (a Host not in ALLOWED_HOSTS, refused before the sign-in
+    middleware ran; a malformed multipart form) with the 400 handler: it answered them with the too-large form's
+    template, rendered without the signed-in user, a 500, and where it rendered, 'This form could not be sent' with
+    nothing said why."""
+    client = Client(raise_request_exception=False)
+    for path in ("/", "/api/v1/requests/"):
+        response = client.get(path, HTTP_HOST="elsewhere.example")
+        body = response.content.decode()
+        assert response.status_code == 400, (path, response.status_code)
+        assert "Bad Request (400)" in body and "could not be sent" not in body and "elsewhere" not in body
+    client.force_login(django_user_model.objects.create_user("nobody", password="x"))
+    response = client.post("/accounts/me/tokens/", data=b"--b\r\nbroken", content_type="multipart/form-data; boundary=")
+    assert response.status_code == 400 and "could not be sent" not in response.content.decode()
+    response = client.post("/api/v1/requests/", data=b"--b\r\nbroken", content_type="multipart/form-data; boundary=")
+    assert response.status_code in (400, 401, 403, 415) and "could not be sent" not in response.content.decode()
+    # A form refused before the sign-in middleware ran still says what to do, on the plain page.
+    from django.core.exceptions import TooManyFieldsSent
+
+    response = views.bad_request(RequestFactory().post("/requests/new/"), TooManyFieldsSent("x"))
+    assert response.status_code == 400 and "select fewer VMs or ports" in response.content.decode()
