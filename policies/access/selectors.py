@@ -37,6 +37,7 @@ from accounts.scopes import scope_contains
 from audit.redaction import text_redactor
 from jitportal.lib.days import day_start
 from policies.models import JitPolicy, VirtualMachine, VmState
+from policies.rules import MAX_DURATION
 from policies.selectors import DEFENDER_OFF, Matching, defender_off, vm_get, vm_list, vms_matching
 
 from . import validation
@@ -732,23 +733,37 @@ def _azure_names(user) -> set[str]:
     return {name.lower() for name in (username, user.email or "") if "@" in name}
 
 
+# How long before now a port Azure lists as open may have been opened: Azure's longest window, and an hour for clocks
+# apart (the sync's ``last_access_at`` of a VM is its last request's start).
+OPENED_WITHIN = MAX_DURATION + timedelta(hours=1)
+
+
 def my_access_opened_in_azure(user) -> list[str]:
     """The names of the VMs ``user`` may read on which, at the last sync, Azure listed access opened for them outside
     the portal (the Azure portal, PowerShell, the REST API: a request under their user name, ``Initiated``, not
-    ended): what the inventory's Open now shows of them beside the portal's own requests. One query when Azure lists
-    none (the policies whose requests name the user, found in the database), two otherwise; none per VM."""
+    ended): what the inventory's Open now shows of them beside the portal's own requests. Asked on every dashboard
+    poll, it reads no policy but those of the VMs they may read accessed within ``OPENED_WITHIN`` (a port open now
+    was opened since), and of those only the ones whose requests name the user: one query when no such VM was
+    accessed, two otherwise; none per VM."""
     names = _azure_names(user)
     if not names:
         return []
-    named = Q()
-    for name in names:
-        # A JSON column holds the name as written or, where the database keeps JSON as text, \u-escaped.
-        named |= Q(requests__icontains=name) | Q(requests__icontains=json.dumps(name)[1:-1])
     now = timezone.now()
-    vm_ids = {vm_id for requests in JitPolicy.objects.filter(named).values_list("requests", flat=True)
-              for vm_id, requestor, _number in _opened_outside_portal(requests, now)
-              if requestor.lower() in names}
-    if not vm_ids:
+    recent = list(vm_list(user).select_related(None).filter(
+        state=VmState.CONFIGURED, last_access_at__gte=now - OPENED_WITHIN).exclude(policy_name="").order_by(
+        "name", "id").only("id", "resource_id", "name", "subscription_key", "policy_resource_group",
+                           "policy_location", "policy_name"))
+    by_policy: dict[str, set[str]] = {}
+    for vm in recent:
+        by_policy.setdefault(vm.policy_id.lower(), set()).add(vm.resource_id)
+    if not by_policy:
         return []
-    return list(vm_list(user).filter(resource_id__in=vm_ids, state=VmState.CONFIGURED).order_by("name", "id")
-                .values_list("name", flat=True))
+    named = Q()
+    # A JSON column holds the name as written or, where the database keeps JSON as text, \u-escaped.
+    for written in {form for name in names for form in (name, json.dumps(name)[1:-1])}:
+        named |= Q(requests__icontains=written)
+    found = {vm_id for policy_id, requests in JitPolicy.objects.filter(named, resource_id__in=by_policy).order_by()
+             .values_list("resource_id", "requests")
+             for vm_id, requestor, _number in _opened_outside_portal(requests, now)
+             if requestor.lower() in names and vm_id in by_policy[policy_id]}
+    return [vm.name for vm in recent if vm.resource_id in found]
