@@ -21,7 +21,7 @@ from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY
 from accounts.scopes import scope_contains
 from jitportal.lib.tables import page_size_choice, paginate, positive_int
 
-from . import rules, selectors, services
+from . import rules, select_across, selectors, services
 from .access.client_ip import client_ip
 from .access.selectors import open_access_by_vm, policy_requests_shown
 from .filtersets import VirtualMachineFilterSet, filter_controls
@@ -181,19 +181,8 @@ def _enable_all(request: HttpRequest, data: QueryDict, back: str) -> HttpRespons
     posted = request.method == "POST"
     # Counted before any row is read; the page names ``ALL_NAMED`` of them, a save reads them all.
     found = selectors.enable_matching(request.user, data, cap=BULK_ENABLE_MAX, shown=None if posted else ALL_NAMED)
-    if found.errors:
-        messages.error(request, "Correct the inventory's filter before acting on every VM it matches: "
-                                + "; ".join(found.errors))
-        return redirect(back)
-    if found.over_cap:
-        messages.error(request, f"The filter matches {found.count:,} VMs you may enable JIT on: one save enables "
-                                f"at most {BULK_ENABLE_MAX:,}. Narrow the filter (subscription, resource group, "
-                                "location, search) and select all again.")
-        return redirect(back)
-    if not found.count and not posted:
-        for message in found.left_out:
-            messages.error(request, message)
-        messages.error(request, "No VM matching the filter is left to enable JIT on.")
+    if select_across.refused(request, found, cap=BULK_ENABLE_MAX, may="enable JIT on", limit="one save enables",
+                             nothing="No VM matching the filter is left to enable JIT on.", posted=posted):
         return redirect(back)
     problems = list(found.left_out)
     changed = posted and data.get("selection") != found.digest

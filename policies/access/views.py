@@ -21,6 +21,7 @@ from accounts.access import authenticated_only, requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
 from jitportal.lib.tables import seek_list_page
 from jitportal.lib.times import zoned_text
+from policies import select_across
 from policies.models import VirtualMachine, VmState
 from policies.selectors import Matching, vm_list
 
@@ -114,19 +115,9 @@ def _request_all(request: HttpRequest) -> HttpResponse:
     sending it asks for exactly those (checked again, as any request)."""
     found = selectors.requestable_matching(request.user, request.GET, cap=REQUEST_MAX_VMS)
     back = reverse("policies:inventory") + "?" + urlencode([("tab", VmState.CONFIGURED), *found.query])
-    if found.errors:
-        messages.error(request, "Correct the inventory's filter before acting on every VM it matches: "
-                                + "; ".join(found.errors))
-        return redirect(back)
-    if found.over_cap:
-        messages.error(request, f"The filter matches {found.count:,} VMs you may request access to: one request "
-                                f"names at most {REQUEST_MAX_VMS}. Narrow the filter (subscription, resource group, "
-                                "location, search) and select all again.")
-        return redirect(back)
-    if not found.vms:
-        for message in found.left_out:
-            messages.error(request, message)
-        messages.error(request, "No VM matching the filter is left to request access to.")
+    if select_across.refused(request, found, cap=REQUEST_MAX_VMS, may="request access to",
+                             limit="one request names", nothing="No VM matching the filter is left to request "
+                                                               "access to."):
         return redirect(back)
     for message in found.left_out:
         messages.warning(request, message)
