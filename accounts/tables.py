@@ -6,7 +6,10 @@ from jitportal.lib.tables import SortableTable, TimeColumn
 
 
 class RoleMappingTable(SortableTable):
-    source_value = tables.LinkColumn("accounts:rolemapping_edit", args=[tables.A("pk")], verbose_name="Claim value")
+    # A group's claim value is its object id (a GUID): it wraps at its hyphens (``td.claim-value``) so that every
+    # column shows at 1280 px beside the filters.
+    source_value = tables.LinkColumn("accounts:rolemapping_edit", args=[tables.A("pk")], verbose_name="Claim value",
+                                     attrs={"td": {"class": "claim-value"}})
     updated_at = TimeColumn(verbose_name="Updated")
     updated_by = tables.Column(verbose_name="Changed by", default="—")
 

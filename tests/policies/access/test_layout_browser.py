@@ -125,3 +125,26 @@ def test_on_a_phone_the_subscriptions_and_access_rules_settings_do_not_scroll_si
         page.goto(f"{portal}{path}")
         expect(page.locator(table)).to_be_visible()
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
+
+
+def test_at_1280_px_every_role_mapping_column_shows_beside_the_filters(portal, entra_page, persona_mappings):
+    """A group's claim value (its object id) kept on one line pushed the table past its box: Updated was cut off and
+    Changed by out of view."""
+    from accounts.models import RoleMapping, User
+
+    page = entra_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    RoleMapping.objects.create(  # a tenant id too, and who changed it last
+        source_kind=RoleMapping.SourceKind.GROUP, source_value="1b2c3d4e-0000-4000-8000-000000000007",
+        tenant_id="72f988bf-86f1-41af-91ab-2d7cd011db47", role="auditor", scope=IN_SCOPE,
+        description="Auditors of another tenant", updated_by=User.objects.get(email="bob@contoso.example"))
+    page.goto(f"{portal}/settings/role-mappings/")
+    box = page.locator("#changelist .table-container")
+    expect(box.locator("#result_list")).to_be_visible()
+    assert box.evaluate("e => e.scrollWidth <= e.clientWidth"), "the table is wider than its box"
+    right = box.evaluate("e => e.getBoundingClientRect().right")
+    headers = page.locator("#result_list thead th")
+    expect(headers).to_have_count(8)
+    for header in headers.all():
+        assert header.evaluate("e => e.getBoundingClientRect().right") <= right + 1, header.inner_text()
