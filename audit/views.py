@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_EXPORT, AUDIT_READ
+from jitportal.lib.tables import rows_per_page, seek_page_size_choice
 from policies.access.client_ip import client_ip
 
 from . import selectors
@@ -52,13 +53,14 @@ def _filtered(request: HttpRequest, source: str, action: str):
 @require_GET
 @requires(AUDIT_READ)
 def search(request: HttpRequest) -> HttpResponse:
-    """Search JIT activity: the Azure Activity Log and the portal's own trail, newest first."""
+    """Search JIT activity: the Azure Activity Log and the portal's own trail, newest first, ``?per_page=`` events a
+    page (``AUDIT_PAGE_SIZE`` unless chosen)."""
     source, source_error = _source(request)
     filterset = _filtered(request, source, AUDIT_READ)
     cursor_error = ""
     try:
         page = keyset_page(filterset.qs, after=request.GET.get("after"), before=request.GET.get("before"),
-                           size=settings.AUDIT_PAGE_SIZE)
+                           size=rows_per_page(request.GET.get("per_page"), settings.AUDIT_PAGE_SIZE))
     except ValidationError as error:  # a page link edited or cut short: say so, not the first page as if asked
         page, cursor_error = KeysetPage([], None, None), " ".join(error.messages)
     if source == "portal":  # a row about a portal request links to its page, for whoever may open it
@@ -74,6 +76,7 @@ def search(request: HttpRequest) -> HttpResponse:
         "title": "Audit", "subtitle": SOURCES[source], "source": source, "sources": SOURCES,
         "filter": filterset, "source_errors": [source_error] if source_error else [], "table": table, "page": page,
         "query": query.urlencode(), "cursor_error": cursor_error,
+        "page_size": seek_page_size_choice(request, page, default=settings.AUDIT_PAGE_SIZE),
         "can_export": authz.holds_anywhere(request.user, AUDIT_EXPORT),
         "vm_timeline_id": _timeline_vm(request.user, request.GET.get("vm", "")),
     }, status=400 if cursor_error else 200)

@@ -111,8 +111,9 @@ def positive_int(value: str | None, default: int) -> int:
 
 
 def rows_per_page(value: str | None, default: int) -> int:
-    """``?per_page=`` cut to ``MAX_PER_PAGE``; ``default`` when missing or not a positive whole number."""
-    return min(positive_int(value, default), MAX_PER_PAGE)
+    """``?per_page=`` cut to ``MAX_PER_PAGE`` (or to ``default`` when a setting makes it larger); ``default`` when
+    missing or not a positive whole number."""
+    return min(positive_int(value, default), max(MAX_PER_PAGE, default))
 
 
 # What a list's "Rows per page" offers (``page_size_choice``), each one ``rows_per_page`` accepts.
@@ -120,18 +121,30 @@ PAGE_SIZES = (25, 50, 100)
 
 
 def page_size_choice(request: HttpRequest, table: Table, rows: int) -> dict | None:
-    """The paging bar's "Rows per page" (``generic/_page_size.html``), a GET form: ``PAGE_SIZES`` and the size
-    shown if it is another (``?per_page=10``), the size shown selected, and the request's other parameters, which
-    it sends again (filters, search, tab, sort) but for the page number (page 1 of the new size). ``None`` when the
-    list's ``rows`` fit the smallest size and it shows them all."""
+    """The paging bar's "Rows per page" (``generic/_page_size.html``) of a list paged by number: ``PAGE_SIZES`` and
+    the size shown if it is another (``?per_page=10``), the size shown selected, and the request's other parameters,
+    which it sends again (filters, search, tab, sort) but for the page number (page 1 of the new size). ``None`` when
+    the list's ``rows`` fit the smallest size and it shows them all."""
     size = table.paginator.per_page
     if rows <= min(PAGE_SIZES) and rows <= size:
         return None
-    field = table.prefixed_per_page_field
-    keep = [(name, value) for name, values in request.GET.lists() if name not in (field, table.prefixed_page_field)
+    return _page_size_form(request, size, table.prefixed_per_page_field, restart=(table.prefixed_page_field,))
+
+
+def seek_page_size_choice(request: HttpRequest, page, *, default: int) -> dict | None:
+    """The "Rows per page" of a list paged by cursor (``seek_list_page``, the audit search's ``keyset_page``), as
+    ``page_size_choice``: the new size starts again at the first page, so it sends neither cursor (nor a page
+    number). ``None`` when ``page`` is the whole list and the smallest size shows it."""
+    if not page.has_other_pages and len(page.rows) <= min(PAGE_SIZES):
+        return None
+    size = rows_per_page(request.GET.get("per_page"), default)
+    return _page_size_form(request, size, "per_page", restart=("after", "before", "page"))
+
+
+def _page_size_form(request: HttpRequest, size: int, field: str, *, restart: tuple[str, ...]) -> dict:
+    keep = [(name, value) for name, values in request.GET.lists() if name != field and name not in restart
             for value in values]
-    return {"field": field, "keep": keep,
-            "choices": [(n, n == size) for n in sorted({*PAGE_SIZES, size})]}
+    return {"field": field, "keep": keep, "choices": [(n, n == size) for n in sorted({*PAGE_SIZES, size})]}
 
 
 def _within(page: str, last: int | None) -> str:

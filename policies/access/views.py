@@ -19,7 +19,7 @@ from django_tables2 import RequestConfig
 from accounts import authz
 from accounts.access import authenticated_only, requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
-from jitportal.lib.tables import seek_list_page
+from jitportal.lib.tables import seek_list_page, seek_page_size_choice
 from jitportal.lib.times import zoned_text
 from policies import select_across
 from policies.models import VirtualMachine, VmState
@@ -347,4 +347,5 @@ def request_list(request: HttpRequest) -> HttpResponse:
     return render(request, "policies/access/request_list.html", {
         "title": "Requests", "table": table, "filter": filterset, "everyone": everyone, "page": page,
         "query": query, "cursor_error": cursor_error, "by_time": key == "created_at" and descending,
+        "page_size": seek_page_size_choice(request, page, default=PER_PAGE),
         "new_url": reverse("policies:request_new") if may_ask else None})

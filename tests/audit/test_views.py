@@ -1,4 +1,5 @@
 """Audit search pages: who may open them, what they show, and that Azure-named text stays text."""
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -806,3 +807,41 @@ def test_the_portal_trails_rows_about_a_request_link_its_page_for_whom_may_open_
     by_request = client.get(reverse("audit:vm_timeline"), {"request": str(theirs.pk)}).content.decode()
     assert f'id="timeline-request" href="{page}">Request #{theirs.pk}</a>' in by_request and link in by_request
     assert link in client.get(reverse("audit:vm_timeline"), {"vm": row.vm_arm_id}).content.decode()
+
+
+def _page_size_form(page: str) -> tuple[dict, list] | None:
+    bar = re.search(r'<div class="paginator audit-pager">(.*?)</div>', page, re.S)
+    found = bar and re.search(r'<form method="get" class="page-size" id="page-size-form">(.*?)</form>', bar.group(1),
+                              re.S)
+    if not found:
+        return None
+    form = found.group(1)
+    assert '<label for="page-size">Rows per page</label>' in form and 'id="page-size-show">Show</button>' in form
+    return (dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)),
+            re.findall(r'<option value="(\d+)"( selected)?>', form))
+
+
+def test_the_paging_bar_offers_rows_per_page_keeping_the_search_from_the_newest_events(client, auditor):
+    """The search showed ``AUDIT_PAGE_SIZE`` events a page and nothing else: ``?per_page=`` and a "Rows per page"
+    choice that keeps the source and filters, not the cursor. The filter forms keep the size chosen."""
+    now = timezone.now()
+    store_events([event(when=now - timedelta(minutes=m), caller=f"c{m}@contoso.example") for m in range(3)])
+    client.force_login(auditor)
+    few = client.get(SEARCH).content.decode()  # the smallest size shows them all: none offered
+    assert "3 shown, newest first" in few and 'id="page-size"' not in few
+    store_events([event(when=now - timedelta(minutes=m), caller=f"c{m}@contoso.example") for m in range(3, 40)])
+    first = client.get(SEARCH, {"source": "azure", "q": "contoso", "per_page": "10"}).content.decode()
+    assert "10 shown, newest first" in first
+    older = re.search(r'id="page-older" href="([^"]+)"', first).group(1)
+    second = client.get(SEARCH + html.unescape(older)).content.decode()
+    kept, choices = _page_size_form(second)
+    assert kept == {"source": "azure", "q": "contoso"}  # no after= or before=: the newest events
+    assert choices == [("10", " selected"), ("25", ""), ("50", ""), ("100", "")]
+    for form in ("changelist-search", "audit-filter"):
+        assert '<input type="hidden" name="per_page" value="10">' in second.split(f'id="{form}"')[1].split("</form>")[0]
+    chosen = client.get(SEARCH, {**kept, "per_page": "25"}).content.decode()
+    assert "25 shown, newest first" in chosen and 'id="page-newer"' not in chosen
+    assert _page_size_form(chosen)[1] == [("25", " selected"), ("50", ""), ("100", "")]
+    default = client.get(SEARCH).content.decode()  # AUDIT_PAGE_SIZE (50): all 40, more than the smallest size
+    assert "40 shown" in default and _page_size_form(default)[1] == [("25", ""), ("50", " selected"), ("100", "")]
+    assert "40 shown" in client.get(SEARCH, {"per_page": "100000"}).content.decode()  # a huge size is cut, not an error

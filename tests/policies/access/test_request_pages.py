@@ -146,3 +146,34 @@ def test_filtering_keeps_the_lists_sort_and_rows_per_page(admin):
     assert '<input type="hidden" name="per_page" value="5&quot;&gt;&lt;b&gt;">' in form
     plain = admin.get(reverse("policies:requests")).content.decode().split('id="request-filter"')[1].split("</form>")[0]
     assert 'name="sort"' not in plain and 'name="per_page"' not in plain
+
+
+def page_size_form(page: str) -> tuple[dict, list] | None:
+    """The paging bar's "Rows per page": the parameters it sends again and its choices (size, selected)."""
+    bar = re.search(r'<nav class="paginator request-pager" aria-label="Pages">(.*?)</nav>', page, re.S)
+    found = bar and re.search(r'<form method="get" class="page-size" id="page-size-form">(.*?)</form>', bar.group(1),
+                              re.S)
+    if not found:
+        return None
+    form = found.group(1)
+    assert '<label for="page-size">Rows per page</label>' in form and 'id="page-size-show">Show</button>' in form
+    return (dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)),
+            re.findall(r'<option value="(\d+)"( selected)?>', form))
+
+
+def test_the_paging_bar_offers_rows_per_page_keeping_the_filters_and_sort_from_the_first_page(admin):
+    """``?per_page=`` worked only typed into the address. The choice keeps the filters and sort, not the cursor."""
+    requests_in_groups(IN, [3])
+    few = admin.get(reverse("policies:requests")).content.decode()  # the smallest size shows them all: none offered
+    assert len(shown(few)) == 3 and "3 shown" in few and 'id="page-size"' not in few
+    requests_in_groups(IN, [27])
+    first = admin.get(reverse("policies:requests"), {"state": "open", "sort": "-requester_name", "per_page": "10"})
+    second = admin.get(reverse("policies:requests") + link(first.content.decode(), "next")).content.decode()
+    kept, choices = page_size_form(second)
+    assert kept == {"state": "open", "sort": "-requester_name"}  # no after= or before=: the first page
+    assert choices == [("10", " selected"), ("25", ""), ("50", ""), ("100", "")]
+    chosen = admin.get(reverse("policies:requests"), {**kept, "per_page": "25"}).content.decode()
+    assert len(shown(chosen)) == 25 and link(chosen, "first") is None and link(chosen, "next")
+    assert page_size_form(chosen)[1] == [("25", " selected"), ("50", ""), ("100", "")]
+    assert page_size_form(admin.get(reverse("policies:requests")).content.decode())[1] == [
+        ("25", ""), ("50", " selected"), ("100", "")]
