@@ -148,3 +148,21 @@ def test_at_1280_px_every_role_mapping_column_shows_beside_the_filters(portal, e
     expect(headers).to_have_count(8)
     for header in headers.all():
         assert header.evaluate("e => e.getBoundingClientRect().right") <= right + 1, header.inner_text()
+
+
+def test_on_a_phone_the_approvals_queue_scrolls_within_its_box(portal, entra_page, requester):
+    """The queue's nine columns (VMs and ports, source, justification, history, expiry) made an approver's page
+    about 860 px wide on a phone; the table scrolls within its own box, the page does not."""
+    from tests.policies.access.factories import rule
+
+    rule(f"{IN_SCOPE}/resourceGroups/rg-web-prod", approvals_required=2)
+    request = ask(requester, {"web-02": [22]}, justification="CHG-1234 check the replication lag")
+    page = entra_page
+    page.set_viewport_size({"width": 390, "height": 800})
+    sign_in_with_entra(page, portal, "dave@contoso.example")
+    page.goto(f"{portal}/approvals/")
+    expect(page.locator(f"tr[data-request='{request.pk}']")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    expires = page.locator(f"tr[data-request='{request.pk}'] td").last
+    expires.scroll_into_view_if_needed()
+    expect(expires).to_be_in_viewport()  # reached by scrolling the table's box
