@@ -15,7 +15,7 @@ from policies.access import services
 from policies.access.models import AccessRequest
 from policies.access.signals import EVENTS
 from tests.plugins.personas import IN_SCOPE, sign_in_with_entra
-from tests.policies.access.factories import rule, vm
+from tests.policies.access.factories import ask, rule, vm
 from tests.policies.azure_side import Azure, vm_id
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -108,3 +108,26 @@ def test_two_approvers_open_a_request_its_requester_cannot_approve(portal, brows
     assert all(webhook_receiver.verify(r, hook.secret) for r in received)
     assert [r.json()["request"]["id"] for r in received] == [request.pk] * 5
     assert [r.json()["actor"]["username"] for r in received[2:4]] == ["dave@contoso.example", "erin@contoso.example"]
+
+
+def test_a_denial_without_a_comment_puts_the_keyboards_focus_on_what_went_wrong(portal, browser, requester):
+    """Deny pressed from the keyboard with no comment came back with the field's error and the focus at the top of
+    the page; the error summary now takes the focus, and the comment keeps its own error."""
+    request = ask(requester, {"web-02": [22]}, justification="Ship the hotfix")
+    page = _person(browser, portal, "dave@contoso.example")
+    page.goto(f"{portal}/requests/{request.pk}/review/")
+    page.focus("#deny")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    summary = page.locator("#decision-errors")
+    expect(summary).to_be_focused()
+    expect(summary).to_contain_text("Please correct the errors below.")
+    expect(page.locator("#id_comment_error")).to_have_text("Say why you deny the request.")
+    page.keyboard.press("Tab")
+    expect(page.locator("#id_comment")).to_be_focused()
+    page.keyboard.type("Not during the freeze")
+    page.focus("#deny")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.locator(".messagelist")).to_contain_text(f"Denied request #{request.pk}")
+    page.context.close()
