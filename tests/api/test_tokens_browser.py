@@ -32,3 +32,28 @@ def test_a_token_made_in_the_browser_gets_the_default_expiry_and_never_is_refuse
     assert abs(token.expires_at - (timezone.now() + timedelta(days=30))) < timedelta(minutes=2)
     expect(page.locator(f'tr[data-prefix="{token.prefix}"] .token-expires')).to_have_text(
         f"{token.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_new_token_is_copied_from_the_keyboard_and_the_list_fits_a_phone(browser, live_server, breakglass_admin):
+    """The new token's box gave no way to copy it but selecting it by hand and left the focus at the top of the
+    page; its Copy button now takes the focus. On a phone the token list (seven columns, about 630 px) scrolls
+    within its box, and each Revoke button names its token."""
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page = context.new_page()
+    sign_in_as_breakglass(page, live_server.url)
+    page.goto(f"{live_server.url}{reverse('api_tokens')}")
+    page.fill("#id_name", "deploy script")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    copy = page.locator("#copy-token")
+    expect(copy).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(copy).to_have_text("Copied")
+    secret = page.locator("#token-secret").inner_text()
+    assert secret.startswith("jit_") and page.evaluate("() => navigator.clipboard.readText()") == secret
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    expect(page.get_by_role("button", name="Revoke deploy script")).to_have_count(1)
+    context.close()
