@@ -150,6 +150,21 @@ def check_justification(text: str, rules: list[AccessRule]) -> list[ValidationEr
     return problems
 
 
+def justification_hints(vms: list) -> list[str]:
+    """What the rules over ``vms`` ask the justification to contain (each rule's hint, else its pattern), once each,
+    so the request form says it before a refusal does (the same rules ``evaluate`` checks)."""
+    patterned = [rule for rule in AccessRule.objects.filter(enabled=True).exclude(justification_pattern="")
+                 if not rule.pattern_problem]
+    hints: list[str] = []
+    for vm in vms:
+        for rule in rules_for(vm.resource_id, patterned):
+            hint = rule.justification_hint or (f"The justification must contain a match of "
+                                               f"{rule.justification_pattern} (rule “{rule.name}”).")
+            if hint not in hints:
+                hints.append(hint)
+    return hints
+
+
 def evaluate(selections: list, *, source: str, duration: timedelta, start: datetime, justification: str
              ) -> Verdict:
     """The verdict of the rules for ``selections`` (``Selection`` rows); raises ``ValidationError`` for a deny

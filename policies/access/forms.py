@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from policies.models import VirtualMachine
 from policies.rules import ANY_SOURCE, PORT_LABELS, PortRule, duration_label
 
-from . import validation
+from . import approvals, validation
 from .client_ip import ClientAddress
 from .services import Selection
 
@@ -83,6 +83,10 @@ class AccessRequestForm(OneTimeForm):
         self.my_ip = my_ip
         self.fields["ports"].choices = port_choices(vms)
         self.fields["duration"].choices = duration_choices
+        self.justification_hints = approvals.justification_hints(vms)
+        if self.justification_hints:  # said before a refusal does
+            field = self.fields["justification"]
+            field.help_text = " ".join([*self.justification_hints, str(field.help_text)])
         if not self.is_bound:
             self.initial.setdefault("token", new_token())
             self.initial.setdefault("ports", [value for value, _ in self.fields["ports"].choices])

@@ -976,7 +976,34 @@ def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod,
     assert response.status_code == 400 and "Name the ticket." in page
     assert 'value="Reboot after the kernel patch"' in page and not AccessRequest.objects.exists()
     box = re.search(r'<input[^>]*name="justification"[^>]*>', page).group(0)
-    assert 'aria-invalid="true"' in box and re.search(r'aria-describedby="([^"]*)"', box).group(1) == "form-errors"
+    assert 'aria-invalid="true"' in box
+    assert re.search(r'aria-describedby="([^"]*)"', box).group(1) == "form-errors connect-justification-hint"
+
+
+def test_the_request_form_and_the_connect_page_say_what_the_justification_needs_before_it_is_refused(prod, alice):
+    """A rule's justification pattern showed only once a request was refused; its hint is now the justification's
+    help on the request form and under the Connect page's box, for the VMs under that rule only."""
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import rule
+
+    rule(f"{IN_SCOPE}/resourceGroups/rg-data-prod", "manual", justification_pattern=r"[A-Z]+-[0-9]+",
+         justification_hint="Name the change or incident ticket (e.g. CHG-1234).", approvals_required=2)
+    rule(f"{IN_SCOPE}/resourceGroups/rg-data-prod", "manual", name="No hint", justification_pattern=r"#\d+")
+    db, web = vm("db-01"), vm("web-02")
+    form = alice.get(reverse("policies:request_new") + f"?vm={db.pk}", REMOTE_ADDR=MY_IP).content.decode()
+    help_text = " ".join(html.unescape(strip_tags(re.search(
+        r'<div class="help" id="id_justification_helptext">(.*?)</div>', form, re.S).group(1))).split())
+    assert "Name the change or incident ticket (e.g. CHG-1234)." in help_text
+    assert "The justification must contain a match of #\\d+ (rule “No hint”)." in help_text
+    assert help_text.endswith("Sent to Azure with your user name and the portal's request number.")
+    connect = alice.get(reverse("policies:connect", args=[db.pk]), REMOTE_ADDR=MY_IP).content.decode()
+    box = re.search(r'<input[^>]*name="justification"[^>]*>', connect).group(0)
+    assert 'aria-describedby="connect-justification-hint"' in box
+    hint = re.search(r'id="connect-justification-hint">([^<]*)<', connect).group(1)
+    assert "Name the change or incident ticket (e.g. CHG-1234)." in hint and "rule “No hint”" in hint
+    for page in (alice.get(reverse("policies:request_new") + f"?vm={web.pk}", REMOTE_ADDR=MY_IP),
+                 alice.get(reverse("policies:connect", args=[web.pk]), REMOTE_ADDR=MY_IP)):
+        assert "CHG-1234" not in page.content.decode() and "connect-justification-hint" not in page.content.decode()
 
 
 @pytest.mark.parametrize("opened", [True, False])
