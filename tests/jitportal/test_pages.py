@@ -1,4 +1,6 @@
 """Every portal page asks for sign-in and renders in the admin look once signed in."""
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -44,3 +46,15 @@ def test_every_lists_filter_button_says_filter(client, breakglass_admin, name):
     page = client.get(reverse(name)).content.decode()
     buttons = set(re.findall(r'<input type="submit" value="([^"]+)"', page))
     assert "Filter" in buttons and not buttons - {"Filter", "Search"}, buttons
+
+
+@pytest.mark.django_db
+def test_the_dashboards_empty_recent_requests_tell_whoever_may_request_where_to_start(client, reader, approver,
+                                                                                    outsider):
+    """A reader (who may request access, as Azure's JIT reader may initiate) saw only "No requests yet." with no
+    hint that he may ask for access, nor where; those who may not request are not told to."""
+    for user, told in ((reader, True), (approver, False), (outsider, False)):
+        client.force_login(user)
+        page = client.get(reverse("dashboard")).content.decode()
+        empty = re.search(r'<p class="empty-state" id="no-requests">(.*?)</p>', page, re.S).group(1)
+        assert ("find the VM" in empty and f'{reverse("policies:inventory")}?tab=configured' in empty) is told, user
