@@ -616,12 +616,12 @@ def test_an_empty_dashboard_tells_a_requester_where_to_ask_and_nobody_else(prod,
     pointer = "To ask for access, find the VM on the"
     client.force_login(requester)
     page = client.get(reverse("dashboard")).content.decode()
-    empty = re.search(r'<p class="empty-state">No requests yet\.(.*?)</p>', page, re.S)
+    empty = re.search(r'<p class="empty-state" id="no-requests">No requests yet\.(.*?)</p>', page, re.S)
     assert empty and pointer in empty.group(1)
     assert '<a href="/inventory/?tab=configured">inventory\'s Configured tab</a> and choose Connect' in empty.group(1)
     client.force_login(auditor)  # may read requests, may not make one
     page = client.get(reverse("dashboard")).content.decode()
-    assert '<p class="empty-state">No requests yet.</p>' in page and pointer not in page
+    assert '<p class="empty-state" id="no-requests">No requests yet.</p>' in page and pointer not in page
 
 
 def test_the_dashboard_counts_finished_requests_of_the_last_30_days_and_links_the_list_showing_them(
