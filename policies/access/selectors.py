@@ -524,6 +524,10 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             # an extension not open yet: cancelling it leaves the access it was to extend open until its own end
             "original_open": original_open(request) if cancellable else None,
             "ended_note": _ended_note(request, every),
+            # denied or failed: why, under its state (the ports' table, where each port's reason is, scrolls on a
+            # phone)
+            "why": list(dict.fromkeys(item["error"] for vm in vms for item in vm["ports"] if item["error"]))
+            if request.state in (PortState.DENIED, PortState.FAILED) else [],
             "closed_by_other": _closed_by_other(request),
             "removals": list(dict.fromkeys(removals.values())),
             "closed_by_replacement": any(item["closed_by_replacement"] for vm in vms for item in vm["ports"]),

@@ -145,6 +145,21 @@ def test_a_denial_needs_a_comment_and_ends_the_request(prod, requester, approver
         approvals.request_decide(actor=approver, request=request, approve=True)
 
 
+def test_a_denied_request_says_why_under_its_state(prod, requester, approver, client):
+    """The denial's reason was only in the ports' table (its Azure column, off screen on a phone) and the decisions
+    table; it now reads under the request's state, on the page and its polled status."""
+    rule(WEB_RG, "manual")
+    request = ask(requester, {"web-02": [22], "web-04": [22]})
+    approvals.request_decide(actor=approver, request=request, approve=False, comment="Not during the <freeze>")
+    client.force_login(requester)
+    for name in ("policies:request_detail", "policies:request_status"):
+        page = client.get(reverse(name, args=[request.pk])).content.decode()
+        why = re.search(r'<p id="request-why" class="errornote">Why: (.*?)</p>', page, re.S)
+        assert why and why.group(1).count("Not during the &lt;freeze&gt;") == 1, name  # once for both VMs, escaped
+    waiting = ask(requester, {"web-02": [22]})  # one not denied nor failed says nothing of the kind
+    assert 'id="request-why"' not in client.get(reverse("policies:request_detail", args=[waiting.pk])).content.decode()
+
+
 def test_a_second_level_needs_another_approver(prod, requester, approver, second_approver):  # noqa: F811
     rule(WEB_RG, "manual", approvals_required=1, second_level_approvals=1)
     request = ask(requester, {"web-02": [22]})
