@@ -87,15 +87,19 @@ def _own_or_in_scope(user, *actions: str) -> QuerySet[AccessRequest]:
 
 
 def request_list(user, *, everyone: bool = True) -> QuerySet[AccessRequest]:
-    """The "Requests" list: the user's own, and (``everyone``) all those in their policy-admin or audit scope (an
-    auditor's job is to search every opening)."""
-    return _own_or_in_scope(user, JIT_POLICY_WRITE, AUDIT_READ) if everyone else _own_or_in_scope(user)
+    """The "Requests" list: the user's own, and (``everyone``) all those in their policy-admin, audit or approver
+    scope (an auditor's job is to search every opening; an approver finds there the requests they decided, whose
+    pages they may open)."""
+    return _own_or_in_scope(user, *LIST_EVERYONES) if everyone else _own_or_in_scope(user)
+
+
+LIST_EVERYONES = (JIT_POLICY_WRITE, AUDIT_READ, REQUEST_APPROVE)
 
 
 def sees_everyones(user) -> bool:
-    """Whether the Requests list shows ``user`` other people's requests too (``request_list``): a policy admin or an
-    auditor somewhere; the list then offers "Only mine"."""
-    return bool(authz.permitted_scopes(user, JIT_POLICY_WRITE, AUDIT_READ))
+    """Whether the Requests list shows ``user`` other people's requests too (``request_list``): a policy admin, an
+    auditor or an approver somewhere; the list then offers "Only mine"."""
+    return bool(authz.permitted_scopes(user, *LIST_EVERYONES))
 
 
 def request_visible(user) -> QuerySet[AccessRequest]:

@@ -967,3 +967,23 @@ def test_an_approver_reads_the_request_page_and_its_status_as_on_the_review_page
     RoleMapping.objects.filter(role="approver").update(scope=OUT_OF_SCOPE)  # now an approver of another scope
     client.force_login(fresh(approver))
     assert client.get(page_url).status_code == 404 and client.get(status_url).status_code == 404
+
+
+def test_an_approvers_requests_list_holds_the_requests_in_their_scope_they_decided(prod, requester, approver,
+                                                                                  client):
+    """An approver's Requests list showed only their own requests: the ones they had decided were nowhere to find
+    once off the queue. It holds every request with a VM in their approver scope (whose pages they may open), and
+    offers Only mine; one outside it stays out."""
+    from tests.policies.access.factories import make_access_request
+
+    rule(WEB_RG, "manual")
+    decided = ask(requester, {"web-02": [22]})
+    approvals.request_decide(actor=approver, request=decided, approve=False, comment="Not now")
+    elsewhere = make_access_request(f"{OUT_OF_SCOPE}/resourceGroups/rg-web-prod")
+    client.force_login(approver)
+    page = client.get(reverse("policies:requests")).content.decode()
+    assert f'href="{reverse("policies:request_detail", args=[decided.pk])}"' in page
+    assert f'href="{reverse("policies:request_detail", args=[elsewhere.pk])}"' not in page
+    assert "Only mine" in page
+    mine_only = client.get(reverse("policies:requests"), {"mine": "on"}).content.decode()
+    assert f'href="{reverse("policies:request_detail", args=[decided.pk])}"' not in mine_only
