@@ -17,7 +17,7 @@ from tests.plugins.personas import (  # noqa: F401 - fixtures, used by name
     reader,
     requester,
 )
-from tests.policies.factories import PROD, register, sync
+from tests.policies.factories import PROD, register_and_sync
 
 __all__ = ["PROD"]
 
@@ -25,6 +25,4 @@ __all__ = ["PROD"]
 @pytest.fixture
 def prod(db, fresh_emulator):  # noqa: F811 - the fixture imported above
     """Contoso Production (Defender P2) registered against the fresh demo emulator, synced once."""
-    subscription = register(fresh_emulator, PROD, "Contoso Production")
-    sync(subscription)
-    return subscription
+    return register_and_sync(fresh_emulator, PROD, "Contoso Production")

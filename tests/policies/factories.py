@@ -4,12 +4,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from accounts.scopes import parse_scope
 from policies import gateway, services
-from policies.models import HubTopology, PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
+from policies.models import (
+    HubTopology,
+    JitPolicy,
+    PolicyChange,
+    PolicyPort,
+    Subscription,
+    SyncRun,
+    VirtualMachine,
+    VmState,
+)
 
 TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
 PROD = "c0a1b2c3-0000-4000-8000-000000000001"
@@ -112,6 +122,60 @@ def sync(subscription: Subscription) -> SyncRun:
     assert outcome.state == SyncRun.State.SUCCEEDED, run.error
     return run
 
+
+
+# What a sync stores, in the order the rows are written back (each row's foreign keys before it).
+SYNCED_MODELS: tuple[type[models.Model], ...] = (JitPolicy, PolicyPort, VirtualMachine, HubTopology, SyncRun)
+_synced_rows: dict[tuple, tuple] = {}
+
+
+def register_and_sync(running_emulator, subscription_id: str, name: str) -> Subscription:
+    """``register`` then ``sync`` against the freshly reset demo emulator (``fresh_emulator``).
+
+    The first call in a test process for a key runs the real sync through the SDK and keeps the rows it stored;
+    later calls write those rows again (their ids kept, the subscription's remapped, every time moved on by the
+    time since), since the same demo scenario answers a sync with the same inventory. A call whose tables are not
+    empty, or whose settings differ, syncs for real. Hundreds of tests start from this subscription; the sync
+    itself is tested on its own.
+    """
+    subscription = register(running_emulator, subscription_id, name)
+    key = (running_emulator.url, subscription_id, name, connection.vendor, repr(settings.PORTAL_CREDENTIALS),
+           settings.INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS, tuple(settings.CLOUD_ENDPOINT_HOSTS))
+    if key in _synced_rows and not any(model.objects.exists() for model in SYNCED_MODELS):
+        _write_synced_rows(subscription, *_synced_rows[key])
+        return subscription
+    sync(subscription)
+    subscription.refresh_from_db()
+    _synced_rows[key] = (timezone.now(), _field_values(subscription),
+                         {model: [_field_values(row) for row in model.objects.order_by("pk")]
+                          for model in SYNCED_MODELS})
+    return subscription
+
+
+def _field_values(row: models.Model) -> dict:
+    return {field.attname: getattr(row, field.attname) for field in row._meta.concrete_fields}
+
+
+def _write_synced_rows(subscription: Subscription, taken_at, subscription_values: dict, rows: dict) -> None:
+    shift = timezone.now() - taken_at
+
+    def moved(model: type[models.Model], values: dict) -> dict:
+        values = dict(values)
+        for field in model._meta.concrete_fields:
+            if isinstance(field, models.DateTimeField) and values[field.attname] is not None:
+                values[field.attname] += shift
+            elif field.is_relation and field.related_model is Subscription:
+                values[field.attname] = subscription.pk
+        return values
+
+    updated = moved(Subscription, subscription_values)
+    for attname in ("id", "created_at"):
+        updated.pop(attname, None)
+    with transaction.atomic():
+        for model in SYNCED_MODELS:
+            model.objects.bulk_create([model(**moved(model, values)) for values in rows[model]])
+        Subscription.objects.filter(pk=subscription.pk).update(**updated)
+    subscription.refresh_from_db()
 
 def apply_all() -> list[str]:
     """Apply every queued policy change in the test process (the task's service, synchronously)."""

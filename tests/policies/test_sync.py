@@ -39,6 +39,15 @@ from tests.policies.factories import (
 
 
 @pytest.fixture
+def prod(db, fresh_emulator):
+    """Production synced for real (not the rows kept by ``register_and_sync``): these tests compare a sync with the
+    one before it."""
+    subscription = register(fresh_emulator, PROD, "Contoso Production")
+    sync(subscription)
+    return subscription
+
+
+@pytest.fixture
 def azure(fresh_emulator):
     return Azure(fresh_emulator)
 
