@@ -11,6 +11,8 @@ Decorate each view with exactly one of:
   authorization matrix test makes an object of ``Model`` in and out of scope for each persona.
   ``owner_field="requester"`` also lets the object's owner through without the action (a requester whose role
   was taken away may still read and close their own request); the view's selector still decides what they see.
+- ``@owner_only(object_model=Model, owner_field="user")`` — one object that only its owner may open, whatever
+  their roles (a personal API token); anyone else, break-glass staff too, gets 404.
 
 URL namespaces whose views belong to a framework (the Django admin) have one rule in
 ``NAMESPACE_RULES``. ``rule_for(callback, namespace)`` tells what applies to a resolved URL.
@@ -35,6 +37,7 @@ class Audience(StrEnum):
     PUBLIC = "public"
     AUTHENTICATED = "authenticated"
     ACTION = "action"
+    OWNER = "owner"
     STAFF = "staff"
 
 
@@ -68,6 +71,8 @@ class AccessRule:
         return self.object_model._default_manager.filter(pk=pk, **{f"{self.owner_field}_id": user.pk}).exists()
 
     def __str__(self) -> str:
+        if self.audience is Audience.OWNER:
+            return "its owner only"
         if self.audience is Audience.ACTION:
             owner = " (or its owner)" if self.owner_field else ""
             return f"requires {' or '.join(self.actions)}{' on the object' if self.on_object else ''}{owner}"
@@ -104,6 +109,23 @@ def requires(action: str, *also: str, object_model: type | None = None, owner_fi
                         return view(request, *args, **kwargs)
                     raise Http404("No such object.")
                 raise PermissionDenied(f"You need a role that allows {' or '.join(rule.actions)}.")
+            return view(request, *args, **kwargs)
+
+        return _mark(wrapper, rule)
+
+    return decorator
+
+
+def owner_only(*, object_model: type, owner_field: str) -> Callable[[Callable], Callable]:
+    """Only the signed-in user ``owner_field`` names may open the object; others get 404 (never a hint that it
+    exists). The view still loads it through its selector."""
+    rule = AccessRule(Audience.OWNER, object_model=object_model, owner_field=owner_field)
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not rule.owned_by(request.user, kwargs.get("pk")):
+                raise Http404("No such object.")
             return view(request, *args, **kwargs)
 
         return _mark(wrapper, rule)

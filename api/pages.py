@@ -1,4 +1,5 @@
-"""The user's "API tokens" page: list own tokens, create one (its secret shown once), revoke one."""
+"""The user's "API tokens" page: list own tokens, create one (its secret shown once), revoke one (after a confirm
+page)."""
 from __future__ import annotations
 
 from datetime import UTC
@@ -14,12 +15,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from accounts.access import authenticated_only
+from accounts.access import authenticated_only, owner_only
 from jitportal.lib import sealing
-from jitportal.lib.times import UtcDateTimeField
+from jitportal.lib.times import UtcDateTimeField, zoned_text
 from policies.access.client_ip import client_ip
 
 from . import selectors, services
+from .models import ApiToken
 
 SECRET_SESSION_KEY = "api_token_secret"
 
@@ -56,14 +58,13 @@ class TokenForm(forms.Form):
 @never_cache  # it may show a new secret
 @require_http_methods(["GET", "POST"])
 def api_tokens(request: HttpRequest) -> HttpResponse:
-    """List the user's tokens; POST ``create`` makes one (secret shown once, after a redirect), ``revoke`` ends one."""
+    """List the user's tokens; POST makes one (secret shown once, after a redirect). Revoking is asked on its own
+    page (``api_token_revoke``); a list page of before that posting ``revoke`` is sent there, revoking nothing."""
     form = TokenForm()
     address = client_ip(request.META)
     if request.method == "POST" and request.POST.get("revoke"):
         token = selectors.token_get(request.user, request.POST["revoke"])
-        services.token_revoke(actor=request.user, token=token, client_ip=address)
-        messages.success(request, f"Token '{token.name}' revoked: it no longer works.")
-        return redirect("api_tokens")
+        return redirect("api_token_revoke", pk=token.pk)
     if request.method == "POST":
         form = TokenForm(request.POST)
         if form.is_valid():
@@ -83,3 +84,26 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         "max_days": settings.API_TOKEN_MAX_DAYS, "sign_in_max_days": settings.API_TOKEN_SIGN_IN_MAX_DAYS,
         "docs_url": reverse("api:docs"), "api_url": request.build_absolute_uri(reverse("api:vms")),
     }, status=400 if request.method == "POST" else 200)
+
+
+@owner_only(object_model=ApiToken, owner_field="user")
+@never_cache
+@require_http_methods(["GET", "POST"])
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Confirm (GET) and revoke (POST) one of the user's own tokens; a token that no longer works has nothing
+    to revoke, and the list says why."""
+    token = selectors.token_get(request.user, pk)
+    if token.status != "active":
+        messages.info(request, f"Token '{token.name}' is already {token.status}: it no longer works.")
+        return redirect("api_tokens")
+    if request.method == "POST":
+        services.token_revoke(actor=request.user, token=token, client_ip=client_ip(request.META))
+        messages.success(request, f"Token '{token.name}' revoked: it no longer works.")
+        return redirect("api_tokens")
+    used = f"last used {zoned_text(token.last_used_at)}" if token.last_used_at else "never used"
+    return render(request, "generic/confirm.html", {
+        "title": f"Revoke token {token.name}", "question": f"Revoke the token “{token.name}” (jit_{token.prefix}…)?",
+        "consequence": f"Scripts using it stop working at once: every call with it is refused. It was {used}. "
+                       "This cannot be undone; create a new token if you need one again.",
+        "confirm_label": "Yes, revoke", "cancel_url": reverse("api_tokens"),
+        "crumbs": [(reverse("api_tokens"), "API tokens")]})

@@ -2,7 +2,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from api.pages import api_tokens
+from api.pages import api_token_revoke, api_tokens
 from jitportal import views
 
 urlpatterns = [
@@ -12,6 +12,7 @@ urlpatterns = [
     path("settings/role-mappings/", include("accounts.settings_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/me/tokens/", api_tokens, name="api_tokens"),
+    path("accounts/me/tokens/<int:pk>/revoke/", api_token_revoke, name="api_token_revoke"),
     path("accounts/", include("accounts.urls")),
     path("", include("policies.urls")),
     path("audit/", include("audit.urls")),

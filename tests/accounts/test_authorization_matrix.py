@@ -3,7 +3,8 @@
 Every URL must declare who may open it (``accounts.access``). For every URL x persona x (object in scope,
 out of scope) the response must be what the declaration and the persona's role say: anonymous visitors are
 sent to sign in, users without the action get 403 on a page and 404 on an object (never a hint that it
-exists), users with it get through. A URL without a declaration fails ``test_every_url_declares_…``.
+exists), users with it get through; an object only its owner may open (``owner_only``) is a 404 to everyone
+else. A URL without a declaration fails ``test_every_url_declares_…``.
 """
 from __future__ import annotations
 
@@ -158,6 +159,8 @@ def expected_outcome(rule: AccessRule, persona: str, scope: str | None) -> str:
         return "login"
     if rule.audience is Audience.AUTHENTICATED:
         return "allowed"
+    if rule.audience is Audience.OWNER:
+        return "404"  # the object is someone else's: whatever the role, break-glass staff too
     allowed = any(persona_may(persona, action) for action in rule.actions)
     if rule.on_object:
         return "allowed" if allowed and (scope == "in" or persona == "superuser") else "404"

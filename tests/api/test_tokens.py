@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -214,7 +215,9 @@ def test_the_page_shows_a_new_secret_once_and_revokes(client, requester):
     listing = client.get(url).content.decode()
     assert secret not in listing and f"jit_{secret[4:12]}" in listing and "laptop" in listing
     token = ApiToken.objects.get(user=requester)
-    assert client.post(url, {"revoke": token.pk}).status_code == 302
+    confirm = reverse("api_token_revoke", args=[token.pk])
+    assert f'href="{confirm}"' in listing
+    assert client.post(confirm).status_code == 302
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert ApiClient(secret).get(ME).status_code == 401
@@ -235,8 +238,53 @@ def test_the_page_lists_only_my_tokens_and_refuses_to_revoke_others(client, requ
     client.force_login(requester)
     assert "readers-token" not in client.get(reverse("api_tokens")).content.decode()
     assert client.post(reverse("api_tokens"), {"revoke": theirs.pk}).status_code == 404
+    confirm = reverse("api_token_revoke", args=[theirs.pk])
+    assert client.get(confirm).status_code == 404
+    assert client.post(confirm).status_code == 404
     theirs.refresh_from_db()
     assert theirs.revoked_at is None
+    assert not AuditEvent.objects.filter(action="api_token.revoked").exists()
+
+
+def test_revoking_from_the_page_asks_first_and_only_a_post_revokes(client, requester):
+    """The list's Revoke opens a page that names the token and what revoking does; opening it (or a list page
+    of before, which posted ``revoke``) revokes nothing, its Yes button does."""
+    issued = services.token_create(actor=requester, name="deploy <script>")
+    token = issued.token
+    client.force_login(requester)
+    confirm = reverse("api_token_revoke", args=[token.pk])
+    response = client.get(confirm)
+    page = response.content.decode()
+    assert response.status_code == 200 and response["Cache-Control"].startswith("max-age=0")
+    assert "Revoke the token “deploy &lt;script&gt;” (jit_" in page and "<script>" not in page
+    assert "Scripts using it stop working at once" in page and "It was never used." in page
+    assert 'value="Yes, revoke"' in page and 'name="csrfmiddlewaretoken"' in page
+    assert f'href="{reverse("api_tokens")}" class="button cancel-link"' in page
+    assert client.post(reverse("api_tokens"), {"revoke": token.pk})["Location"] == confirm
+    token.refresh_from_db()
+    assert token.revoked_at is None and ApiClient(issued.secret).get(ME).status_code == 200
+
+    response = client.post(confirm, follow=True)
+    assert response.redirect_chain == [(reverse("api_tokens"), 302)]
+    assert "Token &#x27;deploy &lt;script&gt;&#x27; revoked: it no longer works." in response.content.decode()
+    token.refresh_from_db()
+    assert token.revoked_at is not None and ApiClient(issued.secret).get(ME).status_code == 401
+    assert AuditEvent.objects.filter(action="api_token.revoked", actor=requester).count() == 1
+    # Asked again (a second tab, the Back button), it says the token is already revoked and asks nothing.
+    response = client.get(confirm, follow=True)
+    assert response.redirect_chain == [(reverse("api_tokens"), 302)]
+    assert "is already revoked: it no longer works." in response.content.decode()
+    assert client.post(confirm).status_code == 302
+    assert AuditEvent.objects.filter(action="api_token.revoked").count() == 1
+
+
+def test_the_revoke_page_needs_the_csrf_token(requester):
+    token = services.token_create(actor=requester, name="cli").token
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(requester)
+    assert browser.post(reverse("api_token_revoke", args=[token.pk])).status_code == 403
+    token.refresh_from_db()
+    assert token.revoked_at is None
 
 
 def test_the_page_refuses_a_nameless_token(client, requester):

@@ -1,5 +1,5 @@
 """The API tokens page in headless chromium: the expiry field comes filled with the default lifetime, which the
-browser sends as it shows it; emptied, the page says every token must expire."""
+browser sends as it shows it; emptied, the page says every token must expire. Revoking asks first, by keyboard too."""
 from datetime import UTC, timedelta
 
 import pytest
@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from api import services
 from api.models import ApiToken
 from tests.plugins.personas import sign_in_as_breakglass
 
@@ -55,5 +56,43 @@ def test_a_new_token_is_copied_from_the_keyboard_and_the_list_fits_a_phone(brows
     secret = page.locator("#token-secret").inner_text()
     assert secret.startswith("jit_") and page.evaluate("() => navigator.clipboard.readText()") == secret
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
-    expect(page.get_by_role("button", name="Revoke deploy script")).to_have_count(1)
+    expect(page.get_by_role("link", name="Revoke deploy script")).to_have_count(1)
+    context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_token_is_revoked_from_the_keyboard_after_a_confirm_page_without_javascript(browser, live_server,
+                                                                                       breakglass_admin):
+    """Revoke on the list opens a page asking first; No, keep it goes back with the token still active, Yes,
+    revoke revokes it. All of it by keyboard, in a browser with JavaScript switched off."""
+    context = browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    sign_in_as_breakglass(page, live_server.url)
+    token = services.token_create(actor=breakglass_admin, name="deploy script").token
+    tokens_url = f"{live_server.url}{reverse('api_tokens')}"
+    page.goto(tokens_url)
+    page.get_by_role("link", name="Revoke deploy script").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.locator("#confirm-question")).to_have_text(f"Revoke the token “deploy script” (jit_{token.prefix}…)?")
+    page.locator("#cancel").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url == tokens_url
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+    page.get_by_role("link", name="Revoke deploy script").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.locator("#confirm").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url == tokens_url
+    expect(page.locator("ul.messagelist")).to_contain_text("Token 'deploy script' revoked: it no longer works.")
+    expect(page.get_by_role("link", name="Revoke deploy script")).to_have_count(0)
+    token.refresh_from_db()
+    assert token.revoked_at is not None
     context.close()
