@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from accounts import authz
 from accounts.models import RoleMapping, SignInClaims
 from accounts.roles import ROLES, SETTINGS_WRITE, Role
+from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
 
 def role_mapping_list(user) -> QuerySet[RoleMapping]:
@@ -67,3 +70,48 @@ def my_access(user) -> MyAccess:
     groups = sorted(claims.groups if claims else [], key=lambda group: str(group).lower() not in mapped)
     return MyAccess(rows=rows, claims=claims, is_superuser=authz.is_superuser(user),
                     groups_shown=tuple(groups[:GROUPS_SHOWN]), groups_more=tuple(groups[GROUPS_SHOWN:]))
+
+
+@dataclass(frozen=True)
+class AccessContact:
+    """Whom a user without a role should ask for access: ``PORTAL_ACCESS_CONTACT`` as written (``text``), else the
+    names of the portal's administrators (``admins``, the first ``ADMINS_NAMED`` by name, and how many ``more``);
+    neither when the portal has none."""
+
+    text: str = ""
+    admins: tuple[str, ...] = ()
+    more: int = 0
+
+
+ADMINS_NAMED = 5
+
+
+def _subscription_wide(scope: str) -> bool:
+    try:
+        return parse_scope(scope).kind is ScopeKind.SUBSCRIPTION
+    except InvalidScope:
+        return False
+
+
+def access_contact() -> AccessContact:
+    """Whom to ask for a role: the configured contact, or the active users (break-glass accounts left out) who may
+    map roles for a whole subscription by the claims of their latest sign-in; three queries however many mappings."""
+    if settings.PORTAL_ACCESS_CONTACT:
+        return AccessContact(text=settings.PORTAL_ACCESS_CONTACT)
+    mappings = list(RoleMapping.objects.all())
+    granting = [m for m in mappings if (role := ROLES.get(m.role)) and role.allows(SETTINGS_WRITE)
+                and _subscription_wide(m.scope)]
+    if not granting:
+        return AccessContact()
+    app_roles = {m.source_value for m in granting if m.source_kind == RoleMapping.SourceKind.APP_ROLE}
+    groups = {m.source_value.lower() for m in granting if m.source_kind == RoleMapping.SourceKind.GROUP}
+    candidates = {claims.user_id: claims
+                  for claims in SignInClaims.objects.only("user_id", "tenant_id", "app_roles", "groups")
+                  if app_roles & {str(v) for v in claims.app_roles or []}
+                  or groups & {str(v).lower() for v in claims.groups or []}}
+    users = list(get_user_model().objects.filter(is_active=True, is_superuser=False, pk__in=candidates))
+    authz.prime_grants(users, mappings=mappings, claims=candidates)
+    names = sorted({str(user) for user in users
+                    if any(grant.role.allows(SETTINGS_WRITE) and _subscription_wide(grant.scope)
+                           for grant in authz.grants_for(user))}, key=str.casefold)
+    return AccessContact(admins=tuple(names[:ADMINS_NAMED]), more=max(len(names) - ADMINS_NAMED, 0))

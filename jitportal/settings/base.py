@@ -266,6 +266,9 @@ CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 PORTAL_NAME = env.str("PORTAL_NAME", default="JIT Portal")
+# Whom a signed-in user without a role should ask for access (free text: an e-mail address, a team, a URL);
+# empty: the portal names the users who manage its role mappings for a whole subscription.
+PORTAL_ACCESS_CONTACT = env.str("PORTAL_ACCESS_CONTACT", default="").strip()
 
 LOGGING = {
     "version": 1,

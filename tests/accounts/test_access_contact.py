@@ -1,0 +1,107 @@
+"""Whom a signed-in user without a role is told to ask for access: PORTAL_ACCESS_CONTACT as written (escaped, its
+e-mail address a mailto: link), else the portal's administrators for a whole subscription, else a plain sentence."""
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import RoleMapping, SignInClaims
+from accounts.selectors import ADMINS_NAMED, access_contact
+from tests.plugins.personas import IN_SCOPE, make_persona
+
+pytestmark = pytest.mark.django_db
+PAGES = [("dashboard", "no-role"), ("my_access", "no-access")]
+_numbers = itertools.count(1)
+
+
+def told(client, url_name: str, box: str) -> str:
+    """The box that tells a user without a role where they stand, as HTML with its white space folded."""
+    body = client.get(reverse(url_name)).content.decode()
+    found = re.search(rf'<p [^>]*id="{box}">(.*?)</p>', body, re.DOTALL)
+    assert found, f"{url_name} shows no #{box}"
+    return " ".join(found.group(1).split())
+
+
+def make_admin(name: str, scope: str = IN_SCOPE, *, group: str | None = None):
+    """A user who signed in with a group that a policy admin mapping at ``scope`` names."""
+    number = next(_numbers)
+    group = group or f"9c1d2e3f-00aa-4000-8000-{number:012d}"
+    RoleMapping.objects.get_or_create(source_kind="group", source_value=group, role="policy_admin", scope=scope)
+    user = get_user_model().objects.create_user(username=f"admin-{number}@contoso.example", display_name=name)
+    SignInClaims.objects.create(user=user, tenant_id=make_persona("outsider").sign_in_claims.tenant_id,
+                                groups=[group], signed_in_at=timezone.now())
+    return user
+
+
+@pytest.mark.parametrize(("url_name", "box"), PAGES)
+def test_the_configured_contact_is_shown_escaped_with_its_address_as_a_mailto_link(client, settings, outsider,
+                                                                                     url_name, box):
+    settings.PORTAL_ACCESS_CONTACT = "Cloud <Security> & Ops (jit-admins@contoso.example)"
+    make_persona("policy_admin")  # named only when no contact is configured
+    client.force_login(outsider)
+    text = told(client, url_name, box)
+    assert ("To get access, contact Cloud &lt;Security&gt; &amp; Ops "
+            '(<a href="mailto:jit-admins@contoso.example">jit-admins@contoso.example</a>) and ask them to map '
+            "one of your Entra app roles or groups to a portal role.") in text
+    assert "<Security>" not in text and "Bob Security Admin" not in text
+
+
+def test_a_contact_that_is_a_team_name_is_shown_as_text(client, settings, outsider):
+    settings.PORTAL_ACCESS_CONTACT = "the Cloud Security team in #cloud-sec"
+    client.force_login(outsider)
+    text = told(client, "dashboard", "no-role")
+    assert "To get access, contact the Cloud Security team in #cloud-sec and ask them" in text
+    assert "mailto:" not in text and "<a href=\"http" not in text
+
+
+@pytest.mark.parametrize(("url_name", "box"), PAGES)
+def test_unset_it_names_the_users_who_administer_a_whole_subscription(client, settings, outsider,
+                                                                      breakglass_admin, url_name, box):
+    settings.PORTAL_ACCESS_CONTACT = ""
+    make_persona("policy_admin")  # Bob: policy admin for Production, by an app role
+    make_admin("Rita Resource-Group", f"{IN_SCOPE}/resourceGroups/rg-web-prod")  # one resource group only
+    make_persona("requester")
+    client.force_login(outsider)
+    text = told(client, url_name, box)
+    assert ("To get access, ask the portal's administrator (<strong>Bob Security Admin</strong>) to map one of "
+            "your Entra app roles or groups to a portal role.") in text
+    assert "Rita" not in text and "Alice" not in text and "<strong>admin</strong>" not in text  # nor break-glass
+
+    make_admin("Anna <Admin>")
+    text = told(client, url_name, box)
+    assert ("ask one of the portal's administrators (<strong>Anna &lt;Admin&gt;</strong> or "
+            "<strong>Bob Security Admin</strong>)") in text
+
+
+def test_past_five_administrators_it_names_five_and_counts_the_others(client, settings, outsider):
+    settings.PORTAL_ACCESS_CONTACT = ""
+    group = "9c1d2e3f-00bb-4000-8000-000000000001"
+    for n in range(ADMINS_NAMED + 2):
+        make_admin(f"Admin {n}", group=group)
+    get_user_model().objects.filter(display_name="Admin 6").update(is_active=False)  # left the company
+    contact = access_contact()
+    assert contact.admins == tuple(f"Admin {n}" for n in range(ADMINS_NAMED)) and contact.more == 1
+    client.force_login(outsider)
+    assert ", <strong>Admin 4</strong> or 1 other) to map" in told(client, "dashboard", "no-role")
+
+
+@pytest.mark.parametrize(("url_name", "box"), PAGES)
+def test_unset_and_without_administrators_it_says_to_ask_the_azure_or_security_administrator(
+        client, settings, outsider, breakglass_admin, url_name, box):
+    settings.PORTAL_ACCESS_CONTACT = ""
+    make_persona("requester")  # signed in, but nobody who may map roles has
+    client.force_login(outsider)
+    assert ("To get access, ask your Azure or security administrator to map one of your Entra app roles or groups "
+            "to a portal role.") in told(client, url_name, box)
+
+
+def test_users_with_a_role_are_not_told_whom_to_ask(client, settings, requester):
+    settings.PORTAL_ACCESS_CONTACT = "jit-admins@contoso.example"
+    client.force_login(requester)
+    for url_name, _box in PAGES:
+        assert "access-contact" not in client.get(reverse(url_name)).content.decode()
