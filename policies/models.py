@@ -154,6 +154,11 @@ class VirtualMachine(models.Model):
         return self.name
 
     @property
+    def jit_enabled(self) -> bool:
+        """Whether JIT is configured on the VM, with a policy and ports to request: where Connect is offered."""
+        return self.state == VmState.CONFIGURED and bool(self.policy_name) and bool(self.ports)
+
+    @property
     def policy_id(self) -> str:
         if not self.policy_name:
             return ""

@@ -110,8 +110,9 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
     the user may not act on has none) and no enable or removal pending; ``open_now`` is who has access to which VM
     (``access.selectors.open_access_by_vm``); ``pending`` the change still to apply to a VM
     (``selectors.pending_changes_by_vm``), named on its row with a link to its status on the VM's page; ``menu``
-    names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``); ``back`` the list's
-    query string, which Edit carries so that it returns to the list as shown."""
+    names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``), of which a VM without JIT
+    shows no Connect and a Not configured one names Edit "Enable JIT…"; ``back`` the list's query string, which Edit
+    carries so that it returns to the list as shown."""
     urls = {name: object_url(f"policies:{view}") for name, view in (
         ("detail", "vm_detail"), ("edit", "policy_edit"), ("connect", "connect"))}
     activity = reverse("audit:search") + "?vm="
@@ -122,10 +123,14 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         detail, edit, connect = (urls[n](pk) for n in ("detail", "edit", "connect"))
         name = escape(vm.name)
         cells = []
-        # JIT can be neither configured nor requested on an unsupported VM: no Edit, no Connect.
+        # JIT can be neither configured nor requested on an unsupported VM: no Edit, no Connect. Access is asked
+        # only where JIT is enabled (the Connect page of another VM says only that it is not); on a Not configured
+        # VM, Edit enables it.
         items = menu(vm)
         if vm.state == VmState.UNSUPPORTED:
             items = items - {"edit", "connect"}
+        elif not vm.jit_enabled:
+            items = items - {"connect"}
         change = (pending or {}).get(vm.pk)
         # Configured on a subscription without Defender for Servers Plan 2: Azure opens nothing, so nothing to ask.
         unavailable = vm.state == VmState.CONFIGURED and vm.subscription.defender_missing
@@ -157,7 +162,8 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
             cells.append(f'<td><span class="last-user" title="{user}">{user}</span></td>' if user else "<td>—</td>")
         if "unsupported_reason" in shown:
             cells.append(f'<td class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
-        edit_item = f'<li><a href="{edit}{edit_back}">Edit</a></li>' if "edit" in items else ""
+        edit_label = "Enable JIT…" if vm.state == VmState.NOT_CONFIGURED else "Edit"
+        edit_item = f'<li><a href="{edit}{edit_back}">{edit_label}</a></li>' if "edit" in items else ""
         activity_item = (f'<li><a href="{escape(activity + quote(vm.arm_id, safe="/"))}">Activity log</a></li>'
                          if "activity" in items else "")
         connect_item = f'<li><a href="{connect}">Connect</a></li>' if "connect" in items else ""

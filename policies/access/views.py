@@ -167,7 +167,7 @@ def _open_now(vms: list[VirtualMachine]) -> list[tuple[str, str, list[int]]]:
 def connect(request: HttpRequest, pk: int) -> HttpResponse:
     """A VM's Connect page: one click requests its policy's ports for my IP for the ports' maximum time."""
     vm = selectors.requestable_vm(request.user, pk)
-    enabled = vm.state == VmState.CONFIGURED and bool(vm.policy_name) and bool(vm.ports)
+    enabled = vm.jit_enabled
     # JIT configured on a subscription that has lost Defender for Servers Plan 2: Azure opens nothing there.
     unavailable = vm.subscription.defender_missing_message if enabled and vm.subscription.defender_missing else ""
     context = {"title": f"Connect to {vm.name}", "vm": vm, "enabled": enabled, "unavailable": unavailable,

@@ -1028,3 +1028,60 @@ def test_the_inventory_says_a_first_sync_is_running_rather_than_that_no_vm_match
     Subscription.objects.filter(pk=subscription.pk).update(last_sync_at=timezone.now())
     page = client.get(reverse("policies:inventory")).content.decode()
     assert "first sync" not in page and "No virtual machines match." in page
+
+
+def row_menu(page: str, vm: VirtualMachine) -> dict[str, str]:
+    """The inventory row menu of ``vm``: each item's label and the path it opens."""
+    row = re.search(rf'<tr data-vm="{vm.name}".*?</tr>', page, re.DOTALL).group(0)
+    menu = re.search(r'<details class="row-menu">.*?</details>', row, re.DOTALL).group(0)
+    return {label: href.replace("&amp;", "&").split("?")[0]
+            for href, label in re.findall(r'<li><a href="([^"]+)">([^<]+)</a></li>', menu)}
+
+
+@pytest.mark.django_db
+def test_the_row_menu_offers_connect_only_where_jit_is_enabled_and_enable_jit_where_it_is_not(
+        client, requester, policy_admin):
+    """A Not configured VM's menu offered Connect, whose page then said JIT is not enabled: now its menu has no
+    Connect, and a policy admin's has Enable JIT… (the JIT settings page, its ports to review) in place of Edit."""
+    configured = make_vm(IN_RG, "vm-configured")
+    bare = not_configured(make_vm(IN_RG, "vm-bare"))
+    url = {(vm, view): reverse(f"policies:{view}", args=[vm.pk]) for vm in (configured, bare)
+           for view in ("vm_detail", "policy_edit", "connect")}
+    activity = reverse("audit:search")
+
+    def menus(tab: str) -> str:
+        return client.get(reverse("policies:inventory"), {"tab": tab}).content.decode()
+
+    client.force_login(requester)
+    assert row_menu(menus("configured"), configured) == {"Details": url[configured, "vm_detail"],
+                                                         "Connect": url[configured, "connect"]}
+    assert row_menu(menus("not_configured"), bare) == {"Details": url[bare, "vm_detail"]}
+    client.force_login(policy_admin)  # may configure, and may request (the seed's read role includes initiate)
+    assert row_menu(menus("configured"), configured) == {
+        "Details": url[configured, "vm_detail"], "Edit": url[configured, "policy_edit"], "Activity log": activity,
+        "Connect": url[configured, "connect"]}
+    assert row_menu(menus("not_configured"), bare) == {
+        "Details": url[bare, "vm_detail"], "Enable JIT…": url[bare, "policy_edit"], "Activity log": activity}
+    # Configured in the portal's record but with no policy or port left to ask for: no Connect either.
+    VirtualMachine.objects.filter(pk=configured.pk).update(ports=[])
+    assert "Connect" not in row_menu(menus("configured"), configured)
+
+
+@pytest.mark.django_db
+def test_the_vm_page_offers_connect_only_where_jit_is_enabled_and_the_connect_page_still_says_why(
+        client, requester, policy_admin):
+    configured = make_vm(IN_RG, "vm-configured")
+    bare = not_configured(make_vm(IN_RG, "vm-bare"))
+    for user in (requester, policy_admin):
+        client.force_login(user)
+        page = client.get(reverse("policies:vm_detail", args=[configured.pk])).content.decode()
+        assert f'<a id="connect" href="{reverse("policies:connect", args=[configured.pk])}">Connect</a>' in page
+        page = client.get(reverse("policies:vm_detail", args=[bare.pk])).content.decode()
+        assert 'id="connect"' not in page and reverse("policies:connect", args=[bare.pk]) not in page
+        assert ('id="edit-jit"' in page) == (user == policy_admin)
+        # Opened directly (a bookmark, a link from elsewhere), the Connect page still says JIT is not enabled.
+        response = client.get(reverse("policies:connect", args=[bare.pk]))
+        assert response.status_code == 200
+        assert "Just-in-time access is not enabled on this VM." in response.content.decode()
+    VirtualMachine.objects.filter(pk=configured.pk).update(ports=[])
+    assert 'id="connect"' not in client.get(reverse("policies:vm_detail", args=[configured.pk])).content.decode()
