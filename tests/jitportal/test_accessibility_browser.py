@@ -59,6 +59,7 @@ class Demo:
     webhook: int
     activity: int
     trail: int
+    token: int
 
 
 def findings(page: Page) -> list[tuple[str, str, str, list[str]]]:
@@ -115,13 +116,14 @@ def demo(live_server, entra_settings, fresh_emulator, persona_mappings) -> Itera
     pending = ask(alice, {"web-02": [22]}, justification="Patch the web tier")
     opened = ask(alice, {"jump-02": [22]}, justification="Rotate the host keys")
     assert open_all(opened) == ["open"]
-    token_create(actor=alice, name="deploy")
+    token = token_create(actor=alice, name="deploy").token
+    make_persona("policy_admin")  # named to users without a role as whom to ask
     hook, _secret = webhook_create(actor=None, name="chat-ops", url="https://hooks.example.invalid/jit",
                                    format="json", scope=IN_SCOPE, events=list(EVENTS))
     yield Demo(url=live_server.url, pending=pending.pk, opened=opened.pk, web02=vm("web-02").pk,
                jump02=vm("jump-02").pk, web05=vm("web-05").pk, jump02_arm_id=vm("jump-02").arm_id, rule=manual.pk,
                webhook=hook.pk, activity=ActivityLogEvent.objects.filter(operation_name=INITIATE).first().pk,
-               trail=AuditEvent.objects.filter(action="access.requested").first().pk)
+               trail=AuditEvent.objects.filter(action="access.requested").first().pk, token=token.pk)
     gateways.reset()
 
 
@@ -135,7 +137,7 @@ def role_pages(d: Demo) -> dict[str, tuple[str, list[str]]]:
             f"{inventory}unsupported", f"/inventory/vm/{d.jump02}/", f"/inventory/vm/{d.jump02}/connect/",
             f"/requests/new/?vm={d.web02}", f"/requests/{d.pending}/", f"/requests/{d.opened}/",
             "/requests/?state=open", "/requests/?per_page=1", "/accounts/me/", "/accounts/me/tokens/",
-            "/notifications/preferences/"]),
+            f"/accounts/me/tokens/{d.token}/revoke/", "/notifications/preferences/"]),
         "policy_admin": ("bob@contoso.example", [
             "/", f"{inventory}configured", f"{inventory}not_configured&q=web", f"{inventory}unsupported",
             f"/inventory/enable/?vm={d.web05}", f"/inventory/vm/{d.web02}/", f"/inventory/vm/{d.web05}/",
@@ -150,10 +152,11 @@ def role_pages(d: Demo) -> dict[str, tuple[str, list[str]]]:
             "/accounts/me/"]),
         "approver": ("dave@contoso.example", [
             "/", "/approvals/", f"/requests/{d.pending}/review/", f"/requests/{d.pending}/", "/accounts/me/"]),
+        "outsider": ("oscar@contoso.example", ["/", "/accounts/me/"]),  # no role: told whom to ask
     }
 
 
-@pytest.mark.parametrize("role", ["requester", "policy_admin", "auditor", "approver"])
+@pytest.mark.parametrize("role", ["requester", "policy_admin", "auditor", "approver", "outsider"])
 def test_each_roles_pages_have_no_serious_accessibility_violations(demo, entra_page, role):
     username, paths = role_pages(demo)[role]
     sign_in_with_entra(entra_page, demo.url, username)
