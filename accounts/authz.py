@@ -14,7 +14,7 @@ from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
 from accounts.roles import ROLES, Role
-from accounts.scopes import InvalidScope, minimal_scopes, parse_scope, scope_contains
+from accounts.scopes import Scope, minimal_scopes, scope_contains, valid_scopes
 
 EVERYWHERE = "/"
 _CACHE_ATTRIBUTE = "_jitportal_grants"
@@ -165,9 +165,8 @@ def holds_anywhere(user, action: str) -> bool:
     return bool(permitted_scopes(user, action))
 
 
-def _scope_q(scope: str, resource_id_field: str | None, subscription_field: str | None,
+def _scope_q(parsed: Scope, resource_id_field: str | None, subscription_field: str | None,
              resource_group_field: str | None) -> Q:
-    parsed = parse_scope(scope)
     if subscription_field and (resource_group_field or not parsed.resource_group) and not parsed.vm_name:
         # Those fields hold lower case: plain equality, which their indexes serve (PostgreSQL's case-insensitive
         # comparison, UPPER() on both sides, reads every row).
@@ -202,11 +201,8 @@ def restrict(queryset: QuerySet, user, action: str, *also: str, resource_id_fiel
     if EVERYWHERE in scopes:
         return queryset.all()
     condition = Q()
-    for scope in scopes:
-        try:
-            condition |= _scope_q(scope, resource_id_field, subscription_field, resource_group_field)
-        except InvalidScope:
-            continue  # a malformed mapping grants nothing
+    for parsed in valid_scopes(scopes):  # a malformed mapping grants nothing
+        condition |= _scope_q(parsed, resource_id_field, subscription_field, resource_group_field)
     if not condition:
         return queryset.none()
     return queryset.filter(condition)

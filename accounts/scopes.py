@@ -7,6 +7,7 @@ is a prefix match that stops at a segment boundary (``/subscriptions/a`` does no
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -69,6 +70,16 @@ def parse_scope(text: str) -> Scope:
             "/subscriptions/{id}/resourceGroups/{name}/providers/Microsoft.Compute/virtualMachines/{name}."
         )
     return Scope(match["sub"].lower(), match["rg"], match["vm"])
+
+
+def valid_scopes(texts: Iterable[str]) -> Iterator[Scope]:
+    """The scopes among ``texts`` that parse, in order; the others are skipped (a malformed mapping grants
+    nothing). ``"/"`` (everywhere) does not parse: callers check for it first."""
+    for text in texts:
+        try:
+            yield parse_scope(text)
+        except InvalidScope:
+            continue
 
 
 def normalize_scope(text: str) -> str:

@@ -12,7 +12,7 @@ from django.db.models.functions import Length, Lower, Replace
 from django.utils import timezone
 
 from accounts.authz import EVERYWHERE
-from accounts.scopes import InvalidScope, ScopeKind, parse_scope, scope_contains
+from accounts.scopes import ScopeKind, scope_contains, valid_scopes
 from jitportal.lib.times import UtcDateTimeField
 
 from .callers import portal_identities
@@ -202,11 +202,7 @@ def seen_with_text(queryset: QuerySet, text: str, scopes: tuple[str, ...]) -> Qu
     inside = Value(0, output_field=IntegerField())
     own_names: list[str] = []
     own_vms = Q(pk__in=[])
-    for scope in scopes:
-        try:
-            parsed = parse_scope(scope)
-        except InvalidScope:
-            continue  # a malformed mapping grants nothing
+    for parsed in valid_scopes(scopes):
         key = parsed.id.lower()
         if parsed.kind is ScopeKind.VIRTUAL_MACHINE:  # ``vm_ids`` has a space at both ends of each id
             inside = inside + _occurrences("vm_ids", f" {key} ")

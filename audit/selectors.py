@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts import authz
 from accounts.roles import AUDIT_READ
-from accounts.scopes import InvalidScope, ScopeKind, parse_scope
+from accounts.scopes import Scope, ScopeKind, valid_scopes
 
 from .callers import caller_label
 from .filtersets import OPERATION_CHOICES
@@ -23,8 +23,7 @@ from .redaction import AuditScope, activity_shown, trail_shown
 OPERATION_LABELS = dict(OPERATION_CHOICES)
 
 
-def _activity_scope_q(scope: str) -> Q:
-    parsed = parse_scope(scope)
+def _activity_scope_q(parsed: Scope) -> Q:
     if parsed.kind is ScopeKind.SUBSCRIPTION:
         return Q(subscription_id=parsed.subscription_id)
     if parsed.kind is ScopeKind.RESOURCE_GROUP:
@@ -44,11 +43,8 @@ def activity_for_user(user, action: str = AUDIT_READ) -> QuerySet[ActivityLogEve
     if authz.EVERYWHERE in scopes:
         return queryset
     condition = Q()
-    for scope in scopes:
-        try:
-            condition |= _activity_scope_q(scope)
-        except InvalidScope:
-            continue
+    for parsed in valid_scopes(scopes):
+        condition |= _activity_scope_q(parsed)
     return queryset.filter(condition) if condition else queryset.none()
 
 

@@ -10,7 +10,7 @@ from django.http import Http404, QueryDict
 
 from accounts import authz
 from accounts.roles import JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ, VM_WRITE
-from accounts.scopes import InvalidScope, ScopeKind, parse_scope
+from accounts.scopes import ScopeKind, valid_scopes
 
 from . import change_notes
 from .filtersets import VirtualMachineFilterSet
@@ -29,11 +29,7 @@ def _vm_scope_q(user, action: str) -> Q | None:
     if authz.EVERYWHERE in scopes:
         return None
     condition = Q(pk__in=[])
-    for scope in scopes:
-        try:
-            parsed = parse_scope(scope)
-        except InvalidScope:
-            continue  # a malformed mapping grants nothing
+    for parsed in valid_scopes(scopes):
         if parsed.vm_name:
             condition |= Q(resource_id=parsed.id.lower())
         elif parsed.resource_group:
@@ -65,11 +61,7 @@ def filter_choices(user, subscriptions: list[Subscription]) -> tuple[list[str], 
             locations.update(subscription.locations)
             continue
         partial.append(subscription.subscription_id)
-        for scope in scopes:
-            try:
-                parsed = parse_scope(scope)
-            except InvalidScope:
-                continue
+        for parsed in valid_scopes(scopes):
             if parsed.subscription_id == subscription.subscription_id and parsed.resource_group:
                 groups.add(parsed.resource_group.lower())
     if partial:
@@ -427,15 +419,8 @@ def subscription_list(user) -> QuerySet[Subscription]:
 def manages_whole_subscriptions(user) -> bool:
     """Whether ``user`` may register and manage subscriptions: settings at a whole subscription (or everywhere), not
     only at resource groups or VMs."""
-    for scope in authz.permitted_scopes(user, SETTINGS_WRITE):
-        if scope == authz.EVERYWHERE:
-            return True
-        try:
-            if parse_scope(scope).kind == ScopeKind.SUBSCRIPTION:
-                return True
-        except InvalidScope:
-            continue
-    return False
+    scopes = authz.permitted_scopes(user, SETTINGS_WRITE)
+    return authz.EVERYWHERE in scopes or any(s.kind == ScopeKind.SUBSCRIPTION for s in valid_scopes(scopes))
 
 
 def subscription_get(user, pk: int) -> Subscription:

@@ -1,7 +1,16 @@
 """Scopes parse in three forms and contain what lies under them, case-insensitively, by whole segments."""
 import pytest
 
-from accounts.scopes import InvalidScope, ScopeKind, minimal_scopes, normalize_scope, parse_scope, scope_contains
+from accounts.scopes import (
+    InvalidScope,
+    Scope,
+    ScopeKind,
+    minimal_scopes,
+    normalize_scope,
+    parse_scope,
+    scope_contains,
+    valid_scopes,
+)
 
 SUB = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000001"
 VM = f"{SUB}/resourceGroups/rg-web-prod/providers/Microsoft.Compute/virtualMachines/web-01"
@@ -45,6 +54,16 @@ def test_it_normalises_spelling_but_keeps_names():
 def test_it_refuses_anything_else(text):
     with pytest.raises(InvalidScope):
         parse_scope(text)
+
+
+def test_valid_scopes_parses_in_order_and_skips_what_does_not_parse():
+    rg = f"{SUB}/resourceGroups/rg-web-prod"
+    texts = iter([VM.upper().replace("/SUBSCRIPTIONS/", "/subscriptions/"), "/", "/subscriptions/not-a-guid", rg, ""])
+    assert list(valid_scopes(texts)) == [
+        Scope("c0a1b2c3-0000-4000-8000-000000000001", "RG-WEB-PROD", "WEB-01"),
+        Scope("c0a1b2c3-0000-4000-8000-000000000001", "rg-web-prod"),
+    ]
+    assert list(valid_scopes([])) == []
 
 
 @pytest.mark.parametrize(
