@@ -319,6 +319,8 @@ class SyncRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    STORING = "storing"  # the phase once Azure is read: the chunks are stored, each committed on its own
+
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="sync_runs")
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
     phase = models.CharField(max_length=64, blank=True)
@@ -342,6 +344,12 @@ class SyncRun(models.Model):
     @property
     def done(self) -> bool:
         return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+
+    @property
+    def partly_stored(self) -> bool:
+        """Whether the run failed while storing (phase ``STORING``): the chunks it committed stay, so the inventory may
+        be partly refreshed until the next sync. One that failed reading Azure stored nothing."""
+        return self.state == self.State.FAILED and self.phase == self.STORING
 
 
 class DriftFinding(models.Model):

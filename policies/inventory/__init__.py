@@ -20,7 +20,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from .. import shapes
-from ..models import Subscription
+from ..models import Subscription, SyncRun
 from .rows import Network, build_rows, classify, portal_requesters, usage
 from .snapshot import (
     PolicyView,
@@ -62,7 +62,7 @@ def sync_subscription(subscription: Subscription, gateway, progress: Progress, n
     """Read, classify and store one subscription. Returns (VMs seen, open drift findings)."""
     now = now or timezone.now()
     snap = read_snapshot(gateway, progress, subscription, now)
-    progress("storing", 0)
+    progress(SyncRun.STORING, 0)
     policies = [policy_view(p) for p in snap.policies]
     rows = build_rows(subscription, snap, policies, now, portal_requesters(policies))
     nsg_rules = {info.id: info.rules for info in (shapes.nsg_info(n) for n in snap.nsgs)}

@@ -967,3 +967,72 @@ def test_a_baseline_accepted_after_the_sync_read_its_stored_rows_is_not_flagged_
     sync(prod)
     assert open_findings("web-02") == set()
     assert vm("web-02").drift_count == 0
+
+
+PARTLY_REFRESHED = "the inventory may be partly refreshed until the next sync"
+
+
+def _status_seen_by(client, user) -> str:
+    from django.urls import reverse
+
+    client.force_login(user)
+    return client.get(reverse("policies:inventory")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_sync_azure_fails_midway_through_its_reading_stores_nothing_and_says_why(prod, fresh_emulator, client,
+                                                                                   policy_admin):
+    """Azure is read whole before anything is stored: a list failing after the VMs were read leaves the inventory as
+    the last sync left it (the VMs deleted in Azure meanwhile still listed), and the run failed with the reason."""
+    from policies import tasks
+
+    before = _inventory_rows()
+    fresh_emulator.load_scenario(_demo_without("web-03", "web-04"))
+    fresh_emulator.add_fault(path="/jitNetworkAccessPolicies$", kind="403", method="GET")  # the last list
+    run = SyncRun.objects.create(subscription=prod)
+    assert tasks.sync_subscription.apply(args=[run.pk]).get() == SyncRun.State.FAILED
+    run.refresh_from_db()
+    assert run.phase == "JIT policies" and run.error and not run.partly_stored
+    assert _inventory_rows() == before
+    page = _status_seen_by(client, policy_admin)
+    assert f"Contoso Production: {SyncRun.State.FAILED.label}" in page and run.error in page
+    assert PARTLY_REFRESHED not in page
+
+
+@pytest.mark.django_db
+def test_a_sync_that_fails_while_storing_fails_with_the_reason_and_says_the_inventory_may_be_partly_refreshed(
+        fresh_emulator, client, policy_admin, monkeypatch):
+    """The chunks stored before the failure stay (each is committed on its own): the page says so until the next
+    sync, which stores the rest."""
+    from django.db import OperationalError
+
+    from policies import tasks
+    from policies.inventory import storing
+
+    monkeypatch.setattr(storing, "CHUNK", 8)
+    store_chunk = storing.store_chunk
+    stored_chunks: list[int] = []
+
+    def locked_out_at_the_second_chunk(*args):
+        if stored_chunks:
+            raise OperationalError("database is locked")
+        stored_chunks.append(store_chunk(*args))
+        return stored_chunks[-1]
+
+    monkeypatch.setattr(storing, "store_chunk", locked_out_at_the_second_chunk)
+    prod = register(fresh_emulator, PROD, "Contoso Production")
+    run = SyncRun.objects.create(subscription=prod)
+    assert tasks.sync_subscription.apply(args=[run.pk]).failed()
+    run.refresh_from_db()
+    prod.refresh_from_db()
+    assert run.state == SyncRun.State.FAILED and run.error == "OperationalError: database is locked"
+    assert prod.last_sync_status == "failed" and prod.last_sync_error == run.error
+    assert run.partly_stored and 0 < VirtualMachine.objects.count() < 41  # the first chunk's VMs only
+    page = _status_seen_by(client, policy_admin)
+    assert f"Contoso Production: {SyncRun.State.FAILED.label}" in page and run.error in page
+    assert PARTLY_REFRESHED in page
+
+    monkeypatch.setattr(storing, "store_chunk", store_chunk)
+    run = sync(prod)
+    assert VirtualMachine.objects.count() == run.vms_seen == 41
+    assert PARTLY_REFRESHED not in _status_seen_by(client, policy_admin)
