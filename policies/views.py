@@ -295,10 +295,12 @@ def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One VM: its JIT ports, NSG/firewall, addresses, drift, recent requests and changes."""
     vm = selectors.vm_get(request.user, pk)
     blocked = selectors.enable_blocked([vm]).get(vm.pk) if vm.state == VmState.NOT_CONFIGURED else None
+    changes = selectors.vm_recent_changes(request.user, vm)
     return render(request, "policies/vm_detail.html", {
         "title": vm.name, "vm": vm, "ports": [rules.PortRule.from_azure(p) for p in vm.ports],
         "enable_blocked": selectors.enable_blocked_message("this VM", blocked) if blocked else "",
-        "drift": list(selectors.vm_open_drift(vm)), "changes": selectors.vm_recent_changes(request.user, vm),
+        "drift": list(selectors.vm_open_drift(vm)), "changes": changes,
+        "following_changes": any(not change.done for change in changes),
         "requests": _vm_requests(vm, request.user), "may_edit": selectors.may_edit_policy(request.user, vm),
         "may_connect": authz.has_permission(request.user, JIT_INITIATE, vm.resource_id),
         "default_ports": rules.default_ports(vm.os_type),

@@ -290,3 +290,37 @@ def test_the_rows_and_tab_counts_follow_a_change_when_azure_applies_it(portal, e
     expect(page.locator("#pending-changes")).to_contain_text("Applied")
     expect(row).to_have_count(0)  # the row left for the Configured tab, whose count grew
     expect(page.locator("#tab-configured .count")).to_have_text(f"({int(configured.strip('()')) + 1})")
+
+
+def test_the_vm_page_follows_a_change_when_azure_applies_it(portal, entra_page):
+    """The VM page polls its pending change; once Azure applied it, the page shows the VM as it is now (state,
+    ports, Connect and Remove JIT), not the 'JIT is not enabled' it loaded with beside an 'Applied' change."""
+    from accounts.models import User
+    from policies import services
+    from policies.models import VirtualMachine
+    from tests.policies.factories import apply_all
+
+    page = entra_page
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    celery_app.conf.task_always_eager = False  # the changes wait for ``apply_all`` below
+    bob = User.objects.get(email="bob@contoso.example")
+    web05 = VirtualMachine.objects.get(name="web-05")
+    services.policy_enable(actor=bob, vms=[web05])
+    page.goto(f"{portal}/inventory/vm/{web05.pk}/")
+    expect(page.locator("#vm-state")).to_have_text("Not configured")
+    expect(page.locator("#changes")).to_contain_text("Pending")
+    assert apply_all() == ["applied"]
+    expect(page.locator("#changes")).to_contain_text("Applied")
+    expect(page.locator("#vm-state")).to_have_text("Configured")
+    expect(page.locator('#vm-ports tr[data-port="22"]')).to_be_visible()
+    expect(page.locator("#remove-jit")).to_be_visible()
+    expect(page.locator("#enable-blocked")).to_have_count(0)
+
+    # And back: removing JIT leaves the page on Not configured, with Enable JIT, once Azure applied it.
+    services.policy_remove(actor=bob, vm=VirtualMachine.objects.get(pk=web05.pk))
+    page.reload()
+    expect(page.locator("#vm-state")).to_have_text("Configured")
+    assert apply_all() == ["applied"]
+    expect(page.locator("#vm-state")).to_have_text("Not configured")
+    expect(page.locator("#enable-jit")).to_be_visible()
+    expect(page.locator("#vm-ports")).to_have_count(0)
