@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from django.template.defaultfilters import pluralize
+
 RETRYING = "Retrying: "
 _KEPT = re.compile(r"(?P<name>.+) kept the newer change #(?P<pk>\d+), applied first")
 # ``CloudError``: "Code: message", Azure's codes being words run together (InvalidPortNumber, TooManyRequests)
@@ -32,7 +34,8 @@ def error_seen(error: str, *, readable_names: set[str], withheld: int) -> str:
         shown = [part for part, name in zip(error.split("; "), kept, strict=True)
                  if name.lower() in readable_names]
         if len(shown) < len(kept):
-            shown.append(f"{len(kept) - len(shown)} note(s) about VMs outside your scope withheld")
+            left_out = len(kept) - len(shown)
+            shown.append(f"{left_out} note{pluralize(left_out)} about VMs outside your scope withheld")
         return "; ".join(shown)
     retrying = error.startswith(RETRYING)
     code = ERROR_CODE.match(error.removeprefix(RETRYING))

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -214,7 +215,7 @@ def _enable_page(request: HttpRequest, vms: list[VirtualMachine], problems: list
             named = ", ".join(vm.name for vm in vms) if len(vms) <= BULK_NAMED else f"{len(vms):,} VMs"
             messages.success(request, f"Enabling JIT on {named} with ports "
                                       f"{', '.join(str(p.number) for p in ports)} "
-                                      f"({len(changes)} policy change(s) pending).")
+                                      f"({len(changes)} policy change{pluralize(len(changes))} pending).")
             # The inventory follows the first ``SAVED_MAX`` (a save over many policies: each VM's row says the rest).
             followed = ",".join(str(change.pk) for change in changes[:selectors.SAVED_MAX])
             return redirect(f"{back}&saved={followed}")
@@ -249,7 +250,7 @@ def sync_now(request: HttpRequest) -> HttpResponse:
     runs = [services.sync_request(actor=request.user, subscription=s, client_ip=address)
             for s in selectors.syncable_subscriptions(request.user)]
     if runs:
-        messages.success(request, f"Syncing {len(runs)} subscription(s) from Azure.")
+        messages.success(request, f"Syncing {len(runs)} subscription{pluralize(len(runs))} from Azure.")
     else:
         messages.error(request, "No registered subscription to sync.")
     return redirect(_local_next(request, reverse("policies:inventory")))

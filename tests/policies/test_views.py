@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from policies.models import PolicyChange, Subscription, VirtualMachine, VmState
@@ -259,6 +260,8 @@ def test_a_policy_admin_bulk_enables_selected_vms(client, policy_admin, django_c
     assert response.status_code == 302
     change = PolicyChange.objects.get()
     assert len(tasks) == 1 and change.state == PolicyChange.State.QUEUED
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"Enabling JIT on {vms[0].name}, {vms[1].name} with ports 22, 3389, 5986, 8443 (1 policy change pending)."]
     for vm in vms:
         desired = {p["number"]: p for p in change.desired[vm.arm_id]}
         assert sorted(desired) == [22, 3389, 5986, 8443]
@@ -964,7 +967,7 @@ def test_a_reader_of_one_vm_follows_a_change_that_also_covered_others_seeing_onl
         last_error="web-01 kept the newer change #98, applied first; web-02 kept the newer change #99, applied first")
     applied = client.get(status).content.decode()
     assert "web-01 kept the newer change #98" in applied
-    assert "1 note(s) about VMs outside your scope withheld" in applied
+    assert "1 note about VMs outside your scope withheld" in applied
     assert "web-02" not in applied and "hx-get" not in applied
 
     client.force_login(requester)  # VM read over the subscription, without JIT policy read: may follow it too
@@ -1085,3 +1088,14 @@ def test_the_vm_page_offers_connect_only_where_jit_is_enabled_and_the_connect_pa
         assert "Just-in-time access is not enabled on this VM." in response.content.decode()
     VirtualMachine.objects.filter(pk=configured.pk).update(ports=[])
     assert 'id="connect"' not in client.get(reverse("policies:vm_detail", args=[configured.pk])).content.decode()
+
+
+@pytest.mark.django_db
+def test_sync_now_says_how_many_subscriptions_it_syncs_in_plain_words(client, policy_admin,
+                                                                       django_capture_on_commit_callbacks):
+    make_vm(IN_RG)
+    client.force_login(policy_admin)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("policies:sync_now"))
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["Syncing 1 subscription from Azure."]
