@@ -156,5 +156,6 @@ class ExtendForm(OneTimeForm):
     def __init__(self, *args, duration_choices: list[tuple[int, str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["duration"].choices = duration_choices
+        self.fields["duration"].widget.attrs["aria-describedby"] = "extend-help"
         if not self.is_bound:
             self.initial.setdefault("token", new_token())

@@ -843,6 +843,10 @@ def test_extend_offers_only_time_ranges_that_end_after_the_open_access(prod, ali
     form = page[page.index('id="extend-form"'):]
     offered = re.findall(r'<option value="(\d+)"', form[:form.index("</select>")])
     assert offered == ["7200", "10800"]  # 15 minutes to 1 hour would end before the 2 hours open now
+    # The steps go up to the longest maximum of the request's VMs; the form says a shorter one is kept.
+    assert re.search(r'<select name="duration"[^>]*aria-describedby="extend-help"', form)
+    assert ('id="extend-help">Each port opens again for this long, or for its own maximum time where that is '
+            'shorter.</p>') in form
     token = re.search(r'name="token" value="([0-9a-f]+)"', form).group(1)
     sent = alice.post(reverse("policies:request_extend", args=[original.pk]), {"duration": 1800, "token": token},
                       follow=True)
