@@ -50,6 +50,22 @@ def _messages_from(request: HttpRequest, exc: ValidationError) -> None:
 
 
 FIRST_SYNC_EMPTY = "No virtual machines here yet: a subscription's first sync is still running."
+FILTERED_EMPTY = ("No virtual machines on this tab match the search or filters. The other tabs' counts show where "
+                  "the matching ones are; or clear all filters.")
+
+
+def _empty_text(tab: str, *, filtered: bool, may_write: bool) -> str:
+    """What an empty tab says, and what to do next: a search or filter matching none of its VMs, else why the tab
+    has none (nothing configured yet, every VM that can have JIT has it, none unsupported)."""
+    if filtered:
+        return FILTERED_EMPTY
+    if tab == VmState.CONFIGURED:
+        return "No VM has JIT enabled yet. " + (
+            "Select VMs on the Not configured tab and choose Enable JIT on selected VMs." if may_write
+            else "A JIT policy admin enables it on the VMs that support it (the Not configured tab).")
+    if tab == VmState.NOT_CONFIGURED:
+        return "No VM is waiting for JIT: every VM here that supports it has JIT enabled (the Configured tab)."
+    return "No unsupported VMs: every VM here can have JIT."
 
 
 @requires(VM_READ)
@@ -69,9 +85,11 @@ def inventory(request: HttpRequest) -> HttpResponse:
                    else "bulk-request" if tab == VmState.CONFIGURED and may_request else None)
     # Subscriptions whose first sync has not finished: their VMs are not listed yet (say so, not "none match").
     first_syncs = [s for s in subscriptions if s.last_sync_at is None]
+    searched = any(str(request.GET.get(name, "")).strip() for name in filterset.filters)
     table = VirtualMachineTable(filtered.filter(state=tab).only(*ROW_FIELDS), tab=tab,
                                 selectable=select_form is not None,
-                                **({"empty_text": FIRST_SYNC_EMPTY} if first_syncs else {}))
+                                empty_text=FIRST_SYNC_EMPTY if first_syncs else _empty_text(
+                                    tab, filtered=searched, may_write=may_write))
     paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator, count=counts[tab])
     shown = [column.name for column in table.columns]
     records = [row.record for row in table.page.object_list]

@@ -1030,7 +1030,7 @@ def test_the_inventory_says_a_first_sync_is_running_rather_than_that_no_vm_match
     assert "a subscription&#x27;s first sync is still running" in page and "No virtual machines match." not in page
     Subscription.objects.filter(pk=subscription.pk).update(last_sync_at=timezone.now())
     page = client.get(reverse("policies:inventory")).content.decode()
-    assert "first sync" not in page and "No virtual machines match." in page
+    assert "first sync" not in page and "No VM has JIT enabled yet." in page
 
 
 def row_menu(page: str, vm: VirtualMachine) -> dict[str, str]:
@@ -1099,3 +1099,33 @@ def test_sync_now_says_how_many_subscriptions_it_syncs_in_plain_words(client, po
         response = client.post(reverse("policies:sync_now"))
     assert response.status_code == 302
     assert [str(m) for m in get_messages(response.wsgi_request)] == ["Syncing 1 subscription from Azure."]
+
+
+@pytest.mark.django_db
+def test_an_empty_tab_says_why_and_what_to_do_next(client, policy_admin, requester):
+    from django.utils import timezone
+
+    make_vm(IN_RG, "web-77")  # configured
+    Subscription.objects.update(last_sync_at=timezone.now())  # synced: an empty tab is not a first sync running
+    client.force_login(policy_admin)
+    inventory = reverse("policies:inventory")
+
+    def empty_row(query: dict) -> str:
+        page = client.get(inventory, query).content.decode()
+        return re.search(r'<tbody>\s*<tr><td colspan="\d+">(.*?)</td></tr>', page, re.S).group(1)
+
+    assert empty_row({"tab": "not_configured"}) == (
+        "No VM is waiting for JIT: every VM here that supports it has JIT enabled (the Configured tab).")
+    assert empty_row({"tab": "unsupported"}) == "No unsupported VMs: every VM here can have JIT."
+    filtered = ("No virtual machines on this tab match the search or filters. The other tabs&#x27; counts show where "
+                "the matching ones are; or clear all filters.")
+    assert empty_row({"tab": "configured", "q": "nothing-like-this"}) == filtered
+    assert empty_row({"tab": "configured", "os": "Windows"}) == filtered
+
+    VirtualMachine.objects.update(state=VmState.NOT_CONFIGURED, ports=[], policy_name="")
+    assert empty_row({"tab": "configured"}) == (
+        "No VM has JIT enabled yet. Select VMs on the Not configured tab and choose Enable JIT on selected VMs.")
+    client.force_login(requester)
+    assert empty_row({"tab": "configured"}) == (
+        "No VM has JIT enabled yet. A JIT policy admin enables it on the VMs that support it (the Not configured "
+        "tab).")
