@@ -60,7 +60,8 @@ def port_choices(vms: list[VirtualMachine]) -> list[tuple[str, str]]:
 class AccessRequestForm(OneTimeForm):
     """One request over ``vms`` (already restricted to what the user may request)."""
 
-    ports = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, label="Ports")
+    ports = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, label="Ports",
+                                      error_messages={"required": "Select at least one port to open."})
     source_kind = forms.ChoiceField(choices=SOURCE_CHOICES, initial="my_ip", widget=forms.RadioSelect,
                                     label="Allowed source IP")
     source_ip = forms.CharField(required=False, label="IP address", max_length=64)
@@ -69,6 +70,7 @@ class AccessRequestForm(OneTimeForm):
     duration = forms.TypedChoiceField(coerce=int, label="Time range")
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500,
                                     label="Justification",
+                                    error_messages={"required": "Say why you need access."},
                                     help_text="Sent to Azure with your user name and the portal's request number.")
     start_at = forms.DateTimeField(required=False, label=f"Start later ({settings.TIME_ZONE})",
                                    widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),

@@ -1638,3 +1638,14 @@ def test_the_dashboards_open_access_asks_for_itself_again_sooner_while_a_port_op
     part = client.get(reverse("dashboard_open_access"), HTTP_HX_REQUEST="true")
     assert part.status_code == 200 and part.content.decode().lstrip().startswith('<div class="module" id="my-open')
     assert 'hx-trigger="every 30s"' in part.content.decode() and 'data-port="web-02:22"' in part.content.decode()
+
+
+def test_a_request_without_ports_or_justification_says_what_to_fill_in(prod, alice):
+    web02 = vm("web-02")
+    response = post_form(alice, web02, token_of(form_page(alice, web02)), ports=[], justification="")
+    page = response.content.decode()
+    assert response.status_code == 400 and not AccessRequest.objects.exists()
+    assert "Say why you need access." in field_error(page, "justification")
+    errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', page, re.S)
+    assert any("Select at least one port to open." in e for e in errors), errors
+    assert "This field is required." not in page
