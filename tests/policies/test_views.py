@@ -1129,3 +1129,18 @@ def test_an_empty_tab_says_why_and_what_to_do_next(client, policy_admin, request
     assert empty_row({"tab": "configured"}) == (
         "No VM has JIT enabled yet. A JIT policy admin enables it on the VMs that support it (the Not configured "
         "tab).")
+
+
+@pytest.mark.django_db
+def test_a_not_configured_vm_page_tells_a_requester_who_enables_jit_and_an_admin_gets_the_button(
+        client, requester, policy_admin):
+    vm = not_configured(make_vm(IN_RG))
+    url = reverse("policies:vm_detail", kwargs={"pk": vm.pk})
+    client.force_login(requester)
+    page = client.get(url).content.decode()
+    assert "JIT is not enabled on this VM." in page and 'id="enable-jit"' not in page
+    assert ('<p id="ask-admin" class="help">Access to it cannot be requested until a JIT policy admin enables JIT '
+            'on it.</p>') in page
+    client.force_login(policy_admin)
+    page = client.get(url).content.decode()
+    assert 'id="enable-jit"' in page and 'id="ask-admin"' not in page
