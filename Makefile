@@ -8,8 +8,9 @@ EMULATOR_PORT ?= 8443
 export PATH := $(abspath $(BIN)):$(PATH)
 export DJANGO_SETTINGS_MODULE ?= jitportal.settings.local
 # Four test processes: most tests wait on the emulator, Celery workers or the browser, so four keep two cores busy
-# (one suite in about 6 minutes instead of 10 on two).
-PYTEST_ARGS ?= -n 4
+# (one suite in about 6 minutes instead of 10 on two). Each takes one test at a time, the long ones first (tests/conftest.py),
+# so none is left finishing a long test alone at the end.
+PYTEST_ARGS ?= -n 4 --maxschedchunk 1
 # More pytest options after those, e.g. PYTEST_EXTRA="-m 'not browser'" (CI's PostgreSQL run).
 PYTEST_EXTRA ?=
 

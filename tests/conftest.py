@@ -11,6 +11,13 @@ pytest_plugins = ["tests.plugins.browser", "tests.plugins.workers", "tests.plugi
                   "tests.plugins.webhooks", "tests.plugins.script_prefix"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first: the browser's, and those starting workers or emulators. With the Makefile's
+    ``--maxschedchunk 1`` each test process takes the next test when it is free, so a parallel run does not end
+    with one process in a long test while the others wait."""
+    items.sort(key=lambda item: not (item.get_closest_marker("browser") or item.get_closest_marker("slow")))
+
+
 @pytest.fixture
 def breakglass_admin(django_user_model):
     """The local superuser: the only account that signs in with a password."""
