@@ -1,11 +1,15 @@
-"""The Content-Security-Policy header on every response (django-csp), with what the Entra sign-in needs."""
+"""The Content-Security-Policy header on every response (django-csp), with what the Entra sign-in needs; the
+portal's page for a 405."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from csp.constants import HEADER
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
+from django.template.loader import render_to_string
 
 from jitportal.lib.csp import origin_of, reporting_endpoints
 
@@ -38,3 +42,30 @@ def _as_list(value: str | list | tuple | None) -> list:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+class MethodNotAllowedPageMiddleware:
+    """Gives the bare 405 of a portal page (``require_POST``'s ``HttpResponseNotAllowed``, which Django renders
+    through no handler) the portal's look: ``405.html`` says what happened and links back. Only for a browser's
+    request (one whose ``Accept`` names HTML) outside the API, which keeps its JSON 405; the status and the ``Allow``
+    header stay as the view set them. Listed after the sign-in middleware, so the page has the signed-in user."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (response.status_code == 405 and isinstance(response, HttpResponseNotAllowed)
+                and not request.path_info.startswith("/api/") and _accepts_html(request)):
+            response.content = render_to_string("405.html", {"method": request.method,
+                                                             "safe": request.method in ("GET", "HEAD")},
+                                                 request=request)
+            response["Content-Type"] = "text/html; charset=utf-8"
+        return response
+
+
+def _accepts_html(request: HttpRequest) -> bool:
+    """Whether the request names HTML in its ``Accept`` header (a browser does; ``*/*`` alone, as curl and monitors
+    send, keeps the plain 405)."""
+    return any((media.main_type, media.sub_type) in (("text", "html"), ("application", "xhtml+xml"))
+               for media in request.accepted_types)

@@ -120,3 +120,30 @@ def test_any_other_bad_request_gets_a_plain_400_not_the_forms_page_nor_a_500(dja
 
     response = views.bad_request(RequestFactory().post("/requests/new/"), TooManyFieldsSent("x"))
     assert response.status_code == 400 and "select fewer VMs or ports" in response.content.decode()
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_an_actions_address_opened_in_the_browser_gets_a_page_that_says_what_happened(client, breakglass_admin):
+    """Opening a POST-only address (a button's) in the browser showed a blank page: Django's 405 has no body."""
+    client.force_login(breakglass_admin)
+    for path in ("/inventory/vm/1/jit/enable/", "/accounts/logout/"):
+        response = client.get(path, HTTP_ACCEPT=BROWSER_ACCEPT)
+        body = response.content.decode()
+        assert response.status_code == 405 and response["Allow"] == "POST", path
+        assert response["Content-Type"] == "text/html; charset=utf-8"
+        assert "<h1>This address is not a page</h1>" in body and "Nothing was done" in body, path
+        assert '<a href="/">Back to the dashboard</a>' in body
+        _portal_page(body)
+    response = client.post("/healthz", HTTP_ACCEPT=BROWSER_ACCEPT)  # a page that only reads, sent a form
+    assert response.status_code == 405 and response["Allow"] == "GET"
+    assert "does not accept a POST request" in response.content.decode()
+
+
+def test_a_405_outside_a_browser_or_under_the_api_keeps_its_own_body(client, breakglass_admin):
+    client.force_login(breakglass_admin)
+    plain = client.get("/inventory/vm/1/jit/enable/", HTTP_ACCEPT="*/*")
+    assert plain.status_code == 405 and plain.content == b"" and plain["Allow"] == "POST"
+    api = client.patch("/api/v1/vms/", HTTP_ACCEPT=BROWSER_ACCEPT)
+    assert api.status_code in (401, 403, 405) and api["Content-Type"] == "application/json"
