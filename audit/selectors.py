@@ -234,6 +234,22 @@ def vm_timeline(user, vm_id: str, *, days: int = 30, limit: int = 2000) -> list[
     return _joined(azure, with_request_links(user, portal))
 
 
+def audited_vms_named(user, name: str, *, limit: int = 50):
+    """The inventory's VMs called ``name`` (any case) that ``user`` may audit, by subscription and resource group, with
+    ``subscription_name``: a VM name is unique only within its resource group."""
+    from policies.models import VirtualMachine
+
+    name = name.strip()
+    if not name or "\x00" in name:
+        return []
+    vms = list(authz.restrict(VirtualMachine.objects.filter(name__iexact=name), user, AUDIT_READ)
+               .order_by("subscription_key", "resource_group", "name", "pk")[:limit])
+    names = subscription_names(vm.subscription_key for vm in vms)
+    for vm in vms:
+        vm.subscription_name = names.get(vm.subscription_key.lower(), "")
+    return vms
+
+
 def request_correlation(value: str) -> str | None:
     """The correlation id of the access request ``value`` names: its number (``42``) or the id itself.
 

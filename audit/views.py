@@ -156,13 +156,19 @@ def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @requires(AUDIT_READ)
 def vm_timeline(request: HttpRequest) -> HttpResponse:
-    """Who opened what, from where, why, and when it closed, for one VM (``?vm=``) or one access request
-    (``?request=<number or correlation id>``): portal events joined to the Azure calls they caused and the rules
-    written."""
+    """Who opened what, from where, why, and when it closed, for one VM (``?vm=`` its resource id, or its name when
+    one VM the user may audit has it; several get a page to choose one) or one access request (``?request=<number or
+    correlation id>``): portal events joined to the Azure calls they caused and the rules written."""
     named = request.GET.get("request", "").strip()
     if named:
         return _request_timeline(request, named)
     vm_id = request.GET.get("vm", "").strip()
+    if vm_id and not vm_id.startswith("/"):  # a VM's name, as typed: the one VM of that name the user may audit
+        named = selectors.audited_vms_named(request.user, vm_id)
+        if len(named) > 1:
+            return render(request, "audit/timeline_choose.html", {
+                "title": "Audit", "subtitle": "VM timeline", "name": vm_id, "vms": named})
+        vm_id = named[0].arm_id if named else ""
     if not vm_id or "\x00" in vm_id or not authz.has_permission(request.user, AUDIT_READ, vm_id):  # PostgreSQL: no NUL
         raise Http404("No such virtual machine.")
     entries = selectors.vm_timeline(request.user, vm_id)

@@ -487,6 +487,42 @@ def test_the_vm_timeline_joins_the_portal_events_with_the_azure_calls_and_rules(
     assert client.get(reverse("audit:vm_timeline"), {"vm": vm_id(sub=DEV, rg="rg-dev")}).status_code == 404
 
 
+def test_the_vm_timeline_takes_a_vms_name_when_one_vm_the_auditor_may_audit_has_it(client, auditor):
+    """``?vm=web-01`` was a 404: the timeline took a resource id only, though the search's VM filter takes a name."""
+    store_events([event(properties={"virtualMachines": vm_id()}, caller="alice@contoso.example")])
+    _inventory_vm(vm_id())
+    _inventory_vm(vm_id(sub=DEV, rg="rg-web-dev"))  # the same name where the auditor has no scope: not counted
+    client.force_login(auditor)
+    timeline = reverse("audit:vm_timeline")
+    for typed in ("web-01", " WEB-01 "):
+        response = client.get(timeline, {"vm": typed})
+        body = response.content.decode()
+        assert response.status_code == 200 and "<h1>Timeline of web-01</h1>" in body, typed
+        assert "alice@contoso.example" in body and f"{vm_id()} — the last 30 days" in body
+        assert "rg-web-dev" not in body
+    assert client.get(timeline, {"vm": "no-such-vm"}).status_code == 404
+    _inventory_vm(vm_id(sub=DEV, rg="rg-dev", name="web-09"))
+    assert client.get(timeline, {"vm": "web-09"}).status_code == 404  # out of scope: as if it did not exist
+
+
+def test_a_vm_name_several_vms_have_gets_a_page_to_choose_one(client, auditor):
+    from urllib.parse import quote
+
+    _inventory_vm(vm_id())
+    _inventory_vm(vm_id(rg="rg-web-blue"))
+    _inventory_vm(vm_id(sub=DEV, rg="rg-web-dev"))  # out of the auditor's scope: not offered
+    client.force_login(auditor)
+    response = client.get(reverse("audit:vm_timeline"), {"vm": "web-01"})
+    body = response.content.decode()
+    assert response.status_code == 200 and "<h1>Several VMs are named web-01</h1>" in body
+    links = re.findall(r'<a href="([^"]+)">Timeline of web-01</a>', body)
+    assert links == [f'{reverse("audit:vm_timeline")}?vm={quote(vm_id(rg=rg))}'
+                     for rg in ("rg-web-blue", "rg-web-prod")]
+    assert "rg-web-dev" not in body and DEV not in body
+    for link in links:
+        assert client.get(html.unescape(link)).status_code == 200
+
+
 def test_the_vm_timeline_shows_a_dnat_rule_written_in_a_firewall_policy_as_a_rule_change(client, auditor):
     correlation = "aaaaaaaa-3333-4333-8444-555555555555"
     group = (f"/subscriptions/{PROD}/resourceGroups/rg-hub-prod/providers/Microsoft.Network/firewallPolicies/"
