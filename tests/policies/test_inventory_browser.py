@@ -271,6 +271,28 @@ def test_a_table_wider_than_the_window_scrolls_in_a_focusable_labelled_region(po
     expect(page.locator('tr[data-vm^="web-01-"] .row-menu').get_by_role("link", name="Details")).to_be_visible()
 
 
+def test_escape_closes_a_row_menu_and_gives_focus_back_to_its_button(portal, entra_page):
+    page = entra_page
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    page.goto(f"{portal}/inventory/?tab=configured&q=web-01")
+    menu = page.locator('tr[data-vm="web-01"] .row-menu')
+    summary = menu.locator("summary")
+    summary.focus()
+    page.keyboard.press("Enter")  # opened by keyboard, focus on a link of it
+    expect(menu).to_have_attribute("open", "")
+    page.keyboard.press("Tab")
+    expect(menu.get_by_role("link", name="Details")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(menu).not_to_have_attribute("open", "")
+    expect(menu.get_by_role("link", name="Details")).to_be_hidden()
+    expect(summary).to_be_focused()
+    summary.click()  # opened by mouse, focus left on the "…"
+    expect(menu).to_have_attribute("open", "")
+    page.keyboard.press("Escape")
+    expect(menu).not_to_have_attribute("open", "")
+    expect(summary).to_be_focused()
+
+
 def test_the_rows_and_tab_counts_follow_a_change_when_azure_applies_it(portal, entra_page):
     from accounts.models import User
     from policies import services

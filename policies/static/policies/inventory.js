@@ -63,3 +63,14 @@ document.addEventListener("formdata", (event) => {
 });
 document.addEventListener("DOMContentLoaded", () => { setAcross(false); showSelection(); });
 document.addEventListener("htmx:afterSettle", () => { setAcross(false); showSelection(); });  // rows reloaded
+// Row menus ("…", <details class="row-menu">): Escape closes the open menu the focus is in and gives focus back to its
+// "…", as a menu button does; with the focus elsewhere, it closes any menu left open.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || event.defaultPrevented) return;
+  const inside = event.target instanceof Element ? event.target.closest("details.row-menu[open]") : null;
+  const open = inside ? [inside] : [...document.querySelectorAll("details.row-menu[open]")];
+  if (!open.length) return;
+  for (const menu of open) menu.open = false;
+  inside?.querySelector("summary")?.focus();
+  event.preventDefault();
+});
