@@ -1,6 +1,7 @@
 """Forms of the inventory, JIT policy and subscription pages. Validation rules live in ``policies.rules``."""
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 
@@ -36,6 +37,17 @@ class PortForm(forms.Form):
     max_minutes = AsciiIntegerField(label="Max minutes", min_value=0, max_value=59, initial=0, required=False,
                                      error_messages={"invalid": WHOLE_TIME, "min_value": WHOLE_TIME,
                                                      "max_value": WHOLE_TIME})
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The port's service (SSH, RDP, WinRM…) shows next to its number, and a screen reader reads it with the field.
+        self.fields["number"].widget.attrs["aria-describedby"] = f"{self['number'].auto_id}_service"
+
+    @property
+    def service(self) -> str:
+        """What the port the row shows is for, when it is a well-known one ("SSH" for 22), else ""."""
+        value = str(self["number"].value() or "").strip()
+        return rules.PORT_LABELS.get(int(value), "") if value.isascii() and value.isdigit() and len(value) <= 5 else ""
 
     def clean_sources(self) -> tuple[str, ...]:
         return rules.parse_sources(self.cleaned_data["sources"])
@@ -121,6 +133,11 @@ class BasePortFormSet(forms.BaseFormSet):
         same = [row for row in self.initial or [] if number is not None and row["number"] == number]
         protocol = self.data.get(f"{prefix}-protocol")
         return next((row for row in same if row["protocol"] == protocol), same[0] if same else {})
+
+    @property
+    def port_services(self) -> str:
+        """The well-known ports and their services, as JSON, for port_rules.js to name a port as it is typed."""
+        return json.dumps(rules.PORT_LABELS)
 
     def port_rules(self) -> list[rules.PortRule]:
         return [form.port_rule() for form in self.forms

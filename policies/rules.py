@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 
 RECOMMENDED_PORTS = (22, 3389, 5985, 5986)
-PORT_LABELS = {22: "SSH", 3389: "RDP", 5985: "WinRM", 5986: "WinRM"}
+PORT_LABELS = {22: "SSH", 3389: "RDP", 5985: "WinRM HTTP", 5986: "WinRM HTTPS"}  # what a well-known port is for
 PROTOCOLS = ("TCP", "UDP", "*")
 PROTOCOL_LABELS = {"TCP": "TCP", "UDP": "UDP", "*": "Any"}
 ANY_SOURCE = "*"

@@ -293,6 +293,30 @@ def test_escape_closes_a_row_menu_and_gives_focus_back_to_its_button(portal, ent
     expect(summary).to_be_focused()
 
 
+def test_a_port_typed_in_a_new_row_is_named_and_the_rows_stay_narrow_on_a_phone(portal, entra_page):
+    from policies.models import VirtualMachine
+
+    page = entra_page
+    page.set_viewport_size({"width": 375, "height": 740})
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    vm = VirtualMachine.objects.get(name="web-01")
+    page.goto(f"{portal}/inventory/vm/{vm.pk}/jit/")
+    numbers = page.locator("#port-rules input[name$='-number']")
+    new = numbers.last
+    expect(new).to_have_value("")
+    new.fill("5986")
+    expect(page.locator(f"#{new.get_attribute('id')}_service")).to_have_text("WinRM HTTPS")
+    expect(new).to_have_accessible_description("WinRM HTTPS")
+    new.fill("59861")
+    expect(page.locator(f"#{new.get_attribute('id')}_service")).to_have_text("")
+    new.fill("22")
+    expect(page.locator(f"#{new.get_attribute('id')}_service")).to_have_text("SSH")
+    # The name sits under the port: the column is no wider than its field (and its cell's padding).
+    widths = page.locator("#port-rules tbody td:first-child").evaluate_all(
+        "cells => cells.map(c => [c.getBoundingClientRect().width, c.querySelector('input').offsetWidth])")
+    assert all(cell <= field + 24 for cell, field in widths), widths
+
+
 def test_the_rows_and_tab_counts_follow_a_change_when_azure_applies_it(portal, entra_page):
     from accounts.models import User
     from policies import services

@@ -270,6 +270,25 @@ def test_a_policy_admin_bulk_enables_selected_vms(client, policy_admin, django_c
 
 
 @pytest.mark.django_db
+def test_the_port_rows_say_which_well_known_port_is_ssh_rdp_or_winrm(client, policy_admin):
+    """The Enable JIT and Edit JIT rows showed bare numbers: which of 5985 and 5986 is WinRM over HTTPS?"""
+    vm = not_configured(make_vm(IN_RG))
+    client.force_login(policy_admin)
+
+    def services(page: str) -> dict[str, str]:
+        rows = re.findall(r'name="ports-(\d+)-number" value="(\d*)"[^>]*aria-describedby="id_ports-\1-number_service"'
+                          r'[^>]*><small class="port-service" id="id_ports-\1-number_service">([^<]*)</small>', page)
+        return {number: service for _, number, service in rows}
+
+    page = client.get(reverse("policies:bulk_enable"), {"vm": [vm.pk]}).content.decode()
+    assert services(page) == {"22": "SSH", "3389": "RDP", "5985": "WinRM HTTP", "5986": "WinRM HTTPS"}
+    assert 'data-port-services="{&quot;22&quot;: &quot;SSH&quot;' in page  # for a port typed in a new row
+    rows = [{"number": "3389", "sources": "not an address"}, {"number": "8443"}]
+    page = _edit(client, vm, rows).content.decode()  # sent back with its errors: the rows as typed
+    assert services(page) == {"3389": "RDP", "8443": ""}
+
+
+@pytest.mark.django_db
 def test_an_admin_reading_another_scope_selects_only_vms_they_configure_and_a_forged_mix_names_the_others(
         client, policy_admin, django_capture_on_commit_callbacks):
     from accounts.models import RoleMapping
