@@ -103,7 +103,10 @@ def token_revoke(*, actor, token: ApiToken, client_ip: str | None = None) -> Api
         return token
     with transaction.atomic():
         now = timezone.now()
-        ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+        if not ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
+            # Revoked meanwhile (a second click, another tab): once, at the first one's time (or deleted: gone).
+            token.revoked_at = ApiToken.objects.filter(pk=token.pk).values_list("revoked_at", flat=True).first() or now
+            return token
         token.revoked_at = now
         audit_record(actor=actor, action="api_token.revoked", target_type="api_token", target_id=str(token.pk),
                      target_label=f"{token.name} (jit_{token.prefix}…)", before={"status": "active"},

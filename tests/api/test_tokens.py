@@ -197,6 +197,18 @@ def test_a_deactivated_users_token_gets_401(requester):
     assert client.get(ME).status_code == 401
 
 
+def test_a_token_revoked_twice_at_once_is_revoked_and_recorded_once(requester):
+    """Two requests that both loaded the token while it was active (a double click on Yes, revoke; two tabs) revoke
+    it once: the second finds it revoked meanwhile, keeps the first's time and records nothing."""
+    token = services.token_create(actor=requester, name="cli").token
+    first, second = ApiToken.objects.get(pk=token.pk), ApiToken.objects.get(pk=token.pk)
+    services.token_revoke(actor=requester, token=first)
+    assert services.token_revoke(actor=requester, token=second).revoked_at == first.revoked_at
+    token.refresh_from_db()
+    assert token.revoked_at == first.revoked_at
+    assert AuditEvent.objects.filter(action="api_token.revoked").count() == 1
+
+
 def test_nobody_revokes_someone_elses_token(requester, reader):
     issued = services.token_create(actor=requester, name="cli")
     with pytest.raises(services.PermissionDenied):
