@@ -1,11 +1,11 @@
 """Reads of the accounts app, already restricted to what the user may see."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts import authz
 from accounts.models import RoleMapping, SignInClaims
@@ -93,9 +93,23 @@ def _subscription_wide(scope: str) -> bool:
         return False
 
 
+def _naming_any(field: str, values: set[str]) -> Q | None:
+    """A condition met by the stored claims whose JSON list ``field`` may name one of ``values`` (those that do, and
+    a few others: the JSON text holds the value in quotes, in any case), for the database to narrow by; ``None`` when
+    a value could be written otherwise in JSON (escaped: non-ASCII, quotes, backslashes), so every row is read."""
+    condition = Q(pk__in=[])
+    for value in values:
+        written = json.dumps(value)
+        if written[1:-1] != value:
+            return None
+        condition |= Q(**{f"{field}__icontains": written})
+    return condition
+
+
 def access_contact() -> AccessContact:
     """Whom to ask for a role: the configured contact, or the active users (break-glass accounts left out) who may
-    map roles for a whole subscription by the claims of their latest sign-in; three queries however many mappings."""
+    map roles for a whole subscription by the claims of their latest sign-in; two queries however many mappings,
+    reading only the claims that name one of those mappings' app roles or groups."""
     if settings.PORTAL_ACCESS_CONTACT:
         return AccessContact(text=settings.PORTAL_ACCESS_CONTACT)
     mappings = list(RoleMapping.objects.all())
@@ -105,11 +119,14 @@ def access_contact() -> AccessContact:
         return AccessContact()
     app_roles = {m.source_value for m in granting if m.source_kind == RoleMapping.SourceKind.APP_ROLE}
     groups = {m.source_value.lower() for m in granting if m.source_kind == RoleMapping.SourceKind.GROUP}
-    candidates = {claims.user_id: claims
-                  for claims in SignInClaims.objects.only("user_id", "tenant_id", "app_roles", "groups")
-                  if app_roles & {str(v) for v in claims.app_roles or []}
-                  or groups & {str(v).lower() for v in claims.groups or []}}
-    users = list(get_user_model().objects.filter(is_active=True, is_superuser=False, pk__in=candidates))
+    naming = [_naming_any("app_roles", app_roles), _naming_any("groups", groups)]
+    claims = SignInClaims.objects.select_related("user").filter(user__is_active=True, user__is_superuser=False)
+    if None not in naming:
+        claims = claims.filter(naming[0] | naming[1])
+    candidates = {c.user_id: c for c in claims
+                  if app_roles & {str(v) for v in c.app_roles or []}
+                  or groups & {str(v).lower() for v in c.groups or []}}
+    users = [c.user for c in candidates.values()]
     authz.prime_grants(users, mappings=mappings, claims=candidates)
     names = sorted({str(user) for user in users
                     if any(grant.role.allows(SETTINGS_WRITE) and _subscription_wide(grant.scope)

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db.models import signals
 from django.urls import reverse
 from django.utils import timezone
 
@@ -105,3 +106,51 @@ def test_users_with_a_role_are_not_told_whom_to_ask(client, settings, requester)
     client.force_login(requester)
     for url_name, _box in PAGES:
         assert "access-contact" not in client.get(reverse(url_name)).content.decode()
+
+
+def test_it_reads_only_the_sign_in_claims_that_name_an_administering_role_or_group(settings, django_user_model,
+                                                                                  outsider,
+                                                                                  django_assert_num_queries):
+    """However many users have signed in, naming the administrators reads the claims of those whose app roles or
+    groups a mapping that administers a whole subscription names (a few), not every user's: the box is on the
+    dashboard of every user without a role."""
+    settings.PORTAL_ACCESS_CONTACT = ""
+    tenant = outsider.sign_in_claims.tenant_id
+    RoleMapping.objects.create(source_kind="group", source_value="9c1d2e3f-00cc-4000-8000-000000000001",
+                               role="requester", scope=IN_SCOPE)
+    users = django_user_model.objects.bulk_create(
+        [django_user_model(username=f"engineer-{n}@contoso.example") for n in range(200)])
+    SignInClaims.objects.bulk_create([SignInClaims(
+        user=user, tenant_id=tenant, app_roles=["JIT.Requester"], signed_in_at=timezone.now(),
+        groups=["9c1d2e3f-00cc-4000-8000-000000000001", *(f"9c1d2e3f-00dd-4000-8000-{n:012d}" for n in range(50))])
+        for user in users])
+    make_admin("Anna Admin")
+    make_persona("policy_admin")
+    loaded = []
+
+    def count(sender, instance, **kwargs):
+        loaded.append(instance)
+
+    signals.post_init.connect(count, sender=SignInClaims)
+    try:
+        with django_assert_num_queries(2):  # the mappings; the claims that name theirs, with their users
+            contact = access_contact()
+    finally:
+        signals.post_init.disconnect(count, sender=SignInClaims)
+    assert contact.admins == ("Anna Admin", "Bob Security Admin") and contact.more == 0
+    assert len(loaded) <= 2
+
+
+@pytest.mark.parametrize("value", ["JIT.Administrátor", 'JIT."Admin"', "JIT\\Admin", "jit.admin"])
+def test_an_administering_app_role_is_found_however_json_writes_it(settings, value):
+    """The claims are narrowed in the database by the JSON text of their app roles and groups: a value JSON writes
+    escaped (non-ASCII, quotes, backslashes) or in another case than the mapping still finds its administrator,
+    and only the exact value grants the role."""
+    settings.PORTAL_ACCESS_CONTACT = ""
+    RoleMapping.objects.create(source_kind="app_role", source_value=value, role="policy_admin", scope=IN_SCOPE)
+    tenant = make_persona("outsider").sign_in_claims.tenant_id
+    for name, roles in (("Exact Admin", [value]), ("Other Case", [value.upper()])):
+        user = get_user_model().objects.create_user(username=f"{name.split()[0].lower()}@contoso.example",
+                                                    display_name=name)
+        SignInClaims.objects.create(user=user, tenant_id=tenant, app_roles=roles, signed_in_at=timezone.now())
+    assert access_contact().admins == ("Exact Admin",)
