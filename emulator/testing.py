@@ -39,6 +39,7 @@ class RunningEmulator:
         self.ca_pem = ""
         self.log_path = self._workdir / "emulator.log"
         self._session = requests.Session()
+        self.changes = 0  # control requests sent that may change its state (all but GETs)
 
     # --- process ---------------------------------------------------------------------------------------------
     def start(self) -> RunningEmulator:
@@ -116,6 +117,8 @@ class RunningEmulator:
 
     # --- control API -----------------------------------------------------------------------------------------
     def control(self, method: str, path: str, **kwargs) -> requests.Response:
+        if method.upper() != "GET":
+            self.changes += 1
         response = self._session.request(method, f"{self.url}/_emulator/{path.lstrip('/')}", timeout=60,
                                          verify=self.ca_pem, **kwargs)  # explicit: REQUESTS_CA_BUNDLE would win
         response.raise_for_status()

@@ -23,6 +23,8 @@ def fresh_emulator(emulator: RunningEmulator) -> RunningEmulator:
     emulator.clear_faults()
     emulator.clear_calls()
     emulator.set_page_size(DEFAULT_PAGE_SIZE)
+    # Its control requests so far: while no other is sent, it is the demo as reset (``register_and_sync``).
+    emulator.fresh_demo_changes = emulator.changes
     return emulator
 
 

@@ -1,7 +1,8 @@
 """Factories for the policies tests and the authorization matrix: subscriptions, VMs and changes at a scope."""
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -125,8 +126,10 @@ def sync(subscription: Subscription) -> SyncRun:
 
 
 # What a sync stores, in the order the rows are written back (each row's foreign keys before it).
-SYNCED_MODELS: tuple[type[models.Model], ...] = (JitPolicy, PolicyPort, VirtualMachine, HubTopology, SyncRun)
+SYNCED_MODELS: tuple[type[models.Model], ...] = (JitPolicy, VirtualMachine, PolicyPort, HubTopology, SyncRun)
 _synced_rows: dict[tuple, tuple] = {}
+# A time in Azure's JSON (a policy's ``requests``): moved on with the rows' own times.
+_JSON_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
 
 
 def register_and_sync(running_emulator, subscription_id: str, name: str) -> Subscription:
@@ -134,26 +137,55 @@ def register_and_sync(running_emulator, subscription_id: str, name: str) -> Subs
 
     The first call in a test process for a key runs the real sync through the SDK and keeps the rows it stored;
     later calls write those rows again (their ids kept, the subscription's remapped, every time moved on by the
-    time since), since the same demo scenario answers a sync with the same inventory. A call whose tables are not
-    empty, or whose settings differ, syncs for real. Hundreds of tests start from this subscription; the sync
-    itself is tested on its own.
+    time since, those in Azure's JSON too), since the same demo scenario answers a sync with the same inventory. A
+    call with other rows stored (or another subscription registered), other settings, or an emulator changed since
+    its reset (``kept_rows_key``) syncs for real and keeps nothing. Hundreds of tests start from this subscription;
+    the sync itself is tested on its own.
     """
     subscription = register(running_emulator, subscription_id, name)
-    key = (running_emulator.url, subscription_id, name, connection.vendor, repr(settings.PORTAL_CREDENTIALS),
-           settings.INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS, tuple(settings.CLOUD_ENDPOINT_HOSTS))
-    if key in _synced_rows and not any(model.objects.exists() for model in SYNCED_MODELS):
+    key = kept_rows_key(running_emulator, subscription_id, name)
+    alone = not (Subscription.objects.exclude(pk=subscription.pk).exists()
+                 or any(model.objects.exists() for model in SYNCED_MODELS))
+    if key is not None and alone and key in _synced_rows:
         _write_synced_rows(subscription, *_synced_rows[key])
         return subscription
     sync(subscription)
-    subscription.refresh_from_db()
-    _synced_rows[key] = (timezone.now(), _field_values(subscription),
-                         {model: [_field_values(row) for row in model.objects.order_by("pk")]
-                          for model in SYNCED_MODELS})
+    if key is not None and alone:
+        subscription.refresh_from_db()
+        _synced_rows[key] = (timezone.now(), _field_values(subscription),
+                             {model: [_field_values(row) for row in model.objects.order_by("pk")]
+                              for model in SYNCED_MODELS})
     return subscription
+
+
+def kept_rows_key(running_emulator, subscription_id: str, name: str) -> tuple | None:
+    """What a real sync's rows are kept under: the emulator, the subscription, the database and the settings a sync
+    reads. ``None`` when the emulator may no longer be the demo as ``fresh_emulator`` reset it, so that a sync of it
+    stores something else: a control request sent since (another scenario, a fault, its page size or clock), or a
+    write through Azure's API."""
+    if getattr(running_emulator, "fresh_demo_changes", None) != running_emulator.changes:
+        return None
+    if any(call["method"] != "GET" and call["path"].lower().startswith("/subscriptions/")
+           for call in running_emulator.calls()):
+        return None
+    return (running_emulator.url, subscription_id, name, connection.vendor, repr(settings.PORTAL_CREDENTIALS),
+            settings.INVENTORY_REMOTE_HUBS_MAX_AGE_SECONDS, tuple(settings.CLOUD_ENDPOINT_HOSTS))
 
 
 def _field_values(row: models.Model) -> dict:
     return {field.attname: getattr(row, field.attname) for field in row._meta.concrete_fields}
+
+
+def _moved_json(value, shift: timedelta):
+    """``value`` (a JSON field's) with each time in it moved on by ``shift``, written as before."""
+    if isinstance(value, str) and _JSON_TIME.fullmatch(value):
+        moved = (datetime.fromisoformat(value) + shift).isoformat()
+        return moved.replace("+00:00", "Z") if value.endswith("Z") else moved
+    if isinstance(value, list):
+        return [_moved_json(item, shift) for item in value]
+    if isinstance(value, dict):
+        return {key: _moved_json(item, shift) for key, item in value.items()}
+    return value
 
 
 def _write_synced_rows(subscription: Subscription, taken_at, subscription_values: dict, rows: dict) -> None:
@@ -164,6 +196,8 @@ def _write_synced_rows(subscription: Subscription, taken_at, subscription_values
         for field in model._meta.concrete_fields:
             if isinstance(field, models.DateTimeField) and values[field.attname] is not None:
                 values[field.attname] += shift
+            elif isinstance(field, models.JSONField):
+                values[field.attname] = _moved_json(values[field.attname], shift)
             elif field.is_relation and field.related_model is Subscription:
                 values[field.attname] = subscription.pk
         return values
@@ -176,6 +210,7 @@ def _write_synced_rows(subscription: Subscription, taken_at, subscription_values
             model.objects.bulk_create([model(**moved(model, values)) for values in rows[model]])
         Subscription.objects.filter(pk=subscription.pk).update(**updated)
     subscription.refresh_from_db()
+
 
 def apply_all() -> list[str]:
     """Apply every queued policy change in the test process (the task's service, synchronously)."""
