@@ -2,6 +2,8 @@
 summary (an alert), and an htmx swap moves focus only when it brings in a summary not already on the page."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -37,6 +39,14 @@ def test_a_form_and_a_filter_with_errors_put_focus_on_their_summaries(live_serve
     expect(page.locator("[data-error-summary]")).to_have_count(0)
     page.click("#subscription-form input[type=submit]")
     assert_summary_focused(page, "form-errors", "Please correct the errors below.")
+    # Each error is listed, as a link that puts focus in its field.
+    links = page.locator("#form-errors li a")
+    expect(links.first).to_have_attribute("href", "#id_tenant_id")
+    expect(links.first).to_have_text(re.compile(r"^Tenant id: .+"))
+    page.keyboard.press("Tab")
+    expect(links.first).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#id_tenant_id")).to_be_focused()
     page.goto(f"{live_server.url}/audit/?source=trail")
     assert_summary_focused(page, "filter-errors", "is not one of the sources")
 

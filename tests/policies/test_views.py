@@ -618,9 +618,21 @@ def test_a_refused_port_field_says_what_it_takes_and_only_it_is_marked(client, p
     assert response.status_code == 400
     assert f'<ul class="errorlist" id="id_ports-0-{field}_error"><li>{message}</li></ul>' in page
     assert "Please correct the errors below." in page  # said at the top: a long port list hides a row's error
+    label = {"number": "Port", "max_hours": "Max hours", "max_minutes": "Max minutes"}[field]
+    assert f'<li><a href="#id_ports-0-{field}">Row 1, {label}: {message}</a></li>' in page  # listed there, linked
     invalid = re.findall(r'<(?:input|select)[^>]*aria-invalid="true"[^>]*id="id_(ports-[^"]+)"', page)
     assert invalid == [f"ports-0-{field}"]
     assert 'class="port-row errors"' not in page  # the admin's CSS would outline every field of the row in red
+
+
+@pytest.mark.django_db
+def test_a_port_listed_twice_is_named_once_in_the_summary_as_a_link_to_its_row(client, policy_admin):
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    page = _edit(client, vm, [{"number": "22"}, {"number": "3389"}, {"number": "22"}]).content.decode()
+    summary = re.search(r'id="form-errors" role="alert" tabindex="-1" data-error-summary>(.*?)</div>', page).group(1)
+    assert re.findall(r"<li>(.*?)</li>", summary) == [
+        '<a href="#id_ports-2-number">Row 3, Port: Port 22 is listed twice.</a>']
 
 
 @pytest.mark.django_db

@@ -32,10 +32,18 @@ def alice(client, requester):
 
 
 def summary_items(page: str) -> list[str]:
-    """The items of the form's error summary (``id="form-errors"``, an alert box), unescaped; None without one."""
+    """The items of the form's error summary (``id="form-errors"``, an alert box) that are not a field's (those link
+    to it: ``summary_links``), unescaped; None without one."""
     found = re.search(r'<div class="errornote error-summary" id="form-errors" role="alert" tabindex="-1" '
                       r'data-error-summary>(.*?)</div>', page, re.S)
-    return None if found is None else [html.unescape(i) for i in re.findall(r"<li>(.*?)</li>", found.group(1))]
+    return None if found is None else [html.unescape(i) for i in re.findall(r"<li>(?!<a )(.*?)</li>", found.group(1))]
+
+
+def summary_links(page: str) -> list[tuple[str, str]]:
+    """The form's error summary's links to its fields: (target, text), unescaped."""
+    found = re.search(r'id="form-errors" role="alert" tabindex="-1" data-error-summary>(.*?)</div>', page, re.S)
+    return [(html.unescape(href), html.unescape(text))
+            for href, text in re.findall(r'<li><a href="([^"]*)">(.*?)</a></li>', found.group(1) if found else "")]
 
 
 def form_page(client, *vms):
@@ -266,6 +274,10 @@ def test_what_the_policy_or_a_rule_refuses_is_said_at_the_field_it_concerns(prod
     assert "Port 22 of web-03 may be opened for at most 1 h" in field_error(page, "duration")
     assert "more than a minute ahead" in field_error(page, "start_at")
     assert summary_items(page) == []  # the summary points at the fields: nothing left over for the top of the form
+    links = summary_links(page)  # each error listed at the top too, as a link to its field
+    assert [target for target, _ in links] == ["#id_source_range", "#id_duration", "#id_start_at"], links
+    assert links[0][1].startswith("IP range: Source 192.0.2.0/28 is not allowed for port 22 of web-03")
+    assert links[1][1].startswith("Time range: Port 22 of web-03 may be opened for at most 1 h")
     # What the portal allows now, but not what the rule asks of the justification.
     data.update(source_range="203.0.113.0/28", duration=3600, start_at="")
     page = alice.post(reverse("policies:request_new"), data, REMOTE_ADDR=MY_IP).content.decode()
