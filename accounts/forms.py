@@ -12,9 +12,9 @@ from django.core.cache import cache
 
 from accounts import authz
 from accounts.models import RoleMapping
-from accounts.role_definitions import DEFAULT_SUFFIX, SUFFIX_PATTERN, SUFFIX_RULE
+from accounts.role_definitions import ASSIGNABLE_SCOPES, DEFAULT_SUFFIX, SUFFIX_PATTERN, SUFFIX_RULE, assignable_scope
 from accounts.roles import AZURE_ROLE_NAMES, ROLES, SETTINGS_WRITE
-from accounts.scopes import InvalidScope, ScopeKind, normalize_scope, parse_scope
+from accounts.scopes import InvalidScope, normalize_scope
 from policies.access.client_ip import client_address
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -130,7 +130,7 @@ class RoleDefinitionForm(forms.Form):
 
     scopes = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 100}), label="Assignable scopes",
-        help_text="One per line: /subscriptions/{id} or /subscriptions/{id}/resourceGroups/{name}.")
+        help_text=f"One per line: {ASSIGNABLE_SCOPES} (Azure assigns custom roles there, not at a VM).")
     roles = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple, label="Roles",
         choices=[(name, ROLES[name].label) for name in AZURE_ROLE_NAMES], initial=list(AZURE_ROLE_NAMES))
@@ -149,12 +149,9 @@ class RoleDefinitionForm(forms.Form):
             if not line.strip():
                 continue
             try:
-                scope = normalize_scope(line.strip())
-            except InvalidScope as exc:
+                scope = assignable_scope(line)
+            except ValueError as exc:
                 raise forms.ValidationError(str(exc)) from exc
-            if parse_scope(scope).kind == ScopeKind.VIRTUAL_MACHINE:
-                raise forms.ValidationError(f"{scope}: Azure assigns custom roles at a subscription or a resource "
-                                            "group, not at a VM.")
             if not authz.has_permission(self.actor, SETTINGS_WRITE, scope):
                 raise forms.ValidationError(f"{scope}: you may only generate roles for scopes you administer.")
             scopes.append(scope)

@@ -13,7 +13,7 @@ import re
 import uuid
 
 from accounts.roles import AZURE_ROLE_NAMES, ROLES, Role
-from accounts.scopes import ScopeKind, normalize_scope, parse_scope
+from accounts.scopes import InvalidScope, ScopeKind, parse_scope
 
 ROLE_NAMESPACE = uuid.UUID("3f6c1f0e-5b1a-5d2e-9c7b-6a0e4c2d1b90")
 DEFAULT_SUFFIX = "jitportal"
@@ -22,6 +22,25 @@ DEFAULT_SUFFIX = "jitportal"
 # A role name's suffix: what the Azure custom roles page and ``jit_roles`` accept.
 SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9 ._-]{0,40}")
 SUFFIX_RULE = "use at most 40 letters, digits, spaces, dots, dashes or underscores."
+
+
+# Where Azure lets a custom role be assigned, of the scopes the portal knows (a VM is not one): what the help of the
+# Azure custom roles page and of ``jit_roles --scope`` says, and what their errors repeat.
+ASSIGNABLE_SCOPES = "/subscriptions/{id} or /subscriptions/{id}/resourceGroups/{name}"
+
+
+def assignable_scope(text: str) -> str:
+    """The canonical text of a custom role's assignable scope: a subscription or a resource group (``ValueError``
+    for anything else, a VM's id included, saying what to give)."""
+    try:
+        scope = parse_scope(text)
+    except InvalidScope:
+        shown = text.strip() if len(text.strip()) <= 80 else f"{text.strip()[:80]}…"
+        raise ValueError(f"{shown!r} is not a scope: give {ASSIGNABLE_SCOPES}.") from None
+    if scope.kind == ScopeKind.VIRTUAL_MACHINE:
+        raise ValueError(f"{scope.id}: Azure assigns custom roles at a subscription or a resource group, not at a VM: "
+                         f"give {ASSIGNABLE_SCOPES}.")
+    return scope.id
 
 
 def role_display_name(role: Role, suffix: str = DEFAULT_SUFFIX) -> str:
@@ -44,10 +63,7 @@ def build_role_definition(role: Role, assignable_scopes: list[str], suffix: str 
         raise ValueError(f"{role.name} is a portal-only role; it has no Azure role definition.")
     if not assignable_scopes:
         raise ValueError("At least one assignable scope is needed.")
-    scopes = list(dict.fromkeys(normalize_scope(s) for s in assignable_scopes))
-    for scope in scopes:
-        if parse_scope(scope).kind == ScopeKind.VIRTUAL_MACHINE:
-            raise ValueError(f"{scope}: Azure assigns custom roles at a subscription or a resource group, not at a VM.")
+    scopes = list(dict.fromkeys(assignable_scope(s) for s in assignable_scopes))
     name = role_display_name(role, suffix)
     return {
         "name": role_definition_id(name, scopes),

@@ -73,7 +73,8 @@ def test_an_output_it_cannot_write_to_is_explained(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--scope", "/subscriptions/nope"], "A scope is"),
+        (["--scope", "/subscriptions/nope"],
+         r"is not a scope: give /subscriptions/\{id\} or /subscriptions/\{id\}/resourceGroups/\{name\}\.$"),
         (["--scope", f"{PROD}/resourceGroups/rg-web-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01"],
          "not at a VM"),
         (["--scope", PROD, "--suffix", "x" * 41], "at most 40 letters"),

@@ -3,6 +3,7 @@ downloadable (the seed's Set-JitLeastPrivilegedRole)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -56,7 +57,8 @@ def test_the_portal_command_quotes_a_suffix_with_spaces_and_keeps_an_empty_one(c
 @pytest.mark.parametrize(("scopes", "suffix", "message"), [
     (OUT_OF_SCOPE, "x", "you may only generate roles for scopes you administer"),
     (f"{IN_SCOPE}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1", "x", "not at a VM"),
-    ("not a scope", "x", "A scope is /subscriptions/{id}"),
+    ("not a scope", "x", "&#x27;not a scope&#x27; is not a scope: give /subscriptions/{id} or "
+                         "/subscriptions/{id}/resourceGroups/{name}."),
     ("", "x", "This field is required."),
     (IN_SCOPE, "<script>alert(1)</script>", "Use at most 40 letters"),
 ])
@@ -72,3 +74,18 @@ def test_people_without_settings_write_get_403(client, requester, auditor):
     for user in (requester, auditor):
         client.force_login(user)
         assert client.get(URL, {"scopes": IN_SCOPE}).status_code == 403
+
+
+def test_the_scopes_help_and_its_errors_name_the_same_scopes(client, policy_admin):
+    """The help named subscriptions and resource groups, while a malformed scope's error offered a VM's id as well,
+    which the next check then refused."""
+    client.force_login(policy_admin)
+    forms = "/subscriptions/{id} or /subscriptions/{id}/resourceGroups/{name}"
+    page = client.get(URL).content.decode()
+    assert f"One per line: {forms} (Azure assigns custom roles there, not at a VM)." in page
+    vm = f"{IN_SCOPE}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+    for scopes in ("/subscriptions/nope", vm):
+        text = client.get(URL, {"scopes": scopes, "roles": ["reader"], "suffix": "x"}).content.decode()
+        error = re.search(r'<ul class="errorlist"[^>]*><li>(.*?)</li>', text).group(1)
+        assert error.endswith(f"give {forms}."), error
+        assert "virtualMachines/{name}" not in text

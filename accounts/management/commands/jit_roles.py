@@ -10,9 +10,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.role_definitions import DEFAULT_SUFFIX, build_role_definitions
+from accounts.role_definitions import ASSIGNABLE_SCOPES, DEFAULT_SUFFIX, assignable_scope, build_role_definitions
 from accounts.roles import AZURE_ROLE_NAMES
-from accounts.scopes import InvalidScope, normalize_scope
 
 
 class Command(BaseCommand):
@@ -20,7 +19,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--scope", action="append", required=True, dest="scopes",
-                            help="an assignable scope (/subscriptions/{id}[/resourceGroups/{name}]); repeatable")
+                            help=f"an assignable scope: {ASSIGNABLE_SCOPES} (not a VM); repeatable")
         parser.add_argument("--role", action="append", dest="roles", choices=AZURE_ROLE_NAMES,
                             help="only this portal role (repeatable; default: all)")
         parser.add_argument("--suffix", default=DEFAULT_SUFFIX,
@@ -32,8 +31,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, scopes, roles, suffix, output, apply, subscription, **options):
         try:
-            definitions = build_role_definitions([normalize_scope(s) for s in scopes], roles, suffix)
-        except (InvalidScope, ValueError) as exc:
+            definitions = build_role_definitions([assignable_scope(s) for s in scopes], roles, suffix)
+        except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if output:
             self._write(definitions, Path(output))
