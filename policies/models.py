@@ -155,8 +155,15 @@ class VirtualMachine(models.Model):
 
     @property
     def jit_enabled(self) -> bool:
-        """Whether JIT is configured on the VM, with a policy and ports to request: where Connect is offered."""
+        """Whether JIT is configured on the VM, with a policy and ports to request (``requestable`` says whether Azure
+        would open them)."""
         return self.state == VmState.CONFIGURED and bool(self.policy_name) and bool(self.ports)
+
+    @property
+    def requestable(self) -> bool:
+        """Whether access to the VM can be requested: JIT configured, on a subscription whose Defender for Servers
+        Plan 2 the last sync did not read as off (Azure opens no port there). Where Connect is offered."""
+        return self.jit_enabled and not self.subscription.defender_missing
 
     @property
     def policy_id(self) -> str:

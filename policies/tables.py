@@ -110,9 +110,10 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
     the user may not act on has none) and no enable or removal pending; ``open_now`` is who has access to which VM
     (``access.selectors.open_access_by_vm``); ``pending`` the change still to apply to a VM
     (``selectors.pending_changes_by_vm``), named on its row with a link to its status on the VM's page; ``menu``
-    names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``), of which a VM without JIT
-    shows no Connect and a Not configured one names Edit "Enable JIT…"; ``back`` the list's query string, which Edit
-    carries so that it returns to the list as shown."""
+    names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``), of which a VM where no
+    access can be requested (no JIT, or Defender for Servers Plan 2 off) shows no Connect and a Not configured one
+    names Edit "Enable JIT…"; ``back`` the list's query string, which Edit carries so that it returns to the list as
+    shown."""
     urls = {name: object_url(f"policies:{view}") for name, view in (
         ("detail", "vm_detail"), ("edit", "policy_edit"), ("connect", "connect"))}
     activity = reverse("audit:search") + "?vm="
@@ -126,13 +127,13 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         # JIT can be neither configured nor requested on an unsupported VM: no Edit, no Connect. Access is asked
         # only where JIT is enabled (the Connect page of another VM says only that it is not); on a Not configured
         # VM, Edit enables it.
+        # Configured on a subscription without Defender for Servers Plan 2: Azure opens nothing, so nothing to ask.
         items = menu(vm)
         if vm.state == VmState.UNSUPPORTED:
             items = items - {"edit", "connect"}
-        elif not vm.jit_enabled:
+        elif not vm.requestable:
             items = items - {"connect"}
         change = (pending or {}).get(vm.pk)
-        # Configured on a subscription without Defender for Servers Plan 2: Azure opens nothing, so nothing to ask.
         unavailable = vm.state == VmState.CONFIGURED and vm.subscription.defender_missing
         if "select" in shown:
             selectable = (not select_needs or select_needs in items) and not (

@@ -193,6 +193,31 @@ def test_a_configured_vm_on_a_subscription_without_defender_plan_2_says_so_and_c
 
 
 @pytest.mark.django_db
+def test_connect_is_offered_only_where_azure_would_open_a_port_and_the_vm_page_says_why_not(client, requester):
+    """A configured VM on a subscription without Defender for Servers Plan 2 offered Connect in its row menu and on
+    its page, though its Connect page could only say that Azure opens nothing there."""
+    vm = make_vm(IN_RG)
+    connect = reverse("policies:connect", args=[vm.pk])
+    detail = reverse("policies:vm_detail", args=[vm.pk])
+    client.force_login(requester)
+    vm.subscription.defender_p2 = False
+    vm.subscription.save()
+    row = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert "Plan 2 is off" in row and f'href="{connect}"' not in row
+    page = client.get(detail).content.decode()
+    assert f'href="{connect}"' not in page and 'id="connect"' not in page
+    why = " ".join(re.search(r'<p class="errornote" id="connect-unavailable">(.*?)</p>', page, re.S).group(1).split())
+    assert "Access to this VM cannot be requested: Microsoft Defender for Servers Plan 2 is off" in why
+    assert f"{vm.subscription.display_name} ({vm.subscription.subscription_id})" in why
+    vm.subscription.defender_p2 = True
+    vm.subscription.save()
+    row = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
+    assert f'<li><a href="{connect}">Connect</a></li>' in row
+    page = client.get(detail).content.decode()
+    assert f'<a id="connect" href="{connect}">Connect</a>' in page and 'id="connect-unavailable"' not in page
+
+
+@pytest.mark.django_db
 def test_the_connection_details_show_the_ports_and_who_has_access_now(client, requester):
     from tests.policies.access.factories import make_access_request
 
