@@ -392,7 +392,7 @@ def enable_blocked_message(name: str, kind: str) -> str:
     if kind == PolicyChange.Kind.REMOVE:
         return f"JIT is being removed from {name} (not applied in Azure yet); enable it again once that is done."
     return (f"JIT is already being enabled on {name} (saved, not applied in Azure yet); to change the ports it "
-            "gets, edit its JIT settings (Configure JIT on its page).")
+            "gets, edit its JIT settings (Enable JIT with custom settings… on its page).")
 
 
 def jit_unavailable_reason(vm: VirtualMachine) -> str:

@@ -33,6 +33,9 @@ ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "subscription
 # A change queued and not applied yet, named on its VM's row; an enable or removal pending leaves the row unselectable.
 PENDING_LABELS = {PolicyChange.Kind.ENABLE: "Enabling JIT…", PolicyChange.Kind.SAVE: "Saving JIT settings…",
                   PolicyChange.Kind.REMOVE: "Removing JIT…"}
+# The JIT settings page of a Not configured VM, in its row menu and on its page (whose "Enable JIT" enables the OS
+# default in one click).
+ENABLE_WITH_SETTINGS = "Enable JIT with custom settings…"
 ACTIONS_HEADER = mark_safe('<span class="visually-hidden">Actions</span>')  # a named column, shown empty
 PENDING_UNSELECTABLE = BLOCKS_ENABLE  # the bulk Enable JIT leaves such a VM out too (``BulkEnableForm``)
 
@@ -112,8 +115,8 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
     (``selectors.pending_changes_by_vm``), named on its row with a link to its status on the VM's page; ``menu``
     names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``), of which a VM where no
     access can be requested (no JIT, or Defender for Servers Plan 2 off) shows no Connect and a Not configured one
-    names Edit "Enable JIT…"; ``back`` the list's query string, which Edit carries so that it returns to the list as
-    shown."""
+    names Edit ``ENABLE_WITH_SETTINGS`` (as its page does); ``back`` the list's query string, which Edit carries so
+    that it returns to the list as shown."""
     urls = {name: object_url(f"policies:{view}") for name, view in (
         ("detail", "vm_detail"), ("edit", "policy_edit"), ("connect", "connect"))}
     activity = reverse("audit:search") + "?vm="
@@ -163,7 +166,7 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
             cells.append(f'<td><span class="last-user" title="{user}">{user}</span></td>' if user else "<td>—</td>")
         if "unsupported_reason" in shown:
             cells.append(f'<td class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
-        edit_label = "Enable JIT…" if vm.state == VmState.NOT_CONFIGURED else "Edit"
+        edit_label = ENABLE_WITH_SETTINGS if vm.state == VmState.NOT_CONFIGURED else "Edit"
         edit_item = f'<li><a href="{edit}{edit_back}">{edit_label}</a></li>' if "edit" in items else ""
         activity_item = (f'<li><a href="{escape(activity + quote(vm.arm_id, safe="/"))}">Activity log</a></li>'
                          if "activity" in items else "")

@@ -113,6 +113,6 @@ def test_a_bulk_save_over_two_policies_names_every_vm_still_being_enabled_in_ord
     by_policy = [vms[2].name, vms[1].name, vms[5].name]
     assert refused.value.messages == [
         f"JIT is already being enabled on {name} (saved, not applied in Azure yet); to change the ports it gets, "
-        "edit its JIT settings (Configure JIT on its page)." for name in by_policy]
+        "edit its JIT settings (Enable JIT with custom settings… on its page)." for name in by_policy]
     assert {e.code for e in refused.value.error_list} == {"pending"}
     assert (AuditEvent.objects.count(), PolicyChange.objects.count()) == (events, changes)

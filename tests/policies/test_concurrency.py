@@ -87,7 +87,7 @@ def test_two_admins_enabling_overlapping_vms_in_either_order_queue_the_shared_vm
     theirs.join(20)
     assert isinstance(theirs.error, ValidationError) and theirs.error.messages == [
         "JIT is already being enabled on web-05 (saved, not applied in Azure yet); to change the ports it gets, "
-        "edit its JIT settings (Configure JIT on its page)."]
+        "edit its JIT settings (Enable JIT with custom settings… on its page)."]
     assert list(PolicyChange.objects.values_list("pk", flat=True)) == [mine[0].pk]
 
 

@@ -317,6 +317,25 @@ def test_a_port_typed_in_a_new_row_is_named_and_the_rows_stay_narrow_on_a_phone(
     assert all(cell <= field + 24 for cell, field in widths), widths
 
 
+@pytest.mark.parametrize("width", [1280, 375])
+def test_an_open_row_menu_stays_within_the_table_on_a_wide_window_and_a_phone(portal, entra_page, width):
+    """The Not configured tab's menu has its longest item, "Enable JIT with custom settings…": it opens to the left
+    of its "…" (the table's last column), not beyond the table where its region would scroll it out of sight."""
+    page = entra_page
+    page.set_viewport_size({"width": width, "height": 800})
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    page.goto(f"{portal}/inventory/?tab=not_configured")
+    menu = page.locator("#result_list tbody .row-menu").first
+    menu.locator("summary").click()
+    item = menu.get_by_role("link", name="Enable JIT with custom settings…")
+    expect(item).to_be_visible()
+    box = menu.locator("ul").evaluate("""ul => { const r = ul.getBoundingClientRect();
+        const region = document.querySelector('#vm-table-region').getBoundingClientRect();
+        return {left: r.left, right: r.right, regionLeft: region.left, regionRight: region.right}; }""")
+    assert box["regionLeft"] <= box["left"] and box["right"] <= box["regionRight"], box
+    assert item.evaluate("a => a.getBoundingClientRect().height") < 30  # one line
+
+
 def test_the_rows_and_tab_counts_follow_a_change_when_azure_applies_it(portal, entra_page):
     from accounts.models import User
     from policies import services

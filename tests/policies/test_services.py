@@ -72,7 +72,7 @@ def test_enabling_a_vm_whose_enable_is_pending_is_refused_unless_sent_again_or_s
             services.policy_enable(actor=policy_admin, vms=vms, ports=rdp)
         assert refused.value.messages == [
             "JIT is already being enabled on web-05 (saved, not applied in Azure yet); to change the ports it gets, "
-            "edit its JIT settings (Configure JIT on its page)."]
+            "edit its JIT settings (Enable JIT with custom settings… on its page)."]
     assert PolicyChange.objects.count() == 1
     # Setting the VM's ports (the API's PUT, jit_policy set), as the Edit page: a newer change, applied last.
     newer = services.policy_enable(actor=policy_admin, vms=[vm("web-05")], ports=rdp, replace_pending=True)[0]

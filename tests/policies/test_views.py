@@ -1101,7 +1101,8 @@ def row_menu(page: str, vm: VirtualMachine) -> dict[str, str]:
 def test_the_row_menu_offers_connect_only_where_jit_is_enabled_and_enable_jit_where_it_is_not(
         client, requester, policy_admin):
     """A Not configured VM's menu offered Connect, whose page then said JIT is not enabled: now its menu has no
-    Connect, and a policy admin's has Enable JIT… (the JIT settings page, its ports to review) in place of Edit."""
+    Connect, and a policy admin's has "Enable JIT with custom settings…" (the JIT settings page, its ports to review)
+    in place of Edit, named as on the VM's page."""
     configured = make_vm(IN_RG, "vm-configured")
     bare = not_configured(make_vm(IN_RG, "vm-bare"))
     url = {(vm, view): reverse(f"policies:{view}", args=[vm.pk]) for vm in (configured, bare)
@@ -1120,7 +1121,8 @@ def test_the_row_menu_offers_connect_only_where_jit_is_enabled_and_enable_jit_wh
         "Details": url[configured, "vm_detail"], "Edit": url[configured, "policy_edit"], "Activity log": activity,
         "Connect": url[configured, "connect"]}
     assert row_menu(menus("not_configured"), bare) == {
-        "Details": url[bare, "vm_detail"], "Enable JIT…": url[bare, "policy_edit"], "Activity log": activity}
+        "Details": url[bare, "vm_detail"], "Enable JIT with custom settings…": url[bare, "policy_edit"],
+        "Activity log": activity}
     # Configured in the portal's record but with no policy or port left to ask for: no Connect either.
     VirtualMachine.objects.filter(pk=configured.pk).update(ports=[])
     assert "Connect" not in row_menu(menus("configured"), configured)
@@ -1138,6 +1140,11 @@ def test_the_vm_page_offers_connect_only_where_jit_is_enabled_and_the_connect_pa
         page = client.get(reverse("policies:vm_detail", args=[bare.pk])).content.decode()
         assert 'id="connect"' not in page and reverse("policies:connect", args=[bare.pk]) not in page
         assert ('id="edit-jit"' in page) == (user == policy_admin)
+        if user == policy_admin:  # the settings page and the one-click default, each named for what it does
+            edit = reverse("policies:policy_edit", args=[bare.pk])
+            assert f'<a id="edit-jit" href="{edit}">Enable JIT with custom settings…</a>' in page
+            assert '<button type="submit" id="enable-jit" class="button default">Enable JIT</button>' in page
+            assert "Configure JIT" not in page
         # Opened directly (a bookmark, a link from elsewhere), the Connect page still says JIT is not enabled.
         response = client.get(reverse("policies:connect", args=[bare.pk]))
         assert response.status_code == 200
