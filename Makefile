@@ -11,7 +11,7 @@ export DJANGO_SETTINGS_MODULE ?= jitportal.settings.local
 # (one suite in about 6 minutes instead of 10 on two). Each takes one test at a time, the long ones first (tests/conftest.py),
 # so none is left finishing a long test alone at the end.
 PYTEST_ARGS ?= -n 4 --maxschedchunk 1
-# More pytest options after those, e.g. PYTEST_EXTRA="-m 'not browser'" (CI's PostgreSQL run).
+# More pytest options after those, e.g. PYTEST_EXTRA="-m backends" (CI's run on the embedded defaults).
 PYTEST_EXTRA ?=
 
 .PHONY: install run test lint bench clean
