@@ -20,8 +20,10 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -289,10 +291,16 @@ def email_send(*, notification_id: int, now: datetime | None = None) -> str | No
     note = _claim(Notification, notification_id, now)
     if note is None:
         return None
+    try:  # the address comes from Entra ID's claims as they were: Django's mail code raises odd errors on a bad one
+        validate_email(note.address)
+    except ValidationError:
+        return _finish(note, now=now, delivered=False, error=f"{note.address!r} is not a valid e-mail address.")
     try:
         EmailMessage(note.subject, note.body, settings.DEFAULT_FROM_EMAIL, [note.address]).send()
     except EMAIL_ERRORS as exc:
         return _finish(note, now=now, delivered=False, error=f"{type(exc).__name__}: {exc}"[:1000], retryable=True)
+    except ValueError as exc:  # an address or header Django refuses (BadHeaderError, UnicodeError): not retried
+        return _finish(note, now=now, delivered=False, error=f"{type(exc).__name__}: {exc}"[:1000])
     return _finish(note, now=now, delivered=True)
 
 

@@ -638,6 +638,22 @@ def test_a_failing_mail_server_is_retried(alice, settings):
     assert len(mail.outbox) == 1
 
 
+@pytest.mark.parametrize("address", ["zoë@[203.0.113.7", "zoë@" + "a" * 64 + ".example"])
+def test_an_address_no_mail_server_takes_fails_with_the_reason_and_holds_up_no_other_email(alice, address):
+    """Entra ID's ``email`` claim is taken as it comes; one that is no address is refused by Django before any server
+    is asked (not an SMTP error): the e-mail fails at once, saying why, and the beat's other e-mails still go."""
+    bob = make_persona("policy_admin")
+    bob.email = address
+    bob.save()
+    record_event(request=make_request(bob), event="opened")
+    record_event(request=make_request(alice), event="opened")
+    assert services.deliver_due() == {"email_failed": 1, "email_sent": 1}
+    note = Notification.objects.get(recipient=bob)
+    assert note.state == "failed" and note.attempts == 1
+    assert note.last_error.startswith("Not retried: ") and "not a valid e-mail address" in note.last_error
+    assert [m.to for m in mail.outbox] == [[alice.email]]
+
+
 def test_expiring_is_sent_once_per_request(alice, django_capture_on_commit_callbacks, settings, eager_celery):
     settings.NOTIFY_EXPIRY_WARNING_MINUTES = 10
     soon = make_request(alice, ends_in=timedelta(minutes=5))
