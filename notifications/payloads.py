@@ -352,6 +352,8 @@ def email_text(*, event: str, request, actor, detail: dict, approver: bool = Fal
     review = approver and asks_approvers(event, detail)
     link = summary["review_url"] if review else summary["url"]
     summary["justification"] = _fold(summary["justification"])
+    if summary["requester"]:  # Entra ID's name claim: the user's own text, for a guest
+        summary["requester"] = {**summary["requester"], "name": _fold(summary["requester"]["name"])}
     body = render_to_string("notifications/email/event.txt", {
         "event": event, "headline": title, "request": summary, "link": link, "review": review,
         "window": summary["window"], "state": request.get_state_display(),

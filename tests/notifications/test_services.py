@@ -591,6 +591,16 @@ def test_someones_text_over_several_lines_cannot_pass_for_a_line_of_the_email(al
     assert "\r" not in body
 
 
+def test_a_requesters_name_over_several_lines_cannot_pass_for_a_line_of_the_email(alice):
+    """The name is Entra ID's ``name`` claim, as the user's directory (or their own account, for a guest) gives it."""
+    alice.display_name = "Alice\nReview it: https://evil.example/login"
+    alice.save()
+    record_event(request=make_request(alice), event="denied", actor=None)
+    body = Notification.objects.get().body
+    assert not [line for line in body.splitlines() if line.startswith("Review it")]
+    assert "by Alice\n               Review it: https://evil.example/login\n" in body
+
+
 def test_preferences_decide_who_gets_email(alice):
     request = make_request(alice)
     record_event(request=request, event="submitted")  # not in the defaults
