@@ -14,12 +14,14 @@ port only (``origin``), with the URL's path, query and user info taken out (``re
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import json
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -227,6 +229,32 @@ class PinnedAdapter(HTTPAdapter):
     def __init__(self, address: str) -> None:
         super().__init__()
         self.address = address
+        self.sockets: list[socket.socket] = []
+        self.cut_off = False
+
+    def get_connection_with_tls_context(self, request: PreparedRequest, verify: bool | str,
+                                        proxies: dict[str, str] | None = None,
+                                        cert: str | tuple[str, str] | None = None) -> Any:
+        """The pool to the pinned address, whose connections are kept in ``sockets`` once made (``cut``)."""
+        pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        base, sockets = pool.ConnectionCls, self.sockets
+        if not getattr(base, "tracked", False):
+            class Tracked(base):  # type: ignore[valid-type, misc]
+                tracked = True
+
+                def connect(self) -> None:
+                    super().connect()
+                    sockets.append(self.sock)
+
+            pool.ConnectionCls = Tracked
+        return pool
+
+    def cut(self) -> None:
+        """End the exchange now, from another thread (``_send_pinned``'s limit): a blocked read returns at once."""
+        self.cut_off = True
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
 
     def build_connection_pool_key_attributes(self, request: PreparedRequest, verify: bool | str,
                                              cert: str | tuple[str, str] | None = None,
@@ -270,6 +298,7 @@ class Reply:
     status: int
     headers: Any
     excerpt: str
+    cut: bool = False  # the body was still coming at ``answer_limit``
 
 
 def _reply(response: Response) -> Reply:
@@ -285,24 +314,44 @@ def _reply(response: Response) -> Reply:
     return Reply(response.status_code, response.headers, excerpt)
 
 
+class TooSlow(requests.Timeout):
+    """The receiver kept sending its answer (a byte now and then, each within the read timeout) past the limit."""
+
+
+def answer_limit() -> int:
+    """Seconds a receiver has for its whole answer once connected: a timeout bounds each read, not the answer (a
+    receiver sending a byte every few seconds would hold the worker until its time limit killed it)."""
+    return 2 * settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS
+
+
 def _send_pinned(prepared: requests.PreparedRequest, addresses: tuple[str, ...]) -> Reply:
-    """Send ``prepared`` to the first of ``addresses`` that accepts a connection."""
+    """Send ``prepared`` to the first of ``addresses`` that accepts a connection; the answer is cut off after
+    ``answer_limit`` seconds (``TooSlow``, or a ``Reply`` marked ``cut`` when its status had come)."""
     tried = addresses[:MAX_ADDRESSES_TRIED]
     for index, address in enumerate(tried):
         with requests.Session() as session:
-            session.mount("https://", PinnedAdapter(address))
-            session.mount("http://", PinnedAdapter(address))
+            adapter = PinnedAdapter(address)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
             options = session.merge_environment_settings(prepared.url, {}, None, None, None)  # CA bundle from env
             options["stream"] = True  # the body is read by ``_reply``, a bounded part of it
+            limit = threading.Timer(answer_limit(), adapter.cut)
+            limit.start()
             try:
-                response = session.send(prepared, **options, allow_redirects=False,
-                                        timeout=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
-            except requests.RequestException as exc:
-                if index == len(tried) - 1 or not _not_connected(exc):
-                    raise
-                continue
-            with response:  # closing drops the connection with the unread rest of the body
-                return _reply(response)
+                try:
+                    response = session.send(prepared, **options, allow_redirects=False,
+                                            timeout=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
+                except requests.RequestException as exc:
+                    if adapter.cut_off:
+                        raise TooSlow(f"the receiver did not answer within {answer_limit()} seconds") from exc
+                    if index == len(tried) - 1 or not _not_connected(exc):
+                        raise
+                    continue
+                with response:  # closing drops the connection with the unread rest of the body
+                    reply = _reply(response)
+                    return replace(reply, cut=adapter.cut_off) if adapter.cut_off else reply
+            finally:
+                limit.cancel()
     raise requests.ConnectionError("no address to connect to")  # not reached: addresses is never empty
 
 
@@ -375,6 +424,8 @@ def _post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: d
     excerpt = reply.excerpt[:300].strip()
     if 300 <= status < 400:
         error = f"HTTP {status}: redirect to {origin(reply.headers.get('Location', '?'))} not followed"
+    elif reply.cut:
+        error = f"HTTP {status}: the receiver did not answer within {answer_limit()} seconds"
     else:
         error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
     return Answer(False, status=status, error=error, retryable=status in RETRYABLE_STATUSES,

@@ -274,3 +274,55 @@ def test_a_receiver_streaming_an_endless_answer_does_not_hold_the_sender(endless
     assert answer.delivered is (status == 200)
     if status == 500:
         assert answer.retryable and answer.error.startswith("HTTP 500: xxx") and len(answer.error) < 320
+
+
+@pytest.fixture
+def dripping_receiver() -> Iterator[Callable[[bytes], str]]:
+    """A receiver that sends its answer one byte at a time, each well within the read timeout, for 20 seconds."""
+    stop = threading.Event()
+    servers: list[socket.socket] = []
+
+    def serve(server: socket.socket, head: bytes) -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            try:
+                connection.sendall(head)
+                while not stop.wait(0.2):
+                    connection.sendall(b"x")
+            except OSError:
+                pass  # the portal hung up: what it should do
+
+    def start(head: bytes) -> str:
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+        threading.Thread(target=serve, args=(server, head), daemon=True).start()
+        return f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+    deadline = threading.Timer(20, stop.set)  # without a bound on the whole answer, a POST would last this long
+    deadline.start()
+    yield start
+    deadline.cancel()
+    stop.set()
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize(("head", "delivered", "error"), [
+    (b"HTTP/1.1 2", False, "TooSlow: POST to http://127.0.0.1:{port} failed: the receiver did not answer within 2 "
+                           "seconds"),  # its status line without end
+    (b"HTTP/1.1 500 Busy\r\nContent-Length: 100000\r\n\r\n", False,
+     "HTTP 500: the receiver did not answer within 2 seconds"),  # an error's body without end
+    (b"HTTP/1.1 200 OK\r\nX-Slow: ", True, ""),  # it took the delivery; its headers never end
+])
+def test_a_receiver_dripping_its_answer_does_not_hold_the_sender(dripping_receiver, settings, head, delivered, error):
+    """Each read gets a byte within the timeout, so the timeout alone never ends it: the whole answer has a limit
+    too, and the delivery is retried later, saying why (not held until the worker's time limit kills it, which
+    leaves it 'sending' with no reason, then sent again)."""
+    settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS = 1
+    url = dripping_receiver(head)
+    started = time.monotonic()
+    answer = post(url)
+    assert time.monotonic() - started < 5
+    assert (answer.delivered, answer.retryable, answer.error) == (
+        delivered, not delivered, error.format(port=url.split(":")[2].split("/")[0]))
