@@ -138,6 +138,9 @@ class WebhookDelivery(models.Model):
     request = models.ForeignKey("policies.AccessRequest", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="webhook_deliveries")
     payload = models.JSONField(help_text="The JSON payload (Slack and Teams shapes are made from it when sent).")
+    scope = models.CharField(max_length=512, blank=True,
+                             help_text="The webhook's scope its payload was made for (empty: every scope). Not sent "
+                                       "once the webhook's scope no longer holds it.")
     state = models.CharField(max_length=16, choices=OutboxState.choices, default=OutboxState.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()

@@ -220,8 +220,8 @@ def _compose(*, request_id: int, event: str, actor, detail: dict,
         delivery_id = uuid.uuid4()
         payload = payloads.event_payload(event=event, delivery_id=str(delivery_id), occurred_at=occurred_at,
                                          request=summary, actor=payloads.person(actor), detail=shown)
-        deliveries.append(WebhookDelivery(webhook=webhook, delivery_id=delivery_id, event=event,
-                                          request=request, payload=payload, next_attempt_at=now))
+        deliveries.append(WebhookDelivery(webhook=webhook, delivery_id=delivery_id, event=event, request=request,
+                                          payload=payload, scope=webhook.scope, next_attempt_at=now))
     return notes, deliveries
 
 
@@ -313,6 +313,10 @@ def webhook_deliver(*, delivery_id: int, now: datetime | None = None) -> str | N
     webhook = delivery.webhook
     if not webhook.active:
         return _finish(delivery, now=now, delivered=False, error="the webhook was disabled")
+    if not scope_contains(webhook.scope, delivery.scope):  # its payload may name VMs the webhook's scope left out
+        return _finish(delivery, now=now, delivered=False,
+                       error=f"the webhook's scope changed to {webhook.scope} after this was made for "
+                             f"{delivery.scope or 'every scope'}")
     try:
         secret = webhook.secret
     except sealing.SecretUnreadable as exc:
@@ -475,7 +479,7 @@ def webhook_test(*, actor, webhook: Webhook, client_ip: str | None = None,
                                      detail={"message": f"Test delivery to webhook {webhook.name!r}."})
     with transaction.atomic():
         delivery = WebhookDelivery.objects.create(webhook=webhook, delivery_id=delivery_id, event=TEST_EVENT,
-                                                  payload=payload, next_attempt_at=now)
+                                                  payload=payload, scope=webhook.scope, next_attempt_at=now)
         _audit_webhook(actor, "webhook.tested", webhook, None, {"delivery": str(delivery_id)}, client_ip)
         transaction.on_commit(lambda: enqueue_sending([], [delivery.pk]), robust=True)
     return delivery

@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from jitportal.lib.sealing import SecretUnreadable
 from notifications import services
@@ -90,6 +91,29 @@ def test_the_migration_seals_secrets_stored_in_clear():
     executor.migrate(after)
     webhook = Webhook.objects.get(name="legacy")
     assert webhook.secret == "clear-text-secret" and "clear-text-secret" not in webhook.secret_sealed
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_records_deliveries_as_made_for_their_webhooks_scope():
+    """Deliveries stored before ``WebhookDelivery.scope`` keep being sent while their webhook's scope stays."""
+    executor = MigrationExecutor(connection)
+    before = [("notifications", "0003_webhook_secret_sealed")]
+    after = [("notifications", "0004_webhook_delivery_scope")]
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    old_webhook, old_delivery = apps.get_model("notifications", "Webhook"), apps.get_model("notifications",
+                                                                                            "WebhookDelivery")
+    for name, scope in (("scoped", REQUEST_SCOPE), ("everywhere", "")):
+        hook = old_webhook.objects.create(name=name, url="https://hooks.example.com/old", scope=scope,
+                                          events=["opened"])
+        old_delivery.objects.create(webhook=hook, event="opened", payload={}, next_attempt_at=timezone.now())
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    assert dict(WebhookDelivery.objects.values_list("webhook__name", "scope")) == {"scoped": REQUEST_SCOPE,
+                                                                                  "everywhere": ""}
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
 

@@ -384,6 +384,36 @@ def test_webhooks_get_only_their_events_and_scope(alice):
     assert list(WebhookDelivery.objects.values_list("webhook__name", flat=True)) == ["in scope"]
 
 
+def test_a_delivery_made_before_its_webhooks_scope_was_narrowed_is_not_sent(alice, webhook_receiver):
+    """Its payload names the VMs the old scope held: once the scope no longer holds that one, it is not sent (nor
+    retried), and says why."""
+    from tests.plugins.personas import IN_SCOPE
+
+    webhook = make_webhook(IN_SCOPE, url=webhook_receiver.url)
+    record_event(request=make_request(alice), event="opened")
+    narrower = f"{IN_SCOPE}/resourceGroups/rg-data-prod"
+    services.webhook_update(actor=None, webhook=webhook, scope=narrower)
+    assert deliver_all() == ["failed"]
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.last_error == (f"Not retried: the webhook's scope changed to {narrower} after this was made "
+                                   f"for {IN_SCOPE}")
+    assert "webhook_sent" not in services.deliver_due(now=timezone.now() + timedelta(days=1))
+    assert webhook_receiver.received == []
+
+
+def test_a_delivery_is_still_sent_after_its_webhooks_scope_was_widened_and_its_url_fixed(alice, webhook_receiver):
+    """A wider scope holds everything the payload names; a new URL (a typo fixed) takes the deliveries waiting."""
+    from tests.plugins.personas import IN_SCOPE
+
+    webhook = make_webhook(REQUEST_SCOPE, url=f"http://127.0.0.1:{closed_port()}/hook")
+    record_event(request=make_request(alice), event="opened")
+    assert deliver_all() == ["pending"]
+    services.webhook_update(actor=None, webhook=webhook, scope=IN_SCOPE, url=webhook_receiver.url)
+    assert services.deliver_due(now=timezone.now() + timedelta(days=1))["webhook_sent"] == 1
+    [received] = webhook_receiver.wait_for(1)
+    assert received.json()["request"]["vms"][0]["name"] == "vm-matrix"
+
+
 def test_a_webhook_of_one_scope_is_told_nothing_of_the_requests_vms_in_another(alice):
     from tests.plugins.personas import IN_SCOPE
     from tests.policies.access.factories import add_vm_at
