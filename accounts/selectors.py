@@ -106,21 +106,37 @@ def _naming_any(field: str, values: set[str]) -> Q | None:
     return condition
 
 
-def access_contact() -> AccessContact:
-    """Whom to ask for a role: the configured contact, or the active users (break-glass accounts left out) who may
-    map roles for a whole subscription by the claims of their latest sign-in; two queries however many mappings,
-    reading only the claims that name one of those mappings' app roles or groups."""
+def _tenant_of(user) -> str:
+    """The Entra tenant ``user`` signs in from: their account's (set from the token's ``tid`` at every sign-in),
+    else their latest sign-in's claims; empty for a user who never signed in with Entra ID."""
+    tenant = getattr(user, "entra_tenant_id", "")
+    if not tenant and getattr(user, "pk", None) is not None:
+        tenant = SignInClaims.objects.filter(user_id=user.pk).values_list("tenant_id", flat=True).first() or ""
+    return tenant.lower()
+
+
+def access_contact(user) -> AccessContact:
+    """Whom ``user`` should ask for a role: the configured contact, or the active users of the same Entra tenant
+    (break-glass accounts left out) who may map roles for a whole subscription by the claims of their latest
+    sign-in; two queries however many mappings, reading only the claims of that tenant that name one of those
+    mappings' app roles or groups. With several allowed tenants, an administrator of another tenant is never
+    named: they cannot map the user's app roles or groups, and the user may not know them. A user whose tenant is
+    unknown gets no names."""
     if settings.PORTAL_ACCESS_CONTACT:
         return AccessContact(text=settings.PORTAL_ACCESS_CONTACT)
+    tenant = _tenant_of(user)
+    if not tenant:
+        return AccessContact()
     mappings = list(RoleMapping.objects.all())
     granting = [m for m in mappings if (role := ROLES.get(m.role)) and role.allows(SETTINGS_WRITE)
-                and _subscription_wide(m.scope)]
+                and _subscription_wide(m.scope) and m.tenant_id.lower() in ("", tenant)]
     if not granting:
         return AccessContact()
     app_roles = {m.source_value for m in granting if m.source_kind == RoleMapping.SourceKind.APP_ROLE}
     groups = {m.source_value.lower() for m in granting if m.source_kind == RoleMapping.SourceKind.GROUP}
     naming = [_naming_any("app_roles", app_roles), _naming_any("groups", groups)]
-    claims = SignInClaims.objects.select_related("user").filter(user__is_active=True, user__is_superuser=False)
+    claims = SignInClaims.objects.select_related("user").filter(
+        user__is_active=True, user__is_superuser=False, tenant_id__iexact=tenant)
     if None not in naming:
         claims = claims.filter(naming[0] | naming[1])
     candidates = {c.user_id: c for c in claims

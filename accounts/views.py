@@ -61,7 +61,7 @@ def my_access(request: HttpRequest) -> HttpResponse:
     """The user's roles, the scopes they apply at, and which mapping and claim each came from; without any, whom to
     ask for one."""
     access = selectors.my_access(request.user)
-    contact = selectors.access_contact() if not (access.rows or access.is_superuser) else None
+    contact = selectors.access_contact(request.user) if not (access.rows or access.is_superuser) else None
     return render(request, "accounts/my_access.html", {"title": "My access", "access": access,
                                                         "access_contact": contact})
 

@@ -35,7 +35,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "finished_counted_days": access.FINISHED_COUNTED_DAYS,
         "to_approve": access.approval_queue(request.user).count(),
         "may_request": authz.holds_anywhere(request.user, JIT_INITIATE),
-        "no_role": no_role, "access_contact": access_contact() if no_role else None})
+        "no_role": no_role, "access_contact": access_contact(request.user) if no_role else None})
 
 
 @authenticated_only

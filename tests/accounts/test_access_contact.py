@@ -11,8 +11,9 @@ from django.db.models import signals
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import services
 from accounts.models import RoleMapping, SignInClaims
-from accounts.selectors import ADMINS_NAMED, access_contact
+from accounts.selectors import ADMINS_NAMED, AccessContact, access_contact
 from tests.plugins.personas import IN_SCOPE, make_persona
 
 pytestmark = pytest.mark.django_db
@@ -28,13 +29,14 @@ def told(client, url_name: str, box: str) -> str:
     return " ".join(found.group(1).split())
 
 
-def make_admin(name: str, scope: str = IN_SCOPE, *, group: str | None = None):
-    """A user who signed in with a group that a policy admin mapping at ``scope`` names."""
+def make_admin(name: str, scope: str = IN_SCOPE, *, group: str | None = None, tenant: str | None = None):
+    """A user who signed in (from ``tenant``, by default the demo tenant) with a group that a policy admin mapping
+    at ``scope`` names."""
     number = next(_numbers)
     group = group or f"9c1d2e3f-00aa-4000-8000-{number:012d}"
     RoleMapping.objects.get_or_create(source_kind="group", source_value=group, role="policy_admin", scope=scope)
     user = get_user_model().objects.create_user(username=f"admin-{number}@contoso.example", display_name=name)
-    SignInClaims.objects.create(user=user, tenant_id=make_persona("outsider").sign_in_claims.tenant_id,
+    SignInClaims.objects.create(user=user, tenant_id=tenant or make_persona("outsider").sign_in_claims.tenant_id,
                                 groups=[group], signed_in_at=timezone.now())
     return user
 
@@ -85,7 +87,7 @@ def test_past_five_administrators_it_names_five_and_counts_the_others(client, se
     for n in range(ADMINS_NAMED + 2):
         make_admin(f"Admin {n}", group=group)
     get_user_model().objects.filter(display_name="Admin 6").update(is_active=False)  # left the company
-    contact = access_contact()
+    contact = access_contact(outsider)
     assert contact.admins == tuple(f"Admin {n}" for n in range(ADMINS_NAMED)) and contact.more == 1
     client.force_login(outsider)
     assert ", <strong>Admin 4</strong> or 1 other) to map" in told(client, "dashboard", "no-role")
@@ -134,7 +136,7 @@ def test_it_reads_only_the_sign_in_claims_that_name_an_administering_role_or_gro
     signals.post_init.connect(count, sender=SignInClaims)
     try:
         with django_assert_num_queries(2):  # the mappings; the claims that name theirs, with their users
-            contact = access_contact()
+            contact = access_contact(outsider)
     finally:
         signals.post_init.disconnect(count, sender=SignInClaims)
     assert contact.admins == ("Anna Admin", "Bob Security Admin") and contact.more == 0
@@ -148,9 +150,65 @@ def test_an_administering_app_role_is_found_however_json_writes_it(settings, val
     and only the exact value grants the role."""
     settings.PORTAL_ACCESS_CONTACT = ""
     RoleMapping.objects.create(source_kind="app_role", source_value=value, role="policy_admin", scope=IN_SCOPE)
-    tenant = make_persona("outsider").sign_in_claims.tenant_id
+    outsider = make_persona("outsider")
+    tenant = outsider.sign_in_claims.tenant_id
     for name, roles in (("Exact Admin", [value]), ("Other Case", [value.upper()])):
         user = get_user_model().objects.create_user(username=f"{name.split()[0].lower()}@contoso.example",
                                                     display_name=name)
         SignInClaims.objects.create(user=user, tenant_id=tenant, app_roles=roles, signed_in_at=timezone.now())
-    assert access_contact().admins == ("Exact Admin",)
+    assert access_contact(outsider).admins == ("Exact Admin",)
+
+
+OTHER_TENANT = "5b7f2d10-9c3e-4f6a-8b1d-2e4c6a8f0b13"
+
+
+def sign_in_from(tenant: str, oid: str, name: str, *, roles: tuple[str, ...] = ()):
+    """A user as the sign-in service records them from an ID token of ``tenant``."""
+    return services.user_sign_in_record(claims={"tid": tenant, "oid": oid, "name": name, "roles": list(roles),
+                                                "preferred_username": f"{name.split()[0].lower()}@fabrikam.example"})
+
+
+@pytest.mark.parametrize(("url_name", "box"), PAGES)
+def test_with_several_tenants_a_user_is_offered_only_the_administrators_of_their_own_tenant(
+        client, settings, outsider, url_name, box):
+    """Mappings for any allowed tenant make administrators in each; a user without a role is told the names of
+    their own tenant's only: the others cannot map the user's app roles or groups, and are strangers to them."""
+    settings.PORTAL_ACCESS_CONTACT = ""
+    settings.ENTRA_ALLOWED_TENANTS = [*settings.ENTRA_ALLOWED_TENANTS, OTHER_TENANT]
+    make_persona("policy_admin")  # Bob, of the demo tenant, by the JIT.PolicyAdmin app role (any tenant)
+    group = "9c1d2e3f-00ee-4000-8000-000000000001"
+    make_admin("Anna Admin", group=group)  # the demo tenant
+    make_admin("Olga Fabrikam", group=group, tenant=OTHER_TENANT)  # the same group id, of the other tenant
+    sign_in_from(OTHER_TENANT, "6d2a9b40-0000-4000-8000-000000000001", "Pete Fabrikam", roles=("JIT.PolicyAdmin",))
+    stranger = sign_in_from(OTHER_TENANT, "6d2a9b40-0000-4000-8000-000000000002", "Quinn Fabrikam")
+
+    client.force_login(outsider)
+    text = told(client, url_name, box)
+    assert ("ask one of the portal's administrators (<strong>Anna Admin</strong> or "
+            "<strong>Bob Security Admin</strong>)") in text
+    assert "Fabrikam" not in text
+
+    client.force_login(stranger)
+    text = told(client, url_name, box)
+    assert ("ask one of the portal's administrators (<strong>Olga Fabrikam</strong> or "
+            "<strong>Pete Fabrikam</strong>)") in text
+    assert "Anna" not in text and "Bob" not in text
+
+
+def test_a_mapping_for_another_tenant_makes_no_administrator_to_name(settings, outsider):
+    """A mapping limited to the other tenant grants nothing to a user of the demo tenant whose claims name its group,
+    nor makes its own tenant's users administrators for a user of the demo tenant."""
+    settings.PORTAL_ACCESS_CONTACT = ""
+    settings.ENTRA_ALLOWED_TENANTS = [*settings.ENTRA_ALLOWED_TENANTS, OTHER_TENANT]
+    group = "9c1d2e3f-00ee-4000-8000-000000000002"
+    RoleMapping.objects.create(source_kind="group", source_value=group, tenant_id=OTHER_TENANT, role="policy_admin",
+                               scope=IN_SCOPE)
+    make_admin("Anna Admin", group=group)  # the demo tenant: the mapping is not for her
+    make_admin("Olga Fabrikam", group=group, tenant=OTHER_TENANT)
+    assert access_contact(outsider) == AccessContact()
+
+
+def test_a_user_whose_tenant_is_unknown_is_offered_no_names(settings, django_user_model):
+    settings.PORTAL_ACCESS_CONTACT = ""
+    make_admin("Anna Admin")
+    assert access_contact(django_user_model.objects.create_user(username="local")) == AccessContact()
