@@ -1,5 +1,6 @@
 """Filters of the accounts app's lists."""
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 
 from accounts.models import RoleMapping
@@ -7,7 +8,8 @@ from accounts.roles import ROLE_CHOICES
 
 
 class RoleMappingFilterSet(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search")
+    # Typed in the toolbar's search box (#searchbar), which the error summary links to.
+    q = django_filters.CharFilter(method="search", label="Search", widget=forms.TextInput(attrs={"id": "searchbar"}))
     source_kind = django_filters.ChoiceFilter(choices=RoleMapping.SourceKind.choices, label="Source")
     role = django_filters.ChoiceFilter(choices=ROLE_CHOICES)
 

@@ -74,7 +74,8 @@ def search(request: HttpRequest) -> HttpResponse:
         query.pop(key, None)
     return render(request, "audit/search.html", {
         "title": "Audit", "subtitle": SOURCES[source], "source": source, "sources": SOURCES,
-        "filter": filterset, "source_errors": [source_error] if source_error else [], "table": table, "page": page,
+        "filter": filterset, "table": table, "page": page,
+        "source_errors": [(source_error, "#audit-sources")] if source_error else [],  # linked to the sources' links
         "query": query.urlencode(), "cursor_error": cursor_error,
         "page_size": seek_page_size_choice(request, page, default=settings.AUDIT_PAGE_SIZE),
         "can_export": authz.holds_anywhere(request.user, AUDIT_EXPORT),

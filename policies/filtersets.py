@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -14,7 +15,9 @@ OS_CHOICES = [("Linux", "Linux"), ("Windows", "Windows")]
 class VirtualMachineFilterSet(django_filters.FilterSet):
     """Filters the (already permission-restricted) VM list; choices come from the rows the user may see."""
 
-    q = django_filters.CharFilter(method="search", label="Search")
+    # Typed in the toolbar's search box (#searchbar), which the error summary links to.
+    q = django_filters.CharFilter(method="search", label="Search",
+                                  widget=forms.TextInput(attrs={"id": "searchbar"}))
     subscription = django_filters.ChoiceFilter(field_name="subscription_key", label="Subscription")
     resource_group = django_filters.ChoiceFilter(field_name="resource_group", label="Resource group")
     os = django_filters.ChoiceFilter(field_name="os_type", choices=OS_CHOICES, label="OS")

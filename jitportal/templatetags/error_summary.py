@@ -2,51 +2,74 @@
 
 The summary (``generic/_error_summary.html``) is a ``role="alert"`` box with ``tabindex="-1"`` and
 ``data-error-summary``, which ``jitportal/error_summary.js`` focuses when the page loads (or when an htmx swap brings
-in a new one), so keyboard and screen-reader users land on what went wrong rather than at the top of the page.
+in a new one), so keyboard and screen-reader users land on what went wrong rather than at the top of the page. Its
+heading says that something went wrong and how much ("There is a problem with this form", "There are 2 problems
+with the filters"); each problem of a field on the page links to the field (following the link puts the focus in
+it), and one of a field the page does not show says so and where it can be changed.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django import template
+from django.template.defaultfilters import pluralize
 
 register = template.Library()
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One line of the summary: ``text``, a link to its field when ``href``; ``note`` after it (not part of the
+    link), and ``fix``, a link to ``fix_href`` where a field not on this page can be changed."""
+
+    text: str
+    href: str = ""
+    item_id: str = ""
+    note: str = ""
+    fix: str = ""
+    fix_href: str = ""
+
+
+def heading(count: int, about: str) -> str:
+    """What the summary says first: that something went wrong with ``about`` (``this form``), and how much."""
+    if count <= 1:
+        return f"There is a problem with {about}"
+    return f"There are {count} problem{pluralize(count)} with {about}"
+
+
 @register.inclusion_tag("generic/_error_summary.html")
-def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: str = "form-errors", intro: str = "",
-                  fields: bool = False, filter_note: bool = False) -> dict[str, Any]:
+def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: str = "form-errors",
+                  fields: Mapping[str, str] | None = None, elsewhere: str = "", elsewhere_text: str = "",
+                  filter_note: bool = False, about: str = "") -> dict[str, Any]:
     """The summary of ``form``'s errors (a form or formset), if there are any.
 
-    Lists the form's non-field errors, then ``errors`` (plain messages), then each field's errors as "Label: error",
-    a link to the field (in a formset "Row 2, Label: error"; an error the form also gave as a whole is listed once,
-    at its field). ``fields`` is for a form whose fields the page writes by hand (no link: its ids are the page's),
-    and ``filter_note`` marks a list's filter form (each item gets the field's ``…_error`` id and says the filter was
-    left out). ``intro`` is a sentence above the list (shown whenever the summary is).
+    Lists the form's non-field errors, then ``errors`` (plain messages, or ``(message, href)`` pairs linking to what
+    fixes them on the page), then each field's errors as "Label: error", a link to the field (in a formset "Row 2,
+    Label: error"; an error the form also gave as a whole is listed once, at its field).
 
-    Each item is ``(item id, text, href)``; ``href`` is "" for an item that is not a link.
+    ``fields`` is for a form whose fields the page writes by hand: the names of those it shows, each to its
+    element's id. A field's error outside it says the field is not on this page and, with ``elsewhere`` (a URL,
+    its link reading ``elsewhere_text``), where to change it. ``filter_note`` marks a list's filter form: each item
+    gets the field's ``…_error`` id (its control's ``aria-describedby``) and says the filter was left out.
+    ``about`` names what the heading speaks of: "this form", or "the filters" for a filter form.
+
+    Each item is a ``Problem``.
     """
-    items: list[tuple[str, str, str]] = []
-    linked: list[tuple[str, str, str]] = []
-    if form is not None and not (fields or filter_note):
-        linked = _field_links(form)
-    at_fields = _field_messages(form) if linked else set()
+    items: list[Problem] = []
+    linked = _field_problems(form, fields, elsewhere, elsewhere_text, filter_note) if form is not None else []
+    at_fields = _field_messages(form) if linked and not filter_note else set()
     if form is not None:
         general = form.non_form_errors() if hasattr(form, "non_form_errors") else form.non_field_errors()
-        items += [("", str(e), "") for e in general if str(e) not in at_fields]
-    items += [("", str(e), "") for e in errors]
-    if form is not None and (fields or filter_note) and not hasattr(form, "non_form_errors"):
-        for field in form:
-            if field.errors:
-                text = f"{field.label}: {' '.join(field.errors)}"
-                if filter_note:
-                    items.append((f"{field.auto_id}_error", f"{text} The filter was left out.", ""))
-                else:
-                    items += [("", f"{field.label}: {e}", "") for e in field.errors]
+        items += [Problem(str(e)) for e in general if str(e) not in at_fields]
+    for error in errors:
+        text, href = error if isinstance(error, (tuple, list)) else (error, "")
+        items.append(Problem(str(text), href=href))
     items += linked
     has_errors = bool(items) or bool(form is not None and form_has_errors(form))
-    return {"show": has_errors, "items": items, "summary_id": summary_id, "intro": intro}
+    about = about or ("the filters" if filter_note else "this form")
+    return {"show": has_errors, "items": items, "summary_id": summary_id, "heading": heading(len(items), about)}
 
 
 def _rows(form: Any) -> list[tuple[str, Any]]:
@@ -57,16 +80,31 @@ def _rows(form: Any) -> list[tuple[str, Any]]:
             if not (form.can_delete and getattr(row, "cleaned_data", {}).get("DELETE"))]
 
 
-def _field_links(form: Any) -> list[tuple[str, str, str]]:
-    """Each visible field's errors as links to the field: its input, or a group's first option."""
-    links = []
+def _target(field: Any) -> str:
+    """The id following a link to ``field`` focuses: its input, or a group's first option."""
+    return field.id_for_label or f"{field.auto_id}_0"
+
+
+def _field_problems(form: Any, shown: Mapping[str, str] | None, elsewhere: str, elsewhere_text: str,
+                    filter_note: bool) -> list[Problem]:
+    """Each visible field's errors, linked to the field where the page shows it."""
+    problems = []
     for prefix, row in _rows(form):
         for field in row:
             if not field.errors or field.is_hidden or not field.auto_id:
                 continue
-            target = field.id_for_label or f"{field.auto_id}_0"
-            links += [("", f"{prefix}{field.label}: {error}", f"#{target}") for error in field.errors]
-    return links
+            if filter_note:  # one item per filter, which its control's aria-describedby names
+                problems.append(Problem(f"{field.label}: {' '.join(field.errors)}", href=f"#{_target(field)}",
+                                        item_id=f"{field.auto_id}_error", note="The filter was left out."))
+            elif shown is None or field.name in shown:
+                target = shown[field.name] if shown is not None else _target(field)
+                problems += [Problem(f"{prefix}{field.label}: {error}", href=f"#{target}") for error in field.errors]
+            else:  # the page does not show it: say so, and where it can be changed
+                missing = f"“{field.label}” is not on this page"
+                fix = {"note": f"{missing}:", "fix": elsewhere_text or "change it in the full form",
+                       "fix_href": elsewhere} if elsewhere else {"note": f"{missing}."}
+                problems += [Problem(f"{prefix}{field.label}: {error}", **fix) for error in field.errors]
+    return problems
 
 
 def _field_messages(form: Any) -> set[str]:

@@ -184,9 +184,15 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
                 if response is not None:
                     return response
         context.update(form=form, defaults=defaults, my_ip=form.my_ip, windows=_connect_windows(vm),
-                       open_now=_open_now([vm]))
+                       open_now=_open_now([vm]), shown_fields=CONNECT_FIELDS,
+                       full_form=f"{reverse('policies:request_new')}?vm={vm.pk}")
     return render(request, "policies/access/connect.html", context,
                   status=400 if request.method == "POST" else 200)
+
+
+# The one field the Connect page shows, by the id of its box; an error at another (a port, the source, the time) is
+# listed as one the page cannot change, with a link to the full request form.
+CONNECT_FIELDS = {"justification": "connect-justification"}
 
 
 def _connect_windows(vm: VirtualMachine) -> list[tuple[int, str]]:

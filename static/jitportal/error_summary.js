@@ -2,6 +2,9 @@
 // keyboard focus moves to the summary, so keyboard and screen-reader users start at what went wrong. An htmx swap
 // (a poll, a fragment) moves focus only when what it brought in holds a summary not already shown on this page:
 // a poll that brings the same summary again leaves focus where the user put it.
+// A summary's link to a field (href="#id") puts the focus in the field, scrolled to the middle of the window so its
+// label shows beside it, without adding "#id" to the page's address: a form without an action posts to that address, and the page it gets
+// back would open at the field and leave its new summary unfocused. Without this script the link still works.
 (() => {
   const SUMMARY = "[data-error-summary]";
   const key = (summary) => `${summary.id}\n${summary.textContent}`;
@@ -16,5 +19,16 @@
     if (!found || seen.has(key(found))) return;
     seen.add(key(found));
     found.focus();
+  });
+
+  document.addEventListener("click", (event) => {
+    const link = event.target instanceof Element ? event.target.closest(`${SUMMARY} a[href^="#"]`) : null;
+    if (!link || event.defaultPrevented || event.button !== 0) return;
+    if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;  // a new tab or window: as it asks
+    const field = document.getElementById(decodeURIComponent(link.getAttribute("href").slice(1)));
+    if (!field) return;
+    event.preventDefault();
+    field.scrollIntoView({ block: "center" });
+    field.focus({ preventScroll: true });
   });
 })();

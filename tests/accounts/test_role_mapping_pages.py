@@ -45,8 +45,9 @@ def test_searching_or_filtering_keeps_the_sort_and_a_bad_filter_value_is_named(c
     for form in forms:
         assert '<input type="hidden" name="sort" value="-scope">' in form
     body = client.get(reverse("accounts:rolemapping_list"), {"role": "<root>"}).content.decode()
-    assert "Role: Select a valid choice. &lt;root&gt; is not one of the available choices. The filter was left out." \
-        in body
+    assert ('<li id="id_role_error"><a href="#id_role">Role: Select a valid choice. &lt;root&gt; is not one of the '
+            'available choices.</a> The filter was left out.</li>') in body
+    assert 'id="id_role"' in body and "There is a problem with the filters" in body
 
 
 def test_the_list_filters_are_labelled(client, breakglass_admin):

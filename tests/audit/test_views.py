@@ -381,8 +381,9 @@ def test_a_to_time_before_the_from_time_is_refused_with_a_message(client, audito
     client.force_login(auditor)
     reversed_range = {"range": "custom", "since": "2026-11-21", "until": "2026-11-20"}
     page = client.get(SEARCH, reversed_range).content.decode()
-    assert "To (UTC): Give a time at or after From (UTC). The filter was left out." in page
-    assert 'aria-describedby="id_until_error"' in page
+    assert ('<li id="id_until_error"><a href="#id_until">To (UTC): Give a time at or after From (UTC).</a> '
+            'The filter was left out.</li>') in page  # a link that puts the focus in the field
+    assert "There is a problem with the filters" in page and 'aria-describedby="id_until_error"' in page
     refused = client.get(EXPORT, reversed_range)
     assert refused.status_code == 400 and "To (UTC): Give a time at or after From (UTC)." in refused.content.decode()
     same_day = {"range": "custom", "since": "2026-11-20", "until": "2026-11-20"}
@@ -568,8 +569,10 @@ def test_invalid_filters_show_a_message_not_an_error(client, auditor):
     response = client.get(SEARCH, {"range": "bogus", "since": "not-a-date"})
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Time: Select a valid choice. bogus is not one of the available choices. The filter was left out." in page
-    assert "From (UTC): Enter a valid date/time. The filter was left out." in page
+    assert ('<a href="#id_range">Time: Select a valid choice. bogus is not one of the available choices.</a> '
+            'The filter was left out.') in page
+    assert '<a href="#id_since">From (UTC): Enter a valid date/time.</a> The filter was left out.' in page
+    assert "There are 2 problems with the filters" in page
     assert '<li id="id_range_error">' in page and 'aria-describedby="id_range_error"' in page
     refused = client.get(EXPORT, {"range": "bogus", "since": "not-a-date"})
     assert refused.status_code == 400
@@ -799,6 +802,9 @@ def test_an_unknown_source_says_so_and_is_left_out_as_other_bad_filters_are(clie
     assert "is not one of the sources; choose azure (Azure Activity Log) or portal (Portal audit trail). " \
            "The filter was left out." in page
     assert "<b>x</b>" not in page  # the value typed is escaped
+    # The sources are the links above the results: the error links there (focusable, so the link moves the focus).
+    assert '<li><a href="#audit-sources">Source: ' in page
+    assert '<nav class="audit-sources" id="audit-sources" aria-label="Source" tabindex="-1">' in page
     assert "someone@contoso.example" in page  # the Azure Activity Log, as the message says
     refused = client.get(EXPORT, {"source": source})
     assert refused.status_code == 400 and "is not one of the sources" in refused.content.decode()

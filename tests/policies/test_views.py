@@ -642,12 +642,23 @@ def test_a_refused_port_field_says_what_it_takes_and_only_it_is_marked(client, p
     page = response.content.decode()
     assert response.status_code == 400
     assert f'<ul class="errorlist" id="id_ports-0-{field}_error"><li>{message}</li></ul>' in page
-    assert "Please correct the errors below." in page  # said at the top: a long port list hides a row's error
+    assert "There is a problem with this form</h2>" in page  # said at the top: a long port list hides a row's error
     label = {"number": "Port", "max_hours": "Max hours", "max_minutes": "Max minutes"}[field]
     assert f'<li><a href="#id_ports-0-{field}">Row 1, {label}: {message}</a></li>' in page  # listed there, linked
     invalid = re.findall(r'<(?:input|select)[^>]*aria-invalid="true"[^>]*id="id_(ports-[^"]+)"', page)
     assert invalid == [f"ports-0-{field}"]
     assert 'class="port-row errors"' not in page  # the admin's CSS would outline every field of the row in red
+
+
+@pytest.mark.django_db
+def test_the_summary_of_a_port_list_counts_its_problems(client, policy_admin):
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    page = _edit(client, vm, [{"number": "0"}, {"number": "3389", "max_hours": "x"}]).content.decode()
+    summary = re.search(r'id="form-errors" role="alert" tabindex="-1" data-error-summary>(.*?)</div>', page).group(1)
+    assert summary.startswith('<h2 class="error-summary-title" id="form-errors-title">There are 2 problems with this '
+                              'form</h2>')
+    assert re.findall(r'<li><a href="#id_ports-(\d-\w+)">', summary) == ["0-number", "1-max_hours"]
 
 
 @pytest.mark.django_db
@@ -852,8 +863,8 @@ def test_a_filter_value_that_is_not_a_choice_says_it_was_left_out(client, policy
     make_many_vms(6)
     client.force_login(policy_admin)
     page = client.get(reverse("policies:inventory"), {"resource_group": "rg-<gone>"}).content.decode()
-    assert ('Resource group: Select a valid choice. rg-&lt;gone&gt; is not one of the available choices. '
-            'The filter was left out.') in page
+    assert ('<a href="#id_resource_group">Resource group: Select a valid choice. rg-&lt;gone&gt; is not one of the '
+            'available choices.</a> The filter was left out.') in page  # a link to the filter's control
     # The refused filter's control is marked and points to its message (screen readers announce it there).
     assert '<select name="resource_group" id="id_resource_group" aria-invalid="true" ' \
            'aria-describedby="id_resource_group_error">' in page

@@ -121,7 +121,7 @@ def test_a_denial_without_a_comment_puts_the_keyboards_focus_on_what_went_wrong(
         page.keyboard.press("Enter")
     summary = page.locator("#decision-errors")
     expect(summary).to_be_focused()
-    expect(summary).to_contain_text("Please correct the errors below.")
+    expect(summary.locator("h2")).to_have_text("There is a problem with your decision")
     expect(page.locator("#id_comment_error")).to_have_text("Say why you deny the request.")
     page.keyboard.press("Tab")  # the summary's link to the comment, then to the field itself
     expect(summary.locator('a[href="#id_comment"]')).to_be_focused()

@@ -399,8 +399,9 @@ def test_a_requested_to_day_before_the_requested_from_day_is_refused_not_silentl
                                                       "created_before": str(today - timedelta(days=1))})
     assert page.status_code == 200
     html = page.content.decode()
-    assert re.search(r'id="id_created_before_error">Requested to: Give a day on or after .Requested from.\. '
-                     r'The filter was left out\.', html)
+    assert re.search(r'id="id_created_before_error"><a href="#id_created_before">Requested to: Give a day on or '
+                     r'after .Requested from.\.</a> The filter was left out\.', html)
+    assert 'id="id_created_before"' in html and "There is a problem with the filters" in html
     assert [r.pk for r in page.context["table"].seek.rows] == [AccessRequest.objects.get().pk]
     same_day = client.get(reverse("policies:requests"), {"created_after": str(today), "created_before": str(today)})
     assert 'id="filter-errors"' not in same_day.content.decode()
@@ -994,6 +995,32 @@ def test_the_connect_page_keeps_the_justification_typed_when_it_is_refused(prod,
     box = re.search(r'<input[^>]*name="justification"[^>]*>', page).group(0)
     assert 'aria-invalid="true"' in box
     assert re.search(r'aria-describedby="([^"]*)"', box).group(1) == "form-errors connect-justification-hint"
+
+
+def test_the_connect_pages_summary_links_its_justification_and_sends_other_fields_to_the_full_form(prod, alice):
+    """The Connect page shows one field: an error there is a link to its box; an error at a field it does not show
+    (the source its ports allow, here) says so and links to the full request form, where that field is."""
+    jump = vm("jump-02")
+    VirtualMachine.objects.filter(pk=jump.pk).update(ports=[{"number": 22, "protocol": "*",
+                                                              "allowedSourceAddressPrefix": "10.0.0.0/8",
+                                                              "maxRequestAccessDuration": "PT3H"}])
+    url = reverse("policies:connect", args=[jump.pk])
+    page = alice.post(url, {"token": token_of(alice.get(url, REMOTE_ADDR=MY_IP)), "justification": " "},
+                      REMOTE_ADDR=MY_IP).content.decode()
+    assert "There is a problem with this form</h2>" in page
+    assert summary_links(page) == [("#connect-justification", "Justification: Say why you need access.")]
+    assert summary_items(page) == [] and 'id="connect-justification"' in page
+
+    response = alice.post(url, {"token": token_of(alice.get(url, REMOTE_ADDR=MY_IP)), "justification": "Deploy"},
+                          REMOTE_ADDR=MY_IP)
+    page = response.content.decode()
+    full_form = f"{reverse('policies:request_new')}?vm={jump.pk}"
+    assert response.status_code == 400 and not AccessRequest.objects.exists()
+    assert summary_links(page) == []
+    assert summary_items(page) == [
+        f"Allowed source IP: Source {MY_IP}/32 is not allowed for port 22 of jump-02 (allowed: 10.0.0.0/8). "
+        f"“Allowed source IP” is not on this page: <a href=\"{full_form}\">choose it in the full request form</a>."]
+    assert "There is a problem with this form</h2>" in page
 
 
 def test_the_request_form_and_the_connect_page_say_what_the_justification_needs_before_it_is_refused(prod, alice):
