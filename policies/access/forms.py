@@ -138,8 +138,9 @@ class AccessRequestForm(OneTimeForm):
         the box or choice it came from), the rest at the top of the form."""
         source = {"ip": "source_ip", "range": "source_range"}.get(self.cleaned_data.get("source_kind"), "source_kind")
         fields = {"source_too_wide": source, "source_not_allowed": source, "window_too_short": "duration",
-                  "window_too_long": "duration", "start_too_soon": "start_at", "start_too_late": "start_at",
-                  "justification": "justification", "port_not_in_policy": "ports", "no_ports": "ports"}
+                  "window_too_long": "duration", "window_unreadable": "ports", "start_too_soon": "start_at",
+                  "start_too_late": "start_at", "justification": "justification", "port_not_in_policy": "ports",
+                  "no_ports": "ports"}
         for error in exc.error_list:
             field = fields.get(error.code)
             self.add_error(field if field in self.fields else None, error)

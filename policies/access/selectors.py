@@ -669,11 +669,13 @@ def poll_interval(request: AccessRequest, now, ends: list | None = None) -> str:
 
 
 def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:
-    """Duration steps up to the longest maximum among the VMs' ports (each port is checked on submit)."""
+    """Duration steps up to the longest maximum among the VMs' ports (each port is checked on submit; one whose
+    maximum the portal cannot read counts for none, and is refused then, saying why)."""
     longest = timedelta(0)
     for vm in vms:
         for port in vm.ports or []:
-            longest = max(longest, validation.port_maximum(validation.policy_port(vm.ports, port["number"])))
+            longest = max(longest, validation.readable_maximum(validation.policy_port(vm.ports, port["number"]))
+                          or timedelta(0))
     return validation.duration_choices(longest or timedelta(hours=1))
 
 

@@ -36,15 +36,31 @@ def policy_port(vm_ports: list[dict], number: int, vm_name: str = "") -> PortRul
                           code="port_not_in_policy")
 
 
-def port_maximum(rule: PortRule) -> timedelta:
-    return parse_duration(rule.max_duration)
+def port_maximum(rule: PortRule, vm_name: str = "") -> timedelta:
+    """The port's maximum request time; a ``window_unreadable`` error naming the port when Azure holds one the
+    portal cannot read (``PT1.5H``, set in Azure itself): no window can be checked against it."""
+    try:
+        return parse_duration(rule.max_duration)
+    except ValidationError:
+        raise ValidationError(
+            f"Port {rule.number} of {vm_name or 'this VM'} cannot be requested: Azure holds its maximum request time "
+            f"'{rule.max_duration}', which the portal cannot read. A JIT policy admin can set it again in the VM's "
+            "JIT settings.", code="window_unreadable") from None
+
+
+def readable_maximum(rule: PortRule) -> timedelta | None:
+    """``port_maximum``, or ``None`` when the portal cannot read it."""
+    try:
+        return port_maximum(rule)
+    except ValidationError:
+        return None
 
 
 def validate_window(duration: timedelta, rule: PortRule, vm_name: str) -> timedelta:
     """``duration`` if it lies between 5 minutes and the port's maximum request time."""
     if duration < MIN_WINDOW:
         raise ValidationError("Ask for at least 5 minutes.", code="window_too_short")
-    if duration > port_maximum(rule):
+    if duration > port_maximum(rule, vm_name):
         raise ValidationError(
             f"Port {rule.number} of {vm_name} may be opened for at most {duration_label(rule.max_duration)}.",
             code="window_too_long")

@@ -197,15 +197,20 @@ CONNECT_FIELDS = {"justification": "connect-justification"}
 
 def _connect_windows(vm: VirtualMachine) -> list[tuple[int, str]]:
     """(port, its maximum request time in words): what the Connect page asks for each port."""
-    return [(p["number"], validation.window_label(validation.port_maximum(validation.policy_port(vm.ports,
-                                                                                                p["number"]))))
-            for p in vm.ports]
+    windows = []
+    for port in vm.ports:
+        rule = validation.policy_port(vm.ports, port["number"])
+        maximum = validation.readable_maximum(rule)
+        windows.append((rule.number, validation.window_label(maximum) if maximum is not None else
+                        f"a maximum the portal cannot read (Azure holds '{rule.max_duration}')"))
+    return windows
 
 
 def _connect_defaults(vm: VirtualMachine, form: AccessRequestForm) -> dict:
     """The policy's defaults: every port, my IP, each port for its own maximum time (the longest is asked for,
     and ``each_port_maximum`` trims the others)."""
-    longest = max(validation.port_maximum(validation.policy_port(vm.ports, p["number"])) for p in vm.ports)
+    longest = max((validation.readable_maximum(validation.policy_port(vm.ports, p["number"])) or timedelta(0)
+                   for p in vm.ports), default=timedelta(0)) or timedelta(hours=1)
     return {"ports": [value for value, _ in form.fields["ports"].choices], "source_kind": "my_ip",
             "duration": int(longest.total_seconds()), "token": form.initial.get("token") or new_token(),
             "justification": f"Connect to {vm.name}"}

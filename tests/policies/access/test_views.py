@@ -132,6 +132,31 @@ def test_the_connect_page_requests_the_policys_defaults_in_one_click(prod, alice
     assert 'hx-trigger="every 30s"' in page  # an open request keeps its time left current
 
 
+def test_a_maximum_azure_holds_that_the_portal_cannot_read_is_named_not_a_500(prod, alice, requester):
+    """Azure accepts a fractional duration (PT1.5H, set in Azure itself) that the portal cannot read: the form, the
+    Connect page and an open request's page still show, and asking for that port says why it cannot be requested."""
+    web02 = vm("web-02")
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    VirtualMachine.objects.filter(pk=web02.pk).update(ports=[
+        {"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1.5H"}])
+    assert alice.get(reverse("policies:request_detail", args=[request.pk])).status_code == 200
+    connect = alice.get(reverse("policies:connect", args=[web02.pk]), REMOTE_ADDR=MY_IP)
+    assert connect.status_code == 200
+    assert "port 22 for a maximum the portal cannot read (Azure holds 'PT1.5H')" in html.unescape(
+        connect.content.decode())
+    page = form_page(alice, web02)
+    assert page.status_code == 200
+    response = post_form(alice, web02, token_of(page))
+    assert response.status_code == 400 and ("Port 22 of web-02 cannot be requested: Azure holds its maximum request "
+                                             "time 'PT1.5H', which the portal cannot read.") in html.unescape(
+        response.content.decode())
+    refused = alice.post(reverse("policies:connect", args=[web02.pk]),
+                         {"token": token_of(connect), "justification": "Connect"}, REMOTE_ADDR=MY_IP)
+    assert refused.status_code == 400 and "which the portal cannot read" in html.unescape(refused.content.decode())
+    assert AccessRequest.objects.count() == 1
+
+
 def test_the_form_warns_when_someone_has_a_port_of_the_vm_open(prod, alice, reader):
     web = vm("web-02")
     assert 'id="open-now"' not in form_page(alice, web).content.decode()
