@@ -15,7 +15,7 @@ from audit.services import audit_record
 from policies.models import VirtualMachine
 
 from .. import signals
-from ..models import TRANSITIONAL, AccessRequest, AccessRequestPort, PortState
+from ..models import FINAL, TRANSITIONAL, AccessRequest, AccessRequestPort, PortState
 from .closing import _mark_revoked
 from .common import (
     Outcome,
@@ -109,6 +109,8 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     except CloudError as exc:
         message = str(exc) or type(exc).__name__
         if getattr(exc, "retryable", False) and max(p.attempts for p in ports) < settings.ACCESS_MAX_ATTEMPTS:
+            if _cancel_if_closed(request_id, ids, claim):
+                return Outcome(PortState.CLOSED, None, message)
             AccessRequestPort.objects.filter(pk__in=ids, state=PortState.OPENING, claimed_at=claim.at).update(
                 state=PortState.QUEUED, last_error=f"Retrying: {message}"[:4000], updated_at=timezone.now(),
                 azure_request_id=(getattr(exc, "request_id", "") or "")[:128])
@@ -119,6 +121,23 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     request_mark_open(claim, record=record, request_id=getattr(gateway, "last_request_id", "") or "",
                       initiated=initiated)
     return Outcome(PortState.OPEN)
+
+
+def _cancel_if_closed(request_id: int, port_ids: list[int], claim: Claim) -> bool:
+    """Before a failed ``initiate`` is queued again: when Close now came while it was on its way (Azure opened
+    nothing), its ports are cancelled as Close now cancels queued ones, so no retry or re-send opens them later.
+    The request's row is locked first: a Close now racing this waits, then finds the ports queued and cancels them."""
+    with transaction.atomic():
+        _lock_request(request_id)
+        request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).select_related(
+            "closed_by").first()
+        if request is None:
+            return False
+        AccessRequestPort.objects.filter(pk__in=port_ids, state=PortState.OPENING, claimed_at=claim.at).update(
+            state=PortState.CLOSED, finished_at=timezone.now(), last_error="Cancelled before it opened.")
+        if refresh_state(request_id) in FINAL:
+            signals.emit("closed", request, actor=request.closed_by, reason="cancelled")
+    return True
 
 
 def request_mark_open(claim: Claim, *, record, request_id: str = "", initiated: bool = False) -> None:

@@ -228,6 +228,36 @@ def test_a_request_closed_while_azure_opens_it_goes_to_the_close_task_once_open(
     assert request.state == "closed"
 
 
+class CloseFirst(Meanwhile):
+    """The request's gateway, doing ``meanwhile`` while its ``initiate`` is on its way, before Azure answers."""
+
+    def initiate_jit(self, *args, **kwargs):
+        self.meanwhile()
+        return self.gateway.initiate_jit(*args, **kwargs)
+
+
+def test_a_request_closed_while_its_initiate_is_throttled_is_cancelled_not_opened_by_a_retry(
+        prod, requester, fresh_emulator, monkeypatch):
+    fresh_emulator.add_fault(INITIATE, method="POST", count=1, kind="429")  # retryable: the task would run again
+    request = ask(requester, {"web-02": [22]})
+    monkeypatch.setattr(services.closing, "enqueue_close", lambda pk: None)
+    key = vm("web-02").policy_id.lower()
+    gateway = CloseFirst("web-02", lambda: services.request_close(actor=requester, request=request))
+    outcome = services.request_open(request_id=request.pk, policy_key=key, gateway=gateway)
+    assert outcome.retry_after is None  # Close now came first: nothing is left to retry
+    assert states(request) == {("web-02", 22): "closed"}
+    # Neither the task's retry nor the reconciler's re-send opens what the requester cancelled.
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "skipped"
+    services.reconcile(enqueue=lambda request_id, policy_key: services.request_open(request_id=request_id,
+                                                                                    policy_key=policy_key))
+    assert [c["status"] for c in initiates(fresh_emulator)] == [429]
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []
+    request.refresh_from_db()
+    assert request.state == "closed"
+    page_port = AccessRequestPort.objects.get(request=request)
+    assert page_port.last_error == "Cancelled before it opened." and page_port.opened_at is None
+
+
 def test_a_port_failed_while_azure_answered_stays_failed_and_the_others_open(prod, requester, fresh_emulator):
     request = ask(requester, {"web-02": [22], "web-04": [22]})
     failed = AccessRequestPort.objects.get(request=request, request_vm__vm_name="web-04")
