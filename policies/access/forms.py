@@ -57,11 +57,28 @@ def port_choices(vms: list[VirtualMachine]) -> list[tuple[str, str]]:
     return choices
 
 
+class PortsField(forms.MultipleChoiceField):
+    """The ports ticked (``<vm pk>:<number>``). One not offered, as a port removed from the VM's JIT policy since the
+    form was shown, is named by its VM and number (``vm_names``: VM pk → name), not by the form's own value."""
+
+    vm_names: dict[str, str]
+
+    def validate(self, value) -> None:
+        for item in value or []:
+            if not self.valid_value(item):
+                vm_pk, _, number = str(item).partition(":")
+                name = getattr(self, "vm_names", {}).get(vm_pk)
+                where = f"Port {number} of {name}" if name and number.isascii() and number.isdigit() else "A port"
+                raise ValidationError(f"{where} is not in its JIT policy (any more): check the ports and send the "
+                                      "form again.", code="invalid_choice")
+        super().validate(value)
+
+
 class AccessRequestForm(OneTimeForm):
     """One request over ``vms`` (already restricted to what the user may request)."""
 
-    ports = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, label="Ports",
-                                      error_messages={"required": "Select at least one port to open."})
+    ports = PortsField(widget=forms.CheckboxSelectMultiple, label="Ports",
+                       error_messages={"required": "Select at least one port to open."})
     source_kind = forms.ChoiceField(choices=SOURCE_CHOICES, initial="my_ip", widget=forms.RadioSelect,
                                     label="Allowed source IP")
     source_ip = forms.CharField(required=False, label="IP address", max_length=64)
@@ -84,6 +101,7 @@ class AccessRequestForm(OneTimeForm):
         self.vms = {vm.pk: vm for vm in vms}
         self.my_ip = my_ip
         self.fields["ports"].choices = port_choices(vms)
+        self.fields["ports"].vm_names = {str(vm.pk): vm.name for vm in vms}
         self.fields["duration"].choices = duration_choices
         self.justification_hints = approvals.justification_hints(vms)
         if self.justification_hints:  # said before a refusal does
