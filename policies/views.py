@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
@@ -342,8 +344,17 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     pending = selectors.vm_pending_change(vm)
     pending_ports = pending.desired.get(vm.arm_id) if pending is not None else None
     formset = port_formset(vm, request.POST if posted else None, ports=pending_ports)
+    current = vm.ports if pending_ports is None else pending_ports
+    basis = _ports_basis(current)  # the form says which ports it was shown with (``basis``)
     problems: list[str] = []
-    if posted and not unavailable and formset.is_valid():
+    if posted and not unavailable and formset.is_valid() and _stale_edit(request.POST.get("basis"), basis,
+                                                                           formset.port_rules(), current):
+        # Another admin saved, or a sync brought Azure's change, since the page was shown: saving these rows would
+        # drop what changed unseen. The rows stay; the page names the ports as they are, and Save again applies.
+        problems = [f"The JIT settings of {vm.name} changed since you opened this page (another admin saved them, "
+                    f"or they were changed in Azure): they are now {_ports_text(current)}. Your rows are kept: "
+                    "check them and Save again to replace those settings."]
+    elif posted and not unavailable and formset.is_valid():
         try:
             services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules(),
                                  client_ip=client_ip(request.META))
@@ -357,7 +368,33 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "policies/policy_edit.html", {
         "title": f"JIT settings of {vm.name}", "vm": vm, "formset": formset, "problems": problems,
         "rules": rules, "pending": pending, "back": back, "back_query": urlsplit(back).query,
-        "unavailable": unavailable}, status=400 if posted else 200)
+        "unavailable": unavailable, "basis": basis}, status=400 if posted else 200)
+
+
+def _ports_basis(ports: list[dict] | None) -> str:
+    """A short digest of a VM's ports as Azure holds them (in any order), carried by the Edit form."""
+    text = json.dumps(sorted((ports or []), key=lambda p: json.dumps(p, sort_keys=True, default=str)),
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stale_edit(sent: str | None, basis: str, rows: list[rules.PortRule], current: list[dict] | None) -> bool:
+    """Whether an Edit form shown with other ports (``sent``, its ``basis`` then) would replace ports changed since
+    with ``rows``; not when it sets them exactly (the same form sent again), nor without a basis (a form that
+    carries none, as before)."""
+    if sent is None or sent == basis:
+        return False
+    return _ports_basis([rule.to_azure() for rule in rows]) != _ports_basis(
+        [rules.PortRule.from_azure(port).to_azure() for port in current or []])
+
+
+def _ports_text(ports: list[dict] | None) -> str:
+    """The ports in words: ``22 (TCP, up to 3 h, from Any), 3389 (…)``; ``none`` without any."""
+    shown = [rules.PortRule.from_azure(port) for port in ports or []]
+    return ", ".join(f"{rule.number} ({rules.PROTOCOL_LABELS.get(rule.protocol, rule.protocol)}, up to "
+                     f"{rule.max_duration_label}, from "
+                     f"{', '.join('Any' if s == rules.ANY_SOURCE else s for s in rule.sources)})"
+                     for rule in sorted(shown, key=lambda rule: rule.number)) or "none"
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
