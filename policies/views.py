@@ -186,12 +186,12 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Select at least one Not configured VM you may configure.")
         return redirect(back)
     vms = chosen.cleaned_data["vm"]
-    problems = chosen.left_out_messages()
+    problems, next_step = chosen.left_out_messages(), ""
     if not vms:
         problems.append("No selected VM is left to enable JIT on.")
     elif posted and chosen.left_out:
-        problems.append(f"Save to enable JIT with these ports on {', '.join(vm.name for vm in vms)}.")
-    return _enable_page(request, vms, problems, back, save=posted and not chosen.left_out)
+        next_step = f"Save to enable JIT with these ports on {', '.join(vm.name for vm in vms)}."
+    return _enable_page(request, vms, problems, back, save=posted and not chosen.left_out, next_step=next_step)
 
 
 def _enable_all(request: HttpRequest, data: QueryDict, back: str) -> HttpResponse:
@@ -216,10 +216,10 @@ def _enable_all(request: HttpRequest, data: QueryDict, back: str) -> HttpRespons
 
 
 def _enable_page(request: HttpRequest, vms: list[VirtualMachine], problems: list[str], back: str, *, save: bool,
-                 matching: selectors.Matching | None = None) -> HttpResponse:
+                 matching: selectors.Matching | None = None, next_step: str = "") -> HttpResponse:
     """The Enable JIT page for ``vms`` (``matching``: all that the filter matches, of which ``vms`` may be only the
     first it names unless saving), saved when ``save`` and its ports are valid, then back to the inventory following
-    the changes made."""
+    the changes made; ``next_step`` ends the problems' summary."""
     posted = request.method == "POST"
     formset = port_formset(None, request.POST if posted else None)
     if save and vms and formset.is_valid():
@@ -244,7 +244,8 @@ def _enable_page(request: HttpRequest, vms: list[VirtualMachine], problems: list
         "title": "Enable JIT on VMs", "vms": vms, "named": vms[:ALL_NAMED] if matching else vms,
         "more": f"{count - ALL_NAMED:,}" if matching and count > ALL_NAMED else "",
         "count": f"{count:,} VM{'s' if count != 1 else ''}", "matching": matching, "formset": formset,
-        "problems": problems, "back": back, "back_query": urlsplit(back).query}, status=400 if posted else 200)
+        "problems": problems, "next_step": next_step, "back": back, "back_query": urlsplit(back).query},
+        status=400 if posted else 200)
 
 
 # What of the inventory's query a page opened from it brings back: its filters, search, sort and page.

@@ -34,9 +34,10 @@ BACKEND_FIXTURES = {"analyze", "celery_worker_factory"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the tests that can tell the backends apart (``backends``), then put the long tests first: the browser's, and those starting workers or emulators. With the Makefile's
-    ``--maxschedchunk 1`` each test process takes the next test when it is free, so a parallel run does not end
-    with one process in a long test while the others wait. The browser's tests are transactional and so now run
+    """Mark the tests that can tell the backends apart (``backends``), then put the long tests first: the
+    browser's, and those starting workers or emulators. With the Makefile's ``--maxschedchunk 1`` each test process
+    takes the next test when it is free, so a parallel run does not end with one process in a long test while the
+    others wait. The browser's tests are transactional and so now run
     before plain database tests, the reverse of pytest-django's order: sound while no migration seeds rows (the
     flush after a transactional test would take them from the tests after it)."""
     root = config.rootpath

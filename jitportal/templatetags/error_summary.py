@@ -42,7 +42,7 @@ def heading(count: int, about: str) -> str:
 @register.inclusion_tag("generic/_error_summary.html")
 def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: str = "form-errors",
                   fields: Mapping[str, str] | None = None, elsewhere: str = "", elsewhere_text: str = "",
-                  filter_note: bool = False, about: str = "") -> dict[str, Any]:
+                  filter_note: bool = False, about: str = "", then: str = "") -> dict[str, Any]:
     """The summary of ``form``'s errors (a form or formset), if there are any.
 
     Lists the form's non-field errors, then ``errors`` (plain messages, or ``(message, href)`` pairs linking to what
@@ -53,7 +53,8 @@ def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: s
     element's id. A field's error outside it says the field is not on this page and, with ``elsewhere`` (a URL,
     its link reading ``elsewhere_text``), where to change it. ``filter_note`` marks a list's filter form: each item
     gets the field's ``…_error`` id (its control's ``aria-describedby``) and says the filter was left out.
-    ``about`` names what the heading speaks of: "this form", or "the filters" for a filter form.
+    ``about`` names what the heading speaks of: "this form", or "the filters" for a filter form. ``then`` is what
+    to do once the problems are read (said after them, not counted as one).
 
     Each item is a ``Problem``.
     """
@@ -69,7 +70,8 @@ def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: s
     items += linked
     has_errors = bool(items) or bool(form is not None and form_has_errors(form))
     about = about or ("the filters" if filter_note else "this form")
-    return {"show": has_errors, "items": items, "summary_id": summary_id, "heading": heading(len(items), about)}
+    return {"show": has_errors, "items": items, "summary_id": summary_id, "heading": heading(len(items), about),
+            "then": then}
 
 
 def _rows(form: Any) -> list[tuple[str, Any]]:

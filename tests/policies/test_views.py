@@ -534,7 +534,8 @@ def test_a_forged_selection_of_a_vm_being_enabled_names_it_goes_on_with_the_othe
     assert (f"{enabling.name} was taken out of the selection: JIT is already being enabled on it (saved, not "
             "applied in Azure yet)") in page
     assert f'<input type="hidden" name="vm" value="{free.pk}">' in page and f'value="{enabling.pk}"' not in page
-    assert f"Save to enable JIT with these ports on {free.name}." in page and 'value="3389"' in page
+    assert f"<p>Save to enable JIT with these ports on {free.name}.</p>" in page and 'value="3389"' in page
+    assert "There is a problem with this form" in page  # the VM taken out; saving is what to do next, not one
     forged["vm"] = [enabling.pk]  # only that VM: nothing left, nothing queued
     response = client.post(reverse("policies:bulk_enable"), forged)
     assert response.status_code == 400 and "No selected VM is left to enable JIT on." in response.content.decode()
