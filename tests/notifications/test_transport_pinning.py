@@ -293,11 +293,11 @@ def dripping_receiver() -> Iterator[Callable[[bytes], str]]:
             except OSError:
                 pass  # the portal hung up: what it should do
 
-    def start(head: bytes) -> str:
+    def start(head: bytes, scheme: str = "http") -> str:
         server = socket.create_server(("127.0.0.1", 0))
         servers.append(server)
         threading.Thread(target=serve, args=(server, head), daemon=True).start()
-        return f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+        return f"{scheme}://127.0.0.1:{server.getsockname()[1]}/hook"
 
     deadline = threading.Timer(20, stop.set)  # without a bound on the whole answer, a POST would last this long
     deadline.start()
@@ -326,3 +326,15 @@ def test_a_receiver_dripping_its_answer_does_not_hold_the_sender(dripping_receiv
     assert time.monotonic() - started < 5
     assert (answer.delivered, answer.retryable, answer.error) == (
         delivered, not delivered, error.format(port=url.split(":")[2].split("/")[0]))
+
+
+def test_a_receiver_dripping_its_tls_handshake_does_not_hold_the_sender(dripping_receiver, settings):
+    """A server answering the ClientHello with a record that claims 16 KB and then sends it a byte at a time (each
+    read within the timeout) is cut off too: Python's TLS handshake keeps one deadline, the timeout, for all its
+    reads, so the sender is free after it and retries later."""
+    settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS = 1
+    url = dripping_receiver(b"\x16\x03\x03\x40\x00", "https")
+    started = time.monotonic()
+    answer = post(url)
+    assert time.monotonic() - started < 5
+    assert (answer.delivered, answer.retryable) == (False, True) and "timed out" in answer.error, answer.error
