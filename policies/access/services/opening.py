@@ -80,7 +80,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     On a retry (a previous attempt may have reached Azure) the policy's requests are read first and the
     portal's request id looked up in their justifications, so a 5xx after Azure acted never opens twice.
     """
-    from cloud.errors import CloudError
+    from cloud.errors import CloudError, Throttled
     from policies.models import Subscription
 
     claim = _claim(request_id, policy_key)
@@ -91,12 +91,15 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     request = ports[0].request
     first = ports[0].request_vm
     correlation = str(request.correlation_id)
+    first_attempt, looked = max(p.attempts for p in ports) == 1, False
     try:
         gateway = gateway or gateway_for(Subscription.objects.get(vms=first.vm_id))
         record, initiated = None, False
-        if max(p.attempts for p in ports) > 1:
+        if not first_attempt:
             policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location, first.policy_name)
-            record = _find_in_azure(policy, correlation)
+            record, looked = _find_in_azure(policy, correlation), True
+        if record is None and request.closed_at is not None and _cancel_if_closed(request_id, ids, claim):
+            return Outcome(PortState.CLOSED)  # Close now came, and Azure holds nothing of it: never sent again
         if record is None:
             # Each port's end is "now + its duration" at the moment we ask (a queued request keeps its window);
             # it is stored with the open state, from Azure's answer when it has one.
@@ -109,7 +112,10 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     except CloudError as exc:
         message = str(exc) or type(exc).__name__
         if getattr(exc, "retryable", False) and max(p.attempts for p in ports) < settings.ACCESS_MAX_ATTEMPTS:
-            if _cancel_if_closed(request_id, ids, claim):
+            # Throttled: Azure refused this initiate (sent once) unread; with no earlier attempt, or none found in
+            # Azure just now, it holds nothing of the request. Any other failure (a 5xx, a timeout) may come after
+            # Azure acted: the ports are queued again, and the retry looks before sending anything.
+            if isinstance(exc, Throttled) and (first_attempt or looked) and _cancel_if_closed(request_id, ids, claim):
                 return Outcome(PortState.CLOSED, None, message)
             AccessRequestPort.objects.filter(pk__in=ids, state=PortState.OPENING, claimed_at=claim.at).update(
                 state=PortState.QUEUED, last_error=f"Retrying: {message}"[:4000], updated_at=timezone.now(),
@@ -124,9 +130,10 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
 
 
 def _cancel_if_closed(request_id: int, port_ids: list[int], claim: Claim) -> bool:
-    """Before a failed ``initiate`` is queued again: when Close now came while it was on its way (Azure opened
-    nothing), its ports are cancelled as Close now cancels queued ones, so no retry or re-send opens them later.
-    The request's row is locked first: a Close now racing this waits, then finds the ports queued and cancels them."""
+    """When Close now came before Azure opened anything of the request (an ``initiate`` throttled, or a retry that
+    found nothing in Azure), its claimed ports are cancelled as Close now cancels queued ones, so no retry or re-send
+    opens them later. The request's row is locked first: a Close now racing this waits, then finds the ports queued
+    and cancels them."""
     with transaction.atomic():
         _lock_request(request_id)
         request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).select_related(

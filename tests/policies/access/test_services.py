@@ -1,6 +1,8 @@
 """Access request services against the emulator through the real SDK; tasks' services run in this process."""
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -8,8 +10,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from cloud.azure import AzureGateway
 from policies.access import services
 from policies.access.models import AccessRequest, AccessRequestPort, PortState
+from policies.gateway import credential_spec, endpoint_for
 from tests.plugins.personas import OUT_OF_SCOPE
 from tests.policies.access.factories import MY_IP, ask, open_all, states, vm
 from tests.policies.azure_side import Azure, vm_id
@@ -256,6 +260,63 @@ def test_a_request_closed_while_its_initiate_is_throttled_is_cancelled_not_opene
     assert request.state == "closed"
     page_port = AccessRequestPort.objects.get(request=request)
     assert page_port.last_error == "Cancelled before it opened." and page_port.opened_at is None
+
+
+def impatient(gateway: CloseFirst) -> CloseFirst:
+    """``gateway`` waiting half a second for an answer: a slow ``initiate`` times out (``Transient``) while Azure
+    still acts on it."""
+    subscription = vm("web-02").subscription
+    gateway.gateway = AzureGateway(subscription.subscription_id, credential_spec(subscription),
+                                   replace(endpoint_for(subscription), read_timeout=0.5, retry_total=0))
+    return gateway
+
+
+def test_a_request_closed_while_its_initiate_times_out_and_azure_opens_it_is_closed_in_azure(
+        prod, requester, fresh_emulator, monkeypatch):
+    """A timeout (or a 5xx) leaves unknown whether Azure acted: here it did, after the portal stopped waiting. Close
+    now came meanwhile: the retry finds Azure's record and the close task takes the access away, rather than the
+    port being called cancelled before it opened while Azure keeps it open until its end."""
+    fresh_emulator.add_fault(INITIATE, method="POST", count=1, kind="slow", delay=1.5)
+    request = ask(requester, {"web-02": [22]})
+    sent = []
+    monkeypatch.setattr(services.closing, "enqueue_close", sent.append)
+    monkeypatch.setattr(services.opening, "enqueue_close", sent.append)
+    key = vm("web-02").policy_id.lower()
+    gateway = impatient(CloseFirst("web-02", lambda: services.request_close(actor=requester, request=request)))
+    services.request_open(request_id=request.pk, policy_key=key, gateway=gateway)
+    deadline = time.monotonic() + 10
+    while not allow_rules(fresh_emulator, "rg-web-prod", "web-02") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02")  # Azure opened it, after the portal stopped waiting
+    services.request_open(request_id=request.pk, policy_key=key)  # the task's retry
+    for request_id in sent:  # the close tasks sent (by Close now, and once the port is known open)
+        services.request_close_apply(request_id=request_id)
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []  # not left open until its end
+    assert sent == [request.pk, request.pk] and len(initiates(fresh_emulator)) == 1  # found, not sent again
+    assert states(request) == {("web-02", 22): "closed"}
+    request.refresh_from_db()
+    assert request.state == "closed"
+
+
+def test_a_request_closed_while_its_initiate_fails_is_cancelled_by_the_retry_not_sent_again(
+        prod, requester, fresh_emulator, monkeypatch):
+    """A 500 may come after Azure acted, so the ports are queued again; the retry finds nothing of the request in
+    Azure and, Close now having come, cancels them instead of sending the initiate again."""
+    fresh_emulator.add_fault(INITIATE, method="POST", count=1, kind="500")
+    request = ask(requester, {"web-02": [22]})
+    monkeypatch.setattr(services.closing, "enqueue_close", lambda pk: None)
+    key = vm("web-02").policy_id.lower()
+    gateway = CloseFirst("web-02", lambda: services.request_close(actor=requester, request=request))
+    assert services.request_open(request_id=request.pk, policy_key=key, gateway=gateway).state == "queued"
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "closed"
+    services.reconcile(enqueue=lambda request_id, policy_key: services.request_open(request_id=request_id,
+                                                                                    policy_key=policy_key))
+    assert [c["status"] for c in initiates(fresh_emulator)] == [500]
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []
+    request.refresh_from_db()
+    assert request.state == "closed"
+    port = AccessRequestPort.objects.get(request=request)
+    assert (port.state, port.last_error, port.opened_at) == ("closed", "Cancelled before it opened.", None)
 
 
 def test_a_port_failed_while_azure_answered_stays_failed_and_the_others_open(prod, requester, fresh_emulator):
