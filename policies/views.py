@@ -348,10 +348,14 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     current = vm.ports if pending_ports is None else pending_ports
     basis = _ports_basis(current)  # the form says which ports it was shown with (``basis``)
     problems: list[str] = []
-    if posted and not unavailable and formset.is_valid() and _stale_edit(request.POST.get("basis"), basis,
-                                                                           formset.port_rules(), current):
+    # The form keeps the basis it was first shown with until a page names the ports as they are now: one sent back
+    # for a mistake must not take on a change its admin was never shown (fixing the mistake would then save over it).
+    sent = request.POST.get("basis") if posted else None
+    shown = sent[:64] if sent else basis
+    if posted and not unavailable and formset.is_valid() and _stale_edit(sent, basis, formset.port_rules(), current):
         # Another admin saved, or a sync brought Azure's change, since the page was shown: saving these rows would
         # drop what changed unseen. The rows stay; the page names the ports as they are, and Save again applies.
+        shown = basis
         problems = [f"The JIT settings of {vm.name} changed since you opened this page (another admin saved them, "
                     f"or they were changed in Azure): they are now {_ports_text(current)}. Your rows are kept: "
                     "check them and Save again to replace those settings."]
@@ -369,7 +373,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "policies/policy_edit.html", {
         "title": f"JIT settings of {vm.name}", "vm": vm, "formset": formset, "problems": problems,
         "rules": rules, "pending": pending, "back": back, "back_query": urlsplit(back).query,
-        "unavailable": unavailable, "basis": basis}, status=400 if posted else 200)
+        "unavailable": unavailable, "basis": shown}, status=400 if posted else 200)
 
 
 def _ports_basis(ports: list[dict] | None) -> str:

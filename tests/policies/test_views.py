@@ -600,6 +600,25 @@ def test_an_edit_form_shown_before_the_ports_changed_is_shown_again_not_saved_ov
 
 
 @pytest.mark.django_db
+def test_an_edit_form_refused_for_a_typo_after_the_ports_changed_still_says_so_before_saving(client, policy_admin):
+    """The page sent back for a mistake keeps the ports its form was first shown with: fixing the mistake and saving
+    does not save over a port added meanwhile that the admin was never shown."""
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    url = reverse("policies:policy_edit", kwargs={"pk": vm.pk})
+    shown = _basis(client.get(url))
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=[*vm.ports, {  # a sync brought a port added in Azure
+        "number": 3389, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"}])
+    vm.refresh_from_db()
+    typo = client.post(url, {**edit_post(vm, [{"number": "22", "sources": "10.0.0.0/33"}]), "basis": shown})
+    assert typo.status_code == 400 and "changed since you opened" not in typo.content.decode()  # nor 3389 yet
+    changes = PolicyChange.objects.count()
+    fixed = client.post(url, {**edit_post(vm, [{"number": "22", "sources": "10.0.0.0/24"}]), "basis": _basis(typo)})
+    assert fixed.status_code == 400 and PolicyChange.objects.count() == changes  # 3389 is not dropped unseen
+    assert f"The JIT settings of {vm.name} changed since you opened this page" in fixed.content.decode()
+
+
+@pytest.mark.django_db
 def test_the_edit_and_remove_forms_sent_again_while_pending_queue_nothing_more(client, policy_admin):
     vm = make_vm(IN_RG)
     client.force_login(policy_admin)
