@@ -28,6 +28,8 @@
     const field = document.getElementById(decodeURIComponent(link.getAttribute("href").slice(1)));
     if (!field) return;
     event.preventDefault();
+    // A field in a closed group (<details>) opens it, as the browser's own jump to #id does.
+    for (let group = field.closest("details"); group; group = group.parentElement?.closest("details")) group.open = true;
     field.scrollIntoView({ block: "center" });
     field.focus({ preventScroll: true });
   });

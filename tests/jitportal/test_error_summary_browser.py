@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from policies.models import VirtualMachine
-from tests.plugins.personas import sign_in_with_entra
+from tests.plugins.personas import sign_in_as_breakglass, sign_in_with_entra
 from tests.policies.factories import PROD, register, register_and_sync
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -78,6 +78,20 @@ def test_a_list_filters_summary_links_each_refused_filter_to_its_control(live_se
         expect(link).to_contain_text(":")  # "Label: what is wrong"; "The filter was left out." follows the link
         page.keyboard.press("Enter")
         expect(page.locator(target)).to_be_focused()
+
+
+def test_a_summary_link_to_a_filter_in_a_closed_group_opens_the_group_and_focuses_it(live_server, page,
+                                                                                    breakglass_admin):
+    """The role mappings' filters sit in groups one can close (``<details>``): following the summary's link to a
+    filter of a closed group opens it, as the browser's own jump to #id would, and puts the focus in the filter."""
+    sign_in_as_breakglass(page, live_server.url)
+    page.goto(f"{live_server.url}/settings/role-mappings/?role=nobody")
+    assert_summary_focused(page, "filter-errors", "Role:")
+    page.click("#changelist-filter details:has(#id_role) > summary")  # the admin closes the Role group
+    expect(page.locator("#id_role")).to_be_hidden()
+    page.click('#filter-errors a[href="#id_role"]')
+    expect(page.locator("#id_role")).to_be_visible()
+    expect(page.locator("#id_role")).to_be_focused()
 
 
 def test_the_connect_pages_summary_leads_to_its_field_and_to_the_full_form_for_the_others(
