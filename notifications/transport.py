@@ -425,7 +425,7 @@ def _post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: d
     if 300 <= status < 400:
         error = f"HTTP {status}: redirect to {origin(reply.headers.get('Location', '?'))} not followed"
     elif reply.cut:
-        error = f"HTTP {status}: the receiver did not answer within {answer_limit()} seconds"
+        error = f"HTTP {status}: the rest of its answer had not come after {answer_limit()} seconds"
     else:
         error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
     return Answer(False, status=status, error=error, retryable=status in RETRYABLE_STATUSES,

@@ -312,7 +312,7 @@ def dripping_receiver() -> Iterator[Callable[[bytes], str]]:
     (b"HTTP/1.1 2", False, "TooSlow: POST to http://127.0.0.1:{port} failed: the receiver did not answer within 2 "
                            "seconds"),  # its status line without end
     (b"HTTP/1.1 500 Busy\r\nContent-Length: 100000\r\n\r\n", False,
-     "HTTP 500: the receiver did not answer within 2 seconds"),  # an error's body without end
+     "HTTP 500: the rest of its answer had not come after 2 seconds"),  # an error's body without end
     (b"HTTP/1.1 200 OK\r\nX-Slow: ", True, ""),  # it took the delivery; its headers never end
 ])
 def test_a_receiver_dripping_its_answer_does_not_hold_the_sender(dripping_receiver, settings, head, delivered, error):
