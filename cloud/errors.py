@@ -148,6 +148,20 @@ def summary(error: BaseException) -> str:
     return f"{getattr(error, 'label', '') or type(error).__name__}: {error}"
 
 
+UNEXPECTED = "Unexpected error: "
+UNEXPECTED_MAX = 300
+
+
+def unexpected(error: BaseException) -> str:
+    """How an error that is not a ``CloudError`` reads where a failure's reason is shown (an answer of a shape the
+    portal did not expect, a bug): ``Unexpected error: KeyError: 'properties'``, its class and what it said on one
+    line, at most ``UNEXPECTED_MAX`` characters. The stack is for the log, never for a page."""
+    text = " ".join(summary(error).split())
+    if len(text) > UNEXPECTED_MAX - len(UNEXPECTED):
+        text = text[:UNEXPECTED_MAX - len(UNEXPECTED) - 1] + "…"
+    return UNEXPECTED + text
+
+
 def _causes(error: BaseException) -> Iterator[BaseException]:
     """``error`` and what it wraps: its cause and context, azure-core's ``inner_exception``, urllib3's ``reason``
     and exceptions passed as arguments (requests wraps urllib3's error so), each once."""

@@ -270,3 +270,12 @@ def test_initiate_after_a_throttle_succeeds_when_the_caller_tries_again(gateway,
     request = _initiate(gateway, fresh_emulator)
 
     assert request.vms[0].ports[0].number == 22
+
+
+def test_an_unexpected_error_reads_as_its_class_and_message_on_one_short_line():
+    from cloud.errors import UNEXPECTED_MAX, unexpected
+
+    assert unexpected(KeyError("properties")) == "Unexpected error: KeyError: 'properties'"
+    long = unexpected(ValueError("first line\n  second line " + "x" * 1000))
+    assert long.startswith("Unexpected error: ValueError: first line second line xxx") and "\n" not in long
+    assert len(long) == UNEXPECTED_MAX and long.endswith("…")

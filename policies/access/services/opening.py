@@ -1,6 +1,7 @@
 """The open task: claim a policy's ports, ``initiate`` once, record Azure's answer (or the failure)."""
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from .common import (
     gateway_for,
 )
 from .state import _lock_request, aggregate_state, refresh_state
+
+log = logging.getLogger(__name__)
 
 
 # --- open (task) -----------------------------------------------------------------------------------------------
@@ -80,7 +83,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     On a retry (a previous attempt may have reached Azure) the policy's requests are read first and the
     portal's request id looked up in their justifications, so a 5xx after Azure acted never opens twice.
     """
-    from cloud.errors import CloudError, Throttled
+    from cloud.errors import CloudError, Throttled, unexpected
     from policies.models import Subscription
 
     claim = _claim(request_id, policy_key)
@@ -92,6 +95,8 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     first = ports[0].request_vm
     correlation = str(request.correlation_id)
     first_attempt, looked = max(p.attempts for p in ports) == 1, False
+    last_attempt = max(p.attempts for p in ports) >= settings.ACCESS_MAX_ATTEMPTS
+    sent = False  # whether ``initiate`` was called: from then on Azure may have opened the ports
     try:
         gateway = gateway or gateway_for(Subscription.objects.get(vms=first.vm_id))
         record, initiated = None, False
@@ -106,27 +111,46 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
             now = timezone.now()
             for port in ports:
                 port.end_at = now + timedelta(seconds=port.duration_seconds)
+            sent = True
             record = gateway.initiate_jit(first.policy_resource_group, first.policy_location, first.policy_name,
                                           _initiate_body(ports), justification=request.azure_justification)
             initiated = True
     except CloudError as exc:
         message = str(exc) or type(exc).__name__
-        if getattr(exc, "retryable", False) and max(p.attempts for p in ports) < settings.ACCESS_MAX_ATTEMPTS:
+        if getattr(exc, "retryable", False) and not last_attempt:
             # Throttled: Azure refused this initiate (sent once) unread; with no earlier attempt, or none found in
             # Azure just now, it holds nothing of the request. Any other failure (a 5xx, a timeout) may come after
             # Azure acted: the ports are queued again, and the retry looks before sending anything.
-            if isinstance(exc, Throttled) and (first_attempt or looked) and _cancel_if_closed(request_id, ids, claim):
-                return Outcome(PortState.CLOSED, None, message)
-            AccessRequestPort.objects.filter(pk__in=ids, state=PortState.OPENING, claimed_at=claim.at).update(
-                state=PortState.QUEUED, last_error=f"Retrying: {message}"[:4000], updated_at=timezone.now(),
-                azure_request_id=(getattr(exc, "request_id", "") or "")[:128])
-            refresh_state(request_id)
-            return Outcome(PortState.QUEUED, _retry_after(exc), message)
+            return _retry_later(request_id, ids, claim, message, _retry_after(exc),
+                                cancel=isinstance(exc, Throttled) and (first_attempt or looked),
+                                azure_request_id=getattr(exc, "request_id", "") or "")
         request_mark_failed(port_ids=ids, message=message, request_id=getattr(exc, "request_id", ""))
+        return Outcome(PortState.FAILED, None, message)
+    except Exception as exc:  # not the gateway's error (an answer of a shape it did not expect, a bug): said, not lost
+        message = unexpected(exc)
+        log.exception("open request %s (%s): %s", request_id, policy_key, message)
+        # Sent now or by an earlier attempt, Azure may have opened them: the retry looks its record up first.
+        if (sent or not first_attempt) and not last_attempt:
+            return _retry_later(request_id, ids, claim, message, _retry_after(exc))
+        request_mark_failed(port_ids=ids, message=message)  # nothing reached Azure, or no attempt is left
         return Outcome(PortState.FAILED, None, message)
     request_mark_open(claim, record=record, request_id=getattr(gateway, "last_request_id", "") or "",
                       initiated=initiated)
     return Outcome(PortState.OPEN)
+
+
+def _retry_later(request_id: int, port_ids: list[int], claim: Claim, message: str, retry_after: float, *,
+                 cancel: bool = False, azure_request_id: str = "") -> Outcome:
+    """Put the claimed ports back in the queue for the task's retry, the reason kept in ``last_error``; with
+    ``cancel`` (Azure holds nothing of the request), cancel them instead when Close now came meanwhile
+    (``_cancel_if_closed``)."""
+    if cancel and _cancel_if_closed(request_id, port_ids, claim):
+        return Outcome(PortState.CLOSED, None, message)
+    AccessRequestPort.objects.filter(pk__in=port_ids, state=PortState.OPENING, claimed_at=claim.at).update(
+        state=PortState.QUEUED, last_error=f"Retrying: {message}"[:4000], updated_at=timezone.now(),
+        azure_request_id=azure_request_id[:128])
+    refresh_state(request_id)
+    return Outcome(PortState.QUEUED, retry_after, message)
 
 
 def _cancel_if_closed(request_id: int, port_ids: list[int], claim: Claim) -> bool:

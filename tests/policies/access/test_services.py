@@ -361,6 +361,92 @@ def test_a_retry_after_azure_acted_finds_the_request_and_does_not_initiate_again
     assert len(initiates(fresh_emulator)) == 1
 
 
+class Unexpected:
+    """The request's gateway, whose ``method`` raises ``error`` (not the gateway's ``CloudError``) its first ``times``
+    calls: after the call reached Azure when ``after`` (an answer of a shape the conversion did not expect), else
+    without calling it."""
+
+    def __init__(self, vm_name: str, method: str, error: Exception, *, after: bool = False, times: int = 1) -> None:
+        self.gateway = services.gateway_for(vm(vm_name).subscription)
+        self.method, self.error, self.after, self.times = method, error, after, times
+
+    def __getattr__(self, name: str):
+        real = getattr(self.gateway, name)
+        if name != self.method:
+            return real
+
+        def call(*args, **kwargs):
+            if self.times <= 0:
+                return real(*args, **kwargs)
+            self.times -= 1
+            if self.after:
+                real(*args, **kwargs)
+            raise self.error
+
+        return call
+
+
+def test_an_unexpected_answer_to_initiate_is_retried_with_its_reason_and_the_retry_finds_it_open(
+        prod, requester, fresh_emulator):
+    """Azure opened the port but its answer could not be read (KeyError in the conversion): not known to have
+    failed, so the port goes back to the queue saying why, and the retry finds the request in Azure (one
+    initiate) instead of leaving it "opening" until the reconciler gives up without the reason."""
+    request = ask(requester, {"web-02": [22]})
+    key = vm("web-02").policy_id.lower()
+    gateway = Unexpected("web-02", "initiate_jit", KeyError("properties"), after=True)
+    outcome = services.request_open(request_id=request.pk, policy_key=key, gateway=gateway)
+    assert outcome.state == "queued" and outcome.retry_after is not None and outcome.retry_after < 3600
+    port = AccessRequestPort.objects.get(request=request)
+    assert (port.state, port.last_error) == ("queued", "Retrying: Unexpected error: KeyError: 'properties'")
+    request.refresh_from_db()
+    assert request.state == "queued"
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "open"
+    assert len(initiates(fresh_emulator)) == 1
+    port.refresh_from_db()
+    assert (port.state, port.azure_status, port.last_error) == ("open", "Initiated", "")
+
+
+def test_an_unexpected_error_before_initiate_fails_the_port_at_once_with_its_reason(prod, requester,
+                                                                                    fresh_emulator):
+    """Nothing reached Azure (the re-read of the policy before a retry's initiate raised): the port fails at once,
+    saying why, with its audit row, rather than staying "opening"."""
+    request = ask(requester, {"web-02": [22]})
+    key = vm("web-02").policy_id.lower()
+    AccessRequestPort.objects.filter(request=request).update(attempts=1)  # a retry: it reads the policy first
+    gateway = Unexpected("web-02", "get_jit_policy", TypeError("'NoneType' object is not iterable"))
+    assert services.request_open(request_id=request.pk, policy_key=key, gateway=gateway).state == "failed"
+    port = AccessRequestPort.objects.get(request=request)
+    message = "Unexpected error: TypeError: 'NoneType' object is not iterable"
+    assert (port.state, port.last_error) == ("failed", message)
+    assert AccessRequest.objects.get(pk=request.pk).state == "failed"
+    assert AuditEvent.objects.get(action="access.failed").after == {"error": message}
+    assert initiates(fresh_emulator) == []
+
+
+def test_an_initiate_that_keeps_raising_fails_after_its_attempts_and_the_request_page_says_why(
+        prod, requester, client, settings, monkeypatch, fresh_emulator):
+    """The open task (Celery, eager: its retries run at once) against an answer it can never read: bounded by
+    ``ACCESS_MAX_ATTEMPTS``, then failed with the reason, which the request's page shows."""
+    import html
+
+    from django.urls import reverse
+
+    from policies.access import tasks
+
+    settings.ACCESS_MAX_ATTEMPTS = 3
+    request = ask(requester, {"web-02": [22]})
+    gateway = Unexpected("web-02", "initiate_jit", KeyError("properties"), times=99)
+    monkeypatch.setattr(services.opening, "gateway_for", lambda subscription: gateway)
+    tasks.open_ports.apply(args=[request.pk, vm("web-02").policy_id.lower()])
+    port = AccessRequestPort.objects.get(request=request)
+    assert (port.state, port.attempts) == ("failed", 3)
+    assert port.last_error == "Unexpected error: KeyError: 'properties'"
+    assert AccessRequest.objects.get(pk=request.pk).state == "failed"
+    client.force_login(requester)
+    page = html.unescape(client.get(reverse("policies:request_detail", args=[request.pk])).content.decode())
+    assert "Unexpected error: KeyError: 'properties'" in page and "Traceback" not in page
+
+
 def test_a_retry_that_finds_its_earlier_initiate_never_closes_a_newer_request(prod, requester, reader,
                                                                               fresh_emulator):
     alices = ask(requester, {"web-02": [22]})
