@@ -343,10 +343,10 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
     """Apply one change: lock the policy, re-read it from Azure, write the whole policy, mirror the result.
 
     Throttling and transient errors put the row back in the queue (``Outcome.retry_after``); other errors
-    fail it with Azure's message. PUT is idempotent and the desired state is on the row, so a retry sends the
-    same body.
+    fail it with Azure's message, and an exception that is not the gateway's with ``Unexpected error: …``. PUT is
+    idempotent and the desired state is on the row, so a retry sends the same body.
     """
-    from cloud.errors import CloudError, NotFound
+    from cloud.errors import CloudError, NotFound, unexpected
 
     from .. import cloudcalls, shapes
     from ..gateway import gateway_in_use
@@ -386,6 +386,12 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
             PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.QUEUED,
                                                              last_error=f"{RETRYING}{message}"[:4000])
             return Outcome(PolicyChange.State.QUEUED, _retry_after(exc), message)
+        policy_change_fail(change_id=change.pk, message=message)
+        return Outcome(PolicyChange.State.FAILED, None, message)
+    except Exception as exc:  # not the gateway's error (an answer of a shape it did not expect, a bug): not known
+        # to pass, so the change fails saying why (what it wrote here was rolled back; a sync mirrors Azure's policy)
+        message = unexpected(exc)
+        log.exception("policy change %s: %s", change.pk, message)
         policy_change_fail(change_id=change.pk, message=message)
         return Outcome(PolicyChange.State.FAILED, None, message)
     return Outcome(PolicyChange.State.APPLIED)

@@ -101,6 +101,52 @@ def gateways_built(monkeypatch) -> list:
     return built
 
 
+class Unexpected:
+    """A real gateway whose ``method`` raises ``error``, an exception that is not the gateway's ``CloudError``, its
+    first ``times`` calls: after the call reached Azure when ``after`` (as when Azure's answer has a shape the
+    conversion did not expect), else without calling Azure. Everything else is the real gateway's, through the SDK
+    against the emulator."""
+
+    def __init__(self, real, method: str, error: Exception, *, after: bool = False, times: int = 1) -> None:
+        self.gateway, self.method, self.error, self.after, self.times = real, method, error, after, times
+
+    def __enter__(self):
+        self.gateway.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self.gateway.__exit__(*exc_info)
+
+    def __getattr__(self, name: str):
+        real = getattr(self.gateway, name)
+        if name != self.method:
+            return real
+
+        def call(*args, **kwargs):
+            if self.times <= 0:
+                return real(*args, **kwargs)
+            self.times -= 1
+            if self.after:
+                real(*args, **kwargs)
+            raise self.error
+
+        return call
+
+
+def unexpected_gateways(monkeypatch, method: str, error: Exception, **options) -> list[Unexpected]:
+    """From now on the gateways the portal builds for registered subscriptions (``policies.gateway``) are
+    ``Unexpected`` ones (``options``: ``after``, ``times``), each listed as it is built."""
+    built: list[Unexpected] = []
+    build = gateway.gateway_for_subscription
+
+    def wrapped(subscription: Subscription):
+        built.append(Unexpected(build(subscription), method, error, **options))
+        return built[-1]
+
+    monkeypatch.setattr(gateway, "gateway_for_subscription", wrapped)
+    return built
+
+
 def closed_after_use(built) -> bool:
     """Whether a gateway made its calls and then closed its SDK clients (and their HTTP sessions)."""
     return built.calls_made > 0 and not built._clients

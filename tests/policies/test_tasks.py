@@ -49,6 +49,33 @@ def test_the_apply_task_gives_up_after_its_retries_and_says_why(prod, policy_adm
 
 
 @pytest.mark.django_db
+def test_an_unexpected_error_applying_a_change_fails_it_with_the_reason_instead_of_leaving_it_running(
+        client, prod, policy_admin, fresh_emulator, monkeypatch):
+    """Azure took the write but its answer could not be read (KeyError in the conversion): the change fails with
+    the reason on its row, its audit row and its status, instead of staying "running" until the beat gives up
+    saying only that a worker stopped."""
+    from django.urls import reverse
+
+    from audit.models import AuditEvent
+    from tests.policies.factories import unexpected_gateways
+
+    change = services.policy_enable(actor=policy_admin, vms=[vm("web-05")])[0]
+    built = unexpected_gateways(monkeypatch, "put_jit_policy", KeyError("properties"), after=True)
+    assert tasks.apply_policy_change.apply(args=[change.pk]).get() == PolicyChange.State.FAILED
+    assert len(built) == 1
+    change.refresh_from_db()
+    message = "Unexpected error: KeyError: 'properties'"
+    assert (change.state, change.last_error, change.attempts) == (PolicyChange.State.FAILED, message, 1)
+    assert change.finished_at is not None
+    assert AuditEvent.objects.get(action="policy.enable_failed", correlation_id=str(change.pk)).after == {
+        "error": message}
+    assert services.policy_changes_resend(enqueue=lambda pk: None) == {"failed": 0, "resent": 0}
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:change_status", kwargs={"pk": change.pk})).content.decode()
+    assert "Failed" in page and "Unexpected error: KeyError: &#x27;properties&#x27;" in page
+
+
+@pytest.mark.django_db
 def test_the_sync_task_syncs_one_subscription(prod, fresh_emulator):
     run = SyncRun.objects.create(subscription=prod)
     assert tasks.sync_subscription.apply(args=[run.pk]).get() == SyncRun.State.SUCCEEDED

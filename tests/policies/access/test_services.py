@@ -17,7 +17,7 @@ from policies.gateway import credential_spec, endpoint_for
 from tests.plugins.personas import OUT_OF_SCOPE
 from tests.policies.access.factories import MY_IP, ask, open_all, states, vm
 from tests.policies.azure_side import Azure, vm_id
-from tests.policies.factories import make_vm, sync
+from tests.policies.factories import Unexpected, make_vm, sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 INITIATE = "/initiate"
@@ -361,29 +361,9 @@ def test_a_retry_after_azure_acted_finds_the_request_and_does_not_initiate_again
     assert len(initiates(fresh_emulator)) == 1
 
 
-class Unexpected:
-    """The request's gateway, whose ``method`` raises ``error`` (not the gateway's ``CloudError``) its first ``times``
-    calls: after the call reached Azure when ``after`` (an answer of a shape the conversion did not expect), else
-    without calling it."""
-
-    def __init__(self, vm_name: str, method: str, error: Exception, *, after: bool = False, times: int = 1) -> None:
-        self.gateway = services.gateway_for(vm(vm_name).subscription)
-        self.method, self.error, self.after, self.times = method, error, after, times
-
-    def __getattr__(self, name: str):
-        real = getattr(self.gateway, name)
-        if name != self.method:
-            return real
-
-        def call(*args, **kwargs):
-            if self.times <= 0:
-                return real(*args, **kwargs)
-            self.times -= 1
-            if self.after:
-                real(*args, **kwargs)
-            raise self.error
-
-        return call
+def unexpected(vm_name: str, method: str, error: Exception, **options) -> Unexpected:
+    """The request's real gateway, whose ``method`` raises ``error`` (``factories.Unexpected``)."""
+    return Unexpected(services.gateway_for(vm(vm_name).subscription), method, error, **options)
 
 
 def test_an_unexpected_answer_to_initiate_is_retried_with_its_reason_and_the_retry_finds_it_open(
@@ -393,7 +373,7 @@ def test_an_unexpected_answer_to_initiate_is_retried_with_its_reason_and_the_ret
     initiate) instead of leaving it "opening" until the reconciler gives up without the reason."""
     request = ask(requester, {"web-02": [22]})
     key = vm("web-02").policy_id.lower()
-    gateway = Unexpected("web-02", "initiate_jit", KeyError("properties"), after=True)
+    gateway = unexpected("web-02", "initiate_jit", KeyError("properties"), after=True)
     outcome = services.request_open(request_id=request.pk, policy_key=key, gateway=gateway)
     assert outcome.state == "queued" and outcome.retry_after is not None and outcome.retry_after < 3600
     port = AccessRequestPort.objects.get(request=request)
@@ -413,7 +393,7 @@ def test_an_unexpected_error_before_initiate_fails_the_port_at_once_with_its_rea
     request = ask(requester, {"web-02": [22]})
     key = vm("web-02").policy_id.lower()
     AccessRequestPort.objects.filter(request=request).update(attempts=1)  # a retry: it reads the policy first
-    gateway = Unexpected("web-02", "get_jit_policy", TypeError("'NoneType' object is not iterable"))
+    gateway = unexpected("web-02", "get_jit_policy", TypeError("'NoneType' object is not iterable"))
     assert services.request_open(request_id=request.pk, policy_key=key, gateway=gateway).state == "failed"
     port = AccessRequestPort.objects.get(request=request)
     message = "Unexpected error: TypeError: 'NoneType' object is not iterable"
@@ -435,7 +415,7 @@ def test_an_initiate_that_keeps_raising_fails_after_its_attempts_and_the_request
 
     settings.ACCESS_MAX_ATTEMPTS = 3
     request = ask(requester, {"web-02": [22]})
-    gateway = Unexpected("web-02", "initiate_jit", KeyError("properties"), times=99)
+    gateway = unexpected("web-02", "initiate_jit", KeyError("properties"), times=99)
     monkeypatch.setattr(services.opening, "gateway_for", lambda subscription: gateway)
     tasks.open_ports.apply(args=[request.pk, vm("web-02").policy_id.lower()])
     port = AccessRequestPort.objects.get(request=request)
