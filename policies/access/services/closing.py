@@ -3,6 +3,7 @@ close of ports Azure revoked."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections import defaultdict
 
 from django.conf import settings
@@ -30,6 +31,7 @@ from .common import (
 from .state import refresh_state
 
 JIT_RULE_PREFIX = "securitycenter-jitrule"
+log = logging.getLogger(__name__)
 
 
 # --- close ------------------------------------------------------------------------------------------------------
@@ -120,7 +122,7 @@ def _jit_allow_rules(nsg, number: int, source: str, destination: str = "") -> li
 def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
     """The close task: for each open port, see Azure's status, then remove what still lets traffic in. A policy gone
     from Azure (NotFound) took its rules with it: its ports are closed with nothing to remove."""
-    from cloud.errors import CloudError, NotFound
+    from cloud.errors import CloudError, NotFound, unexpected
 
     request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).first()
     if request is None:
@@ -169,12 +171,23 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
                                 replaced=[p.pk for p in replaced])
     except CloudError as exc:
         message = str(exc) or type(exc).__name__
-        AccessRequestPort.objects.filter(request=request, state=PortState.OPEN).update(
-            last_error=f"Closing failed: {message}"[:4000])
+        _closing_failed(request, message)
         if getattr(exc, "retryable", False):
             return Outcome("open", _retry_after(exc), message)
         return Outcome("open", None, message)
+    except Exception as exc:  # not the gateway's error (an answer of a shape it did not expect, a bug): said, not
+        # lost; the ports stay open (what lets traffic in may still be there) and the reconciler sends the close again
+        message = unexpected(exc)
+        log.exception("close request %s: %s", request_id, message)
+        _closing_failed(request, message)
+        return Outcome("open", None, message)
     return Outcome(PortState.CLOSED)
+
+
+def _closing_failed(request: AccessRequest, message: str) -> None:
+    """Say on the ports still open why closing them failed (the request's page shows it)."""
+    AccessRequestPort.objects.filter(request=request, state=PortState.OPEN).update(
+        last_error=f"Closing failed: {message}"[:4000])
 
 
 def _placeholder_source(port: AccessRequestPort) -> str:

@@ -427,6 +427,30 @@ def test_an_initiate_that_keeps_raising_fails_after_its_attempts_and_the_request
     assert "Unexpected error: KeyError: 'properties'" in page and "Traceback" not in page
 
 
+def test_close_now_meeting_an_unexpected_error_keeps_the_port_open_saying_why_and_closes_when_sent_again(
+        prod, requester, client, fresh_emulator):
+    import html
+
+    from django.urls import reverse
+
+    request = ask(requester, {"web-02": [22]})
+    assert open_all(request) == ["open"]
+    services.request_close(actor=requester, request=request)
+    gateway = unexpected("web-02", "get_network_security_group", KeyError("securityRules"))
+    outcome = services.request_close_apply(request_id=request.pk, gateway=gateway)
+    assert (outcome.state, outcome.retry_after) == ("open", None)
+    port = AccessRequestPort.objects.get(request=request)
+    message = "Closing failed: Unexpected error: KeyError: 'securityRules'"
+    assert (port.state, port.last_error) == ("open", message)  # its allow rule is still there: it is still open
+    assert len(allow_rules(fresh_emulator, "rg-web-prod", "web-02")) == 1
+    client.force_login(requester)
+    page = html.unescape(client.get(reverse("policies:request_detail", args=[request.pk])).content.decode())
+    assert message in page
+    assert services.request_close_apply(request_id=request.pk).state == "closed"  # as the reconciler sends it again
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []
+    assert AccessRequestPort.objects.get(request=request).last_error == ""
+
+
 def test_a_retry_that_finds_its_earlier_initiate_never_closes_a_newer_request(prod, requester, reader,
                                                                               fresh_emulator):
     alices = ask(requester, {"web-02": [22]})
