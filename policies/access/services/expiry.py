@@ -89,6 +89,10 @@ def _by_policy(ports: list[AccessRequestPort], gateway_factory, purpose: str
         except CloudError as exc:
             log.warning("%s: could not read %s: %s", purpose, first.policy_key, exc)
             policy = None
+        except Exception:  # not the gateway's error (an answer of a shape it did not expect, a bug): as unreadable,
+            # so one policy does not stop the beat for every other
+            log.exception("%s: could not read %s", purpose, first.policy_key)
+            policy = None
         yield group, policy, gone
 
 
@@ -164,8 +168,6 @@ def _give_up(port_ids: list[int]) -> None:
     the policy by its id as a retry looks for it, opens them instead, so the portal never says "failed" about a
     port Azure opened."""
     from cloud.errors import CloudError
-
-    message = f"Gave up after {settings.ACCESS_MAX_ATTEMPTS} attempts."
     opening = list(AccessRequestPort.objects.filter(pk__in=port_ids, state=PortState.OPENING).select_related(
         "request", "request__requester", "request_vm", "request_vm__vm__subscription"))
     found: set[int] = set()
@@ -181,14 +183,23 @@ def _give_up(port_ids: list[int]) -> None:
             log.warning("reconcile: could not read %s to check request %s: %s", first.policy_name,
                         ports[0].request_id, exc)
             continue
+        except Exception:  # nor can an answer the gateway could not read (or a bug): they fail, the beat goes on
+            log.exception("reconcile: could not read %s to check request %s", first.policy_name, ports[0].request_id)
+            continue
         record = _find_in_azure(policy, str(ports[0].request.correlation_id))
         if record is not None:
             request_mark_open(Claim(sorted(ports, key=lambda p: (p.request_vm_id, p.number)), at=claimed_at,
                                     shared=True), record=record)
             found.update(port.pk for port in ports)
-    rest = [pk for pk in port_ids if pk not in found]
-    if rest:
-        request_mark_failed(port_ids=rest, message=message)
+    # Each with the reason its last attempt gave, when it gave one (a retry's, a worker's lost since).
+    reasons: dict[str, list[int]] = defaultdict(list)
+    last_errors = dict(AccessRequestPort.objects.filter(pk__in=port_ids).values_list("pk", "last_error"))
+    for pk in port_ids:
+        if pk not in found:
+            reasons[last_errors.get(pk, "").removeprefix("Retrying: ")].append(pk)
+    for reason, ids in sorted(reasons.items()):
+        message = f"Gave up after {settings.ACCESS_MAX_ATTEMPTS} attempts."
+        request_mark_failed(port_ids=ids, message=f"{message} Last error: {reason}" if reason else message)
 
 
 def reconcile(*, enqueue=None) -> dict[str, int]:

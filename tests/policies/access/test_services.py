@@ -721,6 +721,35 @@ def test_the_reconciler_resends_stuck_requests_and_fails_exhausted_ones(prod, re
     assert AccessRequest.objects.get(pk=exhausted.pk).state == "failed"
 
 
+def test_a_policy_answer_the_reconciler_cannot_read_stops_nothing_else_of_its_beat(prod, requester, settings,
+                                                                                   monkeypatch, fresh_emulator):
+    """Every read of the policy raises an exception that is not the gateway's (KeyError: an answer of a shape the
+    conversion did not expect): the beat still fails the exhausted port, with its last attempt's reason, resends the
+    stuck one and expires the one past its end, instead of stopping at the first read, every minute."""
+    ended = ask(requester, {"web-04": [22]})
+    assert open_all(ended) == ["open"]
+    AccessRequestPort.objects.filter(request=ended).update(end_at=timezone.now() - timedelta(minutes=1))
+    exhausted = ask(requester, {"web-02": [22]})
+    stuck = ask(requester, {"web-03": [22]}, source="203.0.113.0/24")
+    old = timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS + 5)
+    AccessRequestPort.objects.filter(request=exhausted).update(
+        state="opening", claimed_at=old, attempts=settings.ACCESS_MAX_ATTEMPTS,
+        last_error="Retrying: Unexpected error: KeyError: 'properties'")
+    AccessRequestPort.objects.filter(request=stuck).update(updated_at=old)
+    real = services.gateway_for(prod)
+    monkeypatch.setattr(services.expiry, "gateway_for",
+                        lambda subscription: Unexpected(real, "get_jit_policy", KeyError("properties"), times=99))
+    sent = []
+    counts = services.reconcile(enqueue=lambda *args: sent.append(args))
+    assert (counts["failed"], counts["resent"], counts["expired"], counts["revoked"]) == (1, 1, 1, 0)
+    assert sent == [(stuck.pk, vm("web-03").policy_id.lower())]
+    port = AccessRequestPort.objects.get(request=exhausted)
+    assert (port.state, port.last_error) == (
+        "failed", f"Gave up after {settings.ACCESS_MAX_ATTEMPTS} attempts. Last error: Unexpected error: "
+                  "KeyError: 'properties'")
+    assert states(ended) == {("web-04", 22): "expired"}
+
+
 def test_a_port_whose_last_attempt_reached_azure_opens_instead_of_failing(prod, requester, settings):
     """The last run's initiate reached Azure but its answer came after its claim went stale, so it could not
     record it: the reconciler finds the request in Azure and opens the port rather than saying it failed."""
