@@ -105,6 +105,24 @@ def test_a_sync_cut_short_by_the_worker_fails_with_the_reason_instead_of_staying
 
 
 @pytest.mark.django_db
+def test_a_sync_run_outside_the_task_fails_with_the_reason_of_an_unexpected_error(prod, fresh_emulator):
+    """``jit_policy --refresh`` runs the sync's service itself: an exception that is not the gateway's (an answer
+    of a shape the conversion did not expect) fails the run and the subscription's sync with the reason, instead of
+    leaving them "running" until the beat says only that a worker stopped."""
+    from policies.gateway import gateway_for_subscription
+    from tests.policies.factories import Unexpected
+
+    run = SyncRun.objects.create(subscription=prod)
+    with gateway_for_subscription(prod) as real, pytest.raises(KeyError):
+        services.sync_run(run_id=run.pk, gateway=Unexpected(real, "list_virtual_machines", KeyError("properties")))
+    run.refresh_from_db()
+    prod.refresh_from_db()
+    message = "KeyError: 'properties'"
+    assert (run.state, run.error) == (SyncRun.State.FAILED, message) and run.finished_at is not None
+    assert (prod.last_sync_status, prod.last_sync_error) == ("failed", message)
+
+
+@pytest.mark.django_db
 def test_a_change_saved_while_the_broker_is_down_is_kept_and_the_beat_sends_it_later(
         client, prod, policy_admin, broker_down, django_capture_on_commit_callbacks):  # noqa: F811
     from datetime import timedelta
