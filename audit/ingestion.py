@@ -338,6 +338,13 @@ def ingest_subscription(subscription_id: str, gateway: ActivityGateway, *, now: 
     return outcome
 
 
+def record_failure(subscription_id: str, message: str) -> None:
+    """Say on the subscription's state why a run could not start (no gateway could be made for it), as a run's own
+    error is said (``ingest_subscription``): the status page shows it until a run succeeds."""
+    state, _ = IngestionState.objects.get_or_create(subscription_id=subscription_id.lower())
+    IngestionState.objects.filter(pk=state.pk).update(last_error=message[:2000], last_error_at=timezone.now())
+
+
 def _record_counts(state: IngestionState, outcome: IngestionOutcome) -> None:
     from django.db.models import F
 

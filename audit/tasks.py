@@ -27,7 +27,12 @@ def ingest_subscription(self, subscription_id: str) -> dict:
     from cloud.errors import Transient
 
     try:
-        with sources.gateway_for(subscription_id) as gateway:
+        reader = sources.gateway_for(subscription_id)
+    except Exception as exc:  # its credential or endpoint cannot be used, a bug: said on its state, as a run's error
+        ingestion.record_failure(subscription_id, f"{type(exc).__name__}: {exc}")
+        raise
+    try:
+        with reader as gateway:
             outcome = ingestion.ingest_subscription(subscription_id, gateway,
                                                     time_budget=settings.AUDIT_INGEST_TIME_BUDGET_SECONDS)
     except Transient as exc:

@@ -42,6 +42,28 @@ def test_an_ingestion_closes_the_gateway_it_built(fresh_emulator, eager_tasks, m
     assert len(built) == 1 and closed_after_use(built[0])
 
 
+def test_a_subscription_whose_gateway_cannot_be_made_says_why_on_its_ingestion_state(fresh_emulator, eager_tasks):
+    """Its credential reference is configured nowhere (removed from the settings): no run starts, and the state the
+    ingestion page shows says why instead of nothing at all."""
+    register(fresh_emulator, PROD, "Contoso Production", credential_ref="removed")
+    assert ingest_subscription.apply(args=(PROD,)).failed()
+    state = IngestionState.objects.get(subscription_id=PROD)
+    assert state.last_error == ("Forbidden: CredentialConfiguration: No credential 'removed' is configured "
+                                "(PORTAL_CREDENTIALS).")
+    assert state.last_error_at is not None and state.running_since is None
+
+
+def test_an_unexpected_error_reading_the_activity_log_is_said_on_the_state_and_releases_it(
+        fresh_emulator, eager_tasks, monkeypatch):
+    from tests.policies.factories import unexpected_gateways
+
+    register(fresh_emulator, PROD, "Contoso Production")
+    unexpected_gateways(monkeypatch, "iter_activity_events", KeyError("properties"))
+    assert ingest_subscription.apply(args=(PROD,)).failed()
+    state = IngestionState.objects.get(subscription_id=PROD)
+    assert (state.last_error, state.running_since) == ("KeyError: 'properties'", None)
+
+
 def test_the_prune_task_keeps_the_trail_by_default(settings):
     from audit.services import audit_record
 
