@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 
+from jitportal.lib import basis
+
 RECOMMENDED_PORTS = (22, 3389, 5985, 5986)
 PORT_LABELS = {22: "SSH", 3389: "RDP", 5985: "WinRM HTTP", 5986: "WinRM HTTPS"}  # what a well-known port is for
 PROTOCOLS = ("TCP", "UDP", "*")
@@ -188,3 +190,9 @@ def normalized(ports: list[dict]) -> list[dict]:
     return [{"number": r.number, "protocol": r.protocol, "sources": sorted(r.sources),
              "max": format_duration(parse_duration(r.max_duration)) if _DURATION_RE.match(r.max_duration.upper())
              else r.max_duration} for r in rules]
+
+
+def ports_basis(ports: list[dict] | None) -> str:
+    """A short digest of a VM's ports as Azure holds them (in any order): the basis a form that shows them carries
+    (``jitportal.lib.basis``), to tell on its return whether they changed since."""
+    return basis.digest(basis.unordered(ports))

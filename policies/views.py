@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
@@ -22,6 +20,7 @@ from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 from accounts.scopes import scope_contains
+from jitportal.lib.basis import stale
 from jitportal.lib.tables import page_size_choice, paginate, positive_int
 
 from . import rules, select_across, selectors, services
@@ -346,19 +345,24 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     pending_ports = pending.desired.get(vm.arm_id) if pending is not None else None
     formset = port_formset(vm, request.POST if posted else None, ports=pending_ports)
     current = vm.ports if pending_ports is None else pending_ports
-    basis = _ports_basis(current)  # the form says which ports it was shown with (``basis``)
+    basis = rules.ports_basis(current)  # the form says which ports it was shown with (``basis``)
     problems: list[str] = []
     # The form keeps the basis it was first shown with until a page names the ports as they are now: one sent back
     # for a mistake must not take on a change its admin was never shown (fixing the mistake would then save over it).
     sent = request.POST.get("basis") if posted else None
     shown = sent[:64] if sent else basis
-    if posted and not unavailable and formset.is_valid() and _stale_edit(sent, basis, formset.port_rules(), current):
-        # Another admin saved, or a sync brought Azure's change, since the page was shown: saving these rows would
-        # drop what changed unseen. The rows stay; the page names the ports as they are, and Save again applies.
+    if posted and not unavailable and formset.is_valid() and stale(
+            sent, basis, sets_current=_sets_current(formset.port_rules(), current)):
+        # Another admin saved, or a sync brought Azure's change, since the page was shown (or the form does not say
+        # what it was shown with): saving these rows could drop a change unseen. The rows stay; the page names the
+        # ports as they are, and Save again applies.
         shown = basis
-        problems = [f"The JIT settings of {vm.name} changed since you opened this page (another admin saved them, "
-                    f"or they were changed in Azure): they are now {_ports_text(current)}. Your rows are kept: "
-                    "check them and Save again to replace those settings."]
+        problems = [(f"The JIT settings of {vm.name} changed since you opened this page (another admin saved them, "
+                     "or they were changed in Azure)" if sent else
+                     f"This form did not say which JIT settings of {vm.name} it was shown with, so saving it could "
+                     "replace a change made since")
+                    + f": they are now {_ports_text(current)}. Your rows are kept: check them and Save again to "
+                      "replace those settings."]
     elif posted and not unavailable and formset.is_valid():
         try:
             services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules(),
@@ -376,20 +380,9 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "unavailable": unavailable, "basis": shown}, status=400 if posted else 200)
 
 
-def _ports_basis(ports: list[dict] | None) -> str:
-    """A short digest of a VM's ports as Azure holds them (in any order), carried by the Edit form."""
-    text = json.dumps(sorted((ports or []), key=lambda p: json.dumps(p, sort_keys=True, default=str)),
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _stale_edit(sent: str | None, basis: str, rows: list[rules.PortRule], current: list[dict] | None) -> bool:
-    """Whether an Edit form shown with other ports (``sent``, its ``basis`` then) would replace ports changed since
-    with ``rows``; not when it sets them exactly (the same form sent again), nor without a basis (a form that
-    carries none, as before)."""
-    if sent is None or sent == basis:
-        return False
-    return _ports_basis([rule.to_azure() for rule in rows]) != _ports_basis(
+def _sets_current(rows: list[rules.PortRule], current: list[dict] | None) -> bool:
+    """Whether ``rows`` set exactly the ports there are now (the same Edit form sent again after it saved)."""
+    return rules.ports_basis([rule.to_azure() for rule in rows]) == rules.ports_basis(
         [rules.PortRule.from_azure(port).to_azure() for port in current or []])
 
 

@@ -16,7 +16,7 @@ from policies.access.models import AccessRequest
 from tests.policies.access.factories import open_all, states
 from tests.policies.azure_side import Azure, vm_id
 from tests.policies.factories import apply_all, sync, vm
-from tests.policies.test_views import edit_post
+from tests.policies.test_views import edit_post, shown_basis
 
 pytestmark = pytest.mark.django_db
 SEED_POLICY = {"ports": [
@@ -36,6 +36,7 @@ def test_the_seeds_policy_json_through_the_api_equals_the_form(prod, policy_admi
     client.force_login(policy_admin)
     data = edit_post(by_form, [{"number": "22"}, {"number": "3389"}])
     data["ports-INITIAL_FORMS"] = "1"  # the form starts from the OS default (SSH 22) for a VM without JIT
+    data["basis"] = shown_basis(client, by_form)
     form = client.post(reverse("policies:policy_edit", kwargs={"pk": by_form.pk}), data)
     assert form.status_code == 302, form.content
 

@@ -32,6 +32,16 @@ def edit_post(vm: VirtualMachine, rows: list[dict]) -> dict:
     return data
 
 
+def _basis(page) -> str:
+    """The digest of what a page's form was shown with (its hidden ``basis``), as a browser sends it back."""
+    return re.search(r'name="basis" value="([0-9a-f.]+)"', page.content.decode()).group(1)
+
+
+def shown_basis(client, vm: VirtualMachine) -> str:
+    """The basis of the JIT settings form of ``vm`` as it is shown now."""
+    return _basis(client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk})))
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("rows", [10, 200])
 def test_the_inventory_page_runs_a_fixed_number_of_queries(client, policy_admin, django_assert_max_num_queries,
@@ -439,7 +449,8 @@ def test_edit_from_the_inventorys_row_menu_returns_to_the_list_as_it_was(
     for link in (crumb, cancel):
         assert urlsplit(link).path == reverse("policies:inventory") and parse_qs(urlsplit(link).query) == expected
     kept = re.search(r'<input type="hidden" name="back" value="([^"]+)">', text).group(1).replace("&amp;", "&")
-    data = {**edit_post(vm, [{"number": "22", "sources": "10.0.0.0/24"}]), "back": kept}
+    data = {**edit_post(vm, [{"number": "22", "sources": "10.0.0.0/24"}]), "back": kept,
+            "basis": shown_basis(client, vm)}
     refused = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), {**data, "ports-0-number": "0"})
     assert refused.status_code == 400  # refused: the form still returns to the list
     assert re.search(r'<input type="hidden" name="back" value="([^"]+)">', refused.content.decode()
@@ -562,11 +573,9 @@ def test_a_forged_selection_of_a_vm_being_enabled_names_it_goes_on_with_the_othe
 
 
 def _edit(client, vm, rows):
-    return client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), edit_post(vm, rows))
-
-
-def _basis(page) -> str:
-    return re.search(r'name="basis" value="([0-9a-f]+)"', page.content.decode()).group(1)
+    """The JIT settings form of ``vm`` sent with ``rows``, as a browser sends it from the page shown just before."""
+    return client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}),
+                       {**edit_post(vm, rows), "basis": shown_basis(client, vm)})
 
 
 @pytest.mark.django_db
@@ -619,6 +628,24 @@ def test_an_edit_form_refused_for_a_typo_after_the_ports_changed_still_says_so_b
 
 
 @pytest.mark.django_db
+def test_an_edit_form_sent_without_its_basis_is_shown_again_not_saved(client, policy_admin,
+                                                                       django_capture_on_commit_callbacks):
+    # A page rendered before the form carried its basis (or a hand-made post) cannot say what it replaces.
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    url = reverse("policies:policy_edit", kwargs={"pk": vm.pk})
+    sent = client.post(url, edit_post(vm, [{"number": "22", "sources": "10.0.0.0/24"}]))
+    text = sent.content.decode()
+    assert sent.status_code == 400 and not PolicyChange.objects.exists()
+    assert f"This form did not say which JIT settings of {vm.name} it was shown with" in text
+    assert "they are now 22 (Any, up to 3 h, from Any)" in text and 'value="10.0.0.0/24"' in text
+    with django_capture_on_commit_callbacks(execute=False):  # Save again from the page shown: applied
+        again = client.post(url, {**edit_post(vm, [{"number": "22", "sources": "10.0.0.0/24"}]),
+                                  "basis": _basis(sent)})
+    assert again.status_code == 302 and PolicyChange.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_the_edit_and_remove_forms_sent_again_while_pending_queue_nothing_more(client, policy_admin):
     vm = make_vm(IN_RG)
     client.force_login(policy_admin)
@@ -664,7 +691,7 @@ def test_editing_again_before_a_saved_change_is_applied_starts_from_that_change_
     assert 'name="ports-1-number" value="8443"' in page  # the saved port, though Azure does not have it yet
     assert "not applied in Azure yet" in page
     rows = [{"number": "22", "sources": "10.0.0.0/24"}, {"number": "8443", "protocol": "TCP"}]
-    data = {**edit_post(vm, rows), "ports-INITIAL_FORMS": "2"}
+    data = {**edit_post(vm, rows), "ports-INITIAL_FORMS": "2", "basis": shown_basis(client, vm)}
     with django_capture_on_commit_callbacks(execute=False):
         assert client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), data).status_code == 302
     latest = PolicyChange.objects.order_by("-pk").first()
@@ -740,7 +767,8 @@ def test_the_edit_form_refuses_an_unsupported_vm(client, policy_admin):
     vm = make_vm(IN_RG)
     VirtualMachine.objects.filter(pk=vm.pk).update(state=VmState.UNSUPPORTED, unsupported_reason="classic_vm")
     client.force_login(policy_admin)
-    response = _edit(client, vm, [{"number": "22"}])
+    # The page has no form to send (it says why): a post made without it is refused the same.
+    response = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}), edit_post(vm, [{"number": "22"}]))
     assert response.status_code == 400 and "does not support JIT" in response.content.decode()
 
 
@@ -846,14 +874,15 @@ def test_the_edit_form_matches_rows_to_ports_by_number_when_a_sync_reordered_the
             {"number": "5985", "max_hours": "0", "max_minutes": "5"}, {"number": "5986", "sources": "10.0.0.1"}]
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}),
-                               {**edit_post(vm, rows), "ports-INITIAL_FORMS": "4"})
+                               {**edit_post(vm, rows), "ports-INITIAL_FORMS": "4", "basis": shown_basis(client, vm)})
     assert response.status_code == 302
     ports = {p["number"]: p["maxRequestAccessDuration"] for p in PolicyChange.objects.get().desired[vm.arm_id]}
     assert ports == {22: "PT1H10S", 3389: "PT1H45S", 5985: "PT5M30S", 5986: "PT3H"}  # each its own, seconds kept
     # Refused, the form shows each row as it was sent: a row whose number was changed can still be removed.
     rows[0]["number"], rows[3]["sources"] = "2222", "10.0.0.300"
     page = client.post(reverse("policies:policy_edit", kwargs={"pk": vm.pk}),
-                       {**edit_post(vm, rows), "ports-INITIAL_FORMS": "4"}).content.decode()
+                       {**edit_post(vm, rows), "ports-INITIAL_FORMS": "4", "basis": shown_basis(client, vm)}
+                       ).content.decode()
     assert re.findall(r"Remove port (\d+)", page) == ["2222", "3389", "5985", "5986"]
     assert 'id="id_ports-0-DELETE"' in page and page.count("<em>new port</em>") == 1  # the template's only
 
@@ -1117,7 +1146,8 @@ def test_enabling_editing_removing_jit_and_accepting_drift_record_the_clients_ad
     client.force_login(policy_admin)
     configured = make_vm(IN_RG)
     assert client.post(reverse("policies:policy_edit", kwargs={"pk": configured.pk}),
-                       edit_post(configured, [{"number": "2222"}]), **proxied).status_code == 302
+                       {**edit_post(configured, [{"number": "2222"}]), "basis": shown_basis(client, configured)},
+                       **proxied).status_code == 302
     assert client.post(reverse("policies:drift_accept", args=[configured.pk]), **proxied).status_code == 302
     bare = not_configured(make_vm(IN_RG, "vm-bare"))
     assert client.post(reverse("policies:vm_enable", args=[bare.pk]), **proxied).status_code == 302

@@ -1,0 +1,31 @@
+"""What a form was shown with, as a short digest it carries back (its hidden ``basis``).
+
+An edit form sent after what it showed changed (another admin saved, a sync brought a change made in Azure) is
+shown again naming what is there now, the typed values kept, instead of saving over the change unseen; sent again
+from there, it carries the new basis and applies. A form sent without a basis is treated as shown with something
+else: the pages always send one, so only a page rendered before the form carried it (or a hand-made post) lacks
+it, and it too is shown again rather than trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+
+def digest(value: object) -> str:
+    """A short digest of ``value`` (anything JSON can write; dictionaries in any key order)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def unordered(items: Iterable[object] | None) -> list:
+    """``items`` in a fixed order, for a digest of a collection whose order means nothing (a VM's ports)."""
+    return sorted(items or [], key=lambda item: json.dumps(item, sort_keys=True, default=str))
+
+
+def stale(sent: str | None, basis: str, *, sets_current: bool) -> bool:
+    """Whether a form shown with ``sent`` (its basis then; ``None``: it carried none) would replace something
+    changed since, whose basis is now ``basis``. Not when ``sets_current``: what it sets is exactly what is there now
+    (the same form sent twice, the second after the first saved), so saving it overwrites nothing."""
+    return sent != basis and not sets_current
