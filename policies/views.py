@@ -314,20 +314,26 @@ def _vm_requests(vm: VirtualMachine, user) -> list[dict]:
 @requires(VM_READ, object_model=VirtualMachine)
 def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One VM: its JIT ports, NSG/firewall, addresses, drift, recent requests and changes."""
-    vm = selectors.vm_get(request.user, pk)
+    return _vm_page(request, selectors.vm_get(request.user, pk))
+
+
+def _vm_page(request: HttpRequest, vm: VirtualMachine, *, drift_problem: str = "") -> HttpResponse:
+    """The VM's page; with ``drift_problem``, why its drift was not accepted (400)."""
     blocked = selectors.enable_blocked([vm]).get(vm.pk) if vm.state == VmState.NOT_CONFIGURED else None
     changes = selectors.vm_recent_changes(request.user, vm)
     return render(request, "policies/vm_detail.html", {
         "title": vm.name, "vm": vm, "ports": [rules.PortRule.from_azure(p) for p in vm.ports],
         "enable_blocked": selectors.enable_blocked_message("this VM", blocked) if blocked else "",
         "drift": list(selectors.vm_open_drift(vm)), "changes": changes,
+        # Accept Azure's settings carries the digest of the ports shown: ``drift_accept`` accepts only those.
+        "drift_basis": rules.ports_basis(vm.ports), "drift_problem": drift_problem,
         "following_changes": any(not change.done for change in changes),
         "requests": _vm_requests(vm, request.user), "may_edit": selectors.may_edit_policy(request.user, vm),
         "may_connect": authz.has_permission(request.user, JIT_INITIATE, vm.resource_id),
         "default_ports": rules.default_ports(vm.os_type),
         "activity_url": (reverse("audit:search") + "?" + urlencode({"vm": vm.arm_id})
                          if authz.has_permission(request.user, AUDIT_READ, vm.resource_id) else ""),
-    })
+    }, status=400 if drift_problem else 200)
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
@@ -445,12 +451,21 @@ def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
 @require_POST
 def drift_accept(request: HttpRequest, pk: int) -> HttpResponse:
-    """Accept the policy Azure has for this VM as the portal's baseline."""
+    """Accept the policy Azure has for this VM as the portal's baseline: the ports the page showed (its ``basis``),
+    else the page again with the ports there are now, accepting nothing."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
+    sent = request.POST.get("basis")
     try:
-        services.drift_accept(actor=request.user, vm=vm, client_ip=client_ip(request.META))
+        services.drift_accept(actor=request.user, vm=vm, client_ip=client_ip(request.META), shown=sent or "")
     except PermissionDenied as exc:
         raise Http404("No such object.") from exc
+    except ValidationError:  # a sync brought other ports since the page was shown
+        vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
+        return _vm_page(request, vm, drift_problem=(
+            f"Azure's JIT settings of {vm.name} changed since the page was shown" if sent else
+            f"The form did not say which of Azure's JIT settings of {vm.name} it was shown with")
+            + f": nothing was accepted. Azure now has {_ports_text(vm.ports)}. Check them below, and accept "
+              "again if the portal should keep them.")
     messages.success(request, f"Accepted Azure's JIT settings of {vm.name}.")
     return redirect("policies:vm_detail", pk=vm.pk)
 

@@ -470,15 +470,25 @@ def _mirror_change(change: PolicyChange, result, desired: dict) -> None:
     drift.refresh_counts(change.subscription)
 
 
-def drift_accept(*, actor, vm: VirtualMachine, client_ip: str | None = None) -> None:
-    """Accept Azure's policy for ``vm`` as the portal's baseline (closes "changed outside the portal")."""
+def drift_accept(*, actor, vm: VirtualMachine, client_ip: str | None = None, shown: str | None = None) -> None:
+    """Accept Azure's policy for ``vm`` as the portal's baseline (closes "changed outside the portal"). With
+    ``shown``, the ``rules.ports_basis`` of Azure's ports as the page showed them, only those are accepted: when a
+    sync has brought other ports since (or ``shown`` is no such digest), ``ValidationError`` (code
+    ``drift_changed``) and nothing is accepted."""
     _require_policy_admin(actor, vm)
     with transaction.atomic():
-        before = vm.portal_ports
-        VirtualMachine.objects.filter(pk=vm.pk).update(portal_ports=vm.ports)
+        stored = VirtualMachine.objects.select_for_update(no_key=True).filter(pk=vm.pk).values(
+            "ports", "portal_ports").first()
+        if stored is None:
+            raise PermissionDenied(f"{vm.name} is no longer in the inventory.")
+        if shown is not None and rules.ports_basis(stored["ports"]) != shown:
+            raise ValidationError(f"Azure's JIT settings of {vm.name} changed since they were shown.",
+                                  code="drift_changed")
+        before, ports = stored["portal_ports"], stored["ports"]
+        VirtualMachine.objects.filter(pk=vm.pk).update(portal_ports=ports)
         DriftFinding.objects.filter(vm=vm, kind=DriftFinding.Kind.POLICY_CHANGED, resolved_at__isnull=True).update(
             resolved_at=timezone.now())
         drift.refresh_counts(vm.subscription)
         audit_record(actor=actor, action="policy.drift_accepted", target_type="vm", target_id=vm.pk,
-                     target_label=vm.name, before={"ports": before}, after={"ports": vm.ports}, client_ip=client_ip,
+                     target_label=vm.name, before={"ports": before}, after={"ports": ports}, client_ip=client_ip,
                      **_place(vm))

@@ -4,9 +4,13 @@ Syncs run in the test process: ``sync`` calls the service the sync task wraps, s
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
+from audit.models import AuditEvent
 from policies import services
 from policies.models import (
     DriftFinding,
@@ -459,6 +463,41 @@ def test_a_policy_changed_outside_the_portal_is_picked_up_and_flagged(prod, azur
     assert open_findings("web-02") == set()
     sync(prod)
     assert open_findings("web-02") == set()
+
+
+def _set_max_duration_in_azure(azure, name: str, duration: str) -> None:
+    policies = azure.security.jit_network_access_policies
+    policy = policies.get("rg-web-prod", "westeurope", "default")
+    for entry in policy.virtual_machines:
+        if entry.id.lower().endswith(f"/{name}"):
+            entry.ports[0].max_request_access_duration = duration
+    policies.create_or_update("rg-web-prod", "westeurope", "default", body=policy)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sent", ["as shown", "none"])
+def test_accepting_azures_settings_changed_since_the_page_accepts_nothing_and_shows_them(
+        prod, azure, policy_admin, client, sent):
+    _set_max_duration_in_azure(azure, "web-02", "PT1H")
+    sync(prod)
+    client.force_login(policy_admin)
+    url = reverse("policies:vm_detail", args=[vm("web-02").pk])
+    page = client.get(url).content.decode()
+    shown = re.search(r'name="basis" value="([0-9a-f]+)"', page).group(1)
+    _set_max_duration_in_azure(azure, "web-02", "PT2H")  # changed again in Azure, brought by a sync meanwhile
+    sync(prod)
+    baseline = vm("web-02").portal_ports
+    accept = reverse("policies:drift_accept", args=[vm("web-02").pk])
+    stale = client.post(accept, {"basis": shown} if sent == "as shown" else {})
+    text = stale.content.decode()
+    assert stale.status_code == 400 and 'id="drift-changed"' in text and "nothing was accepted" in text
+    assert ("changed since the page was shown" if sent == "as shown" else "did not say") in text
+    assert "Azure now has 22 (Any, up to 2 h, from Any)" in text  # the settings as they are now
+    assert vm("web-02").portal_ports == baseline and open_findings("web-02") == {DriftFinding.Kind.POLICY_CHANGED}
+    assert not AuditEvent.objects.filter(action="policy.drift_accepted").exists()
+    again = client.post(accept, {"basis": re.search(r'name="basis" value="([0-9a-f]+)"', text).group(1)})
+    assert again.status_code == 302  # accepted as now shown
+    assert vm("web-02").portal_ports[0]["maxRequestAccessDuration"] == "PT2H" and open_findings("web-02") == set()
 
 
 @pytest.mark.django_db

@@ -9,8 +9,9 @@ import re
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import timezone
 
-from policies.models import PolicyChange, Subscription, VirtualMachine, VmState
+from policies.models import DriftFinding, PolicyChange, Subscription, VirtualMachine, VmState
 from tests.policies.factories import make_many_vms, make_vm
 
 IN_RG = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000001/resourceGroups/rg-web-prod"
@@ -1145,10 +1146,15 @@ def test_enabling_editing_removing_jit_and_accepting_drift_record_the_clients_ad
     proxied = {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "198.51.100.1, 203.0.113.9"}
     client.force_login(policy_admin)
     configured = make_vm(IN_RG)
+    now = timezone.now()
+    DriftFinding.objects.create(vm=configured, kind=DriftFinding.Kind.POLICY_CHANGED, key="policy",
+                                detail="Azure now has: …", first_seen=now, last_seen=now)
+    shown = client.get(reverse("policies:vm_detail", args=[configured.pk]))  # its drift form's basis, as Azure has it
     assert client.post(reverse("policies:policy_edit", kwargs={"pk": configured.pk}),
                        {**edit_post(configured, [{"number": "2222"}]), "basis": shown_basis(client, configured)},
                        **proxied).status_code == 302
-    assert client.post(reverse("policies:drift_accept", args=[configured.pk]), **proxied).status_code == 302
+    assert client.post(reverse("policies:drift_accept", args=[configured.pk]), {"basis": _basis(shown)},
+                       **proxied).status_code == 302
     bare = not_configured(make_vm(IN_RG, "vm-bare"))
     assert client.post(reverse("policies:vm_enable", args=[bare.pk]), **proxied).status_code == 302
     other = not_configured(make_vm(IN_RG, "vm-other"))
