@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+
+FIELD_SEPARATOR = "."
 
 
 def digest(value: object) -> str:
@@ -22,6 +24,22 @@ def digest(value: object) -> str:
 def unordered(items: Iterable[object] | None) -> list:
     """``items`` in a fixed order, for a digest of a collection whose order means nothing (a VM's ports)."""
     return sorted(items or [], key=lambda item: json.dumps(item, sort_keys=True, default=str))
+
+
+def fields_digest(values: Mapping[str, object]) -> str:
+    """A digest of each value of ``values`` (a form's fields as shown), in the order of their names: the form's
+    basis, from which ``changed_fields`` tells which of them changed since."""
+    return FIELD_SEPARATOR.join(digest(values[name])[:8] for name in sorted(values))
+
+
+def changed_fields(sent: str | None, values: Mapping[str, object]) -> list[str] | None:
+    """The names of ``values`` whose digest differs from the one in ``sent`` (a ``fields_digest`` of what the form
+    was shown with); ``None`` when ``sent`` is missing or is no such digest (a form of another version)."""
+    parts = (sent or "").split(FIELD_SEPARATOR)
+    if not sent or len(parts) != len(values):
+        return None
+    now = fields_digest(values).split(FIELD_SEPARATOR)
+    return [name for name, was, is_now in zip(sorted(values), parts, now, strict=True) if was != is_now]
 
 
 def stale(sent: str | None, basis: str, *, sets_current: bool) -> bool:

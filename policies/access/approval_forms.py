@@ -11,6 +11,7 @@ from jitportal.lib.numbers import AsciiIntegerField
 
 from . import validation
 from .approvals import MAX_COMMENT
+from .forms import OneTimeForm, new_token
 from .models import MAX_APPROVALS, AccessRule
 from .patterns import pattern_problem
 
@@ -142,3 +143,25 @@ class AccessRuleForm(forms.ModelForm):
         self.instance.ports = self.cleaned_data["ports_text"]
         self.instance.source_prefixes = self.cleaned_data["sources_text"]
         return super().save(commit)
+
+    def value_text(self, name: str, value: object) -> str:
+        """``value`` of the field ``name`` in words, as a sentence names it (``RuleChanged``'s message)."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if value is None or value == "" or value == []:
+            return "empty"
+        if name == "effect":
+            return str(dict(AccessRule.Effect.choices).get(value, value))
+        if isinstance(value, list):
+            return ", ".join(str(item) for item in value)
+        if hasattr(value, "strftime"):
+            return value.strftime("%H:%M")
+        return str(value)
+
+
+class NewAccessRuleForm(OneTimeForm, AccessRuleForm):
+    """A new access rule, sent once (its one-time ``token``): sent again, it finds the rule it made."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial.setdefault("token", new_token())

@@ -17,7 +17,7 @@ from accounts.roles import JIT_POLICY_WRITE, REQUEST_APPROVE
 from jitportal.lib.tables import seek_list_page
 
 from . import approvals, selectors
-from .approval_forms import AccessRuleForm, DecisionForm
+from .approval_forms import AccessRuleForm, DecisionForm, NewAccessRuleForm
 from .client_ip import client_ip
 from .models import AccessRequest, AccessRule
 from .queue_rows import FIELDS as queue_fields
@@ -98,21 +98,50 @@ def rule_list(request: HttpRequest) -> HttpResponse:
 
 
 def _rule_form(request: HttpRequest, rule: AccessRule | None) -> AccessRuleForm:
-    """The form of ``rule`` (None: a new one), on a copy: a refused edit leaves the page titled as stored."""
-    return AccessRuleForm(request.POST or None, instance=copy.copy(rule),
-                          may_manage_scope=lambda scope: authz.has_permission(request.user, JIT_POLICY_WRITE, scope))
+    """The form of ``rule`` (None: a new one, sent once), on a copy: a refused edit leaves the page titled as stored."""
+    form_class = AccessRuleForm if rule else NewAccessRuleForm
+    return form_class(request.POST or None, instance=copy.copy(rule),
+                      may_manage_scope=lambda scope: authz.has_permission(request.user, JIT_POLICY_WRITE, scope))
 
 
 def _rule_edit(request: HttpRequest, rule: AccessRule | None) -> HttpResponse:
     form = _rule_form(request, rule)
     if request.method == "POST" and form.is_valid():
-        saved = approvals.access_rule_save(actor=request.user, rule=form.save(commit=False),
-                                           client_ip=client_ip(request.META))
-        messages.success(request, f"Saved access rule “{saved.name}”.")
-        return redirect("policies:rules")
+        try:
+            # An edit carries the ``basis`` it was shown with (a post without one is taken as shown something else).
+            saved, stored = approvals.access_rule_save(
+                actor=request.user, rule=form.save(commit=False), client_ip=client_ip(request.META),
+                token=form.cleaned_data.get("token", ""), shown=request.POST.get("basis", "") if rule else None)
+        except approvals.RuleChanged as exc:  # another admin saved it since: the typed values stay
+            rule = exc.current
+            form.add_error(None, _rule_changed_text(form, exc))
+        except ValidationError as exc:
+            for message in exc.messages:
+                form.add_error(None, message)
+        else:
+            if not stored:  # a double submit, or the form sent again from the browser's history
+                messages.info(request, f"This form was already sent: it made the access rule “{saved.name}”, and "
+                                       "nothing new was saved. To add another rule, open New access rule again.")
+                return redirect("policies:rule_edit", pk=saved.pk)
+            messages.success(request, f"Saved access rule “{saved.name}”.")
+            return redirect("policies:rules")
     return render(request, "policies/access/rule_form.html", {
-        "title": f"Edit {rule.name}" if rule else "New access rule", "form": form, "rule": rule},
+        "title": f"Edit {rule.name}" if rule else "New access rule", "form": form, "rule": rule,
+        "basis": approvals.rule_basis(rule) if rule else ""},
         status=400 if request.method == "POST" else 200)
+
+
+def _rule_changed_text(form: AccessRuleForm, exc: approvals.RuleChanged) -> str:
+    """What changed in the rule since its form was shown, with the values it holds now."""
+    if exc.changed is None:
+        said = (f"This form did not say which version of the access rule “{exc.current.name}” it was shown with, so "
+                "saving it could replace a change made since.")
+    else:
+        now = approvals.rule_values(exc.current)
+        said = (f"The access rule “{exc.current.name}” changed since you opened this page (another admin saved "
+                "it): " + "; ".join(f"{form.fields[name].label} is now {form.value_text(name, now[name])}"
+                                    for name in exc.changed) + ".")
+    return said + " Your values are kept: check them and Save again to replace the rule as it is now."
 
 
 @requires(JIT_POLICY_WRITE)

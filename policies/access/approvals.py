@@ -25,6 +25,7 @@ from accounts import authz
 from accounts.roles import REQUEST_APPROVE
 from accounts.scopes import scope_contains
 from audit.services import audit_record
+from jitportal.lib.basis import changed_fields, fields_digest, stale
 
 from . import signals
 from .models import AccessRequest, AccessRequestPort, AccessRequestVm, AccessRule, Approval, ApprovalState, PortState
@@ -487,22 +488,80 @@ def _require_rule_admin(actor, scope: str) -> None:
         raise PermissionDenied("You do not administer JIT at this scope.")
 
 
-def access_rule_save(*, actor, rule: AccessRule, client_ip: str | None = None) -> AccessRule:
-    """Create or update ``rule`` (validated by its form) with its audit row."""
+# The fields an access rule's form shows, as the rule holds them: what its basis digests (``rule_basis``).
+RULE_FORM_FIELDS = {"name": "name", "scope": "scope", "effect": "effect", "ports_text": "ports",
+                    "sources_text": "source_prefixes", "approvals_required": "approvals_required",
+                    "second_level_approvals": "second_level_approvals", "pending_minutes": "pending_minutes",
+                    "max_duration_minutes": "max_duration_minutes", "hours_start": "hours_start",
+                    "hours_end": "hours_end", "weekdays_only": "weekdays_only",
+                    "justification_pattern": "justification_pattern", "justification_hint": "justification_hint",
+                    "message": "message", "enabled": "enabled"}
+
+
+def rule_values(rule: AccessRule) -> dict[str, object]:
+    """``rule`` as its form shows it: each form field's value, by the field's name."""
+    return {name: getattr(rule, attribute) for name, attribute in RULE_FORM_FIELDS.items()}
+
+
+def rule_basis(rule: AccessRule) -> str:
+    """The digest the edit form of ``rule`` carries (``jitportal.lib.basis``): which fields changed since, it tells."""
+    return fields_digest(rule_values(rule))
+
+
+class RuleChanged(ValidationError):
+    """An access rule's edit form shown before the rule changed: ``changed`` names the fields that did (form field
+    names; ``None`` when the form does not say what it was shown with), ``current`` is the rule as it is now."""
+
+    def __init__(self, current: AccessRule, changed: list[str] | None) -> None:
+        super().__init__(f"The access rule “{current.name}” changed since its form was shown.", code="rule_changed")
+        self.current, self.changed = current, changed
+
+
+def access_rule_save(*, actor, rule: AccessRule, client_ip: str | None = None, token: str = "",
+                     shown: str | None = None) -> tuple[AccessRule, bool]:
+    """Create or update ``rule`` (validated by its form) with its audit row: ``(rule, saved)``.
+
+    A new rule made with the form's one-time ``token`` keeps it: the same form sent again (a double click on Save,
+    or sent again from the browser's history) saves nothing and returns the rule it made, ``saved`` false. An edit
+    with ``shown``, the ``rule_basis`` its form was shown with, raises ``RuleChanged`` when the stored rule changed
+    since (read under its row lock), unless the edit sets exactly what it holds now (the same form sent twice)."""
     _require_rule_admin(actor, rule.scope)
-    before = None
-    if rule.pk:
-        stored = AccessRule.objects.get(pk=rule.pk)
-        _require_rule_admin(actor, stored.scope)
-        before = _rule_state(stored)
-    else:
-        rule.created_by = actor
+    if rule.pk is None and token:
+        existing = _made_with(token, actor)
+        if existing is not None:
+            return existing, False
+        rule.form_token = token
     with transaction.atomic():
-        rule.save()
+        before = None
+        if rule.pk:
+            stored = AccessRule.objects.select_for_update().get(pk=rule.pk)
+            _require_rule_admin(actor, stored.scope)
+            if shown is not None and stale(shown, rule_basis(stored),
+                                           sets_current=rule_values(rule) == rule_values(stored)):
+                raise RuleChanged(stored, changed_fields(shown, rule_values(stored)))
+            before = _rule_state(stored)
+        else:
+            rule.created_by = actor
+        try:
+            with transaction.atomic():
+                rule.save()
+        except IntegrityError:  # the same form sent twice at once: the other submit stored first
+            existing = _made_with(token, actor) if token and not before else None
+            if existing is None:
+                raise
+            return existing, False
         audit_record(actor=actor, action="access_rule.updated" if before else "access_rule.created",
                      target_type="access_rule", target_id=rule.pk, target_label=rule.name, before=before,
                      after=_rule_state(rule), client_ip=client_ip, **_rule_place(rule.scope))
-    return rule
+    return rule, True
+
+
+def _made_with(token: str, actor) -> AccessRule | None:
+    """The rule the New access rule form with ``token`` made, when it was this ``actor``'s."""
+    existing = AccessRule.objects.filter(form_token=token).first()
+    if existing is not None and existing.created_by_id != actor.pk:
+        raise ValidationError("This form was sent by someone else: open New access rule again.", code="token_used")
+    return existing
 
 
 def access_rule_delete(*, actor, rule: AccessRule, client_ip: str | None = None) -> None:
@@ -514,5 +573,6 @@ def access_rule_delete(*, actor, rule: AccessRule, client_ip: str | None = None)
         rule.delete()
 
 
-__all__ = ["Verdict", "access_rule_delete", "access_rule_save", "approvers_for", "current_level", "evaluate",
-           "expire_pending", "may_decide", "progress", "release", "release_scheduled", "request_decide"]
+__all__ = ["RuleChanged", "Verdict", "access_rule_delete", "access_rule_save", "approvers_for", "current_level",
+           "evaluate", "expire_pending", "may_decide", "progress", "release", "release_scheduled", "request_decide",
+           "rule_basis", "rule_values"]

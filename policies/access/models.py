@@ -287,6 +287,9 @@ class AccessRule(models.Model):
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    form_token = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False,
+                                  help_text="The New access rule form's one-time token: a second submit finds this "
+                                            "rule (none for a rule made otherwise).")
 
     class Meta:
         ordering = ["scope", "effect", "name", "id"]

@@ -405,11 +405,11 @@ def test_a_rules_source_ranges_may_be_wider_than_a_request_may_ask_for(client, p
     client.force_login(policy_admin)
     fields = {"name": "wide", "scope": WEB_RG, "effect": "deny", "approvals_required": 1, "second_level_approvals": 0,
               "message": "Not from there.", "enabled": "on"}
-    response = client.post(reverse("policies:rule_new"), {**fields, "sources_text": "0.0.0.0/1, 2000::/3"})
+    response = post_rule_form(client, reverse("policies:rule_new"), {**fields, "sources_text": "0.0.0.0/1, 2000::/3"})
     assert response.status_code == 302, response.content
     saved = AccessRequest.rule.field.related_model.objects.get(name="wide")
     assert saved.source_prefixes == ["0.0.0.0/1", "2000::/3"]
-    bad = client.post(reverse("policies:rule_new"), {**fields, "name": "bad", "sources_text": "1.2.3.999"})
+    bad = post_rule_form(client, reverse("policies:rule_new"), {**fields, "name": "bad", "sources_text": "1.2.3.999"})
     assert bad.status_code == 400
     assert "'1.2.3.999' is not a valid IP address or range" in html.unescape(bad.content.decode())
 
@@ -425,13 +425,14 @@ def test_the_rule_forms_fields_are_named_in_words_not_as_stored(client, policy_a
         "hours_start": "Hours from", "hours_end": "Hours until", "second_level_approvals": "Second-level approvals",
         "message": "Deny message"}
     assert "..." not in form.fields["hours_end"].help_text
-    for label in labels.values():  # no label reads as a field's stored name
+    for label in (field.label for field in form.fields.values() if not field.widget.is_hidden):
+        # no label a user reads (the one-time token is hidden) reads as a field's stored name
         assert not re.search(r"(?i)\b(minutes|start|end)$", label) or "(" in label, label
 
 
 def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin):
     client.force_login(policy_admin)
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "tickets", "scope": WEB_RG, "effect": "manual", "approvals_required": 2,
         "second_level_approvals": 0, "ports_text": "22, 3389", "sources_text": "10.0.0.0/8",
         "justification_pattern": "[A-Z]+-[0-9]+", "enabled": "on"})
@@ -439,7 +440,7 @@ def test_rule_pages_create_validate_and_stay_in_scope(client, prod, policy_admin
     saved = AccessRequest.rule.field.related_model.objects.get(name="tickets")
     assert (saved.ports, saved.source_prefixes, saved.scope) == ([22, 3389], ["10.0.0.0/8"], WEB_RG)
     assert AuditEvent.objects.filter(action="access_rule.created", target_label="tickets").exists()
-    bad = client.post(reverse("policies:rule_new"), {
+    bad = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "x", "scope": OUT_OF_SCOPE, "effect": "manual", "approvals_required": 1,
         "second_level_approvals": 0, "ports_text": "ssh", "justification_pattern": "(["})
     assert bad.status_code == 400
@@ -481,12 +482,25 @@ def test_a_rule_asks_for_a_bounded_number_of_approvals(client, prod, policy_admi
     page = client.get(reverse("policies:rule_new")).content.decode()
     assert 'name="approvals_required" value="1" min="1" max="10"' in page
     assert 'name="second_level_approvals" value="0" min="0" max="10"' in page
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "many", "scope": WEB_RG, "effect": "manual", "approvals_required": approvals,
         "second_level_approvals": second_level})
     assert response.status_code == 400
     assert "Give a number of approvals from" in response.content.decode()
     assert not AccessRule.objects.filter(name="many").exists()
+
+
+def hidden_values(page: str) -> dict[str, str]:
+    """The hidden inputs of a page's form as a browser sends them (the New form's one-time token, an edit's basis)."""
+    return {re.search(r'name="([^"]+)"', tag).group(1): html.unescape(re.search(r'value="([^"]*)"', tag).group(1))
+            for tag in re.findall(r"<input [^>]*>", page)
+            if 'type="hidden"' in tag and 'name="csrfmiddlewaretoken"' not in tag}
+
+
+def post_rule_form(client, url: str, data: dict, **extra):
+    """An access rule's form sent with ``data``, as a browser sends it from the page shown just before: with the
+    hidden values the page gave it."""
+    return client.post(url, {**hidden_values(client.get(url).content.decode()), **data}, **extra)
 
 
 def form_values(page: str) -> dict[str, str]:
@@ -503,13 +517,101 @@ def test_a_refused_rule_edit_keeps_the_stored_name_in_the_title(client, prod, po
     saved = rule(WEB_RG, "manual", name="tickets")
     client.force_login(policy_admin)
     shown = form_values(client.get(reverse("policies:rule_edit", args=[saved.pk])).content.decode())
-    response = client.post(reverse("policies:rule_edit", args=[saved.pk]),
-                           {**shown, "effect": "manual", "name": "renamed", "ports_text": "0", "enabled": "on"})
+    response = post_rule_form(client, reverse("policies:rule_edit", args=[saved.pk]),
+                              {**shown, "effect": "manual", "name": "renamed", "ports_text": "0", "enabled": "on"})
     assert response.status_code == 400
     page = response.content.decode()
     assert "<title>Edit tickets |" in page and "&rsaquo; Edit tickets" in page and 'value="renamed"' in page
     assert "Edit renamed" not in page
     assert AccessRule.objects.get(pk=saved.pk).name == "tickets"
+
+
+def test_the_new_rule_form_sent_twice_makes_one_rule_and_lands_on_it(client, policy_admin):
+    client.force_login(policy_admin)
+    url = reverse("policies:rule_new")
+    page = client.get(url).content.decode()
+    sent = {**form_values(page), **hidden_values(page), "name": "tickets", "scope": WEB_RG, "effect": "manual",
+            "ports_text": "22", "enabled": "on"}
+    assert re.fullmatch(r"[0-9a-f]{32}", sent["token"])  # the form's one-time token, hidden
+    first = client.post(url, sent)
+    assert first.status_code == 302 and first["Location"] == reverse("policies:rules")
+    made = AccessRule.objects.get()
+    # Save clicked twice, or the form sent again from the browser's history (even changed): nothing new is made.
+    for again in (sent, {**sent, "name": "tickets, changed", "ports_text": "3389"}):
+        response = client.post(url, again)
+        assert response.status_code == 302 and response["Location"] == reverse("policies:rule_edit", args=[made.pk])
+        landed = client.get(response["Location"])
+        assert landed.status_code == 200 and "This form was already sent: it made the access rule “tickets”" in (
+            landed.content.decode())
+    assert list(AccessRule.objects.values_list("name", "ports")) == [("tickets", [22])]
+    assert AuditEvent.objects.filter(action="access_rule.created").count() == 1
+    # A form without its token (or with an altered one) is refused, shown again with a fresh one to send.
+    refused = client.post(url, {**sent, "name": "no token", "token": ""})
+    assert refused.status_code == 400 and "This form expired or was altered" in refused.content.decode()
+    assert not AccessRule.objects.filter(name="no token").exists()
+    assert client.post(url, {**sent, **hidden_values(refused.content.decode()), "name": "no token"}
+                       ).status_code == 302
+    assert AccessRule.objects.filter(name="no token").exists()
+
+
+def test_the_same_new_rule_form_sent_twice_at_once_makes_one_rule(policy_admin, monkeypatch):
+    # The second submit looked before the first stored: its insert meets the token's unique index.
+    from policies.access.approval_forms import new_token
+
+    token, looked = new_token(), []
+    real = approvals._made_with
+
+    def not_yet(*args):
+        looked.append(args)
+        return None if len(looked) == 1 else real(*args)
+
+    first, made = approvals.access_rule_save(actor=policy_admin, rule=AccessRule(
+        name="tickets", scope=WEB_RG, effect="manual"), token=token)
+    monkeypatch.setattr(approvals, "_made_with", not_yet)
+    second, saved = approvals.access_rule_save(actor=policy_admin, rule=AccessRule(
+        name="tickets", scope=WEB_RG, effect="manual"), token=token)
+    assert made and not saved and second.pk == first.pk and AccessRule.objects.count() == 1
+
+
+@pytest.mark.parametrize("sent", ["as shown", "none"])
+def test_a_rule_edit_shown_before_another_admin_saved_is_shown_again_naming_what_changed(client, policy_admin,
+                                                                                          sent):
+    saved = rule(WEB_RG, "manual", name="tickets", ports=[22])
+    client.force_login(policy_admin)
+    url = reverse("policies:rule_edit", args=[saved.pk])
+    page = client.get(url).content.decode()
+    shown = hidden_values(page)["basis"]
+    other = AccessRule.objects.get(pk=saved.pk)  # another admin saves it meanwhile
+    other.approvals_required, other.ports = 2, [22, 3389]
+    approvals.access_rule_save(actor=policy_admin, rule=other)
+    typed = {**form_values(page), "effect": "manual", "enabled": "on", "name": "tickets (prod)", "ports_text": "22",
+             **({"basis": shown} if sent == "as shown" else {})}
+    stale = client.post(url, typed)
+    text = html.unescape(stale.content.decode())
+    assert stale.status_code == 400
+    if sent == "as shown":
+        assert ("The access rule “tickets” changed since you opened this page (another admin saved it): "
+                "Approvals required is now 2; Ports is now 22, 3389.") in text
+    else:
+        assert "This form did not say which version of the access rule “tickets” it was shown with" in text
+    assert 'value="tickets (prod)"' in text  # the values typed are kept
+    stored = AccessRule.objects.get(pk=saved.pk)
+    assert (stored.name, stored.approvals_required, stored.ports) == ("tickets", 2, [22, 3389])  # not overwritten
+    again = client.post(url, {**typed, "basis": hidden_values(stale.content.decode())["basis"]})  # Save again
+    assert again.status_code == 302
+    stored.refresh_from_db()
+    assert (stored.name, stored.ports) == ("tickets (prod)", [22])
+
+
+def test_a_rule_edit_sent_twice_saves_once_without_calling_itself_stale(client, policy_admin):
+    saved = rule(WEB_RG, "manual", name="tickets")
+    client.force_login(policy_admin)
+    url = reverse("policies:rule_edit", args=[saved.pk])
+    page = client.get(url).content.decode()
+    typed = {**form_values(page), **hidden_values(page), "effect": "manual", "enabled": "on", "name": "renamed"}
+    assert client.post(url, typed).status_code == 302
+    assert client.post(url, typed).status_code == 302  # its basis is old, but it sets what the rule holds now
+    assert AccessRule.objects.get(pk=saved.pk).name == "renamed"
 
 
 @pytest.mark.parametrize("effect", ["deny", "auto"])
@@ -519,7 +621,7 @@ def test_a_new_deny_or_auto_rule_saves_without_typing_a_number_of_approvals(clie
     client.force_login(policy_admin)
     shown = form_values(client.get(reverse("policies:rule_new")).content.decode())
     assert (shown["approvals_required"], shown["second_level_approvals"]) == ("1", "0")
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         **shown, "name": "no telnet", "scope": WEB_RG, "effect": effect, "ports_text": "23", "enabled": "on"})
     assert response.status_code == 302, response.content.decode()[:2000]
     saved = AccessRule.objects.get(name="no telnet")
@@ -532,7 +634,7 @@ def test_a_new_deny_or_auto_rule_saves_without_typing_a_number_of_approvals(clie
 def test_a_rules_minutes_are_bounded_so_requests_under_it_can_be_evaluated(client, prod, policy_admin, field, value):
     # 10**13 minutes is past the calendar (every request under the rule failed with a 500); 0 read as "no limit".
     client.force_login(policy_admin)
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "minutes", "scope": WEB_RG, "effect": "manual", "approvals_required": 1,
         "second_level_approvals": 0, field: value})
     assert response.status_code == 400
@@ -542,7 +644,7 @@ def test_a_rules_minutes_are_bounded_so_requests_under_it_can_be_evaluated(clien
 
 def test_hours_that_end_when_they_start_are_refused(client, prod, policy_admin):
     client.force_login(policy_admin)
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "never", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
         "hours_start": "09:00", "hours_end": "09:00"})
     assert response.status_code == 400 and "The hours end when they start" in response.content.decode()
@@ -656,7 +758,7 @@ def test_the_queue_history_counts_what_opened_and_what_was_denied(prod, requeste
 
 def test_a_pattern_that_could_backtrack_forever_is_refused(client, prod, policy_admin):
     client.force_login(policy_admin)
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "slow", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
         "justification_pattern": "(a+)+$"})
     assert response.status_code == 400 and "Keep the pattern simple" in response.content.decode()
@@ -667,7 +769,7 @@ def test_a_pattern_whose_search_grows_exponentially_or_steeply_with_the_text_is_
                                                                                           pattern):
     # Each passed the old check; with a 500-character justification each searches for seconds to years.
     client.force_login(policy_admin)
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "slow", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
         "justification_pattern": pattern})
     assert response.status_code == 400 and "Keep the pattern simple" in response.content.decode()
@@ -678,7 +780,7 @@ def test_a_pattern_whose_search_grows_exponentially_or_steeply_with_the_text_is_
                                      r"(?:CHG|INC)?\d+"])
 def test_a_ticket_id_pattern_is_accepted(client, prod, policy_admin, pattern):
     client.force_login(policy_admin)
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "ticket", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
         "justification_pattern": pattern})
     assert response.status_code == 302
@@ -688,7 +790,7 @@ def test_a_ticket_id_pattern_is_accepted(client, prod, policy_admin, pattern):
 @pytest.mark.parametrize("ports", ["²", "22, ³", "\u0663\u0663", "22, \uff13\uff13"])
 def test_a_rule_port_written_with_a_non_ascii_digit_is_refused_not_a_crash(client, prod, policy_admin, ports):
     client.force_login(policy_admin)
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "odd", "scope": WEB_RG, "effect": "manual", "approvals_required": 1,
         "second_level_approvals": 0, "ports_text": ports})
     assert response.status_code == 400
@@ -700,7 +802,7 @@ def test_a_rule_port_written_with_a_non_ascii_digit_is_refused_not_a_crash(clien
                                    "max_duration_minutes"])
 def test_a_rule_number_written_with_a_non_ascii_digit_is_refused_in_words(client, prod, policy_admin, field):
     client.force_login(policy_admin)
-    response = client.post(reverse("policies:rule_new"), {
+    response = post_rule_form(client, reverse("policies:rule_new"), {
         "name": "odd", "scope": WEB_RG, "effect": "manual", "approvals_required": 1, "second_level_approvals": 0,
         field: "\u0661\u0660"})  # Arabic-Indic 10, which int() reads as 10
     assert response.status_code == 400
@@ -778,7 +880,7 @@ def test_the_help_and_errors_the_decision_and_rule_fields_point_to_exist(client,
     client.force_login(policy_admin)
     new = client.get(reverse("policies:rule_new")).content.decode()
     assert "aria-describedby" in new and not described_by_targets_missing(new)
-    refused = client.post(reverse("policies:rule_new"), {"name": "x", "scope": WEB_RG, "effect": "manual",
+    refused = post_rule_form(client, reverse("policies:rule_new"), {"name": "x", "scope": WEB_RG, "effect": "manual",
                                                         "approvals_required": 99, "second_level_approvals": 0})
     assert refused.status_code == 400 and not described_by_targets_missing(refused.content.decode())
 
