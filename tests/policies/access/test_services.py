@@ -386,15 +386,37 @@ def test_an_unexpected_answer_to_initiate_is_retried_with_its_reason_and_the_ret
     assert (port.state, port.azure_status, port.last_error) == ("open", "Initiated", "")
 
 
-def test_an_unexpected_error_before_initiate_fails_the_port_at_once_with_its_reason(prod, requester,
-                                                                                    fresh_emulator):
-    """Nothing reached Azure (the re-read of the policy before a retry's initiate raised): the port fails at once,
-    saying why, with its audit row, rather than staying "opening"."""
+def test_an_unexpected_error_reading_the_policy_on_a_retry_is_retried_with_its_reason(prod, requester,
+                                                                                     fresh_emulator):
+    """A retry reads the policy first (an earlier attempt may have reached Azure); when that read raises, the port
+    is queued again saying why, not failed while Azure may hold it open; the next attempt finds nothing there and
+    opens it with one initiate."""
     request = ask(requester, {"web-02": [22]})
     key = vm("web-02").policy_id.lower()
     AccessRequestPort.objects.filter(request=request).update(attempts=1)  # a retry: it reads the policy first
     gateway = unexpected("web-02", "get_jit_policy", TypeError("'NoneType' object is not iterable"))
-    assert services.request_open(request_id=request.pk, policy_key=key, gateway=gateway).state == "failed"
+    assert services.request_open(request_id=request.pk, policy_key=key, gateway=gateway).state == "queued"
+    port = AccessRequestPort.objects.get(request=request)
+    assert (port.state, port.last_error) == ("queued",
+                                             "Retrying: Unexpected error: TypeError: 'NoneType' object is not iterable")
+    assert initiates(fresh_emulator) == []
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "open"
+    assert len(initiates(fresh_emulator)) == 1
+
+
+def test_an_unexpected_error_before_anything_reached_azure_fails_the_port_at_once_with_its_reason(
+        prod, requester, fresh_emulator, monkeypatch):
+    """A first attempt whose gateway cannot be made (nothing reached Azure): the port fails at once, saying why,
+    with its audit row, rather than staying "opening"."""
+    from policies.access.services import opening
+
+    def broken(subscription):
+        raise TypeError("'NoneType' object is not iterable")
+
+    request = ask(requester, {"web-02": [22]})
+    key = vm("web-02").policy_id.lower()
+    monkeypatch.setattr(opening, "gateway_for", broken)
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "failed"
     port = AccessRequestPort.objects.get(request=request)
     message = "Unexpected error: TypeError: 'NoneType' object is not iterable"
     assert (port.state, port.last_error) == ("failed", message)
