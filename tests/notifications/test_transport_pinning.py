@@ -233,28 +233,28 @@ def test_the_guard_refuses_wrapped_inside_addresses(production_guard, url):
 
 
 @pytest.fixture
-def endless_receiver() -> Iterator[Callable[[int], str]]:
-    """A receiver that answers with a status and then streams a body without end (until the test is over)."""
+def streaming_receiver() -> Iterator[Callable[..., str]]:
+    """A receiver that sends ``head``, then ``chunk`` every ``every`` seconds without end (until the test is over):
+    ``start(head, chunk, every, scheme="http")`` gives its URL."""
     stop = threading.Event()
     servers: list[socket.socket] = []
 
-    def serve(server: socket.socket, status: int) -> None:
+    def serve(server: socket.socket, head: bytes, chunk: bytes, every: float) -> None:
         connection, _ = server.accept()
         with connection:
             connection.recv(65536)
-            connection.sendall(f"HTTP/1.1 {status} Busy\r\nContent-Type: text/plain\r\n"
-                               "Transfer-Encoding: chunked\r\n\r\n".encode())
             try:
-                while not stop.wait(0.01):
-                    connection.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
+                connection.sendall(head)
+                while not stop.wait(every):
+                    connection.sendall(chunk)
             except OSError:
                 pass  # the portal hung up: what it should do
 
-    def start(status: int) -> str:
+    def start(head: bytes, chunk: bytes, every: float, scheme: str = "http") -> str:
         server = socket.create_server(("127.0.0.1", 0))
         servers.append(server)
-        threading.Thread(target=serve, args=(server, status), daemon=True).start()
-        return f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+        threading.Thread(target=serve, args=(server, head, chunk, every), daemon=True).start()
+        return f"{scheme}://127.0.0.1:{server.getsockname()[1]}/hook"
 
     deadline = threading.Timer(20, stop.set)  # without a bound, a POST would last as long as this
     deadline.start()
@@ -266,46 +266,15 @@ def endless_receiver() -> Iterator[Callable[[int], str]]:
 
 
 @pytest.mark.parametrize("status", [200, 500])
-def test_a_receiver_streaming_an_endless_answer_does_not_hold_the_sender(endless_receiver, settings, status):
+def test_a_receiver_streaming_an_endless_answer_does_not_hold_the_sender(streaming_receiver, settings, status):
     settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS = 2  # bounds each read; the body as a whole is not read
+    head = f"HTTP/1.1 {status} Busy\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
     started = time.monotonic()
-    answer = post(endless_receiver(status))
+    answer = post(streaming_receiver(head, b"400\r\n" + b"x" * 1024 + b"\r\n", 0.01))
     assert time.monotonic() - started < 5
     assert answer.delivered is (status == 200)
     if status == 500:
         assert answer.retryable and answer.error.startswith("HTTP 500: xxx") and len(answer.error) < 320
-
-
-@pytest.fixture
-def dripping_receiver() -> Iterator[Callable[[bytes], str]]:
-    """A receiver that sends its answer one byte at a time, each well within the read timeout, for 20 seconds."""
-    stop = threading.Event()
-    servers: list[socket.socket] = []
-
-    def serve(server: socket.socket, head: bytes) -> None:
-        connection, _ = server.accept()
-        with connection:
-            connection.recv(65536)
-            try:
-                connection.sendall(head)
-                while not stop.wait(0.2):
-                    connection.sendall(b"x")
-            except OSError:
-                pass  # the portal hung up: what it should do
-
-    def start(head: bytes, scheme: str = "http") -> str:
-        server = socket.create_server(("127.0.0.1", 0))
-        servers.append(server)
-        threading.Thread(target=serve, args=(server, head), daemon=True).start()
-        return f"{scheme}://127.0.0.1:{server.getsockname()[1]}/hook"
-
-    deadline = threading.Timer(20, stop.set)  # without a bound on the whole answer, a POST would last this long
-    deadline.start()
-    yield start
-    deadline.cancel()
-    stop.set()
-    for server in servers:
-        server.close()
 
 
 @pytest.mark.parametrize(("head", "delivered", "error"), [
@@ -315,12 +284,13 @@ def dripping_receiver() -> Iterator[Callable[[bytes], str]]:
      "HTTP 500: the rest of its answer had not come after 2 seconds"),  # an error's body without end
     (b"HTTP/1.1 200 OK\r\nX-Slow: ", True, ""),  # it took the delivery; its headers never end
 ])
-def test_a_receiver_dripping_its_answer_does_not_hold_the_sender(dripping_receiver, settings, head, delivered, error):
+def test_a_receiver_dripping_its_answer_does_not_hold_the_sender(streaming_receiver, settings, head, delivered,
+                                                                  error):
     """Each read gets a byte within the timeout, so the timeout alone never ends it: the whole answer has a limit
     too, and the delivery is retried later, saying why (not held until the worker's time limit kills it, which
     leaves it 'sending' with no reason, then sent again)."""
     settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS = 1
-    url = dripping_receiver(head)
+    url = streaming_receiver(head, b"x", 0.2)  # a byte at a time, each well within the read timeout
     started = time.monotonic()
     answer = post(url)
     assert time.monotonic() - started < 5
@@ -328,12 +298,12 @@ def test_a_receiver_dripping_its_answer_does_not_hold_the_sender(dripping_receiv
         delivered, not delivered, error.format(port=url.split(":")[2].split("/")[0]))
 
 
-def test_a_receiver_dripping_its_tls_handshake_does_not_hold_the_sender(dripping_receiver, settings):
+def test_a_receiver_dripping_its_tls_handshake_does_not_hold_the_sender(streaming_receiver, settings):
     """A server answering the ClientHello with a record that claims 16 KB and then sends it a byte at a time (each
     read within the timeout) is cut off too: Python's TLS handshake keeps one deadline, the timeout, for all its
     reads, so the sender is free after it and retries later."""
     settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS = 1
-    url = dripping_receiver(b"\x16\x03\x03\x40\x00", "https")
+    url = streaming_receiver(b"\x16\x03\x03\x40\x00", b"x", 0.2, "https")
     started = time.monotonic()
     answer = post(url)
     assert time.monotonic() - started < 5
