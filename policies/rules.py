@@ -193,6 +193,7 @@ def normalized(ports: list[dict]) -> list[dict]:
 
 
 def ports_basis(ports: list[dict] | None) -> str:
-    """A short digest of a VM's ports as Azure holds them (in any order): the basis a form that shows them carries
-    (``jitportal.lib.basis``), to tell on its return whether they changed since."""
-    return basis.digest(basis.unordered(ports))
+    """A short digest of what a VM's ports mean (``normalized``: in any order, a maximum however Azure spells it):
+    the basis a form that shows them carries (``jitportal.lib.basis``), to tell on its return whether they changed
+    since."""
+    return basis.digest(normalized(ports or []))

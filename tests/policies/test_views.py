@@ -610,6 +610,27 @@ def test_an_edit_form_shown_before_the_ports_changed_is_shown_again_not_saved_ov
 
 
 @pytest.mark.django_db
+def test_an_edit_form_is_not_called_stale_when_azure_only_spells_its_ports_otherwise(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    """A sync bringing the same ports in other words (PT180M for PT3H, the sources in another order, one prefix as
+    a list) changed nothing the form showed: it saves."""
+    vm = make_vm(IN_RG)
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=[{"number": 22, "protocol": "*", "maxRequestAccessDuration":
+                                                           "PT3H", "allowedSourceAddressPrefixes": ["10.0.0.0/24",
+                                                                                                    "10.1.0.0/24"]}])
+    client.force_login(policy_admin)
+    url = reverse("policies:policy_edit", kwargs={"pk": vm.pk})
+    shown = _basis(client.get(url))
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=[{"number": 22, "protocol": "*", "maxRequestAccessDuration":
+                                                           "PT180M", "allowedSourceAddressPrefixes": ["10.1.0.0/24",
+                                                                                                      "10.0.0.0/24"]}])
+    vm.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        saved = client.post(url, {**edit_post(vm, [{"number": "3389"}]), "basis": shown})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+
+
+@pytest.mark.django_db
 def test_an_edit_form_refused_for_a_typo_after_the_ports_changed_still_says_so_before_saving(client, policy_admin):
     """The page sent back for a mistake keeps the ports its form was first shown with: fixing the mistake and saving
     does not save over a port added meanwhile that the admin was never shown."""
