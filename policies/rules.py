@@ -188,8 +188,15 @@ def normalized(ports: list[dict]) -> list[dict]:
     """Ports in a canonical form, for comparing Azure's policy with the portal's last applied one."""
     rules = sorted((PortRule.from_azure(p) for p in ports), key=lambda r: r.number)
     return [{"number": r.number, "protocol": r.protocol, "sources": sorted(r.sources),
-             "max": format_duration(parse_duration(r.max_duration)) if _DURATION_RE.match(r.max_duration.upper())
-             else r.max_duration} for r in rules]
+             "max": _canonical_duration(r.max_duration)} for r in rules]
+
+
+def _canonical_duration(value: str) -> str:
+    """``value`` in one spelling (PT180M → PT3H); as it is when the portal cannot read it (PT1.5H, PT)."""
+    try:
+        return format_duration(parse_duration(value))
+    except ValidationError:
+        return value
 
 
 def ports_basis(ports: list[dict] | None) -> str:

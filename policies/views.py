@@ -372,7 +372,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     elif posted and not unavailable and formset.is_valid():
         try:
             services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules(),
-                                 client_ip=client_ip(request.META))
+                                 client_ip=client_ip(request.META), shown=sent)  # checked again under its lock
         except ValidationError as exc:
             problems = exc.messages
         except PermissionDenied as exc:

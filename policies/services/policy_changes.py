@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts import authz
 from accounts.roles import JIT_POLICY_WRITE, VM_WRITE
 from audit.services import audit_record, audit_record_many
+from jitportal.lib.basis import stale
 
 from .. import drift, inventory, rules
 from ..change_notes import RETRYING, kept_note
@@ -27,7 +28,7 @@ from ..models import (
     VirtualMachine,
     VmState,
 )
-from ..selectors import enable_blocked, enable_blocked_message, jit_unavailable_reason
+from ..selectors import enable_blocked, enable_blocked_message, jit_unavailable_reason, vm_pending_change
 from .task_runs import BROKER_ERRORS, CHANGE_RETRY_LOST, CHANGE_UNSENT, STALE_RUNNING, Outcome, _retry_after
 
 log = logging.getLogger(__name__)
@@ -276,9 +277,12 @@ def _refuse_pending_enable(asks: list[tuple[list[VirtualMachine], dict, str, str
         raise ValidationError(refusals)
 
 
-def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule],
-                client_ip: str | None = None) -> PolicyChange:
-    """Replace ``vm``'s JIT ports (protocol, allowed sources, maximum time per port)."""
+def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule], client_ip: str | None = None,
+                shown: str | None = None) -> PolicyChange:
+    """Replace ``vm``'s JIT ports (protocol, allowed sources, maximum time per port). With ``shown``, the
+    ``rules.ports_basis`` of the ports the edit form was shown with: when they changed since (another admin's save
+    still pending, or a sync) and ``ports`` would replace them with something else, ``ValidationError`` (code
+    ``ports_changed``) and nothing is saved; checked under the VM's row lock."""
     _require_policy_admin(actor, vm)
     _require_supported(vm)
     group, location, name = _policy_for(vm)
@@ -287,6 +291,14 @@ def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule],
     kind = PolicyChange.Kind.SAVE if vm.state == VmState.CONFIGURED else PolicyChange.Kind.ENABLE
     with transaction.atomic():
         _lock_vms([vm])
+        if shown is not None:
+            pending = vm_pending_change(vm)
+            now = pending.desired.get(vm.arm_id) if pending is not None else None
+            now = now if now is not None else VirtualMachine.objects.values_list("ports", flat=True).get(pk=vm.pk)
+            if stale(shown, rules.ports_basis(now), sets_current=rules.ports_basis(cleaned) == rules.ports_basis(now)):
+                raise ValidationError(f"The JIT settings of {vm.name} changed while you saved them (another admin "
+                                      "saved them, or they were changed in Azure). Check the ports and Save again.",
+                                      code="ports_changed")
         return _create_change(actor=actor, kind=kind, vms=[vm], desired={vm.arm_id: cleaned}, group=group,
                               location=location, name=name, client_ip=client_ip)
 

@@ -99,6 +99,26 @@ def test_an_edit_changes_sources_and_time_and_a_removed_port_leaves_nsg_and_poli
 
 
 @pytest.mark.django_db
+def test_a_save_from_a_form_shown_before_another_save_is_refused_under_the_lock(prod, policy_admin):
+    """The edit page checks its basis before saving; the service checks it again under the VM's row lock, so two
+    admins saving at once cannot both replace the ports each was shown: the second is refused, nothing queued."""
+    from django.core.exceptions import ValidationError
+
+    target = vm("jump-02")
+    shown = rules.ports_basis(target.ports)
+    mine = [rules.PortRule(22, "TCP", ("10.0.0.0/24",), "PT1H")]
+    services.policy_save(actor=policy_admin, vm=target, ports=[rules.PortRule(3389)], shown=shown)  # theirs first
+    with pytest.raises(ValidationError, match="changed while you saved them") as refused:
+        services.policy_save(actor=policy_admin, vm=target, ports=mine, shown=shown)
+    assert refused.value.code == "ports_changed" and PolicyChange.objects.count() == 1
+    theirs = rules.ports_basis([rules.PortRule(3389).to_azure()])  # shown the pending ports: saved
+    services.policy_save(actor=policy_admin, vm=target, ports=mine, shown=theirs)
+    assert PolicyChange.objects.count() == 2
+    services.policy_save(actor=policy_admin, vm=target, ports=mine, shown=shown)  # sets them exactly: no harm
+    assert PolicyChange.objects.count() == 2
+
+
+@pytest.mark.django_db
 def test_removing_jit_takes_the_vm_out_of_the_policy_and_its_rules_out_of_the_nsg(prod, policy_admin, azure):
     target = vm("web-02")
     services.policy_remove(actor=policy_admin, vm=target)
