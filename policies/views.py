@@ -20,7 +20,6 @@ from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 from accounts.scopes import scope_contains
-from jitportal.lib.basis import stale
 from jitportal.lib.tables import page_size_choice, paginate, positive_int
 
 from . import rules, select_across, selectors, services
@@ -357,24 +356,23 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     # for a mistake must not take on a change its admin was never shown (fixing the mistake would then save over it).
     sent = request.POST.get("basis") if posted else None
     shown = sent[:64] if sent else basis
-    if posted and not unavailable and formset.is_valid() and stale(
-            sent, basis, sets_current=_sets_current(formset.port_rules(), current)):
-        # Another admin saved, or a sync brought Azure's change, since the page was shown (or the form does not say
-        # what it was shown with): saving these rows could drop a change unseen. The rows stay; the page names the
-        # ports as they are, and Save again applies.
-        shown = basis
-        problems = [(f"The JIT settings of {vm.name} changed since you opened this page (another admin saved them, "
-                     "or they were changed in Azure)" if sent else
-                     f"This form did not say which JIT settings of {vm.name} it was shown with, so saving it could "
-                     "replace a change made since")
-                    + f": they are now {_ports_text(current)}. Your rows are kept: check them and Save again to "
-                      "replace those settings."]
-    elif posted and not unavailable and formset.is_valid():
-        try:
+    if posted and not unavailable and formset.is_valid():
+        try:  # checked under the VM's row lock: a form without a basis counts as shown something else
             services.policy_save(actor=request.user, vm=vm, ports=formset.port_rules(),
-                                 client_ip=client_ip(request.META), shown=sent)  # checked again under its lock
+                                 client_ip=client_ip(request.META), shown=sent or "")
         except ValidationError as exc:
             problems = exc.messages
+            if getattr(exc, "code", None) == "ports_changed":
+                # Another admin saved, or a sync brought Azure's change, since the page was shown (or the form
+                # does not say what it was shown with): saving these rows could drop a change unseen. The rows
+                # stay; the page names the ports as they are, and Save again applies.
+                shown = basis
+                problems = [(f"The JIT settings of {vm.name} changed since you opened this page (another admin "
+                             "saved them, or they were changed in Azure)" if sent else
+                             f"This form did not say which JIT settings of {vm.name} it was shown with, so saving it "
+                             "could replace a change made since")
+                            + f": they are now {_ports_text(current)}. Your rows are kept: check them and Save again "
+                              "to replace those settings."]
         except PermissionDenied as exc:
             raise Http404("No such object.") from exc
         else:
@@ -384,12 +382,6 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "title": f"JIT settings of {vm.name}", "vm": vm, "formset": formset, "problems": problems,
         "rules": rules, "pending": pending, "back": back, "back_query": urlsplit(back).query,
         "unavailable": unavailable, "basis": shown}, status=400 if posted else 200)
-
-
-def _sets_current(rows: list[rules.PortRule], current: list[dict] | None) -> bool:
-    """Whether ``rows`` set exactly the ports there are now (the same Edit form sent again after it saved)."""
-    return rules.ports_basis([rule.to_azure() for rule in rows]) == rules.ports_basis(
-        [rules.PortRule.from_azure(port).to_azure() for port in current or []])
 
 
 def _ports_text(ports: list[dict] | None) -> str:

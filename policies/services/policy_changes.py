@@ -280,9 +280,9 @@ def _refuse_pending_enable(asks: list[tuple[list[VirtualMachine], dict, str, str
 def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule], client_ip: str | None = None,
                 shown: str | None = None) -> PolicyChange:
     """Replace ``vm``'s JIT ports (protocol, allowed sources, maximum time per port). With ``shown``, the
-    ``rules.ports_basis`` of the ports the edit form was shown with: when they changed since (another admin's save
-    still pending, or a sync) and ``ports`` would replace them with something else, ``ValidationError`` (code
-    ``ports_changed``) and nothing is saved; checked under the VM's row lock."""
+    ``rules.ports_basis`` of the ports the edit form was shown with ("" when it carried none): when they changed
+    since (another admin's save still pending, or a sync) and ``ports`` would replace them with something else,
+    ``ValidationError`` (code ``ports_changed``) and nothing is saved; checked under the VM's row lock."""
     _require_policy_admin(actor, vm)
     _require_supported(vm)
     group, location, name = _policy_for(vm)
