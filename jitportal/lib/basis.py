@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 FIELD_SEPARATOR = "."
 
@@ -19,11 +19,6 @@ def digest(value: object) -> str:
     """A short digest of ``value`` (anything JSON can write; dictionaries in any key order)."""
     text = json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def unordered(items: Iterable[object] | None) -> list:
-    """``items`` in a fixed order, for a digest of a collection whose order means nothing (a VM's ports)."""
-    return sorted(items or [], key=lambda item: json.dumps(item, sort_keys=True, default=str))
 
 
 def fields_digest(values: Mapping[str, object]) -> str:
