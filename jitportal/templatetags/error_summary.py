@@ -22,7 +22,8 @@ register = template.Library()
 @dataclass(frozen=True)
 class Problem:
     """One line of the summary: ``text``, a link to its field when ``href``; ``note`` after it (not part of the
-    link), and ``fix``, a link to ``fix_href`` where a field not on this page can be changed."""
+    link), and ``fix``, a link to ``fix_href`` where a field not on this page can be changed (with ``fix_form``, a
+    button sending that form there instead, with ``then=edit``)."""
 
     text: str
     href: str = ""
@@ -30,6 +31,7 @@ class Problem:
     note: str = ""
     fix: str = ""
     fix_href: str = ""
+    fix_form: str = ""
 
 
 def heading(count: int, about: str) -> str:
@@ -42,7 +44,8 @@ def heading(count: int, about: str) -> str:
 @register.inclusion_tag("generic/_error_summary.html")
 def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: str = "form-errors",
                   fields: Mapping[str, str] | None = None, elsewhere: str = "", elsewhere_text: str = "",
-                  filter_note: bool = False, about: str = "", then: str = "") -> dict[str, Any]:
+                  elsewhere_form: str = "", filter_note: bool = False, about: str = "", then: str = ""
+                  ) -> dict[str, Any]:
     """The summary of ``form``'s errors (a form or formset), if there are any.
 
     Lists the form's non-field errors, then ``errors`` (plain messages, or ``(message, href)`` pairs linking to what
@@ -51,7 +54,9 @@ def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: s
 
     ``fields`` is for a form whose fields the page writes by hand: the names of those it shows, each to its
     element's id. A field's error outside it says the field is not on this page and, with ``elsewhere`` (a URL,
-    its link reading ``elsewhere_text``), where to change it. ``filter_note`` marks a list's filter form: each item
+    its link reading ``elsewhere_text``), where to change it; with ``elsewhere_form`` (the id of the page's form) it is
+    a button sending that form to ``elsewhere`` with ``then=edit``, so what was typed goes along (in the body, never
+    in the URL) to be shown there, not saved. ``filter_note`` marks a list's filter form: each item
     gets the field's ``…_error`` id (its control's ``aria-describedby``) and says the filter was left out.
     ``about`` names what the heading speaks of: "this form", or "the filters" for a filter form. ``then`` is what
     to do once the problems are read (said after them, not counted as one).
@@ -59,7 +64,8 @@ def error_summary(form: Any = None, *, errors: Iterable[Any] = (), summary_id: s
     Each item is a ``Problem``.
     """
     items: list[Problem] = []
-    linked = _field_problems(form, fields, elsewhere, elsewhere_text, filter_note) if form is not None else []
+    linked = _field_problems(form, fields, elsewhere, elsewhere_text, elsewhere_form, filter_note
+                             ) if form is not None else []
     at_fields = _field_messages(form) if linked and not filter_note else set()
     if form is not None:
         general = form.non_form_errors() if hasattr(form, "non_form_errors") else form.non_field_errors()
@@ -88,7 +94,7 @@ def _target(field: Any) -> str:
 
 
 def _field_problems(form: Any, shown: Mapping[str, str] | None, elsewhere: str, elsewhere_text: str,
-                    filter_note: bool) -> list[Problem]:
+                    elsewhere_form: str, filter_note: bool) -> list[Problem]:
     """Each visible field's errors, linked to the field where the page shows it."""
     problems = []
     for prefix, row in _rows(form):
@@ -104,7 +110,7 @@ def _field_problems(form: Any, shown: Mapping[str, str] | None, elsewhere: str, 
             else:  # the page does not show it: say so, and where it can be changed
                 missing = f"“{field.label}” is not on this page"
                 fix = {"note": f"{missing}:", "fix": elsewhere_text or "change it in the full form",
-                       "fix_href": elsewhere} if elsewhere else {"note": f"{missing}."}
+                       "fix_href": elsewhere, "fix_form": elsewhere_form} if elsewhere else {"note": f"{missing}."}
                 problems += [Problem(f"{prefix}{field.label}: {error}", **fix) for error in field.errors]
     return problems
 

@@ -71,9 +71,12 @@ def _submit(request: HttpRequest, form: AccessRequestForm, *, each_port_maximum:
 def request_new(request: HttpRequest) -> HttpResponse:
     """Request access to one or several VMs (``?vm=<id>&vm=<id>``): ports, source, time range, justification.
     Without VMs it sends the user to the inventory's Configured tab to select them; ``?all=1`` with the inventory's
-    filter takes every VM it matches (``_request_all``)."""
+    filter takes every VM it matches (``_request_all``). A POST with ``then=edit`` (the Connect page's way here)
+    shows the form with what was typed there, asking for nothing yet."""
     if request.method != "POST" and request.GET.get("all"):
         return _request_all(request)
+    editing = request.method == "POST" and request.POST.get("then") == EDIT
+    sending = request.method == "POST" and not editing
     ids = request.POST.getlist("vm") if request.method == "POST" else request.GET.getlist("vm")
     if len(ids) > REQUEST_MAX_VMS:  # only a crafted selection (a page has 100 rows at most): no VM is read
         messages.error(request, f"{len(ids):,} VMs were selected: one request names at most {REQUEST_MAX_VMS}. "
@@ -90,11 +93,11 @@ def request_new(request: HttpRequest) -> HttpResponse:
         return redirect(reverse("policies:inventory") + "?tab=configured")
     vms = list(selectors.requestable_vms(request.user).filter(pk__in=wanted))
     if len(vms) != len(wanted):
-        if request.method == "POST" and vms:
+        if sending and vms:
             return _without_gone(request, vms, wanted - {vm.pk for vm in vms})
         return _not_requestable(request, wanted - {vm.pk for vm in vms})
-    form = _form(request, vms)
-    if request.method == "POST" and form.is_valid():
+    form = _edit_form(request, vms) if editing else _form(request, vms)
+    if sending and form.is_valid():
         response = _submit(request, form)
         if response is not None:
             return response
@@ -105,7 +108,25 @@ def _form_page(request: HttpRequest, form: AccessRequestForm, vms: list[VirtualM
                matching: Matching | None = None) -> HttpResponse:
     return render(request, "policies/access/request_form.html", {
         "title": "Request access", "form": form, "vms": vms, "my_ip": form.my_ip, "matching": matching,
-        "open_now": _open_now(vms)}, status=400 if request.method == "POST" else 200)
+        "open_now": _open_now(vms)}, status=400 if form.is_bound else 200)
+
+
+# The marker (``then=edit``) of a form sent to the request form to be shown there, not sent: the Connect page's
+# "Choose ports, source and time range…" button and its error summary's way to the full form.
+EDIT = "edit"
+
+
+def _edit_form(request: HttpRequest, vms: list[VirtualMachine]) -> AccessRequestForm:
+    """The form unbound, with the justification sent from the Connect page (in the POST body, never in a URL), its
+    ports and my IP, and the longest time every port allows (the Connect page asks each for its own maximum)."""
+    form = AccessRequestForm(initial={"justification": request.POST.get("justification", "")}, vms=vms,
+                             my_ip=client_address(request.META),
+                             duration_choices=selectors.duration_choices_for(vms))
+    maxima = [validation.readable_maximum(validation.policy_port(vm.ports, p["number"])) for vm in vms
+              for p in vm.ports or []]
+    if maxima and None not in maxima and int(min(maxima).total_seconds()) in dict(form.fields["duration"].choices):
+        form.initial["duration"] = int(min(maxima).total_seconds())
+    return form
 
 
 def _request_all(request: HttpRequest) -> HttpResponse:
@@ -184,14 +205,14 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
                 if response is not None:
                     return response
         context.update(form=form, defaults=defaults, my_ip=form.my_ip, windows=_connect_windows(vm),
-                       open_now=_open_now([vm]), shown_fields=CONNECT_FIELDS,
-                       full_form=f"{reverse('policies:request_new')}?vm={vm.pk}")
+                       open_now=_open_now([vm]), shown_fields=CONNECT_FIELDS, edit=EDIT,
+                       full_form=reverse("policies:request_new"))
     return render(request, "policies/access/connect.html", context,
                   status=400 if request.method == "POST" else 200)
 
 
 # The one field the Connect page shows, by the id of its box; an error at another (a port, the source, the time) is
-# listed as one the page cannot change, with a link to the full request form.
+# listed as one the page cannot change, with a button sending what was typed to the full request form.
 CONNECT_FIELDS = {"justification": "connect-justification"}
 
 

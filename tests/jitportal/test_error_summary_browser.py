@@ -118,11 +118,12 @@ def test_the_connect_pages_summary_leads_to_its_field_and_to_the_full_form_for_t
     page.keyboard.press("Enter")
     assert_summary_focused(page, "form-errors", "“Allowed source IP” is not on this page")
     page.keyboard.press("Tab")
-    full_form = page.locator("#form-errors a", has_text="choose it in the full request form")
+    full_form = page.locator("#form-errors button", has_text="choose it in the full request form")
     expect(full_form).to_be_focused()
-    page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(rf"/requests/new/\?vm={jump.pk}$"))
+    page.keyboard.press("Enter")  # sends the Connect form there: the justification typed goes along
+    page.wait_for_url(re.compile(r"/requests/new/$"))
     expect(page.locator("#request-form")).to_be_visible()
+    expect(page.locator("#id_justification")).to_have_value("Deploy")
 
 
 def test_an_htmx_swap_moves_focus_only_to_a_new_summary(live_server, entra_settings, fresh_emulator,

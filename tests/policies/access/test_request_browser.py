@@ -37,7 +37,8 @@ def test_a_requester_opens_ssh_for_their_ip_watches_it_open_copies_the_line_and_
 
     page.goto(f"{portal}/inventory/vm/{jump.pk}/")
     page.click("#connect")
-    page.get_by_role("link", name=re.compile("Choose ports")).click()
+    page.fill("#connect-justification", "Rotate the host keys")
+    page.get_by_role("button", name=re.compile("Choose ports")).click()
     expect(page.locator("#request-form")).to_be_visible()
     my_ip = re.search(r"My IP \((.+)\)", page.locator("#row-source").inner_text()).group(1)
     page.locator("input[name='ports']").first.check()
@@ -47,7 +48,7 @@ def test_a_requester_opens_ssh_for_their_ip_watches_it_open_copies_the_line_and_
     page.fill("#id_source_ip", "")  # ...but this requester connects from here
     page.check("input[name='source_kind'][value='my_ip']")
     page.select_option("#id_duration", "3600")
-    page.fill("#id_justification", "Rotate the host keys")
+    expect(page.locator("#id_justification")).to_have_value("Rotate the host keys")  # typed on the Connect page
     page.click("#submit-request")
 
     expect(page.locator("#request-state")).to_have_text("Queued")

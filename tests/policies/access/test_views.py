@@ -359,7 +359,7 @@ def test_the_connect_page_says_where_to_enter_another_address(prod, alice, addre
     page = alice.get(reverse("policies:connect", args=[vm("jump-02").pk]), REMOTE_ADDR=address).content.decode()
     warning = re.search(r'<strong class="warning" id="connect-ip-warning">([^<]*)</strong>', page).group(1)
     assert html.unescape(warning).endswith(advice), warning
-    assert "Choose ports, source and time range…</a>" in page
+    assert "Choose ports, source and time range…</button>" in page
     form = alice.get(reverse("policies:request_new"), {"vm": vm("jump-02").pk}, REMOTE_ADDR=address).content.decode()
     assert "below." not in form  # the request form has the boxes: its advice stays as it was
 
@@ -1053,12 +1053,14 @@ def test_the_connect_pages_summary_links_its_justification_and_sends_other_field
     response = alice.post(url, {"token": token_of(alice.get(url, REMOTE_ADDR=MY_IP)), "justification": "Deploy"},
                           REMOTE_ADDR=MY_IP)
     page = response.content.decode()
-    full_form = f"{reverse('policies:request_new')}?vm={jump.pk}"
+    full_form = reverse("policies:request_new")
     assert response.status_code == 400 and not AccessRequest.objects.exists()
     assert summary_links(page) == []
-    assert summary_items(page) == [
+    assert summary_items(page) == [  # a button sending the Connect form there: what was typed goes along
         f"Allowed source IP: Source {MY_IP}/32 is not allowed for port 22 of jump-02 (allowed: 10.0.0.0/8). "
-        f"“Allowed source IP” is not on this page: <a href=\"{full_form}\">choose it in the full request form</a>."]
+        f"“Allowed source IP” is not on this page: <button type=\"submit\" form=\"connect-form\" "
+        f"formaction=\"{full_form}\" formnovalidate name=\"then\" value=\"edit\" class=\"error-summary-fix\">"
+        "choose it in the full request form</button>."]
     assert "There is a problem with this form</h2>" in page
 
 
@@ -1727,3 +1729,56 @@ def test_a_request_without_ports_or_justification_says_what_to_fill_in(prod, ali
     errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', page, re.S)
     assert any("Select at least one port to open." in e for e in errors), errors
     assert "This field is required." not in page
+
+
+def _connect_edit(page: str) -> tuple[str, dict]:
+    """What a browser sends with the Connect page's "Choose ports, source and time range…" button: the Connect form's
+    fields, to the button's ``formaction``, with the button's own name and value."""
+    form = re.search(r'<form method="post" id="connect-form">(.*?)</form>', page, re.S).group(1)
+    button = re.search(r'<button type="submit"[^>]*id="connect-full-form"[^>]*>', page).group(0)
+    data = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+    data[re.search(r'name="(\w+)"', button).group(1)] = re.search(r'value="(\w+)"', button).group(1)
+    return html.unescape(re.search(r'formaction="([^"]+)"', button).group(1)), data
+
+
+def test_the_full_form_opened_from_the_connect_page_keeps_what_was_typed_there(prod, alice):
+    """The Connect page's way to the full request form sends what was typed (never in the URL): the full form shows
+    it, to change and send, and nothing is asked for yet."""
+    jump = vm("jump-02")
+    page = alice.get(reverse("policies:connect", args=[jump.pk]), REMOTE_ADDR=MY_IP).content.decode()
+    action, data = _connect_edit(page)
+    assert action == reverse("policies:request_new") and "formnovalidate" in page  # an empty box may go too
+    typed = "Rotate the host keys <b>now</b> & after: ü"
+    response = alice.post(action, {**data, "justification": typed}, REMOTE_ADDR=MY_IP)
+    form = response.content.decode()
+    assert response.status_code == 200 and not AccessRequest.objects.exists()
+    assert re.search(r'<textarea[^>]*name="justification"[^>]*>\s*' + re.escape(html.escape(typed)) + "</textarea>",
+                     form)
+    assert summary_items(form) is None and "errorlist" not in form  # shown to edit, not refused
+    assert re.search(rf'name="ports" value="{jump.pk}:22"[^>]*checked', form)  # the Connect page's defaults
+    assert re.search(r'name="source_kind" value="my_ip"[^>]*checked', form)
+    assert re.search(r'<option value="10800" selected>', form)  # jump-02's port: 3 hours, as Connect asked
+    assert token_of(response) != data["token"]  # a form of its own, sent once
+    sent = post_form(alice, jump, token_of(response), justification="Rotate the host keys")
+    assert sent.status_code == 302 and AccessRequest.objects.get().justification == "Rotate the host keys"
+
+
+def test_the_connect_pages_summary_sends_what_was_typed_to_the_full_form(prod, alice):
+    """An error at a field the Connect page does not show: its way to the full form is a button of the Connect
+    form, so the justification typed goes along."""
+    jump = vm("jump-02")
+    VirtualMachine.objects.filter(pk=jump.pk).update(ports=[{"number": 22, "protocol": "*",
+                                                              "allowedSourceAddressPrefix": "10.0.0.0/8",
+                                                              "maxRequestAccessDuration": "PT3H"}])
+    url = reverse("policies:connect", args=[jump.pk])
+    page = alice.post(url, {"token": token_of(alice.get(url, REMOTE_ADDR=MY_IP)), "justification": "Deploy 4.2",
+                            "vm": jump.pk}, REMOTE_ADDR=MY_IP).content.decode()
+    fix = re.search(r'id="form-errors".*?(<button [^>]*>)choose it in the full request form</button>', page, re.S)
+    assert fix, page
+    assert all(attribute in fix.group(1) for attribute in (
+        'type="submit"', 'form="connect-form"', f'formaction="{reverse("policies:request_new")}"', 'name="then"',
+        'value="edit"', "formnovalidate"))
+    form = alice.post(reverse("policies:request_new"), {**_connect_edit(page)[1], "justification": "Deploy 4.2"},
+                      REMOTE_ADDR=MY_IP).content.decode()
+    assert re.search(r'name="justification"[^>]*>\s*Deploy 4.2</textarea>', form)
+    assert not AccessRequest.objects.exists()
