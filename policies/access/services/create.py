@@ -259,10 +259,16 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
     original.refresh_from_db(fields=["state", "closed_at"])
     if original.state != PortState.OPEN or original.closed_at is not None:
         raise ValidationError("Only an open request can be extended.", code="not_open")
-    # Only what is still open: a port Azure revoked meanwhile (a newer request took it) stays with its new holder.
+    now = timezone.now()
+    # Only what is still open: a port Azure revoked meanwhile (a newer request took it) stays with its new holder,
+    # and one past its end (expired in Azure, not yet marked so by the reconciler) is over.
     selections = [Selection(row.vm, numbers) for row in vm_rows
-                  if (numbers := tuple(p.number for p in row.ports.all() if p.state == PortState.OPEN))]
-    validation.validate_extension(duration, open_until=validation.open_until(vm_rows), now=timezone.now())
+                  if (numbers := tuple(p.number for p in row.ports.all()
+                                       if p.state == PortState.OPEN and p.end_at > now))]
+    if not selections:
+        raise ValidationError("Only an open request can be extended. Its access has ended: ask for access again.",
+                              code="not_open")
+    validation.validate_extension(duration, open_until=validation.open_until(vm_rows), now=now)
     reason = justification.strip() or f"Extension of request #{original.pk}: {original.justification}"
     request, created = request_create(
         actor=actor, selections=selections, source_prefix=original.source_prefix, duration=duration,

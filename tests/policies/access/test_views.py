@@ -1782,3 +1782,29 @@ def test_the_connect_pages_summary_sends_what_was_typed_to_the_full_form(prod, a
                       REMOTE_ADDR=MY_IP).content.decode()
     assert re.search(r'name="justification"[^>]*>\s*Deploy 4.2</textarea>', form)
     assert not AccessRequest.objects.exists()
+
+
+def test_access_whose_end_passed_is_neither_extended_nor_closed(prod, alice, requester):
+    """The page shows access past its end as expired, without Extend or Close now, before the reconciler marks it:
+    an Extend or Close now sent from the page shown before its end (or through the API) opened the VM again for an
+    extension, or recorded the access as closed by its requester."""
+    from audit.models import AuditEvent
+
+    request = ask(requester, {"web-02": [22]})
+    open_all(request)
+    page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    token = re.search(r'id="extend-form".*?name="token" value="([0-9a-f]+)"', page, re.S).group(1)
+    past = timezone.now() - timedelta(minutes=1)
+    request.ports.update(end_at=past)
+    AccessRequest.objects.filter(pk=request.pk).update(end_at=past)
+
+    extended = alice.post(reverse("policies:request_extend", args=[request.pk]), {"duration": 3600, "token": token},
+                          follow=True)
+    assert extended.redirect_chain[-1][0] == reverse("policies:request_detail", args=[request.pk])
+    assert "Its access has ended: ask for access again." in html.unescape(extended.content.decode())
+    assert not AccessRequest.objects.filter(extends=request).exists()
+
+    closed = alice.post(reverse("policies:request_close", args=[request.pk]), follow=True).content.decode()
+    assert "This request is no longer open." in closed and f"Closing request #{request.pk}." not in closed
+    assert AccessRequest.objects.get(pk=request.pk).closed_at is None
+    assert not AuditEvent.objects.filter(action="access.close_requested").exists()
