@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import sys
 import time
@@ -12,7 +13,7 @@ from flask import Flask, Response, g, jsonify, request
 from emulator.arm.blueprint import create_arm_blueprint
 from emulator.control import create_control_blueprint
 from emulator.errors import ArmError
-from emulator.faults import pick_fault
+from emulator.faults import UNREADABLE, pick_fault
 from emulator.state import EmulatorState
 
 CONTROL_PREFIX = "/_emulator"
@@ -61,6 +62,24 @@ def _drop_connection() -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def _spoil(response: Response, kind: str) -> None:
+    """Make a JSON answer one a client cannot read: ``garbled``, its first half (not JSON); ``nulls``, every object
+    in a list (the resources of a list, a policy's VMs, a role's permissions) null."""
+    if kind == "garbled":
+        body = response.get_data()
+        response.set_data(body[:len(body) // 2])
+        return
+
+    def nulled(item: object) -> object:
+        if isinstance(item, dict):
+            return {key: nulled(value) for key, value in item.items()}
+        if isinstance(item, list):
+            return [None if isinstance(value, dict) else nulled(value) for value in item]
+        return item
+
+    response.set_data(json.dumps(nulled(response.get_json(silent=True))))
+
+
 def create_app(state: EmulatorState) -> Flask:
     """The emulator app over ``state`` (kept in ``app.config["EMULATOR_STATE"]``)."""
     app = Flask("emulator")
@@ -81,6 +100,8 @@ def create_app(state: EmulatorState) -> Flask:
         if fault is None:
             return None
         g.fault = fault.kind
+        if fault.kind in UNREADABLE:  # carried out; its answer is spoiled on the way out (``log_call``)
+            return None
         if fault.kind == "slow":
             time.sleep(float(fault.delay or 0))
             return None
@@ -102,6 +123,8 @@ def create_app(state: EmulatorState) -> Flask:
     def log_call(response: Response) -> Response:
         if request.path.startswith(CONTROL_PREFIX) or g.get("fault") == "drop":
             return response
+        if g.get("fault") in UNREADABLE and response.is_json:
+            _spoil(response, g.fault)
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         response.headers.setdefault("x-ms-correlation-request-id",
                                     request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4()))

@@ -1,5 +1,6 @@
 """Faults injected at run time: 403/429/5xx answers, a bare 404 (a proxy's or a wrong route's, with no ARM error),
-slow answers and dropped connections."""
+slow answers, dropped connections and answers a client cannot read (``garbled``: the JSON cut in half; ``nulls``: every
+object in a list null), given after the request was carried out."""
 from __future__ import annotations
 
 import random
@@ -7,7 +8,8 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("403", "404", "429", "500", "503", "slow", "drop")
+KINDS = ("403", "404", "429", "500", "503", "slow", "drop", "garbled", "nulls")
+UNREADABLE = ("garbled", "nulls")  # the request is carried out, then its answer is spoiled
 
 
 @dataclass

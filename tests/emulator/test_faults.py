@@ -94,3 +94,25 @@ def test_a_slow_answer_to_a_call_made_before_the_log_was_cleared_stays_out_of_it
                     api_version="2022-09-01").status_code == 200
     earlier.join()
     assert [call["path"] for call in fresh_emulator.calls()] == [f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups"]
+
+
+def test_a_garbled_fault_carries_the_request_out_and_cuts_its_json_answer_in_half(arm, fresh_emulator):
+    whole = arm.call("GET", VMS, api_version=COMPUTE_API)
+    fresh_emulator.add_fault("/Microsoft.Compute/virtualMachines$", "garbled", count=1)
+    cut = arm.call("GET", VMS, api_version=COMPUTE_API)
+    assert cut.status_code == 200 and len(cut.content) < len(whole.content)
+    with pytest.raises(ValueError):
+        cut.json()
+
+
+def test_a_nulls_fault_carries_the_request_out_and_answers_null_for_every_object_in_a_list(arm, fresh_emulator):
+    policy = (f"/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups/rg-web-prod/providers/Microsoft.Security/"
+              f"locations/westeurope/jitNetworkAccessPolicies/default")
+    fresh_emulator.add_fault("/jitNetworkAccessPolicies/default$", "nulls", method="PUT", count=1)
+    current = arm.call("GET", policy, api_version="2020-01-01").json()
+    answer = arm.call("PUT", policy, api_version="2020-01-01", json={
+        "kind": "Basic", "properties": {"virtualMachines": current["properties"]["virtualMachines"][:1]}})
+    assert answer.status_code == 200
+    assert answer.json()["properties"]["virtualMachines"] == [None]
+    kept = arm.call("GET", policy, api_version="2020-01-01").json()["properties"]["virtualMachines"]
+    assert [vm["id"] for vm in kept] == [current["properties"]["virtualMachines"][0]["id"]]  # the write was done
