@@ -1,12 +1,13 @@
 """The Azure gateway: the portal's calls to Resource Manager through the official SDK clients.
 
 Every list follows the SDK's paging (one HTTP call per page, never one per VM) and yields ``cloud.types``
-dataclasses as pages arrive. Every method raises ``cloud.errors`` exceptions, never azure-core ones.
+dataclasses as pages arrive. Every method raises ``cloud.errors`` exceptions, never azure-core ones: an answer the
+SDK or the conversion cannot read is ``Unreadable`` (``_read``, ``reading``), never a ``KeyError`` or the like.
 """
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +29,7 @@ from .activity_filter import activity_filter
 from .azure_pipeline import CallRecorder, client_options
 from .config import CloudEndpoint, CredentialSpec
 from .credentials import CredentialCache
-from .errors import PROVIDER_NOT_REGISTERED, Forbidden, Invalid, NotFound, translated
+from .errors import PROVIDER_NOT_REGISTERED, Forbidden, Invalid, NotFound, reading, translated
 
 CLASSIC_COMPUTE_API_VERSION = "2017-04-01"
 SECURITY_POLICIES_API_VERSION = "2015-06-01-preview"
@@ -118,7 +119,7 @@ class AzureGateway:
 
     def _each(self, pager_factory, to_dataclass) -> Iterator[Any]:
         """Items of an SDK pager as dataclasses; SDK errors (on any page) leave as portal errors."""
-        with translated():
+        with translated(), reading():
             for item in pager_factory():
                 yield to_dataclass(item)
 
@@ -132,16 +133,17 @@ class AzureGateway:
                 if response.status_code >= 400:
                     map_error(status_code=response.status_code, response=response, error_map={})
                     raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-                body = response.json() or {}
-            yield from body.get("value") or []
-            url = body.get("nextLink") or None
+                with reading():
+                    body = response.json() or {}
+                    items, url = list(body.get("value") or []), body.get("nextLink") or None
+            yield from items
 
     # --- subscriptions ----------------------------------------------------------------------------------------
     def list_subscriptions(self) -> Iterator[types.Subscription]:
         """Every subscription the portal's identity can read in its tenant (not only this gateway's)."""
         pages = self._raw_pages(self._client("network").send_request, "/subscriptions", SUBSCRIPTIONS_API_VERSION)
         for body in pages:
-            yield convert.subscription_from_json(body)
+            yield _read(convert.subscription_from_json, body)
 
     # --- compute --------------------------------------------------------------------------------------------
     def list_virtual_machines(self) -> Iterator[types.VirtualMachine]:
@@ -155,7 +157,7 @@ class AzureGateway:
         pages = self._raw_pages(self._client("compute").send_request, path, CLASSIC_COMPUTE_API_VERSION)
         try:
             for body in pages:
-                yield convert.classic_virtual_machine_from_json(body)
+                yield _read(convert.classic_virtual_machine_from_json, body)
         except NotFound:
             return
         except Invalid as error:
@@ -192,7 +194,7 @@ class AzureGateway:
     def get_network_security_group(self, resource_group: str, name: str) -> types.NetworkSecurityGroup:
         with translated():
             nsg = self._client("network").network_security_groups.get(resource_group, name)
-        return convert.network_security_group_from_sdk(nsg)
+        return _read(convert.network_security_group_from_sdk, nsg)
 
     def delete_security_rule(self, resource_group: str, nsg_name: str, rule_name: str) -> None:
         """Delete one NSG rule (how "close now" removes a JIT allow rule early); a missing rule is fine."""
@@ -207,7 +209,7 @@ class AzureGateway:
     def get_jit_policy(self, resource_group: str, location: str, name: str) -> types.JitPolicy:
         with translated():
             policy = self._client("security").jit_network_access_policies.get(resource_group, location, name)
-        return convert.jit_policy_from_sdk(policy)
+        return _read(convert.jit_policy_from_sdk, policy)
 
     def put_jit_policy(self, resource_group: str, location: str, name: str,
                        vms: Iterable[types.JitPolicyVm | Mapping[str, Any]], kind: str = "Basic") -> types.JitPolicy:
@@ -220,7 +222,7 @@ class AzureGateway:
         with translated():
             policy = self._client("security").jit_network_access_policies.create_or_update(
                 resource_group, location, name, body)
-        return convert.jit_policy_from_sdk(policy)
+        return _read(convert.jit_policy_from_sdk, policy)
 
     def delete_jit_policy(self, resource_group: str, location: str, name: str) -> None:
         with translated():
@@ -235,13 +237,13 @@ class AzureGateway:
         with translated():
             request = self._client("security").jit_network_access_policies.initiate(
                 resource_group, location, name, body, retry_total=0)
-        return convert.jit_request_from_sdk(request)
+        return _read(convert.jit_request_from_sdk, request)
 
     # --- Defender plan and legacy security policies --------------------------------------------------------------
     def get_pricing(self, name: str = "VirtualMachines") -> types.Pricing:
         with translated():
             pricing = self._client("security").pricings.get(f"subscriptions/{self.subscription_id}", name)
-        return convert.pricing_from_sdk(pricing)
+        return _read(convert.pricing_from_sdk, pricing)
 
     def list_security_policies(self) -> Iterator[types.SecurityPolicy]:
         """The legacy security policies (subscription and resource groups); JIT is off where one says Off."""
@@ -250,7 +252,7 @@ class AzureGateway:
                                 SECURITY_POLICIES_API_VERSION)
         try:
             for body in pages:
-                yield convert.security_policy_from_json(body)
+                yield _read(convert.security_policy_from_json, body)
         except NotFound:  # a cloud without the legacy API has no policy that could switch JIT off
             return
         except Invalid as error:
@@ -270,7 +272,7 @@ class AzureGateway:
         flt = activity_filter(start, end, resource_group=resource_group, resource_uri=resource_uri,
                               resource_provider=resource_provider, correlation_id=correlation_id)
         pages = self._client("monitor").activity_logs.list(filter=flt).by_page(continuation_token=next_link)
-        with translated():
+        with translated(), reading():
             for page in pages:
                 events = tuple(convert.activity_event_from_sdk(e) for e in page)
                 yield types.ActivityPage(events=events, next_link=pages.continuation_token or None)
@@ -290,16 +292,23 @@ class AzureGateway:
         with translated():
             role = self._client("authorization").role_definitions.create_or_update(
                 _scope(scope), role_definition_id, body)
-        return convert.role_definition_from_sdk(role)
+        return _read(convert.role_definition_from_sdk, role)
 
     def get_role_definition(self, scope: str, role_definition_id: str) -> types.RoleDefinition:
         with translated():
             role = self._client("authorization").role_definitions.get(_scope(scope), role_definition_id)
-        return convert.role_definition_from_sdk(role)
+        return _read(convert.role_definition_from_sdk, role)
 
     def delete_role_definition(self, scope: str, role_definition_id: str) -> None:
         with translated():
             self._client("authorization").role_definitions.delete(_scope(scope), role_definition_id)
+
+
+def _read(to_dataclass: Callable[[Any], Any], answer: Any) -> Any:
+    """``to_dataclass(answer)``: one of Azure's answers as a ``cloud.types`` dataclass, ``Unreadable`` when it has a
+    shape the conversion cannot read."""
+    with reading():
+        return to_dataclass(answer)
 
 
 def _scope(scope: str) -> str:

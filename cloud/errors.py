@@ -81,6 +81,24 @@ class Invalid(CloudError):
     """Azure refused the request as written (400/409/422); ``code`` and ``message`` say why."""
 
 
+class Unreadable(CloudError):
+    """Azure answered, but the portal cannot read the answer: not JSON, or of a shape the SDK or the conversion into
+    ``cloud.types`` did not expect (a field missing, null or of another type). Azure may have carried the request
+    out; asking again is not known to answer better: not retryable. ``code`` is ``UnreadableAnswer``; the message
+    names the error met, e.g. ``Azure's answer could not be read: KeyError: 'properties'``."""
+
+    def __init__(self, error: BaseException, **kwargs) -> None:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        if len(reason) > UNREADABLE_REASON_MAX:
+            reason = reason[:UNREADABLE_REASON_MAX - 1] + "…"
+        super().__init__(f"Azure's answer could not be read: {reason}", code="UnreadableAnswer", **kwargs)
+
+
+UNREADABLE_REASON_MAX = 240
+# What reading an answer raises when it has a shape the reader did not expect (``reading``).
+ANSWER_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
 # ARM's codes of a 404 that is about the request's route, not about whether the resource exists.
 NOT_A_RESOURCE = frozenset({"InvalidResourceType", "NoRegisteredProviderFound"})
 PROVIDER_NOT_REGISTERED = frozenset({"MissingSubscriptionRegistration", "SubscriptionNotRegistered"})  # Invalid codes
@@ -242,7 +260,9 @@ def from_azure(error: Exception) -> CloudError:
     if isinstance(error, IncompleteReadError):  # the connection closed in the middle of Azure's answer
         return Transient(f"Azure's answer was cut off: {error.message}", code=type(error).__name__,
                          status=error.status_code, **ids)
-    if isinstance(error, HttpResponseError) and not isinstance(error, DecodeError):
+    if isinstance(error, DecodeError | DeserializationError):  # Azure answered; the SDK could not read it
+        return Unreadable(error, status=getattr(error, "status_code", None), **ids)
+    if isinstance(error, HttpResponseError):
         status = error.status_code
         code, message = _code_and_message(error)
         if isinstance(error, ClientAuthenticationError) and (status is None or _from_token_endpoint(error)):
@@ -286,3 +306,16 @@ def translated() -> Iterator[None]:
         raise
     except (AzureError, SerializationError, DeserializationError) as error:
         raise from_azure(error) from error
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Run a block that reads Azure's answer (the SDK deserializing it, a conversion into ``cloud.types``): an
+    error of a shape it did not expect (``ANSWER_ERRORS``) leaves it as ``Unreadable`` (the original is the
+    ``__cause__``). Only reading goes in such a block, never what builds a request from the caller's values."""
+    try:
+        yield
+    except CloudError:
+        raise
+    except ANSWER_ERRORS as error:
+        raise Unreadable(error) from error

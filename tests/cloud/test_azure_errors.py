@@ -279,3 +279,69 @@ def test_an_unexpected_error_reads_as_its_class_and_message_on_one_short_line():
     long = unexpected(ValueError("first line\n  second line " + "x" * 1000))
     assert long.startswith("Unexpected error: ValueError: first line second line xxx") and "\n" not in long
     assert len(long) == UNEXPECTED_MAX and long.endswith("…")
+
+
+ROLE = "6a1f0c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+# One call of each kind the gateway makes: an SDK list (typespec models, converted item by item), an SDK read and a
+# write (msrest models), a list the gateway pages itself (raw JSON), the Activity Log's pages, a role definition.
+READS = {
+    "list_virtual_machines": (VMS_PATH, lambda gw, em: list(gw.list_virtual_machines())),
+    "get_network_security_group": (r"/networkSecurityGroups/nsg-web-frontend$",
+                                   lambda gw, em: gw.get_network_security_group("rg-web-prod", "nsg-web-frontend")),
+    "get_jit_policy": (r"/jitNetworkAccessPolicies/default$",
+                       lambda gw, em: gw.get_jit_policy("rg-web-prod", "westeurope", "default")),
+    "list_security_policies": (r"/Microsoft\.Security/policies$", lambda gw, em: list(gw.list_security_policies())),
+    "iter_activity_events": (r"/eventtypes/management/values$", lambda gw, em: list(gw.iter_activity_events(
+        emulator_now(em) - timedelta(days=2), emulator_now(em)))),
+    "put_role_definition": (r"/roleDefinitions/", lambda gw, em: gw.put_role_definition(
+        f"/subscriptions/{PROD}", ROLE, role_name="JIT test", actions=["Microsoft.Compute/virtualMachines/read"],
+        assignable_scopes=[f"/subscriptions/{PROD}"])),
+}
+
+
+@pytest.mark.parametrize("kind", ["nulls", "garbled"])
+@pytest.mark.parametrize("call", list(READS))
+def test_an_answer_the_portal_cannot_read_is_unreadable_with_the_reason(gateway, fresh_emulator, call, kind):
+    """Not JSON (``garbled``: DecodeError), or JSON of a shape the SDK or the conversion does not expect (``nulls``:
+    an AttributeError reading a null where an object belongs): the gateway raises ``Unreadable``, a ``CloudError``
+    that is not retryable and names what it met, never the ``AttributeError`` itself."""
+    from cloud.errors import Unreadable
+
+    path, read = READS[call]
+    fresh_emulator.add_fault(path, kind)
+
+    with pytest.raises(Unreadable) as caught:
+        read(gateway, fresh_emulator)
+
+    error = caught.value
+    reason = "DecodeError: JSON is invalid" if kind == "garbled" else "AttributeError: 'NoneType' object has no"
+    assert (error.code, error.retryable) == ("UnreadableAnswer", False)
+    assert str(error).startswith(f"UnreadableAnswer: Azure's answer could not be read: {reason}")
+    assert "\n" not in str(error) and len(error.message) < 300
+
+
+def test_a_nsg_that_cannot_be_read_leaves_nothing_but_an_unreadable_error(gateway, fresh_emulator):
+    from cloud.errors import Unreadable
+
+    fresh_emulator.add_fault(r"/networkSecurityGroups/nsg-web-frontend$", "nulls", count=1)
+    with pytest.raises(Unreadable) as caught:
+        gateway.get_network_security_group("rg-web-prod", "nsg-web-frontend")
+    assert isinstance(caught.value.__cause__, AttributeError)  # the original, for the log's stack
+    assert gateway.get_network_security_group("rg-web-prod", "nsg-web-frontend").security_rules  # read once fixed
+
+
+def test_an_unreadable_answer_to_initiate_is_not_retried_by_the_gateway(gateway, fresh_emulator):
+    """Azure carried it out (the answer came after): the caller, who knows that, decides what comes next."""
+    from cloud.errors import Unreadable
+
+    fresh_emulator.add_fault(INITIATE_PATH, "nulls", method="POST")
+    with pytest.raises(Unreadable):
+        _initiate(gateway, fresh_emulator)
+    assert len([c for c in arm_calls(fresh_emulator) if c["path"].endswith("/initiate")]) == 1
+
+
+def test_a_value_the_caller_gives_that_cannot_be_sent_is_not_called_unreadable(gateway):
+    """Only reading Azure's answer is wrapped: a bad value in the request is the caller's error, raised as it is."""
+    with pytest.raises(ValueError):
+        gateway.put_jit_policy("rg-web-prod", "westeurope", "default",
+                               [{"id": vm_id("web-02"), "ports": [{"number": "twenty-two"}]}])
