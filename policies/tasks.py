@@ -35,7 +35,8 @@ def sync_subscription(self, run_id: int) -> str:
 
     try:
         outcome = services.sync_run(run_id=run_id)
-    except Exception as exc:
+    except Exception as exc:  # the task's top-level guard (an unreadable answer is the gateway's CloudError, which
+        # the service handles): the run fails saying why, then the task fails
         services.sync_fail(run_id=run_id, message=summary(exc)[:2000])
         raise
     if outcome.retry_after is not None:
@@ -49,8 +50,17 @@ def sync_subscription(self, run_id: int) -> str:
 
 @shared_task(name="policies.apply_policy_change", bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def apply_policy_change(self, change_id: int) -> str:
-    """Apply one ``PolicyChange`` to Azure; throttling and transient errors retry with bounded backoff."""
-    outcome = services.policy_change_apply(change_id=change_id)
+    """Apply one ``PolicyChange`` to Azure; throttling and transient errors retry with bounded backoff. Whatever
+    else stops it (a bug, the soft time limit, a database error) fails the change with the reason, then
+    propagates: a change never stays "running"."""
+    from cloud.errors import unexpected
+
+    try:
+        outcome = services.policy_change_apply(change_id=change_id)
+    except Exception as exc:  # the task's top-level guard: Azure's failures, an unreadable answer included, are the
+        # gateway's CloudError, which the service handles; this is for the rest, said on the change, then raised
+        services.policy_change_fail(change_id=change_id, message=unexpected(exc))
+        raise
     if outcome.retry_after is not None:
         if self.request.retries >= self.max_retries:
             services.policy_change_fail(change_id=change_id, message=f"Gave up after {self.request.retries} "

@@ -358,7 +358,7 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
     fail it with Azure's message, and an exception that is not the gateway's with ``Unexpected error: …``. PUT is
     idempotent and the desired state is on the row, so a retry sends the same body.
     """
-    from cloud.errors import CloudError, NotFound, unexpected
+    from cloud.errors import CloudError, NotFound, Unreadable
 
     from .. import cloudcalls, shapes
     from ..gateway import gateway_in_use
@@ -392,18 +392,14 @@ def policy_change_apply(*, change_id: int, gateway=None) -> Outcome:
                 audit_record(actor=change.created_by, action=f"policy.{change.kind}_applied", target_type="vm",
                              target_id=vm.pk, target_label=vm.name, after={"ports": vm.ports},
                              client_ip=change.client_ip, correlation_id=str(change.pk), **_place(vm))
-    except CloudError as exc:
+    except CloudError as exc:  # an answer the gateway could not read too (``Unreadable``): the change fails saying why
         message = str(exc) or type(exc).__name__
+        if isinstance(exc, Unreadable):
+            log.warning("policy change %s: %s", change.pk, message, exc_info=exc)
         if getattr(exc, "retryable", False):
             PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.QUEUED,
                                                              last_error=f"{RETRYING}{message}"[:4000])
             return Outcome(PolicyChange.State.QUEUED, _retry_after(exc), message)
-        policy_change_fail(change_id=change.pk, message=message)
-        return Outcome(PolicyChange.State.FAILED, None, message)
-    except Exception as exc:  # not the gateway's error (an answer of a shape it did not expect, a bug): not known
-        # to pass, so the change fails saying why (what it wrote here was rolled back; a sync mirrors Azure's policy)
-        message = unexpected(exc)
-        log.exception("policy change %s: %s", change.pk, message)
         policy_change_fail(change_id=change.pk, message=message)
         return Outcome(PolicyChange.State.FAILED, None, message)
     return Outcome(PolicyChange.State.APPLIED)

@@ -49,22 +49,21 @@ def test_the_apply_task_gives_up_after_its_retries_and_says_why(prod, policy_adm
 
 
 @pytest.mark.django_db
-def test_an_unexpected_error_applying_a_change_fails_it_with_the_reason_instead_of_leaving_it_running(
-        client, prod, policy_admin, fresh_emulator, monkeypatch):
-    """Azure took the write but its answer could not be read (KeyError in the conversion): the change fails with
-    the reason on its row, its audit row and its status, instead of staying "running" until the beat gives up
-    saying only that a worker stopped."""
+def test_an_unreadable_answer_applying_a_change_fails_it_with_the_reason_instead_of_leaving_it_running(
+        client, prod, policy_admin, fresh_emulator):
+    """Azure took the write but its answer could not be read (a null where a VM belongs): the change fails with the
+    reason on its row, its audit row and its status, instead of staying "running" until the beat gives up saying
+    only that a worker stopped."""
     from django.urls import reverse
 
     from audit.models import AuditEvent
-    from tests.policies.factories import unexpected_gateways
 
     change = services.policy_enable(actor=policy_admin, vms=[vm("web-05")])[0]
-    built = unexpected_gateways(monkeypatch, "put_jit_policy", KeyError("properties"), after=True)
+    fresh_emulator.add_fault(path=POLICY_PATH, kind="nulls", method="PUT")
     assert tasks.apply_policy_change.apply(args=[change.pk]).get() == PolicyChange.State.FAILED
-    assert len(built) == 1
     change.refresh_from_db()
-    message = "Unexpected error: KeyError: 'properties'"
+    message = ("UnreadableAnswer: Azure's answer could not be read: AttributeError: 'NoneType' object has no "
+               "attribute 'id'")
     assert (change.state, change.last_error, change.attempts) == (PolicyChange.State.FAILED, message, 1)
     assert change.finished_at is not None
     assert AuditEvent.objects.get(action="policy.enable_failed", correlation_id=str(change.pk)).after == {
@@ -72,7 +71,25 @@ def test_an_unexpected_error_applying_a_change_fails_it_with_the_reason_instead_
     assert services.policy_changes_resend(enqueue=lambda pk: None) == {"failed": 0, "resent": 0}
     client.force_login(policy_admin)
     page = client.get(reverse("policies:change_status", kwargs={"pk": change.pk})).content.decode()
-    assert "Failed" in page and "Unexpected error: KeyError: &#x27;properties&#x27;" in page
+    assert "Failed" in page and "AttributeError: &#x27;NoneType&#x27; object has no attribute &#x27;id&#x27;" in page
+
+
+@pytest.mark.django_db
+def test_a_bug_applying_a_change_fails_the_task_and_the_change_with_the_reason(prod, policy_admin, fresh_emulator,
+                                                                               monkeypatch):
+    """An exception that is not the gateway's (here: raised by it, as a bug would) is not Azure's failure: the
+    service lets it go, and the task fails the change with the reason before failing itself (its stack logged)."""
+    from tests.policies.factories import unexpected_gateways
+
+    change = services.policy_enable(actor=policy_admin, vms=[vm("web-05")])[0]
+    unexpected_gateways(monkeypatch, "put_jit_policy", KeyError("properties"))
+    with pytest.raises(KeyError):
+        services.policy_change_apply(change_id=change.pk)
+    PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.QUEUED)
+    assert tasks.apply_policy_change.apply(args=[change.pk]).failed()
+    change.refresh_from_db()
+    assert (change.state, change.last_error) == (PolicyChange.State.FAILED, "Unexpected error: KeyError: 'properties'")
+    assert change.finished_at is not None
 
 
 @pytest.mark.django_db
@@ -106,9 +123,9 @@ def test_a_sync_cut_short_by_the_worker_fails_with_the_reason_instead_of_staying
 
 @pytest.mark.django_db
 def test_a_sync_run_outside_the_task_fails_with_the_reason_of_an_unexpected_error(prod, fresh_emulator):
-    """``jit_policy --refresh`` runs the sync's service itself: an exception that is not the gateway's (an answer
-    of a shape the conversion did not expect) fails the run and the subscription's sync with the reason, instead of
-    leaving them "running" until the beat says only that a worker stopped."""
+    """``jit_policy --refresh`` runs the sync's service itself: an exception that is not the gateway's (a bug; here
+    raised by it; an unreadable answer is the gateway's ``Unreadable``) fails the run and the subscription's sync
+    with the reason, instead of leaving them "running" until the beat says only that a worker stopped."""
     from policies.gateway import gateway_for_subscription
     from tests.policies.factories import Unexpected
 

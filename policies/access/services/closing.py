@@ -129,7 +129,7 @@ def _jit_allow_rules(nsg, number: int, source: str, destination: str = "") -> li
 def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
     """The close task: for each open port, see Azure's status, then remove what still lets traffic in. A policy gone
     from Azure (NotFound) took its rules with it: its ports are closed with nothing to remove."""
-    from cloud.errors import CloudError, NotFound, unexpected
+    from cloud.errors import CloudError, NotFound, Unreadable
 
     request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).first()
     if request is None:
@@ -176,17 +176,14 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
                 _replace_with_placeholder(gateway, request, replaced)
             request_mark_closed(port_ids=[p.pk for p in group], removed=removed, record=record,
                                 replaced=[p.pk for p in replaced])
-    except CloudError as exc:
+    except CloudError as exc:  # an answer the gateway could not read too (``Unreadable``): the ports stay open (what
+        # lets traffic in may still be there), saying why, and the reconciler sends the close again
         message = str(exc) or type(exc).__name__
+        if isinstance(exc, Unreadable):  # what the answer held is for the log (its cause), never for a page
+            log.warning("close request %s: %s", request_id, message, exc_info=exc)
         _closing_failed(request, message)
         if getattr(exc, "retryable", False):
             return Outcome("open", _retry_after(exc), message)
-        return Outcome("open", None, message)
-    except Exception as exc:  # not the gateway's error (an answer of a shape it did not expect, a bug): said, not
-        # lost; the ports stay open (what lets traffic in may still be there) and the reconciler sends the close again
-        message = unexpected(exc)
-        log.exception("close request %s: %s", request_id, message)
-        _closing_failed(request, message)
         return Outcome("open", None, message)
     return Outcome(PortState.CLOSED)
 

@@ -83,7 +83,7 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     On a retry (a previous attempt may have reached Azure) the policy's requests are read first and the
     portal's request id looked up in their justifications, so a 5xx after Azure acted never opens twice.
     """
-    from cloud.errors import CloudError, Throttled, unexpected
+    from cloud.errors import CloudError, Throttled, Unreadable
     from policies.models import Subscription
 
     claim = _claim(request_id, policy_key)
@@ -117,22 +117,19 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
             initiated = True
     except CloudError as exc:
         message = str(exc) or type(exc).__name__
-        if getattr(exc, "retryable", False) and not last_attempt:
+        # An answer the gateway could not read came after Azure acted: sent now or by an earlier attempt, Azure may
+        # have opened the ports, so the retry looks its record up first (as after a 5xx).
+        unread = isinstance(exc, Unreadable) and (sent or not first_attempt)
+        if (getattr(exc, "retryable", False) or unread) and not last_attempt:
             # Throttled: Azure refused this initiate (sent once) unread; with no earlier attempt, or none found in
             # Azure just now, it holds nothing of the request. Any other failure (a 5xx, a timeout) may come after
             # Azure acted: the ports are queued again, and the retry looks before sending anything.
+            if unread:
+                log.warning("open request %s (%s): %s", request_id, policy_key, message, exc_info=exc)
             return _retry_later(request_id, ids, claim, message, _retry_after(exc),
                                 cancel=isinstance(exc, Throttled) and (first_attempt or looked),
                                 azure_request_id=getattr(exc, "request_id", "") or "")
         request_mark_failed(port_ids=ids, message=message, request_id=getattr(exc, "request_id", ""))
-        return Outcome(PortState.FAILED, None, message)
-    except Exception as exc:  # not the gateway's error (an answer of a shape it did not expect, a bug): said, not lost
-        message = unexpected(exc)
-        log.exception("open request %s (%s): %s", request_id, policy_key, message)
-        # Sent now or by an earlier attempt, Azure may have opened them: the retry looks its record up first.
-        if (sent or not first_attempt) and not last_attempt:
-            return _retry_later(request_id, ids, claim, message, _retry_after(exc))
-        request_mark_failed(port_ids=ids, message=message)  # nothing reached Azure, or no attempt is left
         return Outcome(PortState.FAILED, None, message)
     request_mark_open(claim, record=record, request_id=getattr(gateway, "last_request_id", "") or "",
                       initiated=initiated)
