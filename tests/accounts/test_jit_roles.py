@@ -144,3 +144,21 @@ def test_apply_with_a_credential_the_portal_lacks_is_explained(fresh_emulator):
     Subscription.objects.filter(pk=subscription.pk).update(credential_ref="retired")
     with pytest.raises(CommandError, match=r"Cannot apply the roles in .*No credential 'retired' is configured"):
         run("--scope", PROD, "--apply", "--subscription", subscription.subscription_id)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["nulls", "garbled"])
+def test_apply_meeting_an_answer_it_cannot_read_ends_with_a_clear_error(fresh_emulator, kind):
+    """Azure's answer to the PUT cannot be read (a null where a permission belongs, or not JSON): the command ends
+    with a ``CommandError`` (exit code 1) saying so and what to do, not a traceback; run again, it applies."""
+    from tests.policies.factories import register
+
+    subscription = register(fresh_emulator, PROD.rsplit("/", 1)[1])
+    fresh_emulator.add_fault("/roleDefinitions/", kind, method="PUT", count=1)
+    with pytest.raises(CommandError) as caught:
+        run("--scope", PROD, "--role", "requester", "--apply", "--subscription", subscription.subscription_id)
+    assert caught.value.returncode == 1
+    assert re.match(r"Azure's answer for JIT Requester \(jitportal\) could not be read \(UnreadableAnswer: "
+                    r".*\): it may have been applied; run the command again", str(caught.value))
+    assert "Applied JIT Requester (jitportal)" in run("--scope", PROD, "--role", "requester", "--apply",
+                                                      "--subscription", subscription.subscription_id)

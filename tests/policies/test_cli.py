@@ -282,6 +282,20 @@ def test_show_refresh_syncs_first_for_policy_admins_only(prod, policy_admin, rea
     assert "Only JIT policy admins in subscription" in str(error)
 
 
+@pytest.mark.parametrize("kind", ["nulls", "garbled"])
+def test_show_refresh_meeting_an_answer_it_cannot_read_ends_with_a_clear_error(prod, policy_admin, fresh_emulator,
+                                                                              kind):
+    """Azure's list of VMs cannot be read (a null where a VM belongs, or not JSON): the sync fails saying why and
+    the command ends with a ``CommandError`` naming it, not a traceback."""
+    fresh_emulator.add_fault(r"/Microsoft\.Compute/virtualMachines$", kind, method="GET")
+    error = fails("jit_policy", "show", "--resource-id", WEB_POLICY, "--refresh", "--actor", policy_admin.username)
+    assert error.returncode == 1
+    assert str(error).startswith("The sync of Contoso Production failed: Unreadable: UnreadableAnswer: Azure's "
+                                 "answer could not be read: ")
+    run_ = SyncRun.objects.latest("pk")
+    assert run_.state == "failed" and "UnreadableAnswer" in run_.error
+
+
 def test_remove_takes_the_vm_out_of_the_policy_in_azure(prod, policy_admin, azure):
     out, _ = run("jit_policy", "remove", "--vm-id", vm("web-02").arm_id, "--resource-group", "rg-web-prod",
                  "--location", "westeurope", "--actor", policy_admin.username, "--wait")

@@ -55,7 +55,7 @@ class Command(BaseCommand):
 
     def _apply(self, definitions: dict[str, dict], subscription_id: str | None) -> None:
         """PUT each definition at the subscription through the gateway, with the portal's own credential."""
-        from cloud.errors import CloudError
+        from cloud.errors import CloudError, Unreadable
         from policies.gateway import gateway_for_subscription
         from policies.models import Subscription
 
@@ -79,6 +79,10 @@ class Command(BaseCommand):
                         description=properties["description"], actions=permissions["actions"],
                         not_actions=permissions["notActions"], assignable_scopes=properties["assignableScopes"],
                     )
+                except Unreadable as exc:  # Azure answered: the definition may be in place
+                    raise CommandError(f"Azure's answer for {properties['roleName']} could not be read ({exc}): it "
+                                       f"may have been applied; run the command again, which updates it in place."
+                                       ) from exc
                 except CloudError as exc:
                     hint = (" A role of this name exists for other assignable scopes (another subscription's, or "
                             "an earlier --scope list): choose another --suffix, or delete that role in Azure first."
