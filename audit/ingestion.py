@@ -328,7 +328,8 @@ def ingest_subscription(subscription_id: str, gateway: ActivityGateway, *, now: 
         _release(state, last_error=f"Throttled by Azure; retrying in {outcome.retry_after:.0f} s.",
                  last_error_at=timezone.now(), retry_at=timezone.now() + timedelta(seconds=outcome.retry_after))
         return outcome
-    except BaseException as exc:
+    except BaseException as exc:  # kept on purpose, and re-raised: whatever stops the run (an error from Azure, a
+        # bug, the worker's time limit) is said on the state and the claim released, or the subscription waits
         _record_counts(state, outcome)
         _release(state, last_error=f"{type(exc).__name__}: {exc}"[:2000], last_error_at=timezone.now())
         raise

@@ -28,7 +28,8 @@ def ingest_subscription(self, subscription_id: str) -> dict:
 
     try:
         reader = sources.gateway_for(subscription_id)
-    except Exception as exc:  # its credential or endpoint cannot be used, a bug: said on its state, as a run's error
+    except Exception as exc:  # the task's guard, re-raised: its credential or endpoint cannot be used (CloudError),
+        # it is not registered, a bug: said on its ingestion state, as a run's error is
         ingestion.record_failure(subscription_id, f"{type(exc).__name__}: {exc}")
         raise
     try:

@@ -104,9 +104,10 @@ def sync_run(*, run_id: int, gateway=None) -> Outcome:
         if retryable:
             return Outcome(SyncRun.State.QUEUED, _retry_after(exc), message)
         return Outcome(SyncRun.State.FAILED, None, message)
-    except Exception as exc:  # not the gateway's error (an answer of a shape it did not expect, a bug, the worker's
-        # time limit): the run fails saying why, whoever runs it (the task, ``jit_policy --refresh``), then it goes on
-        sync_fail(run_id=run_id, message=summary(exc)[:2000])  # as the task says it (``tasks.sync_subscription``)
+    except Exception as exc:  # kept on purpose, and re-raised: not Azure's failure (an unreadable answer is the
+        # gateway's CloudError above) but a bug, the worker's time limit, the database; the run fails saying why,
+        # whoever runs it (the task, ``jit_policy --refresh``), as the task says it (``tasks.sync_subscription``)
+        sync_fail(run_id=run_id, message=summary(exc)[:2000])
         raise
     calls = getattr(gateway, "calls_made", None)
     SyncRun.objects.filter(pk=run_id).update(

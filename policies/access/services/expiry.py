@@ -89,8 +89,9 @@ def _by_policy(ports: list[AccessRequestPort], gateway_factory, purpose: str
         except CloudError as exc:
             log.warning("%s: could not read %s: %s", purpose, first.policy_key, exc)
             policy = None
-        except Exception:  # not the gateway's error (an answer of a shape it did not expect, a bug): as unreadable,
-            # so one policy does not stop the beat for every other
+        except Exception:  # the beat's guard, kept on purpose: an unreadable answer is the gateway's CloudError
+            # above; this is a bug met reading one policy, logged with its stack, which must not stop the beat for
+            # every other policy (no port failed, re-sent, expired or closed for anyone)
             log.exception("%s: could not read %s", purpose, first.policy_key)
             policy = None
         yield group, policy, gone
@@ -183,7 +184,8 @@ def _give_up(port_ids: list[int]) -> None:
             log.warning("reconcile: could not read %s to check request %s: %s", first.policy_name,
                         ports[0].request_id, exc)
             continue
-        except Exception:  # nor can an answer the gateway could not read (or a bug): they fail, the beat goes on
+        except Exception:  # the beat's guard, kept on purpose: an unreadable answer is the gateway's CloudError
+            # above; a bug met here is logged with its stack and these ports fail as before, the beat goes on
             log.exception("reconcile: could not read %s to check request %s", first.policy_name, ports[0].request_id)
             continue
         record = _find_in_azure(policy, str(ports[0].request.correlation_id))
