@@ -260,8 +260,11 @@ def from_azure(error: Exception) -> CloudError:
     if isinstance(error, IncompleteReadError):  # the connection closed in the middle of Azure's answer
         return Transient(f"Azure's answer was cut off: {error.message}", code=type(error).__name__,
                          status=error.status_code, **ids)
-    if isinstance(error, DecodeError | DeserializationError):  # Azure answered; the SDK could not read it
-        return Unreadable(error, status=getattr(error, "status_code", None), **ids)
+    status = getattr(error, "status_code", None)
+    if isinstance(error, DecodeError | DeserializationError) and not (isinstance(status, int) and status >= 400):
+        # Azure answered a success the SDK could not read; an error answer is classed by its status below (a 5xx
+        # whose body is cut off is still worth another try, a 404 is still not found)
+        return Unreadable(error, status=status, **ids)
     if isinstance(error, HttpResponseError):
         status = error.status_code
         code, message = _code_and_message(error)

@@ -41,6 +41,15 @@ def test_a_missing_policy_is_not_found_with_azures_code_and_request_id(gateway):
     assert len(error.request_id) == 36 and error.correlation_id
 
 
+def test_an_error_answer_whose_body_cannot_be_read_is_classed_by_its_status(gateway, fresh_emulator):
+    """A 404 whose JSON is cut off is still not found (not ``Unreadable``): the status says what happened."""
+    fresh_emulator.add_fault(r"/jitNetworkAccessPolicies/no-such-policy$", "garbled")
+    with pytest.raises(NotFound) as caught:
+        gateway.get_jit_policy("rg-web-prod", "westeurope", "no-such-policy")
+
+    assert (caught.value.status, caught.value.retryable) == (404, False)
+
+
 def test_a_missing_resource_group_is_not_found(gateway):
     with pytest.raises(NotFound) as caught:
         gateway.get_network_security_group("rg-nowhere", "nsg")
