@@ -276,10 +276,11 @@ def sync_now(request: HttpRequest) -> HttpResponse:
 
 
 def _local_next(request: HttpRequest, default: str) -> str:
-    """The posted ``next`` when it is a page of this portal, else ``default`` (no redirect off the site)."""
+    """The posted ``next`` when it is a path of this portal, else ``default`` (no redirect off the site; a word is not
+    taken for a URL name, as ``redirect`` would)."""
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
+    if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                                  require_https=request.is_secure()):
         return target
     return default
 

@@ -175,6 +175,16 @@ def test_sync_now_never_redirects_off_the_portal(client, policy_admin, target):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("target", ["<script>", "-1", "logout", "policies:requests", "evil.example", "é"])
+def test_sync_now_returns_to_the_inventory_when_next_is_not_a_path(client, policy_admin, target):
+    """A ``next`` that is no path (a word, a URL name, a bare host) is not a page to return to: not a 500 (Django's
+    ``redirect`` takes a word for a URL name) nor another view's URL."""
+    client.force_login(policy_admin)
+    response = client.post(reverse("policies:sync_now"), {"next": target})
+    assert response.status_code == 302 and response["Location"] == reverse("policies:inventory")
+
+
+@pytest.mark.django_db
 def test_sync_now_returns_to_the_inventory_page_it_came_from(client, policy_admin):
     client.force_login(policy_admin)
     back = reverse("policies:inventory") + "?tab=not_configured"
