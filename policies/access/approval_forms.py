@@ -33,9 +33,11 @@ def _numbers(text: str) -> list[int]:
             continue
         if not part.isascii():
             raise ValidationError(f"'{part}' is not a port number: type ports with the digits 0 to 9.")
-        if not part.isdigit() or not 0 < int(part) < 65536:
+        # int() reads no more than 4,300 digits (ValueError): a port has at most five, leading zeros aside.
+        digits = part.lstrip("0")
+        if not part.isdigit() or len(digits) > 5 or not 0 < int(digits or "0") < 65536:
             raise ValidationError(f"'{part}' is not a port number (1 to 65535).")
-        numbers.append(int(part))
+        numbers.append(int(digits))
     return sorted(set(numbers))
 
 

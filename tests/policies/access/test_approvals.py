@@ -798,6 +798,18 @@ def test_a_rule_port_written_with_a_non_ascii_digit_is_refused_not_a_crash(clien
     assert not AccessRule.objects.filter(name="odd").exists()
 
 
+@pytest.mark.parametrize("ports", ["9" * 5000, "22, 1" + "0" * 4400])
+def test_a_rule_port_of_thousands_of_digits_is_refused_not_a_crash(client, prod, policy_admin, ports):
+    """Python reads no number of more than 4,300 digits (``int()`` raises ValueError): such a port is not one."""
+    client.force_login(policy_admin)
+    response = post_rule_form(client, reverse("policies:rule_new"), {
+        "name": "long", "scope": WEB_RG, "effect": "manual", "approvals_required": 1,
+        "second_level_approvals": 0, "ports_text": ports})
+    assert response.status_code == 400
+    assert "is not a port number (1 to 65535)." in response.content.decode()
+    assert not AccessRule.objects.filter(name="long").exists()
+
+
 @pytest.mark.parametrize("field", ["approvals_required", "second_level_approvals", "pending_minutes",
                                    "max_duration_minutes"])
 def test_a_rule_number_written_with_a_non_ascii_digit_is_refused_in_words(client, prod, policy_admin, field):
