@@ -5,11 +5,13 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import RoleMapping
 from accounts.roles import ROLE_CHOICES
+from jitportal.lib.tables import SEARCH_MAX_LENGTH
 
 
 class RoleMappingFilterSet(django_filters.FilterSet):
     # Typed in the toolbar's search box (#searchbar), which the error summary links to.
-    q = django_filters.CharFilter(method="search", label="Search", widget=forms.TextInput(attrs={"id": "searchbar"}))
+    q = django_filters.CharFilter(method="search", label="Search", max_length=SEARCH_MAX_LENGTH,
+                                  widget=forms.TextInput(attrs={"id": "searchbar"}))
     source_kind = django_filters.ChoiceFilter(choices=RoleMapping.SourceKind.choices, label="Source")
     role = django_filters.ChoiceFilter(choices=ROLE_CHOICES)
 

@@ -7,6 +7,8 @@ from django.db.models import Q, QuerySet
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from jitportal.lib.tables import SEARCH_MAX_LENGTH
+
 from .models import ConnectionType, VirtualMachine
 
 OS_CHOICES = [("Linux", "Linux"), ("Windows", "Windows")]
@@ -16,7 +18,7 @@ class VirtualMachineFilterSet(django_filters.FilterSet):
     """Filters the (already permission-restricted) VM list; choices come from the rows the user may see."""
 
     # Typed in the toolbar's search box (#searchbar), which the error summary links to.
-    q = django_filters.CharFilter(method="search", label="Search",
+    q = django_filters.CharFilter(method="search", label="Search", max_length=SEARCH_MAX_LENGTH,
                                   widget=forms.TextInput(attrs={"id": "searchbar"}))
     subscription = django_filters.ChoiceFilter(field_name="subscription_key", label="Subscription")
     resource_group = django_filters.ChoiceFilter(field_name="resource_group", label="Resource group")

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.roles import JIT_POLICY_READ, VM_READ
+from jitportal.lib.tables import SEARCH_MAX_LENGTH
 from policies import jit_json
 from policies import selectors as policy_selectors
 from policies import services as policy_services
@@ -74,6 +75,8 @@ class VmListView(ApiView):
                 raise ValidationError(f"connection must be one of {', '.join(ConnectionType.values)}.")
             queryset = queryset.filter(connection_type=connection)
         text = _vm_filter(params, "search", "q")
+        if len(text) > SEARCH_MAX_LENGTH:
+            raise ValidationError(f"search holds at most {SEARCH_MAX_LENGTH} characters (it has {len(text)}).")
         if text:
             queryset = queryset.filter(Q(name__icontains=text) | Q(resource_group__icontains=text.lower())
                                        | Q(private_ip=text) | Q(public_ip=text))

@@ -24,6 +24,9 @@ MAX_PER_PAGE = 100
 # What a list paged by cursor says over its first page when a page link was not one it gave.
 CURSOR_REFUSED = ("That page link is not one this list gave (it was cut short or edited, or given for another sort): "
                   "here is the first page.")
+# The longest text a list's search takes: longer than any name, address or id it finds, and far from what a database
+# takes as a LIKE pattern (SQLite refuses one over 50,000 bytes as "too complex", a 500 where it was not refused first).
+SEARCH_MAX_LENGTH = 200
 # The highest page number handed to a paginator: its offset stays within the databases' 64-bit integers (a larger
 # one failed the query), and is still past the end of any table, which then shows its last page.
 MAX_PAGE = 10**15

@@ -50,6 +50,14 @@ def test_searching_or_filtering_keeps_the_sort_and_a_bad_filter_value_is_named(c
     assert 'id="id_role"' in body and "There is a problem with the filters" in body
 
 
+def test_a_search_longer_than_any_mapping_is_refused_in_words_not_a_crash(client, breakglass_admin,
+                                                                         persona_mappings):
+    """SQLite refuses a LIKE pattern over 50,000 bytes: such a search was a 500."""
+    client.force_login(breakglass_admin)
+    body = client.get(reverse("accounts:rolemapping_list"), {"q": "a" * 60_000}).content.decode()
+    assert "Search: Ensure this value has at most 200 characters (it has 60000).</a> The filter was left out." in body
+
+
 def test_the_list_filters_are_labelled(client, breakglass_admin):
     client.force_login(breakglass_admin)
     body = client.get(reverse("accounts:rolemapping_list")).content.decode()
