@@ -8,6 +8,7 @@ from django import forms
 from django.db.models import Exists, OuterRef, Q
 
 from jitportal.lib.days import day_start
+from jitportal.lib.tables import SEARCH_MAX_LENGTH
 
 from . import selectors
 from .models import AccessRequest, AccessRequestVm, PortState
@@ -26,7 +27,7 @@ class _RequestFilterForm(forms.Form):
 
 
 class AccessRequestFilterSet(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="VM, user or reason")
+    q = django_filters.CharFilter(method="search", label="VM, user or reason", max_length=SEARCH_MAX_LENGTH)
     state = django_filters.ChoiceFilter(choices=PortState.choices, label="State", method="in_state")
     mine = django_filters.BooleanFilter(method="only_mine", label="Only mine", widget=forms.CheckboxInput())
     created_after = django_filters.DateFilter(method="requested_from", label="Requested from",
