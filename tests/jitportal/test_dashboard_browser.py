@@ -16,7 +16,7 @@ def test_the_dashboard_opens_with_the_admin_look(page, live_server, breakglass_a
     page.fill("#id_password", "correct-horse-1")
     page.keyboard.press("Enter")
 
-    expect(page).to_have_url(f"{live_server.url}/")
+    page.wait_for_url(f"{live_server.url}/")  # and loaded: its stylesheets are read below
     expect(page.locator("#header #site-name")).to_have_text("JIT Portal")
     nav = page.locator("#portal-nav")
     for label in ("Dashboard", "Inventory", "Requests", "Audit", "Settings"):

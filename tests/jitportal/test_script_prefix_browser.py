@@ -67,7 +67,7 @@ def test_under_a_prefix_the_pages_load_their_styles_and_scripts_and_link_under_i
     assert header_bg not in ("rgba(0, 0, 0, 0)", "transparent")
 
     page.locator("#portal-nav").get_by_role("link", name="Inventory").click()
-    expect(page).to_have_url(f"{prefixed_server}/inventory/")
+    page.wait_for_url(f"{prefixed_server}/inventory/")  # and loaded: every file it links has answered
     expect(page.locator("#changelist")).to_be_visible()
     page.wait_for_function("() => typeof window.htmx === 'object'")  # htmx's script loaded and ran
     assert failed == []
