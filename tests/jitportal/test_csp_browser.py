@@ -81,9 +81,10 @@ def inventory_tabs() -> list[str]:
 
 
 def polls(page: Page) -> None:
-    """The request page's status fragment is fetched and swapped in (htmx) at least once."""
-    with page.expect_response(lambda response: "/status/" in response.url):
-        pass
+    """The request page's status fragment is fetched and swapped in (htmx) at least once: the status marked here is
+    replaced by a poll's (a request awaiting approval polls every 5 s)."""
+    page.locator("#request-status").evaluate("status => { status.dataset.polled = 'not yet'; }")
+    expect(page.locator("#request-status[data-polled]")).to_have_count(0, timeout=10_000)
     expect(page.locator("#request-state")).to_be_visible()
 
 

@@ -98,9 +98,8 @@ def test_keyboard_focus_on_a_copy_button_survives_the_pages_poll(portal, entra_p
     copy = page.locator("tr[data-port='22'] button.copy").last
     copy.focus()
     before = page.evaluate("() => document.activeElement.id")
-    with page.expect_response(lambda response: "/status/" in response.url):
-        pass  # a poll swapped the status, and its buttons, in anew
-    page.wait_for_timeout(300)
+    page.locator("#request-status").evaluate("status => { status.dataset.polled = 'not yet'; }")
+    expect(page.locator("#request-status[data-polled]")).to_have_count(0)  # a poll swapped it, and its buttons, anew
     assert before and page.evaluate("() => document.activeElement.id") == before
     expect(page.locator(f"#{before}")).to_have_text("Copy SSH")
 
