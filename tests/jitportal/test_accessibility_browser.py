@@ -88,6 +88,7 @@ class Audit:
         self.page, self.blocking, self.other = page, [], []
 
     def check(self, label: str) -> None:
+        self.page.wait_for_load_state()  # after a click: the page once parsed and its scripts run, not half of it
         for finding in findings(self.page):
             (self.blocking if finding[1] in BLOCKING else self.other).append((label, *finding))
 
