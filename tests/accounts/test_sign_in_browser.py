@@ -90,6 +90,7 @@ def test_a_replayed_sign_in_response_is_refused(page, browser, portal):
 
     # The same browser replays the response after signing out; then another browser tries it.
     page.locator("#logout-form button").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/$"))  # signed out before the next navigation starts
     page.goto(captured)
     expect_refused(page, portal, "already used|not belong")
     other = browser.new_context().new_page()
@@ -122,6 +123,7 @@ def test_an_app_role_removed_in_entra_is_gone_at_the_next_sign_in(page, portal, 
 
     fresh_emulator.control("PUT", f"entra/users/{ALICE_OID}", json={"app_roles": [], "groups": []})
     page.locator("#logout-form button").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/$"))
     sign_in_with_entra(page, portal, "alice@contoso.example")
     page.goto(f"{portal}/accounts/me/")
     expect(page.locator("#no-access")).to_be_visible()
