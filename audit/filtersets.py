@@ -29,7 +29,11 @@ OPERATION_CHOICES = [(op, op.split("/", 1)[0].split(".")[-1] + ": " + "/".join(o
                      for op in KNOWN_OPERATIONS]
 _DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 # The time of day in a typed date and time: hours, minutes, and maybe seconds with a fraction.
-_CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,](\d+))?)?")
+_CLOCK = re.compile(r"\d{1,2}:(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d+))?)?")
+# The same after an ISO 8601 date (calendar or week date, extended or basic format), which Python also reads with an
+# hour alone (``2026-11-26T10``) or without colons (``20261126T1030``).
+_ISO_CLOCK = re.compile(r"\s*\d{4}-?(?:\d{2}-?\d{2}|W\d{2}-?\d)\D\d{2}(?::?(?P<minute>\d{2})"
+                        r"(?::?(?P<second>\d{2})(?:[.,](?P<fraction>\d+))?)?)?")
 
 
 def vm_ids_named(value: str) -> list[str]:
@@ -56,14 +60,16 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _span(text: str) -> timedelta:
-    """How long the moment ``text`` names lasts: a date the whole day, a time without seconds its minute, one with
-    seconds its second (or the fraction typed)."""
-    clock = _CLOCK.search(text or "")
+    """How long the moment ``text`` names lasts: a date the whole day, a time of an hour alone that hour, one without
+    seconds its minute, one with seconds its second (or the fraction typed)."""
+    clock = _ISO_CLOCK.match(text or "") or _CLOCK.search(text or "")
     if clock is None:
         return timedelta(days=1)
-    if clock.group(0).count(":") == 1:
+    if clock["minute"] is None:
+        return timedelta(hours=1)
+    if clock["second"] is None:
         return timedelta(minutes=1)
-    digits = len(clock.group(1) or "")
+    digits = len(clock["fraction"] or "")
     return timedelta(microseconds=10 ** max(6 - digits, 0))
 
 

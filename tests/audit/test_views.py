@@ -367,6 +367,25 @@ def test_the_to_time_includes_the_whole_day_minute_or_second_it_names(client, au
     assert "late@contoso.example" in exported and "next-day@contoso.example" not in exported
 
 
+@pytest.mark.parametrize(("until", "last_in", "first_out"), [
+    ("2026-11-20T10", datetime(2026, 11, 20, 10, 59, 59), datetime(2026, 11, 20, 11, 0)),  # an hour
+    ("2026-11-20 10Z", datetime(2026, 11, 20, 10, 59, 59), datetime(2026, 11, 20, 11, 0)),
+    ("20261120T1030", datetime(2026, 11, 20, 10, 30, 59), datetime(2026, 11, 20, 10, 31)),  # ISO 8601's basic format
+    ("2026-11-20T103045", datetime(2026, 11, 20, 10, 30, 45, 500000), datetime(2026, 11, 20, 10, 30, 46)),
+    ("2026-W47-5T10:30", datetime(2026, 11, 20, 10, 30, 59), datetime(2026, 11, 20, 10, 31)),  # a week date
+])
+def test_a_to_time_in_any_iso_form_includes_only_the_hour_minute_or_second_it_names(client, auditor, until, last_in,
+                                                                                    first_out):
+    store_events([event(when=last_in.replace(tzinfo=UTC), caller="inside@contoso.example"),
+                  event(when=first_out.replace(tzinfo=UTC), caller="after@contoso.example")])
+    client.force_login(auditor)
+    params = {"range": "custom", "until": until}
+    body = client.get(SEARCH, params).content.decode()
+    assert "inside@contoso.example" in body and "after@contoso.example" not in body
+    exported = b"".join(client.get(EXPORT, params).streaming_content).decode()
+    assert "inside@contoso.example" in exported and "after@contoso.example" not in exported
+
+
 @pytest.mark.parametrize("until", ["9999-12-31", "9999-12-31T23:59", "9999-12-31T23:59:59-23:59"])
 def test_a_to_time_on_the_calendars_last_day_finds_everything_before_it(client, auditor, until):
     store_events([event(caller="now@contoso.example")])
