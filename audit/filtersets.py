@@ -283,3 +283,11 @@ class TrailFilterSet(_TimeRangeFilterSet):
         return queryset.filter(Q(actor_label__icontains=text) | Q(action__icontains=text)
                                | Q(target_label__icontains=text) | Q(target_id__icontains=text)
                                | Q(correlation_id__iexact=text))
+
+
+def foreign_filters(source: str, params) -> list[tuple[str, str]]:
+    """(name, label) of the filters in ``params`` (a query) given a value that only the other source has (``source``:
+    ``"portal"`` the trail, else the Activity Log): ignoring one would answer the whole, unfiltered source."""
+    own, other = (TrailFilterSet, ActivityFilterSet) if source == "portal" else (ActivityFilterSet, TrailFilterSet)
+    return [(name, str(field.label)) for name, field in other.base_filters.items()
+            if name not in own.base_filters and params.get(name, "").strip()]

@@ -20,7 +20,7 @@ from policies.access.client_ip import client_ip
 from . import selectors
 from .callers import caller_label
 from .csv_export import csv_lines, encoded, export_columns
-from .filtersets import ActivityFilterSet, TrailFilterSet, vm_ids_named
+from .filtersets import ActivityFilterSet, TrailFilterSet, foreign_filters, vm_ids_named
 from .jit_events import vm_name
 from .models import ActivityLogEvent, AuditEvent
 from .pagination import KeysetPage, keyset_page
@@ -41,6 +41,14 @@ def _source(request: HttpRequest) -> tuple[str, str]:
     shown = source if len(source) <= 40 else f"{source[:40]}…"
     choices = " or ".join(f"{key} ({label})" for key, label in SOURCES.items())
     return "azure", f"Source: {shown!r} is not one of the sources; choose {choices}. The filter was left out."
+
+
+def _foreign_errors(request: HttpRequest, source: str) -> list[str]:
+    """A message for each filter of the other source the query gives (the API refuses them), which this search
+    leaves out."""
+    other = SOURCES["azure" if source == "portal" else "portal"]
+    return [f"{label}: filters only the {other}; this search reads the {SOURCES[source]}. The filter was left out."
+            for _name, label in foreign_filters(source, request.GET)]
 
 
 def _filtered(request: HttpRequest, source: str, action: str):
@@ -75,7 +83,9 @@ def search(request: HttpRequest) -> HttpResponse:
     return render(request, "audit/search.html", {
         "title": "Audit", "subtitle": SOURCES[source], "source": source, "sources": SOURCES,
         "filter": filterset, "table": table, "page": page,
-        "source_errors": [(source_error, "#audit-sources")] if source_error else [],  # linked to the sources' links
+        # linked to the sources' links
+        "source_errors": [(error, "#audit-sources") for error in [source_error, *_foreign_errors(request, source)]
+                          if error],
         "query": query.urlencode(), "cursor_error": cursor_error,
         "page_size": seek_page_size_choice(request, page, default=settings.AUDIT_PAGE_SIZE),
         "can_export": authz.holds_anywhere(request.user, AUDIT_EXPORT),
@@ -100,8 +110,9 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     """Download the current search as CSV (only rows in the user's export scopes); the export is audited."""
     source, source_error = _source(request)
     filterset = _filtered(request, source, AUDIT_EXPORT)
-    if source_error or not filterset.is_valid():
-        problems = [source_error.removesuffix(" The filter was left out.")] if source_error else []
+    foreign = _foreign_errors(request, source)
+    if source_error or foreign or not filterset.is_valid():
+        problems = [error.removesuffix(" The filter was left out.") for error in [source_error, *foreign] if error]
         problems += [f"{filterset.form[name].label}: {message}" if name in filterset.form.fields else message
                      for name, messages in filterset.errors.items() for message in messages]
         return HttpResponse(f"The search filters are not valid: {'; '.join(problems)}", status=400,

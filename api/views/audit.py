@@ -18,7 +18,13 @@ from accounts.roles import AUDIT_EXPORT, AUDIT_READ
 from audit import selectors as audit_selectors
 from audit.callers import caller_label, portal_identities
 from audit.csv_export import csv_lines, encoded, export_columns
-from audit.filtersets import OPERATION_CHOICES, STATUS_CHOICES, ActivityFilterSet, TrailFilterSet
+from audit.filtersets import (
+    OPERATION_CHOICES,
+    STATUS_CHOICES,
+    ActivityFilterSet,
+    TrailFilterSet,
+    foreign_filters,
+)
 from audit.pagination import keyset_page
 from audit.redaction import AuditScope
 from audit.services import audit_record
@@ -67,11 +73,10 @@ def _audit_filterset(request: Request, action: str):
     source = request.query_params.get("source", "azure")
     if source not in ("azure", "portal"):
         raise ValidationError("source must be azure or portal.")
-    own, other = ((TrailFilterSet, ActivityFilterSet) if source == "portal" else (ActivityFilterSet, TrailFilterSet))
-    foreign = [name for name in other.base_filters
-               if name not in own.base_filters and request.query_params.get(name, "").strip()]
+    foreign = [name for name, _label in foreign_filters(source, request.query_params)]
     if foreign:  # ignoring it would answer the whole, unfiltered search
         other_source = "azure" if source == "portal" else "portal"
+        own = TrailFilterSet if source == "portal" else ActivityFilterSet
         raise ValidationError(f"{', '.join(foreign)} appl{'y' if len(foreign) > 1 else 'ies'} only to "
                               f"source={other_source}; source={source} filters by {', '.join(own.base_filters)}.")
     if source == "portal":

@@ -831,6 +831,25 @@ def test_an_unknown_source_says_so_and_is_left_out_as_other_bad_filters_are(clie
         assert 'id="filter-errors"' not in client.get(SEARCH, {"source": known}).content.decode()
 
 
+@pytest.mark.parametrize(("source", "params", "named"), [
+    ("portal", {"caller": "someone@contoso.example"}, "Caller: filters only the Azure Activity Log"),
+    ("azure", {"user": "nobody"}, "User: filters only the Portal audit trail")])
+def test_a_filter_of_the_other_source_is_named_and_the_export_refuses_it_as_the_api_does(client, auditor, source,
+                                                                                         params, named):
+    from audit.models import AuditEvent
+    from audit.services import audit_record
+
+    store_events([event(caller="someone@contoso.example")])
+    audit_record(actor=auditor, action="vm.jit_enabled", target_label="web-01", subscription_id=PROD.lower(),
+                 resource_group="rg-web-prod", resource_id=vm_id().lower())
+    client.force_login(auditor)
+    page = client.get(SEARCH, {"source": source, **params}).content.decode()
+    assert 'id="filter-errors" role="alert"' in page and f"{named}; this search reads the " in page
+    refused = client.get(EXPORT, {"source": source, **params})  # not the whole, unfiltered source
+    assert refused.status_code == 400 and named in refused.content.decode()
+    assert not AuditEvent.objects.filter(action="audit.export").exists()
+
+
 def test_the_page_links_build_clean_query_strings_with_and_without_filters(client, auditor, settings):
     import re
 
