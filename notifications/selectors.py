@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from accounts import authz
 from accounts.roles import SETTINGS_WRITE
+from jitportal.lib.keyset import SeekPage, seek_page
 
 from .models import PendingEvent, Webhook, WebhookDelivery
 
 RECENT_DELIVERIES = 50
-MAX_DELIVERY_PAGE = 10_000  # keeps ``?page=`` an offset the database takes
 
 
 def webhook_list(user) -> QuerySet[Webhook]:
@@ -26,13 +26,13 @@ def webhook_get(user, pk: int) -> Webhook:
     return authz.get_for_user_or_404(Webhook.objects.all(), user, SETTINGS_WRITE, pk=pk)
 
 
-def delivery_page(webhook: Webhook, page: int = 1,
-                  per_page: int = RECENT_DELIVERIES) -> tuple[list[WebhookDelivery], bool]:
-    """Page ``page`` of the webhook's deliveries, newest first, and whether older ones follow (no count)."""
-    start = (max(page, 1) - 1) * per_page
-    rows = list(WebhookDelivery.objects.filter(webhook=webhook).order_by("-created_at", "-id")[
-        start:start + per_page + 1])
-    return rows[:per_page], len(rows) > per_page
+def delivery_page(webhook: Webhook, *, after: str | None = None, before: str | None = None,
+                  per_page: int = RECENT_DELIVERIES) -> SeekPage:
+    """The webhook's deliveries, newest first, ``per_page`` a page: those older than the ``after`` cursor (or newer
+    than ``before``), paged by cursor (no count, no offset), so deliveries made meanwhile neither repeat a row on the
+    next page nor push one past it. A cursor this list did not give is a ``ValidationError``."""
+    return seek_page(WebhookDelivery.objects.filter(webhook=webhook), key="created_at", descending=True,
+                     after=after, before=before, size=per_page)
 
 
 def events_waiting() -> tuple[int, int]:

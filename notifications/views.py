@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -13,7 +14,6 @@ from accounts import authz
 from accounts.access import authenticated_only, requires
 from accounts.roles import REQUEST_APPROVE, SETTINGS_WRITE
 from jitportal.lib import sealing
-from jitportal.lib.tables import positive_int
 from policies.access.client_ip import client_ip
 
 from . import selectors, services
@@ -75,11 +75,14 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     webhook = selectors.webhook_get(request.user, pk)
     once = sealing.take_once(request.session, SECRET_SESSION_KEY)
     secret = once["secret"] if once and once.get("pk") == webhook.pk else None
-    page = min(positive_int(request.GET.get("page"), 1), selectors.MAX_DELIVERY_PAGE)
-    deliveries, older = selectors.delivery_page(webhook, page)
+    cursor_error = ""
+    try:
+        page = selectors.delivery_page(webhook, after=request.GET.get("after"), before=request.GET.get("before"))
+    except ValidationError as error:  # a page link cut short or edited: the newest deliveries, saying so
+        page, cursor_error = selectors.delivery_page(webhook), " ".join(error.messages)
     return render(request, "notifications/webhook_detail.html",
-                  {"title": webhook.name, "webhook": webhook, "secret": secret, "deliveries": deliveries,
-                   "page": page, "older": older})
+                  {"title": webhook.name, "webhook": webhook, "secret": secret, "deliveries": page.rows,
+                   "page": page, "cursor_error": cursor_error})
 
 
 @requires(SETTINGS_WRITE, object_model=Webhook)
