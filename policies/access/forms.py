@@ -174,8 +174,10 @@ class AccessRequestForm(OneTimeForm):
 class ExtendForm(OneTimeForm):
     duration = forms.TypedChoiceField(coerce=int, label="New time range (from now)")
 
-    def __init__(self, *args, duration_choices: list[tuple[int, str]], **kwargs) -> None:
+    def __init__(self, *args, duration_choices: list[tuple[int, str]], unavailable: str = "", **kwargs) -> None:
+        """``unavailable``: why no time range is offered now (``duration_choices`` is empty), shown in its place."""
         super().__init__(*args, **kwargs)
+        self.unavailable = unavailable
         self.fields["duration"].choices = duration_choices
         self.fields["duration"].widget.attrs["aria-describedby"] = "extend-help"
         if not self.is_bound:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
+from django.core.exceptions import ValidationError
 from django.db.models import (
     Case,
     Count,
@@ -681,15 +682,28 @@ def duration_choices_for(vms: list[VirtualMachine]) -> list[tuple[int, str]]:
 
 def extend_choices(request: AccessRequest, now=None) -> list[tuple[int, str]]:
     """Extend's time ranges: the steps up to the longest maximum of the request's VMs; with ``now``, only those
-    that end after the access open now (the form offers those; a step sent from a page shown earlier is refused
+    that end each open port later than now (the form offers those; a step sent from a page shown earlier is refused
     by ``request_extend``, saying why)."""
     rows = list(request.vms.all())
     steps = duration_choices_for([row.vm for row in rows])
     if now is None:
         return steps
-    until = validation.open_until(rows)
+    ports = validation.open_ports(rows, now)
     return [(seconds, label) for seconds, label in steps
-            if validation.ends_later(timedelta(seconds=seconds), open_until=until, now=now)]
+            if validation.ends_later(timedelta(seconds=seconds), ports=ports, now=now)]
+
+
+def extend_refusal(request: AccessRequest, now) -> str:
+    """Why Extend offers no time range now (``extend_choices`` gave none): why its longest one is refused, such as a
+    port whose maximum was lowered below the time left on it."""
+    rows = list(request.vms.all())
+    steps = duration_choices_for([row.vm for row in rows])
+    try:
+        validation.validate_extension(timedelta(seconds=steps[-1][0]), ports=validation.open_ports(rows, now),
+                                      now=now)
+    except ValidationError as exc:
+        return " ".join(exc.messages)
+    return ""
 
 
 def _opened_outside_portal(requests, now) -> Iterable[tuple[str, str, int]]:

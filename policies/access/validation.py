@@ -5,6 +5,7 @@ Every function raises ``django.core.exceptions.ValidationError`` with a message 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -75,26 +76,66 @@ def duration_choices(maximum: timedelta) -> list[tuple[int, str]]:
     return [(int(step.total_seconds()), window_label(step)) for step in sorted(steps)]
 
 
-def open_until(vm_rows) -> datetime | None:
-    """When the last open port of a request's VM rows (``AccessRequestVm``, ports prefetched) ends; ``None`` when
-    none is open."""
-    return max((p.end_at for row in vm_rows for p in row.ports.all() if p.state == PortState.OPEN), default=None)
+@dataclass(frozen=True)
+class OpenPort:
+    """A port of a request open now: its VM, number and end, and the longest its policy lets it open now (``None``
+    when the portal cannot read that or the port left the policy: ``request_create`` refuses it, saying why)."""
+
+    vm_name: str
+    number: int
+    until: datetime
+    maximum: timedelta | None
+
+    def window(self, duration: timedelta) -> timedelta:
+        """What an extension of ``duration`` gives this port: ``duration``, or its maximum where that is shorter."""
+        return min(duration, self.maximum) if self.maximum is not None else duration
+
+    def ends_later(self, duration: timedelta, now: datetime) -> bool:
+        """Whether an extension of ``duration`` from ``now`` ends this port's access later than it ends now."""
+        return self.window(duration) > self.until - now  # now + duration overflows for a huge duration
 
 
-def ends_later(duration: timedelta, *, open_until: datetime | None, now: datetime) -> bool:
-    """Whether an extension of ``duration`` from ``now`` ends after the access open until ``open_until`` (any
-    does when nothing is open)."""
-    return open_until is None or duration > open_until - now  # now + duration overflows for a huge duration
+def open_ports(vm_rows, now: datetime) -> list[OpenPort]:
+    """The ports of a request's VM rows (``AccessRequestVm``, its VM and ports prefetched) open now: not past their
+    end (expired in Azure, though the reconciler may not have marked them so yet)."""
+    found = []
+    for row in vm_rows:
+        for port in row.ports.all():
+            if port.state == PortState.OPEN and port.end_at > now:
+                try:
+                    maximum = readable_maximum(policy_port(row.vm.ports, port.number))
+                except ValidationError:  # no longer in the policy
+                    maximum = None
+                found.append(OpenPort(row.vm_name, port.number, port.end_at, maximum))
+    return found
 
 
-def validate_extension(duration: timedelta, *, open_until: datetime | None, now: datetime) -> timedelta:
-    """``duration`` if an extension of it ends after the access open now: a shorter one would replace that access
-    with one ending sooner."""
-    if not ends_later(duration, open_until=open_until, now=now):
-        until = zoned_text(open_until)
-        raise ValidationError(f"Your access is open until {until}; an extension of {window_label(duration)} would "
-                              "end sooner: choose a time range that ends later (or Close now to end it early).",
-                              code="extension_not_later")
+def ends_later(duration: timedelta, *, ports: list[OpenPort], now: datetime) -> bool:
+    """Whether an extension of ``duration`` from ``now`` ends every port of ``ports`` (``open_ports``) later than it
+    ends now (any does when none is open)."""
+    return all(port.ends_later(duration, now) for port in ports)
+
+
+def validate_extension(duration: timedelta, *, ports: list[OpenPort], now: datetime) -> timedelta:
+    """``duration`` if an extension of it ends every open port (``open_ports``) later than now: it replaces their
+    access, so one ending sooner would shorten it. A port whose maximum was lowered since it opened, below the time
+    left on it, is named, with when it can be extended."""
+    until = max((port.until for port in ports), default=None)
+    if until is not None and not duration > until - now:
+        raise ValidationError(f"Your access is open until {zoned_text(until)}; an extension of "
+                              f"{window_label(duration)} would end sooner: choose a time range that ends later (or "
+                              "Close now to end it early).", code="extension_not_later")
+    refusals = []
+    for port in ports:
+        if not port.ends_later(duration, now):  # longer than what is left, but its maximum is shorter
+            window = port.window(duration)
+            refusals.append(ValidationError(
+                f"Port {port.number} of {port.vm_name} is open until {zoned_text(port.until)} and may now be opened "
+                f"for at most {window_label(window)}: this extension would end it sooner, at "
+                f"{zoned_text(now + window)}. Extend after {zoned_text(port.until - window)}, when less than that "
+                "is left on it.", code="extension_not_later"))
+    if refusals:
+        raise ValidationError(refusals)
     return duration
 
 

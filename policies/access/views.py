@@ -325,7 +325,9 @@ def _cancelled(access: AccessRequest) -> str:
 def _extend_form(access: AccessRequest, view: dict) -> ExtendForm | None:
     if not view["may_extend"]:
         return None
-    return ExtendForm(duration_choices=selectors.extend_choices(access, now=timezone.now()))
+    now = timezone.now()
+    choices = selectors.extend_choices(access, now=now)
+    return ExtendForm(duration_choices=choices, unavailable="" if choices else selectors.extend_refusal(access, now))
 
 
 @requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest)

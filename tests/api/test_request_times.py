@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from policies import rules
 from policies.access.models import AccessRequest, AccessRequestPort
-from tests.policies.access.factories import open_all, rule
+from tests.policies.access.factories import lower_maximum, open_all, rule
 from tests.policies.factories import PROD, vm
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +134,21 @@ def test_access_past_its_end_reads_expired_before_the_reconcile_marks_it(prod, r
     assert mine.get("/api/v1/requests/").json()["results"][0]["state"] == "expired"
     request.refresh_from_db()
     assert (request.state, request.ports.get().state) == ("open", "open")  # the reconcile marks it
+
+
+def test_an_extension_that_would_end_a_port_sooner_under_its_lowered_maximum_is_a_400_naming_it(prod, requester,
+                                                                                               api_as):
+    """web-04's SSH was lowered to at most 1 hour after it opened for 90 minutes: an extension of 2 hours ends
+    web-02's later, but would have replaced web-04's with 1 hour from now, ending it sooner, and was made (201)."""
+    mine = api_as(requester)
+    end = (timezone.now() + timedelta(minutes=90)).isoformat()
+    created = mine.post("/api/v1/requests/", {"virtualMachines": [
+        {"id": vm(name).arm_id, "ports": [{"number": 22, "endTimeUtc": end, "allowedSourceAddressPrefix": MY_IP}]}
+        for name in ("web-02", "web-04")], "justification": "Patch (CHG-9)"}).json()
+    assert open_all(AccessRequest.objects.get(pk=created["id"])) == ["open"]
+    lower_maximum("web-04", 22, "PT1H")
+    refused = mine.post(f"/api/v1/requests/{created['id']}/extend/", {"duration": "PT2H"})
+    assert refused.status_code == 400, refused.content
+    [error] = refused.json()["errors"]
+    assert error.startswith("Port 22 of web-04 is open until ") and "may now be opened for at most 1 hour" in error
+    assert not AccessRequest.objects.filter(extends_id=created["id"]).exists()

@@ -250,7 +250,8 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
                    justification: str = "", client_ip: str | None = None, idempotency_fingerprint: str = ""
                    ) -> tuple[AccessRequest, bool]:
     """Ask again for the same VMs, ports (those still open) and source, ending ``duration`` from now (within each
-    port's maximum)."""
+    port's maximum). Refused unless every port then ends later than now (``validation.validate_extension``): the
+    extension replaces their access, so a port whose maximum was lowered below the time left on it is named."""
     vm_rows = list(original.vms.select_related("vm", "vm__subscription").prefetch_related("ports"))
     ensure_may_extend(actor, original)
     earlier = _replayed(idempotency_key, actor=actor, extends=original, fingerprint=idempotency_fingerprint)
@@ -268,7 +269,7 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
     if not selections:
         raise ValidationError("Only an open request can be extended. Its access has ended: ask for access again.",
                               code="not_open")
-    validation.validate_extension(duration, open_until=validation.open_until(vm_rows), now=now)
+    validation.validate_extension(duration, ports=validation.open_ports(vm_rows, now), now=now)
     reason = justification.strip() or f"Extension of request #{original.pk}: {original.justification}"
     request, created = request_create(
         actor=actor, selections=selections, source_prefix=original.source_prefix, duration=duration,

@@ -36,6 +36,14 @@ def ask(actor, vms: dict[str, list[int]], *, source: str = f"{MY_IP}/32", hours:
     return request
 
 
+def lower_maximum(name: str, number: int, maximum: str) -> None:
+    """A policy admin lowered the VM's port to at most ``maximum`` (as the portal's copy reads it after the save)."""
+    row = vm(name)
+    row.ports = [{**port, "maxRequestAccessDuration": maximum} if port["number"] == number else port
+                 for port in row.ports]
+    row.save(update_fields=["ports"])
+
+
 def open_all(request: AccessRequest) -> list[str]:
     """Run the open task's service for every policy of ``request`` in this process."""
     keys = sorted(set(request.ports.values_list("policy_key", flat=True)))

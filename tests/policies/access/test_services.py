@@ -15,7 +15,7 @@ from policies.access import services
 from policies.access.models import AccessRequest, AccessRequestPort, PortState
 from policies.gateway import credential_spec, endpoint_for
 from tests.plugins.personas import OUT_OF_SCOPE
-from tests.policies.access.factories import MY_IP, ask, open_all, states, vm
+from tests.policies.access.factories import MY_IP, ask, lower_maximum, open_all, states, vm
 from tests.policies.azure_side import Azure, vm_id
 from tests.policies.factories import Unexpected, make_vm, sync
 
@@ -711,6 +711,23 @@ def test_an_extension_that_would_end_before_the_open_access_is_refused(prod, req
                                 idempotency_key="ext-shorter")
     assert not AccessRequest.objects.filter(extends=original).exists()
     assert states(original) == {("web-02", 22): "open"}  # nothing replaced it with a shorter window
+
+
+def test_an_extension_that_would_end_a_port_sooner_under_its_lowered_maximum_is_refused(prod, requester):
+    """web-04's SSH was lowered to at most 1 hour after it opened for 2: an extension of 3 hours ends later than the
+    access open now, but would have replaced web-04's with one ending an hour from now, an hour sooner."""
+    original = ask(requester, {"web-02": [22], "web-04": [22]}, hours=2)
+    open_all(original)
+    lower_maximum("web-04", 22, "PT1H")
+    with pytest.raises(ValidationError) as refused:
+        services.request_extend(actor=requester, original=original, duration=timedelta(hours=3),
+                                idempotency_key="ext-lowered")
+    [message] = refused.value.messages
+    assert message.startswith("Port 22 of web-04 is open until ") and (
+        "may now be opened for at most 1 hour: this extension would end it sooner, at ") in message
+    assert "web-02" not in message  # its 3 hours end later
+    assert not AccessRequest.objects.filter(extends=original).exists()
+    assert states(original) == {("web-02", 22): "open", ("web-04", 22): "open"}
 
 
 def test_a_key_used_for_one_operation_is_refused_for_another(prod, requester):

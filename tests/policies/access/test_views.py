@@ -17,7 +17,7 @@ from policies.access.models import AccessRequest
 from policies.models import VirtualMachine
 from tests.plans import plans_of
 from tests.plugins.personas import OUT_OF_SCOPE
-from tests.policies.access.factories import ask, make_access_request, open_all, states, vm
+from tests.policies.access.factories import ask, lower_maximum, make_access_request, open_all, states, vm
 from tests.policies.azure_side import Azure
 from tests.policies.factories import make_vm, sync
 
@@ -913,6 +913,29 @@ def test_extend_offers_only_time_ranges_that_end_after_the_open_access(prod, ali
     sent = alice.post(reverse("policies:request_extend", args=[original.pk]), {"duration": 1800, "token": token},
                       follow=True)
     assert "choose a time range that ends later" in sent.content.decode()
+    assert not AccessRequest.objects.filter(extends=original).exists()
+
+
+def test_extend_names_a_port_it_would_end_sooner_under_its_lowered_maximum(prod, alice, requester):
+    """web-04's SSH was lowered to at most 1 hour after it opened for 2: Extend offered 3 hours, which ends later
+    than the access open now but would have replaced web-04's with 1 hour, and sent from the page shown before, did
+    so. The page says why it offers nothing now, and the one sent from before is refused naming the port."""
+    original = ask(requester, {"web-02": [22], "web-04": [22]}, hours=2)
+    open_all(original)
+    url = reverse("policies:request_detail", args=[original.pk])
+    token = re.search(r'id="extend-form".*?name="token" value="([0-9a-f]+)"', alice.get(url).content.decode(),
+                      re.S).group(1)
+    lower_maximum("web-04", 22, "PT1H")
+    form = html.unescape(re.search(r'<form [^>]*id="extend-form".*?</form>', alice.get(url).content.decode(),
+                                   re.S).group(0))
+    assert "<select" not in form and 'id="extend"' not in form
+    assert re.search(r'id="extend-help">Port 22 of web-04 is open until .+ and may now be opened for at most 1 hour: '
+                     r'this extension would end it sooner, at .+\. Extend after .+, when less than that is left on '
+                     r'it\.</p>', form), form
+    sent = alice.post(reverse("policies:request_extend", args=[original.pk]), {"duration": 10800, "token": token},
+                      follow=True)
+    assert sent.redirect_chain[-1][0] == url
+    assert "Port 22 of web-04 is open until " in html.unescape(sent.content.decode())
     assert not AccessRequest.objects.filter(extends=original).exists()
 
 
