@@ -128,14 +128,23 @@ def _jit_allow_rules(nsg, number: int, source: str, destination: str = "") -> li
 
 def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
     """The close task: for each open port, see Azure's status, then remove what still lets traffic in. A policy gone
-    from Azure (NotFound) took its rules with it: its ports are closed with nothing to remove."""
+    from Azure (NotFound) took its rules with it: its ports are closed with nothing to remove. A port past its end
+    ended by itself: it is ended as the reconciler ends it (``expiry.end_past``: expired), not closed."""
     from cloud.errors import CloudError, NotFound, Unreadable
 
     request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).first()
     if request is None:
         return Outcome("skipped")
     ports = list(AccessRequestPort.objects.filter(request=request, state=PortState.OPEN)
-                 .select_related("request_vm", "request_vm__vm", "request_vm__vm__subscription"))
+                 .select_related("request", "request_vm", "request_vm__vm", "request_vm__vm__subscription"))
+    now = timezone.now()
+    if past := [port for port in ports if port.end_at <= now]:
+        # Their end passed (expired in Azure, not yet marked so by the reconciler): they ended by themselves, not by
+        # this close, whose requester had other ports still open.
+        from .expiry import end_past  # the expiry imports this module
+
+        end_past(past, gateway_factory=None if gateway is None else lambda _subscription: gateway)
+        ports = [port for port in ports if port.end_at > now]
     if not ports:
         refresh_state(request_id)
         return Outcome("nothing-open")

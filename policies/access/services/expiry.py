@@ -113,12 +113,17 @@ class Ended(NamedTuple):
 
 
 def expire_due(*, gateway_factory=None) -> Ended:
-    """Ports still ``open`` past their end: read Azure's status per policy, then mark them expired. Those whose policy
-    is gone from Azure and which the portal's own removal of JIT (or of the port) ended before their end are closed
-    as revoked instead (``_mark_revoked``), as ``revoked_in_azure`` would have if it had run in between. Returns how
-    many ports it ended each way."""
+    """Ports still ``open`` past their end, ended by ``end_past``. Returns how many ports it ended each way."""
     due = list(AccessRequestPort.objects.filter(state=PortState.OPEN, end_at__lte=timezone.now())
                .select_related("request", "request_vm", "request_vm__vm__subscription")[:500])
+    return end_past(due, gateway_factory=gateway_factory)
+
+
+def end_past(due: list[AccessRequestPort], *, gateway_factory=None) -> Ended:
+    """End ports ``open`` past their end (the reconciler's, and a close's): read Azure's status per policy, then mark
+    them expired. Those whose policy is gone from Azure and which the portal's own removal of JIT (or of the port)
+    ended before their end are closed as revoked instead (``_mark_revoked``), as ``revoked_in_azure`` would have if
+    it had run in between. Returns how many ports it ended each way."""
     expired = revoked_count = 0
     for group, policy, gone in _by_policy(due, gateway_factory, "expiry"):
         if gone:

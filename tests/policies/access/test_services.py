@@ -687,6 +687,29 @@ def test_someone_else_may_not_close_a_request_but_a_policy_admin_may(prod, reque
     assert AccessRequest.objects.get(pk=request.pk).closed_by == policy_admin
 
 
+def test_close_now_lets_a_port_past_its_end_expire_and_closes_the_one_still_open(prod, requester, fresh_emulator):
+    """web-02's SSH (at most 1 hour) ended before Close now, web-04's (2 hours) had not: the close ended both as
+    closed by the requester, web-02's too, though Azure had expired it and the reconciler would have marked it so."""
+    lower_maximum("web-02", 22, "PT1H")
+    request, _ = services.request_create(
+        actor=requester, selections=[services.Selection(vm("web-02"), (22,)), services.Selection(vm("web-04"), (22,))],
+        source_prefix=f"{MY_IP}/32", duration=timedelta(hours=2), justification="Patch the kernel",
+        idempotency_key="partly-ended", source_kind="ip", each_port_maximum=True)
+    assert open_all(request) == ["open"]
+    fresh_emulator.advance_clock(3660)  # Azure's side: web-02's window ends, its allow rule goes
+    request.ports.filter(request_vm__vm_name="web-02").update(end_at=timezone.now() - timedelta(minutes=1))
+    services.request_close(actor=requester, request=request)
+    assert services.request_close_apply(request_id=request.pk).state == "closed"
+    assert states(request) == {("web-02", 22): "expired", ("web-04", 22): "closed"}
+    ended = AccessRequestPort.objects.get(request=request, request_vm__vm_name="web-02")
+    assert (ended.azure_status, ended.azure_status_reason) == ("Revoked", "Expired")
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-04") == []
+    assert [(e.action, e.target_label) for e in AuditEvent.objects.filter(
+        action__in=("access.expired", "access.closed")).order_by("pk")] == [
+        ("access.expired", "web-02"), ("access.closed", "web-04")]
+    assert AccessRequest.objects.get(pk=request.pk).state == "closed"
+
+
 def test_extend_asks_again_within_the_maximum_and_links_to_the_original(prod, requester, fresh_emulator):
     original = ask(requester, {"web-02": [22]})
     open_all(original)
