@@ -76,8 +76,10 @@ def test_submitting_stores_the_request_and_shows_it_queued(prod, alice):
                                                                            args=[request.pk])
     assert request.source_prefix == f"{MY_IP}/32" and request.state == "queued"
     page = alice.get(response["Location"])
-    # Just submitted: the page asks again quickly (Azure often answers within a second).
-    assert b"hx-trigger=\"every 100ms\"" in page.content and b"Queued" in page.content
+    # Just submitted: the page asks again quickly (Azure often answers within a second): every 100 ms in the first
+    # second, every 250 ms after it (a loaded machine may take a second to fetch the page; the steps are tested by
+    # test_the_page_polls_quickly_right_after_a_change_then_backs_off).
+    assert re.search(rb'hx-trigger="every (100|250)ms"', page.content) and b"Queued" in page.content
 
 
 def test_a_double_submit_makes_one_request(prod, alice):
