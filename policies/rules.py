@@ -18,6 +18,8 @@ PORT_LABELS = {22: "SSH", 3389: "RDP", 5985: "WinRM HTTP", 5986: "WinRM HTTPS"} 
 PROTOCOLS = ("TCP", "UDP", "*")
 PROTOCOL_LABELS = {"TCP": "TCP", "UDP": "UDP", "*": "Any"}
 ANY_SOURCE = "*"
+# What a port whose allowed sources name none (an empty box, or only separators) is told: Any is typed as ``*``.
+SOURCES_REQUIRED = "Enter one or more IP addresses or ranges, or * for any source."
 DEFAULT_DURATION = "PT3H"
 MIN_DURATION = timedelta(minutes=5)
 MAX_DURATION = timedelta(hours=24)
@@ -77,10 +79,13 @@ def validate_protocol(value: str) -> str:
 
 
 def parse_sources(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """``*`` (Any), or IPv4/IPv6 addresses and CIDR prefixes, comma/space/newline separated."""
+    """``*`` (Any), or IPv4/IPv6 addresses and CIDR prefixes, comma/space/newline separated. Nothing (an empty
+    box, or separators only) is refused: a port opens to every address only when ``*`` says so."""
     items = re.split(r"[\s,;]+", value.strip()) if isinstance(value, str) else [str(v).strip() for v in value]
     items = [item for item in items if item]
-    if not items or items == [ANY_SOURCE] or all(item.lower() == "any" for item in items):
+    if not items:
+        raise ValidationError(SOURCES_REQUIRED, code="sources_required")
+    if items == [ANY_SOURCE] or all(item.lower() == "any" for item in items):
         return (ANY_SOURCE,)
     cleaned: list[str] = []
     for item in items:

@@ -31,7 +31,7 @@ def test_it_refuses_an_empty_port_list():
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("*", ("*",)), ("any", ("*",)), ("", ("*",)),
+    ("*", ("*",)), ("any", ("*",)), ("Any, any", ("*",)),
     ("203.0.113.7", ("203.0.113.7",)),
     ("203.0.113.0/24, 198.51.100.0/24", ("203.0.113.0/24", "198.51.100.0/24")),
     ("2001:db8::1\n2001:db8::/32", ("2001:db8::1", "2001:db8::/32")),
@@ -46,6 +46,12 @@ def test_it_parses_any_and_ip_addresses_and_cidrs_of_both_families(text, expecte
 def test_it_refuses_sources_that_do_not_parse(text):
     with pytest.raises(ValidationError):
         rules.parse_sources(text)
+
+
+@pytest.mark.parametrize("value", ["", "   ", " , , ", ";\n,", [], ["", " "]])
+def test_it_refuses_sources_that_name_none_rather_than_read_them_as_any(value):
+    with pytest.raises(ValidationError, match=r"Enter one or more IP addresses or ranges, or \* for any source\."):
+        rules.parse_sources(value)
 
 
 @pytest.mark.parametrize(("value", "iso"), [("PT5M", "PT5M"), ("PT3H", "PT3H"), ("PT90M", "PT1H30M"),

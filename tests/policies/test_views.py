@@ -703,6 +703,39 @@ def test_the_edit_form_shows_a_clear_error_for_each_rule(client, policy_admin, r
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("sources", [" , , ", ";", ""])
+def test_allowed_sources_naming_none_are_refused_on_the_field_not_saved_as_any(client, policy_admin, sources):
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    rows = [{"number": "22", "sources": "203.0.113.0/24"}, {"number": "3389", "sources": sources, "max_hours": "2"}]
+    response = _edit(client, vm, rows)
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert ('<ul class="errorlist" id="id_ports-1-sources_error"><li>Enter one or more IP addresses or ranges, or * '
+            'for any source.</li></ul>') in page
+    assert 'name="ports-0-sources" value="203.0.113.0/24"' in page  # the typed rows stay as typed
+    assert 'name="ports-1-number" value="3389"' in page and 'name="ports-1-max_hours" value="2"' in page
+    assert not PolicyChange.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sources", [" , , ", ""])
+def test_enable_jit_refuses_allowed_sources_naming_none(client, policy_admin, sources):
+    vm = not_configured(make_many_vms(3)[0])
+    client.force_login(policy_admin)
+    rows = [{"number": "22", "sources": sources}, {"number": "3389", "sources": "10.0.0.0/8"}]
+    data = {**edit_post(vm, rows), "ports-INITIAL_FORMS": "2", "vm": [vm.pk]}
+    response = client.post(reverse("policies:bulk_enable"), data)
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert ('<ul class="errorlist" id="id_ports-0-sources_error"><li>Enter one or more IP addresses or ranges, or * '
+            'for any source.</li></ul>') in page
+    assert 'name="ports-1-sources" value="10.0.0.0/8"' in page
+    assert f'<input type="hidden" name="vm" value="{vm.pk}">' in page
+    assert not PolicyChange.objects.exists()
+
+
+@pytest.mark.django_db
 def test_editing_again_before_a_saved_change_is_applied_starts_from_that_change_not_azures_old_ports(
         client, policy_admin, django_capture_on_commit_callbacks):
     vm = make_vm(IN_RG)  # port 22 in Azure
