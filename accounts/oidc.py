@@ -30,6 +30,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.config import ENTRA_PROVIDER_ID
 
@@ -308,11 +309,13 @@ def _run(view_class, request: HttpRequest, provider_id: str) -> HttpResponse:
                                               f"({type(exc).__name__}: {exc}).", status=502)
 
 
+@require_http_methods(["GET", "POST"])
 def entra_login(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Start a sign-in: POST redirects to Entra ID (GET shows a confirmation button, as allauth does)."""
     return _run(OAuth2LoginView, request, provider_id)
 
 
+@require_GET
 def entra_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Finish a sign-in: redeem the code (with PKCE), verify the ID token, sign the user in."""
     return _run(EntraCallbackView, request, provider_id)

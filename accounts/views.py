@@ -31,6 +31,7 @@ from policies.access.client_ip import client_ip
 class SignInView(LoginView):
     """The sign-in page: "Sign in with Entra ID", and the break-glass password form below it."""
 
+    http_method_names = ["get", "post"]  # LoginView takes a PUT as a POST of the password form
     template_name = "registration/login.html"
     authentication_form = BreakGlassAuthenticationForm
 
@@ -57,6 +58,7 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 
 
 @authenticated_only
+@require_GET
 def my_access(request: HttpRequest) -> HttpResponse:
     """The user's roles, the scopes they apply at, and which mapping and claim each came from; without any, whom to
     ask for one."""
@@ -67,6 +69,7 @@ def my_access(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
+@require_GET
 def role_mapping_list(request: HttpRequest) -> HttpResponse:
     """Role mappings at the scopes the user administers, searchable and paginated."""
     filterset = RoleMappingFilterSet(request.GET, queryset=selectors.role_mapping_list(request.user))

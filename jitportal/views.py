@@ -21,6 +21,7 @@ from notifications.selectors import events_waiting
 
 
 @authenticated_only
+@require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The landing page: the user's open access, recent requests, what waits for their approval, and for policy
     admins and auditors the requests per state in their scope; for a user without a role, whom to ask for one."""
@@ -69,6 +70,7 @@ def _opened_in_azure(user) -> dict:
 
 
 @requires(SETTINGS_WRITE)
+@require_GET
 def settings_index(request: HttpRequest) -> HttpResponse:
     """Entry point to the portal's settings pages."""
     return render(request, "jitportal/settings_index.html", {"title": "Settings"})

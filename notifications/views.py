@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import authz
 from accounts.access import authenticated_only, requires
@@ -47,6 +47,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
+@require_GET
 def webhook_list(request: HttpRequest) -> HttpResponse:
     """Webhooks at the scopes the user administers."""
     return render(request, "notifications/webhook_list.html",
@@ -70,6 +71,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
 
 @requires(SETTINGS_WRITE, object_model=Webhook)
 @never_cache  # it may show a new secret
+@require_GET
 def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A webhook's settings and its deliveries, a page at a time (state, attempts, last answer and error)."""
     webhook = selectors.webhook_get(request.user, pk)

@@ -13,7 +13,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2.paginators import LazyPaginator
 
 from accounts import authz
@@ -69,6 +69,7 @@ def _empty_text(tab: str, *, filtered: bool, may_write: bool) -> str:
 
 
 @requires(VM_READ)
+@require_GET
 def inventory(request: HttpRequest) -> HttpResponse:
     """VMs grouped Configured / Not configured / Unsupported, with search, filters, sorting and pages."""
     tab = request.GET.get("tab", VmState.CONFIGURED)
@@ -286,6 +287,7 @@ def _local_next(request: HttpRequest, default: str) -> str:
 
 
 @requires(VM_READ)
+@require_GET
 def sync_status(request: HttpRequest) -> HttpResponse:
     """The latest sync of each subscription the user reads whole (polled while one runs); with ``?subscription=<pk>``
     (a subscription's own page), of that one only."""
@@ -312,6 +314,7 @@ def _vm_requests(vm: VirtualMachine, user) -> list[dict]:
 
 
 @requires(VM_READ, object_model=VirtualMachine)
+@require_GET
 def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One VM: its JIT ports, NSG/firewall, addresses, drift, recent requests and changes."""
     return _vm_page(request, selectors.vm_get(request.user, pk))
@@ -337,6 +340,7 @@ def _vm_page(request: HttpRequest, vm: VirtualMachine, *, drift_problem: str = "
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
+@require_http_methods(["GET", "POST"])
 def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Edit a VM's JIT ports: protocol, allowed sources, maximum time; add or remove ports."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
@@ -464,6 +468,7 @@ def drift_accept(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_READ, VM_READ, object_model=PolicyChange)
+@require_GET
 def change_status(request: HttpRequest, pk: int) -> HttpResponse:
     """One policy change's state (pending / applied / failed with Azure's message), as on the VM pages that list it:
     polled while pending, by anyone who may read one of its VMs."""
@@ -476,6 +481,7 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- subscriptions (Settings) -----------------------------------------------------------------------------
 @requires(SETTINGS_WRITE)
+@require_GET
 def subscription_list(request: HttpRequest) -> HttpResponse:
     """Registered subscriptions with their Defender check and last sync."""
     subscriptions = list(selectors.subscription_list(request.user))
@@ -486,6 +492,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
+@require_http_methods(["GET", "POST"])
 def subscription_add(request: HttpRequest) -> HttpResponse:
     """Register a subscription (tenant, id, credential reference, ARM endpoint)."""
     form = SubscriptionForm(request.POST or None, actor=request.user)
@@ -503,6 +510,7 @@ def subscription_add(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE, object_model=Subscription)
+@require_http_methods(["GET", "POST"])
 def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = selectors.subscription_get(request.user, pk)
     # The form validates a copy: a refused edit leaves the page's title, crumbs and sync status as stored.

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import authz
 from accounts.access import requires
@@ -27,6 +27,7 @@ PER_PAGE = 50
 
 
 @requires(REQUEST_APPROVE)
+@require_GET
 def approval_queue(request: HttpRequest) -> HttpResponse:
     """Requests waiting for my decision, the first to expire first (those expiring together by id): who, why, which
     VMs and ports, the requester's history, time left. Paged by cursor (``after``/``before``, as the Requests list):
@@ -42,6 +43,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)
+@require_GET
 def request_review(request: HttpRequest, pk: int) -> HttpResponse:
     """A request as its approvers see it, with Approve / Deny when the user may decide."""
     return _review_page(request, selectors.review_get(request.user, pk))
@@ -90,6 +92,7 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_WRITE)
+@require_GET
 def rule_list(request: HttpRequest) -> HttpResponse:
     """Access rules at the scopes the user administers, and those at broader scopes that apply there too."""
     return render(request, "policies/access/rule_list.html", {
@@ -145,11 +148,13 @@ def _rule_changed_text(form: AccessRuleForm, exc: approvals.RuleChanged) -> str:
 
 
 @requires(JIT_POLICY_WRITE)
+@require_http_methods(["GET", "POST"])
 def rule_new(request: HttpRequest) -> HttpResponse:
     return _rule_edit(request, None)
 
 
 @requires(JIT_POLICY_WRITE, object_model=AccessRule)
+@require_http_methods(["GET", "POST"])
 def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _rule_edit(request, selectors.rule_get(request.user, pk))
 

@@ -276,3 +276,49 @@ def test_an_owner_without_the_action_gets_through_to_their_own_object(client, pe
     client.force_login(owner)
     outcomes = {"GET": outcome_of(client.get(url)), "POST": outcome_of(client.post(url, {}))}
     assert "allowed" in outcomes.values() and set(outcomes.values()) <= {"allowed", "405"}, f"{url}: {outcomes}"
+
+
+# Every portal page answers GET and, where it has a form or a button, POST; anything else is a 405 (the portal's
+# 405 page in a browser), never the page read or its form handled as if it were a GET or a POST. Left out: the API,
+# whose views list their methods themselves (``tests/api``), and the Django admin (staff only, Django's own views).
+METHOD_EXEMPT_NAMESPACES = {"api": "the REST API's views declare their own methods", "admin": "Django's own admin"}
+# Portal URLs that legitimately take one of the methods below, with why (none does yet).
+TAKES_OTHER_METHODS: dict[str, str] = {}
+OTHER_METHODS = ("PUT", "DELETE", "PATCH")
+METHOD_ROUTES = [(r, p) for r, p in ALL_ROUTES if (r.namespace or "").split(":")[0] not in METHOD_EXEMPT_NAMESPACES
+                 and r.view_name not in TAKES_OTHER_METHODS]
+
+
+def test_the_method_check_walks_every_portal_page():
+    names = {r.view_name for r, _ in METHOD_ROUTES}
+    assert {"dashboard", "login", "policies:policy_edit", "policies:inventory", "accounts:rolemapping_list",
+            "audit:search", "notifications:webhook_detail", "api_tokens"} <= names
+    assert not names & {r.view_name for r, _ in ALL_ROUTES if r.namespace == "api"}
+    assert set(TAKES_OTHER_METHODS) <= {r.view_name for r, _ in ALL_ROUTES}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", OTHER_METHODS)
+@pytest.mark.parametrize(("route", "pattern"), [pytest.param(r, p, id=r.view_name or r.pattern)
+                                                for r, p in METHOD_ROUTES])
+def test_a_portal_page_refuses_methods_other_than_get_and_post(client, persona_mappings, breakglass_admin, route,
+                                                                pattern, method):
+    """Sent by someone the page lets through (break-glass staff, or an object's owner), with the object in scope:
+    the refusal is the method's whatever order the view's decorators are in."""
+    user = breakglass_admin
+    kwargs = {}
+    for name in kwarg_names(pattern):
+        if name == "pk" and route.rule and route.rule.on_object:
+            obj = OBJECT_FACTORIES[route.rule.object_model](SCOPES["in"])
+            kwargs[name] = obj.pk
+            if route.rule.audience is Audience.OWNER:
+                user = getattr(obj, route.rule.owner_field)
+        else:
+            assert name in SAMPLE_KWARGS, f"add a sample value for <{name}> ({route.pattern})"
+            kwargs[name] = SAMPLE_KWARGS[name]
+    client.force_login(user)
+    url = reverse(route.view_name, kwargs=kwargs)
+    response = client.generic(method, url, "", HTTP_ACCEPT="text/html")
+    assert response.status_code == 405, f"{method} {url} answered {response.status_code}"
+    allowed = {name.strip() for name in response["Allow"].split(",")}
+    assert method not in allowed and allowed & {"GET", "POST"}, response["Allow"]
