@@ -81,6 +81,20 @@ def remote_hubs_scenario(vms_per_spoke: int = 2) -> dict:
         {"id": DEV, "name": "Contoso Dev/Test", "plan": "Free", "resource_groups": [dev_hub, dev_spokes]}]}
 
 
+def dev_jit_scenario() -> dict:
+    """The demo with Dev/Test on Defender P2 too, its ``default`` JIT policy in rg-dev covering dev-01's SSH: a
+    request may span VMs of two subscriptions."""
+    from emulator.scenarios.demo import LINUX_PORT, demo_scenario
+
+    scenario = demo_scenario()
+    dev = next(s for s in scenario["subscriptions"] if s["id"] == DEV)
+    dev["plan"] = "P2"
+    group = next(g for g in dev["resource_groups"] if g["name"] == "rg-dev")
+    group["jit_policies"] = [{"name": "default", "created_hours_ago": 100,
+                              "virtual_machines": [{"vm": "dev-01", "ports": [LINUX_PORT]}]}]
+    return {**scenario, "name": "demo-dev-jit"}
+
+
 def period_passes() -> None:
     """Age what the syncs share of the virtual hubs elsewhere (``policies.hub_topology``) by its period: the next
     sync reads them again."""

@@ -129,7 +129,8 @@ def _jit_allow_rules(nsg, number: int, source: str, destination: str = "") -> li
 def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
     """The close task: for each open port, see Azure's status, then remove what still lets traffic in. A policy gone
     from Azure (NotFound) took its rules with it: its ports are closed with nothing to remove. A port past its end
-    ended by itself: it is ended as the reconciler ends it (``expiry.end_past``: expired), not closed."""
+    ended by itself: it is ended as the reconciler ends it (``expiry.end_past``: expired), not closed. Each policy is
+    read, and its rules removed, through its own subscription's gateway (``gateway``, when given, serves them all)."""
     from cloud.errors import CloudError, NotFound, Unreadable
 
     request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).first()
@@ -151,13 +152,17 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
     by_policy: dict[str, list[AccessRequestPort]] = defaultdict(list)
     for port in ports:
         by_policy[port.policy_key].append(port)
+    gateways: dict[int, object] = {}  # one per subscription: a policy read through another's is NotFound there
     try:
         for group in by_policy.values():
             first = group[0].request_vm
-            gateway = gateway or gateway_for(first.vm.subscription)
+            subscription = first.vm.subscription
+            if subscription.pk not in gateways:
+                gateways[subscription.pk] = gateway or gateway_for(subscription)
+            azure_gateway = gateways[subscription.pk]
             try:
-                policy = gateway.get_jit_policy(first.policy_resource_group, first.policy_location,
-                                                first.policy_name)
+                policy = azure_gateway.get_jit_policy(first.policy_resource_group, first.policy_location,
+                                                      first.policy_name)
             except NotFound as exc:
                 if not exc.gone:
                     raise
@@ -174,15 +179,15 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
                     continue  # Azure already closed it (expired or replaced): nothing to remove
                 for nsg_id in port.request_vm.vm.nsg_ids or []:
                     group_name, nsg_name = _nsg_place(nsg_id)
-                    nsg = gateway.get_network_security_group(group_name, nsg_name)
+                    nsg = azure_gateway.get_network_security_group(group_name, nsg_name)
                     for rule_name in _jit_allow_rules(nsg, port.number, port.source_prefix,
                                                       port.request_vm.vm.private_ip):
-                        gateway.delete_security_rule(group_name, nsg_name, rule_name)
+                        azure_gateway.delete_security_rule(group_name, nsg_name, rule_name)
                         removed.append(f"{nsg_name}/{rule_name}")
                 if port.request_vm.connection_type == "firewall":
                     replaced.append(port)
             if replaced:
-                _replace_with_placeholder(gateway, request, replaced)
+                _replace_with_placeholder(azure_gateway, request, replaced)
             request_mark_closed(port_ids=[p.pk for p in group], removed=removed, record=record,
                                 replaced=[p.pk for p in replaced])
     except CloudError as exc:  # an answer the gateway could not read too (``Unreadable``): the ports stay open (what
