@@ -687,38 +687,58 @@ def test_someone_else_may_not_close_a_request_but_a_policy_admin_may(prod, reque
     assert AccessRequest.objects.get(pk=request.pk).closed_by == policy_admin
 
 
-def test_close_now_on_vms_of_two_subscriptions_removes_each_ones_allow_rule_through_its_own_subscription(
-        requester, fresh_emulator):
-    """Each policy is read, and its VMs' rules removed, through the gateway of its own subscription: read through
-    the other one, Dev/Test's policy was NotFound there, taken for gone, its port closed with its rule left in."""
+def open_over_two_subscriptions(requester, emu) -> AccessRequest:
+    """A request for web-02 (Production) and dev-01 (Dev/Test, with JIT in ``dev_jit_scenario``), both open, the
+    requester holding its role at each subscription."""
     from accounts.models import RoleMapping
-    from policies.access.removals import POLICY_GONE
     from tests.plugins.personas import OUT_OF_SCOPE
     from tests.policies.factories import DEV, PROD, dev_jit_scenario, register_and_sync
 
-    fresh_emulator.load_scenario(dev_jit_scenario())
-    register_and_sync(fresh_emulator, PROD, "Contoso Production")
-    register_and_sync(fresh_emulator, DEV, "Contoso Dev/Test")
+    emu.load_scenario(dev_jit_scenario())
+    register_and_sync(emu, PROD, "Contoso Production")
+    register_and_sync(emu, DEV, "Contoso Dev/Test")
     RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.APP_ROLE, source_value="JIT.Requester",
                                role="requester", scope=OUT_OF_SCOPE, description="JIT.Requester in Dev/Test")
     request = ask(requester, {"web-02": [22], "dev-01": [22]})
     assert open_all(request) == ["open", "open"]
-    assert [r["sourceAddressPrefix"] for r in allow_rules(fresh_emulator, "rg-web-prod", "web-02")] == [
-        f"{MY_IP}/32"]
+    assert [r["sourceAddressPrefix"] for r in allow_rules(emu, "rg-web-prod", "web-02")] == [f"{MY_IP}/32"]
+    assert [r["sourceAddressPrefix"] for r in dev_allow_rules(emu).values()] == [f"{MY_IP}/32"]
+    return request
 
-    def dev_rules() -> dict[str, dict]:
-        return Azure(fresh_emulator).jit_rules(vm_id("rg-dev", "dev-01", DEV), "Allow")
 
-    assert [r["sourceAddressPrefix"] for r in dev_rules().values()] == [f"{MY_IP}/32"]
+def dev_allow_rules(emu) -> dict[str, dict]:
+    from tests.policies.factories import DEV
+
+    return Azure(emu).jit_rules(vm_id("rg-dev", "dev-01", DEV), "Allow")
+
+
+def test_close_now_on_vms_of_two_subscriptions_removes_each_ones_allow_rule_through_its_own_subscription(
+        requester, fresh_emulator):
+    """Each policy is read, and its VMs' rules removed, through the gateway of its own subscription: read through
+    the other one, Dev/Test's policy was NotFound there, taken for gone, its port closed with its rule left in."""
+    from policies.access.removals import POLICY_GONE
+
+    request = open_over_two_subscriptions(requester, fresh_emulator)
     services.request_close(actor=requester, request=request)
     assert services.request_close_apply(request_id=request.pk).state == "closed"
     assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []
-    assert dev_rules() == {}
+    assert dev_allow_rules(fresh_emulator) == {}
     assert states(request) == {("web-02", 22): "closed", ("dev-01", 22): "closed"}
     assert not AccessRequestPort.objects.filter(request=request, azure_status_reason=POLICY_GONE).exists()
     closed = AuditEvent.objects.filter(action="access.closed").order_by("target_label")
     assert [(e.target_label, bool(e.after["removed_rules"]), "policy_gone" in e.after) for e in closed] == [
         ("dev-01", True, False), ("web-02", True, False)]
+
+
+def test_the_reconciler_expires_a_request_over_two_subscriptions_reading_each_policy_through_its_own(
+        requester, fresh_emulator):
+    request = open_over_two_subscriptions(requester, fresh_emulator)
+    fresh_emulator.advance_clock(2 * 3600)  # Azure's side: both windows end, their allow rules go
+    request.ports.update(end_at=timezone.now() - timedelta(minutes=1))
+    counts = services.reconcile(enqueue=lambda *a: None)
+    assert (counts["expired"], counts["revoked"]) == (2, 0)
+    assert states(request) == {("web-02", 22): "expired", ("dev-01", 22): "expired"}
+    assert set(request.ports.values_list("azure_status", "azure_status_reason")) == {("Revoked", "Expired")}
 
 
 def test_close_now_lets_a_port_past_its_end_expire_and_closes_the_one_still_open(prod, requester, fresh_emulator):
