@@ -2,8 +2,9 @@
 (so ``form-action`` lets the sign-in's redirect through) and opens its main pages, which the browser runs without
 refusing anything: no inline script or style, nothing from another origin. The Django admin's pages too.
 
-Every ``securitypolicyviolation`` event of a portal page, and every console message about the policy, is collected;
-a page that broke the policy (an inline ``<style>`` such as htmx's indicator styles) is named with what it broke.
+Every ``securitypolicyviolation`` event of a portal page, and every console message about the policy, is collected
+(``tests/plugins/csp.py``); a page that broke the policy (an inline ``<style>`` such as htmx's indicator styles) is
+named with what it broke.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from collections.abc import Callable
 
 import pytest
 from django.urls import reverse
-from playwright.sync_api import BrowserContext, Page, Route, expect
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, Route, expect
 from rest_framework.renderers import BrowsableAPIRenderer
 
 from api.views.base import ApiView
@@ -21,29 +22,12 @@ from audit.ingestion import store_events
 from audit.models import ActivityLogEvent, AuditEvent
 from policies.models import VirtualMachine, VmState
 from tests.audit.factories import event
+from tests.plugins.csp import SETTLED, watch
 from tests.plugins.personas import IN_SCOPE, sign_in_as_breakglass, sign_in_with_entra
 from tests.policies import factories as policy_factories  # first: it imports the access factories
 from tests.policies.access.factories import ask, rule, vm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-# Runs in every document before its own scripts: reports each violation to the test through a binding.
-LISTEN = """document.addEventListener("securitypolicyviolation", e => window.__cspViolation(
-    `${e.effectiveDirective} refused ${e.blockedURI || "?"} on ${e.documentURI} at ${e.sourceFile}:${e.lineNumber}`
-    + (e.sample ? ` (${e.sample})` : "")));"""
-# After a page's load event: two turns of its event loop, so violations of its start-up scripts have been reported.
-SETTLED = "() => new Promise(resolve => setTimeout(() => setTimeout(resolve, 50), 0))"
-
-
-def watch(context: BrowserContext) -> list[str]:
-    """Collect the violations of every page of ``context`` (and the console's words on them) from now on."""
-    found: list[str] = []
-    context.expose_binding("__cspViolation", lambda _source, report: found.append(report))
-    context.add_init_script(LISTEN)
-    context.on("console", lambda message: found.append(f"console: {message.text}")
-               if "Content Security Policy" in message.text else None)
-    return found
-
 
 def visit(page: Page, url: str, found: list[str], *, then: Callable[[Page], None] | None = None) -> None:
     """Open ``url``, let its scripts start (and run ``then``), and fail naming any violation so far."""
