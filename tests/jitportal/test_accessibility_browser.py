@@ -1,18 +1,21 @@
 """Accessibility in headless chromium: axe-core's WCAG 2.1 A and AA rules on the portal's main pages, in the light
 and the dark theme, as each demo role signed in through the emulator's Entra ID pages (and signed out).
 
-A page passes with no violation of impact serious or critical; moderate and minor ones are printed (``-s``).
+A page passes with no violation of impact serious or critical; moderate and minor ones are printed (``-s``). Each
+role's crawl also holds its pages (the sign-in's redirect, and what their scripts do once started) to the
+Content-Security-Policy: a page that broke it is named with what it broke (``tests/plugins/csp.py``).
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.test import RequestFactory
 from django.utils import timezone
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Route, expect
 
 from api.services import token_create
@@ -24,6 +27,7 @@ from policies.access import gateways
 from policies.access.models import AccessRequest, AccessRule
 from policies.access.signals import EVENTS
 from policies.gateway import gateway_for_subscription
+from tests.plugins import csp
 from tests.plugins.personas import IN_SCOPE, make_persona, sign_in_with_entra, start_entra_sign_in
 from tests.policies import factories as policies  # first: it imports the access factories in order
 from tests.policies.access.factories import ask, open_all, rule, vm
@@ -48,11 +52,13 @@ SETTLED = """() => Promise.all(document.getAnimations().filter(animation => anim
 
 @dataclass(frozen=True)
 class Demo:
-    """What the pages show: Production synced, a pending and an open request of Alice's, the audit's events."""
+    """What the pages show: Production synced, a pending, an open and a queued request of Alice's (no worker runs: its
+    page keeps polling), the audit's events."""
 
     url: str
     pending: int
     opened: int
+    queued: int
     web02: int
     jump02: int
     web05: int
@@ -81,29 +87,50 @@ def findings(page: Page) -> list[tuple[str, str, str, list[str]]]:
     return found
 
 
-class Audit:
-    """axe's findings over several pages: ``check`` the page shown, then ``assert_passed``."""
+Then = Callable[[Page], None]
 
-    def __init__(self, page: Page) -> None:
+
+class Audit:
+    """axe's findings over several pages: ``check`` the page shown, then ``assert_passed``. With ``violations`` (what
+    ``csp.watch`` collects on the page's context), what the Content-Security-Policy refused on each page too."""
+
+    def __init__(self, page: Page, violations: list[str] | None = None) -> None:
         self.page, self.blocking, self.other = page, [], []
+        self.violations, self.refused, self.seen = violations, [], 0
 
     def check(self, label: str) -> None:
         self.page.wait_for_load_state()  # after a click: the page once parsed and its scripts run, not half of it
         for finding in findings(self.page):
             (self.blocking if finding[1] in BLOCKING else self.other).append((label, *finding))
+        self.collect(label)
 
-    def visit(self, base: str, paths: list[str]) -> None:
-        """Open each path (it must answer 200) and check it."""
+    def collect(self, label: str) -> None:
+        """The policy's violations reported since the last collect, once the page's scripts have started."""
+        if self.violations is None:
+            return
+        self.page.evaluate(csp.SETTLED)
+        self.refused += [(label, report) for report in self.violations[self.seen:]]
+        self.seen = len(self.violations)
+
+    def visit(self, base: str, paths: list[str], then: dict[str, Then] | None = None) -> None:
+        """Open each path (it must answer 200) and check it; then run what ``then`` has for it (its scripts at work)
+        and collect the policy's violations again."""
         for path in paths:
             response = self.page.goto(f"{base}{path}")
             assert response is not None and response.status == 200, (path, response and response.status)
+            if self.violations is not None:
+                assert "default-src 'self'" in response.headers["content-security-policy"], path
             self.check(path)
+            if then and path in then:
+                then[path](self.page)
+                self.collect(f"{path} ({then[path].__name__})")
 
     def assert_passed(self) -> None:
-        """No serious or critical violation; the others are printed."""
+        """No serious or critical violation, nothing the policy refused; the others are printed."""
         for finding in self.other:
             print("axe (moderate or minor):", *finding)
-        assert not self.blocking, "\n".join(" ".join(map(str, f)) for f in self.blocking)
+        refused = [f"{label} Content-Security-Policy: {report}" for label, report in self.refused]
+        assert not (self.blocking or refused), "\n".join([*(" ".join(map(str, f)) for f in self.blocking), *refused])
 
 
 @pytest.fixture
@@ -118,52 +145,83 @@ def demo(live_server, entra_settings, fresh_emulator, persona_mappings) -> Itera
     pending = ask(alice, {"web-02": [22]}, justification="Patch the web tier")
     opened = ask(alice, {"jump-02": [22]}, justification="Rotate the host keys")
     assert open_all(opened) == ["open"]
+    queued = ask(alice, {"db-01": [22]}, justification="Vacuum the database")
+    assert queued.state == "queued", queued.state
     token = token_create(actor=alice, name="deploy").token
     make_persona("policy_admin")  # named to users without a role as whom to ask
     hook, _secret = webhook_create(actor=None, name="chat-ops", url="https://hooks.example.invalid/jit",
                                    format="json", scope=IN_SCOPE, events=list(EVENTS))
-    yield Demo(url=live_server.url, pending=pending.pk, opened=opened.pk, web02=vm("web-02").pk,
+    yield Demo(url=live_server.url, pending=pending.pk, opened=opened.pk, queued=queued.pk, web02=vm("web-02").pk,
                jump02=vm("jump-02").pk, web05=vm("web-05").pk, jump02_arm_id=vm("jump-02").arm_id, rule=manual.pk,
                webhook=hook.pk, activity=ActivityLogEvent.objects.filter(operation_name=INITIATE).first().pk,
                trail=AuditEvent.objects.filter(action="access.requested").first().pk, token=token.pk)
     gateways.reset()
 
 
-def role_pages(d: Demo) -> dict[str, tuple[str, list[str]]]:
-    """Each demo role's user and the pages it works with."""
+def polls(page: Page) -> None:
+    """The request page's status fragment is fetched and swapped in (htmx) at least once: the status marked here is
+    replaced by a poll's (a request awaiting approval polls every 5 s)."""
+    page.locator("#request-status").evaluate("status => { status.dataset.polled = 'not yet'; }")
+    expect(page.locator("#request-status[data-polled]")).to_have_count(0, timeout=10_000)
+    expect(page.locator("#request-state")).to_be_visible()
+
+
+def adds_a_port(page: Page) -> None:
+    """The ports editor's script adds a row from its template."""
+    rows = page.locator("#port-rules tbody tr").count()
+    page.click("#add-port")
+    expect(page.locator("#port-rules tbody tr")).to_have_count(rows + 1)
+
+
+def role_pages(d: Demo) -> dict[str, tuple[str, list[str], dict[str, Then]]]:
+    """Each demo role's user, the pages it works with, and what to do on some of them once checked (their scripts
+    at work, under the Content-Security-Policy)."""
     inventory = "/inventory/?os=Linux&tab="
+    pending, queued = f"/requests/{d.pending}/", f"/requests/{d.queued}/"
+    jit, enable = f"/inventory/vm/{d.web02}/jit/", f"/inventory/enable/?vm={d.web05}"
     roles = f"/settings/role-mappings/azure-roles/?scopes={IN_SCOPE}&roles=requester&roles=policy_admin"
     return {
         "requester": ("alice@contoso.example", [
             "/", f"{inventory}configured", f"{inventory}configured&per_page=3", f"{inventory}not_configured",
             f"{inventory}unsupported", f"/inventory/vm/{d.jump02}/", f"/inventory/vm/{d.jump02}/connect/",
-            f"/requests/new/?vm={d.web02}", f"/requests/{d.pending}/", f"/requests/{d.opened}/",
+            f"/requests/new/?vm={d.web02}", pending, queued, f"/requests/{d.opened}/",
             "/requests/?state=open", "/requests/?per_page=1", "/accounts/me/", "/accounts/me/tokens/",
-            f"/accounts/me/tokens/{d.token}/revoke/", "/notifications/preferences/"]),
+            f"/accounts/me/tokens/{d.token}/revoke/", "/notifications/preferences/"], {pending: polls, queued: polls}),
         "policy_admin": ("bob@contoso.example", [
-            "/", f"{inventory}configured", f"{inventory}not_configured&q=web", f"{inventory}unsupported",
-            f"/inventory/enable/?vm={d.web05}", f"/inventory/vm/{d.web02}/", f"/inventory/vm/{d.web05}/",
-            f"/inventory/vm/{d.web02}/jit/", "/settings/", "/settings/subscriptions/", "/settings/subscriptions/add/",
-            "/settings/role-mappings/", "/settings/role-mappings/add/", roles, "/settings/access-rules/",
-            "/settings/access-rules/new/", f"/settings/access-rules/{d.rule}/", "/settings/webhooks/",
-            "/settings/webhooks/add/", f"/settings/webhooks/{d.webhook}/", "/accounts/me/tokens/"]),
+            "/", f"{inventory}configured", f"{inventory}not_configured&q=web", f"{inventory}unsupported", enable,
+            f"/inventory/vm/{d.web02}/", f"/inventory/vm/{d.web05}/", jit, "/settings/", "/settings/subscriptions/",
+            "/settings/subscriptions/add/", "/settings/role-mappings/", "/settings/role-mappings/add/", roles,
+            "/settings/access-rules/", "/settings/access-rules/new/", f"/settings/access-rules/{d.rule}/",
+            "/settings/webhooks/", "/settings/webhooks/add/", f"/settings/webhooks/{d.webhook}/", "/requests/", queued,
+            "/accounts/me/", "/accounts/me/tokens/", "/notifications/preferences/"],
+            {jit: adds_a_port, enable: adds_a_port, queued: polls}),
         "auditor": ("carol@contoso.example", [
             "/", "/audit/?source=azure&range=7d&vm=web-01", "/audit/?source=portal&range=7d&vm=jump-02",
             f"/audit/activity/{d.activity}/", f"/audit/trail/{d.trail}/", f"/audit/timeline/?vm={d.jump02_arm_id}",
-            "/audit/ingestion/", "/audit/?source=portal&range=7d&per_page=1", "/requests/", f"/requests/{d.pending}/",
-            "/accounts/me/"]),
+            "/audit/ingestion/", "/audit/?source=portal&range=7d&per_page=1", "/requests/", pending, "/accounts/me/",
+            "/accounts/me/tokens/", "/notifications/preferences/"], {}),
         "approver": ("dave@contoso.example", [
-            "/", "/approvals/", f"/requests/{d.pending}/review/", f"/requests/{d.pending}/", "/accounts/me/"]),
-        "outsider": ("oscar@contoso.example", ["/", "/accounts/me/"]),  # no role: told whom to ask
+            "/", "/approvals/", f"/requests/{d.pending}/review/", pending, "/requests/", "/accounts/me/",
+            "/accounts/me/tokens/", "/notifications/preferences/"], {pending: polls}),
+        "outsider": ("oscar@contoso.example", ["/", "/accounts/me/"], {}),  # no role: told whom to ask
     }
 
 
 @pytest.mark.parametrize("role", ["requester", "policy_admin", "auditor", "approver", "outsider"])
 def test_each_roles_pages_have_no_serious_accessibility_violations(demo, entra_page, role):
-    username, paths = role_pages(demo)[role]
-    sign_in_with_entra(entra_page, demo.url, username)
-    audit = Audit(entra_page)
-    audit.visit(demo.url, paths)
+    """The role's pages after its sign-in: no serious accessibility violation, nothing the Content-Security-Policy
+    refused (on the sign-in's redirect either: ``form-action``)."""
+    username, paths, then = role_pages(demo)[role]
+    audit = Audit(entra_page, violations=csp.watch(entra_page.context))
+    try:
+        sign_in_with_entra(entra_page, demo.url, username)
+    except PlaywrightError:
+        audit.collect("sign-in")  # form-action refused the redirect to the emulator's sign-in page
+        audit.assert_passed()
+        raise
+    expect(entra_page.locator("#portal-nav")).to_be_visible()
+    audit.collect("sign-in")
+    audit.visit(demo.url, paths, then)
     if role == "requester":  # a new token's secret, shown once
         entra_page.goto(f"{demo.url}/accounts/me/tokens/")
         entra_page.fill("#id_name", "laptop")
