@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.authz import EVERYWHERE
 from accounts.scopes import ScopeKind, scope_contains, valid_scopes
+from jitportal.lib.tables import SEARCH_MAX_LENGTH
 from jitportal.lib.times import UtcDateTimeField
 
 from .callers import portal_identities
@@ -27,6 +28,9 @@ RANGE_CHOICES = [("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 d
 STATUS_CHOICES = [(s, s) for s in ("Started", "Accepted", "Succeeded", "Failed")]
 OPERATION_CHOICES = [(op, op.split("/", 1)[0].split(".")[-1] + ": " + "/".join(op.split("/")[-2:]))
                      for op in KNOWN_OPERATIONS]
+# The longest text a filter takes is a search's (``SEARCH_MAX_LENGTH``: SQLite refuses a LIKE pattern over 50,000
+# bytes), but the VM filter's: a VM's resource id, up to the length of the Activity Log's resource id column.
+VM_FILTER_MAX_LENGTH = ActivityLogEvent._meta.get_field("resource_id").max_length
 _DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 # The time of day in a typed date and time: hours, minutes, and maybe seconds with a fraction.
 _CLOCK = re.compile(r"\d{1,2}:(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d+))?)?")
@@ -140,20 +144,21 @@ class ActivityFilterSet(_TimeRangeFilterSet):
     """Azure Activity Log copies: by subscription, resource group, VM, caller, operation, status, free text."""
 
     subscription = django_filters.CharFilter(label="Subscription id", method="filter_lower_exact",
-                                             field_name="subscription_id")
+                                             field_name="subscription_id", max_length=SEARCH_MAX_LENGTH)
     resource_group = django_filters.CharFilter(label="Resource group", method="filter_lower_exact",
-                                               field_name="resource_group")
-    vm = django_filters.CharFilter(label="VM (name or resource id)", method="filter_vm")
+                                               field_name="resource_group", max_length=SEARCH_MAX_LENGTH)
+    vm = django_filters.CharFilter(label="VM (name or resource id)", method="filter_vm",
+                                   max_length=VM_FILTER_MAX_LENGTH)
     caller = django_filters.CharFilter(
-        label="Caller", method="filter_caller",
+        label="Caller", method="filter_caller", max_length=SEARCH_MAX_LENGTH,
         help_text="Callers starting with this, in any case: the part of a user name before the @ finds that user; "
                   "jitportal finds the portal's own calls.")
     operation = django_filters.ChoiceFilter(label="Operation", choices=OPERATION_CHOICES,
                                             field_name="operation_name")
     status = django_filters.ChoiceFilter(label="Status", choices=STATUS_CHOICES)
     correlation = django_filters.CharFilter(label="Correlation id", method="filter_lower_exact",
-                                            field_name="correlation_id")
-    q = django_filters.CharFilter(label="Text", method="filter_text")
+                                            field_name="correlation_id", max_length=SEARCH_MAX_LENGTH)
+    q = django_filters.CharFilter(label="Text", method="filter_text", max_length=SEARCH_MAX_LENGTH)
 
     class Meta:
         model = ActivityLogEvent
@@ -251,16 +256,18 @@ class TrailFilterSet(_TimeRangeFilterSet):
     """The portal's own trail: by subscription, resource group, VM, user, action, free text."""
 
     subscription = django_filters.CharFilter(label="Subscription id", field_name="subscription_id",
-                                             lookup_expr="iexact")
+                                             lookup_expr="iexact", max_length=SEARCH_MAX_LENGTH)
     resource_group = django_filters.CharFilter(label="Resource group", field_name="resource_group",
-                                               lookup_expr="iexact")
-    vm = django_filters.CharFilter(label="VM (name or resource id)", method="filter_vm")
+                                               lookup_expr="iexact", max_length=SEARCH_MAX_LENGTH)
+    vm = django_filters.CharFilter(label="VM (name or resource id)", method="filter_vm",
+                                   max_length=VM_FILTER_MAX_LENGTH)
     user = django_filters.CharFilter(
-        label="User", method="filter_user",
+        label="User", method="filter_user", max_length=SEARCH_MAX_LENGTH,
         help_text="Users starting with this, in any case: the part of a user name before the @ finds that user; "
                   "jitportal finds the portal's own actions.")
-    action = django_filters.CharFilter(label="Action", field_name="action", lookup_expr="iexact")
-    q = django_filters.CharFilter(label="Text", method="filter_text")
+    action = django_filters.CharFilter(label="Action", field_name="action", lookup_expr="iexact",
+                                       max_length=SEARCH_MAX_LENGTH)
+    q = django_filters.CharFilter(label="Text", method="filter_text", max_length=SEARCH_MAX_LENGTH)
 
     class Meta:
         model = AuditEvent

@@ -89,7 +89,7 @@ def search(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(), "cursor_error": cursor_error,
         "page_size": seek_page_size_choice(request, page, default=settings.AUDIT_PAGE_SIZE),
         "can_export": authz.holds_anywhere(request.user, AUDIT_EXPORT),
-        "vm_timeline_id": _timeline_vm(request.user, request.GET.get("vm", "")),
+        "vm_timeline_id": _timeline_vm(request.user, filterset.form.cleaned_data.get("vm") or ""),  # not one refused
     }, status=400 if cursor_error else 200)
 
 

@@ -21,6 +21,7 @@ from audit.csv_export import csv_lines, encoded, export_columns
 from audit.filtersets import (
     OPERATION_CHOICES,
     STATUS_CHOICES,
+    VM_FILTER_MAX_LENGTH,
     ActivityFilterSet,
     TrailFilterSet,
     foreign_filters,
@@ -28,6 +29,7 @@ from audit.filtersets import (
 from audit.pagination import keyset_page
 from audit.redaction import AuditScope
 from audit.services import audit_record
+from jitportal.lib.tables import SEARCH_MAX_LENGTH
 from policies.access.client_ip import client_ip
 
 from .. import serializers as s
@@ -37,6 +39,8 @@ from ..pagination import MAX_LIMIT, page_size
 from .base import ERRORS, ApiView
 
 CSV_TYPE = "text/csv"
+# The text filters: longer text is a 400 (SQLite refuses a LIKE pattern over 50,000 bytes).
+_TEXT = {"type": "string", "maxLength": SEARCH_MAX_LENGTH}
 
 AUDIT_FILTERS = [
     OpenApiParameter("source", str, enum=["azure", "portal"], description="azure: the Activity Log copies "
@@ -44,18 +48,19 @@ AUDIT_FILTERS = [
                                                                           "A filter of the other source is a 400."),
     OpenApiParameter("range", str, enum=["1h", "24h", "7d", "30d", "custom"]),
     OpenApiParameter("since", OpenApiTypes.DATETIME), OpenApiParameter("until", OpenApiTypes.DATETIME),
-    OpenApiParameter("subscription", str), OpenApiParameter("resource_group", str),
-    OpenApiParameter("vm", str, description="A VM's ARM id, or its name (every VM of that name)."),
-    OpenApiParameter("caller", str, description="azure: callers starting with this, in any case (a user's name "
-                                                "before the @ finds them; jitportal the portal's own calls)."),
+    OpenApiParameter("subscription", _TEXT), OpenApiParameter("resource_group", _TEXT),
+    OpenApiParameter("vm", {"type": "string", "maxLength": VM_FILTER_MAX_LENGTH},
+                     description="A VM's ARM id, or its name (every VM of that name)."),
+    OpenApiParameter("caller", _TEXT, description="azure: callers starting with this, in any case (a user's name "
+                                                  "before the @ finds them; jitportal the portal's own calls)."),
     OpenApiParameter("operation", str, enum=[value for value, _label in OPERATION_CHOICES],
                      description="azure: the operation name."),
     OpenApiParameter("status", str, enum=[value for value, _label in STATUS_CHOICES], description="azure."),
-    OpenApiParameter("correlation", str, description="azure: the correlation id."),
-    OpenApiParameter("user", str, description="portal: users starting with this, in any case (a user's name before "
-                                              "the @ finds them; jitportal the portal's own actions)."),
-    OpenApiParameter("action", str, description="portal: the action (e.g. access.requested)."),
-    OpenApiParameter("q", str, description="Free text."),
+    OpenApiParameter("correlation", _TEXT, description="azure: the correlation id."),
+    OpenApiParameter("user", _TEXT, description="portal: users starting with this, in any case (a user's name "
+                                                "before the @ finds them; jitportal the portal's own actions)."),
+    OpenApiParameter("action", _TEXT, description="portal: the action (e.g. access.requested)."),
+    OpenApiParameter("q", _TEXT, description="Free text."),
 ]
 
 

@@ -593,6 +593,21 @@ def test_a_filter_of_the_other_source_is_a_400_not_ignored(persona_mappings, aud
     assert not AuditEvent.objects.filter(action="audit.export").exists()
 
 
+@pytest.mark.parametrize(("source", "name"), [
+    *[("azure", name) for name in ("q", "caller", "correlation", "subscription", "resource_group", "vm")],
+    *[("portal", name) for name in ("q", "user", "action", "subscription", "resource_group", "vm")]])
+def test_an_audit_filter_longer_than_any_name_or_id_is_a_400_saying_so(persona_mappings, auditor, api_as, source,
+                                                                        name):
+    """SQLite refuses a LIKE pattern over 50,000 bytes ("pattern too complex"): such a search was a 500."""
+    make_activity_event(IN), make_audit_event(IN)
+    limit = 1024 if name == "vm" else 200
+    for url in ("/api/v1/audit/events/", "/api/v1/audit/events.csv"):
+        response = api_as(auditor).get(url, {"source": source, name: "/" + "a" * 60_000})
+        assert response.status_code == 400, response
+        assert f"{name}: Ensure this value has at most {limit} characters (it has 60001)." in response.json()["detail"]
+    assert not AuditEvent.objects.filter(action="audit.export").exists()
+
+
 def test_audit_search_pages_by_cursor(persona_mappings, auditor, api_as, settings):
     settings.AUDIT_PAGE_SIZE = 2
     for _ in range(3):

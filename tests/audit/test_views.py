@@ -599,6 +599,39 @@ def test_invalid_filters_show_a_message_not_an_error(client, auditor):
     assert "From (UTC): Enter a valid date/time." in refused.content.decode()
 
 
+@pytest.mark.parametrize(("source", "name", "label", "limit"), [
+    *[("azure", name, label, 200) for name, label in [("q", "Text"), ("caller", "Caller"),
+                                                      ("correlation", "Correlation id"),
+                                                      ("subscription", "Subscription id"),
+                                                      ("resource_group", "Resource group")]],
+    *[("portal", name, label, 200) for name, label in [("q", "Text"), ("user", "User"), ("action", "Action"),
+                                                       ("subscription", "Subscription id"),
+                                                       ("resource_group", "Resource group")]],
+    ("azure", "vm", "VM (name or resource id)", 1024), ("portal", "vm", "VM (name or resource id)", 1024)])
+@pytest.mark.parametrize("typed", ["a" * 60_000, "/" + "a" * 60_000])
+def test_a_filter_longer_than_any_name_or_id_is_refused_in_words_not_a_crash(client, auditor, source, name, label,
+                                                                           limit, typed):
+    """SQLite refuses a LIKE pattern over 50,000 bytes ("pattern too complex"): such a search was a 500, and its
+    CSV download broke off after its headers."""
+    from audit.models import AuditEvent
+    from audit.services import audit_record
+    from tests.policies.factories import make_vm
+
+    make_vm(f"/subscriptions/{PROD}/resourceGroups/rg-web-prod", name="a" * 10)  # the VM filter reads names
+    store_events([event(caller="alice@contoso.example")])
+    audit_record(actor=auditor, action="vm.jit_enabled", target_label="web-01", subscription_id=PROD.lower(),
+                 resource_group="rg-web-prod", resource_id=vm_id().lower())
+    client.force_login(auditor)
+    page = client.get(SEARCH, {"source": source, name: typed})
+    assert page.status_code == 200
+    assert (f"{label}: Ensure this value has at most {limit} characters (it has {len(typed)}).</a> The filter was "
+            "left out.") in page.content.decode()
+    refused = client.get(EXPORT, {"source": source, name: typed})
+    assert refused.status_code == 400
+    assert f"{label}: Ensure this value has at most {limit} characters" in refused.content.decode()
+    assert not AuditEvent.objects.filter(action="audit.export").exists()
+
+
 @pytest.mark.parametrize("key", ["after", "before"])
 def test_a_forged_page_cursor_is_a_400_saying_so_with_a_link_to_the_newest_events(client, auditor, key):
     store_events([event(caller="someone@contoso.example")])
