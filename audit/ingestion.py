@@ -9,11 +9,12 @@ reading a window twice adds nothing. A throttled run keeps its window and page a
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from django.utils import timezone
 from .jit_events import JIT_RULE, RULE_OPERATIONS, vm_name
 from .models import ActivityLogEvent, ActivityLogEventVm, IngestionState
 
+log = logging.getLogger(__name__)
 _VM_ID = re.compile(
     r"/subscriptions/[^/\s\"',;]+/resourcegroups/[^/\s\"',;]+/providers/microsoft\.compute/"
     r"virtualmachines/[^/\s\"',;\]\}\\]+"
@@ -39,6 +41,12 @@ KNOWN_OPERATIONS = (
 )
 _CANONICAL_OPERATION = {name.lower(): name for name in KNOWN_OPERATIONS}
 NSG_RULE_OPERATIONS = tuple(name for name in KNOWN_OPERATIONS if name.startswith("Microsoft.Network/"))
+# What an event is stored, found and scoped by, which Azure's answer fills (the other text is cut to its column): an
+# event naming one longer than its column (a malformed answer) is skipped, not cut, as a cut id would no longer name it
+# (a re-read would not find it stored, nor a filter or a scope its place). PostgreSQL refused the whole page's insert
+# for it (every run stopped there again); SQLite stored it.
+_ID_FIELDS = {"event_data_id": "event id", "correlation_id": "correlation id", "subscription_id": "subscription id",
+              "resource_group": "resource group"}
 
 
 class ActivityGateway(Protocol):
@@ -56,6 +64,8 @@ class IngestionOutcome:
     pages: int = 0
     seen: int = 0
     added: int = 0
+    skipped: int = 0
+    last_skipped: str = ""
     complete: bool = False
     retry_after: float | None = None
 
@@ -131,18 +141,43 @@ def row_from_event(event: Any) -> ActivityLogEvent:
     )
 
 
-def store_events(events: Iterable[Any]) -> int:
-    """Insert events not stored yet (by event id); give VM-less events of a JIT call that call's VMs.
+def skip_reason(row: ActivityLogEvent) -> str:
+    """Why ``row`` is not stored, in words ("" when it is): an id longer than its column (``_ID_FIELDS``), or no time
+    (which every row has)."""
+    problem = "" if row.occurred_at else "it has no time"
+    for name, label in _ID_FIELDS.items():
+        value, limit = getattr(row, name), ActivityLogEvent._meta.get_field(name).max_length
+        if not problem and len(value) > limit:
+            problem = f"its {label} has {len(value)} characters, more than the {limit} one has"
+    if not problem:
+        return ""
+    when = f" of {row.occurred_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if row.occurred_at else ""
+    shown = row.event_data_id if len(row.event_data_id) <= 64 else f"{row.event_data_id[:64]}…"
+    return f"Skipped the event{when} (event id {shown!r}): {problem}."
 
-    Returns how many rows were added. Safe to run concurrently and repeatedly.
+
+@dataclass
+class Stored:
+    """What ``store_events`` did: rows added, and why each event it skipped was (``skip_reason``)."""
+
+    added: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def store_events(events: Iterable[Any]) -> Stored:
+    """Insert events not stored yet (by event id), skipping (and saying why) any with an id too long to store; give
+    VM-less events of a JIT call that call's VMs. Safe to run concurrently and repeatedly.
     """
-    rows = {}
+    rows, stored = {}, Stored()
     for event in events:
         row = row_from_event(event)
-        if row.event_data_id:
+        if reason := skip_reason(row):
+            log.warning("Activity Log ingestion: %s", reason)
+            stored.skipped.append(reason)
+        elif row.event_data_id:
             rows.setdefault(row.event_data_id, row)
     if not rows:
-        return 0
+        return stored
     existing = set(
         ActivityLogEvent.objects.filter(event_data_id__in=list(rows)).values_list("event_data_id", flat=True)
     )
@@ -152,7 +187,8 @@ def store_events(events: Iterable[Any]) -> int:
         ActivityLogEvent.objects.bulk_create(new_rows, batch_size=500, ignore_conflicts=True)
         _link_vms([(r.event_data_id, r.vm_ids, r.occurred_at) for r in new_rows if r.vm_ids])
         _backfill_vm_ids([r for r in new_rows if r.vm_ids])
-    return len(new_rows)
+    stored.added = len(new_rows)
+    return stored
 
 
 def vm_filter_q(vm_id: str | list[str]) -> Q:
@@ -163,8 +199,11 @@ def vm_filter_q(vm_id: str | list[str]) -> Q:
 
 
 def _link_vms(rows: list[tuple[str, str, datetime]]) -> None:
+    """Index each row's VMs; an id longer than the index's column (found in a malformed answer's text) names no VM
+    Azure can have (its names are far shorter), so it is left out of the index, and stays in the row's ``vm_ids``."""
+    longest = ActivityLogEventVm._meta.get_field("vm_id").max_length
     links = [ActivityLogEventVm(event_data_id=event_id, vm_id=vm, occurred_at=at)
-             for event_id, vm_ids, at in rows for vm in vm_ids.split()]
+             for event_id, vm_ids, at in rows for vm in vm_ids.split() if len(vm) <= longest]
     ActivityLogEventVm.objects.bulk_create(links, batch_size=500, ignore_conflicts=True)
 
 
@@ -306,10 +345,12 @@ def ingest_subscription(subscription_id: str, gateway: ActivityGateway, *, now: 
                 window_start=start, window_end=end, backfill_from=state.backfill_from
             )
             for events, link in _pages(gateway, start, end, resume):
-                added = store_events(events)
+                stored = store_events(events)
                 outcome.pages += 1
                 outcome.seen += len(events)
-                outcome.added += added
+                outcome.added += stored.added
+                outcome.skipped += len(stored.skipped)
+                outcome.last_skipped = stored.skipped[-1] if stored.skipped else outcome.last_skipped
                 state.next_link = link or ""
                 IngestionState.objects.filter(pk=state.pk).update(next_link=state.next_link)
             state.watermark = max(end, state.watermark) if state.watermark else end
@@ -349,8 +390,12 @@ def record_failure(subscription_id: str, message: str) -> None:
 def _record_counts(state: IngestionState, outcome: IngestionOutcome) -> None:
     from django.db.models import F
 
+    skipped = {"last_skipped": outcome.last_skipped[:2000], "last_skipped_at": timezone.now()} \
+        if outcome.last_skipped else {}
     IngestionState.objects.filter(pk=state.pk).update(
         events_seen=F("events_seen") + outcome.seen,
         events_added=F("events_added") + outcome.added,
+        events_skipped=F("events_skipped") + outcome.skipped,
         pages_read=F("pages_read") + outcome.pages,
+        **skipped,
     )

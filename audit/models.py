@@ -166,6 +166,10 @@ class IngestionState(models.Model):
     retry_at = models.DateTimeField(null=True, blank=True)
     events_seen = models.BigIntegerField(default=0)
     events_added = models.BigIntegerField(default=0)
+    events_skipped = models.BigIntegerField(
+        default=0, help_text="Events left out as malformed (an id too long to store, or no time), each time read.")
+    last_skipped = models.TextField(blank=True, default="", help_text="Why the last event left out was.")
+    last_skipped_at = models.DateTimeField(null=True, blank=True)
     pages_read = models.BigIntegerField(default=0)
 
     class Meta:

@@ -43,7 +43,7 @@ def ingest_subscription(self, subscription_id: str) -> dict:
     if outcome.claimed and not outcome.complete:
         ingest_subscription.apply_async((subscription_id,), countdown=1)
     return {"subscription": outcome.subscription_id, "claimed": outcome.claimed, "pages": outcome.pages,
-            "seen": outcome.seen, "added": outcome.added, "complete": outcome.complete}
+            "seen": outcome.seen, "added": outcome.added, "skipped": outcome.skipped, "complete": outcome.complete}
 
 
 @shared_task(name="audit.prune", acks_late=True)

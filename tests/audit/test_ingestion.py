@@ -1,13 +1,15 @@
 """Activity Log ingestion against the emulator through the real SDK: backfill, overlap, paging, throttling."""
 import time
+import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.ingestion import claim, ingest_subscription
-from audit.models import ActivityLogEvent, IngestionState
+from audit.models import ActivityLogEvent, ActivityLogEventVm, IngestionState
 from tests.audit.factories import PROD, vm_id
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -128,3 +130,73 @@ def test_only_one_run_holds_a_subscription_at_a_time():
     assert claim(PROD) is None
     later = timezone.now() + timedelta(hours=1)
     assert claim(PROD, now=later) is not None  # a dead run's hold expires
+
+
+def _event_data(**changes) -> dict:
+    """An Activity Log entry in full (EventData, as Azure answers it) about web-01, with ``changes``."""
+    from emulator.activity import make_event
+    from tests.audit.factories import TENANT
+
+    doc = make_event(subscription=PROD, tenant_id=TENANT, resource_id=vm_id(), resource_group="rg-web-prod",
+                     operation_name="Microsoft.Compute/virtualMachines/write", status="Succeeded",
+                     caller="good@x.example", correlation_id=str(uuid.uuid4()),
+                     timestamp=timezone.now() - timedelta(minutes=5))
+    return {**doc, **changes}
+
+
+def test_a_malformed_event_is_skipped_counted_and_said_and_the_others_are_stored(prod_gateway, fresh_emulator, client,
+                                                                                auditor):
+    """An id longer than its column failed the whole page's insert on PostgreSQL (SQLite stored it): every run stopped
+    at that page again, and nothing of its window was ever stored. Such an event is skipped (a cut id would no longer
+    name it), counted, and said on the status page; the others are stored, and the run goes on."""
+    IngestionState.objects.create(subscription_id=PROD, watermark=timezone.now() - timedelta(minutes=10),
+                                  backfill_from=timezone.now() - timedelta(days=90))
+    too_long = {"eventDataId": "e" * 65, "correlationId": "c" * 65, "resourceGroupName": "g" * 129}
+    bad = [_event_data(**{key: value}, caller="bad@x.example") for key, value in too_long.items()]
+    fresh_emulator.add_activity(_event_data(caller="before@x.example"), *bad, _event_data(caller="after@x.example"))
+    outcome = run_to_completion(prod_gateway)[-1]
+    assert outcome.complete and outcome.skipped == 3
+    assert set(ActivityLogEvent.objects.filter(caller__endswith="@x.example").values_list("caller", flat=True)) == {
+        "before@x.example", "after@x.example"}
+    state = IngestionState.objects.get(subscription_id=PROD)
+    assert state.last_error == "" and state.window_start is None and state.events_skipped == 3
+    reasons = ["its event id has 65 characters, more than the 64 one has.",
+               "its correlation id has 65 characters, more than the 64 one has.",
+               "its resource group has 129 characters, more than the 128 one has."]
+    assert state.last_skipped.startswith("Skipped the event of ") and state.last_skipped.endswith(tuple(reasons))
+    client.force_login(auditor)
+    page = client.get(reverse("audit:ingestion_status")).content.decode()
+    assert "<td>3: <span class=\"errornote\">Skipped the event of " in page
+    assert any(f"): {reason}</span>" in page for reason in reasons)
+
+
+def test_a_vm_id_too_long_for_the_vm_index_stays_in_the_event_but_out_of_the_index(prod_gateway, fresh_emulator):
+    """VM ids are found in the event's text: one longer than the VM index's column (no VM Azure can have) failed the
+    page's insert on PostgreSQL."""
+    IngestionState.objects.create(subscription_id=PROD, watermark=timezone.now() - timedelta(minutes=10),
+                                  backfill_from=timezone.now() - timedelta(days=90))
+    odd = vm_id(name="v" * 500).lower()
+    fresh_emulator.add_activity(_event_data(properties={"note": odd}, caller="odd@x.example"))
+    outcome = run_to_completion(prod_gateway)[-1]
+    assert outcome.complete and outcome.skipped == 0
+    stored = ActivityLogEvent.objects.get(caller="odd@x.example")
+    assert stored.vm_ids == f" {vm_id().lower()} {odd} "
+    assert list(ActivityLogEventVm.objects.filter(event_data_id=stored.event_data_id)
+                .values_list("vm_id", flat=True)) == [vm_id().lower()]
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"subscription_id": PROD + "0" * 30}, "its subscription id has 66 characters, more than the 64 one has."),
+    ({"event_timestamp": None}, "it has no time."),
+])
+def test_an_event_whose_place_or_time_cannot_be_stored_is_skipped_saying_why(changes, reason):
+    """What the emulator does not send (Azure's answer lists a subscription's events by time): an event without a time,
+    or with a subscription id too long for its column, failed the page's insert (SQLite stored the long id)."""
+    from dataclasses import replace
+
+    from audit.ingestion import store_events
+    from tests.audit.factories import event
+
+    stored = store_events([event(caller="good@x.example"), replace(event(caller="bad@x.example"), **changes)])
+    assert stored.added == 1 and len(stored.skipped) == 1 and stored.skipped[0].endswith(f"): {reason}")
+    assert list(ActivityLogEvent.objects.values_list("caller", flat=True)) == ["good@x.example"]
