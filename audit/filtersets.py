@@ -256,9 +256,9 @@ class TrailFilterSet(_TimeRangeFilterSet):
     """The portal's own trail: by subscription, resource group, VM, user, action, free text."""
 
     subscription = django_filters.CharFilter(label="Subscription id", field_name="subscription_id",
-                                             lookup_expr="iexact", max_length=SEARCH_MAX_LENGTH)
+                                             method="filter_any_case", max_length=SEARCH_MAX_LENGTH)
     resource_group = django_filters.CharFilter(label="Resource group", field_name="resource_group",
-                                               lookup_expr="iexact", max_length=SEARCH_MAX_LENGTH)
+                                               method="filter_any_case", max_length=SEARCH_MAX_LENGTH)
     vm = django_filters.CharFilter(label="VM (name or resource id)", method="filter_vm",
                                    max_length=VM_FILTER_MAX_LENGTH)
     user = django_filters.CharFilter(
@@ -273,6 +273,15 @@ class TrailFilterSet(_TimeRangeFilterSet):
         model = AuditEvent
         form = _TimeRangeForm
         fields: list[str] = []
+
+    def filter_any_case(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """``value`` in any case, as the Activity Log's filters find it (both lower-cased in Python: its letters beyond
+        ASCII too, such as a resource group's ``RG-MÜNCHEN``): SQLite's LIKE (Django's ``iexact``) folds ASCII only,
+        its REGEXP is Python's, which folds them all; PostgreSQL folds them all either way."""
+        text = value.strip()
+        if text.isascii():
+            return queryset.filter(**{f"{name}__iexact": text})
+        return queryset.filter(**{f"{name}__iregex": rf"\A{re.escape(text)}\Z"})  # the whole value, in both
 
     def filter_vm(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         named = Q()

@@ -421,6 +421,27 @@ def test_the_portal_trail_is_a_second_source_in_the_same_search(client, auditor)
     assert "dev-vm" not in body
 
 
+@pytest.mark.parametrize("typed", [{"resource_group": " rg-MÜNCHEN-prod "}, {"resource_group": "RG-MÜNCHEN-PROD"},
+                                   {"resource_group": "\u00a0rg-münchen-prod"}, {"subscription": f" {PROD.upper()} "}])
+def test_both_sources_find_a_subscription_or_resource_group_as_typed_in_any_case_whatever_its_letters(client, auditor,
+                                                                                                      typed):
+    """The Activity Log's filters compare lower case (its letters beyond ASCII too); the trail's compared with SQLite's
+    LIKE, which folds only ASCII: a resource group with an Ü typed in another case found nothing there."""
+    from audit.services import audit_record
+
+    store_events([event(rg="RG-München-Prod", caller="munich@contoso.example"),
+                  event(rg="rg-web-prod", caller="web@contoso.example")])
+    for group, label in (("RG-München-Prod", "munich-trail"), ("rg-web-prod", "web-trail")):
+        audit_record(actor=None, action="policy.save", target_label=label, subscription_id=PROD,
+                     resource_group=group, resource_id=vm_id(rg=group))
+    client.force_login(auditor)
+    azure = client.get(SEARCH, {"source": "azure", **typed}).content.decode()
+    portal = client.get(SEARCH, {"source": "portal", **typed}).content.decode()
+    everything = "subscription" in typed
+    assert "munich@contoso.example" in azure and ("web@contoso.example" in azure) is everything
+    assert "munich-trail" in portal and ("web-trail" in portal) is everything
+
+
 def test_the_results_page_runs_the_same_number_of_queries_for_ten_or_a_hundred_rows(
         client, auditor, django_assert_max_num_queries):
     store_events([event() for _ in range(10)])
