@@ -296,6 +296,22 @@ def test_show_refresh_meeting_an_answer_it_cannot_read_ends_with_a_clear_error(p
     assert run_.state == "failed" and "UnreadableAnswer" in run_.error
 
 
+def test_set_wait_meeting_a_bug_fails_the_change_with_the_reason_instead_of_leaving_it_running(
+        prod, policy_admin, fresh_emulator, monkeypatch):
+    """``--wait`` applies the change in the command, as the apply task does: an exception that is not the gateway's
+    (a bug; here raised by it) fails the change with the reason, then propagates, instead of leaving it "running"
+    until the beat sends it to a worker."""
+    from tests.policies.factories import unexpected_gateways
+
+    unexpected_gateways(monkeypatch, "put_jit_policy", KeyError("properties"))
+    with pytest.raises(KeyError):
+        run("jit_policy", "set", "--resource-group", "rg-web-prod", "--location", "westeurope",
+            "--virtual-machine", fill(SEED_POLICY, "web-05"), "--actor", policy_admin.username, "--wait")
+    change = PolicyChange.objects.get()
+    assert (change.state, change.last_error) == (PolicyChange.State.FAILED, "Unexpected error: KeyError: 'properties'")
+    assert change.finished_at is not None
+
+
 def test_remove_takes_the_vm_out_of_the_policy_in_azure(prod, policy_admin, azure):
     out, _ = run("jit_policy", "remove", "--vm-id", vm("web-02").arm_id, "--resource-group", "rg-web-prod",
                  "--location", "westeurope", "--actor", policy_admin.username, "--wait")

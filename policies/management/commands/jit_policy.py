@@ -55,10 +55,17 @@ def policy_json(actor, place: jit_json.PolicyPlace) -> dict | None:
 
 
 def apply_and_wait(change_ids: list[int], timeout: float) -> list[PolicyChange]:
-    """Apply each change in this process (a worker that got there first finishes it instead), waiting for each."""
+    """Apply each change in this process (a worker that got there first finishes it instead), waiting for each. As
+    the apply task, whatever is not Azure's failure (a bug) fails the change with the reason, then propagates."""
+    from cloud.errors import unexpected
+
     for change_id in change_ids:
         def step(change_id: int = change_id) -> float | None:
-            outcome = services.policy_change_apply(change_id=change_id)
+            try:
+                outcome = services.policy_change_apply(change_id=change_id)
+            except Exception as exc:  # the command's guard, as the task's (``tasks.apply_policy_change``)
+                services.policy_change_fail(change_id=change_id, message=unexpected(exc))
+                raise
             if PolicyChange.objects.filter(pk=change_id, state__in=[PolicyChange.State.APPLIED,
                                                                     PolicyChange.State.FAILED]).exists():
                 return None
