@@ -252,9 +252,10 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     access, review = selectors.request_or_review_get(request.user, pk)
     view = selectors.request_view(access, request.user, review=review)
     timeline = any(authz.has_permission(request.user, AUDIT_READ, row.vm.arm_id) for row in access.vms.all())
+    extend_form = _extend_form(access, view)
     return render(request, "policies/access/request_detail.html", {
-        "title": f"Request #{access.pk}", "access": access, "extend_form": _extend_form(access, view),
-        "may_see_timeline": timeline, "review": review, **view})
+        "title": f"Request #{access.pk}", "access": access, "extend_form": extend_form,
+        "extendable": _extendable(extend_form), "may_see_timeline": timeline, "review": review, **view})
 
 
 GONE = ('<div id="request-status" class="request-status"><p class="errornote">You can no longer see this request '
@@ -280,19 +281,26 @@ def _stop_polling_when_gone(view):
 @require_GET
 def request_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The request's live part, polled by htmx while something is moving (``selectors.poll_interval``). When
-    Extend comes or goes (the page says what it shows in ``?extendable=``), the form is swapped in or out beside
-    it (out of band), so the page never reloads and a poll never resets a choice being made in the form. When
+    Extend comes or goes, or its form replaces the reason it offered no time range (the page says what it shows in
+    ``?extendable=``, ``_extendable``), the form is swapped in or out beside it (out of band), so the page never
+    reloads and a poll never resets a choice being made in the form. When
     the state differs from the one the page shows (``?state=``), the new state is written into the page's
     polite live region, so screen readers announce it once (the swapped status itself is not a live region)."""
     access, review = selectors.request_or_review_get(request.user, pk)
     view = selectors.request_view(access, request.user, review=review)
     shown = request.GET.get("extendable")
-    extend_changed = shown in ("0", "1") and (shown == "1") != view["may_extend"]
+    extend_form, extendable = None, "1" if view["may_extend"] else "0"
+    if shown in ("0", "1", "2") and ((shown != "0") != view["may_extend"] or shown == "2"):
+        extend_form = _extend_form(access, view)  # came, went, or may offer a time range now
+        extendable = _extendable(extend_form)
+    elif shown in ("0", "1", "2"):
+        extendable = shown
+    extend_changed = shown in ("0", "1", "2") and extendable != shown
     shown_state = request.GET.get("state")
     return render(request, "policies/access/_request_status.html", {
-        "access": access, "review": review, "extend_changed": extend_changed,
+        "access": access, "review": review, "extend_changed": extend_changed, "extendable": extendable,
         "state_changed": bool(shown_state) and shown_state != access.state,
-        "extend_form": _extend_form(access, view) if extend_changed else None, **view})
+        "extend_form": extend_form if extend_changed else None, **view})
 
 
 @requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest, owner_field="requester")
@@ -324,6 +332,12 @@ def _cancelled(access: AccessRequest) -> str:
         return f"Request #{access.pk} cancelled."
     return (f"Extension #{access.pk} cancelled; request #{original.pk} stays open until its own end, "
             f"{zoned_text(original.end_at)}.")
+
+
+def _extendable(form: ExtendForm | None) -> str:
+    """What the page's Extend slot shows, as its polls say it (``?extendable=``): ``0`` nothing, ``1`` the form,
+    ``2`` why it offers no time range now (a poll swaps the form in once it does)."""
+    return "0" if form is None else "2" if form.unavailable else "1"
 
 
 def _extend_form(access: AccessRequest, view: dict) -> ExtendForm | None:

@@ -940,6 +940,25 @@ def test_extend_names_a_port_it_would_end_sooner_under_its_lowered_maximum(prod,
     assert not AccessRequest.objects.filter(extends=original).exists()
 
 
+def test_the_status_poll_swaps_the_extend_form_in_once_a_lowered_maximum_lets_it_extend(prod, alice, requester):
+    """The page says "Extend after …" in place of the time ranges (web-04's SSH lowered to 1 hour, 2 hours left on
+    it): its poll says so (``?extendable=2``), and once less than the hour is left the poll swaps the form in."""
+    from policies.access.models import AccessRequestPort
+
+    original = ask(requester, {"web-02": [22], "web-04": [22]}, hours=2)
+    open_all(original)
+    lower_maximum("web-04", 22, "PT1H")
+    page = alice.get(reverse("policies:request_detail", args=[original.pk])).content.decode()
+    assert '<div id="extend-form" class="module">' in page and "?extendable=2" in page
+    status = reverse("policies:request_status", args=[original.pk])
+    still = alice.get(status, {"extendable": "2"}).content.decode()
+    assert "extend-slot" not in still and "?extendable=2" in still
+    AccessRequestPort.objects.filter(request=original).update(end_at=timezone.now() + timedelta(minutes=50))
+    now = alice.get(status, {"extendable": "2"}).content.decode()
+    assert '<div id="extend-slot" hx-swap-oob="true">' in now and re.search(r'<form [^>]*id="extend-form"', now)
+    assert "?extendable=1" in now
+
+
 def test_a_port_that_never_opened_gives_no_end_time(prod, alice, requester, approver):
     from policies.access import approvals
     from tests.plugins.personas import IN_SCOPE
