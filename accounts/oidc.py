@@ -309,13 +309,15 @@ def _run(view_class, request: HttpRequest, provider_id: str) -> HttpResponse:
                                               f"({type(exc).__name__}: {exc}).", status=502)
 
 
+# No HEAD: allauth shows its confirmation for a GET only and takes any other method as the POST that starts a sign-in
+# (a state kept in the session, Entra ID's discovery document read, a redirect to Entra ID).
 @require_http_methods(["GET", "POST"])
 def entra_login(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Start a sign-in: POST redirects to Entra ID (GET shows a confirmation button, as allauth does)."""
     return _run(OAuth2LoginView, request, provider_id)
 
 
-@require_GET
+@require_GET  # no HEAD: it redeems the sign-in's one-time state and code, which a HEAD would spend
 def entra_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Finish a sign-in: redeem the code (with PKCE), verify the ID token, sign the user in."""
     return _run(EntraCallbackView, request, provider_id)

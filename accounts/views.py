@@ -11,7 +11,7 @@ from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts import authz, selectors, services
 from accounts.access import authenticated_only, public, requires
@@ -31,7 +31,7 @@ from policies.access.client_ip import client_ip
 class SignInView(LoginView):
     """The sign-in page: "Sign in with Entra ID", and the break-glass password form below it."""
 
-    http_method_names = ["get", "post"]  # LoginView takes a PUT as a POST of the password form
+    http_method_names = ["get", "head", "post"]  # LoginView takes a PUT as a POST of the password form
     template_name = "registration/login.html"
     authentication_form = BreakGlassAuthenticationForm
 
@@ -58,7 +58,7 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 
 
 @authenticated_only
-@require_GET
+@require_safe
 def my_access(request: HttpRequest) -> HttpResponse:
     """The user's roles, the scopes they apply at, and which mapping and claim each came from; without any, whom to
     ask for one."""
@@ -69,7 +69,7 @@ def my_access(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
-@require_GET
+@require_safe
 def role_mapping_list(request: HttpRequest) -> HttpResponse:
     """Role mappings at the scopes the user administers, searchable and paginated."""
     filterset = RoleMappingFilterSet(request.GET, queryset=selectors.role_mapping_list(request.user))
@@ -80,7 +80,7 @@ def role_mapping_list(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def role_mapping_create(request: HttpRequest) -> HttpResponse:
     """Add a mapping from an Entra app role or group to a portal role at a scope."""
     form = RoleMappingForm(request.POST or None, actor=request.user)
@@ -94,7 +94,7 @@ def role_mapping_create(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE, object_model=RoleMapping)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def role_mapping_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change a mapping the user administers."""
     mapping = get_for_user_or_404(RoleMapping.objects.all(), request.user, SETTINGS_WRITE, pk=pk)
@@ -110,7 +110,7 @@ def role_mapping_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE, object_model=RoleMapping)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def role_mapping_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm (GET) and delete (POST) a mapping the user administers."""
     mapping = get_for_user_or_404(RoleMapping.objects.all(), request.user, SETTINGS_WRITE, pk=pk)
@@ -133,7 +133,7 @@ def _jit_roles_args(data: dict) -> str:
 
 
 @requires(SETTINGS_WRITE)
-@require_GET  # it only shows and downloads: nothing to post
+@require_safe  # it only shows and downloads: nothing to post
 def role_definitions(request: HttpRequest) -> HttpResponse:
     """Least-privilege Azure custom roles of the portal's Azure roles (the seed's ``Set-JitLeastPrivilegedRole``)
     for scopes the user administers: shown, and downloadable as JSON (``?download=<role>``) to create in Azure."""

@@ -56,7 +56,7 @@ class TokenForm(forms.Form):
 
 @authenticated_only
 @never_cache  # it may show a new secret
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])  # a HEAD leaves a new secret for the GET (below)
 def api_tokens(request: HttpRequest) -> HttpResponse:
     """List the user's tokens; POST makes one (secret shown once, after a redirect). Revoking is asked on its own
     page (``api_token_revoke``); a list page of before that posting ``revoke`` is sent there, revoking nothing."""
@@ -88,7 +88,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 @owner_only(object_model=ApiToken, owner_field="user")
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm (GET) and revoke (POST) one of the user's own tokens; a token that no longer works has nothing
     to revoke, and the list says why."""

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from accounts import authz
 from accounts.access import requires
@@ -58,7 +58,7 @@ def _filtered(request: HttpRequest, source: str, action: str):
                              scopes=authz.permitted_scopes(request.user, action))
 
 
-@require_GET
+@require_safe
 @requires(AUDIT_READ)
 def search(request: HttpRequest) -> HttpResponse:
     """Search JIT activity: the Azure Activity Log and the portal's own trail, newest first, ``?per_page=`` events a
@@ -104,6 +104,8 @@ def _timeline_vm(user, value: str) -> str:
     return VirtualMachine.objects.filter(resource_id=found[0]).values_list("arm_id", flat=True).first() or found[0]
 
 
+# GET only: the export is audited, and Django would run this view for a HEAD too, recording an export of rows
+# nobody received (the API's export answers a HEAD with the headers alone, ``api.views.audit``).
 @require_GET
 @requires(AUDIT_EXPORT)
 def export_csv(request: HttpRequest) -> HttpResponse:
@@ -128,7 +130,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 @requires(AUDIT_READ, object_model=ActivityLogEvent)
 def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
     """One Activity Log entry: what a JIT initiate says (VMs, ports, source, end, who and why), its fields, its raw
@@ -148,7 +150,7 @@ def activity_event(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-@require_GET
+@require_safe
 @requires(AUDIT_READ, object_model=AuditEvent)
 def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
     """One event of the portal's own trail, with its state before and after, and a link to the portal request it is
@@ -165,7 +167,7 @@ def trail_event(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-@require_GET
+@require_safe
 @requires(AUDIT_READ)
 def vm_timeline(request: HttpRequest) -> HttpResponse:
     """Who opened what, from where, why, and when it closed, for one VM (``?vm=`` its resource id, or its name when
@@ -206,7 +208,7 @@ def _request_timeline(request: HttpRequest, value: str) -> HttpResponse:
         "request_pk": linked})
 
 
-@require_GET
+@require_safe
 @requires(AUDIT_READ)
 def ingestion_status(request: HttpRequest) -> HttpResponse:
     """Activity Log ingestion per subscription: watermark, progress, last success, last error."""

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.views import defaults
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from accounts import authz
 from accounts.access import authenticated_only, public, requires
@@ -21,7 +21,7 @@ from notifications.selectors import events_waiting
 
 
 @authenticated_only
-@require_GET
+@require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The landing page: the user's open access, recent requests, what waits for their approval, and for policy
     admins and auditors the requests per state in their scope; for a user without a role, whom to ask for one."""
@@ -40,7 +40,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @authenticated_only
-@require_GET
+@require_safe
 def dashboard_open_access(request: HttpRequest) -> HttpResponse:
     """The dashboard's "My open access" alone, which the dashboard polls (htmx) so that its time left counts down and
     ports that open or end show without a reload."""
@@ -70,7 +70,7 @@ def _opened_in_azure(user) -> dict:
 
 
 @requires(SETTINGS_WRITE)
-@require_GET
+@require_safe
 def settings_index(request: HttpRequest) -> HttpResponse:
     """Entry point to the portal's settings pages."""
     return render(request, "jitportal/settings_index.html", {"title": "Settings"})
@@ -78,7 +78,7 @@ def settings_index(request: HttpRequest) -> HttpResponse:
 
 @public
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Report database and broker reachability (200 when both answer, 503 otherwise) and, for information, access
     events the notifications worker has not taken."""

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts import authz
 from accounts.access import authenticated_only, requires
@@ -29,7 +29,7 @@ def _form_status(request: HttpRequest) -> int:
 
 
 @authenticated_only
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
     """The user's own choice of e-mails; those about requests to approve only for approvers (anywhere): anyone else's
     stored choice of them is kept, for when they become one."""
@@ -47,7 +47,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
-@require_GET
+@require_safe
 def webhook_list(request: HttpRequest) -> HttpResponse:
     """Webhooks at the scopes the user administers."""
     return render(request, "notifications/webhook_list.html",
@@ -55,7 +55,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def webhook_create(request: HttpRequest) -> HttpResponse:
     """Add a webhook; its secret is shown once, on the next page."""
     form = WebhookForm(request.POST or None, actor=request.user, initial={"events": ["needs_approval", "opened"]})
@@ -71,11 +71,12 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
 
 @requires(SETTINGS_WRITE, object_model=Webhook)
 @never_cache  # it may show a new secret
-@require_GET
+@require_safe
 def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A webhook's settings and its deliveries, a page at a time (state, attempts, last answer and error)."""
     webhook = selectors.webhook_get(request.user, pk)
-    once = sealing.take_once(request.session, SECRET_SESSION_KEY)
+    # A HEAD (its body dropped) leaves a new secret for the GET that shows it, as the API tokens page does.
+    once = sealing.take_once(request.session, SECRET_SESSION_KEY) if request.method == "GET" else None
     secret = once["secret"] if once and once.get("pk") == webhook.pk else None
     cursor_error = ""
     try:
@@ -88,7 +89,7 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE, object_model=Webhook)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change a webhook (its secret stays)."""
     webhook = selectors.webhook_get(request.user, pk)
@@ -140,7 +141,7 @@ def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE, object_model=Webhook)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm (GET) and delete (POST) a webhook and its delivery history."""
     webhook = selectors.webhook_get(request.user, pk)

@@ -13,7 +13,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_tables2.paginators import LazyPaginator
 
 from accounts import authz
@@ -69,7 +69,7 @@ def _empty_text(tab: str, *, filtered: bool, may_write: bool) -> str:
 
 
 @requires(VM_READ)
-@require_GET
+@require_safe
 def inventory(request: HttpRequest) -> HttpResponse:
     """VMs grouped Configured / Not configured / Unsupported, with search, filters, sorting and pages."""
     tab = request.GET.get("tab", VmState.CONFIGURED)
@@ -158,7 +158,7 @@ def _row_menu(user) -> Callable[[VirtualMachine], set[str]]:
 
 
 @requires(JIT_POLICY_WRITE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def bulk_enable(request: HttpRequest) -> HttpResponse:
     """Enable JIT on the selected Not configured VMs (``?vm=<id>&vm=<id>``), or on all those the inventory's filter
     matches (``?all=1&q=…&resource_group=…``, ``_enable_all``): the page lists the recommended ports (22, 3389, 5985,
@@ -287,7 +287,7 @@ def _local_next(request: HttpRequest, default: str) -> str:
 
 
 @requires(VM_READ)
-@require_GET
+@require_safe
 def sync_status(request: HttpRequest) -> HttpResponse:
     """The latest sync of each subscription the user reads whole (polled while one runs); with ``?subscription=<pk>``
     (a subscription's own page), of that one only."""
@@ -314,7 +314,7 @@ def _vm_requests(vm: VirtualMachine, user) -> list[dict]:
 
 
 @requires(VM_READ, object_model=VirtualMachine)
-@require_GET
+@require_safe
 def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One VM: its JIT ports, NSG/firewall, addresses, drift, recent requests and changes."""
     return _vm_page(request, selectors.vm_get(request.user, pk))
@@ -340,7 +340,7 @@ def _vm_page(request: HttpRequest, vm: VirtualMachine, *, drift_problem: str = "
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Edit a VM's JIT ports: protocol, allowed sources, maximum time; add or remove ports."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
@@ -415,7 +415,7 @@ def vm_enable(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_WRITE, object_model=VirtualMachine)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def vm_remove(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm (GET) and remove (POST) JIT from one VM."""
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
@@ -468,7 +468,7 @@ def drift_accept(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_READ, VM_READ, object_model=PolicyChange)
-@require_GET
+@require_safe
 def change_status(request: HttpRequest, pk: int) -> HttpResponse:
     """One policy change's state (pending / applied / failed with Azure's message), as on the VM pages that list it:
     polled while pending, by anyone who may read one of its VMs."""
@@ -481,7 +481,7 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- subscriptions (Settings) -----------------------------------------------------------------------------
 @requires(SETTINGS_WRITE)
-@require_GET
+@require_safe
 def subscription_list(request: HttpRequest) -> HttpResponse:
     """Registered subscriptions with their Defender check and last sync."""
     subscriptions = list(selectors.subscription_list(request.user))
@@ -492,7 +492,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def subscription_add(request: HttpRequest) -> HttpResponse:
     """Register a subscription (tenant, id, credential reference, ARM endpoint)."""
     form = SubscriptionForm(request.POST or None, actor=request.user)
@@ -510,7 +510,7 @@ def subscription_add(request: HttpRequest) -> HttpResponse:
 
 
 @requires(SETTINGS_WRITE, object_model=Subscription)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = selectors.subscription_get(request.user, pk)
     # The form validates a copy: a refused edit leaves the page's title, crumbs and sync status as stored.

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from accounts import authz
 from accounts.access import requires
@@ -27,7 +27,7 @@ PER_PAGE = 50
 
 
 @requires(REQUEST_APPROVE)
-@require_GET
+@require_safe
 def approval_queue(request: HttpRequest) -> HttpResponse:
     """Requests waiting for my decision, the first to expire first (those expiring together by id): who, why, which
     VMs and ports, the requester's history, time left. Paged by cursor (``after``/``before``, as the Requests list):
@@ -43,7 +43,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)
-@require_GET
+@require_safe
 def request_review(request: HttpRequest, pk: int) -> HttpResponse:
     """A request as its approvers see it, with Approve / Deny when the user may decide."""
     return _review_page(request, selectors.review_get(request.user, pk))
@@ -63,12 +63,12 @@ def _review_page(request: HttpRequest, access: AccessRequest, form: DecisionForm
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     """Approve or deny (``decision``), with a comment. Self-approval is refused with 403, saying so. A refused
     decision shows the review page at this URL, so a reload or Back comes here as a GET: sent to the review page."""
     access = selectors.review_get(request.user, pk)
-    if request.method == "GET":
+    if request.method != "POST":  # GET or HEAD
         return redirect("policies:request_review", pk=access.pk)
     form = DecisionForm(request.POST)
     if not form.is_valid() or form.cleaned_data["decision"] not in ("approve", "deny"):
@@ -92,7 +92,7 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(JIT_POLICY_WRITE)
-@require_GET
+@require_safe
 def rule_list(request: HttpRequest) -> HttpResponse:
     """Access rules at the scopes the user administers, and those at broader scopes that apply there too."""
     return render(request, "policies/access/rule_list.html", {
@@ -148,19 +148,19 @@ def _rule_changed_text(form: AccessRuleForm, exc: approvals.RuleChanged) -> str:
 
 
 @requires(JIT_POLICY_WRITE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def rule_new(request: HttpRequest) -> HttpResponse:
     return _rule_edit(request, None)
 
 
 @requires(JIT_POLICY_WRITE, object_model=AccessRule)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _rule_edit(request, selectors.rule_get(request.user, pk))
 
 
 @requires(JIT_POLICY_WRITE, object_model=AccessRule)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm (GET) and delete (POST) an access rule."""
     rule = selectors.rule_get(request.user, pk)

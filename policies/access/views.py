@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 from django_tables2 import RequestConfig
 
@@ -68,7 +68,7 @@ def _submit(request: HttpRequest, form: AccessRequestForm, *, each_port_maximum:
 
 
 @requires(JIT_INITIATE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def request_new(request: HttpRequest) -> HttpResponse:
     """Request access to one or several VMs (``?vm=<id>&vm=<id>``): ports, source, time range, justification.
     Without VMs it sends the user to the inventory's Configured tab to select them; ``?all=1`` with the inventory's
@@ -186,7 +186,7 @@ def _open_now(vms: list[VirtualMachine]) -> list[tuple[str, str, list[int]]]:
 
 
 @requires(JIT_INITIATE, object_model=VirtualMachine)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def connect(request: HttpRequest, pk: int) -> HttpResponse:
     """A VM's Connect page: one click requests its policy's ports for my IP for the ports' maximum time."""
     vm = selectors.requestable_vm(request.user, pk)
@@ -244,7 +244,7 @@ def _connect_defaults(vm: VirtualMachine, form: AccessRequestForm) -> dict:
 # VMs, who is sent its notifications' links), who read it as on the review page: without the requester's connection
 # details.
 @requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest, owner_field="requester")
-@require_GET
+@require_safe
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One request: per VM and port its state, time left, connection details; Close now and Extend (as the user's
     role allows). An approver who may only review it reads it without the connection details, with a link to
@@ -278,7 +278,7 @@ def _stop_polling_when_gone(view):
 
 @_stop_polling_when_gone
 @requires(JIT_INITIATE, REQUEST_APPROVE, AUDIT_READ, object_model=AccessRequest, owner_field="requester")
-@require_GET
+@require_safe
 def request_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The request's live part, polled by htmx while something is moving (``selectors.poll_interval``). When
     Extend comes or goes, or its form replaces the reason it offered no time range (the page says what it shows in
@@ -375,7 +375,7 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @authenticated_only
-@require_GET
+@require_safe
 def request_list(request: HttpRequest) -> HttpResponse:
     """My requests (policy admins and auditors: every request in their scope), with filters, sorts and keyset pages
     (``after`` / ``before`` cursors: a page costs the same at any depth; nothing counts the matches). A cursor the

@@ -278,34 +278,38 @@ def test_an_owner_without_the_action_gets_through_to_their_own_object(client, pe
     assert "allowed" in outcomes.values() and set(outcomes.values()) <= {"allowed", "405"}, f"{url}: {outcomes}"
 
 
-# Every portal page answers GET and, where it has a form or a button, POST; anything else is a 405 (the portal's
-# 405 page in a browser), never the page read or its form handled as if it were a GET or a POST. Left out: the API,
-# whose views list their methods themselves (``tests/api``), and the Django admin (staff only, Django's own views).
+# Every portal page answers GET and HEAD and, where it has a form or a button, POST; anything else is a 405 (the
+# portal's 405 page in a browser), never the page read or its form handled as if it were a GET or a POST. Left out:
+# the API, whose views list their methods themselves (``tests/api``), and the Django admin (staff only, Django's own
+# views).
 METHOD_EXEMPT_NAMESPACES = {"api": "the REST API's views declare their own methods", "admin": "Django's own admin"}
 # Portal URLs that legitimately take one of the methods below, with why (none does yet).
 TAKES_OTHER_METHODS: dict[str, str] = {}
 OTHER_METHODS = ("PUT", "DELETE", "PATCH")
 METHOD_ROUTES = [(r, p) for r, p in ALL_ROUTES if (r.namespace or "").split(":")[0] not in METHOD_EXEMPT_NAMESPACES
                  and r.view_name not in TAKES_OTHER_METHODS]
+# Pages whose GET must not run for a HEAD (which HTTP would otherwise have answer as the GET, its body dropped): they
+# refuse HEAD with a 405 whose ``Allow`` does not name it, with why.
+REFUSES_HEAD = {
+    "audit:export": "the export is audited: a HEAD would record an export of rows nobody received",
+    "openid_connect_login": "allauth takes any method but GET as the POST that starts a sign-in (a state kept in "
+                            "the session, Entra ID's discovery document read, a redirect to Entra ID)",
+    "openid_connect_callback": "it redeems the sign-in's one-time state and code: a HEAD would spend them",
+}
 
 
 def test_the_method_check_walks_every_portal_page():
     names = {r.view_name for r, _ in METHOD_ROUTES}
     assert {"dashboard", "login", "policies:policy_edit", "policies:inventory", "accounts:rolemapping_list",
-            "audit:search", "notifications:webhook_detail", "api_tokens"} <= names
+            "audit:search", "notifications:webhook_detail", "api_tokens", "healthz"} <= names
     assert not names & {r.view_name for r, _ in ALL_ROUTES if r.namespace == "api"}
     assert set(TAKES_OTHER_METHODS) <= {r.view_name for r, _ in ALL_ROUTES}
+    assert set(REFUSES_HEAD) <= names
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("method", OTHER_METHODS)
-@pytest.mark.parametrize(("route", "pattern"), [pytest.param(r, p, id=r.view_name or r.pattern)
-                                                for r, p in METHOD_ROUTES])
-def test_a_portal_page_refuses_methods_other_than_get_and_post(client, persona_mappings, breakglass_admin, route,
-                                                                pattern, method):
-    """Sent by someone the page lets through (break-glass staff, or an object's owner), with the object in scope:
-    the refusal is the method's whatever order the view's decorators are in."""
-    user = breakglass_admin
+def _signed_in_url(client, route: Route, pattern: URLPattern, user) -> str:
+    """The page's URL, with its object in scope, for a user it lets through (``user``, break-glass staff, or the
+    object's owner), now signed in."""
     kwargs = {}
     for name in kwarg_names(pattern):
         if name == "pk" and route.rule and route.rule.on_object:
@@ -317,8 +321,46 @@ def test_a_portal_page_refuses_methods_other_than_get_and_post(client, persona_m
             assert name in SAMPLE_KWARGS, f"add a sample value for <{name}> ({route.pattern})"
             kwargs[name] = SAMPLE_KWARGS[name]
     client.force_login(user)
-    url = reverse(route.view_name, kwargs=kwargs)
+    return reverse(route.view_name, kwargs=kwargs)
+
+
+def _allowed(response) -> set[str]:
+    return {name.strip() for name in response["Allow"].split(",")}
+
+
+METHOD_PARAMS = [pytest.param(r, p, id=r.view_name or r.pattern) for r, p in METHOD_ROUTES]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", OTHER_METHODS)
+@pytest.mark.parametrize(("route", "pattern"), METHOD_PARAMS)
+def test_a_portal_page_refuses_methods_other_than_get_and_post(client, persona_mappings, breakglass_admin, route,
+                                                                pattern, method):
+    """Sent by someone the page lets through, with the object in scope: the refusal is the method's whatever order
+    the view's decorators are in, and its ``Allow`` names HEAD wherever it names GET (but on ``REFUSES_HEAD``)."""
+    url = _signed_in_url(client, route, pattern, breakglass_admin)
     response = client.generic(method, url, "", HTTP_ACCEPT="text/html")
     assert response.status_code == 405, f"{method} {url} answered {response.status_code}"
-    allowed = {name.strip() for name in response["Allow"].split(",")}
+    allowed = _allowed(response)
     assert method not in allowed and allowed & {"GET", "POST"}, response["Allow"]
+    if "GET" in allowed:
+        assert ("HEAD" in allowed) is (route.view_name not in REFUSES_HEAD), f"{url}: Allow: {response['Allow']}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("route", "pattern"), METHOD_PARAMS)
+def test_a_portal_page_answers_head_as_its_get(client, persona_mappings, breakglass_admin, route, pattern):
+    """HTTP has a page that answers GET answer HEAD with the same status and headers, without a body (uptime monitors
+    and link checkers send HEAD): a HEAD runs the page's GET. A button's address (POST only) refuses both; a page of
+    ``REFUSES_HEAD`` refuses HEAD only."""
+    url = _signed_in_url(client, route, pattern, breakglass_admin)
+    query = SAMPLE_QUERY.get(route.view_name, {})
+    got = client.get(url, query, HTTP_ACCEPT="text/html")
+    head = client.head(url, query, HTTP_ACCEPT="text/html")
+    if got.status_code == 405 or route.view_name in REFUSES_HEAD:
+        assert head.status_code == 405 and "HEAD" not in _allowed(head), f"HEAD {url}: {head.status_code}"
+        assert ("GET" in _allowed(head)) is (got.status_code != 405), head["Allow"]
+        return
+    assert head.status_code == got.status_code, f"HEAD {url}: {head.status_code}, GET: {got.status_code}"
+    assert head.content == b"", f"HEAD {url} has a body"
+    assert head.get("Location") == got.get("Location") and head.get("Content-Type") == got.get("Content-Type"), url

@@ -40,6 +40,24 @@ def test_sign_in_starts_only_from_a_post(client):
     assert "Continue" in response.content.decode()
 
 
+def test_a_head_neither_starts_nor_spends_a_sign_in(client, entra_settings, fresh_emulator):
+    """allauth takes any method but GET as the POST that starts a sign-in, and the callback spends the sign-in's
+    one-time state: a HEAD of either is a 405 (whose ``Allow`` leaves HEAD out) that changes nothing."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from allauth.socialaccount.internal.statekit import STATES_SESSION_KEY
+
+    start_url = reverse("openid_connect_login", kwargs={"provider_id": "entra"})
+    head = client.head(start_url)
+    assert head.status_code == 405 and head["Allow"] == "GET, POST"
+    assert STATES_SESSION_KEY not in client.session
+    start = client.post(start_url)
+    state = parse_qs(urlsplit(start["Location"]).query)["state"][0]
+    head = client.head(CALLBACK, {"state": state, "error": "access_denied"})
+    assert head.status_code == 405 and head["Allow"] == "GET"
+    assert state in client.session[STATES_SESSION_KEY]  # still there for the browser's GET
+
+
 def test_without_entra_settings_the_page_says_so(client, settings):
     settings.SOCIALACCOUNT_PROVIDERS = {}
     assert "not configured" in client.get(reverse("login")).content.decode()

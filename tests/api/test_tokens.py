@@ -245,6 +245,15 @@ def test_reloading_after_creating_a_token_does_not_mint_another(client, requeste
     assert ApiToken.objects.filter(user=requester).count() == 1
 
 
+def test_a_head_of_the_page_leaves_a_new_secret_for_the_get(client, requester):
+    client.force_login(requester)
+    url = reverse("api_tokens")
+    client.post(url, page_form("laptop"))
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert client.get(url).context["secret"].startswith("jit_")
+
+
 def test_the_page_lists_only_my_tokens_and_refuses_to_revoke_others(client, requester, reader):
     theirs = services.token_create(actor=reader, name="readers-token").token
     client.force_login(requester)

@@ -137,7 +137,7 @@ def test_an_actions_address_opened_in_the_browser_gets_a_page_that_says_what_hap
         assert '<a href="/">Back to the dashboard</a>' in body
         _portal_page(body)
     response = client.post("/healthz", HTTP_ACCEPT=BROWSER_ACCEPT)  # a page that only reads, sent a form
-    assert response.status_code == 405 and response["Allow"] == "GET"
+    assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
     assert "does not accept a POST request" in response.content.decode()
 
 

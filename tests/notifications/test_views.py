@@ -224,6 +224,18 @@ def test_people_without_settings_write_get_403(client, persona_mappings):
     assert client.get(reverse("notifications:webhook_add")).status_code == 403
 
 
+def test_a_head_of_the_webhook_page_leaves_its_new_secret_for_the_get(admin_client):
+    """A HEAD (a link checker, a prefetch) answers as the page does, without a body: the secret it would have shown
+    once is still there for the GET that shows it."""
+    webhook = make_webhook(REQUEST_SCOPE)
+    response = admin_client.post(reverse("notifications:webhook_rotate", args=[webhook.pk]))
+    webhook.refresh_from_db()
+    head = admin_client.head(response["Location"])
+    assert head.status_code == 200 and head.content == b""
+    assert webhook.secret in admin_client.get(response["Location"]).content.decode()
+    assert webhook.secret not in admin_client.get(response["Location"]).content.decode()
+
+
 def test_a_new_secret_is_shown_once_and_the_old_one_stops_verifying(admin_client):
     webhook = make_webhook(REQUEST_SCOPE)
     old = webhook.secret
