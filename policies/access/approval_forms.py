@@ -41,11 +41,20 @@ def _numbers(text: str) -> list[int]:
     return sorted(set(numbers))
 
 
+# What a rule's Sources field typed as separators alone (" , , ") is told: it names no source, and only an empty box
+# means any source.
+SOURCES_SEPARATORS_ONLY = ("Enter CIDR ranges or *, separated by commas: separators alone name no source. For any "
+                           "source, leave the box empty.")
+
+
 def _prefixes(text: str) -> list[str]:
+    """The ranges typed (``*`` for any source); an empty box is none (any source), while separators alone are
+    refused, never read as any source."""
+    parts = [part for part in re.split(r"[\s,]+", (text or "").strip()) if part]
+    if (text or "").strip() and not parts:
+        raise ValidationError(SOURCES_SEPARATORS_ONLY, code="sources_separators_only")
     prefixes = []
-    for part in re.split(r"[\s,]+", (text or "").strip()):
-        if not part:
-            continue
+    for part in parts:
         prefixes.append("*" if part.lower() in validation.ANY_WORDS else validation.parse_source(
             "range", part, check_width=False))  # a rule's range opens nothing: a deny rule may cover a wide one
     return list(dict.fromkeys(prefixes))
