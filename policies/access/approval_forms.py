@@ -27,10 +27,13 @@ class DecisionForm(forms.Form):
 
 
 def _numbers(text: str) -> list[int]:
+    """The port numbers typed; an empty box is none (any port), while separators alone are refused, never read as
+    any port."""
+    parts = [part for part in re.split(r"[\s,]+", (text or "").strip()) if part]
+    if (text or "").strip() and not parts:
+        raise ValidationError(PORTS_SEPARATORS_ONLY, code="ports_separators_only")
     numbers = []
-    for part in re.split(r"[\s,]+", (text or "").strip()):
-        if not part:
-            continue
+    for part in parts:
         if not part.isascii():
             raise ValidationError(f"'{part}' is not a port number: type ports with the digits 0 to 9.")
         # int() reads no more than 4,300 digits (ValueError): a port has at most five, leading zeros aside.
@@ -41,6 +44,10 @@ def _numbers(text: str) -> list[int]:
     return sorted(set(numbers))
 
 
+# What a rule's Ports and Sources fields typed as separators alone (" , , ") are told: they name no port or source,
+# and only an empty box means any.
+PORTS_SEPARATORS_ONLY = ("Enter port numbers separated by commas: separators alone name no port. For any port, leave "
+                         "the box empty.")
 # What a rule's Sources field typed as separators alone (" , , ") is told: it names no source, and only an empty box
 # means any source.
 SOURCES_SEPARATORS_ONLY = ("Enter CIDR ranges or *, separated by commas: separators alone name no source. For any "

@@ -414,21 +414,26 @@ def test_a_rules_source_ranges_may_be_wider_than_a_request_may_ask_for(client, p
     assert "'1.2.3.999' is not a valid IP address or range" in html.unescape(bad.content.decode())
 
 
-def test_a_rules_sources_typed_as_separators_alone_are_refused_not_read_as_any_source(client, prod, policy_admin):
-    """An empty Sources box means any source (its help text says so); one holding only separators names none, and an
-    auto-approve rule saved from it would approve requests from anywhere."""
+@pytest.mark.parametrize(("field", "message", "saved_as"), [
+    ("ports_text", "Enter port numbers separated by commas: separators alone name no port. For any port, leave the "
+                   "box empty.", "ports"),
+    ("sources_text", "Enter CIDR ranges or *, separated by commas: separators alone name no source. For any source, "
+                     "leave the box empty.", "source_prefixes"),
+])
+def test_a_rules_ports_or_sources_typed_as_separators_alone_are_refused_not_read_as_any(client, prod, policy_admin,
+                                                                                         field, message, saved_as):
+    """An empty Ports or Sources box means any port or source (its help text says so); one holding only separators
+    names none, and an auto-approve rule saved from it would approve requests for any port, or from anywhere."""
     client.force_login(policy_admin)
     fields = {"name": "auto", "scope": WEB_RG, "effect": "auto", "approvals_required": 1, "second_level_approvals": 0,
               "enabled": "on"}
-    refused = post_rule_form(client, reverse("policies:rule_new"), {**fields, "sources_text": " , , "})
-    assert refused.status_code == 400, "saved as any source"
-    assert refused.context["form"].errors["sources_text"] == [
-        "Enter CIDR ranges or *, separated by commas: separators alone name no source. For any source, leave the box "
-        "empty."]
-    assert form_values(refused.content.decode())["sources_text"] == " , , "  # the typed value stays in its box
+    refused = post_rule_form(client, reverse("policies:rule_new"), {**fields, field: " , , "})
+    assert refused.status_code == 400, "saved as any"
+    assert refused.context["form"].errors[field] == [message]
+    assert form_values(refused.content.decode())[field] == " , , "  # the typed value stays in its box
     assert not AccessRule.objects.exists()
-    saved = post_rule_form(client, reverse("policies:rule_new"), {**fields, "sources_text": ""})
-    assert saved.status_code == 302 and AccessRule.objects.get(name="auto").source_prefixes == []
+    saved = post_rule_form(client, reverse("policies:rule_new"), {**fields, field: ""})
+    assert saved.status_code == 302 and getattr(AccessRule.objects.get(name="auto"), saved_as) == []
 
 
 @pytest.mark.django_db
