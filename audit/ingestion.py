@@ -148,7 +148,7 @@ def skip_reason(row: ActivityLogEvent) -> str:
     for name, label in _ID_FIELDS.items():
         value, limit = getattr(row, name), ActivityLogEvent._meta.get_field(name).max_length
         if not problem and len(value) > limit:
-            problem = f"its {label} has {len(value)} characters, more than the {limit} one has"
+            problem = f"its {label} has {len(value)} characters, more than the {limit} the portal stores"
     if not problem:
         return ""
     when = f" of {row.occurred_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if row.occurred_at else ""

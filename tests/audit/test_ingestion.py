@@ -160,9 +160,9 @@ def test_a_malformed_event_is_skipped_counted_and_said_and_the_others_are_stored
         "before@x.example", "after@x.example"}
     state = IngestionState.objects.get(subscription_id=PROD)
     assert state.last_error == "" and state.window_start is None and state.events_skipped == 3
-    reasons = ["its event id has 65 characters, more than the 64 one has.",
-               "its correlation id has 65 characters, more than the 64 one has.",
-               "its resource group has 129 characters, more than the 128 one has."]
+    reasons = ["its event id has 65 characters, more than the 64 the portal stores.",
+               "its correlation id has 65 characters, more than the 64 the portal stores.",
+               "its resource group has 129 characters, more than the 128 the portal stores."]
     assert state.last_skipped.startswith("Skipped the event of ") and state.last_skipped.endswith(tuple(reasons))
     client.force_login(auditor)
     page = client.get(reverse("audit:ingestion_status")).content.decode()
@@ -186,7 +186,8 @@ def test_a_vm_id_too_long_for_the_vm_index_stays_in_the_event_but_out_of_the_ind
 
 
 @pytest.mark.parametrize(("changes", "reason"), [
-    ({"subscription_id": PROD + "0" * 30}, "its subscription id has 66 characters, more than the 64 one has."),
+    ({"subscription_id": PROD + "0" * 30},
+     "its subscription id has 66 characters, more than the 64 the portal stores."),
     ({"event_timestamp": None}, "it has no time."),
 ])
 def test_an_event_whose_place_or_time_cannot_be_stored_is_skipped_saying_why(changes, reason):
