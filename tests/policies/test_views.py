@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from policies.models import DriftFinding, PolicyChange, Subscription, VirtualMachine, VmState
 from tests.policies.factories import make_many_vms, make_vm
+from tests.words import names
 
 IN_RG = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000001/resourceGroups/rg-web-prod"
 OUT_RG = "/subscriptions/c0a1b2c3-0000-4000-8000-000000000002/resourceGroups/rg-dev"
@@ -1173,14 +1174,14 @@ def test_a_reader_of_one_vm_follows_a_change_that_also_covered_others_seeing_onl
         state=PolicyChange.State.QUEUED, last_error=f"Retrying: ServerError: {web_02.arm_id} port 3389 timed out")
     retrying = client.get(status).content.decode()
     assert "Retrying: Azure&#x27;s message (ServerError) is withheld" in retrying
-    assert "web-02" not in retrying and "3389" not in retrying
+    assert "web-02" not in retrying and not names(retrying, "3389")
 
     error = f"InvalidPortNumber: virtual machine {web_02.arm_id}: port 3389 is configured twice."
     PolicyChange.objects.filter(pk=change.pk).update(state=PolicyChange.State.FAILED, last_error=error)
     for page in (client.get(status).content.decode(),
                  client.get(reverse("policies:vm_detail", kwargs={"pk": web_01.pk})).content.decode()):
         assert "Failed" in page and "Azure&#x27;s message (InvalidPortNumber) is withheld" in page
-        assert "web-02" not in page and "3389" not in page
+        assert "web-02" not in page and not names(page, "3389")
     assert "hx-get" not in client.get(status).content.decode()  # final: the polling stops
 
     PolicyChange.objects.filter(pk=change.pk).update(
