@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+# Django's default storage, except that a HEAD queues no message (it is never shown with the HEAD).
+MESSAGE_STORAGE = "jitportal.lib.messages.HeadlessFallbackStorage"
 
 ROOT_URLCONF = "jitportal.urls"
 WSGI_APPLICATION = "jitportal.wsgi.application"

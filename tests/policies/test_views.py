@@ -258,6 +258,20 @@ def test_the_request_form_without_vms_sends_the_requester_to_select_them(client,
 
 
 @pytest.mark.django_db
+def test_a_head_of_the_form_without_vms_leaves_no_message_for_the_next_page(client, requester):
+    """A HEAD is answered as the GET without a body: the message it would flash is not shown on the user's next
+    page; one flashed before it still is."""
+    client.force_login(requester)
+    inventory = reverse("policies:inventory") + "?tab=configured"
+    assert client.head(reverse("policies:request_new"))["Location"] == inventory
+    assert "Select the VMs you want to access" not in client.get(inventory).content.decode()
+    client.get(reverse("policies:request_new"))  # flashed by a GET, for the next page
+    assert client.head(reverse("policies:request_new")).status_code == 302
+    page = client.get(inventory).content.decode()
+    assert page.count("Select the VMs you want to access") == 1
+
+
+@pytest.mark.django_db
 def test_unsupported_vms_offer_no_edit_or_connect(client, policy_admin):
     [configured, _, unsupported] = make_many_vms(3)
     client.force_login(policy_admin)
