@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from emulator.faults import Fault
-from emulator.jit.engine import expire_due
+from emulator.jit.engine import expire_due, forget_requests
 from emulator.jit.rules import nat_rules
 from emulator.scenarios import add_event, apply_scenario
 from emulator.store import ResourceId
@@ -112,6 +112,18 @@ def create_control_blueprint() -> Blueprint:
         except (KeyError, ValueError, TypeError, OSError) as exc:
             return _error(400, f"invalid scenario: {exc!r}")
         return {"scenario": name}
+
+    @bp.post("/jit-requests/forget")
+    def forget_jit_requests():
+        """Azure no longer lists the records of a policy's requests whose justification contains ``containing``;
+        their access stays open until its end."""
+        body = request.get_json(force=True, silent=True) or {}
+        policy, containing = body.get("policy"), body.get("containing")
+        if not isinstance(policy, str) or not isinstance(containing, str) or not containing:
+            return _error(400, "policy and containing (not empty) are required")
+        state = _state()
+        with state.lock:
+            return {"forgotten": forget_requests(state, policy, containing)}
 
     @bp.post("/save")
     def save():

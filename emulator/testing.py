@@ -148,6 +148,12 @@ class RunningEmulator:
     def nsg_rules(self, vm_id: str) -> dict:
         return self.control("GET", "nsg-rules", params={"vm": vm_id}).json()
 
+    def forget_jit_requests(self, policy_id: str, containing: str) -> int:
+        """Azure's records of the policy's requests whose justification contains ``containing`` disappear (their
+        access stays open); returns how many."""
+        body = {"policy": policy_id, "containing": containing}
+        return self.control("POST", "jit-requests/forget", json=body).json()["forgotten"]
+
     def load_scenario(self, scenario: str | dict = "demo", **options) -> str:
         body = {"scenario": scenario, **options} if isinstance(scenario, dict) else {"name": scenario, **options}
         return self.control("POST", "scenario", json=body).json()["scenario"]

@@ -329,6 +329,25 @@ def initiate(state, op: Operation, subscription: str, resource_group: str, locat
     return copy.deepcopy(request)
 
 
+def forget_requests(state, pid: str, containing: str) -> int:
+    """Drop from policy ``pid`` Azure's records of the requests whose justification contains ``containing`` (as when
+    Azure no longer lists a request): the access they opened stays, its rules and expiry unchanged. Returns how many
+    records were dropped."""
+    policy = state.resources.get(pid)
+    if policy is None or not containing:
+        return 0
+    requests = policy["properties"].get("requests", [])
+    kept = [i for i, request in enumerate(requests) if containing not in (request.get("justification") or "")]
+    if len(kept) == len(requests):
+        return 0
+    moved = {old: new for new, old in enumerate(kept)}
+    for grant in state.grants.values():  # a grant names its record by position: follow it, or forget it
+        if grant["policy"].lower() == pid.lower():
+            grant["request"] = moved.get(grant["request"], -1)
+    policy["properties"]["requests"] = [requests[i] for i in kept]
+    return len(requests) - len(kept)
+
+
 def expire_due(state) -> int:
     """Close every open grant whose endTimeUtc has passed (virtual clock); return how many closed."""
     now = state.now()

@@ -110,6 +110,28 @@ def test_a_newer_request_on_the_same_port_replaces_the_older_one(arm, fresh_emul
     assert [rule["sourceAddressPrefix"] for _l, rule in jit_rules(fresh_emulator, vm, "Allow")] == ["198.51.100.10"]
 
 
+def test_a_forgotten_request_record_leaves_its_access_and_the_others_records_as_they_were(arm, fresh_emulator):
+    """The control call that drops Azure's record of a request (as when Azure no longer lists it): its allow rule
+    and its expiry stay, and a newer request on the port still revokes the record it names, not another."""
+    web02, web04, win = (vm_id("rg-web-prod", name) for name in ("web-02", "web-04", "web-win-01"))
+    initiate(arm, *WEB, web04, 22, in_hours(1), "198.51.100.8", justification="keep me")
+    initiate(arm, *WEB, web02, 22, in_hours(1), "198.51.100.9", justification="forget me")
+    initiate(arm, *WEB, win, 3389, in_hours(1), "198.51.100.8", justification="keep me too")
+    assert fresh_emulator.forget_jit_requests(policy_path(*WEB), "forget me") == 1
+    requests_ = arm.security().jit_network_access_policies.get(*WEB, "default").requests
+    assert not any("forget me" in (r.justification or "") for r in requests_)
+    assert [rule["sourceAddressPrefix"] for _l, rule in jit_rules(fresh_emulator, web02, "Allow")] == ["198.51.100.9"]
+    initiate(arm, *WEB, win, 3389, in_hours(2), "198.51.100.10", justification="newer")
+    replaced = next(r for r in arm.security().jit_network_access_policies.get(*WEB, "default").requests
+                    if r.justification == "keep me too")
+    assert replaced.virtual_machines[0].ports[0].status_reason == "NewerRequestInitiated"
+    kept = next(r for r in arm.security().jit_network_access_policies.get(*WEB, "default").requests
+                if r.justification == "keep me")
+    assert kept.virtual_machines[0].ports[0].status == "Initiated"
+    fresh_emulator.advance_clock(61 * 60)
+    assert jit_rules(fresh_emulator, web02, "Allow") == []  # it still expires at its end
+
+
 def test_a_firewall_protected_vm_gets_a_dnat_mapping_on_the_firewall_public_ip(arm, fresh_emulator):
     vm = vm_id("rg-data-prod", "db-01")
     policy = arm.security().jit_network_access_policies.get(*DATA, "default")
