@@ -16,6 +16,8 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 
 MAX_APPROVALS = 10  # per level of an access rule: more approvers than any team has, far below the column's limit
+# How the reason of a port Close now closed begins when a newer request holds its rule (``left_open``)
+LEFT_OPEN = "The access remains open under request #"
 
 
 
@@ -152,6 +154,12 @@ class AccessRequest(models.Model):
         return self.approval_state == ApprovalState.PENDING and self.closed_at is None
 
     @property
+    def left_open(self) -> bool:
+        """Whether Close now closed the port but left Azure's rule in place for a newer request that holds the same
+        VM port for the same source (its reason names the request)."""
+        return self.state == PortState.CLOSED and self.last_error.startswith(LEFT_OPEN)
+
+    @property
     def window(self) -> str:
         """The window asked for (the longest of its ports), as words: "1 hour 30 minutes"."""
         from datetime import timedelta
@@ -230,6 +238,12 @@ class AccessRequestPort(models.Model):
         """Whether the port opened and was closed before its planned end (not expired at it)."""
         return (self.state == PortState.CLOSED and self.opened_at is not None and self.finished_at is not None
                 and self.finished_at < self.end_at)
+
+    @property
+    def left_open(self) -> bool:
+        """Whether Close now closed the port but left Azure's rule in place for a newer request that holds the same
+        VM port for the same source (its reason names the request)."""
+        return self.state == PortState.CLOSED and self.last_error.startswith(LEFT_OPEN)
 
     @property
     def window(self) -> str:

@@ -496,12 +496,13 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
                           "end": end, "unknown_end": unknown_end_text(port.state, port.window) if end is None else "",
                           "never_opened": port.state in FINAL and port.opened_at is None,
                           "error": redact(port.last_error),  # Azure's message may name the call's other VMs
-                          "closed_early": closed_early,
+                          "closed_early": closed_early, "left_open": port.left_open,
                           "removal": removals.get(port.pk),  # JIT or the port removed from the VM while open
                           "policy_gone": policy_gone,
                           # behind a firewall, Close now is the portal's own newer request (closing.py)
-                          "closed_by_replacement": closed_early and request.closed_at is not None
-                          and vm_row.connection_type == "firewall" and not policy_gone})
+                          "closed_by_replacement": closed_early and not port.left_open
+                          and request.closed_at is not None and vm_row.connection_type == "firewall"
+                          and not policy_gone})
         vms.append({"row": vm_row, "ports": ports})
     from .approvals import approvers_for, may_decide, progress
     from .services import may_manage
@@ -536,7 +537,10 @@ def request_view(request: AccessRequest, user, *, review: bool = False) -> dict:
             "closed_by_other": _closed_by_other(request),
             "removals": list(dict.fromkeys(removals.values())),
             "closed_by_replacement": any(item["closed_by_replacement"] for vm in vms for item in vm["ports"]),
-            "closed_by_rule_removal": any(item["closed_early"] and not item["closed_by_replacement"]
+            # closed with their rule left in place: a newer request holds it (each port's reason names it)
+            "left_open": any(item["left_open"] for vm in vms for item in vm["ports"]),
+            "closed_by_rule_removal": any(item["closed_early"] and not item["left_open"]
+                                          and not item["closed_by_replacement"]
                                           and not item["policy_gone"] for vm in vms for item in vm["ports"]),
             # the VMs whose JIT policy was gone from Azure when a port of theirs was closed
             "policy_gone": [vm["row"].vm_name for vm in vms if any(item["policy_gone"] for item in vm["ports"])],

@@ -13,7 +13,9 @@ replacement request for the shortest window (5 minutes) from a non-routable docu
 (``ACCESS_CLOSE_PLACEHOLDER_SOURCE``), so Azure itself revokes the original (``NewerRequestInitiated``) and
 rewrites the DNAT rule to that unreachable source. Azure's own record of the original request stays
 ``Initiated`` until its end time when only the NSG rule was removed; the page says so. Connections already
-established are not cut (neither by Azure's expiry nor by this).
+established are not cut (neither by Azure's expiry nor by this). A port whose record Azure no longer lists keeps
+its rule when a newer portal request, still open, holds the same VM port for the same source (the rule is that
+one's): it is closed saying so.
 
 The package: ``create`` (create and extend), ``state`` (a request's state from its ports'), ``opening`` (the open
 task), ``closing`` ("Close now", and ports Azure revoked), ``expiry`` (the beat) and ``common`` (what they share).

@@ -15,11 +15,12 @@ from audit.services import audit_record
 from jitportal.lib.times import zoned_text
 
 from .. import signals, validation
-from ..models import ACTIVE, FINAL, WAITING, AccessRequest, AccessRequestPort, ApprovalState, PortState
+from ..models import ACTIVE, FINAL, LEFT_OPEN, WAITING, AccessRequest, AccessRequestPort, ApprovalState, PortState
 from ..removals import POLICY_GONE, removals_of, revoked_for_removal
 from .common import (
     Outcome,
     _after_commit,
+    _azure_port,
     _find_in_azure,
     _retry_after,
     _stale,
@@ -173,10 +174,14 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
                       for p in vm.ports}
             removed: list[str] = []
             replaced: list[AccessRequestPort] = []
+            held: dict[int, int] = {}
             for port in group:
                 azure = status.get((port.request_vm.vm_arm_id.lower(), port.number))
                 if azure is not None and (azure.status or "").lower() == "revoked":
                     continue  # Azure already closed it (expired or replaced): nothing to remove
+                if azure is None and (holder := _newer_holder(port, policy, now)) is not None:
+                    held[port.pk] = holder  # the rule of this port and source is the newer request's
+                    continue
                 for nsg_id in port.request_vm.vm.nsg_ids or []:
                     group_name, nsg_name = _nsg_place(nsg_id)
                     nsg = azure_gateway.get_network_security_group(group_name, nsg_name)
@@ -189,7 +194,7 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
             if replaced:
                 _replace_with_placeholder(azure_gateway, request, replaced)
             request_mark_closed(port_ids=[p.pk for p in group], removed=removed, record=record,
-                                replaced=[p.pk for p in replaced])
+                                replaced=[p.pk for p in replaced], held=held)
     except CloudError as exc:  # an answer the gateway could not read too (``Unreadable``): the ports stay open (what
         # lets traffic in may still be there), saying why, and the reconciler sends the close again
         message = str(exc) or type(exc).__name__
@@ -200,6 +205,27 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
             return Outcome("open", _retry_after(exc), message)
         return Outcome("open", None, message)
     return Outcome(PortState.CLOSED)
+
+
+def _newer_holder(port: AccessRequestPort, policy, now) -> int | None:
+    """When Azure's record of ``port``'s request is not found: the id of another portal request, still open, that
+    holds the same VM port for the same source and is the newer (Azure's record of it says ``Initiated``; with no
+    record of it either, it opened after ``port``), or ``None``. Azure keeps one request per VM port and a newer one
+    rewrites the same allow rule (and DNAT rule) for its source, so removing the rule of this port and source, or
+    replacing it behind a firewall, would end that request's access."""
+    others = AccessRequestPort.objects.filter(
+        state=PortState.OPEN, end_at__gt=now, number=port.number, request_vm__vm_id=port.request_vm.vm_id,
+    ).exclude(request_id=port.request_id).select_related("request", "request_vm").order_by("-opened_at", "-pk")
+    for other in others:
+        if not _same_prefix(other.source_prefix, port.source_prefix):
+            continue  # its rule has its own source: the rule of this port's source is not its
+        azure = _azure_port(policy, other)
+        if azure is not None:
+            if (azure.status or "").lower() != "revoked":
+                return other.request_id
+        elif other.opened_at and port.opened_at and other.opened_at > port.opened_at:
+            return other.request_id
+    return None
 
 
 def _closing_failed(request: AccessRequest, message: str) -> None:
@@ -246,10 +272,12 @@ def _replace_with_placeholder(gateway, request: AccessRequest, ports: list[Acces
 
 
 def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None, replaced: list[int] = (),
-                        policy_gone: bool = False) -> None:
+                        policy_gone: bool = False, held: dict[int, int] | None = None) -> None:
     """Record the close of the ports still open (locked first: one the expiry finished meanwhile is not closed
     again, audited or notified twice); ``policy_gone``: their JIT policy no longer exists in Azure, so Azure had
-    already revoked them (``POLICY_GONE``) and nothing was removed."""
+    already revoked them (``POLICY_GONE``) and nothing was removed; ``held``: port id → the newer request whose
+    access the port's rule now is, left in place (``_newer_holder``), which the port's reason names."""
+    held = held or {}
     now = timezone.now()
     with transaction.atomic():
         ports = list(AccessRequestPort.objects.select_for_update(of=("self",))
@@ -260,7 +288,8 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
             azure = status.get((port.request_vm.vm_arm_id.lower(), port.number))
             port.state = PortState.CLOSED
             port.finished_at = now
-            port.last_error = ""
+            port.last_error = (f"{LEFT_OPEN}{held[port.pk]} (the same port and source): the portal left Azure's "
+                               f"rule in place for it." if port.pk in held else "")
             if policy_gone:
                 port.azure_status, port.azure_status_reason = "Revoked", POLICY_GONE
             elif port.pk in replaced:
@@ -278,7 +307,10 @@ def request_mark_closed(*, port_ids: list[int], removed: list[str], record=None,
                          target_label=vm_row.vm_name,
                          after={"ports": sorted(p.number for p in ports if p.request_vm_id == vm_row.pk),
                                 "removed_rules": removed, "firewall_replaced": bool(replaced),
-                                **({"policy_gone": True} if policy_gone else {})},
+                                **({"policy_gone": True} if policy_gone else {}),
+                                **({"left_open_for": left} if (left := {
+                                    str(p.number): held[p.pk] for p in ports
+                                    if p.request_vm_id == vm_row.pk and p.pk in held}) else {})},
                          correlation_id=str(request.correlation_id), **audit_place(vm_row))
         signals.emit("closed", request, actor=request.closed_by, reason="closed")
 

@@ -85,6 +85,15 @@ def _find_in_azure(policy, correlation: str):
     return None
 
 
+def _azure_port(policy, port):
+    """Azure's record of ``port`` (an ``AccessRequestPort``) in ``policy``'s requests (found by the portal request's
+    id), or ``None``."""
+    record = _find_in_azure(policy, str(port.request.correlation_id)) if policy is not None else None
+    return next((p for vm in (record.virtual_machines if record else ())
+                 if vm.id.lower() == port.request_vm.vm_arm_id.lower() for p in vm.ports if p.number == port.number),
+                None)
+
+
 def _retry_after(exc) -> float:
     value = getattr(exc, "retry_after", None)
     try:

@@ -19,7 +19,7 @@ from .. import signals
 from ..models import TRANSITIONAL, AccessRequest, AccessRequestPort, PortState
 from ..removals import POLICY_GONE, removals_of
 from .closing import _mark_revoked
-from .common import _find_in_azure, _stale, audit_place, enqueue_close, enqueue_open, gateway_for
+from .common import _azure_port, _find_in_azure, _stale, audit_place, enqueue_close, enqueue_open, gateway_for
 from .opening import Claim, request_mark_failed, request_mark_open
 from .state import refresh_state
 
@@ -95,14 +95,6 @@ def _by_policy(ports: list[AccessRequestPort], gateway_factory, purpose: str
             log.exception("%s: could not read %s", purpose, first.policy_key)
             policy = None
         yield group, policy, gone
-
-
-def _azure_port(policy, port: AccessRequestPort):
-    """Azure's record of ``port`` in ``policy``'s requests (found by the portal request's id), or ``None``."""
-    record = _find_in_azure(policy, str(port.request.correlation_id)) if policy is not None else None
-    return next((p for vm in (record.virtual_machines if record else ())
-                 if vm.id.lower() == port.request_vm.vm_arm_id.lower() for p in vm.ports if p.number == port.number),
-                None)
 
 
 class Ended(NamedTuple):

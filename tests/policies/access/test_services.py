@@ -542,6 +542,105 @@ def test_close_now_leaves_another_vms_allow_rule_for_the_same_port_and_source_in
     assert all("web-03" not in name for name in closed.after["removed_rules"])
 
 
+def forget_in_azure(emu, request: AccessRequest) -> None:
+    """Azure no longer lists its record of ``request`` (its access stays open until its end)."""
+    for policy_id in {port.request_vm.vm.policy_id for port in request.ports.select_related("request_vm__vm")}:
+        assert emu.forget_jit_requests(policy_id, str(request.correlation_id)) == 1
+
+
+def open_for(emu, name: str) -> list[str]:
+    """The sources JIT lets in to port 22 of ``name`` now: its NSGs' allow rules, its firewall's DNAT rules."""
+    view = emu.nsg_rules(vm(name).arm_id)
+    sources = [rule["properties"]["sourceAddressPrefix"] for nsg in view["nsgs"] for rule in nsg["securityRules"]
+               if rule["name"].startswith("SecurityCenter-JITRule") and rule["properties"]["access"] == "Allow"
+               and rule["properties"]["destinationAddressPrefix"] == view["privateIpAddress"]
+               and rule["properties"]["destinationPortRange"] == "22"]
+    nat = (view["firewall"] or {}).get("natRules") or []
+    return sources + [source for rule in nat if rule.get("translatedAddress") == view["privateIpAddress"]
+                      and rule.get("translatedPort") == "22" for source in rule["sourceAddresses"]]
+
+
+def both_open_in_the_portal(requester, name: str) -> tuple[AccessRequest, AccessRequest]:
+    """Two requests of the same source on port 22 of ``name``, the older still open in the portal (its answer
+    recorded late, so the newer's open left it to the reconciler), each recorded when it opened."""
+    older = ask(requester, {name: [22]})
+    assert open_all(older) == ["open"]
+    older.ports.update(opened_at=timezone.now() + timedelta(minutes=1))
+    newer = ask(requester, {name: [22]})
+    assert open_all(newer) == ["open"]
+    older.ports.update(opened_at=timezone.now() - timedelta(minutes=1))
+    assert (older.ports.get().state, newer.ports.get().state) == ("open", "open")
+    return older, newer
+
+
+@pytest.mark.parametrize("name", ["web-02", "db-01"], ids=["nsg", "firewall"])
+@pytest.mark.parametrize("newer_listed", [True, False], ids=["newer-listed", "newer-not-listed-either"])
+def test_close_now_of_a_request_azure_no_longer_lists_leaves_the_newer_requests_access_for_the_same_source(
+        prod, requester, client, fresh_emulator, name, newer_listed):
+    """Azure keeps one request per VM port, and the newer one's rule has the same source: without Azure's record of
+    the older, removing the rule of its port and source (or, behind a firewall, a replacement request) would end the
+    newer one's access. The older is closed with the reason on its page; the newer's access stays open."""
+    import html
+
+    from django.urls import reverse
+
+    older, newer = both_open_in_the_portal(requester, name)
+    forget_in_azure(fresh_emulator, older)
+    if not newer_listed:  # then the portal's own order says which is newer
+        forget_in_azure(fresh_emulator, newer)
+    sent = len(initiates(fresh_emulator))
+    services.request_close(actor=requester, request=older)
+    assert services.request_close_apply(request_id=older.pk).state == "closed"
+    assert open_for(fresh_emulator, name) == [f"{MY_IP}/32"]
+    assert len(initiates(fresh_emulator)) == sent  # no replacement request behind the firewall either
+    port = older.ports.get()
+    reason = f"The access remains open under request #{newer.pk}"
+    assert port.state == "closed" and port.last_error.startswith(reason)
+    assert AccessRequest.objects.get(pk=older.pk).state == "closed"
+    assert (newer.ports.get().state, AccessRequest.objects.get(pk=newer.pk).state) == ("open", "open")
+    closed = AuditEvent.objects.get(action="access.closed", correlation_id=str(older.correlation_id))
+    assert (closed.after["removed_rules"], closed.after["left_open_for"]) == ([], {"22": newer.pk})
+    client.force_login(requester)
+    page = html.unescape(client.get(reverse("policies:request_detail", args=[older.pk])).content.decode())
+    assert reason in page and "the portal removed the JIT allow rule" not in page
+
+
+@pytest.mark.parametrize("older_listed", [True, False], ids=["older-listed", "older-not-listed-either"])
+def test_close_now_of_a_request_azure_no_longer_lists_removes_its_rule_though_an_older_one_is_open_in_the_portal(
+        prod, requester, fresh_emulator, older_listed):
+    """The newer request is closed: the rule of its port and source is its own (Azure revoked the older, whose
+    record says so, or the portal's order says it), so it is removed."""
+    older, newer = both_open_in_the_portal(requester, "web-02")
+    forget_in_azure(fresh_emulator, newer)
+    if not older_listed:
+        forget_in_azure(fresh_emulator, older)
+    services.request_close(actor=requester, request=newer)
+    assert services.request_close_apply(request_id=newer.pk).state == "closed"
+    assert open_for(fresh_emulator, "web-02") == []
+    assert newer.ports.get().last_error == ""
+
+
+@pytest.mark.parametrize("name", ["web-02", "db-01"], ids=["nsg", "firewall"])
+def test_close_now_of_an_older_request_azure_lists_as_replaced_leaves_the_newer_ones_access(
+        prod, requester, fresh_emulator, name):
+    """Azure's record found: the older's port says Revoked (NewerRequestInitiated), so nothing of the newer one's
+    (same port, same source) is removed or replaced."""
+    older, newer = both_open_in_the_portal(requester, name)
+    sent = len(initiates(fresh_emulator))
+    services.request_close(actor=requester, request=older)
+    assert services.request_close_apply(request_id=older.pk).state == "closed"
+    assert open_for(fresh_emulator, name) == [f"{MY_IP}/32"]
+    assert len(initiates(fresh_emulator)) == sent
+    port = older.ports.get()
+    assert (port.state, port.azure_status, port.azure_status_reason) == ("closed", "Revoked",
+                                                                         "NewerRequestInitiated")
+    assert newer.ports.get().state == "open"
+    # and closing the newer one then removes its rule
+    services.request_close(actor=requester, request=newer)
+    assert services.request_close_apply(request_id=newer.pk).state == "closed"
+    assert f"{MY_IP}/32" not in open_for(fresh_emulator, name)
+
+
 def test_close_now_behind_a_firewall_makes_azure_revoke_the_original(prod, requester, fresh_emulator):
     request = ask(requester, {"db-01": [22]})
     open_all(request)
