@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -131,8 +131,9 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
     """The close task: for each open port, see Azure's status, then remove what still lets traffic in. A policy gone
     from Azure (NotFound) took its rules with it: its ports are closed with nothing to remove. A port past its end
     ended by itself: it is ended as the reconciler ends it (``expiry.end_past``: expired), not closed. Each policy is
-    read, and its rules removed, through its own subscription's gateway (``gateway``, when given, serves them all)."""
-    from cloud.errors import CloudError, NotFound, Unreadable
+    read, and its rules removed, through its own subscription's gateway (``gateway``, when given, serves them all).
+    Any other exception than the gateway's (a bug) propagates, the ports still open saying why."""
+    from cloud.errors import CloudError, NotFound, Unreadable, unexpected
 
     request = AccessRequest.objects.filter(pk=request_id, closed_at__isnull=False).first()
     if request is None:
@@ -204,6 +205,11 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
         if getattr(exc, "retryable", False):
             return Outcome("open", _retry_after(exc), message)
         return Outcome("open", None, message)
+    except Exception as exc:  # kept on purpose, and re-raised: not Azure's failure (the gateway's CloudError above)
+        # but a bug, the worker's time limit, the database; the ports still open say why (the reconciler sends the
+        # close again), and the task fails with the stack (the worker's log)
+        _closing_failed(request, unexpected(exc), best_effort=True)
+        raise
     return Outcome(PortState.CLOSED)
 
 
@@ -228,10 +234,16 @@ def _newer_holder(port: AccessRequestPort, policy, now) -> int | None:
     return None
 
 
-def _closing_failed(request: AccessRequest, message: str) -> None:
-    """Say on the ports still open why closing them failed (the request's page shows it)."""
-    AccessRequestPort.objects.filter(request=request, state=PortState.OPEN).update(
-        last_error=f"Closing failed: {message}"[:4000])
+def _closing_failed(request: AccessRequest, message: str, *, best_effort: bool = False) -> None:
+    """Say on the ports still open why closing them failed (the request's page shows it); ``best_effort``: while
+    another error is raised, one from the database here is only logged."""
+    try:
+        AccessRequestPort.objects.filter(request=request, state=PortState.OPEN).update(
+            last_error=f"Closing failed: {message}"[:4000])
+    except DatabaseError:
+        if not best_effort:
+            raise
+        log.warning("close request %s: could not record the reason %r", request.pk, message)
 
 
 def _placeholder_source(port: AccessRequestPort) -> str:

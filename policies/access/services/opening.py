@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -81,15 +81,44 @@ def request_open(*, request_id: int, policy_key: str, gateway=None) -> Outcome:
     """Open the request's ports of one policy: claim them, call ``initiate`` once, record Azure's answer.
 
     On a retry (a previous attempt may have reached Azure) the policy's requests are read first and the
-    portal's request id looked up in their justifications, so a 5xx after Azure acted never opens twice.
+    portal's request id looked up in their justifications, so a 5xx after Azure acted never opens twice. Any other
+    exception (a bug) propagates, the ports left claimed saying why (``_say_unexpected``).
     """
+    claim = _claim(request_id, policy_key)
+    if not claim.ports:
+        return Outcome("skipped")
+    try:
+        return _open_claimed(request_id, policy_key, claim, gateway)
+    except Exception as exc:  # kept on purpose, and re-raised: not Azure's failure (an unreadable answer is the
+        # gateway's CloudError, handled below) but a bug, the worker's time limit, the database; the ports say why
+        # while the claim stays for the reconciler, and the task fails with the stack (the worker's log)
+        _say_unexpected(claim, exc)
+        raise
+
+
+def _say_unexpected(claim: Claim, exc: BaseException) -> None:
+    """Say on the claimed ports, still under this run's claim, why the run stopped (``Unexpected error: …``),
+    leaving them ``opening`` with their claim and attempts: the reconciler sends them again once the claim is stale,
+    and that attempt looks in Azure before any ``initiate``. After the last attempt no retry follows: the
+    reconciler fails them with this reason."""
+    from cloud.errors import unexpected
+
+    last = max(port.attempts for port in claim.ports) >= settings.ACCESS_MAX_ATTEMPTS
+    message = unexpected(exc) if last else f"Retrying: {unexpected(exc)}"
+    try:
+        AccessRequestPort.objects.filter(pk__in=[port.pk for port in claim.ports], state=PortState.OPENING,
+                                         claimed_at=claim.at).update(last_error=message[:4000],
+                                                                     updated_at=timezone.now())
+    except DatabaseError:  # the database itself failed (the error being raised may be that): the log says why
+        log.warning("open request %s: could not record the reason %r", claim.ports[0].request_id, message)
+
+
+def _open_claimed(request_id: int, policy_key: str, claim: Claim, gateway) -> Outcome:
+    """``request_open`` once its ports are claimed."""
     from cloud.errors import CloudError, Throttled, Unreadable
     from policies.models import Subscription
 
-    claim = _claim(request_id, policy_key)
     ports = claim.ports
-    if not ports:
-        return Outcome("skipped")
     ids = [port.pk for port in ports]
     request = ports[0].request
     first = ports[0].request_vm

@@ -405,11 +405,28 @@ def test_an_unreadable_policy_on_a_retry_is_retried_with_its_reason(prod, reques
     assert len(initiates(fresh_emulator)) == 1
 
 
+def shown(user, request: AccessRequest) -> tuple[str, list[str]]:
+    """The request's page as ``user`` reads it, and its ports' reasons as the API gives them."""
+    import html
+
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.api.conftest import ApiClient, token_of
+
+    client = Client()
+    client.force_login(user)
+    page = html.unescape(client.get(reverse("policies:request_detail", args=[request.pk])).content.decode())
+    body = ApiClient(token_of(user)).get(f"/api/v1/requests/{request.pk}/").json()
+    return page, [port["error"] for vm_entry in body["virtualMachines"] for port in vm_entry["ports"]]
+
+
 def test_a_bug_before_anything_reached_azure_is_not_taken_for_azures_answer(prod, requester, fresh_emulator,
-                                                                            monkeypatch):
+                                                                            monkeypatch, settings):
     """An exception that is not the gateway's (here: its gateway cannot be made, a TypeError) is a bug, not a cloud
     failure: it leaves the service with its stack (the worker logs it) and the claimed port stays "opening" for the
-    reconciler, which sends it again and, past its attempts, fails it; nothing reached Azure."""
+    reconciler, saying why on the request's page and in the API; the reconciler sends it again and, past its
+    attempts, fails it; nothing reached Azure."""
     from policies.access.services import opening
 
     def broken(subscription):
@@ -420,8 +437,87 @@ def test_a_bug_before_anything_reached_azure_is_not_taken_for_azures_answer(prod
     monkeypatch.setattr(opening, "gateway_for", broken)
     with pytest.raises(TypeError):
         services.request_open(request_id=request.pk, policy_key=key)
-    assert AccessRequestPort.objects.get(request=request).state == "opening"
+    port = AccessRequestPort.objects.get(request=request)
+    reason = "Retrying: Unexpected error: TypeError: 'NoneType' object is not iterable"
+    assert (port.state, port.attempts, port.last_error) == ("opening", 1, reason)
     assert initiates(fresh_emulator) == []
+    page, errors = shown(requester, request)
+    assert reason in page and "Traceback" not in page and errors == [reason]
+    # the claim stands: a redelivery of the task takes nothing until the reconciler sends it again
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "skipped"
+    monkeypatch.undo()
+    AccessRequestPort.objects.filter(pk=port.pk).update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS + 5))
+    sent = []
+    assert services.reconcile(enqueue=lambda *args: sent.append(args))["resent"] == 1
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "open"
+    port.refresh_from_db()
+    assert (port.state, port.last_error, len(initiates(fresh_emulator))) == ("open", "", 1)
+
+
+def test_a_bug_after_the_initiate_reached_azure_says_why_and_the_retry_finds_it_without_a_second_initiate(
+        prod, requester, fresh_emulator, settings):
+    """Azure opened the port, then the run met a bug (an exception that is not the gateway's): the port stays
+    claimed saying why; the next attempt looks in Azure first and records it open, with one initiate in all."""
+    request = ask(requester, {"web-02": [22]})
+    key = vm("web-02").policy_id.lower()
+    gateway = Unexpected(services.gateway_for(prod), "initiate_jit", KeyError("virtualMachines"), after=True)
+    with pytest.raises(KeyError):
+        services.request_open(request_id=request.pk, policy_key=key, gateway=gateway)
+    port = AccessRequestPort.objects.get(request=request)
+    reason = "Retrying: Unexpected error: KeyError: 'virtualMachines'"
+    assert (port.state, port.last_error) == ("opening", reason)
+    assert shown(requester, request)[1] == [reason]
+    AccessRequestPort.objects.filter(pk=port.pk).update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS + 5))
+    assert services.request_open(request_id=request.pk, policy_key=key).state == "open"
+    port.refresh_from_db()
+    assert (port.state, port.last_error, len(initiates(fresh_emulator))) == ("open", "", 1)
+
+
+def test_a_bug_in_the_last_attempt_is_the_reason_the_reconciler_gives_when_it_fails_the_port(
+        prod, requester, fresh_emulator, monkeypatch, settings):
+    """No retry follows the last attempt: its port says the bug without "Retrying", and the reconciler, finding
+    nothing in Azure, fails it with that reason."""
+    from policies.access.services import opening
+
+    request = ask(requester, {"web-02": [22]})
+    key = vm("web-02").policy_id.lower()
+    AccessRequestPort.objects.filter(request=request).update(attempts=settings.ACCESS_MAX_ATTEMPTS - 1)
+    monkeypatch.setattr(opening, "gateway_for", lambda subscription: Unexpected(
+        services.gateway_for(subscription), "get_jit_policy", KeyError("properties")))
+    with pytest.raises(KeyError):
+        services.request_open(request_id=request.pk, policy_key=key)
+    port = AccessRequestPort.objects.get(request=request)
+    assert (port.state, port.last_error) == ("opening", "Unexpected error: KeyError: 'properties'")
+    monkeypatch.undo()
+    AccessRequestPort.objects.filter(pk=port.pk).update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.ACCESS_STUCK_SECONDS + 5))
+    assert services.reconcile(enqueue=lambda *args: None)["failed"] == 1
+    port.refresh_from_db()
+    assert (port.state, port.last_error) == (
+        "failed", f"Gave up after {settings.ACCESS_MAX_ATTEMPTS} attempts. Last error: Unexpected error: "
+                  "KeyError: 'properties'")
+    assert initiates(fresh_emulator) == []
+
+
+def test_a_bug_in_the_open_task_fails_the_task_with_its_stack_and_says_why_on_the_port(
+        prod, requester, fresh_emulator, monkeypatch):
+    """Through the Celery task (eager here): the task fails with the exception (the worker logs its stack), the
+    port says why."""
+    from policies.access import tasks
+    from policies.access.services import opening
+
+    def broken(subscription):
+        raise TypeError("'NoneType' object is not iterable")
+
+    request = ask(requester, {"web-02": [22]})
+    monkeypatch.setattr(opening, "gateway_for", broken)
+    result = tasks.open_ports.apply(args=[request.pk, vm("web-02").policy_id.lower()])
+    assert result.failed() and isinstance(result.result, TypeError)
+    port = AccessRequestPort.objects.get(request=request)
+    assert (port.state, port.last_error) == (
+        "opening", "Retrying: Unexpected error: TypeError: 'NoneType' object is not iterable")
 
 
 def test_an_initiate_that_keeps_raising_fails_after_its_attempts_and_the_request_page_says_why(
@@ -450,14 +546,22 @@ def test_an_initiate_that_keeps_raising_fails_after_its_attempts_and_the_request
 
 def test_a_bug_in_close_now_is_not_taken_for_azures_answer(prod, requester, fresh_emulator):
     """An exception that is not the gateway's (here: raised by it, as a bug would) leaves the close task with its
-    stack, the port still open for the reconciler's next send, not said to be Azure's failure."""
+    stack, the port still open for the reconciler's next send, saying why on the request's page and in the API
+    (not that Azure failed); sent again, the close removes the rule and the reason goes."""
     request = ask(requester, {"web-02": [22]})
     assert open_all(request) == ["open"]
     services.request_close(actor=requester, request=request)
     gateway = Unexpected(services.gateway_for(prod), "get_network_security_group", KeyError("securityRules"))
     with pytest.raises(KeyError):
         services.request_close_apply(request_id=request.pk, gateway=gateway)
-    assert AccessRequestPort.objects.filter(request=request, state="open", last_error="").count() == 1
+    reason = "Closing failed: Unexpected error: KeyError: 'securityRules'"
+    assert AccessRequestPort.objects.filter(request=request, state="open", last_error=reason).count() == 1
+    assert len(allow_rules(fresh_emulator, "rg-web-prod", "web-02")) == 1
+    page, errors = shown(requester, request)
+    assert reason in page and "Traceback" not in page and errors == [reason]
+    assert services.request_close_apply(request_id=request.pk).state == "closed"  # as the reconciler sends it again
+    assert allow_rules(fresh_emulator, "rg-web-prod", "web-02") == []
+    assert AccessRequestPort.objects.get(request=request).last_error == ""
 
 
 def test_close_now_meeting_an_unreadable_answer_keeps_the_port_open_saying_why_and_closes_when_sent_again(
