@@ -154,12 +154,6 @@ class AccessRequest(models.Model):
         return self.approval_state == ApprovalState.PENDING and self.closed_at is None
 
     @property
-    def left_open(self) -> bool:
-        """Whether Close now closed the port but left Azure's rule in place for a newer request that holds the same
-        VM port for the same source (its reason names the request)."""
-        return self.state == PortState.CLOSED and self.last_error.startswith(LEFT_OPEN)
-
-    @property
     def window(self) -> str:
         """The window asked for (the longest of its ports), as words: "1 hour 30 minutes"."""
         from datetime import timedelta
