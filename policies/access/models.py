@@ -19,8 +19,6 @@ MAX_APPROVALS = 10  # per level of an access rule: more approvers than any team 
 # How the reason of a port Close now closed begins when a newer request holds its rule (``left_open``)
 LEFT_OPEN = "The access remains open under request #"
 
-
-
 # The tails the portal ends its Azure justifications with: "(portal request #42, <id>)" on the initiate that opens
 # a request (``AccessRequest.azure_justification``), "close portal request #42 early (<id>)" on the one that closes
 # it behind a firewall.
@@ -142,7 +140,8 @@ class AccessRequest(models.Model):
 
     @property
     def azure_justification(self) -> str:
-        """What Azure records with the initiate: who, why, and the portal's request id."""
+        """What Azure records with the initiate: who, why, and the portal's request id, last (the tasks find
+        Azure's record by that end: ``services.common._find_in_azure``)."""
         return f"{self.requester_name}: {self.justification} (portal request #{self.pk}, {self.correlation_id})"
 
     @property

@@ -13,7 +13,7 @@ from accounts import authz
 from accounts.roles import JIT_INITIATE, JIT_POLICY_WRITE
 from policies.models import VirtualMachine
 
-from ..models import AccessRequest, AccessRequestVm
+from ..models import AccessRequest, AccessRequestVm, portal_request_in
 
 
 @dataclass
@@ -78,9 +78,13 @@ def _stale() -> datetime:
 
 
 def _find_in_azure(policy, correlation: str):
-    """Azure's record of this portal request in the policy's ``requests`` (by the id in the justification)."""
+    """Azure's record of this portal request in the policy's ``requests``: the one whose justification ends by
+    naming it as ``AccessRequest.azure_justification`` writes it (``portal_request_in``). Only the end counts: the
+    requester's own words come before it and may quote another request's id, and Close now's replacement request
+    behind a firewall names it too (``closing._replace_with_placeholder``)."""
     for record in getattr(policy, "requests", ()) or ():
-        if correlation in (record.justification or ""):
+        found = portal_request_in(record.justification)
+        if found is not None and found[1] == correlation.lower() and not found[2]:
             return record
     return None
 

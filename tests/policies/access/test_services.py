@@ -319,6 +319,25 @@ def test_a_request_closed_while_its_initiate_fails_is_cancelled_by_the_retry_not
     assert (port.state, port.last_error, port.opened_at) == ("closed", "Cancelled before it opened.", None)
 
 
+def test_the_retry_finds_azures_record_of_its_own_request_not_one_whose_justification_quotes_its_id(
+        prod, requester, fresh_emulator):
+    """A 500 may come after Azure acted, so the retry looks in Azure first, by the request's id: another request's
+    justification quoting that id (typed by its requester) is not taken for the request's own record, which would
+    show it open with no rule of its own in Azure."""
+    fresh_emulator.add_fault(INITIATE, method="POST", count=1, kind="500")
+    request = ask(requester, {"web-02": [22]})
+    assert open_all(request) == ["queued"]
+    quoting = ask(requester, {"web-02": [22]}, source="198.51.100.7/32",
+                  justification=f"Same change as portal request #{request.pk}, {request.correlation_id})")
+    assert open_all(quoting) == ["open"]
+    assert open_all(request) == ["open"]
+    assert [c["status"] for c in initiates(fresh_emulator)] == [500, 202, 202]
+    assert [r["sourceAddressPrefix"] for r in allow_rules(fresh_emulator, "rg-web-prod", "web-02")] == [f"{MY_IP}/32"]
+    policy = Azure(fresh_emulator).policy("rg-web-prod", "westeurope")
+    [own] = [r for r in policy.requests if r.justification.endswith(f"#{request.pk}, {request.correlation_id})")]
+    assert own.virtual_machines[0].ports[0].status == "Initiated"
+
+
 def test_a_port_failed_while_azure_answered_stays_failed_and_the_others_open(prod, requester, fresh_emulator):
     request = ask(requester, {"web-02": [22], "web-04": [22]})
     failed = AccessRequestPort.objects.get(request=request, request_vm__vm_name="web-04")
