@@ -342,17 +342,19 @@ def test_time_presets_caller_operation_status_and_text_filter_the_results(client
 
 def test_times_labelled_utc_are_read_and_shown_in_utc_whatever_the_portals_time_zone(client, auditor, settings):
     settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30 all year
-    store_events([event(when=datetime(2026, 11, 20, 12, 0, tzinfo=UTC), caller="noon@contoso.example")])
+    # Noon two days ago, not a fixed day: the VM's timeline shows its last 30 days only.
+    day = (timezone.now() - timedelta(days=2)).date().isoformat()
+    store_events([event(when=datetime.fromisoformat(f"{day}T12:00:00+00:00"), caller="noon@contoso.example")])
     client.force_login(auditor)
-    around_noon = {"range": "custom", "since": "2026-11-20T11:00", "until": "2026-11-20T13:00"}
+    around_noon = {"range": "custom", "since": f"{day}T11:00", "until": f"{day}T13:00"}
     assert "noon@contoso.example" in client.get(SEARCH, around_noon).content.decode()
     assert b"noon@contoso.example" in b"".join(client.get(EXPORT, around_noon).streaming_content)
-    before_noon = {"range": "custom", "since": "2026-11-20T06:00", "until": "2026-11-20T11:00"}
+    before_noon = {"range": "custom", "since": f"{day}T06:00", "until": f"{day}T11:00"}
     assert "noon@contoso.example" not in client.get(SEARCH, before_noon).content.decode()
     page = client.get(reverse("audit:activity_event", args=[ActivityLogEvent.objects.get().pk])).content.decode()
-    assert "2026-11-20T12:00:00+00:00" in page and "17:30" not in page
+    assert f"{day}T12:00:00+00:00" in page and "17:30" not in page
     timeline = client.get(reverse("audit:vm_timeline"), {"vm": vm_id()}).content.decode()
-    assert "2026-11-20 12:00:00" in timeline and "17:30" not in timeline
+    assert f"{day} 12:00:00" in timeline and "17:30" not in timeline
 
 
 @pytest.mark.parametrize("until", ["2026-11-20", "2026-11-20T10:30", "2026-11-20 10:30:45", "2026-11-20T10:30:45Z"])
