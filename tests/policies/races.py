@@ -18,10 +18,13 @@ class Other(threading.Thread):
     def __init__(self, func, *args, **kwargs) -> None:
         super().__init__(daemon=True)
         self.func, self.args, self.kwargs = func, args, kwargs
-        self.result = self.error = None
+        self.result = self.error = self.pid = None
 
     def run(self) -> None:
         try:
+            with connection.cursor() as cursor:  # this thread's connection, whose lock waits the test watches
+                cursor.execute("SELECT pg_backend_pid()")
+                self.pid = cursor.fetchone()[0]
             self.result = self.func(*self.args, **self.kwargs)
         except Exception as exc:  # noqa: BLE001 - handed to the test
             self.error = exc
@@ -30,11 +33,12 @@ class Other(threading.Thread):
 
 
 def wait_until_blocked(other: Other, seconds: float = 10) -> None:
-    """Return once ``other`` waits for a lock this test's connection holds (or has finished)."""
+    """Return once ``other`` waits for a lock this test's connection holds (or has finished). Only its own waits
+    count: the server's other waits include those of the tests other processes run at the same time."""
     deadline = time.monotonic() + seconds
     while other.is_alive() and time.monotonic() < deadline:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", [other.pid])
             if cursor.fetchone()[0]:
                 return
         time.sleep(0.02)
