@@ -420,11 +420,12 @@ def test_my_requests_lists_mine_and_admins_see_everyone_in_scope(prod, requester
     only_mine = client.get(reverse("policies:requests"), {"mine": "on"}).content.decode()  # the checkbox
     assert "web-03" in only_mine and "web-02" not in only_mine and 'name="mine" id="id_mine" checked' in only_mine
     assert "web-02" in client.get(reverse("policies:requests"), {"mine": ""}).content.decode()
-    today = timezone.now().date()
-    dated = client.get(reverse("policies:requests"), {"created_after": str(today)}).content.decode()
+    # The days they were made on, where the portal is: not today's date in UTC, which midnight may have changed
+    days = sorted(timezone.localdate(made) for made in AccessRequest.objects.values_list("created_at", flat=True))
+    dated = client.get(reverse("policies:requests"), {"created_after": str(days[0])}).content.decode()
     assert "web-02" in dated and "web-04" in dated
     future = client.get(reverse("policies:requests"),
-                        {"created_after": str(today + timedelta(days=1))}).content.decode()
+                        {"created_after": str(days[-1] + timedelta(days=1))}).content.decode()
     assert "web-02" not in future and "No requests match." in future
     bad = client.get(reverse("policies:requests"), {"created_after": "garbage"}).content.decode()
     assert 'id="filter-errors"' in bad and "Requested from: Enter a valid date." in bad
@@ -443,9 +444,8 @@ def test_a_search_longer_than_any_name_or_reason_is_refused_in_words_not_a_crash
 
 
 def test_a_requested_to_day_before_the_requested_from_day_is_refused_not_silently_empty(prod, requester, client):
-    ask(requester, {"web-02": [22]})
+    today = timezone.localdate(ask(requester, {"web-02": [22]}).created_at)  # its day, though midnight came since
     client.force_login(requester)
-    today = timezone.now().date()
     page = client.get(reverse("policies:requests"), {"created_after": str(today),
                                                       "created_before": str(today - timedelta(days=1))})
     assert page.status_code == 200
