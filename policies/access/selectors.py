@@ -297,7 +297,7 @@ def my_open_ports(user, limit: int = 20) -> list[AccessRequestPort]:
                                                   state__in=[PortState.OPEN, PortState.OPENING, PortState.QUEUED,
                                                              PortState.PENDING, PortState.SCHEDULED])
                  .exclude(state=PortState.OPEN, end_at__lte=now)
-                 .select_related("request", "request_vm").order_by("end_at")[:limit])
+                 .select_related("request", "request_vm").order_by("end_at", "pk")[:limit])
     for port in ports:
         port.time_left = max(port.end_at - now, timedelta(0))
     return ports
