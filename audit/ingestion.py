@@ -78,8 +78,21 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict):  # {value, localizedValue} objects
-        return str(value.get("value") or "")
-    return str(value)
+        return without_nul(str(value.get("value") or ""))
+    return without_nul(str(value))
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` (text, or JSON: its keys and values at any depth) with each NUL character replaced by U+FFFD, which
+    PostgreSQL refuses in text and in jsonb (one in an event failed its page's insert at every run). Replaced, not
+    removed, so two values that differ by one stay two."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def _short(text: str) -> str:
@@ -108,7 +121,7 @@ def is_vm_id(text: str) -> bool:
 def row_from_event(event: Any) -> ActivityLogEvent:
     """An unsaved ``ActivityLogEvent`` from a ``cloud.types.ActivityEvent`` (plain attributes)."""
     resource_id = _text(getattr(event, "resource_id", "")).lower()
-    properties = getattr(event, "properties", None) or {}
+    properties = without_nul(getattr(event, "properties", None) or {})
     operation = _text(getattr(event, "operation_name", ""))
     operation = _CANONICAL_OPERATION.get(operation.lower(), operation)
     caller = _text(getattr(event, "caller", "")).lower()
@@ -137,7 +150,7 @@ def row_from_event(event: Any) -> ActivityLogEvent:
         vm_ids=(" " + " ".join(vms) + " ") if vms else "",
         search_text=" ".join(dict.fromkeys(p for p in search_parts if p)),
         properties=properties if isinstance(properties, dict) else {"value": properties},
-        raw=getattr(event, "raw", None) or {},
+        raw=without_nul(getattr(event, "raw", None) or {}),
     )
 
 

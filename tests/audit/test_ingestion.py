@@ -201,3 +201,31 @@ def test_an_event_whose_place_or_time_cannot_be_stored_is_skipped_saying_why(cha
     stored = store_events([event(caller="good@x.example"), replace(event(caller="bad@x.example"), **changes)])
     assert stored.added == 1 and len(stored.skipped) == 1 and stored.skipped[0].endswith(f"): {reason}")
     assert list(ActivityLogEvent.objects.values_list("caller", flat=True)) == ["good@x.example"]
+
+
+def test_an_event_holding_nul_characters_is_stored_with_each_replaced(prod_gateway, fresh_emulator):
+    """PostgreSQL refuses a NUL character in text and in jsonb: one anywhere in an event (its id, caller, operation, a
+    property, the JSON Azure sent) failed the whole page's insert, at every run. The event is stored with each NUL
+    replaced by U+FFFD (removing it could make two different values one); the others are stored with it."""
+    IngestionState.objects.create(subscription_id=PROD, watermark=timezone.now() - timedelta(minutes=10),
+                                  backfill_from=timezone.now() - timedelta(days=90))
+    event_id = f"{uuid.uuid4()}\x00"
+    operation = "Microsoft.Compute/virtualMachines/write\x00"
+    doc = _event_data(caller="nul\x00@x.example", eventDataId=event_id, description="said\x00so",
+                      operationName={"value": operation, "localizedValue": operation},
+                      properties={"note": "a\x00b", "key\x00": "value"},
+                      claims={"name\x00": "\x00"}, httpRequest={"clientIpAddress": "10.0.0.1\x00", "method": "PUT"})
+    fresh_emulator.add_activity(_event_data(caller="before@x.example"), doc, _event_data(caller="after@x.example"))
+    outcome = run_to_completion(prod_gateway)[-1]
+    assert outcome.complete and outcome.skipped == 0
+    assert IngestionState.objects.get(subscription_id=PROD).last_error == ""
+    assert set(ActivityLogEvent.objects.filter(caller__contains="@x.example").values_list("caller", flat=True)) == {
+        "before@x.example", "nul\ufffd@x.example", "after@x.example"}
+    stored = ActivityLogEvent.objects.get(caller="nul\ufffd@x.example")
+    assert stored.event_data_id == event_id.replace("\x00", "\ufffd")
+    assert stored.operation_name == "Microsoft.Compute/virtualMachines/write\ufffd"
+    assert stored.properties == {"note": "a\ufffdb", "key\ufffd": "value"}
+    assert stored.raw["claims"] == {"name\ufffd": "\ufffd"}
+    assert stored.raw["httpRequest"]["clientIpAddress"] == "10.0.0.1\ufffd"
+    assert stored.raw["description"] == "said\ufffdso"
+    assert "\x00" not in stored.search_text + stored.vm_ids and "a\ufffdb" in stored.search_text
