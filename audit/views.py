@@ -20,7 +20,7 @@ from policies.access.client_ip import client_ip
 from . import selectors
 from .callers import caller_label
 from .csv_export import csv_lines, encoded, export_columns
-from .filtersets import ActivityFilterSet, TrailFilterSet, foreign_filters, vm_ids_named
+from .filtersets import VM_FILTER_MAX_LENGTH, ActivityFilterSet, TrailFilterSet, foreign_filters, vm_ids_named
 from .jit_events import vm_name
 from .models import ActivityLogEvent, AuditEvent
 from .pagination import KeysetPage, keyset_page
@@ -177,6 +177,11 @@ def vm_timeline(request: HttpRequest) -> HttpResponse:
     if named:
         return _request_timeline(request, named)
     vm_id = request.GET.get("vm", "").strip()
+    if len(vm_id) > VM_FILTER_MAX_LENGTH:  # as the search's VM filter (SQLite refuses a LIKE pattern over 50,000 bytes)
+        return render(request, "audit/timeline.html", {
+            "title": "Audit", "subtitle": "VM timeline", "vm_name": "a VM", "entries": [],
+            "error": f"Give a VM's name or resource id of at most {VM_FILTER_MAX_LENGTH} characters (this one has "
+                     f"{len(vm_id)})."}, status=400)
     if vm_id and not vm_id.startswith("/"):  # a VM's name, as typed: the one VM of that name the user may audit
         named = selectors.audited_vms_named(request.user, vm_id)
         if len(named) > 1:
