@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from jitportal.lib.admin import CappedSearchAdmin
+
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(CappedSearchAdmin):
     """Read-only: the trail has no change or delete path."""
 
     list_display = ("occurred_at", "actor_label", "action", "target_label", "client_ip")
