@@ -50,8 +50,17 @@ def vm_ids_named(value: str) -> list[str]:
         return []
     if key.startswith("/"):
         return [key.lower()]
-    return list(VirtualMachine.objects.filter(name__iexact=key).order_by("resource_id")
+    return list(VirtualMachine.objects.filter(any_case_q("name", key)).order_by("resource_id")
                 .values_list("resource_id", flat=True)[:50])
+
+
+def any_case_q(field: str, text: str) -> Q:
+    """``field`` is ``text`` in any case, whatever its letters (a resource group's ``RG-MÜNCHEN`` too), as the Activity
+    Log's filters find it (both lower-cased in Python): SQLite's LIKE (Django's ``iexact``) folds ASCII only, its
+    REGEXP is Python's, which folds them all; PostgreSQL folds them all either way."""
+    if text.isascii():
+        return Q(**{f"{field}__iexact": text})
+    return Q(**{f"{field}__iregex": rf"\A{re.escape(text)}\Z"})  # the whole value, in both
 
 
 def _utc(moment: datetime) -> datetime:
@@ -265,7 +274,7 @@ class TrailFilterSet(_TimeRangeFilterSet):
         label="User", method="filter_user", max_length=SEARCH_MAX_LENGTH,
         help_text="Users starting with this, in any case: the part of a user name before the @ finds that user; "
                   "jitportal finds the portal's own actions.")
-    action = django_filters.CharFilter(label="Action", field_name="action", lookup_expr="iexact",
+    action = django_filters.CharFilter(label="Action", field_name="action", method="filter_any_case",
                                        max_length=SEARCH_MAX_LENGTH)
     q = django_filters.CharFilter(label="Text", method="filter_text", max_length=SEARCH_MAX_LENGTH)
 
@@ -275,18 +284,13 @@ class TrailFilterSet(_TimeRangeFilterSet):
         fields: list[str] = []
 
     def filter_any_case(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        """``value`` in any case, as the Activity Log's filters find it (both lower-cased in Python: its letters beyond
-        ASCII too, such as a resource group's ``RG-MÜNCHEN``): SQLite's LIKE (Django's ``iexact``) folds ASCII only,
-        its REGEXP is Python's, which folds them all; PostgreSQL folds them all either way."""
-        text = value.strip()
-        if text.isascii():
-            return queryset.filter(**{f"{name}__iexact": text})
-        return queryset.filter(**{f"{name}__iregex": rf"\A{re.escape(text)}\Z"})  # the whole value, in both
+        """``value`` in any case, whatever its letters (``any_case_q``)."""
+        return queryset.filter(any_case_q(name, value.strip()))
 
     def filter_vm(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         named = Q()
         for key in vm_ids_named(value):
-            named |= Q(resource_id__iexact=key) | Q(target_id__iexact=key)
+            named |= any_case_q("resource_id", key) | any_case_q("target_id", key)
         return queryset.filter(named) if named else queryset.none()
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:

@@ -14,7 +14,7 @@ from accounts.roles import AUDIT_READ
 from accounts.scopes import Scope, ScopeKind, valid_scopes
 
 from .callers import caller_label
-from .filtersets import OPERATION_CHOICES
+from .filtersets import OPERATION_CHOICES, any_case_q
 from .ingestion import NSG_RULE_OPERATIONS, is_vm_id, vm_filter_q
 from .jit_events import JitSummary, jit_summary, utc_moment, vm_name
 from .models import ActivityLogEvent, AuditEvent, IngestionState
@@ -229,8 +229,8 @@ def vm_timeline(user, vm_id: str, *, days: int = 30, limit: int = 2000) -> list[
     azure = activity_as_seen(user, activity_for_user(user).filter(vm_filter_q(key), occurred_at__gte=since)
                              .order_by("-occurred_at", "-id")[:limit])
     portal = trail_as_seen(user, trail_for_user(user).filter(
-        Q(resource_id__iexact=key) | Q(target_id__iexact=key), occurred_at__gte=since).order_by("-occurred_at", "-id")
-        [:limit])
+        any_case_q("resource_id", key) | any_case_q("target_id", key), occurred_at__gte=since)
+        .order_by("-occurred_at", "-id")[:limit])
     return _joined(azure, with_request_links(user, portal))
 
 
@@ -242,7 +242,7 @@ def audited_vms_named(user, name: str, *, limit: int = 50):
     name = name.strip()
     if not name or "\x00" in name:
         return []
-    vms = list(authz.restrict(VirtualMachine.objects.filter(name__iexact=name), user, AUDIT_READ)
+    vms = list(authz.restrict(VirtualMachine.objects.filter(any_case_q("name", name)), user, AUDIT_READ)
                .order_by("subscription_key", "resource_group", "name", "pk")[:limit])
     names = subscription_names(vm.subscription_key for vm in vms)
     for vm in vms:

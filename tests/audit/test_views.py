@@ -444,6 +444,37 @@ def test_both_sources_find_a_subscription_or_resource_group_as_typed_in_any_case
     assert "munich-trail" in portal and ("web-trail" in portal) is everything
 
 
+MUNICH_VM = vm_id(rg="RG-MÜNCHEN", name="VM-MÜNCHEN-01")
+
+
+@pytest.mark.parametrize(("source", "typed"), [
+    *[(source, {"vm": vm}) for source in ("azure", "portal") for vm in ("vm-münchen-01", " Vm-München-01 ")],
+    ("portal", {"vm": MUNICH_VM.lower()}), ("portal", {"vm": MUNICH_VM.upper()}),
+    ("portal", {"action": "POLICY.ÄNDERUNG"}), ("portal", {"action": "policy.änderung"})])
+def test_the_vm_and_action_filters_find_a_value_typed_in_another_case_whatever_its_letters(client, auditor, source,
+                                                                                          typed):
+    """As the subscription and resource group filters: SQLite's LIKE folds only ASCII, so a VM named VM-MÜNCHEN-01
+    typed in lower case (or its resource id, against the trail's as Azure spells it), or an action with an Ä, found
+    nothing there."""
+    from audit.services import audit_record
+    from tests.policies.factories import make_vm
+
+    make_vm(f"/subscriptions/{PROD}/resourceGroups/RG-MÜNCHEN", name="VM-MÜNCHEN-01")
+    store_events([event(rg="RG-MÜNCHEN", resource_id=MUNICH_VM, caller="munich@contoso.example"),
+                  event(caller="web@contoso.example")])
+    for action, target, label in (("policy.Änderung", MUNICH_VM, "munich-trail"),
+                                  ("policy.save", vm_id(), "web-trail")):
+        audit_record(actor=None, action=action, target_id=target, target_label=label, subscription_id=PROD,
+                     resource_group=target.split("/")[4], resource_id=target)
+    client.force_login(auditor)
+    body = client.get(SEARCH, {"source": source, **typed}).content.decode()
+    found = "munich-trail" if source == "portal" else "munich@contoso.example"
+    assert found in body and "web-trail" not in body and "web@contoso.example" not in body
+    if "vm" in typed:
+        timeline = client.get(reverse("audit:vm_timeline"), typed)
+        assert timeline.status_code == 200 and "policy.Änderung" in timeline.content.decode()
+
+
 def test_the_results_page_runs_the_same_number_of_queries_for_ten_or_a_hundred_rows(
         client, auditor, django_assert_max_num_queries):
     store_events([event() for _ in range(10)])
