@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from jitportal.lib.admin import CappedSearchAdmin
+from jitportal.lib.admin import SafeQueryAdmin
 
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(CappedSearchAdmin):
+class AuditEventAdmin(SafeQueryAdmin):
     """Read-only: the trail has no change or delete path."""
 
     list_display = ("occurred_at", "actor_label", "action", "target_label", "client_ip")
