@@ -1,12 +1,31 @@
+from allauth.account import admin as _account_admin  # noqa: F401 - registered first, to be replaced below
+from allauth.account.models import EmailAddress
+from allauth.socialaccount import admin as social_admin
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 
 from accounts import services
 from accounts.forms import BreakGlassAdminAuthenticationForm, RoleMappingForm
+from jitportal.lib.admin import ReadOnlyAdmin, SafeQueryAdmin
 
 from .models import RoleMapping, SignInClaims, User
 
 admin.site.login_form = BreakGlassAdminAuthenticationForm
+
+# The pages the portal does not use: its Entra ID app comes from the settings (one stored here would conflict with
+# it), tokens are not stored, addresses come from Entra ID's claims, and roles from role mappings, not groups.
+for _unused in (SocialApp, SocialToken, EmailAddress, Group):
+    if admin.site.is_registered(_unused):
+        admin.site.unregister(_unused)
+admin.site.unregister(SocialAccount)
+
+
+@admin.register(SocialAccount)
+class SocialAccountAdmin(ReadOnlyAdmin, social_admin.SocialAccountAdmin):
+    """Which Entra ID identity signs in as which user: shown, never changed here (a changed link would sign another
+    person in as the user)."""
 
 
 class SignInClaimsInline(admin.StackedInline):
@@ -19,7 +38,7 @@ class SignInClaimsInline(admin.StackedInline):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(SafeQueryAdmin, BaseUserAdmin):
     list_display = ("username", "display_name", "email", "entra_tenant_id", "is_staff", "is_active")
     search_fields = ("username", "display_name", "email", "entra_object_id")
     fieldsets = (
@@ -30,7 +49,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(RoleMapping)
-class RoleMappingAdmin(admin.ModelAdmin):
+class RoleMappingAdmin(SafeQueryAdmin):
     list_display = ("source_kind", "source_value", "tenant_id", "role", "scope", "description", "updated_at")
     list_filter = ("source_kind", "role")
     search_fields = ("source_value", "scope", "description")

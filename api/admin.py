@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from jitportal.lib.admin import SafeQueryAdmin
+
 from .models import ApiToken
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(SafeQueryAdmin):
     """Read-only: tokens are created and revoked by their users (break-glass staff may look, not forge)."""
 
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "expires", "revoked_at")

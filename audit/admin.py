@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from jitportal.lib.admin import SafeQueryAdmin
+from jitportal.lib.admin import ReadOnlyAdmin
 
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(SafeQueryAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the trail has no change or delete path."""
 
     list_display = ("occurred_at", "actor_label", "action", "target_label", "client_ip")
@@ -14,12 +14,3 @@ class AuditEventAdmin(SafeQueryAdmin):
     search_fields = ("actor_label", "target_label", "target_id", "correlation_id")
     date_hierarchy = "occurred_at"
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -28,6 +28,7 @@ BACKEND_MODULES = {
     "tests/api/test_request_pages.py", "tests/policies/access/test_approval_queue.py",
     "tests/audit/test_admin.py",  # the admin's filters: PostgreSQL refuses NUL, SQLite long LIKE patterns
     "tests/accounts/test_access_contact.py",  # matching text inside JSON claims
+    "tests/jitportal/test_admin_queries.py",  # SQLite's LIKE limits, PostgreSQL's NUL
     # row locks and concurrent writers (PostgreSQL's; SQLite's one writer at a time)
     "tests/policies/test_concurrency.py", "tests/policies/access/test_concurrency.py",
 }
