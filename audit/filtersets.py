@@ -63,6 +63,13 @@ def any_case_q(field: str, text: str) -> Q:
     return Q(**{f"{field}__iregex": rf"\A{re.escape(text)}\Z"})  # the whole value, in both
 
 
+def any_case_contains_q(field: str, text: str) -> Q:
+    """``field`` holds ``text`` in any case, whatever its letters (``any_case_q``, for a part of the value)."""
+    if text.isascii():
+        return Q(**{f"{field}__icontains": text})
+    return Q(**{f"{field}__iregex": re.escape(text)})
+
+
 def _utc(moment: datetime) -> datetime:
     """``moment`` in UTC (PostgreSQL refuses offsets beyond ±15:59, which Python accepts up to ±23:59); a time
     whose UTC form falls outside the calendar is clamped to its first or last instant."""
@@ -295,13 +302,18 @@ class TrailFilterSet(_TimeRangeFilterSet):
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         """Users whose name (as the trail records it: the user name, an e-mail address or UPN) starts with ``value``
-        in any case, answered from the index of its lower case (migration ``0005``)."""
-        return queryset.alias(user_key=Lower("actor_label")).filter(prefix_q("user_key", value.strip().lower()))
+        in any case, answered from the index of its lower case (migration ``0005``). SQLite's ``lower()`` folds
+        ASCII only, so there a start holding other letters is matched in Python's case folding (its REGEXP), as
+        ``any_case_q`` does, without the index."""
+        text = value.strip()
+        if connection.vendor == "sqlite" and not text.isascii():
+            return queryset.filter(actor_label__iregex=rf"\A{re.escape(text)}")
+        return queryset.alias(user_key=Lower("actor_label")).filter(prefix_q("user_key", text.lower()))
 
     def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         text = value.strip()
-        return queryset.filter(Q(actor_label__icontains=text) | Q(action__icontains=text)
-                               | Q(target_label__icontains=text) | Q(target_id__icontains=text)
+        return queryset.filter(any_case_contains_q("actor_label", text) | any_case_contains_q("action", text)
+                               | any_case_contains_q("target_label", text) | any_case_contains_q("target_id", text)
                                | Q(correlation_id__iexact=text))
 
 

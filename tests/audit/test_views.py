@@ -475,6 +475,22 @@ def test_the_vm_and_action_filters_find_a_value_typed_in_another_case_whatever_i
         assert timeline.status_code == 200 and "policy.Änderung" in timeline.content.decode()
 
 
+@pytest.mark.parametrize("typed", [{"user": "jö"}, {"user": "JÖRG@"}, {"q": "jörg"}, {"q": "ÄNDERUNG"},
+                                   {"q": "münchen-trail"}])
+def test_the_trails_user_and_text_filters_find_a_value_typed_in_another_case_whatever_its_letters(
+        client, auditor, django_user_model, typed):
+    """SQLite's lower() and LIKE fold only ASCII: a user JÖRG typed "jö", or words with an Ä or Ü typed in the
+    other case, found nothing there."""
+    from audit.services import audit_record
+
+    jorg = django_user_model.objects.create(username="JÖRG@contoso.example")
+    audit_record(actor=jorg, action="policy.Änderung", target_label="MÜNCHEN-trail", subscription_id=PROD)
+    audit_record(actor=None, action="policy.save", target_label="web-trail", subscription_id=PROD)
+    client.force_login(auditor)
+    body = client.get(SEARCH, {"source": "portal", **typed}).content.decode()
+    assert "MÜNCHEN-trail" in body and "web-trail" not in body
+
+
 def test_the_results_page_runs_the_same_number_of_queries_for_ten_or_a_hundred_rows(
         client, auditor, django_assert_max_num_queries):
     store_events([event() for _ in range(10)])
