@@ -224,6 +224,22 @@ def test_it_retries_with_backoff_after_500_and_waits_for_retry_after_on_429(alic
     assert all(webhook_receiver.verify(p, webhook.secret) for p in posts)
 
 
+@pytest.mark.parametrize("retry_after", ["\u00b2", "\u00b9\u00b2\u00b3", "99999999999999999999999999"])
+def test_a_retry_after_the_portal_cannot_read_as_a_number_is_only_a_backoff(alice, webhook_receiver, settings,
+                                                                              retry_after):
+    services.preference_save(actor=alice, requester_events=[], approver_events=[])  # webhooks only
+    settings.NOTIFY_RETRY_BASE_SECONDS = 10
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    webhook_receiver.respond_with(Answer(429, {"Retry-After": retry_after}, b"slow down"))
+    record_event(request=make_request(alice), event="opened")
+    t0 = timezone.now()
+    assert services.deliver_due(now=t0) == {"webhook_pending": 1}  # a superscript digit is no number of seconds
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.attempts, delivery.last_status, delivery.last_error) == (1, 429, "HTTP 429: slow down")
+    assert t0 + timedelta(seconds=10) <= delivery.next_attempt_at <= t0 + timedelta(
+        seconds=settings.NOTIFY_RETRY_MAX_SECONDS)
+
+
 def test_it_gives_up_after_the_last_attempt_and_keeps_the_reason(alice, webhook_receiver, settings):
     services.preference_save(actor=alice, requester_events=[], approver_events=[])  # webhooks only
     settings.NOTIFY_MAX_ATTEMPTS = 3
