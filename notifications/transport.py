@@ -389,7 +389,8 @@ def post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: di
     answer = _post_signed(url=url, secret=secret, event=event, delivery_id=delivery_id, body=body)
     if not answer.error:
         return answer
-    return replace(answer, error=redact(answer.error, url))
+    # A receiver's answer may hold NUL characters, which PostgreSQL cannot store in the delivery's reason.
+    return replace(answer, error=redact(answer.error, url).replace("\x00", "\ufffd"))
 
 
 def _post_signed(*, url: str, secret: str, event: str, delivery_id: str, body: dict) -> Answer:

@@ -240,6 +240,22 @@ def test_a_retry_after_the_portal_cannot_read_as_a_number_is_only_a_backoff(alic
         seconds=settings.NOTIFY_RETRY_MAX_SECONDS)
 
 
+def test_a_receivers_answer_holding_nul_characters_is_kept_without_them(alice, webhook_receiver, settings):
+    """PostgreSQL stores no NUL in text: the reason would fail to save, and the send with it."""
+    services.preference_save(actor=alice, requester_events=[], approver_events=[])  # webhooks only
+    make_webhook(REQUEST_SCOPE, url=webhook_receiver.url)
+    webhook_receiver.respond_with(Answer(500, body=b"bad\x00gateway"), Answer(302, {"Location": "http://a\x00b/"}))
+    record_event(request=make_request(alice), event="opened")
+    delivery = WebhookDelivery.objects.get()
+    now = timezone.now()
+    assert services.webhook_deliver(delivery_id=delivery.pk, now=now) == "pending"
+    delivery.refresh_from_db()
+    assert (delivery.last_status, delivery.last_error) == (500, "HTTP 500: bad\ufffdgateway")
+    assert services.webhook_deliver(delivery_id=delivery.pk, now=now + timedelta(hours=1)) == "failed"
+    delivery.refresh_from_db()
+    assert delivery.last_status == 302 and "\x00" not in delivery.last_error
+
+
 def test_it_gives_up_after_the_last_attempt_and_keeps_the_reason(alice, webhook_receiver, settings):
     services.preference_save(actor=alice, requester_events=[], approver_events=[])  # webhooks only
     settings.NOTIFY_MAX_ATTEMPTS = 3
