@@ -1,9 +1,11 @@
 """The API's JSON parser: DRF's, refusing what no API body holds and DRF would take silently or explain in
 Python's words: bodies nested deeper than any API body is, a key given twice in one object, a number longer
-than any the API reads."""
+than any the API reads, text holding half of a UTF-16 pair (``"\\ud800"``)."""
 from __future__ import annotations
 
 import codecs
+import re
+from collections import deque
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser, get_encoding
@@ -24,6 +26,27 @@ def _too_deep(data: object) -> bool:
                 return True
             stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
     return False
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate(data: object) -> str | None:
+    """The first lone surrogate in any text (key or value) of ``data``, in the body's order, or ``None``. JSON may
+    escape one (``"\\ud800"``), but it is half of a character: no UTF-8 answer echoing it nor database storing it
+    can hold it (a 500 there)."""
+    queue = deque([data])
+    while queue:
+        value = queue.popleft()
+        if isinstance(value, str):
+            if found := SURROGATE.search(value):
+                return found.group()
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                queue.extend((key, item))
+        elif isinstance(value, list):
+            queue.extend(value)
+    return None
 
 
 def _object(pairs: list[tuple[str, object]]) -> dict:
@@ -60,4 +83,7 @@ class JsonParser(JSONParser):
             raise ParseError(f"JSON parse error - {exc}") from exc
         if _too_deep(data):
             raise ParseError(TOO_DEEP)
+        if (half := _surrogate(data)) is not None:
+            raise ParseError(f"JSON parse error - text holds \\u{ord(half):04x}, half of a UTF-16 pair without its "
+                             "other half: no character.")
         return data

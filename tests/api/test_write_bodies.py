@@ -49,6 +49,10 @@ def _nothing_done(mine) -> None:
     ("reason=done", "application/x-www-form-urlencoded", 415, "Unsupported media type"),
     ("{nope", "application/json", 400, "JSON parse error"),
     ('{"reason": "done", "note": 1}', "application/json", 400, "reason: unknown field"),
+    # Half of a UTF-16 pair escaped alone is no character: no answer naming it, nor any database, could hold it.
+    ('{"\\ud800": 1}', "application/json", 400, "JSON parse error - text holds \\ud800"),
+    ('{"comment": "ok \\udfff", "ports": ["\\udc00"]}', "application/json", 400,
+     "JSON parse error - text holds \\udfff"),
 ])
 def test_every_write_refuses_a_body_it_cannot_use_and_does_nothing(mine, requester, approver, policy_admin, api_as,
                                                                    body, content_type, status, detail):
