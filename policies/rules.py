@@ -25,7 +25,9 @@ MIN_DURATION = timedelta(minutes=5)
 MAX_DURATION = timedelta(hours=24)
 MAX_POLICY_AND_VM_NAME = 56
 DEFAULT_POLICY_NAME = "default"
-_DURATION_RE = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
+# The digits 0 to 9 only (``\d`` also matches other scripts' digits, which the forms refuse: ``jitportal.lib.numbers``).
+_DURATION_RE = re.compile(
+    r"^P(?:(?P<d>[0-9]+)D)?(?:T(?:(?P<h>[0-9]+)H)?(?:(?P<m>[0-9]+)M)?(?:(?P<s>[0-9]+)S)?)?$")
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,10 @@ def parse_duration(value: str) -> timedelta:
     match = _DURATION_RE.match((value or "").strip().upper())
     if not match or not any(match.groupdict().values()):
         raise ValidationError(f"'{value}' is not an ISO 8601 duration such as PT3H.", code="duration")
-    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
-    try:
+    try:  # int() refuses more than 4,300 digits (ValueError), timedelta more than 999,999,999 days
+        parts = {k: int(v or 0) for k, v in match.groupdict().items()}
         return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
-    except OverflowError:
+    except (OverflowError, ValueError):
         raise ValidationError(f"'{value}' is far longer than any time the portal accepts.", code="duration") from None
 
 

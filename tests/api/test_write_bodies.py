@@ -102,3 +102,15 @@ def test_the_schema_documents_the_close_and_removal_bodies(client):
     removal = schema["paths"]["/api/v1/vms/{id}/jit/"]["delete"]
     for operation in (close, removal):
         assert {"400", "415"} <= set(operation["responses"])
+
+
+def test_a_duration_typed_with_other_scripts_digits_is_refused_as_on_the_pages(mine, requester, policy_admin, api_as):
+    """The pages take hours and minutes with the digits 0 to 9 only; ``PT\\uff12H`` (a full-width 2) was set as
+    two hours."""
+    vm = make_vm(IN)
+    put = api_as(policy_admin).put(f"/api/v1/vms/{vm.pk}/jit/", {"ports": [
+        {"number": 22, "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT\uff12H"}]})
+    assert put.status_code == 400 and "is not an ISO 8601 duration" in put.json()["detail"], put.json()
+    extend = api_as(requester).post(f"/api/v1/requests/{mine.pk}/extend/", {"duration": "PT\uff11H"})
+    assert extend.status_code == 400 and "is not an ISO 8601 duration" in extend.json()["detail"], extend.json()
+    _nothing_done(mine)

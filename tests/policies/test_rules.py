@@ -66,6 +66,16 @@ def test_it_refuses_durations_outside_5_minutes_to_24_hours(value):
         rules.validate_duration(value)
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("PT\uff12H", "is not an ISO 8601 duration"),  # full-width digits, which \\d matched: refused as a port typed so is
+    ("PT\u0663H", "is not an ISO 8601 duration"),  # Arabic-Indic
+    ("PT" + "9" * 5000 + "S", "is far longer than any time the portal accepts"),  # past int()'s 4,300 digits
+])
+def test_it_reads_durations_written_with_the_digits_0_to_9_only(value, message):
+    with pytest.raises(ValidationError, match=message):
+        rules.parse_duration(value)
+
+
 def test_policy_name_and_vm_name_together_may_not_exceed_56_characters():
     rules.validate_name_length("default", "v" * 49)
     with pytest.raises(ValidationError, match="exceed 56 characters"):
