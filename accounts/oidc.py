@@ -189,6 +189,16 @@ def verify_id_token(
     return claims
 
 
+# The claims allauth and the portal read a person's name, user name and e-mail address from, as text.
+PROFILE_CLAIMS = ("name", "given_name", "family_name", "preferred_username", "upn", "email", "picture", "user_id")
+
+
+def profile_as_text(claims: dict) -> dict:
+    """``claims`` without the profile claims (``PROFILE_CLAIMS``) that are not text: a token holding a list or an
+    object there signs its user in with the others (at worst named by object id), not a 500."""
+    return {name: value for name, value in claims.items() if name not in PROFILE_CLAIMS or isinstance(value, str)}
+
+
 def consume_nonce(nonce: str) -> None:
     """Record that a token with ``nonce`` was accepted; a second one is refused as a replay."""
     digest = hashlib.sha256(nonce.encode()).hexdigest()
@@ -240,7 +250,7 @@ class EntraOAuth2Adapter(OpenIDConnectOAuth2Adapter):
             expected_nonce=(self.state or {}).get("nonce"),
         )
         consume_nonce(str(claims["nonce"]))
-        return claims
+        return profile_as_text(claims)
 
 
 class EntraProvider(OpenIDConnectProvider):

@@ -81,8 +81,9 @@ def _spoil(state, claims: dict, mode: str | None, tenant: EntraTenant) -> None:
 
 
 def id_token(base_url: str, tenant: EntraTenant, app: EntraApp, user: EntraUser, scope: str, nonce: str | None,
-             spoil: str | None = None) -> str:
-    """A v2.0 ID token for ``user`` signed in to ``app``, spoiled in the way ``spoil`` names (a test knob)."""
+             spoil: str | None = None, extra_claims: dict | None = None) -> str:
+    """A v2.0 ID token for ``user`` signed in to ``app``, spoiled in the way ``spoil`` names and with
+    ``extra_claims`` set (``None`` removes one): test knobs."""
     state = current_state()
     scopes = scope.split()
     claims = {
@@ -101,6 +102,11 @@ def id_token(base_url: str, tenant: EntraTenant, app: EntraApp, user: EntraUser,
     if nonce:
         claims["nonce"] = nonce
     _spoil(state, claims, spoil, tenant)
+    for name, value in (extra_claims or {}).items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
     token = tokens.sign(state, claims)
     if spoil == "tampered":  # change the payload after signing: the signature no longer matches
         header, _payload, signature = token.split(".")
@@ -110,7 +116,7 @@ def id_token(base_url: str, tenant: EntraTenant, app: EntraApp, user: EntraUser,
 
 
 def user_token_response(base_url: str, tenant: EntraTenant, app: EntraApp, user: EntraUser, scope: str,
-                        nonce: str | None, spoil: str | None = None) -> dict:
+                        nonce: str | None, spoil: str | None = None, extra_claims: dict | None = None) -> dict:
     """The token endpoint's answer for a user: access token, ID token, and a refresh token for offline_access."""
     state = current_state()
     audience = resource_of(scope, tenant, app)
@@ -127,7 +133,7 @@ def user_token_response(base_url: str, tenant: EntraTenant, app: EntraApp, user:
                                           " ".join(s.rsplit("/", 1)[-1] for s in granted if s not in OIDC_SCOPES)),
     }
     if "openid" in scopes:
-        body["id_token"] = id_token(base_url, tenant, app, user, scope, nonce, spoil)
+        body["id_token"] = id_token(base_url, tenant, app, user, scope, nonce, spoil, extra_claims)
     if "offline_access" in scopes:
         refresh = secrets.token_urlsafe(48)
         runtime().refresh_tokens[refresh] = RefreshGrant(tenant.tenant_id, app.client_id, user.oid, scope,

@@ -1,5 +1,5 @@
-"""Test knobs under ``/_emulator/entra/``: spoil the next ID token, the discovery documents or the JWKS, change a
-user's roles and groups."""
+"""Test knobs under ``/_emulator/entra/``: spoil the next ID token or set its claims, spoil the discovery documents or
+the JWKS, change a user's roles and groups."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, make_response, request
@@ -33,6 +33,20 @@ def register_knob_routes(bp: Blueprint) -> None:
                     return make_response(jsonify({"error": f"mode must be one of {list(SPOIL_MODES)}"}), 400)
                 runtime().next_id_token = mode
             return jsonify({"mode": runtime().next_id_token})
+
+    @bp.route("/_emulator/entra/next-id-token-claims", methods=["GET", "POST", "DELETE"])
+    def next_id_token_claims():
+        """Set claims of the next ID token a code exchange hands out (``{"claims": {name: value}}``, a null value
+        removes the claim), signed as usual: a token Entra ID would sign with odd claims."""
+        with current_state().lock:
+            if request.method == "DELETE":
+                runtime().next_id_token_claims = None
+            elif request.method == "POST":
+                claims = (request.get_json(silent=True) or {}).get("claims")
+                if not isinstance(claims, dict):
+                    return make_response(jsonify({"error": "claims must be an object"}), 400)
+                runtime().next_id_token_claims = claims
+            return jsonify({"claims": runtime().next_id_token_claims})
 
     @bp.route("/_emulator/entra/<any(discovery, jwks):document>", methods=["GET", "POST", "DELETE"])
     def metadata_knob(document: str):

@@ -236,7 +236,8 @@ def _redeem_code(tenants: list[EntraTenant]) -> dict:
     if user is None:
         raise EntraError(400, "invalid_grant", 50034, "AADSTS50034: The user account does not exist in the directory.")
     spoil, runtime().next_id_token = runtime().next_id_token, None
-    return issuance.user_token_response(base_url(), tenant, app, user, grant.scope, grant.nonce, spoil)
+    claims, runtime().next_id_token_claims = runtime().next_id_token_claims, None
+    return issuance.user_token_response(base_url(), tenant, app, user, grant.scope, grant.nonce, spoil, claims)
 
 
 def _redeem_refresh_token(tenants: list[EntraTenant]) -> dict:

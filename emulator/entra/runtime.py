@@ -52,6 +52,8 @@ class EntraRuntime:
     codes: dict[str, AuthCode] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
     next_id_token: str | None = None  # how to spoil the next ID token of a code exchange (a test knob)
+    # Claims to set (a null removes one) in the next ID token of a code exchange, signed as usual (a test knob).
+    next_id_token_claims: dict | None = None
     spoiled: dict[str, str] = field(default_factory=dict)  # "discovery"/"jwks": how to spoil it until cleared (knobs)
 
     def forget_expired(self, now: datetime) -> None:

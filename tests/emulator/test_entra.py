@@ -82,6 +82,7 @@ class Flow:
 def flow(fresh_emulator) -> Flow:
     flow = Flow(fresh_emulator)
     flow.knob("DELETE", "next-id-token")
+    flow.knob("DELETE", "next-id-token-claims")
     return flow
 
 
@@ -154,6 +155,15 @@ def test_each_spoiled_id_token_fails_verification(flow, mode, failure):
     with pytest.raises(failure):
         flow.verify(flow.sign_in()["id_token"])
     assert flow.verify(flow.sign_in()["id_token"])["tid"] == CONTOSO  # the knob spoils one token only
+
+
+def test_the_claims_knob_sets_and_removes_claims_of_one_validly_signed_token(flow):
+    flow.knob("POST", "next-id-token-claims", json={"claims": {"name": ["Alice"], "email": None}})
+    claims = flow.verify(flow.sign_in()["id_token"])
+    assert claims["name"] == ["Alice"] and "email" not in claims
+    assert flow.verify(flow.sign_in()["id_token"])["name"] == "Alice Requester"  # one token only
+    with pytest.raises(requests.HTTPError):
+        flow.knob("POST", "next-id-token-claims", json={"claims": ["name"]})
 
 
 def test_refresh_reflects_a_role_change(flow):
