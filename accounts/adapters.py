@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import unicodedata
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
@@ -31,6 +32,11 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         return False
 
 
+def _printable(text: str) -> str:
+    """``text`` from a query parameter with its control characters (NUL, line breaks) as single spaces, trimmed."""
+    return " ".join("".join(" " if unicodedata.category(c).startswith("C") else c for c in text).split())
+
+
 def describe_failure(request: HttpRequest, error: str, exception: BaseException | None, extra_context: dict) -> str:
     """A plain-words reason for a failed sign-in."""
     if isinstance(exception, SignInRefused):
@@ -40,9 +46,14 @@ def describe_failure(request: HttpRequest, error: str, exception: BaseException 
     if "state_id" in extra_context and extra_context.get("state") is None:
         return STATE_LOST
     if "error" in request.GET:
-        code = request.GET.get("error", "")[:100]
-        description = request.GET.get("error_description", "")[:500]
-        return f"Entra ID did not sign you in: {code}{f' — {description}' if description else ''}."
+        code = _printable(request.GET.get("error", ""))[:100]
+        description = _printable(request.GET.get("error_description", ""))[:500]
+        if not (code or description):
+            return "Entra ID did not sign you in, and did not say why."
+        return f"Entra ID did not sign you in: {' — '.join(part for part in (code, description) if part)}."
+    if "code" not in request.GET:
+        return ("Entra ID's answer carried neither a sign-in code nor an error, so nothing was signed in. "
+                "Try again.")
     if exception is not None and "access token" in str(exception):
         return ("Entra ID refused to complete the sign-in (the one-time sign-in code was rejected, for example "
                 "because it was already used).")

@@ -222,3 +222,29 @@ def test_an_unusable_discovery_document_stops_the_sign_in_before_entra_id(
 
     spoil("discovery", None)
     assert sign_in_with_client(client, fresh_emulator, PERSONAS["requester"].oid).status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("answer", "reason"), [
+    ({"error": ""}, "Entra ID did not sign you in, and did not say why."),
+    ({"error": "\x00\x1b", "error_description": "\x07 "}, "Entra ID did not sign you in, and did not say why."),
+    ({"error": "server_error", "error_description": "AADSTS50000:\x00 an\r\nerror"},
+     "Entra ID did not sign you in: server_error — AADSTS50000: an error."),
+    ({"error": " ", "error_description": "AADSTS50000: an error"},
+     "Entra ID did not sign you in: AADSTS50000: an error."),
+    ({}, "Entra ID's answer carried neither a sign-in code nor an error, so nothing was signed in. Try again."),
+], ids=["empty error", "control characters only", "control characters", "a description only",
+        "neither code nor error"])
+def test_an_answer_without_a_code_says_what_entra_id_said(entra_settings, fresh_emulator, answer, reason):
+    from urllib.parse import parse_qs, urlsplit
+
+    from django.test import Client
+    from django.utils.html import escape
+
+    from tests.plugins.personas import PERSONAS, authorize_with_client
+
+    client = Client(SERVER_NAME="127.0.0.1")
+    state = parse_qs(urlsplit(authorize_with_client(client, fresh_emulator, PERSONAS["requester"].oid)).query)["state"]
+    response = client.get(CALLBACK, {"state": state[0], **answer})
+    assert response.status_code == 401
+    assert f'<p class="errornote" id="sign-in-failure-reason">{escape(reason)}</p>' in response.content.decode()
