@@ -7,6 +7,7 @@ Break-glass superusers may do everything.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -176,6 +177,10 @@ def _scope_q(parsed: Scope, resource_id_field: str | None, subscription_field: s
         return q
     if not resource_id_field:
         raise ValueError(f"restrict() needs a resource_id_field to filter at {parsed.kind} scope")
+    if not parsed.id.isascii():
+        # In any case as ``scope_contains``: SQLite's LIKE folds ASCII only, its REGEXP is Python's, which folds every
+        # letter (a resource group's RG-MÜNCHEN too); PostgreSQL folds them all either way.
+        return Q(**{f"{resource_id_field}__iregex": rf"\A{re.escape(parsed.id)}(/|\Z)"})
     return Q(**{f"{resource_id_field}__iexact": parsed.id}) | Q(
         **{f"{resource_id_field}__istartswith": parsed.id + "/"}
     )

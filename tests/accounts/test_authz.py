@@ -139,6 +139,21 @@ class TestRestrict:
         restricted = authz.restrict(RoleMapping.objects.all(), fresh(requester), SETTINGS_WRITE)
         assert self.keys(restricted, mappings) == {"in_rg", "in_vm", "in_vm_upper"}
 
+    def test_a_grant_covers_its_rows_in_any_case_whatever_their_letters(self, mappings, requester):
+        """As ``has_permission`` (and PostgreSQL) do: SQLite's LIKE folds ASCII only, so a mapping at RG-MÜNCHEN
+        left out the rows spelling it rg-münchen (an admin could add such a mapping, and then neither see, change nor
+        delete it)."""
+        RoleMapping.objects.create(source_kind="app_role", source_value="JIT.Requester", role="policy_admin",
+                                   scope=f"{IN_SCOPE}/resourceGroups/RG-MÜNCHEN")
+        munich = {key: RoleMapping.objects.create(source_kind="group", source_value=f"g-{key}", role="reader",
+                                                  scope=f"{IN_SCOPE}/resourceGroups/{rg}")
+                  for key, rg in {"munich": "rg-münchen", "munich_vm": "Rg-München/providers/Microsoft.Compute/"
+                                  "virtualMachines/vm-1", "lookalike": "rg-münchen2"}.items()}
+        user = fresh(requester)
+        assert authz.has_permission(user, SETTINGS_WRITE, munich["munich_vm"].scope)
+        restricted = authz.restrict(RoleMapping.objects.all(), user, SETTINGS_WRITE)
+        assert self.keys(restricted, munich) == {"munich", "munich_vm"}
+
     def test_it_builds_one_query(self, mappings, policy_admin, django_assert_num_queries):
         user = fresh(policy_admin)
         authz.grants_for(user)
