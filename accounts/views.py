@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import LoginView
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -79,16 +80,25 @@ def role_mapping_list(request: HttpRequest) -> HttpResponse:
                   {"title": "Role mappings", "table": table, "filter": filterset})
 
 
+# The form checks that no such mapping exists; two admins saving the same one at once both pass that check.
+SAME_MAPPING_ADDED = ("The same role mapping was added a moment ago (by another admin): nothing new was saved. "
+                      "The list shows it.")
+
+
 @requires(SETTINGS_WRITE)
 @require_http_methods(["GET", "HEAD", "POST"])
 def role_mapping_create(request: HttpRequest) -> HttpResponse:
     """Add a mapping from an Entra app role or group to a portal role at a scope."""
     form = RoleMappingForm(request.POST or None, actor=request.user)
     if request.method == "POST" and form.is_valid():
-        mapping = services.role_mapping_create(actor=request.user, client_ip=client_ip(request.META),
-                                               **form.cleaned_data)
-        messages.success(request, f"Added: {mapping}.")
-        return redirect("accounts:rolemapping_list")
+        try:
+            mapping = services.role_mapping_create(actor=request.user, client_ip=client_ip(request.META),
+                                                   **form.cleaned_data)
+        except IntegrityError:  # the same mapping added since the form checked (another admin, at that moment)
+            form.add_error(None, SAME_MAPPING_ADDED)
+        else:
+            messages.success(request, f"Added: {mapping}.")
+            return redirect("accounts:rolemapping_list")
     return render(request, "accounts/rolemapping_form.html", {"title": "Add role mapping", "form": form},
                   status=400 if request.method == "POST" else 200)
 
@@ -100,10 +110,18 @@ def role_mapping_edit(request: HttpRequest, pk: int) -> HttpResponse:
     mapping = get_for_user_or_404(RoleMapping.objects.all(), request.user, SETTINGS_WRITE, pk=pk)
     form = RoleMappingForm(request.POST or None, instance=mapping, actor=request.user)
     if request.method == "POST" and form.is_valid():
-        services.role_mapping_update(actor=request.user, mapping=mapping, client_ip=client_ip(request.META),
-                                     **form.cleaned_data)
-        messages.success(request, f"Saved: {mapping}.")
-        return redirect("accounts:rolemapping_list")
+        try:
+            services.role_mapping_update(actor=request.user, mapping=mapping, client_ip=client_ip(request.META),
+                                         **form.cleaned_data)
+        except RoleMapping.DoesNotExist:  # deleted since the page loaded it (another admin, at that moment)
+            messages.error(request, "This role mapping was deleted a moment ago (by another admin): nothing was "
+                                    "saved. Add it again if it is still needed.")
+            return redirect("accounts:rolemapping_list")
+        except IntegrityError:
+            form.add_error(None, SAME_MAPPING_ADDED)
+        else:
+            messages.success(request, f"Saved: {mapping}.")
+            return redirect("accounts:rolemapping_list")
     return render(request, "accounts/rolemapping_form.html",
                   {"title": "Change role mapping", "form": form, "mapping": mapping},
                   status=400 if request.method == "POST" else 200)

@@ -272,3 +272,40 @@ def test_the_trail_names_the_client_behind_a_trusted_proxy_not_the_proxy(client,
                            HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.9")
     assert response.status_code == 302
     assert AuditEvent.objects.filter(action__startswith="role_mapping").latest("id").client_ip == "203.0.113.9"
+
+
+def test_the_same_mapping_added_by_another_admin_at_that_moment_is_said_not_a_500(client, policy_admin,
+                                                                                monkeypatch):
+    """The form checks that no such mapping exists; another admin's save between that check and this one met the
+    database's unique constraint (IntegrityError)."""
+    client.force_login(policy_admin)
+    check = RoleMapping.validate_constraints
+
+    def another_admin_saves_meanwhile(mapping, *args, **kwargs):
+        check(mapping, *args, **kwargs)
+        RoleMapping.objects.create(**form_data())
+
+    monkeypatch.setattr(RoleMapping, "validate_constraints", another_admin_saves_meanwhile)
+    response = client.post(reverse("accounts:rolemapping_add"), form_data())
+    assert response.status_code == 400
+    assert "The same role mapping was added a moment ago (by another admin)" in response.content.decode()
+    assert RoleMapping.objects.filter(source_value="JIT.Reader", scope=RG).count() == 1
+
+
+def test_a_mapping_deleted_by_another_admin_while_it_is_edited_is_said_not_a_500(client, policy_admin,
+                                                                               monkeypatch):
+    mapping = RoleMapping.objects.create(**form_data())
+    client.force_login(policy_admin)
+    check = RoleMapping.validate_constraints
+
+    def another_admin_deletes_meanwhile(row, *args, **kwargs):
+        check(row, *args, **kwargs)
+        RoleMapping.objects.filter(pk=mapping.pk).delete()
+
+    monkeypatch.setattr(RoleMapping, "validate_constraints", another_admin_deletes_meanwhile)
+    response = client.post(reverse("accounts:rolemapping_edit", args=[mapping.pk]),
+                           form_data(description="renamed"), follow=True)
+    assert response.redirect_chain == [(reverse("accounts:rolemapping_list"), 302)]
+    assert "This role mapping was deleted a moment ago (by another admin): nothing was saved." in (
+        response.content.decode())
+    assert not RoleMapping.objects.filter(pk=mapping.pk).exists()
