@@ -65,8 +65,12 @@ REQUEST_FILTERS = [
     OpenApiParameter("q", str, description="Part of a VM's name, the requester or the reason (as on the Requests "
                                            "page): only what you are shown of someone else's request, so neither "
                                            "a VM outside your scope nor a reason naming one finds it."),
-    OpenApiParameter("created_after", OpenApiTypes.DATE, description="Requested on or after this day (UTC)."),
-    OpenApiParameter("created_before", OpenApiTypes.DATE, description="Requested on or before this day (UTC)."),
+    OpenApiParameter("created_after", OpenApiTypes.DATE, description="Requested on or after this day (a whole day "
+                                                                     "of the portal's time zone, as on the "
+                                                                     "Requests page)."),
+    OpenApiParameter("created_before", OpenApiTypes.DATE, description="Requested on or before this day (a whole day "
+                                                                      "of the portal's time zone, as on the "
+                                                                      "Requests page)."),
 ]
 
 
