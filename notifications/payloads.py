@@ -207,8 +207,11 @@ def headline(payload: dict) -> str:
 def _lines(payload: dict) -> list[tuple[str, str]]:
     """(label, value) facts of a payload, for chat cards."""
     request = payload.get("request")
-    if not request:
-        return [("Detail", str(payload.get("detail") or ""))]
+    if not request:  # a test delivery: its message, or each fact of its detail
+        detail = payload.get("detail") or {}
+        if not isinstance(detail, dict):
+            return [("Detail", str(detail))]
+        return [(str(key).capitalize(), str(value)) for key, value in detail.items()] or [("Detail", "")]
     actor = payload.get("actor") or {}
     ports = ", ".join(f"{vm['name']}: {', '.join(str(p['number']) for p in vm['ports'])}" for vm in request["vms"])
     elsewhere = request.get("vms_elsewhere") or 0

@@ -887,3 +887,14 @@ def test_the_email_names_states_in_words(alice):
     state_line = next(line for line in body.splitlines() if line.startswith("State:"))
     assert state_line == f"State:         {PortState.PENDING.label} (approval: awaiting approval)"
     assert PortState.PENDING.label != "pending"  # words, not the stored code
+
+
+def test_a_test_deliverys_chat_card_says_its_message_in_words(alice):
+    """A test delivery has no request: its card shows its message, not the detail's Python form."""
+    from notifications.payloads import slack_body, teams_body
+
+    payload = services.webhook_test(actor=alice, webhook=make_webhook(REQUEST_SCOPE, format="slack")).payload
+    fields = [f["text"] for f in slack_body(payload)["blocks"][1]["fields"]]
+    assert fields == ["Message:\nTest delivery to webhook 'matrix hook'."]
+    facts = teams_body(payload)["attachments"][0]["content"]["body"][1]["facts"]
+    assert facts == [{"title": "Message", "value": "Test delivery to webhook 'matrix hook'."}]
