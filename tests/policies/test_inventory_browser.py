@@ -320,7 +320,8 @@ def test_a_port_typed_in_a_new_row_is_named_and_the_rows_stay_narrow_on_a_phone(
 @pytest.mark.parametrize("width", [1280, 375])
 def test_an_open_row_menu_stays_within_the_table_on_a_wide_window_and_a_phone(portal, entra_page, width):
     """The Not configured tab's menu has its longest item, "Enable JIT with custom settings…": it opens to the left
-    of its "…" (the table's last column), not beyond the table where its region would scroll it out of sight."""
+    of its "…" (the table's last column), not beyond the table where its region would scroll it out of sight, and
+    its items carry no list markers."""
     page = entra_page
     page.set_viewport_size({"width": width, "height": 800})
     sign_in_with_entra(page, portal, "bob@contoso.example")
@@ -334,6 +335,8 @@ def test_an_open_row_menu_stays_within_the_table_on_a_wide_window_and_a_phone(po
         return {left: r.left, right: r.right, regionLeft: region.left, regionRight: region.right}; }""")
     assert box["regionLeft"] <= box["left"] and box["right"] <= box["regionRight"], box
     assert item.evaluate("a => a.getBoundingClientRect().height") < 30  # one line
+    # no list markers: the admin's square bullets drew outside the menu's box, beside its items
+    assert set(menu.locator("li").evaluate_all("lis => lis.map(li => getComputedStyle(li).listStyleType)")) == {"none"}
 
 
 def test_the_rows_and_tab_counts_follow_a_change_when_azure_applies_it(portal, entra_page):
