@@ -817,6 +817,7 @@ def test_the_vm_page_has_one_heading_and_azures_recent_requests_with_portal_date
     started = re.findall(r'<td class="nowrap">(.*?)</td>', recent)
     assert started and all(re.fullmatch(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>', value)
                            for value in started), started
+    assert "<th>Requester</th>" in recent and "Requestor" not in page  # the word every other page uses
 
 
 def test_the_status_poll_swaps_extend_in_when_the_request_opens_and_out_when_it_ends(prod, requester, alice):
