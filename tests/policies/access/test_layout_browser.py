@@ -65,6 +65,8 @@ def test_on_a_phone_the_requests_list_a_request_and_the_connect_page_do_not_scro
     copy = page.locator("tr[data-port='22'] button.copy")
     copy.scroll_into_view_if_needed()
     expect(copy).to_be_in_viewport()  # the ports table scrolls within its box to the Copy button
+    caption = page.locator(".request-vm h2").bounding_box()  # the VM's name stays in view: it does not scroll away
+    assert caption["x"] >= 0 and caption["x"] + caption["width"] <= 400, caption
 
 
 LONG_JUSTIFICATION = "Incident INC-" + "X" * 300 + " <b>not bold</b>"
