@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_safe
@@ -19,7 +20,7 @@ from jitportal.lib.tables import seek_list_page
 from . import approvals, selectors
 from .approval_forms import AccessRuleForm, DecisionForm, NewAccessRuleForm
 from .client_ip import client_ip
-from .models import AccessRequest, AccessRule
+from .models import AccessRequest, AccessRule, ApprovalState
 from .queue_rows import FIELDS as queue_fields
 from .queue_rows import queue_rows
 
@@ -77,8 +78,8 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
         return _review_page(request, access, form)
     approve = form.cleaned_data["decision"] == "approve"
     try:
-        approvals.request_decide(actor=request.user, request=access, approve=approve,
-                                 comment=form.cleaned_data["comment"], client_ip=client_ip(request.META))
+        decided = approvals.request_decide(actor=request.user, request=access, approve=approve,
+                                           comment=form.cleaned_data["comment"], client_ip=client_ip(request.META))
     except PermissionDenied as exc:  # their own request, or a VM where they do not approve: the page says which
         form.add_error(None, str(exc))
         return _review_page(request, access, form, status=403)
@@ -87,8 +88,21 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
         for message in exc.messages:
             form.add_error(field, message)
         return _review_page(request, access, form)
-    messages.success(request, f"{'Approved' if approve else 'Denied'} request #{access.pk}.")
+    messages.success(request, _decided_message(decided, approve))
     return redirect("policies:approvals")
+
+
+def _decided_message(access: AccessRequest, approve: bool) -> str:
+    """What a decision did: a denial ends the request; an approval was the last one needed, or says how many more
+    are (one approval of two did not approve the request)."""
+    if not approve:
+        return f"Denied request #{access.pk}."
+    if access.approval_state != ApprovalState.PENDING:
+        return f"Approved request #{access.pk}: that was the last approval it needed."
+    counts = approvals.progress(access)
+    missing = (max(counts["first_needed"] - counts["first"], 0)
+               + max(counts["second_needed"] - counts["second"], 0))
+    return f"Approved request #{access.pk}: {missing} more approval{pluralize(missing)} needed before it opens."
 
 
 @requires(JIT_POLICY_WRITE)

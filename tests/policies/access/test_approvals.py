@@ -1117,3 +1117,17 @@ def test_an_approvers_requests_list_holds_the_requests_in_their_scope_they_decid
     assert "Only mine" in page
     mine_only = client.get(reverse("policies:requests"), {"mine": "on"}).content.decode()
     assert f'href="{reverse("policies:request_detail", args=[decided.pk])}"' not in mine_only
+
+
+def test_an_approval_says_how_many_more_the_request_needs_or_that_it_was_the_last(
+        client, prod, requester, approver, second_approver):  # noqa: F811
+    """"Approved request #N." after the first of two approvals read as if the request were approved."""
+    rule(WEB_RG, "manual", approvals_required=2)
+    request = ask(requester, {"web-02": [22]})
+    decide = reverse("policies:request_decide", args=[request.pk])
+    client.force_login(approver)
+    first = client.post(decide, {"decision": "approve", "comment": ""}, follow=True).content.decode()
+    assert f"Approved request #{request.pk}: 1 more approval needed before it opens." in first
+    client.force_login(second_approver)
+    last = client.post(decide, {"decision": "approve"}, follow=True).content.decode()
+    assert f"Approved request #{request.pk}: that was the last approval it needed." in last
