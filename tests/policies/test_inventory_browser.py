@@ -81,6 +81,7 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     row = port_row(page, 22)
     page.fill(f"#id_ports-{row}-sources", "203.0.113.0/24")
     page.fill(f"#id_ports-{row}-max_hours", "2")
+    expect(page.locator("#add-port")).to_have_css("padding-top", "10px")  # a button's size, not a text box's
     page.click("#add-port")  # a second new row besides the empty one
     expect(page.locator("#id_ports-5-number")).to_be_focused()
     page.keyboard.type("2222")

@@ -69,6 +69,21 @@ def test_on_a_phone_the_requests_list_a_request_and_the_connect_page_do_not_scro
     assert caption["x"] >= 0 and caption["x"] + caption["width"] <= 400, caption
 
 
+def test_the_connect_pages_form_lines_up_with_its_text_and_its_buttons_are_button_sized(portal, entra_page):
+    """The Justification label sat at the module's edge, left of the text above it, and "Choose ports, source and
+    time range…" had a text box's padding (the admin's "form .button")."""
+    page = entra_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    page.goto(f"{portal}/inventory/vm/{vm('jump-02').pk}/connect/")
+    text = page.locator("#connect-ports").evaluate("e => e.parentElement.getBoundingClientRect().left + "
+                                                   "parseFloat(getComputedStyle(e.parentElement).paddingLeft)")
+    label = page.locator("label[for=connect-justification]").bounding_box()
+    assert abs(label["x"] - text) < 1, (label, text)
+    for button in ("#connect-request", "#connect-full-form"):
+        expect(page.locator(button)).to_have_css("padding-top", "10px")
+
+
 LONG_JUSTIFICATION = "Incident INC-" + "X" * 300 + " <b>not bold</b>"
 
 
