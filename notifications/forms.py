@@ -9,7 +9,7 @@ from accounts.scopes import InvalidScope, normalize_scope
 from policies.access.signals import EVENTS
 
 from . import transport
-from .models import APPROVER_EVENTS, EVENT_CHOICES, Webhook
+from .models import APPROVER_EVENTS, Webhook, event_label
 
 EVENT_HELP = {
     "submitted": "a request was stored",
@@ -25,7 +25,7 @@ EVENT_HELP = {
 
 
 def _choices(events) -> list[tuple[str, str]]:
-    return [(e, f"{e.replace('_', ' ').capitalize()} — {EVENT_HELP[e]}") for e in events]
+    return [(e, f"{event_label(e)} — {EVENT_HELP[e]}") for e in events]
 
 
 class PreferenceForm(forms.Form):
@@ -55,7 +55,7 @@ class WebhookForm(forms.ModelForm):
                              "size": 80, "autocomplete": "off", "spellcheck": "false"}),
                          help_text="Where the portal POSTs (https; Slack or Teams incoming webhook URLs work too). "
                                    "It is kept like a password: pages show only its scheme and host.")
-    events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple,
+    events = forms.MultipleChoiceField(choices=_choices(EVENTS), widget=forms.CheckboxSelectMultiple,
                                        help_text="The events this webhook is sent.")
 
     class Meta:

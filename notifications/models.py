@@ -16,6 +16,13 @@ from policies.access.signals import EVENTS
 from . import transport
 
 EVENT_CHOICES = [(event, event.replace("_", " ")) for event in EVENTS]
+
+
+def event_label(event: str) -> str:
+    """An access event as pages name it: ``needs_approval`` is "Needs approval"."""
+    return event.replace("_", " ").capitalize()
+
+
 # Events an approver hears about (the request is someone else's).
 APPROVER_EVENTS = ("needs_approval", "approved", "denied")
 DEFAULT_REQUESTER_EVENTS = ("approved", "denied", "approval_expired", "opened", "expiring", "failed")
@@ -76,6 +83,11 @@ class Webhook(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def event_names(self) -> str:
+        """Its events as the pages name them ("Needs approval, Opened"), in the order of the access events."""
+        return ", ".join(event_label(event) for event in EVENTS if event in self.events)
 
     @property
     def masked_url(self) -> str:

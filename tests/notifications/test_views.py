@@ -104,6 +104,17 @@ def test_a_new_webhooks_secret_is_shown_once(admin_client):
     assert audit.subscription_id == "c0a1b2c3-0000-4000-8000-000000000001"
 
 
+def test_webhook_pages_name_events_as_the_preferences_page_does(admin_client):
+    """The form's "needs approval" and the list's and page's "needs_approval" differed from the preferences'
+    "Needs approval — a request waits for approval"."""
+    form = html.unescape(admin_client.get(reverse("notifications:webhook_add")).content.decode())
+    assert "Needs approval — a request waits for approval" in form
+    webhook = make_webhook(REQUEST_SCOPE, events=["opened", "needs_approval"])
+    for url in (reverse("notifications:webhook_list"), reverse("notifications:webhook_detail", args=[webhook.pk])):
+        page = admin_client.get(url).content.decode()
+        assert "Needs approval, Opened" in page and "needs_approval" not in page, url
+
+
 @pytest.mark.parametrize(("scope", "message"), [
     ("", "only administrators of every scope"),
     (OUT_OF_SCOPE, "scopes you administer"),
