@@ -161,18 +161,33 @@ def port_formset(vm: VirtualMachine | None, data=None, ports: list[dict] | None 
 
 
 class RowIdsField(forms.ModelMultipleChoiceField):
-    """Row ids; one beyond a 64-bit integer is an invalid choice (the database cannot even compare it)."""
+    """Row ids; one beyond a 64-bit integer is an invalid choice (the database cannot even compare it). An id of no
+    row the queryset holds (removed by a sync since it was selected, or out of the user's sight) is left out and
+    counted in ``missing``, not an error that would throw away the rest of the form."""
+
+    missing = 0
 
     def _check_values(self, value):
+        numbers = set()
         for pk in value:
             try:
-                out_of_range = abs(int(str(pk))) >= 2**63
+                number = int(str(pk))
             except ValueError:
                 continue  # not a number: the parent reports it
-            if out_of_range:
+            if abs(number) >= 2**63:
                 raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
                                       params={"value": pk})
-        return super()._check_values(value)
+            numbers.add(number)
+        found = set(self.queryset.filter(pk__in=numbers).values_list("pk", flat=True)) if numbers else set()
+        self.missing = len(numbers - found)
+        return super()._check_values([pk for pk in value if _row_id(pk) in found or _row_id(pk) is None])
+
+
+def _row_id(value) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
 
 
 class BulkEnableForm(forms.Form):
@@ -216,9 +231,22 @@ class BulkEnableForm(forms.Form):
             return f"it does not support JIT: {vm.unsupported_message}"
         return enable_blocked_message("it", self.pending[vm.pk])
 
+    @property
+    def missing(self) -> int:
+        """How many selected ids name no VM the user may see now (removed by a sync since, or out of their scope)."""
+        return self.fields["vm"].missing
+
+    @property
+    def taken_out(self) -> bool:
+        """Whether any selected VM was left out (``left_out``, or ``missing``)."""
+        return bool(self.left_out or self.missing)
+
     def left_out_messages(self) -> list[str]:
-        """Why each VM of ``left_out`` was taken out of the selection."""
-        return [f"{vm.name} was taken out of the selection: {self._why(vm)}" for vm in self.left_out]
+        """Why each VM of ``left_out`` was taken out of the selection, and how many are ``missing``."""
+        gone = ([f"{self.missing:,} selected VM{'s are' if self.missing != 1 else ' is'} no longer in the inventory "
+                 "you may see (removed from Azure, or out of your scope) and "
+                 f"{'were' if self.missing != 1 else 'was'} taken out of the selection."] if self.missing else [])
+        return gone + [f"{vm.name} was taken out of the selection: {self._why(vm)}" for vm in self.left_out]
 
 
 class SubscriptionForm(forms.ModelForm):

@@ -179,7 +179,7 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
     # A VM configured by someone else since the selection, one being enabled or having JIT removed (its row is not
     # selectable: a forged or stale selection), or one the user only reads, is named and left out; the edited ports
     # stay.
-    if not chosen.is_valid() or not (chosen.cleaned_data["vm"] or (posted and chosen.left_out)):
+    if not chosen.is_valid() or not (chosen.cleaned_data["vm"] or (posted and chosen.taken_out)):
         for message in chosen.left_out_messages() if chosen.is_valid() else []:
             messages.error(request, message)
         messages.error(request, "Select at least one Not configured VM you may configure.")
@@ -188,9 +188,9 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
     problems, next_step = chosen.left_out_messages(), ""
     if not vms:
         problems.append("No selected VM is left to enable JIT on.")
-    elif posted and chosen.left_out:
+    elif posted and chosen.taken_out:
         next_step = f"Save to enable JIT with these ports on {', '.join(vm.name for vm in vms)}."
-    return _enable_page(request, vms, problems, back, save=posted and not chosen.left_out, next_step=next_step)
+    return _enable_page(request, vms, problems, back, save=posted and not chosen.taken_out, next_step=next_step)
 
 
 def _enable_all(request: HttpRequest, data: QueryDict, back: str) -> HttpResponse:

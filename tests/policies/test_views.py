@@ -513,6 +513,32 @@ def test_bulk_enable_names_a_vm_configured_meanwhile_keeps_the_edits_and_saves_t
 
 
 @pytest.mark.django_db
+def test_bulk_enable_of_a_selection_with_a_vm_gone_meanwhile_keeps_the_edits_and_the_other_vms(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    """A sync removed one selected VM (deleted in Azure) between the page and its Save: the edits and the other VMs
+    stay, the page says one VM left, and Save again enables the others (it sent back to the inventory, all lost)."""
+    made = make_many_vms(6)
+    kept, gone = not_configured(made[0]), not_configured(made[2])
+    client.force_login(policy_admin)
+    rows = [{"number": "22", "sources": "203.0.113.0/24"}, {"number": "8443"}]
+    data = {**edit_post(kept, rows), "ports-INITIAL_FORMS": "0", "vm": [kept.pk, gone.pk]}
+    VirtualMachine.objects.filter(pk=gone.pk).delete()
+    response = client.post(reverse("policies:bulk_enable"), data)
+    page = response.content.decode()
+    assert response.status_code == 400 and not PolicyChange.objects.exists()
+    assert "1 selected VM is no longer in the inventory you may see" in page
+    assert f'<input type="hidden" name="vm" value="{kept.pk}">' in page and f'name="vm" value="{gone.pk}"' not in page
+    assert 'value="203.0.113.0/24"' in page and 'value="8443"' in page  # the edits are still there
+    data["vm"] = [kept.pk]
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(reverse("policies:bulk_enable"), data).status_code == 302
+    assert list(PolicyChange.objects.get().desired) == [kept.arm_id]
+    # Opened with a stale selection: the page names what is left, not "select at least one".
+    page = client.get(reverse("policies:bulk_enable"), {"vm": [made[4].pk, gone.pk]})
+    assert page.status_code == 200 and "1 selected VM is no longer in the inventory" in page.content.decode()
+
+
+@pytest.mark.django_db
 def test_vms_with_jit_being_enabled_or_removed_say_so_and_cannot_be_selected_again(
         client, policy_admin, django_capture_on_commit_callbacks):
     made = make_many_vms(6)  # 0 and 3 Configured, 1 and 4 Not configured
