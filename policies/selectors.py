@@ -313,6 +313,15 @@ def vm_pending_change(vm: VirtualMachine) -> PolicyChange | None:
     return latest if latest is not None and not latest.done else None
 
 
+def ports_to_be(vm: VirtualMachine, pending: PolicyChange | None, current: list[dict] | None = None) -> list[dict]:
+    """The ports ``vm`` will have: those its ``pending`` change (``vm_pending_change``) sets (none for a removal),
+    else ``current`` (default: its ports as loaded). An edit form's basis is taken from them, so that a removal saved
+    meanwhile counts as a change."""
+    if pending is not None and vm.arm_id in pending.desired:
+        return pending.desired[vm.arm_id] or []
+    return vm.ports if current is None else current
+
+
 def pending_changes_by_vm(vms: list[VirtualMachine] | QuerySet[VirtualMachine]) -> dict[int, tuple[int, str]]:
     """VM pk → (change pk, kind) of each VM whose newest change is still queued or running (``vm_pending_change``
     for a page of VMs), in one query over the pending changes only."""

@@ -354,7 +354,8 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     pending = selectors.vm_pending_change(vm)
     pending_ports = pending.desired.get(vm.arm_id) if pending is not None else None
     formset = port_formset(vm, request.POST if posted else None, ports=pending_ports)
-    current = vm.ports if pending_ports is None else pending_ports
+    current = selectors.ports_to_be(vm, pending)  # none while a removal is pending
+    removing = pending is not None and pending.kind == PolicyChange.Kind.REMOVE
     basis = rules.ports_basis(current)  # the form says which ports it was shown with (``basis``)
     problems: list[str] = []
     # The form keeps the basis it was first shown with until a page names the ports as they are now: one sent back
@@ -376,8 +377,10 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
                              "saved them, or they were changed in Azure)" if sent else
                              f"This form did not say which JIT settings of {vm.name} it was shown with, so saving it "
                              "could replace a change made since")
-                            + f": they are now {_ports_text(current)}. Your rows are kept: check them and Save again "
-                              "to replace those settings."]
+                            + (": JIT is being removed from it (saved, not applied in Azure yet). Your rows are kept: "
+                               "check them and Save again to set them after the removal." if removing else
+                               f": they are now {_ports_text(current)}. Your rows are kept: check them and Save "
+                               "again to replace those settings.")]
         except PermissionDenied as exc:
             raise Http404("No such object.") from exc
         else:

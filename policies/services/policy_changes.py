@@ -28,7 +28,13 @@ from ..models import (
     VirtualMachine,
     VmState,
 )
-from ..selectors import enable_blocked, enable_blocked_message, jit_unavailable_reason, vm_pending_change
+from ..selectors import (
+    enable_blocked,
+    enable_blocked_message,
+    jit_unavailable_reason,
+    ports_to_be,
+    vm_pending_change,
+)
 from .task_runs import BROKER_ERRORS, CHANGE_RETRY_LOST, CHANGE_UNSENT, STALE_RUNNING, Outcome, _retry_after
 
 log = logging.getLogger(__name__)
@@ -292,9 +298,8 @@ def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule], clien
     with transaction.atomic():
         _lock_vms([vm])
         if shown is not None:
-            pending = vm_pending_change(vm)
-            now = pending.desired.get(vm.arm_id) if pending is not None else None
-            now = now if now is not None else VirtualMachine.objects.values_list("ports", flat=True).get(pk=vm.pk)
+            now = ports_to_be(vm, vm_pending_change(vm),  # a removal pending: none
+                              VirtualMachine.objects.values_list("ports", flat=True).get(pk=vm.pk))
             if stale(shown, rules.ports_basis(now), sets_current=rules.ports_basis(cleaned) == rules.ports_basis(now)):
                 raise ValidationError(f"The JIT settings of {vm.name} changed while you saved them (another admin "
                                       "saved them, or they were changed in Azure). Check the ports and Save again.",

@@ -651,6 +651,29 @@ def test_an_edit_form_shown_before_the_ports_changed_is_shown_again_not_saved_ov
 
 
 @pytest.mark.django_db
+def test_an_edit_form_shown_before_another_admin_removed_jit_is_shown_again_not_saved_over_the_removal(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    """Remove JIT saved while an edit page was open: saving that page would set the ports again after the removal,
+    undoing it unseen (the basis compared with the VM's old ports, the removal having none to compare)."""
+    vm = make_vm(IN_RG)
+    client.force_login(policy_admin)
+    url = reverse("policies:policy_edit", kwargs={"pk": vm.pk})
+    shown = _basis(client.get(url))
+    with django_capture_on_commit_callbacks(execute=False):  # another admin removes JIT (pending)
+        assert client.post(reverse("policies:vm_remove", kwargs={"pk": vm.pk})).status_code == 302
+    stale = client.post(url, {**edit_post(vm, [{"number": "22", "sources": "10.0.0.0/24"}]), "basis": shown})
+    text = stale.content.decode()
+    assert stale.status_code == 400 and list(PolicyChange.objects.values_list("kind", flat=True)) == ["remove"]
+    assert f"The JIT settings of {vm.name} changed since you opened this page" in text
+    assert "JIT is being removed from it" in text and 'value="10.0.0.0/24"' in text  # the rows typed are kept
+    with django_capture_on_commit_callbacks(execute=False):  # Save again, knowing: JIT set again after the removal
+        again = client.post(url, {**edit_post(vm, [{"number": "22", "sources": "10.0.0.0/24"}]),
+                                  "basis": _basis(stale)})
+    assert again.status_code == 302
+    assert list(PolicyChange.objects.order_by("pk").values_list("kind", flat=True)) == ["remove", "save"]
+
+
+@pytest.mark.django_db
 def test_an_edit_form_is_not_called_stale_when_azure_only_spells_its_ports_otherwise(
         client, policy_admin, django_capture_on_commit_callbacks):
     """A sync bringing the same ports in other words (PT180M for PT3H, the sources in another order, one prefix as
