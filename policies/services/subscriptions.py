@@ -45,13 +45,15 @@ SUBSCRIPTION_FIELDS = ("display_name", "tenant_id", "credential_ref", "arm_endpo
 
 def subscription_update(*, actor, subscription: Subscription, client_ip: str | None = None,
                         **changes) -> Subscription:
+    """Save the settings of ``subscription`` (``SUBSCRIPTION_FIELDS`` only: what a sync stores on the row meanwhile,
+    its Defender check and last sync, stays)."""
     _require_settings(actor, subscription.subscription_id)
     before = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
     with transaction.atomic():
         for name, value in changes.items():
             if name in SUBSCRIPTION_FIELDS:
                 setattr(subscription, name, value)
-        subscription.save()
+        subscription.save(update_fields=SUBSCRIPTION_FIELDS)
         after = {f: getattr(subscription, f) for f in SUBSCRIPTION_FIELDS}
         audit_record(actor=actor, action="subscription.update", target_type="subscription",
                      target_id=subscription.pk, target_label=str(subscription),

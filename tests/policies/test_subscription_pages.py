@@ -338,3 +338,24 @@ def test_the_subscription_form_names_its_fields_in_words_and_says_what_the_endpo
     page = client.get(reverse("policies:subscription_add")).content.decode()
     assert ">CA bundle:</label>" in page and "Ca bundle" not in page
     assert "Microsoft Entra ID URL the portal takes its tokens from" in page
+
+
+@pytest.mark.django_db
+def test_saving_a_subscriptions_settings_keeps_what_a_sync_stored_meanwhile(policy_admin):
+    """The edit saved every column of the row as read when the page was posted: a sync that ended meanwhile had its
+    Defender check, resource groups and last sync put back as they were before it."""
+    from django.utils import timezone
+
+    from policies import services
+
+    subscription = make_subscription(f"/subscriptions/{PROD}")
+    read = Subscription.objects.get(pk=subscription.pk)  # as the edit page's post loaded it
+    synced_at = timezone.now()
+    Subscription.objects.filter(pk=subscription.pk).update(  # a sync ends meanwhile
+        defender_p2=True, defender_plan="Standard/P2", resource_groups=["rg-web-prod"], locations=["westeurope"],
+        last_sync_status=Subscription.SyncStatus.OK, last_sync_at=synced_at)
+    services.subscription_update(actor=policy_admin, subscription=read, display_name="Production")
+    subscription.refresh_from_db()
+    assert subscription.display_name == "Production"
+    assert (subscription.defender_p2, subscription.resource_groups, subscription.last_sync_at) == (
+        True, ["rg-web-prod"], synced_at)
