@@ -518,17 +518,45 @@ def subscription_edit(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = selectors.subscription_get(request.user, pk)
     # The form validates a copy: a refused edit leaves the page's title, crumbs and sync status as stored.
     form = SubscriptionForm(request.POST or None, instance=copy.copy(subscription), actor=request.user)
+    # The form keeps the basis it was first shown with until a page names the settings as they are now (as the JIT
+    # settings' form does): one sent back for a mistake must not take on another admin's change unseen.
+    sent = request.POST.get("basis", "") if request.method == "POST" else None
+    basis = sent[:200] if sent else services.subscription_basis(subscription)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "subscription_id"}
-        services.subscription_update(actor=request.user, subscription=subscription,
-                                     client_ip=client_ip(request.META), **data)
-        messages.success(request, f"Saved {subscription}.")
-        return redirect("policies:subscriptions")
+        try:
+            services.subscription_update(actor=request.user, subscription=subscription,
+                                         client_ip=client_ip(request.META), shown=sent, **data)
+        except services.SubscriptionChanged as exc:  # another admin saved it since: the typed values stay
+            subscription, basis = exc.current, services.subscription_basis(exc.current)
+            form.add_error(None, _subscription_changed_text(form, exc))
+        else:
+            messages.success(request, f"Saved {subscription}.")
+            return redirect("policies:subscriptions")
     runs = selectors.latest_sync_runs(request.user, [subscription], SETTINGS_WRITE)
     return render(request, "policies/subscription_form.html", {
         "title": str(subscription), "form": form, "subscription": subscription, "sync_runs": runs,
-        "only": subscription.pk},
+        "only": subscription.pk, "basis": basis},
         status=400 if request.method == "POST" else 200)
+
+
+def _subscription_changed_text(form: SubscriptionForm, exc: services.SubscriptionChanged) -> str:
+    """What changed in the subscription's settings since its form was shown, with the values they hold now."""
+    if exc.changed is None:
+        said = (f"This form did not say which settings of {exc.current} it was shown with, so saving it could "
+                "replace a change made since.")
+    else:
+        now = services.subscription_values(exc.current)
+        said = (f"The settings of {exc.current} changed since you opened this page (another admin saved them): "
+                + "; ".join(f"{form.fields[name].label} is now {_setting_text(now[name])}" for name in exc.changed)
+                + ".")
+    return said + " Your values are kept: check them and Save again to replace the settings as they are now."
+
+
+def _setting_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value) if value not in (None, "") else "empty"
 
 
 @requires(SETTINGS_WRITE, object_model=Subscription)

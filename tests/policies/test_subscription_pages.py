@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.urls import reverse
@@ -203,7 +204,7 @@ def test_an_admin_cannot_point_a_subscription_at_a_host_outside_azure_and_the_al
     subscription = make_subscription(f"/subscriptions/{PROD}")
     data = {"display_name": "Prod", "tenant_id": TENANT, "subscription_id": PROD, "credential_ref": "demo",
             "arm_endpoint": "https://management.azure.com", "authority": "https://login.microsoftonline.com",
-            "enabled": "on", field: url}
+            "enabled": "on", field: url, "basis": shown_basis(client, subscription)}
     response = client.post(reverse("policies:subscription_edit", args=[subscription.pk]), data)
     assert response.status_code == 400
     assert "is not an Azure cloud endpoint" in response.content.decode()
@@ -296,7 +297,7 @@ def test_a_ca_bundle_of_pem_certificates_is_saved_without_the_spaces_around_it(c
     client.force_login(policy_admin)
     data = {"display_name": "Prod", "tenant_id": TENANT, "subscription_id": PROD, "credential_ref": "demo",
             "arm_endpoint": "https://127.0.0.1:8443", "authority": "https://127.0.0.1:8443", "enabled": "on",
-            "ca_bundle": f"  {path}  "}
+            "ca_bundle": f"  {path}  ", "basis": shown_basis(client, subscription)}
     response = client.post(reverse("policies:subscription_edit", args=[subscription.pk]), data)
     assert response.status_code == 302, response.content.decode()
     subscription.refresh_from_db()
@@ -315,7 +316,8 @@ def test_registering_editing_and_syncing_a_subscription_record_the_clients_addre
     assert client.post(reverse("policies:subscription_add"), data, **proxied).status_code == 302
     subscription = Subscription.objects.get()
     assert client.post(reverse("policies:subscription_edit", args=[subscription.pk]),
-                       {**data, "display_name": "Production"}, **proxied).status_code == 302
+                       {**data, "display_name": "Production", "basis": shown_basis(client, subscription)},
+                       **proxied).status_code == 302
     SyncRun.objects.update(state=SyncRun.State.SUCCEEDED)  # the registration's sync is done: "Sync now" asks again
     assert client.post(reverse("policies:subscription_sync", args=[subscription.pk]), **proxied).status_code == 302
     SyncRun.objects.update(state=SyncRun.State.SUCCEEDED)
@@ -359,3 +361,48 @@ def test_saving_a_subscriptions_settings_keeps_what_a_sync_stored_meanwhile(poli
     assert subscription.display_name == "Production"
     assert (subscription.defender_p2, subscription.resource_groups, subscription.last_sync_at) == (
         True, ["rg-web-prod"], synced_at)
+
+
+def _form_basis(page) -> str:
+    return re.search(r'name="basis" value="([0-9a-f.]*)"', page.content.decode()).group(1)
+
+
+def shown_basis(client, subscription: Subscription) -> str:
+    """The basis of the edit form of ``subscription`` as it is shown now (what a browser sends back with it)."""
+    return _form_basis(client.get(reverse("policies:subscription_edit", args=[subscription.pk])))
+
+
+def _edit_data(subscription: Subscription, **changes: str) -> dict:
+    data = {"display_name": subscription.display_name, "tenant_id": subscription.tenant_id or TENANT,
+            "credential_ref": subscription.credential_ref, "arm_endpoint": subscription.arm_endpoint,
+            "authority": subscription.authority, "ca_bundle": subscription.ca_bundle,
+            **({"enabled": "on"} if subscription.enabled else {})}
+    return {key: value for key, value in {**data, **changes}.items() if value is not None}
+
+
+@pytest.mark.django_db
+def test_an_edit_shown_before_another_admin_saved_the_subscription_is_shown_again_not_saved_over_it(
+        client, policy_admin):
+    """Two admins edit one subscription: the second save wrote every field of its form back, putting the first's
+    change back unseen (here switching on again the subscription the other admin had just switched off)."""
+    client.force_login(policy_admin)
+    subscription = make_subscription(f"/subscriptions/{PROD}")
+    url = reverse("policies:subscription_edit", args=[subscription.pk])
+    page = client.get(url)
+    shown, typed = _form_basis(page), _edit_data(subscription, display_name="Production")
+    Subscription.objects.filter(pk=subscription.pk).update(enabled=False)  # the other admin switched it off
+    stale = client.post(url, {**typed, "basis": shown})
+    text = stale.content.decode()
+    assert stale.status_code == 400
+    subscription.refresh_from_db()
+    assert (subscription.display_name, subscription.enabled) == ("matrix", False)
+    assert "The settings of matrix changed since you opened this page (another admin saved them): Enabled is now off" \
+        in text and 'value="Production"' in text  # the values typed are kept
+    again = client.post(url, {**typed, "basis": _form_basis(stale)})  # Save again, knowing: applied
+    assert again.status_code == 302
+    subscription.refresh_from_db()
+    assert (subscription.display_name, subscription.enabled) == ("Production", True)
+    # A form that does not say what it was shown with is shown again too, unless it sets what is stored.
+    Subscription.objects.filter(pk=subscription.pk).update(display_name="Prod")
+    assert client.post(url, _edit_data(subscription, display_name="Other")).status_code == 400
+    assert client.post(url, _edit_data(subscription, display_name="Prod")).status_code == 302
