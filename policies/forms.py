@@ -30,7 +30,7 @@ class PortForm(forms.Form):
     number = AsciiIntegerField(label="Port", min_value=1, max_value=65535, error_messages={
         "invalid": PORT_RANGE, "min_value": PORT_RANGE, "max_value": PORT_RANGE, "not_ascii": PORT_DIGITS})
     protocol = forms.ChoiceField(choices=PROTOCOL_CHOICES, initial="*")
-    sources = forms.CharField(label="Allowed source IPs", initial="*", max_length=4000,
+    sources = forms.CharField(label="Allowed source IPs", initial="*", max_length=rules.MAX_SOURCES_TEXT,
                               error_messages={"required": rules.SOURCES_REQUIRED},
                               help_text="* for Any, or IPv4/IPv6 addresses and CIDR ranges separated by commas.")
     max_hours = AsciiIntegerField(label="Max hours", min_value=0, max_value=24, initial=3, error_messages={

@@ -20,6 +20,10 @@ PROTOCOL_LABELS = {"TCP": "TCP", "UDP": "UDP", "*": "Any"}
 ANY_SOURCE = "*"
 # What a port whose allowed sources name none (an empty box, or only separators) is told: Any is typed as ``*``.
 SOURCES_REQUIRED = "Enter one or more IP addresses or ranges, or * for any source."
+# The most source addresses and ranges one port takes: as many as Azure takes in one network security group.
+MAX_SOURCES = 4000
+# The longest text of them a form takes: each at its longest (a full IPv6 CIDR, 43 characters) and a separator.
+MAX_SOURCES_TEXT = MAX_SOURCES * 45
 DEFAULT_DURATION = "PT3H"
 MIN_DURATION = timedelta(minutes=5)
 MAX_DURATION = timedelta(hours=24)
@@ -89,7 +93,10 @@ def parse_sources(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
         raise ValidationError(SOURCES_REQUIRED, code="sources_required")
     if items == [ANY_SOURCE] or all(item.lower() == "any" for item in items):
         return (ANY_SOURCE,)
-    cleaned: list[str] = []
+    if len(items) > MAX_SOURCES:
+        raise ValidationError(f"Give at most {MAX_SOURCES:,} source addresses or ranges per port (this has "
+                              f"{len(items):,}): a wider range can cover several.", code="sources")
+    cleaned: dict[str, None] = {}  # in the order given, each once
     for item in items:
         if item in (ANY_SOURCE,) or item.lower() == "any":
             raise ValidationError("Any (*) cannot be combined with addresses.", code="sources")
@@ -100,9 +107,7 @@ def parse_sources(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise ValidationError(f"'{item}' is not an IP address or CIDR prefix.", code="sources") from None
-        text = str(network) if "/" in item else str(network.network_address)
-        if text not in cleaned:
-            cleaned.append(text)
+        cleaned[str(network) if "/" in item else str(network.network_address)] = None
     return tuple(cleaned)
 
 

@@ -105,3 +105,10 @@ def test_a_port_round_trips_azures_two_source_forms():
             "maxRequestAccessDuration": "PT1H"}
     assert rules.PortRule.from_azure(single).to_azure() == single
     assert rules.PortRule.from_azure(many).to_azure() == many
+
+
+def test_a_port_takes_as_many_sources_as_one_network_security_group_and_no_more():
+    many = [f"10.{i // 250}.{i % 250}.0/24" for i in range(rules.MAX_SOURCES)]
+    assert rules.parse_sources(", ".join(many)) == tuple(many)
+    with pytest.raises(ValidationError, match="at most 4,000 source addresses or ranges"):
+        rules.parse_sources([*many, "192.0.2.1"])

@@ -933,6 +933,27 @@ def test_a_valid_edit_stores_iso_durations_and_both_ip_families(client, policy_a
 
 
 @pytest.mark.django_db
+def test_a_long_list_of_sources_azure_holds_is_saved_back_when_another_port_is_added(
+        client, policy_admin, django_capture_on_commit_callbacks):
+    """300 IPv6 ranges on SSH, set in Azure: the page showed them, then refused its own rows (the box took 4,000
+    characters), so no port of the VM could be changed in the portal."""
+    vm = make_vm(IN_RG)
+    held = [f"2001:db8:{i + 1:x}::/48" for i in range(300)]
+    VirtualMachine.objects.filter(pk=vm.pk).update(ports=[{"number": 22, "protocol": "*", "maxRequestAccessDuration":
+                                                           "PT3H", "allowedSourceAddressPrefixes": held}])
+    vm.refresh_from_db()
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:policy_edit", kwargs={"pk": vm.pk}))
+    shown = page.context["formset"].forms[0]["sources"].value()
+    assert len(shown) > 4000
+    with django_capture_on_commit_callbacks(execute=False):
+        response = _edit(client, vm, [{"number": "22", "sources": shown}, {"number": "3389"}])
+    assert response.status_code == 302
+    ports = PolicyChange.objects.get().desired[vm.arm_id]
+    assert ports[0]["allowedSourceAddressPrefixes"] == held and ports[1]["number"] == 3389
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("held", ["PT1.5H", "soon", "P99999999999D", "PT"])
 def test_a_duration_azure_holds_that_the_form_cannot_read_is_named_not_a_500(client, policy_admin,
                                                                             django_capture_on_commit_callbacks, held):
