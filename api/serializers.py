@@ -31,10 +31,17 @@ class StringOrListField(serializers.Field):
         "max_length": "A prefix is at most {max_length} characters; this one has {length}.",
     }
 
+    max_items = MAX_LIST
+
+    def too_many(self, count: int) -> str:
+        return f"Give at most {self.max_items:,} prefixes; this list has {count:,}."
+
     def to_internal_value(self, data) -> list[str]:
+        if isinstance(data, list) and len(data) > self.max_items:
+            raise serializers.ValidationError(self.too_many(len(data)))
         if isinstance(data, str):
             values = [data]
-        elif isinstance(data, list) and len(data) <= MAX_LIST and all(isinstance(v, str) for v in data):
+        elif isinstance(data, list) and all(isinstance(v, str) for v in data):
             values = list(data)
         else:
             self.fail("invalid")
@@ -45,6 +52,30 @@ class StringOrListField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": MAX_PREFIX},
+                                {"type": "array", "items": {"type": "string", "maxLength": MAX_PREFIX},
+                                 "maxItems": rules.MAX_SOURCES}]})
+class PortSourcesField(StringOrListField):
+    """A JIT port's allowed sources: as many as the page takes (``rules.MAX_SOURCES``), told alike past them."""
+
+    max_items = rules.MAX_SOURCES
+
+    def too_many(self, count: int) -> str:
+        return rules.too_many_sources(count)
+
+
+class PortSourceListField(serializers.ListField):
+    """``allowedSourceAddressPrefixes``: a list of at most ``rules.MAX_SOURCES`` prefixes, told as on the page."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(child=serializers.CharField(max_length=MAX_PREFIX), max_length=rules.MAX_SOURCES, **kwargs)
+
+    def to_internal_value(self, data) -> list[str]:
+        if isinstance(data, list) and len(data) > rules.MAX_SOURCES:
+            raise serializers.ValidationError(rules.too_many_sources(len(data)))
+        return super().to_internal_value(data)
 
 
 class StrictCharField(serializers.CharField):
@@ -91,9 +122,8 @@ class PolicyPortInSerializer(serializers.Serializer):
 
     number = AsciiIntegerSerializerField(min_value=1, max_value=65535)
     protocol = serializers.CharField(required=False, max_length=8, help_text="TCP, UDP or * (any); default *.")
-    allowedSourceAddressPrefix = StringOrListField(required=False)
-    allowedSourceAddressPrefixes = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=MAX_LIST)
+    allowedSourceAddressPrefix = PortSourcesField(required=False)
+    allowedSourceAddressPrefixes = PortSourceListField(required=False)
     maxRequestAccessDuration = serializers.CharField(
         required=False, max_length=32, help_text="ISO 8601, PT5M to PT24H; default PT3H.")
 

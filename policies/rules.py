@@ -84,6 +84,12 @@ def validate_protocol(value: str) -> str:
     return text
 
 
+def too_many_sources(count: int) -> str:
+    """What a port naming ``count`` (more than ``MAX_SOURCES``) sources is told, on the page and by the API."""
+    return (f"Give at most {MAX_SOURCES:,} source addresses or ranges per port (this has {count:,}): a wider "
+            f"range can cover several.")
+
+
 def parse_sources(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """``*`` (Any), or IPv4/IPv6 addresses and CIDR prefixes, comma/space/newline separated. Nothing (an empty
     box, or separators only) is refused: a port opens to every address only when ``*`` says so."""
@@ -94,8 +100,7 @@ def parse_sources(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     if items == [ANY_SOURCE] or all(item.lower() == "any" for item in items):
         return (ANY_SOURCE,)
     if len(items) > MAX_SOURCES:
-        raise ValidationError(f"Give at most {MAX_SOURCES:,} source addresses or ranges per port (this has "
-                              f"{len(items):,}): a wider range can cover several.", code="sources")
+        raise ValidationError(too_many_sources(len(items)), code="sources")
     cleaned: dict[str, None] = {}  # in the order given, each once
     for item in items:
         if item in (ANY_SOURCE,) or item.lower() == "any":

@@ -17,6 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import ActivityLogEvent, AuditEvent
+from policies import rules
 from policies.access.models import AccessRequest
 from policies.models import PolicyChange, VirtualMachine
 from tests.accounts.test_authorization_matrix import make_activity_event, make_audit_event
@@ -156,6 +157,21 @@ def test_a_jit_put_takes_the_get_answer_back_and_refuses_any_other_unknown_field
     assert refused.json()["errors"] == [
         f"{name}: unknown field (expected id, pendingChanges, policyId, ports, state)."
         for name in ("maxRequestAccessDuration", "port")]
+    assert PolicyChange.objects.count() == 1
+
+
+@pytest.mark.parametrize("field", ["allowedSourceAddressPrefix", "allowedSourceAddressPrefixes"])
+def test_a_jit_put_takes_as_many_sources_per_port_as_the_page_and_names_the_limit_past_it(vms, policy_admin, api_as,
+                                                                                        field):
+    """The API refused more than 100 sources per port while the page took 4,000 (``rules.MAX_SOURCES``)."""
+    url, client = f"/api/v1/vms/{vms[0].pk}/jit/", api_as(policy_admin)
+    many = [f"10.{i // 250}.{i % 250}.0/24" for i in range(rules.MAX_SOURCES)]
+    accepted = client.put(url, {"ports": [{"number": 22, field: many}]})
+    assert accepted.status_code == 202, accepted.content
+    assert accepted.json()["changes"][0]["desired"][vms[0].arm_id][0]["allowedSourceAddressPrefixes"] == many
+    refused = client.put(url, {"ports": [{"number": 3389, field: [*many, "192.0.2.1"]}]})
+    assert refused.status_code == 400, refused.content
+    assert "at most 4,000 source addresses or ranges per port (this has 4,001)" in refused.json()["detail"]
     assert PolicyChange.objects.count() == 1
 
 
