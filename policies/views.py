@@ -563,6 +563,10 @@ def _setting_text(value: object) -> str:
 @require_POST
 def subscription_sync(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = selectors.subscription_get(request.user, pk)
-    services.sync_request(actor=request.user, subscription=subscription, client_ip=client_ip(request.META))
-    messages.success(request, f"Syncing {subscription} from Azure.")
+    try:
+        services.sync_request(actor=request.user, subscription=subscription, client_ip=client_ip(request.META))
+    except services.SubscriptionDisabled as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Syncing {subscription} from Azure.")
     return redirect("policies:subscription_edit", pk=subscription.pk)

@@ -27,11 +27,12 @@ from .subscriptions import (
     subscription_update,
     subscription_values,
 )
-from .sync import sync_all, sync_fail, sync_fail_abandoned, sync_request, sync_run
+from .sync import SubscriptionDisabled, sync_all, sync_fail, sync_fail_abandoned, sync_request, sync_run
 from .task_runs import BROKER_ERRORS, CHANGE_RETRY_LOST, CHANGE_UNSENT, LOST_QUEUED, STALE_RUNNING, Outcome
 
 __all__ = ["BROKER_ERRORS", "CHANGE_MAX_ATTEMPTS", "CHANGE_RETRY_LOST", "CHANGE_UNSENT", "LOST_QUEUED",
-           "PENDING_CHANGE", "STALE_RUNNING", "SUBSCRIPTION_FIELDS", "Outcome", "SubscriptionChanged", "drift_accept",
-           "merge_policy", "policy_change_apply", "policy_change_fail", "policy_changes_resend", "policy_enable",
-           "policy_remove", "policy_save", "subscription_basis", "subscription_register", "subscription_update",
-           "subscription_values", "sync_all", "sync_fail", "sync_fail_abandoned", "sync_request", "sync_run"]
+           "PENDING_CHANGE", "STALE_RUNNING", "SUBSCRIPTION_FIELDS", "Outcome", "SubscriptionChanged",
+           "SubscriptionDisabled", "drift_accept", "merge_policy", "policy_change_apply", "policy_change_fail",
+           "policy_changes_resend", "policy_enable", "policy_remove", "policy_save", "subscription_basis",
+           "subscription_register", "subscription_update", "subscription_values", "sync_all", "sync_fail",
+           "sync_fail_abandoned", "sync_request", "sync_run"]

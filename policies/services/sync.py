@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -18,8 +19,17 @@ from .task_runs import BROKER_ERRORS, CHANGE_UNSENT, LOST_QUEUED, STALE_RUNNING,
 log = logging.getLogger(__name__)
 
 
+class SubscriptionDisabled(ValidationError):
+    """A sync asked of a subscription whose Enabled switch is off (the beat and the inventory's Sync now skip it)."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        super().__init__(f"{subscription} is disabled, so it is not synced: switch Enabled on and Save to sync it.",
+                         code="subscription_disabled")
+
+
 def sync_request(*, actor, subscription: Subscription, client_ip: str | None = None) -> SyncRun:
-    """Queue a sync of ``subscription`` unless one is already queued or running (that one is returned)."""
+    """Queue a sync of ``subscription`` unless one is already queued or running (that one is returned); a disabled
+    subscription is refused (``SubscriptionDisabled``)."""
     return _sync_request(actor=actor, subscription=subscription, client_ip=client_ip)[0]
 
 
@@ -37,8 +47,10 @@ def _sync_request(*, actor, subscription: Subscription, client_ip: str | None = 
     is FOR NO KEY UPDATE: it lets others store rows naming the subscription (a policy change) meanwhile, so one that
     holds the audit trail's head as it does so does not deadlock with the audit of this request."""
     with transaction.atomic():
-        list(Subscription.objects.select_for_update(no_key=True).filter(pk=subscription.pk).values_list(
-            "pk", flat=True))
+        enabled = list(Subscription.objects.select_for_update(no_key=True).filter(pk=subscription.pk).values_list(
+            "enabled", flat=True))
+        if enabled != [True]:  # switched off, even since the caller read it
+            raise SubscriptionDisabled(subscription)
         now = timezone.now()
         running = _pending(subscription, now)
         if running is not None:
@@ -155,5 +167,8 @@ def sync_all() -> int:
     sync_fail_abandoned()
     queued = 0
     for subscription in Subscription.objects.filter(enabled=True):
-        queued += int(_sync_request(actor=None, subscription=subscription)[1])
+        try:
+            queued += int(_sync_request(actor=None, subscription=subscription)[1])
+        except SubscriptionDisabled:  # switched off since it was listed
+            continue
     return queued

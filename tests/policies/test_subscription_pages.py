@@ -406,3 +406,23 @@ def test_an_edit_shown_before_another_admin_saved_the_subscription_is_shown_agai
     Subscription.objects.filter(pk=subscription.pk).update(display_name="Prod")
     assert client.post(url, _edit_data(subscription, display_name="Other")).status_code == 400
     assert client.post(url, _edit_data(subscription, display_name="Prod")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_disabled_subscription_is_not_synced_from_its_page_as_sync_now_skips_it(client, policy_admin):
+    """Its page's Sync now queued a sync of a subscription switched off (Enabled), which the inventory's Sync now
+    and the beat skip."""
+    from audit.models import AuditEvent
+
+    subscription = make_subscription(f"/subscriptions/{PROD}")
+    Subscription.objects.filter(pk=subscription.pk).update(enabled=False)
+    client.force_login(policy_admin)
+    page = client.get(reverse("policies:subscription_edit", args=[subscription.pk])).content.decode()
+    assert 'id="sync-subscription"' not in page and "switch Enabled on and Save to sync it" in page
+    response = client.post(reverse("policies:subscription_sync", args=[subscription.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("policies:subscription_edit", args=[subscription.pk])
+    assert (f"{subscription} is disabled, so it is not synced: switch Enabled on and Save to sync it."
+            in response.content.decode())
+    client.post(reverse("policies:sync_now"))
+    assert not SyncRun.objects.exists()
+    assert not AuditEvent.objects.filter(action="subscription.sync_requested").exists()

@@ -224,7 +224,7 @@ class Command(BaseCommand):
             raise refused(f"Only JIT policy admins in subscription {subscription_id} may sync it (or it is not "
                           f"registered, or disabled).")
         runs = []
-        with stored(self.stderr):
+        with refusals(), stored(self.stderr):  # disabled since it was listed: said, not a traceback
             runs.append(services.sync_request(actor=actor, subscription=subscription))
         run = runs[0]
         def step() -> float | None:
