@@ -192,31 +192,37 @@ def _row_id(value) -> int | None:
 
 class BulkEnableForm(forms.Form):
     """The selected VMs to enable JIT on (with the ports of the formset beside it), from ``queryset`` (the VMs the
-    user may see). ``cleaned_data["vm"]`` holds those still Not configured that ``may_configure`` and that no
-    pending enable or removal holds (``blocked``: VM pk → the kind of that change, for a list of VMs); ``left_out``
-    the others (configured or found unsupported since they were selected, in a scope where the user only reads, or
-    being enabled or having JIT removed, which the inventory does not let one select), so the page can name them and
-    keep the admin's edits."""
+    user may see). ``cleaned_data["vm"]`` holds those still Not configured that ``may_configure``, that no pending
+    enable or removal holds (``blocked``: VM pk → the kind of that change, for a list of VMs) and whose name fits
+    with their policy's (``misnamed``: VM pk → why not); ``left_out`` the others (configured or found unsupported
+    since they were selected, in a scope where the user only reads, being enabled or having JIT removed, which the
+    inventory does not let one select, or named too long for a JIT policy), so the page can name them and keep the
+    admin's edits."""
 
     vm = RowIdsField(queryset=VirtualMachine.objects.none(),
                      error_messages={"required": "Select at least one VM."})
 
     def __init__(self, *args, queryset=None, may_configure: Callable[[VirtualMachine], bool] = lambda vm: True,
-                 blocked: Callable[[list[VirtualMachine]], dict[int, str]] = lambda vms: {}, **kwargs):
+                 blocked: Callable[[list[VirtualMachine]], dict[int, str]] = lambda vms: {},
+                 misnamed: Callable[[list[VirtualMachine]], dict[int, str]] = lambda vms: {}, **kwargs):
         super().__init__(*args, **kwargs)
         self.left_out: list[VirtualMachine] = []
         self.may_configure = may_configure
         self.blocked = blocked
+        self.misnamed = misnamed
         self.pending: dict[int, str] = {}
+        self.too_long: dict[int, str] = {}
         if queryset is not None:
             self.fields["vm"].queryset = queryset
 
     def _kept(self, vm: VirtualMachine) -> bool:
-        return vm.state == VmState.NOT_CONFIGURED and self.may_configure(vm) and vm.pk not in self.pending
+        return (vm.state == VmState.NOT_CONFIGURED and self.may_configure(vm) and vm.pk not in self.pending
+                and vm.pk not in self.too_long)
 
     def clean_vm(self) -> list[VirtualMachine]:
         chosen = list(self.cleaned_data["vm"])
         self.pending = self.blocked(chosen) if chosen else {}
+        self.too_long = self.misnamed(chosen) if chosen else {}
         self.left_out = [vm for vm in chosen if not self._kept(vm)]
         return [vm for vm in chosen if self._kept(vm)]
 
@@ -229,7 +235,9 @@ class BulkEnableForm(forms.Form):
             return "it has JIT now (configured since you selected it); edit it from its page."
         if vm.state == VmState.UNSUPPORTED:
             return f"it does not support JIT: {vm.unsupported_message}"
-        return enable_blocked_message("it", self.pending[vm.pk])
+        if vm.pk in self.pending:
+            return enable_blocked_message("it", self.pending[vm.pk])
+        return self.too_long[vm.pk]
 
     @property
     def missing(self) -> int:

@@ -167,11 +167,34 @@ def validate_policy_name(name: str) -> str:
     return name
 
 
-def validate_name_length(policy_name: str, vm_name: str) -> None:
-    if len(policy_name) + len(vm_name) > MAX_POLICY_AND_VM_NAME:
-        raise ValidationError(
-            f"The policy name '{policy_name}' and the VM name '{vm_name}' together exceed "
-            f"{MAX_POLICY_AND_VM_NAME} characters.", code="name_length")
+def name_fits(policy_name: str, vm_name: str) -> bool:
+    """Whether a VM named ``vm_name`` may be in a JIT policy named ``policy_name`` (Azure: both together at most
+    ``MAX_POLICY_AND_VM_NAME`` characters)."""
+    return len(policy_name) + len(vm_name) <= MAX_POLICY_AND_VM_NAME
+
+
+def name_length_message(policy_name: str, vm_name: str, *, group: str = "", location: str = "",
+                        subject: str = "") -> str:
+    """Why the VM ``vm_name`` cannot go in the policy ``policy_name`` of ``group`` and ``location``, and what to do
+    (``subject``: how the VM's name is called, default "<vm_name>'s name")."""
+    room = MAX_POLICY_AND_VM_NAME - len(vm_name)
+    subject = subject or f"{vm_name}'s name"
+    said = (f"{subject} ({len(vm_name)} characters) and the JIT policy name "
+            f"'{policy_name}' are {len(policy_name) + len(vm_name)} characters together; Azure allows at most "
+            f"{MAX_POLICY_AND_VM_NAME}.")
+    if room < 1:
+        return (f"{said} No JIT policy name is short enough for it: JIT can be enabled only on a VM whose name has at "
+                f"most {MAX_POLICY_AND_VM_NAME - 1} characters.")
+    where = f" of resource group {group}, location {location}," if group else " of its resource group and location,"
+    return (f"{said} To enable JIT on it, put it in a JIT policy{where} with a policy name of at most {room} "
+            f"character{'s' if room != 1 else ''} (the command jit_policy set --name, or Set-AzJitNetworkAccessPolicy "
+            "-Name in Azure): once such a policy exists there, the portal puts the VM in it.")
+
+
+def validate_name_length(policy_name: str, vm_name: str, *, group: str = "", location: str = "") -> None:
+    if not name_fits(policy_name, vm_name):
+        raise ValidationError(name_length_message(policy_name, vm_name, group=group, location=location),
+                              code="name_length")
 
 
 def validate_ports(ports: list[PortRule]) -> list[PortRule]:

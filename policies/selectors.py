@@ -6,15 +6,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Length
+from django.db.models.lookups import GreaterThan
 from django.http import Http404, QueryDict
 
 from accounts import authz
 from accounts.roles import JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ, VM_WRITE
 from accounts.scopes import ScopeKind, valid_scopes
 
-from . import change_notes
+from . import change_notes, rules
 from .filtersets import VirtualMachineFilterSet
-from .models import DriftFinding, PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
+from .models import DriftFinding, JitPolicy, PolicyChange, Subscription, SyncRun, VirtualMachine, VmState
 
 TAB_ORDER = (VmState.CONFIGURED, VmState.NOT_CONFIGURED, VmState.UNSUPPORTED)
 
@@ -226,7 +228,8 @@ def enable_matching(user, data, *, cap: int, shown: int | None = None) -> Matchi
                         refused="you may not configure JIT there.", cap=cap, shown=shown, unusable=[
                             (enable_blocked_condition(),
                              "JIT is being enabled or removed there (saved, not applied in Azure yet)."),
-                            (DEFENDER_OFF, defender_off)])
+                            (DEFENDER_OFF, defender_off),
+                            (name_too_long_condition(), _names_too_long)])
 
 
 def vm_counts_by_state(queryset: QuerySet[VirtualMachine]) -> dict[str, int]:
@@ -394,6 +397,73 @@ def enable_blocked_condition() -> Exists:
     return Exists(links.filter(virtualmachine_id=OuterRef("pk"), policychange__kind__in=BLOCKS_ENABLE,
                                policychange__state__in=(PolicyChange.State.QUEUED, PolicyChange.State.RUNNING))
                   .exclude(Exists(newer)))
+
+
+# Resource groups per lookup of the policies there (the query's parameters stay under SQLite's 999).
+_GROUPS_PER_LOOKUP = 500
+
+
+def policy_places(vms: list[VirtualMachine], name: str | None = None) -> dict[int, tuple[str, str, str]]:
+    """VM pk → (resource group as Azure spells it, location, policy name) of the policy each of ``vms`` belongs or
+    will belong to: its own; else the one named ``name`` (the seed's ``Set-AzJitNetworkAccessPolicy -Name VM1``),
+    existing or new; else the first by name of its resource group and location whose name fits with the VM's
+    (``rules.name_fits``), or the first there, or a new ``default``. The policies are read once for all the VMs (one
+    query per ``_GROUPS_PER_LOOKUP`` resource groups), not once per VM."""
+    places: dict[int, tuple[str, str, str]] = {}
+    wanted: dict[tuple[str, str, str], list[VirtualMachine]] = {}
+    for vm in vms:
+        if vm.policy_name:
+            places[vm.pk] = (vm.policy_resource_group or vm.resource_group_name, vm.policy_location, vm.policy_name)
+        else:
+            wanted.setdefault((vm.subscription_key, vm.resource_group, vm.location), []).append(vm)
+    found: dict[tuple[str, str, str], list[JitPolicy]] = {}
+    groups = sorted({group for _subscription, group, _location in wanted})
+    for start in range(0, len(groups), _GROUPS_PER_LOOKUP):
+        policies = JitPolicy.objects.filter(
+            subscription_key__in={key[0] for key in wanted}, location__in={key[2] for key in wanted},
+            resource_group__in=groups[start:start + _GROUPS_PER_LOOKUP],
+        ).only("subscription_key", "resource_group", "location", "name", "resource_group_name")
+        # The named policy (the first in the model's order), else all of them by name.
+        policies = policies.filter(name__iexact=name) if name else policies.order_by("name", "pk")
+        for policy in policies:
+            found.setdefault((policy.subscription_key, policy.resource_group, policy.location), []).append(policy)
+    for key, members in wanted.items():
+        there = found.get(key, [])[:1] if name else found.get(key, [])
+        for vm in members:
+            policy = next((p for p in there if rules.name_fits(p.name, vm.name)), there[0] if there else None)
+            if policy is not None:
+                places[vm.pk] = (policy.resource_group_name, policy.location, policy.name)
+            else:
+                places[vm.pk] = (vm.resource_group_name, vm.location, name or rules.DEFAULT_POLICY_NAME)
+    return places
+
+
+def enable_name_too_long(vms: list[VirtualMachine], *, subject: str = "") -> dict[int, str]:
+    """VM pk → why JIT cannot be enabled on it from the portal's pages and what to do, for each of ``vms`` whose name
+    is too long for the policy ``policy_places`` gives it (``subject``: as ``rules.name_length_message``)."""
+    places = policy_places(vms)
+    return {vm.pk: rules.name_length_message(name, vm.name, group=group, location=location, subject=subject)
+            for vm in vms for group, location, name in [places[vm.pk]] if not rules.name_fits(name, vm.name)}
+
+
+def name_too_long_condition() -> Q:
+    """``enable_name_too_long`` as a condition on VMs (for a query over many, never read row by row): its own policy's
+    name, else every policy name of its resource group and location, else ``default``, is too long with its name."""
+    room = rules.MAX_POLICY_AND_VM_NAME - Length(OuterRef("name"))
+    there = JitPolicy.objects.filter(subscription_key=OuterRef("subscription_key"),
+                                     resource_group=OuterRef("resource_group"), location=OuterRef("location"))
+    fitting = there.annotate(length=Length("name")).filter(length__lte=room)
+    default_too_long = GreaterThan(Length("name"), rules.MAX_POLICY_AND_VM_NAME - len(rules.DEFAULT_POLICY_NAME))
+    unnamed = Q(policy_name="") & ~Q(Exists(fitting)) & (Q(Exists(there)) | Q(default_too_long))
+    own = ~Q(policy_name="") & Q(GreaterThan(Length("name") + Length("policy_name"), rules.MAX_POLICY_AND_VM_NAME))
+    return unnamed | own
+
+
+def _names_too_long(queryset: QuerySet[VirtualMachine]) -> str:
+    their = "their" if queryset.order_by().count() != 1 else "its"
+    return (f"{their} {'names are' if their == 'their' else 'name is'} too long for the JIT policy of {their} "
+            f"resource group and location (Azure allows at most {rules.MAX_POLICY_AND_VM_NAME} characters for the "
+            "policy name and the VM name together); Enable JIT on a VM's own page says what to do.")
 
 
 def enable_blocked_message(name: str, kind: str) -> str:

@@ -175,7 +175,8 @@ def bulk_enable(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     chosen = BulkEnableForm(data, queryset=selectors.vm_list(request.user),
                             may_configure=lambda vm: selectors.may_edit_policy(request.user, vm),
-                            blocked=selectors.enable_blocked)
+                            blocked=selectors.enable_blocked,
+                            misnamed=lambda vms: selectors.enable_name_too_long(vms, subject="its name"))
     # A VM configured by someone else since the selection, one being enabled or having JIT removed (its row is not
     # selectable: a forged or stale selection), or one the user only reads, is named and left out; the edited ports
     # stay.
@@ -346,7 +347,8 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     vm = selectors.vm_get(request.user, pk, JIT_POLICY_WRITE)
     posted = request.method == "POST"
     # Unsupported, or Defender for Servers Plan 2 off: the page says why at once, with no ports to fill in for nothing.
-    unavailable = selectors.jit_unavailable_reason(vm)
+    unavailable = selectors.jit_unavailable_reason(vm) or (  # or a name too long for the policy it would go in
+        selectors.enable_name_too_long([vm]).get(vm.pk, "") if vm.state == VmState.NOT_CONFIGURED else "")
     # Opened from the inventory's row menu: Save, Cancel and the Inventory crumb return to the list as it was.
     back_query = (request.POST if posted else request.GET).get("back", "")
     back = _inventory_back(back_query, tab=None) if back_query else ""

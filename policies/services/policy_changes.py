@@ -32,6 +32,7 @@ from ..selectors import (
     enable_blocked,
     enable_blocked_message,
     jit_unavailable_reason,
+    policy_places,
     ports_to_be,
     vm_pending_change,
 )
@@ -58,45 +59,8 @@ def _require_supported(vm: VirtualMachine) -> None:
 
 
 def _policy_for(vm: VirtualMachine, name: str | None = None) -> tuple[str, str, str]:
-    """(resource group as Azure spells it, location, policy name) of the policy ``vm`` belongs or will belong to:
-    its own; else the one named ``name`` (the seed's ``Set-AzJitNetworkAccessPolicy -Name VM1``), existing or new;
-    else the first of its resource group and location, or a new ``default``."""
-    return _policies_for([vm], name)[vm.pk]
-
-
-# Resource groups per lookup of the policies there (the query's parameters stay under SQLite's 999).
-_GROUPS_PER_LOOKUP = 500
-
-
-def _policies_for(vms: list[VirtualMachine], name: str | None = None) -> dict[int, tuple[str, str, str]]:
-    """``_policy_for`` of each of ``vms`` (VM pk → its policy), the policies there read once for all of them (one
-    query per ``_GROUPS_PER_LOOKUP`` resource groups), not once per VM."""
-    places: dict[int, tuple[str, str, str]] = {}
-    wanted: dict[tuple[str, str, str], list[VirtualMachine]] = {}
-    for vm in vms:
-        if vm.policy_name:
-            places[vm.pk] = (vm.policy_resource_group or vm.resource_group_name, vm.policy_location, vm.policy_name)
-        else:
-            wanted.setdefault((vm.subscription_key, vm.resource_group, vm.location), []).append(vm)
-    found: dict[tuple[str, str, str], JitPolicy] = {}
-    groups = sorted({group for _subscription, group, _location in wanted})
-    for start in range(0, len(groups), _GROUPS_PER_LOOKUP):
-        policies = JitPolicy.objects.filter(
-            subscription_key__in={key[0] for key in wanted}, location__in={key[2] for key in wanted},
-            resource_group__in=groups[start:start + _GROUPS_PER_LOOKUP],
-        ).only("subscription_key", "resource_group", "location", "name", "resource_group_name")
-        # As ``.first()`` of one place: the named policy in the model's order, else the first by name.
-        policies = policies.filter(name__iexact=name) if name else policies.order_by("name", "pk")
-        for policy in policies:
-            found.setdefault((policy.subscription_key, policy.resource_group, policy.location), policy)
-    for key, members in wanted.items():
-        policy = found.get(key)
-        for vm in members:
-            if policy is not None:
-                places[vm.pk] = (policy.resource_group_name, policy.location, policy.name)
-            else:
-                places[vm.pk] = (vm.resource_group_name, vm.location, name or rules.DEFAULT_POLICY_NAME)
-    return places
+    """``policy_places`` of one VM."""
+    return policy_places([vm], name)[vm.pk]
 
 
 def _policy_arm_id(subscription_key: str, group: str, location: str, name: str) -> str:
@@ -228,7 +192,7 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
     if policy_name is not None:
         policy_name = rules.validate_policy_name(policy_name)
     _load_subscriptions(vms)
-    places = _policies_for(vms, policy_name)
+    places = policy_places(vms, policy_name)
     groups: dict[tuple[str, str, str, str], list[VirtualMachine]] = {}  # one per policy: subscription too
     plans: dict[str, list[dict]] = {}
     validated: dict[object, list[dict]] = {}  # the ports, validated once per port list (not per VM)
@@ -238,7 +202,7 @@ def policy_enable(*, actor, vms: list[VirtualMachine], ports: list[rules.PortRul
         if vm.state == VmState.CONFIGURED:
             raise ValidationError(f"{vm.name} already has JIT; edit it instead.", code="configured")
         group, location, name = places[vm.pk]
-        rules.validate_name_length(name, vm.name)
+        rules.validate_name_length(name, vm.name, group=group, location=location)
         which = "given" if ports is not None else ("os", (vm.os_type or "").lower()) if os_default else "recommended"
         if which not in validated:
             chosen = ports if ports is not None else (rules.default_ports(vm.os_type) if os_default
@@ -292,7 +256,7 @@ def policy_save(*, actor, vm: VirtualMachine, ports: list[rules.PortRule], clien
     _require_policy_admin(actor, vm)
     _require_supported(vm)
     group, location, name = _policy_for(vm)
-    rules.validate_name_length(name, vm.name)
+    rules.validate_name_length(name, vm.name, group=group, location=location)
     cleaned = [p.to_azure() for p in rules.validate_ports(list(ports))]
     kind = PolicyChange.Kind.SAVE if vm.state == VmState.CONFIGURED else PolicyChange.Kind.ENABLE
     with transaction.atomic():

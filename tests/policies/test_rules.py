@@ -78,7 +78,7 @@ def test_it_reads_durations_written_with_the_digits_0_to_9_only(value, message):
 
 def test_policy_name_and_vm_name_together_may_not_exceed_56_characters():
     rules.validate_name_length("default", "v" * 49)
-    with pytest.raises(ValidationError, match="exceed 56 characters"):
+    with pytest.raises(ValidationError, match="are 57 characters together; Azure allows at most 56"):
         rules.validate_name_length("default", "v" * 50)
 
 

@@ -878,7 +878,7 @@ def test_the_edit_form_refuses_a_policy_and_vm_name_over_56_characters(client, p
     client.force_login(policy_admin)
     response = _edit(client, vm, [{"number": "22"}])
     assert response.status_code == 400
-    assert "together exceed 56 characters" in response.content.decode()
+    assert "are 57 characters together; Azure allows at most 56" in response.content.decode()
 
 
 @pytest.mark.django_db
