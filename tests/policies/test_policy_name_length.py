@@ -117,3 +117,22 @@ def test_a_vm_name_no_policy_name_fits_is_said_so(vms):
 
 def test_the_limit_is_azures():
     assert rules.name_fits("default", "v" * 49) and not rules.name_fits("default", "v" * 50)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("policies", [[], ["default"], ["jit"], ["a-very-long-policy-name"], ["jit", "default"],
+                                      ["a-very-long-policy-name", "j"]])
+def test_the_database_condition_and_the_pages_check_name_the_same_vms(policies):
+    """``name_too_long_condition`` (a filter over all that match) and ``enable_name_too_long`` (ticked VMs, one VM)
+    are two forms of one rule: they must agree on every VM, whatever the policies of its resource group."""
+    made = make_many_vms(12)
+    group = [vm for vm in made if vm.resource_group_name == "rg-bulk" and not vm.policy_name]
+    for vm, length in zip(group, (10, 32, 33, 49, 50, 51, 55, 56), strict=False):
+        _named(vm, "v" * length)
+    for name in policies:
+        _policy(name)
+    vms = list(VirtualMachine.objects.filter(pk__in=[vm.pk for vm in made]))
+    by_query = set(VirtualMachine.objects.filter(pk__in=[vm.pk for vm in vms])
+                   .filter(selectors.name_too_long_condition()).values_list("pk", flat=True))
+    assert by_query == set(selectors.enable_name_too_long(vms))
+    assert len(group) >= 6 and by_query
