@@ -151,18 +151,26 @@ def check_justification(text: str, rules: list[AccessRule]) -> list[ValidationEr
     return problems
 
 
-def justification_hints(vms: list) -> list[str]:
-    """What the rules over ``vms`` ask the justification to contain (each rule's hint, else its pattern), once each,
-    so the request form says it before a refusal does (the same rules ``evaluate`` checks)."""
+def justification_rules(vms: list) -> list[AccessRule]:
+    """The enabled rules over ``vms`` whose justification pattern is checked (the same rules ``evaluate`` runs),
+    once each."""
     patterned = [rule for rule in AccessRule.objects.filter(enabled=True).exclude(justification_pattern="")
                  if not rule.pattern_problem]
-    hints: list[str] = []
+    found: list[AccessRule] = []
     for vm in vms:
-        for rule in rules_for(vm.resource_id, patterned):
-            hint = rule.justification_hint or (f"The justification must contain a match of "
-                                               f"{rule.justification_pattern} (rule “{rule.name}”).")
-            if hint not in hints:
-                hints.append(hint)
+        found.extend(rule for rule in rules_for(vm.resource_id, patterned) if rule not in found)
+    return found
+
+
+def justification_hints(vms: list, rules: list[AccessRule] | None = None) -> list[str]:
+    """What the rules over ``vms`` ask the justification to contain (each rule's hint, else its pattern), once each,
+    so the request form says it before a refusal does (the same rules ``evaluate`` checks)."""
+    hints: list[str] = []
+    for rule in justification_rules(vms) if rules is None else rules:
+        hint = rule.justification_hint or (f"The justification must contain a match of "
+                                           f"{rule.justification_pattern} (rule “{rule.name}”).")
+        if hint not in hints:
+            hints.append(hint)
     return hints
 
 

@@ -103,7 +103,8 @@ class AccessRequestForm(OneTimeForm):
         self.fields["ports"].choices = port_choices(vms)
         self.fields["ports"].vm_names = {str(vm.pk): vm.name for vm in vms}
         self.fields["duration"].choices = duration_choices
-        self.justification_hints = approvals.justification_hints(vms)
+        self.justification_rules = approvals.justification_rules(vms)
+        self.justification_hints = approvals.justification_hints(vms, self.justification_rules)
         if self.justification_hints:  # said before a refusal does
             field = self.fields["justification"]
             field.help_text = " ".join([*self.justification_hints, str(field.help_text)])

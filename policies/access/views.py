@@ -25,7 +25,7 @@ from policies import select_across
 from policies.models import VirtualMachine, VmState
 from policies.selectors import Matching, vm_list
 
-from . import selectors, services, validation
+from . import approvals, selectors, services, validation
 from .client_ip import client_address, client_ip
 from .filtersets import AccessRequestFilterSet
 from .forms import AccessRequestForm, ExtendForm, new_token
@@ -231,12 +231,16 @@ def _connect_windows(vm: VirtualMachine) -> list[tuple[int, str]]:
 
 def _connect_defaults(vm: VirtualMachine, form: AccessRequestForm) -> dict:
     """The policy's defaults: every port, my IP, each port for its own maximum time (the longest is asked for,
-    and ``each_port_maximum`` trims the others)."""
+    and ``each_port_maximum`` trims the others), and "Connect to <VM>" as the justification unless a rule's pattern
+    (a ticket id) would refuse it: then none, for the requester to write what the rule's hint asks."""
     longest = max((validation.readable_maximum(validation.policy_port(vm.ports, p["number"])) or timedelta(0)
                    for p in vm.ports), default=timedelta(0)) or timedelta(hours=1)
+    justification = f"Connect to {vm.name}"
+    if approvals.check_justification(justification, form.justification_rules):
+        justification = ""
     return {"ports": [value for value, _ in form.fields["ports"].choices], "source_kind": "my_ip",
             "duration": int(longest.total_seconds()), "token": form.initial.get("token") or new_token(),
-            "justification": f"Connect to {vm.name}"}
+            "justification": justification}
 
 
 # The request page and its status: the requester, whoever may see the request (``selectors.request_get``: an

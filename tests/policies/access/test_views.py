@@ -1144,6 +1144,25 @@ def test_the_request_form_and_the_connect_page_say_what_the_justification_needs_
         assert "CHG-1234" not in page.content.decode() and "connect-justification-hint" not in page.content.decode()
 
 
+def test_the_connect_page_offers_no_justification_a_rules_pattern_would_refuse(prod, alice):
+    """"Connect to db-01" failed a rule asking for a ticket id, so the one click always came back refused: under
+    such a rule the box starts empty, required and focused, its hint beside it; elsewhere it keeps the VM's name."""
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import rule
+
+    rule(f"{IN_SCOPE}/resourceGroups/rg-data-prod", "manual", justification_pattern=r"[A-Z]+-[0-9]+",
+         justification_hint="Name the change or incident ticket (e.g. CHG-1234).")
+    rule(f"{IN_SCOPE}/resourceGroups/rg-web-prod", "manual", justification_pattern=r"(?i)connect")
+    db, web = vm("db-01"), vm("web-02")
+    page = alice.get(reverse("policies:connect", args=[db.pk]), REMOTE_ADDR=MY_IP).content.decode()
+    box = re.search(r'<input[^>]*name="justification"[^>]*>', page).group(0)
+    assert 'value=""' in box and " required" in box and " autofocus" in box, box
+    assert 'aria-describedby="connect-justification-hint"' in box and "e.g. CHG-1234" in page
+    page = alice.get(reverse("policies:connect", args=[web.pk]), REMOTE_ADDR=MY_IP).content.decode()
+    box = re.search(r'<input[^>]*name="justification"[^>]*>', page).group(0)
+    assert 'value="Connect to web-02"' in box and "autofocus" not in box, box  # it passes that rule's pattern
+
+
 @pytest.mark.parametrize("opened", [True, False])
 def test_close_now_submitted_twice_closes_once_without_an_error(prod, alice, requester, opened):
     from audit.models import AuditEvent
