@@ -988,6 +988,22 @@ def test_a_denial_without_a_comment_marks_the_comment_field_and_points_it_to_the
     assert not described_by_targets_missing(page)
 
 
+def test_the_review_page_puts_the_decision_after_what_it_decides_on(client, prod, requester, approver):
+    """Approve and Deny came before the request's ports and its approvals so far: an approver decided before
+    reading what they approved. The decision (a form landmark named by its heading) now follows them."""
+    rule(WEB_RG, "manual", approvals_required=2)
+    request = ask(requester, {"web-02": [22]}, justification="CHG-1234 check the replication lag")
+    client.force_login(approver)
+    page = client.get(reverse("policies:request_review", args=[request.pk])).content.decode()
+    decision = page.index('id="decision-form"')
+    for summary in ('id="justification"', 'id="request-state"', 'id="approval"', 'class="module request-vm"',
+                    'data-port="22"'):
+        assert page.index(summary) < decision, summary
+    assert page.index('id="decision-form"') < page.index('id="approve"') < page.index('id="deny"')
+    form = re.search(r'<form[^>]*id="decision-form"[^>]*>', page).group(0)
+    assert 'aria-labelledby="decision-title"' in form and '<h2 id="decision-title">Your decision</h2>' in page
+
+
 def test_a_reload_or_back_at_the_decide_url_goes_to_the_review_page(client, prod, requester, approver):
     """A refused decision leaves the browser at ``/decide/``: reloading it (a GET) was a 405."""
     rule(WEB_RG, "manual")
