@@ -183,3 +183,22 @@ def test_on_a_phone_the_approvals_queue_scrolls_within_its_box(portal, entra_pag
     expires = page.locator(f"tr[data-request='{request.pk}'] td").last
     expires.scroll_into_view_if_needed()
     expect(expires).to_be_in_viewport()  # reached by scrolling the table's box
+
+
+def test_the_request_pages_close_now_extend_and_ports_table_line_up_with_their_modules(portal, entra_page, requester):
+    """Close now sat on the Extend caption bar, Extend's label began at the module's edge (left of its help and of
+    the caption's text) and the ports table stopped short of its VM's caption bar."""
+    request = ask(requester, {"jump-02": [22]})
+    open_all(request)
+    page = entra_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    page.goto(f"{portal}/requests/{request.pk}/")
+    close, caption = page.locator("#close-now").bounding_box(), page.locator("#extend-form h2").bounding_box()
+    assert caption["y"] - (close["y"] + close["height"]) >= 16, (close, caption)
+    label = page.locator("label[for=id_duration]").bounding_box()
+    help_text = page.locator("#extend-help").evaluate("e => e.getBoundingClientRect().left + "
+                                                      "parseFloat(getComputedStyle(e).paddingLeft)")
+    assert abs(label["x"] - help_text) < 1 and label["x"] > caption["x"], (label, help_text, caption)
+    table, bar = page.locator(".request-ports").bounding_box(), page.locator(".request-vm h2").bounding_box()
+    assert abs(table["width"] - bar["width"]) < 1, (table, bar)
