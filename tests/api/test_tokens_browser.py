@@ -53,6 +53,10 @@ def test_a_new_token_is_copied_from_the_keyboard_and_the_list_fits_a_phone(brows
     expect(copy).to_be_focused()
     page.keyboard.press("Enter")
     expect(copy).to_have_text("Copied")
+    status = page.locator("#copy-status")  # said to screen readers too, not only on the button
+    expect(status).to_have_text("Copy token: copied")
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(status).to_have_attribute("role", "status")
     secret = page.locator("#token-secret").inner_text()
     assert secret.startswith("jit_") and page.evaluate("() => navigator.clipboard.readText()") == secret
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390

@@ -98,6 +98,9 @@ def test_a_new_webhooks_secret_is_shown_once(admin_client):
     assert (webhook.format, webhook.events, webhook.scope) == ("slack", ["needs_approval", "opened"], REQUEST_SCOPE)
     first = admin_client.get(response["Location"]).content.decode()
     assert webhook.secret in first and len(webhook.secret) >= 40
+    copy = re.search(r'<button[^>]*id="copy-secret"[^>]*>([^<]*)</button>', first)  # as an API token's
+    assert copy and copy.group(1) == "Copy secret" and f'data-line="{webhook.secret}"' in copy.group(0)
+    assert 'class="button copy"' in copy.group(0) and "jitportal/copy.js" in first
     assert webhook.secret not in admin_client.get(response["Location"]).content.decode()
     audit = AuditEvent.objects.get(action="webhook.created")
     assert audit.after["url"].startswith("https://hooks.example.com/… (sha256:") and "secret" not in audit.after

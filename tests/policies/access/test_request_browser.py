@@ -69,10 +69,12 @@ def test_a_requester_opens_ssh_for_their_ip_watches_it_open_copies_the_line_and_
     expect(row.locator(".connect-line code")).to_have_text("ssh alice@51.105.20.2 -p 22")
     row.get_by_role("button", name="Copy SSH").click()
     expect(row.locator("button.copy")).to_have_text("Copied")
+    expect(page.locator("#copy-status[aria-live=polite]")).to_have_text("Copy SSH: copied")  # for screen readers
     assert page.evaluate("() => navigator.clipboard.readText()") == "ssh alice@51.105.20.2 -p 22"
     page.evaluate("() => Object.defineProperty(navigator, 'clipboard', {value: undefined})")  # a plain-http page
     row.locator("button.copy").click()
     expect(row.locator("button.copy")).to_have_text("Copy failed: select the line and copy it")
+    expect(page.locator("#copy-status")).to_have_text("Copy failed: select the line and copy it")
     expect(row.locator("button.copy")).to_have_text("Copy SSH", timeout=6000)  # then its label again
 
     expect(page.locator("#close-form")).to_contain_text("not cut")
