@@ -107,6 +107,18 @@ def test_a_new_webhooks_secret_is_shown_once(admin_client):
     assert audit.subscription_id == "c0a1b2c3-0000-4000-8000-000000000001"
 
 
+def test_the_webhook_list_and_page_name_its_state_in_the_same_words(admin_client):
+    """The list said "Active: yes" and the page "State: active" for the same thing."""
+    on, off = make_webhook(REQUEST_SCOPE, name="On"), make_webhook(REQUEST_SCOPE, name="Off")
+    Webhook.objects.filter(pk=off.pk).update(active=False)
+    listing = admin_client.get(reverse("notifications:webhook_list")).content.decode()
+    assert "<th>State</th>" in listing and "<th>Active</th>" not in listing
+    assert sorted(re.findall(r"<td>(Active|Disabled|yes|disabled)</td>", listing)) == ["Active", "Disabled"]
+    for webhook, state in ((on, "Active"), (off, "Disabled")):
+        page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
+        assert f'<th scope="row">State</th><td id="webhook-state">{state}</td>' in page
+
+
 def test_webhook_pages_name_events_as_the_preferences_page_does(admin_client):
     """The form's "needs approval" and the list's and page's "needs_approval" differed from the preferences'
     "Needs approval — a request waits for approval"."""
