@@ -389,7 +389,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Saving the JIT settings of {vm.name}.")
             return redirect(back or reverse("policies:vm_detail", args=[vm.pk]))
     return render(request, "policies/policy_edit.html", {
-        "title": f"JIT settings of {vm.name}", "vm": vm, "formset": formset, "problems": problems,
+        "title": f"JIT VM access configuration: {vm.name}", "vm": vm, "formset": formset, "problems": problems,
         "rules": rules, "pending": pending, "back": back, "back_query": urlsplit(back).query,
         "unavailable": unavailable, "basis": shown}, status=400 if posted else 200)
 

@@ -1463,3 +1463,20 @@ def test_a_not_configured_vm_page_tells_a_requester_who_enables_jit_and_an_admin
     client.force_login(policy_admin)
     page = client.get(url).content.decode()
     assert 'id="enable-jit"' in page and 'id="ask-admin"' not in page
+
+
+@pytest.mark.django_db
+def test_the_jit_vm_access_configuration_page_has_one_name_from_button_to_heading(client, policy_admin):
+    """The button said "Edit JIT", the breadcrumb "JIT settings" and the heading "JIT VM access configuration"."""
+    vm = make_vm(IN_RG, "vm-named")  # Configured
+    client.force_login(policy_admin)
+    edit = reverse("policies:policy_edit", args=[vm.pk])
+    detail = client.get(reverse("policies:vm_detail", args=[vm.pk])).content.decode()
+    assert f'<a id="edit-jit" href="{edit}">Edit JIT VM access configuration</a>' in detail
+    page = client.get(edit).content.decode()
+    assert f"<title>JIT VM access configuration: {vm.name} |" in page
+    assert f"<h1>JIT VM access configuration: {vm.name}</h1>" in page
+    crumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', page, re.S).group(1)
+    assert crumbs.rstrip().endswith("&rsaquo; JIT VM access configuration")
+    assert "JIT settings" not in crumbs + re.search(r"<title>.*?</title>", page, re.S).group(0)
+    assert ">Edit JIT<" not in detail
