@@ -426,3 +426,21 @@ def test_a_disabled_subscription_is_not_synced_from_its_page_as_sync_now_skips_i
     client.post(reverse("policies:sync_now"))
     assert not SyncRun.objects.exists()
     assert not AuditEvent.objects.filter(action="subscription.sync_requested").exists()
+
+
+@pytest.mark.django_db
+def test_sync_now_is_a_rounded_object_tool_like_the_links_beside_it(client, policy_admin):
+    """Sync now (the inventory's and a subscription's) was a small plain button among the rounded object tools."""
+    from django.contrib.staticfiles import finders
+
+    subscription = make_subscription(f"/subscriptions/{PROD}")
+    client.force_login(policy_admin)
+    inventory = client.get(reverse("policies:inventory")).content.decode()
+    assert '<button type="submit" id="sync-now" class="button">Sync now</button>' in inventory
+    page = client.get(reverse("policies:subscription_edit", args=[subscription.pk])).content.decode()
+    assert '<button type="submit" id="sync-subscription" class="button">Sync now</button>' in page
+    for text in (inventory, page):
+        assert "/static/jitportal/portal.css" in text
+    with open(finders.find("jitportal/portal.css"), encoding="utf-8") as css:
+        rule = re.search(r"\.object-tools \.button \{([^}]*)\}", css.read()).group(1)
+    assert "border-radius: 15px" in rule and "var(--object-tools-bg)" in rule
