@@ -36,6 +36,12 @@ PENDING_LABELS = {PolicyChange.Kind.ENABLE: "Enabling JIT…", PolicyChange.Kind
 # The JIT settings page of a Not configured VM, in its row menu and on its page (whose "Enable JIT" enables the OS
 # default in one click).
 ENABLE_WITH_SETTINGS = "Enable JIT with custom settings…"
+# The connection's icons, drawn inline (an emoji showed as an empty box without an emoji font); sized by
+# ``.conn-icon`` in policies.css, hidden from screen readers: the text beside each names it.
+_ICON = ('<svg class="conn-icon" aria-hidden="true" focusable="false" width="14" height="14" viewBox="0 0 16 16" '
+         'fill="currentColor"><path d="{}"/></svg>')
+FIREWALL_ICON = _ICON.format("M1 2h6v3H1zM8 2h7v3H8zM1 6h3v3H1zM5 6h6v3H5zM12 6h3v3h-3zM1 10h6v3H1zM8 10h7v3H8z")
+NSG_ICON = _ICON.format("M8 1 2 3.5V8c0 3.5 2.6 6.3 6 7 3.4-.7 6-3.5 6-7V3.5z")
 ACTIONS_HEADER = mark_safe('<span class="visually-hidden">Actions</span>')  # a named column, shown empty
 PENDING_UNSELECTABLE = BLOCKS_ENABLE  # the bulk Enable JIT leaves such a VM out too (``BulkEnableForm``)
 
@@ -85,11 +91,11 @@ def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None
     """Where JIT acts (the firewall wins when both guard the VM), the policy's ports, and who has access now."""
     if vm.connection_type == ConnectionType.FIREWALL:
         cell = ('<span class="conn conn-firewall" title="Azure Firewall">'
-                '<span aria-hidden="true">&#x1F525;</span> Firewall</span> '
+                f"{FIREWALL_ICON} Firewall</span> "
                 f"<small>{escape(vm.firewall_public_ip)}</small>")
     elif vm.connection_type == ConnectionType.NSG:
         cell = ('<span class="conn conn-nsg" title="Network security group">'
-                '<span aria-hidden="true">&#x1F6E1;</span> NSG</span> '
+                f"{NSG_ICON} NSG</span> "
                 f"<small>{escape(vm.public_ip or vm.private_ip)}</small>")
     else:
         return "—"

@@ -1163,7 +1163,16 @@ def test_the_connection_icons_are_hidden_from_screen_readers_and_search_icons_us
         client, prod, policy_admin, auditor, settings):
     client.force_login(policy_admin)
     page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
-    assert '<span aria-hidden="true">&#x1F525;</span> Firewall' in page  # read as "Firewall", not "fire Firewall"
+    # Drawn inline, not emoji (an empty box without an emoji font), and read as "Firewall", not "fire Firewall".
+    icon = r'<svg class="conn-icon" aria-hidden="true" focusable="false" width="14" height="14" viewBox="0 0 16 16" ' \
+        r'fill="currentColor"><path d="[^"]+"/></svg>'
+    for kind, name, label in (("firewall", "Azure Firewall", "Firewall"), ("nsg", "Network security group", "NSG")):
+        assert re.search(rf'<span class="conn conn-{kind}" title="{name}">{icon} {label}</span>', page), kind
+    assert "&#x1F" not in page and "\U0001f525" not in page and "\U0001f6e1" not in page
+    assert not re.search(r"<svg[^>]*\sstyle=", page)  # the CSP allows no inline style: sized by .conn-icon
+    from django.contrib.staticfiles import finders
+    with open(finders.find("policies/policies.css"), encoding="utf-8") as css:
+        assert re.search(r"\.conn-icon \{ width: 1em; height: 1em;", css.read())
     client.force_login(auditor)
     settings.STATIC_URL = "/assets/"  # served under another prefix: the search icon follows it
     assert '<img src="/assets/admin/img/search.svg" alt="Search">' in client.get(
