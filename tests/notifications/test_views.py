@@ -422,3 +422,18 @@ def test_the_django_admin_shows_a_webhooks_url_masked_and_does_not_search_it(cli
         assert not any(secret in content for secret in SECRETS), page
     found = client.get("/admin/notifications/webhook/", {"q": "SECRETPATHTOKEN"}).content.decode()
     assert "0 webhooks" in found or "0 results" in found
+
+
+@pytest.mark.django_db
+def test_the_webhook_pages_buttons_stand_apart_like_a_submit_rows(admin_client):
+    """Send test, Disable and New secret (one form each) were stacked with no room between them."""
+    from django.contrib.staticfiles import finders
+
+    webhook = make_webhook(REQUEST_SCOPE, name="On")
+    page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
+    row = re.search(r'<div class="submit-row" id="webhook-actions">(.*?)</div>', page, re.S).group(1)
+    assert re.findall(r'<input type="submit" value="([^"]+)"', row) == ["Send test", "Disable", "New secret"]
+    assert "/static/jitportal/portal.css" in page
+    with open(finders.find("jitportal/portal.css"), encoding="utf-8") as css:
+        rule = re.search(r"#webhook-actions \{([^}]*)\}", css.read()).group(1)
+    assert "display: flex" in rule and "gap: 10px" in rule
