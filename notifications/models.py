@@ -15,12 +15,14 @@ from policies.access.signals import EVENTS
 
 from . import transport
 
-EVENT_CHOICES = [(event, event.replace("_", " ")) for event in EVENTS]
+# Each access event with its label as pages name it: ``needs_approval`` is "Needs approval".
+EVENT_CHOICES = [(event, event.replace("_", " ").capitalize()) for event in EVENTS]
+_EVENT_LABELS = dict(EVENT_CHOICES)
 
 
 def event_label(event: str) -> str:
-    """An access event as pages name it: ``needs_approval`` is "Needs approval"."""
-    return event.replace("_", " ").capitalize()
+    """An access event as pages name it: its label in ``EVENT_CHOICES``."""
+    return _EVENT_LABELS.get(event, event)
 
 
 # Events an approver hears about (the request is someone else's).
