@@ -325,6 +325,7 @@ class SyncRun(models.Model):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"  # not run: its subscription was disabled while it waited
 
     STORING = "storing"  # the phase once Azure is read: the chunks are stored, each committed on its own
 
@@ -350,7 +351,7 @@ class SyncRun(models.Model):
 
     @property
     def done(self) -> bool:
-        return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+        return self.state in (self.State.SUCCEEDED, self.State.FAILED, self.State.CANCELLED)
 
     @property
     def partly_stored(self) -> bool:

@@ -17,6 +17,8 @@ from ..models import Subscription, SyncRun
 from .task_runs import BROKER_ERRORS, CHANGE_UNSENT, LOST_QUEUED, STALE_RUNNING, Outcome, _retry_after
 
 log = logging.getLogger(__name__)
+DISABLED_BEFORE_RUN = ("The subscription was disabled before this sync ran, so it did not run: switch Enabled on and "
+                       "Save to sync it.")
 
 
 class SubscriptionDisabled(ValidationError):
@@ -79,7 +81,8 @@ def _enqueue_sync(run_id: int) -> None:
 
 
 def sync_run(*, run_id: int, gateway=None) -> Outcome:
-    """Do the sync ``run_id`` names (claimed first; a second runner finds it taken)."""
+    """Do the sync ``run_id`` names (claimed first; a second runner finds it taken); one of a subscription disabled
+    since it was queued is cancelled, saying why, without calling Azure."""
     from cloud.errors import CloudError, summary
 
     from ..gateway import gateway_in_use
@@ -92,6 +95,10 @@ def sync_run(*, run_id: int, gateway=None) -> Outcome:
         return Outcome("skipped")
     run = SyncRun.objects.select_related("subscription").get(pk=run_id)
     subscription = run.subscription
+    if not subscription.enabled:  # switched off while the run waited: Azure is not called, the run says why
+        SyncRun.objects.filter(pk=run_id).update(state=SyncRun.State.CANCELLED, phase="", error=DISABLED_BEFORE_RUN,
+                                                 finished_at=timezone.now())
+        return Outcome(SyncRun.State.CANCELLED, None, DISABLED_BEFORE_RUN)
     Subscription.objects.filter(pk=subscription.pk).update(last_sync_status=Subscription.SyncStatus.RUNNING)
     counters = {"items": 0}
 

@@ -205,3 +205,33 @@ def test_sync_now_while_the_broker_is_down_keeps_the_run_and_the_beat_sends_it_a
     assert services.sync_fail_abandoned() == 1  # an hour on, nobody took it: failed with the reason
     run.refresh_from_db()
     assert run.state == SyncRun.State.FAILED and "No worker took this sync up" in run.error
+
+
+@pytest.mark.django_db
+def test_a_sync_queued_before_its_subscription_was_disabled_calls_no_azure_and_says_why(
+        client, fresh_emulator, breakglass_admin, django_capture_on_commit_callbacks):
+    """The sync was queued, then the subscription disabled before a worker took it up: the task ran it all the same.
+    Now it calls nothing in Azure and the run ends "Cancelled" with the reason, on the pages that show syncs."""
+    from django.urls import reverse
+
+    from policies.models import Subscription
+    from tests.policies.factories import PROD, register
+
+    subscription = register(fresh_emulator, PROD, "Production")
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.sync_request(actor=breakglass_admin, subscription=subscription)
+    services.subscription_update(actor=breakglass_admin, subscription=subscription, enabled=False)
+    fresh_emulator.clear_calls()
+    result = tasks.sync_subscription.apply(args=[run.pk])
+    run.refresh_from_db()
+    subscription.refresh_from_db()
+    assert result.successful() and result.result == SyncRun.State.CANCELLED
+    assert fresh_emulator.calls() == []
+    assert run.state == SyncRun.State.CANCELLED and run.done and run.finished_at is not None
+    assert "disabled before this sync ran" in run.error
+    assert subscription.last_sync_status == Subscription.SyncStatus.NEVER  # no sync happened
+    client.force_login(breakglass_admin)
+    for url in (reverse("policies:subscription_edit", args=[subscription.pk]), reverse("policies:inventory")):
+        page = client.get(url).content.decode()
+        assert "Production: Cancelled" in page and "disabled before this sync ran" in page, url
+        assert 'hx-trigger="every 2s"' not in page, url  # over: the page stops asking

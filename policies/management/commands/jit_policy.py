@@ -234,8 +234,9 @@ class Command(BaseCommand):
 
         with refusals():
             run_until_done(step, timeout=options["timeout"], what=f"The sync of {subscription}")
-        if run.state == run.State.FAILED:
-            raise refused(f"The sync of {subscription} failed: {run.error}")
+        if run.state in (run.State.FAILED, run.State.CANCELLED):
+            raise refused(f"The sync of {subscription} {'failed' if run.state == run.State.FAILED else 'did not run'}: "
+                          f"{run.error}")
         self.stderr.write(f"Synced {subscription}: {run.vms_seen} VMs.")
 
     # --- remove -------------------------------------------------------------------------------------------------
