@@ -9,6 +9,7 @@ from collections import defaultdict
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -132,6 +133,8 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
     from Azure (NotFound) took its rules with it: its ports are closed with nothing to remove. A port past its end
     ended by itself: it is ended as the reconciler ends it (``expiry.end_past``: expired), not closed. Each policy is
     read, and its rules removed, through its own subscription's gateway (``gateway``, when given, serves them all).
+    When every port still open is past its end, the close ended nothing: the request is recorded as expired
+    (``_close_moot``).
     Any other exception than the gateway's (a bug) propagates, the ports still open saying why."""
     from cloud.errors import CloudError, NotFound, Unreadable, unexpected
 
@@ -146,6 +149,8 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
         # this close, whose requester had other ports still open.
         from .expiry import end_past  # the expiry imports this module
 
+        if len(past) == len(ports):
+            _close_moot(request, now)
         end_past(past, gateway_factory=None if gateway is None else lambda _subscription: gateway)
         ports = [port for port in ports if port.end_at > now]
     if not ports:
@@ -211,6 +216,18 @@ def request_close_apply(*, request_id: int, gateway=None) -> Outcome:
         _closing_failed(request, unexpected(exc), best_effort=True)
         raise
     return Outcome(PortState.CLOSED)
+
+
+def _close_moot(request: AccessRequest, now) -> bool:
+    """Take Close now back when it ends nothing: every port still active is open past its end (expired in Azure) and
+    none was cancelled or closed by it. The request then ends as the reconciler's expiry ends it, not as closed early
+    by whoever clicked (their click stays in the trail, ``access.close_requested``). Whether it was taken back."""
+    by_close = AccessRequestPort.objects.filter(request=OuterRef("pk"), state=PortState.CLOSED,
+                                                finished_at__gte=OuterRef("closed_at"))
+    left = AccessRequestPort.objects.filter(request=OuterRef("pk"), state__in=ACTIVE).exclude(
+        state=PortState.OPEN, end_at__lte=now)
+    return bool(AccessRequest.objects.filter(pk=request.pk, closed_at=request.closed_at, state=PortState.OPEN)
+                .exclude(Exists(by_close)).exclude(Exists(left)).update(closed_at=None, closed_by=None))
 
 
 def _newer_holder(port: AccessRequestPort, policy, now) -> int | None:

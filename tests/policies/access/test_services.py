@@ -986,6 +986,30 @@ def test_close_now_lets_a_port_past_its_end_expire_and_closes_the_one_still_open
     assert AccessRequest.objects.get(pk=request.pk).state == "closed"
 
 
+def test_close_now_whose_every_port_passed_its_end_before_the_task_records_the_request_as_expired(
+        prod, requester, client, fresh_emulator):
+    """Close now was clicked before the end; by the time the close task ran, every port had passed its end (Azure
+    expired them): nothing was ended by the close, so the request is recorded as the reconciler records an expiry,
+    not as closed early by its requester."""
+    from django.urls import reverse
+
+    request = ask(requester, {"web-02": [22], "web-04": [22]})
+    assert open_all(request) == ["open"]
+    services.request_close(actor=requester, request=request)
+    fresh_emulator.advance_clock(3660)  # Azure's side: both windows end, their allow rules go
+    request.ports.update(end_at=timezone.now() - timedelta(minutes=1))
+    assert services.request_close_apply(request_id=request.pk).state == "nothing-open"
+    assert states(request) == {("web-02", 22): "expired", ("web-04", 22): "expired"}
+    ended = AccessRequest.objects.get(pk=request.pk)
+    assert (ended.state, ended.closed_at, ended.closed_by) == ("expired", None, None)
+    assert not AuditEvent.objects.filter(action="access.closed").exists()
+    assert sorted((e.action, e.target_label, e.actor_id) for e in AuditEvent.objects.filter(
+        action="access.expired")) == [("access.expired", "web-02", None), ("access.expired", "web-04", None)]
+    client.force_login(requester)
+    page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
+    assert 'id="closed-note"' not in page and "Closed early" not in page
+
+
 def test_extend_asks_again_within_the_maximum_and_links_to_the_original(prod, requester, fresh_emulator):
     original = ask(requester, {"web-02": [22]})
     open_all(original)
