@@ -14,6 +14,7 @@ from jitportal.lib.tables import SortableTable, TimeColumn, object_url
 from jitportal.lib.times import zoned_time
 
 from .models import ConnectionType, PolicyChange, VirtualMachine, VmState
+from .rules import MAX_POLICY_AND_VM_NAME
 from .selectors import BLOCKS_ENABLE
 
 COMMON = ("name", "subscription", "resource_group_name", "location", "os_type")
@@ -23,9 +24,10 @@ COLUMNS_BY_TAB = {
     VmState.NOT_CONFIGURED: ("select", *COMMON, "connection", "actions"),
     VmState.UNSUPPORTED: (*COMMON, "unsupported_reason", "actions"),
 }
-# What ``render_rows`` and ``open_access_by_vm`` read of a VM (and its subscription's name): the page query loads
-# only these, not the subscription's resource group and location lists once per row.
-ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "subscription__display_name",
+# What ``render_rows``, ``open_access_by_vm`` and ``selectors.policy_names_too_long`` read of a VM (and its
+# subscription's name): the page query loads only these, not the subscription's resource group and location lists
+# once per row.
+ROW_FIELDS = ("name", "arm_id", "resource_id", "subscription_key", "resource_group", "subscription__display_name",
               "subscription__subscription_id", "subscription__defender_p2", "resource_group_name",
               "location", "os_type", "state", "unsupported_reason", "connection_type", "firewall_public_ip",
               "public_ip", "private_ip", "ports", "policy_resource_group", "policy_location", "policy_name",
@@ -110,15 +112,26 @@ def _connection(vm: VirtualMachine, open_now: list[tuple[str, list[int]]] | None
     return cell
 
 
+def too_long_text(vm_name: str, policy_name: str) -> str:
+    """Why a VM's row cannot be selected for Enable JIT: its name is too long for ``policy_name``."""
+    return (f"Cannot be selected: its name and the JIT policy name '{policy_name}' are "
+            f"{len(vm_name) + len(policy_name)} characters together (Azure allows {MAX_POLICY_AND_VM_NAME}); its page "
+            "says what to do.")
+
+
 def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[VirtualMachine], set[str]],
                 select_form: str = "", select_needs: str = "",
                 open_now: dict[int, list[tuple[str, list[int]]]] | None = None,
-                pending: dict[int, tuple[int, str]] | None = None, back: str = "") -> SafeString:
+                pending: dict[int, tuple[int, str]] | None = None, too_long: dict[int, str] | None = None,
+                back: str = "") -> SafeString:
     """The ``<tr>`` of each VM for the columns ``shown`` (rendered in Python: 50 rows cost ~1 ms, not ~50); the
     ``select`` boxes belong to the form with id ``select_form``, on the rows whose menu has ``select_needs`` (a VM
     the user may not act on has none) and no enable or removal pending; ``open_now`` is who has access to which VM
     (``access.selectors.open_access_by_vm``); ``pending`` the change still to apply to a VM
-    (``selectors.pending_changes_by_vm``), named on its row with a link to its status on the VM's page; ``menu``
+    (``selectors.pending_changes_by_vm``), named on its row with a link to its status on the VM's page; ``too_long``
+    the VMs whose name is too long for the JIT policy Enable JIT would put them in (``selectors.policy_names_too_long``:
+    VM pk → that policy's name), said so on their row. A row that cannot be selected for a reason its row states has a
+    disabled box described by that reason; ``menu``
     names the row-menu items the user may use on a VM (``edit``, ``connect``, ``activity``), of which a VM where no
     access can be requested (no JIT, or Defender for Servers Plan 2 off) shows no Connect and a Not configured one
     names Edit ``ENABLE_WITH_SETTINGS`` (as its page does); ``back`` the list's query string, which Edit carries so
@@ -137,26 +150,39 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         # only where JIT is enabled (the Connect page of another VM says only that it is not); on a Not configured
         # VM, Edit enables it.
         # Configured on a subscription without Defender for Servers Plan 2: Azure opens nothing, so nothing to ask.
-        items = menu(vm)
+        items = may = menu(vm)
         if vm.state == VmState.UNSUPPORTED:
             items = items - {"edit", "connect"}
         elif not vm.requestable:
             items = items - {"connect"}
         change = (pending or {}).get(vm.pk)
         unavailable = vm.state == VmState.CONFIGURED and vm.subscription.defender_missing
+        policy = (too_long or {}).get(vm.pk)
         if "select" in shown:
-            selectable = (not select_needs or select_needs in items) and not (
-                change and change[1] in PENDING_UNSELECTABLE) and not (unavailable and select_needs == "connect")
-            cells.append(f'<td><input type="checkbox" name="vm" value="{pk}" form="{escape(select_form)}" '
-                         f'aria-label="Select {name}"></td>' if selectable else "<td></td>")
+            # Why the row may not be selected, said beside its name (the id of that text); none: it may be.
+            why = (f"pending-{pk}" if change and change[1] in PENDING_UNSELECTABLE else
+                   f"defender-{pk}" if unavailable and select_needs == "connect" else
+                   f"too-long-{pk}" if policy is not None else "")
+            if why and (not select_needs or select_needs in may):
+                cells.append(f'<td><input type="checkbox" disabled aria-label="Select {name}" '
+                             f'aria-describedby="{why}"></td>')
+            elif not why and (not select_needs or select_needs in items):
+                cells.append(f'<td><input type="checkbox" name="vm" value="{pk}" form="{escape(select_form)}" '
+                             f'aria-label="Select {name}"></td>')
+            else:
+                cells.append("<td></td>")  # the user may not act on it (or no reason is stated)
         flag = ' <span class="drift-flag" title="Drift or tampering found">&#x26A0; drift</span>' \
             if vm.drift_count else ""
         if unavailable:
-            flag += (f' <span class="defender-flag" title="{escape(vm.subscription.defender_missing_message)}">'
+            flag += (f' <span class="defender-flag" id="defender-{pk}" '
+                     f'title="{escape(vm.subscription.defender_missing_message)}">'
                      "JIT unavailable: Defender for Servers Plan 2 is off</span>")
         if change:
-            flag += (f' <a class="pending-change" href="{detail}#change-{change[0]}" title="Not applied in Azure yet">'
-                     f'{escape(PENDING_LABELS.get(change[1], "Change pending…"))}</a>')
+            flag += (f' <a class="pending-change" href="{detail}#change-{change[0]}" id="pending-{pk}" '
+                     f'title="Not applied in Azure yet">{escape(PENDING_LABELS.get(change[1], "Change pending…"))}</a>')
+        if policy is not None:
+            flag += (f' <span class="too-long-flag" id="too-long-{pk}">{escape(too_long_text(vm.name, policy))}'
+                     "</span>")
         cells.append(f'<td><a href="{detail}">{name}</a>{flag}</td>')
         cells.append(f"<td>{escape(vm.subscription.display_name or vm.subscription_key)}</td>")
         cells.append(f"<td>{escape(vm.resource_group_name)}</td><td>{escape(vm.location)}</td>"

@@ -101,7 +101,10 @@ def inventory(request: HttpRequest) -> HttpResponse:
     saved = selectors.saved_changes_shown(request.user, request.GET.get("saved", ""))
     shown_saved = {change.pk for change, _names, _more in saved}
     back = _list_query(request, tab)  # the list as shown, for Edit and Enable JIT to return to
-    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now, pending=pending, back=back,
+    # Names too long for the JIT policy Enable JIT would put them in (one query): their rows cannot be selected.
+    too_long = selectors.policy_names_too_long(records) if select_form == "bulk-enable" and records else None
+    rows = render_rows(records, shown, select_form=select_form or "", open_now=open_now, pending=pending,
+                       too_long=too_long, back=back,
                        select_needs={"bulk-enable": "edit", "bulk-request": "connect"}.get(select_form or "", ""),
                        menu=_row_menu(request.user))
     query = request.GET.copy()
@@ -327,7 +330,10 @@ def _vm_page(request: HttpRequest, vm: VirtualMachine, *, drift_problem: str = "
     changes = selectors.vm_recent_changes(request.user, vm)
     return render(request, "policies/vm_detail.html", {
         "title": vm.name, "vm": vm, "ports": [rules.PortRule.from_azure(p) for p in vm.ports],
-        "enable_blocked": selectors.enable_blocked_message("this VM", blocked) if blocked else "",
+        # Being enabled or removed, or a name too long for the policy Enable JIT would put it in: said instead of
+        # the button (Enable JIT with custom settings… says it too).
+        "enable_blocked": selectors.enable_blocked_message("this VM", blocked) if blocked else (
+            selectors.enable_name_too_long([vm]).get(vm.pk, "") if vm.state == VmState.NOT_CONFIGURED else ""),
         "drift": list(selectors.vm_open_drift(vm)), "changes": changes,
         # Accept Azure's settings carries the digest of the ports shown: ``drift_accept`` accepts only those.
         "drift_basis": rules.ports_basis(vm.ports), "drift_problem": drift_problem,

@@ -166,6 +166,26 @@ def test_the_inventory_says_how_many_vms_are_selected_and_that_a_selection_is_of
     expect(select_all).to_be_checked()
 
 
+def test_the_box_of_a_vm_named_too_long_is_disabled_described_by_why_and_left_out_of_select_all(portal, entra_page):
+    from policies.models import VirtualMachine
+
+    long = "web-" + "x" * 46  # 50 characters: one too many with "default"
+    VirtualMachine.objects.filter(name="web-05").update(name=long)
+    page = entra_page
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    page.goto(f"{portal}/inventory/?tab=not_configured")
+    box = page.get_by_role("checkbox", name=f"Select {long}")
+    expect(box).to_be_disabled()
+    expect(box).to_have_accessible_description(re.compile(r"^Cannot be selected: its name and the JIT policy name "
+                                                          r"'default' are 57 characters together"))
+    expect(page.locator(f'tr[data-vm="{long}"] .too-long-flag')).to_be_visible()
+    others = page.locator('#result_list input[name="vm"]').count()
+    page.locator("#result_list .select-all").check()
+    expect(box).not_to_be_checked()
+    expect(page.locator("#selected-count")).to_have_text(
+        f"{others} VMs of {others} on this page selected (a selection is of this page only).")
+
+
 def test_a_whole_ticked_page_offers_every_vm_that_matches_by_keyboard_and_sends_the_filter_not_the_ids(
         portal, entra_page):
     page = entra_page

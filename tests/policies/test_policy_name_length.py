@@ -7,6 +7,7 @@ No cloud call happens here: changes are only queued (tasks are captured, not run
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from django.contrib.messages import get_messages
@@ -61,6 +62,36 @@ def test_bulk_enable_of_ticked_vms_leaves_out_one_named_too_long_and_saves_the_o
     data = enable_post(page, vm=[str(short.pk), str(long.pk)])
     response = client.post(reverse("policies:bulk_enable"), data)
     assert response.status_code == 400 and f"{LONG} was taken out of the selection" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_inventory_row_of_a_vm_named_too_long_has_a_disabled_box_that_says_why(client, policy_admin, vms):
+    """Its box was selectable, the VM left out only once the Enable JIT page opened: now the box is disabled and
+    described by the reason beside its name; its page (and Enable JIT with custom settings) still say what to do."""
+    short, long, *_rest = vms
+    client.force_login(policy_admin)
+
+    def row(vm: VirtualMachine) -> str:
+        page = client.get(reverse("policies:inventory"), {"tab": "not_configured"}).content.decode()
+        return re.search(rf'<tr data-vm="{vm.name}".*?</tr>', page).group(0)
+
+    shown = row(long)
+    assert 'name="vm"' not in shown
+    assert (f'<input type="checkbox" disabled aria-label="Select {LONG}" aria-describedby="too-long-{long.pk}">'
+            in shown)
+    reason = re.search(rf'<span class="too-long-flag" id="too-long-{long.pk}">(.*?)</span>', shown).group(1)
+    assert html.unescape(reason) == ("Cannot be selected: its name and the JIT policy name 'default' are 57 "
+                                     "characters together (Azure allows 56); its page says what to do.")
+    assert f'name="vm" value="{short.pk}" form="bulk-enable"' in row(short) and "too-long" not in row(short)
+    # Its own page, and the row menu's Enable JIT with custom settings…, lead on to a policy name that fits.
+    detail, edit = (reverse(f"policies:{view}", args=[long.pk]) for view in ("vm_detail", "policy_edit"))
+    assert f'<a href="{detail}">{LONG}</a>' in shown and f'<a href="{edit}?' in shown
+    for url in (detail, edit):
+        assert "a policy name of at most 6 characters" in html.unescape(client.get(url).content.decode()), url
+    page = client.get(detail).content.decode()
+    assert f'id="edit-jit" href="{edit}"' in page and 'id="enable-jit"' not in page  # said at once, not on a click
+    _policy("jit")  # a policy of its resource group and location whose name fits: selectable again
+    assert f'name="vm" value="{long.pk}" form="bulk-enable"' in row(long) and "too-long" not in row(long)
 
 
 @pytest.mark.django_db

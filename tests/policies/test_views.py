@@ -198,6 +198,9 @@ def test_a_configured_vm_on_a_subscription_without_defender_plan_2_says_so_and_c
         page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
     assert "JIT unavailable: Defender for Servers Plan 2 is off" in page
     assert f'name="vm" value="{vm.pk}"' not in page
+    # A disabled box, described by the reason beside the name, as every row unselectable for a reason it states.
+    assert f'<input type="checkbox" disabled aria-label="Select {vm.name}" aria-describedby="defender-{vm.pk}">' in page
+    assert f'<span class="defender-flag" id="defender-{vm.pk}"' in page
     vm.subscription.defender_p2 = True
     vm.subscription.save()
     page = client.get(reverse("policies:inventory"), {"tab": "configured"}).content.decode()
@@ -556,6 +559,9 @@ def test_vms_with_jit_being_enabled_or_removed_say_so_and_cannot_be_selected_aga
     detail = reverse("policies:vm_detail", kwargs={"pk": made[1].pk})
     assert f'<a class="pending-change" href="{detail}#change-{enable.pk}"' in row("not_configured", made[1])
     assert "Enabling JIT…" in row("not_configured", made[1]) and 'name="vm"' not in row("not_configured", made[1])
+    assert (f'<input type="checkbox" disabled aria-label="Select {made[1].name}" '
+            f'aria-describedby="pending-{made[1].pk}">') in row("not_configured", made[1])
+    assert f'id="pending-{made[1].pk}"' in row("not_configured", made[1])
     assert "pending-change" not in row("not_configured", made[4])
     assert f'name="vm" value="{made[4].pk}"' in row("not_configured", made[4])
     detail = reverse("policies:vm_detail", kwargs={"pk": made[0].pk})
