@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from jitportal.lib.tables import TimeColumn
+from jitportal.lib.tables import StackedRows, TimeColumn
 from jitportal.lib.times import zoned_time
 
 from .callers import caller_label, portal_identities
@@ -74,7 +74,14 @@ class _SubscriptionNames:
         return subscription_cell(value, self.subscription_names)
 
 
-class ActivityTable(_SubscriptionNames, tables.Table):
+class _Results(StackedRows, _SubscriptionNames, tables.Table):
+    """A results table: its rows stacked as cards on a phone (``StackedRows``), each cell ``field-<column>``."""
+
+    def get_column_class_names(self, classes_set: set[str], bound_column) -> set[str]:
+        return {*super().get_column_class_names(classes_set, bound_column), f"field-{bound_column.name}"}
+
+
+class ActivityTable(_Results):
     occurred_at = TimeColumn(verbose_name="Time (UTC)", utc=True, seconds=True, orderable=False)
     subscription_id = tables.Column(verbose_name="Subscription", orderable=False)
     resource_group = tables.Column(verbose_name="Resource group", orderable=False)
@@ -120,7 +127,7 @@ class ActivityTable(_SubscriptionNames, tables.Table):
         return format_html('<span class="caller" title="{}">{}</span>', value, label)
 
 
-class TrailTable(_SubscriptionNames, tables.Table):
+class TrailTable(_Results):
     occurred_at = TimeColumn(verbose_name="Time (UTC)", utc=True, seconds=True, orderable=False)
     actor_label = tables.Column(verbose_name="User", orderable=False)
     action = tables.Column(orderable=False)

@@ -1,7 +1,7 @@
 """The inventory table (django-tables2): the columns of each tab and the row menu."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import quote, urlencode
 
 import django_tables2 as tables
@@ -119,12 +119,14 @@ def too_long_text(vm_name: str, policy_name: str) -> str:
             "says what to do.")
 
 
-def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[VirtualMachine], set[str]],
+def render_rows(vms: list[VirtualMachine], shown: Mapping[str, str], *, menu: Callable[[VirtualMachine], set[str]],
                 select_form: str = "", select_needs: str = "",
                 open_now: dict[int, list[tuple[str, list[int]]]] | None = None,
                 pending: dict[int, tuple[int, str]] | None = None, too_long: dict[int, str] | None = None,
                 back: str = "") -> SafeString:
-    """The ``<tr>`` of each VM for the columns ``shown`` (rendered in Python: 50 rows cost ~1 ms, not ~50); the
+    """The ``<tr>`` of each VM for the columns ``shown``, each to its header as plain text
+    (``jitportal.lib.tables.column_labels``), which every cell carries in ``data-label`` for the cards a phone shows
+    (``table.stacked`` in portal.css). Rendered in Python: 50 rows cost ~1 ms, not ~50. The
     ``select`` boxes belong to the form with id ``select_form``, on the rows whose menu has ``select_needs`` (a VM
     the user may not act on has none) and no enable or removal pending; ``open_now`` is who has access to which VM
     (``access.selectors.open_access_by_vm``); ``pending`` the change still to apply to a VM
@@ -140,6 +142,7 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         ("detail", "vm_detail"), ("edit", "policy_edit"), ("connect", "connect"))}
     activity = reverse("audit:search") + "?vm="
     edit_back = escape("?" + urlencode({"back": back})) if back else ""
+    td = {name: f'<td data-label="{escape(label)}"' for name, label in shown.items()}  # each cell's opening, unclosed
     out = []
     for vm in vms:
         pk = str(vm.pk)
@@ -164,13 +167,13 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
                    f"defender-{pk}" if unavailable and select_needs == "connect" else
                    f"too-long-{pk}" if policy is not None else "")
             if why and (not select_needs or select_needs in may):
-                cells.append(f'<td><input type="checkbox" disabled aria-label="Select {name}" '
+                cells.append(f'{td["select"]}><input type="checkbox" disabled aria-label="Select {name}" '
                              f'aria-describedby="{why}"></td>')
             elif not why and (not select_needs or select_needs in items):
-                cells.append(f'<td><input type="checkbox" name="vm" value="{pk}" form="{escape(select_form)}" '
-                             f'aria-label="Select {name}"></td>')
+                cells.append(f'{td["select"]}><input type="checkbox" name="vm" value="{pk}" '
+                             f'form="{escape(select_form)}" aria-label="Select {name}"></td>')
             else:
-                cells.append("<td></td>")  # the user may not act on it (or no reason is stated)
+                cells.append(f'{td["select"]}></td>')  # the user may not act on it (or no reason is stated)
         flag = ' <span class="drift-flag" title="Drift or tampering found">&#x26A0; drift</span>' \
             if vm.drift_count else ""
         if unavailable:
@@ -183,28 +186,30 @@ def render_rows(vms: list[VirtualMachine], shown: list[str], *, menu: Callable[[
         if policy is not None:
             flag += (f' <span class="too-long-flag" id="too-long-{pk}">{escape(too_long_text(vm.name, policy))}'
                      "</span>")
-        cells.append(f'<td><a href="{detail}">{name}</a>{flag}</td>')
-        cells.append(f"<td>{escape(vm.subscription.display_name or vm.subscription_key)}</td>")
-        cells.append(f"<td>{escape(vm.resource_group_name)}</td><td>{escape(vm.location)}</td>"
-                     f"<td>{escape(vm.os_type or '—')}</td>")
+        cells.append(f'{td["name"]}><a href="{detail}">{name}</a>{flag}</td>')
+        cells.append(f'{td["subscription"]}>{escape(vm.subscription.display_name or vm.subscription_key)}</td>')
+        cells.append(f'{td["resource_group_name"]}>{escape(vm.resource_group_name)}</td>'
+                     f'{td["location"]}>{escape(vm.location)}</td>{td["os_type"]}>{escape(vm.os_type or "—")}</td>')
         if "approved_requests_7d" in shown:
-            cells.append(f"<td>{vm.approved_requests_7d}</td>")
+            cells.append(f'{td["approved_requests_7d"]}>{vm.approved_requests_7d}</td>')
         if "last_access_at" in shown:
-            cells.append(f'<td class="nowrap">{zoned_time(vm.last_access_at)}</td>')
+            cells.append(f'{td["last_access_at"]} class="nowrap">{zoned_time(vm.last_access_at)}</td>')
         if "connection" in shown:
-            cells.append(f"<td>{_connection(vm, (open_now or {}).get(vm.pk))}</td>")
+            cells.append(f'{td["connection"]}>{_connection(vm, (open_now or {}).get(vm.pk))}</td>')
         if "last_user" in shown:
             user = escape(vm.last_user)  # a long name is cut short on the page: the whole of it is its title
-            cells.append(f'<td><span class="last-user" title="{user}">{user}</span></td>' if user else "<td>—</td>")
+            cells.append(f'{td["last_user"]}><span class="last-user" title="{user}">{user}</span></td>' if user
+                         else f'{td["last_user"]}>—</td>')
         if "unsupported_reason" in shown:
-            cells.append(f'<td class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
+            cells.append(f'{td["unsupported_reason"]} class="unsupported-reason">{escape(vm.unsupported_message)}</td>')
         edit_label = ENABLE_WITH_SETTINGS if vm.state == VmState.NOT_CONFIGURED else "Edit"
         edit_item = f'<li><a href="{edit}{edit_back}">{edit_label}</a></li>' if "edit" in items else ""
         activity_item = (f'<li><a href="{escape(activity + quote(vm.arm_id, safe="/"))}">Activity log</a></li>'
                          if "activity" in items else "")
         connect_item = f'<li><a href="{connect}">Connect</a></li>' if "connect" in items else ""
         cells.append(
-            f'<td><details class="row-menu"><summary aria-label="Actions for {name}">&hellip;</summary><ul>'
+            f'{td["actions"]} class="row-actions"><details class="row-menu">'
+            f'<summary aria-label="Actions for {name}">&hellip;</summary><ul>'
             f'<li><a href="{detail}">Details</a></li>{edit_item}{activity_item}{connect_item}</ul></details></td>')
         drift = ' class="drift"' if vm.drift_count else ""
         out.append(f'<tr data-vm="{name}"{drift}>{"".join(cells)}</tr>')

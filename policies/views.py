@@ -20,7 +20,7 @@ from accounts import authz
 from accounts.access import requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_READ, JIT_POLICY_WRITE, SETTINGS_WRITE, VM_READ
 from accounts.scopes import scope_contains
-from jitportal.lib.tables import page_size_choice, paginate, positive_int
+from jitportal.lib.tables import column_labels, page_size_choice, paginate, positive_int
 
 from . import rules, select_across, selectors, services
 from .access.client_ip import client_ip
@@ -92,7 +92,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
                                 empty_text=FIRST_SYNC_EMPTY if first_syncs else _empty_text(
                                     tab, filtered=searched, may_write=may_write))
     paginate(request, table, per_page=PER_PAGE, paginator_class=LazyPaginator, count=counts[tab])
-    shown = [column.name for column in table.columns]
+    shown = column_labels(table)
     records = [row.record for row in table.page.object_list]
     open_now = open_access_by_vm(records) if tab == VmState.CONFIGURED and records else None
     # Changes saved and not applied yet (one query): their rows say so and cannot be selected again.

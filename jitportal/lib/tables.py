@@ -9,8 +9,10 @@ from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import OrderBy, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.html import strip_tags
 from django.utils.safestring import SafeString
 from django_tables2 import Column, RequestConfig, Table
+from django_tables2.columns import BoundColumn
 from django_tables2.data import TableQuerysetData
 
 from jitportal.lib.keyset import SeekPage, seek_page
@@ -43,6 +45,31 @@ class TimeColumn(Column):
 
     def render(self, value: datetime | None) -> SafeString:
         return zoned_time(value, utc=self.utc, seconds=self.seconds)
+
+
+def column_label(bound: BoundColumn) -> str:
+    """A column's header as plain text: its words without their markup (the inventory's "Actions", shown only to
+    screen readers, by that word; a header that is only a box, ``""``)."""
+    return strip_tags(str(bound.header)).strip()
+
+
+def column_labels(table: Table) -> dict[str, str]:
+    """The columns ``table`` shows, in order, each to its ``column_label`` (for rows rendered in Python)."""
+    return {bound.name: column_label(bound) for bound in table.columns}
+
+
+class StackedRows:
+    """A django-tables2 table (mixed in before ``Table``) whose rows portal.css stacks as cards on a phone
+    (``<table class="stacked">``): each data cell carries its column's name in ``data-label``, which the card shows
+    before the cell's value. Written into each column's own ``td`` attributes (copied for each table) once, not
+    worked out again for every cell."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for bound in self.columns:
+            attrs = bound.column.attrs
+            td = {"class": None, **attrs.get("td", attrs.get("cell", {})), "data-label": column_label(bound)}
+            bound.column.attrs = {**attrs, "td": td}
 
 
 # A pk no row has, reversed in its place and replaced by each row's (``object_url``).

@@ -21,7 +21,7 @@ RULES = f"{NSG}/securityRules"
 
 def resource_cells(body: str) -> list[str]:
     """The Resource column's cells as text, newest first."""
-    cells = re.findall(r'<td class="field-resource_id">(.*?)</td>', body, re.S)
+    cells = re.findall(r'<td[^>]* class="field-resource_id"[^>]*>(.*?)</td>', body, re.S)
     return [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in cells]
 
 
