@@ -37,6 +37,20 @@ def _printable(text: str) -> str:
     return " ".join("".join(" " if unicodedata.category(c).startswith("C") else c for c in text).split())
 
 
+# What Entra ID's ``access_denied`` carries when the user, not the organisation, said no: Cancel on its sign-in page
+# (``error_subcode=cancel``), or declining the app's consent (AADSTS65004).
+USER_DECLINED = "AADSTS65004"
+
+
+def user_cancelled(request: HttpRequest) -> bool:
+    """Whether an ``access_denied`` answer says the user cancelled or declined (or says nothing more); otherwise the
+    organisation's Entra ID refused them (AADSTS50105, not assigned to the app; a Conditional Access policy; ...)."""
+    if request.GET.get("error_subcode", "").strip().lower() == "cancel":
+        return True
+    description = request.GET.get("error_description", "")
+    return not description.strip() or USER_DECLINED in description
+
+
 def describe_failure(request: HttpRequest, error: str, exception: BaseException | None, extra_context: dict) -> str:
     """A plain-words reason for a failed sign-in."""
     if isinstance(exception, SignInRefused):
@@ -50,6 +64,9 @@ def describe_failure(request: HttpRequest, error: str, exception: BaseException 
         description = _printable(request.GET.get("error_description", ""))[:500]
         if not (code or description):
             return "Entra ID did not sign you in, and did not say why."
+        if code == "access_denied" and description:
+            return (f"Your organisation's Entra ID refused to sign you in: {description.rstrip('.')}. Give this "
+                    "message to your Entra ID administrator.")
         return f"Entra ID did not sign you in: {' — '.join(part for part in (code, description) if part)}."
     if "code" not in request.GET:
         return ("Entra ID's answer carried neither a sign-in code nor an error, so nothing was signed in. "
@@ -92,14 +109,16 @@ class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
         try:
             user = services.user_sign_in_record(claims=claims, client_ip=client_ip(request.META))
         except services.SignInClaimsError as exc:
-            raise ImmediateHttpResponse(render_sign_in_failed(request, str(exc))) from exc
+            raise ImmediateHttpResponse(render_sign_in_failed(
+                request, str(exc), next_url=sociallogin.state.get("next"))) from exc
         except services.SignInAccountDisabled as exc:
-            raise ImmediateHttpResponse(render_sign_in_failed(request, str(exc), status=403)) from exc
+            raise ImmediateHttpResponse(render_sign_in_failed(
+                request, str(exc), status=403, next_url=sociallogin.state.get("next"))) from exc
         if sociallogin.is_existing:
             if sociallogin.user.pk != user.pk:
                 raise ImmediateHttpResponse(
                     render_sign_in_failed(request, "This Entra ID account is linked to another portal user.",
-                                          status=403)
+                                          status=403, next_url=sociallogin.state.get("next"))
                 )
             sociallogin.user = user
         else:
@@ -108,7 +127,9 @@ class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def on_authentication_error(self, request: HttpRequest, provider, error=None, exception=None,
                                 extra_context=None) -> None:
-        if error == AuthError.CANCELLED:
-            raise ImmediateHttpResponse(render_sign_in_cancelled(request))
+        next_url = ((extra_context or {}).get("state") or {}).get("next")
+        if error == AuthError.CANCELLED and user_cancelled(request):
+            raise ImmediateHttpResponse(render_sign_in_cancelled(request, next_url=next_url))
         reason = describe_failure(request, error, exception, extra_context or {})
-        raise ImmediateHttpResponse(render_sign_in_failed(request, reason))
+        status = 403 if error == AuthError.CANCELLED else 401  # access_denied by the organisation
+        raise ImmediateHttpResponse(render_sign_in_failed(request, reason, status=status, next_url=next_url))

@@ -14,7 +14,7 @@ import hmac
 import logging
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from allauth.socialaccount.adapter import get_adapter
@@ -30,6 +30,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.config import ENTRA_PROVIDER_ID
@@ -285,38 +286,58 @@ class EntraCallbackView(OAuth2CallbackView):
         return state, response
 
 
-def render_sign_in_failed(request: HttpRequest, reason: str, *, status: int = 401) -> HttpResponse:
-    """The clear page a failed sign-in lands on: what happened and a way to try again."""
+def retry_url(request: HttpRequest, next_url: str | None = None) -> str:
+    """The sign-in page, which takes the user on to ``next_url`` (where the failed sign-in was to lead) once they
+    are signed in, when that is a page of this site."""
+    login = reverse("login")
+    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
+                                                    require_https=request.is_secure()):
+        return f"{login}?{urlencode({'next': next_url})}"
+    return login
+
+
+def render_sign_in_failed(request: HttpRequest, reason: str, *, status: int = 401, next_url: str | None = None
+                          ) -> HttpResponse:
+    """The clear page a failed sign-in lands on: what happened and a way to try again (on to ``next_url``)."""
     logger.warning("Entra ID sign-in refused: %s", reason)
     return render(
         request,
         "accounts/sign_in_failed.html",
-        {"title": "Sign-in failed", "reason": reason, "retry_url": reverse("login")},
+        {"title": "Sign-in failed", "reason": reason, "retry_url": retry_url(request, next_url)},
         status=status,
     )
 
 
-def render_sign_in_cancelled(request: HttpRequest) -> HttpResponse:
-    """The page a cancelled sign-in lands on."""
+def render_sign_in_cancelled(request: HttpRequest, *, next_url: str | None = None) -> HttpResponse:
+    """The page a cancelled sign-in lands on (Try again leads on to ``next_url``)."""
     return render(request, "accounts/sign_in_cancelled.html", {"title": "Sign-in cancelled",
-                                                               "retry_url": reverse("login")})
+                                                               "retry_url": retry_url(request, next_url)})
 
 
 def _run(view_class, request: HttpRequest, provider_id: str) -> HttpResponse:
     if provider_id != ENTRA_PROVIDER_ID:
         raise Http404("No such sign-in provider.")
+    adapter = EntraOAuth2Adapter(request, provider_id)
     try:
-        return view_class.adapter_view(EntraOAuth2Adapter(request, provider_id))(request)
+        return view_class.adapter_view(adapter)(request)
     except SocialApp.DoesNotExist as exc:
         raise Http404("Sign-in with Entra ID is not configured.") from exc
+    # Try again leads where the sign-in was to: the callback's state names it, the start's form sends it.
     except SignInRefused as exc:  # an unusable discovery document, read before allauth's own handling
-        return render_sign_in_failed(request, exc.reason)
+        return render_sign_in_failed(request, exc.reason, next_url=_next_of(request, adapter))
     except OSError as exc:  # requests' errors, and an unreadable ENTRA_CA_BUNDLE
         return render_sign_in_failed(request, f"The portal could not reach Entra ID ({type(exc).__name__}). "
-                                              "Try again in a moment.", status=502)
+                                              "Try again in a moment.", status=502,
+                                     next_url=_next_of(request, adapter))
     except (KeyError, ValueError) as exc:
         return render_sign_in_failed(request, "Entra ID's configuration document is not usable "
-                                              f"({type(exc).__name__}: {exc}).", status=502)
+                                              f"({type(exc).__name__}: {exc}).", status=502,
+                                     next_url=_next_of(request, adapter))
+
+
+def _next_of(request: HttpRequest, adapter: EntraOAuth2Adapter) -> str | None:
+    """Where the sign-in was to lead: the callback's state, else the start's ``next`` field."""
+    return (adapter.state or {}).get("next") or request.POST.get("next") or None
 
 
 # No HEAD: allauth shows its confirmation for a GET only and takes any other method as the POST that starts a sign-in

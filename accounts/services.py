@@ -43,7 +43,9 @@ def _free_username(preferred: str, *, tenant_id: str, object_id: str) -> str:
 def _groups_overage(claims: dict) -> bool:
     """Whether the token says its user is in too many groups to list (Entra ID then leaves ``groups`` out)."""
     names = claims.get("_claim_names")
-    return bool(claims.get("hasgroups")) or (isinstance(names, dict) and "groups" in names)
+    flag = claims.get("hasgroups")  # true in a token (``"true"`` from some issuers); ``"false"`` is not overage
+    return flag is True or (isinstance(flag, str) and flag.strip().lower() == "true") or (
+        isinstance(names, dict) and "groups" in names)
 
 
 def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: str | None = None) -> User:

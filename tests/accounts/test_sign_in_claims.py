@@ -67,3 +67,11 @@ def test_without_a_name_or_user_name_the_user_is_named_by_object_id(entra_settin
     user = User.objects.get(entra_object_id=ALICE.oid)
     assert (user.username, user.display_name, user.email) == (ALICE.oid, ALICE.oid, "")
     assert client.get(reverse("my_access")).status_code == 200
+
+
+@pytest.mark.parametrize(("hasgroups", "overage"), [("false", False), ("False", False), (False, False),
+                                                    ("true", True), (True, True)])
+def test_only_a_true_hasgroups_means_group_overage(entra_settings, fresh_emulator, hasgroups, overage):
+    """``hasgroups`` says the user is in too many groups to list; the text "false" does not."""
+    _client, _response = sign_in_with_claims(fresh_emulator, {"hasgroups": hasgroups})
+    assert SignInClaims.objects.get(user__entra_object_id=ALICE.oid).groups_overage is overage

@@ -248,3 +248,56 @@ def test_an_answer_without_a_code_says_what_entra_id_said(entra_settings, fresh_
     response = client.get(CALLBACK, {"state": state[0], **answer})
     assert response.status_code == 401
     assert f'<p class="errornote" id="sign-in-failure-reason">{escape(reason)}</p>' in response.content.decode()
+
+
+def _started(client, next_url: str = "") -> str:
+    """Start a real sign-in from the sign-in page's Entra ID form (``next`` as it sends it): the state Entra ID will
+    send back."""
+    from urllib.parse import parse_qs, urlsplit
+
+    start = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}),
+                        {"next": next_url} if next_url else {})
+    assert start.status_code == 302, start.content[:300]
+    return parse_qs(urlsplit(start["Location"]).query)["state"][0]
+
+
+REFUSED = ("AADSTS50105: Your administrator has configured the application jitportal to block users unless they "
+           "are specifically granted access. The signed in user 'mallory@contoso.example' is blocked.")
+
+
+def test_access_denied_by_the_organisation_says_so_and_names_the_code(client, entra_settings, fresh_emulator):
+    """Entra ID's ``access_denied`` is not always the user's Cancel: refused by the organisation (not assigned to
+    the app), the page says so with Entra ID's words, and Try again leads where the sign-in was to."""
+    state = _started(client, "/requests/?state=open")
+    response = client.get(CALLBACK, {"state": state, "error": "access_denied", "error_description": REFUSED})
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert "Sign-in failed" in body and "cancelled" not in body.lower()
+    assert "Your organisation&#x27;s Entra ID refused to sign you in: AADSTS50105:" in body
+    assert "Give this message to your Entra ID administrator." in body
+    assert 'href="/accounts/login/?next=%2Frequests%2F%3Fstate%3Dopen"' in body
+
+
+@pytest.mark.parametrize("answer", [
+    {"error_description": "AADSTS65004: User declined to consent to access the app."},
+    {"error_subcode": "cancel", "error_description": "AADSTS50000: The user cancelled the sign-in."},
+    {},
+])
+def test_access_denied_by_the_user_reads_as_cancelled_and_try_again_keeps_the_destination(
+        client, entra_settings, fresh_emulator, answer):
+    state = _started(client, "/audit/")
+    response = client.get(CALLBACK, {"state": state, "error": "access_denied", **answer})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="sign-in-cancelled"' in body
+    assert 'href="/accounts/login/?next=%2Faudit%2F"' in body
+
+
+def test_try_again_never_leads_off_the_site(rf):
+    from accounts.oidc import retry_url
+
+    request = rf.get("/accounts/oidc/entra/login/callback/")
+    assert retry_url(request, "https://evil.example/") == "/accounts/login/"
+    assert retry_url(request, "//evil.example/x") == "/accounts/login/"
+    assert retry_url(request, None) == "/accounts/login/"
+    assert retry_url(request, "/inventory/") == "/accounts/login/?next=%2Finventory%2F"
