@@ -40,6 +40,9 @@ def _printable(text: str) -> str:
 # What Entra ID's ``access_denied`` carries when the user, not the organisation, said no: Cancel on its sign-in page
 # (``error_subcode=cancel``), or declining the app's consent (AADSTS65004).
 USER_DECLINED = "AADSTS65004"
+# Room for Entra ID's longest descriptions with the Trace ID, Correlation ID and Timestamp it appends, which its
+# administrator needs to find the sign-in in the sign-in logs (AADSTS50105's runs to about 600 characters).
+DESCRIPTION_LIMIT = 1000
 
 
 def user_cancelled(request: HttpRequest) -> bool:
@@ -61,7 +64,7 @@ def describe_failure(request: HttpRequest, error: str, exception: BaseException 
         return STATE_LOST
     if "error" in request.GET:
         code = _printable(request.GET.get("error", ""))[:100]
-        description = _printable(request.GET.get("error_description", ""))[:500]
+        description = _printable(request.GET.get("error_description", ""))[:DESCRIPTION_LIMIT]
         if not (code or description):
             return "Entra ID did not sign you in, and did not say why."
         if code == "access_denied" and description:

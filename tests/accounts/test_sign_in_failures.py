@@ -301,3 +301,70 @@ def test_try_again_never_leads_off_the_site(rf):
     assert retry_url(request, "//evil.example/x") == "/accounts/login/"
     assert retry_url(request, None) == "/accounts/login/"
     assert retry_url(request, "/inventory/") == "/accounts/login/?next=%2Finventory%2F"
+
+
+# Entra ID's description as it sends it: the message, then the ids its administrator looks the sign-in up by.
+REFUSED_WITH_IDS = (
+    "AADSTS50105: Your administrator has configured the application JIT Portal ('00000000-1111-2222-3333-"
+    "444444444444') to block users unless they are specifically granted ('assigned') access to the application. The "
+    "signed in user 'mallory@contoso.example' is blocked because they are not a direct member of a group with "
+    "access, nor had access directly assigned by an administrator. Please contact your administrator to assign "
+    "access to this application.\r\nTrace ID: 0000aaaa-11bb-cccc-dd22-eeeeee333333\r\nCorrelation ID: "
+    "aaaa0000-bb11-2222-33cc-444444dddddd\r\nTimestamp: 2026-01-09 02:02:12Z"
+)
+
+
+def test_a_refusal_keeps_the_ids_the_administrator_needs(client, entra_settings, fresh_emulator):
+    state = _started(client)
+    response = client.get(CALLBACK, {"state": state, "error": "access_denied", "error_description": REFUSED_WITH_IDS})
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert "Correlation ID: aaaa0000-bb11-2222-33cc-444444dddddd Timestamp: 2026-01-09 02:02:12Z." in body
+
+
+def _through_entra(client, emulator, sign_in_page: str, answer: dict) -> str:
+    """From the portal's sign-in page ``sign_in_page``, press Sign in with Entra ID (with the page's ``next``) and
+    answer Entra ID's page with ``answer``: the callback URL Entra ID sends the browser back to."""
+    import html
+    import re
+    from urllib.parse import parse_qsl, urlsplit
+
+    import requests
+
+    page = client.get(sign_in_page).content.decode()
+    entra_form = page.split('id="entra-sign-in"', 1)[1].split("</form>", 1)[0]
+    field = re.search(r'name="next" value="([^"]*)"', entra_form)
+    start = client.post(reverse("openid_connect_login", kwargs={"provider_id": "entra"}),
+                        {"next": html.unescape(field.group(1))} if field else {})
+    assert start.status_code == 302, start.content[:300]
+    authorize = urlsplit(start["Location"])
+    answered = requests.post(f"{authorize.scheme}://{authorize.netloc}{authorize.path}",
+                             data=dict(parse_qsl(authorize.query)) | answer,
+                             verify=str(emulator.ca_pem), allow_redirects=False, timeout=10)
+    assert answered.status_code == 302, answered.text[:300]
+    callback = urlsplit(answered.headers["Location"])
+    return f"{callback.path}?{callback.query}"
+
+
+def test_try_again_after_a_cancel_leads_to_the_deep_link_once_signed_in(entra_settings, fresh_emulator,
+                                                                         persona_mappings):
+    """A deep link sends an anonymous user to sign in; they cancel on Entra ID's page, press Try again, sign in, and
+    land on the page they first opened."""
+    import html
+    import re
+
+    from django.test import Client
+
+    from tests.plugins.personas import PERSONAS
+
+    client = Client(SERVER_NAME="127.0.0.1")  # a loopback host, which the emulator takes as redirect URI
+    deep_link = f"{reverse('my_access')}?from=mail"
+    to_sign_in = client.get(deep_link)
+    assert to_sign_in.status_code == 302
+    cancelled = client.get(_through_entra(client, fresh_emulator, to_sign_in["Location"], {"cancel": "1"}))
+    assert cancelled.status_code == 200 and 'id="sign-in-cancelled"' in cancelled.content.decode()
+    try_again = html.unescape(re.search(r'id="try-again" href="([^"]*)"', cancelled.content.decode()).group(1))
+    signed_in = client.get(_through_entra(client, fresh_emulator, try_again,
+                                          {"user_oid": PERSONAS["requester"].oid}))
+    assert signed_in.status_code == 302 and signed_in["Location"] == deep_link
+    assert client.get(deep_link).status_code == 200
