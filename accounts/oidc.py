@@ -34,6 +34,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.config import ENTRA_PROVIDER_ID
+from jitportal.lib.text import without_nul
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +252,9 @@ class EntraOAuth2Adapter(OpenIDConnectOAuth2Adapter):
             expected_nonce=(self.state or {}).get("nonce"),
         )
         consume_nonce(str(claims["nonce"]))
-        return profile_as_text(claims)
+        # allauth keeps the claims (the account's uid and extra data, its e-mail addresses): none with a NUL, which
+        # PostgreSQL refuses; a ``tid`` or ``oid`` that held one is then refused as not Entra ID's.
+        return without_nul(profile_as_text(claims))
 
 
 class EntraProvider(OpenIDConnectProvider):

@@ -14,6 +14,7 @@ from accounts.models import RoleMapping, SignInClaims, User
 from accounts.roles import SETTINGS_WRITE
 from accounts.scopes import normalize_scope, parse_scope
 from audit.services import audit_record
+from jitportal.lib.text import NUL_STAND_IN, without_nul
 
 
 class SignInClaimsError(ValueError):
@@ -24,10 +25,20 @@ class SignInAccountDisabled(Exception):
     """The ID token names a portal user an administrator deactivated: nothing of the sign-in is recorded."""
 
 
+MAX_ID = 64  # ``User.entra_tenant_id``, ``entra_object_id``
+
+
+def _id_claim(value) -> str:
+    """A ``tid`` or ``oid`` claim as stored (lower case), or ``""`` when it is not one Entra ID issues (a GUID: at
+    most ``MAX_ID`` printable characters)."""
+    text = str(value or "").lower()
+    return text if len(text) <= MAX_ID and text.isprintable() and NUL_STAND_IN not in text else ""
+
+
 def _strings(values: Iterable | None) -> list[str]:
     if not isinstance(values, list | tuple):
         return []
-    return sorted({str(v) for v in values if isinstance(v, str) and v})
+    return sorted({without_nul(v) for v in values if isinstance(v, str) and v})
 
 
 def _free_username(preferred: str, *, tenant_id: str, object_id: str) -> str:
@@ -59,10 +70,11 @@ def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: 
     Microsoft Graph (``accounts.graph``) first, outside any transaction. If Graph cannot be reached or refuses,
     the sign-in still counts, with no groups (app-role mappings only) and the reason kept for My access.
     """
-    tenant_id = str(claims.get("tid") or "").lower()
-    object_id = str(claims.get("oid") or "").lower()
-    if not tenant_id or not object_id:
+    if not claims.get("tid") or not claims.get("oid"):
         raise SignInClaimsError("The sign-in token does not say which tenant and user it is for (tid, oid).")
+    tenant_id, object_id = _id_claim(claims["tid"]), _id_claim(claims["oid"])
+    if not tenant_id or not object_id:
+        raise SignInClaimsError("The sign-in token's tenant and user ids (tid, oid) are not ones Entra ID issues.")
     groups, groups_error = [g.lower() for g in _strings(claims.get("groups"))], ""
     overage = _groups_overage(claims)
     deactivated = get_user_model().objects.filter(entra_tenant_id=tenant_id, entra_object_id=object_id,
@@ -79,9 +91,10 @@ def user_sign_in_record(*, claims: dict, at: datetime | None = None, client_ip: 
 @transaction.atomic
 def _user_sign_in_save(*, claims: dict, tenant_id: str, object_id: str, groups: list[str], overage: bool,
                        groups_error: str, at: datetime | None, client_ip: str | None) -> User:
-    preferred = str(claims.get("preferred_username") or claims.get("upn") or claims.get("email") or object_id)
-    display_name = str(claims.get("name") or preferred)[:255]
-    email = str(claims.get("email") or (preferred if "@" in preferred else ""))[:254]
+    preferred = without_nul(str(claims.get("preferred_username") or claims.get("upn") or claims.get("email")
+                                or object_id))
+    display_name = without_nul(str(claims.get("name") or preferred))[:255]
+    email = without_nul(str(claims.get("email") or (preferred if "@" in preferred else "")))[:254]
 
     user_model = get_user_model()
     # FOR NO KEY UPDATE: rows naming the user (an access event's actor) may still be stored meanwhile; FOR UPDATE

@@ -22,6 +22,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jitportal.lib.text import without_nul
+
 from .jit_events import JIT_RULE, RULE_OPERATIONS, vm_name
 from .models import ActivityLogEvent, ActivityLogEventVm, IngestionState
 
@@ -80,19 +82,6 @@ def _text(value: Any) -> str:
     if isinstance(value, dict):  # {value, localizedValue} objects
         return without_nul(str(value.get("value") or ""))
     return without_nul(str(value))
-
-
-def without_nul(value: Any) -> Any:
-    """``value`` (text, or JSON: its keys and values at any depth) with each NUL character replaced by U+FFFD, which
-    PostgreSQL refuses in text and in jsonb (one in an event failed its page's insert at every run). Replaced, not
-    removed, so two values that differ by one stay two."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {without_nul(key): without_nul(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [without_nul(item) for item in value]
-    return value
 
 
 def _short(text: str) -> str:

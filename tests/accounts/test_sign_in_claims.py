@@ -75,3 +75,41 @@ def test_only_a_true_hasgroups_means_group_overage(entra_settings, fresh_emulato
     """``hasgroups`` says the user is in too many groups to list; the text "false" does not."""
     _client, _response = sign_in_with_claims(fresh_emulator, {"hasgroups": hasgroups})
     assert SignInClaims.objects.get(user__entra_object_id=ALICE.oid).groups_overage is overage
+
+
+@pytest.mark.parametrize("claims", [{"name": "Al\x00ice"}, {"preferred_username": "alice\x00@contoso.example"},
+                                    {"given_name": "Al\x00"}, {"roles": ["JIT.Requester", "JIT.\x00Admin"]},
+                                    {"groups": ["\x00"]}], ids=["name", "username", "other-claim", "roles", "groups"])
+def test_a_nul_in_a_claim_is_not_stored(entra_settings, fresh_emulator, persona_mappings, claims):
+    """PostgreSQL stores no NUL in text or JSON: a claim carrying one still signs its user in, without it."""
+    from allauth.socialaccount.models import SocialAccount
+
+    client, response = sign_in_with_claims(fresh_emulator, claims)
+    assert response.status_code == 302, response.content.decode()[:500]
+    user = User.objects.get(entra_object_id=ALICE.oid)
+    stored = SignInClaims.objects.get(user=user)
+    texts = [user.username, user.display_name, user.email, *stored.app_roles, *stored.groups,
+             str(SocialAccount.objects.get(user=user).extra_data)]
+    assert not any("\x00" in text or "\\x00" in text for text in texts), texts
+    assert "JIT.Requester" in stored.app_roles and client.get(reverse("my_access")).status_code == 200
+
+
+@pytest.mark.parametrize("claims", [{"oid": ALICE.oid + "0" * 40}, {"oid": ALICE.oid[:-1] + "\x00"}],
+                         ids=["long-oid", "nul-oid"])
+def test_a_user_id_entra_never_issues_is_refused_clearly(entra_settings, fresh_emulator, persona_mappings, claims):
+    _client, response = sign_in_with_claims(fresh_emulator, claims)
+    body = response.content.decode()
+    assert response.status_code == 401 and "tenant and user ids (tid, oid)" in body, body[:500]
+    assert not User.objects.filter(entra_object_id__startswith=ALICE.oid[:8]).exists()
+
+
+@pytest.mark.parametrize("claims", [{"tid": "8a0e7c31-" + "0" * 60, "oid": ALICE.oid},
+                                    {"tid": "8a0e7c31-\x00", "oid": ALICE.oid},
+                                    {"tid": "8a0e7c31", "oid": "a\nb"}], ids=["long-tid", "nul-tid", "newline-oid"])
+def test_recording_a_sign_in_refuses_ids_entra_never_issues(claims):
+    """A tenant allowed by any tenant (the sign-in's check comes first) still cannot store such a ``tid``."""
+    from accounts.services import SignInClaimsError, user_sign_in_record
+
+    with pytest.raises(SignInClaimsError, match=r"tenant and user ids \(tid, oid\)"):
+        user_sign_in_record(claims=claims)
+    assert not User.objects.exists()
