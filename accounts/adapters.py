@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 
 from allauth.account.adapter import DefaultAccountAdapter
@@ -38,8 +39,8 @@ def _printable(text: str) -> str:
 
 
 # What Entra ID's ``access_denied`` carries when the user, not the organisation, said no: Cancel on its sign-in page
-# (``error_subcode=cancel``), or declining the app's consent (AADSTS65004).
-USER_DECLINED = "AADSTS65004"
+# (``error_subcode=cancel``), or declining the app's consent (AADSTS65004, the whole code: not AADSTS650049).
+USER_DECLINED = re.compile(r"\bAADSTS65004\b")
 # Room for Entra ID's longest descriptions with the Trace ID, Correlation ID and Timestamp it appends, which its
 # administrator needs to find the sign-in in the sign-in logs (AADSTS50105's runs to about 600 characters).
 DESCRIPTION_LIMIT = 1000
@@ -47,11 +48,12 @@ DESCRIPTION_LIMIT = 1000
 
 def user_cancelled(request: HttpRequest) -> bool:
     """Whether an ``access_denied`` answer says the user cancelled or declined (or says nothing more); otherwise the
-    organisation's Entra ID refused them (AADSTS50105, not assigned to the app; a Conditional Access policy; ...)."""
+    organisation's Entra ID refused them (AADSTS50105, not assigned to the app; a Conditional Access policy; ...).
+    The description is judged as the page would show it (``_printable``): control characters alone say nothing."""
     if request.GET.get("error_subcode", "").strip().lower() == "cancel":
         return True
-    description = request.GET.get("error_description", "")
-    return not description.strip() or USER_DECLINED in description
+    description = _printable(request.GET.get("error_description", ""))
+    return not description or USER_DECLINED.search(description) is not None
 
 
 def describe_failure(request: HttpRequest, error: str, exception: BaseException | None, extra_context: dict) -> str:

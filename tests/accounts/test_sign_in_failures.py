@@ -282,7 +282,8 @@ def test_access_denied_by_the_organisation_says_so_and_names_the_code(client, en
     {"error_description": "AADSTS65004: User declined to consent to access the app."},
     {"error_subcode": "cancel", "error_description": "AADSTS50000: The user cancelled the sign-in."},
     {},
-])
+    {"error_description": "\x00\r\n\x1b \t"},  # nothing printable: nothing said
+], ids=["declined consent", "cancel subcode", "no description", "no printable description"])
 def test_access_denied_by_the_user_reads_as_cancelled_and_try_again_keeps_the_destination(
         client, entra_settings, fresh_emulator, answer):
     state = _started(client, "/audit/")
@@ -291,6 +292,26 @@ def test_access_denied_by_the_user_reads_as_cancelled_and_try_again_keeps_the_de
     assert response.status_code == 200
     assert 'id="sign-in-cancelled"' in body
     assert 'href="/accounts/login/?next=%2Faudit%2F"' in body
+
+
+@pytest.mark.parametrize(("query", "cancelled"), [
+    ({"error_description": "AADSTS65004: User declined to consent to access the app."}, True),
+    ({"error_description": "Declined (AADSTS65004)."}, True),
+    ({"error_description": "AADSTS650049: a code that merely starts with the declined consent's."}, False),
+    ({"error_description": "AADSTS165004: a code that merely ends with it."}, False),
+    ({"error_description": "AADSTS50105: not assigned to the application."}, False),
+    ({"error_description": ""}, True),
+    ({"error_description": "\x00\x07\r\n \u200b\t"}, True),  # control and format characters, spaces only
+    ({"error_description": "\x00AADSTS50105:\r\nblocked"}, False),
+    ({"error_subcode": "Cancel", "error_description": "AADSTS50105: blocked"}, True),
+    ({}, True),
+], ids=["AADSTS65004", "AADSTS65004 in words", "AADSTS650049", "AADSTS165004", "AADSTS50105", "empty",
+        "nothing printable", "AADSTS50105 among control characters", "cancel subcode", "no description"])
+def test_user_cancelled_reads_the_whole_code_and_the_printable_text(rf, query, cancelled):
+    from accounts.adapters import user_cancelled
+
+    request = rf.get("/accounts/oidc/entra/login/callback/", {"error": "access_denied", **query})
+    assert user_cancelled(request) is cancelled
 
 
 def test_try_again_never_leads_off_the_site(rf):
@@ -368,3 +389,4 @@ def test_try_again_after_a_cancel_leads_to_the_deep_link_once_signed_in(entra_se
                                           {"user_oid": PERSONAS["requester"].oid}))
     assert signed_in.status_code == 302 and signed_in["Location"] == deep_link
     assert client.get(deep_link).status_code == 200
+
