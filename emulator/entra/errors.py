@@ -23,6 +23,13 @@ class GraphError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def with_trace(description: str) -> str:
+    """``description`` followed by the Trace ID, Correlation ID and Timestamp Entra ID adds, one a line, to the
+    ``error_description`` it redirects a browser back with."""
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"{description}\r\nTrace ID: {uuid.uuid4()}\r\nCorrelation ID: {uuid.uuid4()}\r\nTimestamp: {timestamp}"
+
+
 def entra_error_response(err: EntraError) -> Response:
     now = datetime.now(UTC)
     trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())

@@ -1,5 +1,5 @@
 """Test knobs under ``/_emulator/entra/``: spoil the next ID token or set its claims, spoil the discovery documents or
-the JWKS, change a user's roles and groups."""
+the JWKS, change a user's roles and groups or take them off the app (an organisation's refusal, AADSTS50105)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, make_response, request
@@ -64,12 +64,21 @@ def register_knob_routes(bp: Blueprint) -> None:
 
     @bp.route("/_emulator/entra/users/<oid>", methods=["GET", "PUT"])
     def user_knob(oid: str):
-        body = request.get_json(silent=True) or {}
+        """A user's app roles and groups (``{"app_roles": [...], "groups": [...]}``, each a list of strings), and
+        whether they are assigned to the app (``{"assigned": false}``: their sign-in is refused with
+        ``access_denied`` and AADSTS50105, as for an app that requires assignment; ``true`` restores it). PUT
+        changes only the fields it sends; a field of the wrong type is a 400 that changes nothing."""
+        body = request.get_json(silent=True) if request.method == "PUT" and request.data else {}
+        if not isinstance(body, dict):
+            return make_response(jsonify({"error": "the body must be a JSON object"}), 400)
         state = current_state()
         try:
             roles, groups = _strings(body, "app_roles"), _strings(body, "groups")
         except ValueError as exc:
             return make_response(jsonify({"error": str(exc)}), 400)
+        assigned = body.get("assigned")
+        if assigned is not None and not isinstance(assigned, bool):
+            return make_response(jsonify({"error": "assigned must be true or false"}), 400)
         with state.lock:
             for tenant in state.tenants.values():
                 user = tenant.user(oid)
@@ -80,6 +89,8 @@ def register_knob_routes(bp: Blueprint) -> None:
                         user.app_roles = roles
                     if groups is not None:
                         user.groups = groups
+                    if assigned is not None:
+                        user.assigned = assigned
                 return jsonify({"oid": user.oid, "tenant_id": tenant.tenant_id, "username": user.username,
-                                "app_roles": user.app_roles, "groups": user.groups})
+                                "app_roles": user.app_roles, "groups": user.groups, "assigned": user.assigned})
         return make_response(jsonify({"error": f"no user {oid}"}), 404)

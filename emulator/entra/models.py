@@ -11,6 +11,9 @@ class EntraUser:
     display_name: str
     app_roles: list[str] = field(default_factory=list)  # app role VALUES assigned on the portal app
     groups: list[str] = field(default_factory=list)  # group object ids
+    # Assigned to the portal app; an unassigned user is refused at sign-in (AADSTS50105), as Entra ID refuses them
+    # when the app requires assignment.
+    assigned: bool = True
 
 
 @dataclass

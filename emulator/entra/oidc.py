@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, Response, jsonify, make_response, redirect, request
 
 from emulator.entra import issuance, pages, tokens
-from emulator.entra.errors import EntraError
+from emulator.entra.errors import EntraError, with_trace
 from emulator.entra.models import EntraApp, EntraTenant
 from emulator.entra.runtime import (
     CODE_LIFETIME,
@@ -193,6 +193,14 @@ def _authorize(tenant_key: str) -> Response:
             "AADSTS50034", "The user account does not exist in the directory. To sign into this application, the "
             "account must be added to the directory."), 400)
     tenant, user = found
+    if not user.assigned:  # refused after they signed in, as Entra ID does for an app that requires assignment
+        app = next(a for t, a in registered if t is tenant)
+        return fail("access_denied", with_trace(
+            f"AADSTS50105: Your administrator has configured the application {app.display_name} ('{app.client_id}') "
+            "to block users unless they are specifically granted ('assigned') access to the application. The signed "
+            f"in user '{user.username}' is blocked because they are not a direct member of a group with access, nor "
+            "had access directly assigned by an administrator. Please contact your administrator to assign access to "
+            "this application."))
     state = current_state()
     code = secrets.token_urlsafe(48)
     with state.lock:

@@ -390,3 +390,39 @@ def test_try_again_after_a_cancel_leads_to_the_deep_link_once_signed_in(entra_se
     assert signed_in.status_code == 302 and signed_in["Location"] == deep_link
     assert client.get(deep_link).status_code == 200
 
+
+def test_a_user_not_assigned_to_the_app_is_refused_in_entra_ids_words(entra_settings, fresh_emulator,
+                                                                       persona_mappings):
+    """The organisation's Entra ID requires assignment to the app and the user has none: they sign in on Entra ID's
+    page, come back with ``access_denied`` and AADSTS50105, and read it (with the ids their administrator looks the
+    sign-in up by) on a 403 page whose Try again, once they are assigned, leads to where they were going."""
+    import html
+    import re
+
+    from django.test import Client
+
+    from accounts.models import SignInClaims
+    from tests.plugins.personas import PERSONAS
+
+    oid = PERSONAS["requester"].oid
+    fresh_emulator.control("PUT", f"entra/users/{oid}", json={"assigned": False})
+    client = Client(SERVER_NAME="127.0.0.1")  # a loopback host, which the emulator takes as redirect URI
+    deep_link = f"{reverse('my_access')}?from=mail"
+    refused = client.get(_through_entra(client, fresh_emulator, client.get(deep_link)["Location"], {"user_oid": oid}))
+    body = refused.content.decode()
+    assert refused.status_code == 403, body[:500]
+    assert 'id="sign-in-cancelled"' not in body
+    reason = html.unescape(re.search(r'id="sign-in-failure-reason">([^<]*)<', body).group(1))
+    uuid = r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+    assert re.fullmatch(
+        r"Your organisation's Entra ID refused to sign you in: AADSTS50105: Your administrator has configured the "
+        r"application JIT Portal \('[0-9a-f-]+'\) to block users unless they are specifically granted \('assigned'\) "
+        r"access to the application\. The signed in user 'alice@contoso\.example' is blocked because .* "
+        rf"Trace ID: {uuid} Correlation ID: {uuid} Timestamp: \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\dZ\. Give this message "
+        r"to your Entra ID administrator\.", reason), reason
+    assert "_auth_user_id" not in client.session and not SignInClaims.objects.exists()
+
+    fresh_emulator.control("PUT", f"entra/users/{oid}", json={"assigned": True})
+    try_again = html.unescape(re.search(r'id="try-again" href="([^"]*)"', body).group(1))
+    signed_in = client.get(_through_entra(client, fresh_emulator, try_again, {"user_oid": oid}))
+    assert signed_in.status_code == 302 and signed_in["Location"] == deep_link

@@ -176,6 +176,41 @@ def test_cancel_redirects_with_access_denied_and_the_state(idp):
     assert query["state"] == "st-1"
 
 
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def test_a_user_not_assigned_to_the_app_is_refused_with_aadsts50105_until_assigned_again(idp):
+    """Entra ID's refusal by the organisation: the user signs in, the app requires assignment, they have none."""
+    assert idp.client.get(f"/_emulator/entra/users/{ALICE}").json["assigned"] is True
+    unassigned = idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"assigned": False})
+    assert unassigned.status_code == 200 and unassigned.json["assigned"] is False
+    assert unassigned.json["app_roles"] == ["JIT.Requester"]  # the other fields as they were
+    response = idp.post(f"/{CONTOSO}/oauth2/v2.0/authorize", data={**idp.params, "user_oid": ALICE})
+    assert response.status_code == 302 and response.headers["Location"].startswith(REDIRECT)
+    query = query_of(response.headers["Location"])
+    assert query["error"] == "access_denied" and query["state"] == "st-1" and "code" not in query
+    assert re.fullmatch(
+        r"AADSTS50105: Your administrator has configured the application JIT Portal \('[0-9a-f-]+'\) to block users "
+        r"unless they are specifically granted \('assigned'\) access to the application\. The signed in user "
+        r"'alice@contoso\.example' is blocked because .* Please contact your administrator to assign access to this "
+        rf"application\.\r\nTrace ID: {UUID}\r\nCorrelation ID: {UUID}\r\n"
+        r"Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", query["error_description"])
+    assert idp.choose(OSCAR)["code"]  # only that user
+
+    assert idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"assigned": True}).json["assigned"] is True
+    assert idp.sign_in(ALICE)["id_token"]
+
+
+@pytest.mark.parametrize("body", [{"assigned": "false"}, {"assigned": 0}, {"assigned": []}, ["assigned"],
+                                  "not json"])
+def test_the_user_knob_refuses_a_bad_assigned_and_changes_nothing(idp, body):
+    kwargs = {"data": body, "content_type": "application/json"} if body == "not json" else {"json": body}
+    response = idp.client.put(f"/_emulator/entra/users/{ALICE}", **kwargs)
+    assert response.status_code == 400 and "error" in response.json
+    assert idp.client.get(f"/_emulator/entra/users/{ALICE}").json["assigned"] is True
+    assert idp.choose(ALICE)["code"]
+
+
 @pytest.mark.parametrize("overrides", [{"code_challenge": ""}, {"code_challenge_method": "plain"},
                                        {"code_challenge_method": ""}])
 def test_authorize_without_an_s256_challenge_is_refused_by_redirect(idp, overrides):
