@@ -2,6 +2,7 @@
 renders the rows."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import django_tables2 as tables
@@ -10,7 +11,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from jitportal.lib.keyset import SeekPage
-from jitportal.lib.tables import NOWRAP, SortableTable, object_url
+from jitportal.lib.tables import NOWRAP, SortableTable, column_labels, object_url
 from jitportal.lib.times import zoned_time
 
 from .approvals import overdue
@@ -22,6 +23,8 @@ EMPTY = "—"  # a cell with no value, as django-tables2 shows one
 # one SEEK_KEYS names (Source sorts by its addresses' numbers, ``source_order.py``).
 SEEK_FIELDS = ("id", "created_at", "requester_name", "source_prefix", "end_at", "state", "kind")
 SEEK_KEYS = {"source_prefix": "source_sort"}
+# The columns whose cells do not wrap (times): the admin's ``nowrap``, as ``NOWRAP`` sets on a django-tables2 column.
+NOWRAP_COLUMNS = frozenset({"created_at", "end_at"})
 
 
 class AccessRequestTable(SortableTable):
@@ -39,7 +42,7 @@ class AccessRequestTable(SortableTable):
         model = AccessRequest
         fields = ("id", "created_at", "requester_name", "vms", "source_prefix", "end_at", "state", "kind")
         order_by = ("-created_at",)
-        attrs = {"id": "request-table", "class": "requests"}
+        attrs = {"id": "request-table", "class": "requests stacked sortable"}  # cards on a phone (portal.css)
         empty_text = "No requests match."
 
     def __init__(self, *args, **kwargs) -> None:
@@ -60,34 +63,39 @@ class AccessRequestTable(SortableTable):
         """The ``<tr>`` of each request on the page, or the empty text (rendered in Python: django-tables2 works out
         each cell's attributes and renderer again for every cell, ~60 ms a page of 50 rows)."""
         records = self.seek.rows if self.seek is not None else [row.record for row in self.paginated_rows]
-        shown = [column.name for column in self.columns]
+        shown = column_labels(self)
         if not records:
             return mark_safe(f'<tr><td colspan="{len(shown)}">{escape(self.empty_text)}</td></tr>'  # noqa: S308
                              if self.empty_text else "")
         return render_rows(records, shown, user=self.request.user, now=timezone.now())
 
 
-def render_rows(records: list[AccessRequest], shown: list[str], *, user, now: datetime) -> SafeString:
-    """The ``<tr>`` of each request for the columns ``shown``: the VMs ``user`` may see of each
+def render_rows(records: list[AccessRequest], shown: Mapping[str, str], *, user, now: datetime) -> SafeString:
+    """The ``<tr>`` of each request for the columns ``shown``, each to its header as plain text
+    (``jitportal.lib.tables.column_labels``), which every cell carries in ``data-label`` for the cards a phone shows
+    (``table.stacked`` in portal.css): the VMs ``user`` may see of each
     (``selectors.vm_rows_shown``), and each request's state and end as of ``now`` (one whose access ended as the
     reconcile will mark it: ``selectors.show_list_as_reconciled``). Every value is escaped."""
     from .selectors import show_list_as_reconciled, vm_rows_shown
 
     link = object_url("policies:request_detail")
+    nowrap = ' class="nowrap"'
+    td = {name: f'<td data-label="{escape(label)}"{nowrap if name in NOWRAP_COLUMNS else ""}>'
+          for name, label in shown.items()}  # each cell's opening
     out = []
     for index, record in enumerate(show_list_as_reconciled(records, now)):
         pk = str(record.pk)
         cells = {
-            "id": f'<td><a href="{link(pk)}">{pk}</a></td>',
-            "created_at": f'<td class="nowrap">{zoned_time(record.created_at)}</td>',
-            "requester_name": f"<td>{escape(record.requester_name or EMPTY)}</td>",
-            "vms": f"<td>{escape(_vm_names(*vm_rows_shown(record, user)))}</td>",
-            "source_prefix": f"<td>{escape(record.source_prefix or EMPTY)}</td>",
-            "end_at": f'<td class="nowrap">{ends(record, now)}</td>',
-            "state": f"<td>{state_label(record, now)}</td>",
-            "kind": f"<td>{escape(record.get_kind_display() or EMPTY)}</td>",
+            "id": f'<a href="{link(pk)}">{pk}</a>',
+            "created_at": zoned_time(record.created_at),
+            "requester_name": escape(record.requester_name or EMPTY),
+            "vms": escape(_vm_names(*vm_rows_shown(record, user))),
+            "source_prefix": escape(record.source_prefix or EMPTY),
+            "end_at": ends(record, now),
+            "state": state_label(record, now),
+            "kind": escape(record.get_kind_display() or EMPTY),
         }
-        row = "".join(cells[name] for name in shown)
+        row = "".join(f"{td[name]}{cells[name]}</td>" for name in shown)
         out.append(f'<tr data-request="{pk}" class="{"odd" if index % 2 else "even"}">{row}</tr>')
     return mark_safe("".join(out))  # noqa: S308 - every value above is escaped
 

@@ -57,7 +57,7 @@ def test_every_inventory_cell_names_its_column(client, policy_admin, tab, column
     make_many_vms(6)
     client.force_login(policy_admin)
     page = client.get(reverse("policies:inventory"), {"tab": tab}).content.decode()
-    assert '<table id="result_list" class="vm-table stacked">' in page
+    assert '<table id="result_list" class="vm-table stacked sortable">' in page
     rows = re.findall(r"<tr data-vm=.*?</tr>", page, re.S)
     assert len(rows) == 2
     for row in rows:

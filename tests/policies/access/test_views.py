@@ -493,7 +493,7 @@ def test_the_list_shows_when_a_request_was_made_and_ends_both_in_the_portals_tim
     request.refresh_from_db()
     client.force_login(requester)
     page = client.get(reverse("policies:requests")).content.decode()
-    cells = re.findall(r'<td class="nowrap">(.*?)</td>', re.search(
+    cells = re.findall(r'<td data-label="(?:Requested|Ends)" class="nowrap">(.*?)</td>', re.search(
         rf'<tr[^>]*data-request="{request.pk}".*?</tr>', page, re.S).group(0))
     local = [moment.astimezone(ZoneInfo("Pacific/Auckland")) for moment in (request.created_at, request.end_at)]
     # The end was shown in UTC, before the start; then both without their zone.
@@ -512,8 +512,8 @@ def test_the_list_escapes_the_names_a_requester_or_azure_gave(prod, requester, p
         page = client.get(reverse("policies:requests")).content.decode()
         row = re.search(rf'<tr[^>]*data-request="{request.pk}".*?</tr>', page, re.S).group(0)
         assert "<script" not in row and "<img" not in row, row
-        assert "<td>&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;&amp;co</td>" in row
-        assert "<td>&lt;img src=x onerror=alert(1)&gt;</td>" in row
+        assert '<td data-label="Requester">&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;&amp;co</td>' in row
+        assert '<td data-label="VMs">&lt;img src=x onerror=alert(1)&gt;</td>' in row
         assert len(re.findall(r"<td\b", row)) == 8  # no cell broken open
 
 
@@ -1013,7 +1013,7 @@ def test_the_list_says_when_a_finished_request_ended_not_when_it_was_planned_to(
     def ends_cell(request) -> str:
         page = alice.get(reverse("policies:requests"), {"sort": "end_at"}).content.decode()
         row = re.search(rf'<tr[^>]*data-request="{request.pk}".*?</tr>', page, re.S).group(0)
-        cell = re.findall(r'<td class="nowrap">(.*?)</td>', row, re.S)[1]
+        [cell] = re.findall(r'<td data-label="Ends" class="nowrap">(.*?)</td>', row, re.S)
         return strip_tags(cell.replace("<br>", " "))  # the note under the time, on its own line
 
     closed = ask(requester, {"web-02": [22]}, hours=2)
