@@ -21,6 +21,7 @@ from . import approvals, selectors
 from .approval_forms import AccessRuleForm, DecisionForm, NewAccessRuleForm
 from .client_ip import client_ip
 from .models import AccessRequest, AccessRule, ApprovalState
+from .queue_rows import COLUMNS as queue_columns
 from .queue_rows import FIELDS as queue_fields
 from .queue_rows import queue_rows
 
@@ -40,7 +41,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
                                                per_page=PER_PAGE)
     return render(request, "policies/access/approval_queue.html", {
         "title": "Approvals", "page": page, "query": query, "cursor_error": cursor_error,
-        "rows": queue_rows(page.rows, now=timezone.now())})
+        "rows": queue_rows(page.rows, now=timezone.now()), "columns": queue_columns})
 
 
 @requires(REQUEST_APPROVE, object_model=AccessRequest)

@@ -17,6 +17,10 @@ from .models import AccessRequest, AccessRequestVm, Approval
 from .selectors import requester_history
 from .validation import window_label
 
+# The queue's columns: each the header of its column, which every cell names in ``data-label`` for the cards a
+# phone shows (``table.stacked`` in portal.css).
+COLUMNS = ("#", "Requester", "VMs and ports", "Source", "Window", "Justification", "History (30 days)", "Approvals",
+           "Expires")
 # The request fields a row shows (the page reads these alone).
 FIELDS = ("id", "requester_id", "requester_name", "source_prefix", "scheduled_start", "justification",
           "approval_expires_at", "approvals_required", "second_level_approvals")
@@ -59,6 +63,7 @@ def queue_rows(requests: list[AccessRequest], *, now: datetime) -> SafeString:
     decisions = _decisions(ids)
     history = requester_history(sorted({r.requester_id for r in requests}))
     link = object_url("policies:request_review")
+    td = [f'<td data-label="{escape(label)}">' for label in COLUMNS]
     out = []
     for r in requests:
         pk = str(r.pk)
@@ -70,11 +75,11 @@ def queue_rows(requests: list[AccessRequest], *, now: datetime) -> SafeString:
         level_2 = f" · level 2 {given['second']}/{given['second_needed']}" if given["second_needed"] else ""
         expires = (f"{zoned_time(r.approval_expires_at)} ({escape(timeuntil(r.approval_expires_at, now))})"
                    if r.approval_expires_at else "")
-        out.append(
-            f'<tr data-request="{pk}"><td><a href="{link(pk)}">#{pk}</a></td><td>{escape(r.requester_name)}</td>'
-            f"<td>{ports}</td><td><code>{escape(r.source_prefix)}</code></td>"
-            f"<td>{window_label(timedelta(seconds=longest[r.pk]))}{start}</td>"
-            f"<td><q>{escape(r.justification)}</q></td>"
-            f"<td>{total} request{_plural(total)}, {opened} opened, {denied} denied</td>"
-            f"<td>{given['first']}/{given['first_needed']}{level_2}</td><td>{expires}</td></tr>")
+        cells = (f'<a href="{link(pk)}">#{pk}</a>', escape(r.requester_name), ports,
+                 f"<code>{escape(r.source_prefix)}</code>",
+                 f"{window_label(timedelta(seconds=longest[r.pk]))}{start}", f"<q>{escape(r.justification)}</q>",
+                 f"{total} request{_plural(total)}, {opened} opened, {denied} denied",
+                 f"{given['first']}/{given['first_needed']}{level_2}", expires)
+        row = "".join(f"{opening}{cell}</td>" for opening, cell in zip(td, cells, strict=True))
+        out.append(f'<tr data-request="{pk}">{row}</tr>')
     return mark_safe("".join(out))  # noqa: S308 - every value above is escaped

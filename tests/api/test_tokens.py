@@ -163,7 +163,7 @@ def test_the_list_shows_when_each_token_stops_working(client, requester, setting
     page = client.get(reverse("api_tokens")).content.decode()
     for token in (chosen.token, legacy):
         row = page.split(f'data-prefix="{token.prefix}"', 1)[1].split("</tr>", 1)[0]
-        assert f'<td class="token-expires">{zoned_time(token.expires)}</td>' in row
+        assert f'<td data-label="Expires" class="token-expires">{zoned_time(token.expires)}</td>' in row
     assert legacy.expires == legacy.created_at + timedelta(days=365)
 
 

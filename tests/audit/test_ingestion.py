@@ -166,7 +166,7 @@ def test_a_malformed_event_is_skipped_counted_and_said_and_the_others_are_stored
     assert state.last_skipped.startswith("Skipped the event of ") and state.last_skipped.endswith(tuple(reasons))
     client.force_login(auditor)
     page = client.get(reverse("audit:ingestion_status")).content.decode()
-    assert "<td>3: <span class=\"errornote\">Skipped the event of " in page
+    assert '<td data-label="Events skipped">3: <span class="errornote">Skipped the event of ' in page
     assert any(f"): {reason}</span>" in page for reason in reasons)
 
 

@@ -113,7 +113,8 @@ def test_the_webhook_list_and_page_name_its_state_in_the_same_words(admin_client
     Webhook.objects.filter(pk=off.pk).update(active=False)
     listing = admin_client.get(reverse("notifications:webhook_list")).content.decode()
     assert "<th>State</th>" in listing and "<th>Active</th>" not in listing
-    assert sorted(re.findall(r"<td>(Active|Disabled|yes|disabled)</td>", listing)) == ["Active", "Disabled"]
+    states = re.findall(r'<td data-label="State">(Active|Disabled|yes|disabled)</td>', listing)
+    assert sorted(states) == ["Active", "Disabled"]
     for webhook, state in ((on, "Active"), (off, "Disabled")):
         page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
         assert f'<th scope="row">State</th><td id="webhook-state">{state}</td>' in page
@@ -227,7 +228,7 @@ def test_the_deliveries_page_names_a_failing_receiver_without_the_secret_in_its_
     shown_for = {closed: f"ConnectionError: POST to {refused} failed", failing: "HTTP 500: unknown hook …"}
     for webhook, shown in shown_for.items():
         page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
-        [cell] = re.findall(r'<td class="last-error">(.*?)</td>', page, re.S)
+        [cell] = re.findall(r'<td data-label="Last error" class="last-error">(.*?)</td>', page, re.S)
         assert not any(secret in cell for secret in ("SECRETTEAM", "SECRETHOOK", "SECRETPATH", "SECRETQUERY"))
         assert shown in cell
 
@@ -437,3 +438,4 @@ def test_the_webhook_pages_buttons_stand_apart_like_a_submit_rows(admin_client):
     with open(finders.find("jitportal/portal.css"), encoding="utf-8") as css:
         rule = re.search(r"#webhook-actions \{([^}]*)\}", css.read()).group(1)
     assert "display: flex" in rule and "gap: 10px" in rule
+

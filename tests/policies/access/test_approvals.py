@@ -857,7 +857,7 @@ def test_an_approved_request_shows_its_windows_length_until_it_opens_not_a_plann
     plans = {timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") for moment in (stale, request.end_at)}
     client.force_login(requester)
     page = client.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
-    ends = re.search(r'<tr data-port="22".*?<td>.*?</td>.*?<td.*?</td>.*?<td>.*?</td>\s*<td>(.*?)</td>', page, re.S)
+    ends = re.search(r'<tr data-port="22".*?<td data-label="Ends">(.*?)</td>', page, re.S)
     assert ends[1].strip() == '<span class="end-unknown">2 hours after it opens</span>', ends[1]
     listed = client.get(reverse("policies:requests")).content.decode()
     row = listed.split(f'data-request="{request.pk}"', 1)[1].split("</tr>", 1)[0]

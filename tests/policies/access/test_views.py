@@ -714,7 +714,8 @@ def test_the_dashboard_says_when_access_waiting_for_approval_or_opening_will_sta
     ask(requester, {"web-04": [22]}, hours=2)
     client.force_login(requester)
     page = client.get(reverse("dashboard")).content.decode()
-    cells = dict(re.findall(r'<tr data-port="([^"]+)">.*?<td class="time-left">(.*?)</td>', page, re.S))
+    cells = dict(re.findall(r'<tr data-port="([^"]+)">.*?<td data-label="Time left" class="time-left">(.*?)</td>',
+                            page, re.S))
     assert cells["web-04:22"].strip() == "2 hours after the last approval"
     assert cells["web-02:22"].strip() == "Opening…"
 
@@ -774,7 +775,8 @@ def test_access_past_its_end_shows_as_expired_before_the_reconcile_marks_it(prod
     status = alice.get(reverse("policies:request_status", args=[request.pk]), {"state": "open"},
                        HTTP_HX_REQUEST="true").content.decode()
     for shown in (page, status):
-        assert 'id="request-state">Expired<' in shown and '<td class="port-state">Expired</td>' in shown
+        assert 'id="request-state">Expired<' in shown
+        assert '<td data-label="State" class="port-state">Expired</td>' in shown
         assert "ssh " not in shown and 'id="close-now"' not in shown and "left)" not in shown
         assert 'hx-trigger="every' not in shown.split('id="request-status"', 1)[1].split(">", 1)[0]
     assert 'id="request-announcement" hx-swap-oob="innerHTML">State: Expired<' in status
@@ -814,7 +816,7 @@ def test_the_vm_page_has_one_heading_and_azures_recent_requests_with_portal_date
     page = alice.get(reverse("policies:vm_detail", args=[vm("web-01").pk])).content.decode()
     assert page.count("<h1") == 1 and re.search(r"<h1[^>]*>web-01</h1>", page)
     recent = page[page.index('id="recent-requests"'):]
-    started = re.findall(r'<td class="nowrap">(.*?)</td>', recent)
+    started = re.findall(r'<td data-label="Started" class="nowrap">(.*?)</td>', recent)
     assert started and all(re.fullmatch(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>', value)
                            for value in started), started
     assert "<th>Requester</th>" in recent and "Requestor" not in page  # the word every other page uses
@@ -974,7 +976,7 @@ def test_a_port_that_never_opened_gives_no_end_time(prod, alice, requester, appr
     for request in (denied, failed):
         page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
         row = re.search(r'<tr data-port="22".*?</tr>', page, re.S).group(0)
-        ends = re.findall(r"<td>(.*?)</td>", row, re.S)[2]  # port, source, ends (the state cell has a class)
+        [ends] = re.findall(r'<td data-label="Ends">(.*?)</td>', row, re.S)
         assert "Did not open" in ends and not re.search(r"\d\d:\d\d", ends), ends
     listed = alice.get(reverse("policies:requests")).content.decode()
     for request in (denied, failed):
@@ -994,7 +996,7 @@ def test_a_port_closed_early_says_when_it_closed_not_only_when_it_was_to_end(pro
     closed = request.ports.get().finished_at
     page = alice.get(reverse("policies:request_detail", args=[request.pk])).content.decode()
     row = re.search(r'<tr data-port="22".*?</tr>', page, re.S).group(0)
-    ends = strip_tags(re.findall(r"<td>(.*?)</td>", row, re.S)[2])  # port, source, ends (state has a class)
+    [ends] = map(strip_tags, re.findall(r'<td data-label="Ends">(.*?)</td>', row, re.S))
     stamp = "%Y-%m-%d %H:%M UTC"
     assert f"Closed {timezone.localtime(closed).strftime(stamp)}" in ends, ends
     assert f"was to end {timezone.localtime(planned).strftime(stamp)}" in ends, ends
