@@ -15,14 +15,20 @@ from policies.access.signals import EVENTS
 
 from . import transport
 
+
+def _label(event: str) -> str:
+    return event.replace("_", " ").capitalize()
+
+
 # Each access event with its label as pages name it: ``needs_approval`` is "Needs approval".
-EVENT_CHOICES = [(event, event.replace("_", " ").capitalize()) for event in EVENTS]
+EVENT_CHOICES = [(event, _label(event)) for event in EVENTS]
 _EVENT_LABELS = dict(EVENT_CHOICES)
 
 
 def event_label(event: str) -> str:
-    """An access event as pages name it: its label in ``EVENT_CHOICES``."""
-    return _EVENT_LABELS.get(event, event)
+    """An event as pages name it: its label in ``EVENT_CHOICES``, or one made the same way for another (a webhook's
+    test delivery, "test": "Test")."""
+    return _EVENT_LABELS.get(event) or _label(event)
 
 
 # Events an approver hears about (the request is someone else's).
@@ -172,6 +178,11 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.webhook_id} ({self.state})"
+
+    @property
+    def event_name(self) -> str:
+        """Its event as pages name it ("Needs approval"; a test delivery's "Test"), not its raw name."""
+        return event_label(self.event)
 
 
 class PendingEvent(models.Model):

@@ -439,3 +439,16 @@ def test_the_webhook_pages_buttons_stand_apart_like_a_submit_rows(admin_client):
         rule = re.search(r"#webhook-actions \{([^}]*)\}", css.read()).group(1)
     assert "display: flex" in rule and "gap: 10px" in rule
 
+
+def test_the_deliveries_name_their_event_as_the_pages_do_not_by_its_raw_name(admin_client):
+    """A delivery's event read ``needs_approval`` (and the test delivery ``test``): its label, as the webhook's own
+    events are named on the same page."""
+    webhook = make_webhook(REQUEST_SCOPE, events=["needs_approval"])
+    request = make_request()
+    record_event(request=request, event="needs_approval")
+    services.webhook_test(actor=None, webhook=webhook)
+    page = admin_client.get(reverse("notifications:webhook_detail", args=[webhook.pk])).content.decode()
+    events = [cell.strip() for cell in re.findall(r'<td data-label="Event">([^<(]*)', page)]
+    assert events == ["Test", "Needs approval"]
+    assert f'Needs approval (<a href="{reverse("policies:request_detail", args=[request.pk])}">' in page
+    assert "needs_approval" not in page.split('id="webhook-deliveries"', 1)[1]
