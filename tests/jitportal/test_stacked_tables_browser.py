@@ -78,3 +78,53 @@ def test_a_generic_forms_labels_stand_beside_their_fields_and_above_them_on_a_ph
         first, second = a.bounding_box(), b.bounding_box()
         assert first["y"] + first["height"] <= second["y"], (first, second)  # stacked
     assert page.locator("html").evaluate(SIDEWAYS) <= 0
+
+
+# Each link: its text, and whether the element at the centre of its first line box is the link (or inside it), once
+# scrolled into view: nothing covers it, so a tap lands on it.
+TAPPABLE = """links => links.map(a => {
+    a.scrollIntoView({block: "center"});
+    const box = a.getClientRects()[0];
+    const hit = box && document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+    return [a.textContent.trim(), Boolean(hit) && (hit === a || a.contains(hit))];
+})"""
+
+
+def tappable(page: Page, table: str) -> None:
+    """On a phone, ``table`` is cards, the page does not scroll sideways, and every sort link over the cards and
+    every link in the first card can be tapped."""
+    page.set_viewport_size(PHONE)
+    assert page.locator(f"{table} tbody tr").first.evaluate("tr => getComputedStyle(tr).display") == "block"
+    assert page.locator("html").evaluate(SIDEWAYS) <= 0
+    sort_links = page.locator(f"{table} thead th a").evaluate_all(TAPPABLE)
+    card_links = page.locator(f"{table} tbody tr").first.locator("a").evaluate_all(TAPPABLE)
+    assert sort_links and card_links
+    assert all(ok for _, ok in sort_links + card_links), sort_links + card_links
+    assert page.locator("html").evaluate(SIDEWAYS) <= 0
+
+
+def test_the_requests_list_is_cards_on_a_phone_with_its_sort_links_and_links_in_reach(page, live_server,
+                                                                                      breakglass_admin):
+    from tests.policies.access.factories import make_access_request
+
+    for _ in range(2):
+        make_access_request(f"/subscriptions/{PROD}/resourceGroups/rg-a-rather-long-resource-group-name")
+    sign_in_as_breakglass(page, live_server.url)
+    page.goto(f"{live_server.url}{reverse('policies:requests')}")
+    tappable(page, "#request-table")
+    cells = page.locator("#request-table").evaluate(CELLS)
+    assert cells and all(content == f'"{label}"' for _, content, label in cells), cells[:3]
+    page.locator("#request-table thead th a", has_text="Requester").click()  # a chip sorts
+    expect(page.locator('#request-table thead th[aria-sort="ascending"]')).to_have_text("Requester")
+
+
+def test_the_role_mappings_are_cards_on_a_phone_with_their_sort_links_and_links_in_reach(page, live_server,
+                                                                                        breakglass_admin):
+    from accounts.models import RoleMapping
+
+    RoleMapping.objects.create(source_kind=RoleMapping.SourceKind.GROUP, role="requester",
+                               source_value="5f0c3c52-93c6-4e71-8d0a-2b1f4c7e9a10", scope=f"/subscriptions/{PROD}",
+                               description="Requesters of every VM of Production")
+    sign_in_as_breakglass(page, live_server.url)
+    page.goto(f"{live_server.url}{reverse('accounts:rolemapping_list')}")
+    tappable(page, "#result_list")
