@@ -64,7 +64,7 @@ def test_on_a_phone_the_requests_list_a_request_and_the_connect_page_do_not_scro
     page.goto(f"{portal}/requests/{request.pk}/")
     copy = page.locator("tr[data-port='22'] button.copy")
     copy.scroll_into_view_if_needed()
-    expect(copy).to_be_in_viewport()  # the ports table scrolls within its box to the Copy button
+    expect(copy).to_be_in_viewport()  # the port's card (a phone's ports table) has its Copy button in reach
     caption = page.locator(".request-vm h2").bounding_box()  # the VM's name stays in view: it does not scroll away
     assert caption["x"] >= 0 and caption["x"] + caption["width"] <= 400, caption
 
@@ -90,7 +90,7 @@ LONG_JUSTIFICATION = "Incident INC-" + "X" * 300 + " <b>not bold</b>"
 @pytest.mark.parametrize("width", [1280, 390])
 def test_a_long_justification_and_a_vms_tables_do_not_widen_the_page(portal, entra_page, requester, prod, width):
     """A justification without spaces wraps on the request's page and the VM's (Azure's record of it, after a sync);
-    the VM's tables and its JIT settings form fit a phone, scrolling within their boxes."""
+    the VM's tables (cards on a phone) and its JIT settings form fit a phone."""
     from tests.policies.factories import sync
 
     request = ask(requester, {"web-02": [22]}, justification=LONG_JUSTIFICATION)
@@ -111,7 +111,7 @@ def test_a_long_justification_and_a_vms_tables_do_not_widen_the_page(portal, ent
 def test_on_a_phone_long_vm_and_user_names_do_not_widen_the_dashboard_a_request_or_my_access(
         portal, entra_page, requester):
     """A 48-character VM name in My open access, a long user principal name on the request's page, and My access's
-    roles table (scopes, mapping descriptions) stay within a phone's width, tables scrolling within their boxes."""
+    roles table (scopes, mapping descriptions) stay within a phone's width, tables shown as cards."""
     from policies.access.models import AccessRequestVm
 
     request = ask(requester, {"web-02": [22]})
@@ -130,7 +130,7 @@ def test_on_a_phone_long_vm_and_user_names_do_not_widen_the_dashboard_a_request_
 
 def test_on_a_phone_the_subscriptions_and_access_rules_settings_do_not_scroll_sideways(portal, entra_page, prod):
     """The Settings lists of a security admin (subscriptions with their ids and sync, access rules with their scope
-    and nine columns) scroll within their boxes on a phone; the page itself stayed 600-900 px wide."""
+    and nine columns) are cards on a phone; the page itself was once 600-900 px wide."""
     from tests.policies.access.factories import rule
 
     rule(IN_SCOPE, "deny", name="Never open RDP to the internet", ports=[3389], source_prefixes=["*"])
