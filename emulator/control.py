@@ -7,6 +7,7 @@ from emulator.faults import Fault
 from emulator.jit.engine import expire_due, forget_requests
 from emulator.jit.rules import nat_rules
 from emulator.scenarios import add_event, apply_scenario
+from emulator.state import DEFAULT_PAGE_SIZE
 from emulator.store import ResourceId
 from emulator.timeutil import iso
 from emulator.topology import VM, guards_of
@@ -102,6 +103,8 @@ def create_control_blueprint() -> Blueprint:
 
     @bp.post("/scenario")
     def scenario():
+        """Reset the cloud to a scenario (``name`` or ``scenario``); with ``"fresh": true`` also clear the faults and
+        the call log and set the default page size, in one call (a test's fresh emulator)."""
         body = request.get_json(force=True, silent=True) or {}
         source = body.get("scenario") or body.get("name") or "demo"
         options = {k: int(body[k]) for k in ("large_vms", "large_events") if k in body}
@@ -109,8 +112,13 @@ def create_control_blueprint() -> Blueprint:
         try:
             with state.lock:
                 name = apply_scenario(state, source, **options)
+                if body.get("fresh") is True:
+                    state.faults.clear()
+                    state.page_size = DEFAULT_PAGE_SIZE
         except (KeyError, ValueError, TypeError, OSError) as exc:
             return _error(400, f"invalid scenario: {exc!r}")
+        if body.get("fresh") is True:
+            state.clear_calls()
         return {"scenario": name}
 
     @bp.post("/jit-requests/forget")

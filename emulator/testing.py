@@ -154,6 +154,10 @@ class RunningEmulator:
         body = {"policy": policy_id, "containing": containing}
         return self.control("POST", "jit-requests/forget", json=body).json()["forgotten"]
 
+    def reset(self, scenario: str | dict = "demo") -> str:
+        """The scenario loaded afresh, with no faults, an empty call log and the default page size (one call)."""
+        return self.load_scenario(scenario, fresh=True)
+
     def load_scenario(self, scenario: str | dict = "demo", **options) -> str:
         body = {"scenario": scenario, **options} if isinstance(scenario, dict) else {"name": scenario, **options}
         return self.control("POST", "scenario", json=body).json()["scenario"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import uuid
 from datetime import timedelta
@@ -34,9 +35,12 @@ class _Allocator:
 def _vnet_spec(spec: dict, number: int) -> dict:
     space = spec.get("address_space") or f"10.{number % 250}.0.0/16"
     net = ipaddress.ip_network(space, strict=False)
-    blocks = list(net.subnets(new_prefix=24)) if net.prefixlen <= 24 else [net]
+    wanted = spec.get("subnets") or [{"name": "default"}]
+    # Only the /24 blocks the subnets take (a /16 has 256: listing them all was most of a demo reset's time).
+    count = 2 ** (24 - net.prefixlen) if net.prefixlen <= 24 else 1
+    blocks = list(itertools.islice(net.subnets(new_prefix=24), min(count, len(wanted)))) if count > 1 else [net]
     subnets = []
-    for i, subnet in enumerate(spec.get("subnets") or [{"name": "default"}]):
+    for i, subnet in enumerate(wanted):
         subnets.append({"name": subnet["name"], "prefix": subnet.get("prefix") or str(blocks[i % len(blocks)]),
                         "nsg": subnet.get("nsg")})
     return {**spec, "address_space": space, "subnets": subnets}

@@ -199,3 +199,20 @@ def test_pricings_show_plan_2_on_production_only(arm):
     dev = arm.security(DEV_SUBSCRIPTION).pricings.get(f"subscriptions/{DEV_SUBSCRIPTION}", "VirtualMachines")
     assert (prod.pricing_tier, prod.sub_plan) == ("Standard", "P2")
     assert dev.pricing_tier == "Free"
+
+
+def test_a_fresh_reset_clears_faults_the_call_log_and_the_page_size_in_one_call(fresh_emulator, arm):
+    fresh_emulator.add_fault("/subscriptions/", "500", count=5)
+    fresh_emulator.set_page_size(2)
+    assert arm.call("GET", VMS, api_version="2026-04-01").status_code == 500
+    assert fresh_emulator.calls()
+
+    fresh_emulator.load_scenario("demo")  # without fresh: the test's faults and page size stay
+    assert len(fresh_emulator.control("GET", "faults").json()["value"]) == 1
+    assert arm.call("GET", VMS, api_version="2026-04-01").status_code == 500
+
+    assert fresh_emulator.reset("demo") == "demo"
+    assert fresh_emulator.calls() == []
+    answer = arm.call("GET", VMS, api_version="2026-04-01")
+    assert answer.status_code == 200 and "nextLink" not in answer.json()  # the default page holds every VM
+    assert fresh_emulator.control("GET", "faults").json()["value"] == []

@@ -138,6 +138,9 @@ def demo(live_server, entra_settings, fresh_emulator, persona_mappings) -> Itera
     gateways.reset()  # request_open builds the gateways for this test's emulator
     subscription = policies.register(fresh_emulator, policies.PROD, "Contoso Production")
     policies.sync(subscription)
+    # The demo's Activity Log reaches back 200 hours: ten days of windows read all of it, not 90 (tests/audit read
+    # the backfill itself).
+    entra_settings.AUDIT_BACKFILL_DAYS = 10
     assert ingest_subscription(policies.PROD, gateway_for_subscription(subscription)).complete
     alice = make_persona("requester")
     manual = rule(f"{IN_SCOPE}/resourceGroups/rg-web-prod", AccessRule.Effect.MANUAL, approvals_required=1,

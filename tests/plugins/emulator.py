@@ -5,7 +5,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from emulator.state import DEFAULT_PAGE_SIZE
 from emulator.testing import RunningEmulator, run_emulator
 
 
@@ -19,10 +18,7 @@ def emulator(tmp_path_factory) -> Iterator[RunningEmulator]:
 @pytest.fixture
 def fresh_emulator(emulator: RunningEmulator) -> RunningEmulator:
     """The session emulator reset to the demo scenario, with no faults, no call log and the default page size."""
-    emulator.load_scenario("demo")
-    emulator.clear_faults()
-    emulator.clear_calls()
-    emulator.set_page_size(DEFAULT_PAGE_SIZE)
+    emulator.reset("demo")
     # Its control requests so far: while no other is sent, it is the demo as reset (``register_and_sync``).
     emulator.fresh_demo_changes = emulator.changes
     return emulator
