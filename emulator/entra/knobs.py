@@ -66,7 +66,8 @@ def register_knob_routes(bp: Blueprint) -> None:
     def user_knob(oid: str):
         """A user's app roles and groups (``{"app_roles": [...], "groups": [...]}``, each a list of strings), and
         whether they are assigned to the app (``{"assigned": false}``: their sign-in is refused with
-        ``access_denied`` and AADSTS50105, as for an app that requires assignment; ``true`` restores it). PUT
+        ``access_denied`` and AADSTS50105, as for an app that requires assignment, and a code issued before or a refresh
+        token is refused with ``invalid_grant`` and AADSTS50105; ``true`` restores it). PUT
         changes only the fields it sends; a field of the wrong type is a 400 that changes nothing."""
         body = request.get_json(silent=True) if request.method == "PUT" and request.data else {}
         if not isinstance(body, dict):

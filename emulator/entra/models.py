@@ -11,8 +11,8 @@ class EntraUser:
     display_name: str
     app_roles: list[str] = field(default_factory=list)  # app role VALUES assigned on the portal app
     groups: list[str] = field(default_factory=list)  # group object ids
-    # Assigned to the portal app; an unassigned user is refused at sign-in (AADSTS50105), as Entra ID refuses them
-    # when the app requires assignment.
+    # Assigned to the portal app; an unassigned user is refused at sign-in and gets no tokens for a code or a refresh
+    # token (AADSTS50105), as Entra ID refuses them when the app requires assignment.
     assigned: bool = True
 
 

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, make_response, redirect, request
 
 from emulator.entra import issuance, pages, tokens
 from emulator.entra.errors import EntraError, with_trace
-from emulator.entra.models import EntraApp, EntraTenant
+from emulator.entra.models import EntraApp, EntraTenant, EntraUser
 from emulator.entra.runtime import (
     CODE_LIFETIME,
     MULTI_TENANT,
@@ -99,6 +99,22 @@ def spoiled_jwks(keys: list[dict], mode: str) -> Response:
         elif mode == "modulus_not_base64url":
             key["n"] = "A"  # one character is no base64url of anything
     return jsonify({"keys": keys})
+
+
+def not_assigned(app: EntraApp, user: EntraUser) -> str:
+    """Entra ID's AADSTS50105 description: ``user`` is not assigned to ``app``, which requires assignment."""
+    return (f"AADSTS50105: Your administrator has configured the application {app.display_name} ('{app.client_id}') "
+            "to block users unless they are specifically granted ('assigned') access to the application. The signed "
+            f"in user '{user.username}' is blocked because they are not a direct member of a group with access, nor "
+            "had access directly assigned by an administrator. Please contact your administrator to assign access to "
+            "this application.")
+
+
+def _refuse_unassigned(app: EntraApp, user: EntraUser) -> None:
+    """A user taken off the app since the code or refresh token was issued gets no more tokens: ``invalid_grant``
+    with AADSTS50105, as Entra ID answers."""
+    if not user.assigned:
+        raise EntraError(400, "invalid_grant", 50105, not_assigned(app, user))
 
 
 def _redirect_with(uri: str, params: dict, response_mode: str = "query") -> Response:
@@ -194,13 +210,7 @@ def _authorize(tenant_key: str) -> Response:
             "account must be added to the directory."), 400)
     tenant, user = found
     if not user.assigned:  # refused after they signed in, as Entra ID does for an app that requires assignment
-        app = next(a for t, a in registered if t is tenant)
-        return fail("access_denied", with_trace(
-            f"AADSTS50105: Your administrator has configured the application {app.display_name} ('{app.client_id}') "
-            "to block users unless they are specifically granted ('assigned') access to the application. The signed "
-            f"in user '{user.username}' is blocked because they are not a direct member of a group with access, nor "
-            "had access directly assigned by an administrator. Please contact your administrator to assign access to "
-            "this application."))
+        return fail("access_denied", with_trace(not_assigned(next(a for t, a in registered if t is tenant), user)))
     state = current_state()
     code = secrets.token_urlsafe(48)
     with state.lock:
@@ -243,6 +253,7 @@ def _redeem_code(tenants: list[EntraTenant]) -> dict:
     user = tenant.user(grant.user_oid)
     if user is None:
         raise EntraError(400, "invalid_grant", 50034, "AADSTS50034: The user account does not exist in the directory.")
+    _refuse_unassigned(app, user)
     spoil, runtime().next_id_token = runtime().next_id_token, None
     claims, runtime().next_id_token_claims = runtime().next_id_token_claims, None
     return issuance.user_token_response(base_url(), tenant, app, user, grant.scope, grant.nonce, spoil, claims)
@@ -261,11 +272,14 @@ def _redeem_refresh_token(tenants: list[EntraTenant]) -> dict:
     if grant.client_id != app.client_id:
         raise EntraError(400, "invalid_grant", 70000,
                          "AADSTS70000: The refresh token was issued to a different client.")
+    user = tenant.user(grant.user_oid)
+    if user is not None and grant.expires > state.now():
+        # Refused, not revoked: the token stands, and works again once the user is assigned again.
+        _refuse_unassigned(app, user)
     del grants[form["refresh_token"]]
     if grant.expires <= state.now():
         raise EntraError(400, "invalid_grant", 700082,
                          "AADSTS700082: The refresh token has expired due to inactivity.")
-    user = tenant.user(grant.user_oid)
     if user is None:
         raise EntraError(400, "invalid_grant", 50034, "AADSTS50034: The user account does not exist in the directory.")
     asked = form.get("scope", "").split()

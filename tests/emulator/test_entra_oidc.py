@@ -431,6 +431,51 @@ def test_a_refresh_token_is_only_for_its_client(idp):
     assert idp.token(grant_type="refresh_token", refresh_token=refresh, client_secret="nope").status_code == 401
 
 
+def assert_not_assigned(response) -> None:
+    """Entra ID's token endpoint refusing a user taken off the app: ``invalid_grant``, AADSTS50105 in its words
+    with the Trace ID, Correlation ID and Timestamp, and no token."""
+    body = assert_entra_error(response, 400, "invalid_grant", 50105)
+    assert re.fullmatch(
+        r"AADSTS50105: Your administrator has configured the application JIT Portal \('[0-9a-f-]+'\) to block users "
+        r"unless they are specifically granted \('assigned'\) access to the application\. The signed in user "
+        r"'alice@contoso\.example' is blocked because .* Please contact your administrator to assign access to this "
+        rf"application\. Trace ID: {UUID} Correlation ID: {UUID} Timestamp: \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\dZ",
+        body["error_description"]), body["error_description"]
+    assert not {"access_token", "id_token", "refresh_token"} & body.keys()
+
+
+def test_a_refresh_for_a_user_taken_off_the_app_is_refused_with_aadsts50105_until_assigned_again(idp):
+    refresh = idp.sign_in(ALICE)["refresh_token"]
+    oscar = idp.sign_in(OSCAR)["refresh_token"]
+    idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"assigned": False})
+    assert_not_assigned(idp.token(grant_type="refresh_token", refresh_token=refresh))
+    assert_not_assigned(idp.token(grant_type="refresh_token", refresh_token=refresh, scope="openid offline_access"))
+    assert idp.token(grant_type="refresh_token", refresh_token=oscar).status_code == 200  # only that user
+
+    # Refused, not revoked (Entra ID checks the assignment at each issuance): assigned again, the token works.
+    idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"assigned": True})
+    renewed = idp.token(grant_type="refresh_token", refresh_token=refresh)
+    assert renewed.status_code == 200, renewed.text
+    assert jwt.decode(renewed.json["id_token"], options={"verify_signature": False})["oid"] == ALICE
+
+
+def test_a_refresh_token_of_another_client_or_past_its_life_is_refused_for_that_first(idp):
+    """The assignment is checked once the token is known good: a wrong secret, an expired token, say so."""
+    refresh = idp.sign_in(ALICE)["refresh_token"]
+    idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"assigned": False})
+    assert idp.token(grant_type="refresh_token", refresh_token=refresh, client_secret="nope").status_code == 401
+    idp.state.advance(91 * 24 * 3600)
+    assert_entra_error(idp.token(grant_type="refresh_token", refresh_token=refresh), 400, "invalid_grant", 700082)
+
+
+def test_a_code_issued_before_the_user_was_taken_off_the_app_is_refused_with_aadsts50105(idp):
+    code = idp.choose(ALICE)["code"]
+    idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"assigned": False})
+    assert_not_assigned(idp.exchange(code))
+    idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"assigned": True})
+    assert_entra_error(idp.exchange(code), 400, "invalid_grant", 54005)  # one use, refused or not
+
+
 def test_the_user_knob_validates_and_reports_unknown_users(idp):
     assert idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"app_roles": "JIT.Reader"}).status_code == 400
     assert idp.client.put("/_emulator/entra/users/nobody", json={"app_roles": []}).status_code == 404
