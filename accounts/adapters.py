@@ -1,7 +1,9 @@
 """django-allauth adapters: no local sign-ups, Entra ID users found by tenant and object id, clear failures."""
 from __future__ import annotations
 
+import ast
 import functools
+import json
 import re
 import unicodedata
 
@@ -9,6 +11,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.providers.base.constants import AuthError
+from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
 from django.conf import settings
 from django.http import HttpRequest
@@ -46,6 +49,42 @@ USER_DECLINED = re.compile(r"\bAADSTS65004\b")
 DESCRIPTION_LIMIT = 1000
 
 
+# What allauth's OAuth2Error says when the token endpoint refuses the code: its prefix, then the body's bytes literal.
+TOKEN_ERROR_PREFIX = "Error retrieving access token: "
+# AADSTS codes with which Entra ID's token endpoint refuses a sign-in code for the organisation's reasons, not the
+# code's: the user is not assigned to the app (AADSTS50105, when taken off it after the code was issued), a
+# Conditional Access policy blocks them (AADSTS53003).
+ORGANISATION_REFUSALS = frozenset({50105, 53003})
+
+
+def token_error(exception: BaseException | None) -> dict | None:
+    """Entra ID's JSON error (``error``, ``error_description``, ``error_codes``) from the token endpoint's refusal of
+    the sign-in code, which allauth raises as ``OAuth2Error`` with the body in its message; ``None`` for anything
+    else."""
+    if not isinstance(exception, OAuth2Error) or not str(exception).startswith(TOKEN_ERROR_PREFIX):
+        return None
+    try:
+        body = ast.literal_eval(str(exception).removeprefix(TOKEN_ERROR_PREFIX))
+        error = json.loads(body) if isinstance(body, bytes) else None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return error if isinstance(error, dict) and isinstance(error.get("error"), str) else None
+
+
+def organisation_refused(error: dict | None) -> int | None:
+    """The AADSTS code with which the token endpoint's ``error`` refuses the user for the organisation's reasons
+    (``ORGANISATION_REFUSALS``), or ``None``."""
+    codes = (error or {}).get("error_codes")
+    if not isinstance(codes, list):
+        return None
+    return next((code for code in codes if type(code) is int and code in ORGANISATION_REFUSALS), None)
+
+
+def _organisation_refusal(description: str) -> str:
+    return (f"Your organisation's Entra ID refused to sign you in: {description.rstrip('.')}. Give this message to "
+            "your Entra ID administrator.")
+
+
 def user_cancelled(request: HttpRequest) -> bool:
     """Whether an ``access_denied`` answer says the user cancelled or declined (or says nothing more); otherwise the
     organisation's Entra ID refused them (AADSTS50105, not assigned to the app; a Conditional Access policy; ...).
@@ -70,15 +109,18 @@ def describe_failure(request: HttpRequest, error: str, exception: BaseException 
         if not (code or description):
             return "Entra ID did not sign you in, and did not say why."
         if code == "access_denied" and description:
-            return (f"Your organisation's Entra ID refused to sign you in: {description.rstrip('.')}. Give this "
-                    "message to your Entra ID administrator.")
+            return _organisation_refusal(description)
         return f"Entra ID did not sign you in: {' — '.join(part for part in (code, description) if part)}."
     if "code" not in request.GET:
         return ("Entra ID's answer carried neither a sign-in code nor an error, so nothing was signed in. "
                 "Try again.")
+    refused = token_error(exception)
+    description = _printable(str((refused or {}).get("error_description") or ""))[:DESCRIPTION_LIMIT]
+    if code := organisation_refused(refused):
+        return _organisation_refusal(description or f"AADSTS{code}")
     if exception is not None and "access token" in str(exception):
         return ("Entra ID refused to complete the sign-in (the one-time sign-in code was rejected, for example "
-                "because it was already used).")
+                "because it was already used)." + (f" Entra ID said: {description}" if description else ""))
     if error == AuthError.DENIED:
         return "Entra ID denied the sign-in."
     return "The sign-in did not complete."
@@ -136,5 +178,7 @@ class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
         if error == AuthError.CANCELLED and user_cancelled(request):
             raise ImmediateHttpResponse(render_sign_in_cancelled(request, next_url=next_url))
         reason = describe_failure(request, error, exception, extra_context or {})
-        status = 403 if error == AuthError.CANCELLED else 401  # access_denied by the organisation
+        # access_denied by the organisation, or its refusal of the sign-in code at the token endpoint
+        refused = error == AuthError.CANCELLED or organisation_refused(token_error(exception)) is not None
+        status = 403 if refused else 401
         raise ImmediateHttpResponse(render_sign_in_failed(request, reason, status=status, next_url=next_url))

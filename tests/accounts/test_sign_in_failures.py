@@ -1,4 +1,6 @@
 """A sign-in response the portal cannot use lands on a clear page, never a 500."""
+import html
+
 import pytest
 from django.urls import reverse
 
@@ -312,6 +314,48 @@ def test_user_cancelled_reads_the_whole_code_and_the_printable_text(rf, query, c
 
     request = rf.get("/accounts/oidc/entra/login/callback/", {"error": "access_denied", **query})
     assert user_cancelled(request) is cancelled
+
+
+def _token_refusal(body: bytes):
+    """The exception allauth raises when Entra ID's token endpoint refuses the sign-in code with ``body``."""
+    from allauth.socialaccount.providers.oauth2.client import OAuth2Error
+
+    return OAuth2Error(f"Error retrieving access token: {body}")
+
+
+@pytest.mark.parametrize(("body", "status", "reason"), [
+    (b'{"error":"invalid_grant","error_description":"AADSTS50105: Not assigned.\\r\\nTrace ID: 1","error_codes":'
+     b'[50105]}', 403, "Your organisation's Entra ID refused to sign you in: AADSTS50105: Not assigned. Trace ID: 1. "
+                       "Give this message to your Entra ID administrator."),
+    (b'{"error":"invalid_grant","error_description":"AADSTS53003: Access has been blocked by Conditional Access '
+     b'policies.","error_codes":[53003]}', 403, "Your organisation's Entra ID refused to sign you in: AADSTS53003:"),
+    (b'{"error":"invalid_grant","error_description":"AADSTS54005: OAuth2 Authorization code was already redeemed.",'
+     b'"error_codes":[54005]}', 401, "(the one-time sign-in code was rejected, for example because it was already "
+                                     "used). Entra ID said: AADSTS54005: OAuth2 Authorization code was already"),
+    (b'{"error":"invalid_grant","error_description":"AADSTS50105: says the text","error_codes":["50105"]}', 401,
+     "Entra ID said: AADSTS50105: says the text"),  # only the codes as Entra ID lists them (numbers) count
+    (b'{"error":"invalid_grant","error_codes":[70000,50105]}', 403,
+     "Your organisation's Entra ID refused to sign you in: AADSTS50105. Give this message"),  # the code, no words
+    (b"<html>Service unavailable</html>", 401, "because it was already used)."),
+    (b'["invalid_grant"]', 401, "because it was already used)."),
+], ids=["AADSTS50105", "AADSTS53003", "AADSTS54005", "code as text", "no description", "not JSON", "not an object"])
+def test_a_refused_sign_in_code_says_what_entra_id_said(rf, body, status, reason):
+    """Entra ID's token endpoint refusing the sign-in code: for the organisation's reasons (not assigned to the app,
+    Conditional Access) a 403 in its words, as its ``access_denied``; for others what it said after the portal's
+    reading; an answer that is no JSON error object reads as before."""
+    from allauth.core.exceptions import ImmediateHttpResponse
+    from django.contrib.auth.models import AnonymousUser
+
+    from accounts.adapters import EntraSocialAccountAdapter
+
+    request = rf.get(CALLBACK, {"state": "s", "code": "c"})
+    request.user = AnonymousUser()
+    with pytest.raises(ImmediateHttpResponse) as raised:
+        EntraSocialAccountAdapter(request).on_authentication_error(
+            request, None, error="unknown", exception=_token_refusal(body), extra_context={"state": {}})
+    page = raised.value.response
+    assert page.status_code == status
+    assert reason in html.unescape(page.content.decode())
 
 
 def test_try_again_never_leads_off_the_site(rf):
