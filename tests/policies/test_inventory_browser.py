@@ -5,6 +5,7 @@ thread, against the emulator, before the page answers.
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -336,6 +337,73 @@ def test_a_port_typed_in_a_new_row_is_named_and_the_rows_stay_narrow_on_a_phone(
     widths = page.locator("#port-rules tbody td:first-child").evaluate_all(
         "cells => cells.map(c => [c.getBoundingClientRect().width, c.querySelector('input').offsetWidth])")
     assert all(cell <= field + 24 for cell, field in widths), widths
+
+
+# Each field of the port rules and each Remove box, once scrolled into view: its name, its box (top and bottom in
+# the page) and its card's sides, and whether the element at its centre is the field itself (nothing covers it, so a
+# tap lands on it).
+FIELDS = """table => Array.from(table.querySelectorAll("tbody tr"), tr => Array.from(
+    tr.querySelectorAll("input:not([type=hidden]), select"), field => {
+        field.scrollIntoView({block: "center"});
+        const box = field.getBoundingClientRect(), card = tr.getBoundingClientRect();
+        const hit = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+        return {name: field.name, type: field.type, left: box.left, right: box.right, top: box.top + scrollY,
+                bottom: box.bottom + scrollY, cardLeft: card.left, cardRight: card.right, hit: hit === field};
+    }))"""
+
+
+def test_the_port_rules_are_cards_on_a_phone_whose_fields_fit_and_a_row_added_there_saves(portal, entra_page,
+                                                                                        fresh_emulator):
+    """At 390 px the port rules scrolled sideways in their box (fields 22em wide): each rule is now a card, each field
+    on a line of its own under its column's name, as wide as the card, a row added by "Add another port" too."""
+    from policies.models import VirtualMachine
+
+    page = entra_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in_with_entra(page, portal, "bob@contoso.example")
+    vm = VirtualMachine.objects.get(name="web-01")
+    page.goto(f"{portal}/inventory/vm/{vm.pk}/jit/")
+    rows = page.locator("#port-rules tbody tr")
+    expect(rows).to_have_count(2)  # port 22 and the empty row
+    page.click("#add-port")
+    expect(rows).to_have_count(3)
+    sideways = "el => el.scrollWidth - el.clientWidth"
+    assert page.locator("html").evaluate(sideways) <= 0
+    assert page.locator("#port-rules").evaluate("t => t.parentElement.scrollWidth - t.parentElement.clientWidth") <= 0
+    assert rows.evaluate_all("trs => trs.map(tr => getComputedStyle(tr).display)") == ["block"] * 3
+    names = rows.last.locator("td").evaluate_all(
+        "tds => tds.map(td => getComputedStyle(td, '::before').content)")
+    assert names == ['"Port"', '"Protocol"', '"Allowed source IPs"', '"Max request time"', '"Remove"'], names
+    cards = page.locator("#port-rules").evaluate(FIELDS)
+    assert [len(fields) for fields in cards] == [6, 5, 5]  # Remove boxes but for the new rows
+    for fields in cards:
+        for field in fields:
+            assert field["hit"], field  # in reach
+            assert field["cardLeft"] <= field["left"] and field["right"] <= field["cardRight"], field
+            if field["type"] != "checkbox":  # as wide as the card, less its padding (and the unit after a time)
+                share = 0.55 if field["name"].endswith(("-max_hours", "-max_minutes")) else 0.9
+                assert field["right"] - field["left"] >= share * (field["cardRight"] - field["cardLeft"]), field
+        for above, below in itertools.pairwise(fields):  # each on a line of its own
+            assert above["bottom"] <= below["top"], (above, below)
+    assert page.locator("html").evaluate(sideways) <= 0
+    # The added row saves: port 8080 for 2 hours.
+    added = rows.last
+    added.locator("input[name$='-number']").fill("8080")
+    added.locator("input[name$='-max_hours']").fill("2")
+    page.click("#save-jit")
+    expect(page.locator("#changes")).to_contain_text("Applied")
+    port = Azure(fresh_emulator).policy_ports(*WEB, vm_id("rg-web-prod", "web-01"))[8080]
+    assert port["max_request_access_duration"] == "PT2H"
+    # A desktop window keeps the table as it was: the sources field 22em wide, a port's hours and minutes on one line.
+    page.click("#edit-jit")
+    for width in (1280,):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.locator("#port-rules tbody td").first.evaluate("td => getComputedStyle(td).display") == \
+            "table-cell"
+        assert page.locator("#id_ports-0-sources").evaluate(
+            "i => i.offsetWidth / parseFloat(getComputedStyle(i).fontSize)") >= 21  # its 22em
+        hours, minutes = (page.locator(f"#id_ports-0-{name}").bounding_box() for name in ("max_hours", "max_minutes"))
+        assert hours["y"] == minutes["y"] and hours["x"] < minutes["x"], (width, hours, minutes)
 
 
 @pytest.mark.parametrize("width", [1280, 375])
