@@ -45,9 +45,11 @@ BLOCKING = {"serious", "critical"}
 INITIATE = "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action"
 AXE = Axe()
 RUN = "options => axe.run(document, options)"
-# The admin's links and buttons ease their colours in: a theme is measured once its transitions have ended.
+# The admin's links and buttons ease their colours in: a theme is measured once its transitions have ended. One
+# cancelled meanwhile (its element replaced by a poll's swap, its style changed again) has ended too: its ``finished``
+# rejects with an AbortError, which is not the page's fault.
 SETTLED = """() => Promise.all(document.getAnimations().filter(animation => animation instanceof CSSTransition)
-                                                  .map(transition => transition.finished))"""
+                                                  .map(transition => transition.finished.catch(() => null)))"""
 
 
 @dataclass(frozen=True)
@@ -294,3 +296,20 @@ def test_the_checker_holds_a_page_to_the_best_practices_beyond_wcag(live_server,
     audit.check("/unnamed/")
     assert {(rule, impact) for _label, _scheme, impact, rule, _targets in audit.blocking} >= {
         ("empty-table-header", "serious"), ("page-has-heading-one", "serious"), ("image-alt", "critical")}
+
+
+def test_a_theme_is_settled_when_a_transition_is_cancelled_meanwhile(live_server, page):
+    """The wait for a theme's transitions ends when one is cancelled (its element replaced, as a poll's swap does)
+    instead of failing with the AbortError its ``finished`` rejects with."""
+    def easing(route: Route) -> None:
+        route.fulfill(status=200, content_type="text/html", body=(
+            '<!doctype html><html lang="en"><head><title>t</title><style>a { transition: color 2s; } '
+            'a.on { color: red; }</style></head><body><main><h1>t</h1><a id="x" href="#">x</a></main></body></html>'))
+
+    page.route(f"{live_server.url}/easing/", easing)
+    page.goto(f"{live_server.url}/easing/")
+    page.evaluate("""() => { const link = document.getElementById("x"); getComputedStyle(link).color;
+                             link.classList.add("on"); setTimeout(() => link.remove(), 200); }""")
+    assert page.evaluate("() => document.getAnimations().length") == 1  # easing in when the wait starts
+    page.evaluate(SETTLED)
+    assert page.evaluate("() => document.getElementById('x')") is None
