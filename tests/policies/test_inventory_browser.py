@@ -315,14 +315,18 @@ def test_escape_closes_a_row_menu_and_gives_focus_back_to_its_button(portal, ent
     expect(summary).to_be_focused()
 
 
-def test_a_port_typed_in_a_new_row_is_named_and_the_rows_stay_narrow_on_a_phone(portal, entra_page):
+def open_web01_jit_settings(page, portal: str, viewport: dict) -> None:
+    """Bob (a policy admin), signed in at ``viewport``, on web-01's JIT settings."""
     from policies.models import VirtualMachine
 
-    page = entra_page
-    page.set_viewport_size({"width": 375, "height": 740})
+    page.set_viewport_size(viewport)
     sign_in_with_entra(page, portal, "bob@contoso.example")
-    vm = VirtualMachine.objects.get(name="web-01")
-    page.goto(f"{portal}/inventory/vm/{vm.pk}/jit/")
+    page.goto(f"{portal}/inventory/vm/{VirtualMachine.objects.get(name='web-01').pk}/jit/")
+
+
+def test_a_port_typed_in_a_new_row_is_named_and_the_rows_stay_narrow_on_a_phone(portal, entra_page):
+    page = entra_page
+    open_web01_jit_settings(page, portal, {"width": 375, "height": 740})
     numbers = page.locator("#port-rules input[name$='-number']")
     new = numbers.last
     expect(new).to_have_value("")
@@ -356,13 +360,8 @@ def test_the_port_rules_are_cards_on_a_phone_whose_fields_fit_and_a_row_added_th
                                                                                         fresh_emulator):
     """At 390 px the port rules scrolled sideways in their box (fields 22em wide): each rule is now a card, each field
     on a line of its own under its column's name, as wide as the card, a row added by "Add another port" too."""
-    from policies.models import VirtualMachine
-
     page = entra_page
-    page.set_viewport_size({"width": 390, "height": 844})
-    sign_in_with_entra(page, portal, "bob@contoso.example")
-    vm = VirtualMachine.objects.get(name="web-01")
-    page.goto(f"{portal}/inventory/vm/{vm.pk}/jit/")
+    open_web01_jit_settings(page, portal, {"width": 390, "height": 844})
     rows = page.locator("#port-rules tbody tr")
     expect(rows).to_have_count(2)  # port 22 and the empty row
     page.click("#add-port")
