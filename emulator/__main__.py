@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import ssl
 import sys
 import threading
 from pathlib import Path
 
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from emulator.app import create_app
 from emulator.certs import ensure_certs
@@ -31,6 +32,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class NoDelayHandler(WSGIRequestHandler):
+    """Werkzeug's handler with Nagle's algorithm off. Werkzeug sends in small writes (after TLS 1.3's session
+    tickets, the headers, then the body), and with Nagle each waited for the client's delayed ACK of the one
+    before: about 10 ms added to every call, which Azure does not add."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def make_emulator_server(host: str, port: int, app, context: ssl.SSLContext) -> BaseWSGIServer:
+    """The HTTPS server: one thread per connection, each connection without Nagle's delay."""
+    server = make_server(host, port, app, threaded=True, ssl_context=context, request_handler=NoDelayHandler)
+    server.daemon_threads = True
+    return server
+
+
 def _sweeper(state: EmulatorState, stop: threading.Event) -> None:
     while not stop.wait(SWEEP_SECONDS):
         with state.lock:
@@ -45,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         apply_scenario(state, args.scenario, large_vms=args.large_vms, large_events=args.large_events)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(certs.cert), str(certs.key))
-    server = make_server(args.host, args.port, create_app(state), threaded=True, ssl_context=context)
-    server.daemon_threads = True
+    server = make_emulator_server(args.host, args.port, create_app(state), context)
     stop = threading.Event()
     sweeper = threading.Thread(target=_sweeper, args=(state, stop), daemon=True)
     sweeper.start()

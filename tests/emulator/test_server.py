@@ -216,3 +216,32 @@ def test_a_fresh_reset_clears_faults_the_call_log_and_the_page_size_in_one_call(
     answer = arm.call("GET", VMS, api_version="2026-04-01")
     assert answer.status_code == 200 and "nextLink" not in answer.json()  # the default page holds every VM
     assert fresh_emulator.control("GET", "faults").json()["value"] == []
+
+
+def test_the_server_answers_without_nagles_delay(tmp_path):
+    """Each connection has TCP_NODELAY: with Nagle's algorithm, Werkzeug's small writes (session tickets, headers,
+    body) each waited for the client's delayed ACK, about 10 ms on every call."""
+    import socket
+    import ssl
+    import threading
+
+    from emulator.__main__ import make_emulator_server
+    from emulator.certs import ensure_certs
+
+    def app(environ, start_response):
+        connection = environ["werkzeug.socket"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)).encode()]
+
+    certs = ensure_certs(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(certs.cert), str(certs.key))
+    server = make_emulator_server("127.0.0.1", 0, app, context)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answer = requests.get(f"https://127.0.0.1:{server.server_port}/", verify=str(certs.ca), timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answer.status_code == 200
+    assert answer.text != "0"
