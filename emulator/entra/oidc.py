@@ -5,6 +5,8 @@ import hmac
 import json
 import secrets
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, jsonify, make_response, redirect, request
@@ -26,6 +28,7 @@ from emulator.entra.runtime import (
 )
 
 RESPONSE_MODES = ("query", "form_post")
+NO_USER_SIGNED_IN = "AADSTS50058: A silent sign-in request was sent but no user is signed in."
 DISCOVERY_SPOIL_MODES = ("no_jwks_uri", "jwks_uri_not_a_string", "jwks_uri_over_http", "not_an_object",
                          "not_json", "no_authorization_endpoint", "no_token_endpoint", "token_endpoint_over_http",
                          "no_issuer")
@@ -158,6 +161,72 @@ def _client(tenant: EntraTenant) -> EntraApp:
     return app
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """How an authorize request is answered: at its redirect URI, in its response mode, with its state."""
+
+    redirect_uri: str
+    response_mode: str
+    state: str | None
+
+    def error(self, error: str, description: str) -> Response:
+        return _redirect_with(self.redirect_uri, {"error": error, "error_description": description,
+                                                  "state": self.state}, self.response_mode)
+
+    def code(self, code: str) -> Response:
+        return _redirect_with(self.redirect_uri, {"code": code, "state": self.state,
+                                                  "session_state": str(uuid.uuid4())}, self.response_mode)
+
+
+def _malformed(params: Mapping[str, str], reply: _Reply) -> Response | None:
+    """The refusal of a request without response_type ``code``, the ``openid`` scope or an S256 PKCE challenge."""
+    if params.get("response_type") != "code":
+        return reply.error("unsupported_response_type",
+                           "AADSTS700054: response_type 'code' is the only one enabled for the application.")
+    if "openid" not in params.get("scope", "").split():
+        return reply.error("invalid_request", "AADSTS900144: The request body must contain the following "
+                                              "parameter: 'openid' in scope.")
+    if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
+        return reply.error("invalid_request", "AADSTS9002325: Proof Key for Code Exchange is required: send "
+                                              "code_challenge with code_challenge_method=S256.")
+    return None
+
+
+def _refuse_sign_in(registered: list[tuple[EntraTenant, EntraApp]], tenant: EntraTenant, user: EntraUser,
+                    reply: _Reply) -> Response:
+    """``access_denied`` with AADSTS50105: ``user`` is not assigned to the app (refused once they are known)."""
+    return reply.error("access_denied", with_trace(not_assigned(next(a for t, a in registered if t is tenant), user)))
+
+
+def _issue_code(tenant: EntraTenant, user: EntraUser, params: Mapping[str, str], reply: _Reply) -> Response:
+    """A one-use code for ``user`` of ``tenant``, sent back to the app: the end of an interactive or silent sign-in."""
+    state = current_state()
+    code = secrets.token_urlsafe(48)
+    with state.lock:
+        runtime().forget_expired(state.now())
+        runtime().codes[code] = AuthCode(
+            tenant_id=tenant.tenant_id, client_id=params["client_id"], redirect_uri=reply.redirect_uri,
+            user_oid=user.oid, scope=params.get("scope", ""), nonce=params.get("nonce") or None,
+            code_challenge=params["code_challenge"], expires=state.now() + CODE_LIFETIME)
+    return reply.code(code)
+
+
+def _interactive_sign_in(registered: list[tuple[EntraTenant, EntraApp]], params: Mapping[str, str],
+                         reply: _Reply) -> Response:
+    """The account picker's answer: cancel, or the chosen user's code."""
+    if request.form.get("cancel"):
+        return reply.error("access_denied", "AADSTS65004: User declined to consent to access the app.")
+    found = user_in([t for t, _a in registered], request.form.get("user_oid", ""))
+    if found is None:
+        return make_response(pages.error_page(
+            "AADSTS50034", "The user account does not exist in the directory. To sign into this application, the "
+            "account must be added to the directory."), 400)
+    tenant, user = found
+    if not user.assigned:
+        return _refuse_sign_in(registered, tenant, user, reply)
+    return _issue_code(tenant, user, params, reply)
+
+
 def _authorize(tenant_key: str) -> Response:
     try:
         tenants = tenants_of(tenant_key)
@@ -178,49 +247,17 @@ def _authorize(tenant_key: str) -> Response:
             f"URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request "
             "matches one added to your application in the Azure portal."), 400)
     response_mode = params.get("response_mode", "query")
-    if response_mode not in RESPONSE_MODES:
-        response_mode = "query"
-    state_param = params.get("state")
-
-    def fail(error: str, description: str) -> Response:
-        return _redirect_with(redirect_uri, {"error": error, "error_description": description,
-                                             "state": state_param}, response_mode)
-
-    if params.get("response_type") != "code":
-        return fail("unsupported_response_type",
-                    "AADSTS700054: response_type 'code' is the only one enabled for the application.")
-    if "openid" not in params.get("scope", "").split():
-        return fail("invalid_request", "AADSTS900144: The request body must contain the following parameter: "
-                                       "'openid' in scope.")
-    if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
-        return fail("invalid_request", "AADSTS9002325: Proof Key for Code Exchange is required: send code_challenge "
-                                       "with code_challenge_method=S256.")
+    reply = _Reply(redirect_uri, response_mode if response_mode in RESPONSE_MODES else "query", params.get("state"))
+    refused = _malformed(params, reply)
+    if refused is not None:
+        return refused
     if params.get("prompt") == "none":
-        return fail("login_required", "AADSTS50058: A silent sign-in request was sent but no user is signed in.")
+        return reply.error("login_required", NO_USER_SIGNED_IN)
     if request.method == "GET":
         groups = [(t, list(t.users)) for t, _a in registered]
         hidden = [(k, v) for k, v in params.items(multi=True) if k not in ("user_oid", "cancel")]
         return make_response(pages.sign_in_page(groups, app, hidden, params.get("login_hint", "")))
-    if request.form.get("cancel"):
-        return fail("access_denied", "AADSTS65004: User declined to consent to access the app.")
-    found = user_in([t for t, _a in registered], request.form.get("user_oid", ""))
-    if found is None:
-        return make_response(pages.error_page(
-            "AADSTS50034", "The user account does not exist in the directory. To sign into this application, the "
-            "account must be added to the directory."), 400)
-    tenant, user = found
-    if not user.assigned:  # refused after they signed in, as Entra ID does for an app that requires assignment
-        return fail("access_denied", with_trace(not_assigned(next(a for t, a in registered if t is tenant), user)))
-    state = current_state()
-    code = secrets.token_urlsafe(48)
-    with state.lock:
-        runtime().forget_expired(state.now())
-        runtime().codes[code] = AuthCode(
-            tenant_id=tenant.tenant_id, client_id=client_id, redirect_uri=redirect_uri, user_oid=user.oid,
-            scope=params.get("scope", ""), nonce=params.get("nonce") or None, code_challenge=params["code_challenge"],
-            expires=state.now() + CODE_LIFETIME)
-    return _redirect_with(redirect_uri, {"code": code, "state": state_param, "session_state": str(uuid.uuid4())},
-                          response_mode)
+    return _interactive_sign_in(registered, params, reply)
 
 
 def _redeem_code(tenants: list[EntraTenant]) -> dict:
