@@ -65,7 +65,7 @@ def register_knob_routes(bp: Blueprint) -> None:
     @bp.route("/_emulator/entra/users/<oid>", methods=["GET", "PUT"])
     def user_knob(oid: str):
         """A user's app roles and groups (``{"app_roles": [...], "groups": [...]}``, each a list of strings), and
-        whether they are assigned to the app (``{"assigned": false}``: their sign-in is refused with
+        whether they are assigned to the app (``{"assigned": false}``: their sign-in, silent too, is refused with
         ``access_denied`` and AADSTS50105, as for an app that requires assignment, and a code issued before or a refresh
         token is refused with ``invalid_grant`` and AADSTS50105; ``true`` restores it). PUT
         changes only the fields it sends; a field of the wrong type is a 400 that changes nothing."""

@@ -1,4 +1,5 @@
-"""The OpenID Connect / OAuth 2.0 endpoints: discovery, JWKS, authorize (code + PKCE), token, logout."""
+"""The OpenID Connect / OAuth 2.0 endpoints: discovery, JWKS, authorize (code + PKCE, silently with ``prompt=none``
+for the user of the SSO session cookie), token, logout."""
 from __future__ import annotations
 
 import hmac
@@ -11,7 +12,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, jsonify, make_response, redirect, request
 
-from emulator.entra import issuance, pages, tokens
+from emulator.entra import issuance, pages, sso, tokens
 from emulator.entra.errors import EntraError, with_trace
 from emulator.entra.models import EntraApp, EntraTenant, EntraUser
 from emulator.entra.runtime import (
@@ -29,6 +30,8 @@ from emulator.entra.runtime import (
 
 RESPONSE_MODES = ("query", "form_post")
 NO_USER_SIGNED_IN = "AADSTS50058: A silent sign-in request was sent but no user is signed in."
+NO_USER_MATCHES_HINT = ("AADSTS50058: A silent sign-in request was sent but none of the currently signed in user(s) "
+                        "match the requested login hint.")
 DISCOVERY_SPOIL_MODES = ("no_jwks_uri", "jwks_uri_not_a_string", "jwks_uri_over_http", "not_an_object",
                          "not_json", "no_authorization_endpoint", "no_token_endpoint", "token_endpoint_over_http",
                          "no_issuer")
@@ -213,7 +216,7 @@ def _issue_code(tenant: EntraTenant, user: EntraUser, params: Mapping[str, str],
 
 def _interactive_sign_in(registered: list[tuple[EntraTenant, EntraApp]], params: Mapping[str, str],
                          reply: _Reply) -> Response:
-    """The account picker's answer: cancel, or the chosen user's code."""
+    """The account picker's answer: cancel, or the chosen user's code and SSO session cookie."""
     if request.form.get("cancel"):
         return reply.error("access_denied", "AADSTS65004: User declined to consent to access the app.")
     found = user_in([t for t, _a in registered], request.form.get("user_oid", ""))
@@ -222,6 +225,21 @@ def _interactive_sign_in(registered: list[tuple[EntraTenant, EntraApp]], params:
             "AADSTS50034", "The user account does not exist in the directory. To sign into this application, the "
             "account must be added to the directory."), 400)
     tenant, user = found
+    if not user.assigned:
+        return _refuse_sign_in(registered, tenant, user, reply)
+    return sso.remember(_issue_code(tenant, user, params, reply), tenant, user)
+
+
+def _silent_sign_in(registered: list[tuple[EntraTenant, EntraApp]], params: Mapping[str, str],
+                    reply: _Reply) -> Response:
+    """``prompt=none``: a code for the user of the SSO session cookie, without the picker, or why there is none."""
+    found = sso.signed_in([t for t, _a in registered])
+    if found is None:
+        return reply.error("login_required", NO_USER_SIGNED_IN)
+    tenant, user = found
+    hint = params.get("login_hint")
+    if hint and hint.lower() != user.username.lower():
+        return reply.error("login_required", NO_USER_MATCHES_HINT)
     if not user.assigned:
         return _refuse_sign_in(registered, tenant, user, reply)
     return _issue_code(tenant, user, params, reply)
@@ -252,7 +270,7 @@ def _authorize(tenant_key: str) -> Response:
     if refused is not None:
         return refused
     if params.get("prompt") == "none":
-        return reply.error("login_required", NO_USER_SIGNED_IN)
+        return _silent_sign_in(registered, params, reply)
     if request.method == "GET":
         groups = [(t, list(t.users)) for t, _a in registered]
         hidden = [(k, v) for k, v in params.items(multi=True) if k not in ("user_oid", "cancel")]
@@ -350,8 +368,8 @@ def _logout(tenant_key: str) -> Response:
         return make_response(pages.error_page(f"AADSTS{err.code}", err.description), err.status)
     target = request.args.get("post_logout_redirect_uri", "")
     if target and any(redirect_uri_allowed(app, target) for tenant in tenants for app in tenant.apps):
-        return _redirect_with(target, {"state": request.args.get("state")})
-    return make_response(pages.signed_out_page())
+        return sso.forget(_redirect_with(target, {"state": request.args.get("state")}))
+    return sso.forget(make_response(pages.signed_out_page()))
 
 
 def register_oidc_routes(bp: Blueprint) -> None:

@@ -1,10 +1,12 @@
 """What the emulated Entra ID keeps between calls, and how a path's ``{tenant}`` segment is resolved.
 
-Authorization codes and refresh tokens live in ``current_app.extensions["entra"]`` (not in the saved state:
-they are short-lived, and a restarted Entra ID would not honour them either).
+Authorization codes, refresh tokens and the secret that signs SSO session cookies live in
+``current_app.extensions["entra"]`` (not in the saved state: they are short-lived, and a restarted Entra ID would
+not honour them either).
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -47,10 +49,12 @@ class RefreshGrant:
 
 @dataclass
 class EntraRuntime:
-    """Outstanding codes and refresh tokens, and the spoil knobs; one per Flask app, changed under ``state.lock``."""
+    """Outstanding codes and refresh tokens, the SSO cookies' HMAC secret, and the spoil knobs; one per Flask app,
+    changed under ``state.lock``."""
 
     codes: dict[str, AuthCode] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
+    sso_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))  # signs the SSO session cookies
     next_id_token: str | None = None  # how to spoil the next ID token of a code exchange (a test knob)
     # Claims to set (a null removes one) in the next ID token of a code exchange, signed as usual (a test knob).
     next_id_token_claims: dict | None = None
