@@ -17,7 +17,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from requests import RequestException
 
-from accounts import services
+from accounts import revalidation, services
 from accounts.backends import ENTRA_BACKEND
 from accounts.config import ENTRA_PROVIDER_ID
 from accounts.oidc import EntraProvider, SignInRefused, render_sign_in_cancelled, render_sign_in_failed
@@ -161,6 +161,13 @@ class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
         except services.SignInAccountDisabled as exc:
             raise ImmediateHttpResponse(render_sign_in_failed(
                 request, str(exc), status=403, next_url=sociallogin.state.get("next"))) from exc
+        for_user = revalidation.revalidating(sociallogin.state)
+        if for_user is not None and (for_user != user.pk or request.user.pk != user.pk):
+            # Entra ID signed in someone else than the user it was asked to re-validate (login_hint)
+            revalidation.end_session(request)
+            raise ImmediateHttpResponse(render_sign_in_failed(
+                request, "Entra ID answered for another account than yours: the portal session has ended. Sign in "
+                         "again.", status=403, next_url=sociallogin.state.get("next")))
         if sociallogin.is_existing:
             if sociallogin.user.pk != user.pk:
                 raise ImmediateHttpResponse(
@@ -174,7 +181,10 @@ class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def on_authentication_error(self, request: HttpRequest, provider, error=None, exception=None,
                                 extra_context=None) -> None:
-        next_url = ((extra_context or {}).get("state") or {}).get("next")
+        state = (extra_context or {}).get("state")
+        next_url = (state or {}).get("next")
+        if revalidation.revalidating(state) is not None:
+            return self._revalidation_failed(request, error, exception, extra_context or {}, next_url)
         if error == AuthError.CANCELLED and user_cancelled(request):
             raise ImmediateHttpResponse(render_sign_in_cancelled(request, next_url=next_url))
         reason = describe_failure(request, error, exception, extra_context or {})
@@ -182,3 +192,16 @@ class EntraSocialAccountAdapter(DefaultSocialAccountAdapter):
         refused = error == AuthError.CANCELLED or organisation_refused(token_error(exception)) is not None
         status = 403 if refused else 401
         raise ImmediateHttpResponse(render_sign_in_failed(request, reason, status=status, next_url=next_url))
+
+    def _revalidation_failed(self, request: HttpRequest, error, exception, extra_context: dict,
+                             next_url: str | None) -> None:
+        """A silent re-validation Entra ID did not complete ends the portal session: back to sign in when Entra ID
+        needs the user, else the failure page (the organisation's refusal: 403)."""
+        if request.GET.get("error") in revalidation.NEEDS_USER:
+            raise ImmediateHttpResponse(revalidation.needs_user(request, next_url))
+        reason = describe_failure(request, error, exception, extra_context)
+        refusal = request.GET.get("error_description", "") if request.GET.get("error") == "access_denied" else ""
+        refused = bool(refusal) or organisation_refused(token_error(exception)) is not None
+        revalidation.end_session(request, refused=(refusal or reason) if refused else "")
+        raise ImmediateHttpResponse(render_sign_in_failed(request, reason, status=403 if refused else 401,
+                                                          next_url=next_url))

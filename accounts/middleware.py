@@ -14,7 +14,10 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django_htmx.http import HttpResponseClientRefresh
+
+from accounts import revalidation
 
 REFRESHED_KEY = "_refreshed_at"
 
@@ -56,3 +59,19 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         if request.headers.get("HX-Request") == "true":
             return HttpResponseClientRefresh()
         return super().handle_no_permission(request, view_func)
+
+
+class RevalidationMiddleware:
+    """Send a page that is ``revalidation.due`` through Entra ID's silent sign-in first (public views and the
+    re-validation itself excepted)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Callable, view_args, view_kwargs) -> HttpResponse | None:
+        if not getattr(view_func, "login_required", True) or view_func is revalidation.revalidate:
+            return None
+        return redirect(revalidation.revalidate_url(request)) if revalidation.due(request) else None

@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.LoginRequiredMiddleware",
+    "accounts.middleware.RevalidationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "jitportal.middleware.MethodNotAllowedPageMiddleware",
@@ -198,6 +199,9 @@ BREAK_GLASS_LOCKOUT_SECONDS = env.int("BREAK_GLASS_LOCKOUT_SECONDS", default=15 
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 # An Entra session ends this long after its sign-in, however busy (roles come from that sign-in's claims).
 ENTRA_SIGN_IN_MAX_AGE = env.int("ENTRA_SIGN_IN_MAX_AGE", default=SESSION_COOKIE_AGE)
+# A signed-in Entra user's next page after this long goes through a silent sign-in (prompt=none): their latest
+# roles, or the session ends when Entra ID no longer signs them in (accounts.revalidation). 0: never.
+ENTRA_REVALIDATE_SECONDS = env.int("ENTRA_REVALIDATE_SECONDS", default=3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # Sliding expiry: a session is saved again (new expiry) at most once a minute, not on every request
 # (accounts.middleware.SessionRefreshMiddleware).

@@ -295,6 +295,7 @@ REFUSES_HEAD = {
     "openid_connect_login": "allauth takes any method but GET as the POST that starts a sign-in (a state kept in "
                             "the session, Entra ID's discovery document read, a redirect to Entra ID)",
     "openid_connect_callback": "it redeems the sign-in's one-time state and code: a HEAD would spend them",
+    "revalidate": "it starts a silent sign-in (a state kept in the session, Entra ID's discovery document read)",
 }
 
 

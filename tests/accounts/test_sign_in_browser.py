@@ -131,6 +131,30 @@ def test_an_app_role_removed_in_entra_is_gone_at_the_next_sign_in(page, portal, 
     assert response.status == 403
 
 
+def test_an_hour_on_the_next_page_goes_through_entra_id_silently_with_the_roles_entra_id_now_gives(
+        page, portal, fresh_emulator, entra_settings):
+    """Past ``ENTRA_REVALIDATE_SECONDS`` the next page opens after a silent sign-in (no account picker): with the
+    roles Entra ID now gives, so a role removed there is gone without signing out."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import SignInClaims
+
+    entra_settings.ENTRA_REVALIDATE_SECONDS = 3600
+    sign_in_with_entra(page, portal, "alice@contoso.example")
+    assert page.goto(f"{portal}/inventory/").status == 200
+    fresh_emulator.control("PUT", f"entra/users/{ALICE_OID}", json={"app_roles": [], "groups": []})
+    assert page.goto(f"{portal}/inventory/").status == 200  # within the hour: the sign-in's roles
+    SignInClaims.objects.update(signed_in_at=timezone.now() - timedelta(seconds=3700))
+    authorize = []
+    page.on("request", lambda request: authorize.append(request.url) if "/authorize" in request.url else None)
+    response = page.goto(f"{portal}/inventory/")
+    assert response.status == 403 and page.url == f"{portal}/inventory/"
+    assert len(authorize) == 1 and "prompt=none" in authorize[0]
+    assert SignInClaims.objects.get().app_roles == []
+
+
 def test_a_deleted_mapping_removes_access_at_the_next_request(page, portal):
     sign_in_with_entra(page, portal, "carol@contoso.example")
     assert page.goto(f"{portal}/audit/").status == 200
