@@ -54,9 +54,10 @@ def _credentials(request) -> tuple[str, str] | None:
 
 def _sign_in_recent_enough(user) -> bool:
     """Whether a token may act with the roles of ``user``'s latest Entra sign-in: one at most
-    ``API_TOKEN_SIGN_IN_MAX_DAYS`` old (a role taken away in Entra ID is gone at the next sign-in only). A user who
-    never signed in with Entra ID (a break-glass account) holds no role from it to check."""
-    if getattr(user, "sign_in_claims", None) is None:
+    ``API_TOKEN_SIGN_IN_MAX_DAYS`` old (a role taken away in Entra ID is gone at the next sign-in only); none for an
+    Entra ID user whose claims were dropped (taken off the app: ``accounts.revalidation``). A user who never signed
+    in with Entra ID (a break-glass account) holds no role from it to check."""
+    if not user.entra_tenant_id and getattr(user, "sign_in_claims", None) is None:
         return True
     return claims_fresh(user, max_age=timedelta(days=settings.API_TOKEN_SIGN_IN_MAX_DAYS))
 
@@ -87,6 +88,10 @@ class ApiTokenAuthentication(BaseAuthentication):
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("The token's user is deactivated.")
         if not _sign_in_recent_enough(token.user):
+            if getattr(token.user, "sign_in_claims", None) is None:
+                raise exceptions.AuthenticationFailed(
+                    "Entra ID refused your latest sign-in to the portal, so this token holds no roles: sign in again "
+                    "in the browser, then this token works again.")
             raise exceptions.AuthenticationFailed(
                 f"Your latest sign-in to the portal is more than {settings.API_TOKEN_SIGN_IN_MAX_DAYS} days old, too "
                 "old for its roles to stand: sign in again in the browser, then this token works again.")

@@ -119,10 +119,14 @@ def test_when_entra_id_needs_the_user_the_session_ends_and_sign_in_leads_back(br
 
 
 def test_a_user_taken_off_the_app_is_signed_out_everywhere_and_told_why(browser, fresh_emulator):
-    from accounts.models import SignInClaims
+    from accounts.models import SignInClaims, User
+    from api import services as api_services
+    from tests.api.conftest import ApiClient
 
     other = Browser(fresh_emulator)
     other.sign_in()  # a second session of the same user
+    token = ApiClient(api_services.token_create(actor=User.objects.get(entra_object_id=OID), name="ci").secret)
+    assert token.get("/api/v1/vms/").status_code == 200
     fresh_emulator.control("PUT", f"entra/users/{OID}", json={"assigned": False})
     age_sign_in(3700)
     response, _ = browser.open(reverse("my_access"))
@@ -134,6 +138,8 @@ def test_a_user_taken_off_the_app_is_signed_out_everywhere_and_told_why(browser,
     assert not SignInClaims.objects.exists()
     # the claims are gone: the other session ends too, without waiting for its own re-validation
     assert other.portal.get(reverse("my_access"), **PAGE).status_code == 302
+    refused = token.get("/api/v1/vms/")  # and their personal API token
+    assert refused.status_code == 401 and refused.json()["detail"].startswith("Entra ID refused your latest sign-in")
 
 
 def test_polls_and_api_calls_are_not_sent_through_entra_id(browser):
