@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
@@ -106,3 +107,13 @@ class InProcessIdp:
     def spoil_next_id_token(self, mode: str) -> None:
         response = self.post("/_emulator/entra/next-id-token", json={"mode": mode})
         assert response.status_code == 200, response.text
+
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# Entra ID's AADSTS50105 for Alice taken off the demo app, with the lines it adds (as a redirect carries them).
+ALICE_NOT_ASSIGNED = re.compile(
+    r"AADSTS50105: Your administrator has configured the application JIT Portal \('[0-9a-f-]+'\) to block users "
+    r"unless they are specifically granted \('assigned'\) access to the application\. The signed in user "
+    r"'alice@contoso\.example' is blocked because .* Please contact your administrator to assign access to this "
+    rf"application\.\r\nTrace ID: {UUID}\r\nCorrelation ID: {UUID}\r\n"
+    r"Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ")

@@ -12,9 +12,11 @@ from emulator.entra.keys import KEY_FILE
 from emulator.scenarios.identities import CONTOSO, FABRIKAM, PORTAL_CLIENT_ID, PORTAL_SECRET, WEB_REQUESTERS_GROUP
 from tests.emulator.entra_helpers import (
     ALICE,
+    ALICE_NOT_ASSIGNED,
     BASE,
     OSCAR,
     REDIRECT,
+    UUID,
     InProcessIdp,
     NonceMismatch,
     demo_tenants,
@@ -176,7 +178,6 @@ def test_cancel_redirects_with_access_denied_and_the_state(idp):
     assert query["state"] == "st-1"
 
 
-UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def test_a_user_not_assigned_to_the_app_is_refused_with_aadsts50105_until_assigned_again(idp):
@@ -189,12 +190,7 @@ def test_a_user_not_assigned_to_the_app_is_refused_with_aadsts50105_until_assign
     assert response.status_code == 302 and response.headers["Location"].startswith(REDIRECT)
     query = query_of(response.headers["Location"])
     assert query["error"] == "access_denied" and query["state"] == "st-1" and "code" not in query
-    assert re.fullmatch(
-        r"AADSTS50105: Your administrator has configured the application JIT Portal \('[0-9a-f-]+'\) to block users "
-        r"unless they are specifically granted \('assigned'\) access to the application\. The signed in user "
-        r"'alice@contoso\.example' is blocked because .* Please contact your administrator to assign access to this "
-        rf"application\.\r\nTrace ID: {UUID}\r\nCorrelation ID: {UUID}\r\n"
-        r"Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", query["error_description"])
+    assert ALICE_NOT_ASSIGNED.fullmatch(query["error_description"]), query["error_description"]
     assert idp.choose(OSCAR)["code"]  # only that user
 
     assert idp.client.put(f"/_emulator/entra/users/{ALICE}", json={"assigned": True}).json["assigned"] is True
