@@ -43,7 +43,9 @@ class Browser:
         """Open ``path`` as a browser navigates, following the portal's redirects and Entra ID's (silent) one;
         returns the last answer and the authorize URL it went through (or ``None``)."""
         response, authorize = self.portal.get(path, **PAGE), None
-        while response.status_code == 302:
+        for _hop in range(10):  # a loop of redirects fails the test rather than hang it
+            if response.status_code != 302:
+                return response, authorize
             location = response["Location"]
             if location.startswith("https://"):
                 authorize = location
@@ -51,7 +53,7 @@ class Browser:
                 assert answer.status_code == 302, answer.text[:300]
                 location = self._local(answer.headers["Location"])
             response = self.portal.get(location, **PAGE)
-        return response, authorize
+        raise AssertionError(f"{path}: still redirected after 10 hops, to {response['Location']}")
 
     @staticmethod
     def _local(url: str) -> str:
