@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.servers.basehttp import WSGIRequestHandler
 from playwright.sync_api import expect
 
+from tests.plugins.browser import NoDelayServer
 from tests.plugins.personas import sign_in_as_breakglass
 from tests.plugins.script_prefix import PREFIX
 
@@ -38,7 +39,7 @@ def under_prefix(application: WSGIHandler):
 @pytest.fixture
 def prefixed_server(fresh_settings) -> Iterator[str]:
     """The portal served at ``http://127.0.0.1:<port>/jit``, its handler made before any request as at start-up."""
-    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
+    server = NoDelayServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
     server.set_app(under_prefix(WSGIHandler()))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
