@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from allauth.socialaccount.providers.base.constants import AuthProcess
 from django.conf import settings
@@ -58,6 +58,12 @@ def due(request: HttpRequest) -> bool:
         return False
     claims = getattr(user, "sign_in_claims", None)
     return claims is not None and claims.signed_in_at < timezone.now() - timedelta(seconds=seconds)
+
+
+def next_check(claims) -> datetime | None:
+    """When the sign-in of ``claims`` is re-validated: at the first page after it (``None``: never)."""
+    seconds = settings.ENTRA_REVALIDATE_SECONDS
+    return claims.signed_in_at + timedelta(seconds=seconds) if seconds and claims is not None else None
 
 
 def revalidate_url(request: HttpRequest) -> str:

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from accounts import authz, selectors, services
+from accounts import authz, revalidation, selectors, services
 from accounts.access import authenticated_only, public, requires
 from accounts.authz import get_for_user_or_404
 from accounts.config import ENTRA_PROVIDER_ID
@@ -66,7 +66,8 @@ def my_access(request: HttpRequest) -> HttpResponse:
     access = selectors.my_access(request.user)
     contact = selectors.access_contact(request.user) if not (access.rows or access.is_superuser) else None
     return render(request, "accounts/my_access.html", {"title": "My access", "access": access,
-                                                        "access_contact": contact})
+                                                        "access_contact": contact,
+                                                        "next_check": revalidation.next_check(access.claims)})
 
 
 @requires(SETTINGS_WRITE)

@@ -185,3 +185,20 @@ def test_unreachable_entra_id_postpones_the_revalidation(browser, entra_settings
     response, authorize = browser.open(reverse("my_access"))
     assert response.status_code == 200 and authorize is None
     assert browser.portal.get(reverse("my_access"), **PAGE).status_code == 200  # not asked again at once
+
+
+def test_my_access_says_when_the_claims_are_read_again(browser, entra_settings):
+    from accounts.models import SignInClaims
+
+    age_sign_in(600)
+    page = browser.portal.get(reverse("my_access"), **PAGE).content.decode()
+    due_at = SignInClaims.objects.get().signed_in_at + timedelta(seconds=3600)
+    shown = re.search(r'id="next-check">([^<]*)<time datetime="([^"]+)"', page)
+    assert shown is not None, page[page.find("my-claims"):][:1500]
+    assert " ".join(shown.group(1).split()) == "at your first page after"
+    assert shown.group(2).startswith(due_at.strftime("%Y-%m-%dT%H:%M")), shown.group(2)
+    assert "Changes in Entra ID apply when the claims are read again; changes" in " ".join(page.split())
+    entra_settings.ENTRA_REVALIDATE_SECONDS = 0
+    page = browser.portal.get(reverse("my_access"), **PAGE).content.decode()
+    assert 'id="next-check"' not in page
+    assert "apply when the claims are read again, at your next sign-in;" in " ".join(page.split())
