@@ -326,7 +326,7 @@ def main() -> None:
         ["form submit -> open, median (ms)", median * 1000, f"broker {broker_url.split(':')[0]}"],
         ["form submit -> open, p95 (ms)", p95 * 1000, "-"],
         ["form POST answered (request stored, task sent), median (ms)", statistics.median(posts[2:]) * 1000, "-"],
-        ["portal's own time: median submit -> open minus median initiate (ms)", (median - sdk) * 1000, "<= 20"],
+        ["portal's own time: median submit -> open minus median initiate (ms)", (median - sdk) * 1000, "-"],
         *([f"  {step}, median (ms)", statistics.median(sample[n] for sample in steps) * 1000, "-"]
           for n, step in enumerate(STEPS)),
         ["submit -> the request page shows open (polling as a browser), median (ms)",
