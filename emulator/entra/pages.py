@@ -5,7 +5,8 @@ from flask import render_template_string
 
 from emulator.entra.models import EntraApp, EntraTenant, EntraUser
 
-STYLE = """<style>
+# An empty icon: the browser asks for no ``/favicon.ico``, which the emulator's ARM side would refuse (401).
+STYLE = """<link rel="icon" href="data:,"><style>
  body { font-family: system-ui, sans-serif; background: #f2f2f2; margin: 0; color: #1b1b1b; }
  main { max-width: 460px; margin: 60px auto; background: #fff; padding: 32px 40px; box-shadow: 0 2px 6px #0003; }
  h1 { font-size: 1.4rem; } p.app { color: #555; } h2 { font-size: 1rem; color: #555; margin-top: 1.2rem; }
@@ -56,7 +57,7 @@ SIGNED_OUT = """<!doctype html>
 <p>It's a good idea to close all browser windows.</p></main></body></html>"""
 
 FORM_POST = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Working...</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>Working...</title><link rel="icon" href="data:,"></head>
 <body onload="document.forms[0].submit()"><main>
 <form method="post" action="{{ action }}">
   {% for name, value in fields %}<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}

@@ -163,8 +163,14 @@ def test_a_deleted_mapping_removes_access_at_the_next_request(page, portal):
 
 
 def test_the_emulators_sign_in_page_is_where_the_user_is_picked(page, portal):
+    refused = []  # what the browser fetched on the way, the emulator page's icon too (reported only to the console)
+    page.on("console", lambda message: refused.append(f"{message.text} ({message.location['url']})")
+            if message.type == "error" else None)
     start_entra_sign_in(page, portal)
     assert "/oauth2/v2.0/authorize" in page.url
     assert "code_challenge=" in page.url and "nonce=" in page.url and "state=" in page.url
+    page.wait_for_load_state("networkidle")
     pick_entra_user(page, "frank@contoso.example")
     expect(page).to_have_url(f"{portal}/")
+    page.wait_for_load_state("networkidle")
+    assert refused == []
