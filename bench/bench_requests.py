@@ -29,7 +29,7 @@ TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
 SAMPLES = 25
 THROUGHPUT_REQUESTS = 60
 # Azure's ``initiate`` crosses the internet to Resource Manager, which checks the caller's role and hands the call to
-# Defender for Cloud, which writes the NSG: far slower than the emulator's few milliseconds on this machine. The
+# Defender for Cloud, which writes the NSG: far slower than the emulator's few milliseconds on the same machine. The
 # second measurement delays each emulator ``initiate`` by this much (its ``slow`` fault), a floor well under
 # Azure's, so the ratio shows what the portal adds to a call that takes Azure-like time.
 AZURE_LIKE_DELAY = 0.1
@@ -167,14 +167,13 @@ def _submit_to_open(client, vm_pk: int, direct: DirectInitiate, posts: list[floa
     from policies.access.models import AccessRequestPort
 
     times, references = [], []
-    for n in range(samples + 2):
-        i = first_address - 1 + n
+    for address in range(first_address, first_address + samples + 2):
         time.sleep(0.05)  # the previous sample's tail (its notifications) is done: neither meets it
         references.append(direct())
-        data = _form_data(client, vm_pk, f"203.0.113.{i + 1}")
+        data = _form_data(client, vm_pk, f"203.0.113.{address}")
         time.sleep(0.02)
         submitted, started = time.time(), time.perf_counter()
-        response = client.post("/requests/new/", data, FORM, REMOTE_ADDR=f"203.0.113.{i + 1}")
+        response = client.post("/requests/new/", data, FORM, REMOTE_ADDR=f"203.0.113.{address}")
         posts.append(time.perf_counter() - started)
         assert response.status_code == 302, response.content[:500]
         request_id = int(response["Location"].rstrip("/").split("/")[-1])
@@ -290,15 +289,15 @@ def main() -> None:
             client.force_login(requester)
             posts: list[float] = []
             steps: list[tuple] = []
-            portal, references = _submit_to_open(client, VirtualMachine.objects.get(name="web-02").pk, direct, posts,
-                                                 steps)
+            web_02 = VirtualMachine.objects.get(name="web-02").pk
+            portal, references = _submit_to_open(client, web_02, direct, posts, steps)
             emu.add_fault("/initiate$", "slow", method="POST", delay=AZURE_LIKE_DELAY)
-            slowed, slowed_references = _submit_to_open(client, VirtualMachine.objects.get(name="web-02").pk, direct,
-                                                        [], [], samples=AZURE_LIKE_SAMPLES, first_address=40)
+            slowed, slowed_references = _submit_to_open(client, web_02, direct, [], [], samples=AZURE_LIKE_SAMPLES,
+                                                        first_address=40)
             emu.clear_faults()
             direct.close()
             sdk = statistics.median(references)
-            on_page = _submit_to_page_open(client, VirtualMachine.objects.get(name="web-02").pk)
+            on_page = _submit_to_page_open(client, web_02)
             rate = _throughput(requester, ["web-02", "web-04", "jump-02"])
     except Exception:
         print((scratch / "worker.log").read_text()[-3000:], file=sys.stderr)
