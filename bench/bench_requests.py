@@ -2,9 +2,9 @@
 ``initiate`` measured in the same run (at the emulator's own speed, and with each ``initiate`` slowed to an
 Azure-like time), the portal's own time, and how many requests per second one worker sustains.
 
-Runs in a child process with a scratch SQLite database, the demo emulator, a private ``redis-server`` as the
-broker (the embedded filesystem broker when none is installed), one real Celery worker and the notifications
-worker at ``nice 10`` (as the Procfile runs it); all are removed afterwards.
+Runs in a child process with a scratch SQLite database (or the PostgreSQL one ``DATABASE_URL`` names), the demo
+emulator, a private ``redis-server`` as the broker (the embedded filesystem broker when none is installed), one real
+Celery worker and the notifications worker at ``nice 10`` (as the Procfile runs it); all are removed afterwards.
 """
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+import uuid
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.child import ROOT, run_child
+
 SUBSCRIPTION = "c0a1b2c3-0000-4000-8000-000000000001"
 TENANT = "8a0e7c31-4a8e-4d8b-9d2a-6f6a1b2c3d4e"
 SAMPLES = 25
@@ -37,16 +38,23 @@ AZURE_LIKE_SAMPLES = 15
 
 
 def run() -> list[tuple[str, float, str]]:
-    """Run the measurements in a child process and return the figures."""
-    with tempfile.TemporaryDirectory(prefix="bench-requests-") as scratch:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jitportal.settings.test",
-               "DATABASE_URL": f"sqlite:///{Path(scratch) / 'bench.sqlite3'}", "BENCH_SCRATCH": scratch}
-        result = subprocess.run([sys.executable, "-m", "bench.bench_requests"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, check=False, timeout=1800)
-    if result.returncode != 0:
-        raise RuntimeError(f"requests benchmark failed:\n{result.stdout}\n{result.stderr}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    return [(label, float(value), goal) for label, value, goal in figures]
+    """Run the measurements in a child process and return the figures: on a scratch SQLite database, or, when
+    ``DATABASE_URL`` names PostgreSQL (as deployed), on a scratch database made on that server and dropped after."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        return run_child("bench.bench_requests", "requests")
+    import psycopg
+    from psycopg import sql
+
+    name = f"jitportal_bench_requests_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as server:
+        server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        return run_child("bench.bench_requests", "requests",
+                         {"DATABASE_URL": urlsplit(url)._replace(path=f"/{name}").geturl()})
+    finally:
+        with psycopg.connect(url, autocommit=True) as server:
+            server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # --- child process ----------------------------------------------------------------------------------------------
@@ -206,7 +214,6 @@ def _submit_to_page_open(client, vm_pk: int, samples: int = 10) -> list[float]:
 
 
 def _throughput(requester, vm_names: list[str]) -> float:
-    import uuid
     from datetime import timedelta
 
     from policies.access import services
@@ -280,7 +287,7 @@ def main() -> None:
             policy_services.sync_run(run_id=run.pk)
             requester = _requester()
             direct = DirectInitiate(emu)
-            worker_env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+            worker_env = dict(os.environ)  # the same database and broker
             worker = _worker("bench-requests", worker_env, scratch / "worker.log")
             # As deployed (Procfile): e-mail and webhooks on their own worker, sharing the machine.
             notifier = _worker(settings.CELERY_NOTIFICATIONS_QUEUE, worker_env, scratch / "notifier.log", nice=10)
@@ -300,7 +307,8 @@ def main() -> None:
             on_page = _submit_to_page_open(client, web_02)
             rate = _throughput(requester, ["web-02", "web-04", "jump-02"])
     except Exception:
-        print((scratch / "worker.log").read_text()[-3000:], file=sys.stderr)
+        if (scratch / "worker.log").exists():
+            print((scratch / "worker.log").read_text()[-3000:], file=sys.stderr)
         raise
     finally:
         for process in (worker, notifier):
@@ -322,7 +330,7 @@ def main() -> None:
     p95 = statistics.quantiles(portal, n=20)[18]
     print(json.dumps([
         ["direct SDK initiate, median (ms)", sdk * 1000, "reference"],
-        ["form submit -> open, median (ms)", median * 1000, f"broker {broker_url.split(':')[0]}"],
+        ["form submit -> open, median (ms)", median * 1000, f"{connection.vendor}, broker {broker_url.split(':')[0]}"],
         ["form submit -> open, p95 (ms)", p95 * 1000, "-"],
         ["form POST answered (request stored, task sent), median (ms)", statistics.median(posts[2:]) * 1000, "-"],
         ["portal's own time: median submit -> open minus median initiate (ms)", (median - sdk) * 1000, "-"],

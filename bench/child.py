@@ -13,9 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_child(module: str, what: str, extra_env: dict[str, str] | None = None) -> list[tuple[str, float, str]]:
     """Run ``python -m <module>`` on a scratch SQLite database (or the PostgreSQL one ``DATABASE_URL`` names) and
-    return the figures its last line of output gives; ``what`` names the suite in the error if it fails."""
+    return the figures its last line of output gives; ``what`` names the suite in the error if it fails. The child
+    finds a scratch folder, removed afterwards, in ``BENCH_SCRATCH``."""
     with tempfile.TemporaryDirectory(prefix=f"{module.rsplit('.', 1)[-1].replace('_', '-')}-") as scratch:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jitportal.settings.test", **(extra_env or {})}
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "jitportal.settings.test", "BENCH_SCRATCH": scratch,
+               **(extra_env or {})}
         if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
             env["DATABASE_URL"] = f"sqlite:///{Path(scratch) / 'bench.sqlite3'}"
         result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=env,  # noqa: S603 - our interpreter
