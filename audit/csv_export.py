@@ -30,14 +30,22 @@ def resource_name(resource_id: str) -> str:
     return resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
 
 
-# (header, field[, how the shown value derives from it]) — the columns the search shows, then correlation and
-# event ids (``export_columns`` adds the subscription's name after its id, and the caller's after the caller).
+def vm_names(vm_ids: str) -> str:
+    """The names of the VMs ``vm_ids`` lists (space-separated ARM ids), as the search names them."""
+    return " ".join(resource_name(vm) for vm in vm_ids.split())
+
+
+# (header, field[, how the shown value derives from it]) — the columns the search shows, the VMs an event concerns
+# (a JIT call's resource is its policy, the page names the VMs), then correlation and event ids (``export_columns``
+# adds the subscription's name after its id, and the caller's after the caller).
 ACTIVITY_COLUMNS: tuple[tuple, ...] = (
     ("Time (UTC)", "occurred_at"),
     ("Subscription", "subscription_id"),
     ("Resource group", "resource_group"),
     ("Resource name", "resource_id", resource_name),
     ("Resource id", "resource_id"),
+    ("VMs", "vm_ids", vm_names),
+    ("VM ids", "vm_ids", lambda vm_ids: " ".join(vm_ids.split())),  # stored with a space at both ends
     ("Operation", "operation_name"),
     ("Status", "status"),
     ("Caller", "caller"),
@@ -95,7 +103,8 @@ class _Echo:
 
 def csv_lines(queryset: QuerySet, columns: Sequence[tuple], *, scope: AuditScope | None = None) -> Iterator[str]:
     """The header and one line per row, fetched in chunks as plain tuples (no model instances). With the viewer's
-    ``scope``, an Activity Log row's resource id names no VM outside it (``redaction.resource_shown``)."""
+    ``scope``, an Activity Log row's resource id names no VM outside it (``redaction.resource_shown``), and its VMs
+    are those inside it."""
     writer = csv.writer(_Echo())
     yield writer.writerow([column[0] for column in columns])
     fields = list(dict.fromkeys(column[1] for column in columns))
@@ -107,9 +116,12 @@ def csv_lines(queryset: QuerySet, columns: Sequence[tuple], *, scope: AuditScope
         chunk_size=CHUNK_SIZE
     )
     at = fields.index("resource_id") if redacted else -1
+    vms_at = fields.index("vm_ids") if redacted and "vm_ids" in fields[:-1] else -1
     for row in rows:
         if redacted:
             row = (*row[:at], resource_shown(row[at], row[-1], scope), *row[at + 1:])
+            if vms_at >= 0:
+                row = (*row[:vms_at], " ".join(scope.split(row[vms_at].split())[0]), *row[vms_at + 1:])
         yield writer.writerow([neutralize(derive(row[i]) if derive else row[i]) for i, derive in plan])
 
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from audit.csv_export import neutralize
 from audit.ingestion import store_events
 from audit.models import AuditEvent
-from tests.audit.factories import DEV, PROD, event, named_subscription, vm_id
+from tests.audit.factories import DEV, PROD, event, named_subscription, user_with_role, vm_id
 
 pytestmark = pytest.mark.django_db
 EXPORT = reverse("audit:export")
@@ -59,7 +59,8 @@ def test_the_export_has_a_header_the_shown_columns_and_the_ids(client, auditor):
     client.force_login(auditor)
     header, rows = download(client)
     assert header == ["Time (UTC)", "Subscription", "Subscription name", "Resource group", "Resource name",
-                      "Resource id", "Operation", "Status", "Caller", "Caller name", "Correlation id", "Event id"]
+                      "Resource id", "VMs", "VM ids", "Operation", "Status", "Caller", "Caller name", "Correlation id",
+                      "Event id"]
     assert len(rows) == 1
     row = rows[0]
     assert row["Caller"] == row["Caller name"] == "alice@contoso.example"
@@ -117,6 +118,26 @@ def test_the_export_starts_with_a_bom_and_non_ascii_names_round_trip(client, aud
     assert row["Resource name"] == "vm-ærø"
     _header, rows = download(client, source="portal")
     assert "Łukasz's VM for Zoë" in {r["Target"] for r in rows}
+
+
+def test_a_jit_calls_row_names_its_vms_not_only_the_policy(client, auditor):
+    """An initiate's resource is the JIT policy (``default``): the VMs it opened are in their own columns."""
+    web, app = vm_id(name="web-01"), vm_id(rg="rg-web-prod", name="app-07")
+    store_events([event(properties={"virtualMachines": f"{web},{app}", "ports": "22"})])
+    client.force_login(auditor)
+    _header, rows = download(client)
+    assert [(r["Resource name"], r["VMs"], r["VM ids"]) for r in rows] == [
+        ("default", "web-01 app-07", f"{web} {app}".lower())]
+
+
+def test_a_scoped_auditors_export_names_no_vm_outside_their_scope(client):
+    web, data = vm_id(name="web-01"), vm_id(rg="rg-data-prod", name="db-01")
+    store_events([event(properties={"virtualMachines": f"{web},{data}", "ports": "22"})])
+    client.force_login(user_with_role("vic@contoso.example", "auditor",
+                                      f"/subscriptions/{PROD}/resourceGroups/rg-web-prod"))
+    _header, rows = download(client)
+    assert [(r["VMs"], r["VM ids"]) for r in rows] == [("web-01", web.lower())]
+    assert not any("db-01" in cell for r in rows for cell in r.values())
 
 
 def test_the_export_contains_only_rows_in_the_auditors_scope(client, auditor):
