@@ -269,6 +269,10 @@ def request_extend(*, actor, original: AccessRequest, duration: timedelta, idemp
     if not selections:
         raise ValidationError("Only an open request can be extended. Its access has ended: ask for access again.",
                               code="not_open")
+    waiting = original.extensions.filter(state=PortState.PENDING).order_by("pk").first()
+    if waiting is not None:  # a second would wait beside it, for the same ports: the approvers would see both
+        raise ValidationError(f"Extension #{waiting.pk} of this request is still waiting for approval. Cancel it "
+                              "before asking for another.", code="extension_waiting")
     validation.validate_extension(duration, ports=validation.open_ports(vm_rows, now), now=now)
     reason = justification.strip() or f"Extension of request #{original.pk}: {original.justification}"
     request, created = request_create(

@@ -222,6 +222,35 @@ def test_cancelling_a_pending_extension_says_the_original_stays_open_until_its_o
     assert AccessRequest.objects.get(pk=original.pk).state == "open"
 
 
+def test_a_second_extension_waits_until_the_first_one_is_decided_or_cancelled(prod, alice, requester):
+    """One extension at a time waits for approvers; once it is cancelled, another may be asked for, and the
+    original's page lists both."""
+    from policies.access import services
+    from policies.access.forms import new_token
+    from tests.plugins.personas import IN_SCOPE
+    from tests.policies.access.factories import rule
+
+    original = ask(requester, {"web-02": [22]}, hours=2)
+    open_all(original)
+    original.refresh_from_db()
+    rule(IN_SCOPE, "manual")
+    first, _ = services.request_extend(actor=requester, original=original, duration=timedelta(hours=3),
+                                       idempotency_key="first-extension")
+    response = alice.post(reverse("policies:request_extend", args=[original.pk]),
+                          {"duration": 3 * 3600, "token": new_token()}, follow=True)
+    assert (f"Extension #{first.pk} of this request is still waiting for approval. Cancel it before asking for "
+            "another.") in strip_tags(response.content.decode())
+    assert list(original.extensions.values_list("pk", flat=True)) == [first.pk]
+
+    alice.post(reverse("policies:request_close", args=[first.pk]))
+    second, created = services.request_extend(actor=requester, original=original, duration=timedelta(hours=3),
+                                               idempotency_key="second-extension")
+    assert created and second.state == "pending"
+    page = strip_tags(alice.get(reverse("policies:request_detail", args=[original.pk])).content.decode())
+    assert f"extended by #{second.pk} (awaiting approval) · extended by #{first.pk} (closed)" in " ".join(
+        page.split())
+
+
 def test_a_replaced_request_says_so(prod, alice, requester, reader):
     mine = ask(requester, {"web-02": [22]})
     open_all(mine)
