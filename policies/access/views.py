@@ -207,6 +207,7 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
                 if response is not None:
                     return response
         context.update(form=form, defaults=defaults, my_ip=form.my_ip, windows=_connect_windows(vm),
+                       source_refused=_source_refused(vm, form.my_ip) if not form.is_bound else [],
                        open_now=_open_now([vm]), shown_fields=CONNECT_FIELDS, edit=EDIT,
                        full_form=reverse("policies:request_new"))
     return render(request, "policies/access/connect.html", context,
@@ -216,6 +217,20 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
 # The one field the Connect page shows, by the id of its box; an error at another (a port, the source, the time) is
 # listed as one the page cannot change, with a button sending what was typed to the full request form.
 CONNECT_FIELDS = {"justification": "connect-justification"}
+
+
+def _source_refused(vm: VirtualMachine, my_ip) -> list[str]:
+    """Why the policy of ``vm`` refuses my IP on its ports (nothing when it allows it on every one): the Connect page
+    says so before its one click is sent and refused."""
+    if my_ip is None:
+        return []
+    refused = []
+    for port in vm.ports:
+        try:
+            validation.validate_source(my_ip.prefix, validation.policy_port(vm.ports, port["number"]), vm.name)
+        except ValidationError as exc:
+            refused.extend(exc.messages)
+    return refused
 
 
 def _connect_windows(vm: VirtualMachine) -> list[tuple[int, str]]:

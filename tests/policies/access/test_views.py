@@ -364,6 +364,24 @@ def test_every_help_text_the_fields_point_to_exists(prod, alice):
     assert re.search(rf'id="{target}">Sent to Azure with your user name', page)
 
 
+def test_the_connect_page_says_before_the_click_when_the_policy_refuses_my_ip(prod, alice):
+    jump = vm("jump-02")
+    VirtualMachine.objects.filter(pk=jump.pk).update(ports=[
+        {"number": 22, "protocol": "*", "allowedSourceAddressPrefix": "198.51.100.0/24",
+         "maxRequestAccessDuration": "PT3H"},
+        {"number": 3389, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H"}])
+    page = alice.get(reverse("policies:connect", args=[jump.pk]), REMOTE_ADDR=MY_IP).content.decode()
+    warning = strip_tags(re.search(r'<div class="errornote" id="connect-source-refused">(.*?)</div>', page, re.S)
+                         .group(1))
+    assert "Requesting access here would be refused" in warning
+    assert (f"Source {MY_IP}/32 is not allowed for port 22 of jump-02 (allowed: 198.51.100.0/24)."
+            in " ".join(warning.split()))
+    assert "3389" not in warning
+
+    allowed = alice.get(reverse("policies:connect", args=[jump.pk]), REMOTE_ADDR="198.51.100.9").content.decode()
+    assert 'id="connect-source-refused"' not in allowed
+
+
 def test_the_connect_page_asks_each_port_for_its_own_maximum_time(prod, alice):
     jump = vm("jump-02")
     VirtualMachine.objects.filter(pk=jump.pk).update(ports=[
