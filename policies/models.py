@@ -96,6 +96,11 @@ class ConnectionType(models.TextChoices):
     NONE = "none", "None"
 
 
+def _arm_name(resource_id: str) -> str:
+    """The last segment of an ARM id: the resource's name."""
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
 class VirtualMachine(models.Model):
     """One VM of a registered subscription, as the last sync saw it, with its JIT state."""
 
@@ -164,6 +169,15 @@ class VirtualMachine(models.Model):
         """Whether access to the VM can be requested: JIT configured, on a subscription whose Defender for Servers
         Plan 2 the last sync did not read as off (Azure opens no port there). Where Connect is offered."""
         return self.jit_enabled and not self.subscription.defender_missing
+
+    @property
+    def nsgs_named(self) -> list[tuple[str, str]]:
+        """(name, ARM id) of each network security group the last sync found in front of the VM."""
+        return [(_arm_name(nsg), nsg) for nsg in self.nsg_ids or []]
+
+    @property
+    def firewall_name(self) -> str:
+        return _arm_name(self.firewall_id) if self.firewall_id else ""
 
     @property
     def policy_id(self) -> str:

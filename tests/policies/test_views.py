@@ -160,6 +160,18 @@ def test_a_resource_group_admin_sees_no_subscription_wide_sync_runs_or_locations
 
 
 @pytest.mark.django_db
+def test_the_vm_page_names_its_nsgs_and_firewall_with_their_ids_in_the_title(client, requester):
+    vm = make_vm(IN_RG)
+    network = f"/subscriptions/{vm.subscription_key}/resourcegroups/rg-net/providers/microsoft.network"
+    nsg, firewall = f"{network}/networksecuritygroups/nsg-web", f"{network}/azurefirewalls/fw-hub"
+    VirtualMachine.objects.filter(pk=vm.pk).update(nsg_ids=[nsg], firewall_id=firewall, firewall_public_ip="20.50.10.4")
+    client.force_login(requester)
+    detail = client.get(reverse("policies:vm_detail", kwargs={"pk": vm.pk})).content.decode()
+    assert f'<dd id="vm-nsgs"><code title="{nsg}">nsg-web</code><br></dd>' in detail
+    assert f'<dd id="vm-firewall"><code title="{firewall}">fw-hub</code> (public IP 20.50.10.4)</dd>' in detail
+
+
+@pytest.mark.django_db
 def test_a_requester_sees_no_edit_controls_and_is_refused_on_a_direct_post(client, requester):
     vm = make_vm(IN_RG)
     client.force_login(requester)
