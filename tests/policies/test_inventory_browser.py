@@ -109,8 +109,11 @@ def test_an_admin_enables_edits_and_trims_jit_and_a_requester_cannot(portal, ent
     # 4. Remove JIT from web-06: asked to confirm first; "No, keep it" leaves it alone.
     page.goto(f"{portal}/inventory/?tab=configured&q=web-06")
     page.get_by_role("link", name="web-06", exact=True).click()
+    background = "e => getComputedStyle(e).backgroundColor"
+    destructive = page.eval_on_selector("#remove-jit", background)
     page.click("#remove-jit")
     expect(page.locator("#confirm-question")).to_have_text("Remove just-in-time access from web-06?")
+    assert page.eval_on_selector("#confirm", background) == destructive  # it looks as the link that led here
     page.click("#cancel")
     expect(page.locator("#vm-state")).to_have_text("Configured")
     assert PolicyChange.objects.count() == 3
