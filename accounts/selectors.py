@@ -115,6 +115,11 @@ def _tenant_of(user) -> str:
     return tenant.lower()
 
 
+def no_role_contact(user) -> AccessContact | None:
+    """Whom ``user`` should ask for a role (``access_contact``) when they hold none; ``None`` when they hold one."""
+    return access_contact(user) if not user.is_superuser and not authz.grants_for(user) else None
+
+
 def access_contact(user) -> AccessContact:
     """Whom ``user`` should ask for a role: the configured contact, or the active users of the same Entra tenant
     (break-glass accounts left out) who may map roles for a whole subscription by the claims of their latest

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_safe
 from accounts import authz
 from accounts.access import authenticated_only, public, requires
 from accounts.roles import JIT_INITIATE, SETTINGS_WRITE
-from accounts.selectors import access_contact
+from accounts.selectors import no_role_contact
 from jitportal.lib.health import check_broker, check_database
 from notifications.selectors import events_waiting
 
@@ -28,7 +28,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     from policies.access import selectors as access
 
     open_ports = access.my_open_ports(request.user)
-    no_role = not request.user.is_superuser and not authz.grants_for(request.user)
     return render(request, "jitportal/dashboard.html", {
         "title": "Dashboard", "open_ports": open_ports, "open_poll_every": access.open_access_poll(open_ports),
         **_opened_in_azure(request.user),
@@ -36,7 +35,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "finished_counted_days": access.FINISHED_COUNTED_DAYS,
         "to_approve": access.approval_queue(request.user).count(),
         "may_request": authz.holds_anywhere(request.user, JIT_INITIATE),
-        "no_role": no_role, "access_contact": access_contact(request.user) if no_role else None})
+        "no_role_contact": no_role_contact(request.user)})
 
 
 @authenticated_only

@@ -19,6 +19,7 @@ from django_tables2 import RequestConfig
 from accounts import authz
 from accounts.access import authenticated_only, requires
 from accounts.roles import AUDIT_READ, JIT_INITIATE, JIT_POLICY_WRITE, REQUEST_APPROVE
+from accounts.selectors import no_role_contact
 from jitportal.lib.tables import seek_list_page, seek_page_size_choice
 from jitportal.lib.times import zoned_text
 from policies import select_across
@@ -420,4 +421,5 @@ def request_list(request: HttpRequest) -> HttpResponse:
         "title": "Requests", "table": table, "filter": filterset, "everyone": everyone, "page": page,
         "query": query, "cursor_error": cursor_error, "by_time": key == "created_at" and descending,
         "page_size": seek_page_size_choice(request, page, default=PER_PAGE),
-        "new_url": reverse("policies:request_new") if may_ask else None})
+        "new_url": reverse("policies:request_new") if may_ask else None,
+        "no_role_contact": no_role_contact(request.user)})

@@ -17,7 +17,7 @@ from accounts.selectors import ADMINS_NAMED, AccessContact, access_contact
 from tests.plugins.personas import IN_SCOPE, make_persona
 
 pytestmark = pytest.mark.django_db
-PAGES = [("dashboard", "no-role"), ("my_access", "no-access")]
+PAGES = [("dashboard", "no-role"), ("policies:requests", "no-role"), ("my_access", "no-access")]
 _numbers = itertools.count(1)
 
 

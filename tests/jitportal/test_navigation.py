@@ -55,11 +55,12 @@ def test_the_row_menu_offers_only_what_the_user_may_do(client, requester, audito
     assert 'id="new-request"' not in requests and "No requests in your scope yet." in requests  # everyone's
 
 
-def test_someone_without_a_role_is_told_why_the_portal_is_empty(client, outsider, requester):
+@pytest.mark.parametrize("page", ["dashboard", "policies:requests"])
+def test_someone_without_a_role_is_told_why_the_portal_is_empty(client, outsider, requester, page):
     client.force_login(outsider)
-    assert 'id="no-role"' in client.get(reverse("dashboard")).content.decode()
+    assert 'id="no-role"' in client.get(reverse(page)).content.decode()
     client.force_login(requester)
-    assert 'id="no-role"' not in client.get(reverse("dashboard")).content.decode()
+    assert 'id="no-role"' not in client.get(reverse(page)).content.decode()
 
 
 def test_dates_read_the_same_on_every_page(client, requester):
