@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from jitportal.lib.arm import resource_name
 from jitportal.lib.times import utc_iso
 
 from .callers import caller_label, portal_identities
@@ -23,11 +24,6 @@ CHUNK_SIZE = 2000
 # Excel reads a CSV file without a byte-order mark in the system's legacy code page, so "Zoë" would show as
 # "ZoÃ«"; with it, Excel (and Python's ``utf-8-sig``) reads UTF-8.
 BOM = "\ufeff"
-
-
-def resource_name(resource_id: str) -> str:
-    """The last segment of an ARM id (the VM, rule or policy name the search shows)."""
-    return resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
 
 
 def vm_names(vm_ids: str) -> str:

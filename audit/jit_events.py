@@ -18,6 +18,8 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from jitportal.lib.arm import resource_name
+
 INITIATE = "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action"
 POLICY_OPERATIONS = ("Microsoft.Security/locations/jitNetworkAccessPolicies/write",
                      "Microsoft.Security/locations/jitNetworkAccessPolicies/delete")
@@ -54,7 +56,7 @@ class JitSummary:
 
 def vm_name(vm: str) -> str:
     """A VM's name: the last segment of its ARM id (a name stays as it is)."""
-    return vm.rstrip("/").rsplit("/", 1)[-1] or vm
+    return resource_name(vm) or vm
 
 
 def utc_moment(value: object) -> datetime | None:

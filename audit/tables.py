@@ -10,11 +10,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from jitportal.lib.arm import resource_name
 from jitportal.lib.tables import StackedRows, TimeColumn
 from jitportal.lib.times import zoned_time
 
 from .callers import caller_label, portal_identities
-from .csv_export import resource_name
 from .filtersets import OPERATION_CHOICES
 from .jit_events import JitSummary, jit_summary
 from .models import ActivityLogEvent, AuditEvent

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from jitportal.lib.arm import resource_name
+
 
 class Subscription(models.Model):
     """An Azure subscription an admin registered, with how to reach it and what the last checks found."""
@@ -96,11 +98,6 @@ class ConnectionType(models.TextChoices):
     NONE = "none", "None"
 
 
-def _arm_name(resource_id: str) -> str:
-    """The last segment of an ARM id: the resource's name."""
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
-
-
 class VirtualMachine(models.Model):
     """One VM of a registered subscription, as the last sync saw it, with its JIT state."""
 
@@ -173,11 +170,11 @@ class VirtualMachine(models.Model):
     @property
     def nsgs_named(self) -> list[tuple[str, str]]:
         """(name, ARM id) of each network security group the last sync found in front of the VM."""
-        return [(_arm_name(nsg), nsg) for nsg in self.nsg_ids or []]
+        return [(resource_name(nsg), nsg) for nsg in self.nsg_ids or []]
 
     @property
     def firewall_name(self) -> str:
-        return _arm_name(self.firewall_id) if self.firewall_id else ""
+        return resource_name(self.firewall_id)
 
     @property
     def policy_id(self) -> str:
